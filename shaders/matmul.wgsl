@@ -1,0 +1,103 @@
+// Batched GEMM: C[z] = alpha * op(A[z]) · op(B[z]) + beta * C[z].
+//
+// 64x64 output tile per workgroup of 16x16 invocations, each computing a 4x4 block with a
+// stride of 16 (rows lid.y + 16i, cols lid.x + 16j) so that workgroup-memory reads are
+// broadcast (A) or consecutive (B) and global writes are coalesced. K is walked in slices of
+// 16 staged in workgroup memory. Loads are ordered so consecutive invocations read consecutive
+// addresses for either transpose. Out-of-range elements load as 0.
+//
+// Bindings: 0 params, 1 A (read), 2 B (read), 3 C (read_write).
+
+override TRANS_A: bool = false;
+override TRANS_B: bool = false;
+
+const BM: u32 = 64u;
+const BN: u32 = 64u;
+const BK: u32 = 16u;
+
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    batch0: u32,    // first batch entry of this dispatch (wid.z is relative to it)
+    stride_a: u32,  // elements between batch entries of A (0: shared)
+    stride_b: u32,
+    alpha: f32,
+    beta: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+
+var<workgroup> tile_a: array<f32, 1024>; // [BK][BM]
+var<workgroup> tile_b: array<f32, 1024>; // [BK][BN]
+
+@compute @workgroup_size(16, 16)
+fn matmul(@builtin(workgroup_id) wid: vec3<u32>,
+          @builtin(local_invocation_id) lid: vec3<u32>,
+          @builtin(local_invocation_index) li: u32) {
+    let z = p.batch0 + wid.z;
+    let row0 = wid.y * BM;
+    let col0 = wid.x * BN;
+    let a_off = z * p.stride_a;
+    let b_off = z * p.stride_b;
+    let c_off = z * p.m * p.n;
+
+    var acc: array<f32, 16>;
+    for (var i = 0u; i < 16u; i++) { acc[i] = 0.0; }
+
+    for (var k0 = 0u; k0 < p.k; k0 += BK) {
+        for (var l = 0u; l < 4u; l++) {
+            let e = li + l * 256u;
+            var r: u32;
+            var kk: u32;
+            if (TRANS_A) { kk = e / BM; r = e % BM; } else { r = e / BK; kk = e % BK; }
+            let gr = row0 + r;
+            let gk = k0 + kk;
+            var v = 0.0;
+            if (gr < p.m && gk < p.k) {
+                if (TRANS_A) { v = a[a_off + gk * p.m + gr]; } else { v = a[a_off + gr * p.k + gk]; }
+            }
+            tile_a[kk * BM + r] = v;
+
+            var cc: u32;
+            var kb: u32;
+            if (TRANS_B) { cc = e / BK; kb = e % BK; } else { kb = e / BN; cc = e % BN; }
+            let gc = col0 + cc;
+            let gkb = k0 + kb;
+            var w = 0.0;
+            if (gc < p.n && gkb < p.k) {
+                if (TRANS_B) { w = b[b_off + gc * p.k + gkb]; } else { w = b[b_off + gkb * p.n + gc]; }
+            }
+            tile_b[kb * BN + cc] = w;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < BK; kk++) {
+            var av: array<f32, 4>;
+            var bv: array<f32, 4>;
+            for (var i = 0u; i < 4u; i++) { av[i] = tile_a[kk * BM + lid.y + 16u * i]; }
+            for (var j = 0u; j < 4u; j++) { bv[j] = tile_b[kk * BN + lid.x + 16u * j]; }
+            for (var i = 0u; i < 4u; i++) {
+                for (var j = 0u; j < 4u; j++) {
+                    acc[i * 4u + j] = fma(av[i], bv[j], acc[i * 4u + j]);
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+
+    for (var i = 0u; i < 4u; i++) {
+        let r = row0 + lid.y + 16u * i;
+        if (r >= p.m) { continue; }
+        for (var j = 0u; j < 4u; j++) {
+            let col = col0 + lid.x + 16u * j;
+            if (col >= p.n) { continue; }
+            let idx = c_off + r * p.n + col;
+            var v = p.alpha * acc[i * 4u + j];
+            if (p.beta != 0.0) { v = v + p.beta * c[idx]; }
+            c[idx] = v;
+        }
+    }
+}

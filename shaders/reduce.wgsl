@@ -1,0 +1,112 @@
+// Row reductions over the last axis, and column sums, for any row length.
+//
+// `rows_partial`: one workgroup per (row, chunk of `chunk` columns); each invocation folds a
+// strided slice, then a tree in workgroup memory folds the 256 values. The host repeats the
+// pass on the [rows, nchunks] partials until one chunk is left, so a 360,000-column row takes
+// two passes and still fills the GPU when there are few rows. `scale` is applied by the last
+// pass only (mean = sum * 1/cols).
+// `rows_small`: one invocation per row, for short rows (a workgroup per row would idle).
+// `cols_partial`: one invocation per (column, chunk of rows), repeated on the partials.
+//
+// MODE 0 folds x; MODE 1 folds x * y (a row-wise dot product, used by softmax backward).
+// OP 0 sums, OP 1 takes the maximum.
+// Bindings: 0 params, 1 x (read), 2 y (read), 3 out (read_write).
+
+override OP: u32 = 0u;
+override MODE: u32 = 0u;
+const WG: u32 = 256u;
+
+struct Params {
+    rows: u32,
+    cols: u32,
+    chunk: u32,
+    nchunks: u32,
+    scale: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> y: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+var<workgroup> sh: array<f32, 256>;
+
+fn neg_inf() -> f32 { return bitcast<f32>(0xff800000u); }
+
+fn identity() -> f32 {
+    if (OP == 1u) { return neg_inf(); }
+    return 0.0;
+}
+
+fn fold(acc: f32, v: f32) -> f32 {
+    if (OP == 1u) { return max(acc, v); }
+    return acc + v;
+}
+
+fn load(i: u32) -> f32 {
+    if (MODE == 1u) { return x[i] * y[i]; }
+    return x[i];
+}
+
+fn finish(v: f32) -> f32 {
+    if (OP == 0u) { return v * p.scale; }
+    return v;
+}
+
+@compute @workgroup_size(WG)
+fn rows_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let g = wid.x + wid.y * nwg.x;
+    if (g >= p.rows * p.nchunks) { return; }
+    let row = g / p.nchunks;
+    let ch = g % p.nchunks;
+    let start = ch * p.chunk;
+    let end = min(p.cols, start + p.chunk);
+    var acc = identity();
+    for (var i = start + lid; i < end; i += WG) {
+        acc = fold(acc, load(row * p.cols + i));
+    }
+    sh[lid] = acc;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s / 2u) {
+        if (lid < s) { sh[lid] = fold(sh[lid], sh[lid + s]); }
+        workgroupBarrier();
+    }
+    if (lid == 0u) {
+        var v = sh[0];
+        if (p.nchunks == 1u) { v = finish(v); }
+        out[g] = v;
+    }
+}
+
+@compute @workgroup_size(WG)
+fn rows_small(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+    let row = (wid.x + wid.y * nwg.x) * WG + lid;
+    if (row >= p.rows) { return; }
+    var acc = identity();
+    for (var i = 0u; i < p.cols; i++) {
+        acc = fold(acc, load(row * p.cols + i));
+    }
+    out[row] = finish(acc);
+}
+
+// Sums columns: x is [rows, cols]; out is [nchunks, cols] (chunk = rows per invocation).
+@compute @workgroup_size(WG)
+fn cols_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let t = (wid.x + wid.y * nwg.x) * WG + lid;
+    if (t >= p.cols * p.nchunks) { return; }
+    let col = t % p.cols;
+    let ch = t / p.cols;
+    let start = ch * p.chunk;
+    let end = min(p.rows, start + p.chunk);
+    var acc = 0.0;
+    for (var r = start; r < end; r++) {
+        acc += x[r * p.cols + col];
+    }
+    out[t] = acc;
+}

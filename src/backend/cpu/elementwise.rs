@@ -1,0 +1,82 @@
+//! Element-wise ops on the CPU.
+
+use rayon::prelude::*;
+
+use super::{f32s, f32s_mut, tensor, CpuTensor, PAR_MIN};
+use crate::backend::{check, BinaryOp, OpResult, UnaryOp};
+
+/// Applies `f` to every element, in parallel for large inputs.
+fn map(x: &[f32], f: impl Fn(usize, f32) -> f32 + Sync) -> Vec<f32> {
+    if x.len() >= PAR_MIN {
+        x.par_iter().enumerate().map(|(i, &v)| f(i, v)).collect()
+    } else {
+        x.iter().enumerate().map(|(i, &v)| f(i, v)).collect()
+    }
+}
+
+pub fn apply_binary(op: BinaryOp, x: f32, y: f32) -> f32 {
+    match op {
+        BinaryOp::Add => x + y,
+        BinaryOp::Sub => x - y,
+        BinaryOp::Mul => x * y,
+        BinaryOp::Div => x / y,
+    }
+}
+
+pub fn apply_unary(op: UnaryOp, x: f32) -> f32 {
+    match op {
+        UnaryOp::Relu => x.max(0.0),
+        UnaryOp::Exp => x.exp(),
+        UnaryOp::Log => x.ln(),
+        UnaryOp::Neg => -x,
+        UnaryOp::Sqrt => x.sqrt(),
+        UnaryOp::Tanh => x.tanh(),
+        UnaryOp::Sigmoid => 1.0 / (1.0 + (-x).exp()),
+    }
+}
+
+pub fn binary(op: BinaryOp, a: &CpuTensor, b: &CpuTensor) -> OpResult<CpuTensor> {
+    check::broadcast("binary", a, b)?;
+    let (av, bv) = (f32s("binary", a)?, f32s("binary", b)?);
+    let nb = bv.len().max(1);
+    Ok(tensor(
+        a.shape().to_vec(),
+        map(av, |i, x| apply_binary(op, x, bv[i % nb])),
+    ))
+}
+
+pub fn unary(op: UnaryOp, a: &CpuTensor) -> OpResult<CpuTensor> {
+    let av = f32s("unary", a)?;
+    Ok(tensor(
+        a.shape().to_vec(),
+        map(av, |_, x| apply_unary(op, x)),
+    ))
+}
+
+pub fn affine(a: &CpuTensor, alpha: f32, beta: f32) -> OpResult<CpuTensor> {
+    let av = f32s("affine", a)?;
+    Ok(tensor(a.shape().to_vec(), map(av, |_, x| alpha * x + beta)))
+}
+
+pub fn axpy(acc: &mut CpuTensor, x: &CpuTensor, alpha: f32) -> OpResult<()> {
+    check::same_len("axpy", acc, x)?;
+    let xv = f32s("axpy", x)?;
+    let av = f32s_mut("axpy", acc)?;
+    if av.len() >= PAR_MIN {
+        av.par_iter_mut()
+            .zip(xv.par_iter())
+            .for_each(|(a, &x)| *a += alpha * x);
+    } else {
+        av.iter_mut().zip(xv).for_each(|(a, &x)| *a += alpha * x);
+    }
+    Ok(())
+}
+
+pub fn relu_backward(y: &CpuTensor, dy: &CpuTensor) -> OpResult<CpuTensor> {
+    check::same_len("relu_backward", y, dy)?;
+    let (yv, dv) = (f32s("relu_backward", y)?, f32s("relu_backward", dy)?);
+    Ok(tensor(
+        dy.shape().to_vec(),
+        map(dv, |i, d| if yv[i] > 0.0 { d } else { 0.0 }),
+    ))
+}

@@ -1,0 +1,47 @@
+//! Row and column reductions on the CPU, accumulating in f64.
+
+use rayon::prelude::*;
+
+use super::{f32s, tensor, CpuTensor, PAR_MIN};
+use crate::backend::{OpResult, ReduceOp};
+
+pub fn reduce_row(op: ReduceOp, row: &[f32]) -> f32 {
+    match op {
+        ReduceOp::Sum => row.iter().map(|&x| x as f64).sum::<f64>() as f32,
+        ReduceOp::Mean => {
+            (row.iter().map(|&x| x as f64).sum::<f64>() / row.len().max(1) as f64) as f32
+        }
+        ReduceOp::Max => row.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+    }
+}
+
+pub fn reduce_rows(op: ReduceOp, a: &CpuTensor) -> OpResult<CpuTensor> {
+    let av = f32s("reduce_rows", a)?;
+    let (rows, cols) = (a.rows(), a.cols());
+    let shape = a.shape()[..a.shape().len().saturating_sub(1)].to_vec();
+    let out: Vec<f32> = if cols == 0 {
+        vec![reduce_row(op, &[]); rows]
+    } else if av.len() >= PAR_MIN {
+        av.par_chunks(cols).map(|r| reduce_row(op, r)).collect()
+    } else {
+        av.chunks(cols).map(|r| reduce_row(op, r)).collect()
+    };
+    Ok(tensor(shape, out))
+}
+
+pub fn sum_cols(a: &CpuTensor) -> OpResult<CpuTensor> {
+    let av = f32s("sum_cols", a)?;
+    let cols = a.cols();
+    let mut acc = vec![0.0f64; cols];
+    if cols > 0 {
+        for row in av.chunks(cols) {
+            for (s, &x) in acc.iter_mut().zip(row) {
+                *s += x as f64;
+            }
+        }
+    }
+    Ok(tensor(
+        vec![cols],
+        acc.into_iter().map(|x| x as f32).collect(),
+    ))
+}

@@ -1,0 +1,135 @@
+//! Row-wise softmax, log-softmax, log-sum-exp and fused cross-entropy on the CPU.
+//! A row whose entries are all -inf (fully masked) gives softmax 0 and log-sum-exp -inf.
+
+use rayon::prelude::*;
+
+use super::{f32s, tensor, u32s, CpuStorage, CpuTensor, PAR_MIN};
+use crate::backend::{check, OpResult, Targets};
+
+/// `log Σ exp(x)` of one row: max subtracted, exp in f32 (each term ≤ 1), sum in f64.
+pub fn row_lse(row: &[f32]) -> f32 {
+    let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if m == f32::NEG_INFINITY {
+        return m;
+    }
+    let s: f64 = row.iter().map(|&x| (x - m).exp() as f64).sum();
+    m + s.ln() as f32
+}
+
+fn rows_map(a: &[f32], cols: usize, out: &mut [f32], f: impl Fn(usize, &[f32], &mut [f32]) + Sync) {
+    if cols == 0 {
+        return;
+    }
+    if a.len() >= PAR_MIN {
+        out.par_chunks_mut(cols)
+            .zip(a.par_chunks(cols))
+            .enumerate()
+            .for_each(|(r, (o, x))| f(r, x, o));
+    } else {
+        out.chunks_mut(cols)
+            .zip(a.chunks(cols))
+            .enumerate()
+            .for_each(|(r, (o, x))| f(r, x, o));
+    }
+}
+
+pub fn softmax_rows(a: &CpuTensor, log: bool) -> OpResult<CpuTensor> {
+    let av = f32s("softmax_rows", a)?;
+    let mut out = vec![0.0f32; av.len()];
+    rows_map(av, a.cols(), &mut out, |_, x, o| {
+        let lse = row_lse(x);
+        for (o, &v) in o.iter_mut().zip(x) {
+            *o = if lse == f32::NEG_INFINITY {
+                if log {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            } else if log {
+                v - lse
+            } else {
+                (v - lse).exp()
+            };
+        }
+    });
+    Ok(tensor(a.shape().to_vec(), out))
+}
+
+pub fn softmax_rows_backward(y: &CpuTensor, dy: &CpuTensor, log: bool) -> OpResult<CpuTensor> {
+    check::same_len("softmax_rows_backward", y, dy)?;
+    let (yv, dv) = (
+        f32s("softmax_rows_backward", y)?,
+        f32s("softmax_rows_backward", dy)?,
+    );
+    let cols = y.cols();
+    let mut out = vec![0.0f32; yv.len()];
+    rows_map(dv, cols, &mut out, |r, d, o| {
+        let yr = &yv[r * cols..(r + 1) * cols];
+        if log {
+            let s: f64 = d.iter().map(|&v| v as f64).sum();
+            for ((o, &g), &l) in o.iter_mut().zip(d).zip(yr) {
+                *o = g - l.exp() * s as f32;
+            }
+        } else {
+            let s: f64 = d.iter().zip(yr).map(|(&g, &p)| g as f64 * p as f64).sum();
+            for ((o, &g), &p) in o.iter_mut().zip(d).zip(yr) {
+                *o = p * (g - s as f32);
+            }
+        }
+    });
+    Ok(tensor(dy.shape().to_vec(), out))
+}
+
+pub fn logsumexp_rows(a: &CpuTensor) -> OpResult<CpuTensor> {
+    let av = f32s("logsumexp_rows", a)?;
+    let cols = a.cols();
+    let shape = a.shape()[..a.shape().len().saturating_sub(1)].to_vec();
+    let out: Vec<f32> = if cols == 0 {
+        vec![f32::NEG_INFINITY; a.rows()]
+    } else {
+        av.par_chunks(cols).map(row_lse).collect()
+    };
+    Ok(tensor(shape, out))
+}
+
+pub fn cross_entropy(
+    logits: &CpuTensor,
+    t: &Targets<CpuStorage>,
+) -> OpResult<(CpuTensor, CpuTensor)> {
+    check::cross_entropy(logits, t)?;
+    let z = f32s("cross_entropy", logits)?;
+    let row_ptr = u32s("cross_entropy", &t.row_ptr)?;
+    let tcols = u32s("cross_entropy", &t.cols)?;
+    let tw = f32s("cross_entropy", &t.weights)?;
+    let cols = logits.cols();
+    let mut grad = vec![0.0f32; z.len()];
+    let mut loss = vec![0.0f32; t.rows];
+    if cols > 0 {
+        grad.par_chunks_mut(cols)
+            .zip(loss.par_iter_mut())
+            .enumerate()
+            .for_each(|(r, (g, l))| {
+                let zr = &z[r * cols..(r + 1) * cols];
+                let span = row_ptr[r] as usize..row_ptr[r + 1] as usize;
+                let wsum: f64 = tw[span.clone()].iter().map(|&w| w as f64).sum();
+                if wsum == 0.0 && span.is_empty() {
+                    return;
+                }
+                let lse = row_lse(zr);
+                for (g, &v) in g.iter_mut().zip(zr) {
+                    *g = (wsum * ((v - lse) as f64).exp()) as f32;
+                }
+                let mut acc = 0.0f64;
+                for j in span {
+                    let c = tcols[j] as usize;
+                    g[c] -= tw[j];
+                    acc += tw[j] as f64 * (lse - zr[c]) as f64;
+                }
+                *l = acc as f32;
+            });
+    }
+    Ok((
+        tensor(vec![t.rows], loss),
+        tensor(logits.shape().to_vec(), grad),
+    ))
+}

@@ -1,0 +1,688 @@
+//! The wgpu device and everything kept for its lifetime: the pipeline cache, a buffer pool,
+//! one command encoder that batches many dispatches per submit, a uniform arena for kernel
+//! parameters, a reusable staging buffer for read-back, and optional timestamp queries.
+//!
+//! Ordering rule that shapes this file: `Queue::write_buffer` is executed at the start of the
+//! *next* submit, before every command recorded in the pending encoder. So (1) parameters live in
+//! an arena with one slot per dispatch, written once per submit; (2) a pooled buffer freed while
+//! commands are pending is only reused after that submit; (3) overwriting a live tensor from the
+//! host flushes the pending work first.
+
+use std::collections::HashMap;
+use std::num::NonZeroU64;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use super::adapter::{self, AdapterSummary};
+use super::pipeline::{Kernel, PipelineCache};
+use crate::error::GpuError;
+
+/// Bytes reserved per dispatch for its parameter block (a WGSL uniform struct).
+pub const PARAM_SLOT: u64 = 256;
+/// Dispatches recorded before the encoder is submitted even without a read-back.
+const MAX_BATCH: usize = 512;
+/// Pooled (idle) bytes kept at most; beyond this, freed buffers are destroyed.
+const POOL_CAP: u64 = 1 << 30;
+/// Timestamp queries per query set (two per compute pass).
+const TIMER_QUERIES: u32 = 1024;
+
+/// The storage limits the kernels need, checked against the adapter before requesting a device.
+const NEED_STORAGE_BUFFERS: u32 = 8;
+const NEED_INVOCATIONS: u32 = 256;
+const NEED_WORKGROUP_BYTES: u32 = 16384;
+
+/// A device buffer from the pool; returns itself to the pool when dropped.
+pub struct GpuBuffer {
+    buffer: Option<wgpu::Buffer>,
+    class: u64,
+    /// Bytes requested; bindings cover exactly these (rounded up to 4, at least 4).
+    bytes: u64,
+    released: Arc<Mutex<Vec<(u64, wgpu::Buffer)>>>,
+}
+
+impl GpuBuffer {
+    pub fn raw(&self) -> &wgpu::Buffer {
+        self.buffer.as_ref().expect("GpuBuffer used after release")
+    }
+
+    /// The binding of the requested range: a pooled buffer may be larger than asked for, and
+    /// its full size may exceed the device's binding limit.
+    fn binding(&self) -> wgpu::BindingResource<'_> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: self.raw(),
+            offset: 0,
+            size: NonZeroU64::new(self.bytes.max(4).next_multiple_of(4)),
+        })
+    }
+}
+
+impl std::fmt::Debug for GpuBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GpuBuffer({} bytes)", self.class)
+    }
+}
+
+impl Drop for GpuBuffer {
+    fn drop(&mut self) {
+        if let Some(b) = self.buffer.take() {
+            if let Ok(mut r) = self.released.lock() {
+                r.push((self.class, b));
+            }
+        }
+    }
+}
+
+/// Rounds a request up to a size class (≤ 12.5 % waste) so buffers can be reused.
+fn size_class(bytes: u64) -> u64 {
+    let n = bytes.max(256);
+    let grain = (n.next_power_of_two() / 8).max(256);
+    n.div_ceil(grain) * grain
+}
+
+struct Timer {
+    set: wgpu::QuerySet,
+    resolve: wgpu::Buffer,
+    readback: wgpu::Buffer,
+    next: u32,
+    total_ns: f64,
+    passes: u64,
+}
+
+/// Pool and dispatch counters, for tests and `bench`.
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct GpuStats {
+    pub buffers_created: u64,
+    pub buffers_reused: u64,
+    pub bytes_allocated: u64,
+    pub submits: u64,
+    pub dispatches: u64,
+    pub pipelines: usize,
+}
+
+struct State {
+    encoder: Option<wgpu::CommandEncoder>,
+    pending: usize,
+    params: Vec<u8>,
+    params_buf: wgpu::Buffer,
+    free: HashMap<u64, Vec<wgpu::Buffer>>,
+    deferred: Vec<(u64, wgpu::Buffer)>,
+    pooled_bytes: u64,
+    staging: Option<wgpu::Buffer>,
+    timer: Option<Timer>,
+    stats: GpuStats,
+}
+
+/// Owns the device. Shared (`Arc`) by every tensor op of a `GpuBackend`.
+pub struct GpuContext {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    pub adapter: AdapterSummary,
+    pub limits: wgpu::Limits,
+    pub features: wgpu::Features,
+    pipelines: PipelineCache,
+    released: Arc<Mutex<Vec<(u64, wgpu::Buffer)>>>,
+    state: Mutex<State>,
+    errors: Arc<Mutex<Vec<String>>>,
+    lost: Arc<Mutex<Option<String>>>,
+}
+
+impl GpuContext {
+    /// Selects an adapter (see [`adapter::choose`]) and opens a device on it.
+    pub fn new() -> Result<Self, GpuError> {
+        let backends = adapter::backends_from_env();
+        let instance = adapter::new_instance(backends);
+        let chosen = adapter::choose(adapter::enumerate(&instance, backends), backends)?;
+        Self::from_adapter(chosen)
+    }
+
+    /// Opens a device on a given adapter, requesting exactly the limits the kernels need.
+    pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Self, GpuError> {
+        let info = adapter.get_info();
+        let al = adapter.limits();
+        let fail = |what: &'static str, needed: u64, limit: u64| GpuError::Limit {
+            op: "device",
+            what,
+            needed,
+            limit,
+        };
+        if al.max_storage_buffers_per_shader_stage < NEED_STORAGE_BUFFERS {
+            return Err(fail(
+                "max_storage_buffers_per_shader_stage",
+                NEED_STORAGE_BUFFERS as u64,
+                al.max_storage_buffers_per_shader_stage as u64,
+            ));
+        }
+        if al.max_compute_invocations_per_workgroup < NEED_INVOCATIONS {
+            return Err(fail(
+                "max_compute_invocations_per_workgroup",
+                NEED_INVOCATIONS as u64,
+                al.max_compute_invocations_per_workgroup as u64,
+            ));
+        }
+        if al.max_compute_workgroup_storage_size < NEED_WORKGROUP_BYTES {
+            return Err(fail(
+                "max_compute_workgroup_storage_size",
+                NEED_WORKGROUP_BYTES as u64,
+                al.max_compute_workgroup_storage_size as u64,
+            ));
+        }
+        let mut limits = wgpu::Limits::downlevel_defaults();
+        limits.max_storage_buffers_per_shader_stage = NEED_STORAGE_BUFFERS;
+        limits.max_compute_invocations_per_workgroup = NEED_INVOCATIONS;
+        limits.max_compute_workgroup_size_x = al.max_compute_workgroup_size_x.min(256);
+        limits.max_compute_workgroup_size_y = al.max_compute_workgroup_size_y.min(256);
+        limits.max_compute_workgroup_storage_size =
+            al.max_compute_workgroup_storage_size.min(32768);
+        limits.max_compute_workgroups_per_dimension = al.max_compute_workgroups_per_dimension;
+        // Large tensors (catalogue-sized score blocks) need the adapter's full buffer sizes.
+        limits.max_buffer_size = al.max_buffer_size;
+        limits.max_storage_buffer_binding_size = al.max_storage_buffer_binding_size;
+        limits.min_uniform_buffer_offset_alignment = al.min_uniform_buffer_offset_alignment;
+        limits.min_storage_buffer_offset_alignment = al.min_storage_buffer_offset_alignment;
+        let features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("ainrnn"),
+            required_features: features,
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| GpuError::RequestDevice {
+            adapter: info.name.clone(),
+            reason: e.to_string(),
+        })?;
+
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut v) = sink.lock() {
+                v.push(e.to_string());
+            }
+        }));
+        let lost = Arc::new(Mutex::new(None));
+        let lost_sink = lost.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            if let Ok(mut l) = lost_sink.lock() {
+                *l = Some(format!("{reason:?}: {msg}"));
+            }
+        });
+
+        let params_buf = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("params arena"),
+            size: PARAM_SLOT * MAX_BATCH as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        Ok(GpuContext {
+            adapter: AdapterSummary::from_info(&info),
+            limits,
+            features,
+            pipelines: PipelineCache::default(),
+            released: Arc::new(Mutex::new(Vec::new())),
+            state: Mutex::new(State {
+                encoder: None,
+                pending: 0,
+                params: Vec::with_capacity((PARAM_SLOT as usize) * MAX_BATCH),
+                params_buf,
+                free: HashMap::new(),
+                deferred: Vec::new(),
+                pooled_bytes: 0,
+                staging: None,
+                timer: None,
+                stats: GpuStats::default(),
+            }),
+            device,
+            queue,
+            errors,
+            lost,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while recording leaves nothing half-done that later calls could trip on.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Moves buffers dropped by tensors into the pool: straight to the free lists when no work
+    /// is pending, else to the deferred list until the next submit.
+    fn drain_released(&self, st: &mut State) {
+        let mut rel = self.released.lock().unwrap_or_else(|p| p.into_inner());
+        for (class, buf) in rel.drain(..) {
+            if st.pending > 0 {
+                st.deferred.push((class, buf));
+            } else if st.pooled_bytes + class <= POOL_CAP {
+                st.pooled_bytes += class;
+                st.free.entry(class).or_default().push(buf);
+            } else {
+                st.stats.bytes_allocated -= class;
+                buf.destroy();
+            }
+        }
+    }
+
+    /// Reports device loss and errors raised since the last check.
+    pub fn check_errors(&self) -> Result<(), GpuError> {
+        if let Some(l) = self.lost.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Err(GpuError::DeviceLost(l));
+        }
+        let mut errs = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+        if errs.is_empty() {
+            return Ok(());
+        }
+        let msg = errs.join("; ");
+        errs.clear();
+        if msg.to_lowercase().contains("out of memory") {
+            Err(GpuError::OutOfMemory(msg))
+        } else {
+            Err(GpuError::Validation {
+                context: "queued work".into(),
+                message: msg,
+            })
+        }
+    }
+
+    fn alloc_locked(&self, st: &mut State, bytes: u64, what: &str) -> Result<GpuBuffer, GpuError> {
+        if bytes > self.limits.max_storage_buffer_binding_size
+            || bytes > self.limits.max_buffer_size
+        {
+            return Err(GpuError::Limit {
+                op: "alloc",
+                what: "max_storage_buffer_binding_size",
+                needed: bytes,
+                limit: self
+                    .limits
+                    .max_storage_buffer_binding_size
+                    .min(self.limits.max_buffer_size),
+            });
+        }
+        self.drain_released(st);
+        // Near the buffer-size limit, allocate exactly rather than round up past it.
+        let class = match size_class(bytes) {
+            c if c > self.limits.max_buffer_size => bytes.next_multiple_of(256),
+            c => c,
+        };
+        if let Some(buf) = st.free.get_mut(&class).and_then(|v| v.pop()) {
+            st.pooled_bytes -= class;
+            st.stats.buffers_reused += 1;
+            return Ok(self.wrap(buf, class, bytes));
+        }
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(what),
+            size: class,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            // Give back what the pool holds and retry once before failing.
+            for (_, bufs) in st.free.drain() {
+                for b in bufs {
+                    b.destroy();
+                }
+            }
+            st.stats.bytes_allocated -= st.pooled_bytes;
+            st.pooled_bytes = 0;
+            return Err(GpuError::OutOfMemory(format!(
+                "allocating {bytes} bytes for {what}: {e}"
+            )));
+        }
+        st.stats.buffers_created += 1;
+        st.stats.bytes_allocated += class;
+        Ok(self.wrap(buf, class, bytes))
+    }
+
+    fn wrap(&self, buf: wgpu::Buffer, class: u64, bytes: u64) -> GpuBuffer {
+        GpuBuffer {
+            buffer: Some(buf),
+            class,
+            bytes,
+            released: self.released.clone(),
+        }
+    }
+
+    /// A device buffer of at least `bytes` bytes with undefined contents.
+    pub fn alloc(&self, bytes: u64, what: &str) -> Result<GpuBuffer, GpuError> {
+        let mut st = self.lock();
+        self.alloc_locked(&mut st, bytes, what)
+    }
+
+    /// A new buffer holding `data`.
+    pub fn upload(&self, data: &[u8], what: &str) -> Result<GpuBuffer, GpuError> {
+        let mut st = self.lock();
+        let buf = self.alloc_locked(&mut st, data.len() as u64, what)?;
+        if !data.is_empty() {
+            // Safe while work is pending: a fresh or pooled-and-idle buffer is not referenced by
+            // any recorded command (see the module comment).
+            self.queue.write_buffer(buf.raw(), 0, data);
+        }
+        Ok(buf)
+    }
+
+    /// Overwrites an existing buffer from the host, after the pending work that may read it.
+    pub fn overwrite(&self, buf: &GpuBuffer, data: &[u8]) -> Result<(), GpuError> {
+        let mut st = self.lock();
+        if st.pending > 0 {
+            self.flush_locked(&mut st)?;
+        }
+        if !data.is_empty() {
+            self.queue.write_buffer(buf.raw(), 0, data);
+        }
+        Ok(())
+    }
+
+    /// Records a device-side copy of the first `bytes` bytes into a new buffer.
+    pub fn duplicate(&self, src: &GpuBuffer, bytes: u64) -> Result<GpuBuffer, GpuError> {
+        let mut st = self.lock();
+        let dst = self.alloc_locked(&mut st, bytes, "copy")?;
+        if bytes > 0 {
+            let enc = Self::encoder(&self.device, &mut st);
+            enc.copy_buffer_to_buffer(src.raw(), 0, dst.raw(), 0, bytes);
+            st.pending += 1;
+        }
+        Ok(dst)
+    }
+
+    /// Records a zero fill of the first `bytes` bytes.
+    pub fn clear(&self, buf: &GpuBuffer, bytes: u64) {
+        if bytes == 0 {
+            return;
+        }
+        let mut st = self.lock();
+        let enc = Self::encoder(&self.device, &mut st);
+        enc.clear_buffer(buf.raw(), 0, Some(bytes));
+        st.pending += 1;
+    }
+
+    fn encoder<'a>(device: &wgpu::Device, st: &'a mut State) -> &'a mut wgpu::CommandEncoder {
+        st.encoder.get_or_insert_with(|| {
+            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("ainrnn batch"),
+            })
+        })
+    }
+
+    /// Records one dispatch. `params` is the kernel's uniform block (binding 0, at most
+    /// [`PARAM_SLOT`] bytes); `bindings` are `(binding, buffer)` storage bindings.
+    pub fn dispatch(
+        &self,
+        kernel: &Kernel,
+        params: &[u8],
+        bindings: &[(u32, &GpuBuffer)],
+        groups: [u32; 3],
+    ) -> Result<(), GpuError> {
+        assert!(
+            params.len() as u64 <= PARAM_SLOT && params.len() % 4 == 0,
+            "{}::{}: parameter block of {} bytes",
+            kernel.shader.name(),
+            kernel.entry,
+            params.len()
+        );
+        let max = self.limits.max_compute_workgroups_per_dimension;
+        if groups.iter().any(|&g| g > max) {
+            return Err(GpuError::Limit {
+                op: kernel.entry,
+                what: "max_compute_workgroups_per_dimension",
+                needed: groups.iter().copied().max().unwrap_or(0) as u64,
+                limit: max as u64,
+            });
+        }
+        if groups.contains(&0) {
+            return Ok(());
+        }
+        let pipeline = self.pipelines.get(&self.device, kernel);
+        let mut st = self.lock();
+        if st.params.len() as u64 + PARAM_SLOT > PARAM_SLOT * MAX_BATCH as u64 {
+            self.flush_locked(&mut st)?;
+        }
+        if st
+            .timer
+            .as_ref()
+            .is_some_and(|t| t.next + 2 > TIMER_QUERIES)
+        {
+            self.flush_locked(&mut st)?;
+        }
+        let offset = st.params.len() as u64;
+        st.params.extend_from_slice(params);
+        st.params.resize((offset + PARAM_SLOT) as usize, 0);
+
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &st.params_buf,
+                offset,
+                size: NonZeroU64::new(PARAM_SLOT),
+            }),
+        }];
+        for (b, buf) in bindings {
+            entries.push(wgpu::BindGroupEntry {
+                binding: *b,
+                resource: buf.binding(),
+            });
+        }
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(kernel.entry),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        drop(entries);
+        let timestamp = st.timer.as_mut().map(|t| {
+            let i = t.next;
+            t.next += 2;
+            t.passes += 1;
+            i
+        });
+        let State { encoder, timer, .. } = &mut *st;
+        let enc = encoder.get_or_insert_with(|| {
+            self.device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("ainrnn batch"),
+                })
+        });
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(kernel.entry),
+                timestamp_writes: match (timer.as_ref(), timestamp) {
+                    (Some(t), Some(i)) => Some(wgpu::ComputePassTimestampWrites {
+                        query_set: &t.set,
+                        beginning_of_pass_write_index: Some(i),
+                        end_of_pass_write_index: Some(i + 1),
+                    }),
+                    _ => None,
+                },
+            });
+            pass.set_pipeline(&pipeline);
+            pass.set_bind_group(0, &bind_group, &[]);
+            pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        }
+        st.pending += 1;
+        st.stats.dispatches += 1;
+        if st.pending >= MAX_BATCH {
+            self.flush_locked(&mut st)?;
+        }
+        Ok(())
+    }
+
+    /// Grid for `n` workgroups along one logical axis, split over x and y when `n` exceeds the
+    /// per-dimension limit. Kernels recover the index as `wid.x + wid.y * nwg.x`.
+    pub fn grid(&self, op: &'static str, n: u64) -> Result<[u32; 3], GpuError> {
+        let max = self.limits.max_compute_workgroups_per_dimension as u64;
+        if n <= max {
+            return Ok([n as u32, 1, 1]);
+        }
+        let y = n.div_ceil(max);
+        if y > max {
+            return Err(GpuError::Limit {
+                op,
+                what: "workgroups",
+                needed: n,
+                limit: max * max,
+            });
+        }
+        Ok([max as u32, y as u32, 1])
+    }
+
+    fn flush_locked(&self, st: &mut State) -> Result<(), GpuError> {
+        if st.encoder.is_none() {
+            self.drain_released(st);
+            return Ok(());
+        }
+        if !st.params.is_empty() {
+            self.queue.write_buffer(&st.params_buf, 0, &st.params);
+        }
+        let timed = st.timer.as_ref().map(|t| t.next).unwrap_or(0);
+        let mut enc = st.encoder.take().expect("encoder checked above");
+        if let (Some(t), true) = (st.timer.as_ref(), timed > 0) {
+            enc.resolve_query_set(&t.set, 0..timed, &t.resolve, 0);
+            enc.copy_buffer_to_buffer(&t.resolve, 0, &t.readback, 0, timed as u64 * 8);
+        }
+        self.queue.submit(Some(enc.finish()));
+        st.stats.submits += 1;
+        st.params.clear();
+        st.pending = 0;
+        // Everything freed during the batch can now be reused by anyone.
+        self.drain_released(st);
+        for (class, buf) in std::mem::take(&mut st.deferred) {
+            if st.pooled_bytes + class <= POOL_CAP {
+                st.pooled_bytes += class;
+                st.free.entry(class).or_default().push(buf);
+            } else {
+                st.stats.bytes_allocated -= class;
+                buf.destroy();
+            }
+        }
+        if timed > 0 {
+            let period = self.queue.get_timestamp_period() as f64;
+            let t = st.timer.as_mut().expect("timer checked above");
+            let bytes = self.map_read(&t.readback, timed as u64 * 8)?;
+            let ticks: &[u64] = bytemuck::cast_slice(&bytes);
+            for pair in ticks.chunks_exact(2) {
+                t.total_ns += pair[1].saturating_sub(pair[0]) as f64 * period;
+            }
+            t.next = 0;
+        }
+        self.check_errors()
+    }
+
+    /// Submits everything recorded so far (does not wait).
+    pub fn flush(&self) -> Result<(), GpuError> {
+        let mut st = self.lock();
+        self.flush_locked(&mut st)
+    }
+
+    /// Submits and waits until the GPU is idle.
+    pub fn sync(&self) -> Result<(), GpuError> {
+        self.flush()?;
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GpuError::Poll(e.to_string()))?;
+        self.check_errors()
+    }
+
+    fn map_read(&self, buf: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>, GpuError> {
+        let (tx, rx) = mpsc::channel();
+        buf.map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
+            let _ = tx.send(r);
+        });
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GpuError::Poll(e.to_string()))?;
+        match rx.recv_timeout(Duration::from_secs(600)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(GpuError::Map(e.to_string())),
+            Err(e) => return Err(GpuError::Map(format!("no map callback: {e}"))),
+        }
+        let out = buf
+            .get_mapped_range(0..bytes)
+            .map_err(|e| GpuError::Map(e.to_string()))?
+            .to_vec();
+        buf.unmap();
+        Ok(out)
+    }
+
+    /// Copies the first `bytes` bytes of a buffer to the host, after all pending work.
+    pub fn download(&self, src: &GpuBuffer, bytes: u64) -> Result<Vec<u8>, GpuError> {
+        if bytes == 0 {
+            return Ok(Vec::new());
+        }
+        let mut st = self.lock();
+        let need = size_class(bytes);
+        if st.staging.as_ref().is_none_or(|s| s.size() < need) {
+            st.staging = Some(self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("staging"),
+                size: need,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }));
+        }
+        let staging = st.staging.take().expect("staging created above");
+        Self::encoder(&self.device, &mut st).copy_buffer_to_buffer(
+            src.raw(),
+            0,
+            &staging,
+            0,
+            bytes,
+        );
+        st.pending += 1;
+        let result = self
+            .flush_locked(&mut st)
+            .and_then(|_| self.map_read(&staging, bytes));
+        st.staging = Some(staging);
+        result
+    }
+
+    /// Starts accumulating GPU time of every following compute pass (timestamp queries).
+    /// Returns false when the adapter has no timestamp support.
+    pub fn timer_start(&self) -> Result<bool, GpuError> {
+        if !self.features.contains(wgpu::Features::TIMESTAMP_QUERY) {
+            return Ok(false);
+        }
+        let mut st = self.lock();
+        self.flush_locked(&mut st)?;
+        let bytes = TIMER_QUERIES as u64 * 8;
+        st.timer = Some(Timer {
+            set: self.device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("pass timestamps"),
+                ty: wgpu::QueryType::Timestamp,
+                count: TIMER_QUERIES,
+            }),
+            resolve: self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("timestamp resolve"),
+                size: bytes,
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            }),
+            readback: self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("timestamp readback"),
+                size: bytes,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+            next: 0,
+            total_ns: 0.0,
+            passes: 0,
+        });
+        Ok(true)
+    }
+
+    /// Stops the timer; returns the summed kernel time and the number of passes timed.
+    pub fn timer_stop(&self) -> Result<Option<(Duration, u64)>, GpuError> {
+        let mut st = self.lock();
+        self.flush_locked(&mut st)?;
+        Ok(st
+            .timer
+            .take()
+            .map(|t| (Duration::from_nanos(t.total_ns as u64), t.passes)))
+    }
+
+    pub fn stats(&self) -> GpuStats {
+        let st = self.lock();
+        GpuStats {
+            pipelines: self.pipelines.len(),
+            ..st.stats
+        }
+    }
+}

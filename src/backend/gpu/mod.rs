@@ -1,0 +1,228 @@
+//! The wgpu backend: hand-written WGSL kernels (`shaders/*.wgsl`) behind the same `Backend`
+//! trait as the CPU reference. One `call`-style host function per kernel family lives in the
+//! op files; the device, pool, batching and read-back live in `context`.
+
+pub mod adapter;
+pub mod context;
+mod elementwise;
+mod embed;
+mod matmul;
+pub mod pipeline;
+mod reduce;
+mod softmax;
+
+use std::sync::Arc;
+
+pub use context::{GpuBuffer, GpuContext, GpuStats};
+
+use super::{check, Backend, BackendKind, DType, IndexPlan, OpResult, Targets, Tensor};
+use crate::error::GpuError;
+
+pub type GpuStorage = Arc<GpuBuffer>;
+pub type GpuTensor = Tensor<GpuStorage>;
+
+/// The GPU backend. Cheap to clone; all clones share one device.
+#[derive(Clone)]
+pub struct GpuBackend {
+    ctx: Arc<GpuContext>,
+}
+
+impl std::fmt::Debug for GpuBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GpuBackend({})", self.ctx.adapter.name)
+    }
+}
+
+impl GpuBackend {
+    /// Opens the adapter chosen from the environment (see [`adapter::choose`]).
+    pub fn new() -> Result<Self, GpuError> {
+        Ok(GpuBackend {
+            ctx: Arc::new(GpuContext::new()?),
+        })
+    }
+
+    pub fn from_context(ctx: Arc<GpuContext>) -> Self {
+        GpuBackend { ctx }
+    }
+
+    pub fn context(&self) -> &Arc<GpuContext> {
+        &self.ctx
+    }
+
+    /// An uninitialised tensor; every kernel writing into it covers all elements.
+    pub(crate) fn empty(&self, shape: &[usize], dtype: DType, what: &str) -> OpResult<GpuTensor> {
+        let n: usize = shape.iter().product();
+        let buf = self.ctx.alloc(n as u64 * 4, what)?;
+        Ok(Tensor::from_parts(shape.to_vec(), dtype, Arc::new(buf)))
+    }
+
+    /// Workgroup grid for one invocation per item, 256 invocations per workgroup.
+    pub(crate) fn grid(&self, op: &'static str, threads: u64) -> OpResult<[u32; 3]> {
+        Ok(self.ctx.grid(op, threads.div_ceil(256))?)
+    }
+}
+
+pub(crate) fn raw(t: &GpuTensor) -> &GpuBuffer {
+    t.storage()
+}
+
+/// Copy-on-write: gives `t` storage of its own before an in-place kernel writes to it.
+pub(crate) fn make_unique(ctx: &GpuContext, t: &mut GpuTensor) -> OpResult<()> {
+    if Arc::strong_count(t.storage()) > 1 {
+        let copy = ctx.duplicate(t.storage(), t.len() as u64 * 4)?;
+        *t.storage_mut() = Arc::new(copy);
+    }
+    Ok(())
+}
+
+impl Backend for GpuBackend {
+    type Storage = GpuStorage;
+
+    fn kind(&self) -> BackendKind {
+        BackendKind::Gpu
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "gpu: {} ({}, {})",
+            self.ctx.adapter.name, self.ctx.adapter.backend, self.ctx.adapter.device_type
+        )
+    }
+
+    fn upload_f32(&self, data: &[f32], shape: &[usize]) -> OpResult<GpuTensor> {
+        check::shape_len("upload_f32", shape, data.len())?;
+        let buf = self.ctx.upload(bytemuck::cast_slice(data), "tensor f32")?;
+        Ok(Tensor::from_parts(
+            shape.to_vec(),
+            DType::F32,
+            Arc::new(buf),
+        ))
+    }
+
+    fn upload_u32(&self, data: &[u32], shape: &[usize]) -> OpResult<GpuTensor> {
+        check::shape_len("upload_u32", shape, data.len())?;
+        let buf = self.ctx.upload(bytemuck::cast_slice(data), "tensor u32")?;
+        Ok(Tensor::from_parts(
+            shape.to_vec(),
+            DType::U32,
+            Arc::new(buf),
+        ))
+    }
+
+    fn zeros(&self, shape: &[usize]) -> OpResult<GpuTensor> {
+        let t = self.empty(shape, DType::F32, "zeros")?;
+        self.ctx.clear(raw(&t), t.len() as u64 * 4);
+        Ok(t)
+    }
+
+    fn to_f32(&self, t: &GpuTensor) -> OpResult<Vec<f32>> {
+        t.expect_dtype("to_f32", DType::F32)?;
+        let bytes = self.ctx.download(raw(t), t.len() as u64 * 4)?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    fn to_u32(&self, t: &GpuTensor) -> OpResult<Vec<u32>> {
+        t.expect_dtype("to_u32", DType::U32)?;
+        let bytes = self.ctx.download(raw(t), t.len() as u64 * 4)?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    fn write_f32(&self, t: &mut GpuTensor, data: &[f32]) -> OpResult<()> {
+        t.expect_dtype("write_f32", DType::F32)?;
+        check::shape_len("write_f32", t.shape(), data.len())?;
+        if Arc::strong_count(t.storage()) > 1 {
+            // Others still see the old values: write into fresh storage instead.
+            let buf = self.ctx.upload(bytemuck::cast_slice(data), "tensor f32")?;
+            *t.storage_mut() = Arc::new(buf);
+            return Ok(());
+        }
+        Ok(self.ctx.overwrite(raw(t), bytemuck::cast_slice(data))?)
+    }
+
+    fn sync(&self) -> OpResult<()> {
+        Ok(self.ctx.sync()?)
+    }
+
+    fn matmul(&self, a: &GpuTensor, b: &GpuTensor, ta: bool, tb: bool) -> OpResult<GpuTensor> {
+        matmul::matmul(self, a, b, ta, tb)
+    }
+
+    fn matmul_into(
+        &self,
+        out: &mut GpuTensor,
+        a: &GpuTensor,
+        b: &GpuTensor,
+        ta: bool,
+        tb: bool,
+        alpha: f32,
+        beta: f32,
+    ) -> OpResult<()> {
+        matmul::matmul_into(self, out, a, b, ta, tb, alpha, beta)
+    }
+
+    fn binary(&self, op: super::BinaryOp, a: &GpuTensor, b: &GpuTensor) -> OpResult<GpuTensor> {
+        elementwise::binary(self, op, a, b)
+    }
+
+    fn unary(&self, op: super::UnaryOp, a: &GpuTensor) -> OpResult<GpuTensor> {
+        elementwise::unary(self, op, a)
+    }
+
+    fn affine(&self, a: &GpuTensor, alpha: f32, beta: f32) -> OpResult<GpuTensor> {
+        elementwise::affine(self, a, alpha, beta)
+    }
+
+    fn axpy(&self, acc: &mut GpuTensor, x: &GpuTensor, alpha: f32) -> OpResult<()> {
+        elementwise::axpy(self, acc, x, alpha)
+    }
+
+    fn relu_backward(&self, y: &GpuTensor, dy: &GpuTensor) -> OpResult<GpuTensor> {
+        elementwise::relu_backward(self, y, dy)
+    }
+
+    fn reduce_rows(&self, op: super::ReduceOp, a: &GpuTensor) -> OpResult<GpuTensor> {
+        reduce::reduce_rows(self, op, a)
+    }
+
+    fn sum_cols(&self, a: &GpuTensor) -> OpResult<GpuTensor> {
+        reduce::sum_cols(self, a)
+    }
+
+    fn softmax_rows(&self, a: &GpuTensor, log: bool) -> OpResult<GpuTensor> {
+        softmax::softmax_rows(self, a, log)
+    }
+
+    fn softmax_rows_backward(
+        &self,
+        y: &GpuTensor,
+        dy: &GpuTensor,
+        log: bool,
+    ) -> OpResult<GpuTensor> {
+        softmax::softmax_rows_backward(self, y, dy, log)
+    }
+
+    fn logsumexp_rows(&self, a: &GpuTensor) -> OpResult<GpuTensor> {
+        softmax::logsumexp_rows(self, a)
+    }
+
+    fn cross_entropy(
+        &self,
+        logits: &GpuTensor,
+        targets: &Targets<GpuStorage>,
+    ) -> OpResult<(GpuTensor, GpuTensor)> {
+        softmax::cross_entropy(self, logits, targets)
+    }
+
+    fn gather_rows(&self, table: &GpuTensor, plan: &IndexPlan<GpuStorage>) -> OpResult<GpuTensor> {
+        embed::gather_rows(self, table, plan)
+    }
+
+    fn scatter_add_rows(
+        &self,
+        dst: &mut GpuTensor,
+        src: &GpuTensor,
+        plan: &IndexPlan<GpuStorage>,
+    ) -> OpResult<()> {
+        embed::scatter_add_rows(self, dst, src, plan)
+    }
+}

@@ -1,0 +1,152 @@
+//! Host side of `shaders/reduce.wgsl`: multi-pass row reductions and column sums.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::pipeline::{Kernel, Shader};
+use super::{raw, GpuBackend, GpuTensor};
+use crate::backend::{DType, OpResult, ReduceOp};
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    rows: u32,
+    cols: u32,
+    chunk: u32,
+    nchunks: u32,
+    scale: f32,
+    _pad: [u32; 3],
+}
+
+/// Rows at most this long are folded by one invocation each.
+const SMALL_ROW: usize = 64;
+/// Aim for at least this many workgroups in the first pass so long rows fill the GPU.
+const TARGET_GROUPS: usize = 2048;
+
+/// Columns per workgroup in a partial pass: at least 1024, more when there are many rows.
+pub(crate) fn chunk_for(rows: usize, cols: usize) -> usize {
+    let want = TARGET_GROUPS.div_ceil(rows.max(1));
+    cols.div_ceil(want).next_multiple_of(256).max(1024)
+}
+
+/// Folds every row of `x` (times `y` element-wise when given) to one value: `[rows]`.
+fn bind<'a>(
+    x: &'a GpuTensor,
+    out: &'a GpuTensor,
+    y: Option<&'a GpuTensor>,
+) -> Vec<(u32, &'a super::GpuBuffer)> {
+    // `y` is statically used by the shader whatever MODE is, so it is always bound.
+    vec![(1, raw(x)), (2, raw(y.unwrap_or(x))), (3, raw(out))]
+}
+
+pub(crate) fn fold_rows(
+    g: &GpuBackend,
+    x: &GpuTensor,
+    y: Option<&GpuTensor>,
+    rows: usize,
+    cols: usize,
+    max: bool,
+    scale: f32,
+) -> OpResult<GpuTensor> {
+    let op = max as u32;
+    let kernel = |entry, y: Option<&GpuTensor>| {
+        Kernel::new(Shader::Reduce, entry)
+            .with("OP", op)
+            .with("MODE", y.is_some() as u32)
+    };
+    if rows == 0 || cols <= SMALL_ROW {
+        let out = g.empty(&[rows], DType::F32, "reduce out")?;
+        let p = Params {
+            rows: rows as u32,
+            cols: cols as u32,
+            chunk: 0,
+            nchunks: 1,
+            scale,
+            _pad: [0; 3],
+        };
+        let grid = g.grid("reduce_rows", rows as u64)?;
+        g.ctx.dispatch(
+            &kernel("rows_small", y),
+            bytemuck::bytes_of(&p),
+            &bind(x, &out, y),
+            grid,
+        )?;
+        return Ok(out);
+    }
+    let mut input = x.clone();
+    let mut cur = cols;
+    let mut y = y;
+    loop {
+        let chunk = chunk_for(rows, cur);
+        let nchunks = cur.div_ceil(chunk);
+        let dst = g.empty(&[rows * nchunks], DType::F32, "reduce partials")?;
+        let p = Params {
+            rows: rows as u32,
+            cols: cur as u32,
+            chunk: chunk as u32,
+            nchunks: nchunks as u32,
+            scale,
+            _pad: [0; 3],
+        };
+        let grid = g.ctx.grid("reduce_rows", (rows * nchunks) as u64)?;
+        g.ctx.dispatch(
+            &kernel("rows_partial", y),
+            bytemuck::bytes_of(&p),
+            &bind(&input, &dst, y),
+            grid,
+        )?;
+        if nchunks == 1 {
+            return Ok(dst);
+        }
+        // Later passes fold the partial results themselves (no second operand).
+        input = dst;
+        cur = nchunks;
+        y = None;
+    }
+}
+
+pub fn reduce_rows(g: &GpuBackend, op: ReduceOp, a: &GpuTensor) -> OpResult<GpuTensor> {
+    a.expect_dtype("reduce_rows", DType::F32)?;
+    let (rows, cols) = (a.rows(), a.cols());
+    let scale = match op {
+        ReduceOp::Mean => 1.0 / cols.max(1) as f32,
+        _ => 1.0,
+    };
+    let out = fold_rows(g, a, None, rows, cols, op == ReduceOp::Max, scale)?;
+    out.reshape(&a.shape()[..a.shape().len().saturating_sub(1)])
+}
+
+pub fn sum_cols(g: &GpuBackend, a: &GpuTensor) -> OpResult<GpuTensor> {
+    a.expect_dtype("sum_cols", DType::F32)?;
+    let (mut rows, cols) = (a.rows(), a.cols());
+    if rows == 0 || cols == 0 {
+        return crate::backend::Backend::zeros(g, &[cols]);
+    }
+    let mut input = a.clone();
+    loop {
+        // Enough (column, row-chunk) invocations to fill the GPU, at least 16 rows each.
+        let nchunks = 65536usize.div_ceil(cols).clamp(1, rows.div_ceil(16));
+        let chunk = rows.div_ceil(nchunks);
+        let nchunks = rows.div_ceil(chunk);
+        let dst = g.empty(&[nchunks, cols], DType::F32, "sum_cols partials")?;
+        let p = Params {
+            rows: rows as u32,
+            cols: cols as u32,
+            chunk: chunk as u32,
+            nchunks: nchunks as u32,
+            scale: 1.0,
+            _pad: [0; 3],
+        };
+        let k = Kernel::new(Shader::Reduce, "cols_partial");
+        g.ctx.dispatch(
+            &k,
+            bytemuck::bytes_of(&p),
+            &[(1, raw(&input)), (3, raw(&dst))],
+            g.grid("sum_cols", (cols * nchunks) as u64)?,
+        )?;
+        if nchunks == 1 {
+            return dst.reshape(&[cols]);
+        }
+        input = dst;
+        rows = nchunks;
+    }
+}

@@ -1,0 +1,558 @@
+//! Tensors and the `Backend` trait that the CPU reference and the wgpu backend both implement.
+//!
+//! A tensor is a contiguous, row-major block of `f32` or `u32` values with a shape. Storage is
+//! reference counted: cloning a tensor is cheap and shares the data; ops that write in place take
+//! `&mut Tensor` and copy first when the storage is shared (copy-on-write). Everything above this
+//! module (audio, model, train) is written against `Backend`, so one op test suite checks both.
+
+pub mod cpu;
+pub mod gpu;
+pub mod select;
+
+use crate::error::OpError;
+
+pub type OpResult<T> = std::result::Result<T, OpError>;
+
+/// Element type of a tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DType {
+    F32,
+    U32,
+}
+
+impl DType {
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F32 => "f32",
+            DType::U32 => "u32",
+        }
+    }
+}
+
+/// A shaped, typed handle to backend storage.
+#[derive(Clone)]
+pub struct Tensor<S> {
+    shape: Vec<usize>,
+    dtype: DType,
+    storage: S,
+}
+
+impl<S> std::fmt::Debug for Tensor<S> {
+    // Shape and type only: printing a catalogue-sized buffer helps nobody.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tensor<{}>{:?}", self.dtype.name(), self.shape)
+    }
+}
+
+/// The tensor type of backend `B`.
+pub type BTensor<B> = Tensor<<B as Backend>::Storage>;
+
+impl<S> Tensor<S> {
+    /// Wraps storage; used by backends only. `shape` must describe exactly the stored elements.
+    pub fn from_parts(shape: Vec<usize>, dtype: DType, storage: S) -> Self {
+        Tensor {
+            shape,
+            dtype,
+            storage,
+        }
+    }
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+    pub fn storage_mut(&mut self) -> &mut S {
+        &mut self.storage
+    }
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Size of the last axis (1 for a scalar).
+    pub fn cols(&self) -> usize {
+        self.shape.last().copied().unwrap_or(1)
+    }
+    /// Product of all axes but the last: the number of rows in the row-wise ops.
+    pub fn rows(&self) -> usize {
+        if self.shape.is_empty() {
+            1
+        } else {
+            self.shape[..self.shape.len() - 1].iter().product()
+        }
+    }
+    /// Same data, new shape with the same element count. Free: storage is contiguous.
+    pub fn reshape(self, shape: &[usize]) -> OpResult<Self> {
+        let n: usize = shape.iter().product();
+        if n != self.len() {
+            return Err(OpError::Shape {
+                op: "reshape",
+                detail: format!(
+                    "{:?} ({} elements) to {:?} ({n})",
+                    self.shape,
+                    self.len(),
+                    shape
+                ),
+            });
+        }
+        Ok(Tensor {
+            shape: shape.to_vec(),
+            ..self
+        })
+    }
+    pub(crate) fn expect_dtype(&self, op: &'static str, dtype: DType) -> OpResult<()> {
+        if self.dtype != dtype {
+            return Err(OpError::DType {
+                op,
+                expected: dtype.name(),
+                got: self.dtype.name(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Element-wise binary ops. The right operand may be broadcast: when `b` has fewer elements than
+/// `a`, `a.len()` must be a multiple of `b.len()` and `b` repeats (a bias row added to every row).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+/// Element-wise unary ops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnaryOp {
+    Relu,
+    Exp,
+    /// Natural log; `ln(x)` of non-positive values gives -inf/NaN as in IEEE.
+    Log,
+    Neg,
+    Sqrt,
+    Tanh,
+    Sigmoid,
+}
+
+/// Row-wise reductions over the last axis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ReduceOp {
+    Sum,
+    Max,
+    Mean,
+}
+
+/// A validated row index list prepared for gather (forward) and a deterministic scatter-add
+/// (backward) without float atomics: positions are grouped by target row on the host once.
+#[derive(Clone, Debug)]
+pub struct IndexPlan<S> {
+    /// Target row of every position, `[n]` u32.
+    pub idx: Tensor<S>,
+    /// Positions sorted by target row, `[n]` u32.
+    pub order: Tensor<S>,
+    /// Distinct target rows, `[segments]` u32, ascending.
+    pub seg_rows: Tensor<S>,
+    /// Segment boundaries into `order`, `[segments + 1]` u32.
+    pub seg_ptr: Tensor<S>,
+    /// Number of rows in the table indexed.
+    pub table_rows: usize,
+    /// Number of positions (`idx.len()`).
+    pub len: usize,
+    /// Number of distinct rows.
+    pub segments: usize,
+}
+
+/// Sparse cross-entropy targets in CSR form: for row `r`, the target columns
+/// `cols[row_ptr[r]..row_ptr[r+1]]` with weights `weights[..]` (distinct columns within a row).
+#[derive(Clone, Debug)]
+pub struct Targets<S> {
+    pub row_ptr: Tensor<S>,
+    pub cols: Tensor<S>,
+    pub weights: Tensor<S>,
+    pub rows: usize,
+    pub classes: usize,
+}
+
+/// Host-side preparation shared by both backends.
+pub(crate) struct HostIndexPlan {
+    pub order: Vec<u32>,
+    pub seg_rows: Vec<u32>,
+    pub seg_ptr: Vec<u32>,
+}
+
+pub(crate) fn host_index_plan(idx: &[u32], table_rows: usize) -> OpResult<HostIndexPlan> {
+    if let Some(&bad) = idx.iter().find(|&&i| i as usize >= table_rows) {
+        return Err(OpError::Index {
+            op: "index_plan",
+            index: bad,
+            len: table_rows,
+        });
+    }
+    let mut order: Vec<u32> = (0..idx.len() as u32).collect();
+    // Stable sort keeps positions of one row in order, so sums are deterministic.
+    order.sort_by_key(|&p| idx[p as usize]);
+    let mut seg_rows = Vec::new();
+    let mut seg_ptr = Vec::new();
+    for (j, &p) in order.iter().enumerate() {
+        let row = idx[p as usize];
+        if seg_rows.last() != Some(&row) {
+            seg_rows.push(row);
+            seg_ptr.push(j as u32);
+        }
+    }
+    seg_ptr.push(order.len() as u32);
+    Ok(HostIndexPlan {
+        order,
+        seg_rows,
+        seg_ptr,
+    })
+}
+
+/// Validates `(row, col, weight)` triples and packs them in CSR order.
+pub(crate) fn host_targets(
+    rows: usize,
+    classes: usize,
+    triples: &[(u32, u32, f32)],
+) -> OpResult<(Vec<u32>, Vec<u32>, Vec<f32>)> {
+    let mut sorted: Vec<(u32, u32, f32)> = triples.to_vec();
+    sorted.sort_by_key(|t| (t.0, t.1));
+    let mut row_ptr = vec![0u32; rows + 1];
+    for w in sorted.windows(2) {
+        if w[0].0 == w[1].0 && w[0].1 == w[1].1 {
+            return Err(OpError::Invalid {
+                op: "targets",
+                detail: format!("row {} lists column {} twice", w[0].0, w[0].1),
+            });
+        }
+    }
+    for &(r, c, w) in &sorted {
+        if r as usize >= rows || c as usize >= classes {
+            return Err(OpError::Invalid {
+                op: "targets",
+                detail: format!("target ({r}, {c}) outside {rows} rows x {classes} classes"),
+            });
+        }
+        if !w.is_finite() {
+            return Err(OpError::Invalid {
+                op: "targets",
+                detail: format!("target ({r}, {c}) has weight {w}"),
+            });
+        }
+        row_ptr[r as usize + 1] += 1;
+    }
+    for r in 0..rows {
+        row_ptr[r + 1] += row_ptr[r];
+    }
+    Ok((
+        row_ptr,
+        sorted.iter().map(|t| t.1).collect(),
+        sorted.iter().map(|t| t.2).collect(),
+    ))
+}
+
+/// Which implementation a backend is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendKind {
+    Cpu,
+    Gpu,
+}
+
+/// The op set both backends implement. Shapes follow the row-major convention: "rows" are all
+/// axes but the last. Every method validates shapes and returns `OpError` instead of panicking.
+pub trait Backend: Clone + Send + Sync + 'static {
+    type Storage: Clone + Send + Sync + std::fmt::Debug;
+
+    fn kind(&self) -> BackendKind;
+    /// Short human description, e.g. `cpu (2 threads)` or `gpu: llvmpipe (Vulkan)`.
+    fn describe(&self) -> String;
+
+    // --- data movement -------------------------------------------------------------------
+    fn upload_f32(&self, data: &[f32], shape: &[usize]) -> OpResult<BTensor<Self>>;
+    fn upload_u32(&self, data: &[u32], shape: &[usize]) -> OpResult<BTensor<Self>>;
+    fn zeros(&self, shape: &[usize]) -> OpResult<BTensor<Self>>;
+    fn to_f32(&self, t: &BTensor<Self>) -> OpResult<Vec<f32>>;
+    fn to_u32(&self, t: &BTensor<Self>) -> OpResult<Vec<u32>>;
+    /// Overwrites the contents of an existing tensor (same element count), reusing its storage.
+    fn write_f32(&self, t: &mut BTensor<Self>, data: &[f32]) -> OpResult<()>;
+    /// Waits until all queued work is finished (a no-op on the CPU).
+    fn sync(&self) -> OpResult<()>;
+
+    // --- linear algebra ------------------------------------------------------------------
+    /// `op(a) · op(b)`, where `op` transposes the last two axes when the flag is set.
+    /// `a` is `[m, k]` or `[batch, m, k]` (after `op`), `b` is `[k, n]` or `[batch, k, n]`;
+    /// a 2-D operand is shared across the other's batch. Result `[m, n]` or `[batch, m, n]`.
+    fn matmul(
+        &self,
+        a: &BTensor<Self>,
+        b: &BTensor<Self>,
+        trans_a: bool,
+        trans_b: bool,
+    ) -> OpResult<BTensor<Self>>;
+    /// `out = alpha · op(a)·op(b) + beta · out` (gradient accumulation without a temporary).
+    #[allow(clippy::too_many_arguments)]
+    fn matmul_into(
+        &self,
+        out: &mut BTensor<Self>,
+        a: &BTensor<Self>,
+        b: &BTensor<Self>,
+        trans_a: bool,
+        trans_b: bool,
+        alpha: f32,
+        beta: f32,
+    ) -> OpResult<()>;
+
+    // --- element-wise --------------------------------------------------------------------
+    fn binary(&self, op: BinaryOp, a: &BTensor<Self>, b: &BTensor<Self>)
+        -> OpResult<BTensor<Self>>;
+    fn unary(&self, op: UnaryOp, a: &BTensor<Self>) -> OpResult<BTensor<Self>>;
+    /// `alpha · a + beta`.
+    fn affine(&self, a: &BTensor<Self>, alpha: f32, beta: f32) -> OpResult<BTensor<Self>>;
+    /// `acc += alpha · x` in place.
+    fn axpy(&self, acc: &mut BTensor<Self>, x: &BTensor<Self>, alpha: f32) -> OpResult<()>;
+    /// `dy · [y > 0]`: backward of ReLU given its output (or input; the sign is the same).
+    fn relu_backward(&self, y: &BTensor<Self>, dy: &BTensor<Self>) -> OpResult<BTensor<Self>>;
+
+    // --- reductions ----------------------------------------------------------------------
+    /// Reduces the last axis: `[.., cols] -> [..]`. Works for rows of any length.
+    fn reduce_rows(&self, op: ReduceOp, a: &BTensor<Self>) -> OpResult<BTensor<Self>>;
+    /// Sums over rows: `[rows, cols] -> [cols]` (bias gradients).
+    fn sum_cols(&self, a: &BTensor<Self>) -> OpResult<BTensor<Self>>;
+
+    // --- softmax family ------------------------------------------------------------------
+    /// Row-wise softmax (or log-softmax) over the last axis, stable for any row length.
+    fn softmax_rows(&self, a: &BTensor<Self>, log: bool) -> OpResult<BTensor<Self>>;
+    /// Backward of `softmax_rows` given its output `y` and the upstream gradient `dy`.
+    fn softmax_rows_backward(
+        &self,
+        y: &BTensor<Self>,
+        dy: &BTensor<Self>,
+        log: bool,
+    ) -> OpResult<BTensor<Self>>;
+    /// Row-wise `log Σ exp` over the last axis.
+    fn logsumexp_rows(&self, a: &BTensor<Self>) -> OpResult<BTensor<Self>>;
+    /// Fused softmax cross-entropy with sparse weighted targets:
+    /// `loss_r = Σ_t w_t (lse_r − z_{r,t})` and `grad = (Σ_t w_t) · softmax(z) − Σ_t w_t e_t`.
+    /// Returns `(loss [rows], grad [rows, classes])`.
+    fn cross_entropy(
+        &self,
+        logits: &BTensor<Self>,
+        targets: &Targets<Self::Storage>,
+    ) -> OpResult<(BTensor<Self>, BTensor<Self>)>;
+    /// Uploads validated sparse targets (see [`Targets`]).
+    fn targets(
+        &self,
+        rows: usize,
+        classes: usize,
+        triples: &[(u32, u32, f32)],
+    ) -> OpResult<Targets<Self::Storage>> {
+        let (row_ptr, cols, weights) = host_targets(rows, classes, triples)?;
+        let nnz = cols.len();
+        Ok(Targets {
+            row_ptr: self.upload_u32(&row_ptr, &[rows + 1])?,
+            cols: self.upload_u32(&cols, &[nnz])?,
+            weights: self.upload_f32(&weights, &[nnz])?,
+            rows,
+            classes,
+        })
+    }
+
+    // --- embeddings ----------------------------------------------------------------------
+    /// Validates row indices into a table of `table_rows` rows and uploads a gather/scatter plan.
+    fn index_plan(&self, idx: &[u32], table_rows: usize) -> OpResult<IndexPlan<Self::Storage>> {
+        let host = host_index_plan(idx, table_rows)?;
+        Ok(IndexPlan {
+            idx: self.upload_u32(idx, &[idx.len()])?,
+            order: self.upload_u32(&host.order, &[idx.len()])?,
+            seg_rows: self.upload_u32(&host.seg_rows, &[host.seg_rows.len()])?,
+            seg_ptr: self.upload_u32(&host.seg_ptr, &[host.seg_ptr.len()])?,
+            table_rows,
+            len: idx.len(),
+            segments: host.seg_rows.len(),
+        })
+    }
+    /// `out[i] = table[idx[i]]`: `[rows, d]` table → `[n, d]`.
+    fn gather_rows(
+        &self,
+        table: &BTensor<Self>,
+        plan: &IndexPlan<Self::Storage>,
+    ) -> OpResult<BTensor<Self>>;
+    /// `dst[idx[i]] += src[i]` for all `i`, deterministic (no atomics): `[n, d]` into `[rows, d]`.
+    fn scatter_add_rows(
+        &self,
+        dst: &mut BTensor<Self>,
+        src: &BTensor<Self>,
+        plan: &IndexPlan<Self::Storage>,
+    ) -> OpResult<()>;
+}
+
+/// Shape checks shared by both backends (one place, one message).
+pub(crate) mod check {
+    use super::*;
+
+    /// Resolved matmul geometry.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct MatmulDims {
+        pub batch: usize,
+        pub m: usize,
+        pub k: usize,
+        pub n: usize,
+        /// Element strides between batch entries (0 = shared operand).
+        pub stride_a: usize,
+        pub stride_b: usize,
+    }
+
+    fn split(shape: &[usize], trans: bool) -> Option<(usize, usize, usize)> {
+        let (b, r, c) = match shape {
+            [r, c] => (None, *r, *c),
+            [b, r, c] => (Some(*b), *r, *c),
+            _ => return None,
+        };
+        let (r, c) = if trans { (c, r) } else { (r, c) };
+        Some((b.unwrap_or(0), r, c))
+    }
+
+    pub fn matmul<S>(
+        a: &Tensor<S>,
+        b: &Tensor<S>,
+        trans_a: bool,
+        trans_b: bool,
+    ) -> OpResult<MatmulDims> {
+        a.expect_dtype("matmul", DType::F32)?;
+        b.expect_dtype("matmul", DType::F32)?;
+        let err = |detail: String| OpError::Shape {
+            op: "matmul",
+            detail,
+        };
+        let (ba, m, k) = split(a.shape(), trans_a)
+            .ok_or_else(|| err(format!("a must be 2-D or 3-D, got {:?}", a.shape())))?;
+        let (bb, k2, n) = split(b.shape(), trans_b)
+            .ok_or_else(|| err(format!("b must be 2-D or 3-D, got {:?}", b.shape())))?;
+        if k != k2 {
+            return Err(err(format!(
+                "inner sizes differ: a {:?} (trans {trans_a}) vs b {:?} (trans {trans_b})",
+                a.shape(),
+                b.shape()
+            )));
+        }
+        let batch = match (ba, bb) {
+            (0, 0) => 1,
+            (x, 0) | (0, x) => x,
+            (x, y) if x == y => x,
+            (x, y) => return Err(err(format!("batch sizes differ: {x} vs {y}"))),
+        };
+        Ok(MatmulDims {
+            batch,
+            m,
+            k,
+            n,
+            stride_a: if ba == 0 { 0 } else { m * k },
+            stride_b: if bb == 0 { 0 } else { k * n },
+        })
+    }
+
+    pub fn matmul_out_shape<S>(a: &Tensor<S>, b: &Tensor<S>, d: &MatmulDims) -> Vec<usize> {
+        if a.shape().len() == 3 || b.shape().len() == 3 {
+            vec![d.batch, d.m, d.n]
+        } else {
+            vec![d.m, d.n]
+        }
+    }
+
+    pub fn same_len<S>(op: &'static str, a: &Tensor<S>, b: &Tensor<S>) -> OpResult<()> {
+        if a.len() != b.len() {
+            return Err(OpError::Shape {
+                op,
+                detail: format!("{:?} vs {:?}", a.shape(), b.shape()),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn broadcast<S>(op: &'static str, a: &Tensor<S>, b: &Tensor<S>) -> OpResult<()> {
+        a.expect_dtype(op, DType::F32)?;
+        b.expect_dtype(op, DType::F32)?;
+        if b.is_empty() && !a.is_empty() || (!b.is_empty() && a.len() % b.len() != 0) {
+            return Err(OpError::Shape {
+                op,
+                detail: format!(
+                    "right operand {:?} does not broadcast over {:?} (its size must divide the left's)",
+                    b.shape(),
+                    a.shape()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn shape_len(op: &'static str, shape: &[usize], len: usize) -> OpResult<()> {
+        let n: usize = shape.iter().product();
+        if n != len {
+            return Err(OpError::Shape {
+                op,
+                detail: format!("shape {shape:?} needs {n} elements, got {len}"),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn gather<S>(table: &Tensor<S>, plan: &IndexPlan<S>) -> OpResult<()> {
+        table.expect_dtype("gather_rows", DType::F32)?;
+        if table.shape().len() != 2 || table.shape()[0] != plan.table_rows {
+            return Err(OpError::Shape {
+                op: "gather_rows",
+                detail: format!(
+                    "table {:?} vs plan built for {} rows",
+                    table.shape(),
+                    plan.table_rows
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn scatter<S>(dst: &Tensor<S>, src: &Tensor<S>, plan: &IndexPlan<S>) -> OpResult<()> {
+        dst.expect_dtype("scatter_add_rows", DType::F32)?;
+        src.expect_dtype("scatter_add_rows", DType::F32)?;
+        let ok = dst.shape().len() == 2
+            && src.shape().len() == 2
+            && dst.shape()[0] == plan.table_rows
+            && src.shape()[0] == plan.len
+            && dst.shape()[1] == src.shape()[1];
+        if !ok {
+            return Err(OpError::Shape {
+                op: "scatter_add_rows",
+                detail: format!(
+                    "dst {:?}, src {:?}, plan {} positions into {} rows",
+                    dst.shape(),
+                    src.shape(),
+                    plan.len,
+                    plan.table_rows
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    pub fn cross_entropy<S>(logits: &Tensor<S>, t: &Targets<S>) -> OpResult<()> {
+        logits.expect_dtype("cross_entropy", DType::F32)?;
+        if logits.rows() != t.rows || logits.cols() != t.classes {
+            return Err(OpError::Shape {
+                op: "cross_entropy",
+                detail: format!(
+                    "logits {:?} vs targets for {} rows x {} classes",
+                    logits.shape(),
+                    t.rows,
+                    t.classes
+                ),
+            });
+        }
+        Ok(())
+    }
+}

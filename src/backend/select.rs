@@ -1,0 +1,83 @@
+//! Choosing the backend for a run: `--backend auto|cpu|gpu`.
+//!
+//! `auto` takes a hardware GPU when there is one. A software rasterizer (Mesa's llvmpipe) is a
+//! real Vulkan device but slower than the CPU backend on the same cores, so `auto` passes it
+//! over with a note; `--backend gpu` uses it (that is how CI runs the GPU tests).
+
+use super::cpu::CpuBackend;
+use super::gpu::GpuBackend;
+use crate::error::GpuError;
+
+/// The user's request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum BackendChoice {
+    #[default]
+    Auto,
+    Cpu,
+    Gpu,
+}
+
+impl std::str::FromStr for BackendChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(BackendChoice::Auto),
+            "cpu" => Ok(BackendChoice::Cpu),
+            "gpu" => Ok(BackendChoice::Gpu),
+            other => Err(format!(
+                "unknown backend {other:?} (expected auto, cpu or gpu)"
+            )),
+        }
+    }
+}
+
+/// The backend a run uses.
+#[derive(Clone, Debug)]
+pub enum Selected {
+    Cpu(CpuBackend),
+    Gpu(GpuBackend),
+}
+
+impl Selected {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Selected::Cpu(_) => "cpu",
+            Selected::Gpu(_) => "gpu",
+        }
+    }
+}
+
+/// Resolves the choice. The returned note (for `auto` falling back to the CPU) is meant for a
+/// one-line message on stderr.
+pub fn select(choice: BackendChoice) -> Result<(Selected, Option<String>), GpuError> {
+    match choice {
+        BackendChoice::Cpu => Ok((Selected::Cpu(CpuBackend::new()), None)),
+        BackendChoice::Gpu => Ok((Selected::Gpu(GpuBackend::new()?), None)),
+        BackendChoice::Auto => match GpuBackend::new() {
+            Ok(g) if !g.context().adapter.software => Ok((Selected::Gpu(g), None)),
+            Ok(g) => Ok((
+                Selected::Cpu(CpuBackend::new()),
+                Some(format!(
+                    "only a software GPU adapter was found ({}); using the CPU backend (pass --backend gpu to use it anyway)",
+                    g.context().adapter.name
+                )),
+            )),
+            Err(e) => Ok((
+                Selected::Cpu(CpuBackend::new()),
+                Some(format!("no GPU adapter ({e}); using the CPU backend")),
+            )),
+        },
+    }
+}
+
+/// Runs a generic expression with the selected backend bound to `$b`:
+/// `with_backend!(selected, b => train(&b, ...))`.
+#[macro_export]
+macro_rules! with_backend {
+    ($sel:expr, $b:ident => $body:expr) => {
+        match $sel {
+            $crate::backend::select::Selected::Cpu($b) => $body,
+            $crate::backend::select::Selected::Gpu($b) => $body,
+        }
+    };
+}

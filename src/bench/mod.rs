@@ -1,0 +1,77 @@
+//! `ainrnn bench`: speed measured in one run, GPU against CPU (and, for later stages, against the
+//! reference libraries when they are installed). No timings live in the tests.
+
+pub mod ops;
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::backend::gpu::GpuBackend;
+use crate::backend::{Backend, BackendKind, OpResult};
+
+/// How a time was measured.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Timing {
+    /// Wall clock around the call (CPU backend).
+    Wall,
+    /// GPU timestamp queries summed over the kernels' compute passes.
+    GpuTimestamps,
+    /// Wall clock from first dispatch to the end of a device sync (no timestamp support).
+    WallAfterSync,
+}
+
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Measured {
+    /// Seconds per repetition.
+    pub seconds: f64,
+    pub timing: Timing,
+    pub reps: u32,
+    /// Wall clock per repetition including submission and sync (GPU only).
+    pub wall_seconds: f64,
+}
+
+/// Times `f` on backend `b`: one warm-up call (pipeline compilation, pool fill), one timed call
+/// to size the loop, then enough repetitions to fill `min_seconds` (at most 50).
+pub fn measure<B: Backend>(
+    b: &B,
+    gpu: Option<&GpuBackend>,
+    min_seconds: f64,
+    mut f: impl FnMut() -> OpResult<()>,
+) -> OpResult<Measured> {
+    f()?;
+    b.sync()?;
+    let t0 = Instant::now();
+    f()?;
+    b.sync()?;
+    let one = t0.elapsed().as_secs_f64().max(1e-6);
+    let reps = ((min_seconds / one).ceil() as u32).clamp(1, 50);
+    let timed = match (b.kind(), gpu) {
+        (BackendKind::Gpu, Some(g)) => g.context().timer_start()?,
+        _ => false,
+    };
+    let t0 = Instant::now();
+    for _ in 0..reps {
+        f()?;
+    }
+    b.sync()?;
+    let wall = t0.elapsed().as_secs_f64() / reps as f64;
+    let kernel = match (timed, gpu) {
+        (true, Some(g)) => g.context().timer_stop()?.map(|(d, _)| d),
+        _ => None,
+    };
+    let (seconds, timing) = match (b.kind(), kernel) {
+        (BackendKind::Cpu, _) => (wall, Timing::Wall),
+        (BackendKind::Gpu, Some(d)) if d > Duration::ZERO => {
+            (d.as_secs_f64() / reps as f64, Timing::GpuTimestamps)
+        }
+        (BackendKind::Gpu, _) => (wall, Timing::WallAfterSync),
+    };
+    Ok(Measured {
+        seconds,
+        timing,
+        reps,
+        wall_seconds: wall,
+    })
+}

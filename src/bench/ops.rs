@@ -1,0 +1,250 @@
+//! `ainrnn bench ops`: matmul, softmax and reductions at a few sizes, GPU vs CPU in one run.
+
+use serde::Serialize;
+
+use super::{measure, Measured};
+use crate::backend::cpu::CpuBackend;
+use crate::backend::gpu::GpuBackend;
+use crate::backend::{BTensor, Backend, OpResult, ReduceOp};
+
+/// One benchmarked operation and size.
+#[derive(Clone, Copy, Debug)]
+pub enum Case {
+    Matmul { n: usize },
+    Softmax { rows: usize, cols: usize },
+    LogSoftmaxBackward { rows: usize, cols: usize },
+    SumRows { rows: usize, cols: usize },
+}
+
+impl Case {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Case::Matmul { .. } => "matmul",
+            Case::Softmax { .. } => "softmax",
+            Case::LogSoftmaxBackward { .. } => "log_softmax_backward",
+            Case::SumRows { .. } => "sum_rows",
+        }
+    }
+    pub fn size(&self) -> String {
+        match *self {
+            Case::Matmul { n } => format!("{n}x{n}x{n}"),
+            Case::Softmax { rows, cols }
+            | Case::LogSoftmaxBackward { rows, cols }
+            | Case::SumRows { rows, cols } => {
+                format!("{rows}x{cols}")
+            }
+        }
+    }
+    /// `(amount, unit)`: floating-point operations for matmul, minimum bytes moved otherwise.
+    pub fn work(&self) -> (f64, &'static str) {
+        match *self {
+            Case::Matmul { n } => (2.0 * (n as f64).powi(3), "GFLOP/s"),
+            // read x, write y
+            Case::Softmax { rows, cols } => (8.0 * (rows * cols) as f64, "GB/s"),
+            // read y and dy, write dx
+            Case::LogSoftmaxBackward { rows, cols } => (12.0 * (rows * cols) as f64, "GB/s"),
+            Case::SumRows { rows, cols } => (4.0 * (rows * cols) as f64, "GB/s"),
+        }
+    }
+}
+
+/// Benchmark sizes: `quick` for smoke runs (CI, the test of this command), else the full table.
+pub fn cases(quick: bool) -> Vec<Case> {
+    if quick {
+        vec![
+            Case::Matmul { n: 128 },
+            Case::Softmax {
+                rows: 16,
+                cols: 32_768,
+            },
+            Case::SumRows {
+                rows: 256,
+                cols: 1024,
+            },
+        ]
+    } else {
+        vec![
+            Case::Matmul { n: 256 },
+            Case::Matmul { n: 512 },
+            Case::Matmul { n: 1024 },
+            Case::Softmax {
+                rows: 256,
+                cols: 32_768,
+            },
+            Case::Softmax {
+                rows: 64,
+                cols: 360_000,
+            },
+            Case::LogSoftmaxBackward {
+                rows: 64,
+                cols: 360_000,
+            },
+            Case::SumRows {
+                rows: 4096,
+                cols: 4096,
+            },
+            Case::SumRows {
+                rows: 16,
+                cols: 1_000_000,
+            },
+        ]
+    }
+}
+
+fn data(n: usize, seed: u32) -> Vec<f32> {
+    // A cheap deterministic pattern in [-1, 1): the values do not affect the speed.
+    (0..n)
+        .map(|i| {
+            (((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) as f32
+                / (1u32 << 24) as f32)
+                * 2.0
+                - 1.0
+        })
+        .collect()
+}
+
+fn run_case<B: Backend>(
+    b: &B,
+    gpu: Option<&GpuBackend>,
+    case: Case,
+    min_seconds: f64,
+) -> OpResult<Measured> {
+    match case {
+        Case::Matmul { n } => {
+            let x = b.upload_f32(&data(n * n, 1), &[n, n])?;
+            let y = b.upload_f32(&data(n * n, 2), &[n, n])?;
+            measure(b, gpu, min_seconds, || {
+                b.matmul(&x, &y, false, false).map(drop)
+            })
+        }
+        Case::Softmax { rows, cols } => {
+            let x: BTensor<B> = b.upload_f32(&data(rows * cols, 3), &[rows, cols])?;
+            measure(b, gpu, min_seconds, || b.softmax_rows(&x, false).map(drop))
+        }
+        Case::LogSoftmaxBackward { rows, cols } => {
+            let x = b.upload_f32(&data(rows * cols, 4), &[rows, cols])?;
+            let y = b.softmax_rows(&x, true)?;
+            let dy = b.upload_f32(&data(rows * cols, 5), &[rows, cols])?;
+            measure(b, gpu, min_seconds, || {
+                b.softmax_rows_backward(&y, &dy, true).map(drop)
+            })
+        }
+        Case::SumRows { rows, cols } => {
+            let x = b.upload_f32(&data(rows * cols, 6), &[rows, cols])?;
+            measure(b, gpu, min_seconds, || {
+                b.reduce_rows(ReduceOp::Sum, &x).map(drop)
+            })
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Row {
+    pub op: &'static str,
+    pub size: String,
+    pub unit: &'static str,
+    pub cpu_seconds: f64,
+    pub cpu_rate: f64,
+    pub gpu_seconds: Option<f64>,
+    pub gpu_rate: Option<f64>,
+    pub gpu_timing: Option<super::Timing>,
+    pub gpu_wall_seconds: Option<f64>,
+    /// CPU time / GPU time, both measured in this run.
+    pub gpu_speedup: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub cpu: String,
+    pub gpu: Option<String>,
+    pub gpu_note: Option<String>,
+    pub rows: Vec<Row>,
+}
+
+/// Runs every case on the CPU and, when an adapter opens (software ones included), on the GPU.
+/// `progress` receives one line per finished case.
+pub fn run(
+    quick: bool,
+    min_seconds: f64,
+    gpu: Option<GpuBackend>,
+    mut progress: impl FnMut(&Row),
+) -> OpResult<Report> {
+    let cpu = CpuBackend::new();
+    let mut rows = Vec::new();
+    for case in cases(quick) {
+        let (work, unit) = case.work();
+        let c = run_case(&cpu, None, case, min_seconds)?;
+        let g = match &gpu {
+            Some(g) => Some(run_case(g, Some(g), case, min_seconds)?),
+            None => None,
+        };
+        let row = Row {
+            op: case.name(),
+            size: case.size(),
+            unit,
+            cpu_seconds: c.seconds,
+            cpu_rate: work / c.seconds / 1e9,
+            gpu_seconds: g.map(|g| g.seconds),
+            gpu_rate: g.map(|g| work / g.seconds / 1e9),
+            gpu_timing: g.map(|g| g.timing),
+            gpu_wall_seconds: g.map(|g| g.wall_seconds),
+            gpu_speedup: g.map(|g| c.seconds / g.seconds),
+        };
+        progress(&row);
+        rows.push(row);
+    }
+    Ok(Report {
+        cpu: cpu.describe(),
+        gpu: gpu.as_ref().map(|g| g.describe()),
+        gpu_note: None,
+        rows,
+    })
+}
+
+/// The table printed by `ainrnn bench ops`.
+pub fn render(r: &Report) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "CPU: {}", r.cpu);
+    let _ = writeln!(s, "GPU: {}", r.gpu.as_deref().unwrap_or("none"));
+    if let Some(n) = &r.gpu_note {
+        let _ = writeln!(s, "     {n}");
+    }
+    let _ = writeln!(
+        s,
+        "| op | size | CPU ms | CPU rate | GPU ms | GPU rate | GPU timing | GPU/CPU speedup |\n|---|---|---:|---:|---:|---:|---|---:|"
+    );
+    for row in &r.rows {
+        let gpu_ms = row
+            .gpu_seconds
+            .map(|v| format!("{:.3}", v * 1e3))
+            .unwrap_or_else(|| "-".into());
+        let gpu_rate = row
+            .gpu_rate
+            .map(|v| format!("{v:.2} {}", row.unit))
+            .unwrap_or_else(|| "-".into());
+        let timing = match row.gpu_timing {
+            Some(super::Timing::GpuTimestamps) => "timestamps",
+            Some(_) => "wall after sync",
+            None => "-",
+        };
+        let speed = row
+            .gpu_speedup
+            .map(|v| format!("{v:.2}x"))
+            .unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.3} | {:.2} {} | {} | {} | {} | {} |",
+            row.op,
+            row.size,
+            row.cpu_seconds * 1e3,
+            row.cpu_rate,
+            row.unit,
+            gpu_ms,
+            gpu_rate,
+            timing,
+            speed
+        );
+    }
+    s
+}

@@ -1,0 +1,166 @@
+//! `ainrnn info`: the adapters wgpu sees, the one chosen, its limits and timestamp support.
+
+use serde::Serialize;
+
+use crate::backend::gpu::adapter::{self, AdapterSummary};
+use crate::backend::gpu::GpuContext;
+
+#[derive(Debug, Serialize)]
+pub struct ChosenAdapter {
+    #[serde(flatten)]
+    pub adapter: AdapterSummary,
+    pub timestamp_queries: bool,
+    pub limits: Limits,
+}
+
+/// The device limits that matter to the kernels.
+#[derive(Debug, Serialize)]
+pub struct Limits {
+    pub max_buffer_size: u64,
+    pub max_storage_buffer_binding_size: u64,
+    pub max_storage_buffers_per_shader_stage: u32,
+    pub max_compute_workgroup_storage_size: u32,
+    pub max_compute_invocations_per_workgroup: u32,
+    pub max_compute_workgroups_per_dimension: u32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Info {
+    pub version: &'static str,
+    /// Backends searched (`WGPU_BACKEND`, default Vulkan/Metal/DX12).
+    pub searched_backends: String,
+    pub env: EnvVars,
+    /// Every adapter of every backend compiled in, searched or not.
+    pub adapters: Vec<AdapterSummary>,
+    pub chosen: Option<ChosenAdapter>,
+    /// Why no adapter could be opened, if so.
+    pub gpu_error: Option<String>,
+    /// What `--backend auto` resolves to on this machine.
+    pub auto_backend: &'static str,
+    pub cpu_threads: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EnvVars {
+    #[serde(rename = "WGPU_BACKEND")]
+    pub wgpu_backend: Option<String>,
+    #[serde(rename = "WGPU_ADAPTER_NAME")]
+    pub wgpu_adapter_name: Option<String>,
+    #[serde(rename = "WGPU_POWER_PREF")]
+    pub wgpu_power_pref: Option<String>,
+}
+
+pub fn collect() -> Info {
+    let searched = adapter::backends_from_env();
+    let all = wgpu::Backends::all();
+    let instance = adapter::new_instance(all);
+    let adapters: Vec<AdapterSummary> = adapter::enumerate(&instance, all)
+        .iter()
+        .map(|a| AdapterSummary::from_info(&a.get_info()))
+        .collect();
+    let (chosen, gpu_error) = match GpuContext::new() {
+        Ok(ctx) => (
+            Some(ChosenAdapter {
+                adapter: ctx.adapter.clone(),
+                timestamp_queries: ctx.features.contains(wgpu::Features::TIMESTAMP_QUERY),
+                limits: Limits {
+                    max_buffer_size: ctx.limits.max_buffer_size,
+                    max_storage_buffer_binding_size: ctx.limits.max_storage_buffer_binding_size,
+                    max_storage_buffers_per_shader_stage: ctx
+                        .limits
+                        .max_storage_buffers_per_shader_stage,
+                    max_compute_workgroup_storage_size: ctx
+                        .limits
+                        .max_compute_workgroup_storage_size,
+                    max_compute_invocations_per_workgroup: ctx
+                        .limits
+                        .max_compute_invocations_per_workgroup,
+                    max_compute_workgroups_per_dimension: ctx
+                        .limits
+                        .max_compute_workgroups_per_dimension,
+                },
+            }),
+            None,
+        ),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let auto_backend = match &chosen {
+        Some(c) if !c.adapter.software => "gpu",
+        _ => "cpu",
+    };
+    Info {
+        version: env!("CARGO_PKG_VERSION"),
+        searched_backends: format!("{searched:?}"),
+        env: EnvVars {
+            wgpu_backend: std::env::var("WGPU_BACKEND").ok(),
+            wgpu_adapter_name: std::env::var("WGPU_ADAPTER_NAME").ok(),
+            wgpu_power_pref: std::env::var("WGPU_POWER_PREF").ok(),
+        },
+        adapters,
+        chosen,
+        gpu_error,
+        auto_backend,
+        cpu_threads: rayon::current_num_threads(),
+    }
+}
+
+fn mib(b: u64) -> String {
+    format!("{:.0} MiB", b as f64 / (1024.0 * 1024.0))
+}
+
+/// Human-readable report.
+pub fn render(info: &Info) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "ainrnn {}", info.version);
+    let _ = writeln!(s, "searched backends: {}", info.searched_backends);
+    let _ = writeln!(s, "adapters seen ({}):", info.adapters.len());
+    for a in &info.adapters {
+        let _ = writeln!(
+            s,
+            "  - {} [{} / {}] driver: {} {}{}",
+            a.name,
+            a.backend,
+            a.device_type,
+            a.driver,
+            a.driver_info,
+            if a.software { " (software)" } else { "" }
+        );
+    }
+    match (&info.chosen, &info.gpu_error) {
+        (Some(c), _) => {
+            let _ = writeln!(
+                s,
+                "chosen: {} ({}, {})",
+                c.adapter.name, c.adapter.backend, c.adapter.device_type
+            );
+            let _ = writeln!(
+                s,
+                "  timestamp queries: {}",
+                if c.timestamp_queries { "yes" } else { "no" }
+            );
+            let l = &c.limits;
+            let _ = writeln!(
+                s,
+                "  max buffer: {}, max storage binding: {}",
+                mib(l.max_buffer_size),
+                mib(l.max_storage_buffer_binding_size)
+            );
+            let _ = writeln!(
+                s,
+                "  storage buffers/stage: {}, workgroup memory: {} B, invocations/workgroup: {}, workgroups/dim: {}",
+                l.max_storage_buffers_per_shader_stage,
+                l.max_compute_workgroup_storage_size,
+                l.max_compute_invocations_per_workgroup,
+                l.max_compute_workgroups_per_dimension
+            );
+        }
+        (None, Some(e)) => {
+            let _ = writeln!(s, "chosen: none ({e})");
+        }
+        (None, None) => {}
+    }
+    let _ = writeln!(s, "--backend auto uses: {}", info.auto_backend);
+    let _ = writeln!(s, "cpu threads: {}", info.cpu_threads);
+    s
+}

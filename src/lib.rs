@@ -1,0 +1,11 @@
+//! ainrnn: a GPU compute engine for music recommendation (AINRNN: attention-integrated IndRNN).
+//!
+//! Layers: [`backend`] (tensors, CPU reference and wgpu kernels), then the music-specific
+//! modules built on it. The binary (`src/main.rs`, `src/cli.rs`) only wires them together.
+
+pub mod backend;
+pub mod error;
+
+pub use error::{Error, Result};
+pub mod bench;
+pub mod info;

@@ -1,0 +1,113 @@
+//! Shared test helpers: the GPU under test, tolerances, seeded random data.
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+
+use ainrnn::backend::gpu::GpuBackend;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// True when running under CI (`CI=true`): GPU tests must run there, never skip.
+pub fn in_ci() -> bool {
+    matches!(std::env::var("CI").as_deref(), Ok("true") | Ok("1"))
+}
+
+/// The GPU backend for tests, opened once per test binary. Without an adapter: under CI this
+/// fails the test; locally it prints a loud skip message and returns `None`.
+pub fn gpu() -> Option<GpuBackend> {
+    static GPU: OnceLock<Option<GpuBackend>> = OnceLock::new();
+    GPU.get_or_init(|| match GpuBackend::new() {
+        Ok(g) => {
+            use ainrnn::backend::Backend;
+            eprintln!("GPU tests run on {}", g.describe());
+            Some(g)
+        }
+        Err(e) => {
+            if in_ci() {
+                panic!(
+                    "CI=true but no GPU adapter could be opened: {e}. \
+                     CI runs the GPU tests on Mesa lavapipe: install mesa-vulkan-drivers and set WGPU_BACKEND=vulkan."
+                );
+            }
+            eprintln!("!!! SKIPPING GPU TEST: no GPU adapter ({e}) !!!");
+            None
+        }
+    })
+    .clone()
+}
+
+/// Element-wise tolerance: `|got - want| <= abs + rel * |want|`.
+#[derive(Clone, Copy, Debug)]
+pub struct Tol {
+    pub rel: f64,
+    pub abs: f64,
+}
+
+impl Tol {
+    pub const EXACT: Tol = Tol { rel: 0.0, abs: 0.0 };
+    /// One or two f32 roundings (element-wise arithmetic, exp/log).
+    pub const ELEMENTWISE: Tol = Tol {
+        rel: 2e-6,
+        abs: 1e-6,
+    };
+    /// Transcendentals on the GPU (WGSL's exp/log are allowed a few ulp more than libm).
+    pub const TRANSCENDENTAL: Tol = Tol {
+        rel: 1e-5,
+        abs: 1e-6,
+    };
+    /// Sums of `n` f32 terms of magnitude ≲ 1, accumulated in a different order than the oracle.
+    pub fn sum(n: usize) -> Tol {
+        Tol {
+            rel: 1e-5,
+            abs: 2e-6 * (n as f64).max(1.0),
+        }
+    }
+}
+
+/// Compares element-wise; on failure names the case, sizes, first differing index and counts.
+#[track_caller]
+pub fn assert_close(what: &str, got: &[f32], want: &[f64], tol: Tol) {
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{what}: length {} vs expected {}",
+        got.len(),
+        want.len()
+    );
+    let mut bad = 0usize;
+    let mut first = None;
+    let mut worst = 0.0f64;
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let g = g as f64;
+        let ok = if w.is_infinite() || w.is_nan() {
+            g == w || (g.is_nan() && w.is_nan())
+        } else {
+            let err = (g - w).abs();
+            worst = worst.max(err / (tol.abs + tol.rel * w.abs()).max(f64::MIN_POSITIVE));
+            err <= tol.abs + tol.rel * w.abs()
+        };
+        if !ok {
+            bad += 1;
+            first.get_or_insert((i, g, w));
+        }
+    }
+    if let Some((i, g, w)) = first {
+        panic!(
+            "{what}: {bad} of {} elements outside tolerance {tol:?}; first at index {i}: got {g}, want {w} (worst error/tolerance {worst:.2})",
+            got.len()
+        );
+    }
+}
+
+pub fn to_f64(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| x as f64).collect()
+}
+
+pub fn rng(seed: u64) -> StdRng {
+    StdRng::seed_from_u64(seed)
+}
+
+/// `n` values uniform in [lo, hi).
+pub fn uniform(r: &mut StdRng, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+    (0..n).map(|_| r.random_range(lo..hi)).collect()
+}

@@ -1,0 +1,67 @@
+//! One op test suite, run on both backends. Every test body is a generic function over
+//! `Backend`; `op_tests!` emits `cpu::<name>` and `gpu::<name>` for each. Each body checks the
+//! backend against an independent f64 oracle written here (and, through that, GPU against CPU),
+//! on seeded random inputs whose sizes include 1, non-multiples of the workgroup sizes and
+//! large values. Backward ops are also checked against central finite differences.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod elementwise;
+mod embed;
+mod matmul;
+mod reduce;
+mod runtime;
+mod softmax;
+
+macro_rules! op_tests {
+    ($($m:ident :: $f:ident => $name:ident),* $(,)?) => {
+        mod cpu {
+            $(
+                #[test]
+                fn $name() {
+                    crate::$m::$f(&ainrnn::backend::cpu::CpuBackend::new());
+                }
+            )*
+        }
+        mod gpu {
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(g) = crate::common::gpu() {
+                        crate::$m::$f(&g);
+                    }
+                }
+            )*
+        }
+    };
+}
+
+op_tests! {
+    matmul::random_shapes => matmul_random_shapes,
+    matmul::transposes_and_batches => matmul_transposes_and_batches,
+    matmul::accumulate_into => matmul_accumulate_into,
+    matmul::large => matmul_large,
+    matmul::backward_finite_difference => matmul_backward_finite_difference,
+    matmul::shape_errors => matmul_shape_errors,
+    elementwise::binary_broadcast => elementwise_binary_broadcast,
+    elementwise::unary_ops => elementwise_unary_ops,
+    elementwise::affine_axpy => elementwise_affine_axpy,
+    elementwise::copy_on_write => elementwise_copy_on_write,
+    elementwise::relu_backward_finite_difference => elementwise_relu_backward_finite_difference,
+    elementwise::grid_beyond_one_dimension => elementwise_grid_beyond_one_dimension,
+    reduce::rows_all_lengths => reduce_rows_all_lengths,
+    reduce::cols => reduce_cols,
+    softmax::forward_all_lengths => softmax_forward_all_lengths,
+    softmax::catalogue_row => softmax_catalogue_row,
+    softmax::masked_rows => softmax_masked_rows,
+    softmax::backward_finite_difference => softmax_backward_finite_difference,
+    softmax::cross_entropy_matches_oracle => softmax_cross_entropy_matches_oracle,
+    softmax::cross_entropy_finite_difference => softmax_cross_entropy_finite_difference,
+    softmax::target_errors => softmax_target_errors,
+    embed::gather_scatter => embed_gather_scatter,
+    embed::scatter_finite_difference => embed_scatter_finite_difference,
+    embed::index_errors => embed_index_errors,
+    runtime::pooled_buffers_are_reused_cleanly => runtime_pooled_buffers_are_reused_cleanly,
+    runtime::round_trip_and_write => runtime_round_trip_and_write,
+}

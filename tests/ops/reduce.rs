@@ -1,0 +1,71 @@
+//! Row reductions and column sums against f64 loops.
+
+use ainrnn::backend::{Backend, ReduceOp};
+
+use crate::common::*;
+
+pub fn rows_all_lengths<B: Backend>(be: &B) {
+    let mut r = rng(11);
+    let shapes = [
+        (1, 1),
+        (5, 1),
+        (3, 64),
+        (3, 65),
+        (7, 255),
+        (2, 1000),
+        (4, 4097),
+        (1, 360_000),
+        (1000, 37),
+        (300, 2000),
+    ];
+    for &(rows, cols) in &shapes {
+        let v = uniform(&mut r, rows * cols, -1.0, 1.0);
+        let a = be.upload_f32(&v, &[rows, cols]).unwrap();
+        for op in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max] {
+            let got = be.reduce_rows(op, &a).unwrap();
+            assert_eq!(got.shape(), &[rows]);
+            let want: Vec<f64> = v
+                .chunks(cols)
+                .map(|row| match op {
+                    ReduceOp::Sum => row.iter().map(|&x| x as f64).sum(),
+                    ReduceOp::Mean => row.iter().map(|&x| x as f64).sum::<f64>() / cols as f64,
+                    ReduceOp::Max => row.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(x as f64)),
+                })
+                .collect();
+            let tol = match op {
+                ReduceOp::Max => Tol::EXACT,
+                ReduceOp::Mean => Tol::sum(1),
+                ReduceOp::Sum => Tol::sum(cols),
+            };
+            assert_close(
+                &format!("{op:?} rows {rows} x {cols}"),
+                &be.to_f32(&got).unwrap(),
+                &want,
+                tol,
+            );
+        }
+    }
+    // 3-D input reduces the last axis.
+    let v = uniform(&mut r, 2 * 3 * 5, 0.0, 1.0);
+    let a = be.upload_f32(&v, &[2, 3, 5]).unwrap();
+    assert_eq!(be.reduce_rows(ReduceOp::Sum, &a).unwrap().shape(), &[2, 3]);
+}
+
+pub fn cols<B: Backend>(be: &B) {
+    let mut r = rng(12);
+    for &(rows, cols) in &[(1, 1), (1, 300), (17, 3), (1000, 1), (5000, 70), (64, 257)] {
+        let v = uniform(&mut r, rows * cols, -1.0, 1.0);
+        let a = be.upload_f32(&v, &[rows, cols]).unwrap();
+        let got = be.sum_cols(&a).unwrap();
+        assert_eq!(got.shape(), &[cols]);
+        let want: Vec<f64> = (0..cols)
+            .map(|c| (0..rows).map(|i| v[i * cols + c] as f64).sum())
+            .collect();
+        assert_close(
+            &format!("sum_cols {rows} x {cols}"),
+            &be.to_f32(&got).unwrap(),
+            &want,
+            Tol::sum(rows),
+        );
+    }
+}

@@ -1,0 +1,56 @@
+//! Data movement and the GPU runtime's buffer reuse ("dirty scratch": pooled buffers come back
+//! with old contents, so every kernel must write all of its output).
+
+use ainrnn::backend::{Backend, BinaryOp, ReduceOp};
+
+use crate::common::*;
+
+pub fn pooled_buffers_are_reused_cleanly<B: Backend>(be: &B) {
+    let mut r = rng(100);
+    for round in 0..4 {
+        // Same sizes every round, so outputs land in buffers that held the previous round's data.
+        let (rows, cols) = (37, 1500);
+        let v = uniform(&mut r, rows * cols, -3.0, 3.0);
+        let w = uniform(&mut r, cols, -1.0, 1.0);
+        let a = be.upload_f32(&v, &[rows, cols]).unwrap();
+        let b = be.upload_f32(&w, &[cols]).unwrap();
+        let s = be.binary(BinaryOp::Mul, &a, &b).unwrap();
+        let sums = be.reduce_rows(ReduceOp::Sum, &s).unwrap();
+        let want: Vec<f64> = v
+            .chunks(cols)
+            .map(|row| row.iter().zip(&w).map(|(&x, &y)| x as f64 * y as f64).sum())
+            .collect();
+        assert_close(
+            &format!("round {round}: row sums of a*b"),
+            &be.to_f32(&sums).unwrap(),
+            &want,
+            Tol::sum(cols),
+        );
+        let z = be.zeros(&[rows, cols]).unwrap();
+        assert!(
+            be.to_f32(&z).unwrap().iter().all(|&x| x == 0.0),
+            "round {round}: zeros() from a reused buffer"
+        );
+    }
+}
+
+pub fn round_trip_and_write<B: Backend>(be: &B) {
+    let v: Vec<f32> = (0..1001).map(|i| i as f32 * 0.5 - 3.0).collect();
+    let mut t = be.upload_f32(&v, &[7, 143]).unwrap();
+    assert_eq!(be.to_f32(&t).unwrap(), v);
+    let u: Vec<u32> = (0..77).map(|i| i * 3 + 1).collect();
+    let tu = be.upload_u32(&u, &[77]).unwrap();
+    assert_eq!(be.to_u32(&tu).unwrap(), u);
+    assert!(be.to_f32(&tu).is_err(), "reading u32 as f32 must fail");
+    let w: Vec<f32> = v.iter().map(|x| -x).collect();
+    be.write_f32(&mut t, &w).unwrap();
+    assert_eq!(be.to_f32(&t).unwrap(), w);
+    assert!(be.write_f32(&mut t, &w[..10]).is_err());
+    assert!(be.upload_f32(&v, &[2, 2]).is_err());
+    let empty = be.upload_f32(&[], &[0, 4]).unwrap();
+    assert!(be.to_f32(&empty).unwrap().is_empty());
+    let reshaped = t.reshape(&[1001]).unwrap();
+    assert_eq!(reshaped.shape(), &[1001]);
+    assert!(reshaped.reshape(&[1000]).is_err());
+    be.sync().unwrap();
+}
