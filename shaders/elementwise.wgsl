@@ -12,6 +12,10 @@ struct Params {
     nb: u32,     // elements of b (broadcast: b[i % nb])
     alpha: f32,
     beta: f32,
+    inner: u32,  // time_mask_mul: steps * hidden (elements per sequence)
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -23,7 +27,7 @@ fn linear(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wid.x + wid.y * nwg.x) * WG + lid;
 }
 
-// OP: 0 add, 1 sub, 2 mul, 3 div
+// OP: 0 add, 1 sub, 2 mul, 3 div, 4 log-add-exp
 @compute @workgroup_size(WG)
 fn binary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
@@ -36,7 +40,12 @@ fn binary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
         case 0u: { r = x + y; }
         case 1u: { r = x - y; }
         case 2u: { r = x * y; }
-        default: { r = x / y; }
+        case 3u: { r = x / y; }
+        default: {
+            let m = max(x, y);
+            // exp(-inf - -inf) would be NaN: two -inf inputs give -inf.
+            r = select(m + log(exp(x - m) + exp(y - m)), m, m == bitcast<f32>(0xff800000u));
+        }
     }
     out[i] = r;
 }
@@ -87,4 +96,24 @@ fn relu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     let i = linear(wid, nwg, lid);
     if (i >= p.n) { return; }
     out[i] = select(0.0, b[i], a[i] > 0.0);
+}
+
+// out = b * (1 - a²)   (a: tanh output, b: upstream gradient)
+@compute @workgroup_size(WG)
+fn tanh_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let i = linear(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    let y = a[i];
+    out[i] = b[i] * (1.0 - y * y);
+}
+
+// out[b, t, j] = a[b, t, j] * mask[b, j]: a dropout mask shared over time.
+// nb = hidden, inner = steps * hidden.
+@compute @workgroup_size(WG)
+fn time_mask_mul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let i = linear(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    out[i] = a[i] * b[(i / p.inner) * p.nb + i % p.nb];
 }

@@ -7,6 +7,7 @@
 
 pub mod cpu;
 pub mod gpu;
+pub mod model_ops;
 pub mod select;
 
 use crate::error::OpError;
@@ -126,6 +127,8 @@ pub enum BinaryOp {
     Sub,
     Mul,
     Div,
+    /// `log(exp(a) + exp(b))`, stable; merges log-sum-exps of catalogue tiles.
+    LogAddExp,
 }
 
 /// Element-wise unary ops.
@@ -345,6 +348,18 @@ pub trait Backend: Clone + Send + Sync + 'static {
         logits: &BTensor<Self>,
         targets: &Targets<Self::Storage>,
     ) -> OpResult<(BTensor<Self>, BTensor<Self>)>;
+    /// The same loss and gradient for a block of columns (a catalogue tile), given the
+    /// log-sum-exp `lse [rows]` of the *whole* row: `loss_r = Σ_{t in tile} w_t (lse_r − z_{r,t})`
+    /// and `grad = (Σ_t w_t over the whole row) · exp(z − lse) − Σ_{t in tile} w_t e_t`.
+    /// `row_weight [rows]` is Σ_t w_t over the whole row. Summing `loss` over tiles gives the
+    /// full cross-entropy.
+    fn cross_entropy_tile(
+        &self,
+        logits: &BTensor<Self>,
+        lse: &BTensor<Self>,
+        row_weight: &BTensor<Self>,
+        targets: &Targets<Self::Storage>,
+    ) -> OpResult<(BTensor<Self>, BTensor<Self>)>;
     /// Uploads validated sparse targets (see [`Targets`]).
     fn targets(
         &self,
@@ -536,6 +551,25 @@ pub(crate) mod check {
                     plan.table_rows
                 ),
             });
+        }
+        Ok(())
+    }
+
+    pub fn cross_entropy_tile<S>(
+        logits: &Tensor<S>,
+        lse: &Tensor<S>,
+        row_weight: &Tensor<S>,
+        t: &Targets<S>,
+    ) -> OpResult<()> {
+        cross_entropy(logits, t)?;
+        for (name, v) in [("lse", lse), ("row_weight", row_weight)] {
+            v.expect_dtype("cross_entropy_tile", DType::F32)?;
+            if v.len() != t.rows {
+                return Err(OpError::Shape {
+                    op: "cross_entropy_tile",
+                    detail: format!("{name} has {} values for {} rows", v.len(), t.rows),
+                });
+            }
         }
         Ok(())
     }

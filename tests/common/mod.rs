@@ -36,6 +36,13 @@ pub fn gpu() -> Option<GpuBackend> {
     .clone()
 }
 
+/// A GPU backend with a device of its own, for tests that read device-wide counters (the shared
+/// one sees other tests' work). Same skip/fail rules as [`gpu`].
+pub fn fresh_gpu() -> Option<GpuBackend> {
+    gpu()?;
+    Some(GpuBackend::new().expect("a second device on the adapter that just opened"))
+}
+
 /// Element-wise tolerance: `|got - want| <= abs + rel * |want|`.
 #[derive(Clone, Copy, Debug)]
 pub struct Tol {

@@ -19,7 +19,13 @@ pub fn binary_broadcast<B: Backend>(be: &B) {
                 .collect();
             let a = be.upload_f32(&av, &[n]).unwrap();
             let b = be.upload_f32(&bv, &[nb]).unwrap();
-            for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div] {
+            for op in [
+                BinaryOp::Add,
+                BinaryOp::Sub,
+                BinaryOp::Mul,
+                BinaryOp::Div,
+                BinaryOp::LogAddExp,
+            ] {
                 let got = be.to_f32(&be.binary(op, &a, &b).unwrap()).unwrap();
                 let want: Vec<f64> = av
                     .iter()
@@ -31,6 +37,7 @@ pub fn binary_broadcast<B: Backend>(be: &B) {
                             BinaryOp::Sub => x - y,
                             BinaryOp::Mul => x * y,
                             BinaryOp::Div => x / y,
+                            BinaryOp::LogAddExp => x.max(y) + (1.0 + (-(x - y).abs()).exp()).ln(),
                         }
                     })
                     .collect();

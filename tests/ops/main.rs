@@ -4,12 +4,16 @@
 //! on seeded random inputs whose sizes include 1, non-multiples of the workgroup sizes and
 //! large values. Backward ops are also checked against central finite differences.
 
+// Oracles index explicitly: clearer next to the formulas they implement.
+#![allow(clippy::needless_range_loop)]
+
 #[path = "../common/mod.rs"]
 mod common;
 
 mod elementwise;
 mod embed;
 mod matmul;
+mod model;
 mod reduce;
 mod runtime;
 mod softmax;
@@ -62,6 +66,14 @@ op_tests! {
     embed::gather_scatter => embed_gather_scatter,
     embed::scatter_finite_difference => embed_scatter_finite_difference,
     embed::index_errors => embed_index_errors,
+    model::indrnn_forward => model_indrnn_forward,
+    model::indrnn_backward_finite_difference => model_indrnn_backward_finite_difference,
+    model::lstm_forward => model_lstm_forward,
+    model::lstm_backward_finite_difference => model_lstm_backward_finite_difference,
+    model::elementwise_helpers => model_elementwise_helpers,
+    model::optimizer => model_optimizer,
+    model::topk_and_masking => model_topk_and_masking,
+    model::cross_entropy_tiles => model_cross_entropy_tiles,
     runtime::pooled_buffers_are_reused_cleanly => runtime_pooled_buffers_are_reused_cleanly,
     runtime::round_trip_and_write => runtime_round_trip_and_write,
 }

@@ -20,6 +20,14 @@ pub fn apply_binary(op: BinaryOp, x: f32, y: f32) -> f32 {
         BinaryOp::Sub => x - y,
         BinaryOp::Mul => x * y,
         BinaryOp::Div => x / y,
+        BinaryOp::LogAddExp => {
+            let m = x.max(y);
+            if m == f32::NEG_INFINITY {
+                m
+            } else {
+                m + ((x - m).exp() + (y - m).exp()).ln()
+            }
+        }
     }
 }
 

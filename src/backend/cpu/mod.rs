@@ -4,7 +4,9 @@
 
 mod elementwise;
 mod embed;
+mod math;
 mod matmul;
+pub(crate) mod model;
 mod reduce;
 mod softmax;
 
@@ -190,6 +192,16 @@ impl Backend for CpuBackend {
         targets: &Targets<CpuStorage>,
     ) -> OpResult<(CpuTensor, CpuTensor)> {
         softmax::cross_entropy(logits, targets)
+    }
+
+    fn cross_entropy_tile(
+        &self,
+        logits: &CpuTensor,
+        lse: &CpuTensor,
+        row_weight: &CpuTensor,
+        targets: &Targets<CpuStorage>,
+    ) -> OpResult<(CpuTensor, CpuTensor)> {
+        softmax::cross_entropy_tile(logits, lse, row_weight, targets)
     }
 
     fn gather_rows(&self, table: &CpuTensor, plan: &IndexPlan<CpuStorage>) -> OpResult<CpuTensor> {

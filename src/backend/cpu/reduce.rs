@@ -2,16 +2,15 @@
 
 use rayon::prelude::*;
 
+use super::math::{max_f32, sum_f32};
 use super::{f32s, tensor, CpuTensor, PAR_MIN};
 use crate::backend::{OpResult, ReduceOp};
 
 pub fn reduce_row(op: ReduceOp, row: &[f32]) -> f32 {
     match op {
-        ReduceOp::Sum => row.iter().map(|&x| x as f64).sum::<f64>() as f32,
-        ReduceOp::Mean => {
-            (row.iter().map(|&x| x as f64).sum::<f64>() / row.len().max(1) as f64) as f32
-        }
-        ReduceOp::Max => row.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+        ReduceOp::Sum => sum_f32(row) as f32,
+        ReduceOp::Mean => (sum_f32(row) / row.len().max(1) as f64) as f32,
+        ReduceOp::Max => max_f32(row),
     }
 }
 

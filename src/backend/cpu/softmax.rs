@@ -3,17 +3,17 @@
 
 use rayon::prelude::*;
 
+use super::math::{exp_f32, max_f32, sum_exp_shifted, sum_f32};
 use super::{f32s, tensor, u32s, CpuStorage, CpuTensor, PAR_MIN};
 use crate::backend::{check, OpResult, Targets};
 
-/// `log Σ exp(x)` of one row: max subtracted, exp in f32 (each term ≤ 1), sum in f64.
+/// `log Σ exp(x)` of one row: max subtracted, exp in f32 (each term ≤ 1), sums in f64.
 pub fn row_lse(row: &[f32]) -> f32 {
-    let m = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let m = max_f32(row);
     if m == f32::NEG_INFINITY {
         return m;
     }
-    let s: f64 = row.iter().map(|&x| (x - m).exp() as f64).sum();
-    m + s.ln() as f32
+    m + sum_exp_shifted(row, m).ln() as f32
 }
 
 fn rows_map(a: &[f32], cols: usize, out: &mut [f32], f: impl Fn(usize, &[f32], &mut [f32]) + Sync) {
@@ -48,7 +48,7 @@ pub fn softmax_rows(a: &CpuTensor, log: bool) -> OpResult<CpuTensor> {
             } else if log {
                 v - lse
             } else {
-                (v - lse).exp()
+                exp_f32(v - lse)
             };
         }
     });
@@ -66,9 +66,9 @@ pub fn softmax_rows_backward(y: &CpuTensor, dy: &CpuTensor, log: bool) -> OpResu
     rows_map(dv, cols, &mut out, |r, d, o| {
         let yr = &yv[r * cols..(r + 1) * cols];
         if log {
-            let s: f64 = d.iter().map(|&v| v as f64).sum();
+            let s = sum_f32(d) as f32;
             for ((o, &g), &l) in o.iter_mut().zip(d).zip(yr) {
-                *o = g - l.exp() * s as f32;
+                *o = g - exp_f32(l) * s;
             }
         } else {
             let s: f64 = d.iter().zip(yr).map(|(&g, &p)| g as f64 * p as f64).sum();
@@ -97,6 +97,29 @@ pub fn cross_entropy(
     t: &Targets<CpuStorage>,
 ) -> OpResult<(CpuTensor, CpuTensor)> {
     check::cross_entropy(logits, t)?;
+    let lse = logsumexp_rows(logits)?.reshape(&[t.rows])?;
+    let tw = f32s("cross_entropy", &t.weights)?;
+    let row_ptr = u32s("cross_entropy", &t.row_ptr)?;
+    let wsum: Vec<f32> = (0..t.rows)
+        .map(|r| {
+            tw[row_ptr[r] as usize..row_ptr[r + 1] as usize]
+                .iter()
+                .map(|&w| w as f64)
+                .sum::<f64>() as f32
+        })
+        .collect();
+    cross_entropy_tile(logits, &lse, &tensor(vec![t.rows], wsum), t)
+}
+
+pub fn cross_entropy_tile(
+    logits: &CpuTensor,
+    lse: &CpuTensor,
+    row_weight: &CpuTensor,
+    t: &Targets<CpuStorage>,
+) -> OpResult<(CpuTensor, CpuTensor)> {
+    check::cross_entropy_tile(logits, lse, row_weight, t)?;
+    let lse = f32s("cross_entropy", lse)?;
+    let row_weight = f32s("cross_entropy", row_weight)?;
     let z = f32s("cross_entropy", logits)?;
     let row_ptr = u32s("cross_entropy", &t.row_ptr)?;
     let tcols = u32s("cross_entropy", &t.cols)?;
@@ -111,13 +134,11 @@ pub fn cross_entropy(
             .for_each(|(r, (g, l))| {
                 let zr = &z[r * cols..(r + 1) * cols];
                 let span = row_ptr[r] as usize..row_ptr[r + 1] as usize;
-                let wsum: f64 = tw[span.clone()].iter().map(|&w| w as f64).sum();
-                if wsum == 0.0 && span.is_empty() {
-                    return;
-                }
-                let lse = row_lse(zr);
-                for (g, &v) in g.iter_mut().zip(zr) {
-                    *g = (wsum * ((v - lse) as f64).exp()) as f32;
+                let (wsum, lse) = (row_weight[r], lse[r]);
+                if wsum != 0.0 {
+                    for (g, &v) in g.iter_mut().zip(zr) {
+                        *g = wsum * exp_f32(v - lse);
+                    }
                 }
                 let mut acc = 0.0f64;
                 for j in span {

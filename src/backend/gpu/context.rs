@@ -463,11 +463,20 @@ impl GpuContext {
                 resource: buf.binding(),
             });
         }
+        // A mismatch between the bindings given and the shader's layout is a bug in the calling op:
+        // report it here, naming the kernel, instead of from whichever later call checks errors.
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(kernel.entry),
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(GpuError::Validation {
+                context: format!("binding {}::{}", kernel.shader.name(), kernel.entry),
+                message: e.to_string(),
+            });
+        }
         drop(entries);
         let timestamp = st.timer.as_mut().map(|t| {
             let i = t.next;

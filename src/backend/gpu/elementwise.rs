@@ -13,6 +13,8 @@ struct Params {
     nb: u32,
     alpha: f32,
     beta: f32,
+    inner: u32,
+    _pad: [u32; 3],
 }
 
 fn run(
@@ -32,6 +34,8 @@ fn run(
         nb: nb.max(1) as u32,
         alpha,
         beta,
+        inner: 0,
+        _pad: [0; 3],
     };
     let grid = g.grid(kernel.entry, n as u64)?;
     Ok(g.ctx
@@ -45,6 +49,7 @@ pub fn binary(g: &GpuBackend, op: BinaryOp, a: &GpuTensor, b: &GpuTensor) -> OpR
         BinaryOp::Sub => 1,
         BinaryOp::Mul => 2,
         BinaryOp::Div => 3,
+        BinaryOp::LogAddExp => 4,
     };
     let out = g.empty(a.shape(), DType::F32, "binary out")?;
     let k = Kernel::new(Shader::Elementwise, "binary").with("OP", code);

@@ -7,6 +7,7 @@ pub mod context;
 mod elementwise;
 mod embed;
 mod matmul;
+mod model;
 pub mod pipeline;
 mod reduce;
 mod softmax;
@@ -211,6 +212,16 @@ impl Backend for GpuBackend {
         targets: &Targets<GpuStorage>,
     ) -> OpResult<(GpuTensor, GpuTensor)> {
         softmax::cross_entropy(self, logits, targets)
+    }
+
+    fn cross_entropy_tile(
+        &self,
+        logits: &GpuTensor,
+        lse: &GpuTensor,
+        row_weight: &GpuTensor,
+        targets: &Targets<GpuStorage>,
+    ) -> OpResult<(GpuTensor, GpuTensor)> {
+        softmax::cross_entropy_tile(self, logits, lse, row_weight, targets)
     }
 
     fn gather_rows(&self, table: &GpuTensor, plan: &IndexPlan<GpuStorage>) -> OpResult<GpuTensor> {

@@ -12,15 +12,23 @@ pub enum Shader {
     Reduce,
     Softmax,
     Embed,
+    Indrnn,
+    Lstm,
+    Optim,
+    Topk,
 }
 
 impl Shader {
-    pub const ALL: [Shader; 5] = [
+    pub const ALL: [Shader; 9] = [
         Shader::Elementwise,
         Shader::Matmul,
         Shader::Reduce,
         Shader::Softmax,
         Shader::Embed,
+        Shader::Indrnn,
+        Shader::Lstm,
+        Shader::Optim,
+        Shader::Topk,
     ];
 
     pub fn name(self) -> &'static str {
@@ -30,6 +38,10 @@ impl Shader {
             Shader::Reduce => "reduce",
             Shader::Softmax => "softmax",
             Shader::Embed => "embed",
+            Shader::Indrnn => "indrnn",
+            Shader::Lstm => "lstm",
+            Shader::Optim => "optim",
+            Shader::Topk => "topk",
         }
     }
 
@@ -40,6 +52,10 @@ impl Shader {
             Shader::Reduce => include_str!("../../../shaders/reduce.wgsl"),
             Shader::Softmax => include_str!("../../../shaders/softmax.wgsl"),
             Shader::Embed => include_str!("../../../shaders/embed.wgsl"),
+            Shader::Indrnn => include_str!("../../../shaders/indrnn.wgsl"),
+            Shader::Lstm => include_str!("../../../shaders/lstm.wgsl"),
+            Shader::Optim => include_str!("../../../shaders/optim.wgsl"),
+            Shader::Topk => include_str!("../../../shaders/topk.wgsl"),
         }
     }
 }

@@ -106,8 +106,31 @@ pub fn cross_entropy(
     t: &Targets<GpuStorage>,
 ) -> OpResult<(GpuTensor, GpuTensor)> {
     check::cross_entropy(logits, t)?;
-    let (rows, cols) = (logits.rows(), logits.cols());
     let l = lse(g, logits)?;
+    ce(g, logits, &l, None, t)
+}
+
+pub fn cross_entropy_tile(
+    g: &GpuBackend,
+    logits: &GpuTensor,
+    lse: &GpuTensor,
+    row_weight: &GpuTensor,
+    t: &Targets<GpuStorage>,
+) -> OpResult<(GpuTensor, GpuTensor)> {
+    check::cross_entropy_tile(logits, lse, row_weight, t)?;
+    ce(g, logits, lse, Some(row_weight), t)
+}
+
+/// Loss over the given columns and the gradient. `row_weight = None`: the targets cover the
+/// whole row, so their weight sums are computed here (`ce_rows` writes them).
+fn ce(
+    g: &GpuBackend,
+    logits: &GpuTensor,
+    l: &GpuTensor,
+    row_weight: Option<&GpuTensor>,
+    t: &Targets<GpuStorage>,
+) -> OpResult<(GpuTensor, GpuTensor)> {
+    let (rows, cols) = (logits.rows(), logits.cols());
     let loss = g.empty(&[rows], DType::F32, "ce loss")?;
     let wsum = g.empty(&[rows], DType::F32, "ce weight sums")?;
     let grad = g.empty(logits.shape(), DType::F32, "ce grad")?;
@@ -120,7 +143,7 @@ pub fn cross_entropy(
         pb,
         &[
             (1, raw(logits)),
-            (2, raw(&l)),
+            (2, raw(l)),
             (3, raw(&loss)),
             (5, rp),
             (6, tc),
@@ -134,9 +157,9 @@ pub fn cross_entropy(
         pb,
         &[
             (1, raw(logits)),
-            (2, raw(&l)),
+            (2, raw(l)),
             (3, raw(&grad)),
-            (4, raw(&wsum)),
+            (4, raw(row_weight.unwrap_or(&wsum))),
         ],
         g.grid("cross_entropy", logits.len() as u64)?,
     )?;

@@ -1,0 +1,144 @@
+// LSTM layer, one dispatch per time step (the step depends on the whole previous hidden state).
+// Each invocation owns one (sequence, unit): it computes its four gate pre-activations as the
+// precomputed input part xw (x W_x + b, one matmul for all steps) plus its recurrent dot products
+// with h_{t-1}, then the cell update — the recurrent matmul and the gate non-linearities fused.
+// Gate order in blocks of H: input, forget, cell (tanh), output. Masked steps carry h and c.
+//
+// The backward step reads the next step's gate gradients to form the recurrent ∂h (again a fused
+// dot product with W_h's row), and keeps ∂h/∂c carries per (sequence, unit) in `carry`.
+//
+// Bindings: 0 params, 1 xw (read), 2 wh (read), 3 mask (read), 4 h (rw), 5 c (rw),
+// 6 gates (rw), 7 hprev (rw), 8 dh (read), 9 dgates (rw), 10 carry (rw).
+
+const WG: u32 = 256u;
+
+struct Params {
+    batch: u32,
+    steps: u32,
+    hidden: u32,
+    t: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> xw: array<f32>;
+@group(0) @binding(2) var<storage, read> wh: array<f32>;
+@group(0) @binding(3) var<storage, read> mask: array<f32>;
+@group(0) @binding(4) var<storage, read_write> h: array<f32>;
+@group(0) @binding(5) var<storage, read_write> c: array<f32>;
+@group(0) @binding(6) var<storage, read_write> gates: array<f32>;
+@group(0) @binding(7) var<storage, read_write> hprev: array<f32>;
+@group(0) @binding(8) var<storage, read> dh: array<f32>;
+@group(0) @binding(9) var<storage, read_write> dgates: array<f32>;
+@group(0) @binding(10) var<storage, read_write> carry: array<f32>;
+
+fn elem(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wid.x + wid.y * nwg.x) * WG + lid;
+}
+
+fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
+fn tanh_safe(x: f32) -> f32 { return tanh(clamp(x, -15.0, 15.0)); }
+
+@compute @workgroup_size(WG)
+fn step_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let i = elem(wid, nwg, lid);
+    let H = p.hidden;
+    if (i >= p.batch * H) { return; }
+    let b = i / H;
+    let j = i % H;
+    let t = p.t;
+    let row = b * p.steps + t;
+    var hp = 0.0;
+    var cp = 0.0;
+    if (t > 0u) {
+        hp = h[(row - 1u) * H + j];
+        cp = c[(row - 1u) * H + j];
+    }
+    hprev[row * H + j] = hp;
+    let g0 = row * 4u * H + j;
+    if (mask[row] <= 0.0) {
+        h[row * H + j] = hp;
+        c[row * H + j] = cp;
+        gates[g0] = 0.0;
+        gates[g0 + H] = 0.0;
+        gates[g0 + 2u * H] = 0.0;
+        gates[g0 + 3u * H] = 0.0;
+        return;
+    }
+    var a0 = xw[g0];
+    var a1 = xw[g0 + H];
+    var a2 = xw[g0 + 2u * H];
+    var a3 = xw[g0 + 3u * H];
+    if (t > 0u) {
+        let hrow = (row - 1u) * H;
+        for (var k = 0u; k < H; k++) {
+            let hv = h[hrow + k];
+            let w = k * 4u * H + j;
+            a0 = fma(hv, wh[w], a0);
+            a1 = fma(hv, wh[w + H], a1);
+            a2 = fma(hv, wh[w + 2u * H], a2);
+            a3 = fma(hv, wh[w + 3u * H], a3);
+        }
+    }
+    let ig = sigmoid(a0);
+    let fg = sigmoid(a1);
+    let gg = tanh_safe(a2);
+    let og = sigmoid(a3);
+    let cn = fg * cp + ig * gg;
+    c[row * H + j] = cn;
+    h[row * H + j] = og * tanh_safe(cn);
+    gates[g0] = ig;
+    gates[g0 + H] = fg;
+    gates[g0 + 2u * H] = gg;
+    gates[g0 + 3u * H] = og;
+}
+
+// carry: [batch, 2H]: ∂h carried through masked steps, then ∂c carried to the previous step.
+@compute @workgroup_size(WG)
+fn step_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+    let i = elem(wid, nwg, lid);
+    let H = p.hidden;
+    if (i >= p.batch * H) { return; }
+    let b = i / H;
+    let j = i % H;
+    let t = p.t;
+    let row = b * p.steps + t;
+    let ch = b * 2u * H + j;
+    let cc = ch + H;
+    var dht = dh[row * H + j] + carry[ch];
+    if (t + 1u < p.steps && mask[row + 1u] > 0.0) {
+        let nrow = (row + 1u) * 4u * H;
+        let wrow = j * 4u * H;
+        for (var m = 0u; m < 4u * H; m++) {
+            dht = fma(dgates[nrow + m], wh[wrow + m], dht);
+        }
+    }
+    var dc = carry[cc];
+    let g0 = row * 4u * H + j;
+    if (mask[row] <= 0.0) {
+        dgates[g0] = 0.0;
+        dgates[g0 + H] = 0.0;
+        dgates[g0 + 2u * H] = 0.0;
+        dgates[g0 + 3u * H] = 0.0;
+        carry[ch] = dht;
+        carry[cc] = dc;
+        return;
+    }
+    let ig = gates[g0];
+    let fg = gates[g0 + H];
+    let gg = gates[g0 + 2u * H];
+    let og = gates[g0 + 3u * H];
+    let ct = c[row * H + j];
+    var cp = 0.0;
+    if (t > 0u) { cp = c[(row - 1u) * H + j]; }
+    let tc = tanh_safe(ct);
+    let d_o = dht * tc;
+    dc = dc + dht * og * (1.0 - tc * tc);
+    dgates[g0] = dc * gg * ig * (1.0 - ig);
+    dgates[g0 + H] = dc * cp * fg * (1.0 - fg);
+    dgates[g0 + 2u * H] = dc * ig * (1.0 - gg * gg);
+    dgates[g0 + 3u * H] = d_o * og * (1.0 - og);
+    carry[ch] = 0.0;
+    carry[cc] = dc * fg;
+}

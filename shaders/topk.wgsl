@@ -1,0 +1,95 @@
+// Top-k selection per row for ranking a catalogue, and masking of known items.
+//
+// `select_pass`: one invocation per (row, segment of `seg` entries) keeps the k best entries
+// (value descending, lower index first on ties) in private arrays by insertion; the host repeats
+// the pass on the [rows, segments * k] candidates (FIRST = false, explicit ids) until one segment
+// remains. Only entries greater than -inf are kept, so masked items never appear; short rows pad
+// with -inf and id 0xffffffff.
+// `mask_entries`: one invocation per row sets x[r, cols[j]] = -inf for its CSR entries.
+//
+// Bindings: 0 params, 1 x (read), 2 ids (read u32), 3 out_vals (rw), 4 out_ids (rw u32),
+// 5 row_ptr (read u32), 6 cols (read u32), 7 xm (rw).
+
+override FIRST: bool = true;
+const WG: u32 = 256u;
+const KMAX: u32 = 32u;
+
+struct Params {
+    rows: u32,
+    cols: u32,
+    seg: u32,
+    nseg: u32,
+    k: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> ids: array<u32>;
+@group(0) @binding(3) var<storage, read_write> out_vals: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out_ids: array<u32>;
+@group(0) @binding(5) var<storage, read> row_ptr: array<u32>;
+@group(0) @binding(6) var<storage, read> cols: array<u32>;
+@group(0) @binding(7) var<storage, read_write> xm: array<f32>;
+
+fn neg_inf() -> f32 { return bitcast<f32>(0xff800000u); }
+
+fn elem(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wid.x + wid.y * nwg.x) * WG + lid;
+}
+
+fn better(v: f32, id: u32, w: f32, wid: u32) -> bool {
+    return v > w || (v == w && id < wid);
+}
+
+@compute @workgroup_size(WG)
+fn select_pass(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let t = elem(wid, nwg, lid);
+    if (t >= p.rows * p.nseg) { return; }
+    let r = t / p.nseg;
+    let s = t % p.nseg;
+    let k = p.k;
+    var vals: array<f32, KMAX>;
+    var idx: array<u32, KMAX>;
+    for (var q = 0u; q < k; q++) {
+        vals[q] = neg_inf();
+        idx[q] = 0xffffffffu;
+    }
+    let start = s * p.seg;
+    let end = min(p.cols, start + p.seg);
+    for (var c = start; c < end; c++) {
+        let v = x[r * p.cols + c];
+        if (!(v > neg_inf())) { continue; }
+        var id = c;
+        if (!FIRST) { id = ids[r * p.cols + c]; }
+        if (!better(v, id, vals[k - 1u], idx[k - 1u])) { continue; }
+        var q = k - 1u;
+        loop {
+            if (q == 0u) { break; }
+            if (!better(v, id, vals[q - 1u], idx[q - 1u])) { break; }
+            vals[q] = vals[q - 1u];
+            idx[q] = idx[q - 1u];
+            q = q - 1u;
+        }
+        vals[q] = v;
+        idx[q] = id;
+    }
+    let o = (r * p.nseg + s) * k;
+    for (var q = 0u; q < k; q++) {
+        out_vals[o + q] = vals[q];
+        out_ids[o + q] = idx[q];
+    }
+}
+
+@compute @workgroup_size(WG)
+fn mask_entries(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let r = elem(wid, nwg, lid);
+    if (r >= p.rows) { return; }
+    for (var j = row_ptr[r]; j < row_ptr[r + 1u]; j++) {
+        xm[r * p.cols + cols[j]] = neg_inf();
+    }
+}

@@ -1,0 +1,438 @@
+//! Host side of the model kernels (`shaders/{indrnn,lstm,optim,topk}.wgsl` and the time-mask and
+//! tanh-backward entries of `elementwise.wgsl`).
+
+use bytemuck::{Pod, Zeroable};
+
+use super::pipeline::{Kernel, Shader};
+use super::{make_unique, raw, GpuBackend, GpuTensor};
+use crate::backend::cpu::model::{expect_len, seq_dims};
+use crate::backend::model_ops::{AdamStep, LstmCache, ModelOps, MAX_TOPK};
+use crate::backend::{check, Backend, DType, OpResult};
+use crate::error::OpError;
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct SeqParams {
+    batch: u32,
+    steps: u32,
+    hidden: u32,
+    t: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Default)]
+struct OptParams {
+    n: u32,
+    _pad: u32,
+    lr: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    weight_decay: f32,
+    bias1: f32,
+    bias2: f32,
+    lo: f32,
+    hi: f32,
+    max_norm: f32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct EwParams {
+    n: u32,
+    nb: u32,
+    alpha: f32,
+    beta: f32,
+    inner: u32,
+    _pad: [u32; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct TopkParams {
+    rows: u32,
+    cols: u32,
+    seg: u32,
+    nseg: u32,
+    k: u32,
+    _pad: [u32; 3],
+}
+
+/// Entries scanned by one top-k invocation.
+const TOPK_SEG: usize = 256;
+
+impl ModelOps for GpuBackend {
+    fn indrnn_forward(
+        &self,
+        pre: &GpuTensor,
+        u: &GpuTensor,
+        mask: &GpuTensor,
+    ) -> OpResult<GpuTensor> {
+        let (b, l, h) = seq_dims("indrnn_forward", pre, mask, 1)?;
+        expect_len("indrnn_forward", "u", u, h)?;
+        let out = self.empty(pre.shape(), DType::F32, "indrnn h")?;
+        let p = SeqParams {
+            batch: b as u32,
+            steps: l as u32,
+            hidden: h as u32,
+            t: 0,
+        };
+        self.ctx.dispatch(
+            &Kernel::new(Shader::Indrnn, "forward"),
+            bytemuck::bytes_of(&p),
+            &[(1, raw(pre)), (2, raw(u)), (3, raw(mask)), (4, raw(&out))],
+            self.grid("indrnn_forward", (b * h) as u64)?,
+        )?;
+        Ok(out)
+    }
+
+    fn indrnn_backward(
+        &self,
+        pre: &GpuTensor,
+        u: &GpuTensor,
+        mask: &GpuTensor,
+        hs: &GpuTensor,
+        dh: &GpuTensor,
+    ) -> OpResult<(GpuTensor, GpuTensor)> {
+        let (b, l, h) = seq_dims("indrnn_backward", pre, mask, 1)?;
+        expect_len("indrnn_backward", "u", u, h)?;
+        check::same_len("indrnn_backward", pre, hs)?;
+        check::same_len("indrnn_backward", pre, dh)?;
+        let dpre = self.empty(pre.shape(), DType::F32, "indrnn dpre")?;
+        let du_part = self.empty(&[b, h], DType::F32, "indrnn du partials")?;
+        let p = SeqParams {
+            batch: b as u32,
+            steps: l as u32,
+            hidden: h as u32,
+            t: 0,
+        };
+        self.ctx.dispatch(
+            &Kernel::new(Shader::Indrnn, "backward"),
+            bytemuck::bytes_of(&p),
+            &[
+                (2, raw(u)),
+                (3, raw(mask)),
+                (4, raw(hs)),
+                (5, raw(dh)),
+                (6, raw(&dpre)),
+                (7, raw(&du_part)),
+            ],
+            self.grid("indrnn_backward", (b * h) as u64)?,
+        )?;
+        let du = self.sum_cols(&du_part)?;
+        Ok((dpre, du))
+    }
+
+    fn lstm_forward(
+        &self,
+        xw: &GpuTensor,
+        wh: &GpuTensor,
+        mask: &GpuTensor,
+    ) -> OpResult<LstmCache<GpuTensor>> {
+        let (b, l, h) = seq_dims("lstm_forward", xw, mask, 4)?;
+        if wh.shape() != [h, 4 * h] {
+            return Err(OpError::Shape {
+                op: "lstm_forward",
+                detail: format!("wh is {:?}, expected [{h}, {}]", wh.shape(), 4 * h),
+            });
+        }
+        let shape = [b, l, h];
+        let cache = LstmCache {
+            h: self.empty(&shape, DType::F32, "lstm h")?,
+            h_prev: self.empty(&shape, DType::F32, "lstm h_prev")?,
+            c: self.empty(&shape, DType::F32, "lstm c")?,
+            gates: self.empty(xw.shape(), DType::F32, "lstm gates")?,
+        };
+        let k = Kernel::new(Shader::Lstm, "step_forward");
+        let grid = self.grid("lstm_forward", (b * h) as u64)?;
+        for t in 0..l {
+            let p = SeqParams {
+                batch: b as u32,
+                steps: l as u32,
+                hidden: h as u32,
+                t: t as u32,
+            };
+            self.ctx.dispatch(
+                &k,
+                bytemuck::bytes_of(&p),
+                &[
+                    (1, raw(xw)),
+                    (2, raw(wh)),
+                    (3, raw(mask)),
+                    (4, raw(&cache.h)),
+                    (5, raw(&cache.c)),
+                    (6, raw(&cache.gates)),
+                    (7, raw(&cache.h_prev)),
+                ],
+                grid,
+            )?;
+        }
+        Ok(cache)
+    }
+
+    fn lstm_backward(
+        &self,
+        cache: &LstmCache<GpuTensor>,
+        wh: &GpuTensor,
+        mask: &GpuTensor,
+        dh: &GpuTensor,
+    ) -> OpResult<GpuTensor> {
+        let (b, l, h) = seq_dims("lstm_backward", &cache.gates, mask, 4)?;
+        check::same_len("lstm_backward", &cache.h, dh)?;
+        expect_len("lstm_backward", "wh", wh, 4 * h * h)?;
+        let dg = self.empty(cache.gates.shape(), DType::F32, "lstm dgates")?;
+        let carry = self.zeros(&[b, 2 * h])?;
+        let k = Kernel::new(Shader::Lstm, "step_backward");
+        let grid = self.grid("lstm_backward", (b * h) as u64)?;
+        for t in (0..l).rev() {
+            let p = SeqParams {
+                batch: b as u32,
+                steps: l as u32,
+                hidden: h as u32,
+                t: t as u32,
+            };
+            self.ctx.dispatch(
+                &k,
+                bytemuck::bytes_of(&p),
+                &[
+                    (2, raw(wh)),
+                    (3, raw(mask)),
+                    (5, raw(&cache.c)),
+                    (6, raw(&cache.gates)),
+                    (8, raw(dh)),
+                    (9, raw(&dg)),
+                    (10, raw(&carry)),
+                ],
+                grid,
+            )?;
+        }
+        Ok(dg)
+    }
+
+    fn time_mask_mul(&self, x: &GpuTensor, mask: &GpuTensor) -> OpResult<GpuTensor> {
+        x.expect_dtype("time_mask_mul", DType::F32)?;
+        mask.expect_dtype("time_mask_mul", DType::F32)?;
+        let (b, l, h) = match x.shape() {
+            [b, l, h] => (*b, *l, *h),
+            s => {
+                return Err(OpError::Shape {
+                    op: "time_mask_mul",
+                    detail: format!("x must be [B, L, H], got {s:?}"),
+                })
+            }
+        };
+        expect_len("time_mask_mul", "mask", mask, b * h)?;
+        let out = self.empty(x.shape(), DType::F32, "time_mask_mul out")?;
+        if x.is_empty() {
+            return Ok(out);
+        }
+        let p = EwParams {
+            n: x.len() as u32,
+            nb: h as u32,
+            alpha: 0.0,
+            beta: 0.0,
+            inner: (l * h) as u32,
+            _pad: [0; 3],
+        };
+        self.ctx.dispatch(
+            &Kernel::new(Shader::Elementwise, "time_mask_mul"),
+            bytemuck::bytes_of(&p),
+            &[(1, raw(x)), (2, raw(mask)), (3, raw(&out))],
+            self.grid("time_mask_mul", x.len() as u64)?,
+        )?;
+        Ok(out)
+    }
+
+    fn tanh_backward(&self, y: &GpuTensor, dy: &GpuTensor) -> OpResult<GpuTensor> {
+        y.expect_dtype("tanh_backward", DType::F32)?;
+        dy.expect_dtype("tanh_backward", DType::F32)?;
+        check::same_len("tanh_backward", y, dy)?;
+        let out = self.empty(dy.shape(), DType::F32, "tanh_backward out")?;
+        if dy.is_empty() {
+            return Ok(out);
+        }
+        let p = EwParams {
+            n: dy.len() as u32,
+            nb: 1,
+            alpha: 0.0,
+            beta: 0.0,
+            inner: 0,
+            _pad: [0; 3],
+        };
+        self.ctx.dispatch(
+            &Kernel::new(Shader::Elementwise, "tanh_backward"),
+            bytemuck::bytes_of(&p),
+            &[(1, raw(y)), (2, raw(dy)), (3, raw(&out))],
+            self.grid("tanh_backward", dy.len() as u64)?,
+        )?;
+        Ok(out)
+    }
+
+    fn clamp(&self, x: &mut GpuTensor, lo: f32, hi: f32) -> OpResult<()> {
+        x.expect_dtype("clamp", DType::F32)?;
+        make_unique(&self.ctx, x)?;
+        if x.is_empty() {
+            return Ok(());
+        }
+        let p = OptParams {
+            n: x.len() as u32,
+            lo,
+            hi,
+            ..Default::default()
+        };
+        self.ctx.dispatch(
+            &Kernel::new(Shader::Optim, "clamp_values"),
+            bytemuck::bytes_of(&p),
+            &[(1, raw(x))],
+            self.grid("clamp", x.len() as u64)?,
+        )?;
+        Ok(())
+    }
+
+    fn sum_squares_into(&self, acc: &mut GpuTensor, x: &GpuTensor) -> OpResult<()> {
+        expect_len("sum_squares_into", "acc", acc, 1)?;
+        x.expect_dtype("sum_squares_into", DType::F32)?;
+        let s = super::reduce::fold_rows(self, x, Some(x), 1, x.len(), false, 1.0)?;
+        self.axpy(acc, &s, 1.0)
+    }
+
+    fn clip_scale(&self, sumsq: &GpuTensor, max_norm: f32) -> OpResult<GpuTensor> {
+        expect_len("clip_scale", "sumsq", sumsq, 1)?;
+        let out = self.empty(&[1], DType::F32, "clip scale")?;
+        let p = OptParams {
+            n: 1,
+            max_norm,
+            ..Default::default()
+        };
+        self.ctx.dispatch(
+            &Kernel::new(Shader::Optim, "clip_scale"),
+            bytemuck::bytes_of(&p),
+            &[(6, raw(sumsq)), (7, raw(&out))],
+            [1, 1, 1],
+        )?;
+        Ok(out)
+    }
+
+    fn adam_step(
+        &self,
+        p: &mut GpuTensor,
+        g: &GpuTensor,
+        m: &mut GpuTensor,
+        v: &mut GpuTensor,
+        scale: &GpuTensor,
+        s: &AdamStep,
+    ) -> OpResult<()> {
+        check::same_len("adam_step", p, g)?;
+        check::same_len("adam_step", p, m)?;
+        check::same_len("adam_step", p, v)?;
+        expect_len("adam_step", "scale", scale, 1)?;
+        for t in [&mut *p, &mut *m, &mut *v] {
+            make_unique(&self.ctx, t)?;
+        }
+        if p.is_empty() {
+            return Ok(());
+        }
+        let prm = OptParams {
+            n: p.len() as u32,
+            lr: s.lr,
+            beta1: s.beta1,
+            beta2: s.beta2,
+            eps: s.eps,
+            weight_decay: s.weight_decay,
+            bias1: 1.0 - s.beta1.powi(s.t as i32),
+            bias2: 1.0 - s.beta2.powi(s.t as i32),
+            ..Default::default()
+        };
+        self.ctx.dispatch(
+            &Kernel::new(Shader::Optim, "adam"),
+            bytemuck::bytes_of(&prm),
+            &[
+                (1, raw(p)),
+                (2, raw(g)),
+                (3, raw(m)),
+                (4, raw(v)),
+                (5, raw(scale)),
+            ],
+            self.grid("adam_step", p.len() as u64)?,
+        )?;
+        Ok(())
+    }
+
+    fn mask_entries(
+        &self,
+        x: &mut GpuTensor,
+        row_ptr: &GpuTensor,
+        cols: &GpuTensor,
+    ) -> OpResult<()> {
+        x.expect_dtype("mask_entries", DType::F32)?;
+        row_ptr.expect_dtype("mask_entries", DType::U32)?;
+        cols.expect_dtype("mask_entries", DType::U32)?;
+        let rows = x.rows();
+        expect_len("mask_entries", "row_ptr", row_ptr, rows + 1)?;
+        make_unique(&self.ctx, x)?;
+        let p = TopkParams {
+            rows: rows as u32,
+            cols: x.cols() as u32,
+            seg: 0,
+            nseg: 0,
+            k: 0,
+            _pad: [0; 3],
+        };
+        self.ctx.dispatch(
+            &Kernel::new(Shader::Topk, "mask_entries"),
+            bytemuck::bytes_of(&p),
+            &[(5, raw(row_ptr)), (6, raw(cols)), (7, raw(x))],
+            self.grid("mask_entries", rows as u64)?,
+        )?;
+        Ok(())
+    }
+
+    fn topk_rows(&self, x: &GpuTensor, k: usize) -> OpResult<(GpuTensor, GpuTensor)> {
+        x.expect_dtype("topk_rows", DType::F32)?;
+        if k == 0 || k > MAX_TOPK {
+            return Err(OpError::Invalid {
+                op: "topk_rows",
+                detail: format!("k = {k} must be in 1..={MAX_TOPK}"),
+            });
+        }
+        let rows = x.rows();
+        let mut cols = x.cols();
+        let mut vals = x.clone();
+        let mut ids: Option<GpuTensor> = None;
+        // Bound in the first pass (the shader uses it statically) but never read there; it must not
+        // alias an output binding.
+        let no_ids = self.upload_u32(&[0], &[1])?;
+        loop {
+            let nseg = cols.div_ceil(TOPK_SEG).max(1);
+            let out_v = self.empty(&[rows, nseg * k], DType::F32, "topk values")?;
+            let out_i = self.empty(&[rows, nseg * k], DType::U32, "topk ids")?;
+            let p = TopkParams {
+                rows: rows as u32,
+                cols: cols as u32,
+                seg: TOPK_SEG as u32,
+                nseg: nseg as u32,
+                k: k as u32,
+                _pad: [0; 3],
+            };
+            // The first pass has implicit ids; `ids` is still statically bound.
+            let id_in = ids.as_ref().unwrap_or(&no_ids);
+            self.ctx.dispatch(
+                &Kernel::new(Shader::Topk, "select_pass").with("FIRST", ids.is_none() as u32),
+                bytemuck::bytes_of(&p),
+                &[
+                    (1, raw(&vals)),
+                    (2, raw(id_in)),
+                    (3, raw(&out_v)),
+                    (4, raw(&out_i)),
+                ],
+                self.grid("topk_rows", (rows * nseg) as u64)?,
+            )?;
+            if nseg == 1 {
+                return Ok((out_v, out_i));
+            }
+            vals = out_v;
+            ids = Some(out_i);
+            cols = nseg * k;
+        }
+    }
+}

@@ -1,0 +1,595 @@
+//! Model ops (IndRNN, LSTM, optimizer, top-k) against f64 oracles and finite differences.
+
+use ainrnn::backend::model_ops::{AdamStep, ModelOps};
+use rand::Rng;
+
+use crate::common::*;
+
+/// Right-aligned padding (as the models use) plus a hole, so carries through masked steps are hit.
+fn mask_for(b: usize, l: usize) -> Vec<f32> {
+    let mut m = vec![1.0f32; b * l];
+    for bi in 0..b {
+        let pad = (bi * 2) % l.max(1);
+        for t in 0..pad {
+            m[bi * l + t] = 0.0;
+        }
+        if bi % 3 == 2 && l > 3 {
+            m[bi * l + l - 2] = 0.0;
+        }
+    }
+    m
+}
+
+fn indrnn64(pre: &[f32], u: &[f32], mask: &[f32], b: usize, l: usize, h: usize) -> Vec<f64> {
+    let mut out = vec![0.0; b * l * h];
+    for bi in 0..b {
+        for j in 0..h {
+            let mut s = 0.0f64;
+            for t in 0..l {
+                let i = (bi * l + t) * h + j;
+                if mask[bi * l + t] > 0.0 {
+                    s = (pre[i] as f64 + u[j] as f64 * s).max(0.0);
+                }
+                out[i] = s;
+            }
+        }
+    }
+    out
+}
+
+pub fn indrnn_forward<B: ModelOps>(be: &B) {
+    let mut r = rng(200);
+    for &(b, l, h) in &[(1, 1, 1), (3, 7, 5), (17, 33, 300), (2, 60, 257)] {
+        let pre = uniform(&mut r, b * l * h, -1.0, 1.0);
+        let u = uniform(&mut r, h, -1.0, 1.0);
+        let mask = mask_for(b, l);
+        let out = be
+            .indrnn_forward(
+                &be.upload_f32(&pre, &[b, l, h]).unwrap(),
+                &be.upload_f32(&u, &[h]).unwrap(),
+                &be.upload_f32(&mask, &[b, l]).unwrap(),
+            )
+            .unwrap();
+        assert_close(
+            &format!("indrnn forward {b}x{l}x{h}"),
+            &be.to_f32(&out).unwrap(),
+            &indrnn64(&pre, &u, &mask, b, l, h),
+            Tol {
+                rel: 1e-5,
+                abs: 1e-5,
+            },
+        );
+    }
+    let e = be.indrnn_forward(
+        &be.zeros(&[2, 3, 4]).unwrap(),
+        &be.zeros(&[5]).unwrap(),
+        &be.zeros(&[2, 3]).unwrap(),
+    );
+    assert!(e.unwrap_err().to_string().contains("u has shape"));
+}
+
+/// L = Σ W ⊙ h: ∂pre and ∂u from the backward op vs central differences of the f64 oracle.
+pub fn indrnn_backward_finite_difference<B: ModelOps>(be: &B) {
+    let (b, l, h) = (3, 6, 4);
+    let mut r = rng(201);
+    // Keep pre-activations away from relu's kink so the finite differences are smooth.
+    let pre: Vec<f32> = uniform(&mut r, b * l * h, -1.0, 1.0)
+        .iter()
+        .map(|&x| if x.abs() < 0.1 { x + 0.25 } else { x })
+        .collect();
+    let u = uniform(&mut r, h, -0.9, 0.9);
+    let w = uniform(&mut r, b * l * h, -1.0, 1.0);
+    let mask = mask_for(b, l);
+    let (tp, tu, tm) = (
+        be.upload_f32(&pre, &[b, l, h]).unwrap(),
+        be.upload_f32(&u, &[h]).unwrap(),
+        be.upload_f32(&mask, &[b, l]).unwrap(),
+    );
+    let hs = be.indrnn_forward(&tp, &tu, &tm).unwrap();
+    let (dpre, du) = be
+        .indrnn_backward(&tp, &tu, &tm, &hs, &be.upload_f32(&w, &[b, l, h]).unwrap())
+        .unwrap();
+    let loss = |pre: &[f32], u: &[f32]| -> f64 {
+        indrnn64(pre, u, &mask, b, l, h)
+            .iter()
+            .zip(&w)
+            .map(|(a, &c)| a * c as f64)
+            .sum()
+    };
+    let eps = 1e-3f32;
+    let fd = |x: &[f32], i: usize, is_u: bool| {
+        let (mut p, mut q) = (x.to_vec(), x.to_vec());
+        p[i] += eps;
+        q[i] -= eps;
+        let (lp, lq) = if is_u {
+            (loss(&pre, &p), loss(&pre, &q))
+        } else {
+            (loss(&p, &u), loss(&q, &u))
+        };
+        (lp - lq) / (2.0 * eps as f64)
+    };
+    let want_pre: Vec<f64> = (0..pre.len()).map(|i| fd(&pre, i, false)).collect();
+    let want_u: Vec<f64> = (0..u.len()).map(|i| fd(&u, i, true)).collect();
+    let tol = Tol {
+        rel: 2e-3,
+        abs: 2e-4,
+    };
+    assert_close(
+        "indrnn ∂pre vs finite differences",
+        &be.to_f32(&dpre).unwrap(),
+        &want_pre,
+        tol,
+    );
+    assert_close(
+        "indrnn ∂u vs finite differences",
+        &be.to_f32(&du).unwrap(),
+        &want_u,
+        tol,
+    );
+}
+
+fn sig(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// f64 LSTM: returns h [B, L, H].
+fn lstm64(xw: &[f32], wh: &[f32], mask: &[f32], b: usize, l: usize, h: usize) -> Vec<f64> {
+    let mut out = vec![0.0; b * l * h];
+    for bi in 0..b {
+        let (mut hp, mut cp) = (vec![0.0f64; h], vec![0.0f64; h]);
+        for t in 0..l {
+            let row = bi * l + t;
+            if mask[row] > 0.0 {
+                let mut a: Vec<f64> = xw[row * 4 * h..(row + 1) * 4 * h]
+                    .iter()
+                    .map(|&v| v as f64)
+                    .collect();
+                for k in 0..h {
+                    for m in 0..4 * h {
+                        a[m] += hp[k] * wh[k * 4 * h + m] as f64;
+                    }
+                }
+                for j in 0..h {
+                    let (i, f, g, o) = (
+                        sig(a[j]),
+                        sig(a[h + j]),
+                        a[2 * h + j].tanh(),
+                        sig(a[3 * h + j]),
+                    );
+                    cp[j] = f * cp[j] + i * g;
+                    hp[j] = o * cp[j].tanh();
+                }
+            }
+            out[row * h..(row + 1) * h].copy_from_slice(&hp);
+        }
+    }
+    out
+}
+
+pub fn lstm_forward<B: ModelOps>(be: &B) {
+    let mut r = rng(210);
+    for &(b, l, h) in &[(1, 1, 1), (4, 9, 6), (9, 20, 70)] {
+        let xw = uniform(&mut r, b * l * 4 * h, -1.0, 1.0);
+        let wh = uniform(&mut r, h * 4 * h, -0.5, 0.5);
+        let mask = mask_for(b, l);
+        let c = be
+            .lstm_forward(
+                &be.upload_f32(&xw, &[b, l, 4 * h]).unwrap(),
+                &be.upload_f32(&wh, &[h, 4 * h]).unwrap(),
+                &be.upload_f32(&mask, &[b, l]).unwrap(),
+            )
+            .unwrap();
+        let want = lstm64(&xw, &wh, &mask, b, l, h);
+        assert_close(
+            &format!("lstm h {b}x{l}x{h}"),
+            &be.to_f32(&c.h).unwrap(),
+            &want,
+            Tol {
+                rel: 1e-4,
+                abs: 2e-5,
+            },
+        );
+        // h_prev is h shifted by one step.
+        let hp = be.to_f32(&c.h_prev).unwrap();
+        for bi in 0..b {
+            for t in 0..l {
+                for j in 0..h {
+                    let expect = if t == 0 {
+                        0.0
+                    } else {
+                        want[(bi * l + t - 1) * h + j]
+                    };
+                    assert!(
+                        (hp[(bi * l + t) * h + j] as f64 - expect).abs() < 2e-5,
+                        "h_prev at b={bi} t={t} j={j}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// L = Σ W ⊙ h; ∂xw from lstm_backward and ∂W_h = h_prevᵀ·∂gates vs finite differences.
+pub fn lstm_backward_finite_difference<B: ModelOps>(be: &B) {
+    let (b, l, h) = (3, 5, 3);
+    let mut r = rng(211);
+    let xw = uniform(&mut r, b * l * 4 * h, -1.0, 1.0);
+    let wh = uniform(&mut r, h * 4 * h, -0.6, 0.6);
+    let w = uniform(&mut r, b * l * h, -1.0, 1.0);
+    let mask = mask_for(b, l);
+    let (txw, twh, tm) = (
+        be.upload_f32(&xw, &[b, l, 4 * h]).unwrap(),
+        be.upload_f32(&wh, &[h, 4 * h]).unwrap(),
+        be.upload_f32(&mask, &[b, l]).unwrap(),
+    );
+    let cache = be.lstm_forward(&txw, &twh, &tm).unwrap();
+    let dg = be
+        .lstm_backward(&cache, &twh, &tm, &be.upload_f32(&w, &[b, l, h]).unwrap())
+        .unwrap();
+    let dwh = be
+        .matmul(
+            &cache.h_prev.clone().reshape(&[b * l, h]).unwrap(),
+            &dg.clone().reshape(&[b * l, 4 * h]).unwrap(),
+            true,
+            false,
+        )
+        .unwrap();
+    let loss = |xw: &[f32], wh: &[f32]| -> f64 {
+        lstm64(xw, wh, &mask, b, l, h)
+            .iter()
+            .zip(&w)
+            .map(|(a, &c)| a * c as f64)
+            .sum()
+    };
+    let eps = 1e-3f32;
+    let fd = |x: &[f32], i: usize, is_wh: bool| {
+        let (mut p, mut q) = (x.to_vec(), x.to_vec());
+        p[i] += eps;
+        q[i] -= eps;
+        let (lp, lq) = if is_wh {
+            (loss(&xw, &p), loss(&xw, &q))
+        } else {
+            (loss(&p, &wh), loss(&q, &wh))
+        };
+        (lp - lq) / (2.0 * eps as f64)
+    };
+    let want_xw: Vec<f64> = (0..xw.len()).map(|i| fd(&xw, i, false)).collect();
+    let want_wh: Vec<f64> = (0..wh.len()).map(|i| fd(&wh, i, true)).collect();
+    let tol = Tol {
+        rel: 2e-3,
+        abs: 2e-4,
+    };
+    assert_close(
+        "lstm ∂xw vs finite differences",
+        &be.to_f32(&dg).unwrap(),
+        &want_xw,
+        tol,
+    );
+    assert_close(
+        "lstm ∂W_h vs finite differences",
+        &be.to_f32(&dwh).unwrap(),
+        &want_wh,
+        tol,
+    );
+}
+
+pub fn elementwise_helpers<B: ModelOps>(be: &B) {
+    let mut r = rng(220);
+    let (b, l, h) = (3, 4, 5);
+    let x = uniform(&mut r, b * l * h, -1.0, 1.0);
+    let m = uniform(&mut r, b * h, 0.0, 2.0);
+    let got = be
+        .to_f32(
+            &be.time_mask_mul(
+                &be.upload_f32(&x, &[b, l, h]).unwrap(),
+                &be.upload_f32(&m, &[b, h]).unwrap(),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+    let want: Vec<f64> = (0..x.len())
+        .map(|i| x[i] as f64 * m[(i / (l * h)) * h + i % h] as f64)
+        .collect();
+    assert_close("time_mask_mul", &got, &want, Tol::ELEMENTWISE);
+    assert!(be
+        .time_mask_mul(
+            &be.upload_f32(&x, &[b, l, h]).unwrap(),
+            &be.upload_f32(&m[..5], &[5]).unwrap()
+        )
+        .is_err());
+
+    // tanh backward vs finite differences of Σ w·tanh(x).
+    let xs = uniform(&mut r, 300, -3.0, 3.0);
+    let ws = uniform(&mut r, 300, -1.0, 1.0);
+    let y = be
+        .unary(
+            ainrnn::backend::UnaryOp::Tanh,
+            &be.upload_f32(&xs, &[300]).unwrap(),
+        )
+        .unwrap();
+    let got = be
+        .to_f32(
+            &be.tanh_backward(&y, &be.upload_f32(&ws, &[300]).unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+    let want: Vec<f64> = xs
+        .iter()
+        .zip(&ws)
+        .map(|(&x, &w)| {
+            let e = 1e-4;
+            w as f64 * (((x as f64 + e).tanh() - (x as f64 - e).tanh()) / (2.0 * e))
+        })
+        .collect();
+    assert_close(
+        "tanh backward vs finite differences",
+        &got,
+        &want,
+        Tol {
+            rel: 1e-4,
+            abs: 1e-5,
+        },
+    );
+
+    let mut c = be.upload_f32(&xs, &[300]).unwrap();
+    be.clamp(&mut c, -0.5, 0.25).unwrap();
+    let want: Vec<f64> = xs.iter().map(|&x| x.clamp(-0.5, 0.25) as f64).collect();
+    assert_close("clamp", &be.to_f32(&c).unwrap(), &want, Tol::EXACT);
+}
+
+pub fn optimizer<B: ModelOps>(be: &B) {
+    let mut r = rng(230);
+    let n = 1000;
+    let g1 = uniform(&mut r, n, -1.0, 1.0);
+    let g2 = uniform(&mut r, 77, -2.0, 2.0);
+    let mut acc = be.zeros(&[1]).unwrap();
+    be.sum_squares_into(&mut acc, &be.upload_f32(&g1, &[n]).unwrap())
+        .unwrap();
+    be.sum_squares_into(&mut acc, &be.upload_f32(&g2, &[77]).unwrap())
+        .unwrap();
+    let ss: f64 = g1.iter().chain(&g2).map(|&x| x as f64 * x as f64).sum();
+    assert_close(
+        "sum of squares",
+        &be.to_f32(&acc).unwrap(),
+        &[ss],
+        Tol::sum(n),
+    );
+    let sc = be.to_f32(&be.clip_scale(&acc, 1.0).unwrap()).unwrap();
+    assert_close(
+        "clip scale",
+        &sc,
+        &[1.0 / (ss.sqrt() + 1e-6)],
+        Tol {
+            rel: 1e-5,
+            abs: 0.0,
+        },
+    );
+    assert_eq!(
+        be.to_f32(&be.clip_scale(&acc, 1e6).unwrap()).unwrap(),
+        vec![1.0],
+        "no clipping below the limit"
+    );
+    let nan = be.upload_f32(&[f32::NAN], &[1]).unwrap();
+    assert!(
+        be.to_f32(&be.clip_scale(&nan, 1.0).unwrap()).unwrap()[0].is_nan(),
+        "a NaN norm must stay visible"
+    );
+
+    // Three Adam steps against the formula in f64.
+    let p0 = uniform(&mut r, n, -1.0, 1.0);
+    let mut p = be.upload_f32(&p0, &[n]).unwrap();
+    let mut m = be.zeros(&[n]).unwrap();
+    let mut v = be.zeros(&[n]).unwrap();
+    let (mut pe, mut me, mut ve) = (to_f64(&p0), vec![0.0f64; n], vec![0.0f64; n]);
+    for t in 1..=3u32 {
+        let g = uniform(&mut r, n, -1.0, 1.0);
+        let scale = 0.5f32;
+        let s = AdamStep {
+            lr: 0.01,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.01,
+            t,
+        };
+        be.adam_step(
+            &mut p,
+            &be.upload_f32(&g, &[n]).unwrap(),
+            &mut m,
+            &mut v,
+            &be.upload_f32(&[scale], &[1]).unwrap(),
+            &s,
+        )
+        .unwrap();
+        for i in 0..n {
+            let gi = g[i] as f64 * scale as f64;
+            me[i] = 0.9 * me[i] + 0.1 * gi;
+            ve[i] = 0.999 * ve[i] + 0.001 * gi * gi;
+            let (mh, vh) = (
+                me[i] / (1.0 - 0.9f64.powi(t as i32)),
+                ve[i] / (1.0 - 0.999f64.powi(t as i32)),
+            );
+            pe[i] -= 0.01 * (mh / (vh.sqrt() + 1e-8) + 0.01 * pe[i]);
+        }
+    }
+    assert_close(
+        "adam params after 3 steps",
+        &be.to_f32(&p).unwrap(),
+        &pe,
+        Tol {
+            rel: 1e-4,
+            abs: 1e-6,
+        },
+    );
+    assert_close(
+        "adam first moment",
+        &be.to_f32(&m).unwrap(),
+        &me,
+        Tol {
+            rel: 1e-4,
+            abs: 1e-7,
+        },
+    );
+}
+
+fn topk_oracle(row: &[f32], k: usize) -> Vec<(f32, u32)> {
+    let mut v: Vec<(f32, u32)> = row
+        .iter()
+        .enumerate()
+        .filter(|(_, x)| **x > f32::NEG_INFINITY)
+        .map(|(i, &x)| (x, i as u32))
+        .collect();
+    v.sort_by(|a, b| b.0.partial_cmp(&a.0).unwrap().then(a.1.cmp(&b.1)));
+    v.resize(k, (f32::NEG_INFINITY, u32::MAX));
+    v.truncate(k);
+    v
+}
+
+pub fn topk_and_masking<B: ModelOps>(be: &B) {
+    let mut r = rng(240);
+    for &(rows, cols, k) in &[
+        (1, 1, 1),
+        (3, 5, 10),
+        (7, 1000, 10),
+        (4, 100_000, 20),
+        (2, 70_000, 32),
+    ] {
+        // Quantised values create many ties; some entries are masked out.
+        let mut x: Vec<f32> = (0..rows * cols)
+            .map(|_| (r.random_range(0..50) as f32) / 7.0)
+            .collect();
+        for v in x.iter_mut().step_by(11) {
+            *v = f32::NEG_INFINITY;
+        }
+        let t = be.upload_f32(&x, &[rows, cols]).unwrap();
+        let (vals, ids) = be.topk_rows(&t, k).unwrap();
+        assert_eq!(vals.shape(), &[rows, k]);
+        let (gv, gi) = (be.to_f32(&vals).unwrap(), be.to_u32(&ids).unwrap());
+        for row in 0..rows {
+            let want = topk_oracle(&x[row * cols..(row + 1) * cols], k);
+            for q in 0..k {
+                assert_eq!(
+                    (gv[row * k + q], gi[row * k + q]),
+                    want[q],
+                    "top-{k} of row {row} ({rows}x{cols}) at rank {q}"
+                );
+            }
+        }
+    }
+    assert!(be.topk_rows(&be.zeros(&[2, 3]).unwrap(), 0).is_err());
+    assert!(be.topk_rows(&be.zeros(&[2, 3]).unwrap(), 33).is_err());
+
+    let mut x = be
+        .upload_f32(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])
+        .unwrap();
+    let rp = be.upload_u32(&[0, 2, 3], &[3]).unwrap();
+    let cs = be.upload_u32(&[0, 2, 1], &[3]).unwrap();
+    be.mask_entries(&mut x, &rp, &cs).unwrap();
+    let ninf = f32::NEG_INFINITY;
+    assert_eq!(
+        be.to_f32(&x).unwrap(),
+        vec![ninf, 2.0, ninf, 4.0, ninf, 6.0]
+    );
+    let (v, i) = be.topk_rows(&x, 2).unwrap();
+    assert_eq!(be.to_f32(&v).unwrap(), vec![2.0, ninf, 6.0, 4.0]);
+    assert_eq!(be.to_u32(&i).unwrap(), vec![1, u32::MAX, 2, 0]);
+}
+
+pub fn cross_entropy_tiles<B: ModelOps>(be: &B) {
+    // The full-row cross-entropy equals the sum over column tiles given the full log-sum-exp.
+    let mut r = rng(250);
+    let (rows, cols, tile) = (5, 1000, 300);
+    let z = uniform(&mut r, rows * cols, -4.0, 4.0);
+    let mut triples = Vec::new();
+    for row in 0..rows as u32 {
+        for c in [3u32, 299, 300, 650, 999] {
+            if (row + c) % 2 == 0 {
+                triples.push((row, c, 1.0 + row as f32));
+            }
+        }
+    }
+    let full = be.upload_f32(&z, &[rows, cols]).unwrap();
+    let (loss, grad) = be
+        .cross_entropy(&full, &be.targets(rows, cols, &triples).unwrap())
+        .unwrap();
+    let (want_loss, want_grad) = (be.to_f32(&loss).unwrap(), be.to_f32(&grad).unwrap());
+    let lse = be.logsumexp_rows(&full).unwrap();
+    let mut wsum = vec![0.0f32; rows];
+    for t in &triples {
+        wsum[t.0 as usize] += t.2;
+    }
+    let wsum = be.upload_f32(&wsum, &[rows]).unwrap();
+    let mut tot = vec![0.0f64; rows];
+    for start in (0..cols).step_by(tile) {
+        let w = tile.min(cols - start);
+        let zt: Vec<f32> = (0..rows)
+            .flat_map(|row| z[row * cols + start..row * cols + start + w].to_vec())
+            .collect();
+        let tt: Vec<_> = triples
+            .iter()
+            .filter(|t| (t.1 as usize) >= start && (t.1 as usize) < start + w)
+            .map(|t| (t.0, t.1 - start as u32, t.2))
+            .collect();
+        let (l, g) = be
+            .cross_entropy_tile(
+                &be.upload_f32(&zt, &[rows, w]).unwrap(),
+                &lse,
+                &wsum,
+                &be.targets(rows, w, &tt).unwrap(),
+            )
+            .unwrap();
+        for (row, v) in be.to_f32(&l).unwrap().iter().enumerate() {
+            tot[row] += *v as f64;
+        }
+        let g = be.to_f32(&g).unwrap();
+        let want: Vec<f64> = (0..rows)
+            .flat_map(|row| to_f64(&want_grad[row * cols + start..row * cols + start + w]))
+            .collect();
+        assert_close(
+            &format!("tile grad at column {start}"),
+            &g,
+            &want,
+            Tol {
+                rel: 1e-5,
+                abs: 1e-7,
+            },
+        );
+    }
+    assert_close(
+        "summed tile losses",
+        &tot.iter().map(|&v| v as f32).collect::<Vec<_>>(),
+        &to_f64(&want_loss),
+        Tol {
+            rel: 1e-5,
+            abs: 1e-5,
+        },
+    );
+    // log-add-exp merges tile log-sum-exps into the full one.
+    let a = be
+        .upload_f32(&[0.0, f32::NEG_INFINITY, 3.0, f32::NEG_INFINITY], &[4])
+        .unwrap();
+    let b2 = be
+        .upload_f32(&[0.0, 1.0, -2.0, f32::NEG_INFINITY], &[4])
+        .unwrap();
+    let got = be
+        .to_f32(
+            &be.binary(ainrnn::backend::BinaryOp::LogAddExp, &a, &b2)
+                .unwrap(),
+        )
+        .unwrap();
+    let want = [
+        2f64.ln(),
+        1.0,
+        3.0 + (1.0 + (-5f64).exp()).ln(),
+        f64::NEG_INFINITY,
+    ];
+    assert_close(
+        "log-add-exp",
+        &got,
+        &want,
+        Tol {
+            rel: 1e-6,
+            abs: 1e-6,
+        },
+    );
+}
