@@ -5,6 +5,8 @@
 
 pub mod backend;
 pub mod error;
+pub mod model;
+pub mod util;
 
 pub use error::{Error, Result};
 pub mod bench;

@@ -1,0 +1,135 @@
+//! Batches of users: histories right-aligned and padded to the longest in the batch (padding is
+//! masked, so recurrences keep a zero state through it and the last step is the last listen),
+//! prepared on the host and uploaded once per step.
+
+use super::ModelConfig;
+use crate::backend::model_ops::ModelOps;
+use crate::backend::{BTensor, IndexPlan, OpResult};
+
+/// One user's input and, for training or evaluation, what should be predicted.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Example {
+    pub user: u32,
+    /// Visible history in listening order, with play counts.
+    pub songs: Vec<u32>,
+    pub plays: Vec<f32>,
+    /// Songs to predict (weights are spread evenly over them).
+    pub targets: Vec<u32>,
+    /// Songs never to recommend (the visible history).
+    pub exclude: Vec<u32>,
+}
+
+/// Per-user portrait inputs, indexed by user.
+#[derive(Clone, Debug, Default)]
+pub struct PortraitTable {
+    pub age: Vec<u8>,
+    pub lang: Vec<u16>,
+    /// `users × n_genre`.
+    pub genre: Vec<f32>,
+    pub n_genre: usize,
+}
+
+pub struct DeviceBatch<B: ModelOps> {
+    pub size: usize,
+    pub steps: usize,
+    pub users: Vec<u32>,
+    /// History song of every (user, step), padding = song 0 (masked).
+    pub songs: IndexPlan<B::Storage>,
+    /// `[B, L]`: 1 for real steps, 0 for padding.
+    pub mask: BTensor<B>,
+    /// `[B, L]`: 0 for real steps, −∞ for padding (added to attention scores).
+    pub mask_add: BTensor<B>,
+    /// `[B, L]`: log(1 + plays), 0 on padding.
+    pub logc: BTensor<B>,
+    /// Rows `b·L + L − 1`: the last step of every sequence.
+    pub last: IndexPlan<B::Storage>,
+    pub age: IndexPlan<B::Storage>,
+    pub lang: IndexPlan<B::Storage>,
+    /// `[B, n_genre]` (empty when the model has no genre input).
+    pub genre: BTensor<B>,
+    /// `(row, song, weight)`, weights summing to 1/B per user with targets (the loss is the
+    /// batch mean of each user's mean negative log-likelihood).
+    pub targets: Vec<(u32, u32, f32)>,
+    pub exclude: Vec<Vec<u32>>,
+}
+
+/// Uploads a batch. Histories longer than `max_history` keep their most recent part.
+pub fn upload<B: ModelOps>(
+    b: &B,
+    cfg: &ModelConfig,
+    portraits: Option<&PortraitTable>,
+    examples: &[Example],
+) -> OpResult<DeviceBatch<B>> {
+    let bs = examples.len();
+    let steps = examples
+        .iter()
+        .map(|e| e.songs.len().min(cfg.max_history))
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let mut songs = vec![0u32; bs * steps];
+    let mut mask = vec![0.0f32; bs * steps];
+    let mut mask_add = vec![f32::NEG_INFINITY; bs * steps];
+    let mut logc = vec![0.0f32; bs * steps];
+    let with_targets = examples
+        .iter()
+        .filter(|e| !e.targets.is_empty())
+        .count()
+        .max(1);
+    let mut targets = Vec::new();
+    for (r, e) in examples.iter().enumerate() {
+        let n = e.songs.len().min(cfg.max_history);
+        let skip = e.songs.len() - n;
+        for (k, (&s, &c)) in e.songs[skip..].iter().zip(&e.plays[skip..]).enumerate() {
+            let i = r * steps + (steps - n) + k;
+            songs[i] = s;
+            mask[i] = 1.0;
+            mask_add[i] = 0.0;
+            logc[i] = c.max(0.0).ln_1p();
+        }
+        let mut t = e.targets.clone();
+        t.sort_unstable();
+        t.dedup();
+        let w = 1.0 / (t.len().max(1) * with_targets) as f32;
+        targets.extend(t.into_iter().map(|s| (r as u32, s, w)));
+    }
+    let last: Vec<u32> = (0..bs).map(|r| (r * steps + steps - 1) as u32).collect();
+    let (age, lang, genre, ng) = match portraits {
+        Some(pt) => {
+            let ng = pt.n_genre;
+            let mut g = Vec::with_capacity(bs * ng);
+            for e in examples {
+                let u = e.user as usize;
+                g.extend_from_slice(&pt.genre[u * ng..(u + 1) * ng]);
+            }
+            (
+                examples
+                    .iter()
+                    .map(|e| pt.age[e.user as usize] as u32)
+                    .collect(),
+                examples
+                    .iter()
+                    .map(|e| pt.lang[e.user as usize] as u32)
+                    .collect(),
+                g,
+                ng,
+            )
+        }
+        None => (vec![0u32; bs], vec![0u32; bs], Vec::new(), 0),
+    };
+    Ok(DeviceBatch {
+        size: bs,
+        steps,
+        users: examples.iter().map(|e| e.user).collect(),
+        songs: b.index_plan(&songs, cfg.songs)?,
+        mask: b.upload_f32(&mask, &[bs, steps])?,
+        mask_add: b.upload_f32(&mask_add, &[bs, steps])?,
+        logc: b.upload_f32(&logc, &[bs, steps])?,
+        last: b.index_plan(&last, bs * steps)?,
+        age: b.index_plan(&age, cfg.n_age.max(1))?,
+        lang: b.index_plan(&lang, cfg.n_lang.max(1))?,
+        genre: b.upload_f32(&genre, &[bs, ng])?,
+        targets,
+        exclude: examples.iter().map(|e| e.exclude.clone()).collect(),
+    })
+}

@@ -1,0 +1,356 @@
+//! Layers with explicit forward caches and backward passes, written against `ModelOps` so they
+//! run unchanged on the CPU reference and on the GPU.
+
+use rand::Rng;
+
+use super::params::{PId, Params};
+use crate::backend::model_ops::ModelOps;
+use crate::backend::{BTensor, BinaryOp, OpResult, ReduceOp, UnaryOp};
+
+/// `t` viewed with another shape (free: storage is shared and contiguous).
+pub fn view<B: ModelOps>(t: &BTensor<B>, shape: &[usize]) -> OpResult<BTensor<B>> {
+    t.clone().reshape(shape)
+}
+
+/// `y = Σ_i x_i W_i + b`: one linear map over the concatenation of several inputs, without
+/// materialising the concatenation (dense connections feed every earlier output this way).
+pub struct MultiLinear {
+    pub weights: Vec<PId>,
+    pub bias: Option<PId>,
+    pub dims: Vec<usize>,
+    pub out: usize,
+}
+
+impl MultiLinear {
+    pub fn new<B: ModelOps>(
+        b: &B,
+        p: &mut Params<B>,
+        rng: &mut impl Rng,
+        name: &str,
+        dims: &[usize],
+        out: usize,
+        bias: bool,
+    ) -> OpResult<Self> {
+        let fan_in: usize = dims.iter().sum();
+        let a = (6.0 / (fan_in + out).max(1) as f32).sqrt();
+        let mut weights = Vec::new();
+        for (i, &d) in dims.iter().enumerate() {
+            weights.push(p.uniform(b, rng, &format!("{name}.w{i}"), &[d, out], a, true)?);
+        }
+        let bias = if bias {
+            Some(p.zeros(b, &format!("{name}.b"), &[out])?)
+        } else {
+            None
+        };
+        Ok(MultiLinear {
+            weights,
+            bias,
+            dims: dims.to_vec(),
+            out,
+        })
+    }
+
+    /// `xs[i]` is `[N, dims[i]]`; returns `[N, out]`.
+    pub fn forward<B: ModelOps>(
+        &self,
+        b: &B,
+        p: &Params<B>,
+        xs: &[&BTensor<B>],
+    ) -> OpResult<BTensor<B>> {
+        let mut y = b.matmul(xs[0], p.get(self.weights[0]), false, false)?;
+        for (x, &w) in xs.iter().zip(&self.weights).skip(1) {
+            b.matmul_into(&mut y, x, p.get(w), false, false, 1.0, 1.0)?;
+        }
+        match self.bias {
+            Some(bias) => b.binary(BinaryOp::Add, &y, p.get(bias)),
+            None => Ok(y),
+        }
+    }
+
+    /// Accumulates ∂W_i and ∂b; returns ∂x_i for the inputs flagged in `need_dx`.
+    pub fn backward<B: ModelOps>(
+        &self,
+        b: &B,
+        p: &mut Params<B>,
+        xs: &[&BTensor<B>],
+        dy: &BTensor<B>,
+        need_dx: &[bool],
+    ) -> OpResult<Vec<Option<BTensor<B>>>> {
+        let mut dxs = Vec::with_capacity(xs.len());
+        for (i, (x, &w)) in xs.iter().zip(&self.weights).enumerate() {
+            let dw = b.matmul(x, dy, true, false)?;
+            let dx = if need_dx.get(i).copied().unwrap_or(false) {
+                Some(b.matmul(dy, p.get(w), false, true)?)
+            } else {
+                None
+            };
+            p.acc_grad(b, w, dw)?;
+            dxs.push(dx);
+        }
+        if let Some(bias) = self.bias {
+            p.acc_grad(b, bias, b.sum_cols(dy)?)?;
+        }
+        Ok(dxs)
+    }
+}
+
+/// An IndRNN layer over the concatenation of its inputs.
+pub struct IndRnnLayer {
+    pub input: MultiLinear,
+    pub u: PId,
+    pub hidden: usize,
+}
+
+pub struct IndRnnCache<B: ModelOps> {
+    pub pre: BTensor<B>,
+    pub h: BTensor<B>,
+}
+
+impl IndRnnLayer {
+    /// Recurrent weights start uniform in `[0, u_max)` and are kept within `±u_max`, with
+    /// `u_max = MAG^(1/T)` (IndRNN paper: gradients neither explode nor vanish over T steps).
+    #[allow(clippy::too_many_arguments)]
+    pub fn new<B: ModelOps>(
+        b: &B,
+        p: &mut Params<B>,
+        rng: &mut impl Rng,
+        name: &str,
+        dims: &[usize],
+        hidden: usize,
+        u_max: f32,
+    ) -> OpResult<Self> {
+        let input = MultiLinear::new(b, p, rng, &format!("{name}.in"), dims, hidden, true)?;
+        let init = (0..hidden).map(|_| rng.random_range(0.0..u_max)).collect();
+        let u = p.add(b, &format!("{name}.u"), &[hidden], init, false)?;
+        p.list[u.0].clamp = Some((-u_max, u_max));
+        Ok(IndRnnLayer { input, u, hidden })
+    }
+
+    /// `xs[i]` `[B, L, d_i]`, `mask` `[B, L]` → `h` `[B, L, H]`.
+    pub fn forward<B: ModelOps>(
+        &self,
+        b: &B,
+        p: &Params<B>,
+        xs: &[&BTensor<B>],
+        mask: &BTensor<B>,
+        (bs, l): (usize, usize),
+    ) -> OpResult<IndRnnCache<B>> {
+        let flat: Vec<BTensor<B>> = xs
+            .iter()
+            .zip(&self.input.dims)
+            .map(|(x, &d)| view::<B>(x, &[bs * l, d]))
+            .collect::<OpResult<_>>()?;
+        let refs: Vec<&BTensor<B>> = flat.iter().collect();
+        let pre = view::<B>(&self.input.forward(b, p, &refs)?, &[bs, l, self.hidden])?;
+        let h = b.indrnn_forward(&pre, p.get(self.u), mask)?;
+        Ok(IndRnnCache { pre, h })
+    }
+
+    /// Accumulates the layer's gradients; returns ∂x_i (flattened `[B·L, d_i]`) where asked.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward<B: ModelOps>(
+        &self,
+        b: &B,
+        p: &mut Params<B>,
+        xs: &[&BTensor<B>],
+        mask: &BTensor<B>,
+        cache: &IndRnnCache<B>,
+        dh: &BTensor<B>,
+        need_dx: &[bool],
+    ) -> OpResult<Vec<Option<BTensor<B>>>> {
+        let (dpre, du) = b.indrnn_backward(&cache.pre, p.get(self.u), mask, &cache.h, dh)?;
+        p.acc_grad(b, self.u, du)?;
+        let n = dpre.len() / self.hidden;
+        let flat: Vec<BTensor<B>> = xs
+            .iter()
+            .zip(&self.input.dims)
+            .map(|(x, &d)| view::<B>(x, &[n, d]))
+            .collect::<OpResult<_>>()?;
+        let refs: Vec<&BTensor<B>> = flat.iter().collect();
+        self.input
+            .backward(b, p, &refs, &view::<B>(&dpre, &[n, self.hidden])?, need_dx)
+    }
+}
+
+/// An LSTM layer (gate order i, f, g, o).
+pub struct LstmLayer {
+    pub input: MultiLinear,
+    pub wh: PId,
+    pub hidden: usize,
+}
+
+pub struct LstmLayerCache<B: ModelOps> {
+    pub inner: crate::backend::model_ops::LstmCache<BTensor<B>>,
+}
+
+impl LstmLayer {
+    pub fn new<B: ModelOps>(
+        b: &B,
+        p: &mut Params<B>,
+        rng: &mut impl Rng,
+        name: &str,
+        dims: &[usize],
+        hidden: usize,
+    ) -> OpResult<Self> {
+        let input = MultiLinear::new(b, p, rng, &format!("{name}.in"), dims, 4 * hidden, true)?;
+        // Forget-gate bias starts at 1 (Jozefowicz et al. 2015): remember by default.
+        let bias = input.bias.expect("LSTM input map has a bias");
+        let mut init = vec![0.0f32; 4 * hidden];
+        init[hidden..2 * hidden].iter_mut().for_each(|x| *x = 1.0);
+        b.write_f32(&mut p.list[bias.0].value, &init)?;
+        let wh = p.xavier(b, rng, &format!("{name}.wh"), hidden, 4 * hidden)?;
+        Ok(LstmLayer { input, wh, hidden })
+    }
+
+    pub fn forward<B: ModelOps>(
+        &self,
+        b: &B,
+        p: &Params<B>,
+        xs: &[&BTensor<B>],
+        mask: &BTensor<B>,
+        (bs, l): (usize, usize),
+    ) -> OpResult<LstmLayerCache<B>> {
+        let flat: Vec<BTensor<B>> = xs
+            .iter()
+            .zip(&self.input.dims)
+            .map(|(x, &d)| view::<B>(x, &[bs * l, d]))
+            .collect::<OpResult<_>>()?;
+        let refs: Vec<&BTensor<B>> = flat.iter().collect();
+        let xw = view::<B>(&self.input.forward(b, p, &refs)?, &[bs, l, 4 * self.hidden])?;
+        Ok(LstmLayerCache {
+            inner: b.lstm_forward(&xw, p.get(self.wh), mask)?,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward<B: ModelOps>(
+        &self,
+        b: &B,
+        p: &mut Params<B>,
+        xs: &[&BTensor<B>],
+        mask: &BTensor<B>,
+        cache: &LstmLayerCache<B>,
+        dh: &BTensor<B>,
+        need_dx: &[bool],
+    ) -> OpResult<Vec<Option<BTensor<B>>>> {
+        let dg = b.lstm_backward(&cache.inner, p.get(self.wh), mask, dh)?;
+        let h = self.hidden;
+        let n = dg.len() / (4 * h);
+        let dg2 = view::<B>(&dg, &[n, 4 * h])?;
+        let dwh = b.matmul(&view::<B>(&cache.inner.h_prev, &[n, h])?, &dg2, true, false)?;
+        p.acc_grad(b, self.wh, dwh)?;
+        let flat: Vec<BTensor<B>> = xs
+            .iter()
+            .zip(&self.input.dims)
+            .map(|(x, &d)| view::<B>(x, &[n, d]))
+            .collect::<OpResult<_>>()?;
+        let refs: Vec<&BTensor<B>> = flat.iter().collect();
+        self.input.backward(b, p, &refs, &dg2, need_dx)
+    }
+}
+
+/// Attention over a history with play counts as preference:
+/// `e_t = vᵀ tanh(W h_t + c) + β · log(1 + plays_t)`, `α = softmax_t(e)` over unmasked steps,
+/// `z = Σ_t α_t h_t`. The learned β (initially 1) sets how much play counts sway the weights.
+pub struct PlayAttention {
+    pub proj: MultiLinear,
+    pub v: PId,
+    pub beta: PId,
+    pub hidden: usize,
+    pub att: usize,
+}
+
+pub struct AttentionCache<B: ModelOps> {
+    pub tanh: BTensor<B>,
+    pub alpha: BTensor<B>,
+}
+
+impl PlayAttention {
+    pub fn new<B: ModelOps>(
+        b: &B,
+        p: &mut Params<B>,
+        rng: &mut impl Rng,
+        hidden: usize,
+        att: usize,
+    ) -> OpResult<Self> {
+        let proj = MultiLinear::new(b, p, rng, "attention.proj", &[hidden], att, true)?;
+        let v = p.xavier(b, rng, "attention.v", att, 1)?;
+        let beta = p.add(b, "attention.beta", &[1], vec![1.0], false)?;
+        Ok(PlayAttention {
+            proj,
+            v,
+            beta,
+            hidden,
+            att,
+        })
+    }
+
+    /// `h` `[B, L, H]`, `logc` `[B, L]` (log(1 + plays), 0 on padding), `mask_add` `[B, L]`
+    /// (0 or −∞) → `z` `[B, H]`.
+    pub fn forward<B: ModelOps>(
+        &self,
+        b: &B,
+        p: &Params<B>,
+        h: &BTensor<B>,
+        logc: &BTensor<B>,
+        mask_add: &BTensor<B>,
+        (bs, l): (usize, usize),
+    ) -> OpResult<(BTensor<B>, AttentionCache<B>)> {
+        let h2 = view::<B>(h, &[bs * l, self.hidden])?;
+        let t = b.unary(UnaryOp::Tanh, &self.proj.forward(b, p, &[&h2])?)?;
+        let e = view::<B>(&b.matmul(&t, p.get(self.v), false, false)?, &[bs, l])?;
+        let pref = b.binary(BinaryOp::Mul, logc, p.get(self.beta))?;
+        let e = b.binary(
+            BinaryOp::Add,
+            &b.binary(BinaryOp::Add, &e, &pref)?,
+            mask_add,
+        )?;
+        let alpha = b.softmax_rows(&e, false)?;
+        let z = b.matmul(&view::<B>(&alpha, &[bs, 1, l])?, h, false, false)?;
+        Ok((
+            view::<B>(&z, &[bs, self.hidden])?,
+            AttentionCache { tanh: t, alpha },
+        ))
+    }
+
+    /// Accumulates the attention parameters' gradients; returns ∂h `[B, L, H]` (the part that
+    /// flows through the attention).
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward<B: ModelOps>(
+        &self,
+        b: &B,
+        p: &mut Params<B>,
+        h: &BTensor<B>,
+        logc: &BTensor<B>,
+        cache: &AttentionCache<B>,
+        dz: &BTensor<B>,
+        (bs, l): (usize, usize),
+    ) -> OpResult<BTensor<B>> {
+        let hd = self.hidden;
+        let dz3 = view::<B>(dz, &[bs, 1, hd])?;
+        // z = α·h: ∂α = h ∂z (per sequence), ∂h = αᵀ ∂z.
+        let dalpha = view::<B>(
+            &b.matmul(h, &view::<B>(dz, &[bs, hd, 1])?, false, false)?,
+            &[bs, l],
+        )?;
+        let dh = b.matmul(&view::<B>(&cache.alpha, &[bs, l, 1])?, &dz3, false, false)?;
+        let de = b.softmax_rows_backward(&cache.alpha, &dalpha, false)?;
+        // β: ∂β = Σ ∂e ⊙ log(1 + plays).
+        let dbeta = b.reduce_rows(
+            ReduceOp::Sum,
+            &view::<B>(&b.binary(BinaryOp::Mul, &de, logc)?, &[1, bs * l])?,
+        )?;
+        p.acc_grad(b, self.beta, dbeta)?;
+        // e = t v: ∂v = tᵀ ∂e, ∂t = ∂e vᵀ.
+        let de2 = view::<B>(&de, &[bs * l, 1])?;
+        p.acc_grad(b, self.v, b.matmul(&cache.tanh, &de2, true, false)?)?;
+        let dt = b.matmul(&de2, p.get(self.v), false, true)?;
+        let dpre = b.tanh_backward(&cache.tanh, &dt)?;
+        let h2 = view::<B>(h, &[bs * l, hd])?;
+        let dh_proj = self.proj.backward(b, p, &[&h2], &dpre, &[true])?;
+        let dh_proj = dh_proj.into_iter().next().flatten().expect("asked for ∂h");
+        let mut dh = dh;
+        b.axpy(&mut dh, &dh_proj, 1.0)?;
+        Ok(dh)
+    }
+}

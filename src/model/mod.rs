@@ -1,0 +1,568 @@
+//! The recommenders: AINRNN (the paper's model) and the IndRNN and LSTM baselines, sharing the
+//! same input (a listening history with play counts, the user portrait) and the same output (a
+//! score for every song of the catalogue).
+//!
+//! AINRNN: history → 5 stacked IndRNN layers, each fed the concatenation of the input and all
+//! earlier layers' outputs (dense connections instead of residual shortcuts) → attention whose
+//! weights add the play counts as preference → user vector (with the portrait) → catalogue scores.
+//! IndRNN baseline: the same layers stacked plainly, last state. LSTM baseline: stacked LSTM, last
+//! state.
+
+pub mod batch;
+pub mod checkpoint;
+pub mod layers;
+pub mod params;
+pub mod scorer;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use self::batch::DeviceBatch;
+use self::layers::{
+    view, AttentionCache, IndRnnCache, IndRnnLayer, LstmLayer, LstmLayerCache, MultiLinear,
+    PlayAttention,
+};
+use self::params::{PId, Params};
+use self::scorer::{Ranked, Scorer};
+use crate::backend::model_ops::ModelOps;
+use crate::backend::{BTensor, OpResult};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    Ainrnn,
+    Indrnn,
+    Lstm,
+}
+
+impl ModelKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Ainrnn => "ainrnn",
+            ModelKind::Indrnn => "indrnn",
+            ModelKind::Lstm => "lstm",
+        }
+    }
+}
+
+impl std::str::FromStr for ModelKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "ainrnn" => Ok(ModelKind::Ainrnn),
+            "indrnn" => Ok(ModelKind::Indrnn),
+            "lstm" => Ok(ModelKind::Lstm),
+            o => Err(format!(
+                "unknown model {o:?} (expected ainrnn, indrnn or lstm)"
+            )),
+        }
+    }
+}
+
+/// Everything that fixes the model's shape; stored in checkpoints.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ModelConfig {
+    pub kind: ModelKind,
+    pub hidden: usize,
+    pub layers: usize,
+    /// Learned song input embedding size.
+    pub emb: usize,
+    /// User / song output representation size.
+    pub out_dim: usize,
+    pub att: usize,
+    pub portrait_dim: usize,
+    pub max_history: usize,
+    pub dropout: f32,
+    /// IndRNN recurrent weights are kept within ±mag^(1/max_history).
+    pub mag: f32,
+    pub songs: usize,
+    pub feature_dim: usize,
+    /// Portrait table sizes (0 = no portrait).
+    pub n_age: usize,
+    pub n_lang: usize,
+    pub n_genre: usize,
+    /// Songs per catalogue tile.
+    pub tile: usize,
+    pub seed: u64,
+}
+
+impl ModelConfig {
+    /// Defaults of the paper where it gives them (5 layers, dropout 0.5) and sizes that train in
+    /// minutes on a CPU for the bundled data.
+    pub fn new(kind: ModelKind, songs: usize) -> Self {
+        ModelConfig {
+            kind,
+            hidden: 64,
+            layers: if kind == ModelKind::Lstm { 2 } else { 5 },
+            emb: 32,
+            out_dim: 64,
+            att: 32,
+            portrait_dim: 8,
+            max_history: 50,
+            dropout: 0.5,
+            mag: 2.0,
+            songs,
+            feature_dim: 0,
+            n_age: 0,
+            n_lang: 0,
+            n_genre: 0,
+            tile: 32_768,
+            seed: 42,
+        }
+    }
+}
+
+enum Encoder {
+    Dense {
+        layers: Vec<IndRnnLayer>,
+        att: PlayAttention,
+    },
+    Stack {
+        layers: Vec<IndRnnLayer>,
+    },
+    Lstm {
+        layers: Vec<LstmLayer>,
+    },
+}
+
+pub struct Model<B: ModelOps> {
+    pub cfg: ModelConfig,
+    pub params: Params<B>,
+    in_emb: PId,
+    in_feat: Option<BTensor<B>>,
+    encoder: Encoder,
+    age: Option<PId>,
+    lang: Option<PId>,
+    user: MultiLinear,
+    pub scorer: Scorer<B>,
+}
+
+/// What the forward pass keeps for the backward pass.
+pub struct Cache<B: ModelOps> {
+    inputs: Vec<BTensor<B>>,
+    layers: Vec<LayerCache<B>>,
+    /// Dropout masks per layer (`[B, H]`, entries 0 or 1/keep), when training.
+    drop: Vec<Option<BTensor<B>>>,
+    /// Layer outputs after dropout.
+    outs: Vec<BTensor<B>>,
+    att: Option<AttentionCache<B>>,
+    user_in: Vec<BTensor<B>>,
+}
+
+enum LayerCache<B: ModelOps> {
+    Ind(IndRnnCache<B>),
+    Lstm(LstmLayerCache<B>),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Dest {
+    Emb,
+    Out(usize),
+    Nowhere,
+}
+
+impl<B: ModelOps> Model<B> {
+    /// A freshly initialised model. `features`: the song vectors (`songs × feature_dim`).
+    pub fn new(b: &B, cfg: ModelConfig, features: Option<&[f32]>) -> OpResult<Self> {
+        let mut rng = StdRng::seed_from_u64(cfg.seed);
+        let mut p = Params::new();
+        let in_emb = p.uniform(b, &mut rng, "input.emb", &[cfg.songs, cfg.emb], 0.05, true)?;
+        let in_feat = match (features, cfg.feature_dim) {
+            (Some(v), d) if d > 0 => Some(b.upload_f32(v, &[cfg.songs, d])?),
+            _ => None,
+        };
+        let mut in_dims = vec![cfg.emb];
+        if in_feat.is_some() {
+            in_dims.push(cfg.feature_dim);
+        }
+        in_dims.push(1); // log(1 + plays)
+        let u_max = cfg.mag.powf(1.0 / cfg.max_history.max(1) as f32);
+        let h = cfg.hidden;
+        let encoder = match cfg.kind {
+            ModelKind::Ainrnn => {
+                let mut layers = Vec::new();
+                for l in 0..cfg.layers {
+                    let mut dims = in_dims.clone();
+                    dims.extend(std::iter::repeat_n(h, l));
+                    layers.push(IndRnnLayer::new(
+                        b,
+                        &mut p,
+                        &mut rng,
+                        &format!("indrnn{l}"),
+                        &dims,
+                        h,
+                        u_max,
+                    )?);
+                }
+                let att = PlayAttention::new(b, &mut p, &mut rng, h, cfg.att)?;
+                Encoder::Dense { layers, att }
+            }
+            ModelKind::Indrnn => {
+                let mut layers = Vec::new();
+                for l in 0..cfg.layers {
+                    let dims = if l == 0 { in_dims.clone() } else { vec![h] };
+                    layers.push(IndRnnLayer::new(
+                        b,
+                        &mut p,
+                        &mut rng,
+                        &format!("indrnn{l}"),
+                        &dims,
+                        h,
+                        u_max,
+                    )?);
+                }
+                Encoder::Stack { layers }
+            }
+            ModelKind::Lstm => {
+                let mut layers = Vec::new();
+                for l in 0..cfg.layers {
+                    let dims = if l == 0 { in_dims.clone() } else { vec![h] };
+                    layers.push(LstmLayer::new(
+                        b,
+                        &mut p,
+                        &mut rng,
+                        &format!("lstm{l}"),
+                        &dims,
+                        h,
+                    )?);
+                }
+                Encoder::Lstm { layers }
+            }
+        };
+        let mut user_dims = vec![h];
+        let age = if cfg.n_age > 0 {
+            user_dims.push(cfg.portrait_dim);
+            Some(p.uniform(
+                b,
+                &mut rng,
+                "portrait.age",
+                &[cfg.n_age, cfg.portrait_dim],
+                0.05,
+                true,
+            )?)
+        } else {
+            None
+        };
+        let lang = if cfg.n_lang > 0 {
+            user_dims.push(cfg.portrait_dim);
+            Some(p.uniform(
+                b,
+                &mut rng,
+                "portrait.lang",
+                &[cfg.n_lang, cfg.portrait_dim],
+                0.05,
+                true,
+            )?)
+        } else {
+            None
+        };
+        if cfg.n_genre > 0 {
+            user_dims.push(cfg.n_genre);
+        }
+        let user = MultiLinear::new(b, &mut p, &mut rng, "user", &user_dims, cfg.out_dim, true)?;
+        let scorer = Scorer::new(
+            b,
+            &mut p,
+            &mut rng,
+            cfg.songs,
+            cfg.out_dim,
+            features
+                .filter(|_| cfg.feature_dim > 0)
+                .map(|v| (v, cfg.feature_dim)),
+            cfg.tile,
+        )?;
+        Ok(Model {
+            cfg,
+            params: p,
+            in_emb,
+            in_feat,
+            encoder,
+            age,
+            lang,
+            user,
+            scorer,
+        })
+    }
+
+    fn layer_count(&self) -> usize {
+        match &self.encoder {
+            Encoder::Dense { layers, .. } | Encoder::Stack { layers } => layers.len(),
+            Encoder::Lstm { layers } => layers.len(),
+        }
+    }
+
+    /// User vectors `[B, out_dim]`. With `rng`, dropout is applied (training).
+    pub fn forward(
+        &self,
+        b: &B,
+        batch: &DeviceBatch<B>,
+        rng: Option<&mut StdRng>,
+    ) -> OpResult<(BTensor<B>, Cache<B>)> {
+        let (bs, l) = (batch.size, batch.steps);
+        let p = &self.params;
+        let h = self.cfg.hidden;
+        let mut inputs = vec![view::<B>(
+            &b.gather_rows(p.get(self.in_emb), &batch.songs)?,
+            &[bs, l, self.cfg.emb],
+        )?];
+        if let Some(f) = &self.in_feat {
+            inputs.push(view::<B>(
+                &b.gather_rows(f, &batch.songs)?,
+                &[bs, l, self.cfg.feature_dim],
+            )?);
+        }
+        inputs.push(view::<B>(&batch.logc, &[bs, l, 1])?);
+        // Dropout masks shared over time, drawn on the host (B x H values per layer).
+        let keep = 1.0 - self.cfg.dropout;
+        let mut drop = Vec::new();
+        let mut rng = rng;
+        for _ in 0..self.layer_count() {
+            drop.push(match rng.as_deref_mut() {
+                Some(r) if self.cfg.dropout > 0.0 => {
+                    let m: Vec<f32> = (0..bs * h)
+                        .map(|_| {
+                            if r.random::<f32>() < keep {
+                                1.0 / keep
+                            } else {
+                                0.0
+                            }
+                        })
+                        .collect();
+                    Some(b.upload_f32(&m, &[bs, h])?)
+                }
+                _ => None,
+            });
+        }
+        let mut layers = Vec::new();
+        let mut outs: Vec<BTensor<B>> = Vec::new();
+        let apply_drop = |t: &BTensor<B>, m: &Option<BTensor<B>>| -> OpResult<BTensor<B>> {
+            match m {
+                Some(m) => b.time_mask_mul(t, m),
+                None => Ok(t.clone()),
+            }
+        };
+        match &self.encoder {
+            Encoder::Dense { layers: ls, .. } => {
+                for (i, layer) in ls.iter().enumerate() {
+                    let xs: Vec<&BTensor<B>> = inputs.iter().chain(outs.iter()).collect();
+                    let c = layer.forward(b, p, &xs, &batch.mask, (bs, l))?;
+                    outs.push(apply_drop(&c.h, &drop[i])?);
+                    layers.push(LayerCache::Ind(c));
+                }
+            }
+            Encoder::Stack { layers: ls } => {
+                for (i, layer) in ls.iter().enumerate() {
+                    let xs: Vec<&BTensor<B>> = if i == 0 {
+                        inputs.iter().collect()
+                    } else {
+                        vec![&outs[i - 1]]
+                    };
+                    let c = layer.forward(b, p, &xs, &batch.mask, (bs, l))?;
+                    outs.push(apply_drop(&c.h, &drop[i])?);
+                    layers.push(LayerCache::Ind(c));
+                }
+            }
+            Encoder::Lstm { layers: ls } => {
+                for (i, layer) in ls.iter().enumerate() {
+                    let xs: Vec<&BTensor<B>> = if i == 0 {
+                        inputs.iter().collect()
+                    } else {
+                        vec![&outs[i - 1]]
+                    };
+                    let c = layer.forward(b, p, &xs, &batch.mask, (bs, l))?;
+                    outs.push(apply_drop(&c.inner.h, &drop[i])?);
+                    layers.push(LayerCache::Lstm(c));
+                }
+            }
+        }
+        let last = outs.last().expect("at least one layer");
+        let (z, att) = match &self.encoder {
+            Encoder::Dense { att, .. } => {
+                let (z, c) = att.forward(b, p, last, &batch.logc, &batch.mask_add, (bs, l))?;
+                (z, Some(c))
+            }
+            _ => (
+                b.gather_rows(&view::<B>(last, &[bs * l, h])?, &batch.last)?,
+                None,
+            ),
+        };
+        let mut user_in = vec![z];
+        if let Some(a) = self.age {
+            user_in.push(b.gather_rows(p.get(a), &batch.age)?);
+        }
+        if let Some(t) = self.lang {
+            user_in.push(b.gather_rows(p.get(t), &batch.lang)?);
+        }
+        if self.cfg.n_genre > 0 {
+            user_in.push(batch.genre.clone());
+        }
+        let refs: Vec<&BTensor<B>> = user_in.iter().collect();
+        let u = self.user.forward(b, p, &refs)?;
+        Ok((
+            u,
+            Cache {
+                inputs,
+                layers,
+                drop,
+                outs,
+                att,
+                user_in,
+            },
+        ))
+    }
+
+    /// Accumulates every parameter's gradient given ∂u `[B, out_dim]`.
+    pub fn backward(
+        &mut self,
+        b: &B,
+        batch: &DeviceBatch<B>,
+        cache: &Cache<B>,
+        du: &BTensor<B>,
+    ) -> OpResult<()> {
+        let (bs, l) = (batch.size, batch.steps);
+        let h = self.cfg.hidden;
+        let refs: Vec<&BTensor<B>> = cache.user_in.iter().collect();
+        let mut need = vec![false; refs.len()];
+        need[0] = true;
+        if self.age.is_some() {
+            need[1] = true;
+        }
+        if self.lang.is_some() {
+            need[1 + self.age.is_some() as usize] = true;
+        }
+        let mut d = self.user.backward(b, &mut self.params, &refs, du, &need)?;
+        let dz = d[0].take().expect("asked for ∂z");
+        let mut slot = 1;
+        for (table, plan) in [(self.age, &batch.age), (self.lang, &batch.lang)] {
+            if let Some(t) = table {
+                let g = d[slot].take().expect("asked for the portrait gradient");
+                let mut dt = b.zeros(&self.params.list[t.0].shape)?;
+                b.scatter_add_rows(&mut dt, &g, plan)?;
+                self.params.acc_grad(b, t, dt)?;
+                slot += 1;
+            }
+        }
+        let nl = cache.outs.len();
+        // ∂(layer outputs after dropout), filled from the top down.
+        let mut douts: Vec<Option<BTensor<B>>> = vec![None; nl];
+        match &self.encoder {
+            Encoder::Dense { att, .. } => {
+                let c = cache.att.as_ref().expect("attention cache");
+                douts[nl - 1] = Some(att.backward(
+                    b,
+                    &mut self.params,
+                    &cache.outs[nl - 1],
+                    &batch.logc,
+                    c,
+                    &dz,
+                    (bs, l),
+                )?);
+            }
+            _ => {
+                let mut dh = b.zeros(&[bs * l, h])?;
+                b.scatter_add_rows(&mut dh, &dz, &batch.last)?;
+                douts[nl - 1] = Some(view::<B>(&dh, &[bs, l, h])?);
+            }
+        }
+        let n_in = cache.inputs.len();
+        let dense = matches!(self.encoder, Encoder::Dense { .. });
+        // Where the gradient of input j of layer i goes: the song embedding (input 0), an earlier
+        // layer's output, or nowhere (song features and play counts are constants).
+        let dest = |i: usize, j: usize| -> Dest {
+            match (dense, i, j) {
+                (_, _, 0) if dense || i == 0 => Dest::Emb,
+                (true, _, j) if j >= n_in => Dest::Out(j - n_in),
+                (false, i, 0) if i > 0 => Dest::Out(i - 1),
+                _ => Dest::Nowhere,
+            }
+        };
+        let mut demb: Option<BTensor<B>> = None;
+        for i in (0..nl).rev() {
+            let Some(dout) = douts[i].take() else {
+                continue;
+            };
+            let dh = match &cache.drop[i] {
+                Some(m) => b.time_mask_mul(&dout, m)?,
+                None => dout,
+            };
+            let xs: Vec<&BTensor<B>> = if dense {
+                cache.inputs.iter().chain(cache.outs[..i].iter()).collect()
+            } else if i == 0 {
+                cache.inputs.iter().collect()
+            } else {
+                vec![&cache.outs[i - 1]]
+            };
+            let need: Vec<bool> = (0..xs.len()).map(|j| dest(i, j) != Dest::Nowhere).collect();
+            let dxs = match (&self.encoder, &cache.layers[i]) {
+                (Encoder::Dense { layers, .. } | Encoder::Stack { layers }, LayerCache::Ind(c)) => {
+                    layers[i].backward(b, &mut self.params, &xs, &batch.mask, c, &dh, &need)?
+                }
+                (Encoder::Lstm { layers }, LayerCache::Lstm(c)) => {
+                    layers[i].backward(b, &mut self.params, &xs, &batch.mask, c, &dh, &need)?
+                }
+                _ => unreachable!("encoder and cache kinds match by construction"),
+            };
+            for (j, dx) in dxs.into_iter().enumerate() {
+                let Some(dx) = dx else { continue };
+                let slot = match dest(i, j) {
+                    Dest::Emb => &mut demb,
+                    Dest::Out(k) => &mut douts[k],
+                    Dest::Nowhere => continue,
+                };
+                let dx = match dest(i, j) {
+                    Dest::Out(_) => view::<B>(&dx, &[bs, l, h])?,
+                    _ => dx,
+                };
+                *slot = Some(match slot.take() {
+                    None => dx,
+                    Some(mut acc) => {
+                        b.axpy(&mut acc, &dx, 1.0)?;
+                        acc
+                    }
+                });
+            }
+        }
+        if let Some(g) = demb {
+            let mut dt = b.zeros(&[self.cfg.songs, self.cfg.emb])?;
+            b.scatter_add_rows(&mut dt, &g, &batch.songs)?;
+            self.params.acc_grad(b, self.in_emb, dt)?;
+        }
+        Ok(())
+    }
+
+    /// One training step on a batch: forward, catalogue loss, backward, optimizer.
+    /// Returns the summed loss of the batch as a `[1]` tensor (read back by the caller when it
+    /// wants, so steps need no sync).
+    pub fn train_step(
+        &mut self,
+        b: &B,
+        batch: &DeviceBatch<B>,
+        rng: &mut StdRng,
+        optim: &params::OptimConfig,
+    ) -> OpResult<BTensor<B>> {
+        let (u, cache) = self.forward(b, batch, Some(rng))?;
+        let (loss, du) = self
+            .scorer
+            .loss_backward(b, &mut self.params, &u, &batch.targets)?;
+        self.backward(b, batch, &cache, &du)?;
+        self.params.apply(b, optim)?;
+        Ok(loss)
+    }
+
+    /// Summed loss of a batch without updating anything (no dropout).
+    pub fn eval_loss(&mut self, b: &B, batch: &DeviceBatch<B>) -> OpResult<BTensor<B>> {
+        let (u, _) = self.forward(b, batch, None)?;
+        let (loss, _) = self
+            .scorer
+            .loss_backward(b, &mut self.params, &u, &batch.targets)?;
+        self.params.zero_grads();
+        Ok(loss)
+    }
+
+    /// Top-`k` songs for every user of the batch, excluding the batch's `exclude` lists.
+    pub fn recommend(&self, b: &B, batch: &DeviceBatch<B>, k: usize) -> OpResult<Ranked> {
+        let (u, _) = self.forward(b, batch, None)?;
+        self.scorer.rank(b, &self.params, &u, &batch.exclude, k)
+    }
+}

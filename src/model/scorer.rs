@@ -1,0 +1,216 @@
+//! Scores over the whole song catalogue, tile by tile.
+//!
+//! A song's representation is a learned embedding plus a projection of its audio/MSD feature
+//! vector, `q_s = E[s] + V[s] W_o`, so a song with features but no listens can still rank. The
+//! score of user vector `u` is `u·q_s + b_s`. The catalogue (≈360,000 songs at paper scale) is
+//! processed in tiles: a `[batch, catalogue]` block would exceed a storage binding on many GPUs.
+//! Training uses two sweeps: log-sum-exp merged across tiles, then per-tile loss and gradients.
+
+use rand::Rng;
+
+use super::layers::view;
+use super::params::{PId, Params};
+use crate::backend::model_ops::ModelOps;
+use crate::backend::{BTensor, BinaryOp, OpResult, ReduceOp};
+
+pub struct Scorer<B: ModelOps> {
+    pub songs: usize,
+    pub dim: usize,
+    /// `(start, len)` of each tile.
+    pub tiles: Vec<(usize, usize)>,
+    pub emb: Vec<PId>,
+    pub bias: Vec<PId>,
+    /// Feature projection `[D_f, dim]` and the constant feature tiles `[len, D_f]`.
+    pub proj: Option<PId>,
+    pub features: Vec<BTensor<B>>,
+    pub feature_dim: usize,
+}
+
+/// A ranking: per user, `(song, score)` best first.
+pub type Ranked = Vec<Vec<(u32, f32)>>;
+
+impl<B: ModelOps> Scorer<B> {
+    /// `features`: `songs × D_f` row-major, or `None`. `tile` caps the songs per tile.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        b: &B,
+        p: &mut Params<B>,
+        rng: &mut impl Rng,
+        songs: usize,
+        dim: usize,
+        features: Option<(&[f32], usize)>,
+        tile: usize,
+    ) -> OpResult<Self> {
+        let tile = tile.max(1);
+        let tiles: Vec<(usize, usize)> = (0..songs)
+            .step_by(tile)
+            .map(|s| (s, tile.min(songs - s)))
+            .collect();
+        let mut emb = Vec::new();
+        let mut bias = Vec::new();
+        let mut feats = Vec::new();
+        for (i, &(start, len)) in tiles.iter().enumerate() {
+            emb.push(p.uniform(b, rng, &format!("songs.emb{i}"), &[len, dim], 0.01, true)?);
+            bias.push(p.zeros(b, &format!("songs.bias{i}"), &[len])?);
+            if let Some((v, d)) = features {
+                feats.push(b.upload_f32(&v[start * d..(start + len) * d], &[len, d])?);
+            }
+        }
+        let (proj, feature_dim) = match features {
+            Some((_, d)) => (Some(p.xavier(b, rng, "songs.proj", d, dim)?), d),
+            None => (None, 0),
+        };
+        Ok(Scorer {
+            songs,
+            dim,
+            tiles,
+            emb,
+            bias,
+            proj,
+            features: feats,
+            feature_dim,
+        })
+    }
+
+    /// `q` of one tile: `[len, dim]`.
+    fn tile_repr(&self, b: &B, p: &Params<B>, i: usize) -> OpResult<BTensor<B>> {
+        match self.proj {
+            Some(w) => {
+                let mut q = p.get(self.emb[i]).clone();
+                b.matmul_into(&mut q, &self.features[i], p.get(w), false, false, 1.0, 1.0)?;
+                Ok(q)
+            }
+            None => Ok(p.get(self.emb[i]).clone()),
+        }
+    }
+
+    fn tile_logits(
+        &self,
+        b: &B,
+        p: &Params<B>,
+        u: &BTensor<B>,
+        q: &BTensor<B>,
+        i: usize,
+    ) -> OpResult<BTensor<B>> {
+        b.binary(
+            BinaryOp::Add,
+            &b.matmul(u, q, false, true)?,
+            p.get(self.bias[i]),
+        )
+    }
+
+    /// Softmax cross-entropy over the whole catalogue for user vectors `u` `[B, dim]` and weighted
+    /// targets `(row, song, weight)`; accumulates the scorer's gradients and returns
+    /// `(Σ_rows loss as a [1] tensor, ∂u)`. Rows without targets contribute nothing.
+    pub fn loss_backward(
+        &self,
+        b: &B,
+        p: &mut Params<B>,
+        u: &BTensor<B>,
+        targets: &[(u32, u32, f32)],
+    ) -> OpResult<(BTensor<B>, BTensor<B>)> {
+        let rows = u.rows();
+        let mut wsum = vec![0.0f32; rows];
+        for t in targets {
+            wsum[t.0 as usize] += t.2;
+        }
+        let wsum = b.upload_f32(&wsum, &[rows])?;
+        // Sweep 1: log-sum-exp over all tiles.
+        let mut qs = Vec::with_capacity(self.tiles.len());
+        let mut lse: Option<BTensor<B>> = None;
+        for i in 0..self.tiles.len() {
+            let q = self.tile_repr(b, p, i)?;
+            let z = self.tile_logits(b, p, u, &q, i)?;
+            let l = b.logsumexp_rows(&z)?;
+            lse = Some(match lse {
+                None => l,
+                Some(acc) => b.binary(BinaryOp::LogAddExp, &acc, &l)?,
+            });
+            qs.push(q);
+        }
+        let lse = match lse {
+            Some(l) => l,
+            None => b.zeros(&[rows])?,
+        };
+        // Sweep 2: per-tile loss and gradients (the logits are recomputed, not kept).
+        let mut loss = b.zeros(&[rows])?;
+        let mut du = b.zeros(&[rows, self.dim])?;
+        for (i, &(start, len)) in self.tiles.iter().enumerate() {
+            let local: Vec<(u32, u32, f32)> = targets
+                .iter()
+                .filter(|t| (t.1 as usize) >= start && (t.1 as usize) < start + len)
+                .map(|t| (t.0, t.1 - start as u32, t.2))
+                .collect();
+            let z = self.tile_logits(b, p, u, &qs[i], i)?;
+            let (l, g) = b.cross_entropy_tile(&z, &lse, &wsum, &b.targets(rows, len, &local)?)?;
+            b.axpy(&mut loss, &l, 1.0)?;
+            b.matmul_into(&mut du, &g, &qs[i], false, false, 1.0, 1.0)?;
+            let dq = b.matmul(&g, u, true, false)?;
+            p.acc_grad(b, self.bias[i], b.sum_cols(&g)?)?;
+            if let Some(w) = self.proj {
+                p.acc_grad(b, w, b.matmul(&self.features[i], &dq, true, false)?)?;
+            }
+            p.acc_grad(b, self.emb[i], dq)?;
+        }
+        let total = b.reduce_rows(ReduceOp::Sum, &view::<B>(&loss, &[1, rows])?)?;
+        Ok((total, du))
+    }
+
+    /// The `k` best songs per user, skipping `exclude[row]` (e.g. the visible history).
+    pub fn rank(
+        &self,
+        b: &B,
+        p: &Params<B>,
+        u: &BTensor<B>,
+        exclude: &[Vec<u32>],
+        k: usize,
+    ) -> OpResult<Ranked> {
+        let rows = u.rows();
+        let mut pending = Vec::with_capacity(self.tiles.len());
+        for (i, &(start, len)) in self.tiles.iter().enumerate() {
+            let q = self.tile_repr(b, p, i)?;
+            let mut z = self.tile_logits(b, p, u, &q, i)?;
+            let mut row_ptr = vec![0u32; rows + 1];
+            let mut cols = Vec::new();
+            for (r, ex) in exclude.iter().enumerate().take(rows) {
+                cols.extend(
+                    ex.iter()
+                        .filter(|&&s| (s as usize) >= start && (s as usize) < start + len)
+                        .map(|&s| s - start as u32),
+                );
+                row_ptr[r + 1] = cols.len() as u32;
+            }
+            for r in exclude.len().min(rows)..rows {
+                row_ptr[r + 1] = cols.len() as u32;
+            }
+            if !cols.is_empty() {
+                let n = cols.len();
+                b.mask_entries(
+                    &mut z,
+                    &b.upload_u32(&row_ptr, &[rows + 1])?,
+                    &b.upload_u32(&cols, &[n])?,
+                )?;
+            }
+            let kk = k.min(len).max(1);
+            pending.push((start, kk, b.topk_rows(&z, kk)?));
+        }
+        // One sync for all tiles: the read-backs happen after everything is recorded.
+        let mut best: Ranked = vec![Vec::new(); rows];
+        for (start, kk, (vals, ids)) in pending {
+            let (v, id) = (b.to_f32(&vals)?, b.to_u32(&ids)?);
+            for (r, out) in best.iter_mut().enumerate() {
+                for q in 0..kk {
+                    let (s, sc) = (id[r * kk + q], v[r * kk + q]);
+                    if s != u32::MAX {
+                        out.push((s + start as u32, sc));
+                    }
+                }
+            }
+        }
+        for out in &mut best {
+            out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            out.truncate(k);
+        }
+        Ok(best)
+    }
+}

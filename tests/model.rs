@@ -1,0 +1,316 @@
+//! Whole-model checks on both backends: every parameter's gradient against central finite
+//! differences of the loss, GPU against CPU on the same weights and batch, checkpoints across
+//! backends. (Op-level forward/backward checks live in tests/ops.)
+
+#[path = "common/mod.rs"]
+mod common;
+
+use ainrnn::backend::cpu::CpuBackend;
+use ainrnn::backend::model_ops::ModelOps;
+use ainrnn::backend::Backend;
+use ainrnn::model::batch::{upload, Example, PortraitTable};
+use ainrnn::model::{Model, ModelConfig, ModelKind};
+use rand::Rng;
+
+use common::*;
+
+const SONGS: usize = 23;
+const FEAT: usize = 3;
+
+fn config(kind: ModelKind) -> ModelConfig {
+    let mut c = ModelConfig::new(kind, SONGS);
+    c.hidden = 6;
+    c.layers = if kind == ModelKind::Lstm { 2 } else { 3 };
+    c.emb = 4;
+    c.out_dim = 5;
+    c.att = 4;
+    c.portrait_dim = 3;
+    c.max_history = 6;
+    c.dropout = 0.0;
+    c.feature_dim = FEAT;
+    c.n_age = 3;
+    c.n_lang = 2;
+    c.n_genre = 4;
+    c.tile = 7; // several catalogue tiles, the last one short
+    c.seed = 5;
+    c
+}
+
+fn features() -> Vec<f32> {
+    let mut r = rng(1);
+    uniform(&mut r, SONGS * FEAT, -1.0, 1.0)
+}
+
+fn portraits() -> PortraitTable {
+    PortraitTable {
+        age: vec![0, 1, 2, 1, 0],
+        lang: vec![1, 0, 1, 1, 0],
+        genre: vec![
+            0.5, 0.5, 0.0, 0.0, //
+            0.0, 0.0, 1.0, 0.0, //
+            0.25, 0.25, 0.25, 0.25, //
+            0.0, 0.0, 0.0, 0.0, //
+            1.0, 0.0, 0.0, 0.0,
+        ],
+        n_genre: 4,
+    }
+}
+
+/// Histories of different lengths (one longer than max_history), several targets each.
+fn examples() -> Vec<Example> {
+    vec![
+        Example {
+            user: 0,
+            songs: vec![1, 4, 7],
+            plays: vec![1.0, 5.0, 2.0],
+            targets: vec![2, 9, 15],
+            exclude: vec![1, 4, 7],
+        },
+        Example {
+            user: 2,
+            songs: vec![3, 5, 8, 13, 21, 22, 0, 11],
+            plays: vec![2.0, 1.0, 1.0, 30.0, 1.0, 4.0, 1.0, 2.0],
+            targets: vec![6],
+            exclude: vec![],
+        },
+        Example {
+            user: 4,
+            songs: vec![19],
+            plays: vec![7.0],
+            targets: vec![14, 20],
+            exclude: vec![19],
+        },
+    ]
+}
+
+fn total_loss<B: ModelOps>(b: &B, model: &mut Model<B>) -> f64 {
+    let batch = upload(b, &model.cfg, Some(&portraits()), &examples()).unwrap();
+    b.to_f32(&model.eval_loss(b, &batch).unwrap()).unwrap()[0] as f64
+}
+
+/// Every parameter tensor: a few entries checked against (L(θ+h) − L(θ−h)) / 2h.
+fn gradients_match_finite_differences<B: ModelOps>(b: &B, kind: ModelKind) {
+    let feats = features();
+    let mut model = Model::new(b, config(kind), Some(&feats)).unwrap();
+    let batch = upload(b, &model.cfg, Some(&portraits()), &examples()).unwrap();
+    let (u, cache) = model.forward(b, &batch, None).unwrap();
+    let (_, du) = model
+        .scorer
+        .loss_backward(b, &mut model.params, &u, &batch.targets)
+        .unwrap();
+    model.backward(b, &batch, &cache, &du).unwrap();
+    let grads: Vec<Option<Vec<f32>>> = model
+        .params
+        .list
+        .iter()
+        .map(|p| p.grad.as_ref().map(|g| b.to_f32(g).unwrap()))
+        .collect();
+    model.params.zero_grads();
+    let mut r = rng(7);
+    let h = 2e-3f32;
+    let mut checked = 0;
+    for (i, grad) in grads.iter().enumerate() {
+        let name = model.params.list[i].name.clone();
+        let values = b.to_f32(&model.params.list[i].value).unwrap();
+        let Some(g) = grad else {
+            panic!("{kind:?}: parameter {name} got no gradient");
+        };
+        let picks: Vec<usize> = (0..4.min(values.len()))
+            .map(|_| r.random_range(0..values.len()))
+            .collect();
+        for &j in &picks {
+            let mut v = values.clone();
+            v[j] = values[j] + h;
+            b.write_f32(&mut model.params.list[i].value, &v).unwrap();
+            let lp = total_loss(b, &mut model);
+            v[j] = values[j] - h;
+            b.write_f32(&mut model.params.list[i].value, &v).unwrap();
+            let lm = total_loss(b, &mut model);
+            b.write_f32(&mut model.params.list[i].value, &values)
+                .unwrap();
+            let fd = (lp - lm) / (2.0 * h as f64);
+            let an = g[j] as f64;
+            // f32 forward passes: differences carry ~1e-5 noise; ReLU kinks are rare at this size.
+            assert!(
+                (fd - an).abs() <= 2e-3 + 2e-2 * fd.abs().max(an.abs()),
+                "{kind:?} {name}[{j}]: analytic {an:.6}, finite difference {fd:.6}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 40, "{kind:?}: only {checked} entries checked");
+}
+
+macro_rules! both {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[test]
+            fn cpu() {
+                ($body)(&CpuBackend::new());
+            }
+            #[test]
+            fn gpu() {
+                if let Some(g) = common::gpu() {
+                    ($body)(&g);
+                }
+            }
+        }
+    };
+}
+
+both!(ainrnn_gradients, |b| gradients_match_finite_differences(
+    b,
+    ModelKind::Ainrnn
+));
+both!(indrnn_gradients, |b| gradients_match_finite_differences(
+    b,
+    ModelKind::Indrnn
+));
+both!(lstm_gradients, |b| gradients_match_finite_differences(
+    b,
+    ModelKind::Lstm
+));
+
+/// The GPU model computes what the CPU model computes: user vectors, loss, every gradient, and
+/// the parameters after a few optimizer steps with dropout.
+#[test]
+fn gpu_matches_cpu_forward_backward_and_steps() {
+    let Some(g) = common::gpu() else { return };
+    let c = CpuBackend::new();
+    let feats = features();
+    for kind in [ModelKind::Ainrnn, ModelKind::Indrnn, ModelKind::Lstm] {
+        let mut cfg = config(kind);
+        cfg.dropout = 0.5;
+        let mut mc = Model::new(&c, cfg.clone(), Some(&feats)).unwrap();
+        let mut mg = Model::new(&g, cfg.clone(), Some(&feats)).unwrap();
+        let bc = upload(&c, &cfg, Some(&portraits()), &examples()).unwrap();
+        let bg = upload(&g, &cfg, Some(&portraits()), &examples()).unwrap();
+        let (uc, _) = mc.forward(&c, &bc, None).unwrap();
+        let (ug, _) = mg.forward(&g, &bg, None).unwrap();
+        assert_close(
+            &format!("{kind:?} user vectors"),
+            &g.to_f32(&ug).unwrap(),
+            &to_f64(&c.to_f32(&uc).unwrap()),
+            Tol {
+                rel: 1e-4,
+                abs: 1e-5,
+            },
+        );
+        let optim = ainrnn::model::params::OptimConfig::default();
+        let mut rc = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(9);
+        let mut rg = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(9);
+        for step in 0..3 {
+            let lc = c
+                .to_f32(&mc.train_step(&c, &bc, &mut rc, &optim).unwrap())
+                .unwrap()[0];
+            let lg = g
+                .to_f32(&mg.train_step(&g, &bg, &mut rg, &optim).unwrap())
+                .unwrap()[0];
+            assert!(
+                (lc - lg).abs() <= 1e-4 * lc.abs().max(1.0),
+                "{kind:?} step {step}: loss cpu {lc} gpu {lg}"
+            );
+        }
+        for (pc, pg) in mc.params.list.iter().zip(&mg.params.list) {
+            assert_close(
+                &format!("{kind:?} {} after 3 steps", pc.name),
+                &g.to_f32(&pg.value).unwrap(),
+                &to_f64(&c.to_f32(&pc.value).unwrap()),
+                Tol {
+                    rel: 1e-3,
+                    abs: 1e-5,
+                },
+            );
+        }
+    }
+}
+
+/// Save on one backend, load on the other (and back): same parameters, moments and outputs.
+#[test]
+fn checkpoints_move_between_backends() {
+    let c = CpuBackend::new();
+    let feats = features();
+    let cfg = config(ModelKind::Ainrnn);
+    let mut m = Model::new(&c, cfg.clone(), Some(&feats)).unwrap();
+    let batch = upload(&c, &cfg, Some(&portraits()), &examples()).unwrap();
+    let mut r = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1);
+    m.train_step(&c, &batch, &mut r, &Default::default())
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.ckpt");
+    ainrnn::model::checkpoint::save(&c, &m, &[("note", &"test")], &path).unwrap();
+    let ck = ainrnn::model::checkpoint::Checkpoint::load(&path).unwrap();
+    assert_eq!(ck.config, cfg);
+    assert_eq!(ck.get::<String>("note").unwrap().unwrap(), "test");
+    let back = ck.restore(&c, Some(&feats)).unwrap();
+    assert_eq!(back.params.step, 1);
+    for (a, b2) in m.params.list.iter().zip(&back.params.list) {
+        assert_eq!(
+            c.to_f32(&a.value).unwrap(),
+            c.to_f32(&b2.value).unwrap(),
+            "{}",
+            a.name
+        );
+        assert_eq!(
+            c.to_f32(&a.v).unwrap(),
+            c.to_f32(&b2.v).unwrap(),
+            "{} second moment",
+            a.name
+        );
+    }
+    if let Some(g) = common::gpu() {
+        let mg = ck.restore(&g, Some(&feats)).unwrap();
+        let p2 = dir.path().join("g.ckpt");
+        ainrnn::model::checkpoint::save(&g, &mg, &[], &p2).unwrap();
+        let again = ainrnn::model::checkpoint::Checkpoint::load(&p2)
+            .unwrap()
+            .restore(&c, Some(&feats))
+            .unwrap();
+        for (a, b2) in m.params.list.iter().zip(&again.params.list) {
+            assert_eq!(
+                c.to_f32(&a.value).unwrap(),
+                c.to_f32(&b2.value).unwrap(),
+                "{} via the GPU",
+                a.name
+            );
+        }
+    }
+    // A corrupt file is a clear error, not a panic.
+    std::fs::write(&path, b"not a checkpoint").unwrap();
+    let e = ainrnn::model::checkpoint::Checkpoint::load(&path)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("m.ckpt") && e.contains("safetensors"), "{e}");
+}
+
+/// Ranking excludes the given songs and returns the best scores first.
+#[test]
+fn recommend_excludes_and_orders() {
+    let c = CpuBackend::new();
+    let feats = features();
+    let cfg = config(ModelKind::Indrnn);
+    let m = Model::new(&c, cfg.clone(), Some(&feats)).unwrap();
+    let batch = upload(&c, &cfg, Some(&portraits()), &examples()).unwrap();
+    let ranked = m.recommend(&c, &batch, 10).unwrap();
+    assert_eq!(ranked.len(), 3);
+    for (r, e) in ranked.iter().zip(examples()) {
+        assert_eq!(r.len(), 10);
+        assert!(r.windows(2).all(|w| w[0].1 >= w[1].1), "scores descending");
+        assert!(
+            r.iter().all(|(s, _)| !e.exclude.contains(s)),
+            "excluded songs never recommended"
+        );
+    }
+    if let Some(g) = common::gpu() {
+        let mg = Model::new(&g, cfg.clone(), Some(&feats)).unwrap();
+        let bg = upload(&g, &cfg, Some(&portraits()), &examples()).unwrap();
+        let rg = mg.recommend(&g, &bg, 10).unwrap();
+        for (a, b2) in ranked.iter().zip(&rg) {
+            let ids_a: Vec<u32> = a.iter().map(|x| x.0).collect();
+            let ids_b: Vec<u32> = b2.iter().map(|x| x.0).collect();
+            assert_eq!(ids_a, ids_b, "same top-10 on CPU and GPU");
+        }
+    }
+}
