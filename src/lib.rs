@@ -5,7 +5,9 @@
 
 pub mod backend;
 pub mod error;
+pub mod eval;
 pub mod model;
+pub mod train;
 pub mod util;
 
 pub use error::{Error, Result};

@@ -1,0 +1,315 @@
+//! The classic baselines users compare against, fitted on the training users' histories
+//! (binary user × song matrix) and queried with a test user's visible history:
+//! - **popularity**: songs by number of training users;
+//! - **item-kNN**: cosine similarity of songs over co-listening users, a user's score for a song
+//!   is the sum of its similarities to the songs in the history (keeping each song's `neighbours`
+//!   most similar songs);
+//! - **EASE** (Steck 2019): `B = I − P·diag(1/diag(P))` with `P = (XᵀX + λI)⁻¹`, scores `x·B`,
+//!   computed on the `max_items` most popular songs (one dense solve; the rest score nothing).
+
+use std::collections::HashMap;
+
+use rayon::prelude::*;
+
+use crate::model::batch::Example;
+
+/// Songs sorted by score (descending, lower id first on ties), skipping `exclude`, at most `k`.
+pub fn top_k(scores: &[f32], exclude: &[u32], k: usize) -> Vec<u32> {
+    let mut skip = vec![false; scores.len()];
+    for &e in exclude {
+        if let Some(s) = skip.get_mut(e as usize) {
+            *s = true;
+        }
+    }
+    let mut best: Vec<(f32, u32)> = Vec::with_capacity(k + 1);
+    for (i, &s) in scores.iter().enumerate() {
+        if skip[i] || s.is_nan() || s == f32::NEG_INFINITY {
+            continue;
+        }
+        let c = (s, i as u32);
+        let better = |a: (f32, u32), b: (f32, u32)| a.0 > b.0 || (a.0 == b.0 && a.1 < b.1);
+        if best.len() == k && !better(c, best[k - 1]) {
+            continue;
+        }
+        let pos = best
+            .iter()
+            .position(|&b| better(c, b))
+            .unwrap_or(best.len());
+        best.insert(pos, c);
+        best.truncate(k);
+    }
+    best.into_iter().map(|(_, i)| i).collect()
+}
+
+/// Distinct songs of each training user (the binary rows of X).
+fn rows(histories: &[(Vec<u32>, Vec<f32>)], users: &[u32]) -> Vec<Vec<u32>> {
+    users
+        .iter()
+        .map(|&u| {
+            let mut s = histories[u as usize].0.clone();
+            s.sort_unstable();
+            s.dedup();
+            s
+        })
+        .collect()
+}
+
+pub struct Popularity {
+    pub counts: Vec<f32>,
+}
+
+impl Popularity {
+    pub fn fit(songs: usize, histories: &[(Vec<u32>, Vec<f32>)], users: &[u32]) -> Self {
+        let mut counts = vec![0.0f32; songs];
+        for r in rows(histories, users) {
+            for s in r {
+                counts[s as usize] += 1.0;
+            }
+        }
+        Popularity { counts }
+    }
+
+    pub fn recommend(&self, e: &Example, k: usize) -> Vec<u32> {
+        top_k(&self.counts, &e.exclude, k)
+    }
+}
+
+pub struct ItemKnn {
+    /// For each song, its most similar songs with cosine similarity.
+    pub neighbours: Vec<Vec<(u32, f32)>>,
+    pub songs: usize,
+}
+
+impl ItemKnn {
+    pub fn fit(
+        songs: usize,
+        histories: &[(Vec<u32>, Vec<f32>)],
+        users: &[u32],
+        keep: usize,
+    ) -> Self {
+        let rows = rows(histories, users);
+        let mut count = vec![0u32; songs];
+        // Songs → users who played them, to build co-occurrences one song at a time (memory
+        // stays at one sparse row, not songs²).
+        let mut by_song: Vec<Vec<u32>> = vec![Vec::new(); songs];
+        for (u, r) in rows.iter().enumerate() {
+            for &s in r {
+                count[s as usize] += 1;
+                by_song[s as usize].push(u as u32);
+            }
+        }
+        let neighbours = (0..songs)
+            .into_par_iter()
+            .map(|i| {
+                let mut co: HashMap<u32, u32> = HashMap::new();
+                for &u in &by_song[i] {
+                    for &j in &rows[u as usize] {
+                        if j as usize != i {
+                            *co.entry(j).or_default() += 1;
+                        }
+                    }
+                }
+                let mut sims: Vec<(u32, f32)> = co
+                    .into_iter()
+                    .map(|(j, c)| {
+                        (
+                            j,
+                            c as f32 / ((count[i] as f32) * (count[j as usize] as f32)).sqrt(),
+                        )
+                    })
+                    .collect();
+                sims.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                sims.truncate(keep);
+                sims
+            })
+            .collect();
+        ItemKnn { neighbours, songs }
+    }
+
+    pub fn scores(&self, history: &[u32]) -> Vec<f32> {
+        let mut scores = vec![0.0f32; self.songs];
+        let mut h = history.to_vec();
+        h.sort_unstable();
+        h.dedup();
+        for j in h {
+            for &(i, s) in &self.neighbours[j as usize] {
+                scores[i as usize] += s;
+            }
+        }
+        scores
+    }
+
+    pub fn recommend(&self, e: &Example, k: usize) -> Vec<u32> {
+        let mut s = self.scores(&e.songs);
+        // Songs no neighbour reaches keep a score of 0; rank them by nothing rather than by id.
+        s.iter_mut()
+            .filter(|x| **x == 0.0)
+            .for_each(|x| *x = f32::NEG_INFINITY);
+        top_k(&s, &e.exclude, k)
+    }
+}
+
+pub struct Ease {
+    /// Songs modelled (most popular first) and their position in `b`.
+    pub items: Vec<u32>,
+    pub index: HashMap<u32, usize>,
+    /// `n × n` weights, row-major, zero diagonal.
+    pub b: Vec<f32>,
+    pub songs: usize,
+    pub lambda: f32,
+}
+
+/// Why EASE could not be fitted.
+#[derive(Debug, thiserror::Error)]
+#[error("EASE: the Gram matrix is not positive definite at column {0} (raise λ)")]
+pub struct NotPositiveDefinite(pub usize);
+
+impl Ease {
+    pub fn fit(
+        songs: usize,
+        histories: &[(Vec<u32>, Vec<f32>)],
+        users: &[u32],
+        lambda: f32,
+        max_items: usize,
+    ) -> Result<Self, NotPositiveDefinite> {
+        let rows = rows(histories, users);
+        let mut count = vec![0u32; songs];
+        for r in &rows {
+            for &s in r {
+                count[s as usize] += 1;
+            }
+        }
+        let mut items: Vec<u32> = (0..songs as u32)
+            .filter(|&s| count[s as usize] > 0)
+            .collect();
+        items.sort_by(|&a, &b| count[b as usize].cmp(&count[a as usize]).then(a.cmp(&b)));
+        items.truncate(max_items);
+        let n = items.len();
+        let index: HashMap<u32, usize> = items.iter().enumerate().map(|(i, &s)| (s, i)).collect();
+        // G = XᵀX + λI over the modelled items, accumulated in f64.
+        let mut g = vec![0.0f64; n * n];
+        for r in &rows {
+            let cols: Vec<usize> = r.iter().filter_map(|s| index.get(s).copied()).collect();
+            for &a in &cols {
+                for &c in &cols {
+                    g[a * n + c] += 1.0;
+                }
+            }
+        }
+        for i in 0..n {
+            g[i * n + i] += lambda as f64;
+        }
+        let p = spd_inverse(g, n)?;
+        let mut b = vec![0.0f32; n * n];
+        for i in 0..n {
+            for j in 0..n {
+                if i != j {
+                    b[i * n + j] = (-p[i * n + j] / p[j * n + j]) as f32;
+                }
+            }
+        }
+        Ok(Ease {
+            items,
+            index,
+            b,
+            songs,
+            lambda,
+        })
+    }
+
+    pub fn scores(&self, history: &[u32]) -> Vec<f32> {
+        let n = self.items.len();
+        let mut x: Vec<usize> = history
+            .iter()
+            .filter_map(|s| self.index.get(s).copied())
+            .collect();
+        x.sort_unstable();
+        x.dedup();
+        let mut scores = vec![f32::NEG_INFINITY; self.songs];
+        let mut acc = vec![0.0f32; n];
+        for r in x {
+            for (a, w) in acc.iter_mut().zip(&self.b[r * n..(r + 1) * n]) {
+                *a += w;
+            }
+        }
+        for (j, &s) in self.items.iter().enumerate() {
+            scores[s as usize] = acc[j];
+        }
+        scores
+    }
+
+    pub fn recommend(&self, e: &Example, k: usize) -> Vec<u32> {
+        top_k(&self.scores(&e.songs), &e.exclude, k)
+    }
+}
+
+/// Inverse of a symmetric positive-definite matrix via Cholesky (`G = L Lᵀ`, `G⁻¹ = L⁻ᵀ L⁻¹`),
+/// in f64, with rayon over columns.
+pub fn spd_inverse(mut a: Vec<f64>, n: usize) -> Result<Vec<f64>, NotPositiveDefinite> {
+    // In-place Cholesky (lower triangle), right-looking by columns.
+    for j in 0..n {
+        let mut d = a[j * n + j];
+        for k in 0..j {
+            d -= a[j * n + k] * a[j * n + k];
+        }
+        if d <= 0.0 || !d.is_finite() {
+            return Err(NotPositiveDefinite(j));
+        }
+        let d = d.sqrt();
+        a[j * n + j] = d;
+        let (head, tail) = a.split_at_mut((j + 1) * n);
+        let row_j = &head[j * n..j * n + j];
+        tail.par_chunks_mut(n).for_each(|row_i| {
+            let mut s = row_i[j];
+            for k in 0..j {
+                s -= row_i[k] * row_j[k];
+            }
+            row_i[j] = s / d;
+        });
+    }
+    // L⁻¹ by forward substitution, one column of the identity at a time.
+    let cols: Vec<Vec<f64>> = (0..n)
+        .into_par_iter()
+        .map(|c| {
+            let mut x = vec![0.0f64; n];
+            for i in c..n {
+                let mut s = if i == c { 1.0 } else { 0.0 };
+                for k in c..i {
+                    s -= a[i * n + k] * x[k];
+                }
+                x[i] = s / a[i * n + i];
+            }
+            x
+        })
+        .collect();
+    // G⁻¹ = Cᵀ C with C = L⁻¹ (row-major: C[k][i] = cols[i][k]), one packed GEMM.
+    let mut c = vec![0.0f64; n * n];
+    for (i, col) in cols.iter().enumerate() {
+        for (k, &v) in col.iter().enumerate() {
+            c[k * n + i] = v;
+        }
+    }
+    let mut out = vec![0.0f64; n * n];
+    if n > 0 {
+        // SAFETY: all three matrices are n × n, row-major, with the strides given.
+        unsafe {
+            matrixmultiply::dgemm(
+                n,
+                n,
+                n,
+                1.0,
+                c.as_ptr(),
+                1,
+                n as isize,
+                c.as_ptr(),
+                n as isize,
+                1,
+                0.0,
+                out.as_mut_ptr(),
+                n as isize,
+                1,
+            );
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,4 @@
+//! Evaluation: ranking metrics and (in `compare`) the classic baselines.
+
+pub mod baselines;
+pub mod metrics;

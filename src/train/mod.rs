@@ -1,0 +1,284 @@
+//! The training loop: epochs over shuffled users, a fresh visible/target split of each training
+//! user's songs every epoch (the same protocol as evaluation), validation precision@10 and
+//! NDCG@10 after each epoch, early stopping, non-finite loss detection.
+//!
+//! Determinism: everything random in epoch `e` (shuffle, splits, dropout) comes from a generator
+//! seeded with `(seed, e)`, so a run resumed from the checkpoint of epoch `e` continues exactly
+//! as the uninterrupted run would have.
+
+use std::time::Instant;
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::backend::model_ops::ModelOps;
+use crate::error::Error;
+use crate::eval::metrics::{evaluate, Catalogue};
+use crate::model::batch::{upload, Example, PortraitTable};
+use crate::model::params::OptimConfig;
+use crate::model::Model;
+
+/// The interactions a model learns from, indexed by user (history order) — a view of the
+/// dataset file independent of its storage.
+#[derive(Clone, Debug, Default)]
+pub struct Corpus {
+    pub songs: usize,
+    pub histories: Vec<(Vec<u32>, Vec<f32>)>,
+    /// Song feature vectors `songs × dim`.
+    pub features: Option<(Vec<f32>, usize)>,
+    pub portraits: Option<PortraitTable>,
+    pub n_age: usize,
+    pub n_lang: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TrainConfig {
+    pub epochs: u32,
+    pub batch: usize,
+    pub optim: OptimConfig,
+    /// Stop after this many epochs without a better validation NDCG@10 (0: never).
+    pub patience: u32,
+    pub seed: u64,
+    /// Share of a training user's songs shown as history; the rest are the targets.
+    pub visible_share: f64,
+    /// Cut-off for the validation metrics.
+    pub k: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 10,
+            batch: 64,
+            optim: OptimConfig::default(),
+            patience: 3,
+            seed: 42,
+            visible_share: 0.5,
+            k: 10,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EpochReport {
+    pub epoch: u32,
+    /// Mean training loss (mean negative log-likelihood of a target song) over the epoch.
+    pub loss: f64,
+    pub seconds: f64,
+    pub users_per_second: f64,
+    pub steps: usize,
+    pub precision_at_10: f64,
+    pub ndcg_at_10: f64,
+    pub recall_at_10: f64,
+    pub validation_users: usize,
+    /// This epoch is the best so far (its weights are the ones kept).
+    pub best: bool,
+}
+
+/// Progress of a run, saved in checkpoints.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct TrainState {
+    /// Epochs completed.
+    pub epoch: u32,
+    pub best_ndcg: f64,
+    pub best_epoch: u32,
+    pub bad_epochs: u32,
+    pub history: Vec<EpochReport>,
+}
+
+impl TrainState {
+    pub fn should_stop(&self, cfg: &TrainConfig) -> bool {
+        self.epoch >= cfg.epochs || (cfg.patience > 0 && self.bad_epochs >= cfg.patience)
+    }
+}
+
+/// Splits a user's songs at random into visible history (kept in listening order) and targets.
+pub fn split_example(
+    user: u32,
+    songs: &[u32],
+    plays: &[f32],
+    share: f64,
+    rng: &mut impl Rng,
+) -> Option<Example> {
+    if songs.len() < 2 {
+        return None;
+    }
+    let n_vis = ((songs.len() as f64 * share).round() as usize).clamp(1, songs.len() - 1);
+    let mut idx: Vec<usize> = (0..songs.len()).collect();
+    idx.shuffle(rng);
+    let mut vis: Vec<usize> = idx[..n_vis].to_vec();
+    vis.sort_unstable();
+    let vis_songs: Vec<u32> = vis.iter().map(|&i| songs[i]).collect();
+    Some(Example {
+        user,
+        plays: vis.iter().map(|&i| plays[i]).collect(),
+        targets: idx[n_vis..].iter().map(|&i| songs[i]).collect(),
+        exclude: vis_songs.clone(),
+        songs: vis_songs,
+    })
+}
+
+fn epoch_rng(seed: u64, epoch: u32) -> StdRng {
+    StdRng::seed_from_u64(seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+/// Training failed: the loss stopped being finite (the last good checkpoint is kept).
+#[derive(Debug, thiserror::Error)]
+#[error("training loss became {value} at epoch {epoch}, step {step}; stopping (the last good checkpoint is kept). Try a lower --lr")]
+pub struct NonFiniteLoss {
+    pub epoch: u32,
+    pub step: usize,
+    pub value: f64,
+}
+
+pub struct Trainer<'a, B: ModelOps> {
+    pub b: B,
+    pub model: Model<B>,
+    pub corpus: &'a Corpus,
+    pub train_users: Vec<u32>,
+    pub validation: Vec<Example>,
+    pub catalogue: Catalogue,
+    pub cfg: TrainConfig,
+    pub state: TrainState,
+}
+
+/// Read the accumulated loss back every this many steps (and at the epoch's end): often enough
+/// for the progress bar and to catch a NaN early, rarely enough not to stall the GPU every step.
+const LOSS_READBACK: usize = 8;
+
+impl<'a, B: ModelOps> Trainer<'a, B> {
+    /// One epoch of training and validation. `progress(done, total, mean_loss_so_far)`.
+    pub fn run_epoch(
+        &mut self,
+        mut progress: impl FnMut(usize, usize, f64),
+    ) -> Result<EpochReport, Error> {
+        let b = self.b.clone();
+        let epoch = self.state.epoch + 1;
+        let mut rng = epoch_rng(self.cfg.seed, epoch);
+        let mut users = self.train_users.clone();
+        users.shuffle(&mut rng);
+        let examples: Vec<Example> = users
+            .iter()
+            .filter_map(|&u| {
+                let (s, p) = &self.corpus.histories[u as usize];
+                split_example(u, s, p, self.cfg.visible_share, &mut rng)
+            })
+            .collect();
+        let t0 = Instant::now();
+        let total = examples.len();
+        let mut loss_acc = b.zeros(&[1])?;
+        let (mut loss_sum, mut loss_batches) = (0.0f64, 0usize);
+        let mut pending = 0usize;
+        let mut steps = 0usize;
+        for chunk in examples.chunks(self.cfg.batch.max(1)) {
+            let batch = upload(&b, &self.model.cfg, self.corpus.portraits.as_ref(), chunk)?;
+            let loss = self
+                .model
+                .train_step(&b, &batch, &mut rng, &self.cfg.optim)?;
+            b.axpy(&mut loss_acc, &loss, 1.0)?;
+            steps += 1;
+            pending += 1;
+            if pending == LOSS_READBACK || steps * self.cfg.batch >= total {
+                let v = b.to_f32(&loss_acc)?[0] as f64;
+                if !v.is_finite() {
+                    return Err(Error::Other(
+                        NonFiniteLoss {
+                            epoch,
+                            step: steps,
+                            value: v,
+                        }
+                        .to_string(),
+                    ));
+                }
+                loss_sum += v;
+                loss_batches += pending;
+                pending = 0;
+                loss_acc = b.zeros(&[1])?;
+                progress(
+                    (steps * self.cfg.batch).min(total),
+                    total,
+                    loss_sum / loss_batches.max(1) as f64,
+                );
+            }
+        }
+        b.sync()?;
+        let seconds = t0.elapsed().as_secs_f64();
+        let m = self.validate()?;
+        let best = m.ndcg > self.state.best_ndcg || self.state.history.is_empty();
+        let report = EpochReport {
+            epoch,
+            loss: loss_sum / loss_batches.max(1) as f64,
+            seconds,
+            users_per_second: total as f64 / seconds.max(1e-9),
+            steps,
+            precision_at_10: m.precision,
+            ndcg_at_10: m.ndcg,
+            recall_at_10: m.recall,
+            validation_users: m.users,
+            best,
+        };
+        self.state.epoch = epoch;
+        if best {
+            self.state.best_ndcg = m.ndcg;
+            self.state.best_epoch = epoch;
+            self.state.bad_epochs = 0;
+        } else {
+            self.state.bad_epochs += 1;
+        }
+        self.state.history.push(report.clone());
+        Ok(report)
+    }
+
+    /// Metrics at `cfg.k` on the validation users.
+    pub fn validate(&self) -> Result<crate::eval::metrics::Metrics, Error> {
+        let (lists, truths) = rank_examples(
+            &self.b,
+            &self.model,
+            self.corpus,
+            &self.validation,
+            self.cfg.k,
+            self.cfg.batch,
+        )?;
+        Ok(evaluate(&lists, &truths, self.cfg.k, &self.catalogue))
+    }
+}
+
+/// A user's held-out songs with their play counts.
+pub type Truth = Vec<(u32, f32)>;
+
+/// Ranks `examples` (visible history in, targets as truth) in batches; returns the song lists
+/// and the truths with their play counts.
+pub fn rank_examples<B: ModelOps>(
+    b: &B,
+    model: &Model<B>,
+    corpus: &Corpus,
+    examples: &[Example],
+    k: usize,
+    batch: usize,
+) -> Result<(Vec<Vec<u32>>, Vec<Truth>), Error> {
+    let mut lists = Vec::with_capacity(examples.len());
+    for chunk in examples.chunks(batch.max(1)) {
+        let db = upload(b, &model.cfg, corpus.portraits.as_ref(), chunk)?;
+        for r in model.recommend(b, &db, k)? {
+            lists.push(r.into_iter().map(|(s, _)| s).collect());
+        }
+    }
+    let truths = examples
+        .iter()
+        .map(|e| {
+            let (s, p) = &corpus.histories[e.user as usize];
+            e.targets
+                .iter()
+                .map(|t| {
+                    (
+                        *t,
+                        s.iter().position(|x| x == t).map(|i| p[i]).unwrap_or(1.0),
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    Ok((lists, truths))
+}
