@@ -1,6 +1,8 @@
 //! Command-line definitions (clap) and dispatch. Library code does the work; this file turns
 //! arguments into calls and results into text (stderr) or one JSON object (stdout, `--json`).
 
+mod data;
+
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -52,6 +54,12 @@ pub enum Command {
     Bench(BenchArgs),
     /// The main job on the bundled data (see README).
     Demo(DemoArgs),
+    /// Listening data + MSD + profiles -> one dataset.h5 (filters, portraits, folds).
+    Prepare(data::PrepareArgs),
+    /// Write SYNTHETIC Taste-Profile-shaped triplets (scale and speed tests).
+    Synth(data::SynthArgs),
+    /// Size, density, listens-per-user quantiles and long-tail share of a dataset.h5.
+    Stats(data::StatsArgs),
 }
 
 #[derive(Args, Debug)]
@@ -64,6 +72,8 @@ pub struct BenchArgs {
 pub enum BenchWhat {
     /// matmul, softmax and reductions at a few sizes.
     Ops(BenchOpsArgs),
+    /// Streaming triplet reader throughput (MB/s) on a synthetic file.
+    Data(data::BenchDataArgs),
 }
 
 #[derive(Args, Debug)]
@@ -104,6 +114,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench(BenchArgs {
             what: BenchWhat::Ops(a),
         }) => bench_ops(cli.backend.into(), cli.json, a.quick, a.min_seconds)?,
+        Command::Bench(BenchArgs {
+            what: BenchWhat::Data(a),
+        }) => data::run_bench(a, cli.json)?,
+        Command::Prepare(a) => data::run_prepare(a, cli.json)?,
+        Command::Synth(a) => data::run_synth(a, cli.json)?,
+        Command::Stats(a) => data::run_stats(a, cli.json)?,
         Command::Demo(a) => {
             eprintln!("ainrnn demo: adapters, then the op benchmark (GPU vs CPU).");
             eprint!("{}", ainrnn::info::render(&ainrnn::info::collect()));

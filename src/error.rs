@@ -99,6 +99,8 @@ pub enum Error {
     Gpu(#[from] GpuError),
     #[error(transparent)]
     Io(#[from] IoError),
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
     #[error("{0}")]
     Other(String),
 }

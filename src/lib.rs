@@ -4,6 +4,7 @@
 //! modules built on it. The binary (`src/main.rs`, `src/cli.rs`) only wires them together.
 
 pub mod backend;
+pub mod data;
 pub mod error;
 pub mod eval;
 pub mod model;

@@ -1,0 +1,203 @@
+//! Arguments and wiring of the data subcommands: `prepare`, `synth`, `stats`, `bench data`.
+//! The work is done in `ainrnn::data`; this file only turns arguments into options and results
+//! into text (stderr) or one JSON object (stdout).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{ArgGroup, Args};
+
+use ainrnn::data::prepare::{self, Input, PrepareOptions};
+use ainrnn::data::synth::{self, SynthOptions};
+use ainrnn::data::{stats, Dataset};
+
+use super::print_json;
+
+#[derive(Args, Debug)]
+#[command(group(ArgGroup::new("input").required(true).args(["triplets", "hetrec"])))]
+pub struct PrepareArgs {
+    /// Taste-Profile triplets `user<TAB>song<TAB>playcount` (or `ainrnn synth` output).
+    #[arg(long, value_name = "FILE")]
+    pub triplets: Option<PathBuf>,
+    /// HetRec-2011 Last.fm-2K `user_artists.dat` (items are artists).
+    #[arg(long, value_name = "FILE")]
+    pub hetrec: Option<PathBuf>,
+    /// HetRec `artists.dat` for names (default: beside `user_artists.dat`).
+    #[arg(long, value_name = "FILE", requires = "hetrec")]
+    pub artists: Option<PathBuf>,
+    /// MSD HDF5: a per-track file, an aggregate or summary file, or a directory tree of them.
+    #[arg(long, value_name = "DIR_OR_H5")]
+    pub msd: Option<PathBuf>,
+    /// MSD subset CSV (e.g. subset_10k.csv); its artist-term tables are picked up beside it.
+    #[arg(long, value_name = "CSV")]
+    pub metadata: Option<PathBuf>,
+    /// `artist_id,term` table (default: subset_artist_term.csv beside --metadata).
+    #[arg(long, value_name = "CSV")]
+    pub artist_terms: Option<PathBuf>,
+    /// `artist_id,tag` MusicBrainz table (default: subset_artist_mbtag.csv beside --metadata).
+    #[arg(long, value_name = "CSV")]
+    pub artist_mbtags: Option<PathBuf>,
+    /// Last.fm-360K user profiles TSV (user, gender, age, country, signup).
+    #[arg(long, value_name = "TSV")]
+    pub profiles: Option<PathBuf>,
+    /// Audio song vectors from the audio stage (features.h5).
+    #[arg(long, value_name = "H5")]
+    pub features: Option<PathBuf>,
+    /// Drop users with fewer distinct songs than this (a listen = a (user, song) record).
+    #[arg(long, default_value_t = prepare::DEFAULT_MIN_LISTENS)]
+    pub min_listens: u32,
+    /// Drop songs with fewer users than this.
+    #[arg(long, default_value_t = prepare::DEFAULT_MIN_SONG_USERS)]
+    pub min_song_users: u32,
+    /// Number of cross-validation folds (by user).
+    #[arg(long, default_value_t = 10)]
+    pub folds: u32,
+    /// Seed of the folds and of the visible/held-out choice.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Share of each test user's songs shown as visible history (the rest is held out).
+    #[arg(long, default_value_t = 0.5)]
+    pub visible_share: f64,
+    /// Stop at the first malformed line or unreadable file instead of skipping it.
+    #[arg(long)]
+    pub strict: bool,
+    /// The dataset file to write.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct SynthArgs {
+    #[arg(long)]
+    pub users: usize,
+    #[arg(long)]
+    pub songs: usize,
+    /// Mean number of distinct songs per user.
+    #[arg(long)]
+    pub mean_listens: f64,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Latent taste clusters.
+    #[arg(long, default_value_t = 20)]
+    pub genres: usize,
+    /// Zipf exponent of song popularity.
+    #[arg(long, default_value_t = 1.0)]
+    pub zipf: f64,
+    /// Probability that a listen ignores the user's taste.
+    #[arg(long, default_value_t = 0.15)]
+    pub explore: f64,
+    #[arg(long, short, value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    /// A dataset file written by `ainrnn prepare`.
+    pub dataset: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchDataArgs {
+    /// Size of the synthetic triplet file in MB.
+    #[arg(long, default_value_t = 300.0)]
+    pub mb: f64,
+    /// Folder for the temporary file (default: the system temporary folder).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+pub fn run_prepare(a: PrepareArgs, json: bool) -> Result<()> {
+    let input = match (a.triplets, a.hetrec) {
+        (Some(t), _) => Input::Triplets(t),
+        (None, Some(h)) => Input::Hetrec {
+            user_artists: h,
+            artists: a.artists,
+        },
+        (None, None) => anyhow::bail!("give --triplets FILE or --hetrec FILE"),
+    };
+    let mut o = PrepareOptions::new(input, a.output);
+    o.msd = a.msd;
+    o.metadata = a.metadata;
+    o.artist_terms = a.artist_terms;
+    o.artist_mbtags = a.artist_mbtags;
+    o.profiles = a.profiles;
+    o.features = a.features;
+    o.min_listens = a.min_listens;
+    o.min_song_users = a.min_song_users;
+    o.folds = a.folds;
+    o.seed = a.seed;
+    o.visible_share = a.visible_share;
+    o.strict = a.strict;
+    let report = prepare::prepare(&o, &mut |msg: &str| {
+        let msg = msg.trim_end();
+        if !msg.is_empty() {
+            eprintln!("{msg}");
+        }
+    })
+    .context("prepare failed")?;
+    for n in &report.notes {
+        eprintln!("note: {n}");
+    }
+    if report.malformed > 0 {
+        eprintln!(
+            "skipped {} malformed line(s) in total (see above; --strict makes them fatal)",
+            report.malformed
+        );
+    }
+    eprintln!("wrote {}", report.output.display());
+    eprint!("{}", stats::render(&report.stats));
+    if json {
+        print_json(&report)?;
+    }
+    Ok(())
+}
+
+pub fn run_synth(a: SynthArgs, json: bool) -> Result<()> {
+    let mut o = SynthOptions::new(a.users, a.songs, a.mean_listens);
+    o.seed = a.seed;
+    o.genres = a.genres;
+    o.zipf = a.zipf;
+    o.explore = a.explore;
+    let r = synth::synth(&o, &a.output).context("synth failed")?;
+    eprintln!(
+        "wrote SYNTHETIC triplets {}: {} users, {} songs ({} used), {} interactions, {} plays, {:.1} MB",
+        a.output.display(),
+        r.users,
+        r.songs,
+        r.songs_used,
+        r.interactions,
+        r.plays,
+        r.bytes as f64 / 1e6
+    );
+    if json {
+        print_json(&r)?;
+    }
+    Ok(())
+}
+
+pub fn run_stats(a: StatsArgs, json: bool) -> Result<()> {
+    let d = Dataset::load(&a.dataset)?;
+    let s = stats::compute(&d);
+    if json {
+        print_json(&s)?;
+    } else {
+        eprint!("{}", stats::render(&s));
+    }
+    Ok(())
+}
+
+pub fn run_bench(a: BenchDataArgs, json: bool) -> Result<()> {
+    eprintln!(
+        "bench data: writing a synthetic triplet file of about {} MB, then reading it",
+        a.mb
+    );
+    let b = ainrnn::bench::data::run(a.mb, a.dir, a.seed)?;
+    if json {
+        print_json(&b)?;
+    } else {
+        eprint!("{}", ainrnn::bench::data::render(&b));
+    }
+    Ok(())
+}

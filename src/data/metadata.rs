@@ -1,0 +1,211 @@
+//! The MSD 10k-subset CSV (the per-track tables flattened, one song per row, a header naming the
+//! columns) and the artist → term tables (`subset_artist_term.csv`, `subset_artist_mbtag.csv`:
+//! `artist_id,term`, no header, quoted when the term has spaces). The CSV reader handles quoting
+//! (`"Memphis, TN"`); columns are found by header name, so extra or reordered columns are fine.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use super::diag::FileReport;
+use super::msd::MsdSong;
+use crate::error::IoError;
+
+fn open_csv(path: &Path, has_headers: bool) -> Result<csv::Reader<BufReader<File>>, IoError> {
+    let f = File::open(path).map_err(|e| IoError::io(path, e))?;
+    let mut r = BufReader::with_capacity(1 << 20, f);
+    // The csv crate does not skip a UTF-8 byte-order mark; drop it here.
+    let bom = r
+        .fill_buf()
+        .map_err(|e| IoError::io(path, e))?
+        .starts_with(b"\xEF\xBB\xBF");
+    if bom {
+        r.consume(3);
+    }
+    Ok(csv::ReaderBuilder::new()
+        .has_headers(has_headers)
+        .flexible(false)
+        .from_reader(r))
+}
+
+/// Splits a csv error into (line, reason); I/O errors end the read.
+fn csv_problem(path: &Path, e: csv::Error) -> Result<(usize, String), IoError> {
+    let line = e.position().map_or(0, |p| p.line() as usize);
+    match e.kind() {
+        csv::ErrorKind::Io(_) => Err(IoError::Format {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        }),
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => Ok((line, format!("expected {expected_len} fields, found {len}"))),
+        csv::ErrorKind::Utf8 { .. } => Ok((line, "not valid UTF-8".to_string())),
+        _ => Ok((line, e.to_string())),
+    }
+}
+
+const REQUIRED: [&str; 4] = ["song_id", "track_id", "title", "artist_name"];
+
+/// Reads the subset CSV into songs (no terms, no segment arrays: the CSV's `idx_*` columns are
+/// all 0 because the arrays were not flattened).
+pub fn read_subset_csv(path: &Path, strict: bool) -> Result<(Vec<MsdSong>, FileReport), IoError> {
+    let mut rdr = open_csv(path, true)?;
+    let headers = rdr
+        .headers()
+        .map_err(|e| IoError::Format {
+            path: path.to_path_buf(),
+            reason: format!("cannot read the header line: {e}"),
+        })?
+        .clone();
+    let col = |name: &str| headers.iter().position(|h| h.trim() == name);
+    for r in REQUIRED {
+        if col(r).is_none() {
+            return Err(IoError::Field {
+                path: path.to_path_buf(),
+                field: r.to_string(),
+                reason: format!(
+                    "column missing from the header (found {} columns: {})",
+                    headers.len(),
+                    headers.iter().take(8).collect::<Vec<_>>().join(",")
+                ),
+            });
+        }
+    }
+    let c = |name: &str| col(name);
+    let (c_song, c_track, c_title, c_artist) =
+        (c("song_id"), c("track_id"), c("title"), c("artist_name"));
+    let (c_aid, c_loc, c_rel, c_year) = (
+        c("artist_id"),
+        c("artist_location"),
+        c("release"),
+        c("year"),
+    );
+    let (c_dur, c_tempo, c_loud, c_key, c_mode) = (
+        c("duration"),
+        c("tempo"),
+        c("loudness"),
+        c("key"),
+        c("mode"),
+    );
+    let mut report = FileReport::new(path, "msd subset csv");
+    report.skipped = 1; // the header
+    report.lines = 1;
+    let mut out = Vec::new();
+    let mut rec = csv::StringRecord::new();
+    loop {
+        match rdr.read_record(&mut rec) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                report.lines += 1;
+                let (line, reason) = csv_problem(path, e)?;
+                report.reject(line, reason, strict)?;
+                continue;
+            }
+        }
+        report.lines += 1;
+        let line = rec.position().map_or(0, |p| p.line() as usize);
+        let get = |c: Option<usize>| c.and_then(|i| rec.get(i)).unwrap_or("").trim();
+        let num = |c: Option<usize>, what: &str| -> Result<f64, String> {
+            let s = get(c);
+            if s.is_empty() {
+                return Ok(f64::NAN);
+            }
+            s.parse::<f64>()
+                .map_err(|_| format!("{what} is not a number: {s:?}"))
+        };
+        let song_id = get(c_song);
+        if song_id.is_empty() {
+            report.reject(line, "empty song_id", strict)?;
+            continue;
+        }
+        let parsed = (|| -> Result<MsdSong, String> {
+            let year = num(c_year, "year")?;
+            let key = num(c_key, "key")?;
+            let mode = num(c_mode, "mode")?;
+            Ok(MsdSong {
+                song_id: song_id.to_string(),
+                track_id: get(c_track).to_string(),
+                title: get(c_title).to_string(),
+                artist_name: get(c_artist).to_string(),
+                artist_id: get(c_aid).to_string(),
+                artist_location: get(c_loc).to_string(),
+                release: get(c_rel).to_string(),
+                year: if year.is_finite() && (0.0..=65535.0).contains(&year) {
+                    year as u16
+                } else {
+                    0
+                },
+                duration: num(c_dur, "duration")?,
+                tempo: num(c_tempo, "tempo")?,
+                loudness: num(c_loud, "loudness")?,
+                key: if key.is_finite() { key as i32 } else { -1 },
+                mode: if mode.is_finite() { mode as i32 } else { -1 },
+                terms: Vec::new(),
+                mbtags: Vec::new(),
+                segments: None,
+            })
+        })();
+        match parsed {
+            Ok(s) => {
+                out.push(s);
+                report.accepted += 1;
+            }
+            Err(reason) => report.reject(line, reason, strict)?,
+        }
+    }
+    Ok((out, report))
+}
+
+/// Reads an `artist_id,term` table into artist → terms in file order (which, in the MSD, is by
+/// decreasing term weight; the weight itself is not in the table).
+pub fn read_artist_terms(
+    path: &Path,
+    kind: &'static str,
+    strict: bool,
+) -> Result<(HashMap<String, Vec<String>>, FileReport), IoError> {
+    let mut rdr = open_csv(path, false)?;
+    let mut report = FileReport::new(path, kind);
+    let mut map: HashMap<String, Vec<String>> = HashMap::new();
+    let mut rec = csv::StringRecord::new();
+    loop {
+        match rdr.read_record(&mut rec) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                report.lines += 1;
+                let (line, reason) = csv_problem(path, e)?;
+                report.reject(line, reason, strict)?;
+                continue;
+            }
+        }
+        report.lines += 1;
+        let line = rec.position().map_or(0, |p| p.line() as usize);
+        if rec.len() != 2 {
+            report.reject(
+                line,
+                format!("expected 2 fields (artist_id, term), found {}", rec.len()),
+                strict,
+            )?;
+            continue;
+        }
+        let (artist, term) = (rec[0].trim(), rec[1].trim());
+        if artist.is_empty() || term.is_empty() {
+            report.reject(line, "empty artist_id or term", strict)?;
+            continue;
+        }
+        map.entry(artist.to_string())
+            .or_default()
+            .push(term.to_string());
+        report.accepted += 1;
+    }
+    Ok((map, report))
+}
+
+/// `name` in the same folder as `file`, when it exists (the subset's term tables sit next to
+/// the subset CSV).
+pub fn beside(file: &Path, name: &str) -> Option<PathBuf> {
+    let p = file.with_file_name(name);
+    p.is_file().then_some(p)
+}
