@@ -286,6 +286,10 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn write_f32(&self, t: &mut BTensor<Self>, data: &[f32]) -> OpResult<()>;
     /// Waits until all queued work is finished (a no-op on the CPU).
     fn sync(&self) -> OpResult<()>;
+    /// The largest tensor (in bytes) one kernel may bind; unbounded on the CPU.
+    fn max_binding_bytes(&self) -> u64 {
+        u64::MAX
+    }
 
     // --- linear algebra ------------------------------------------------------------------
     /// `op(a) · op(b)`, where `op` transposes the last two axes when the flag is set.

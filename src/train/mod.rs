@@ -6,6 +6,9 @@
 //! seeded with `(seed, e)`, so a run resumed from the checkpoint of epoch `e` continues exactly
 //! as the uninterrupted run would have.
 
+pub mod corpus;
+pub mod run;
+
 use std::time::Instant;
 
 use rand::rngs::StdRng;

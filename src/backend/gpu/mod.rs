@@ -144,6 +144,10 @@ impl Backend for GpuBackend {
         Ok(self.ctx.sync()?)
     }
 
+    fn max_binding_bytes(&self) -> u64 {
+        self.ctx.limits.max_storage_buffer_binding_size
+    }
+
     fn matmul(&self, a: &GpuTensor, b: &GpuTensor, ta: bool, tb: bool) -> OpResult<GpuTensor> {
         matmul::matmul(self, a, b, ta, tb)
     }

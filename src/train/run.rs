@@ -1,0 +1,257 @@
+//! `ainrnn train` as a library call: dataset file in, checkpoints out, one report per epoch.
+//!
+//! Two checkpoint files: `<out>` holds the best epoch so far (what `eval` and `recommend` use),
+//! `<out>.last` the latest epoch (what `--resume` continues from). Both carry the optimizer state
+//! and are written atomically, so an interrupted run loses at most the epoch in progress.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::corpus::{fold_data, song_genres, FeatureSet};
+use super::{Corpus, EpochReport, TrainConfig, TrainState, Trainer};
+use crate::backend::model_ops::ModelOps;
+use crate::data::Dataset;
+use crate::error::Error;
+use crate::model::checkpoint::{self, Checkpoint};
+use crate::model::{Model, ModelConfig, ModelKind};
+
+/// User-facing training options (`ainrnn train` flags).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct TrainOptions {
+    pub data: PathBuf,
+    pub kind: ModelKind,
+    pub features: FeatureSet,
+    pub fold: u32,
+    pub epochs: u32,
+    pub batch: usize,
+    pub hidden: usize,
+    pub layers: Option<usize>,
+    pub max_history: usize,
+    pub lr: f32,
+    pub dropout: f32,
+    pub seed: u64,
+    pub patience: u32,
+    pub out: PathBuf,
+    pub resume: bool,
+    /// Cap on validation users.
+    pub max_validation: usize,
+}
+
+impl TrainOptions {
+    pub fn new(data: PathBuf, kind: ModelKind, out: PathBuf) -> Self {
+        TrainOptions {
+            data,
+            kind,
+            features: FeatureSet::All,
+            fold: 0,
+            epochs: 10,
+            batch: 64,
+            hidden: 64,
+            layers: None,
+            max_history: 50,
+            lr: 5e-4,
+            dropout: 0.5,
+            seed: 42,
+            patience: 3,
+            out,
+            resume: false,
+            max_validation: 1000,
+        }
+    }
+}
+
+/// Identifies the data a checkpoint was trained on; a mismatch refuses to resume or evaluate.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct DataFingerprint {
+    pub source: String,
+    pub users: usize,
+    pub songs: usize,
+    pub interactions: usize,
+    pub folds: u32,
+    pub fold: u32,
+    pub features: FeatureSet,
+    pub feature_names: Vec<String>,
+}
+
+impl DataFingerprint {
+    pub fn of(ds: &Dataset, fold: u32, features: FeatureSet, names: &[String]) -> Self {
+        DataFingerprint {
+            source: ds.source.clone(),
+            users: ds.users(),
+            songs: ds.songs(),
+            interactions: ds.interactions(),
+            folds: ds.folds,
+            fold,
+            features,
+            feature_names: names.to_vec(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainSummary {
+    pub model: ModelKind,
+    pub backend: String,
+    pub epochs_run: u32,
+    pub best_epoch: u32,
+    pub best_ndcg_at_10: f64,
+    pub stopped_early: bool,
+    pub parameters: usize,
+    pub train_users: usize,
+    pub validation_users: usize,
+    pub checkpoint: PathBuf,
+    pub last_checkpoint: PathBuf,
+    pub history: Vec<EpochReport>,
+}
+
+pub fn last_path(out: &Path) -> PathBuf {
+    let mut s = out.as_os_str().to_owned();
+    s.push(".last");
+    PathBuf::from(s)
+}
+
+/// Loads the dataset; the error names the file.
+pub fn load_dataset(path: &Path) -> Result<Dataset, Error> {
+    Ok(Dataset::load(path)?)
+}
+
+/// Trains (or resumes), calling `on_epoch` after each epoch and `progress(done, total, loss)`
+/// during it. Returns the summary; the checkpoints are on disk.
+pub fn train<B: ModelOps>(
+    b: &B,
+    opts: &TrainOptions,
+    mut on_epoch: impl FnMut(&EpochReport),
+    mut progress: impl FnMut(u32, usize, usize, f64),
+) -> Result<TrainSummary, Error> {
+    let ds = load_dataset(&opts.data)?;
+    let (corpus, names) = Corpus::from_dataset(&ds, opts.features)?;
+    let fp = DataFingerprint::of(&ds, opts.fold, opts.features, &names);
+    let fold = fold_data(&ds, &corpus, opts.fold, opts.seed, opts.max_validation)?;
+    let last = last_path(&opts.out);
+    let resume_from = if opts.resume {
+        [&last, &opts.out].into_iter().find(|p| p.exists()).cloned()
+    } else {
+        None
+    };
+    let (model, mut cfg, state) = match &resume_from {
+        Some(path) => {
+            let ck = Checkpoint::load(path)?;
+            let saved: DataFingerprint = ck
+                .get("dataset")
+                .ok_or_else(|| {
+                    Error::Other(format!(
+                        "{}: no dataset fingerprint; cannot resume",
+                        path.display()
+                    ))
+                })?
+                .map_err(|e| {
+                    Error::Other(format!("{}: dataset fingerprint: {e}", path.display()))
+                })?;
+            if saved != fp {
+                return Err(Error::Other(format!(
+                    "{}: trained on different data ({} users, {} songs, fold {}, features {:?}); this run has {} users, {} songs, fold {}, features {:?}",
+                    path.display(),
+                    saved.users,
+                    saved.songs,
+                    saved.fold,
+                    saved.features,
+                    fp.users,
+                    fp.songs,
+                    fp.fold,
+                    fp.features
+                )));
+            }
+            let cfg: TrainConfig = ck
+                .get("train_config")
+                .ok_or_else(|| Error::Other(format!("{}: no train_config", path.display())))?
+                .map_err(|e| Error::Other(format!("{}: train_config: {e}", path.display())))?;
+            let state: TrainState = ck
+                .get("train_state")
+                .ok_or_else(|| Error::Other(format!("{}: no train_state", path.display())))?
+                .map_err(|e| Error::Other(format!("{}: train_state: {e}", path.display())))?;
+            let feats = corpus.features.as_ref().map(|f| f.0.as_slice());
+            (ck.restore(b, feats)?, cfg, state)
+        }
+        None => {
+            let mut mc = ModelConfig::new(opts.kind, corpus.songs);
+            mc.hidden = opts.hidden;
+            if let Some(l) = opts.layers {
+                mc.layers = l;
+            }
+            mc.max_history = opts.max_history;
+            mc.dropout = opts.dropout;
+            mc.seed = opts.seed;
+            mc.feature_dim = corpus.features.as_ref().map(|f| f.1).unwrap_or(0);
+            mc.n_age = corpus.n_age;
+            mc.n_lang = corpus.n_lang;
+            mc.n_genre = corpus.portraits.as_ref().map(|p| p.n_genre).unwrap_or(0);
+            mc.tile = tile_for(b, opts.batch, mc.out_dim);
+            let feats = corpus.features.as_ref().map(|f| f.0.as_slice());
+            let cfg = TrainConfig {
+                epochs: opts.epochs,
+                batch: opts.batch,
+                optim: crate::model::params::OptimConfig {
+                    lr: opts.lr,
+                    ..Default::default()
+                },
+                patience: opts.patience,
+                seed: opts.seed,
+                visible_share: ds.visible_share,
+                k: 10,
+            };
+            (Model::new(b, mc, feats)?, cfg, TrainState::default())
+        }
+    };
+    // A resumed run may be asked for more epochs than the original.
+    cfg.epochs = cfg.epochs.max(opts.epochs);
+    let catalogue = corpus.catalogue(&fold.train_users, song_genres(&ds));
+    let mut t = Trainer {
+        b: b.clone(),
+        model,
+        corpus: &corpus,
+        train_users: fold.train_users.clone(),
+        validation: fold.validation,
+        catalogue,
+        cfg,
+        state,
+    };
+    let validation_users = t.validation.len();
+    while !t.state.should_stop(&t.cfg) {
+        let epoch = t.state.epoch + 1;
+        let report = t.run_epoch(|d, n, l| progress(epoch, d, n, l))?;
+        let extra: [(&str, &dyn checkpoint::erased::Json); 4] = [
+            ("train_config", &t.cfg),
+            ("train_state", &t.state),
+            ("dataset", &fp),
+            ("options", opts),
+        ];
+        checkpoint::save(b, &t.model, &extra, &last)?;
+        if report.best {
+            checkpoint::save(b, &t.model, &extra, &opts.out)?;
+        }
+        on_epoch(&report);
+    }
+    Ok(TrainSummary {
+        model: t.model.cfg.kind,
+        backend: b.describe(),
+        epochs_run: t.state.epoch,
+        best_epoch: t.state.best_epoch,
+        best_ndcg_at_10: t.state.best_ndcg,
+        stopped_early: t.state.epoch < t.cfg.epochs,
+        parameters: t.model.params.count(),
+        train_users: t.train_users.len(),
+        validation_users,
+        checkpoint: opts.out.clone(),
+        last_checkpoint: last,
+        history: t.state.history.clone(),
+    })
+}
+
+/// Songs per catalogue tile: a `[batch, tile]` logits block (and `[tile, dim]` song block) must
+/// fit one storage binding; 32,768 songs otherwise.
+pub fn tile_for<B: ModelOps>(b: &B, batch: usize, dim: usize) -> usize {
+    let limit = b.max_binding_bytes();
+    let per_song = 4 * batch.max(dim).max(1) as u64;
+    ((limit / per_song) as usize).clamp(1024, 32_768)
+}
