@@ -1,6 +1,7 @@
 //! `ainrnn bench`: speed measured in one run, GPU against CPU (and, for later stages, against the
 //! reference libraries when they are installed). No timings live in the tests.
 
+pub mod features;
 pub mod ops;
 
 use std::time::{Duration, Instant};

@@ -12,15 +12,19 @@ pub enum Shader {
     Reduce,
     Softmax,
     Embed,
+    Fft,
+    Audio,
 }
 
 impl Shader {
-    pub const ALL: [Shader; 5] = [
+    pub const ALL: [Shader; 7] = [
         Shader::Elementwise,
         Shader::Matmul,
         Shader::Reduce,
         Shader::Softmax,
         Shader::Embed,
+        Shader::Fft,
+        Shader::Audio,
     ];
 
     pub fn name(self) -> &'static str {
@@ -30,6 +34,8 @@ impl Shader {
             Shader::Reduce => "reduce",
             Shader::Softmax => "softmax",
             Shader::Embed => "embed",
+            Shader::Fft => "fft",
+            Shader::Audio => "audio",
         }
     }
 
@@ -40,6 +46,8 @@ impl Shader {
             Shader::Reduce => include_str!("../../../shaders/reduce.wgsl"),
             Shader::Softmax => include_str!("../../../shaders/softmax.wgsl"),
             Shader::Embed => include_str!("../../../shaders/embed.wgsl"),
+            Shader::Fft => include_str!("../../../shaders/fft.wgsl"),
+            Shader::Audio => include_str!("../../../shaders/audio.wgsl"),
         }
     }
 }
