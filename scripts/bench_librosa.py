@@ -1,18 +1,14 @@
 #!/usr/bin/env python3
 """Times librosa's MFCC chain on the given files for `ainrnn bench features`: load at
 22,050 Hz (not timed), then melspectrogram + power_to_db/mfcc (20) + delta + delta-delta with
-librosa's defaults (n_fft 2048, hop 512, 128 mels). Prints one JSON object on stdout."""
+librosa's defaults (n_fft 2048, hop 512, 128 mels), with numpy's default threading.
+Prints one JSON object on stdout."""
 import argparse
 import json
-import os
 import time
 
-# One thread, like a per-clip worker; numpy's BLAS would otherwise use every core for einsum.
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
-import librosa  # noqa: E402
-import numpy as np  # noqa: E402
+import librosa
+import numpy as np
 
 
 def main():

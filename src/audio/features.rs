@@ -156,7 +156,7 @@ pub fn extract_batch<B: AudioOps>(
     let mfcc = b.matmul(&plan.dct, &db, false, false)?;
     let d1 = b.delta(&mfcc, &valid_t, DELTA_WIDTH, 1)?;
     let d2 = b.delta(&mfcc, &valid_t, DELTA_WIDTH, 2)?;
-    let hfc = b.matmul(&plan.freqs, &power, false, true)?;
+    let hfc = b.hfc(plan, &power)?;
     let hpcp = b.hpcp(plan, &power, &valid_t)?;
     drop(power);
     // The one place the scattering stage runs.

@@ -111,7 +111,7 @@ fn add_contribution(freq: f32, mag: f32, cfg: &HpcpConfig, h: &mut [f32; 12]) {
     let right = (bin_f + resolution * cfg.window_size / 2.0).floor() as i32;
     for i in left..=right {
         let d = (bin_f - i as f32).abs() / resolution / cfg.window_size;
-        let w = (std::f64::consts::PI * d as f64).cos() as f32;
+        let w = (std::f32::consts::PI * d).cos();
         h[i.rem_euclid(size) as usize] += w * w * (mag * mag);
     }
 }

@@ -94,12 +94,13 @@ impl CpuStft {
 /// Windowed frame `t` of `x` with centred zero padding.
 fn frame_into(x: &[f32], t: usize, w: &[f32], out: &mut [f32]) {
     let start = (t * HOP) as isize - (N_FFT / 2) as isize;
-    for (m, o) in out.iter_mut().enumerate() {
-        let i = start + m as isize;
-        *o = if i >= 0 && (i as usize) < x.len() {
-            x[i as usize] * w[m]
-        } else {
-            0.0
-        };
+    // Samples [lo, hi) of the frame fall inside the clip; the rest is zero padding.
+    let lo = (-start).clamp(0, N_FFT as isize) as usize;
+    let hi = (x.len() as isize - start).clamp(lo as isize, N_FFT as isize) as usize;
+    out[..lo].fill(0.0);
+    out[hi..].fill(0.0);
+    let src = &x[(start + lo as isize) as usize..(start + hi as isize) as usize];
+    for ((o, &s), &wm) in out[lo..hi].iter_mut().zip(src).zip(&w[lo..hi]) {
+        *o = s * wm;
     }
 }

@@ -1,7 +1,7 @@
 //! Audio feature ops, a trait of their own on top of [`Backend`] (the core trait stays
 //! music-free). Both backends implement it: the CPU with realfft, rayon and the sparse mel
 //! bank; the GPU with the WGSL kernels in `shaders/fft.wgsl` and `shaders/audio.wgsl`. Dense
-//! products (DCT, HFC, the GPU's mel bank) reuse [`Backend::matmul`].
+//! products (DCT, and on the GPU the mel bank and HFC) reuse [`Backend::matmul`].
 //!
 //! Layouts: a batch of clips is `[clips, samples]` (zero-padded to the longest), spectra are
 //! `[clips, frames, bins]`, features `[clips, features, frames]` (librosa's orientation per
@@ -70,6 +70,9 @@ pub trait AudioOps: Backend {
         plan: &AudioPlan<Self>,
         power: &BTensor<Self>,
     ) -> OpResult<BTensor<Self>>;
+
+    /// HFC of every frame: `power [clips, frames, N_BINS]` → `[clips, 1, frames]`.
+    fn hfc(&self, plan: &AudioPlan<Self>, power: &BTensor<Self>) -> OpResult<BTensor<Self>>;
 
     /// `power_to_db` with the floor taken per clip: `x [clips, rows, cols]` →
     /// `max(10·log10(max(x, amin)), clip_max − top_db)`.

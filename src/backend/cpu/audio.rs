@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 use rayon::prelude::*;
 
 use super::{f32s, tensor, u32s, CpuBackend, CpuTensor};
+use crate::audio::hfc::hfc;
 use crate::audio::hpcp::hpcp_frame;
 use crate::audio::mfcc::{delta_coeffs, delta_row, power_to_db};
 use crate::audio::stft::CpuStft;
@@ -61,6 +62,21 @@ impl AudioOps for CpuBackend {
                 }
             });
         Ok(tensor(vec![clips, N_MELS, frames], out))
+    }
+
+    fn hfc(&self, plan: &AudioPlan<Self>, power: &CpuTensor) -> OpResult<CpuTensor> {
+        let [clips, frames, _] = check::power("hfc", power)?;
+        let p = f32s("hfc", power)?;
+        let freqs = f32s("hfc", &plan.freqs)?;
+        let mut out = vec![0f32; clips * frames];
+        out.par_chunks_mut(1024)
+            .zip(p.par_chunks(1024 * N_BINS))
+            .for_each(|(o, pc)| {
+                for (v, row) in o.iter_mut().zip(pc.chunks_exact(N_BINS)) {
+                    *v = hfc(row, freqs);
+                }
+            });
+        Ok(tensor(vec![clips, 1, frames], out))
     }
 
     fn power_to_db(&self, x: &CpuTensor, amin: f32, top_db: f32) -> OpResult<CpuTensor> {

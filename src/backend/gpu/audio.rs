@@ -126,6 +126,12 @@ impl AudioOps for GpuBackend {
         self.matmul(&plan.mel, power, false, true)
     }
 
+    fn hfc(&self, plan: &AudioPlan<Self>, power: &GpuTensor) -> OpResult<GpuTensor> {
+        check::power("hfc", power)?;
+        // [1, bins] · [clips, frames, bins]ᵀ = [clips, 1, frames]
+        self.matmul(&plan.freqs, power, false, true)
+    }
+
     fn power_to_db(&self, x: &GpuTensor, amin: f32, top_db: f32) -> OpResult<GpuTensor> {
         let [clips, rows, cols] = check::clips_rows_cols("power_to_db", x)?;
         let n = x.len();
