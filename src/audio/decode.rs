@@ -179,7 +179,6 @@ pub fn decode(path: &Path, max_seconds: Option<f64>) -> Result<Decoded, DecodeEr
     let mut buf: Option<SampleBuffer<f32>> = None;
     let mut channels = params.channels.map(|c| c.count()).unwrap_or(0);
     let mut bad_packets = 0usize;
-    let mut hit_eof = false;
     loop {
         if max_frames.is_some_and(|m| mono.len() >= m) {
             break;
@@ -187,7 +186,6 @@ pub fn decode(path: &Path, max_seconds: Option<f64>) -> Result<Decoded, DecodeEr
         let packet = match format.next_packet() {
             Ok(p) => p,
             Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                hit_eof = true;
                 break;
             }
             Err(SymError::ResetRequired) => break,
@@ -209,7 +207,6 @@ pub fn decode(path: &Path, max_seconds: Option<f64>) -> Result<Decoded, DecodeEr
                 continue;
             }
             Err(SymError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                hit_eof = true;
                 break;
             }
             Err(e) => {
@@ -268,7 +265,6 @@ pub fn decode(path: &Path, max_seconds: Option<f64>) -> Result<Decoded, DecodeEr
             "{bad_packets} packets failed to decode"
         ))));
     }
-    let _ = hit_eof;
     Ok(Decoded {
         samples: mono,
         sample_rate,

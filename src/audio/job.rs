@@ -16,7 +16,7 @@ use super::features::{
 use super::store::{AttrValue, StoreWriter, TrackRecord};
 use super::{HPCP_SIZE, N_MELS, N_MFCC, SAMPLE_RATE};
 use crate::backend::audio::{AudioOps, AudioPlan};
-use crate::error::{Error, IoError};
+use crate::error::Error;
 
 /// File extensions picked up when a directory is given.
 pub const AUDIO_EXTENSIONS: [&str; 5] = ["wav", "ogg", "oga", "mp3", "flac"];
@@ -315,12 +315,4 @@ pub fn run<B: AudioOps>(
         output: opts.output.display().to_string(),
         tracks_in_store,
     })
-}
-
-/// An input error that is not about one file (for the CLI).
-pub fn no_inputs(output: &Path) -> IoError {
-    IoError::Format {
-        path: output.to_path_buf(),
-        reason: "no input files".into(),
-    }
 }
