@@ -4,6 +4,7 @@
 mod data;
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -60,6 +61,49 @@ pub enum Command {
     Synth(data::SynthArgs),
     /// Size, density, listens-per-user quantiles and long-tail share of a dataset.h5.
     Stats(data::StatsArgs),
+    /// Audio features (mel, MFCC + deltas, HFC, HPCP) into an HDF5 feature store.
+    Features(FeaturesArgs),
+}
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct FeaturesArgs {
+    #[command(subcommand)]
+    pub sub: Option<FeaturesSub>,
+    /// Audio files (WAV, Ogg Vorbis, MP3, FLAC) or directories (searched recursively).
+    pub inputs: Vec<PathBuf>,
+    /// The feature store to write (or extend: tracks already in it are skipped).
+    #[arg(long, short, default_value = "features.h5")]
+    pub output: PathBuf,
+    /// Keep only the first S seconds of each track.
+    #[arg(long, value_name = "S")]
+    pub seconds: Option<f64>,
+    /// Process only shard I of N (0-based, by a hash of the file stem), e.g.
+    /// --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT.
+    #[arg(long, value_name = "I/N", value_parser = ainrnn::audio::job::parse_shard)]
+    pub shard: Option<(u32, u32)>,
+    /// Clips per backend batch (GPU memory: about 5.4 MB per 30-second clip).
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Skip the scattering transform.
+    #[arg(long)]
+    pub no_scattering: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FeaturesSub {
+    /// Merge feature stores (e.g. one per shard) into one.
+    Merge(MergeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct MergeArgs {
+    /// Stores to merge, in order (a track in several keeps the first).
+    #[arg(required = true)]
+    pub stores: Vec<PathBuf>,
+    /// The merged store (extended when it exists).
+    #[arg(long, short)]
+    pub output: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -74,6 +118,27 @@ pub enum BenchWhat {
     Ops(BenchOpsArgs),
     /// Streaming triplet reader throughput (MB/s) on a synthetic file.
     Data(data::BenchDataArgs),
+    /// Decode, CPU features and GPU features per 30-second clip (and librosa when installed).
+    Features(BenchFeaturesArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchFeaturesArgs {
+    /// Number of clips (the bundled real clips, cycled).
+    #[arg(long, default_value_t = 8)]
+    pub clips: usize,
+    /// Seconds per clip.
+    #[arg(long, default_value_t = 30.0)]
+    pub seconds: f64,
+    /// Folder with the clips.
+    #[arg(long, default_value = "data/audio")]
+    pub data: PathBuf,
+    /// Python with librosa for the reference timing (default: .venv-bench, .venv, python3).
+    #[arg(long)]
+    pub python: Option<String>,
+    /// Create .venv-bench with librosa 0.11 (pip) when no Python imports librosa.
+    #[arg(long)]
+    pub install_reference: bool,
 }
 
 #[derive(Args, Debug)]
@@ -120,6 +185,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Prepare(a) => data::run_prepare(a, cli.json)?,
         Command::Synth(a) => data::run_synth(a, cli.json)?,
         Command::Stats(a) => data::run_stats(a, cli.json)?,
+        Command::Bench(BenchArgs {
+            what: BenchWhat::Features(a),
+        }) => bench_features(cli.backend.into(), cli.json, a)?,
+        Command::Features(a) => return features(cli.backend.into(), cli.json, a),
         Command::Demo(a) => {
             eprintln!("ainrnn demo: adapters, then the op benchmark (GPU vs CPU).");
             eprint!("{}", ainrnn::info::render(&ainrnn::info::collect()));
@@ -163,6 +232,117 @@ fn bench_ops(choice: BackendChoice, json: bool, quick: bool, min_seconds: f64) -
         print_json(&report)?;
     } else {
         eprint!("{}", ainrnn::bench::ops::render(&report));
+    }
+    Ok(())
+}
+
+fn features(choice: BackendChoice, json: bool, a: FeaturesArgs) -> Result<ExitCode> {
+    if let Some(FeaturesSub::Merge(m)) = a.sub {
+        let s = ainrnn::audio::store::merge(&m.stores, &m.output)
+            .with_context(|| format!("merging into {}", m.output.display()))?;
+        for (store, stem) in &s.duplicates {
+            eprintln!("note: {store}: track {stem:?} already merged, kept the first");
+        }
+        eprintln!(
+            "merged {} stores into {}: {} tracks ({} added)",
+            m.stores.len(),
+            m.output.display(),
+            s.tracks,
+            s.added
+        );
+        if json {
+            print_json(&s)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if a.inputs.is_empty() {
+        anyhow::bail!("features: no inputs given (files or directories)");
+    }
+    if let Some(s) = a.seconds {
+        if !(s.is_finite() && s > 0.0) {
+            anyhow::bail!("--seconds must be a positive number of seconds, got {s}");
+        }
+    }
+    if !a.no_scattering {
+        eprintln!(
+            "note: the scattering transform is not part of this build yet; writing the other features"
+        );
+    }
+    let (sel, note) = select::select(choice).context("choosing the backend")?;
+    if let Some(n) = note {
+        eprintln!("note: {n}");
+    }
+    let opts = ainrnn::audio::job::JobOptions {
+        inputs: a.inputs,
+        output: a.output,
+        seconds: a.seconds,
+        shard: a.shard,
+        batch: a.batch,
+    };
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} tracks  {per_sec}  ETA {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let progress = |done: usize, total: usize| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    };
+    let summary =
+        ainrnn::with_backend!(sel, b => ainrnn::audio::job::run(&b, &opts, None, progress))
+            .with_context(|| format!("features into {}", opts.output.display()))?;
+    bar.finish_and_clear();
+    for s in &summary.skipped {
+        eprintln!("skipped {}: {}", s.file, s.reason);
+    }
+    eprintln!(
+        "features: {} written, {} skipped, {} already in {} ({} tracks) in {:.1} s on {}",
+        summary.written.len(),
+        summary.skipped.len(),
+        summary.already_done.len(),
+        summary.output,
+        summary.tracks_in_store,
+        summary.seconds,
+        summary.backend
+    );
+    if json {
+        print_json(&summary)?;
+    }
+    Ok(if summary.skipped.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
+}
+
+fn bench_features(choice: BackendChoice, json: bool, a: BenchFeaturesArgs) -> Result<()> {
+    let (gpu, note) = match choice {
+        BackendChoice::Cpu => (None, Some("--backend cpu: GPU not measured".to_string())),
+        BackendChoice::Gpu => (
+            Some(GpuBackend::new().context("opening the GPU for bench features")?),
+            None,
+        ),
+        BackendChoice::Auto => match GpuBackend::new() {
+            Ok(g) => (Some(g), None),
+            Err(e) => (None, Some(format!("no GPU adapter ({e}); CPU only"))),
+        },
+    };
+    let mut python = ainrnn::bench::features::find_python(a.python.as_deref());
+    if python.is_none() && a.install_reference {
+        eprintln!("installing librosa 0.11 into .venv-bench ...");
+        python = Some(
+            ainrnn::bench::features::install_reference()
+                .map_err(|e| anyhow::anyhow!("--install-reference: {e}"))?,
+        );
+    }
+    let script = PathBuf::from("scripts/bench_librosa.py");
+    let r = ainrnn::bench::features::run(&a.data, a.clips, a.seconds, gpu, note, python, &script)?;
+    if json {
+        print_json(&r)?;
+    } else {
+        eprint!("{}", ainrnn::bench::features::render(&r));
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! reference libraries when they are installed). No timings live in the tests.
 
 pub mod data;
+pub mod features;
 pub mod ops;
 
 use std::time::{Duration, Instant};

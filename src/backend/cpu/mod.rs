@@ -2,6 +2,7 @@
 //! threads (rayon) and a well-kept GEMM (`matrixmultiply`) for speed. Every GPU kernel is
 //! tested against this backend.
 
+pub mod audio;
 mod elementwise;
 mod embed;
 mod math;

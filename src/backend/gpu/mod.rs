@@ -3,6 +3,7 @@
 //! op files; the device, pool, batching and read-back live in `context`.
 
 pub mod adapter;
+mod audio;
 pub mod context;
 mod elementwise;
 mod embed;

@@ -16,10 +16,12 @@ pub enum Shader {
     Lstm,
     Optim,
     Topk,
+    Fft,
+    Audio,
 }
 
 impl Shader {
-    pub const ALL: [Shader; 9] = [
+    pub const ALL: [Shader; 11] = [
         Shader::Elementwise,
         Shader::Matmul,
         Shader::Reduce,
@@ -29,6 +31,8 @@ impl Shader {
         Shader::Lstm,
         Shader::Optim,
         Shader::Topk,
+        Shader::Fft,
+        Shader::Audio,
     ];
 
     pub fn name(self) -> &'static str {
@@ -42,6 +46,8 @@ impl Shader {
             Shader::Lstm => "lstm",
             Shader::Optim => "optim",
             Shader::Topk => "topk",
+            Shader::Fft => "fft",
+            Shader::Audio => "audio",
         }
     }
 
@@ -56,6 +62,8 @@ impl Shader {
             Shader::Lstm => include_str!("../../../shaders/lstm.wgsl"),
             Shader::Optim => include_str!("../../../shaders/optim.wgsl"),
             Shader::Topk => include_str!("../../../shaders/topk.wgsl"),
+            Shader::Fft => include_str!("../../../shaders/fft.wgsl"),
+            Shader::Audio => include_str!("../../../shaders/audio.wgsl"),
         }
     }
 }

@@ -1,0 +1,15 @@
+//! High-frequency content per frame, Masri's definition as in Essentia's `HFC(type="Masri")`:
+//! `Σ_k f_k · |X_k|²`, with `f_k = k · sr / n_fft` the bin frequency in Hz (Essentia's
+//! `bin2hz = (sr/2) / (size − 1)` is the same number for a one-sided spectrum).
+
+/// Bin frequencies `f_k` in Hz.
+pub fn bin_freqs(sr: f64, n_fft: usize) -> Vec<f32> {
+    (0..n_fft / 2 + 1)
+        .map(|k| (k as f64 * sr / n_fft as f64) as f32)
+        .collect()
+}
+
+/// HFC of one power-spectrum frame.
+pub fn hfc(power: &[f32], freqs: &[f32]) -> f32 {
+    power.iter().zip(freqs).map(|(p, f)| p * f).sum()
+}

@@ -1,0 +1,253 @@
+//! Host side of `shaders/fft.wgsl` and `shaders/audio.wgsl`: the GPU implementation of
+//! [`AudioOps`]. Everything stays on the device from the uploaded PCM to the packed features;
+//! dense products (mel bank, DCT, HFC) go through the GEMM kernel.
+
+use bytemuck::{Pod, Zeroable};
+
+use super::pipeline::{Kernel, Shader};
+use super::{raw, GpuBackend, GpuTensor};
+use crate::audio::{N_BINS, N_FFT};
+use crate::backend::audio::{check, AudioOps, AudioPlan};
+use crate::backend::{Backend, DType, OpResult, ReduceOp};
+use crate::error::OpError;
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Default)]
+struct FftParams {
+    clips: u32,
+    len: u32,
+    frames: u32,
+    hop: u32,
+    n: u32,
+    log2n: u32,
+    batch: u32,
+    _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Default)]
+struct Params {
+    n: u32,
+    clips: u32,
+    rows: u32,
+    frames: u32,
+    offset: u32,
+    half: u32,
+    order: u32,
+    bins: u32,
+    amin: f32,
+    top_db: f32,
+    s1: f32,
+    m2: f32,
+    s2: f32,
+    sr: f32,
+    min_f: f32,
+    max_f: f32,
+    split_f: f32,
+    ref_f: f32,
+    max_peaks: u32,
+    _pad: u32,
+}
+
+fn u32_of(op: &'static str, what: &'static str, v: usize) -> OpResult<u32> {
+    u32::try_from(v).map_err(|_| OpError::Invalid {
+        op,
+        detail: format!("{what} = {v} exceeds u32"),
+    })
+}
+
+impl GpuBackend {
+    fn audio(
+        &self,
+        entry: &'static str,
+        p: &Params,
+        b: &[(u32, &GpuTensor)],
+        n: u64,
+    ) -> OpResult<()> {
+        let bindings: Vec<_> = b.iter().map(|(i, t)| (*i, raw(t))).collect();
+        self.ctx.dispatch(
+            &Kernel::new(Shader::Audio, entry),
+            bytemuck::bytes_of(p),
+            &bindings,
+            self.grid(entry, n)?,
+        )?;
+        Ok(())
+    }
+}
+
+impl AudioOps for GpuBackend {
+    fn stft_power(
+        &self,
+        plan: &AudioPlan<Self>,
+        pcm: &GpuTensor,
+        valid: &GpuTensor,
+        frames: usize,
+    ) -> OpResult<GpuTensor> {
+        pcm.expect_dtype("stft_power", DType::F32)?;
+        let (clips, len) = match *pcm.shape() {
+            [c, n] => (c, n),
+            _ => {
+                return Err(OpError::Shape {
+                    op: "stft_power",
+                    detail: format!("pcm must be [clips, samples], got {:?}", pcm.shape()),
+                })
+            }
+        };
+        check::valid("stft_power", valid, clips)?;
+        let out = self.empty(&[clips, frames, N_BINS], DType::F32, "stft power")?;
+        let n = N_FFT / 2;
+        let p = FftParams {
+            clips: u32_of("stft_power", "clips", clips)?,
+            len: u32_of("stft_power", "samples", len)?,
+            frames: u32_of("stft_power", "frames", frames)?,
+            hop: crate::audio::HOP as u32,
+            n: n as u32,
+            log2n: n.trailing_zeros(),
+            ..Default::default()
+        };
+        self.ctx.dispatch(
+            &Kernel::new(Shader::Fft, "stft_power"),
+            bytemuck::bytes_of(&p),
+            &[
+                (1, raw(pcm)),
+                (2, raw(&plan.window)),
+                (3, raw(&plan.twiddles)),
+                (4, raw(valid)),
+                (5, raw(&out)),
+            ],
+            self.ctx.grid("stft_power", (clips * frames) as u64)?,
+        )?;
+        Ok(out)
+    }
+
+    fn mel_spectrogram(&self, plan: &AudioPlan<Self>, power: &GpuTensor) -> OpResult<GpuTensor> {
+        check::power("mel_spectrogram", power)?;
+        // [n_mels, bins] · [clips, frames, bins]ᵀ = [clips, n_mels, frames]
+        self.matmul(&plan.mel, power, false, true)
+    }
+
+    fn hfc(&self, plan: &AudioPlan<Self>, power: &GpuTensor) -> OpResult<GpuTensor> {
+        check::power("hfc", power)?;
+        // [1, bins] · [clips, frames, bins]ᵀ = [clips, 1, frames]
+        self.matmul(&plan.freqs, power, false, true)
+    }
+
+    fn power_to_db(&self, x: &GpuTensor, amin: f32, top_db: f32) -> OpResult<GpuTensor> {
+        let [clips, rows, cols] = check::clips_rows_cols("power_to_db", x)?;
+        let n = x.len();
+        let dbv = self.empty(x.shape(), DType::F32, "db")?;
+        let p = Params {
+            n: u32_of("power_to_db", "elements", n)?,
+            clips: clips as u32,
+            rows: rows as u32,
+            frames: cols as u32,
+            amin,
+            top_db,
+            ..Default::default()
+        };
+        self.audio("db", &p, &[(1, x), (4, &dbv)], n as u64)?;
+        let max = self.reduce_rows(ReduceOp::Max, &dbv.clone().reshape(&[clips, rows * cols])?)?;
+        let out = self.empty(x.shape(), DType::F32, "db floor")?;
+        self.audio("db_floor", &p, &[(1, &dbv), (2, &max), (4, &out)], n as u64)?;
+        Ok(out)
+    }
+
+    fn delta(
+        &self,
+        x: &GpuTensor,
+        valid: &GpuTensor,
+        width: usize,
+        order: u32,
+    ) -> OpResult<GpuTensor> {
+        let [clips, rows, frames] = check::clips_rows_cols("delta", x)?;
+        check::valid("delta", valid, clips)?;
+        check::delta(width, order, &[])?;
+        let h = (width / 2) as i64;
+        let s1: f64 = (-h..=h).map(|j| (j * j) as f64).sum();
+        let m2 = s1 / width as f64;
+        let s2: f64 = (-h..=h).map(|j| ((j * j) as f64 - m2).powi(2)).sum();
+        let n = x.len();
+        let out = self.empty(x.shape(), DType::F32, "delta")?;
+        let p = Params {
+            n: u32_of("delta", "elements", n)?,
+            clips: clips as u32,
+            rows: rows as u32,
+            frames: frames as u32,
+            half: h as u32,
+            order,
+            s1: s1 as f32,
+            m2: m2 as f32,
+            s2: s2 as f32,
+            ..Default::default()
+        };
+        self.audio("delta", &p, &[(1, x), (3, valid), (4, &out)], n as u64)?;
+        Ok(out)
+    }
+
+    fn hpcp(
+        &self,
+        plan: &AudioPlan<Self>,
+        power: &GpuTensor,
+        valid: &GpuTensor,
+    ) -> OpResult<GpuTensor> {
+        let [clips, frames, bins] = check::power("hpcp", power)?;
+        check::valid("hpcp", valid, clips)?;
+        let out = self.empty(&[clips, 12, frames], DType::F32, "hpcp")?;
+        let c = &plan.hpcp;
+        let p = Params {
+            n: u32_of("hpcp", "frames", clips * frames)?,
+            clips: clips as u32,
+            frames: frames as u32,
+            bins: bins as u32,
+            sr: c.sample_rate,
+            min_f: c.min_frequency,
+            max_f: c.max_frequency,
+            split_f: c.split_frequency,
+            ref_f: c.reference_frequency,
+            max_peaks: c.max_peaks,
+            ..Default::default()
+        };
+        self.audio(
+            "hpcp",
+            &p,
+            &[(1, power), (3, valid), (4, &out)],
+            (clips * frames) as u64,
+        )?;
+        Ok(out)
+    }
+
+    fn concat(&self, parts: &[&GpuTensor]) -> OpResult<GpuTensor> {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        let out = self.empty(&[total], DType::F32, "concat")?;
+        let mut offset = 0usize;
+        for part in parts {
+            part.expect_dtype("concat", DType::F32)?;
+            let p = Params {
+                n: u32_of("concat", "elements", part.len())?,
+                offset: u32_of("concat", "offset", offset)?,
+                ..Default::default()
+            };
+            self.audio("copy_at", &p, &[(1, part), (4, &out)], part.len() as u64)?;
+            offset += part.len();
+        }
+        Ok(out)
+    }
+
+    fn fft(&self, x: &GpuTensor, twiddles: &GpuTensor) -> OpResult<GpuTensor> {
+        let (batch, n) = check::fft(x, twiddles)?;
+        let out = self.empty(x.shape(), DType::F32, "fft")?;
+        let p = FftParams {
+            n: n as u32,
+            log2n: n.trailing_zeros(),
+            batch: u32_of("fft", "batch", batch)?,
+            ..Default::default()
+        };
+        self.ctx.dispatch(
+            &Kernel::new(Shader::Fft, "fft_c2c"),
+            bytemuck::bytes_of(&p),
+            &[(1, raw(x)), (3, raw(twiddles)), (5, raw(&out))],
+            self.ctx.grid("fft", batch as u64)?,
+        )?;
+        Ok(out)
+    }
+}

@@ -1,0 +1,346 @@
+//! The feature kernels against independent f64 oracles written here.
+
+use ainrnn::audio::features::{extract_batch, ClipFeatures};
+use ainrnn::audio::stft::{hann, twiddles};
+use ainrnn::audio::{n_frames, HOP, N_BINS, N_FFT};
+use ainrnn::backend::audio::{AudioOps, AudioPlan};
+use ainrnn::backend::cpu::CpuBackend;
+use ainrnn::backend::Backend;
+use rand::Rng;
+
+use crate::common::{assert_close, rng, uniform, Tol};
+
+/// Relative L2 error `‖got − want‖ / ‖want‖`.
+pub fn rel_l2(got: &[f32], want: &[f64]) -> f64 {
+    assert_eq!(got.len(), want.len(), "lengths differ");
+    let num: f64 = got
+        .iter()
+        .zip(want)
+        .map(|(&g, &w)| (g as f64 - w).powi(2))
+        .sum();
+    let den: f64 = want.iter().map(|w| w * w).sum();
+    (num / den.max(f64::MIN_POSITIVE)).sqrt()
+}
+
+fn naive_dft(re: &[f64], im: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let n = re.len();
+    let mut or = vec![0.0; n];
+    let mut oi = vec![0.0; n];
+    for k in 0..n {
+        for m in 0..n {
+            let a = -2.0 * std::f64::consts::PI * ((k * m) % n) as f64 / n as f64;
+            let (s, c) = a.sin_cos();
+            or[k] += re[m] * c - im[m] * s;
+            oi[k] += re[m] * s + im[m] * c;
+        }
+    }
+    (or, oi)
+}
+
+/// Complex FFT at every power-of-two size up to 1,024 (the STFT uses 1,024), batched.
+pub fn fft_every_size_against_naive_dft<B: AudioOps>(b: &B) {
+    let mut r = rng(11);
+    for log2n in 0..=10 {
+        let n = 1usize << log2n;
+        let batch = if n >= 512 { 2 } else { 3 };
+        let x = uniform(&mut r, batch * n * 2, -1.0, 1.0);
+        let xt = b.upload_f32(&x, &[batch, n, 2]).unwrap();
+        let tw = b.upload_f32(&twiddles(2 * n), &[2 * n, 2]).unwrap();
+        let got = b.to_f32(&b.fft(&xt, &tw).unwrap()).unwrap();
+        let mut want = Vec::new();
+        for row in x.chunks_exact(2 * n) {
+            let re: Vec<f64> = row.iter().step_by(2).map(|&v| v as f64).collect();
+            let im: Vec<f64> = row.iter().skip(1).step_by(2).map(|&v| v as f64).collect();
+            let (or, oi) = naive_dft(&re, &im);
+            for k in 0..n {
+                want.push(or[k]);
+                want.push(oi[k]);
+            }
+        }
+        // Sums of n terms of magnitude ≤ 1: absolute error grows like √n·log n·ε.
+        let tol = Tol {
+            rel: 1e-5,
+            abs: 2e-6 * (n as f64).sqrt() * (log2n.max(1) as f64),
+        };
+        assert_close(&format!("fft n={n}"), &got, &want, tol);
+    }
+}
+
+/// The GPU FFT against rustfft at every size.
+pub fn fft_against_rustfft<B: AudioOps>(b: &B) {
+    let cpu = CpuBackend::new();
+    let mut r = rng(12);
+    for log2n in 0..=10 {
+        let n = 1usize << log2n;
+        let x = uniform(&mut r, 4 * n * 2, -1.0, 1.0);
+        let tw = twiddles(2 * n);
+        let got = b
+            .to_f32(
+                &b.fft(
+                    &b.upload_f32(&x, &[4, n, 2]).unwrap(),
+                    &b.upload_f32(&tw, &[2 * n, 2]).unwrap(),
+                )
+                .unwrap(),
+            )
+            .unwrap();
+        let want = cpu
+            .to_f32(
+                &cpu.fft(
+                    &cpu.upload_f32(&x, &[4, n, 2]).unwrap(),
+                    &cpu.upload_f32(&tw, &[2 * n, 2]).unwrap(),
+                )
+                .unwrap(),
+            )
+            .unwrap();
+        let want: Vec<f64> = want.iter().map(|&v| v as f64).collect();
+        assert!(
+            rel_l2(&got, &want) < 1e-6,
+            "fft n={n} vs rustfft: {}",
+            rel_l2(&got, &want)
+        );
+    }
+}
+
+/// |DFT|² of one centred, windowed frame in f64.
+fn frame_power(x: &[f32], t: usize) -> Vec<f64> {
+    let w = hann(N_FFT);
+    let start = (t * HOP) as isize - (N_FFT / 2) as isize;
+    let re: Vec<f64> = (0..N_FFT)
+        .map(|m| {
+            let i = start + m as isize;
+            if i >= 0 && (i as usize) < x.len() {
+                x[i as usize] as f64 * w[m] as f64
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let (or, oi) = naive_dft(&re, &vec![0.0; N_FFT]);
+    (0..N_BINS).map(|k| or[k] * or[k] + oi[k] * oi[k]).collect()
+}
+
+/// STFT power of two clips of different lengths in one batch: first, middle, last frames and
+/// the zeroed frames past the shorter clip.
+pub fn stft_power_against_naive_dft<B: AudioOps>(b: &B) {
+    let plan = AudioPlan::new(b).unwrap();
+    let mut r = rng(13);
+    let lens = [5000usize, 3 * HOP + 17];
+    let len = lens[0];
+    let frames = n_frames(len);
+    let mut pcm = vec![0f32; 2 * len];
+    let clips: Vec<Vec<f32>> = lens
+        .iter()
+        .map(|&l| uniform(&mut r, l, -1.0, 1.0))
+        .collect();
+    for (c, x) in clips.iter().enumerate() {
+        pcm[c * len..c * len + x.len()].copy_from_slice(x);
+    }
+    let valid: Vec<u32> = lens.iter().map(|&l| n_frames(l) as u32).collect();
+    let p = b
+        .stft_power(
+            &plan,
+            &b.upload_f32(&pcm, &[2, len]).unwrap(),
+            &b.upload_u32(&valid, &[2]).unwrap(),
+            frames,
+        )
+        .unwrap();
+    assert_eq!(p.shape(), &[2, frames, N_BINS]);
+    let p = b.to_f32(&p).unwrap();
+    for (c, x) in clips.iter().enumerate() {
+        for t in 0..frames {
+            let got = &p[(c * frames + t) * N_BINS..(c * frames + t + 1) * N_BINS];
+            if t >= valid[c] as usize {
+                assert!(
+                    got.iter().all(|&v| v == 0.0),
+                    "clip {c} frame {t} past the clip is not zero"
+                );
+                continue;
+            }
+            if t == 0 || t == 4 || t + 1 == valid[c] as usize {
+                let want = frame_power(x, t);
+                let e = rel_l2(got, &want);
+                assert!(e < 1e-5, "clip {c} frame {t}: relative L2 error {e}");
+            }
+        }
+    }
+}
+
+/// Least-squares polynomial derivative in f64 (the definition savgol_filter implements).
+#[allow(clippy::needless_range_loop)] // index-style linear algebra reads best here
+fn lsq_derivative(y: &[f64], order: u32) -> f64 {
+    // Fit y(j) = Σ a_p j^p, j = -4..4, p ≤ order; return (d/dj)^order at 0 = order!·a_order.
+    let js: Vec<f64> = (-4..=4).map(|j| j as f64).collect();
+    let p = order as usize + 1;
+    let mut ata = vec![vec![0.0; p]; p];
+    let mut aty = vec![0.0; p];
+    for (j, &yv) in js.iter().zip(y) {
+        for a in 0..p {
+            aty[a] += j.powi(a as i32) * yv;
+            for bb in 0..p {
+                ata[a][bb] += j.powi((a + bb) as i32);
+            }
+        }
+    }
+    // Gaussian elimination (p ≤ 3).
+    for i in 0..p {
+        for k in i + 1..p {
+            let f = ata[k][i] / ata[i][i];
+            for c in 0..p {
+                ata[k][c] -= f * ata[i][c];
+            }
+            aty[k] -= f * aty[i];
+        }
+    }
+    let mut sol = vec![0.0; p];
+    for i in (0..p).rev() {
+        let s: f64 = (i + 1..p).map(|c| ata[i][c] * sol[c]).sum();
+        sol[i] = (aty[i] - s) / ata[i][i];
+    }
+    let fact = if order == 2 { 2.0 } else { 1.0 };
+    fact * sol[order as usize]
+}
+
+pub fn delta_against_polynomial_fit<B: AudioOps>(b: &B) {
+    let mut r = rng(14);
+    let (clips, rows, frames) = (2usize, 3usize, 23usize);
+    let valid = [23u32, 9];
+    let x = uniform(&mut r, clips * rows * frames, -5.0, 5.0);
+    let xt = b.upload_f32(&x, &[clips, rows, frames]).unwrap();
+    let vt = b.upload_u32(&valid, &[clips]).unwrap();
+    for order in [1u32, 2] {
+        let got = b.to_f32(&b.delta(&xt, &vt, 9, order).unwrap()).unwrap();
+        let mut want = vec![0.0f64; x.len()];
+        for c in 0..clips {
+            let v = valid[c] as usize;
+            for rr in 0..rows {
+                let row = &x[(c * rows + rr) * frames..];
+                for t in 0..v {
+                    let centre = t.clamp(4, v - 5);
+                    let y: Vec<f64> = (0..9).map(|j| row[centre + j - 4] as f64).collect();
+                    want[(c * rows + rr) * frames + t] = lsq_derivative(&y, order);
+                }
+            }
+        }
+        assert_close(
+            &format!("delta order {order}"),
+            &got,
+            &want,
+            Tol {
+                rel: 1e-5,
+                abs: 1e-5,
+            },
+        );
+    }
+    // Too few frames is an error, not garbage (checked where the valid counts are on the host).
+    if b.kind() == ainrnn::backend::BackendKind::Cpu {
+        let short = b.upload_u32(&[8, 9], &[2]).unwrap();
+        assert!(b.delta(&xt, &short, 9, 1).is_err());
+    }
+}
+
+pub fn power_to_db_per_clip_floor<B: AudioOps>(b: &B) {
+    // Clip 0 spans 1e-12..1e2 (floor at 20 − 80 = −60 dB); clip 1 is all zero (amin → −100 dB).
+    let x: Vec<f32> = vec![1e2, 1e-3, 1e-12, 1.0, 0.0, 0.0, 0.0, 0.0];
+    let got = b
+        .to_f32(
+            &b.power_to_db(&b.upload_f32(&x, &[2, 2, 2]).unwrap(), 1e-10, 80.0)
+                .unwrap(),
+        )
+        .unwrap();
+    let want = [20.0, -30.0, -60.0, 0.0, -100.0, -100.0, -100.0, -100.0];
+    assert_close(
+        "power_to_db",
+        &got,
+        &want,
+        Tol {
+            rel: 1e-5,
+            abs: 1e-4,
+        },
+    );
+}
+
+/// A pure tone at A4 = 440 Hz puts the HPCP maximum (1) on pitch class 0 (A, the reference),
+/// and C5 (523.25 Hz) on class 3.
+pub fn hpcp_of_pure_tones<B: AudioOps>(b: &B) {
+    let plan = AudioPlan::new(b).unwrap();
+    let sr = 22050.0f64;
+    let n = 8 * HOP + 1;
+    let mut pcm = Vec::new();
+    for f in [440.0f64, 523.2511] {
+        pcm.extend(
+            (0..n).map(|i| (2.0 * std::f64::consts::PI * f * i as f64 / sr).sin() as f32 * 0.5),
+        );
+    }
+    let frames = n_frames(n);
+    let valid = b.upload_u32(&[frames as u32, frames as u32], &[2]).unwrap();
+    let p = b
+        .stft_power(&plan, &b.upload_f32(&pcm, &[2, n]).unwrap(), &valid, frames)
+        .unwrap();
+    let h = b.to_f32(&b.hpcp(&plan, &p, &valid).unwrap()).unwrap();
+    for (c, class) in [(0usize, 0usize), (1, 3)] {
+        let t = frames / 2;
+        let col: Vec<f32> = (0..12).map(|k| h[(c * 12 + k) * frames + t]).collect();
+        let arg = col
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|x| x.0)
+            .unwrap();
+        assert_eq!(arg, class, "clip {c}: hpcp {col:?}");
+        assert!((col[class] - 1.0).abs() < 1e-6, "unit max: {col:?}");
+    }
+}
+
+fn real_and_random_clips() -> Vec<Vec<f32>> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/audio");
+    let mut clips = Vec::new();
+    for f in ["singularity_awakening_30s.wav", "gtzan_country.00000.wav"] {
+        clips.push(
+            ainrnn::audio::decode::load(&root.join(f), Some(1.5))
+                .unwrap()
+                .samples,
+        );
+    }
+    let mut r = rng(15);
+    for len in [9 * HOP, 20_000] {
+        // Noise with a slow envelope so the dB floor matters.
+        clips.push(
+            (0..len)
+                .map(|i| r.random_range(-1.0f32..1.0) * (1.0 + (i as f32 / 3000.0).sin()) * 0.3)
+                .collect(),
+        );
+    }
+    clips
+}
+
+fn features<B: AudioOps>(b: &B, clips: &[Vec<f32>]) -> Vec<ClipFeatures> {
+    let plan = AudioPlan::new(b).unwrap();
+    let refs: Vec<&[f32]> = clips.iter().map(|c| c.as_slice()).collect();
+    extract_batch(b, &plan, &refs, None).unwrap()
+}
+
+/// Every feature on the GPU against the CPU (relative L2 ≤ 1e-4; HPCP ≤ 1e-3 because a peak
+/// whose neighbours tie in f32 may resolve differently).
+pub fn gpu_matches_cpu<B: AudioOps>(g: &B) {
+    let clips = real_and_random_clips();
+    let want = features(&CpuBackend::new(), &clips);
+    let got = features(g, &clips);
+    for (c, (w, gf)) in want.iter().zip(&got).enumerate() {
+        assert_eq!(w.frames, gf.frames);
+        for (name, a, bb, tol) in [
+            ("mel", &gf.mel, &w.mel, 1e-4),
+            ("mfcc", &gf.mfcc, &w.mfcc, 1e-4),
+            ("mfcc_delta", &gf.mfcc_delta, &w.mfcc_delta, 1e-4),
+            ("mfcc_delta2", &gf.mfcc_delta2, &w.mfcc_delta2, 1e-4),
+            ("hfc", &gf.hfc, &w.hfc, 1e-4),
+            ("hpcp", &gf.hpcp, &w.hpcp, 1e-3),
+        ] {
+            let wd: Vec<f64> = bb.iter().map(|&v| v as f64).collect();
+            let e = rel_l2(a, &wd);
+            assert!(
+                e <= tol,
+                "clip {c} {name}: GPU vs CPU relative L2 {e} > {tol}"
+            );
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! Audio feature tests. Kernel tests are generic over the backend and emitted for `cpu::` and
+//! `gpu::` (as in `tests/ops`); golden tests compare both backends with fixtures computed by
+//! librosa 0.11 and Essentia (`tests/golden/make_golden.py`) on excerpts of the bundled real
+//! clips; the rest covers decoding, resampling, the store and the `features` command.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod cli;
+mod decode;
+mod golden;
+mod kernels;
+mod store;
+
+macro_rules! backend_tests {
+    ($($m:ident :: $f:ident => $name:ident),* $(,)?) => {
+        mod cpu {
+            $(
+                #[test]
+                fn $name() {
+                    crate::$m::$f(&ainrnn::backend::cpu::CpuBackend::new());
+                }
+            )*
+        }
+        mod gpu {
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(g) = crate::common::gpu() {
+                        crate::$m::$f(&g);
+                    }
+                }
+            )*
+        }
+    };
+}
+
+backend_tests! {
+    kernels::fft_every_size_against_naive_dft => fft_every_size_against_naive_dft,
+    kernels::stft_power_against_naive_dft => stft_power_against_naive_dft,
+    kernels::delta_against_polynomial_fit => delta_against_polynomial_fit,
+    kernels::power_to_db_per_clip_floor => power_to_db_per_clip_floor,
+    kernels::hpcp_of_pure_tones => hpcp_of_pure_tones,
+    golden::features_match_librosa_and_essentia => golden_features_match_librosa_and_essentia,
+}
+
+/// GPU against CPU for every feature, on real clips and random noise of mixed lengths.
+#[test]
+fn gpu_matches_cpu_for_every_feature() {
+    if let Some(g) = common::gpu() {
+        kernels::gpu_matches_cpu(&g);
+    }
+}
+
+/// The GPU FFT against rustfft (as well as the naive DFT above) at every size.
+#[test]
+fn gpu_fft_matches_rustfft() {
+    if let Some(g) = common::gpu() {
+        kernels::fft_against_rustfft(&g);
+    }
+}

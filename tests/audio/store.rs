@@ -1,0 +1,134 @@
+//! The feature store: round trip, resume, atomic writes, merge, sharding.
+
+use ainrnn::audio::job::{parse_shard, shard_of};
+use ainrnn::audio::store::{
+    list_tracks, merge, read_song_vectors, read_track, AttrValue, StoreWriter, TrackRecord,
+};
+
+fn record(stem: &str, v: f32) -> TrackRecord {
+    TrackRecord {
+        stem: stem.into(),
+        datasets: vec![
+            ("mfcc".into(), vec![2, 3], vec![v, 1.0, 2.0, 3.0, 4.0, 5.0]),
+            ("hfc".into(), vec![3], vec![7.0, 8.0, v]),
+        ],
+        attrs: vec![
+            ("sample_rate".into(), AttrValue::U(22050)),
+            ("seconds".into(), AttrValue::F(1.5)),
+            ("source_file".into(), AttrValue::S(format!("{stem}.wav"))),
+            ("song_vector".into(), AttrValue::FV(vec![v, 2.0 * v])),
+        ],
+    }
+}
+
+fn names() -> Vec<String> {
+    vec!["a".into(), "b".into()]
+}
+
+#[test]
+fn round_trip_resume_and_atomicity() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("f.h5");
+    let mut w = StoreWriter::open(&out, names()).unwrap();
+    w.write(&record("zeta", 1.0)).unwrap();
+    w.write(&record("alpha", 2.0)).unwrap();
+    assert!(!out.exists(), "nothing at the output before finish");
+    assert_eq!(w.finish().unwrap(), 2);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(leftovers.len(), 1, "only the store remains");
+
+    let r = read_track(&out, "zeta").unwrap();
+    assert_eq!(
+        r.dataset("mfcc").unwrap(),
+        (&[2usize, 3][..], &[1.0f32, 1.0, 2.0, 3.0, 4.0, 5.0][..])
+    );
+    assert_eq!(r.attr("sample_rate"), Some(&AttrValue::U(22050)));
+    assert_eq!(
+        r.attr("source_file"),
+        Some(&AttrValue::S("zeta.wav".into()))
+    );
+    let (ids, n, v, dim) = read_song_vectors(&out).unwrap();
+    assert_eq!(ids, ["alpha", "zeta"]);
+    assert_eq!((n, dim), (names(), 2));
+    assert_eq!(v, [2.0, 4.0, 1.0, 2.0]);
+
+    // Resume: existing tracks are known, new ones are added, /songs is rebuilt.
+    let mut w = StoreWriter::open(&out, names()).unwrap();
+    assert!(w.contains("zeta") && w.contains("alpha"));
+    w.write(&record("mid", 3.0)).unwrap();
+    // Dropped without finish: the output is untouched and the temporary file removed.
+    drop(w);
+    assert_eq!(list_tracks(&out).unwrap(), ["alpha", "zeta"]);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    let mut w = StoreWriter::open(&out, names()).unwrap();
+    w.write(&record("mid", 3.0)).unwrap();
+    w.finish().unwrap();
+    assert_eq!(read_song_vectors(&out).unwrap().0, ["alpha", "mid", "zeta"]);
+
+    // Other song-vector columns are refused rather than mixed.
+    let e = StoreWriter::open(&out, vec!["x".into()]).err().unwrap();
+    assert!(e.to_string().contains("columns"), "{e}");
+    // A song vector of the wrong length is refused.
+    let mut w = StoreWriter::open(&out, names()).unwrap();
+    let mut bad = record("bad", 1.0);
+    bad.attrs
+        .push(("song_vector".into(), AttrValue::FV(vec![1.0])));
+    bad.attrs
+        .retain(|a| a.0 != "song_vector" || matches!(&a.1, AttrValue::FV(v) if v.len() == 1));
+    assert!(w.write(&bad).is_err());
+}
+
+#[test]
+fn merge_keeps_first_and_rebuilds_songs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, m) = (
+        dir.path().join("a.h5"),
+        dir.path().join("b.h5"),
+        dir.path().join("m.h5"),
+    );
+    let mut w = StoreWriter::open(&a, names()).unwrap();
+    w.write(&record("one", 1.0)).unwrap();
+    w.write(&record("two", 2.0)).unwrap();
+    w.finish().unwrap();
+    let mut w = StoreWriter::open(&b, names()).unwrap();
+    w.write(&record("two", 9.0)).unwrap();
+    w.write(&record("three", 3.0)).unwrap();
+    w.finish().unwrap();
+    let s = merge(&[a.clone(), b.clone()], &m).unwrap();
+    assert_eq!((s.tracks, s.added, s.duplicates.len()), (3, 3, 1));
+    let (ids, _, v, _) = read_song_vectors(&m).unwrap();
+    assert_eq!(ids, ["one", "three", "two"]);
+    assert_eq!(
+        &v[4..],
+        &[2.0, 4.0],
+        "the first store's copy of a duplicate is kept"
+    );
+    assert_eq!(
+        read_track(&m, "three").unwrap().dataset("hfc").unwrap().1,
+        &[7.0, 8.0, 3.0]
+    );
+    // Not a feature store: a clear error naming the file.
+    let e = merge(&[root_bad()], &dir.path().join("x.h5")).unwrap_err();
+    assert!(e.to_string().contains("truncated_10k.h5"), "{e}");
+}
+
+fn root_bad() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/bad/truncated_10k.h5")
+}
+
+#[test]
+fn shards_partition_the_inputs() {
+    assert_eq!(parse_shard("3/8"), Ok((3, 8)));
+    for bad in ["8/8", "1", "a/2", "0/0"] {
+        assert!(parse_shard(bad).is_err(), "{bad}");
+    }
+    let stems: Vec<String> = (0..1000).map(|i| format!("track{i:04}")).collect();
+    let mut counts = [0usize; 4];
+    for s in &stems {
+        let k = shard_of(s, 4);
+        assert_eq!(k, shard_of(s, 4), "deterministic");
+        counts[k as usize] += 1;
+    }
+    assert_eq!(counts.iter().sum::<usize>(), 1000);
+    assert!(counts.iter().all(|&c| c > 200), "roughly even: {counts:?}");
+}
