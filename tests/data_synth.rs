@@ -129,7 +129,11 @@ fn synth_file_prepares_as_synthetic() {
     )
     .unwrap();
     let d = Dataset::load(&out).unwrap();
-    assert!(d.source.starts_with("synthetic ("), "{}", d.source);
+    assert!(
+        d.source.starts_with("synthetic Taste-Profile-shaped"),
+        "{}",
+        d.source
+    );
     assert!(d.source.contains("seed=9"));
 
     assert!(synth(&SynthOptions::new(0, 10, 5.0), &dir.path().join("x")).is_err());

@@ -302,9 +302,10 @@ pub fn prepare(o: &PrepareOptions, log: &mut dyn FnMut(&str)) -> DataResult<Prep
             let t = triplets::read_triplets(p, o.strict)?;
             inputs.push(t.report);
             let source = match t.synthetic {
+                // The header starts with "synthetic": it is the source label as it stands.
                 Some(h) => {
-                    notes.push(format!("input is synthetic ({h})"));
-                    format!("synthetic ({h})")
+                    notes.push(format!("the input is SYNTHETIC data: {h}"));
+                    h
                 }
                 None => "taste-profile".to_string(),
             };
