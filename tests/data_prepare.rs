@@ -676,6 +676,18 @@ fn bad_inputs_fail_clearly() {
     let e = prepare(&o, &mut quiet).unwrap_err().to_string();
     assert!(e.contains("data/bad/truncated_10k.h5: HDF5 error"), "{e}");
     assert!(!out.exists(), "nothing is written on failure");
+    // An output folder that does not exist is reported before any input is read.
+    let nowhere = dir.path().join("no/such/folder/x.h5");
+    let o = PrepareOptions::new(
+        Input::Triplets("data/taste/triplets_small.txt".into()),
+        nowhere,
+    );
+    let e = prepare(&o, &mut quiet).unwrap_err().to_string();
+    assert!(
+        e.contains("x.h5: cannot write here: the folder")
+            && e.contains("no/such/folder does not exist"),
+        "{e}"
+    );
     assert_eq!(
         std::fs::read_dir(dir.path()).unwrap().count(),
         1,

@@ -292,6 +292,7 @@ fn check_options(o: &PrepareOptions) -> DataResult<()> {
 /// Runs the whole stage and writes `o.output`. Human progress goes to `log` (stderr in the CLI).
 pub fn prepare(o: &PrepareOptions, log: &mut dyn FnMut(&str)) -> DataResult<PrepareReport> {
     check_options(o)?;
+    super::dataset::check_output(&o.output)?;
     let mut inputs: Vec<FileReport> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
 

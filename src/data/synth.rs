@@ -22,7 +22,7 @@ use std::path::Path;
 use rustc_hash::FxHashSet;
 use serde::Serialize;
 
-use super::dataset::temp_path;
+use super::dataset::{check_output, temp_path};
 use super::progress::Progress;
 use super::rng::{splitmix64, Rng};
 use crate::error::IoError;
@@ -272,13 +272,14 @@ pub fn synth(o: &SynthOptions, path: &Path) -> Result<SynthReport, IoError> {
             reason: format!("--mean-listens must be at least 1, got {}", o.mean_listens),
         });
     }
+    check_output(path)?;
     let tmp = temp_path(path);
     let result = (|| {
-        let f = File::create(&tmp).map_err(|e| IoError::io(&tmp, e))?;
+        let f = File::create(&tmp).map_err(|e| IoError::io(path, e))?;
         let mut w = BufWriter::with_capacity(1 << 20, f);
         let progress = Progress::items(o.users as u64, "writing synthetic triplets");
-        let r = write_synthetic(o, &mut w, &progress).map_err(|e| IoError::io(&tmp, e))?;
-        w.flush().map_err(|e| IoError::io(&tmp, e))?;
+        let r = write_synthetic(o, &mut w, &progress).map_err(|e| IoError::io(path, e))?;
+        w.flush().map_err(|e| IoError::io(path, e))?;
         drop(w);
         std::fs::rename(&tmp, path).map_err(|e| IoError::io(path, e))?;
         Ok(r)
