@@ -68,7 +68,7 @@ pub fn run(mb: f64, dir: Option<PathBuf>, seed: u64) -> Result<DataBench, IoErro
         let read_seconds = t0.elapsed().as_secs_f64();
         let mbs = |s: f64| rep.bytes as f64 / 1e6 / s;
         Ok(DataBench {
-            input: format!("synthetic ({})", o.header().trim_start_matches("# ")),
+            input: o.header().trim_start_matches("# ").to_string(),
             file_bytes: rep.bytes,
             lines: rep.interactions,
             users: t.interactions.users(),

@@ -351,9 +351,11 @@ impl Dataset {
         }
         let tmp = temp_path(path);
         let result = (|| {
-            let file = hdf5::File::create(&tmp).map_err(|e| h5(&tmp, "creating the file", e))?;
+            check_output(path)?;
+            let what = format!("creating the temporary file {}", tmp.display());
+            let file = hdf5::File::create(&tmp).map_err(|e| h5(path, &what, e))?;
             self.write_into(&file).map_err(|e| h5(path, "writing", e))?;
-            file.close().map_err(|e| h5(&tmp, "closing the file", e))?;
+            file.close().map_err(|e| h5(path, "closing the file", e))?;
             std::fs::rename(&tmp, path).map_err(|e| IoError::io(path, e))
         })();
         if result.is_err() {
@@ -529,6 +531,30 @@ impl Dataset {
         })?;
         Ok(d)
     }
+}
+
+/// Fails early, naming the path, when the folder of an output file does not exist.
+pub fn check_output(path: &Path) -> Result<(), IoError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(IoError::Format {
+            path: path.to_path_buf(),
+            reason: format!(
+                "cannot write here: the folder {} does not exist",
+                dir.display()
+            ),
+        });
+    }
+    if path.is_dir() {
+        return Err(IoError::Format {
+            path: path.to_path_buf(),
+            reason: "is a folder; give a file name".into(),
+        });
+    }
+    Ok(())
 }
 
 /// `dir/.name.<pid>.tmp` next to `path`, so the final rename stays on one file system.

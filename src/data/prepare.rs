@@ -292,6 +292,7 @@ fn check_options(o: &PrepareOptions) -> DataResult<()> {
 /// Runs the whole stage and writes `o.output`. Human progress goes to `log` (stderr in the CLI).
 pub fn prepare(o: &PrepareOptions, log: &mut dyn FnMut(&str)) -> DataResult<PrepareReport> {
     check_options(o)?;
+    super::dataset::check_output(&o.output)?;
     let mut inputs: Vec<FileReport> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
 
@@ -302,9 +303,10 @@ pub fn prepare(o: &PrepareOptions, log: &mut dyn FnMut(&str)) -> DataResult<Prep
             let t = triplets::read_triplets(p, o.strict)?;
             inputs.push(t.report);
             let source = match t.synthetic {
+                // The header starts with "synthetic": it is the source label as it stands.
                 Some(h) => {
-                    notes.push(format!("input is synthetic ({h})"));
-                    format!("synthetic ({h})")
+                    notes.push(format!("the input is SYNTHETIC data: {h}"));
+                    h
                 }
                 None => "taste-profile".to_string(),
             };

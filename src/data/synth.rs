@@ -10,7 +10,8 @@
 //!   popularity, or (with probability `explore`) a song from the whole catalogue by popularity.
 //!   Songs of a user are distinct. Users therefore share structure a recommender can learn.
 //! - songs per user: log-normal with mean `mean_listens` (σ = 0.9), at least 1.
-//! - play counts: ⌈log-normal(μ = 0.1, σ = 1.3)⌉, median 1 and mean ≈ 3 like the Taste Profile.
+//! - play counts: ⌈log-normal(μ = -0.3, σ = 1.5)⌉: median 1, mean ≈ 2.8, like the Taste
+//!   Profile (2.9).
 //!
 //! Output is streamed: memory is O(songs), whatever the number of users.
 
@@ -21,7 +22,7 @@ use std::path::Path;
 use rustc_hash::FxHashSet;
 use serde::Serialize;
 
-use super::dataset::temp_path;
+use super::dataset::{check_output, temp_path};
 use super::progress::Progress;
 use super::rng::{splitmix64, Rng};
 use crate::error::IoError;
@@ -124,6 +125,47 @@ pub fn song_id(j: usize) -> String {
     format!("SYN{x:015X}")
 }
 
+/// The song side of the generator: popularity and latent clusters.
+pub struct SongModel {
+    /// Latent taste cluster of each song.
+    pub cluster: Vec<u32>,
+    /// Popularity rank of each song (0 = most popular).
+    pub rank: Vec<u32>,
+    clusters: Vec<Cdf>,
+    global: Cdf,
+}
+
+impl SongModel {
+    fn new(o: &SynthOptions, rng: &mut Rng) -> Self {
+        let s = o.songs;
+        let k = o.genres.max(1);
+        let mut rank: Vec<u32> = (0..s as u32).collect();
+        rng.shuffle(&mut rank);
+        let weight = |j: u32| (rank[j as usize] as f64 + 1.0).powf(-o.zipf);
+        let mut members: Vec<Vec<u32>> = vec![Vec::new(); k];
+        let mut cluster = vec![0u32; s];
+        for j in 0..s as u32 {
+            let c = rng.below(k as u64) as usize;
+            cluster[j as usize] = c as u32;
+            members[c].push(j);
+        }
+        let clusters = members.into_iter().map(|m| Cdf::new(m, weight)).collect();
+        let global = Cdf::new((0..s as u32).collect(), weight);
+        SongModel {
+            cluster,
+            rank,
+            clusters,
+            global,
+        }
+    }
+}
+
+/// The song clusters and popularity ranks that [`write_synthetic`] uses for these options (for
+/// tests and analysis of the synthetic data).
+pub fn song_model(o: &SynthOptions) -> SongModel {
+    SongModel::new(o, &mut Rng::new(o.seed))
+}
+
 /// Writes synthetic triplets to `w`.
 pub fn write_synthetic<W: Write>(
     o: &SynthOptions,
@@ -133,15 +175,7 @@ pub fn write_synthetic<W: Write>(
     let mut rng = Rng::new(o.seed);
     let s = o.songs;
     let k = o.genres.max(1);
-    let mut rank: Vec<u32> = (0..s as u32).collect();
-    rng.shuffle(&mut rank);
-    let weight = |j: u32| (rank[j as usize] as f64 + 1.0).powf(-o.zipf);
-    let mut members: Vec<Vec<u32>> = vec![Vec::new(); k];
-    for j in 0..s as u32 {
-        members[rng.below(k as u64) as usize].push(j);
-    }
-    let clusters: Vec<Cdf> = members.into_iter().map(|m| Cdf::new(m, weight)).collect();
-    let global = Cdf::new((0..s as u32).collect(), weight);
+    let model = SongModel::new(o, &mut rng);
     let song_ids: Vec<String> = (0..s).map(song_id).collect();
 
     let sigma = 0.9f64;
@@ -185,11 +219,11 @@ pub fn write_synthetic<W: Write>(
         while chosen.len() < n && attempts < 50 * n + 100 {
             attempts += 1;
             let pick = if rng.uniform() < o.explore {
-                global.sample(&mut rng)
+                model.global.sample(&mut rng)
             } else {
                 taste_cdf
                     .sample(&mut rng)
-                    .and_then(|c| clusters[c as usize].sample(&mut rng))
+                    .and_then(|c| model.clusters[c as usize].sample(&mut rng))
             };
             if let Some(j) = pick {
                 if seen.insert(j) {
@@ -199,7 +233,7 @@ pub fn write_synthetic<W: Write>(
         }
         let uid = user_id(u);
         for &j in &chosen {
-            let plays = (0.1 + 1.3 * normal(&mut rng)).exp().ceil().clamp(1.0, 1e6) as u64;
+            let plays = (-0.3 + 1.5 * normal(&mut rng)).exp().ceil().clamp(1.0, 1e6) as u64;
             line.clear();
             line.push_str(&uid);
             line.push('\t');
@@ -238,13 +272,14 @@ pub fn synth(o: &SynthOptions, path: &Path) -> Result<SynthReport, IoError> {
             reason: format!("--mean-listens must be at least 1, got {}", o.mean_listens),
         });
     }
+    check_output(path)?;
     let tmp = temp_path(path);
     let result = (|| {
-        let f = File::create(&tmp).map_err(|e| IoError::io(&tmp, e))?;
+        let f = File::create(&tmp).map_err(|e| IoError::io(path, e))?;
         let mut w = BufWriter::with_capacity(1 << 20, f);
         let progress = Progress::items(o.users as u64, "writing synthetic triplets");
-        let r = write_synthetic(o, &mut w, &progress).map_err(|e| IoError::io(&tmp, e))?;
-        w.flush().map_err(|e| IoError::io(&tmp, e))?;
+        let r = write_synthetic(o, &mut w, &progress).map_err(|e| IoError::io(path, e))?;
+        w.flush().map_err(|e| IoError::io(path, e))?;
         drop(w);
         std::fs::rename(&tmp, path).map_err(|e| IoError::io(path, e))?;
         Ok(r)

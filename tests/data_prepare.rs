@@ -1,0 +1,696 @@
+//! `prepare` end to end on the bundled data: filter counts against an independent Python
+//! implementation (tests/fixtures/data_reference.json), the dataset file round trip and its
+//! checks, folds (disjoint, balanced, deterministic), splits, portraits, profiles, the join of
+//! audio vectors from a features.h5 written here, HetRec.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use ainrnn::data::hetrec;
+use ainrnn::data::prepare::{filter, prepare, Input, PrepareOptions};
+use ainrnn::data::profiles::read_profiles;
+use ainrnn::data::triplets::read_triplets;
+use ainrnn::data::{DataError, Dataset};
+use hdf5::types::VarLenUnicode;
+use serde_json::Value;
+
+fn reference() -> Value {
+    serde_json::from_str(include_str!("fixtures/data_reference.json")).unwrap()
+}
+
+fn quiet(_: &str) {}
+
+fn dev_options(out: &Path) -> PrepareOptions {
+    let mut o = PrepareOptions::new(
+        Input::Triplets("data/taste/triplets_dev.txt".into()),
+        out.to_path_buf(),
+    );
+    o.msd = Some("data/msd".into());
+    o.metadata = Some("data/msd/subset_10k.csv".into());
+    o.profiles = Some("data/portrait/lastfm360k_profile_sample.tsv".into());
+    o
+}
+
+fn steps_of(v: &Value) -> Vec<[usize; 3]> {
+    v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let a = s.as_array().unwrap();
+            [0, 1, 2].map(|i| a[i].as_u64().unwrap() as usize)
+        })
+        .collect()
+}
+
+#[test]
+fn filter_counts_after_each_step_match_the_reference() {
+    let r = reference();
+    let inputs = [
+        (
+            "triplets_dev",
+            read_triplets(Path::new("data/taste/triplets_dev.txt"), true)
+                .unwrap()
+                .interactions,
+        ),
+        (
+            "triplets_small",
+            read_triplets(Path::new("data/taste/triplets_small.txt"), true)
+                .unwrap()
+                .interactions,
+        ),
+        (
+            "hetrec",
+            hetrec::read_user_artists(Path::new("data/hetrec/user_artists.dat"), true)
+                .unwrap()
+                .interactions,
+        ),
+    ];
+    for (key, x) in inputs {
+        for case in r["filters"][key].as_array().unwrap() {
+            let (l, s) = (
+                case["min_listens"].as_u64().unwrap() as u32,
+                case["min_song_users"].as_u64().unwrap() as u32,
+            );
+            let (out, steps) = filter(x.clone(), l, s);
+            let got: Vec<[usize; 3]> = steps
+                .iter()
+                .map(|s| [s.users, s.songs, s.interactions])
+                .collect();
+            assert_eq!(
+                got,
+                steps_of(case),
+                "{key} min_listens={l} min_song_users={s}"
+            );
+            let last = got.last().unwrap();
+            assert_eq!([out.users(), out.songs(), out.len()], *last);
+            // The result satisfies both minimums.
+            let mut per_song = vec![0usize; out.songs()];
+            for u in 0..out.users() {
+                assert!(out.row(u).len() >= l as usize);
+                for r in out.row(u) {
+                    per_song[out.indices[r] as usize] += 1;
+                }
+            }
+            assert!(per_song.iter().all(|&c| c >= s as usize));
+            // Dropped counts add up.
+            for (i, st) in steps.iter().enumerate() {
+                let prev = if i == 0 {
+                    [x.users(), x.songs(), x.len()]
+                } else {
+                    got[i - 1]
+                };
+                assert_eq!(prev[0] - st.users_dropped, st.users);
+                assert_eq!(prev[1] - st.songs_dropped, st.songs);
+                assert_eq!(prev[2] - st.interactions_dropped, st.interactions);
+            }
+        }
+    }
+}
+
+#[test]
+fn filter_keeps_ids_history_order_and_plays() {
+    let x = read_triplets(Path::new("data/taste/triplets_dev.txt"), true)
+        .unwrap()
+        .interactions;
+    let (y, _) = filter(x.clone(), 2, 2);
+    let song_pos: std::collections::HashMap<&str, usize> = x
+        .song_ids
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.as_str(), i))
+        .collect();
+    let user_pos: std::collections::HashMap<&str, usize> = x
+        .user_ids
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.as_str(), i))
+        .collect();
+    let kept: HashSet<&str> = y.song_ids.iter().map(String::as_str).collect();
+    for u in 0..y.users() {
+        let xu = user_pos[y.user_ids[u].as_str()];
+        // y's history = x's history restricted to kept songs, same order, same plays.
+        let want: Vec<(&str, f32)> = x
+            .row(xu)
+            .filter(|&r| kept.contains(x.song_ids[x.indices[r] as usize].as_str()))
+            .map(|r| (x.song_ids[x.indices[r] as usize].as_str(), x.plays[r]))
+            .collect();
+        let got: Vec<(&str, f32)> = y
+            .row(u)
+            .map(|r| (y.song_ids[y.indices[r] as usize].as_str(), y.plays[r]))
+            .collect();
+        assert_eq!(got, want);
+    }
+    // Users and songs keep their relative order (dense ids in order of first appearance).
+    assert!(y
+        .user_ids
+        .windows(2)
+        .all(|w| user_pos[w[0].as_str()] < user_pos[w[1].as_str()]));
+    assert!(song_pos.contains_key(y.song_ids[0].as_str()));
+}
+
+#[test]
+fn prepare_dev_round_trip_folds_and_portraits() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("dev.h5");
+    let rep = prepare(&dev_options(&out), &mut quiet).unwrap();
+    let d = Dataset::load(&out).unwrap();
+
+    // Counts: the fixed point of the filters from the reference.
+    assert_eq!(
+        (d.users(), d.songs(), d.interactions()),
+        (5_586, 1_209, 26_701)
+    );
+    assert_eq!(
+        (rep.stats.users, rep.stats.songs, rep.stats.interactions),
+        (5_586, 1_209, 26_701)
+    );
+    assert_eq!(
+        rep.stats.plays,
+        d.plays.iter().map(|&p| p as u64).sum::<u64>()
+    );
+    assert_eq!(rep.read.interactions, 29_243);
+    assert_eq!(d.source, "taste-profile");
+    assert_eq!(
+        (
+            d.folds,
+            d.seed,
+            d.visible_share,
+            d.min_listens,
+            d.min_song_users
+        ),
+        (10, 42, 0.5, 2, 2)
+    );
+
+    // Round trip: saving the loaded dataset and loading it again gives the same value.
+    let again = dir.path().join("again.h5");
+    d.save(&again).unwrap();
+    assert_eq!(Dataset::load(&again).unwrap(), d);
+    assert!(!std::fs::read_dir(dir.path()).unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .ends_with(".tmp")));
+
+    // Metadata: every dev song is in the subset CSV (data/README.md).
+    assert_eq!(rep.joins.songs_with_record, 1_209);
+    assert_eq!(
+        rep.joins.songs_with_segments, 1,
+        "only Rick Astley has a per-track file"
+    );
+    let rick = d
+        .song_ids
+        .iter()
+        .position(|s| s == "SOCWJDB12A58A776AF")
+        .unwrap();
+    assert_eq!(d.song_meta[rick].title, "Never Gonna Give You Up");
+    assert_eq!(d.song_meta[rick].artist, "Rick Astley");
+    assert_eq!(d.song_meta[rick].genre, "dance pop");
+    assert_eq!(d.song_meta[rick].track_id, "TRAXLZU12903D05F94");
+    assert_eq!(d.song_meta[rick].year, 1987);
+    let v = d.song_vectors.as_ref().unwrap();
+    assert_eq!(v.source, "msd");
+    assert_eq!(
+        v.dim, 57,
+        "the segment statistics are kept: one song has them"
+    );
+    assert!(v.present.iter().all(|&p| p));
+    // z-scored: loudness is known for every song, so mean 0 and variance 1; tempo is 0 (unknown)
+    // for a few songs, which get the column mean 0, so the variance is a little below 1.
+    let column = |name: &str| -> (f64, f64) {
+        let j = v.names.iter().position(|n| n == name).unwrap();
+        let col: Vec<f64> = (0..d.songs())
+            .map(|s| v.values[s * v.dim + j] as f64)
+            .collect();
+        let mean = col.iter().sum::<f64>() / col.len() as f64;
+        let var = col.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / col.len() as f64;
+        (mean, var)
+    };
+    let (m, var) = column("loudness");
+    assert!(
+        m.abs() < 1e-5 && (var - 1.0).abs() < 1e-4,
+        "loudness: mean {m} var {var}"
+    );
+    let (m, var) = column("tempo");
+    assert!(
+        m.abs() < 1e-5 && var < 1.0 && var > 0.99,
+        "tempo: mean {m} var {var}"
+    );
+
+    // Portraits: profile ids do not join Taste-Profile ids, and the report says so.
+    assert_eq!(rep.joins.profiles_read, Some(1_000));
+    assert_eq!(rep.joins.users_with_profile, Some(0));
+    assert!(rep
+        .notes
+        .iter()
+        .any(|n| n.contains("0 of 5586 users matched")));
+    assert!(d.portrait.age_bucket.iter().all(|&a| a == 0));
+    assert_eq!(d.portrait.age_bucket_names[0], "unknown");
+    assert_eq!(d.portrait.language_names[0], "unknown");
+    let g = d.portrait.genre_names.len();
+    assert_eq!(g, 18);
+    for u in 0..d.users() {
+        let row = &d.portrait.genre_dist[u * g..(u + 1) * g];
+        let sum: f32 = row.iter().sum();
+        assert!(sum == 0.0 || (sum - 1.0).abs() < 1e-5, "user {u}: {sum}");
+    }
+    let english = d
+        .portrait
+        .language_names
+        .iter()
+        .position(|n| n == "english")
+        .unwrap() as u16;
+    let n_en = d
+        .portrait
+        .language
+        .iter()
+        .filter(|&&l| l == english)
+        .count();
+    assert!(
+        n_en > d.users() / 2,
+        "most dev users listen to English-language songs: {n_en}"
+    );
+
+    // Folds: a partition of the users, balanced, each fold's split consistent with the CSR.
+    let mut seen = vec![0u32; d.users()];
+    for f in 0..d.folds {
+        let s = d.split(f);
+        assert_eq!(s.train_users.len() + s.test_users.len(), d.users());
+        assert!(s.test_users.len() == 558 || s.test_users.len() == 559);
+        for (i, &u) in s.test_users.iter().enumerate() {
+            seen[u as usize] += 1;
+            let (songs, plays) = d.history(u as usize);
+            let (vis, held) = (&s.visible[i], &s.held_out[i]);
+            assert_eq!(vis.0.len() + held.0.len(), songs.len());
+            assert_eq!(
+                vis.0.len(),
+                ainrnn::data::folds::visible_count(songs.len(), 0.5)
+            );
+            assert!(
+                !held.0.is_empty() && !vis.0.is_empty(),
+                "every kept user has >= 2 songs"
+            );
+            // Disjoint, together the history, each in history order with its plays.
+            let mut merged: Vec<(u32, f32)> =
+                vis.0.iter().copied().zip(vis.1.iter().copied()).collect();
+            merged.extend(held.0.iter().copied().zip(held.1.iter().copied()));
+            let mut want: Vec<(u32, f32)> =
+                songs.iter().copied().zip(plays.iter().copied()).collect();
+            merged.sort_by_key(|a| a.0);
+            want.sort_by_key(|a| a.0);
+            assert_eq!(merged, want);
+            let pos = |x: u32| songs.iter().position(|&y| y == x).unwrap();
+            assert!(vis.0.windows(2).all(|w| pos(w[0]) < pos(w[1])));
+            assert!(held.0.windows(2).all(|w| pos(w[0]) < pos(w[1])));
+        }
+    }
+    assert!(
+        seen.iter().all(|&c| c == 1),
+        "every user is a test user exactly once"
+    );
+}
+
+#[test]
+fn folds_are_deterministic_and_depend_on_the_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |seed: u64, name: &str| {
+        let mut o = PrepareOptions::new(
+            Input::Triplets("data/taste/triplets_small.txt".into()),
+            dir.path().join(name),
+        );
+        o.min_listens = 1;
+        o.min_song_users = 1;
+        o.seed = seed;
+        prepare(&o, &mut quiet).unwrap();
+        Dataset::load(&dir.path().join(name)).unwrap()
+    };
+    let a = run(7, "a.h5");
+    let b = run(7, "b.h5");
+    let c = run(8, "c.h5");
+    assert_eq!(a.user_fold, b.user_fold);
+    assert_eq!(a.visible, b.visible);
+    assert_ne!(a.user_fold, c.user_fold);
+    assert_ne!(a.visible, c.visible);
+    assert_eq!(
+        (a.users(), a.songs(), a.interactions()),
+        (153, 1_798, 2_023)
+    );
+    // A single-song user (min_listens 1) is visible only, with nothing held out.
+    let trip = dir.path().join("one.txt");
+    std::fs::write(&trip, "solo\tS1\t4\nduo\tS1\t1\nduo\tS2\t2\n").unwrap();
+    let mut o = PrepareOptions::new(Input::Triplets(trip), dir.path().join("one.h5"));
+    o.min_listens = 1;
+    o.min_song_users = 1;
+    o.folds = 2;
+    prepare(&o, &mut quiet).unwrap();
+    let d = Dataset::load(&dir.path().join("one.h5")).unwrap();
+    let solo = d.user_ids.iter().position(|u| u == "solo").unwrap() as u32;
+    let s = d.split(d.user_fold[solo as usize]);
+    let i = s.test_users.iter().position(|&u| u == solo).unwrap();
+    assert_eq!(s.visible[i], (vec![0], vec![4.0]));
+    assert_eq!(s.held_out[i], (vec![], vec![]));
+}
+
+#[test]
+fn version_and_layout_errors_name_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("d.h5");
+    let mut o = PrepareOptions::new(
+        Input::Triplets("data/taste/triplets_small.txt".into()),
+        out.clone(),
+    );
+    o.min_listens = 1;
+    o.min_song_users = 1;
+    prepare(&o, &mut quiet).unwrap();
+
+    // Unknown version.
+    {
+        let f = hdf5::File::open_rw(&out).unwrap();
+        f.attr("version").unwrap().write_scalar(&2u32).unwrap();
+    }
+    let e = Dataset::load(&out).unwrap_err().to_string();
+    assert!(
+        e.contains("field version: unsupported dataset version 2"),
+        "{e}"
+    );
+
+    // Not a dataset file.
+    let e = Dataset::load(Path::new("data/msd/TRAXLZU12903D05F94.h5"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("field format"), "{e}");
+    let e = Dataset::load(Path::new("data/bad/truncated_10k.h5"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("data/bad/truncated_10k.h5: HDF5 error"),
+        "{e}"
+    );
+
+    // Inconsistent arrays.
+    prepare(&o, &mut quiet).unwrap();
+    {
+        let f = hdf5::File::open_rw(&out).unwrap();
+        f.unlink("folds/user_fold").unwrap();
+        f.new_dataset_builder()
+            .with_data(&[0u32, 1][..])
+            .create("folds/user_fold")
+            .unwrap();
+    }
+    let e = Dataset::load(&out).unwrap_err().to_string();
+    assert!(e.contains("field /folds/user_fold: has 2 values"), "{e}");
+    prepare(&o, &mut quiet).unwrap();
+    {
+        let f = hdf5::File::open_rw(&out).unwrap();
+        f.unlink("interactions/indices").unwrap();
+        let bad = vec![99_999u32; 2_023];
+        f.new_dataset_builder()
+            .with_data(&bad[..])
+            .create("interactions/indices")
+            .unwrap();
+    }
+    let e = Dataset::load(&out).unwrap_err().to_string();
+    assert!(
+        e.contains("field /interactions/indices: entry 0 is song 99999"),
+        "{e}"
+    );
+
+    // Saving refuses an inconsistent value.
+    prepare(&o, &mut quiet).unwrap();
+    let mut d = Dataset::load(&out).unwrap();
+    d.plays.pop();
+    let e = d.save(&dir.path().join("x.h5")).unwrap_err().to_string();
+    assert!(e.contains("/interactions/plays"), "{e}");
+    assert!(!dir.path().join("x.h5").exists());
+}
+
+#[test]
+fn dataset_file_is_readable_as_plain_hdf5() {
+    // The layout the model and evaluation rely on, read without Dataset::load.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("d.h5");
+    let mut o = PrepareOptions::new(
+        Input::Triplets("data/taste/triplets_small.txt".into()),
+        out.clone(),
+    );
+    o.min_listens = 1;
+    o.min_song_users = 1;
+    prepare(&o, &mut quiet).unwrap();
+    let f = hdf5::File::open(&out).unwrap();
+    let fmt: VarLenUnicode = f.attr("format").unwrap().read_scalar().unwrap();
+    assert_eq!(fmt.as_str(), "ainrnn-dataset");
+    assert_eq!(f.attr("version").unwrap().read_scalar::<u32>().unwrap(), 1);
+    assert_eq!(f.attr("folds").unwrap().read_scalar::<u32>().unwrap(), 10);
+    assert_eq!(f.attr("seed").unwrap().read_scalar::<u64>().unwrap(), 42);
+    let indptr = f
+        .dataset("interactions/indptr")
+        .unwrap()
+        .read_raw::<u64>()
+        .unwrap();
+    assert_eq!(indptr.len(), 154);
+    assert_eq!(*indptr.last().unwrap(), 2_023);
+    assert_eq!(
+        f.dataset("portrait/genre_dist").unwrap().shape(),
+        vec![153, 18]
+    );
+    assert_eq!(f.dataset("folds/visible").unwrap().shape(), vec![2_023]);
+    let ids = f
+        .dataset("users/ids")
+        .unwrap()
+        .read_raw::<VarLenUnicode>()
+        .unwrap();
+    assert_eq!(ids.len(), 153);
+    // No MSD input: no song vectors group.
+    assert!(!f.link_exists("song_vectors"));
+}
+
+fn write_features(path: &Path, ids: &[&str], vectors: &[f32], dim: usize, names: Option<&[&str]>) {
+    let f = hdf5::File::create(path).unwrap();
+    let g = f.create_group("songs").unwrap();
+    let ids: Vec<VarLenUnicode> = ids.iter().map(|s| s.parse().unwrap()).collect();
+    g.new_dataset_builder()
+        .with_data(&ids)
+        .create("ids")
+        .unwrap();
+    let ds = g
+        .new_dataset::<f32>()
+        .shape((ids.len(), dim))
+        .create("vectors")
+        .unwrap();
+    ds.write_raw(vectors).unwrap();
+    if let Some(n) = names {
+        let n: Vec<VarLenUnicode> = n.iter().map(|s| s.parse().unwrap()).collect();
+        ds.new_attr_builder().with_data(&n).create("names").unwrap();
+    }
+}
+
+#[test]
+fn audio_vectors_join_by_song_or_track_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let feats = dir.path().join("features.h5");
+    // Rick Astley by track id, The Box Tops' song by song id, one stem matching nothing.
+    write_features(
+        &feats,
+        &["TRAXLZU12903D05F94", "SOCIWDW12A8C13D406", "not_in_dataset"],
+        &[1.0, 10.0, 3.0, 30.0, 100.0, 100.0],
+        2,
+        Some(&["mfcc_mean_0", "hpcp_mean_0"]),
+    );
+    // A tiny triplet file so both songs survive the filters.
+    let trip = dir.path().join("t.txt");
+    std::fs::write(
+        &trip,
+        "u1\tSOCWJDB12A58A776AF\t3\nu1\tSOCIWDW12A8C13D406\t1\nu1\tSOMZWCG12A8C13C480\t2\nu2\tSOCWJDB12A58A776AF\t1\n",
+    )
+    .unwrap();
+    let out = dir.path().join("d.h5");
+    let mut o = PrepareOptions::new(Input::Triplets(trip), out.clone());
+    o.min_listens = 1;
+    o.min_song_users = 1;
+    o.metadata = Some("data/msd/subset_10k.csv".into());
+    o.msd = Some("data/msd".into());
+    o.features = Some(feats.clone());
+    let rep = prepare(&o, &mut quiet).unwrap();
+    assert_eq!(rep.joins.audio_vectors_read, Some(3));
+    assert_eq!(rep.joins.songs_with_audio, Some(2));
+    let d = Dataset::load(&out).unwrap();
+    let v = d.song_vectors.unwrap();
+    assert_eq!(v.source, "msd+audio");
+    assert_eq!(&v.names[v.dim - 2..], ["mfcc_mean_0", "hpcp_mean_0"]);
+    let s = |id: &str| d.song_ids.iter().position(|x| x == id).unwrap();
+    let (rick, box_tops, casual) = (
+        s("SOCWJDB12A58A776AF"),
+        s("SOCIWDW12A8C13D406"),
+        s("SOMZWCG12A8C13C480"),
+    );
+    // Two audio rows (1, 10) and (3, 30): z-scored to -1 and +1; the song without one gets 0.
+    let a = |song: usize, j: usize| v.values[song * v.dim + v.dim - 2 + j];
+    assert_eq!((a(rick, 0), a(rick, 1)), (-1.0, -1.0));
+    assert_eq!((a(box_tops, 0), a(box_tops, 1)), (1.0, 1.0));
+    assert_eq!((a(casual, 0), a(casual, 1)), (0.0, 0.0));
+    assert!(v.present.iter().all(|&p| p), "all three have an MSD record");
+
+    // Without names, columns are audio_0..; audio only when no MSD input.
+    write_features(&feats, &["SOCWJDB12A58A776AF"], &[5.0, 6.0, 7.0], 3, None);
+    o.msd = None;
+    o.metadata = None;
+    prepare(&o, &mut quiet).unwrap();
+    let v = Dataset::load(&out).unwrap().song_vectors.unwrap();
+    assert_eq!(v.source, "audio");
+    assert_eq!(v.names, ["audio_0", "audio_1", "audio_2"]);
+    assert_eq!(v.present.iter().filter(|&&p| p).count(), 1);
+
+    // A features file without /songs/vectors is a clear error.
+    let bad = dir.path().join("bad.h5");
+    hdf5::File::create(&bad)
+        .unwrap()
+        .create_group("songs")
+        .unwrap();
+    o.features = Some(bad);
+    let e = prepare(&o, &mut quiet).unwrap_err().to_string();
+    assert!(e.contains("bad.h5: field /songs/ids: missing"), "{e}");
+}
+
+#[test]
+fn profiles_join_when_ids_match() {
+    let (profiles, rep) = read_profiles(
+        Path::new("data/portrait/lastfm360k_profile_sample.tsv"),
+        true,
+    )
+    .unwrap();
+    let r = reference();
+    assert_eq!(
+        profiles.len() as u64,
+        r["profiles"]["rows"].as_u64().unwrap()
+    );
+    assert_eq!(rep.lines, 1_000, "the last line has no newline but is read");
+    let with_age = profiles.values().filter(|p| p.age.is_some()).count();
+    assert_eq!(with_age as u64, r["profiles"]["with_age"].as_u64().unwrap());
+    let mut buckets = std::collections::HashMap::<&str, u64>::new();
+    for p in profiles.values() {
+        *buckets
+            .entry(
+                ainrnn::data::portrait::AGE_BUCKETS
+                    [ainrnn::data::portrait::age_bucket(p.age) as usize],
+            )
+            .or_default() += 1;
+    }
+    for (name, n) in r["profiles"]["buckets"].as_object().unwrap() {
+        assert_eq!(
+            buckets.get(name.as_str()).copied().unwrap_or(0),
+            n.as_u64().unwrap(),
+            "{name}"
+        );
+    }
+    assert!(profiles.values().any(|p| p.age == Some(-1337)));
+
+    // A triplet file whose users are the first profile ids: the join works and is counted.
+    let dir = tempfile::tempdir().unwrap();
+    let trip = dir.path().join("t.txt");
+    std::fs::write(
+        &trip,
+        "00000c289a1829a808ac09c00daf10bc3c4e223b\tS1\t1\n00000c289a1829a808ac09c00daf10bc3c4e223b\tS2\t1\n\
+         00001411dc427966b17297bf4d69e7e193135d89\tS1\t2\n00001411dc427966b17297bf4d69e7e193135d89\tS2\t2\n\
+         nobody\tS1\t1\nnobody\tS2\t1\n",
+    )
+    .unwrap();
+    let out = dir.path().join("d.h5");
+    let mut o = PrepareOptions::new(Input::Triplets(trip), out.clone());
+    o.profiles = Some("data/portrait/lastfm360k_profile_sample.tsv".into());
+    let rep = prepare(&o, &mut quiet).unwrap();
+    assert_eq!(rep.joins.users_with_profile, Some(2));
+    let d = Dataset::load(&out).unwrap();
+    let names = &d.portrait.age_bucket_names;
+    // Profile 1: age 22 -> 18-24; profile 2: age empty -> unknown; "nobody": no profile.
+    assert_eq!(names[d.portrait.age_bucket[0] as usize], "18-24");
+    assert_eq!(names[d.portrait.age_bucket[1] as usize], "unknown");
+    assert_eq!(names[d.portrait.age_bucket[2] as usize], "unknown");
+}
+
+#[test]
+fn hetrec_prepare_uses_artist_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("h.h5");
+    let o = PrepareOptions::new(
+        Input::Hetrec {
+            user_artists: "data/hetrec/user_artists.dat".into(),
+            artists: None,
+        },
+        out.clone(),
+    );
+    let rep = prepare(&o, &mut quiet).unwrap();
+    let d = Dataset::load(&out).unwrap();
+    assert_eq!(d.source, "hetrec-lastfm-2k");
+    assert_eq!(
+        (d.users(), d.songs(), d.interactions()),
+        (1_503, 6_000, 64_903)
+    );
+    assert_eq!(rep.inputs[1].kind, "hetrec artists");
+    let a = d.song_ids.iter().position(|s| s == "51").unwrap();
+    assert_eq!(d.song_meta[a].artist, "Duran Duran");
+    assert_eq!(d.song_meta[a].title, "Duran Duran");
+    assert_eq!(d.song_meta[a].genre, "unknown");
+    assert!(d.song_vectors.is_none());
+}
+
+#[test]
+fn bad_inputs_fail_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("d.h5");
+    let mut o = PrepareOptions::new(
+        Input::Triplets("data/bad/triplets_malformed.txt".into()),
+        out.clone(),
+    );
+    o.min_listens = 1;
+    o.min_song_users = 1;
+    let rep = prepare(&o, &mut quiet).unwrap();
+    assert_eq!(rep.malformed, 4);
+    assert_eq!(rep.inputs[0].examples.len(), 4);
+    assert_eq!(rep.stats.interactions, 3);
+    o.strict = true;
+    let e = prepare(&o, &mut quiet).unwrap_err();
+    assert!(matches!(e, DataError::Io(_)));
+    assert!(e.to_string().contains("triplets_malformed.txt:3:"), "{e}");
+
+    let out = dir.path().join("never.h5");
+    let o = PrepareOptions::new(Input::Triplets("data/bad/empty.wav".into()), out.clone());
+    let e = prepare(&o, &mut quiet).unwrap_err().to_string();
+    assert!(
+        e.contains("data/bad/empty.wav: no valid interactions"),
+        "{e}"
+    );
+
+    let mut o = PrepareOptions::new(
+        Input::Triplets("data/taste/triplets_dev.txt".into()),
+        out.clone(),
+    );
+    o.min_listens = 1000;
+    let e = prepare(&o, &mut quiet).unwrap_err().to_string();
+    assert!(e.contains("no interactions left after filtering"), "{e}");
+    o.min_listens = 2;
+    o.folds = 1;
+    let e = prepare(&o, &mut quiet).unwrap_err().to_string();
+    assert!(e.contains("--folds"), "{e}");
+    o.folds = 10;
+    o.msd = Some("data/bad/truncated_10k.h5".into());
+    let e = prepare(&o, &mut quiet).unwrap_err().to_string();
+    assert!(e.contains("data/bad/truncated_10k.h5: HDF5 error"), "{e}");
+    assert!(!out.exists(), "nothing is written on failure");
+    // An output folder that does not exist is reported before any input is read.
+    let nowhere = dir.path().join("no/such/folder/x.h5");
+    let o = PrepareOptions::new(
+        Input::Triplets("data/taste/triplets_small.txt".into()),
+        nowhere,
+    );
+    let e = prepare(&o, &mut quiet).unwrap_err().to_string();
+    assert!(
+        e.contains("x.h5: cannot write here: the folder")
+            && e.contains("no/such/folder does not exist"),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "only d.h5, no temp files"
+    );
+}
