@@ -57,12 +57,9 @@ pub enum GpuError {
 /// Errors reading or writing user files. Always carry the path.
 #[derive(Debug, thiserror::Error)]
 pub enum IoError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    // The OS error is part of the message, not a `source`: `{:#}` chains would print it twice.
+    #[error("{path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
     #[error("{path}:{line}: {reason}")]
     Line {
         path: PathBuf,
@@ -82,10 +79,10 @@ pub enum IoError {
 }
 
 impl IoError {
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, err: std::io::Error) -> Self {
         IoError::Io {
             path: path.into(),
-            source,
+            err,
         }
     }
 }
