@@ -2,6 +2,7 @@
 //! arguments into calls and results into text (stderr) or one JSON object (stdout, `--json`).
 
 mod data;
+mod model;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -61,6 +62,12 @@ pub enum Command {
     Synth(data::SynthArgs),
     /// Size, density, listens-per-user quantiles and long-tail share of a dataset.h5.
     Stats(data::StatsArgs),
+    /// Train AINRNN or a baseline (IndRNN, LSTM) on a dataset file.
+    Train(model::TrainArgs),
+    /// Metrics of a checkpoint on a fold's test users.
+    Eval(model::EvalArgs),
+    /// Top-k songs for a user of the dataset or a new history.
+    Recommend(model::RecommendArgs),
     /// Audio features (mel, MFCC + deltas, HFC, HPCP) into an HDF5 feature store.
     Features(FeaturesArgs),
 }
@@ -182,6 +189,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench(BenchArgs {
             what: BenchWhat::Data(a),
         }) => data::run_bench(a, cli.json)?,
+        Command::Train(a) => model::run_train(a, cli.backend.into(), cli.json)?,
+        Command::Eval(a) => model::run_eval(a, cli.backend.into(), cli.json)?,
+        Command::Recommend(a) => model::run_recommend(a, cli.backend.into(), cli.json)?,
         Command::Prepare(a) => data::run_prepare(a, cli.json)?,
         Command::Synth(a) => data::run_synth(a, cli.json)?,
         Command::Stats(a) => data::run_stats(a, cli.json)?,

@@ -156,6 +156,18 @@ impl<B: ModelOps> Scorer<B> {
         Ok((total, du))
     }
 
+    /// Every song's score for the first user vector (one user's full ranking on the host).
+    pub fn scores(&self, b: &B, p: &Params<B>, u: &BTensor<B>) -> OpResult<Vec<f32>> {
+        let u1 = view::<B>(u, &[u.rows(), self.dim])?;
+        let mut out = Vec::with_capacity(self.songs);
+        for i in 0..self.tiles.len() {
+            let q = self.tile_repr(b, p, i)?;
+            let z = self.tile_logits(b, p, &u1, &q, i)?;
+            out.extend_from_slice(&b.to_f32(&z)?[..self.tiles[i].1]);
+        }
+        Ok(out)
+    }
+
     /// The `k` best songs per user, skipping `exclude[row]` (e.g. the visible history).
     pub fn rank(
         &self,

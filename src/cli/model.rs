@@ -1,0 +1,224 @@
+//! Arguments and wiring of `train`, `eval` and `recommend`. The work is in `ainrnn::train` and
+//! `ainrnn::eval`; this file picks the backend, shows progress and prints results.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use ainrnn::backend::select::{select, BackendChoice};
+use ainrnn::eval::run::{self as evalrun, Who};
+use ainrnn::model::ModelKind;
+use ainrnn::train::corpus::FeatureSet;
+use ainrnn::train::run::{train, TrainOptions};
+use ainrnn::with_backend;
+
+use super::print_json;
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// The dataset file (from `ainrnn prepare`).
+    #[arg(long, value_name = "H5")]
+    pub data: PathBuf,
+    /// ainrnn (the paper's model), indrnn or lstm.
+    #[arg(long, default_value = "ainrnn")]
+    pub model: ModelKind,
+    /// Song features fed to the model: audio, msd, mfcc, scattering, all or none.
+    #[arg(long, default_value = "all")]
+    pub features: FeatureSet,
+    /// Test fold (its users are never trained on).
+    #[arg(long, default_value_t = 0)]
+    pub fold: u32,
+    #[arg(long, default_value_t = 10)]
+    pub epochs: u32,
+    /// Users per step.
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 64)]
+    pub hidden: usize,
+    /// Recurrent layers (default 5 for ainrnn/indrnn, 2 for lstm).
+    #[arg(long)]
+    pub layers: Option<usize>,
+    /// Most recent listens kept per user.
+    #[arg(long, default_value_t = 50)]
+    pub max_history: usize,
+    /// Adam learning rate (the paper's 0.0005).
+    #[arg(long, default_value_t = 5e-4)]
+    pub lr: f32,
+    /// Dropout on the recurrent outputs, mask shared over time (the paper's 0.5).
+    #[arg(long, default_value_t = 0.5)]
+    pub dropout: f32,
+    /// Stop after this many epochs without a better validation NDCG@10 (0: never).
+    #[arg(long, default_value_t = 3)]
+    pub patience: u32,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Checkpoint of the best epoch; the latest epoch goes to `<out>.last`.
+    #[arg(long, short, default_value = "model.ckpt")]
+    pub out: PathBuf,
+    /// Continue an interrupted run from `<out>.last` (or `<out>`).
+    #[arg(long)]
+    pub resume: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    #[arg(long, value_name = "H5")]
+    pub data: PathBuf,
+    #[arg(long, value_name = "CKPT")]
+    pub checkpoint: PathBuf,
+    /// Test fold (default: the one the checkpoint was trained for).
+    #[arg(long)]
+    pub fold: Option<u32>,
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("who").required(true).args(["user", "history"])))]
+pub struct RecommendArgs {
+    #[arg(long, value_name = "H5")]
+    pub data: PathBuf,
+    #[arg(long, value_name = "CKPT")]
+    pub checkpoint: PathBuf,
+    /// A user id of the dataset (their whole history is the input).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Cold start: a file of song ids (optionally `<TAB>plays`), one per line.
+    #[arg(long, value_name = "FILE")]
+    pub history: Option<PathBuf>,
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// At most N songs of the same genre in the list.
+    #[arg(long, value_name = "N")]
+    pub max_per_genre: Option<usize>,
+}
+
+fn backend(choice: BackendChoice) -> Result<ainrnn::backend::select::Selected> {
+    let (sel, note) = select(choice)?;
+    if let Some(n) = note {
+        eprintln!("note: {n}");
+    }
+    Ok(sel)
+}
+
+pub fn run_train(a: TrainArgs, choice: BackendChoice, json: bool) -> Result<()> {
+    let mut opts = TrainOptions::new(a.data, a.model, a.out);
+    opts.features = a.features;
+    opts.fold = a.fold;
+    opts.epochs = a.epochs;
+    opts.batch = a.batch.max(1);
+    opts.hidden = a.hidden.max(1);
+    opts.layers = a.layers;
+    opts.max_history = a.max_history.max(1);
+    opts.lr = a.lr;
+    opts.dropout = a.dropout.clamp(0.0, 0.95);
+    opts.patience = a.patience;
+    opts.seed = a.seed;
+    opts.resume = a.resume;
+    let sel = backend(choice)?;
+    let bar = ProgressBar::hidden();
+    if std::io::stderr().is_terminal() {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "epoch {prefix} [{bar:30}] {pos}/{len} users  {msg}  {per_sec}  ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+    }
+    eprintln!(
+        "training {} on {} ({})",
+        opts.kind.name(),
+        opts.data.display(),
+        sel.name()
+    );
+    let summary = with_backend!(sel, b => train(
+        &b,
+        &opts,
+        |r| {
+            bar.finish_and_clear();
+            if json {
+                let _ = print_json(r);
+            }
+            eprintln!(
+                "epoch {:>3}  loss {:.4}  {:.1}s ({:.0} users/s)  val P@10 {:.4}  NDCG@10 {:.4}{}",
+                r.epoch, r.loss, r.seconds, r.users_per_second, r.precision_at_10, r.ndcg_at_10,
+                if r.best { "  (best)" } else { "" }
+            );
+        },
+        |epoch, done, total, loss| {
+            bar.set_prefix(epoch.to_string());
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+            bar.set_message(format!("loss {loss:.4}"));
+        },
+    ))?;
+    eprintln!(
+        "best epoch {} (validation NDCG@10 {:.4}) of {}{}; {} parameters; checkpoint {} (latest: {})",
+        summary.best_epoch,
+        summary.best_ndcg_at_10,
+        summary.epochs_run,
+        if summary.stopped_early { ", stopped early" } else { "" },
+        summary.parameters,
+        summary.checkpoint.display(),
+        summary.last_checkpoint.display()
+    );
+    Ok(())
+}
+
+pub fn run_eval(a: EvalArgs, choice: BackendChoice, json: bool) -> Result<()> {
+    let sel = backend(choice)?;
+    let r = with_backend!(sel, b => evalrun::eval(&b, &a.data, &a.checkpoint, a.fold, a.k))?;
+    if json {
+        print_json(&r)?;
+    } else {
+        let m = &r.metrics;
+        eprintln!(
+            "{} on fold {} ({} test users, {} without held-out songs skipped)",
+            r.model, r.fold, m.users, m.users_without_truth
+        );
+        eprintln!(
+            "precision@{k} {:.4}  recall@{k} {:.4}  NDCG@{k} {:.4}  NDCG@{k} (graded) {:.4}  mAP@{k} {:.4}  hit rate {:.4}",
+            m.precision,
+            m.recall,
+            m.ndcg,
+            m.ndcg_graded,
+            m.map,
+            m.hit_rate,
+            k = m.k
+        );
+        eprintln!(
+            "coverage {:.4}  long-tail share {:.4}  genre diversity {}",
+            m.coverage,
+            m.long_tail_share,
+            m.genre_diversity
+                .map(|d| format!("{d:.4}"))
+                .unwrap_or_else(|| "n/a".into())
+        );
+    }
+    Ok(())
+}
+
+pub fn run_recommend(a: RecommendArgs, choice: BackendChoice, json: bool) -> Result<()> {
+    let sel = backend(choice)?;
+    let who = match (&a.user, &a.history) {
+        (Some(u), _) => Who::User(u),
+        (None, Some(h)) => Who::History(h),
+        (None, None) => anyhow::bail!("give --user ID or --history FILE"),
+    };
+    let list = with_backend!(sel, b => evalrun::recommend(&b, &a.data, &a.checkpoint, who, a.k.max(1), a.max_per_genre))?;
+    if json {
+        print_json(&list)?;
+    } else {
+        for r in &list {
+            eprintln!(
+                "{:>3}. {:<8.4} {} — {} [{}] ({})",
+                r.rank, r.score, r.artist, r.title, r.genre, r.song_id
+            );
+        }
+    }
+    Ok(())
+}

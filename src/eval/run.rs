@@ -1,0 +1,263 @@
+//! `ainrnn eval` and `ainrnn recommend` as library calls.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::metrics::{curves, evaluate, Metrics};
+use crate::backend::model_ops::ModelOps;
+use crate::data::Dataset;
+use crate::error::{Error, IoError};
+use crate::model::batch::{upload, Example};
+use crate::model::checkpoint::Checkpoint;
+use crate::model::Model;
+use crate::train::corpus::{fold_data, song_genres, FeatureSet};
+use crate::train::run::DataFingerprint;
+use crate::train::{rank_examples, Corpus};
+
+/// Loads a checkpoint for `ds`, checking it was trained on the same data and feature columns.
+pub fn load_model<B: ModelOps>(
+    b: &B,
+    ds: &Dataset,
+    path: &Path,
+) -> Result<(Model<B>, Corpus, DataFingerprint), Error> {
+    let ck = Checkpoint::load(path)?;
+    let fp: DataFingerprint = ck
+        .get("dataset")
+        .ok_or_else(|| {
+            Error::Other(format!(
+                "{}: no dataset fingerprint in the checkpoint",
+                path.display()
+            ))
+        })?
+        .map_err(|e| Error::Other(format!("{}: dataset fingerprint: {e}", path.display())))?;
+    let (corpus, names) = Corpus::from_dataset(ds, fp.features)?;
+    if fp.users != ds.users()
+        || fp.songs != ds.songs()
+        || fp.interactions != ds.interactions()
+        || names != fp.feature_names
+    {
+        return Err(Error::Other(format!(
+            "{}: trained on a different dataset ({} users, {} songs, {} interactions, {} feature columns); this one has {} users, {} songs, {} interactions, {} feature columns",
+            path.display(),
+            fp.users,
+            fp.songs,
+            fp.interactions,
+            fp.feature_names.len(),
+            ds.users(),
+            ds.songs(),
+            ds.interactions(),
+            names.len()
+        )));
+    }
+    let model = ck.restore(b, corpus.features.as_ref().map(|f| f.0.as_slice()))?;
+    Ok((model, corpus, fp))
+}
+
+#[derive(Debug, Serialize)]
+pub struct EvalReport {
+    pub model: String,
+    pub checkpoint: String,
+    pub fold: u32,
+    pub features: FeatureSet,
+    #[serde(flatten)]
+    pub metrics: Metrics,
+    /// `(k, precision@k, NDCG@k)` for k = 1..=20.
+    pub curve: Vec<(usize, f64, f64)>,
+    pub seconds: f64,
+}
+
+/// Ranks every song for each test user of `fold` (default: the checkpoint's), excluding the
+/// visible history, and scores the lists against the held-out songs.
+pub fn eval<B: ModelOps>(
+    b: &B,
+    data: &Path,
+    ckpt: &Path,
+    fold: Option<u32>,
+    k: usize,
+) -> Result<EvalReport, Error> {
+    let t0 = std::time::Instant::now();
+    let max_k = crate::backend::model_ops::MAX_TOPK;
+    if k == 0 || k > max_k {
+        return Err(Error::Other(format!(
+            "--k {k}: the cut-off must be between 1 and {max_k}"
+        )));
+    }
+    let ds = Dataset::load(data)?;
+    let (model, corpus, fp) = load_model(b, &ds, ckpt)?;
+    let fold = fold.unwrap_or(fp.fold);
+    let fd = fold_data(&ds, &corpus, fold, model.cfg.seed, 1)?;
+    // Rank 20 deep at least, for the precision/NDCG curves up to k = 20.
+    let kk = k.max(20);
+    let (lists, truths) = rank_examples(b, &model, &corpus, &fd.test, kk, 256)?;
+    let cat = corpus.catalogue(&fd.train_users, song_genres(&ds));
+    Ok(EvalReport {
+        model: model.cfg.kind.name().to_string(),
+        checkpoint: ckpt.display().to_string(),
+        fold,
+        features: fp.features,
+        metrics: evaluate(&lists, &truths, k, &cat),
+        curve: curves(&lists, &truths, 20),
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+#[derive(Debug, Serialize)]
+pub struct Recommendation {
+    pub rank: usize,
+    pub song_id: String,
+    pub title: String,
+    pub artist: String,
+    pub genre: String,
+    pub score: f32,
+}
+
+/// Where the history of the user to recommend for comes from.
+pub enum Who<'a> {
+    /// A user of the dataset (by original id): their whole history is the input.
+    User(&'a str),
+    /// A new user: song ids (and optional play counts) from a file, one per line.
+    History(&'a Path),
+}
+
+/// Reads a cold-start history: `song_id[<TAB or space>plays]` per line; unknown ids and bad
+/// lines are errors naming the line.
+pub fn read_history(path: &Path, ds: &Dataset) -> Result<(Vec<u32>, Vec<f32>), Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| IoError::io(path, e))?;
+    let index: std::collections::HashMap<&str, u32> = ds
+        .song_ids
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.as_str(), i as u32))
+        .collect();
+    let (mut songs, mut plays) = (Vec::new(), Vec::new());
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim().trim_start_matches('\u{feff}');
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut parts = line.split_whitespace();
+        let id = parts.next().unwrap_or_default();
+        let Some(&s) = index.get(id) else {
+            return Err(IoError::Line {
+                path: path.to_path_buf(),
+                line: n + 1,
+                reason: format!("song {id:?} is not in the dataset's catalogue"),
+            }
+            .into());
+        };
+        let p = match parts.next() {
+            None => 1.0,
+            Some(v) => match v.parse::<f32>() {
+                Ok(p) if p.is_finite() && p >= 0.0 => p,
+                _ => {
+                    return Err(IoError::Line {
+                        path: path.to_path_buf(),
+                        line: n + 1,
+                        reason: format!("play count {v:?} is not a non-negative number"),
+                    }
+                    .into())
+                }
+            },
+        };
+        songs.push(s);
+        plays.push(p);
+    }
+    if songs.is_empty() {
+        return Err(IoError::Format {
+            path: path.to_path_buf(),
+            reason: "no song ids in the history file".into(),
+        }
+        .into());
+    }
+    Ok((songs, plays))
+}
+
+/// The top-`k` list for one user, at most `max_per_genre` songs of one genre when given.
+pub fn recommend<B: ModelOps>(
+    b: &B,
+    data: &Path,
+    ckpt: &Path,
+    who: Who<'_>,
+    k: usize,
+    max_per_genre: Option<usize>,
+) -> Result<Vec<Recommendation>, Error> {
+    let ds = Dataset::load(data)?;
+    let (model, mut corpus, _) = load_model(b, &ds, ckpt)?;
+    let (user, songs, plays) = match who {
+        Who::User(id) => {
+            let u = ds.user_ids.iter().position(|x| x == id).ok_or_else(|| {
+                Error::Other(format!(
+                    "user {id:?} is not in {} (it has {} users, e.g. {:?})",
+                    data.display(),
+                    ds.users(),
+                    ds.user_ids.iter().take(3).collect::<Vec<_>>()
+                ))
+            })?;
+            let (s, p) = ds.history(u);
+            (u as u32, s.to_vec(), p.to_vec())
+        }
+        Who::History(path) => {
+            let (s, p) = read_history(path, &ds)?;
+            // A new user: an extra row with an unknown portrait.
+            let u = corpus.histories.len() as u32;
+            corpus.histories.push((s.clone(), p.clone()));
+            if let Some(pt) = corpus.portraits.as_mut() {
+                pt.age.push(0);
+                pt.lang.push(0);
+                pt.genre.extend(std::iter::repeat_n(0.0, pt.n_genre));
+            }
+            (u, s, p)
+        }
+    };
+    let ex = Example {
+        user,
+        songs: songs.clone(),
+        plays,
+        targets: vec![],
+        exclude: songs,
+    };
+    let batch = upload(
+        b,
+        &model.cfg,
+        corpus.portraits.as_ref(),
+        std::slice::from_ref(&ex),
+    )?;
+    let (u, _) = model.forward(b, &batch, None)?;
+    let mut scores = model.scorer.scores(b, &model.params, &u)?;
+    for &s in &ex.exclude {
+        scores[s as usize] = f32::NEG_INFINITY;
+    }
+    let mut order: Vec<u32> = (0..scores.len() as u32)
+        .filter(|&s| scores[s as usize] > f32::NEG_INFINITY)
+        .collect();
+    order.sort_by(|&a, &b2| {
+        scores[b2 as usize]
+            .total_cmp(&scores[a as usize])
+            .then(a.cmp(&b2))
+    });
+    let mut per_genre: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut out = Vec::new();
+    for s in order {
+        let meta = &ds.song_meta[s as usize];
+        if let Some(cap) = max_per_genre {
+            let c = per_genre.entry(meta.genre.as_str()).or_default();
+            if *c >= cap {
+                continue;
+            }
+            *c += 1;
+        }
+        out.push(Recommendation {
+            rank: out.len() + 1,
+            song_id: ds.song_ids[s as usize].clone(),
+            title: meta.title.clone(),
+            artist: meta.artist.clone(),
+            genre: meta.genre.clone(),
+            score: scores[s as usize],
+        });
+        if out.len() == k {
+            break;
+        }
+    }
+    Ok(out)
+}
