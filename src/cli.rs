@@ -66,6 +66,8 @@ pub enum Command {
     Train(model::TrainArgs),
     /// Metrics of a checkpoint on a fold's test users.
     Eval(model::EvalArgs),
+    /// Every model over the folds: mean ± std metrics, report.md and figures.
+    Compare(model::CompareArgs),
     /// Top-k songs for a user of the dataset or a new history.
     Recommend(model::RecommendArgs),
     /// Audio features (mel, MFCC + deltas, HFC, HPCP) into an HDF5 feature store.
@@ -191,6 +193,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }) => data::run_bench(a, cli.json)?,
         Command::Train(a) => model::run_train(a, cli.backend.into(), cli.json)?,
         Command::Eval(a) => model::run_eval(a, cli.backend.into(), cli.json)?,
+        Command::Compare(a) => model::run_compare(a, cli.backend.into(), cli.json)?,
         Command::Recommend(a) => model::run_recommend(a, cli.backend.into(), cli.json)?,
         Command::Prepare(a) => data::run_prepare(a, cli.json)?,
         Command::Synth(a) => data::run_synth(a, cli.json)?,

@@ -139,8 +139,18 @@ fn ease_weights_by_hand() {
 }
 
 #[test]
-fn spd_inverse_matches_gauss_jordan_on_a_random_matrix() {
-    let n = 37;
+fn spd_inverse_matches_gauss_jordan_on_random_matrices() {
+    // 37: one block; 250: several blocks and a short last one.
+    for n in [37usize, 250] {
+        check_inverse(n);
+    }
+    assert!(
+        spd_inverse(vec![1.0, 2.0, 2.0, 1.0], 2).is_err(),
+        "indefinite matrix rejected"
+    );
+}
+
+fn check_inverse(n: usize) {
     let mut x = vec![0.0f64; n * n];
     let mut s = 1u64;
     for v in x.iter_mut() {

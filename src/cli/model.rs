@@ -222,3 +222,98 @@ pub fn run_recommend(a: RecommendArgs, choice: BackendChoice, json: bool) -> Res
     }
     Ok(())
 }
+
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    #[arg(long, value_name = "H5")]
+    pub data: PathBuf,
+    /// Comma-separated: popularity, itemknn, ease, indrnn, lstm, ainrnn.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "popularity,itemknn,ease,indrnn,lstm,ainrnn"
+    )]
+    pub models: Vec<ainrnn::eval::compare::Method>,
+    /// Song features for the learned models.
+    #[arg(long, default_value = "all")]
+    pub features: FeatureSet,
+    /// Folds to run (the first N of the dataset's folds).
+    #[arg(long, default_value_t = 10)]
+    pub folds: u32,
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    #[arg(long, default_value_t = 10)]
+    pub epochs: u32,
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 64)]
+    pub hidden: usize,
+    #[arg(long)]
+    pub layers: Option<usize>,
+    #[arg(long, default_value_t = 50)]
+    pub max_history: usize,
+    #[arg(long, default_value_t = 5e-4)]
+    pub lr: f32,
+    #[arg(long, default_value_t = 0.5)]
+    pub dropout: f32,
+    #[arg(long, default_value_t = 3)]
+    pub patience: u32,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Feature sets for the accuracy-per-epoch figure (default: mfcc,scattering when present).
+    #[arg(long, value_delimiter = ',')]
+    pub feature_sets: Vec<FeatureSet>,
+    /// EASE regularisation (default: chosen on validation users).
+    #[arg(long)]
+    pub ease_lambda: Option<f32>,
+    /// EASE models the N most popular songs (one dense N × N solve).
+    #[arg(long, default_value_t = 3000)]
+    pub ease_items: usize,
+    /// Neighbours kept per song by item-kNN.
+    #[arg(long, default_value_t = 200)]
+    pub knn_neighbours: usize,
+    /// Folder for report.md, results.json, the figures and the checkpoints.
+    #[arg(long, value_name = "DIR")]
+    pub report: PathBuf,
+}
+
+pub fn run_compare(a: CompareArgs, choice: BackendChoice, json: bool) -> Result<()> {
+    let sel = backend(choice)?;
+    let mut train = TrainOptions::new(a.data.clone(), ModelKind::Ainrnn, PathBuf::new());
+    train.features = a.features;
+    train.epochs = a.epochs;
+    train.batch = a.batch.max(1);
+    train.hidden = a.hidden.max(1);
+    train.layers = a.layers;
+    train.max_history = a.max_history.max(1);
+    train.lr = a.lr;
+    train.dropout = a.dropout.clamp(0.0, 0.95);
+    train.patience = a.patience;
+    train.seed = a.seed;
+    let opts = ainrnn::eval::compare::CompareOptions {
+        data: a.data,
+        methods: a.models,
+        folds: a.folds,
+        k: a.k,
+        train,
+        report: a.report,
+        feature_sets: a.feature_sets,
+        ease_lambda: a.ease_lambda,
+        ease_max_items: a.ease_items.max(1),
+        knn_neighbours: a.knn_neighbours.max(1),
+    };
+    let r = with_backend!(sel, b => ainrnn::eval::compare::compare(&b, &opts, |line| eprintln!("{line}")))?;
+    if json {
+        print_json(&r.json())?;
+    }
+    eprintln!("\n{}", ainrnn::eval::compare::summary_table(&r));
+    for n in &r.notes {
+        eprintln!("note: {n}");
+    }
+    eprintln!(
+        "report: {} ({:.0} s)",
+        opts.report.join("report.md").display(),
+        r.seconds
+    );
+    Ok(())
+}

@@ -243,73 +243,177 @@ impl Ease {
     }
 }
 
-/// Inverse of a symmetric positive-definite matrix via Cholesky (`G = L Lᵀ`, `G⁻¹ = L⁻ᵀ L⁻¹`),
-/// in f64, with rayon over columns.
+/// Block size of the blocked factorisations: the bulk of the work runs in `dgemm` on
+/// `NB`-wide panels.
+const NB: usize = 96;
+
+/// `C[m×n] += alpha · A[m×k] · op(B)` on row-major slices with explicit strides (a thin wrapper
+/// over `matrixmultiply::dgemm`).
+#[allow(clippy::too_many_arguments)]
+fn gemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f64,
+    a: (&[f64], isize, isize),
+    b: (&[f64], isize, isize),
+    c: (&mut [f64], isize),
+) {
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    // SAFETY: callers pass slices that cover the strided m×k, k×n and m×n regions.
+    unsafe {
+        matrixmultiply::dgemm(
+            m,
+            k,
+            n,
+            alpha,
+            a.0.as_ptr(),
+            a.1,
+            a.2,
+            b.0.as_ptr(),
+            b.1,
+            b.2,
+            1.0,
+            c.0.as_mut_ptr(),
+            c.1,
+            1,
+        );
+    }
+}
+
+/// Inverse of a symmetric positive-definite matrix: blocked Cholesky `G = L Lᵀ`, blocked
+/// triangular inverse `X = L⁻¹`, then `G⁻¹ = Xᵀ X` — all three dominated by GEMMs, in f64.
 pub fn spd_inverse(mut a: Vec<f64>, n: usize) -> Result<Vec<f64>, NotPositiveDefinite> {
-    // In-place Cholesky (lower triangle), right-looking by columns.
-    for j in 0..n {
-        let mut d = a[j * n + j];
-        for k in 0..j {
-            d -= a[j * n + k] * a[j * n + k];
-        }
-        if d <= 0.0 || !d.is_finite() {
-            return Err(NotPositiveDefinite(j));
-        }
-        let d = d.sqrt();
-        a[j * n + j] = d;
-        let (head, tail) = a.split_at_mut((j + 1) * n);
-        let row_j = &head[j * n..j * n + j];
-        tail.par_chunks_mut(n).for_each(|row_i| {
-            let mut s = row_i[j];
-            for k in 0..j {
-                s -= row_i[k] * row_j[k];
+    let ni = n as isize;
+    // 1. Right-looking blocked Cholesky on the lower triangle.
+    let mut j0 = 0;
+    while j0 < n {
+        let jb = NB.min(n - j0);
+        // Unblocked factorisation of the diagonal block.
+        for j in j0..j0 + jb {
+            let mut d = a[j * n + j];
+            for k in j0..j {
+                d -= a[j * n + k] * a[j * n + k];
             }
-            row_i[j] = s / d;
-        });
-    }
-    // L⁻¹ by forward substitution, one column of the identity at a time.
-    let cols: Vec<Vec<f64>> = (0..n)
-        .into_par_iter()
-        .map(|c| {
-            let mut x = vec![0.0f64; n];
-            for i in c..n {
-                let mut s = if i == c { 1.0 } else { 0.0 };
-                for k in c..i {
-                    s -= a[i * n + k] * x[k];
+            if d <= 0.0 || !d.is_finite() {
+                return Err(NotPositiveDefinite(j));
+            }
+            let d = d.sqrt();
+            a[j * n + j] = d;
+            for i in j + 1..j0 + jb {
+                let mut v = a[i * n + j];
+                for k in j0..j {
+                    v -= a[i * n + k] * a[j * n + k];
                 }
-                x[i] = s / a[i * n + i];
+                a[i * n + j] = v / d;
             }
-            x
-        })
-        .collect();
-    // G⁻¹ = Cᵀ C with C = L⁻¹ (row-major: C[k][i] = cols[i][k]), one packed GEMM.
-    let mut c = vec![0.0f64; n * n];
-    for (i, col) in cols.iter().enumerate() {
-        for (k, &v) in col.iter().enumerate() {
-            c[k * n + i] = v;
         }
-    }
-    let mut out = vec![0.0f64; n * n];
-    if n > 0 {
-        // SAFETY: all three matrices are n × n, row-major, with the strides given.
-        unsafe {
-            matrixmultiply::dgemm(
-                n,
-                n,
-                n,
-                1.0,
-                c.as_ptr(),
-                1,
-                n as isize,
-                c.as_ptr(),
-                n as isize,
-                1,
-                0.0,
-                out.as_mut_ptr(),
-                n as isize,
-                1,
+        // Panel below: L21 = A21 · L11⁻ᵀ (row by row, in parallel).
+        let end = j0 + jb;
+        let diag: Vec<f64> = (j0..end)
+            .flat_map(|r| a[r * n + j0..r * n + end].to_vec())
+            .collect();
+        a[end * n..].par_chunks_mut(n).for_each(|row| {
+            for j in 0..jb {
+                let mut v = row[j0 + j];
+                for k in 0..j {
+                    v -= row[j0 + k] * diag[j * jb + k];
+                }
+                row[j0 + j] = v / diag[j * jb + j];
+            }
+        });
+        // Trailing update: A22 -= L21 · L21ᵀ (full square; only the lower part is used later).
+        let m = n - end;
+        if m > 0 {
+            let l21: Vec<f64> = (end..n)
+                .flat_map(|r| a[r * n + j0..r * n + end].to_vec())
+                .collect();
+            let jbi = jb as isize;
+            gemm(
+                m,
+                jb,
+                m,
+                -1.0,
+                (&l21, jbi, 1),
+                (&l21, 1, jbi),
+                (&mut a[end * n + end..], ni),
             );
         }
+        j0 = end;
     }
+    for i in 0..n {
+        for j in i + 1..n {
+            a[i * n + j] = 0.0;
+        }
+    }
+    // 2. X = L⁻¹ by block columns: X_cc = L_cc⁻¹; X_ic = −L_ii⁻¹ Σ_{c≤k<i} L_ik X_kc.
+    let mut x = vec![0.0f64; n * n];
+    let blocks: Vec<(usize, usize)> = (0..n).step_by(NB).map(|s| (s, NB.min(n - s))).collect();
+    let inv_diag: Vec<Vec<f64>> = blocks
+        .par_iter()
+        .map(|&(s, w)| {
+            // Inverse of the w×w lower-triangular diagonal block by forward substitution.
+            let mut inv = vec![0.0f64; w * w];
+            for c in 0..w {
+                for i in c..w {
+                    let mut v = if i == c { 1.0 } else { 0.0 };
+                    for k in c..i {
+                        v -= a[(s + i) * n + s + k] * inv[k * w + c];
+                    }
+                    inv[i * w + c] = v / a[(s + i) * n + s + i];
+                }
+            }
+            inv
+        })
+        .collect();
+    let cols: Vec<Vec<f64>> = blocks
+        .par_iter()
+        .enumerate()
+        .map(|(cb, &(cs, cw))| {
+            // The block column c of X, rows cs..n, as a dense (n − cs) × cw panel.
+            let rows = n - cs;
+            let mut panel = vec![0.0f64; rows * cw];
+            for i in 0..cw {
+                panel[i * cw..(i + 1) * cw].copy_from_slice(&inv_diag[cb][i * cw..(i + 1) * cw]);
+            }
+            for (ib, &(is, iw)) in blocks.iter().enumerate().skip(cb + 1) {
+                // t = Σ_{k in cs..is} L[is.., k] · X[k, c]
+                let mut t = vec![0.0f64; iw * cw];
+                let kk = is - cs;
+                gemm(
+                    iw,
+                    kk,
+                    cw,
+                    1.0,
+                    (&a[is * n + cs..], ni, 1),
+                    (&panel, cw as isize, 1),
+                    (&mut t, cw as isize),
+                );
+                let inv = &inv_diag[ib];
+                let off = (is - cs) * cw;
+                for r in 0..iw {
+                    for c in 0..cw {
+                        let mut v = 0.0;
+                        for q in 0..=r {
+                            v -= inv[r * iw + q] * t[q * cw + c];
+                        }
+                        panel[off + r * cw + c] = v;
+                    }
+                }
+            }
+            panel
+        })
+        .collect();
+    for (&(cs, cw), panel) in blocks.iter().zip(&cols) {
+        for r in 0..n - cs {
+            x[(cs + r) * n + cs..(cs + r) * n + cs + cw]
+                .copy_from_slice(&panel[r * cw..(r + 1) * cw]);
+        }
+    }
+    // 3. G⁻¹ = Xᵀ X.
+    let mut out = vec![0.0f64; n * n];
+    gemm(n, n, n, 1.0, (&x, 1, ni), (&x, ni, 1), (&mut out, ni));
     Ok(out)
 }

@@ -1,5 +1,7 @@
 //! Evaluation: ranking metrics and (in `compare`) the classic baselines.
 
 pub mod baselines;
+pub mod compare;
 pub mod metrics;
+pub mod plots;
 pub mod run;
