@@ -3,6 +3,7 @@
 //! Layers: [`backend`] (tensors, CPU reference and wgpu kernels), then the music-specific
 //! modules built on it. The binary (`src/main.rs`, `src/cli.rs`) only wires them together.
 
+pub mod audio;
 pub mod backend;
 pub mod error;
 

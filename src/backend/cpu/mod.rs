@@ -6,6 +6,7 @@ mod elementwise;
 mod embed;
 mod matmul;
 mod reduce;
+mod scattering;
 mod softmax;
 
 use std::sync::Arc;

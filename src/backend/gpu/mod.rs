@@ -9,6 +9,7 @@ mod embed;
 mod matmul;
 pub mod pipeline;
 mod reduce;
+pub mod scattering;
 mod softmax;
 
 use std::sync::Arc;

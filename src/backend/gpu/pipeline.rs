@@ -12,15 +12,19 @@ pub enum Shader {
     Reduce,
     Softmax,
     Embed,
+    FftLong,
+    Scattering,
 }
 
 impl Shader {
-    pub const ALL: [Shader; 5] = [
+    pub const ALL: [Shader; 7] = [
         Shader::Elementwise,
         Shader::Matmul,
         Shader::Reduce,
         Shader::Softmax,
         Shader::Embed,
+        Shader::FftLong,
+        Shader::Scattering,
     ];
 
     pub fn name(self) -> &'static str {
@@ -30,6 +34,8 @@ impl Shader {
             Shader::Reduce => "reduce",
             Shader::Softmax => "softmax",
             Shader::Embed => "embed",
+            Shader::FftLong => "fft_long",
+            Shader::Scattering => "scattering",
         }
     }
 
@@ -40,6 +46,8 @@ impl Shader {
             Shader::Reduce => include_str!("../../../shaders/reduce.wgsl"),
             Shader::Softmax => include_str!("../../../shaders/softmax.wgsl"),
             Shader::Embed => include_str!("../../../shaders/embed.wgsl"),
+            Shader::FftLong => include_str!("../../../shaders/fft_long.wgsl"),
+            Shader::Scattering => include_str!("../../../shaders/scattering.wgsl"),
         }
     }
 }

@@ -1,0 +1,3 @@
+//! Audio feature pipelines written against the `Backend` ops.
+
+pub mod scattering;
