@@ -2,6 +2,7 @@
 //! reference libraries when they are installed). No timings live in the tests.
 
 pub mod ops;
+pub mod scattering;
 
 use std::time::{Duration, Instant};
 
