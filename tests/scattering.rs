@@ -319,9 +319,10 @@ fn gpu_long_fft_matches_rustfft_for_every_size_used() {
     let plan = Scattering::new(ScatteringConfig::default(), 1 << 15).unwrap();
     let mut sizes = plan.fft_sizes();
     assert_eq!(sizes.len(), 9);
-    // Mixed order, as in the transform's job tables.
+    // Mixed order, as in the transform's job tables, plus the smallest sizes (a size-2
+    // transform is one unit; 8 = one radix-4 pass then one radix-2 pass).
     sizes.reverse();
-    sizes.push(plan.n_padded() >> 3);
+    sizes.extend([plan.n_padded() >> 3, 2, 4, 8]);
     let total: usize = sizes.iter().sum();
     let mut r = common::rng(3);
     let data = common::uniform(&mut r, 2 * total, -1.0, 1.0);

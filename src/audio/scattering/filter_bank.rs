@@ -192,7 +192,8 @@ fn time_abs(h: &[f64], planner: &mut RealFftPlanner<f64>) -> Vec<f64> {
     let mut out = r2c.make_output_vec();
     r2c.process(&mut input, &mut out)
         .expect("realfft buffers sized by its own plan");
-    out.iter().map(|c| c.norm() / n as f64).collect()
+    // sqrt(norm_sqr), not hypot: several times faster, and no overflow at these magnitudes.
+    out.iter().map(|c| c.norm_sqr().sqrt() / n as f64).collect()
 }
 
 /// `compute_sigma_psi`.

@@ -76,20 +76,39 @@ fn mul_periodize_half(dst: &mut [Complex32], half: &[Complex32], m: usize, h: &S
     }
 }
 
-/// Per-thread buffers, reused across tasks.
+/// Per-thread buffers, reused across tasks and calls: fresh multi-megabyte vectors per path
+/// cost page faults (large allocations are mmapped and unmapped each time) that showed up in
+/// profiles.
 #[derive(Default)]
 struct Scratch {
     fft: Vec<Complex32>,
     real: Vec<f32>,
+    y: Vec<Complex32>,
+    u1: Vec<Complex32>,
+    u2: Vec<Complex32>,
+    z: Vec<Complex32>,
 }
 
-impl Scratch {
-    fn fft(&mut self, len: usize) -> &mut [Complex32] {
-        if self.fft.len() < len {
-            self.fft.resize(len, Complex32::default());
-        }
-        &mut self.fft[..len]
-    }
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// Runs `f` with this thread's scratch buffers.
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|s| f(&mut s.borrow_mut()))
+}
+
+/// `buf` resized to `len` zeros, keeping its allocation.
+fn zeroed(buf: &mut Vec<Complex32>, len: usize) -> &mut [Complex32] {
+    buf.clear();
+    buf.resize(len, Complex32::default());
+    buf
+}
+
+/// |z| without `hypot`'s overflow care (slow, and not needed at these magnitudes).
+#[inline]
+fn abs(c: Complex32) -> f32 {
+    (c.re * c.re + c.im * c.im).sqrt()
 }
 
 struct Ctx<'a> {
@@ -98,48 +117,55 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// Low-pass the spectrum (half form, real signal of length `m = n_padded >> k`) with phi at
-    /// level `k`, subsample to `n_padded >> J`, and unpad: one output row.
-    fn lowpass_half(&self, half: &[Complex32], k: usize, s: &mut Scratch) -> Vec<f32> {
+    /// Low-pass a spectrum (half form of a real signal of length `m = n_padded >> k`) with phi
+    /// at level `k`, subsample to `n_padded >> J`, and unpad: one output row.
+    fn lowpass_half(
+        &self,
+        half: &[Complex32],
+        k: usize,
+        z: &mut Vec<Complex32>,
+        fft: &mut Vec<Complex32>,
+    ) -> Vec<f32> {
         let bank = self.plan.bank();
         let lt = bank.log2_t as usize;
         let m = self.ffts.n_padded >> k;
-        let mut z = vec![Complex32::default(); self.ffts.n_padded >> lt];
-        mul_periodize_half(&mut z, half, m, &bank.phi[k], 1.0 / m as f32);
-        self.finish_lowpass(z, s)
+        let zs = zeroed(z, self.ffts.n_padded >> lt);
+        mul_periodize_half(zs, half, m, &bank.phi[k], 1.0 / m as f32);
+        self.finish_lowpass(zs, fft)
     }
 
-    fn finish_lowpass(&self, mut z: Vec<Complex32>, s: &mut Scratch) -> Vec<f32> {
+    /// Inverse FFT at the output length, real part, unpad.
+    fn finish_lowpass(&self, z: &mut [Complex32], fft: &mut Vec<Complex32>) -> Vec<f32> {
         let bank = self.plan.bank();
         let lt = bank.log2_t as usize;
         let inv = &self.ffts.inv[lt];
-        inv.process_with_scratch(&mut z, s.fft(inv.get_inplace_scratch_len()));
+        inv.process_with_scratch(z, grow(fft, inv.get_inplace_scratch_len()));
         z[bank.ind_start[lt]..bank.ind_end[lt]]
             .iter()
             .map(|c| c.re)
             .collect()
     }
 
-    /// Inverse FFT at level `k`, modulus, real FFT: the half spectrum of |U|.
-    fn modulus_spectrum(&self, mut y: Vec<Complex32>, k: usize, s: &mut Scratch) -> Vec<Complex32> {
+    /// Inverse FFT of `y` at level `k`, modulus, real FFT into `half`: the spectrum of |U|.
+    fn modulus_spectrum(
+        &self,
+        y: &mut [Complex32],
+        k: usize,
+        half: &mut Vec<Complex32>,
+        real: &mut Vec<f32>,
+        fft: &mut Vec<Complex32>,
+    ) {
         let inv = &self.ffts.inv[k];
-        inv.process_with_scratch(&mut y, s.fft(inv.get_inplace_scratch_len()));
+        inv.process_with_scratch(y, grow(fft, inv.get_inplace_scratch_len()));
+        real.clear();
+        real.extend(y.iter().map(|&c| abs(c)));
         let r2c = &self.ffts.r2c[k];
-        s.real.clear();
-        s.real.extend(y.iter().map(|c| c.norm()));
-        let mut half = r2c.make_output_vec();
-        let scratch_len = r2c.get_scratch_len();
-        let Scratch { fft, real } = s;
-        if fft.len() < scratch_len {
-            fft.resize(scratch_len, Complex32::default());
-        }
-        r2c.process_with_scratch(real, &mut half, &mut fft[..scratch_len])
+        zeroed(half, y.len() / 2 + 1);
+        r2c.process_with_scratch(real, half, grow(fft, r2c.get_scratch_len()))
             .expect("realfft buffers sized by its own plan");
-        half
     }
 
     /// First-order wavelet `n1` and its second-order children for one clip spectrum `x`.
-    /// Returns `(row, values)` pairs.
     fn first_order(&self, x: &[Complex32], n1: usize, s: &mut Scratch) -> Rows {
         let bank = self.plan.bank();
         let lt = bank.log2_t;
@@ -147,11 +173,19 @@ impl Ctx<'_> {
         let w1 = &bank.psi1[n1];
         let k1 = w1.j.min(lt) as usize;
         let m1 = n >> k1;
-        let mut y = vec![Complex32::default(); m1];
+        let Scratch {
+            fft,
+            real,
+            y,
+            u1,
+            u2,
+            z,
+        } = s;
+        let ys = zeroed(y, m1);
         // 1/n: the mean over the 2^k1 periods times numpy's 1/m1 inverse-FFT normalisation.
-        mul_periodize_full(&mut y, x, &w1.levels[0], 1.0 / n as f32);
-        let u1 = self.modulus_spectrum(y, k1, s);
-        let mut out = vec![(1 + n1, self.lowpass_half(&u1, k1, s))];
+        mul_periodize_full(ys, x, &w1.levels[0], 1.0 / n as f32);
+        self.modulus_spectrum(ys, k1, u1, real, fft);
+        let mut out = vec![(1 + n1, self.lowpass_half(u1, k1, z, fft))];
         let mut row = self
             .plan
             .paths()
@@ -164,14 +198,22 @@ impl Ctx<'_> {
             }
             let k2 = (w2.j.min(lt) as usize).saturating_sub(k1);
             let m2 = m1 >> k2;
-            let mut y2 = vec![Complex32::default(); m2];
-            mul_periodize_half(&mut y2, &u1, m1, &w2.levels[k1], 1.0 / m1 as f32);
-            let u2 = self.modulus_spectrum(y2, k1 + k2, s);
-            out.push((row, self.lowpass_half(&u2, k1 + k2, s)));
+            let ys = zeroed(y, m2);
+            mul_periodize_half(ys, u1, m1, &w2.levels[k1], 1.0 / m1 as f32);
+            self.modulus_spectrum(ys, k1 + k2, u2, real, fft);
+            out.push((row, self.lowpass_half(u2, k1 + k2, z, fft)));
             row += 1;
         }
         out
     }
+}
+
+/// `buf` grown to at least `len` (contents irrelevant: FFT scratch).
+fn grow(buf: &mut Vec<Complex32>, len: usize) -> &mut [Complex32] {
+    if buf.len() < len {
+        buf.resize(len, Complex32::default());
+    }
+    &mut buf[..len]
 }
 
 /// `(output row, values)` pairs computed by one task.
@@ -206,24 +248,26 @@ pub fn scattering(plan: &Scattering, clips: &CpuTensor) -> OpResult<CpuTensor> {
     // Spectrum of every padded clip, and order 0 from it.
     let spectra: Vec<(Vec<Complex32>, Vec<f32>)> = (0..batch)
         .into_par_iter()
-        .map_init(Scratch::default, |s, b| {
-            let mut x = pad_reflect(&data[b * n..(b + 1) * n], bank.pad_left, bank.n_padded);
-            let f = &ffts.fwd;
-            f.process_with_scratch(&mut x, s.fft(f.get_inplace_scratch_len()));
-            let lt = bank.log2_t as usize;
-            let mut z = vec![Complex32::default(); bank.n_padded >> lt];
-            mul_periodize_full(&mut z, &x, &bank.phi[0], 1.0 / bank.n_padded as f32);
-            let s0 = ctx.finish_lowpass(z, s);
-            (x, s0)
+        .map(|b| {
+            with_scratch(|s| {
+                let mut x = pad_reflect(&data[b * n..(b + 1) * n], bank.pad_left, bank.n_padded);
+                let f = &ffts.fwd;
+                f.process_with_scratch(&mut x, grow(&mut s.fft, f.get_inplace_scratch_len()));
+                let lt = bank.log2_t as usize;
+                let z = zeroed(&mut s.z, bank.n_padded >> lt);
+                mul_periodize_full(z, &x, &bank.phi[0], 1.0 / bank.n_padded as f32);
+                let s0 = ctx.finish_lowpass(z, &mut s.fft);
+                (x, s0)
+            })
         })
         .collect();
 
     let n1s = bank.psi1.len();
     let rows: Vec<(usize, Rows)> = (0..batch * n1s)
         .into_par_iter()
-        .map_init(Scratch::default, |s, t| {
+        .map(|t| {
             let (b, n1) = (t / n1s, t % n1s);
-            (b, ctx.first_order(&spectra[b].0, n1, s))
+            (b, with_scratch(|s| ctx.first_order(&spectra[b].0, n1, s)))
         })
         .collect();
 

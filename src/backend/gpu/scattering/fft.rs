@@ -1,5 +1,5 @@
 //! Host side of `shaders/fft_long.wgsl`: batched multi-pass Stockham FFTs over global memory
-//! for transforms of mixed power-of-two sizes laid out back to back.
+//! (radix 4, then 2) for transforms of mixed power-of-two sizes laid out back to back.
 
 use std::sync::Arc;
 
@@ -15,15 +15,15 @@ use crate::error::{GpuError, OpError};
 #[derive(Clone, Copy, Pod, Zeroable)]
 struct Params {
     n_jobs: u32,
-    total_pairs: u32,
+    total_units: u32,
     step: u32,
-    lmax: u32,
+    npass: u32,
     log2_tw: u32,
     inverse: u32,
 }
 
-/// `exp(-2πi k / 2^log2)` for `k < 2^(log2-1)`, computed in f64 and uploaded once; serves every
-/// power-of-two size up to `2^log2`.
+/// `exp(-2πi k / 2^log2)` for `k < 2^log2` (radix 4 reads up to 3/4 of the circle), computed in
+/// f64 and uploaded once; serves every power-of-two size up to `2^log2`.
 pub struct Twiddles {
     pub buf: GpuBuffer,
     pub log2: u32,
@@ -32,9 +32,8 @@ pub struct Twiddles {
 impl Twiddles {
     pub fn new(ctx: &GpuContext, log2: u32) -> Result<Self, GpuError> {
         let n = 1usize << log2;
-        let half = (n / 2).max(1);
-        let mut v = Vec::with_capacity(2 * half);
-        for k in 0..half {
+        let mut v = Vec::with_capacity(2 * n);
+        for k in 0..n {
             let a = -2.0 * std::f64::consts::PI * k as f64 / n as f64;
             v.push(a.cos() as f32);
             v.push(a.sin() as f32);
@@ -46,31 +45,32 @@ impl Twiddles {
     }
 }
 
-/// The job table of one batch of transforms: `[offset, log2 size]` per transform.
+/// The job table of one batch of transforms: `[offset, log2 size, first unit]` per transform
+/// (a unit is the four elements one invocation handles, or a whole size-2 transform).
 pub struct FftJobs {
     pub table: GpuBuffer,
     pub n_jobs: u32,
-    /// Complex elements covered (the sum of the sizes).
-    pub total: u32,
-    pub lmax: u32,
+    pub units: u32,
+    /// Passes of the longest transform: ceil(log2 size / 2).
+    pub npass: u32,
 }
 
 impl FftJobs {
     /// `log2_sizes` in layout order; every size must be at least 2.
     pub fn new(ctx: &GpuContext, log2_sizes: &[u32]) -> Result<Self, GpuError> {
-        let mut words = Vec::with_capacity(2 * log2_sizes.len());
-        let mut off = 0u64;
+        let mut words = Vec::with_capacity(3 * log2_sizes.len());
+        let (mut off, mut units) = (0u64, 0u64);
         for &l in log2_sizes {
             debug_assert!(l >= 1, "FFT sizes must be at least 2");
-            words.push(off as u32);
-            words.push(l);
+            words.extend_from_slice(&[off as u32, l, units as u32]);
             off += 1u64 << l;
+            units += (1u64 << l).div_ceil(4);
         }
         Ok(FftJobs {
             table: ctx.upload(bytemuck::cast_slice(&words), "fft jobs")?,
             n_jobs: log2_sizes.len() as u32,
-            total: off as u32,
-            lmax: log2_sizes.iter().copied().max().unwrap_or(0),
+            units: units as u32,
+            npass: log2_sizes.iter().map(|l| l.div_ceil(2)).max().unwrap_or(0),
         })
     }
 }
@@ -88,17 +88,16 @@ pub fn run(
     if jobs.n_jobs == 0 {
         return Ok(start);
     }
-    let pairs = jobs.total / 2;
-    let groups = g.ctx.grid("fft_long", (pairs as u64).div_ceil(256))?;
+    let groups = g.ctx.grid("fft_long", (jobs.units as u64).div_ceil(256))?;
     let kernel = Kernel::new(Shader::FftLong, "stockham_pass");
-    for pass in 0..jobs.lmax {
+    for pass in 0..jobs.npass {
         let src = bufs[(start + pass as usize) % 2];
         let dst = bufs[(start + pass as usize + 1) % 2];
         let p = Params {
             n_jobs: jobs.n_jobs,
-            total_pairs: pairs,
+            total_units: jobs.units,
             step: pass,
-            lmax: jobs.lmax,
+            npass: jobs.npass,
             log2_tw: tw.log2,
             inverse: inverse as u32,
         };
@@ -109,7 +108,7 @@ pub fn run(
             groups,
         )?;
     }
-    Ok((start + jobs.lmax as usize) % 2)
+    Ok((start + jobs.npass as usize) % 2)
 }
 
 /// Unnormalised DFTs (forward: `exp(-2πi jk/n)`; inverse: conjugate) of several complex
