@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use ainrnn::audio::scattering::{Scattering, ScatteringConfig, ScatteringOps};
 use ainrnn::backend::cpu::CpuBackend;
-use ainrnn::backend::gpu::scattering::fft_batch;
+use ainrnn::backend::gpu::scattering::{fft_batch, scattering_capped};
 use ainrnn::backend::Backend;
 use ainrnn::error::{Error, OpError};
 use rustfft::num_complex::Complex64;
@@ -309,6 +309,39 @@ fn gpu_plan_reuse_and_batching_are_consistent() {
         .unwrap();
     let half = both.len() / 2;
     assert!(rel_l2(&both[half..], &second) < 1e-6);
+}
+
+/// Work split over several clip groups and rounds (a tiny buffer cap) gives the same result as
+/// one pass: each job's arithmetic does not depend on what else is in its batch.
+#[test]
+fn gpu_split_into_groups_and_rounds_is_exact() {
+    let Some(g) = common::gpu() else { return };
+    let plan = Scattering::new(ScatteringConfig { j: 4, q: 2 }, 700).unwrap();
+    assert_eq!(plan.n_padded(), 2048);
+    let mut r = common::rng(5);
+    let x = common::uniform(&mut r, 3 * 700, -1.0, 1.0);
+    let xg = g.upload_f32(&x, &[3, 700]).unwrap();
+    let whole = g.to_f32(&plan.transform(&g, &xg).unwrap()).unwrap();
+    // Two padded clips per group (groups of 2 and 1), first-order rounds of at most 4096 values.
+    let split = g
+        .to_f32(&scattering_capped(&g, &plan, &xg, Some(4096)).unwrap())
+        .unwrap();
+    assert_eq!(whole, split);
+    let cpu = CpuBackend::new();
+    let want = cpu
+        .to_f32(
+            &plan
+                .transform(&cpu, &cpu.upload_f32(&x, &[3, 700]).unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+    let e = rel_l2(&split, &want);
+    assert!(e < 1e-4, "split GPU vs CPU relative L2 {e:.3e}");
+    // A cap below one padded clip is a typed limit error.
+    assert!(matches!(
+        scattering_capped(&g, &plan, &xg, Some(1024)),
+        Err(OpError::Gpu(_))
+    ));
 }
 
 /// The GPU long FFT (mixed sizes in one batch, as the transform runs it) against rustfft in

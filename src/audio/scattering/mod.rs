@@ -191,17 +191,7 @@ impl Scattering {
 
     /// `[batch, n_samples]` clips → `[batch, n_paths, n_frames]` scattering coefficients.
     pub fn transform<B: ScatteringOps>(&self, b: &B, clips: &BTensor<B>) -> OpResult<BTensor<B>> {
-        clips.expect_dtype("scattering", crate::backend::DType::F32)?;
-        if clips.shape().len() != 2 || clips.shape()[1] != self.n_samples() {
-            return Err(OpError::Shape {
-                op: "scattering",
-                detail: format!(
-                    "clips must be [batch, {}] for this plan, got {:?}",
-                    self.n_samples(),
-                    clips.shape()
-                ),
-            });
-        }
+        check_clips(self, clips)?;
         b.scattering(self, clips)
     }
 
@@ -224,6 +214,22 @@ impl Scattering {
         c.push(t.clone());
         Ok(t)
     }
+}
+
+/// Clips must be f32 `[batch, plan.n_samples()]`.
+pub fn check_clips<S>(plan: &Scattering, clips: &crate::backend::Tensor<S>) -> OpResult<()> {
+    clips.expect_dtype("scattering", crate::backend::DType::F32)?;
+    if clips.shape().len() != 2 || clips.shape()[1] != plan.n_samples() {
+        return Err(OpError::Shape {
+            op: "scattering",
+            detail: format!(
+                "clips must be [batch, {}] for this plan, got {:?}",
+                plan.n_samples(),
+                clips.shape()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The backend side of the scattering transform. Implemented by `CpuBackend`

@@ -101,7 +101,8 @@ pub struct GpuScatterCache {
     tw: Twiddles,
     /// Complex values per work buffer at most (binding limit, `MAX_ELEMS`).
     cap: u64,
-    tables: Mutex<HashMap<usize, Arc<Tables>>>,
+    /// Keyed by (clips per group, buffer cap).
+    tables: Mutex<HashMap<(usize, u64), Arc<Tables>>>,
 }
 
 impl GpuScatterCache {
@@ -190,6 +191,7 @@ impl GpuScatterCache {
         ctx: &GpuContext,
         plan: &Scattering,
         clips: usize,
+        cap: u64,
     ) -> Result<Tables, GpuError> {
         let bank = plan.bank();
         let n = bank.n_padded;
@@ -234,7 +236,7 @@ impl GpuScatterCache {
         }
         let mut rounds = Vec::new();
         let (mut max1, mut max2, mut max_lp) = (0u64, 0u64, (clips * mlp) as u64);
-        for chunk in split_by_size(&o1, self.cap, |j| j.2.m_out) {
+        for chunk in split_by_size(&o1, cap, |j| j.2.m_out) {
             let mut lp1 = Vec::new();
             let mut rows1 = Vec::new();
             let mut o2: Vec<(Job, usize, usize)> = Vec::new(); // job, level k1+k2, row
@@ -268,7 +270,7 @@ impl GpuScatterCache {
             max1 = max1.max(off as u64);
             max_lp = max_lp.max((lp1.len() * mlp) as u64);
             let mut order2 = Vec::new();
-            for sub in split_by_size(&o2, self.cap, |j| j.0.m_out) {
+            for sub in split_by_size(&o2, cap, |j| j.0.m_out) {
                 let jobs: Vec<Job> = sub.iter().map(|s| s.0).collect();
                 let mut lp = Vec::new();
                 let mut rows = Vec::new();
@@ -303,13 +305,14 @@ impl GpuScatterCache {
         ctx: &GpuContext,
         plan: &Scattering,
         clips: usize,
+        cap: u64,
     ) -> Result<Arc<Tables>, GpuError> {
         let mut t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(x) = t.get(&clips) {
+        if let Some(x) = t.get(&(clips, cap)) {
             return Ok(x.clone());
         }
-        let x = Arc::new(self.build_tables(ctx, plan, clips)?);
-        t.insert(clips, x.clone());
+        let x = Arc::new(self.build_tables(ctx, plan, clips, cap)?);
+        t.insert((clips, cap), x.clone());
         Ok(x)
     }
 }
@@ -427,6 +430,20 @@ impl Work<'_> {
 }
 
 pub fn scattering(g: &GpuBackend, plan: &Scattering, clips: &GpuTensor) -> OpResult<GpuTensor> {
+    scattering_capped(g, plan, clips, None)
+}
+
+/// [`scattering`] with work buffers of at most `cap` complex values (default: the device's
+/// binding limit, at most 2^25). A small cap forces several clip groups and rounds, which the
+/// tests use to check the splitting on small inputs.
+#[doc(hidden)]
+pub fn scattering_capped(
+    g: &GpuBackend,
+    plan: &Scattering,
+    clips: &GpuTensor,
+    cap: Option<u64>,
+) -> OpResult<GpuTensor> {
+    crate::audio::scattering::check_clips(plan, clips)?;
     let bank = plan.bank();
     let batch = clips.shape()[0];
     let (paths, frames) = (plan.n_paths(), plan.n_frames());
@@ -439,22 +456,23 @@ pub fn scattering(g: &GpuBackend, plan: &Scattering, clips: &GpuTensor) -> OpRes
         return Ok(out);
     }
     let n = bank.n_padded as u64;
-    if n > cache.cap {
+    let cap = cap.unwrap_or(cache.cap).min(cache.cap);
+    if n > cap {
         return Err(GpuError::Limit {
             op: "scattering",
             what: "storage buffer elements (padded clip)",
             needed: n,
-            limit: cache.cap,
+            limit: cap,
         }
         .into());
     }
-    let group = ((cache.cap / n) as usize).clamp(1, batch);
+    let group = ((cap / n) as usize).clamp(1, batch);
     let ctx = &g.ctx;
     let lt = bank.log2_t as usize;
     let mut first = 0usize;
     while first < batch {
         let clips_here = group.min(batch - first);
-        let t = cache.tables(ctx, plan, clips_here)?;
+        let t = cache.tables(ctx, plan, clips_here, cap)?;
         let alloc = |elems: u64, what: &str| ctx.alloc(elems.max(1) * 8, what);
         let x = [
             alloc(n * clips_here as u64, "scattering x")?,
@@ -513,5 +531,20 @@ pub fn scattering(g: &GpuBackend, plan: &Scattering, clips: &GpuTensor) -> OpRes
 impl ScatteringOps for GpuBackend {
     fn scattering(&self, plan: &Scattering, clips: &GpuTensor) -> OpResult<GpuTensor> {
         scattering(self, plan, clips)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_by_size;
+
+    #[test]
+    fn split_by_size_respects_the_cap() {
+        let items = [4usize, 4, 2, 8, 1, 1, 16];
+        let runs = split_by_size(&items, 8, |&x| x);
+        let sums: Vec<usize> = runs.iter().map(|r| r.iter().sum()).collect();
+        assert_eq!(sums, vec![8, 2, 8, 2, 16]);
+        assert_eq!(runs.iter().map(|r| r.len()).sum::<usize>(), items.len());
+        assert!(split_by_size(&[] as &[usize], 8, |&x| x).is_empty());
     }
 }
