@@ -160,7 +160,9 @@ impl Ctx<'_> {
         real.clear();
         real.extend(y.iter().map(|&c| abs(c)));
         let r2c = &self.ffts.r2c[k];
-        zeroed(half, y.len() / 2 + 1);
+        // Every output bin is written: size it without zeroing.
+        half.resize(y.len() / 2 + 1, Complex32::default());
+        half.truncate(y.len() / 2 + 1);
         r2c.process_with_scratch(real, half, grow(fft, r2c.get_scratch_len()))
             .expect("realfft buffers sized by its own plan");
     }
