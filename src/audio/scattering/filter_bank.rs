@@ -7,6 +7,8 @@
 //! whole padded length keeps a 30 s clip's 64 filters in a few MB instead of ~250 MB, and makes the
 //! multiply-and-periodise step proportional to the support.
 
+use std::sync::{Arc, Mutex, OnceLock};
+
 use rayon::prelude::*;
 use realfft::RealFftPlanner;
 
@@ -89,10 +91,10 @@ pub struct FilterBank {
     /// Start/end of the unpadded signal after subsampling by `2^k`, for k = 0..=J.
     pub ind_start: Vec<usize>,
     pub ind_end: Vec<usize>,
-    pub psi1: Vec<Wavelet>,
-    pub psi2: Vec<Wavelet>,
+    pub psi1: Arc<Vec<Wavelet>>,
+    pub psi2: Arc<Vec<Wavelet>>,
     /// The low-pass filter at each subsampling level.
-    pub phi: Vec<Sparse>,
+    pub phi: Arc<Vec<Sparse>>,
 }
 
 /// `adaptive_choice_P`: periods needed so the Gaussian tails fall below `eps`.
@@ -265,6 +267,125 @@ fn temporal_support(h_f: &[f64], planner: &mut RealFftPlanner<f64>) -> usize {
     }
 }
 
+/// The wavelets and low-pass filter of a bank: psi1, psi2 (all levels) and phi (all levels).
+type Filters = (Arc<Vec<Wavelet>>, Arc<Vec<Wavelet>>, Arc<Vec<Sparse>>);
+
+/// The filters depend only on the padded length, J and Q, not on the clip length: clips of
+/// slightly different lengths (a folder of ~30 s tracks) share them. Building a 2^20-bin bank
+/// takes seconds, several times one transform, so the last few banks are kept.
+fn filters(
+    n_padded: usize,
+    j: u32,
+    q: u32,
+    p1: &[(f64, f64, u32)],
+    p2: &[(f64, f64, u32)],
+) -> Filters {
+    type Cache = Mutex<Vec<((usize, u32, u32), Filters)>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    const KEEP: usize = 4;
+    let key = (n_padded, j, q);
+    let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
+    if let Some((_, f)) = cache
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .find(|(k, _)| *k == key)
+    {
+        return f.clone();
+    }
+    // Built outside the lock: another thread may build the same bank meanwhile, which only
+    // costs time.
+    let f = build_filters(n_padded, j, p1, p2);
+    let mut c = cache.lock().unwrap_or_else(|p| p.into_inner());
+    if c.len() >= KEEP {
+        c.remove(0);
+    }
+    c.push((key, f.clone()));
+    f
+}
+
+/// Kymatio's `scattering_filter_factory` for `T = 2^J`, at `n_padded` bins.
+fn build_filters(
+    n_padded: usize,
+    j: u32,
+    p1: &[(f64, f64, u32)],
+    p2: &[(f64, f64, u32)],
+) -> Filters {
+    let j_pad = n_padded.trailing_zeros();
+    let t = 1usize << j;
+    let log2_t = j;
+    let max_j1 = p1.iter().map(|p| p.2).max().unwrap_or(0);
+    let max_j2 = p2.iter().map(|p| p.2).max().unwrap_or(0);
+    // Level-0 filters at the padded length, built in parallel (one f64 FFT each).
+    enum Kind {
+        Psi1(usize),
+        Psi2(usize),
+        Phi,
+    }
+    let mut kinds: Vec<Kind> = (0..p1.len()).map(Kind::Psi1).collect();
+    kinds.extend((0..p2.len()).map(Kind::Psi2));
+    kinds.push(Kind::Phi);
+    let built: Vec<(Kind, Vec<Sparse>)> = kinds
+        .into_par_iter()
+        .map_init(RealFftPlanner::<f64>::new, |pl, kind| {
+            let levels = match &kind {
+                Kind::Psi1(i) => {
+                    let (xi, s, _) = p1[*i];
+                    vec![Sparse::from_dense(&morlet_1d(n_padded, Some(xi), s, pl))]
+                }
+                Kind::Psi2(i) => {
+                    let (xi, s, j2) = p2[*i];
+                    // Inputs after order 1 are subsampled by at most max{j1 : j2 > j1}.
+                    let max_sub = p1
+                        .iter()
+                        .map(|p| p.2)
+                        .filter(|&j1| j2 > j1)
+                        .max()
+                        .unwrap_or(0)
+                        .min(j_pad);
+                    let h0 = morlet_1d(n_padded, Some(xi), s, pl);
+                    let mut lv = vec![Sparse::from_dense(&h0)];
+                    for k in 1..=max_sub {
+                        lv.push(Sparse::from_dense(&periodize(&h0, 1 << k)));
+                    }
+                    lv
+                }
+                Kind::Phi => {
+                    let max_sub = max_j1.max(max_j2).min(log2_t).min(j_pad);
+                    let h0 = morlet_1d(n_padded, None, SIGMA0 / t as f64, pl);
+                    let mut lv = vec![Sparse::from_dense(&h0)];
+                    for k in 1..=max_sub {
+                        lv.push(Sparse::from_dense(&periodize(&h0, 1 << k)));
+                    }
+                    lv
+                }
+            };
+            (kind, levels)
+        })
+        .collect();
+    let mut psi1 = Vec::new();
+    let mut psi2 = Vec::new();
+    let mut phi = Vec::new();
+    for (kind, levels) in built {
+        match kind {
+            Kind::Psi1(i) => psi1.push(Wavelet {
+                xi: p1[i].0,
+                sigma: p1[i].1,
+                j: p1[i].2,
+                levels,
+            }),
+            Kind::Psi2(i) => psi2.push(Wavelet {
+                xi: p2[i].0,
+                sigma: p2[i].1,
+                j: p2[i].2,
+                levels,
+            }),
+            Kind::Phi => phi = levels,
+        }
+    }
+    (Arc::new(psi1), Arc::new(psi2), Arc::new(phi))
+}
+
 /// Why a configuration cannot be built (turned into a typed error by the caller).
 pub type BuildError = String;
 
@@ -332,73 +453,7 @@ impl FilterBank {
             return Err(format!("padded length 2^{j_pad} is too short for J = {j}"));
         }
 
-        // Level-0 filters at the padded length, built in parallel (one f64 FFT each).
-        enum Kind {
-            Psi1(usize),
-            Psi2(usize),
-            Phi,
-        }
-        let mut kinds: Vec<Kind> = (0..p1.len()).map(Kind::Psi1).collect();
-        kinds.extend((0..p2.len()).map(Kind::Psi2));
-        kinds.push(Kind::Phi);
-        let built: Vec<(Kind, Vec<Sparse>)> = kinds
-            .into_par_iter()
-            .map_init(RealFftPlanner::<f64>::new, |pl, kind| {
-                let levels = match &kind {
-                    Kind::Psi1(i) => {
-                        let (xi, s, _) = p1[*i];
-                        vec![Sparse::from_dense(&morlet_1d(n_padded, Some(xi), s, pl))]
-                    }
-                    Kind::Psi2(i) => {
-                        let (xi, s, j2) = p2[*i];
-                        // Inputs after order 1 are subsampled by at most max{j1 : j2 > j1}.
-                        let max_sub = p1
-                            .iter()
-                            .map(|p| p.2)
-                            .filter(|&j1| j2 > j1)
-                            .max()
-                            .unwrap_or(0)
-                            .min(j_pad);
-                        let h0 = morlet_1d(n_padded, Some(xi), s, pl);
-                        let mut lv = vec![Sparse::from_dense(&h0)];
-                        for k in 1..=max_sub {
-                            lv.push(Sparse::from_dense(&periodize(&h0, 1 << k)));
-                        }
-                        lv
-                    }
-                    Kind::Phi => {
-                        let max_sub = max_j1.max(max_j2).min(log2_t).min(j_pad);
-                        let h0 = morlet_1d(n_padded, None, SIGMA0 / t as f64, pl);
-                        let mut lv = vec![Sparse::from_dense(&h0)];
-                        for k in 1..=max_sub {
-                            lv.push(Sparse::from_dense(&periodize(&h0, 1 << k)));
-                        }
-                        lv
-                    }
-                };
-                (kind, levels)
-            })
-            .collect();
-        let mut psi1 = Vec::new();
-        let mut psi2 = Vec::new();
-        let mut phi = Vec::new();
-        for (kind, levels) in built {
-            match kind {
-                Kind::Psi1(i) => psi1.push(Wavelet {
-                    xi: p1[i].0,
-                    sigma: p1[i].1,
-                    j: p1[i].2,
-                    levels,
-                }),
-                Kind::Psi2(i) => psi2.push(Wavelet {
-                    xi: p2[i].0,
-                    sigma: p2[i].1,
-                    j: p2[i].2,
-                    levels,
-                }),
-                Kind::Phi => phi = levels,
-            }
-        }
+        let (psi1, psi2, phi) = filters(n_padded, j, q, &p1, &p2);
         Ok(FilterBank {
             j,
             q,
@@ -436,6 +491,17 @@ mod tests {
         let s = Sparse::from_dense(&h);
         assert_eq!((s.lo, s.vals.len()), (15, 3));
         assert_eq!(s.vals, vec![1.0, 2.0, 1.0]);
+    }
+
+    #[test]
+    fn clips_with_the_same_padded_length_share_the_filters() {
+        let a = FilterBank::new(4, 2, 700).unwrap();
+        let b = FilterBank::new(4, 2, 705).unwrap();
+        let c = FilterBank::new(4, 3, 700).unwrap();
+        assert_eq!(a.n_padded, b.n_padded);
+        assert_ne!(a.pad_left, b.pad_left);
+        assert!(Arc::ptr_eq(&a.psi1, &b.psi1) && Arc::ptr_eq(&a.phi, &b.phi));
+        assert!(!Arc::ptr_eq(&a.psi1, &c.psi1));
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! subsampling, with Kymatio's path order (`meta()`).
 //!
 //! A [`Scattering`] is a plan for one signal length: the filters are built once (f64, then
-//! stored sparsely in f32) and each backend keeps what it derives from them (FFT plans, device
-//! buffers) in the plan's cache, so transforming many clips of one length pays for setup once.
+//! stored sparsely in f32; shared by every plan with the same padded length, J and Q) and each
+//! backend keeps what it derives from them (FFT plans, device buffers) in the plan's cache, so
+//! transforming many clips of one length pays for setup once.
 //!
 //! Computation (both backends): FFT the padded signal once; for every first-order wavelet,
 //! multiply in the Fourier domain and periodise the product to the path's subsampled length
