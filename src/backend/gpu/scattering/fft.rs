@@ -1,5 +1,5 @@
 //! Host side of `shaders/fft_long.wgsl`: batched multi-pass Stockham FFTs over global memory
-//! (radix 4, then 2) for transforms of mixed power-of-two sizes laid out back to back.
+//! (radix 8, then 4 or 2) for transforms of mixed power-of-two sizes laid out back to back.
 
 use std::sync::Arc;
 
@@ -22,7 +22,7 @@ struct Params {
     inverse: u32,
 }
 
-/// `exp(-2πi k / 2^log2)` for `k < 2^log2` (radix 4 reads up to 3/4 of the circle), computed in
+/// `exp(-2πi k / 2^log2)` for `k < 2^log2` (radix 8 reads up to 7/8 of the circle), computed in
 /// f64 and uploaded once; serves every power-of-two size up to `2^log2`.
 pub struct Twiddles {
     pub buf: GpuBuffer,
@@ -46,12 +46,12 @@ impl Twiddles {
 }
 
 /// The job table of one batch of transforms: `[offset, log2 size, first unit]` per transform
-/// (a unit is the four elements one invocation handles, or a whole size-2 transform).
+/// (a unit is the eight elements one invocation handles, or a whole transform of 2 or 4).
 pub struct FftJobs {
     pub table: GpuBuffer,
     pub n_jobs: u32,
     pub units: u32,
-    /// Passes of the longest transform: ceil(log2 size / 2).
+    /// Passes of the longest transform: ceil(log2 size / 3).
     pub npass: u32,
 }
 
@@ -64,13 +64,13 @@ impl FftJobs {
             debug_assert!(l >= 1, "FFT sizes must be at least 2");
             words.extend_from_slice(&[off as u32, l, units as u32]);
             off += 1u64 << l;
-            units += (1u64 << l).div_ceil(4);
+            units += (1u64 << l).div_ceil(8);
         }
         Ok(FftJobs {
             table: ctx.upload(bytemuck::cast_slice(&words), "fft jobs")?,
             n_jobs: log2_sizes.len() as u32,
             units: units as u32,
-            npass: log2_sizes.iter().map(|l| l.div_ceil(2)).max().unwrap_or(0),
+            npass: log2_sizes.iter().map(|l| l.div_ceil(3)).max().unwrap_or(0),
         })
     }
 }
