@@ -101,9 +101,11 @@ def main():
             "shape": list(y.shape),
             "meta": {"order": order, "xi": xi, "j": j},
         }
+        # Readable header, meta arrays on single lines (they are long).
+        head = json.dumps({k: v for k, v in manifest.items() if k != "meta"}, indent=1)
+        meta_text = json.dumps(manifest["meta"], separators=(",", ":"))
         with open(os.path.join(OUT, name + ".json"), "w") as f:
-            json.dump(manifest, f, indent=1)
-            f.write("\n")
+            f.write(head[:-2] + ',\n "meta": ' + meta_text + "\n}\n")
         x_i16.astype("<i2").tofile(os.path.join(OUT, name + ".i16"))
         y.astype("<f4").tofile(os.path.join(OUT, name + ".f32"))
         print(f"{name}: input {x_i16.shape}, output {y.shape}, padded to {S._N_padded}")
