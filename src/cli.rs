@@ -129,6 +129,36 @@ pub enum BenchWhat {
     Data(data::BenchDataArgs),
     /// Decode, CPU features and GPU features per 30-second clip (and librosa when installed).
     Features(BenchFeaturesArgs),
+    /// The scattering transform per clip: CPU, GPU and Kymatio-numpy in one run.
+    Scattering(BenchScatteringArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchScatteringArgs {
+    /// Clip length in seconds (22,050 Hz; the bundled 30 s clip is looped beyond 30 s).
+    #[arg(long, default_value_t = 30.0)]
+    pub seconds: f64,
+    /// Scattering J (averaging scale T = 2^J).
+    #[arg(long, default_value_t = 8)]
+    pub j: u32,
+    /// First-order wavelets per octave (order 2 uses 1, as Kymatio's default).
+    #[arg(long, default_value_t = 8)]
+    pub q: u32,
+    /// Time each implementation for at least this long (seconds).
+    #[arg(long, default_value_t = 1.0)]
+    pub min_seconds: f64,
+    /// 16-bit PCM WAV to use instead of the bundled clip.
+    #[arg(long)]
+    pub wav: Option<std::path::PathBuf>,
+    /// Python with Kymatio 0.3 (default: .venv-kymatio, .venv-ref, then python3).
+    #[arg(long, env = "AINRNN_KYMATIO_PYTHON")]
+    pub python: Option<std::path::PathBuf>,
+    /// Create .venv-kymatio with Kymatio 0.3.0 (pip) first and use it.
+    #[arg(long)]
+    pub install_reference: bool,
+    /// Do not run Kymatio.
+    #[arg(long)]
+    pub no_reference: bool,
 }
 
 #[derive(Args, Debug)]
@@ -202,6 +232,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             what: BenchWhat::Features(a),
         }) => bench_features(cli.backend.into(), cli.json, a)?,
         Command::Features(a) => return features(cli.backend.into(), cli.json, a),
+        Command::Bench(BenchArgs {
+            what: BenchWhat::Scattering(a),
+        }) => bench_scattering(cli.backend.into(), cli.json, a)?,
         Command::Demo(a) => {
             eprintln!("ainrnn demo: adapters, then the op benchmark (GPU vs CPU).");
             eprint!("{}", ainrnn::info::render(&ainrnn::info::collect()));
@@ -356,6 +389,48 @@ fn bench_features(choice: BackendChoice, json: bool, a: BenchFeaturesArgs) -> Re
         print_json(&r)?;
     } else {
         eprint!("{}", ainrnn::bench::features::render(&r));
+    }
+    Ok(())
+}
+
+/// Like `bench ops`: the CPU always, the GPU on any adapter that opens unless `--backend cpu`.
+fn bench_scattering(choice: BackendChoice, json: bool, a: BenchScatteringArgs) -> Result<()> {
+    use ainrnn::bench::scattering as bs;
+    let (gpu, note) = match choice {
+        BackendChoice::Cpu => (None, Some("--backend cpu: GPU not measured".to_string())),
+        BackendChoice::Gpu => (
+            Some(GpuBackend::new().context("opening the GPU for bench scattering")?),
+            None,
+        ),
+        BackendChoice::Auto => match GpuBackend::new() {
+            Ok(g) => (Some(g), None),
+            Err(e) => (None, Some(format!("no GPU adapter ({e}); CPU only"))),
+        },
+    };
+    let python = if a.install_reference {
+        Some(
+            bs::install_reference(std::path::Path::new(bs::DEFAULT_VENV))
+                .context("installing the Kymatio reference")?,
+        )
+    } else {
+        a.python
+    };
+    let opts = bs::Options {
+        seconds: a.seconds,
+        cfg: ainrnn::audio::scattering::ScatteringConfig { j: a.j, q: a.q },
+        min_seconds: a.min_seconds,
+        wav: a.wav,
+        python,
+        no_reference: a.no_reference,
+    };
+    if !(opts.seconds > 0.0 && opts.seconds.is_finite()) {
+        anyhow::bail!("--seconds must be a positive number, got {}", opts.seconds);
+    }
+    let report = bs::run(&opts, gpu, note).context("bench scattering")?;
+    if json {
+        print_json(&report)?;
+    } else {
+        eprint!("{}", bs::render(&report));
     }
     Ok(())
 }

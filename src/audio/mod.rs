@@ -1,5 +1,5 @@
 //! Audio features: decode (symphonia) → mono → resample to 22,050 Hz (rubato) → STFT, mel,
-//! MFCC and its deltas, HFC, HPCP (and, once merged, the scattering transform) → the HDF5
+//! MFCC and its deltas, HFC, HPCP and the wavelet scattering transform → the HDF5
 //! feature store.
 //!
 //! The per-frame algorithms live here as plain functions (`stft`, `mel`, `mfcc`, `hfc`, `hpcp`);
@@ -15,6 +15,7 @@ pub mod job;
 pub mod mel;
 pub mod mfcc;
 pub mod resample;
+pub mod scattering;
 pub mod stft;
 pub mod store;
 

@@ -9,6 +9,7 @@ mod math;
 mod matmul;
 pub(crate) mod model;
 mod reduce;
+mod scattering;
 mod softmax;
 
 use std::sync::Arc;

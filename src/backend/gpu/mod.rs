@@ -11,6 +11,7 @@ mod matmul;
 mod model;
 pub mod pipeline;
 mod reduce;
+pub mod scattering;
 mod softmax;
 
 use std::sync::Arc;

@@ -18,10 +18,12 @@ pub enum Shader {
     Topk,
     Fft,
     Audio,
+    FftLong,
+    Scattering,
 }
 
 impl Shader {
-    pub const ALL: [Shader; 11] = [
+    pub const ALL: [Shader; 13] = [
         Shader::Elementwise,
         Shader::Matmul,
         Shader::Reduce,
@@ -33,6 +35,8 @@ impl Shader {
         Shader::Topk,
         Shader::Fft,
         Shader::Audio,
+        Shader::FftLong,
+        Shader::Scattering,
     ];
 
     pub fn name(self) -> &'static str {
@@ -48,6 +52,8 @@ impl Shader {
             Shader::Topk => "topk",
             Shader::Fft => "fft",
             Shader::Audio => "audio",
+            Shader::FftLong => "fft_long",
+            Shader::Scattering => "scattering",
         }
     }
 
@@ -64,6 +70,8 @@ impl Shader {
             Shader::Topk => include_str!("../../../shaders/topk.wgsl"),
             Shader::Fft => include_str!("../../../shaders/fft.wgsl"),
             Shader::Audio => include_str!("../../../shaders/audio.wgsl"),
+            Shader::FftLong => include_str!("../../../shaders/fft_long.wgsl"),
+            Shader::Scattering => include_str!("../../../shaders/scattering.wgsl"),
         }
     }
 }
