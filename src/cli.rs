@@ -309,11 +309,6 @@ fn features(choice: BackendChoice, json: bool, a: FeaturesArgs) -> Result<ExitCo
             anyhow::bail!("--seconds must be a positive number of seconds, got {s}");
         }
     }
-    if !a.no_scattering {
-        eprintln!(
-            "note: the scattering transform is not part of this build yet; writing the other features"
-        );
-    }
     let (sel, note) = select::select(choice).context("choosing the backend")?;
     if let Some(n) = note {
         eprintln!("note: {n}");
@@ -336,9 +331,17 @@ fn features(choice: BackendChoice, json: bool, a: FeaturesArgs) -> Result<ExitCo
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     };
-    let summary =
-        ainrnn::with_backend!(sel, b => ainrnn::audio::job::run(&b, &opts, None, progress))
-            .with_context(|| format!("features into {}", opts.output.display()))?;
+    let stage = if a.no_scattering {
+        None
+    } else {
+        Some(ainrnn::audio::scattering::Stage::new(Default::default())?)
+    };
+    let summary = ainrnn::with_backend!(sel, b => {
+        let f = |b: &_, x: &_| stage.as_ref().expect("stage present").run(b, x);
+        let scat = stage.as_ref().map(|s| (&f as &ainrnn::audio::features::ScatteringFn<'_, _>, s.first_order()));
+        ainrnn::audio::job::run(&b, &opts, scat, progress)
+    })
+    .with_context(|| format!("features into {}", opts.output.display()))?;
     bar.finish_and_clear();
     for s in &summary.skipped {
         eprintln!("skipped {}: {}", s.file, s.reason);

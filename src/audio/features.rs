@@ -159,16 +159,35 @@ pub fn extract_batch<B: AudioOps>(
     let hfc = b.hfc(plan, &power)?;
     let hpcp = b.hpcp(plan, &power, &valid_t)?;
     drop(power);
-    // The one place the scattering stage runs.
-    let scat = match scattering {
-        Some(f) => Some(f(b, &pcm_t)?),
-        None => None,
-    };
-    let mut parts = vec![&mel, &mfcc, &d1, &d2, &hfc, &hpcp];
-    if let Some((s, _)) = &scat {
-        parts.push(s);
+    // The one place the scattering stage runs: clips of equal length go through it together, each
+    // at its own length (Kymatio's reflect padding applies at the clip's real end, not after zeros
+    // added for the batch). With `--seconds S` every clip has the same length: one batch.
+    let mut scat: Vec<(Vec<usize>, BTensor<B>, usize)> = Vec::new();
+    if let Some(f) = scattering {
+        let mut by_len: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+        for (i, c) in clips.iter().enumerate() {
+            by_len.entry(c.len()).or_default().push(i);
+        }
+        for (l, members) in by_len {
+            let mut x = Vec::with_capacity(members.len() * l);
+            for &i in &members {
+                x.extend_from_slice(clips[i]);
+            }
+            let (t, first) = f(b, &b.upload_f32(&x, &[members.len(), l])?)?;
+            scat.push((members, t, first));
+        }
     }
+    let parts = vec![&mel, &mfcc, &d1, &d2, &hfc, &hpcp];
     let packed = b.to_f32(&b.concat(&parts)?)?;
+    // (clips, values, paths, frames, first-order paths) per length group.
+    type Group = (Vec<usize>, Vec<f32>, usize, usize, usize);
+    let scat_host: Vec<Group> = scat
+        .into_iter()
+        .map(|(members, t, first)| {
+            let (paths, fs) = (t.shape()[1], t.shape()[2]);
+            Ok((members, b.to_f32(&t)?, paths, fs, first))
+        })
+        .collect::<OpResult<_>>()?;
 
     let sizes = [N_MELS, N_MFCC, N_MFCC, N_MFCC, 1, HPCP_SIZE];
     let mut offsets = Vec::with_capacity(7);
@@ -177,9 +196,6 @@ pub fn extract_batch<B: AudioOps>(
         offsets.push(off);
         off += n * s * frames;
     }
-    let scat_shape = scat
-        .as_ref()
-        .map(|(s, first)| (s.shape()[1], s.shape()[2], *first));
     let mut out = Vec::with_capacity(n);
     for (c, &v) in valid.iter().enumerate() {
         let v = v as usize;
@@ -193,20 +209,18 @@ pub fn extract_batch<B: AudioOps>(
             }
             m
         };
-        let scattering = scat_shape.map(|(paths, fs, first)| {
-            // Kymatio frames: one per 2^J samples of the clip's own length (rounded up).
-            let own = if len == 0 {
-                0
-            } else {
-                (clips[c].len() * fs).div_ceil(len).min(fs)
-            };
-            let base = off + c * paths * fs;
-            let mut m = Vec::with_capacity(paths * own);
-            for r in 0..paths {
-                m.extend_from_slice(&packed[base + r * fs..base + r * fs + own]);
-            }
-            (m, paths, own, first)
-        });
+        let scattering = scat_host
+            .iter()
+            .find_map(|(members, data, paths, fs, first)| {
+                let pos = members.iter().position(|&i| i == c)?;
+                let block = paths * fs;
+                Some((
+                    data[pos * block..(pos + 1) * block].to_vec(),
+                    *paths,
+                    *fs,
+                    *first,
+                ))
+            });
         out.push(ClipFeatures {
             frames: v,
             mel: take(0),

@@ -240,3 +240,46 @@ pub trait ScatteringOps: Backend {
     /// Returns `[batch, plan.n_paths(), plan.n_frames()]`.
     fn scattering(&self, plan: &Scattering, clips: &BTensor<Self>) -> OpResult<BTensor<Self>>;
 }
+
+/// The `features` pipeline's scattering stage: a function of the padded batch `[clips, samples]`
+/// that plans once per distinct length (plans of the same padded length share their filters) and
+/// returns `[clips, paths, frames]` with the number of first-order paths.
+pub struct Stage {
+    cfg: ScatteringConfig,
+    plans: std::cell::RefCell<std::collections::HashMap<usize, Scattering>>,
+    first_order: usize,
+}
+
+impl Stage {
+    pub fn new(cfg: ScatteringConfig) -> Result<Self, Error> {
+        // The first-order paths depend on J and Q only; a short probe plan counts them.
+        let probe = Scattering::new(cfg, 1 << (cfg.j + 2).max(12))?;
+        let first_order = probe.meta().iter().filter(|m| m.order == 1).count();
+        Ok(Stage {
+            cfg,
+            plans: Default::default(),
+            first_order,
+        })
+    }
+
+    pub fn first_order(&self) -> usize {
+        self.first_order
+    }
+
+    pub fn run<B: ScatteringOps>(
+        &self,
+        b: &B,
+        clips: &BTensor<B>,
+    ) -> OpResult<(BTensor<B>, usize)> {
+        let n = clips.cols();
+        let mut plans = self.plans.borrow_mut();
+        if let std::collections::hash_map::Entry::Vacant(slot) = plans.entry(n) {
+            slot.insert(Scattering::new(self.cfg, n).map_err(|e| OpError::Invalid {
+                op: "scattering",
+                detail: e.to_string(),
+            })?);
+        }
+        let out = plans[&n].transform(b, clips)?;
+        Ok((out, self.first_order))
+    }
+}
