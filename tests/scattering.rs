@@ -438,3 +438,44 @@ fn configuration_errors_are_typed() {
         })
     ));
 }
+
+/// The `features` pipeline's scattering stage: clips of different lengths in one batch each get
+/// the transform of their own signal (not of the batch's zero-padded rows), and the first-order
+/// path count matches the plan's meta.
+#[test]
+fn features_stage_transforms_each_clip_at_its_own_length() {
+    use ainrnn::audio::features::{extract_batch, ScatteringFn};
+    use ainrnn::audio::scattering::Stage;
+    use ainrnn::backend::audio::AudioPlan;
+
+    let b = CpuBackend::new();
+    let cfg = ScatteringConfig { j: 5, q: 4 };
+    let stage = Stage::new(cfg).unwrap();
+    let mut r = common::rng(77);
+    let long = common::uniform(&mut r, 9000, -0.5, 0.5);
+    let short = common::uniform(&mut r, 6000, -0.5, 0.5);
+    let clips: Vec<&[f32]> = vec![&long, &short, &long];
+    let plan = AudioPlan::new(&b).unwrap();
+    let f = |b: &CpuBackend, x: &_| stage.run(b, x);
+    let feats =
+        extract_batch(&b, &plan, &clips, Some(&f as &ScatteringFn<'_, CpuBackend>)).unwrap();
+    for (clip, got) in clips.iter().zip(&feats) {
+        let direct = Scattering::new(cfg, clip.len()).unwrap();
+        let want = b
+            .to_f32(
+                &direct
+                    .transform(&b, &b.upload_f32(clip, &[1, clip.len()]).unwrap())
+                    .unwrap(),
+            )
+            .unwrap();
+        let (data, paths, frames, first) = got.scattering.clone().expect("scattering computed");
+        assert_eq!(
+            (paths, frames),
+            (direct.n_paths(), direct.n_frames()),
+            "clip of {} samples",
+            clip.len()
+        );
+        assert_eq!(first, direct.meta().iter().filter(|m| m.order == 1).count());
+        assert_eq!(data, want, "same values as the clip transformed alone");
+    }
+}
