@@ -192,9 +192,15 @@ pub struct BenchOpsArgs {
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
-    /// Small sizes only.
+    /// Smoke-test sizes (one fold, two epochs).
     #[arg(long)]
     pub quick: bool,
+    /// The bundled data folder.
+    #[arg(long, default_value = "data")]
+    pub data: PathBuf,
+    /// Output folder (features, datasets, reports, checkpoints).
+    #[arg(long, default_value = "out/demo")]
+    pub out: PathBuf,
 }
 
 /// Prints `value` as one JSON line on stdout.
@@ -235,11 +241,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench(BenchArgs {
             what: BenchWhat::Scattering(a),
         }) => bench_scattering(cli.backend.into(), cli.json, a)?,
-        Command::Demo(a) => {
-            eprintln!("ainrnn demo: adapters, then the op benchmark (GPU vs CPU).");
-            eprint!("{}", ainrnn::info::render(&ainrnn::info::collect()));
-            bench_ops(cli.backend.into(), cli.json, a.quick, 0.3)?;
-        }
+        Command::Demo(a) => demo(cli.backend.into(), cli.json, a)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -435,6 +437,38 @@ fn bench_scattering(choice: BackendChoice, json: bool, a: BenchScatteringArgs) -
     } else {
         eprint!("{}", bs::render(&report));
     }
+    Ok(())
+}
+
+/// The main job on the bundled data (see `ainrnn::demo`).
+fn demo(choice: BackendChoice, json: bool, a: DemoArgs) -> Result<()> {
+    let (sel, note) = select::select(choice).context("choosing the backend")?;
+    match note {
+        Some(n) => eprintln!("note: {n}"),
+        None => eprintln!(
+            "using {}",
+            ainrnn::with_backend!(&sel, b => ainrnn::backend::Backend::describe(b))
+        ),
+    }
+    let o = ainrnn::demo::DemoOptions {
+        data: a.data,
+        out: a.out,
+        quick: a.quick,
+    };
+    let s = ainrnn::demo::run(&sel, &o, &mut |l| eprintln!("{l}"))?;
+    if json {
+        print_json(&s)?;
+    }
+    eprintln!(
+        "demo finished in {:.0} s on {}; reports: {}",
+        s.seconds,
+        s.backend,
+        s.reports
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     Ok(())
 }
 

@@ -6,6 +6,7 @@
 pub mod audio;
 pub mod backend;
 pub mod data;
+pub mod demo;
 pub mod error;
 pub mod eval;
 pub mod model;

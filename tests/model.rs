@@ -21,8 +21,7 @@ fn config(kind: ModelKind) -> ModelConfig {
     let mut c = ModelConfig::new(kind, SONGS);
     c.hidden = 6;
     c.layers = if kind == ModelKind::Lstm { 2 } else { 3 };
-    c.emb = 4;
-    c.out_dim = 5;
+    c.emb = 5;
     c.att = 4;
     c.portrait_dim = 3;
     c.max_history = 6;

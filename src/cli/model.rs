@@ -50,6 +50,9 @@ pub struct TrainArgs {
     /// Dropout on the recurrent outputs, mask shared over time (the paper's 0.5).
     #[arg(long, default_value_t = 0.5)]
     pub dropout: f32,
+    /// AdamW weight decay (decoupled) on weights and embeddings.
+    #[arg(long, default_value_t = 1e-5)]
+    pub weight_decay: f32,
     /// Stop after this many epochs without a better validation NDCG@10 (0: never).
     #[arg(long, default_value_t = 3)]
     pub patience: u32,
@@ -115,6 +118,7 @@ pub fn run_train(a: TrainArgs, choice: BackendChoice, json: bool) -> Result<()> 
     opts.max_history = a.max_history.max(1);
     opts.lr = a.lr;
     opts.dropout = a.dropout.clamp(0.0, 0.95);
+    opts.weight_decay = a.weight_decay.max(0.0);
     opts.patience = a.patience;
     opts.seed = a.seed;
     opts.resume = a.resume;
@@ -256,6 +260,9 @@ pub struct CompareArgs {
     pub lr: f32,
     #[arg(long, default_value_t = 0.5)]
     pub dropout: f32,
+    /// AdamW weight decay (decoupled) on weights and embeddings.
+    #[arg(long, default_value_t = 1e-5)]
+    pub weight_decay: f32,
     #[arg(long, default_value_t = 3)]
     pub patience: u32,
     #[arg(long, default_value_t = 42)]
@@ -288,6 +295,7 @@ pub fn run_compare(a: CompareArgs, choice: BackendChoice, json: bool) -> Result<
     train.max_history = a.max_history.max(1);
     train.lr = a.lr;
     train.dropout = a.dropout.clamp(0.0, 0.95);
+    train.weight_decay = a.weight_decay.max(0.0);
     train.patience = a.patience;
     train.seed = a.seed;
     let opts = ainrnn::eval::compare::CompareOptions {

@@ -39,7 +39,7 @@ pub struct DeviceBatch<B: ModelOps> {
     pub mask: BTensor<B>,
     /// `[B, L]`: 0 for real steps, −∞ for padding (added to attention scores).
     pub mask_add: BTensor<B>,
-    /// `[B, L]`: log(1 + plays), 0 on padding.
+    /// `[B, L]`: log(1 + plays) minus the user's mean of it, 0 on padding.
     pub logc: BTensor<B>,
     /// Rows `b·L + L − 1`: the last step of every sequence.
     pub last: IndexPlan<B::Storage>,
@@ -80,12 +80,17 @@ pub fn upload<B: ModelOps>(
     for (r, e) in examples.iter().enumerate() {
         let n = e.songs.len().min(cfg.max_history);
         let skip = e.songs.len() - n;
-        for (k, (&s, &c)) in e.songs[skip..].iter().zip(&e.plays[skip..]).enumerate() {
+        // Play counts as preference relative to the user's own habit: log(1 + plays) minus its
+        // mean over the history, so heavy and light listeners (HetRec weights reach 475,000,
+        // Taste-Profile counts stay below 1,000) feed the same scale to the network.
+        let kept = &e.plays[skip..];
+        let mean = kept.iter().map(|&c| c.max(0.0).ln_1p()).sum::<f32>() / kept.len().max(1) as f32;
+        for (k, (&s, &c)) in e.songs[skip..].iter().zip(kept).enumerate() {
             let i = r * steps + (steps - n) + k;
             songs[i] = s;
             mask[i] = 1.0;
             mask_add[i] = 0.0;
-            logc[i] = c.max(0.0).ln_1p();
+            logc[i] = c.max(0.0).ln_1p() - mean;
         }
         let mut t = e.targets.clone();
         t.sort_unstable();

@@ -251,7 +251,10 @@ impl LstmLayer {
 
 /// Attention over a history with play counts as preference:
 /// `e_t = vᵀ tanh(W h_t + c) + β · log(1 + plays_t)`, `α = softmax_t(e)` over unmasked steps,
-/// `z = Σ_t α_t h_t`. The learned β (initially 1) sets how much play counts sway the weights.
+/// then every value sequence `x⁽ⁱ⁾` is pooled with the same weights, `z⁽ⁱ⁾ = Σ_t α_t x⁽ⁱ⁾_t`.
+/// The learned β (initially 1) sets how much play counts sway the weights. AINRNN pools the
+/// input embeddings and every layer's output (the dense representation of each step), scoring
+/// with the last layer.
 pub struct PlayAttention {
     pub proj: MultiLinear,
     pub v: PId,
@@ -285,17 +288,19 @@ impl PlayAttention {
         })
     }
 
-    /// `h` `[B, L, H]`, `logc` `[B, L]` (log(1 + plays), 0 on padding), `mask_add` `[B, L]`
-    /// (0 or −∞) → `z` `[B, H]`.
+    /// `h` `[B, L, H]` scores the steps; `values[i]` `[B, L, d_i]` are pooled; `logc` `[B, L]`
+    /// (log(1 + plays), 0 on padding), `mask_add` `[B, L]` (0 or −∞) → `z_i` `[B, d_i]`.
+    #[allow(clippy::too_many_arguments)]
     pub fn forward<B: ModelOps>(
         &self,
         b: &B,
         p: &Params<B>,
         h: &BTensor<B>,
+        values: &[&BTensor<B>],
         logc: &BTensor<B>,
         mask_add: &BTensor<B>,
         (bs, l): (usize, usize),
-    ) -> OpResult<(BTensor<B>, AttentionCache<B>)> {
+    ) -> OpResult<(Vec<BTensor<B>>, AttentionCache<B>)> {
         let h2 = view::<B>(h, &[bs * l, self.hidden])?;
         let t = b.unary(UnaryOp::Tanh, &self.proj.forward(b, p, &[&h2])?)?;
         let e = view::<B>(&b.matmul(&t, p.get(self.v), false, false)?, &[bs, l])?;
@@ -306,34 +311,51 @@ impl PlayAttention {
             mask_add,
         )?;
         let alpha = b.softmax_rows(&e, false)?;
-        let z = b.matmul(&view::<B>(&alpha, &[bs, 1, l])?, h, false, false)?;
-        Ok((
-            view::<B>(&z, &[bs, self.hidden])?,
-            AttentionCache { tanh: t, alpha },
-        ))
+        let a3 = view::<B>(&alpha, &[bs, 1, l])?;
+        let zs = values
+            .iter()
+            .map(|x| {
+                let d = x.cols();
+                view::<B>(&b.matmul(&a3, x, false, false)?, &[bs, d])
+            })
+            .collect::<OpResult<_>>()?;
+        Ok((zs, AttentionCache { tanh: t, alpha }))
     }
 
-    /// Accumulates the attention parameters' gradients; returns ∂h `[B, L, H]` (the part that
-    /// flows through the attention).
+    /// Accumulates the attention parameters' gradients given `∂z_i`; returns `∂h` (through the
+    /// scores) and `∂values[i]` `[B, L, d_i]`.
     #[allow(clippy::too_many_arguments)]
     pub fn backward<B: ModelOps>(
         &self,
         b: &B,
         p: &mut Params<B>,
         h: &BTensor<B>,
+        values: &[&BTensor<B>],
         logc: &BTensor<B>,
         cache: &AttentionCache<B>,
-        dz: &BTensor<B>,
+        dzs: &[BTensor<B>],
         (bs, l): (usize, usize),
-    ) -> OpResult<BTensor<B>> {
-        let hd = self.hidden;
-        let dz3 = view::<B>(dz, &[bs, 1, hd])?;
-        // z = α·h: ∂α = h ∂z (per sequence), ∂h = αᵀ ∂z.
-        let dalpha = view::<B>(
-            &b.matmul(h, &view::<B>(dz, &[bs, hd, 1])?, false, false)?,
-            &[bs, l],
-        )?;
-        let dh = b.matmul(&view::<B>(&cache.alpha, &[bs, l, 1])?, &dz3, false, false)?;
+    ) -> OpResult<(BTensor<B>, Vec<BTensor<B>>)> {
+        let alpha3 = view::<B>(&cache.alpha, &[bs, l, 1])?;
+        // z_i = α·x_i: ∂α = Σ_i x_i ∂z_i (per sequence), ∂x_i = αᵀ ∂z_i.
+        let mut dalpha: Option<BTensor<B>> = None;
+        let mut dvalues = Vec::with_capacity(values.len());
+        for (x, dz) in values.iter().zip(dzs) {
+            let d = x.cols();
+            let da = b.matmul(x, &view::<B>(dz, &[bs, d, 1])?, false, false)?;
+            dalpha = Some(match dalpha.take() {
+                None => da,
+                Some(mut acc) => {
+                    b.axpy(&mut acc, &da, 1.0)?;
+                    acc
+                }
+            });
+            dvalues.push(b.matmul(&alpha3, &view::<B>(dz, &[bs, 1, d])?, false, false)?);
+        }
+        let dalpha = match dalpha {
+            Some(d) => view::<B>(&d, &[bs, l])?,
+            None => b.zeros(&[bs, l])?,
+        };
         let de = b.softmax_rows_backward(&cache.alpha, &dalpha, false)?;
         // β: ∂β = Σ ∂e ⊙ log(1 + plays).
         let dbeta = b.reduce_rows(
@@ -346,11 +368,9 @@ impl PlayAttention {
         p.acc_grad(b, self.v, b.matmul(&cache.tanh, &de2, true, false)?)?;
         let dt = b.matmul(&de2, p.get(self.v), false, true)?;
         let dpre = b.tanh_backward(&cache.tanh, &dt)?;
-        let h2 = view::<B>(h, &[bs * l, hd])?;
-        let dh_proj = self.proj.backward(b, p, &[&h2], &dpre, &[true])?;
-        let dh_proj = dh_proj.into_iter().next().flatten().expect("asked for ∂h");
-        let mut dh = dh;
-        b.axpy(&mut dh, &dh_proj, 1.0)?;
-        Ok(dh)
+        let h2 = view::<B>(h, &[bs * l, self.hidden])?;
+        let dh = self.proj.backward(b, p, &[&h2], &dpre, &[true])?;
+        let dh = dh.into_iter().next().flatten().expect("asked for ∂h");
+        Ok((view::<B>(&dh, &[bs, l, self.hidden])?, dvalues))
     }
 }

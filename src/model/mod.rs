@@ -66,10 +66,9 @@ pub struct ModelConfig {
     pub kind: ModelKind,
     pub hidden: usize,
     pub layers: usize,
-    /// Learned song input embedding size.
+    /// Song embedding size: the input embedding and the user/song output representation
+    /// (one tied table).
     pub emb: usize,
-    /// User / song output representation size.
-    pub out_dim: usize,
     pub att: usize,
     pub portrait_dim: usize,
     pub max_history: usize,
@@ -95,8 +94,7 @@ impl ModelConfig {
             kind,
             hidden: 64,
             layers: if kind == ModelKind::Lstm { 2 } else { 5 },
-            emb: 32,
-            out_dim: 64,
+            emb: 64,
             att: 32,
             portrait_dim: 8,
             max_history: 50,
@@ -167,7 +165,10 @@ impl<B: ModelOps> Model<B> {
     pub fn new(b: &B, cfg: ModelConfig, features: Option<&[f32]>) -> OpResult<Self> {
         let mut rng = StdRng::seed_from_u64(cfg.seed);
         let mut p = Params::new();
-        let in_emb = p.uniform(b, &mut rng, "input.emb", &[cfg.songs, cfg.emb], 0.05, true)?;
+        // One song table serves as the input embedding and as the learned part of the songs'
+        // output representation (tied, as in Press & Wolf 2017): listening to a song and being
+        // predicted to like it share one vector, which small datasets need.
+        let in_emb = p.uniform(b, &mut rng, "songs.emb", &[cfg.songs, cfg.emb], 0.05, true)?;
         let in_feat = match (features, cfg.feature_dim) {
             (Some(v), d) if d > 0 => Some(b.upload_f32(v, &[cfg.songs, d])?),
             _ => None,
@@ -230,7 +231,16 @@ impl<B: ModelOps> Model<B> {
                 Encoder::Lstm { layers }
             }
         };
-        let mut user_dims = vec![h];
+        // AINRNN pools every step's dense representation (inputs and all layers); the baselines
+        // take the last layer's last state.
+        let mut user_dims = match cfg.kind {
+            ModelKind::Ainrnn => {
+                let mut d = in_dims.clone();
+                d.extend(std::iter::repeat_n(h, cfg.layers));
+                d
+            }
+            _ => vec![h],
+        };
         let age = if cfg.n_age > 0 {
             user_dims.push(cfg.portrait_dim);
             Some(p.uniform(
@@ -260,17 +270,18 @@ impl<B: ModelOps> Model<B> {
         if cfg.n_genre > 0 {
             user_dims.push(cfg.n_genre);
         }
-        let user = MultiLinear::new(b, &mut p, &mut rng, "user", &user_dims, cfg.out_dim, true)?;
+        let user = MultiLinear::new(b, &mut p, &mut rng, "user", &user_dims, cfg.emb, true)?;
         let scorer = Scorer::new(
             b,
             &mut p,
             &mut rng,
             cfg.songs,
-            cfg.out_dim,
+            cfg.emb,
             features
                 .filter(|_| cfg.feature_dim > 0)
                 .map(|v| (v, cfg.feature_dim)),
             cfg.tile,
+            in_emb,
         )?;
         Ok(Model {
             cfg,
@@ -292,7 +303,7 @@ impl<B: ModelOps> Model<B> {
         }
     }
 
-    /// User vectors `[B, out_dim]`. With `rng`, dropout is applied (training).
+    /// User vectors `[B, emb]`. With `rng`, dropout is applied (training).
     pub fn forward(
         &self,
         b: &B,
@@ -377,17 +388,18 @@ impl<B: ModelOps> Model<B> {
             }
         }
         let last = outs.last().expect("at least one layer");
-        let (z, att) = match &self.encoder {
+        let (mut user_in, att) = match &self.encoder {
             Encoder::Dense { att, .. } => {
-                let (z, c) = att.forward(b, p, last, &batch.logc, &batch.mask_add, (bs, l))?;
-                (z, Some(c))
+                let values: Vec<&BTensor<B>> = inputs.iter().chain(outs.iter()).collect();
+                let (zs, c) =
+                    att.forward(b, p, last, &values, &batch.logc, &batch.mask_add, (bs, l))?;
+                (zs, Some(c))
             }
             _ => (
-                b.gather_rows(&view::<B>(last, &[bs * l, h])?, &batch.last)?,
+                vec![b.gather_rows(&view::<B>(last, &[bs * l, h])?, &batch.last)?],
                 None,
             ),
         };
-        let mut user_in = vec![z];
         if let Some(a) = self.age {
             user_in.push(b.gather_rows(p.get(a), &batch.age)?);
         }
@@ -412,7 +424,7 @@ impl<B: ModelOps> Model<B> {
         ))
     }
 
-    /// Accumulates every parameter's gradient given ∂u `[B, out_dim]`.
+    /// Accumulates every parameter's gradient given ∂u `[B, emb]`.
     pub fn backward(
         &mut self,
         b: &B,
@@ -423,17 +435,25 @@ impl<B: ModelOps> Model<B> {
         let (bs, l) = (batch.size, batch.steps);
         let h = self.cfg.hidden;
         let refs: Vec<&BTensor<B>> = cache.user_in.iter().collect();
+        let nl = cache.outs.len();
+        let n_in = cache.inputs.len();
+        let dense = matches!(self.encoder, Encoder::Dense { .. });
+        // The pooled blocks come first in the user map's inputs, then the portrait.
+        let n_pooled = if dense { n_in + nl } else { 1 };
         let mut need = vec![false; refs.len()];
-        need[0] = true;
+        need[..n_pooled].iter_mut().for_each(|x| *x = true);
         if self.age.is_some() {
-            need[1] = true;
+            need[n_pooled] = true;
         }
         if self.lang.is_some() {
-            need[1 + self.age.is_some() as usize] = true;
+            need[n_pooled + self.age.is_some() as usize] = true;
         }
         let mut d = self.user.backward(b, &mut self.params, &refs, du, &need)?;
-        let dz = d[0].take().expect("asked for ∂z");
-        let mut slot = 1;
+        let dzs: Vec<BTensor<B>> = d[..n_pooled]
+            .iter_mut()
+            .map(|x| x.take().expect("asked for ∂z"))
+            .collect();
+        let mut slot = n_pooled;
         for (table, plan) in [(self.age, &batch.age), (self.lang, &batch.lang)] {
             if let Some(t) = table {
                 let g = d[slot].take().expect("asked for the portrait gradient");
@@ -443,30 +463,46 @@ impl<B: ModelOps> Model<B> {
                 slot += 1;
             }
         }
-        let nl = cache.outs.len();
         // ∂(layer outputs after dropout), filled from the top down.
         let mut douts: Vec<Option<BTensor<B>>> = vec![None; nl];
+        let mut demb: Option<BTensor<B>> = None;
         match &self.encoder {
             Encoder::Dense { att, .. } => {
                 let c = cache.att.as_ref().expect("attention cache");
-                douts[nl - 1] = Some(att.backward(
+                let values: Vec<&BTensor<B>> =
+                    cache.inputs.iter().chain(cache.outs.iter()).collect();
+                let (dscore, dvalues) = att.backward(
                     b,
                     &mut self.params,
                     &cache.outs[nl - 1],
+                    &values,
                     &batch.logc,
                     c,
-                    &dz,
+                    &dzs,
                     (bs, l),
-                )?);
+                )?;
+                douts[nl - 1] = Some(dscore);
+                for (j, dv) in dvalues.into_iter().enumerate() {
+                    if j == 0 {
+                        demb = Some(view::<B>(&dv, &[bs * l, self.cfg.emb])?);
+                    } else if j >= n_in {
+                        let k = j - n_in;
+                        douts[k] = Some(match douts[k].take() {
+                            None => dv,
+                            Some(mut acc) => {
+                                b.axpy(&mut acc, &dv, 1.0)?;
+                                acc
+                            }
+                        });
+                    }
+                }
             }
             _ => {
                 let mut dh = b.zeros(&[bs * l, h])?;
-                b.scatter_add_rows(&mut dh, &dz, &batch.last)?;
+                b.scatter_add_rows(&mut dh, &dzs[0], &batch.last)?;
                 douts[nl - 1] = Some(view::<B>(&dh, &[bs, l, h])?);
             }
         }
-        let n_in = cache.inputs.len();
-        let dense = matches!(self.encoder, Encoder::Dense { .. });
         // Where the gradient of input j of layer i goes: the song embedding (input 0), an earlier
         // layer's output, or nowhere (song features and play counts are constants).
         let dest = |i: usize, j: usize| -> Dest {
@@ -477,7 +513,6 @@ impl<B: ModelOps> Model<B> {
                 _ => Dest::Nowhere,
             }
         };
-        let mut demb: Option<BTensor<B>> = None;
         for i in (0..nl).rev() {
             let Some(dout) = douts[i].take() else {
                 continue;

@@ -18,7 +18,10 @@ pub struct Scorer<B: ModelOps> {
     pub dim: usize,
     /// `(start, len)` of each tile.
     pub tiles: Vec<(usize, usize)>,
-    pub emb: Vec<PId>,
+    /// The learned song table `[songs, dim]` (shared with the input embedding when tied).
+    pub emb: PId,
+    /// Row plans selecting each tile's songs from `emb`.
+    pub plans: Vec<crate::backend::IndexPlan<B::Storage>>,
     pub bias: Vec<PId>,
     /// Feature projection `[D_f, dim]` and the constant feature tiles `[len, D_f]`.
     pub proj: Option<PId>,
@@ -30,7 +33,8 @@ pub struct Scorer<B: ModelOps> {
 pub type Ranked = Vec<Vec<(u32, f32)>>;
 
 impl<B: ModelOps> Scorer<B> {
-    /// `features`: `songs × D_f` row-major, or `None`. `tile` caps the songs per tile.
+    /// `features`: `songs × D_f` row-major, or `None`. `tile` caps the songs per tile. `emb`: the
+    /// `[songs, dim]` song table to score with (the model's input embedding: tied).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         b: &B,
@@ -40,17 +44,19 @@ impl<B: ModelOps> Scorer<B> {
         dim: usize,
         features: Option<(&[f32], usize)>,
         tile: usize,
+        emb: PId,
     ) -> OpResult<Self> {
         let tile = tile.max(1);
         let tiles: Vec<(usize, usize)> = (0..songs)
             .step_by(tile)
             .map(|s| (s, tile.min(songs - s)))
             .collect();
-        let mut emb = Vec::new();
+        let mut plans = Vec::new();
         let mut bias = Vec::new();
         let mut feats = Vec::new();
         for (i, &(start, len)) in tiles.iter().enumerate() {
-            emb.push(p.uniform(b, rng, &format!("songs.emb{i}"), &[len, dim], 0.01, true)?);
+            let rows: Vec<u32> = (start as u32..(start + len) as u32).collect();
+            plans.push(b.index_plan(&rows, songs)?);
             bias.push(p.zeros(b, &format!("songs.bias{i}"), &[len])?);
             if let Some((v, d)) = features {
                 feats.push(b.upload_f32(&v[start * d..(start + len) * d], &[len, d])?);
@@ -65,6 +71,7 @@ impl<B: ModelOps> Scorer<B> {
             dim,
             tiles,
             emb,
+            plans,
             bias,
             proj,
             features: feats,
@@ -74,14 +81,11 @@ impl<B: ModelOps> Scorer<B> {
 
     /// `q` of one tile: `[len, dim]`.
     fn tile_repr(&self, b: &B, p: &Params<B>, i: usize) -> OpResult<BTensor<B>> {
-        match self.proj {
-            Some(w) => {
-                let mut q = p.get(self.emb[i]).clone();
-                b.matmul_into(&mut q, &self.features[i], p.get(w), false, false, 1.0, 1.0)?;
-                Ok(q)
-            }
-            None => Ok(p.get(self.emb[i]).clone()),
+        let mut q = b.gather_rows(p.get(self.emb), &self.plans[i])?;
+        if let Some(w) = self.proj {
+            b.matmul_into(&mut q, &self.features[i], p.get(w), false, false, 1.0, 1.0)?;
         }
+        Ok(q)
     }
 
     fn tile_logits(
@@ -135,6 +139,7 @@ impl<B: ModelOps> Scorer<B> {
         // Sweep 2: per-tile loss and gradients (the logits are recomputed, not kept).
         let mut loss = b.zeros(&[rows])?;
         let mut du = b.zeros(&[rows, self.dim])?;
+        let mut demb = b.zeros(&[self.songs, self.dim])?;
         for (i, &(start, len)) in self.tiles.iter().enumerate() {
             let local: Vec<(u32, u32, f32)> = targets
                 .iter()
@@ -150,8 +155,9 @@ impl<B: ModelOps> Scorer<B> {
             if let Some(w) = self.proj {
                 p.acc_grad(b, w, b.matmul(&self.features[i], &dq, true, false)?)?;
             }
-            p.acc_grad(b, self.emb[i], dq)?;
+            b.scatter_add_rows(&mut demb, &dq, &self.plans[i])?;
         }
+        p.acc_grad(b, self.emb, demb)?;
         let total = b.reduce_rows(ReduceOp::Sum, &view::<B>(&loss, &[1, rows])?)?;
         Ok((total, du))
     }

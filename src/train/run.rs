@@ -30,6 +30,7 @@ pub struct TrainOptions {
     pub max_history: usize,
     pub lr: f32,
     pub dropout: f32,
+    pub weight_decay: f32,
     pub seed: u64,
     pub patience: u32,
     pub out: PathBuf,
@@ -52,6 +53,7 @@ impl TrainOptions {
             max_history: 50,
             lr: 5e-4,
             dropout: 0.5,
+            weight_decay: 1e-5,
             seed: 42,
             patience: 3,
             out,
@@ -186,13 +188,14 @@ pub fn train<B: ModelOps>(
             mc.n_age = corpus.n_age;
             mc.n_lang = corpus.n_lang;
             mc.n_genre = corpus.portraits.as_ref().map(|p| p.n_genre).unwrap_or(0);
-            mc.tile = tile_for(b, opts.batch, mc.out_dim);
+            mc.tile = tile_for(b, opts.batch, mc.emb);
             let feats = corpus.features.as_ref().map(|f| f.0.as_slice());
             let cfg = TrainConfig {
                 epochs: opts.epochs,
                 batch: opts.batch,
                 optim: crate::model::params::OptimConfig {
                     lr: opts.lr,
+                    weight_decay: opts.weight_decay,
                     ..Default::default()
                 },
                 patience: opts.patience,

@@ -1,0 +1,383 @@
+//! Training on a small real dataset (the first users of the bundled Taste-Profile triplets):
+//! a tiny model overfits a fixed batch on both backends, a resumed run equals an uninterrupted
+//! one, a diverging run stops with a clear error and keeps the last good checkpoint, and the
+//! command-line tools print what their `--json` promises.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ainrnn::backend::cpu::CpuBackend;
+use ainrnn::backend::model_ops::ModelOps;
+use ainrnn::backend::Backend;
+use ainrnn::data::prepare::{prepare, Input, PrepareOptions};
+use ainrnn::data::Dataset;
+use ainrnn::model::batch::upload;
+use ainrnn::model::{Model, ModelConfig, ModelKind};
+use ainrnn::train::corpus::{fold_data, FeatureSet};
+use ainrnn::train::run::{train, TrainOptions};
+use ainrnn::train::{split_example, Corpus};
+use rand::SeedableRng;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A real dataset file: the first `users` users of `data/taste/triplets_dev.txt`, with the MSD
+/// subset metadata (song vectors, genres, languages), 3 folds.
+fn small_dataset(dir: &Path, users: usize) -> PathBuf {
+    let text = std::fs::read_to_string(root().join("data/taste/triplets_dev.txt")).unwrap();
+    let mut seen = Vec::new();
+    let mut out = String::new();
+    for line in text.lines() {
+        let u = line.split('\t').next().unwrap();
+        if seen.last().map(String::as_str) != Some(u) {
+            if seen.len() == users {
+                break;
+            }
+            seen.push(u.to_string());
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    let trip = dir.join("triplets.txt");
+    std::fs::write(&trip, out).unwrap();
+    let h5 = dir.join("small.h5");
+    let mut o = PrepareOptions::new(Input::Triplets(trip), h5.clone());
+    o.metadata = Some(root().join("data/msd/subset_10k.csv"));
+    o.folds = 3;
+    prepare(&o, &mut |_| {}).unwrap();
+    h5
+}
+
+/// A tiny AINRNN learns a fixed batch of real users: the loss falls by at least 3×.
+fn overfits<B: ModelOps>(b: &B) {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = Dataset::load(&small_dataset(dir.path(), 600)).unwrap();
+    let (corpus, _) = Corpus::from_dataset(&ds, FeatureSet::All).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let examples: Vec<_> = (0..ds.users() as u32)
+        .filter_map(|u| {
+            let (s, p) = &corpus.histories[u as usize];
+            split_example(u, s, p, 0.5, &mut rng)
+        })
+        .take(12)
+        .collect();
+    assert_eq!(examples.len(), 12);
+    let mut cfg = ModelConfig::new(ModelKind::Ainrnn, corpus.songs);
+    cfg.hidden = 16;
+    cfg.layers = 2;
+    cfg.emb = 16;
+    cfg.dropout = 0.0;
+    cfg.feature_dim = corpus.features.as_ref().map(|f| f.1).unwrap_or(0);
+    cfg.n_age = corpus.n_age;
+    cfg.n_lang = corpus.n_lang;
+    cfg.n_genre = corpus.portraits.as_ref().map(|p| p.n_genre).unwrap_or(0);
+    let mut model = Model::new(b, cfg, corpus.features.as_ref().map(|f| f.0.as_slice())).unwrap();
+    let batch = upload(b, &model.cfg, corpus.portraits.as_ref(), &examples).unwrap();
+    let optim = ainrnn::model::params::OptimConfig {
+        lr: 1e-2,
+        ..Default::default()
+    };
+    let first = b.to_f32(&model.eval_loss(b, &batch).unwrap()).unwrap()[0];
+    for _ in 0..80 {
+        model.train_step(b, &batch, &mut rng, &optim).unwrap();
+    }
+    let last = b.to_f32(&model.eval_loss(b, &batch).unwrap()).unwrap()[0];
+    assert!(
+        last * 3.0 < first,
+        "loss {first} -> {last}: expected a fall by at least 3x on {}",
+        b.describe()
+    );
+}
+
+#[test]
+fn tiny_model_overfits_real_users_on_cpu() {
+    overfits(&CpuBackend::new());
+}
+
+#[test]
+fn tiny_model_overfits_real_users_on_gpu() {
+    if let Some(g) = common::gpu() {
+        overfits(&g);
+    }
+}
+
+fn opts(data: &Path, out: &Path, epochs: u32) -> TrainOptions {
+    let mut o = TrainOptions::new(data.to_path_buf(), ModelKind::Indrnn, out.to_path_buf());
+    o.epochs = epochs;
+    o.hidden = 12;
+    o.layers = Some(2);
+    o.batch = 32;
+    o.patience = 0;
+    o.lr = 2e-3;
+    o
+}
+
+#[test]
+fn resume_continues_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_dataset(dir.path(), 300);
+    let b = CpuBackend::new();
+    let full = dir.path().join("full.ckpt");
+    let s_full = train(&b, &opts(&data, &full, 2), |_| {}, |_, _, _, _| {}).unwrap();
+    assert_eq!(s_full.epochs_run, 2);
+    let part = dir.path().join("part.ckpt");
+    train(&b, &opts(&data, &part, 1), |_| {}, |_, _, _, _| {}).unwrap();
+    let mut again = opts(&data, &part, 2);
+    again.resume = true;
+    let s_res = train(&b, &again, |_| {}, |_, _, _, _| {}).unwrap();
+    assert_eq!(s_res.epochs_run, 2);
+    assert_eq!(
+        s_full.history.iter().map(|r| r.loss).collect::<Vec<_>>(),
+        s_res.history.iter().map(|r| r.loss).collect::<Vec<_>>()
+    );
+    let ds = Dataset::load(&data).unwrap();
+    let (a, _, _) =
+        ainrnn::eval::run::load_model(&b, &ds, &ainrnn::train::run::last_path(&full)).unwrap();
+    let (c, _, _) =
+        ainrnn::eval::run::load_model(&b, &ds, &ainrnn::train::run::last_path(&part)).unwrap();
+    for (x, y) in a.params.list.iter().zip(&c.params.list) {
+        assert_eq!(
+            b.to_f32(&x.value).unwrap(),
+            b.to_f32(&y.value).unwrap(),
+            "{} differs after resuming",
+            x.name
+        );
+        assert_eq!(
+            b.to_f32(&x.m).unwrap(),
+            b.to_f32(&y.m).unwrap(),
+            "{} Adam moment differs",
+            x.name
+        );
+    }
+}
+
+#[test]
+fn diverging_run_stops_and_keeps_the_last_good_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_dataset(dir.path(), 300);
+    let b = CpuBackend::new();
+    let out = dir.path().join("m.ckpt");
+    train(&b, &opts(&data, &out, 1), |_| {}, |_, _, _, _| {}).unwrap();
+    let good = std::fs::read(&out).unwrap();
+    let mut bad = opts(&data, &out, 3);
+    bad.lr = 1e30;
+    let e = train(&b, &bad, |_| {}, |_, _, _, _| {})
+        .expect_err("a learning rate of 1e30 diverges")
+        .to_string();
+    assert!(
+        e.contains("training loss became") && e.contains("last good checkpoint"),
+        "{e}"
+    );
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        good,
+        "the good checkpoint is untouched"
+    );
+}
+
+#[test]
+fn fold_out_of_range_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_dataset(dir.path(), 100);
+    let ds = Dataset::load(&data).unwrap();
+    let (corpus, _) = Corpus::from_dataset(&ds, FeatureSet::All).unwrap();
+    let e = fold_data(&ds, &corpus, 3, 1, 10).err().unwrap().to_string();
+    assert!(e.contains("--fold 3") && e.contains("3 folds"), "{e}");
+    let e = Corpus::from_dataset(&ds, FeatureSet::Scattering)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("scattering"), "{e}");
+}
+
+fn ainrnn_cmd() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ainrnn"));
+    c.env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .arg("--backend")
+        .arg("cpu");
+    c
+}
+
+fn run_json(c: &mut Command) -> Vec<serde_json::Value> {
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{:?} failed: {}",
+        c,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each stdout line is JSON"))
+        .collect()
+}
+
+#[test]
+fn command_line_train_eval_recommend_compare() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_dataset(dir.path(), 300);
+    let ckpt = dir.path().join("m.ckpt");
+    let lines = run_json(
+        ainrnn_cmd()
+            .args([
+                "--json",
+                "train",
+                "--epochs",
+                "2",
+                "--hidden",
+                "8",
+                "--layers",
+                "2",
+                "--patience",
+                "0",
+                "--data",
+            ])
+            .arg(&data)
+            .arg("--out")
+            .arg(&ckpt),
+    );
+    assert_eq!(lines.len(), 2, "one JSON line per epoch");
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(l["epoch"], i + 1);
+        for key in ["loss", "seconds", "precision_at_10", "ndcg_at_10"] {
+            assert!(l[key].is_number(), "epoch line lacks {key}: {l}");
+        }
+    }
+    let ev = run_json(
+        ainrnn_cmd()
+            .args(["--json", "eval", "--data"])
+            .arg(&data)
+            .arg("--checkpoint")
+            .arg(&ckpt),
+    );
+    assert_eq!(ev.len(), 1);
+    for key in [
+        "precision",
+        "recall",
+        "ndcg",
+        "ndcg_graded",
+        "map",
+        "hit_rate",
+        "coverage",
+        "long_tail_share",
+    ] {
+        assert!(ev[0][key].is_number(), "eval lacks {key}: {}", ev[0]);
+    }
+    assert_eq!(ev[0]["curve"].as_array().unwrap().len(), 20);
+    let ds = Dataset::load(&data).unwrap();
+    let rec = run_json(
+        ainrnn_cmd()
+            .args([
+                "--json",
+                "recommend",
+                "--k",
+                "5",
+                "--max-per-genre",
+                "2",
+                "--user",
+                &ds.user_ids[0],
+                "--data",
+            ])
+            .arg(&data)
+            .arg("--checkpoint")
+            .arg(&ckpt),
+    );
+    let list = rec[0].as_array().unwrap();
+    assert_eq!(list.len(), 5);
+    let mut genres = std::collections::HashMap::new();
+    for r in list {
+        *genres
+            .entry(r["genre"].as_str().unwrap().to_string())
+            .or_insert(0) += 1;
+        assert!(
+            !ds.history(0)
+                .0
+                .iter()
+                .any(|&s| ds.song_ids[s as usize] == r["song_id"].as_str().unwrap()),
+            "a listened song was recommended"
+        );
+    }
+    assert!(
+        genres.values().all(|&c| c <= 2),
+        "--max-per-genre 2: {genres:?}"
+    );
+    // A user who is not in the dataset is a clear error, not a panic.
+    let out = ainrnn_cmd()
+        .args(["recommend", "--user", "nobody", "--data"])
+        .arg(&data)
+        .arg("--checkpoint")
+        .arg(&ckpt)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("\"nobody\" is not in"));
+
+    let rep = dir.path().join("report");
+    let cmp = run_json(
+        ainrnn_cmd()
+            .args([
+                "--json",
+                "compare",
+                "--models",
+                "popularity,itemknn,ease,indrnn",
+                "--folds",
+                "2",
+                "--epochs",
+                "1",
+                "--hidden",
+                "8",
+                "--layers",
+                "1",
+                "--ease-lambda",
+                "50",
+                "--data",
+            ])
+            .arg(&data)
+            .arg("--report")
+            .arg(&rep),
+    );
+    let j = &cmp[0];
+    assert_eq!(j["k"], 10);
+    assert_eq!(j["folds"], 2);
+    for m in ["popularity", "itemknn", "ease", "indrnn"] {
+        for key in [
+            "precision_at_10",
+            "recall_at_10",
+            "ndcg_at_10",
+            "map_at_10",
+            "coverage",
+            "seconds_per_epoch",
+            "ndcg_at_10_std",
+        ] {
+            assert!(j["models"][m][key].is_number(), "{m} lacks {key}: {j}");
+        }
+    }
+    for f in ["report.md", "results.json"] {
+        assert!(std::fs::metadata(rep.join(f)).unwrap().len() > 100, "{f}");
+    }
+    for f in [
+        "precision_at_k",
+        "ndcg_at_k",
+        "accuracy_per_epoch",
+        "seconds_per_epoch",
+    ] {
+        let png = std::fs::read(rep.join(format!("{f}.png"))).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{f}.png is a PNG");
+        // A blank 960x600 image compresses to well under 10 kB; a chart with text does not.
+        assert!(
+            png.len() > 10_000,
+            "{f}.png looks empty ({} bytes)",
+            png.len()
+        );
+        let svg = std::fs::read_to_string(rep.join(format!("{f}.svg"))).unwrap();
+        assert!(
+            svg.contains("<svg") && svg.contains("<text"),
+            "{f}.svg has text"
+        );
+    }
+}
