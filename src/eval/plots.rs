@@ -84,6 +84,13 @@ fn draw_lines<DB: DrawingBackend>(
         .configure_mesh()
         .x_desc(xl)
         .y_desc(yl)
+        .x_label_formatter(&|x| {
+            if x.fract() == 0.0 {
+                format!("{x:.0}")
+            } else {
+                format!("{x:.1}")
+            }
+        })
         .draw()
         .map_err(|e| format!("{e:?}"))?;
     for (i, s) in series.iter().enumerate() {
