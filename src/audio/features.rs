@@ -20,7 +20,7 @@
 //! place; `ainrnn features --no-scattering` skips it.
 
 use crate::audio::{n_frames, AMIN, DELTA_WIDTH, HPCP_SIZE, N_MELS, N_MFCC, SAMPLE_RATE, TOP_DB};
-use crate::backend::audio::{AudioOps, AudioPlan};
+use crate::backend::audio::{AudioOps, AudioPlan, Spectral};
 use crate::backend::{BTensor, OpResult};
 use crate::error::OpError;
 
@@ -118,6 +118,18 @@ pub fn song_vector(f: &ClipFeatures) -> Vec<f32> {
     v
 }
 
+/// The clips one per row, zero-padded to `len` samples (`[clips, len]`), written once
+/// (no zero-fill first).
+pub fn pad_clips(clips: &[&[f32]], len: usize) -> Vec<f32> {
+    let mut pcm = Vec::with_capacity(clips.len() * len);
+    for c in clips {
+        let c = &c[..c.len().min(len)];
+        pcm.extend_from_slice(c);
+        pcm.resize(pcm.len() + len - c.len(), 0.0);
+    }
+    pcm
+}
+
 /// Computes the features of a batch of clips (mono, 22,050 Hz, each at least
 /// [`min_samples`] long) on backend `b`.
 pub fn extract_batch<B: AudioOps>(
@@ -142,33 +154,44 @@ pub fn extract_batch<B: AudioOps>(
     let n = clips.len();
     let len = clips.iter().map(|c| c.len()).max().unwrap_or(0);
     let frames = n_frames(len);
-    let mut pcm = vec![0f32; n * len];
-    for (row, c) in pcm.chunks_exact_mut(len).zip(clips) {
-        row[..c.len()].copy_from_slice(c);
-    }
     let valid: Vec<u32> = clips.iter().map(|c| n_frames(c.len()) as u32).collect();
-    let pcm_t = b.upload_f32(&pcm, &[n, len])?;
     let valid_t = b.upload_u32(&valid, &[n])?;
-
-    let power = b.stft_power(plan, &pcm_t, &valid_t, frames)?;
-    let mel = b.mel_spectrogram(plan, &power)?;
-    let db = b.power_to_db(&mel, AMIN, TOP_DB)?;
-    let mfcc = b.matmul(&plan.dct, &db, false, false)?;
+    // The padded batch goes to the backend once when the scattering stage needs it too;
+    // otherwise the backend takes the clips as they are (the CPU reads them in place).
+    let pcm_t = match scattering {
+        Some(_) => Some(b.upload_f32_vec(pad_clips(clips, len), &[n, len])?),
+        None => None,
+    };
+    let spectral = match &pcm_t {
+        Some(p) => b.spectral(plan, p, &valid_t, frames, true)?,
+        None => b.spectral_of_clips(plan, clips, true)?,
+    };
+    let (mel, hfc, hpcp) = match spectral {
+        Spectral {
+            mel,
+            hfc: Some(h),
+            hpcp: Some(p),
+        } => (mel, h, p),
+        _ => {
+            return Err(OpError::Invalid {
+                op: "features",
+                detail: "the spectral pass returned no HFC/HPCP".into(),
+            })
+        }
+    };
+    let mfcc = b.mfcc(plan, &mel, AMIN, TOP_DB)?;
     let d1 = b.delta(&mfcc, &valid_t, DELTA_WIDTH, 1)?;
     let d2 = b.delta(&mfcc, &valid_t, DELTA_WIDTH, 2)?;
-    let hfc = b.hfc(plan, &power)?;
-    let hpcp = b.hpcp(plan, &power, &valid_t)?;
-    drop(power);
     // The one place the scattering stage runs.
-    let scat = match scattering {
-        Some(f) => Some(f(b, &pcm_t)?),
-        None => None,
+    let scat = match (scattering, &pcm_t) {
+        (Some(f), Some(p)) => Some(f(b, p)?),
+        _ => None,
     };
     let mut parts = vec![&mel, &mfcc, &d1, &d2, &hfc, &hpcp];
     if let Some((s, _)) = &scat {
         parts.push(s);
     }
-    let packed = b.to_f32(&b.concat(&parts)?)?;
+    let packed = b.read_packed(&parts)?;
 
     let sizes = [N_MELS, N_MFCC, N_MFCC, N_MFCC, 1, HPCP_SIZE];
     let mut offsets = Vec::with_capacity(7);
