@@ -198,7 +198,7 @@ pub struct HpcpScratch {
     freq: [f32; FAST_MAX_PEAKS],
     mag2: [f32; FAST_MAX_PEAKS],
     bin: [f32; FAST_MAX_PEAKS],
-    slot: [f32; FAST_MAX_PEAKS],
+    slot: [u32; FAST_MAX_PEAKS],
     weight: [f32; FAST_MAX_PEAKS],
     cl: [f32; FAST_MAX_PEAKS],
     cm: [f32; FAST_MAX_PEAKS],
@@ -232,7 +232,7 @@ impl HpcpFast {
             freq: [0.0; FAST_MAX_PEAKS],
             mag2: [0.0; FAST_MAX_PEAKS],
             bin: [0.0; FAST_MAX_PEAKS],
-            slot: [0.0; FAST_MAX_PEAKS],
+            slot: [0; FAST_MAX_PEAKS],
             weight: [0.0; FAST_MAX_PEAKS],
             cl: [0.0; FAST_MAX_PEAKS],
             cm: [0.0; FAST_MAX_PEAKS],
@@ -291,11 +291,11 @@ impl HpcpFast {
                 }
                 let i = base + (w.trailing_zeros() / 8) as usize;
                 w &= w - 1;
-                if a[i] > a[i + 1] {
-                    // A strict maximum (the flag gave a[i-1] < a[i] >= a[i+1]).
-                    (freq[n], cl[n], cm[n], cr[n]) = (i as f32, a[i - 1], a[i], a[i + 1]);
-                } else {
-                    // A plateau: a peak only if it falls at its end; Essentia takes its middle.
+                let lmr = &a[i - 1..i + 2];
+                (freq[n], cl[n], cm[n], cr[n]) = (i as f32, lmr[0], lmr[1], lmr[2]);
+                if lmr[1] == lmr[2] {
+                    // Not a strict maximum (the flag gave a[i-1] < a[i] >= a[i+1]) but a
+                    // plateau: a peak only if it falls at its end; Essentia takes its middle.
                     let mut j = i;
                     while j + 1 < size - 1 && at(j) == at(j + 1) {
                         j += 1;
@@ -361,13 +361,17 @@ impl HpcpFast {
             // ≥ 0, the floor as round((x − 5.5) / 12), which is never half-way.
             let x = near + 48.0;
             let q = ((x - 5.5) * (1.0 / 12.0) + ROUND) - ROUND;
-            *sl = x - 12.0 * q + if f < split { 0.0 } else { 12.0 };
+            let slot = x - 12.0 * q + if f < split { 0.0 } else { 12.0 };
+            // A whole number in 0..24 (for frequencies outside min..max, whose weight is 0,
+            // anything): read from the mantissa of slot + 2^23 with bit operations, which
+            // vectorise where a saturating float → int cast does not.
+            *sl = (slot + 8_388_608.0).to_bits() & 31;
         }
         // Scalar pass: four interleaved histograms, so that consecutive peaks of the same
         // class (common at high frequencies) do not wait on each other.
-        let mut hs = [[0f32; 24]; 4];
+        let mut hs = [[0f32; 32]; 4];
         for (p, (&sl, &w)) in s.slot[..n].iter().zip(&s.weight[..n]).enumerate() {
-            hs[p & 3][(sl as usize).min(23)] += w;
+            hs[p & 3][(sl & 31) as usize] += w;
         }
         let mut h = [0f32; 24];
         for (k, v) in h.iter_mut().enumerate() {

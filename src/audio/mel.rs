@@ -50,7 +50,12 @@ pub struct MelBank {
     spans: Vec<(usize, usize)>,
     /// Whether every filter fits whole blocks (else `apply` takes the exact ranges).
     blocked: bool,
+    /// Every filter's non-zero weights (its `ranges`), back to back.
+    taps: Vec<f32>,
 }
+
+/// Frames [`MelBank::apply_tile`] computes at once (the lanes of its vectors).
+pub const TILE: usize = 8;
 
 impl MelBank {
     pub fn new(sr: f64, n_fft: usize, n_mels: usize) -> Self {
@@ -95,6 +100,10 @@ impl MelBank {
             }
             spans.push((start, blocks));
         }
+        let mut taps = Vec::new();
+        for (m, &(a, b)) in ranges.iter().enumerate() {
+            taps.extend_from_slice(&weights[m * n_bins + a..m * n_bins + b]);
+        }
         MelBank {
             n_mels,
             n_bins,
@@ -103,6 +112,7 @@ impl MelBank {
             packed,
             spans,
             blocked,
+            taps,
         }
     }
 
@@ -137,6 +147,29 @@ impl MelBank {
     }
 }
 
+impl MelBank {
+    /// The mel bands of [`TILE`] frames at once from their power spectra stored bin-major
+    /// (`power[k][f]`, `n_bins` rows): `out[m][f]`. Each band is the same sequential f32 sum
+    /// over its non-zero bins as a per-frame product, with the frames in the vector lanes:
+    /// no per-band horizontal sum, and the filter loop runs once per tile.
+    #[inline(always)]
+    pub fn apply_tile(&self, power: &[[f32; TILE]], out: &mut [[f32; TILE]]) {
+        let power = &power[..self.n_bins];
+        let mut taps = self.taps.as_slice();
+        for (o, &(a, b)) in out.iter_mut().zip(&self.ranges) {
+            let (w, rest) = taps.split_at(b - a);
+            taps = rest;
+            let mut acc = [0f32; TILE];
+            for (&wk, p) in w.iter().zip(&power[a..b]) {
+                for f in 0..TILE {
+                    acc[f] += wk * p[f];
+                }
+            }
+            *o = acc;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,6 +198,22 @@ mod tests {
                 ((got as f64 - want) / want).abs() < 1e-6,
                 "filter {m}: {got} vs {want}"
             );
+        }
+        // Eight frames at once: frame f is the spectrum scaled by f + 1.
+        let tile: Vec<[f32; TILE]> = power
+            .iter()
+            .map(|&p| std::array::from_fn(|f| p * (f + 1) as f32))
+            .collect();
+        let mut out_t = vec![[0f32; TILE]; bank.n_mels];
+        bank.apply_tile(&tile, &mut out_t);
+        for (m, o) in out_t.iter().enumerate() {
+            for (f, &got) in o.iter().enumerate() {
+                let want = out[m] as f64 * (f + 1) as f64;
+                assert!(
+                    ((got as f64 - want) / want).abs() < 1e-6,
+                    "tile filter {m} frame {f}: {got} vs {want}"
+                );
+            }
         }
         // A bank too narrow to pad (fewer bins than a block) takes the exact ranges.
         let tiny = MelBank::new(22_050.0, 8, 2);

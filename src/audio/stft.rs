@@ -56,6 +56,8 @@ pub struct StftScratch {
     spectrum: Vec<Complex<f32>>,
     fft: Vec<Complex<f32>>,
     frame: Vec<f32>,
+    /// `|X_{M−k}|²` for `k` in `1..M/2`, before reversal.
+    upper: Vec<f32>,
 }
 
 impl Default for CpuStft {
@@ -83,6 +85,7 @@ impl CpuStft {
             spectrum: vec![z; N_FFT / 2],
             fft: vec![z; self.fft.get_outofplace_scratch_len()],
             frame: vec![0.0; N_FFT],
+            upper: vec![0.0; N_FFT / 4],
         }
     }
 
@@ -109,33 +112,44 @@ impl CpuStft {
         }
         self.fft
             .process_outofplace_with_scratch(&mut s.packed, &mut s.spectrum, &mut s.fft);
-        self.split_power(&s.spectrum, power);
+        self.split_power(&s.spectrum, power, &mut s.upper);
     }
 
     /// `|X_k|²` for `k` in `0..=M` from `Z = FFT_M(x_even + i·x_odd)`, `M = N_FFT / 2`:
-    /// `E_k = (Z_k + Z*_{M−k}) / 2`, `O_k = −i (Z_k − Z*_{M−k}) / 2`, `X_k = E_k + W^k O_k`
-    /// (one straight loop over `k`, which vectorises; pairing `k` with `M − k` does not).
+    /// `E_k = (Z_k + Z*_{M−k}) / 2`, `O_k = −i (Z_k − Z*_{M−k}) / 2`, `X_k = E_k + W^k O_k`.
+    /// Bins `k` and `M − k` share `E_k` and `T_k = W^k O_k` (`X_{M−k} = (E_k − T_k)*`), so one
+    /// loop over `k < M/2` gives both; the upper half is written forward into `upper` and
+    /// reversed into place by a second loop (one reversed stream per loop keeps both
+    /// vectorised).
     #[inline(always)]
-    fn split_power(&self, z: &[Complex<f32>], power: &mut [f32]) {
+    fn split_power(&self, z: &[Complex<f32>], power: &mut [f32], upper: &mut [f32]) {
         let m = z.len();
+        let h = m / 2;
         let (r0, i0) = (z[0].re, z[0].im);
         power[0] = (r0 + i0) * (r0 + i0);
         power[m] = (r0 - i0) * (r0 - i0);
-        let fwd = &z[1..m];
-        let (wr, wi) = (&self.tw_re[1..m], &self.tw_im[1..m]);
-        for ((((p, a), b), &c), &d) in power[1..m]
+        // k = M/2 pairs with itself: X = E + W^{M/2} O with W^{M/2} = −i, E = Re Z, O = Im Z.
+        power[h] = z[h].re * z[h].re + z[h].im * z[h].im;
+        let (wr, wi) = (&self.tw_re[1..h], &self.tw_im[1..h]);
+        let upper = &mut upper[..h - 1];
+        for (((((pk, pmk), a), b), &c), &d) in power[1..h]
             .iter_mut()
-            .zip(fwd)
-            .zip(fwd.iter().rev())
+            .zip(upper.iter_mut())
+            .zip(&z[1..h])
+            .zip(z[h + 1..m].iter().rev())
             .zip(wr)
             .zip(wi)
         {
             // a = Z_k, b = Z_{M−k}.
             let (er, ei) = (0.5 * (a.re + b.re), 0.5 * (a.im - b.im));
             let (or, oi) = (0.5 * (a.im + b.im), 0.5 * (b.re - a.re));
-            let xr = er + c * or - d * oi;
-            let xi = ei + c * oi + d * or;
-            *p = xr * xr + xi * xi;
+            let (tr, ti) = (c * or - d * oi, c * oi + d * or);
+            let (pr, pi, mr, mi) = (er + tr, ei + ti, er - tr, ei - ti);
+            *pk = pr * pr + pi * pi;
+            *pmk = mr * mr + mi * mi;
+        }
+        for (p, &u) in power[h + 1..m].iter_mut().zip(upper.iter().rev()) {
+            *p = u;
         }
     }
 

@@ -1,8 +1,11 @@
-//! CPU implementation of [`AudioOps`]. The feature pipeline's [`AudioOps::spectral`] is one
-//! pass per frame (window → FFT → power → sparse mel, HFC, HPCP) on rayon tasks of
-//! [`FRAMES_PER_TASK`] frames, with per-thread buffers: the power spectrogram is never stored
-//! and nothing is allocated per frame. The separate ops (`stft_power`, `mel_spectrogram`, …)
-//! use the same per-frame code and remain for the GPU-shaped API and the tests.
+//! CPU implementation of [`AudioOps`]. The feature pipeline's [`AudioOps::spectral`] runs on
+//! tiles of [`TILE`] consecutive frames of one clip, one rayon task each, with per-thread
+//! buffers (nothing is allocated per frame and the power spectrogram is never stored):
+//! each frame is windowed, transformed and squared into a row of the tile (and its HPCP
+//! taken from that row); the tile is then turned bin-major so that the mel bands and HFC of
+//! its eight frames are computed together, one frame per vector lane. The separate ops
+//! (`stft_power`, `mel_spectrogram`, …) use the same per-frame code and remain for the
+//! GPU-shaped API and the tests.
 
 use std::sync::OnceLock;
 
@@ -13,18 +16,15 @@ use super::math::has_avx2;
 use super::math::with_avx2;
 use super::matmul::sgemm_rm;
 use super::{f32s, tensor, u32s, CpuBackend, CpuTensor};
-use crate::audio::hfc::hfc;
+use crate::audio::hfc::{hfc, hfc_tile};
 use crate::audio::hpcp::{HpcpFast, HpcpScratch};
-use crate::audio::mel::MelBank;
+use crate::audio::mel::{MelBank, TILE};
 use crate::audio::mfcc::{delta_coeffs, delta_row, power_to_db, power_to_db_into};
 use crate::audio::stft::{CpuStft, StftScratch};
 use crate::audio::{n_frames, HPCP_SIZE, N_BINS, N_MELS};
 use crate::backend::audio::{check, AudioOps, AudioPlan, Spectral};
 use crate::backend::OpResult;
 use crate::error::OpError;
-
-/// Frames per rayon task of the per-frame passes (a 30 s clip has 1,293 frames).
-const FRAMES_PER_TASK: usize = 16;
 
 fn stft_plan() -> &'static CpuStft {
     static PLAN: OnceLock<CpuStft> = OnceLock::new();
@@ -41,15 +41,18 @@ fn pcm_shape(pcm: &CpuTensor) -> OpResult<(usize, usize)> {
     }
 }
 
-/// Per-thread buffers of the fused pass.
-struct FrameScratch {
+/// Per-thread buffers of the tiled pass.
+struct TileScratch {
     stft: StftScratch,
-    power: Vec<f32>,
+    /// `TILE` power spectra, frame-major (`N_BINS` each).
+    rows: Vec<f32>,
+    /// The same, bin-major.
+    bins: Vec<[f32; TILE]>,
     hpcp: HpcpScratch,
 }
 
-/// One rayon task of [`AudioOps::spectral`]: frames `first..` (rows of all clips in order)
-/// into time-major mel, HFC and HPCP slices.
+/// The tiled pass of [`AudioOps::spectral`] over `clips`: tile `j` of clip `c` covers frames
+/// `TILE·j ..`; frames `≥ valid[c]` are zero.
 struct SpectralTask<'a> {
     stft: &'a CpuStft,
     bank: &'a MelBank,
@@ -57,92 +60,114 @@ struct SpectralTask<'a> {
     freqs: &'a [f32],
     /// The clips' samples (rows of the padded batch, or the clips themselves).
     clips: Vec<&'a [f32]>,
-    frames: usize,
+    /// Tiles per clip.
+    tiles: usize,
     valid: &'a [u32],
     hfc_hpcp: bool,
 }
 
+/// One tile's outputs: `[N_MELS]`, `[1]` and `[HPCP_SIZE]` rows of `TILE` frames.
+struct TileOut<'o> {
+    mel: &'o mut [[f32; TILE]],
+    hfc: &'o mut [[f32; TILE]],
+    hpcp: &'o mut [[f32; TILE]],
+}
+
 impl SpectralTask<'_> {
-    /// Runs the task, with the AVX2 build of its loops when the CPU has AVX2.
-    fn run(&self, s: &mut FrameScratch, first: usize, m: &mut [f32], h: &mut [f32], c: &mut [f32]) {
+    fn scratch(&self) -> TileScratch {
+        TileScratch {
+            stft: self.stft.scratch(),
+            rows: vec![0f32; TILE * N_BINS],
+            bins: vec![[0f32; TILE]; N_BINS],
+            hpcp: self.hp.scratch(),
+        }
+    }
+
+    /// Runs tile `tile` (counted over all clips), with the AVX2 build of its loops when the
+    /// CPU has AVX2.
+    fn run(&self, s: &mut TileScratch, tile: usize, out: TileOut<'_>) {
         #[cfg(target_arch = "x86_64")]
         if has_avx2() {
             // SAFETY: the CPU supports AVX2 (checked at run time just above).
-            unsafe { self.run_avx2(s, first, m, h, c) };
+            unsafe { self.run_avx2(s, tile, out) };
             return;
         }
-        self.body(s, first, m, h, c);
+        self.body(s, tile, out);
     }
 
-    /// [`Self::body`] compiled for AVX2: the per-frame loops (window, spectrum split, mel
-    /// dots, HPCP passes) are inlined into it and vectorise 8 lanes wide. They are
-    /// element-wise or use explicit lanes, so the results are the same bit for bit.
+    /// [`Self::body`] compiled for AVX2: the per-frame and per-tile loops (window, spectrum
+    /// split, transposition, mel bands, HPCP passes) are inlined into it and vectorise 8
+    /// lanes wide. They are element-wise or use explicit lanes, so the results are the same
+    /// bit for bit.
     ///
     /// # Safety
     /// The CPU must support AVX2.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn run_avx2(
-        &self,
-        s: &mut FrameScratch,
-        first: usize,
-        m: &mut [f32],
-        h: &mut [f32],
-        c: &mut [f32],
-    ) {
-        self.body(s, first, m, h, c);
+    unsafe fn run_avx2(&self, s: &mut TileScratch, tile: usize, out: TileOut<'_>) {
+        self.body(s, tile, out);
     }
 
     #[inline(always)]
-    fn body(
-        &self,
-        s: &mut FrameScratch,
-        first: usize,
-        m: &mut [f32],
-        h: &mut [f32],
-        c: &mut [f32],
-    ) {
-        let frames = self.frames;
-        for (i, mrow) in m.chunks_exact_mut(N_MELS).enumerate() {
-            let (clip, t) = ((first + i) / frames, (first + i) % frames);
-            if t >= self.valid[clip] as usize {
+    fn body(&self, s: &mut TileScratch, tile: usize, out: TileOut<'_>) {
+        let (clip, first) = (tile / self.tiles, (tile % self.tiles) * TILE);
+        let valid = self.valid[clip] as usize;
+        for (f, row) in s.rows.chunks_exact_mut(N_BINS).enumerate() {
+            let t = first + f;
+            if t >= valid {
+                row.fill(0.0);
+                for h in out.hpcp.iter_mut() {
+                    h[f] = 0.0;
+                }
                 continue;
             }
-            self.stft
-                .frame_power(self.clips[clip], t, &mut s.stft, &mut s.power);
-            self.bank.apply(&s.power, mrow);
+            self.stft.frame_power(self.clips[clip], t, &mut s.stft, row);
             if self.hfc_hpcp {
-                h[i] = hfc(&s.power, self.freqs);
-                c[i * HPCP_SIZE..(i + 1) * HPCP_SIZE]
-                    .copy_from_slice(&self.hp.frame(&s.power, &mut s.hpcp));
+                let h = self.hp.frame(row, &mut s.hpcp);
+                for (o, &v) in out.hpcp.iter_mut().zip(&h) {
+                    o[f] = v;
+                }
             }
+        }
+        bin_major(&s.rows, &mut s.bins);
+        self.bank.apply_tile(&s.bins, out.mel);
+        if self.hfc_hpcp {
+            out.hfc[0] = hfc_tile(&s.bins, self.freqs);
         }
     }
 }
 
-/// `[clips, frames, rows]` (time-major, as the per-frame passes write) →
-/// `[clips, rows, frames]` (librosa's orientation), in blocks of 16 frames.
-fn feature_major(tm: &[f32], frames: usize, rows: usize) -> Vec<f32> {
-    let mut out = vec![0f32; tm.len()];
+/// `TILE` rows of `N_BINS` → `N_BINS` rows of `TILE` (LLVM turns it into 8×8 shuffles).
+#[inline(always)]
+fn bin_major(rows: &[f32], out: &mut [[f32; TILE]]) {
+    let r: [&[f32]; TILE] = std::array::from_fn(|f| &rows[f * N_BINS..(f + 1) * N_BINS]);
+    for (k, o) in out[..N_BINS].iter_mut().enumerate() {
+        *o = [
+            r[0][k], r[1][k], r[2][k], r[3][k], r[4][k], r[5][k], r[6][k], r[7][k],
+        ];
+    }
+}
+
+/// `[clips, tiles, rows]` of `TILE` frames → `[clips, rows, frames]` (librosa's orientation).
+fn from_tiles(t: &[[f32; TILE]], clips: usize, frames: usize, rows: usize) -> Vec<f32> {
+    let mut out = vec![0f32; clips * rows * frames];
     if frames == 0 || rows == 0 {
         return out;
     }
+    let tiles = frames.div_ceil(TILE);
     out.par_chunks_mut(rows * frames)
-        .zip(tm.par_chunks(rows * frames))
-        .for_each(|(o, t)| {
-            for t0 in (0..frames).step_by(16) {
-                let t1 = (t0 + 16).min(frames);
-                for r in 0..rows {
-                    for (k, v) in o[r * frames + t0..r * frames + t1].iter_mut().enumerate() {
-                        *v = t[(t0 + k) * rows + r];
-                    }
+        .zip(t.par_chunks(tiles * rows))
+        .for_each(|(o, tc)| {
+            for (r, orow) in o.chunks_exact_mut(frames).enumerate() {
+                for (j, dst) in orow.chunks_mut(TILE).enumerate() {
+                    dst.copy_from_slice(&tc[j * rows + r][..dst.len()]);
                 }
             }
         });
     out
 }
 
-/// The fused per-frame pass over `clips` (frames `≥ valid[c]` zero).
+/// The tiled pass over `clips` (frames `≥ valid[c]` zero).
 fn spectral_pass(
     plan: &AudioPlan<CpuBackend>,
     clips: Vec<&[f32]>,
@@ -157,42 +182,41 @@ fn spectral_pass(
             detail: format!("clip {c} has {v} valid frames of {frames}"),
         });
     }
-    let (stft, bank, hp) = (stft_plan(), &*plan.mel_bank, &*plan.hpcp_fast);
-    let rows = n * frames;
-    // Time-major outputs; HFC and HPCP stay untouched (lazily zeroed pages) when not asked.
-    let mut mel = vec![0f32; rows * N_MELS];
-    let mut hf = vec![0f32; rows];
-    let mut hc = vec![0f32; rows * HPCP_SIZE];
+    let tiles = frames.div_ceil(TILE);
     let ctx = SpectralTask {
-        stft,
-        bank,
-        hp,
+        stft: stft_plan(),
+        bank: &plan.mel_bank,
+        hp: &plan.hpcp_fast,
         freqs: f32s("spectral", &plan.freqs)?,
         clips,
-        frames,
+        tiles,
         valid,
         hfc_hpcp,
     };
-    let f = FRAMES_PER_TASK;
-    mel.par_chunks_mut(f * N_MELS)
-        .zip(hf.par_chunks_mut(f))
-        .zip(hc.par_chunks_mut(f * HPCP_SIZE))
-        .enumerate()
-        .for_each_init(
-            || FrameScratch {
-                stft: stft.scratch(),
-                power: vec![0f32; N_BINS],
-                hpcp: hp.scratch(),
-            },
-            |s, (task, ((m, h), c))| ctx.run(s, task * f, m, h, c),
-        );
-    let mel = tensor(vec![n, N_MELS, frames], feature_major(&mel, frames, N_MELS));
+    // Tile-major outputs; HFC and HPCP stay untouched (lazily zeroed pages) when not asked.
+    let z = [0f32; TILE];
+    let (mut mel, mut hf, mut hc) = (
+        vec![z; n * tiles * N_MELS],
+        vec![z; n * tiles],
+        vec![z; n * tiles * HPCP_SIZE],
+    );
+    if tiles > 0 {
+        mel.par_chunks_mut(N_MELS)
+            .zip(hf.par_chunks_mut(1))
+            .zip(hc.par_chunks_mut(HPCP_SIZE))
+            .enumerate()
+            .for_each_init(
+                || ctx.scratch(),
+                |s, (tile, ((mel, hfc), hpcp))| ctx.run(s, tile, TileOut { mel, hfc, hpcp }),
+            );
+    }
+    let mel = tensor(vec![n, N_MELS, frames], from_tiles(&mel, n, frames, N_MELS));
     let (hfc, hpcp) = if hfc_hpcp {
         (
-            Some(tensor(vec![n, 1, frames], hf)),
+            Some(tensor(vec![n, 1, frames], from_tiles(&hf, n, frames, 1))),
             Some(tensor(
                 vec![n, HPCP_SIZE, frames],
-                feature_major(&hc, frames, HPCP_SIZE),
+                from_tiles(&hc, n, frames, HPCP_SIZE),
             )),
         )
     } else {
@@ -385,10 +409,15 @@ impl AudioOps for CpuBackend {
                 o.copy_from_slice(&hp.frame(&p[r * N_BINS..(r + 1) * N_BINS], s));
             },
         );
-        Ok(tensor(
-            vec![clips, HPCP_SIZE, frames],
-            feature_major(&tm, frames, HPCP_SIZE),
-        ))
+        let mut out = vec![0f32; tm.len()];
+        for c in 0..clips {
+            for t in 0..frames {
+                for k in 0..HPCP_SIZE {
+                    out[(c * HPCP_SIZE + k) * frames + t] = tm[(c * frames + t) * HPCP_SIZE + k];
+                }
+            }
+        }
+        Ok(tensor(vec![clips, HPCP_SIZE, frames], out))
     }
 
     fn concat(&self, parts: &[&CpuTensor]) -> OpResult<CpuTensor> {
@@ -438,39 +467,54 @@ mod tests {
                 })
                 .collect();
             let frames = n_frames(clip.len());
-            let valid = [frames as u32];
+            // The last tile is partial: frames past the clip must come out zero.
+            let valid = [frames as u32 - 3];
             let task = SpectralTask {
                 stft: stft_plan(),
                 bank: &plan.mel_bank,
                 hp: &plan.hpcp_fast,
                 freqs: f32s("test", &plan.freqs).unwrap_or_else(|e| panic!("{e}")),
                 clips: vec![&clip],
-                frames,
+                tiles: frames.div_ceil(TILE),
                 valid: &valid,
                 hfc_hpcp: true,
             };
             let run = |avx2: bool| {
-                let mut s = FrameScratch {
-                    stft: task.stft.scratch(),
-                    power: vec![0f32; N_BINS],
-                    hpcp: task.hp.scratch(),
-                };
+                let mut s = task.scratch();
+                let z = [0f32; TILE];
                 let (mut m, mut h, mut c) = (
-                    vec![0f32; frames * N_MELS],
-                    vec![0f32; frames],
-                    vec![0f32; frames * HPCP_SIZE],
+                    vec![z; task.tiles * N_MELS],
+                    vec![z; task.tiles],
+                    vec![z; task.tiles * HPCP_SIZE],
                 );
-                if avx2 {
-                    // SAFETY: AVX2 support was checked above.
-                    unsafe { task.run_avx2(&mut s, 0, &mut m, &mut h, &mut c) };
-                } else {
-                    task.body(&mut s, 0, &mut m, &mut h, &mut c);
+                for j in 0..task.tiles {
+                    let out = TileOut {
+                        mel: &mut m[j * N_MELS..(j + 1) * N_MELS],
+                        hfc: &mut h[j..j + 1],
+                        hpcp: &mut c[j * HPCP_SIZE..(j + 1) * HPCP_SIZE],
+                    };
+                    if avx2 {
+                        // SAFETY: AVX2 support was checked above.
+                        unsafe { task.run_avx2(&mut s, j, out) };
+                    } else {
+                        task.body(&mut s, j, out);
+                    }
                 }
-                (m, h, c)
+                (
+                    from_tiles(&m, 1, frames, N_MELS),
+                    from_tiles(&h, 1, frames, 1),
+                    from_tiles(&c, 1, frames, HPCP_SIZE),
+                )
             };
             let (base, fast) = (run(false), run(true));
             assert!(base.0.iter().any(|&v| v > 0.0) && base.2.contains(&1.0));
             assert_eq!(base, fast);
+            // Frames past the clip's own count are zero in every output.
+            for t in valid[0] as usize..frames {
+                assert!((0..N_MELS).all(|m| base.0[m * frames + t] == 0.0));
+                assert_eq!(base.1[t], 0.0);
+                assert!((0..HPCP_SIZE).all(|k| base.2[k * frames + t] == 0.0));
+            }
 
             let mel = base.0;
             let (mut a, mut b) = (vec![0f32; mel.len()], vec![0f32; mel.len()]);
