@@ -20,7 +20,7 @@
 //! place; `ainrnn features --no-scattering` skips it.
 
 use crate::audio::{n_frames, AMIN, DELTA_WIDTH, HPCP_SIZE, N_MELS, N_MFCC, SAMPLE_RATE, TOP_DB};
-use crate::backend::audio::{AudioOps, AudioPlan};
+use crate::backend::audio::{AudioOps, AudioPlan, Spectral};
 use crate::backend::{BTensor, OpResult};
 use crate::error::OpError;
 
@@ -118,6 +118,18 @@ pub fn song_vector(f: &ClipFeatures) -> Vec<f32> {
     v
 }
 
+/// The clips one per row, zero-padded to `len` samples (`[clips, len]`), written once
+/// (no zero-fill first).
+pub fn pad_clips(clips: &[&[f32]], len: usize) -> Vec<f32> {
+    let mut pcm = Vec::with_capacity(clips.len() * len);
+    for c in clips {
+        let c = &c[..c.len().min(len)];
+        pcm.extend_from_slice(c);
+        pcm.resize(pcm.len() + len - c.len(), 0.0);
+    }
+    pcm
+}
+
 /// Computes the features of a batch of clips (mono, 22,050 Hz, each at least
 /// [`min_samples`] long) on backend `b`.
 pub fn extract_batch<B: AudioOps>(
@@ -142,23 +154,27 @@ pub fn extract_batch<B: AudioOps>(
     let n = clips.len();
     let len = clips.iter().map(|c| c.len()).max().unwrap_or(0);
     let frames = n_frames(len);
-    let mut pcm = vec![0f32; n * len];
-    for (row, c) in pcm.chunks_exact_mut(len).zip(clips) {
-        row[..c.len()].copy_from_slice(c);
-    }
     let valid: Vec<u32> = clips.iter().map(|c| n_frames(c.len()) as u32).collect();
-    let pcm_t = b.upload_f32(&pcm, &[n, len])?;
     let valid_t = b.upload_u32(&valid, &[n])?;
-
-    let power = b.stft_power(plan, &pcm_t, &valid_t, frames)?;
-    let mel = b.mel_spectrogram(plan, &power)?;
-    let db = b.power_to_db(&mel, AMIN, TOP_DB)?;
-    let mfcc = b.matmul(&plan.dct, &db, false, false)?;
+    // The backend takes the clips as they are (the CPU reads them in place; the GPU pads them
+    // into one upload). The scattering stage uploads its own length groups below.
+    let spectral = b.spectral_of_clips(plan, clips, true)?;
+    let (mel, hfc, hpcp) = match spectral {
+        Spectral {
+            mel,
+            hfc: Some(h),
+            hpcp: Some(p),
+        } => (mel, h, p),
+        _ => {
+            return Err(OpError::Invalid {
+                op: "features",
+                detail: "the spectral pass returned no HFC/HPCP".into(),
+            })
+        }
+    };
+    let mfcc = b.mfcc(plan, &mel, AMIN, TOP_DB)?;
     let d1 = b.delta(&mfcc, &valid_t, DELTA_WIDTH, 1)?;
     let d2 = b.delta(&mfcc, &valid_t, DELTA_WIDTH, 2)?;
-    let hfc = b.hfc(plan, &power)?;
-    let hpcp = b.hpcp(plan, &power, &valid_t)?;
-    drop(power);
     // The one place the scattering stage runs: clips of equal length go through it together, each
     // at its own length (Kymatio's reflect padding applies at the clip's real end, not after zeros
     // added for the batch). With `--seconds S` every clip has the same length: one batch.
@@ -178,7 +194,7 @@ pub fn extract_batch<B: AudioOps>(
         }
     }
     let parts = vec![&mel, &mfcc, &d1, &d2, &hfc, &hpcp];
-    let packed = b.to_f32(&b.concat(&parts)?)?;
+    let packed = b.read_packed(&parts)?;
     // (clips, values, paths, frames, first-order paths) per length group.
     type Group = (Vec<usize>, Vec<f32>, usize, usize, usize);
     let scat_host: Vec<Group> = scat

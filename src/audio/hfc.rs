@@ -9,7 +9,24 @@ pub fn bin_freqs(sr: f64, n_fft: usize) -> Vec<f32> {
         .collect()
 }
 
-/// HFC of one power-spectrum frame.
+/// HFC of one power-spectrum frame (f32, 8 lanes).
+#[inline(always)]
 pub fn hfc(power: &[f32], freqs: &[f32]) -> f32 {
-    power.iter().zip(freqs).map(|(p, f)| p * f).sum()
+    crate::backend::cpu::math::dot_f32(power, freqs)
+}
+
+/// HFC of [`TILE`](crate::audio::mel::TILE) frames stored bin-major (`power[k][f]`): a
+/// sequential f32 sum over the bins per frame, the frames in the vector lanes.
+#[inline(always)]
+pub fn hfc_tile(
+    power: &[[f32; crate::audio::mel::TILE]],
+    freqs: &[f32],
+) -> [f32; crate::audio::mel::TILE] {
+    let mut acc = [0f32; crate::audio::mel::TILE];
+    for (p, &fk) in power.iter().zip(freqs) {
+        for (a, &v) in acc.iter_mut().zip(p) {
+            *a += fk * v;
+        }
+    }
+    acc
 }

@@ -11,12 +11,13 @@
 use std::sync::Arc;
 
 use super::{BTensor, Backend, OpResult};
+use crate::audio::features::pad_clips;
 use crate::audio::hfc::bin_freqs;
-use crate::audio::hpcp::HpcpConfig;
+use crate::audio::hpcp::{HpcpConfig, HpcpFast};
 use crate::audio::mel::MelBank;
 use crate::audio::mfcc::dct_matrix;
 use crate::audio::stft::{hann, twiddles};
-use crate::audio::{N_BINS, N_FFT, N_MELS, N_MFCC, SAMPLE_RATE};
+use crate::audio::{n_frames, N_BINS, N_FFT, N_MELS, N_MFCC, SAMPLE_RATE};
 
 /// Constants of the feature pipeline, uploaded once per run (window, FFT twiddles, mel bank,
 /// DCT matrix, bin frequencies).
@@ -34,6 +35,8 @@ pub struct AudioPlan<B: Backend> {
     /// The same mel bank on the host, with its non-zero ranges (CPU path).
     pub mel_bank: Arc<MelBank>,
     pub hpcp: HpcpConfig,
+    /// HPCP tables of the CPU path.
+    pub hpcp_fast: Arc<HpcpFast>,
 }
 
 impl<B: Backend> AudioPlan<B> {
@@ -48,12 +51,94 @@ impl<B: Backend> AudioPlan<B> {
             freqs: b.upload_f32(&bin_freqs(sr, N_FFT), &[1, N_BINS])?,
             mel_bank: Arc::new(bank),
             hpcp: HpcpConfig::new(SAMPLE_RATE as f32),
+            hpcp_fast: Arc::new(HpcpFast::new(HpcpConfig::new(SAMPLE_RATE as f32), N_BINS)),
         })
     }
 }
 
+/// What [`AudioOps::spectral`] returns.
+pub struct Spectral<B: Backend> {
+    /// `[clips, N_MELS, frames]` mel power.
+    pub mel: BTensor<B>,
+    /// `[clips, 1, frames]` (when asked for).
+    pub hfc: Option<BTensor<B>>,
+    /// `[clips, 12, frames]` (when asked for).
+    pub hpcp: Option<BTensor<B>>,
+}
+
 /// The feature kernels.
 pub trait AudioOps: Backend {
+    /// Everything the pipeline takes from the power spectrum: the mel spectrogram and, with
+    /// `hfc_hpcp`, HFC and HPCP, from `pcm [clips, samples]` (frames `≥ valid[c]` zero).
+    /// The default is [`stft_power`](Self::stft_power) followed by
+    /// [`mel_spectrogram`](Self::mel_spectrogram), [`hfc`](Self::hfc) and [`hpcp`](Self::hpcp)
+    /// (the GPU keeps the power spectrogram on the device); the CPU overrides it with one pass
+    /// per frame while the spectrum is in cache, never storing the power spectrogram.
+    fn spectral(
+        &self,
+        plan: &AudioPlan<Self>,
+        pcm: &BTensor<Self>,
+        valid: &BTensor<Self>,
+        frames: usize,
+        hfc_hpcp: bool,
+    ) -> OpResult<Spectral<Self>> {
+        let power = self.stft_power(plan, pcm, valid, frames)?;
+        let mel = self.mel_spectrogram(plan, &power)?;
+        let (hfc, hpcp) = if hfc_hpcp {
+            (
+                Some(self.hfc(plan, &power)?),
+                Some(self.hpcp(plan, &power, valid)?),
+            )
+        } else {
+            (None, None)
+        };
+        Ok(Spectral { mel, hfc, hpcp })
+    }
+
+    /// [`spectral`](Self::spectral) of clips still on the host (mono, any lengths): the batch
+    /// is `[clips, longest]` with `frames = n_frames(longest)` and each clip's own frame count
+    /// as `valid`. The default pads the clips into one buffer and uploads it; the CPU reads
+    /// them where they are (no padded copy).
+    fn spectral_of_clips(
+        &self,
+        plan: &AudioPlan<Self>,
+        clips: &[&[f32]],
+        hfc_hpcp: bool,
+    ) -> OpResult<Spectral<Self>> {
+        let len = clips.iter().map(|c| c.len()).max().unwrap_or(0);
+        let valid: Vec<u32> = clips.iter().map(|c| n_frames(c.len()) as u32).collect();
+        let pcm = self.upload_f32_vec(pad_clips(clips, len), &[clips.len(), len])?;
+        let valid = self.upload_u32(&valid, &[clips.len()])?;
+        self.spectral(plan, &pcm, &valid, n_frames(len), hfc_hpcp)
+    }
+
+    /// MFCC of a mel spectrogram: `power_to_db(mel, amin, top_db)` (floor per clip), then the
+    /// DCT `plan.dct` on every frame: `[clips, N_MELS, frames]` → `[clips, N_MFCC, frames]`.
+    /// The default is [`power_to_db`](Self::power_to_db) then [`Backend::matmul`]; the CPU
+    /// does both clip by clip in a per-thread buffer instead of a whole dB copy.
+    fn mfcc(
+        &self,
+        plan: &AudioPlan<Self>,
+        mel: &BTensor<Self>,
+        amin: f32,
+        top_db: f32,
+    ) -> OpResult<BTensor<Self>> {
+        let db = self.power_to_db(mel, amin, top_db)?;
+        self.matmul(&plan.dct, &db, false, false)
+    }
+
+    /// Uploads an owned buffer (the CPU keeps it as the tensor's storage, no copy).
+    fn upload_f32_vec(&self, data: Vec<f32>, shape: &[usize]) -> OpResult<BTensor<Self>> {
+        self.upload_f32(&data, shape)
+    }
+
+    /// Reads tensors back as one flat vector, in order. The default is
+    /// [`concat`](Self::concat) and one read-back (one transfer per batch on the GPU); the CPU
+    /// copies each part once.
+    fn read_packed(&self, parts: &[&BTensor<Self>]) -> OpResult<Vec<f32>> {
+        self.to_f32(&self.concat(parts)?)
+    }
+
     /// Power spectrogram `|STFT|²`: `pcm [clips, samples]` → `[clips, frames, N_BINS]`, frames
     /// `≥ valid[c]` zeroed.
     fn stft_power(

@@ -344,3 +344,64 @@ pub fn gpu_matches_cpu<B: AudioOps>(g: &B) {
         }
     }
 }
+
+/// The fused entry points against the separate ops they stand for, on real and random clips of
+/// mixed lengths: `spectral` (padded batch) and `spectral_of_clips` (clips in place) against
+/// `stft_power` → `mel_spectrogram` / `hfc` / `hpcp`; `mfcc` against `power_to_db` + DCT
+/// matmul; `read_packed` against `concat` + read-back; `upload_f32_vec` against `upload_f32`.
+pub fn fused_ops_match_separate_ops<B: AudioOps>(b: &B) {
+    use ainrnn::audio::features::pad_clips;
+    use ainrnn::audio::{AMIN, TOP_DB};
+    let plan = AudioPlan::new(b).unwrap();
+    let clips = real_and_random_clips();
+    let refs: Vec<&[f32]> = clips.iter().map(|c| c.as_slice()).collect();
+    let len = refs.iter().map(|c| c.len()).max().unwrap();
+    let frames = n_frames(len);
+    let valid: Vec<u32> = refs.iter().map(|c| n_frames(c.len()) as u32).collect();
+    let pcm = pad_clips(&refs, len);
+    assert_eq!(pcm.len(), refs.len() * len);
+    let pcm_t = b.upload_f32_vec(pcm.clone(), &[refs.len(), len]).unwrap();
+    assert_eq!(b.to_f32(&pcm_t).unwrap(), pcm);
+    let valid_t = b.upload_u32(&valid, &[refs.len()]).unwrap();
+
+    let power = b.stft_power(&plan, &pcm_t, &valid_t, frames).unwrap();
+    let want = |t: &ainrnn::backend::BTensor<B>| -> Vec<f64> {
+        b.to_f32(t).unwrap().iter().map(|&v| v as f64).collect()
+    };
+    let mel = want(&b.mel_spectrogram(&plan, &power).unwrap());
+    let hfc = want(&b.hfc(&plan, &power).unwrap());
+    let hpcp = want(&b.hpcp(&plan, &power, &valid_t).unwrap());
+    for (name, s) in [
+        (
+            "spectral",
+            b.spectral(&plan, &pcm_t, &valid_t, frames, true).unwrap(),
+        ),
+        (
+            "spectral_of_clips",
+            b.spectral_of_clips(&plan, &refs, true).unwrap(),
+        ),
+    ] {
+        assert_eq!(s.mel.shape(), &[refs.len(), ainrnn::audio::N_MELS, frames]);
+        let e = rel_l2(&b.to_f32(&s.mel).unwrap(), &mel);
+        assert!(e < 1e-5, "{name} mel: relative L2 {e}");
+        let e = rel_l2(&b.to_f32(s.hfc.as_ref().unwrap()).unwrap(), &hfc);
+        assert!(e < 1e-5, "{name} hfc: relative L2 {e}");
+        let e = rel_l2(&b.to_f32(s.hpcp.as_ref().unwrap()).unwrap(), &hpcp);
+        assert!(e < 1e-4, "{name} hpcp: relative L2 {e}");
+    }
+    let mel_only = b.spectral_of_clips(&plan, &refs, false).unwrap();
+    assert!(mel_only.hfc.is_none() && mel_only.hpcp.is_none());
+
+    let mel_t = mel_only.mel;
+    let mfcc = b
+        .to_f32(&b.mfcc(&plan, &mel_t, AMIN, TOP_DB).unwrap())
+        .unwrap();
+    let db = b.power_to_db(&mel_t, AMIN, TOP_DB).unwrap();
+    let want_mfcc = want(&b.matmul(&plan.dct, &db, false, false).unwrap());
+    let e = rel_l2(&mfcc, &want_mfcc);
+    assert!(e < 1e-5, "mfcc: relative L2 {e}");
+
+    let parts = [&mel_t, &db];
+    let packed = b.read_packed(&parts).unwrap();
+    assert_eq!(packed, b.to_f32(&b.concat(&parts).unwrap()).unwrap());
+}

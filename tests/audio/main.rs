@@ -41,6 +41,7 @@ backend_tests! {
     kernels::delta_against_polynomial_fit => delta_against_polynomial_fit,
     kernels::power_to_db_per_clip_floor => power_to_db_per_clip_floor,
     kernels::hpcp_of_pure_tones => hpcp_of_pure_tones,
+    kernels::fused_ops_match_separate_ops => fused_ops_match_separate_ops,
     golden::features_match_librosa_and_essentia => golden_features_match_librosa_and_essentia,
 }
 

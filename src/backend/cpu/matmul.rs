@@ -78,6 +78,38 @@ fn gemm_batch(
     }
 }
 
+/// `c = a · b` for row-major `a [m, k]`, `b [k, n]`, `c [m, n]` on the calling thread's
+/// share of matrixmultiply (for kernels that already run inside a rayon task).
+pub(crate) fn sgemm_rm(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+    if m * n == 0 {
+        return;
+    }
+    if k == 0 {
+        c[..m * n].fill(0.0);
+        return;
+    }
+    // SAFETY: the assert above keeps every address the strides reach inside the slices.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            k as isize,
+            1,
+            b.as_ptr(),
+            n as isize,
+            1,
+            0.0,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        )
+    }
+}
+
 pub fn matmul(a: &CpuTensor, b: &CpuTensor, ta: bool, tb: bool) -> OpResult<CpuTensor> {
     let d = check::matmul(a, b, ta, tb)?;
     let shape = check::matmul_out_shape(a, b, &d);

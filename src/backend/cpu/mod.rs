@@ -5,8 +5,8 @@
 pub mod audio;
 mod elementwise;
 mod embed;
-mod math;
-mod matmul;
+pub(crate) mod math;
+pub(crate) mod matmul;
 pub(crate) mod model;
 mod reduce;
 mod scattering;
