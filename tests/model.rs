@@ -107,7 +107,8 @@ fn gradients_match_finite_differences<B: ModelOps>(b: &B, kind: ModelKind) {
     model.params.zero_grads();
     let mut r = rng(7);
     let h = 2e-3f32;
-    let mut checked = 0;
+    let l0 = total_loss(b, &mut model);
+    let (mut checked, mut kinks) = (0, Vec::new());
     for (i, grad) in grads.iter().enumerate() {
         let name = model.params.list[i].name.clone();
         let values = b.to_f32(&model.params.list[i].value).unwrap();
@@ -127,9 +128,24 @@ fn gradients_match_finite_differences<B: ModelOps>(b: &B, kind: ModelKind) {
             let lm = total_loss(b, &mut model);
             b.write_f32(&mut model.params.list[i].value, &values)
                 .unwrap();
-            let fd = (lp - lm) / (2.0 * h as f64);
+            let (fwd, bwd) = ((lp - l0) / h as f64, (l0 - lm) / h as f64);
             let an = g[j] as f64;
-            // f32 forward passes: differences carry ~1e-5 noise; ReLU kinks are rare at this size.
+            // A ReLU kink within ±h (a pre-activation that close to 0, which a 5-unit model
+            // with zero biases meets now and then) makes the one-sided slopes disagree: the
+            // central difference is then no derivative at all. Such entries are listed and
+            // must be rare; the analytic value must still equal one of the two sides.
+            if (fwd - bwd).abs() > 5e-3 + 0.1 * fwd.abs().max(bwd.abs()) {
+                assert!(
+                    [fwd, bwd]
+                        .iter()
+                        .any(|s| (s - an).abs() <= 5e-3 + 5e-2 * s.abs().max(an.abs())),
+                    "{kind:?} {name}[{j}] at a kink: analytic {an:.6}, one-sided {fwd:.6} / {bwd:.6}"
+                );
+                kinks.push(format!("{name}[{j}]"));
+                continue;
+            }
+            let fd = (lp - lm) / (2.0 * h as f64);
+            // f32 forward passes: differences carry ~1e-5 noise.
             assert!(
                 (fd - an).abs() <= 2e-3 + 2e-2 * fd.abs().max(an.abs()),
                 "{kind:?} {name}[{j}]: analytic {an:.6}, finite difference {fd:.6}"
@@ -137,6 +153,7 @@ fn gradients_match_finite_differences<B: ModelOps>(b: &B, kind: ModelKind) {
             checked += 1;
         }
     }
+    assert!(kinks.len() <= 3, "{kind:?}: too many kinks: {kinks:?}");
     assert!(checked > 40, "{kind:?}: only {checked} entries checked");
 }
 
