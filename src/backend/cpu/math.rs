@@ -88,6 +88,23 @@ pub fn sum_f32(row: &[f32]) -> f64 {
     total
 }
 
+/// `Σ x²` in f64, 16 f32 lanes per block of 1024 elements (the gradient norm).
+pub fn sum_squares_f32(row: &[f32]) -> f64 {
+    let mut total = 0.0f64;
+    for block in row.chunks(1024) {
+        let mut lanes = [0.0f32; 16];
+        let mut chunks = block.chunks_exact(16);
+        for c in &mut chunks {
+            for (l, &v) in lanes.iter_mut().zip(c) {
+                *l += v * v;
+            }
+        }
+        let tail: f32 = chunks.remainder().iter().map(|&v| v * v).sum();
+        total += lanes.iter().map(|&l| l as f64).sum::<f64>() + tail as f64;
+    }
+    total
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +134,8 @@ mod tests {
             .collect();
         let want: f64 = v.iter().map(|&x| x as f64).sum();
         assert!((sum_f32(&v) - want).abs() < 1e-6 * want.abs().max(1.0) * 10.0);
+        let want: f64 = v.iter().map(|&x| x as f64 * x as f64).sum();
+        assert!((sum_squares_f32(&v) - want).abs() < 1e-6 * want);
         let m = max_f32(&v);
         assert_eq!(m, v.iter().copied().fold(f32::NEG_INFINITY, f32::max));
         let want: f64 = v.iter().map(|&x| ((x - m) as f64).exp()).sum();
