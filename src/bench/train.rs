@@ -53,13 +53,13 @@ impl Default for TrainBenchOptions {
     fn default() -> Self {
         TrainBenchOptions {
             users: 5_000,
-            songs: 20_000,
+            songs: 10_000,
             batch: 64,
             history: 25,
             targets: 25,
             hidden: 64,
             layers: 2,
-            steps: 5,
+            steps: 3,
             warmup: 2,
             models: vec![ModelKind::Ainrnn, ModelKind::Indrnn, ModelKind::Lstm],
             epoch: false,
@@ -200,6 +200,9 @@ pub struct ModelRun {
     /// Wall clock per step (upload + forward + loss + backward + AdamW), steps back to back, one
     /// device sync at the end.
     pub seconds_per_step: f64,
+    /// CPU: the median of the timed steps, each timed alone (robust when other processes share
+    /// the cores); compared with PyTorch's median step.
+    pub median_step_seconds: Option<f64>,
     pub users_per_second: f64,
     /// Per-phase wall clock with a sync after each phase (so the sum exceeds `seconds_per_step`
     /// on a GPU, where phases otherwise overlap with recording).
@@ -222,13 +225,20 @@ pub struct ModelRun {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TorchModel {
     pub model: String,
+    /// Mean over the timed steps.
     pub seconds_per_step: f64,
+    /// Median step: OpenMP threads stall badly when other processes share the cores.
+    #[serde(default)]
+    pub median_seconds_per_step: Option<f64>,
     /// The catalogue softmax alone (logits, log-softmax, loss, forward and backward for a fixed
     /// user batch): the counterpart of `phases.softmax`.
     #[serde(default)]
     pub softmax_seconds_per_step: Option<f64>,
     #[serde(default)]
     pub mean_loss: Option<f64>,
+    /// LSTM: whether oneDNN's path was the faster one (the script times both).
+    #[serde(default)]
+    pub onednn: Option<bool>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -243,6 +253,7 @@ pub struct TorchRun {
 #[derive(Clone, Debug, Serialize)]
 pub struct Ratio {
     pub model: String,
+    /// Median steps (means when a median is missing).
     pub torch_seconds_per_step: f64,
     pub ours_cpu_seconds_per_step: f64,
     /// torch ÷ ours: above 1, our CPU backend is faster.
@@ -258,6 +269,9 @@ pub struct TrainBench {
     pub runs: Vec<ModelRun>,
     /// LSTM seconds per step ÷ IndRNN's, per device (above 1: IndRNN is faster).
     pub indrnn_speedup_over_lstm: Vec<(String, f64)>,
+    /// The same for the recurrent part alone (forward + backward phases, without the catalogue
+    /// softmax and the optimizer, which are the same for both), per device.
+    pub indrnn_encoder_speedup_over_lstm: Vec<(String, f64)>,
     pub gpu_note: Option<String>,
     pub torch: Option<TorchRun>,
     pub torch_note: Option<String>,
@@ -352,16 +366,22 @@ fn run_model<B: ModelOps>(
     let s0 = gpu.map(|g| g.context().stats());
     let steps = o.steps.max(1);
     let t0 = Instant::now();
+    let mut times = Vec::with_capacity(steps);
     for _ in 0..steps {
+        let ts = Instant::now();
         step(&mut model, &mut loss_acc, chunk())?;
+        times.push(ts.elapsed().as_secs_f64());
     }
     b.sync()?;
     let seconds_per_step = t0.elapsed().as_secs_f64() / steps as f64;
+    // On the CPU a step is done when it returns, so each step's own time is exact.
+    times.sort_by(f64::total_cmp);
+    let median_step_seconds = gpu.is_none().then(|| times[times.len() / 2]);
     let s1 = gpu.map(|g| g.context().stats());
     let mean_loss = b.to_f32(&loss_acc)?[0] as f64 / steps as f64;
 
     // Phases, each between syncs (the same steps again, fewer of them).
-    let phase_steps = steps.min(3);
+    let phase_steps = steps.min(2);
     let (mut wall, mut kern) = (Phases::default(), Phases::default());
     let mut have_kernel = true;
     let mut prng = StdRng::seed_from_u64(o.seed ^ 1);
@@ -453,6 +473,7 @@ fn run_model<B: ModelOps>(
         layers: cfg.layers,
         parameters: model.params.count(),
         seconds_per_step,
+        median_step_seconds,
         users_per_second: bs as f64 / seconds_per_step.max(1e-12),
         phases: wall,
         phases_kernel,
@@ -512,15 +533,19 @@ pub fn run(
             runs.push(r);
         }
     }
-    let mut ratios = Vec::new();
+    let (mut ratios, mut enc_ratios) = (Vec::new(), Vec::new());
     for dev in ["cpu", "gpu"] {
-        let find = |m: &str| {
-            runs.iter()
-                .find(|r| r.device == dev && r.model == m)
-                .map(|r| r.seconds_per_step)
-        };
+        let find = |m: &str| runs.iter().find(|r| r.device == dev && r.model == m);
         if let (Some(i), Some(l)) = (find("indrnn"), find("lstm")) {
-            ratios.push((dev.to_string(), l / i.max(1e-12)));
+            ratios.push((
+                dev.to_string(),
+                l.seconds_per_step / i.seconds_per_step.max(1e-12),
+            ));
+            let enc = |r: &ModelRun| {
+                let p = r.phases_kernel.as_ref().unwrap_or(&r.phases);
+                p.forward + p.backward
+            };
+            enc_ratios.push((dev.to_string(), enc(l) / enc(i).max(1e-12)));
         }
     }
     let torch_models: Vec<&str> = o
@@ -547,11 +572,14 @@ pub fn run(
                 .iter()
                 .find(|r| r.device == "cpu" && r.model == tm.model)
             {
+                // Medians on both sides when available (robust on a shared machine).
+                let theirs = tm.median_seconds_per_step.unwrap_or(tm.seconds_per_step);
+                let ours = r.median_step_seconds.unwrap_or(r.seconds_per_step);
                 vs_torch.push(Ratio {
                     model: tm.model.clone(),
-                    torch_seconds_per_step: tm.seconds_per_step,
-                    ours_cpu_seconds_per_step: r.seconds_per_step,
-                    cpu_speedup_vs_torch: tm.seconds_per_step / r.seconds_per_step.max(1e-12),
+                    torch_seconds_per_step: theirs,
+                    ours_cpu_seconds_per_step: ours,
+                    cpu_speedup_vs_torch: theirs / ours.max(1e-12),
                 });
             }
         }
@@ -562,6 +590,7 @@ pub fn run(
         cpu_threads: rayon::current_num_threads(),
         runs,
         indrnn_speedup_over_lstm: ratios,
+        indrnn_encoder_speedup_over_lstm: enc_ratios,
         gpu_note,
         torch,
         torch_note,
@@ -735,12 +764,18 @@ pub fn render(r: &TrainBench) -> String {
             x.0.model, x.1.submits_per_step, x.1.readbacks_per_step, x.1.buffers_created_per_step
         );
     }
-    for (dev, ratio) in &r.indrnn_speedup_over_lstm {
-        s += &format!("  IndRNN vs LSTM per step on {dev}: IndRNN {ratio:.2}x faster\n");
+    for ((dev, ratio), (_, enc)) in r
+        .indrnn_speedup_over_lstm
+        .iter()
+        .zip(&r.indrnn_encoder_speedup_over_lstm)
+    {
+        s += &format!(
+            "  IndRNN vs LSTM on {dev}: whole step {ratio:.2}x, recurrent layers (forward + backward) {enc:.2}x (above 1: IndRNN faster)\n"
+        );
     }
     if let Some(t) = &r.torch {
         s += &format!(
-            "  PyTorch {} on the CPU ({} threads, {}):\n",
+            "  PyTorch {} on the CPU ({} threads, {}), median step:\n",
             t.torch, t.threads, t.python
         );
         for v in &r.vs_torch {

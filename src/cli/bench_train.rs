@@ -18,7 +18,7 @@ pub struct BenchTrainArgs {
     #[arg(long, default_value_t = 5_000)]
     pub users: usize,
     /// Songs in the catalogue. Paper scale: 359687.
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 10_000)]
     pub songs: usize,
     /// Users per step.
     #[arg(long, default_value_t = 64)]
@@ -35,7 +35,7 @@ pub struct BenchTrainArgs {
     #[arg(long, default_value_t = 2)]
     pub layers: usize,
     /// Timed steps per model and device (after the warm-up).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 3)]
     pub steps: usize,
     #[arg(long, default_value_t = 2)]
     pub warmup: usize,

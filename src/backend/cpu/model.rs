@@ -2,7 +2,7 @@
 
 use rayon::prelude::*;
 
-use super::math::sum_squares_f32;
+use super::math::{dot_f32, multiversion, sum_squares_f32};
 use super::{f32s, f32s_mut, tensor, u32s, CpuBackend, CpuData, CpuStorage, CpuTensor, PAR_MIN};
 use crate::backend::model_ops::{AdamStep, LstmCache, ModelOps, MAX_TOPK};
 use crate::backend::{check, Backend, DType, OpResult, Tensor};
@@ -73,19 +73,24 @@ impl AdamConsts {
         }
     }
 
-    /// The update of a block; iterators (no indexing) so the loop vectorises.
-    #[inline]
     fn apply(&self, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
-        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-            let gi = g * self.scale;
-            let mi = self.beta1 * *m + (1.0 - self.beta1) * gi;
-            let vi = self.beta2 * *v + (1.0 - self.beta2) * gi * gi;
-            *m = mi;
-            *v = vi;
-            let (mh, vh) = (mi / self.bias1, vi / self.bias2);
-            *p -= self.lr * (mh / (vh.sqrt() + self.eps) + self.wd * *p);
-        }
+        adam_block(self, p, g, m, v);
     }
+}
+
+multiversion! {
+/// The AdamW update of a block; iterators (no indexing) so the loop vectorises.
+fn adam_block(k: &AdamConsts, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+        let gi = g * k.scale;
+        let mi = k.beta1 * *m + (1.0 - k.beta1) * gi;
+        let vi = k.beta2 * *v + (1.0 - k.beta2) * gi * gi;
+        *m = mi;
+        *v = vi;
+        let (mh, vh) = (mi / k.bias1, vi / k.bias2);
+        *p -= k.lr * (mh / (vh.sqrt() + k.eps) + k.wd * *p);
+    }
+}
 }
 
 fn sigmoid(x: f32) -> f32 {
@@ -294,7 +299,7 @@ impl ModelOps for CpuBackend {
                         let next = &dgo[(t + 1) * 4 * h..(t + 2) * 4 * h];
                         for (j, d) in dht.iter_mut().enumerate() {
                             let w = &wv[j * 4 * h..(j + 1) * 4 * h];
-                            *d += next.iter().zip(w).map(|(a, b)| a * b).sum::<f32>();
+                            *d += dot_f32(next, w);
                         }
                     }
                     let g = &gv[row * 4 * h..(row + 1) * 4 * h];
