@@ -6,6 +6,11 @@
 // 16 staged in workgroup memory. Loads are ordered so consecutive invocations read consecutive
 // addresses for either transpose. Out-of-range elements load as 0.
 //
+// Split-K (k_split > 0, one batch entry): workgroup z computes the partial product over
+// k in [z·k_split, (z+1)·k_split) into C[z] (alpha = 1, beta = 0 by the caller); the host sums
+// the partials. A small C with a long K (∂u = g·q over a catalogue tile) would otherwise run on
+// a single workgroup.
+//
 // Bindings: 0 params, 1 A (read), 2 B (read), 3 C (read_write).
 
 override TRANS_A: bool = false;
@@ -24,6 +29,7 @@ struct Params {
     stride_b: u32,
     alpha: f32,
     beta: f32,
+    k_split: u32,   // 0: no split
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -38,17 +44,24 @@ var<workgroup> tile_b: array<f32, 1024>; // [BK][BN]
 fn matmul(@builtin(workgroup_id) wid: vec3<u32>,
           @builtin(local_invocation_id) lid: vec3<u32>,
           @builtin(local_invocation_index) li: u32) {
-    let z = p.batch0 + wid.z;
+    var z = p.batch0 + wid.z;
+    var k_begin = 0u;
+    var k_end = p.k;
+    let c_off = (p.batch0 + wid.z) * p.m * p.n;
+    if (p.k_split > 0u) {
+        z = 0u;
+        k_begin = wid.z * p.k_split;
+        k_end = min(p.k, k_begin + p.k_split);
+    }
     let row0 = wid.y * BM;
     let col0 = wid.x * BN;
     let a_off = z * p.stride_a;
     let b_off = z * p.stride_b;
-    let c_off = z * p.m * p.n;
 
     var acc: array<f32, 16>;
     for (var i = 0u; i < 16u; i++) { acc[i] = 0.0; }
 
-    for (var k0 = 0u; k0 < p.k; k0 += BK) {
+    for (var k0 = k_begin; k0 < k_end; k0 += BK) {
         for (var l = 0u; l < 4u; l++) {
             let e = li + l * 256u;
             var r: u32;
@@ -57,7 +70,7 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>,
             let gr = row0 + r;
             let gk = k0 + kk;
             var v = 0.0;
-            if (gr < p.m && gk < p.k) {
+            if (gr < p.m && gk < k_end) {
                 if (TRANS_A) { v = a[a_off + gk * p.m + gr]; } else { v = a[a_off + gr * p.k + gk]; }
             }
             tile_a[kk * BM + r] = v;
@@ -68,7 +81,7 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>,
             let gc = col0 + cc;
             let gkb = k0 + kb;
             var w = 0.0;
-            if (gc < p.n && gkb < p.k) {
+            if (gc < p.n && gkb < k_end) {
                 if (TRANS_B) { w = b[b_off + gc * p.k + gkb]; } else { w = b[b_off + gkb * p.n + gc]; }
             }
             tile_b[kb * BN + cc] = w;

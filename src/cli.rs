@@ -1,6 +1,7 @@
 //! Command-line definitions (clap) and dispatch. Library code does the work; this file turns
 //! arguments into calls and results into text (stderr) or one JSON object (stdout, `--json`).
 
+mod bench_train;
 mod data;
 mod model;
 
@@ -131,6 +132,9 @@ pub enum BenchWhat {
     Features(BenchFeaturesArgs),
     /// The scattering transform per clip: CPU, GPU and Kymatio-numpy in one run.
     Scattering(BenchScatteringArgs),
+    /// Seconds per training step and per epoch, CPU vs GPU, AINRNN/IndRNN/LSTM on synthetic
+    /// histories (and PyTorch on the CPU when installed).
+    Train(bench_train::BenchTrainArgs),
 }
 
 #[derive(Args, Debug)]
@@ -227,6 +231,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench(BenchArgs {
             what: BenchWhat::Data(a),
         }) => data::run_bench(a, cli.json)?,
+        Command::Bench(BenchArgs {
+            what: BenchWhat::Train(a),
+        }) => bench_train::run(a, cli.backend.into(), cli.json)?,
         Command::Train(a) => model::run_train(a, cli.backend.into(), cli.json)?,
         Command::Eval(a) => model::run_eval(a, cli.backend.into(), cli.json)?,
         Command::Compare(a) => model::run_compare(a, cli.backend.into(), cli.json)?,

@@ -330,3 +330,73 @@ fn recommend_excludes_and_orders() {
         }
     }
 }
+
+/// After warm-up, training steps create no GPU buffer and read nothing back: the pool serves
+/// every temporary (batches of different sizes included) and each step ends with a submit, not a
+/// wait. Counted on a device of its own.
+#[test]
+fn gpu_training_steps_allocate_nothing_after_warm_up() {
+    let Some(g) = common::fresh_gpu() else { return };
+    let feats = features();
+    let mut r = rng(21);
+    // Four different batches: history lengths, target counts and distinct songs all vary.
+    let batches: Vec<Vec<Example>> = (0..4)
+        .map(|i| {
+            (0..3 + i)
+                .map(|u| {
+                    let n = r.random_range(1..9);
+                    let songs: Vec<u32> = (0..n).map(|_| r.random_range(0..SONGS as u32)).collect();
+                    Example {
+                        user: (u % 5) as u32,
+                        plays: songs.iter().map(|_| r.random_range(1.0..9.0)).collect(),
+                        targets: (0..r.random_range(1..5))
+                            .map(|_| r.random_range(0..SONGS as u32))
+                            .collect(),
+                        exclude: Vec::new(),
+                        songs,
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let optim = ainrnn::model::params::OptimConfig::default();
+    for kind in [ModelKind::Ainrnn, ModelKind::Indrnn, ModelKind::Lstm] {
+        let mut cfg = config(kind);
+        cfg.dropout = 0.5;
+        let mut m = Model::new(&g, cfg.clone(), Some(&feats)).unwrap();
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(3);
+        let mut step = |m: &mut Model<_>, i: usize| {
+            let b = upload(&g, &cfg, Some(&portraits()), &batches[i % batches.len()]).unwrap();
+            m.train_step(&g, &b, &mut rng, &optim).unwrap();
+        };
+        for i in 0..8 {
+            step(&mut m, i);
+        }
+        g.sync().unwrap();
+        let before = g.context().stats();
+        for i in 0..8 {
+            step(&mut m, i);
+        }
+        g.sync().unwrap();
+        let after = g.context().stats();
+        assert_eq!(
+            after.buffers_created,
+            before.buffers_created,
+            "{kind:?}: {} buffers created in 8 steps after warm-up",
+            after.buffers_created - before.buffers_created
+        );
+        assert_eq!(
+            after.readbacks, before.readbacks,
+            "{kind:?}: read-backs during training steps"
+        );
+        assert_eq!(
+            after.submits - before.submits,
+            8,
+            "{kind:?}: one submit per step"
+        );
+        // The steps did real work: the loss is finite after them.
+        let b = upload(&g, &cfg, Some(&portraits()), &batches[0]).unwrap();
+        let loss = g.to_f32(&m.eval_loss(&g, &b).unwrap()).unwrap()[0];
+        assert!(loss.is_finite(), "{kind:?}: loss {loss}");
+    }
+}

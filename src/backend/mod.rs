@@ -287,6 +287,12 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn write_f32(&self, t: &mut BTensor<Self>, data: &[f32]) -> OpResult<()>;
     /// Waits until all queued work is finished (a no-op on the CPU).
     fn sync(&self) -> OpResult<()>;
+    /// Submits the work recorded so far without waiting (a no-op on the CPU). A training step
+    /// ends with it: the device starts while the host records the next step, and buffers freed
+    /// during the step go back to the pool at a fixed point of every step.
+    fn flush(&self) -> OpResult<()> {
+        Ok(())
+    }
     /// The largest tensor (in bytes) one kernel may bind; unbounded on the CPU.
     fn max_binding_bytes(&self) -> u64 {
         u64::MAX

@@ -5,6 +5,7 @@ pub mod data;
 pub mod features;
 pub mod ops;
 pub mod scattering;
+pub mod train;
 
 use std::time::{Duration, Instant};
 

@@ -582,6 +582,9 @@ impl<B: ModelOps> Model<B> {
             .loss_backward(b, &mut self.params, &u, &batch.targets)?;
         self.backward(b, batch, &cache, &du)?;
         self.params.apply(b, optim)?;
+        // Submit now: the GPU works while the host prepares the next batch, and every step
+        // returns its temporaries to the pool at the same point (no growth after warm-up).
+        b.flush()?;
         Ok(loss)
     }
 

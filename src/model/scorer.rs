@@ -13,6 +13,10 @@ use super::params::{PId, Params};
 use crate::backend::model_ops::ModelOps;
 use crate::backend::{BTensor, BinaryOp, OpResult, ReduceOp};
 
+/// Largest logits block (all users of a batch × the catalogue) kept between the two sweeps of
+/// the training loss instead of being recomputed.
+const KEEP_LOGITS_BYTES: usize = 512 << 20;
+
 pub struct Scorer<B: ModelOps> {
     pub songs: usize,
     pub dim: usize,
@@ -119,8 +123,11 @@ impl<B: ModelOps> Scorer<B> {
             wsum[t.0 as usize] += t.2;
         }
         let wsum = b.upload_f32(&wsum, &[rows])?;
-        // Sweep 1: log-sum-exp over all tiles.
+        // Sweep 1: log-sum-exp over all tiles. The logits are kept for sweep 2 when the whole
+        // block fits the budget (92 MB for 64 users × 360,000 songs), else recomputed there.
+        let keep = rows * self.songs * 4 <= KEEP_LOGITS_BYTES;
         let mut qs = Vec::with_capacity(self.tiles.len());
+        let mut zs = Vec::with_capacity(if keep { self.tiles.len() } else { 0 });
         let mut lse: Option<BTensor<B>> = None;
         for i in 0..self.tiles.len() {
             let q = self.tile_repr(b, p, i)?;
@@ -131,6 +138,9 @@ impl<B: ModelOps> Scorer<B> {
                 Some(acc) => b.binary(BinaryOp::LogAddExp, &acc, &l)?,
             });
             qs.push(q);
+            if keep {
+                zs.push(Some(z));
+            }
         }
         let lse = match lse {
             Some(l) => l,
@@ -146,8 +156,13 @@ impl<B: ModelOps> Scorer<B> {
                 .filter(|t| (t.1 as usize) >= start && (t.1 as usize) < start + len)
                 .map(|t| (t.0, t.1 - start as u32, t.2))
                 .collect();
-            let z = self.tile_logits(b, p, u, &qs[i], i)?;
+            // Taken, not cloned: the tile's logits are freed as soon as its gradient exists.
+            let z = match zs.get_mut(i).and_then(Option::take) {
+                Some(z) => z,
+                None => self.tile_logits(b, p, u, &qs[i], i)?,
+            };
             let (l, g) = b.cross_entropy_tile(&z, &lse, &wsum, &b.targets(rows, len, &local)?)?;
+            drop(z);
             b.axpy(&mut loss, &l, 1.0)?;
             b.matmul_into(&mut du, &g, &qs[i], false, false, 1.0, 1.0)?;
             let dq = b.matmul(&g, u, true, false)?;

@@ -46,6 +46,7 @@ op_tests! {
     matmul::transposes_and_batches => matmul_transposes_and_batches,
     matmul::accumulate_into => matmul_accumulate_into,
     matmul::large => matmul_large,
+    matmul::catalogue_shapes => matmul_catalogue_shapes,
     matmul::backward_finite_difference => matmul_backward_finite_difference,
     matmul::shape_errors => matmul_shape_errors,
     elementwise::binary_broadcast => elementwise_binary_broadcast,

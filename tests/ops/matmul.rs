@@ -191,6 +191,40 @@ pub fn large<B: Backend>(be: &B) {
     case(be, 6, Some(2), None, 130, 257, 190, true, true);
 }
 
+/// The training loss's shapes, which both backends rearrange: the wide, short catalogue logits
+/// `u·qᵀ` (CPU: computed as the transpose), and a small output over a long K, `g·q` and
+/// `gᵀ`-free accumulation into ∂u (CPU: K split over threads; GPU: split-K partials summed by a
+/// second pass), with alpha/beta.
+pub fn catalogue_shapes<B: Backend>(be: &B) {
+    case(be, 40, None, None, 64, 64, 3000, false, true);
+    case(be, 41, None, None, 33, 20, 700, false, false);
+    case(be, 42, None, None, 64, 5000, 64, false, false);
+    case(be, 43, None, None, 70, 4100, 3, true, false);
+    case(be, 44, None, None, 5, 2049, 129, false, true);
+    let mut r = rng(45);
+    let (m, k, n) = (64, 4500, 64);
+    let av = uniform(&mut r, m * k, -1.0, 1.0);
+    let bv = uniform(&mut r, k * n, -1.0, 1.0);
+    let cv = uniform(&mut r, m * n, -1.0, 1.0);
+    let a = be.upload_f32(&av, &[m, k]).unwrap();
+    let b = be.upload_f32(&bv, &[k, n]).unwrap();
+    let mut c = be.upload_f32(&cv, &[m, n]).unwrap();
+    be.matmul_into(&mut c, &a, &b, false, false, 0.5, 1.0)
+        .unwrap();
+    let prod = oracle(&av, &bv, 1, m, k, n, false, false, true, true);
+    let want: Vec<f64> = prod
+        .iter()
+        .zip(&cv)
+        .map(|(p, &c)| 0.5 * p + c as f64)
+        .collect();
+    assert_close(
+        "matmul_into long k, alpha=0.5 beta=1",
+        &be.to_f32(&c).unwrap(),
+        &want,
+        Tol::sum(k),
+    );
+}
+
 /// L = Σ W ⊙ (A·B); dA = W·Bᵀ, dB = Aᵀ·W computed with the backend's matmul, against central
 /// differences of the f64 oracle.
 pub fn backward_finite_difference<B: Backend>(be: &B) {

@@ -46,11 +46,39 @@ pub fn apply_unary(op: UnaryOp, x: f32) -> f32 {
 pub fn binary(op: BinaryOp, a: &CpuTensor, b: &CpuTensor) -> OpResult<CpuTensor> {
     check::broadcast("binary", a, b)?;
     let (av, bv) = (f32s("binary", a)?, f32s("binary", b)?);
-    let nb = bv.len().max(1);
-    Ok(tensor(
-        a.shape().to_vec(),
-        map(av, |i, x| apply_binary(op, x, bv[i % nb])),
-    ))
+    if bv.is_empty() {
+        return Ok(tensor(a.shape().to_vec(), Vec::new()));
+    }
+    // The op is matched once, outside the loops, so each inner loop is one straight operation.
+    let out = match op {
+        BinaryOp::Add => broadcast_rows(av, bv, |x, y| x + y),
+        BinaryOp::Sub => broadcast_rows(av, bv, |x, y| x - y),
+        BinaryOp::Mul => broadcast_rows(av, bv, |x, y| x * y),
+        BinaryOp::Div => broadcast_rows(av, bv, |x, y| x / y),
+        BinaryOp::LogAddExp => broadcast_rows(av, bv, |x, y| apply_binary(op, x, y)),
+    };
+    Ok(tensor(a.shape().to_vec(), out))
+}
+
+/// `f(a, b)` with `b` repeated over the rows of `a`: row by row, with no index arithmetic per
+/// element, so the inner loop vectorises (a bias row over a catalogue-sized logits block).
+fn broadcast_rows(av: &[f32], bv: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
+    let nb = bv.len();
+    let mut out = vec![0.0f32; av.len()];
+    let row = |(o, x): (&mut [f32], &[f32])| {
+        for ((o, &x), &y) in o.iter_mut().zip(x).zip(bv) {
+            *o = f(x, y);
+        }
+    };
+    if av.len() >= PAR_MIN {
+        let block = (PAR_MIN / nb).max(1) * nb;
+        out.par_chunks_mut(block)
+            .zip(av.par_chunks(block))
+            .for_each(|(o, x)| o.chunks_mut(nb).zip(x.chunks(nb)).for_each(&row));
+    } else {
+        out.chunks_mut(nb).zip(av.chunks(nb)).for_each(row);
+    }
+    out
 }
 
 pub fn unary(op: UnaryOp, a: &CpuTensor) -> OpResult<CpuTensor> {

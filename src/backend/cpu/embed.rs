@@ -27,16 +27,17 @@ pub fn scatter_add_rows(
     let seg_ptr = u32s("scatter_add_rows", &plan.seg_ptr)?;
     let d = src.cols();
     let dv = f32s_mut("scatter_add_rows", dst)?;
-    // Same summation order as the GPU kernel: positions of a row in ascending order.
+    // Same summation order as the GPU kernel: positions of a row in ascending order, summed
+    // from zero, then added to the row. Whole source rows at a time (contiguous reads).
+    let mut acc = vec![0.0f32; d];
     for (s, &row) in seg_rows.iter().enumerate() {
-        let out = &mut dv[row as usize * d..(row as usize + 1) * d];
-        for c in 0..d {
-            let mut acc = 0.0f32;
-            for &p in &order[seg_ptr[s] as usize..seg_ptr[s + 1] as usize] {
-                acc += sv[p as usize * d + c];
-            }
-            out[c] += acc;
+        acc.fill(0.0);
+        for &p in &order[seg_ptr[s] as usize..seg_ptr[s + 1] as usize] {
+            let src = &sv[p as usize * d..(p as usize + 1) * d];
+            acc.iter_mut().zip(src).for_each(|(a, &x)| *a += x);
         }
+        let out = &mut dv[row as usize * d..(row as usize + 1) * d];
+        out.iter_mut().zip(&acc).for_each(|(o, &a)| *o += a);
     }
     Ok(())
 }

@@ -2,6 +2,11 @@
 //! and `cos` call libm once per element and block auto-vectorisation; these branch-free
 //! versions (Cephes' `expf`/`logf` polynomials, ≤ 2–3 ulp on the normal range) let LLVM
 //! process 4–16 lanes at a time.
+//!
+//! The crate is built for baseline x86-64 (SSE2, 4 lanes). [`multiversion!`] compiles a hot loop
+//! again for AVX-512 and for AVX2 + FMA and picks one at run time. The same operations run in
+//! the same order in every version (LLVM does not fuse `a·b + c` without fast-math), so the
+//! results are bit-identical whichever runs.
 
 /// Whether the CPU runs AVX2 (the standard library caches the answer).
 #[cfg(target_arch = "x86_64")]
@@ -28,6 +33,40 @@ pub fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
     }
     f()
 }
+
+/// Defines `fn name(args) -> ret { body }` compiled three times (AVX-512F, AVX2 + FMA, baseline)
+/// and dispatched on the CPU's features (detected once, then a cached check).
+macro_rules! multiversion {
+    ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$m])*
+        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                // `unsafe fn`: safe functions with target features need Rust 1.86 (MSRV 1.85).
+                #[target_feature(enable = "avx512f")]
+                unsafe fn v512($($arg: $ty),*) $(-> $ret)? {
+                    body($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn v256($($arg: $ty),*) $(-> $ret)? {
+                    body($($arg),*)
+                }
+                if std::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has the features the function was compiled for.
+                    return unsafe { v512($($arg),*) };
+                }
+                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                    // SAFETY: as above.
+                    return unsafe { v256($($arg),*) };
+                }
+            }
+            body($($arg),*)
+        }
+    };
+}
+pub(crate) use multiversion;
 
 const LOG2E: f32 = std::f32::consts::LOG2_E;
 const LN2_HI: f32 = 0.693_359_4;
@@ -143,6 +182,7 @@ pub fn cos_pi_f32(x: f32) -> f32 {
         + 1.0
 }
 
+multiversion! {
 /// `Σ exp(x − m)` over a row: 16 f32 lanes per block of 1024 elements, blocks summed in f64
 /// (terms are ≤ 1 after the shift, so the f32 partial sums stay accurate).
 pub fn sum_exp_shifted(row: &[f32], m: f32) -> f64 {
@@ -160,7 +200,18 @@ pub fn sum_exp_shifted(row: &[f32], m: f32) -> f64 {
     }
     total
 }
+}
 
+multiversion! {
+/// `out[i] = scale · exp(x[i] − shift)` (softmax rows, the cross-entropy gradient).
+pub fn exp_shift_scale(out: &mut [f32], x: &[f32], shift: f32, scale: f32) {
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = scale * exp_f32(v - shift);
+    }
+}
+}
+
+multiversion! {
 /// Maximum of a row (−∞ for an empty row), 16 lanes at a time.
 #[inline(always)]
 pub fn max_f32(row: &[f32]) -> f32 {
@@ -178,28 +229,9 @@ pub fn max_f32(row: &[f32]) -> f32 {
         .fold(f32::NEG_INFINITY, f32::max);
     lanes.iter().copied().fold(tail, f32::max)
 }
-
-/// `Σ a_i b_i` in f32 over 8 lanes (short rows: mel filters, one spectrum).
-#[inline(always)]
-pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut lanes = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for k in 0..8 {
-            lanes[k] += x[k] * y[k];
-        }
-    }
-    lanes.iter().sum::<f32>() + tail
 }
 
+multiversion! {
 /// `Σ x` in f64, 16 f32 lanes per block of 1024 elements.
 pub fn sum_f32(row: &[f32]) -> f64 {
     let mut total = 0.0f64;
@@ -215,6 +247,49 @@ pub fn sum_f32(row: &[f32]) -> f64 {
         total += lanes.iter().map(|&l| l as f64).sum::<f64>() + tail as f64;
     }
     total
+}
+}
+
+multiversion! {
+/// `Σ a·b` in f32 over 8 lanes (a short row: the LSTM's recurrent weights); a plain iterator sum
+/// is a serial chain that does not vectorise. Also HFC's dot over one spectrum.
+pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut lanes = [0.0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for ((l, &x), &y) in lanes.iter_mut().zip(x).zip(y) {
+            *l += x * y;
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+}
+
+multiversion! {
+/// `Σ x²` in f64, 16 f32 lanes per block of 1024 elements (the gradient norm).
+pub fn sum_squares_f32(row: &[f32]) -> f64 {
+    let mut total = 0.0f64;
+    for block in row.chunks(1024) {
+        let mut lanes = [0.0f32; 16];
+        let mut chunks = block.chunks_exact(16);
+        for c in &mut chunks {
+            for (l, &v) in lanes.iter_mut().zip(c) {
+                *l += v * v;
+            }
+        }
+        let tail: f32 = chunks.remainder().iter().map(|&v| v * v).sum();
+        total += lanes.iter().map(|&l| l as f64).sum::<f64>() + tail as f64;
+    }
+    total
+}
 }
 
 #[cfg(test)]
@@ -302,6 +377,24 @@ mod tests {
             .collect();
         let want: f64 = v.iter().map(|&x| x as f64).sum();
         assert!((sum_f32(&v) - want).abs() < 1e-6 * want.abs().max(1.0) * 10.0);
+        // The dispatched (AVX-512 / AVX2) exp loop gives exactly the baseline scalar results.
+        let mut out = vec![0.0f32; v.len()];
+        exp_shift_scale(&mut out, &v, 1.5, 0.25);
+        for (i, (&o, &x)) in out.iter().zip(&v).enumerate() {
+            assert_eq!(
+                o.to_bits(),
+                (0.25 * exp_f32(x - 1.5)).to_bits(),
+                "element {i}"
+            );
+        }
+        let d = dot_f32(&v[..1003], &v[7..1010]) as f64;
+        let want: f64 = (0..1003).map(|i| v[i] as f64 * v[i + 7] as f64).sum();
+        assert!(
+            (d - want).abs() < 1e-5 * want.abs().max(1.0),
+            "{d} vs {want}"
+        );
+        let want: f64 = v.iter().map(|&x| x as f64 * x as f64).sum();
+        assert!((sum_squares_f32(&v) - want).abs() < 1e-6 * want);
         let m = max_f32(&v);
         assert_eq!(m, v.iter().copied().fold(f32::NEG_INFINITY, f32::max));
         let want: f64 = v.iter().map(|&x| ((x - m) as f64).exp()).sum();

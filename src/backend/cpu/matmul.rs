@@ -18,6 +18,117 @@ fn strides(trans: bool, rows: usize, cols: usize) -> (isize, isize) {
     }
 }
 
+/// One `C = alpha·op(A)·op(B) + beta·C` through `matrixmultiply`, with strides in elements.
+/// Shapes matrixmultiply handles badly are rearranged first:
+/// - it threads over the rows of C (loop 3) and packs B on one thread, so a wide, short product
+///   (the catalogue logits `u·qᵀ`, 64 × 32,768) runs as `Cᵀ = op(B)ᵀ·op(A)ᵀ` (free: strides);
+/// - a small C with a long inner axis (`∂u = g·q`, k = the tile) gets one thread at most, so k
+///   is split over the rayon threads and the partial products are summed.
+#[allow(clippy::too_many_arguments)]
+fn sgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: &[f32],
+    (rsa, csa): (isize, isize),
+    b: &[f32],
+    (rsb, csb): (isize, isize),
+    beta: f32,
+    c: &mut [f32],
+    (rsc, csc): (isize, isize),
+    split: bool,
+) {
+    if k == 0 {
+        // matrixmultiply handles k = 0, but be explicit: result is beta * C.
+        for i in 0..m {
+            for j in 0..n {
+                let x = &mut c[i * rsc as usize + j * csc as usize];
+                *x = if beta == 0.0 { 0.0 } else { beta * *x };
+            }
+        }
+        return;
+    }
+    if n > m && n >= 128 {
+        return sgemm(
+            n,
+            k,
+            m,
+            alpha,
+            b,
+            (csb, rsb),
+            a,
+            (csa, rsa),
+            beta,
+            c,
+            (csc, rsc),
+            split,
+        );
+    }
+    let threads = rayon::current_num_threads();
+    if split && threads > 1 && m * n <= 256 * 256 && k >= 4096 {
+        // Partial products over k chunks in parallel, summed in chunk order (deterministic).
+        let parts = threads.min(k / 2048).max(2);
+        let chunk = k.div_ceil(parts);
+        let partial: Vec<Vec<f32>> = (0..parts)
+            .into_par_iter()
+            .map(|p| {
+                let k0 = p * chunk;
+                let kc = chunk.min(k - k0);
+                let mut out = vec![0.0f32; m * n];
+                // SAFETY: offsets k0·csa / k0·rsb address the k0-th column of op(A) and row of
+                // op(B); the sub-blocks stay within the slices (k0 + kc ≤ k).
+                unsafe {
+                    matrixmultiply::sgemm(
+                        m,
+                        kc,
+                        n,
+                        1.0,
+                        a.as_ptr().offset(k0 as isize * csa),
+                        rsa,
+                        csa,
+                        b.as_ptr().offset(k0 as isize * rsb),
+                        rsb,
+                        csb,
+                        0.0,
+                        out.as_mut_ptr(),
+                        n as isize,
+                        1,
+                    )
+                };
+                out
+            })
+            .collect();
+        for i in 0..m {
+            for j in 0..n {
+                let s: f32 = partial.iter().map(|p| p[i * n + j]).sum();
+                let x = &mut c[i * rsc as usize + j * csc as usize];
+                *x = alpha * s + if beta == 0.0 { 0.0 } else { beta * *x };
+            }
+        }
+        return;
+    }
+    // SAFETY: the slices hold exactly the elements the strides address (m·k, k·n, m·n).
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            alpha,
+            a.as_ptr(),
+            rsa,
+            csa,
+            b.as_ptr(),
+            rsb,
+            csb,
+            beta,
+            c.as_mut_ptr(),
+            rsc,
+            csc,
+        )
+    }
+}
+
 /// # Safety contract (checked by the callers): `a`, `b`, `c` hold at least one matrix each of
 /// the sizes in `d`, offsets stay in bounds.
 #[allow(clippy::too_many_arguments)]
@@ -31,43 +142,33 @@ fn gemm_batch(
     alpha: f32,
     beta: f32,
 ) {
-    let (rsa, csa) = strides(ta, d.m, d.k);
-    let (rsb, csb) = strides(tb, d.k, d.n);
+    let sa = strides(ta, d.m, d.k);
+    let sb = strides(tb, d.k, d.n);
     let mn = d.m * d.n;
     if mn == 0 {
         return;
     }
+    // Many small matrices: parallelise over the batch; big ones: one at a time, threaded inside.
+    let many = d.batch > 1 && d.m * d.n * d.k < (1 << 18);
     let one = |i: usize, ci: &mut [f32]| {
         let ai = &a[i * d.stride_a..i * d.stride_a + d.m * d.k];
         let bi = &b[i * d.stride_b..i * d.stride_b + d.k * d.n];
-        if d.k == 0 {
-            // matrixmultiply handles k = 0, but be explicit: result is beta * c.
-            ci.iter_mut()
-                .for_each(|x| *x = if beta == 0.0 { 0.0 } else { beta * *x });
-            return;
-        }
-        // SAFETY: slices are exactly the sizes the strides address (m*k, k*n, m*n).
-        unsafe {
-            matrixmultiply::sgemm(
-                d.m,
-                d.k,
-                d.n,
-                alpha,
-                ai.as_ptr(),
-                rsa,
-                csa,
-                bi.as_ptr(),
-                rsb,
-                csb,
-                beta,
-                ci.as_mut_ptr(),
-                d.n as isize,
-                1,
-            )
-        }
+        sgemm(
+            d.m,
+            d.k,
+            d.n,
+            alpha,
+            ai,
+            sa,
+            bi,
+            sb,
+            beta,
+            ci,
+            (d.n as isize, 1),
+            !many,
+        );
     };
-    // Many small matrices: parallelise over the batch; big ones: matrixmultiply threads itself.
-    if d.batch > 1 && d.m * d.n * d.k < (1 << 18) {
+    if many {
         c.par_chunks_mut(mn)
             .enumerate()
             .for_each(|(i, ci)| one(i, ci));

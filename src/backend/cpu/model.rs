@@ -2,7 +2,8 @@
 
 use rayon::prelude::*;
 
-use super::{f32s, f32s_mut, tensor, u32s, CpuBackend, CpuData, CpuStorage, CpuTensor};
+use super::math::{dot_f32, multiversion, sum_squares_f32};
+use super::{f32s, f32s_mut, tensor, u32s, CpuBackend, CpuData, CpuStorage, CpuTensor, PAR_MIN};
 use crate::backend::model_ops::{AdamStep, LstmCache, ModelOps, MAX_TOPK};
 use crate::backend::{check, Backend, DType, OpResult, Tensor};
 use crate::error::OpError;
@@ -44,6 +45,52 @@ pub(crate) fn expect_len<S>(
         });
     }
     Ok(())
+}
+
+/// Loop constants of one AdamW step.
+struct AdamConsts {
+    scale: f32,
+    beta1: f32,
+    beta2: f32,
+    bias1: f32,
+    bias2: f32,
+    lr: f32,
+    eps: f32,
+    wd: f32,
+}
+
+impl AdamConsts {
+    fn new(s: &AdamStep, scale: f32) -> Self {
+        AdamConsts {
+            scale,
+            beta1: s.beta1,
+            beta2: s.beta2,
+            bias1: 1.0 - s.beta1.powi(s.t as i32),
+            bias2: 1.0 - s.beta2.powi(s.t as i32),
+            lr: s.lr,
+            eps: s.eps,
+            wd: s.weight_decay,
+        }
+    }
+
+    fn apply(&self, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+        adam_block(self, p, g, m, v);
+    }
+}
+
+multiversion! {
+/// The AdamW update of a block; iterators (no indexing) so the loop vectorises.
+fn adam_block(k: &AdamConsts, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+        let gi = g * k.scale;
+        let mi = k.beta1 * *m + (1.0 - k.beta1) * gi;
+        let vi = k.beta2 * *v + (1.0 - k.beta2) * gi * gi;
+        *m = mi;
+        *v = vi;
+        let (mh, vh) = (mi / k.bias1, vi / k.bias2);
+        *p -= k.lr * (mh / (vh.sqrt() + k.eps) + k.wd * *p);
+    }
+}
 }
 
 fn sigmoid(x: f32) -> f32 {
@@ -252,7 +299,7 @@ impl ModelOps for CpuBackend {
                         let next = &dgo[(t + 1) * 4 * h..(t + 2) * 4 * h];
                         for (j, d) in dht.iter_mut().enumerate() {
                             let w = &wv[j * 4 * h..(j + 1) * 4 * h];
-                            *d += next.iter().zip(w).map(|(a, b)| a * b).sum::<f32>();
+                            *d += dot_f32(next, w);
                         }
                     }
                     let g = &gv[row * 4 * h..(row + 1) * 4 * h];
@@ -294,11 +341,21 @@ impl ModelOps for CpuBackend {
         };
         expect_len("time_mask_mul", "mask", mask, b * h)?;
         let (xv, mv) = (f32s("time_mask_mul", x)?, f32s("time_mask_mul", mask)?);
-        let out = xv
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| v * mv[(i / (l * h).max(1)) * h + i % h.max(1)])
-            .collect();
+        let mut out = vec![0.0f32; xv.len()];
+        if h > 0 && l > 0 {
+            // Sequence by sequence, step by step: the mask row multiplies each step's row.
+            for ((o, x), m) in out
+                .chunks_mut(l * h)
+                .zip(xv.chunks(l * h))
+                .zip(mv.chunks(h))
+            {
+                for (o, x) in o.chunks_mut(h).zip(x.chunks(h)) {
+                    for ((o, &x), &m) in o.iter_mut().zip(x).zip(m) {
+                        *o = x * m;
+                    }
+                }
+            }
+        }
         Ok(tensor(x.shape().to_vec(), out))
     }
 
@@ -323,11 +380,15 @@ impl ModelOps for CpuBackend {
 
     fn sum_squares_into(&self, acc: &mut CpuTensor, x: &CpuTensor) -> OpResult<()> {
         expect_len("sum_squares_into", "acc", acc, 1)?;
-        let s: f64 = f32s("sum_squares_into", x)?
-            .iter()
-            .map(|&v| v as f64 * v as f64)
-            .sum();
-        f32s_mut("sum_squares_into", acc)?[0] += s as f32;
+        let xv = f32s("sum_squares_into", x)?;
+        // Block partial sums in parallel, added in block order: the same value on any number of
+        // threads.
+        let parts: Vec<f64> = if xv.len() >= PAR_MIN {
+            xv.par_chunks(PAR_MIN).map(sum_squares_f32).collect()
+        } else {
+            vec![sum_squares_f32(xv)]
+        };
+        f32s_mut("sum_squares_into", acc)?[0] += parts.iter().sum::<f64>() as f32;
         Ok(())
     }
 
@@ -352,21 +413,18 @@ impl ModelOps for CpuBackend {
         expect_len("adam_step", "scale", scale, 1)?;
         let sc = f32s("adam_step", scale)?[0];
         let gv = f32s("adam_step", g)?;
-        let (b1, b2) = (
-            1.0 - s.beta1.powi(s.t as i32),
-            1.0 - s.beta2.powi(s.t as i32),
-        );
+        let k = AdamConsts::new(s, sc);
         let mv = f32s_mut("adam_step", m)?;
         let vv = f32s_mut("adam_step", v)?;
         let pv = f32s_mut("adam_step", p)?;
-        for i in 0..pv.len() {
-            let gi = gv[i] * sc;
-            let mi = s.beta1 * mv[i] + (1.0 - s.beta1) * gi;
-            let vi = s.beta2 * vv[i] + (1.0 - s.beta2) * gi * gi;
-            mv[i] = mi;
-            vv[i] = vi;
-            let (mh, vh) = (mi / b1, vi / b2);
-            pv[i] -= s.lr * (mh / (vh.sqrt() + s.eps) + s.weight_decay * pv[i]);
+        if pv.len() >= PAR_MIN {
+            pv.par_chunks_mut(PAR_MIN)
+                .zip(gv.par_chunks(PAR_MIN))
+                .zip(mv.par_chunks_mut(PAR_MIN))
+                .zip(vv.par_chunks_mut(PAR_MIN))
+                .for_each(|(((p, g), m), v)| k.apply(p, g, m, v));
+        } else {
+            k.apply(pv, gv, mv, vv);
         }
         Ok(())
     }

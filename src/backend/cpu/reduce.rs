@@ -31,16 +31,28 @@ pub fn reduce_rows(op: ReduceOp, a: &CpuTensor) -> OpResult<CpuTensor> {
 pub fn sum_cols(a: &CpuTensor) -> OpResult<CpuTensor> {
     let av = f32s("sum_cols", a)?;
     let cols = a.cols();
-    let mut acc = vec![0.0f64; cols];
-    if cols > 0 {
+    let mut out = vec![0.0f32; cols];
+    if cols == 0 {
+        return Ok(tensor(vec![0], out));
+    }
+    // Blocks of columns in parallel; each column is still summed over the rows in order.
+    const BLOCK: usize = 2048;
+    let block = |(bi, o): (usize, &mut [f32])| {
+        let c0 = bi * BLOCK;
+        let mut acc = vec![0.0f64; o.len()];
         for row in av.chunks(cols) {
-            for (s, &x) in acc.iter_mut().zip(row) {
+            for (s, &x) in acc.iter_mut().zip(&row[c0..c0 + o.len()]) {
                 *s += x as f64;
             }
         }
+        for (o, s) in o.iter_mut().zip(acc) {
+            *o = s as f32;
+        }
+    };
+    if av.len() >= PAR_MIN && cols > BLOCK {
+        out.par_chunks_mut(BLOCK).enumerate().for_each(block);
+    } else {
+        out.chunks_mut(BLOCK).enumerate().for_each(block);
     }
-    Ok(tensor(
-        vec![cols],
-        acc.into_iter().map(|x| x as f32).collect(),
-    ))
+    Ok(tensor(vec![cols], out))
 }

@@ -3,17 +3,31 @@
 
 use rayon::prelude::*;
 
-use super::math::{exp_f32, max_f32, sum_exp_shifted, sum_f32};
+use super::math::{exp_f32, exp_shift_scale, max_f32, sum_exp_shifted, sum_f32};
 use super::{f32s, tensor, u32s, CpuStorage, CpuTensor, PAR_MIN};
 use crate::backend::{check, OpResult, Targets};
 
-/// `log Σ exp(x)` of one row: max subtracted, exp in f32 (each term ≤ 1), sums in f64.
+/// `log Σ exp(x)` of one row: max subtracted, exp in f32 (each term ≤ 1), sums in f64. Online
+/// over blocks that stay in L1 (block max, then its exp sum against the running max, rescaling
+/// the sum when the max grows): a catalogue-tile row is read from memory once, not twice.
 pub fn row_lse(row: &[f32]) -> f32 {
-    let m = max_f32(row);
+    const BLOCK: usize = 2048;
+    let (mut m, mut s) = (f32::NEG_INFINITY, 0.0f64);
+    for block in row.chunks(BLOCK) {
+        let bm = max_f32(block);
+        if bm == f32::NEG_INFINITY {
+            continue;
+        }
+        if bm > m {
+            s *= ((m - bm) as f64).exp();
+            m = bm;
+        }
+        s += sum_exp_shifted(block, m);
+    }
     if m == f32::NEG_INFINITY {
         return m;
     }
-    m + sum_exp_shifted(row, m).ln() as f32
+    m + s.ln() as f32
 }
 
 fn rows_map(a: &[f32], cols: usize, out: &mut [f32], f: impl Fn(usize, &[f32], &mut [f32]) + Sync) {
@@ -38,18 +52,12 @@ pub fn softmax_rows(a: &CpuTensor, log: bool) -> OpResult<CpuTensor> {
     let mut out = vec![0.0f32; av.len()];
     rows_map(av, a.cols(), &mut out, |_, x, o| {
         let lse = row_lse(x);
-        for (o, &v) in o.iter_mut().zip(x) {
-            *o = if lse == f32::NEG_INFINITY {
-                if log {
-                    f32::NEG_INFINITY
-                } else {
-                    0.0
-                }
-            } else if log {
-                v - lse
-            } else {
-                exp_f32(v - lse)
-            };
+        if lse == f32::NEG_INFINITY {
+            o.fill(if log { f32::NEG_INFINITY } else { 0.0 });
+        } else if log {
+            o.iter_mut().zip(x).for_each(|(o, &v)| *o = v - lse);
+        } else {
+            exp_shift_scale(o, x, lse, 1.0);
         }
     });
     Ok(tensor(a.shape().to_vec(), out))
@@ -136,9 +144,7 @@ pub fn cross_entropy_tile(
                 let span = row_ptr[r] as usize..row_ptr[r + 1] as usize;
                 let (wsum, lse) = (row_weight[r], lse[r]);
                 if wsum != 0.0 {
-                    for (g, &v) in g.iter_mut().zip(zr) {
-                        *g = wsum * exp_f32(v - lse);
-                    }
+                    exp_shift_scale(g, zr, lse, wsum);
                 }
                 let mut acc = 0.0f64;
                 for j in span {

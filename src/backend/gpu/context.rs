@@ -73,10 +73,15 @@ impl Drop for GpuBuffer {
     }
 }
 
-/// Rounds a request up to a size class (≤ 12.5 % waste) so buffers can be reused.
+/// Rounds a request up to a size class so buffers can be reused: powers of two up to 64 KiB
+/// (few classes for the many small, batch-dependent tensors: the pool reaches a steady state
+/// within a few training steps), then ≤ 12.5 % waste.
 fn size_class(bytes: u64) -> u64 {
     let n = bytes.max(256);
-    let grain = (n.next_power_of_two() / 8).max(256);
+    if n <= 1 << 16 {
+        return n.next_power_of_two();
+    }
+    let grain = n.next_power_of_two() / 8;
     n.div_ceil(grain) * grain
 }
 
@@ -97,6 +102,8 @@ pub struct GpuStats {
     pub bytes_allocated: u64,
     pub submits: u64,
     pub dispatches: u64,
+    /// Buffer read-backs to the host (`download`); each one waits for the GPU.
+    pub readbacks: u64,
     pub pipelines: usize,
 }
 
@@ -628,6 +635,7 @@ impl GpuContext {
             }));
         }
         let staging = st.staging.take().expect("staging created above");
+        st.stats.readbacks += 1;
         Self::encoder(&self.device, &mut st).copy_buffer_to_buffer(
             src.raw(),
             0,

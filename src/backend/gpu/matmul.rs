@@ -5,7 +5,7 @@ use bytemuck::{Pod, Zeroable};
 use super::pipeline::{Kernel, Shader};
 use super::{raw, GpuBackend, GpuTensor};
 use crate::backend::check::{self, MatmulDims};
-use crate::backend::{DType, OpResult};
+use crate::backend::{Backend, DType, OpResult};
 use crate::error::{GpuError, OpError};
 
 #[repr(C)]
@@ -19,9 +19,15 @@ struct Params {
     stride_b: u32,
     alpha: f32,
     beta: f32,
+    k_split: u32,
 }
 
 const TILE: usize = 64;
+/// Split-K: used when C has at most this many 64 × 64 tiles and K is at least `SPLIT_MIN_K`;
+/// each workgroup then covers `SPLIT_K` of K.
+const SPLIT_MAX_TILES: usize = 4;
+const SPLIT_MIN_K: usize = 2048;
+const SPLIT_K: usize = 512;
 
 #[allow(clippy::too_many_arguments)]
 fn record(
@@ -53,6 +59,9 @@ fn record(
     let kernel = Kernel::new(Shader::Matmul, "matmul")
         .with("TRANS_A", ta as u32)
         .with("TRANS_B", tb as u32);
+    if d.batch == 1 && gx * gy <= SPLIT_MAX_TILES && d.k >= SPLIT_MIN_K {
+        return record_split_k(g, &kernel, d, a, b, c, alpha, beta);
+    }
     // Batches beyond the z limit go in several dispatches.
     let mut z0 = 0;
     while z0 < d.batch {
@@ -66,6 +75,7 @@ fn record(
             stride_b: d.stride_b as u32,
             alpha,
             beta,
+            k_split: 0,
         };
         ctx.dispatch(
             &kernel,
@@ -75,6 +85,64 @@ fn record(
         )?;
         z0 += nz;
     }
+    Ok(())
+}
+
+/// Partial products over slices of K (one workgroup row each), then
+/// `C = alpha · (1ᵀ · partials) + beta · C` with the same kernel (m = 1, K = the slices), which
+/// sums the slices in a fixed order (deterministic, no atomics).
+#[allow(clippy::too_many_arguments)]
+fn record_split_k(
+    g: &GpuBackend,
+    kernel: &Kernel,
+    d: &MatmulDims,
+    a: &GpuTensor,
+    b: &GpuTensor,
+    c: &GpuTensor,
+    alpha: f32,
+    beta: f32,
+) -> OpResult<()> {
+    let splits = d.k.div_ceil(SPLIT_K);
+    let (gx, gy) = (d.n.div_ceil(TILE), d.m.div_ceil(TILE));
+    let mn = d.m * d.n;
+    let partials = g.empty(&[splits, mn], DType::F32, "matmul split-k partials")?;
+    let p = Params {
+        m: d.m as u32,
+        n: d.n as u32,
+        k: d.k as u32,
+        batch0: 0,
+        stride_a: 0,
+        stride_b: 0,
+        alpha: 1.0,
+        beta: 0.0,
+        k_split: SPLIT_K as u32,
+    };
+    g.ctx.dispatch(
+        kernel,
+        bytemuck::bytes_of(&p),
+        &[(1, raw(a)), (2, raw(b)), (3, raw(&partials))],
+        [gx as u32, gy as u32, splits as u32],
+    )?;
+    let ones = g.upload_f32(&vec![1.0; splits], &[1, splits])?;
+    let p = Params {
+        m: 1,
+        n: mn as u32,
+        k: splits as u32,
+        batch0: 0,
+        stride_a: 0,
+        stride_b: 0,
+        alpha,
+        beta,
+        k_split: 0,
+    };
+    g.ctx.dispatch(
+        &Kernel::new(Shader::Matmul, "matmul")
+            .with("TRANS_A", 0)
+            .with("TRANS_B", 0),
+        bytemuck::bytes_of(&p),
+        &[(1, raw(&ones)), (2, raw(&partials)), (3, raw(c))],
+        [mn.div_ceil(TILE) as u32, 1, 1],
+    )?;
     Ok(())
 }
 

@@ -146,6 +146,10 @@ impl Backend for GpuBackend {
         Ok(self.ctx.sync()?)
     }
 
+    fn flush(&self) -> OpResult<()> {
+        Ok(self.ctx.flush()?)
+    }
+
     fn max_binding_bytes(&self) -> u64 {
         self.ctx.limits.max_storage_buffer_binding_size
     }

@@ -1,0 +1,162 @@
+//! `ainrnn bench train` through the binary on tiny shapes: one JSON object, every model on the
+//! CPU (and the GPU when an adapter opens), finite losses, the softmax share, a real epoch, a
+//! GPU step with no new buffers and no read-back after warm-up; the synthetic histories. No
+//! timing is asserted (timings belong to the benchmark, not to tests).
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::process::{Command, Output};
+
+use ainrnn::bench::train::SyntheticHistories;
+use serde_json::Value;
+
+const TINY: &[&str] = &[
+    "bench",
+    "train",
+    "--songs",
+    "300",
+    "--users",
+    "40",
+    "--batch",
+    "8",
+    "--history",
+    "5",
+    "--targets",
+    "4",
+    "--hidden",
+    "8",
+    "--layers",
+    "2",
+    "--steps",
+    "2",
+    "--warmup",
+    "3",
+    "--no-torch",
+    "--epoch",
+];
+
+fn ainrnn(backend: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ainrnn"))
+        .args(["--json", "--backend", backend])
+        .args(args)
+        .env("XDG_RUNTIME_DIR", "/tmp")
+        .output()
+        .unwrap()
+}
+
+fn json(o: &Output) -> Value {
+    assert!(
+        o.status.success(),
+        "exit {:?}: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let text = String::from_utf8(o.stdout.clone()).unwrap();
+    assert_eq!(text.lines().count(), 1, "one JSON object on stdout: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+fn check_run(r: &Value) {
+    let name = format!("{} on {}", r["model"], r["device"]);
+    let step = r["seconds_per_step"].as_f64().unwrap();
+    assert!(step > 0.0 && step.is_finite(), "{name}: step {step}");
+    let loss = r["mean_loss"].as_f64().unwrap();
+    // A fresh model predicts about uniformly: the loss starts near ln(300) ≈ 5.7.
+    assert!(loss > 3.0 && loss < 9.0, "{name}: loss {loss}");
+    let share = r["softmax_share"].as_f64().unwrap();
+    assert!(share > 0.0 && share < 1.0, "{name}: softmax share {share}");
+    assert_eq!(r["steps_per_epoch"], 5, "{name}: 40 users / batch 8");
+    assert!(r["epoch_seconds"].as_f64().unwrap() > 0.0, "{name}: epoch");
+    assert!(
+        r["parameters"].as_u64().unwrap() > 300 * 32,
+        "{name}: parameters"
+    );
+}
+
+#[test]
+fn cpu_runs_every_model_and_an_epoch() {
+    let v = json(&ainrnn("cpu", TINY));
+    assert_eq!(v["data"], "synthetic");
+    let runs = v["runs"].as_array().unwrap();
+    let models: Vec<&str> = runs.iter().map(|r| r["model"].as_str().unwrap()).collect();
+    assert_eq!(models, ["ainrnn", "indrnn", "lstm"]);
+    runs.iter().for_each(check_run);
+    assert!(runs
+        .iter()
+        .all(|r| r["device"] == "cpu" && r["gpu"].is_null()));
+    assert_eq!(v["indrnn_speedup_over_lstm"][0][0], "cpu");
+    assert!(v["gpu_note"].as_str().unwrap().contains("--backend cpu"));
+    assert!(v["torch"].is_null());
+}
+
+#[test]
+fn gpu_steps_create_no_buffers_and_read_nothing_back() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let mut args = TINY.to_vec();
+    args.extend(["--models", "indrnn,lstm"]);
+    let v = json(&ainrnn("gpu", &args));
+    let gpu: Vec<&Value> = v["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["device"] == "gpu")
+        .collect();
+    assert_eq!(gpu.len(), 2, "{v}");
+    for r in gpu {
+        check_run(r);
+        let g = &r["gpu"];
+        assert_eq!(g["buffers_created_per_step"], 0.0, "{r}");
+        assert_eq!(g["readbacks_per_step"], 0.0, "{r}");
+        assert!(g["bytes_allocated"].as_u64().unwrap() > 0);
+        assert!(g["dispatches_per_step"].as_f64().unwrap() > 10.0);
+    }
+}
+
+#[test]
+fn bad_shapes_are_clear_errors() {
+    let o = ainrnn("cpu", &["bench", "train", "--songs", "1", "--no-torch"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--songs"), "{err}");
+    let o = ainrnn("cpu", &["bench", "train", "--models", "gru", "--no-torch"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("gru"));
+}
+
+#[test]
+fn synthetic_histories_are_distinct_sized_and_reproducible() {
+    let s = SyntheticHistories::new(500, 7);
+    let a = s.examples(10, 20, 12, 6);
+    assert_eq!(a, SyntheticHistories::new(500, 7).examples(10, 20, 12, 6));
+    // Each user is its own stream: a subset reproduces the same users.
+    assert_eq!(a[5..], s.examples(15, 15, 12, 6)[..]);
+    for e in &a {
+        assert_eq!(e.songs.len(), 12);
+        assert_eq!(e.plays.len(), 12);
+        assert_eq!(e.targets.len(), 6);
+        let mut all: Vec<u32> = e.songs.iter().chain(&e.targets).copied().collect();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 18, "songs of a user are distinct");
+        assert!(all.iter().all(|&x| x < 500));
+        assert!(e.plays.iter().all(|&p| p >= 1.0 && p.fract() == 0.0));
+    }
+    // Zipf popularity: the most common song is far above the uniform share.
+    let mut count = vec![0usize; 500];
+    for e in s.examples(0, 400, 12, 6) {
+        for x in e.songs.iter().chain(&e.targets) {
+            count[*x as usize] += 1;
+        }
+    }
+    let top = *count.iter().max().unwrap();
+    assert!(
+        top > 10 * 400 * 18 / 500,
+        "most popular song listened {top} times"
+    );
+    // A catalogue smaller than history + targets still gives a valid example.
+    let e = SyntheticHistories::new(4, 1).example(0, 10, 10);
+    assert!(!e.songs.is_empty() && e.songs.len() < 4);
+}
