@@ -2,7 +2,7 @@
 
 use rayon::prelude::*;
 
-use super::math::{dot_f32, multiversion, sum_squares_f32};
+use super::math::{exp_f32, multiversion, sum_squares_f32};
 use super::{f32s, f32s_mut, tensor, u32s, CpuBackend, CpuData, CpuStorage, CpuTensor, PAR_MIN};
 use crate::backend::model_ops::{AdamStep, LstmCache, ModelOps, MAX_TOPK};
 use crate::backend::{check, Backend, DType, OpResult, Tensor};
@@ -93,12 +93,162 @@ fn adam_block(k: &AdamConsts, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [
 }
 }
 
+// Branch-free, on the vectorisable exp of `math`: libm's expf/tanhf per gate and step cost as
+// much as the recurrent GEMM.
+#[inline(always)]
 fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
+    1.0 / (1.0 + exp_f32(-x))
 }
 
+/// `tanh(x) = 1 − 2 / (e^{2x} + 1)` (absolute error ≈ 1e-7), saturated beyond ±15.
+#[inline(always)]
 fn tanh_safe(x: f32) -> f32 {
-    x.clamp(-15.0, 15.0).tanh()
+    1.0 - 2.0 / (exp_f32(2.0 * x.clamp(-15.0, 15.0)) + 1.0)
+}
+
+/// `Σ a·b` over 16 lanes, for inlining into a multiversioned body.
+#[inline(always)]
+fn dot16(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 16];
+    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for ((l, &x), &y) in lanes.iter_mut().zip(x).zip(y) {
+            *l += x * y;
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+multiversion! {
+/// [`ModelOps::lstm_forward`] for one chunk of `m.len() / l` whole sequences (the chunk's rows of
+/// `xw`, `h`, `h_prev`, `c` and the gates), step by step: `a = xw_t + h_{t−1}·Wh` row by row as
+/// AXPYs over the 4H gates (a `[n, H]·[H, 4H]` product too small for a packed GEMM), then the
+/// gates. Compiled for AVX-512 / AVX2 so the AXPYs and the branch-free gate math vectorise.
+#[allow(clippy::too_many_arguments)]
+fn lstm_forward_chunk(
+    xw: &[f32],
+    wv: &[f32],
+    m: &[f32],
+    l: usize,
+    h: usize,
+    ho: &mut [f32],
+    hpo: &mut [f32],
+    co: &mut [f32],
+    go: &mut [f32],
+) {
+    let (n, g4) = (m.len() / l, 4 * h);
+    let (mut hprev, mut cprev) = (vec![0.0f32; n * h], vec![0.0f32; n * h]);
+    let mut a = vec![0.0f32; g4];
+    for t in 0..l {
+        for i in 0..n {
+            let r = i * l + t;
+            let at = r * h..(r + 1) * h;
+            let (hr, cr) = (&mut hprev[i * h..(i + 1) * h], &mut cprev[i * h..(i + 1) * h]);
+            hpo[at.clone()].copy_from_slice(hr);
+            if m[r] > 0.0 {
+                a.copy_from_slice(&xw[r * g4..(r + 1) * g4]);
+                if t > 0 {
+                    for (&hk, w) in hr.iter().zip(wv.chunks_exact(g4)) {
+                        for (am, &wm) in a.iter_mut().zip(w) {
+                            *am += hk * wm;
+                        }
+                    }
+                }
+                lstm_gates(&a, hr, cr, &mut go[r * g4..(r + 1) * g4]);
+            }
+            ho[at.clone()].copy_from_slice(hr);
+            co[at].copy_from_slice(cr);
+        }
+    }
+}
+}
+
+multiversion! {
+/// [`ModelOps::lstm_backward`] for one chunk of whole sequences (see [`lstm_forward_chunk`]):
+/// `∂h_t = ∂y_t + ∂g_{t+1}·Whᵀ` (dot products over the 4H gates), then the gate gradients.
+#[allow(clippy::too_many_arguments)]
+fn lstm_backward_chunk(
+    gv: &[f32],
+    cv: &[f32],
+    dv: &[f32],
+    wv: &[f32],
+    m: &[f32],
+    l: usize,
+    h: usize,
+    dgo: &mut [f32],
+) {
+    let (n, g4) = (m.len() / l, 4 * h);
+    let (mut dh_carry, mut dc_carry) = (vec![0.0f32; n * h], vec![0.0f32; n * h]);
+    let mut dht = vec![0.0f32; h];
+    for t in (0..l).rev() {
+        for i in 0..n {
+            let r = i * l + t;
+            let (dhc, dcc) = (&mut dh_carry[i * h..(i + 1) * h], &mut dc_carry[i * h..(i + 1) * h]);
+            for ((d, &x), &c) in dht.iter_mut().zip(&dv[r * h..(r + 1) * h]).zip(dhc.iter()) {
+                *d = x + c;
+            }
+            // Rows of masked steps of ∂g are zero: they add nothing.
+            if t + 1 < l && m[r + 1] > 0.0 {
+                let next = &dgo[(r + 1) * g4..(r + 2) * g4];
+                for (d, w) in dht.iter_mut().zip(wv.chunks_exact(g4)) {
+                    *d += dot16(next, w);
+                }
+            }
+            let out = &mut dgo[r * g4..(r + 1) * g4];
+            if m[r] <= 0.0 {
+                out.fill(0.0);
+                dhc.copy_from_slice(&dht);
+                continue;
+            }
+            let g = &gv[r * g4..(r + 1) * g4];
+            for j in 0..h {
+                let (ig, fg, gg, og) = (g[j], g[h + j], g[2 * h + j], g[3 * h + j]);
+                let ct = cv[r * h + j];
+                let cp = if t > 0 { cv[(r - 1) * h + j] } else { 0.0 };
+                let tc = tanh_safe(ct);
+                let d_o = dht[j] * tc;
+                let dc = dcc[j] + dht[j] * og * (1.0 - tc * tc);
+                out[j] = dc * gg * ig * (1.0 - ig);
+                out[h + j] = dc * cp * fg * (1.0 - fg);
+                out[2 * h + j] = dc * ig * (1.0 - gg * gg);
+                out[3 * h + j] = d_o * og * (1.0 - og);
+                dhc[j] = 0.0;
+                dcc[j] = dc * fg;
+            }
+        }
+    }
+}
+}
+
+/// One LSTM step of one sequence from its gate pre-activations `a` (`[i, f, g, o]`, 4H): updates
+/// `h` and `c` in place and stores the activated gates in `g`.
+#[inline(always)]
+fn lstm_gates(a: &[f32], h: &mut [f32], c: &mut [f32], g: &mut [f32]) {
+    let n = h.len();
+    let (ai, rest) = a.split_at(n);
+    let (af, rest) = rest.split_at(n);
+    let (ag, ao) = rest.split_at(n);
+    let (gi, rest) = g.split_at_mut(n);
+    let (gf, rest) = rest.split_at_mut(n);
+    let (gg, go) = rest.split_at_mut(n);
+    for j in 0..n {
+        let (i, f, gt, o) = (
+            sigmoid(ai[j]),
+            sigmoid(af[j]),
+            tanh_safe(ag[j]),
+            sigmoid(ao[j]),
+        );
+        let cn = f * c[j] + i * gt;
+        c[j] = cn;
+        h[j] = o * tanh_safe(cn);
+        (gi[j], gf[j], gg[j], go[j]) = (i, f, gt, o);
+    }
 }
 
 /// The top-`k` of `(value, id)` candidates with the kernel's order and tie-break.
@@ -216,52 +366,23 @@ impl ModelOps for CpuBackend {
             vec![0.0f32; b * l * h],
             vec![0.0f32; b * l * 4 * h],
         );
-        let seq = (l * h).max(1);
-        hs.par_chunks_mut(seq)
-            .zip(hp.par_chunks_mut(seq))
-            .zip(cs.par_chunks_mut(seq))
-            .zip(gs.par_chunks_mut((4 * l * h).max(1)))
-            .enumerate()
-            .for_each(|(bi, (((ho, hpo), co), go))| {
-                let mut hprev = vec![0.0f32; h];
-                let mut cprev = vec![0.0f32; h];
-                let mut a = vec![0.0f32; 4 * h];
-                for t in 0..l {
-                    hpo[t * h..(t + 1) * h].copy_from_slice(&hprev);
-                    let g = &mut go[t * 4 * h..(t + 1) * 4 * h];
-                    if mv[bi * l + t] <= 0.0 {
-                        ho[t * h..(t + 1) * h].copy_from_slice(&hprev);
-                        co[t * h..(t + 1) * h].copy_from_slice(&cprev);
-                        continue;
-                    }
-                    a.copy_from_slice(&xv[(bi * l + t) * 4 * h..(bi * l + t + 1) * 4 * h]);
-                    if t > 0 {
-                        for (k, &hk) in hprev.iter().enumerate() {
-                            let w = &wv[k * 4 * h..(k + 1) * 4 * h];
-                            for (am, &wm) in a.iter_mut().zip(w) {
-                                *am += hk * wm;
-                            }
-                        }
-                    }
-                    for j in 0..h {
-                        let (ig, fg, gg, og) = (
-                            sigmoid(a[j]),
-                            sigmoid(a[h + j]),
-                            tanh_safe(a[2 * h + j]),
-                            sigmoid(a[3 * h + j]),
-                        );
-                        let cn = fg * cprev[j] + ig * gg;
-                        cprev[j] = cn;
-                        hprev[j] = og * tanh_safe(cn);
-                        g[j] = ig;
-                        g[h + j] = fg;
-                        g[2 * h + j] = gg;
-                        g[3 * h + j] = og;
-                    }
-                    ho[t * h..(t + 1) * h].copy_from_slice(&hprev);
-                    co[t * h..(t + 1) * h].copy_from_slice(&cprev);
-                }
-            });
+        if b * l * h > 0 {
+            // Sequences in one chunk per thread; within a chunk, step by step, the recurrent
+            // product of all its sequences is one GEMM `[n, H]·[H, 4H]` (a mat-vec per sequence
+            // ran at a fraction of the GEMM's speed, and a parallel loop per step spent its time
+            // waking threads).
+            let (seq, g4) = (l * h, 4 * h);
+            let per = b.div_ceil(rayon::current_num_threads().max(1));
+            hs.par_chunks_mut(per * seq)
+                .zip(hp.par_chunks_mut(per * seq))
+                .zip(cs.par_chunks_mut(per * seq))
+                .zip(gs.par_chunks_mut(per * l * g4))
+                .zip(xv.par_chunks(per * l * g4))
+                .zip(mv.par_chunks(per * l))
+                .for_each(|(((((ho, hpo), co), go), xw), m)| {
+                    lstm_forward_chunk(xw, wv, m, l, h, ho, hpo, co, go)
+                });
+        }
         let shape = vec![b, l, h];
         Ok(LstmCache {
             h: tensor(shape.clone(), hs),
@@ -284,47 +405,20 @@ impl ModelOps for CpuBackend {
         let (wv, mv, dv) = (f32s("lstm", wh)?, f32s("lstm", mask)?, f32s("lstm", dh)?);
         let (gv, cv) = (f32s("lstm", &cache.gates)?, f32s("lstm", &cache.c)?);
         let mut dg = vec![0.0f32; b * l * 4 * h];
-        dg.par_chunks_mut((4 * l * h).max(1))
-            .enumerate()
-            .for_each(|(bi, dgo)| {
-                let mut dh_carry = vec![0.0f32; h];
-                let mut dc_carry = vec![0.0f32; h];
-                let mut dht = vec![0.0f32; h];
-                for t in (0..l).rev() {
-                    let row = bi * l + t;
-                    for j in 0..h {
-                        dht[j] = dv[row * h + j] + dh_carry[j];
-                    }
-                    if t + 1 < l && mv[row + 1] > 0.0 {
-                        let next = &dgo[(t + 1) * 4 * h..(t + 2) * 4 * h];
-                        for (j, d) in dht.iter_mut().enumerate() {
-                            let w = &wv[j * 4 * h..(j + 1) * 4 * h];
-                            *d += dot_f32(next, w);
-                        }
-                    }
-                    let g = &gv[row * 4 * h..(row + 1) * 4 * h];
-                    let out = &mut dgo[t * 4 * h..(t + 1) * 4 * h];
-                    if mv[row] <= 0.0 {
-                        out.iter_mut().for_each(|x| *x = 0.0);
-                        dh_carry.copy_from_slice(&dht);
-                        continue;
-                    }
-                    for j in 0..h {
-                        let (ig, fg, gg, og) = (g[j], g[h + j], g[2 * h + j], g[3 * h + j]);
-                        let ct = cv[row * h + j];
-                        let cp = if t > 0 { cv[(row - 1) * h + j] } else { 0.0 };
-                        let tc = tanh_safe(ct);
-                        let d_o = dht[j] * tc;
-                        let dc = dc_carry[j] + dht[j] * og * (1.0 - tc * tc);
-                        out[j] = dc * gg * ig * (1.0 - ig);
-                        out[h + j] = dc * cp * fg * (1.0 - fg);
-                        out[2 * h + j] = dc * ig * (1.0 - gg * gg);
-                        out[3 * h + j] = d_o * og * (1.0 - og);
-                        dh_carry[j] = 0.0;
-                        dc_carry[j] = dc * fg;
-                    }
-                }
-            });
+        if b * l * h > 0 {
+            // Chunks of sequences as in the forward: per step, `∂h_t += ∂g_{t+1}·Whᵀ` is one GEMM
+            // for the chunk (rows of masked steps of `∂g` are zero, so they add nothing).
+            let g4 = 4 * h;
+            let per = b.div_ceil(rayon::current_num_threads().max(1));
+            dg.par_chunks_mut(per * l * g4)
+                .zip(gv.par_chunks(per * l * g4))
+                .zip(cv.par_chunks(per * l * h))
+                .zip(dv.par_chunks(per * l * h))
+                .zip(mv.par_chunks(per * l))
+                .for_each(|((((dgo, gv), cv), dv), m)| {
+                    lstm_backward_chunk(gv, cv, dv, wv, m, l, h, dgo)
+                });
+        }
         Ok(tensor(cache.gates.shape().to_vec(), dg))
     }
 
