@@ -231,6 +231,8 @@ fn command_line_train_eval_recommend_compare() {
                 "2",
                 "--hidden",
                 "8",
+                "--emb",
+                "24",
                 "--layers",
                 "2",
                 "--patience",
@@ -242,6 +244,14 @@ fn command_line_train_eval_recommend_compare() {
             .arg(&ckpt),
     );
     assert_eq!(lines.len(), 2, "one JSON line per epoch");
+    let (m, _, _) =
+        ainrnn::eval::run::load_model(&CpuBackend::new(), &Dataset::load(&data).unwrap(), &ckpt)
+            .unwrap();
+    assert_eq!(
+        (m.cfg.emb, m.cfg.hidden),
+        (24, 8),
+        "--emb and --hidden reach the model"
+    );
     for (i, l) in lines.iter().enumerate() {
         assert_eq!(l["epoch"], i + 1);
         for key in ["loss", "seconds", "precision_at_10", "ndcg_at_10"] {

@@ -38,6 +38,9 @@ pub struct TrainArgs {
     pub batch: usize,
     #[arg(long, default_value_t = 64)]
     pub hidden: usize,
+    /// Size of the song table: the input embedding, tied with the songs' learned output vectors.
+    #[arg(long, default_value_t = 64)]
+    pub emb: usize,
     /// Recurrent layers (default 5 for ainrnn/indrnn, 2 for lstm).
     #[arg(long)]
     pub layers: Option<usize>,
@@ -114,6 +117,7 @@ pub fn run_train(a: TrainArgs, choice: BackendChoice, json: bool) -> Result<()> 
     opts.epochs = a.epochs;
     opts.batch = a.batch.max(1);
     opts.hidden = a.hidden.max(1);
+    opts.emb = a.emb.max(1);
     opts.layers = a.layers;
     opts.max_history = a.max_history.max(1);
     opts.lr = a.lr;
@@ -252,6 +256,9 @@ pub struct CompareArgs {
     pub batch: usize,
     #[arg(long, default_value_t = 64)]
     pub hidden: usize,
+    /// Size of the song table (input embedding tied with the output vectors).
+    #[arg(long, default_value_t = 64)]
+    pub emb: usize,
     #[arg(long)]
     pub layers: Option<usize>,
     #[arg(long, default_value_t = 50)]
@@ -291,6 +298,7 @@ pub fn run_compare(a: CompareArgs, choice: BackendChoice, json: bool) -> Result<
     train.epochs = a.epochs;
     train.batch = a.batch.max(1);
     train.hidden = a.hidden.max(1);
+    train.emb = a.emb.max(1);
     train.layers = a.layers;
     train.max_history = a.max_history.max(1);
     train.lr = a.lr;

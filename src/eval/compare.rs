@@ -535,8 +535,8 @@ fn write_report(r: &CompareReport, dir: &Path, t: &TrainOptions) -> Result<Vec<P
     );
     let _ = writeln!(
         md,
-        "Learned models: {} epochs at most (early stopping patience {}), batch {}, hidden {}, history ≤ {}, lr {}, dropout {}, features `{}`, seed {}.\n",
-        t.epochs, t.patience, t.batch, t.hidden, t.max_history, t.lr, t.dropout, t.features.name(), t.seed
+        "Learned models: {} epochs at most (early stopping patience {}), batch {}, hidden {}, song table {}, history ≤ {}, lr {}, dropout {}, features `{}`, seed {}.\n",
+        t.epochs, t.patience, t.batch, t.hidden, t.emb, t.max_history, t.lr, t.dropout, t.features.name(), t.seed
     );
     let _ = writeln!(md, "| model | precision@{k} | recall@{k} | NDCG@{k} | NDCG@{k} graded | mAP@{k} | hit rate | coverage | long tail | s/epoch |");
     let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");

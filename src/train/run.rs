@@ -26,6 +26,8 @@ pub struct TrainOptions {
     pub epochs: u32,
     pub batch: usize,
     pub hidden: usize,
+    /// Size of the song table (input embedding and learned output vectors, tied).
+    pub emb: usize,
     pub layers: Option<usize>,
     pub max_history: usize,
     pub lr: f32,
@@ -49,6 +51,7 @@ impl TrainOptions {
             epochs: 10,
             batch: 64,
             hidden: 64,
+            emb: 64,
             layers: None,
             max_history: 50,
             lr: 5e-4,
@@ -178,6 +181,7 @@ pub fn train<B: ModelOps>(
         None => {
             let mut mc = ModelConfig::new(opts.kind, corpus.songs);
             mc.hidden = opts.hidden;
+            mc.emb = opts.emb;
             if let Some(l) = opts.layers {
                 mc.layers = l;
             }
