@@ -106,23 +106,43 @@ fn tanh_safe(x: f32) -> f32 {
     1.0 - 2.0 / (exp_f32(2.0 * x.clamp(-15.0, 15.0)) + 1.0)
 }
 
-/// `Σ a·b` over 16 lanes, for inlining into a multiversioned body.
+/// `acc += x · w` for a row-major `w [x.len(), acc.len()]`, 64 output columns at a time so the
+/// accumulators stay in registers over the whole of `x` as four independent vector chains (a
+/// plain AXPY per `x[k]` reloads and stores all of `acc` each time; one 16-wide chain waits on
+/// the adder's latency).
 #[inline(always)]
-fn dot16(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 16];
-    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(x, y)| x * y)
-        .sum();
-    for (x, y) in ca.zip(cb) {
-        for ((l, &x), &y) in lanes.iter_mut().zip(x).zip(y) {
-            *l += x * y;
+fn vec_mat_acc(acc: &mut [f32], x: &[f32], w: &[f32]) {
+    #[inline(always)]
+    fn block<const W: usize>(acc: &mut [f32], x: &[f32], w: &[f32], c0: usize) {
+        let n = acc.len();
+        let mut a: [f32; W] = acc[c0..c0 + W].try_into().expect("block columns");
+        for (k, &xk) in x.iter().enumerate() {
+            let row: &[f32; W] = w[k * n + c0..k * n + c0 + W]
+                .try_into()
+                .expect("block columns");
+            for (a, &r) in a.iter_mut().zip(row) {
+                *a += xk * r;
+            }
         }
+        acc[c0..c0 + W].copy_from_slice(&a);
     }
-    lanes.iter().sum::<f32>() + tail
+    let n = acc.len();
+    let mut c0 = 0;
+    while c0 + 64 <= n {
+        block::<64>(acc, x, w, c0);
+        c0 += 64;
+    }
+    while c0 + 16 <= n {
+        block::<16>(acc, x, w, c0);
+        c0 += 16;
+    }
+    for c in c0..n {
+        acc[c] += x
+            .iter()
+            .enumerate()
+            .map(|(k, &xk)| xk * w[k * n + c])
+            .sum::<f32>();
+    }
 }
 
 multiversion! {
@@ -154,11 +174,7 @@ fn lstm_forward_chunk(
             if m[r] > 0.0 {
                 a.copy_from_slice(&xw[r * g4..(r + 1) * g4]);
                 if t > 0 {
-                    for (&hk, w) in hr.iter().zip(wv.chunks_exact(g4)) {
-                        for (am, &wm) in a.iter_mut().zip(w) {
-                            *am += hk * wm;
-                        }
-                    }
+                    vec_mat_acc(&mut a, hr, wv);
                 }
                 lstm_gates(&a, hr, cr, &mut go[r * g4..(r + 1) * g4]);
             }
@@ -186,6 +202,15 @@ fn lstm_backward_chunk(
     let (n, g4) = (m.len() / l, 4 * h);
     let (mut dh_carry, mut dc_carry) = (vec![0.0f32; n * h], vec![0.0f32; n * h]);
     let mut dht = vec![0.0f32; h];
+    // Whᵀ `[4H, H]`: `∂g·Whᵀ` as a vector-matrix product (dot products need a horizontal sum
+    // each).
+    let mut wt = vec![0.0f32; g4 * h];
+    for (j, w) in wv.chunks_exact(g4).enumerate() {
+        for (mi, &x) in w.iter().enumerate() {
+            wt[mi * h + j] = x;
+        }
+    }
+    let zeros = vec![0.0f32; h];
     for t in (0..l).rev() {
         for i in 0..n {
             let r = i * l + t;
@@ -195,10 +220,7 @@ fn lstm_backward_chunk(
             }
             // Rows of masked steps of ∂g are zero: they add nothing.
             if t + 1 < l && m[r + 1] > 0.0 {
-                let next = &dgo[(r + 1) * g4..(r + 2) * g4];
-                for (d, w) in dht.iter_mut().zip(wv.chunks_exact(g4)) {
-                    *d += dot16(next, w);
-                }
+                vec_mat_acc(&mut dht, &dgo[(r + 1) * g4..(r + 2) * g4], &wt);
             }
             let out = &mut dgo[r * g4..(r + 1) * g4];
             if m[r] <= 0.0 {
@@ -206,18 +228,25 @@ fn lstm_backward_chunk(
                 dhc.copy_from_slice(&dht);
                 continue;
             }
+            // Equal-length slices per gate, so that the loop below vectorises.
             let g = &gv[r * g4..(r + 1) * g4];
+            let (gi, rest) = g.split_at(h);
+            let (gf, rest) = rest.split_at(h);
+            let (gg, go) = rest.split_at(h);
+            let (oi, rest) = out.split_at_mut(h);
+            let (of, rest) = rest.split_at_mut(h);
+            let (og, oo) = rest.split_at_mut(h);
+            let ct = &cv[r * h..(r + 1) * h];
+            let cp = if t > 0 { &cv[(r - 1) * h..r * h] } else { &zeros[..] };
             for j in 0..h {
-                let (ig, fg, gg, og) = (g[j], g[h + j], g[2 * h + j], g[3 * h + j]);
-                let ct = cv[r * h + j];
-                let cp = if t > 0 { cv[(r - 1) * h + j] } else { 0.0 };
-                let tc = tanh_safe(ct);
+                let (ig, fg, gt, o) = (gi[j], gf[j], gg[j], go[j]);
+                let tc = tanh_safe(ct[j]);
                 let d_o = dht[j] * tc;
-                let dc = dcc[j] + dht[j] * og * (1.0 - tc * tc);
-                out[j] = dc * gg * ig * (1.0 - ig);
-                out[h + j] = dc * cp * fg * (1.0 - fg);
-                out[2 * h + j] = dc * ig * (1.0 - gg * gg);
-                out[3 * h + j] = d_o * og * (1.0 - og);
+                let dc = dcc[j] + dht[j] * o * (1.0 - tc * tc);
+                oi[j] = dc * gt * ig * (1.0 - ig);
+                of[j] = dc * cp[j] * fg * (1.0 - fg);
+                og[j] = dc * ig * (1.0 - gt * gt);
+                oo[j] = d_o * o * (1.0 - o);
                 dhc[j] = 0.0;
                 dcc[j] = dc * fg;
             }
