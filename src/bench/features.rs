@@ -202,39 +202,16 @@ fn librosa(
 
 /// Picks a Python that imports librosa: the given one, `.venv-bench`, `.venv`, then `python3`.
 pub fn find_python(given: Option<&str>) -> Option<String> {
-    let candidates: Vec<String> = match given {
-        Some(p) => vec![p.to_string()],
-        None => vec![
-            ".venv-bench/bin/python".into(),
-            ".venv/bin/python".into(),
-            "python3".into(),
-        ],
-    };
-    candidates.into_iter().find(|p| {
-        Command::new(p)
-            .args(["-c", "import librosa"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    })
+    super::python_with(
+        "librosa",
+        given,
+        &[".venv-bench/bin/python", ".venv/bin/python", "python3"],
+    )
 }
 
 /// Creates `.venv-bench` with librosa 0.11 (for `--install-reference`).
 pub fn install_reference() -> Result<String, String> {
-    let st = Command::new("python3")
-        .args(["-m", "venv", ".venv-bench"])
-        .status()
-        .map_err(|e| format!("python3 -m venv: {e}"))?;
-    if !st.success() {
-        return Err("python3 -m venv .venv-bench failed".into());
-    }
-    let st = Command::new(".venv-bench/bin/pip")
-        .args(["install", "-q", "librosa==0.11.*"])
-        .status()
-        .map_err(|e| format!("pip: {e}"))?;
-    if !st.success() {
-        return Err("pip install librosa failed".into());
-    }
-    Ok(".venv-bench/bin/python".into())
+    super::make_venv(".venv-bench", &["librosa==0.11.*"])
 }
 
 /// Runs the benchmark. `gpu` is measured when given.

@@ -79,3 +79,45 @@ pub fn measure<B: Backend>(
         wall_seconds: wall,
     })
 }
+
+/// The first Python that imports `module`: `given` alone when set, else the first of
+/// `candidates` (virtualenv interpreters, then `python3`).
+pub fn python_with(module: &str, given: Option<&str>, candidates: &[&str]) -> Option<String> {
+    let list: Vec<&str> = match given {
+        Some(p) => vec![p],
+        None => candidates.to_vec(),
+    };
+    list.into_iter()
+        .find(|p| {
+            std::process::Command::new(p)
+                .args(["-c", &format!("import {module}")])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .map(str::to_string)
+}
+
+/// Creates the virtualenv `venv` (unless it exists) and pip-installs `packages` into it, for
+/// `--install-reference`; returns its interpreter.
+pub fn make_venv(venv: &str, packages: &[&str]) -> Result<String, String> {
+    use std::process::Command;
+    let python = format!("{venv}/bin/python");
+    if !std::path::Path::new(&python).exists() {
+        let st = Command::new("python3")
+            .args(["-m", "venv", venv])
+            .status()
+            .map_err(|e| format!("python3 -m venv: {e}"))?;
+        if !st.success() {
+            return Err(format!("python3 -m venv {venv} failed"));
+        }
+    }
+    let st = Command::new(format!("{venv}/bin/pip"))
+        .args(["install", "-q"])
+        .args(packages)
+        .status()
+        .map_err(|e| format!("pip: {e}"))?;
+    if !st.success() {
+        return Err(format!("pip install {} failed", packages.join(" ")));
+    }
+    Ok(python)
+}

@@ -6,7 +6,7 @@
 //! and PyTorch on the CPU for the same IndRNN and LSTM shapes (`scripts/bench_torch.py`) when
 //! Python imports torch.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
@@ -638,47 +638,22 @@ fn run_torch(
 
 /// A Python that imports torch: the given one, `.venv-torch`, `.venv-bench`, `.venv`, `python3`.
 pub fn find_python(given: Option<&str>) -> Option<String> {
-    let candidates: Vec<String> = match given {
-        Some(p) => vec![p.to_string()],
-        None => [
+    super::python_with(
+        "torch",
+        given,
+        &[
             ".venv-torch/bin/python",
             ".venv-bench/bin/python",
             ".venv/bin/python",
             "python3",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
-    };
-    candidates.into_iter().find(|p| {
-        Command::new(p)
-            .args(["-c", "import torch"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    })
+        ],
+    )
 }
 
 /// Creates `.venv-torch` with PyTorch from PyPI (large: the wheel pulls the CUDA libraries too;
 /// only the CPU is used).
 pub fn install_reference() -> Result<String, String> {
-    let venv = PathBuf::from(".venv-torch");
-    if !venv.join("bin/python").exists() {
-        let st = Command::new("python3")
-            .args(["-m", "venv", ".venv-torch"])
-            .status()
-            .map_err(|e| format!("python3 -m venv: {e}"))?;
-        if !st.success() {
-            return Err("python3 -m venv .venv-torch failed".into());
-        }
-    }
-    let st = Command::new(".venv-torch/bin/pip")
-        .args(["install", "-q", "torch"])
-        .status()
-        .map_err(|e| format!("pip: {e}"))?;
-    if !st.success() {
-        return Err("pip install torch failed".into());
-    }
-    Ok(".venv-torch/bin/python".into())
+    super::make_venv(".venv-torch", &["torch"])
 }
 
 fn human_seconds(s: f64) -> String {
