@@ -93,8 +93,8 @@ fn adam_block(k: &AdamConsts, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [
 }
 }
 
-// Branch-free, on the vectorisable exp of `math`: libm's expf/tanhf per gate and step cost as
-// much as the recurrent GEMM.
+// Branch-free, on the vectorisable exp of `math` (libm's expf/tanhf are calls per element that
+// keep the gate loops scalar).
 #[inline(always)]
 fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + exp_f32(-x))
@@ -147,9 +147,9 @@ fn vec_mat_acc(acc: &mut [f32], x: &[f32], w: &[f32]) {
 
 multiversion! {
 /// [`ModelOps::lstm_forward`] for one chunk of `m.len() / l` whole sequences (the chunk's rows of
-/// `xw`, `h`, `h_prev`, `c` and the gates), step by step: `a = xw_t + h_{t−1}·Wh` row by row as
-/// AXPYs over the 4H gates (a `[n, H]·[H, 4H]` product too small for a packed GEMM), then the
-/// gates. Compiled for AVX-512 / AVX2 so the AXPYs and the branch-free gate math vectorise.
+/// `xw`, `h`, `h_prev`, `c` and the gates), step by step: `a = xw_t + h_{t−1}·Wh` row by row
+/// ([`vec_mat_acc`]; a `[n, H]·[H, 4H]` product is too small for a packed, threaded GEMM), then
+/// the gates. Compiled for AVX-512 / AVX2 so the products and the branch-free gate math vectorise.
 #[allow(clippy::too_many_arguments)]
 fn lstm_forward_chunk(
     xw: &[f32],
@@ -396,10 +396,9 @@ impl ModelOps for CpuBackend {
             vec![0.0f32; b * l * 4 * h],
         );
         if b * l * h > 0 {
-            // Sequences in one chunk per thread; within a chunk, step by step, the recurrent
-            // product of all its sequences is one GEMM `[n, H]·[H, 4H]` (a mat-vec per sequence
-            // ran at a fraction of the GEMM's speed, and a parallel loop per step spent its time
-            // waking threads).
+            // One chunk of whole sequences per thread, each run step by step to the end
+            // (`lstm_forward_chunk`): a parallel loop per time step spent its time waking
+            // threads, and matrixmultiply's own threads fought rayon's inside the tasks.
             let (seq, g4) = (l * h, 4 * h);
             let per = b.div_ceil(rayon::current_num_threads().max(1));
             hs.par_chunks_mut(per * seq)
@@ -435,8 +434,8 @@ impl ModelOps for CpuBackend {
         let (gv, cv) = (f32s("lstm", &cache.gates)?, f32s("lstm", &cache.c)?);
         let mut dg = vec![0.0f32; b * l * 4 * h];
         if b * l * h > 0 {
-            // Chunks of sequences as in the forward: per step, `∂h_t += ∂g_{t+1}·Whᵀ` is one GEMM
-            // for the chunk (rows of masked steps of `∂g` are zero, so they add nothing).
+            // One chunk of whole sequences per thread, as in the forward
+            // (`lstm_backward_chunk`).
             let g4 = 4 * h;
             let per = b.div_ceil(rayon::current_num_threads().max(1));
             dg.par_chunks_mut(per * l * g4)
