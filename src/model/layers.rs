@@ -94,6 +94,43 @@ impl MultiLinear {
     }
 }
 
+impl MultiLinear {
+    /// `xs[i]` of any shape holding `rows × dims[i]` values (e.g. `[B, L, d_i]`), viewed as
+    /// `[rows, dims[i]]`: the per-step input projection of a recurrent layer.
+    fn rows<B: ModelOps>(&self, xs: &[&BTensor<B>], rows: usize) -> OpResult<Vec<BTensor<B>>> {
+        xs.iter()
+            .zip(&self.dims)
+            .map(|(x, &d)| view::<B>(x, &[rows, d]))
+            .collect()
+    }
+
+    /// [`MultiLinear::forward`] over all `rows` steps of sequence inputs; returns `[rows, out]`.
+    pub fn forward_rows<B: ModelOps>(
+        &self,
+        b: &B,
+        p: &Params<B>,
+        xs: &[&BTensor<B>],
+        rows: usize,
+    ) -> OpResult<BTensor<B>> {
+        let flat = self.rows::<B>(xs, rows)?;
+        self.forward(b, p, &flat.iter().collect::<Vec<_>>())
+    }
+
+    /// [`MultiLinear::backward`] for [`MultiLinear::forward_rows`]: `dy` is `[rows, out]`; ∂x_i
+    /// come back flattened (`[rows, d_i]`).
+    pub fn backward_rows<B: ModelOps>(
+        &self,
+        b: &B,
+        p: &mut Params<B>,
+        xs: &[&BTensor<B>],
+        dy: &BTensor<B>,
+        need_dx: &[bool],
+    ) -> OpResult<Vec<Option<BTensor<B>>>> {
+        let flat = self.rows::<B>(xs, dy.len() / self.out.max(1))?;
+        self.backward(b, p, &flat.iter().collect::<Vec<_>>(), dy, need_dx)
+    }
+}
+
 /// An IndRNN layer over the concatenation of its inputs.
 pub struct IndRnnLayer {
     pub input: MultiLinear,
@@ -135,13 +172,10 @@ impl IndRnnLayer {
         mask: &BTensor<B>,
         (bs, l): (usize, usize),
     ) -> OpResult<IndRnnCache<B>> {
-        let flat: Vec<BTensor<B>> = xs
-            .iter()
-            .zip(&self.input.dims)
-            .map(|(x, &d)| view::<B>(x, &[bs * l, d]))
-            .collect::<OpResult<_>>()?;
-        let refs: Vec<&BTensor<B>> = flat.iter().collect();
-        let pre = view::<B>(&self.input.forward(b, p, &refs)?, &[bs, l, self.hidden])?;
+        let pre = view::<B>(
+            &self.input.forward_rows(b, p, xs, bs * l)?,
+            &[bs, l, self.hidden],
+        )?;
         let h = b.indrnn_forward(&pre, p.get(self.u), mask)?;
         Ok(IndRnnCache { pre, h })
     }
@@ -161,14 +195,8 @@ impl IndRnnLayer {
         let (dpre, du) = b.indrnn_backward(&cache.pre, p.get(self.u), mask, &cache.h, dh)?;
         p.acc_grad(b, self.u, du)?;
         let n = dpre.len() / self.hidden;
-        let flat: Vec<BTensor<B>> = xs
-            .iter()
-            .zip(&self.input.dims)
-            .map(|(x, &d)| view::<B>(x, &[n, d]))
-            .collect::<OpResult<_>>()?;
-        let refs: Vec<&BTensor<B>> = flat.iter().collect();
         self.input
-            .backward(b, p, &refs, &view::<B>(&dpre, &[n, self.hidden])?, need_dx)
+            .backward_rows(b, p, xs, &view::<B>(&dpre, &[n, self.hidden])?, need_dx)
     }
 }
 
@@ -210,13 +238,10 @@ impl LstmLayer {
         mask: &BTensor<B>,
         (bs, l): (usize, usize),
     ) -> OpResult<LstmLayerCache<B>> {
-        let flat: Vec<BTensor<B>> = xs
-            .iter()
-            .zip(&self.input.dims)
-            .map(|(x, &d)| view::<B>(x, &[bs * l, d]))
-            .collect::<OpResult<_>>()?;
-        let refs: Vec<&BTensor<B>> = flat.iter().collect();
-        let xw = view::<B>(&self.input.forward(b, p, &refs)?, &[bs, l, 4 * self.hidden])?;
+        let xw = view::<B>(
+            &self.input.forward_rows(b, p, xs, bs * l)?,
+            &[bs, l, 4 * self.hidden],
+        )?;
         Ok(LstmLayerCache {
             inner: b.lstm_forward(&xw, p.get(self.wh), mask)?,
         })
@@ -239,13 +264,7 @@ impl LstmLayer {
         let dg2 = view::<B>(&dg, &[n, 4 * h])?;
         let dwh = b.matmul(&view::<B>(&cache.inner.h_prev, &[n, h])?, &dg2, true, false)?;
         p.acc_grad(b, self.wh, dwh)?;
-        let flat: Vec<BTensor<B>> = xs
-            .iter()
-            .zip(&self.input.dims)
-            .map(|(x, &d)| view::<B>(x, &[n, d]))
-            .collect::<OpResult<_>>()?;
-        let refs: Vec<&BTensor<B>> = flat.iter().collect();
-        self.input.backward(b, p, &refs, &dg2, need_dx)
+        self.input.backward_rows(b, p, xs, &dg2, need_dx)
     }
 }
 
