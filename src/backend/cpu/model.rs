@@ -47,6 +47,28 @@ pub(crate) fn expect_len<S>(
     Ok(())
 }
 
+/// `(batch, steps, hidden)` of `time_mask_mul`'s `x` `[B, L, H]` and its `[B, H]` mask (one
+/// row per sequence, shared over time).
+pub(crate) fn time_mask_dims<S>(
+    op: &'static str,
+    x: &Tensor<S>,
+    mask: &Tensor<S>,
+) -> OpResult<(usize, usize, usize)> {
+    x.expect_dtype(op, DType::F32)?;
+    mask.expect_dtype(op, DType::F32)?;
+    let (b, l, h) = match x.shape() {
+        [b, l, h] => (*b, *l, *h),
+        s => {
+            return Err(OpError::Shape {
+                op,
+                detail: format!("x must be [B, L, H], got {s:?}"),
+            })
+        }
+    };
+    expect_len(op, "mask", mask, b * h)?;
+    Ok((b, l, h))
+}
+
 /// Loop constants of one AdamW step.
 struct AdamConsts {
     scale: f32,
@@ -451,17 +473,7 @@ impl ModelOps for CpuBackend {
     }
 
     fn time_mask_mul(&self, x: &CpuTensor, mask: &CpuTensor) -> OpResult<CpuTensor> {
-        x.expect_dtype("time_mask_mul", DType::F32)?;
-        let (b, l, h) = match x.shape() {
-            [b, l, h] => (*b, *l, *h),
-            s => {
-                return Err(OpError::Shape {
-                    op: "time_mask_mul",
-                    detail: format!("x must be [B, L, H], got {s:?}"),
-                })
-            }
-        };
-        expect_len("time_mask_mul", "mask", mask, b * h)?;
+        let (_, l, h) = time_mask_dims("time_mask_mul", x, mask)?;
         let (xv, mv) = (f32s("time_mask_mul", x)?, f32s("time_mask_mul", mask)?);
         let mut out = vec![0.0f32; xv.len()];
         if h > 0 && l > 0 {

@@ -5,7 +5,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::pipeline::{Kernel, Shader};
 use super::{make_unique, raw, GpuBackend, GpuTensor};
-use crate::backend::cpu::model::{expect_len, seq_dims};
+use crate::backend::cpu::model::{expect_len, seq_dims, time_mask_dims};
 use crate::backend::model_ops::{AdamStep, LstmCache, ModelOps, MAX_TOPK};
 use crate::backend::{check, Backend, DType, OpResult};
 use crate::error::OpError;
@@ -210,18 +210,7 @@ impl ModelOps for GpuBackend {
     }
 
     fn time_mask_mul(&self, x: &GpuTensor, mask: &GpuTensor) -> OpResult<GpuTensor> {
-        x.expect_dtype("time_mask_mul", DType::F32)?;
-        mask.expect_dtype("time_mask_mul", DType::F32)?;
-        let (b, l, h) = match x.shape() {
-            [b, l, h] => (*b, *l, *h),
-            s => {
-                return Err(OpError::Shape {
-                    op: "time_mask_mul",
-                    detail: format!("x must be [B, L, H], got {s:?}"),
-                })
-            }
-        };
-        expect_len("time_mask_mul", "mask", mask, b * h)?;
+        let (_, l, h) = time_mask_dims("time_mask_mul", x, mask)?;
         let out = self.empty(x.shape(), DType::F32, "time_mask_mul out")?;
         if x.is_empty() {
             return Ok(out);
