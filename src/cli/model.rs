@@ -17,20 +17,12 @@ use ainrnn::with_backend;
 
 use super::print_json;
 
+/// The training flags `train` and `compare` share.
 #[derive(Args, Debug)]
-pub struct TrainArgs {
-    /// The dataset file (from `ainrnn prepare`).
-    #[arg(long, value_name = "H5")]
-    pub data: PathBuf,
-    /// ainrnn (the paper's model), indrnn or lstm.
-    #[arg(long, default_value = "ainrnn")]
-    pub model: ModelKind,
-    /// Song features fed to the model: audio, msd, mfcc, scattering, all or none.
+pub struct TrainingFlags {
+    /// Song features fed to the learned models: audio, msd, mfcc, scattering, all or none.
     #[arg(long, default_value = "all")]
     pub features: FeatureSet,
-    /// Test fold (its users are never trained on).
-    #[arg(long, default_value_t = 0)]
-    pub fold: u32,
     #[arg(long, default_value_t = 10)]
     pub epochs: u32,
     /// Users per step.
@@ -61,6 +53,39 @@ pub struct TrainArgs {
     pub patience: u32,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+}
+
+impl TrainingFlags {
+    /// Sets these flags on `opts` (sizes at least 1, dropout within 0..0.95, decay ≥ 0).
+    fn apply(&self, opts: &mut TrainOptions) {
+        opts.features = self.features;
+        opts.epochs = self.epochs;
+        opts.batch = self.batch.max(1);
+        opts.hidden = self.hidden.max(1);
+        opts.emb = self.emb.max(1);
+        opts.layers = self.layers;
+        opts.max_history = self.max_history.max(1);
+        opts.lr = self.lr;
+        opts.dropout = self.dropout.clamp(0.0, 0.95);
+        opts.weight_decay = self.weight_decay.max(0.0);
+        opts.patience = self.patience;
+        opts.seed = self.seed;
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// The dataset file (from `ainrnn prepare`).
+    #[arg(long, value_name = "H5")]
+    pub data: PathBuf,
+    /// ainrnn (the paper's model), indrnn or lstm.
+    #[arg(long, default_value = "ainrnn")]
+    pub model: ModelKind,
+    /// Test fold (its users are never trained on).
+    #[arg(long, default_value_t = 0)]
+    pub fold: u32,
+    #[command(flatten)]
+    pub training: TrainingFlags,
     /// Checkpoint of the best epoch; the latest epoch goes to `<out>.last`.
     #[arg(long, short, default_value = "model.ckpt")]
     pub out: PathBuf,
@@ -112,19 +137,8 @@ fn backend(choice: BackendChoice) -> Result<ainrnn::backend::select::Selected> {
 
 pub fn run_train(a: TrainArgs, choice: BackendChoice, json: bool) -> Result<()> {
     let mut opts = TrainOptions::new(a.data, a.model, a.out);
-    opts.features = a.features;
+    a.training.apply(&mut opts);
     opts.fold = a.fold;
-    opts.epochs = a.epochs;
-    opts.batch = a.batch.max(1);
-    opts.hidden = a.hidden.max(1);
-    opts.emb = a.emb.max(1);
-    opts.layers = a.layers;
-    opts.max_history = a.max_history.max(1);
-    opts.lr = a.lr;
-    opts.dropout = a.dropout.clamp(0.0, 0.95);
-    opts.weight_decay = a.weight_decay.max(0.0);
-    opts.patience = a.patience;
-    opts.seed = a.seed;
     opts.resume = a.resume;
     let sel = backend(choice)?;
     let bar = ProgressBar::hidden();
@@ -242,38 +256,13 @@ pub struct CompareArgs {
         default_value = "popularity,itemknn,ease,indrnn,lstm,ainrnn"
     )]
     pub models: Vec<ainrnn::eval::compare::Method>,
-    /// Song features for the learned models.
-    #[arg(long, default_value = "all")]
-    pub features: FeatureSet,
     /// Folds to run (the first N of the dataset's folds).
     #[arg(long, default_value_t = 10)]
     pub folds: u32,
     #[arg(long, default_value_t = 10)]
     pub k: usize,
-    #[arg(long, default_value_t = 10)]
-    pub epochs: u32,
-    #[arg(long, default_value_t = 64)]
-    pub batch: usize,
-    #[arg(long, default_value_t = 64)]
-    pub hidden: usize,
-    /// Size of the song table (input embedding tied with the output vectors).
-    #[arg(long, default_value_t = 64)]
-    pub emb: usize,
-    #[arg(long)]
-    pub layers: Option<usize>,
-    #[arg(long, default_value_t = 50)]
-    pub max_history: usize,
-    #[arg(long, default_value_t = 5e-4)]
-    pub lr: f32,
-    #[arg(long, default_value_t = 0.5)]
-    pub dropout: f32,
-    /// AdamW weight decay (decoupled) on weights and embeddings.
-    #[arg(long, default_value_t = 1e-5)]
-    pub weight_decay: f32,
-    #[arg(long, default_value_t = 3)]
-    pub patience: u32,
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
+    #[command(flatten)]
+    pub training: TrainingFlags,
     /// Feature sets for the accuracy-per-epoch figure (default: mfcc,scattering when present).
     #[arg(long, value_delimiter = ',')]
     pub feature_sets: Vec<FeatureSet>,
@@ -294,18 +283,7 @@ pub struct CompareArgs {
 pub fn run_compare(a: CompareArgs, choice: BackendChoice, json: bool) -> Result<()> {
     let sel = backend(choice)?;
     let mut train = TrainOptions::new(a.data.clone(), ModelKind::Ainrnn, PathBuf::new());
-    train.features = a.features;
-    train.epochs = a.epochs;
-    train.batch = a.batch.max(1);
-    train.hidden = a.hidden.max(1);
-    train.emb = a.emb.max(1);
-    train.layers = a.layers;
-    train.max_history = a.max_history.max(1);
-    train.lr = a.lr;
-    train.dropout = a.dropout.clamp(0.0, 0.95);
-    train.weight_decay = a.weight_decay.max(0.0);
-    train.patience = a.patience;
-    train.seed = a.seed;
+    a.training.apply(&mut train);
     let opts = ainrnn::eval::compare::CompareOptions {
         data: a.data,
         methods: a.models,
