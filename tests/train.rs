@@ -48,8 +48,29 @@ fn small_dataset(dir: &Path, users: usize) -> PathBuf {
     let mut o = PrepareOptions::new(Input::Triplets(trip), h5.clone());
     o.metadata = Some(root().join("data/msd/subset_10k.csv"));
     o.folds = 3;
+    let _writing = HDF5_WRITES.read().unwrap_or_else(|e| e.into_inner());
     prepare(&o, &mut |_| {}).unwrap();
     h5
+}
+
+/// Held (shared) while a test writes an HDF5 file in this process, and (exclusive) while a test
+/// starts a child process. The C library opens files without close-on-exec and locks them
+/// (`flock`), so a child forked while another test thread is writing would inherit that lock
+/// and keep it for its whole run: re-opening the finished file then fails with "unable to lock
+/// file" (seen once in CI).
+static HDF5_WRITES: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Starts `c` with no HDF5 file being written in this process, then waits for it.
+fn output(c: &mut Command) -> std::process::Output {
+    let child = {
+        let _forking = HDF5_WRITES.write().unwrap_or_else(|e| e.into_inner());
+        c.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    child.wait_with_output().unwrap()
 }
 
 /// A tiny AINRNN learns a fixed batch of real users: the loss falls by at least 3×.
@@ -203,7 +224,7 @@ fn ainrnn_cmd() -> Command {
 }
 
 fn run_json(c: &mut Command) -> Vec<serde_json::Value> {
-    let out = c.output().unwrap();
+    let out = output(c);
     assert!(
         out.status.success(),
         "{:?} failed: {}",
@@ -317,13 +338,13 @@ fn command_line_train_eval_recommend_compare() {
         "--max-per-genre 2: {genres:?}"
     );
     // A user who is not in the dataset is a clear error, not a panic.
-    let out = ainrnn_cmd()
-        .args(["recommend", "--user", "nobody", "--data"])
-        .arg(&data)
-        .arg("--checkpoint")
-        .arg(&ckpt)
-        .output()
-        .unwrap();
+    let out = output(
+        ainrnn_cmd()
+            .args(["recommend", "--user", "nobody", "--data"])
+            .arg(&data)
+            .arg("--checkpoint")
+            .arg(&ckpt),
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("\"nobody\" is not in"));
 
