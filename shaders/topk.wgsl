@@ -6,9 +6,13 @@
 // remains. Only entries greater than -inf are kept, so masked items never appear; short rows pad
 // with -inf and id 0xffffffff.
 // `mask_entries`: one invocation per row sets x[r, cols[j]] = -inf for its CSR entries.
+// `csr_axpy`: one invocation per row adds alpha[0] * vals[j] at x[r, cols[j]] (columns are
+// unique within a row, so no two invocations write the same entry).
+// `csr_row_dot`: one invocation per row sums x[r, cols[j]] * vals[j] into dots[r].
 //
 // Bindings: 0 params, 1 x (read), 2 ids (read u32), 3 out_vals (rw), 4 out_ids (rw u32),
-// 5 row_ptr (read u32), 6 cols (read u32), 7 xm (rw).
+// 5 row_ptr (read u32), 6 cols (read u32), 7 xm (rw), 8 vals (read), 9 alpha (read),
+// 10 dots (rw).
 
 override FIRST: bool = true;
 const WG: u32 = 256u;
@@ -33,6 +37,9 @@ struct Params {
 @group(0) @binding(5) var<storage, read> row_ptr: array<u32>;
 @group(0) @binding(6) var<storage, read> cols: array<u32>;
 @group(0) @binding(7) var<storage, read_write> xm: array<f32>;
+@group(0) @binding(8) var<storage, read> vals: array<f32>;
+@group(0) @binding(9) var<storage, read> alpha: array<f32>;
+@group(0) @binding(10) var<storage, read_write> dots: array<f32>;
 
 fn neg_inf() -> f32 { return bitcast<f32>(0xff800000u); }
 
@@ -92,4 +99,28 @@ fn mask_entries(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     for (var j = row_ptr[r]; j < row_ptr[r + 1u]; j++) {
         xm[r * p.cols + cols[j]] = neg_inf();
     }
+}
+
+@compute @workgroup_size(WG)
+fn csr_axpy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_index) lid: u32) {
+    let r = elem(wid, nwg, lid);
+    if (r >= p.rows) { return; }
+    let a = alpha[0];
+    for (var j = row_ptr[r]; j < row_ptr[r + 1u]; j++) {
+        let i = r * p.cols + cols[j];
+        xm[i] = xm[i] + a * vals[j];
+    }
+}
+
+@compute @workgroup_size(WG)
+fn csr_row_dot(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let r = elem(wid, nwg, lid);
+    if (r >= p.rows) { return; }
+    var acc = 0.0;
+    for (var j = row_ptr[r]; j < row_ptr[r + 1u]; j++) {
+        acc = acc + x[r * p.cols + cols[j]] * vals[j];
+    }
+    dots[r] = acc;
 }

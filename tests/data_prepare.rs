@@ -366,11 +366,11 @@ fn version_and_layout_errors_name_the_field() {
     // Unknown version.
     {
         let f = hdf5::File::open_rw(&out).unwrap();
-        f.attr("version").unwrap().write_scalar(&2u32).unwrap();
+        f.attr("version").unwrap().write_scalar(&1u32).unwrap();
     }
     let e = Dataset::load(&out).unwrap_err().to_string();
     assert!(
-        e.contains("field version: unsupported dataset version 2"),
+        e.contains("field version: unsupported dataset version 1"),
         "{e}"
     );
 
@@ -439,7 +439,7 @@ fn dataset_file_is_readable_as_plain_hdf5() {
     let f = hdf5::File::open(&out).unwrap();
     let fmt: VarLenUnicode = f.attr("format").unwrap().read_scalar().unwrap();
     assert_eq!(fmt.as_str(), "ainrnn-dataset");
-    assert_eq!(f.attr("version").unwrap().read_scalar::<u32>().unwrap(), 1);
+    assert_eq!(f.attr("version").unwrap().read_scalar::<u32>().unwrap(), 2);
     assert_eq!(f.attr("folds").unwrap().read_scalar::<u32>().unwrap(), 10);
     assert_eq!(f.attr("seed").unwrap().read_scalar::<u64>().unwrap(), 42);
     let indptr = f
@@ -454,6 +454,15 @@ fn dataset_file_is_readable_as_plain_hdf5() {
         vec![153, 18]
     );
     assert_eq!(f.dataset("folds/visible").unwrap().shape(), vec![2_023]);
+    let songs = f.dataset("songs/ids").unwrap().shape()[0];
+    assert_eq!(
+        f.dataset("portrait/song_genre").unwrap().shape(),
+        vec![songs]
+    );
+    assert_eq!(
+        f.dataset("portrait/song_language").unwrap().shape(),
+        vec![songs]
+    );
     let ids = f
         .dataset("users/ids")
         .unwrap()

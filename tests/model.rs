@@ -43,16 +43,40 @@ fn features() -> Vec<f32> {
 fn portraits() -> PortraitTable {
     PortraitTable {
         age: vec![0, 1, 2, 1, 0],
-        lang: vec![1, 0, 1, 1, 0],
-        genre: vec![
-            0.5, 0.5, 0.0, 0.0, //
-            0.0, 0.0, 1.0, 0.0, //
-            0.25, 0.25, 0.25, 0.25, //
-            0.0, 0.0, 0.0, 0.0, //
-            1.0, 0.0, 0.0, 0.0,
-        ],
+        // Songs 0..23: genres cycle through 0..4 with every fifth unknown; languages 0 or 1.
+        song_genre: (0..SONGS)
+            .map(|s| {
+                if s % 5 == 4 {
+                    ainrnn::data::portrait::NO_GENRE
+                } else {
+                    (s % 4) as u8
+                }
+            })
+            .collect(),
+        song_lang: (0..SONGS).map(|s| (s % 3 == 0) as u16).collect(),
         n_genre: 4,
+        n_lang: 2,
     }
+}
+
+/// A model with its item-neighbourhood term fitted on a few overlapping histories, so every
+/// test also exercises that term.
+fn new_model<B: ModelOps>(b: &B, cfg: ModelConfig, feats: &[f32]) -> Model<B> {
+    let mut m = Model::new(b, cfg, Some(feats)).unwrap();
+    let histories: Vec<(Vec<u32>, Vec<f32>)> = (0..8u32)
+        .map(|u| {
+            let s: Vec<u32> = (0..6u32).map(|k| (u * 3 + k * 5) % SONGS as u32).collect();
+            let p = vec![1.0; s.len()];
+            (s, p)
+        })
+        .collect();
+    let users: Vec<u32> = (0..8).collect();
+    m.fit_neighbours(&histories, &users);
+    assert!(
+        m.scorer.neighbours.iter().any(|l| !l.is_empty()),
+        "the term has neighbours"
+    );
+    m
 }
 
 /// Histories of different lengths (one longer than max_history), several targets each.
@@ -90,12 +114,17 @@ fn total_loss<B: ModelOps>(b: &B, model: &mut Model<B>) -> f64 {
 /// Every parameter tensor: a few entries checked against (L(θ+h) − L(θ−h)) / 2h.
 fn gradients_match_finite_differences<B: ModelOps>(b: &B, kind: ModelKind) {
     let feats = features();
-    let mut model = Model::new(b, config(kind), Some(&feats)).unwrap();
+    let mut model = new_model(b, config(kind), &feats);
     let batch = upload(b, &model.cfg, Some(&portraits()), &examples()).unwrap();
     let (u, cache) = model.forward(b, &batch, None).unwrap();
+    let nb = model.scorer.neighbour_blocks(b, &batch.history).unwrap();
+    assert!(
+        nb.iter().any(Option::is_some),
+        "the batch has neighbour scores"
+    );
     let (_, du) = model
         .scorer
-        .loss_backward(b, &mut model.params, &u, &batch.targets)
+        .loss_backward(b, &mut model.params, &u, &batch.targets, &nb)
         .unwrap();
     model.backward(b, &batch, &cache, &du).unwrap();
     let grads: Vec<Option<Vec<f32>>> = model
@@ -198,8 +227,8 @@ fn gpu_matches_cpu_forward_backward_and_steps() {
     for kind in [ModelKind::Ainrnn, ModelKind::Indrnn, ModelKind::Lstm] {
         let mut cfg = config(kind);
         cfg.dropout = 0.5;
-        let mut mc = Model::new(&c, cfg.clone(), Some(&feats)).unwrap();
-        let mut mg = Model::new(&g, cfg.clone(), Some(&feats)).unwrap();
+        let mut mc = new_model(&c, cfg.clone(), &feats);
+        let mut mg = new_model(&g, cfg.clone(), &feats);
         let bc = upload(&c, &cfg, Some(&portraits()), &examples()).unwrap();
         let bg = upload(&g, &cfg, Some(&portraits()), &examples()).unwrap();
         let (uc, _) = mc.forward(&c, &bc, None).unwrap();
@@ -248,7 +277,7 @@ fn checkpoints_move_between_backends() {
     let c = CpuBackend::new();
     let feats = features();
     let cfg = config(ModelKind::Ainrnn);
-    let mut m = Model::new(&c, cfg.clone(), Some(&feats)).unwrap();
+    let mut m = new_model(&c, cfg.clone(), &feats);
     let batch = upload(&c, &cfg, Some(&portraits()), &examples()).unwrap();
     let mut r = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1);
     m.train_step(&c, &batch, &mut r, &Default::default())
@@ -261,6 +290,10 @@ fn checkpoints_move_between_backends() {
     assert_eq!(ck.get::<String>("note").unwrap().unwrap(), "test");
     let back = ck.restore(&c, Some(&feats)).unwrap();
     assert_eq!(back.params.step, 1);
+    assert_eq!(
+        back.scorer.neighbours, m.scorer.neighbours,
+        "the neighbourhood lists travel with the checkpoint"
+    );
     for (a, b2) in m.params.list.iter().zip(&back.params.list) {
         assert_eq!(
             c.to_f32(&a.value).unwrap(),
@@ -301,13 +334,42 @@ fn checkpoints_move_between_backends() {
     assert!(e.contains("m.ckpt") && e.contains("safetensors"), "{e}");
 }
 
+/// The portrait part of the input (language, genre distribution) comes from the visible
+/// history alone: the held-out songs (targets) never reach it.
+#[test]
+fn portrait_comes_from_the_visible_history_only() {
+    let c = CpuBackend::new();
+    let cfg = config(ModelKind::Ainrnn);
+    let pt = portraits();
+    // Visible: songs 0 (genre 0, language 1) played 3 times and 5 (genre 1, language 0) once;
+    // song 4 has no genre. Targets: songs of genres 2 and 3 only.
+    let e = Example {
+        user: 1,
+        songs: vec![0, 5, 4],
+        plays: vec![3.0, 1.0, 9.0],
+        targets: vec![2, 3, 7],
+        exclude: vec![0, 5, 4],
+    };
+    let batch = upload(&c, &cfg, Some(&pt), std::slice::from_ref(&e)).unwrap();
+    assert_eq!(c.to_f32(&batch.genre).unwrap(), vec![0.75, 0.25, 0.0, 0.0]);
+    let mut other = e.clone();
+    other.targets = vec![1, 6, 10, 11];
+    let again = upload(&c, &cfg, Some(&pt), &[other]).unwrap();
+    assert_eq!(
+        c.to_f32(&again.genre).unwrap(),
+        c.to_f32(&batch.genre).unwrap()
+    );
+    assert_eq!(pt.of_history(&e.songs, &e.plays).0, 1, "language of song 0");
+    assert_eq!(pt.of_history(&[], &[]), (0, vec![0.0; 4]), "nothing known");
+}
+
 /// Ranking excludes the given songs and returns the best scores first.
 #[test]
 fn recommend_excludes_and_orders() {
     let c = CpuBackend::new();
     let feats = features();
     let cfg = config(ModelKind::Indrnn);
-    let m = Model::new(&c, cfg.clone(), Some(&feats)).unwrap();
+    let m = new_model(&c, cfg.clone(), &feats);
     let batch = upload(&c, &cfg, Some(&portraits()), &examples()).unwrap();
     let ranked = m.recommend(&c, &batch, 10).unwrap();
     assert_eq!(ranked.len(), 3);
@@ -320,7 +382,7 @@ fn recommend_excludes_and_orders() {
         );
     }
     if let Some(g) = common::gpu() {
-        let mg = Model::new(&g, cfg.clone(), Some(&feats)).unwrap();
+        let mg = new_model(&g, cfg.clone(), &feats);
         let bg = upload(&g, &cfg, Some(&portraits()), &examples()).unwrap();
         let rg = mg.recommend(&g, &bg, 10).unwrap();
         for (a, b2) in ranked.iter().zip(&rg) {
@@ -363,7 +425,7 @@ fn gpu_training_steps_allocate_nothing_after_warm_up() {
     for kind in [ModelKind::Ainrnn, ModelKind::Indrnn, ModelKind::Lstm] {
         let mut cfg = config(kind);
         cfg.dropout = 0.5;
-        let mut m = Model::new(&g, cfg.clone(), Some(&feats)).unwrap();
+        let mut m = new_model(&g, cfg.clone(), &feats);
         let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(3);
         let mut step = |m: &mut Model<_>, i: usize| {
             let b = upload(&g, &cfg, Some(&portraits()), &batches[i % batches.len()]).unwrap();

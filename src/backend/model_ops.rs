@@ -109,6 +109,28 @@ pub trait ModelOps: Backend {
         cols: &BTensor<Self>,
     ) -> OpResult<()>;
 
+    /// `x[r, cols[j]] += alpha[0] · vals[j]` for `j` in `row_ptr[r]..row_ptr[r+1]`: adds a sparse
+    /// CSR block (columns unique within a row) scaled by a `[1]` device scalar, e.g. the
+    /// item-neighbourhood scores of a catalogue tile times their learned weight.
+    fn csr_axpy(
+        &self,
+        x: &mut BTensor<Self>,
+        row_ptr: &BTensor<Self>,
+        cols: &BTensor<Self>,
+        vals: &BTensor<Self>,
+        alpha: &BTensor<Self>,
+    ) -> OpResult<()>;
+
+    /// `out[r] = Σ_j g[r, cols[j]] · vals[j]` over row `r`'s CSR entries: `[R]` (the gradient of
+    /// [`ModelOps::csr_axpy`]'s scalar, per row).
+    fn csr_row_dot(
+        &self,
+        g: &BTensor<Self>,
+        row_ptr: &BTensor<Self>,
+        cols: &BTensor<Self>,
+        vals: &BTensor<Self>,
+    ) -> OpResult<BTensor<Self>>;
+
     /// The `k` largest entries of every row, in descending order, ties broken by the lower
     /// column; rows with fewer than `k` finite entries are padded with `-inf` and index
     /// `u32::MAX`. Returns `(values [R, k] f32, indices [R, k] u32)`. `k` ≤ 32.

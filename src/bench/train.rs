@@ -303,6 +303,9 @@ fn model_config(o: &TrainBenchOptions, kind: ModelKind) -> ModelConfig {
     cfg.tile = o.tile.max(1);
     cfg.dropout = o.dropout;
     cfg.seed = o.seed;
+    // The recurrent stacks and the catalogue softmax, as PyTorch's script has them: the sparse
+    // item-neighbourhood term is not part of this comparison.
+    cfg.neighbours = 0;
     cfg
 }
 
@@ -393,7 +396,7 @@ fn run_model<B: ModelOps>(
         let ((_, du), w_s, k_s) = phase(b, gpu, || {
             Ok(model
                 .scorer
-                .loss_backward(b, &mut model.params, &u, &batch.targets)?)
+                .loss_backward(b, &mut model.params, &u, &batch.targets, &Vec::new())?)
         })?;
         let ((), w_b, k_b) = phase(b, gpu, || Ok(model.backward(b, &batch, &cache, &du)?))?;
         let ((), w_o, k_o) = phase(b, gpu, || Ok(model.params.apply(b, &optim)?))?;

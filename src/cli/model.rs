@@ -53,6 +53,10 @@ pub struct TrainingFlags {
     pub patience: u32,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Neighbours per song in the scores' item-neighbourhood term, fitted on the training users
+    /// (0: the learned low-rank scores only).
+    #[arg(long, default_value_t = ainrnn::model::DEFAULT_NEIGHBOURS)]
+    pub neighbours: usize,
 }
 
 impl TrainingFlags {
@@ -70,6 +74,7 @@ impl TrainingFlags {
         opts.weight_decay = self.weight_decay.max(0.0);
         opts.patience = self.patience;
         opts.seed = self.seed;
+        opts.neighbours = self.neighbours;
     }
 }
 

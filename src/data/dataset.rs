@@ -2,7 +2,7 @@
 //! file readable by h5py. Layout (format "ainrnn-dataset", version 1):
 //!
 //! ```text
-//! /                       attrs: format="ainrnn-dataset", version=1 (u32), source, folds (u32),
+//! /                       attrs: format="ainrnn-dataset", version=2 (u32), source, folds (u32),
 //!                                seed (u64), visible_share (f64), min_listens (u32),
 //!                                min_song_users (u32), history_order
 //! /users/ids              str  [users]          original user ids (dense index = position)
@@ -20,6 +20,8 @@
 //! /portrait/age_bucket    u8   [users]          + /portrait/age_bucket_names str (0 = unknown)
 //! /portrait/language      u16  [users]          + /portrait/language_names str (0 = unknown)
 //! /portrait/genre_dist    f32  [users, G]       + /portrait/genre_names str [G]
+//! /portrait/song_genre    u8   [songs]          genre category per song, 255 = unknown
+//! /portrait/song_language u16  [songs]          language per song, 0 = unknown
 //! /song_vectors/values    f32  [songs, dim]     optional; attr source = msd | audio | msd+audio
 //! /song_vectors/names     str  [dim]
 //! /song_vectors/present   u8   [songs]
@@ -35,7 +37,9 @@ use hdf5::H5Type;
 use crate::error::IoError;
 
 pub const FORMAT: &str = "ainrnn-dataset";
-pub const VERSION: u32 = 1;
+/// Version 2 added the per-song portrait labels (the model computes a user's language and genre
+/// distribution from the visible history only).
+pub const VERSION: u32 = 2;
 /// Stored as the `history_order` root attribute.
 pub const HISTORY_ORDER: &str =
     "input file order (the Taste Profile has no timestamps: not temporal)";
@@ -76,7 +80,13 @@ pub struct Portraits {
     /// G genre/type categories.
     pub genre_names: Vec<String>,
     /// users × G, rows sum to 1 (or are all 0 when no song of the user has a known genre).
+    /// Language and genre distribution describe the user's whole history: statistics only.
     pub genre_dist: Vec<f32>,
+    /// Per song: genre category (index into `genre_names`, [`super::portrait::NO_GENRE`] =
+    /// unknown) and language (index into `language_names`, 0 = unknown). The model builds a
+    /// portrait from these over the history it is shown.
+    pub song_genre: Vec<u8>,
+    pub song_language: Vec<u16>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -313,6 +323,40 @@ impl Dataset {
                 ),
             );
         }
+        if p.genre_names.len() >= super::portrait::NO_GENRE as usize {
+            return err(
+                "/portrait/genre_names",
+                format!("has {} names; at most 254 fit", p.genre_names.len()),
+            );
+        }
+        if let Some(s) = p
+            .song_genre
+            .iter()
+            .position(|&c| c != super::portrait::NO_GENRE && c as usize >= p.genre_names.len())
+        {
+            return err(
+                "/portrait/song_genre",
+                format!(
+                    "song {s} has genre {} but only {} names (255 = unknown)",
+                    p.song_genre[s],
+                    p.genre_names.len()
+                ),
+            );
+        }
+        if let Some(s) = p
+            .song_language
+            .iter()
+            .position(|&l| l as usize >= p.language_names.len())
+        {
+            return err(
+                "/portrait/song_language",
+                format!(
+                    "song {s} has language {} but only {} names",
+                    p.song_language[s],
+                    p.language_names.len()
+                ),
+            );
+        }
         if let Some(v) = &self.song_vectors {
             if v.names.len() != v.dim {
                 return err(
@@ -412,6 +456,13 @@ impl Dataset {
             &[self.users(), p.genre_names.len()],
         )?;
         strings(&g, "genre_names", &p.genre_names)?;
+        array(&g, "song_genre", &p.song_genre, &[p.song_genre.len()])?;
+        array(
+            &g,
+            "song_language",
+            &p.song_language,
+            &[p.song_language.len()],
+        )?;
 
         if let Some(v) = &self.song_vectors {
             let g = f.create_group("song_vectors")?;
@@ -483,6 +534,8 @@ impl Dataset {
             language_names: r.strings("/portrait/language_names")?,
             genre_dist: r.array_n("/portrait/genre_dist", n_users * genre_names.len())?,
             genre_names,
+            song_genre: r.array_n("/portrait/song_genre", n_songs)?,
+            song_language: r.array_n("/portrait/song_language", n_songs)?,
         };
         let song_vectors = if f.link_exists("song_vectors") {
             let names = r.strings("/song_vectors/names")?;

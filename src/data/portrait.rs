@@ -6,6 +6,11 @@
 //!   ([`super::terms::song_language`]); ties go to the lower index; "unknown" when none is known.
 //! - genre distribution: the play-weighted share of each genre category among the user's songs
 //!   with a known category; all zeros when none is known.
+//!
+//! Language and genre depend on the listening history. The dataset stores them for each user's
+//! whole history (for statistics) together with every song's labels; the model recomputes them
+//! from the visible history it is given ([`of_history`]), so a test user's held-out songs never
+//! reach its input.
 
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
@@ -39,6 +44,52 @@ pub struct SongLabels {
     pub language: Vec<u16>,
 }
 
+/// Stored value of [`SongLabels::genre`] for a song without a known genre category.
+pub const NO_GENRE: u8 = u8::MAX;
+
+/// The listening-dependent part of a portrait — the language with the most plays and the
+/// play-weighted genre distribution — of one list of songs. The model computes it from the
+/// history it is shown (never from held-out songs); `prepare` stores it for the whole history.
+/// `song_genre` uses [`NO_GENRE`] for unknown; `genre` (G entries) is overwritten; `scratch`
+/// needs one entry per language. Returns the language index (0 = unknown).
+pub fn of_history(
+    songs: &[u32],
+    plays: &[f32],
+    song_genre: &[u8],
+    song_language: &[u16],
+    genre: &mut [f32],
+    scratch: &mut [f64],
+) -> u16 {
+    scratch.iter_mut().for_each(|x| *x = 0.0);
+    let mut genre_plays = [0f64; 256];
+    for (&s, &w) in songs.iter().zip(plays) {
+        let (s, w) = (s as usize, w.max(0.0) as f64);
+        let l = song_language.get(s).copied().unwrap_or(0) as usize;
+        if l != 0 && l < scratch.len() {
+            scratch[l] += w;
+        }
+        let c = song_genre.get(s).copied().unwrap_or(NO_GENRE) as usize;
+        if c < genre.len() {
+            genre_plays[c] += w;
+        }
+    }
+    let mut best = 0usize;
+    for (l, &w) in scratch.iter().enumerate().skip(1) {
+        if w > 0.0 && (best == 0 || w > scratch[best]) {
+            best = l;
+        }
+    }
+    let total: f64 = genre_plays[..genre.len()].iter().sum();
+    for (c, g) in genre.iter_mut().enumerate() {
+        *g = if total > 0.0 {
+            (genre_plays[c] / total) as f32
+        } else {
+            0.0
+        };
+    }
+    best as u16
+}
+
 /// Builds the portraits; returns them with the number of users found in `profiles`.
 pub fn build(
     user_ids: &[String],
@@ -54,39 +105,22 @@ pub fn build(
     let mut language = vec![0u16; users];
     let mut genre_dist = vec![0f32; users * g];
     let mut matched = 0;
-    let mut lang_plays = vec![0f64; LANGUAGES.len()];
-    let mut genre_plays = vec![0f64; g];
+    let song_genre: Vec<u8> = songs.genre.iter().map(|c| c.unwrap_or(NO_GENRE)).collect();
+    let mut scratch = vec![0f64; LANGUAGES.len()];
     for u in 0..users {
         if let Some(p) = profiles.and_then(|m| m.get(&user_ids[u])) {
             matched += 1;
             age_bucket_v[u] = age_bucket(p.age);
         }
-        lang_plays.iter_mut().for_each(|x| *x = 0.0);
-        genre_plays.iter_mut().for_each(|x| *x = 0.0);
-        for r in indptr[u] as usize..indptr[u + 1] as usize {
-            let s = indices[r] as usize;
-            let w = plays[r] as f64;
-            let l = songs.language[s] as usize;
-            if l != 0 {
-                lang_plays[l] += w;
-            }
-            if let Some(c) = songs.genre[s] {
-                genre_plays[c as usize] += w;
-            }
-        }
-        let mut best = 0usize;
-        for (l, &w) in lang_plays.iter().enumerate().skip(1) {
-            if w > 0.0 && (best == 0 || w > lang_plays[best]) {
-                best = l;
-            }
-        }
-        language[u] = best as u16;
-        let total: f64 = genre_plays.iter().sum();
-        if total > 0.0 {
-            for (c, &w) in genre_plays.iter().enumerate() {
-                genre_dist[u * g + c] = (w / total) as f32;
-            }
-        }
+        let r = indptr[u] as usize..indptr[u + 1] as usize;
+        language[u] = of_history(
+            &indices[r.clone()],
+            &plays[r],
+            &song_genre,
+            &songs.language,
+            &mut genre_dist[u * g..(u + 1) * g],
+            &mut scratch,
+        );
     }
     (
         Portraits {
@@ -96,6 +130,8 @@ pub fn build(
             language_names: LANGUAGES.iter().map(|s| s.to_string()).collect(),
             genre_names: GENRES.iter().map(|s| s.to_string()).collect(),
             genre_dist,
+            song_genre,
+            song_language: songs.language.clone(),
         },
         matched,
     )

@@ -199,13 +199,12 @@ pub fn recommend<B: ModelOps>(
         }
         Who::History(path) => {
             let (s, p) = read_history(path, &ds)?;
-            // A new user: an extra row with an unknown portrait.
+            // A new user: an extra row with an unknown age; language and genre come from the
+            // given history, as for every user.
             let u = corpus.histories.len() as u32;
             corpus.histories.push((s.clone(), p.clone()));
             if let Some(pt) = corpus.portraits.as_mut() {
                 pt.age.push(0);
-                pt.lang.push(0);
-                pt.genre.extend(std::iter::repeat_n(0.0, pt.n_genre));
             }
             (u, s, p)
         }
@@ -224,7 +223,8 @@ pub fn recommend<B: ModelOps>(
         std::slice::from_ref(&ex),
     )?;
     let (u, _) = model.forward(b, &batch, None)?;
-    let mut scores = model.scorer.scores(b, &model.params, &u)?;
+    let nb = model.scorer.neighbour_blocks(b, &batch.history)?;
+    let mut scores = model.scorer.scores(b, &model.params, &u, &nb)?;
     for &s in &ex.exclude {
         scores[s as usize] = f32::NEG_INFINITY;
     }

@@ -19,14 +19,35 @@ pub struct Example {
     pub exclude: Vec<u32>,
 }
 
-/// Per-user portrait inputs, indexed by user.
+/// What the user portraits are made of: the age bucket of every user (from the profile table,
+/// independent of listening) and every song's labels, from which each example's language and
+/// genre distribution are computed over its visible history only.
 #[derive(Clone, Debug, Default)]
 pub struct PortraitTable {
+    /// Per user.
     pub age: Vec<u8>,
-    pub lang: Vec<u16>,
-    /// `users × n_genre`.
-    pub genre: Vec<f32>,
+    /// Per song: genre category (`portrait::NO_GENRE` = unknown) and language (0 = unknown).
+    pub song_genre: Vec<u8>,
+    pub song_lang: Vec<u16>,
     pub n_genre: usize,
+    pub n_lang: usize,
+}
+
+impl PortraitTable {
+    /// `(language, genre distribution)` of a visible history.
+    pub fn of_history(&self, songs: &[u32], plays: &[f32]) -> (u16, Vec<f32>) {
+        let mut genre = vec![0.0; self.n_genre];
+        let mut scratch = vec![0.0; self.n_lang.max(1)];
+        let lang = crate::data::portrait::of_history(
+            songs,
+            plays,
+            &self.song_genre,
+            &self.song_lang,
+            &mut genre,
+            &mut scratch,
+        );
+        (lang, genre)
+    }
 }
 
 pub struct DeviceBatch<B: ModelOps> {
@@ -51,6 +72,9 @@ pub struct DeviceBatch<B: ModelOps> {
     /// batch mean of each user's mean negative log-likelihood).
     pub targets: Vec<(u32, u32, f32)>,
     pub exclude: Vec<Vec<u32>>,
+    /// The songs fed to the model per row (the kept part of the history), on the host: the
+    /// scores' item-neighbourhood term is built from them.
+    pub history: Vec<Vec<u32>>,
 }
 
 /// Uploads a batch. Histories longer than `max_history` keep their most recent part.
@@ -102,23 +126,15 @@ pub fn upload<B: ModelOps>(
     let (age, lang, genre, ng) = match portraits {
         Some(pt) => {
             let ng = pt.n_genre;
-            let mut g = Vec::with_capacity(bs * ng);
+            let (mut age, mut lang, mut genre) = (Vec::new(), Vec::new(), Vec::new());
             for e in examples {
-                let u = e.user as usize;
-                g.extend_from_slice(&pt.genre[u * ng..(u + 1) * ng]);
+                // The whole visible history, as the user's portrait (not the truncated input).
+                let (l, g) = pt.of_history(&e.songs, &e.plays);
+                age.push(pt.age.get(e.user as usize).copied().unwrap_or(0) as u32);
+                lang.push(l as u32);
+                genre.extend_from_slice(&g);
             }
-            (
-                examples
-                    .iter()
-                    .map(|e| pt.age[e.user as usize] as u32)
-                    .collect(),
-                examples
-                    .iter()
-                    .map(|e| pt.lang[e.user as usize] as u32)
-                    .collect(),
-                g,
-                ng,
-            )
+            (age, lang, genre, ng)
         }
         None => (vec![0u32; bs], vec![0u32; bs], Vec::new(), 0),
     };
@@ -136,5 +152,9 @@ pub fn upload<B: ModelOps>(
         genre: b.upload_f32(&genre, &[bs, ng])?,
         targets,
         exclude: examples.iter().map(|e| e.exclude.clone()).collect(),
+        history: examples
+            .iter()
+            .map(|e| e.songs[e.songs.len() - e.songs.len().min(cfg.max_history)..].to_vec())
+            .collect(),
     })
 }

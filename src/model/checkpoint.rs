@@ -22,7 +22,15 @@ pub struct Checkpoint {
     /// Other metadata entries (JSON strings), e.g. `train_state`, `dataset`.
     pub meta: HashMap<String, String>,
     tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
+    /// Integer tensors (the item-neighbourhood lists).
+    tensors_u32: HashMap<String, Vec<u32>>,
 }
+
+/// Names of the item-neighbourhood lists in CSR form: row pointers `[songs + 1]` and song ids
+/// (u32), similarities (f32).
+const NBR_PTR: &str = "songs.neighbours.ptr";
+const NBR_IDS: &str = "songs.neighbours.ids";
+const NBR_SIMS: &str = "songs.neighbours.sims";
 
 impl Checkpoint {
     /// Reads and checks a checkpoint; errors name the file and what is wrong.
@@ -53,7 +61,12 @@ impl Checkpoint {
         )
         .map_err(|e| fmt(format!("model config: {e}")))?;
         let mut tensors = HashMap::new();
+        let mut tensors_u32 = HashMap::new();
         for (name, view) in st.tensors() {
+            if view.dtype() == Dtype::U32 && (name == NBR_PTR || name == NBR_IDS) {
+                tensors_u32.insert(name, bytemuck::pod_collect_to_vec(view.data()));
+                continue;
+            }
             if view.dtype() != Dtype::F32 {
                 return Err(fmt(format!(
                     "tensor {name} is {:?}, expected F32",
@@ -67,6 +80,7 @@ impl Checkpoint {
             config,
             meta,
             tensors,
+            tensors_u32,
         })
     }
 
@@ -98,12 +112,57 @@ impl Checkpoint {
                 b.write_f32(target, data)?;
             }
         }
+        if self.config.neighbours > 0 {
+            model.scorer.neighbours = self.neighbours()?;
+        }
         if let Some(step) = self.meta.get("adam_step") {
             model.params.step = step
                 .parse()
                 .map_err(|e| Error::Other(format!("checkpoint adam_step {step:?}: {e}")))?;
         }
         Ok(model)
+    }
+}
+
+impl Checkpoint {
+    /// The stored item-neighbourhood lists, checked.
+    fn neighbours(&self) -> Result<Vec<Vec<(u32, f32)>>, Error> {
+        let songs = self.config.songs;
+        let bad = |why: String| Error::Other(format!("checkpoint neighbourhood lists: {why}"));
+        let (Some(ptr), Some(ids), Some((_, sims))) = (
+            self.tensors_u32.get(NBR_PTR),
+            self.tensors_u32.get(NBR_IDS),
+            self.tensors.get(NBR_SIMS),
+        ) else {
+            return Err(bad(format!(
+                "the model scores with neighbours but {NBR_PTR}, {NBR_IDS} or {NBR_SIMS} is missing"
+            )));
+        };
+        if ptr.len() != songs + 1
+            || ids.len() != sims.len()
+            || ptr[songs] as usize != ids.len()
+            || ptr.windows(2).any(|w| w[0] > w[1])
+        {
+            return Err(bad(format!(
+                "{} row pointers for {songs} songs, {} ids, {} similarities: inconsistent",
+                ptr.len(),
+                ids.len(),
+                sims.len()
+            )));
+        }
+        if let Some(&s) = ids.iter().find(|&&s| s as usize >= songs) {
+            return Err(bad(format!("song {s} is out of range ({songs} songs)")));
+        }
+        Ok((0..songs)
+            .map(|i| {
+                let r = ptr[i] as usize..ptr[i + 1] as usize;
+                ids[r.clone()]
+                    .iter()
+                    .copied()
+                    .zip(sims[r].iter().copied())
+                    .collect()
+            })
+            .collect())
     }
 }
 
@@ -114,7 +173,7 @@ pub fn save<B: ModelOps>(
     extra: &[(&str, &dyn erased::Json)],
     path: &Path,
 ) -> Result<(), Error> {
-    let mut blobs: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    let mut blobs: Vec<(String, Vec<usize>, Vec<u8>, Dtype)> = Vec::new();
     for p in &model.params.list {
         for (suffix, t) in [("", &p.value), (".adam_m", &p.m), (".adam_v", &p.v)] {
             let v = b.to_f32(t)?;
@@ -122,13 +181,44 @@ pub fn save<B: ModelOps>(
                 format!("{}{}", p.name, suffix),
                 p.shape.clone(),
                 bytemuck::cast_slice(&v).to_vec(),
+                Dtype::F32,
             ));
         }
     }
+    let nbr = &model.scorer.neighbours;
+    if model.cfg.neighbours > 0 {
+        // Written even before fitting (then every list is empty), so the model always restores.
+        let mut ptr = vec![0u32];
+        let (mut ids, mut sims) = (Vec::new(), Vec::new());
+        for i in 0..model.cfg.songs {
+            let l = nbr.get(i).map(Vec::as_slice).unwrap_or_default();
+            ids.extend(l.iter().map(|x| x.0));
+            sims.extend(l.iter().map(|x| x.1));
+            ptr.push(ids.len() as u32);
+        }
+        blobs.push((
+            NBR_SIMS.into(),
+            vec![sims.len()],
+            bytemuck::cast_slice(&sims).to_vec(),
+            Dtype::F32,
+        ));
+        blobs.push((
+            NBR_IDS.into(),
+            vec![ids.len()],
+            bytemuck::cast_slice(&ids).to_vec(),
+            Dtype::U32,
+        ));
+        blobs.push((
+            NBR_PTR.into(),
+            vec![ptr.len()],
+            bytemuck::cast_slice(&ptr).to_vec(),
+            Dtype::U32,
+        ));
+    }
     let views: Vec<(String, TensorView<'_>)> = blobs
         .iter()
-        .map(|(n, s, d)| {
-            TensorView::new(Dtype::F32, s.clone(), d)
+        .map(|(n, s, d, t)| {
+            TensorView::new(*t, s.clone(), d)
                 .map(|v| (n.clone(), v))
                 .map_err(|e| Error::Other(format!("checkpoint tensor {n}: {e}")))
         })

@@ -84,7 +84,14 @@ pub struct ModelConfig {
     /// Songs per catalogue tile.
     pub tile: usize,
     pub seed: u64,
+    /// Neighbours kept per song for the item-neighbourhood term of the scores (0: no term).
+    #[serde(default)]
+    pub neighbours: usize,
 }
+
+/// Neighbours per song in the scores' item-neighbourhood term (as many as item-kNN keeps in
+/// `compare`).
+pub const DEFAULT_NEIGHBOURS: usize = 200;
 
 impl ModelConfig {
     /// Defaults of the paper where it gives them (5 layers, dropout 0.5) and sizes that train in
@@ -107,6 +114,7 @@ impl ModelConfig {
             n_genre: 0,
             tile: 32_768,
             seed: 42,
+            neighbours: DEFAULT_NEIGHBOURS,
         }
     }
 }
@@ -282,6 +290,7 @@ impl<B: ModelOps> Model<B> {
                 .map(|v| (v, cfg.feature_dim)),
             cfg.tile,
             in_emb,
+            cfg.neighbours > 0,
         )?;
         Ok(Model {
             cfg,
@@ -294,6 +303,22 @@ impl<B: ModelOps> Model<B> {
             user,
             scorer,
         })
+    }
+
+    /// Fits the item-neighbourhood term on the training users' histories: for every song its
+    /// `cfg.neighbours` most similar songs by cosine over co-listens (as item-kNN). Only training
+    /// users may be passed: the term must not see validation or test users.
+    pub fn fit_neighbours(&mut self, histories: &[(Vec<u32>, Vec<f32>)], train_users: &[u32]) {
+        if self.cfg.neighbours == 0 {
+            return;
+        }
+        let knn = crate::eval::baselines::ItemKnn::fit(
+            self.cfg.songs,
+            histories,
+            train_users,
+            self.cfg.neighbours,
+        );
+        self.scorer.neighbours = knn.neighbours;
     }
 
     fn layer_count(&self) -> usize {
@@ -577,9 +602,10 @@ impl<B: ModelOps> Model<B> {
         optim: &params::OptimConfig,
     ) -> OpResult<BTensor<B>> {
         let (u, cache) = self.forward(b, batch, Some(rng))?;
+        let nb = self.scorer.neighbour_blocks(b, &batch.history)?;
         let (loss, du) = self
             .scorer
-            .loss_backward(b, &mut self.params, &u, &batch.targets)?;
+            .loss_backward(b, &mut self.params, &u, &batch.targets, &nb)?;
         self.backward(b, batch, &cache, &du)?;
         self.params.apply(b, optim)?;
         // Submit now: the GPU works while the host prepares the next batch, and every step
@@ -591,9 +617,10 @@ impl<B: ModelOps> Model<B> {
     /// Summed loss of a batch without updating anything (no dropout).
     pub fn eval_loss(&mut self, b: &B, batch: &DeviceBatch<B>) -> OpResult<BTensor<B>> {
         let (u, _) = self.forward(b, batch, None)?;
+        let nb = self.scorer.neighbour_blocks(b, &batch.history)?;
         let (loss, _) = self
             .scorer
-            .loss_backward(b, &mut self.params, &u, &batch.targets)?;
+            .loss_backward(b, &mut self.params, &u, &batch.targets, &nb)?;
         self.params.zero_grads();
         Ok(loss)
     }
@@ -601,6 +628,8 @@ impl<B: ModelOps> Model<B> {
     /// Top-`k` songs for every user of the batch, excluding the batch's `exclude` lists.
     pub fn recommend(&self, b: &B, batch: &DeviceBatch<B>, k: usize) -> OpResult<Ranked> {
         let (u, _) = self.forward(b, batch, None)?;
-        self.scorer.rank(b, &self.params, &u, &batch.exclude, k)
+        let nb = self.scorer.neighbour_blocks(b, &batch.history)?;
+        self.scorer
+            .rank(b, &self.params, &u, &batch.exclude, k, &nb)
     }
 }

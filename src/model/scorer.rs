@@ -2,7 +2,12 @@
 //!
 //! A song's representation is a learned embedding plus a projection of its audio/MSD feature
 //! vector, `q_s = E[s] + V[s] W_o`, so a song with features but no listens can still rank. The
-//! score of user vector `u` is `u·q_s + b_s`. The catalogue (≈360,000 songs at paper scale) is
+//! score of user vector `u` is `u·q_s + b_s + γ·n_s`, where `n_s` is the item-neighbourhood
+//! score of the history (the summed cosine similarity of song `s` to the history's songs, over
+//! the training users' co-listens, top-K neighbours per song) and `γ` is learned. The low-rank
+//! term `u·q_s` generalises; the neighbourhood term keeps the full-rank co-listening evidence
+//! that a small embedding cannot hold (without it the learned models trail item-kNN on the
+//! bundled data). It is a sparse CSR block per tile, built on the host from the batch. The catalogue (≈360,000 songs at paper scale) is
 //! processed in tiles: a `[batch, catalogue]` block would exceed a storage binding on many GPUs.
 //! Training uses two sweeps: log-sum-exp merged across tiles, then per-tile loss and gradients.
 
@@ -31,7 +36,21 @@ pub struct Scorer<B: ModelOps> {
     pub proj: Option<PId>,
     pub features: Vec<BTensor<B>>,
     pub feature_dim: usize,
+    /// Per song: its most similar songs and their cosine similarity (empty until fitted).
+    pub neighbours: Vec<Vec<(u32, f32)>>,
+    /// Weight of the neighbourhood score (when the model has the term).
+    pub gamma: Option<PId>,
 }
+
+/// The neighbourhood scores of a batch in one tile: CSR `[rows, tile]`.
+pub struct NeighbourBlock<B: ModelOps> {
+    row_ptr: BTensor<B>,
+    cols: BTensor<B>,
+    vals: BTensor<B>,
+}
+
+/// One optional block per tile (`None`: no entries there, or no neighbourhood term).
+pub type NeighbourBlocks<B> = Vec<Option<NeighbourBlock<B>>>;
 
 /// A ranking: per user, `(song, score)` best first.
 pub type Ranked = Vec<Vec<(u32, f32)>>;
@@ -49,6 +68,7 @@ impl<B: ModelOps> Scorer<B> {
         features: Option<(&[f32], usize)>,
         tile: usize,
         emb: PId,
+        with_neighbours: bool,
     ) -> OpResult<Self> {
         let tile = tile.max(1);
         let tiles: Vec<(usize, usize)> = (0..songs)
@@ -70,6 +90,11 @@ impl<B: ModelOps> Scorer<B> {
             Some((_, d)) => (Some(p.xavier(b, rng, "songs.proj", d, dim)?), d),
             None => (None, 0),
         };
+        let gamma = if with_neighbours {
+            Some(p.add(b, "songs.neighbour_weight", &[1], vec![1.0], false)?)
+        } else {
+            None
+        };
         Ok(Scorer {
             songs,
             dim,
@@ -80,7 +105,67 @@ impl<B: ModelOps> Scorer<B> {
             proj,
             features: feats,
             feature_dim,
+            neighbours: Vec::new(),
+            gamma,
         })
+    }
+
+    /// The neighbourhood scores of every row's history (each distinct song counted once, as in
+    /// item-kNN), split by tile.
+    pub fn neighbour_blocks(&self, b: &B, history: &[Vec<u32>]) -> OpResult<NeighbourBlocks<B>> {
+        let mut out: NeighbourBlocks<B> = (0..self.tiles.len()).map(|_| None).collect();
+        if self.gamma.is_none() || self.neighbours.is_empty() {
+            return Ok(out);
+        }
+        let rows = history.len();
+        let nt = self.tiles.len();
+        let tile = self.tiles[0].1.max(1);
+        let mut acc = vec![0.0f32; self.songs];
+        let mut touched: Vec<u32> = Vec::new();
+        let mut hist: Vec<u32> = Vec::new();
+        // Per tile: row pointers, columns (tile-local), values.
+        let mut csr: Vec<(Vec<u32>, Vec<u32>, Vec<f32>)> = (0..nt)
+            .map(|_| (vec![0u32], Vec::new(), Vec::new()))
+            .collect();
+        for h in history {
+            hist.clear();
+            hist.extend_from_slice(h);
+            hist.sort_unstable();
+            hist.dedup();
+            for &j in &hist {
+                for &(i, v) in self.neighbours.get(j as usize).into_iter().flatten() {
+                    let a = &mut acc[i as usize];
+                    if *a == 0.0 {
+                        touched.push(i);
+                    }
+                    *a += v;
+                }
+            }
+            touched.sort_unstable();
+            for &i in &touched {
+                let t = i as usize / tile;
+                let c = &mut csr[t];
+                c.1.push(i - self.tiles[t].0 as u32);
+                c.2.push(acc[i as usize]);
+                acc[i as usize] = 0.0;
+            }
+            touched.clear();
+            for c in &mut csr {
+                c.0.push(c.1.len() as u32);
+            }
+        }
+        for (t, (rp, cols, vals)) in csr.into_iter().enumerate() {
+            if cols.is_empty() {
+                continue;
+            }
+            let n = cols.len();
+            out[t] = Some(NeighbourBlock {
+                row_ptr: b.upload_u32(&rp, &[rows + 1])?,
+                cols: b.upload_u32(&cols, &[n])?,
+                vals: b.upload_f32(&vals, &[n])?,
+            });
+        }
+        Ok(out)
     }
 
     /// `q` of one tile: `[len, dim]`.
@@ -99,12 +184,17 @@ impl<B: ModelOps> Scorer<B> {
         u: &BTensor<B>,
         q: &BTensor<B>,
         i: usize,
+        nb: &NeighbourBlocks<B>,
     ) -> OpResult<BTensor<B>> {
-        b.binary(
+        let mut z = b.binary(
             BinaryOp::Add,
             &b.matmul(u, q, false, true)?,
             p.get(self.bias[i]),
-        )
+        )?;
+        if let (Some(n), Some(g)) = (nb.get(i).and_then(Option::as_ref), self.gamma) {
+            b.csr_axpy(&mut z, &n.row_ptr, &n.cols, &n.vals, p.get(g))?;
+        }
+        Ok(z)
     }
 
     /// Softmax cross-entropy over the whole catalogue for user vectors `u` `[B, dim]` and weighted
@@ -116,6 +206,7 @@ impl<B: ModelOps> Scorer<B> {
         p: &mut Params<B>,
         u: &BTensor<B>,
         targets: &[(u32, u32, f32)],
+        nb: &NeighbourBlocks<B>,
     ) -> OpResult<(BTensor<B>, BTensor<B>)> {
         let rows = u.rows();
         let mut wsum = vec![0.0f32; rows];
@@ -131,7 +222,7 @@ impl<B: ModelOps> Scorer<B> {
         let mut lse: Option<BTensor<B>> = None;
         for i in 0..self.tiles.len() {
             let q = self.tile_repr(b, p, i)?;
-            let z = self.tile_logits(b, p, u, &q, i)?;
+            let z = self.tile_logits(b, p, u, &q, i, nb)?;
             let l = b.logsumexp_rows(&z)?;
             lse = Some(match lse {
                 None => l,
@@ -150,6 +241,7 @@ impl<B: ModelOps> Scorer<B> {
         let mut loss = b.zeros(&[rows])?;
         let mut du = b.zeros(&[rows, self.dim])?;
         let mut demb = b.zeros(&[self.songs, self.dim])?;
+        let mut dgamma: Option<BTensor<B>> = None;
         for (i, &(start, len)) in self.tiles.iter().enumerate() {
             let local: Vec<(u32, u32, f32)> = targets
                 .iter()
@@ -159,10 +251,17 @@ impl<B: ModelOps> Scorer<B> {
             // Taken, not cloned: the tile's logits are freed as soon as its gradient exists.
             let z = match zs.get_mut(i).and_then(Option::take) {
                 Some(z) => z,
-                None => self.tile_logits(b, p, u, &qs[i], i)?,
+                None => self.tile_logits(b, p, u, &qs[i], i, nb)?,
             };
             let (l, g) = b.cross_entropy_tile(&z, &lse, &wsum, &b.targets(rows, len, &local)?)?;
             drop(z);
+            if let Some(n) = nb.get(i).and_then(Option::as_ref) {
+                let d = b.csr_row_dot(&g, &n.row_ptr, &n.cols, &n.vals)?;
+                match &mut dgamma {
+                    None => dgamma = Some(d),
+                    Some(acc) => b.axpy(acc, &d, 1.0)?,
+                }
+            }
             b.axpy(&mut loss, &l, 1.0)?;
             b.matmul_into(&mut du, &g, &qs[i], false, false, 1.0, 1.0)?;
             let dq = b.matmul(&g, u, true, false)?;
@@ -173,17 +272,27 @@ impl<B: ModelOps> Scorer<B> {
             b.scatter_add_rows(&mut demb, &dq, &self.plans[i])?;
         }
         p.acc_grad(b, self.emb, demb)?;
+        if let (Some(g), Some(d)) = (self.gamma, dgamma) {
+            let total = b.reduce_rows(ReduceOp::Sum, &view::<B>(&d, &[1, rows])?)?;
+            p.acc_grad(b, g, total)?;
+        }
         let total = b.reduce_rows(ReduceOp::Sum, &view::<B>(&loss, &[1, rows])?)?;
         Ok((total, du))
     }
 
     /// Every song's score for the first user vector (one user's full ranking on the host).
-    pub fn scores(&self, b: &B, p: &Params<B>, u: &BTensor<B>) -> OpResult<Vec<f32>> {
+    pub fn scores(
+        &self,
+        b: &B,
+        p: &Params<B>,
+        u: &BTensor<B>,
+        nb: &NeighbourBlocks<B>,
+    ) -> OpResult<Vec<f32>> {
         let u1 = view::<B>(u, &[u.rows(), self.dim])?;
         let mut out = Vec::with_capacity(self.songs);
         for i in 0..self.tiles.len() {
             let q = self.tile_repr(b, p, i)?;
-            let z = self.tile_logits(b, p, &u1, &q, i)?;
+            let z = self.tile_logits(b, p, &u1, &q, i, nb)?;
             out.extend_from_slice(&b.to_f32(&z)?[..self.tiles[i].1]);
         }
         Ok(out)
@@ -197,12 +306,13 @@ impl<B: ModelOps> Scorer<B> {
         u: &BTensor<B>,
         exclude: &[Vec<u32>],
         k: usize,
+        nb: &NeighbourBlocks<B>,
     ) -> OpResult<Ranked> {
         let rows = u.rows();
         let mut pending = Vec::with_capacity(self.tiles.len());
         for (i, &(start, len)) in self.tiles.iter().enumerate() {
             let q = self.tile_repr(b, p, i)?;
-            let mut z = self.tile_logits(b, p, u, &q, i)?;
+            let mut z = self.tile_logits(b, p, u, &q, i, nb)?;
             let mut row_ptr = vec![0u32; rows + 1];
             let mut cols = Vec::new();
             for (r, ex) in exclude.iter().enumerate().take(rows) {

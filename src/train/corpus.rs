@@ -134,9 +134,10 @@ impl Corpus {
         let n_genre = pt.genre_names.len();
         let portraits = PortraitTable {
             age: pt.age_bucket.clone(),
-            lang: pt.language.clone(),
-            genre: pt.genre_dist.clone(),
+            song_genre: pt.song_genre.clone(),
+            song_lang: pt.song_language.clone(),
             n_genre,
+            n_lang: pt.language_names.len(),
         };
         Ok((
             Corpus {

@@ -32,6 +32,9 @@ pub struct TrainOptions {
     pub max_history: usize,
     pub lr: f32,
     pub dropout: f32,
+    /// Neighbours per song of the scores' item-neighbourhood term (0: none).
+    #[serde(default)]
+    pub neighbours: usize,
     pub weight_decay: f32,
     pub seed: u64,
     pub patience: u32,
@@ -56,6 +59,7 @@ impl TrainOptions {
             max_history: 50,
             lr: 5e-4,
             dropout: 0.5,
+            neighbours: crate::model::DEFAULT_NEIGHBOURS,
             weight_decay: 1e-5,
             seed: 42,
             patience: 3,
@@ -187,6 +191,7 @@ pub fn train<B: ModelOps>(
             }
             mc.max_history = opts.max_history;
             mc.dropout = opts.dropout;
+            mc.neighbours = opts.neighbours;
             mc.seed = opts.seed;
             mc.feature_dim = corpus.features.as_ref().map(|f| f.1).unwrap_or(0);
             mc.n_age = corpus.n_age;
@@ -207,7 +212,10 @@ pub fn train<B: ModelOps>(
                 visible_share: ds.visible_share,
                 k: 10,
             };
-            (Model::new(b, mc, feats)?, cfg, TrainState::default())
+            let mut model = Model::new(b, mc, feats)?;
+            // From the training users only (not validation, not the test fold).
+            model.fit_neighbours(&corpus.histories, &fold.train_users);
+            (model, cfg, TrainState::default())
         }
     };
     // A resumed run may be asked for more epochs than the original.

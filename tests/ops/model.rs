@@ -593,3 +593,123 @@ pub fn cross_entropy_tiles<B: ModelOps>(be: &B) {
         },
     );
 }
+
+/// Sparse CSR blocks added into a dense block with a device scalar, and their per-row dot with a
+/// dense gradient: a hand-checked case, then random blocks against an f64 oracle (rows without
+/// entries, a row past the workgroup size), and the gradient of Σ w ⊙ (x + αN) in α by finite
+/// differences.
+pub fn csr_axpy_and_row_dot<B: ModelOps>(be: &B) {
+    let mut x = be
+        .upload_f32(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])
+        .unwrap();
+    let rp = be.upload_u32(&[0, 2, 3], &[3]).unwrap();
+    let cs = be.upload_u32(&[0, 2, 1], &[3]).unwrap();
+    let vs = be.upload_f32(&[0.5, -1.0, 2.0], &[3]).unwrap();
+    let alpha = be.upload_f32(&[2.0], &[1]).unwrap();
+    be.csr_axpy(&mut x, &rp, &cs, &vs, &alpha).unwrap();
+    assert_eq!(be.to_f32(&x).unwrap(), vec![2.0, 2.0, 1.0, 4.0, 9.0, 6.0]);
+    let d = be.csr_row_dot(&x, &rp, &cs, &vs).unwrap();
+    // Row 0: 2·0.5 + 1·(−1); row 1: 9·2.
+    assert_eq!(be.to_f32(&d).unwrap(), vec![0.0, 18.0]);
+    // Bad CSR: values and columns disagree; a column out of range (checked on the CPU).
+    let short = be.upload_f32(&[0.5, 1.0], &[2]).unwrap();
+    assert!(be.csr_axpy(&mut x, &rp, &cs, &short, &alpha).is_err());
+    assert!(be.csr_row_dot(&x, &rp, &cs, &short).is_err());
+
+    let mut r = rng(260);
+    for (rows, cols) in [(1, 1), (3, 17), (300, 41)] {
+        let x0 = uniform(&mut r, rows * cols, -2.0, 2.0);
+        let (mut rpv, mut cv, mut vv) = (vec![0u32], Vec::new(), Vec::new());
+        for row in 0..rows {
+            // Every third row empty; the others a random set of distinct columns.
+            if row % 3 != 1 {
+                for c in 0..cols {
+                    if r.random::<f32>() < 0.3 {
+                        cv.push(c as u32);
+                        vv.push(r.random_range(-1.0f32..1.0));
+                    }
+                }
+            }
+            rpv.push(cv.len() as u32);
+        }
+        if cv.is_empty() {
+            cv.push(0);
+            vv.push(0.25);
+            *rpv.last_mut().unwrap() = 1;
+            for p in rpv.iter_mut().skip(1) {
+                *p = 1;
+            }
+        }
+        let a = 0.75f32;
+        let (rp, cs, vs) = (
+            be.upload_u32(&rpv, &[rows + 1]).unwrap(),
+            be.upload_u32(&cv, &[cv.len()]).unwrap(),
+            be.upload_f32(&vv, &[vv.len()]).unwrap(),
+        );
+        let mut want = to_f64(&x0);
+        let mut dots = vec![0.0f64; rows];
+        for row in 0..rows {
+            for j in rpv[row] as usize..rpv[row + 1] as usize {
+                want[row * cols + cv[j] as usize] += a as f64 * vv[j] as f64;
+                dots[row] += x0[row * cols + cv[j] as usize] as f64 * vv[j] as f64;
+            }
+        }
+        let mut x = be.upload_f32(&x0, &[rows, cols]).unwrap();
+        be.csr_axpy(&mut x, &rp, &cs, &vs, &be.upload_f32(&[a], &[1]).unwrap())
+            .unwrap();
+        let tol = Tol {
+            rel: 1e-6,
+            abs: 1e-6,
+        };
+        assert_close(
+            &format!("csr_axpy {rows}x{cols}"),
+            &be.to_f32(&x).unwrap(),
+            &want,
+            tol,
+        );
+        let g = be.upload_f32(&x0, &[rows, cols]).unwrap();
+        assert_close(
+            &format!("csr_row_dot {rows}x{cols}"),
+            &be.to_f32(&be.csr_row_dot(&g, &rp, &cs, &vs).unwrap())
+                .unwrap(),
+            &dots,
+            Tol {
+                rel: 1e-5,
+                abs: 1e-5,
+            },
+        );
+        // d/dα Σ w ⊙ (x + αN) = Σ_rows csr_row_dot(w): central differences in f64 of the
+        // backend's own forward.
+        let w = uniform(&mut r, rows * cols, -1.0, 1.0);
+        let f = |alpha: f32| -> f64 {
+            let mut x = be.upload_f32(&x0, &[rows, cols]).unwrap();
+            be.csr_axpy(
+                &mut x,
+                &rp,
+                &cs,
+                &vs,
+                &be.upload_f32(&[alpha], &[1]).unwrap(),
+            )
+            .unwrap();
+            be.to_f32(&x)
+                .unwrap()
+                .iter()
+                .zip(&w)
+                .map(|(a, b)| *a as f64 * *b as f64)
+                .sum()
+        };
+        let h = 1e-2f32;
+        let fd = (f(a + h) - f(a - h)) / (2.0 * h as f64);
+        let wt = be.upload_f32(&w, &[rows, cols]).unwrap();
+        let an: f64 = be
+            .to_f32(&be.csr_row_dot(&wt, &rp, &cs, &vs).unwrap())
+            .unwrap()
+            .iter()
+            .map(|&v| v as f64)
+            .sum();
+        assert!(
+            (fd - an).abs() <= 1e-3 * (1.0 + an.abs()),
+            "csr gradient {rows}x{cols}: analytic {an}, finite difference {fd}"
+        );
+    }
+}

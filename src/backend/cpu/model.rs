@@ -32,6 +32,38 @@ pub(crate) fn seq_dims<S>(
     }
 }
 
+/// Checked views of a CSR block `[rows, ncols]`: row pointers, columns, values.
+fn csr_parts<'a>(
+    op: &'static str,
+    row_ptr: &'a CpuTensor,
+    cols: &'a CpuTensor,
+    vals: &'a CpuTensor,
+    rows: usize,
+    ncols: usize,
+) -> OpResult<(&'a [u32], &'a [u32], &'a [f32])> {
+    expect_len(op, "row_ptr", row_ptr, rows + 1)?;
+    let (rp, cv, vv) = (u32s(op, row_ptr)?, u32s(op, cols)?, f32s(op, vals)?);
+    if cv.len() != vv.len() || rp[rows] as usize != cv.len() || rp.windows(2).any(|w| w[0] > w[1]) {
+        return Err(OpError::Shape {
+            op,
+            detail: format!(
+                "CSR with {} columns, {} values and row_ptr ending at {} (must agree and not decrease)",
+                cv.len(),
+                vv.len(),
+                rp[rows]
+            ),
+        });
+    }
+    if let Some(&bad) = cv.iter().find(|&&c| c as usize >= ncols) {
+        return Err(OpError::Index {
+            op,
+            index: bad,
+            len: ncols,
+        });
+    }
+    Ok((rp, cv, vv))
+}
+
 pub(crate) fn expect_len<S>(
     op: &'static str,
     what: &str,
@@ -587,6 +619,48 @@ impl ModelOps for CpuBackend {
             }
         }
         Ok(())
+    }
+
+    fn csr_axpy(
+        &self,
+        x: &mut CpuTensor,
+        row_ptr: &CpuTensor,
+        cols: &CpuTensor,
+        vals: &CpuTensor,
+        alpha: &CpuTensor,
+    ) -> OpResult<()> {
+        let (rows, ncols) = (x.rows(), x.cols());
+        let (rp, cv, vv) = csr_parts("csr_axpy", row_ptr, cols, vals, rows, ncols)?;
+        expect_len("csr_axpy", "alpha", alpha, 1)?;
+        let a = f32s("csr_axpy", alpha)?[0];
+        let xv = f32s_mut("csr_axpy", x)?;
+        for r in 0..rows {
+            for j in rp[r] as usize..rp[r + 1] as usize {
+                xv[r * ncols + cv[j] as usize] += a * vv[j];
+            }
+        }
+        Ok(())
+    }
+
+    fn csr_row_dot(
+        &self,
+        g: &CpuTensor,
+        row_ptr: &CpuTensor,
+        cols: &CpuTensor,
+        vals: &CpuTensor,
+    ) -> OpResult<CpuTensor> {
+        g.expect_dtype("csr_row_dot", DType::F32)?;
+        let (rows, ncols) = (g.rows(), g.cols());
+        let (rp, cv, vv) = csr_parts("csr_row_dot", row_ptr, cols, vals, rows, ncols)?;
+        let gv = f32s("csr_row_dot", g)?;
+        let out = (0..rows)
+            .map(|r| {
+                (rp[r] as usize..rp[r + 1] as usize)
+                    .map(|j| gv[r * ncols + cv[j] as usize] as f64 * vv[j] as f64)
+                    .sum::<f64>() as f32
+            })
+            .collect();
+        Ok(tensor(vec![rows], out))
     }
 
     fn topk_rows(&self, x: &CpuTensor, k: usize) -> OpResult<(CpuTensor, CpuTensor)> {

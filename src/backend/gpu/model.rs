@@ -61,6 +61,32 @@ struct TopkParams {
 /// Entries scanned by one top-k invocation.
 const TOPK_SEG: usize = 256;
 
+/// Shapes and types of a CSR block (the entries themselves stay on the device).
+fn csr_check(
+    op: &'static str,
+    row_ptr: &GpuTensor,
+    cols: &GpuTensor,
+    vals: &GpuTensor,
+    rows: usize,
+) -> OpResult<()> {
+    row_ptr.expect_dtype(op, DType::U32)?;
+    cols.expect_dtype(op, DType::U32)?;
+    vals.expect_dtype(op, DType::F32)?;
+    expect_len(op, "row_ptr", row_ptr, rows + 1)?;
+    expect_len(op, "vals", vals, cols.len())
+}
+
+fn csr_params(rows: usize, cols: usize) -> TopkParams {
+    TopkParams {
+        rows: rows as u32,
+        cols: cols as u32,
+        seg: 0,
+        nseg: 0,
+        k: 0,
+        _pad: [0; 3],
+    }
+}
+
 impl ModelOps for GpuBackend {
     fn indrnn_forward(
         &self,
@@ -374,6 +400,69 @@ impl ModelOps for GpuBackend {
             self.grid("mask_entries", rows as u64)?,
         )?;
         Ok(())
+    }
+
+    fn csr_axpy(
+        &self,
+        x: &mut GpuTensor,
+        row_ptr: &GpuTensor,
+        cols: &GpuTensor,
+        vals: &GpuTensor,
+        alpha: &GpuTensor,
+    ) -> OpResult<()> {
+        x.expect_dtype("csr_axpy", DType::F32)?;
+        let rows = x.rows();
+        csr_check("csr_axpy", row_ptr, cols, vals, rows)?;
+        alpha.expect_dtype("csr_axpy", DType::F32)?;
+        expect_len("csr_axpy", "alpha", alpha, 1)?;
+        if cols.is_empty() {
+            return Ok(()); // nothing to add (and no empty buffer to bind)
+        }
+        make_unique(&self.ctx, x)?;
+        let p = csr_params(rows, x.cols());
+        self.ctx.dispatch(
+            &Kernel::new(Shader::Topk, "csr_axpy"),
+            bytemuck::bytes_of(&p),
+            &[
+                (5, raw(row_ptr)),
+                (6, raw(cols)),
+                (7, raw(x)),
+                (8, raw(vals)),
+                (9, raw(alpha)),
+            ],
+            self.grid("csr_axpy", rows as u64)?,
+        )?;
+        Ok(())
+    }
+
+    fn csr_row_dot(
+        &self,
+        g: &GpuTensor,
+        row_ptr: &GpuTensor,
+        cols: &GpuTensor,
+        vals: &GpuTensor,
+    ) -> OpResult<GpuTensor> {
+        g.expect_dtype("csr_row_dot", DType::F32)?;
+        let rows = g.rows();
+        csr_check("csr_row_dot", row_ptr, cols, vals, rows)?;
+        if cols.is_empty() {
+            return self.zeros(&[rows]);
+        }
+        let out = self.empty(&[rows], DType::F32, "csr_row_dot")?;
+        let p = csr_params(rows, g.cols());
+        self.ctx.dispatch(
+            &Kernel::new(Shader::Topk, "csr_row_dot"),
+            bytemuck::bytes_of(&p),
+            &[
+                (1, raw(g)),
+                (5, raw(row_ptr)),
+                (6, raw(cols)),
+                (8, raw(vals)),
+                (10, raw(&out)),
+            ],
+            self.grid("csr_row_dot", rows as u64)?,
+        )?;
+        Ok(out)
     }
 
     fn topk_rows(&self, x: &GpuTensor, k: usize) -> OpResult<(GpuTensor, GpuTensor)> {
