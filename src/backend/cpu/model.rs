@@ -160,50 +160,59 @@ fn tanh_safe(x: f32) -> f32 {
     1.0 - 2.0 / (exp_f32(2.0 * x.clamp(-15.0, 15.0)) + 1.0)
 }
 
-/// `acc += x · w` for a row-major `w [x.len(), acc.len()]`, 64 output columns at a time so the
-/// accumulators stay in registers over the whole of `x` as four independent vector chains (a
-/// plain AXPY per `x[k]` reloads and stores all of `acc` each time; one 16-wide chain waits on
-/// the adder's latency).
+/// `C = A·B + C` on one thread, with strides in elements (the LSTM's per-step products:
+/// matrixmultiply runs a product this small on the calling thread).
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn vec_mat_acc(acc: &mut [f32], x: &[f32], w: &[f32]) {
-    #[inline(always)]
-    fn block<const W: usize>(acc: &mut [f32], x: &[f32], w: &[f32], c0: usize) {
-        let n = acc.len();
-        let mut a: [f32; W] = acc[c0..c0 + W].try_into().expect("block columns");
-        for (k, &xk) in x.iter().enumerate() {
-            let row: &[f32; W] = w[k * n + c0..k * n + c0 + W]
-                .try_into()
-                .expect("block columns");
-            for (a, &r) in a.iter_mut().zip(row) {
-                *a += xk * r;
-            }
-        }
-        acc[c0..c0 + W].copy_from_slice(&a);
+fn gemm_acc(
+    (m, k, n): (usize, usize, usize),
+    a: &[f32],
+    (rsa, csa): (usize, usize),
+    b: &[f32],
+    (rsb, csb): (usize, usize),
+    c: &mut [f32],
+    rsc: usize,
+) {
+    if m == 0 || k == 0 || n == 0 {
+        return;
     }
-    let n = acc.len();
-    let mut c0 = 0;
-    while c0 + 64 <= n {
-        block::<64>(acc, x, w, c0);
-        c0 += 64;
-    }
-    while c0 + 16 <= n {
-        block::<16>(acc, x, w, c0);
-        c0 += 16;
-    }
-    for c in c0..n {
-        acc[c] += x
-            .iter()
-            .enumerate()
-            .map(|(k, &xk)| xk * w[k * n + c])
-            .sum::<f32>();
+    // The last element each operand addresses lies inside its slice.
+    assert!(
+        (m - 1) * rsa + (k - 1) * csa < a.len(),
+        "gemm_acc: A out of range"
+    );
+    assert!(
+        (k - 1) * rsb + (n - 1) * csb < b.len(),
+        "gemm_acc: B out of range"
+    );
+    assert!((m - 1) * rsc + n - 1 < c.len(), "gemm_acc: C out of range");
+    // SAFETY: bounds checked above; `c` does not alias `a` or `b` (distinct borrows).
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            rsa as isize,
+            csa as isize,
+            b.as_ptr(),
+            rsb as isize,
+            csb as isize,
+            1.0,
+            c.as_mut_ptr(),
+            rsc as isize,
+            1,
+        )
     }
 }
 
 multiversion! {
 /// [`ModelOps::lstm_forward`] for one chunk of `m.len() / l` whole sequences (the chunk's rows of
-/// `xw`, `h`, `h_prev`, `c` and the gates), step by step: `a = xw_t + h_{t−1}·Wh` row by row
-/// ([`vec_mat_acc`]; a `[n, H]·[H, 4H]` product is too small for a packed, threaded GEMM), then
-/// the gates. Compiled for AVX-512 / AVX2 so the products and the branch-free gate math vectorise.
+/// `xw`, `h`, `h_prev`, `c` and the gates), step by step: the pre-activations of all the chunk's
+/// sequences at step `t`, `xw_t + h_{t−1}·Wh`, as one `[n, H]·[H, 4H]` product written into the
+/// gate rows (strided), then each sequence's gates. Compiled for AVX-512 / AVX2 so the gate math
+/// vectorises.
 #[allow(clippy::too_many_arguments)]
 fn lstm_forward_chunk(
     xw: &[f32],
@@ -222,15 +231,23 @@ fn lstm_forward_chunk(
     for t in 0..l {
         for i in 0..n {
             let r = i * l + t;
+            go[r * g4..(r + 1) * g4].copy_from_slice(&xw[r * g4..(r + 1) * g4]);
+        }
+        if t > 0 {
+            gemm_acc((n, h, g4), &hprev, (h, 1), wv, (g4, 1), &mut go[t * g4..], l * g4);
+        }
+        for i in 0..n {
+            let r = i * l + t;
             let at = r * h..(r + 1) * h;
             let (hr, cr) = (&mut hprev[i * h..(i + 1) * h], &mut cprev[i * h..(i + 1) * h]);
             hpo[at.clone()].copy_from_slice(hr);
+            let row = &mut go[r * g4..(r + 1) * g4];
             if m[r] > 0.0 {
-                a.copy_from_slice(&xw[r * g4..(r + 1) * g4]);
-                if t > 0 {
-                    vec_mat_acc(&mut a, hr, wv);
-                }
-                lstm_gates(&a, hr, cr, &mut go[r * g4..(r + 1) * g4]);
+                a.copy_from_slice(row);
+                lstm_gates(&a, hr, cr, row);
+            } else {
+                // Masked steps keep their state and store no gates.
+                row.fill(0.0);
             }
             ho[at.clone()].copy_from_slice(hr);
             co[at].copy_from_slice(cr);
@@ -241,7 +258,8 @@ fn lstm_forward_chunk(
 
 multiversion! {
 /// [`ModelOps::lstm_backward`] for one chunk of whole sequences (see [`lstm_forward_chunk`]):
-/// `∂h_t = ∂y_t + ∂g_{t+1}·Whᵀ` (dot products over the 4H gates), then the gate gradients.
+/// `∂h_t = ∂y_t + ∂g_{t+1}·Whᵀ` for all the chunk's sequences in one product (Whᵀ by strides;
+/// rows of masked steps of ∂g are zero), then the gate gradients.
 #[allow(clippy::too_many_arguments)]
 fn lstm_backward_chunk(
     gv: &[f32],
@@ -255,31 +273,31 @@ fn lstm_backward_chunk(
 ) {
     let (n, g4) = (m.len() / l, 4 * h);
     let (mut dh_carry, mut dc_carry) = (vec![0.0f32; n * h], vec![0.0f32; n * h]);
-    let mut dht = vec![0.0f32; h];
-    // Whᵀ `[4H, H]`: `∂g·Whᵀ` as a vector-matrix product (dot products need a horizontal sum
-    // each).
-    let mut wt = vec![0.0f32; g4 * h];
-    for (j, w) in wv.chunks_exact(g4).enumerate() {
-        for (mi, &x) in w.iter().enumerate() {
-            wt[mi * h + j] = x;
-        }
-    }
+    let mut dht = vec![0.0f32; n * h];
     let zeros = vec![0.0f32; h];
     for t in (0..l).rev() {
         for i in 0..n {
             let r = i * l + t;
-            let (dhc, dcc) = (&mut dh_carry[i * h..(i + 1) * h], &mut dc_carry[i * h..(i + 1) * h]);
-            for ((d, &x), &c) in dht.iter_mut().zip(&dv[r * h..(r + 1) * h]).zip(dhc.iter()) {
+            for ((d, &x), &c) in dht[i * h..(i + 1) * h]
+                .iter_mut()
+                .zip(&dv[r * h..(r + 1) * h])
+                .zip(&dh_carry[i * h..(i + 1) * h])
+            {
                 *d = x + c;
             }
-            // Rows of masked steps of ∂g are zero: they add nothing.
-            if t + 1 < l && m[r + 1] > 0.0 {
-                vec_mat_acc(&mut dht, &dgo[(r + 1) * g4..(r + 2) * g4], &wt);
-            }
+        }
+        if t + 1 < l {
+            // The rows of step t + 1 (written in the previous iteration), strided.
+            gemm_acc((n, g4, h), &dgo[(t + 1) * g4..], (l * g4, 1), wv, (1, g4), &mut dht, h);
+        }
+        for i in 0..n {
+            let r = i * l + t;
+            let dht = &dht[i * h..(i + 1) * h];
+            let (dhc, dcc) = (&mut dh_carry[i * h..(i + 1) * h], &mut dc_carry[i * h..(i + 1) * h]);
             let out = &mut dgo[r * g4..(r + 1) * g4];
             if m[r] <= 0.0 {
                 out.fill(0.0);
-                dhc.copy_from_slice(&dht);
+                dhc.copy_from_slice(dht);
                 continue;
             }
             // Equal-length slices per gate, so that the loop below vectorises.
