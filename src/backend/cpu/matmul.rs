@@ -182,15 +182,48 @@ fn gemm_batch(
 /// `c = a · b` for row-major `a [m, k]`, `b [k, n]`, `c [m, n]` on the calling thread's
 /// share of matrixmultiply (for kernels that already run inside a rayon task).
 pub(crate) fn sgemm_rm(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
-    if m * n == 0 {
+    sgemm_strided((m, k, n), a, (k, 1), b, (n, 1), 0.0, c, n);
+}
+
+/// `C = A·B + beta·C` with element strides `(row, column)` for `A` and `B` and a row stride for
+/// `C` (columns contiguous), bounds-checked, for kernels that already run inside a rayon task
+/// (a product this small runs on the calling thread). `beta = 0` overwrites `C`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn sgemm_strided(
+    (m, k, n): (usize, usize, usize),
+    a: &[f32],
+    (rsa, csa): (usize, usize),
+    b: &[f32],
+    (rsb, csb): (usize, usize),
+    beta: f32,
+    c: &mut [f32],
+    rsc: usize,
+) {
+    if m == 0 || n == 0 {
         return;
     }
+    assert!(
+        (m - 1) * rsc + n <= c.len(),
+        "sgemm_strided: C out of range"
+    );
     if k == 0 {
-        c[..m * n].fill(0.0);
+        for i in 0..m {
+            c[i * rsc..i * rsc + n]
+                .iter_mut()
+                .for_each(|x| *x = if beta == 0.0 { 0.0 } else { beta * *x });
+        }
         return;
     }
-    // SAFETY: the assert above keeps every address the strides reach inside the slices.
+    assert!(
+        (m - 1) * rsa + (k - 1) * csa < a.len(),
+        "sgemm_strided: A out of range"
+    );
+    assert!(
+        (k - 1) * rsb + (n - 1) * csb < b.len(),
+        "sgemm_strided: B out of range"
+    );
+    // SAFETY: the asserts above keep every address the strides reach inside the slices; `c`
+    // is a distinct mutable borrow, so it aliases neither `a` nor `b`.
     unsafe {
         matrixmultiply::sgemm(
             m,
@@ -198,14 +231,14 @@ pub(crate) fn sgemm_rm(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &m
             n,
             1.0,
             a.as_ptr(),
-            k as isize,
-            1,
+            rsa as isize,
+            csa as isize,
             b.as_ptr(),
-            n as isize,
-            1,
-            0.0,
+            rsb as isize,
+            csb as isize,
+            beta,
             c.as_mut_ptr(),
-            n as isize,
+            rsc as isize,
             1,
         )
     }

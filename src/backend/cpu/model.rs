@@ -3,6 +3,7 @@
 use rayon::prelude::*;
 
 use super::math::{exp_f32, multiversion, sum_squares_f32};
+use super::matmul::sgemm_strided;
 use super::{f32s, f32s_mut, tensor, u32s, CpuBackend, CpuData, CpuStorage, CpuTensor, PAR_MIN};
 use crate::backend::model_ops::{AdamStep, LstmCache, ModelOps, MAX_TOPK};
 use crate::backend::{check, Backend, DType, OpResult, Tensor};
@@ -32,6 +33,23 @@ pub(crate) fn seq_dims<S>(
     }
 }
 
+/// Types and lengths of a CSR block over `rows` rows: `row_ptr` `[rows + 1]` and `cols` u32,
+/// `vals` f32 with one value per column entry (both backends; the entries themselves are
+/// checked where they are readable, see [`csr_parts`]).
+pub(crate) fn csr_dims<S>(
+    op: &'static str,
+    row_ptr: &Tensor<S>,
+    cols: &Tensor<S>,
+    vals: &Tensor<S>,
+    rows: usize,
+) -> OpResult<()> {
+    row_ptr.expect_dtype(op, DType::U32)?;
+    cols.expect_dtype(op, DType::U32)?;
+    vals.expect_dtype(op, DType::F32)?;
+    expect_len(op, "row_ptr", row_ptr, rows + 1)?;
+    expect_len(op, "vals", vals, cols.len())
+}
+
 /// Checked views of a CSR block `[rows, ncols]`: row pointers, columns, values.
 fn csr_parts<'a>(
     op: &'static str,
@@ -41,15 +59,14 @@ fn csr_parts<'a>(
     rows: usize,
     ncols: usize,
 ) -> OpResult<(&'a [u32], &'a [u32], &'a [f32])> {
-    expect_len(op, "row_ptr", row_ptr, rows + 1)?;
+    csr_dims(op, row_ptr, cols, vals, rows)?;
     let (rp, cv, vv) = (u32s(op, row_ptr)?, u32s(op, cols)?, f32s(op, vals)?);
-    if cv.len() != vv.len() || rp[rows] as usize != cv.len() || rp.windows(2).any(|w| w[0] > w[1]) {
+    if rp[rows] as usize != cv.len() || rp.windows(2).any(|w| w[0] > w[1]) {
         return Err(OpError::Shape {
             op,
             detail: format!(
-                "CSR with {} columns, {} values and row_ptr ending at {} (must agree and not decrease)",
+                "CSR row_ptr must not decrease and must end at the {} entries (ends at {})",
                 cv.len(),
-                vv.len(),
                 rp[rows]
             ),
         });
@@ -160,53 +177,6 @@ fn tanh_safe(x: f32) -> f32 {
     1.0 - 2.0 / (exp_f32(2.0 * x.clamp(-15.0, 15.0)) + 1.0)
 }
 
-/// `C = A·B + C` on one thread, with strides in elements (the LSTM's per-step products:
-/// matrixmultiply runs a product this small on the calling thread).
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn gemm_acc(
-    (m, k, n): (usize, usize, usize),
-    a: &[f32],
-    (rsa, csa): (usize, usize),
-    b: &[f32],
-    (rsb, csb): (usize, usize),
-    c: &mut [f32],
-    rsc: usize,
-) {
-    if m == 0 || k == 0 || n == 0 {
-        return;
-    }
-    // The last element each operand addresses lies inside its slice.
-    assert!(
-        (m - 1) * rsa + (k - 1) * csa < a.len(),
-        "gemm_acc: A out of range"
-    );
-    assert!(
-        (k - 1) * rsb + (n - 1) * csb < b.len(),
-        "gemm_acc: B out of range"
-    );
-    assert!((m - 1) * rsc + n - 1 < c.len(), "gemm_acc: C out of range");
-    // SAFETY: bounds checked above; `c` does not alias `a` or `b` (distinct borrows).
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            rsa as isize,
-            csa as isize,
-            b.as_ptr(),
-            rsb as isize,
-            csb as isize,
-            1.0,
-            c.as_mut_ptr(),
-            rsc as isize,
-            1,
-        )
-    }
-}
-
 multiversion! {
 /// [`ModelOps::lstm_forward`] for one chunk of `m.len() / l` whole sequences (the chunk's rows of
 /// `xw`, `h`, `h_prev`, `c` and the gates), step by step: the pre-activations of all the chunk's
@@ -234,7 +204,7 @@ fn lstm_forward_chunk(
             go[r * g4..(r + 1) * g4].copy_from_slice(&xw[r * g4..(r + 1) * g4]);
         }
         if t > 0 {
-            gemm_acc((n, h, g4), &hprev, (h, 1), wv, (g4, 1), &mut go[t * g4..], l * g4);
+            sgemm_strided((n, h, g4), &hprev, (h, 1), wv, (g4, 1), 1.0, &mut go[t * g4..], l * g4);
         }
         for i in 0..n {
             let r = i * l + t;
@@ -288,7 +258,7 @@ fn lstm_backward_chunk(
         }
         if t + 1 < l {
             // The rows of step t + 1 (written in the previous iteration), strided.
-            gemm_acc((n, g4, h), &dgo[(t + 1) * g4..], (l * g4, 1), wv, (1, g4), &mut dht, h);
+            sgemm_strided((n, g4, h), &dgo[(t + 1) * g4..], (l * g4, 1), wv, (1, g4), 1.0, &mut dht, h);
         }
         for i in 0..n {
             let r = i * l + t;

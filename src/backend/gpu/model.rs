@@ -5,7 +5,7 @@ use bytemuck::{Pod, Zeroable};
 
 use super::pipeline::{Kernel, Shader};
 use super::{make_unique, raw, GpuBackend, GpuTensor};
-use crate::backend::cpu::model::{expect_len, seq_dims, time_mask_dims};
+use crate::backend::cpu::model::{csr_dims, expect_len, seq_dims, time_mask_dims};
 use crate::backend::model_ops::{AdamStep, LstmCache, ModelOps, MAX_TOPK};
 use crate::backend::{check, Backend, DType, OpResult};
 use crate::error::OpError;
@@ -60,21 +60,6 @@ struct TopkParams {
 
 /// Entries scanned by one top-k invocation.
 const TOPK_SEG: usize = 256;
-
-/// Shapes and types of a CSR block (the entries themselves stay on the device).
-fn csr_check(
-    op: &'static str,
-    row_ptr: &GpuTensor,
-    cols: &GpuTensor,
-    vals: &GpuTensor,
-    rows: usize,
-) -> OpResult<()> {
-    row_ptr.expect_dtype(op, DType::U32)?;
-    cols.expect_dtype(op, DType::U32)?;
-    vals.expect_dtype(op, DType::F32)?;
-    expect_len(op, "row_ptr", row_ptr, rows + 1)?;
-    expect_len(op, "vals", vals, cols.len())
-}
 
 fn csr_params(rows: usize, cols: usize) -> TopkParams {
     TopkParams {
@@ -412,7 +397,7 @@ impl ModelOps for GpuBackend {
     ) -> OpResult<()> {
         x.expect_dtype("csr_axpy", DType::F32)?;
         let rows = x.rows();
-        csr_check("csr_axpy", row_ptr, cols, vals, rows)?;
+        csr_dims("csr_axpy", row_ptr, cols, vals, rows)?;
         alpha.expect_dtype("csr_axpy", DType::F32)?;
         expect_len("csr_axpy", "alpha", alpha, 1)?;
         if cols.is_empty() {
@@ -444,7 +429,7 @@ impl ModelOps for GpuBackend {
     ) -> OpResult<GpuTensor> {
         g.expect_dtype("csr_row_dot", DType::F32)?;
         let rows = g.rows();
-        csr_check("csr_row_dot", row_ptr, cols, vals, rows)?;
+        csr_dims("csr_row_dot", row_ptr, cols, vals, rows)?;
         if cols.is_empty() {
             return self.zeros(&[rows]);
         }
