@@ -169,30 +169,22 @@ fn librosa(
     files: &[PathBuf],
     seconds: f64,
 ) -> Result<LibrosaTiming, String> {
-    let out = Command::new(python)
-        .arg(script)
-        .arg("--seconds")
-        .arg(seconds.to_string())
-        .arg("--passes")
-        .arg(PASSES.to_string())
-        .args(files)
-        .output()
-        .map_err(|e| format!("running {python}: {e}"))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        return Err(format!(
-            "{python} {}: {}",
-            script.display(),
-            err.lines().last().unwrap_or("failed")
-        ));
-    }
     #[derive(serde::Deserialize)]
     struct R {
         librosa: String,
         mfcc_seconds_per_clip: f64,
     }
-    let r: R =
-        serde_json::from_slice(&out.stdout).map_err(|e| format!("bench_librosa.py output: {e}"))?;
+    let r: R = super::run_json(
+        Command::new(python)
+            .arg(script)
+            .arg("--seconds")
+            .arg(seconds.to_string())
+            .arg("--passes")
+            .arg(PASSES.to_string())
+            .args(files),
+        python,
+        script,
+    )?;
     Ok(LibrosaTiming {
         python: python.to_string(),
         librosa: r.librosa,

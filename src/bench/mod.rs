@@ -97,6 +97,25 @@ pub fn python_with(module: &str, given: Option<&str>, candidates: &[&str]) -> Op
         .map(str::to_string)
 }
 
+/// Runs a reference script (`cmd` is `python script args…`) and parses the JSON object it prints
+/// on stdout; a failure names the interpreter, the script and the last line of its stderr.
+pub fn run_json<T: serde::de::DeserializeOwned>(
+    cmd: &mut std::process::Command,
+    python: &str,
+    script: &std::path::Path,
+) -> Result<T, String> {
+    let out = cmd.output().map_err(|e| format!("running {python}: {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(format!(
+            "{python} {}: {}",
+            script.display(),
+            err.lines().last().unwrap_or("failed")
+        ));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("{} output: {e}", script.display()))
+}
+
 /// Creates the virtualenv `venv` (unless it exists) and pip-installs `packages` into it, for
 /// `--install-reference`; returns its interpreter.
 pub fn make_venv(venv: &str, packages: &[&str]) -> Result<String, String> {

@@ -609,32 +609,24 @@ fn run_torch(
     o: &TrainBenchOptions,
     models: &[&str],
 ) -> Result<TorchRun, String> {
-    let out = Command::new(python)
-        .arg(script)
-        .args(["--songs", &o.songs.to_string()])
-        .args(["--batch", &o.batch.to_string()])
-        .args(["--history", &o.history.to_string()])
-        .args(["--targets", &o.targets.to_string()])
-        .args(["--hidden", &o.hidden.to_string()])
-        .args(["--layers", &o.layers.to_string()])
-        .args(["--steps", &o.steps.max(1).to_string()])
-        .args(["--warmup", &o.warmup.to_string()])
-        .args(["--dropout", &o.dropout.to_string()])
-        .args(["--seed", &o.seed.to_string()])
-        .args(["--threads", &rayon::current_num_threads().to_string()])
-        .args(["--models", &models.join(",")])
-        .output()
-        .map_err(|e| format!("running {python}: {e}"))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        return Err(format!(
-            "{python} {}: {}",
-            script.display(),
-            err.lines().last().unwrap_or("failed")
-        ));
-    }
-    let mut r: TorchRun = serde_json::from_slice(&out.stdout)
-        .map_err(|e| format!("{} output: {e}", script.display()))?;
+    let mut r: TorchRun = super::run_json(
+        Command::new(python)
+            .arg(script)
+            .args(["--songs", &o.songs.to_string()])
+            .args(["--batch", &o.batch.to_string()])
+            .args(["--history", &o.history.to_string()])
+            .args(["--targets", &o.targets.to_string()])
+            .args(["--hidden", &o.hidden.to_string()])
+            .args(["--layers", &o.layers.to_string()])
+            .args(["--steps", &o.steps.max(1).to_string()])
+            .args(["--warmup", &o.warmup.to_string()])
+            .args(["--dropout", &o.dropout.to_string()])
+            .args(["--seed", &o.seed.to_string()])
+            .args(["--threads", &rayon::current_num_threads().to_string()])
+            .args(["--models", &models.join(",")]),
+        python,
+        script,
+    )?;
     r.python = python.to_string();
     Ok(r)
 }
