@@ -231,28 +231,35 @@ pub fn max_f32(row: &[f32]) -> f32 {
 }
 }
 
-multiversion! {
-/// `Σ x` in f64, 16 f32 lanes per block of 1024 elements.
-pub fn sum_f32(row: &[f32]) -> f64 {
+/// `Σ f(x)` in f64: 16 f32 lanes per block of 1024 elements, the blocks added in f64 (inlined
+/// into each multiversioned caller so that `f` vectorises with it).
+#[inline(always)]
+fn lane_sum(row: &[f32], f: impl Fn(f32) -> f32) -> f64 {
     let mut total = 0.0f64;
     for block in row.chunks(1024) {
         let mut lanes = [0.0f32; 16];
         let mut chunks = block.chunks_exact(16);
         for c in &mut chunks {
             for (l, &v) in lanes.iter_mut().zip(c) {
-                *l += v;
+                *l += f(v);
             }
         }
-        let tail: f32 = chunks.remainder().iter().sum();
+        let tail: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
         total += lanes.iter().map(|&l| l as f64).sum::<f64>() + tail as f64;
     }
     total
 }
+
+multiversion! {
+/// `Σ x` in f64, 16 f32 lanes per block of 1024 elements.
+pub fn sum_f32(row: &[f32]) -> f64 {
+    lane_sum(row, |v| v)
+}
 }
 
 multiversion! {
-/// `Σ a·b` in f32 over 8 lanes (a short row: the LSTM's recurrent weights); a plain iterator sum
-/// is a serial chain that does not vectorise. Also HFC's dot over one spectrum.
+/// `Σ a·b` in f32 over 8 lanes (HFC's dot over one spectrum); a plain iterator sum is a serial
+/// chain that does not vectorise.
 pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
@@ -276,19 +283,7 @@ pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
 multiversion! {
 /// `Σ x²` in f64, 16 f32 lanes per block of 1024 elements (the gradient norm).
 pub fn sum_squares_f32(row: &[f32]) -> f64 {
-    let mut total = 0.0f64;
-    for block in row.chunks(1024) {
-        let mut lanes = [0.0f32; 16];
-        let mut chunks = block.chunks_exact(16);
-        for c in &mut chunks {
-            for (l, &v) in lanes.iter_mut().zip(c) {
-                *l += v * v;
-            }
-        }
-        let tail: f32 = chunks.remainder().iter().map(|&v| v * v).sum();
-        total += lanes.iter().map(|&l| l as f64).sum::<f64>() + tail as f64;
-    }
-    total
+    lane_sum(row, |v| v * v)
 }
 }
 
