@@ -182,23 +182,30 @@ pub fn cos_pi_f32(x: f32) -> f32 {
         + 1.0
 }
 
-multiversion! {
-/// `Σ exp(x − m)` over a row: 16 f32 lanes per block of 1024 elements, blocks summed in f64
-/// (terms are ≤ 1 after the shift, so the f32 partial sums stay accurate).
-pub fn sum_exp_shifted(row: &[f32], m: f32) -> f64 {
+/// `Σ f(x)` in f64: 16 f32 lanes per block of 1024 elements, the blocks added in f64 (inlined
+/// into each multiversioned caller so that `f` vectorises with it).
+#[inline(always)]
+fn lane_sum(row: &[f32], f: impl Fn(f32) -> f32) -> f64 {
     let mut total = 0.0f64;
     for block in row.chunks(1024) {
         let mut lanes = [0.0f32; 16];
         let mut chunks = block.chunks_exact(16);
         for c in &mut chunks {
             for (l, &v) in lanes.iter_mut().zip(c) {
-                *l += exp_f32(v - m);
+                *l += f(v);
             }
         }
-        let tail: f32 = chunks.remainder().iter().map(|&v| exp_f32(v - m)).sum();
+        let tail: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
         total += lanes.iter().map(|&l| l as f64).sum::<f64>() + tail as f64;
     }
     total
+}
+
+multiversion! {
+/// `Σ exp(x − m)` over a row: 16 f32 lanes per block of 1024 elements, blocks summed in f64
+/// (terms are ≤ 1 after the shift, so the f32 partial sums stay accurate).
+pub fn sum_exp_shifted(row: &[f32], m: f32) -> f64 {
+    lane_sum(row, |v| exp_f32(v - m))
 }
 }
 
@@ -229,25 +236,6 @@ pub fn max_f32(row: &[f32]) -> f32 {
         .fold(f32::NEG_INFINITY, f32::max);
     lanes.iter().copied().fold(tail, f32::max)
 }
-}
-
-/// `Σ f(x)` in f64: 16 f32 lanes per block of 1024 elements, the blocks added in f64 (inlined
-/// into each multiversioned caller so that `f` vectorises with it).
-#[inline(always)]
-fn lane_sum(row: &[f32], f: impl Fn(f32) -> f32) -> f64 {
-    let mut total = 0.0f64;
-    for block in row.chunks(1024) {
-        let mut lanes = [0.0f32; 16];
-        let mut chunks = block.chunks_exact(16);
-        for c in &mut chunks {
-            for (l, &v) in lanes.iter_mut().zip(c) {
-                *l += f(v);
-            }
-        }
-        let tail: f32 = chunks.remainder().iter().map(|&v| f(v)).sum();
-        total += lanes.iter().map(|&l| l as f64).sum::<f64>() + tail as f64;
-    }
-    total
 }
 
 multiversion! {
