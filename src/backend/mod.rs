@@ -322,6 +322,20 @@ pub trait Backend: Clone + Send + Sync + 'static {
         beta: f32,
     ) -> OpResult<()>;
 
+    /// `op(a)·op(b) + bias`, the bias `[n]` added to every row: a linear layer. By default a
+    /// product then a broadcast add; the CPU writes the bias rows first and accumulates the
+    /// product onto them (one output buffer and one pass fewer).
+    fn matmul_bias(
+        &self,
+        a: &BTensor<Self>,
+        b: &BTensor<Self>,
+        trans_a: bool,
+        trans_b: bool,
+        bias: &BTensor<Self>,
+    ) -> OpResult<BTensor<Self>> {
+        self.binary(BinaryOp::Add, &self.matmul(a, b, trans_a, trans_b)?, bias)
+    }
+
     // --- element-wise --------------------------------------------------------------------
     fn binary(&self, op: BinaryOp, a: &BTensor<Self>, b: &BTensor<Self>)
         -> OpResult<BTensor<Self>>;

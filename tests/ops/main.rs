@@ -45,6 +45,7 @@ op_tests! {
     matmul::random_shapes => matmul_random_shapes,
     matmul::transposes_and_batches => matmul_transposes_and_batches,
     matmul::accumulate_into => matmul_accumulate_into,
+    matmul::with_bias => matmul_with_bias,
     matmul::large => matmul_large,
     matmul::catalogue_shapes => matmul_catalogue_shapes,
     matmul::backward_finite_difference => matmul_backward_finite_difference,

@@ -186,13 +186,57 @@ pub fn accumulate_into<B: Backend>(be: &B) {
     );
 }
 
+/// `op(a)·op(b) + bias` against the oracle plus the bias on every row, for the shapes the model
+/// uses it on (input projections, the catalogue logits) and small odd ones; a bias of the wrong
+/// length is an error.
+pub fn with_bias<B: Backend>(be: &B) {
+    let mut r = rng(77);
+    for &(m, k, n, ta, tb) in &[
+        (1, 1, 1, false, false),
+        (5, 3, 7, true, false),
+        (1600, 65, 256, false, false),
+        (64, 64, 3000, false, true),
+        (33, 17, 70, true, true),
+    ] {
+        let sa = stored(None, m, k, ta);
+        let sb = stored(None, k, n, tb);
+        let av = uniform(&mut r, m * k, -1.0, 1.0);
+        let bv = uniform(&mut r, k * n, -1.0, 1.0);
+        let biasv = uniform(&mut r, n, -2.0, 2.0);
+        let (a, b) = (
+            be.upload_f32(&av, &sa).unwrap(),
+            be.upload_f32(&bv, &sb).unwrap(),
+        );
+        let bias = be.upload_f32(&biasv, &[n]).unwrap();
+        let c = be.matmul_bias(&a, &b, ta, tb, &bias).unwrap();
+        let want: Vec<f64> = oracle(&av, &bv, 1, m, k, n, ta, tb, true, true)
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| p + biasv[i % n] as f64)
+            .collect();
+        assert_eq!(c.shape(), &[m, n]);
+        assert_close(
+            &format!("matmul_bias m={m} k={k} n={n} ta={ta} tb={tb}"),
+            &be.to_f32(&c).unwrap(),
+            &want,
+            Tol::sum(k),
+        );
+    }
+    let a = be.upload_f32(&[1.0; 6], &[2, 3]).unwrap();
+    let b = be.upload_f32(&[1.0; 12], &[3, 4]).unwrap();
+    let bad = be.upload_f32(&[0.0; 3], &[3]).unwrap();
+    assert!(be.matmul_bias(&a, &b, false, false, &bad).is_err());
+}
+
 pub fn large<B: Backend>(be: &B) {
     case(be, 5, None, None, 300, 384, 520, false, false);
+    // Taller than wide: the CPU splits C by rows (blocks of 16 rows, the last one shorter).
+    case(be, 7, None, None, 1001, 70, 90, false, true);
     case(be, 6, Some(2), None, 130, 257, 190, true, true);
 }
 
 /// The training loss's shapes, which both backends rearrange: the wide, short catalogue logits
-/// `u·qᵀ` (CPU: computed as the transpose), and a small output over a long K, `g·q` and
+/// `u·qᵀ` (CPU: split by columns over the threads), and a small output over a long K, `g·q` and
 /// `gᵀ`-free accumulation into ∂u (CPU: K split over threads; GPU: split-K partials summed by a
 /// second pass), with alpha/beta.
 pub fn catalogue_shapes<B: Backend>(be: &B) {

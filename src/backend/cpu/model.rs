@@ -3,7 +3,7 @@
 use rayon::prelude::*;
 
 use super::math::{exp_f32, multiversion, sum_squares_f32};
-use super::matmul::sgemm_strided;
+use super::matmul::gemm_acc_small;
 use super::{f32s, f32s_mut, tensor, u32s, CpuBackend, CpuData, CpuStorage, CpuTensor, PAR_MIN};
 use crate::backend::model_ops::{AdamStep, LstmCache, ModelOps, MAX_TOPK};
 use crate::backend::{check, Backend, DType, OpResult, Tensor};
@@ -204,7 +204,7 @@ fn lstm_forward_chunk(
             go[r * g4..(r + 1) * g4].copy_from_slice(&xw[r * g4..(r + 1) * g4]);
         }
         if t > 0 {
-            sgemm_strided((n, h, g4), &hprev, (h, 1), wv, (g4, 1), 1.0, &mut go[t * g4..], l * g4);
+            gemm_acc_small((n, h, g4), &hprev, h, wv, &mut go[t * g4..], l * g4);
         }
         for i in 0..n {
             let r = i * l + t;
@@ -245,6 +245,13 @@ fn lstm_backward_chunk(
     let (mut dh_carry, mut dc_carry) = (vec![0.0f32; n * h], vec![0.0f32; n * h]);
     let mut dht = vec![0.0f32; n * h];
     let zeros = vec![0.0f32; h];
+    // Whᵀ [4H, H], contiguous for the per-step products.
+    let mut wt = vec![0.0f32; g4 * h];
+    for (k, row) in wv.chunks(g4).enumerate() {
+        for (j, &w) in row.iter().enumerate() {
+            wt[j * h + k] = w;
+        }
+    }
     for t in (0..l).rev() {
         for i in 0..n {
             let r = i * l + t;
@@ -258,7 +265,7 @@ fn lstm_backward_chunk(
         }
         if t + 1 < l {
             // The rows of step t + 1 (written in the previous iteration), strided.
-            sgemm_strided((n, g4, h), &dgo[(t + 1) * g4..], (l * g4, 1), wv, (1, g4), 1.0, &mut dht, h);
+            gemm_acc_small((n, g4, h), &dgo[(t + 1) * g4..], l * g4, &wt, &mut dht, h);
         }
         for i in 0..n {
             let r = i * l + t;
@@ -270,28 +277,10 @@ fn lstm_backward_chunk(
                 dhc.copy_from_slice(dht);
                 continue;
             }
-            // Equal-length slices per gate, so that the loop below vectorises.
-            let g = &gv[r * g4..(r + 1) * g4];
-            let (gi, rest) = g.split_at(h);
-            let (gf, rest) = rest.split_at(h);
-            let (gg, go) = rest.split_at(h);
-            let (oi, rest) = out.split_at_mut(h);
-            let (of, rest) = rest.split_at_mut(h);
-            let (og, oo) = rest.split_at_mut(h);
-            let ct = &cv[r * h..(r + 1) * h];
             let cp = if t > 0 { &cv[(r - 1) * h..r * h] } else { &zeros[..] };
-            for j in 0..h {
-                let (ig, fg, gt, o) = (gi[j], gf[j], gg[j], go[j]);
-                let tc = tanh_safe(ct[j]);
-                let d_o = dht[j] * tc;
-                let dc = dcc[j] + dht[j] * o * (1.0 - tc * tc);
-                oi[j] = dc * gt * ig * (1.0 - ig);
-                of[j] = dc * cp[j] * fg * (1.0 - fg);
-                og[j] = dc * ig * (1.0 - gt * gt);
-                oo[j] = d_o * o * (1.0 - o);
-                dhc[j] = 0.0;
-                dcc[j] = dc * fg;
-            }
+            let ct = &cv[r * h..(r + 1) * h];
+            lstm_gates_backward(&gv[r * g4..(r + 1) * g4], ct, cp, dht, dcc, out);
+            dhc.fill(0.0);
         }
     }
 }
@@ -319,6 +308,41 @@ fn lstm_gates(a: &[f32], h: &mut [f32], c: &mut [f32], g: &mut [f32]) {
         c[j] = cn;
         h[j] = o * tanh_safe(cn);
         (gi[j], gf[j], gg[j], go[j]) = (i, f, gt, o);
+    }
+}
+
+/// The gate gradients of one step of one sequence (`out`, 4H, order `[i, f, g, o]`) from the
+/// stored gates `g`, the cell states `ct` and `cp` (step t and t − 1), and `∂h_t`; `dc` carries
+/// `∂c` from step t + 1 in and to step t − 1 out. A function of its own so that the slices are
+/// known not to alias: inlined into the chunk loop, the loop ran scalar.
+#[inline(always)]
+fn lstm_gates_backward(
+    g: &[f32],
+    ct: &[f32],
+    cp: &[f32],
+    dht: &[f32],
+    dc: &mut [f32],
+    out: &mut [f32],
+) {
+    let n = dc.len();
+    let (gi, rest) = g.split_at(n);
+    let (gf, rest) = rest.split_at(n);
+    let (gg, go) = rest.split_at(n);
+    let (oi, rest) = out.split_at_mut(n);
+    let (of, rest) = rest.split_at_mut(n);
+    let (og, oo) = rest.split_at_mut(n);
+    // Every slice cut to length n: with the lengths known equal the bounds checks leave the loop.
+    let (go, oo, ct, cp, dht) = (&go[..n], &mut oo[..n], &ct[..n], &cp[..n], &dht[..n]);
+    for j in 0..n {
+        let (ig, fg, gt, o) = (gi[j], gf[j], gg[j], go[j]);
+        let tc = tanh_safe(ct[j]);
+        let d_o = dht[j] * tc;
+        let d = dc[j] + dht[j] * o * (1.0 - tc * tc);
+        oi[j] = d * gt * ig * (1.0 - ig);
+        of[j] = d * cp[j] * fg * (1.0 - fg);
+        og[j] = d * ig * (1.0 - gt * gt);
+        oo[j] = d_o * o * (1.0 - o);
+        dc[j] = d * fg;
     }
 }
 
