@@ -57,14 +57,15 @@ impl MultiLinear {
         p: &Params<B>,
         xs: &[&BTensor<B>],
     ) -> OpResult<BTensor<B>> {
-        let mut y = b.matmul(xs[0], p.get(self.weights[0]), false, false)?;
+        let w0 = p.get(self.weights[0]);
+        let mut y = match self.bias {
+            Some(bias) => b.matmul_bias(xs[0], w0, false, false, p.get(bias))?,
+            None => b.matmul(xs[0], w0, false, false)?,
+        };
         for (x, &w) in xs.iter().zip(&self.weights).skip(1) {
             b.matmul_into(&mut y, x, p.get(w), false, false, 1.0, 1.0)?;
         }
-        match self.bias {
-            Some(bias) => b.binary(BinaryOp::Add, &y, p.get(bias)),
-            None => Ok(y),
-        }
+        Ok(y)
     }
 
     /// Accumulates ∂W_i and ∂b; returns ∂x_i for the inputs flagged in `need_dx`.

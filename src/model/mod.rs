@@ -482,9 +482,7 @@ impl<B: ModelOps> Model<B> {
         for (table, plan) in [(self.age, &batch.age), (self.lang, &batch.lang)] {
             if let Some(t) = table {
                 let g = d[slot].take().expect("asked for the portrait gradient");
-                let mut dt = b.zeros(&self.params.list[t.0].shape)?;
-                b.scatter_add_rows(&mut dt, &g, plan)?;
-                self.params.acc_grad(b, t, dt)?;
+                self.params.acc_grad_rows(b, t, &g, plan)?;
                 slot += 1;
             }
         }
@@ -584,9 +582,8 @@ impl<B: ModelOps> Model<B> {
             }
         }
         if let Some(g) = demb {
-            let mut dt = b.zeros(&[self.cfg.songs, self.cfg.emb])?;
-            b.scatter_add_rows(&mut dt, &g, &batch.songs)?;
-            self.params.acc_grad(b, self.in_emb, dt)?;
+            self.params
+                .acc_grad_rows(b, self.in_emb, &g, &batch.songs)?;
         }
         Ok(())
     }

@@ -4,7 +4,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::model_ops::{AdamStep, ModelOps};
-use crate::backend::{BTensor, Backend, OpResult};
+use crate::backend::{BTensor, Backend, IndexPlan, OpResult};
 
 /// Handle to a parameter in a [`Params`] store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -141,6 +141,24 @@ impl<B: ModelOps> Params<B> {
             Some(acc) => b.axpy(acc, &g, 1.0)?,
         }
         Ok(())
+    }
+
+    /// Adds `g`'s rows into the rows of parameter `id`'s gradient that `plan` names (the
+    /// backward of a row gather), in place when the gradient exists: a `[rows, dim]` table
+    /// gradient is zeroed once per step, not once per gather.
+    pub fn acc_grad_rows(
+        &mut self,
+        b: &B,
+        id: PId,
+        g: &BTensor<B>,
+        plan: &IndexPlan<B::Storage>,
+    ) -> OpResult<()> {
+        let p = &mut self.list[id.0];
+        if p.grad.is_none() {
+            p.grad = Some(b.zeros(&p.shape)?);
+        }
+        let acc = p.grad.as_mut().expect("set just above");
+        b.scatter_add_rows(acc, g, plan)
     }
 
     pub fn zero_grads(&mut self) {

@@ -169,7 +169,16 @@ impl<B: ModelOps> Scorer<B> {
     }
 
     /// `q` of one tile: `[len, dim]`.
+    /// True when tile `i` is the whole song table in order (its gather is the identity).
+    fn whole_table(&self, i: usize) -> bool {
+        self.tiles.len() == 1 && self.tiles[i] == (0, self.songs)
+    }
+
     fn tile_repr(&self, b: &B, p: &Params<B>, i: usize) -> OpResult<BTensor<B>> {
+        if self.whole_table(i) && self.proj.is_none() {
+            // The table itself (a shared handle, only read): no copy of the whole table.
+            return Ok(p.get(self.emb).clone());
+        }
         let mut q = b.gather_rows(p.get(self.emb), &self.plans[i])?;
         if let Some(w) = self.proj {
             b.matmul_into(&mut q, &self.features[i], p.get(w), false, false, 1.0, 1.0)?;
@@ -186,11 +195,7 @@ impl<B: ModelOps> Scorer<B> {
         i: usize,
         nb: &NeighbourBlocks<B>,
     ) -> OpResult<BTensor<B>> {
-        let mut z = b.binary(
-            BinaryOp::Add,
-            &b.matmul(u, q, false, true)?,
-            p.get(self.bias[i]),
-        )?;
+        let mut z = b.matmul_bias(u, q, false, true, p.get(self.bias[i]))?;
         if let (Some(n), Some(g)) = (nb.get(i).and_then(Option::as_ref), self.gamma) {
             b.csr_axpy(&mut z, &n.row_ptr, &n.cols, &n.vals, p.get(g))?;
         }
@@ -240,7 +245,6 @@ impl<B: ModelOps> Scorer<B> {
         // Sweep 2: per-tile loss and gradients (the logits are recomputed, not kept).
         let mut loss = b.zeros(&[rows])?;
         let mut du = b.zeros(&[rows, self.dim])?;
-        let mut demb = b.zeros(&[self.songs, self.dim])?;
         let mut dgamma: Option<BTensor<B>> = None;
         for (i, &(start, len)) in self.tiles.iter().enumerate() {
             let local: Vec<(u32, u32, f32)> = targets
@@ -269,9 +273,12 @@ impl<B: ModelOps> Scorer<B> {
             if let Some(w) = self.proj {
                 p.acc_grad(b, w, b.matmul(&self.features[i], &dq, true, false)?)?;
             }
-            b.scatter_add_rows(&mut demb, &dq, &self.plans[i])?;
+            if self.whole_table(i) {
+                p.acc_grad(b, self.emb, dq)?;
+            } else {
+                p.acc_grad_rows(b, self.emb, &dq, &self.plans[i])?;
+            }
         }
-        p.acc_grad(b, self.emb, demb)?;
         if let (Some(g), Some(d)) = (self.gamma, dgamma) {
             let total = b.reduce_rows(ReduceOp::Sum, &view::<B>(&d, &[1, rows])?)?;
             p.acc_grad(b, g, total)?;
