@@ -378,39 +378,26 @@ impl<B: ModelOps> Model<B> {
                 None => Ok(t.clone()),
             }
         };
-        match &self.encoder {
-            Encoder::Dense { layers: ls, .. } => {
-                for (i, layer) in ls.iter().enumerate() {
-                    let xs: Vec<&BTensor<B>> = inputs.iter().chain(outs.iter()).collect();
-                    let c = layer.forward(b, p, &xs, &batch.mask, (bs, l))?;
-                    outs.push(apply_drop(&c.h, &drop[i])?);
-                    layers.push(LayerCache::Ind(c));
+        for i in 0..self.layer_count() {
+            // Dense connections: every layer sees the inputs and all earlier outputs; the
+            // stacks see the previous layer only.
+            let xs: Vec<&BTensor<B>> = match &self.encoder {
+                Encoder::Dense { .. } => inputs.iter().chain(outs.iter()).collect(),
+                _ if i == 0 => inputs.iter().collect(),
+                _ => vec![&outs[i - 1]],
+            };
+            let (h, cache) = match &self.encoder {
+                Encoder::Dense { layers: ls, .. } | Encoder::Stack { layers: ls } => {
+                    let c = ls[i].forward(b, p, &xs, &batch.mask, (bs, l))?;
+                    (apply_drop(&c.h, &drop[i])?, LayerCache::Ind(c))
                 }
-            }
-            Encoder::Stack { layers: ls } => {
-                for (i, layer) in ls.iter().enumerate() {
-                    let xs: Vec<&BTensor<B>> = if i == 0 {
-                        inputs.iter().collect()
-                    } else {
-                        vec![&outs[i - 1]]
-                    };
-                    let c = layer.forward(b, p, &xs, &batch.mask, (bs, l))?;
-                    outs.push(apply_drop(&c.h, &drop[i])?);
-                    layers.push(LayerCache::Ind(c));
+                Encoder::Lstm { layers: ls } => {
+                    let c = ls[i].forward(b, p, &xs, &batch.mask, (bs, l))?;
+                    (apply_drop(&c.inner.h, &drop[i])?, LayerCache::Lstm(c))
                 }
-            }
-            Encoder::Lstm { layers: ls } => {
-                for (i, layer) in ls.iter().enumerate() {
-                    let xs: Vec<&BTensor<B>> = if i == 0 {
-                        inputs.iter().collect()
-                    } else {
-                        vec![&outs[i - 1]]
-                    };
-                    let c = layer.forward(b, p, &xs, &batch.mask, (bs, l))?;
-                    outs.push(apply_drop(&c.inner.h, &drop[i])?);
-                    layers.push(LayerCache::Lstm(c));
-                }
-            }
+            };
+            outs.push(h);
+            layers.push(cache);
         }
         let last = outs.last().expect("at least one layer");
         let (mut user_in, att) = match &self.encoder {
