@@ -172,48 +172,27 @@ fn signal(opts: &Options, n: usize) -> Result<(Vec<f32>, String), Error> {
     Ok(((0..n).map(|i| wav[i % wav.len()]).collect(), label))
 }
 
-/// The interpreter to run Kymatio with.
+/// The interpreter to run Kymatio with: the given one, else the first of `.venv-kymatio`,
+/// `.venv-ref` and `python3` that imports it (else `python3`, whose failure is then reported).
 pub fn find_python(explicit: Option<&Path>) -> PathBuf {
     if let Some(p) = explicit {
         return p.to_path_buf();
     }
-    for venv in [DEFAULT_VENV, ".venv-ref"] {
-        let p = Path::new(venv).join("bin").join("python");
-        if p.exists() {
-            return p;
-        }
-    }
-    PathBuf::from("python3")
+    let venv = format!("{DEFAULT_VENV}/bin/python");
+    super::python_with("kymatio", None, &[&venv, ".venv-ref/bin/python", "python3"])
+        .map_or_else(|| PathBuf::from("python3"), PathBuf::from)
 }
 
-/// Creates a virtual environment with Kymatio 0.3.0 and its pinned dependencies (PyPI).
+/// Creates `venv` with Kymatio 0.3.0 and its pinned dependencies (PyPI).
 pub fn install_reference(venv: &Path) -> Result<PathBuf, Error> {
-    let run = |cmd: &mut Command, what: &str| -> Result<(), Error> {
-        eprintln!("{what}");
-        let st = cmd
-            .status()
-            .map_err(|e| Error::Other(format!("{what}: {e}")))?;
-        if !st.success() {
-            return Err(Error::Other(format!("{what}: exited with {st}")));
-        }
-        Ok(())
-    };
-    run(
-        Command::new("python3").arg("-m").arg("venv").arg(venv),
-        &format!("creating {}", venv.display()),
-    )?;
-    let py = venv.join("bin").join("python");
-    run(
-        Command::new(&py)
-            .args(["-m", "pip", "install", "--quiet"])
-            .args(REFERENCE_PINS),
-        &format!(
-            "installing {} into {}",
-            REFERENCE_PINS.join(" "),
-            venv.display()
-        ),
-    )?;
-    Ok(py)
+    eprintln!(
+        "installing {} into {}",
+        REFERENCE_PINS.join(" "),
+        venv.display()
+    );
+    super::make_venv(&venv.to_string_lossy(), &REFERENCE_PINS)
+        .map(PathBuf::from)
+        .map_err(Error::Other)
 }
 
 /// Runs the Kymatio timing script; `Err` carries a one-line reason to report.
