@@ -54,10 +54,11 @@ pub trait ModelOps: Backend {
     ) -> OpResult<(BTensor<Self>, BTensor<Self>)>;
 
     /// LSTM layer. `xw` `[B, L, 4H]` holds `x_t W_x + b` for every step (gate blocks i, f, g, o),
-    /// `wh` `[H, 4H]`, `mask` `[B, L]` (masked steps carry `h` and `c` unchanged).
+    /// `wh` `[H, 4H]`, `mask` `[B, L]` (masked steps carry `h` and `c` unchanged). `xw` is taken:
+    /// the CPU computes the gates in its buffer when no one else holds it.
     fn lstm_forward(
         &self,
-        xw: &BTensor<Self>,
+        xw: BTensor<Self>,
         wh: &BTensor<Self>,
         mask: &BTensor<Self>,
     ) -> OpResult<LstmCache<BTensor<Self>>>;

@@ -244,7 +244,7 @@ impl LstmLayer {
             &[bs, l, 4 * self.hidden],
         )?;
         Ok(LstmLayerCache {
-            inner: b.lstm_forward(&xw, p.get(self.wh), mask)?,
+            inner: b.lstm_forward(xw, p.get(self.wh), mask)?,
         })
     }
 

@@ -174,7 +174,7 @@ pub fn lstm_forward<B: ModelOps>(be: &B) {
         let mask = mask_for(b, l);
         let c = be
             .lstm_forward(
-                &be.upload_f32(&xw, &[b, l, 4 * h]).unwrap(),
+                be.upload_f32(&xw, &[b, l, 4 * h]).unwrap(),
                 &be.upload_f32(&wh, &[h, 4 * h]).unwrap(),
                 &be.upload_f32(&mask, &[b, l]).unwrap(),
             )
@@ -222,7 +222,7 @@ pub fn lstm_backward_finite_difference<B: ModelOps>(be: &B) {
         be.upload_f32(&wh, &[h, 4 * h]).unwrap(),
         be.upload_f32(&mask, &[b, l]).unwrap(),
     );
-    let cache = be.lstm_forward(&txw, &twh, &tm).unwrap();
+    let cache = be.lstm_forward(txw.clone(), &twh, &tm).unwrap();
     let dg = be
         .lstm_backward(&cache, &twh, &tm, &be.upload_f32(&w, &[b, l, h]).unwrap())
         .unwrap();

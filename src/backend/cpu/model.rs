@@ -179,13 +179,12 @@ fn tanh_safe(x: f32) -> f32 {
 
 multiversion! {
 /// [`ModelOps::lstm_forward`] for one chunk of `m.len() / l` whole sequences (the chunk's rows of
-/// `xw`, `h`, `h_prev`, `c` and the gates), step by step: the pre-activations of all the chunk's
-/// sequences at step `t`, `xw_t + h_{t−1}·Wh`, as one `[n, H]·[H, 4H]` product written into the
-/// gate rows (strided), then each sequence's gates. Compiled for AVX-512 / AVX2 so the gate math
-/// vectorises.
+/// `h`, `h_prev`, `c` and the gates; `go` holds `xw` on entry), step by step: the pre-activations
+/// of all the chunk's sequences at step `t`, `xw_t + h_{t−1}·Wh`, as one `[n, H]·[H, 4H]` product
+/// added onto the gate rows (strided), then each sequence's gates in place. Compiled for AVX-512 /
+/// AVX2 so the gate math vectorises.
 #[allow(clippy::too_many_arguments)]
 fn lstm_forward_chunk(
-    xw: &[f32],
     wv: &[f32],
     m: &[f32],
     l: usize,
@@ -197,12 +196,7 @@ fn lstm_forward_chunk(
 ) {
     let (n, g4) = (m.len() / l, 4 * h);
     let (mut hprev, mut cprev) = (vec![0.0f32; n * h], vec![0.0f32; n * h]);
-    let mut a = vec![0.0f32; g4];
     for t in 0..l {
-        for i in 0..n {
-            let r = i * l + t;
-            go[r * g4..(r + 1) * g4].copy_from_slice(&xw[r * g4..(r + 1) * g4]);
-        }
         if t > 0 {
             gemm_acc_small((n, h, g4), &hprev, h, wv, &mut go[t * g4..], l * g4);
         }
@@ -213,8 +207,7 @@ fn lstm_forward_chunk(
             hpo[at.clone()].copy_from_slice(hr);
             let row = &mut go[r * g4..(r + 1) * g4];
             if m[r] > 0.0 {
-                a.copy_from_slice(row);
-                lstm_gates(&a, hr, cr, row);
+                lstm_gates(row, hr, cr);
             } else {
                 // Masked steps keep their state and store no gates.
                 row.fill(0.0);
@@ -286,23 +279,42 @@ fn lstm_backward_chunk(
 }
 }
 
-/// One LSTM step of one sequence from its gate pre-activations `a` (`[i, f, g, o]`, 4H): updates
-/// `h` and `c` in place and stores the activated gates in `g`.
+/// One LSTM step of one sequence: `row` holds the gate pre-activations (`[i, f, g, o]`, 4H) and
+/// gets the activated gates in place; `h` and `c` are updated in place.
 #[inline(always)]
-fn lstm_gates(a: &[f32], h: &mut [f32], c: &mut [f32], g: &mut [f32]) {
+fn lstm_gates(row: &mut [f32], h: &mut [f32], c: &mut [f32]) {
     let n = h.len();
-    let (ai, rest) = a.split_at(n);
-    let (af, rest) = rest.split_at(n);
-    let (ag, ao) = rest.split_at(n);
-    let (gi, rest) = g.split_at_mut(n);
+    let (gi, rest) = row.split_at_mut(n);
     let (gf, rest) = rest.split_at_mut(n);
     let (gg, go) = rest.split_at_mut(n);
+    lstm_gates_split(gi, gf, gg, &mut go[..n], h, c);
+}
+
+/// [`lstm_gates`] on the four gate slices as separate arguments: so they are known not to alias
+/// (cut from one row inside a function, the loop ran scalar, ten times slower).
+#[inline(always)]
+fn lstm_gates_split(
+    gi: &mut [f32],
+    gf: &mut [f32],
+    gg: &mut [f32],
+    go: &mut [f32],
+    h: &mut [f32],
+    c: &mut [f32],
+) {
+    let n = h.len();
+    let (gi, gf, gg, go, c) = (
+        &mut gi[..n],
+        &mut gf[..n],
+        &mut gg[..n],
+        &mut go[..n],
+        &mut c[..n],
+    );
     for j in 0..n {
         let (i, f, gt, o) = (
-            sigmoid(ai[j]),
-            sigmoid(af[j]),
-            tanh_safe(ag[j]),
-            sigmoid(ao[j]),
+            sigmoid(gi[j]),
+            sigmoid(gf[j]),
+            tanh_safe(gg[j]),
+            sigmoid(go[j]),
         );
         let cn = f * c[j] + i * gt;
         c[j] = cn;
@@ -443,24 +455,26 @@ impl ModelOps for CpuBackend {
 
     fn lstm_forward(
         &self,
-        xw: &CpuTensor,
+        xw: CpuTensor,
         wh: &CpuTensor,
         mask: &CpuTensor,
     ) -> OpResult<LstmCache<CpuTensor>> {
-        let (b, l, h) = seq_dims("lstm_forward", xw, mask, 4)?;
+        let (b, l, h) = seq_dims("lstm_forward", &xw, mask, 4)?;
         if wh.shape() != [h, 4 * h] {
             return Err(OpError::Shape {
                 op: "lstm_forward",
                 detail: format!("wh is {:?}, expected [{h}, {}]", wh.shape(), 4 * h),
             });
         }
-        let (xv, wv, mv) = (f32s("lstm", xw)?, f32s("lstm", wh)?, f32s("lstm", mask)?);
-        let (mut hs, mut hp, mut cs, mut gs) = (
+        let (wv, mv) = (f32s("lstm", wh)?, f32s("lstm", mask)?);
+        let (mut hs, mut hp, mut cs) = (
             vec![0.0f32; b * l * h],
             vec![0.0f32; b * l * h],
             vec![0.0f32; b * l * h],
-            vec![0.0f32; b * l * 4 * h],
         );
+        // The gates are computed in xw's buffer (copied only if someone else still holds it).
+        let mut gates = xw;
+        let gs = f32s_mut("lstm", &mut gates)?;
         if b * l * h > 0 {
             // One chunk of whole sequences per thread, each run step by step to the end
             // (`lstm_forward_chunk`): a parallel loop per time step spent its time waking
@@ -471,10 +485,9 @@ impl ModelOps for CpuBackend {
                 .zip(hp.par_chunks_mut(per * seq))
                 .zip(cs.par_chunks_mut(per * seq))
                 .zip(gs.par_chunks_mut(per * l * g4))
-                .zip(xv.par_chunks(per * l * g4))
                 .zip(mv.par_chunks(per * l))
-                .for_each(|(((((ho, hpo), co), go), xw), m)| {
-                    lstm_forward_chunk(xw, wv, m, l, h, ho, hpo, co, go)
+                .for_each(|((((ho, hpo), co), go), m)| {
+                    lstm_forward_chunk(wv, m, l, h, ho, hpo, co, go)
                 });
         }
         let shape = vec![b, l, h];
@@ -482,7 +495,7 @@ impl ModelOps for CpuBackend {
             h: tensor(shape.clone(), hs),
             h_prev: tensor(shape.clone(), hp),
             c: tensor(shape, cs),
-            gates: tensor(xw.shape().to_vec(), gs),
+            gates,
         })
     }
 

@@ -136,10 +136,11 @@ impl ModelOps for GpuBackend {
 
     fn lstm_forward(
         &self,
-        xw: &GpuTensor,
+        xw: GpuTensor,
         wh: &GpuTensor,
         mask: &GpuTensor,
     ) -> OpResult<LstmCache<GpuTensor>> {
+        let xw = &xw;
         let (b, l, h) = seq_dims("lstm_forward", xw, mask, 4)?;
         if wh.shape() != [h, 4 * h] {
             return Err(OpError::Shape {
