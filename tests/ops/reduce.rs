@@ -53,7 +53,18 @@ pub fn rows_all_lengths<B: Backend>(be: &B) {
 
 pub fn cols<B: Backend>(be: &B) {
     let mut r = rng(12);
-    for &(rows, cols) in &[(1, 1), (1, 300), (17, 3), (1000, 1), (5000, 70), (64, 257)] {
+    // Tall and narrow shapes take the CPU's row-block path, wide ones its column blocks.
+    for &(rows, cols) in &[
+        (1, 1),
+        (1, 300),
+        (17, 3),
+        (1000, 1),
+        (5000, 70),
+        (64, 257),
+        (1600, 256),
+        (40000, 1),
+        (64, 10000),
+    ] {
         let v = uniform(&mut r, rows * cols, -1.0, 1.0);
         let a = be.upload_f32(&v, &[rows, cols]).unwrap();
         let got = be.sum_cols(&a).unwrap();

@@ -51,6 +51,25 @@ pub fn sum_cols(a: &CpuTensor) -> OpResult<CpuTensor> {
     };
     if av.len() >= PAR_MIN && cols > BLOCK {
         out.par_chunks_mut(BLOCK).enumerate().for_each(block);
+    } else if av.len() >= PAR_MIN {
+        // Narrow and tall (a bias gradient over B·L rows): f64 partial sums over fixed blocks of
+        // rows in parallel, added in block order, so the result does not depend on the threads.
+        let rows_per = (PAR_MIN / cols).max(1);
+        let parts: Vec<Vec<f64>> = av
+            .par_chunks(rows_per * cols)
+            .map(|blk| {
+                let mut acc = vec![0.0f64; cols];
+                for row in blk.chunks(cols) {
+                    for (s, &x) in acc.iter_mut().zip(row) {
+                        *s += x as f64;
+                    }
+                }
+                acc
+            })
+            .collect();
+        for (j, o) in out.iter_mut().enumerate() {
+            *o = parts.iter().map(|p| p[j]).sum::<f64>() as f32;
+        }
     } else {
         out.chunks_mut(BLOCK).enumerate().for_each(block);
     }
