@@ -62,7 +62,8 @@ fn portraits() -> PortraitTable {
 /// A model with its item-neighbourhood term fitted on a few overlapping histories, so every
 /// test also exercises that term.
 fn new_model<B: ModelOps>(b: &B, cfg: ModelConfig, feats: &[f32]) -> Model<B> {
-    let mut m = Model::new(b, cfg, Some(feats)).unwrap();
+    let feats = (cfg.feature_dim > 0).then_some(feats);
+    let mut m = Model::new(b, cfg, feats).unwrap();
     let histories: Vec<(Vec<u32>, Vec<f32>)> = (0..8u32)
         .map(|u| {
             let s: Vec<u32> = (0..6u32).map(|k| (u * 3 + k * 5) % SONGS as u32).collect();
@@ -113,8 +114,13 @@ fn total_loss<B: ModelOps>(b: &B, model: &mut Model<B>) -> f64 {
 
 /// Every parameter tensor: a few entries checked against (L(θ+h) − L(θ−h)) / 2h.
 fn gradients_match_finite_differences<B: ModelOps>(b: &B, kind: ModelKind) {
+    fd_check(b, config(kind));
+}
+
+fn fd_check<B: ModelOps>(b: &B, cfg: ModelConfig) {
+    let kind = cfg.kind;
     let feats = features();
-    let mut model = new_model(b, config(kind), &feats);
+    let mut model = new_model(b, cfg, &feats);
     let batch = upload(b, &model.cfg, Some(&portraits()), &examples()).unwrap();
     let (u, cache) = model.forward(b, &batch, None).unwrap();
     let nb = model.scorer.neighbour_blocks(b, &batch.history).unwrap();
@@ -216,6 +222,15 @@ both!(lstm_gradients, |b| gradients_match_finite_differences(
     b,
     ModelKind::Lstm
 ));
+
+// One tile over the whole catalogue and no song features: the scorer's fused path (one
+// cross-entropy pass, the song table used in place, its gradient taken whole).
+both!(one_tile_gradients, |b| {
+    let mut cfg = config(ModelKind::Ainrnn);
+    cfg.tile = SONGS;
+    cfg.feature_dim = 0;
+    fd_check(b, cfg)
+});
 
 /// The GPU model computes what the CPU model computes: user vectors, loss, every gradient, and
 /// the parameters after a few optimizer steps with dropout.

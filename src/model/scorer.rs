@@ -214,6 +214,10 @@ impl<B: ModelOps> Scorer<B> {
         nb: &NeighbourBlocks<B>,
     ) -> OpResult<(BTensor<B>, BTensor<B>)> {
         let rows = u.rows();
+        // One tile (a catalogue up to the tile size): one fused pass, log-sum-exp and gradient
+        // row by row. Several tiles: sweep 1 merges the log-sum-exp over all tiles, sweep 2 forms
+        // each tile's loss and gradient from it.
+        let single = self.tiles.len() == 1;
         let mut wsum = vec![0.0f32; rows];
         for t in targets {
             wsum[t.0 as usize] += t.2;
@@ -221,18 +225,20 @@ impl<B: ModelOps> Scorer<B> {
         let wsum = b.upload_f32(&wsum, &[rows])?;
         // Sweep 1: log-sum-exp over all tiles. The logits are kept for sweep 2 when the whole
         // block fits the budget (92 MB for 64 users × 360,000 songs), else recomputed there.
-        let keep = rows * self.songs * 4 <= KEEP_LOGITS_BYTES;
+        let keep = single || rows * self.songs * 4 <= KEEP_LOGITS_BYTES;
         let mut qs = Vec::with_capacity(self.tiles.len());
         let mut zs = Vec::with_capacity(if keep { self.tiles.len() } else { 0 });
         let mut lse: Option<BTensor<B>> = None;
         for i in 0..self.tiles.len() {
             let q = self.tile_repr(b, p, i)?;
             let z = self.tile_logits(b, p, u, &q, i, nb)?;
-            let l = b.logsumexp_rows(&z)?;
-            lse = Some(match lse {
-                None => l,
-                Some(acc) => b.binary(BinaryOp::LogAddExp, &acc, &l)?,
-            });
+            if !single {
+                let l = b.logsumexp_rows(&z)?;
+                lse = Some(match lse {
+                    None => l,
+                    Some(acc) => b.binary(BinaryOp::LogAddExp, &acc, &l)?,
+                });
+            }
             qs.push(q);
             if keep {
                 zs.push(Some(z));
@@ -257,7 +263,12 @@ impl<B: ModelOps> Scorer<B> {
                 Some(z) => z,
                 None => self.tile_logits(b, p, u, &qs[i], i, nb)?,
             };
-            let (l, g) = b.cross_entropy_tile(&z, &lse, &wsum, &b.targets(rows, len, &local)?)?;
+            let t = b.targets(rows, len, &local)?;
+            let (l, g) = if single {
+                b.cross_entropy(&z, &t)?
+            } else {
+                b.cross_entropy_tile(&z, &lse, &wsum, &t)?
+            };
             drop(z);
             if let Some(n) = nb.get(i).and_then(Option::as_ref) {
                 let d = b.csr_row_dot(&g, &n.row_ptr, &n.cols, &n.vals)?;

@@ -105,18 +105,15 @@ pub fn cross_entropy(
     t: &Targets<CpuStorage>,
 ) -> OpResult<(CpuTensor, CpuTensor)> {
     check::cross_entropy(logits, t)?;
-    let lse = logsumexp_rows(logits)?.reshape(&[t.rows])?;
-    let tw = f32s("cross_entropy", &t.weights)?;
     let row_ptr = u32s("cross_entropy", &t.row_ptr)?;
-    let wsum: Vec<f32> = (0..t.rows)
-        .map(|r| {
-            tw[row_ptr[r] as usize..row_ptr[r + 1] as usize]
-                .iter()
-                .map(|&w| w as f64)
-                .sum::<f64>() as f32
-        })
-        .collect();
-    cross_entropy_tile(logits, &lse, &tensor(vec![t.rows], wsum), t)
+    let tw = f32s("cross_entropy", &t.weights)?;
+    // Each row's log-sum-exp is taken in the same task that writes its gradient, while the row
+    // is still in cache (a separate log-sum-exp pass read the whole block once more).
+    ce_rows(logits, t, |r, zr| {
+        let span = row_ptr[r] as usize..row_ptr[r + 1] as usize;
+        let wsum = tw[span].iter().map(|&w| w as f64).sum::<f64>() as f32;
+        (row_lse(zr), wsum)
+    })
 }
 
 pub fn cross_entropy_tile(
@@ -128,6 +125,16 @@ pub fn cross_entropy_tile(
     check::cross_entropy_tile(logits, lse, row_weight, t)?;
     let lse = f32s("cross_entropy", lse)?;
     let row_weight = f32s("cross_entropy", row_weight)?;
+    ce_rows(logits, t, |r, _| (lse[r], row_weight[r]))
+}
+
+/// The loss and gradient of [`cross_entropy_tile`], row by row in parallel; `stats(r, z_r)` gives
+/// the row's log-sum-exp and its whole-row target weight.
+fn ce_rows(
+    logits: &CpuTensor,
+    t: &Targets<CpuStorage>,
+    stats: impl Fn(usize, &[f32]) -> (f32, f32) + Sync,
+) -> OpResult<(CpuTensor, CpuTensor)> {
     let z = f32s("cross_entropy", logits)?;
     let row_ptr = u32s("cross_entropy", &t.row_ptr)?;
     let tcols = u32s("cross_entropy", &t.cols)?;
@@ -141,13 +148,12 @@ pub fn cross_entropy_tile(
             .enumerate()
             .for_each(|(r, (g, l))| {
                 let zr = &z[r * cols..(r + 1) * cols];
-                let span = row_ptr[r] as usize..row_ptr[r + 1] as usize;
-                let (wsum, lse) = (row_weight[r], lse[r]);
+                let (lse, wsum) = stats(r, zr);
                 if wsum != 0.0 {
                     exp_shift_scale(g, zr, lse, wsum);
                 }
                 let mut acc = 0.0f64;
-                for j in span {
+                for j in row_ptr[r] as usize..row_ptr[r + 1] as usize {
                     let c = tcols[j] as usize;
                     g[c] -= tw[j];
                     acc += tw[j] as f64 * (lse - zr[c]) as f64;
