@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use rayon::prelude::*;
 
-use crate::backend::cpu::matmul::for_each_block;
+use crate::backend::cpu::matmul::par_gemm;
 use crate::model::batch::Example;
 
 /// Songs sorted by score (descending, lower id first on ties), skipping `exclude`, at most `k`.
@@ -263,35 +263,23 @@ fn gemm(
     if m == 0 || n == 0 || k == 0 {
         return;
     }
-    let (rsa, csa, rsb, csb, rsc) = (a.1, a.2, b.1, b.2, c.1);
-    // Addresses as integers so that the block closure is Sync.
-    let (pa, pb, pc) = (
-        a.0.as_ptr() as usize,
-        b.0.as_ptr() as usize,
-        c.0.as_mut_ptr() as usize,
-    );
-    for_each_block((m, k, n), true, |i0, mi, j0, nj| {
-        // SAFETY: callers pass slices that cover the strided m×k, k×n and m×n regions; each
-        // block starts at row i0 / column j0 inside them, and blocks of C are disjoint.
-        unsafe {
-            matrixmultiply::dgemm(
-                mi,
-                k,
-                nj,
-                alpha,
-                (pa as *const f64).offset(i0 as isize * rsa),
-                rsa,
-                csa,
-                (pb as *const f64).offset(j0 as isize * csb),
-                rsb,
-                csb,
-                1.0,
-                (pc as *mut f64).offset(i0 as isize * rsc + j0 as isize),
-                rsc,
-                1,
-            );
-        }
-    });
+    // SAFETY: callers pass slices that cover the strided m×k, k×n and m×n regions; `c` is a
+    // distinct mutable borrow.
+    unsafe {
+        par_gemm(
+            matrixmultiply::dgemm,
+            (m, k, n),
+            alpha,
+            a.0.as_ptr(),
+            (a.1, a.2),
+            b.0.as_ptr(),
+            (b.1, b.2),
+            1.0,
+            c.0.as_mut_ptr(),
+            (c.1, 1),
+            true,
+        )
+    }
 }
 
 /// Inverse of a symmetric positive-definite matrix: blocked Cholesky `G = L Lᵀ`, blocked

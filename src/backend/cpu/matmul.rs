@@ -22,18 +22,75 @@ fn strides(trans: bool, rows: usize, cols: usize) -> (isize, isize) {
 /// on a busy machine).
 const PAR_GEMM_MIN: usize = 1 << 20;
 
-/// Runs an `m × n` product on the rayon threads as one block of C per thread, rows (m ≥ n) or
-/// columns, each block one single-threaded call `block(i0, rows, j0, cols)`; small products and
-/// `split = false` run as one block on the calling thread.
+/// matrixmultiply's `sgemm` / `dgemm`.
+pub(crate) type Gemm<T> = unsafe fn(
+    usize,
+    usize,
+    usize,
+    T,
+    *const T,
+    isize,
+    isize,
+    *const T,
+    isize,
+    isize,
+    T,
+    *mut T,
+    isize,
+    isize,
+);
+
+/// `C = alpha·op(A)·op(B) + beta·C` through `gemm` (matrixmultiply's `sgemm` or `dgemm`, strides
+/// in elements) on the rayon threads: one block of C per thread, rows (m ≥ n) or columns, each
+/// block one single-threaded call. Small products and `split = false` run as one call on the
+/// calling thread.
 ///
 /// matrixmultiply's own threading is off (no `threading` feature): its threads and rayon's
 /// shared two cores and fought. Measured on this repository's 2-core machine, one call of
 /// `64 × 10,000 · 10,000 × 64` ran at 32 GFLOP/s with its threads and 56 on one thread.
-pub(crate) fn for_each_block(
+///
+/// # Safety
+/// `a`, `b` and `c` with their strides address `m × k`, `k × n` and `m × n` valid elements, and
+/// `c` aliases neither `a` nor `b`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn par_gemm<T: Copy + Send + Sync>(
+    gemm: Gemm<T>,
     (m, k, n): (usize, usize, usize),
+    alpha: T,
+    a: *const T,
+    (rsa, csa): (isize, isize),
+    b: *const T,
+    (rsb, csb): (isize, isize),
+    beta: T,
+    c: *mut T,
+    (rsc, csc): (isize, isize),
     split: bool,
-    block: impl Fn(usize, usize, usize, usize) + Sync,
 ) {
+    // Addresses as integers so that the block closure is Sync.
+    let (pa, pb, pc) = (a as usize, b as usize, c as usize);
+    let block = |i0: usize, mi: usize, j0: usize, nj: usize| {
+        // SAFETY (the caller's contract): a block starts at row i0 / column j0 of op(A), op(B)
+        // and C and stays inside them; blocks of C are disjoint, so no two threads write the
+        // same element.
+        unsafe {
+            gemm(
+                mi,
+                k,
+                nj,
+                alpha,
+                (pa as *const T).offset(i0 as isize * rsa),
+                rsa,
+                csa,
+                (pb as *const T).offset(j0 as isize * csb),
+                rsb,
+                csb,
+                beta,
+                (pc as *mut T).offset(i0 as isize * rsc + j0 as isize * csc),
+                rsc,
+                csc,
+            )
+        }
+    };
     let threads = rayon::current_num_threads();
     let by_rows = m >= n;
     let len = if by_rows { m } else { n };
@@ -57,7 +114,7 @@ pub(crate) fn for_each_block(
 }
 
 /// One `C = alpha·op(A)·op(B) + beta·C` through `matrixmultiply`, with strides in elements, on
-/// the rayon threads ([`for_each_block`]). A small C with a long inner axis (`∂u = g·q`,
+/// the rayon threads ([`par_gemm`]). A small C with a long inner axis (`∂u = g·q`,
 /// k = the tile) has too few rows and columns to share out, so there k is split over the threads
 /// and the partial products are summed.
 #[allow(clippy::too_many_arguments)]
@@ -128,35 +185,23 @@ fn sgemm(
         }
         return;
     }
-    // Addresses as integers so that the block closure is Sync.
-    let (pa, pb, pc) = (
-        a.as_ptr() as usize,
-        b.as_ptr() as usize,
-        c.as_mut_ptr() as usize,
-    );
-    for_each_block((m, k, n), split, |i0, mi, j0, nj| {
-        // SAFETY: the slices hold the elements the strides address (m·k, k·n, m·n); a block
-        // starts at row i0 / column j0 of op(A), op(B) and C and stays inside them; blocks of C
-        // are disjoint, so no two threads write the same element.
-        unsafe {
-            matrixmultiply::sgemm(
-                mi,
-                k,
-                nj,
-                alpha,
-                (pa as *const f32).offset(i0 as isize * rsa),
-                rsa,
-                csa,
-                (pb as *const f32).offset(j0 as isize * csb),
-                rsb,
-                csb,
-                beta,
-                (pc as *mut f32).offset(i0 as isize * rsc + j0 as isize * csc),
-                rsc,
-                csc,
-            )
-        }
-    });
+    // SAFETY: the slices hold exactly the elements the strides address (m·k, k·n, m·n); `c` is
+    // a distinct mutable borrow.
+    unsafe {
+        par_gemm(
+            matrixmultiply::sgemm,
+            (m, k, n),
+            alpha,
+            a.as_ptr(),
+            (rsa, csa),
+            b.as_ptr(),
+            (rsb, csb),
+            beta,
+            c.as_mut_ptr(),
+            (rsc, csc),
+            split,
+        )
+    }
 }
 
 /// # Safety contract (checked by the callers): `a`, `b`, `c` hold at least one matrix each of
