@@ -168,14 +168,15 @@ impl<B: ModelOps> Scorer<B> {
         Ok(out)
     }
 
-    /// `q` of one tile: `[len, dim]`.
-    /// True when tile `i` is the whole song table in order (its gather is the identity).
-    fn whole_table(&self, i: usize) -> bool {
-        self.tiles.len() == 1 && self.tiles[i] == (0, self.songs)
+    /// One tile: the whole song table in order (tiles cover `0..songs`), so its gather is the
+    /// identity.
+    fn one_tile(&self) -> bool {
+        self.tiles.len() == 1
     }
 
+    /// `q` of one tile: `[len, dim]`.
     fn tile_repr(&self, b: &B, p: &Params<B>, i: usize) -> OpResult<BTensor<B>> {
-        if self.whole_table(i) && self.proj.is_none() {
+        if self.one_tile() && self.proj.is_none() {
             // The table itself (a shared handle, only read): no copy of the whole table.
             return Ok(p.get(self.emb).clone());
         }
@@ -217,12 +218,7 @@ impl<B: ModelOps> Scorer<B> {
         // One tile (a catalogue up to the tile size): one fused pass, log-sum-exp and gradient
         // row by row. Several tiles: sweep 1 merges the log-sum-exp over all tiles, sweep 2 forms
         // each tile's loss and gradient from it.
-        let single = self.tiles.len() == 1;
-        let mut wsum = vec![0.0f32; rows];
-        for t in targets {
-            wsum[t.0 as usize] += t.2;
-        }
-        let wsum = b.upload_f32(&wsum, &[rows])?;
+        let single = self.one_tile();
         // Sweep 1: log-sum-exp over all tiles. The logits are kept for sweep 2 when the whole
         // block fits the budget (92 MB for 64 users × 360,000 songs), else recomputed there.
         let keep = single || rows * self.songs * 4 <= KEEP_LOGITS_BYTES;
@@ -244,9 +240,19 @@ impl<B: ModelOps> Scorer<B> {
                 zs.push(Some(z));
             }
         }
-        let lse = match lse {
-            Some(l) => l,
-            None => b.zeros(&[rows])?,
+        // Several tiles: the whole rows' log-sum-exp and target weight for every tile's loss.
+        let whole_rows = if single {
+            None
+        } else {
+            let mut wsum = vec![0.0f32; rows];
+            for t in targets {
+                wsum[t.0 as usize] += t.2;
+            }
+            let lse = match lse {
+                Some(l) => l,
+                None => b.zeros(&[rows])?,
+            };
+            Some((lse, b.upload_f32(&wsum, &[rows])?))
         };
         // Sweep 2: per-tile loss and gradients (the logits are recomputed, not kept).
         let mut loss = b.zeros(&[rows])?;
@@ -264,10 +270,9 @@ impl<B: ModelOps> Scorer<B> {
                 None => self.tile_logits(b, p, u, &qs[i], i, nb)?,
             };
             let t = b.targets(rows, len, &local)?;
-            let (l, g) = if single {
-                b.cross_entropy(&z, &t)?
-            } else {
-                b.cross_entropy_tile(&z, &lse, &wsum, &t)?
+            let (l, g) = match &whole_rows {
+                None => b.cross_entropy(&z, &t)?,
+                Some((lse, wsum)) => b.cross_entropy_tile(&z, lse, wsum, &t)?,
             };
             drop(z);
             if let Some(n) = nb.get(i).and_then(Option::as_ref) {
@@ -284,7 +289,7 @@ impl<B: ModelOps> Scorer<B> {
             if let Some(w) = self.proj {
                 p.acc_grad(b, w, b.matmul(&self.features[i], &dq, true, false)?)?;
             }
-            if self.whole_table(i) {
+            if single {
                 p.acc_grad(b, self.emb, dq)?;
             } else {
                 p.acc_grad_rows(b, self.emb, &dq, &self.plans[i])?;
