@@ -221,14 +221,14 @@ fn lstm_forward_chunk(
 
 multiversion! {
 /// [`ModelOps::lstm_backward`] for one chunk of whole sequences (see [`lstm_forward_chunk`]):
-/// `∂h_t = ∂y_t + ∂g_{t+1}·Whᵀ` for all the chunk's sequences in one product (Whᵀ by strides;
+/// `∂h_t = ∂y_t + ∂g_{t+1}·Whᵀ` for all the chunk's sequences in one product (`wt` = Whᵀ `[4H, H]`;
 /// rows of masked steps of ∂g are zero), then the gate gradients.
 #[allow(clippy::too_many_arguments)]
 fn lstm_backward_chunk(
     gv: &[f32],
     cv: &[f32],
     dv: &[f32],
-    wv: &[f32],
+    wt: &[f32],
     m: &[f32],
     l: usize,
     h: usize,
@@ -238,13 +238,6 @@ fn lstm_backward_chunk(
     let (mut dh_carry, mut dc_carry) = (vec![0.0f32; n * h], vec![0.0f32; n * h]);
     let mut dht = vec![0.0f32; n * h];
     let zeros = vec![0.0f32; h];
-    // Whᵀ [4H, H], contiguous for the per-step products.
-    let mut wt = vec![0.0f32; g4 * h];
-    for (k, row) in wv.chunks(g4).enumerate() {
-        for (j, &w) in row.iter().enumerate() {
-            wt[j * h + k] = w;
-        }
-    }
     for t in (0..l).rev() {
         for i in 0..n {
             let r = i * l + t;
@@ -258,7 +251,7 @@ fn lstm_backward_chunk(
         }
         if t + 1 < l {
             // The rows of step t + 1 (written in the previous iteration), strided.
-            gemm_acc_small((n, g4, h), &dgo[(t + 1) * g4..], l * g4, &wt, &mut dht, h);
+            gemm_acc_small((n, g4, h), &dgo[(t + 1) * g4..], l * g4, wt, &mut dht, h);
         }
         for i in 0..n {
             let r = i * l + t;
@@ -514,8 +507,15 @@ impl ModelOps for CpuBackend {
         let mut dg = vec![0.0f32; b * l * 4 * h];
         if b * l * h > 0 {
             // One chunk of whole sequences per thread, as in the forward
-            // (`lstm_backward_chunk`).
+            // (`lstm_backward_chunk`), with Whᵀ `[4H, H]` made contiguous once for the per-step
+            // products.
             let g4 = 4 * h;
+            let mut wt = vec![0.0f32; g4 * h];
+            for (k, row) in wv.chunks(g4).enumerate() {
+                for (j, &w) in row.iter().enumerate() {
+                    wt[j * h + k] = w;
+                }
+            }
             let per = b.div_ceil(rayon::current_num_threads().max(1));
             dg.par_chunks_mut(per * l * g4)
                 .zip(gv.par_chunks(per * l * g4))
@@ -523,7 +523,7 @@ impl ModelOps for CpuBackend {
                 .zip(dv.par_chunks(per * l * h))
                 .zip(mv.par_chunks(per * l))
                 .for_each(|((((dgo, gv), cv), dv), m)| {
-                    lstm_backward_chunk(gv, cv, dv, wv, m, l, h, dgo)
+                    lstm_backward_chunk(gv, cv, dv, &wt, m, l, h, dgo)
                 });
         }
         Ok(tensor(cache.gates.shape().to_vec(), dg))
