@@ -11,9 +11,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use ainrnn::audio::scattering::gpu::{fft_batch, scattering_capped};
 use ainrnn::audio::scattering::{Scattering, ScatteringConfig, ScatteringOps};
 use ainrnn::backend::cpu::CpuBackend;
-use ainrnn::backend::gpu::scattering::{fft_batch, scattering_capped};
 use ainrnn::backend::Backend;
 use ainrnn::error::{Error, OpError};
 use rustfft::num_complex::Complex64;
@@ -445,8 +445,8 @@ fn configuration_errors_are_typed() {
 #[test]
 fn features_stage_transforms_each_clip_at_its_own_length() {
     use ainrnn::audio::features::{extract_batch, ScatteringFn};
+    use ainrnn::audio::ops::AudioPlan;
     use ainrnn::audio::scattering::Stage;
-    use ainrnn::backend::audio::AudioPlan;
 
     let b = CpuBackend::new();
     let cfg = ScatteringConfig { j: 5, q: 4 };

@@ -19,8 +19,8 @@
 //! function of the uploaded batch (`[clips, samples] → [clips, paths, frames]`), called at one
 //! place; `ainrnn features --no-scattering` skips it.
 
+use crate::audio::ops::{AudioOps, AudioPlan, Spectral};
 use crate::audio::{n_frames, AMIN, DELTA_WIDTH, HPCP_SIZE, N_MELS, N_MFCC, SAMPLE_RATE, TOP_DB};
-use crate::backend::audio::{AudioOps, AudioPlan, Spectral};
 use crate::backend::{BTensor, OpResult};
 use crate::error::OpError;
 

@@ -15,7 +15,7 @@ use super::features::{
 };
 use super::store::{AttrValue, StoreWriter, TrackRecord};
 use super::{HPCP_SIZE, N_MELS, N_MFCC, SAMPLE_RATE};
-use crate::backend::audio::{AudioOps, AudioPlan};
+use crate::audio::ops::{AudioOps, AudioPlan};
 use crate::error::Error;
 
 /// File extensions picked up when a directory is given.

@@ -3,7 +3,7 @@
 //! feature store.
 //!
 //! The per-frame algorithms live here as plain functions (`stft`, `mel`, `mfcc`, `hfc`, `hpcp`);
-//! they are the CPU reference that [`crate::backend::audio::AudioOps`] implements on each backend.
+//! they are the CPU reference that [`ops::AudioOps`] implements on each backend.
 //! `features` runs the batched pipeline against any backend, `store` reads and writes
 //! `features.h5`.
 
@@ -14,6 +14,7 @@ pub mod hpcp;
 pub mod job;
 pub mod mel;
 pub mod mfcc;
+pub mod ops;
 pub mod resample;
 pub mod scattering;
 pub mod stft;

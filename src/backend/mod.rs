@@ -5,7 +5,6 @@
 //! `&mut Tensor` and copy first when the storage is shared (copy-on-write). Everything above this
 //! module (audio, model, train) is written against `Backend`, so one op test suite checks both.
 
-pub mod audio;
 pub mod cpu;
 pub mod gpu;
 pub mod model_ops;

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::audio::decode::load;
 use crate::audio::features::extract_batch;
-use crate::backend::audio::{AudioOps, AudioPlan};
+use crate::audio::ops::{AudioOps, AudioPlan};
 use crate::backend::cpu::CpuBackend;
 use crate::backend::gpu::GpuBackend;
 use crate::backend::Backend;

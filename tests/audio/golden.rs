@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use ainrnn::audio::decode::load;
 use ainrnn::audio::features::extract_batch;
-use ainrnn::backend::audio::{AudioOps, AudioPlan};
+use ainrnn::audio::ops::{AudioOps, AudioPlan};
 
 use crate::kernels::rel_l2;
 

@@ -1,9 +1,9 @@
 //! The feature kernels against independent f64 oracles written here.
 
 use ainrnn::audio::features::{extract_batch, ClipFeatures};
+use ainrnn::audio::ops::{AudioOps, AudioPlan};
 use ainrnn::audio::stft::{hann, twiddles};
 use ainrnn::audio::{n_frames, HOP, N_BINS, N_FFT};
-use ainrnn::backend::audio::{AudioOps, AudioPlan};
 use ainrnn::backend::cpu::CpuBackend;
 use ainrnn::backend::Backend;
 use rand::Rng;

@@ -13,7 +13,9 @@
 //! (subsampling in time), inverse FFT at that length, modulus; FFT |U1| and low-pass it into
 //! order 1; repeat from |U1| with the second-order wavelets for order 2.
 
+mod cpu;
 mod filter_bank;
+pub mod gpu;
 
 pub use filter_bank::{FilterBank, Sparse, Wavelet};
 
@@ -234,7 +236,7 @@ pub fn check_clips<S>(plan: &Scattering, clips: &crate::backend::Tensor<S>) -> O
 }
 
 /// The backend side of the scattering transform. Implemented by `CpuBackend`
-/// (`backend/cpu/scattering.rs`) and `GpuBackend` (`backend/gpu/scattering/`).
+/// (`audio/scattering/cpu.rs`) and `GpuBackend` (`audio/scattering/gpu/`).
 pub trait ScatteringOps: Backend {
     /// `clips`: `[batch, plan.n_samples()]` f32 (validated by [`Scattering::transform`]).
     /// Returns `[batch, plan.n_paths(), plan.n_frames()]`.

@@ -23,7 +23,7 @@ fn strides(trans: bool, rows: usize, cols: usize) -> (isize, isize) {
 const PAR_GEMM_MIN: usize = 1 << 20;
 
 /// matrixmultiply's `sgemm` / `dgemm`.
-pub(crate) type Gemm<T> = unsafe fn(
+pub type Gemm<T> = unsafe fn(
     usize,
     usize,
     usize,
@@ -53,7 +53,7 @@ pub(crate) type Gemm<T> = unsafe fn(
 /// `a`, `b` and `c` with their strides address `m × k`, `k × n` and `m × n` valid elements, and
 /// `c` aliases neither `a` nor `b`.
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn par_gemm<T: Copy + Send + Sync>(
+pub unsafe fn par_gemm<T: Copy + Send + Sync>(
     gemm: Gemm<T>,
     (m, k, n): (usize, usize, usize),
     alpha: T,
@@ -256,7 +256,7 @@ fn gemm_batch(
 
 /// `c = a · b` for row-major `a [m, k]`, `b [k, n]`, `c [m, n]` on the calling thread's
 /// share of matrixmultiply (for kernels that already run inside a rayon task).
-pub(crate) fn sgemm_rm(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+pub fn sgemm_rm(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
     sgemm_strided((m, k, n), a, (k, 1), b, (n, 1), 0.0, c, n);
 }
 

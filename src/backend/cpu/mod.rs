@@ -1,18 +1,23 @@
 //! The CPU reference backend: plain Rust, f64 accumulation where it matters for accuracy,
 //! threads (rayon) and a well-kept GEMM (`matrixmultiply`) for speed. Every GPU kernel is
 //! tested against this backend.
+//!
+//! Kernel API for the modules above `backend` (audio writes its CPU kernels against it, as
+//! burn's custom-kernel example does): [`f32s`], [`u32s`], [`f32s_mut`], [`tensor`] for
+//! typed access to a tensor's host storage, [`math`] for the vector helpers, and the GEMM
+//! drivers [`sgemm_rm`] and [`par_gemm`].
 
-pub mod audio;
 mod elementwise;
 mod embed;
-pub(crate) mod math;
-pub(crate) mod matmul;
+pub mod math;
+mod matmul;
 pub(crate) mod model;
 mod reduce;
-mod scattering;
 mod softmax;
 
 use std::sync::Arc;
+
+pub use matmul::{par_gemm, sgemm_rm, Gemm};
 
 use super::{check, BTensor, Backend, BackendKind, DType, IndexPlan, OpResult, Targets, Tensor};
 use crate::error::OpError;
@@ -67,7 +72,7 @@ fn keep_freed_memory() {
     }
 }
 
-pub(crate) fn f32s<'a>(op: &'static str, t: &'a CpuTensor) -> OpResult<&'a [f32]> {
+pub fn f32s<'a>(op: &'static str, t: &'a CpuTensor) -> OpResult<&'a [f32]> {
     match &**t.storage() {
         CpuData::F32(v) => Ok(v),
         CpuData::U32(_) => Err(OpError::DType {
@@ -78,7 +83,7 @@ pub(crate) fn f32s<'a>(op: &'static str, t: &'a CpuTensor) -> OpResult<&'a [f32]
     }
 }
 
-pub(crate) fn u32s<'a>(op: &'static str, t: &'a CpuTensor) -> OpResult<&'a [u32]> {
+pub fn u32s<'a>(op: &'static str, t: &'a CpuTensor) -> OpResult<&'a [u32]> {
     match &**t.storage() {
         CpuData::U32(v) => Ok(v),
         CpuData::F32(_) => Err(OpError::DType {
@@ -90,7 +95,7 @@ pub(crate) fn u32s<'a>(op: &'static str, t: &'a CpuTensor) -> OpResult<&'a [u32]
 }
 
 /// Mutable access for in-place ops; copies first when the storage is shared.
-pub(crate) fn f32s_mut<'a>(op: &'static str, t: &'a mut CpuTensor) -> OpResult<&'a mut [f32]> {
+pub fn f32s_mut<'a>(op: &'static str, t: &'a mut CpuTensor) -> OpResult<&'a mut [f32]> {
     match Arc::make_mut(t.storage_mut()) {
         CpuData::F32(v) => Ok(v),
         CpuData::U32(_) => Err(OpError::DType {
@@ -101,7 +106,7 @@ pub(crate) fn f32s_mut<'a>(op: &'static str, t: &'a mut CpuTensor) -> OpResult<&
     }
 }
 
-pub(crate) fn tensor(shape: Vec<usize>, data: Vec<f32>) -> CpuTensor {
+pub fn tensor(shape: Vec<usize>, data: Vec<f32>) -> CpuTensor {
     debug_assert_eq!(shape.iter().product::<usize>(), data.len());
     Tensor::from_parts(shape, DType::F32, Arc::new(CpuData::F32(data)))
 }

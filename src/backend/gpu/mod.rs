@@ -3,7 +3,6 @@
 //! op files; the device, pool, batching and read-back live in `context`.
 
 pub mod adapter;
-mod audio;
 pub mod context;
 mod elementwise;
 mod embed;
@@ -11,7 +10,6 @@ mod matmul;
 mod model;
 pub mod pipeline;
 mod reduce;
-pub mod scattering;
 mod softmax;
 
 use std::sync::Arc;
@@ -53,24 +51,24 @@ impl GpuBackend {
     }
 
     /// An uninitialised tensor; every kernel writing into it covers all elements.
-    pub(crate) fn empty(&self, shape: &[usize], dtype: DType, what: &str) -> OpResult<GpuTensor> {
+    pub fn empty(&self, shape: &[usize], dtype: DType, what: &str) -> OpResult<GpuTensor> {
         let n: usize = shape.iter().product();
         let buf = self.ctx.alloc(n as u64 * 4, what)?;
         Ok(Tensor::from_parts(shape.to_vec(), dtype, Arc::new(buf)))
     }
 
     /// Workgroup grid for one invocation per item, 256 invocations per workgroup.
-    pub(crate) fn grid(&self, op: &'static str, threads: u64) -> OpResult<[u32; 3]> {
+    pub fn grid(&self, op: &'static str, threads: u64) -> OpResult<[u32; 3]> {
         Ok(self.ctx.grid(op, threads.div_ceil(256))?)
     }
 }
 
-pub(crate) fn raw(t: &GpuTensor) -> &GpuBuffer {
+pub fn raw(t: &GpuTensor) -> &GpuBuffer {
     t.storage()
 }
 
 /// Copy-on-write: gives `t` storage of its own before an in-place kernel writes to it.
-pub(crate) fn make_unique(ctx: &GpuContext, t: &mut GpuTensor) -> OpResult<()> {
+pub fn make_unique(ctx: &GpuContext, t: &mut GpuTensor) -> OpResult<()> {
     if Arc::strong_count(t.storage()) > 1 {
         let copy = ctx.duplicate(t.storage(), t.len() as u64 * 4)?;
         *t.storage_mut() = Arc::new(copy);

@@ -5,9 +5,8 @@ use std::sync::Arc;
 
 use bytemuck::{Pod, Zeroable};
 
-use super::super::context::{GpuBuffer, GpuContext};
-use super::super::pipeline::{Kernel, Shader};
-use super::super::GpuBackend;
+use crate::backend::gpu::pipeline::{Kernel, Shader};
+use crate::backend::gpu::{GpuBackend, GpuBuffer, GpuContext};
 use crate::backend::OpResult;
 use crate::error::{GpuError, OpError};
 
@@ -88,7 +87,9 @@ pub fn run(
     if jobs.n_jobs == 0 {
         return Ok(start);
     }
-    let groups = g.ctx.grid("fft_long", (jobs.units as u64).div_ceil(256))?;
+    let groups = g
+        .context()
+        .grid("fft_long", (jobs.units as u64).div_ceil(256))?;
     let kernel = Kernel::new(Shader::FftLong, "stockham_pass");
     for pass in 0..jobs.npass {
         let src = bufs[(start + pass as usize) % 2];
@@ -101,7 +102,7 @@ pub fn run(
             log2_tw: tw.log2,
             inverse: inverse as u32,
         };
-        g.ctx.dispatch(
+        g.context().dispatch(
             &kernel,
             bytemuck::bytes_of(&p),
             &[(1, src), (2, dst), (3, &jobs.table), (4, &tw.buf)],
@@ -143,7 +144,7 @@ pub fn fft_batch(
         });
     }
     let logs: Vec<u32> = sizes.iter().map(|n| n.trailing_zeros()).collect();
-    let ctx: &Arc<GpuContext> = &g.ctx;
+    let ctx: &Arc<GpuContext> = g.context();
     let tw = Twiddles::new(ctx, logs.iter().copied().max().unwrap_or(1))?;
     let jobs = FftJobs::new(ctx, &logs)?;
     let a = ctx.upload(bytemuck::cast_slice(data), "fft_batch a")?;

@@ -4,10 +4,10 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use super::pipeline::{Kernel, Shader};
-use super::{raw, GpuBackend, GpuTensor};
+use crate::audio::ops::{check, AudioOps, AudioPlan};
 use crate::audio::{N_BINS, N_FFT};
-use crate::backend::audio::{check, AudioOps, AudioPlan};
+use crate::backend::gpu::pipeline::{Kernel, Shader};
+use crate::backend::gpu::{raw, GpuBackend, GpuTensor};
 use crate::backend::{Backend, DType, OpResult, ReduceOp};
 use crate::error::OpError;
 
@@ -65,7 +65,7 @@ impl GpuBackend {
         n: u64,
     ) -> OpResult<()> {
         let bindings: Vec<_> = b.iter().map(|(i, t)| (*i, raw(t))).collect();
-        self.ctx.dispatch(
+        self.context().dispatch(
             &Kernel::new(Shader::Audio, entry),
             bytemuck::bytes_of(p),
             &bindings,
@@ -105,7 +105,7 @@ impl AudioOps for GpuBackend {
             log2n: n.trailing_zeros(),
             ..Default::default()
         };
-        self.ctx.dispatch(
+        self.context().dispatch(
             &Kernel::new(Shader::Fft, "stft_power"),
             bytemuck::bytes_of(&p),
             &[
@@ -115,7 +115,7 @@ impl AudioOps for GpuBackend {
                 (4, raw(valid)),
                 (5, raw(&out)),
             ],
-            self.ctx.grid("stft_power", (clips * frames) as u64)?,
+            self.context().grid("stft_power", (clips * frames) as u64)?,
         )?;
         Ok(out)
     }
@@ -242,11 +242,11 @@ impl AudioOps for GpuBackend {
             batch: u32_of("fft", "batch", batch)?,
             ..Default::default()
         };
-        self.ctx.dispatch(
+        self.context().dispatch(
             &Kernel::new(Shader::Fft, "fft_c2c"),
             bytemuck::bytes_of(&p),
             &[(1, raw(x)), (3, raw(twiddles)), (5, raw(&out))],
-            self.ctx.grid("fft", batch as u64)?,
+            self.context().grid("fft", batch as u64)?,
         )?;
         Ok(out)
     }

@@ -12,8 +12,8 @@ use realfft::{RealFftPlanner, RealToComplex};
 use rustfft::num_complex::Complex32;
 use rustfft::{Fft, FftPlanner};
 
-use super::{f32s, tensor, CpuBackend, CpuTensor};
 use crate::audio::scattering::{Scattering, ScatteringOps, Sparse};
+use crate::backend::cpu::{f32s, tensor, CpuBackend, CpuTensor};
 use crate::backend::OpResult;
 
 /// FFT plans for one scattering plan: index `k` is length `n_padded >> k`.

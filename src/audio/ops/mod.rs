@@ -8,9 +8,11 @@
 //! clip). `valid` is a `[clips]` u32 tensor of each clip's own frame count; frames past it are
 //! zero in the spectra and in the deltas.
 
+mod cpu;
+mod gpu;
+
 use std::sync::Arc;
 
-use super::{BTensor, Backend, OpResult};
 use crate::audio::features::pad_clips;
 use crate::audio::hfc::bin_freqs;
 use crate::audio::hpcp::{HpcpConfig, HpcpFast};
@@ -18,6 +20,7 @@ use crate::audio::mel::MelBank;
 use crate::audio::mfcc::dct_matrix;
 use crate::audio::stft::{hann, twiddles};
 use crate::audio::{n_frames, N_BINS, N_FFT, N_MELS, N_MFCC, SAMPLE_RATE};
+use crate::backend::{BTensor, Backend, OpResult};
 
 /// Constants of the feature pipeline, uploaded once per run (window, FFT twiddles, mel bank,
 /// DCT matrix, bin frequencies).

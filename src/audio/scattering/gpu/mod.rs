@@ -21,10 +21,9 @@ use std::sync::{Arc, Mutex, Weak};
 
 use bytemuck::{Pod, Zeroable};
 
-use super::context::{GpuBuffer, GpuContext};
-use super::pipeline::{Kernel, Shader};
-use super::{raw, GpuBackend, GpuTensor};
 use crate::audio::scattering::{Scattering, ScatteringOps, Sparse};
+use crate::backend::gpu::pipeline::{Kernel, Shader};
+use crate::backend::gpu::{raw, GpuBackend, GpuBuffer, GpuContext, GpuTensor};
 use crate::backend::{DType, OpResult};
 use crate::error::GpuError;
 use fft::{FftJobs, Twiddles};
@@ -128,28 +127,28 @@ impl GpuScatterCache {
         if vals.is_empty() {
             vals.push(0.0);
         }
-        let limits = &g.ctx.limits;
+        let limits = &g.context().limits;
         let cap = (limits
             .max_storage_buffer_binding_size
             .min(limits.max_buffer_size)
             / 8)
         .min(MAX_ELEMS);
         Ok(GpuScatterCache {
-            ctx: Arc::downgrade(&g.ctx),
+            ctx: Arc::downgrade(g.context()),
             filters: g
-                .ctx
+                .context()
                 .upload(bytemuck::cast_slice(&vals), "scattering filters")?,
             psi1,
             psi2,
             phi,
-            tw: Twiddles::new(&g.ctx, bank.log2_n_padded)?,
+            tw: Twiddles::new(g.context(), bank.log2_n_padded)?,
             cap,
             tables: Mutex::new(HashMap::new()),
         })
     }
 
     fn same_device(&self, g: &GpuBackend) -> bool {
-        self.ctx.upgrade().is_some() && Weak::as_ptr(&self.ctx) == Arc::as_ptr(&g.ctx)
+        self.ctx.upgrade().is_some() && Weak::as_ptr(&self.ctx) == Arc::as_ptr(g.context())
     }
 
     fn spec_stage(&self, ctx: &GpuContext, jobs: &[Job]) -> Result<SpecStage, GpuError> {
@@ -349,11 +348,12 @@ fn spec_mul(
         b: st.total,
         ..Default::default()
     };
-    g.ctx.dispatch(
+    g.context().dispatch(
         &Kernel::new(Shader::Scattering, "spec_mul"),
         bytemuck::bytes_of(&p),
         &[(1, src), (2, dst), (3, &st.table), (4, filters)],
-        g.ctx.grid("scattering", (st.total as u64).div_ceil(256))?,
+        g.context()
+            .grid("scattering", (st.total as u64).div_ceil(256))?,
     )
 }
 
@@ -362,11 +362,12 @@ fn modulus(g: &GpuBackend, buf: &GpuBuffer, count: u32) -> Result<(), GpuError> 
         a: count,
         ..Default::default()
     };
-    g.ctx.dispatch(
+    g.context().dispatch(
         &Kernel::new(Shader::Scattering, "modulus"),
         bytemuck::bytes_of(&p),
         &[(6, buf)],
-        g.ctx.grid("scattering", (count as u64).div_ceil(256))?,
+        g.context()
+            .grid("scattering", (count as u64).div_ceil(256))?,
     )
 }
 
@@ -402,11 +403,11 @@ impl Work<'_> {
             e: row_base,
             f: 0,
         };
-        self.g.ctx.dispatch(
+        self.g.context().dispatch(
             &Kernel::new(Shader::Scattering, "extract"),
             bytemuck::bytes_of(&p),
             &[(1, &self.lp[r]), (3, &l.rows), (5, self.out)],
-            self.g.ctx.grid(
+            self.g.context().grid(
                 "scattering",
                 (l.spec.n_jobs as u64 * self.frames as u64).div_ceil(256),
             )?,
@@ -467,7 +468,7 @@ pub fn scattering_capped(
         .into());
     }
     let group = ((cap / n) as usize).clamp(1, batch);
-    let ctx = &g.ctx;
+    let ctx = g.context();
     let lt = bank.log2_t as usize;
     let mut first = 0usize;
     while first < batch {

@@ -11,18 +11,17 @@ use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
-#[cfg(target_arch = "x86_64")]
-use super::math::has_avx2;
-use super::math::with_avx2;
-use super::matmul::sgemm_rm;
-use super::{f32s, tensor, u32s, CpuBackend, CpuTensor};
 use crate::audio::hfc::{hfc, hfc_tile};
 use crate::audio::hpcp::{HpcpFast, HpcpScratch};
 use crate::audio::mel::{MelBank, TILE};
 use crate::audio::mfcc::{delta_coeffs, delta_row, power_to_db, power_to_db_into};
+use crate::audio::ops::{check, AudioOps, AudioPlan, Spectral};
 use crate::audio::stft::{CpuStft, StftScratch};
 use crate::audio::{n_frames, HPCP_SIZE, N_BINS, N_MELS};
-use crate::backend::audio::{check, AudioOps, AudioPlan, Spectral};
+#[cfg(target_arch = "x86_64")]
+use crate::backend::cpu::math::has_avx2;
+use crate::backend::cpu::math::with_avx2;
+use crate::backend::cpu::{f32s, sgemm_rm, tensor, u32s, CpuBackend, CpuTensor};
 use crate::backend::OpResult;
 use crate::error::OpError;
 
