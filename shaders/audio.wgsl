@@ -1,4 +1,4 @@
-// Per-element and per-frame audio feature kernels (one invocation per item, 256 per workgroup,
+// Per-element and per-frame audio feature kernels (one invocation per item, WG per workgroup,
 // linear index split over x/y by `GpuContext::grid`).
 //
 // `db`:       out = 10·log10(max(x, amin))                                (elements)
@@ -12,7 +12,6 @@
 //
 // Bindings: 0 params, 1 x (read), 2 aux (read), 3 valid (read u32), 4 out (read_write).
 
-const WG: u32 = 256u;
 const PI: f32 = 3.14159265358979;
 
 struct Params {
@@ -44,14 +43,10 @@ struct Params {
 @group(0) @binding(3) var<storage, read> valid: array<u32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 
-fn idx(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * nwg.x) * WG + lid;
-}
-
 @compute @workgroup_size(WG)
 fn db(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
       @builtin(local_invocation_index) lid: u32) {
-    let i = idx(wid, nwg, lid);
+    let i = flat_id(wid, nwg, lid);
     if (i >= p.n) { return; }
     // 10·log10(v) = 10·ln(v)/ln(10)
     out[i] = 4.342944819032518 * log(max(x[i], p.amin));
@@ -60,7 +55,7 @@ fn db(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<
 @compute @workgroup_size(WG)
 fn db_floor(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
-    let i = idx(wid, nwg, lid);
+    let i = flat_id(wid, nwg, lid);
     if (i >= p.n) { return; }
     let clip = i / (p.rows * p.frames);
     out[i] = max(x[i], aux[clip] - p.top_db);
@@ -69,7 +64,7 @@ fn db_floor(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
 @compute @workgroup_size(WG)
 fn delta(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_index) lid: u32) {
-    let i = idx(wid, nwg, lid);
+    let i = flat_id(wid, nwg, lid);
     if (i >= p.n) { return; }
     let t = i % p.frames;
     let row = i / p.frames;
@@ -98,7 +93,7 @@ fn delta(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
 @compute @workgroup_size(WG)
 fn copy_at(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-    let i = idx(wid, nwg, lid);
+    let i = flat_id(wid, nwg, lid);
     if (i >= p.n) { return; }
     out[p.offset + i] = x[i];
 }
@@ -138,7 +133,7 @@ fn normalize(h: ptr<function, array<f32, 12>>) {
 @compute @workgroup_size(WG)
 fn hpcp(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let g = idx(wid, nwg, lid);
+    let g = flat_id(wid, nwg, lid);
     if (g >= p.n) { return; }
     let clip = g / p.frames;
     let t = g % p.frames;

@@ -1,11 +1,10 @@
-// Element-wise kernels: one invocation per element, 256 per workgroup. Large grids are split
+// Element-wise kernels: one invocation per element, WG per workgroup. Large grids are split
 // over x and y (see `GpuContext::grid`), so the linear index is rebuilt from both.
 //
 // Bindings: 0 params, 1 a (read), 2 b (read), 3 out (read_write).
 // `OP` is a pipeline-override constant so each variant compiles to straight-line code.
 
 override OP: u32 = 0u;
-const WG: u32 = 256u;
 
 struct Params {
     n: u32,      // elements of a / out
@@ -23,15 +22,11 @@ struct Params {
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
-fn linear(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * nwg.x) * WG + lid;
-}
-
 // OP: 0 add, 1 sub, 2 mul, 3 div, 4 log-add-exp
 @compute @workgroup_size(WG)
 fn binary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
-    let i = linear(wid, nwg, lid);
+    let i = flat_id(wid, nwg, lid);
     if (i >= p.n) { return; }
     let x = a[i];
     let y = b[i % p.nb];
@@ -54,7 +49,7 @@ fn binary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
 @compute @workgroup_size(WG)
 fn unary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_index) lid: u32) {
-    let i = linear(wid, nwg, lid);
+    let i = flat_id(wid, nwg, lid);
     if (i >= p.n) { return; }
     let x = a[i];
     var r: f32;
@@ -75,7 +70,7 @@ fn unary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
 @compute @workgroup_size(WG)
 fn affine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
-    let i = linear(wid, nwg, lid);
+    let i = flat_id(wid, nwg, lid);
     if (i >= p.n) { return; }
     out[i] = p.alpha * a[i] + p.beta;
 }
@@ -84,7 +79,7 @@ fn affine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
 @compute @workgroup_size(WG)
 fn axpy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let i = linear(wid, nwg, lid);
+    let i = flat_id(wid, nwg, lid);
     if (i >= p.n) { return; }
     out[i] = out[i] + p.alpha * a[i];
 }
@@ -93,7 +88,7 @@ fn axpy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 @compute @workgroup_size(WG)
 fn relu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
-    let i = linear(wid, nwg, lid);
+    let i = flat_id(wid, nwg, lid);
     if (i >= p.n) { return; }
     out[i] = select(0.0, b[i], a[i] > 0.0);
 }
@@ -102,7 +97,7 @@ fn relu_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
 @compute @workgroup_size(WG)
 fn tanh_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
-    let i = linear(wid, nwg, lid);
+    let i = flat_id(wid, nwg, lid);
     if (i >= p.n) { return; }
     let y = a[i];
     out[i] = b[i] * (1.0 - y * y);
@@ -113,7 +108,7 @@ fn tanh_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
 @compute @workgroup_size(WG)
 fn time_mask_mul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
-    let i = linear(wid, nwg, lid);
+    let i = flat_id(wid, nwg, lid);
     if (i >= p.n) { return; }
     out[i] = a[i] * b[(i / p.inner) * p.nb + i % p.nb];
 }

@@ -5,8 +5,6 @@
 // Bindings: 0 params, 1 src / table (read), 2 idx (read u32), 3 dst (read_write),
 // 4 order (read u32), 5 seg_rows (read u32), 6 seg_ptr (read u32).
 
-const WG: u32 = 256u;
-
 struct Params {
     n: u32,   // gather: positions; scatter: segments
     d: u32,   // row width
@@ -22,14 +20,10 @@ struct Params {
 @group(0) @binding(5) var<storage, read> seg_rows: array<u32>;
 @group(0) @binding(6) var<storage, read> seg_ptr: array<u32>;
 
-fn elem(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * nwg.x) * WG + lid;
-}
-
 @compute @workgroup_size(WG)
 fn gather(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
-    let t = elem(wid, nwg, lid);
+    let t = flat_id(wid, nwg, lid);
     if (t >= p.n * p.d) { return; }
     let i = t / p.d;
     let c = t % p.d;
@@ -40,7 +34,7 @@ fn gather(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
 @compute @workgroup_size(WG)
 fn scatter_add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-    let t = elem(wid, nwg, lid);
+    let t = flat_id(wid, nwg, lid);
     if (t >= p.n * p.d) { return; }
     let s = t / p.d;
     let c = t % p.d;

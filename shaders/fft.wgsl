@@ -1,5 +1,5 @@
 // Batched FFTs in workgroup memory: Stockham autosort, radix 4 (plus one radix-2 pass when
-// log2(n) is odd), one workgroup of 256 invocations per transform, complex size n ≤ 1024
+// log2(n) is odd), one workgroup of WG invocations per transform, complex size n ≤ 1024
 // (two ping-pong buffers of 1024 vec2<f32> = 16 KiB of workgroup memory).
 //
 // `stft_power`: one workgroup per (clip, frame). Loads the centred, Hann-windowed frame of
@@ -14,8 +14,6 @@
 //
 // Bindings: 0 params, 1 x (read: pcm or complex input), 2 window (read), 3 tw (read),
 // 4 valid (read u32), 5 out (read_write).
-
-const WG: u32 = 256u;
 
 struct Params {
     clips: u32,

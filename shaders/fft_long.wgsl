@@ -21,8 +21,6 @@
 //
 // Bindings: 0 params, 1 src (read), 2 dst (read_write), 3 jobs (read u32), 4 twiddles (read).
 
-const WG: u32 = 256u;
-
 struct Params {
     n_jobs: u32,
     total_units: u32,
@@ -79,7 +77,7 @@ fn dft4(a: vec2<f32>, b: vec2<f32>, c: vec2<f32>, d: vec2<f32>) -> array<vec2<f3
 @compute @workgroup_size(WG)
 fn stockham_pass(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
-    let u = (wid.x + wid.y * nwg.x) * WG + lid;
+    let u = flat_id(wid, nwg, lid);
     if (u >= p.total_units) { return; }
     let job = find_job(u);
     let off = jobs[3u * job];

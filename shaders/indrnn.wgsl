@@ -10,13 +10,11 @@
 // Bindings: 0 params, 1 pre (read), 2 u (read), 3 mask (read), 4 h (read_write),
 // 5 dh (read), 6 dpre (read_write), 7 du_part (read_write).
 
-const WG: u32 = 256u;
-
 struct Params {
     batch: u32,
     steps: u32,
     hidden: u32,
-    _pad: u32,
+    t: u32,        // unused here: the layout is shared with lstm.wgsl (SeqParams on the host)
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -28,14 +26,10 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> dpre: array<f32>;
 @group(0) @binding(7) var<storage, read_write> du_part: array<f32>;
 
-fn elem(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * nwg.x) * WG + lid;
-}
-
 @compute @workgroup_size(WG)
 fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-    let i = elem(wid, nwg, lid);
+    let i = flat_id(wid, nwg, lid);
     if (i >= p.batch * p.hidden) { return; }
     let b = i / p.hidden;
     let j = i % p.hidden;
@@ -53,7 +47,7 @@ fn forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
 @compute @workgroup_size(WG)
 fn backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
-    let i = elem(wid, nwg, lid);
+    let i = flat_id(wid, nwg, lid);
     if (i >= p.batch * p.hidden) { return; }
     let b = i / p.hidden;
     let j = i % p.hidden;

@@ -10,8 +10,6 @@
 // Bindings: 0 params, 1 xw (read), 2 wh (read), 3 mask (read), 4 h (rw), 5 c (rw),
 // 6 gates (rw), 7 hprev (rw), 8 dh (read), 9 dgates (rw), 10 carry (rw).
 
-const WG: u32 = 256u;
-
 struct Params {
     batch: u32,
     steps: u32,
@@ -31,17 +29,13 @@ struct Params {
 @group(0) @binding(9) var<storage, read_write> dgates: array<f32>;
 @group(0) @binding(10) var<storage, read_write> carry: array<f32>;
 
-fn elem(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * nwg.x) * WG + lid;
-}
-
 fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
 fn tanh_safe(x: f32) -> f32 { return tanh(clamp(x, -15.0, 15.0)); }
 
 @compute @workgroup_size(WG)
 fn step_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    let i = elem(wid, nwg, lid);
+    let i = flat_id(wid, nwg, lid);
     let H = p.hidden;
     if (i >= p.batch * H) { return; }
     let b = i / H;
@@ -97,7 +91,7 @@ fn step_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 @compute @workgroup_size(WG)
 fn step_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
-    let i = elem(wid, nwg, lid);
+    let i = flat_id(wid, nwg, lid);
     let H = p.hidden;
     if (i >= p.batch * H) { return; }
     let b = i / H;

@@ -5,8 +5,6 @@
 // Bindings: 0 params, 1 p (rw), 2 g (read), 3 m (rw), 4 v (rw), 5 scale (read),
 // 6 sumsq (read), 7 out (rw).
 
-const WG: u32 = 256u;
-
 struct Params {
     n: u32,
     _pad: u32,
@@ -31,14 +29,10 @@ struct Params {
 @group(0) @binding(6) var<storage, read> sumsq: array<f32>;
 @group(0) @binding(7) var<storage, read_write> out: array<f32>;
 
-fn elem(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * nwg.x) * WG + lid;
-}
-
 @compute @workgroup_size(WG)
 fn adam(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
-    let i = elem(wid, nwg, lid);
+    let i = flat_id(wid, nwg, lid);
     if (i >= p.n) { return; }
     let g = grad[i] * scale[0];
     let mi = p.beta1 * m[i] + (1.0 - p.beta1) * g;
@@ -61,7 +55,7 @@ fn clip_scale() {
 @compute @workgroup_size(WG)
 fn clamp_values(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    let i = elem(wid, nwg, lid);
+    let i = flat_id(wid, nwg, lid);
     if (i >= p.n) { return; }
     param[i] = clamp(param[i], p.lo, p.hi);
 }

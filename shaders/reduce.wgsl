@@ -1,7 +1,7 @@
 // Row reductions over the last axis, and column sums, for any row length.
 //
 // `rows_partial`: one workgroup per (row, chunk of `chunk` columns); each invocation folds a
-// strided slice, then a tree in workgroup memory folds the 256 values. The host repeats the
+// strided slice, then a tree in workgroup memory folds the WG values. The host repeats the
 // pass on the [rows, nchunks] partials until one chunk is left, so a 360,000-column row takes
 // two passes and still fills the GPU when there are few rows. `scale` is applied by the last
 // pass only (mean = sum * 1/cols).
@@ -14,7 +14,6 @@
 
 override OP: u32 = 0u;
 override MODE: u32 = 0u;
-const WG: u32 = 256u;
 
 struct Params {
     rows: u32,
@@ -32,7 +31,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> y: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
-var<workgroup> sh: array<f32, 256>;
+var<workgroup> sh: array<f32, WG>;
 
 fn neg_inf() -> f32 { return bitcast<f32>(0xff800000u); }
 
@@ -85,7 +84,7 @@ fn rows_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 @compute @workgroup_size(WG)
 fn rows_small(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
-    let row = (wid.x + wid.y * nwg.x) * WG + lid;
+    let row = flat_id(wid, nwg, lid);
     if (row >= p.rows) { return; }
     var acc = identity();
     for (var i = 0u; i < p.cols; i++) {
@@ -98,7 +97,7 @@ fn rows_small(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 @compute @workgroup_size(WG)
 fn cols_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    let t = (wid.x + wid.y * nwg.x) * WG + lid;
+    let t = flat_id(wid, nwg, lid);
     if (t >= p.cols * p.nchunks) { return; }
     let col = t % p.cols;
     let ch = t / p.cols;

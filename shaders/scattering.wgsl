@@ -21,15 +21,20 @@
 // Bindings: 0 params, 1 src (read), 2 dst (read_write), 3 jobs/rows (read u32), 4 filters or clips
 // (read f32), 5 out (read_write f32), 6 inout (read_write, for `modulus`).
 
-const WG: u32 = 256u;
-
+// One field per meaning; each entry point reads its own (the others are zero).
 struct Params {
-    a: u32,
-    b: u32,
-    c: u32,
-    d: u32,
-    e: u32,
-    f: u32,
+    clips: u32,       // pad_reflect: clips in this group
+    n: u32,           // pad_reflect: samples per clip
+    n_padded: u32,    // pad_reflect: padded length
+    pad_left: u32,    // pad_reflect
+    first_clip: u32,  // pad_reflect: first clip of the group in `vals`
+    n_jobs: u32,      // spec_mul, extract
+    total: u32,       // spec_mul: output elements of all jobs
+    count: u32,       // modulus: complex values
+    job_len: u32,     // extract: length of each job's signal (n_padded >> J)
+    ind_start: u32,   // extract: first unpadded sample
+    frames: u32,      // extract: output frames per row
+    row_base: u32,    // extract: output row of job 0's table entry 0
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -40,23 +45,18 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
 @group(0) @binding(6) var<storage, read_write> inout: array<vec2<f32>>;
 
-fn index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * nwg.x) * WG + lid;
-}
-
-// params: a = clips in this group, b = n, c = n_padded, d = pad_left, e = first clip.
 // vals = clips [batch, n].
 @compute @workgroup_size(WG)
 fn pad_reflect(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-    let i = index(wid, nwg, lid);
-    if (i >= p.a * p.c) { return; }
-    let clip = i / p.c;
-    var t = i32(i % p.c) - i32(p.d);
-    let n = i32(p.b);
+    let i = flat_id(wid, nwg, lid);
+    if (i >= p.clips * p.n_padded) { return; }
+    let clip = i / p.n_padded;
+    var t = i32(i % p.n_padded) - i32(p.pad_left);
+    let n = i32(p.n);
     if (t < 0) { t = -t; }
     if (t >= n) { t = 2 * (n - 1) - t; }
-    dst[i] = vec2<f32>(vals[(p.e + clip) * p.b + u32(t)], 0.0);
+    dst[i] = vec2<f32>(vals[(p.first_clip + clip) * p.n + u32(t)], 0.0);
 }
 
 // The last job whose dst_off is <= e.
@@ -74,13 +74,12 @@ fn find_job(e: u32, n_jobs: u32) -> u32 {
     return lo;
 }
 
-// params: a = n_jobs, b = total output elements.
 @compute @workgroup_size(WG)
 fn spec_mul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
-    let i = index(wid, nwg, lid);
-    if (i >= p.b) { return; }
-    let j = 8u * find_job(i, p.a);
+    let i = flat_id(wid, nwg, lid);
+    if (i >= p.total) { return; }
+    let j = 8u * find_job(i, p.n_jobs);
     let dst_off = jobs[j];
     let m_out = jobs[j + 1u];
     let src_off = jobs[j + 2u];
@@ -100,23 +99,21 @@ fn spec_mul(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     dst[i] = acc * (1.0 / f32(m_in));
 }
 
-// params: a = element count.
 @compute @workgroup_size(WG)
 fn modulus(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-    let i = index(wid, nwg, lid);
-    if (i >= p.a) { return; }
+    let i = flat_id(wid, nwg, lid);
+    if (i >= p.count) { return; }
     inout[i] = vec2<f32>(length(inout[i]), 0.0);
 }
 
-// params: a = n_jobs, b = job length (n_padded >> J), c = ind_start, d = frames, e = row base.
 // jobs = output row of each job (relative to the row base).
 @compute @workgroup_size(WG)
 fn extract(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-    let i = index(wid, nwg, lid);
-    if (i >= p.a * p.d) { return; }
-    let job = i / p.d;
-    let t = i % p.d;
-    out[(p.e + jobs[job]) * p.d + t] = src[job * p.b + p.c + t].x;
+    let i = flat_id(wid, nwg, lid);
+    if (i >= p.n_jobs * p.frames) { return; }
+    let job = i / p.frames;
+    let t = i % p.frames;
+    out[(p.row_base + jobs[job]) * p.frames + t] = src[job * p.job_len + p.ind_start + t].x;
 }

@@ -1,7 +1,7 @@
 // Row-wise softmax family for rows of any length (the catalogue has ~360,000 columns).
 //
 // `lse_partial`: one workgroup per (row, chunk) keeps an online (max, sum of exp) pair per
-// invocation, merges the 256 pairs in workgroup memory and writes one pair per chunk.
+// invocation, merges the WG pairs in workgroup memory and writes one pair per chunk.
 // `lse_finish`: one invocation per row merges its chunk pairs into log-sum-exp.
 // `softmax_apply`: out = exp(x - lse) (MODE 0) or x - lse (MODE 1), one invocation per element.
 // `softmax_backward`: dx = y * (dy - s) (MODE 0) or dy - exp(y) * s (MODE 1), s a per-row sum.
@@ -12,7 +12,6 @@
 // 5 row_ptr (read u32), 6 tcols (read u32), 7 tw (read), 8 out2 (read_write).
 
 override MODE: u32 = 0u;
-const WG: u32 = 256u;
 
 struct Params {
     rows: u32,
@@ -31,8 +30,8 @@ struct Params {
 @group(0) @binding(7) var<storage, read> tw: array<f32>;
 @group(0) @binding(8) var<storage, read_write> out2: array<f32>;
 
-var<workgroup> sh_m: array<f32, 256>;
-var<workgroup> sh_s: array<f32, 256>;
+var<workgroup> sh_m: array<f32, WG>;
+var<workgroup> sh_s: array<f32, WG>;
 
 fn neg_inf() -> f32 { return bitcast<f32>(0xff800000u); }
 
@@ -41,10 +40,6 @@ fn merge(m1: f32, s1: f32, m2: f32, s2: f32) -> vec2<f32> {
     let m = max(m1, m2);
     if (m == neg_inf()) { return vec2<f32>(m, 0.0); }
     return vec2<f32>(m, s1 * exp(m1 - m) + s2 * exp(m2 - m));
-}
-
-fn elem(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * nwg.x) * WG + lid;
 }
 
 @compute @workgroup_size(WG)
@@ -89,7 +84,7 @@ fn lse_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
 @compute @workgroup_size(WG)
 fn lse_finish(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
-    let row = elem(wid, nwg, lid);
+    let row = flat_id(wid, nwg, lid);
     if (row >= p.rows) { return; }
     var m = neg_inf();
     var s = 0.0;
@@ -110,7 +105,7 @@ fn lse_finish(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 @compute @workgroup_size(WG)
 fn softmax_apply(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                  @builtin(local_invocation_index) lid: u32) {
-    let i = elem(wid, nwg, lid);
+    let i = flat_id(wid, nwg, lid);
     if (i >= p.rows * p.cols) { return; }
     let l = aux[i / p.cols];
     let v = x[i];
@@ -125,7 +120,7 @@ fn softmax_apply(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
 @compute @workgroup_size(WG)
 fn softmax_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                     @builtin(local_invocation_index) lid: u32) {
-    let i = elem(wid, nwg, lid);
+    let i = flat_id(wid, nwg, lid);
     if (i >= p.rows * p.cols) { return; }
     let s = aux2[i / p.cols];
     if (MODE == 1u) {
@@ -139,7 +134,7 @@ fn softmax_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
 @compute @workgroup_size(WG)
 fn ce_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-    let r = elem(wid, nwg, lid);
+    let r = flat_id(wid, nwg, lid);
     if (r >= p.rows) { return; }
     let l = aux[r];
     var loss = 0.0;
@@ -157,7 +152,7 @@ fn ce_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
 @compute @workgroup_size(WG)
 fn ce_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-    let i = elem(wid, nwg, lid);
+    let i = flat_id(wid, nwg, lid);
     if (i >= p.rows * p.cols) { return; }
     let r = i / p.cols;
     let w = aux2[r];
@@ -168,7 +163,7 @@ fn ce_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
 @compute @workgroup_size(WG)
 fn ce_targets(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
-    let r = elem(wid, nwg, lid);
+    let r = flat_id(wid, nwg, lid);
     if (r >= p.rows) { return; }
     for (var j = row_ptr[r]; j < row_ptr[r + 1u]; j++) {
         let i = r * p.cols + tcols[j];

@@ -15,7 +15,6 @@
 // 10 dots (rw).
 
 override FIRST: bool = true;
-const WG: u32 = 256u;
 const KMAX: u32 = 32u;
 
 struct Params {
@@ -43,10 +42,6 @@ struct Params {
 
 fn neg_inf() -> f32 { return bitcast<f32>(0xff800000u); }
 
-fn elem(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-    return (wid.x + wid.y * nwg.x) * WG + lid;
-}
-
 fn better(v: f32, id: u32, w: f32, wid: u32) -> bool {
     return v > w || (v == w && id < wid);
 }
@@ -54,7 +49,7 @@ fn better(v: f32, id: u32, w: f32, wid: u32) -> bool {
 @compute @workgroup_size(WG)
 fn select_pass(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-    let t = elem(wid, nwg, lid);
+    let t = flat_id(wid, nwg, lid);
     if (t >= p.rows * p.nseg) { return; }
     let r = t / p.nseg;
     let s = t % p.nseg;
@@ -94,7 +89,7 @@ fn select_pass(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
 @compute @workgroup_size(WG)
 fn mask_entries(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
-    let r = elem(wid, nwg, lid);
+    let r = flat_id(wid, nwg, lid);
     if (r >= p.rows) { return; }
     for (var j = row_ptr[r]; j < row_ptr[r + 1u]; j++) {
         xm[r * p.cols + cols[j]] = neg_inf();
@@ -104,7 +99,7 @@ fn mask_entries(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 @compute @workgroup_size(WG)
 fn csr_axpy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
-    let r = elem(wid, nwg, lid);
+    let r = flat_id(wid, nwg, lid);
     if (r >= p.rows) { return; }
     let a = alpha[0];
     for (var j = row_ptr[r]; j < row_ptr[r + 1u]; j++) {
@@ -116,7 +111,7 @@ fn csr_axpy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
 @compute @workgroup_size(WG)
 fn csr_row_dot(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-    let r = elem(wid, nwg, lid);
+    let r = flat_id(wid, nwg, lid);
     if (r >= p.rows) { return; }
     var acc = 0.0;
     for (var j = row_ptr[r]; j < row_ptr[r + 1u]; j++) {

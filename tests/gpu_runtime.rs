@@ -4,7 +4,7 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use ainrnn::backend::gpu::pipeline::{Kernel, Shader};
+use ainrnn::backend::gpu::pipeline::Kernel;
 use ainrnn::backend::{Backend, ReduceOp};
 
 #[test]
@@ -40,18 +40,47 @@ fn repeated_calls_reuse_buffers_and_pipelines() {
     assert!(after.dispatches > before.dispatches);
 }
 
+ainrnn::kernel_params! {
+    /// The layout of `elementwise.wgsl`'s Params under another name.
+    struct NotEwParams {
+        n: u32,
+        nb: u32,
+        alpha: f32,
+        beta: f32,
+        inner: u32,
+        _pad: [u32; 3],
+    }
+}
+
 #[test]
 fn binding_mistakes_are_typed_errors_naming_the_kernel() {
     let Some(g) = common::gpu() else { return };
     let ctx = g.context();
     let buf = ctx.alloc(1024, "test").unwrap();
-    // `unary` uses bindings 1 and 3; binding 2 as well is a layout mismatch.
-    let k = Kernel::new(Shader::Elementwise, "unary").with("OP", 0);
-    let params = [0u8; 32];
+    let elementwise = ainrnn::backend::gpu::SHADERS
+        .iter()
+        .find(|s| s.name == "elementwise")
+        .unwrap();
+    let k = Kernel::new(elementwise, "unary").with("OP", 0);
+    let params = NotEwParams::default();
+    // Parameters of another type than the shader's.
     let e = ctx
-        .dispatch(&k, &params, &[(1, &buf), (2, &buf), (3, &buf)], [1, 1, 1])
+        .dispatch(&k, &params, &[("a", &buf), ("out", &buf)], [1, 1, 1])
         .unwrap_err()
         .to_string();
+    assert!(
+        e.contains("elementwise::unary") && e.contains("NotEwParams"),
+        "{e}"
+    );
+    // A binding name the shader does not declare.
+    let p = bytemuck::Zeroable::zeroed();
+    let e = dispatch_ew(ctx, &k, &p, &[("a", &buf), ("output", &buf)]);
+    assert!(
+        e.contains("elementwise::unary") && e.contains("output"),
+        "{e}"
+    );
+    // `unary` uses `a` and `out`; binding `b` as well is a layout mismatch.
+    let e = dispatch_ew(ctx, &k, &p, &[("a", &buf), ("b", &buf), ("out", &buf)]);
     assert!(e.contains("elementwise::unary"), "{e}");
     // The device is still usable afterwards.
     let t = g.upload_f32(&[1.0, -2.0], &[2]).unwrap();
@@ -59,6 +88,17 @@ fn binding_mistakes_are_typed_errors_naming_the_kernel() {
         g.to_f32(&g.affine(&t, 2.0, 0.0).unwrap()).unwrap(),
         vec![2.0, -4.0]
     );
+}
+
+fn dispatch_ew(
+    ctx: &ainrnn::backend::gpu::GpuContext,
+    k: &Kernel,
+    p: &ainrnn::backend::gpu::EwParams,
+    bindings: &[(&str, &ainrnn::backend::gpu::GpuBuffer)],
+) -> String {
+    ctx.dispatch(k, p, bindings, [1, 1, 1])
+        .unwrap_err()
+        .to_string()
 }
 
 #[test]

@@ -20,6 +20,14 @@ pub mod scattering;
 pub mod stft;
 pub mod store;
 
+/// The audio kernels' shaders (the generic ones are [`crate::backend::gpu::SHADERS`]).
+pub static SHADERS: [&crate::backend::gpu::Shader; 4] = [
+    &ops::FFT,
+    &ops::AUDIO,
+    &scattering::gpu::FFT_LONG,
+    &scattering::gpu::SCATTERING,
+];
+
 /// Sample rate every clip is resampled to (Hz).
 pub const SAMPLE_RATE: u32 = 22_050;
 /// FFT size of the STFT (librosa's default).

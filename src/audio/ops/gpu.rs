@@ -2,52 +2,65 @@
 //! [`AudioOps`]. Everything stays on the device from the uploaded PCM to the packed features;
 //! dense products (mel bank, DCT, HFC) go through the GEMM kernel.
 
-use bytemuck::{Pod, Zeroable};
-
 use crate::audio::ops::{check, AudioOps, AudioPlan};
 use crate::audio::{N_BINS, N_FFT};
-use crate::backend::gpu::pipeline::{Kernel, Shader};
+use crate::backend::gpu::pipeline::Kernel;
+use crate::backend::gpu::shader::Shader;
 use crate::backend::gpu::{raw, GpuBackend, GpuTensor};
 use crate::backend::{Backend, DType, OpResult, ReduceOp};
 use crate::error::OpError;
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable, Default)]
-struct FftParams {
-    clips: u32,
-    len: u32,
-    frames: u32,
-    hop: u32,
-    n: u32,
-    log2n: u32,
-    batch: u32,
-    _pad: u32,
+crate::kernel_params! {
+    /// Parameters of `fft.wgsl`.
+    struct FftParams {
+        clips: u32,
+        len: u32,
+        frames: u32,
+        hop: u32,
+        n: u32,
+        log2n: u32,
+        batch: u32,
+        _pad: u32,
+    }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable, Default)]
-struct Params {
-    n: u32,
-    clips: u32,
-    rows: u32,
-    frames: u32,
-    offset: u32,
-    half: u32,
-    order: u32,
-    bins: u32,
-    amin: f32,
-    top_db: f32,
-    s1: f32,
-    m2: f32,
-    s2: f32,
-    sr: f32,
-    min_f: f32,
-    max_f: f32,
-    split_f: f32,
-    ref_f: f32,
-    max_peaks: u32,
-    _pad: u32,
+pub static FFT: Shader = crate::wgsl_shader!(
+    "fft",
+    FftParams,
+    bindings: ["x", "window", "tw", "valid", "out"],
+);
+
+crate::kernel_params! {
+    /// Parameters of `audio.wgsl`.
+    struct Params {
+        n: u32,
+        clips: u32,
+        rows: u32,
+        frames: u32,
+        offset: u32,
+        half: u32,
+        order: u32,
+        bins: u32,
+        amin: f32,
+        top_db: f32,
+        s1: f32,
+        m2: f32,
+        s2: f32,
+        sr: f32,
+        min_f: f32,
+        max_f: f32,
+        split_f: f32,
+        ref_f: f32,
+        max_peaks: u32,
+        _pad: u32,
+    }
 }
+
+pub static AUDIO: Shader = crate::wgsl_shader!(
+    "audio",
+    Params,
+    bindings: ["x", "aux", "valid", "out"],
+);
 
 fn u32_of(op: &'static str, what: &'static str, v: usize) -> OpResult<u32> {
     u32::try_from(v).map_err(|_| OpError::Invalid {
@@ -61,13 +74,13 @@ impl GpuBackend {
         &self,
         entry: &'static str,
         p: &Params,
-        b: &[(u32, &GpuTensor)],
+        b: &[(&str, &GpuTensor)],
         n: u64,
     ) -> OpResult<()> {
         let bindings: Vec<_> = b.iter().map(|(i, t)| (*i, raw(t))).collect();
         self.context().dispatch(
-            &Kernel::new(Shader::Audio, entry),
-            bytemuck::bytes_of(p),
+            &Kernel::new(&AUDIO, entry),
+            p,
             &bindings,
             self.grid(entry, n)?,
         )?;
@@ -106,14 +119,14 @@ impl AudioOps for GpuBackend {
             ..Default::default()
         };
         self.context().dispatch(
-            &Kernel::new(Shader::Fft, "stft_power"),
-            bytemuck::bytes_of(&p),
+            &Kernel::new(&FFT, "stft_power"),
+            &p,
             &[
-                (1, raw(pcm)),
-                (2, raw(&plan.window)),
-                (3, raw(&plan.twiddles)),
-                (4, raw(valid)),
-                (5, raw(&out)),
+                ("x", raw(pcm)),
+                ("window", raw(&plan.window)),
+                ("tw", raw(&plan.twiddles)),
+                ("valid", raw(valid)),
+                ("out", raw(&out)),
             ],
             self.context().grid("stft_power", (clips * frames) as u64)?,
         )?;
@@ -145,10 +158,15 @@ impl AudioOps for GpuBackend {
             top_db,
             ..Default::default()
         };
-        self.audio("db", &p, &[(1, x), (4, &dbv)], n as u64)?;
+        self.audio("db", &p, &[("x", x), ("out", &dbv)], n as u64)?;
         let max = self.reduce_rows(ReduceOp::Max, &dbv.clone().reshape(&[clips, rows * cols])?)?;
         let out = self.empty(x.shape(), DType::F32, "db floor")?;
-        self.audio("db_floor", &p, &[(1, &dbv), (2, &max), (4, &out)], n as u64)?;
+        self.audio(
+            "db_floor",
+            &p,
+            &[("x", &dbv), ("aux", &max), ("out", &out)],
+            n as u64,
+        )?;
         Ok(out)
     }
 
@@ -180,7 +198,12 @@ impl AudioOps for GpuBackend {
             s2: s2 as f32,
             ..Default::default()
         };
-        self.audio("delta", &p, &[(1, x), (3, valid), (4, &out)], n as u64)?;
+        self.audio(
+            "delta",
+            &p,
+            &[("x", x), ("valid", valid), ("out", &out)],
+            n as u64,
+        )?;
         Ok(out)
     }
 
@@ -210,7 +233,7 @@ impl AudioOps for GpuBackend {
         self.audio(
             "hpcp",
             &p,
-            &[(1, power), (3, valid), (4, &out)],
+            &[("x", power), ("valid", valid), ("out", &out)],
             (clips * frames) as u64,
         )?;
         Ok(out)
@@ -227,7 +250,12 @@ impl AudioOps for GpuBackend {
                 offset: u32_of("concat", "offset", offset)?,
                 ..Default::default()
             };
-            self.audio("copy_at", &p, &[(1, part), (4, &out)], part.len() as u64)?;
+            self.audio(
+                "copy_at",
+                &p,
+                &[("x", part), ("out", &out)],
+                part.len() as u64,
+            )?;
             offset += part.len();
         }
         Ok(out)
@@ -243,9 +271,9 @@ impl AudioOps for GpuBackend {
             ..Default::default()
         };
         self.context().dispatch(
-            &Kernel::new(Shader::Fft, "fft_c2c"),
-            bytemuck::bytes_of(&p),
-            &[(1, raw(x)), (3, raw(twiddles)), (5, raw(&out))],
+            &Kernel::new(&FFT, "fft_c2c"),
+            &p,
+            &[("x", raw(x)), ("tw", raw(twiddles)), ("out", raw(&out))],
             self.context().grid("fft", batch as u64)?,
         )?;
         Ok(out)

@@ -11,6 +11,8 @@
 mod cpu;
 mod gpu;
 
+pub use gpu::{AUDIO, FFT};
+
 use std::sync::Arc;
 
 use crate::audio::features::pad_clips;

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use super::adapter::{self, AdapterSummary};
 use super::pipeline::{Kernel, PipelineCache};
+use super::shader::{KernelParams, WORKGROUP_SIZE};
 use crate::error::GpuError;
 
 /// Bytes reserved per dispatch for its parameter block (a WGSL uniform struct).
@@ -29,7 +30,7 @@ const TIMER_QUERIES: u32 = 1024;
 
 /// The storage limits the kernels need, checked against the adapter before requesting a device.
 const NEED_STORAGE_BUFFERS: u32 = 8;
-const NEED_INVOCATIONS: u32 = 256;
+const NEED_INVOCATIONS: u32 = WORKGROUP_SIZE;
 const NEED_WORKGROUP_BYTES: u32 = 16384;
 
 /// A device buffer from the pool; returns itself to the pool when dropped.
@@ -412,22 +413,43 @@ impl GpuContext {
         })
     }
 
-    /// Records one dispatch. `params` is the kernel's uniform block (binding 0, at most
-    /// [`PARAM_SLOT`] bytes); `bindings` are `(binding, buffer)` storage bindings.
-    pub fn dispatch(
+    /// Records one dispatch. `params` is the kernel's uniform block (binding 0, of the type its
+    /// [`Shader`] declares); `bindings` name the shader's storage buffers (see
+    /// [`Shader::bindings`]).
+    pub fn dispatch<P: KernelParams>(
         &self,
         kernel: &Kernel,
-        params: &[u8],
-        bindings: &[(u32, &GpuBuffer)],
+        params: &P,
+        bindings: &[(&str, &GpuBuffer)],
         groups: [u32; 3],
     ) -> Result<(), GpuError> {
+        let shader = kernel.shader;
+        let interface = |message: String| GpuError::Validation {
+            context: format!("binding {}::{}", shader.name, kernel.entry),
+            message,
+        };
+        if P::LAYOUT.rust_name != shader.params.rust_name {
+            return Err(interface(format!(
+                "parameters of type {} for a shader whose Params are {}",
+                P::LAYOUT.rust_name,
+                shader.params.rust_name
+            )));
+        }
+        let params = bytemuck::bytes_of(params);
         assert!(
-            params.len() as u64 <= PARAM_SLOT && params.len() % 4 == 0,
+            params.len() as u64 <= PARAM_SLOT,
             "{}::{}: parameter block of {} bytes",
-            kernel.shader.name(),
+            shader.name,
             kernel.entry,
             params.len()
         );
+        let mut slots = Vec::with_capacity(bindings.len());
+        for &(name, buf) in bindings {
+            let b = shader
+                .binding(name)
+                .ok_or_else(|| interface(format!("the shader declares no binding named {name}")))?;
+            slots.push((b, buf));
+        }
         let max = self.limits.max_compute_workgroups_per_dimension;
         if groups.iter().any(|&g| g > max) {
             return Err(GpuError::Limit {
@@ -464,9 +486,9 @@ impl GpuContext {
                 size: NonZeroU64::new(PARAM_SLOT),
             }),
         }];
-        for (b, buf) in bindings {
+        for (b, buf) in slots {
             entries.push(wgpu::BindGroupEntry {
-                binding: *b,
+                binding: b,
                 resource: buf.binding(),
             });
         }
@@ -480,7 +502,7 @@ impl GpuContext {
         });
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(GpuError::Validation {
-                context: format!("binding {}::{}", kernel.shader.name(), kernel.entry),
+                context: format!("binding {}::{}", shader.name, kernel.entry),
                 message: e.to_string(),
             });
         }
@@ -539,6 +561,12 @@ impl GpuContext {
             });
         }
         Ok([max as u32, y as u32, 1])
+    }
+
+    /// Grid for one invocation per item of a one-dimensional kernel ([`WORKGROUP_SIZE`] per
+    /// workgroup; see [`GpuContext::grid`]).
+    pub fn threads_grid(&self, op: &'static str, threads: u64) -> Result<[u32; 3], GpuError> {
+        self.grid(op, threads.div_ceil(WORKGROUP_SIZE as u64))
     }
 
     fn flush_locked(&self, st: &mut State) -> Result<(), GpuError> {

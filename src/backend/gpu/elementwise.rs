@@ -1,21 +1,28 @@
 //! Host side of `shaders/elementwise.wgsl`.
 
-use bytemuck::{Pod, Zeroable};
-
-use super::pipeline::{Kernel, Shader};
-use super::{make_unique, raw, GpuBackend, GpuTensor};
+use super::pipeline::Kernel;
+use super::shader::Shader;
+use super::{make_unique, raw, GpuBackend, GpuBuffer, GpuTensor};
 use crate::backend::{check, BinaryOp, DType, OpResult, UnaryOp};
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    n: u32,
-    nb: u32,
-    alpha: f32,
-    beta: f32,
-    inner: u32,
-    _pad: [u32; 3],
+crate::kernel_params! {
+    /// Parameters of `elementwise.wgsl` (also used by the model ops' time mask and tanh backward).
+    pub struct EwParams {
+        pub n: u32,
+        pub nb: u32,
+        pub alpha: f32,
+        pub beta: f32,
+        pub inner: u32,
+        pub _pad: [u32; 3],
+    }
 }
+
+pub static ELEMENTWISE: Shader = crate::wgsl_shader!(
+    "elementwise",
+    EwParams,
+    bindings: ["a", "b", "out"],
+    overrides: ["OP"],
+);
 
 fn run(
     g: &GpuBackend,
@@ -24,22 +31,20 @@ fn run(
     nb: usize,
     alpha: f32,
     beta: f32,
-    bindings: &[(u32, &super::GpuBuffer)],
+    bindings: &[(&str, &GpuBuffer)],
 ) -> OpResult<()> {
     if n == 0 {
         return Ok(());
     }
-    let p = Params {
+    let p = EwParams {
         n: n as u32,
         nb: nb.max(1) as u32,
         alpha,
         beta,
-        inner: 0,
-        _pad: [0; 3],
+        ..Default::default()
     };
     let grid = g.grid(kernel.entry, n as u64)?;
-    Ok(g.ctx
-        .dispatch(&kernel, bytemuck::bytes_of(&p), bindings, grid)?)
+    Ok(g.ctx.dispatch(&kernel, &p, bindings, grid)?)
 }
 
 pub fn binary(g: &GpuBackend, op: BinaryOp, a: &GpuTensor, b: &GpuTensor) -> OpResult<GpuTensor> {
@@ -52,7 +57,7 @@ pub fn binary(g: &GpuBackend, op: BinaryOp, a: &GpuTensor, b: &GpuTensor) -> OpR
         BinaryOp::LogAddExp => 4,
     };
     let out = g.empty(a.shape(), DType::F32, "binary out")?;
-    let k = Kernel::new(Shader::Elementwise, "binary").with("OP", code);
+    let k = Kernel::new(&ELEMENTWISE, "binary").with("OP", code);
     run(
         g,
         k,
@@ -60,7 +65,7 @@ pub fn binary(g: &GpuBackend, op: BinaryOp, a: &GpuTensor, b: &GpuTensor) -> OpR
         b.len(),
         0.0,
         0.0,
-        &[(1, raw(a)), (2, raw(b)), (3, raw(&out))],
+        &[("a", raw(a)), ("b", raw(b)), ("out", raw(&out))],
     )?;
     Ok(out)
 }
@@ -77,15 +82,23 @@ pub fn unary(g: &GpuBackend, op: UnaryOp, a: &GpuTensor) -> OpResult<GpuTensor> 
         UnaryOp::Sigmoid => 6,
     };
     let out = g.empty(a.shape(), DType::F32, "unary out")?;
-    let k = Kernel::new(Shader::Elementwise, "unary").with("OP", code);
-    run(g, k, a.len(), 1, 0.0, 0.0, &[(1, raw(a)), (3, raw(&out))])?;
+    let k = Kernel::new(&ELEMENTWISE, "unary").with("OP", code);
+    run(
+        g,
+        k,
+        a.len(),
+        1,
+        0.0,
+        0.0,
+        &[("a", raw(a)), ("out", raw(&out))],
+    )?;
     Ok(out)
 }
 
 pub fn affine(g: &GpuBackend, a: &GpuTensor, alpha: f32, beta: f32) -> OpResult<GpuTensor> {
     a.expect_dtype("affine", DType::F32)?;
     let out = g.empty(a.shape(), DType::F32, "affine out")?;
-    let k = Kernel::new(Shader::Elementwise, "affine");
+    let k = Kernel::new(&ELEMENTWISE, "affine");
     run(
         g,
         k,
@@ -93,7 +106,7 @@ pub fn affine(g: &GpuBackend, a: &GpuTensor, alpha: f32, beta: f32) -> OpResult<
         1,
         alpha,
         beta,
-        &[(1, raw(a)), (3, raw(&out))],
+        &[("a", raw(a)), ("out", raw(&out))],
     )?;
     Ok(out)
 }
@@ -103,7 +116,7 @@ pub fn axpy(g: &GpuBackend, acc: &mut GpuTensor, x: &GpuTensor, alpha: f32) -> O
     x.expect_dtype("axpy", DType::F32)?;
     check::same_len("axpy", acc, x)?;
     make_unique(&g.ctx, acc)?;
-    let k = Kernel::new(Shader::Elementwise, "axpy");
+    let k = Kernel::new(&ELEMENTWISE, "axpy");
     run(
         g,
         k,
@@ -111,7 +124,7 @@ pub fn axpy(g: &GpuBackend, acc: &mut GpuTensor, x: &GpuTensor, alpha: f32) -> O
         1,
         alpha,
         0.0,
-        &[(1, raw(x)), (3, raw(acc))],
+        &[("a", raw(x)), ("out", raw(acc))],
     )
 }
 
@@ -120,7 +133,7 @@ pub fn relu_backward(g: &GpuBackend, y: &GpuTensor, dy: &GpuTensor) -> OpResult<
     dy.expect_dtype("relu_backward", DType::F32)?;
     check::same_len("relu_backward", y, dy)?;
     let out = g.empty(dy.shape(), DType::F32, "relu_backward out")?;
-    let k = Kernel::new(Shader::Elementwise, "relu_backward");
+    let k = Kernel::new(&ELEMENTWISE, "relu_backward");
     run(
         g,
         k,
@@ -128,7 +141,7 @@ pub fn relu_backward(g: &GpuBackend, y: &GpuTensor, dy: &GpuTensor) -> OpResult<
         1,
         0.0,
         0.0,
-        &[(1, raw(y)), (2, raw(dy)), (3, raw(&out))],
+        &[("a", raw(y)), ("b", raw(dy)), ("out", raw(&out))],
     )?;
     Ok(out)
 }

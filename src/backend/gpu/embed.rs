@@ -1,18 +1,24 @@
 //! Host side of `shaders/embed.wgsl`: row gather and segmented scatter-add.
 
-use bytemuck::{Pod, Zeroable};
-
-use super::pipeline::{Kernel, Shader};
+use super::pipeline::Kernel;
+use super::shader::Shader;
 use super::{make_unique, raw, GpuBackend, GpuStorage, GpuTensor};
 use crate::backend::{check, DType, IndexPlan, OpResult};
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    n: u32,
-    d: u32,
-    _pad: [u32; 2],
+crate::kernel_params! {
+    /// Parameters of `embed.wgsl`.
+    struct Params {
+        n: u32,
+        d: u32,
+        _pad: [u32; 2],
+    }
 }
+
+pub static EMBED: Shader = crate::wgsl_shader!(
+    "embed",
+    Params,
+    bindings: ["src", "idx", "dst", "order", "seg_rows", "seg_ptr"],
+);
 
 pub fn gather_rows(
     g: &GpuBackend,
@@ -28,9 +34,13 @@ pub fn gather_rows(
         _pad: [0; 2],
     };
     g.ctx.dispatch(
-        &Kernel::new(Shader::Embed, "gather"),
-        bytemuck::bytes_of(&p),
-        &[(1, raw(table)), (2, raw(&plan.idx)), (3, raw(&out))],
+        &Kernel::new(&EMBED, "gather"),
+        &p,
+        &[
+            ("src", raw(table)),
+            ("idx", raw(&plan.idx)),
+            ("dst", raw(&out)),
+        ],
         g.grid("gather_rows", (plan.len * d) as u64)?,
     )?;
     Ok(out)
@@ -51,14 +61,14 @@ pub fn scatter_add_rows(
         _pad: [0; 2],
     };
     g.ctx.dispatch(
-        &Kernel::new(Shader::Embed, "scatter_add"),
-        bytemuck::bytes_of(&p),
+        &Kernel::new(&EMBED, "scatter_add"),
+        &p,
         &[
-            (1, raw(src)),
-            (3, raw(dst)),
-            (4, raw(&plan.order)),
-            (5, raw(&plan.seg_rows)),
-            (6, raw(&plan.seg_ptr)),
+            ("src", raw(src)),
+            ("dst", raw(dst)),
+            ("order", raw(&plan.order)),
+            ("seg_rows", raw(&plan.seg_rows)),
+            ("seg_ptr", raw(&plan.seg_ptr)),
         ],
         g.grid("scatter_add_rows", (plan.segments * d) as u64)?,
     )?;

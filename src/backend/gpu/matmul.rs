@@ -1,26 +1,33 @@
 //! Host side of `shaders/matmul.wgsl`.
 
-use bytemuck::{Pod, Zeroable};
-
-use super::pipeline::{Kernel, Shader};
+use super::pipeline::Kernel;
+use super::shader::Shader;
 use super::{raw, GpuBackend, GpuTensor};
 use crate::backend::check::{self, MatmulDims};
 use crate::backend::{Backend, DType, OpResult};
 use crate::error::{GpuError, OpError};
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    batch0: u32,
-    stride_a: u32,
-    stride_b: u32,
-    alpha: f32,
-    beta: f32,
-    k_split: u32,
+crate::kernel_params! {
+    /// Parameters of `matmul.wgsl`.
+    struct Params {
+        m: u32,
+        n: u32,
+        k: u32,
+        batch0: u32,
+        stride_a: u32,
+        stride_b: u32,
+        alpha: f32,
+        beta: f32,
+        k_split: u32,
+    }
 }
+
+pub static MATMUL: Shader = crate::wgsl_shader!(
+    "matmul",
+    Params,
+    bindings: ["a", "b", "c"],
+    overrides: ["TRANS_A", "TRANS_B"],
+);
 
 const TILE: usize = 64;
 /// Split-K: used when C has at most this many 64 × 64 tiles and K is at least `SPLIT_MIN_K`;
@@ -56,7 +63,7 @@ fn record(
             limit: max as u64,
         }));
     }
-    let kernel = Kernel::new(Shader::Matmul, "matmul")
+    let kernel = Kernel::new(&MATMUL, "matmul")
         .with("TRANS_A", ta as u32)
         .with("TRANS_B", tb as u32);
     if d.batch == 1 && gx * gy <= SPLIT_MAX_TILES && d.k >= SPLIT_MIN_K {
@@ -79,8 +86,8 @@ fn record(
         };
         ctx.dispatch(
             &kernel,
-            bytemuck::bytes_of(&p),
-            &[(1, raw(a)), (2, raw(b)), (3, raw(c))],
+            &p,
+            &[("a", raw(a)), ("b", raw(b)), ("c", raw(c))],
             [gx as u32, gy as u32, nz as u32],
         )?;
         z0 += nz;
@@ -119,8 +126,8 @@ fn record_split_k(
     };
     g.ctx.dispatch(
         kernel,
-        bytemuck::bytes_of(&p),
-        &[(1, raw(a)), (2, raw(b)), (3, raw(&partials))],
+        &p,
+        &[("a", raw(a)), ("b", raw(b)), ("c", raw(&partials))],
         [gx as u32, gy as u32, splits as u32],
     )?;
     let ones = g.upload_f32(&vec![1.0; splits], &[1, splits])?;
@@ -136,11 +143,11 @@ fn record_split_k(
         k_split: 0,
     };
     g.ctx.dispatch(
-        &Kernel::new(Shader::Matmul, "matmul")
+        &Kernel::new(&MATMUL, "matmul")
             .with("TRANS_A", 0)
             .with("TRANS_B", 0),
-        bytemuck::bytes_of(&p),
-        &[(1, raw(&ones)), (2, raw(&partials)), (3, raw(c))],
+        &p,
+        &[("a", raw(&ones)), ("b", raw(&partials)), ("c", raw(c))],
         [mn.div_ceil(TILE) as u32, 1, 1],
     )?;
     Ok(())

@@ -10,11 +10,27 @@ mod matmul;
 mod model;
 pub mod pipeline;
 mod reduce;
+pub mod shader;
 mod softmax;
 
 use std::sync::Arc;
 
 pub use context::{GpuBuffer, GpuContext, GpuStats};
+pub use elementwise::EwParams;
+pub use shader::{Shader, WORKGROUP_SIZE};
+
+/// The shaders of the generic ops (the audio module lists its own: `crate::audio::SHADERS`).
+pub static SHADERS: [&Shader; 9] = [
+    &elementwise::ELEMENTWISE,
+    &matmul::MATMUL,
+    &reduce::REDUCE,
+    &softmax::SOFTMAX,
+    &embed::EMBED,
+    &model::INDRNN,
+    &model::LSTM,
+    &model::OPTIM,
+    &model::TOPK,
+];
 
 use super::{check, Backend, BackendKind, DType, IndexPlan, OpResult, Targets, Tensor};
 use crate::error::GpuError;
@@ -57,9 +73,9 @@ impl GpuBackend {
         Ok(Tensor::from_parts(shape.to_vec(), dtype, Arc::new(buf)))
     }
 
-    /// Workgroup grid for one invocation per item, 256 invocations per workgroup.
+    /// Workgroup grid for one invocation per item, [`WORKGROUP_SIZE`] invocations per workgroup.
     pub fn grid(&self, op: &'static str, threads: u64) -> OpResult<[u32; 3]> {
-        Ok(self.ctx.grid(op, threads.div_ceil(256))?)
+        Ok(self.ctx.threads_grid(op, threads)?)
     }
 }
 

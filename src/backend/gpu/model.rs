@@ -1,62 +1,79 @@
 //! Host side of the model kernels (`shaders/{indrnn,lstm,optim,topk}.wgsl` and the time-mask and
 //! tanh-backward entries of `elementwise.wgsl`).
 
-use bytemuck::{Pod, Zeroable};
-
-use super::pipeline::{Kernel, Shader};
+use super::elementwise::{EwParams, ELEMENTWISE};
+use super::pipeline::Kernel;
+use super::shader::Shader;
 use super::{make_unique, raw, GpuBackend, GpuTensor};
 use crate::backend::cpu::model::{csr_dims, expect_len, seq_dims, time_mask_dims};
 use crate::backend::model_ops::{AdamStep, LstmCache, ModelOps, MAX_TOPK};
 use crate::backend::{check, Backend, DType, OpResult};
 use crate::error::OpError;
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct SeqParams {
-    batch: u32,
-    steps: u32,
-    hidden: u32,
-    t: u32,
+crate::kernel_params! {
+    /// Parameters of `indrnn.wgsl` and `lstm.wgsl` (`t`: the LSTM's time step).
+    struct SeqParams {
+        batch: u32,
+        steps: u32,
+        hidden: u32,
+        t: u32,
+    }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable, Default)]
-struct OptParams {
-    n: u32,
-    _pad: u32,
-    lr: f32,
-    beta1: f32,
-    beta2: f32,
-    eps: f32,
-    weight_decay: f32,
-    bias1: f32,
-    bias2: f32,
-    lo: f32,
-    hi: f32,
-    max_norm: f32,
+crate::kernel_params! {
+    /// Parameters of `optim.wgsl`.
+    struct OptParams {
+        n: u32,
+        _pad: u32,
+        lr: f32,
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+        weight_decay: f32,
+        bias1: f32,
+        bias2: f32,
+        lo: f32,
+        hi: f32,
+        max_norm: f32,
+    }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct EwParams {
-    n: u32,
-    nb: u32,
-    alpha: f32,
-    beta: f32,
-    inner: u32,
-    _pad: [u32; 3],
+crate::kernel_params! {
+    /// Parameters of `topk.wgsl`.
+    struct TopkParams {
+        rows: u32,
+        cols: u32,
+        seg: u32,
+        nseg: u32,
+        k: u32,
+        _pad: [u32; 3],
+    }
 }
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct TopkParams {
-    rows: u32,
-    cols: u32,
-    seg: u32,
-    nseg: u32,
-    k: u32,
-    _pad: [u32; 3],
-}
+pub static INDRNN: Shader = crate::wgsl_shader!(
+    "indrnn",
+    SeqParams,
+    bindings: ["pre", "u", "mask", "h", "dh", "dpre", "du_part"],
+);
+
+pub static LSTM: Shader = crate::wgsl_shader!(
+    "lstm",
+    SeqParams,
+    bindings: ["xw", "wh", "mask", "h", "c", "gates", "hprev", "dh", "dgates", "carry"],
+);
+
+pub static OPTIM: Shader = crate::wgsl_shader!(
+    "optim",
+    OptParams,
+    bindings: ["param", "grad", "m", "v", "scale", "sumsq", "out"],
+);
+
+pub static TOPK: Shader = crate::wgsl_shader!(
+    "topk",
+    TopkParams,
+    bindings: ["x", "ids", "out_vals", "out_ids", "row_ptr", "cols", "xm", "vals", "alpha", "dots"],
+    overrides: ["FIRST"],
+);
 
 /// Entries scanned by one top-k invocation.
 const TOPK_SEG: usize = 256;
@@ -89,9 +106,14 @@ impl ModelOps for GpuBackend {
             t: 0,
         };
         self.ctx.dispatch(
-            &Kernel::new(Shader::Indrnn, "forward"),
-            bytemuck::bytes_of(&p),
-            &[(1, raw(pre)), (2, raw(u)), (3, raw(mask)), (4, raw(&out))],
+            &Kernel::new(&INDRNN, "forward"),
+            &p,
+            &[
+                ("pre", raw(pre)),
+                ("u", raw(u)),
+                ("mask", raw(mask)),
+                ("h", raw(&out)),
+            ],
             self.grid("indrnn_forward", (b * h) as u64)?,
         )?;
         Ok(out)
@@ -118,15 +140,15 @@ impl ModelOps for GpuBackend {
             t: 0,
         };
         self.ctx.dispatch(
-            &Kernel::new(Shader::Indrnn, "backward"),
-            bytemuck::bytes_of(&p),
+            &Kernel::new(&INDRNN, "backward"),
+            &p,
             &[
-                (2, raw(u)),
-                (3, raw(mask)),
-                (4, raw(hs)),
-                (5, raw(dh)),
-                (6, raw(&dpre)),
-                (7, raw(&du_part)),
+                ("u", raw(u)),
+                ("mask", raw(mask)),
+                ("h", raw(hs)),
+                ("dh", raw(dh)),
+                ("dpre", raw(&dpre)),
+                ("du_part", raw(&du_part)),
             ],
             self.grid("indrnn_backward", (b * h) as u64)?,
         )?;
@@ -155,7 +177,7 @@ impl ModelOps for GpuBackend {
             c: self.empty(&shape, DType::F32, "lstm c")?,
             gates: self.empty(xw.shape(), DType::F32, "lstm gates")?,
         };
-        let k = Kernel::new(Shader::Lstm, "step_forward");
+        let k = Kernel::new(&LSTM, "step_forward");
         let grid = self.grid("lstm_forward", (b * h) as u64)?;
         for t in 0..l {
             let p = SeqParams {
@@ -166,15 +188,15 @@ impl ModelOps for GpuBackend {
             };
             self.ctx.dispatch(
                 &k,
-                bytemuck::bytes_of(&p),
+                &p,
                 &[
-                    (1, raw(xw)),
-                    (2, raw(wh)),
-                    (3, raw(mask)),
-                    (4, raw(&cache.h)),
-                    (5, raw(&cache.c)),
-                    (6, raw(&cache.gates)),
-                    (7, raw(&cache.h_prev)),
+                    ("xw", raw(xw)),
+                    ("wh", raw(wh)),
+                    ("mask", raw(mask)),
+                    ("h", raw(&cache.h)),
+                    ("c", raw(&cache.c)),
+                    ("gates", raw(&cache.gates)),
+                    ("hprev", raw(&cache.h_prev)),
                 ],
                 grid,
             )?;
@@ -194,7 +216,7 @@ impl ModelOps for GpuBackend {
         expect_len("lstm_backward", "wh", wh, 4 * h * h)?;
         let dg = self.empty(cache.gates.shape(), DType::F32, "lstm dgates")?;
         let carry = self.zeros(&[b, 2 * h])?;
-        let k = Kernel::new(Shader::Lstm, "step_backward");
+        let k = Kernel::new(&LSTM, "step_backward");
         let grid = self.grid("lstm_backward", (b * h) as u64)?;
         for t in (0..l).rev() {
             let p = SeqParams {
@@ -205,15 +227,15 @@ impl ModelOps for GpuBackend {
             };
             self.ctx.dispatch(
                 &k,
-                bytemuck::bytes_of(&p),
+                &p,
                 &[
-                    (2, raw(wh)),
-                    (3, raw(mask)),
-                    (5, raw(&cache.c)),
-                    (6, raw(&cache.gates)),
-                    (8, raw(dh)),
-                    (9, raw(&dg)),
-                    (10, raw(&carry)),
+                    ("wh", raw(wh)),
+                    ("mask", raw(mask)),
+                    ("c", raw(&cache.c)),
+                    ("gates", raw(&cache.gates)),
+                    ("dh", raw(dh)),
+                    ("dgates", raw(&dg)),
+                    ("carry", raw(&carry)),
                 ],
                 grid,
             )?;
@@ -236,9 +258,9 @@ impl ModelOps for GpuBackend {
             _pad: [0; 3],
         };
         self.ctx.dispatch(
-            &Kernel::new(Shader::Elementwise, "time_mask_mul"),
-            bytemuck::bytes_of(&p),
-            &[(1, raw(x)), (2, raw(mask)), (3, raw(&out))],
+            &Kernel::new(&ELEMENTWISE, "time_mask_mul"),
+            &p,
+            &[("a", raw(x)), ("b", raw(mask)), ("out", raw(&out))],
             self.grid("time_mask_mul", x.len() as u64)?,
         )?;
         Ok(out)
@@ -261,9 +283,9 @@ impl ModelOps for GpuBackend {
             _pad: [0; 3],
         };
         self.ctx.dispatch(
-            &Kernel::new(Shader::Elementwise, "tanh_backward"),
-            bytemuck::bytes_of(&p),
-            &[(1, raw(y)), (2, raw(dy)), (3, raw(&out))],
+            &Kernel::new(&ELEMENTWISE, "tanh_backward"),
+            &p,
+            &[("a", raw(y)), ("b", raw(dy)), ("out", raw(&out))],
             self.grid("tanh_backward", dy.len() as u64)?,
         )?;
         Ok(out)
@@ -282,9 +304,9 @@ impl ModelOps for GpuBackend {
             ..Default::default()
         };
         self.ctx.dispatch(
-            &Kernel::new(Shader::Optim, "clamp_values"),
-            bytemuck::bytes_of(&p),
-            &[(1, raw(x))],
+            &Kernel::new(&OPTIM, "clamp_values"),
+            &p,
+            &[("param", raw(x))],
             self.grid("clamp", x.len() as u64)?,
         )?;
         Ok(())
@@ -306,9 +328,9 @@ impl ModelOps for GpuBackend {
             ..Default::default()
         };
         self.ctx.dispatch(
-            &Kernel::new(Shader::Optim, "clip_scale"),
-            bytemuck::bytes_of(&p),
-            &[(6, raw(sumsq)), (7, raw(&out))],
+            &Kernel::new(&OPTIM, "clip_scale"),
+            &p,
+            &[("sumsq", raw(sumsq)), ("out", raw(&out))],
             [1, 1, 1],
         )?;
         Ok(out)
@@ -345,14 +367,14 @@ impl ModelOps for GpuBackend {
             ..Default::default()
         };
         self.ctx.dispatch(
-            &Kernel::new(Shader::Optim, "adam"),
-            bytemuck::bytes_of(&prm),
+            &Kernel::new(&OPTIM, "adam"),
+            &prm,
             &[
-                (1, raw(p)),
-                (2, raw(g)),
-                (3, raw(m)),
-                (4, raw(v)),
-                (5, raw(scale)),
+                ("param", raw(p)),
+                ("grad", raw(g)),
+                ("m", raw(m)),
+                ("v", raw(v)),
+                ("scale", raw(scale)),
             ],
             self.grid("adam_step", p.len() as u64)?,
         )?;
@@ -380,9 +402,13 @@ impl ModelOps for GpuBackend {
             _pad: [0; 3],
         };
         self.ctx.dispatch(
-            &Kernel::new(Shader::Topk, "mask_entries"),
-            bytemuck::bytes_of(&p),
-            &[(5, raw(row_ptr)), (6, raw(cols)), (7, raw(x))],
+            &Kernel::new(&TOPK, "mask_entries"),
+            &p,
+            &[
+                ("row_ptr", raw(row_ptr)),
+                ("cols", raw(cols)),
+                ("xm", raw(x)),
+            ],
             self.grid("mask_entries", rows as u64)?,
         )?;
         Ok(())
@@ -407,14 +433,14 @@ impl ModelOps for GpuBackend {
         make_unique(&self.ctx, x)?;
         let p = csr_params(rows, x.cols());
         self.ctx.dispatch(
-            &Kernel::new(Shader::Topk, "csr_axpy"),
-            bytemuck::bytes_of(&p),
+            &Kernel::new(&TOPK, "csr_axpy"),
+            &p,
             &[
-                (5, raw(row_ptr)),
-                (6, raw(cols)),
-                (7, raw(x)),
-                (8, raw(vals)),
-                (9, raw(alpha)),
+                ("row_ptr", raw(row_ptr)),
+                ("cols", raw(cols)),
+                ("xm", raw(x)),
+                ("vals", raw(vals)),
+                ("alpha", raw(alpha)),
             ],
             self.grid("csr_axpy", rows as u64)?,
         )?;
@@ -437,14 +463,14 @@ impl ModelOps for GpuBackend {
         let out = self.empty(&[rows], DType::F32, "csr_row_dot")?;
         let p = csr_params(rows, g.cols());
         self.ctx.dispatch(
-            &Kernel::new(Shader::Topk, "csr_row_dot"),
-            bytemuck::bytes_of(&p),
+            &Kernel::new(&TOPK, "csr_row_dot"),
+            &p,
             &[
-                (1, raw(g)),
-                (5, raw(row_ptr)),
-                (6, raw(cols)),
-                (8, raw(vals)),
-                (10, raw(&out)),
+                ("x", raw(g)),
+                ("row_ptr", raw(row_ptr)),
+                ("cols", raw(cols)),
+                ("vals", raw(vals)),
+                ("dots", raw(&out)),
             ],
             self.grid("csr_row_dot", rows as u64)?,
         )?;
@@ -481,13 +507,13 @@ impl ModelOps for GpuBackend {
             // The first pass has implicit ids; `ids` is still statically bound.
             let id_in = ids.as_ref().unwrap_or(&no_ids);
             self.ctx.dispatch(
-                &Kernel::new(Shader::Topk, "select_pass").with("FIRST", ids.is_none() as u32),
-                bytemuck::bytes_of(&p),
+                &Kernel::new(&TOPK, "select_pass").with("FIRST", ids.is_none() as u32),
+                &p,
                 &[
-                    (1, raw(&vals)),
-                    (2, raw(id_in)),
-                    (3, raw(&out_v)),
-                    (4, raw(&out_i)),
+                    ("x", raw(&vals)),
+                    ("ids", raw(id_in)),
+                    ("out_vals", raw(&out_v)),
+                    ("out_ids", raw(&out_i)),
                 ],
                 self.grid("topk_rows", (rows * nseg) as u64)?,
             )?;

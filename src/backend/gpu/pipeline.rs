@@ -1,99 +1,37 @@
-//! Shader sources (embedded at compile time) and the per-process pipeline cache: each
-//! (shader, entry point, override constants) is compiled once.
+//! Kernels (a shader's entry point plus override constants) and the per-process pipeline cache:
+//! each (shader, entry point, override constants) is compiled once, with the prelude in front
+//! and the workgroup size set (see [`super::shader`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// One WGSL file in `shaders/`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Shader {
-    Elementwise,
-    Matmul,
-    Reduce,
-    Softmax,
-    Embed,
-    Indrnn,
-    Lstm,
-    Optim,
-    Topk,
-    Fft,
-    Audio,
-    FftLong,
-    Scattering,
-}
-
-impl Shader {
-    pub const ALL: [Shader; 13] = [
-        Shader::Elementwise,
-        Shader::Matmul,
-        Shader::Reduce,
-        Shader::Softmax,
-        Shader::Embed,
-        Shader::Indrnn,
-        Shader::Lstm,
-        Shader::Optim,
-        Shader::Topk,
-        Shader::Fft,
-        Shader::Audio,
-        Shader::FftLong,
-        Shader::Scattering,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Shader::Elementwise => "elementwise",
-            Shader::Matmul => "matmul",
-            Shader::Reduce => "reduce",
-            Shader::Softmax => "softmax",
-            Shader::Embed => "embed",
-            Shader::Indrnn => "indrnn",
-            Shader::Lstm => "lstm",
-            Shader::Optim => "optim",
-            Shader::Topk => "topk",
-            Shader::Fft => "fft",
-            Shader::Audio => "audio",
-            Shader::FftLong => "fft_long",
-            Shader::Scattering => "scattering",
-        }
-    }
-
-    pub fn source(self) -> &'static str {
-        match self {
-            Shader::Elementwise => include_str!("../../../shaders/elementwise.wgsl"),
-            Shader::Matmul => include_str!("../../../shaders/matmul.wgsl"),
-            Shader::Reduce => include_str!("../../../shaders/reduce.wgsl"),
-            Shader::Softmax => include_str!("../../../shaders/softmax.wgsl"),
-            Shader::Embed => include_str!("../../../shaders/embed.wgsl"),
-            Shader::Indrnn => include_str!("../../../shaders/indrnn.wgsl"),
-            Shader::Lstm => include_str!("../../../shaders/lstm.wgsl"),
-            Shader::Optim => include_str!("../../../shaders/optim.wgsl"),
-            Shader::Topk => include_str!("../../../shaders/topk.wgsl"),
-            Shader::Fft => include_str!("../../../shaders/fft.wgsl"),
-            Shader::Audio => include_str!("../../../shaders/audio.wgsl"),
-            Shader::FftLong => include_str!("../../../shaders/fft_long.wgsl"),
-            Shader::Scattering => include_str!("../../../shaders/scattering.wgsl"),
-        }
-    }
-}
+use super::shader::{Shader, WORKGROUP_SIZE};
 
 /// A kernel: an entry point of a shader plus its pipeline-override constants.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Kernel {
-    pub shader: Shader,
+    pub shader: &'static Shader,
     pub entry: &'static str,
     /// `(name, value)` pairs for WGSL `override` declarations; booleans are 0/1.
     pub constants: Vec<(&'static str, u32)>,
 }
 
 impl Kernel {
-    pub fn new(shader: Shader, entry: &'static str) -> Self {
+    pub fn new(shader: &'static Shader, entry: &'static str) -> Self {
         Kernel {
             shader,
             entry,
             constants: Vec::new(),
         }
     }
+    /// Sets an override the shader declares (see [`Shader::overrides`]).
     pub fn with(mut self, name: &'static str, value: u32) -> Self {
+        assert!(
+            self.shader.overrides.contains(&name),
+            "{}::{}: override {name} is not declared in the shader's interface",
+            self.shader.name,
+            self.entry
+        );
         self.constants.push((name, value));
         self
     }
@@ -101,7 +39,7 @@ impl Kernel {
 
 #[derive(Default)]
 pub(crate) struct PipelineCache {
-    modules: Mutex<HashMap<Shader, wgpu::ShaderModule>>,
+    modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<Kernel, Arc<wgpu::ComputePipeline>>>,
 }
 
@@ -118,17 +56,19 @@ impl PipelineCache {
         let module = {
             let mut modules = self.modules.lock().expect("module cache poisoned");
             modules
-                .entry(k.shader)
+                .entry(k.shader.name)
                 .or_insert_with(|| {
                     device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some(k.shader.name()),
+                        label: Some(k.shader.name),
                         source: wgpu::ShaderSource::Wgsl(k.shader.source().into()),
                     })
                 })
                 .clone()
         };
-        let constants: Vec<(&str, f64)> = k.constants.iter().map(|&(n, v)| (n, v as f64)).collect();
-        let label = format!("{}::{}", k.shader.name(), k.entry);
+        let constants: Vec<(&str, f64)> = std::iter::once(("WG", WORKGROUP_SIZE as f64))
+            .chain(k.constants.iter().map(|&(n, v)| (n, v as f64)))
+            .collect();
+        let label = format!("{}::{}", k.shader.name, k.entry);
         let pipeline = Arc::new(
             device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(&label),

@@ -1,21 +1,28 @@
 //! Host side of `shaders/reduce.wgsl`: multi-pass row reductions and column sums.
 
-use bytemuck::{Pod, Zeroable};
-
-use super::pipeline::{Kernel, Shader};
+use super::pipeline::Kernel;
+use super::shader::{Shader, WORKGROUP_SIZE};
 use super::{raw, GpuBackend, GpuTensor};
 use crate::backend::{DType, OpResult, ReduceOp};
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    rows: u32,
-    cols: u32,
-    chunk: u32,
-    nchunks: u32,
-    scale: f32,
-    _pad: [u32; 3],
+crate::kernel_params! {
+    /// Parameters of `reduce.wgsl`.
+    struct Params {
+        rows: u32,
+        cols: u32,
+        chunk: u32,
+        nchunks: u32,
+        scale: f32,
+        _pad: [u32; 3],
+    }
 }
+
+pub static REDUCE: Shader = crate::wgsl_shader!(
+    "reduce",
+    Params,
+    bindings: ["x", "y", "out"],
+    overrides: ["OP", "MODE"],
+);
 
 /// Rows at most this long are folded by one invocation each.
 const SMALL_ROW: usize = 64;
@@ -25,7 +32,9 @@ const TARGET_GROUPS: usize = 2048;
 /// Columns per workgroup in a partial pass: at least 1024, more when there are many rows.
 pub(crate) fn chunk_for(rows: usize, cols: usize) -> usize {
     let want = TARGET_GROUPS.div_ceil(rows.max(1));
-    cols.div_ceil(want).next_multiple_of(256).max(1024)
+    cols.div_ceil(want)
+        .next_multiple_of(WORKGROUP_SIZE as usize)
+        .max(1024)
 }
 
 /// Folds every row of `x` (times `y` element-wise when given) to one value: `[rows]`.
@@ -33,9 +42,9 @@ fn bind<'a>(
     x: &'a GpuTensor,
     out: &'a GpuTensor,
     y: Option<&'a GpuTensor>,
-) -> Vec<(u32, &'a super::GpuBuffer)> {
+) -> [(&'static str, &'a super::GpuBuffer); 3] {
     // `y` is statically used by the shader whatever MODE is, so it is always bound.
-    vec![(1, raw(x)), (2, raw(y.unwrap_or(x))), (3, raw(out))]
+    [("x", raw(x)), ("y", raw(y.unwrap_or(x))), ("out", raw(out))]
 }
 
 pub(crate) fn fold_rows(
@@ -49,7 +58,7 @@ pub(crate) fn fold_rows(
 ) -> OpResult<GpuTensor> {
     let op = max as u32;
     let kernel = |entry, y: Option<&GpuTensor>| {
-        Kernel::new(Shader::Reduce, entry)
+        Kernel::new(&REDUCE, entry)
             .with("OP", op)
             .with("MODE", y.is_some() as u32)
     };
@@ -64,12 +73,8 @@ pub(crate) fn fold_rows(
             _pad: [0; 3],
         };
         let grid = g.grid("reduce_rows", rows as u64)?;
-        g.ctx.dispatch(
-            &kernel("rows_small", y),
-            bytemuck::bytes_of(&p),
-            &bind(x, &out, y),
-            grid,
-        )?;
+        g.ctx
+            .dispatch(&kernel("rows_small", y), &p, &bind(x, &out, y), grid)?;
         return Ok(out);
     }
     let mut input = x.clone();
@@ -88,12 +93,8 @@ pub(crate) fn fold_rows(
             _pad: [0; 3],
         };
         let grid = g.ctx.grid("reduce_rows", (rows * nchunks) as u64)?;
-        g.ctx.dispatch(
-            &kernel("rows_partial", y),
-            bytemuck::bytes_of(&p),
-            &bind(&input, &dst, y),
-            grid,
-        )?;
+        g.ctx
+            .dispatch(&kernel("rows_partial", y), &p, &bind(&input, &dst, y), grid)?;
         if nchunks == 1 {
             return Ok(dst);
         }
@@ -136,11 +137,11 @@ pub fn sum_cols(g: &GpuBackend, a: &GpuTensor) -> OpResult<GpuTensor> {
             scale: 1.0,
             _pad: [0; 3],
         };
-        let k = Kernel::new(Shader::Reduce, "cols_partial");
+        let k = Kernel::new(&REDUCE, "cols_partial");
         g.ctx.dispatch(
             &k,
-            bytemuck::bytes_of(&p),
-            &[(1, raw(&input)), (3, raw(&dst))],
+            &p,
+            &[("x", raw(&input)), ("out", raw(&dst))],
             g.grid("sum_cols", (cols * nchunks) as u64)?,
         )?;
         if nchunks == 1 {

@@ -1,20 +1,27 @@
 //! Host side of `shaders/softmax.wgsl`: softmax, log-softmax, log-sum-exp, cross-entropy.
 
-use bytemuck::{Pod, Zeroable};
-
-use super::pipeline::{Kernel, Shader};
+use super::pipeline::Kernel;
 use super::reduce::{chunk_for, fold_rows};
+use super::shader::Shader;
 use super::{raw, GpuBackend, GpuStorage, GpuTensor};
 use crate::backend::{check, DType, OpResult, Targets};
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    rows: u32,
-    cols: u32,
-    chunk: u32,
-    nchunks: u32,
+crate::kernel_params! {
+    /// Parameters of `softmax.wgsl`.
+    struct Params {
+        rows: u32,
+        cols: u32,
+        chunk: u32,
+        nchunks: u32,
+    }
 }
+
+pub static SOFTMAX: Shader = crate::wgsl_shader!(
+    "softmax",
+    Params,
+    bindings: ["x", "aux", "out", "aux2", "row_ptr", "tcols", "tw", "out2"],
+    overrides: ["MODE"],
+);
 
 fn params(rows: usize, cols: usize, chunk: usize, nchunks: usize) -> Params {
     Params {
@@ -38,15 +45,15 @@ fn lse(g: &GpuBackend, a: &GpuTensor) -> OpResult<GpuTensor> {
     let partials = g.empty(&[rows * nchunks * 2], DType::F32, "lse partials")?;
     let p = params(rows, cols, chunk, nchunks);
     g.ctx.dispatch(
-        &Kernel::new(Shader::Softmax, "lse_partial"),
-        bytemuck::bytes_of(&p),
-        &[(1, raw(a)), (3, raw(&partials))],
+        &Kernel::new(&SOFTMAX, "lse_partial"),
+        &p,
+        &[("x", raw(a)), ("out", raw(&partials))],
         g.ctx.grid("logsumexp_rows", (rows * nchunks) as u64)?,
     )?;
     g.ctx.dispatch(
-        &Kernel::new(Shader::Softmax, "lse_finish"),
-        bytemuck::bytes_of(&p),
-        &[(2, raw(&partials)), (3, raw(&out))],
+        &Kernel::new(&SOFTMAX, "lse_finish"),
+        &p,
+        &[("aux", raw(&partials)), ("out", raw(&out))],
         g.grid("logsumexp_rows", rows as u64)?,
     )?;
     Ok(out)
@@ -61,9 +68,9 @@ pub fn softmax_rows(g: &GpuBackend, a: &GpuTensor, log: bool) -> OpResult<GpuTen
     let out = g.empty(a.shape(), DType::F32, "softmax out")?;
     let p = params(a.rows(), a.cols(), 0, 0);
     g.ctx.dispatch(
-        &Kernel::new(Shader::Softmax, "softmax_apply").with("MODE", log as u32),
-        bytemuck::bytes_of(&p),
-        &[(1, raw(a)), (2, raw(&l)), (3, raw(&out))],
+        &Kernel::new(&SOFTMAX, "softmax_apply").with("MODE", log as u32),
+        &p,
+        &[("x", raw(a)), ("aux", raw(&l)), ("out", raw(&out))],
         g.grid("softmax_rows", a.len() as u64)?,
     )?;
     Ok(out)
@@ -92,9 +99,14 @@ pub fn softmax_rows_backward(
     let out = g.empty(dy.shape(), DType::F32, "softmax backward out")?;
     let p = params(rows, cols, 0, 0);
     g.ctx.dispatch(
-        &Kernel::new(Shader::Softmax, "softmax_backward").with("MODE", log as u32),
-        bytemuck::bytes_of(&p),
-        &[(1, raw(y)), (2, raw(dy)), (3, raw(&out)), (4, raw(&s))],
+        &Kernel::new(&SOFTMAX, "softmax_backward").with("MODE", log as u32),
+        &p,
+        &[
+            ("x", raw(y)),
+            ("aux", raw(dy)),
+            ("out", raw(&out)),
+            ("aux2", raw(&s)),
+        ],
         g.grid("softmax_rows_backward", dy.len() as u64)?,
     )?;
     Ok(out)
@@ -135,38 +147,43 @@ fn ce(
     let wsum = g.empty(&[rows], DType::F32, "ce weight sums")?;
     let grad = g.empty(logits.shape(), DType::F32, "ce grad")?;
     let p = params(rows, cols, 0, 0);
-    let pb = bytemuck::bytes_of(&p);
+    let pb = &p;
     let (rp, tc, tw) = (raw(&t.row_ptr), raw(&t.cols), raw(&t.weights));
     let row_grid = g.grid("cross_entropy", rows as u64)?;
     g.ctx.dispatch(
-        &Kernel::new(Shader::Softmax, "ce_rows"),
+        &Kernel::new(&SOFTMAX, "ce_rows"),
         pb,
         &[
-            (1, raw(logits)),
-            (2, raw(l)),
-            (3, raw(&loss)),
-            (5, rp),
-            (6, tc),
-            (7, tw),
-            (8, raw(&wsum)),
+            ("x", raw(logits)),
+            ("aux", raw(l)),
+            ("out", raw(&loss)),
+            ("row_ptr", rp),
+            ("tcols", tc),
+            ("tw", tw),
+            ("out2", raw(&wsum)),
         ],
         row_grid,
     )?;
     g.ctx.dispatch(
-        &Kernel::new(Shader::Softmax, "ce_grad"),
+        &Kernel::new(&SOFTMAX, "ce_grad"),
         pb,
         &[
-            (1, raw(logits)),
-            (2, raw(l)),
-            (3, raw(&grad)),
-            (4, raw(row_weight.unwrap_or(&wsum))),
+            ("x", raw(logits)),
+            ("aux", raw(l)),
+            ("out", raw(&grad)),
+            ("aux2", raw(row_weight.unwrap_or(&wsum))),
         ],
         g.grid("cross_entropy", logits.len() as u64)?,
     )?;
     g.ctx.dispatch(
-        &Kernel::new(Shader::Softmax, "ce_targets"),
+        &Kernel::new(&SOFTMAX, "ce_targets"),
         pb,
-        &[(3, raw(&grad)), (5, rp), (6, tc), (7, tw)],
+        &[
+            ("out", raw(&grad)),
+            ("row_ptr", rp),
+            ("tcols", tc),
+            ("tw", tw),
+        ],
         row_grid,
     )?;
     Ok((loss, grad))

@@ -3,23 +3,29 @@
 
 use std::sync::Arc;
 
-use bytemuck::{Pod, Zeroable};
-
-use crate::backend::gpu::pipeline::{Kernel, Shader};
+use crate::backend::gpu::pipeline::Kernel;
+use crate::backend::gpu::shader::Shader;
 use crate::backend::gpu::{GpuBackend, GpuBuffer, GpuContext};
 use crate::backend::OpResult;
 use crate::error::{GpuError, OpError};
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    n_jobs: u32,
-    total_units: u32,
-    step: u32,
-    npass: u32,
-    log2_tw: u32,
-    inverse: u32,
+crate::kernel_params! {
+    /// Parameters of `fft_long.wgsl`.
+    struct Params {
+        n_jobs: u32,
+        total_units: u32,
+        step: u32,
+        npass: u32,
+        log2_tw: u32,
+        inverse: u32,
+    }
 }
+
+pub static FFT_LONG: Shader = crate::wgsl_shader!(
+    "fft_long",
+    Params,
+    bindings: ["src", "dst", "jobs", "tw"],
+);
 
 /// `exp(-2πi k / 2^log2)` for `k < 2^log2` (radix 8 reads up to 7/8 of the circle), computed in
 /// f64 and uploaded once; serves every power-of-two size up to `2^log2`.
@@ -87,10 +93,8 @@ pub fn run(
     if jobs.n_jobs == 0 {
         return Ok(start);
     }
-    let groups = g
-        .context()
-        .grid("fft_long", (jobs.units as u64).div_ceil(256))?;
-    let kernel = Kernel::new(Shader::FftLong, "stockham_pass");
+    let groups = g.context().threads_grid("fft_long", jobs.units as u64)?;
+    let kernel = Kernel::new(&FFT_LONG, "stockham_pass");
     for pass in 0..jobs.npass {
         let src = bufs[(start + pass as usize) % 2];
         let dst = bufs[(start + pass as usize + 1) % 2];
@@ -104,8 +108,13 @@ pub fn run(
         };
         g.context().dispatch(
             &kernel,
-            bytemuck::bytes_of(&p),
-            &[(1, src), (2, dst), (3, &jobs.table), (4, &tw.buf)],
+            &p,
+            &[
+                ("src", src),
+                ("dst", dst),
+                ("jobs", &jobs.table),
+                ("tw", &tw.buf),
+            ],
             groups,
         )?;
     }

@@ -14,15 +14,14 @@
 
 mod fft;
 
-pub use fft::fft_batch;
+pub use fft::{fft_batch, FFT_LONG};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
-use bytemuck::{Pod, Zeroable};
-
 use crate::audio::scattering::{Scattering, ScatteringOps, Sparse};
-use crate::backend::gpu::pipeline::{Kernel, Shader};
+use crate::backend::gpu::pipeline::Kernel;
+use crate::backend::gpu::shader::Shader;
 use crate::backend::gpu::{raw, GpuBackend, GpuBuffer, GpuContext, GpuTensor};
 use crate::backend::{DType, OpResult};
 use crate::error::GpuError;
@@ -31,16 +30,29 @@ use fft::{FftJobs, Twiddles};
 /// Work buffers hold at most this many complex values (256 MiB), below the binding limit.
 const MAX_ELEMS: u64 = 1 << 25;
 
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable, Default)]
-struct Params {
-    a: u32,
-    b: u32,
-    c: u32,
-    d: u32,
-    e: u32,
-    f: u32,
+crate::kernel_params! {
+    /// Parameters of `scattering.wgsl`.
+    struct Params {
+        clips: u32,
+        n: u32,
+        n_padded: u32,
+        pad_left: u32,
+        first_clip: u32,
+        n_jobs: u32,
+        total: u32,
+        count: u32,
+        job_len: u32,
+        ind_start: u32,
+        frames: u32,
+        row_base: u32,
+    }
 }
+
+pub static SCATTERING: Shader = crate::wgsl_shader!(
+    "scattering",
+    Params,
+    bindings: ["src", "dst", "jobs", "vals", "out", "inout"],
+);
 
 /// Where a sparse filter sits in the uploaded filter values.
 #[derive(Clone, Copy, Debug)]
@@ -344,30 +356,33 @@ fn spec_mul(
     filters: &GpuBuffer,
 ) -> Result<(), GpuError> {
     let p = Params {
-        a: st.n_jobs,
-        b: st.total,
+        n_jobs: st.n_jobs,
+        total: st.total,
         ..Default::default()
     };
     g.context().dispatch(
-        &Kernel::new(Shader::Scattering, "spec_mul"),
-        bytemuck::bytes_of(&p),
-        &[(1, src), (2, dst), (3, &st.table), (4, filters)],
-        g.context()
-            .grid("scattering", (st.total as u64).div_ceil(256))?,
+        &Kernel::new(&SCATTERING, "spec_mul"),
+        &p,
+        &[
+            ("src", src),
+            ("dst", dst),
+            ("jobs", &st.table),
+            ("vals", filters),
+        ],
+        g.context().threads_grid("scattering", st.total as u64)?,
     )
 }
 
 fn modulus(g: &GpuBackend, buf: &GpuBuffer, count: u32) -> Result<(), GpuError> {
     let p = Params {
-        a: count,
+        count,
         ..Default::default()
     };
     g.context().dispatch(
-        &Kernel::new(Shader::Scattering, "modulus"),
-        bytemuck::bytes_of(&p),
-        &[(6, buf)],
-        g.context()
-            .grid("scattering", (count as u64).div_ceil(256))?,
+        &Kernel::new(&SCATTERING, "modulus"),
+        &p,
+        &[("inout", buf)],
+        g.context().threads_grid("scattering", count as u64)?,
     )
 }
 
@@ -396,21 +411,20 @@ impl Work<'_> {
             true,
         )?;
         let p = Params {
-            a: l.spec.n_jobs,
-            b: self.mlp,
-            c: self.ind_start,
-            d: self.frames,
-            e: row_base,
-            f: 0,
+            n_jobs: l.spec.n_jobs,
+            job_len: self.mlp,
+            ind_start: self.ind_start,
+            frames: self.frames,
+            row_base,
+            ..Default::default()
         };
         self.g.context().dispatch(
-            &Kernel::new(Shader::Scattering, "extract"),
-            bytemuck::bytes_of(&p),
-            &[(1, &self.lp[r]), (3, &l.rows), (5, self.out)],
-            self.g.context().grid(
-                "scattering",
-                (l.spec.n_jobs as u64 * self.frames as u64).div_ceil(256),
-            )?,
+            &Kernel::new(&SCATTERING, "extract"),
+            &p,
+            &[("src", &self.lp[r]), ("jobs", &l.rows), ("out", self.out)],
+            self.g
+                .context()
+                .threads_grid("scattering", l.spec.n_jobs as u64 * self.frames as u64)?,
         )
     }
 
@@ -500,18 +514,18 @@ pub fn scattering_capped(
             frames: frames as u32,
         };
         let p = Params {
-            a: clips_here as u32,
-            b: bank.n_input as u32,
-            c: bank.n_padded as u32,
-            d: bank.pad_left as u32,
-            e: first as u32,
-            f: 0,
+            clips: clips_here as u32,
+            n: bank.n_input as u32,
+            n_padded: bank.n_padded as u32,
+            pad_left: bank.pad_left as u32,
+            first_clip: first as u32,
+            ..Default::default()
         };
         ctx.dispatch(
-            &Kernel::new(Shader::Scattering, "pad_reflect"),
-            bytemuck::bytes_of(&p),
-            &[(2, &x[0]), (4, raw(clips))],
-            ctx.grid("scattering", (n * clips_here as u64).div_ceil(256))?,
+            &Kernel::new(&SCATTERING, "pad_reflect"),
+            &p,
+            &[("dst", &x[0]), ("vals", raw(clips))],
+            ctx.threads_grid("scattering", n * clips_here as u64)?,
         )?;
         let xi = fft::run(g, [&x[0], &x[1]], 0, &t.x_fft, &cache.tw, false)?;
         let row_base = (first * paths) as u32;
