@@ -118,18 +118,6 @@ pub fn song_vector(f: &ClipFeatures) -> Vec<f32> {
     v
 }
 
-/// The clips one per row, zero-padded to `len` samples (`[clips, len]`), written once
-/// (no zero-fill first).
-pub fn pad_clips(clips: &[&[f32]], len: usize) -> Vec<f32> {
-    let mut pcm = Vec::with_capacity(clips.len() * len);
-    for c in clips {
-        let c = &c[..c.len().min(len)];
-        pcm.extend_from_slice(c);
-        pcm.resize(pcm.len() + len - c.len(), 0.0);
-    }
-    pcm
-}
-
 /// Computes the features of a batch of clips (mono, 22,050 Hz, each at least
 /// [`min_samples`] long) on backend `b`.
 pub fn extract_batch<B: AudioOps>(

@@ -350,7 +350,7 @@ pub fn gpu_matches_cpu<B: AudioOps>(g: &B) {
 /// `stft_power` → `mel_spectrogram` / `hfc` / `hpcp`; `mfcc` against `power_to_db` + DCT
 /// matmul; `read_packed` against `concat` + read-back; `upload_f32_vec` against `upload_f32`.
 pub fn fused_ops_match_separate_ops<B: AudioOps>(b: &B) {
-    use ainrnn::audio::features::pad_clips;
+    use ainrnn::audio::ops::pad_clips;
     use ainrnn::audio::{AMIN, TOP_DB};
     let plan = AudioPlan::new(b).unwrap();
     let clips = real_and_random_clips();

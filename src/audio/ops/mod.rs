@@ -15,7 +15,6 @@ pub use gpu::{AUDIO, FFT};
 
 use std::sync::Arc;
 
-use crate::audio::features::pad_clips;
 use crate::audio::hfc::bin_freqs;
 use crate::audio::hpcp::{HpcpConfig, HpcpFast};
 use crate::audio::mel::MelBank;
@@ -193,6 +192,18 @@ pub trait AudioOps: Backend {
     /// of two up to 1024; `twiddles` is `exp(-2πik/(2n))`, `[2n, 2]`. The STFT's kernel uses the
     /// same transform at `n = 1024`; this entry point exists to test it at every size.
     fn fft(&self, x: &BTensor<Self>, twiddles: &BTensor<Self>) -> OpResult<BTensor<Self>>;
+}
+
+/// The clips one per row, zero-padded to `len` samples (`[clips, len]`), written once
+/// (no zero-fill first).
+pub fn pad_clips(clips: &[&[f32]], len: usize) -> Vec<f32> {
+    let mut pcm = Vec::with_capacity(clips.len() * len);
+    for c in clips {
+        let c = &c[..c.len().min(len)];
+        pcm.extend_from_slice(c);
+        pcm.resize(pcm.len() + len - c.len(), 0.0);
+    }
+    pcm
 }
 
 /// Shape checks shared by both implementations.
