@@ -30,6 +30,7 @@ use super::terms;
 use super::triplets;
 use super::vectors::{self, Block};
 use super::{DataError, DataResult};
+use crate::io::features_h5::read_song_table;
 
 /// Default `--min-listens`: every kept user has a visible and a held-out song when tested. The
 /// paper's 100 listening records would leave no user of the bundled Taste-Profile sample (none
@@ -292,7 +293,7 @@ fn check_options(o: &PrepareOptions) -> DataResult<()> {
 /// Runs the whole stage and writes `o.output`. Human progress goes to `log` (stderr in the CLI).
 pub fn prepare(o: &PrepareOptions, log: &mut dyn FnMut(&str)) -> DataResult<PrepareReport> {
     check_options(o)?;
-    super::dataset::check_output(&o.output)?;
+    crate::io::check_output(&o.output)?;
     let mut inputs: Vec<FileReport> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
 
@@ -518,9 +519,9 @@ pub fn prepare(o: &PrepareOptions, log: &mut dyn FnMut(&str)) -> DataResult<Prep
     let (mut audio_read, mut audio_joined) = (None, None);
     if let Some(fp) = &o.features {
         log(&format!("reading audio features {}", fp.display()));
-        let a = features::read_features(fp)?;
+        let a = read_song_table(fp)?;
         let track_ids: Vec<String> = song_meta.iter().map(|m| m.track_id.clone()).collect();
-        let join = a.join(&x.song_ids, &track_ids);
+        let join = features::join(&a, &x.song_ids, &track_ids);
         let joined = join.iter().filter(|j| j.is_some()).count();
         audio_read = Some(a.ids.len());
         audio_joined = Some(joined);
