@@ -1,6 +1,5 @@
-//! The song table of `features.h5` (the audio stage's feature store, written by
-//! [`crate::audio::store`]): the one reader, for the audio stage's own checks and for
-//! `ainrnn prepare --features`.
+//! The song table of `features.h5` (the feature store the audio stage writes, `audio::store`):
+//! the one reader, for the audio stage's own checks and for `ainrnn prepare --features`.
 //!
 //! Read rule:
 //! - `/songs/ids` (strings: track stems) and `/songs/vectors` (f32, `[n, D]`) are required.

@@ -29,8 +29,8 @@
 //! Strings are variable-length UTF-8. `load` checks every length and range and names the field
 //! that is wrong; an unknown `version` is rejected.
 //!
-//! Parts: this file has the types, [`validate`] the consistency checks, [`write`] the atomic
-//! writer ([`Dataset::save`]), [`read`] the reader ([`Dataset::load`]).
+//! Parts: this file has the types, `validate.rs` the consistency checks, `write.rs` the atomic
+//! writer ([`Dataset::save`]), `read.rs` the reader ([`Dataset::load`]).
 
 mod read;
 mod validate;
