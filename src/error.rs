@@ -87,6 +87,22 @@ impl IoError {
     }
 }
 
+/// Errors of the data stages that are not about one file (those are [`IoError`]s).
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error(transparent)]
+    Io(#[from] IoError),
+    #[error("invalid {option}: {reason}")]
+    Invalid {
+        option: &'static str,
+        reason: String,
+    },
+    #[error("{0}")]
+    Empty(String),
+}
+
+pub type DataResult<T> = std::result::Result<T, DataError>;
+
 /// Top-level library error.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -97,7 +113,7 @@ pub enum Error {
     #[error(transparent)]
     Io(#[from] IoError),
     #[error(transparent)]
-    Data(#[from] crate::data::DataError),
+    Data(#[from] DataError),
     #[error("{0}")]
     Other(String),
 }

@@ -9,9 +9,9 @@ pub mod data;
 pub mod demo;
 pub mod error;
 pub mod eval;
+pub mod io;
 pub mod model;
 pub mod train;
-pub mod util;
 
 pub use error::{Error, Result};
 pub mod bench;

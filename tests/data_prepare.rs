@@ -190,7 +190,7 @@ fn prepare_dev_round_trip_folds_and_portraits() {
         .unwrap()
         .file_name()
         .to_string_lossy()
-        .ends_with(".tmp")));
+        .contains(".tmp")));
 
     // Metadata: every dev song is in the subset CSV (data/README.md).
     assert_eq!(rep.joins.songs_with_record, 1_209);

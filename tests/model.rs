@@ -2,6 +2,7 @@
 //! differences of the loss, GPU against CPU on the same weights and batch, checkpoints across
 //! backends. (Op-level forward/backward checks live in tests/ops.)
 
+#[macro_use]
 #[path = "common/mod.rs"]
 mod common;
 
@@ -192,45 +193,33 @@ fn fd_check<B: ModelOps>(b: &B, cfg: ModelConfig) {
     assert!(checked > 40, "{kind:?}: only {checked} entries checked");
 }
 
-macro_rules! both {
-    ($name:ident, $body:expr) => {
-        mod $name {
-            use super::*;
-            #[test]
-            fn cpu() {
-                ($body)(&CpuBackend::new());
-            }
-            #[test]
-            fn gpu() {
-                if let Some(g) = common::gpu() {
-                    ($body)(&g);
-                }
-            }
-        }
-    };
+fn ainrnn_gradients<B: ModelOps>(b: &B) {
+    gradients_match_finite_differences(b, ModelKind::Ainrnn)
 }
 
-both!(ainrnn_gradients, |b| gradients_match_finite_differences(
-    b,
-    ModelKind::Ainrnn
-));
-both!(indrnn_gradients, |b| gradients_match_finite_differences(
-    b,
-    ModelKind::Indrnn
-));
-both!(lstm_gradients, |b| gradients_match_finite_differences(
-    b,
-    ModelKind::Lstm
-));
+fn indrnn_gradients<B: ModelOps>(b: &B) {
+    gradients_match_finite_differences(b, ModelKind::Indrnn)
+}
+
+fn lstm_gradients<B: ModelOps>(b: &B) {
+    gradients_match_finite_differences(b, ModelKind::Lstm)
+}
 
 // One tile over the whole catalogue and no song features: the scorer's fused path (one
 // cross-entropy pass, the song table used in place, its gradient taken whole).
-both!(one_tile_gradients, |b| {
+fn one_tile_gradients<B: ModelOps>(b: &B) {
     let mut cfg = config(ModelKind::Ainrnn);
     cfg.tile = SONGS;
     cfg.feature_dim = 0;
     fd_check(b, cfg)
-});
+}
+
+backend_tests! {
+    ainrnn_gradients => ainrnn_gradients,
+    indrnn_gradients => indrnn_gradients,
+    lstm_gradients => lstm_gradients,
+    one_tile_gradients => one_tile_gradients,
+}
 
 /// The GPU model computes what the CPU model computes: user vectors, loss, every gradient, and
 /// the parameters after a few optimizer steps with dropout.

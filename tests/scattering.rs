@@ -18,6 +18,8 @@ use ainrnn::backend::Backend;
 use ainrnn::error::{Error, OpError};
 use rustfft::num_complex::Complex64;
 
+use common::rel_l2;
+
 const TOL: f64 = 5e-3;
 
 fn root() -> PathBuf {
@@ -109,15 +111,6 @@ fn load(name: &str) -> Golden {
         shape: [shape[0], shape[1], shape[2]],
         manifest,
     }
-}
-
-fn rel_l2(got: &[f32], want: &[f32]) -> f64 {
-    let (mut num, mut den) = (0.0f64, 0.0f64);
-    for (&g, &w) in got.iter().zip(want) {
-        num += (g as f64 - w as f64).powi(2);
-        den += (w as f64).powi(2);
-    }
-    (num / den.max(f64::MIN_POSITIVE)).sqrt()
 }
 
 /// Relative L2 per clip and per order within each clip; panics naming the worst offender.

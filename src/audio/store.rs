@@ -16,9 +16,10 @@
 //! /songs/vector_names  variable-length UTF-8 strings [D]
 //! ```
 //!
-//! Writes are atomic: a [`StoreWriter`] works on a temporary file in the output's directory
-//! (a copy of the existing store when resuming) and renames it over the output in
-//! [`StoreWriter::finish`]; an interrupted run leaves the previous output untouched. `/songs` is
+//! Writes are atomic: a [`StoreWriter`] works on an [`AtomicFile`] temporary (a copy of the
+//! existing store when resuming) and renames it over the output in [`StoreWriter::finish`]; an
+//! interrupted run leaves the previous output untouched. The song table is read by
+//! [`crate::io::features_h5::read_song_table`]. `/songs` is
 //! rebuilt from the tracks' `song_vector` attributes at the end, so resuming and merging only
 //! ever add tracks.
 
@@ -29,9 +30,10 @@ use std::str::FromStr;
 use hdf5::types::{TypeDescriptor, VarLenUnicode};
 
 use crate::error::IoError;
-
-pub const FORMAT: &str = "ainrnn-features";
-pub const VERSION: u64 = 1;
+use crate::io::features_h5::check_format;
+pub use crate::io::features_h5::{read_song_table, SongTable, FORMAT, VERSION};
+use crate::io::h5::h5err;
+use crate::io::AtomicFile;
 
 /// An attribute value as the store writes it.
 #[derive(Clone, Debug, PartialEq)]
@@ -65,13 +67,6 @@ impl TrackRecord {
             Some(AttrValue::FV(v)) => Some(v),
             _ => None,
         }
-    }
-}
-
-fn h5err(path: &Path, what: &str, e: impl std::fmt::Display) -> IoError {
-    IoError::Hdf5 {
-        path: path.to_path_buf(),
-        reason: format!("{what}: {e}"),
     }
 }
 
@@ -134,37 +129,6 @@ fn read_attr(path: &Path, a: &hdf5::Attribute, name: &str) -> Result<AttrValue, 
             })
         }
     })
-}
-
-fn check_format(path: &Path, f: &hdf5::File) -> Result<(), IoError> {
-    let bad = |reason: String| IoError::Format {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let fmt = f
-        .attr("format")
-        .and_then(|a| a.read_scalar::<VarLenUnicode>())
-        .map_err(|_| {
-            bad(format!(
-                "not a feature store (no format = {FORMAT:?} attribute)"
-            ))
-        })?;
-    if fmt.as_str() != FORMAT {
-        return Err(bad(format!(
-            "format is {:?}, expected {FORMAT:?}",
-            fmt.as_str()
-        )));
-    }
-    let v = f
-        .attr("version")
-        .and_then(|a| a.read_scalar::<u64>())
-        .map_err(|e| h5err(path, "reading version", e))?;
-    if v != VERSION {
-        return Err(bad(format!(
-            "store version {v}, this build reads version {VERSION}"
-        )));
-    }
-    Ok(())
 }
 
 fn open_read(path: &Path) -> Result<hdf5::File, IoError> {
@@ -232,53 +196,20 @@ pub fn read_track(path: &Path, stem: &str) -> Result<TrackRecord, IoError> {
     read_record(path, &g, stem)
 }
 
-fn read_strings(path: &Path, f: &hdf5::File, name: &str) -> Result<Vec<String>, IoError> {
+/// `/songs/vector_names`, which the store always writes.
+fn stored_vector_names(path: &Path, f: &hdf5::File) -> Result<Vec<String>, IoError> {
+    let name = "songs/vector_names";
     let ds = f.dataset(name).map_err(|e| h5err(path, name, e))?;
-    Ok(ds
-        .read_raw::<VarLenUnicode>()
-        .map_err(|e| h5err(path, name, e))?
-        .into_iter()
-        .map(|s| s.to_string())
-        .collect())
-}
-
-/// The song table: `(ids, vector names, vectors row-major [n, dim], dim)`.
-pub type SongVectors = (Vec<String>, Vec<String>, Vec<f32>, usize);
-
-/// Reads `/songs`: ids, vector names, the vectors (row-major `[n, dim]`) and `dim`.
-pub fn read_song_vectors(path: &Path) -> Result<SongVectors, IoError> {
-    let f = open_read(path)?;
-    let ids = read_strings(path, &f, "songs/ids")?;
-    let names = read_strings(path, &f, "songs/vector_names")?;
-    let ds = f
-        .dataset("songs/vectors")
-        .map_err(|e| h5err(path, "songs/vectors", e))?;
-    let shape = ds.shape();
-    let vectors = ds
-        .read_raw::<f32>()
-        .map_err(|e| h5err(path, "songs/vectors", e))?;
-    let dim = names.len();
-    if shape != [ids.len(), dim] {
-        return Err(IoError::Field {
-            path: path.to_path_buf(),
-            field: "songs/vectors".into(),
-            reason: format!(
-                "shape {shape:?} does not match {} ids x {dim} names",
-                ids.len()
-            ),
-        });
-    }
-    Ok((ids, names, vectors, dim))
+    crate::io::h5::read_strings(&ds).map_err(|e| h5err(path, name, e))
 }
 
 /// Writes a store atomically; see the module documentation.
 pub struct StoreWriter {
-    output: PathBuf,
-    tmp: PathBuf,
+    // Declared before `out`: the file is closed before a dropped writer removes the temporary.
     file: Option<hdf5::File>,
+    out: AtomicFile,
     done: BTreeSet<String>,
     vector_names: Vec<String>,
-    finished: bool,
 }
 
 impl StoreWriter {
@@ -286,27 +217,18 @@ impl StoreWriter {
     /// `vector_names` are the song-vector columns this run writes; a store written with other
     /// columns is refused.
     pub fn open(output: &Path, vector_names: Vec<String>) -> Result<Self, IoError> {
-        let dir = match output.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let name = output
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "features.h5".into());
-        let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        let out = AtomicFile::new(output);
+        let tmp = out.temp().to_path_buf();
         let mut w = StoreWriter {
-            output: output.to_path_buf(),
-            tmp: tmp.clone(),
             file: None,
+            out,
             done: BTreeSet::new(),
             vector_names,
-            finished: false,
         };
         if output.exists() {
             let old = open_read(output)?;
             let names = track_names(output, &old)?;
-            if let Ok(existing) = read_strings(output, &old, "songs/vector_names") {
+            if let Ok(existing) = stored_vector_names(output, &old) {
                 if !names.is_empty() && existing != w.vector_names {
                     return Err(IoError::Format {
                         path: output.to_path_buf(),
@@ -350,14 +272,14 @@ impl StoreWriter {
 
     fn file(&self) -> Result<&hdf5::File, IoError> {
         self.file.as_ref().ok_or_else(|| IoError::Format {
-            path: self.tmp.clone(),
+            path: self.out.temp().to_path_buf(),
             reason: "store already closed".into(),
         })
     }
 
     /// Adds one track. Its song vector must have one value per vector name.
     pub fn write(&mut self, rec: &TrackRecord) -> Result<(), IoError> {
-        let tmp = self.tmp.clone();
+        let tmp = self.out.temp().to_path_buf();
         if let Some(v) = rec.song_vector() {
             if v.len() != self.vector_names.len() {
                 return Err(IoError::Field {
@@ -393,7 +315,7 @@ impl StoreWriter {
     /// Rebuilds `/songs` from every track's song vector, closes the file and renames it over
     /// the output. Returns the number of tracks in the store.
     pub fn finish(mut self) -> Result<usize, IoError> {
-        let tmp = self.tmp.clone();
+        let tmp = self.out.temp().to_path_buf();
         {
             let f = self.file()?;
             if f.link_exists("songs") {
@@ -456,18 +378,8 @@ impl StoreWriter {
         }
         let n = self.done.len();
         self.file = None; // closes the file before the rename
-        std::fs::rename(&tmp, &self.output).map_err(|e| IoError::io(&self.output, e))?;
-        self.finished = true;
+        self.out.commit()?;
         Ok(n)
-    }
-}
-
-impl Drop for StoreWriter {
-    fn drop(&mut self) {
-        if !self.finished {
-            self.file = None;
-            let _ = std::fs::remove_file(&self.tmp);
-        }
     }
 }
 
@@ -486,7 +398,7 @@ pub fn merge(inputs: &[PathBuf], output: &Path) -> Result<MergeSummary, IoError>
     let mut names: Option<Vec<String>> = None;
     for p in inputs {
         let f = open_read(p)?;
-        let n = read_strings(p, &f, "songs/vector_names")?;
+        let n = stored_vector_names(p, &f)?;
         match &names {
             None => names = Some(n),
             Some(prev) if *prev != n => {

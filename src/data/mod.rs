@@ -36,20 +36,4 @@ pub use dataset::{Dataset, Portraits, SongMeta, SongVectors, Split};
 pub use diag::{FileReport, Malformed};
 pub use interactions::Interactions;
 
-use crate::error::IoError;
-
-/// Errors of the data stages that are not about one file (those are [`IoError`]s).
-#[derive(Debug, thiserror::Error)]
-pub enum DataError {
-    #[error(transparent)]
-    Io(#[from] IoError),
-    #[error("invalid {option}: {reason}")]
-    Invalid {
-        option: &'static str,
-        reason: String,
-    },
-    #[error("{0}")]
-    Empty(String),
-}
-
-pub type DataResult<T> = std::result::Result<T, DataError>;
+pub use crate::error::{DataError, DataResult};

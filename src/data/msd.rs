@@ -22,6 +22,7 @@ use hdf5::H5Type;
 use super::diag::FileReport;
 use super::progress::Progress;
 use crate::error::IoError;
+use crate::io::h5::h5err;
 
 #[derive(H5Type, Clone, Copy)]
 #[repr(C)]
@@ -93,13 +94,6 @@ fn text(s: &[u8]) -> String {
         .trim_end_matches('\0')
         .trim()
         .to_string()
-}
-
-fn h5err(path: &Path, what: &str, e: hdf5::Error) -> IoError {
-    IoError::Hdf5 {
-        path: path.to_path_buf(),
-        reason: format!("{what}: {e}"),
-    }
 }
 
 /// Offsets of row `i` in an array indexed by `idx` (the next row's offset, or the array end).

@@ -45,7 +45,7 @@ pub struct SongLabels {
 }
 
 /// Stored value of [`SongLabels::genre`] for a song without a known genre category.
-pub const NO_GENRE: u8 = u8::MAX;
+pub use super::dataset::NO_GENRE;
 
 /// The listening-dependent part of a portrait — the language with the most plays and the
 /// play-weighted genre distribution — of one list of songs. The model computes it from the

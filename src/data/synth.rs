@@ -22,10 +22,10 @@ use std::path::Path;
 use rustc_hash::FxHashSet;
 use serde::Serialize;
 
-use super::dataset::{check_output, temp_path};
 use super::progress::Progress;
 use super::rng::{splitmix64, Rng};
 use crate::error::IoError;
+use crate::io::{check_output, AtomicFile};
 
 #[derive(Clone, Debug)]
 pub struct SynthOptions {
@@ -273,19 +273,13 @@ pub fn synth(o: &SynthOptions, path: &Path) -> Result<SynthReport, IoError> {
         });
     }
     check_output(path)?;
-    let tmp = temp_path(path);
-    let result = (|| {
-        let f = File::create(&tmp).map_err(|e| IoError::io(path, e))?;
-        let mut w = BufWriter::with_capacity(1 << 20, f);
-        let progress = Progress::items(o.users as u64, "writing synthetic triplets");
-        let r = write_synthetic(o, &mut w, &progress).map_err(|e| IoError::io(path, e))?;
-        w.flush().map_err(|e| IoError::io(path, e))?;
-        drop(w);
-        std::fs::rename(&tmp, path).map_err(|e| IoError::io(path, e))?;
-        Ok(r)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    let out = AtomicFile::new(path);
+    let f = File::create(out.temp()).map_err(|e| IoError::io(path, e))?;
+    let mut w = BufWriter::with_capacity(1 << 20, f);
+    let progress = Progress::items(o.users as u64, "writing synthetic triplets");
+    let r = write_synthetic(o, &mut w, &progress).map_err(|e| IoError::io(path, e))?;
+    w.flush().map_err(|e| IoError::io(path, e))?;
+    drop(w);
+    out.commit()?;
+    Ok(r)
 }

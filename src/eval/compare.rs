@@ -17,12 +17,12 @@ use super::plots::{bar_chart, line_chart, Series};
 use crate::backend::model_ops::ModelOps;
 use crate::data::Dataset;
 use crate::error::{Error, IoError};
+use crate::io::write_atomic;
 use crate::model::batch::Example;
 use crate::model::ModelKind;
 use crate::train::corpus::{fold_data, song_genres, FeatureSet};
 use crate::train::run::{train, TrainOptions};
 use crate::train::{rank_examples, Corpus, EpochReport, Truth};
-use crate::util::write_atomic;
 
 /// A model `compare` can run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

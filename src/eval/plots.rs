@@ -8,6 +8,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::error::{Error, IoError};
+use crate::io::AtomicFile;
 
 const SIZE: (u32, u32) = (960, 600);
 
@@ -158,23 +159,12 @@ fn draw_bars<DB: DrawingBackend>(
     root.present().map_err(|e| format!("{e:?}"))
 }
 
-/// Renders into a hidden temporary file beside `path` (same extension, so the encoder picks the
-/// format), then renames it over `path`: a half-drawn chart never replaces a finished one.
+/// Renders into an [`AtomicFile`] temporary (same extension, so the encoder picks the format):
+/// a half-drawn chart never replaces a finished one.
 fn atomically(path: &Path, draw: impl FnOnce(&Path) -> Result<(), String>) -> Result<(), Error> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let ext = path
-        .extension()
-        .map(|e| e.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp.{ext}", std::process::id()));
-    if let Err(e) = draw(&tmp) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(err(path)(e));
-    }
-    std::fs::rename(&tmp, path).map_err(|e| Error::Io(IoError::io(path, e)))
+    let out = AtomicFile::new(path);
+    draw(out.temp()).map_err(err(path))?;
+    Ok(out.commit()?)
 }
 
 /// Writes `<stem>.png` and `<stem>.svg`; returns both paths.

@@ -11,7 +11,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use super::{Model, ModelConfig};
 use crate::backend::model_ops::ModelOps;
 use crate::error::{Error, IoError};
-use crate::util::write_atomic;
+use crate::io::write_atomic;
 
 pub const FORMAT: &str = "ainrnn-checkpoint";
 pub const VERSION: &str = "1";

@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use ainrnn::audio::store::{list_tracks, read_song_vectors, read_track, AttrValue};
+use ainrnn::audio::store::{list_tracks, read_song_table, read_track, AttrValue, SongTable};
 
 use crate::golden::root;
 
@@ -59,7 +59,12 @@ fn features_command_skips_bad_files_resumes_and_merges() {
     assert_eq!(t.dataset("hpcp").unwrap().0, &[12, 44]);
     assert_eq!(t.attr("source_sample_rate"), Some(&AttrValue::U(48000)));
     assert_eq!(t.attr("sample_rate"), Some(&AttrValue::U(22050)));
-    let (ids, names, vectors, dim) = read_song_vectors(&out).unwrap();
+    let SongTable {
+        ids,
+        names,
+        values: vectors,
+        dim,
+    } = read_song_table(&out).unwrap();
     assert_eq!(ids.len(), 3);
     assert_eq!(dim, names.len());
     assert_eq!(vectors.len(), 3 * dim);
@@ -97,7 +102,7 @@ fn features_command_skips_bad_files_resumes_and_merges() {
         .unwrap();
     assert!(st.success());
     assert_eq!(list_tracks(&merged).unwrap(), list_tracks(&out).unwrap());
-    let a = read_song_vectors(&merged).unwrap();
-    let b = read_song_vectors(&out).unwrap();
-    assert_eq!(a.2, b.2, "same song vectors");
+    let a = read_song_table(&merged).unwrap();
+    let b = read_song_table(&out).unwrap();
+    assert_eq!(a.values, b.values, "same song vectors");
 }

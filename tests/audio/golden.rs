@@ -7,7 +7,7 @@ use ainrnn::audio::decode::load;
 use ainrnn::audio::features::extract_batch;
 use ainrnn::audio::ops::{AudioOps, AudioPlan};
 
-use crate::kernels::rel_l2;
+use crate::common::rel_l2;
 
 pub const CLIPS: [&str; 2] = ["singularity_awakening_30s", "gtzan_country.00000"];
 

@@ -8,19 +8,7 @@ use ainrnn::backend::cpu::CpuBackend;
 use ainrnn::backend::Backend;
 use rand::Rng;
 
-use crate::common::{assert_close, rng, uniform, Tol};
-
-/// Relative L2 error `‖got − want‖ / ‖want‖`.
-pub fn rel_l2(got: &[f32], want: &[f64]) -> f64 {
-    assert_eq!(got.len(), want.len(), "lengths differ");
-    let num: f64 = got
-        .iter()
-        .zip(want)
-        .map(|(&g, &w)| (g as f64 - w).powi(2))
-        .sum();
-    let den: f64 = want.iter().map(|w| w * w).sum();
-    (num / den.max(f64::MIN_POSITIVE)).sqrt()
-}
+use crate::common::{assert_close, rel_l2, rng, uniform, Tol};
 
 fn naive_dft(re: &[f64], im: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let n = re.len();

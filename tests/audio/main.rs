@@ -3,6 +3,7 @@
 //! librosa 0.11 and Essentia (`tests/golden/make_golden.py`) on excerpts of the bundled real
 //! clips; the rest covers decoding, resampling, the store and the `features` command.
 
+#[macro_use]
 #[path = "../common/mod.rs"]
 mod common;
 
@@ -11,29 +12,6 @@ mod decode;
 mod golden;
 mod kernels;
 mod store;
-
-macro_rules! backend_tests {
-    ($($m:ident :: $f:ident => $name:ident),* $(,)?) => {
-        mod cpu {
-            $(
-                #[test]
-                fn $name() {
-                    crate::$m::$f(&ainrnn::backend::cpu::CpuBackend::new());
-                }
-            )*
-        }
-        mod gpu {
-            $(
-                #[test]
-                fn $name() {
-                    if let Some(g) = crate::common::gpu() {
-                        crate::$m::$f(&g);
-                    }
-                }
-            )*
-        }
-    };
-}
 
 backend_tests! {
     kernels::fft_every_size_against_naive_dft => fft_every_size_against_naive_dft,

@@ -2,7 +2,7 @@
 
 use ainrnn::audio::job::{parse_shard, shard_of};
 use ainrnn::audio::store::{
-    list_tracks, merge, read_song_vectors, read_track, AttrValue, StoreWriter, TrackRecord,
+    list_tracks, merge, read_song_table, read_track, AttrValue, SongTable, StoreWriter, TrackRecord,
 };
 
 fn record(stem: &str, v: f32) -> TrackRecord {
@@ -47,7 +47,12 @@ fn round_trip_resume_and_atomicity() {
         r.attr("source_file"),
         Some(&AttrValue::S("zeta.wav".into()))
     );
-    let (ids, n, v, dim) = read_song_vectors(&out).unwrap();
+    let SongTable {
+        ids,
+        names: n,
+        values: v,
+        dim,
+    } = read_song_table(&out).unwrap();
     assert_eq!(ids, ["alpha", "zeta"]);
     assert_eq!((n, dim), (names(), 2));
     assert_eq!(v, [2.0, 4.0, 1.0, 2.0]);
@@ -63,7 +68,7 @@ fn round_trip_resume_and_atomicity() {
     let mut w = StoreWriter::open(&out, names()).unwrap();
     w.write(&record("mid", 3.0)).unwrap();
     w.finish().unwrap();
-    assert_eq!(read_song_vectors(&out).unwrap().0, ["alpha", "mid", "zeta"]);
+    assert_eq!(read_song_table(&out).unwrap().ids, ["alpha", "mid", "zeta"]);
 
     // Other song-vector columns are refused rather than mixed.
     let e = StoreWriter::open(&out, vec!["x".into()]).err().unwrap();
@@ -96,7 +101,7 @@ fn merge_keeps_first_and_rebuilds_songs() {
     w.finish().unwrap();
     let s = merge(&[a.clone(), b.clone()], &m).unwrap();
     assert_eq!((s.tracks, s.added, s.duplicates.len()), (3, 3, 1));
-    let (ids, _, v, _) = read_song_vectors(&m).unwrap();
+    let SongTable { ids, values: v, .. } = read_song_table(&m).unwrap();
     assert_eq!(ids, ["one", "three", "two"]);
     assert_eq!(
         &v[4..],

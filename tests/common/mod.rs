@@ -1,4 +1,5 @@
-//! Shared test helpers: the GPU under test, tolerances, seeded random data.
+//! Shared test helpers: the GPU under test, per-backend test emission ([`backend_tests!`]),
+//! tolerances, seeded random data.
 #![allow(dead_code)]
 
 use std::sync::OnceLock;
@@ -41,6 +42,46 @@ pub fn gpu() -> Option<GpuBackend> {
 pub fn fresh_gpu() -> Option<GpuBackend> {
     gpu()?;
     Some(GpuBackend::new().expect("a second device on the adapter that just opened"))
+}
+
+/// Emits `cpu::<name>` and `gpu::<name>` for each `path::to::body => name`; `body` is a generic
+/// test over the backend, given `&B`. The GPU test skips or fails by the rules of [`gpu`]. Use
+/// once per test binary, with `#[macro_use]` on its `mod common;`.
+#[allow(unused_macros)]
+macro_rules! backend_tests {
+    ($($($f:ident)::+ => $name:ident),* $(,)?) => {
+        mod cpu {
+            $(
+                #[test]
+                fn $name() {
+                    crate::$($f)::+(&ainrnn::backend::cpu::CpuBackend::new());
+                }
+            )*
+        }
+        mod gpu {
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(g) = crate::common::gpu() {
+                        crate::$($f)::+(&g);
+                    }
+                }
+            )*
+        }
+    };
+}
+
+/// Relative L2 error `‖got − want‖ / ‖want‖`, in f64; `want` may be f32 or f64.
+#[track_caller]
+pub fn rel_l2<W: Copy + Into<f64>>(got: &[f32], want: &[W]) -> f64 {
+    assert_eq!(got.len(), want.len(), "lengths differ");
+    let num: f64 = got
+        .iter()
+        .zip(want)
+        .map(|(&g, &w)| (g as f64 - w.into()).powi(2))
+        .sum();
+    let den: f64 = want.iter().map(|&w| w.into().powi(2)).sum();
+    (num / den.max(f64::MIN_POSITIVE)).sqrt()
 }
 
 /// Element-wise tolerance: `|got - want| <= abs + rel * |want|`.

@@ -1,5 +1,5 @@
 //! One op test suite, run on both backends. Every test body is a generic function over
-//! `Backend`; `op_tests!` emits `cpu::<name>` and `gpu::<name>` for each. Each body checks the
+//! `Backend`; `backend_tests!` (tests/common) emits `cpu::<name>` and `gpu::<name>` for each. Each body checks the
 //! backend against an independent f64 oracle written here (and, through that, GPU against CPU),
 //! on seeded random inputs whose sizes include 1, non-multiples of the workgroup sizes and
 //! large values. Backward ops are also checked against central finite differences.
@@ -7,6 +7,7 @@
 // Oracles index explicitly: clearer next to the formulas they implement.
 #![allow(clippy::needless_range_loop)]
 
+#[macro_use]
 #[path = "../common/mod.rs"]
 mod common;
 
@@ -18,30 +19,7 @@ mod reduce;
 mod runtime;
 mod softmax;
 
-macro_rules! op_tests {
-    ($($m:ident :: $f:ident => $name:ident),* $(,)?) => {
-        mod cpu {
-            $(
-                #[test]
-                fn $name() {
-                    crate::$m::$f(&ainrnn::backend::cpu::CpuBackend::new());
-                }
-            )*
-        }
-        mod gpu {
-            $(
-                #[test]
-                fn $name() {
-                    if let Some(g) = crate::common::gpu() {
-                        crate::$m::$f(&g);
-                    }
-                }
-            )*
-        }
-    };
-}
-
-op_tests! {
+backend_tests! {
     matmul::random_shapes => matmul_random_shapes,
     matmul::transposes_and_batches => matmul_transposes_and_batches,
     matmul::accumulate_into => matmul_accumulate_into,

@@ -1,0 +1,222 @@
+//! `ainrnn prepare`: listening data + song knowledge + profiles → one `dataset.h5`.
+//!
+//! Filtering ([`filter()`]): users with fewer than `min_listens` listens and songs with fewer than
+//! `min_song_users` users are dropped, repeatedly, until neither rule drops anything (dropping a
+//! song can take a user below the minimum and the other way round), so the written dataset
+//! satisfies both rules. A "listen" here is a (user, song) record, i.e. a distinct song in the
+//! user's history, not a play: the model reads histories of songs, and a test user needs at least
+//! two songs to have both a visible history and a held-out truth. Users and songs left without
+//! interactions are always dropped. Ids are then remapped to dense indices in order of first
+//! appearance, and the mapping is stored.
+//!
+//! One file per step, in order: `read.rs` (interactions), `filter.rs`, `songs.rs` (song
+//! knowledge), `portraits.rs`, `song_vectors.rs`; the folds and the write are here.
+
+mod filter;
+mod portraits;
+mod read;
+mod song_vectors;
+mod songs;
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::diag::FileReport;
+use super::folds;
+use super::stats::{self, Stats};
+use super::{DataError, DataResult, Dataset};
+
+pub use filter::{filter, FilterStep};
+
+/// Default `--min-listens`: every kept user has a visible and a held-out song when tested. The
+/// paper's 100 listening records would leave no user of the bundled Taste-Profile sample (none
+/// has more than 48 songs; see data/README.md).
+pub const DEFAULT_MIN_LISTENS: u32 = 2;
+/// Default `--min-song-users`: a song heard by one user only cannot be learnt from others.
+pub const DEFAULT_MIN_SONG_USERS: u32 = 2;
+
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// Taste-Profile-style triplets (or `ainrnn synth` output).
+    Triplets(PathBuf),
+    /// HetRec `user_artists.dat`, with `artists.dat` for names (default: beside it).
+    Hetrec {
+        user_artists: PathBuf,
+        artists: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct PrepareOptions {
+    pub input: Input,
+    /// MSD per-track/aggregate/summary `.h5` file or a directory tree of them.
+    pub msd: Option<PathBuf>,
+    /// MSD subset CSV (`subset_10k.csv`).
+    pub metadata: Option<PathBuf>,
+    /// `artist_id,term` table; default: `subset_artist_term.csv` beside `metadata`.
+    pub artist_terms: Option<PathBuf>,
+    /// `artist_id,mbtag` table; default: `subset_artist_mbtag.csv` beside `metadata`.
+    pub artist_mbtags: Option<PathBuf>,
+    /// Last.fm-360K profile TSV.
+    pub profiles: Option<PathBuf>,
+    /// Audio stage `features.h5`.
+    pub features: Option<PathBuf>,
+    pub min_listens: u32,
+    pub min_song_users: u32,
+    pub folds: u32,
+    pub seed: u64,
+    pub visible_share: f64,
+    pub strict: bool,
+    pub output: PathBuf,
+}
+
+impl PrepareOptions {
+    pub fn new(input: Input, output: PathBuf) -> Self {
+        PrepareOptions {
+            input,
+            msd: None,
+            metadata: None,
+            artist_terms: None,
+            artist_mbtags: None,
+            profiles: None,
+            features: None,
+            min_listens: DEFAULT_MIN_LISTENS,
+            min_song_users: DEFAULT_MIN_SONG_USERS,
+            folds: 10,
+            seed: 42,
+            visible_share: 0.5,
+            strict: false,
+            output,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ReadSummary {
+    pub users: usize,
+    pub songs: usize,
+    pub interactions: usize,
+    pub plays: u64,
+    pub duplicates_merged: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct JoinSummary {
+    /// Songs of the dataset with an MSD record (HDF5 or subset CSV).
+    pub songs_with_record: usize,
+    /// ... of which with segment statistics (per-track or aggregate HDF5).
+    pub songs_with_segments: usize,
+    pub songs_with_genre: usize,
+    pub songs_with_language: usize,
+    /// Profiles read, and dataset users found among them.
+    pub profiles_read: Option<usize>,
+    pub users_with_profile: Option<usize>,
+    /// Audio vectors read, and dataset songs that got one.
+    pub audio_vectors_read: Option<usize>,
+    pub songs_with_audio: Option<usize>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PrepareReport {
+    /// Statistics of the written file (the same object `ainrnn stats --json` prints).
+    #[serde(flatten)]
+    pub stats: Stats,
+    pub output: PathBuf,
+    pub read: ReadSummary,
+    pub filters: Vec<FilterStep>,
+    pub joins: JoinSummary,
+    /// Rejected lines over all inputs.
+    pub malformed: usize,
+    /// Per input file: lines read, accepted, blank, skipped, rejected, first rejected lines.
+    pub inputs: Vec<FileReport>,
+    /// Human notes (what was assumed, what did not join).
+    pub notes: Vec<String>,
+}
+
+fn check_options(o: &PrepareOptions) -> DataResult<()> {
+    if o.folds < 2 {
+        return Err(DataError::Invalid {
+            option: "--folds",
+            reason: format!("{} folds: cross-validation needs at least 2", o.folds),
+        });
+    }
+    if !(0.0..=1.0).contains(&o.visible_share) {
+        return Err(DataError::Invalid {
+            option: "--visible-share",
+            reason: format!("{} is not a share between 0 and 1", o.visible_share),
+        });
+    }
+    Ok(())
+}
+
+/// What the steps share: the options, the log, and the input reports and notes they add.
+struct Run<'a> {
+    o: &'a PrepareOptions,
+    log: &'a mut dyn FnMut(&str),
+    inputs: Vec<FileReport>,
+    notes: Vec<String>,
+}
+
+/// Runs the whole stage and writes `o.output`. Human progress goes to `log` (stderr in the CLI).
+pub fn prepare(o: &PrepareOptions, log: &mut dyn FnMut(&str)) -> DataResult<PrepareReport> {
+    check_options(o)?;
+    crate::io::check_output(&o.output)?;
+    let mut run = Run {
+        o,
+        log,
+        inputs: Vec::new(),
+        notes: Vec::new(),
+    };
+    let (raw, input) = run.read_interactions()?;
+    let (x, filters) = run.apply_filters(raw)?;
+    let mut songs = run.song_facts(&x, input.hetrec_names.as_ref())?;
+    let portraits = run.portraits(&x, &songs.labels)?;
+    let msd_rows = std::mem::take(&mut songs.msd_rows);
+    let vectors = run.song_vectors(&x, &songs.meta, msd_rows)?;
+
+    // Folds, then write.
+    let user_fold = folds::assign_folds(x.users(), o.folds, o.seed);
+    let visible = folds::assign_visible(&x.user_ids, &x.indptr, o.visible_share, o.seed);
+    let joins = JoinSummary {
+        songs_with_record: songs.with_record,
+        songs_with_segments: songs.with_segments,
+        songs_with_genre: songs.labels.genre.iter().filter(|g| g.is_some()).count(),
+        songs_with_language: songs.labels.language.iter().filter(|&&l| l != 0).count(),
+        profiles_read: portraits.profiles_read,
+        users_with_profile: portraits.matched,
+        audio_vectors_read: vectors.read,
+        songs_with_audio: vectors.joined,
+    };
+    let dataset = Dataset {
+        source: input.source,
+        user_ids: x.user_ids,
+        song_ids: x.song_ids,
+        song_meta: songs.meta,
+        indptr: x.indptr,
+        indices: x.indices,
+        plays: x.plays,
+        folds: o.folds,
+        user_fold,
+        visible,
+        portrait: portraits.portraits,
+        song_vectors: vectors.vectors,
+        seed: o.seed,
+        visible_share: o.visible_share,
+        min_listens: o.min_listens,
+        min_song_users: o.min_song_users,
+    };
+    (run.log)(&format!("writing {}", o.output.display()));
+    dataset.save(&o.output)?;
+    let malformed = run.inputs.iter().map(|r| r.malformed).sum();
+    Ok(PrepareReport {
+        stats: stats::compute(&dataset),
+        output: o.output.clone(),
+        read: input.read,
+        filters,
+        joins,
+        malformed,
+        inputs: run.inputs,
+        notes: run.notes,
+    })
+}
