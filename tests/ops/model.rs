@@ -482,9 +482,8 @@ pub fn topk_and_masking<B: ModelOps>(be: &B) {
     let mut x = be
         .upload_f32(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])
         .unwrap();
-    let rp = be.upload_u32(&[0, 2, 3], &[3]).unwrap();
-    let cs = be.upload_u32(&[0, 2, 1], &[3]).unwrap();
-    be.mask_entries(&mut x, &rp, &cs).unwrap();
+    let csr = be.csr(2, 3, &[0, 2, 3], &[0, 2, 1], None).unwrap();
+    be.mask_entries(&mut x, &csr).unwrap();
     let ninf = f32::NEG_INFINITY;
     assert_eq!(
         be.to_f32(&x).unwrap(),
@@ -602,19 +601,18 @@ pub fn csr_axpy_and_row_dot<B: ModelOps>(be: &B) {
     let mut x = be
         .upload_f32(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])
         .unwrap();
-    let rp = be.upload_u32(&[0, 2, 3], &[3]).unwrap();
-    let cs = be.upload_u32(&[0, 2, 1], &[3]).unwrap();
-    let vs = be.upload_f32(&[0.5, -1.0, 2.0], &[3]).unwrap();
+    let csr = be
+        .csr(2, 3, &[0, 2, 3], &[0, 2, 1], Some(&[0.5, -1.0, 2.0]))
+        .unwrap();
     let alpha = be.upload_f32(&[2.0], &[1]).unwrap();
-    be.csr_axpy(&mut x, &rp, &cs, &vs, &alpha).unwrap();
+    be.csr_axpy(&mut x, &csr, &alpha).unwrap();
     assert_eq!(be.to_f32(&x).unwrap(), vec![2.0, 2.0, 1.0, 4.0, 9.0, 6.0]);
-    let d = be.csr_row_dot(&x, &rp, &cs, &vs).unwrap();
+    let d = be.csr_row_dot(&x, &csr).unwrap();
     // Row 0: 2·0.5 + 1·(−1); row 1: 9·2.
     assert_eq!(be.to_f32(&d).unwrap(), vec![0.0, 18.0]);
-    // Bad CSR: values and columns disagree; a column out of range (checked on the CPU).
-    let short = be.upload_f32(&[0.5, 1.0], &[2]).unwrap();
-    assert!(be.csr_axpy(&mut x, &rp, &cs, &short, &alpha).is_err());
-    assert!(be.csr_row_dot(&x, &rp, &cs, &short).is_err());
+    // Bad CSR: values and columns disagree.
+    let short: &[f32] = &[0.5, 1.0];
+    assert!(be.csr(2, 3, &[0, 2, 3], &[0, 2, 1], Some(short)).is_err());
 
     let mut r = rng(260);
     for (rows, cols) in [(1, 1), (3, 17), (300, 41)] {
@@ -641,11 +639,7 @@ pub fn csr_axpy_and_row_dot<B: ModelOps>(be: &B) {
             }
         }
         let a = 0.75f32;
-        let (rp, cs, vs) = (
-            be.upload_u32(&rpv, &[rows + 1]).unwrap(),
-            be.upload_u32(&cv, &[cv.len()]).unwrap(),
-            be.upload_f32(&vv, &[vv.len()]).unwrap(),
-        );
+        let csr = be.csr(rows, cols, &rpv, &cv, Some(&vv)).unwrap();
         let mut want = to_f64(&x0);
         let mut dots = vec![0.0f64; rows];
         for row in 0..rows {
@@ -655,7 +649,7 @@ pub fn csr_axpy_and_row_dot<B: ModelOps>(be: &B) {
             }
         }
         let mut x = be.upload_f32(&x0, &[rows, cols]).unwrap();
-        be.csr_axpy(&mut x, &rp, &cs, &vs, &be.upload_f32(&[a], &[1]).unwrap())
+        be.csr_axpy(&mut x, &csr, &be.upload_f32(&[a], &[1]).unwrap())
             .unwrap();
         let tol = Tol {
             rel: 1e-6,
@@ -670,8 +664,7 @@ pub fn csr_axpy_and_row_dot<B: ModelOps>(be: &B) {
         let g = be.upload_f32(&x0, &[rows, cols]).unwrap();
         assert_close(
             &format!("csr_row_dot {rows}x{cols}"),
-            &be.to_f32(&be.csr_row_dot(&g, &rp, &cs, &vs).unwrap())
-                .unwrap(),
+            &be.to_f32(&be.csr_row_dot(&g, &csr).unwrap()).unwrap(),
             &dots,
             Tol {
                 rel: 1e-5,
@@ -683,14 +676,8 @@ pub fn csr_axpy_and_row_dot<B: ModelOps>(be: &B) {
         let w = uniform(&mut r, rows * cols, -1.0, 1.0);
         let f = |alpha: f32| -> f64 {
             let mut x = be.upload_f32(&x0, &[rows, cols]).unwrap();
-            be.csr_axpy(
-                &mut x,
-                &rp,
-                &cs,
-                &vs,
-                &be.upload_f32(&[alpha], &[1]).unwrap(),
-            )
-            .unwrap();
+            be.csr_axpy(&mut x, &csr, &be.upload_f32(&[alpha], &[1]).unwrap())
+                .unwrap();
             be.to_f32(&x)
                 .unwrap()
                 .iter()
@@ -702,7 +689,7 @@ pub fn csr_axpy_and_row_dot<B: ModelOps>(be: &B) {
         let fd = (f(a + h) - f(a - h)) / (2.0 * h as f64);
         let wt = be.upload_f32(&w, &[rows, cols]).unwrap();
         let an: f64 = be
-            .to_f32(&be.csr_row_dot(&wt, &rp, &cs, &vs).unwrap())
+            .to_f32(&be.csr_row_dot(&wt, &csr).unwrap())
             .unwrap()
             .iter()
             .map(|&v| v as f64)
