@@ -53,7 +53,9 @@ fn select_pass(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     if (t >= p.rows * p.nseg) { return; }
     let r = t / p.nseg;
     let s = t % p.nseg;
-    let k = p.k;
+    // k in 1..=KMAX (the host refuses others); guarded so no index below runs out.
+    let k = min(p.k, KMAX);
+    if (k == 0u) { return; }
     var vals: array<f32, KMAX>;
     var idx: array<u32, KMAX>;
     for (var q = 0u; q < k; q++) {
@@ -66,7 +68,7 @@ fn select_pass(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         let v = x[r * p.cols + c];
         if (!(v > neg_inf())) { continue; }
         var id = c;
-        if (!FIRST) { id = ids[r * p.cols + c]; }
+        if (!FIRST) { id = ids[min(r * p.cols + c, arrayLength(&ids) - 1u)]; }
         if (!better(v, id, vals[k - 1u], idx[k - 1u])) { continue; }
         var q = k - 1u;
         loop {
@@ -91,7 +93,10 @@ fn mask_entries(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
                 @builtin(local_invocation_index) lid: u32) {
     let r = flat_id(wid, nwg, lid);
     if (r >= p.rows) { return; }
-    for (var j = row_ptr[r]; j < row_ptr[r + 1u]; j++) {
+    // Entries past the buffer or columns past the row are skipped (the host checks both).
+    let end = min(row_ptr[r + 1u], arrayLength(&cols));
+    for (var j = row_ptr[r]; j < end; j++) {
+        if (cols[j] >= p.cols) { continue; }
         xm[r * p.cols + cols[j]] = neg_inf();
     }
 }
@@ -102,7 +107,9 @@ fn csr_axpy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     let r = flat_id(wid, nwg, lid);
     if (r >= p.rows) { return; }
     let a = alpha[0];
-    for (var j = row_ptr[r]; j < row_ptr[r + 1u]; j++) {
+    let end = min(row_ptr[r + 1u], min(arrayLength(&cols), arrayLength(&vals)));
+    for (var j = row_ptr[r]; j < end; j++) {
+        if (cols[j] >= p.cols) { continue; }
         let i = r * p.cols + cols[j];
         xm[i] = xm[i] + a * vals[j];
     }
@@ -114,7 +121,9 @@ fn csr_row_dot(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     let r = flat_id(wid, nwg, lid);
     if (r >= p.rows) { return; }
     var acc = 0.0;
-    for (var j = row_ptr[r]; j < row_ptr[r + 1u]; j++) {
+    let end = min(row_ptr[r + 1u], min(arrayLength(&cols), arrayLength(&vals)));
+    for (var j = row_ptr[r]; j < end; j++) {
+        if (cols[j] >= p.cols) { continue; }
         acc = acc + x[r * p.cols + cols[j]] * vals[j];
     }
     dots[r] = acc;

@@ -5,12 +5,15 @@
 //! `&mut Tensor` and copy first when the storage is shared (copy-on-write). Everything above this
 //! module (audio, model, train) is written against `Backend`, so one op test suite checks both.
 
+pub mod check;
 pub mod cpu;
 pub mod gpu;
 pub mod model_ops;
 pub mod select;
 
 use crate::error::OpError;
+
+use check::MatmulDims;
 
 pub type OpResult<T> = std::result::Result<T, OpError>;
 
@@ -268,7 +271,9 @@ pub enum BackendKind {
 }
 
 /// The op set both backends implement. Shapes follow the row-major convention: "rows" are all
-/// axes but the last. Every method validates shapes and returns `OpError` instead of panicking.
+/// axes but the last. Every op validates its arguments once, here (the contracts live in
+/// [`check`]), and returns `OpError` instead of panicking; a backend implements only the
+/// `_kernel` methods, which run on validated arguments.
 pub trait Backend: Clone + Send + Sync + 'static {
     type Storage: Clone + Send + Sync + std::fmt::Debug;
 
@@ -276,14 +281,10 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// Short human description, e.g. `cpu (2 threads)` or `gpu: llvmpipe (Vulkan)`.
     fn describe(&self) -> String;
 
-    // --- data movement -------------------------------------------------------------------
-    fn upload_f32(&self, data: &[f32], shape: &[usize]) -> OpResult<BTensor<Self>>;
-    fn upload_u32(&self, data: &[u32], shape: &[usize]) -> OpResult<BTensor<Self>>;
+    // ==== what a backend implements ==========================================================
+
+    // --- data movement (no contract) ------------------------------------------------------
     fn zeros(&self, shape: &[usize]) -> OpResult<BTensor<Self>>;
-    fn to_f32(&self, t: &BTensor<Self>) -> OpResult<Vec<f32>>;
-    fn to_u32(&self, t: &BTensor<Self>) -> OpResult<Vec<u32>>;
-    /// Overwrites the contents of an existing tensor (same element count), reusing its storage.
-    fn write_f32(&self, t: &mut BTensor<Self>, data: &[f32]) -> OpResult<()>;
     /// Waits until all queued work is finished (a no-op on the CPU).
     fn sync(&self) -> OpResult<()>;
     /// Submits the work recorded so far without waiting (a no-op on the CPU). A training step
@@ -297,6 +298,133 @@ pub trait Backend: Clone + Send + Sync + 'static {
         u64::MAX
     }
 
+    // --- kernels, each of the op of the same name on validated arguments ---------------------
+    /// Kernel of [`Backend::upload_f32`]: `data` has the shape's element count.
+    fn upload_f32_kernel(&self, data: &[f32], shape: &[usize]) -> OpResult<BTensor<Self>>;
+    /// Kernel of [`Backend::upload_u32`].
+    fn upload_u32_kernel(&self, data: &[u32], shape: &[usize]) -> OpResult<BTensor<Self>>;
+    /// Kernel of [`Backend::to_f32`]: `t` is f32.
+    fn to_f32_kernel(&self, t: &BTensor<Self>) -> OpResult<Vec<f32>>;
+    /// Kernel of [`Backend::to_u32`]: `t` is u32.
+    fn to_u32_kernel(&self, t: &BTensor<Self>) -> OpResult<Vec<u32>>;
+    /// Kernel of [`Backend::write_f32`].
+    fn write_f32_kernel(&self, t: &mut BTensor<Self>, data: &[f32]) -> OpResult<()>;
+    /// Kernel of [`Backend::matmul`].
+    fn matmul_kernel(
+        &self,
+        a: &BTensor<Self>,
+        b: &BTensor<Self>,
+        d: &MatmulDims,
+    ) -> OpResult<BTensor<Self>>;
+    /// Kernel of [`Backend::matmul_into`]: `out` has the product's shape.
+    fn matmul_into_kernel(
+        &self,
+        out: &mut BTensor<Self>,
+        a: &BTensor<Self>,
+        b: &BTensor<Self>,
+        d: &MatmulDims,
+        alpha: f32,
+        beta: f32,
+    ) -> OpResult<()>;
+    /// Kernel of [`Backend::matmul_bias`] (`bias` has `d.n` values). By default a product then a
+    /// broadcast add; the CPU writes the bias rows first and accumulates the product onto them
+    /// (one output buffer and one pass fewer).
+    fn matmul_bias_kernel(
+        &self,
+        a: &BTensor<Self>,
+        b: &BTensor<Self>,
+        bias: &BTensor<Self>,
+        d: &MatmulDims,
+    ) -> OpResult<BTensor<Self>> {
+        self.binary(BinaryOp::Add, &self.matmul_kernel(a, b, d)?, bias)
+    }
+    /// Kernel of [`Backend::binary`].
+    fn binary_kernel(
+        &self,
+        op: BinaryOp,
+        a: &BTensor<Self>,
+        b: &BTensor<Self>,
+    ) -> OpResult<BTensor<Self>>;
+    /// Kernel of [`Backend::unary`].
+    fn unary_kernel(&self, op: UnaryOp, a: &BTensor<Self>) -> OpResult<BTensor<Self>>;
+    /// Kernel of [`Backend::affine`].
+    fn affine_kernel(&self, a: &BTensor<Self>, alpha: f32, beta: f32) -> OpResult<BTensor<Self>>;
+    /// Kernel of [`Backend::axpy`].
+    fn axpy_kernel(&self, acc: &mut BTensor<Self>, x: &BTensor<Self>, alpha: f32) -> OpResult<()>;
+    /// Kernel of [`Backend::relu_backward`].
+    fn relu_backward_kernel(
+        &self,
+        y: &BTensor<Self>,
+        dy: &BTensor<Self>,
+    ) -> OpResult<BTensor<Self>>;
+    /// Kernel of [`Backend::reduce_rows`].
+    fn reduce_rows_kernel(&self, op: ReduceOp, a: &BTensor<Self>) -> OpResult<BTensor<Self>>;
+    /// Kernel of [`Backend::sum_cols`].
+    fn sum_cols_kernel(&self, a: &BTensor<Self>) -> OpResult<BTensor<Self>>;
+    /// Kernel of [`Backend::softmax_rows`].
+    fn softmax_rows_kernel(&self, a: &BTensor<Self>, log: bool) -> OpResult<BTensor<Self>>;
+    /// Kernel of [`Backend::softmax_rows_backward`].
+    fn softmax_rows_backward_kernel(
+        &self,
+        y: &BTensor<Self>,
+        dy: &BTensor<Self>,
+        log: bool,
+    ) -> OpResult<BTensor<Self>>;
+    /// Kernel of [`Backend::logsumexp_rows`].
+    fn logsumexp_rows_kernel(&self, a: &BTensor<Self>) -> OpResult<BTensor<Self>>;
+    /// Kernel of [`Backend::cross_entropy`].
+    fn cross_entropy_kernel(
+        &self,
+        logits: &BTensor<Self>,
+        targets: &Targets<Self::Storage>,
+    ) -> OpResult<(BTensor<Self>, BTensor<Self>)>;
+    /// Kernel of [`Backend::cross_entropy_tile`].
+    fn cross_entropy_tile_kernel(
+        &self,
+        logits: &BTensor<Self>,
+        lse: &BTensor<Self>,
+        row_weight: &BTensor<Self>,
+        targets: &Targets<Self::Storage>,
+    ) -> OpResult<(BTensor<Self>, BTensor<Self>)>;
+    /// Kernel of [`Backend::gather_rows`].
+    fn gather_rows_kernel(
+        &self,
+        table: &BTensor<Self>,
+        plan: &IndexPlan<Self::Storage>,
+    ) -> OpResult<BTensor<Self>>;
+    /// Kernel of [`Backend::scatter_add_rows`].
+    fn scatter_add_rows_kernel(
+        &self,
+        dst: &mut BTensor<Self>,
+        src: &BTensor<Self>,
+        plan: &IndexPlan<Self::Storage>,
+    ) -> OpResult<()>;
+
+    // ==== the op API: contract, then kernel ==================================================
+
+    // --- data movement -------------------------------------------------------------------
+    fn upload_f32(&self, data: &[f32], shape: &[usize]) -> OpResult<BTensor<Self>> {
+        check::shape_len("upload_f32", shape, data.len())?;
+        self.upload_f32_kernel(data, shape)
+    }
+    fn upload_u32(&self, data: &[u32], shape: &[usize]) -> OpResult<BTensor<Self>> {
+        check::shape_len("upload_u32", shape, data.len())?;
+        self.upload_u32_kernel(data, shape)
+    }
+    fn to_f32(&self, t: &BTensor<Self>) -> OpResult<Vec<f32>> {
+        t.expect_dtype("to_f32", DType::F32)?;
+        self.to_f32_kernel(t)
+    }
+    fn to_u32(&self, t: &BTensor<Self>) -> OpResult<Vec<u32>> {
+        t.expect_dtype("to_u32", DType::U32)?;
+        self.to_u32_kernel(t)
+    }
+    /// Overwrites the contents of an existing tensor (same element count), reusing its storage.
+    fn write_f32(&self, t: &mut BTensor<Self>, data: &[f32]) -> OpResult<()> {
+        check::write_f32(t, data.len())?;
+        self.write_f32_kernel(t, data)
+    }
+
     // --- linear algebra ------------------------------------------------------------------
     /// `op(a) · op(b)`, where `op` transposes the last two axes when the flag is set.
     /// `a` is `[m, k]` or `[batch, m, k]` (after `op`), `b` is `[k, n]` or `[batch, k, n]`;
@@ -307,7 +435,10 @@ pub trait Backend: Clone + Send + Sync + 'static {
         b: &BTensor<Self>,
         trans_a: bool,
         trans_b: bool,
-    ) -> OpResult<BTensor<Self>>;
+    ) -> OpResult<BTensor<Self>> {
+        let d = check::matmul(a, b, trans_a, trans_b)?;
+        self.matmul_kernel(a, b, &d)
+    }
     /// `out = alpha · op(a)·op(b) + beta · out` (gradient accumulation without a temporary).
     #[allow(clippy::too_many_arguments)]
     fn matmul_into(
@@ -319,11 +450,12 @@ pub trait Backend: Clone + Send + Sync + 'static {
         trans_b: bool,
         alpha: f32,
         beta: f32,
-    ) -> OpResult<()>;
+    ) -> OpResult<()> {
+        let d = check::matmul_into(out, a, b, trans_a, trans_b)?;
+        self.matmul_into_kernel(out, a, b, &d, alpha, beta)
+    }
 
-    /// `op(a)·op(b) + bias`, the bias `[n]` added to every row: a linear layer. By default a
-    /// product then a broadcast add; the CPU writes the bias rows first and accumulates the
-    /// product onto them (one output buffer and one pass fewer).
+    /// `op(a)·op(b) + bias`, the bias `[n]` added to every row: a linear layer.
     fn matmul_bias(
         &self,
         a: &BTensor<Self>,
@@ -332,38 +464,73 @@ pub trait Backend: Clone + Send + Sync + 'static {
         trans_b: bool,
         bias: &BTensor<Self>,
     ) -> OpResult<BTensor<Self>> {
-        self.binary(BinaryOp::Add, &self.matmul(a, b, trans_a, trans_b)?, bias)
+        let d = check::matmul_bias(a, b, trans_a, trans_b, bias)?;
+        self.matmul_bias_kernel(a, b, bias, &d)
     }
 
     // --- element-wise --------------------------------------------------------------------
-    fn binary(&self, op: BinaryOp, a: &BTensor<Self>, b: &BTensor<Self>)
-        -> OpResult<BTensor<Self>>;
-    fn unary(&self, op: UnaryOp, a: &BTensor<Self>) -> OpResult<BTensor<Self>>;
+    fn binary(
+        &self,
+        op: BinaryOp,
+        a: &BTensor<Self>,
+        b: &BTensor<Self>,
+    ) -> OpResult<BTensor<Self>> {
+        check::broadcast("binary", a, b)?;
+        self.binary_kernel(op, a, b)
+    }
+    fn unary(&self, op: UnaryOp, a: &BTensor<Self>) -> OpResult<BTensor<Self>> {
+        a.expect_dtype("unary", DType::F32)?;
+        self.unary_kernel(op, a)
+    }
     /// `alpha · a + beta`.
-    fn affine(&self, a: &BTensor<Self>, alpha: f32, beta: f32) -> OpResult<BTensor<Self>>;
+    fn affine(&self, a: &BTensor<Self>, alpha: f32, beta: f32) -> OpResult<BTensor<Self>> {
+        a.expect_dtype("affine", DType::F32)?;
+        self.affine_kernel(a, alpha, beta)
+    }
     /// `acc += alpha · x` in place.
-    fn axpy(&self, acc: &mut BTensor<Self>, x: &BTensor<Self>, alpha: f32) -> OpResult<()>;
+    fn axpy(&self, acc: &mut BTensor<Self>, x: &BTensor<Self>, alpha: f32) -> OpResult<()> {
+        check::same_len_f32("axpy", acc, x)?;
+        self.axpy_kernel(acc, x, alpha)
+    }
     /// `dy · [y > 0]`: backward of ReLU given its output (or input; the sign is the same).
-    fn relu_backward(&self, y: &BTensor<Self>, dy: &BTensor<Self>) -> OpResult<BTensor<Self>>;
+    fn relu_backward(&self, y: &BTensor<Self>, dy: &BTensor<Self>) -> OpResult<BTensor<Self>> {
+        check::same_len_f32("relu_backward", y, dy)?;
+        self.relu_backward_kernel(y, dy)
+    }
 
     // --- reductions ----------------------------------------------------------------------
     /// Reduces the last axis: `[.., cols] -> [..]`. Works for rows of any length.
-    fn reduce_rows(&self, op: ReduceOp, a: &BTensor<Self>) -> OpResult<BTensor<Self>>;
+    fn reduce_rows(&self, op: ReduceOp, a: &BTensor<Self>) -> OpResult<BTensor<Self>> {
+        a.expect_dtype("reduce_rows", DType::F32)?;
+        self.reduce_rows_kernel(op, a)
+    }
     /// Sums over rows: `[rows, cols] -> [cols]` (bias gradients).
-    fn sum_cols(&self, a: &BTensor<Self>) -> OpResult<BTensor<Self>>;
+    fn sum_cols(&self, a: &BTensor<Self>) -> OpResult<BTensor<Self>> {
+        a.expect_dtype("sum_cols", DType::F32)?;
+        self.sum_cols_kernel(a)
+    }
 
     // --- softmax family ------------------------------------------------------------------
     /// Row-wise softmax (or log-softmax) over the last axis, stable for any row length.
-    fn softmax_rows(&self, a: &BTensor<Self>, log: bool) -> OpResult<BTensor<Self>>;
+    fn softmax_rows(&self, a: &BTensor<Self>, log: bool) -> OpResult<BTensor<Self>> {
+        a.expect_dtype("softmax_rows", DType::F32)?;
+        self.softmax_rows_kernel(a, log)
+    }
     /// Backward of `softmax_rows` given its output `y` and the upstream gradient `dy`.
     fn softmax_rows_backward(
         &self,
         y: &BTensor<Self>,
         dy: &BTensor<Self>,
         log: bool,
-    ) -> OpResult<BTensor<Self>>;
+    ) -> OpResult<BTensor<Self>> {
+        check::same_len_f32("softmax_rows_backward", y, dy)?;
+        self.softmax_rows_backward_kernel(y, dy, log)
+    }
     /// Row-wise `log Σ exp` over the last axis.
-    fn logsumexp_rows(&self, a: &BTensor<Self>) -> OpResult<BTensor<Self>>;
+    fn logsumexp_rows(&self, a: &BTensor<Self>) -> OpResult<BTensor<Self>> {
+        a.expect_dtype("logsumexp_rows", DType::F32)?;
+        self.logsumexp_rows_kernel(a)
+    }
     /// Fused softmax cross-entropy with sparse weighted targets:
     /// `loss_r = Σ_t w_t (lse_r − z_{r,t})` and `grad = (Σ_t w_t) · softmax(z) − Σ_t w_t e_t`.
     /// Returns `(loss [rows], grad [rows, classes])`.
@@ -371,7 +538,10 @@ pub trait Backend: Clone + Send + Sync + 'static {
         &self,
         logits: &BTensor<Self>,
         targets: &Targets<Self::Storage>,
-    ) -> OpResult<(BTensor<Self>, BTensor<Self>)>;
+    ) -> OpResult<(BTensor<Self>, BTensor<Self>)> {
+        check::cross_entropy(logits, targets)?;
+        self.cross_entropy_kernel(logits, targets)
+    }
     /// The same loss and gradient for a block of columns (a catalogue tile), given the
     /// log-sum-exp `lse [rows]` of the *whole* row: `loss_r = Σ_{t in tile} w_t (lse_r − z_{r,t})`
     /// and `grad = (Σ_t w_t over the whole row) · exp(z − lse) − Σ_{t in tile} w_t e_t`.
@@ -383,7 +553,10 @@ pub trait Backend: Clone + Send + Sync + 'static {
         lse: &BTensor<Self>,
         row_weight: &BTensor<Self>,
         targets: &Targets<Self::Storage>,
-    ) -> OpResult<(BTensor<Self>, BTensor<Self>)>;
+    ) -> OpResult<(BTensor<Self>, BTensor<Self>)> {
+        check::cross_entropy_tile(logits, lse, row_weight, targets)?;
+        self.cross_entropy_tile_kernel(logits, lse, row_weight, targets)
+    }
     /// Uploads validated sparse targets (see [`Targets`]).
     fn targets(
         &self,
@@ -421,196 +594,18 @@ pub trait Backend: Clone + Send + Sync + 'static {
         &self,
         table: &BTensor<Self>,
         plan: &IndexPlan<Self::Storage>,
-    ) -> OpResult<BTensor<Self>>;
+    ) -> OpResult<BTensor<Self>> {
+        check::gather(table, plan)?;
+        self.gather_rows_kernel(table, plan)
+    }
     /// `dst[idx[i]] += src[i]` for all `i`, deterministic (no atomics): `[n, d]` into `[rows, d]`.
     fn scatter_add_rows(
         &self,
         dst: &mut BTensor<Self>,
         src: &BTensor<Self>,
         plan: &IndexPlan<Self::Storage>,
-    ) -> OpResult<()>;
-}
-
-/// Shape checks shared by both backends (one place, one message).
-pub(crate) mod check {
-    use super::*;
-
-    /// Resolved matmul geometry.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub struct MatmulDims {
-        pub batch: usize,
-        pub m: usize,
-        pub k: usize,
-        pub n: usize,
-        /// Element strides between batch entries (0 = shared operand).
-        pub stride_a: usize,
-        pub stride_b: usize,
-    }
-
-    fn split(shape: &[usize], trans: bool) -> Option<(usize, usize, usize)> {
-        let (b, r, c) = match shape {
-            [r, c] => (None, *r, *c),
-            [b, r, c] => (Some(*b), *r, *c),
-            _ => return None,
-        };
-        let (r, c) = if trans { (c, r) } else { (r, c) };
-        Some((b.unwrap_or(0), r, c))
-    }
-
-    pub fn matmul<S>(
-        a: &Tensor<S>,
-        b: &Tensor<S>,
-        trans_a: bool,
-        trans_b: bool,
-    ) -> OpResult<MatmulDims> {
-        a.expect_dtype("matmul", DType::F32)?;
-        b.expect_dtype("matmul", DType::F32)?;
-        let err = |detail: String| OpError::Shape {
-            op: "matmul",
-            detail,
-        };
-        let (ba, m, k) = split(a.shape(), trans_a)
-            .ok_or_else(|| err(format!("a must be 2-D or 3-D, got {:?}", a.shape())))?;
-        let (bb, k2, n) = split(b.shape(), trans_b)
-            .ok_or_else(|| err(format!("b must be 2-D or 3-D, got {:?}", b.shape())))?;
-        if k != k2 {
-            return Err(err(format!(
-                "inner sizes differ: a {:?} (trans {trans_a}) vs b {:?} (trans {trans_b})",
-                a.shape(),
-                b.shape()
-            )));
-        }
-        let batch = match (ba, bb) {
-            (0, 0) => 1,
-            (x, 0) | (0, x) => x,
-            (x, y) if x == y => x,
-            (x, y) => return Err(err(format!("batch sizes differ: {x} vs {y}"))),
-        };
-        Ok(MatmulDims {
-            batch,
-            m,
-            k,
-            n,
-            stride_a: if ba == 0 { 0 } else { m * k },
-            stride_b: if bb == 0 { 0 } else { k * n },
-        })
-    }
-
-    pub fn matmul_out_shape<S>(a: &Tensor<S>, b: &Tensor<S>, d: &MatmulDims) -> Vec<usize> {
-        if a.shape().len() == 3 || b.shape().len() == 3 {
-            vec![d.batch, d.m, d.n]
-        } else {
-            vec![d.m, d.n]
-        }
-    }
-
-    pub fn same_len<S>(op: &'static str, a: &Tensor<S>, b: &Tensor<S>) -> OpResult<()> {
-        if a.len() != b.len() {
-            return Err(OpError::Shape {
-                op,
-                detail: format!("{:?} vs {:?}", a.shape(), b.shape()),
-            });
-        }
-        Ok(())
-    }
-
-    pub fn broadcast<S>(op: &'static str, a: &Tensor<S>, b: &Tensor<S>) -> OpResult<()> {
-        a.expect_dtype(op, DType::F32)?;
-        b.expect_dtype(op, DType::F32)?;
-        if b.is_empty() && !a.is_empty() || (!b.is_empty() && a.len() % b.len() != 0) {
-            return Err(OpError::Shape {
-                op,
-                detail: format!(
-                    "right operand {:?} does not broadcast over {:?} (its size must divide the left's)",
-                    b.shape(),
-                    a.shape()
-                ),
-            });
-        }
-        Ok(())
-    }
-
-    pub fn shape_len(op: &'static str, shape: &[usize], len: usize) -> OpResult<()> {
-        let n: usize = shape.iter().product();
-        if n != len {
-            return Err(OpError::Shape {
-                op,
-                detail: format!("shape {shape:?} needs {n} elements, got {len}"),
-            });
-        }
-        Ok(())
-    }
-
-    pub fn gather<S>(table: &Tensor<S>, plan: &IndexPlan<S>) -> OpResult<()> {
-        table.expect_dtype("gather_rows", DType::F32)?;
-        if table.shape().len() != 2 || table.shape()[0] != plan.table_rows {
-            return Err(OpError::Shape {
-                op: "gather_rows",
-                detail: format!(
-                    "table {:?} vs plan built for {} rows",
-                    table.shape(),
-                    plan.table_rows
-                ),
-            });
-        }
-        Ok(())
-    }
-
-    pub fn scatter<S>(dst: &Tensor<S>, src: &Tensor<S>, plan: &IndexPlan<S>) -> OpResult<()> {
-        dst.expect_dtype("scatter_add_rows", DType::F32)?;
-        src.expect_dtype("scatter_add_rows", DType::F32)?;
-        let ok = dst.shape().len() == 2
-            && src.shape().len() == 2
-            && dst.shape()[0] == plan.table_rows
-            && src.shape()[0] == plan.len
-            && dst.shape()[1] == src.shape()[1];
-        if !ok {
-            return Err(OpError::Shape {
-                op: "scatter_add_rows",
-                detail: format!(
-                    "dst {:?}, src {:?}, plan {} positions into {} rows",
-                    dst.shape(),
-                    src.shape(),
-                    plan.len,
-                    plan.table_rows
-                ),
-            });
-        }
-        Ok(())
-    }
-
-    pub fn cross_entropy_tile<S>(
-        logits: &Tensor<S>,
-        lse: &Tensor<S>,
-        row_weight: &Tensor<S>,
-        t: &Targets<S>,
     ) -> OpResult<()> {
-        cross_entropy(logits, t)?;
-        for (name, v) in [("lse", lse), ("row_weight", row_weight)] {
-            v.expect_dtype("cross_entropy_tile", DType::F32)?;
-            if v.len() != t.rows {
-                return Err(OpError::Shape {
-                    op: "cross_entropy_tile",
-                    detail: format!("{name} has {} values for {} rows", v.len(), t.rows),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    pub fn cross_entropy<S>(logits: &Tensor<S>, t: &Targets<S>) -> OpResult<()> {
-        logits.expect_dtype("cross_entropy", DType::F32)?;
-        if logits.rows() != t.rows || logits.cols() != t.classes {
-            return Err(OpError::Shape {
-                op: "cross_entropy",
-                detail: format!(
-                    "logits {:?} vs targets for {} rows x {} classes",
-                    logits.shape(),
-                    t.rows,
-                    t.classes
-                ),
-            });
-        }
-        Ok(())
+        check::scatter(dst, src, plan)?;
+        self.scatter_add_rows_kernel(dst, src, plan)
     }
 }

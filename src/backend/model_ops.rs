@@ -3,7 +3,9 @@
 //! clamping, and top-k selection for ranking. Implemented by both backends; tested by the same
 //! op suite (`tests/ops/model.rs`).
 
-use super::{BTensor, Backend, OpResult};
+use super::check::{self, SeqDims};
+use super::{BTensor, Backend, OpResult, Tensor};
+use crate::error::OpError;
 
 /// Hyper-parameters of one Adam step (decoupled weight decay, AdamW).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -30,7 +32,155 @@ pub struct LstmCache<T> {
     pub gates: T,
 }
 
+/// A validated CSR block `[rows, ncols]` on the device: for row `r`, the columns
+/// `cols[row_ptr[r]..row_ptr[r+1]]` (with `vals[..]`, when it has values). Built only by
+/// [`ModelOps::csr`], which checks the contents on the host before the upload, so the kernels
+/// on either backend may index with it.
+#[derive(Clone, Debug)]
+pub struct Csr<S> {
+    row_ptr: Tensor<S>,
+    cols: Tensor<S>,
+    vals: Option<Tensor<S>>,
+    rows: usize,
+    ncols: usize,
+}
+
+impl<S> Csr<S> {
+    /// Row pointers, `[rows + 1]` u32.
+    pub fn row_ptr(&self) -> &Tensor<S> {
+        &self.row_ptr
+    }
+    /// Columns, `[nnz]` u32, each below `ncols`.
+    pub fn cols(&self) -> &Tensor<S> {
+        &self.cols
+    }
+    /// Values, `[nnz]` f32 and finite.
+    pub fn vals(&self) -> Option<&Tensor<S>> {
+        self.vals.as_ref()
+    }
+    /// The values, or `op`'s error for a block built without them.
+    pub fn expect_vals(&self, op: &'static str) -> OpResult<&Tensor<S>> {
+        self.vals.as_ref().ok_or_else(|| OpError::Invalid {
+            op,
+            detail: "the CSR block has no values".into(),
+        })
+    }
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    pub fn ncols(&self) -> usize {
+        self.ncols
+    }
+    /// Number of entries.
+    pub fn nnz(&self) -> usize {
+        self.cols.len()
+    }
+}
+
 pub trait ModelOps: Backend {
+    // ==== what a backend implements ==========================================================
+
+    /// Kernel of [`ModelOps::indrnn_forward`].
+    fn indrnn_forward_kernel(
+        &self,
+        pre: &BTensor<Self>,
+        u: &BTensor<Self>,
+        mask: &BTensor<Self>,
+        d: &SeqDims,
+    ) -> OpResult<BTensor<Self>>;
+
+    /// Kernel of [`ModelOps::indrnn_backward`].
+    fn indrnn_backward_kernel(
+        &self,
+        pre: &BTensor<Self>,
+        u: &BTensor<Self>,
+        mask: &BTensor<Self>,
+        h: &BTensor<Self>,
+        dh: &BTensor<Self>,
+        d: &SeqDims,
+    ) -> OpResult<(BTensor<Self>, BTensor<Self>)>;
+
+    /// Kernel of [`ModelOps::lstm_forward`].
+    fn lstm_forward_kernel(
+        &self,
+        xw: BTensor<Self>,
+        wh: &BTensor<Self>,
+        mask: &BTensor<Self>,
+        d: &SeqDims,
+    ) -> OpResult<LstmCache<BTensor<Self>>>;
+
+    /// Kernel of [`ModelOps::lstm_backward`].
+    fn lstm_backward_kernel(
+        &self,
+        cache: &LstmCache<BTensor<Self>>,
+        wh: &BTensor<Self>,
+        mask: &BTensor<Self>,
+        dh: &BTensor<Self>,
+        d: &SeqDims,
+    ) -> OpResult<BTensor<Self>>;
+
+    /// Kernel of [`ModelOps::time_mask_mul`].
+    fn time_mask_mul_kernel(
+        &self,
+        x: &BTensor<Self>,
+        mask: &BTensor<Self>,
+        d: &SeqDims,
+    ) -> OpResult<BTensor<Self>>;
+
+    /// Kernel of [`ModelOps::tanh_backward`].
+    fn tanh_backward_kernel(
+        &self,
+        y: &BTensor<Self>,
+        dy: &BTensor<Self>,
+    ) -> OpResult<BTensor<Self>>;
+
+    /// Kernel of [`ModelOps::clamp`].
+    fn clamp_kernel(&self, x: &mut BTensor<Self>, lo: f32, hi: f32) -> OpResult<()>;
+
+    /// Kernel of [`ModelOps::sum_squares_into`].
+    fn sum_squares_into_kernel(&self, acc: &mut BTensor<Self>, x: &BTensor<Self>) -> OpResult<()>;
+
+    /// Kernel of [`ModelOps::clip_scale`].
+    fn clip_scale_kernel(&self, sumsq: &BTensor<Self>, max_norm: f32) -> OpResult<BTensor<Self>>;
+
+    /// Kernel of [`ModelOps::adam_step`].
+    fn adam_step_kernel(
+        &self,
+        p: &mut BTensor<Self>,
+        g: &BTensor<Self>,
+        m: &mut BTensor<Self>,
+        v: &mut BTensor<Self>,
+        scale: &BTensor<Self>,
+        step: &AdamStep,
+    ) -> OpResult<()>;
+
+    /// Kernel of [`ModelOps::mask_entries`].
+    fn mask_entries_kernel(&self, x: &mut BTensor<Self>, csr: &Csr<Self::Storage>) -> OpResult<()>;
+
+    /// Kernel of [`ModelOps::csr_axpy`] (`csr` has values).
+    fn csr_axpy_kernel(
+        &self,
+        x: &mut BTensor<Self>,
+        csr: &Csr<Self::Storage>,
+        alpha: &BTensor<Self>,
+    ) -> OpResult<()>;
+
+    /// Kernel of [`ModelOps::csr_row_dot`] (`csr` has values).
+    fn csr_row_dot_kernel(
+        &self,
+        g: &BTensor<Self>,
+        csr: &Csr<Self::Storage>,
+    ) -> OpResult<BTensor<Self>>;
+
+    /// Kernel of [`ModelOps::topk_rows`] (`k` in `1..=MAX_TOPK`).
+    fn topk_rows_kernel(
+        &self,
+        x: &BTensor<Self>,
+        k: usize,
+    ) -> OpResult<(BTensor<Self>, BTensor<Self>)>;
+
+    // ==== the op API: contract, then kernel ==================================================
+
     /// IndRNN recurrence over a batch of sequences: for each `(b, j)`,
     /// `h[b,t,j] = relu(pre[b,t,j] + u[j] · h[b,t-1,j])` where `mask[b,t] > 0`, else `h[b,t-1,j]`;
     /// `h[b,-1,j] = 0`. `pre` `[B, L, H]` (input projection + bias), `u` `[H]`, `mask` `[B, L]`.
@@ -39,7 +189,10 @@ pub trait ModelOps: Backend {
         pre: &BTensor<Self>,
         u: &BTensor<Self>,
         mask: &BTensor<Self>,
-    ) -> OpResult<BTensor<Self>>;
+    ) -> OpResult<BTensor<Self>> {
+        let d = check::indrnn_forward(pre, u, mask)?;
+        self.indrnn_forward_kernel(pre, u, mask, &d)
+    }
 
     /// Backward of [`ModelOps::indrnn_forward`] given its output `h` and the gradient `dh`
     /// (`[B, L, H]`): returns `(∂pre [B, L, H], ∂u [H])`. ∂u is reduced over batch and time
@@ -51,7 +204,10 @@ pub trait ModelOps: Backend {
         mask: &BTensor<Self>,
         h: &BTensor<Self>,
         dh: &BTensor<Self>,
-    ) -> OpResult<(BTensor<Self>, BTensor<Self>)>;
+    ) -> OpResult<(BTensor<Self>, BTensor<Self>)> {
+        let d = check::indrnn_backward(pre, u, mask, h, dh)?;
+        self.indrnn_backward_kernel(pre, u, mask, h, dh, &d)
+    }
 
     /// LSTM layer. `xw` `[B, L, 4H]` holds `x_t W_x + b` for every step (gate blocks i, f, g, o),
     /// `wh` `[H, 4H]`, `mask` `[B, L]` (masked steps carry `h` and `c` unchanged). `xw` is taken:
@@ -61,7 +217,10 @@ pub trait ModelOps: Backend {
         xw: BTensor<Self>,
         wh: &BTensor<Self>,
         mask: &BTensor<Self>,
-    ) -> OpResult<LstmCache<BTensor<Self>>>;
+    ) -> OpResult<LstmCache<BTensor<Self>>> {
+        let d = check::lstm_forward(&xw, wh, mask)?;
+        self.lstm_forward_kernel(xw, wh, mask, &d)
+    }
 
     /// Backward of [`ModelOps::lstm_forward`]: returns ∂(pre-activation gates) `[B, L, 4H]`, from
     /// which the caller forms ∂W_x, ∂b, ∂x (matmuls) and ∂W_h = h_prevᵀ · ∂gates.
@@ -71,23 +230,41 @@ pub trait ModelOps: Backend {
         wh: &BTensor<Self>,
         mask: &BTensor<Self>,
         dh: &BTensor<Self>,
-    ) -> OpResult<BTensor<Self>>;
+    ) -> OpResult<BTensor<Self>> {
+        let d = check::lstm_backward(cache, wh, mask, dh)?;
+        self.lstm_backward_kernel(cache, wh, mask, dh, &d)
+    }
 
     /// `x[b, t, j] · mask[b, j]`: a dropout mask shared over time. `x` `[B, L, H]`, `mask` `[B, H]`.
-    fn time_mask_mul(&self, x: &BTensor<Self>, mask: &BTensor<Self>) -> OpResult<BTensor<Self>>;
+    fn time_mask_mul(&self, x: &BTensor<Self>, mask: &BTensor<Self>) -> OpResult<BTensor<Self>> {
+        let d = check::time_mask_mul(x, mask)?;
+        self.time_mask_mul_kernel(x, mask, &d)
+    }
 
     /// `dy · (1 − y²)`: backward of tanh given its output.
-    fn tanh_backward(&self, y: &BTensor<Self>, dy: &BTensor<Self>) -> OpResult<BTensor<Self>>;
+    fn tanh_backward(&self, y: &BTensor<Self>, dy: &BTensor<Self>) -> OpResult<BTensor<Self>> {
+        check::same_len_f32("tanh_backward", y, dy)?;
+        self.tanh_backward_kernel(y, dy)
+    }
 
     /// Clamps every element into `[lo, hi]` in place.
-    fn clamp(&self, x: &mut BTensor<Self>, lo: f32, hi: f32) -> OpResult<()>;
+    fn clamp(&self, x: &mut BTensor<Self>, lo: f32, hi: f32) -> OpResult<()> {
+        x.expect_dtype("clamp", super::DType::F32)?;
+        self.clamp_kernel(x, lo, hi)
+    }
 
     /// `acc[0] += Σ x²` (for the global gradient norm); `acc` is `[1]`.
-    fn sum_squares_into(&self, acc: &mut BTensor<Self>, x: &BTensor<Self>) -> OpResult<()>;
+    fn sum_squares_into(&self, acc: &mut BTensor<Self>, x: &BTensor<Self>) -> OpResult<()> {
+        check::sum_squares_into(acc, x)?;
+        self.sum_squares_into_kernel(acc, x)
+    }
 
     /// `min(1, max_norm / (sqrt(sumsq[0]) + 1e-6))` as a `[1]` tensor, computed on the device so the
     /// clipping needs no read-back; a NaN/Inf norm gives NaN (detected by the caller on the loss).
-    fn clip_scale(&self, sumsq: &BTensor<Self>, max_norm: f32) -> OpResult<BTensor<Self>>;
+    fn clip_scale(&self, sumsq: &BTensor<Self>, max_norm: f32) -> OpResult<BTensor<Self>> {
+        check::clip_scale(sumsq)?;
+        self.clip_scale_kernel(sumsq, max_norm)
+    }
 
     /// One AdamW step in place: `g' = g · scale[0]`; `m = β1 m + (1−β1) g'`; `v = β2 v + (1−β2) g'²`;
     /// `p −= lr (m̂ / (sqrt(v̂) + ε) + wd · p)`.
@@ -99,43 +276,66 @@ pub trait ModelOps: Backend {
         v: &mut BTensor<Self>,
         scale: &BTensor<Self>,
         step: &AdamStep,
-    ) -> OpResult<()>;
+    ) -> OpResult<()> {
+        check::adam_step(p, g, m, v, scale)?;
+        self.adam_step_kernel(p, g, m, v, scale, step)
+    }
 
-    /// Sets `x[r, cols[j]] = -inf` for `j` in `row_ptr[r]..row_ptr[r+1]` (exclude known items
-    /// from a ranking). `row_ptr` `[R+1]` and `cols` are u32 tensors.
-    fn mask_entries(
+    /// Checks a CSR block `[rows, ncols]` on the host (`row_ptr` `[rows + 1]` starts at 0, does
+    /// not decrease and ends at the number of entries; columns below `ncols`; one finite value
+    /// per entry, when given) and uploads it.
+    fn csr(
         &self,
-        x: &mut BTensor<Self>,
-        row_ptr: &BTensor<Self>,
-        cols: &BTensor<Self>,
-    ) -> OpResult<()>;
+        rows: usize,
+        ncols: usize,
+        row_ptr: &[u32],
+        cols: &[u32],
+        vals: Option<&[f32]>,
+    ) -> OpResult<Csr<Self::Storage>> {
+        check::csr(rows, ncols, row_ptr, cols, vals)?;
+        Ok(Csr {
+            row_ptr: self.upload_u32(row_ptr, &[rows + 1])?,
+            cols: self.upload_u32(cols, &[cols.len()])?,
+            vals: vals.map(|v| self.upload_f32(v, &[v.len()])).transpose()?,
+            rows,
+            ncols,
+        })
+    }
 
-    /// `x[r, cols[j]] += alpha[0] · vals[j]` for `j` in `row_ptr[r]..row_ptr[r+1]`: adds a sparse
-    /// CSR block (columns unique within a row) scaled by a `[1]` device scalar, e.g. the
-    /// item-neighbourhood scores of a catalogue tile times their learned weight.
+    /// Sets `x[r, c] = -inf` for the entries `(r, c)` of `csr` (exclude known items from a
+    /// ranking); the block's rows are `x`'s rows and its columns within `x`'s.
+    fn mask_entries(&self, x: &mut BTensor<Self>, csr: &Csr<Self::Storage>) -> OpResult<()> {
+        check::mask_entries(x, csr)?;
+        self.mask_entries_kernel(x, csr)
+    }
+
+    /// `x[r, c] += alpha[0] · v` for the entries `(r, c, v)` of `csr` (columns unique within a
+    /// row), scaled by a `[1]` device scalar: e.g. the item-neighbourhood scores of a catalogue
+    /// tile times their learned weight.
     fn csr_axpy(
         &self,
         x: &mut BTensor<Self>,
-        row_ptr: &BTensor<Self>,
-        cols: &BTensor<Self>,
-        vals: &BTensor<Self>,
+        csr: &Csr<Self::Storage>,
         alpha: &BTensor<Self>,
-    ) -> OpResult<()>;
+    ) -> OpResult<()> {
+        check::csr_axpy(x, csr, alpha)?;
+        self.csr_axpy_kernel(x, csr, alpha)
+    }
 
-    /// `out[r] = Σ_j g[r, cols[j]] · vals[j]` over row `r`'s CSR entries: `[R]` (the gradient of
+    /// `out[r] = Σ g[r, c] · v` over row `r`'s entries `(c, v)` of `csr`: `[R]` (the gradient of
     /// [`ModelOps::csr_axpy`]'s scalar, per row).
-    fn csr_row_dot(
-        &self,
-        g: &BTensor<Self>,
-        row_ptr: &BTensor<Self>,
-        cols: &BTensor<Self>,
-        vals: &BTensor<Self>,
-    ) -> OpResult<BTensor<Self>>;
+    fn csr_row_dot(&self, g: &BTensor<Self>, csr: &Csr<Self::Storage>) -> OpResult<BTensor<Self>> {
+        check::csr_row_dot(g, csr)?;
+        self.csr_row_dot_kernel(g, csr)
+    }
 
     /// The `k` largest entries of every row, in descending order, ties broken by the lower
     /// column; rows with fewer than `k` finite entries are padded with `-inf` and index
     /// `u32::MAX`. Returns `(values [R, k] f32, indices [R, k] u32)`. `k` ≤ 32.
-    fn topk_rows(&self, x: &BTensor<Self>, k: usize) -> OpResult<(BTensor<Self>, BTensor<Self>)>;
+    fn topk_rows(&self, x: &BTensor<Self>, k: usize) -> OpResult<(BTensor<Self>, BTensor<Self>)> {
+        check::topk_rows(x, k)?;
+        self.topk_rows_kernel(x, k)
+    }
 }
 
 /// The largest `k` the top-k kernels support (private arrays in the shader).

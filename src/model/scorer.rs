@@ -15,7 +15,7 @@ use rand::Rng;
 
 use super::layers::view;
 use super::params::{PId, Params};
-use crate::backend::model_ops::ModelOps;
+use crate::backend::model_ops::{Csr, ModelOps};
 use crate::backend::{BTensor, BinaryOp, OpResult, ReduceOp};
 
 /// Largest logits block (all users of a batch × the catalogue) kept between the two sweeps of
@@ -44,9 +44,7 @@ pub struct Scorer<B: ModelOps> {
 
 /// The neighbourhood scores of a batch in one tile: CSR `[rows, tile]`.
 pub struct NeighbourBlock<B: ModelOps> {
-    row_ptr: BTensor<B>,
-    cols: BTensor<B>,
-    vals: BTensor<B>,
+    csr: Csr<B::Storage>,
 }
 
 /// One optional block per tile (`None`: no entries there, or no neighbourhood term).
@@ -158,11 +156,8 @@ impl<B: ModelOps> Scorer<B> {
             if cols.is_empty() {
                 continue;
             }
-            let n = cols.len();
             out[t] = Some(NeighbourBlock {
-                row_ptr: b.upload_u32(&rp, &[rows + 1])?,
-                cols: b.upload_u32(&cols, &[n])?,
-                vals: b.upload_f32(&vals, &[n])?,
+                csr: b.csr(rows, self.tiles[t].1, &rp, &cols, Some(&vals))?,
             });
         }
         Ok(out)
@@ -198,7 +193,7 @@ impl<B: ModelOps> Scorer<B> {
     ) -> OpResult<BTensor<B>> {
         let mut z = b.matmul_bias(u, q, false, true, p.get(self.bias[i]))?;
         if let (Some(n), Some(g)) = (nb.get(i).and_then(Option::as_ref), self.gamma) {
-            b.csr_axpy(&mut z, &n.row_ptr, &n.cols, &n.vals, p.get(g))?;
+            b.csr_axpy(&mut z, &n.csr, p.get(g))?;
         }
         Ok(z)
     }
@@ -276,7 +271,7 @@ impl<B: ModelOps> Scorer<B> {
             };
             drop(z);
             if let Some(n) = nb.get(i).and_then(Option::as_ref) {
-                let d = b.csr_row_dot(&g, &n.row_ptr, &n.cols, &n.vals)?;
+                let d = b.csr_row_dot(&g, &n.csr)?;
                 match &mut dgamma {
                     None => dgamma = Some(d),
                     Some(acc) => b.axpy(acc, &d, 1.0)?,
@@ -350,12 +345,7 @@ impl<B: ModelOps> Scorer<B> {
                 row_ptr[r + 1] = cols.len() as u32;
             }
             if !cols.is_empty() {
-                let n = cols.len();
-                b.mask_entries(
-                    &mut z,
-                    &b.upload_u32(&row_ptr, &[rows + 1])?,
-                    &b.upload_u32(&cols, &[n])?,
-                )?;
+                b.mask_entries(&mut z, &b.csr(rows, len, &row_ptr, &cols, None)?)?;
             }
             let kk = k.min(len).max(1);
             pending.push((start, kk, b.topk_rows(&z, kk)?));

@@ -55,6 +55,8 @@ backend_tests! {
     model::topk_and_masking => model_topk_and_masking,
     model::cross_entropy_tiles => model_cross_entropy_tiles,
     model::csr_axpy_and_row_dot => model_csr_axpy_and_row_dot,
+    model::csr_contract => model_csr_contract,
+    model::topk_contract => model_topk_contract,
     runtime::pooled_buffers_are_reused_cleanly => runtime_pooled_buffers_are_reused_cleanly,
     runtime::round_trip_and_write => runtime_round_trip_and_write,
 }

@@ -1,6 +1,7 @@
 //! Model ops (IndRNN, LSTM, optimizer, top-k) against f64 oracles and finite differences.
 
-use ainrnn::backend::model_ops::{AdamStep, ModelOps};
+use ainrnn::backend::model_ops::{AdamStep, ModelOps, MAX_TOPK};
+use ainrnn::error::OpError;
 use rand::Rng;
 
 use crate::common::*;
@@ -482,9 +483,8 @@ pub fn topk_and_masking<B: ModelOps>(be: &B) {
     let mut x = be
         .upload_f32(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])
         .unwrap();
-    let rp = be.upload_u32(&[0, 2, 3], &[3]).unwrap();
-    let cs = be.upload_u32(&[0, 2, 1], &[3]).unwrap();
-    be.mask_entries(&mut x, &rp, &cs).unwrap();
+    let csr = be.csr(2, 3, &[0, 2, 3], &[0, 2, 1], None).unwrap();
+    be.mask_entries(&mut x, &csr).unwrap();
     let ninf = f32::NEG_INFINITY;
     assert_eq!(
         be.to_f32(&x).unwrap(),
@@ -602,19 +602,18 @@ pub fn csr_axpy_and_row_dot<B: ModelOps>(be: &B) {
     let mut x = be
         .upload_f32(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])
         .unwrap();
-    let rp = be.upload_u32(&[0, 2, 3], &[3]).unwrap();
-    let cs = be.upload_u32(&[0, 2, 1], &[3]).unwrap();
-    let vs = be.upload_f32(&[0.5, -1.0, 2.0], &[3]).unwrap();
+    let csr = be
+        .csr(2, 3, &[0, 2, 3], &[0, 2, 1], Some(&[0.5, -1.0, 2.0]))
+        .unwrap();
     let alpha = be.upload_f32(&[2.0], &[1]).unwrap();
-    be.csr_axpy(&mut x, &rp, &cs, &vs, &alpha).unwrap();
+    be.csr_axpy(&mut x, &csr, &alpha).unwrap();
     assert_eq!(be.to_f32(&x).unwrap(), vec![2.0, 2.0, 1.0, 4.0, 9.0, 6.0]);
-    let d = be.csr_row_dot(&x, &rp, &cs, &vs).unwrap();
+    let d = be.csr_row_dot(&x, &csr).unwrap();
     // Row 0: 2·0.5 + 1·(−1); row 1: 9·2.
     assert_eq!(be.to_f32(&d).unwrap(), vec![0.0, 18.0]);
-    // Bad CSR: values and columns disagree; a column out of range (checked on the CPU).
-    let short = be.upload_f32(&[0.5, 1.0], &[2]).unwrap();
-    assert!(be.csr_axpy(&mut x, &rp, &cs, &short, &alpha).is_err());
-    assert!(be.csr_row_dot(&x, &rp, &cs, &short).is_err());
+    // Bad CSR: values and columns disagree.
+    let short: &[f32] = &[0.5, 1.0];
+    assert!(be.csr(2, 3, &[0, 2, 3], &[0, 2, 1], Some(short)).is_err());
 
     let mut r = rng(260);
     for (rows, cols) in [(1, 1), (3, 17), (300, 41)] {
@@ -641,11 +640,7 @@ pub fn csr_axpy_and_row_dot<B: ModelOps>(be: &B) {
             }
         }
         let a = 0.75f32;
-        let (rp, cs, vs) = (
-            be.upload_u32(&rpv, &[rows + 1]).unwrap(),
-            be.upload_u32(&cv, &[cv.len()]).unwrap(),
-            be.upload_f32(&vv, &[vv.len()]).unwrap(),
-        );
+        let csr = be.csr(rows, cols, &rpv, &cv, Some(&vv)).unwrap();
         let mut want = to_f64(&x0);
         let mut dots = vec![0.0f64; rows];
         for row in 0..rows {
@@ -655,7 +650,7 @@ pub fn csr_axpy_and_row_dot<B: ModelOps>(be: &B) {
             }
         }
         let mut x = be.upload_f32(&x0, &[rows, cols]).unwrap();
-        be.csr_axpy(&mut x, &rp, &cs, &vs, &be.upload_f32(&[a], &[1]).unwrap())
+        be.csr_axpy(&mut x, &csr, &be.upload_f32(&[a], &[1]).unwrap())
             .unwrap();
         let tol = Tol {
             rel: 1e-6,
@@ -670,8 +665,7 @@ pub fn csr_axpy_and_row_dot<B: ModelOps>(be: &B) {
         let g = be.upload_f32(&x0, &[rows, cols]).unwrap();
         assert_close(
             &format!("csr_row_dot {rows}x{cols}"),
-            &be.to_f32(&be.csr_row_dot(&g, &rp, &cs, &vs).unwrap())
-                .unwrap(),
+            &be.to_f32(&be.csr_row_dot(&g, &csr).unwrap()).unwrap(),
             &dots,
             Tol {
                 rel: 1e-5,
@@ -683,14 +677,8 @@ pub fn csr_axpy_and_row_dot<B: ModelOps>(be: &B) {
         let w = uniform(&mut r, rows * cols, -1.0, 1.0);
         let f = |alpha: f32| -> f64 {
             let mut x = be.upload_f32(&x0, &[rows, cols]).unwrap();
-            be.csr_axpy(
-                &mut x,
-                &rp,
-                &cs,
-                &vs,
-                &be.upload_f32(&[alpha], &[1]).unwrap(),
-            )
-            .unwrap();
+            be.csr_axpy(&mut x, &csr, &be.upload_f32(&[alpha], &[1]).unwrap())
+                .unwrap();
             be.to_f32(&x)
                 .unwrap()
                 .iter()
@@ -702,7 +690,7 @@ pub fn csr_axpy_and_row_dot<B: ModelOps>(be: &B) {
         let fd = (f(a + h) - f(a - h)) / (2.0 * h as f64);
         let wt = be.upload_f32(&w, &[rows, cols]).unwrap();
         let an: f64 = be
-            .to_f32(&be.csr_row_dot(&wt, &rp, &cs, &vs).unwrap())
+            .to_f32(&be.csr_row_dot(&wt, &csr).unwrap())
             .unwrap()
             .iter()
             .map(|&v| v as f64)
@@ -712,4 +700,100 @@ pub fn csr_axpy_and_row_dot<B: ModelOps>(be: &B) {
             "csr gradient {rows}x{cols}: analytic {an}, finite difference {fd}"
         );
     }
+}
+
+/// The op an error names.
+fn op_of(e: &OpError) -> &'static str {
+    match e {
+        OpError::Shape { op, .. }
+        | OpError::DType { op, .. }
+        | OpError::Index { op, .. }
+        | OpError::Invalid { op, .. } => op,
+        OpError::Gpu(g) => panic!("expected an op's contract error, got {g}"),
+    }
+}
+
+/// A bad CSR block is refused when it is built (the same host check on both backends, so no
+/// kernel ever indexes with it), with an error naming the op.
+pub fn csr_contract<B: ModelOps>(be: &B) {
+    let vals: &[f32] = &[0.5, -1.0, 2.0];
+    // (what, row_ptr, cols, vals)
+    type Case<'a> = (&'a str, &'a [u32], &'a [u32], &'a [f32]);
+    let bad: [Case; 6] = [
+        ("decreasing row_ptr", &[0, 4, 3], &[0, 2, 1], vals),
+        ("row_ptr not ending at nnz", &[0, 2, 2], &[0, 2, 1], vals),
+        ("row_ptr not starting at 0", &[1, 2, 3], &[0, 2, 1], vals),
+        ("column out of range", &[0, 2, 3], &[0, 3, 1], vals),
+        ("NaN value", &[0, 2, 3], &[0, 2, 1], &[0.5, f32::NAN, 2.0]),
+        (
+            "infinite value",
+            &[0, 2, 3],
+            &[0, 2, 1],
+            &[0.5, 1.0, f32::INFINITY],
+        ),
+    ];
+    for (what, rp, cs, vs) in bad {
+        let e = be
+            .csr(2, 3, rp, cs, Some(vs))
+            .expect_err(&format!("{what} must be refused"));
+        assert_eq!(op_of(&e), "csr", "{what}: {e}");
+        if what != "NaN value" && what != "infinite value" {
+            let e = be
+                .csr(2, 3, rp, cs, None)
+                .expect_err(&format!("{what} (no values) must be refused"));
+            assert_eq!(op_of(&e), "csr", "{what}: {e}");
+        }
+    }
+    // row_ptr of the wrong length; values and columns disagree.
+    assert_eq!(
+        op_of(&be.csr(2, 3, &[0, 3], &[0, 2, 1], None).unwrap_err()),
+        "csr"
+    );
+    assert_eq!(
+        op_of(
+            &be.csr(2, 3, &[0, 2, 3], &[0, 2, 1], Some(&[1.0]))
+                .unwrap_err()
+        ),
+        "csr"
+    );
+    // A valid block that does not fit the dense tensor, or has no values where they are needed.
+    let ok = be.csr(2, 3, &[0, 2, 3], &[0, 2, 1], Some(vals)).unwrap();
+    let bare = be.csr(2, 3, &[0, 2, 3], &[0, 2, 1], None).unwrap();
+    let alpha = be.upload_f32(&[1.0], &[1]).unwrap();
+    let mut wide = be.zeros(&[2, 2]).unwrap();
+    let e = be.csr_axpy(&mut wide, &ok, &alpha).unwrap_err();
+    assert_eq!(op_of(&e), "csr_axpy", "{e}");
+    let tall = be.zeros(&[3, 3]).unwrap();
+    assert_eq!(
+        op_of(&be.csr_row_dot(&tall, &ok).unwrap_err()),
+        "csr_row_dot"
+    );
+    let mut narrow = be.zeros(&[2, 2]).unwrap();
+    assert_eq!(
+        op_of(&be.mask_entries(&mut narrow, &ok).unwrap_err()),
+        "mask_entries"
+    );
+    let mut x = be.zeros(&[2, 3]).unwrap();
+    assert_eq!(
+        op_of(&be.csr_axpy(&mut x, &bare, &alpha).unwrap_err()),
+        "csr_axpy"
+    );
+    assert_eq!(
+        op_of(&be.csr_row_dot(&x, &bare).unwrap_err()),
+        "csr_row_dot"
+    );
+    // Nothing above touched x.
+    assert_eq!(be.to_f32(&x).unwrap(), vec![0.0; 6]);
+}
+
+/// `topk_rows` refuses k = 0 and k > MAX_TOPK on both backends, naming the op.
+pub fn topk_contract<B: ModelOps>(be: &B) {
+    let x = be.zeros(&[2, 40]).unwrap();
+    for k in [0, MAX_TOPK + 1, 64] {
+        let e = be
+            .topk_rows(&x, k)
+            .expect_err(&format!("k = {k} must be refused"));
+        assert_eq!(op_of(&e), "topk_rows", "k = {k}: {e}");
+    }
+    assert!(be.topk_rows(&x, MAX_TOPK).is_ok());
 }

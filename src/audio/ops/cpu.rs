@@ -15,7 +15,8 @@ use crate::audio::hfc::{hfc, hfc_tile};
 use crate::audio::hpcp::{HpcpFast, HpcpScratch};
 use crate::audio::mel::{MelBank, TILE};
 use crate::audio::mfcc::{delta_coeffs, delta_row, power_to_db, power_to_db_into};
-use crate::audio::ops::{check, AudioOps, AudioPlan, Spectral};
+use crate::audio::ops::check::{self, ClipDims, FftDims, MfccDims, PcmDims};
+use crate::audio::ops::{AudioOps, AudioPlan, Spectral};
 use crate::audio::stft::{CpuStft, StftScratch};
 use crate::audio::{n_frames, HPCP_SIZE, N_BINS, N_MELS};
 #[cfg(target_arch = "x86_64")]
@@ -28,16 +29,6 @@ use crate::error::OpError;
 fn stft_plan() -> &'static CpuStft {
     static PLAN: OnceLock<CpuStft> = OnceLock::new();
     PLAN.get_or_init(CpuStft::new)
-}
-
-fn pcm_shape(pcm: &CpuTensor) -> OpResult<(usize, usize)> {
-    match *pcm.shape() {
-        [c, n] => Ok((c, n)),
-        _ => Err(OpError::Shape {
-            op: "stft_power",
-            detail: format!("pcm must be [clips, samples], got {:?}", pcm.shape()),
-        }),
-    }
 }
 
 /// Per-thread buffers of the tiled pass.
@@ -225,17 +216,17 @@ fn spectral_pass(
 }
 
 impl AudioOps for CpuBackend {
-    fn spectral(
+    fn spectral_kernel(
         &self,
         plan: &AudioPlan<Self>,
         pcm: &CpuTensor,
         valid: &CpuTensor,
         frames: usize,
         hfc_hpcp: bool,
+        d: &PcmDims,
     ) -> OpResult<Spectral<Self>> {
         let x = f32s("spectral", pcm)?;
-        let (clips, len) = pcm_shape(pcm)?;
-        check::valid("spectral", valid, clips)?;
+        let (clips, len) = (d.clips(), d.samples());
         let v = u32s("spectral", valid)?;
         let rows: Vec<&[f32]> = if len == 0 {
             vec![&[]; clips]
@@ -245,7 +236,7 @@ impl AudioOps for CpuBackend {
         spectral_pass(plan, rows, v, frames, hfc_hpcp)
     }
 
-    fn spectral_of_clips(
+    fn spectral_of_clips_kernel(
         &self,
         plan: &AudioPlan<Self>,
         clips: &[&[f32]],
@@ -256,23 +247,15 @@ impl AudioOps for CpuBackend {
         spectral_pass(plan, clips.to_vec(), &valid, n_frames(len), hfc_hpcp)
     }
 
-    fn mfcc(
+    fn mfcc_kernel(
         &self,
         plan: &AudioPlan<Self>,
         mel: &CpuTensor,
         amin: f32,
         top_db: f32,
+        d: &MfccDims,
     ) -> OpResult<CpuTensor> {
-        let [clips, rows, frames] = check::clips_rows_cols("mfcc", mel)?;
-        let n_out = match *plan.dct.shape() {
-            [o, i] if i == rows => o,
-            _ => {
-                return Err(OpError::Shape {
-                    op: "mfcc",
-                    detail: format!("DCT {:?} does not fit {rows} mel bands", plan.dct.shape()),
-                })
-            }
-        };
+        let ([clips, rows, frames], n_out) = (d.mel(), d.n_out());
         let (x, dct) = (f32s("mfcc", mel)?, f32s("mfcc", &plan.dct)?);
         let mut out = vec![0f32; clips * n_out * frames];
         if rows * frames > 0 {
@@ -290,12 +273,11 @@ impl AudioOps for CpuBackend {
         Ok(tensor(vec![clips, n_out, frames], out))
     }
 
-    fn upload_f32_vec(&self, data: Vec<f32>, shape: &[usize]) -> OpResult<CpuTensor> {
-        crate::backend::check::shape_len("upload_f32", shape, data.len())?;
+    fn upload_f32_vec_kernel(&self, data: Vec<f32>, shape: &[usize]) -> OpResult<CpuTensor> {
         Ok(tensor(shape.to_vec(), data))
     }
 
-    fn read_packed(&self, parts: &[&CpuTensor]) -> OpResult<Vec<f32>> {
+    fn read_packed_kernel(&self, parts: &[&CpuTensor]) -> OpResult<Vec<f32>> {
         let mut out = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
         for p in parts {
             out.extend_from_slice(f32s("read_packed", p)?);
@@ -303,24 +285,29 @@ impl AudioOps for CpuBackend {
         Ok(out)
     }
 
-    fn stft_power(
+    fn stft_power_kernel(
         &self,
         _plan: &AudioPlan<Self>,
         pcm: &CpuTensor,
         valid: &CpuTensor,
         frames: usize,
+        d: &PcmDims,
     ) -> OpResult<CpuTensor> {
         let x = f32s("stft_power", pcm)?;
-        let (clips, _) = pcm_shape(pcm)?;
-        check::valid("stft_power", valid, clips)?;
+        let clips = d.clips();
         let v = u32s("stft_power", valid)?;
         let mut out = vec![0f32; clips * frames * N_BINS];
         stft_plan().power(x, clips, frames, v, &mut out);
         Ok(tensor(vec![clips, frames, N_BINS], out))
     }
 
-    fn mel_spectrogram(&self, plan: &AudioPlan<Self>, power: &CpuTensor) -> OpResult<CpuTensor> {
-        let [clips, frames, _] = check::power("mel_spectrogram", power)?;
+    fn mel_spectrogram_kernel(
+        &self,
+        plan: &AudioPlan<Self>,
+        power: &CpuTensor,
+        d: &ClipDims,
+    ) -> OpResult<CpuTensor> {
+        let [clips, frames, _] = d.dims();
         let p = f32s("mel_spectrogram", power)?;
         let bank = &plan.mel_bank;
         let mut out = vec![0f32; clips * N_MELS * frames];
@@ -338,8 +325,13 @@ impl AudioOps for CpuBackend {
         Ok(tensor(vec![clips, N_MELS, frames], out))
     }
 
-    fn hfc(&self, plan: &AudioPlan<Self>, power: &CpuTensor) -> OpResult<CpuTensor> {
-        let [clips, frames, _] = check::power("hfc", power)?;
+    fn hfc_kernel(
+        &self,
+        plan: &AudioPlan<Self>,
+        power: &CpuTensor,
+        d: &ClipDims,
+    ) -> OpResult<CpuTensor> {
+        let [clips, frames, _] = d.dims();
         let p = f32s("hfc", power)?;
         let freqs = f32s("hfc", &plan.freqs)?;
         let mut out = vec![0f32; clips * frames];
@@ -353,8 +345,14 @@ impl AudioOps for CpuBackend {
         Ok(tensor(vec![clips, 1, frames], out))
     }
 
-    fn power_to_db(&self, x: &CpuTensor, amin: f32, top_db: f32) -> OpResult<CpuTensor> {
-        let [clips, rows, cols] = check::clips_rows_cols("power_to_db", x)?;
+    fn power_to_db_kernel(
+        &self,
+        x: &CpuTensor,
+        amin: f32,
+        top_db: f32,
+        d: &ClipDims,
+    ) -> OpResult<CpuTensor> {
+        let [clips, rows, cols] = d.dims();
         let mut out = f32s("power_to_db", x)?.to_vec();
         if rows * cols > 0 {
             out.par_chunks_mut(rows * cols)
@@ -363,17 +361,18 @@ impl AudioOps for CpuBackend {
         Ok(tensor(vec![clips, rows, cols], out))
     }
 
-    fn delta(
+    fn delta_kernel(
         &self,
         x: &CpuTensor,
         valid: &CpuTensor,
         width: usize,
         order: u32,
+        d: &ClipDims,
     ) -> OpResult<CpuTensor> {
-        let [clips, rows, frames] = check::clips_rows_cols("delta", x)?;
-        check::valid("delta", valid, clips)?;
+        let [clips, rows, frames] = d.dims();
         let v = u32s("delta", valid)?;
-        check::delta(width, order, v)?;
+        // The frame counts are readable here: a clip shorter than the width is an error.
+        check::delta_frames(width, v)?;
         let c = delta_coeffs(width, order);
         let xs = f32s("delta", x)?;
         let mut out = vec![0f32; xs.len()];
@@ -386,14 +385,14 @@ impl AudioOps for CpuBackend {
         Ok(tensor(vec![clips, rows, frames], out))
     }
 
-    fn hpcp(
+    fn hpcp_kernel(
         &self,
         plan: &AudioPlan<Self>,
         power: &CpuTensor,
         valid: &CpuTensor,
+        d: &ClipDims,
     ) -> OpResult<CpuTensor> {
-        let [clips, frames, _] = check::power("hpcp", power)?;
-        check::valid("hpcp", valid, clips)?;
+        let [clips, frames, _] = d.dims();
         let v = u32s("hpcp", valid)?;
         let p = f32s("hpcp", power)?;
         let hp = &plan.hpcp_fast;
@@ -419,7 +418,7 @@ impl AudioOps for CpuBackend {
         Ok(tensor(vec![clips, HPCP_SIZE, frames], out))
     }
 
-    fn concat(&self, parts: &[&CpuTensor]) -> OpResult<CpuTensor> {
+    fn concat_kernel(&self, parts: &[&CpuTensor]) -> OpResult<CpuTensor> {
         let mut out = Vec::with_capacity(parts.iter().map(|p| p.len()).sum());
         for p in parts {
             out.extend_from_slice(f32s("concat", p)?);
@@ -428,8 +427,8 @@ impl AudioOps for CpuBackend {
         Ok(tensor(vec![n], out))
     }
 
-    fn fft(&self, x: &CpuTensor, twiddles: &CpuTensor) -> OpResult<CpuTensor> {
-        let (batch, n) = check::fft(x, twiddles)?;
+    fn fft_kernel(&self, x: &CpuTensor, _twiddles: &CpuTensor, d: &FftDims) -> OpResult<CpuTensor> {
+        let (batch, n) = (d.batch(), d.n());
         let xs = f32s("fft", x)?;
         let mut planner = rustfft::FftPlanner::<f32>::new();
         let f = planner.plan_fft_forward(n);

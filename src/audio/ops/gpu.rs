@@ -2,7 +2,8 @@
 //! [`AudioOps`]. Everything stays on the device from the uploaded PCM to the packed features;
 //! dense products (mel bank, DCT, HFC) go through the GEMM kernel.
 
-use crate::audio::ops::{check, AudioOps, AudioPlan};
+use crate::audio::ops::check::{ClipDims, FftDims, PcmDims};
+use crate::audio::ops::{AudioOps, AudioPlan};
 use crate::audio::{N_BINS, N_FFT};
 use crate::backend::gpu::pipeline::Kernel;
 use crate::backend::gpu::shader::Shader;
@@ -89,24 +90,15 @@ impl GpuBackend {
 }
 
 impl AudioOps for GpuBackend {
-    fn stft_power(
+    fn stft_power_kernel(
         &self,
         plan: &AudioPlan<Self>,
         pcm: &GpuTensor,
         valid: &GpuTensor,
         frames: usize,
+        d: &PcmDims,
     ) -> OpResult<GpuTensor> {
-        pcm.expect_dtype("stft_power", DType::F32)?;
-        let (clips, len) = match *pcm.shape() {
-            [c, n] => (c, n),
-            _ => {
-                return Err(OpError::Shape {
-                    op: "stft_power",
-                    detail: format!("pcm must be [clips, samples], got {:?}", pcm.shape()),
-                })
-            }
-        };
-        check::valid("stft_power", valid, clips)?;
+        let (clips, len) = (d.clips(), d.samples());
         let out = self.empty(&[clips, frames, N_BINS], DType::F32, "stft power")?;
         let n = N_FFT / 2;
         let p = FftParams {
@@ -133,20 +125,34 @@ impl AudioOps for GpuBackend {
         Ok(out)
     }
 
-    fn mel_spectrogram(&self, plan: &AudioPlan<Self>, power: &GpuTensor) -> OpResult<GpuTensor> {
-        check::power("mel_spectrogram", power)?;
+    fn mel_spectrogram_kernel(
+        &self,
+        plan: &AudioPlan<Self>,
+        power: &GpuTensor,
+        _d: &ClipDims,
+    ) -> OpResult<GpuTensor> {
         // [n_mels, bins] · [clips, frames, bins]ᵀ = [clips, n_mels, frames]
         self.matmul(&plan.mel, power, false, true)
     }
 
-    fn hfc(&self, plan: &AudioPlan<Self>, power: &GpuTensor) -> OpResult<GpuTensor> {
-        check::power("hfc", power)?;
+    fn hfc_kernel(
+        &self,
+        plan: &AudioPlan<Self>,
+        power: &GpuTensor,
+        _d: &ClipDims,
+    ) -> OpResult<GpuTensor> {
         // [1, bins] · [clips, frames, bins]ᵀ = [clips, 1, frames]
         self.matmul(&plan.freqs, power, false, true)
     }
 
-    fn power_to_db(&self, x: &GpuTensor, amin: f32, top_db: f32) -> OpResult<GpuTensor> {
-        let [clips, rows, cols] = check::clips_rows_cols("power_to_db", x)?;
+    fn power_to_db_kernel(
+        &self,
+        x: &GpuTensor,
+        amin: f32,
+        top_db: f32,
+        d: &ClipDims,
+    ) -> OpResult<GpuTensor> {
+        let [clips, rows, cols] = d.dims();
         let n = x.len();
         let dbv = self.empty(x.shape(), DType::F32, "db")?;
         let p = Params {
@@ -170,16 +176,15 @@ impl AudioOps for GpuBackend {
         Ok(out)
     }
 
-    fn delta(
+    fn delta_kernel(
         &self,
         x: &GpuTensor,
         valid: &GpuTensor,
         width: usize,
         order: u32,
+        d: &ClipDims,
     ) -> OpResult<GpuTensor> {
-        let [clips, rows, frames] = check::clips_rows_cols("delta", x)?;
-        check::valid("delta", valid, clips)?;
-        check::delta(width, order, &[])?;
+        let [clips, rows, frames] = d.dims();
         let h = (width / 2) as i64;
         let s1: f64 = (-h..=h).map(|j| (j * j) as f64).sum();
         let m2 = s1 / width as f64;
@@ -207,14 +212,14 @@ impl AudioOps for GpuBackend {
         Ok(out)
     }
 
-    fn hpcp(
+    fn hpcp_kernel(
         &self,
         plan: &AudioPlan<Self>,
         power: &GpuTensor,
         valid: &GpuTensor,
+        d: &ClipDims,
     ) -> OpResult<GpuTensor> {
-        let [clips, frames, bins] = check::power("hpcp", power)?;
-        check::valid("hpcp", valid, clips)?;
+        let [clips, frames, bins] = d.dims();
         let out = self.empty(&[clips, 12, frames], DType::F32, "hpcp")?;
         let c = &plan.hpcp;
         let p = Params {
@@ -239,12 +244,11 @@ impl AudioOps for GpuBackend {
         Ok(out)
     }
 
-    fn concat(&self, parts: &[&GpuTensor]) -> OpResult<GpuTensor> {
+    fn concat_kernel(&self, parts: &[&GpuTensor]) -> OpResult<GpuTensor> {
         let total: usize = parts.iter().map(|p| p.len()).sum();
         let out = self.empty(&[total], DType::F32, "concat")?;
         let mut offset = 0usize;
         for part in parts {
-            part.expect_dtype("concat", DType::F32)?;
             let p = Params {
                 n: u32_of("concat", "elements", part.len())?,
                 offset: u32_of("concat", "offset", offset)?,
@@ -261,8 +265,8 @@ impl AudioOps for GpuBackend {
         Ok(out)
     }
 
-    fn fft(&self, x: &GpuTensor, twiddles: &GpuTensor) -> OpResult<GpuTensor> {
-        let (batch, n) = check::fft(x, twiddles)?;
+    fn fft_kernel(&self, x: &GpuTensor, twiddles: &GpuTensor, d: &FftDims) -> OpResult<GpuTensor> {
+        let (batch, n) = (d.batch(), d.n());
         let out = self.empty(x.shape(), DType::F32, "fft")?;
         let p = FftParams {
             n: n as u32,

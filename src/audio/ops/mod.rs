@@ -8,6 +8,7 @@
 //! clip). `valid` is a `[clips]` u32 tensor of each clip's own frame count; frames past it are
 //! zero in the spectra and in the deltas.
 
+pub mod check;
 mod cpu;
 mod gpu;
 
@@ -22,6 +23,8 @@ use crate::audio::mfcc::dct_matrix;
 use crate::audio::stft::{hann, twiddles};
 use crate::audio::{n_frames, N_BINS, N_FFT, N_MELS, N_MFCC, SAMPLE_RATE};
 use crate::backend::{BTensor, Backend, OpResult};
+
+use check::{ClipDims, FftDims, MfccDims, PcmDims};
 
 /// Constants of the feature pipeline, uploaded once per run (window, FFT twiddles, mel bank,
 /// DCT matrix, bin frequencies).
@@ -70,23 +73,27 @@ pub struct Spectral<B: Backend> {
     pub hpcp: Option<BTensor<B>>,
 }
 
-/// The feature kernels.
+/// The feature ops. Every op validates its arguments once, here (the contracts live in
+/// [`check`]); a backend implements only the `_kernel` methods, which run on validated
+/// arguments.
 pub trait AudioOps: Backend {
-    /// Everything the pipeline takes from the power spectrum: the mel spectrogram and, with
-    /// `hfc_hpcp`, HFC and HPCP, from `pcm [clips, samples]` (frames `≥ valid[c]` zero).
-    /// The default is [`stft_power`](Self::stft_power) followed by
+    // ==== what a backend implements ==========================================================
+
+    /// Kernel of [`AudioOps::spectral`]. The default is
+    /// [`stft_power`](Self::stft_power_kernel) followed by
     /// [`mel_spectrogram`](Self::mel_spectrogram), [`hfc`](Self::hfc) and [`hpcp`](Self::hpcp)
     /// (the GPU keeps the power spectrogram on the device); the CPU overrides it with one pass
     /// per frame while the spectrum is in cache, never storing the power spectrogram.
-    fn spectral(
+    fn spectral_kernel(
         &self,
         plan: &AudioPlan<Self>,
         pcm: &BTensor<Self>,
         valid: &BTensor<Self>,
         frames: usize,
         hfc_hpcp: bool,
+        d: &PcmDims,
     ) -> OpResult<Spectral<Self>> {
-        let power = self.stft_power(plan, pcm, valid, frames)?;
+        let power = self.stft_power_kernel(plan, pcm, valid, frames, d)?;
         let mel = self.mel_spectrogram(plan, &power)?;
         let (hfc, hpcp) = if hfc_hpcp {
             (
@@ -99,11 +106,9 @@ pub trait AudioOps: Backend {
         Ok(Spectral { mel, hfc, hpcp })
     }
 
-    /// [`spectral`](Self::spectral) of clips still on the host (mono, any lengths): the batch
-    /// is `[clips, longest]` with `frames = n_frames(longest)` and each clip's own frame count
-    /// as `valid`. The default pads the clips into one buffer and uploads it; the CPU reads
-    /// them where they are (no padded copy).
-    fn spectral_of_clips(
+    /// Kernel of [`AudioOps::spectral_of_clips`]. The default pads the clips into one buffer and
+    /// uploads it; the CPU reads them where they are (no padded copy).
+    fn spectral_of_clips_kernel(
         &self,
         plan: &AudioPlan<Self>,
         clips: &[&[f32]],
@@ -116,10 +121,127 @@ pub trait AudioOps: Backend {
         self.spectral(plan, &pcm, &valid, n_frames(len), hfc_hpcp)
     }
 
+    /// Kernel of [`AudioOps::mfcc`]. The default is [`power_to_db`](Self::power_to_db) then
+    /// [`Backend::matmul`]; the CPU does both clip by clip in a per-thread buffer instead of a
+    /// whole dB copy.
+    fn mfcc_kernel(
+        &self,
+        plan: &AudioPlan<Self>,
+        mel: &BTensor<Self>,
+        amin: f32,
+        top_db: f32,
+        _d: &MfccDims,
+    ) -> OpResult<BTensor<Self>> {
+        let db = self.power_to_db(mel, amin, top_db)?;
+        self.matmul(&plan.dct, &db, false, false)
+    }
+
+    /// Kernel of [`AudioOps::upload_f32_vec`] (the CPU keeps the buffer, no copy).
+    fn upload_f32_vec_kernel(&self, data: Vec<f32>, shape: &[usize]) -> OpResult<BTensor<Self>> {
+        self.upload_f32_kernel(&data, shape)
+    }
+
+    /// Kernel of [`AudioOps::read_packed`]. The default is [`concat`](Self::concat) and one
+    /// read-back (one transfer per batch on the GPU); the CPU copies each part once.
+    fn read_packed_kernel(&self, parts: &[&BTensor<Self>]) -> OpResult<Vec<f32>> {
+        self.to_f32(&self.concat(parts)?)
+    }
+
+    /// Kernel of [`AudioOps::stft_power`].
+    fn stft_power_kernel(
+        &self,
+        plan: &AudioPlan<Self>,
+        pcm: &BTensor<Self>,
+        valid: &BTensor<Self>,
+        frames: usize,
+        d: &PcmDims,
+    ) -> OpResult<BTensor<Self>>;
+
+    /// Kernel of [`AudioOps::mel_spectrogram`].
+    fn mel_spectrogram_kernel(
+        &self,
+        plan: &AudioPlan<Self>,
+        power: &BTensor<Self>,
+        d: &ClipDims,
+    ) -> OpResult<BTensor<Self>>;
+
+    /// Kernel of [`AudioOps::hfc`].
+    fn hfc_kernel(
+        &self,
+        plan: &AudioPlan<Self>,
+        power: &BTensor<Self>,
+        d: &ClipDims,
+    ) -> OpResult<BTensor<Self>>;
+
+    /// Kernel of [`AudioOps::power_to_db`].
+    fn power_to_db_kernel(
+        &self,
+        x: &BTensor<Self>,
+        amin: f32,
+        top_db: f32,
+        d: &ClipDims,
+    ) -> OpResult<BTensor<Self>>;
+
+    /// Kernel of [`AudioOps::delta`].
+    fn delta_kernel(
+        &self,
+        x: &BTensor<Self>,
+        valid: &BTensor<Self>,
+        width: usize,
+        order: u32,
+        d: &ClipDims,
+    ) -> OpResult<BTensor<Self>>;
+
+    /// Kernel of [`AudioOps::hpcp`].
+    fn hpcp_kernel(
+        &self,
+        plan: &AudioPlan<Self>,
+        power: &BTensor<Self>,
+        valid: &BTensor<Self>,
+        d: &ClipDims,
+    ) -> OpResult<BTensor<Self>>;
+
+    /// Kernel of [`AudioOps::concat`].
+    fn concat_kernel(&self, parts: &[&BTensor<Self>]) -> OpResult<BTensor<Self>>;
+
+    /// Kernel of [`AudioOps::fft`].
+    fn fft_kernel(
+        &self,
+        x: &BTensor<Self>,
+        twiddles: &BTensor<Self>,
+        d: &FftDims,
+    ) -> OpResult<BTensor<Self>>;
+
+    // ==== the op API: contract, then kernel ==================================================
+
+    /// Everything the pipeline takes from the power spectrum: the mel spectrogram and, with
+    /// `hfc_hpcp`, HFC and HPCP, from `pcm [clips, samples]` (frames `≥ valid[c]` zero).
+    fn spectral(
+        &self,
+        plan: &AudioPlan<Self>,
+        pcm: &BTensor<Self>,
+        valid: &BTensor<Self>,
+        frames: usize,
+        hfc_hpcp: bool,
+    ) -> OpResult<Spectral<Self>> {
+        let d = check::pcm("spectral", pcm, valid)?;
+        self.spectral_kernel(plan, pcm, valid, frames, hfc_hpcp, &d)
+    }
+
+    /// [`spectral`](Self::spectral) of clips still on the host (mono, any lengths): the batch
+    /// is `[clips, longest]` with `frames = n_frames(longest)` and each clip's own frame count
+    /// as `valid`. Any host clips are valid input.
+    fn spectral_of_clips(
+        &self,
+        plan: &AudioPlan<Self>,
+        clips: &[&[f32]],
+        hfc_hpcp: bool,
+    ) -> OpResult<Spectral<Self>> {
+        self.spectral_of_clips_kernel(plan, clips, hfc_hpcp)
+    }
+
     /// MFCC of a mel spectrogram: `power_to_db(mel, amin, top_db)` (floor per clip), then the
     /// DCT `plan.dct` on every frame: `[clips, N_MELS, frames]` → `[clips, N_MFCC, frames]`.
-    /// The default is [`power_to_db`](Self::power_to_db) then [`Backend::matmul`]; the CPU
-    /// does both clip by clip in a per-thread buffer instead of a whole dB copy.
     fn mfcc(
         &self,
         plan: &AudioPlan<Self>,
@@ -127,20 +249,20 @@ pub trait AudioOps: Backend {
         amin: f32,
         top_db: f32,
     ) -> OpResult<BTensor<Self>> {
-        let db = self.power_to_db(mel, amin, top_db)?;
-        self.matmul(&plan.dct, &db, false, false)
+        let d = check::mfcc(&plan.dct, mel)?;
+        self.mfcc_kernel(plan, mel, amin, top_db, &d)
     }
 
-    /// Uploads an owned buffer (the CPU keeps it as the tensor's storage, no copy).
+    /// Uploads an owned buffer.
     fn upload_f32_vec(&self, data: Vec<f32>, shape: &[usize]) -> OpResult<BTensor<Self>> {
-        self.upload_f32(&data, shape)
+        crate::backend::check::shape_len("upload_f32", shape, data.len())?;
+        self.upload_f32_vec_kernel(data, shape)
     }
 
-    /// Reads tensors back as one flat vector, in order. The default is
-    /// [`concat`](Self::concat) and one read-back (one transfer per batch on the GPU); the CPU
-    /// copies each part once.
+    /// Reads f32 tensors back as one flat vector, in order.
     fn read_packed(&self, parts: &[&BTensor<Self>]) -> OpResult<Vec<f32>> {
-        self.to_f32(&self.concat(parts)?)
+        check::parts("read_packed", parts)?;
+        self.read_packed_kernel(parts)
     }
 
     /// Power spectrogram `|STFT|²`: `pcm [clips, samples]` → `[clips, frames, N_BINS]`, frames
@@ -151,21 +273,33 @@ pub trait AudioOps: Backend {
         pcm: &BTensor<Self>,
         valid: &BTensor<Self>,
         frames: usize,
-    ) -> OpResult<BTensor<Self>>;
+    ) -> OpResult<BTensor<Self>> {
+        let d = check::pcm("stft_power", pcm, valid)?;
+        self.stft_power_kernel(plan, pcm, valid, frames, &d)
+    }
 
     /// Mel spectrogram: `[clips, frames, N_BINS]` → `[clips, N_MELS, frames]`.
     fn mel_spectrogram(
         &self,
         plan: &AudioPlan<Self>,
         power: &BTensor<Self>,
-    ) -> OpResult<BTensor<Self>>;
+    ) -> OpResult<BTensor<Self>> {
+        let d = check::power("mel_spectrogram", power)?;
+        self.mel_spectrogram_kernel(plan, power, &d)
+    }
 
     /// HFC of every frame: `power [clips, frames, N_BINS]` → `[clips, 1, frames]`.
-    fn hfc(&self, plan: &AudioPlan<Self>, power: &BTensor<Self>) -> OpResult<BTensor<Self>>;
+    fn hfc(&self, plan: &AudioPlan<Self>, power: &BTensor<Self>) -> OpResult<BTensor<Self>> {
+        let d = check::power("hfc", power)?;
+        self.hfc_kernel(plan, power, &d)
+    }
 
     /// `power_to_db` with the floor taken per clip: `x [clips, rows, cols]` →
     /// `max(10·log10(max(x, amin)), clip_max − top_db)`.
-    fn power_to_db(&self, x: &BTensor<Self>, amin: f32, top_db: f32) -> OpResult<BTensor<Self>>;
+    fn power_to_db(&self, x: &BTensor<Self>, amin: f32, top_db: f32) -> OpResult<BTensor<Self>> {
+        let d = check::clips_rows_cols("power_to_db", x)?;
+        self.power_to_db_kernel(x, amin, top_db, &d)
+    }
 
     /// librosa `feature.delta(width, order)` along the last axis of `[clips, rows, frames]`,
     /// each clip over its own `valid` frames (at least `width`).
@@ -175,7 +309,10 @@ pub trait AudioOps: Backend {
         valid: &BTensor<Self>,
         width: usize,
         order: u32,
-    ) -> OpResult<BTensor<Self>>;
+    ) -> OpResult<BTensor<Self>> {
+        let d = check::delta(x, valid, width, order)?;
+        self.delta_kernel(x, valid, width, order, &d)
+    }
 
     /// HPCP of every frame: `power [clips, frames, N_BINS]` → `[clips, 12, frames]`.
     fn hpcp(
@@ -183,15 +320,24 @@ pub trait AudioOps: Backend {
         plan: &AudioPlan<Self>,
         power: &BTensor<Self>,
         valid: &BTensor<Self>,
-    ) -> OpResult<BTensor<Self>>;
+    ) -> OpResult<BTensor<Self>> {
+        let d = check::power_valid("hpcp", power, valid)?;
+        self.hpcp_kernel(plan, power, valid, &d)
+    }
 
-    /// Concatenates tensors into one flat tensor (one read-back per batch).
-    fn concat(&self, parts: &[&BTensor<Self>]) -> OpResult<BTensor<Self>>;
+    /// Concatenates f32 tensors into one flat tensor (one read-back per batch).
+    fn concat(&self, parts: &[&BTensor<Self>]) -> OpResult<BTensor<Self>> {
+        check::parts("concat", parts)?;
+        self.concat_kernel(parts)
+    }
 
     /// Forward complex FFT of each row of `x [batch, n, 2]` (interleaved re, im), `n` a power
     /// of two up to 1024; `twiddles` is `exp(-2πik/(2n))`, `[2n, 2]`. The STFT's kernel uses the
     /// same transform at `n = 1024`; this entry point exists to test it at every size.
-    fn fft(&self, x: &BTensor<Self>, twiddles: &BTensor<Self>) -> OpResult<BTensor<Self>>;
+    fn fft(&self, x: &BTensor<Self>, twiddles: &BTensor<Self>) -> OpResult<BTensor<Self>> {
+        let d = check::fft(x, twiddles)?;
+        self.fft_kernel(x, twiddles, &d)
+    }
 }
 
 /// The clips one per row, zero-padded to `len` samples (`[clips, len]`), written once
@@ -204,95 +350,4 @@ pub fn pad_clips(clips: &[&[f32]], len: usize) -> Vec<f32> {
         pcm.resize(pcm.len() + len - c.len(), 0.0);
     }
     pcm
-}
-
-/// Shape checks shared by both implementations.
-pub(crate) mod check {
-    use super::*;
-    use crate::backend::DType;
-    use crate::error::OpError;
-
-    pub fn clips_rows_cols<S>(
-        op: &'static str,
-        x: &crate::backend::Tensor<S>,
-    ) -> OpResult<[usize; 3]> {
-        x.expect_dtype(op, DType::F32)?;
-        match *x.shape() {
-            [a, b, c] => Ok([a, b, c]),
-            _ => Err(OpError::Shape {
-                op,
-                detail: format!("expected [clips, rows, frames], got {:?}", x.shape()),
-            }),
-        }
-    }
-
-    pub fn valid<S>(op: &'static str, v: &crate::backend::Tensor<S>, clips: usize) -> OpResult<()> {
-        v.expect_dtype(op, DType::U32)?;
-        if v.len() != clips {
-            return Err(OpError::Shape {
-                op,
-                detail: format!("valid has {} entries for {clips} clips", v.len()),
-            });
-        }
-        Ok(())
-    }
-
-    pub fn power<S>(op: &'static str, p: &crate::backend::Tensor<S>) -> OpResult<[usize; 3]> {
-        let s = clips_rows_cols(op, p)?;
-        if s[2] != N_BINS {
-            return Err(OpError::Shape {
-                op,
-                detail: format!(
-                    "power must be [clips, frames, {N_BINS}], got {:?}",
-                    p.shape()
-                ),
-            });
-        }
-        Ok(s)
-    }
-
-    pub fn fft<S>(
-        x: &crate::backend::Tensor<S>,
-        tw: &crate::backend::Tensor<S>,
-    ) -> OpResult<(usize, usize)> {
-        x.expect_dtype("fft", DType::F32)?;
-        let (batch, n) = match *x.shape() {
-            [b, n, 2] => (b, n),
-            _ => {
-                return Err(OpError::Shape {
-                    op: "fft",
-                    detail: format!("expected [batch, n, 2], got {:?}", x.shape()),
-                })
-            }
-        };
-        if !n.is_power_of_two() || n > 1024 {
-            return Err(OpError::Invalid {
-                op: "fft",
-                detail: format!("size {n} must be a power of two ≤ 1024"),
-            });
-        }
-        if tw.shape() != [2 * n, 2] {
-            return Err(OpError::Shape {
-                op: "fft",
-                detail: format!("twiddles must be [{}, 2], got {:?}", 2 * n, tw.shape()),
-            });
-        }
-        Ok((batch, n))
-    }
-
-    pub fn delta(width: usize, order: u32, valid: &[u32]) -> OpResult<()> {
-        if width < 3 || width % 2 == 0 || !(1..=2).contains(&order) {
-            return Err(OpError::Invalid {
-                op: "delta",
-                detail: format!("width {width} (odd, ≥ 3) and order {order} (1 or 2)"),
-            });
-        }
-        if let Some(v) = valid.iter().find(|&&v| (v as usize) < width) {
-            return Err(OpError::Invalid {
-                op: "delta",
-                detail: format!("a clip has {v} frames, fewer than the delta width {width}"),
-            });
-        }
-        Ok(())
-    }
 }

@@ -286,7 +286,7 @@ pub fn scattering(plan: &Scattering, clips: &CpuTensor) -> OpResult<CpuTensor> {
 }
 
 impl ScatteringOps for CpuBackend {
-    fn scattering(&self, plan: &Scattering, clips: &CpuTensor) -> OpResult<CpuTensor> {
+    fn scattering_kernel(&self, plan: &Scattering, clips: &CpuTensor) -> OpResult<CpuTensor> {
         scattering(plan, clips)
     }
 }

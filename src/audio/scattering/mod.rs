@@ -194,7 +194,6 @@ impl Scattering {
 
     /// `[batch, n_samples]` clips → `[batch, n_paths, n_frames]` scattering coefficients.
     pub fn transform<B: ScatteringOps>(&self, b: &B, clips: &BTensor<B>) -> OpResult<BTensor<B>> {
-        check_clips(self, clips)?;
         b.scattering(self, clips)
     }
 
@@ -219,7 +218,7 @@ impl Scattering {
     }
 }
 
-/// Clips must be f32 `[batch, plan.n_samples()]`.
+/// The contract of [`ScatteringOps::scattering`]: clips must be f32 `[batch, plan.n_samples()]`.
 pub fn check_clips<S>(plan: &Scattering, clips: &crate::backend::Tensor<S>) -> OpResult<()> {
     clips.expect_dtype("scattering", crate::backend::DType::F32)?;
     if clips.shape().len() != 2 || clips.shape()[1] != plan.n_samples() {
@@ -238,9 +237,23 @@ pub fn check_clips<S>(plan: &Scattering, clips: &crate::backend::Tensor<S>) -> O
 /// The backend side of the scattering transform. Implemented by `CpuBackend`
 /// (`audio/scattering/cpu.rs`) and `GpuBackend` (`audio/scattering/gpu/`).
 pub trait ScatteringOps: Backend {
-    /// `clips`: `[batch, plan.n_samples()]` f32 (validated by [`Scattering::transform`]).
+    // ==== what a backend implements ==========================================================
+
+    /// Kernel of [`ScatteringOps::scattering`] on checked clips.
+    fn scattering_kernel(
+        &self,
+        plan: &Scattering,
+        clips: &BTensor<Self>,
+    ) -> OpResult<BTensor<Self>>;
+
+    // ==== the op API: contract, then kernel ==================================================
+
+    /// `clips`: `[batch, plan.n_samples()]` f32 (see [`check_clips`]).
     /// Returns `[batch, plan.n_paths(), plan.n_frames()]`.
-    fn scattering(&self, plan: &Scattering, clips: &BTensor<Self>) -> OpResult<BTensor<Self>>;
+    fn scattering(&self, plan: &Scattering, clips: &BTensor<Self>) -> OpResult<BTensor<Self>> {
+        check_clips(plan, clips)?;
+        self.scattering_kernel(plan, clips)
+    }
 }
 
 /// The `features` pipeline's scattering stage: a function of the padded batch `[clips, samples]`

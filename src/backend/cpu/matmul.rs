@@ -4,9 +4,8 @@
 use rayon::prelude::*;
 
 use super::{f32s, f32s_mut, tensor, CpuTensor};
-use crate::backend::check::{self, MatmulDims};
+use crate::backend::check::MatmulDims;
 use crate::backend::OpResult;
-use crate::error::OpError;
 
 /// Row and column strides of `op(x)` for an `[r, c]` (after `op`) matrix.
 fn strides(trans: bool, rows: usize, cols: usize) -> (isize, isize) {
@@ -446,21 +445,19 @@ fn gemm_acc_body<const FMA: bool, const NR: usize>(
     }
 }
 
-pub fn matmul(a: &CpuTensor, b: &CpuTensor, ta: bool, tb: bool) -> OpResult<CpuTensor> {
-    let d = check::matmul(a, b, ta, tb)?;
-    let shape = check::matmul_out_shape(a, b, &d);
+pub fn matmul(a: &CpuTensor, b: &CpuTensor, d: &MatmulDims) -> OpResult<CpuTensor> {
     let mut c = vec![0.0f32; d.batch * d.m * d.n];
     gemm_batch(
-        &d,
+        d,
         f32s("matmul", a)?,
         f32s("matmul", b)?,
         &mut c,
-        ta,
-        tb,
+        d.trans_a,
+        d.trans_b,
         1.0,
         0.0,
     );
-    Ok(tensor(shape, c))
+    Ok(tensor(d.out_shape(), c))
 }
 
 /// [`crate::backend::Backend::matmul_bias`]: C starts as the bias rows and the product is
@@ -468,61 +465,43 @@ pub fn matmul(a: &CpuTensor, b: &CpuTensor, ta: bool, tb: bool) -> OpResult<CpuT
 pub fn matmul_bias(
     a: &CpuTensor,
     b: &CpuTensor,
-    ta: bool,
-    tb: bool,
     bias: &CpuTensor,
+    d: &MatmulDims,
 ) -> OpResult<CpuTensor> {
-    let d = check::matmul(a, b, ta, tb)?;
     let bv = f32s("matmul_bias", bias)?;
-    if bv.len() != d.n {
-        return Err(OpError::Shape {
-            op: "matmul_bias",
-            detail: format!("bias has {} values for {} output columns", bv.len(), d.n),
-        });
-    }
-    let shape = check::matmul_out_shape(a, b, &d);
     let mut c = Vec::with_capacity(d.batch * d.m * d.n);
     for _ in 0..d.batch * d.m {
         c.extend_from_slice(bv);
     }
     gemm_batch(
-        &d,
+        d,
         f32s("matmul_bias", a)?,
         f32s("matmul_bias", b)?,
         &mut c,
-        ta,
-        tb,
+        d.trans_a,
+        d.trans_b,
         1.0,
         1.0,
     );
-    Ok(tensor(shape, c))
+    Ok(tensor(d.out_shape(), c))
 }
 
 pub fn matmul_into(
     out: &mut CpuTensor,
     a: &CpuTensor,
     b: &CpuTensor,
-    ta: bool,
-    tb: bool,
+    d: &MatmulDims,
     alpha: f32,
     beta: f32,
 ) -> OpResult<()> {
-    let d = check::matmul(a, b, ta, tb)?;
-    let shape = check::matmul_out_shape(a, b, &d);
-    if out.shape() != shape.as_slice() {
-        return Err(OpError::Shape {
-            op: "matmul_into",
-            detail: format!("out is {:?}, product is {:?}", out.shape(), shape),
-        });
-    }
     let (av, bv) = (f32s("matmul_into", a)?, f32s("matmul_into", b)?);
     gemm_batch(
-        &d,
+        d,
         av,
         bv,
         f32s_mut("matmul_into", out)?,
-        ta,
-        tb,
+        d.trans_a,
+        d.trans_b,
         alpha,
         beta,
     );

@@ -19,7 +19,10 @@ use std::sync::Arc;
 
 pub use matmul::{par_gemm, sgemm_rm, Gemm};
 
-use super::{check, BTensor, Backend, BackendKind, DType, IndexPlan, OpResult, Targets, Tensor};
+use super::check::MatmulDims;
+use super::{
+    Backend, BackendKind, BinaryOp, DType, IndexPlan, OpResult, ReduceOp, Targets, Tensor, UnaryOp,
+};
 use crate::error::OpError;
 
 /// Host storage: a shared vector of either element type.
@@ -122,13 +125,19 @@ impl Backend for CpuBackend {
         format!("cpu ({} threads)", rayon::current_num_threads())
     }
 
-    fn upload_f32(&self, data: &[f32], shape: &[usize]) -> OpResult<CpuTensor> {
-        check::shape_len("upload_f32", shape, data.len())?;
+    fn zeros(&self, shape: &[usize]) -> OpResult<CpuTensor> {
+        Ok(tensor(shape.to_vec(), vec![0.0; shape.iter().product()]))
+    }
+
+    fn sync(&self) -> OpResult<()> {
+        Ok(())
+    }
+
+    fn upload_f32_kernel(&self, data: &[f32], shape: &[usize]) -> OpResult<CpuTensor> {
         Ok(tensor(shape.to_vec(), data.to_vec()))
     }
 
-    fn upload_u32(&self, data: &[u32], shape: &[usize]) -> OpResult<CpuTensor> {
-        check::shape_len("upload_u32", shape, data.len())?;
+    fn upload_u32_kernel(&self, data: &[u32], shape: &[usize]) -> OpResult<CpuTensor> {
         Ok(Tensor::from_parts(
             shape.to_vec(),
             DType::U32,
@@ -136,89 +145,78 @@ impl Backend for CpuBackend {
         ))
     }
 
-    fn zeros(&self, shape: &[usize]) -> OpResult<CpuTensor> {
-        Ok(tensor(shape.to_vec(), vec![0.0; shape.iter().product()]))
-    }
-
-    fn to_f32(&self, t: &CpuTensor) -> OpResult<Vec<f32>> {
+    fn to_f32_kernel(&self, t: &CpuTensor) -> OpResult<Vec<f32>> {
         Ok(f32s("to_f32", t)?.to_vec())
     }
 
-    fn to_u32(&self, t: &CpuTensor) -> OpResult<Vec<u32>> {
+    fn to_u32_kernel(&self, t: &CpuTensor) -> OpResult<Vec<u32>> {
         Ok(u32s("to_u32", t)?.to_vec())
     }
 
-    fn write_f32(&self, t: &mut CpuTensor, data: &[f32]) -> OpResult<()> {
-        check::shape_len("write_f32", t.shape(), data.len())?;
+    fn write_f32_kernel(&self, t: &mut CpuTensor, data: &[f32]) -> OpResult<()> {
         f32s_mut("write_f32", t)?.copy_from_slice(data);
         Ok(())
     }
 
-    fn sync(&self) -> OpResult<()> {
-        Ok(())
+    fn matmul_kernel(&self, a: &CpuTensor, b: &CpuTensor, d: &MatmulDims) -> OpResult<CpuTensor> {
+        matmul::matmul(a, b, d)
     }
 
-    fn matmul(&self, a: &CpuTensor, b: &CpuTensor, ta: bool, tb: bool) -> OpResult<CpuTensor> {
-        matmul::matmul(a, b, ta, tb)
-    }
-
-    fn matmul_bias(
+    fn matmul_bias_kernel(
         &self,
         a: &CpuTensor,
         b: &CpuTensor,
-        ta: bool,
-        tb: bool,
         bias: &CpuTensor,
+        d: &MatmulDims,
     ) -> OpResult<CpuTensor> {
-        matmul::matmul_bias(a, b, ta, tb, bias)
+        matmul::matmul_bias(a, b, bias, d)
     }
 
-    fn matmul_into(
+    fn matmul_into_kernel(
         &self,
         out: &mut CpuTensor,
         a: &CpuTensor,
         b: &CpuTensor,
-        ta: bool,
-        tb: bool,
+        d: &MatmulDims,
         alpha: f32,
         beta: f32,
     ) -> OpResult<()> {
-        matmul::matmul_into(out, a, b, ta, tb, alpha, beta)
+        matmul::matmul_into(out, a, b, d, alpha, beta)
     }
 
-    fn binary(&self, op: super::BinaryOp, a: &CpuTensor, b: &CpuTensor) -> OpResult<CpuTensor> {
+    fn binary_kernel(&self, op: BinaryOp, a: &CpuTensor, b: &CpuTensor) -> OpResult<CpuTensor> {
         elementwise::binary(op, a, b)
     }
 
-    fn unary(&self, op: super::UnaryOp, a: &CpuTensor) -> OpResult<CpuTensor> {
+    fn unary_kernel(&self, op: UnaryOp, a: &CpuTensor) -> OpResult<CpuTensor> {
         elementwise::unary(op, a)
     }
 
-    fn affine(&self, a: &CpuTensor, alpha: f32, beta: f32) -> OpResult<CpuTensor> {
+    fn affine_kernel(&self, a: &CpuTensor, alpha: f32, beta: f32) -> OpResult<CpuTensor> {
         elementwise::affine(a, alpha, beta)
     }
 
-    fn axpy(&self, acc: &mut CpuTensor, x: &CpuTensor, alpha: f32) -> OpResult<()> {
+    fn axpy_kernel(&self, acc: &mut CpuTensor, x: &CpuTensor, alpha: f32) -> OpResult<()> {
         elementwise::axpy(acc, x, alpha)
     }
 
-    fn relu_backward(&self, y: &CpuTensor, dy: &CpuTensor) -> OpResult<CpuTensor> {
+    fn relu_backward_kernel(&self, y: &CpuTensor, dy: &CpuTensor) -> OpResult<CpuTensor> {
         elementwise::relu_backward(y, dy)
     }
 
-    fn reduce_rows(&self, op: super::ReduceOp, a: &CpuTensor) -> OpResult<CpuTensor> {
+    fn reduce_rows_kernel(&self, op: ReduceOp, a: &CpuTensor) -> OpResult<CpuTensor> {
         reduce::reduce_rows(op, a)
     }
 
-    fn sum_cols(&self, a: &CpuTensor) -> OpResult<CpuTensor> {
+    fn sum_cols_kernel(&self, a: &CpuTensor) -> OpResult<CpuTensor> {
         reduce::sum_cols(a)
     }
 
-    fn softmax_rows(&self, a: &CpuTensor, log: bool) -> OpResult<CpuTensor> {
+    fn softmax_rows_kernel(&self, a: &CpuTensor, log: bool) -> OpResult<CpuTensor> {
         softmax::softmax_rows(a, log)
     }
 
-    fn softmax_rows_backward(
+    fn softmax_rows_backward_kernel(
         &self,
         y: &CpuTensor,
         dy: &CpuTensor,
@@ -227,11 +225,11 @@ impl Backend for CpuBackend {
         softmax::softmax_rows_backward(y, dy, log)
     }
 
-    fn logsumexp_rows(&self, a: &CpuTensor) -> OpResult<CpuTensor> {
+    fn logsumexp_rows_kernel(&self, a: &CpuTensor) -> OpResult<CpuTensor> {
         softmax::logsumexp_rows(a)
     }
 
-    fn cross_entropy(
+    fn cross_entropy_kernel(
         &self,
         logits: &CpuTensor,
         targets: &Targets<CpuStorage>,
@@ -239,7 +237,7 @@ impl Backend for CpuBackend {
         softmax::cross_entropy(logits, targets)
     }
 
-    fn cross_entropy_tile(
+    fn cross_entropy_tile_kernel(
         &self,
         logits: &CpuTensor,
         lse: &CpuTensor,
@@ -249,13 +247,17 @@ impl Backend for CpuBackend {
         softmax::cross_entropy_tile(logits, lse, row_weight, targets)
     }
 
-    fn gather_rows(&self, table: &CpuTensor, plan: &IndexPlan<CpuStorage>) -> OpResult<CpuTensor> {
+    fn gather_rows_kernel(
+        &self,
+        table: &CpuTensor,
+        plan: &IndexPlan<CpuStorage>,
+    ) -> OpResult<CpuTensor> {
         embed::gather_rows(table, plan)
     }
 
-    fn scatter_add_rows(
+    fn scatter_add_rows_kernel(
         &self,
-        dst: &mut BTensor<Self>,
+        dst: &mut CpuTensor,
         src: &CpuTensor,
         plan: &IndexPlan<CpuStorage>,
     ) -> OpResult<()> {

@@ -5,117 +5,20 @@ use rayon::prelude::*;
 use super::math::{exp_f32, multiversion, sum_squares_f32};
 use super::matmul::gemm_acc_small;
 use super::{f32s, f32s_mut, tensor, u32s, CpuBackend, CpuData, CpuStorage, CpuTensor, PAR_MIN};
-use crate::backend::model_ops::{AdamStep, LstmCache, ModelOps, MAX_TOPK};
-use crate::backend::{check, Backend, DType, OpResult, Tensor};
-use crate::error::OpError;
+use crate::backend::check::SeqDims;
+use crate::backend::model_ops::{AdamStep, Csr, LstmCache, ModelOps};
+use crate::backend::{Backend, DType, OpResult, Tensor};
 
-/// `(batch, steps, hidden)` of a `[B, L, H]` tensor with a `[B, L]` mask.
-pub(crate) fn seq_dims<S>(
-    op: &'static str,
-    x: &Tensor<S>,
-    mask: &Tensor<S>,
-    hidden_mult: usize,
-) -> OpResult<(usize, usize, usize)> {
-    x.expect_dtype(op, DType::F32)?;
-    mask.expect_dtype(op, DType::F32)?;
-    match (x.shape(), mask.shape()) {
-        ([b, l, h], [mb, ml]) if b == mb && l == ml && h % hidden_mult == 0 => {
-            Ok((*b, *l, h / hidden_mult))
-        }
-        _ => Err(OpError::Shape {
-            op,
-            detail: format!(
-                "expected x [B, L, {hidden_mult}H] and mask [B, L], got {:?} and {:?}",
-                x.shape(),
-                mask.shape()
-            ),
-        }),
-    }
-}
-
-/// Types and lengths of a CSR block over `rows` rows: `row_ptr` `[rows + 1]` and `cols` u32,
-/// `vals` f32 with one value per column entry (both backends; the entries themselves are
-/// checked where they are readable, see [`csr_parts`]).
-pub(crate) fn csr_dims<S>(
-    op: &'static str,
-    row_ptr: &Tensor<S>,
-    cols: &Tensor<S>,
-    vals: &Tensor<S>,
-    rows: usize,
-) -> OpResult<()> {
-    row_ptr.expect_dtype(op, DType::U32)?;
-    cols.expect_dtype(op, DType::U32)?;
-    vals.expect_dtype(op, DType::F32)?;
-    expect_len(op, "row_ptr", row_ptr, rows + 1)?;
-    expect_len(op, "vals", vals, cols.len())
-}
-
-/// Checked views of a CSR block `[rows, ncols]`: row pointers, columns, values.
+/// Host views of a checked CSR block with values: row pointers, columns, values.
 fn csr_parts<'a>(
     op: &'static str,
-    row_ptr: &'a CpuTensor,
-    cols: &'a CpuTensor,
-    vals: &'a CpuTensor,
-    rows: usize,
-    ncols: usize,
+    csr: &'a Csr<CpuStorage>,
 ) -> OpResult<(&'a [u32], &'a [u32], &'a [f32])> {
-    csr_dims(op, row_ptr, cols, vals, rows)?;
-    let (rp, cv, vv) = (u32s(op, row_ptr)?, u32s(op, cols)?, f32s(op, vals)?);
-    if rp[rows] as usize != cv.len() || rp.windows(2).any(|w| w[0] > w[1]) {
-        return Err(OpError::Shape {
-            op,
-            detail: format!(
-                "CSR row_ptr must not decrease and must end at the {} entries (ends at {})",
-                cv.len(),
-                rp[rows]
-            ),
-        });
-    }
-    if let Some(&bad) = cv.iter().find(|&&c| c as usize >= ncols) {
-        return Err(OpError::Index {
-            op,
-            index: bad,
-            len: ncols,
-        });
-    }
-    Ok((rp, cv, vv))
-}
-
-pub(crate) fn expect_len<S>(
-    op: &'static str,
-    what: &str,
-    t: &Tensor<S>,
-    len: usize,
-) -> OpResult<()> {
-    if t.len() != len {
-        return Err(OpError::Shape {
-            op,
-            detail: format!("{what} has shape {:?}, expected {len} elements", t.shape()),
-        });
-    }
-    Ok(())
-}
-
-/// `(batch, steps, hidden)` of `time_mask_mul`'s `x` `[B, L, H]` and its `[B, H]` mask (one
-/// row per sequence, shared over time).
-pub(crate) fn time_mask_dims<S>(
-    op: &'static str,
-    x: &Tensor<S>,
-    mask: &Tensor<S>,
-) -> OpResult<(usize, usize, usize)> {
-    x.expect_dtype(op, DType::F32)?;
-    mask.expect_dtype(op, DType::F32)?;
-    let (b, l, h) = match x.shape() {
-        [b, l, h] => (*b, *l, *h),
-        s => {
-            return Err(OpError::Shape {
-                op,
-                detail: format!("x must be [B, L, H], got {s:?}"),
-            })
-        }
-    };
-    expect_len(op, "mask", mask, b * h)?;
-    Ok((b, l, h))
+    Ok((
+        u32s(op, csr.row_ptr())?,
+        u32s(op, csr.cols())?,
+        f32s(op, csr.expect_vals(op)?)?,
+    ))
 }
 
 /// Loop constants of one AdamW step.
@@ -372,14 +275,14 @@ pub(crate) fn topk_of(cands: impl Iterator<Item = (f32, u32)>, k: usize) -> Vec<
 }
 
 impl ModelOps for CpuBackend {
-    fn indrnn_forward(
+    fn indrnn_forward_kernel(
         &self,
         pre: &CpuTensor,
         u: &CpuTensor,
         mask: &CpuTensor,
+        d: &SeqDims,
     ) -> OpResult<CpuTensor> {
-        let (b, l, h) = seq_dims("indrnn_forward", pre, mask, 1)?;
-        expect_len("indrnn_forward", "u", u, h)?;
+        let (b, l, h) = (d.batch(), d.steps(), d.hidden());
         let (pv, uv, mv) = (
             f32s("indrnn", pre)?,
             f32s("indrnn", u)?,
@@ -403,18 +306,16 @@ impl ModelOps for CpuBackend {
         Ok(tensor(pre.shape().to_vec(), out))
     }
 
-    fn indrnn_backward(
+    fn indrnn_backward_kernel(
         &self,
         pre: &CpuTensor,
         u: &CpuTensor,
         mask: &CpuTensor,
         hs: &CpuTensor,
         dh: &CpuTensor,
+        d: &SeqDims,
     ) -> OpResult<(CpuTensor, CpuTensor)> {
-        let (b, l, h) = seq_dims("indrnn_backward", pre, mask, 1)?;
-        expect_len("indrnn_backward", "u", u, h)?;
-        check::same_len("indrnn_backward", pre, hs)?;
-        check::same_len("indrnn_backward", pre, dh)?;
+        let (b, l, h) = (d.batch(), d.steps(), d.hidden());
         let (uv, mv) = (f32s("indrnn", u)?, f32s("indrnn", mask)?);
         let (hv, dv) = (f32s("indrnn", hs)?, f32s("indrnn", dh)?);
         let mut dpre = vec![0.0f32; b * l * h];
@@ -446,19 +347,14 @@ impl ModelOps for CpuBackend {
         Ok((tensor(pre.shape().to_vec(), dpre), du))
     }
 
-    fn lstm_forward(
+    fn lstm_forward_kernel(
         &self,
         xw: CpuTensor,
         wh: &CpuTensor,
         mask: &CpuTensor,
+        d: &SeqDims,
     ) -> OpResult<LstmCache<CpuTensor>> {
-        let (b, l, h) = seq_dims("lstm_forward", &xw, mask, 4)?;
-        if wh.shape() != [h, 4 * h] {
-            return Err(OpError::Shape {
-                op: "lstm_forward",
-                detail: format!("wh is {:?}, expected [{h}, {}]", wh.shape(), 4 * h),
-            });
-        }
+        let (b, l, h) = (d.batch(), d.steps(), d.hidden());
         let (wv, mv) = (f32s("lstm", wh)?, f32s("lstm", mask)?);
         let (mut hs, mut hp, mut cs) = (
             vec![0.0f32; b * l * h],
@@ -492,16 +388,15 @@ impl ModelOps for CpuBackend {
         })
     }
 
-    fn lstm_backward(
+    fn lstm_backward_kernel(
         &self,
         cache: &LstmCache<CpuTensor>,
         wh: &CpuTensor,
         mask: &CpuTensor,
         dh: &CpuTensor,
+        d: &SeqDims,
     ) -> OpResult<CpuTensor> {
-        let (b, l, h) = seq_dims("lstm_backward", &cache.gates, mask, 4)?;
-        check::same_len("lstm_backward", &cache.h, dh)?;
-        expect_len("lstm_backward", "wh", wh, 4 * h * h)?;
+        let (b, l, h) = (d.batch(), d.steps(), d.hidden());
         let (wv, mv, dv) = (f32s("lstm", wh)?, f32s("lstm", mask)?, f32s("lstm", dh)?);
         let (gv, cv) = (f32s("lstm", &cache.gates)?, f32s("lstm", &cache.c)?);
         let mut dg = vec![0.0f32; b * l * 4 * h];
@@ -529,8 +424,13 @@ impl ModelOps for CpuBackend {
         Ok(tensor(cache.gates.shape().to_vec(), dg))
     }
 
-    fn time_mask_mul(&self, x: &CpuTensor, mask: &CpuTensor) -> OpResult<CpuTensor> {
-        let (_, l, h) = time_mask_dims("time_mask_mul", x, mask)?;
+    fn time_mask_mul_kernel(
+        &self,
+        x: &CpuTensor,
+        mask: &CpuTensor,
+        d: &SeqDims,
+    ) -> OpResult<CpuTensor> {
+        let (l, h) = (d.steps(), d.hidden());
         let (xv, mv) = (f32s("time_mask_mul", x)?, f32s("time_mask_mul", mask)?);
         let mut out = vec![0.0f32; xv.len()];
         if h > 0 && l > 0 {
@@ -550,8 +450,7 @@ impl ModelOps for CpuBackend {
         Ok(tensor(x.shape().to_vec(), out))
     }
 
-    fn tanh_backward(&self, y: &CpuTensor, dy: &CpuTensor) -> OpResult<CpuTensor> {
-        check::same_len("tanh_backward", y, dy)?;
+    fn tanh_backward_kernel(&self, y: &CpuTensor, dy: &CpuTensor) -> OpResult<CpuTensor> {
         let (yv, dv) = (f32s("tanh_backward", y)?, f32s("tanh_backward", dy)?);
         Ok(tensor(
             dy.shape().to_vec(),
@@ -562,15 +461,14 @@ impl ModelOps for CpuBackend {
         ))
     }
 
-    fn clamp(&self, x: &mut CpuTensor, lo: f32, hi: f32) -> OpResult<()> {
+    fn clamp_kernel(&self, x: &mut CpuTensor, lo: f32, hi: f32) -> OpResult<()> {
         f32s_mut("clamp", x)?
             .iter_mut()
             .for_each(|v| *v = v.clamp(lo, hi));
         Ok(())
     }
 
-    fn sum_squares_into(&self, acc: &mut CpuTensor, x: &CpuTensor) -> OpResult<()> {
-        expect_len("sum_squares_into", "acc", acc, 1)?;
+    fn sum_squares_into_kernel(&self, acc: &mut CpuTensor, x: &CpuTensor) -> OpResult<()> {
         let xv = f32s("sum_squares_into", x)?;
         // Block partial sums in parallel, added in block order: the same value on any number of
         // threads.
@@ -583,13 +481,12 @@ impl ModelOps for CpuBackend {
         Ok(())
     }
 
-    fn clip_scale(&self, sumsq: &CpuTensor, max_norm: f32) -> OpResult<CpuTensor> {
-        expect_len("clip_scale", "sumsq", sumsq, 1)?;
+    fn clip_scale_kernel(&self, sumsq: &CpuTensor, max_norm: f32) -> OpResult<CpuTensor> {
         let r = max_norm / (f32s("clip_scale", sumsq)?[0].sqrt() + 1e-6);
         Ok(tensor(vec![1], vec![if r >= 1.0 { 1.0 } else { r }]))
     }
 
-    fn adam_step(
+    fn adam_step_kernel(
         &self,
         p: &mut CpuTensor,
         g: &CpuTensor,
@@ -598,10 +495,6 @@ impl ModelOps for CpuBackend {
         scale: &CpuTensor,
         s: &AdamStep,
     ) -> OpResult<()> {
-        check::same_len("adam_step", p, g)?;
-        check::same_len("adam_step", p, m)?;
-        check::same_len("adam_step", p, v)?;
-        expect_len("adam_step", "scale", scale, 1)?;
         let sc = f32s("adam_step", scale)?[0];
         let gv = f32s("adam_step", g)?;
         let k = AdamConsts::new(s, sc);
@@ -620,23 +513,12 @@ impl ModelOps for CpuBackend {
         Ok(())
     }
 
-    fn mask_entries(
-        &self,
-        x: &mut CpuTensor,
-        row_ptr: &CpuTensor,
-        cols: &CpuTensor,
-    ) -> OpResult<()> {
+    fn mask_entries_kernel(&self, x: &mut CpuTensor, csr: &Csr<CpuStorage>) -> OpResult<()> {
         let (rows, ncols) = (x.rows(), x.cols());
-        expect_len("mask_entries", "row_ptr", row_ptr, rows + 1)?;
-        let rp = u32s("mask_entries", row_ptr)?.to_vec();
-        let cv = u32s("mask_entries", cols)?.to_vec();
-        if let Some(&bad) = cv.iter().find(|&&c| c as usize >= ncols) {
-            return Err(OpError::Index {
-                op: "mask_entries",
-                index: bad,
-                len: ncols,
-            });
-        }
+        let (rp, cv) = (
+            u32s("mask_entries", csr.row_ptr())?,
+            u32s("mask_entries", csr.cols())?,
+        );
         let xv = f32s_mut("mask_entries", x)?;
         for r in 0..rows {
             for &c in &cv[rp[r] as usize..rp[r + 1] as usize] {
@@ -646,17 +528,14 @@ impl ModelOps for CpuBackend {
         Ok(())
     }
 
-    fn csr_axpy(
+    fn csr_axpy_kernel(
         &self,
         x: &mut CpuTensor,
-        row_ptr: &CpuTensor,
-        cols: &CpuTensor,
-        vals: &CpuTensor,
+        csr: &Csr<CpuStorage>,
         alpha: &CpuTensor,
     ) -> OpResult<()> {
         let (rows, ncols) = (x.rows(), x.cols());
-        let (rp, cv, vv) = csr_parts("csr_axpy", row_ptr, cols, vals, rows, ncols)?;
-        expect_len("csr_axpy", "alpha", alpha, 1)?;
+        let (rp, cv, vv) = csr_parts("csr_axpy", csr)?;
         let a = f32s("csr_axpy", alpha)?[0];
         let xv = f32s_mut("csr_axpy", x)?;
         for r in 0..rows {
@@ -667,16 +546,9 @@ impl ModelOps for CpuBackend {
         Ok(())
     }
 
-    fn csr_row_dot(
-        &self,
-        g: &CpuTensor,
-        row_ptr: &CpuTensor,
-        cols: &CpuTensor,
-        vals: &CpuTensor,
-    ) -> OpResult<CpuTensor> {
-        g.expect_dtype("csr_row_dot", DType::F32)?;
+    fn csr_row_dot_kernel(&self, g: &CpuTensor, csr: &Csr<CpuStorage>) -> OpResult<CpuTensor> {
         let (rows, ncols) = (g.rows(), g.cols());
-        let (rp, cv, vv) = csr_parts("csr_row_dot", row_ptr, cols, vals, rows, ncols)?;
+        let (rp, cv, vv) = csr_parts("csr_row_dot", csr)?;
         let gv = f32s("csr_row_dot", g)?;
         let out = (0..rows)
             .map(|r| {
@@ -688,14 +560,7 @@ impl ModelOps for CpuBackend {
         Ok(tensor(vec![rows], out))
     }
 
-    fn topk_rows(&self, x: &CpuTensor, k: usize) -> OpResult<(CpuTensor, CpuTensor)> {
-        x.expect_dtype("topk_rows", DType::F32)?;
-        if k == 0 || k > MAX_TOPK {
-            return Err(OpError::Invalid {
-                op: "topk_rows",
-                detail: format!("k = {k} must be in 1..={MAX_TOPK}"),
-            });
-        }
+    fn topk_rows_kernel(&self, x: &CpuTensor, k: usize) -> OpResult<(CpuTensor, CpuTensor)> {
         let (rows, cols) = (x.rows(), x.cols());
         let xv = f32s("topk_rows", x)?;
         let per_row: Vec<Vec<(f32, u32)>> = (0..rows)

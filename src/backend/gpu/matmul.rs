@@ -3,7 +3,7 @@
 use super::pipeline::Kernel;
 use super::shader::Shader;
 use super::{raw, GpuBackend, GpuTensor};
-use crate::backend::check::{self, MatmulDims};
+use crate::backend::check::MatmulDims;
 use crate::backend::{Backend, DType, OpResult};
 use crate::error::{GpuError, OpError};
 
@@ -153,38 +153,21 @@ fn record_split_k(
     Ok(())
 }
 
-pub fn matmul(
-    g: &GpuBackend,
-    a: &GpuTensor,
-    b: &GpuTensor,
-    ta: bool,
-    tb: bool,
-) -> OpResult<GpuTensor> {
-    let d = check::matmul(a, b, ta, tb)?;
-    let c = g.empty(&check::matmul_out_shape(a, b, &d), DType::F32, "matmul out")?;
-    record(g, &d, a, b, &c, ta, tb, 1.0, 0.0)?;
+pub fn matmul(g: &GpuBackend, a: &GpuTensor, b: &GpuTensor, d: &MatmulDims) -> OpResult<GpuTensor> {
+    let c = g.empty(&d.out_shape(), DType::F32, "matmul out")?;
+    record(g, d, a, b, &c, d.trans_a, d.trans_b, 1.0, 0.0)?;
     Ok(c)
 }
 
-#[allow(clippy::too_many_arguments)]
 pub fn matmul_into(
     g: &GpuBackend,
     out: &mut GpuTensor,
     a: &GpuTensor,
     b: &GpuTensor,
-    ta: bool,
-    tb: bool,
+    d: &MatmulDims,
     alpha: f32,
     beta: f32,
 ) -> OpResult<()> {
-    let d = check::matmul(a, b, ta, tb)?;
-    let shape = check::matmul_out_shape(a, b, &d);
-    if out.shape() != shape.as_slice() {
-        return Err(OpError::Shape {
-            op: "matmul_into",
-            detail: format!("out is {:?}, product is {:?}", out.shape(), shape),
-        });
-    }
     super::make_unique(&g.ctx, out)?;
-    record(g, &d, a, b, out, ta, tb, alpha, beta)
+    record(g, d, a, b, out, d.trans_a, d.trans_b, alpha, beta)
 }

@@ -32,7 +32,10 @@ pub static SHADERS: [&Shader; 9] = [
     &model::TOPK,
 ];
 
-use super::{check, Backend, BackendKind, DType, IndexPlan, OpResult, Targets, Tensor};
+use super::check::MatmulDims;
+use super::{
+    Backend, BackendKind, BinaryOp, DType, IndexPlan, OpResult, ReduceOp, Targets, Tensor, UnaryOp,
+};
 use crate::error::GpuError;
 
 pub type GpuStorage = Arc<GpuBuffer>;
@@ -106,54 +109,10 @@ impl Backend for GpuBackend {
         )
     }
 
-    fn upload_f32(&self, data: &[f32], shape: &[usize]) -> OpResult<GpuTensor> {
-        check::shape_len("upload_f32", shape, data.len())?;
-        let buf = self.ctx.upload(bytemuck::cast_slice(data), "tensor f32")?;
-        Ok(Tensor::from_parts(
-            shape.to_vec(),
-            DType::F32,
-            Arc::new(buf),
-        ))
-    }
-
-    fn upload_u32(&self, data: &[u32], shape: &[usize]) -> OpResult<GpuTensor> {
-        check::shape_len("upload_u32", shape, data.len())?;
-        let buf = self.ctx.upload(bytemuck::cast_slice(data), "tensor u32")?;
-        Ok(Tensor::from_parts(
-            shape.to_vec(),
-            DType::U32,
-            Arc::new(buf),
-        ))
-    }
-
     fn zeros(&self, shape: &[usize]) -> OpResult<GpuTensor> {
         let t = self.empty(shape, DType::F32, "zeros")?;
         self.ctx.clear(raw(&t), t.len() as u64 * 4);
         Ok(t)
-    }
-
-    fn to_f32(&self, t: &GpuTensor) -> OpResult<Vec<f32>> {
-        t.expect_dtype("to_f32", DType::F32)?;
-        let bytes = self.ctx.download(raw(t), t.len() as u64 * 4)?;
-        Ok(bytemuck::pod_collect_to_vec(&bytes))
-    }
-
-    fn to_u32(&self, t: &GpuTensor) -> OpResult<Vec<u32>> {
-        t.expect_dtype("to_u32", DType::U32)?;
-        let bytes = self.ctx.download(raw(t), t.len() as u64 * 4)?;
-        Ok(bytemuck::pod_collect_to_vec(&bytes))
-    }
-
-    fn write_f32(&self, t: &mut GpuTensor, data: &[f32]) -> OpResult<()> {
-        t.expect_dtype("write_f32", DType::F32)?;
-        check::shape_len("write_f32", t.shape(), data.len())?;
-        if Arc::strong_count(t.storage()) > 1 {
-            // Others still see the old values: write into fresh storage instead.
-            let buf = self.ctx.upload(bytemuck::cast_slice(data), "tensor f32")?;
-            *t.storage_mut() = Arc::new(buf);
-            return Ok(());
-        }
-        Ok(self.ctx.overwrite(raw(t), bytemuck::cast_slice(data))?)
     }
 
     fn sync(&self) -> OpResult<()> {
@@ -168,56 +127,93 @@ impl Backend for GpuBackend {
         self.ctx.limits.max_storage_buffer_binding_size
     }
 
-    fn matmul(&self, a: &GpuTensor, b: &GpuTensor, ta: bool, tb: bool) -> OpResult<GpuTensor> {
-        matmul::matmul(self, a, b, ta, tb)
+    fn upload_f32_kernel(&self, data: &[f32], shape: &[usize]) -> OpResult<GpuTensor> {
+        let buf = self.ctx.upload(bytemuck::cast_slice(data), "tensor f32")?;
+        Ok(Tensor::from_parts(
+            shape.to_vec(),
+            DType::F32,
+            Arc::new(buf),
+        ))
     }
 
-    fn matmul_into(
+    fn upload_u32_kernel(&self, data: &[u32], shape: &[usize]) -> OpResult<GpuTensor> {
+        let buf = self.ctx.upload(bytemuck::cast_slice(data), "tensor u32")?;
+        Ok(Tensor::from_parts(
+            shape.to_vec(),
+            DType::U32,
+            Arc::new(buf),
+        ))
+    }
+
+    fn to_f32_kernel(&self, t: &GpuTensor) -> OpResult<Vec<f32>> {
+        let bytes = self.ctx.download(raw(t), t.len() as u64 * 4)?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    fn to_u32_kernel(&self, t: &GpuTensor) -> OpResult<Vec<u32>> {
+        let bytes = self.ctx.download(raw(t), t.len() as u64 * 4)?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    fn write_f32_kernel(&self, t: &mut GpuTensor, data: &[f32]) -> OpResult<()> {
+        if Arc::strong_count(t.storage()) > 1 {
+            // Others still see the old values: write into fresh storage instead.
+            let buf = self.ctx.upload(bytemuck::cast_slice(data), "tensor f32")?;
+            *t.storage_mut() = Arc::new(buf);
+            return Ok(());
+        }
+        Ok(self.ctx.overwrite(raw(t), bytemuck::cast_slice(data))?)
+    }
+
+    fn matmul_kernel(&self, a: &GpuTensor, b: &GpuTensor, d: &MatmulDims) -> OpResult<GpuTensor> {
+        matmul::matmul(self, a, b, d)
+    }
+
+    fn matmul_into_kernel(
         &self,
         out: &mut GpuTensor,
         a: &GpuTensor,
         b: &GpuTensor,
-        ta: bool,
-        tb: bool,
+        d: &MatmulDims,
         alpha: f32,
         beta: f32,
     ) -> OpResult<()> {
-        matmul::matmul_into(self, out, a, b, ta, tb, alpha, beta)
+        matmul::matmul_into(self, out, a, b, d, alpha, beta)
     }
 
-    fn binary(&self, op: super::BinaryOp, a: &GpuTensor, b: &GpuTensor) -> OpResult<GpuTensor> {
+    fn binary_kernel(&self, op: BinaryOp, a: &GpuTensor, b: &GpuTensor) -> OpResult<GpuTensor> {
         elementwise::binary(self, op, a, b)
     }
 
-    fn unary(&self, op: super::UnaryOp, a: &GpuTensor) -> OpResult<GpuTensor> {
+    fn unary_kernel(&self, op: UnaryOp, a: &GpuTensor) -> OpResult<GpuTensor> {
         elementwise::unary(self, op, a)
     }
 
-    fn affine(&self, a: &GpuTensor, alpha: f32, beta: f32) -> OpResult<GpuTensor> {
+    fn affine_kernel(&self, a: &GpuTensor, alpha: f32, beta: f32) -> OpResult<GpuTensor> {
         elementwise::affine(self, a, alpha, beta)
     }
 
-    fn axpy(&self, acc: &mut GpuTensor, x: &GpuTensor, alpha: f32) -> OpResult<()> {
+    fn axpy_kernel(&self, acc: &mut GpuTensor, x: &GpuTensor, alpha: f32) -> OpResult<()> {
         elementwise::axpy(self, acc, x, alpha)
     }
 
-    fn relu_backward(&self, y: &GpuTensor, dy: &GpuTensor) -> OpResult<GpuTensor> {
+    fn relu_backward_kernel(&self, y: &GpuTensor, dy: &GpuTensor) -> OpResult<GpuTensor> {
         elementwise::relu_backward(self, y, dy)
     }
 
-    fn reduce_rows(&self, op: super::ReduceOp, a: &GpuTensor) -> OpResult<GpuTensor> {
+    fn reduce_rows_kernel(&self, op: ReduceOp, a: &GpuTensor) -> OpResult<GpuTensor> {
         reduce::reduce_rows(self, op, a)
     }
 
-    fn sum_cols(&self, a: &GpuTensor) -> OpResult<GpuTensor> {
+    fn sum_cols_kernel(&self, a: &GpuTensor) -> OpResult<GpuTensor> {
         reduce::sum_cols(self, a)
     }
 
-    fn softmax_rows(&self, a: &GpuTensor, log: bool) -> OpResult<GpuTensor> {
+    fn softmax_rows_kernel(&self, a: &GpuTensor, log: bool) -> OpResult<GpuTensor> {
         softmax::softmax_rows(self, a, log)
     }
 
-    fn softmax_rows_backward(
+    fn softmax_rows_backward_kernel(
         &self,
         y: &GpuTensor,
         dy: &GpuTensor,
@@ -226,11 +222,11 @@ impl Backend for GpuBackend {
         softmax::softmax_rows_backward(self, y, dy, log)
     }
 
-    fn logsumexp_rows(&self, a: &GpuTensor) -> OpResult<GpuTensor> {
+    fn logsumexp_rows_kernel(&self, a: &GpuTensor) -> OpResult<GpuTensor> {
         softmax::logsumexp_rows(self, a)
     }
 
-    fn cross_entropy(
+    fn cross_entropy_kernel(
         &self,
         logits: &GpuTensor,
         targets: &Targets<GpuStorage>,
@@ -238,7 +234,7 @@ impl Backend for GpuBackend {
         softmax::cross_entropy(self, logits, targets)
     }
 
-    fn cross_entropy_tile(
+    fn cross_entropy_tile_kernel(
         &self,
         logits: &GpuTensor,
         lse: &GpuTensor,
@@ -248,11 +244,15 @@ impl Backend for GpuBackend {
         softmax::cross_entropy_tile(self, logits, lse, row_weight, targets)
     }
 
-    fn gather_rows(&self, table: &GpuTensor, plan: &IndexPlan<GpuStorage>) -> OpResult<GpuTensor> {
+    fn gather_rows_kernel(
+        &self,
+        table: &GpuTensor,
+        plan: &IndexPlan<GpuStorage>,
+    ) -> OpResult<GpuTensor> {
         embed::gather_rows(self, table, plan)
     }
 
-    fn scatter_add_rows(
+    fn scatter_add_rows_kernel(
         &self,
         dst: &mut GpuTensor,
         src: &GpuTensor,

@@ -4,11 +4,10 @@
 use super::elementwise::{EwParams, ELEMENTWISE};
 use super::pipeline::Kernel;
 use super::shader::Shader;
-use super::{make_unique, raw, GpuBackend, GpuTensor};
-use crate::backend::cpu::model::{csr_dims, expect_len, seq_dims, time_mask_dims};
-use crate::backend::model_ops::{AdamStep, LstmCache, ModelOps, MAX_TOPK};
-use crate::backend::{check, Backend, DType, OpResult};
-use crate::error::OpError;
+use super::{make_unique, raw, GpuBackend, GpuStorage, GpuTensor};
+use crate::backend::check::SeqDims;
+use crate::backend::model_ops::{AdamStep, Csr, LstmCache, ModelOps};
+use crate::backend::{Backend, DType, OpResult};
 
 crate::kernel_params! {
     /// Parameters of `indrnn.wgsl` and `lstm.wgsl` (`t`: the LSTM's time step).
@@ -90,14 +89,14 @@ fn csr_params(rows: usize, cols: usize) -> TopkParams {
 }
 
 impl ModelOps for GpuBackend {
-    fn indrnn_forward(
+    fn indrnn_forward_kernel(
         &self,
         pre: &GpuTensor,
         u: &GpuTensor,
         mask: &GpuTensor,
+        d: &SeqDims,
     ) -> OpResult<GpuTensor> {
-        let (b, l, h) = seq_dims("indrnn_forward", pre, mask, 1)?;
-        expect_len("indrnn_forward", "u", u, h)?;
+        let (b, l, h) = (d.batch(), d.steps(), d.hidden());
         let out = self.empty(pre.shape(), DType::F32, "indrnn h")?;
         let p = SeqParams {
             batch: b as u32,
@@ -119,18 +118,16 @@ impl ModelOps for GpuBackend {
         Ok(out)
     }
 
-    fn indrnn_backward(
+    fn indrnn_backward_kernel(
         &self,
         pre: &GpuTensor,
         u: &GpuTensor,
         mask: &GpuTensor,
         hs: &GpuTensor,
         dh: &GpuTensor,
+        d: &SeqDims,
     ) -> OpResult<(GpuTensor, GpuTensor)> {
-        let (b, l, h) = seq_dims("indrnn_backward", pre, mask, 1)?;
-        expect_len("indrnn_backward", "u", u, h)?;
-        check::same_len("indrnn_backward", pre, hs)?;
-        check::same_len("indrnn_backward", pre, dh)?;
+        let (b, l, h) = (d.batch(), d.steps(), d.hidden());
         let dpre = self.empty(pre.shape(), DType::F32, "indrnn dpre")?;
         let du_part = self.empty(&[b, h], DType::F32, "indrnn du partials")?;
         let p = SeqParams {
@@ -156,20 +153,15 @@ impl ModelOps for GpuBackend {
         Ok((dpre, du))
     }
 
-    fn lstm_forward(
+    fn lstm_forward_kernel(
         &self,
         xw: GpuTensor,
         wh: &GpuTensor,
         mask: &GpuTensor,
+        d: &SeqDims,
     ) -> OpResult<LstmCache<GpuTensor>> {
         let xw = &xw;
-        let (b, l, h) = seq_dims("lstm_forward", xw, mask, 4)?;
-        if wh.shape() != [h, 4 * h] {
-            return Err(OpError::Shape {
-                op: "lstm_forward",
-                detail: format!("wh is {:?}, expected [{h}, {}]", wh.shape(), 4 * h),
-            });
-        }
+        let (b, l, h) = (d.batch(), d.steps(), d.hidden());
         let shape = [b, l, h];
         let cache = LstmCache {
             h: self.empty(&shape, DType::F32, "lstm h")?,
@@ -204,16 +196,15 @@ impl ModelOps for GpuBackend {
         Ok(cache)
     }
 
-    fn lstm_backward(
+    fn lstm_backward_kernel(
         &self,
         cache: &LstmCache<GpuTensor>,
         wh: &GpuTensor,
         mask: &GpuTensor,
         dh: &GpuTensor,
+        d: &SeqDims,
     ) -> OpResult<GpuTensor> {
-        let (b, l, h) = seq_dims("lstm_backward", &cache.gates, mask, 4)?;
-        check::same_len("lstm_backward", &cache.h, dh)?;
-        expect_len("lstm_backward", "wh", wh, 4 * h * h)?;
+        let (b, l, h) = (d.batch(), d.steps(), d.hidden());
         let dg = self.empty(cache.gates.shape(), DType::F32, "lstm dgates")?;
         let carry = self.zeros(&[b, 2 * h])?;
         let k = Kernel::new(&LSTM, "step_backward");
@@ -243,8 +234,13 @@ impl ModelOps for GpuBackend {
         Ok(dg)
     }
 
-    fn time_mask_mul(&self, x: &GpuTensor, mask: &GpuTensor) -> OpResult<GpuTensor> {
-        let (_, l, h) = time_mask_dims("time_mask_mul", x, mask)?;
+    fn time_mask_mul_kernel(
+        &self,
+        x: &GpuTensor,
+        mask: &GpuTensor,
+        d: &SeqDims,
+    ) -> OpResult<GpuTensor> {
+        let (l, h) = (d.steps(), d.hidden());
         let out = self.empty(x.shape(), DType::F32, "time_mask_mul out")?;
         if x.is_empty() {
             return Ok(out);
@@ -266,10 +262,7 @@ impl ModelOps for GpuBackend {
         Ok(out)
     }
 
-    fn tanh_backward(&self, y: &GpuTensor, dy: &GpuTensor) -> OpResult<GpuTensor> {
-        y.expect_dtype("tanh_backward", DType::F32)?;
-        dy.expect_dtype("tanh_backward", DType::F32)?;
-        check::same_len("tanh_backward", y, dy)?;
+    fn tanh_backward_kernel(&self, y: &GpuTensor, dy: &GpuTensor) -> OpResult<GpuTensor> {
         let out = self.empty(dy.shape(), DType::F32, "tanh_backward out")?;
         if dy.is_empty() {
             return Ok(out);
@@ -291,8 +284,7 @@ impl ModelOps for GpuBackend {
         Ok(out)
     }
 
-    fn clamp(&self, x: &mut GpuTensor, lo: f32, hi: f32) -> OpResult<()> {
-        x.expect_dtype("clamp", DType::F32)?;
+    fn clamp_kernel(&self, x: &mut GpuTensor, lo: f32, hi: f32) -> OpResult<()> {
         make_unique(&self.ctx, x)?;
         if x.is_empty() {
             return Ok(());
@@ -312,15 +304,12 @@ impl ModelOps for GpuBackend {
         Ok(())
     }
 
-    fn sum_squares_into(&self, acc: &mut GpuTensor, x: &GpuTensor) -> OpResult<()> {
-        expect_len("sum_squares_into", "acc", acc, 1)?;
-        x.expect_dtype("sum_squares_into", DType::F32)?;
+    fn sum_squares_into_kernel(&self, acc: &mut GpuTensor, x: &GpuTensor) -> OpResult<()> {
         let s = super::reduce::fold_rows(self, x, Some(x), 1, x.len(), false, 1.0)?;
         self.axpy(acc, &s, 1.0)
     }
 
-    fn clip_scale(&self, sumsq: &GpuTensor, max_norm: f32) -> OpResult<GpuTensor> {
-        expect_len("clip_scale", "sumsq", sumsq, 1)?;
+    fn clip_scale_kernel(&self, sumsq: &GpuTensor, max_norm: f32) -> OpResult<GpuTensor> {
         let out = self.empty(&[1], DType::F32, "clip scale")?;
         let p = OptParams {
             n: 1,
@@ -336,7 +325,7 @@ impl ModelOps for GpuBackend {
         Ok(out)
     }
 
-    fn adam_step(
+    fn adam_step_kernel(
         &self,
         p: &mut GpuTensor,
         g: &GpuTensor,
@@ -345,10 +334,6 @@ impl ModelOps for GpuBackend {
         scale: &GpuTensor,
         s: &AdamStep,
     ) -> OpResult<()> {
-        check::same_len("adam_step", p, g)?;
-        check::same_len("adam_step", p, m)?;
-        check::same_len("adam_step", p, v)?;
-        expect_len("adam_step", "scale", scale, 1)?;
         for t in [&mut *p, &mut *m, &mut *v] {
             make_unique(&self.ctx, t)?;
         }
@@ -381,17 +366,9 @@ impl ModelOps for GpuBackend {
         Ok(())
     }
 
-    fn mask_entries(
-        &self,
-        x: &mut GpuTensor,
-        row_ptr: &GpuTensor,
-        cols: &GpuTensor,
-    ) -> OpResult<()> {
-        x.expect_dtype("mask_entries", DType::F32)?;
-        row_ptr.expect_dtype("mask_entries", DType::U32)?;
-        cols.expect_dtype("mask_entries", DType::U32)?;
+    fn mask_entries_kernel(&self, x: &mut GpuTensor, csr: &Csr<GpuStorage>) -> OpResult<()> {
+        let (row_ptr, cols) = (csr.row_ptr(), csr.cols());
         let rows = x.rows();
-        expect_len("mask_entries", "row_ptr", row_ptr, rows + 1)?;
         make_unique(&self.ctx, x)?;
         let p = TopkParams {
             rows: rows as u32,
@@ -414,19 +391,14 @@ impl ModelOps for GpuBackend {
         Ok(())
     }
 
-    fn csr_axpy(
+    fn csr_axpy_kernel(
         &self,
         x: &mut GpuTensor,
-        row_ptr: &GpuTensor,
-        cols: &GpuTensor,
-        vals: &GpuTensor,
+        csr: &Csr<GpuStorage>,
         alpha: &GpuTensor,
     ) -> OpResult<()> {
-        x.expect_dtype("csr_axpy", DType::F32)?;
+        let (row_ptr, cols, vals) = (csr.row_ptr(), csr.cols(), csr.expect_vals("csr_axpy")?);
         let rows = x.rows();
-        csr_dims("csr_axpy", row_ptr, cols, vals, rows)?;
-        alpha.expect_dtype("csr_axpy", DType::F32)?;
-        expect_len("csr_axpy", "alpha", alpha, 1)?;
         if cols.is_empty() {
             return Ok(()); // nothing to add (and no empty buffer to bind)
         }
@@ -447,16 +419,9 @@ impl ModelOps for GpuBackend {
         Ok(())
     }
 
-    fn csr_row_dot(
-        &self,
-        g: &GpuTensor,
-        row_ptr: &GpuTensor,
-        cols: &GpuTensor,
-        vals: &GpuTensor,
-    ) -> OpResult<GpuTensor> {
-        g.expect_dtype("csr_row_dot", DType::F32)?;
+    fn csr_row_dot_kernel(&self, g: &GpuTensor, csr: &Csr<GpuStorage>) -> OpResult<GpuTensor> {
+        let (row_ptr, cols, vals) = (csr.row_ptr(), csr.cols(), csr.expect_vals("csr_row_dot")?);
         let rows = g.rows();
-        csr_dims("csr_row_dot", row_ptr, cols, vals, rows)?;
         if cols.is_empty() {
             return self.zeros(&[rows]);
         }
@@ -477,14 +442,7 @@ impl ModelOps for GpuBackend {
         Ok(out)
     }
 
-    fn topk_rows(&self, x: &GpuTensor, k: usize) -> OpResult<(GpuTensor, GpuTensor)> {
-        x.expect_dtype("topk_rows", DType::F32)?;
-        if k == 0 || k > MAX_TOPK {
-            return Err(OpError::Invalid {
-                op: "topk_rows",
-                detail: format!("k = {k} must be in 1..={MAX_TOPK}"),
-            });
-        }
+    fn topk_rows_kernel(&self, x: &GpuTensor, k: usize) -> OpResult<(GpuTensor, GpuTensor)> {
         let rows = x.rows();
         let mut cols = x.cols();
         let mut vals = x.clone();

@@ -106,7 +106,6 @@ pub(crate) fn fold_rows(
 }
 
 pub fn reduce_rows(g: &GpuBackend, op: ReduceOp, a: &GpuTensor) -> OpResult<GpuTensor> {
-    a.expect_dtype("reduce_rows", DType::F32)?;
     let (rows, cols) = (a.rows(), a.cols());
     let scale = match op {
         ReduceOp::Mean => 1.0 / cols.max(1) as f32,
@@ -117,7 +116,6 @@ pub fn reduce_rows(g: &GpuBackend, op: ReduceOp, a: &GpuTensor) -> OpResult<GpuT
 }
 
 pub fn sum_cols(g: &GpuBackend, a: &GpuTensor) -> OpResult<GpuTensor> {
-    a.expect_dtype("sum_cols", DType::F32)?;
     let (mut rows, cols) = (a.rows(), a.cols());
     if rows == 0 || cols == 0 {
         return crate::backend::Backend::zeros(g, &[cols]);

@@ -4,7 +4,7 @@ use super::pipeline::Kernel;
 use super::reduce::{chunk_for, fold_rows};
 use super::shader::Shader;
 use super::{raw, GpuBackend, GpuStorage, GpuTensor};
-use crate::backend::{check, DType, OpResult, Targets};
+use crate::backend::{DType, OpResult, Targets};
 
 crate::kernel_params! {
     /// Parameters of `softmax.wgsl`.
@@ -34,7 +34,6 @@ fn params(rows: usize, cols: usize, chunk: usize, nchunks: usize) -> Params {
 
 /// Log-sum-exp of every row, `[rows]`: a chunked online (max, sum) pass, then a merge per row.
 fn lse(g: &GpuBackend, a: &GpuTensor) -> OpResult<GpuTensor> {
-    a.expect_dtype("logsumexp_rows", DType::F32)?;
     let (rows, cols) = (a.rows(), a.cols());
     let out = g.empty(&[rows], DType::F32, "lse")?;
     if rows == 0 {
@@ -82,9 +81,6 @@ pub fn softmax_rows_backward(
     dy: &GpuTensor,
     log: bool,
 ) -> OpResult<GpuTensor> {
-    y.expect_dtype("softmax_rows_backward", DType::F32)?;
-    dy.expect_dtype("softmax_rows_backward", DType::F32)?;
-    check::same_len("softmax_rows_backward", y, dy)?;
     let (rows, cols) = (y.rows(), y.cols());
     // s = Σ dy (log-softmax) or Σ dy·y (softmax), per row.
     let s = fold_rows(
@@ -117,7 +113,6 @@ pub fn cross_entropy(
     logits: &GpuTensor,
     t: &Targets<GpuStorage>,
 ) -> OpResult<(GpuTensor, GpuTensor)> {
-    check::cross_entropy(logits, t)?;
     let l = lse(g, logits)?;
     ce(g, logits, &l, None, t)
 }
@@ -129,7 +124,6 @@ pub fn cross_entropy_tile(
     row_weight: &GpuTensor,
     t: &Targets<GpuStorage>,
 ) -> OpResult<(GpuTensor, GpuTensor)> {
-    check::cross_entropy_tile(logits, lse, row_weight, t)?;
     ce(g, logits, lse, Some(row_weight), t)
 }
 

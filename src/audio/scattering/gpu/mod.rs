@@ -444,8 +444,9 @@ impl Work<'_> {
     }
 }
 
+/// The kernel of [`ScatteringOps::scattering`] on checked clips.
 pub fn scattering(g: &GpuBackend, plan: &Scattering, clips: &GpuTensor) -> OpResult<GpuTensor> {
-    scattering_capped(g, plan, clips, None)
+    capped(g, plan, clips, None)
 }
 
 /// [`scattering`] with work buffers of at most `cap` complex values (default: the device's
@@ -459,6 +460,16 @@ pub fn scattering_capped(
     cap: Option<u64>,
 ) -> OpResult<GpuTensor> {
     crate::audio::scattering::check_clips(plan, clips)?;
+    capped(g, plan, clips, cap)
+}
+
+/// [`scattering_capped`] on checked clips.
+fn capped(
+    g: &GpuBackend,
+    plan: &Scattering,
+    clips: &GpuTensor,
+    cap: Option<u64>,
+) -> OpResult<GpuTensor> {
     let bank = plan.bank();
     let batch = clips.shape()[0];
     let (paths, frames) = (plan.n_paths(), plan.n_frames());
@@ -544,7 +555,7 @@ pub fn scattering_capped(
 }
 
 impl ScatteringOps for GpuBackend {
-    fn scattering(&self, plan: &Scattering, clips: &GpuTensor) -> OpResult<GpuTensor> {
+    fn scattering_kernel(&self, plan: &Scattering, clips: &GpuTensor) -> OpResult<GpuTensor> {
         scattering(self, plan, clips)
     }
 }

@@ -1,0 +1,513 @@
+//! The contracts of the core and model ops: one check function per op, called once by the
+//! trait's public op method ([`super::Backend`], [`super::model_ops::ModelOps`]) before the
+//! backend's kernel runs. The dims structs they return can only be built here, so a kernel
+//! cannot run on unchecked dimensions.
+
+use super::model_ops::{Csr, LstmCache, MAX_TOPK};
+use super::{DType, IndexPlan, OpResult, Targets, Tensor};
+use crate::error::OpError;
+
+// --- core ops --------------------------------------------------------------------------------
+
+/// Resolved matmul geometry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatmulDims {
+    pub batch: usize,
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    /// Element strides between batch entries (0 = shared operand).
+    pub stride_a: usize,
+    pub stride_b: usize,
+    pub trans_a: bool,
+    pub trans_b: bool,
+    /// Either operand is 3-D, so the result is `[batch, m, n]`.
+    batched: bool,
+}
+
+impl MatmulDims {
+    /// Shape of the product: `[m, n]` or `[batch, m, n]`.
+    pub fn out_shape(&self) -> Vec<usize> {
+        if self.batched {
+            vec![self.batch, self.m, self.n]
+        } else {
+            vec![self.m, self.n]
+        }
+    }
+}
+
+fn split(shape: &[usize], trans: bool) -> Option<(usize, usize, usize)> {
+    let (b, r, c) = match shape {
+        [r, c] => (None, *r, *c),
+        [b, r, c] => (Some(*b), *r, *c),
+        _ => return None,
+    };
+    let (r, c) = if trans { (c, r) } else { (r, c) };
+    Some((b.unwrap_or(0), r, c))
+}
+
+pub fn matmul<S>(
+    a: &Tensor<S>,
+    b: &Tensor<S>,
+    trans_a: bool,
+    trans_b: bool,
+) -> OpResult<MatmulDims> {
+    a.expect_dtype("matmul", DType::F32)?;
+    b.expect_dtype("matmul", DType::F32)?;
+    let err = |detail: String| OpError::Shape {
+        op: "matmul",
+        detail,
+    };
+    let (ba, m, k) = split(a.shape(), trans_a)
+        .ok_or_else(|| err(format!("a must be 2-D or 3-D, got {:?}", a.shape())))?;
+    let (bb, k2, n) = split(b.shape(), trans_b)
+        .ok_or_else(|| err(format!("b must be 2-D or 3-D, got {:?}", b.shape())))?;
+    if k != k2 {
+        return Err(err(format!(
+            "inner sizes differ: a {:?} (trans {trans_a}) vs b {:?} (trans {trans_b})",
+            a.shape(),
+            b.shape()
+        )));
+    }
+    let batch = match (ba, bb) {
+        (0, 0) => 1,
+        (x, 0) | (0, x) => x,
+        (x, y) if x == y => x,
+        (x, y) => return Err(err(format!("batch sizes differ: {x} vs {y}"))),
+    };
+    Ok(MatmulDims {
+        batch,
+        m,
+        k,
+        n,
+        stride_a: if ba == 0 { 0 } else { m * k },
+        stride_b: if bb == 0 { 0 } else { k * n },
+        trans_a,
+        trans_b,
+        batched: a.shape().len() == 3 || b.shape().len() == 3,
+    })
+}
+
+/// [`matmul`] plus a bias `[n]` (one value per output column).
+pub fn matmul_bias<S>(
+    a: &Tensor<S>,
+    b: &Tensor<S>,
+    trans_a: bool,
+    trans_b: bool,
+    bias: &Tensor<S>,
+) -> OpResult<MatmulDims> {
+    let d = matmul(a, b, trans_a, trans_b)?;
+    bias.expect_dtype("matmul_bias", DType::F32)?;
+    if bias.len() != d.n {
+        return Err(OpError::Shape {
+            op: "matmul_bias",
+            detail: format!("bias has {} values for {} output columns", bias.len(), d.n),
+        });
+    }
+    Ok(d)
+}
+
+/// [`matmul`] into an existing `out` of the product's shape.
+pub fn matmul_into<S>(
+    out: &Tensor<S>,
+    a: &Tensor<S>,
+    b: &Tensor<S>,
+    trans_a: bool,
+    trans_b: bool,
+) -> OpResult<MatmulDims> {
+    let d = matmul(a, b, trans_a, trans_b)?;
+    let shape = d.out_shape();
+    if out.shape() != shape.as_slice() {
+        return Err(OpError::Shape {
+            op: "matmul_into",
+            detail: format!("out is {:?}, product is {:?}", out.shape(), shape),
+        });
+    }
+    out.expect_dtype("matmul_into", DType::F32)?;
+    Ok(d)
+}
+
+pub fn same_len<S>(op: &'static str, a: &Tensor<S>, b: &Tensor<S>) -> OpResult<()> {
+    if a.len() != b.len() {
+        return Err(OpError::Shape {
+            op,
+            detail: format!("{:?} vs {:?}", a.shape(), b.shape()),
+        });
+    }
+    Ok(())
+}
+
+/// Two f32 tensors of the same length (element-wise ops without broadcast).
+pub fn same_len_f32<S>(op: &'static str, a: &Tensor<S>, b: &Tensor<S>) -> OpResult<()> {
+    a.expect_dtype(op, DType::F32)?;
+    b.expect_dtype(op, DType::F32)?;
+    same_len(op, a, b)
+}
+
+pub fn broadcast<S>(op: &'static str, a: &Tensor<S>, b: &Tensor<S>) -> OpResult<()> {
+    a.expect_dtype(op, DType::F32)?;
+    b.expect_dtype(op, DType::F32)?;
+    if b.is_empty() && !a.is_empty() || (!b.is_empty() && a.len() % b.len() != 0) {
+        return Err(OpError::Shape {
+            op,
+            detail: format!(
+                "right operand {:?} does not broadcast over {:?} (its size must divide the left's)",
+                b.shape(),
+                a.shape()
+            ),
+        });
+    }
+    Ok(())
+}
+
+pub fn shape_len(op: &'static str, shape: &[usize], len: usize) -> OpResult<()> {
+    let n: usize = shape.iter().product();
+    if n != len {
+        return Err(OpError::Shape {
+            op,
+            detail: format!("shape {shape:?} needs {n} elements, got {len}"),
+        });
+    }
+    Ok(())
+}
+
+/// [`super::Backend::write_f32`]: an f32 tensor with as many elements as `len`.
+pub fn write_f32<S>(t: &Tensor<S>, len: usize) -> OpResult<()> {
+    t.expect_dtype("write_f32", DType::F32)?;
+    shape_len("write_f32", t.shape(), len)
+}
+
+pub fn gather<S>(table: &Tensor<S>, plan: &IndexPlan<S>) -> OpResult<()> {
+    table.expect_dtype("gather_rows", DType::F32)?;
+    if table.shape().len() != 2 || table.shape()[0] != plan.table_rows {
+        return Err(OpError::Shape {
+            op: "gather_rows",
+            detail: format!(
+                "table {:?} vs plan built for {} rows",
+                table.shape(),
+                plan.table_rows
+            ),
+        });
+    }
+    Ok(())
+}
+
+pub fn scatter<S>(dst: &Tensor<S>, src: &Tensor<S>, plan: &IndexPlan<S>) -> OpResult<()> {
+    dst.expect_dtype("scatter_add_rows", DType::F32)?;
+    src.expect_dtype("scatter_add_rows", DType::F32)?;
+    let ok = dst.shape().len() == 2
+        && src.shape().len() == 2
+        && dst.shape()[0] == plan.table_rows
+        && src.shape()[0] == plan.len
+        && dst.shape()[1] == src.shape()[1];
+    if !ok {
+        return Err(OpError::Shape {
+            op: "scatter_add_rows",
+            detail: format!(
+                "dst {:?}, src {:?}, plan {} positions into {} rows",
+                dst.shape(),
+                src.shape(),
+                plan.len,
+                plan.table_rows
+            ),
+        });
+    }
+    Ok(())
+}
+
+pub fn cross_entropy_tile<S>(
+    logits: &Tensor<S>,
+    lse: &Tensor<S>,
+    row_weight: &Tensor<S>,
+    t: &Targets<S>,
+) -> OpResult<()> {
+    cross_entropy(logits, t)?;
+    for (name, v) in [("lse", lse), ("row_weight", row_weight)] {
+        v.expect_dtype("cross_entropy_tile", DType::F32)?;
+        if v.len() != t.rows {
+            return Err(OpError::Shape {
+                op: "cross_entropy_tile",
+                detail: format!("{name} has {} values for {} rows", v.len(), t.rows),
+            });
+        }
+    }
+    Ok(())
+}
+
+pub fn cross_entropy<S>(logits: &Tensor<S>, t: &Targets<S>) -> OpResult<()> {
+    logits.expect_dtype("cross_entropy", DType::F32)?;
+    if logits.rows() != t.rows || logits.cols() != t.classes {
+        return Err(OpError::Shape {
+            op: "cross_entropy",
+            detail: format!(
+                "logits {:?} vs targets for {} rows x {} classes",
+                logits.shape(),
+                t.rows,
+                t.classes
+            ),
+        });
+    }
+    Ok(())
+}
+
+// --- model ops -------------------------------------------------------------------------------
+
+/// `(batch, steps, hidden)` of a recurrence or time-mask input `[B, L, H·mult]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeqDims {
+    batch: usize,
+    steps: usize,
+    hidden: usize,
+}
+
+impl SeqDims {
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+    pub fn hidden(&self) -> usize {
+        self.hidden
+    }
+}
+
+pub fn expect_len<S>(op: &'static str, what: &str, t: &Tensor<S>, len: usize) -> OpResult<()> {
+    if t.len() != len {
+        return Err(OpError::Shape {
+            op,
+            detail: format!("{what} has shape {:?}, expected {len} elements", t.shape()),
+        });
+    }
+    Ok(())
+}
+
+/// An f32 `[1]` device scalar.
+fn scalar<S>(op: &'static str, what: &str, t: &Tensor<S>) -> OpResult<()> {
+    t.expect_dtype(op, DType::F32)?;
+    expect_len(op, what, t, 1)
+}
+
+/// `(batch, steps, hidden)` of a `[B, L, H·hidden_mult]` tensor with a `[B, L]` mask.
+fn seq_dims<S>(
+    op: &'static str,
+    x: &Tensor<S>,
+    mask: &Tensor<S>,
+    hidden_mult: usize,
+) -> OpResult<SeqDims> {
+    x.expect_dtype(op, DType::F32)?;
+    mask.expect_dtype(op, DType::F32)?;
+    match (x.shape(), mask.shape()) {
+        ([b, l, h], [mb, ml]) if b == mb && l == ml && h % hidden_mult == 0 => Ok(SeqDims {
+            batch: *b,
+            steps: *l,
+            hidden: h / hidden_mult,
+        }),
+        _ => Err(OpError::Shape {
+            op,
+            detail: format!(
+                "expected x [B, L, {hidden_mult}H] and mask [B, L], got {:?} and {:?}",
+                x.shape(),
+                mask.shape()
+            ),
+        }),
+    }
+}
+
+pub fn indrnn_forward<S>(pre: &Tensor<S>, u: &Tensor<S>, mask: &Tensor<S>) -> OpResult<SeqDims> {
+    let d = seq_dims("indrnn_forward", pre, mask, 1)?;
+    u.expect_dtype("indrnn_forward", DType::F32)?;
+    expect_len("indrnn_forward", "u", u, d.hidden)?;
+    Ok(d)
+}
+
+pub fn indrnn_backward<S>(
+    pre: &Tensor<S>,
+    u: &Tensor<S>,
+    mask: &Tensor<S>,
+    h: &Tensor<S>,
+    dh: &Tensor<S>,
+) -> OpResult<SeqDims> {
+    let d = seq_dims("indrnn_backward", pre, mask, 1)?;
+    u.expect_dtype("indrnn_backward", DType::F32)?;
+    expect_len("indrnn_backward", "u", u, d.hidden)?;
+    same_len_f32("indrnn_backward", pre, h)?;
+    same_len_f32("indrnn_backward", pre, dh)?;
+    Ok(d)
+}
+
+pub fn lstm_forward<S>(xw: &Tensor<S>, wh: &Tensor<S>, mask: &Tensor<S>) -> OpResult<SeqDims> {
+    let d = seq_dims("lstm_forward", xw, mask, 4)?;
+    let h = d.hidden;
+    if wh.shape() != [h, 4 * h] {
+        return Err(OpError::Shape {
+            op: "lstm_forward",
+            detail: format!("wh is {:?}, expected [{h}, {}]", wh.shape(), 4 * h),
+        });
+    }
+    wh.expect_dtype("lstm_forward", DType::F32)?;
+    Ok(d)
+}
+
+pub fn lstm_backward<S>(
+    cache: &LstmCache<Tensor<S>>,
+    wh: &Tensor<S>,
+    mask: &Tensor<S>,
+    dh: &Tensor<S>,
+) -> OpResult<SeqDims> {
+    let d = seq_dims("lstm_backward", &cache.gates, mask, 4)?;
+    let shape = [d.batch, d.steps, d.hidden];
+    for (what, t) in [("h", &cache.h), ("c", &cache.c)] {
+        t.expect_dtype("lstm_backward", DType::F32)?;
+        expect_len("lstm_backward", what, t, shape.iter().product())?;
+    }
+    same_len_f32("lstm_backward", &cache.h, dh)?;
+    wh.expect_dtype("lstm_backward", DType::F32)?;
+    expect_len("lstm_backward", "wh", wh, 4 * d.hidden * d.hidden)?;
+    Ok(d)
+}
+
+/// `time_mask_mul`'s `x` `[B, L, H]` and its `[B, H]` mask (one row per sequence, shared over
+/// time).
+pub fn time_mask_mul<S>(x: &Tensor<S>, mask: &Tensor<S>) -> OpResult<SeqDims> {
+    let op = "time_mask_mul";
+    x.expect_dtype(op, DType::F32)?;
+    mask.expect_dtype(op, DType::F32)?;
+    let (b, l, h) = match x.shape() {
+        [b, l, h] => (*b, *l, *h),
+        s => {
+            return Err(OpError::Shape {
+                op,
+                detail: format!("x must be [B, L, H], got {s:?}"),
+            })
+        }
+    };
+    expect_len(op, "mask", mask, b * h)?;
+    Ok(SeqDims {
+        batch: b,
+        steps: l,
+        hidden: h,
+    })
+}
+
+pub fn sum_squares_into<S>(acc: &Tensor<S>, x: &Tensor<S>) -> OpResult<()> {
+    scalar("sum_squares_into", "acc", acc)?;
+    x.expect_dtype("sum_squares_into", DType::F32)
+}
+
+pub fn clip_scale<S>(sumsq: &Tensor<S>) -> OpResult<()> {
+    scalar("clip_scale", "sumsq", sumsq)
+}
+
+pub fn adam_step<S>(
+    p: &Tensor<S>,
+    g: &Tensor<S>,
+    m: &Tensor<S>,
+    v: &Tensor<S>,
+    scale: &Tensor<S>,
+) -> OpResult<()> {
+    for t in [g, m, v] {
+        same_len_f32("adam_step", p, t)?;
+    }
+    scalar("adam_step", "scale", scale)
+}
+
+/// A CSR block `[rows, ncols]` applied to the dense `x`: its rows must be `x`'s rows and its
+/// columns within `x`'s (the contents were checked when the block was built).
+fn csr_fits<S>(op: &'static str, x: &Tensor<S>, c: &Csr<S>, vals: bool) -> OpResult<()> {
+    x.expect_dtype(op, DType::F32)?;
+    if c.rows() != x.rows() || c.ncols() > x.cols() {
+        return Err(OpError::Shape {
+            op,
+            detail: format!(
+                "CSR block of {} rows x {} columns over a dense {:?}",
+                c.rows(),
+                c.ncols(),
+                x.shape()
+            ),
+        });
+    }
+    if vals {
+        c.expect_vals(op)?;
+    }
+    Ok(())
+}
+
+pub fn mask_entries<S>(x: &Tensor<S>, c: &Csr<S>) -> OpResult<()> {
+    csr_fits("mask_entries", x, c, false)
+}
+
+pub fn csr_axpy<S>(x: &Tensor<S>, c: &Csr<S>, alpha: &Tensor<S>) -> OpResult<()> {
+    csr_fits("csr_axpy", x, c, true)?;
+    scalar("csr_axpy", "alpha", alpha)
+}
+
+pub fn csr_row_dot<S>(g: &Tensor<S>, c: &Csr<S>) -> OpResult<()> {
+    csr_fits("csr_row_dot", g, c, true)
+}
+
+/// The host arrays of a CSR block `[rows, ncols]`: `row_ptr` `[rows + 1]` starts at 0, does not
+/// decrease and ends at the number of entries; every column is below `ncols`; `vals` (if any)
+/// has one finite value per entry.
+pub fn csr(
+    rows: usize,
+    ncols: usize,
+    row_ptr: &[u32],
+    cols: &[u32],
+    vals: Option<&[f32]>,
+) -> OpResult<()> {
+    let op = "csr";
+    if row_ptr.len() != rows + 1 {
+        return Err(OpError::Shape {
+            op,
+            detail: format!("row_ptr has {} entries for {rows} rows", row_ptr.len()),
+        });
+    }
+    if row_ptr[0] != 0
+        || row_ptr[rows] as usize != cols.len()
+        || row_ptr.windows(2).any(|w| w[0] > w[1])
+    {
+        return Err(OpError::Shape {
+            op,
+            detail: format!(
+                "CSR row_ptr must start at 0, not decrease and end at the {} entries (runs {} to {})",
+                cols.len(),
+                row_ptr[0],
+                row_ptr[rows]
+            ),
+        });
+    }
+    if let Some(&bad) = cols.iter().find(|&&c| c as usize >= ncols) {
+        return Err(OpError::Index {
+            op,
+            index: bad,
+            len: ncols,
+        });
+    }
+    if let Some(v) = vals {
+        if v.len() != cols.len() {
+            return Err(OpError::Shape {
+                op,
+                detail: format!("{} values for {} columns", v.len(), cols.len()),
+            });
+        }
+        if let Some(j) = v.iter().position(|x| !x.is_finite()) {
+            return Err(OpError::Invalid {
+                op,
+                detail: format!("value {} of entry {j} is not finite", v[j]),
+            });
+        }
+    }
+    Ok(())
+}
+
+pub fn topk_rows<S>(x: &Tensor<S>, k: usize) -> OpResult<()> {
+    x.expect_dtype("topk_rows", DType::F32)?;
+    if k == 0 || k > MAX_TOPK {
+        return Err(OpError::Invalid {
+            op: "topk_rows",
+            detail: format!("k = {k} must be in 1..={MAX_TOPK}"),
+        });
+    }
+    Ok(())
+}
