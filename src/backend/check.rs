@@ -446,16 +446,66 @@ pub fn csr_row_dot<S>(g: &Tensor<S>, c: &Csr<S>) -> OpResult<()> {
     csr_fits("csr_row_dot", g, c, true)
 }
 
+/// The item-neighbourhood ops over a catalogue tile `x [rows, cols]` starting at song `lo`:
+/// `history` is `[rows, songs]`, `neighbours` `[songs, songs]` with values and strictly
+/// increasing columns in every row (so no two entries of one song's list add into the same
+/// element: the GPU adds a list in parallel), and the tile lies inside the catalogue.
+pub fn neighbour_tile<S>(
+    op: &'static str,
+    x: &Tensor<S>,
+    lo: usize,
+    history: &Csr<S>,
+    neighbours: &Csr<S>,
+) -> OpResult<()> {
+    x.expect_dtype(op, DType::F32)?;
+    let songs = neighbours.rows();
+    let shape = |detail: String| OpError::Shape { op, detail };
+    if neighbours.ncols() != songs || history.ncols() != songs {
+        return Err(shape(format!(
+            "neighbour lists [{songs}, {}] and histories [{}, {}] must both span the catalogue",
+            neighbours.ncols(),
+            history.rows(),
+            history.ncols()
+        )));
+    }
+    if history.rows() != x.rows() || lo + x.cols() > songs {
+        return Err(shape(format!(
+            "tile {:?} at song {lo} for {} histories over {songs} songs",
+            x.shape(),
+            history.rows()
+        )));
+    }
+    neighbours.expect_vals(op)?;
+    if !neighbours.sorted() {
+        return Err(OpError::Invalid {
+            op,
+            detail: "every song's neighbour columns must strictly increase".into(),
+        });
+    }
+    Ok(())
+}
+
+pub fn neighbour_axpy<S>(
+    x: &Tensor<S>,
+    lo: usize,
+    history: &Csr<S>,
+    neighbours: &Csr<S>,
+    gamma: &Tensor<S>,
+) -> OpResult<()> {
+    neighbour_tile("neighbour_axpy", x, lo, history, neighbours)?;
+    scalar("neighbour_axpy", "gamma", gamma)
+}
+
 /// The host arrays of a CSR block `[rows, ncols]`: `row_ptr` `[rows + 1]` starts at 0, does not
 /// decrease and ends at the number of entries; every column is below `ncols`; `vals` (if any)
-/// has one finite value per entry.
+/// has one finite value per entry. Returns whether every row's columns strictly increase.
 pub fn csr(
     rows: usize,
     ncols: usize,
     row_ptr: &[u32],
     cols: &[u32],
     vals: Option<&[f32]>,
-) -> OpResult<()> {
+) -> OpResult<bool> {
     let op = "csr";
     if row_ptr.len() != rows + 1 {
         return Err(OpError::Shape {
@@ -498,7 +548,11 @@ pub fn csr(
             });
         }
     }
-    Ok(())
+    Ok(row_ptr.windows(2).all(|w| {
+        cols[w[0] as usize..w[1] as usize]
+            .windows(2)
+            .all(|c| c[0] < c[1])
+    }))
 }
 
 pub fn topk_rows<S>(x: &Tensor<S>, k: usize) -> OpResult<()> {

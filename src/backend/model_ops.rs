@@ -43,6 +43,7 @@ pub struct Csr<S> {
     vals: Option<Tensor<S>>,
     rows: usize,
     ncols: usize,
+    sorted: bool,
 }
 
 impl<S> Csr<S> {
@@ -74,6 +75,10 @@ impl<S> Csr<S> {
     /// Number of entries.
     pub fn nnz(&self) -> usize {
         self.cols.len()
+    }
+    /// Whether every row's columns strictly increase (checked on the host when built).
+    pub fn sorted(&self) -> bool {
+        self.sorted
     }
 }
 
@@ -173,6 +178,25 @@ pub trait ModelOps: Backend {
     ) -> OpResult<BTensor<Self>>;
 
     /// Kernel of [`ModelOps::topk_rows`] (`k` in `1..=MAX_TOPK`).
+    /// Kernel of [`ModelOps::neighbour_axpy`].
+    fn neighbour_axpy_kernel(
+        &self,
+        x: &mut BTensor<Self>,
+        lo: usize,
+        history: &Csr<Self::Storage>,
+        neighbours: &Csr<Self::Storage>,
+        gamma: &BTensor<Self>,
+    ) -> OpResult<()>;
+
+    /// Kernel of [`ModelOps::neighbour_row_dot`].
+    fn neighbour_row_dot_kernel(
+        &self,
+        g: &BTensor<Self>,
+        lo: usize,
+        history: &Csr<Self::Storage>,
+        neighbours: &Csr<Self::Storage>,
+    ) -> OpResult<BTensor<Self>>;
+
     fn topk_rows_kernel(
         &self,
         x: &BTensor<Self>,
@@ -292,13 +316,14 @@ pub trait ModelOps: Backend {
         cols: &[u32],
         vals: Option<&[f32]>,
     ) -> OpResult<Csr<Self::Storage>> {
-        check::csr(rows, ncols, row_ptr, cols, vals)?;
+        let sorted = check::csr(rows, ncols, row_ptr, cols, vals)?;
         Ok(Csr {
             row_ptr: self.upload_u32(row_ptr, &[rows + 1])?,
             cols: self.upload_u32(cols, &[cols.len()])?,
             vals: vals.map(|v| self.upload_f32(v, &[v.len()])).transpose()?,
             rows,
             ncols,
+            sorted,
         })
     }
 
@@ -327,6 +352,35 @@ pub trait ModelOps: Backend {
     fn csr_row_dot(&self, g: &BTensor<Self>, csr: &Csr<Self::Storage>) -> OpResult<BTensor<Self>> {
         check::csr_row_dot(g, csr)?;
         self.csr_row_dot_kernel(g, csr)
+    }
+
+    /// The item-neighbourhood term of a catalogue tile, built on the device from lists uploaded
+    /// once: `x[r, c] += gamma[0] · w` for every history song `h` of row `r` (the entries of
+    /// `history`'s row `r`, in order) and every neighbour `(lo + c, w)` of `h` inside the tile
+    /// (`neighbours`' row `h`). `x` is `[rows, cols]`, the songs `lo .. lo + cols`.
+    fn neighbour_axpy(
+        &self,
+        x: &mut BTensor<Self>,
+        lo: usize,
+        history: &Csr<Self::Storage>,
+        neighbours: &Csr<Self::Storage>,
+        gamma: &BTensor<Self>,
+    ) -> OpResult<()> {
+        check::neighbour_axpy(x, lo, history, neighbours, gamma)?;
+        self.neighbour_axpy_kernel(x, lo, history, neighbours, gamma)
+    }
+
+    /// The gradient of [`ModelOps::neighbour_axpy`]'s scalar, per row: `out[r] = Σ g[r, c] · w`
+    /// over the same (history song, neighbour in the tile) pairs. `[rows]`.
+    fn neighbour_row_dot(
+        &self,
+        g: &BTensor<Self>,
+        lo: usize,
+        history: &Csr<Self::Storage>,
+        neighbours: &Csr<Self::Storage>,
+    ) -> OpResult<BTensor<Self>> {
+        check::neighbour_tile("neighbour_row_dot", g, lo, history, neighbours)?;
+        self.neighbour_row_dot_kernel(g, lo, history, neighbours)
     }
 
     /// The `k` largest entries of every row, in descending order, ties broken by the lower

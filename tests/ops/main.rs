@@ -57,6 +57,8 @@ backend_tests! {
     model::csr_axpy_and_row_dot => model_csr_axpy_and_row_dot,
     model::csr_contract => model_csr_contract,
     model::topk_contract => model_topk_contract,
+    model::neighbour_tiles => model_neighbour_tiles,
+    model::neighbour_contract => model_neighbour_contract,
     runtime::pooled_buffers_are_reused_cleanly => runtime_pooled_buffers_are_reused_cleanly,
     runtime::round_trip_and_write => runtime_round_trip_and_write,
 }

@@ -797,3 +797,180 @@ pub fn topk_contract<B: ModelOps>(be: &B) {
     }
     assert!(be.topk_rows(&x, MAX_TOPK).is_ok());
 }
+
+/// Random neighbour lists (sorted distinct columns, some songs without any) and histories
+/// (distinct songs per row, some rows empty), as the scorer builds them.
+struct NeighbourCase {
+    songs: usize,
+    rows: usize,
+    nbr_ptr: Vec<u32>,
+    nbr_cols: Vec<u32>,
+    nbr_vals: Vec<f32>,
+    hist_ptr: Vec<u32>,
+    hist: Vec<u32>,
+}
+
+impl NeighbourCase {
+    fn new(r: &mut impl Rng, songs: usize, rows: usize, k: usize, l: usize) -> Self {
+        let (mut nbr_ptr, mut nbr_cols, mut nbr_vals) = (vec![0u32], Vec::new(), Vec::new());
+        for s in 0..songs {
+            if s % 5 != 3 {
+                let mut cols: Vec<u32> = (0..k).map(|_| r.random_range(0..songs as u32)).collect();
+                cols.sort_unstable();
+                cols.dedup();
+                nbr_vals.extend(cols.iter().map(|_| r.random_range(0.0f32..1.0)));
+                nbr_cols.extend(cols);
+            }
+            nbr_ptr.push(nbr_cols.len() as u32);
+        }
+        let (mut hist_ptr, mut hist) = (vec![0u32], Vec::new());
+        for row in 0..rows {
+            if row % 4 != 2 {
+                let mut h: Vec<u32> = (0..l).map(|_| r.random_range(0..songs as u32)).collect();
+                h.sort_unstable();
+                h.dedup();
+                hist.extend(h);
+            }
+            hist_ptr.push(hist.len() as u32);
+        }
+        NeighbourCase {
+            songs,
+            rows,
+            nbr_ptr,
+            nbr_cols,
+            nbr_vals,
+            hist_ptr,
+            hist,
+        }
+    }
+
+    /// The dense neighbourhood scores `[rows, songs]` in f64.
+    fn scores(&self) -> Vec<f64> {
+        let mut n = vec![0.0f64; self.rows * self.songs];
+        for row in 0..self.rows {
+            for &h in &self.hist[self.hist_ptr[row] as usize..self.hist_ptr[row + 1] as usize] {
+                let h = h as usize;
+                for j in self.nbr_ptr[h] as usize..self.nbr_ptr[h + 1] as usize {
+                    n[row * self.songs + self.nbr_cols[j] as usize] += self.nbr_vals[j] as f64;
+                }
+            }
+        }
+        n
+    }
+}
+
+/// `neighbour_axpy` over every tile of the catalogue adds γ times the dense scores, and
+/// `neighbour_row_dot` is its γ gradient (f64 oracle and central differences), on lists as
+/// the scorer uses them: more neighbours than a workgroup has invocations, uneven tiles.
+pub fn neighbour_tiles<B: ModelOps>(be: &B) {
+    let mut r = rng(270);
+    for (songs, rows, k, l, tile) in [(1, 1, 1, 1, 1), (97, 6, 12, 9, 40), (700, 9, 300, 20, 256)] {
+        let c = NeighbourCase::new(&mut r, songs, rows, k, l);
+        let nbrs = be
+            .csr(songs, songs, &c.nbr_ptr, &c.nbr_cols, Some(&c.nbr_vals))
+            .unwrap();
+        let hist = be.csr(rows, songs, &c.hist_ptr, &c.hist, None).unwrap();
+        let n = c.scores();
+        let gamma = 0.75f32;
+        let g = be.upload_f32(&[gamma], &[1]).unwrap();
+        for lo in (0..songs).step_by(tile) {
+            let cols = tile.min(songs - lo);
+            let x0 = uniform(&mut r, rows * cols, -2.0, 2.0);
+            let mut want = to_f64(&x0);
+            for row in 0..rows {
+                for j in 0..cols {
+                    want[row * cols + j] += gamma as f64 * n[row * songs + lo + j];
+                }
+            }
+            let mut x = be.upload_f32(&x0, &[rows, cols]).unwrap();
+            be.neighbour_axpy(&mut x, lo, &hist, &nbrs, &g).unwrap();
+            let what = format!("neighbour_axpy songs {songs}, tile {lo}+{cols}");
+            assert_close(&what, &be.to_f32(&x).unwrap(), &want, Tol::sum(l));
+
+            // d/dγ Σ w ⊙ (x + γN) = Σ_rows neighbour_row_dot(w).
+            let w = uniform(&mut r, rows * cols, -1.0, 1.0);
+            let mut dots = vec![0.0f64; rows];
+            for row in 0..rows {
+                for j in 0..cols {
+                    dots[row] += w[row * cols + j] as f64 * n[row * songs + lo + j];
+                }
+            }
+            let wt = be.upload_f32(&w, &[rows, cols]).unwrap();
+            let got = be
+                .to_f32(&be.neighbour_row_dot(&wt, lo, &hist, &nbrs).unwrap())
+                .unwrap();
+            let what = format!("neighbour_row_dot songs {songs}, tile {lo}+{cols}");
+            assert_close(&what, &got, &dots, Tol::sum(l * k));
+            let f = |gamma: f32| -> f64 {
+                let mut x = be.upload_f32(&x0, &[rows, cols]).unwrap();
+                let g = be.upload_f32(&[gamma], &[1]).unwrap();
+                be.neighbour_axpy(&mut x, lo, &hist, &nbrs, &g).unwrap();
+                let xs = be.to_f32(&x).unwrap();
+                xs.iter().zip(&w).map(|(a, b)| *a as f64 * *b as f64).sum()
+            };
+            let h = 1e-2f32;
+            let fd = (f(gamma + h) - f(gamma - h)) / (2.0 * h as f64);
+            let an: f64 = got.iter().map(|&v| v as f64).sum();
+            assert!(
+                (fd - an).abs() <= 1e-3 * (1.0 + an.abs()),
+                "{what}: γ gradient {an}, finite difference {fd}"
+            );
+        }
+    }
+}
+
+/// The neighbour ops' contract, the same on both backends: lists spanning the catalogue,
+/// strictly increasing neighbour columns, a tile inside the catalogue, a histories block per
+/// row, values and a scalar γ.
+pub fn neighbour_contract<B: ModelOps>(be: &B) {
+    let nbrs = be
+        .csr(3, 3, &[0, 2, 2, 3], &[0, 2, 1], Some(&[0.5, 1.0, 2.0]))
+        .unwrap();
+    let hist = be.csr(2, 3, &[0, 1, 3], &[0, 1, 2], None).unwrap();
+    let g = be.upload_f32(&[1.0], &[1]).unwrap();
+    let mut x = be.zeros(&[2, 2]).unwrap();
+    be.neighbour_axpy(&mut x, 1, &hist, &nbrs, &g).unwrap();
+    // Row 0 (song 0): neighbour 2 → column 1; row 1 (songs 1, 2): song 2's neighbour 1 → column 0.
+    assert_eq!(be.to_f32(&x).unwrap(), vec![0.0, 1.0, 2.0, 0.0]);
+
+    let unsorted = be
+        .csr(3, 3, &[0, 2, 2, 3], &[2, 0, 1], Some(&[0.5, 1.0, 2.0]))
+        .unwrap();
+    let repeated = be
+        .csr(3, 3, &[0, 2, 2, 3], &[1, 1, 1], Some(&[0.5, 1.0, 2.0]))
+        .unwrap();
+    let bare = be.csr(3, 3, &[0, 2, 2, 3], &[0, 2, 1], None).unwrap();
+    let narrow = be
+        .csr(3, 2, &[0, 1, 1, 2], &[0, 1], Some(&[0.5, 1.0]))
+        .unwrap();
+    let other_rows = be.csr(3, 3, &[0, 1, 2, 3], &[0, 1, 2], None).unwrap();
+    let two = be.upload_f32(&[1.0, 2.0], &[2]).unwrap();
+    let cases: [(&str, usize, &_, &_, &_); 7] = [
+        ("unsorted neighbour columns", 0, &hist, &unsorted, &g),
+        ("a repeated neighbour column", 0, &hist, &repeated, &g),
+        ("neighbours without values", 0, &hist, &bare, &g),
+        (
+            "neighbours not spanning the catalogue",
+            0,
+            &hist,
+            &narrow,
+            &g,
+        ),
+        ("a history block of other rows", 0, &other_rows, &nbrs, &g),
+        ("a tile past the catalogue", 2, &hist, &nbrs, &g),
+        ("a gamma of two values", 0, &hist, &nbrs, &two),
+    ];
+    for (what, lo, h, n, gamma) in cases {
+        let mut x = be.zeros(&[2, 2]).unwrap();
+        let e = be
+            .neighbour_axpy(&mut x, lo, h, n, gamma)
+            .expect_err(&format!("{what} must be refused"));
+        assert_eq!(op_of(&e), "neighbour_axpy", "{what}: {e}");
+        if what != "a gamma of two values" {
+            let e = be
+                .neighbour_row_dot(&x, lo, h, n)
+                .expect_err(&format!("{what} must be refused"));
+            assert_eq!(op_of(&e), "neighbour_row_dot", "{what}: {e}");
+        }
+    }
+}

@@ -21,6 +21,55 @@ fn csr_parts<'a>(
     ))
 }
 
+/// The host views of [`ModelOps::neighbour_axpy`]'s lists for the tile `lo .. lo + cols`.
+struct NeighbourLists<'a> {
+    hist_ptr: &'a [u32],
+    hist: &'a [u32],
+    ptr: &'a [u32],
+    cols: &'a [u32],
+    vals: &'a [f32],
+    lo: u32,
+    hi: u32,
+}
+
+impl<'a> NeighbourLists<'a> {
+    fn new(
+        op: &'static str,
+        history: &'a Csr<CpuStorage>,
+        neighbours: &'a Csr<CpuStorage>,
+        lo: usize,
+        cols: usize,
+    ) -> OpResult<Self> {
+        let (ptr, ncols, vals) = csr_parts(op, neighbours)?;
+        Ok(NeighbourLists {
+            hist_ptr: u32s(op, history.row_ptr())?,
+            hist: u32s(op, history.cols())?,
+            ptr,
+            cols: ncols,
+            vals,
+            lo: lo as u32,
+            hi: (lo + cols) as u32,
+        })
+    }
+
+    /// Calls `f(c, w)` for every neighbour `lo + c` (weight `w`) of row `r`'s history songs, in
+    /// history order; a song's columns are sorted, so its tile part is found by bisection.
+    fn for_each(&self, r: usize, mut f: impl FnMut(usize, f32)) {
+        for &h in &self.hist[self.hist_ptr[r] as usize..self.hist_ptr[r + 1] as usize] {
+            let (a, b) = (
+                self.ptr[h as usize] as usize,
+                self.ptr[h as usize + 1] as usize,
+            );
+            let list = &self.cols[a..b];
+            let start = a + list.partition_point(|&c| c < self.lo);
+            let end = a + list.partition_point(|&c| c < self.hi);
+            for j in start..end {
+                f((self.cols[j] - self.lo) as usize, self.vals[j]);
+            }
+        }
+    }
+}
+
 /// Loop constants of one AdamW step.
 struct AdamConsts {
     scale: f32,
@@ -555,6 +604,50 @@ impl ModelOps for CpuBackend {
                 (rp[r] as usize..rp[r + 1] as usize)
                     .map(|j| gv[r * ncols + cv[j] as usize] as f64 * vv[j] as f64)
                     .sum::<f64>() as f32
+            })
+            .collect();
+        Ok(tensor(vec![rows], out))
+    }
+
+    fn neighbour_axpy_kernel(
+        &self,
+        x: &mut CpuTensor,
+        lo: usize,
+        history: &Csr<CpuStorage>,
+        neighbours: &Csr<CpuStorage>,
+        gamma: &CpuTensor,
+    ) -> OpResult<()> {
+        let op = "neighbour_axpy";
+        let cols = x.cols();
+        let lists = NeighbourLists::new(op, history, neighbours, lo, cols)?;
+        let gamma = f32s(op, gamma)?[0];
+        let xv = f32s_mut(op, x)?;
+        if cols == 0 {
+            return Ok(());
+        }
+        xv.par_chunks_mut(cols).enumerate().for_each(|(r, row)| {
+            lists.for_each(r, |c, w| row[c] += gamma * w);
+        });
+        Ok(())
+    }
+
+    fn neighbour_row_dot_kernel(
+        &self,
+        g: &CpuTensor,
+        lo: usize,
+        history: &Csr<CpuStorage>,
+        neighbours: &Csr<CpuStorage>,
+    ) -> OpResult<CpuTensor> {
+        let op = "neighbour_row_dot";
+        let (rows, cols) = (g.rows(), g.cols());
+        let lists = NeighbourLists::new(op, history, neighbours, lo, cols)?;
+        let gv = f32s(op, g)?;
+        let out = (0..rows)
+            .into_par_iter()
+            .map(|r| {
+                let mut acc = 0.0f64;
+                lists.for_each(r, |c, w| acc += gv[r * cols + c] as f64 * w as f64);
+                acc as f32
             })
             .collect();
         Ok(tensor(vec![rows], out))

@@ -20,7 +20,7 @@ pub use elementwise::EwParams;
 pub use shader::{Shader, WORKGROUP_SIZE};
 
 /// The shaders of the generic ops (the audio module lists its own: `crate::audio::SHADERS`).
-pub static SHADERS: [&Shader; 9] = [
+pub static SHADERS: [&Shader; 10] = [
     &elementwise::ELEMENTWISE,
     &matmul::MATMUL,
     &reduce::REDUCE,
@@ -30,6 +30,7 @@ pub static SHADERS: [&Shader; 9] = [
     &model::LSTM,
     &model::OPTIM,
     &model::TOPK,
+    &model::NEIGHBOURS,
 ];
 
 use super::check::MatmulDims;

@@ -4,7 +4,7 @@
 use super::elementwise::{EwParams, ELEMENTWISE};
 use super::pipeline::Kernel;
 use super::shader::Shader;
-use super::{make_unique, raw, GpuBackend, GpuStorage, GpuTensor};
+use super::{make_unique, raw, GpuBackend, GpuBuffer, GpuStorage, GpuTensor};
 use crate::backend::check::SeqDims;
 use crate::backend::model_ops::{AdamStep, Csr, LstmCache, ModelOps};
 use crate::backend::{Backend, DType, OpResult};
@@ -49,6 +49,24 @@ crate::kernel_params! {
     }
 }
 
+crate::kernel_params! {
+    /// Parameters of `neighbours.wgsl`.
+    struct NeighbourParams {
+        rows: u32,
+        cols: u32,
+        lo: u32,
+        _pad: u32,
+    }
+}
+
+pub static NEIGHBOURS: Shader = crate::wgsl_shader!(
+    "neighbours",
+    NeighbourParams,
+    bindings: [
+        "hist_ptr", "hist", "nbr_ptr", "nbr_cols", "nbr_vals", "gamma", "x", "g", "dots",
+    ],
+);
+
 pub static INDRNN: Shader = crate::wgsl_shader!(
     "indrnn",
     SeqParams,
@@ -85,6 +103,43 @@ fn csr_params(rows: usize, cols: usize) -> TopkParams {
         nseg: 0,
         k: 0,
         _pad: [0; 3],
+    }
+}
+
+/// The list bindings of `neighbours.wgsl`.
+fn neighbour_bindings<'a>(
+    history: &'a Csr<GpuStorage>,
+    neighbours: &'a Csr<GpuStorage>,
+    op: &'static str,
+) -> OpResult<Vec<(&'static str, &'a GpuBuffer)>> {
+    Ok(vec![
+        ("hist_ptr", raw(history.row_ptr())),
+        ("hist", raw(history.cols())),
+        ("nbr_ptr", raw(neighbours.row_ptr())),
+        ("nbr_cols", raw(neighbours.cols())),
+        ("nbr_vals", raw(neighbours.expect_vals(op)?)),
+    ])
+}
+
+impl GpuBackend {
+    /// One workgroup per row of the tile `t` (`[rows, cols]` at song `lo`).
+    fn neighbour_dispatch(
+        &self,
+        entry: &'static str,
+        t: &GpuTensor,
+        lo: usize,
+        bindings: &[(&str, &GpuBuffer)],
+    ) -> OpResult<()> {
+        let p = NeighbourParams {
+            rows: t.rows() as u32,
+            cols: t.cols() as u32,
+            lo: lo as u32,
+            _pad: 0,
+        };
+        let grid = self.ctx.grid(entry, t.rows() as u64)?;
+        Ok(self
+            .ctx
+            .dispatch(&Kernel::new(&NEIGHBOURS, entry), &p, bindings, grid)?)
     }
 }
 
@@ -439,6 +494,41 @@ impl ModelOps for GpuBackend {
             ],
             self.grid("csr_row_dot", rows as u64)?,
         )?;
+        Ok(out)
+    }
+
+    fn neighbour_axpy_kernel(
+        &self,
+        x: &mut GpuTensor,
+        lo: usize,
+        history: &Csr<GpuStorage>,
+        neighbours: &Csr<GpuStorage>,
+        gamma: &GpuTensor,
+    ) -> OpResult<()> {
+        if x.is_empty() || history.nnz() == 0 || neighbours.nnz() == 0 {
+            return Ok(()); // nothing to add (and no empty buffer to bind)
+        }
+        make_unique(&self.ctx, x)?;
+        let mut b = neighbour_bindings(history, neighbours, "neighbour_axpy")?;
+        b.extend([("gamma", raw(gamma)), ("x", raw(x))]);
+        self.neighbour_dispatch("axpy", x, lo, &b)
+    }
+
+    fn neighbour_row_dot_kernel(
+        &self,
+        g: &GpuTensor,
+        lo: usize,
+        history: &Csr<GpuStorage>,
+        neighbours: &Csr<GpuStorage>,
+    ) -> OpResult<GpuTensor> {
+        let rows = g.rows();
+        if g.is_empty() || history.nnz() == 0 || neighbours.nnz() == 0 {
+            return self.zeros(&[rows]);
+        }
+        let out = self.empty(&[rows], DType::F32, "neighbour_row_dot")?;
+        let mut b = neighbour_bindings(history, neighbours, "neighbour_row_dot")?;
+        b.extend([("g", raw(g)), ("dots", raw(&out))]);
+        self.neighbour_dispatch("row_dot", g, lo, &b)?;
         Ok(out)
     }
 

@@ -1,0 +1,79 @@
+// The item-neighbourhood term of a catalogue tile, from lists kept on the device
+// (ModelOps::neighbour_axpy and neighbour_row_dot; the CPU twin is in src/backend/cpu/model.rs).
+// A batch row's history songs and every song's neighbour list are CSR blocks uploaded once; per
+// tile the kernels add, for each history song h of row r and each neighbour (s, w) of h with s
+// in the tile lo .. lo + cols:
+//   axpy:     x[r, s - lo] += gamma · w
+//   row_dot:  dots[r] = Σ g[r, s - lo] · w          (the gradient of gamma, per row)
+//
+// No float atomics (WGSL has none), and no CAS loop: one workgroup per batch row walks the row's
+// history songs in order, and for each song its WG invocations split that song's neighbour list.
+// The host checked that every list's columns strictly increase (Csr::sorted), so within one song
+// no two invocations add into the same element; a storage barrier between songs orders the
+// adds. Each element thus sees the same additions in the same order as on the CPU, whatever
+// the GPU. `row_dot` sums per invocation, then a tree in workgroup memory adds the WG partial
+// sums in a fixed order: deterministic too.
+
+struct Params {
+    rows: u32,   // batch rows (workgroups)
+    cols: u32,   // tile width
+    lo: u32,     // first song of the tile
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> hist_ptr: array<u32>;
+@group(0) @binding(2) var<storage, read> hist: array<u32>;
+@group(0) @binding(3) var<storage, read> nbr_ptr: array<u32>;
+@group(0) @binding(4) var<storage, read> nbr_cols: array<u32>;
+@group(0) @binding(5) var<storage, read> nbr_vals: array<f32>;
+@group(0) @binding(6) var<storage, read> gamma: array<f32>;
+@group(0) @binding(7) var<storage, read_write> x: array<f32>;
+@group(0) @binding(8) var<storage, read> g: array<f32>;
+@group(0) @binding(9) var<storage, read_write> dots: array<f32>;
+
+var<workgroup> partial: array<f32, WG>;
+
+@compute @workgroup_size(WG)
+fn axpy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let r = wid.x + wid.y * nwg.x;
+    if (r >= p.rows) { return; }
+    let scale = gamma[0];
+    let base = r * p.cols;
+    for (var i = hist_ptr[r]; i < hist_ptr[r + 1u]; i++) {
+        let h = hist[i];
+        for (var j = nbr_ptr[h] + lid; j < nbr_ptr[h + 1u]; j += WG) {
+            let s = nbr_cols[j];
+            if (s >= p.lo && s - p.lo < p.cols) {
+                x[base + s - p.lo] += scale * nbr_vals[j];
+            }
+        }
+        storageBarrier();
+    }
+}
+
+@compute @workgroup_size(WG)
+fn row_dot(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_index) lid: u32) {
+    let r = wid.x + wid.y * nwg.x;
+    if (r >= p.rows) { return; }
+    let base = r * p.cols;
+    var acc = 0.0;
+    for (var i = hist_ptr[r]; i < hist_ptr[r + 1u]; i++) {
+        let h = hist[i];
+        for (var j = nbr_ptr[h] + lid; j < nbr_ptr[h + 1u]; j += WG) {
+            let s = nbr_cols[j];
+            if (s >= p.lo && s - p.lo < p.cols) {
+                acc += g[base + s - p.lo] * nbr_vals[j];
+            }
+        }
+    }
+    partial[lid] = acc;
+    workgroupBarrier();
+    for (var k = WG / 2u; k > 0u; k = k / 2u) {
+        if (lid < k) { partial[lid] += partial[lid + k]; }
+        workgroupBarrier();
+    }
+    if (lid == 0u) { dots[r] = partial[0]; }
+}
