@@ -11,6 +11,7 @@
 pub mod batch;
 pub mod checkpoint;
 pub mod layers;
+pub mod neighbours;
 pub mod params;
 pub mod scorer;
 
@@ -312,13 +313,8 @@ impl<B: ModelOps> Model<B> {
         if self.cfg.neighbours == 0 {
             return;
         }
-        let knn = crate::eval::baselines::ItemKnn::fit(
-            self.cfg.songs,
-            histories,
-            train_users,
-            self.cfg.neighbours,
-        );
-        self.scorer.neighbours = knn.neighbours;
+        self.scorer.neighbours =
+            neighbours::fit(self.cfg.songs, histories, train_users, self.cfg.neighbours);
     }
 
     fn layer_count(&self) -> usize {

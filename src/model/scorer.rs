@@ -14,6 +14,7 @@
 use rand::Rng;
 
 use super::layers::view;
+use super::neighbours::NeighbourLists;
 use super::params::{PId, Params};
 use crate::backend::model_ops::ModelOps;
 use crate::backend::{BTensor, BinaryOp, OpResult, ReduceOp};
@@ -37,7 +38,7 @@ pub struct Scorer<B: ModelOps> {
     pub features: Vec<BTensor<B>>,
     pub feature_dim: usize,
     /// Per song: its most similar songs and their cosine similarity (empty until fitted).
-    pub neighbours: Vec<Vec<(u32, f32)>>,
+    pub neighbours: NeighbourLists,
     /// Weight of the neighbourhood score (when the model has the term).
     pub gamma: Option<PId>,
 }
