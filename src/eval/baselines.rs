@@ -203,18 +203,28 @@ impl Ease {
 /// `NB`-wide panels.
 const NB: usize = 96;
 
-/// `C[m×n] += alpha · A[m×k] · op(B)` on row-major slices with explicit strides (a thin wrapper
-/// over `matrixmultiply::dgemm`, on the rayon threads by blocks of C).
-#[allow(clippy::too_many_arguments)]
-fn gemm(
+/// `C[m×n] += alpha · A[m×k] · op(B)` on row-major slices with explicit strides: `a` and `b`
+/// are `(slice, row stride, column stride)`.
+struct Gemm<'a> {
     m: usize,
     k: usize,
     n: usize,
     alpha: f64,
-    a: (&[f64], isize, isize),
-    b: (&[f64], isize, isize),
-    c: (&mut [f64], isize),
-) {
+    a: (&'a [f64], isize, isize),
+    b: (&'a [f64], isize, isize),
+}
+
+/// Runs `g` into `c` = `(slice, row stride)` (a thin wrapper over `matrixmultiply::dgemm`, on the
+/// rayon threads by blocks of C).
+fn gemm(g: Gemm<'_>, c: (&mut [f64], isize)) {
+    let Gemm {
+        m,
+        k,
+        n,
+        alpha,
+        a,
+        b,
+    } = g;
     if m == 0 || n == 0 || k == 0 {
         return;
     }
@@ -285,15 +295,15 @@ pub fn spd_inverse(mut a: Vec<f64>, n: usize) -> Result<Vec<f64>, NotPositiveDef
                 .flat_map(|r| a[r * n + j0..r * n + end].to_vec())
                 .collect();
             let jbi = jb as isize;
-            gemm(
+            let g = Gemm {
                 m,
-                jb,
-                m,
-                -1.0,
-                (&l21, jbi, 1),
-                (&l21, 1, jbi),
-                (&mut a[end * n + end..], ni),
-            );
+                k: jb,
+                n: m,
+                alpha: -1.0,
+                a: (&l21, jbi, 1),
+                b: (&l21, 1, jbi),
+            };
+            gemm(g, (&mut a[end * n + end..], ni));
         }
         j0 = end;
     }
@@ -336,15 +346,15 @@ pub fn spd_inverse(mut a: Vec<f64>, n: usize) -> Result<Vec<f64>, NotPositiveDef
                 // t = Σ_{k in cs..is} L[is.., k] · X[k, c]
                 let mut t = vec![0.0f64; iw * cw];
                 let kk = is - cs;
-                gemm(
-                    iw,
-                    kk,
-                    cw,
-                    1.0,
-                    (&a[is * n + cs..], ni, 1),
-                    (&panel, cw as isize, 1),
-                    (&mut t, cw as isize),
-                );
+                let g = Gemm {
+                    m: iw,
+                    k: kk,
+                    n: cw,
+                    alpha: 1.0,
+                    a: (&a[is * n + cs..], ni, 1),
+                    b: (&panel, cw as isize, 1),
+                };
+                gemm(g, (&mut t, cw as isize));
                 let inv = &inv_diag[ib];
                 let off = (is - cs) * cw;
                 for r in 0..iw {
@@ -368,6 +378,14 @@ pub fn spd_inverse(mut a: Vec<f64>, n: usize) -> Result<Vec<f64>, NotPositiveDef
     }
     // 3. G⁻¹ = Xᵀ X.
     let mut out = vec![0.0f64; n * n];
-    gemm(n, n, n, 1.0, (&x, 1, ni), (&x, ni, 1), (&mut out, ni));
+    let g = Gemm {
+        m: n,
+        k: n,
+        n,
+        alpha: 1.0,
+        a: (&x, 1, ni),
+        b: (&x, ni, 1),
+    };
+    gemm(g, (&mut out, ni));
     Ok(out)
 }
