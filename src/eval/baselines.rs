@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use rayon::prelude::*;
 
-use crate::backend::cpu::matmul::par_gemm;
+use crate::backend::cpu::par_gemm;
 use crate::model::batch::Example;
 use crate::model::neighbours::{self, user_rows, NeighbourLists};
 

@@ -12,6 +12,8 @@ mod reduce;
 mod scattering;
 mod softmax;
 
+pub(crate) use matmul::par_gemm;
+
 use std::sync::Arc;
 
 use super::{check, BTensor, Backend, BackendKind, DType, IndexPlan, OpResult, Targets, Tensor};
