@@ -6,19 +6,22 @@
 //! and PyTorch on the CPU for the same IndRNN and LSTM shapes (`scripts/bench_torch.py`) when
 //! Python imports torch.
 //!
-//! Parts: `synth` makes the histories, `step` measures one model on one backend, `torch` runs the
-//! PyTorch reference, `render` formats the table.
+//! Parts: `options` (what to measure), `synth` (the histories), `step` (one model on one
+//! backend), `torch` (the PyTorch reference), `report` (the result), `render` (its table). Here:
+//! the run over models and devices.
 
+mod options;
 mod render;
+mod report;
 mod step;
 mod synth;
 mod torch;
 
 use std::path::Path;
 
-use serde::Serialize;
-
+pub use self::options::TrainBenchOptions;
 pub use self::render::render;
+pub use self::report::{Ratio, TrainBench};
 use self::step::run_model;
 pub use self::step::{rss, GpuUse, ModelRun, Phases};
 pub use self::synth::SyntheticHistories;
@@ -29,81 +32,6 @@ use crate::backend::gpu::GpuBackend;
 use crate::error::Error;
 use crate::model::batch::Example;
 use crate::model::ModelKind;
-
-/// What to measure. Every user has exactly `history` listens shown and `targets` to predict, so
-/// every batch has the same shape (the PyTorch script builds the same batches).
-#[derive(Clone, Debug, Serialize)]
-pub struct TrainBenchOptions {
-    /// Users in one epoch (for the projected epoch time, and `--epoch`).
-    pub users: usize,
-    pub songs: usize,
-    pub batch: usize,
-    pub history: usize,
-    pub targets: usize,
-    pub hidden: usize,
-    pub layers: usize,
-    /// Timed steps per model and backend (after `warmup` steps).
-    pub steps: usize,
-    pub warmup: usize,
-    pub models: Vec<ModelKind>,
-    /// Run one whole epoch over `users` users for real on each backend.
-    pub epoch: bool,
-    /// Songs per catalogue tile.
-    pub tile: usize,
-    pub dropout: f32,
-    pub seed: u64,
-}
-
-impl Default for TrainBenchOptions {
-    fn default() -> Self {
-        TrainBenchOptions {
-            users: 5_000,
-            songs: 10_000,
-            batch: 64,
-            history: 25,
-            targets: 25,
-            hidden: 64,
-            layers: 2,
-            steps: 3,
-            warmup: 2,
-            models: vec![ModelKind::Ainrnn, ModelKind::Indrnn, ModelKind::Lstm],
-            epoch: false,
-            tile: 32_768,
-            dropout: 0.5,
-            seed: 42,
-        }
-    }
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct Ratio {
-    pub model: String,
-    /// Median steps (means when a median is missing).
-    pub torch_seconds_per_step: f64,
-    pub ours_cpu_seconds_per_step: f64,
-    /// torch ÷ ours: above 1, our CPU backend is faster.
-    pub cpu_speedup_vs_torch: f64,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct TrainBench {
-    /// Always "synthetic": the histories are generated, not read from data.
-    pub data: &'static str,
-    pub options: TrainBenchOptions,
-    pub cpu_threads: usize,
-    pub runs: Vec<ModelRun>,
-    /// LSTM seconds per step ÷ IndRNN's, per device (above 1: IndRNN is faster).
-    pub indrnn_speedup_over_lstm: Vec<(String, f64)>,
-    /// The same for the recurrent part alone (forward + backward phases, without the catalogue
-    /// softmax and the optimizer, which are the same for both), per device.
-    pub indrnn_encoder_speedup_over_lstm: Vec<(String, f64)>,
-    pub gpu_note: Option<String>,
-    pub torch: Option<TorchRun>,
-    pub torch_note: Option<String>,
-    pub vs_torch: Vec<Ratio>,
-    /// Peak resident memory of the process.
-    pub peak_rss_bytes: Option<u64>,
-}
 
 /// How to get the GPU: a fresh device per model, so memory and counters are the model's own.
 pub type GpuOpener<'a> = &'a dyn Fn() -> Result<GpuBackend, Error>;

@@ -1,6 +1,6 @@
 //! The human-readable table of a [`TrainBench`] (printed on stderr).
 
-use super::TrainBench;
+use super::report::TrainBench;
 
 fn human_seconds(s: f64) -> String {
     if s >= 120.0 {

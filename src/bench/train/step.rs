@@ -7,7 +7,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::Serialize;
 
-use super::TrainBenchOptions;
+use super::options::TrainBenchOptions;
 use crate::backend::gpu::GpuBackend;
 use crate::backend::model_ops::ModelOps;
 use crate::backend::{BTensor, Backend};

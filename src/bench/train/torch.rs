@@ -6,7 +6,7 @@ use std::process::Command;
 
 use serde::{Deserialize, Serialize};
 
-use super::TrainBenchOptions;
+use super::options::TrainBenchOptions;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct TorchModel {

@@ -1,7 +1,7 @@
 //! The paper's Fig. 6: AINRNN trained on fold 0 once per feature set, validation metrics per
 //! epoch.
 
-use super::{CompareOptions, Method};
+use super::options::{CompareOptions, Method};
 use crate::backend::model_ops::ModelOps;
 use crate::data::Dataset;
 use crate::error::Error;

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use super::{CompareOptions, Method};
+use super::options::{CompareOptions, Method};
 use crate::backend::model_ops::ModelOps;
 use crate::data::Dataset;
 use crate::error::Error;

@@ -3,82 +3,32 @@
 //! precision@k and NDCG@k for k = 1…20 (Figs. 7–8), validation accuracy per epoch by feature
 //! set (Fig. 6) and training seconds per epoch per model (Fig. 9).
 //!
-//! Parts: `folds` runs one method on one fold, `features` the Fig. 6 runs, `report` holds the
-//! results and writes the files, `table` formats the tables.
+//! Parts: `options` (what to run), `folds` (one method on one fold), `features` (the Fig. 6
+//! runs), `report` (the results, mean ± std, JSON), `table` (the tables), `files` (figures and
+//! report files). Here: the loop over folds and methods.
 
 mod features;
+mod files;
 mod folds;
+mod options;
 mod report;
 mod table;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use self::features::{feature_runs, feature_sets};
+use self::files::write_report;
 use self::folds::{run_method, truths, Fold, DEPTH};
-use self::report::write_report;
+pub use self::options::{CompareOptions, Method};
 pub use self::report::{CompareReport, FoldResult, MethodSummary};
 pub use self::table::summary_table;
 use crate::backend::model_ops::ModelOps;
 use crate::data::Dataset;
 use crate::error::{Error, IoError};
 use crate::eval::metrics::{curves, evaluate};
-use crate::model::ModelKind;
-use crate::train::corpus::{fold_data, song_genres, FeatureSet};
-use crate::train::run::TrainOptions;
+use crate::train::corpus::{fold_data, song_genres};
 use crate::train::Corpus;
-
-/// A model `compare` can run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Method {
-    Popularity,
-    ItemKnn,
-    Ease,
-    Neural(ModelKind),
-}
-
-impl Method {
-    pub fn name(self) -> &'static str {
-        match self {
-            Method::Popularity => "popularity",
-            Method::ItemKnn => "itemknn",
-            Method::Ease => "ease",
-            Method::Neural(k) => k.name(),
-        }
-    }
-}
-
-impl std::str::FromStr for Method {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "popularity" | "pop" => Ok(Method::Popularity),
-            "itemknn" | "item-knn" | "knn" => Ok(Method::ItemKnn),
-            "ease" => Ok(Method::Ease),
-            other => other.parse::<ModelKind>().map(Method::Neural).map_err(|_| {
-                format!("unknown model {other:?} (popularity, itemknn, ease, indrnn, lstm, ainrnn)")
-            }),
-        }
-    }
-}
-
-pub struct CompareOptions {
-    pub data: PathBuf,
-    pub methods: Vec<Method>,
-    pub folds: u32,
-    pub k: usize,
-    /// Training settings of the learned models (`data`, `kind`, `fold` and `out` are set per run).
-    pub train: TrainOptions,
-    pub report: PathBuf,
-    /// Feature sets compared for the accuracy-per-epoch figure (AINRNN on fold 0); empty: the
-    /// available ones of mfcc/scattering, else of msd/none.
-    pub feature_sets: Vec<FeatureSet>,
-    /// EASE's λ; `None`: chosen on fold 0's validation users.
-    pub ease_lambda: Option<f32>,
-    pub ease_max_items: usize,
-    pub knn_neighbours: usize,
-}
 
 /// Runs the comparison; `log` receives one line per finished step.
 pub fn compare<B: ModelOps>(

@@ -3,28 +3,8 @@
 
 use std::fmt::Write as _;
 
-use super::report::{CompareReport, FoldResult, MethodSummary};
+use super::report::{CompareReport, FoldResult};
 use crate::train::run::TrainOptions;
-
-/// Reads one number out of a fold's result.
-pub(super) type Pick = fn(&FoldResult) -> f64;
-
-pub(super) fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len().max(1) as f64;
-    let m = v.iter().sum::<f64>() / n;
-    let var = if v.len() > 1 {
-        v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64
-    } else {
-        0.0
-    };
-    (m, var.sqrt())
-}
-
-impl MethodSummary {
-    pub(super) fn stat(&self, f: impl Fn(&FoldResult) -> f64) -> (f64, f64) {
-        mean_std(&self.folds.iter().map(f).collect::<Vec<_>>())
-    }
-}
 
 /// The text of `report.md`.
 pub(super) fn markdown(r: &CompareReport, t: &TrainOptions) -> String {
