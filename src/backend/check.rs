@@ -3,8 +3,7 @@
 //! backend's kernel runs. The dims structs they return can only be built here, so a kernel
 //! cannot run on unchecked dimensions.
 
-use super::model_ops::{Csr, LstmCache, MAX_TOPK};
-use super::{DType, IndexPlan, OpResult, Targets, Tensor};
+use super::{Csr, DType, IndexPlan, LstmCache, OpResult, Targets, Tensor, MAX_TOPK};
 use crate::error::OpError;
 
 // --- core ops --------------------------------------------------------------------------------

@@ -186,6 +186,72 @@ pub struct Targets<S> {
     pub classes: usize,
 }
 
+/// What the LSTM forward keeps for its backward pass.
+#[derive(Clone, Debug)]
+pub struct LstmCache<T> {
+    /// Hidden states `[B, L, H]`.
+    pub h: T,
+    /// Hidden states shifted by one step (`h_{t-1}`, zero at t = 0), `[B, L, H]`; used for ∂W_h.
+    pub h_prev: T,
+    /// Cell states `[B, L, H]`.
+    pub c: T,
+    /// Activated gates `[B, L, 4H]` in the order input, forget, cell (tanh), output.
+    pub gates: T,
+}
+
+/// A validated CSR block `[rows, ncols]` on the device: for row `r`, the columns
+/// `cols[row_ptr[r]..row_ptr[r+1]]` (with `vals[..]`, when it has values). Built only by
+/// [`model_ops::ModelOps::csr`], which checks the contents on the host before the upload, so the kernels
+/// on either backend may index with it.
+#[derive(Clone, Debug)]
+pub struct Csr<S> {
+    row_ptr: Tensor<S>,
+    cols: Tensor<S>,
+    vals: Option<Tensor<S>>,
+    rows: usize,
+    ncols: usize,
+    sorted: bool,
+}
+
+impl<S> Csr<S> {
+    /// Row pointers, `[rows + 1]` u32.
+    pub fn row_ptr(&self) -> &Tensor<S> {
+        &self.row_ptr
+    }
+    /// Columns, `[nnz]` u32, each below `ncols`.
+    pub fn cols(&self) -> &Tensor<S> {
+        &self.cols
+    }
+    /// Values, `[nnz]` f32 and finite.
+    pub fn vals(&self) -> Option<&Tensor<S>> {
+        self.vals.as_ref()
+    }
+    /// The values, or `op`'s error for a block built without them.
+    pub fn expect_vals(&self, op: &'static str) -> OpResult<&Tensor<S>> {
+        self.vals.as_ref().ok_or_else(|| OpError::Invalid {
+            op,
+            detail: "the CSR block has no values".into(),
+        })
+    }
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    pub fn ncols(&self) -> usize {
+        self.ncols
+    }
+    /// Number of entries.
+    pub fn nnz(&self) -> usize {
+        self.cols.len()
+    }
+    /// Whether every row's columns strictly increase (checked on the host when built).
+    pub fn sorted(&self) -> bool {
+        self.sorted
+    }
+}
+
+/// The largest `k` the top-k kernels support (private arrays in the shader).
+pub const MAX_TOPK: usize = 32;
+
 /// Host-side preparation shared by both backends.
 pub(crate) struct HostIndexPlan {
     pub order: Vec<u32>,

@@ -3,9 +3,10 @@
 //! clamping, and top-k selection for ranking. Implemented by both backends; tested by the same
 //! op suite (`tests/ops/model.rs`).
 
+pub use super::{Csr, LstmCache, MAX_TOPK};
+
 use super::check::{self, SeqDims};
-use super::{BTensor, Backend, OpResult, Tensor};
-use crate::error::OpError;
+use super::{BTensor, Backend, OpResult};
 
 /// Hyper-parameters of one Adam step (decoupled weight decay, AdamW).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -17,69 +18,6 @@ pub struct AdamStep {
     pub weight_decay: f32,
     /// 1-based step number, for bias correction.
     pub t: u32,
-}
-
-/// What the LSTM forward keeps for its backward pass.
-#[derive(Clone, Debug)]
-pub struct LstmCache<T> {
-    /// Hidden states `[B, L, H]`.
-    pub h: T,
-    /// Hidden states shifted by one step (`h_{t-1}`, zero at t = 0), `[B, L, H]`; used for ∂W_h.
-    pub h_prev: T,
-    /// Cell states `[B, L, H]`.
-    pub c: T,
-    /// Activated gates `[B, L, 4H]` in the order input, forget, cell (tanh), output.
-    pub gates: T,
-}
-
-/// A validated CSR block `[rows, ncols]` on the device: for row `r`, the columns
-/// `cols[row_ptr[r]..row_ptr[r+1]]` (with `vals[..]`, when it has values). Built only by
-/// [`ModelOps::csr`], which checks the contents on the host before the upload, so the kernels
-/// on either backend may index with it.
-#[derive(Clone, Debug)]
-pub struct Csr<S> {
-    row_ptr: Tensor<S>,
-    cols: Tensor<S>,
-    vals: Option<Tensor<S>>,
-    rows: usize,
-    ncols: usize,
-    sorted: bool,
-}
-
-impl<S> Csr<S> {
-    /// Row pointers, `[rows + 1]` u32.
-    pub fn row_ptr(&self) -> &Tensor<S> {
-        &self.row_ptr
-    }
-    /// Columns, `[nnz]` u32, each below `ncols`.
-    pub fn cols(&self) -> &Tensor<S> {
-        &self.cols
-    }
-    /// Values, `[nnz]` f32 and finite.
-    pub fn vals(&self) -> Option<&Tensor<S>> {
-        self.vals.as_ref()
-    }
-    /// The values, or `op`'s error for a block built without them.
-    pub fn expect_vals(&self, op: &'static str) -> OpResult<&Tensor<S>> {
-        self.vals.as_ref().ok_or_else(|| OpError::Invalid {
-            op,
-            detail: "the CSR block has no values".into(),
-        })
-    }
-    pub fn rows(&self) -> usize {
-        self.rows
-    }
-    pub fn ncols(&self) -> usize {
-        self.ncols
-    }
-    /// Number of entries.
-    pub fn nnz(&self) -> usize {
-        self.cols.len()
-    }
-    /// Whether every row's columns strictly increase (checked on the host when built).
-    pub fn sorted(&self) -> bool {
-        self.sorted
-    }
 }
 
 pub trait ModelOps: Backend {
@@ -391,6 +329,3 @@ pub trait ModelOps: Backend {
         self.topk_rows_kernel(x, k)
     }
 }
-
-/// The largest `k` the top-k kernels support (private arrays in the shader).
-pub const MAX_TOPK: usize = 32;

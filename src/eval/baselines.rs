@@ -13,6 +13,7 @@ use rayon::prelude::*;
 
 use crate::backend::cpu::par_gemm;
 use crate::model::batch::Example;
+use crate::model::neighbours::{self, user_rows, NeighbourLists};
 
 /// Songs sorted by score (descending, lower id first on ties), skipping `exclude`, at most `k`.
 pub fn top_k(scores: &[f32], exclude: &[u32], k: usize) -> Vec<u32> {
@@ -42,19 +43,6 @@ pub fn top_k(scores: &[f32], exclude: &[u32], k: usize) -> Vec<u32> {
     best.into_iter().map(|(_, i)| i).collect()
 }
 
-/// Distinct songs of each training user (the binary rows of X).
-fn rows(histories: &[(Vec<u32>, Vec<f32>)], users: &[u32]) -> Vec<Vec<u32>> {
-    users
-        .iter()
-        .map(|&u| {
-            let mut s = histories[u as usize].0.clone();
-            s.sort_unstable();
-            s.dedup();
-            s
-        })
-        .collect()
-}
-
 pub struct Popularity {
     pub counts: Vec<f32>,
 }
@@ -62,7 +50,7 @@ pub struct Popularity {
 impl Popularity {
     pub fn fit(songs: usize, histories: &[(Vec<u32>, Vec<f32>)], users: &[u32]) -> Self {
         let mut counts = vec![0.0f32; songs];
-        for r in rows(histories, users) {
+        for r in user_rows(histories, users) {
             for s in r {
                 counts[s as usize] += 1.0;
             }
@@ -77,7 +65,7 @@ impl Popularity {
 
 pub struct ItemKnn {
     /// For each song, its most similar songs with cosine similarity.
-    pub neighbours: Vec<Vec<(u32, f32)>>,
+    pub neighbours: NeighbourLists,
     pub songs: usize,
 }
 
@@ -88,43 +76,10 @@ impl ItemKnn {
         users: &[u32],
         keep: usize,
     ) -> Self {
-        let rows = rows(histories, users);
-        let mut count = vec![0u32; songs];
-        // Songs → users who played them, to build co-occurrences one song at a time (memory
-        // stays at one sparse row, not songs²).
-        let mut by_song: Vec<Vec<u32>> = vec![Vec::new(); songs];
-        for (u, r) in rows.iter().enumerate() {
-            for &s in r {
-                count[s as usize] += 1;
-                by_song[s as usize].push(u as u32);
-            }
+        ItemKnn {
+            neighbours: neighbours::fit(songs, histories, users, keep),
+            songs,
         }
-        let neighbours = (0..songs)
-            .into_par_iter()
-            .map(|i| {
-                let mut co: HashMap<u32, u32> = HashMap::new();
-                for &u in &by_song[i] {
-                    for &j in &rows[u as usize] {
-                        if j as usize != i {
-                            *co.entry(j).or_default() += 1;
-                        }
-                    }
-                }
-                let mut sims: Vec<(u32, f32)> = co
-                    .into_iter()
-                    .map(|(j, c)| {
-                        (
-                            j,
-                            c as f32 / ((count[i] as f32) * (count[j as usize] as f32)).sqrt(),
-                        )
-                    })
-                    .collect();
-                sims.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-                sims.truncate(keep);
-                sims
-            })
-            .collect();
-        ItemKnn { neighbours, songs }
     }
 
     pub fn scores(&self, history: &[u32]) -> Vec<f32> {
@@ -173,7 +128,7 @@ impl Ease {
         lambda: f32,
         max_items: usize,
     ) -> Result<Self, NotPositiveDefinite> {
-        let rows = rows(histories, users);
+        let rows = user_rows(histories, users);
         let mut count = vec![0u32; songs];
         for r in &rows {
             for &s in r {
@@ -248,18 +203,28 @@ impl Ease {
 /// `NB`-wide panels.
 const NB: usize = 96;
 
-/// `C[m×n] += alpha · A[m×k] · op(B)` on row-major slices with explicit strides (a thin wrapper
-/// over `matrixmultiply::dgemm`, on the rayon threads by blocks of C).
-#[allow(clippy::too_many_arguments)]
-fn gemm(
+/// `C[m×n] += alpha · A[m×k] · op(B)` on row-major slices with explicit strides: `a` and `b`
+/// are `(slice, row stride, column stride)`.
+struct Gemm<'a> {
     m: usize,
     k: usize,
     n: usize,
     alpha: f64,
-    a: (&[f64], isize, isize),
-    b: (&[f64], isize, isize),
-    c: (&mut [f64], isize),
-) {
+    a: (&'a [f64], isize, isize),
+    b: (&'a [f64], isize, isize),
+}
+
+/// Runs `g` into `c` = `(slice, row stride)` (a thin wrapper over `matrixmultiply::dgemm`, on the
+/// rayon threads by blocks of C).
+fn gemm(g: Gemm<'_>, c: (&mut [f64], isize)) {
+    let Gemm {
+        m,
+        k,
+        n,
+        alpha,
+        a,
+        b,
+    } = g;
     if m == 0 || n == 0 || k == 0 {
         return;
     }
@@ -330,15 +295,15 @@ pub fn spd_inverse(mut a: Vec<f64>, n: usize) -> Result<Vec<f64>, NotPositiveDef
                 .flat_map(|r| a[r * n + j0..r * n + end].to_vec())
                 .collect();
             let jbi = jb as isize;
-            gemm(
+            let g = Gemm {
                 m,
-                jb,
-                m,
-                -1.0,
-                (&l21, jbi, 1),
-                (&l21, 1, jbi),
-                (&mut a[end * n + end..], ni),
-            );
+                k: jb,
+                n: m,
+                alpha: -1.0,
+                a: (&l21, jbi, 1),
+                b: (&l21, 1, jbi),
+            };
+            gemm(g, (&mut a[end * n + end..], ni));
         }
         j0 = end;
     }
@@ -381,15 +346,15 @@ pub fn spd_inverse(mut a: Vec<f64>, n: usize) -> Result<Vec<f64>, NotPositiveDef
                 // t = Σ_{k in cs..is} L[is.., k] · X[k, c]
                 let mut t = vec![0.0f64; iw * cw];
                 let kk = is - cs;
-                gemm(
-                    iw,
-                    kk,
-                    cw,
-                    1.0,
-                    (&a[is * n + cs..], ni, 1),
-                    (&panel, cw as isize, 1),
-                    (&mut t, cw as isize),
-                );
+                let g = Gemm {
+                    m: iw,
+                    k: kk,
+                    n: cw,
+                    alpha: 1.0,
+                    a: (&a[is * n + cs..], ni, 1),
+                    b: (&panel, cw as isize, 1),
+                };
+                gemm(g, (&mut t, cw as isize));
                 let inv = &inv_diag[ib];
                 let off = (is - cs) * cw;
                 for r in 0..iw {
@@ -413,6 +378,14 @@ pub fn spd_inverse(mut a: Vec<f64>, n: usize) -> Result<Vec<f64>, NotPositiveDef
     }
     // 3. G⁻¹ = Xᵀ X.
     let mut out = vec![0.0f64; n * n];
-    gemm(n, n, n, 1.0, (&x, 1, ni), (&x, ni, 1), (&mut out, ni));
+    let g = Gemm {
+        m: n,
+        k: n,
+        n,
+        alpha: 1.0,
+        a: (&x, 1, ni),
+        b: (&x, ni, 1),
+    };
+    gemm(g, (&mut out, ni));
     Ok(out)
 }

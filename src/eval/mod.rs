@@ -1,4 +1,5 @@
-//! Evaluation: ranking metrics and (in `compare`) the classic baselines.
+//! Evaluation: ranking metrics (defined in `train::metrics`) and (in `compare`) the classic
+//! baselines.
 
 pub mod baselines;
 pub mod compare;

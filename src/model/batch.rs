@@ -2,7 +2,7 @@
 //! masked, so recurrences keep a zero state through it and the last step is the last listen),
 //! prepared on the host and uploaded once per step.
 
-use super::ModelConfig;
+use super::config::ModelConfig;
 use crate::backend::model_ops::ModelOps;
 use crate::backend::{BTensor, IndexPlan, OpResult};
 

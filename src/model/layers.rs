@@ -1,5 +1,6 @@
 //! Layers with explicit forward caches and backward passes, written against `ModelOps` so they
-//! run unchanged on the CPU reference and on the GPU.
+//! run unchanged on the CPU reference and on the GPU. The recurrent layers implement [`Layer`],
+//! whose associated cache type ties each layer to what its forward pass kept.
 
 use rand::Rng;
 
@@ -132,6 +133,54 @@ impl MultiLinear {
     }
 }
 
+/// What a recurrent layer reads: its inputs `xs[i]` `[B, L, d_i]` and the step mask `mask`
+/// `[B, L]`.
+pub struct SeqInputs<'a, B: ModelOps> {
+    pub xs: &'a [&'a BTensor<B>],
+    pub mask: &'a BTensor<B>,
+}
+
+/// The gradient reaching a layer's output `∂h` `[B, L, H]`, and which inputs' gradients to return.
+pub struct OutGrad<'a, B: ModelOps> {
+    pub dh: &'a BTensor<B>,
+    pub need_dx: &'a [bool],
+}
+
+/// A recurrent layer: forward over a whole sequence keeping a cache, backward from that cache.
+pub trait Layer<B: ModelOps> {
+    /// What the forward pass keeps for the backward pass (the output among it).
+    type Cache;
+
+    /// `x.xs[i]` `[B, L, d_i]` → the cache, holding the output `[B, L, H]`.
+    fn forward(
+        &self,
+        b: &B,
+        p: &Params<B>,
+        x: &SeqInputs<'_, B>,
+        shape: (usize, usize),
+    ) -> OpResult<Self::Cache>;
+
+    /// The layer's output `h` `[B, L, H]`.
+    fn output(cache: &Self::Cache) -> &BTensor<B>;
+
+    /// Accumulates the layer's gradients; returns ∂x_i (flattened `[B·L, d_i]`) where asked.
+    fn backward(
+        &self,
+        b: &B,
+        p: &mut Params<B>,
+        x: &SeqInputs<'_, B>,
+        cache: &Self::Cache,
+        g: OutGrad<'_, B>,
+    ) -> OpResult<Vec<Option<BTensor<B>>>>;
+}
+
+/// Name and shape of a recurrent layer: inputs of widths `dims`, `hidden` units.
+pub struct LayerSpec<'a> {
+    pub name: &'a str,
+    pub dims: &'a [usize],
+    pub hidden: usize,
+}
+
 /// An IndRNN layer over the concatenation of its inputs.
 pub struct IndRnnLayer {
     pub input: MultiLinear,
@@ -147,57 +196,57 @@ pub struct IndRnnCache<B: ModelOps> {
 impl IndRnnLayer {
     /// Recurrent weights start uniform in `[0, u_max)` and are kept within `±u_max`, with
     /// `u_max = MAG^(1/T)` (IndRNN paper: gradients neither explode nor vanish over T steps).
-    #[allow(clippy::too_many_arguments)]
     pub fn new<B: ModelOps>(
         b: &B,
         p: &mut Params<B>,
         rng: &mut impl Rng,
-        name: &str,
-        dims: &[usize],
-        hidden: usize,
+        spec: LayerSpec<'_>,
         u_max: f32,
     ) -> OpResult<Self> {
+        let LayerSpec { name, dims, hidden } = spec;
         let input = MultiLinear::new(b, p, rng, &format!("{name}.in"), dims, hidden, true)?;
         let init = (0..hidden).map(|_| rng.random_range(0.0..u_max)).collect();
         let u = p.add(b, &format!("{name}.u"), &[hidden], init, false)?;
         p.list[u.0].clamp = Some((-u_max, u_max));
         Ok(IndRnnLayer { input, u, hidden })
     }
+}
 
-    /// `xs[i]` `[B, L, d_i]`, `mask` `[B, L]` → `h` `[B, L, H]`.
-    pub fn forward<B: ModelOps>(
+impl<B: ModelOps> Layer<B> for IndRnnLayer {
+    type Cache = IndRnnCache<B>;
+
+    fn forward(
         &self,
         b: &B,
         p: &Params<B>,
-        xs: &[&BTensor<B>],
-        mask: &BTensor<B>,
+        x: &SeqInputs<'_, B>,
         (bs, l): (usize, usize),
     ) -> OpResult<IndRnnCache<B>> {
         let pre = view::<B>(
-            &self.input.forward_rows(b, p, xs, bs * l)?,
+            &self.input.forward_rows(b, p, x.xs, bs * l)?,
             &[bs, l, self.hidden],
         )?;
-        let h = b.indrnn_forward(&pre, p.get(self.u), mask)?;
+        let h = b.indrnn_forward(&pre, p.get(self.u), x.mask)?;
         Ok(IndRnnCache { pre, h })
     }
 
-    /// Accumulates the layer's gradients; returns ∂x_i (flattened `[B·L, d_i]`) where asked.
-    #[allow(clippy::too_many_arguments)]
-    pub fn backward<B: ModelOps>(
+    fn output(cache: &IndRnnCache<B>) -> &BTensor<B> {
+        &cache.h
+    }
+
+    fn backward(
         &self,
         b: &B,
         p: &mut Params<B>,
-        xs: &[&BTensor<B>],
-        mask: &BTensor<B>,
+        x: &SeqInputs<'_, B>,
         cache: &IndRnnCache<B>,
-        dh: &BTensor<B>,
-        need_dx: &[bool],
+        g: OutGrad<'_, B>,
     ) -> OpResult<Vec<Option<BTensor<B>>>> {
-        let (dpre, du) = b.indrnn_backward(&cache.pre, p.get(self.u), mask, &cache.h, dh)?;
+        let (dpre, du) = b.indrnn_backward(&cache.pre, p.get(self.u), x.mask, &cache.h, g.dh)?;
         p.acc_grad(b, self.u, du)?;
         let n = dpre.len() / self.hidden;
         self.input
-            .backward_rows(b, p, xs, &view::<B>(&dpre, &[n, self.hidden])?, need_dx)
+            .backward_rows(b, p, x.xs, &view::<B>(&dpre, &[n, self.hidden])?, g.need_dx)
     }
 }
 
@@ -217,10 +266,9 @@ impl LstmLayer {
         b: &B,
         p: &mut Params<B>,
         rng: &mut impl Rng,
-        name: &str,
-        dims: &[usize],
-        hidden: usize,
+        spec: LayerSpec<'_>,
     ) -> OpResult<Self> {
+        let LayerSpec { name, dims, hidden } = spec;
         let input = MultiLinear::new(b, p, rng, &format!("{name}.in"), dims, 4 * hidden, true)?;
         // Forget-gate bias starts at 1 (Jozefowicz et al. 2015): remember by default.
         let bias = input.bias.expect("LSTM input map has a bias");
@@ -230,42 +278,46 @@ impl LstmLayer {
         let wh = p.xavier(b, rng, &format!("{name}.wh"), hidden, 4 * hidden)?;
         Ok(LstmLayer { input, wh, hidden })
     }
+}
 
-    pub fn forward<B: ModelOps>(
+impl<B: ModelOps> Layer<B> for LstmLayer {
+    type Cache = LstmLayerCache<B>;
+
+    fn forward(
         &self,
         b: &B,
         p: &Params<B>,
-        xs: &[&BTensor<B>],
-        mask: &BTensor<B>,
+        x: &SeqInputs<'_, B>,
         (bs, l): (usize, usize),
     ) -> OpResult<LstmLayerCache<B>> {
         let xw = view::<B>(
-            &self.input.forward_rows(b, p, xs, bs * l)?,
+            &self.input.forward_rows(b, p, x.xs, bs * l)?,
             &[bs, l, 4 * self.hidden],
         )?;
         Ok(LstmLayerCache {
-            inner: b.lstm_forward(xw, p.get(self.wh), mask)?,
+            inner: b.lstm_forward(xw, p.get(self.wh), x.mask)?,
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub fn backward<B: ModelOps>(
+    fn output(cache: &LstmLayerCache<B>) -> &BTensor<B> {
+        &cache.inner.h
+    }
+
+    fn backward(
         &self,
         b: &B,
         p: &mut Params<B>,
-        xs: &[&BTensor<B>],
-        mask: &BTensor<B>,
+        x: &SeqInputs<'_, B>,
         cache: &LstmLayerCache<B>,
-        dh: &BTensor<B>,
-        need_dx: &[bool],
+        g: OutGrad<'_, B>,
     ) -> OpResult<Vec<Option<BTensor<B>>>> {
-        let dg = b.lstm_backward(&cache.inner, p.get(self.wh), mask, dh)?;
+        let dg = b.lstm_backward(&cache.inner, p.get(self.wh), x.mask, g.dh)?;
         let h = self.hidden;
         let n = dg.len() / (4 * h);
         let dg2 = view::<B>(&dg, &[n, 4 * h])?;
         let dwh = b.matmul(&view::<B>(&cache.inner.h_prev, &[n, h])?, &dg2, true, false)?;
         p.acc_grad(b, self.wh, dwh)?;
-        self.input.backward_rows(b, p, xs, &dg2, need_dx)
+        self.input.backward_rows(b, p, x.xs, &dg2, g.need_dx)
     }
 }
 
@@ -281,6 +333,15 @@ pub struct PlayAttention {
     pub beta: PId,
     pub hidden: usize,
     pub att: usize,
+}
+
+/// What the attention reads: `h` `[B, L, H]` scores the steps, `values[i]` `[B, L, d_i]` are
+/// pooled, `logc` `[B, L]` is log(1 + plays) (0 on padding); `shape` is `(B, L)`.
+pub struct Pooling<'a, B: ModelOps> {
+    pub h: &'a BTensor<B>,
+    pub values: &'a [&'a BTensor<B>],
+    pub logc: &'a BTensor<B>,
+    pub shape: (usize, usize),
 }
 
 pub struct AttentionCache<B: ModelOps> {
@@ -308,19 +369,20 @@ impl PlayAttention {
         })
     }
 
-    /// `h` `[B, L, H]` scores the steps; `values[i]` `[B, L, d_i]` are pooled; `logc` `[B, L]`
-    /// (log(1 + plays), 0 on padding), `mask_add` `[B, L]` (0 or −∞) → `z_i` `[B, d_i]`.
-    #[allow(clippy::too_many_arguments)]
+    /// Pools `x.values` with `mask_add` `[B, L]` (0 or −∞) → `z_i` `[B, d_i]`.
     pub fn forward<B: ModelOps>(
         &self,
         b: &B,
         p: &Params<B>,
-        h: &BTensor<B>,
-        values: &[&BTensor<B>],
-        logc: &BTensor<B>,
+        x: &Pooling<'_, B>,
         mask_add: &BTensor<B>,
-        (bs, l): (usize, usize),
     ) -> OpResult<(Vec<BTensor<B>>, AttentionCache<B>)> {
+        let Pooling {
+            h,
+            values,
+            logc,
+            shape: (bs, l),
+        } = *x;
         let h2 = view::<B>(h, &[bs * l, self.hidden])?;
         let t = b.unary(UnaryOp::Tanh, &self.proj.forward(b, p, &[&h2])?)?;
         let e = view::<B>(&b.matmul(&t, p.get(self.v), false, false)?, &[bs, l])?;
@@ -344,18 +406,20 @@ impl PlayAttention {
 
     /// Accumulates the attention parameters' gradients given `∂z_i`; returns `∂h` (through the
     /// scores) and `∂values[i]` `[B, L, d_i]`.
-    #[allow(clippy::too_many_arguments)]
     pub fn backward<B: ModelOps>(
         &self,
         b: &B,
         p: &mut Params<B>,
-        h: &BTensor<B>,
-        values: &[&BTensor<B>],
-        logc: &BTensor<B>,
+        x: &Pooling<'_, B>,
         cache: &AttentionCache<B>,
         dzs: &[BTensor<B>],
-        (bs, l): (usize, usize),
     ) -> OpResult<(BTensor<B>, Vec<BTensor<B>>)> {
+        let Pooling {
+            h,
+            values,
+            logc,
+            shape: (bs, l),
+        } = *x;
         let alpha3 = view::<B>(&cache.alpha, &[bs, l, 1])?;
         // z_i = α·x_i: ∂α = Σ_i x_i ∂z_i (per sequence), ∂x_i = αᵀ ∂z_i.
         let mut dalpha: Option<BTensor<B>> = None;

@@ -10,134 +10,37 @@
 
 pub mod batch;
 pub mod checkpoint;
+mod config;
 pub mod layers;
+pub mod neighbours;
 pub mod params;
 pub mod scorer;
+mod stack;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde::{Deserialize, Serialize};
 
 use self::batch::DeviceBatch;
+pub use self::config::{ModelConfig, ModelKind, DEFAULT_NEIGHBOURS};
 use self::layers::{
-    view, AttentionCache, IndRnnCache, IndRnnLayer, LstmLayer, LstmLayerCache, MultiLinear,
-    PlayAttention,
+    view, AttentionCache, IndRnnLayer, LayerSpec, LstmLayer, MultiLinear, OutGrad, PlayAttention,
+    Pooling, SeqInputs,
 };
 use self::params::{PId, Params};
-use self::scorer::{Ranked, Scorer};
+use self::scorer::{Ranked, Scorer, ScorerSpec};
+use self::stack::{Recurrent, RecurrentPass};
 use crate::backend::model_ops::ModelOps;
 use crate::backend::{BTensor, OpResult};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ModelKind {
-    Ainrnn,
-    Indrnn,
-    Lstm,
-}
-
-impl ModelKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            ModelKind::Ainrnn => "ainrnn",
-            ModelKind::Indrnn => "indrnn",
-            ModelKind::Lstm => "lstm",
-        }
-    }
-}
-
-impl std::str::FromStr for ModelKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "ainrnn" => Ok(ModelKind::Ainrnn),
-            "indrnn" => Ok(ModelKind::Indrnn),
-            "lstm" => Ok(ModelKind::Lstm),
-            o => Err(format!(
-                "unknown model {o:?} (expected ainrnn, indrnn or lstm)"
-            )),
-        }
-    }
-}
-
-/// Everything that fixes the model's shape; stored in checkpoints.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct ModelConfig {
-    pub kind: ModelKind,
-    pub hidden: usize,
-    pub layers: usize,
-    /// Song embedding size: the input embedding and the user/song output representation
-    /// (one tied table).
-    pub emb: usize,
-    pub att: usize,
-    pub portrait_dim: usize,
-    pub max_history: usize,
-    pub dropout: f32,
-    /// IndRNN recurrent weights are kept within ±mag^(1/max_history).
-    pub mag: f32,
-    pub songs: usize,
-    pub feature_dim: usize,
-    /// Portrait table sizes (0 = no portrait).
-    pub n_age: usize,
-    pub n_lang: usize,
-    pub n_genre: usize,
-    /// Songs per catalogue tile.
-    pub tile: usize,
-    pub seed: u64,
-    /// Neighbours kept per song for the item-neighbourhood term of the scores (0: no term).
-    #[serde(default)]
-    pub neighbours: usize,
-}
-
-/// Neighbours per song in the scores' item-neighbourhood term (as many as item-kNN keeps in
-/// `compare`).
-pub const DEFAULT_NEIGHBOURS: usize = 200;
-
-impl ModelConfig {
-    /// Defaults of the paper where it gives them (5 layers, dropout 0.5) and sizes that train in
-    /// minutes on a CPU for the bundled data.
-    pub fn new(kind: ModelKind, songs: usize) -> Self {
-        ModelConfig {
-            kind,
-            hidden: 64,
-            layers: if kind == ModelKind::Lstm { 2 } else { 5 },
-            emb: 64,
-            att: 32,
-            portrait_dim: 8,
-            max_history: 50,
-            dropout: 0.5,
-            mag: 2.0,
-            songs,
-            feature_dim: 0,
-            n_age: 0,
-            n_lang: 0,
-            n_genre: 0,
-            tile: 32_768,
-            seed: 42,
-            neighbours: DEFAULT_NEIGHBOURS,
-        }
-    }
-}
-
-enum Encoder {
-    Dense {
-        layers: Vec<IndRnnLayer>,
-        att: PlayAttention,
-    },
-    Stack {
-        layers: Vec<IndRnnLayer>,
-    },
-    Lstm {
-        layers: Vec<LstmLayer>,
-    },
-}
 
 pub struct Model<B: ModelOps> {
     pub cfg: ModelConfig,
     pub params: Params<B>,
     in_emb: PId,
     in_feat: Option<BTensor<B>>,
-    encoder: Encoder,
+    layers: Recurrent,
+    /// AINRNN's attention pooling; the dense connections come with it (`None`: a plain stack
+    /// read at its last state).
+    att: Option<PlayAttention>,
     age: Option<PId>,
     lang: Option<PId>,
     user: MultiLinear,
@@ -147,18 +50,13 @@ pub struct Model<B: ModelOps> {
 /// What the forward pass keeps for the backward pass.
 pub struct Cache<B: ModelOps> {
     inputs: Vec<BTensor<B>>,
-    layers: Vec<LayerCache<B>>,
+    layers: RecurrentPass<B>,
     /// Dropout masks per layer (`[B, H]`, entries 0 or 1/keep), when training.
     drop: Vec<Option<BTensor<B>>>,
     /// Layer outputs after dropout.
     outs: Vec<BTensor<B>>,
     att: Option<AttentionCache<B>>,
     user_in: Vec<BTensor<B>>,
-}
-
-enum LayerCache<B: ModelOps> {
-    Ind(IndRnnCache<B>),
-    Lstm(LstmLayerCache<B>),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -188,55 +86,47 @@ impl<B: ModelOps> Model<B> {
         in_dims.push(1); // log(1 + plays)
         let u_max = cfg.mag.powf(1.0 / cfg.max_history.max(1) as f32);
         let h = cfg.hidden;
-        let encoder = match cfg.kind {
+        let (layers, att) = match cfg.kind {
             ModelKind::Ainrnn => {
                 let mut layers = Vec::new();
                 for l in 0..cfg.layers {
                     let mut dims = in_dims.clone();
                     dims.extend(std::iter::repeat_n(h, l));
-                    layers.push(IndRnnLayer::new(
-                        b,
-                        &mut p,
-                        &mut rng,
-                        &format!("indrnn{l}"),
-                        &dims,
-                        h,
-                        u_max,
-                    )?);
+                    let spec = LayerSpec {
+                        name: &format!("indrnn{l}"),
+                        dims: &dims,
+                        hidden: h,
+                    };
+                    layers.push(IndRnnLayer::new(b, &mut p, &mut rng, spec, u_max)?);
                 }
                 let att = PlayAttention::new(b, &mut p, &mut rng, h, cfg.att)?;
-                Encoder::Dense { layers, att }
+                (Recurrent::IndRnn(layers.into()), Some(att))
             }
             ModelKind::Indrnn => {
                 let mut layers = Vec::new();
                 for l in 0..cfg.layers {
                     let dims = if l == 0 { in_dims.clone() } else { vec![h] };
-                    layers.push(IndRnnLayer::new(
-                        b,
-                        &mut p,
-                        &mut rng,
-                        &format!("indrnn{l}"),
-                        &dims,
-                        h,
-                        u_max,
-                    )?);
+                    let spec = LayerSpec {
+                        name: &format!("indrnn{l}"),
+                        dims: &dims,
+                        hidden: h,
+                    };
+                    layers.push(IndRnnLayer::new(b, &mut p, &mut rng, spec, u_max)?);
                 }
-                Encoder::Stack { layers }
+                (Recurrent::IndRnn(layers.into()), None)
             }
             ModelKind::Lstm => {
                 let mut layers = Vec::new();
                 for l in 0..cfg.layers {
                     let dims = if l == 0 { in_dims.clone() } else { vec![h] };
-                    layers.push(LstmLayer::new(
-                        b,
-                        &mut p,
-                        &mut rng,
-                        &format!("lstm{l}"),
-                        &dims,
-                        h,
-                    )?);
+                    let spec = LayerSpec {
+                        name: &format!("lstm{l}"),
+                        dims: &dims,
+                        hidden: h,
+                    };
+                    layers.push(LstmLayer::new(b, &mut p, &mut rng, spec)?);
                 }
-                Encoder::Lstm { layers }
+                (Recurrent::Lstm(layers.into()), None)
             }
         };
         // AINRNN pools every step's dense representation (inputs and all layers); the baselines
@@ -279,25 +169,24 @@ impl<B: ModelOps> Model<B> {
             user_dims.push(cfg.n_genre);
         }
         let user = MultiLinear::new(b, &mut p, &mut rng, "user", &user_dims, cfg.emb, true)?;
-        let scorer = Scorer::new(
-            b,
-            &mut p,
-            &mut rng,
-            cfg.songs,
-            cfg.emb,
-            features
+        let spec = ScorerSpec {
+            songs: cfg.songs,
+            dim: cfg.emb,
+            features: features
                 .filter(|_| cfg.feature_dim > 0)
                 .map(|v| (v, cfg.feature_dim)),
-            cfg.tile,
-            in_emb,
-            cfg.neighbours > 0,
-        )?;
+            tile: cfg.tile,
+            emb: in_emb,
+            with_neighbours: cfg.neighbours > 0,
+        };
+        let scorer = Scorer::new(b, &mut p, &mut rng, spec)?;
         Ok(Model {
             cfg,
             params: p,
             in_emb,
             in_feat,
-            encoder,
+            layers,
+            att,
             age,
             lang,
             user,
@@ -312,20 +201,14 @@ impl<B: ModelOps> Model<B> {
         if self.cfg.neighbours == 0 {
             return;
         }
-        let knn = crate::eval::baselines::ItemKnn::fit(
-            self.cfg.songs,
-            histories,
-            train_users,
-            self.cfg.neighbours,
-        );
-        self.scorer.neighbours = knn.neighbours;
+        self.scorer.neighbours =
+            neighbours::fit(self.cfg.songs, histories, train_users, self.cfg.neighbours);
     }
 
-    fn layer_count(&self) -> usize {
-        match &self.encoder {
-            Encoder::Dense { layers, .. } | Encoder::Stack { layers } => layers.len(),
-            Encoder::Lstm { layers } => layers.len(),
-        }
+    /// Dense connections (every layer sees the inputs and all earlier outputs): AINRNN, the
+    /// model with attention.
+    fn dense(&self) -> bool {
+        self.att.is_some()
     }
 
     /// User vectors `[B, emb]`. With `rng`, dropout is applied (training).
@@ -353,7 +236,7 @@ impl<B: ModelOps> Model<B> {
         let keep = 1.0 - self.cfg.dropout;
         let mut drop = Vec::new();
         let mut rng = rng;
-        for _ in 0..self.layer_count() {
+        for _ in 0..self.layers.len() {
             drop.push(match rng.as_deref_mut() {
                 Some(r) if self.cfg.dropout > 0.0 => {
                     let m: Vec<f32> = (0..bs * h)
@@ -370,7 +253,7 @@ impl<B: ModelOps> Model<B> {
                 _ => None,
             });
         }
-        let mut layers = Vec::new();
+        let mut layers = self.layers.pass();
         let mut outs: Vec<BTensor<B>> = Vec::new();
         let apply_drop = |t: &BTensor<B>, m: &Option<BTensor<B>>| -> OpResult<BTensor<B>> {
             match m {
@@ -378,36 +261,37 @@ impl<B: ModelOps> Model<B> {
                 None => Ok(t.clone()),
             }
         };
-        for i in 0..self.layer_count() {
+        for i in 0..self.layers.len() {
             // Dense connections: every layer sees the inputs and all earlier outputs; the
             // stacks see the previous layer only.
-            let xs: Vec<&BTensor<B>> = match &self.encoder {
-                Encoder::Dense { .. } => inputs.iter().chain(outs.iter()).collect(),
-                _ if i == 0 => inputs.iter().collect(),
-                _ => vec![&outs[i - 1]],
+            let xs: Vec<&BTensor<B>> = if self.dense() {
+                inputs.iter().chain(outs.iter()).collect()
+            } else if i == 0 {
+                inputs.iter().collect()
+            } else {
+                vec![&outs[i - 1]]
             };
-            let (h, cache) = match &self.encoder {
-                Encoder::Dense { layers: ls, .. } | Encoder::Stack { layers: ls } => {
-                    let c = ls[i].forward(b, p, &xs, &batch.mask, (bs, l))?;
-                    (apply_drop(&c.h, &drop[i])?, LayerCache::Ind(c))
-                }
-                Encoder::Lstm { layers: ls } => {
-                    let c = ls[i].forward(b, p, &xs, &batch.mask, (bs, l))?;
-                    (apply_drop(&c.inner.h, &drop[i])?, LayerCache::Lstm(c))
-                }
+            let x = SeqInputs {
+                xs: &xs,
+                mask: &batch.mask,
             };
+            let h = apply_drop(layers.push(b, p, &x, (bs, l))?, &drop[i])?;
             outs.push(h);
-            layers.push(cache);
         }
         let last = outs.last().expect("at least one layer");
-        let (mut user_in, att) = match &self.encoder {
-            Encoder::Dense { att, .. } => {
+        let (mut user_in, att) = match &self.att {
+            Some(att) => {
                 let values: Vec<&BTensor<B>> = inputs.iter().chain(outs.iter()).collect();
-                let (zs, c) =
-                    att.forward(b, p, last, &values, &batch.logc, &batch.mask_add, (bs, l))?;
+                let x = Pooling {
+                    h: last,
+                    values: &values,
+                    logc: &batch.logc,
+                    shape: (bs, l),
+                };
+                let (zs, c) = att.forward(b, p, &x, &batch.mask_add)?;
                 (zs, Some(c))
             }
-            _ => (
+            None => (
                 vec![b.gather_rows(&view::<B>(last, &[bs * l, h])?, &batch.last)?],
                 None,
             ),
@@ -449,7 +333,7 @@ impl<B: ModelOps> Model<B> {
         let refs: Vec<&BTensor<B>> = cache.user_in.iter().collect();
         let nl = cache.outs.len();
         let n_in = cache.inputs.len();
-        let dense = matches!(self.encoder, Encoder::Dense { .. });
+        let dense = self.dense();
         // The pooled blocks come first in the user map's inputs, then the portrait.
         let n_pooled = if dense { n_in + nl } else { 1 };
         let mut need = vec![false; refs.len()];
@@ -476,21 +360,18 @@ impl<B: ModelOps> Model<B> {
         // ∂(layer outputs after dropout), filled from the top down.
         let mut douts: Vec<Option<BTensor<B>>> = vec![None; nl];
         let mut demb: Option<BTensor<B>> = None;
-        match &self.encoder {
-            Encoder::Dense { att, .. } => {
+        match &self.att {
+            Some(att) => {
                 let c = cache.att.as_ref().expect("attention cache");
                 let values: Vec<&BTensor<B>> =
                     cache.inputs.iter().chain(cache.outs.iter()).collect();
-                let (dscore, dvalues) = att.backward(
-                    b,
-                    &mut self.params,
-                    &cache.outs[nl - 1],
-                    &values,
-                    &batch.logc,
-                    c,
-                    &dzs,
-                    (bs, l),
-                )?;
+                let x = Pooling {
+                    h: &cache.outs[nl - 1],
+                    values: &values,
+                    logc: &batch.logc,
+                    shape: (bs, l),
+                };
+                let (dscore, dvalues) = att.backward(b, &mut self.params, &x, c, &dzs)?;
                 douts[nl - 1] = Some(dscore);
                 for (j, dv) in dvalues.into_iter().enumerate() {
                     if j == 0 {
@@ -507,7 +388,7 @@ impl<B: ModelOps> Model<B> {
                     }
                 }
             }
-            _ => {
+            None => {
                 let mut dh = b.zeros(&[bs * l, h])?;
                 b.scatter_add_rows(&mut dh, &dzs[0], &batch.last)?;
                 douts[nl - 1] = Some(view::<B>(&dh, &[bs, l, h])?);
@@ -539,15 +420,15 @@ impl<B: ModelOps> Model<B> {
                 vec![&cache.outs[i - 1]]
             };
             let need: Vec<bool> = (0..xs.len()).map(|j| dest(i, j) != Dest::Nowhere).collect();
-            let dxs = match (&self.encoder, &cache.layers[i]) {
-                (Encoder::Dense { layers, .. } | Encoder::Stack { layers }, LayerCache::Ind(c)) => {
-                    layers[i].backward(b, &mut self.params, &xs, &batch.mask, c, &dh, &need)?
-                }
-                (Encoder::Lstm { layers }, LayerCache::Lstm(c)) => {
-                    layers[i].backward(b, &mut self.params, &xs, &batch.mask, c, &dh, &need)?
-                }
-                _ => unreachable!("encoder and cache kinds match by construction"),
+            let x = SeqInputs {
+                xs: &xs,
+                mask: &batch.mask,
             };
+            let g = OutGrad {
+                dh: &dh,
+                need_dx: &need,
+            };
+            let dxs = cache.layers.backward(i, b, &mut self.params, &x, g)?;
             for (j, dx) in dxs.into_iter().enumerate() {
                 let Some(dx) = dx else { continue };
                 let slot = match dest(i, j) {

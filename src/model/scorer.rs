@@ -14,6 +14,7 @@
 use rand::Rng;
 
 use super::layers::view;
+use super::neighbours::NeighbourLists;
 use super::params::{PId, Params};
 use crate::backend::model_ops::{Csr, ModelOps};
 use crate::backend::{BTensor, BinaryOp, OpResult, ReduceOp};
@@ -37,7 +38,7 @@ pub struct Scorer<B: ModelOps> {
     pub features: Vec<BTensor<B>>,
     pub feature_dim: usize,
     /// Per song: its most similar songs and their cosine similarity (empty until fitted).
-    pub neighbours: Vec<Vec<(u32, f32)>>,
+    pub neighbours: NeighbourLists,
     /// Weight of the neighbourhood score (when the model has the term).
     pub gamma: Option<PId>,
 }
@@ -53,21 +54,35 @@ pub type NeighbourBlocks<B> = Vec<Option<NeighbourBlock<B>>>;
 /// A ranking: per user, `(song, score)` best first.
 pub type Ranked = Vec<Vec<(u32, f32)>>;
 
+/// The shape of a [`Scorer`].
+pub struct ScorerSpec<'a> {
+    pub songs: usize,
+    pub dim: usize,
+    /// `songs × D_f` row-major and `D_f`, or `None`.
+    pub features: Option<(&'a [f32], usize)>,
+    /// Most songs per tile.
+    pub tile: usize,
+    /// The `[songs, dim]` song table to score with (the model's input embedding: tied).
+    pub emb: PId,
+    /// Whether the scores have the item-neighbourhood term.
+    pub with_neighbours: bool,
+}
+
 impl<B: ModelOps> Scorer<B> {
-    /// `features`: `songs × D_f` row-major, or `None`. `tile` caps the songs per tile. `emb`: the
-    /// `[songs, dim]` song table to score with (the model's input embedding: tied).
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         b: &B,
         p: &mut Params<B>,
         rng: &mut impl Rng,
-        songs: usize,
-        dim: usize,
-        features: Option<(&[f32], usize)>,
-        tile: usize,
-        emb: PId,
-        with_neighbours: bool,
+        spec: ScorerSpec<'_>,
     ) -> OpResult<Self> {
+        let ScorerSpec {
+            songs,
+            dim,
+            features,
+            tile,
+            emb,
+            with_neighbours,
+        } = spec;
         let tile = tile.max(1);
         let tiles: Vec<(usize, usize)> = (0..songs)
             .step_by(tile)

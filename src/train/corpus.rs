@@ -8,11 +8,11 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
+use super::metrics::Catalogue;
 use super::Corpus;
 use crate::data::vectors::msd_names;
 use crate::data::Dataset;
 use crate::error::Error;
-use crate::eval::metrics::Catalogue;
 use crate::model::batch::{Example, PortraitTable};
 
 /// Which song-vector columns feed the model.

@@ -7,6 +7,7 @@
 //! as the uninterrupted run would have.
 
 pub mod corpus;
+pub mod metrics;
 pub mod run;
 
 use std::time::Instant;
@@ -16,9 +17,9 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+use self::metrics::{evaluate, Catalogue, Metrics};
 use crate::backend::model_ops::ModelOps;
 use crate::error::Error;
-use crate::eval::metrics::{evaluate, Catalogue};
 use crate::model::batch::{upload, Example, PortraitTable};
 use crate::model::params::OptimConfig;
 use crate::model::Model;
@@ -235,7 +236,7 @@ impl<'a, B: ModelOps> Trainer<'a, B> {
     }
 
     /// Metrics at `cfg.k` on the validation users.
-    pub fn validate(&self) -> Result<crate::eval::metrics::Metrics, Error> {
+    pub fn validate(&self) -> Result<Metrics, Error> {
         let (lists, truths) = rank_examples(
             &self.b,
             &self.model,

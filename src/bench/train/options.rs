@@ -1,0 +1,50 @@
+//! What `bench train` measures.
+
+use serde::Serialize;
+
+use crate::model::ModelKind;
+
+/// What to measure. Every user has exactly `history` listens shown and `targets` to predict, so
+/// every batch has the same shape (the PyTorch script builds the same batches).
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainBenchOptions {
+    /// Users in one epoch (for the projected epoch time, and `--epoch`).
+    pub users: usize,
+    pub songs: usize,
+    pub batch: usize,
+    pub history: usize,
+    pub targets: usize,
+    pub hidden: usize,
+    pub layers: usize,
+    /// Timed steps per model and backend (after `warmup` steps).
+    pub steps: usize,
+    pub warmup: usize,
+    pub models: Vec<ModelKind>,
+    /// Run one whole epoch over `users` users for real on each backend.
+    pub epoch: bool,
+    /// Songs per catalogue tile.
+    pub tile: usize,
+    pub dropout: f32,
+    pub seed: u64,
+}
+
+impl Default for TrainBenchOptions {
+    fn default() -> Self {
+        TrainBenchOptions {
+            users: 5_000,
+            songs: 10_000,
+            batch: 64,
+            history: 25,
+            targets: 25,
+            hidden: 64,
+            layers: 2,
+            steps: 3,
+            warmup: 2,
+            models: vec![ModelKind::Ainrnn, ModelKind::Indrnn, ModelKind::Lstm],
+            epoch: false,
+            tile: 32_768,
+            dropout: 0.5,
+            seed: 42,
+        }
+    }
+}

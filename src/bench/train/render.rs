@@ -1,0 +1,131 @@
+//! The human-readable table of a [`TrainBench`] (printed on stderr).
+
+use super::report::TrainBench;
+
+fn human_seconds(s: f64) -> String {
+    if s >= 120.0 {
+        format!("{:.1} min", s / 60.0)
+    } else if s >= 1.0 {
+        format!("{s:.2} s")
+    } else {
+        format!("{:.1} ms", s * 1e3)
+    }
+}
+
+/// The table printed on stderr.
+pub fn render(r: &TrainBench) -> String {
+    let o = &r.options;
+    let mut s = format!(
+        "bench train on SYNTHETIC histories: {} songs, batch {}, history {}, targets {}, hidden {}, layers {}, \
+         {} timed steps after {} warm-up; epoch = {} users = {} steps; {} CPU threads\n",
+        o.songs,
+        o.batch,
+        o.history,
+        o.targets,
+        o.hidden,
+        o.layers,
+        o.steps,
+        o.warmup,
+        o.users,
+        o.users.div_ceil(o.batch.max(1)),
+        r.cpu_threads
+    );
+    s += &format!(
+        "  {:<7} {:<4} {:>10} {:>9} {:>8} {:>11} {:>11} {:>9} {:>8} {:>9}\n",
+        "model",
+        "dev",
+        "step",
+        "users/s",
+        "softmax",
+        "epoch est.",
+        "epoch run",
+        "GPU MB",
+        "new buf",
+        "disp/step"
+    );
+    for x in &r.runs {
+        let g = x.gpu.as_ref();
+        s += &format!(
+            "  {:<7} {:<4} {:>10} {:>9.0} {:>7.0}% {:>11} {:>11} {:>9} {:>8} {:>9}\n",
+            x.model,
+            x.device,
+            human_seconds(x.seconds_per_step),
+            x.users_per_second,
+            x.softmax_share * 100.0,
+            human_seconds(x.projected_epoch_seconds),
+            x.epoch_seconds
+                .map(human_seconds)
+                .unwrap_or_else(|| "-".into()),
+            g.map(|g| format!("{:.1}", g.bytes_allocated as f64 / 1e6))
+                .unwrap_or_else(|| "-".into()),
+            g.map(|g| format!("{:.1}", g.buffers_created_per_step))
+                .unwrap_or_else(|| "-".into()),
+            g.map(|g| format!("{:.0}", g.dispatches_per_step))
+                .unwrap_or_else(|| "-".into()),
+        );
+    }
+    s += "  phases per step (synced; GPU: kernel time when timestamps work):\n";
+    for x in &r.runs {
+        let p = x.phases_kernel.as_ref().unwrap_or(&x.phases);
+        s += &format!(
+            "    {:<7} {:<4} upload {:>9}  forward {:>9}  softmax {:>9}  backward {:>9}  adam {:>9}{}\n",
+            x.model,
+            x.device,
+            human_seconds(p.upload),
+            human_seconds(p.forward),
+            human_seconds(p.softmax),
+            human_seconds(p.backward),
+            human_seconds(p.optimizer),
+            if x.phases_kernel.is_some() { "  (kernels)" } else { "" }
+        );
+    }
+    for x in r.runs.iter().filter_map(|x| x.gpu.as_ref().map(|g| (x, g))) {
+        s += &format!(
+            "  {} gpu: {:.1} submits, {:.1} read-backs, {:.1} new buffers per step\n",
+            x.0.model, x.1.submits_per_step, x.1.readbacks_per_step, x.1.buffers_created_per_step
+        );
+    }
+    for ((dev, ratio), (_, enc)) in r
+        .indrnn_speedup_over_lstm
+        .iter()
+        .zip(&r.indrnn_encoder_speedup_over_lstm)
+    {
+        s += &format!(
+            "  IndRNN vs LSTM on {dev}: whole step {ratio:.2}x, recurrent layers (forward + backward) {enc:.2}x (above 1: IndRNN faster)\n"
+        );
+    }
+    if let Some(t) = &r.torch {
+        s += &format!(
+            "  PyTorch {} on the CPU ({} threads, {}), median step:\n",
+            t.torch, t.threads, t.python
+        );
+        for v in &r.vs_torch {
+            s += &format!(
+                "    {:<7} torch {:>10}  ours {:>10}  ours {:.2}x {}\n",
+                v.model,
+                human_seconds(v.torch_seconds_per_step),
+                human_seconds(v.ours_cpu_seconds_per_step),
+                if v.cpu_speedup_vs_torch >= 1.0 {
+                    v.cpu_speedup_vs_torch
+                } else {
+                    1.0 / v.cpu_speedup_vs_torch
+                },
+                if v.cpu_speedup_vs_torch >= 1.0 {
+                    "faster"
+                } else {
+                    "slower"
+                }
+            );
+        }
+    }
+    if let Some(n) = &r.torch_note {
+        s += &format!("  note: {n}\n");
+    }
+    if let Some(n) = &r.gpu_note {
+        s += &format!("  note: {n}\n");
+    }
+    if let Some(p) = r.peak_rss_bytes {
+        s += &format!("  peak CPU RSS {:.0} MB\n", p as f64 / 1e6);
+    }
+    s
+}

@@ -1,0 +1,183 @@
+//! One method on one fold: fitting or training it and ranking the fold's test users.
+
+use std::time::Instant;
+
+use super::options::{CompareOptions, Method};
+use crate::backend::model_ops::ModelOps;
+use crate::data::Dataset;
+use crate::error::Error;
+use crate::eval::baselines::{Ease, ItemKnn, Popularity};
+use crate::eval::metrics::{evaluate, Catalogue};
+use crate::model::batch::Example;
+use crate::train::corpus::FoldData;
+use crate::train::run::train;
+use crate::train::{rank_examples, Corpus, EpochReport, Truth};
+
+/// Ranks kept per test user: the curves go to k = 20.
+pub(super) const DEPTH: usize = 20;
+
+/// What every method of one fold shares.
+pub(super) struct Fold<'a> {
+    pub o: &'a CompareOptions,
+    pub ds: &'a Dataset,
+    pub corpus: &'a Corpus,
+    pub fold: u32,
+    pub fd: &'a FoldData,
+    /// Training and validation users: what the baselines are fitted on.
+    pub fit_users: &'a [u32],
+    pub cat: &'a Catalogue,
+}
+
+/// One method's rankings of the fold's test users and its cost.
+pub(super) struct MethodRun {
+    pub lists: Vec<Vec<u32>>,
+    /// Training seconds per epoch (learned models) or fitting seconds (baselines).
+    pub seconds_per_epoch: f64,
+    pub epochs: u32,
+    pub history: Vec<EpochReport>,
+}
+
+impl MethodRun {
+    fn fitted(lists: Vec<Vec<u32>>, seconds: f64) -> Self {
+        MethodRun {
+            lists,
+            seconds_per_epoch: seconds,
+            epochs: 1,
+            history: vec![],
+        }
+    }
+}
+
+/// Runs method `m` on the fold. EASE's λ, when not given, is tuned once (on the first fold that
+/// runs EASE) and kept in `ease_lambda`, with a line in `notes`.
+pub(super) fn run_method<B: ModelOps>(
+    b: &B,
+    f: &Fold<'_>,
+    m: Method,
+    ease_lambda: &mut Option<f32>,
+    notes: &mut Vec<String>,
+) -> Result<MethodRun, Error> {
+    let Fold {
+        o,
+        ds,
+        corpus,
+        fold,
+        fd,
+        fit_users,
+        cat,
+    } = *f;
+    let t0 = Instant::now();
+    Ok(match m {
+        Method::Popularity => {
+            let p = Popularity::fit(corpus.songs, &corpus.histories, fit_users);
+            let secs = t0.elapsed().as_secs_f64();
+            MethodRun::fitted(
+                fd.test.iter().map(|e| p.recommend(e, DEPTH)).collect(),
+                secs,
+            )
+        }
+        Method::ItemKnn => {
+            let knn = ItemKnn::fit(corpus.songs, &corpus.histories, fit_users, o.knn_neighbours);
+            let secs = t0.elapsed().as_secs_f64();
+            MethodRun::fitted(
+                fd.test.iter().map(|e| knn.recommend(e, DEPTH)).collect(),
+                secs,
+            )
+        }
+        Method::Ease => {
+            let lambda = match *ease_lambda {
+                Some(l) => l,
+                None => {
+                    let l = tune_ease(
+                        corpus,
+                        &fd.train_users,
+                        &fd.validation,
+                        o.k,
+                        o.ease_max_items,
+                        cat,
+                    )?;
+                    notes.push(format!("EASE λ = {l} chosen by validation NDCG@{} on fold {fold} (grid 10, 50, 200, 500, 2000)", o.k));
+                    *ease_lambda = Some(l);
+                    l
+                }
+            };
+            let t1 = Instant::now();
+            let e = Ease::fit(
+                corpus.songs,
+                &corpus.histories,
+                fit_users,
+                lambda,
+                o.ease_max_items,
+            )
+            .map_err(|e| Error::Other(e.to_string()))?;
+            let secs = t1.elapsed().as_secs_f64();
+            MethodRun::fitted(
+                fd.test.iter().map(|x| e.recommend(x, DEPTH)).collect(),
+                secs,
+            )
+        }
+        Method::Neural(kind) => {
+            let mut opts = o.train.clone();
+            opts.kind = kind;
+            opts.fold = fold;
+            opts.data = o.data.clone();
+            opts.resume = false;
+            opts.out = o
+                .report
+                .join("checkpoints")
+                .join(format!("{}-fold{fold}.ckpt", kind.name()));
+            let s = train(b, &opts, |_| {}, |_, _, _, _| {})?;
+            let (model, _, _) = crate::eval::run::load_model(b, ds, &opts.out)?;
+            let (lists, _) = rank_examples(b, &model, corpus, &fd.test, DEPTH, 256)?;
+            let secs =
+                s.history.iter().map(|r| r.seconds).sum::<f64>() / s.history.len().max(1) as f64;
+            MethodRun {
+                lists,
+                seconds_per_epoch: secs,
+                epochs: s.epochs_run,
+                history: s.history,
+            }
+        }
+    })
+}
+
+pub(super) fn truths(corpus: &Corpus, examples: &[Example]) -> Vec<Truth> {
+    examples
+        .iter()
+        .map(|e| {
+            let (s, p) = &corpus.histories[e.user as usize];
+            e.targets
+                .iter()
+                .map(|t| {
+                    (
+                        *t,
+                        s.iter().position(|x| x == t).map(|i| p[i]).unwrap_or(1.0),
+                    )
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// EASE's λ chosen on validation users by NDCG@k.
+fn tune_ease(
+    corpus: &Corpus,
+    users: &[u32],
+    val: &[Example],
+    k: usize,
+    max_items: usize,
+    cat: &Catalogue,
+) -> Result<f32, Error> {
+    let t = truths(corpus, val);
+    let mut best = (f64::MIN, 100.0f32);
+    for lambda in [10.0f32, 50.0, 200.0, 500.0, 2000.0] {
+        let e = Ease::fit(corpus.songs, &corpus.histories, users, lambda, max_items)
+            .map_err(|e| Error::Other(e.to_string()))?;
+        let lists: Vec<Vec<u32>> = val.iter().map(|x| e.recommend(x, k)).collect();
+        let m = evaluate(&lists, &t, k, cat);
+        if m.ndcg > best.0 {
+            best = (m.ndcg, lambda);
+        }
+    }
+    Ok(best.1)
+}

@@ -1,0 +1,131 @@
+//! `ainrnn compare`: every model over the cross-validation folds (mean ± std across folds), the
+//! report (`report.md`, `results.json`) and the paper's figures as PNG and SVG:
+//! precision@k and NDCG@k for k = 1…20 (Figs. 7–8), validation accuracy per epoch by feature
+//! set (Fig. 6) and training seconds per epoch per model (Fig. 9).
+//!
+//! Parts: `options` (what to run), `folds` (one method on one fold), `features` (the Fig. 6
+//! runs), `report` (the results, mean ± std, JSON), `table` (the tables), `files` (figures and
+//! report files). Here: the loop over folds and methods.
+
+mod features;
+mod files;
+mod folds;
+mod options;
+mod report;
+mod table;
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use self::features::{feature_runs, feature_sets};
+use self::files::write_report;
+use self::folds::{run_method, truths, Fold, DEPTH};
+pub use self::options::{CompareOptions, Method};
+pub use self::report::{CompareReport, FoldResult, MethodSummary};
+pub use self::table::summary_table;
+use crate::backend::model_ops::ModelOps;
+use crate::data::Dataset;
+use crate::error::{Error, IoError};
+use crate::eval::metrics::{curves, evaluate};
+use crate::train::corpus::{fold_data, song_genres};
+use crate::train::Corpus;
+
+/// Runs the comparison; `log` receives one line per finished step.
+pub fn compare<B: ModelOps>(
+    b: &B,
+    o: &CompareOptions,
+    mut log: impl FnMut(&str),
+) -> Result<CompareReport, Error> {
+    let t_all = Instant::now();
+    let ds = Dataset::load(&o.data)?;
+    if o.folds == 0 || o.folds > ds.folds {
+        return Err(Error::Other(format!(
+            "--folds {}: the dataset has {} folds (prepare it with --folds N to change that)",
+            o.folds, ds.folds
+        )));
+    }
+    if o.k == 0 || o.k > 20 {
+        return Err(Error::Other(format!(
+            "--k {}: compare reports cut-offs 1..=20",
+            o.k
+        )));
+    }
+    std::fs::create_dir_all(o.report.join("checkpoints")).map_err(|e| IoError::io(&o.report, e))?;
+    let (corpus, _) = Corpus::from_dataset(&ds, o.train.features)?;
+    let genres = song_genres(&ds);
+    let mut notes = Vec::new();
+    let mut results: BTreeMap<usize, MethodSummary> = BTreeMap::new();
+    let mut ease_lambda = o.ease_lambda;
+    for fold in 0..o.folds {
+        let fd = fold_data(&ds, &corpus, fold, o.train.seed, o.train.max_validation)?;
+        let mut fit_users: Vec<u32> = fd.train_users.clone();
+        fit_users.extend(fd.validation.iter().map(|e| e.user));
+        fit_users.sort_unstable();
+        let cat = corpus.catalogue(&fit_users, genres.clone());
+        let test_truth = truths(&corpus, &fd.test);
+        let f = Fold {
+            o,
+            ds: &ds,
+            corpus: &corpus,
+            fold,
+            fd: &fd,
+            fit_users: &fit_users,
+            cat: &cat,
+        };
+        for (mi, &m) in o.methods.iter().enumerate() {
+            let run = run_method(b, &f, m, &mut ease_lambda, &mut notes)?;
+            let metrics = evaluate(&run.lists, &test_truth, o.k, &cat);
+            log(&format!(
+                "fold {fold} {:<10} P@{k} {:.4}  R@{k} {:.4}  NDCG@{k} {:.4}  mAP@{k} {:.4}  coverage {:.3}  {:.2}s/epoch",
+                m.name(),
+                metrics.precision,
+                metrics.recall,
+                metrics.ndcg,
+                metrics.map,
+                metrics.coverage,
+                run.seconds_per_epoch,
+                k = o.k
+            ));
+            results
+                .entry(mi)
+                .or_insert_with(|| MethodSummary {
+                    name: m.name().to_string(),
+                    folds: vec![],
+                })
+                .folds
+                .push(FoldResult {
+                    fold,
+                    metrics,
+                    curve: curves(&run.lists, &test_truth, DEPTH),
+                    seconds_per_epoch: run.seconds_per_epoch,
+                    epochs: run.epochs,
+                    history: run.history,
+                });
+        }
+    }
+    let sets = feature_sets(o, &ds, &mut notes);
+    let feature_runs = feature_runs(b, o, &sets, &mut log)?;
+    let mut report = CompareReport {
+        data: o.data.display().to_string(),
+        source: ds.source.clone(),
+        users: ds.users(),
+        songs: ds.songs(),
+        interactions: ds.interactions(),
+        k: o.k,
+        folds: o.folds,
+        backend: b.describe(),
+        ease_lambda: if o.methods.contains(&Method::Ease) {
+            ease_lambda
+        } else {
+            None
+        },
+        methods: results.into_values().collect(),
+        feature_runs,
+        notes,
+        files: vec![],
+        seconds: 0.0,
+    };
+    report.files = write_report(&report, &o.report, &o.train)?;
+    report.seconds = t_all.elapsed().as_secs_f64();
+    Ok(report)
+}

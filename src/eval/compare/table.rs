@@ -1,0 +1,114 @@
+//! The tables of the comparison: mean ± std over folds, the summary printed at the end and the
+//! text of `report.md`.
+
+use std::fmt::Write as _;
+
+use super::report::{CompareReport, FoldResult};
+use crate::train::run::TrainOptions;
+
+/// The text of `report.md`.
+pub(super) fn markdown(r: &CompareReport, t: &TrainOptions) -> String {
+    let mut md = String::new();
+    let k = r.k;
+    let _ = writeln!(md, "# Model comparison\n");
+    let _ = writeln!(
+        md,
+        "Data: `{}` ({}; {} users, {} songs, {} interactions). {} folds by user, cut-off k = {k}, backend: {}.\n",
+        r.data, r.source, r.users, r.songs, r.interactions, r.folds, r.backend
+    );
+    let _ = writeln!(
+        md,
+        "Learned models: {} epochs at most (early stopping patience {}), batch {}, hidden {}, song table {}, history ≤ {}, lr {}, dropout {}, features `{}`, seed {}.\n",
+        t.epochs, t.patience, t.batch, t.hidden, t.emb, t.max_history, t.lr, t.dropout, t.features.name(), t.seed
+    );
+    let _ = writeln!(md, "| model | precision@{k} | recall@{k} | NDCG@{k} | NDCG@{k} graded | mAP@{k} | hit rate | coverage | long tail | s/epoch |");
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for m in &r.methods {
+        let f = |g: fn(&FoldResult) -> f64| {
+            let (a, s) = m.stat(g);
+            format!("{a:.4} ± {s:.4}")
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} |",
+            m.name,
+            f(|r| r.metrics.precision),
+            f(|r| r.metrics.recall),
+            f(|r| r.metrics.ndcg),
+            f(|r| r.metrics.ndcg_graded),
+            f(|r| r.metrics.map),
+            f(|r| r.metrics.hit_rate),
+            f(|r| r.metrics.coverage),
+            f(|r| r.metrics.long_tail_share),
+            m.stat(|r| r.seconds_per_epoch).0
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nMean ± standard deviation over folds. Baselines' s/epoch is their fitting time.\n"
+    );
+    let _ = writeln!(md, "## Per fold (NDCG@{k})\n");
+    let _ = write!(md, "| model |");
+    for f in 0..r.folds {
+        let _ = write!(md, " fold {f} |");
+    }
+    let _ = writeln!(md, "\n|---|{}", "---:|".repeat(r.folds as usize));
+    for m in &r.methods {
+        let _ = write!(md, "| {} |", m.name);
+        for f in &m.folds {
+            let _ = write!(md, " {:.4} |", f.metrics.ndcg);
+        }
+        let _ = writeln!(md);
+    }
+    let _ = writeln!(md, "\n## Figures\n");
+    for (file, what) in [
+        ("precision_at_k", "precision@k for k = 1…20 (paper Fig. 7)"),
+        ("ndcg_at_k", "NDCG@k for k = 1…20 (paper Fig. 8)"),
+        (
+            "accuracy_per_epoch",
+            "validation precision@10 per epoch by feature set (paper Fig. 6)",
+        ),
+        (
+            "seconds_per_epoch",
+            "training seconds per epoch per model (paper Fig. 9)",
+        ),
+    ] {
+        let _ = writeln!(
+            md,
+            "- {what}: `{file}.png`, `{file}.svg`\n\n  ![{what}]({file}.png)\n"
+        );
+    }
+    if !r.notes.is_empty() {
+        let _ = writeln!(md, "## Notes\n");
+        for n in &r.notes {
+            let _ = writeln!(md, "- {n}");
+        }
+    }
+    md
+}
+
+/// The mean ± std table printed at the end of `compare`.
+pub fn summary_table(r: &CompareReport) -> String {
+    let k = r.k;
+    let mut s = format!(
+        "| model | P@{k} | R@{k} | NDCG@{k} | mAP@{k} | coverage | s/epoch |\n|---|---:|---:|---:|---:|---:|---:|\n"
+    );
+    for m in &r.methods {
+        let f = |g: fn(&FoldResult) -> f64| {
+            let (a, sd) = m.stat(g);
+            format!("{a:.4} ± {sd:.4}")
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {:.2} |",
+            m.name,
+            f(|r| r.metrics.precision),
+            f(|r| r.metrics.recall),
+            f(|r| r.metrics.ndcg),
+            f(|r| r.metrics.map),
+            f(|r| r.metrics.coverage),
+            m.stat(|r| r.seconds_per_epoch).0
+        );
+    }
+    s
+}
