@@ -36,18 +36,26 @@ const SPLIT_MAX_TILES: usize = 4;
 const SPLIT_MIN_K: usize = 2048;
 const SPLIT_K: usize = 512;
 
-#[allow(clippy::too_many_arguments)]
-fn record(
-    g: &GpuBackend,
-    d: &MatmulDims,
-    a: &GpuTensor,
-    b: &GpuTensor,
-    c: &GpuTensor,
-    ta: bool,
-    tb: bool,
+/// One product to record: `c = alpha · op(a)·op(b) + beta · c`, geometry and transposes in `d`.
+#[derive(Clone, Copy)]
+struct Gemm<'a> {
+    d: &'a MatmulDims,
+    a: &'a GpuTensor,
+    b: &'a GpuTensor,
+    c: &'a GpuTensor,
     alpha: f32,
     beta: f32,
-) -> OpResult<()> {
+}
+
+fn record(g: &GpuBackend, gemm: &Gemm) -> OpResult<()> {
+    let Gemm {
+        d,
+        a,
+        b,
+        c,
+        alpha,
+        beta,
+    } = *gemm;
     // k = 0 needs no special case: the K loop is empty and C = beta * C.
     if d.m == 0 || d.n == 0 || d.batch == 0 {
         return Ok(());
@@ -64,10 +72,10 @@ fn record(
         }));
     }
     let kernel = Kernel::new(&MATMUL, "matmul")
-        .with("TRANS_A", ta as u32)
-        .with("TRANS_B", tb as u32);
+        .with("TRANS_A", d.trans_a as u32)
+        .with("TRANS_B", d.trans_b as u32);
     if d.batch == 1 && gx * gy <= SPLIT_MAX_TILES && d.k >= SPLIT_MIN_K {
-        return record_split_k(g, &kernel, d, a, b, c, alpha, beta);
+        return record_split_k(g, &kernel, gemm);
     }
     // Batches beyond the z limit go in several dispatches.
     let mut z0 = 0;
@@ -98,17 +106,15 @@ fn record(
 /// Partial products over slices of K (one workgroup row each), then
 /// `C = alpha · (1ᵀ · partials) + beta · C` with the same kernel (m = 1, K = the slices), which
 /// sums the slices in a fixed order (deterministic, no atomics).
-#[allow(clippy::too_many_arguments)]
-fn record_split_k(
-    g: &GpuBackend,
-    kernel: &Kernel,
-    d: &MatmulDims,
-    a: &GpuTensor,
-    b: &GpuTensor,
-    c: &GpuTensor,
-    alpha: f32,
-    beta: f32,
-) -> OpResult<()> {
+fn record_split_k(g: &GpuBackend, kernel: &Kernel, gemm: &Gemm) -> OpResult<()> {
+    let Gemm {
+        d,
+        a,
+        b,
+        c,
+        alpha,
+        beta,
+    } = *gemm;
     let splits = d.k.div_ceil(SPLIT_K);
     let (gx, gy) = (d.n.div_ceil(TILE), d.m.div_ceil(TILE));
     let mn = d.m * d.n;
@@ -155,7 +161,15 @@ fn record_split_k(
 
 pub fn matmul(g: &GpuBackend, a: &GpuTensor, b: &GpuTensor, d: &MatmulDims) -> OpResult<GpuTensor> {
     let c = g.empty(&d.out_shape(), DType::F32, "matmul out")?;
-    record(g, d, a, b, &c, d.trans_a, d.trans_b, 1.0, 0.0)?;
+    let gemm = Gemm {
+        d,
+        a,
+        b,
+        c: &c,
+        alpha: 1.0,
+        beta: 0.0,
+    };
+    record(g, &gemm)?;
     Ok(c)
 }
 
@@ -169,5 +183,13 @@ pub fn matmul_into(
     beta: f32,
 ) -> OpResult<()> {
     super::make_unique(&g.ctx, out)?;
-    record(g, d, a, b, out, d.trans_a, d.trans_b, alpha, beta)
+    let gemm = Gemm {
+        d,
+        a,
+        b,
+        c: out,
+        alpha,
+        beta,
+    };
+    record(g, &gemm)
 }
