@@ -87,7 +87,7 @@ def counts(rows):
 
 
 def filter_steps(rows, min_l, min_s):
-    """Same rules as src/data/prepare.rs::filter, written independently."""
+    """Same rules as src/data/prepare/filter.rs, written independently."""
     min_l, min_s = max(min_l, 1), max(min_s, 1)
     keep = list(rows)
     steps = []

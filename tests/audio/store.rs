@@ -137,3 +137,22 @@ fn shards_partition_the_inputs() {
     assert_eq!(counts.iter().sum::<usize>(), 1000);
     assert!(counts.iter().all(|&c| c > 200), "roughly even: {counts:?}");
 }
+
+/// The README states the song-vector width and its parts; they must be the code's: the
+/// features pipeline's vector with the default scattering stage (what `features` and the demo
+/// write).
+#[test]
+fn readme_song_vector_width_is_the_codes() {
+    use ainrnn::audio::features::vector_names;
+    use ainrnn::audio::scattering::Stage;
+    let first_order = Stage::new(Default::default()).unwrap().first_order();
+    let d = vector_names(first_order).len();
+    let without = vector_names(0).len();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let stated = format!("The **song vector** (D = {d}");
+    assert!(readme.contains(&stated), "README must say {stated:?}");
+    let parts =
+        format!("{without} without scattering, plus {first_order} first-order scattering means");
+    assert!(readme.contains(&parts), "README must say {parts:?}");
+}
