@@ -269,7 +269,12 @@ pub fn rank_examples<B: ModelOps>(
             lists.push(r.into_iter().map(|(s, _)| s).collect());
         }
     }
-    let truths = examples
+    Ok((lists, truths(corpus, examples)))
+}
+
+/// Each example's held-out songs with their play counts (1 where the history has none).
+pub fn truths(corpus: &Corpus, examples: &[Example]) -> Vec<Truth> {
+    examples
         .iter()
         .map(|e| {
             let (s, p) = &corpus.histories[e.user as usize];
@@ -283,6 +288,5 @@ pub fn rank_examples<B: ModelOps>(
                 })
                 .collect()
         })
-        .collect();
-    Ok((lists, truths))
+        .collect()
 }

@@ -11,7 +11,7 @@ use crate::eval::metrics::{evaluate, Catalogue};
 use crate::model::batch::Example;
 use crate::train::corpus::FoldData;
 use crate::train::run::train;
-use crate::train::{rank_examples, Corpus, EpochReport, Truth};
+use crate::train::{rank_examples, truths, Corpus, EpochReport};
 
 /// Ranks kept per test user: the curves go to k = 20.
 pub(super) const DEPTH: usize = 20;
@@ -139,24 +139,6 @@ pub(super) fn run_method<B: ModelOps>(
             }
         }
     })
-}
-
-pub(super) fn truths(corpus: &Corpus, examples: &[Example]) -> Vec<Truth> {
-    examples
-        .iter()
-        .map(|e| {
-            let (s, p) = &corpus.histories[e.user as usize];
-            e.targets
-                .iter()
-                .map(|t| {
-                    (
-                        *t,
-                        s.iter().position(|x| x == t).map(|i| p[i]).unwrap_or(1.0),
-                    )
-                })
-                .collect()
-        })
-        .collect()
 }
 
 /// EASE's λ chosen on validation users by NDCG@k.

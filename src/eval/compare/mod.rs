@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use self::features::{feature_runs, feature_sets};
 use self::files::write_report;
-use self::folds::{run_method, truths, Fold, DEPTH};
+use self::folds::{run_method, Fold, DEPTH};
 pub use self::options::{CompareOptions, Method};
 pub use self::report::{CompareReport, FoldResult, MethodSummary};
 pub use self::table::summary_table;
@@ -28,7 +28,7 @@ use crate::data::Dataset;
 use crate::error::{Error, IoError};
 use crate::eval::metrics::{curves, evaluate};
 use crate::train::corpus::{fold_data, song_genres};
-use crate::train::Corpus;
+use crate::train::{truths, Corpus};
 
 /// Runs the comparison; `log` receives one line per finished step.
 pub fn compare<B: ModelOps>(
