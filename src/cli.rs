@@ -135,6 +135,30 @@ pub enum BenchWhat {
     /// Seconds per training step and per epoch, CPU vs GPU, AINRNN/IndRNN/LSTM on synthetic
     /// histories (and PyTorch on the CPU when installed).
     Train(bench_train::BenchTrainArgs),
+    /// The prepared GPU report (`scripts/gpu-report.sh`): every part above at the sizes the
+    /// issue's targets name, GPU-vs-CPU agreement and `demo --quick` on each backend, each
+    /// part under its own timeout; writes results.json and report.md.
+    Report(BenchReportArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchReportArgs {
+    /// Output folder (results.json, report.md, logs/, work/).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Smoke sizes: the whole report on a software adapter (lavapipe) in a few minutes.
+    #[arg(long)]
+    pub quick: bool,
+    /// The bundled data folder.
+    #[arg(long, default_value = "data")]
+    pub data: PathBuf,
+    /// Parts to leave out (info, ops, features, scattering, train_epoch, agreement, demo_cpu,
+    /// demo_gpu), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub skip: Vec<String>,
+    /// Time limit of the whole report in seconds (each part also has its own).
+    #[arg(long, default_value_t = 480)]
+    pub budget: u64,
 }
 
 #[derive(Args, Debug)]
@@ -187,8 +211,11 @@ pub struct BenchFeaturesArgs {
 #[derive(Args, Debug)]
 pub struct BenchOpsArgs {
     /// Small sizes only (a smoke run of a few seconds).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "large")]
     pub quick: bool,
+    /// Add the GPU report's sizes: a 4096³ matmul and a 256 × 360,000 softmax.
+    #[arg(long)]
+    pub large: bool,
     /// Time each case for at least this long (seconds).
     #[arg(long, default_value_t = 0.5)]
     pub min_seconds: f64,
@@ -227,10 +254,20 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Bench(BenchArgs {
             what: BenchWhat::Ops(a),
-        }) => bench_ops(cli.backend.into(), cli.json, a.quick, a.min_seconds)?,
+        }) => {
+            let sizes = match (a.quick, a.large) {
+                (true, _) => ainrnn::bench::ops::Sizes::Quick,
+                (_, true) => ainrnn::bench::ops::Sizes::Large,
+                _ => ainrnn::bench::ops::Sizes::Default,
+            };
+            bench_ops(cli.backend.into(), cli.json, sizes, a.min_seconds)?
+        }
         Command::Bench(BenchArgs {
             what: BenchWhat::Data(a),
         }) => data::run_bench(a, cli.json)?,
+        Command::Bench(BenchArgs {
+            what: BenchWhat::Report(a),
+        }) => bench_report(cli.json, a)?,
         Command::Bench(BenchArgs {
             what: BenchWhat::Train(a),
         }) => bench_train::run(a, cli.backend.into(), cli.json)?,
@@ -253,9 +290,41 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn bench_report(json: bool, a: BenchReportArgs) -> Result<()> {
+    let o = ainrnn::bench::report::ReportOptions {
+        out: a.out,
+        quick: a.quick,
+        exe: std::env::current_exe().context("locating the ainrnn binary")?,
+        data: a.data,
+        skip: a.skip,
+        budget: std::time::Duration::from_secs(a.budget),
+    };
+    eprintln!(
+        "GPU report{} into {}",
+        if o.quick { " (--quick)" } else { "" },
+        o.out.display()
+    );
+    let r = ainrnn::bench::report::run(&o, &mut |l| eprintln!("  {l}"))?;
+    if json {
+        print_json(&r)?;
+    } else {
+        eprintln!(
+            "wrote {} and {}",
+            o.out.join("report.md").display(),
+            o.out.join("results.json").display()
+        );
+    }
+    Ok(())
+}
+
 /// The benchmark always measures the CPU; the GPU side uses any adapter that opens, a software
 /// one included (so `bench ops` on lavapipe compares it with the CPU), unless `--backend cpu`.
-fn bench_ops(choice: BackendChoice, json: bool, quick: bool, min_seconds: f64) -> Result<()> {
+fn bench_ops(
+    choice: BackendChoice,
+    json: bool,
+    sizes: ainrnn::bench::ops::Sizes,
+    min_seconds: f64,
+) -> Result<()> {
     let (gpu, note) = match choice {
         BackendChoice::Cpu => (None, Some("--backend cpu: GPU not measured".to_string())),
         BackendChoice::Gpu => (
@@ -271,7 +340,7 @@ fn bench_ops(choice: BackendChoice, json: bool, quick: bool, min_seconds: f64) -
         eprintln!("note: {n}");
     }
     let _ = select::select; // `--backend auto` semantics for compute jobs live in `select`.
-    let mut report = ainrnn::bench::ops::run(quick, min_seconds, gpu, |row| {
+    let mut report = ainrnn::bench::ops::run(sizes, min_seconds, gpu, |row| {
         eprintln!(
             "  {:<22} {:<16} cpu {:>9.3} ms{}",
             row.op,

@@ -4,6 +4,7 @@
 pub mod data;
 pub mod features;
 pub mod ops;
+pub mod report;
 pub mod scattering;
 pub mod train;
 

@@ -48,8 +48,32 @@ impl Case {
     }
 }
 
-/// Benchmark sizes: `quick` for smoke runs (CI, the test of this command), else the full table.
-pub fn cases(quick: bool) -> Vec<Case> {
+/// Which table of sizes to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sizes {
+    /// Smoke runs (CI, the test of this command).
+    Quick,
+    /// The default table.
+    Default,
+    /// The default table plus the GPU report's sizes: a 4096³ matmul and a 256 × 360,000
+    /// softmax (a paper-scale catalogue for a batch of 256).
+    Large,
+}
+
+/// The cases of one table of sizes.
+pub fn cases(sizes: Sizes) -> Vec<Case> {
+    let mut c = default_cases(sizes == Sizes::Quick);
+    if sizes == Sizes::Large {
+        c.push(Case::Matmul { n: 4096 });
+        c.push(Case::Softmax {
+            rows: 256,
+            cols: 360_000,
+        });
+    }
+    c
+}
+
+fn default_cases(quick: bool) -> Vec<Case> {
     if quick {
         vec![
             Case::Matmul { n: 128 },
@@ -164,14 +188,14 @@ pub struct Report {
 /// Runs every case on the CPU and, when an adapter opens (software ones included), on the GPU.
 /// `progress` receives one line per finished case.
 pub fn run(
-    quick: bool,
+    sizes: Sizes,
     min_seconds: f64,
     gpu: Option<GpuBackend>,
     mut progress: impl FnMut(&Row),
 ) -> OpResult<Report> {
     let cpu = CpuBackend::new();
     let mut rows = Vec::new();
-    for case in cases(quick) {
+    for case in cases(sizes) {
         let (work, unit) = case.work();
         let c = run_case(&cpu, None, case, min_seconds)?;
         let g = match &gpu {

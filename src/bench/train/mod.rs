@@ -60,8 +60,9 @@ pub fn run(
         .then(|| synth.examples(0, o.users, o.history, o.targets));
     let mut runs = Vec::new();
     let cpu = CpuBackend::new();
+    let cpu_epoch = epoch.as_deref().filter(|_| !o.epoch_gpu_only);
     for &kind in &o.models {
-        let r = run_model(&cpu, None, o, kind, &pool, epoch.as_deref())?;
+        let r = run_model(&cpu, None, o, kind, &pool, cpu_epoch)?;
         progress(&r);
         runs.push(r);
     }

@@ -22,6 +22,8 @@ pub struct TrainBenchOptions {
     pub models: Vec<ModelKind>,
     /// Run one whole epoch over `users` users for real on each backend.
     pub epoch: bool,
+    /// With `epoch`: on the GPU only (the CPU's epoch stays projected from its steps).
+    pub epoch_gpu_only: bool,
     /// Songs per catalogue tile.
     pub tile: usize,
     pub dropout: f32,
@@ -42,6 +44,7 @@ impl Default for TrainBenchOptions {
             warmup: 2,
             models: vec![ModelKind::Ainrnn, ModelKind::Indrnn, ModelKind::Lstm],
             epoch: false,
+            epoch_gpu_only: false,
             tile: 32_768,
             dropout: 0.5,
             seed: 42,

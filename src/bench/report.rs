@@ -1,0 +1,708 @@
+//! `ainrnn bench report` (and `scripts/gpu-report.sh`): the one prepared GPU report that a person
+//! with a GPU runs once. Every part is this same binary run as a child process under its own
+//! timeout; a part that fails or times out is recorded as such and the others carry on. Writes
+//! `results.json` (every part's own JSON, its status and time, a summary and the issue's
+//! targets) and `report.md`, atomically; logs go to `logs/<part>.log`.
+//!
+//! `--quick` shrinks every size so the whole report runs on a software adapter (lavapipe) in CI:
+//! the script cannot rot unnoticed.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::error::{Error, IoError};
+use crate::io::write_atomic;
+
+/// The paper's catalogue and user count (MSD + Taste Profile after the paper's filtering).
+pub const PAPER_SONGS: usize = 359_687;
+pub const PAPER_USERS: usize = 82_310;
+
+pub struct ReportOptions {
+    /// Folder for `results.json`, `report.md`, `logs/` and `work/`.
+    pub out: PathBuf,
+    /// Smoke sizes (lavapipe, CI).
+    pub quick: bool,
+    /// The `ainrnn` binary the parts run (normally the running one).
+    pub exe: PathBuf,
+    /// The bundled data folder.
+    pub data: PathBuf,
+    /// Parts to leave out, by name.
+    pub skip: Vec<String>,
+    /// The whole report's time limit: a step gets at most what is left of it (the parts after
+    /// it are recorded as not run), so a hung device cannot hold the machine.
+    pub budget: Duration,
+}
+
+/// One step of the report: a command line of the binary, its time limit, and whether its
+/// standard output is one JSON object.
+struct Step {
+    args: Vec<String>,
+    timeout: Duration,
+}
+
+/// One part of the report: its name, what it shows, and its steps (run in order; the part
+/// stops at the first that fails). The last step's JSON is the part's result.
+struct Part {
+    name: &'static str,
+    title: &'static str,
+    steps: Vec<Step>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PartResult {
+    pub name: String,
+    pub title: String,
+    /// `ok`, `failed`, `timeout` or `skipped`.
+    pub status: String,
+    pub seconds: f64,
+    pub commands: Vec<String>,
+    /// The JSON each step printed (null where it printed none).
+    pub outputs: Vec<Value>,
+    /// The reason, for a part that did not finish.
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Target {
+    pub what: String,
+    pub target: String,
+    pub value: Option<f64>,
+    pub met: Option<bool>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub quick: bool,
+    pub gpu: Option<String>,
+    pub parts: Vec<PartResult>,
+    pub summary: serde_json::Map<String, Value>,
+    pub targets: Vec<Target>,
+    pub seconds: f64,
+}
+
+fn args(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+fn step(v: &[&str], secs: u64) -> Step {
+    Step {
+        args: args(v),
+        timeout: Duration::from_secs(secs),
+    }
+}
+
+fn path_arg(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+fn parts(o: &ReportOptions, work: &Path) -> Vec<Part> {
+    let q = o.quick;
+    let gpu = ["--backend", "gpu", "--json"];
+    let with = |head: &[&str], tail: &[&str]| -> Vec<String> {
+        head.iter().chain(tail).map(|s| s.to_string()).collect()
+    };
+    let (songs, users, layers) = if q {
+        ("3000".to_string(), "256".to_string(), "2")
+    } else {
+        (PAPER_SONGS.to_string(), PAPER_USERS.to_string(), "5")
+    };
+    let hetrec = work.join("hetrec.h5");
+    let data = o.data.join("hetrec/user_artists.dat");
+    // Agreement: the same short training on both backends, then NDCG@10 on fold 0's test users.
+    let small: &[&str] = if q {
+        &["--hidden", "16", "--emb", "16", "--layers", "2"]
+    } else {
+        &[]
+    };
+    let train_eval = |backend: &str| -> Vec<Step> {
+        let ckpt = path_arg(&work.join(format!("agreement-{backend}.ckpt")));
+        let data = path_arg(&hetrec);
+        let mut train = args(&["--backend", backend, "--json", "train", "--data", &data]);
+        train.extend(args(&[
+            "--fold", "0", "--epochs", "2", "--seed", "7", "-o", &ckpt,
+        ]));
+        train.extend(args(small));
+        vec![
+            Step {
+                args: train,
+                timeout: Duration::from_secs(240),
+            },
+            step(
+                &[
+                    "--backend",
+                    backend,
+                    "--json",
+                    "eval",
+                    "--data",
+                    &data,
+                    "--checkpoint",
+                    &ckpt,
+                    "--fold",
+                    "0",
+                    "--k",
+                    "10",
+                ],
+                120,
+            ),
+        ]
+    };
+    let demo = |backend: &str| Part {
+        name: if backend == "cpu" {
+            "demo_cpu"
+        } else {
+            "demo_gpu"
+        },
+        title: "`demo --quick` wall time",
+        steps: vec![Step {
+            args: args(&[
+                "--backend",
+                backend,
+                "--json",
+                "demo",
+                "--quick",
+                "--data",
+                &path_arg(&o.data),
+                "--out",
+                &path_arg(&work.join(format!("demo-{backend}"))),
+            ]),
+            timeout: Duration::from_secs(if q { 600 } else { 240 }),
+        }],
+    };
+    let mut agreement = vec![step(
+        &[
+            "--json",
+            "prepare",
+            "--hetrec",
+            &path_arg(&data),
+            "--folds",
+            "5",
+            "-o",
+            &path_arg(&hetrec),
+        ],
+        120,
+    )];
+    agreement.extend(train_eval("cpu"));
+    agreement.extend(train_eval("gpu"));
+    vec![
+        Part {
+            name: "info",
+            title: "adapters and the chosen GPU",
+            steps: vec![step(&["--backend", "gpu", "--json", "info"], 60)],
+        },
+        Part {
+            name: "ops",
+            title: "`bench ops` (matmul 4096³, softmax 256 × 360,000, …)",
+            steps: vec![Step {
+                args: with(
+                    &gpu,
+                    if q {
+                        &["bench", "ops", "--quick", "--min-seconds", "0.05"]
+                    } else {
+                        &["bench", "ops", "--large"]
+                    },
+                ),
+                timeout: Duration::from_secs(180),
+            }],
+        },
+        Part {
+            name: "features",
+            title: "`bench features` (256 clips of 30 s)",
+            steps: vec![Step {
+                args: with(
+                    &gpu,
+                    if q {
+                        &["bench", "features", "--clips", "2", "--seconds", "3"]
+                    } else {
+                        &["bench", "features", "--clips", "256"]
+                    },
+                ),
+                timeout: Duration::from_secs(240),
+            }],
+        },
+        Part {
+            name: "scattering",
+            title: "`bench scattering` (one 30 s clip, J = 8, Q = 8)",
+            steps: vec![Step {
+                args: with(
+                    &gpu,
+                    if q {
+                        &[
+                            "bench",
+                            "scattering",
+                            "--no-reference",
+                            "--seconds",
+                            "2",
+                            "--min-seconds",
+                            "0.1",
+                        ]
+                    } else {
+                        &["bench", "scattering", "--no-reference"]
+                    },
+                ),
+                timeout: Duration::from_secs(180),
+            }],
+        },
+        Part {
+            name: "train_epoch",
+            title: "`bench train --epoch`: one AINRNN epoch at paper scale on the GPU, the CPU's projected",
+            steps: vec![Step {
+                args: with(
+                    &gpu,
+                    &[
+                        "bench",
+                        "train",
+                        "--songs",
+                        &songs,
+                        "--users",
+                        &users,
+                        "--layers",
+                        layers,
+                        "--models",
+                        "ainrnn",
+                        "--epoch",
+                        "--epoch-gpu-only",
+                        "--no-torch",
+                    ],
+                ),
+                timeout: Duration::from_secs(if q { 180 } else { 300 }),
+            }],
+        },
+        Part {
+            name: "agreement",
+            title: "GPU vs CPU: `train` 2 epochs on HetRec fold 0, NDCG@10 of each",
+            steps: agreement,
+        },
+        demo("cpu"),
+        demo("gpu"),
+    ]
+}
+
+/// Runs one command with a time limit; returns (stdout, error).
+fn run_step(exe: &Path, s: &Step, log: &Path) -> (String, Option<(String, &'static str)>) {
+    let log_file = match std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+    {
+        Ok(f) => f,
+        Err(e) => {
+            return (
+                String::new(),
+                Some((format!("{}: {e}", log.display()), "failed")),
+            )
+        }
+    };
+    let mut cmd = Command::new(exe);
+    // Its own process group, so a timeout also stops what the step started (a Python
+    // reference, say), and the pipe it holds closes.
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = match cmd
+        .args(&s.args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log_file))
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            return (
+                String::new(),
+                Some((format!("{}: {e}", exe.display()), "failed")),
+            )
+        }
+    };
+    let mut out = child.stdout.take().expect("stdout is piped");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t0 = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break Ok(st),
+            Ok(None) if t0.elapsed() > s.timeout => {
+                #[cfg(unix)]
+                // SAFETY: signals the process group created for this child above.
+                unsafe {
+                    libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+                break Err(format!(
+                    "timed out after {} s (see the log)",
+                    s.timeout.as_secs()
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(100)),
+            Err(e) => break Err(e.to_string()),
+        }
+    };
+    let stdout = reader.join().unwrap_or_default();
+    match status {
+        Ok(st) if st.success() => (stdout, None),
+        Ok(st) => (
+            stdout,
+            Some((format!("exited with {st} (see the log)"), "failed")),
+        ),
+        Err(e) => {
+            let kind = if e.starts_with("timed out") {
+                "timeout"
+            } else {
+                "failed"
+            };
+            (stdout, Some((e, kind)))
+        }
+    }
+}
+
+/// The last JSON object a command printed (`train --json` prints one line per epoch).
+fn last_json(stdout: &str) -> Value {
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+        stdout
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str::<Value>(l).ok())
+            .unwrap_or(Value::Null)
+    })
+}
+
+/// Runs the report; `log` sees one line per part.
+pub fn run(o: &ReportOptions, log: &mut dyn FnMut(&str)) -> Result<Report, Error> {
+    let t0 = Instant::now();
+    let (logs, work) = (o.out.join("logs"), o.out.join("work"));
+    for d in [&o.out, &logs, &work] {
+        std::fs::create_dir_all(d).map_err(|e| IoError::io(d, e))?;
+    }
+    let mut results = Vec::new();
+    for part in parts(o, &work) {
+        let mut r = PartResult {
+            name: part.name.into(),
+            title: part.title.into(),
+            status: "ok".into(),
+            seconds: 0.0,
+            commands: Vec::new(),
+            outputs: Vec::new(),
+            error: None,
+        };
+        if o.skip.iter().any(|s| s == part.name) {
+            r.status = "skipped".into();
+            results.push(r);
+            continue;
+        }
+        let log_path = logs.join(format!("{}.log", part.name));
+        let _ = std::fs::remove_file(&log_path);
+        let tp = Instant::now();
+        for s in &part.steps {
+            r.commands.push(format!("ainrnn {}", s.args.join(" ")));
+            let left = o.budget.saturating_sub(t0.elapsed());
+            if left.is_zero() {
+                r.status = "timeout".into();
+                r.error = Some(format!(
+                    "not run: the report's budget of {} s was spent",
+                    o.budget.as_secs()
+                ));
+                break;
+            }
+            let s = &Step {
+                args: s.args.clone(),
+                timeout: s.timeout.min(left),
+            };
+            let (stdout, err) = run_step(&o.exe, s, &log_path);
+            r.outputs.push(last_json(&stdout));
+            if let Some((e, kind)) = err {
+                r.status = kind.into();
+                r.error = Some(e);
+                break;
+            }
+        }
+        r.seconds = tp.elapsed().as_secs_f64();
+        log(&format!(
+            "{:<12} {:<8} {:>7.1} s{}",
+            r.name,
+            r.status,
+            r.seconds,
+            r.error
+                .as_ref()
+                .map(|e| format!("  {e}"))
+                .unwrap_or_default()
+        ));
+        results.push(r);
+    }
+    let summary = summarise(&results);
+    let targets = targets(&summary, o.quick);
+    let report = Report {
+        quick: o.quick,
+        gpu: summary
+            .get("gpu")
+            .and_then(|v| v.as_str())
+            .map(str::to_string),
+        parts: results,
+        summary,
+        targets,
+        seconds: t0.elapsed().as_secs_f64(),
+    };
+    let json = serde_json::to_vec_pretty(&report).map_err(|e| Error::Other(e.to_string()))?;
+    write_atomic(&o.out.join("results.json"), &json)?;
+    write_atomic(&o.out.join("report.md"), markdown(&report).as_bytes())?;
+    Ok(report)
+}
+
+fn part<'a>(parts: &'a [PartResult], name: &str) -> Option<&'a PartResult> {
+    parts.iter().find(|p| p.name == name && p.status == "ok")
+}
+
+/// The figures the targets speak of, from the parts' own JSON.
+fn summarise(parts: &[PartResult]) -> serde_json::Map<String, Value> {
+    let mut s = serde_json::Map::new();
+    let mut put = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            s.insert(k.to_string(), v);
+        }
+    };
+    let last = |name: &str| part(parts, name).and_then(|p| p.outputs.last());
+    put(
+        "gpu",
+        last("info").and_then(|i| i.pointer("/chosen/name").cloned()),
+    );
+    if let Some(rows) = last("ops").and_then(|o| o["rows"].as_array()) {
+        for r in rows {
+            let key = format!(
+                "ops_{}_{}_gpu_{}",
+                r["op"].as_str().unwrap_or("?"),
+                r["size"].as_str().unwrap_or("?"),
+                r["unit"].as_str().unwrap_or("").replace('/', "_per_")
+            );
+            put(&key, r.get("gpu_rate").cloned());
+        }
+        let mm = rows
+            .iter()
+            .find(|r| r["op"] == "matmul" && r["size"] == "4096x4096x4096");
+        put(
+            "matmul_4096_tflops",
+            mm.and_then(|r| r["gpu_rate"].as_f64())
+                .map(|g| json!(g / 1e3)),
+        );
+    }
+    if let Some(f) = last("features") {
+        put(
+            "features_clips_per_second_kernel",
+            f["gpu_kernel_seconds_per_clip"]
+                .as_f64()
+                .filter(|&x| x > 0.0)
+                .map(|x| json!(1.0 / x)),
+        );
+        put("features_clips", f.get("clips").cloned());
+        put(
+            "features_cpu_seconds_per_clip",
+            f.get("cpu_seconds_per_clip").cloned(),
+        );
+    }
+    if let Some(sc) = last("scattering") {
+        put(
+            "scattering_gpu_seconds_per_clip",
+            sc.get("gpu_seconds").cloned(),
+        );
+        put(
+            "scattering_cpu_seconds_per_clip",
+            sc.get("cpu_seconds").cloned(),
+        );
+    }
+    if let Some(runs) = last("train_epoch").and_then(|t| t["runs"].as_array()) {
+        let find = |dev: &str| runs.iter().find(|r| r["device"] == dev);
+        let gpu_epoch = find("gpu").and_then(|r| r["epoch_seconds"].as_f64());
+        let cpu_epoch = find("cpu").and_then(|r| r["projected_epoch_seconds"].as_f64());
+        put("epoch_seconds_gpu", gpu_epoch.map(|x| json!(x)));
+        put("epoch_seconds_cpu_projected", cpu_epoch.map(|x| json!(x)));
+        if let (Some(g), Some(c)) = (gpu_epoch, cpu_epoch) {
+            put("epoch_speedup_gpu_over_cpu", Some(json!(c / g.max(1e-12))));
+        }
+        put(
+            "gpu_step_seconds",
+            find("gpu").and_then(|r| r.get("seconds_per_step").cloned()),
+        );
+        put(
+            "gpu_bytes_allocated",
+            find("gpu").and_then(|r| r.pointer("/gpu/bytes_allocated").cloned()),
+        );
+        put(
+            "gpu_dispatches_per_step",
+            find("gpu").and_then(|r| r.pointer("/gpu/dispatches_per_step").cloned()),
+        );
+    }
+    if let Some(a) = part(parts, "agreement") {
+        // Outputs: prepare, train cpu, eval cpu, train gpu, eval gpu.
+        let ndcg = |i: usize| a.outputs.get(i).and_then(|e| e["ndcg"].as_f64());
+        put("ndcg10_cpu", ndcg(2).map(|x| json!(x)));
+        put("ndcg10_gpu", ndcg(4).map(|x| json!(x)));
+        if let (Some(c), Some(g)) = (ndcg(2), ndcg(4)) {
+            put("ndcg10_abs_difference", Some(json!((c - g).abs())));
+        }
+    }
+    for (name, key) in [
+        ("demo_cpu", "demo_quick_seconds_cpu"),
+        ("demo_gpu", "demo_quick_seconds_gpu"),
+    ] {
+        put(key, part(parts, name).map(|p| json!(p.seconds)));
+    }
+    s
+}
+
+/// The issue's targets for one data-centre GPU (H100/H200 class). In `--quick` mode the sizes
+/// are not the targets' sizes: only the agreement is judged.
+fn targets(s: &serde_json::Map<String, Value>, quick: bool) -> Vec<Target> {
+    let get = |k: &str| s.get(k).and_then(|v| v.as_f64());
+    let mut t = Vec::new();
+    let mut add = |what: &str, target: &str, value: Option<f64>, ok: fn(f64) -> bool, sized| {
+        t.push(Target {
+            what: what.into(),
+            target: target.into(),
+            value,
+            met: if quick && sized { None } else { value.map(ok) },
+        });
+    };
+    add(
+        "paper-scale AINRNN epoch on the GPU (s)",
+        "≤ 10",
+        get("epoch_seconds_gpu"),
+        |v| v <= 10.0,
+        true,
+    );
+    add(
+        "GPU epoch speed-up over the CPU backend",
+        "≥ 20×",
+        get("epoch_speedup_gpu_over_cpu"),
+        |v| v >= 20.0,
+        true,
+    );
+    add(
+        "matmul 4096³ fp32 (TFLOP/s)",
+        "≥ 20",
+        get("matmul_4096_tflops"),
+        |v| v >= 20.0,
+        true,
+    );
+    add(
+        "audio features, kernel time (clips/s)",
+        "≥ 2,000",
+        get("features_clips_per_second_kernel"),
+        |v| v >= 2000.0,
+        true,
+    );
+    add(
+        "NDCG@10 difference, GPU vs CPU, after 2 epochs",
+        "≤ 0.01",
+        get("ndcg10_abs_difference"),
+        |v| v <= 0.01,
+        false,
+    );
+    t
+}
+
+fn fmt(v: Option<f64>) -> String {
+    match v {
+        Some(x) if x.abs() >= 100.0 => format!("{x:.0}"),
+        Some(x) if x.abs() >= 1.0 => format!("{x:.2}"),
+        Some(x) => format!("{x:.4}"),
+        None => "—".into(),
+    }
+}
+
+fn markdown(r: &Report) -> String {
+    let mut m = String::new();
+    m.push_str(&format!(
+        "# ainrnn GPU report{}\n\nGPU: **{}**. Total {:.0} s. Every figure comes from `results.json` beside this file (each part's own JSON); logs in `logs/`.\n\n",
+        if r.quick { " (--quick: smoke sizes, not the targets' sizes)" } else { "" },
+        r.gpu.as_deref().unwrap_or("unknown (the info part failed)"),
+        r.seconds
+    ));
+    m.push_str("## Targets\n\n| what | target | measured | met |\n|---|---|---|---|\n");
+    for t in &r.targets {
+        let met = match t.met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "—",
+        };
+        m.push_str(&format!(
+            "| {} | {} | {} | {} |\n",
+            t.what,
+            t.target,
+            fmt(t.value),
+            met
+        ));
+    }
+    m.push_str("\n## Figures\n\n| figure | value |\n|---|---|\n");
+    for (k, v) in &r.summary {
+        let shown = match v {
+            Value::Number(n) => fmt(n.as_f64()),
+            other => other.to_string().trim_matches('"').to_string(),
+        };
+        m.push_str(&format!("| {k} | {shown} |\n"));
+    }
+    m.push_str("\n## Parts\n\n| part | status | seconds | what |\n|---|---|---|---|\n");
+    for p in &r.parts {
+        m.push_str(&format!(
+            "| {} | {}{} | {:.1} | {} |\n",
+            p.name,
+            p.status,
+            p.error
+                .as_ref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default(),
+            p.seconds,
+            p.title
+        ));
+    }
+    m.push_str("\nCommands, in order:\n\n```\n");
+    for p in &r.parts {
+        for c in &p.commands {
+            m.push_str(c);
+            m.push('\n');
+        }
+    }
+    m.push_str("```\n");
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step_of(args: &[&str], secs: u64) -> Step {
+        step(args, secs)
+    }
+
+    #[test]
+    fn a_step_that_fails_or_hangs_is_recorded_not_fatal() {
+        let dir = std::env::temp_dir().join(format!("ainrnn-report-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("x.log");
+        let sh = Path::new("/bin/sh");
+        let (out, err) = run_step(sh, &step_of(&["-c", "echo '{\"a\": 1}'"], 10), &log);
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(last_json(&out)["a"], 1);
+        let (_, err) = run_step(sh, &step_of(&["-c", "echo oops >&2; exit 3"], 10), &log);
+        assert_eq!(err.map(|e| e.1), Some("failed"));
+        assert!(std::fs::read_to_string(&log).unwrap().contains("oops"));
+        let t = Instant::now();
+        let (_, err) = run_step(sh, &step_of(&["-c", "sleep 30"], 1), &log);
+        assert_eq!(err.map(|e| e.1), Some("timeout"));
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the child was killed"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn json_lines_give_the_last_object() {
+        assert_eq!(last_json("{\"epoch\":1}\n{\"epoch\":2}\n")["epoch"], 2);
+        assert_eq!(last_json("not json"), Value::Null);
+    }
+}

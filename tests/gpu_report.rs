@@ -1,0 +1,60 @@
+//! `ainrnn bench report --quick` (what `scripts/gpu-report.sh --quick` runs) end to end on the
+//! adapter under test, so the prepared GPU report cannot rot: every part runs at smoke sizes and
+//! must succeed, and results.json / report.md must carry the figures the targets speak of.
+//! `demo_gpu` is left out here: `demo --quick` on a software adapter takes minutes; its command
+//! is `demo_cpu`'s with `--backend gpu`. GPU-only (skipped loudly without an adapter, failing
+//! under CI=true).
+
+#[path = "common/mod.rs"]
+mod common;
+
+use serde_json::Value;
+
+#[test]
+fn quick_gpu_report_runs_every_part_and_writes_its_figures() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report");
+    let st = std::process::Command::new(env!("CARGO_BIN_EXE_ainrnn"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["bench", "report", "--quick", "--skip", "demo_gpu", "--out"])
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(st.success(), "bench report exited with {st}");
+    let r: Value =
+        serde_json::from_slice(&std::fs::read(out.join("results.json")).unwrap()).unwrap();
+    for p in r["parts"].as_array().unwrap() {
+        let (name, status) = (p["name"].as_str().unwrap(), p["status"].as_str().unwrap());
+        let want = if name == "demo_gpu" { "skipped" } else { "ok" };
+        assert_eq!(status, want, "part {name}: {}", p["error"]);
+    }
+    let s = &r["summary"];
+    for key in [
+        "gpu",
+        "epoch_seconds_gpu",
+        "epoch_seconds_cpu_projected",
+        "features_clips_per_second_kernel",
+        "scattering_gpu_seconds_per_clip",
+        "ndcg10_cpu",
+        "ndcg10_gpu",
+        "demo_quick_seconds_cpu",
+    ] {
+        assert!(s.get(key).is_some(), "summary lacks {key}: {s}");
+    }
+    let (c, g) = (
+        s["ndcg10_cpu"].as_f64().unwrap(),
+        s["ndcg10_gpu"].as_f64().unwrap(),
+    );
+    assert!(
+        (c - g).abs() <= 0.01,
+        "GPU and CPU NDCG@10 after 2 epochs: {g} vs {c}"
+    );
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        md.contains("## Targets") && md.contains("| agreement | ok |"),
+        "{md}"
+    );
+}
