@@ -175,7 +175,18 @@ pub fn prepare(o: &PrepareOptions, log: &mut dyn FnMut(&str)) -> DataResult<Prep
     let msd_rows = std::mem::take(&mut songs.msd_rows);
     let vectors = run.song_vectors(&x, &songs.meta, msd_rows)?;
 
-    // Folds, then write.
+    // Folds, then write. Every fold needs a test user.
+    if o.folds as usize > x.users() {
+        return Err(DataError::Invalid {
+            option: "--folds",
+            reason: format!(
+                "{} folds but only {} users are left after filtering: each fold needs at least one user (use --folds {} or fewer)",
+                o.folds,
+                x.users(),
+                x.users()
+            ),
+        });
+    }
     let user_fold = folds::assign_folds(x.users(), o.folds, o.seed);
     let visible = folds::assign_visible(&x.user_ids, &x.indptr, o.visible_share, o.seed);
     let joins = JoinSummary {
