@@ -37,7 +37,7 @@ pub struct BenchTrainArgs {
     /// Timed steps per model and device (after the warm-up).
     #[arg(long, default_value_t = 3, value_parser = parse::positive_usize)]
     pub steps: usize,
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = parse::int_at_least(0usize))]
     pub warmup: usize,
     /// Models to time, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "ainrnn,indrnn,lstm")]
@@ -48,7 +48,7 @@ pub struct BenchTrainArgs {
     /// Songs per catalogue tile.
     #[arg(long, default_value_t = 32_768, value_parser = parse::positive_usize)]
     pub tile: usize,
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = 42, value_parser = parse::int_at_least(0u64))]
     pub seed: u64,
     /// Python with torch for the PyTorch reference (default: .venv-torch, .venv-bench, .venv, python3).
     #[arg(long)]

@@ -44,16 +44,16 @@ pub struct PrepareArgs {
     #[arg(long, value_name = "H5")]
     pub features: Option<PathBuf>,
     /// Drop users with fewer distinct songs than this (a listen = a (user, song) record).
-    #[arg(long, default_value_t = prepare::DEFAULT_MIN_LISTENS)]
+    #[arg(long, default_value_t = prepare::DEFAULT_MIN_LISTENS, value_parser = parse::int_at_least(0u32))]
     pub min_listens: u32,
     /// Drop songs with fewer users than this.
-    #[arg(long, default_value_t = prepare::DEFAULT_MIN_SONG_USERS)]
+    #[arg(long, default_value_t = prepare::DEFAULT_MIN_SONG_USERS, value_parser = parse::int_at_least(0u32))]
     pub min_song_users: u32,
     /// Number of cross-validation folds (by user), at least 2 and at most the users kept.
     #[arg(long, default_value_t = 10, value_parser = parse::int_at_least(2u32))]
     pub folds: u32,
     /// Seed of the folds and of the visible/held-out choice.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = 42, value_parser = parse::int_at_least(0u64))]
     pub seed: u64,
     /// Share of each test user's songs shown as visible history (the rest is held out).
     #[arg(long, default_value_t = 0.5, value_parser = parse::probability)]
@@ -75,7 +75,7 @@ pub struct SynthArgs {
     /// Mean number of distinct songs per user (≥ 1).
     #[arg(long, value_parser = parse::real_in(parse::End::Incl(1.0), parse::End::Inf))]
     pub mean_listens: f64,
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = 42, value_parser = parse::int_at_least(0u64))]
     pub seed: u64,
     /// Latent taste clusters.
     #[arg(long, default_value_t = 20, value_parser = parse::positive_usize)]
@@ -104,7 +104,7 @@ pub struct BenchDataArgs {
     /// Folder for the temporary file (default: the system temporary folder).
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = 42, value_parser = parse::int_at_least(0u64))]
     pub seed: u64,
 }
 

@@ -49,13 +49,13 @@ pub struct TrainingFlags {
     #[arg(long, default_value_t = 1e-5, value_parser = parse::non_negative_f32)]
     pub weight_decay: f32,
     /// Stop after this many epochs without a better validation NDCG@10 (0: never).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = parse::int_at_least(0u32))]
     pub patience: u32,
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = 42, value_parser = parse::int_at_least(0u64))]
     pub seed: u64,
     /// Neighbours per song in the scores' item-neighbourhood term, fitted on the training users
     /// (0: the learned low-rank scores only).
-    #[arg(long, default_value_t = ainrnn::model::DEFAULT_NEIGHBOURS)]
+    #[arg(long, default_value_t = ainrnn::model::DEFAULT_NEIGHBOURS, value_parser = parse::int_at_least(0usize))]
     pub neighbours: usize,
 }
 
@@ -88,7 +88,7 @@ pub struct TrainArgs {
     #[arg(long, default_value = "ainrnn")]
     pub model: ModelKind,
     /// Test fold (its users are never trained on).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = parse::int_at_least(0u32))]
     pub fold: u32,
     #[command(flatten)]
     pub training: TrainingFlags,
@@ -107,7 +107,7 @@ pub struct EvalArgs {
     #[arg(long, value_name = "CKPT")]
     pub checkpoint: PathBuf,
     /// Test fold (default: the one the checkpoint was trained for).
-    #[arg(long)]
+    #[arg(long, value_parser = parse::int_at_least(0u32))]
     pub fold: Option<u32>,
     /// Cut-off of the metrics, 1..=32.
     #[arg(long, default_value_t = 10, value_parser = parse::int_in(1usize, ainrnn::backend::MAX_TOPK))]
