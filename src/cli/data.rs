@@ -145,6 +145,7 @@ pub fn run_prepare(a: PrepareArgs, json: bool) -> Result<()> {
     o.seed = a.seed;
     o.visible_share = a.visible_share;
     o.strict = a.strict;
+    o.user_per_fold = true;
     let report = prepare::prepare(&o, &mut |msg: &str| {
         let msg = msg.trim_end();
         if !msg.is_empty() {

@@ -355,6 +355,12 @@ fn diverged_message(d: &super::NonFiniteLoss, state: &TrainState, opts: &TrainOp
             state.epoch,
             last_path(&opts.out).display()
         )
+    } else if opts.out.exists() {
+        // Nothing of this run was saved (its first epoch diverged): the file is an earlier one.
+        format!(
+            "{d}; stopping in the first epoch. The last good checkpoint, {} from an earlier run, is kept untouched. Try a lower --lr",
+            opts.out.display()
+        )
     } else {
         format!("{d}; stopping in the first epoch: no checkpoint was written. Try a lower --lr")
     }
