@@ -4,6 +4,8 @@
 mod bench_train;
 mod data;
 mod model;
+mod parse;
+mod paths;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -85,15 +87,15 @@ pub struct FeaturesArgs {
     /// The feature store to write (or extend: tracks already in it are skipped).
     #[arg(long, short, default_value = "features.h5")]
     pub output: PathBuf,
-    /// Keep only the first S seconds of each track.
-    #[arg(long, value_name = "S")]
+    /// Keep only the first S seconds of each track (S > 0).
+    #[arg(long, value_name = "S", value_parser = parse::positive_f64)]
     pub seconds: Option<f64>,
     /// Process only shard I of N (0-based, by a hash of the file stem), e.g.
     /// --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT.
     #[arg(long, value_name = "I/N", value_parser = ainrnn::audio::job::parse_shard)]
     pub shard: Option<(u32, u32)>,
     /// Clips per backend batch (GPU memory: about 5.4 MB per 30-second clip).
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = parse::positive_usize)]
     pub batch: usize,
     /// Skip the scattering transform.
     #[arg(long)]
@@ -157,23 +159,23 @@ pub struct BenchReportArgs {
     #[arg(long, value_delimiter = ',')]
     pub skip: Vec<String>,
     /// Time limit of the whole report in seconds (each part also has its own).
-    #[arg(long, default_value_t = 480)]
+    #[arg(long, default_value_t = 480, value_parser = parse::int_at_least(1u64))]
     pub budget: u64,
 }
 
 #[derive(Args, Debug)]
 pub struct BenchScatteringArgs {
     /// Clip length in seconds (22,050 Hz; the bundled 30 s clip is looped beyond 30 s).
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, default_value_t = 30.0, value_parser = parse::positive_f64)]
     pub seconds: f64,
-    /// Scattering J (averaging scale T = 2^J).
-    #[arg(long, default_value_t = 8)]
+    /// Scattering J (averaging scale T = 2^J), 1..=24.
+    #[arg(long, default_value_t = 8, value_parser = parse::int_in(1u32, 24))]
     pub j: u32,
-    /// First-order wavelets per octave (order 2 uses 1, as Kymatio's default).
-    #[arg(long, default_value_t = 8)]
+    /// First-order wavelets per octave (order 2 uses 1, as Kymatio's default), 1..=64.
+    #[arg(long, default_value_t = 8, value_parser = parse::int_in(1u32, 64))]
     pub q: u32,
-    /// Time each implementation for at least this long (seconds).
-    #[arg(long, default_value_t = 1.0)]
+    /// Time each implementation for at least this long (seconds, ≥ 0).
+    #[arg(long, default_value_t = 1.0, value_parser = parse::non_negative_f64)]
     pub min_seconds: f64,
     /// 16-bit PCM WAV to use instead of the bundled clip.
     #[arg(long)]
@@ -192,10 +194,10 @@ pub struct BenchScatteringArgs {
 #[derive(Args, Debug)]
 pub struct BenchFeaturesArgs {
     /// Number of clips (the bundled real clips, cycled).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = parse::positive_usize)]
     pub clips: usize,
-    /// Seconds per clip.
-    #[arg(long, default_value_t = 30.0)]
+    /// Seconds per clip (> 0).
+    #[arg(long, default_value_t = 30.0, value_parser = parse::positive_f64)]
     pub seconds: f64,
     /// Folder with the clips.
     #[arg(long, default_value = "data/audio")]
@@ -216,8 +218,8 @@ pub struct BenchOpsArgs {
     /// Add the GPU report's sizes: a 4096³ matmul and a 256 × 360,000 softmax.
     #[arg(long)]
     pub large: bool,
-    /// Time each case for at least this long (seconds).
-    #[arg(long, default_value_t = 0.5)]
+    /// Time each case for at least this long (seconds, ≥ 0).
+    #[arg(long, default_value_t = 0.5, value_parser = parse::non_negative_f64)]
     pub min_seconds: f64,
 }
 
@@ -362,6 +364,9 @@ fn bench_ops(
 
 fn features(choice: BackendChoice, json: bool, a: FeaturesArgs) -> Result<ExitCode> {
     if let Some(FeaturesSub::Merge(m)) = a.sub {
+        let stores: Vec<(&str, &std::path::Path)> =
+            m.stores.iter().map(|p| ("store", p.as_path())).collect();
+        paths::refuse_overwriting_inputs("--output", &m.output, &stores)?;
         let s = ainrnn::audio::store::merge(&m.stores, &m.output)
             .with_context(|| format!("merging into {}", m.output.display()))?;
         for (store, stem) in &s.duplicates {
@@ -382,11 +387,9 @@ fn features(choice: BackendChoice, json: bool, a: FeaturesArgs) -> Result<ExitCo
     if a.inputs.is_empty() {
         anyhow::bail!("features: no inputs given (files or directories)");
     }
-    if let Some(s) = a.seconds {
-        if !(s.is_finite() && s > 0.0) {
-            anyhow::bail!("--seconds must be a positive number of seconds, got {s}");
-        }
-    }
+    let inputs: Vec<(&str, &std::path::Path)> =
+        a.inputs.iter().map(|p| ("input", p.as_path())).collect();
+    paths::refuse_overwriting_inputs("--output", &a.output, &inputs)?;
     let (sel, note) = select::select(choice).context("choosing the backend")?;
     if let Some(n) = note {
         eprintln!("note: {n}");
@@ -504,9 +507,6 @@ fn bench_scattering(choice: BackendChoice, json: bool, a: BenchScatteringArgs) -
         python,
         no_reference: a.no_reference,
     };
-    if !(opts.seconds > 0.0 && opts.seconds.is_finite()) {
-        anyhow::bail!("--seconds must be a positive number, got {}", opts.seconds);
-    }
     let report = bs::run(&opts, gpu, note).context("bench scattering")?;
     if json {
         print_json(&report)?;

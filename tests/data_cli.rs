@@ -78,6 +78,25 @@ fn malformed_lines_are_listed_and_strict_fails() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m.h5");
     let out_s = out.to_str().unwrap();
+    // The fixture holds one user, and a dataset needs a user per fold (issue 14): run on a copy
+    // at the same relative path (same names and line numbers in the messages) with a second
+    // user of two good lines appended after the malformed ones, on 2 folds.
+    let bad = dir.path().join("data/bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    let mut text = std::fs::read_to_string("data/bad/triplets_malformed.txt").unwrap();
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str("u2\tSOBONKR12A58A7A7E0\t1\nu2\tSOEGIYH12A6D4FC0E3\t1\n");
+    std::fs::write(bad.join("triplets_malformed.txt"), text).unwrap();
+    let ainrnn = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ainrnn"))
+            .args(args)
+            .current_dir(dir.path())
+            .env("XDG_RUNTIME_DIR", "/tmp")
+            .output()
+            .unwrap()
+    };
     let args = [
         "prepare",
         "--triplets",
@@ -86,6 +105,8 @@ fn malformed_lines_are_listed_and_strict_fails() {
         "1",
         "--min-song-users",
         "1",
+        "--folds",
+        "2",
         "-o",
         out_s,
     ];
@@ -101,7 +122,7 @@ fn malformed_lines_are_listed_and_strict_fails() {
         "{e}"
     );
     let j = json(&o);
-    assert_eq!(j["interactions"], 3);
+    assert_eq!(j["interactions"], 3 + 2, "3 of the fixture, 2 appended");
     assert_eq!(j["malformed"], 4);
     let lines: Vec<u64> = j["inputs"][0]["examples"]
         .as_array()

@@ -236,7 +236,43 @@ pub fn run<B: AudioOps>(
     mut progress: impl FnMut(usize, usize),
 ) -> Result<JobSummary, Error> {
     let t0 = Instant::now();
+    if opts.batch == 0 {
+        return Err(Error::Other(
+            "--batch 0: clips per batch must be a whole number >= 1".into(),
+        ));
+    }
+    if let Some(s) = opts.seconds {
+        if !(s.is_finite() && s > 0.0) {
+            return Err(Error::Other(format!(
+                "--seconds {s}: must be a finite number of seconds > 0"
+            )));
+        }
+    }
     let (files, mut skipped) = collect_inputs(&opts.inputs);
+    if files.is_empty() {
+        // Nothing to decode: say why, and write no (empty) store.
+        let why: Vec<String> = if skipped.is_empty() {
+            vec![format!(
+                "no {} files in {}",
+                AUDIO_EXTENSIONS.join("/"),
+                opts.inputs
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )]
+        } else {
+            skipped
+                .iter()
+                .map(|s| format!("{}: {}", s.file, s.reason))
+                .collect()
+        };
+        return Err(Error::Other(format!(
+            "no audio files to process ({}); {} not written",
+            why.join("; "),
+            opts.output.display()
+        )));
+    }
     let first_order = scattering.map(|s| s.1).unwrap_or(0);
     let mut writer = StoreWriter::open(&opts.output, vector_names(first_order))?;
     let mut seen = BTreeSet::new();
@@ -265,7 +301,7 @@ pub fn run<B: AudioOps>(
         todo.push((p, stem));
     }
     let plan = AudioPlan::new(b)?;
-    let batch = opts.batch.max(1);
+    let batch = opts.batch;
     let chunks: Vec<&[(PathBuf, String)]> = todo.chunks(batch).collect();
     let total = todo.len();
     let mut written = Vec::new();

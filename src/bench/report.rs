@@ -377,11 +377,19 @@ fn last_json(stdout: &str) -> Value {
 pub fn run(o: &ReportOptions, log: &mut dyn FnMut(&str)) -> Result<Report, Error> {
     let t0 = Instant::now();
     let (logs, work) = (o.out.join("logs"), o.out.join("work"));
+    let parts = parts(o, &work);
+    if let Some(bad) = o.skip.iter().find(|s| !parts.iter().any(|p| p.name == *s)) {
+        let names: Vec<&str> = parts.iter().map(|p| p.name).collect();
+        return Err(Error::Other(format!(
+            "--skip {bad}: no such part (the parts: {})",
+            names.join(", ")
+        )));
+    }
     for d in [&o.out, &logs, &work] {
         std::fs::create_dir_all(d).map_err(|e| IoError::io(d, e))?;
     }
     let mut results = Vec::new();
-    for part in parts(o, &work) {
+    for part in parts {
         let mut r = PartResult {
             name: part.name.into(),
             title: part.title.into(),

@@ -10,34 +10,34 @@ use ainrnn::backend::select::BackendChoice;
 use ainrnn::bench::train::{self, TrainBenchOptions};
 use ainrnn::model::ModelKind;
 
-use super::print_json;
+use super::{parse, print_json};
 
 #[derive(Args, Debug)]
 pub struct BenchTrainArgs {
     /// Users per epoch (projected epoch time; `--epoch` runs them). Paper scale: 82310.
-    #[arg(long, default_value_t = 5_000)]
+    #[arg(long, default_value_t = 5_000, value_parser = parse::positive_usize)]
     pub users: usize,
     /// Songs in the catalogue. Paper scale: 359687.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000, value_parser = parse::positive_usize)]
     pub songs: usize,
     /// Users per step.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = parse::positive_usize)]
     pub batch: usize,
     /// Listens shown per user (every user has exactly this many).
-    #[arg(long, default_value_t = 25)]
+    #[arg(long, default_value_t = 25, value_parser = parse::positive_usize)]
     pub history: usize,
     /// Songs to predict per user.
-    #[arg(long, default_value_t = 25)]
+    #[arg(long, default_value_t = 25, value_parser = parse::positive_usize)]
     pub targets: usize,
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = parse::positive_usize)]
     pub hidden: usize,
     /// Recurrent layers, the same for every model (same shapes).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = parse::positive_usize)]
     pub layers: usize,
     /// Timed steps per model and device (after the warm-up).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = parse::positive_usize)]
     pub steps: usize,
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = parse::int_at_least(0usize))]
     pub warmup: usize,
     /// Models to time, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "ainrnn,indrnn,lstm")]
@@ -50,9 +50,9 @@ pub struct BenchTrainArgs {
     #[arg(long, requires = "epoch")]
     pub epoch_gpu_only: bool,
     /// Songs per catalogue tile.
-    #[arg(long, default_value_t = 32_768)]
+    #[arg(long, default_value_t = 32_768, value_parser = parse::positive_usize)]
     pub tile: usize,
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = 42, value_parser = parse::int_at_least(0u64))]
     pub seed: u64,
     /// Python with torch for the PyTorch reference (default: .venv-torch, .venv-bench, .venv, python3).
     #[arg(long)]
@@ -67,19 +67,19 @@ pub struct BenchTrainArgs {
 
 pub fn run(a: BenchTrainArgs, choice: BackendChoice, json: bool) -> Result<()> {
     let o = TrainBenchOptions {
-        users: a.users.max(1),
+        users: a.users,
         songs: a.songs,
         batch: a.batch,
         history: a.history,
         targets: a.targets,
-        hidden: a.hidden.max(1),
-        layers: a.layers.max(1),
-        steps: a.steps.max(1),
+        hidden: a.hidden,
+        layers: a.layers,
+        steps: a.steps,
         warmup: a.warmup,
         models: a.models,
         epoch: a.epoch,
         epoch_gpu_only: a.epoch_gpu_only,
-        tile: a.tile.max(1),
+        tile: a.tile,
         dropout: 0.5,
         seed: a.seed,
     };

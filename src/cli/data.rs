@@ -11,7 +11,7 @@ use ainrnn::data::prepare::{self, Input, PrepareOptions};
 use ainrnn::data::synth::{self, SynthOptions};
 use ainrnn::data::{stats, Dataset};
 
-use super::print_json;
+use super::{parse, paths, print_json};
 
 #[derive(Args, Debug)]
 #[command(group(ArgGroup::new("input").required(true).args(["triplets", "hetrec"])))]
@@ -44,19 +44,19 @@ pub struct PrepareArgs {
     #[arg(long, value_name = "H5")]
     pub features: Option<PathBuf>,
     /// Drop users with fewer distinct songs than this (a listen = a (user, song) record).
-    #[arg(long, default_value_t = prepare::DEFAULT_MIN_LISTENS)]
+    #[arg(long, default_value_t = prepare::DEFAULT_MIN_LISTENS, value_parser = parse::int_at_least(0u32))]
     pub min_listens: u32,
     /// Drop songs with fewer users than this.
-    #[arg(long, default_value_t = prepare::DEFAULT_MIN_SONG_USERS)]
+    #[arg(long, default_value_t = prepare::DEFAULT_MIN_SONG_USERS, value_parser = parse::int_at_least(0u32))]
     pub min_song_users: u32,
-    /// Number of cross-validation folds (by user).
-    #[arg(long, default_value_t = 10)]
+    /// Number of cross-validation folds (by user), at least 2 and at most the users kept.
+    #[arg(long, default_value_t = 10, value_parser = parse::int_at_least(2u32))]
     pub folds: u32,
     /// Seed of the folds and of the visible/held-out choice.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = 42, value_parser = parse::int_at_least(0u64))]
     pub seed: u64,
     /// Share of each test user's songs shown as visible history (the rest is held out).
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, value_parser = parse::probability)]
     pub visible_share: f64,
     /// Stop at the first malformed line or unreadable file instead of skipping it.
     #[arg(long)]
@@ -68,23 +68,23 @@ pub struct PrepareArgs {
 
 #[derive(Args, Debug)]
 pub struct SynthArgs {
-    #[arg(long)]
+    #[arg(long, value_parser = parse::positive_usize)]
     pub users: usize,
-    #[arg(long)]
+    #[arg(long, value_parser = parse::positive_usize)]
     pub songs: usize,
-    /// Mean number of distinct songs per user.
-    #[arg(long)]
+    /// Mean number of distinct songs per user (≥ 1).
+    #[arg(long, value_parser = parse::real_in(parse::End::Incl(1.0), parse::End::Inf))]
     pub mean_listens: f64,
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = 42, value_parser = parse::int_at_least(0u64))]
     pub seed: u64,
     /// Latent taste clusters.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, value_parser = parse::positive_usize)]
     pub genres: usize,
-    /// Zipf exponent of song popularity.
-    #[arg(long, default_value_t = 1.0)]
+    /// Zipf exponent of song popularity (≥ 0).
+    #[arg(long, default_value_t = 1.0, value_parser = parse::non_negative_f64)]
     pub zipf: f64,
     /// Probability that a listen ignores the user's taste.
-    #[arg(long, default_value_t = 0.15)]
+    #[arg(long, default_value_t = 0.15, value_parser = parse::probability)]
     pub explore: f64,
     #[arg(long, short, value_name = "FILE")]
     pub output: PathBuf,
@@ -99,16 +99,31 @@ pub struct StatsArgs {
 #[derive(Args, Debug)]
 pub struct BenchDataArgs {
     /// Size of the synthetic triplet file in MB.
-    #[arg(long, default_value_t = 300.0)]
+    #[arg(long, default_value_t = 300.0, value_parser = parse::positive_f64)]
     pub mb: f64,
     /// Folder for the temporary file (default: the system temporary folder).
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = 42, value_parser = parse::int_at_least(0u64))]
     pub seed: u64,
 }
 
 pub fn run_prepare(a: PrepareArgs, json: bool) -> Result<()> {
+    paths::refuse_overwriting_inputs(
+        "--output",
+        &a.output,
+        &paths::given(&[
+            ("--triplets", &a.triplets),
+            ("--hetrec", &a.hetrec),
+            ("--artists", &a.artists),
+            ("--msd", &a.msd),
+            ("--metadata", &a.metadata),
+            ("--artist-terms", &a.artist_terms),
+            ("--artist-mbtags", &a.artist_mbtags),
+            ("--profiles", &a.profiles),
+            ("--features", &a.features),
+        ]),
+    )?;
     let input = match (a.triplets, a.hetrec) {
         (Some(t), _) => Input::Triplets(t),
         (None, Some(h)) => Input::Hetrec {
@@ -130,6 +145,7 @@ pub fn run_prepare(a: PrepareArgs, json: bool) -> Result<()> {
     o.seed = a.seed;
     o.visible_share = a.visible_share;
     o.strict = a.strict;
+    o.user_per_fold = true;
     let report = prepare::prepare(&o, &mut |msg: &str| {
         let msg = msg.trim_end();
         if !msg.is_empty() {

@@ -15,7 +15,7 @@ use ainrnn::train::corpus::FeatureSet;
 use ainrnn::train::run::{train, TrainOptions};
 use ainrnn::with_backend;
 
-use super::print_json;
+use super::{parse, paths, print_json};
 
 /// The training flags `train` and `compare` share.
 #[derive(Args, Debug)]
@@ -23,55 +23,56 @@ pub struct TrainingFlags {
     /// Song features fed to the learned models: audio, msd, mfcc, scattering, all or none.
     #[arg(long, default_value = "all")]
     pub features: FeatureSet,
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = parse::positive_u32)]
     pub epochs: u32,
     /// Users per step.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = parse::positive_usize)]
     pub batch: usize,
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = parse::positive_usize)]
     pub hidden: usize,
     /// Size of the song table: the input embedding, tied with the songs' learned output vectors.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = parse::positive_usize)]
     pub emb: usize,
     /// Recurrent layers (default 5 for ainrnn/indrnn, 2 for lstm).
-    #[arg(long)]
+    #[arg(long, value_parser = parse::positive_usize)]
     pub layers: Option<usize>,
     /// Most recent listens kept per user.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = parse::positive_usize)]
     pub max_history: usize,
-    /// Adam learning rate (the paper's 0.0005).
-    #[arg(long, default_value_t = 5e-4)]
+    /// Adam learning rate in (0, 1] (the paper's 0.0005).
+    #[arg(long, default_value_t = 5e-4, value_parser = parse::learning_rate)]
     pub lr: f32,
-    /// Dropout on the recurrent outputs, mask shared over time (the paper's 0.5).
-    #[arg(long, default_value_t = 0.5)]
+    /// Dropout on the recurrent outputs in [0, 0.95], mask shared over time (the paper's 0.5).
+    #[arg(long, default_value_t = 0.5, value_parser = parse::dropout)]
     pub dropout: f32,
-    /// AdamW weight decay (decoupled) on weights and embeddings.
-    #[arg(long, default_value_t = 1e-5)]
+    /// AdamW weight decay (decoupled, ≥ 0) on weights and embeddings.
+    #[arg(long, default_value_t = 1e-5, value_parser = parse::non_negative_f32)]
     pub weight_decay: f32,
     /// Stop after this many epochs without a better validation NDCG@10 (0: never).
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = parse::int_at_least(0u32))]
     pub patience: u32,
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = 42, value_parser = parse::int_at_least(0u64))]
     pub seed: u64,
     /// Neighbours per song in the scores' item-neighbourhood term, fitted on the training users
     /// (0: the learned low-rank scores only).
-    #[arg(long, default_value_t = ainrnn::model::DEFAULT_NEIGHBOURS)]
+    #[arg(long, default_value_t = ainrnn::model::DEFAULT_NEIGHBOURS, value_parser = parse::int_at_least(0usize))]
     pub neighbours: usize,
 }
 
 impl TrainingFlags {
-    /// Sets these flags on `opts` (sizes at least 1, dropout within 0..0.95, decay ≥ 0).
+    /// Sets these flags on `opts` (their ranges were checked by the value parsers, and again by
+    /// `TrainOptions::check`).
     fn apply(&self, opts: &mut TrainOptions) {
         opts.features = self.features;
         opts.epochs = self.epochs;
-        opts.batch = self.batch.max(1);
-        opts.hidden = self.hidden.max(1);
-        opts.emb = self.emb.max(1);
+        opts.batch = self.batch;
+        opts.hidden = self.hidden;
+        opts.emb = self.emb;
         opts.layers = self.layers;
-        opts.max_history = self.max_history.max(1);
+        opts.max_history = self.max_history;
         opts.lr = self.lr;
-        opts.dropout = self.dropout.clamp(0.0, 0.95);
-        opts.weight_decay = self.weight_decay.max(0.0);
+        opts.dropout = self.dropout;
+        opts.weight_decay = self.weight_decay;
         opts.patience = self.patience;
         opts.seed = self.seed;
         opts.neighbours = self.neighbours;
@@ -87,7 +88,7 @@ pub struct TrainArgs {
     #[arg(long, default_value = "ainrnn")]
     pub model: ModelKind,
     /// Test fold (its users are never trained on).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = parse::int_at_least(0u32))]
     pub fold: u32,
     #[command(flatten)]
     pub training: TrainingFlags,
@@ -106,9 +107,10 @@ pub struct EvalArgs {
     #[arg(long, value_name = "CKPT")]
     pub checkpoint: PathBuf,
     /// Test fold (default: the one the checkpoint was trained for).
-    #[arg(long)]
+    #[arg(long, value_parser = parse::int_at_least(0u32))]
     pub fold: Option<u32>,
-    #[arg(long, default_value_t = 10)]
+    /// Cut-off of the metrics, 1..=32.
+    #[arg(long, default_value_t = 10, value_parser = parse::int_in(1usize, ainrnn::backend::MAX_TOPK))]
     pub k: usize,
 }
 
@@ -125,10 +127,11 @@ pub struct RecommendArgs {
     /// Cold start: a file of song ids (optionally `<TAB>plays`), one per line.
     #[arg(long, value_name = "FILE")]
     pub history: Option<PathBuf>,
-    #[arg(long, default_value_t = 10)]
+    /// Length of the list (≥ 1).
+    #[arg(long, default_value_t = 10, value_parser = parse::positive_usize)]
     pub k: usize,
-    /// At most N songs of the same genre in the list.
-    #[arg(long, value_name = "N")]
+    /// At most N songs of the same genre in the list (N ≥ 1).
+    #[arg(long, value_name = "N", value_parser = parse::positive_usize)]
     pub max_per_genre: Option<usize>,
 }
 
@@ -141,6 +144,9 @@ fn backend(choice: BackendChoice) -> Result<ainrnn::backend::select::Selected> {
 }
 
 pub fn run_train(a: TrainArgs, choice: BackendChoice, json: bool) -> Result<()> {
+    let last = ainrnn::train::run::last_path(&a.out);
+    paths::refuse_overwriting_inputs("--out", &a.out, &[("--data", &a.data)])?;
+    paths::refuse_overwriting_inputs("--out (its .last file)", &last, &[("--data", &a.data)])?;
     let mut opts = TrainOptions::new(a.data, a.model, a.out);
     a.training.apply(&mut opts);
     opts.fold = a.fold;
@@ -236,7 +242,7 @@ pub fn run_recommend(a: RecommendArgs, choice: BackendChoice, json: bool) -> Res
         (None, Some(h)) => Who::History(h),
         (None, None) => anyhow::bail!("give --user ID or --history FILE"),
     };
-    let list = with_backend!(sel, b => evalrun::recommend(&b, &a.data, &a.checkpoint, who, a.k.max(1), a.max_per_genre))?;
+    let list = with_backend!(sel, b => evalrun::recommend(&b, &a.data, &a.checkpoint, who, a.k, a.max_per_genre))?;
     if json {
         print_json(&list)?;
     } else {
@@ -262,9 +268,10 @@ pub struct CompareArgs {
     )]
     pub models: Vec<ainrnn::eval::compare::Method>,
     /// Folds to run (the first N of the dataset's folds).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = parse::positive_u32)]
     pub folds: u32,
-    #[arg(long, default_value_t = 10)]
+    /// Cut-off of the metrics, 1..=20.
+    #[arg(long, default_value_t = 10, value_parser = parse::int_in(1usize, 20))]
     pub k: usize,
     #[command(flatten)]
     pub training: TrainingFlags,
@@ -272,23 +279,54 @@ pub struct CompareArgs {
     #[arg(long, value_delimiter = ',')]
     pub feature_sets: Vec<FeatureSet>,
     /// EASE regularisation (default: chosen on validation users).
-    #[arg(long)]
+    #[arg(long, value_parser = parse::positive_f32)]
     pub ease_lambda: Option<f32>,
     /// EASE models the N most popular songs (one dense N × N solve).
-    #[arg(long, default_value_t = 3000)]
+    #[arg(long, default_value_t = 3000, value_parser = parse::positive_usize)]
     pub ease_items: usize,
     /// Neighbours kept per song by item-kNN.
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 200, value_parser = parse::positive_usize)]
     pub knn_neighbours: usize,
     /// Folder for report.md, results.json, the figures and the checkpoints.
     #[arg(long, value_name = "DIR")]
     pub report: PathBuf,
 }
 
+/// `compare --report DIR` writes report.md, results.json, the figures and checkpoints/ there:
+/// refuse a `--data` file among them (or the folder itself).
+fn refuse_report_over_data(report: &std::path::Path, data: &std::path::Path) -> Result<()> {
+    let (Some(dir), Some(d)) = (paths::canonical(report), paths::canonical(data)) else {
+        return Ok(());
+    };
+    let name = d.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let stem = name.split('.').next().unwrap_or("");
+    let written = d == dir
+        || (d.parent() == Some(dir.as_path())
+            && (["report.md", "results.json"].contains(&name)
+                || [
+                    "precision_at_k",
+                    "ndcg_at_k",
+                    "accuracy_per_epoch",
+                    "seconds_per_epoch",
+                ]
+                .contains(&stem)))
+        || (d.parent() == Some(dir.join("checkpoints").as_path()) && name.ends_with(".ckpt"));
+    if written {
+        anyhow::bail!(
+            "--report {} would overwrite the input --data {}: choose another report folder",
+            report.display(),
+            data.display()
+        );
+    }
+    Ok(())
+}
+
 pub fn run_compare(a: CompareArgs, choice: BackendChoice, json: bool) -> Result<()> {
+    refuse_report_over_data(&a.report, &a.data)?;
     let sel = backend(choice)?;
     let mut train = TrainOptions::new(a.data.clone(), ModelKind::Ainrnn, PathBuf::new());
     a.training.apply(&mut train);
+    train.check()?;
     let opts = ainrnn::eval::compare::CompareOptions {
         data: a.data,
         methods: a.models,
@@ -298,8 +336,8 @@ pub fn run_compare(a: CompareArgs, choice: BackendChoice, json: bool) -> Result<
         report: a.report,
         feature_sets: a.feature_sets,
         ease_lambda: a.ease_lambda,
-        ease_max_items: a.ease_items.max(1),
-        knn_neighbours: a.knn_neighbours.max(1),
+        ease_max_items: a.ease_items,
+        knn_neighbours: a.knn_neighbours,
     };
     let r = with_backend!(sel, b => ainrnn::eval::compare::compare(&b, &opts, |line| eprintln!("{line}")))?;
     if json {

@@ -272,6 +272,19 @@ pub fn synth(o: &SynthOptions, path: &Path) -> Result<SynthReport, IoError> {
             reason: format!("--mean-listens must be at least 1, got {}", o.mean_listens),
         });
     }
+    let bad = |flag: &str, range: &str, v: f64| IoError::Format {
+        path: path.to_path_buf(),
+        reason: format!("{flag} must be a finite number in {range}, got {v}"),
+    };
+    if o.genres == 0 {
+        return Err(bad("--genres", "1..", 0.0));
+    }
+    if !(o.zipf.is_finite() && o.zipf >= 0.0) {
+        return Err(bad("--zipf", "[0, inf)", o.zipf));
+    }
+    if !(o.explore.is_finite() && (0.0..=1.0).contains(&o.explore)) {
+        return Err(bad("--explore", "[0, 1]", o.explore));
+    }
     check_output(path)?;
     let out = AtomicFile::new(path);
     let f = File::create(out.temp()).map_err(|e| IoError::io(path, e))?;

@@ -182,6 +182,16 @@ pub fn recommend<B: ModelOps>(
     k: usize,
     max_per_genre: Option<usize>,
 ) -> Result<Vec<Recommendation>, Error> {
+    if k == 0 {
+        return Err(Error::Other(
+            "--k 0: the list length must be a whole number >= 1".into(),
+        ));
+    }
+    if max_per_genre == Some(0) {
+        return Err(Error::Other(
+            "--max-per-genre 0: must be a whole number >= 1 (0 would allow no song)".into(),
+        ));
+    }
     let ds = Dataset::load(data)?;
     let (model, mut corpus, _) = load_model(b, &ds, ckpt)?;
     let (user, songs, plays) = match who {

@@ -1,6 +1,6 @@
 //! The training loop: epochs over shuffled users, a fresh visible/target split of each training
 //! user's songs every epoch (the same protocol as evaluation), validation precision@10 and
-//! NDCG@10 after each epoch, early stopping, non-finite loss detection.
+//! NDCG@10 after each epoch, early stopping, non-finite or diverging loss detection.
 //!
 //! Determinism: everything random in epoch `e` (shuffle, splits, dropout) comes from a generator
 //! seeded with `(seed, e)`, so a run resumed from the checkpoint of epoch `e` continues exactly
@@ -128,13 +128,31 @@ fn epoch_rng(seed: u64, epoch: u32) -> StdRng {
     StdRng::seed_from_u64(seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15))
 }
 
-/// Training failed: the loss stopped being finite (the last good checkpoint is kept).
-#[derive(Debug, thiserror::Error)]
-#[error("training loss became {value} at epoch {epoch}, step {step}; stopping (the last good checkpoint is kept). Try a lower --lr")]
+/// A run counts as diverged when a mean loss read back exceeds this many times the reference
+/// loss: the first epoch's mean loss (during the first epoch, the loss of the run's first step,
+/// read back alone), taken as at least 1. The loss is a mean negative log-likelihood over the
+/// catalogue, about ln(songs) at the start and falling from there, so 1,000 × is far beyond any
+/// healthy run.
+pub const DIVERGENCE_FACTOR: f64 = 1e3;
+
+/// Whether a (finite) mean loss is diverged against `reference` (see [`DIVERGENCE_FACTOR`]).
+pub fn diverged(mean: f64, reference: f64) -> bool {
+    !mean.is_finite() || mean > DIVERGENCE_FACTOR * reference.max(1.0)
+}
+
+/// Training failed: the loss stopped being finite, or diverged (see [`DIVERGENCE_FACTOR`]).
+/// The caller says which checkpoint, if any, is kept.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("training loss became {value} at epoch {epoch}, step {step}{}", match .reference {
+    Some(r) => format!(" (over {DIVERGENCE_FACTOR} x the reference loss {r:.4}: diverged)"),
+    None => String::new(),
+})]
 pub struct NonFiniteLoss {
     pub epoch: u32,
     pub step: usize,
     pub value: f64,
+    /// The reference loss when the value is finite but diverged.
+    pub reference: Option<f64>,
 }
 
 pub struct Trainer<'a, B: ModelOps> {
@@ -153,11 +171,22 @@ pub struct Trainer<'a, B: ModelOps> {
 const LOSS_READBACK: usize = 8;
 
 impl<'a, B: ModelOps> Trainer<'a, B> {
-    /// One epoch of training and validation. `progress(done, total, mean_loss_so_far)`.
+    /// One epoch of training and validation. `progress(done, total, mean_loss_so_far)`. A
+    /// diverged loss is an error (use [`Trainer::try_epoch`] to tell it apart).
     pub fn run_epoch(
         &mut self,
-        mut progress: impl FnMut(usize, usize, f64),
+        progress: impl FnMut(usize, usize, f64),
     ) -> Result<EpochReport, Error> {
+        self.try_epoch(progress)?
+            .map_err(|d| Error::Other(format!("{d}; stopping. Try a lower --lr")))
+    }
+
+    /// As [`Trainer::run_epoch`], with a diverged loss (non-finite or far above the reference,
+    /// see [`DIVERGENCE_FACTOR`]) returned as `Ok(Err(_))`; the state is then left unchanged.
+    pub fn try_epoch(
+        &mut self,
+        mut progress: impl FnMut(usize, usize, f64),
+    ) -> Result<Result<EpochReport, NonFiniteLoss>, Error> {
         let b = self.b.clone();
         let epoch = self.state.epoch + 1;
         let mut rng = epoch_rng(self.cfg.seed, epoch);
@@ -176,6 +205,7 @@ impl<'a, B: ModelOps> Trainer<'a, B> {
         let (mut loss_sum, mut loss_batches) = (0.0f64, 0usize);
         let mut pending = 0usize;
         let mut steps = 0usize;
+        let mut reference = self.state.history.first().map(|r| r.loss);
         for chunk in examples.chunks(self.cfg.batch.max(1)) {
             let batch = upload(&b, &self.model.cfg, self.corpus.portraits.as_ref(), chunk)?;
             let loss = self
@@ -184,17 +214,18 @@ impl<'a, B: ModelOps> Trainer<'a, B> {
             b.axpy(&mut loss_acc, &loss, 1.0)?;
             steps += 1;
             pending += 1;
-            if pending == LOSS_READBACK || steps * self.cfg.batch >= total {
+            // The run's very first step is read back alone: the reference loss of epoch 1.
+            if pending == LOSS_READBACK || steps * self.cfg.batch >= total || reference.is_none() {
                 let v = b.to_f32(&loss_acc)?[0] as f64;
-                if !v.is_finite() {
-                    return Err(Error::Other(
-                        NonFiniteLoss {
-                            epoch,
-                            step: steps,
-                            value: v,
-                        }
-                        .to_string(),
-                    ));
+                let mean = v / pending as f64;
+                let reference = *reference.get_or_insert(mean);
+                if !v.is_finite() || diverged(mean, reference) {
+                    return Ok(Err(NonFiniteLoss {
+                        epoch,
+                        step: steps,
+                        value: mean,
+                        reference: v.is_finite().then_some(reference),
+                    }));
                 }
                 loss_sum += v;
                 loss_batches += pending;
@@ -232,7 +263,7 @@ impl<'a, B: ModelOps> Trainer<'a, B> {
             self.state.bad_epochs += 1;
         }
         self.state.history.push(report.clone());
-        Ok(report)
+        Ok(Ok(report))
     }
 
     /// Metrics at `cfg.k` on the validation users.
@@ -289,4 +320,21 @@ pub fn truths(corpus: &Corpus, examples: &[Example]) -> Vec<Truth> {
                 .collect()
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::diverged;
+
+    #[test]
+    fn divergence_is_relative_to_the_reference() {
+        assert!(!diverged(7.0, 7.5));
+        assert!(!diverged(7_400.0, 7.5));
+        assert!(diverged(7_600.0, 7.5));
+        assert!(diverged(1e33, 7.5));
+        assert!(diverged(f64::NAN, 7.5));
+        // A reference below 1 counts as 1.
+        assert!(!diverged(900.0, 0.01));
+        assert!(diverged(1_001.0, 0.01));
+    }
 }

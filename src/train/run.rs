@@ -12,7 +12,7 @@ use super::corpus::{fold_data, song_genres, FeatureSet};
 use super::{Corpus, EpochReport, TrainConfig, TrainState, Trainer};
 use crate::backend::model_ops::ModelOps;
 use crate::data::Dataset;
-use crate::error::Error;
+use crate::error::{DataError, Error};
 use crate::model::checkpoint::{self, Checkpoint};
 use crate::model::{Model, ModelConfig, ModelKind};
 
@@ -67,6 +67,56 @@ impl TrainOptions {
             resume: false,
             max_validation: 1000,
         }
+    }
+}
+
+impl TrainOptions {
+    /// Refuses settings no run can use (a typed error naming the flag and its range): sizes of
+    /// 0, a learning rate that is not a finite number > 0 (the CLI also caps it at 1; tests use
+    /// huge ones to force a divergence), dropout outside [0, 0.95], a negative or non-finite
+    /// weight decay.
+    pub fn check(&self) -> Result<(), Error> {
+        let bad = |option: &'static str, reason: String| {
+            Err(Error::Data(DataError::Invalid { option, reason }))
+        };
+        for (option, v) in [
+            ("--batch", self.batch),
+            ("--hidden", self.hidden),
+            ("--emb", self.emb),
+            ("--layers", self.layers.unwrap_or(1)),
+            ("--max-history", self.max_history),
+            ("--epochs", self.epochs as usize),
+            ("max_validation", self.max_validation),
+        ] {
+            if v == 0 {
+                return bad(option, "must be a whole number >= 1 (got 0)".into());
+            }
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad(
+                "--lr",
+                format!("must be a finite number > 0 (got {})", self.lr),
+            );
+        }
+        if !(self.dropout.is_finite() && (0.0..=0.95).contains(&self.dropout)) {
+            return bad(
+                "--dropout",
+                format!(
+                    "must be a finite number in [0, 0.95] (got {})",
+                    self.dropout
+                ),
+            );
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return bad(
+                "--weight-decay",
+                format!(
+                    "must be a finite number in [0, inf) (got {})",
+                    self.weight_decay
+                ),
+            );
+        }
+        Ok(())
     }
 }
 
@@ -133,10 +183,12 @@ pub fn train<B: ModelOps>(
     mut on_epoch: impl FnMut(&EpochReport),
     mut progress: impl FnMut(u32, usize, usize, f64),
 ) -> Result<TrainSummary, Error> {
+    opts.check()?;
     let ds = load_dataset(&opts.data)?;
     let (corpus, names) = Corpus::from_dataset(&ds, opts.features)?;
     let fp = DataFingerprint::of(&ds, opts.fold, opts.features, &names);
     let fold = fold_data(&ds, &corpus, opts.fold, opts.seed, opts.max_validation)?;
+    check_users(&ds, &corpus, &fold, opts)?;
     let last = last_path(&opts.out);
     let resume_from = if opts.resume {
         [&last, &opts.out].into_iter().find(|p| p.exists()).cloned()
@@ -234,7 +286,10 @@ pub fn train<B: ModelOps>(
     let validation_users = t.validation.len();
     while !t.state.should_stop(&t.cfg) {
         let epoch = t.state.epoch + 1;
-        let report = t.run_epoch(|d, n, l| progress(epoch, d, n, l))?;
+        let report = match t.try_epoch(|d, n, l| progress(epoch, d, n, l))? {
+            Ok(r) => r,
+            Err(diverged) => return Err(Error::Other(diverged_message(&diverged, &t.state, opts))),
+        };
         let extra: [(&str, &dyn checkpoint::erased::Json); 4] = [
             ("train_config", &t.cfg),
             ("train_state", &t.state),
@@ -261,6 +316,54 @@ pub fn train<B: ModelOps>(
         last_checkpoint: last,
         history: t.state.history.clone(),
     })
+}
+
+/// Training needs at least one training user with two songs or more (a visible song and a
+/// target) and one validation user; otherwise the loss is 0 and the metrics meaningless.
+fn check_users(
+    ds: &Dataset,
+    corpus: &Corpus,
+    fold: &super::corpus::FoldData,
+    opts: &TrainOptions,
+) -> Result<(), Error> {
+    let trainable = fold
+        .train_users
+        .iter()
+        .filter(|&&u| corpus.histories[u as usize].0.len() >= 2)
+        .count();
+    let validation = fold.validation.len();
+    if trainable == 0 || validation == 0 {
+        return Err(Error::Other(format!(
+            "{}: too few users to train on fold {}: {trainable} training users with 2 or more songs and {validation} validation users (of {} users; {} in the test fold); at least 1 of each is needed",
+            opts.data.display(),
+            opts.fold,
+            ds.users(),
+            fold.test.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The error of a diverged run: which checkpoint is kept, if any.
+fn diverged_message(d: &super::NonFiniteLoss, state: &TrainState, opts: &TrainOptions) -> String {
+    if state.best_epoch > 0 {
+        format!(
+            "{d}; stopping. The last good checkpoint is kept: {} (epoch {}, validation NDCG@10 {:.4}; latest good epoch {} in {}). Try a lower --lr",
+            opts.out.display(),
+            state.best_epoch,
+            state.best_ndcg,
+            state.epoch,
+            last_path(&opts.out).display()
+        )
+    } else if opts.out.exists() {
+        // Nothing of this run was saved (its first epoch diverged): the file is an earlier one.
+        format!(
+            "{d}; stopping in the first epoch. The last good checkpoint, {} from an earlier run, is kept untouched. Try a lower --lr",
+            opts.out.display()
+        )
+    } else {
+        format!("{d}; stopping in the first epoch: no checkpoint was written. Try a lower --lr")
+    }
 }
 
 /// Songs per catalogue tile: a `[batch, tile]` logits block (and `[tile, dim]` song block) must

@@ -68,6 +68,9 @@ pub struct PrepareOptions {
     pub seed: u64,
     pub visible_share: f64,
     pub strict: bool,
+    /// Refuse more folds than users left after filtering (every fold then has a test user).
+    /// The CLI sets it; when unset, such folds are only noted (`PrepareReport::notes`).
+    pub user_per_fold: bool,
     pub output: PathBuf,
 }
 
@@ -87,6 +90,7 @@ impl PrepareOptions {
             seed: 42,
             visible_share: 0.5,
             strict: false,
+            user_per_fold: false,
             output,
         }
     }
@@ -175,7 +179,29 @@ pub fn prepare(o: &PrepareOptions, log: &mut dyn FnMut(&str)) -> DataResult<Prep
     let msd_rows = std::mem::take(&mut songs.msd_rows);
     let vectors = run.song_vectors(&x, &songs.meta, msd_rows)?;
 
-    // Folds, then write.
+    // Folds, then write. Every fold needs a test user.
+    if o.folds as usize > x.users() && !o.user_per_fold {
+        run.notes.push(format!(
+            "{} of the {} folds have no user ({} users)",
+            o.folds as usize - x.users(),
+            o.folds,
+            x.users()
+        ));
+    } else if o.folds as usize > x.users() {
+        return Err(DataError::Invalid {
+            option: "--folds",
+            reason: format!(
+                "{} folds but only {} users are left after filtering: each fold needs at least one user ({})",
+                o.folds,
+                x.users(),
+                if x.users() >= 2 {
+                    format!("use --folds {} or fewer", x.users())
+                } else {
+                    "cross-validation needs at least 2 users; lower --min-listens or --min-song-users, or give more data".into()
+                }
+            ),
+        });
+    }
     let user_fold = folds::assign_folds(x.users(), o.folds, o.seed);
     let visible = folds::assign_visible(&x.user_ids, &x.indptr, o.visible_share, o.seed);
     let joins = JoinSummary {

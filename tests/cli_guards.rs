@@ -1,0 +1,194 @@
+//! Issue 14 through the binary (child processes only, so no HDF5 file is open in this process):
+//! training guards (divergence, too few users), `prepare --folds` beyond the users, `features`
+//! with nothing to decode, and outputs that name an input of the same command.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn ainrnn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ainrnn"))
+        .args(["--backend", "cpu"])
+        .args(args)
+        .current_dir(root())
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Exit status 1 (a fatal error, not a signal or a panic) and a message containing every word.
+fn fails_with(o: &Output, words: &[&str]) {
+    let e = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(!e.contains("panicked"), "{e}");
+    for w in words {
+        assert!(e.contains(w), "expected {w:?} in: {e}");
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The bundled small triplets (153 users) prepared into `dir/small.h5` with 3 folds.
+fn small(dir: &Path) -> PathBuf {
+    let out = dir.join("small.h5");
+    let o = ainrnn(&[
+        "prepare",
+        "--triplets",
+        "data/taste/triplets_small.txt",
+        "--min-listens",
+        "1",
+        "--min-song-users",
+        "1",
+        "--folds",
+        "3",
+        "-o",
+        s(&out),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    out
+}
+
+#[test]
+fn a_diverging_first_epoch_is_an_error_and_promises_no_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small(dir.path());
+    let ck = dir.path().join("m.ckpt");
+    // lr 1 blows the loss up to ~1e10 within the first epoch (finite, so not a NaN).
+    let o = ainrnn(&[
+        "train",
+        "--data",
+        s(&data),
+        "--lr",
+        "1",
+        "--epochs",
+        "3",
+        "--dropout",
+        "0",
+        "-o",
+        s(&ck),
+    ]);
+    fails_with(
+        &o,
+        &[
+            "training loss became",
+            "diverged",
+            "no checkpoint was written",
+        ],
+    );
+    assert!(
+        !stderr(&o).contains("last good checkpoint"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!ck.exists() && !dir.path().join("m.ckpt.last").exists());
+}
+
+#[test]
+fn too_few_training_users_is_an_error_naming_the_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let trip = dir.path().join("two.txt");
+    std::fs::write(&trip, "u1\ts1\t1\nu1\ts2\t2\nu2\ts1\t1\nu2\ts2\t3\n").unwrap();
+    let data = dir.path().join("two.h5");
+    let base = [
+        "prepare",
+        "--triplets",
+        s(&trip),
+        "--min-listens",
+        "1",
+        "--min-song-users",
+        "1",
+        "-o",
+        s(&data),
+    ];
+    // Three folds for two users: refused, naming both, and nothing written.
+    let mut a = base.to_vec();
+    a.extend(["--folds", "3"]);
+    fails_with(&ainrnn(&a), &["--folds", "3 folds", "only 2 users"]);
+    assert!(!data.exists());
+    let mut a = base.to_vec();
+    a.extend(["--folds", "2"]);
+    let o = ainrnn(&a);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Fold 0: one test user, the other one validates: nobody left to train on.
+    let ck = dir.path().join("m.ckpt");
+    let o = ainrnn(&["train", "--data", s(&data), "-o", s(&ck)]);
+    fails_with(
+        &o,
+        &["too few users", "0 training users", "1 validation users"],
+    );
+    assert!(!ck.exists());
+}
+
+#[test]
+fn features_with_nothing_to_decode_is_an_error_and_writes_no_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("f.h5");
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    std::fs::write(empty.join("notes.txt"), "no audio here").unwrap();
+    let o = ainrnn(&["features", s(&empty), "-o", s(&out)]);
+    fails_with(&o, &["no audio files", "not written"]);
+    assert!(!out.exists());
+    let missing = dir.path().join("missing.wav");
+    let o = ainrnn(&["features", s(&missing), "-o", s(&out)]);
+    fails_with(&o, &["missing.wav", "no such file", "not written"]);
+    assert!(!out.exists());
+}
+
+#[test]
+fn an_output_naming_an_input_is_refused_and_the_input_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let trip = dir.path().join("t.txt");
+    std::fs::copy(root().join("data/taste/triplets_small.txt"), &trip).unwrap();
+    let before = std::fs::read(&trip).unwrap();
+    // The same file under another name: `sub/../t.txt`.
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    let other = dir.path().join("sub/../t.txt");
+    let o = ainrnn(&["prepare", "--triplets", s(&trip), "-o", s(&other)]);
+    fails_with(&o, &["--output", "--triplets", "destroy the input"]);
+    assert_eq!(std::fs::read(&trip).unwrap(), before);
+
+    let data = small(dir.path());
+    let bytes = std::fs::read(&data).unwrap();
+    let o = ainrnn(&["train", "--data", s(&data), "-o", s(&data)]);
+    fails_with(&o, &["--out", "--data", "destroy the input"]);
+    // `-o X` also writes `X.last`.
+    let renamed = dir.path().join("d.last");
+    std::fs::copy(&data, &renamed).unwrap();
+    let o = ainrnn(&[
+        "train",
+        "--data",
+        s(&renamed),
+        "-o",
+        s(&dir.path().join("d")),
+    ]);
+    fails_with(&o, &[".last", "--data", "destroy the input"]);
+    assert_eq!(std::fs::read(&renamed).unwrap(), bytes);
+    // compare --report DIR writes DIR/results.json.
+    let rep = dir.path().join("rep");
+    std::fs::create_dir(&rep).unwrap();
+    let in_report = rep.join("results.json");
+    std::fs::copy(&data, &in_report).unwrap();
+    let o = ainrnn(&["compare", "--data", s(&in_report), "--report", s(&rep)]);
+    fails_with(&o, &["--report", "--data"]);
+    assert_eq!(std::fs::read(&in_report).unwrap(), bytes);
+    // features: an input file as the store.
+    let wav = dir.path().join("a.wav");
+    std::fs::copy(root().join("data/bad/empty.wav"), &wav).unwrap();
+    let o = ainrnn(&["features", s(&wav), "-o", s(&wav)]);
+    fails_with(&o, &["--output", "input", "destroy the input"]);
+    // features merge: a store merged into itself.
+    let o = ainrnn(&["features", "merge", s(&data), "-o", s(&data)]);
+    fails_with(&o, &["--output", "store", "destroy the input"]);
+    assert_eq!(std::fs::read(&data).unwrap(), bytes);
+}
