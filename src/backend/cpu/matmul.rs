@@ -205,19 +205,10 @@ fn sgemm(
 
 /// # Safety contract (checked by the callers): `a`, `b`, `c` hold at least one matrix each of
 /// the sizes in `d`, offsets stay in bounds.
-#[allow(clippy::too_many_arguments)]
-fn gemm_batch(
-    d: &MatmulDims,
-    a: &[f32],
-    b: &[f32],
-    c: &mut [f32],
-    ta: bool,
-    tb: bool,
-    alpha: f32,
-    beta: f32,
-) {
-    let sa = strides(ta, d.m, d.k);
-    let sb = strides(tb, d.k, d.n);
+/// `c = alpha · op(a)·op(b) + beta · c` for every batch entry; geometry and transposes in `d`.
+fn gemm_batch(d: &MatmulDims, a: &[f32], b: &[f32], c: &mut [f32], alpha: f32, beta: f32) {
+    let sa = strides(d.trans_a, d.m, d.k);
+    let sb = strides(d.trans_b, d.k, d.n);
     let mn = d.m * d.n;
     if mn == 0 {
         return;
@@ -322,7 +313,6 @@ pub(crate) fn sgemm_strided(
 /// `A [m, k]` with row stride `lda`, `B [k, n]` contiguous row-major, `C [m, n]` with row stride
 /// `ldc`. No packing: `B` is read in place (a recurrent matrix, reused every step, stays in
 /// cache), where matrixmultiply packed it again for every step's product.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_acc_small(
     (m, k, n): (usize, usize, usize),
     a: &[f32],
@@ -447,16 +437,7 @@ fn gemm_acc_body<const FMA: bool, const NR: usize>(
 
 pub fn matmul(a: &CpuTensor, b: &CpuTensor, d: &MatmulDims) -> OpResult<CpuTensor> {
     let mut c = vec![0.0f32; d.batch * d.m * d.n];
-    gemm_batch(
-        d,
-        f32s("matmul", a)?,
-        f32s("matmul", b)?,
-        &mut c,
-        d.trans_a,
-        d.trans_b,
-        1.0,
-        0.0,
-    );
+    gemm_batch(d, f32s("matmul", a)?, f32s("matmul", b)?, &mut c, 1.0, 0.0);
     Ok(tensor(d.out_shape(), c))
 }
 
@@ -478,8 +459,6 @@ pub fn matmul_bias(
         f32s("matmul_bias", a)?,
         f32s("matmul_bias", b)?,
         &mut c,
-        d.trans_a,
-        d.trans_b,
         1.0,
         1.0,
     );
@@ -495,16 +474,7 @@ pub fn matmul_into(
     beta: f32,
 ) -> OpResult<()> {
     let (av, bv) = (f32s("matmul_into", a)?, f32s("matmul_into", b)?);
-    gemm_batch(
-        d,
-        av,
-        bv,
-        f32s_mut("matmul_into", out)?,
-        d.trans_a,
-        d.trans_b,
-        alpha,
-        beta,
-    );
+    gemm_batch(d, av, bv, f32s_mut("matmul_into", out)?, alpha, beta);
     Ok(())
 }
 
