@@ -50,6 +50,9 @@ pub struct BenchTrainArgs {
     pub tile: usize,
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Neighbours per song of the item-neighbourhood term (default: the trainer's; 0: none, the PyTorch-comparable step).
+    #[arg(long, default_value_t = ainrnn::model::DEFAULT_NEIGHBOURS)]
+    pub neighbours: usize,
     /// Python with torch for the PyTorch reference (default: .venv-torch, .venv-bench, .venv, python3).
     #[arg(long)]
     pub python: Option<String>,
@@ -77,6 +80,7 @@ pub fn run(a: BenchTrainArgs, choice: BackendChoice, json: bool) -> Result<()> {
         tile: a.tile.max(1),
         dropout: 0.5,
         seed: a.seed,
+        neighbours: a.neighbours,
     };
     // The CPU is always measured; the GPU is any adapter that opens (lavapipe included) unless
     // --backend cpu, and must open with --backend gpu.

@@ -105,6 +105,11 @@ pub struct GpuStats {
     pub dispatches: u64,
     /// Buffer read-backs to the host (`download`); each one waits for the GPU.
     pub readbacks: u64,
+    /// Every byte the host wrote to the device: [`GpuContext::upload`],
+    /// [`GpuContext::overwrite`] and the kernel-parameter arena written at each flush.
+    pub upload_bytes: u64,
+    /// The kernel-parameter arena's share of `upload_bytes` (one 256-byte slot per dispatch).
+    pub param_bytes: u64,
     pub pipelines: usize,
 }
 
@@ -362,6 +367,7 @@ impl GpuContext {
     pub fn upload(&self, data: &[u8], what: &str) -> Result<GpuBuffer, GpuError> {
         let mut st = self.lock();
         let buf = self.alloc_locked(&mut st, data.len() as u64, what)?;
+        st.stats.upload_bytes += data.len() as u64;
         if !data.is_empty() {
             // Safe while work is pending: a fresh or pooled-and-idle buffer is not referenced by
             // any recorded command (see the module comment).
@@ -376,6 +382,7 @@ impl GpuContext {
         if st.pending > 0 {
             self.flush_locked(&mut st)?;
         }
+        st.stats.upload_bytes += data.len() as u64;
         if !data.is_empty() {
             self.queue.write_buffer(buf.raw(), 0, data);
         }
@@ -576,6 +583,8 @@ impl GpuContext {
         }
         if !st.params.is_empty() {
             self.queue.write_buffer(&st.params_buf, 0, &st.params);
+            st.stats.upload_bytes += st.params.len() as u64;
+            st.stats.param_bytes += st.params.len() as u64;
         }
         let timed = st.timer.as_ref().map(|t| t.next).unwrap_or(0);
         let mut enc = st.encoder.take().expect("encoder checked above");
