@@ -110,6 +110,9 @@ pub struct GpuStats {
     pub upload_bytes: u64,
     /// The kernel-parameter arena's share of `upload_bytes` (one 256-byte slot per dispatch).
     pub param_bytes: u64,
+    /// Nanoseconds the host spent inside `Queue::submit` (a software adapter such as lavapipe
+    /// runs the recorded work there): what a step's host time leaves out.
+    pub submit_nanos: u64,
     pub pipelines: usize,
 }
 
@@ -592,7 +595,10 @@ impl GpuContext {
             enc.resolve_query_set(&t.set, 0..timed, &t.resolve, 0);
             enc.copy_buffer_to_buffer(&t.resolve, 0, &t.readback, 0, timed as u64 * 8);
         }
-        self.queue.submit(Some(enc.finish()));
+        let cmd = enc.finish();
+        let t0 = std::time::Instant::now();
+        self.queue.submit(Some(cmd));
+        st.stats.submit_nanos += t0.elapsed().as_nanos() as u64;
         st.stats.submits += 1;
         st.params.clear();
         st.pending = 0;

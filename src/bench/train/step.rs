@@ -85,7 +85,8 @@ pub struct ModelRun {
     /// the cores); compared with PyTorch's median step.
     pub median_step_seconds: Option<f64>,
     /// Mean time the host spends preparing and recording one timed step (batch upload through
-    /// the step's flush), without waiting for the device: on the CPU backend the whole step.
+    /// the step's flush), without waiting for the device (time inside queue submits, where
+    /// lavapipe runs the kernels, is left out): on the CPU backend the whole step.
     pub host_seconds_per_step: f64,
     pub users_per_second: f64,
     /// Per-phase wall clock with a sync after each phase (so the sum exceeds `seconds_per_step`
@@ -241,15 +242,21 @@ pub(super) fn run_model<B: ModelOps>(
     let steps = o.steps.max(1);
     let t0 = Instant::now();
     let mut times = Vec::with_capacity(steps);
+    // The host's share of each step: its own time up to its flush, before any sync, less the
+    // time inside queue submits (where a software adapter such as lavapipe runs the kernels).
+    let mut host = 0.0;
+    let submitted = || gpu.map_or(0, |g| g.context().stats().submit_nanos);
     for _ in 0..steps {
+        let n0 = submitted();
         let ts = Instant::now();
         step(&mut model, &mut loss_acc, chunk())?;
-        times.push(ts.elapsed().as_secs_f64());
+        let t = ts.elapsed().as_secs_f64();
+        times.push(t);
+        host += (t - (submitted() - n0) as f64 * 1e-9).max(0.0);
     }
+    let host_seconds_per_step = host / steps as f64;
     b.sync()?;
     let seconds_per_step = t0.elapsed().as_secs_f64() / steps as f64;
-    // Each step's own time is recorded up to its flush, before any sync: the host's share.
-    let host_seconds_per_step = times.iter().sum::<f64>() / steps as f64;
     // On the CPU a step is done when it returns, so each step's own time is exact.
     times.sort_by(f64::total_cmp);
     let median_step_seconds = gpu.is_none().then(|| times[times.len() / 2]);
