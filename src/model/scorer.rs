@@ -64,10 +64,6 @@ type Term<'a, B> = (
 );
 
 impl<B: ModelOps> NeighbourBlocks<B> {
-    /// No neighbourhood term.
-    pub fn none() -> Self {
-        NeighbourBlocks { history: None }
-    }
     /// Whether the scores get the term (the model has it and some song has neighbours).
     pub fn applies(&self) -> bool {
         self.history.is_some()
