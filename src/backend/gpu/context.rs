@@ -108,7 +108,8 @@ pub struct GpuStats {
     /// Every byte the host wrote to the device: [`GpuContext::upload`],
     /// [`GpuContext::overwrite`] and the kernel-parameter arena written at each flush.
     pub upload_bytes: u64,
-    /// The kernel-parameter arena's share of `upload_bytes` (one 256-byte slot per dispatch).
+    /// The kernel-parameter arena's share of `upload_bytes` (each dispatch's parameter block,
+    /// written without the padding of its 256-byte slot).
     pub param_bytes: u64,
     /// Nanoseconds the host spent inside `Queue::submit` (a software adapter such as lavapipe
     /// runs the recorded work there): what a step's host time leaves out.
@@ -120,6 +121,9 @@ struct State {
     encoder: Option<wgpu::CommandEncoder>,
     pending: usize,
     params: Vec<u8>,
+    /// Bytes each slot of `params` uses (its kernel's parameter block; the rest is padding to
+    /// the uniform-offset alignment, never read, so never written to the device).
+    param_used: Vec<u32>,
     params_buf: wgpu::Buffer,
     free: HashMap<u64, Vec<wgpu::Buffer>>,
     deferred: Vec<(u64, wgpu::Buffer)>,
@@ -241,6 +245,7 @@ impl GpuContext {
                 encoder: None,
                 pending: 0,
                 params: Vec::with_capacity((PARAM_SLOT as usize) * MAX_BATCH),
+                param_used: Vec::with_capacity(MAX_BATCH),
                 params_buf,
                 free: HashMap::new(),
                 deferred: Vec::new(),
@@ -487,6 +492,7 @@ impl GpuContext {
         let offset = st.params.len() as u64;
         st.params.extend_from_slice(params);
         st.params.resize((offset + PARAM_SLOT) as usize, 0);
+        st.param_used.push(params.len() as u32);
 
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,
@@ -584,10 +590,15 @@ impl GpuContext {
             self.drain_released(st);
             return Ok(());
         }
-        if !st.params.is_empty() {
-            self.queue.write_buffer(&st.params_buf, 0, &st.params);
-            st.stats.upload_bytes += st.params.len() as u64;
-            st.stats.param_bytes += st.params.len() as u64;
+        // Each slot's own bytes only: the padding between slots is never read.
+        for (i, &used) in st.param_used.iter().enumerate() {
+            let at = i as u64 * PARAM_SLOT;
+            let bytes = &st.params[at as usize..at as usize + used as usize];
+            if !bytes.is_empty() {
+                self.queue.write_buffer(&st.params_buf, at, bytes);
+            }
+            st.stats.upload_bytes += used as u64;
+            st.stats.param_bytes += used as u64;
         }
         let timed = st.timer.as_ref().map(|t| t.next).unwrap_or(0);
         let mut enc = st.encoder.take().expect("encoder checked above");
@@ -601,6 +612,7 @@ impl GpuContext {
         st.stats.submit_nanos += t0.elapsed().as_nanos() as u64;
         st.stats.submits += 1;
         st.params.clear();
+        st.param_used.clear();
         st.pending = 0;
         // Everything freed during the batch can now be reused by anyone.
         self.drain_released(st);
