@@ -72,6 +72,8 @@ fn check_run(r: &Value) {
         r["parameters"].as_u64().unwrap() > 300 * 32,
         "{name}: parameters"
     );
+    let host = r["host_seconds_per_step"].as_f64().unwrap();
+    assert!(host > 0.0 && host.is_finite(), "{name}: host time {host}");
 }
 
 #[test]
@@ -88,6 +90,31 @@ fn cpu_runs_every_model_and_an_epoch() {
     assert_eq!(v["indrnn_speedup_over_lstm"][0][0], "cpu");
     assert!(v["gpu_note"].as_str().unwrap().contains("--backend cpu"));
     assert!(v["torch"].is_null());
+    // The trainer's neighbourhood term by default, as `train` runs it.
+    assert_eq!(
+        v["options"]["neighbours"],
+        ainrnn::model::DEFAULT_NEIGHBOURS as u64
+    );
+    assert!(runs
+        .iter()
+        .all(|r| r["neighbours"] == ainrnn::model::DEFAULT_NEIGHBOURS as u64));
+}
+
+#[test]
+fn neighbours_zero_is_the_step_without_the_term() {
+    let mut args = TINY.to_vec();
+    args.extend(["--models", "indrnn", "--neighbours", "0"]);
+    let v = json(&ainrnn("cpu", &args));
+    let r = &v["runs"][0];
+    check_run(r);
+    assert_eq!(r["neighbours"], 0);
+    // One parameter fewer than with the term: its weight γ.
+    args.truncate(args.len() - 2);
+    let with = json(&ainrnn("cpu", &args));
+    assert_eq!(
+        with["runs"][0]["parameters"].as_u64().unwrap(),
+        r["parameters"].as_u64().unwrap() + 1
+    );
 }
 
 #[test]
@@ -112,6 +139,11 @@ fn gpu_steps_create_no_buffers_and_read_nothing_back() {
         assert_eq!(g["readbacks_per_step"], 0.0, "{r}");
         assert!(g["bytes_allocated"].as_u64().unwrap() > 0);
         assert!(g["dispatches_per_step"].as_f64().unwrap() > 10.0);
+        // The batch, the dropout masks and the kernel parameters; nothing fitted once.
+        let up = g["upload_bytes_per_step"].as_f64().unwrap();
+        let params = g["param_bytes_per_step"].as_f64().unwrap();
+        assert!(params > 0.0 && up > params, "{r}");
+        assert!(up <= (256 << 10) as f64, "{r}");
     }
 }
 

@@ -128,3 +128,77 @@ fn timestamp_timer_measures_kernels_when_supported() {
     assert_eq!(passes, 1, "one compute pass timed");
     assert_eq!(g.to_f32(&y).unwrap()[0], 64.0);
 }
+
+/// Issue 13: after warm-up, an AINRNN training step with the item-neighbourhood term on (5
+/// layers, the trainer's neighbours per song, a catalogue of several tiles) uploads only its
+/// batch (at most 256 KiB, kernel parameters included), creates no buffer and reads nothing
+/// back: the neighbour lists stay on the device.
+#[test]
+fn training_step_with_neighbours_uploads_only_the_batch() {
+    use ainrnn::bench::train::SyntheticHistories;
+    use ainrnn::model::batch::upload;
+    use ainrnn::model::params::OptimConfig;
+    use ainrnn::model::{Model, ModelConfig, ModelKind, DEFAULT_NEIGHBOURS};
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    let Some(g) = common::fresh_gpu() else { return };
+    let songs = 20_000;
+    let (batch, history, targets) = (64, 25, 25);
+    let mut cfg = ModelConfig::new(ModelKind::Ainrnn, songs);
+    cfg.layers = 5;
+    cfg.max_history = history;
+    cfg.tile = 8_192; // three tiles
+    assert_eq!(cfg.neighbours, DEFAULT_NEIGHBOURS);
+    let synth = SyntheticHistories::new(songs, 3);
+    let users = synth.examples(0, 2_000, history, targets);
+    let fit: Vec<(Vec<u32>, Vec<f32>)> = users
+        .iter()
+        .map(|e| (e.songs.clone(), e.plays.clone()))
+        .collect();
+    let ids: Vec<u32> = (0..fit.len() as u32).collect();
+    let mut model = Model::new(&g, cfg.clone(), None).unwrap();
+    model.fit_neighbours(&fit, &ids);
+    let entries: usize = model.scorer.neighbours().iter().map(Vec::len).sum();
+    assert!(
+        entries * 8 > 1 << 20,
+        "the lists ({entries} entries) outweigh the per-step budget"
+    );
+    let optim = OptimConfig::default();
+    let mut rng = StdRng::seed_from_u64(5);
+    let ctx = g.context().clone();
+    let mut step = |k: usize| {
+        let ex = &users[k * batch..(k + 1) * batch];
+        let b = upload(&g, &model.cfg, None, ex).unwrap();
+        assert!(model
+            .scorer
+            .neighbour_blocks(&g, &b.history)
+            .unwrap()
+            .applies());
+        model.train_step(&g, &b, &mut rng, &optim).unwrap()
+    };
+    for k in 0..3 {
+        step(k);
+    }
+    g.sync().unwrap();
+    let before = ctx.stats();
+    let loss = step(3);
+    g.sync().unwrap();
+    let after = ctx.stats();
+    let uploaded = after.upload_bytes - before.upload_bytes;
+    assert!(
+        uploaded > 0,
+        "the batch is counted: {before:?} -> {after:?}"
+    );
+    assert!(
+        uploaded <= 256 << 10,
+        "one step uploaded {uploaded} bytes ({} of kernel parameters)",
+        after.param_bytes - before.param_bytes
+    );
+    assert_eq!(
+        after.buffers_created, before.buffers_created,
+        "no new buffer after warm-up"
+    );
+    assert_eq!(after.readbacks, before.readbacks, "no read-back in a step");
+    assert!(g.to_f32(&loss).unwrap()[0].is_finite());
+}

@@ -75,7 +75,7 @@ fn new_model<B: ModelOps>(b: &B, cfg: ModelConfig, feats: &[f32]) -> Model<B> {
     let users: Vec<u32> = (0..8).collect();
     m.fit_neighbours(&histories, &users);
     assert!(
-        m.scorer.neighbours.iter().any(|l| !l.is_empty()),
+        m.scorer.neighbours().iter().any(|l| !l.is_empty()),
         "the term has neighbours"
     );
     m
@@ -125,10 +125,7 @@ fn fd_check<B: ModelOps>(b: &B, cfg: ModelConfig) {
     let batch = upload(b, &model.cfg, Some(&portraits()), &examples()).unwrap();
     let (u, cache) = model.forward(b, &batch, None).unwrap();
     let nb = model.scorer.neighbour_blocks(b, &batch.history).unwrap();
-    assert!(
-        nb.iter().any(Option::is_some),
-        "the batch has neighbour scores"
-    );
+    assert!(nb.applies(), "the batch has neighbour scores");
     let (_, du) = model
         .scorer
         .loss_backward(b, &mut model.params, &u, &batch.targets, &nb)
@@ -295,7 +292,8 @@ fn checkpoints_move_between_backends() {
     let back = ck.restore(&c, Some(&feats)).unwrap();
     assert_eq!(back.params.step, 1);
     assert_eq!(
-        back.scorer.neighbours, m.scorer.neighbours,
+        back.scorer.neighbours(),
+        m.scorer.neighbours(),
         "the neighbourhood lists travel with the checkpoint"
     );
     for (a, b2) in m.params.list.iter().zip(&back.params.list) {

@@ -54,6 +54,10 @@ pub struct BenchTrainArgs {
     pub tile: usize,
     #[arg(long, default_value_t = 42, value_parser = parse::int_at_least(0u64))]
     pub seed: u64,
+    /// Neighbours per song of the item-neighbourhood term (default: the trainer's; 0: none,
+    /// the PyTorch-comparable step).
+    #[arg(long, default_value_t = ainrnn::model::DEFAULT_NEIGHBOURS, value_parser = parse::int_at_least(0usize))]
+    pub neighbours: usize,
     /// Python with torch for the PyTorch reference (default: .venv-torch, .venv-bench, .venv, python3).
     #[arg(long)]
     pub python: Option<String>,
@@ -82,6 +86,7 @@ pub fn run(a: BenchTrainArgs, choice: BackendChoice, json: bool) -> Result<()> {
         tile: a.tile,
         dropout: 0.5,
         seed: a.seed,
+        neighbours: a.neighbours,
     };
     // The CPU is always measured; the GPU is any adapter that opens (lavapipe included) unless
     // --backend cpu, and must open with --backend gpu.

@@ -113,7 +113,7 @@ impl Checkpoint {
             }
         }
         if self.config.neighbours > 0 {
-            model.scorer.neighbours = self.neighbours()?;
+            model.scorer.set_neighbours(self.neighbours()?);
         }
         if let Some(step) = self.meta.get("adam_step") {
             model.params.step = step
@@ -185,7 +185,7 @@ pub fn save<B: ModelOps>(
             ));
         }
     }
-    let nbr = &model.scorer.neighbours;
+    let nbr = model.scorer.neighbours();
     if model.cfg.neighbours > 0 {
         // Written even before fitting (then every list is empty), so the model always restores.
         let mut ptr = vec![0u32];

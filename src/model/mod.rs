@@ -201,8 +201,12 @@ impl<B: ModelOps> Model<B> {
         if self.cfg.neighbours == 0 {
             return;
         }
-        self.scorer.neighbours =
-            neighbours::fit(self.cfg.songs, histories, train_users, self.cfg.neighbours);
+        self.scorer.set_neighbours(neighbours::fit(
+            self.cfg.songs,
+            histories,
+            train_users,
+            self.cfg.neighbours,
+        ));
     }
 
     /// Dense connections (every layer sees the inputs and all earlier outputs): AINRNN, the

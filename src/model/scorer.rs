@@ -7,9 +7,13 @@
 //! the training users' co-listens, top-K neighbours per song) and `γ` is learned. The low-rank
 //! term `u·q_s` generalises; the neighbourhood term keeps the full-rank co-listening evidence
 //! that a small embedding cannot hold (without it the learned models trail item-kNN on the
-//! bundled data). It is a sparse CSR block per tile, built on the host from the batch. The catalogue (≈360,000 songs at paper scale) is
+//! bundled data). The neighbour lists live on the device (uploaded once per fold); a step uploads
+//! only its batch's histories, and each tile's term is added there (`ModelOps::neighbour_axpy`,
+//! γ's gradient by `neighbour_row_dot`). The catalogue (≈360,000 songs at paper scale) is
 //! processed in tiles: a `[batch, catalogue]` block would exceed a storage binding on many GPUs.
 //! Training uses two sweeps: log-sum-exp merged across tiles, then per-tile loss and gradients.
+
+use std::cell::OnceCell;
 
 use rand::Rng;
 
@@ -37,19 +41,34 @@ pub struct Scorer<B: ModelOps> {
     pub proj: Option<PId>,
     pub features: Vec<BTensor<B>>,
     pub feature_dim: usize,
-    /// Per song: its most similar songs and their cosine similarity (empty until fitted).
-    pub neighbours: NeighbourLists,
+    /// Per song: its most similar songs and their cosine similarity (empty until fitted); set
+    /// with [`Scorer::set_neighbours`], which drops the device copy.
+    neighbours: NeighbourLists,
+    /// The lists on the device, built once per [`Scorer::set_neighbours`].
+    device_lists: OnceCell<Option<Csr<B::Storage>>>,
     /// Weight of the neighbourhood score (when the model has the term).
     pub gamma: Option<PId>,
 }
 
-/// The neighbourhood scores of a batch in one tile: CSR `[rows, tile]`.
-pub struct NeighbourBlock<B: ModelOps> {
-    csr: Csr<B::Storage>,
+/// A batch's histories for the neighbourhood term: each row's distinct songs, sorted, CSR
+/// `[rows, songs]` (`None`: no term, or no neighbour lists yet).
+pub struct NeighbourBlocks<B: ModelOps> {
+    history: Option<Csr<B::Storage>>,
 }
 
-/// One optional block per tile (`None`: no entries there, or no neighbourhood term).
-pub type NeighbourBlocks<B> = Vec<Option<NeighbourBlock<B>>>;
+/// `(history block, device lists, γ)` of a step with the neighbourhood term.
+type Term<'a, B> = (
+    &'a Csr<<B as crate::backend::Backend>::Storage>,
+    &'a Csr<<B as crate::backend::Backend>::Storage>,
+    PId,
+);
+
+impl<B: ModelOps> NeighbourBlocks<B> {
+    /// Whether the scores get the term (the model has it and some song has neighbours).
+    pub fn applies(&self) -> bool {
+        self.history.is_some()
+    }
+}
 
 /// A ranking: per user, `(song, score)` best first.
 pub type Ranked = Vec<Vec<(u32, f32)>>;
@@ -119,63 +138,86 @@ impl<B: ModelOps> Scorer<B> {
             features: feats,
             feature_dim,
             neighbours: Vec::new(),
+            device_lists: OnceCell::new(),
             gamma,
         })
     }
 
-    /// The neighbourhood scores of every row's history (each distinct song counted once, as in
-    /// item-kNN), split by tile.
-    pub fn neighbour_blocks(&self, b: &B, history: &[Vec<u32>]) -> OpResult<NeighbourBlocks<B>> {
-        let mut out: NeighbourBlocks<B> = (0..self.tiles.len()).map(|_| None).collect();
-        if self.gamma.is_none() || self.neighbours.is_empty() {
-            return Ok(out);
+    /// Per song: its most similar songs and their cosine similarity, best first (empty until
+    /// fitted or restored).
+    pub fn neighbours(&self) -> &NeighbourLists {
+        &self.neighbours
+    }
+
+    /// Sets the neighbour lists (fitted on a fold's training users, or restored from a
+    /// checkpoint). They go to the device once, on the next use: from then on a step uploads
+    /// only its batch's histories.
+    pub fn set_neighbours(&mut self, lists: NeighbourLists) {
+        self.neighbours = lists;
+        self.device_lists = OnceCell::new();
+    }
+
+    /// The neighbour lists on the device: CSR `[songs, songs]`, each song's columns sorted
+    /// (the op's contract), f32 weights. `None` when no song has a neighbour. Built on first
+    /// use after [`Scorer::set_neighbours`], then kept.
+    fn device_lists(&self, b: &B) -> OpResult<Option<&Csr<B::Storage>>> {
+        if let Some(l) = self.device_lists.get() {
+            return Ok(l.as_ref());
         }
-        let rows = history.len();
-        let nt = self.tiles.len();
-        let tile = self.tiles[0].1.max(1);
-        let mut acc = vec![0.0f32; self.songs];
-        let mut touched: Vec<u32> = Vec::new();
-        let mut hist: Vec<u32> = Vec::new();
-        // Per tile: row pointers, columns (tile-local), values.
-        let mut csr: Vec<(Vec<u32>, Vec<u32>, Vec<f32>)> = (0..nt)
-            .map(|_| (vec![0u32], Vec::new(), Vec::new()))
-            .collect();
+        let mut row_ptr = Vec::with_capacity(self.songs + 1);
+        row_ptr.push(0u32);
+        let (mut cols, mut vals) = (Vec::new(), Vec::new());
+        let mut list: Vec<(u32, f32)> = Vec::new();
+        for s in 0..self.songs {
+            list.clear();
+            list.extend_from_slice(self.neighbours.get(s).map(Vec::as_slice).unwrap_or(&[]));
+            list.sort_unstable_by_key(|e| e.0);
+            cols.extend(list.iter().map(|e| e.0));
+            vals.extend(list.iter().map(|e| e.1));
+            row_ptr.push(cols.len() as u32);
+        }
+        let csr = if cols.is_empty() {
+            None
+        } else {
+            Some(b.csr(self.songs, self.songs, &row_ptr, &cols, Some(&vals))?)
+        };
+        Ok(self.device_lists.get_or_init(|| csr).as_ref())
+    }
+
+    /// The batch's side of the neighbourhood term: every row's distinct history songs, sorted
+    /// (each counted once, as in item-kNN), as a CSR block `[rows, songs]` — the only upload of
+    /// the term per step. Empty when the model has no term or no song has a neighbour.
+    pub fn neighbour_blocks(&self, b: &B, history: &[Vec<u32>]) -> OpResult<NeighbourBlocks<B>> {
+        if self.gamma.is_none() || self.device_lists(b)?.is_none() {
+            return Ok(NeighbourBlocks { history: None });
+        }
+        let mut row_ptr = Vec::with_capacity(history.len() + 1);
+        row_ptr.push(0u32);
+        let mut cols: Vec<u32> = Vec::new();
         for h in history {
-            hist.clear();
-            hist.extend_from_slice(h);
-            hist.sort_unstable();
-            hist.dedup();
-            for &j in &hist {
-                for &(i, v) in self.neighbours.get(j as usize).into_iter().flatten() {
-                    let a = &mut acc[i as usize];
-                    if *a == 0.0 {
-                        touched.push(i);
-                    }
-                    *a += v;
+            let start = cols.len();
+            cols.extend_from_slice(h);
+            cols[start..].sort_unstable();
+            let mut kept = start;
+            for i in start..cols.len() {
+                if i == start || cols[i] != cols[kept - 1] {
+                    cols[kept] = cols[i];
+                    kept += 1;
                 }
             }
-            touched.sort_unstable();
-            for &i in &touched {
-                let t = i as usize / tile;
-                let c = &mut csr[t];
-                c.1.push(i - self.tiles[t].0 as u32);
-                c.2.push(acc[i as usize]);
-                acc[i as usize] = 0.0;
-            }
-            touched.clear();
-            for c in &mut csr {
-                c.0.push(c.1.len() as u32);
-            }
+            cols.truncate(kept);
+            row_ptr.push(cols.len() as u32);
         }
-        for (t, (rp, cols, vals)) in csr.into_iter().enumerate() {
-            if cols.is_empty() {
-                continue;
-            }
-            out[t] = Some(NeighbourBlock {
-                csr: b.csr(rows, self.tiles[t].1, &rp, &cols, Some(&vals))?,
-            });
-        }
-        Ok(out)
+        Ok(NeighbourBlocks {
+            history: Some(b.csr(history.len(), self.songs, &row_ptr, &cols, None)?),
+        })
+    }
+
+    /// The history block and the device lists, when the term applies.
+    fn term<'a>(&'a self, nb: &'a NeighbourBlocks<B>) -> Option<Term<'a, B>> {
+        let h = nb.history.as_ref()?;
+        let lists = self.device_lists.get()?.as_ref()?;
+        Some((h, lists, self.gamma?))
     }
 
     /// One tile: the whole song table in order (tiles cover `0..songs`), so its gather is the
@@ -207,8 +249,8 @@ impl<B: ModelOps> Scorer<B> {
         nb: &NeighbourBlocks<B>,
     ) -> OpResult<BTensor<B>> {
         let mut z = b.matmul_bias(u, q, false, true, p.get(self.bias[i]))?;
-        if let (Some(n), Some(g)) = (nb.get(i).and_then(Option::as_ref), self.gamma) {
-            b.csr_axpy(&mut z, &n.csr, p.get(g))?;
+        if let Some((h, lists, g)) = self.term(nb) {
+            b.neighbour_axpy(&mut z, self.tiles[i].0, h, lists, p.get(g))?;
         }
         Ok(z)
     }
@@ -285,8 +327,8 @@ impl<B: ModelOps> Scorer<B> {
                 Some((lse, wsum)) => b.cross_entropy_tile(&z, lse, wsum, &t)?,
             };
             drop(z);
-            if let Some(n) = nb.get(i).and_then(Option::as_ref) {
-                let d = b.csr_row_dot(&g, &n.csr)?;
+            if let Some((h, lists, _)) = self.term(nb) {
+                let d = b.neighbour_row_dot(&g, start, h, lists)?;
                 match &mut dgamma {
                     None => dgamma = Some(d),
                     Some(acc) => b.axpy(acc, &d, 1.0)?,

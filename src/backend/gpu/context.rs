@@ -105,6 +105,15 @@ pub struct GpuStats {
     pub dispatches: u64,
     /// Buffer read-backs to the host (`download`); each one waits for the GPU.
     pub readbacks: u64,
+    /// Every byte the host wrote to the device: [`GpuContext::upload`],
+    /// [`GpuContext::overwrite`] and the kernel-parameter arena written at each flush.
+    pub upload_bytes: u64,
+    /// The kernel-parameter arena's share of `upload_bytes` (each dispatch's parameter block,
+    /// written without the padding of its 256-byte slot).
+    pub param_bytes: u64,
+    /// Nanoseconds the host spent inside `Queue::submit` (a software adapter such as lavapipe
+    /// runs the recorded work there): what a step's host time leaves out.
+    pub submit_nanos: u64,
     pub pipelines: usize,
 }
 
@@ -112,6 +121,9 @@ struct State {
     encoder: Option<wgpu::CommandEncoder>,
     pending: usize,
     params: Vec<u8>,
+    /// Bytes each slot of `params` uses (its kernel's parameter block; the rest is padding to
+    /// the uniform-offset alignment, never read, so never written to the device).
+    param_used: Vec<u32>,
     params_buf: wgpu::Buffer,
     free: HashMap<u64, Vec<wgpu::Buffer>>,
     deferred: Vec<(u64, wgpu::Buffer)>,
@@ -233,6 +245,7 @@ impl GpuContext {
                 encoder: None,
                 pending: 0,
                 params: Vec::with_capacity((PARAM_SLOT as usize) * MAX_BATCH),
+                param_used: Vec::with_capacity(MAX_BATCH),
                 params_buf,
                 free: HashMap::new(),
                 deferred: Vec::new(),
@@ -362,6 +375,7 @@ impl GpuContext {
     pub fn upload(&self, data: &[u8], what: &str) -> Result<GpuBuffer, GpuError> {
         let mut st = self.lock();
         let buf = self.alloc_locked(&mut st, data.len() as u64, what)?;
+        st.stats.upload_bytes += data.len() as u64;
         if !data.is_empty() {
             // Safe while work is pending: a fresh or pooled-and-idle buffer is not referenced by
             // any recorded command (see the module comment).
@@ -376,6 +390,7 @@ impl GpuContext {
         if st.pending > 0 {
             self.flush_locked(&mut st)?;
         }
+        st.stats.upload_bytes += data.len() as u64;
         if !data.is_empty() {
             self.queue.write_buffer(buf.raw(), 0, data);
         }
@@ -477,6 +492,7 @@ impl GpuContext {
         let offset = st.params.len() as u64;
         st.params.extend_from_slice(params);
         st.params.resize((offset + PARAM_SLOT) as usize, 0);
+        st.param_used.push(params.len() as u32);
 
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,
@@ -574,8 +590,15 @@ impl GpuContext {
             self.drain_released(st);
             return Ok(());
         }
-        if !st.params.is_empty() {
-            self.queue.write_buffer(&st.params_buf, 0, &st.params);
+        // Each slot's own bytes only: the padding between slots is never read.
+        for (i, &used) in st.param_used.iter().enumerate() {
+            let at = i as u64 * PARAM_SLOT;
+            let bytes = &st.params[at as usize..at as usize + used as usize];
+            if !bytes.is_empty() {
+                self.queue.write_buffer(&st.params_buf, at, bytes);
+            }
+            st.stats.upload_bytes += used as u64;
+            st.stats.param_bytes += used as u64;
         }
         let timed = st.timer.as_ref().map(|t| t.next).unwrap_or(0);
         let mut enc = st.encoder.take().expect("encoder checked above");
@@ -583,9 +606,13 @@ impl GpuContext {
             enc.resolve_query_set(&t.set, 0..timed, &t.resolve, 0);
             enc.copy_buffer_to_buffer(&t.resolve, 0, &t.readback, 0, timed as u64 * 8);
         }
-        self.queue.submit(Some(enc.finish()));
+        let cmd = enc.finish();
+        let t0 = std::time::Instant::now();
+        self.queue.submit(Some(cmd));
+        st.stats.submit_nanos += t0.elapsed().as_nanos() as u64;
         st.stats.submits += 1;
         st.params.clear();
+        st.param_used.clear();
         st.pending = 0;
         // Everything freed during the batch can now be reused by anyone.
         self.drain_released(st);

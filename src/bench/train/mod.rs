@@ -31,7 +31,7 @@ use crate::backend::cpu::CpuBackend;
 use crate::backend::gpu::GpuBackend;
 use crate::error::Error;
 use crate::model::batch::Example;
-use crate::model::ModelKind;
+use crate::model::{neighbours, ModelKind};
 
 /// How to get the GPU: a fresh device per model, so memory and counters are the model's own.
 pub type GpuOpener<'a> = &'a dyn Fn() -> Result<GpuBackend, Error>;
@@ -58,11 +58,33 @@ pub fn run(
     let epoch: Option<Vec<Example>> = o
         .epoch
         .then(|| synth.examples(0, o.users, o.history, o.targets));
+    // The item-neighbourhood lists, fitted once on every user of the epoch (as `train` fits them
+    // on the training users), shared by every model and backend.
+    let lists = if o.neighbours > 0 {
+        let users: Vec<(Vec<u32>, Vec<f32>)> = match &epoch {
+            Some(all) => all
+                .iter()
+                .map(|e| (e.songs.clone(), e.plays.clone()))
+                .collect(),
+            None => (0..o.users)
+                .map(|u| {
+                    let e = synth.example(u as u32, o.history, o.targets);
+                    (e.songs, e.plays)
+                })
+                .collect(),
+        };
+        let ids: Vec<u32> = (0..users.len() as u32).collect();
+        neighbours::fit(o.songs, &users, &ids, o.neighbours)
+    } else {
+        Vec::new()
+    };
+    let data = (pool.as_slice(), epoch.as_deref());
     let mut runs = Vec::new();
     let cpu = CpuBackend::new();
-    let cpu_epoch = epoch.as_deref().filter(|_| !o.epoch_gpu_only);
+    // `--epoch-gpu-only`: the CPU's epoch stays projected from its timed steps.
+    let cpu_data = (data.0, data.1.filter(|_| !o.epoch_gpu_only));
     for &kind in &o.models {
-        let r = run_model(&cpu, None, o, kind, &pool, cpu_epoch)?;
+        let r = run_model(&cpu, None, o, kind, cpu_data, &lists)?;
         progress(&r);
         runs.push(r);
     }
@@ -75,7 +97,7 @@ pub fn run(
                     break;
                 }
             };
-            let r = run_model(&g, Some(&g), o, kind, &pool, epoch.as_deref())?;
+            let r = run_model(&g, Some(&g), o, kind, data, &lists)?;
             progress(&r);
             runs.push(r);
         }

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::model::ModelKind;
+use crate::model::{ModelKind, DEFAULT_NEIGHBOURS};
 
 /// What to measure. Every user has exactly `history` listens shown and `targets` to predict, so
 /// every batch has the same shape (the PyTorch script builds the same batches).
@@ -28,6 +28,10 @@ pub struct TrainBenchOptions {
     pub tile: usize,
     pub dropout: f32,
     pub seed: u64,
+    /// Neighbours per song of the scores' item-neighbourhood term, fitted on the synthetic
+    /// users as `train` fits them on the training users (default: the trainer's,
+    /// [`DEFAULT_NEIGHBOURS`]; 0: no term, the step PyTorch's script runs).
+    pub neighbours: usize,
 }
 
 impl Default for TrainBenchOptions {
@@ -48,6 +52,7 @@ impl Default for TrainBenchOptions {
             tile: 32_768,
             dropout: 0.5,
             seed: 42,
+            neighbours: DEFAULT_NEIGHBOURS,
         }
     }
 }

@@ -17,13 +17,14 @@ pub fn render(r: &TrainBench) -> String {
     let o = &r.options;
     let mut s = format!(
         "bench train on SYNTHETIC histories: {} songs, batch {}, history {}, targets {}, hidden {}, layers {}, \
-         {} timed steps after {} warm-up; epoch = {} users = {} steps; {} CPU threads\n",
+         neighbours {}, {} timed steps after {} warm-up; epoch = {} users = {} steps; {} CPU threads\n",
         o.songs,
         o.batch,
         o.history,
         o.targets,
         o.hidden,
         o.layers,
+        o.neighbours,
         o.steps,
         o.warmup,
         o.users,
@@ -81,8 +82,16 @@ pub fn render(r: &TrainBench) -> String {
     }
     for x in r.runs.iter().filter_map(|x| x.gpu.as_ref().map(|g| (x, g))) {
         s += &format!(
-            "  {} gpu: {:.1} submits, {:.1} read-backs, {:.1} new buffers per step\n",
-            x.0.model, x.1.submits_per_step, x.1.readbacks_per_step, x.1.buffers_created_per_step
+            "  {} gpu per step: {:.0} dispatches, {:.1} submits, {:.1} read-backs, {:.1} new buffers, \
+             {:.1} KiB uploaded ({:.1} KiB of it kernel parameters), host {}\n",
+            x.0.model,
+            x.1.dispatches_per_step,
+            x.1.submits_per_step,
+            x.1.readbacks_per_step,
+            x.1.buffers_created_per_step,
+            x.1.upload_bytes_per_step / 1024.0,
+            x.1.param_bytes_per_step / 1024.0,
+            human_seconds(x.0.host_seconds_per_step)
         );
     }
     for ((dev, ratio), (_, enc)) in r

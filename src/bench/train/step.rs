@@ -13,6 +13,7 @@ use crate::backend::model_ops::ModelOps;
 use crate::backend::{BTensor, Backend};
 use crate::error::Error;
 use crate::model::batch::{upload, Example};
+use crate::model::neighbours::NeighbourLists;
 use crate::model::params::OptimConfig;
 use crate::model::{Model, ModelConfig, ModelKind};
 
@@ -60,6 +61,10 @@ pub struct GpuUse {
     pub dispatches_per_step: f64,
     pub submits_per_step: f64,
     pub readbacks_per_step: f64,
+    /// Bytes the host wrote to the device per timed step (tensor uploads, overwrites and the
+    /// kernel-parameter arena), and the arena's share of them.
+    pub upload_bytes_per_step: f64,
+    pub param_bytes_per_step: f64,
     pub timestamps: bool,
 }
 
@@ -70,6 +75,8 @@ pub struct ModelRun {
     pub device: &'static str,
     pub backend: String,
     pub layers: usize,
+    /// Neighbours per song of the item-neighbourhood term (0: none).
+    pub neighbours: usize,
     pub parameters: usize,
     /// Wall clock per step (upload + forward + loss + backward + AdamW), steps back to back, one
     /// device sync at the end.
@@ -77,6 +84,10 @@ pub struct ModelRun {
     /// CPU: the median of the timed steps, each timed alone (robust when other processes share
     /// the cores); compared with PyTorch's median step.
     pub median_step_seconds: Option<f64>,
+    /// Mean time the host spends preparing and recording one timed step (batch upload through
+    /// the step's flush), without waiting for the device (time inside queue submits, where
+    /// lavapipe runs the kernels, is left out): on the CPU backend the whole step.
+    pub host_seconds_per_step: f64,
     pub users_per_second: f64,
     /// Per-phase wall clock with a sync after each phase (so the sum exceeds `seconds_per_step`
     /// on a GPU, where phases otherwise overlap with recording).
@@ -119,9 +130,9 @@ fn model_config(o: &TrainBenchOptions, kind: ModelKind) -> ModelConfig {
     cfg.tile = o.tile.max(1);
     cfg.dropout = o.dropout;
     cfg.seed = o.seed;
-    // The recurrent stacks and the catalogue softmax, as PyTorch's script has them: the sparse
-    // item-neighbourhood term is not part of this comparison.
-    cfg.neighbours = 0;
+    // The trainer's item-neighbourhood term unless `--neighbours 0` (the step PyTorch's script
+    // runs: the recurrent stacks and the catalogue softmax only).
+    cfg.neighbours = o.neighbours;
     cfg
 }
 
@@ -161,9 +172,10 @@ fn phased_step<B: ModelOps>(
     let (batch, w_up, k_up) = phase(b, gpu, || Ok(upload(b, &model.cfg, None, ex)?))?;
     let ((u, cache), w_f, k_f) = phase(b, gpu, || Ok(model.forward(b, &batch, Some(prng))?))?;
     let ((_, du), w_s, k_s) = phase(b, gpu, || {
+        let nb = model.scorer.neighbour_blocks(b, &batch.history)?;
         Ok(model
             .scorer
-            .loss_backward(b, &mut model.params, &u, &batch.targets, &Vec::new())?)
+            .loss_backward(b, &mut model.params, &u, &batch.targets, &nb)?)
     })?;
     let ((), w_b, k_b) = phase(b, gpu, || Ok(model.backward(b, &batch, &cache, &du)?))?;
     let ((), w_o, k_o) = phase(b, gpu, || Ok(model.params.apply(b, optim)?))?;
@@ -187,18 +199,23 @@ fn phased_step<B: ModelOps>(
     Ok((wall, kernel))
 }
 
-/// One model on one backend. `gpu` is `Some` when `b` is that GPU (for its counters).
+/// One model on one backend. `gpu` is `Some` when `b` is that GPU (for its counters);
+/// `neighbours` are the fitted lists of the item-neighbourhood term (when it is on).
 pub(super) fn run_model<B: ModelOps>(
     b: &B,
     gpu: Option<&GpuBackend>,
     o: &TrainBenchOptions,
     kind: ModelKind,
-    pool: &[Example],
-    epoch: Option<&[Example]>,
+    data: (&[Example], Option<&[Example]>),
+    neighbours: &NeighbourLists,
 ) -> Result<ModelRun, Error> {
+    let (pool, epoch) = data;
     let cfg = model_config(o, kind);
     let optim = OptimConfig::default();
     let mut model = Model::new(b, cfg.clone(), None)?;
+    if cfg.neighbours > 0 {
+        model.scorer.set_neighbours(neighbours.clone());
+    }
     let mut rng = StdRng::seed_from_u64(o.seed);
     let bs = o.batch.max(1);
     let chunks: Vec<&[Example]> = pool.chunks(bs).collect();
@@ -225,11 +242,19 @@ pub(super) fn run_model<B: ModelOps>(
     let steps = o.steps.max(1);
     let t0 = Instant::now();
     let mut times = Vec::with_capacity(steps);
+    // The host's share of each step: its own time up to its flush, before any sync, less the
+    // time inside queue submits (where a software adapter such as lavapipe runs the kernels).
+    let mut host = 0.0;
+    let submitted = || gpu.map_or(0, |g| g.context().stats().submit_nanos);
     for _ in 0..steps {
+        let n0 = submitted();
         let ts = Instant::now();
         step(&mut model, &mut loss_acc, chunk())?;
-        times.push(ts.elapsed().as_secs_f64());
+        let t = ts.elapsed().as_secs_f64();
+        times.push(t);
+        host += (t - (submitted() - n0) as f64 * 1e-9).max(0.0);
     }
+    let host_seconds_per_step = host / steps as f64;
     b.sync()?;
     let seconds_per_step = t0.elapsed().as_secs_f64() / steps as f64;
     // On the CPU a step is done when it returns, so each step's own time is exact.
@@ -297,6 +322,8 @@ pub(super) fn run_model<B: ModelOps>(
                 dispatches_per_step: per(a.dispatches, z.dispatches),
                 submits_per_step: per(a.submits, z.submits),
                 readbacks_per_step: per(a.readbacks, z.readbacks),
+                upload_bytes_per_step: per(a.upload_bytes, z.upload_bytes),
+                param_bytes_per_step: per(a.param_bytes, z.param_bytes),
                 timestamps: phases_kernel.is_some(),
             })
         }
@@ -307,9 +334,11 @@ pub(super) fn run_model<B: ModelOps>(
         device: if gpu.is_some() { "gpu" } else { "cpu" },
         backend: b.describe(),
         layers: cfg.layers,
+        neighbours: cfg.neighbours,
         parameters: model.params.count(),
         seconds_per_step,
         median_step_seconds,
+        host_seconds_per_step,
         users_per_second: bs as f64 / seconds_per_step.max(1e-12),
         phases: wall,
         phases_kernel,
