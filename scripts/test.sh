@@ -15,7 +15,9 @@ if [ "${CI:-}" = "true" ] || [ "${CI:-}" = "1" ]; then
 fi
 cargo build --quiet --bin ainrnn
 echo "== GPU adapter for the tests:" >&2
-if ! target/debug/ainrnn --backend gpu info 2>&1 | grep -E "^chosen: " | grep -v "chosen: none" >&2; then
+# The binary cargo just built, wherever CARGO_TARGET_DIR puts it.
+bin="${CARGO_TARGET_DIR:-target}/debug/ainrnn"
+if ! "$bin" --backend gpu info 2>&1 | grep -E "^chosen: " | grep -v "chosen: none" >&2; then
   echo "!!! No GPU adapter: GPU tests will be SKIPPED (install mesa-vulkan-drivers for lavapipe). !!!" >&2
 fi
 cargo test --quiet "$@"
