@@ -38,8 +38,8 @@ pub struct ReportOptions {
     pub budget: Duration,
 }
 
-/// One step of the report: a command line of the binary, its time limit, and whether its
-/// standard output is one JSON object.
+/// One step of the report: a command line of the binary (run with `--json`: its standard output
+/// is JSON) and its time limit.
 struct Step {
     args: Vec<String>,
     timeout: Duration,
