@@ -12,7 +12,7 @@ use ainrnn::backend::select::{select, BackendChoice};
 use ainrnn::eval::run::{self as evalrun, Who};
 use ainrnn::model::ModelKind;
 use ainrnn::train::corpus::FeatureSet;
-use ainrnn::train::run::{train, TrainOptions};
+use ainrnn::train::run::{resume_checkpoint, resume_refused, saved_options, train, TrainOptions};
 use ainrnn::with_backend;
 
 use super::{parse, paths, print_json};
@@ -143,7 +143,58 @@ fn backend(choice: BackendChoice) -> Result<ainrnn::backend::select::Selected> {
     Ok(sel)
 }
 
-pub fn run_train(a: TrainArgs, choice: BackendChoice, json: bool) -> Result<()> {
+/// Whether `--flag` was given on the command line (not defaulted); without `matches`, every
+/// flag counts as given.
+fn given(matches: Option<&clap::ArgMatches>, flag: &str) -> bool {
+    let Some(id) = flag.strip_prefix("--") else {
+        return false;
+    };
+    let id = id.replace('-', "_");
+    matches.is_none_or(|m| {
+        m.try_get_raw(&id).is_ok()
+            && m.value_source(&id) == Some(clap::parser::ValueSource::CommandLine)
+    })
+}
+
+/// `train --resume`: the options stored in the checkpoint it continues from, with `--epochs` and
+/// `--patience` when given; any other flag given with another value than the checkpoint's is
+/// refused, all conflicts listed. Without a checkpoint to resume from, `flags` train anew.
+fn resume_options(flags: TrainOptions, matches: Option<&clap::ArgMatches>) -> Result<TrainOptions> {
+    let Some(path) = resume_checkpoint(&flags.out) else {
+        return Ok(flags);
+    };
+    let saved = saved_options(&path)?;
+    let conflicts = flags.resume_conflicts(&saved, |f| given(matches, f));
+    if !conflicts.is_empty() {
+        return Err(resume_refused(&path, &conflicts).into());
+    }
+    let mut opts = TrainOptions {
+        data: flags.data.clone(),
+        out: flags.out.clone(),
+        resume: true,
+        ..saved
+    };
+    if given(matches, "--epochs") {
+        opts.epochs = flags.epochs;
+    }
+    if given(matches, "--patience") {
+        opts.patience = flags.patience;
+    }
+    eprintln!(
+        "resuming from {} with its settings ({} epochs, patience {}; only --epochs and --patience may change)",
+        path.display(),
+        opts.epochs,
+        opts.patience
+    );
+    Ok(opts)
+}
+
+pub fn run_train(
+    a: TrainArgs,
+    matches: Option<&clap::ArgMatches>,
+    choice: BackendChoice,
+    json: bool,
+) -> Result<()> {
     let last = ainrnn::train::run::last_path(&a.out);
     paths::refuse_overwriting_inputs("--out", &a.out, &[("--data", &a.data)])?;
     paths::refuse_overwriting_inputs("--out (its .last file)", &last, &[("--data", &a.data)])?;
@@ -151,6 +202,9 @@ pub fn run_train(a: TrainArgs, choice: BackendChoice, json: bool) -> Result<()> 
     a.training.apply(&mut opts);
     opts.fold = a.fold;
     opts.resume = a.resume;
+    if opts.resume {
+        opts = resume_options(opts, matches)?;
+    }
     let sel = backend(choice)?;
     let bar = ProgressBar::hidden();
     if std::io::stderr().is_terminal() {
