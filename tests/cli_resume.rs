@@ -1,5 +1,6 @@
 //! Issue 14 through the binary (child processes only): `train --resume` takes its settings from
-//! the checkpoint and refuses conflicting flags.
+//! the checkpoint and refuses conflicting flags, and `eval`/`recommend` refuse another fold than
+//! the checkpoint's unless `--other-fold`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -43,6 +44,9 @@ fn fails_with(o: &Output, words: &[&str]) -> String {
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
+
+/// A user of the bundled small triplets.
+const USER: &str = "fd50c4007b68a3737fe052d5a4f78ce8aa117f3d";
 
 /// The bundled small triplets (153 users) prepared into `dir/small.h5` with 3 folds, and one
 /// epoch of a small IndRNN (seed 42, lr 0.002, hidden 8) on fold 0 in `dir/m.ckpt`.
@@ -152,4 +156,29 @@ fn resume_refuses_conflicting_flags_with_the_list_and_allows_epochs() {
     assert!(e.contains("resuming from"), "{e}");
     assert!(e.contains("epoch   2"), "{e}");
     assert!(!e.contains("epoch   1 "), "{e}");
+}
+
+#[test]
+fn eval_and_recommend_refuse_another_fold_unless_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, ck) = trained(dir.path());
+    let base = ["--data", s(&data), "--checkpoint", s(&ck)];
+    let e = succeeds(&ainrnn(&[&["eval"], &base[..]].concat()));
+    assert!(e.contains("on fold 0"), "{e}");
+    let words = ["--fold 1", "trained for fold 0", "--other-fold"];
+    fails_with(
+        &ainrnn(&[&["eval"], &base[..], &["--fold", "1"]].concat()),
+        &words,
+    );
+    let e = succeeds(&ainrnn(
+        &[&["eval"], &base[..], &["--fold", "1", "--other-fold"]].concat(),
+    ));
+    assert!(e.contains("on fold 1"), "{e}");
+
+    let rec = [&["recommend"], &base[..], &["--user", USER]].concat();
+    succeeds(&ainrnn(&[&rec[..], &["--fold", "0"]].concat()));
+    fails_with(&ainrnn(&[&rec[..], &["--fold", "1"]].concat()), &words);
+    succeeds(&ainrnn(
+        &[&rec[..], &["--fold", "1", "--other-fold"]].concat(),
+    ));
 }

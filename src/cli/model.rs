@@ -106,9 +106,13 @@ pub struct EvalArgs {
     pub data: PathBuf,
     #[arg(long, value_name = "CKPT")]
     pub checkpoint: PathBuf,
-    /// Test fold (default: the one the checkpoint was trained for).
+    /// Test fold (default: the one the checkpoint was trained for; another one is refused
+    /// unless --other-fold).
     #[arg(long, value_parser = parse::int_at_least(0u32))]
     pub fold: Option<u32>,
+    /// Allow a --fold other than the checkpoint's (its test users were training users then).
+    #[arg(long)]
+    pub other_fold: bool,
     /// Cut-off of the metrics, 1..=32.
     #[arg(long, default_value_t = 10, value_parser = parse::int_in(1usize, ainrnn::backend::MAX_TOPK))]
     pub k: usize,
@@ -133,6 +137,13 @@ pub struct RecommendArgs {
     /// At most N songs of the same genre in the list (N ≥ 1).
     #[arg(long, value_name = "N", value_parser = parse::positive_usize)]
     pub max_per_genre: Option<usize>,
+    /// The fold the recommendation is for: refused when the checkpoint was trained for another
+    /// one (default: the checkpoint's), unless --other-fold.
+    #[arg(long, value_parser = parse::int_at_least(0u32))]
+    pub fold: Option<u32>,
+    /// Allow a --fold other than the checkpoint's.
+    #[arg(long)]
+    pub other_fold: bool,
 }
 
 fn backend(choice: BackendChoice) -> Result<ainrnn::backend::select::Selected> {
@@ -258,7 +269,7 @@ pub fn run_train(
 
 pub fn run_eval(a: EvalArgs, choice: BackendChoice, json: bool) -> Result<()> {
     let sel = backend(choice)?;
-    let r = with_backend!(sel, b => evalrun::eval(&b, &a.data, &a.checkpoint, a.fold, a.k))?;
+    let r = with_backend!(sel, b => evalrun::eval(&b, &a.data, &a.checkpoint, a.fold, a.other_fold, a.k))?;
     if json {
         print_json(&r)?;
     } else {
@@ -296,6 +307,10 @@ pub fn run_recommend(a: RecommendArgs, choice: BackendChoice, json: bool) -> Res
         (None, Some(h)) => Who::History(h),
         (None, None) => anyhow::bail!("give --user ID or --history FILE"),
     };
+    if let Some(fold) = a.fold {
+        let trained = evalrun::checkpoint_fold(&a.checkpoint)?;
+        evalrun::check_fold(&a.checkpoint, trained, fold, a.other_fold)?;
+    }
     let list = with_backend!(sel, b => evalrun::recommend(&b, &a.data, &a.checkpoint, who, a.k, a.max_per_genre))?;
     if json {
         print_json(&list)?;
