@@ -244,7 +244,8 @@ fn print_json(value: &impl serde::Serialize) -> Result<()> {
     Ok(())
 }
 
-pub fn run(cli: Cli) -> Result<ExitCode> {
+/// Runs the parsed command; `matches` (from the same parse) tell which flags were given.
+pub fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
     match cli.command {
         Command::Info => {
             let info = ainrnn::info::collect();
@@ -273,7 +274,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench(BenchArgs {
             what: BenchWhat::Train(a),
         }) => bench_train::run(a, cli.backend.into(), cli.json)?,
-        Command::Train(a) => model::run_train(a, cli.backend.into(), cli.json)?,
+        Command::Train(a) => {
+            let given = matches.subcommand_matches("train");
+            model::run_train(a, given, cli.backend.into(), cli.json)?
+        }
         Command::Eval(a) => model::run_eval(a, cli.backend.into(), cli.json)?,
         Command::Compare(a) => model::run_compare(a, cli.backend.into(), cli.json)?,
         Command::Recommend(a) => model::run_recommend(a, cli.backend.into(), cli.json)?,

@@ -12,7 +12,7 @@ use ainrnn::backend::select::{select, BackendChoice};
 use ainrnn::eval::run::{self as evalrun, Who};
 use ainrnn::model::ModelKind;
 use ainrnn::train::corpus::FeatureSet;
-use ainrnn::train::run::{train, TrainOptions};
+use ainrnn::train::run::{resume_checkpoint, resume_refused, saved_options, train, TrainOptions};
 use ainrnn::with_backend;
 
 use super::{parse, paths, print_json};
@@ -106,9 +106,13 @@ pub struct EvalArgs {
     pub data: PathBuf,
     #[arg(long, value_name = "CKPT")]
     pub checkpoint: PathBuf,
-    /// Test fold (default: the one the checkpoint was trained for).
+    /// Test fold (default: the one the checkpoint was trained for; another one is refused
+    /// unless --other-fold).
     #[arg(long, value_parser = parse::int_at_least(0u32))]
     pub fold: Option<u32>,
+    /// Allow a --fold other than the checkpoint's (its test users were training users then).
+    #[arg(long)]
+    pub other_fold: bool,
     /// Cut-off of the metrics, 1..=32.
     #[arg(long, default_value_t = 10, value_parser = parse::int_in(1usize, ainrnn::backend::MAX_TOPK))]
     pub k: usize,
@@ -133,6 +137,13 @@ pub struct RecommendArgs {
     /// At most N songs of the same genre in the list (N ≥ 1).
     #[arg(long, value_name = "N", value_parser = parse::positive_usize)]
     pub max_per_genre: Option<usize>,
+    /// The fold the recommendation is for: refused when the checkpoint was trained for another
+    /// one (default: the checkpoint's), unless --other-fold.
+    #[arg(long, value_parser = parse::int_at_least(0u32))]
+    pub fold: Option<u32>,
+    /// Allow a --fold other than the checkpoint's.
+    #[arg(long)]
+    pub other_fold: bool,
 }
 
 fn backend(choice: BackendChoice) -> Result<ainrnn::backend::select::Selected> {
@@ -143,7 +154,58 @@ fn backend(choice: BackendChoice) -> Result<ainrnn::backend::select::Selected> {
     Ok(sel)
 }
 
-pub fn run_train(a: TrainArgs, choice: BackendChoice, json: bool) -> Result<()> {
+/// Whether `--flag` was given on the command line (not defaulted); without `matches`, every
+/// flag counts as given.
+fn given(matches: Option<&clap::ArgMatches>, flag: &str) -> bool {
+    let Some(id) = flag.strip_prefix("--") else {
+        return false;
+    };
+    let id = id.replace('-', "_");
+    matches.is_none_or(|m| {
+        m.try_get_raw(&id).is_ok()
+            && m.value_source(&id) == Some(clap::parser::ValueSource::CommandLine)
+    })
+}
+
+/// `train --resume`: the options stored in the checkpoint it continues from, with `--epochs` and
+/// `--patience` when given; any other flag given with another value than the checkpoint's is
+/// refused, all conflicts listed. Without a checkpoint to resume from, `flags` train anew.
+fn resume_options(flags: TrainOptions, matches: Option<&clap::ArgMatches>) -> Result<TrainOptions> {
+    let Some(path) = resume_checkpoint(&flags.out) else {
+        return Ok(flags);
+    };
+    let saved = saved_options(&path)?;
+    let conflicts = flags.resume_conflicts(&saved, |f| given(matches, f));
+    if !conflicts.is_empty() {
+        return Err(resume_refused(&path, &conflicts).into());
+    }
+    let mut opts = TrainOptions {
+        data: flags.data.clone(),
+        out: flags.out.clone(),
+        resume: true,
+        ..saved
+    };
+    if given(matches, "--epochs") {
+        opts.epochs = flags.epochs;
+    }
+    if given(matches, "--patience") {
+        opts.patience = flags.patience;
+    }
+    eprintln!(
+        "resuming from {} with its settings ({} epochs, patience {}; only --epochs and --patience may change)",
+        path.display(),
+        opts.epochs,
+        opts.patience
+    );
+    Ok(opts)
+}
+
+pub fn run_train(
+    a: TrainArgs,
+    matches: Option<&clap::ArgMatches>,
+    choice: BackendChoice,
+    json: bool,
+) -> Result<()> {
     let last = ainrnn::train::run::last_path(&a.out);
     paths::refuse_overwriting_inputs("--out", &a.out, &[("--data", &a.data)])?;
     paths::refuse_overwriting_inputs("--out (its .last file)", &last, &[("--data", &a.data)])?;
@@ -151,6 +213,9 @@ pub fn run_train(a: TrainArgs, choice: BackendChoice, json: bool) -> Result<()> 
     a.training.apply(&mut opts);
     opts.fold = a.fold;
     opts.resume = a.resume;
+    if opts.resume {
+        opts = resume_options(opts, matches)?;
+    }
     let sel = backend(choice)?;
     let bar = ProgressBar::hidden();
     if std::io::stderr().is_terminal() {
@@ -204,7 +269,7 @@ pub fn run_train(a: TrainArgs, choice: BackendChoice, json: bool) -> Result<()> 
 
 pub fn run_eval(a: EvalArgs, choice: BackendChoice, json: bool) -> Result<()> {
     let sel = backend(choice)?;
-    let r = with_backend!(sel, b => evalrun::eval(&b, &a.data, &a.checkpoint, a.fold, a.k))?;
+    let r = with_backend!(sel, b => evalrun::eval(&b, &a.data, &a.checkpoint, a.fold, a.other_fold, a.k))?;
     if json {
         print_json(&r)?;
     } else {
@@ -242,6 +307,10 @@ pub fn run_recommend(a: RecommendArgs, choice: BackendChoice, json: bool) -> Res
         (None, Some(h)) => Who::History(h),
         (None, None) => anyhow::bail!("give --user ID or --history FILE"),
     };
+    if let Some(fold) = a.fold {
+        let trained = evalrun::checkpoint_fold(&a.checkpoint)?;
+        evalrun::check_fold(&a.checkpoint, trained, fold, a.other_fold)?;
+    }
     let list = with_backend!(sel, b => evalrun::recommend(&b, &a.data, &a.checkpoint, who, a.k, a.max_per_genre))?;
     if json {
         print_json(&list)?;

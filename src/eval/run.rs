@@ -54,6 +54,32 @@ pub fn load_model<B: ModelOps>(
     Ok((model, corpus, fp))
 }
 
+/// The fold a checkpoint was trained for (its test users were never trained on).
+pub fn checkpoint_fold(path: &Path) -> Result<u32, Error> {
+    let fp: DataFingerprint = Checkpoint::load(path)?
+        .get("dataset")
+        .ok_or_else(|| {
+            Error::Other(format!(
+                "{}: no dataset fingerprint in the checkpoint",
+                path.display()
+            ))
+        })?
+        .map_err(|e| Error::Other(format!("{}: dataset fingerprint: {e}", path.display())))?;
+    Ok(fp.fold)
+}
+
+/// Refuses `--fold fold` for a checkpoint trained for fold `trained`, unless `other_fold`: the
+/// other fold's test users were among that model's training users.
+pub fn check_fold(ckpt: &Path, trained: u32, fold: u32, other_fold: bool) -> Result<(), Error> {
+    if fold != trained && !other_fold {
+        return Err(Error::Other(format!(
+            "--fold {fold}: {} was trained for fold {trained}, so the test users of fold {fold} were among its training users; use --fold {trained}, or add --other-fold to go on anyway",
+            ckpt.display()
+        )));
+    }
+    Ok(())
+}
+
 #[derive(Debug, Serialize)]
 pub struct EvalReport {
     pub model: String,
@@ -68,12 +94,14 @@ pub struct EvalReport {
 }
 
 /// Ranks every song for each test user of `fold` (default: the checkpoint's), excluding the
-/// visible history, and scores the lists against the held-out songs.
+/// visible history, and scores the lists against the held-out songs. Another fold than the
+/// checkpoint's is refused unless `other_fold` (see [`check_fold`]).
 pub fn eval<B: ModelOps>(
     b: &B,
     data: &Path,
     ckpt: &Path,
     fold: Option<u32>,
+    other_fold: bool,
     k: usize,
 ) -> Result<EvalReport, Error> {
     let t0 = std::time::Instant::now();
@@ -86,6 +114,7 @@ pub fn eval<B: ModelOps>(
     let ds = Dataset::load(data)?;
     let (model, corpus, fp) = load_model(b, &ds, ckpt)?;
     let fold = fold.unwrap_or(fp.fold);
+    check_fold(ckpt, fp.fold, fold, other_fold)?;
     let fd = fold_data(&ds, &corpus, fold, model.cfg.seed, 1)?;
     // Rank 20 deep at least, for the precision/NDCG curves up to k = 20.
     let kk = k.max(20);

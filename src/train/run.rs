@@ -120,6 +120,81 @@ impl TrainOptions {
     }
 }
 
+impl TrainOptions {
+    /// The layers the model gets: `--layers`, else the model's default.
+    fn effective_layers(&self) -> usize {
+        self.layers
+            .unwrap_or_else(|| ModelConfig::new(self.kind, 1).layers)
+    }
+
+    /// Every setting a checkpoint fixes, as `(flag, value)`: all but `--epochs` and
+    /// `--patience`, which a resumed run may change (and the paths).
+    pub fn fixed_settings(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("--model", self.kind.name().to_string()),
+            ("--features", self.features.name().to_string()),
+            ("--fold", self.fold.to_string()),
+            ("--batch", self.batch.to_string()),
+            ("--hidden", self.hidden.to_string()),
+            ("--emb", self.emb.to_string()),
+            ("--layers", self.effective_layers().to_string()),
+            ("--max-history", self.max_history.to_string()),
+            ("--lr", self.lr.to_string()),
+            ("--dropout", self.dropout.to_string()),
+            ("--weight-decay", self.weight_decay.to_string()),
+            ("--seed", self.seed.to_string()),
+            ("--neighbours", self.neighbours.to_string()),
+            ("max_validation", self.max_validation.to_string()),
+        ]
+    }
+
+    /// One line per fixed setting for which `given(flag)` holds and whose value differs from
+    /// the checkpoint's `saved` options: `--seed 7 but the checkpoint was trained with 42`.
+    pub fn resume_conflicts(
+        &self,
+        saved: &TrainOptions,
+        given: impl Fn(&str) -> bool,
+    ) -> Vec<String> {
+        self.fixed_settings()
+            .into_iter()
+            .zip(saved.fixed_settings())
+            .filter(|((flag, mine), (_, theirs))| given(flag) && mine != theirs)
+            .map(|((flag, mine), (_, theirs))| {
+                format!("{flag} {mine} but the checkpoint was trained with {theirs}")
+            })
+            .collect()
+    }
+}
+
+/// The checkpoint `--resume` continues from: `<out>.last`, else `<out>`, if either exists.
+pub fn resume_checkpoint(out: &Path) -> Option<PathBuf> {
+    [last_path(out), out.to_path_buf()]
+        .into_iter()
+        .find(|p| p.exists())
+}
+
+/// The training options stored in a checkpoint (the error names the file).
+pub fn saved_options(path: &Path) -> Result<TrainOptions, Error> {
+    Checkpoint::load(path)?
+        .get("options")
+        .ok_or_else(|| {
+            Error::Other(format!(
+                "{}: no training options stored; cannot resume",
+                path.display()
+            ))
+        })?
+        .map_err(|e| Error::Other(format!("{}: training options: {e}", path.display())))
+}
+
+/// The error of a resume whose settings differ from the checkpoint's: one conflict per line.
+pub fn resume_refused(path: &Path, conflicts: &[String]) -> Error {
+    Error::Other(format!(
+        "{}: --resume takes its settings from the checkpoint; only --epochs and --patience may change. Conflicting flags:\n  {}",
+        path.display(),
+        conflicts.join("\n  ")
+    ))
+}
+
 /// Identifies the data a checkpoint was trained on; a mismatch refuses to resume or evaluate.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct DataFingerprint {
@@ -184,17 +259,23 @@ pub fn train<B: ModelOps>(
     mut progress: impl FnMut(u32, usize, usize, f64),
 ) -> Result<TrainSummary, Error> {
     opts.check()?;
+    let resume_from = if opts.resume {
+        resume_checkpoint(&opts.out)
+    } else {
+        None
+    };
+    if let Some(path) = &resume_from {
+        let conflicts = opts.resume_conflicts(&saved_options(path)?, |_| true);
+        if !conflicts.is_empty() {
+            return Err(resume_refused(path, &conflicts));
+        }
+    }
     let ds = load_dataset(&opts.data)?;
     let (corpus, names) = Corpus::from_dataset(&ds, opts.features)?;
     let fp = DataFingerprint::of(&ds, opts.fold, opts.features, &names);
     let fold = fold_data(&ds, &corpus, opts.fold, opts.seed, opts.max_validation)?;
     check_users(&ds, &corpus, &fold, opts)?;
     let last = last_path(&opts.out);
-    let resume_from = if opts.resume {
-        [&last, &opts.out].into_iter().find(|p| p.exists()).cloned()
-    } else {
-        None
-    };
     let (model, mut cfg, state) = match &resume_from {
         Some(path) => {
             let ck = Checkpoint::load(path)?;
@@ -270,8 +351,10 @@ pub fn train<B: ModelOps>(
             (model, cfg, TrainState::default())
         }
     };
-    // A resumed run may be asked for more epochs than the original.
-    cfg.epochs = cfg.epochs.max(opts.epochs);
+    // A resumed run may be given another number of epochs or patience (the other settings
+    // were checked equal to the checkpoint's above).
+    cfg.epochs = opts.epochs;
+    cfg.patience = opts.patience;
     let catalogue = corpus.catalogue(&fold.train_users, song_genres(&ds));
     let mut t = Trainer {
         b: b.clone(),

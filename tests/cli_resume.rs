@@ -1,0 +1,184 @@
+//! Issue 14 through the binary (child processes only): `train --resume` takes its settings from
+//! the checkpoint and refuses conflicting flags, and `eval`/`recommend` refuse another fold than
+//! the checkpoint's unless `--other-fold`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn ainrnn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ainrnn"))
+        .args(["--backend", "cpu"])
+        .args(args)
+        .current_dir(root())
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn succeeds(o: &Output) -> String {
+    let e = stderr(o);
+    assert!(o.status.success(), "{e}");
+    e
+}
+
+/// Exit status 1 (a fatal error, not a signal or a panic) and a message containing every word.
+fn fails_with(o: &Output, words: &[&str]) -> String {
+    let e = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(!e.contains("panicked"), "{e}");
+    for w in words {
+        assert!(e.contains(w), "expected {w:?} in: {e}");
+    }
+    e
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// A user of the bundled small triplets.
+const USER: &str = "fd50c4007b68a3737fe052d5a4f78ce8aa117f3d";
+
+/// The bundled small triplets (153 users) prepared into `dir/small.h5` with 3 folds, and one
+/// epoch of a small IndRNN (seed 42, lr 0.002, hidden 8) on fold 0 in `dir/m.ckpt`.
+fn trained(dir: &Path) -> (PathBuf, PathBuf) {
+    let data = dir.join("small.h5");
+    succeeds(&ainrnn(&[
+        "prepare",
+        "--triplets",
+        "data/taste/triplets_small.txt",
+        "--min-listens",
+        "1",
+        "--min-song-users",
+        "1",
+        "--folds",
+        "3",
+        "-o",
+        s(&data),
+    ]));
+    let ck = dir.join("m.ckpt");
+    succeeds(&ainrnn(&[
+        "train",
+        "--data",
+        s(&data),
+        "--model",
+        "indrnn",
+        "--epochs",
+        "1",
+        "--patience",
+        "0",
+        "--seed",
+        "42",
+        "--lr",
+        "0.002",
+        "--hidden",
+        "8",
+        "--emb",
+        "8",
+        "--layers",
+        "1",
+        "--max-history",
+        "10",
+        "-o",
+        s(&ck),
+    ]));
+    (data, ck)
+}
+
+#[test]
+fn resume_refuses_conflicting_flags_with_the_list_and_allows_epochs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, ck) = trained(dir.path());
+    let before = std::fs::read(&ck).unwrap();
+    let e = fails_with(
+        &ainrnn(&[
+            "train",
+            "--data",
+            s(&data),
+            "-o",
+            s(&ck),
+            "--resume",
+            "--seed",
+            "7",
+            "--lr",
+            "0.001",
+            "--model",
+            "lstm",
+            "--hidden",
+            "8",
+        ]),
+        &[
+            "--resume takes its settings from the checkpoint",
+            "only --epochs and --patience may change",
+            "\n  --seed 7 but the checkpoint was trained with 42",
+            "\n  --lr 0.001 but the checkpoint was trained with 0.002",
+            "\n  --model lstm but the checkpoint was trained with indrnn",
+        ],
+    );
+    // --hidden 8 agrees with the checkpoint; flags not given (--emb, --dropout) are not
+    // conflicts although their defaults differ from the checkpoint's.
+    for w in ["--hidden", "--emb", "--dropout", "training "] {
+        assert!(!e.contains(w), "{w:?} in: {e}");
+    }
+    assert_eq!(
+        e.lines().filter(|l| l.starts_with("  --")).count(),
+        3,
+        "{e}"
+    );
+    assert_eq!(std::fs::read(&ck).unwrap(), before);
+
+    // More epochs and another patience may be given; the rest comes from the checkpoint (the
+    // banner names its model, not the flag's default).
+    let e = succeeds(&ainrnn(&[
+        "train",
+        "--data",
+        s(&data),
+        "-o",
+        s(&ck),
+        "--resume",
+        "--epochs",
+        "2",
+        "--patience",
+        "5",
+        "--seed",
+        "42",
+    ]));
+    assert!(e.contains("training indrnn"), "{e}");
+    assert!(e.contains("resuming from"), "{e}");
+    assert!(e.contains("epoch   2"), "{e}");
+    assert!(!e.contains("epoch   1 "), "{e}");
+}
+
+#[test]
+fn eval_and_recommend_refuse_another_fold_unless_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, ck) = trained(dir.path());
+    let base = ["--data", s(&data), "--checkpoint", s(&ck)];
+    let e = succeeds(&ainrnn(&[&["eval"], &base[..]].concat()));
+    assert!(e.contains("on fold 0"), "{e}");
+    let words = ["--fold 1", "trained for fold 0", "--other-fold"];
+    fails_with(
+        &ainrnn(&[&["eval"], &base[..], &["--fold", "1"]].concat()),
+        &words,
+    );
+    let e = succeeds(&ainrnn(
+        &[&["eval"], &base[..], &["--fold", "1", "--other-fold"]].concat(),
+    ));
+    assert!(e.contains("on fold 1"), "{e}");
+
+    let rec = [&["recommend"], &base[..], &["--user", USER]].concat();
+    succeeds(&ainrnn(&[&rec[..], &["--fold", "0"]].concat()));
+    fails_with(&ainrnn(&[&rec[..], &["--fold", "1"]].concat()), &words);
+    succeeds(&ainrnn(
+        &[&rec[..], &["--fold", "1", "--other-fold"]].concat(),
+    ));
+}
