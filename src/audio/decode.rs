@@ -94,6 +94,85 @@ fn sniff(path: &Path) -> Option<&'static str> {
     }
 }
 
+/// One logical stream of an Ogg file, as its last page so far describes it.
+#[derive(Clone, Copy, Debug)]
+struct OggStream {
+    serial: u32,
+    /// The page carries the end-of-stream flag.
+    ended: bool,
+    /// Byte offset of the page.
+    last_page: usize,
+}
+
+/// Why the Ogg pages of `bytes` show a cut stream, if they do. Walks the page headers: the
+/// capture pattern "OggS", the flags at byte 5 (0x04: end of stream), the serial number at
+/// bytes 14..18, the segment count at 26 and then the lacing table whose sum is the page's body
+/// size. A file that ends inside a page, or a logical stream whose last page lacks the
+/// end-of-stream flag, was cut. Bytes that are not a page are skipped up to the next capture
+/// pattern (damage or trailing tags are not this check's business). A last granule position
+/// beyond the decoded frames needs no check here: symphonia takes the stream's length
+/// (`n_frames`) from it, and `decode` compares that with the frames decoded.
+fn ogg_cut(bytes: &[u8]) -> Option<String> {
+    let len = bytes.len();
+    let mut streams: Vec<OggStream> = Vec::new();
+    let mut pos = 0usize;
+    while pos < len {
+        if !bytes[pos..].starts_with(b"OggS") {
+            if len - pos < 4 && b"OggS".starts_with(&bytes[pos..]) {
+                return Some(format!(
+                    "the file ends inside an Ogg page header at byte {pos}"
+                ));
+            }
+            match bytes[pos + 1..].windows(4).position(|w| w == b"OggS") {
+                Some(skip) => {
+                    pos += 1 + skip;
+                    continue;
+                }
+                None => break,
+            }
+        }
+        if len - pos < 27 {
+            return Some(format!(
+                "the file ends inside the Ogg page header at byte {pos} ({} of 27 bytes)",
+                len - pos
+            ));
+        }
+        let h = &bytes[pos..pos + 27];
+        let nseg = h[26] as usize;
+        let body_at = pos + 27 + nseg;
+        if body_at > len {
+            return Some(format!(
+                "the file ends inside the lacing table of the Ogg page at byte {pos}"
+            ));
+        }
+        let body: usize = bytes[pos + 27..body_at].iter().map(|&b| b as usize).sum();
+        if body_at + body > len {
+            return Some(format!(
+                "the Ogg page at byte {pos} announces {body} bytes of data, the file holds {}",
+                len - body_at
+            ));
+        }
+        let serial = u32::from_le_bytes([h[14], h[15], h[16], h[17]]);
+        let page = OggStream {
+            serial,
+            ended: h[5] & 0x04 != 0,
+            last_page: pos,
+        };
+        match streams.iter_mut().find(|s| s.serial == serial) {
+            Some(st) => *st = page,
+            None => streams.push(page),
+        }
+        pos = body_at + body;
+    }
+    if let Some(st) = streams.iter().find(|s| !s.ended) {
+        return Some(format!(
+            "the Ogg stream {:08x} ends without its end-of-stream page (last page at byte {} of {len})",
+            st.serial, st.last_page
+        ));
+    }
+    None
+}
+
 /// Decoded audio: mono samples at the file's own rate.
 #[derive(Clone, Debug)]
 pub struct Decoded {
@@ -247,6 +326,14 @@ pub fn decode(path: &Path, max_seconds: Option<f64>) -> Result<Decoded, DecodeEr
         } else {
             DecodeErrorKind::Truncated("headers parse but the file holds no decodable audio".into())
         }));
+    }
+    if !reached_limit && sniff(path) == Some("Ogg") {
+        // Symphonia takes an Ogg's length from its last page, so a cut stream decodes as a
+        // short one: the pages themselves say whether the stream was ended.
+        let bytes = std::fs::read(path).map_err(|e| err(DecodeErrorKind::Io(e.to_string())))?;
+        if let Some(why) = ogg_cut(&bytes) {
+            return Err(err(DecodeErrorKind::Truncated(why)));
+        }
     }
     if !reached_limit {
         if let Some(n) = expected_frames {

@@ -105,3 +105,136 @@ fn resampler_keeps_the_passband_and_removes_aliases() {
     assert!(rms < 1e-3, "alias rms {rms}");
     assert_eq!(resample(&x, 22050, 22050).unwrap(), x);
 }
+
+/// An Ogg cut anywhere after its headers (inside a page or on a page boundary) ends without its
+/// end-of-stream page and is reported as truncated, while the whole file decodes as before.
+#[test]
+fn truncated_ogg_is_detected() {
+    let path = root().join("data/audio/singularity_awakening.ogg");
+    let src = std::fs::read(&path).unwrap();
+    let whole = decode(&path, None).unwrap();
+    // 9,984,000 frames by the last page's granule (208 s of 48 kHz stereo); symphonia 0.5 keeps
+    // the 576 frames of the last packet past it, as it always has.
+    assert_eq!(whole.samples.len(), 9_984_576);
+    let (sum, energy) = whole.samples.iter().fold((0f64, 0f64), |(s, e), &v| {
+        (s + v as f64, e + (v as f64).powi(2))
+    });
+    // The same samples as before the container check (measured on it): sum and energy.
+    assert!((sum / -8.573559759e4 - 1.0).abs() < 1e-6, "sum {sum}");
+    assert!(
+        (energy / 1.780298120e5 - 1.0).abs() < 1e-6,
+        "energy {energy}"
+    );
+    assert_eq!((whole.sample_rate, whole.channels), (48000, 2));
+    // The first pages of the whole file still match libvorbis (as `ogg_vorbis_matches_libvorbis`).
+    let head = decode(&path, Some(0.5)).unwrap();
+    assert_eq!(whole.samples[..head.samples.len()], head.samples[..]);
+
+    // Byte offsets of every page, to cut exactly on a page boundary too.
+    let pages: Vec<usize> = (0..src.len() - 4)
+        .filter(|&i| &src[i..i + 4] == b"OggS")
+        .collect();
+    let boundary = pages[pages.len() / 2];
+    let dir = tempfile::tempdir().unwrap();
+    let mut cuts: Vec<(String, usize)> = [30, 60, 95]
+        .iter()
+        .map(|pc| (format!("{pc}%"), src.len() * pc / 100))
+        .collect();
+    cuts.push(("page boundary".into(), boundary));
+    cuts.push(("last page's header".into(), pages[pages.len() - 1] + 10));
+    cuts.push(("last byte".into(), src.len() - 1));
+    for (what, at) in cuts {
+        let p = dir.path().join("cut.ogg");
+        std::fs::write(&p, &src[..at]).unwrap();
+        let e = match decode(&p, None) {
+            Ok(d) => panic!(
+                "cut at {what} ({at} bytes): decoded {} samples",
+                d.samples.len()
+            ),
+            Err(e) => e,
+        };
+        assert!(
+            matches!(e.kind, DecodeErrorKind::Truncated(_)),
+            "cut at {what}: {e}"
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.contains("cut.ogg") && msg.contains("truncated stream"),
+            "{msg}"
+        );
+        // The first second is there, as with a cut WAV.
+        assert_eq!(
+            decode(&p, Some(1.0)).unwrap().samples.len(),
+            48000,
+            "{what}"
+        );
+    }
+}
+
+/// The Ogg page checksum: CRC-32, polynomial 0x04c11db7, not reflected, initial value 0, taken
+/// over the page with its checksum field (bytes 22..26) zeroed.
+fn ogg_crc(page: &[u8]) -> u32 {
+    let mut crc = 0u32;
+    for (i, &b) in page.iter().enumerate() {
+        let b = if (22..26).contains(&i) { 0 } else { b };
+        crc ^= (b as u32) << 24;
+        for _ in 0..8 {
+            crc = if crc & 0x8000_0000 != 0 {
+                (crc << 1) ^ 0x04c1_1db7
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+/// Ended Ogg streams: one cut on a page boundary whose last page is then flagged end-of-stream
+/// is a valid short stream and decodes; one whose last granule announces more frames than its
+/// pages hold is reported truncated.
+#[test]
+fn ogg_end_of_stream_and_last_granule() {
+    let src = std::fs::read(root().join("data/audio/singularity_awakening.ogg")).unwrap();
+    let pages: Vec<usize> = (0..src.len() - 4)
+        .filter(|&i| &src[i..i + 4] == b"OggS")
+        .collect();
+    // Rewrites the page at `at` (ending at `end`) with `f` applied and its checksum renewed.
+    let patch = |bytes: &mut Vec<u8>, at: usize, end: usize, f: &dyn Fn(&mut [u8])| {
+        f(&mut bytes[at..end]);
+        let crc = ogg_crc(&bytes[at..end]);
+        bytes[at + 22..at + 26].copy_from_slice(&crc.to_le_bytes());
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("x.ogg");
+
+    // Half the pages, the last one flagged end-of-stream: a whole, shorter stream.
+    let (last, end) = (pages[pages.len() / 2 - 1], pages[pages.len() / 2]);
+    let mut short = src[..end].to_vec();
+    patch(&mut short, last, end, &|pg| pg[5] |= 0x04);
+    std::fs::write(&p, &short).unwrap();
+    let granule = u64::from_le_bytes(short[last + 6..last + 14].try_into().unwrap());
+    let d = decode(&p, None).unwrap();
+    assert!(
+        d.samples.len() as u64 >= granule,
+        "{} < {granule}",
+        d.samples.len()
+    );
+
+    // The whole file with its last granule 10 s further on.
+    let mut long = src.clone();
+    let last = pages[pages.len() - 1];
+    patch(&mut long, last, src.len(), &|pg| {
+        let g = u64::from_le_bytes(pg[6..14].try_into().unwrap()) + 480_000;
+        pg[6..14].copy_from_slice(&g.to_le_bytes());
+    });
+    std::fs::write(&p, &long).unwrap();
+    let e = match decode(&p, None) {
+        Ok(d) => panic!(
+            "a last granule 10 s on: decoded {} samples",
+            d.samples.len()
+        ),
+        Err(e) => e,
+    };
+    assert!(matches!(e.kind, DecodeErrorKind::Truncated(_)), "{e}");
+    assert!(e.to_string().contains("10464000"), "{e}");
+}
