@@ -2,61 +2,10 @@
 //! training guards (divergence, too few users), `prepare --folds` beyond the users, `features`
 //! with nothing to decode, and outputs that name an input of the same command.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+#[path = "common/mod.rs"]
+mod common;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn ainrnn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ainrnn"))
-        .args(["--backend", "cpu"])
-        .args(args)
-        .current_dir(root())
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Exit status 1 (a fatal error, not a signal or a panic) and a message containing every word.
-fn fails_with(o: &Output, words: &[&str]) {
-    let e = stderr(o);
-    assert_eq!(o.status.code(), Some(1), "{e}");
-    assert!(!e.contains("panicked"), "{e}");
-    for w in words {
-        assert!(e.contains(w), "expected {w:?} in: {e}");
-    }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// The bundled small triplets (153 users) prepared into `dir/small.h5` with 3 folds.
-fn small(dir: &Path) -> PathBuf {
-    let out = dir.join("small.h5");
-    let o = ainrnn(&[
-        "prepare",
-        "--triplets",
-        "data/taste/triplets_small.txt",
-        "--min-listens",
-        "1",
-        "--min-song-users",
-        "1",
-        "--folds",
-        "3",
-        "-o",
-        s(&out),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    out
-}
+use common::cli::{ainrnn, fails_with, root, s, small, stderr};
 
 #[test]
 fn a_diverging_first_epoch_is_an_error_and_promises_no_checkpoint() {

@@ -2,48 +2,12 @@
 //! the checkpoint and refuses conflicting flags, and `eval`/`recommend` refuse another fold than
 //! the checkpoint's unless `--other-fold`.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn ainrnn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ainrnn"))
-        .args(["--backend", "cpu"])
-        .args(args)
-        .current_dir(root())
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn succeeds(o: &Output) -> String {
-    let e = stderr(o);
-    assert!(o.status.success(), "{e}");
-    e
-}
-
-/// Exit status 1 (a fatal error, not a signal or a panic) and a message containing every word.
-fn fails_with(o: &Output, words: &[&str]) -> String {
-    let e = stderr(o);
-    assert_eq!(o.status.code(), Some(1), "{e}");
-    assert!(!e.contains("panicked"), "{e}");
-    for w in words {
-        assert!(e.contains(w), "expected {w:?} in: {e}");
-    }
-    e
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use common::cli::{ainrnn, fails_with, s, small, succeeds};
 
 /// A user of the bundled small triplets.
 const USER: &str = "fd50c4007b68a3737fe052d5a4f78ce8aa117f3d";
@@ -51,20 +15,7 @@ const USER: &str = "fd50c4007b68a3737fe052d5a4f78ce8aa117f3d";
 /// The bundled small triplets (153 users) prepared into `dir/small.h5` with 3 folds, and one
 /// epoch of a small IndRNN (seed 42, lr 0.002, hidden 8) on fold 0 in `dir/m.ckpt`.
 fn trained(dir: &Path) -> (PathBuf, PathBuf) {
-    let data = dir.join("small.h5");
-    succeeds(&ainrnn(&[
-        "prepare",
-        "--triplets",
-        "data/taste/triplets_small.txt",
-        "--min-listens",
-        "1",
-        "--min-song-users",
-        "1",
-        "--folds",
-        "3",
-        "-o",
-        s(&data),
-    ]));
+    let data = small(dir);
     let ck = dir.join("m.ckpt");
     succeeds(&ainrnn(&[
         "train",

@@ -2,6 +2,8 @@
 //! tolerances, seeded random data.
 #![allow(dead_code)]
 
+pub mod cli;
+
 use std::sync::OnceLock;
 
 use ainrnn::backend::gpu::GpuBackend;

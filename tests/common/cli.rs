@@ -1,0 +1,66 @@
+//! Running the `ainrnn` binary in a child process (CLI tests): the command, its messages, the
+//! bundled small dataset.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `ainrnn --backend cpu ARGS…` from the repository root, no standard input.
+pub fn ainrnn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ainrnn"))
+        .args(["--backend", "cpu"])
+        .args(args)
+        .current_dir(root())
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Exit status 0; returns the messages.
+pub fn succeeds(o: &Output) -> String {
+    let e = stderr(o);
+    assert!(o.status.success(), "{e}");
+    e
+}
+
+/// Exit status 1 (a fatal error, not a signal or a panic) and a message containing every word.
+pub fn fails_with(o: &Output, words: &[&str]) -> String {
+    let e = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(!e.contains("panicked"), "{e}");
+    for w in words {
+        assert!(e.contains(w), "expected {w:?} in: {e}");
+    }
+    e
+}
+
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The bundled small triplets (153 users) prepared into `dir/small.h5` with 3 folds.
+pub fn small(dir: &Path) -> PathBuf {
+    let out = dir.join("small.h5");
+    succeeds(&ainrnn(&[
+        "prepare",
+        "--triplets",
+        "data/taste/triplets_small.txt",
+        "--min-listens",
+        "1",
+        "--min-song-users",
+        "1",
+        "--folds",
+        "3",
+        "-o",
+        s(&out),
+    ]));
+    out
+}
