@@ -16,7 +16,7 @@ use crate::audio::hpcp::{HpcpFast, HpcpScratch};
 use crate::audio::mel::{MelBank, TILE};
 use crate::audio::mfcc::{delta_coeffs, delta_row, power_to_db, power_to_db_into};
 use crate::audio::ops::check::{self, ClipDims, FftDims, MfccDims, PcmDims};
-use crate::audio::ops::{AudioOps, AudioPlan, Spectral};
+use crate::audio::ops::{clip_frames, AudioOps, AudioPlan, Spectral};
 use crate::audio::stft::{CpuStft, StftScratch};
 use crate::audio::{n_frames, HPCP_SIZE, N_BINS, N_MELS};
 #[cfg(target_arch = "x86_64")]
@@ -242,8 +242,7 @@ impl AudioOps for CpuBackend {
         clips: &[&[f32]],
         hfc_hpcp: bool,
     ) -> OpResult<Spectral<Self>> {
-        let len = clips.iter().map(|c| c.len()).max().unwrap_or(0);
-        let valid: Vec<u32> = clips.iter().map(|c| n_frames(c.len()) as u32).collect();
+        let (len, valid) = clip_frames(clips);
         spectral_pass(plan, clips.to_vec(), &valid, n_frames(len), hfc_hpcp)
     }
 

@@ -114,8 +114,7 @@ pub trait AudioOps: Backend {
         clips: &[&[f32]],
         hfc_hpcp: bool,
     ) -> OpResult<Spectral<Self>> {
-        let len = clips.iter().map(|c| c.len()).max().unwrap_or(0);
-        let valid: Vec<u32> = clips.iter().map(|c| n_frames(c.len()) as u32).collect();
+        let (len, valid) = clip_frames(clips);
         let pcm = self.upload_f32_vec(pad_clips(clips, len), &[clips.len(), len])?;
         let valid = self.upload_u32(&valid, &[clips.len()])?;
         self.spectral(plan, &pcm, &valid, n_frames(len), hfc_hpcp)
@@ -338,6 +337,16 @@ pub trait AudioOps: Backend {
         let d = check::fft(x, twiddles)?;
         self.fft_kernel(x, twiddles, &d)
     }
+}
+
+/// The longest clip's length and each clip's own frame count: the batch geometry of
+/// [`AudioOps::spectral_of_clips`].
+pub fn clip_frames(clips: &[&[f32]]) -> (usize, Vec<u32>) {
+    let len = clips.iter().map(|c| c.len()).max().unwrap_or(0);
+    (
+        len,
+        clips.iter().map(|c| n_frames(c.len()) as u32).collect(),
+    )
 }
 
 /// The clips one per row, zero-padded to `len` samples (`[clips, len]`), written once
