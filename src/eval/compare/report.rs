@@ -65,6 +65,12 @@ impl MethodSummary {
     pub(super) fn stat(&self, f: impl Fn(&FoldResult) -> f64) -> (f64, f64) {
         mean_std(&self.folds.iter().map(f).collect::<Vec<_>>())
     }
+
+    /// `mean ± std` over the folds, as the tables print it.
+    pub(super) fn mean_std_text(&self, f: impl Fn(&FoldResult) -> f64) -> String {
+        let (a, s) = self.stat(f);
+        format!("{a:.4} ± {s:.4}")
+    }
 }
 
 impl CompareReport {

@@ -24,10 +24,7 @@ pub(super) fn markdown(r: &CompareReport, t: &TrainOptions) -> String {
     let _ = writeln!(md, "| model | precision@{k} | recall@{k} | NDCG@{k} | NDCG@{k} graded | mAP@{k} | hit rate | coverage | long tail | s/epoch |");
     let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for m in &r.methods {
-        let f = |g: fn(&FoldResult) -> f64| {
-            let (a, s) = m.stat(g);
-            format!("{a:.4} ± {s:.4}")
-        };
+        let f = |g: fn(&FoldResult) -> f64| m.mean_std_text(g);
         let _ = writeln!(
             md,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} |",
@@ -94,10 +91,7 @@ pub fn summary_table(r: &CompareReport) -> String {
         "| model | P@{k} | R@{k} | NDCG@{k} | mAP@{k} | coverage | s/epoch |\n|---|---:|---:|---:|---:|---:|---:|\n"
     );
     for m in &r.methods {
-        let f = |g: fn(&FoldResult) -> f64| {
-            let (a, sd) = m.stat(g);
-            format!("{a:.4} ± {sd:.4}")
-        };
+        let f = |g: fn(&FoldResult) -> f64| m.mean_std_text(g);
         let _ = writeln!(
             s,
             "| {} | {} | {} | {} | {} | {} | {:.2} |",
