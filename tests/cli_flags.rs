@@ -216,12 +216,12 @@ fn recommend_refuses_k_0_and_max_per_genre_0_as_a_library() {
     let b = CpuBackend::new();
     let who = || ainrnn::eval::run::Who::User("u");
     let (d, c) = (Path::new("no-such.h5"), Path::new("no-such.ckpt"));
-    let e = ainrnn::eval::run::recommend(&b, d, c, who(), 0, None)
+    let e = ainrnn::eval::run::recommend(&b, d, c, who(), 0, None, None)
         .err()
         .unwrap()
         .to_string();
     assert!(e.contains("--k 0"), "{e}");
-    let e = ainrnn::eval::run::recommend(&b, d, c, who(), 5, Some(0))
+    let e = ainrnn::eval::run::recommend(&b, d, c, who(), 5, Some(0), None)
         .err()
         .unwrap()
         .to_string();

@@ -141,3 +141,19 @@ fn an_output_naming_an_input_is_refused_and_the_input_kept() {
     fails_with(&o, &["--output", "store", "destroy the input"]);
     assert_eq!(std::fs::read(&data).unwrap(), bytes);
 }
+
+/// `demo --out` inside (or equal to) `--data` would write the demo's stores among the bundled
+/// inputs: refused before any work, nothing written.
+#[test]
+fn demo_refuses_an_output_folder_inside_the_data_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("keep.txt"), "x").unwrap();
+    for out in [data.clone(), data.join("demo"), data.join("sub/../out")] {
+        let o = ainrnn(&["demo", "--quick", "--data", s(&data), "--out", s(&out)]);
+        fails_with(&o, &["--out", "--data", "input folder"]);
+    }
+    let left: Vec<_> = std::fs::read_dir(&data).unwrap().collect();
+    assert_eq!(left.len(), 1, "only keep.txt: {left:?}");
+}

@@ -1,6 +1,7 @@
 //! Issue 14 through the binary (child processes only): `train --resume` takes its settings from
 //! the checkpoint and refuses conflicting flags, and `eval`/`recommend` refuse another fold than
-//! the checkpoint's unless `--other-fold`.
+//! the checkpoint's unless `--other-fold` (and `recommend --fold F` takes only fold F's test
+//! users). One test calls the library's `train()` to show it refuses the same resumes.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -126,10 +127,66 @@ fn eval_and_recommend_refuse_another_fold_unless_asked() {
     ));
     assert!(e.contains("on fold 1"), "{e}");
 
-    let rec = [&["recommend"], &base[..], &["--user", USER]].concat();
-    succeeds(&ainrnn(&[&rec[..], &["--fold", "0"]].concat()));
-    fails_with(&ainrnn(&[&rec[..], &["--fold", "1"]].concat()), &words);
-    succeeds(&ainrnn(
-        &[&rec[..], &["--fold", "1", "--other-fold"]].concat(),
-    ));
+    // Users of folds 0 and 1 (read with the library: test setup, not the subject).
+    let ds = ainrnn::data::Dataset::load(&data).unwrap();
+    let of_fold = |f: u32| {
+        let u = ds.user_fold.iter().position(|&x| x == f).unwrap();
+        ds.user_ids[u].clone()
+    };
+    let (u0, u1) = (of_fold(0), of_fold(1));
+    let rec = |user: &str, extra: &[&str]| {
+        ainrnn(&[&["recommend"], &base[..], &["--user", user], extra].concat())
+    };
+    succeeds(&rec(&u0, &["--fold", "0"]));
+    fails_with(&rec(&u1, &["--fold", "1"]), &words);
+    succeeds(&rec(&u1, &["--fold", "1", "--other-fold"]));
+    // --fold restricts --user to that fold's test users: any other user was a training user.
+    fails_with(
+        &rec(&u1, &["--fold", "0"]),
+        &["--fold 0", "that user is in fold 1", "drop --fold"],
+    );
+    fails_with(
+        &rec(&u0, &["--fold", "1", "--other-fold"]),
+        &["--fold 1", "that user is in fold 0"],
+    );
+    // Without --fold, any user of the dataset gets a list.
+    succeeds(&rec(&u1, &[]));
+    succeeds(&rec(USER, &[]));
+}
+
+/// The library's `train()` refuses a resume with other settings too (not only the CLI), and
+/// writes nothing.
+#[test]
+fn the_library_refuses_a_resume_with_other_settings() {
+    use ainrnn::backend::cpu::CpuBackend;
+    use ainrnn::model::ModelKind;
+    use ainrnn::train::run::{train, TrainOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let (data, ck) = trained(dir.path());
+    let before = std::fs::read(&ck).unwrap();
+    let mut o = TrainOptions::new(data, ModelKind::Indrnn, ck.clone());
+    (o.epochs, o.patience, o.seed, o.lr, o.hidden, o.emb) = (2, 0, 7, 0.002, 8, 8);
+    (o.layers, o.max_history, o.resume) = (Some(1), 10, true);
+    let e = train(&CpuBackend::new(), &o, |_| {}, |_, _, _, _| {})
+        .expect_err("a resume with --seed 7 must be refused")
+        .to_string();
+    assert!(
+        e.contains("--seed 7 but the checkpoint was trained with 42"),
+        "{e}"
+    );
+    assert!(!e.contains("--lr"), "only the conflicts are listed: {e}");
+    assert_eq!(
+        std::fs::read(&ck).unwrap(),
+        before,
+        "the checkpoint is untouched"
+    );
+    o.seed = 42;
+    o.kind = ModelKind::Lstm;
+    let e = train(&CpuBackend::new(), &o, |_| {}, |_, _, _, _| {})
+        .expect_err("a resume with --model lstm must be refused")
+        .to_string();
+    assert!(
+        e.contains("--model lstm but the checkpoint was trained with indrnn"),
+        "{e}"
+    );
 }

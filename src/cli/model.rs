@@ -138,7 +138,8 @@ pub struct RecommendArgs {
     #[arg(long, value_name = "N", value_parser = parse::positive_usize)]
     pub max_per_genre: Option<usize>,
     /// The fold the recommendation is for: refused when the checkpoint was trained for another
-    /// one (default: the checkpoint's), unless --other-fold.
+    /// one (default: the checkpoint's), unless --other-fold; --user must then be one of the
+    /// fold's test users.
     #[arg(long, value_parser = parse::int_at_least(0u32))]
     pub fold: Option<u32>,
     /// Allow a --fold other than the checkpoint's.
@@ -311,7 +312,7 @@ pub fn run_recommend(a: RecommendArgs, choice: BackendChoice, json: bool) -> Res
         let trained = evalrun::checkpoint_fold(&a.checkpoint)?;
         evalrun::check_fold(&a.checkpoint, trained, fold, a.other_fold)?;
     }
-    let list = with_backend!(sel, b => evalrun::recommend(&b, &a.data, &a.checkpoint, who, a.k, a.max_per_genre))?;
+    let list = with_backend!(sel, b => evalrun::recommend(&b, &a.data, &a.checkpoint, who, a.k, a.max_per_genre, a.fold))?;
     if json {
         print_json(&list)?;
     } else {

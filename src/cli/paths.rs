@@ -56,6 +56,52 @@ pub fn refuse_overwriting_inputs(
     Ok(())
 }
 
+/// `p` made absolute with its longest existing ancestor resolved and the rest appended as
+/// written (`..` in that rest resolved by name); works for folders not created yet.
+fn resolve_lenient(p: &Path) -> Option<PathBuf> {
+    let abs = std::env::current_dir().ok()?.join(p);
+    let mut base = abs.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(c) = base.canonicalize() {
+            let mut out = c;
+            for part in rest.iter().rev() {
+                match part {
+                    std::path::Component::ParentDir => {
+                        out.pop();
+                    }
+                    std::path::Component::CurDir => {}
+                    c => out.push(c.as_os_str()),
+                }
+            }
+            return Some(out);
+        }
+        rest.push(base.components().next_back()?);
+        base = base.parent()?;
+    }
+}
+
+/// Refuses an output folder (flag `out_flag`) that is the input folder `in_flag` or lies inside
+/// it: the run would write its files among the inputs.
+pub fn refuse_output_folder_inside(
+    out_flag: &str,
+    out: &Path,
+    in_flag: &str,
+    input: &Path,
+) -> Result<()> {
+    if let (Some(o), Some(i)) = (resolve_lenient(out), input.canonicalize().ok()) {
+        if o.starts_with(&i) {
+            bail!(
+                "{out_flag} {} is {} the input folder {in_flag} {}: the run would write among its inputs; choose another output folder",
+                out.display(),
+                if o == i { "the same folder as" } else { "inside" },
+                input.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The inputs given as `Option`s, with their flags, for [`refuse_overwriting_inputs`].
 pub fn given<'a>(inputs: &[(&'a str, &'a Option<PathBuf>)]) -> Vec<(&'a str, &'a Path)> {
     inputs
@@ -87,5 +133,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("-o") && e.contains("--triplets"), "{e}");
+    }
+
+    #[test]
+    fn output_folder_inside_the_input_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(data.join("taste")).unwrap();
+        let refused = |out: &Path| refuse_output_folder_inside("--out", out, "--data", &data);
+        assert!(refused(&data)
+            .unwrap_err()
+            .to_string()
+            .contains("the same folder"));
+        assert!(refused(&data.join("taste/../")).is_err());
+        let e = refused(&data.join("new/deeper")).unwrap_err().to_string();
+        assert!(e.contains("inside") && e.contains("--data"), "{e}");
+        assert!(refused(&dir.path().join("out/demo")).is_ok());
+        assert!(refused(&data.join("../out")).is_ok());
+        assert!(refused(dir.path()).is_ok());
     }
 }

@@ -210,6 +210,7 @@ pub fn recommend<B: ModelOps>(
     who: Who<'_>,
     k: usize,
     max_per_genre: Option<usize>,
+    fold: Option<u32>,
 ) -> Result<Vec<Recommendation>, Error> {
     if k == 0 {
         return Err(Error::Other(
@@ -233,6 +234,17 @@ pub fn recommend<B: ModelOps>(
                     ds.user_ids.iter().take(3).collect::<Vec<_>>()
                 ))
             })?;
+            // Asked for a fold, the user must be one of its test users: any other user's
+            // listens were training data of that fold's model.
+            if let Some(f) = fold {
+                let theirs = ds.user_fold.get(u).copied().unwrap_or(u32::MAX);
+                if theirs != f {
+                    return Err(Error::Other(format!(
+                        "--user {id:?} with --fold {f}: that user is in fold {theirs} of {}, so a fold-{f} model trained on their listens; give a test user of fold {f}, or drop --fold",
+                        data.display()
+                    )));
+                }
+            }
             let (s, p) = ds.history(u);
             (u as u32, s.to_vec(), p.to_vec())
         }

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::OpError;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelKind {
@@ -89,6 +91,108 @@ impl ModelConfig {
             tile: 32_768,
             seed: 42,
             neighbours: DEFAULT_NEIGHBOURS,
+        }
+    }
+
+    /// Refuses sizes no model can be built with (a checkpoint header or a library caller may
+    /// carry them; the CLI refuses them earlier, by flag).
+    pub fn validate(&self) -> Result<(), OpError> {
+        let bad = |detail: String| {
+            Err(OpError::Invalid {
+                op: "model config",
+                detail,
+            })
+        };
+        let sizes = [
+            ("layers", self.layers),
+            ("hidden", self.hidden),
+            ("emb", self.emb),
+            ("max_history", self.max_history),
+            ("songs", self.songs),
+            ("tile", self.tile),
+        ];
+        for (name, v) in sizes {
+            if v == 0 {
+                return bad(format!("{name} is 0; it must be at least 1"));
+            }
+        }
+        if self.kind == ModelKind::Ainrnn && self.att == 0 {
+            return bad("att is 0; AINRNN's attention needs at least 1".into());
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return bad(format!("dropout {} is outside [0, 1)", self.dropout));
+        }
+        if !(self.mag.is_finite() && self.mag > 0.0) {
+            return bad(format!("mag {} must be finite and > 0", self.mag));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validate_refuses_what_no_model_can_be_built_with() {
+        for kind in [ModelKind::Ainrnn, ModelKind::Indrnn, ModelKind::Lstm] {
+            assert!(ModelConfig::new(kind, 10).validate().is_ok());
+        }
+        let base = ModelConfig::new(ModelKind::Ainrnn, 10);
+        let cases: Vec<(ModelConfig, &str)> = vec![
+            (
+                ModelConfig {
+                    layers: 0,
+                    ..base.clone()
+                },
+                "layers is 0",
+            ),
+            (
+                ModelConfig {
+                    hidden: 0,
+                    ..base.clone()
+                },
+                "hidden is 0",
+            ),
+            (
+                ModelConfig {
+                    songs: 0,
+                    ..base.clone()
+                },
+                "songs is 0",
+            ),
+            (
+                ModelConfig {
+                    att: 0,
+                    ..base.clone()
+                },
+                "att is 0",
+            ),
+            (
+                ModelConfig {
+                    dropout: 1.0,
+                    ..base.clone()
+                },
+                "dropout 1",
+            ),
+            (
+                ModelConfig {
+                    dropout: f32::NAN,
+                    ..base.clone()
+                },
+                "dropout NaN",
+            ),
+            (
+                ModelConfig {
+                    mag: 0.0,
+                    ..base.clone()
+                },
+                "mag 0",
+            ),
+        ];
+        for (cfg, want) in cases {
+            let e = cfg.validate().unwrap_err().to_string();
+            assert!(e.contains(want), "{e:?} should say {want:?}");
         }
     }
 }

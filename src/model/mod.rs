@@ -69,6 +69,7 @@ enum Dest {
 impl<B: ModelOps> Model<B> {
     /// A freshly initialised model. `features`: the song vectors (`songs × feature_dim`).
     pub fn new(b: &B, cfg: ModelConfig, features: Option<&[f32]>) -> OpResult<Self> {
+        cfg.validate()?;
         let mut rng = StdRng::seed_from_u64(cfg.seed);
         let mut p = Params::new();
         // One song table serves as the input embedding and as the learned part of the songs'
