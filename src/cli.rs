@@ -297,6 +297,7 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
 }
 
 fn bench_report(json: bool, a: BenchReportArgs) -> Result<()> {
+    let _lock = paths::lock_output_dir("--out", &a.out)?;
     let o = ainrnn::bench::report::ReportOptions {
         out: a.out,
         quick: a.quick,
@@ -371,6 +372,7 @@ fn features(choice: BackendChoice, json: bool, a: FeaturesArgs) -> Result<ExitCo
         let stores: Vec<(&str, &std::path::Path)> =
             m.stores.iter().map(|p| ("store", p.as_path())).collect();
         paths::refuse_overwriting_inputs("--output", &m.output, &stores)?;
+        let _lock = paths::lock_output("--output", &m.output)?;
         let s = ainrnn::audio::store::merge(&m.stores, &m.output)
             .with_context(|| format!("merging into {}", m.output.display()))?;
         for (store, stem) in &s.duplicates {
@@ -394,6 +396,7 @@ fn features(choice: BackendChoice, json: bool, a: FeaturesArgs) -> Result<ExitCo
     let inputs: Vec<(&str, &std::path::Path)> =
         a.inputs.iter().map(|p| ("input", p.as_path())).collect();
     paths::refuse_overwriting_inputs("--output", &a.output, &inputs)?;
+    let _lock = paths::lock_output("--output", &a.output)?;
     let (sel, note) = select::select(choice).context("choosing the backend")?;
     if let Some(n) = note {
         eprintln!("note: {n}");
@@ -522,6 +525,7 @@ fn bench_scattering(choice: BackendChoice, json: bool, a: BenchScatteringArgs) -
 
 /// The main job on the bundled data (see `ainrnn::demo`).
 fn demo(choice: BackendChoice, json: bool, a: DemoArgs) -> Result<()> {
+    let _lock = paths::lock_output_dir("--out", &a.out)?;
     let (sel, note) = select::select(choice).context("choosing the backend")?;
     match note {
         Some(n) => eprintln!("note: {n}"),
