@@ -210,6 +210,7 @@ pub fn run_train(
     paths::refuse_overwriting_inputs("--out", &a.out, &[("--data", &a.data)])?;
     paths::refuse_overwriting_inputs("--out (its .last file)", &last, &[("--data", &a.data)])?;
     let _lock = paths::lock_output("--out", &a.out)?;
+    ainrnn::io::lock::remove_stale_temps(&last); // the lock on --out covers its .last file
     let mut opts = TrainOptions::new(a.data, a.model, a.out);
     a.training.apply(&mut opts);
     opts.fold = a.fold;
