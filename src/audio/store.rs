@@ -162,6 +162,17 @@ fn open_read(path: &Path) -> Result<hdf5::File, IoError> {
         ));
     }
     let f = hdf5::File::open(path).map_err(|e| h5err(path, "opening", e))?;
+    if f.attr("version").and_then(|a| a.read_scalar::<u64>()).ok() == Some(1) {
+        return Err(IoError::Format {
+            path: path.to_path_buf(),
+            reason: format!(
+                "feature store version 1 (tracks inside the file), written by an older ainrnn; \
+                 this build reads and writes version {VERSION} (tracks in {}): run `ainrnn \
+                 features` again into a new --output",
+                segments_dir(path).display()
+            ),
+        });
+    }
     check_format(path, &f)?;
     Ok(f)
 }

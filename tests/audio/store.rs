@@ -1,5 +1,7 @@
 //! The feature store: round trip, resume, atomic writes, merge, sharding.
 
+use std::str::FromStr;
+
 use ainrnn::audio::job::{parse_shard, shard_of};
 use ainrnn::audio::store::{
     list_tracks, merge, read_song_table, read_track, segments_dir, AttrValue, SongTable,
@@ -253,4 +255,34 @@ fn committed_batches_survive_a_lost_run_and_appending_copies_no_track_data() {
             .1,
         &[7.0, 8.0, 3.0]
     );
+}
+
+#[test]
+fn a_version_1_store_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.h5");
+    {
+        let f = hdf5::File::create(&old).unwrap();
+        let fmt = hdf5::types::VarLenUnicode::from_str("ainrnn-features").unwrap();
+        f.new_attr::<hdf5::types::VarLenUnicode>()
+            .create("format")
+            .unwrap()
+            .write_scalar(&fmt)
+            .unwrap();
+        f.new_attr::<u64>()
+            .create("version")
+            .unwrap()
+            .write_scalar(&1u64)
+            .unwrap();
+        f.create_group("tracks").unwrap();
+    }
+    for e in [
+        StoreWriter::open(&old, names()).err().unwrap().to_string(),
+        list_tracks(&old).unwrap_err().to_string(),
+    ] {
+        assert!(
+            e.contains("old.h5") && e.contains("version 1") && e.contains("new --output"),
+            "{e}"
+        );
+    }
 }
