@@ -297,6 +297,7 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
 }
 
 fn bench_report(json: bool, a: BenchReportArgs) -> Result<()> {
+    let _lock = paths::lock_output_dir("--out", &a.out)?;
     let o = ainrnn::bench::report::ReportOptions {
         out: a.out,
         quick: a.quick,
@@ -371,6 +372,7 @@ fn features(choice: BackendChoice, json: bool, a: FeaturesArgs) -> Result<ExitCo
         let stores: Vec<(&str, &std::path::Path)> =
             m.stores.iter().map(|p| ("store", p.as_path())).collect();
         paths::refuse_overwriting_inputs("--output", &m.output, &stores)?;
+        let _lock = paths::lock_output("--output", &m.output)?;
         let s = ainrnn::audio::store::merge(&m.stores, &m.output)
             .with_context(|| format!("merging into {}", m.output.display()))?;
         for (store, stem) in &s.duplicates {
@@ -394,6 +396,7 @@ fn features(choice: BackendChoice, json: bool, a: FeaturesArgs) -> Result<ExitCo
     let inputs: Vec<(&str, &std::path::Path)> =
         a.inputs.iter().map(|p| ("input", p.as_path())).collect();
     paths::refuse_overwriting_inputs("--output", &a.output, &inputs)?;
+    let _lock = paths::lock_output("--output", &a.output)?;
     let (sel, note) = select::select(choice).context("choosing the backend")?;
     if let Some(n) = note {
         eprintln!("note: {n}");
@@ -404,6 +407,7 @@ fn features(choice: BackendChoice, json: bool, a: FeaturesArgs) -> Result<ExitCo
         seconds: a.seconds,
         shard: a.shard,
         batch: a.batch,
+        stop: Some(stop_on_signals()),
     };
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
@@ -444,11 +448,42 @@ fn features(choice: BackendChoice, json: bool, a: FeaturesArgs) -> Result<ExitCo
     if json {
         print_json(&summary)?;
     }
+    let sig = SIGNAL.load(std::sync::atomic::Ordering::SeqCst);
+    if summary.interrupted || sig != 0 {
+        eprintln!(
+            "features: interrupted by signal {sig}: {} tracks kept in {}; run the same command again to continue",
+            summary.tracks_in_store, summary.output
+        );
+        return Ok(ExitCode::from(128 + sig.clamp(0, 127) as u8));
+    }
     Ok(if summary.skipped.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(3)
     })
+}
+
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static SIGNAL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    // Only atomic stores: async-signal-safe. A second signal ends the process at once (its
+    // temporaries are then removed by the next run).
+    if STOP.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        // SAFETY: _exit is async-signal-safe.
+        unsafe { libc::_exit(128 + sig) };
+    }
+    SIGNAL.store(sig, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// SIGINT and SIGTERM stop the `features` job after the batch in progress (its temporary is
+/// removed, what is done is kept) instead of killing it; the command then exits 128 + signal.
+fn stop_on_signals() -> &'static std::sync::atomic::AtomicBool {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: installs a handler that only touches atomics.
+        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
+    }
+    &STOP
 }
 
 fn bench_features(choice: BackendChoice, json: bool, a: BenchFeaturesArgs) -> Result<()> {
@@ -523,6 +558,7 @@ fn bench_scattering(choice: BackendChoice, json: bool, a: BenchScatteringArgs) -
 /// The main job on the bundled data (see `ainrnn::demo`).
 fn demo(choice: BackendChoice, json: bool, a: DemoArgs) -> Result<()> {
     paths::refuse_output_folder_inside("--out", &a.out, "--data", &a.data)?;
+    let _lock = paths::lock_output_dir("--out", &a.out)?;
     let (sel, note) = select::select(choice).context("choosing the backend")?;
     match note {
         Some(n) => eprintln!("note: {n}"),

@@ -75,6 +75,7 @@ pub fn run(
         seconds: Some(if o.quick { 5.0 } else { 30.0 }),
         shard: None,
         batch: 8,
+        stop: None,
     };
     let stage = Stage::new(Default::default())?;
     let js = with_backend!(sel, b => {

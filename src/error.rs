@@ -76,6 +76,9 @@ pub enum IoError {
     Hdf5 { path: PathBuf, reason: String },
     #[error("{path}: {reason}")]
     Format { path: PathBuf, reason: String },
+    /// Another run holds the output's writer lock (`io::lock`).
+    #[error("{path}: {holder} is writing it; wait for it or choose another output")]
+    Locked { path: PathBuf, holder: String },
 }
 
 impl IoError {

@@ -1,9 +1,11 @@
 //! The `features` job: expand the inputs, keep this shard's share, skip what the store already
 //! holds, decode in parallel (the next batch decodes on the CPU while the current one is on the
-//! backend), extract features batch by batch and write them atomically.
+//! backend), extract features batch by batch and commit each batch to the store as one segment
+//! (see [`super::store`]), so a kill loses at most the batch in progress.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -30,8 +32,11 @@ pub struct JobOptions {
     pub seconds: Option<f64>,
     /// `(i, n)`: process only the inputs whose stem hashes to `i` modulo `n` (0-based).
     pub shard: Option<(u32, u32)>,
-    /// Clips per backend batch.
+    /// Clips per backend batch; each batch is committed to the store as one segment.
     pub batch: usize,
+    /// Set (by a signal handler) to stop after the batch in progress: what is done is kept
+    /// and folded into the store, and the summary says `interrupted`.
+    pub stop: Option<&'static AtomicBool>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -51,6 +56,8 @@ pub struct JobSummary {
     pub backend: String,
     pub output: String,
     pub tracks_in_store: usize,
+    /// Stopped early by [`JobOptions::stop`]; run again to continue.
+    pub interrupted: bool,
 }
 
 /// Parses `I/N` (0 ≤ I < N).
@@ -306,12 +313,22 @@ pub fn run<B: AudioOps>(
     let total = todo.len();
     let mut written = Vec::new();
     let mut done = 0usize;
+    let mut interrupted = false;
+    let stopped = || opts.stop.is_some_and(|s| s.load(Ordering::SeqCst));
     progress(0, total);
     std::thread::scope(|s| -> Result<(), Error> {
         let mut next = chunks
             .first()
             .map(|c| s.spawn(move || decode_all(c, opts.seconds)));
         for (k, chunk) in chunks.iter().enumerate() {
+            if stopped() {
+                interrupted = true;
+                // The next batch may be decoding: let it finish, keep nothing of it.
+                if let Some(h) = next.take() {
+                    let _ = h.join();
+                }
+                break;
+            }
             let loaded = match next.take() {
                 Some(h) => h
                     .join()
@@ -336,6 +353,7 @@ pub fn run<B: AudioOps>(
                 writer.write(&track_record(stem, path, d, f, opts.seconds))?;
                 written.push(stem.clone());
             }
+            writer.commit()?;
             done += chunk.len();
             progress(done, total);
         }
@@ -350,5 +368,6 @@ pub fn run<B: AudioOps>(
         backend: b.describe(),
         output: opts.output.display().to_string(),
         tracks_in_store,
+        interrupted,
     })
 }

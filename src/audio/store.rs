@@ -1,9 +1,16 @@
-//! `features.h5`, the feature store (HDF5, readable by h5py or PyTorch):
+//! `features.h5`, the feature store (HDF5, readable by h5py or PyTorch), version 2: a small
+//! index file plus a folder of segments beside it.
 //!
 //! ```text
-//! /                       attrs format = "ainrnn-features", version = 1
-//! /tracks/<stem>/         attrs: every parameter, sample_rate, seconds, source_file, frames,
-//!                                song_vector (f32 array), ...
+//! features.h5            attrs format = "ainrnn-features", version = 2
+//!   /tracks/<stem>       external link -> features.h5.d/seg-NNNNNN.h5:/tracks/<stem>
+//!   /songs/ids           variable-length UTF-8 strings, the stems, sorted
+//!   /songs/vectors       f32 [n, D]
+//!   /songs/vector_names  variable-length UTF-8 strings [D]
+//!   /songs/segment       u32 [n]: the segment holding each track
+//! features.h5.d/seg-NNNNNN.h5   attrs format, version; one batch of tracks:
+//!   /tracks/<stem>/      attrs: every parameter, sample_rate, seconds, source_file, frames,
+//!                               song_vector (f32 array), ...
 //!     mel          f32 [128, frames]   mel power
 //!     mfcc         f32 [20, frames]
 //!     mfcc_delta   f32 [20, frames]
@@ -11,19 +18,35 @@
 //!     hfc          f32 [frames]
 //!     hpcp         f32 [12, frames]
 //!     scattering   f32 [paths, frames_s]   (when the scattering stage ran)
-//! /songs/ids           variable-length UTF-8 strings, the stems, sorted
-//! /songs/vectors       f32 [n, D]
-//! /songs/vector_names  variable-length UTF-8 strings [D]
 //! ```
 //!
-//! Writes are atomic: a [`StoreWriter`] works on an [`AtomicFile`] temporary (a copy of the
-//! existing store when resuming) and renames it over the output in [`StoreWriter::finish`]; an
-//! interrupted run leaves the previous output untouched. The song table is read by
-//! [`crate::io::features_h5::read_song_table`]. `/songs` is
-//! rebuilt from the tracks' `song_vector` attributes at the end, so resuming and merging only
-//! ever add tracks.
+//! Through the external links a reader sees one file with the layout of version 1
+//! (`/tracks/<stem>/mel`, `/songs/...`): [`read_track`], [`list_tracks`],
+//! [`crate::io::features_h5::read_song_table`] and h5py work unchanged. The links are relative,
+//! so the store and its `NAME.d` folder move together.
+//!
+//! Why this layout (issue 14, partial progress): HDF5 has no journal, so a file written in place
+//! can be damaged by a kill; copying the store to a temporary to append made every append a full
+//! copy and a kill lost everything. Here nothing is ever written in place:
+//! - each batch is one segment, written to a temporary `.seg-NNNNNN.h5.<pid>.tmp.h5` and committed
+//!   by rename ([`StoreWriter::commit`]); committed segments are never modified again;
+//! - [`StoreWriter::finish`] folds the segments into a new index written to a temporary beside the
+//!   store and renamed over it. The index holds only `/songs` and one link per track, so an
+//!   append rewrites O(tracks) small entries (the song table, about 640 bytes a track), never
+//!   track data;
+//! - [`StoreWriter::open`] knows the tracks of the index and of segments committed after it (a
+//!   killed run's journal: its batches are kept and skipped by the next run), and removes
+//!   temporaries whose pid is not alive (or is its own: a killed run's under a recycled pid).
+//!
+//! Residual risks: a kill loses the batch in progress (its temporary is removed by the next run);
+//! a kill between a segment's rename and the fold leaves the index one fold behind, which the next
+//! open or finish repairs; a segment deleted by hand leaves dangling links (reading that track
+//! fails naming it). Moving only `features.h5` without `features.h5.d` loses the track data (the
+//! song table stays readable). Writers take the output's lock (`io::lock`) at the command level.
+//! `/songs` is rebuilt from the known song vectors at each fold, so resuming and merging only ever
+//! add tracks.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -139,6 +162,17 @@ fn open_read(path: &Path) -> Result<hdf5::File, IoError> {
         ));
     }
     let f = hdf5::File::open(path).map_err(|e| h5err(path, "opening", e))?;
+    if f.attr("version").and_then(|a| a.read_scalar::<u64>()).ok() == Some(1) {
+        return Err(IoError::Format {
+            path: path.to_path_buf(),
+            reason: format!(
+                "feature store version 1 (tracks inside the file), written by an older ainrnn; \
+                 this build reads and writes version {VERSION} (tracks in {}): run `ainrnn \
+                 features` again into a new --output",
+                segments_dir(path).display()
+            ),
+        });
+    }
     check_format(path, &f)?;
     Ok(f)
 }
@@ -203,154 +237,322 @@ fn stored_vector_names(path: &Path, f: &hdf5::File) -> Result<Vec<String>, IoErr
     crate::io::h5::read_strings(&ds).map_err(|e| h5err(path, name, e))
 }
 
-/// Writes a store atomically; see the module documentation.
+/// The folder of a store's segments: `NAME.d` beside `NAME`.
+pub fn segments_dir(output: &Path) -> PathBuf {
+    let name = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "features.h5".into());
+    output.with_file_name(format!("{name}.d"))
+}
+
+fn segment_name(n: u32) -> String {
+    format!("seg-{n:06}.h5")
+}
+
+fn segment_number(name: &str) -> Option<u32> {
+    name.strip_prefix("seg-")?.strip_suffix(".h5")?.parse().ok()
+}
+
+/// Committed segments in `dir`, by number.
+fn list_segments(dir: &Path) -> Result<Vec<(u32, PathBuf)>, IoError> {
+    let mut v = Vec::new();
+    let rd = match std::fs::read_dir(dir) {
+        Ok(r) => r,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(v),
+        Err(e) => return Err(IoError::io(dir, e)),
+    };
+    for e in rd {
+        let e = e.map_err(|e| IoError::io(dir, e))?;
+        if let Some(n) = segment_number(&e.file_name().to_string_lossy()) {
+            v.push((n, e.path()));
+        }
+    }
+    v.sort();
+    Ok(v)
+}
+
+fn pid_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the process exists; nothing is sent.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Removes temporaries `.X.<pid>.tmp[.EXT]` in `dir` whose name starts with `.{prefix}` and
+/// whose writer is gone: its pid is not alive, or is this process's (which has not written any
+/// yet when this runs, so the file is a killed earlier run's under a recycled pid).
+fn remove_dead_temps(dir: &Path, prefix: &str) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix('.') else {
+            continue;
+        };
+        if !rest.starts_with(prefix) {
+            continue;
+        }
+        let Some(at) = rest.rfind(".tmp") else {
+            continue;
+        };
+        let tail = &rest[at + 4..];
+        if !(tail.is_empty() || tail.starts_with('.')) {
+            continue;
+        }
+        let Some(pid) = rest[..at]
+            .rsplit_once('.')
+            .and_then(|(_, p)| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() || !pid_alive(pid) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// Adds tracks to a store, batch by batch; see the module documentation.
 pub struct StoreWriter {
-    // Declared before `out`: the file is closed before a dropped writer removes the temporary.
+    // Declared before `seg`: the segment is closed before a dropped writer removes its temporary.
     file: Option<hdf5::File>,
-    out: AtomicFile,
-    done: BTreeSet<String>,
+    seg: Option<AtomicFile>,
+    output: PathBuf,
+    dir: PathBuf,
+    next_seg: u32,
+    /// Every track of the store, folded or journaled: stem -> (segment, song vector).
+    songs: BTreeMap<String, (u32, Vec<f32>)>,
+    /// Tracks of the open (uncommitted) segment.
+    pending: Vec<(String, Vec<f32>)>,
     vector_names: Vec<String>,
 }
 
 impl StoreWriter {
-    /// Opens `output` for adding tracks: a copy of it when it exists (resume), else a new store.
+    /// Opens `output` for adding tracks: the tracks of the existing store and of segments a
+    /// killed run committed but did not fold are known (resume); nothing is copied.
     /// `vector_names` are the song-vector columns this run writes; a store written with other
-    /// columns is refused.
+    /// columns is refused. Temporaries of killed runs are removed.
     pub fn open(output: &Path, vector_names: Vec<String>) -> Result<Self, IoError> {
-        let out = AtomicFile::new(output);
-        let tmp = out.temp().to_path_buf();
+        let dir = segments_dir(output);
+        let out_name = output
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        remove_dead_temps(&dir, "seg-");
+        remove_dead_temps(
+            match output.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            },
+            &format!("{out_name}."),
+        );
         let mut w = StoreWriter {
             file: None,
-            out,
-            done: BTreeSet::new(),
+            seg: None,
+            output: output.to_path_buf(),
+            dir,
+            next_seg: 1,
+            songs: BTreeMap::new(),
+            pending: Vec::new(),
             vector_names,
         };
+        let columns = |path: &Path, n: usize, first: &str, w: &StoreWriter| IoError::Format {
+            path: path.to_path_buf(),
+            reason: format!(
+                "the store's song vectors have {n} columns ({first}...), this run writes {}: \
+                 use the same options (e.g. --no-scattering) or another output",
+                w.vector_names.len()
+            ),
+        };
+        let mut folded = BTreeSet::new();
         if output.exists() {
             let old = open_read(output)?;
             let names = track_names(output, &old)?;
             if let Ok(existing) = stored_vector_names(output, &old) {
                 if !names.is_empty() && existing != w.vector_names {
-                    return Err(IoError::Format {
-                        path: output.to_path_buf(),
-                        reason: format!(
-                            "the store's song vectors have {} columns ({}...), this run writes {}: \
-                             use the same options (e.g. --no-scattering) or another output",
-                            existing.len(),
-                            existing.first().cloned().unwrap_or_default(),
-                            w.vector_names.len()
-                        ),
-                    });
+                    let first = existing.first().cloned().unwrap_or_default();
+                    return Err(columns(output, existing.len(), &first, &w));
                 }
             }
-            drop(old);
-            std::fs::copy(output, &tmp).map_err(|e| IoError::io(&tmp, e))?;
-            w.done = names.into_iter().collect();
-            w.file = Some(hdf5::File::open_rw(&tmp).map_err(|e| h5err(&tmp, "opening", e))?);
-        } else {
+            let table = read_song_table(output)?;
+            let segs: Vec<u32> = old
+                .dataset("songs/segment")
+                .and_then(|d| d.read_raw::<u32>())
+                .map_err(|e| h5err(output, "/songs/segment", e))?;
+            if segs.len() != table.ids.len() {
+                return Err(IoError::Field {
+                    path: output.to_path_buf(),
+                    field: "/songs/segment".into(),
+                    reason: format!("{} entries for {} ids", segs.len(), table.ids.len()),
+                });
+            }
+            for (i, id) in table.ids.iter().enumerate() {
+                folded.insert(segs[i]);
+                w.songs.insert(id.clone(), (segs[i], table.row(i).to_vec()));
+            }
+        }
+        // Segments committed after the last fold (a killed or interrupted run): journaled.
+        for (n, path) in list_segments(&w.dir)? {
+            w.next_seg = w.next_seg.max(n + 1);
+            if folded.contains(&n) {
+                continue;
+            }
+            let f = hdf5::File::open(&path).map_err(|e| h5err(&path, "opening a segment", e))?;
+            let tracks = f.group("tracks").map_err(|e| h5err(&path, "/tracks", e))?;
+            for stem in track_names(&path, &f)? {
+                let v = tracks
+                    .group(&stem)
+                    .and_then(|g| g.attr("song_vector"))
+                    .and_then(|a| a.read_raw::<f32>())
+                    .map_err(|e| h5err(&path, &format!("/tracks/{stem}@song_vector"), e))?;
+                if v.len() != w.vector_names.len() {
+                    return Err(columns(&path, v.len(), "", &w));
+                }
+                w.songs.entry(stem).or_insert((n, v));
+            }
+        }
+        Ok(w)
+    }
+
+    /// Whether a track with this stem is already stored (or written in this run).
+    pub fn contains(&self, stem: &str) -> bool {
+        self.songs.contains_key(stem) || self.pending.iter().any(|p| p.0 == stem)
+    }
+
+    pub fn len(&self) -> usize {
+        self.songs.len() + self.pending.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The open segment, created on first use.
+    fn segment(&mut self) -> Result<&hdf5::File, IoError> {
+        if self.file.is_none() {
+            std::fs::create_dir_all(&self.dir).map_err(|e| IoError::io(&self.dir, e))?;
+            let seg = AtomicFile::new(&self.dir.join(segment_name(self.next_seg)));
+            let tmp = seg.temp().to_path_buf();
+            self.seg = Some(seg);
             let f = hdf5::File::create(&tmp).map_err(|e| h5err(&tmp, "creating", e))?;
             write_attr(&tmp, &f, "format", &AttrValue::S(FORMAT.into()))?;
             write_attr(&tmp, &f, "version", &AttrValue::U(VERSION))?;
             f.create_group("tracks")
                 .map_err(|e| h5err(&tmp, "creating /tracks", e))?;
-            w.file = Some(f);
+            self.file = Some(f);
         }
-        Ok(w)
-    }
-
-    /// Whether a track with this stem is already stored.
-    pub fn contains(&self, stem: &str) -> bool {
-        self.done.contains(stem)
-    }
-
-    pub fn len(&self) -> usize {
-        self.done.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.done.is_empty()
-    }
-
-    fn file(&self) -> Result<&hdf5::File, IoError> {
         self.file.as_ref().ok_or_else(|| IoError::Format {
-            path: self.out.temp().to_path_buf(),
-            reason: "store already closed".into(),
+            path: self.output.clone(),
+            reason: "segment not open".into(),
         })
     }
 
-    /// Adds one track. Its song vector must have one value per vector name.
+    /// Adds one track to the open segment. Its song vector must have one value per vector
+    /// name. Kept only once the segment is committed ([`StoreWriter::commit`] or `finish`).
     pub fn write(&mut self, rec: &TrackRecord) -> Result<(), IoError> {
-        let tmp = self.out.temp().to_path_buf();
-        if let Some(v) = rec.song_vector() {
-            if v.len() != self.vector_names.len() {
-                return Err(IoError::Field {
-                    path: tmp,
-                    field: format!("/tracks/{}@song_vector", rec.stem),
-                    reason: format!(
-                        "{} values for {} vector names",
-                        v.len(),
-                        self.vector_names.len()
-                    ),
-                });
-            }
+        let out = self.output.clone();
+        let Some(v) = rec.song_vector().map(|v| v.to_vec()) else {
+            return Err(IoError::Field {
+                path: out,
+                field: format!("/tracks/{}@song_vector", rec.stem),
+                reason: "missing".into(),
+            });
+        };
+        if v.len() != self.vector_names.len() {
+            return Err(IoError::Field {
+                path: out,
+                field: format!("/tracks/{}@song_vector", rec.stem),
+                reason: format!(
+                    "{} values for {} vector names",
+                    v.len(),
+                    self.vector_names.len()
+                ),
+            });
         }
-        let f = self.file()?;
-        let tracks = f.group("tracks").map_err(|e| h5err(&tmp, "/tracks", e))?;
+        let f = self.segment()?;
+        let tmp = PathBuf::from(f.filename());
+        let tmp: &Path = &tmp;
+        let tracks = f.group("tracks").map_err(|e| h5err(tmp, "/tracks", e))?;
         let g = tracks
             .create_group(&rec.stem)
-            .map_err(|e| h5err(&tmp, &format!("creating /tracks/{}", rec.stem), e))?;
+            .map_err(|e| h5err(tmp, &format!("creating /tracks/{}", rec.stem), e))?;
         for (name, shape, data) in &rec.datasets {
             g.new_dataset::<f32>()
                 .shape(shape.clone())
                 .create(name.as_str())
                 .and_then(|d| d.write_raw(data))
-                .map_err(|e| h5err(&tmp, &format!("writing /tracks/{}/{name}", rec.stem), e))?;
+                .map_err(|e| h5err(tmp, &format!("writing /tracks/{}/{name}", rec.stem), e))?;
         }
         for (name, v) in &rec.attrs {
-            write_attr(&tmp, &g, name, v)?;
+            write_attr(tmp, &g, name, v)?;
         }
-        self.done.insert(rec.stem.clone());
+        self.pending.push((rec.stem.clone(), v));
         Ok(())
     }
 
-    /// Rebuilds `/songs` from every track's song vector, closes the file and renames it over
-    /// the output. Returns the number of tracks in the store.
+    /// Commits the open segment (closed, synced, renamed into `NAME.d/`): from here on a kill
+    /// loses none of its tracks; the next open picks them up. Nothing to do when none is open.
+    pub fn commit(&mut self) -> Result<(), IoError> {
+        let Some(f) = self.file.take() else {
+            return Ok(());
+        };
+        let tmp = PathBuf::from(f.filename());
+        f.flush().map_err(|e| h5err(&tmp, "flushing", e))?;
+        drop(f);
+        if let Some(seg) = self.seg.take() {
+            seg.commit()?;
+        }
+        for (stem, v) in self.pending.drain(..) {
+            self.songs.insert(stem, (self.next_seg, v));
+        }
+        self.next_seg += 1;
+        Ok(())
+    }
+
+    /// Commits the open segment and folds every segment into the store: a new small index
+    /// (`/songs` and one external link per track) written beside the output and renamed over
+    /// it. Returns the number of tracks in the store.
     pub fn finish(mut self) -> Result<usize, IoError> {
-        let tmp = self.out.temp().to_path_buf();
+        self.commit()?;
+        let out = AtomicFile::new(&self.output);
+        let tmp = out.temp().to_path_buf();
+        let dir_name = self
+            .dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         {
-            let f = self.file()?;
-            if f.link_exists("songs") {
-                f.unlink("songs")
-                    .map_err(|e| h5err(&tmp, "replacing /songs", e))?;
-            }
-            let tracks = f.group("tracks").map_err(|e| h5err(&tmp, "/tracks", e))?;
-            let mut ids = tracks
-                .member_names()
-                .map_err(|e| h5err(&tmp, "/tracks", e))?;
-            ids.sort();
+            let f = hdf5::File::create(&tmp).map_err(|e| h5err(&tmp, "creating", e))?;
+            write_attr(&tmp, &f, "format", &AttrValue::S(FORMAT.into()))?;
+            write_attr(&tmp, &f, "version", &AttrValue::U(VERSION))?;
+            let tracks = f
+                .create_group("tracks")
+                .map_err(|e| h5err(&tmp, "creating /tracks", e))?;
             let dim = self.vector_names.len();
-            let mut vectors = Vec::with_capacity(ids.len() * dim);
-            for id in &ids {
-                let a = tracks
-                    .group(id)
-                    .and_then(|g| g.attr("song_vector"))
-                    .map_err(|e| h5err(&tmp, &format!("/tracks/{id}@song_vector"), e))?;
-                let v = a
-                    .read_raw::<f32>()
-                    .map_err(|e| h5err(&tmp, &format!("/tracks/{id}@song_vector"), e))?;
-                if v.len() != dim {
-                    return Err(IoError::Field {
-                        path: tmp,
-                        field: format!("/tracks/{id}@song_vector"),
-                        reason: format!("{} values, expected {dim}", v.len()),
-                    });
-                }
-                vectors.extend_from_slice(&v);
+            let mut vectors = Vec::with_capacity(self.songs.len() * dim);
+            let mut segs = Vec::with_capacity(self.songs.len());
+            for (id, (seg, v)) in &self.songs {
+                tracks
+                    .link_external(
+                        &format!("{dir_name}/{}", segment_name(*seg)),
+                        &format!("/tracks/{id}"),
+                        id,
+                    )
+                    .map_err(|e| h5err(&tmp, &format!("linking /tracks/{id}"), e))?;
+                vectors.extend_from_slice(v);
+                segs.push(*seg);
             }
             let songs = f
                 .create_group("songs")
                 .map_err(|e| h5err(&tmp, "creating /songs", e))?;
-            let ids_v: Vec<VarLenUnicode> =
-                ids.iter().map(|s| vlu(&tmp, s)).collect::<Result<_, _>>()?;
+            let ids_v: Vec<VarLenUnicode> = self
+                .songs
+                .keys()
+                .map(|s| vlu(&tmp, s))
+                .collect::<Result<_, _>>()?;
             let names_v: Vec<VarLenUnicode> = self
                 .vector_names
                 .iter()
@@ -370,16 +572,20 @@ impl StoreWriter {
                 .map_err(|e| h5err(&tmp, "writing /songs/vector_names", e))?;
             songs
                 .new_dataset::<f32>()
-                .shape([ids.len(), dim])
+                .shape([ids_v.len(), dim])
                 .create("vectors")
                 .and_then(|d| d.write_raw(&vectors))
                 .map_err(|e| h5err(&tmp, "writing /songs/vectors", e))?;
+            songs
+                .new_dataset::<u32>()
+                .shape([segs.len()])
+                .create("segment")
+                .and_then(|d| d.write_raw(&segs))
+                .map_err(|e| h5err(&tmp, "writing /songs/segment", e))?;
             f.flush().map_err(|e| h5err(&tmp, "flushing", e))?;
         }
-        let n = self.done.len();
-        self.file = None; // closes the file before the rename
-        self.out.commit()?;
-        Ok(n)
+        out.commit()?;
+        Ok(self.songs.len())
     }
 }
 
@@ -391,6 +597,9 @@ pub struct MergeSummary {
     /// `(store, stem)` of tracks already present (first occurrence kept).
     pub duplicates: Vec<(String, String)>,
 }
+
+/// Tracks per segment written by [`merge`].
+const MERGE_SEGMENT_TRACKS: usize = 64;
 
 /// Merges stores into `output` (created, or extended when it exists). Tracks whose stem is
 /// already present are kept from the first store that has them.
@@ -431,6 +640,9 @@ pub fn merge(inputs: &[PathBuf], output: &Path) -> Result<MergeSummary, IoError>
                 .map_err(|e| h5err(p, &format!("/tracks/{stem}"), e))?;
             w.write(&read_record(p, &g, &stem)?)?;
             summary.added += 1;
+            if summary.added % MERGE_SEGMENT_TRACKS == 0 {
+                w.commit()?;
+            }
         }
     }
     summary.tracks = w.finish()?;

@@ -124,6 +124,7 @@ pub fn run_prepare(a: PrepareArgs, json: bool) -> Result<()> {
             ("--features", &a.features),
         ]),
     )?;
+    let _lock = paths::lock_output("--output", &a.output)?;
     let input = match (a.triplets, a.hetrec) {
         (Some(t), _) => Input::Triplets(t),
         (None, Some(h)) => Input::Hetrec {
@@ -176,6 +177,7 @@ pub fn run_synth(a: SynthArgs, json: bool) -> Result<()> {
     o.genres = a.genres;
     o.zipf = a.zipf;
     o.explore = a.explore;
+    let _lock = paths::lock_output("--output", &a.output)?;
     let r = synth::synth(&o, &a.output).context("synth failed")?;
     eprintln!(
         "wrote SYNTHETIC triplets {}: {} users, {} songs ({} used), {} interactions, {} plays, {:.1} MB",

@@ -210,6 +210,8 @@ pub fn run_train(
     let last = ainrnn::train::run::last_path(&a.out);
     paths::refuse_overwriting_inputs("--out", &a.out, &[("--data", &a.data)])?;
     paths::refuse_overwriting_inputs("--out (its .last file)", &last, &[("--data", &a.data)])?;
+    let _lock = paths::lock_output("--out", &a.out)?;
+    ainrnn::io::lock::remove_stale_temps(&last); // the lock on --out covers its .last file
     let mut opts = TrainOptions::new(a.data, a.model, a.out);
     a.training.apply(&mut opts);
     opts.fold = a.fold;
@@ -393,6 +395,7 @@ fn refuse_report_over_data(report: &std::path::Path, data: &std::path::Path) -> 
 
 pub fn run_compare(a: CompareArgs, choice: BackendChoice, json: bool) -> Result<()> {
     refuse_report_over_data(&a.report, &a.data)?;
+    let _lock = paths::lock_output_dir("--report", &a.report)?;
     let sel = backend(choice)?;
     let mut train = TrainOptions::new(a.data.clone(), ModelKind::Ainrnn, PathBuf::new());
     a.training.apply(&mut train);

@@ -5,6 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
+use ainrnn::error::IoError;
+use ainrnn::io::OutputLock;
 use anyhow::{bail, Result};
 
 /// `p` made absolute and resolved; for a path that does not exist, its parent's canonical path
@@ -100,6 +102,25 @@ pub fn refuse_output_folder_inside(
         }
     }
     Ok(())
+}
+
+/// Takes the writer lock of `output` (given with flag `flag`) for the whole run (see
+/// [`ainrnn::io::lock`]): a second run writing the same output is refused here, before any work.
+pub fn lock_output(flag: &str, output: &Path) -> Result<OutputLock> {
+    OutputLock::acquire(output).map_err(|e| match e {
+        IoError::Locked { path, holder } => anyhow::anyhow!(
+            "{}: {holder} is writing it; wait for it or choose another {flag}",
+            path.display()
+        ),
+        e => e.into(),
+    })
+}
+
+/// [`lock_output`] for an output folder, created first when missing.
+pub fn lock_output_dir(flag: &str, dir: &Path) -> Result<OutputLock> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| anyhow::anyhow!("{flag} {}: cannot create the folder: {e}", dir.display()))?;
+    lock_output(flag, dir)
 }
 
 /// The inputs given as `Option`s, with their flags, for [`refuse_overwriting_inputs`].

@@ -1,6 +1,7 @@
 //! Atomic output files: everything the program writes goes to a hidden temporary file beside
 //! the output and is renamed over it only when complete, so an interrupted run never leaves a
-//! half-written file where a finished one was.
+//! half-written file where a finished one was. A temporary left by a killed run is removed by
+//! the next run that takes the output's lock ([`crate::io::lock`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -18,7 +18,7 @@ use super::h5::{h5err, read_strings};
 use crate::error::IoError;
 
 pub const FORMAT: &str = "ainrnn-features";
-pub const VERSION: u64 = 1;
+pub const VERSION: u64 = 2;
 
 /// The song table: one vector per track stem.
 #[derive(Clone, Debug, PartialEq)]

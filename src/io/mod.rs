@@ -1,9 +1,11 @@
-//! The bottom layer under everything that touches files: atomic output ([`AtomicFile`]),
+//! The bottom layer under everything that touches files: atomic output ([`AtomicFile`]), writer locks ([`OutputLock`]),
 //! shared HDF5 helpers ([`h5`]) and the `features.h5` song table reader ([`features_h5`]),
 //! which the audio stage writes and the data stage reads. Depends only on [`crate::error`].
 
 pub mod atomic;
 pub mod features_h5;
 pub mod h5;
+pub mod lock;
 
 pub use atomic::{check_output, write_atomic, AtomicFile};
+pub use lock::OutputLock;

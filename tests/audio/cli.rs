@@ -106,3 +106,153 @@ fn features_command_skips_bad_files_resumes_and_merges() {
     let b = read_song_table(&out).unwrap();
     assert_eq!(a.values, b.values, "same song vectors");
 }
+
+/// `n` copies of a bundled clip, `t00.wav`…, in `dir/in` (symbolic links: the stem names the
+/// track).
+fn many_clips(dir: &std::path::Path, n: usize) -> std::path::PathBuf {
+    let src = root().join("data/audio/gtzan_country.00000.wav");
+    let d = dir.join("in");
+    std::fs::create_dir(&d).unwrap();
+    for i in 0..n {
+        std::os::unix::fs::symlink(&src, d.join(format!("t{i:02}.wav"))).unwrap();
+    }
+    d
+}
+
+fn features_child(input: &std::path::Path, out: &std::path::Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_ainrnn"))
+        .args(["--backend", "cpu", "--json", "features", "--no-scattering"])
+        .args(["--seconds", "20", "--batch", "1", "-o"])
+        .arg(out)
+        .arg(input)
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Committed segments of the store `out`.
+fn committed(out: &std::path::Path) -> usize {
+    std::fs::read_dir(ainrnn::audio::store::segments_dir(out))
+        .map(|rd| {
+            rd.filter(|e| {
+                let n = e.as_ref().unwrap().file_name();
+                let n = n.to_string_lossy();
+                n.starts_with("seg-") && n.ends_with(".h5")
+            })
+            .count()
+        })
+        .unwrap_or(0)
+}
+
+fn wait_for_a_commit(child: &mut std::process::Child, out: &std::path::Path) {
+    let t0 = std::time::Instant::now();
+    while committed(out) == 0 {
+        assert!(child.try_wait().unwrap().is_none(), "ended before a commit");
+        assert!(
+            t0.elapsed().as_secs() < 120,
+            "no batch committed in 2 minutes"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// Hidden files (temporaries, lock files) in the store's folder and its segment folder.
+fn hidden(out: &std::path::Path) -> Vec<String> {
+    let mut v = Vec::new();
+    for d in [
+        out.parent().unwrap().to_path_buf(),
+        ainrnn::audio::store::segments_dir(out),
+    ] {
+        for e in std::fs::read_dir(d).into_iter().flatten() {
+            let n = e.unwrap().file_name().to_string_lossy().into_owned();
+            if n.starts_with('.') {
+                v.push(n);
+            }
+        }
+    }
+    v
+}
+
+const CLIPS: usize = 40;
+
+#[test]
+fn a_killed_features_run_keeps_its_batches_and_the_rerun_equals_an_uninterrupted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = many_clips(dir.path(), CLIPS);
+    let out = dir.path().join("k.h5");
+    let mut child = features_child(&input, &out);
+    wait_for_a_commit(&mut child, &out);
+    child.kill().unwrap(); // SIGKILL
+    let st = child.wait().unwrap();
+    assert_eq!(
+        st.code(),
+        None,
+        "killed by the signal, not finished: {st:?}"
+    );
+    let kept = committed(&out);
+    assert!((1..CLIPS).contains(&kept), "{kept} batches committed");
+
+    let (code, j, err) = ainrnn(&[
+        "--no-scattering",
+        "--seconds",
+        "20",
+        "--batch",
+        "1",
+        "-o",
+        out.to_str().unwrap(),
+        input.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(j["already_done"].as_array().unwrap().len(), kept, "{j}");
+    assert_eq!(j["tracks_in_store"].as_u64(), Some(CLIPS as u64), "{j}");
+    assert!(hidden(&out).is_empty(), "{:?}", hidden(&out));
+
+    let whole = dir.path().join("whole.h5");
+    let (code, _, err) = ainrnn(&[
+        "--no-scattering",
+        "--seconds",
+        "20",
+        "--batch",
+        "7",
+        "-o",
+        whole.to_str().unwrap(),
+        input.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (a, b) = (
+        read_song_table(&out).unwrap(),
+        read_song_table(&whole).unwrap(),
+    );
+    assert_eq!(a.ids.len(), CLIPS);
+    assert_eq!((&a.ids, &a.names, a.dim), (&b.ids, &b.names, b.dim));
+    assert_eq!(a.values, b.values);
+    assert_eq!(list_tracks(&out).unwrap(), a.ids);
+}
+
+#[test]
+fn sigint_stops_features_after_the_batch_keeps_it_and_removes_the_temporary() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = many_clips(dir.path(), CLIPS);
+    for (sig, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
+        let out = dir.path().join(format!("s{sig}.h5"));
+        let mut child = features_child(&input, &out);
+        wait_for_a_commit(&mut child, &out);
+        // SAFETY: signals our own child.
+        assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, sig) }, 0);
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(
+            o.status.code(),
+            Some(code),
+            "an exit, not a signal death: {err}"
+        );
+        assert!(err.contains("interrupted by signal"), "{err}");
+        assert!(hidden(&out).is_empty(), "{:?}", hidden(&out));
+        // What was finished is in the store, readable.
+        let t = read_song_table(&out).unwrap();
+        assert!((1..CLIPS).contains(&t.ids.len()), "{} tracks", t.ids.len());
+        assert_eq!(list_tracks(&out).unwrap(), t.ids);
+    }
+}

@@ -1,8 +1,11 @@
 //! The feature store: round trip, resume, atomic writes, merge, sharding.
 
+use std::str::FromStr;
+
 use ainrnn::audio::job::{parse_shard, shard_of};
 use ainrnn::audio::store::{
-    list_tracks, merge, read_song_table, read_track, AttrValue, SongTable, StoreWriter, TrackRecord,
+    list_tracks, merge, read_song_table, read_track, segments_dir, AttrValue, SongTable,
+    StoreWriter, TrackRecord,
 };
 
 fn record(stem: &str, v: f32) -> TrackRecord {
@@ -21,6 +24,16 @@ fn record(stem: &str, v: f32) -> TrackRecord {
     }
 }
 
+/// File names in `dir`, sorted.
+fn entries(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
 fn names() -> Vec<String> {
     vec!["a".into(), "b".into()]
 }
@@ -34,8 +47,16 @@ fn round_trip_resume_and_atomicity() {
     w.write(&record("alpha", 2.0)).unwrap();
     assert!(!out.exists(), "nothing at the output before finish");
     assert_eq!(w.finish().unwrap(), 2);
-    let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
-    assert_eq!(leftovers.len(), 1, "only the store remains");
+    assert_eq!(
+        entries(dir.path()),
+        ["f.h5", "f.h5.d"],
+        "the store and its segments"
+    );
+    assert_eq!(
+        entries(&segments_dir(&out)),
+        ["seg-000001.h5"],
+        "no temporary left"
+    );
 
     let r = read_track(&out, "zeta").unwrap();
     assert_eq!(
@@ -61,10 +82,11 @@ fn round_trip_resume_and_atomicity() {
     let mut w = StoreWriter::open(&out, names()).unwrap();
     assert!(w.contains("zeta") && w.contains("alpha"));
     w.write(&record("mid", 3.0)).unwrap();
-    // Dropped without finish: the output is untouched and the temporary file removed.
+    // Dropped without commit or finish: the output is untouched and the temporary removed.
     drop(w);
     assert_eq!(list_tracks(&out).unwrap(), ["alpha", "zeta"]);
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    assert_eq!(entries(dir.path()), ["f.h5", "f.h5.d"]);
+    assert_eq!(entries(&segments_dir(&out)), ["seg-000001.h5"]);
     let mut w = StoreWriter::open(&out, names()).unwrap();
     w.write(&record("mid", 3.0)).unwrap();
     w.finish().unwrap();
@@ -155,4 +177,112 @@ fn readme_song_vector_width_is_the_codes() {
     let parts =
         format!("{without} without scattering, plus {first_order} first-order scattering means");
     assert!(readme.contains(&parts), "README must say {parts:?}");
+}
+
+/// (inode, modification time, length) of a file.
+fn identity(p: &std::path::Path) -> (u64, std::time::SystemTime, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(p).unwrap();
+    (m.ino(), m.modified().unwrap(), m.len())
+}
+
+#[test]
+fn committed_batches_survive_a_lost_run_and_appending_copies_no_track_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("f.h5");
+    let segs = segments_dir(&out);
+    let mut w = StoreWriter::open(&out, names()).unwrap();
+    w.write(&record("a", 1.0)).unwrap();
+    w.commit().unwrap();
+    w.write(&record("b", 2.0)).unwrap();
+    // The run dies here (no finish, no drop: as after SIGKILL), leaving the batch in progress
+    // as a temporary of a dead process.
+    std::mem::forget(w);
+    assert!(!out.exists());
+    let dead = segs.join(".seg-000002.h5.4000000.tmp.h5");
+    let temps: Vec<String> = entries(&segs)
+        .into_iter()
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert_eq!(temps.len(), 1, "{temps:?}");
+    std::fs::rename(segs.join(&temps[0]), &dead).unwrap();
+    let mut w = StoreWriter::open(&out, names()).unwrap();
+    assert!(!dead.exists(), "a dead run's temporary is removed");
+    assert!(
+        w.contains("a") && !w.contains("b"),
+        "the committed batch is kept"
+    );
+    w.write(&record("b", 2.0)).unwrap();
+    assert_eq!(w.finish().unwrap(), 2);
+    assert_eq!(read_song_table(&out).unwrap().ids, ["a", "b"]);
+    assert_eq!(entries(&segs), ["seg-000001.h5", "seg-000002.h5"]);
+
+    // Appending: the segments holding track data are neither rewritten nor copied.
+    let before: Vec<_> = entries(&segs)
+        .iter()
+        .map(|n| identity(&segs.join(n)))
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let mut w = StoreWriter::open(&out, names()).unwrap();
+    w.write(&record("c", 3.0)).unwrap();
+    assert_eq!(w.finish().unwrap(), 3);
+    let after: Vec<_> = ["seg-000001.h5", "seg-000002.h5"]
+        .iter()
+        .map(|n| identity(&segs.join(n)))
+        .collect();
+    assert_eq!(before, after, "old segments untouched");
+    assert_eq!(
+        entries(&segs),
+        ["seg-000001.h5", "seg-000002.h5", "seg-000003.h5"]
+    );
+    let t = read_song_table(&out).unwrap();
+    assert_eq!(t.ids, ["a", "b", "c"]);
+    assert_eq!(t.values, [1.0, 2.0, 2.0, 4.0, 3.0, 6.0]);
+    assert_eq!(
+        read_track(&out, "a").unwrap().dataset("hfc").unwrap().1,
+        &[7.0, 8.0, 1.0]
+    );
+    // The store and its folder can move together (links are relative).
+    let moved = dir.path().join("sub");
+    std::fs::create_dir(&moved).unwrap();
+    std::fs::rename(&out, moved.join("f.h5")).unwrap();
+    std::fs::rename(&segs, moved.join("f.h5.d")).unwrap();
+    assert_eq!(
+        read_track(&moved.join("f.h5"), "c")
+            .unwrap()
+            .dataset("hfc")
+            .unwrap()
+            .1,
+        &[7.0, 8.0, 3.0]
+    );
+}
+
+#[test]
+fn a_version_1_store_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.h5");
+    {
+        let f = hdf5::File::create(&old).unwrap();
+        let fmt = hdf5::types::VarLenUnicode::from_str("ainrnn-features").unwrap();
+        f.new_attr::<hdf5::types::VarLenUnicode>()
+            .create("format")
+            .unwrap()
+            .write_scalar(&fmt)
+            .unwrap();
+        f.new_attr::<u64>()
+            .create("version")
+            .unwrap()
+            .write_scalar(&1u64)
+            .unwrap();
+        f.create_group("tracks").unwrap();
+    }
+    for e in [
+        StoreWriter::open(&old, names()).err().unwrap().to_string(),
+        list_tracks(&old).unwrap_err().to_string(),
+    ] {
+        assert!(
+            e.contains("old.h5") && e.contains("version 1") && e.contains("new --output"),
+            "{e}"
+        );
+    }
 }
