@@ -133,6 +133,19 @@ pub fn read_msd_file(path: &Path, wanted: &dyn Fn(&str) -> bool) -> Result<Vec<M
     let ana_ds = open("/analysis/songs")?;
     let mb_ds = open("/musicbrainz/songs")?;
     let n = meta_ds.size();
+    // Every row takes at least a byte of the file, even compressed: a larger count comes from
+    // a damaged header and must not size an allocation.
+    let file_len = std::fs::metadata(path)
+        .map_err(|e| IoError::io(path, e))?
+        .len() as usize;
+    if n > file_len {
+        return Err(IoError::Format {
+            path: path.to_path_buf(),
+            reason: format!(
+                "/metadata/songs claims {n} rows, more than the file's {file_len} bytes: damaged"
+            ),
+        });
+    }
     if ana_ds.size() != n || mb_ds.size() != n {
         return Err(IoError::Format {
             path: path.to_path_buf(),
