@@ -175,3 +175,86 @@ fn damaged_checkpoint_gives_an_error_never_a_signal() {
         "only {errors} of 120 damaged checkpoints were refused"
     );
 }
+
+/// A feature store of three tracks, written by the store writer.
+fn store(path: &Path) {
+    use ainrnn::audio::store::{AttrValue, StoreWriter, TrackRecord};
+    let mut w = StoreWriter::open(path, vec!["a".into(), "b".into()]).unwrap();
+    for (i, stem) in ["SOAAAAA12A8C13A6A1", "SOBBBBB12A8C13A6A2", "sóng ✓"]
+        .iter()
+        .enumerate()
+    {
+        w.write(&TrackRecord {
+            stem: stem.to_string(),
+            datasets: vec![("hfc".into(), vec![3], vec![1.0, 2.0, i as f32])],
+            attrs: vec![
+                ("source_file".into(), AttrValue::S(format!("{stem}.wav"))),
+                ("song_vector".into(), AttrValue::FV(vec![i as f32, 1.0])),
+            ],
+        })
+        .unwrap();
+    }
+    w.finish().unwrap();
+}
+
+#[test]
+fn damaged_feature_store_gives_an_error_never_a_signal() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("features.h5");
+    store(&good);
+    let t = ainrnn::io::features_h5::read_song_table(&good).unwrap();
+    assert_eq!(t.ids[2], "sóng ✓");
+    assert_eq!(t.names, ["a", "b"]);
+    let bytes = std::fs::read(&good).unwrap();
+    let bad = dir.path().join("damaged.h5");
+    let out = dir.path().join("d.h5");
+    let prepare = |features: &Path| {
+        ainrnn(&[
+            "prepare",
+            "--triplets",
+            "data/taste/triplets_small.txt",
+            "--min-listens",
+            "1",
+            "--min-song-users",
+            "1",
+            "--features",
+            s(features),
+            "-o",
+            s(&out),
+        ])
+    };
+    let ok = stdout(&prepare(&good));
+    for seed in 0..40u64 {
+        std::fs::write(&bad, damage(&bytes, seed, seed % 8 == 7)).unwrap();
+        check(&prepare(&bad), &bad, &ok, &format!("features seed {seed}"));
+    }
+}
+
+#[test]
+fn older_feature_store_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("old.h5");
+    {
+        // Version 1 stored its strings (the format attribute too) as variable-length strings.
+        let f = hdf5::File::create(&p).unwrap();
+        let fmt: hdf5::types::VarLenUnicode = "ainrnn-features".parse().unwrap();
+        f.new_attr::<hdf5::types::VarLenUnicode>()
+            .create("format")
+            .unwrap()
+            .write_scalar(&fmt)
+            .unwrap();
+        f.new_attr::<u64>()
+            .create("version")
+            .unwrap()
+            .write_scalar(&1u64)
+            .unwrap();
+    }
+    let e = ainrnn::io::features_h5::read_song_table(&p)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("old.h5")
+            && e.contains("written by an older ainrnn (format 1); run features again"),
+        "{e}"
+    );
+}
