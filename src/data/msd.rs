@@ -97,6 +97,11 @@ fn text(s: &[u8]) -> String {
 }
 
 /// Offsets of row `i` in an array indexed by `idx` (the next row's offset, or the array end).
+/// The most rows one song may take in a per-song array (terms, tags, segments). Real songs have
+/// at most a few thousand segments; a larger span comes from damaged offsets or shapes and must
+/// not size an allocation (1 Mi rows of 12 f64 = 96 MiB).
+const MAX_SPAN: usize = 1 << 20;
+
 fn span(
     idx: &[i32],
     i: usize,
@@ -106,6 +111,16 @@ fn span(
 ) -> Result<Range<usize>, IoError> {
     let start = idx[i];
     let end = idx.get(i + 1).map_or(len as i64, |&e| e as i64);
+    if start >= 0 && end - start as i64 > MAX_SPAN as i64 {
+        return Err(IoError::Field {
+            path: path.to_path_buf(),
+            field: field.to_string(),
+            reason: format!(
+                "song {i} claims {} rows (offsets {start}..{end}), more than {MAX_SPAN}: damaged",
+                end - start as i64
+            ),
+        });
+    }
     if start < 0 || (start as i64) > end || end > len as i64 {
         return Err(IoError::Field {
             path: path.to_path_buf(),
