@@ -1,5 +1,7 @@
-//! Small HDF5 helpers shared by the file formats: one error constructor and string readers that
-//! accept whatever string type h5py or hdf5 wrote.
+//! Small HDF5 helpers shared by the file formats: one error constructor; ainrnn's own layout for
+//! strings (offset-indexed byte arrays, no global heap) and checksummed arrays, used by every
+//! file ainrnn writes; and string readers that accept whatever string type h5py or hdf5 wrote,
+//! for files of other tools only.
 
 use std::path::Path;
 
