@@ -6,7 +6,7 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use ainrnn::bench::train::SyntheticHistories;
 use serde_json::Value;
@@ -37,7 +37,7 @@ const TINY: &[&str] = &[
 ];
 
 fn ainrnn(backend: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ainrnn"))
+    crate::common::cli::command()
         .args(["--json", "--backend", backend])
         .args(args)
         .env("XDG_RUNTIME_DIR", "/tmp")

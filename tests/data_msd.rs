@@ -485,3 +485,33 @@ fn malformed_csv_rows_are_reported_with_line_numbers() {
         .to_string();
     assert!(e.contains("field song_id"), "{e}");
 }
+
+#[test]
+fn damaged_array_shapes_do_not_size_allocations() {
+    // One song whose segment arrays claim 2 Mi rows (chunked, never written: a small file), as a
+    // damaged header would: an error naming the field, not a 200 MB read.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("B.h5");
+    {
+        let f = hdf5::File::create(&p).unwrap();
+        tables(&f, 1, &[0], &[0]);
+        for name in ["analysis/segments_timbre", "analysis/segments_pitches"] {
+            f.new_dataset::<f64>()
+                .chunk((1024, 12))
+                .shape((2 << 20, 12))
+                .create(name)
+                .unwrap();
+        }
+        f.new_dataset::<f64>()
+            .chunk(1024)
+            .shape(2 << 20)
+            .create("analysis/segments_loudness_max")
+            .unwrap();
+    }
+    assert!(std::fs::metadata(&p).unwrap().len() < 1 << 20);
+    let e = read_msd_file(&p, &all).unwrap_err().to_string();
+    assert!(
+        e.contains("field /analysis/segments_timbre: song 0 claims 2097152 rows"),
+        "{e}"
+    );
+}

@@ -11,6 +11,7 @@ use ainrnn::data::prepare::{filter, prepare, Input, PrepareOptions};
 use ainrnn::data::profiles::read_profiles;
 use ainrnn::data::triplets::read_triplets;
 use ainrnn::data::{DataError, Dataset};
+use ainrnn::io::h5::write_array;
 use hdf5::types::VarLenUnicode;
 use serde_json::Value;
 
@@ -363,14 +364,23 @@ fn version_and_layout_errors_name_the_field() {
     o.min_song_users = 1;
     prepare(&o, &mut quiet).unwrap();
 
-    // Unknown version.
+    // An older version (variable-length strings, never read), then an unknown one.
     {
         let f = hdf5::File::open_rw(&out).unwrap();
         f.attr("version").unwrap().write_scalar(&1u32).unwrap();
     }
     let e = Dataset::load(&out).unwrap_err().to_string();
     assert!(
-        e.contains("field version: unsupported dataset version 1"),
+        e.contains("field version: written by an older ainrnn (format 1); run prepare again"),
+        "{e}"
+    );
+    {
+        let f = hdf5::File::open_rw(&out).unwrap();
+        f.attr("version").unwrap().write_scalar(&99u32).unwrap();
+    }
+    let e = Dataset::load(&out).unwrap_err().to_string();
+    assert!(
+        e.contains("field version: unsupported dataset version 99"),
         "{e}"
     );
 
@@ -392,10 +402,7 @@ fn version_and_layout_errors_name_the_field() {
     {
         let f = hdf5::File::open_rw(&out).unwrap();
         f.unlink("folds/user_fold").unwrap();
-        f.new_dataset_builder()
-            .with_data(&[0u32, 1][..])
-            .create("folds/user_fold")
-            .unwrap();
+        write_array(&f, "folds/user_fold", &[0u32, 1], &[2]).unwrap();
     }
     let e = Dataset::load(&out).unwrap_err().to_string();
     assert!(e.contains("field /folds/user_fold: has 2 values"), "{e}");
@@ -404,14 +411,59 @@ fn version_and_layout_errors_name_the_field() {
         let f = hdf5::File::open_rw(&out).unwrap();
         f.unlink("interactions/indices").unwrap();
         let bad = vec![99_999u32; 2_023];
-        f.new_dataset_builder()
-            .with_data(&bad[..])
-            .create("interactions/indices")
-            .unwrap();
+        write_array(&f, "interactions/indices", &bad, &[2_023]).unwrap();
     }
     let e = Dataset::load(&out).unwrap_err().to_string();
     assert!(
         e.contains("field /interactions/indices: entry 0 is song 99999"),
+        "{e}"
+    );
+
+    // Damaged bytes (the checksum no longer matches), and a string list whose offsets point
+    // outside its bytes (with a matching checksum): errors naming the field, no crash.
+    prepare(&o, &mut quiet).unwrap();
+    {
+        let f = hdf5::File::open_rw(&out).unwrap();
+        let ds = f.dataset("interactions/plays").unwrap();
+        let mut v = ds.read_raw::<f32>().unwrap();
+        v[7] += 1.0;
+        ds.write_raw(&v).unwrap();
+    }
+    let e = Dataset::load(&out).unwrap_err().to_string();
+    assert!(
+        e.contains("field /interactions/plays: checksum mismatch: the file is damaged"),
+        "{e}"
+    );
+    prepare(&o, &mut quiet).unwrap();
+    {
+        let f = hdf5::File::open_rw(&out).unwrap();
+        f.unlink("users/ids_offsets").unwrap();
+        let mut off: Vec<u64> = (0..=153).collect();
+        off[5] = 1 << 40;
+        write_array(&f, "users/ids_offsets", &off, &[154]).unwrap();
+    }
+    let e = Dataset::load(&out).unwrap_err().to_string();
+    assert!(
+        e.contains(
+            "field /users/ids: /users/ids_offsets: must start at 0 and end at the byte count"
+        ),
+        "{e}"
+    );
+    prepare(&o, &mut quiet).unwrap();
+    {
+        let f = hdf5::File::open_rw(&out).unwrap();
+        let n = f.dataset("users/ids").unwrap().size() as u64;
+        f.unlink("users/ids_offsets").unwrap();
+        let mut off: Vec<u64> = (0..=153).collect();
+        off[5] = 1 << 40;
+        off[153] = n;
+        write_array(&f, "users/ids_offsets", &off, &[154]).unwrap();
+    }
+    let e = Dataset::load(&out).unwrap_err().to_string();
+    assert!(
+        e.contains(
+            "field /users/ids: /users/ids_offsets: string 4 ends at 1099511627776, past the"
+        ),
         "{e}"
     );
 
@@ -437,9 +489,9 @@ fn dataset_file_is_readable_as_plain_hdf5() {
     o.min_song_users = 1;
     prepare(&o, &mut quiet).unwrap();
     let f = hdf5::File::open(&out).unwrap();
-    let fmt: VarLenUnicode = f.attr("format").unwrap().read_scalar().unwrap();
-    assert_eq!(fmt.as_str(), "ainrnn-dataset");
-    assert_eq!(f.attr("version").unwrap().read_scalar::<u32>().unwrap(), 2);
+    let fmt = f.attr("format").unwrap().read_raw::<u8>().unwrap();
+    assert_eq!(fmt, b"ainrnn-dataset");
+    assert_eq!(f.attr("version").unwrap().read_scalar::<u32>().unwrap(), 3);
     assert_eq!(f.attr("folds").unwrap().read_scalar::<u32>().unwrap(), 10);
     assert_eq!(f.attr("seed").unwrap().read_scalar::<u64>().unwrap(), 42);
     let indptr = f
@@ -454,7 +506,7 @@ fn dataset_file_is_readable_as_plain_hdf5() {
         vec![153, 18]
     );
     assert_eq!(f.dataset("folds/visible").unwrap().shape(), vec![2_023]);
-    let songs = f.dataset("songs/ids").unwrap().shape()[0];
+    let songs = f.dataset("songs/ids_offsets").unwrap().shape()[0] - 1;
     assert_eq!(
         f.dataset("portrait/song_genre").unwrap().shape(),
         vec![songs]
@@ -463,13 +515,18 @@ fn dataset_file_is_readable_as_plain_hdf5() {
         f.dataset("portrait/song_language").unwrap().shape(),
         vec![songs]
     );
-    let ids = f
-        .dataset("users/ids")
+    // Strings: UTF-8 bytes and offsets [n + 1].
+    let off = f
+        .dataset("users/ids_offsets")
         .unwrap()
-        .read_raw::<VarLenUnicode>()
+        .read_raw::<u64>()
         .unwrap();
-    assert_eq!(ids.len(), 153);
-    // No MSD input: no song vectors group.
+    let bytes = f.dataset("users/ids").unwrap().read_raw::<u8>().unwrap();
+    assert_eq!(off.len(), 154);
+    assert_eq!(off[153] as usize, bytes.len());
+    let first = std::str::from_utf8(&bytes[off[0] as usize..off[1] as usize]).unwrap();
+    assert_eq!(first.len(), 40, "{first}"); // Taste Profile user ids are 40 hex digits
+                                            // No MSD input: no song vectors group.
     assert!(!f.link_exists("song_vectors"));
 }
 

@@ -17,7 +17,7 @@ fn quick_gpu_report_runs_every_part_and_writes_its_figures() {
     }
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("report");
-    let st = std::process::Command::new(env!("CARGO_BIN_EXE_ainrnn"))
+    let st = crate::common::cli::command()
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["bench", "report", "--quick", "--skip", "demo_gpu", "--out"])
         .arg(&out)

@@ -216,7 +216,7 @@ fn fold_out_of_range_is_an_error() {
 }
 
 fn ainrnn_cmd() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_ainrnn"));
+    let mut c = crate::common::cli::command();
     c.env("XDG_RUNTIME_DIR", std::env::temp_dir())
         .arg("--backend")
         .arg("cpu");

@@ -4,9 +4,9 @@
 //! ```text
 //! features.h5            attrs format = "ainrnn-features", version = 2
 //!   /tracks/<stem>       external link -> features.h5.d/seg-NNNNNN.h5:/tracks/<stem>
-//!   /songs/ids           variable-length UTF-8 strings, the stems, sorted
+//!   /songs/ids           strings, the stems, sorted
 //!   /songs/vectors       f32 [n, D]
-//!   /songs/vector_names  variable-length UTF-8 strings [D]
+//!   /songs/vector_names  strings [D]
 //!   /songs/segment       u32 [n]: the segment holding each track
 //! features.h5.d/seg-NNNNNN.h5   attrs format, version; one batch of tracks:
 //!   /tracks/<stem>/      attrs: every parameter, sample_rate, seconds, source_file, frames,
@@ -19,6 +19,9 @@
 //!     hpcp         f32 [12, frames]
 //!     scattering   f32 [paths, frames_s]   (when the scattering stage ran)
 //! ```
+//! Strings (version 2) are offset-indexed byte arrays, `NAME` u8 + `NAME_offsets` u64 `[n + 1]`,
+//! and string attributes u8 arrays of UTF-8: no global heap, which libhdf5 trusts (see
+//! `io::h5`).
 //!
 //! Through the external links a reader sees one file with the layout of version 1
 //! (`/tracks/<stem>/mel`, `/songs/...`): [`read_track`], [`list_tracks`],
@@ -48,14 +51,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
-use hdf5::types::{TypeDescriptor, VarLenUnicode};
+use hdf5::types::{IntSize, TypeDescriptor};
 
 use crate::error::IoError;
 use crate::io::features_h5::check_format;
 pub use crate::io::features_h5::{read_song_table, SongTable, FORMAT, VERSION};
-use crate::io::h5::h5err;
+use crate::io::h5::{h5err, read_strings_checked, write_attr_bytes, write_strings};
 use crate::io::AtomicFile;
 
 /// An attribute value as the store writes it.
@@ -93,13 +95,6 @@ impl TrackRecord {
     }
 }
 
-fn vlu(path: &Path, s: &str) -> Result<VarLenUnicode, IoError> {
-    VarLenUnicode::from_str(s).map_err(|e| IoError::Format {
-        path: path.to_path_buf(),
-        reason: format!("string {s:?} cannot be stored: {e}"),
-    })
-}
-
 fn write_attr(path: &Path, loc: &hdf5::Location, name: &str, v: &AttrValue) -> Result<(), IoError> {
     let e = |x| h5err(path, &format!("writing attribute {name}"), x);
     match v {
@@ -113,13 +108,7 @@ fn write_attr(path: &Path, loc: &hdf5::Location, name: &str, v: &AttrValue) -> R
             .create(name)
             .and_then(|a| a.write_scalar(f))
             .map_err(e),
-        AttrValue::S(s) => {
-            let s = vlu(path, s)?;
-            loc.new_attr::<VarLenUnicode>()
-                .create(name)
-                .and_then(|a| a.write_scalar(&s))
-                .map_err(e)
-        }
+        AttrValue::S(s) => write_attr_bytes(loc, name, s).map_err(e),
         AttrValue::FV(v) => loc
             .new_attr::<f32>()
             .shape([v.len()])
@@ -141,8 +130,9 @@ fn read_attr(path: &Path, a: &hdf5::Attribute, name: &str) -> Result<AttrValue, 
         }
         TypeDescriptor::Float(_) if scalar => AttrValue::F(a.read_scalar::<f64>().map_err(e)?),
         TypeDescriptor::Float(_) => AttrValue::FV(a.read_raw::<f32>().map_err(e)?),
-        TypeDescriptor::VarLenUnicode | TypeDescriptor::VarLenAscii if scalar => {
-            AttrValue::S(a.read_scalar::<VarLenUnicode>().map_err(e)?.to_string())
+        // Strings are u8 arrays (never a variable-length string, see `io::h5`).
+        TypeDescriptor::Unsigned(IntSize::U1) if !scalar => {
+            AttrValue::S(String::from_utf8_lossy(&a.read_raw::<u8>().map_err(e)?).into_owned())
         }
         other => {
             return Err(IoError::Field {
@@ -233,8 +223,10 @@ pub fn read_track(path: &Path, stem: &str) -> Result<TrackRecord, IoError> {
 /// `/songs/vector_names`, which the store always writes.
 fn stored_vector_names(path: &Path, f: &hdf5::File) -> Result<Vec<String>, IoError> {
     let name = "songs/vector_names";
-    let ds = f.dataset(name).map_err(|e| h5err(path, name, e))?;
-    crate::io::h5::read_strings(&ds).map_err(|e| h5err(path, name, e))
+    let len = std::fs::metadata(path)
+        .map_err(|e| IoError::io(path, e))?
+        .len() as usize;
+    read_strings_checked(f, name, len / 8, len).map_err(|e| h5err(path, name, e))
 }
 
 /// The folder of a store's segments: `NAME.d` beside `NAME`.
@@ -548,31 +540,13 @@ impl StoreWriter {
             let songs = f
                 .create_group("songs")
                 .map_err(|e| h5err(&tmp, "creating /songs", e))?;
-            let ids_v: Vec<VarLenUnicode> = self
-                .songs
-                .keys()
-                .map(|s| vlu(&tmp, s))
-                .collect::<Result<_, _>>()?;
-            let names_v: Vec<VarLenUnicode> = self
-                .vector_names
-                .iter()
-                .map(|s| vlu(&tmp, s))
-                .collect::<Result<_, _>>()?;
-            songs
-                .new_dataset::<VarLenUnicode>()
-                .shape([ids_v.len()])
-                .create("ids")
-                .and_then(|d| d.write_raw(&ids_v))
-                .map_err(|e| h5err(&tmp, "writing /songs/ids", e))?;
-            songs
-                .new_dataset::<VarLenUnicode>()
-                .shape([names_v.len()])
-                .create("vector_names")
-                .and_then(|d| d.write_raw(&names_v))
+            let ids: Vec<String> = self.songs.keys().cloned().collect();
+            write_strings(&songs, "ids", &ids).map_err(|e| h5err(&tmp, "writing /songs/ids", e))?;
+            write_strings(&songs, "vector_names", &self.vector_names)
                 .map_err(|e| h5err(&tmp, "writing /songs/vector_names", e))?;
             songs
                 .new_dataset::<f32>()
-                .shape([ids_v.len(), dim])
+                .shape([ids.len(), dim])
                 .create("vectors")
                 .and_then(|d| d.write_raw(&vectors))
                 .map_err(|e| h5err(&tmp, "writing /songs/vectors", e))?;

@@ -97,6 +97,11 @@ fn text(s: &[u8]) -> String {
 }
 
 /// Offsets of row `i` in an array indexed by `idx` (the next row's offset, or the array end).
+/// The most rows one song may take in a per-song array (terms, tags, segments). Real songs have
+/// at most a few thousand segments; a larger span comes from damaged offsets or shapes and must
+/// not size an allocation (1 Mi rows of 12 f64 = 96 MiB).
+const MAX_SPAN: usize = 1 << 20;
+
 fn span(
     idx: &[i32],
     i: usize,
@@ -106,6 +111,16 @@ fn span(
 ) -> Result<Range<usize>, IoError> {
     let start = idx[i];
     let end = idx.get(i + 1).map_or(len as i64, |&e| e as i64);
+    if start >= 0 && end - start as i64 > MAX_SPAN as i64 {
+        return Err(IoError::Field {
+            path: path.to_path_buf(),
+            field: field.to_string(),
+            reason: format!(
+                "song {i} claims {} rows (offsets {start}..{end}), more than {MAX_SPAN}: damaged",
+                end - start as i64
+            ),
+        });
+    }
     if start < 0 || (start as i64) > end || end > len as i64 {
         return Err(IoError::Field {
             path: path.to_path_buf(),
@@ -133,6 +148,19 @@ pub fn read_msd_file(path: &Path, wanted: &dyn Fn(&str) -> bool) -> Result<Vec<M
     let ana_ds = open("/analysis/songs")?;
     let mb_ds = open("/musicbrainz/songs")?;
     let n = meta_ds.size();
+    // Every row takes at least a byte of the file, even compressed: a larger count comes from
+    // a damaged header and must not size an allocation.
+    let file_len = std::fs::metadata(path)
+        .map_err(|e| IoError::io(path, e))?
+        .len() as usize;
+    if n > file_len {
+        return Err(IoError::Format {
+            path: path.to_path_buf(),
+            reason: format!(
+                "/metadata/songs claims {n} rows, more than the file's {file_len} bytes: damaged"
+            ),
+        });
+    }
     if ana_ds.size() != n || mb_ds.size() != n {
         return Err(IoError::Format {
             path: path.to_path_buf(),

@@ -8,16 +8,21 @@
 //! - Column names: attribute `names` on `/songs/vectors`, else on `/songs`, else the dataset
 //!   `/songs/vector_names` (what the store writes), else `audio_0`, `audio_1`, …; when given,
 //!   there must be one per column.
-//! - Strings may be of any HDF5 string type.
+//! - In a store with the `format` attribute (written by ainrnn), strings are offset-indexed byte
+//!   arrays (`NAME` u8 + `NAME_offsets` u64 `[n + 1]`, checksummed, see [`super::h5`]) and
+//!   string attributes u8 arrays: no variable-length string is ever read from it, since
+//!   libhdf5 trusts the global heap they live in and a damaged one crashes the process. A store
+//!   of version 1 (variable-length strings) is refused with a message to run `features` again.
+//! - In a file without the `format` attribute (h5py), strings may be of any HDF5 string type.
 
 use std::path::Path;
 
-use hdf5::types::VarLenUnicode;
-
-use super::h5::{h5err, read_strings};
+use super::h5::{h5err, read_attr_bytes, read_strings, read_strings_checked};
 use crate::error::IoError;
 
 pub const FORMAT: &str = "ainrnn-features";
+/// Version 2: an index file whose tracks are links into per-batch segment files, and strings
+/// without the global heap (offset-indexed byte arrays, u8 attributes).
 pub const VERSION: u64 = 2;
 
 /// The song table: one vector per track stem.
@@ -43,28 +48,33 @@ pub fn check_format(path: &Path, f: &hdf5::File) -> Result<(), IoError> {
         path: path.to_path_buf(),
         reason,
     };
-    let fmt = f
-        .attr("format")
-        .and_then(|a| a.read_scalar::<VarLenUnicode>())
-        .map_err(|_| {
-            bad(format!(
-                "not a feature store (no format = {FORMAT:?} attribute)"
-            ))
-        })?;
-    if fmt.as_str() != FORMAT {
-        return Err(bad(format!(
-            "format is {:?}, expected {FORMAT:?}",
-            fmt.as_str()
-        )));
-    }
+    // The version first: a plain integer, while a version 1 store's `format` is a
+    // variable-length string, which is never read.
     let v = f
         .attr("version")
         .and_then(|a| a.read_scalar::<u64>())
-        .map_err(|e| h5err(path, "reading version", e))?;
+        .map_err(|e| {
+            bad(format!(
+                "not a feature store (no integer version attribute: {e})"
+            ))
+        })?;
+    if v < VERSION {
+        return Err(bad(format!(
+            "written by an older ainrnn (format {v}); run features again"
+        )));
+    }
     if v != VERSION {
         return Err(bad(format!(
             "store version {v}, this build reads version {VERSION}"
         )));
+    }
+    let fmt = read_attr_bytes(f, "format").map_err(|e| {
+        bad(format!(
+            "not a feature store (no format = {FORMAT:?} attribute: {e})"
+        ))
+    })?;
+    if fmt != FORMAT {
+        return Err(bad(format!("format is {fmt:?}, expected {FORMAT:?}")));
     }
     Ok(())
 }
@@ -76,10 +86,26 @@ pub fn read_song_table(path: &Path) -> Result<SongTable, IoError> {
         field: f.to_string(),
         reason: r,
     };
+    let file_len = std::fs::metadata(path)
+        .map_err(|e| IoError::io(path, e))?
+        .len() as usize;
     let file = hdf5::File::open(path).map_err(|e| h5err(path, "opening the features file", e))?;
-    if file.attr("format").is_ok() {
+    let ours = file.attr("format").is_ok();
+    if ours {
         check_format(path, &file)?;
     }
+    // Strings: checked byte arrays in an ainrnn store, any string type in other files.
+    let strings = |name: &str| -> Result<Vec<String>, IoError> {
+        if ours {
+            read_strings_checked(&file, name, file_len / 8, file_len)
+                .map_err(|e| field(&format!("/{name}"), e))
+        } else {
+            let d = file
+                .dataset(name)
+                .map_err(|e| field(&format!("/{name}"), e.to_string()))?;
+            read_strings(&d).map_err(|e| field(&format!("/{name}"), e.to_string()))
+        }
+    };
     for name in ["songs/ids", "songs/vectors"] {
         if !file.link_exists(name) {
             return Err(field(
@@ -88,10 +114,7 @@ pub fn read_song_table(path: &Path) -> Result<SongTable, IoError> {
             ));
         }
     }
-    let ids_ds = file
-        .dataset("songs/ids")
-        .map_err(|e| field("/songs/ids", e.to_string()))?;
-    let ids = read_strings(&ids_ds).map_err(|e| field("/songs/ids", e.to_string()))?;
+    let ids = strings("songs/ids")?;
     let vec_ds = file
         .dataset("songs/vectors")
         .map_err(|e| field("/songs/vectors", e.to_string()))?;
@@ -107,6 +130,13 @@ pub fn read_song_table(path: &Path) -> Result<SongTable, IoError> {
         ));
     }
     let dim = shape[1];
+    // An ainrnn store is not compressed: more values than the file has bytes is a damaged shape.
+    if ours && vec_ds.size().saturating_mul(4) > file_len {
+        return Err(field(
+            "/songs/vectors",
+            format!("shape {shape:?} is larger than the file ({file_len} bytes): damaged"),
+        ));
+    }
     let values = if vec_ds.size() == 0 {
         Vec::new()
     } else {
@@ -115,15 +145,16 @@ pub fn read_song_table(path: &Path) -> Result<SongTable, IoError> {
             .map_err(|e| field("/songs/vectors", e.to_string()))?
     };
     let mut names = None;
-    if let Ok(a) = vec_ds.attr("names") {
+    if ours {
+        if file.link_exists("songs/vector_names") {
+            names = Some(strings("songs/vector_names")?);
+        }
+    } else if let Ok(a) = vec_ds.attr("names") {
         names = Some(read_strings(&a).map_err(|e| field("/songs/vectors@names", e.to_string()))?);
     } else if let Ok(a) = file.group("songs").and_then(|g| g.attr("names")) {
         names = Some(read_strings(&a).map_err(|e| field("/songs@names", e.to_string()))?);
     } else if file.link_exists("songs/vector_names") {
-        let d = file
-            .dataset("songs/vector_names")
-            .map_err(|e| field("/songs/vector_names", e.to_string()))?;
-        names = Some(read_strings(&d).map_err(|e| field("/songs/vector_names", e.to_string()))?);
+        names = Some(strings("songs/vector_names")?);
     }
     let names = match names {
         Some(n) if n.len() == dim => n,

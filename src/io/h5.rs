@@ -1,5 +1,7 @@
-//! Small HDF5 helpers shared by the file formats: one error constructor and string readers that
-//! accept whatever string type h5py or hdf5 wrote.
+//! Small HDF5 helpers shared by the file formats: one error constructor; ainrnn's own layout for
+//! strings (offset-indexed byte arrays, no global heap) and checksummed arrays, used by every
+//! file ainrnn writes; and string readers that accept whatever string type h5py or hdf5 wrote,
+//! for files of other tools only.
 
 use std::path::Path;
 
@@ -57,4 +59,182 @@ pub fn read_attr_string(loc: &hdf5::Location, name: &str) -> hdf5::Result<String
         )));
     }
     Ok(v.remove(0))
+}
+
+// ---- Strings without the global heap -------------------------------------------------------
+//
+// libhdf5 trusts the global heap that variable-length strings live in: a damaged heap address
+// kills the process inside the library. ainrnn's own files therefore store a string list as
+// two plain arrays, read and checked here before any string is built:
+//
+//   NAME          u8  [total_bytes]   the UTF-8 bytes of every string, one after the other
+//   NAME_offsets  u64 [n + 1]         string i is bytes offsets[i]..offsets[i+1]
+//
+// and a string attribute as a u8 array attribute. Every array written by `write_array` (the
+// two above included) carries a `fnv1a64` attribute, a checksum of its bytes, checked on read:
+// damaged data is reported, never used. Files are created with the HDF5 1.10 format
+// ([`create_file`]), whose metadata (object headers, B-trees) carries libhdf5's own checksums.
+
+/// Name of the checksum attribute on every array written by [`write_array`].
+pub const CHECKSUM_ATTR: &str = "fnv1a64";
+
+/// FNV-1a (64 bit) of `bytes`.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// Creates (truncates) an HDF5 file in the 1.10 format, which checksums its metadata.
+pub fn create_file(path: &Path) -> hdf5::Result<hdf5::File> {
+    hdf5::File::with_options()
+        .with_fapl(|p| p.libver_v110())
+        .create(path)
+}
+
+/// Writes `v` as dataset `name` (relative to `g`) with `shape` and its checksum attribute.
+pub fn write_array<T: hdf5::H5Type + bytemuck::Pod>(
+    g: &hdf5::Group,
+    name: &str,
+    v: &[T],
+    shape: &[usize],
+) -> hdf5::Result<()> {
+    let ds = g.new_dataset::<T>().shape(shape).create(name)?;
+    if !v.is_empty() {
+        ds.write_raw(v)?;
+    }
+    ds.new_attr::<u64>()
+        .create(CHECKSUM_ATTR)?
+        .write_scalar(&fnv1a64(bytemuck::cast_slice(v)))
+}
+
+/// Reads dataset `name` written by [`write_array`]: its element type must be `T`, its size at
+/// most `max_len` values (a damaged header cannot ask for a huge allocation), and its checksum
+/// must match. The error says what is wrong, without the path (callers add path and field).
+pub fn read_array_checked<T: hdf5::H5Type + bytemuck::Pod>(
+    g: &hdf5::Group,
+    name: &str,
+    max_len: usize,
+) -> Result<Vec<T>, String> {
+    let ds = g.dataset(name).map_err(|e| e.to_string())?;
+    let want = T::type_descriptor();
+    let got = ds
+        .dtype()
+        .and_then(|d| d.to_descriptor())
+        .map_err(|e| e.to_string())?;
+    if got != want {
+        return Err(format!("has element type {got}, expected {want}"));
+    }
+    let n = ds.size();
+    if n > max_len {
+        return Err(format!("has {n} values, more than the {max_len} expected"));
+    }
+    let v: Vec<T> = if n == 0 {
+        Vec::new()
+    } else {
+        ds.read_raw::<T>().map_err(|e| e.to_string())?
+    };
+    let stored = ds
+        .attr(CHECKSUM_ATTR)
+        .and_then(|a| a.read_scalar::<u64>())
+        .map_err(|e| format!("no readable {CHECKSUM_ATTR} checksum attribute ({e})"))?;
+    if fnv1a64(bytemuck::cast_slice(&v)) != stored {
+        return Err("checksum mismatch: the file is damaged".into());
+    }
+    Ok(v)
+}
+
+/// Writes strings as `name` (u8 bytes) and `name_offsets` (u64 `[n + 1]`), both checksummed.
+/// Interior NULs are kept (the layout has no terminator).
+pub fn write_strings<S: AsRef<str>>(g: &hdf5::Group, name: &str, v: &[S]) -> hdf5::Result<()> {
+    let mut bytes = Vec::new();
+    let mut offsets = Vec::with_capacity(v.len() + 1);
+    offsets.push(0u64);
+    for s in v {
+        bytes.extend_from_slice(s.as_ref().as_bytes());
+        offsets.push(bytes.len() as u64);
+    }
+    write_array(g, name, &bytes, &[bytes.len()])?;
+    write_array(g, &format!("{name}_offsets"), &offsets, &[offsets.len()])
+}
+
+/// Reads strings written by [`write_strings`]; never reads a variable-length string. At most
+/// `max_n` strings and `max_bytes` bytes; offsets must start at 0, never decrease and end at
+/// the byte count; invalid UTF-8 is replaced.
+pub fn read_strings_checked(
+    g: &hdf5::Group,
+    name: &str,
+    max_n: usize,
+    max_bytes: usize,
+) -> Result<Vec<String>, String> {
+    let offsets: Vec<u64> = read_array_checked(g, &format!("{name}_offsets"), max_n + 1)
+        .map_err(|e| format!("{name}_offsets: {e}"))?;
+    let bytes: Vec<u8> = read_array_checked(g, name, max_bytes)?;
+    strings_from_offsets(&bytes, &offsets).map_err(|e| format!("{name}_offsets: {e}"))
+}
+
+/// Splits `bytes` at `offsets` (`[n + 1]`, from 0 to `bytes.len()`, never decreasing).
+pub fn strings_from_offsets(bytes: &[u8], offsets: &[u64]) -> Result<Vec<String>, String> {
+    match (offsets.first(), offsets.last()) {
+        (Some(0), Some(&end)) if end == bytes.len() as u64 => {}
+        _ => {
+            return Err(format!(
+                "must start at 0 and end at the byte count {} (found {:?}..{:?})",
+                bytes.len(),
+                offsets.first(),
+                offsets.last()
+            ))
+        }
+    }
+    let mut out = Vec::with_capacity(offsets.len() - 1);
+    for (i, w) in offsets.windows(2).enumerate() {
+        if w[0] > w[1] {
+            return Err(format!("decrease at string {i} ({} > {})", w[0], w[1]));
+        }
+        if w[1] > bytes.len() as u64 {
+            return Err(format!(
+                "string {i} ends at {}, past the {} bytes",
+                w[1],
+                bytes.len()
+            ));
+        }
+        // In range: w[0] <= w[1] <= bytes.len().
+        out.push(String::from_utf8_lossy(&bytes[w[0] as usize..w[1] as usize]).into_owned());
+    }
+    Ok(out)
+}
+
+/// Writes a string attribute as a u8 array attribute (no global heap).
+pub fn write_attr_bytes(loc: &hdf5::Location, name: &str, s: &str) -> hdf5::Result<()> {
+    let b = s.as_bytes();
+    let a = loc.new_attr::<u8>().shape([b.len()]).create(name)?;
+    if !b.is_empty() {
+        a.write_raw(b)?;
+    }
+    Ok(())
+}
+
+/// Reads a string attribute written by [`write_attr_bytes`] (at most 1 MiB); refuses any other
+/// type, so a variable-length string is never read.
+pub fn read_attr_bytes(loc: &hdf5::Location, name: &str) -> hdf5::Result<String> {
+    let a = loc.attr(name)?;
+    let desc = a.dtype()?.to_descriptor()?;
+    if desc != TypeDescriptor::Unsigned(hdf5::types::IntSize::U1) || a.ndim() != 1 {
+        return Err(hdf5::Error::from(format!(
+            "expected a u8 array (UTF-8 bytes), found {desc} with shape {:?}",
+            a.shape()
+        )));
+    }
+    if a.size() > 1 << 20 {
+        return Err(hdf5::Error::from(format!("{} bytes: too long", a.size())));
+    }
+    let b: Vec<u8> = if a.size() == 0 {
+        Vec::new()
+    } else {
+        a.read_raw()?
+    };
+    Ok(String::from_utf8_lossy(&b).into_owned())
 }

@@ -11,10 +11,43 @@ use serde::{de::DeserializeOwned, Serialize};
 use super::{Model, ModelConfig};
 use crate::backend::model_ops::ModelOps;
 use crate::error::{Error, IoError};
+use crate::io::h5::fnv1a64;
 use crate::io::write_atomic;
 
 pub const FORMAT: &str = "ainrnn-checkpoint";
-pub const VERSION: &str = "1";
+/// Version 2 adds the `fnv1a64` metadata entry, a checksum of every tensor and metadata entry,
+/// checked on load (a damaged checkpoint is reported, never used). Version 1 (no checksum) is
+/// still read.
+pub const VERSION: &str = "2";
+/// The metadata key of the checksum.
+const CHECKSUM: &str = "fnv1a64";
+
+/// FNV-1a 64 over the metadata entries but [`CHECKSUM`] (sorted by key) and every tensor's
+/// name, dtype, shape and bytes (sorted by name); lengths are included so no two layouts mix.
+fn checksum<'a>(
+    meta: &HashMap<String, String>,
+    tensors: impl Iterator<Item = (&'a str, Dtype, &'a [usize], &'a [u8])>,
+) -> u64 {
+    let mut buf: Vec<u8> = Vec::new();
+    let mut put = |b: &[u8]| {
+        buf.extend_from_slice(&(b.len() as u64).to_le_bytes());
+        buf.extend_from_slice(b);
+    };
+    let mut keys: Vec<&String> = meta.keys().filter(|k| *k != CHECKSUM).collect();
+    keys.sort();
+    for k in keys {
+        put(k.as_bytes());
+        put(meta[k].as_bytes());
+    }
+    let mut ts: Vec<_> = tensors.collect();
+    ts.sort_by(|a, b| a.0.cmp(b.0));
+    for (name, dtype, shape, data) in ts {
+        put(name.as_bytes());
+        put(format!("{dtype:?} {shape:?}").as_bytes());
+        put(data);
+    }
+    fnv1a64(&buf)
+}
 
 /// A checkpoint read from disk.
 pub struct Checkpoint {
@@ -49,11 +82,28 @@ impl Checkpoint {
             Some(FORMAT) => {}
             other => return Err(fmt(format!("format is {other:?}, expected {FORMAT:?}"))),
         }
-        if meta.get("version").map(String::as_str) != Some(VERSION) {
-            return Err(fmt(format!(
-                "checkpoint version {:?} is not supported (this build reads {VERSION})",
-                meta.get("version")
-            )));
+        match meta.get("version").map(String::as_str) {
+            Some(VERSION) => {
+                let stored = meta.get(CHECKSUM).ok_or_else(|| {
+                    fmt(format!("no {CHECKSUM} checksum entry: the file is damaged"))
+                })?;
+                let views = st.tensors();
+                let actual = checksum(
+                    &meta,
+                    views
+                        .iter()
+                        .map(|(n, v)| (n.as_str(), v.dtype(), v.shape(), v.data())),
+                );
+                if *stored != format!("{actual:016x}") {
+                    return Err(fmt("checksum mismatch: the file is damaged".into()));
+                }
+            }
+            Some("1") => {} // written before checksums
+            other => {
+                return Err(fmt(format!(
+                    "checkpoint version {other:?} is not supported (this build reads {VERSION})"
+                )))
+            }
         }
         let config: ModelConfig = serde_json::from_str(
             meta.get("config")
@@ -231,6 +281,13 @@ pub fn save<B: ModelOps>(
     for (k, v) in extra {
         meta.insert(k.to_string(), v.to_json()?);
     }
+    let sum = checksum(
+        &meta,
+        views
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.dtype(), v.shape(), v.data())),
+    );
+    meta.insert(CHECKSUM.to_string(), format!("{sum:016x}"));
     let bytes = safetensors::serialize(views, Some(meta))
         .map_err(|e| Error::Other(format!("serialising checkpoint: {e}")))?;
     write_atomic(path, &bytes)?;

@@ -1,14 +1,12 @@
 //! The `features` command end to end: real and broken files, exit status, JSON summary,
 //! resume, shards and merge.
 
-use std::process::Command;
-
 use ainrnn::audio::store::{list_tracks, read_song_table, read_track, AttrValue, SongTable};
 
 use crate::golden::root;
 
 fn ainrnn(args: &[&str]) -> (i32, serde_json::Value, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_ainrnn"))
+    let out = crate::common::cli::command()
         .args(["--backend", "cpu", "--json", "features"])
         .args(args)
         .current_dir(root())
@@ -95,7 +93,7 @@ fn features_command_skips_bad_files_resumes_and_merges() {
         parts.push(p);
     }
     let merged = dir.path().join("merged.h5");
-    let st = Command::new(env!("CARGO_BIN_EXE_ainrnn"))
+    let st = crate::common::cli::command()
         .args(["features", "merge", "-o", merged.to_str().unwrap()])
         .args(parts.iter().map(|p| p.to_str().unwrap()))
         .status()
@@ -120,7 +118,7 @@ fn many_clips(dir: &std::path::Path, n: usize) -> std::path::PathBuf {
 }
 
 fn features_child(input: &std::path::Path, out: &std::path::Path) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_ainrnn"))
+    crate::common::cli::command()
         .args(["--backend", "cpu", "--json", "features", "--no-scattering"])
         .args(["--seconds", "20", "--batch", "1", "-o"])
         .arg(out)

@@ -8,9 +8,33 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The `ainrnn` binary as a command whose child inherits no open file of this test process.
+///
+/// Why: libhdf5 opens files without close-on-exec and locks them (`flock`). A child started while
+/// another test thread has an HDF5 file open keeps that descriptor, and so the lock, until it
+/// exits; the thread's next open of the file then fails with "unable to lock file".
+pub fn command() -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ainrnn"));
+    // SAFETY: the hook runs in the forked child before exec and only calls fcntl, which is
+    // async-signal-safe; it allocates nothing and touches no lock.
+    unsafe {
+        c.pre_exec(|| {
+            for fd in 3..4096 {
+                let flags = libc::fcntl(fd, libc::F_GETFD);
+                if flags >= 0 {
+                    libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+                }
+            }
+            Ok(())
+        })
+    };
+    c
+}
+
 /// `ainrnn --backend cpu ARGS…` from the repository root, no standard input.
 pub fn ainrnn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ainrnn"))
+    command()
         .args(["--backend", "cpu"])
         .args(args)
         .current_dir(root())

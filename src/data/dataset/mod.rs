@@ -1,8 +1,8 @@
 //! The dataset file (`dataset.h5`): everything the model and the evaluation need, in one HDF5
-//! file readable by h5py. Layout (format "ainrnn-dataset", version 1):
+//! file readable by h5py. Layout (format "ainrnn-dataset", version 3):
 //!
 //! ```text
-//! /                       attrs: format="ainrnn-dataset", version=2 (u32), source, folds (u32),
+//! /                       attrs: format="ainrnn-dataset", version=3 (u32), source, folds (u32),
 //!                                seed (u64), visible_share (f64), min_listens (u32),
 //!                                min_song_users (u32), history_order
 //! /users/ids              str  [users]          original user ids (dense index = position)
@@ -26,8 +26,14 @@
 //! /song_vectors/names     str  [dim]
 //! /song_vectors/present   u8   [songs]
 //! ```
-//! Strings are variable-length UTF-8. `load` checks every length and range and names the field
-//! that is wrong; an unknown `version` is rejected.
+//! Strings (`str` above) are stored without HDF5's global heap, which libhdf5 trusts blindly
+//! (a damaged one crashed the reader): `NAME` is u8 `[total bytes]` (UTF-8, one string after
+//! the other) and `NAME_offsets` u64 `[n + 1]` (string i = bytes `offsets[i]..offsets[i+1]`);
+//! string attributes are u8 arrays of UTF-8. Every dataset has a `fnv1a64` attribute (FNV-1a 64
+//! of its bytes), checked on load; the file uses the HDF5 1.10 format, whose metadata libhdf5
+//! checksums itself. See `io::h5`. `load` checks every length and range and names the field that
+//! is wrong; a file of an older version (variable-length strings) is refused with a message to
+//! run `prepare` again, an unknown `version` is rejected.
 //!
 //! Parts: this file has the types, `validate.rs` the consistency checks, `write.rs` the atomic
 //! writer ([`Dataset::save`]), `read.rs` the reader ([`Dataset::load`]).
@@ -38,8 +44,9 @@ mod write;
 
 pub const FORMAT: &str = "ainrnn-dataset";
 /// Version 2 added the per-song portrait labels (the model computes a user's language and genre
-/// distribution from the visible history only).
-pub const VERSION: u32 = 2;
+/// distribution from the visible history only). Version 3 stores strings as offset-indexed byte
+/// arrays and checksums every dataset (damaged files are reported, never crash libhdf5).
+pub const VERSION: u32 = 3;
 /// Stored as the `history_order` root attribute.
 pub const HISTORY_ORDER: &str =
     "input file order (the Taste Profile has no timestamps: not temporal)";

@@ -6,22 +6,34 @@ use hdf5::H5Type;
 
 use super::{Dataset, Portraits, SongMeta, SongVectors, FORMAT, VERSION};
 use crate::error::IoError;
-use crate::io::h5::{h5err, read_attr_string, read_strings};
+use crate::io::h5::{h5err, read_array_checked, read_attr_bytes, read_strings_checked};
 
 impl Dataset {
     /// Reads a dataset file written by [`Dataset::save`] (or by any tool following the layout).
     pub fn load(path: &Path) -> Result<Dataset, IoError> {
+        let file_len = std::fs::metadata(path)
+            .map_err(|e| IoError::io(path, e))?
+            .len() as usize;
         let f = hdf5::File::open(path).map_err(|e| h5err(path, "opening the file", e))?;
-        let r = Reader { f: &f, path };
-        let format = r.attr_string("format")?;
-        if format != FORMAT {
+        let r = Reader {
+            f: &f,
+            path,
+            file_len,
+        };
+        // The version first: it is a plain integer, while an older file's `format` is a
+        // variable-length string, which is never read (see `io::h5`).
+        let version: u32 = r.attr("version").map_err(|e| IoError::Field {
+            path: path.to_path_buf(),
+            field: "format".into(),
+            reason: format!("not an ainrnn dataset file: no integer root attribute version ({e})"),
+        })?;
+        if version < VERSION {
             return Err(IoError::Field {
                 path: path.to_path_buf(),
-                field: "format".into(),
-                reason: format!("is {format:?}, expected {FORMAT:?}: not an ainrnn dataset file"),
+                field: "version".into(),
+                reason: format!("written by an older ainrnn (format {version}); run prepare again"),
             });
         }
-        let version: u32 = r.attr("version")?;
         if version != VERSION {
             return Err(IoError::Field {
                 path: path.to_path_buf(),
@@ -29,6 +41,14 @@ impl Dataset {
                 reason: format!(
                     "unsupported dataset version {version}: this build of ainrnn reads version {VERSION}; re-create the file with `ainrnn prepare`"
                 ),
+            });
+        }
+        let format = r.attr_string("format")?;
+        if format != FORMAT {
+            return Err(IoError::Field {
+                path: path.to_path_buf(),
+                field: "format".into(),
+                reason: format!("is {format:?}, expected {FORMAT:?}: not an ainrnn dataset file"),
             });
         }
         let song_ids = r.strings("/songs/ids")?;
@@ -77,7 +97,7 @@ impl Dataset {
             let g = f
                 .group("song_vectors")
                 .map_err(|e| h5err(path, "/song_vectors", e))?;
-            let source = read_attr_string(&g, "source").map_err(|e| IoError::Field {
+            let source = read_attr_bytes(&g, "source").map_err(|e| IoError::Field {
                 path: path.to_path_buf(),
                 field: "/song_vectors@source".into(),
                 reason: e.to_string(),
@@ -123,6 +143,8 @@ impl Dataset {
 struct Reader<'a> {
     f: &'a hdf5::File,
     path: &'a Path,
+    /// No array holds more bytes than the file: a cap on every allocation a header asks for.
+    file_len: usize,
 }
 
 impl Reader<'_> {
@@ -142,8 +164,9 @@ impl Reader<'_> {
     }
 
     fn strings(&self, name: &str) -> Result<Vec<String>, IoError> {
-        let ds = self.dataset(name)?;
-        read_strings(&ds).map_err(|e| self.field(name, e))
+        self.dataset(name)?;
+        read_strings_checked(self.f, name, self.file_len / 8, self.file_len)
+            .map_err(|e| self.field(name, e))
     }
 
     fn strings_n(&self, name: &str, n: usize) -> Result<Vec<String>, IoError> {
@@ -154,15 +177,13 @@ impl Reader<'_> {
         Ok(v)
     }
 
-    fn array<T: H5Type>(&self, name: &str) -> Result<Vec<T>, IoError> {
-        let ds = self.dataset(name)?;
-        if ds.size() == 0 {
-            return Ok(Vec::new());
-        }
-        ds.read_raw::<T>().map_err(|e| self.field(name, e))
+    fn array<T: H5Type + bytemuck::Pod>(&self, name: &str) -> Result<Vec<T>, IoError> {
+        self.dataset(name)?;
+        let cap = self.file_len / std::mem::size_of::<T>().max(1);
+        read_array_checked(self.f, name, cap).map_err(|e| self.field(name, e))
     }
 
-    fn array_n<T: H5Type>(&self, name: &str, n: usize) -> Result<Vec<T>, IoError> {
+    fn array_n<T: H5Type + bytemuck::Pod>(&self, name: &str, n: usize) -> Result<Vec<T>, IoError> {
         let ds = self.dataset(name)?;
         if ds.size() != n {
             return Err(self.field(
@@ -174,10 +195,7 @@ impl Reader<'_> {
                 ),
             ));
         }
-        if n == 0 {
-            return Ok(Vec::new());
-        }
-        ds.read_raw::<T>().map_err(|e| self.field(name, e))
+        read_array_checked(self.f, name, n).map_err(|e| self.field(name, e))
     }
 
     fn attr<T: H5Type>(&self, name: &str) -> Result<T, IoError> {
@@ -189,7 +207,7 @@ impl Reader<'_> {
     }
 
     fn attr_string(&self, name: &str) -> Result<String, IoError> {
-        read_attr_string(self.f, name).map_err(|e| {
+        read_attr_bytes(self.f, name).map_err(|e| {
             self.field(
                 name,
                 format!("missing or not a string root attribute ({e})"),

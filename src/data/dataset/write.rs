@@ -2,12 +2,11 @@
 
 use std::path::Path;
 
-use hdf5::types::VarLenUnicode;
 use hdf5::H5Type;
 
 use super::{Dataset, SongMeta, FORMAT, HISTORY_ORDER, VERSION};
 use crate::error::IoError;
-use crate::io::h5::h5err;
+use crate::io::h5::{create_file, h5err, write_array, write_attr_bytes, write_strings};
 use crate::io::{check_output, AtomicFile};
 
 impl Dataset {
@@ -23,7 +22,7 @@ impl Dataset {
         check_output(path)?;
         let out = AtomicFile::new(path);
         let what = format!("creating the temporary file {}", out.temp().display());
-        let file = hdf5::File::create(out.temp()).map_err(|e| h5err(path, &what, e))?;
+        let file = create_file(out.temp()).map_err(|e| h5err(path, &what, e))?;
         self.write_into(&file)
             .map_err(|e| h5err(path, "writing", e))?;
         file.close()
@@ -99,16 +98,8 @@ impl Dataset {
     }
 }
 
-fn vlu(s: &str) -> VarLenUnicode {
-    // Interior NULs cannot be stored in a C string; ids and titles never contain them.
-    let clean: String = s.chars().filter(|&c| c != '\0').collect();
-    clean.parse().unwrap_or_default()
-}
-
 fn attr_str(loc: &hdf5::Location, name: &str, v: &str) -> hdf5::Result<()> {
-    loc.new_attr::<VarLenUnicode>()
-        .create(name)?
-        .write_scalar(&vlu(v))
+    write_attr_bytes(loc, name, v)
 }
 
 fn attr<T: H5Type>(loc: &hdf5::Location, name: &str, v: &T) -> hdf5::Result<()> {
@@ -116,26 +107,14 @@ fn attr<T: H5Type>(loc: &hdf5::Location, name: &str, v: &T) -> hdf5::Result<()> 
 }
 
 pub(crate) fn strings<S: AsRef<str>>(g: &hdf5::Group, name: &str, v: &[S]) -> hdf5::Result<()> {
-    let data: Vec<VarLenUnicode> = v.iter().map(|s| vlu(s.as_ref())).collect();
-    let ds = g
-        .new_dataset::<VarLenUnicode>()
-        .shape(data.len())
-        .create(name)?;
-    if !data.is_empty() {
-        ds.write_raw(&data)?;
-    }
-    Ok(())
+    write_strings(g, name, v)
 }
 
-pub(crate) fn array<T: H5Type>(
+pub(crate) fn array<T: H5Type + bytemuck::Pod>(
     g: &hdf5::Group,
     name: &str,
     v: &[T],
     shape: &[usize],
 ) -> hdf5::Result<()> {
-    let ds = g.new_dataset::<T>().shape(shape).create(name)?;
-    if !v.is_empty() {
-        ds.write_raw(v)?;
-    }
-    Ok(())
+    write_array(g, name, v, shape)
 }

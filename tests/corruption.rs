@@ -1,0 +1,260 @@
+//! Issue 14, damaged files: seeded byte flips and truncations of a small dataset and checkpoint,
+//! run through `stats`, `train`, `eval` and `recommend` in child processes. Every run ends with
+//! an error exit naming the damaged file, or (a flip in unused bytes) succeeds with exactly the
+//! undamaged output; never with a signal (libhdf5 used to die with SIGSEGV on a damaged global
+//! heap).
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::cli::{ainrnn, s, small, succeeds};
+
+/// A user of the bundled small triplets.
+const USER: &str = "fd50c4007b68a3737fe052d5a4f78ce8aa117f3d";
+
+/// splitmix64: a seeded generator, so a failing case can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// `bytes` with 1 to 4 bits flipped (seeded), or cut at a seeded length when `cut`.
+fn damage(bytes: &[u8], seed: u64, cut: bool) -> Vec<u8> {
+    let mut r = Rng(seed);
+    if cut {
+        return bytes[..r.below(bytes.len())].to_vec();
+    }
+    let mut d = bytes.to_vec();
+    for _ in 0..1 + r.below(4) {
+        let i = r.below(d.len());
+        d[i] ^= 1 << r.below(8);
+    }
+    d
+}
+
+/// The outcome rule: an error exit (code 1, no panic) whose message names `damaged`, or success
+/// with the undamaged run's standard output. Never a signal. Returns whether it failed.
+fn check(o: &Output, damaged: &Path, baseline: &str, case: &str) -> bool {
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.signal(), None, "{case}: killed by a signal\n{e}");
+    assert!(!e.contains("panicked"), "{case}: panicked\n{e}");
+    if o.status.success() {
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            baseline,
+            "{case}: succeeded with other output than the undamaged file\n{e}"
+        );
+        return false;
+    }
+    assert_eq!(o.status.code(), Some(1), "{case}\n{e}");
+    let name = damaged.file_name().unwrap().to_str().unwrap();
+    assert!(
+        e.contains(name),
+        "{case}: the error does not name {name}\n{e}"
+    );
+    true
+}
+
+fn trained(dir: &Path) -> (PathBuf, PathBuf) {
+    let data = small(dir);
+    let ck = dir.join("m.ckpt");
+    succeeds(&ainrnn(&train_args(&data, &ck)));
+    (data, ck)
+}
+
+fn train_args<'a>(data: &'a Path, out: &'a Path) -> Vec<&'a str> {
+    vec![
+        "train",
+        "--data",
+        s(data),
+        "--model",
+        "indrnn",
+        "--epochs",
+        "1",
+        "--patience",
+        "0",
+        "--seed",
+        "42",
+        "--hidden",
+        "8",
+        "--emb",
+        "8",
+        "--layers",
+        "1",
+        "--max-history",
+        "10",
+        "-o",
+        s(out),
+    ]
+}
+
+fn stdout(o: &Output) -> String {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn damaged_dataset_gives_an_error_never_a_signal() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, ck) = trained(dir.path());
+    let bytes = std::fs::read(&data).unwrap();
+    let bad = dir.path().join("damaged.h5");
+    let out = dir.path().join("out.ckpt");
+    let eval = |d: &Path| ainrnn(&["eval", "--data", s(d), "--checkpoint", s(&ck)]);
+    let stats_ok = stdout(&ainrnn(&["stats", s(&data)]));
+    let eval_ok = stdout(&eval(&data));
+    let train_ok = stdout(&ainrnn(&train_args(&data, &out)));
+    let mut errors = 0;
+    for seed in 0..160u64 {
+        let cut = seed % 8 == 7;
+        std::fs::write(&bad, damage(&bytes, seed, cut)).unwrap();
+        let case = format!("dataset seed {seed} (cut {cut})");
+        errors += check(&ainrnn(&["stats", s(&bad)]), &bad, &stats_ok, &case) as usize;
+        if seed % 4 == 0 {
+            check(&eval(&bad), &bad, &eval_ok, &format!("eval, {case}"));
+        }
+        if seed % 8 == 1 {
+            let o = ainrnn(&train_args(&bad, &out));
+            check(&o, &bad, &train_ok, &format!("train, {case}"));
+        }
+    }
+    // Nearly every flip lands in checksummed data or metadata.
+    assert!(
+        errors >= 140,
+        "only {errors} of 160 damaged datasets were refused"
+    );
+}
+
+#[test]
+fn damaged_checkpoint_gives_an_error_never_a_signal() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, ck) = trained(dir.path());
+    let bytes = std::fs::read(&ck).unwrap();
+    let bad = dir.path().join("damaged.ckpt");
+    let eval = |c: &Path| ainrnn(&["eval", "--data", s(&data), "--checkpoint", s(c)]);
+    let rec = |c: &Path| {
+        ainrnn(&[
+            "recommend",
+            "--data",
+            s(&data),
+            "--checkpoint",
+            s(c),
+            "--user",
+            USER,
+        ])
+    };
+    let eval_ok = stdout(&eval(&ck));
+    let rec_ok = stdout(&rec(&ck));
+    let mut errors = 0;
+    for seed in 0..120u64 {
+        let cut = seed % 8 == 7;
+        std::fs::write(&bad, damage(&bytes, seed, cut)).unwrap();
+        let case = format!("checkpoint seed {seed} (cut {cut})");
+        errors += check(&eval(&bad), &bad, &eval_ok, &format!("eval, {case}")) as usize;
+        if seed % 3 == 0 {
+            check(&rec(&bad), &bad, &rec_ok, &format!("recommend, {case}"));
+        }
+    }
+    assert!(
+        errors >= 100,
+        "only {errors} of 120 damaged checkpoints were refused"
+    );
+}
+
+/// A feature store of three tracks, written by the store writer.
+fn store(path: &Path) {
+    use ainrnn::audio::store::{AttrValue, StoreWriter, TrackRecord};
+    let mut w = StoreWriter::open(path, vec!["a".into(), "b".into()]).unwrap();
+    for (i, stem) in ["SOAAAAA12A8C13A6A1", "SOBBBBB12A8C13A6A2", "sóng ✓"]
+        .iter()
+        .enumerate()
+    {
+        w.write(&TrackRecord {
+            stem: stem.to_string(),
+            datasets: vec![("hfc".into(), vec![3], vec![1.0, 2.0, i as f32])],
+            attrs: vec![
+                ("source_file".into(), AttrValue::S(format!("{stem}.wav"))),
+                ("song_vector".into(), AttrValue::FV(vec![i as f32, 1.0])),
+            ],
+        })
+        .unwrap();
+    }
+    w.finish().unwrap();
+}
+
+#[test]
+fn damaged_feature_store_gives_an_error_never_a_signal() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("features.h5");
+    store(&good);
+    let t = ainrnn::io::features_h5::read_song_table(&good).unwrap();
+    assert_eq!(t.ids[2], "sóng ✓");
+    assert_eq!(t.names, ["a", "b"]);
+    let bytes = std::fs::read(&good).unwrap();
+    let bad = dir.path().join("damaged.h5");
+    let out = dir.path().join("d.h5");
+    let prepare = |features: &Path| {
+        ainrnn(&[
+            "prepare",
+            "--triplets",
+            "data/taste/triplets_small.txt",
+            "--min-listens",
+            "1",
+            "--min-song-users",
+            "1",
+            "--features",
+            s(features),
+            "-o",
+            s(&out),
+        ])
+    };
+    let ok = stdout(&prepare(&good));
+    for seed in 0..40u64 {
+        std::fs::write(&bad, damage(&bytes, seed, seed % 8 == 7)).unwrap();
+        check(&prepare(&bad), &bad, &ok, &format!("features seed {seed}"));
+    }
+}
+
+#[test]
+fn older_feature_store_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("old.h5");
+    {
+        // Version 1 stored its strings (the format attribute too) as variable-length strings.
+        let f = hdf5::File::create(&p).unwrap();
+        let fmt: hdf5::types::VarLenUnicode = "ainrnn-features".parse().unwrap();
+        f.new_attr::<hdf5::types::VarLenUnicode>()
+            .create("format")
+            .unwrap()
+            .write_scalar(&fmt)
+            .unwrap();
+        f.new_attr::<u64>()
+            .create("version")
+            .unwrap()
+            .write_scalar(&1u64)
+            .unwrap();
+    }
+    let e = ainrnn::io::features_h5::read_song_table(&p)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("old.h5")
+            && e.contains("written by an older ainrnn (format 1); run features again"),
+        "{e}"
+    );
+}
