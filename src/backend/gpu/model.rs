@@ -59,6 +59,22 @@ crate::kernel_params! {
     }
 }
 
+crate::kernel_params! {
+    /// Parameters of `dropout.wgsl`.
+    struct DropoutParams {
+        n: u32,
+        seed: u32,
+        stream: u32,
+        _pad: u32,
+        keep: f32,
+        keep_scale: f32,
+        _pad1: u32,
+        _pad2: u32,
+    }
+}
+
+pub static DROPOUT: Shader = crate::wgsl_shader!("dropout", DropoutParams, bindings: ["out"]);
+
 pub static NEIGHBOURS: Shader = crate::wgsl_shader!(
     "neighbours",
     NeighbourParams,
@@ -91,6 +107,10 @@ pub static TOPK: Shader = crate::wgsl_shader!(
     bindings: ["x", "ids", "out_vals", "out_ids", "row_ptr", "cols", "xm", "vals", "alpha", "dots"],
     overrides: ["FIRST"],
 );
+
+/// Largest gradient whose sum of squares one workgroup folds (`optim.wgsl`'s `sum_squares_into`);
+/// longer ones take the multi-workgroup fold, which fills the GPU.
+const SUMSQ_ONE_GROUP: usize = 1 << 16;
 
 /// Entries scanned by one top-k invocation.
 const TOPK_SEG: usize = 256;
@@ -317,6 +337,35 @@ impl ModelOps for GpuBackend {
         Ok(out)
     }
 
+    fn dropout_mask_kernel(
+        &self,
+        shape: &[usize],
+        keep: f32,
+        keep_scale: f32,
+        seed: u32,
+        stream: u32,
+    ) -> OpResult<GpuTensor> {
+        let out = self.empty(shape, DType::F32, "dropout mask")?;
+        if out.is_empty() {
+            return Ok(out);
+        }
+        let p = DropoutParams {
+            n: out.len() as u32,
+            seed,
+            stream,
+            keep,
+            keep_scale,
+            ..Default::default()
+        };
+        self.ctx.dispatch(
+            &Kernel::new(&DROPOUT, "mask"),
+            &p,
+            &[("out", raw(&out))],
+            self.grid("dropout_mask", out.len() as u64)?,
+        )?;
+        Ok(out)
+    }
+
     fn tanh_backward_kernel(&self, y: &GpuTensor, dy: &GpuTensor) -> OpResult<GpuTensor> {
         let out = self.empty(dy.shape(), DType::F32, "tanh_backward out")?;
         if dy.is_empty() {
@@ -360,8 +409,27 @@ impl ModelOps for GpuBackend {
     }
 
     fn sum_squares_into_kernel(&self, acc: &mut GpuTensor, x: &GpuTensor) -> OpResult<()> {
-        let s = super::reduce::fold_rows(self, x, Some(x), 1, x.len(), false, 1.0)?;
-        self.axpy(acc, &s, 1.0)
+        if x.len() > SUMSQ_ONE_GROUP {
+            let s = super::reduce::fold_rows(self, x, Some(x), 1, x.len(), false, 1.0)?;
+            return self.axpy(acc, &s, 1.0);
+        }
+        // One workgroup reads the whole tensor and adds into `acc`: one dispatch per gradient
+        // (a fold and an axpy before).
+        make_unique(&self.ctx, acc)?;
+        if x.is_empty() {
+            return Ok(());
+        }
+        let p = OptParams {
+            n: x.len() as u32,
+            ..Default::default()
+        };
+        self.ctx.dispatch(
+            &Kernel::new(&OPTIM, "sum_squares_into"),
+            &p,
+            &[("grad", raw(x)), ("out", raw(acc))],
+            [1, 1, 1],
+        )?;
+        Ok(())
     }
 
     fn clip_scale_kernel(&self, sumsq: &GpuTensor, max_norm: f32) -> OpResult<GpuTensor> {
@@ -404,6 +472,8 @@ impl ModelOps for GpuBackend {
             weight_decay: s.weight_decay,
             bias1: 1.0 - s.beta1.powi(s.t as i32),
             bias2: 1.0 - s.beta2.powi(s.t as i32),
+            lo: s.clamp.map_or(f32::NEG_INFINITY, |c| c.0),
+            hi: s.clamp.map_or(f32::INFINITY, |c| c.1),
             ..Default::default()
         };
         self.ctx.dispatch(
