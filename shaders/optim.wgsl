@@ -1,7 +1,7 @@
 // Optimizer kernels: AdamW with the gradient pre-scaled by a device-side factor (global-norm
 // clipping without a read-back) and the updated value clamped into [lo, hi] (IndRNN's recurrent
-// weights are kept within ±MAG^(1/T); ±inf for the others), the clipping factor itself, the
-// sum of squares of a gradient added into out[0] by one workgroup, and an in-place clamp.
+// weights are kept within ±MAG^(1/T); ±inf for the others), the clipping factor itself, and an
+// in-place clamp.
 //
 // Bindings: 0 params, 1 p (rw), 2 g (read), 3 m (rw), 4 v (rw), 5 scale (read),
 // 6 sumsq (read), 7 out (rw).
@@ -44,26 +44,6 @@ fn adam(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let vh = vi / p.bias2;
     let w = param[i];
     param[i] = clamp(w - p.lr * (mh / (sqrt(vh) + p.eps) + p.weight_decay * w), p.lo, p.hi);
-}
-
-var<workgroup> part: array<f32, WG>;
-
-// out[0] += Σ grad[i]² over the p.n entries: one workgroup, each invocation a strided slice,
-// then a tree in workgroup memory. Dispatched as a single workgroup.
-@compute @workgroup_size(WG)
-fn sum_squares_into(@builtin(local_invocation_index) lid: u32) {
-    var s = 0.0;
-    for (var i = lid; i < p.n; i += WG) {
-        let x = grad[i];
-        s += x * x;
-    }
-    part[lid] = s;
-    workgroupBarrier();
-    for (var k = WG / 2u; k > 0u; k = k / 2u) {
-        if (lid < k) { part[lid] += part[lid + k]; }
-        workgroupBarrier();
-    }
-    if (lid == 0u) { out[0] = out[0] + part[0]; }
 }
 
 @compute @workgroup_size(1)

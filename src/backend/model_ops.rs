@@ -113,6 +113,13 @@ pub trait ModelOps: Backend {
     /// Kernel of [`ModelOps::sum_squares_into`].
     fn sum_squares_into_kernel(&self, acc: &mut BTensor<Self>, x: &BTensor<Self>) -> OpResult<()>;
 
+    /// Kernel of [`ModelOps::sum_squares_many_into`].
+    fn sum_squares_many_into_kernel(
+        &self,
+        acc: &mut BTensor<Self>,
+        xs: &[&BTensor<Self>],
+    ) -> OpResult<()>;
+
     /// Kernel of [`ModelOps::clip_scale`].
     fn clip_scale_kernel(&self, sumsq: &BTensor<Self>, max_norm: f32) -> OpResult<BTensor<Self>>;
 
@@ -264,6 +271,19 @@ pub trait ModelOps: Backend {
     fn sum_squares_into(&self, acc: &mut BTensor<Self>, x: &BTensor<Self>) -> OpResult<()> {
         check::sum_squares_into(acc, x)?;
         self.sum_squares_into_kernel(acc, x)
+    }
+
+    /// `acc[0] += Σ x²` over every tensor of `xs` (all the gradients of a step: the GPU folds
+    /// several per dispatch); `acc` is `[1]`.
+    fn sum_squares_many_into(
+        &self,
+        acc: &mut BTensor<Self>,
+        xs: &[&BTensor<Self>],
+    ) -> OpResult<()> {
+        for x in xs {
+            check::sum_squares_into(acc, x)?;
+        }
+        self.sum_squares_many_into_kernel(acc, xs)
     }
 
     /// `min(1, max_norm / (sqrt(sumsq[0]) + 1e-6))` as a `[1]` tensor, computed on the device so the

@@ -172,11 +172,8 @@ impl<B: ModelOps> Params<B> {
     pub fn apply(&mut self, b: &B, cfg: &OptimConfig) -> OpResult<()> {
         self.step += 1;
         let mut sumsq = b.zeros(&[1])?;
-        for p in &self.list {
-            if let Some(g) = &p.grad {
-                b.sum_squares_into(&mut sumsq, g)?;
-            }
-        }
+        let grads: Vec<&BTensor<B>> = self.list.iter().filter_map(|p| p.grad.as_ref()).collect();
+        b.sum_squares_many_into(&mut sumsq, &grads)?;
         let scale = b.clip_scale(&sumsq, cfg.clip_norm)?;
         for p in &mut self.list {
             let Some(g) = p.grad.take() else { continue };

@@ -1065,6 +1065,49 @@ pub fn optimizer_fused<B: ModelOps>(be: &B) {
             Tol::sum(n),
         );
     }
+    // Many gradients at once (the GPU folds seven small ones per dispatch, long ones apart),
+    // added to what the accumulator holds.
+    let lens = [
+        3usize,
+        1,
+        0,
+        300,
+        64 * 64,
+        65_536,
+        70_000,
+        5,
+        257,
+        1000,
+        2,
+        9,
+        77,
+        4096,
+        1,
+    ];
+    let gs: Vec<Vec<f32>> = lens
+        .iter()
+        .map(|&n| uniform(&mut r, n, -2.0, 2.0))
+        .collect();
+    let up: Vec<_> = gs
+        .iter()
+        .map(|g| be.upload_f32(g, &[g.len()]).unwrap())
+        .collect();
+    let refs: Vec<_> = up.iter().collect();
+    be.sum_squares_many_into(&mut acc, &refs).unwrap();
+    ss += gs
+        .iter()
+        .flatten()
+        .map(|&x| x as f64 * x as f64)
+        .sum::<f64>();
+    assert_close(
+        "sum of squares of many gradients",
+        &be.to_f32(&acc).unwrap(),
+        &[ss],
+        Tol::sum(lens.iter().sum()),
+    );
+    assert!(be
+        .sum_squares_many_into(&mut be.zeros(&[2]).unwrap(), &refs)
+        .is_err());
 
     let n = 1000;
     let (lo, hi) = (-0.3f32, 0.2f32);

@@ -555,6 +555,11 @@ impl ModelOps for CpuBackend {
         Ok(())
     }
 
+    fn sum_squares_many_into_kernel(&self, acc: &mut CpuTensor, xs: &[&CpuTensor]) -> OpResult<()> {
+        xs.iter()
+            .try_for_each(|x| self.sum_squares_into_kernel(acc, x))
+    }
+
     fn clip_scale_kernel(&self, sumsq: &CpuTensor, max_norm: f32) -> OpResult<CpuTensor> {
         let r = max_norm / (f32s("clip_scale", sumsq)?[0].sqrt() + 1e-6);
         Ok(tensor(vec![1], vec![if r >= 1.0 { 1.0 } else { r }]))

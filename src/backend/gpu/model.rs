@@ -75,6 +75,30 @@ crate::kernel_params! {
 
 pub static DROPOUT: Shader = crate::wgsl_shader!("dropout", DropoutParams, bindings: ["out"]);
 
+crate::kernel_params! {
+    /// Parameters of `sumsq.wgsl`: the length of each input (0: unused).
+    struct SumSqParams {
+        n0: u32,
+        n1: u32,
+        n2: u32,
+        n3: u32,
+        n4: u32,
+        n5: u32,
+        n6: u32,
+        _pad: u32,
+    }
+}
+
+/// The gradient inputs of `sumsq.wgsl`.
+const SUMSQ_BINDINGS: [&str; SUMSQ_INPUTS] = ["x0", "x1", "x2", "x3", "x4", "x5", "x6"];
+const SUMSQ_INPUTS: usize = 7;
+
+pub static SUMSQ: Shader = crate::wgsl_shader!(
+    "sumsq",
+    SumSqParams,
+    bindings: ["x0", "x1", "x2", "x3", "x4", "x5", "x6", "out"],
+);
+
 pub static NEIGHBOURS: Shader = crate::wgsl_shader!(
     "neighbours",
     NeighbourParams,
@@ -108,7 +132,7 @@ pub static TOPK: Shader = crate::wgsl_shader!(
     overrides: ["FIRST"],
 );
 
-/// Largest gradient whose sum of squares one workgroup folds (`optim.wgsl`'s `sum_squares_into`);
+/// Largest gradient whose sum of squares one workgroup folds (`sumsq.wgsl`);
 /// longer ones take the multi-workgroup fold, which fills the GPU.
 const SUMSQ_ONE_GROUP: usize = 1 << 16;
 
@@ -409,26 +433,47 @@ impl ModelOps for GpuBackend {
     }
 
     fn sum_squares_into_kernel(&self, acc: &mut GpuTensor, x: &GpuTensor) -> OpResult<()> {
-        if x.len() > SUMSQ_ONE_GROUP {
-            let s = super::reduce::fold_rows(self, x, Some(x), 1, x.len(), false, 1.0)?;
-            return self.axpy(acc, &s, 1.0);
-        }
-        // One workgroup reads the whole tensor and adds into `acc`: one dispatch per gradient
-        // (a fold and an axpy before).
+        self.sum_squares_many_into_kernel(acc, &[x])
+    }
+
+    fn sum_squares_many_into_kernel(&self, acc: &mut GpuTensor, xs: &[&GpuTensor]) -> OpResult<()> {
         make_unique(&self.ctx, acc)?;
-        if x.is_empty() {
-            return Ok(());
+        let mut small = Vec::new();
+        for &x in xs {
+            if x.len() > SUMSQ_ONE_GROUP {
+                let s = super::reduce::fold_rows(self, x, Some(x), 1, x.len(), false, 1.0)?;
+                self.axpy(acc, &s, 1.0)?;
+            } else if !x.is_empty() {
+                small.push(x);
+            }
         }
-        let p = OptParams {
-            n: x.len() as u32,
-            ..Default::default()
-        };
-        self.ctx.dispatch(
-            &Kernel::new(&OPTIM, "sum_squares_into"),
-            &p,
-            &[("grad", raw(x)), ("out", raw(acc))],
-            [1, 1, 1],
-        )?;
+        // Seven gradients per dispatch (seven inputs and the accumulator: the storage-binding
+        // limit the backend asks for).
+        for group in small.chunks(SUMSQ_INPUTS) {
+            let n = |i: usize| group.get(i).map_or(0, |t| t.len() as u32);
+            let p = SumSqParams {
+                n0: n(0),
+                n1: n(1),
+                n2: n(2),
+                n3: n(3),
+                n4: n(4),
+                n5: n(5),
+                n6: n(6),
+                _pad: 0,
+            };
+            let mut bindings: Vec<(&str, &GpuBuffer)> = SUMSQ_BINDINGS
+                .iter()
+                .enumerate()
+                .map(|(i, &name)| (name, raw(group.get(i).copied().unwrap_or(group[0]))))
+                .collect();
+            bindings.push(("out", raw(acc)));
+            self.ctx.dispatch(
+                &Kernel::new(&SUMSQ, "sum_squares"),
+                &p,
+                &bindings,
+                [1, 1, 1],
+            )?;
+        }
         Ok(())
     }
 
