@@ -1,6 +1,7 @@
 // Optimizer kernels: AdamW with the gradient pre-scaled by a device-side factor (global-norm
-// clipping without a read-back), the clipping factor itself, and an in-place clamp (IndRNN's
-// recurrent weights are kept within ±MAG^(1/T)).
+// clipping without a read-back) and the updated value clamped into [lo, hi] (IndRNN's recurrent
+// weights are kept within ±MAG^(1/T); ±inf for the others), the clipping factor itself, and an
+// in-place clamp.
 //
 // Bindings: 0 params, 1 p (rw), 2 g (read), 3 m (rw), 4 v (rw), 5 scale (read),
 // 6 sumsq (read), 7 out (rw).
@@ -42,7 +43,7 @@ fn adam(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let mh = mi / p.bias1;
     let vh = vi / p.bias2;
     let w = param[i];
-    param[i] = w - p.lr * (mh / (sqrt(vh) + p.eps) + p.weight_decay * w);
+    param[i] = clamp(w - p.lr * (mh / (sqrt(vh) + p.eps) + p.weight_decay * w), p.lo, p.hi);
 }
 
 @compute @workgroup_size(1)

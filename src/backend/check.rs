@@ -389,6 +389,25 @@ pub fn time_mask_mul<S>(x: &Tensor<S>, mask: &Tensor<S>) -> OpResult<SeqDims> {
     })
 }
 
+/// `dropout_mask`: a keep probability in `(0, 1]` and a mask whose entries a `u32` counts.
+pub fn dropout_mask(shape: &[usize], keep: f32) -> OpResult<()> {
+    let op = "dropout_mask";
+    if !(keep > 0.0 && keep <= 1.0) {
+        return Err(OpError::Invalid {
+            op,
+            detail: format!("keep probability {keep} is not in (0, 1]"),
+        });
+    }
+    let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+    if n.is_none_or(|n| n > u32::MAX as usize) {
+        return Err(OpError::Shape {
+            op,
+            detail: format!("mask {shape:?} has more than 2^32 - 1 entries"),
+        });
+    }
+    Ok(())
+}
+
 pub fn sum_squares_into<S>(acc: &Tensor<S>, x: &Tensor<S>) -> OpResult<()> {
     scalar("sum_squares_into", "acc", acc)?;
     x.expect_dtype("sum_squares_into", DType::F32)

@@ -8,6 +8,24 @@ pub use super::{Csr, LstmCache, MAX_TOPK};
 use super::check::{self, SeqDims};
 use super::{BTensor, Backend, OpResult};
 
+/// The integer finaliser of the dropout hash ("lowbias32": xor-shifts and wrapping multiplies).
+fn dropout_mix(mut x: u32) -> u32 {
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x7feb_352d);
+    x ^= x >> 15;
+    x = x.wrapping_mul(0x846c_a68b);
+    x ^= x >> 16;
+    x
+}
+
+/// The uniform draw in `[0, 1)` behind entry `index` of the dropout mask of `(seed, stream)`: a
+/// counter-based hash, so any entry is drawn without the others and the GPU
+/// (`shaders/dropout.wgsl`) computes the same bits. A multiple of 2^-24, exact in `f32`.
+pub fn dropout_uniform(seed: u32, stream: u32, index: u32) -> f32 {
+    let key = dropout_mix(seed ^ dropout_mix(stream ^ 0x9e37_79b9));
+    (dropout_mix(key ^ dropout_mix(index)) >> 8) as f32 * (1.0 / 16_777_216.0)
+}
+
 /// Hyper-parameters of one Adam step (decoupled weight decay, AdamW).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamStep {
@@ -18,6 +36,8 @@ pub struct AdamStep {
     pub weight_decay: f32,
     /// 1-based step number, for bias correction.
     pub t: u32,
+    /// Clamp the updated values into `[lo, hi]` in the same pass (IndRNN's recurrent weights).
+    pub clamp: Option<(f32, f32)>,
 }
 
 pub trait ModelOps: Backend {
@@ -70,6 +90,16 @@ pub trait ModelOps: Backend {
         d: &SeqDims,
     ) -> OpResult<BTensor<Self>>;
 
+    /// Kernel of [`ModelOps::dropout_mask`] (`keep` in `(0, 1]`, `1 / keep` given).
+    fn dropout_mask_kernel(
+        &self,
+        shape: &[usize],
+        keep: f32,
+        keep_scale: f32,
+        seed: u32,
+        stream: u32,
+    ) -> OpResult<BTensor<Self>>;
+
     /// Kernel of [`ModelOps::tanh_backward`].
     fn tanh_backward_kernel(
         &self,
@@ -82,6 +112,13 @@ pub trait ModelOps: Backend {
 
     /// Kernel of [`ModelOps::sum_squares_into`].
     fn sum_squares_into_kernel(&self, acc: &mut BTensor<Self>, x: &BTensor<Self>) -> OpResult<()>;
+
+    /// Kernel of [`ModelOps::sum_squares_many_into`].
+    fn sum_squares_many_into_kernel(
+        &self,
+        acc: &mut BTensor<Self>,
+        xs: &[&BTensor<Self>],
+    ) -> OpResult<()>;
 
     /// Kernel of [`ModelOps::clip_scale`].
     fn clip_scale_kernel(&self, sumsq: &BTensor<Self>, max_norm: f32) -> OpResult<BTensor<Self>>;
@@ -203,6 +240,21 @@ pub trait ModelOps: Backend {
         self.time_mask_mul_kernel(x, mask, &d)
     }
 
+    /// A dropout mask of `shape` drawn on the device: entry `i` is `1 / keep` when
+    /// [`dropout_uniform`]`(seed, stream, i) < keep`, else 0. Both backends draw the same bits, so
+    /// a training run is reproducible by seed on either; `stream` tells apart the masks of one
+    /// seed (e.g. the layers of one step). `keep` must be in `(0, 1]`.
+    fn dropout_mask(
+        &self,
+        shape: &[usize],
+        keep: f32,
+        seed: u32,
+        stream: u32,
+    ) -> OpResult<BTensor<Self>> {
+        check::dropout_mask(shape, keep)?;
+        self.dropout_mask_kernel(shape, keep, 1.0 / keep, seed, stream)
+    }
+
     /// `dy · (1 − y²)`: backward of tanh given its output.
     fn tanh_backward(&self, y: &BTensor<Self>, dy: &BTensor<Self>) -> OpResult<BTensor<Self>> {
         check::same_len_f32("tanh_backward", y, dy)?;
@@ -221,6 +273,19 @@ pub trait ModelOps: Backend {
         self.sum_squares_into_kernel(acc, x)
     }
 
+    /// `acc[0] += Σ x²` over every tensor of `xs` (all the gradients of a step: the GPU folds
+    /// several per dispatch); `acc` is `[1]`.
+    fn sum_squares_many_into(
+        &self,
+        acc: &mut BTensor<Self>,
+        xs: &[&BTensor<Self>],
+    ) -> OpResult<()> {
+        for x in xs {
+            check::sum_squares_into(acc, x)?;
+        }
+        self.sum_squares_many_into_kernel(acc, xs)
+    }
+
     /// `min(1, max_norm / (sqrt(sumsq[0]) + 1e-6))` as a `[1]` tensor, computed on the device so the
     /// clipping needs no read-back; a NaN/Inf norm gives NaN (detected by the caller on the loss).
     fn clip_scale(&self, sumsq: &BTensor<Self>, max_norm: f32) -> OpResult<BTensor<Self>> {
@@ -229,7 +294,8 @@ pub trait ModelOps: Backend {
     }
 
     /// One AdamW step in place: `g' = g · scale[0]`; `m = β1 m + (1−β1) g'`; `v = β2 v + (1−β2) g'²`;
-    /// `p −= lr (m̂ / (sqrt(v̂) + ε) + wd · p)`.
+    /// `p −= lr (m̂ / (sqrt(v̂) + ε) + wd · p)`; then `p = clamp(p, lo, hi)` when `step.clamp` is
+    /// set (one pass: no separate [`ModelOps::clamp`]).
     fn adam_step(
         &self,
         p: &mut BTensor<Self>,

@@ -237,27 +237,19 @@ impl<B: ModelOps> Model<B> {
             )?);
         }
         inputs.push(view::<B>(&batch.logc, &[bs, l, 1])?);
-        // Dropout masks shared over time, drawn on the host (B x H values per layer).
+        // Dropout masks shared over time, drawn on the device from a hash of (seed, layer,
+        // entry): one `u32` seed per step comes from the host's generator, nothing is uploaded.
         let keep = 1.0 - self.cfg.dropout;
-        let mut drop = Vec::new();
-        let mut rng = rng;
-        for _ in 0..self.layers.len() {
-            drop.push(match rng.as_deref_mut() {
-                Some(r) if self.cfg.dropout > 0.0 => {
-                    let m: Vec<f32> = (0..bs * h)
-                        .map(|_| {
-                            if r.random::<f32>() < keep {
-                                1.0 / keep
-                            } else {
-                                0.0
-                            }
-                        })
-                        .collect();
-                    Some(b.upload_f32(&m, &[bs, h])?)
-                }
-                _ => None,
-            });
-        }
+        let seed: Option<u32> = match rng {
+            Some(r) if self.cfg.dropout > 0.0 => Some(r.random()),
+            _ => None,
+        };
+        let drop = (0..self.layers.len())
+            .map(|i| {
+                seed.map(|s| b.dropout_mask(&[bs, h], keep, s, i as u32))
+                    .transpose()
+            })
+            .collect::<OpResult<Vec<_>>>()?;
         let mut layers = self.layers.pass();
         let mut outs: Vec<BTensor<B>> = Vec::new();
         let apply_drop = |t: &BTensor<B>, m: &Option<BTensor<B>>| -> OpResult<BTensor<B>> {

@@ -168,15 +168,12 @@ impl<B: ModelOps> Params<B> {
     }
 
     /// Global-norm clipping factor and one AdamW step over every parameter with a gradient,
-    /// all on the device (no read-back), then the clamps. Clears the gradients.
+    /// all on the device (no read-back), the clamps inside the Adam pass. Clears the gradients.
     pub fn apply(&mut self, b: &B, cfg: &OptimConfig) -> OpResult<()> {
         self.step += 1;
         let mut sumsq = b.zeros(&[1])?;
-        for p in &self.list {
-            if let Some(g) = &p.grad {
-                b.sum_squares_into(&mut sumsq, g)?;
-            }
-        }
+        let grads: Vec<&BTensor<B>> = self.list.iter().filter_map(|p| p.grad.as_ref()).collect();
+        b.sum_squares_many_into(&mut sumsq, &grads)?;
         let scale = b.clip_scale(&sumsq, cfg.clip_norm)?;
         for p in &mut self.list {
             let Some(g) = p.grad.take() else { continue };
@@ -187,11 +184,9 @@ impl<B: ModelOps> Params<B> {
                 eps: cfg.eps,
                 weight_decay: if p.decay { cfg.weight_decay } else { 0.0 },
                 t: self.step,
+                clamp: p.clamp,
             };
             b.adam_step(&mut p.value, &g, &mut p.m, &mut p.v, &scale, &step)?;
-            if let Some((lo, hi)) = p.clamp {
-                b.clamp(&mut p.value, lo, hi)?;
-            }
         }
         Ok(())
     }

@@ -392,6 +392,7 @@ pub fn optimizer<B: ModelOps>(be: &B) {
             eps: 1e-8,
             weight_decay: 0.01,
             t,
+            clamp: None,
         };
         be.adam_step(
             &mut p,
@@ -973,4 +974,191 @@ pub fn neighbour_contract<B: ModelOps>(be: &B) {
             assert_eq!(op_of(&e), "neighbour_row_dot", "{what}: {e}");
         }
     }
+}
+
+/// The dropout hash, written out again from its definition (`shaders/dropout.wgsl`'s header):
+/// the oracle both backends must match bit for bit.
+fn dropout_oracle(seed: u32, stream: u32, i: u32) -> f32 {
+    fn mix(mut x: u32) -> u32 {
+        x ^= x >> 16;
+        x = x.wrapping_mul(0x7feb352d);
+        x ^= x >> 15;
+        x = x.wrapping_mul(0x846ca68b);
+        x ^= x >> 16;
+        x
+    }
+    let key = mix(seed ^ mix(stream ^ 0x9e3779b9));
+    ((mix(key ^ mix(i)) >> 8) as f64 / 16_777_216.0) as f32
+}
+
+pub fn dropout_masks<B: ModelOps>(be: &B) {
+    for (shape, keep, seed, stream) in [
+        (vec![1usize, 1usize], 0.5f32, 0u32, 0u32),
+        (vec![3, 5], 0.8, 7, 1),
+        (vec![64, 300], 0.8, 0xdead_beef, 4),
+        (vec![64, 300], 0.5, 0xdead_beef, 5),
+        (vec![17, 257], 0.01, u32::MAX, u32::MAX),
+        (vec![5, 9], 1.0, 3, 2),
+    ] {
+        let got = be
+            .to_f32(&be.dropout_mask(&shape, keep, seed, stream).unwrap())
+            .unwrap();
+        let n: usize = shape.iter().product();
+        let scale = 1.0 / keep;
+        let want: Vec<f32> = (0..n as u32)
+            .map(|i| {
+                if dropout_oracle(seed, stream, i) < keep {
+                    scale
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        // Exact: both backends compute the same integers, so the same mask.
+        assert_eq!(got, want, "dropout mask {shape:?} keep {keep} seed {seed}");
+        let kept = got.iter().filter(|&&v| v != 0.0).count() as f64 / n as f64;
+        if n >= 1000 {
+            assert!(
+                (kept - keep as f64).abs() < 0.02,
+                "kept {kept} of the entries for keep {keep}"
+            );
+        }
+    }
+    // Streams of one seed draw different masks.
+    let a = be
+        .to_f32(&be.dropout_mask(&[8, 64], 0.5, 1, 0).unwrap())
+        .unwrap();
+    let b = be
+        .to_f32(&be.dropout_mask(&[8, 64], 0.5, 1, 1).unwrap())
+        .unwrap();
+    assert_ne!(a, b);
+    for keep in [0.0, -0.5, 1.5, f32::NAN] {
+        let e = be.dropout_mask(&[2, 2], keep, 1, 0).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                OpError::Invalid {
+                    op: "dropout_mask",
+                    ..
+                }
+            ),
+            "keep {keep}: {e}"
+        );
+    }
+}
+
+/// Sums of squares of gradients on either side of the one-workgroup limit, added into one
+/// accumulator, and AdamW with its clamp fused in.
+pub fn optimizer_fused<B: ModelOps>(be: &B) {
+    let mut r = rng(231);
+    let mut acc = be.zeros(&[1]).unwrap();
+    let mut ss = 0.0f64;
+    for n in [1usize, 255, 256, 257, 4099, 65_536, 65_537, 200_000] {
+        let g = uniform(&mut r, n, -1.0, 1.0);
+        be.sum_squares_into(&mut acc, &be.upload_f32(&g, &[n]).unwrap())
+            .unwrap();
+        ss += g.iter().map(|&x| x as f64 * x as f64).sum::<f64>();
+        assert_close(
+            &format!("sum of squares up to a {n}-long gradient"),
+            &be.to_f32(&acc).unwrap(),
+            &[ss],
+            Tol::sum(n),
+        );
+    }
+    // Many gradients at once (the GPU folds seven small ones per dispatch, long ones apart),
+    // added to what the accumulator holds.
+    let lens = [
+        3usize,
+        1,
+        0,
+        300,
+        64 * 64,
+        65_536,
+        70_000,
+        5,
+        257,
+        1000,
+        2,
+        9,
+        77,
+        4096,
+        1,
+    ];
+    let gs: Vec<Vec<f32>> = lens
+        .iter()
+        .map(|&n| uniform(&mut r, n, -2.0, 2.0))
+        .collect();
+    let up: Vec<_> = gs
+        .iter()
+        .map(|g| be.upload_f32(g, &[g.len()]).unwrap())
+        .collect();
+    let refs: Vec<_> = up.iter().collect();
+    be.sum_squares_many_into(&mut acc, &refs).unwrap();
+    ss += gs
+        .iter()
+        .flatten()
+        .map(|&x| x as f64 * x as f64)
+        .sum::<f64>();
+    assert_close(
+        "sum of squares of many gradients",
+        &be.to_f32(&acc).unwrap(),
+        &[ss],
+        Tol::sum(lens.iter().sum()),
+    );
+    assert!(be
+        .sum_squares_many_into(&mut be.zeros(&[2]).unwrap(), &refs)
+        .is_err());
+
+    let n = 1000;
+    let (lo, hi) = (-0.3f32, 0.2f32);
+    let p0 = uniform(&mut r, n, -1.0, 1.0);
+    let mut p = be.upload_f32(&p0, &[n]).unwrap();
+    let mut m = be.zeros(&[n]).unwrap();
+    let mut v = be.zeros(&[n]).unwrap();
+    let (mut pe, mut me, mut ve) = (to_f64(&p0), vec![0.0f64; n], vec![0.0f64; n]);
+    for t in 1..=2u32 {
+        let g = uniform(&mut r, n, -1.0, 1.0);
+        let s = AdamStep {
+            lr: 0.05,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            t,
+            clamp: Some((lo, hi)),
+        };
+        be.adam_step(
+            &mut p,
+            &be.upload_f32(&g, &[n]).unwrap(),
+            &mut m,
+            &mut v,
+            &be.upload_f32(&[1.0], &[1]).unwrap(),
+            &s,
+        )
+        .unwrap();
+        for i in 0..n {
+            let gi = g[i] as f64;
+            me[i] = 0.9 * me[i] + 0.1 * gi;
+            ve[i] = 0.999 * ve[i] + 0.001 * gi * gi;
+            let (mh, vh) = (
+                me[i] / (1.0 - 0.9f64.powi(t as i32)),
+                ve[i] / (1.0 - 0.999f64.powi(t as i32)),
+            );
+            pe[i] = (pe[i] - 0.05 * mh / (vh.sqrt() + 1e-8)).clamp(lo as f64, hi as f64);
+        }
+    }
+    let got = be.to_f32(&p).unwrap();
+    assert!(
+        got.iter().all(|&x| (lo..=hi).contains(&x)),
+        "clamped into [lo, hi]"
+    );
+    assert_close(
+        "adam with clamp after 2 steps",
+        &got,
+        &pe,
+        Tol {
+            rel: 1e-4,
+            abs: 1e-6,
+        },
+    );
 }

@@ -6,7 +6,7 @@ use super::math::{exp_f32, multiversion, sum_squares_f32};
 use super::matmul::gemm_acc_small;
 use super::{f32s, f32s_mut, tensor, u32s, CpuBackend, CpuData, CpuStorage, CpuTensor, PAR_MIN};
 use crate::backend::check::SeqDims;
-use crate::backend::model_ops::{AdamStep, Csr, LstmCache, ModelOps};
+use crate::backend::model_ops::{dropout_uniform, AdamStep, Csr, LstmCache, ModelOps};
 use crate::backend::{Backend, DType, OpResult, Tensor};
 
 /// Host views of a checked CSR block with values: row pointers, columns, values.
@@ -80,6 +80,8 @@ struct AdamConsts {
     lr: f32,
     eps: f32,
     wd: f32,
+    lo: f32,
+    hi: f32,
 }
 
 impl AdamConsts {
@@ -93,6 +95,8 @@ impl AdamConsts {
             lr: s.lr,
             eps: s.eps,
             wd: s.weight_decay,
+            lo: s.clamp.map_or(f32::NEG_INFINITY, |c| c.0),
+            hi: s.clamp.map_or(f32::INFINITY, |c| c.1),
         }
     }
 
@@ -111,7 +115,7 @@ fn adam_block(k: &AdamConsts, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [
         *m = mi;
         *v = vi;
         let (mh, vh) = (mi / k.bias1, vi / k.bias2);
-        *p -= k.lr * (mh / (vh.sqrt() + k.eps) + k.wd * *p);
+        *p = (*p - k.lr * (mh / (vh.sqrt() + k.eps) + k.wd * *p)).clamp(k.lo, k.hi);
     }
 }
 }
@@ -499,6 +503,27 @@ impl ModelOps for CpuBackend {
         Ok(tensor(x.shape().to_vec(), out))
     }
 
+    fn dropout_mask_kernel(
+        &self,
+        shape: &[usize],
+        keep: f32,
+        keep_scale: f32,
+        seed: u32,
+        stream: u32,
+    ) -> OpResult<CpuTensor> {
+        let n: usize = shape.iter().product();
+        let m = (0..n as u32)
+            .map(|i| {
+                if dropout_uniform(seed, stream, i) < keep {
+                    keep_scale
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        Ok(tensor(shape.to_vec(), m))
+    }
+
     fn tanh_backward_kernel(&self, y: &CpuTensor, dy: &CpuTensor) -> OpResult<CpuTensor> {
         let (yv, dv) = (f32s("tanh_backward", y)?, f32s("tanh_backward", dy)?);
         Ok(tensor(
@@ -528,6 +553,11 @@ impl ModelOps for CpuBackend {
         };
         f32s_mut("sum_squares_into", acc)?[0] += parts.iter().sum::<f64>() as f32;
         Ok(())
+    }
+
+    fn sum_squares_many_into_kernel(&self, acc: &mut CpuTensor, xs: &[&CpuTensor]) -> OpResult<()> {
+        xs.iter()
+            .try_for_each(|x| self.sum_squares_into_kernel(acc, x))
     }
 
     fn clip_scale_kernel(&self, sumsq: &CpuTensor, max_norm: f32) -> OpResult<CpuTensor> {

@@ -20,7 +20,7 @@ pub use elementwise::EwParams;
 pub use shader::{Shader, WORKGROUP_SIZE};
 
 /// The shaders of the generic ops (the audio module lists its own: `crate::audio::SHADERS`).
-pub static SHADERS: [&Shader; 10] = [
+pub static SHADERS: [&Shader; 12] = [
     &elementwise::ELEMENTWISE,
     &matmul::MATMUL,
     &reduce::REDUCE,
@@ -31,6 +31,8 @@ pub static SHADERS: [&Shader; 10] = [
     &model::OPTIM,
     &model::TOPK,
     &model::NEIGHBOURS,
+    &model::DROPOUT,
+    &model::SUMSQ,
 ];
 
 use super::check::MatmulDims;

@@ -59,6 +59,46 @@ crate::kernel_params! {
     }
 }
 
+crate::kernel_params! {
+    /// Parameters of `dropout.wgsl`.
+    struct DropoutParams {
+        n: u32,
+        seed: u32,
+        stream: u32,
+        _pad: u32,
+        keep: f32,
+        keep_scale: f32,
+        _pad1: u32,
+        _pad2: u32,
+    }
+}
+
+pub static DROPOUT: Shader = crate::wgsl_shader!("dropout", DropoutParams, bindings: ["out"]);
+
+crate::kernel_params! {
+    /// Parameters of `sumsq.wgsl`: the length of each input (0: unused).
+    struct SumSqParams {
+        n0: u32,
+        n1: u32,
+        n2: u32,
+        n3: u32,
+        n4: u32,
+        n5: u32,
+        n6: u32,
+        _pad: u32,
+    }
+}
+
+/// The gradient inputs of `sumsq.wgsl`.
+const SUMSQ_BINDINGS: [&str; SUMSQ_INPUTS] = ["x0", "x1", "x2", "x3", "x4", "x5", "x6"];
+const SUMSQ_INPUTS: usize = 7;
+
+pub static SUMSQ: Shader = crate::wgsl_shader!(
+    "sumsq",
+    SumSqParams,
+    bindings: ["x0", "x1", "x2", "x3", "x4", "x5", "x6", "out"],
+);
+
 pub static NEIGHBOURS: Shader = crate::wgsl_shader!(
     "neighbours",
     NeighbourParams,
@@ -91,6 +131,10 @@ pub static TOPK: Shader = crate::wgsl_shader!(
     bindings: ["x", "ids", "out_vals", "out_ids", "row_ptr", "cols", "xm", "vals", "alpha", "dots"],
     overrides: ["FIRST"],
 );
+
+/// Largest gradient whose sum of squares one workgroup folds (`sumsq.wgsl`);
+/// longer ones take the multi-workgroup fold, which fills the GPU.
+const SUMSQ_ONE_GROUP: usize = 1 << 16;
 
 /// Entries scanned by one top-k invocation.
 const TOPK_SEG: usize = 256;
@@ -317,6 +361,35 @@ impl ModelOps for GpuBackend {
         Ok(out)
     }
 
+    fn dropout_mask_kernel(
+        &self,
+        shape: &[usize],
+        keep: f32,
+        keep_scale: f32,
+        seed: u32,
+        stream: u32,
+    ) -> OpResult<GpuTensor> {
+        let out = self.empty(shape, DType::F32, "dropout mask")?;
+        if out.is_empty() {
+            return Ok(out);
+        }
+        let p = DropoutParams {
+            n: out.len() as u32,
+            seed,
+            stream,
+            keep,
+            keep_scale,
+            ..Default::default()
+        };
+        self.ctx.dispatch(
+            &Kernel::new(&DROPOUT, "mask"),
+            &p,
+            &[("out", raw(&out))],
+            self.grid("dropout_mask", out.len() as u64)?,
+        )?;
+        Ok(out)
+    }
+
     fn tanh_backward_kernel(&self, y: &GpuTensor, dy: &GpuTensor) -> OpResult<GpuTensor> {
         let out = self.empty(dy.shape(), DType::F32, "tanh_backward out")?;
         if dy.is_empty() {
@@ -360,8 +433,48 @@ impl ModelOps for GpuBackend {
     }
 
     fn sum_squares_into_kernel(&self, acc: &mut GpuTensor, x: &GpuTensor) -> OpResult<()> {
-        let s = super::reduce::fold_rows(self, x, Some(x), 1, x.len(), false, 1.0)?;
-        self.axpy(acc, &s, 1.0)
+        self.sum_squares_many_into_kernel(acc, &[x])
+    }
+
+    fn sum_squares_many_into_kernel(&self, acc: &mut GpuTensor, xs: &[&GpuTensor]) -> OpResult<()> {
+        make_unique(&self.ctx, acc)?;
+        let mut small = Vec::new();
+        for &x in xs {
+            if x.len() > SUMSQ_ONE_GROUP {
+                let s = super::reduce::fold_rows(self, x, Some(x), 1, x.len(), false, 1.0)?;
+                self.axpy(acc, &s, 1.0)?;
+            } else if !x.is_empty() {
+                small.push(x);
+            }
+        }
+        // Seven gradients per dispatch (seven inputs and the accumulator: the storage-binding
+        // limit the backend asks for).
+        for group in small.chunks(SUMSQ_INPUTS) {
+            let n = |i: usize| group.get(i).map_or(0, |t| t.len() as u32);
+            let p = SumSqParams {
+                n0: n(0),
+                n1: n(1),
+                n2: n(2),
+                n3: n(3),
+                n4: n(4),
+                n5: n(5),
+                n6: n(6),
+                _pad: 0,
+            };
+            let mut bindings: Vec<(&str, &GpuBuffer)> = SUMSQ_BINDINGS
+                .iter()
+                .enumerate()
+                .map(|(i, &name)| (name, raw(group.get(i).copied().unwrap_or(group[0]))))
+                .collect();
+            bindings.push(("out", raw(acc)));
+            self.ctx.dispatch(
+                &Kernel::new(&SUMSQ, "sum_squares"),
+                &p,
+                &bindings,
+                [1, 1, 1],
+            )?;
+        }
+        Ok(())
     }
 
     fn clip_scale_kernel(&self, sumsq: &GpuTensor, max_norm: f32) -> OpResult<GpuTensor> {
@@ -404,6 +517,8 @@ impl ModelOps for GpuBackend {
             weight_decay: s.weight_decay,
             bias1: 1.0 - s.beta1.powi(s.t as i32),
             bias2: 1.0 - s.beta2.powi(s.t as i32),
+            lo: s.clamp.map_or(f32::NEG_INFINITY, |c| c.0),
+            hi: s.clamp.map_or(f32::INFINITY, |c| c.1),
             ..Default::default()
         };
         self.ctx.dispatch(

@@ -1,0 +1,43 @@
+// Dropout masks drawn on the device from a counter-based hash, so no mask is uploaded.
+// Entry i of a mask is keep_scale when u(seed, stream, i) < keep, else 0, where
+//   mix(x)  = the "lowbias32" integer finaliser (xor-shift / multiply, wrapping u32)
+//   key     = mix(seed ^ mix(stream ^ 0x9e3779b9))
+//   u       = f32(mix(key ^ mix(i)) >> 8) / 2^24        (exact: a 24-bit integer times 2^-24)
+// The CPU backend computes the same integers (src/backend/model_ops.rs, `dropout_uniform`), so
+// both backends draw identical masks for a seed.
+//
+// Bindings: 0 params, 1 out (rw).
+
+struct Params {
+    n: u32,
+    seed: u32,
+    stream: u32,
+    _pad: u32,
+    keep: f32,
+    keep_scale: f32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+
+fn mix(x0: u32) -> u32 {
+    var x = x0;
+    x = x ^ (x >> 16u);
+    x = x * 0x7feb352du;
+    x = x ^ (x >> 15u);
+    x = x * 0x846ca68bu;
+    x = x ^ (x >> 16u);
+    return x;
+}
+
+@compute @workgroup_size(WG)
+fn mask(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let i = flat_id(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    let key = mix(p.seed ^ mix(p.stream ^ 0x9e3779b9u));
+    let u = f32(mix(key ^ mix(i)) >> 8u) * (1.0 / 16777216.0);
+    out[i] = select(0.0, p.keep_scale, u < p.keep);
+}
