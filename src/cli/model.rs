@@ -57,6 +57,17 @@ pub struct TrainingFlags {
     /// (0: the learned low-rank scores only).
     #[arg(long, default_value_t = ainrnn::model::DEFAULT_NEIGHBOURS, value_parser = parse::int_at_least(0usize))]
     pub neighbours: usize,
+    /// Layer stacking: dense (AINRNN's), residual or plain (IndRNN's, LSTM's); default: the
+    /// model's own.
+    #[arg(long)]
+    pub connection: Option<ainrnn::model::Connection>,
+    /// History pooling: plays-attention (AINRNN's), attention, last (IndRNN's, LSTM's) or
+    /// mean; default: the model's own.
+    #[arg(long)]
+    pub pooling: Option<ainrnn::model::PoolingKind>,
+    /// Leave the user portrait (age, language, genre) out of the user vector.
+    #[arg(long)]
+    pub no_portrait: bool,
 }
 
 impl TrainingFlags {
@@ -76,6 +87,9 @@ impl TrainingFlags {
         opts.patience = self.patience;
         opts.seed = self.seed;
         opts.neighbours = self.neighbours;
+        opts.connection = self.connection;
+        opts.pooling = self.pooling;
+        opts.portrait = !self.no_portrait;
     }
 }
 

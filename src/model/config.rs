@@ -36,6 +36,71 @@ impl std::str::FromStr for ModelKind {
     }
 }
 
+/// How the recurrent layers are stacked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Connection {
+    /// Every layer sees the input and all earlier layers' outputs (AINRNN).
+    Dense,
+    /// Each layer's output is added to its input (residual IndRNN, Li et al. 2019).
+    Residual,
+    /// Each layer sees the previous layer's output only (IndRNN, LSTM).
+    Plain,
+}
+
+/// How the recurrent states over the history become one user vector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PoolingKind {
+    /// Attention whose weights add the play counts (AINRNN).
+    PlaysAttention,
+    /// Attention without the play counts.
+    Attention,
+    /// The last state.
+    Last,
+    /// The mean over the history.
+    Mean,
+}
+
+macro_rules! named_enum {
+    ($t:ty, $what:literal, $($v:ident = $n:literal),+) => {
+        impl $t {
+            pub fn name(self) -> &'static str {
+                match self { $(Self::$v => $n),+ }
+            }
+            pub const ALL: &'static [$t] = &[$(Self::$v),+];
+        }
+        impl std::str::FromStr for $t {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s.to_ascii_lowercase().as_str() {
+                    $($n => Ok(Self::$v),)+
+                    o => Err(format!(
+                        concat!("unknown ", $what, " {:?} (expected {})"),
+                        o,
+                        [$($n),+].join(", ")
+                    )),
+                }
+            }
+        }
+    };
+}
+named_enum!(
+    Connection,
+    "connection",
+    Dense = "dense",
+    Residual = "residual",
+    Plain = "plain"
+);
+named_enum!(
+    PoolingKind,
+    "pooling",
+    PlaysAttention = "plays-attention",
+    Attention = "attention",
+    Last = "last",
+    Mean = "mean"
+);
+
 /// Everything that fixes the model's shape; stored in checkpoints.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ModelConfig {
@@ -63,6 +128,12 @@ pub struct ModelConfig {
     /// Neighbours kept per song for the item-neighbourhood term of the scores (0: no term).
     #[serde(default)]
     pub neighbours: usize,
+    /// Layer stacking; `None`: the kind's own ([`ModelConfig::connection`]).
+    #[serde(default)]
+    pub connection: Option<Connection>,
+    /// History pooling; `None`: the kind's own ([`ModelConfig::pooling`]).
+    #[serde(default)]
+    pub pooling: Option<PoolingKind>,
 }
 
 /// Neighbours per song in the scores' item-neighbourhood term (as many as item-kNN keeps in
@@ -91,7 +162,25 @@ impl ModelConfig {
             tile: 32_768,
             seed: 42,
             neighbours: DEFAULT_NEIGHBOURS,
+            connection: None,
+            pooling: None,
         }
+    }
+
+    /// The layer stacking in effect: AINRNN's dense connections, else a plain stack.
+    pub fn connection(&self) -> Connection {
+        self.connection.unwrap_or(match self.kind {
+            ModelKind::Ainrnn => Connection::Dense,
+            _ => Connection::Plain,
+        })
+    }
+
+    /// The pooling in effect: AINRNN's attention with play counts, else the last state.
+    pub fn pooling(&self) -> PoolingKind {
+        self.pooling.unwrap_or(match self.kind {
+            ModelKind::Ainrnn => PoolingKind::PlaysAttention,
+            _ => PoolingKind::Last,
+        })
     }
 
     /// Refuses sizes no model can be built with (a checkpoint header or a library caller may
@@ -121,6 +210,20 @@ impl ModelConfig {
         }
         if !(0.0..1.0).contains(&self.dropout) {
             return bad(format!("dropout {} is outside [0, 1)", self.dropout));
+        }
+        // Only the kinds' own combinations are built so far.
+        let own = ModelConfig {
+            connection: None,
+            pooling: None,
+            ..self.clone()
+        };
+        if self.connection() != own.connection() || self.pooling() != own.pooling() {
+            return bad(format!(
+                "{} with connection {} and pooling {} is not built yet",
+                self.kind.name(),
+                self.connection().name(),
+                self.pooling().name()
+            ));
         }
         if !(self.mag.is_finite() && self.mag > 0.0) {
             return bad(format!("mag {} must be finite and > 0", self.mag));
@@ -194,5 +297,27 @@ mod tests {
             let e = cfg.validate().unwrap_err().to_string();
             assert!(e.contains(want), "{e:?} should say {want:?}");
         }
+    }
+
+    #[test]
+    fn connection_and_pooling_default_to_the_kinds_own() {
+        let a = ModelConfig::new(ModelKind::Ainrnn, 10);
+        assert_eq!(
+            (a.connection(), a.pooling()),
+            (Connection::Dense, PoolingKind::PlaysAttention)
+        );
+        let i = ModelConfig::new(ModelKind::Indrnn, 10);
+        assert_eq!(
+            (i.connection(), i.pooling()),
+            (Connection::Plain, PoolingKind::Last)
+        );
+        for c in Connection::ALL {
+            assert_eq!(c.name().parse::<Connection>(), Ok(*c));
+        }
+        for p in PoolingKind::ALL {
+            assert_eq!(p.name().parse::<PoolingKind>(), Ok(*p));
+        }
+        let e = "dens".parse::<Connection>().unwrap_err();
+        assert!(e.contains("dense, residual, plain"), "{e}");
     }
 }

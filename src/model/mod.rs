@@ -21,7 +21,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use self::batch::DeviceBatch;
-pub use self::config::{ModelConfig, ModelKind, DEFAULT_NEIGHBOURS};
+pub use self::config::{Connection, ModelConfig, ModelKind, PoolingKind, DEFAULT_NEIGHBOURS};
 use self::layers::{
     view, AttentionCache, IndRnnLayer, LayerSpec, LstmLayer, MultiLinear, OutGrad, PlayAttention,
     Pooling, SeqInputs,

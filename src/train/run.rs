@@ -14,7 +14,7 @@ use crate::backend::model_ops::ModelOps;
 use crate::data::Dataset;
 use crate::error::{DataError, Error};
 use crate::model::checkpoint::{self, Checkpoint};
-use crate::model::{Model, ModelConfig, ModelKind};
+use crate::model::{Connection, Model, ModelConfig, ModelKind, PoolingKind};
 
 /// User-facing training options (`ainrnn train` flags).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -36,6 +36,15 @@ pub struct TrainOptions {
     #[serde(default)]
     pub neighbours: usize,
     pub weight_decay: f32,
+    /// Layer stacking (`None`: the model's own).
+    #[serde(default)]
+    pub connection: Option<Connection>,
+    /// History pooling (`None`: the model's own).
+    #[serde(default)]
+    pub pooling: Option<PoolingKind>,
+    /// Whether the user portrait (age, language, genre) feeds the user vector.
+    #[serde(default = "yes")]
+    pub portrait: bool,
     pub seed: u64,
     pub patience: u32,
     pub out: PathBuf,
@@ -61,6 +70,9 @@ impl TrainOptions {
             dropout: 0.5,
             neighbours: crate::model::DEFAULT_NEIGHBOURS,
             weight_decay: 1e-5,
+            connection: None,
+            pooling: None,
+            portrait: true,
             seed: 42,
             patience: 3,
             out,
@@ -122,6 +134,22 @@ impl TrainOptions {
 
 impl TrainOptions {
     /// The layers the model gets: `--layers`, else the model's default.
+    /// The model shape these options ask for, for `songs` songs (before the data's portrait
+    /// tables and features are known).
+    fn model_config(&self, songs: usize) -> ModelConfig {
+        let mut mc = ModelConfig::new(self.kind, songs);
+        mc.hidden = self.hidden;
+        mc.emb = self.emb;
+        mc.layers = self.effective_layers();
+        mc.max_history = self.max_history;
+        mc.dropout = self.dropout;
+        mc.neighbours = self.neighbours;
+        mc.connection = self.connection;
+        mc.pooling = self.pooling;
+        mc.seed = self.seed;
+        mc
+    }
+
     fn effective_layers(&self) -> usize {
         self.layers
             .unwrap_or_else(|| ModelConfig::new(self.kind, 1).layers)
@@ -144,6 +172,15 @@ impl TrainOptions {
             ("--weight-decay", self.weight_decay.to_string()),
             ("--seed", self.seed.to_string()),
             ("--neighbours", self.neighbours.to_string()),
+            (
+                "--connection",
+                self.model_config(1).connection().name().to_string(),
+            ),
+            (
+                "--pooling",
+                self.model_config(1).pooling().name().to_string(),
+            ),
+            ("--no-portrait", (!self.portrait).to_string()),
             ("max_validation", self.max_validation.to_string()),
         ]
     }
@@ -164,6 +201,10 @@ impl TrainOptions {
             })
             .collect()
     }
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The checkpoint `--resume` continues from: `<out>.last`, else `<out>`, if either exists.
@@ -316,20 +357,13 @@ pub fn train<B: ModelOps>(
             (ck.restore(b, feats)?, cfg, state)
         }
         None => {
-            let mut mc = ModelConfig::new(opts.kind, corpus.songs);
-            mc.hidden = opts.hidden;
-            mc.emb = opts.emb;
-            if let Some(l) = opts.layers {
-                mc.layers = l;
-            }
-            mc.max_history = opts.max_history;
-            mc.dropout = opts.dropout;
-            mc.neighbours = opts.neighbours;
-            mc.seed = opts.seed;
+            let mut mc = opts.model_config(corpus.songs);
             mc.feature_dim = corpus.features.as_ref().map(|f| f.1).unwrap_or(0);
-            mc.n_age = corpus.n_age;
-            mc.n_lang = corpus.n_lang;
-            mc.n_genre = corpus.portraits.as_ref().map(|p| p.n_genre).unwrap_or(0);
+            if opts.portrait {
+                mc.n_age = corpus.n_age;
+                mc.n_lang = corpus.n_lang;
+                mc.n_genre = corpus.portraits.as_ref().map(|p| p.n_genre).unwrap_or(0);
+            }
             mc.tile = tile_for(b, opts.batch, mc.emb);
             let feats = corpus.features.as_ref().map(|f| f.0.as_slice());
             let cfg = TrainConfig {
