@@ -279,7 +279,10 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
             model::run_train(a, given, cli.backend.into(), cli.json)?
         }
         Command::Eval(a) => model::run_eval(a, cli.backend.into(), cli.json)?,
-        Command::Compare(a) => model::run_compare(a, cli.backend.into(), cli.json)?,
+        Command::Compare(a) => {
+            let given = matches.subcommand_matches("compare");
+            model::run_compare(a, given, cli.backend.into(), cli.json)?
+        }
         Command::Recommend(a) => model::run_recommend(a, cli.backend.into(), cli.json)?,
         Command::Prepare(a) => data::run_prepare(a, cli.json)?,
         Command::Synth(a) => data::run_synth(a, cli.json)?,

@@ -131,14 +131,8 @@ pub fn run(
     .enumerate()
     {
         log(&format!("== {}/4 compare on {name}: popularity, item-kNN, EASE, IndRNN, LSTM, AINRNN ({n_folds} folds)", 3 + i));
+        // The training defaults (TrainOptions::new) are the best setting known on these data.
         let mut t = TrainOptions::new(data.clone(), ModelKind::Ainrnn, PathBuf::new());
-        // The paper's lr (5e-4) and dropout (0.5) underfit these small datasets in a few epochs.
-        // One setting for both datasets, chosen with 5-fold runs (see README, "Quality"): a
-        // wider song table (128), a narrower recurrent state (32), lr 1e-3, dropout 0.2, early
-        // stopping on validation NDCG@10.
-        (
-            t.epochs, t.patience, t.lr, t.batch, t.hidden, t.emb, t.dropout,
-        ) = (40, 6, 1e-3, 32, 32, 128, 0.2);
         if o.quick {
             t.epochs = 2;
         }

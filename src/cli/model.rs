@@ -23,15 +23,17 @@ pub struct TrainingFlags {
     /// Song features fed to the learned models: audio, msd, mfcc, scattering, all or none.
     #[arg(long, default_value = "all")]
     pub features: FeatureSet,
-    #[arg(long, default_value_t = 10, value_parser = parse::positive_u32)]
+    /// Most epochs (training stops earlier by --patience).
+    #[arg(long, default_value_t = 40, value_parser = parse::positive_u32)]
     pub epochs: u32,
     /// Users per step.
-    #[arg(long, default_value_t = 64, value_parser = parse::positive_usize)]
+    #[arg(long, default_value_t = 32, value_parser = parse::positive_usize)]
     pub batch: usize,
-    #[arg(long, default_value_t = 64, value_parser = parse::positive_usize)]
+    /// Width of the recurrent state.
+    #[arg(long, default_value_t = 32, value_parser = parse::positive_usize)]
     pub hidden: usize,
     /// Size of the song table: the input embedding, tied with the songs' learned output vectors.
-    #[arg(long, default_value_t = 64, value_parser = parse::positive_usize)]
+    #[arg(long, default_value_t = 128, value_parser = parse::positive_usize)]
     pub emb: usize,
     /// Recurrent layers (default 5 for ainrnn/indrnn, 2 for lstm).
     #[arg(long, value_parser = parse::positive_usize)]
@@ -39,17 +41,17 @@ pub struct TrainingFlags {
     /// Most recent listens kept per user.
     #[arg(long, default_value_t = 50, value_parser = parse::positive_usize)]
     pub max_history: usize,
-    /// Adam learning rate in (0, 1] (the paper's 0.0005).
-    #[arg(long, default_value_t = 5e-4, value_parser = parse::learning_rate)]
+    /// Adam learning rate in (0, 1] (the paper's: 0.0005).
+    #[arg(long, default_value_t = 1e-3, value_parser = parse::learning_rate)]
     pub lr: f32,
-    /// Dropout on the recurrent outputs in [0, 0.95], mask shared over time (the paper's 0.5).
-    #[arg(long, default_value_t = 0.5, value_parser = parse::dropout)]
+    /// Dropout on the recurrent outputs in [0, 0.95], mask shared over time (the paper's: 0.5).
+    #[arg(long, default_value_t = 0.2, value_parser = parse::dropout)]
     pub dropout: f32,
     /// AdamW weight decay (decoupled, ≥ 0) on weights and embeddings.
     #[arg(long, default_value_t = 1e-5, value_parser = parse::non_negative_f32)]
     pub weight_decay: f32,
     /// Stop after this many epochs without a better validation NDCG@10 (0: never).
-    #[arg(long, default_value_t = 3, value_parser = parse::int_at_least(0u32))]
+    #[arg(long, default_value_t = 6, value_parser = parse::int_at_least(0u32))]
     pub patience: u32,
     #[arg(long, default_value_t = 42, value_parser = parse::int_at_least(0u64))]
     pub seed: u64,
@@ -68,12 +70,19 @@ pub struct TrainingFlags {
     /// Leave the user portrait (age, language, genre) out of the user vector.
     #[arg(long)]
     pub no_portrait: bool,
+    /// The paper's settings instead of ours: lr 0.0005, dropout 0.5, 75 epochs without early
+    /// stopping, hidden 64, emb 64, batch 64, no neighbourhood term. Flags given explicitly
+    /// still win.
+    #[arg(long)]
+    pub paper: bool,
 }
 
 impl TrainingFlags {
     /// Sets these flags on `opts` (their ranges were checked by the value parsers, and again by
     /// `TrainOptions::check`).
-    fn apply(&self, opts: &mut TrainOptions) {
+    /// With `--paper`, the paper's settings replace the defaults of the flags not given
+    /// (`matches`: this command's, to tell given flags from defaults).
+    fn apply(&self, opts: &mut TrainOptions, matches: Option<&clap::ArgMatches>) {
         opts.features = self.features;
         opts.epochs = self.epochs;
         opts.batch = self.batch;
@@ -90,6 +99,34 @@ impl TrainingFlags {
         opts.connection = self.connection;
         opts.pooling = self.pooling;
         opts.portrait = !self.no_portrait;
+        if self.paper {
+            let p = opts.paper_settings();
+            let default = |f: &str| !given(matches, f);
+            if default("--lr") {
+                opts.lr = p.lr;
+            }
+            if default("--dropout") {
+                opts.dropout = p.dropout;
+            }
+            if default("--epochs") {
+                opts.epochs = p.epochs;
+            }
+            if default("--patience") {
+                opts.patience = p.patience;
+            }
+            if default("--hidden") {
+                opts.hidden = p.hidden;
+            }
+            if default("--emb") {
+                opts.emb = p.emb;
+            }
+            if default("--batch") {
+                opts.batch = p.batch;
+            }
+            if default("--neighbours") {
+                opts.neighbours = p.neighbours;
+            }
+        }
     }
 }
 
@@ -109,8 +146,8 @@ pub struct TrainArgs {
     /// Checkpoint of the best epoch; the latest epoch goes to `<out>.last`.
     #[arg(long, short, default_value = "model.ckpt")]
     pub out: PathBuf,
-    /// Continue an interrupted run from `<out>.last` (or `<out>`).
-    #[arg(long)]
+    /// Continue an interrupted run from `<out>.last` (or `<out>`), with its settings.
+    #[arg(long, conflicts_with = "paper")]
     pub resume: bool,
 }
 
@@ -227,7 +264,7 @@ pub fn run_train(
     let _lock = paths::lock_output("--out", &a.out)?;
     ainrnn::io::lock::remove_stale_temps(&last); // the lock on --out covers its .last file
     let mut opts = TrainOptions::new(a.data, a.model, a.out);
-    a.training.apply(&mut opts);
+    a.training.apply(&mut opts, matches);
     opts.fold = a.fold;
     opts.resume = a.resume;
     if opts.resume {
@@ -281,6 +318,16 @@ pub fn run_train(
         summary.checkpoint.display(),
         summary.last_checkpoint.display()
     );
+    if let Some(w) = &summary.neighbour_weight {
+        eprintln!(
+            "neighbourhood weight γ {:.3} as trained (validation NDCG@10 {:.4}) → {} chosen on the validation users (NDCG@10 {:.4}), kept in {}",
+            w.trained,
+            w.ndcg_trained,
+            w.chosen,
+            w.ndcg_chosen,
+            summary.checkpoint.display()
+        );
+    }
     Ok(())
 }
 
@@ -407,12 +454,17 @@ fn refuse_report_over_data(report: &std::path::Path, data: &std::path::Path) -> 
     Ok(())
 }
 
-pub fn run_compare(a: CompareArgs, choice: BackendChoice, json: bool) -> Result<()> {
+pub fn run_compare(
+    a: CompareArgs,
+    matches: Option<&clap::ArgMatches>,
+    choice: BackendChoice,
+    json: bool,
+) -> Result<()> {
     refuse_report_over_data(&a.report, &a.data)?;
     let _lock = paths::lock_output_dir("--report", &a.report)?;
     let sel = backend(choice)?;
     let mut train = TrainOptions::new(a.data.clone(), ModelKind::Ainrnn, PathBuf::new());
-    a.training.apply(&mut train);
+    a.training.apply(&mut train, matches);
     train.check()?;
     let opts = ainrnn::eval::compare::CompareOptions {
         data: a.data,
@@ -440,4 +492,47 @@ pub fn run_compare(a: CompareArgs, choice: BackendChoice, json: bool) -> Result<
         r.seconds
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, FromArgMatches};
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    /// `train ARGS` parsed and applied as `run_train` does.
+    fn options(args: &[&str]) -> TrainOptions {
+        let argv = [&["ainrnn", "train", "--data", "d.h5"], args].concat();
+        let m = Cli::command().try_get_matches_from(argv).unwrap();
+        let cli = Cli::from_arg_matches(&m).unwrap();
+        let Command::Train(a) = cli.command else {
+            unreachable!()
+        };
+        let mut o = TrainOptions::new(a.data, a.model, a.out);
+        a.training.apply(&mut o, m.subcommand_matches("train"));
+        o
+    }
+
+    #[test]
+    fn cli_defaults_are_the_librarys() {
+        let lib = TrainOptions::new("d.h5".into(), ModelKind::Ainrnn, "model.ckpt".into());
+        let cli = options(&[]);
+        assert_eq!(cli.fixed_settings(), lib.fixed_settings());
+        assert_eq!((cli.epochs, cli.patience), (lib.epochs, lib.patience));
+    }
+
+    #[test]
+    fn paper_sets_the_papers_settings_and_given_flags_win() {
+        let p = options(&["--paper"]);
+        assert_eq!((p.lr, p.dropout, p.epochs, p.patience), (5e-4, 0.5, 75, 0));
+        assert_eq!((p.hidden, p.emb, p.batch, p.neighbours), (64, 64, 64, 0));
+        let p = options(&["--paper", "--lr", "0.002", "--neighbours", "50"]);
+        assert_eq!((p.lr, p.neighbours, p.dropout), (0.002, 50, 0.5));
+        let e = Cli::command()
+            .try_get_matches_from(["ainrnn", "train", "--data", "d", "--paper", "--resume"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--paper") && e.contains("--resume"), "{e}");
+    }
 }

@@ -133,6 +133,13 @@ impl<B: ModelOps> Params<B> {
         &self.list[id.0].value
     }
 
+    /// Replaces parameter `id`'s values (its shape's worth; the optimizer moments are kept).
+    pub fn set(&mut self, b: &B, id: PId, values: &[f32]) -> OpResult<()> {
+        let p = &mut self.list[id.0];
+        p.value = b.upload_f32(values, &p.shape)?;
+        Ok(())
+    }
+
     /// Adds `g` to the parameter's gradient of this step.
     pub fn acc_grad(&mut self, b: &B, id: PId, g: BTensor<B>) -> OpResult<()> {
         let p = &mut self.list[id.0];
