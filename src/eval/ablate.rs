@@ -228,6 +228,19 @@ fn skip_reason(ds: &Dataset, change: Change, full: &TrainOptions) -> Option<Stri
                 set.name()
             ));
         }
+        let columns = |s| {
+            select_features(ds, s)
+                .ok()
+                .map(|f| f.map(|f| f.2).unwrap_or_default())
+        };
+        let mine = columns(set);
+        if mine.is_some() && mine == columns(full.features) {
+            return Some(format!(
+                "not run: the same feature columns as full AINRNN's --features {} ({} columns)",
+                full.features.name(),
+                mine.map(|c| c.len()).unwrap_or(0)
+            ));
+        }
     }
     let mine = change.apply(full);
     (mine.fixed_settings() == full.fixed_settings())
