@@ -71,6 +71,8 @@ pub enum Command {
     Eval(model::EvalArgs),
     /// Every model over the folds: mean ± std metrics, report.md and figures.
     Compare(model::CompareArgs),
+    /// AINRNN's components one at a time against full AINRNN: paired tests, report and figure.
+    Ablate(model::AblateArgs),
     /// Top-k songs for a user of the dataset or a new history.
     Recommend(model::RecommendArgs),
     /// Audio features (mel, MFCC + deltas, HFC, HPCP) into an HDF5 feature store.
@@ -282,6 +284,10 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
         Command::Compare(a) => {
             let given = matches.subcommand_matches("compare");
             model::run_compare(a, given, cli.backend.into(), cli.json)?
+        }
+        Command::Ablate(a) => {
+            let given = matches.subcommand_matches("ablate");
+            model::run_ablate(a, given, cli.backend.into(), cli.json)?
         }
         Command::Recommend(a) => model::run_recommend(a, cli.backend.into(), cli.json)?,
         Command::Prepare(a) => data::run_prepare(a, cli.json)?,

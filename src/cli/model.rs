@@ -428,21 +428,34 @@ pub struct CompareArgs {
 /// `compare --report DIR` writes report.md, results.json, the figures and checkpoints/ there:
 /// refuse a `--data` file among them (or the folder itself).
 fn refuse_report_over_data(report: &std::path::Path, data: &std::path::Path) -> Result<()> {
+    refuse_written_over_data(
+        report,
+        data,
+        &["report.md", "results.json"],
+        &[
+            "precision_at_k",
+            "ndcg_at_k",
+            "accuracy_per_epoch",
+            "seconds_per_epoch",
+        ],
+    )
+}
+
+/// A command writing `names` (and files of the `stems`) and `checkpoints/*.ckpt` into `report`:
+/// refuse a `--data` file among them (or the folder itself).
+fn refuse_written_over_data(
+    report: &std::path::Path,
+    data: &std::path::Path,
+    names: &[&str],
+    stems: &[&str],
+) -> Result<()> {
     let (Some(dir), Some(d)) = (paths::canonical(report), paths::canonical(data)) else {
         return Ok(());
     };
     let name = d.file_name().and_then(|n| n.to_str()).unwrap_or("");
     let stem = name.split('.').next().unwrap_or("");
     let written = d == dir
-        || (d.parent() == Some(dir.as_path())
-            && (["report.md", "results.json"].contains(&name)
-                || [
-                    "precision_at_k",
-                    "ndcg_at_k",
-                    "accuracy_per_epoch",
-                    "seconds_per_epoch",
-                ]
-                .contains(&stem)))
+        || (d.parent() == Some(dir.as_path()) && (names.contains(&name) || stems.contains(&stem)))
         || (d.parent() == Some(dir.join("checkpoints").as_path()) && name.ends_with(".ckpt"));
     if written {
         anyhow::bail!(
@@ -486,6 +499,58 @@ pub fn run_compare(
     for n in &r.notes {
         eprintln!("note: {n}");
     }
+    eprintln!(
+        "report: {} ({:.0} s)",
+        opts.report.join("report.md").display(),
+        r.seconds
+    );
+    Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct AblateArgs {
+    #[arg(long, value_name = "H5")]
+    pub data: PathBuf,
+    /// Folds to run (the first N of the dataset's folds); the p-values need 2 or more.
+    #[arg(long, default_value_t = 10, value_parser = parse::positive_u32)]
+    pub folds: u32,
+    /// Full AINRNN's settings, as compare's (--connection, --pooling and --no-portrait are
+    /// varied by the rows and refused here).
+    #[command(flatten)]
+    pub training: TrainingFlags,
+    /// Folder for report.md, results.json, ablation.png and the checkpoints.
+    #[arg(long, value_name = "DIR", default_value = "ablation")]
+    pub report: PathBuf,
+}
+
+pub fn run_ablate(
+    a: AblateArgs,
+    matches: Option<&clap::ArgMatches>,
+    choice: BackendChoice,
+    json: bool,
+) -> Result<()> {
+    refuse_written_over_data(
+        &a.report,
+        &a.data,
+        &["report.md", "results.json", "ablation.png"],
+        &[],
+    )?;
+    let _lock = paths::lock_output_dir("--report", &a.report)?;
+    let sel = backend(choice)?;
+    let mut train = TrainOptions::new(a.data.clone(), ModelKind::Ainrnn, PathBuf::new());
+    a.training.apply(&mut train, matches);
+    train.check()?;
+    let opts = ainrnn::eval::ablate::AblateOptions {
+        data: a.data,
+        folds: a.folds,
+        train,
+        report: a.report,
+    };
+    let r = with_backend!(sel, b => ainrnn::eval::ablate::ablate(&b, &opts, |line| eprintln!("{line}")))?;
+    if json {
+        print_json(&r)?;
+    }
+    eprintln!("\n{}", ainrnn::eval::ablate::markdown(&r));
     eprintln!(
         "report: {} ({:.0} s)",
         opts.report.join("report.md").display(),

@@ -12,7 +12,7 @@ use crate::io::AtomicFile;
 
 const SIZE: (u32, u32) = (960, 600);
 
-fn font() {
+pub(crate) fn font() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // A failure here only means text is missing; the charts are still drawn.

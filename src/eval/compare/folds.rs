@@ -9,12 +9,12 @@ use crate::error::Error;
 use crate::eval::baselines::{Ease, ItemKnn, Popularity};
 use crate::eval::metrics::{evaluate, Catalogue};
 use crate::model::batch::Example;
-use crate::train::corpus::FoldData;
-use crate::train::run::train;
-use crate::train::{rank_examples, truths, Corpus, EpochReport};
+use crate::train::corpus::{fold_data, FoldData};
+use crate::train::run::{train, TrainOptions};
+use crate::train::{rank_examples, truths, Corpus, EpochReport, Truth};
 
 /// Ranks kept per test user: the curves go to k = 20.
-pub(super) const DEPTH: usize = 20;
+pub(crate) const DEPTH: usize = 20;
 
 /// What every method of one fold shares.
 pub(super) struct Fold<'a> {
@@ -29,7 +29,7 @@ pub(super) struct Fold<'a> {
 }
 
 /// One method's rankings of the fold's test users and its cost.
-pub(super) struct MethodRun {
+pub(crate) struct MethodRun {
     pub lists: Vec<Vec<u32>>,
     /// Training seconds per epoch (learned models) or fitting seconds (baselines).
     pub seconds_per_epoch: f64,
@@ -121,24 +121,71 @@ pub(super) fn run_method<B: ModelOps>(
             opts.kind = kind;
             opts.fold = fold;
             opts.data = o.data.clone();
-            opts.resume = false;
             opts.out = o
                 .report
                 .join("checkpoints")
                 .join(format!("{}-fold{fold}.ckpt", kind.name()));
-            let s = train(b, &opts, |_| {}, |_, _, _, _| {})?;
-            let (model, _, _) = crate::eval::run::load_model(b, ds, &opts.out)?;
-            let (lists, _) = rank_examples(b, &model, corpus, &fd.test, DEPTH, 256)?;
-            let secs =
-                s.history.iter().map(|r| r.seconds).sum::<f64>() / s.history.len().max(1) as f64;
-            MethodRun {
-                lists,
-                seconds_per_epoch: secs,
-                epochs: s.epochs_run,
-                history: s.history,
-            }
+            train_and_rank(b, ds, corpus, &opts, &fd.test)?
         }
     })
+}
+
+/// Trains a learned model afresh with `opts` (its `data`, `fold` and `out` set; `resume` is
+/// ignored) and ranks `test` with its best checkpoint.
+pub(crate) fn train_and_rank<B: ModelOps>(
+    b: &B,
+    ds: &Dataset,
+    corpus: &Corpus,
+    opts: &TrainOptions,
+    test: &[Example],
+) -> Result<MethodRun, Error> {
+    let opts = TrainOptions {
+        resume: false,
+        ..opts.clone()
+    };
+    let s = train(b, &opts, |_| {}, |_, _, _, _| {})?;
+    let (model, _, _) = crate::eval::run::load_model(b, ds, &opts.out)?;
+    let (lists, _) = rank_examples(b, &model, corpus, test, DEPTH, 256)?;
+    let secs = s.history.iter().map(|r| r.seconds).sum::<f64>() / s.history.len().max(1) as f64;
+    Ok(MethodRun {
+        lists,
+        seconds_per_epoch: secs,
+        epochs: s.epochs_run,
+        history: s.history,
+    })
+}
+
+/// One fold's users, catalogue and test truths: what every method run on the fold shares.
+pub(crate) struct FoldSetup {
+    pub fd: FoldData,
+    /// Training and validation users: what the baselines are fitted on.
+    pub fit_users: Vec<u32>,
+    pub cat: Catalogue,
+    pub test_truth: Vec<Truth>,
+}
+
+impl FoldSetup {
+    pub(crate) fn new(
+        ds: &Dataset,
+        corpus: &Corpus,
+        genres: Option<Vec<u16>>,
+        fold: u32,
+        seed: u64,
+        max_validation: usize,
+    ) -> Result<Self, Error> {
+        let fd = fold_data(ds, corpus, fold, seed, max_validation)?;
+        let mut fit_users: Vec<u32> = fd.train_users.clone();
+        fit_users.extend(fd.validation.iter().map(|e| e.user));
+        fit_users.sort_unstable();
+        let cat = corpus.catalogue(&fit_users, genres);
+        let test_truth = truths(corpus, &fd.test);
+        Ok(FoldSetup {
+            fd,
+            fit_users,
+            cat,
+            test_truth,
+        })
+    }
 }
 
 /// EASE's λ chosen on validation users by NDCG@k.

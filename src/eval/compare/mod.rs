@@ -19,16 +19,18 @@ use std::time::Instant;
 
 use self::features::{feature_runs, feature_sets};
 use self::files::write_report;
-use self::folds::{run_method, Fold, DEPTH};
+use self::folds::{run_method, Fold};
+pub(crate) use self::folds::{train_and_rank, FoldSetup, DEPTH};
 pub use self::options::{CompareOptions, Method};
+pub(crate) use self::report::mean_std;
 pub use self::report::{CompareReport, FoldResult, MethodSummary};
 pub use self::table::summary_table;
 use crate::backend::model_ops::ModelOps;
 use crate::data::Dataset;
 use crate::error::{Error, IoError};
 use crate::eval::metrics::{curves, evaluate};
-use crate::train::corpus::{fold_data, song_genres};
-use crate::train::{truths, Corpus};
+use crate::train::corpus::song_genres;
+use crate::train::Corpus;
 
 /// Runs the comparison; `log` receives one line per finished step.
 pub fn compare<B: ModelOps>(
@@ -57,24 +59,27 @@ pub fn compare<B: ModelOps>(
     let mut results: BTreeMap<usize, MethodSummary> = BTreeMap::new();
     let mut ease_lambda = o.ease_lambda;
     for fold in 0..o.folds {
-        let fd = fold_data(&ds, &corpus, fold, o.train.seed, o.train.max_validation)?;
-        let mut fit_users: Vec<u32> = fd.train_users.clone();
-        fit_users.extend(fd.validation.iter().map(|e| e.user));
-        fit_users.sort_unstable();
-        let cat = corpus.catalogue(&fit_users, genres.clone());
-        let test_truth = truths(&corpus, &fd.test);
+        let setup = FoldSetup::new(
+            &ds,
+            &corpus,
+            genres.clone(),
+            fold,
+            o.train.seed,
+            o.train.max_validation,
+        )?;
+        let (fd, cat, test_truth) = (&setup.fd, &setup.cat, &setup.test_truth);
         let f = Fold {
             o,
             ds: &ds,
             corpus: &corpus,
             fold,
-            fd: &fd,
-            fit_users: &fit_users,
-            cat: &cat,
+            fd,
+            fit_users: &setup.fit_users,
+            cat,
         };
         for (mi, &m) in o.methods.iter().enumerate() {
             let run = run_method(b, &f, m, &mut ease_lambda, &mut notes)?;
-            let metrics = evaluate(&run.lists, &test_truth, o.k, &cat);
+            let metrics = evaluate(&run.lists, test_truth, o.k, cat);
             log(&format!(
                 "fold {fold} {:<10} P@{k} {:.4}  R@{k} {:.4}  NDCG@{k} {:.4}  mAP@{k} {:.4}  coverage {:.3}  {:.2}s/epoch",
                 m.name(),
@@ -96,7 +101,7 @@ pub fn compare<B: ModelOps>(
                 .push(FoldResult {
                     fold,
                     metrics,
-                    curve: curves(&run.lists, &test_truth, DEPTH),
+                    curve: curves(&run.lists, test_truth, DEPTH),
                     seconds_per_epoch: run.seconds_per_epoch,
                     epochs: run.epochs,
                     history: run.history,

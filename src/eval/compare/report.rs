@@ -50,7 +50,7 @@ pub struct CompareReport {
 /// Reads one number out of a fold's result.
 pub(super) type Pick = fn(&FoldResult) -> f64;
 
-pub(super) fn mean_std(v: &[f64]) -> (f64, f64) {
+pub(crate) fn mean_std(v: &[f64]) -> (f64, f64) {
     let n = v.len().max(1) as f64;
     let m = v.iter().sum::<f64>() / n;
     let var = if v.len() > 1 {
@@ -67,7 +67,7 @@ impl MethodSummary {
     }
 
     /// `mean ± std` over the folds, as the tables print it.
-    pub(super) fn mean_std_text(&self, f: impl Fn(&FoldResult) -> f64) -> String {
+    pub(crate) fn mean_std_text(&self, f: impl Fn(&FoldResult) -> f64) -> String {
         let (a, s) = self.stat(f);
         format!("{a:.4} ± {s:.4}")
     }
