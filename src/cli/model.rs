@@ -33,7 +33,7 @@ pub struct TrainingFlags {
     /// Size of the song table: the input embedding, tied with the songs' learned output vectors.
     #[arg(long, default_value_t = 64, value_parser = parse::positive_usize)]
     pub emb: usize,
-    /// Recurrent layers (default 5 for ainrnn/indrnn, 2 for lstm).
+    /// Recurrent layers (default 5 for ainrnn/indrnn/resindrnn, 2 for lstm).
     #[arg(long, value_parser = parse::positive_usize)]
     pub layers: Option<usize>,
     /// Most recent listens kept per user.
@@ -98,7 +98,7 @@ pub struct TrainArgs {
     /// The dataset file (from `ainrnn prepare`).
     #[arg(long, value_name = "H5")]
     pub data: PathBuf,
-    /// ainrnn (the paper's model), indrnn or lstm.
+    /// ainrnn (the paper's model), indrnn, resindrnn (residual IndRNN, the baseline the paper changes from) or lstm.
     #[arg(long, default_value = "ainrnn")]
     pub model: ModelKind,
     /// Test fold (its users are never trained on).
@@ -346,11 +346,11 @@ pub fn run_recommend(a: RecommendArgs, choice: BackendChoice, json: bool) -> Res
 pub struct CompareArgs {
     #[arg(long, value_name = "H5")]
     pub data: PathBuf,
-    /// Comma-separated: popularity, itemknn, ease, indrnn, lstm, ainrnn.
+    /// Comma-separated: popularity, itemknn, ease, indrnn, resindrnn, lstm, ainrnn.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "popularity,itemknn,ease,indrnn,lstm,ainrnn"
+        default_value = "popularity,itemknn,ease,indrnn,resindrnn,lstm,ainrnn"
     )]
     pub models: Vec<ainrnn::eval::compare::Method>,
     /// Folds to run (the first N of the dataset's folds).
