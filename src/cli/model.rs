@@ -57,12 +57,12 @@ pub struct TrainingFlags {
     /// (0: the learned low-rank scores only).
     #[arg(long, default_value_t = ainrnn::model::DEFAULT_NEIGHBOURS, value_parser = parse::int_at_least(0usize))]
     pub neighbours: usize,
-    /// Layer stacking: dense (AINRNN's), residual or plain (IndRNN's, LSTM's); default: the
-    /// model's own.
+    /// Layer stacking: dense (AINRNN's), residual (resindrnn's) or plain (IndRNN's, LSTM's);
+    /// default: the model's own. LSTM is built plain only.
     #[arg(long)]
     pub connection: Option<ainrnn::model::Connection>,
-    /// History pooling: plays-attention (AINRNN's), attention, last (IndRNN's, LSTM's) or
-    /// mean; default: the model's own.
+    /// History pooling: plays-attention (AINRNN's), attention (without play counts), last
+    /// (IndRNN's, resindrnn's, LSTM's) or mean; default: the model's own. LSTM: last only.
     #[arg(long)]
     pub pooling: Option<ainrnn::model::PoolingKind>,
     /// Leave the user portrait (age, language, genre) out of the user vector.
@@ -98,7 +98,8 @@ pub struct TrainArgs {
     /// The dataset file (from `ainrnn prepare`).
     #[arg(long, value_name = "H5")]
     pub data: PathBuf,
-    /// ainrnn (the paper's model), indrnn, resindrnn (residual IndRNN, the baseline the paper changes from) or lstm.
+    /// ainrnn (the paper's model), indrnn, resindrnn (residual IndRNN, the baseline the paper
+    /// changes from) or lstm.
     #[arg(long, default_value = "ainrnn")]
     pub model: ModelKind,
     /// Test fold (its users are never trained on).
