@@ -35,7 +35,7 @@ pub struct TrainingFlags {
     /// Size of the song table: the input embedding, tied with the songs' learned output vectors.
     #[arg(long, default_value_t = 128, value_parser = parse::positive_usize)]
     pub emb: usize,
-    /// Recurrent layers (default 5 for ainrnn/indrnn, 2 for lstm).
+    /// Recurrent layers (default 5 for ainrnn/indrnn/resindrnn, 2 for lstm).
     #[arg(long, value_parser = parse::positive_usize)]
     pub layers: Option<usize>,
     /// Most recent listens kept per user.
@@ -59,12 +59,12 @@ pub struct TrainingFlags {
     /// (0: the learned low-rank scores only).
     #[arg(long, default_value_t = ainrnn::model::DEFAULT_NEIGHBOURS, value_parser = parse::int_at_least(0usize))]
     pub neighbours: usize,
-    /// Layer stacking: dense (AINRNN's), residual or plain (IndRNN's, LSTM's); default: the
-    /// model's own.
+    /// Layer stacking: dense (AINRNN's), residual (resindrnn's) or plain (IndRNN's, LSTM's);
+    /// default: the model's own. LSTM is built plain only.
     #[arg(long)]
     pub connection: Option<ainrnn::model::Connection>,
-    /// History pooling: plays-attention (AINRNN's), attention, last (IndRNN's, LSTM's) or
-    /// mean; default: the model's own.
+    /// History pooling: plays-attention (AINRNN's), attention (without play counts), last
+    /// (IndRNN's, resindrnn's, LSTM's) or mean; default: the model's own. LSTM: last only.
     #[arg(long)]
     pub pooling: Option<ainrnn::model::PoolingKind>,
     /// Leave the user portrait (age, language, genre) out of the user vector.
@@ -135,7 +135,8 @@ pub struct TrainArgs {
     /// The dataset file (from `ainrnn prepare`).
     #[arg(long, value_name = "H5")]
     pub data: PathBuf,
-    /// ainrnn (the paper's model), indrnn or lstm.
+    /// ainrnn (the paper's model), indrnn, resindrnn (residual IndRNN, the baseline the paper
+    /// changes from) or lstm.
     #[arg(long, default_value = "ainrnn")]
     pub model: ModelKind,
     /// Test fold (its users are never trained on).
@@ -393,11 +394,11 @@ pub fn run_recommend(a: RecommendArgs, choice: BackendChoice, json: bool) -> Res
 pub struct CompareArgs {
     #[arg(long, value_name = "H5")]
     pub data: PathBuf,
-    /// Comma-separated: popularity, itemknn, ease, indrnn, lstm, ainrnn.
+    /// Comma-separated: popularity, itemknn, ease, indrnn, resindrnn, lstm, ainrnn.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "popularity,itemknn,ease,indrnn,lstm,ainrnn"
+        default_value = "popularity,itemknn,ease,indrnn,resindrnn,lstm,ainrnn"
     )]
     pub models: Vec<ainrnn::eval::compare::Method>,
     /// Folds to run (the first N of the dataset's folds).

@@ -138,6 +138,19 @@ pub fn upload<B: ModelOps>(
         }
         None => (vec![0u32; bs], vec![0u32; bs], Vec::new(), 0),
     };
+    // A model built without (part of) the portrait (`--no-portrait`: tables of size 0) reads
+    // none of that part, whatever portraits the data has.
+    let age = if cfg.n_age == 0 { vec![0u32; bs] } else { age };
+    let lang = if cfg.n_lang == 0 {
+        vec![0u32; bs]
+    } else {
+        lang
+    };
+    let (genre, ng) = if cfg.n_genre == 0 {
+        (Vec::new(), 0)
+    } else {
+        (genre, ng)
+    };
     Ok(DeviceBatch {
         size: bs,
         steps,

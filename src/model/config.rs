@@ -9,6 +9,9 @@ use crate::error::OpError;
 pub enum ModelKind {
     Ainrnn,
     Indrnn,
+    /// Residual IndRNN (Li et al. 2019): the baseline whose shortcuts AINRNN replaces with dense
+    /// connections; last state.
+    Resindrnn,
     Lstm,
 }
 
@@ -17,6 +20,7 @@ impl ModelKind {
         match self {
             ModelKind::Ainrnn => "ainrnn",
             ModelKind::Indrnn => "indrnn",
+            ModelKind::Resindrnn => "resindrnn",
             ModelKind::Lstm => "lstm",
         }
     }
@@ -28,9 +32,10 @@ impl std::str::FromStr for ModelKind {
         match s.to_ascii_lowercase().as_str() {
             "ainrnn" => Ok(ModelKind::Ainrnn),
             "indrnn" => Ok(ModelKind::Indrnn),
+            "resindrnn" => Ok(ModelKind::Resindrnn),
             "lstm" => Ok(ModelKind::Lstm),
             o => Err(format!(
-                "unknown model {o:?} (expected ainrnn, indrnn or lstm)"
+                "unknown model {o:?} (expected ainrnn, indrnn, resindrnn or lstm)"
             )),
         }
     }
@@ -167,10 +172,12 @@ impl ModelConfig {
         }
     }
 
-    /// The layer stacking in effect: AINRNN's dense connections, else a plain stack.
+    /// The layer stacking in effect: AINRNN's dense connections, residual IndRNN's shortcuts,
+    /// else a plain stack.
     pub fn connection(&self) -> Connection {
         self.connection.unwrap_or(match self.kind {
             ModelKind::Ainrnn => Connection::Dense,
+            ModelKind::Resindrnn => Connection::Residual,
             _ => Connection::Plain,
         })
     }
@@ -205,22 +212,26 @@ impl ModelConfig {
                 return bad(format!("{name} is 0; it must be at least 1"));
             }
         }
-        if self.kind == ModelKind::Ainrnn && self.att == 0 {
-            return bad("att is 0; AINRNN's attention needs at least 1".into());
+        let attention = matches!(
+            self.pooling(),
+            PoolingKind::PlaysAttention | PoolingKind::Attention
+        );
+        if attention && self.att == 0 {
+            return bad(format!(
+                "att is 0; pooling {} needs at least 1",
+                self.pooling().name()
+            ));
         }
         if !(0.0..1.0).contains(&self.dropout) {
             return bad(format!("dropout {} is outside [0, 1)", self.dropout));
         }
-        // Only the kinds' own combinations are built so far.
-        let own = ModelConfig {
-            connection: None,
-            pooling: None,
-            ..self.clone()
-        };
-        if self.connection() != own.connection() || self.pooling() != own.pooling() {
+        // The LSTM baseline is built as a plain stack read at its last state only.
+        if self.kind == ModelKind::Lstm
+            && (self.connection() != Connection::Plain || self.pooling() != PoolingKind::Last)
+        {
             return bad(format!(
-                "{} with connection {} and pooling {} is not built yet",
-                self.kind.name(),
+                "lstm is built with connection plain and pooling last only, not connection {} \
+                 and pooling {}",
                 self.connection().name(),
                 self.pooling().name()
             ));
@@ -238,9 +249,28 @@ mod tests {
 
     #[test]
     fn validate_refuses_what_no_model_can_be_built_with() {
-        for kind in [ModelKind::Ainrnn, ModelKind::Indrnn, ModelKind::Lstm] {
+        for kind in [
+            ModelKind::Ainrnn,
+            ModelKind::Indrnn,
+            ModelKind::Resindrnn,
+            ModelKind::Lstm,
+        ] {
             assert!(ModelConfig::new(kind, 10).validate().is_ok());
         }
+        // Every connection and pooling is built for the IndRNN kinds.
+        for kind in [ModelKind::Ainrnn, ModelKind::Indrnn, ModelKind::Resindrnn] {
+            for &c in Connection::ALL {
+                for &p in PoolingKind::ALL {
+                    let cfg = ModelConfig {
+                        connection: Some(c),
+                        pooling: Some(p),
+                        ..ModelConfig::new(kind, 10)
+                    };
+                    assert!(cfg.validate().is_ok(), "{kind:?} {c:?} {p:?}");
+                }
+            }
+        }
+        let lstm = ModelConfig::new(ModelKind::Lstm, 10);
         let base = ModelConfig::new(ModelKind::Ainrnn, 10);
         let cases: Vec<(ModelConfig, &str)> = vec![
             (
@@ -292,6 +322,29 @@ mod tests {
                 },
                 "mag 0",
             ),
+            (
+                ModelConfig {
+                    att: 0,
+                    kind: ModelKind::Indrnn,
+                    pooling: Some(PoolingKind::Attention),
+                    ..base.clone()
+                },
+                "att is 0; pooling attention",
+            ),
+            (
+                ModelConfig {
+                    connection: Some(Connection::Dense),
+                    ..lstm.clone()
+                },
+                "lstm is built with connection plain and pooling last only, not connection dense",
+            ),
+            (
+                ModelConfig {
+                    pooling: Some(PoolingKind::Mean),
+                    ..lstm.clone()
+                },
+                "pooling mean",
+            ),
         ];
         for (cfg, want) in cases {
             let e = cfg.validate().unwrap_err().to_string();
@@ -311,6 +364,12 @@ mod tests {
             (i.connection(), i.pooling()),
             (Connection::Plain, PoolingKind::Last)
         );
+        let r = ModelConfig::new(ModelKind::Resindrnn, 10);
+        assert_eq!(
+            (r.connection(), r.pooling()),
+            (Connection::Residual, PoolingKind::Last)
+        );
+        assert_eq!("ResIndRNN".parse::<ModelKind>(), Ok(ModelKind::Resindrnn));
         for c in Connection::ALL {
             assert_eq!(c.name().parse::<Connection>(), Ok(*c));
         }

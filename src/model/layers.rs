@@ -324,13 +324,14 @@ impl<B: ModelOps> Layer<B> for LstmLayer {
 /// Attention over a history with play counts as preference:
 /// `e_t = vᵀ tanh(W h_t + c) + β · log(1 + plays_t)`, `α = softmax_t(e)` over unmasked steps,
 /// then every value sequence `x⁽ⁱ⁾` is pooled with the same weights, `z⁽ⁱ⁾ = Σ_t α_t x⁽ⁱ⁾_t`.
-/// The learned β (initially 1) sets how much play counts sway the weights. AINRNN pools the
+/// The learned β (initially 1) sets how much play counts sway the weights; without plays
+/// (`beta: None`, the `attention` pooling of the ablation) the term is absent. AINRNN pools the
 /// input embeddings and every layer's output (the dense representation of each step), scoring
 /// with the last layer.
 pub struct PlayAttention {
     pub proj: MultiLinear,
     pub v: PId,
-    pub beta: PId,
+    pub beta: Option<PId>,
     pub hidden: usize,
     pub att: usize,
 }
@@ -356,10 +357,15 @@ impl PlayAttention {
         rng: &mut impl Rng,
         hidden: usize,
         att: usize,
+        plays: bool,
     ) -> OpResult<Self> {
         let proj = MultiLinear::new(b, p, rng, "attention.proj", &[hidden], att, true)?;
         let v = p.xavier(b, rng, "attention.v", att, 1)?;
-        let beta = p.add(b, "attention.beta", &[1], vec![1.0], false)?;
+        let beta = if plays {
+            Some(p.add(b, "attention.beta", &[1], vec![1.0], false)?)
+        } else {
+            None
+        };
         Ok(PlayAttention {
             proj,
             v,
@@ -386,12 +392,14 @@ impl PlayAttention {
         let h2 = view::<B>(h, &[bs * l, self.hidden])?;
         let t = b.unary(UnaryOp::Tanh, &self.proj.forward(b, p, &[&h2])?)?;
         let e = view::<B>(&b.matmul(&t, p.get(self.v), false, false)?, &[bs, l])?;
-        let pref = b.binary(BinaryOp::Mul, logc, p.get(self.beta))?;
-        let e = b.binary(
-            BinaryOp::Add,
-            &b.binary(BinaryOp::Add, &e, &pref)?,
-            mask_add,
-        )?;
+        let e = match self.beta {
+            Some(beta) => {
+                let pref = b.binary(BinaryOp::Mul, logc, p.get(beta))?;
+                b.binary(BinaryOp::Add, &e, &pref)?
+            }
+            None => e,
+        };
+        let e = b.binary(BinaryOp::Add, &e, mask_add)?;
         let alpha = b.softmax_rows(&e, false)?;
         let a3 = view::<B>(&alpha, &[bs, 1, l])?;
         let zs = values
@@ -442,11 +450,13 @@ impl PlayAttention {
         };
         let de = b.softmax_rows_backward(&cache.alpha, &dalpha, false)?;
         // β: ∂β = Σ ∂e ⊙ log(1 + plays).
-        let dbeta = b.reduce_rows(
-            ReduceOp::Sum,
-            &view::<B>(&b.binary(BinaryOp::Mul, &de, logc)?, &[1, bs * l])?,
-        )?;
-        p.acc_grad(b, self.beta, dbeta)?;
+        if let Some(beta) = self.beta {
+            let dbeta = b.reduce_rows(
+                ReduceOp::Sum,
+                &view::<B>(&b.binary(BinaryOp::Mul, &de, logc)?, &[1, bs * l])?,
+            )?;
+            p.acc_grad(b, beta, dbeta)?;
+        }
         // e = t v: ∂v = tᵀ ∂e, ∂t = ∂e vᵀ.
         let de2 = view::<B>(&de, &[bs * l, 1])?;
         p.acc_grad(b, self.v, b.matmul(&cache.tanh, &de2, true, false)?)?;

@@ -5,8 +5,14 @@
 //! AINRNN: history → 5 stacked IndRNN layers, each fed the concatenation of the input and all
 //! earlier layers' outputs (dense connections instead of residual shortcuts) → attention whose
 //! weights add the play counts as preference → user vector (with the portrait) → catalogue scores.
-//! IndRNN baseline: the same layers stacked plainly, last state. LSTM baseline: stacked LSTM, last
-//! state.
+//! IndRNN baseline: the same layers stacked plainly, last state. Residual IndRNN baseline (the
+//! model the paper changes from): the same layers with identity shortcuts, last state. LSTM
+//! baseline: stacked LSTM, last state.
+//!
+//! For the ablation, the stacking ([`Connection`]) and the pooling ([`PoolingKind`]) of every
+//! IndRNN kind can be chosen apart from its kind. What is pooled is the step representation the
+//! stacking gives: with dense connections the inputs and every layer's output, otherwise the last
+//! layer's output.
 
 pub mod batch;
 pub mod checkpoint;
@@ -30,7 +36,7 @@ use self::params::{PId, Params};
 use self::scorer::{Ranked, Scorer, ScorerSpec};
 use self::stack::{Recurrent, RecurrentPass};
 use crate::backend::model_ops::ModelOps;
-use crate::backend::{BTensor, OpResult};
+use crate::backend::{BTensor, BinaryOp, OpResult};
 
 pub struct Model<B: ModelOps> {
     pub cfg: ModelConfig,
@@ -38,9 +44,8 @@ pub struct Model<B: ModelOps> {
     in_emb: PId,
     in_feat: Option<BTensor<B>>,
     layers: Recurrent,
-    /// AINRNN's attention pooling; the dense connections come with it (`None`: a plain stack
-    /// read at its last state).
-    att: Option<PlayAttention>,
+    conn: Connection,
+    pool: Pool,
     age: Option<PId>,
     lang: Option<PId>,
     user: MultiLinear,
@@ -55,8 +60,65 @@ pub struct Cache<B: ModelOps> {
     drop: Vec<Option<BTensor<B>>>,
     /// Layer outputs after dropout.
     outs: Vec<BTensor<B>>,
-    att: Option<AttentionCache<B>>,
+    pooled: PoolCache<B>,
     user_in: Vec<BTensor<B>>,
+}
+
+/// How the step representations over the history become the user's pooled blocks.
+enum Pool {
+    /// Attention, with or without the play counts.
+    Attention(PlayAttention),
+    /// The last step of every block.
+    Last,
+    /// The mean over the unmasked steps of every block.
+    Mean,
+}
+
+/// What pooling kept: the attention's cache, or the mean's weights `[B, L]`.
+enum PoolCache<B: ModelOps> {
+    Attention(AttentionCache<B>),
+    Last,
+    Mean(BTensor<B>),
+}
+
+/// `slot += t` (or `slot = t` when empty).
+fn accumulate<B: ModelOps>(b: &B, slot: &mut Option<BTensor<B>>, t: BTensor<B>) -> OpResult<()> {
+    *slot = Some(match slot.take() {
+        None => t,
+        Some(mut acc) => {
+            b.axpy(&mut acc, &t, 1.0)?;
+            acc
+        }
+    });
+    Ok(())
+}
+
+/// What layer `i` reads: with dense connections the inputs and all earlier outputs; in a plain or
+/// residual stack the inputs (first layer) or the previous layer's output (the residual stream).
+fn layer_inputs<'a, B: ModelOps>(
+    conn: Connection,
+    i: usize,
+    inputs: &'a [BTensor<B>],
+    outs: &'a [BTensor<B>],
+) -> Vec<&'a BTensor<B>> {
+    match conn {
+        Connection::Dense => inputs.iter().chain(outs[..i].iter()).collect(),
+        _ if i == 0 => inputs.iter().collect(),
+        _ => vec![&outs[i - 1]],
+    }
+}
+
+/// The blocks pooled into the user vector: with dense connections the inputs and every layer's
+/// output, otherwise the last layer's output.
+fn pooled_values<'a, B: ModelOps>(
+    conn: Connection,
+    inputs: &'a [BTensor<B>],
+    outs: &'a [BTensor<B>],
+) -> Vec<&'a BTensor<B>> {
+    match conn {
+        Connection::Dense => inputs.iter().chain(outs.iter()).collect(),
+        _ => vec![outs.last().expect("at least one layer")],
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -87,53 +149,67 @@ impl<B: ModelOps> Model<B> {
         in_dims.push(1); // log(1 + plays)
         let u_max = cfg.mag.powf(1.0 / cfg.max_history.max(1) as f32);
         let h = cfg.hidden;
-        let (layers, att) = match cfg.kind {
-            ModelKind::Ainrnn => {
-                let mut layers = Vec::new();
-                for l in 0..cfg.layers {
+        let conn = cfg.connection();
+        // Layer l's input widths: dense, the inputs and all earlier outputs; plain and residual,
+        // the inputs (first layer) or the previous layer's output.
+        let dims_of = |l: usize| -> Vec<usize> {
+            match conn {
+                Connection::Dense => {
                     let mut dims = in_dims.clone();
                     dims.extend(std::iter::repeat_n(h, l));
-                    let spec = LayerSpec {
-                        name: &format!("indrnn{l}"),
-                        dims: &dims,
-                        hidden: h,
-                    };
-                    layers.push(IndRnnLayer::new(b, &mut p, &mut rng, spec, u_max)?);
+                    dims
                 }
-                let att = PlayAttention::new(b, &mut p, &mut rng, h, cfg.att)?;
-                (Recurrent::IndRnn(layers.into()), Some(att))
+                _ if l == 0 => in_dims.clone(),
+                _ => vec![h],
             }
-            ModelKind::Indrnn => {
-                let mut layers = Vec::new();
-                for l in 0..cfg.layers {
-                    let dims = if l == 0 { in_dims.clone() } else { vec![h] };
-                    let spec = LayerSpec {
-                        name: &format!("indrnn{l}"),
-                        dims: &dims,
-                        hidden: h,
-                    };
-                    layers.push(IndRnnLayer::new(b, &mut p, &mut rng, spec, u_max)?);
-                }
-                (Recurrent::IndRnn(layers.into()), None)
-            }
+        };
+        // Residual IndRNN after Li et al. 2019 ("Deep Independently Recurrent Neural Network",
+        // github.com/Sunnydreamrain/IndRNN_pytorch): kept, identity shortcuts (the left branch
+        // fixed to 1, all layers of one width) and a first layer whose input map projects the
+        // input to `hidden`, so layer l ≥ 1 outputs x_l + IndRNN_l(x_l). Dropped: batch
+        // normalisation (these histories are short, unordered and padded, with batches of a few
+        // users) and the two-layer pre-activation block: every block here is one IndRNN layer,
+        // dropout on its branch, as in our other stacks.
+        let layers = match cfg.kind {
             ModelKind::Lstm => {
                 let mut layers = Vec::new();
                 for l in 0..cfg.layers {
-                    let dims = if l == 0 { in_dims.clone() } else { vec![h] };
                     let spec = LayerSpec {
                         name: &format!("lstm{l}"),
-                        dims: &dims,
+                        dims: &dims_of(l),
                         hidden: h,
                     };
                     layers.push(LstmLayer::new(b, &mut p, &mut rng, spec)?);
                 }
-                (Recurrent::Lstm(layers.into()), None)
+                Recurrent::Lstm(layers.into())
+            }
+            ModelKind::Ainrnn | ModelKind::Indrnn | ModelKind::Resindrnn => {
+                let mut layers = Vec::new();
+                for l in 0..cfg.layers {
+                    let spec = LayerSpec {
+                        name: &format!("indrnn{l}"),
+                        dims: &dims_of(l),
+                        hidden: h,
+                    };
+                    layers.push(IndRnnLayer::new(b, &mut p, &mut rng, spec, u_max)?);
+                }
+                Recurrent::IndRnn(layers.into())
             }
         };
-        // AINRNN pools every step's dense representation (inputs and all layers); the baselines
-        // take the last layer's last state.
-        let mut user_dims = match cfg.kind {
-            ModelKind::Ainrnn => {
+        let pool = match cfg.pooling() {
+            PoolingKind::PlaysAttention => {
+                Pool::Attention(PlayAttention::new(b, &mut p, &mut rng, h, cfg.att, true)?)
+            }
+            PoolingKind::Attention => {
+                Pool::Attention(PlayAttention::new(b, &mut p, &mut rng, h, cfg.att, false)?)
+            }
+            PoolingKind::Last => Pool::Last,
+            PoolingKind::Mean => Pool::Mean,
+        };
+        // The pooled blocks: every step's dense representation (inputs and all layers) with
+        // dense connections, else the last layer.
+        let mut user_dims = match conn {
+            Connection::Dense => {
                 let mut d = in_dims.clone();
                 d.extend(std::iter::repeat_n(h, cfg.layers));
                 d
@@ -187,7 +263,8 @@ impl<B: ModelOps> Model<B> {
             in_emb,
             in_feat,
             layers,
-            att,
+            conn,
+            pool,
             age,
             lang,
             user,
@@ -208,12 +285,6 @@ impl<B: ModelOps> Model<B> {
             train_users,
             self.cfg.neighbours,
         ));
-    }
-
-    /// Dense connections (every layer sees the inputs and all earlier outputs): AINRNN, the
-    /// model with attention.
-    fn dense(&self) -> bool {
-        self.att.is_some()
     }
 
     /// User vectors `[B, emb]`. With `rng`, dropout is applied (training).
@@ -259,39 +330,49 @@ impl<B: ModelOps> Model<B> {
             }
         };
         for i in 0..self.layers.len() {
-            // Dense connections: every layer sees the inputs and all earlier outputs; the
-            // stacks see the previous layer only.
-            let xs: Vec<&BTensor<B>> = if self.dense() {
-                inputs.iter().chain(outs.iter()).collect()
-            } else if i == 0 {
-                inputs.iter().collect()
-            } else {
-                vec![&outs[i - 1]]
-            };
+            let xs = layer_inputs::<B>(self.conn, i, &inputs, &outs);
             let x = SeqInputs {
                 xs: &xs,
                 mask: &batch.mask,
             };
             let h = apply_drop(layers.push(b, p, &x, (bs, l))?, &drop[i])?;
-            outs.push(h);
+            // Residual shortcut: x_{i+1} = x_i + IndRNN_i(x_i) past the first layer (which
+            // projects the inputs to `hidden`).
+            let out = match self.conn {
+                Connection::Residual if i > 0 => b.binary(BinaryOp::Add, &outs[i - 1], &h)?,
+                _ => h,
+            };
+            outs.push(out);
         }
-        let last = outs.last().expect("at least one layer");
-        let (mut user_in, att) = match &self.att {
-            Some(att) => {
-                let values: Vec<&BTensor<B>> = inputs.iter().chain(outs.iter()).collect();
+        let values = pooled_values::<B>(self.conn, &inputs, &outs);
+        let (mut user_in, pooled) = match &self.pool {
+            Pool::Attention(att) => {
                 let x = Pooling {
-                    h: last,
+                    h: outs.last().expect("at least one layer"),
                     values: &values,
                     logc: &batch.logc,
                     shape: (bs, l),
                 };
                 let (zs, c) = att.forward(b, p, &x, &batch.mask_add)?;
-                (zs, Some(c))
+                (zs, PoolCache::Attention(c))
             }
-            None => (
-                vec![b.gather_rows(&view::<B>(last, &[bs * l, h])?, &batch.last)?],
-                None,
-            ),
+            Pool::Last => {
+                let zs = values
+                    .iter()
+                    .map(|v| b.gather_rows(&view::<B>(v, &[bs * l, v.cols()])?, &batch.last))
+                    .collect::<OpResult<Vec<_>>>()?;
+                (zs, PoolCache::Last)
+            }
+            Pool::Mean => {
+                // softmax over 0 on the steps and −∞ on padding: 1/n on each of the n steps.
+                let w = b.softmax_rows(&batch.mask_add, false)?;
+                let w3 = view::<B>(&w, &[bs, 1, l])?;
+                let zs = values
+                    .iter()
+                    .map(|v| view::<B>(&b.matmul(&w3, v, false, false)?, &[bs, v.cols()]))
+                    .collect::<OpResult<Vec<_>>>()?;
+                (zs, PoolCache::Mean(w))
+            }
         };
         if let Some(a) = self.age {
             user_in.push(b.gather_rows(p.get(a), &batch.age)?);
@@ -311,7 +392,7 @@ impl<B: ModelOps> Model<B> {
                 layers,
                 drop,
                 outs,
-                att,
+                pooled,
                 user_in,
             },
         ))
@@ -330,9 +411,10 @@ impl<B: ModelOps> Model<B> {
         let refs: Vec<&BTensor<B>> = cache.user_in.iter().collect();
         let nl = cache.outs.len();
         let n_in = cache.inputs.len();
-        let dense = self.dense();
+        let dense = self.conn == Connection::Dense;
+        let values = pooled_values::<B>(self.conn, &cache.inputs, &cache.outs);
         // The pooled blocks come first in the user map's inputs, then the portrait.
-        let n_pooled = if dense { n_in + nl } else { 1 };
+        let n_pooled = values.len();
         let mut need = vec![false; refs.len()];
         need[..n_pooled].iter_mut().for_each(|x| *x = true);
         if self.age.is_some() {
@@ -354,14 +436,11 @@ impl<B: ModelOps> Model<B> {
                 slot += 1;
             }
         }
-        // ∂(layer outputs after dropout), filled from the top down.
+        // ∂(layer outputs after dropout and shortcut), filled from the top down.
         let mut douts: Vec<Option<BTensor<B>>> = vec![None; nl];
         let mut demb: Option<BTensor<B>> = None;
-        match &self.att {
-            Some(att) => {
-                let c = cache.att.as_ref().expect("attention cache");
-                let values: Vec<&BTensor<B>> =
-                    cache.inputs.iter().chain(cache.outs.iter()).collect();
+        let dvalues: Vec<BTensor<B>> = match (&self.pool, &cache.pooled) {
+            (Pool::Attention(att), PoolCache::Attention(c)) => {
                 let x = Pooling {
                     h: &cache.outs[nl - 1],
                     values: &values,
@@ -370,25 +449,36 @@ impl<B: ModelOps> Model<B> {
                 };
                 let (dscore, dvalues) = att.backward(b, &mut self.params, &x, c, &dzs)?;
                 douts[nl - 1] = Some(dscore);
-                for (j, dv) in dvalues.into_iter().enumerate() {
-                    if j == 0 {
-                        demb = Some(view::<B>(&dv, &[bs * l, self.cfg.emb])?);
-                    } else if j >= n_in {
-                        let k = j - n_in;
-                        douts[k] = Some(match douts[k].take() {
-                            None => dv,
-                            Some(mut acc) => {
-                                b.axpy(&mut acc, &dv, 1.0)?;
-                                acc
-                            }
-                        });
-                    }
-                }
+                dvalues
             }
-            None => {
-                let mut dh = b.zeros(&[bs * l, h])?;
-                b.scatter_add_rows(&mut dh, &dzs[0], &batch.last)?;
-                douts[nl - 1] = Some(view::<B>(&dh, &[bs, l, h])?);
+            (Pool::Last, PoolCache::Last) => values
+                .iter()
+                .zip(&dzs)
+                .map(|(v, dz)| {
+                    let dcols = v.cols();
+                    let mut dv = b.zeros(&[bs * l, dcols])?;
+                    b.scatter_add_rows(&mut dv, dz, &batch.last)?;
+                    view::<B>(&dv, &[bs, l, dcols])
+                })
+                .collect::<OpResult<_>>()?,
+            (Pool::Mean, PoolCache::Mean(w)) => {
+                let w3 = view::<B>(w, &[bs, l, 1])?;
+                values
+                    .iter()
+                    .zip(&dzs)
+                    .map(|(v, dz)| b.matmul(&w3, &view::<B>(dz, &[bs, 1, v.cols()])?, false, false))
+                    .collect::<OpResult<_>>()?
+            }
+            _ => unreachable!("the cache comes from this model's pooling"),
+        };
+        // The pooled blocks are the inputs and every output (dense), else the last output.
+        for (j, dv) in dvalues.into_iter().enumerate() {
+            if !dense {
+                accumulate(b, &mut douts[nl - 1], dv)?;
+            } else if j == 0 {
+                demb = Some(view::<B>(&dv, &[bs * l, self.cfg.emb])?);
+            } else if j >= n_in {
+                accumulate(b, &mut douts[j - n_in], dv)?;
             }
         }
         // Where the gradient of input j of layer i goes: the song embedding (input 0), an earlier
@@ -407,15 +497,9 @@ impl<B: ModelOps> Model<B> {
             };
             let dh = match &cache.drop[i] {
                 Some(m) => b.time_mask_mul(&dout, m)?,
-                None => dout,
+                None => dout.clone(),
             };
-            let xs: Vec<&BTensor<B>> = if dense {
-                cache.inputs.iter().chain(cache.outs[..i].iter()).collect()
-            } else if i == 0 {
-                cache.inputs.iter().collect()
-            } else {
-                vec![&cache.outs[i - 1]]
-            };
+            let xs = layer_inputs::<B>(self.conn, i, &cache.inputs, &cache.outs);
             let need: Vec<bool> = (0..xs.len()).map(|j| dest(i, j) != Dest::Nowhere).collect();
             let x = SeqInputs {
                 xs: &xs,
@@ -428,22 +512,16 @@ impl<B: ModelOps> Model<B> {
             let dxs = cache.layers.backward(i, b, &mut self.params, &x, g)?;
             for (j, dx) in dxs.into_iter().enumerate() {
                 let Some(dx) = dx else { continue };
-                let slot = match dest(i, j) {
-                    Dest::Emb => &mut demb,
-                    Dest::Out(k) => &mut douts[k],
-                    Dest::Nowhere => continue,
-                };
-                let dx = match dest(i, j) {
-                    Dest::Out(_) => view::<B>(&dx, &[bs, l, h])?,
-                    _ => dx,
-                };
-                *slot = Some(match slot.take() {
-                    None => dx,
-                    Some(mut acc) => {
-                        b.axpy(&mut acc, &dx, 1.0)?;
-                        acc
-                    }
-                });
+                match dest(i, j) {
+                    Dest::Emb => accumulate(b, &mut demb, dx)?,
+                    Dest::Out(k) => accumulate(b, &mut douts[k], view::<B>(&dx, &[bs, l, h])?)?,
+                    Dest::Nowhere => {}
+                }
+            }
+            // The shortcut passes ∂x_{i+1} to x_i unchanged (after the branch's ∂x_i landed
+            // there, so `dout`'s storage is only read).
+            if self.conn == Connection::Residual && i > 0 {
+                accumulate(b, &mut douts[i - 1], dout)?;
             }
         }
         if let Some(g) = demb {

@@ -34,7 +34,7 @@ impl std::str::FromStr for Method {
             "itemknn" | "item-knn" | "knn" => Ok(Method::ItemKnn),
             "ease" => Ok(Method::Ease),
             other => other.parse::<ModelKind>().map(Method::Neural).map_err(|_| {
-                format!("unknown model {other:?} (popularity, itemknn, ease, indrnn, lstm, ainrnn)")
+                format!("unknown model {other:?} (popularity, itemknn, ease, indrnn, resindrnn, lstm, ainrnn)")
             }),
         }
     }
