@@ -91,7 +91,7 @@ pub fn run(
     ));
 
     // 2. Dataset files.
-    log("== 2/4 dataset files: Taste-Profile triplets + MSD metadata + profiles + audio vectors; HetRec Last.fm-2K");
+    log("== 2/4 dataset files: Taste-Profile triplets + MSD metadata + profiles (+ audio vectors whose file stem is a song or track id); HetRec Last.fm-2K");
     let folds = 5;
     let taste = o.out.join("taste.h5");
     let mut po = PrepareOptions::new(
@@ -108,6 +108,11 @@ pub fn run(
     for n in &r1.notes {
         log(&format!("   note: {n}"));
     }
+    log(&format!(
+        "   taste.h5: audio vectors joined to {} of {} songs",
+        r1.joins.songs_with_audio.unwrap_or(0),
+        r1.stats.songs
+    ));
     let hetrec = o.out.join("hetrec.h5");
     let mut ph = PrepareOptions::new(
         Input::Hetrec {

@@ -211,10 +211,26 @@ fn prepare_dev_round_trip_folds_and_portraits() {
     assert_eq!(d.song_meta[rick].year, 1987);
     let v = d.song_vectors.as_ref().unwrap();
     assert_eq!(v.source, "msd");
+    // Only Rick Astley has segment statistics: one value per column, 0 for every song once
+    // z-scored. Those 50 columns carry nothing and are dropped (issue 16: they used to be kept,
+    // all zero), and the report says so; the 7 CSV columns remain.
     assert_eq!(
-        v.dim, 57,
-        "the segment statistics are kept: one song has them"
+        v.names,
+        ["tempo", "loudness", "duration", "key_sin", "key_cos", "mode", "year"],
+        "the segment statistics of a single song are dropped"
     );
+    assert_eq!(v.dim, 7);
+    for (j, name) in v.names.iter().enumerate() {
+        let first = v.values[j];
+        assert!(
+            (0..d.songs()).any(|s| v.values[s * v.dim + j] != first),
+            "column {name} is the same for every song"
+        );
+    }
+    assert!(rep
+        .notes
+        .iter()
+        .any(|n| n.starts_with("song vectors: 50 columns dropped")));
     assert!(v.present.iter().all(|&p| p));
     // z-scored: loudness is known for every song, so mean 0 and variance 1; tempo is 0 (unknown)
     // for a few songs, which get the column mean 0, so the variance is a little below 1.
@@ -597,14 +613,30 @@ fn audio_vectors_join_by_song_or_track_id() {
     assert!(v.present.iter().all(|&p| p), "all three have an MSD record");
 
     // Without names, columns are audio_0..; audio only when no MSD input.
-    write_features(&feats, &["SOCWJDB12A58A776AF"], &[5.0, 6.0, 7.0], 3, None);
+    write_features(
+        &feats,
+        &["SOCWJDB12A58A776AF", "SOCIWDW12A8C13D406"],
+        &[5.0, 6.0, 7.0, 8.0, 9.0, 10.0],
+        3,
+        None,
+    );
     o.msd = None;
     o.metadata = None;
     prepare(&o, &mut quiet).unwrap();
     let v = Dataset::load(&out).unwrap().song_vectors.unwrap();
     assert_eq!(v.source, "audio");
     assert_eq!(v.names, ["audio_0", "audio_1", "audio_2"]);
-    assert_eq!(v.present.iter().filter(|&&p| p).count(), 1);
+    assert_eq!(v.present.iter().filter(|&&p| p).count(), 2);
+
+    // One song's vector alone has a single value per column: nothing to learn from, so no
+    // song vectors at all (and a note naming the dropped columns).
+    write_features(&feats, &["SOCWJDB12A58A776AF"], &[5.0, 6.0, 7.0], 3, None);
+    let rep = prepare(&o, &mut quiet).unwrap();
+    assert!(Dataset::load(&out).unwrap().song_vectors.is_none());
+    assert!(rep
+        .notes
+        .iter()
+        .any(|n| n.starts_with("song vectors: 3 columns dropped")));
 
     // A features file without /songs/vectors is a clear error.
     let bad = dir.path().join("bad.h5");

@@ -11,8 +11,11 @@
 //! duration of 0, a year of 0, a key outside 0..11 or a mode outside {0, 1} mean "unknown".
 //!
 //! Assembly: a column that no song has is dropped (e.g. the segment statistics when only the CSV
-//! is given); every other column is z-scored over the songs that have a value, and a missing
-//! value becomes 0 (the column mean). `present` marks songs with an MSD record or an audio vector.
+//! is given), and so is a column with one value for every song that has one (e.g. the segment
+//! statistics when a single song has a per-track file: z-scored, such a column is 0 for every
+//! song and carries nothing). Every other column is z-scored over the songs that have a value,
+//! and a missing value becomes 0 (the column mean). `present` marks songs with an MSD record or
+//! an audio vector.
 
 use super::dataset::SongVectors;
 use super::msd::MsdSong;
@@ -90,14 +93,35 @@ pub struct Block {
     pub rows: Vec<Option<Vec<f64>>>,
 }
 
-/// Concatenates the blocks, drops empty columns, z-scores. `None` when no song has a vector.
+/// What [`assemble`] kept and dropped.
+pub struct Assembled {
+    /// `None` when no column is left (no song has a vector, or every column is constant).
+    pub vectors: Option<SongVectors>,
+    /// Columns no song has a value for.
+    pub dropped_empty: Vec<String>,
+    /// Columns with one value for every song that has one (z-scored they would be all 0).
+    pub dropped_constant: Vec<String>,
+}
+
+/// Concatenates the blocks, drops empty and constant columns, z-scores. `None` when no song has
+/// a vector or no column varies.
 pub fn assemble(songs: usize, blocks: Vec<Block>) -> Option<SongVectors> {
+    assemble_report(songs, blocks).vectors
+}
+
+/// [`assemble`], also naming the columns it dropped.
+pub fn assemble_report(songs: usize, blocks: Vec<Block>) -> Assembled {
     let blocks: Vec<Block> = blocks
         .into_iter()
         .filter(|b| b.rows.iter().any(Option::is_some))
         .collect();
+    let (mut dropped_empty, mut dropped_constant) = (Vec::new(), Vec::new());
     if blocks.is_empty() {
-        return None;
+        return Assembled {
+            vectors: None,
+            dropped_empty,
+            dropped_constant,
+        };
     }
     let source = blocks.iter().map(|b| b.tag).collect::<Vec<_>>().join("+");
     // (block, column) pairs that have at least one finite value, with their mean and std.
@@ -112,11 +136,19 @@ pub fn assemble(songs: usize, blocks: Vec<Block>) -> Option<SongVectors> {
                 .map(|r| r[ci])
                 .filter(|x| x.is_finite());
             let (mut n, mut sum) = (0usize, 0.0f64);
+            let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
             for x in vals.clone() {
                 n += 1;
                 sum += x;
+                lo = lo.min(x);
+                hi = hi.max(x);
             }
             if n == 0 {
+                dropped_empty.push(name.clone());
+                continue;
+            }
+            if lo == hi {
+                dropped_constant.push(name.clone());
                 continue;
             }
             let mean = sum / n as f64;
@@ -127,6 +159,13 @@ pub fn assemble(songs: usize, blocks: Vec<Block>) -> Option<SongVectors> {
         }
     }
     let dim = cols.len();
+    if dim == 0 {
+        return Assembled {
+            vectors: None,
+            dropped_empty,
+            dropped_constant,
+        };
+    }
     let mut values = vec![0f32; songs * dim];
     let mut present = vec![false; songs];
     for s in 0..songs {
@@ -140,13 +179,17 @@ pub fn assemble(songs: usize, blocks: Vec<Block>) -> Option<SongVectors> {
             }
         }
     }
-    Some(SongVectors {
-        dim,
-        names,
-        source,
-        values,
-        present,
-    })
+    Assembled {
+        vectors: Some(SongVectors {
+            dim,
+            names,
+            source,
+            values,
+            present,
+        }),
+        dropped_empty,
+        dropped_constant,
+    }
 }
 
 #[cfg(test)]
@@ -157,19 +200,27 @@ mod tests {
     fn zscore_and_missing() {
         let b = Block {
             tag: "msd",
-            names: vec!["a".into(), "b".into(), "empty".into()],
+            names: vec!["a".into(), "b".into(), "empty".into(), "one".into()],
             rows: vec![
-                Some(vec![1.0, 5.0, f64::NAN]),
-                Some(vec![3.0, f64::NAN, f64::NAN]),
+                Some(vec![1.0, 5.0, f64::NAN, 7.0]),
+                Some(vec![3.0, f64::NAN, f64::NAN, f64::NAN]),
                 None,
+                Some(vec![f64::NAN, 7.0, f64::NAN, f64::NAN]),
             ],
         };
-        let v = assemble(3, vec![b]).unwrap();
+        let r = assemble_report(4, vec![b]);
+        assert_eq!(r.dropped_empty, ["empty"]);
+        assert_eq!(
+            r.dropped_constant,
+            ["one"],
+            "one song's value carries nothing"
+        );
+        let v = r.vectors.unwrap();
         assert_eq!(v.names, ["a", "b"]);
         assert_eq!(v.dim, 2);
         assert_eq!(v.source, "msd");
-        assert_eq!(v.values, [-1.0, 0.0, 1.0, 0.0, 0.0, 0.0]);
-        assert_eq!(v.present, [true, true, false]);
+        assert_eq!(v.values, [-1.0, -1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0]);
+        assert_eq!(v.present, [true, true, false, true]);
         assert!(assemble(
             2,
             vec![Block {

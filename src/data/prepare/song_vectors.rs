@@ -51,10 +51,28 @@ impl Run<'_> {
                     .collect(),
             });
         }
+        let a = vectors::assemble_report(x.songs(), blocks);
+        if !a.dropped_constant.is_empty() {
+            let n = a.dropped_constant.len();
+            self.notes.push(format!(
+                "song vectors: {n} column{} dropped, one value for every song that has one ({}): z-scored they would be 0 for every song",
+                if n == 1 { "" } else { "s" },
+                abbreviate(&a.dropped_constant)
+            ));
+        }
         Ok(VectorStep {
-            vectors: vectors::assemble(x.songs(), blocks),
+            vectors: a.vectors,
             read: audio_read,
             joined: audio_joined,
         })
     }
+}
+
+/// At most four names, then how many more.
+fn abbreviate(names: &[String]) -> String {
+    let mut s = names.iter().take(4).cloned().collect::<Vec<_>>().join(", ");
+    if names.len() > 4 {
+        s.push_str(&format!(", … {} more", names.len() - 4));
+    }
+    s
 }
