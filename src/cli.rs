@@ -248,6 +248,12 @@ fn print_json(value: &impl serde::Serialize) -> Result<()> {
 
 /// Runs the parsed command; `matches` (from the same parse) tell which flags were given.
 pub fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
+    // `features` stops after its batch instead (`stop_on_signals`); every other command
+    // removes its temporaries and exits.
+    let features_job = matches!(&cli.command, Command::Features(a) if a.sub.is_none());
+    if !features_job {
+        remove_temps_on_signals();
+    }
     match cli.command {
         Command::Info => {
             let info = ainrnn::info::collect();
@@ -483,6 +489,41 @@ extern "C" fn on_signal(sig: libc::c_int) {
         unsafe { libc::_exit(128 + sig) };
     }
     SIGNAL.store(sig, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// SIGINT and SIGTERM end the command at once, but first remove the temporaries of the outputs
+/// it was writing (the finished outputs stay as they were), then exit 128 + signal.
+///
+/// The signals are blocked in this thread, so in every thread started after it, and one watcher
+/// thread takes them with `sigwait`: the clean-up runs as ordinary code, not in a signal handler.
+/// Child processes inherit the blocked mask; `ainrnn` children install the same watcher.
+fn remove_temps_on_signals() {
+    // SAFETY: plain libc calls on a local, zero-initialised signal set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return;
+        }
+        let watcher = std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                let mut sig: libc::c_int = 0;
+                if libc::sigwait(&set, &mut sig) == 0 {
+                    let n = ainrnn::io::atomic::remove_live_temps();
+                    eprintln!(
+                        "interrupted by signal {sig}: {n} unfinished output file(s) removed; finished outputs are kept"
+                    );
+                    std::process::exit(128 + sig);
+                }
+            });
+        if watcher.is_err() {
+            // No watcher: let the signals kill the process as before (the next run cleans up).
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        }
+    }
 }
 
 /// SIGINT and SIGTERM stop the `features` job after the batch in progress (its temporary is

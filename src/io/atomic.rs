@@ -5,6 +5,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use crate::error::IoError;
 
@@ -24,9 +25,11 @@ pub struct AtomicFile {
 impl AtomicFile {
     /// Reserves the temporary name for `path`; creates nothing (the caller's writer does).
     pub fn new(path: &Path) -> Self {
+        let temp = temp_path(path);
+        live().push(temp.clone());
         AtomicFile {
             path: path.to_path_buf(),
-            temp: temp_path(path),
+            temp,
             committed: false,
         }
     }
@@ -58,7 +61,27 @@ impl Drop for AtomicFile {
         if !self.committed {
             let _ = std::fs::remove_file(&self.temp);
         }
+        let mut l = live();
+        if let Some(i) = l.iter().position(|t| t == &self.temp) {
+            l.swap_remove(i);
+        }
     }
+}
+
+/// The temporaries of every [`AtomicFile`] alive in this process.
+static LIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn live() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    LIVE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Removes the temporaries of every [`AtomicFile`] not yet committed or dropped; for a process
+/// about to exit on a signal, whose destructors will not run. Returns how many were removed.
+pub fn remove_live_temps() -> usize {
+    live()
+        .drain(..)
+        .filter(|t| std::fs::remove_file(t).is_ok())
+        .count()
 }
 
 fn temp_path(path: &Path) -> PathBuf {
