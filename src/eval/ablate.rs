@@ -18,6 +18,7 @@ use crate::data::Dataset;
 use crate::error::{Error, IoError};
 use crate::eval::compare::{mean_std, train_and_rank, FoldSetup};
 use crate::eval::metrics::evaluate;
+use crate::eval::plots::bar_label;
 use crate::io::{write_atomic, AtomicFile};
 use crate::model::{Connection, ModelKind, PoolingKind};
 use crate::train::corpus::{select_features, song_genres, FeatureSet};
@@ -620,14 +621,7 @@ fn draw(path: &Path, k: usize, bars: &[(String, MeanStd, bool)]) -> Result<(), S
         .configure_mesh()
         .disable_x_mesh()
         .x_labels(n * 2 + 1)
-        .x_label_formatter(&|x| {
-            let i = x.floor() as usize;
-            if (x - i as f64 - 0.5).abs() < 0.26 {
-                names.get(i).cloned().unwrap_or_default()
-            } else {
-                String::new()
-            }
-        })
+        .x_label_formatter(&|x| bar_label(&names, *x))
         .y_desc(format!("NDCG@{k}"))
         .draw()
         .map_err(|x| e(&x))?;

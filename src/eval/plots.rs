@@ -137,14 +137,7 @@ fn draw_bars<DB: DrawingBackend>(
         .configure_mesh()
         .disable_x_mesh()
         .x_labels(n * 2 + 1)
-        .x_label_formatter(&|x| {
-            let i = x.floor() as usize;
-            if (x - i as f64 - 0.5).abs() < 0.26 {
-                names.get(i).cloned().unwrap_or_default()
-            } else {
-                String::new()
-            }
-        })
+        .x_label_formatter(&|x| bar_label(&names, *x))
         .y_desc(yl)
         .draw()
         .map_err(|e| format!("{e:?}"))?;
@@ -223,4 +216,15 @@ pub fn bar_chart(
         )
     })?;
     Ok(vec![png, svg])
+}
+
+/// The label under bar `i` of a bar chart whose bars stand on `[i, i + 1)`: the bar's name at
+/// the bar's centre, nothing at the other tick marks.
+pub(crate) fn bar_label(names: &[String], x: f64) -> String {
+    let i = x.floor() as usize;
+    if (x - i as f64 - 0.5).abs() < 0.26 {
+        names.get(i).cloned().unwrap_or_default()
+    } else {
+        String::new()
+    }
 }
