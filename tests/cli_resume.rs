@@ -8,7 +8,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::cli::{ainrnn, fails_with, s, small, succeeds};
+use common::cli::{ainrnn, fails_with, s, small, succeeds, tiny_train_args};
 
 /// A user of the bundled small triplets.
 const USER: &str = "fd50c4007b68a3737fe052d5a4f78ce8aa117f3d";
@@ -18,31 +18,9 @@ const USER: &str = "fd50c4007b68a3737fe052d5a4f78ce8aa117f3d";
 fn trained(dir: &Path) -> (PathBuf, PathBuf) {
     let data = small(dir);
     let ck = dir.join("m.ckpt");
-    succeeds(&ainrnn(&[
-        "train",
-        "--data",
-        s(&data),
-        "--model",
-        "indrnn",
-        "--epochs",
-        "1",
-        "--patience",
-        "0",
-        "--seed",
-        "42",
-        "--lr",
-        "0.002",
-        "--hidden",
-        "8",
-        "--emb",
-        "8",
-        "--layers",
-        "1",
-        "--max-history",
-        "10",
-        "-o",
-        s(&ck),
-    ]));
+    let mut args = tiny_train_args(&data, &ck);
+    args.extend(["--lr", "0.002"]);
+    succeeds(&ainrnn(&args));
     (data, ck)
 }
 

@@ -11,7 +11,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::cli::{ainrnn, s, small, succeeds};
+use common::cli::{ainrnn, s, small, succeeds, tiny_train_args};
 
 /// A user of the bundled small triplets.
 const USER: &str = "fd50c4007b68a3737fe052d5a4f78ce8aa117f3d";
@@ -73,34 +73,8 @@ fn check(o: &Output, damaged: &Path, baseline: &str, case: &str) -> bool {
 fn trained(dir: &Path) -> (PathBuf, PathBuf) {
     let data = small(dir);
     let ck = dir.join("m.ckpt");
-    succeeds(&ainrnn(&train_args(&data, &ck)));
+    succeeds(&ainrnn(&tiny_train_args(&data, &ck)));
     (data, ck)
-}
-
-fn train_args<'a>(data: &'a Path, out: &'a Path) -> Vec<&'a str> {
-    vec![
-        "train",
-        "--data",
-        s(data),
-        "--model",
-        "indrnn",
-        "--epochs",
-        "1",
-        "--patience",
-        "0",
-        "--seed",
-        "42",
-        "--hidden",
-        "8",
-        "--emb",
-        "8",
-        "--layers",
-        "1",
-        "--max-history",
-        "10",
-        "-o",
-        s(out),
-    ]
 }
 
 fn stdout(o: &Output) -> String {
@@ -118,7 +92,7 @@ fn damaged_dataset_gives_an_error_never_a_signal() {
     let eval = |d: &Path| ainrnn(&["eval", "--data", s(d), "--checkpoint", s(&ck)]);
     let stats_ok = stdout(&ainrnn(&["stats", s(&data)]));
     let eval_ok = stdout(&eval(&data));
-    let train_ok = stdout(&ainrnn(&train_args(&data, &out)));
+    let train_ok = stdout(&ainrnn(&tiny_train_args(&data, &out)));
     let mut errors = 0;
     for seed in 0..160u64 {
         let cut = seed % 8 == 7;
@@ -129,7 +103,7 @@ fn damaged_dataset_gives_an_error_never_a_signal() {
             check(&eval(&bad), &bad, &eval_ok, &format!("eval, {case}"));
         }
         if seed % 8 == 1 {
-            let o = ainrnn(&train_args(&bad, &out));
+            let o = ainrnn(&tiny_train_args(&bad, &out));
             check(&o, &bad, &train_ok, &format!("train, {case}"));
         }
     }

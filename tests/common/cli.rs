@@ -88,3 +88,31 @@ pub fn small(dir: &Path) -> PathBuf {
     ]));
     out
 }
+
+/// `train` of a tiny IndRNN for one epoch on `data` into `out` (1 layer, hidden 8, song table 8,
+/// 10 listens, seed 42): a checkpoint in well under a second.
+pub fn tiny_train_args<'a>(data: &'a Path, out: &'a Path) -> Vec<&'a str> {
+    vec![
+        "train",
+        "--data",
+        s(data),
+        "--model",
+        "indrnn",
+        "--epochs",
+        "1",
+        "--patience",
+        "0",
+        "--seed",
+        "42",
+        "--hidden",
+        "8",
+        "--emb",
+        "8",
+        "--layers",
+        "1",
+        "--max-history",
+        "10",
+        "-o",
+        s(out),
+    ]
+}
