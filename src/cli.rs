@@ -494,36 +494,51 @@ extern "C" fn on_signal(sig: libc::c_int) {
 /// SIGINT and SIGTERM end the command at once, but first remove the temporaries of the outputs
 /// it was writing (the finished outputs stay as they were), then exit 128 + signal.
 ///
-/// The signals are blocked in this thread, so in every thread started after it, and one watcher
-/// thread takes them with `sigwait`: the clean-up runs as ordinary code, not in a signal handler.
-/// Child processes inherit the blocked mask; `ainrnn` children install the same watcher.
+/// The handler only writes the signal's number to a pipe (async-signal-safe); a watcher thread
+/// reads it and does the clean-up as ordinary code. Handlers, unlike a blocked signal mask, are
+/// reset in child processes (a `python3` reference run stops on Ctrl-C as before), and both pipe
+/// ends are close-on-exec.
 fn remove_temps_on_signals() {
-    // SAFETY: plain libc calls on a local, zero-initialised signal set.
+    // SAFETY: plain libc calls on a local two-element array; the handler installed last only
+    // writes one byte to a descriptor that stays open for the life of the process.
     unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+        let mut fds = [0 as libc::c_int; 2];
+        if libc::pipe(fds.as_mut_ptr()) != 0 {
             return;
         }
+        for fd in fds {
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        }
+        let read_end = fds[0];
         let watcher = std::thread::Builder::new()
             .name("signals".into())
             .spawn(move || {
-                let mut sig: libc::c_int = 0;
-                if libc::sigwait(&set, &mut sig) == 0 {
+                let mut sig = 0u8;
+                if libc::read(read_end, (&mut sig as *mut u8).cast(), 1) == 1 {
                     let n = ainrnn::io::atomic::remove_live_temps();
                     eprintln!(
                         "interrupted by signal {sig}: {n} unfinished output file(s) removed; finished outputs are kept"
                     );
-                    std::process::exit(128 + sig);
+                    std::process::exit(128 + i32::from(sig));
                 }
             });
         if watcher.is_err() {
-            // No watcher: let the signals kill the process as before (the next run cleans up).
-            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+            return; // no watcher: the signals kill the process as before (the next run cleans up)
+        }
+        SIGNAL_PIPE.store(fds[1], std::sync::atomic::Ordering::SeqCst);
+        for sig in [libc::SIGINT, libc::SIGTERM] {
+            libc::signal(sig, on_signal_to_pipe as *const () as libc::sighandler_t);
         }
     }
+}
+
+static SIGNAL_PIPE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+extern "C" fn on_signal_to_pipe(sig: libc::c_int) {
+    let b = sig as u8;
+    let fd = SIGNAL_PIPE.load(std::sync::atomic::Ordering::SeqCst);
+    // SAFETY: write(2) is async-signal-safe; `b` lives for the call.
+    unsafe { libc::write(fd, (&b as *const u8).cast(), 1) };
 }
 
 /// SIGINT and SIGTERM stop the `features` job after the batch in progress (its temporary is
