@@ -146,7 +146,7 @@ pub fn same_len_f32<S>(op: &'static str, a: &Tensor<S>, b: &Tensor<S>) -> OpResu
 pub fn broadcast<S>(op: &'static str, a: &Tensor<S>, b: &Tensor<S>) -> OpResult<()> {
     a.expect_dtype(op, DType::F32)?;
     b.expect_dtype(op, DType::F32)?;
-    if b.is_empty() && !a.is_empty() || (!b.is_empty() && a.len() % b.len() != 0) {
+    if b.is_empty() && !a.is_empty() || (!b.is_empty() && !a.len().is_multiple_of(b.len())) {
         return Err(OpError::Shape {
             op,
             detail: format!(

@@ -80,9 +80,7 @@ impl OutputLock {
                 .truncate(false)
                 .open(&lock)
                 .map_err(|e| IoError::io(&lock, e))?;
-            // `File::try_lock` is stable since Rust 1.89 (the toolchain here is 1.95); the
-            // crate's declared MSRV is older.
-            #[allow(clippy::incompatible_msrv)]
+            // `File::try_lock`: stable since Rust 1.89, the crate's declared rust-version.
             let locked = f.try_lock();
             match locked {
                 Ok(()) => {}

@@ -182,7 +182,7 @@ pub fn fft<S>(x: &Tensor<S>, tw: &Tensor<S>) -> OpResult<FftDims> {
 pub fn delta<S>(x: &Tensor<S>, v: &Tensor<S>, width: usize, order: u32) -> OpResult<ClipDims> {
     let d = clips_rows_cols("delta", x)?;
     valid("delta", v, d.dims[0])?;
-    if width < 3 || width % 2 == 0 || !(1..=2).contains(&order) {
+    if width < 3 || width.is_multiple_of(2) || !(1..=2).contains(&order) {
         return Err(OpError::Invalid {
             op: "delta",
             detail: format!("width {width} (odd, ≥ 3) and order {order} (1 or 2)"),
