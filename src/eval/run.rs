@@ -22,15 +22,7 @@ pub fn load_model<B: ModelOps>(
     path: &Path,
 ) -> Result<(Model<B>, Corpus, DataFingerprint), Error> {
     let ck = Checkpoint::load(path)?;
-    let fp: DataFingerprint = ck
-        .get("dataset")
-        .ok_or_else(|| {
-            Error::Other(format!(
-                "{}: no dataset fingerprint in the checkpoint",
-                path.display()
-            ))
-        })?
-        .map_err(|e| Error::Other(format!("{}: dataset fingerprint: {e}", path.display())))?;
+    let fp = fingerprint(&ck, path)?;
     let (corpus, names) = Corpus::from_dataset(ds, fp.features)?;
     if fp.users != ds.users()
         || fp.songs != ds.songs()
@@ -56,16 +48,19 @@ pub fn load_model<B: ModelOps>(
 
 /// The fold a checkpoint was trained for (its test users were never trained on).
 pub fn checkpoint_fold(path: &Path) -> Result<u32, Error> {
-    let fp: DataFingerprint = Checkpoint::load(path)?
-        .get("dataset")
+    Ok(fingerprint(&Checkpoint::load(path)?, path)?.fold)
+}
+
+/// The dataset fingerprint stored in checkpoint `ck` (read from `path`).
+fn fingerprint(ck: &Checkpoint, path: &Path) -> Result<DataFingerprint, Error> {
+    ck.get("dataset")
         .ok_or_else(|| {
             Error::Other(format!(
                 "{}: no dataset fingerprint in the checkpoint",
                 path.display()
             ))
         })?
-        .map_err(|e| Error::Other(format!("{}: dataset fingerprint: {e}", path.display())))?;
-    Ok(fp.fold)
+        .map_err(|e| Error::Other(format!("{}: dataset fingerprint: {e}", path.display())))
 }
 
 /// Refuses `--fold fold` for a checkpoint trained for fold `trained`, unless `other_fold`: the
