@@ -208,21 +208,8 @@ fn damaged_feature_store_gives_an_error_never_a_signal() {
 fn older_feature_store_is_refused_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("old.h5");
-    {
-        // Version 1 stored its strings (the format attribute too) as variable-length strings.
-        let f = hdf5::File::create(&p).unwrap();
-        let fmt: hdf5::types::VarLenUnicode = "ainrnn-features".parse().unwrap();
-        f.new_attr::<hdf5::types::VarLenUnicode>()
-            .create("format")
-            .unwrap()
-            .write_scalar(&fmt)
-            .unwrap();
-        f.new_attr::<u64>()
-            .create("version")
-            .unwrap()
-            .write_scalar(&1u64)
-            .unwrap();
-    }
+    // Version 1 stored its strings (the format attribute too) as variable-length strings.
+    common::write_version_1_store(&p);
     let e = ainrnn::io::features_h5::read_song_table(&p)
         .unwrap_err()
         .to_string();

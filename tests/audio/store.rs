@@ -1,7 +1,5 @@
 //! The feature store: round trip, resume, atomic writes, merge, sharding.
 
-use std::str::FromStr;
-
 use ainrnn::audio::job::{parse_shard, shard_of};
 use ainrnn::audio::store::{
     list_tracks, merge, read_song_table, read_track, segments_dir, AttrValue, SongTable,
@@ -261,21 +259,7 @@ fn committed_batches_survive_a_lost_run_and_appending_copies_no_track_data() {
 fn a_version_1_store_is_refused_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let old = dir.path().join("old.h5");
-    {
-        let f = hdf5::File::create(&old).unwrap();
-        let fmt = hdf5::types::VarLenUnicode::from_str("ainrnn-features").unwrap();
-        f.new_attr::<hdf5::types::VarLenUnicode>()
-            .create("format")
-            .unwrap()
-            .write_scalar(&fmt)
-            .unwrap();
-        f.new_attr::<u64>()
-            .create("version")
-            .unwrap()
-            .write_scalar(&1u64)
-            .unwrap();
-        f.create_group("tracks").unwrap();
-    }
+    crate::common::write_version_1_store(&old);
     for e in [
         StoreWriter::open(&old, names()).err().unwrap().to_string(),
         list_tracks(&old).unwrap_err().to_string(),

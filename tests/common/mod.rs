@@ -161,3 +161,21 @@ pub fn rng(seed: u64) -> StdRng {
 pub fn uniform(r: &mut StdRng, n: usize, lo: f32, hi: f32) -> Vec<f32> {
     (0..n).map(|_| r.random_range(lo..hi)).collect()
 }
+
+/// A feature store header as version 1 wrote it: `format` as a variable-length string, `version`
+/// 1, an empty `/tracks`. Both the store writer and the song-table reader must refuse it.
+pub fn write_version_1_store(path: &std::path::Path) {
+    let f = hdf5::File::create(path).unwrap();
+    let fmt: hdf5::types::VarLenUnicode = "ainrnn-features".parse().unwrap();
+    f.new_attr::<hdf5::types::VarLenUnicode>()
+        .create("format")
+        .unwrap()
+        .write_scalar(&fmt)
+        .unwrap();
+    f.new_attr::<u64>()
+        .create("version")
+        .unwrap()
+        .write_scalar(&1u64)
+        .unwrap();
+    f.create_group("tracks").unwrap();
+}
