@@ -158,7 +158,7 @@ fn training_step_with_neighbours_uploads_only_the_batch() {
         .collect();
     let ids: Vec<u32> = (0..fit.len() as u32).collect();
     let mut model = Model::new(&g, cfg.clone(), None).unwrap();
-    model.fit_neighbours(&fit, &ids);
+    model.fit_neighbours(&fit, &ids, ainrnn::model::neighbours::Similarity::COSINE);
     let entries: usize = model.scorer.neighbours().iter().map(Vec::len).sum();
     assert!(
         entries * 8 > 1 << 20,

@@ -73,7 +73,11 @@ fn new_model<B: ModelOps>(b: &B, cfg: ModelConfig, feats: &[f32]) -> Model<B> {
         })
         .collect();
     let users: Vec<u32> = (0..8).collect();
-    m.fit_neighbours(&histories, &users);
+    m.fit_neighbours(
+        &histories,
+        &users,
+        ainrnn::model::neighbours::Similarity::COSINE,
+    );
     assert!(
         m.scorer.neighbours().iter().any(|l| !l.is_empty()),
         "the term has neighbours"

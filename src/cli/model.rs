@@ -59,6 +59,11 @@ pub struct TrainingFlags {
     /// (0: the learned low-rank scores only).
     #[arg(long, default_value_t = ainrnn::model::DEFAULT_NEIGHBOURS, value_parser = parse::int_at_least(0usize))]
     pub neighbours: usize,
+    /// Co-listening similarity of the neighbour lists (the neighbourhood term and item-kNN):
+    /// auto = chosen on the validation users from a small grid (cosine among them), cosine, or
+    /// ALPHA,SHRINK,POWER: Σ 1/|u|^POWER over co-listeners / (n_i^ALPHA n_j^(1-ALPHA) + SHRINK).
+    #[arg(long, default_value = "auto", value_parser = parse::similarity)]
+    pub similarity: parse::SimilarityFlag,
     /// Layer stacking: dense (AINRNN's), residual (resindrnn's) or plain (IndRNN's, LSTM's);
     /// default: the model's own. LSTM is built plain only.
     #[arg(long)]
@@ -99,6 +104,7 @@ impl TrainingFlags {
         opts.connection = self.connection;
         opts.pooling = self.pooling;
         opts.portrait = !self.no_portrait;
+        opts.similarity = self.similarity.0;
         if self.paper {
             let p = opts.paper_settings();
             let default = |f: &str| !given(matches, f);
@@ -319,6 +325,12 @@ pub fn run_train(
         summary.checkpoint.display(),
         summary.last_checkpoint.display()
     );
+    if let Some(c) = &summary.similarity {
+        eprintln!(
+            "neighbour similarity {} chosen on the validation users before training (item-kNN NDCG@10 {:.4}; cosine {:.4}; {} tried)",
+            c.chosen, c.ndcg_chosen, c.ndcg_cosine, c.tried
+        );
+    }
     if let Some(w) = &summary.neighbour_weight {
         eprintln!(
             "neighbourhood weight γ {:.3} as trained (validation NDCG@10 {:.4}) → {} chosen on the validation users (NDCG@10 {:.4}), kept in {}",
@@ -600,5 +612,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("--paper") && e.contains("--resume"), "{e}");
+    }
+
+    #[test]
+    fn similarity_flag_is_auto_cosine_or_three_numbers() {
+        assert_eq!(options(&[]).similarity, None);
+        assert_eq!(options(&["--similarity", "auto"]).similarity, None);
+        let c = options(&["--similarity", "cosine"]).similarity;
+        assert_eq!(c, Some(ainrnn::model::neighbours::Similarity::COSINE));
+        let s = options(&["--similarity", "0.7,2,0.5"]).similarity.unwrap();
+        assert_eq!((s.alpha, s.shrink, s.power), (0.7, 2.0, 0.5));
+        let e = Cli::command()
+            .try_get_matches_from(["ainrnn", "train", "--data", "d", "--similarity", "2,0,0"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--similarity") && e.contains("alpha"), "{e}");
     }
 }

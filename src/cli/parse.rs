@@ -150,6 +150,19 @@ pub fn dropout(s: &str) -> Result<f32, String> {
 }
 
 /// A positive finite regularisation strength (EASE λ).
+/// `--similarity`: `auto` (chosen on validation users), `cosine` or `ALPHA,SHRINK,POWER`.
+#[derive(Clone, Copy, Debug)]
+pub struct SimilarityFlag(pub Option<ainrnn::model::neighbours::Similarity>);
+
+pub fn similarity(s: &str) -> Result<SimilarityFlag, String> {
+    if s.eq_ignore_ascii_case("auto") {
+        return Ok(SimilarityFlag(None));
+    }
+    s.parse()
+        .map(|sim| SimilarityFlag(Some(sim)))
+        .map_err(|e| format!("{e}; or `auto`"))
+}
+
 pub fn positive_f32(s: &str) -> Result<f32, String> {
     real32_in(End::Excl(0.0), End::Inf)(s)
 }

@@ -13,35 +13,9 @@ use rayon::prelude::*;
 
 use crate::backend::cpu::par_gemm;
 use crate::model::batch::Example;
-use crate::model::neighbours::{self, user_rows, NeighbourLists};
+use crate::model::neighbours::{self, user_rows, NeighbourLists, Similarity};
 
-/// Songs sorted by score (descending, lower id first on ties), skipping `exclude`, at most `k`.
-pub fn top_k(scores: &[f32], exclude: &[u32], k: usize) -> Vec<u32> {
-    let mut skip = vec![false; scores.len()];
-    for &e in exclude {
-        if let Some(s) = skip.get_mut(e as usize) {
-            *s = true;
-        }
-    }
-    let mut best: Vec<(f32, u32)> = Vec::with_capacity(k + 1);
-    for (i, &s) in scores.iter().enumerate() {
-        if skip[i] || s.is_nan() || s == f32::NEG_INFINITY {
-            continue;
-        }
-        let c = (s, i as u32);
-        let better = |a: (f32, u32), b: (f32, u32)| a.0 > b.0 || (a.0 == b.0 && a.1 < b.1);
-        if best.len() == k && !better(c, best[k - 1]) {
-            continue;
-        }
-        let pos = best
-            .iter()
-            .position(|&b| better(c, b))
-            .unwrap_or(best.len());
-        best.insert(pos, c);
-        best.truncate(k);
-    }
-    best.into_iter().map(|(_, i)| i).collect()
-}
+pub use crate::train::metrics::top_k;
 
 pub struct Popularity {
     pub counts: Vec<f32>,
@@ -70,29 +44,32 @@ pub struct ItemKnn {
 }
 
 impl ItemKnn {
+    /// Cosine item-kNN.
     pub fn fit(
         songs: usize,
         histories: &[(Vec<u32>, Vec<f32>)],
         users: &[u32],
         keep: usize,
     ) -> Self {
+        Self::fit_with(songs, histories, users, keep, Similarity::COSINE)
+    }
+
+    /// Item-kNN with the co-listening similarity `sim`.
+    pub fn fit_with(
+        songs: usize,
+        histories: &[(Vec<u32>, Vec<f32>)],
+        users: &[u32],
+        keep: usize,
+        sim: Similarity,
+    ) -> Self {
         ItemKnn {
-            neighbours: neighbours::fit(songs, histories, users, keep),
+            neighbours: neighbours::fit_with(songs, histories, users, keep, sim),
             songs,
         }
     }
 
     pub fn scores(&self, history: &[u32]) -> Vec<f32> {
-        let mut scores = vec![0.0f32; self.songs];
-        let mut h = history.to_vec();
-        h.sort_unstable();
-        h.dedup();
-        for j in h {
-            for &(i, s) in &self.neighbours[j as usize] {
-                scores[i as usize] += s;
-            }
-        }
-        scores
+        neighbours::knn_scores(&self.neighbours, self.songs, history)
     }
 
     pub fn recommend(&self, e: &Example, k: usize) -> Vec<u32> {

@@ -273,17 +273,23 @@ impl<B: ModelOps> Model<B> {
     }
 
     /// Fits the item-neighbourhood term on the training users' histories: for every song its
-    /// `cfg.neighbours` most similar songs by cosine over co-listens (as item-kNN). Only training
+    /// `cfg.neighbours` most similar songs by `sim` over co-listens (as item-kNN). Only training
     /// users may be passed: the term must not see validation or test users.
-    pub fn fit_neighbours(&mut self, histories: &[(Vec<u32>, Vec<f32>)], train_users: &[u32]) {
+    pub fn fit_neighbours(
+        &mut self,
+        histories: &[(Vec<u32>, Vec<f32>)],
+        train_users: &[u32],
+        sim: neighbours::Similarity,
+    ) {
         if self.cfg.neighbours == 0 {
             return;
         }
-        self.scorer.set_neighbours(neighbours::fit(
+        self.scorer.set_neighbours(neighbours::fit_with(
             self.cfg.songs,
             histories,
             train_users,
             self.cfg.neighbours,
+            sim,
         ));
     }
 

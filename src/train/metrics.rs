@@ -208,3 +208,31 @@ pub fn curves(
         })
         .collect()
 }
+
+/// Songs sorted by score (descending, lower id first on ties), skipping `exclude`, at most `k`.
+pub fn top_k(scores: &[f32], exclude: &[u32], k: usize) -> Vec<u32> {
+    let mut skip = vec![false; scores.len()];
+    for &e in exclude {
+        if let Some(s) = skip.get_mut(e as usize) {
+            *s = true;
+        }
+    }
+    let mut best: Vec<(f32, u32)> = Vec::with_capacity(k + 1);
+    for (i, &s) in scores.iter().enumerate() {
+        if skip[i] || s.is_nan() || s == f32::NEG_INFINITY {
+            continue;
+        }
+        let c = (s, i as u32);
+        let better = |a: (f32, u32), b: (f32, u32)| a.0 > b.0 || (a.0 == b.0 && a.1 < b.1);
+        if best.len() == k && !better(c, best[k - 1]) {
+            continue;
+        }
+        let pos = best
+            .iter()
+            .position(|&b| better(c, b))
+            .unwrap_or(best.len());
+        best.insert(pos, c);
+        best.truncate(k);
+    }
+    best.into_iter().map(|(_, i)| i).collect()
+}

@@ -8,6 +8,7 @@
 
 pub mod corpus;
 pub mod metrics;
+pub mod neighbours;
 pub mod run;
 
 use std::time::Instant;

@@ -9,11 +9,13 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::corpus::{fold_data, song_genres, FeatureSet};
+use super::neighbours::{choose_similarity, SimilarityChoice};
 use super::{Corpus, EpochReport, TrainConfig, TrainState, Trainer};
 use crate::backend::model_ops::ModelOps;
 use crate::data::Dataset;
 use crate::error::{DataError, Error};
 use crate::model::checkpoint::{self, Checkpoint};
+use crate::model::neighbours::Similarity;
 use crate::model::{Connection, Model, ModelConfig, ModelKind, PoolingKind};
 
 /// User-facing training options (`ainrnn train` flags).
@@ -45,6 +47,10 @@ pub struct TrainOptions {
     /// Whether the user portrait (age, language, genre) feeds the user vector.
     #[serde(default = "yes")]
     pub portrait: bool,
+    /// Co-listening similarity of the neighbour lists (`None`: chosen on the validation users
+    /// before training; checkpoints from before the choice existed used cosine).
+    #[serde(default = "cosine")]
+    pub similarity: Option<Similarity>,
     pub seed: u64,
     pub patience: u32,
     pub out: PathBuf,
@@ -79,6 +85,7 @@ impl TrainOptions {
             connection: None,
             pooling: None,
             portrait: true,
+            similarity: None,
             seed: 42,
             patience: 6,
             out,
@@ -205,6 +212,11 @@ impl TrainOptions {
                 self.model_config(1).pooling().name().to_string(),
             ),
             ("--no-portrait", (!self.portrait).to_string()),
+            (
+                "--similarity",
+                self.similarity
+                    .map_or_else(|| "auto".to_string(), |s| s.to_string()),
+            ),
             ("max_validation", self.max_validation.to_string()),
         ]
     }
@@ -229,6 +241,10 @@ impl TrainOptions {
 
 fn yes() -> bool {
     true
+}
+
+fn cosine() -> Option<Similarity> {
+    Some(Similarity::COSINE)
 }
 
 /// The checkpoint `--resume` continues from: `<out>.last`, else `<out>`, if either exists.
@@ -305,6 +321,9 @@ pub struct TrainSummary {
     /// The neighbourhood term's weight chosen on the validation users after training (when
     /// the model has the term).
     pub neighbour_weight: Option<WeightChoice>,
+    /// The neighbour lists' similarity chosen on the validation users before training (when
+    /// the model has the term, none was given, and the run did not resume).
+    pub similarity: Option<SimilarityChoice>,
 }
 
 /// How the item-neighbourhood term's weight γ was set after training.
@@ -325,8 +344,8 @@ pub struct WeightChoice {
 /// validation users is best near 8–16 (the loss fits all songs' probabilities; the ranking only
 /// needs the top). Choosing the blend on held-out users, as EASE's λ is chosen, added 0.02–0.04
 /// NDCG@10 on Taste (see README, Quality).
-pub const GAMMA_GRID: [f32; 13] = [
-    0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 64.0,
+pub const GAMMA_GRID: [f32; 15] = [
+    0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 64.0, 128.0, 256.0,
 ];
 
 pub fn last_path(out: &Path) -> PathBuf {
@@ -366,6 +385,7 @@ pub fn train<B: ModelOps>(
     let fold = fold_data(&ds, &corpus, opts.fold, opts.seed, opts.max_validation)?;
     check_users(&ds, &corpus, &fold, opts)?;
     let last = last_path(&opts.out);
+    let mut similarity = None;
     let (model, mut cfg, state) = match &resume_from {
         Some(path) => {
             let ck = Checkpoint::load(path)?;
@@ -430,7 +450,23 @@ pub fn train<B: ModelOps>(
             };
             let mut model = Model::new(b, mc, feats)?;
             // From the training users only (not validation, not the test fold).
-            model.fit_neighbours(&corpus.histories, &fold.train_users);
+            match opts.similarity {
+                Some(sim) => model.fit_neighbours(&corpus.histories, &fold.train_users, sim),
+                None if model.cfg.neighbours > 0 => {
+                    let cat = corpus.catalogue(&fold.train_users, None);
+                    let (choice, lists) = choose_similarity(
+                        &corpus,
+                        &fold.train_users,
+                        &fold.validation,
+                        model.cfg.neighbours,
+                        10,
+                        &cat,
+                    );
+                    similarity = Some(choice);
+                    model.scorer.set_neighbours(lists);
+                }
+                None => {}
+            }
             (model, cfg, TrainState::default())
         }
     };
@@ -483,6 +519,7 @@ pub fn train<B: ModelOps>(
         last_checkpoint: last,
         history: t.state.history.clone(),
         neighbour_weight,
+        similarity,
     })
 }
 

@@ -9,7 +9,9 @@ use crate::error::Error;
 use crate::eval::baselines::{Ease, ItemKnn, Popularity};
 use crate::eval::metrics::{evaluate, Catalogue};
 use crate::model::batch::Example;
+use crate::model::neighbours::Similarity;
 use crate::train::corpus::{fold_data, FoldData};
+use crate::train::neighbours::choose_similarity;
 use crate::train::run::{train, TrainOptions};
 use crate::train::{rank_examples, truths, Corpus, EpochReport, Truth};
 
@@ -48,15 +50,16 @@ impl MethodRun {
     }
 }
 
-/// Runs method `m` on the fold. EASE's λ, when not given, is tuned once (on the first fold that
-/// runs EASE) and kept in `ease_lambda`, with a line in `notes`.
+/// Runs method `m` on the fold. EASE's λ and item-kNN's similarity, when not given, are tuned
+/// once (on the first fold that runs the method) and kept in `tuned`, with a line in `notes`.
 pub(super) fn run_method<B: ModelOps>(
     b: &B,
     f: &Fold<'_>,
     m: Method,
-    ease_lambda: &mut Option<f32>,
+    tuned: (&mut Option<f32>, &mut Option<Similarity>),
     notes: &mut Vec<String>,
 ) -> Result<MethodRun, Error> {
+    let (ease_lambda, knn_similarity) = tuned;
     let Fold {
         o,
         ds,
@@ -77,7 +80,33 @@ pub(super) fn run_method<B: ModelOps>(
             )
         }
         Method::ItemKnn => {
-            let knn = ItemKnn::fit(corpus.songs, &corpus.histories, fit_users, o.knn_neighbours);
+            let sim = match *knn_similarity {
+                Some(s) => s,
+                None => {
+                    let (c, _) = choose_similarity(
+                        corpus,
+                        &fd.train_users,
+                        &fd.validation,
+                        o.knn_neighbours,
+                        o.k,
+                        cat,
+                    );
+                    notes.push(format!(
+                        "item-kNN similarity {} chosen by validation NDCG@{} on fold {fold} ({:.4}; cosine {:.4}; {} tried)",
+                        c.chosen, o.k, c.ndcg_chosen, c.ndcg_cosine, c.tried
+                    ));
+                    *knn_similarity = Some(c.chosen);
+                    c.chosen
+                }
+            };
+            let t0 = Instant::now();
+            let knn = ItemKnn::fit_with(
+                corpus.songs,
+                &corpus.histories,
+                fit_users,
+                o.knn_neighbours,
+                sim,
+            );
             let secs = t0.elapsed().as_secs_f64();
             MethodRun::fitted(
                 fd.test.iter().map(|e| knn.recommend(e, DEPTH)).collect(),

@@ -58,6 +58,7 @@ pub fn compare<B: ModelOps>(
     let mut notes = Vec::new();
     let mut results: BTreeMap<usize, MethodSummary> = BTreeMap::new();
     let mut ease_lambda = o.ease_lambda;
+    let mut knn_similarity = o.train.similarity;
     for fold in 0..o.folds {
         let setup = FoldSetup::new(
             &ds,
@@ -78,7 +79,13 @@ pub fn compare<B: ModelOps>(
             cat,
         };
         for (mi, &m) in o.methods.iter().enumerate() {
-            let run = run_method(b, &f, m, &mut ease_lambda, &mut notes)?;
+            let run = run_method(
+                b,
+                &f,
+                m,
+                (&mut ease_lambda, &mut knn_similarity),
+                &mut notes,
+            )?;
             let metrics = evaluate(&run.lists, test_truth, o.k, cat);
             log(&format!(
                 "fold {fold} {:<10} P@{k} {:.4}  R@{k} {:.4}  NDCG@{k} {:.4}  mAP@{k} {:.4}  coverage {:.3}  {:.2}s/epoch",
@@ -124,6 +131,9 @@ pub fn compare<B: ModelOps>(
         } else {
             None
         },
+        knn_similarity: knn_similarity
+            .filter(|_| o.methods.contains(&Method::ItemKnn))
+            .map(|s| s.to_string()),
         methods: results.into_values().collect(),
         feature_runs,
         notes,

@@ -39,6 +39,8 @@ pub struct CompareReport {
     pub folds: u32,
     pub backend: String,
     pub ease_lambda: Option<f32>,
+    /// Item-kNN's co-listening similarity (given, or chosen on validation users).
+    pub knn_similarity: Option<String>,
     pub methods: Vec<MethodSummary>,
     /// Fig. 6: AINRNN validation metrics per epoch by feature set (fold 0).
     pub feature_runs: Vec<(String, Vec<EpochReport>)>,
@@ -119,6 +121,7 @@ impl CompareReport {
             "source": self.source,
             "backend": self.backend,
             "ease_lambda": self.ease_lambda,
+            "knn_similarity": self.knn_similarity,
             "models": models,
             "files": self.files,
             "seconds": self.seconds,
