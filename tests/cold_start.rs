@@ -388,4 +388,20 @@ fn compare_cold_flags_and_rows() {
     let md = std::fs::read_to_string(rep.join("report.md")).unwrap();
     assert!(md.contains("## Cold start") && md.contains("| itemknn | not applicable"));
     assert!(rep.join("results.json").exists());
+    // The warm view is written to DIR/checkpoints/: it may not be the input.
+    let view = rep.join("checkpoints").join("cold-warm-view.h5");
+    fails_with(
+        &ainrnn(&[
+            "compare",
+            "--data",
+            s(&view),
+            "--cold-songs",
+            "0.3",
+            "--folds",
+            "2",
+            "--report",
+            s(&rep),
+        ]),
+        &["--report", "would overwrite the input --data"],
+    );
 }

@@ -497,6 +497,16 @@ pub fn run_compare(
         knn_neighbours: a.knn_neighbours,
     };
     if let Some(share) = a.cold_songs {
+        let view = opts.report.join("checkpoints").join("cold-warm-view.h5");
+        if paths::canonical(&view).is_some()
+            && paths::canonical(&view) == paths::canonical(&opts.data)
+        {
+            anyhow::bail!(
+                "--report {} would overwrite the input --data {} (the cold start's warm view): choose another report folder",
+                opts.report.display(),
+                opts.data.display()
+            );
+        }
         let r = with_backend!(sel, b => ainrnn::eval::compare::compare_cold(&b, &opts, share, |line| eprintln!("{line}")))?;
         if json {
             print_json(&r.json())?;
