@@ -406,7 +406,7 @@ pub fn run_recommend(a: RecommendArgs, choice: BackendChoice, json: bool) -> Res
 pub struct CompareArgs {
     #[arg(long, value_name = "H5")]
     pub data: PathBuf,
-    /// Comma-separated: popularity, itemknn, ease, indrnn, resindrnn, lstm, ainrnn.
+    /// Comma-separated: popularity, itemknn, ease, contentknn, indrnn, resindrnn, lstm, ainrnn.
     #[arg(
         long,
         value_delimiter = ',',
@@ -436,6 +436,10 @@ pub struct CompareArgs {
     /// Folder for report.md, results.json, the figures and the checkpoints.
     #[arg(long, value_name = "DIR")]
     pub report: PathBuf,
+    /// Item cold start: hold out this share of the songs (0 < F < 1) entirely and rank each
+    /// test user's cold songs among all cold songs (the "Cold start" table).
+    #[arg(long, value_name = "F")]
+    pub cold_songs: Option<f64>,
 }
 
 /// `compare --report DIR` writes report.md, results.json, the figures and checkpoints/ there:
@@ -504,6 +508,29 @@ pub fn run_compare(
         ease_max_items: a.ease_items,
         knn_neighbours: a.knn_neighbours,
     };
+    if let Some(share) = a.cold_songs {
+        let view = opts.report.join("checkpoints").join("cold-warm-view.h5");
+        if paths::canonical(&view).is_some()
+            && paths::canonical(&view) == paths::canonical(&opts.data)
+        {
+            anyhow::bail!(
+                "--report {} would overwrite the input --data {} (the cold start's warm view): choose another report folder",
+                opts.report.display(),
+                opts.data.display()
+            );
+        }
+        let r = with_backend!(sel, b => ainrnn::eval::compare::compare_cold(&b, &opts, share, |line| eprintln!("{line}")))?;
+        if json {
+            print_json(&r.json())?;
+        }
+        eprintln!("\nCold start\n{}", r.table());
+        eprintln!(
+            "report: {} ({:.0} s)",
+            opts.report.join("report.md").display(),
+            r.seconds
+        );
+        return Ok(());
+    }
     let r = with_backend!(sel, b => ainrnn::eval::compare::compare(&b, &opts, |line| eprintln!("{line}")))?;
     if json {
         print_json(&r.json())?;

@@ -366,3 +366,124 @@ pub fn spd_inverse(mut a: Vec<f64>, n: usize) -> Result<Vec<f64>, NotPositiveDef
     gemm(g, (&mut out, ni));
     Ok(out)
 }
+
+/// **content-kNN**: a song's content vector is its row of the dataset's song vectors (the MSD
+/// columns, z-scored; audio columns when the file has them), scaled to unit length, next to a
+/// one-hot of its genre (the highest-weighted genre-bearing artist term, `/portrait/song_genre`),
+/// the whole then scaled to unit length: with both parts the cosine of two songs is the mean of
+/// the vectors' cosine and "same genre" (0 or 1). A user's score for a song is the **mean**
+/// cosine between the song and the history's songs (the sum ranks the same: one user's history
+/// is fixed). No listen is used: it ranks songs nobody has heard.
+pub struct ContentKnn {
+    pub dim: usize,
+    /// `songs × dim`, unit rows (zero for a song without vector or genre).
+    pub vecs: Vec<f32>,
+}
+
+impl ContentKnn {
+    /// `None` when the dataset has neither song vectors nor a song with a known genre.
+    pub fn new(ds: &crate::data::Dataset) -> Option<Self> {
+        let songs = ds.songs();
+        let vd = ds.song_vectors.as_ref().map(|v| v.dim).unwrap_or(0);
+        let genres = &ds.portrait.song_genre;
+        let known = |s: usize| {
+            genres
+                .get(s)
+                .copied()
+                .filter(|&g| g != crate::data::dataset::NO_GENRE)
+        };
+        let n_genre = (0..songs)
+            .filter_map(known)
+            .map(|g| g as usize + 1)
+            .max()
+            .unwrap_or(0);
+        let dim = vd + n_genre;
+        if dim == 0 {
+            return None;
+        }
+        let mut vecs = vec![0.0f32; songs * dim];
+        for s in 0..songs {
+            let row = &mut vecs[s * dim..(s + 1) * dim];
+            if let Some(v) = ds.song_vectors.as_ref().filter(|v| v.present[s]) {
+                let src = &v.values[s * vd..(s + 1) * vd];
+                let n = src.iter().map(|x| x * x).sum::<f32>().sqrt();
+                if n > 0.0 && n.is_finite() {
+                    row[..vd].iter_mut().zip(src).for_each(|(d, x)| *d = x / n);
+                }
+            }
+            if let Some(g) = known(s) {
+                row[vd + g as usize] = 1.0;
+            }
+            let n = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+            if n > 0.0 {
+                row.iter_mut().for_each(|x| *x /= n);
+            }
+        }
+        Some(ContentKnn { dim, vecs })
+    }
+
+    fn row(&self, s: u32) -> &[f32] {
+        &self.vecs[s as usize * self.dim..(s as usize + 1) * self.dim]
+    }
+
+    /// The mean cosine of each candidate to the history's songs (each distinct song once).
+    pub fn scores(&self, history: &[u32], candidates: &[u32]) -> Vec<f32> {
+        let mut h = history.to_vec();
+        h.sort_unstable();
+        h.dedup();
+        let mut mean = vec![0.0f32; self.dim];
+        for &s in &h {
+            mean.iter_mut().zip(self.row(s)).for_each(|(m, x)| *m += x);
+        }
+        let n = h.len().max(1) as f32;
+        mean.iter_mut().for_each(|m| *m /= n);
+        candidates
+            .iter()
+            .map(|&c| self.row(c).iter().zip(&mean).map(|(a, b)| a * b).sum())
+            .collect()
+    }
+
+    /// The top `k` of all songs for the visible history, skipping `exclude`.
+    pub fn recommend(&self, e: &Example, k: usize) -> Vec<u32> {
+        let all: Vec<u32> = (0..(self.vecs.len() / self.dim) as u32).collect();
+        top_k(&self.scores(&e.songs, &all), &e.exclude, k)
+    }
+}
+
+/// **artist popularity**, the popularity baseline of item cold start: a song's score is the
+/// number of listens (distinct user–song pairs) of the fitting users to the *other* songs of its
+/// artist, songs marked `excluded` (the cold songs) left out. A song without artist, or whose
+/// artist has no counted listen, scores 0.
+pub struct ArtistPopularity {
+    /// Per song: its artist's count.
+    pub scores: Vec<f32>,
+    /// Per artist name: listens counted.
+    pub artists: HashMap<String, f32>,
+}
+
+impl ArtistPopularity {
+    pub fn fit(ds: &crate::data::Dataset, users: &[u32], excluded: &[bool]) -> Self {
+        let mut artists: HashMap<String, f32> = HashMap::new();
+        for &u in users {
+            let (songs, _) = ds.history(u as usize);
+            let mut s = songs.to_vec();
+            s.sort_unstable();
+            s.dedup();
+            for x in s {
+                if excluded.get(x as usize).copied().unwrap_or(false) {
+                    continue;
+                }
+                let a = &ds.song_meta[x as usize].artist;
+                if !a.is_empty() {
+                    *artists.entry(a.clone()).or_default() += 1.0;
+                }
+            }
+        }
+        let scores = ds
+            .song_meta
+            .iter()
+            .map(|m| artists.get(&m.artist).copied().unwrap_or(0.0))
+            .collect();
+        ArtistPopularity { scores, artists }
+    }
+}

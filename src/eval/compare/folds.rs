@@ -6,7 +6,7 @@ use super::options::{CompareOptions, Method};
 use crate::backend::model_ops::ModelOps;
 use crate::data::Dataset;
 use crate::error::Error;
-use crate::eval::baselines::{Ease, ItemKnn, Popularity};
+use crate::eval::baselines::{ContentKnn, Ease, ItemKnn, Popularity};
 use crate::eval::metrics::{evaluate, Catalogue};
 use crate::model::batch::Example;
 use crate::model::neighbours::Similarity;
@@ -110,6 +110,19 @@ pub(super) fn run_method<B: ModelOps>(
             let secs = t0.elapsed().as_secs_f64();
             MethodRun::fitted(
                 fd.test.iter().map(|e| knn.recommend(e, DEPTH)).collect(),
+                secs,
+            )
+        }
+        Method::ContentKnn => {
+            let c = ContentKnn::new(ds).ok_or_else(|| {
+                Error::Other(format!(
+                    "--models contentknn: {} has no song vectors and no song genres",
+                    o.data.display()
+                ))
+            })?;
+            let secs = t0.elapsed().as_secs_f64();
+            MethodRun::fitted(
+                fd.test.iter().map(|e| c.recommend(e, DEPTH)).collect(),
                 secs,
             )
         }

@@ -5,8 +5,9 @@
 //!
 //! Parts: `options` (what to run), `folds` (one method on one fold), `features` (the Fig. 6
 //! runs), `report` (the results, mean ± std, JSON), `table` (the tables), `files` (figures and
-//! report files). Here: the loop over folds and methods.
+//! report files), `cold` (`--cold-songs`: item cold start). Here: the loop over folds and methods.
 
+mod cold;
 mod features;
 mod files;
 mod folds;
@@ -17,6 +18,10 @@ mod table;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+pub use self::cold::{
+    cold_questions, cold_split, compare_cold, neural_cold_scores, rank_candidates, warm_view,
+    ColdFold, ColdQuestions, ColdReport, ColdRow, ColdSplit, MIN_COLD_SONGS,
+};
 use self::features::{feature_runs, feature_sets};
 use self::files::write_report;
 use self::folds::{run_method, Fold};

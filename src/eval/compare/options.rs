@@ -12,6 +12,8 @@ pub enum Method {
     Popularity,
     ItemKnn,
     Ease,
+    /// Mean cosine of song content vectors (see `baselines::ContentKnn`).
+    ContentKnn,
     Neural(ModelKind),
 }
 
@@ -21,6 +23,7 @@ impl Method {
             Method::Popularity => "popularity",
             Method::ItemKnn => "itemknn",
             Method::Ease => "ease",
+            Method::ContentKnn => "contentknn",
             Method::Neural(k) => k.name(),
         }
     }
@@ -33,8 +36,9 @@ impl std::str::FromStr for Method {
             "popularity" | "pop" => Ok(Method::Popularity),
             "itemknn" | "item-knn" | "knn" => Ok(Method::ItemKnn),
             "ease" => Ok(Method::Ease),
+            "contentknn" | "content-knn" | "content" => Ok(Method::ContentKnn),
             other => other.parse::<ModelKind>().map(Method::Neural).map_err(|_| {
-                format!("unknown model {other:?} (popularity, itemknn, ease, indrnn, resindrnn, lstm, ainrnn)")
+                format!("unknown model {other:?} (popularity, itemknn, ease, contentknn, indrnn, resindrnn, lstm, ainrnn)")
             }),
         }
     }
