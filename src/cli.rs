@@ -61,7 +61,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Listening data + MSD + profiles -> one dataset.h5 (filters, portraits, folds).
     Prepare(data::PrepareArgs),
-    /// Write SYNTHETIC Taste-Profile-shaped triplets (scale and speed tests).
+    /// Write SYNTHETIC Taste-Profile-shaped triplets (scale and speed tests), and with --audio
+    /// a synthetic clip per song whose sound follows the songs' latent clusters.
     Synth(data::SynthArgs),
     /// Size, density, listens-per-user quantiles and long-tail share of a dataset.h5.
     Stats(data::StatsArgs),

@@ -8,7 +8,8 @@ use anyhow::{Context, Result};
 use clap::{ArgGroup, Args};
 
 use ainrnn::data::prepare::{self, Input, PrepareOptions};
-use ainrnn::data::synth::{self, SynthOptions};
+use ainrnn::data::synth::SynthOptions;
+use ainrnn::data::synth_audio::{self, AudioOptions};
 use ainrnn::data::{stats, Dataset};
 
 use super::{parse, paths, print_json};
@@ -88,6 +89,14 @@ pub struct SynthArgs {
     pub explore: f64,
     #[arg(long, short, value_name = "FILE")]
     pub output: PathBuf,
+    /// Also write one SYNTHETIC generated clip per song, DIR/<song id>.wav (22,050 Hz mono
+    /// 16-bit), whose harmony, timbre and rhythm follow the song's latent taste cluster, and
+    /// DIR/README.txt saying so. DIR is created when missing. The triplets do not change.
+    #[arg(long, value_name = "DIR")]
+    pub audio: Option<PathBuf>,
+    /// Length of each synthetic clip in seconds, in (0, 60] (default 3; needs --audio).
+    #[arg(long, value_name = "S", requires = "audio", value_parser = parse::real_in(parse::End::Excl(0.0), parse::End::Incl(synth_audio::MAX_CLIP_SECONDS)))]
+    pub clip_seconds: Option<f64>,
 }
 
 #[derive(Args, Debug)]
@@ -177,8 +186,12 @@ pub fn run_synth(a: SynthArgs, json: bool) -> Result<()> {
     o.genres = a.genres;
     o.zipf = a.zipf;
     o.explore = a.explore;
+    let audio = a.audio.map(|dir| AudioOptions {
+        dir,
+        clip_seconds: a.clip_seconds.unwrap_or(synth_audio::DEFAULT_CLIP_SECONDS),
+    });
     let _lock = paths::lock_output("--output", &a.output)?;
-    let r = synth::synth(&o, &a.output).context("synth failed")?;
+    let r = synth_audio::synth_with_audio(&o, &a.output, audio.as_ref()).context("synth failed")?;
     eprintln!(
         "wrote SYNTHETIC triplets {}: {} users, {} songs ({} used), {} interactions, {} plays, {:.1} MB",
         a.output.display(),
@@ -189,6 +202,13 @@ pub fn run_synth(a: SynthArgs, json: bool) -> Result<()> {
         r.plays,
         r.bytes as f64 / 1e6
     );
+    if let Some(dir) = &r.audio_dir {
+        eprintln!(
+            "wrote {} SYNTHETIC clips ({} s, 22,050 Hz mono) and README.txt into {dir}",
+            r.clips,
+            audio.as_ref().map_or(0.0, |x| x.clip_seconds)
+        );
+    }
     if json {
         print_json(&r)?;
     }

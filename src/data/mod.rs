@@ -28,6 +28,7 @@ pub mod progress;
 pub mod rng;
 pub mod stats;
 pub mod synth;
+pub mod synth_audio;
 pub mod terms;
 pub mod triplets;
 pub mod vectors;

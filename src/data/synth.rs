@@ -14,6 +14,9 @@
 //!   Profile (2.9).
 //!
 //! Output is streamed: memory is O(songs), whatever the number of users.
+//!
+//! With `--audio DIR`, the `synth_audio` module also writes one synthetic clip per song whose
+//! sound follows the song's latent cluster.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -75,6 +78,10 @@ pub struct SynthReport {
     pub plays: u64,
     pub bytes: u64,
     pub seed: u64,
+    /// Synthetic clips written (`synth --audio`; 0 without it).
+    pub clips: usize,
+    /// The clips' folder (`synth --audio DIR`).
+    pub audio_dir: Option<String>,
 }
 
 /// Cumulative weights for sampling by binary search.
@@ -193,6 +200,8 @@ pub fn write_synthetic<W: Write>(
         plays: 0,
         bytes: 0,
         seed: o.seed,
+        clips: 0,
+        audio_dir: None,
     };
     let header = o.header();
     writeln!(w, "{header}")?;
