@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::audio::job::{self, JobOptions};
 use crate::audio::scattering::Stage;
+use crate::audio::store;
 use crate::audio::store::segments_dir;
 use crate::backend::select::Selected;
 use crate::data::prepare::{prepare, Input, PrepareOptions};
@@ -55,6 +56,24 @@ fn need(path: &Path) -> Result<(), Error> {
     }
 }
 
+/// Removes the demo's own feature store (and its segments) when this build cannot read it, e.g.
+/// one written by an older ainrnn into `out/demo`: the demo owns that folder, and extending an
+/// unreadable store would stop the demo at step 1. Returns why it was removed.
+pub fn clear_unreadable_store(path: &Path) -> Result<Option<String>, Error> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let Err(e) = store::list_tracks(path) else {
+        return Ok(None);
+    };
+    std::fs::remove_file(path).map_err(|err| IoError::io(path, err))?;
+    let segments = store::segments_dir(path);
+    if segments.exists() {
+        std::fs::remove_dir_all(&segments).map_err(|err| IoError::io(&segments, err))?;
+    }
+    Ok(Some(e.to_string()))
+}
+
 /// Runs the demo; `log` receives progress lines.
 pub fn run(
     sel: &Selected,
@@ -76,6 +95,12 @@ pub fn run(
     // 1. Audio features of the bundled tracks (first 30 s each).
     log("== 1/5 audio features (STFT, mel, MFCC + deltas, HFC, HPCP, scattering) of data/audio");
     let features = o.out.join("features.h5");
+    if let Some(reason) = clear_unreadable_store(&features)? {
+        log(&format!(
+            "   {} was removed and is rebuilt: {reason}",
+            features.display()
+        ));
+    }
     let jo = JobOptions {
         inputs: vec![d.join("audio")],
         output: features.clone(),
