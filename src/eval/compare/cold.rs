@@ -253,18 +253,7 @@ pub fn compare_cold<B: ModelOps>(
 ) -> Result<ColdReport, Error> {
     let t_all = Instant::now();
     let ds = Dataset::load(&o.data)?;
-    if o.folds == 0 || o.folds > ds.folds {
-        return Err(Error::Other(format!(
-            "--folds {}: the dataset has {} folds (prepare it with --folds N to change that)",
-            o.folds, ds.folds
-        )));
-    }
-    if o.k == 0 || o.k > 20 {
-        return Err(Error::Other(format!(
-            "--k {}: compare reports cut-offs 1..=20",
-            o.k
-        )));
-    }
+    super::check_folds_and_k(o, &ds)?;
     let split = cold_split(ds.songs(), share, o.train.seed)?;
     let ckdir = o.report.join("checkpoints");
     std::fs::create_dir_all(&ckdir).map_err(|e| IoError::io(&o.report, e))?;

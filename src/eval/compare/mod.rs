@@ -37,14 +37,8 @@ use crate::eval::metrics::{curves, evaluate};
 use crate::train::corpus::song_genres;
 use crate::train::Corpus;
 
-/// Runs the comparison; `log` receives one line per finished step.
-pub fn compare<B: ModelOps>(
-    b: &B,
-    o: &CompareOptions,
-    mut log: impl FnMut(&str),
-) -> Result<CompareReport, Error> {
-    let t_all = Instant::now();
-    let ds = Dataset::load(&o.data)?;
+/// Refuses a `--folds` the dataset lacks and a `--k` outside the reported cut-offs.
+pub(crate) fn check_folds_and_k(o: &CompareOptions, ds: &Dataset) -> Result<(), Error> {
     if o.folds == 0 || o.folds > ds.folds {
         return Err(Error::Other(format!(
             "--folds {}: the dataset has {} folds (prepare it with --folds N to change that)",
@@ -57,6 +51,18 @@ pub fn compare<B: ModelOps>(
             o.k
         )));
     }
+    Ok(())
+}
+
+/// Runs the comparison; `log` receives one line per finished step.
+pub fn compare<B: ModelOps>(
+    b: &B,
+    o: &CompareOptions,
+    mut log: impl FnMut(&str),
+) -> Result<CompareReport, Error> {
+    let t_all = Instant::now();
+    let ds = Dataset::load(&o.data)?;
+    check_folds_and_k(o, &ds)?;
     std::fs::create_dir_all(o.report.join("checkpoints")).map_err(|e| IoError::io(&o.report, e))?;
     let (corpus, _) = Corpus::from_dataset(&ds, o.train.features)?;
     let genres = song_genres(&ds);
