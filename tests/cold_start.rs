@@ -1,6 +1,7 @@
 //! Item cold start (`compare --cold-songs F`): no listen of a cold song reaches training, the
 //! content-kNN and artist-popularity baselines on hand-made data, the learned models' cold score
-//! from the feature projection only, and the flag's errors.
+//! from the cold song's features only (projection + attribute-to-feature mapping), and the flag's
+//! errors.
 
 mod common;
 
@@ -9,7 +10,8 @@ use ainrnn::data::dataset::NO_GENRE;
 use ainrnn::data::{Dataset, Portraits, SongMeta, SongVectors};
 use ainrnn::eval::baselines::{ArtistPopularity, ContentKnn};
 use ainrnn::eval::compare::{
-    cold_questions, cold_split, neural_cold_scores, rank_candidates, warm_view, ColdSplit,
+    cold_questions, cold_split, fit_mapping, neural_cold_scores, rank_candidates, warm_view,
+    ColdSplit,
 };
 use ainrnn::model::ModelKind;
 use ainrnn::train::run::{train, TrainOptions};
@@ -323,6 +325,29 @@ fn learned_cold_scores_come_from_the_features_only() {
         base.iter().any(|w| w[0] != 0.0),
         "the projection is not zero"
     );
+}
+
+#[test]
+fn the_mapping_recovers_a_linear_map_and_shrinks_with_the_ridge() {
+    // y = x R exactly, 40 songs × 3 columns → 4 outputs.
+    let (n, d, out) = (40, 3, 4);
+    let x: Vec<f32> = (0..n * d)
+        .map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0)
+        .collect();
+    let r: Vec<f32> = (0..d * out).map(|i| i as f32 * 0.25 - 1.0).collect();
+    let y: Vec<f32> = (0..n)
+        .flat_map(|s| {
+            let (x, r) = (&x, &r);
+            (0..out).map(move |k| (0..d).map(|j| x[s * d + j] * r[j * out + k]).sum::<f32>())
+        })
+        .collect();
+    let m = fit_mapping(&x, &y, n, d, out, 1e-9).unwrap();
+    for (a, b) in m.iter().zip(&r) {
+        assert!((a - b).abs() < 1e-4, "{m:?} vs {r:?}");
+    }
+    // A large ridge pulls the map towards 0.
+    let shrunk = fit_mapping(&x, &y, n, d, out, 1e6).unwrap();
+    assert!(shrunk.iter().all(|v| v.abs() < 0.05), "{shrunk:?}");
 }
 
 #[test]

@@ -12,9 +12,11 @@
 //! Methods: `contentknn` (mean cosine of content vectors, [`ContentKnn`]); `popularity` as
 //! [`ArtistPopularity`] (plain popularity is 0 for every cold song); the learned models, trained
 //! on the *warm view* of the dataset ([`warm_view`]: cold songs removed from the catalogue, so
-//! they are not even negatives of the training softmax), then scoring a cold song with
-//! `u·(V[s] W_o)` only — the feature projection of `q_s = E[s] + V[s] W_o`: a cold song has no
-//! learned row `E[s]`, no bias and no neighbour (it has no co-listen). item-kNN and EASE cannot
+//! they are not even negatives of the training softmax), then scoring a cold song from its
+//! features only: the feature projection `V[s] W_o` of `q_s = E[s] + V[s] W_o` plus an
+//! attribute-to-feature mapping fitted after training from the warm songs' features to their
+//! learned rows `E[s]` and biases ([`fit_mapping`]); a cold song has no learned row, no bias and
+//! no neighbour (it has no co-listen). item-kNN and EASE cannot
 //! rank a song without co-listens: "not applicable" rows.
 
 use std::path::Path;
@@ -32,7 +34,7 @@ use super::report::mean_std;
 use crate::backend::model_ops::ModelOps;
 use crate::data::{Dataset, SongVectors};
 use crate::error::{Error, IoError};
-use crate::eval::baselines::{ArtistPopularity, ContentKnn};
+use crate::eval::baselines::{spd_inverse, ArtistPopularity, ContentKnn};
 use crate::eval::metrics::{evaluate, Catalogue, Metrics};
 use crate::io::write_atomic;
 use crate::model::batch::{upload, Example};
@@ -313,7 +315,7 @@ pub fn compare_cold<B: ModelOps>(
         "popularity = listens of the fitting users to the song's artist's warm songs (0 without artist)".to_string(),
     ];
     if needs_view {
-        notes.push("learned models: trained on the warm view (cold songs out of the catalogue), cold song score = u·(V[s] W_o)".into());
+        notes.push("learned models: trained on the warm view (cold songs out of the catalogue), cold song score = u·q̂ + b̂ with [q̂, b̂] = V[s]·([W_o, 0] + R), R the attribute-to-feature mapping fitted after training from the warm songs' features to their learned rows and biases".into());
     }
     for fold in 0..o.folds {
         let q = cold_questions(&ds, &split, fold);
@@ -426,9 +428,57 @@ pub fn compare_cold<B: ModelOps>(
     Ok(r)
 }
 
+/// Ridge penalty of the attribute-to-feature mapping (the song vectors are z-scored, so one
+/// unit per column; small next to the ~1,000 warm songs of the bundled data).
+pub const MAPPING_RIDGE: f64 = 1.0;
+
+/// The attribute-to-feature mapping (Gantner et al., ICDM 2010): the least-squares map `R`
+/// (`[d, dim + 1]`, ridge `lambda`) from the warm songs' feature vectors `x` (`[n, d]`) to what
+/// the model learned for them beyond the projection, `[E[s], b_s]` (`y`, `[n, dim + 1]`).
+pub fn fit_mapping(
+    x: &[f32],
+    y: &[f32],
+    n: usize,
+    d: usize,
+    out: usize,
+    lambda: f64,
+) -> Result<Vec<f32>, Error> {
+    let mut g = vec![0.0f64; d * d];
+    let mut xty = vec![0.0f64; d * out];
+    for r in 0..n {
+        let xr = &x[r * d..(r + 1) * d];
+        let yr = &y[r * out..(r + 1) * out];
+        for (i, &a) in xr.iter().enumerate() {
+            for (j, &c) in xr.iter().enumerate() {
+                g[i * d + j] += a as f64 * c as f64;
+            }
+            for (k, &t) in yr.iter().enumerate() {
+                xty[i * out + k] += a as f64 * t as f64;
+            }
+        }
+    }
+    for i in 0..d {
+        g[i * d + i] += lambda;
+    }
+    let inv = spd_inverse(g, d).map_err(|e| Error::Other(format!("cold-start mapping: {e}")))?;
+    let mut m = vec![0.0f32; d * out];
+    for i in 0..d {
+        for k in 0..out {
+            m[i * out + k] = (0..d)
+                .map(|j| inv[i * d + j] * xty[j * out + k])
+                .sum::<f64>() as f32;
+        }
+    }
+    Ok(m)
+}
+
 /// A learned model's scores of the cold songs for each example (history in original ids):
-/// `u·(V[s] W_o)`, with `u` the model's user vector for the history mapped into the warm view
-/// (`map`) and `W_o` its feature projection. The model (trained on `view`) is read from `ckpt`.
+/// `u·q̂_s + b̂_s` with `[q̂_s, b̂_s] = V[s] [W_o, 0] + V[s] R`: the model's feature projection
+/// `W_o` plus the attribute-to-feature mapping `R` ([`fit_mapping`]) fitted after training from
+/// the warm songs' features to their learned rows `E[s]` and biases `b_s`, so a cold song gets
+/// the part of the song representation that the model put in `E` and its features predict.
+/// Only the cold song's features enter. `u` is the model's user vector for the history mapped
+/// into the warm view (`map`). The model (trained on `view`) is read from `ckpt`.
 pub fn neural_cold_scores<B: ModelOps>(
     b: &B,
     view: &Dataset,
@@ -455,14 +505,49 @@ pub fn neural_cold_scores<B: ModelOps>(
             w.len()
         )));
     }
-    // P[c] = V[c] W_o for every cold song.
-    let mut p = vec![0.0f32; cold.len() * dim];
+    // The warm songs' learned rows and biases, against their features (the view's own).
+    let (wx, wd) = corpus.features.as_ref().ok_or_else(|| {
+        Error::Other(format!(
+            "{}: the warm view has no song features",
+            ckpt.display()
+        ))
+    })?;
+    if *wd != d {
+        return Err(Error::Other(format!(
+            "{}: the warm view has {wd} feature columns, the cold songs {d}",
+            ckpt.display()
+        )));
+    }
+    let warm = corpus.songs;
+    let e = b.to_f32(model.params.get(model.scorer.emb))?;
+    let mut bias = Vec::with_capacity(warm);
+    for &id in &model.scorer.bias {
+        bias.extend(b.to_f32(model.params.get(id))?);
+    }
+    if e.len() != warm * dim || bias.len() != warm {
+        return Err(Error::Other(format!(
+            "{}: song table of {} values and {} biases for {warm} songs × {dim}",
+            ckpt.display(),
+            e.len(),
+            bias.len()
+        )));
+    }
+    let out_w = dim + 1;
+    let mut y = vec![0.0f32; warm * out_w];
+    for s in 0..warm {
+        y[s * out_w..s * out_w + dim].copy_from_slice(&e[s * dim..(s + 1) * dim]);
+        y[s * out_w + dim] = bias[s];
+    }
+    let r = fit_mapping(wx, &y, warm, d, out_w, MAPPING_RIDGE)?;
+    // [q̂_c, b̂_c] = V[c] ([W_o, 0] + R) for every cold song.
+    let mut p = vec![0.0f32; cold.len() * out_w];
     for (i, &c) in cold.iter().enumerate() {
         let v = &fv[c as usize * d..(c as usize + 1) * d];
-        let row = &mut p[i * dim..(i + 1) * dim];
+        let row = &mut p[i * out_w..(i + 1) * out_w];
         for (j, &x) in v.iter().enumerate() {
-            for (r, wv) in row.iter_mut().zip(&w[j * dim..(j + 1) * dim]) {
-                *r += x * wv;
+            for (k, o) in row.iter_mut().enumerate() {
+                let wo = if k < dim { w[j * dim + k] } else { 0.0 };
+                *o += x * (wo + r[j * out_w + k]);
             }
         }
     }
@@ -486,11 +571,8 @@ pub fn neural_cold_scores<B: ModelOps>(
             out.push(
                 (0..cold.len())
                     .map(|i| {
-                        p[i * dim..(i + 1) * dim]
-                            .iter()
-                            .zip(ur)
-                            .map(|(a, b)| a * b)
-                            .sum()
+                        let q = &p[i * out_w..(i + 1) * out_w];
+                        q[..dim].iter().zip(ur).map(|(a, b)| a * b).sum::<f32>() + q[dim]
                     })
                     .collect(),
             );

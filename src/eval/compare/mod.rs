@@ -19,8 +19,8 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 pub use self::cold::{
-    cold_questions, cold_split, compare_cold, neural_cold_scores, rank_candidates, warm_view,
-    ColdFold, ColdQuestions, ColdReport, ColdRow, ColdSplit, MIN_COLD_SONGS,
+    cold_questions, cold_split, compare_cold, fit_mapping, neural_cold_scores, rank_candidates,
+    warm_view, ColdFold, ColdQuestions, ColdReport, ColdRow, ColdSplit, MIN_COLD_SONGS,
 };
 use self::features::{feature_runs, feature_sets};
 use self::files::write_report;
