@@ -1,9 +1,9 @@
 //! The classic baselines users compare against, fitted on the training users' histories
 //! (binary user × song matrix) and queried with a test user's visible history:
 //! - **popularity**: songs by number of training users;
-//! - **item-kNN**: cosine similarity of songs over co-listening users, a user's score for a song
-//!   is the sum of its similarities to the songs in the history (keeping each song's `neighbours`
-//!   most similar songs);
+//! - **item-kNN**: co-listening similarity of songs (cosine, or the asymmetric variants of
+//!   `model::neighbours::Similarity`), a user's score for a song is the sum of its similarities
+//!   to the songs in the history (keeping each song's `neighbours` most similar songs);
 //! - **EASE** (Steck 2019): `B = I − P·diag(1/diag(P))` with `P = (XᵀX + λI)⁻¹`, scores `x·B`,
 //!   computed on the `max_items` most popular songs (one dense solve; the rest score nothing).
 
@@ -38,7 +38,7 @@ impl Popularity {
 }
 
 pub struct ItemKnn {
-    /// For each song, its most similar songs with cosine similarity.
+    /// For each song, its most similar songs with their similarity.
     pub neighbours: NeighbourLists,
     pub songs: usize,
 }

@@ -9,7 +9,7 @@
 //! damps similarities resting on a few co-listens, `power` discounts co-listens of users who
 //! play everything. Which is best depends on the data (validation NDCG@10 of item-kNN on the
 //! bundled Taste sample: cosine 0.215, `0.8, 5, 0.5` 0.257; on HetRec `0.6, 0, 0.5` is best),
-//! so `train` chooses them on validation users ([`SIMILARITY_GRID`]).
+//! so `train` chooses them on validation users ([`similarity_grid`]).
 
 use std::collections::HashMap;
 
