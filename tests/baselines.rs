@@ -2,6 +2,7 @@
 
 use ainrnn::eval::baselines::{spd_inverse, top_k, Ease, ItemKnn, Popularity};
 use ainrnn::model::batch::Example;
+use ainrnn::model::neighbours::Similarity;
 
 /// Training users: u0 {0,1}, u1 {0,1,2}, u2 {1,2}, u3 {3}.
 fn histories() -> Vec<(Vec<u32>, Vec<f32>)> {
@@ -33,7 +34,7 @@ fn popularity_by_user_count_ties_to_lower_id() {
 
 #[test]
 fn item_knn_cosine_by_hand() {
-    let knn = ItemKnn::fit(4, &histories(), &[0, 1, 2, 3], 10);
+    let knn = ItemKnn::fit(4, &histories(), &[0, 1, 2, 3], 10, Similarity::COSINE);
     // co(0,1)=2, |0|=2, |1|=3 → 2/√6; co(0,2)=1, |2|=2 → 1/2; co(1,2)=2 → 2/√6.
     let s = knn.scores(&[0]);
     assert!(
@@ -47,7 +48,7 @@ fn item_knn_cosine_by_hand() {
         vec![1, 2],
         "song 3 shares no user: never recommended"
     );
-    let small = ItemKnn::fit(4, &histories(), &[0, 1, 2, 3], 1);
+    let small = ItemKnn::fit(4, &histories(), &[0, 1, 2, 3], 1, Similarity::COSINE);
     assert_eq!(
         small.neighbours[0].len(),
         1,

@@ -44,18 +44,8 @@ pub struct ItemKnn {
 }
 
 impl ItemKnn {
-    /// Cosine item-kNN.
+    /// Item-kNN with the co-listening similarity `sim` (`Similarity::COSINE`: plain cosine).
     pub fn fit(
-        songs: usize,
-        histories: &[(Vec<u32>, Vec<f32>)],
-        users: &[u32],
-        keep: usize,
-    ) -> Self {
-        Self::fit_with(songs, histories, users, keep, Similarity::COSINE)
-    }
-
-    /// Item-kNN with the co-listening similarity `sim`.
-    pub fn fit_with(
         songs: usize,
         histories: &[(Vec<u32>, Vec<f32>)],
         users: &[u32],

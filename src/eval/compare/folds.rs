@@ -100,7 +100,7 @@ pub(super) fn run_method<B: ModelOps>(
                 }
             };
             let t0 = Instant::now();
-            let knn = ItemKnn::fit_with(
+            let knn = ItemKnn::fit(
                 corpus.songs,
                 &corpus.histories,
                 fit_users,
