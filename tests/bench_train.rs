@@ -144,6 +144,39 @@ fn gpu_steps_create_no_buffers_and_read_nothing_back() {
         let params = g["param_bytes_per_step"].as_f64().unwrap();
         assert!(params > 0.0 && up > params, "{r}");
         assert!(up <= (256 << 10) as f64, "{r}");
+        // Timestamps: the per-kernel split adds up to the phases' kernel time.
+        if g["timestamps"] == true {
+            let ks = g["kernels"].as_array().unwrap();
+            assert!(!ks.is_empty(), "{r}");
+            let sum: f64 = ks
+                .iter()
+                .map(|k| k["seconds_per_step"].as_f64().unwrap())
+                .sum();
+            let phases: f64 = r["phases_kernel"]
+                .as_object()
+                .unwrap()
+                .values()
+                .map(|v| v.as_f64().unwrap())
+                .sum();
+            assert!(
+                (sum - phases).abs() <= 1e-6 + 1e-6 * phases,
+                "{sum} vs {phases}"
+            );
+            for k in ks {
+                let phase = k["phase"].as_str().unwrap();
+                assert!(
+                    ["upload", "forward", "softmax", "backward", "optimizer"].contains(&phase),
+                    "{k}"
+                );
+                assert!(k["dispatches_per_step"].as_f64().unwrap() > 0.0, "{k}");
+                assert!(k["kernel"].as_str().unwrap().contains("::"), "{k}");
+            }
+            let names: Vec<&str> = ks.iter().map(|k| k["kernel"].as_str().unwrap()).collect();
+            assert!(
+                names.iter().any(|n| n.starts_with("matmul::matmul[")),
+                "{names:?}"
+            );
+        }
     }
 }
 

@@ -41,6 +41,8 @@ fn quick_gpu_report_runs_every_part_and_writes_its_figures() {
         "ndcg10_cpu",
         "ndcg10_gpu",
         "demo_quick_seconds_cpu",
+        "gpu_host_seconds_per_step",
+        "gpu_kernel_seconds_per_step",
     ] {
         assert!(s.get(key).is_some(), "summary lacks {key}: {s}");
     }
@@ -55,6 +57,11 @@ fn quick_gpu_report_runs_every_part_and_writes_its_figures() {
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(
         md.contains("## Targets") && md.contains("| agreement | ok |"),
+        "{md}"
+    );
+    // The adapters CI uses have timestamp queries: the step's kernel breakdown is there.
+    assert!(
+        md.contains("## Where the GPU step's time goes") && md.contains("`matmul::matmul["),
         "{md}"
     );
 }

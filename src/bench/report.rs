@@ -543,6 +543,16 @@ fn summarise(parts: &[PartResult]) -> serde_json::Map<String, Value> {
             "gpu_dispatches_per_step",
             find("gpu").and_then(|r| r.pointer("/gpu/dispatches_per_step").cloned()),
         );
+        put(
+            "gpu_host_seconds_per_step",
+            find("gpu").and_then(|r| r.get("host_seconds_per_step").cloned()),
+        );
+        put(
+            "gpu_kernel_seconds_per_step",
+            find("gpu")
+                .and_then(|r| r["phases_kernel"].as_object())
+                .map(|p| json!(p.values().filter_map(Value::as_f64).sum::<f64>())),
+        );
     }
     if let Some(a) = part(parts, "agreement") {
         // Outputs: prepare, train cpu, eval cpu, train gpu, eval gpu.
@@ -622,6 +632,51 @@ fn fmt(v: Option<f64>) -> String {
     }
 }
 
+/// The paper-scale GPU step's kernel time per kernel (timestamp queries), largest first: what
+/// to tune next. Empty when the epoch part did not run or the adapter has no timestamps.
+fn step_kernels(parts: &[PartResult]) -> String {
+    let run = part(parts, "train_epoch")
+        .and_then(|p| p.outputs.last())
+        .and_then(|t| t["runs"].as_array())
+        .and_then(|runs| runs.iter().find(|r| r["device"] == "gpu"));
+    let Some(run) = run else {
+        return String::new();
+    };
+    let ks = run
+        .pointer("/gpu/kernels")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let total: f64 = ks
+        .iter()
+        .filter_map(|k| k["seconds_per_step"].as_f64())
+        .sum();
+    if ks.is_empty() || total <= 0.0 {
+        return String::new();
+    }
+    let mut m = format!(
+        "\n## Where the GPU step's time goes\n\nThe paper-scale AINRNN step (train_epoch): {} of kernel time in {} dispatches, \
+         {} of host time (encoding, not waiting), {} of wall time per step. Per kernel, largest first:\n\n\
+         | phase | kernel | ms per step | share | dispatches per step |\n|---|---|---:|---:|---:|\n",
+        fmt(Some(total * 1e3)) + " ms",
+        fmt(run.pointer("/gpu/dispatches_per_step").and_then(Value::as_f64)),
+        fmt(run["host_seconds_per_step"].as_f64().map(|x| x * 1e3)) + " ms",
+        fmt(run["seconds_per_step"].as_f64().map(|x| x * 1e3)) + " ms",
+    );
+    for k in ks.iter().take(15) {
+        let secs = k["seconds_per_step"].as_f64().unwrap_or(0.0);
+        m.push_str(&format!(
+            "| {} | `{}` | {} | {:.1} % | {} |\n",
+            k["phase"].as_str().unwrap_or("?"),
+            k["kernel"].as_str().unwrap_or("?"),
+            fmt(Some(secs * 1e3)),
+            100.0 * secs / total,
+            fmt(k["dispatches_per_step"].as_f64()),
+        ));
+    }
+    m
+}
+
 fn markdown(r: &Report) -> String {
     let mut m = String::new();
     m.push_str(&format!(
@@ -653,6 +708,7 @@ fn markdown(r: &Report) -> String {
         };
         m.push_str(&format!("| {k} | {shown} |\n"));
     }
+    m.push_str(&step_kernels(&r.parts));
     m.push_str("\n## Parts\n\n| part | status | seconds | what |\n|---|---|---|---|\n");
     for p in &r.parts {
         m.push_str(&format!(

@@ -93,6 +93,43 @@ struct Timer {
     next: u32,
     total_ns: f64,
     passes: u64,
+    /// The kernel of each timed pass since the last resolve (index into `kernels`).
+    pass_kernel: Vec<usize>,
+    /// Per kernel seen while timing: its label, summed nanoseconds and passes.
+    kernels: Vec<KernelTime>,
+    kernel_index: HashMap<Kernel, usize>,
+}
+
+/// Time spent in one kernel (shader entry point with its override constants) while the timer
+/// ran: where a step's GPU time goes.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct KernelTime {
+    /// `shader::entry`, then the override constants that are set (`[TRANS_A=1]`).
+    pub kernel: String,
+    pub nanos: f64,
+    pub passes: u64,
+}
+
+/// What a timer run measured: total kernel time, passes, and the per-kernel breakdown
+/// (largest first).
+#[derive(Clone, Debug)]
+pub struct TimerReport {
+    pub total: Duration,
+    pub passes: u64,
+    pub kernels: Vec<KernelTime>,
+}
+
+fn kernel_label(k: &Kernel) -> String {
+    let mut s = format!("{}::{}", k.shader.name, k.entry);
+    if !k.constants.is_empty() {
+        let c: Vec<String> = k
+            .constants
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect();
+        s.push_str(&format!("[{}]", c.join(",")));
+    }
+    s
 }
 
 /// Pool and dispatch counters, for tests and `bench`.
@@ -108,8 +145,8 @@ pub struct GpuStats {
     /// Every byte the host wrote to the device: [`GpuContext::upload`],
     /// [`GpuContext::overwrite`] and the kernel-parameter arena written at each flush.
     pub upload_bytes: u64,
-    /// The kernel-parameter arena's share of `upload_bytes` (each dispatch's parameter block,
-    /// written without the padding of its 256-byte slot).
+    /// The kernel-parameter arena's share of `upload_bytes`: a [`PARAM_SLOT`]-byte slot per
+    /// dispatch, the arena written in one piece at each flush.
     pub param_bytes: u64,
     /// Nanoseconds the host spent inside `Queue::submit` (a software adapter such as lavapipe
     /// runs the recorded work there): what a step's host time leaves out.
@@ -118,12 +155,12 @@ pub struct GpuStats {
 }
 
 struct State {
+    /// The compute pass open on `encoder` (untimed dispatches share it); ended before any other
+    /// command is recorded and before the encoder is finished. Declared first: dropped first.
+    pass: Option<wgpu::ComputePass<'static>>,
     encoder: Option<wgpu::CommandEncoder>,
     pending: usize,
     params: Vec<u8>,
-    /// Bytes each slot of `params` uses (its kernel's parameter block; the rest is padding to
-    /// the uniform-offset alignment, never read, so never written to the device).
-    param_used: Vec<u32>,
     params_buf: wgpu::Buffer,
     free: HashMap<u64, Vec<wgpu::Buffer>>,
     deferred: Vec<(u64, wgpu::Buffer)>,
@@ -242,10 +279,10 @@ impl GpuContext {
             pipelines: PipelineCache::default(),
             released: Arc::new(Mutex::new(Vec::new())),
             state: Mutex::new(State {
+                pass: None,
                 encoder: None,
                 pending: 0,
                 params: Vec::with_capacity((PARAM_SLOT as usize) * MAX_BATCH),
-                param_used: Vec::with_capacity(MAX_BATCH),
                 params_buf,
                 free: HashMap::new(),
                 deferred: Vec::new(),
@@ -420,12 +457,17 @@ impl GpuContext {
         st.pending += 1;
     }
 
-    fn encoder<'a>(device: &wgpu::Device, st: &'a mut State) -> &'a mut wgpu::CommandEncoder {
-        st.encoder.get_or_insert_with(|| {
-            device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                label: Some("ainrnn batch"),
-            })
+    fn new_encoder(device: &wgpu::Device) -> wgpu::CommandEncoder {
+        device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("ainrnn batch"),
         })
+    }
+
+    /// The pending encoder, for a command outside compute passes: ends the open pass first
+    /// (an encoder with an open pass takes no other command).
+    fn encoder<'a>(device: &wgpu::Device, st: &'a mut State) -> &'a mut wgpu::CommandEncoder {
+        st.pass = None;
+        st.encoder.get_or_insert_with(|| Self::new_encoder(device))
     }
 
     /// Records one dispatch. `params` is the kernel's uniform block (binding 0, of the type its
@@ -492,7 +534,6 @@ impl GpuContext {
         let offset = st.params.len() as u64;
         st.params.extend_from_slice(params);
         st.params.resize((offset + PARAM_SLOT) as usize, 0);
-        st.param_used.push(params.len() as u32);
 
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,
@@ -527,30 +568,60 @@ impl GpuContext {
             let i = t.next;
             t.next += 2;
             t.passes += 1;
+            let k = match t.kernel_index.get(kernel) {
+                Some(&k) => k,
+                None => {
+                    t.kernels.push(KernelTime {
+                        kernel: kernel_label(kernel),
+                        nanos: 0.0,
+                        passes: 0,
+                    });
+                    t.kernel_index.insert(kernel.clone(), t.kernels.len() - 1);
+                    t.kernels.len() - 1
+                }
+            };
+            t.kernels[k].passes += 1;
+            t.pass_kernel.push(k);
             i
         });
-        let State { encoder, timer, .. } = &mut *st;
-        let enc = encoder.get_or_insert_with(|| {
-            self.device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("ainrnn batch"),
-                })
-        });
-        {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(kernel.entry),
-                timestamp_writes: match (timer.as_ref(), timestamp) {
-                    (Some(t), Some(i)) => Some(wgpu::ComputePassTimestampWrites {
+        let State {
+            encoder,
+            pass,
+            timer,
+            ..
+        } = &mut *st;
+        match (timer.as_ref(), timestamp) {
+            // Timed: a pass per dispatch, with its own begin and end timestamps.
+            (Some(t), Some(i)) => {
+                let enc = encoder.get_or_insert_with(|| Self::new_encoder(&self.device));
+                let mut p = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some(kernel.entry),
+                    timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
                         query_set: &t.set,
                         beginning_of_pass_write_index: Some(i),
                         end_of_pass_write_index: Some(i + 1),
                     }),
-                    _ => None,
-                },
-            });
-            pass.set_pipeline(&pipeline);
-            pass.set_bind_group(0, &bind_group, &[]);
-            pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+                });
+                p.set_pipeline(&pipeline);
+                p.set_bind_group(0, &bind_group, &[]);
+                p.dispatch_workgroups(groups[0], groups[1], groups[2]);
+            }
+            // Untimed: consecutive dispatches share one pass (wgpu still orders them by their
+            // buffer uses); a pass costs the host as much again as a dispatch.
+            _ => {
+                let p = pass.get_or_insert_with(|| {
+                    encoder
+                        .get_or_insert_with(|| Self::new_encoder(&self.device))
+                        .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                            label: Some("ainrnn kernels"),
+                            timestamp_writes: None,
+                        })
+                        .forget_lifetime()
+                });
+                p.set_pipeline(&pipeline);
+                p.set_bind_group(0, &bind_group, &[]);
+                p.dispatch_workgroups(groups[0], groups[1], groups[2]);
+            }
         }
         st.pending += 1;
         st.stats.dispatches += 1;
@@ -590,17 +661,16 @@ impl GpuContext {
             self.drain_released(st);
             return Ok(());
         }
-        // Each slot's own bytes only: the padding between slots is never read.
-        for (i, &used) in st.param_used.iter().enumerate() {
-            let at = i as u64 * PARAM_SLOT;
-            let bytes = &st.params[at as usize..at as usize + used as usize];
-            if !bytes.is_empty() {
-                self.queue.write_buffer(&st.params_buf, at, bytes);
-            }
-            st.stats.upload_bytes += used as u64;
-            st.stats.param_bytes += used as u64;
+        // One write for the whole arena, padding included: every `write_buffer` stages through
+        // a buffer of its own, which costs a driver some microseconds, once per dispatch if
+        // written slot by slot.
+        if !st.params.is_empty() {
+            self.queue.write_buffer(&st.params_buf, 0, &st.params);
+            st.stats.upload_bytes += st.params.len() as u64;
+            st.stats.param_bytes += st.params.len() as u64;
         }
         let timed = st.timer.as_ref().map(|t| t.next).unwrap_or(0);
+        st.pass = None;
         let mut enc = st.encoder.take().expect("encoder checked above");
         if let (Some(t), true) = (st.timer.as_ref(), timed > 0) {
             enc.resolve_query_set(&t.set, 0..timed, &t.resolve, 0);
@@ -612,7 +682,6 @@ impl GpuContext {
         st.stats.submit_nanos += t0.elapsed().as_nanos() as u64;
         st.stats.submits += 1;
         st.params.clear();
-        st.param_used.clear();
         st.pending = 0;
         // Everything freed during the batch can now be reused by anyone.
         self.drain_released(st);
@@ -630,9 +699,12 @@ impl GpuContext {
             let t = st.timer.as_mut().expect("timer checked above");
             let bytes = self.map_read(&t.readback, timed as u64 * 8)?;
             let ticks: &[u64] = bytemuck::cast_slice(&bytes);
-            for pair in ticks.chunks_exact(2) {
-                t.total_ns += pair[1].saturating_sub(pair[0]) as f64 * period;
+            for (pair, &k) in ticks.chunks_exact(2).zip(&t.pass_kernel) {
+                let ns = pair[1].saturating_sub(pair[0]) as f64 * period;
+                t.total_ns += ns;
+                t.kernels[k].nanos += ns;
             }
+            t.pass_kernel.clear();
             t.next = 0;
         }
         self.check_errors()
@@ -736,18 +808,32 @@ impl GpuContext {
             next: 0,
             total_ns: 0.0,
             passes: 0,
+            pass_kernel: Vec::new(),
+            kernels: Vec::new(),
+            kernel_index: HashMap::new(),
         });
         Ok(true)
     }
 
     /// Stops the timer; returns the summed kernel time and the number of passes timed.
     pub fn timer_stop(&self) -> Result<Option<(Duration, u64)>, GpuError> {
+        Ok(self.timer_report()?.map(|r| (r.total, r.passes)))
+    }
+
+    /// Stops the timer; returns the summed kernel time, the passes timed and the time per
+    /// kernel, largest first.
+    pub fn timer_report(&self) -> Result<Option<TimerReport>, GpuError> {
         let mut st = self.lock();
         self.flush_locked(&mut st)?;
-        Ok(st
-            .timer
-            .take()
-            .map(|t| (Duration::from_nanos(t.total_ns as u64), t.passes)))
+        Ok(st.timer.take().map(|t| {
+            let mut kernels = t.kernels;
+            kernels.sort_by(|a, b| b.nanos.total_cmp(&a.nanos).then(a.kernel.cmp(&b.kernel)));
+            TimerReport {
+                total: Duration::from_nanos(t.total_ns as u64),
+                passes: t.passes,
+                kernels,
+            }
+        }))
     }
 
     pub fn stats(&self) -> GpuStats {

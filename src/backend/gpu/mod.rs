@@ -15,7 +15,7 @@ mod softmax;
 
 use std::sync::Arc;
 
-pub use context::{GpuBuffer, GpuContext, GpuStats};
+pub use context::{GpuBuffer, GpuContext, GpuStats, KernelTime, TimerReport};
 pub use elementwise::EwParams;
 pub use shader::{Shader, WORKGROUP_SIZE};
 

@@ -1,6 +1,7 @@
 //! The human-readable table of a [`TrainBench`] (printed on stderr).
 
 use super::report::TrainBench;
+use super::step::KernelShare;
 
 fn human_seconds(s: f64) -> String {
     if s >= 120.0 {
@@ -93,6 +94,7 @@ pub fn render(r: &TrainBench) -> String {
             x.1.param_bytes_per_step / 1024.0,
             human_seconds(x.0.host_seconds_per_step)
         );
+        s += &top_kernels(&x.1.kernels, 8);
     }
     for ((dev, ratio), (_, enc)) in r
         .indrnn_speedup_over_lstm
@@ -135,6 +137,37 @@ pub fn render(r: &TrainBench) -> String {
     }
     if let Some(p) = r.peak_rss_bytes {
         s += &format!("  peak CPU RSS {:.0} MB\n", p as f64 / 1e6);
+    }
+    s
+}
+
+/// The `n` kernels that take most of a step's GPU time, one line each, and the rest summed.
+fn top_kernels(ks: &[KernelShare], n: usize) -> String {
+    let total: f64 = ks.iter().map(|k| k.seconds_per_step).sum();
+    if ks.is_empty() || total <= 0.0 {
+        return String::new();
+    }
+    let mut s = String::from("    kernel time per step, largest first:\n");
+    for k in ks.iter().take(n) {
+        s += &format!(
+            "    {:>10} {:>5.1}%  {:>5.0}x  {:<9} {}\n",
+            human_seconds(k.seconds_per_step),
+            100.0 * k.seconds_per_step / total,
+            k.dispatches_per_step,
+            k.phase,
+            k.kernel
+        );
+    }
+    if ks.len() > n {
+        let rest: f64 = ks[n..].iter().map(|k| k.seconds_per_step).sum();
+        let d: f64 = ks[n..].iter().map(|k| k.dispatches_per_step).sum();
+        s += &format!(
+            "    {:>10} {:>5.1}%  {:>5.0}x  ({} more kernels)\n",
+            human_seconds(rest),
+            100.0 * rest / total,
+            d,
+            ks.len() - n
+        );
     }
     s
 }

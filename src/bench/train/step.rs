@@ -8,7 +8,7 @@ use rand::SeedableRng;
 use serde::Serialize;
 
 use super::options::TrainBenchOptions;
-use crate::backend::gpu::GpuBackend;
+use crate::backend::gpu::{GpuBackend, KernelTime};
 use crate::backend::model_ops::ModelOps;
 use crate::backend::{BTensor, Backend};
 use crate::error::Error;
@@ -66,6 +66,42 @@ pub struct GpuUse {
     pub upload_bytes_per_step: f64,
     pub param_bytes_per_step: f64,
     pub timestamps: bool,
+    /// Where the kernel time of a step goes (timestamp queries of the phased steps): per phase
+    /// and kernel, largest first. Empty without timestamp support.
+    pub kernels: Vec<KernelShare>,
+}
+
+/// One kernel's part of a step, from the timestamp queries.
+#[derive(Clone, Debug, Serialize)]
+pub struct KernelShare {
+    /// The step's phase (`forward`, `softmax`, `backward`, `optimizer`, `upload`).
+    pub phase: &'static str,
+    /// `shader::entry[overrides]`.
+    pub kernel: String,
+    pub seconds_per_step: f64,
+    pub dispatches_per_step: f64,
+}
+
+/// Adds a phase's per-kernel times to `into`.
+fn add_kernels(into: &mut Vec<KernelShare>, phase: &'static str, ks: Vec<KernelTime>) {
+    for k in ks {
+        let secs = k.nanos * 1e-9;
+        match into
+            .iter_mut()
+            .find(|e| e.phase == phase && e.kernel == k.kernel)
+        {
+            Some(e) => {
+                e.seconds_per_step += secs;
+                e.dispatches_per_step += k.passes as f64;
+            }
+            None => into.push(KernelShare {
+                phase,
+                kernel: k.kernel,
+                seconds_per_step: secs,
+                dispatches_per_step: k.passes as f64,
+            }),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -137,10 +173,12 @@ fn model_config(o: &TrainBenchOptions, kind: ModelKind) -> ModelConfig {
 }
 
 /// Runs `f` between two device syncs; returns its value, the wall time and (with a GPU that has
-/// timestamp queries) the summed kernel time.
+/// timestamp queries) the summed kernel time, whose per-kernel split goes to `kernels`.
 fn phase<B: Backend, T>(
     b: &B,
     gpu: Option<&GpuBackend>,
+    kernels: &mut Vec<KernelShare>,
+    name: &'static str,
     f: impl FnOnce() -> Result<T, Error>,
 ) -> Result<(T, f64, Option<f64>), Error> {
     b.sync()?;
@@ -153,7 +191,10 @@ fn phase<B: Backend, T>(
     b.sync()?;
     let wall = t0.elapsed().as_secs_f64();
     let kernel = match (timed, gpu) {
-        (true, Some(g)) => g.context().timer_stop()?.map(|(d, _)| d.as_secs_f64()),
+        (true, Some(g)) => g.context().timer_report()?.map(|r| {
+            add_kernels(kernels, name, r.kernels);
+            r.total.as_secs_f64()
+        }),
         _ => None,
     };
     Ok((out, wall, kernel))
@@ -168,17 +209,26 @@ fn phased_step<B: ModelOps>(
     optim: &OptimConfig,
     ex: &[Example],
     prng: &mut StdRng,
+    kernels: &mut Vec<KernelShare>,
 ) -> Result<(Phases, Option<Phases>), Error> {
-    let (batch, w_up, k_up) = phase(b, gpu, || Ok(upload(b, &model.cfg, None, ex)?))?;
-    let ((u, cache), w_f, k_f) = phase(b, gpu, || Ok(model.forward(b, &batch, Some(prng))?))?;
-    let ((_, du), w_s, k_s) = phase(b, gpu, || {
+    let (batch, w_up, k_up) = phase(b, gpu, kernels, "upload", || {
+        Ok(upload(b, &model.cfg, None, ex)?)
+    })?;
+    let ((u, cache), w_f, k_f) = phase(b, gpu, kernels, "forward", || {
+        Ok(model.forward(b, &batch, Some(prng))?)
+    })?;
+    let ((_, du), w_s, k_s) = phase(b, gpu, kernels, "softmax", || {
         let nb = model.scorer.neighbour_blocks(b, &batch.history)?;
         Ok(model
             .scorer
             .loss_backward(b, &mut model.params, &u, &batch.targets, &nb)?)
     })?;
-    let ((), w_b, k_b) = phase(b, gpu, || Ok(model.backward(b, &batch, &cache, &du)?))?;
-    let ((), w_o, k_o) = phase(b, gpu, || Ok(model.params.apply(b, optim)?))?;
+    let ((), w_b, k_b) = phase(b, gpu, kernels, "backward", || {
+        Ok(model.backward(b, &batch, &cache, &du)?)
+    })?;
+    let ((), w_o, k_o) = phase(b, gpu, kernels, "optimizer", || {
+        Ok(model.params.apply(b, optim)?)
+    })?;
     let wall = Phases {
         upload: w_up,
         forward: w_f,
@@ -268,8 +318,9 @@ pub(super) fn run_model<B: ModelOps>(
     let (mut wall, mut kern) = (Phases::default(), Phases::default());
     let mut have_kernel = true;
     let mut prng = StdRng::seed_from_u64(o.seed ^ 1);
+    let mut kernels = Vec::new();
     for _ in 0..phase_steps {
-        let (w, k) = phased_step(b, gpu, &mut model, &optim, chunk(), &mut prng)?;
+        let (w, k) = phased_step(b, gpu, &mut model, &optim, chunk(), &mut prng, &mut kernels)?;
         wall.add(&w);
         match k {
             Some(k) => kern.add(&k),
@@ -278,6 +329,11 @@ pub(super) fn run_model<B: ModelOps>(
     }
     wall.scale(1.0 / phase_steps as f64);
     kern.scale(1.0 / phase_steps as f64);
+    for k in &mut kernels {
+        k.seconds_per_step /= phase_steps as f64;
+        k.dispatches_per_step /= phase_steps as f64;
+    }
+    kernels.sort_by(|a, b| b.seconds_per_step.total_cmp(&a.seconds_per_step));
     let phases_kernel = (have_kernel && gpu.is_some()).then_some(kern);
     let share_of = |p: &Phases| {
         if p.total() > 0.0 {
@@ -325,6 +381,7 @@ pub(super) fn run_model<B: ModelOps>(
                 upload_bytes_per_step: per(a.upload_bytes, z.upload_bytes),
                 param_bytes_per_step: per(a.param_bytes, z.param_bytes),
                 timestamps: phases_kernel.is_some(),
+                kernels,
             })
         }
         _ => None,
