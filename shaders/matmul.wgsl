@@ -11,6 +11,11 @@
 // the partials. A small C with a long K (∂u = g·q over a catalogue tile) would otherwise run on
 // a single workgroup.
 //
+// `matmul128`: the same product for large C, a 128x128 tile per workgroup with 8x8 outputs per
+// invocation (rows ty*4 + i and 64 + ty*4 + i, columns tx*4 + j and 64 + tx*4 + j): four vec4
+// reads of workgroup memory per 64 FMAs instead of eight per 16, so the arithmetic, not the
+// workgroup-memory traffic, sets the pace. Same parameters, bindings and split-K.
+//
 // Bindings: 0 params, 1 A (read), 2 B (read), 3 C (read_write).
 
 override TRANS_A: bool = false;
@@ -116,6 +121,112 @@ fn store_row(c_off: u32, r: u32, col: u32, v: vec4<f32>) {
     for (var j = 0u; j < 4u; j++) {
         let cc = col + 16u * j;
         if (cc >= p.n) { continue; }
+        let idx = c_off + r * p.n + cc;
+        var x = p.alpha * v[j];
+        if (p.beta != 0.0) { x = x + p.beta * c[idx]; }
+        c[idx] = x;
+    }
+}
+
+const BM2: u32 = 128u;
+const BK2: u32 = 16u;
+
+var<workgroup> tile_a2: array<vec4<f32>, 512>; // [BK2][BM2 / 4]
+var<workgroup> tile_b2: array<vec4<f32>, 512>; // [BK2][BN2 / 4]
+
+@compute @workgroup_size(16, 16)
+fn matmul128(@builtin(workgroup_id) wid: vec3<u32>,
+             @builtin(local_invocation_id) lid: vec3<u32>,
+             @builtin(local_invocation_index) li: u32) {
+    var z = p.batch0 + wid.z;
+    var k_begin = 0u;
+    var k_end = p.k;
+    let c_off = (p.batch0 + wid.z) * p.m * p.n;
+    if (p.k_split > 0u) {
+        z = 0u;
+        k_begin = wid.z * p.k_split;
+        k_end = min(p.k, k_begin + p.k_split);
+    }
+    let row0 = wid.y * BM2;
+    let col0 = wid.x * BM2;
+    let a_off = z * p.stride_a;
+    let b_off = z * p.stride_b;
+
+    // Named vec4 accumulators (see `matmul`): c{i}{h} holds row i of the 8, columns half h.
+    var c00 = vec4<f32>(0.0); var c01 = vec4<f32>(0.0);
+    var c10 = vec4<f32>(0.0); var c11 = vec4<f32>(0.0);
+    var c20 = vec4<f32>(0.0); var c21 = vec4<f32>(0.0);
+    var c30 = vec4<f32>(0.0); var c31 = vec4<f32>(0.0);
+    var c40 = vec4<f32>(0.0); var c41 = vec4<f32>(0.0);
+    var c50 = vec4<f32>(0.0); var c51 = vec4<f32>(0.0);
+    var c60 = vec4<f32>(0.0); var c61 = vec4<f32>(0.0);
+    var c70 = vec4<f32>(0.0); var c71 = vec4<f32>(0.0);
+
+    for (var k0 = k_begin; k0 < k_end; k0 += BK2) {
+        // 2,048 elements of each tile, eight per invocation, consecutive invocations reading
+        // consecutive addresses for either transpose.
+        for (var l = 0u; l < 8u; l++) {
+            let e = li + l * 256u;
+            var r: u32;
+            var kk: u32;
+            if (TRANS_A) { kk = e / BM2; r = e % BM2; } else { r = e / BK2; kk = e % BK2; }
+            let gr = row0 + r;
+            let gk = k0 + kk;
+            var v = 0.0;
+            if (gr < p.m && gk < k_end) {
+                if (TRANS_A) { v = a[a_off + gk * p.m + gr]; } else { v = a[a_off + gr * p.k + gk]; }
+            }
+            tile_a2[kk * 32u + r / 4u][r % 4u] = v;
+
+            var cc: u32;
+            var kb: u32;
+            if (TRANS_B) { cc = e / BK2; kb = e % BK2; } else { kb = e / BM2; cc = e % BM2; }
+            let gc = col0 + cc;
+            let gkb = k0 + kb;
+            var w = 0.0;
+            if (gc < p.n && gkb < k_end) {
+                if (TRANS_B) { w = b[b_off + gc * p.k + gkb]; } else { w = b[b_off + gkb * p.n + gc]; }
+            }
+            tile_b2[kb * 32u + cc / 4u][cc % 4u] = w;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < BK2; kk++) {
+            let a0 = tile_a2[kk * 32u + lid.y];
+            let a1 = tile_a2[kk * 32u + 16u + lid.y];
+            let b0 = tile_b2[kk * 32u + lid.x];
+            let b1 = tile_b2[kk * 32u + 16u + lid.x];
+            c00 = fma(vec4<f32>(a0.x), b0, c00); c01 = fma(vec4<f32>(a0.x), b1, c01);
+            c10 = fma(vec4<f32>(a0.y), b0, c10); c11 = fma(vec4<f32>(a0.y), b1, c11);
+            c20 = fma(vec4<f32>(a0.z), b0, c20); c21 = fma(vec4<f32>(a0.z), b1, c21);
+            c30 = fma(vec4<f32>(a0.w), b0, c30); c31 = fma(vec4<f32>(a0.w), b1, c31);
+            c40 = fma(vec4<f32>(a1.x), b0, c40); c41 = fma(vec4<f32>(a1.x), b1, c41);
+            c50 = fma(vec4<f32>(a1.y), b0, c50); c51 = fma(vec4<f32>(a1.y), b1, c51);
+            c60 = fma(vec4<f32>(a1.z), b0, c60); c61 = fma(vec4<f32>(a1.z), b1, c61);
+            c70 = fma(vec4<f32>(a1.w), b0, c70); c71 = fma(vec4<f32>(a1.w), b1, c71);
+        }
+        workgroupBarrier();
+    }
+
+    let r0 = row0 + lid.y * 4u;
+    let r1 = row0 + 64u + lid.y * 4u;
+    let q0 = col0 + lid.x * 4u;
+    let q1 = col0 + 64u + lid.x * 4u;
+    store4(c_off, r0, q0, c00); store4(c_off, r0, q1, c01);
+    store4(c_off, r0 + 1u, q0, c10); store4(c_off, r0 + 1u, q1, c11);
+    store4(c_off, r0 + 2u, q0, c20); store4(c_off, r0 + 2u, q1, c21);
+    store4(c_off, r0 + 3u, q0, c30); store4(c_off, r0 + 3u, q1, c31);
+    store4(c_off, r1, q0, c40); store4(c_off, r1, q1, c41);
+    store4(c_off, r1 + 1u, q0, c50); store4(c_off, r1 + 1u, q1, c51);
+    store4(c_off, r1 + 2u, q0, c60); store4(c_off, r1 + 2u, q1, c61);
+    store4(c_off, r1 + 3u, q0, c70); store4(c_off, r1 + 3u, q1, c71);
+}
+
+// Four consecutive columns col .. col + 3 of row `r`.
+fn store4(c_off: u32, r: u32, col: u32, v: vec4<f32>) {
+    if (r >= p.m) { return; }
+    for (var j = 0u; j < 4u; j++) {
+        let cc = col + j;
+        if (cc >= p.n) { return; }
         let idx = c_off + r * p.n + cc;
         var x = p.alpha * v[j];
         if (p.beta != 0.0) { x = x + p.beta * c[idx]; }

@@ -127,6 +127,94 @@ fn timestamp_timer_measures_kernels_when_supported() {
     let (_, passes) = ctx.timer_stop().unwrap().expect("timer was running");
     assert_eq!(passes, 1, "one compute pass timed");
     assert_eq!(g.to_f32(&y).unwrap()[0], 64.0);
+
+    // Per kernel: two matmuls (one transposed) and three softmaxes, split by kernel, largest
+    // first, adding up to the total.
+    assert!(ctx.timer_start().unwrap());
+    let a = g.matmul(&x, &x, false, false).unwrap();
+    let b = g.matmul(&x, &a, true, false).unwrap();
+    for _ in 0..3 {
+        g.softmax_rows(&b, false).unwrap();
+    }
+    g.sync().unwrap();
+    let r = ctx.timer_report().unwrap().expect("timer was running");
+    let find = |name: &str| {
+        r.kernels
+            .iter()
+            .find(|k| k.kernel == name)
+            .unwrap_or_else(|| panic!("no {name} in {:?}", r.kernels))
+    };
+    assert_eq!(find("matmul::matmul[TRANS_A=0,TRANS_B=0]").passes, 1);
+    assert_eq!(find("matmul::matmul[TRANS_A=1,TRANS_B=0]").passes, 1);
+    let per_kernel: u64 = r.kernels.iter().map(|k| k.passes).sum();
+    assert_eq!(per_kernel, r.passes);
+    assert!(r.passes >= 5, "{:?}", r.kernels);
+    let sum: f64 = r.kernels.iter().map(|k| k.nanos).sum();
+    assert!((sum - r.total.as_nanos() as f64).abs() <= 1.0 + 1e-9 * sum);
+    assert!(r.kernels.windows(2).all(|w| w[0].nanos >= w[1].nanos));
+    // Stopped: nothing more is counted, and dispatches share passes again.
+    assert!(ctx.timer_report().unwrap().is_none());
+}
+
+/// Large products run the 128 × 128 kernel, small and split-K ones the 64 × 64 kernel (which
+/// kernel ran, from the timer's per-kernel split; the results are checked in the op suite).
+#[test]
+fn large_products_take_the_128_tile_kernel() {
+    let Some(g) = common::fresh_gpu() else { return };
+    let ctx = g.context();
+    if !ctx.timer_start().unwrap() {
+        eprintln!("adapter has no timestamp queries; kernel choice not tested");
+        return;
+    }
+    let big = g.upload_f32(&vec![0.25; 1030 * 40], &[1030, 40]).unwrap();
+    let small = g.upload_f32(&vec![0.25; 200 * 40], &[200, 40]).unwrap();
+    let c = g.matmul(&big, &big, false, true).unwrap();
+    g.matmul(&small, &small, false, true).unwrap();
+    g.sync().unwrap();
+    let r = ctx.timer_report().unwrap().expect("timer was running");
+    let passes = |name: &str| {
+        r.kernels
+            .iter()
+            .find(|k| k.kernel == name)
+            .map_or(0, |k| k.passes)
+    };
+    assert_eq!(
+        passes("matmul::matmul128[TRANS_A=0,TRANS_B=1]"),
+        1,
+        "{:?}",
+        r.kernels
+    );
+    assert_eq!(
+        passes("matmul::matmul[TRANS_A=0,TRANS_B=1]"),
+        1,
+        "{:?}",
+        r.kernels
+    );
+    assert_eq!(g.to_f32(&c).unwrap()[1030 * 1030 - 1], 2.5);
+}
+
+/// The catalogue tile the trainer picks: larger on a GPU (fewer dispatches per step), the CPU's
+/// own size there, and never a `[batch, tile]` block beyond one storage binding.
+#[test]
+fn the_trainer_takes_larger_tiles_on_a_gpu_within_the_binding_limit() {
+    use ainrnn::train::run::{tile_for, CPU_TILE, GPU_TILE};
+    assert_eq!(
+        tile_for(&ainrnn::backend::cpu::CpuBackend::new(), 64, 64),
+        CPU_TILE
+    );
+    let Some(g) = common::fresh_gpu() else { return };
+    let limit = g.max_binding_bytes();
+    for batch in [1usize, 64, 256, 4096] {
+        let t = tile_for(&g, batch, 64);
+        assert!((1024..=GPU_TILE).contains(&t), "{batch}: {t}");
+        assert!(
+            t == 1024 || (4 * batch.max(64) * t) as u64 <= limit,
+            "{batch}: {t}"
+        );
+        if (4 * batch.max(64) * GPU_TILE) as u64 <= limit {
+            assert_eq!(t, GPU_TILE, "{batch}");
+        }
+    }
 }
 
 /// Issue 13: after warm-up, an AINRNN training step with the item-neighbourhood term on (5

@@ -49,9 +49,10 @@ pub struct BenchTrainArgs {
     /// timed steps (a paper-scale CPU epoch takes minutes).
     #[arg(long, requires = "epoch")]
     pub epoch_gpu_only: bool,
-    /// Songs per catalogue tile.
-    #[arg(long, default_value_t = 32_768, value_parser = parse::positive_usize)]
-    pub tile: usize,
+    /// Songs per catalogue tile (default: the trainer's choice for the device, so the bench
+    /// times what `train` runs).
+    #[arg(long, value_parser = parse::positive_usize)]
+    pub tile: Option<usize>,
     #[arg(long, default_value_t = 42, value_parser = parse::int_at_least(0u64))]
     pub seed: u64,
     /// Neighbours per song of the item-neighbourhood term (default: the trainer's; 0: none,

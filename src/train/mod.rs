@@ -295,6 +295,9 @@ pub fn rank_examples<B: ModelOps>(
     batch: usize,
 ) -> Result<(Vec<Vec<u32>>, Vec<Truth>), Error> {
     let mut lists = Vec::with_capacity(examples.len());
+    // A `[batch, tile]` score block must fit one storage binding.
+    let fits = b.max_binding_bytes() / (4 * model.cfg.tile.max(1) as u64);
+    let batch = batch.min(fits.max(1).try_into().unwrap_or(usize::MAX));
     for chunk in examples.chunks(batch.max(1)) {
         let db = upload(b, &model.cfg, corpus.portraits.as_ref(), chunk)?;
         for r in model.recommend(b, &db, k)? {

@@ -25,6 +25,7 @@ backend_tests! {
     matmul::accumulate_into => matmul_accumulate_into,
     matmul::with_bias => matmul_with_bias,
     matmul::large => matmul_large,
+    matmul::big_tiles => matmul_big_tiles,
     matmul::catalogue_shapes => matmul_catalogue_shapes,
     matmul::backward_finite_difference => matmul_backward_finite_difference,
     matmul::shape_errors => matmul_shape_errors,

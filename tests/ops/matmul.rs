@@ -235,6 +235,43 @@ pub fn large<B: Backend>(be: &B) {
     case(be, 6, Some(2), None, 130, 257, 190, true, true);
 }
 
+/// Products large enough for the GPU's 128 × 128 kernel (at least 64 of its tiles): every
+/// transpose, edges that are not multiples of the tile or of its K slice, batches with shared
+/// and per-entry operands, and accumulation with alpha/beta.
+pub fn big_tiles<B: Backend>(be: &B) {
+    for (i, &(ta, tb)) in [(false, false), (true, false), (false, true), (true, true)]
+        .iter()
+        .enumerate()
+    {
+        let s = 60 + i as u64 * 3;
+        case(be, s, None, None, 1030, 20, 1100, ta, tb);
+        case(be, s + 1, Some(3), Some(3), 600, 24, 600, ta, tb);
+        case(be, s + 2, Some(3), None, 520, 17, 700, ta, tb);
+    }
+    let mut r = rng(70);
+    let (m, k, n) = (1030, 33, 1029);
+    let av = uniform(&mut r, m * k, -1.0, 1.0);
+    let bv = uniform(&mut r, n * k, -1.0, 1.0);
+    let cv = uniform(&mut r, m * n, -1.0, 1.0);
+    let a = be.upload_f32(&av, &[m, k]).unwrap();
+    let b = be.upload_f32(&bv, &[n, k]).unwrap();
+    let mut c = be.upload_f32(&cv, &[m, n]).unwrap();
+    be.matmul_into(&mut c, &a, &b, false, true, 0.5, -2.0)
+        .unwrap();
+    let prod = oracle(&av, &bv, 1, m, k, n, false, true, true, true);
+    let want: Vec<f64> = prod
+        .iter()
+        .zip(&cv)
+        .map(|(p, &c)| 0.5 * p - 2.0 * c as f64)
+        .collect();
+    assert_close(
+        "matmul_into big, alpha=0.5 beta=-2",
+        &be.to_f32(&c).unwrap(),
+        &want,
+        Tol::sum(k),
+    );
+}
+
 /// The training loss's shapes, which both backends rearrange: the wide, short catalogue logits
 /// `u·qᵀ` (CPU: split by columns over the threads), and a small output over a long K, `g·q` and
 /// `gᵀ`-free accumulation into ∂u (CPU: K split over threads; GPU: split-K partials summed by a

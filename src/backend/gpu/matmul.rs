@@ -30,6 +30,11 @@ pub static MATMUL: Shader = crate::wgsl_shader!(
 );
 
 const TILE: usize = 64;
+/// The tile of `matmul128` (8 × 8 outputs per invocation).
+const BIG_TILE: usize = 128;
+/// `matmul128` runs products with at least this many of its tiles (over the batch): below
+/// that, the 64 × 64 kernel's four times as many workgroups keep more of a GPU busy.
+const BIG_MIN_TILES: usize = 64;
 /// Split-K: used when C has at most this many 64 × 64 tiles and K is at least `SPLIT_MIN_K`;
 /// each workgroup then covers `SPLIT_K` of K.
 const SPLIT_MAX_TILES: usize = 4;
@@ -77,6 +82,16 @@ fn record(g: &GpuBackend, gemm: &Gemm) -> OpResult<()> {
     if d.batch == 1 && gx * gy <= SPLIT_MAX_TILES && d.k >= SPLIT_MIN_K {
         return record_split_k(g, &kernel, gemm);
     }
+    let (bx, by) = (d.n.div_ceil(BIG_TILE), d.m.div_ceil(BIG_TILE));
+    let big = d.m >= BIG_TILE && d.n >= BIG_TILE && bx * by * d.batch >= BIG_MIN_TILES;
+    let (kernel, gx, gy) = if big {
+        let k = Kernel::new(&MATMUL, "matmul128")
+            .with("TRANS_A", d.trans_a as u32)
+            .with("TRANS_B", d.trans_b as u32);
+        (k, bx, by)
+    } else {
+        (kernel, gx, gy)
+    };
     // Batches beyond the z limit go in several dispatches.
     let mut z0 = 0;
     while z0 < d.batch {

@@ -24,8 +24,8 @@ pub struct TrainBenchOptions {
     pub epoch: bool,
     /// With `epoch`: on the GPU only (the CPU's epoch stays projected from its steps).
     pub epoch_gpu_only: bool,
-    /// Songs per catalogue tile.
-    pub tile: usize,
+    /// Songs per catalogue tile (`None`: the trainer's choice for each device, `tile_for`).
+    pub tile: Option<usize>,
     pub dropout: f32,
     pub seed: u64,
     /// Neighbours per song of the scores' item-neighbourhood term, fitted on the synthetic
@@ -49,7 +49,7 @@ impl Default for TrainBenchOptions {
             models: vec![ModelKind::Ainrnn, ModelKind::Indrnn, ModelKind::Lstm],
             epoch: false,
             epoch_gpu_only: false,
-            tile: 32_768,
+            tile: None,
             dropout: 0.5,
             seed: 42,
             neighbours: DEFAULT_NEIGHBOURS,

@@ -16,6 +16,7 @@ use crate::model::batch::{upload, Example};
 use crate::model::neighbours::NeighbourLists;
 use crate::model::params::OptimConfig;
 use crate::model::{Model, ModelConfig, ModelKind};
+use crate::train::run::tile_for;
 
 /// Seconds per step of each phase, measured with a device sync after each.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
@@ -158,12 +159,15 @@ pub fn rss() -> (Option<u64>, Option<u64>) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-fn model_config(o: &TrainBenchOptions, kind: ModelKind) -> ModelConfig {
+fn model_config<B: ModelOps>(b: &B, o: &TrainBenchOptions, kind: ModelKind) -> ModelConfig {
     let mut cfg = ModelConfig::new(kind, o.songs);
     cfg.hidden = o.hidden;
     cfg.layers = o.layers.max(1);
     cfg.max_history = o.history.max(1);
-    cfg.tile = o.tile.max(1);
+    cfg.tile = o
+        .tile
+        .unwrap_or_else(|| tile_for(b, o.batch, cfg.emb))
+        .max(1);
     cfg.dropout = o.dropout;
     cfg.seed = o.seed;
     // The trainer's item-neighbourhood term unless `--neighbours 0` (the step PyTorch's script
@@ -260,7 +264,7 @@ pub(super) fn run_model<B: ModelOps>(
     neighbours: &NeighbourLists,
 ) -> Result<ModelRun, Error> {
     let (pool, epoch) = data;
-    let cfg = model_config(o, kind);
+    let cfg = model_config(b, o, kind);
     let optim = OptimConfig::default();
     let mut model = Model::new(b, cfg.clone(), None)?;
     if cfg.neighbours > 0 {
