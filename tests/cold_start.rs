@@ -221,7 +221,7 @@ fn content_knn_ranks_by_mean_cosine() {
     ];
     let vec = |s: usize| rows[s].to_vec();
     let ds = dataset(5, &[vec![(0, 1.0)]], Some((2, &vec)), &|_| String::new(), 1);
-    let c = ContentKnn::new(&ds).unwrap();
+    let c = ContentKnn::new(&ds, 0.0).unwrap();
     let sc = c.scores(&[0], &[1, 2, 3, 4]);
     let want = [0.0, 0.5f32.sqrt(), -1.0, 1.0 / 1.25f32.sqrt()];
     for (g, w) in sc.iter().zip(want) {
@@ -241,10 +241,89 @@ fn content_knn_ranks_by_mean_cosine() {
     // A genre adds "same genre" at equal weight: cos = (cos_v + same) / 2.
     let mut g = ds.clone();
     g.portrait.song_genre = vec![0, 0, 1, NO_GENRE, NO_GENRE];
-    let c = ContentKnn::new(&g).unwrap();
+    let c = ContentKnn::new(&g, 0.0).unwrap();
     let sc = c.scores(&[0], &[1, 2]);
     assert!((sc[0] - 0.5).abs() < 1e-6, "{sc:?}");
     assert!((sc[1] - 0.5f32.sqrt() / 2.0).abs() < 1e-6, "{sc:?}");
+}
+
+/// The artist part: with weight w a song's unit row is (v, w·artist one-hot) / √(1 + w²), so a
+/// candidate by the artist of a history song gains w² / (1 + w²) times the history's share of
+/// that artist; weight 0 ignores artists, and an unknown artist adds nothing.
+#[test]
+fn content_knn_adds_the_artist_at_its_weight() {
+    let rows = [
+        [1.0f32, 0.0],
+        [1.0, 0.0],
+        [1.0, 0.0],
+        [0.0, 1.0],
+        [1.0, 0.0],
+    ];
+    let vec = |s: usize| rows[s].to_vec();
+    let artist = |s: usize| ["a", "b", "a", "a", ""][s].to_string();
+    let ds = dataset(5, &[vec![(0, 1.0)]], Some((2, &vec)), &artist, 1);
+    let plain = ContentKnn::new(&ds, 0.0).unwrap();
+    let sc = plain.scores(&[0], &[1, 2, 4]);
+    assert_eq!(sc, vec![1.0, 1.0, 1.0], "weight 0: artists ignored");
+    for w in [1.0f32, 2.0] {
+        let c = ContentKnn::new(&ds, w).unwrap();
+        let d = 1.0 + w * w;
+        // History {0 (a), 1 (b)}: half of it by artist a.
+        let sc = c.scores(&[0, 1], &[2, 3, 4]);
+        // Song 2 (a, same direction): vector cosine 1/d, artist (w²/d)·½. Song 3 (a,
+        // orthogonal): the artist part only. Song 4 (no artist): its unit row is v alone, so
+        // the cosine is 1/√d.
+        let want = [1.0 / d + 0.5 * w * w / d, 0.5 * w * w / d, 1.0 / d.sqrt()];
+        for (g, x) in sc.iter().zip(want) {
+            assert!((g - x).abs() < 1e-6, "w {w}: {sc:?} vs {want:?}");
+        }
+        assert_eq!(c.artist_weight, w);
+    }
+}
+
+/// The weight is chosen on validation users: where the held-out song shares the artist of the
+/// history and nothing else, the smallest weight that lifts it above the vectors' favourite wins
+/// (ties go to the smaller weight); where artists say nothing, 0.
+#[test]
+fn content_knn_chooses_the_artist_weight_on_validation() {
+    use ainrnn::eval::baselines::ARTIST_WEIGHTS;
+    use ainrnn::model::batch::Example;
+    use ainrnn::train::metrics::Catalogue;
+    // Song 0 and 3 by artist x; songs 1, 2 by others; vectors favour song 1 for a history {0}.
+    let rows = [[1.0f32, 0.0], [1.0, 0.1], [0.0, 1.0], [-1.0, 0.2]];
+    let vec = |s: usize| rows[s].to_vec();
+    let artist = |s: usize| ["x", "y", "z", "x"][s].to_string();
+    let ds = dataset(4, &[vec![(0, 1.0), (3, 1.0)]], Some((2, &vec)), &artist, 1);
+    let val = vec![Example {
+        user: 0,
+        songs: vec![0],
+        plays: vec![1.0],
+        targets: vec![3],
+        exclude: vec![0],
+    }];
+    let truth = vec![vec![(3u32, 1.0f32)]];
+    let cat = Catalogue {
+        songs: 4,
+        popularity: vec![0; 4],
+        genre: None,
+    };
+    let (c, tried) = ContentKnn::choose(&ds, &val, &truth, 1, &cat).unwrap();
+    assert_eq!(tried.len(), ARTIST_WEIGHTS.len());
+    assert_eq!(tried[0].1, 0.0, "without the artist, song 1 comes first");
+    // Weight 1: song 3 gains ½ from the artist but loses ~½ on the vectors; weight 2 lifts it.
+    assert_eq!(tried[1].1, 0.0, "{tried:?}");
+    assert_eq!(tried[2].1, 1.0, "{tried:?}");
+    assert_eq!(c.artist_weight, 2.0, "{tried:?}");
+    // Every song its own artist: no weight changes the ranking, so 0 is kept.
+    let own = |s: usize| format!("artist {s}");
+    let ds = dataset(4, &[vec![(0, 1.0), (1, 1.0)]], Some((2, &vec)), &own, 1);
+    let val = vec![Example {
+        targets: vec![1],
+        ..val[0].clone()
+    }];
+    let truth = vec![vec![(1u32, 1.0f32)]];
+    let (c, tried) = ContentKnn::choose(&ds, &val, &truth, 1, &cat).unwrap();
+    assert_eq!(c.artist_weight, 0.0, "{tried:?}");
 }
 
 #[test]

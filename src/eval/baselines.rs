@@ -359,20 +359,35 @@ pub fn spd_inverse(mut a: Vec<f64>, n: usize) -> Result<Vec<f64>, NotPositiveDef
 
 /// **content-kNN**: a song's content vector is its row of the dataset's song vectors (the MSD
 /// columns, z-scored; audio columns when the file has them), scaled to unit length, next to a
-/// one-hot of its genre (the highest-weighted genre-bearing artist term, `/portrait/song_genre`),
-/// the whole then scaled to unit length: with both parts the cosine of two songs is the mean of
-/// the vectors' cosine and "same genre" (0 or 1). A user's score for a song is the **mean**
-/// cosine between the song and the history's songs (the sum ranks the same: one user's history
-/// is fixed). No listen is used: it ranks songs nobody has heard.
+/// one-hot of its genre (the highest-weighted genre-bearing artist term, `/portrait/song_genre`)
+/// and, with an artist weight `w > 0`, `w` times a one-hot of its artist; the whole then scaled
+/// to unit length. With weight 1 the cosine of two songs is the mean of the vectors' cosine,
+/// "same genre" and "same artist" (0 or 1); a larger weight lets the artist dominate. A user's
+/// score for a song is the **mean** cosine between the song and the history's songs (the sum
+/// ranks the same: one user's history is fixed). No listen is used: it ranks songs nobody has
+/// heard. The weight is chosen on validation users ([`ContentKnn::choose`]): the artist is most
+/// of what content says about a song nobody has heard (item cold start on the Taste sample), and
+/// says nothing where every song is its own artist (HetRec).
 pub struct ContentKnn {
     pub dim: usize,
-    /// `songs × dim`, unit rows (zero for a song without vector or genre).
+    /// `songs × dim`: the song-vector and genre parts of each unit row (zero for a song with
+    /// neither).
     pub vecs: Vec<f32>,
+    /// Per song: its artist (an index; `u32::MAX` when unknown or the weight is 0) and the
+    /// artist one-hot's entry in its unit row (the artist part, kept sparse: a one-hot over
+    /// tens of thousands of artists would be most of the vector).
+    artist: Vec<u32>,
+    artist_entry: Vec<f32>,
+    pub artist_weight: f32,
 }
+
+/// The artist weights [`ContentKnn::choose`] tries, 0 (no artist part) first.
+pub const ARTIST_WEIGHTS: [f32; 4] = [0.0, 1.0, 2.0, 4.0];
 
 impl ContentKnn {
     /// `None` when the dataset has neither song vectors nor a song with a known genre.
-    pub fn new(ds: &crate::data::Dataset) -> Option<Self> {
+    /// `artist_weight`: the artist one-hot's weight (0: none).
+    pub fn new(ds: &crate::data::Dataset, artist_weight: f32) -> Option<Self> {
         let songs = ds.songs();
         let vd = ds.song_vectors.as_ref().map(|v| v.dim).unwrap_or(0);
         let genres = &ds.portrait.song_genre;
@@ -391,7 +406,28 @@ impl ContentKnn {
         if dim == 0 {
             return None;
         }
+        let w = if artist_weight.is_finite() && artist_weight > 0.0 {
+            artist_weight
+        } else {
+            0.0
+        };
+        let mut ids: HashMap<&str, u32> = HashMap::new();
+        let artist: Vec<u32> = ds
+            .song_meta
+            .iter()
+            .map(|m| match m.artist.as_str() {
+                _ if w == 0.0 => u32::MAX,
+                "" => u32::MAX,
+                a => {
+                    let next = ids.len() as u32;
+                    *ids.entry(a).or_insert(next)
+                }
+            })
+            .chain(std::iter::repeat(u32::MAX))
+            .take(songs)
+            .collect();
         let mut vecs = vec![0.0f32; songs * dim];
+        let mut artist_entry = vec![0.0f32; songs];
         for s in 0..songs {
             let row = &mut vecs[s * dim..(s + 1) * dim];
             if let Some(v) = ds.song_vectors.as_ref().filter(|v| v.present[s]) {
@@ -404,12 +440,45 @@ impl ContentKnn {
             if let Some(g) = known(s) {
                 row[vd + g as usize] = 1.0;
             }
-            let n = row.iter().map(|x| x * x).sum::<f32>().sqrt();
+            let a = if artist[s] == u32::MAX { 0.0 } else { w };
+            let n = (row.iter().map(|x| x * x).sum::<f32>() + a * a).sqrt();
             if n > 0.0 {
                 row.iter_mut().for_each(|x| *x /= n);
+                artist_entry[s] = a / n;
             }
         }
-        Some(ContentKnn { dim, vecs })
+        Some(ContentKnn {
+            dim,
+            vecs,
+            artist,
+            artist_entry,
+            artist_weight: w,
+        })
+    }
+
+    /// The weight of [`ARTIST_WEIGHTS`] whose content-kNN ranks `validation` best by NDCG@`k`
+    /// (ties: the smaller weight), and that content-kNN; with each weight's NDCG. `None` as
+    /// [`ContentKnn::new`]. `ds` must be the data the validation examples index (for item cold
+    /// start, the warm view: the weight is chosen on warm songs only).
+    pub fn choose(
+        ds: &crate::data::Dataset,
+        validation: &[Example],
+        truths: &[Vec<(u32, f32)>],
+        k: usize,
+        cat: &crate::train::metrics::Catalogue,
+    ) -> Option<(Self, Vec<(f32, f64)>)> {
+        let mut best: Option<(f64, Self)> = None;
+        let mut tried = Vec::new();
+        for w in ARTIST_WEIGHTS {
+            let c = Self::new(ds, w)?;
+            let lists: Vec<Vec<u32>> = validation.par_iter().map(|e| c.recommend(e, k)).collect();
+            let v = crate::train::metrics::evaluate(&lists, truths, k, cat).ndcg;
+            tried.push((w, v));
+            if best.as_ref().is_none_or(|b| v > b.0) {
+                best = Some((v, c));
+            }
+        }
+        best.map(|(_, c)| (c, tried))
     }
 
     fn row(&self, s: u32) -> &[f32] {
@@ -422,14 +491,26 @@ impl ContentKnn {
         h.sort_unstable();
         h.dedup();
         let mut mean = vec![0.0f32; self.dim];
+        // The artist part of the mean row, sparse: artist → summed entries.
+        let mut artists: HashMap<u32, f32> = HashMap::new();
         for &s in &h {
             mean.iter_mut().zip(self.row(s)).for_each(|(m, x)| *m += x);
+            if let Some(&a) = self.artist.get(s as usize).filter(|&&a| a != u32::MAX) {
+                *artists.entry(a).or_default() += self.artist_entry[s as usize];
+            }
         }
         let n = h.len().max(1) as f32;
         mean.iter_mut().for_each(|m| *m /= n);
         candidates
             .iter()
-            .map(|&c| self.row(c).iter().zip(&mean).map(|(a, b)| a * b).sum())
+            .map(|&c| {
+                let dense: f32 = self.row(c).iter().zip(&mean).map(|(a, b)| a * b).sum();
+                let same = match self.artist.get(c as usize) {
+                    Some(a) if *a != u32::MAX => artists.get(a).copied().unwrap_or(0.0) / n,
+                    _ => 0.0,
+                };
+                dense + self.artist_entry[c as usize] * same
+            })
             .collect()
     }
 

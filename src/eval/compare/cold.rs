@@ -9,7 +9,8 @@
 //! would know when a new song arrives). Users without a cold or without a warm song are skipped
 //! and counted.
 //!
-//! Methods: `contentknn` (mean cosine of content vectors, [`ContentKnn`]); `popularity` as
+//! Methods: `contentknn` (mean cosine of content vectors with the artist, its weight chosen on the
+//! warm view's validation users, [`ContentKnn`]); `popularity` as
 //! [`ArtistPopularity`] (plain popularity is 0 for every cold song); the learned models, trained
 //! on the *warm view* of the dataset ([`warm_view`]: cold songs removed from the catalogue, so
 //! they are not even negatives of the training softmax), then scoring a cold song from its
@@ -38,9 +39,10 @@ use crate::eval::baselines::{spd_inverse, ArtistPopularity, ContentKnn};
 use crate::eval::metrics::{evaluate, Catalogue, Metrics};
 use crate::io::write_atomic;
 use crate::model::batch::{upload, Example};
-use crate::train::corpus::select_features;
+use crate::train::corpus::{fold_data, select_features, FeatureSet};
 use crate::train::run::train;
 use crate::train::Truth;
+use crate::train::{truths, Corpus};
 
 /// Fewest cold songs `--cold-songs` may leave: a top-10 list among fewer says little.
 pub const MIN_COLD_SONGS: usize = 20;
@@ -287,7 +289,14 @@ pub fn compare_cold<B: ModelOps>(
     } else {
         (None, vec![])
     };
-    let content = ContentKnn::new(&ds);
+    let (content, content_note) = if o.methods.contains(&Method::ContentKnn) {
+        match cold_content(&ds, &split.cold, o)? {
+            Some((c, note)) => (Some(c), Some(note)),
+            None => (None, None),
+        }
+    } else {
+        (None, None)
+    };
     let mut rows: Vec<ColdRow> = o
         .methods
         .iter()
@@ -314,6 +323,7 @@ pub fn compare_cold<B: ModelOps>(
         "history = all of a test user's warm songs; candidates = all cold songs; relevant = the user's cold songs".to_string(),
         "popularity = listens of the fitting users to the song's artist's warm songs (0 without artist)".to_string(),
     ];
+    notes.extend(content_note);
     if needs_view {
         notes.push("learned models: trained on the warm view (cold songs out of the catalogue), cold song score = u·q̂ + b̂ with [q̂, b̂] = V[s]·([W_o, 0] + R), R the attribute-to-feature mapping fitted after training from the warm songs' features to their learned rows and biases".into());
     }
@@ -479,6 +489,30 @@ pub fn fit_mapping(
 /// the part of the song representation that the model put in `E` and its features predict.
 /// Only the cold song's features enter. `u` is the model's user vector for the history mapped
 /// into the warm view (`map`). The model (trained on `view`) is read from `ckpt`.
+/// Content-kNN for the cold songs, its artist weight chosen on fold 0's validation users of the
+/// warm view (warm songs only: no listen of a cold song is read), with a note saying so.
+fn cold_content(
+    ds: &Dataset,
+    cold: &[bool],
+    o: &CompareOptions,
+) -> Result<Option<(ContentKnn, String)>, Error> {
+    let (view, _) = warm_view(ds, cold);
+    let (corpus, _) = Corpus::from_dataset(&view, FeatureSet::None)?;
+    let fd = fold_data(&view, &corpus, 0, o.train.seed, o.train.max_validation)?;
+    let cat = corpus.catalogue(&fd.train_users, None);
+    let t = truths(&corpus, &fd.validation);
+    let Some((c, tried)) = ContentKnn::choose(&view, &fd.validation, &t, o.k, &cat) else {
+        return Ok(None);
+    };
+    let note = format!(
+        "content-kNN artist weight {} chosen by NDCG@{} of warm ranking on fold 0's validation users of the warm view ({})",
+        c.artist_weight,
+        o.k,
+        super::folds::artist_weights_tried(&tried)
+    );
+    Ok(ContentKnn::new(ds, c.artist_weight).map(|c| (c, note)))
+}
+
 pub fn neural_cold_scores<B: ModelOps>(
     b: &B,
     view: &Dataset,
