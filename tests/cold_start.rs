@@ -11,7 +11,7 @@ use ainrnn::data::{Dataset, Portraits, SongMeta, SongVectors};
 use ainrnn::eval::baselines::{ArtistPopularity, ContentKnn};
 use ainrnn::eval::compare::{
     cold_questions, cold_split, fit_mapping, neural_cold_scores, rank_candidates, warm_view,
-    ColdSplit,
+    ColdSongs, ColdSplit,
 };
 use ainrnn::model::ModelKind;
 use ainrnn::train::run::{train, TrainOptions};
@@ -349,8 +349,11 @@ fn questions_are_cold_truths_over_warm_histories() {
     assert_eq!(q.examples[1].songs, vec![0]);
 }
 
+/// Without an artist that has warm songs, a cold song is scored from its features only (the
+/// projection and the mapping); with one, the mapping's part is replaced by the mean learned
+/// row and bias of that artist's warm songs.
 #[test]
-fn learned_cold_scores_come_from_the_features_only() {
+fn learned_cold_scores_come_from_the_features_and_the_artist() {
     let dir = tempfile::tempdir().unwrap();
     let ds = random_dataset();
     let split = cold_split(ds.songs(), 0.3, 3).unwrap();
@@ -374,13 +377,17 @@ fn learned_cold_scores_come_from_the_features_only() {
     let q = cold_questions(&ds, &split, 0);
     assert!(!q.examples.is_empty());
     let feats = ds.song_vectors.as_ref().unwrap().values.clone();
+    let no_artist = vec![String::new(); split.songs.len()];
     let base = neural_cold_scores(
         &b,
         &view,
         &out,
         &q.examples,
         &map,
-        &split.songs,
+        ColdSongs {
+            songs: &split.songs,
+            artists: &no_artist,
+        },
         (&feats, 3),
     )
     .unwrap();
@@ -390,8 +397,14 @@ fn learned_cold_scores_come_from_the_features_only() {
     let mut f = feats.clone();
     f[c0 * 3..c0 * 3 + 3].fill(0.0);
     f[c1 * 3..c1 * 3 + 3].iter_mut().for_each(|x| *x *= 2.0);
-    let got =
-        neural_cold_scores(&b, &view, &out, &q.examples, &map, &split.songs, (&f, 3)).unwrap();
+    let scores = |artists: &[String], f: &[f32]| {
+        let cold = ColdSongs {
+            songs: &split.songs,
+            artists,
+        };
+        neural_cold_scores(&b, &view, &out, &q.examples, &map, cold, (f, 3)).unwrap()
+    };
+    let got = scores(&no_artist, &f);
     for (g, w) in got.iter().zip(&base) {
         assert_eq!(g[0], 0.0);
         assert!(
@@ -404,6 +417,24 @@ fn learned_cold_scores_come_from_the_features_only() {
         base.iter().any(|w| w[0] != 0.0),
         "the projection is not zero"
     );
+    // The first two cold songs by an artist with warm songs, their features zeroed: the same
+    // non-zero score (the artist's mean row and bias); an artist without warm songs keeps the
+    // mapping (0 with zero features).
+    let warm_artist = view.song_meta[0].artist.clone();
+    let mut artists = no_artist.clone();
+    artists[0] = warm_artist.clone();
+    artists[1] = warm_artist;
+    artists[2] = "nobody warm".into();
+    let mut f = feats.clone();
+    for &c in &split.songs[..3] {
+        f[c as usize * 3..c as usize * 3 + 3].fill(0.0);
+    }
+    let got = scores(&artists, &f);
+    for g in &got {
+        assert_eq!(g[0], g[1], "{g:?}");
+        assert_eq!(g[2], 0.0, "{g:?}");
+    }
+    assert!(got.iter().any(|g| g[0] != 0.0), "the artist's rows count");
 }
 
 #[test]

@@ -14,12 +14,14 @@
 //! [`ArtistPopularity`] (plain popularity is 0 for every cold song); the learned models, trained
 //! on the *warm view* of the dataset ([`warm_view`]: cold songs removed from the catalogue, so
 //! they are not even negatives of the training softmax), then scoring a cold song from its
-//! features only: the feature projection `V[s] W_o` of `q_s = E[s] + V[s] W_o` plus an
-//! attribute-to-feature mapping fitted after training from the warm songs' features to their
+//! features and artist: the feature projection `V[s] W_o` of `q_s = E[s] + V[s] W_o` plus the
+//! mean learned row `E` and bias of the warm songs by its artist, or, when its artist has none,
+//! an attribute-to-feature mapping fitted after training from the warm songs' features to their
 //! learned rows `E[s]` and biases ([`fit_mapping`]); a cold song has no learned row, no bias and
 //! no neighbour (it has no co-listen). item-kNN and EASE cannot
 //! rank a song without co-listens: "not applicable" rows.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
@@ -289,6 +291,11 @@ pub fn compare_cold<B: ModelOps>(
     } else {
         (None, vec![])
     };
+    let cold_artists: Vec<String> = split
+        .songs
+        .iter()
+        .map(|&s| ds.song_meta[s as usize].artist.clone())
+        .collect();
     let (content, content_note) = if o.methods.contains(&Method::ContentKnn) {
         match cold_content(&ds, &split.cold, o)? {
             Some((c, note)) => (Some(c), Some(note)),
@@ -325,7 +332,7 @@ pub fn compare_cold<B: ModelOps>(
     ];
     notes.extend(content_note);
     if needs_view {
-        notes.push("learned models: trained on the warm view (cold songs out of the catalogue), cold song score = u·q̂ + b̂ with [q̂, b̂] = V[s]·([W_o, 0] + R), R the attribute-to-feature mapping fitted after training from the warm songs' features to their learned rows and biases".into());
+        notes.push("learned models: trained on the warm view (cold songs out of the catalogue), cold song score = u·q̂ + b̂ with [q̂, b̂] = V[s]·[W_o, 0] plus the mean learned row and bias of the warm songs by the song's artist, or, for an artist without warm songs, V[s]·R, R the attribute-to-feature mapping fitted after training from the warm songs' features to their learned rows and biases".into());
     }
     for fold in 0..o.folds {
         let q = cold_questions(&ds, &split, fold);
@@ -377,7 +384,10 @@ pub fn compare_cold<B: ModelOps>(
                         &opts.out,
                         &q.examples,
                         &map,
-                        &split.songs,
+                        ColdSongs {
+                            songs: &split.songs,
+                            artists: &cold_artists,
+                        },
                         (fv, *d),
                     )?;
                     scores
@@ -513,15 +523,26 @@ fn cold_content(
     Ok(ContentKnn::new(ds, c.artist_weight).map(|c| (c, note)))
 }
 
+/// The cold songs to score (indices of the full dataset) and their artists (empty: unknown).
+#[derive(Clone, Copy)]
+pub struct ColdSongs<'a> {
+    pub songs: &'a [u32],
+    pub artists: &'a [String],
+}
+
 pub fn neural_cold_scores<B: ModelOps>(
     b: &B,
     view: &Dataset,
     ckpt: &Path,
     examples: &[Example],
     map: &[u32],
-    cold: &[u32],
+    cold: ColdSongs<'_>,
     features: (&[f32], usize),
 ) -> Result<Vec<Vec<f32>>, Error> {
+    let ColdSongs {
+        songs: cold,
+        artists: cold_artists,
+    } = cold;
     let (model, corpus, _) = crate::eval::run::load_model(b, view, ckpt)?;
     let (fv, d) = features;
     let proj = model.scorer.proj.ok_or_else(|| {
@@ -573,16 +594,43 @@ pub fn neural_cold_scores<B: ModelOps>(
         y[s * out_w + dim] = bias[s];
     }
     let r = fit_mapping(wx, &y, warm, d, out_w, MAPPING_RIDGE)?;
-    // [q̂_c, b̂_c] = V[c] ([W_o, 0] + R) for every cold song.
+    // Per artist of the warm songs: the sum of their learned rows and biases, and how many.
+    let mut artists: HashMap<&str, (Vec<f32>, f32)> = HashMap::new();
+    for (s, m) in view.song_meta.iter().enumerate().take(warm) {
+        if m.artist.is_empty() {
+            continue;
+        }
+        let (sum, n) = artists
+            .entry(m.artist.as_str())
+            .or_insert_with(|| (vec![0.0; out_w], 0.0));
+        sum.iter_mut()
+            .zip(&y[s * out_w..(s + 1) * out_w])
+            .for_each(|(a, x)| *a += x);
+        *n += 1.0;
+    }
+    // [q̂_c, b̂_c] = V[c] [W_o, 0] + the learned part: the mean row and bias of the warm songs by
+    // the cold song's artist when it has any, else the mapping's V[c] R.
     let mut p = vec![0.0f32; cold.len() * out_w];
     for (i, &c) in cold.iter().enumerate() {
         let v = &fv[c as usize * d..(c as usize + 1) * d];
         let row = &mut p[i * out_w..(i + 1) * out_w];
+        let same = cold_artists
+            .get(i)
+            .filter(|a| !a.is_empty())
+            .and_then(|a| artists.get(a.as_str()));
         for (j, &x) in v.iter().enumerate() {
             for (k, o) in row.iter_mut().enumerate() {
                 let wo = if k < dim { w[j * dim + k] } else { 0.0 };
-                *o += x * (wo + r[j * out_w + k]);
+                let mapped = if same.is_some() {
+                    0.0
+                } else {
+                    r[j * out_w + k]
+                };
+                *o += x * (wo + mapped);
             }
+        }
+        if let Some((sum, n)) = same {
+            row.iter_mut().zip(sum).for_each(|(o, s)| *o += s / n);
         }
     }
     let mapped: Vec<Example> = examples

@@ -20,7 +20,7 @@ use std::time::Instant;
 
 pub use self::cold::{
     cold_questions, cold_split, compare_cold, fit_mapping, neural_cold_scores, rank_candidates,
-    warm_view, ColdFold, ColdQuestions, ColdReport, ColdRow, ColdSplit, MIN_COLD_SONGS,
+    warm_view, ColdFold, ColdQuestions, ColdReport, ColdRow, ColdSongs, ColdSplit, MIN_COLD_SONGS,
 };
 use self::features::{feature_runs, feature_sets};
 use self::files::write_report;
