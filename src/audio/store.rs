@@ -151,7 +151,7 @@ fn open_read(path: &Path) -> Result<hdf5::File, IoError> {
             std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
         ));
     }
-    let f = hdf5::File::open(path).map_err(|e| h5err(path, "opening", e))?;
+    let f = crate::io::h5::open_file(path).map_err(|e| h5err(path, "opening", e))?;
     if f.attr("version").and_then(|a| a.read_scalar::<u64>()).ok() == Some(1) {
         return Err(IoError::Format {
             path: path.to_path_buf(),
@@ -392,7 +392,8 @@ impl StoreWriter {
             if folded.contains(&n) {
                 continue;
             }
-            let f = hdf5::File::open(&path).map_err(|e| h5err(&path, "opening a segment", e))?;
+            let f = crate::io::h5::open_file(&path)
+                .map_err(|e| h5err(&path, "opening a segment", e))?;
             let tracks = f.group("tracks").map_err(|e| h5err(&path, "/tracks", e))?;
             for stem in track_names(&path, &f)? {
                 let v = tracks
@@ -429,7 +430,7 @@ impl StoreWriter {
             let seg = AtomicFile::new(&self.dir.join(segment_name(self.next_seg)));
             let tmp = seg.temp().to_path_buf();
             self.seg = Some(seg);
-            let f = hdf5::File::create(&tmp).map_err(|e| h5err(&tmp, "creating", e))?;
+            let f = crate::io::h5::create_file(&tmp).map_err(|e| h5err(&tmp, "creating", e))?;
             write_attr(&tmp, &f, "format", &AttrValue::S(FORMAT.into()))?;
             write_attr(&tmp, &f, "version", &AttrValue::U(VERSION))?;
             f.create_group("tracks")
@@ -517,7 +518,7 @@ impl StoreWriter {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         {
-            let f = hdf5::File::create(&tmp).map_err(|e| h5err(&tmp, "creating", e))?;
+            let f = crate::io::h5::create_file(&tmp).map_err(|e| h5err(&tmp, "creating", e))?;
             write_attr(&tmp, &f, "format", &AttrValue::S(FORMAT.into()))?;
             write_attr(&tmp, &f, "version", &AttrValue::U(VERSION))?;
             let tracks = f

@@ -136,7 +136,7 @@ fn span(
 /// Reads every song of one MSD file (per-track, aggregate or summary) whose `song_id` passes
 /// `wanted`; arrays are only read for wanted songs.
 pub fn read_msd_file(path: &Path, wanted: &dyn Fn(&str) -> bool) -> Result<Vec<MsdSong>, IoError> {
-    let file = hdf5::File::open(path).map_err(|e| h5err(path, "opening the file", e))?;
+    let file = crate::io::h5::open_file(path).map_err(|e| h5err(path, "opening the file", e))?;
     let open = |name: &str| {
         file.dataset(name).map_err(|e| IoError::Field {
             path: path.to_path_buf(),

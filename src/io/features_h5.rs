@@ -89,7 +89,8 @@ pub fn read_song_table(path: &Path) -> Result<SongTable, IoError> {
     let file_len = std::fs::metadata(path)
         .map_err(|e| IoError::io(path, e))?
         .len() as usize;
-    let file = hdf5::File::open(path).map_err(|e| h5err(path, "opening the features file", e))?;
+    let file =
+        super::h5::open_file(path).map_err(|e| h5err(path, "opening the features file", e))?;
     let ours = file.attr("format").is_ok();
     if ours {
         check_format(path, &file)?;

@@ -88,11 +88,23 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
     h
 }
 
-/// Creates (truncates) an HDF5 file in the 1.10 format, which checksums its metadata.
+/// Creates (truncates) an HDF5 file in the 1.10 format, which checksums its metadata; without
+/// HDF5's file lock (see [`open_file`]).
 pub fn create_file(path: &Path) -> hdf5::Result<hdf5::File> {
     hdf5::File::with_options()
-        .with_fapl(|p| p.libver_v110())
+        .with_fapl(|p| p.libver_v110().file_locking(false))
         .create(path)
+}
+
+/// Opens an HDF5 file read-only, without HDF5's file lock. Outputs are written to a temporary
+/// and renamed into place, so readers never see a half-written file; HDF5's lock is an `flock`
+/// on a descriptor opened without close-on-exec, which any child process spawned while the file
+/// is open inherits and holds for its whole life: a file just written and closed could then
+/// refuse to open ("unable to lock file, errno = 11") until that unrelated child exits.
+pub fn open_file(path: &Path) -> hdf5::Result<hdf5::File> {
+    hdf5::File::with_options()
+        .with_fapl(|p| p.file_locking(false))
+        .open(path)
 }
 
 /// Writes `v` as dataset `name` (relative to `g`) with `shape` and its checksum attribute.
@@ -237,4 +249,34 @@ pub fn read_attr_bytes(loc: &hdf5::Location, name: &str) -> hdf5::Result<String>
         a.read_raw()?
     };
     Ok(String::from_utf8_lossy(&b).into_owned())
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::*;
+
+    /// A child spawned while a file is open for writing keeps the descriptor (HDF5 opens
+    /// without close-on-exec); with HDF5's lock it would keep the lock too, and the file would
+    /// not open again until the child exits.
+    #[test]
+    fn a_file_opens_while_a_child_that_inherited_its_descriptor_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.h5");
+        let f = create_file(&path).unwrap();
+        f.new_dataset::<u32>()
+            .shape(3)
+            .create("a")
+            .unwrap()
+            .write(&[1u32, 2, 3])
+            .unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        f.close().unwrap();
+        let r = open_file(&path).and_then(|f| f.dataset("a")?.read_raw::<u32>());
+        child.kill().ok();
+        child.wait().ok();
+        assert_eq!(r.unwrap(), vec![1, 2, 3]);
+    }
 }

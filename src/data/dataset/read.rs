@@ -14,7 +14,7 @@ impl Dataset {
         let file_len = std::fs::metadata(path)
             .map_err(|e| IoError::io(path, e))?
             .len() as usize;
-        let f = hdf5::File::open(path).map_err(|e| h5err(path, "opening the file", e))?;
+        let f = crate::io::h5::open_file(path).map_err(|e| h5err(path, "opening the file", e))?;
         let r = Reader {
             f: &f,
             path,
