@@ -25,6 +25,8 @@ pub const PARAM_SLOT: u64 = 256;
 const MAX_BATCH: usize = 512;
 /// Pooled (idle) bytes kept at most; beyond this, freed buffers are destroyed.
 const POOL_CAP: u64 = 1 << 30;
+/// Bind groups kept for reuse at most; beyond this the cache starts afresh.
+const MAX_BIND_GROUPS: usize = 16384;
 /// Timestamp queries per query set (two per compute pass).
 const TIMER_QUERIES: u32 = 1024;
 
@@ -86,6 +88,15 @@ fn size_class(bytes: u64) -> u64 {
     n.div_ceil(grain) * grain
 }
 
+/// What a bind group binds: the kernel, its parameter slot, and each storage binding's buffer
+/// (by identity) and bound size.
+#[derive(PartialEq, Eq, Hash)]
+struct BindKey {
+    kernel: Kernel,
+    offset: u64,
+    buffers: Vec<(u32, wgpu::Buffer, u64)>,
+}
+
 struct Timer {
     set: wgpu::QuerySet,
     resolve: wgpu::Buffer,
@@ -142,6 +153,8 @@ pub struct GpuStats {
     pub dispatches: u64,
     /// Buffer read-backs to the host (`download`); each one waits for the GPU.
     pub readbacks: u64,
+    /// Dispatches whose bind group came from the cache instead of being created.
+    pub bind_groups_reused: u64,
     /// Every byte the host wrote to the device: [`GpuContext::upload`],
     /// [`GpuContext::overwrite`] and the kernel-parameter arena written at each flush.
     pub upload_bytes: u64,
@@ -163,6 +176,8 @@ struct State {
     params: Vec<u8>,
     params_buf: wgpu::Buffer,
     free: HashMap<u64, Vec<wgpu::Buffer>>,
+    /// Bind groups by what they bind; cleared whenever a buffer is destroyed.
+    bind_groups: HashMap<BindKey, wgpu::BindGroup>,
     deferred: Vec<(u64, wgpu::Buffer)>,
     pooled_bytes: u64,
     staging: Option<wgpu::Buffer>,
@@ -285,6 +300,7 @@ impl GpuContext {
                 params: Vec::with_capacity((PARAM_SLOT as usize) * MAX_BATCH),
                 params_buf,
                 free: HashMap::new(),
+                bind_groups: HashMap::new(),
                 deferred: Vec::new(),
                 pooled_bytes: 0,
                 staging: None,
@@ -312,10 +328,14 @@ impl GpuContext {
                 st.deferred.push((class, buf));
             } else if st.pooled_bytes + class <= POOL_CAP {
                 st.pooled_bytes += class;
-                st.free.entry(class).or_default().push(buf);
+                let list = st.free.entry(class).or_default();
+                // Kept in the order `flush_locked` gives the lists (see there).
+                let at = list.partition_point(|b| *b > buf);
+                list.insert(at, buf);
             } else {
                 st.stats.bytes_allocated -= class;
                 buf.destroy();
+                st.bind_groups.clear();
             }
         }
     }
@@ -380,6 +400,7 @@ impl GpuContext {
             for (_, bufs) in st.free.drain() {
                 for b in bufs {
                     b.destroy();
+                    st.bind_groups.clear();
                 }
             }
             st.stats.bytes_allocated -= st.pooled_bytes;
@@ -535,35 +556,60 @@ impl GpuContext {
         st.params.extend_from_slice(params);
         st.params.resize((offset + PARAM_SLOT) as usize, 0);
 
-        let mut entries = vec![wgpu::BindGroupEntry {
-            binding: 0,
-            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                buffer: &st.params_buf,
-                offset,
-                size: NonZeroU64::new(PARAM_SLOT),
-            }),
-        }];
-        for (b, buf) in slots {
-            entries.push(wgpu::BindGroupEntry {
-                binding: b,
-                resource: buf.binding(),
-            });
-        }
-        // A mismatch between the bindings given and the shader's layout is a bug in the calling op:
-        // report it here, naming the kernel, instead of from whichever later call checks errors.
-        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(kernel.entry),
-            layout: &pipeline.get_bind_group_layout(0),
-            entries: &entries,
-        });
-        if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(GpuError::Validation {
-                context: format!("binding {}::{}", shader.name, kernel.entry),
-                message: e.to_string(),
-            });
-        }
-        drop(entries);
+        // A step repeats the same dispatches on the same pooled buffers at the same arena
+        // slots, so its bind groups are looked up, not created again (creating one costs a
+        // driver a descriptor-set allocation and update).
+        let key = BindKey {
+            kernel: kernel.clone(),
+            offset,
+            buffers: slots
+                .iter()
+                .map(|&(b, buf)| (b, buf.raw().clone(), buf.bytes))
+                .collect(),
+        };
+        let bind_group = match st.bind_groups.get(&key).cloned() {
+            Some(g) => {
+                st.stats.bind_groups_reused += 1;
+                g
+            }
+            None => {
+                let mut entries = vec![wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &st.params_buf,
+                        offset,
+                        size: NonZeroU64::new(PARAM_SLOT),
+                    }),
+                }];
+                for &(b, buf) in &slots {
+                    entries.push(wgpu::BindGroupEntry {
+                        binding: b,
+                        resource: buf.binding(),
+                    });
+                }
+                // A mismatch between the bindings given and the shader's layout is a bug in the
+                // calling op: report it here, naming the kernel, instead of from whichever later
+                // call checks errors.
+                let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+                let g = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some(kernel.entry),
+                    layout: &pipeline.get_bind_group_layout(0),
+                    entries: &entries,
+                });
+                if let Some(e) = pollster::block_on(scope.pop()) {
+                    return Err(GpuError::Validation {
+                        context: format!("binding {}::{}", shader.name, kernel.entry),
+                        message: e.to_string(),
+                    });
+                }
+                drop(entries);
+                if st.bind_groups.len() >= MAX_BIND_GROUPS {
+                    st.bind_groups.clear();
+                }
+                st.bind_groups.insert(key, g.clone());
+                g
+            }
+        };
         let timestamp = st.timer.as_mut().map(|t| {
             let i = t.next;
             t.next += 2;
@@ -692,7 +738,14 @@ impl GpuContext {
             } else {
                 st.stats.bytes_allocated -= class;
                 buf.destroy();
+                st.bind_groups.clear();
             }
+        }
+        // Free lists in a fixed order (by buffer identity), whatever order the buffers came
+        // back in: a step that starts from the same free buffers then gets the same buffer for
+        // each tensor as the step before, so its bind groups are found in the cache.
+        for v in st.free.values_mut() {
+            v.sort_unstable_by(|a, b| b.cmp(a));
         }
         if timed > 0 {
             let period = self.queue.get_timestamp_period() as f64;
