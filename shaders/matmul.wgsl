@@ -42,6 +42,29 @@ struct Params {
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 
+// What workgroup z of a dispatch covers: its batch entry's offsets into A, B and C, and its
+// range of K (all of K, or one slice of it under split-K).
+struct Slice {
+    k_begin: u32,
+    k_end: u32,
+    a_off: u32,
+    b_off: u32,
+    c_off: u32,
+}
+
+fn slice_of(wz: u32) -> Slice {
+    var z = p.batch0 + wz;
+    var k_begin = 0u;
+    var k_end = p.k;
+    let c_off = (p.batch0 + wz) * p.m * p.n;
+    if (p.k_split > 0u) {
+        z = 0u;
+        k_begin = wz * p.k_split;
+        k_end = min(p.k, k_begin + p.k_split);
+    }
+    return Slice(k_begin, k_end, z * p.stride_a, z * p.stride_b, c_off);
+}
+
 var<workgroup> tile_a: array<f32, 1024>; // [BK][BM]
 var<workgroup> tile_b: array<f32, 1024>; // [BK][BN]
 
@@ -49,19 +72,14 @@ var<workgroup> tile_b: array<f32, 1024>; // [BK][BN]
 fn matmul(@builtin(workgroup_id) wid: vec3<u32>,
           @builtin(local_invocation_id) lid: vec3<u32>,
           @builtin(local_invocation_index) li: u32) {
-    var z = p.batch0 + wid.z;
-    var k_begin = 0u;
-    var k_end = p.k;
-    let c_off = (p.batch0 + wid.z) * p.m * p.n;
-    if (p.k_split > 0u) {
-        z = 0u;
-        k_begin = wid.z * p.k_split;
-        k_end = min(p.k, k_begin + p.k_split);
-    }
+    let sl = slice_of(wid.z);
+    let k_begin = sl.k_begin;
+    let k_end = sl.k_end;
+    let c_off = sl.c_off;
+    let a_off = sl.a_off;
+    let b_off = sl.b_off;
     let row0 = wid.y * BM;
     let col0 = wid.x * BN;
-    let a_off = z * p.stride_a;
-    let b_off = z * p.stride_b;
 
     // Four vec4 accumulators, never a private array: a dynamically indexed function-scope array
     // may live in slow local memory on some drivers (the H200 ran this kernel at 0.36 TFLOP/s
@@ -138,19 +156,14 @@ var<workgroup> tile_b2: array<vec4<f32>, 512>; // [BK2][BN2 / 4]
 fn matmul128(@builtin(workgroup_id) wid: vec3<u32>,
              @builtin(local_invocation_id) lid: vec3<u32>,
              @builtin(local_invocation_index) li: u32) {
-    var z = p.batch0 + wid.z;
-    var k_begin = 0u;
-    var k_end = p.k;
-    let c_off = (p.batch0 + wid.z) * p.m * p.n;
-    if (p.k_split > 0u) {
-        z = 0u;
-        k_begin = wid.z * p.k_split;
-        k_end = min(p.k, k_begin + p.k_split);
-    }
+    let sl = slice_of(wid.z);
+    let k_begin = sl.k_begin;
+    let k_end = sl.k_end;
+    let c_off = sl.c_off;
+    let a_off = sl.a_off;
+    let b_off = sl.b_off;
     let row0 = wid.y * BM2;
     let col0 = wid.x * BM2;
-    let a_off = z * p.stride_a;
-    let b_off = z * p.stride_b;
 
     // Named vec4 accumulators (see `matmul`): c{i}{h} holds row i of the 8, columns half h.
     var c00 = vec4<f32>(0.0); var c01 = vec4<f32>(0.0);

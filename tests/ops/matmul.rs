@@ -140,9 +140,16 @@ pub fn transposes_and_batches<B: Backend>(be: &B) {
     }
 }
 
-pub fn accumulate_into<B: Backend>(be: &B) {
-    let mut r = rng(7);
-    let (m, k, n) = (37, 50, 29);
+/// `c = 0.5 · a·bᵀ − 2 · c` in place against the oracle; returns `c`'s initial values and a
+/// clone of `c` taken before the update.
+fn check_into<B: Backend>(
+    be: &B,
+    seed: u64,
+    m: usize,
+    k: usize,
+    n: usize,
+) -> (Vec<f32>, BTensor<B>) {
+    let mut r = rng(seed);
     let av = uniform(&mut r, m * k, -1.0, 1.0);
     let bv = uniform(&mut r, n * k, -1.0, 1.0);
     let cv = uniform(&mut r, m * n, -1.0, 1.0);
@@ -159,11 +166,17 @@ pub fn accumulate_into<B: Backend>(be: &B) {
         .map(|(p, &c)| 0.5 * p - 2.0 * c as f64)
         .collect();
     assert_close(
-        "matmul_into alpha=0.5 beta=-2",
+        &format!("matmul_into {m}x{k}x{n} alpha=0.5 beta=-2"),
         &be.to_f32(&c).unwrap(),
         &want,
         Tol::sum(k),
     );
+    (cv, keep)
+}
+
+pub fn accumulate_into<B: Backend>(be: &B) {
+    let (m, n) = (37, 29);
+    let (cv, keep) = check_into(be, 7, m, 50, n);
     // The clone taken before must not see the in-place update (copy-on-write).
     assert_close(
         "matmul_into source clone",
@@ -248,28 +261,7 @@ pub fn big_tiles<B: Backend>(be: &B) {
         case(be, s + 1, Some(3), Some(3), 600, 24, 600, ta, tb);
         case(be, s + 2, Some(3), None, 520, 17, 700, ta, tb);
     }
-    let mut r = rng(70);
-    let (m, k, n) = (1030, 33, 1029);
-    let av = uniform(&mut r, m * k, -1.0, 1.0);
-    let bv = uniform(&mut r, n * k, -1.0, 1.0);
-    let cv = uniform(&mut r, m * n, -1.0, 1.0);
-    let a = be.upload_f32(&av, &[m, k]).unwrap();
-    let b = be.upload_f32(&bv, &[n, k]).unwrap();
-    let mut c = be.upload_f32(&cv, &[m, n]).unwrap();
-    be.matmul_into(&mut c, &a, &b, false, true, 0.5, -2.0)
-        .unwrap();
-    let prod = oracle(&av, &bv, 1, m, k, n, false, true, true, true);
-    let want: Vec<f64> = prod
-        .iter()
-        .zip(&cv)
-        .map(|(p, &c)| 0.5 * p - 2.0 * c as f64)
-        .collect();
-    assert_close(
-        "matmul_into big, alpha=0.5 beta=-2",
-        &be.to_f32(&c).unwrap(),
-        &want,
-        Tol::sum(k),
-    );
+    check_into(be, 70, 1030, 33, 1029);
 }
 
 /// The training loss's shapes, which both backends rearrange: the wide, short catalogue logits
