@@ -219,3 +219,30 @@ fn older_feature_store_is_refused_with_a_clear_message() {
         "{e}"
     );
 }
+
+/// HDF5 files open without HDF5's own lock: a child spawned while a file is open for writing
+/// keeps the descriptor (HDF5 opens without close-on-exec); with HDF5's `flock` it kept the lock
+/// too, and the file, written and closed, would not open again until the child exited ("unable
+/// to lock file, errno = 11", seen once as a flaky test while another test ran the CLI).
+#[test]
+fn a_file_opens_while_a_child_that_inherited_its_descriptor_runs() {
+    use ainrnn::io::h5::{create_file, open_file};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.h5");
+    let f = create_file(&path).unwrap();
+    f.new_dataset::<u32>()
+        .shape(3)
+        .create("a")
+        .unwrap()
+        .write(&[1u32, 2, 3])
+        .unwrap();
+    let mut child = std::process::Command::new("sleep")
+        .arg("5")
+        .spawn()
+        .unwrap();
+    f.close().unwrap();
+    let r = open_file(&path).and_then(|f| f.dataset("a")?.read_raw::<u32>());
+    child.kill().ok();
+    child.wait().ok();
+    assert_eq!(r.unwrap(), vec![1, 2, 3]);
+}

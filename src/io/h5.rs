@@ -250,33 +250,3 @@ pub fn read_attr_bytes(loc: &hdf5::Location, name: &str) -> hdf5::Result<String>
     };
     Ok(String::from_utf8_lossy(&b).into_owned())
 }
-
-#[cfg(test)]
-mod lock_tests {
-    use super::*;
-
-    /// A child spawned while a file is open for writing keeps the descriptor (HDF5 opens
-    /// without close-on-exec); with HDF5's lock it would keep the lock too, and the file would
-    /// not open again until the child exits.
-    #[test]
-    fn a_file_opens_while_a_child_that_inherited_its_descriptor_runs() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x.h5");
-        let f = create_file(&path).unwrap();
-        f.new_dataset::<u32>()
-            .shape(3)
-            .create("a")
-            .unwrap()
-            .write(&[1u32, 2, 3])
-            .unwrap();
-        let mut child = std::process::Command::new("sleep")
-            .arg("5")
-            .spawn()
-            .unwrap();
-        f.close().unwrap();
-        let r = open_file(&path).and_then(|f| f.dataset("a")?.read_raw::<u32>());
-        child.kill().ok();
-        child.wait().ok();
-        assert_eq!(r.unwrap(), vec![1, 2, 3]);
-    }
-}
