@@ -92,27 +92,10 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>,
     for (var k0 = k_begin; k0 < k_end; k0 += BK) {
         for (var l = 0u; l < 4u; l++) {
             let e = li + l * 256u;
-            var r: u32;
-            var kk: u32;
-            if (TRANS_A) { kk = e / BM; r = e % BM; } else { r = e / BK; kk = e % BK; }
-            let gr = row0 + r;
-            let gk = k0 + kk;
-            var v = 0.0;
-            if (gr < p.m && gk < k_end) {
-                if (TRANS_A) { v = a[a_off + gk * p.m + gr]; } else { v = a[a_off + gr * p.k + gk]; }
-            }
-            tile_a[kk * BM + r] = v;
-
-            var cc: u32;
-            var kb: u32;
-            if (TRANS_B) { cc = e / BK; kb = e % BK; } else { kb = e / BN; cc = e % BN; }
-            let gc = col0 + cc;
-            let gkb = k0 + kb;
-            var w = 0.0;
-            if (gc < p.n && gkb < k_end) {
-                if (TRANS_B) { w = b[b_off + gc * p.k + gkb]; } else { w = b[b_off + gkb * p.n + gc]; }
-            }
-            tile_b[kb * BN + cc] = w;
+            let x = a_elem(e, BM, row0, k0, k_end, a_off);
+            tile_a[x.k * BM + x.i] = x.v;
+            let y = b_elem(e, BN, col0, k0, k_end, b_off);
+            tile_b[y.k * BN + y.i] = y.v;
         }
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk++) {
@@ -127,18 +110,19 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>,
         workgroupBarrier();
     }
 
-    store_row(c_off, row0 + lid.y, col0 + lid.x, acc0);
-    store_row(c_off, row0 + lid.y + 16u, col0 + lid.x, acc1);
-    store_row(c_off, row0 + lid.y + 32u, col0 + lid.x, acc2);
-    store_row(c_off, row0 + lid.y + 48u, col0 + lid.x, acc3);
+    store(c_off, row0 + lid.y, col0 + lid.x, 16u, acc0);
+    store(c_off, row0 + lid.y + 16u, col0 + lid.x, 16u, acc1);
+    store(c_off, row0 + lid.y + 32u, col0 + lid.x, 16u, acc2);
+    store(c_off, row0 + lid.y + 48u, col0 + lid.x, 16u, acc3);
 }
 
-// Row `r` of this invocation's 4x4 block: columns col, col + 16, col + 32, col + 48.
-fn store_row(c_off: u32, r: u32, col: u32, v: vec4<f32>) {
+// Four columns col + step·j (j = 0..3) of row `r` of C: a 4x4 block's row in `matmul` (step 16),
+// four consecutive columns in `matmul128` (step 1).
+fn store(c_off: u32, r: u32, col: u32, step: u32, v: vec4<f32>) {
     if (r >= p.m) { return; }
     for (var j = 0u; j < 4u; j++) {
-        let cc = col + 16u * j;
-        if (cc >= p.n) { continue; }
+        let cc = col + step * j;
+        if (cc >= p.n) { return; }
         let idx = c_off + r * p.n + cc;
         var x = p.alpha * v[j];
         if (p.beta != 0.0) { x = x + p.beta * c[idx]; }
@@ -146,11 +130,46 @@ fn store_row(c_off: u32, r: u32, col: u32, v: vec4<f32>) {
     }
 }
 
-const BM2: u32 = 128u;
-const BK2: u32 = 16u;
+// Element e of a BK x `tile` slice of op(A) at rows row0.., K k0..: its K index and row within
+// the slice, and its value (0 outside A or past k_end). Consecutive e read consecutive
+// addresses for either transpose.
+struct Elem {
+    k: u32,
+    i: u32,
+    v: f32,
+}
 
-var<workgroup> tile_a2: array<vec4<f32>, 512>; // [BK2][BM2 / 4]
-var<workgroup> tile_b2: array<vec4<f32>, 512>; // [BK2][BN2 / 4]
+fn a_elem(e: u32, tile: u32, row0: u32, k0: u32, k_end: u32, a_off: u32) -> Elem {
+    var r: u32;
+    var kk: u32;
+    if (TRANS_A) { kk = e / tile; r = e % tile; } else { r = e / BK; kk = e % BK; }
+    let gr = row0 + r;
+    let gk = k0 + kk;
+    var v = 0.0;
+    if (gr < p.m && gk < k_end) {
+        if (TRANS_A) { v = a[a_off + gk * p.m + gr]; } else { v = a[a_off + gr * p.k + gk]; }
+    }
+    return Elem(kk, r, v);
+}
+
+// The same for op(B): element e of a BK x `tile` slice at columns col0...
+fn b_elem(e: u32, tile: u32, col0: u32, k0: u32, k_end: u32, b_off: u32) -> Elem {
+    var cc: u32;
+    var kb: u32;
+    if (TRANS_B) { cc = e / BK; kb = e % BK; } else { kb = e / tile; cc = e % tile; }
+    let gc = col0 + cc;
+    let gkb = k0 + kb;
+    var w = 0.0;
+    if (gc < p.n && gkb < k_end) {
+        if (TRANS_B) { w = b[b_off + gc * p.k + gkb]; } else { w = b[b_off + gkb * p.n + gc]; }
+    }
+    return Elem(kb, cc, w);
+}
+
+const BM2: u32 = 128u;
+
+var<workgroup> tile_a2: array<vec4<f32>, 512>; // [BK][BM2 / 4]
+var<workgroup> tile_b2: array<vec4<f32>, 512>; // [BK][BN2 / 4]
 
 @compute @workgroup_size(16, 16)
 fn matmul128(@builtin(workgroup_id) wid: vec3<u32>,
@@ -175,35 +194,18 @@ fn matmul128(@builtin(workgroup_id) wid: vec3<u32>,
     var c60 = vec4<f32>(0.0); var c61 = vec4<f32>(0.0);
     var c70 = vec4<f32>(0.0); var c71 = vec4<f32>(0.0);
 
-    for (var k0 = k_begin; k0 < k_end; k0 += BK2) {
+    for (var k0 = k_begin; k0 < k_end; k0 += BK) {
         // 2,048 elements of each tile, eight per invocation, consecutive invocations reading
         // consecutive addresses for either transpose.
         for (var l = 0u; l < 8u; l++) {
             let e = li + l * 256u;
-            var r: u32;
-            var kk: u32;
-            if (TRANS_A) { kk = e / BM2; r = e % BM2; } else { r = e / BK2; kk = e % BK2; }
-            let gr = row0 + r;
-            let gk = k0 + kk;
-            var v = 0.0;
-            if (gr < p.m && gk < k_end) {
-                if (TRANS_A) { v = a[a_off + gk * p.m + gr]; } else { v = a[a_off + gr * p.k + gk]; }
-            }
-            tile_a2[kk * 32u + r / 4u][r % 4u] = v;
-
-            var cc: u32;
-            var kb: u32;
-            if (TRANS_B) { cc = e / BK2; kb = e % BK2; } else { kb = e / BM2; cc = e % BM2; }
-            let gc = col0 + cc;
-            let gkb = k0 + kb;
-            var w = 0.0;
-            if (gc < p.n && gkb < k_end) {
-                if (TRANS_B) { w = b[b_off + gc * p.k + gkb]; } else { w = b[b_off + gkb * p.n + gc]; }
-            }
-            tile_b2[kb * 32u + cc / 4u][cc % 4u] = w;
+            let x = a_elem(e, BM2, row0, k0, k_end, a_off);
+            tile_a2[x.k * 32u + x.i / 4u][x.i % 4u] = x.v;
+            let y = b_elem(e, BM2, col0, k0, k_end, b_off);
+            tile_b2[y.k * 32u + y.i / 4u][y.i % 4u] = y.v;
         }
         workgroupBarrier();
-        for (var kk = 0u; kk < BK2; kk++) {
+        for (var kk = 0u; kk < BK; kk++) {
             let a0 = tile_a2[kk * 32u + lid.y];
             let a1 = tile_a2[kk * 32u + 16u + lid.y];
             let b0 = tile_b2[kk * 32u + lid.x];
@@ -224,25 +226,12 @@ fn matmul128(@builtin(workgroup_id) wid: vec3<u32>,
     let r1 = row0 + 64u + lid.y * 4u;
     let q0 = col0 + lid.x * 4u;
     let q1 = col0 + 64u + lid.x * 4u;
-    store4(c_off, r0, q0, c00); store4(c_off, r0, q1, c01);
-    store4(c_off, r0 + 1u, q0, c10); store4(c_off, r0 + 1u, q1, c11);
-    store4(c_off, r0 + 2u, q0, c20); store4(c_off, r0 + 2u, q1, c21);
-    store4(c_off, r0 + 3u, q0, c30); store4(c_off, r0 + 3u, q1, c31);
-    store4(c_off, r1, q0, c40); store4(c_off, r1, q1, c41);
-    store4(c_off, r1 + 1u, q0, c50); store4(c_off, r1 + 1u, q1, c51);
-    store4(c_off, r1 + 2u, q0, c60); store4(c_off, r1 + 2u, q1, c61);
-    store4(c_off, r1 + 3u, q0, c70); store4(c_off, r1 + 3u, q1, c71);
-}
-
-// Four consecutive columns col .. col + 3 of row `r`.
-fn store4(c_off: u32, r: u32, col: u32, v: vec4<f32>) {
-    if (r >= p.m) { return; }
-    for (var j = 0u; j < 4u; j++) {
-        let cc = col + j;
-        if (cc >= p.n) { return; }
-        let idx = c_off + r * p.n + cc;
-        var x = p.alpha * v[j];
-        if (p.beta != 0.0) { x = x + p.beta * c[idx]; }
-        c[idx] = x;
-    }
+    store(c_off, r0, q0, 1u, c00); store(c_off, r0, q1, 1u, c01);
+    store(c_off, r0 + 1u, q0, 1u, c10); store(c_off, r0 + 1u, q1, 1u, c11);
+    store(c_off, r0 + 2u, q0, 1u, c20); store(c_off, r0 + 2u, q1, 1u, c21);
+    store(c_off, r0 + 3u, q0, 1u, c30); store(c_off, r0 + 3u, q1, 1u, c31);
+    store(c_off, r1, q0, 1u, c40); store(c_off, r1, q1, 1u, c41);
+    store(c_off, r1 + 1u, q0, 1u, c50); store(c_off, r1 + 1u, q1, 1u, c51);
+    store(c_off, r1 + 2u, q0, 1u, c60); store(c_off, r1 + 2u, q1, 1u, c61);
+    store(c_off, r1 + 3u, q0, 1u, c70); store(c_off, r1 + 3u, q1, 1u, c71);
 }
