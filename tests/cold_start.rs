@@ -7,7 +7,7 @@ mod common;
 
 use ainrnn::backend::cpu::CpuBackend;
 use ainrnn::data::dataset::NO_GENRE;
-use ainrnn::data::{Dataset, Portraits, SongMeta, SongVectors};
+use ainrnn::data::{Dataset, SongMeta, SongVectors};
 use ainrnn::eval::baselines::{ArtistPopularity, ContentKnn};
 use ainrnn::eval::compare::{
     cold_questions, cold_split, fit_mapping, neural_cold_scores, rank_candidates, warm_view,
@@ -56,16 +56,7 @@ fn dataset(
         folds,
         user_fold: (0..n as u32).map(|u| u % folds).collect(),
         visible: (0..nnz).map(|i| i % 2 == 0).collect(),
-        portrait: Portraits {
-            age_bucket: vec![0; n],
-            age_bucket_names: vec!["unknown".into()],
-            language: vec![0; n],
-            language_names: vec!["unknown".into()],
-            genre_names: vec!["rock".into()],
-            genre_dist: vec![0.0; n],
-            song_genre: vec![NO_GENRE; songs],
-            song_language: vec![0; songs],
-        },
+        portrait: common::blank_portraits(n, songs),
         song_vectors: vectors.map(|(dim, f)| SongVectors {
             dim,
             names: (0..dim).map(|c| format!("x{c}")).collect(),

@@ -3,11 +3,14 @@
 //! return what was written. Parsers: Taste Profile triplets, HetRec user_artists, cold-start
 //! history files (`recommend --history`), checkpoint headers, the dataset file's strings.
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::collections::HashMap;
 use std::path::Path;
 
 use ainrnn::backend::cpu::CpuBackend;
-use ainrnn::data::dataset::{Dataset, Portraits, SongMeta, NO_GENRE};
+use ainrnn::data::dataset::{Dataset, SongMeta};
 use ainrnn::data::hetrec::read_user_artists;
 use ainrnn::data::triplets::{parse_line, read_triplets, Line};
 use ainrnn::eval::run::read_history;
@@ -341,16 +344,7 @@ fn dataset(songs: &[&str], users: &[&str]) -> Dataset {
         folds: 1,
         user_fold: vec![0; n],
         visible: vec![true; n],
-        portrait: Portraits {
-            age_bucket: vec![0; n],
-            age_bucket_names: vec!["unknown".into()],
-            language: vec![0; n],
-            language_names: vec!["unknown".into()],
-            genre_names: vec!["rock".into()],
-            genre_dist: vec![0.0; n],
-            song_genre: vec![NO_GENRE; songs.len()],
-            song_language: vec![0; songs.len()],
-        },
+        portrait: common::blank_portraits(n, songs.len()),
         song_vectors: None,
         seed: 1,
         visible_share: 0.5,

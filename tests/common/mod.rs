@@ -179,3 +179,18 @@ pub fn write_version_1_store(path: &std::path::Path) {
         .unwrap();
     f.create_group("tracks").unwrap();
 }
+
+/// Portraits that say nothing: one "unknown" age bucket and language for every user, one genre
+/// name, no song genre. For datasets built by hand in tests.
+pub fn blank_portraits(users: usize, songs: usize) -> ainrnn::data::Portraits {
+    ainrnn::data::Portraits {
+        age_bucket: vec![0; users],
+        age_bucket_names: vec!["unknown".into()],
+        language: vec![0; users],
+        language_names: vec!["unknown".into()],
+        genre_names: vec!["rock".into()],
+        genre_dist: vec![0.0; users],
+        song_genre: vec![ainrnn::data::dataset::NO_GENRE; songs],
+        song_language: vec![0; songs],
+    }
+}
