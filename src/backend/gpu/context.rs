@@ -400,9 +400,9 @@ impl GpuContext {
             for (_, bufs) in st.free.drain() {
                 for b in bufs {
                     b.destroy();
-                    st.bind_groups.clear();
                 }
             }
+            st.bind_groups.clear();
             st.stats.bytes_allocated -= st.pooled_bytes;
             st.pooled_bytes = 0;
             return Err(GpuError::OutOfMemory(format!(
