@@ -3,12 +3,20 @@
 // weights are kept within ±MAG^(1/T); ±inf for the others), the clipping factor itself, and an
 // in-place clamp.
 //
+// `adam_packed` is one AdamW step over every parameter of a model in one dispatch: values,
+// gradients and moments each live in one buffer, every parameter at the same offset in the four
+// and at a multiple of WG elements (`Backend::zeros_packed`). `segs` lists the parameters to
+// update with their end, weight decay and clamp; `blocks` names each WG-element block's entry
+// in `segs` (all ones: a gap or a parameter left out, untouched). One workgroup per block, so
+// the lookup costs one uniform load and no search. It zeroes the gradient it read: the next
+// step accumulates into zeros without a clearing pass.
+//
 // Bindings: 0 params, 1 p (rw), 2 g (read), 3 m (rw), 4 v (rw), 5 scale (read),
-// 6 sumsq (read), 7 out (rw).
+// 6 sumsq (read), 7 out (rw), 8 g (rw, packed), 9 segs (read), 10 blocks (read).
 
 struct Params {
     n: u32,
-    _pad: u32,
+    nseg: u32,
     lr: f32,
     beta1: f32,
     beta2: f32,
@@ -19,6 +27,22 @@ struct Params {
     lo: f32,
     hi: f32,
     max_norm: f32,
+    base: u32,    // adam_packed: first element of the range covered, `n` blocks of WG from there
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+// One parameter's range [start, end) in elements and its update settings.
+struct Seg {
+    start: u32,
+    end: u32,
+    decay: f32,
+    lo: f32,
+    hi: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -29,6 +53,9 @@ struct Params {
 @group(0) @binding(5) var<storage, read> scale: array<f32>;
 @group(0) @binding(6) var<storage, read> sumsq: array<f32>;
 @group(0) @binding(7) var<storage, read_write> out: array<f32>;
+@group(0) @binding(8) var<storage, read_write> grad_rw: array<f32>;
+@group(0) @binding(9) var<storage, read> segs: array<Seg>;
+@group(0) @binding(10) var<storage, read> blocks: array<u32>;
 
 @compute @workgroup_size(WG)
 fn adam(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -44,6 +71,30 @@ fn adam(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let vh = vi / p.bias2;
     let w = param[i];
     param[i] = clamp(w - p.lr * (mh / (sqrt(vh) + p.eps) + p.weight_decay * w), p.lo, p.hi);
+}
+
+@compute @workgroup_size(WG)
+fn adam_packed(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    // Parameters start at multiples of WG elements, so a workgroup's block lies in one of them
+    // (or in a gap): the lookup is uniform over the workgroup, no search.
+    let blk = wid.x + wid.y * nwg.x;
+    if (blk >= p.n) { return; }
+    let k = blocks[blk];
+    if (k == 0xffffffffu) { return; }
+    let i = p.base + blk * WG + lid;
+    if (i >= segs[k].end) { return; }
+    let g = grad_rw[i] * scale[0];
+    grad_rw[i] = 0.0;
+    let mi = p.beta1 * m[i] + (1.0 - p.beta1) * g;
+    let vi = p.beta2 * v[i] + (1.0 - p.beta2) * g * g;
+    m[i] = mi;
+    v[i] = vi;
+    let mh = mi / p.bias1;
+    let vh = vi / p.bias2;
+    let w = param[i];
+    param[i] = clamp(w - p.lr * (mh / (sqrt(vh) + p.eps) + segs[k].decay * w), segs[k].lo,
+                     segs[k].hi);
 }
 
 @compute @workgroup_size(1)

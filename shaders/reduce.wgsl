@@ -6,7 +6,8 @@
 // two passes and still fills the GPU when there are few rows. `scale` is applied by the last
 // pass only (mean = sum * 1/cols).
 // `rows_small`: one invocation per row, for short rows (a workgroup per row would idle).
-// `cols_partial`: one invocation per (column, chunk of rows), repeated on the partials.
+// `cols_partial`: one invocation per (column, chunk of rows), repeated on the partials; with
+// `accumulate` set, the sums are added onto `out` (a bias gradient into its accumulator).
 //
 // MODE 0 folds x; MODE 1 folds x * y (a row-wise dot product, used by softmax backward).
 // OP 0 sums, OP 1 takes the maximum.
@@ -21,7 +22,7 @@ struct Params {
     chunk: u32,
     nchunks: u32,
     scale: f32,
-    _pad0: u32,
+    accumulate: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -107,5 +108,6 @@ fn cols_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     for (var r = start; r < end; r++) {
         acc += x[r * p.cols + col];
     }
-    out[t] = acc;
+    // select, not a multiply: an uninitialised `out` may hold NaN.
+    out[t] = select(acc, out[t] + acc, p.accumulate != 0u);
 }

@@ -304,4 +304,24 @@ fn training_step_with_neighbours_uploads_only_the_batch() {
         "bind groups reused in the step: {reused} of {dispatched} dispatches"
     );
     assert!(g.to_f32(&loss).unwrap()[0].is_finite());
+
+    // The optimizer step over all parameters is one dispatch (the store packed at the first
+    // gradient), and the gradient norm one reduction of the packed gradients.
+    if !ctx.timer_start().unwrap() {
+        eprintln!("adapter has no timestamp queries; the optimizer's dispatches not counted");
+        return;
+    }
+    step(4);
+    g.sync().unwrap();
+    let r = ctx.timer_report().unwrap().expect("timer was running");
+    let passes = |name: &str| {
+        r.kernels
+            .iter()
+            .filter(|k| k.kernel == name)
+            .map(|k| k.passes)
+            .sum::<u64>()
+    };
+    assert_eq!(passes("optim::adam_packed"), 1, "{:?}", r.kernels);
+    assert_eq!(passes("optim::adam"), 0, "{:?}", r.kernels);
+    assert_eq!(passes("sumsq::sum_squares"), 0, "{:?}", r.kernels);
 }

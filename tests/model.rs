@@ -10,6 +10,7 @@ use ainrnn::backend::cpu::CpuBackend;
 use ainrnn::backend::model_ops::ModelOps;
 use ainrnn::backend::Backend;
 use ainrnn::model::batch::{upload, Example, PortraitTable};
+use ainrnn::model::params::PId;
 use ainrnn::model::{Connection, Model, ModelConfig, ModelKind, PoolingKind};
 use rand::Rng;
 
@@ -135,13 +136,10 @@ fn fd_check<B: ModelOps>(b: &B, cfg: ModelConfig) {
         .loss_backward(b, &mut model.params, &u, &batch.targets, &nb)
         .unwrap();
     model.backward(b, &batch, &cache, &du).unwrap();
-    let grads: Vec<Option<Vec<f32>>> = model
-        .params
-        .list
-        .iter()
-        .map(|p| p.grad.as_ref().map(|g| b.to_f32(g).unwrap()))
+    let grads: Vec<Option<Vec<f32>>> = (0..model.params.list.len())
+        .map(|i| model.params.grad(PId(i)).map(|g| b.to_f32(g).unwrap()))
         .collect();
-    model.params.zero_grads();
+    model.params.zero_grads(b).unwrap();
     let mut r = rng(7);
     let h = 2e-3f32;
     let l0 = total_loss(b, &mut model);

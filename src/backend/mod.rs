@@ -329,6 +329,16 @@ pub(crate) fn host_targets(
     ))
 }
 
+/// Tensors made by [`Backend::zeros_packed`].
+#[derive(Debug)]
+pub struct Packed<S> {
+    /// One tensor per requested shape.
+    pub parts: Vec<Tensor<S>>,
+    /// The whole allocation as one flat f32 tensor (ranges and the zero padding between them),
+    /// when the parts share one; read it only: writing through it would copy it first.
+    pub whole: Option<Tensor<S>>,
+}
+
 /// Which implementation a backend is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BackendKind {
@@ -362,6 +372,25 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// The largest tensor (in bytes) one kernel may bind; unbounded on the CPU.
     fn max_binding_bytes(&self) -> u64 {
         u64::MAX
+    }
+    /// Zeroed f32 tensors of the given shapes, packed where that helps: on the GPU they are
+    /// ranges of one buffer, so that one dispatch reaches all of them (the fused optimizer step),
+    /// and `whole` reads them at once (zeros between the ranges); the CPU gives separate tensors.
+    /// The shapes' bytes together must fit [`Backend::max_binding_bytes`].
+    fn zeros_packed(&self, shapes: &[Vec<usize>]) -> OpResult<Packed<Self::Storage>> {
+        Ok(Packed {
+            parts: shapes
+                .iter()
+                .map(|s| self.zeros(s))
+                .collect::<OpResult<_>>()?,
+            whole: None,
+        })
+    }
+    /// Zeroes an f32 tensor in place; a tensor sharing its storage gets storage of its own.
+    fn fill_zero(&self, t: &mut BTensor<Self>) -> OpResult<()> {
+        t.expect_dtype("fill_zero", DType::F32)?;
+        *t = self.zeros(t.shape())?;
+        Ok(())
     }
 
     // --- kernels, each of the op of the same name on validated arguments ---------------------
@@ -427,6 +456,11 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn reduce_rows_kernel(&self, op: ReduceOp, a: &BTensor<Self>) -> OpResult<BTensor<Self>>;
     /// Kernel of [`Backend::sum_cols`].
     fn sum_cols_kernel(&self, a: &BTensor<Self>) -> OpResult<BTensor<Self>>;
+    /// Kernel of [`Backend::sum_cols_into`]; by default the sums, then an add.
+    fn sum_cols_into_kernel(&self, acc: &mut BTensor<Self>, a: &BTensor<Self>) -> OpResult<()> {
+        let s = self.sum_cols_kernel(a)?;
+        self.axpy_kernel(acc, &s, 1.0)
+    }
     /// Kernel of [`Backend::softmax_rows`].
     fn softmax_rows_kernel(&self, a: &BTensor<Self>, log: bool) -> OpResult<BTensor<Self>>;
     /// Kernel of [`Backend::softmax_rows_backward`].
@@ -574,6 +608,23 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn sum_cols(&self, a: &BTensor<Self>) -> OpResult<BTensor<Self>> {
         a.expect_dtype("sum_cols", DType::F32)?;
         self.sum_cols_kernel(a)
+    }
+    /// `acc += sum_cols(a)` in place (`acc` has `a.cols()` elements): a bias gradient added
+    /// straight into its accumulator.
+    fn sum_cols_into(&self, acc: &mut BTensor<Self>, a: &BTensor<Self>) -> OpResult<()> {
+        a.expect_dtype("sum_cols_into", DType::F32)?;
+        acc.expect_dtype("sum_cols_into", DType::F32)?;
+        if acc.len() != a.cols() {
+            return Err(OpError::Shape {
+                op: "sum_cols_into",
+                detail: format!(
+                    "accumulator {:?} for the column sums of {:?}",
+                    acc.shape(),
+                    a.shape()
+                ),
+            });
+        }
+        self.sum_cols_into_kernel(acc, a)
     }
 
     // --- softmax family ------------------------------------------------------------------

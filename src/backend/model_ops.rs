@@ -6,7 +6,7 @@
 pub use super::{Csr, LstmCache, MAX_TOPK};
 
 use super::check::{self, SeqDims};
-use super::{BTensor, Backend, OpResult};
+use super::{BTensor, Backend, OpResult, Tensor};
 
 /// The integer finaliser of the dropout hash ("lowbias32": xor-shifts and wrapping multiplies).
 fn dropout_mix(mut x: u32) -> u32 {
@@ -38,6 +38,16 @@ pub struct AdamStep {
     pub t: u32,
     /// Clamp the updated values into `[lo, hi]` in the same pass (IndRNN's recurrent weights).
     pub clamp: Option<(f32, f32)>,
+}
+
+/// One parameter of [`ModelOps::adam_many`]: value, gradient (zeroed by the step) and moments,
+/// all of the same length, with the step's settings for it.
+pub struct AdamSlot<'a, S> {
+    pub p: &'a mut Tensor<S>,
+    pub g: &'a mut Tensor<S>,
+    pub m: &'a mut Tensor<S>,
+    pub v: &'a mut Tensor<S>,
+    pub step: AdamStep,
 }
 
 pub trait ModelOps: Backend {
@@ -133,6 +143,20 @@ pub trait ModelOps: Backend {
         scale: &BTensor<Self>,
         step: &AdamStep,
     ) -> OpResult<()>;
+
+    /// Kernel of [`ModelOps::adam_many`]: by default one [`ModelOps::adam_step`] per slot, then
+    /// its gradient zeroed; the GPU does all slots in one dispatch when they are packed.
+    fn adam_many_kernel(
+        &self,
+        slots: &mut [AdamSlot<'_, Self::Storage>],
+        scale: &BTensor<Self>,
+    ) -> OpResult<()> {
+        for s in slots {
+            self.adam_step_kernel(s.p, s.g, s.m, s.v, scale, &s.step)?;
+            self.fill_zero(s.g)?;
+        }
+        Ok(())
+    }
 
     /// Kernel of [`ModelOps::mask_entries`].
     fn mask_entries_kernel(&self, x: &mut BTensor<Self>, csr: &Csr<Self::Storage>) -> OpResult<()>;
@@ -307,6 +331,21 @@ pub trait ModelOps: Backend {
     ) -> OpResult<()> {
         check::adam_step(p, g, m, v, scale)?;
         self.adam_step_kernel(p, g, m, v, scale, step)
+    }
+
+    /// [`ModelOps::adam_step`] on every slot, and each slot's gradient zeroed (ready for the
+    /// next step's accumulation). On the GPU, slots whose tensors come from
+    /// [`Backend::zeros_packed`] (values, gradients and moments each packed in the same order)
+    /// take one dispatch in all.
+    fn adam_many(
+        &self,
+        slots: &mut [AdamSlot<'_, Self::Storage>],
+        scale: &BTensor<Self>,
+    ) -> OpResult<()> {
+        for s in slots.iter() {
+            check::adam_step(s.p, s.g, s.m, s.v, scale)?;
+        }
+        self.adam_many_kernel(slots, scale)
     }
 
     /// Checks a CSR block `[rows, ncols]` on the host (`row_ptr` `[rows + 1]` starts at 0, does

@@ -80,17 +80,16 @@ impl MultiLinear {
     ) -> OpResult<Vec<Option<BTensor<B>>>> {
         let mut dxs = Vec::with_capacity(xs.len());
         for (i, (x, &w)) in xs.iter().zip(&self.weights).enumerate() {
-            let dw = b.matmul(x, dy, true, false)?;
             let dx = if need_dx.get(i).copied().unwrap_or(false) {
                 Some(b.matmul(dy, p.get(w), false, true)?)
             } else {
                 None
             };
-            p.acc_grad(b, w, dw)?;
+            p.acc_grad_matmul(b, w, x, dy, true, false)?;
             dxs.push(dx);
         }
         if let Some(bias) = self.bias {
-            p.acc_grad(b, bias, b.sum_cols(dy)?)?;
+            p.acc_grad_sum_cols(b, bias, dy)?;
         }
         Ok(dxs)
     }
@@ -315,8 +314,8 @@ impl<B: ModelOps> Layer<B> for LstmLayer {
         let h = self.hidden;
         let n = dg.len() / (4 * h);
         let dg2 = view::<B>(&dg, &[n, 4 * h])?;
-        let dwh = b.matmul(&view::<B>(&cache.inner.h_prev, &[n, h])?, &dg2, true, false)?;
-        p.acc_grad(b, self.wh, dwh)?;
+        let h_prev = view::<B>(&cache.inner.h_prev, &[n, h])?;
+        p.acc_grad_matmul(b, self.wh, &h_prev, &dg2, true, false)?;
         self.input.backward_rows(b, p, x.xs, &dg2, g.need_dx)
     }
 }
@@ -459,7 +458,7 @@ impl PlayAttention {
         }
         // e = t v: ∂v = tᵀ ∂e, ∂t = ∂e vᵀ.
         let de2 = view::<B>(&de, &[bs * l, 1])?;
-        p.acc_grad(b, self.v, b.matmul(&cache.tanh, &de2, true, false)?)?;
+        p.acc_grad_matmul(b, self.v, &cache.tanh, &de2, true, false)?;
         let dt = b.matmul(&de2, p.get(self.v), false, true)?;
         let dpre = b.tanh_backward(&cache.tanh, &dt)?;
         let h2 = view::<B>(h, &[bs * l, self.hidden])?;

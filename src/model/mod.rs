@@ -553,6 +553,9 @@ impl<B: ModelOps> Model<B> {
             .scorer
             .loss_backward(b, &mut self.params, &u, &batch.targets, &nb)?;
         self.backward(b, batch, &cache, &du)?;
+        // Nothing may hold a parameter while the optimizer writes all of them in one pass
+        // (a shared one is copied instead, outside the packed group).
+        drop((cache, u, du));
         self.params.apply(b, optim)?;
         // Submit now: the GPU works while the host prepares the next batch, and every step
         // returns its temporaries to the pool at the same point (no growth after warm-up).
@@ -567,7 +570,7 @@ impl<B: ModelOps> Model<B> {
         let (loss, _) = self
             .scorer
             .loss_backward(b, &mut self.params, &u, &batch.targets, &nb)?;
-        self.params.zero_grads();
+        self.params.zero_grads(b)?;
         Ok(loss)
     }
 

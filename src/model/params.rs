@@ -3,8 +3,17 @@
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::backend::model_ops::{AdamStep, ModelOps};
+use crate::backend::model_ops::{AdamSlot, AdamStep, ModelOps};
 use crate::backend::{BTensor, Backend, IndexPlan, OpResult};
+use crate::error::OpError;
+
+/// Bytes a parameter takes in a packed group at most (the GPU starts each range on a 1 KiB
+/// boundary, its workgroup of 256 elements).
+fn packed_bytes(shape: &[usize]) -> u64 {
+    (shape.iter().product::<usize>() as u64 * 4)
+        .max(4)
+        .next_multiple_of(1024)
+}
 
 /// Handle to a parameter in a [`Params`] store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -16,8 +25,10 @@ pub struct Param<B: Backend> {
     pub value: BTensor<B>,
     pub m: BTensor<B>,
     pub v: BTensor<B>,
-    /// Accumulated gradient of the current step (`None`: untouched this step).
-    pub grad: Option<BTensor<B>>,
+    /// Gradient accumulator, zero between steps (`None` until the store is packed).
+    grad: Option<BTensor<B>>,
+    /// A gradient was accumulated into `grad` this step.
+    touched: bool,
     /// AdamW weight decay applies (not to biases and scalars).
     pub decay: bool,
     /// Clamp after each step (IndRNN recurrent weights).
@@ -49,10 +60,17 @@ impl Default for OptimConfig {
     }
 }
 
+/// The parameters of a model. At the first gradient the store is *packed*: values, gradients
+/// and Adam moments move into [`Backend::zeros_packed`] groups (on the GPU, four buffers per
+/// group, every parameter at the same offset in each), so that the optimizer step over all
+/// parameters is one dispatch per group and the gradient norm one reduction per group.
 pub struct Params<B: Backend> {
     pub list: Vec<Param<B>>,
     /// Optimizer steps taken (Adam's t).
     pub step: u32,
+    packed: bool,
+    /// Each group's gradients as one flat tensor (GPU), read for the global norm.
+    grad_wholes: Vec<BTensor<B>>,
 }
 
 impl<B: ModelOps> Params<B> {
@@ -60,6 +78,8 @@ impl<B: ModelOps> Params<B> {
         Params {
             list: Vec::new(),
             step: 0,
+            packed: false,
+            grad_wholes: Vec::new(),
         }
     }
 
@@ -80,9 +100,11 @@ impl<B: ModelOps> Params<B> {
             m: b.zeros(shape)?,
             v: b.zeros(shape)?,
             grad: None,
+            touched: false,
             decay,
             clamp: None,
         });
+        self.packed = false;
         Ok(PId(self.list.len() - 1))
     }
 
@@ -135,24 +157,101 @@ impl<B: ModelOps> Params<B> {
 
     /// Replaces parameter `id`'s values (its shape's worth; the optimizer moments are kept).
     pub fn set(&mut self, b: &B, id: PId, values: &[f32]) -> OpResult<()> {
-        let p = &mut self.list[id.0];
-        p.value = b.upload_f32(values, &p.shape)?;
+        b.write_f32(&mut self.list[id.0].value, values)
+    }
+
+    /// Moves every parameter into packed groups (see [`Params`]); a no-op once packed, until a
+    /// parameter is added. Groups are consecutive parameters whose bytes fit one binding.
+    fn pack(&mut self, b: &B) -> OpResult<()> {
+        if self.packed {
+            return Ok(());
+        }
+        let limit = b.max_binding_bytes();
+        let mut groups: Vec<std::ops::Range<usize>> = Vec::new();
+        let mut bytes = 0u64;
+        for (i, p) in self.list.iter().enumerate() {
+            let need = packed_bytes(&p.shape);
+            match groups.last_mut() {
+                Some(g) if bytes + need <= limit => {
+                    g.end = i + 1;
+                    bytes += need;
+                }
+                _ => {
+                    groups.push(i..i + 1);
+                    bytes = need;
+                }
+            }
+        }
+        self.grad_wholes.clear();
+        for range in groups {
+            let list = &mut self.list[range];
+            let shapes: Vec<Vec<usize>> = list.iter().map(|p| p.shape.clone()).collect();
+            let [values, grads, ms, vs] = [(); 4].map(|_| b.zeros_packed(&shapes));
+            let (values, grads, ms, vs) = (values?, grads?, ms?, vs?);
+            let parts = values
+                .parts
+                .into_iter()
+                .zip(grads.parts)
+                .zip(ms.parts)
+                .zip(vs.parts);
+            for (p, (((mut value, mut grad), mut m), mut v)) in list.iter_mut().zip(parts) {
+                // 0 + x: an exact copy on both backends.
+                b.axpy(&mut value, &p.value, 1.0)?;
+                b.axpy(&mut m, &p.m, 1.0)?;
+                b.axpy(&mut v, &p.v, 1.0)?;
+                if let (Some(old), true) = (&p.grad, p.touched) {
+                    b.axpy(&mut grad, old, 1.0)?;
+                }
+                (p.value, p.m, p.v, p.grad) = (value, m, v, Some(grad));
+            }
+            self.grad_wholes.extend(grads.whole);
+        }
+        self.packed = true;
         Ok(())
     }
 
-    /// Adds `g` to the parameter's gradient of this step.
-    pub fn acc_grad(&mut self, b: &B, id: PId, g: BTensor<B>) -> OpResult<()> {
+    /// Parameter `id`'s gradient accumulator, marked as written this step.
+    fn grad_slot(&mut self, b: &B, id: PId) -> OpResult<&mut BTensor<B>> {
+        self.pack(b)?;
         let p = &mut self.list[id.0];
-        match &mut p.grad {
-            None => p.grad = Some(g.reshape(&p.shape)?),
-            Some(acc) => b.axpy(acc, &g, 1.0)?,
-        }
-        Ok(())
+        p.touched = true;
+        p.grad.as_mut().ok_or_else(|| OpError::Invalid {
+            op: "acc_grad",
+            detail: format!("parameter {} has no gradient after packing", p.name),
+        })
+    }
+
+    /// The gradient accumulated this step (`None` when the parameter got none).
+    pub fn grad(&self, id: PId) -> Option<&BTensor<B>> {
+        let p = &self.list[id.0];
+        p.grad.as_ref().filter(|_| p.touched)
+    }
+
+    /// Adds `g` (the parameter's element count, any shape) to the parameter's gradient.
+    pub fn acc_grad(&mut self, b: &B, id: PId, g: BTensor<B>) -> OpResult<()> {
+        b.axpy(self.grad_slot(b, id)?, &g, 1.0)
+    }
+
+    /// Adds the product `op(x) · op(y)` (the parameter's shape) to its gradient, in the matmul.
+    pub fn acc_grad_matmul(
+        &mut self,
+        b: &B,
+        id: PId,
+        x: &BTensor<B>,
+        y: &BTensor<B>,
+        trans_x: bool,
+        trans_y: bool,
+    ) -> OpResult<()> {
+        b.matmul_into(self.grad_slot(b, id)?, x, y, trans_x, trans_y, 1.0, 1.0)
+    }
+
+    /// Adds the column sums of `g` to the parameter's gradient (a bias).
+    pub fn acc_grad_sum_cols(&mut self, b: &B, id: PId, g: &BTensor<B>) -> OpResult<()> {
+        b.sum_cols_into(self.grad_slot(b, id)?, g)
     }
 
     /// Adds `g`'s rows into the rows of parameter `id`'s gradient that `plan` names (the
-    /// backward of a row gather), in place when the gradient exists: a `[rows, dim]` table
-    /// gradient is zeroed once per step, not once per gather.
+    /// backward of a row gather), in place.
     pub fn acc_grad_rows(
         &mut self,
         b: &B,
@@ -160,42 +259,64 @@ impl<B: ModelOps> Params<B> {
         g: &BTensor<B>,
         plan: &IndexPlan<B::Storage>,
     ) -> OpResult<()> {
-        let p = &mut self.list[id.0];
-        if p.grad.is_none() {
-            p.grad = Some(b.zeros(&p.shape)?);
-        }
-        let acc = p.grad.as_mut().expect("set just above");
-        b.scatter_add_rows(acc, g, plan)
+        b.scatter_add_rows(self.grad_slot(b, id)?, g, plan)
     }
 
-    pub fn zero_grads(&mut self) {
+    /// Discards this step's gradients.
+    pub fn zero_grads(&mut self, b: &B) -> OpResult<()> {
         for p in &mut self.list {
-            p.grad = None;
+            if let (Some(g), true) = (&mut p.grad, p.touched) {
+                b.fill_zero(g)?;
+            }
+            p.touched = false;
         }
+        Ok(())
     }
 
     /// Global-norm clipping factor and one AdamW step over every parameter with a gradient,
-    /// all on the device (no read-back), the clamps inside the Adam pass. Clears the gradients.
+    /// all on the device (no read-back), the clamps inside the Adam pass; on the GPU one
+    /// dispatch per packed group. Leaves the gradients zeroed.
     pub fn apply(&mut self, b: &B, cfg: &OptimConfig) -> OpResult<()> {
         self.step += 1;
         let mut sumsq = b.zeros(&[1])?;
-        let grads: Vec<&BTensor<B>> = self.list.iter().filter_map(|p| p.grad.as_ref()).collect();
+        // Untouched gradients are zero: the packed wholes give the same norm in fewer passes.
+        let grads: Vec<&BTensor<B>> = if self.packed && !self.grad_wholes.is_empty() {
+            self.grad_wholes.iter().collect()
+        } else {
+            self.list
+                .iter()
+                .filter(|p| p.touched)
+                .filter_map(|p| p.grad.as_ref())
+                .collect()
+        };
         b.sum_squares_many_into(&mut sumsq, &grads)?;
         let scale = b.clip_scale(&sumsq, cfg.clip_norm)?;
-        for p in &mut self.list {
-            let Some(g) = p.grad.take() else { continue };
-            let step = AdamStep {
-                lr: cfg.lr,
-                beta1: cfg.beta1,
-                beta2: cfg.beta2,
-                eps: cfg.eps,
-                weight_decay: if p.decay { cfg.weight_decay } else { 0.0 },
-                t: self.step,
-                clamp: p.clamp,
-            };
-            b.adam_step(&mut p.value, &g, &mut p.m, &mut p.v, &scale, &step)?;
-        }
-        Ok(())
+        let t = self.step;
+        let mut slots: Vec<AdamSlot<'_, B::Storage>> = self
+            .list
+            .iter_mut()
+            .filter(|p| p.touched)
+            .filter_map(|p| {
+                let step = AdamStep {
+                    lr: cfg.lr,
+                    beta1: cfg.beta1,
+                    beta2: cfg.beta2,
+                    eps: cfg.eps,
+                    weight_decay: if p.decay { cfg.weight_decay } else { 0.0 },
+                    t,
+                    clamp: p.clamp,
+                };
+                p.touched = false;
+                Some(AdamSlot {
+                    p: &mut p.value,
+                    g: p.grad.as_mut()?,
+                    m: &mut p.m,
+                    v: &mut p.v,
+                    step,
+                })
+            })
+            .collect();
+        b.adam_many(&mut slots, &scale)
     }
 
     pub fn count(&self) -> usize {

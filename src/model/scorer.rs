@@ -336,15 +336,21 @@ impl<B: ModelOps> Scorer<B> {
             }
             b.axpy(&mut loss, &l, 1.0)?;
             b.matmul_into(&mut du, &g, &qs[i], false, false, 1.0, 1.0)?;
-            let dq = b.matmul(&g, u, true, false)?;
-            p.acc_grad(b, self.bias[i], b.sum_cols(&g)?)?;
-            if let Some(w) = self.proj {
-                p.acc_grad(b, w, b.matmul(&self.features[i], &dq, true, false)?)?;
-            }
-            if single {
-                p.acc_grad(b, self.emb, dq)?;
-            } else {
-                p.acc_grad_rows(b, self.emb, &dq, &self.plans[i])?;
+            p.acc_grad_sum_cols(b, self.bias[i], &g)?;
+            match (single, self.proj) {
+                // The table's gradient straight into its accumulator.
+                (true, None) => p.acc_grad_matmul(b, self.emb, &g, u, true, false)?,
+                (_, proj) => {
+                    let dq = b.matmul(&g, u, true, false)?;
+                    if let Some(w) = proj {
+                        p.acc_grad_matmul(b, w, &self.features[i], &dq, true, false)?;
+                    }
+                    if single {
+                        p.acc_grad(b, self.emb, dq)?;
+                    } else {
+                        p.acc_grad_rows(b, self.emb, &dq, &self.plans[i])?;
+                    }
+                }
             }
         }
         if let (Some(g), Some(d)) = (self.gamma, dgamma) {

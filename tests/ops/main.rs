@@ -55,6 +55,7 @@ backend_tests! {
     model::dropout_masks => model_dropout_masks,
     model::optimizer => model_optimizer,
     model::optimizer_fused => model_optimizer_fused,
+    model::optimizer_many => model_optimizer_many,
     model::topk_and_masking => model_topk_and_masking,
     model::cross_entropy_tiles => model_cross_entropy_tiles,
     model::csr_axpy_and_row_dot => model_csr_axpy_and_row_dot,

@@ -1,6 +1,6 @@
 //! Model ops (IndRNN, LSTM, optimizer, top-k) against f64 oracles and finite differences.
 
-use ainrnn::backend::model_ops::{AdamStep, ModelOps, MAX_TOPK};
+use ainrnn::backend::model_ops::{AdamSlot, AdamStep, ModelOps, MAX_TOPK};
 use ainrnn::error::OpError;
 use rand::Rng;
 
@@ -1161,4 +1161,150 @@ pub fn optimizer_fused<B: ModelOps>(be: &B) {
             abs: 1e-6,
         },
     );
+}
+
+/// One AdamW step over many parameters (`adam_many`), on packed tensors as the model keeps
+/// them (one dispatch on the GPU) and on separate ones (one per parameter), against the f64
+/// oracle: per-parameter decay and clamp, a parameter left out untouched, gradients zeroed.
+pub fn optimizer_many<B: ModelOps>(be: &B) {
+    let mut r = rng(232);
+    let shapes: Vec<Vec<usize>> = vec![
+        vec![3],
+        vec![300],
+        vec![1],
+        vec![256],
+        vec![257, 2],
+        vec![40, 25],
+        vec![2000, 33],
+    ];
+    // (weight decay, clamp) of each; parameter 3 is left out of the step.
+    let settings = [
+        (0.0f32, None),
+        (0.1, None),
+        (0.0, Some((-0.2f32, 0.3f32))),
+        (0.1, None),
+        (0.05, Some((-0.5, 0.5))),
+        (0.0, None),
+        (0.1, None),
+    ];
+    let left_out = 3;
+    for packed in [true, false] {
+        let alloc = || -> Vec<_> {
+            if packed {
+                be.zeros_packed(&shapes).unwrap().parts
+            } else {
+                shapes.iter().map(|s| be.zeros(s).unwrap()).collect()
+            }
+        };
+        let (mut ps, mut gs, mut ms, mut vs) = (alloc(), alloc(), alloc(), alloc());
+        let mut oracle = Vec::new();
+        for (i, p) in ps.iter_mut().enumerate() {
+            let p0 = uniform(&mut r, p.len(), -1.0, 1.0);
+            be.write_f32(p, &p0).unwrap();
+            oracle.push((to_f64(&p0), vec![0.0f64; p0.len()], vec![0.0f64; p0.len()]));
+            if i == left_out {
+                be.write_f32(&mut gs[i], &vec![1.0; p0.len()]).unwrap();
+            }
+        }
+        let scale = 0.7f32;
+        for t in 1..=2u32 {
+            let mut slots = Vec::new();
+            for (i, (((p, g), m), v)) in ps
+                .iter_mut()
+                .zip(gs.iter_mut())
+                .zip(ms.iter_mut())
+                .zip(vs.iter_mut())
+                .enumerate()
+            {
+                if i == left_out {
+                    continue;
+                }
+                let gv = uniform(&mut r, p.len(), -1.0, 1.0);
+                be.write_f32(g, &gv).unwrap();
+                let (decay, clamp) = settings[i];
+                let (pe, me, ve) = &mut oracle[i];
+                for j in 0..gv.len() {
+                    let gj = gv[j] as f64 * scale as f64;
+                    me[j] = 0.9 * me[j] + 0.1 * gj;
+                    ve[j] = 0.999 * ve[j] + 0.001 * gj * gj;
+                    let (mh, vh) = (
+                        me[j] / (1.0 - 0.9f64.powi(t as i32)),
+                        ve[j] / (1.0 - 0.999f64.powi(t as i32)),
+                    );
+                    let w = pe[j] - 0.01 * (mh / (vh.sqrt() + 1e-8) + decay as f64 * pe[j]);
+                    pe[j] = match clamp {
+                        Some((lo, hi)) => w.clamp(lo as f64, hi as f64),
+                        None => w,
+                    };
+                }
+                slots.push(AdamSlot {
+                    p,
+                    g,
+                    m,
+                    v,
+                    step: AdamStep {
+                        lr: 0.01,
+                        beta1: 0.9,
+                        beta2: 0.999,
+                        eps: 1e-8,
+                        weight_decay: decay,
+                        t,
+                        clamp,
+                    },
+                });
+            }
+            let sc = be.upload_f32(&[scale], &[1]).unwrap();
+            be.adam_many(&mut slots, &sc).unwrap();
+        }
+        for (i, (pe, me, _)) in oracle.iter().enumerate() {
+            let what = format!("adam_many (packed: {packed}) parameter {i} after 2 steps");
+            let tol = Tol {
+                rel: 1e-4,
+                abs: 1e-6,
+            };
+            assert_close(&what, &be.to_f32(&ps[i]).unwrap(), pe, tol);
+            assert_close(&what, &be.to_f32(&ms[i]).unwrap(), me, tol);
+            let g = be.to_f32(&gs[i]).unwrap();
+            if i == left_out {
+                assert!(g.iter().all(|&x| x == 1.0), "{what}: its gradient kept");
+            } else {
+                assert!(g.iter().all(|&x| x == 0.0), "{what}: gradient zeroed");
+            }
+        }
+    }
+    // The packed whole reads every range (zeros between them).
+    let pk = be.zeros_packed(&shapes[..3]).unwrap();
+    if let Some(whole) = &pk.whole {
+        let n: usize = shapes[..3]
+            .iter()
+            .map(|s| s.iter().product::<usize>())
+            .sum();
+        assert!(whole.len() >= n);
+        assert!(be.to_f32(whole).unwrap().iter().all(|&x| x == 0.0));
+    }
+    // A step whose slots differ in length from their gradient is refused.
+    let mut p = be.zeros(&[4]).unwrap();
+    let (mut g, mut m, mut v) = (
+        be.zeros(&[3]).unwrap(),
+        be.zeros(&[4]).unwrap(),
+        be.zeros(&[4]).unwrap(),
+    );
+    let step = AdamStep {
+        lr: 0.01,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.0,
+        t: 1,
+        clamp: None,
+    };
+    let mut slots = [AdamSlot {
+        p: &mut p,
+        g: &mut g,
+        m: &mut m,
+        v: &mut v,
+        step,
+    }];
+    let sc = be.upload_f32(&[1.0], &[1]).unwrap();
+    assert!(be.adam_many(&mut slots, &sc).is_err());
 }

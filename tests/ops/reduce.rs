@@ -78,5 +78,25 @@ pub fn cols<B: Backend>(be: &B) {
             &want,
             Tol::sum(rows),
         );
+        // Added onto an accumulator (a bias gradient), which keeps what it held.
+        let prior = uniform(&mut r, cols, -1.0, 1.0);
+        let mut acc = be.upload_f32(&prior, &[cols]).unwrap();
+        let kept = acc.clone();
+        be.sum_cols_into(&mut acc, &a).unwrap();
+        be.sum_cols_into(&mut acc, &a).unwrap();
+        let want2: Vec<f64> = want
+            .iter()
+            .zip(&prior)
+            .map(|(w, &p)| 2.0 * w + p as f64)
+            .collect();
+        assert_close(
+            &format!("sum_cols_into {rows} x {cols}, twice"),
+            &be.to_f32(&acc).unwrap(),
+            &want2,
+            Tol::sum(2 * rows + 1),
+        );
+        assert_eq!(be.to_f32(&kept).unwrap(), prior, "copy-on-write");
     }
+    let a = be.zeros(&[4, 3]).unwrap();
+    assert!(be.sum_cols_into(&mut be.zeros(&[4]).unwrap(), &a).is_err());
 }

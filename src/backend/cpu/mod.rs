@@ -133,6 +133,15 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
+    fn fill_zero(&self, t: &mut CpuTensor) -> OpResult<()> {
+        if Arc::strong_count(t.storage()) > 1 {
+            *t = self.zeros(t.shape())?;
+            return Ok(());
+        }
+        f32s_mut("fill_zero", t)?.fill(0.0);
+        Ok(())
+    }
+
     fn upload_f32_kernel(&self, data: &[f32], shape: &[usize]) -> OpResult<CpuTensor> {
         Ok(tensor(shape.to_vec(), data.to_vec()))
     }

@@ -35,12 +35,16 @@ const NEED_STORAGE_BUFFERS: u32 = 8;
 const NEED_INVOCATIONS: u32 = WORKGROUP_SIZE;
 const NEED_WORKGROUP_BYTES: u32 = 16384;
 
-/// A device buffer from the pool; returns itself to the pool when dropped.
+/// A device buffer from the pool, or a view of a range of one (see [`GpuContext::pack`]).
+/// A pooled buffer returns itself to the pool when dropped; a view keeps its parent alive.
 pub struct GpuBuffer {
     buffer: Option<wgpu::Buffer>,
     class: u64,
     /// Bytes requested; bindings cover exactly these (rounded up to 4, at least 4).
     bytes: u64,
+    /// Start of the range in `buffer` (0 unless a view).
+    offset: u64,
+    parent: Option<Arc<GpuBuffer>>,
     released: Arc<Mutex<Vec<(u64, wgpu::Buffer)>>>,
 }
 
@@ -49,12 +53,27 @@ impl GpuBuffer {
         self.buffer.as_ref().expect("GpuBuffer used after release")
     }
 
+    /// Bytes of the range that bindings cover.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Byte offset of this range in [`GpuBuffer::raw`].
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The buffer this one is a view of.
+    pub fn parent(&self) -> Option<&Arc<GpuBuffer>> {
+        self.parent.as_ref()
+    }
+
     /// The binding of the requested range: a pooled buffer may be larger than asked for, and
     /// its full size may exceed the device's binding limit.
     fn binding(&self) -> wgpu::BindingResource<'_> {
         wgpu::BindingResource::Buffer(wgpu::BufferBinding {
             buffer: self.raw(),
-            offset: 0,
+            offset: self.offset,
             size: NonZeroU64::new(self.bytes.max(4).next_multiple_of(4)),
         })
     }
@@ -68,6 +87,9 @@ impl std::fmt::Debug for GpuBuffer {
 
 impl Drop for GpuBuffer {
     fn drop(&mut self) {
+        if self.parent.is_some() {
+            return;
+        }
         if let Some(b) = self.buffer.take() {
             if let Ok(mut r) = self.released.lock() {
                 r.push((self.class, b));
@@ -94,7 +116,8 @@ fn size_class(bytes: u64) -> u64 {
 struct BindKey {
     kernel: Kernel,
     offset: u64,
-    buffers: Vec<(u32, wgpu::Buffer, u64)>,
+    /// Binding, buffer, offset, size.
+    buffers: Vec<(u32, wgpu::Buffer, u64, u64)>,
 }
 
 struct Timer {
@@ -419,8 +442,48 @@ impl GpuContext {
             buffer: Some(buf),
             class,
             bytes,
+            offset: 0,
+            parent: None,
             released: self.released.clone(),
         }
+    }
+
+    /// One zeroed buffer holding ranges of the given byte sizes, each starting at a multiple of
+    /// `align` bytes and of the device's storage offset alignment: returns the buffer and a view
+    /// of each range. A kernel binding the whole buffer reaches every range in one dispatch (the
+    /// fused optimizer step over all parameters).
+    pub fn pack(
+        &self,
+        sizes: &[u64],
+        align: u64,
+        what: &str,
+    ) -> Result<(Arc<GpuBuffer>, Vec<GpuBuffer>), GpuError> {
+        let align = u64::from(self.limits.min_storage_buffer_offset_alignment)
+            .max(align)
+            .max(4);
+        let mut offsets = Vec::with_capacity(sizes.len());
+        let mut end = 0u64;
+        for &b in sizes {
+            let at = end.next_multiple_of(align);
+            offsets.push(at);
+            // At least 4 bytes each: a binding is never empty.
+            end = at + b.max(4).next_multiple_of(4);
+        }
+        let parent = Arc::new(self.alloc(end.max(4), what)?);
+        self.clear(&parent, end.max(4));
+        let views = sizes
+            .iter()
+            .zip(offsets)
+            .map(|(&bytes, offset)| GpuBuffer {
+                buffer: Some(parent.raw().clone()),
+                class: 0,
+                bytes,
+                offset,
+                parent: Some(parent.clone()),
+                released: self.released.clone(),
+            })
+            .collect();
+        Ok((parent, views))
     }
 
     /// A device buffer of at least `bytes` bytes with undefined contents.
@@ -450,7 +513,7 @@ impl GpuContext {
         }
         st.stats.upload_bytes += data.len() as u64;
         if !data.is_empty() {
-            self.queue.write_buffer(buf.raw(), 0, data);
+            self.queue.write_buffer(buf.raw(), buf.offset, data);
         }
         Ok(())
     }
@@ -461,7 +524,7 @@ impl GpuContext {
         let dst = self.alloc_locked(&mut st, bytes, "copy")?;
         if bytes > 0 {
             let enc = Self::encoder(&self.device, &mut st);
-            enc.copy_buffer_to_buffer(src.raw(), 0, dst.raw(), 0, bytes);
+            enc.copy_buffer_to_buffer(src.raw(), src.offset, dst.raw(), 0, bytes);
             st.pending += 1;
         }
         Ok(dst)
@@ -474,7 +537,7 @@ impl GpuContext {
         }
         let mut st = self.lock();
         let enc = Self::encoder(&self.device, &mut st);
-        enc.clear_buffer(buf.raw(), 0, Some(bytes));
+        enc.clear_buffer(buf.raw(), buf.offset, Some(bytes));
         st.pending += 1;
     }
 
@@ -564,7 +627,7 @@ impl GpuContext {
             offset,
             buffers: slots
                 .iter()
-                .map(|&(b, buf)| (b, buf.raw().clone(), buf.bytes))
+                .map(|&(b, buf)| (b, buf.raw().clone(), buf.offset, buf.bytes))
                 .collect(),
         };
         let bind_group = match st.bind_groups.get(&key).cloned() {
@@ -818,7 +881,7 @@ impl GpuContext {
         st.stats.readbacks += 1;
         Self::encoder(&self.device, &mut st).copy_buffer_to_buffer(
             src.raw(),
-            0,
+            src.offset,
             &staging,
             0,
             bytes,

@@ -13,7 +13,7 @@ mod reduce;
 pub mod shader;
 mod softmax;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 pub use context::{GpuBuffer, GpuContext, GpuStats, KernelTime, TimerReport};
 pub use elementwise::EwParams;
@@ -37,17 +37,24 @@ pub static SHADERS: [&Shader; 12] = [
 
 use super::check::MatmulDims;
 use super::{
-    Backend, BackendKind, BinaryOp, DType, IndexPlan, OpResult, ReduceOp, Targets, Tensor, UnaryOp,
+    Backend, BackendKind, BinaryOp, DType, IndexPlan, OpResult, Packed, ReduceOp, Targets, Tensor,
+    UnaryOp,
 };
 use crate::error::GpuError;
 
 pub type GpuStorage = Arc<GpuBuffer>;
 pub type GpuTensor = Tensor<GpuStorage>;
 
+/// Two device tables kept under the key they were built for ([`GpuBackend::tables2`]).
+type KeptTables = (Vec<u32>, GpuTensor, GpuTensor);
+
 /// The GPU backend. Cheap to clone; all clones share one device.
 #[derive(Clone)]
 pub struct GpuBackend {
     ctx: Arc<GpuContext>,
+    /// Small constant tables uploaded once and reused while a step repeats them (the fused
+    /// optimizer's parameter list), by content; a few at most.
+    tables: Arc<Mutex<Vec<KeptTables>>>,
 }
 
 impl std::fmt::Debug for GpuBackend {
@@ -59,13 +66,40 @@ impl std::fmt::Debug for GpuBackend {
 impl GpuBackend {
     /// Opens the adapter chosen from the environment (see [`adapter::choose`]).
     pub fn new() -> Result<Self, GpuError> {
-        Ok(GpuBackend {
-            ctx: Arc::new(GpuContext::new()?),
-        })
+        Ok(Self::from_context(Arc::new(GpuContext::new()?)))
     }
 
     pub fn from_context(ctx: Arc<GpuContext>) -> Self {
-        GpuBackend { ctx }
+        GpuBackend {
+            ctx,
+            tables: Arc::default(),
+        }
+    }
+
+    /// Two small constant tables on the device, built and uploaded only when none is kept for
+    /// `key` (the fused optimizer's parameter list and block map, the same every step).
+    pub fn tables2(
+        &self,
+        key: &[u32],
+        second: impl FnOnce() -> Vec<u32>,
+    ) -> OpResult<(GpuTensor, GpuTensor)> {
+        const KEEP: usize = 8;
+        let mut tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = tables.iter().position(|(w, ..)| w == key) {
+            // Most recent last: the oldest goes first when the list is full.
+            let hit = tables.remove(i);
+            let pair = (hit.1.clone(), hit.2.clone());
+            tables.push(hit);
+            return Ok(pair);
+        }
+        let words = second();
+        let a = self.upload_u32_kernel(key, &[key.len()])?;
+        let b = self.upload_u32_kernel(&words, &[words.len()])?;
+        if tables.len() >= KEEP {
+            tables.remove(0);
+        }
+        tables.push((key.to_vec(), a.clone(), b.clone()));
+        Ok((a, b))
     }
 
     pub fn context(&self) -> &Arc<GpuContext> {
@@ -128,6 +162,36 @@ impl Backend for GpuBackend {
 
     fn max_binding_bytes(&self) -> u64 {
         self.ctx.limits.max_storage_buffer_binding_size
+    }
+
+    fn zeros_packed(&self, shapes: &[Vec<usize>]) -> OpResult<Packed<GpuStorage>> {
+        let sizes: Vec<u64> = shapes
+            .iter()
+            .map(|s| s.iter().product::<usize>() as u64 * 4)
+            .collect();
+        // Each range on a workgroup boundary: `adam_packed` gives every workgroup one tensor.
+        let align = u64::from(WORKGROUP_SIZE) * 4;
+        let (parent, views) = self.ctx.pack(&sizes, align, "packed tensors")?;
+        let whole_len = (parent.bytes() / 4) as usize;
+        let parts = shapes
+            .iter()
+            .zip(views)
+            .map(|(s, v)| Tensor::from_parts(s.clone(), DType::F32, Arc::new(v)))
+            .collect();
+        Ok(Packed {
+            parts,
+            whole: Some(Tensor::from_parts(vec![whole_len], DType::F32, parent)),
+        })
+    }
+
+    fn fill_zero(&self, t: &mut GpuTensor) -> OpResult<()> {
+        t.expect_dtype("fill_zero", DType::F32)?;
+        if Arc::strong_count(t.storage()) > 1 {
+            *t = self.zeros(t.shape())?;
+            return Ok(());
+        }
+        self.ctx.clear(raw(t), t.len() as u64 * 4);
+        Ok(())
     }
 
     fn upload_f32_kernel(&self, data: &[f32], shape: &[usize]) -> OpResult<GpuTensor> {
@@ -206,6 +270,10 @@ impl Backend for GpuBackend {
 
     fn reduce_rows_kernel(&self, op: ReduceOp, a: &GpuTensor) -> OpResult<GpuTensor> {
         reduce::reduce_rows(self, op, a)
+    }
+
+    fn sum_cols_into_kernel(&self, acc: &mut GpuTensor, a: &GpuTensor) -> OpResult<()> {
+        reduce::sum_cols_into(self, acc, a)
     }
 
     fn sum_cols_kernel(&self, a: &GpuTensor) -> OpResult<GpuTensor> {

@@ -1,12 +1,14 @@
 //! Host side of the model kernels (`shaders/{indrnn,lstm,optim,topk}.wgsl` and the time-mask and
 //! tanh-backward entries of `elementwise.wgsl`).
 
+use std::sync::Arc;
+
 use super::elementwise::{EwParams, ELEMENTWISE};
 use super::pipeline::Kernel;
-use super::shader::Shader;
+use super::shader::{Shader, WORKGROUP_SIZE};
 use super::{make_unique, raw, GpuBackend, GpuBuffer, GpuStorage, GpuTensor};
 use crate::backend::check::SeqDims;
-use crate::backend::model_ops::{AdamStep, Csr, LstmCache, ModelOps};
+use crate::backend::model_ops::{AdamSlot, AdamStep, Csr, LstmCache, ModelOps};
 use crate::backend::{Backend, DType, OpResult};
 
 crate::kernel_params! {
@@ -23,7 +25,7 @@ crate::kernel_params! {
     /// Parameters of `optim.wgsl`.
     struct OptParams {
         n: u32,
-        _pad: u32,
+        nseg: u32,
         lr: f32,
         beta1: f32,
         beta2: f32,
@@ -34,6 +36,10 @@ crate::kernel_params! {
         lo: f32,
         hi: f32,
         max_norm: f32,
+        base: u32,
+        _pad0: u32,
+        _pad1: u32,
+        _pad2: u32,
     }
 }
 
@@ -122,7 +128,9 @@ pub static LSTM: Shader = crate::wgsl_shader!(
 pub static OPTIM: Shader = crate::wgsl_shader!(
     "optim",
     OptParams,
-    bindings: ["param", "grad", "m", "v", "scale", "sumsq", "out"],
+    bindings: [
+        "param", "grad", "m", "v", "scale", "sumsq", "out", "grad_rw", "segs", "blocks",
+    ],
 );
 
 pub static TOPK: Shader = crate::wgsl_shader!(
@@ -536,6 +544,23 @@ impl ModelOps for GpuBackend {
         Ok(())
     }
 
+    fn adam_many_kernel(
+        &self,
+        slots: &mut [AdamSlot<'_, GpuStorage>],
+        scale: &GpuTensor,
+    ) -> OpResult<()> {
+        match packed_segments(slots) {
+            Some((parents, segs)) => self.adam_packed(slots, &parents, segs, scale),
+            None => {
+                for s in slots {
+                    self.adam_step_kernel(s.p, s.g, s.m, s.v, scale, &s.step)?;
+                    self.fill_zero(s.g)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
     fn mask_entries_kernel(&self, x: &mut GpuTensor, csr: &Csr<GpuStorage>) -> OpResult<()> {
         let (row_ptr, cols) = (csr.row_ptr(), csr.cols());
         let rows = x.rows();
@@ -687,5 +712,125 @@ impl ModelOps for GpuBackend {
             ids = Some(out_i);
             cols = nseg * k;
         }
+    }
+}
+
+/// Words per entry of `adam_packed`'s parameter list (`Seg` in `optim.wgsl`).
+const SEG_WORDS: usize = 8;
+
+/// One packed parameter: start and end in elements, weight decay, clamp bounds.
+type Seg = (u32, u32, f32, f32, f32);
+
+/// When every slot's value, gradient and moments are ranges at one offset of four packed
+/// buffers (the same four for all slots), nothing else holds them, and the slots differ only in
+/// weight decay and clamp: those buffers and the slots' `(start, end, decay, lo, hi)` in
+/// elements, sorted by start. A range shared with another tensor must keep copy-on-write, which
+/// the fused pass would bypass.
+fn packed_segments(slots: &[AdamSlot<'_, GpuStorage>]) -> Option<([GpuStorage; 4], Vec<Seg>)> {
+    let first = slots.first()?;
+    let parents =
+        [&*first.p, &*first.g, &*first.m, &*first.v].map(|t| t.storage().parent().cloned());
+    let [Some(pp), Some(pg), Some(pm), Some(pv)] = parents else {
+        return None;
+    };
+    let parents = [pp, pg, pm, pv];
+    let mut segs = Vec::with_capacity(slots.len());
+    let same = |a: &AdamStep, b: &AdamStep| {
+        (a.lr, a.beta1, a.beta2, a.eps, a.t) == (b.lr, b.beta1, b.beta2, b.eps, b.t)
+    };
+    for s in slots {
+        if !same(&s.step, &first.step) {
+            return None;
+        }
+        let ts = [&*s.p, &*s.g, &*s.m, &*s.v];
+        let offset = ts[0].storage().offset();
+        for (t, parent) in ts.iter().zip(&parents) {
+            let st = t.storage();
+            if Arc::strong_count(st) > 1
+                || st.offset() != offset
+                || !st.parent().is_some_and(|q| Arc::ptr_eq(q, parent))
+            {
+                return None;
+            }
+        }
+        let start = u32::try_from(offset / 4).ok()?;
+        if start % WORKGROUP_SIZE != 0 {
+            return None;
+        }
+        let end = start.checked_add(u32::try_from(s.p.len()).ok()?)?;
+        let (lo, hi) = s.step.clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY));
+        segs.push((start, end, s.step.weight_decay, lo, hi));
+    }
+    segs.sort_by_key(|s| s.0);
+    Some((parents, segs))
+}
+
+impl GpuBackend {
+    /// One dispatch of `adam_packed` over the blocks the segments cover.
+    fn adam_packed(
+        &self,
+        slots: &[AdamSlot<'_, GpuStorage>],
+        parents: &[GpuStorage; 4],
+        segs: Vec<Seg>,
+        scale: &GpuTensor,
+    ) -> OpResult<()> {
+        let (Some(first), Some(s0)) = (slots.first(), segs.first()) else {
+            return Ok(());
+        };
+        let wg = WORKGROUP_SIZE;
+        let base = s0.0 - s0.0 % wg;
+        let end = segs.iter().map(|s| s.1).max().unwrap_or(base);
+        let nblocks = (end - base).div_ceil(wg);
+        let mut words = Vec::with_capacity(segs.len() * SEG_WORDS);
+        for &(start, stop, decay, lo, hi) in &segs {
+            words.extend_from_slice(&[
+                start,
+                stop,
+                decay.to_bits(),
+                lo.to_bits(),
+                hi.to_bits(),
+                0,
+                0,
+                0,
+            ]);
+        }
+        let (segs_t, blocks_t) = self.tables2(&words, || {
+            // Packed ranges start on workgroup boundaries (`zeros_packed`): one entry a block.
+            let mut blocks = vec![u32::MAX; nblocks as usize];
+            for (k, &(start, stop, ..)) in segs.iter().enumerate() {
+                let (a, b) = ((start - base) / wg, (stop - base).div_ceil(wg));
+                blocks[a as usize..b as usize].fill(k as u32);
+            }
+            blocks
+        })?;
+        let s = &first.step;
+        let prm = OptParams {
+            n: nblocks,
+            nseg: segs.len() as u32,
+            lr: s.lr,
+            beta1: s.beta1,
+            beta2: s.beta2,
+            eps: s.eps,
+            bias1: 1.0 - s.beta1.powi(s.t as i32),
+            bias2: 1.0 - s.beta2.powi(s.t as i32),
+            base,
+            ..Default::default()
+        };
+        let [p, g, m, v] = parents;
+        self.ctx.dispatch(
+            &Kernel::new(&OPTIM, "adam_packed"),
+            &prm,
+            &[
+                ("param", &**p),
+                ("grad_rw", &**g),
+                ("m", &**m),
+                ("v", &**v),
+                ("scale", raw(scale)),
+                ("segs", raw(&segs_t)),
+                ("blocks", raw(&blocks_t)),
+            ],
+            self.grid("adam_many", u64::from(nblocks) * u64::from(wg))?,
+        )?;
+        Ok(())
     }
 }

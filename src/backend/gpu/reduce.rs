@@ -2,7 +2,7 @@
 
 use super::pipeline::Kernel;
 use super::shader::{Shader, WORKGROUP_SIZE};
-use super::{raw, GpuBackend, GpuTensor};
+use super::{make_unique, raw, GpuBackend, GpuTensor};
 use crate::backend::{DType, OpResult, ReduceOp};
 
 crate::kernel_params! {
@@ -13,7 +13,9 @@ crate::kernel_params! {
         chunk: u32,
         nchunks: u32,
         scale: f32,
-        _pad: [u32; 3],
+        /// `cols_partial` adds onto `out` instead of overwriting it.
+        accumulate: u32,
+        _pad: [u32; 2],
     }
 }
 
@@ -70,7 +72,8 @@ pub(crate) fn fold_rows(
             chunk: 0,
             nchunks: 1,
             scale,
-            _pad: [0; 3],
+            accumulate: 0,
+            _pad: [0; 2],
         };
         let grid = g.grid("reduce_rows", rows as u64)?;
         g.ctx
@@ -90,7 +93,8 @@ pub(crate) fn fold_rows(
             chunk: chunk as u32,
             nchunks: nchunks as u32,
             scale,
-            _pad: [0; 3],
+            accumulate: 0,
+            _pad: [0; 2],
         };
         let grid = g.ctx.grid("reduce_rows", (rows * nchunks) as u64)?;
         g.ctx
@@ -116,9 +120,34 @@ pub fn reduce_rows(g: &GpuBackend, op: ReduceOp, a: &GpuTensor) -> OpResult<GpuT
 }
 
 pub fn sum_cols(g: &GpuBackend, a: &GpuTensor) -> OpResult<GpuTensor> {
+    let mut out = g.empty(&[a.cols()], DType::F32, "sum_cols")?;
+    cols_passes(g, a, &mut out, false)?;
+    Ok(out)
+}
+
+/// `acc += sum_cols(a)`: the last pass adds onto `acc` instead of overwriting it.
+pub fn sum_cols_into(g: &GpuBackend, acc: &mut GpuTensor, a: &GpuTensor) -> OpResult<()> {
+    make_unique(&g.ctx, acc)?;
+    cols_passes(g, a, acc, true)
+}
+
+/// Column sums of `a` into `out` (`[cols]`), in passes over chunks of rows until one chunk is
+/// left; `accumulate` adds the final sums onto `out`.
+fn cols_passes(
+    g: &GpuBackend,
+    a: &GpuTensor,
+    out: &mut GpuTensor,
+    accumulate: bool,
+) -> OpResult<()> {
     let (mut rows, cols) = (a.rows(), a.cols());
-    if rows == 0 || cols == 0 {
-        return crate::backend::Backend::zeros(g, &[cols]);
+    if cols == 0 {
+        return Ok(());
+    }
+    if rows == 0 {
+        if !accumulate {
+            g.ctx.clear(raw(out), cols as u64 * 4);
+        }
+        return Ok(());
     }
     let mut input = a.clone();
     loop {
@@ -126,26 +155,31 @@ pub fn sum_cols(g: &GpuBackend, a: &GpuTensor) -> OpResult<GpuTensor> {
         let nchunks = 65536usize.div_ceil(cols).clamp(1, rows.div_ceil(16));
         let chunk = rows.div_ceil(nchunks);
         let nchunks = rows.div_ceil(chunk);
-        let dst = g.empty(&[nchunks, cols], DType::F32, "sum_cols partials")?;
+        let last = nchunks == 1;
+        let partial = (!last)
+            .then(|| g.empty(&[nchunks, cols], DType::F32, "sum_cols partials"))
+            .transpose()?;
+        let dst = partial.as_ref().unwrap_or(out);
         let p = Params {
             rows: rows as u32,
             cols: cols as u32,
             chunk: chunk as u32,
             nchunks: nchunks as u32,
             scale: 1.0,
-            _pad: [0; 3],
+            accumulate: u32::from(last && accumulate),
+            _pad: [0; 2],
         };
         let k = Kernel::new(&REDUCE, "cols_partial");
         g.ctx.dispatch(
             &k,
             &p,
-            &[("x", raw(&input)), ("out", raw(&dst))],
+            &[("x", raw(&input)), ("out", raw(dst))],
             g.grid("sum_cols", (cols * nchunks) as u64)?,
         )?;
-        if nchunks == 1 {
-            return dst.reshape(&[cols]);
+        match partial {
+            None => return Ok(()),
+            Some(t) => input = t,
         }
-        input = dst;
         rows = nchunks;
     }
 }
