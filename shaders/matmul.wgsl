@@ -16,7 +16,11 @@
 // reads of workgroup memory per 64 FMAs instead of eight per 16, so the arithmetic, not the
 // workgroup-memory traffic, sets the pace. Same parameters, bindings and split-K.
 //
-// Bindings: 0 params, 1 A (read), 2 B (read), 3 C (read_write).
+// With `has_bias`, row vector `bias` (n values) is added to every row of C in the store: a
+// linear layer's bias costs no dispatch of its own.
+//
+// Bindings: 0 params, 1 A (read), 2 B (read), 3 C (read_write), 4 bias (read; any buffer when
+// `has_bias` is 0).
 
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
@@ -35,12 +39,14 @@ struct Params {
     alpha: f32,
     beta: f32,
     k_split: u32,   // 0: no split
+    has_bias: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
+@group(0) @binding(4) var<storage, read> bias: array<f32>;
 
 // What workgroup z of a dispatch covers: its batch entry's offsets into A, B and C, and its
 // range of K (all of K, or one slice of it under split-K).
@@ -126,6 +132,7 @@ fn store(c_off: u32, r: u32, col: u32, step: u32, v: vec4<f32>) {
         let idx = c_off + r * p.n + cc;
         var x = p.alpha * v[j];
         if (p.beta != 0.0) { x = x + p.beta * c[idx]; }
+        if (p.has_bias != 0u) { x = x + bias[cc]; }
         c[idx] = x;
     }
 }

@@ -69,7 +69,10 @@ impl MultiLinear {
         Ok(y)
     }
 
-    /// Accumulates ∂W_i and ∂b; returns ∂x_i for the inputs flagged in `need_dx`.
+    /// Accumulates ∂W_i and ∂b; returns ∂x_i for the inputs flagged in `need_dx`. Where
+    /// `acc[i]` holds a gradient already (`rows × dims[i]` values, any shape), ∂x_i is added onto
+    /// it inside the product and it comes back (viewed `[rows, dims[i]]`): a dense stack sums
+    /// every later layer's ∂x into an earlier output without a separate add.
     pub fn backward<B: ModelOps>(
         &self,
         b: &B,
@@ -77,13 +80,20 @@ impl MultiLinear {
         xs: &[&BTensor<B>],
         dy: &BTensor<B>,
         need_dx: &[bool],
+        mut acc: Vec<Option<BTensor<B>>>,
     ) -> OpResult<Vec<Option<BTensor<B>>>> {
         let mut dxs = Vec::with_capacity(xs.len());
         for (i, (x, &w)) in xs.iter().zip(&self.weights).enumerate() {
-            let dx = if need_dx.get(i).copied().unwrap_or(false) {
-                Some(b.matmul(dy, p.get(w), false, true)?)
-            } else {
-                None
+            let held = acc.get_mut(i).and_then(Option::take);
+            let dx = match (need_dx.get(i).copied().unwrap_or(false), held) {
+                (true, Some(a)) => {
+                    let mut a = a.reshape(&[dy.rows(), self.dims[i]])?;
+                    b.matmul_into(&mut a, dy, p.get(w), false, true, 1.0, 1.0)?;
+                    Some(a)
+                }
+                (true, None) => Some(b.matmul(dy, p.get(w), false, true)?),
+                // Not asked for: what it held comes back untouched.
+                (false, held) => held,
             };
             p.acc_grad_matmul(b, w, x, dy, true, false)?;
             dxs.push(dx);
@@ -126,9 +136,10 @@ impl MultiLinear {
         xs: &[&BTensor<B>],
         dy: &BTensor<B>,
         need_dx: &[bool],
+        acc: Vec<Option<BTensor<B>>>,
     ) -> OpResult<Vec<Option<BTensor<B>>>> {
         let flat = self.rows::<B>(xs, dy.len() / self.out.max(1))?;
-        self.backward(b, p, &flat.iter().collect::<Vec<_>>(), dy, need_dx)
+        self.backward(b, p, &flat.iter().collect::<Vec<_>>(), dy, need_dx, acc)
     }
 }
 
@@ -139,10 +150,12 @@ pub struct SeqInputs<'a, B: ModelOps> {
     pub mask: &'a BTensor<B>,
 }
 
-/// The gradient reaching a layer's output `∂h` `[B, L, H]`, and which inputs' gradients to return.
+/// The gradient reaching a layer's output `∂h` `[B, L, H]`, which inputs' gradients to return,
+/// and what those gradients already hold (`acc[i]`, added onto; see [`MultiLinear::backward`]).
 pub struct OutGrad<'a, B: ModelOps> {
     pub dh: &'a BTensor<B>,
     pub need_dx: &'a [bool],
+    pub acc: Vec<Option<BTensor<B>>>,
 }
 
 /// A recurrent layer: forward over a whole sequence keeping a cache, backward from that cache.
@@ -244,8 +257,14 @@ impl<B: ModelOps> Layer<B> for IndRnnLayer {
         let (dpre, du) = b.indrnn_backward(&cache.pre, p.get(self.u), x.mask, &cache.h, g.dh)?;
         p.acc_grad(b, self.u, du)?;
         let n = dpre.len() / self.hidden;
-        self.input
-            .backward_rows(b, p, x.xs, &view::<B>(&dpre, &[n, self.hidden])?, g.need_dx)
+        self.input.backward_rows(
+            b,
+            p,
+            x.xs,
+            &view::<B>(&dpre, &[n, self.hidden])?,
+            g.need_dx,
+            g.acc,
+        )
     }
 }
 
@@ -316,7 +335,7 @@ impl<B: ModelOps> Layer<B> for LstmLayer {
         let dg2 = view::<B>(&dg, &[n, 4 * h])?;
         let h_prev = view::<B>(&cache.inner.h_prev, &[n, h])?;
         p.acc_grad_matmul(b, self.wh, &h_prev, &dg2, true, false)?;
-        self.input.backward_rows(b, p, x.xs, &dg2, g.need_dx)
+        self.input.backward_rows(b, p, x.xs, &dg2, g.need_dx, g.acc)
     }
 }
 
@@ -462,7 +481,9 @@ impl PlayAttention {
         let dt = b.matmul(&de2, p.get(self.v), false, true)?;
         let dpre = b.tanh_backward(&cache.tanh, &dt)?;
         let h2 = view::<B>(h, &[bs * l, self.hidden])?;
-        let dh = self.proj.backward(b, p, &[&h2], &dpre, &[true])?;
+        let dh = self
+            .proj
+            .backward(b, p, &[&h2], &dpre, &[true], Vec::new())?;
         let dh = dh.into_iter().next().flatten().expect("asked for ∂h");
         Ok((view::<B>(&dh, &[bs, l, self.hidden])?, dvalues))
     }

@@ -429,7 +429,9 @@ impl<B: ModelOps> Model<B> {
         if self.lang.is_some() {
             need[n_pooled + self.age.is_some() as usize] = true;
         }
-        let mut d = self.user.backward(b, &mut self.params, &refs, du, &need)?;
+        let mut d = self
+            .user
+            .backward(b, &mut self.params, &refs, du, &need, Vec::new())?;
         let dzs: Vec<BTensor<B>> = d[..n_pooled]
             .iter_mut()
             .map(|x| x.take().expect("asked for ∂z"))
@@ -507,6 +509,15 @@ impl<B: ModelOps> Model<B> {
             };
             let xs = layer_inputs::<B>(self.conn, i, &cache.inputs, &cache.outs);
             let need: Vec<bool> = (0..xs.len()).map(|j| dest(i, j) != Dest::Nowhere).collect();
+            // What each input's gradient holds so far goes in, to be added onto in the product,
+            // and comes back in `dxs`.
+            let acc = (0..xs.len())
+                .map(|j| match dest(i, j) {
+                    Dest::Emb => demb.take(),
+                    Dest::Out(k) => douts[k].take(),
+                    Dest::Nowhere => None,
+                })
+                .collect();
             let x = SeqInputs {
                 xs: &xs,
                 mask: &batch.mask,
@@ -514,6 +525,7 @@ impl<B: ModelOps> Model<B> {
             let g = OutGrad {
                 dh: &dh,
                 need_dx: &need,
+                acc,
             };
             let dxs = cache.layers.backward(i, b, &mut self.params, &x, g)?;
             for (j, dx) in dxs.into_iter().enumerate() {

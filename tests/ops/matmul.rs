@@ -210,6 +210,10 @@ pub fn with_bias<B: Backend>(be: &B) {
         (1600, 65, 256, false, false),
         (64, 64, 3000, false, true),
         (33, 17, 70, true, true),
+        // The 128 × 128 kernel (≥ 64 of its tiles) and a split-K product (small C, long K):
+        // the GPU adds the bias in the store of each, or after the split-K sum.
+        (1100, 20, 1030, false, true),
+        (3, 5000, 40, true, false),
     ] {
         let sa = stored(None, m, k, ta);
         let sb = stored(None, k, n, tb);

@@ -4,7 +4,7 @@ use super::pipeline::Kernel;
 use super::shader::Shader;
 use super::{raw, GpuBackend, GpuTensor};
 use crate::backend::check::MatmulDims;
-use crate::backend::{Backend, DType, OpResult};
+use crate::backend::{Backend, BinaryOp, DType, OpResult};
 use crate::error::{GpuError, OpError};
 
 crate::kernel_params! {
@@ -19,13 +19,14 @@ crate::kernel_params! {
         alpha: f32,
         beta: f32,
         k_split: u32,
+        has_bias: u32,
     }
 }
 
 pub static MATMUL: Shader = crate::wgsl_shader!(
     "matmul",
     Params,
-    bindings: ["a", "b", "c"],
+    bindings: ["a", "b", "c", "bias"],
     overrides: ["TRANS_A", "TRANS_B"],
 );
 
@@ -41,7 +42,8 @@ const SPLIT_MAX_TILES: usize = 4;
 const SPLIT_MIN_K: usize = 2048;
 const SPLIT_K: usize = 512;
 
-/// One product to record: `c = alpha · op(a)·op(b) + beta · c`, geometry and transposes in `d`.
+/// One product to record: `c = alpha · op(a)·op(b) + beta · c (+ bias on every row)`,
+/// geometry and transposes in `d`.
 #[derive(Clone, Copy)]
 struct Gemm<'a> {
     d: &'a MatmulDims,
@@ -50,6 +52,12 @@ struct Gemm<'a> {
     c: &'a GpuTensor,
     alpha: f32,
     beta: f32,
+    bias: Option<&'a GpuTensor>,
+}
+
+/// Whether a product runs split-K: a small C (few 64 × 64 tiles, one batch entry), a long K.
+fn split_k(d: &MatmulDims) -> bool {
+    d.batch == 1 && d.n.div_ceil(TILE) * d.m.div_ceil(TILE) <= SPLIT_MAX_TILES && d.k >= SPLIT_MIN_K
 }
 
 fn record(g: &GpuBackend, gemm: &Gemm) -> OpResult<()> {
@@ -60,6 +68,7 @@ fn record(g: &GpuBackend, gemm: &Gemm) -> OpResult<()> {
         c,
         alpha,
         beta,
+        bias,
     } = *gemm;
     // k = 0 needs no special case: the K loop is empty and C = beta * C.
     if d.m == 0 || d.n == 0 || d.batch == 0 {
@@ -79,7 +88,7 @@ fn record(g: &GpuBackend, gemm: &Gemm) -> OpResult<()> {
     let kernel = Kernel::new(&MATMUL, "matmul")
         .with("TRANS_A", d.trans_a as u32)
         .with("TRANS_B", d.trans_b as u32);
-    if d.batch == 1 && gx * gy <= SPLIT_MAX_TILES && d.k >= SPLIT_MIN_K {
+    if split_k(d) {
         return record_split_k(g, &kernel, gemm);
     }
     let (bx, by) = (d.n.div_ceil(BIG_TILE), d.m.div_ceil(BIG_TILE));
@@ -106,11 +115,17 @@ fn record(g: &GpuBackend, gemm: &Gemm) -> OpResult<()> {
             alpha,
             beta,
             k_split: 0,
+            has_bias: u32::from(bias.is_some()),
         };
         ctx.dispatch(
             &kernel,
             &p,
-            &[("a", raw(a)), ("b", raw(b)), ("c", raw(c))],
+            &[
+                ("a", raw(a)),
+                ("b", raw(b)),
+                ("c", raw(c)),
+                ("bias", raw(bias.unwrap_or(a))),
+            ],
             [gx as u32, gy as u32, nz as u32],
         )?;
         z0 += nz;
@@ -129,7 +144,12 @@ fn record_split_k(g: &GpuBackend, kernel: &Kernel, gemm: &Gemm) -> OpResult<()> 
         c,
         alpha,
         beta,
+        bias,
     } = *gemm;
+    debug_assert!(
+        bias.is_none(),
+        "split-K products take their bias afterwards"
+    );
     let splits = d.k.div_ceil(SPLIT_K);
     let (gx, gy) = (d.n.div_ceil(TILE), d.m.div_ceil(TILE));
     let mn = d.m * d.n;
@@ -144,11 +164,17 @@ fn record_split_k(g: &GpuBackend, kernel: &Kernel, gemm: &Gemm) -> OpResult<()> 
         alpha: 1.0,
         beta: 0.0,
         k_split: SPLIT_K as u32,
+        has_bias: 0,
     };
     g.ctx.dispatch(
         kernel,
         &p,
-        &[("a", raw(a)), ("b", raw(b)), ("c", raw(&partials))],
+        &[
+            ("a", raw(a)),
+            ("b", raw(b)),
+            ("c", raw(&partials)),
+            ("bias", raw(a)),
+        ],
         [gx as u32, gy as u32, splits as u32],
     )?;
     let ones = g.upload_f32(&vec![1.0; splits], &[1, splits])?;
@@ -162,13 +188,19 @@ fn record_split_k(g: &GpuBackend, kernel: &Kernel, gemm: &Gemm) -> OpResult<()> 
         alpha,
         beta,
         k_split: 0,
+        has_bias: 0,
     };
     g.ctx.dispatch(
         &Kernel::new(&MATMUL, "matmul")
             .with("TRANS_A", 0)
             .with("TRANS_B", 0),
         &p,
-        &[("a", raw(&ones)), ("b", raw(&partials)), ("c", raw(c))],
+        &[
+            ("a", raw(&ones)),
+            ("b", raw(&partials)),
+            ("c", raw(c)),
+            ("bias", raw(&ones)),
+        ],
         [mn.div_ceil(TILE) as u32, 1, 1],
     )?;
     Ok(())
@@ -183,6 +215,33 @@ pub fn matmul(g: &GpuBackend, a: &GpuTensor, b: &GpuTensor, d: &MatmulDims) -> O
         c: &c,
         alpha: 1.0,
         beta: 0.0,
+        bias: None,
+    };
+    record(g, &gemm)?;
+    Ok(c)
+}
+
+/// `op(a)·op(b) + bias` on every row, the bias added in the product's store (split-K products,
+/// whose summing pass sees C flattened, add it afterwards; rare: small C, long K).
+pub fn matmul_bias(
+    g: &GpuBackend,
+    a: &GpuTensor,
+    b: &GpuTensor,
+    bias: &GpuTensor,
+    d: &MatmulDims,
+) -> OpResult<GpuTensor> {
+    if split_k(d) {
+        return g.binary(BinaryOp::Add, &matmul(g, a, b, d)?, bias);
+    }
+    let c = g.empty(&d.out_shape(), DType::F32, "matmul out")?;
+    let gemm = Gemm {
+        d,
+        a,
+        b,
+        c: &c,
+        alpha: 1.0,
+        beta: 0.0,
+        bias: Some(bias),
     };
     record(g, &gemm)?;
     Ok(c)
@@ -205,6 +264,7 @@ pub fn matmul_into(
         c: out,
         alpha,
         beta,
+        bias: None,
     };
     record(g, &gemm)
 }

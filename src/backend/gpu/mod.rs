@@ -248,6 +248,16 @@ impl Backend for GpuBackend {
         matmul::matmul_into(self, out, a, b, d, alpha, beta)
     }
 
+    fn matmul_bias_kernel(
+        &self,
+        a: &GpuTensor,
+        b: &GpuTensor,
+        bias: &GpuTensor,
+        d: &MatmulDims,
+    ) -> OpResult<GpuTensor> {
+        matmul::matmul_bias(self, a, b, bias, d)
+    }
+
     fn binary_kernel(&self, op: BinaryOp, a: &GpuTensor, b: &GpuTensor) -> OpResult<GpuTensor> {
         elementwise::binary(self, op, a, b)
     }
