@@ -57,12 +57,8 @@ struct Seg {
 @group(0) @binding(9) var<storage, read> segs: array<Seg>;
 @group(0) @binding(10) var<storage, read> blocks: array<u32>;
 
-@compute @workgroup_size(WG)
-fn adam(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) lid: u32) {
-    let i = flat_id(wid, nwg, lid);
-    if (i >= p.n) { return; }
-    let g = grad[i] * scale[0];
+// The AdamW update of element i given its scaled gradient g.
+fn adam_update(i: u32, g: f32, decay: f32, lo: f32, hi: f32) {
     let mi = p.beta1 * m[i] + (1.0 - p.beta1) * g;
     let vi = p.beta2 * v[i] + (1.0 - p.beta2) * g * g;
     m[i] = mi;
@@ -70,7 +66,15 @@ fn adam(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let mh = mi / p.bias1;
     let vh = vi / p.bias2;
     let w = param[i];
-    param[i] = clamp(w - p.lr * (mh / (sqrt(vh) + p.eps) + p.weight_decay * w), p.lo, p.hi);
+    param[i] = clamp(w - p.lr * (mh / (sqrt(vh) + p.eps) + decay * w), lo, hi);
+}
+
+@compute @workgroup_size(WG)
+fn adam(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let i = flat_id(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    adam_update(i, grad[i] * scale[0], p.weight_decay, p.lo, p.hi);
 }
 
 @compute @workgroup_size(WG)
@@ -86,15 +90,7 @@ fn adam_packed(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     if (i >= segs[k].end) { return; }
     let g = grad_rw[i] * scale[0];
     grad_rw[i] = 0.0;
-    let mi = p.beta1 * m[i] + (1.0 - p.beta1) * g;
-    let vi = p.beta2 * v[i] + (1.0 - p.beta2) * g * g;
-    m[i] = mi;
-    v[i] = vi;
-    let mh = mi / p.bias1;
-    let vh = vi / p.bias2;
-    let w = param[i];
-    param[i] = clamp(w - p.lr * (mh / (sqrt(vh) + p.eps) + segs[k].decay * w), segs[k].lo,
-                     segs[k].hi);
+    adam_update(i, g, segs[k].decay, segs[k].lo, segs[k].hi);
 }
 
 @compute @workgroup_size(1)

@@ -43,6 +43,22 @@ crate::kernel_params! {
     }
 }
 
+impl OptParams {
+    /// The settings an Adam step shares by all its parameters (learning rate, moments' decay
+    /// and bias corrections); the rest zero.
+    fn step(s: &AdamStep) -> Self {
+        OptParams {
+            lr: s.lr,
+            beta1: s.beta1,
+            beta2: s.beta2,
+            eps: s.eps,
+            bias1: 1.0 - s.beta1.powi(s.t as i32),
+            bias2: 1.0 - s.beta2.powi(s.t as i32),
+            ..Default::default()
+        }
+    }
+}
+
 crate::kernel_params! {
     /// Parameters of `topk.wgsl`.
     struct TopkParams {
@@ -518,16 +534,10 @@ impl ModelOps for GpuBackend {
         }
         let prm = OptParams {
             n: p.len() as u32,
-            lr: s.lr,
-            beta1: s.beta1,
-            beta2: s.beta2,
-            eps: s.eps,
             weight_decay: s.weight_decay,
-            bias1: 1.0 - s.beta1.powi(s.t as i32),
-            bias2: 1.0 - s.beta2.powi(s.t as i32),
             lo: s.clamp.map_or(f32::NEG_INFINITY, |c| c.0),
             hi: s.clamp.map_or(f32::INFINITY, |c| c.1),
-            ..Default::default()
+            ..OptParams::step(s)
         };
         self.ctx.dispatch(
             &Kernel::new(&OPTIM, "adam"),
@@ -803,18 +813,11 @@ impl GpuBackend {
             }
             blocks
         })?;
-        let s = &first.step;
         let prm = OptParams {
             n: nblocks,
             nseg: segs.len() as u32,
-            lr: s.lr,
-            beta1: s.beta1,
-            beta2: s.beta2,
-            eps: s.eps,
-            bias1: 1.0 - s.beta1.powi(s.t as i32),
-            bias2: 1.0 - s.beta2.powi(s.t as i32),
             base,
-            ..Default::default()
+            ..OptParams::step(&first.step)
         };
         let [p, g, m, v] = parents;
         self.ctx.dispatch(
