@@ -7,6 +7,11 @@
 // The backward step reads the next step's gate gradients to form the recurrent ∂h (again a fused
 // dot product with W_h's row), and keeps ∂h/∂c carries per (sequence, unit) in `carry`.
 //
+// `seq_forward` / `seq_backward` run the whole sequence in one dispatch when H ≤ WG: a
+// workgroup holds WG / H whole sequences, loops over the steps, and shares h_{t-1} (forward) or
+// the next step's gate gradients (backward) through workgroup memory, one barrier a step. The
+// per-step entries remain for wider layers.
+//
 // Bindings: 0 params, 1 xw (read), 2 wh (read), 3 mask (read), 4 h (rw), 5 c (rw),
 // 6 gates (rw), 7 hprev (rw), 8 dh (read), 9 dgates (rw), 10 carry (rw).
 
@@ -135,4 +140,152 @@ fn step_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     dgates[g0 + 3u * H] = d_o * og * (1.0 - og);
     carry[ch] = 0.0;
     carry[cc] = dc * fg;
+}
+
+// Double-buffered by step parity (h_{t-1} read from one half while h_t goes to the other), so
+// one barrier a step suffices.
+var<workgroup> hs: array<vec2<f32>, WG>;
+var<workgroup> dga: array<vec4<f32>, WG>;
+var<workgroup> dgb: array<vec4<f32>, WG>;
+
+fn dg_at(par: u32, i: u32) -> vec4<f32> {
+    if (par == 0u) { return dga[i]; }
+    return dgb[i];
+}
+
+// The invocation's sequence and unit in the whole-sequence entries; `live` false for the
+// invocations past the last whole sequence of the workgroup or past the batch.
+struct Lane {
+    b: u32,
+    j: u32,
+    base: u32,  // first lane of its sequence in the workgroup
+    live: bool,
+}
+
+fn lane(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> Lane {
+    let H = p.hidden;
+    let per = WG / H;
+    let local_b = lid / H;
+    let b = (wid.x + wid.y * nwg.x) * per + local_b;
+    return Lane(b, lid % H, local_b * H, local_b < per && b < p.batch);
+}
+
+@compute @workgroup_size(WG)
+fn seq_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let H = p.hidden;
+    let ln = lane(wid, nwg, lid);
+    let j = ln.j;
+    hs[lid] = vec2<f32>(0.0);
+    var cp = 0.0;
+    workgroupBarrier();
+    for (var t = 0u; t < p.steps; t++) {
+        let rd = t & 1u;
+        var hn = 0.0;
+        var cn = 0.0;
+        if (ln.live) {
+            let row = ln.b * p.steps + t;
+            let hp = hs[lid][rd];
+            hprev[row * H + j] = hp;
+            let g0 = row * 4u * H + j;
+            if (mask[row] <= 0.0) {
+                hn = hp;
+                cn = cp;
+                gates[g0] = 0.0;
+                gates[g0 + H] = 0.0;
+                gates[g0 + 2u * H] = 0.0;
+                gates[g0 + 3u * H] = 0.0;
+            } else {
+                var a0 = xw[g0];
+                var a1 = xw[g0 + H];
+                var a2 = xw[g0 + 2u * H];
+                var a3 = xw[g0 + 3u * H];
+                if (t > 0u) {
+                    for (var k = 0u; k < H; k++) {
+                        let hv = hs[ln.base + k][rd];
+                        let w = k * 4u * H + j;
+                        a0 = fma(hv, wh[w], a0);
+                        a1 = fma(hv, wh[w + H], a1);
+                        a2 = fma(hv, wh[w + 2u * H], a2);
+                        a3 = fma(hv, wh[w + 3u * H], a3);
+                    }
+                }
+                let ig = sigmoid(a0);
+                let fg = sigmoid(a1);
+                let gg = tanh_safe(a2);
+                let og = sigmoid(a3);
+                cn = fg * cp + ig * gg;
+                hn = og * tanh_safe(cn);
+                gates[g0] = ig;
+                gates[g0 + H] = fg;
+                gates[g0 + 2u * H] = gg;
+                gates[g0 + 3u * H] = og;
+            }
+            h[row * H + j] = hn;
+            c[row * H + j] = cn;
+        }
+        hs[lid][1u - rd] = hn;
+        cp = cn;
+        // h_t complete before step t + 1 reads it (and h_{t-1}'s half is free again).
+        workgroupBarrier();
+    }
+}
+
+@compute @workgroup_size(WG)
+fn seq_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+    let H = p.hidden;
+    let ln = lane(wid, nwg, lid);
+    let j = ln.j;
+    dga[lid] = vec4<f32>(0.0);
+    dgb[lid] = vec4<f32>(0.0);
+    // ∂h carried through masked steps, ∂c carried to the previous step.
+    var ch = 0.0;
+    var cc = 0.0;
+    workgroupBarrier();
+    for (var s = 0u; s < p.steps; s++) {
+        let t = p.steps - 1u - s;
+        let rd = s & 1u;
+        var dg = vec4<f32>(0.0);
+        if (ln.live) {
+            let row = ln.b * p.steps + t;
+            var dht = dh[row * H + j] + ch;
+            if (t + 1u < p.steps && mask[row + 1u] > 0.0) {
+                let wrow = j * 4u * H;
+                for (var k = 0u; k < H; k++) {
+                    let d = dg_at(rd, ln.base + k);
+                    dht = fma(d.x, wh[wrow + k], dht);
+                    dht = fma(d.y, wh[wrow + H + k], dht);
+                    dht = fma(d.z, wh[wrow + 2u * H + k], dht);
+                    dht = fma(d.w, wh[wrow + 3u * H + k], dht);
+                }
+            }
+            let g0 = row * 4u * H + j;
+            if (mask[row] <= 0.0) {
+                ch = dht;
+            } else {
+                let ig = gates[g0];
+                let fg = gates[g0 + H];
+                let gg = gates[g0 + 2u * H];
+                let og = gates[g0 + 3u * H];
+                let ct = c[row * H + j];
+                var cp = 0.0;
+                if (t > 0u) { cp = c[(row - 1u) * H + j]; }
+                let tc = tanh_safe(ct);
+                let d_o = dht * tc;
+                let dc = cc + dht * og * (1.0 - tc * tc);
+                dg = vec4<f32>(dc * gg * ig * (1.0 - ig), dc * cp * fg * (1.0 - fg),
+                               dc * ig * (1.0 - gg * gg), d_o * og * (1.0 - og));
+                ch = 0.0;
+                cc = dc * fg;
+            }
+            dgates[g0] = dg.x;
+            dgates[g0 + H] = dg.y;
+            dgates[g0 + 2u * H] = dg.z;
+            dgates[g0 + 3u * H] = dg.w;
+        }
+        if (rd == 0u) { dgb[lid] = dg; } else { dga[lid] = dg; }
+        // Step t's gate gradients complete before step t - 1 reads them.
+        workgroupBarrier();
+    }
 }

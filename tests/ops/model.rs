@@ -169,7 +169,9 @@ fn lstm64(xw: &[f32], wh: &[f32], mask: &[f32], b: usize, l: usize, h: usize) ->
 
 pub fn lstm_forward<B: ModelOps>(be: &B) {
     let mut r = rng(210);
-    for &(b, l, h) in &[(1, 1, 1), (4, 9, 6), (9, 20, 70)] {
+    // One sequence; several in one workgroup; 3 to a workgroup over 3 workgroups (the GPU's
+    // whole-sequence kernel holds 256 / H); 16 workgroups; wider than a workgroup (per-step).
+    for &(b, l, h) in &[(1, 1, 1), (4, 9, 6), (9, 20, 70), (250, 4, 16), (3, 4, 300)] {
         let xw = uniform(&mut r, b * l * 4 * h, -1.0, 1.0);
         let wh = uniform(&mut r, h * 4 * h, -0.5, 0.5);
         let mask = mask_for(b, l);
@@ -210,12 +212,30 @@ pub fn lstm_forward<B: ModelOps>(be: &B) {
     }
 }
 
-/// L = Σ W ⊙ h; ∂xw from lstm_backward and ∂W_h = h_prevᵀ·∂gates vs finite differences.
+/// L = Σ W ⊙ h; ∂xw from lstm_backward and ∂W_h = h_prevᵀ·∂gates vs finite differences: every
+/// entry of a small case; sampled entries of one spanning several workgroups of the GPU's
+/// whole-sequence kernel (3 sequences each at H = 70) and of one wider than a workgroup (the
+/// per-step kernels).
 pub fn lstm_backward_finite_difference<B: ModelOps>(be: &B) {
-    let (b, l, h) = (3, 5, 3);
-    let mut r = rng(211);
+    lstm_fd_case(be, (3, 5, 3), None, 211);
+    lstm_fd_case(be, (20, 4, 70), Some(40), 212);
+    lstm_fd_case(be, (2, 3, 300), Some(40), 213);
+}
+
+fn lstm_fd_case<B: ModelOps>(
+    be: &B,
+    (b, l, h): (usize, usize, usize),
+    picks: Option<usize>,
+    seed: u64,
+) {
+    let mut r = rng(seed);
     let xw = uniform(&mut r, b * l * 4 * h, -1.0, 1.0);
-    let wh = uniform(&mut r, h * 4 * h, -0.6, 0.6);
+    let wh = uniform(
+        &mut r,
+        h * 4 * h,
+        -0.6 / (h as f32).sqrt(),
+        0.6 / (h as f32).sqrt(),
+    );
     let w = uniform(&mut r, b * l * h, -1.0, 1.0);
     let mask = mask_for(b, l);
     let (txw, twh, tm) = (
@@ -254,22 +274,29 @@ pub fn lstm_backward_finite_difference<B: ModelOps>(be: &B) {
         };
         (lp - lq) / (2.0 * eps as f64)
     };
-    let want_xw: Vec<f64> = (0..xw.len()).map(|i| fd(&xw, i, false)).collect();
-    let want_wh: Vec<f64> = (0..wh.len()).map(|i| fd(&wh, i, true)).collect();
+    let mut pick = |n: usize| -> Vec<usize> {
+        match picks {
+            None => (0..n).collect(),
+            Some(k) => (0..k).map(|_| r.random_range(0..n)).collect(),
+        }
+    };
+    let (ix, iw) = (pick(xw.len()), pick(wh.len()));
     let tol = Tol {
         rel: 2e-3,
         abs: 2e-4,
     };
+    let got_xw = be.to_f32(&dg).unwrap();
+    let got_wh = be.to_f32(&dwh).unwrap();
     assert_close(
-        "lstm ∂xw vs finite differences",
-        &be.to_f32(&dg).unwrap(),
-        &want_xw,
+        &format!("lstm {b}x{l}x{h} ∂xw vs finite differences"),
+        &ix.iter().map(|&i| got_xw[i]).collect::<Vec<_>>(),
+        &ix.iter().map(|&i| fd(&xw, i, false)).collect::<Vec<_>>(),
         tol,
     );
     assert_close(
-        "lstm ∂W_h vs finite differences",
-        &be.to_f32(&dwh).unwrap(),
-        &want_wh,
+        &format!("lstm {b}x{l}x{h} ∂W_h vs finite differences"),
+        &iw.iter().map(|&i| got_wh[i]).collect::<Vec<_>>(),
+        &iw.iter().map(|&i| fd(&wh, i, true)).collect::<Vec<_>>(),
         tol,
     );
 }

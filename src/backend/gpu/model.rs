@@ -292,6 +292,29 @@ impl ModelOps for GpuBackend {
             c: self.empty(&shape, DType::F32, "lstm c")?,
             gates: self.empty(xw.shape(), DType::F32, "lstm gates")?,
         };
+        if let Some(grid) = self.whole_sequence_grid("lstm_forward", b, h)? {
+            let p = SeqParams {
+                batch: b as u32,
+                steps: l as u32,
+                hidden: h as u32,
+                t: 0,
+            };
+            self.ctx.dispatch(
+                &Kernel::new(&LSTM, "seq_forward"),
+                &p,
+                &[
+                    ("xw", raw(xw)),
+                    ("wh", raw(wh)),
+                    ("mask", raw(mask)),
+                    ("h", raw(&cache.h)),
+                    ("c", raw(&cache.c)),
+                    ("gates", raw(&cache.gates)),
+                    ("hprev", raw(&cache.h_prev)),
+                ],
+                grid,
+            )?;
+            return Ok(cache);
+        }
         let k = Kernel::new(&LSTM, "step_forward");
         let grid = self.grid("lstm_forward", (b * h) as u64)?;
         for t in 0..l {
@@ -329,6 +352,28 @@ impl ModelOps for GpuBackend {
     ) -> OpResult<GpuTensor> {
         let (b, l, h) = (d.batch(), d.steps(), d.hidden());
         let dg = self.empty(cache.gates.shape(), DType::F32, "lstm dgates")?;
+        if let Some(grid) = self.whole_sequence_grid("lstm_backward", b, h)? {
+            let p = SeqParams {
+                batch: b as u32,
+                steps: l as u32,
+                hidden: h as u32,
+                t: 0,
+            };
+            self.ctx.dispatch(
+                &Kernel::new(&LSTM, "seq_backward"),
+                &p,
+                &[
+                    ("wh", raw(wh)),
+                    ("mask", raw(mask)),
+                    ("c", raw(&cache.c)),
+                    ("gates", raw(&cache.gates)),
+                    ("dh", raw(dh)),
+                    ("dgates", raw(&dg)),
+                ],
+                grid,
+            )?;
+            return Ok(dg);
+        }
         let carry = self.zeros(&[b, 2 * h])?;
         let k = Kernel::new(&LSTM, "step_backward");
         let grid = self.grid("lstm_backward", (b * h) as u64)?;
@@ -776,6 +821,22 @@ fn packed_segments(slots: &[AdamSlot<'_, GpuStorage>]) -> Option<([GpuStorage; 4
 }
 
 impl GpuBackend {
+    /// The grid of `lstm.wgsl`'s whole-sequence entries (a workgroup holds `WG / hidden` whole
+    /// sequences), or `None` when a layer is wider than a workgroup or empty (per-step entries).
+    fn whole_sequence_grid(
+        &self,
+        op: &'static str,
+        batch: usize,
+        hidden: usize,
+    ) -> OpResult<Option<[u32; 3]>> {
+        let wg = WORKGROUP_SIZE as usize;
+        if hidden == 0 || hidden > wg || batch == 0 {
+            return Ok(None);
+        }
+        let groups = batch.div_ceil(wg / hidden);
+        Ok(Some(self.grid(op, (groups * wg) as u64)?))
+    }
+
     /// One dispatch of `adam_packed` over the blocks the segments cover.
     fn adam_packed(
         &self,
