@@ -37,6 +37,64 @@ struct Params {
 fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
 fn tanh_safe(x: f32) -> f32 { return tanh(clamp(x, -15.0, 15.0)); }
 
+// The four gate entries of unit j at step `row` start at g0 = row·4H + j, H apart.
+fn xw_at(g0: u32) -> vec4<f32> {
+    let H = p.hidden;
+    return vec4<f32>(xw[g0], xw[g0 + H], xw[g0 + 2u * H], xw[g0 + 3u * H]);
+}
+
+fn write_gates(g0: u32, v: vec4<f32>) {
+    let H = p.hidden;
+    gates[g0] = v.x;
+    gates[g0 + H] = v.y;
+    gates[g0 + 2u * H] = v.z;
+    gates[g0 + 3u * H] = v.w;
+}
+
+fn write_dgates(g0: u32, v: vec4<f32>) {
+    let H = p.hidden;
+    dgates[g0] = v.x;
+    dgates[g0 + H] = v.y;
+    dgates[g0 + 2u * H] = v.z;
+    dgates[g0 + 3u * H] = v.w;
+}
+
+// The cell update from the gate pre-activations `a` and c_{t-1}: writes the activated gates
+// and returns (c_t, h_t).
+fn cell(g0: u32, a: vec4<f32>, cp: f32) -> vec2<f32> {
+    let ig = sigmoid(a.x);
+    let fg = sigmoid(a.y);
+    let gg = tanh_safe(a.z);
+    let og = sigmoid(a.w);
+    write_gates(g0, vec4<f32>(ig, fg, gg, og));
+    let cn = fg * cp + ig * gg;
+    return vec2<f32>(cn, og * tanh_safe(cn));
+}
+
+// The gate gradients of an unmasked step from ∂h_t and the ∂c carried from t+1 (written to
+// `dgates`), and the ∂c to carry to t-1.
+struct GateGrads {
+    dg: vec4<f32>,
+    dc_prev: f32,
+}
+
+fn gate_grads(row: u32, t: u32, j: u32, dht: f32, dc_next: f32) -> GateGrads {
+    let H = p.hidden;
+    let g0 = row * 4u * H + j;
+    let ig = gates[g0];
+    let fg = gates[g0 + H];
+    let gg = gates[g0 + 2u * H];
+    let og = gates[g0 + 3u * H];
+    var cp = 0.0;
+    if (t > 0u) { cp = c[(row - 1u) * H + j]; }
+    let tc = tanh_safe(c[row * H + j]);
+    let dc = dc_next + dht * og * (1.0 - tc * tc);
+    let dg = vec4<f32>(dc * gg * ig * (1.0 - ig), dc * cp * fg * (1.0 - fg),
+                       dc * ig * (1.0 - gg * gg), dht * tc * og * (1.0 - og));
+    write_dgates(g0, dg);
+    return GateGrads(dg, dc * fg);
+}
+
 @compute @workgroup_size(WG)
 fn step_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
@@ -58,38 +116,21 @@ fn step_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     if (mask[row] <= 0.0) {
         h[row * H + j] = hp;
         c[row * H + j] = cp;
-        gates[g0] = 0.0;
-        gates[g0 + H] = 0.0;
-        gates[g0 + 2u * H] = 0.0;
-        gates[g0 + 3u * H] = 0.0;
+        write_gates(g0, vec4<f32>(0.0));
         return;
     }
-    var a0 = xw[g0];
-    var a1 = xw[g0 + H];
-    var a2 = xw[g0 + 2u * H];
-    var a3 = xw[g0 + 3u * H];
+    var a = xw_at(g0);
     if (t > 0u) {
         let hrow = (row - 1u) * H;
         for (var k = 0u; k < H; k++) {
             let hv = h[hrow + k];
             let w = k * 4u * H + j;
-            a0 = fma(hv, wh[w], a0);
-            a1 = fma(hv, wh[w + H], a1);
-            a2 = fma(hv, wh[w + 2u * H], a2);
-            a3 = fma(hv, wh[w + 3u * H], a3);
+            a = fma(vec4<f32>(hv), vec4<f32>(wh[w], wh[w + H], wh[w + 2u * H], wh[w + 3u * H]), a);
         }
     }
-    let ig = sigmoid(a0);
-    let fg = sigmoid(a1);
-    let gg = tanh_safe(a2);
-    let og = sigmoid(a3);
-    let cn = fg * cp + ig * gg;
-    c[row * H + j] = cn;
-    h[row * H + j] = og * tanh_safe(cn);
-    gates[g0] = ig;
-    gates[g0 + H] = fg;
-    gates[g0 + 2u * H] = gg;
-    gates[g0 + 3u * H] = og;
+    let ch = cell(g0, a, cp);
+    c[row * H + j] = ch.x;
+    h[row * H + j] = ch.y;
 }
 
 // carry: [batch, 2H]: ∂h carried through masked steps, then ∂c carried to the previous step.
@@ -113,33 +154,14 @@ fn step_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
             dht = fma(dgates[nrow + m], wh[wrow + m], dht);
         }
     }
-    var dc = carry[cc];
-    let g0 = row * 4u * H + j;
     if (mask[row] <= 0.0) {
-        dgates[g0] = 0.0;
-        dgates[g0 + H] = 0.0;
-        dgates[g0 + 2u * H] = 0.0;
-        dgates[g0 + 3u * H] = 0.0;
+        write_dgates(row * 4u * H + j, vec4<f32>(0.0));
         carry[ch] = dht;
-        carry[cc] = dc;
         return;
     }
-    let ig = gates[g0];
-    let fg = gates[g0 + H];
-    let gg = gates[g0 + 2u * H];
-    let og = gates[g0 + 3u * H];
-    let ct = c[row * H + j];
-    var cp = 0.0;
-    if (t > 0u) { cp = c[(row - 1u) * H + j]; }
-    let tc = tanh_safe(ct);
-    let d_o = dht * tc;
-    dc = dc + dht * og * (1.0 - tc * tc);
-    dgates[g0] = dc * gg * ig * (1.0 - ig);
-    dgates[g0 + H] = dc * cp * fg * (1.0 - fg);
-    dgates[g0 + 2u * H] = dc * ig * (1.0 - gg * gg);
-    dgates[g0 + 3u * H] = d_o * og * (1.0 - og);
+    let gr = gate_grads(row, t, j, dht, carry[cc]);
     carry[ch] = 0.0;
-    carry[cc] = dc * fg;
+    carry[cc] = gr.dc_prev;
 }
 
 // Double-buffered by step parity (h_{t-1} read from one half while h_t goes to the other), so
@@ -191,35 +213,20 @@ fn seq_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
             if (mask[row] <= 0.0) {
                 hn = hp;
                 cn = cp;
-                gates[g0] = 0.0;
-                gates[g0 + H] = 0.0;
-                gates[g0 + 2u * H] = 0.0;
-                gates[g0 + 3u * H] = 0.0;
+                write_gates(g0, vec4<f32>(0.0));
             } else {
-                var a0 = xw[g0];
-                var a1 = xw[g0 + H];
-                var a2 = xw[g0 + 2u * H];
-                var a3 = xw[g0 + 3u * H];
+                var a = xw_at(g0);
                 if (t > 0u) {
                     for (var k = 0u; k < H; k++) {
                         let hv = hs[ln.base + k][rd];
                         let w = k * 4u * H + j;
-                        a0 = fma(hv, wh[w], a0);
-                        a1 = fma(hv, wh[w + H], a1);
-                        a2 = fma(hv, wh[w + 2u * H], a2);
-                        a3 = fma(hv, wh[w + 3u * H], a3);
+                        a = fma(vec4<f32>(hv),
+                                vec4<f32>(wh[w], wh[w + H], wh[w + 2u * H], wh[w + 3u * H]), a);
                     }
                 }
-                let ig = sigmoid(a0);
-                let fg = sigmoid(a1);
-                let gg = tanh_safe(a2);
-                let og = sigmoid(a3);
-                cn = fg * cp + ig * gg;
-                hn = og * tanh_safe(cn);
-                gates[g0] = ig;
-                gates[g0 + H] = fg;
-                gates[g0 + 2u * H] = gg;
-                gates[g0 + 3u * H] = og;
+                let ch = cell(g0, a, cp);
+                cn = ch.x;
+                hn = ch.y;
             }
             h[row * H + j] = hn;
             c[row * H + j] = cn;
@@ -260,29 +267,15 @@ fn seq_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
                     dht = fma(d.w, wh[wrow + 3u * H + k], dht);
                 }
             }
-            let g0 = row * 4u * H + j;
             if (mask[row] <= 0.0) {
                 ch = dht;
+                write_dgates(row * 4u * H + j, dg);
             } else {
-                let ig = gates[g0];
-                let fg = gates[g0 + H];
-                let gg = gates[g0 + 2u * H];
-                let og = gates[g0 + 3u * H];
-                let ct = c[row * H + j];
-                var cp = 0.0;
-                if (t > 0u) { cp = c[(row - 1u) * H + j]; }
-                let tc = tanh_safe(ct);
-                let d_o = dht * tc;
-                let dc = cc + dht * og * (1.0 - tc * tc);
-                dg = vec4<f32>(dc * gg * ig * (1.0 - ig), dc * cp * fg * (1.0 - fg),
-                               dc * ig * (1.0 - gg * gg), d_o * og * (1.0 - og));
+                let gr = gate_grads(row, t, j, dht, cc);
+                dg = gr.dg;
                 ch = 0.0;
-                cc = dc * fg;
+                cc = gr.dc_prev;
             }
-            dgates[g0] = dg.x;
-            dgates[g0 + H] = dg.y;
-            dgates[g0 + 2u * H] = dg.z;
-            dgates[g0 + 3u * H] = dg.w;
         }
         if (rd == 0u) { dgb[lid] = dg; } else { dga[lid] = dg; }
         // Step t's gate gradients complete before step t - 1 reads them.

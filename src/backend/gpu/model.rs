@@ -292,53 +292,16 @@ impl ModelOps for GpuBackend {
             c: self.empty(&shape, DType::F32, "lstm c")?,
             gates: self.empty(xw.shape(), DType::F32, "lstm gates")?,
         };
-        if let Some(grid) = self.whole_sequence_grid("lstm_forward", b, h)? {
-            let p = SeqParams {
-                batch: b as u32,
-                steps: l as u32,
-                hidden: h as u32,
-                t: 0,
-            };
-            self.ctx.dispatch(
-                &Kernel::new(&LSTM, "seq_forward"),
-                &p,
-                &[
-                    ("xw", raw(xw)),
-                    ("wh", raw(wh)),
-                    ("mask", raw(mask)),
-                    ("h", raw(&cache.h)),
-                    ("c", raw(&cache.c)),
-                    ("gates", raw(&cache.gates)),
-                    ("hprev", raw(&cache.h_prev)),
-                ],
-                grid,
-            )?;
-            return Ok(cache);
-        }
-        let k = Kernel::new(&LSTM, "step_forward");
-        let grid = self.grid("lstm_forward", (b * h) as u64)?;
-        for t in 0..l {
-            let p = SeqParams {
-                batch: b as u32,
-                steps: l as u32,
-                hidden: h as u32,
-                t: t as u32,
-            };
-            self.ctx.dispatch(
-                &k,
-                &p,
-                &[
-                    ("xw", raw(xw)),
-                    ("wh", raw(wh)),
-                    ("mask", raw(mask)),
-                    ("h", raw(&cache.h)),
-                    ("c", raw(&cache.c)),
-                    ("gates", raw(&cache.gates)),
-                    ("hprev", raw(&cache.h_prev)),
-                ],
-                grid,
-            )?;
-        }
+        let bindings = [
+            ("xw", raw(xw)),
+            ("wh", raw(wh)),
+            ("mask", raw(mask)),
+            ("h", raw(&cache.h)),
+            ("c", raw(&cache.c)),
+            ("gates", raw(&cache.gates)),
+            ("hprev", raw(&cache.h_prev)),
+        ];
+        self.lstm_run(("seq_forward", "step_forward"), d, &bindings, false)?;
         Ok(cache)
     }
 
@@ -350,55 +313,23 @@ impl ModelOps for GpuBackend {
         dh: &GpuTensor,
         d: &SeqDims,
     ) -> OpResult<GpuTensor> {
-        let (b, l, h) = (d.batch(), d.steps(), d.hidden());
+        let (b, h) = (d.batch(), d.hidden());
         let dg = self.empty(cache.gates.shape(), DType::F32, "lstm dgates")?;
-        if let Some(grid) = self.whole_sequence_grid("lstm_backward", b, h)? {
-            let p = SeqParams {
-                batch: b as u32,
-                steps: l as u32,
-                hidden: h as u32,
-                t: 0,
-            };
-            self.ctx.dispatch(
-                &Kernel::new(&LSTM, "seq_backward"),
-                &p,
-                &[
-                    ("wh", raw(wh)),
-                    ("mask", raw(mask)),
-                    ("c", raw(&cache.c)),
-                    ("gates", raw(&cache.gates)),
-                    ("dh", raw(dh)),
-                    ("dgates", raw(&dg)),
-                ],
-                grid,
-            )?;
-            return Ok(dg);
-        }
-        let carry = self.zeros(&[b, 2 * h])?;
-        let k = Kernel::new(&LSTM, "step_backward");
-        let grid = self.grid("lstm_backward", (b * h) as u64)?;
-        for t in (0..l).rev() {
-            let p = SeqParams {
-                batch: b as u32,
-                steps: l as u32,
-                hidden: h as u32,
-                t: t as u32,
-            };
-            self.ctx.dispatch(
-                &k,
-                &p,
-                &[
-                    ("wh", raw(wh)),
-                    ("mask", raw(mask)),
-                    ("c", raw(&cache.c)),
-                    ("gates", raw(&cache.gates)),
-                    ("dh", raw(dh)),
-                    ("dgates", raw(&dg)),
-                    ("carry", raw(&carry)),
-                ],
-                grid,
-            )?;
-        }
+        // The per-step entry carries ∂h and ∂c between dispatches in a buffer.
+        let carry = match self.whole_sequence_grid("seq_backward", b, h)? {
+            Some(_) => None,
+            None => Some(self.zeros(&[b, 2 * h])?),
+        };
+        let mut bindings = vec![
+            ("wh", raw(wh)),
+            ("mask", raw(mask)),
+            ("c", raw(&cache.c)),
+            ("gates", raw(&cache.gates)),
+            ("dh", raw(dh)),
+            ("dgates", raw(&dg)),
+        ];
+        bindings.extend(carry.as_ref().map(|c| ("carry", raw(c))));
+        self.lstm_run(("seq_backward", "step_backward"), d, &bindings, true)?;
         Ok(dg)
     }
 
@@ -821,6 +752,35 @@ fn packed_segments(slots: &[AdamSlot<'_, GpuStorage>]) -> Option<([GpuStorage; 4
 }
 
 impl GpuBackend {
+    /// Runs `lstm.wgsl` over a layer: the whole-sequence entry once when the layer fits a
+    /// workgroup, else the per-step entry once a step (`rev`: last step first).
+    fn lstm_run(
+        &self,
+        (seq, step): (&'static str, &'static str),
+        d: &SeqDims,
+        bindings: &[(&str, &GpuBuffer)],
+        rev: bool,
+    ) -> OpResult<()> {
+        let (b, l, h) = (d.batch(), d.steps(), d.hidden());
+        let params = |t: usize| SeqParams {
+            batch: b as u32,
+            steps: l as u32,
+            hidden: h as u32,
+            t: t as u32,
+        };
+        if let Some(grid) = self.whole_sequence_grid(seq, b, h)? {
+            let k = Kernel::new(&LSTM, seq);
+            return Ok(self.ctx.dispatch(&k, &params(0), bindings, grid)?);
+        }
+        let k = Kernel::new(&LSTM, step);
+        let grid = self.grid(step, (b * h) as u64)?;
+        for i in 0..l {
+            let t = if rev { l - 1 - i } else { i };
+            self.ctx.dispatch(&k, &params(t), bindings, grid)?;
+        }
+        Ok(())
+    }
+
     /// The grid of `lstm.wgsl`'s whole-sequence entries (a workgroup holds `WG / hidden` whole
     /// sequences), or `None` when a layer is wider than a workgroup or empty (per-step entries).
     fn whole_sequence_grid(
