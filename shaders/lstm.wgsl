@@ -43,6 +43,12 @@ fn xw_at(g0: u32) -> vec4<f32> {
     return vec4<f32>(xw[g0], xw[g0 + H], xw[g0 + 2u * H], xw[g0 + 3u * H]);
 }
 
+// W_h's four gate weights from unit k to unit j, at w = k·4H + j.
+fn wh_at(w: u32) -> vec4<f32> {
+    let H = p.hidden;
+    return vec4<f32>(wh[w], wh[w + H], wh[w + 2u * H], wh[w + 3u * H]);
+}
+
 fn write_gates(g0: u32, v: vec4<f32>) {
     let H = p.hidden;
     gates[g0] = v.x;
@@ -124,8 +130,7 @@ fn step_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
         let hrow = (row - 1u) * H;
         for (var k = 0u; k < H; k++) {
             let hv = h[hrow + k];
-            let w = k * 4u * H + j;
-            a = fma(vec4<f32>(hv), vec4<f32>(wh[w], wh[w + H], wh[w + 2u * H], wh[w + 3u * H]), a);
+            a = fma(vec4<f32>(hv), wh_at(k * 4u * H + j), a);
         }
     }
     let ch = cell(g0, a, cp);
@@ -219,9 +224,7 @@ fn seq_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
                 if (t > 0u) {
                     for (var k = 0u; k < H; k++) {
                         let hv = hs[ln.base + k][rd];
-                        let w = k * 4u * H + j;
-                        a = fma(vec4<f32>(hv),
-                                vec4<f32>(wh[w], wh[w + H], wh[w + 2u * H], wh[w + 3u * H]), a);
+                        a = fma(vec4<f32>(hv), wh_at(k * 4u * H + j), a);
                     }
                 }
                 let ch = cell(g0, a, cp);
