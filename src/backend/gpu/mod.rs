@@ -45,16 +45,15 @@ use crate::error::GpuError;
 pub type GpuStorage = Arc<GpuBuffer>;
 pub type GpuTensor = Tensor<GpuStorage>;
 
-/// Two device tables kept under the key they were built for ([`GpuBackend::tables2`]).
-type KeptTables = (Vec<u32>, GpuTensor, GpuTensor);
+/// Device tensors kept under the key they were built for ([`GpuBackend::kept`]).
+type Kept = (Vec<u32>, Vec<GpuTensor>);
 
 /// The GPU backend. Cheap to clone; all clones share one device.
 #[derive(Clone)]
 pub struct GpuBackend {
     ctx: Arc<GpuContext>,
-    /// Small constant tables uploaded once and reused while a step repeats them (the fused
-    /// optimizer's parameter list), by content; a few at most.
-    tables: Arc<Mutex<Vec<KeptTables>>>,
+    /// Small constant tensors uploaded once and reused while steps repeat them ([`Self::kept`]).
+    kept: Arc<Mutex<Vec<Kept>>>,
 }
 
 impl std::fmt::Debug for GpuBackend {
@@ -72,34 +71,32 @@ impl GpuBackend {
     pub fn from_context(ctx: Arc<GpuContext>) -> Self {
         GpuBackend {
             ctx,
-            tables: Arc::default(),
+            kept: Arc::default(),
         }
     }
 
-    /// Two small constant tables on the device, built and uploaded only when none is kept for
-    /// `key` (the fused optimizer's parameter list and block map, the same every step).
-    pub fn tables2(
+    /// Small constant tensors on the device, built and uploaded only when none are kept for
+    /// `key` (the fused optimizer's parameter list and block map, the ones of a split-K sum:
+    /// the same every step). A few keys are kept, the least recently used dropped first.
+    pub fn kept(
         &self,
         key: &[u32],
-        second: impl FnOnce() -> Vec<u32>,
-    ) -> OpResult<(GpuTensor, GpuTensor)> {
+        build: impl FnOnce() -> OpResult<Vec<GpuTensor>>,
+    ) -> OpResult<Vec<GpuTensor>> {
         const KEEP: usize = 8;
-        let mut tables = self.tables.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(i) = tables.iter().position(|(w, ..)| w == key) {
-            // Most recent last: the oldest goes first when the list is full.
-            let hit = tables.remove(i);
-            let pair = (hit.1.clone(), hit.2.clone());
-            tables.push(hit);
-            return Ok(pair);
+        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = kept.iter().position(|(k, _)| k == key) {
+            let hit = kept.remove(i);
+            let tensors = hit.1.clone();
+            kept.push(hit);
+            return Ok(tensors);
         }
-        let words = second();
-        let a = self.upload_u32_kernel(key, &[key.len()])?;
-        let b = self.upload_u32_kernel(&words, &[words.len()])?;
-        if tables.len() >= KEEP {
-            tables.remove(0);
+        let tensors = build()?;
+        if kept.len() >= KEEP {
+            kept.remove(0);
         }
-        tables.push((key.to_vec(), a.clone(), b.clone()));
-        Ok((a, b))
+        kept.push((key.to_vec(), tensors.clone()));
+        Ok(tensors)
     }
 
     pub fn context(&self) -> &Arc<GpuContext> {

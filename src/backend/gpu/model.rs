@@ -825,15 +825,19 @@ impl GpuBackend {
                 0,
             ]);
         }
-        let (segs_t, blocks_t) = self.tables2(&words, || {
+        let tables = self.kept(&words, || {
             // Packed ranges start on workgroup boundaries (`zeros_packed`): one entry a block.
             let mut blocks = vec![u32::MAX; nblocks as usize];
             for (k, &(start, stop, ..)) in segs.iter().enumerate() {
                 let (a, b) = ((start - base) / wg, (stop - base).div_ceil(wg));
                 blocks[a as usize..b as usize].fill(k as u32);
             }
-            blocks
+            Ok(vec![
+                self.upload_u32(&words, &[words.len()])?,
+                self.upload_u32(&blocks, &[blocks.len()])?,
+            ])
         })?;
+        let (segs_t, blocks_t) = (&tables[0], &tables[1]);
         let prm = OptParams {
             n: nblocks,
             nseg: segs.len() as u32,
@@ -850,8 +854,8 @@ impl GpuBackend {
                 ("m", &**m),
                 ("v", &**v),
                 ("scale", raw(scale)),
-                ("segs", raw(&segs_t)),
-                ("blocks", raw(&blocks_t)),
+                ("segs", raw(segs_t)),
+                ("blocks", raw(blocks_t)),
             ],
             self.grid("adam_many", u64::from(nblocks) * u64::from(wg))?,
         )?;
