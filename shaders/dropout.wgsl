@@ -6,21 +6,25 @@
 // The CPU backend computes the same integers (src/backend/model_ops.rs, `dropout_uniform`), so
 // both backends draw identical masks for a seed.
 //
-// Bindings: 0 params, 1 out (rw).
+// `time_drop` multiplies x [B, L, H] by the [B, H] mask of (seed, stream) drawn on the fly:
+// entry (b, t, j) uses mask entry b·H + j, so it equals the mask times x without storing it.
+//
+// Bindings: 0 params, 1 out (rw), 2 x (read).
 
 struct Params {
     n: u32,
     seed: u32,
     stream: u32,
-    _pad: u32,
+    hidden: u32,  // time_drop: H
     keep: f32,
     keep_scale: f32,
-    _pad1: u32,
+    inner: u32,   // time_drop: L·H, elements per sequence
     _pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
 
 fn mix(x0: u32) -> u32 {
     var x = x0;
@@ -37,7 +41,21 @@ fn mask(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         @builtin(local_invocation_index) lid: u32) {
     let i = flat_id(wid, nwg, lid);
     if (i >= p.n) { return; }
+    out[i] = mask_at(i);
+}
+
+// Mask entry e of (seed, stream).
+fn mask_at(e: u32) -> f32 {
     let key = mix(p.seed ^ mix(p.stream ^ 0x9e3779b9u));
-    let u = f32(mix(key ^ mix(i)) >> 8u) * (1.0 / 16777216.0);
-    out[i] = select(0.0, p.keep_scale, u < p.keep);
+    let u = f32(mix(key ^ mix(e)) >> 8u) * (1.0 / 16777216.0);
+    return select(0.0, p.keep_scale, u < p.keep);
+}
+
+@compute @workgroup_size(WG)
+fn time_drop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32) {
+    let i = flat_id(wid, nwg, lid);
+    if (i >= p.n) { return; }
+    let e = (i / p.inner) * p.hidden + i % p.hidden;
+    out[i] = x[i] * mask_at(e);
 }

@@ -158,6 +158,19 @@ pub trait ModelOps: Backend {
         Ok(())
     }
 
+    /// Kernel of [`ModelOps::dropout_time`]; by default the mask, then the product.
+    fn dropout_time_kernel(
+        &self,
+        x: &BTensor<Self>,
+        keep: f32,
+        seed: u32,
+        stream: u32,
+    ) -> OpResult<BTensor<Self>> {
+        let (b, h) = (x.shape()[0], x.cols());
+        let mask = self.dropout_mask_kernel(&[b, h], keep, 1.0 / keep, seed, stream)?;
+        self.time_mask_mul(x, &mask)
+    }
+
     /// Kernel of [`ModelOps::mask_entries`].
     fn mask_entries_kernel(&self, x: &mut BTensor<Self>, csr: &Csr<Self::Storage>) -> OpResult<()>;
 
@@ -277,6 +290,30 @@ pub trait ModelOps: Backend {
     ) -> OpResult<BTensor<Self>> {
         check::dropout_mask(shape, keep)?;
         self.dropout_mask_kernel(shape, keep, 1.0 / keep, seed, stream)
+    }
+
+    /// `x[b, t, j] · mask[b, j]` with `mask = dropout_mask(&[B, H], keep, seed, stream)`, the
+    /// mask drawn on the fly and never stored: a layer's dropout (forward, and its backward with
+    /// the same arguments) in one pass. Equal to [`ModelOps::time_mask_mul`] with that mask.
+    fn dropout_time(
+        &self,
+        x: &BTensor<Self>,
+        keep: f32,
+        seed: u32,
+        stream: u32,
+    ) -> OpResult<BTensor<Self>> {
+        let (b, h) = match x.shape() {
+            [b, _, h] => (*b, *h),
+            s => {
+                return Err(crate::error::OpError::Shape {
+                    op: "dropout_time",
+                    detail: format!("x must be [B, L, H], got {s:?}"),
+                })
+            }
+        };
+        check::dropout_mask(&[b, h], keep)?;
+        x.expect_dtype("dropout_time", super::DType::F32)?;
+        self.dropout_time_kernel(x, keep, seed, stream)
     }
 
     /// `dy · (1 − y²)`: backward of tanh given its output.

@@ -56,8 +56,9 @@ pub struct Model<B: ModelOps> {
 pub struct Cache<B: ModelOps> {
     inputs: Vec<BTensor<B>>,
     layers: RecurrentPass<B>,
-    /// Dropout masks per layer (`[B, H]`, entries 0 or 1/keep), when training.
-    drop: Vec<Option<BTensor<B>>>,
+    /// Each layer's dropout, when training: the mask's `(keep, seed, stream)`, drawn again on
+    /// the fly in the backward pass (`ModelOps::dropout_time`), never stored.
+    drop: Vec<Option<(f32, u32, u32)>>,
     /// Layer outputs after dropout.
     outs: Vec<BTensor<B>>,
     pooled: PoolCache<B>,
@@ -302,7 +303,6 @@ impl<B: ModelOps> Model<B> {
     ) -> OpResult<(BTensor<B>, Cache<B>)> {
         let (bs, l) = (batch.size, batch.steps);
         let p = &self.params;
-        let h = self.cfg.hidden;
         let mut inputs = vec![view::<B>(
             &b.gather_rows(p.get(self.in_emb), &batch.songs)?,
             &[bs, l, self.cfg.emb],
@@ -321,17 +321,14 @@ impl<B: ModelOps> Model<B> {
             Some(r) if self.cfg.dropout > 0.0 => Some(r.random()),
             _ => None,
         };
-        let drop = (0..self.layers.len())
-            .map(|i| {
-                seed.map(|s| b.dropout_mask(&[bs, h], keep, s, i as u32))
-                    .transpose()
-            })
-            .collect::<OpResult<Vec<_>>>()?;
+        let drop: Vec<Option<(f32, u32, u32)>> = (0..self.layers.len())
+            .map(|i| seed.map(|s| (keep, s, i as u32)))
+            .collect();
         let mut layers = self.layers.pass();
         let mut outs: Vec<BTensor<B>> = Vec::new();
-        let apply_drop = |t: &BTensor<B>, m: &Option<BTensor<B>>| -> OpResult<BTensor<B>> {
-            match m {
-                Some(m) => b.time_mask_mul(t, m),
+        let apply_drop = |t: &BTensor<B>, d: &Option<(f32, u32, u32)>| -> OpResult<BTensor<B>> {
+            match *d {
+                Some((keep, seed, stream)) => b.dropout_time(t, keep, seed, stream),
                 None => Ok(t.clone()),
             }
         };
@@ -503,8 +500,8 @@ impl<B: ModelOps> Model<B> {
             let Some(dout) = douts[i].take() else {
                 continue;
             };
-            let dh = match &cache.drop[i] {
-                Some(m) => b.time_mask_mul(&dout, m)?,
+            let dh = match cache.drop[i] {
+                Some((keep, seed, stream)) => b.dropout_time(&dout, keep, seed, stream)?,
                 None => dout.clone(),
             };
             let xs = layer_inputs::<B>(self.conn, i, &cache.inputs, &cache.outs);

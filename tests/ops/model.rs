@@ -1072,6 +1072,42 @@ pub fn dropout_masks<B: ModelOps>(be: &B) {
             "keep {keep}: {e}"
         );
     }
+    // The fused time-shared dropout: the oracle's mask entry (b, j) times x[b, t, j], exactly.
+    let mut r = rng(215);
+    for (b, l, h, keep, seed, stream) in [
+        (1usize, 1usize, 1usize, 0.5f32, 0u32, 0u32),
+        (3, 5, 7, 0.8, 7, 1),
+        (64, 25, 32, 0.8, 0xdead_beef, 4),
+        (9, 3, 300, 0.3, 11, 2),
+    ] {
+        let xv = uniform(&mut r, b * l * h, -2.0, 2.0);
+        let x = be.upload_f32(&xv, &[b, l, h]).unwrap();
+        let got = be
+            .to_f32(&be.dropout_time(&x, keep, seed, stream).unwrap())
+            .unwrap();
+        let want: Vec<f32> = (0..b * l * h)
+            .map(|i| {
+                let e = ((i / (l * h)) * h + i % h) as u32;
+                let m = if dropout_oracle(seed, stream, e) < keep {
+                    1.0 / keep
+                } else {
+                    0.0
+                };
+                xv[i] * m
+            })
+            .collect();
+        assert_eq!(got, want, "dropout_time {b}x{l}x{h} keep {keep}");
+        let mask = be.dropout_mask(&[b, h], keep, seed, stream).unwrap();
+        let via_mask = be.to_f32(&be.time_mask_mul(&x, &mask).unwrap()).unwrap();
+        assert_eq!(got, via_mask, "dropout_time = time_mask_mul with the mask");
+    }
+    let x2 = be.zeros(&[4, 3]).unwrap();
+    assert!(
+        be.dropout_time(&x2, 0.5, 1, 0).is_err(),
+        "x must be [B, L, H]"
+    );
+    let x3 = be.zeros(&[2, 2, 2]).unwrap();
+    assert!(be.dropout_time(&x3, 0.0, 1, 0).is_err(), "keep in (0, 1]");
 }
 
 /// Sums of squares of gradients on either side of the one-workgroup limit, added into one

@@ -87,15 +87,15 @@ crate::kernel_params! {
         n: u32,
         seed: u32,
         stream: u32,
-        _pad: u32,
+        hidden: u32,
         keep: f32,
         keep_scale: f32,
-        _pad1: u32,
+        inner: u32,
         _pad2: u32,
     }
 }
 
-pub static DROPOUT: Shader = crate::wgsl_shader!("dropout", DropoutParams, bindings: ["out"]);
+pub static DROPOUT: Shader = crate::wgsl_shader!("dropout", DropoutParams, bindings: ["out", "x"]);
 
 crate::kernel_params! {
     /// Parameters of `sumsq.wgsl`: the length of each input (0: unused).
@@ -386,6 +386,37 @@ impl ModelOps for GpuBackend {
             &p,
             &[("out", raw(&out))],
             self.grid("dropout_mask", out.len() as u64)?,
+        )?;
+        Ok(out)
+    }
+
+    fn dropout_time_kernel(
+        &self,
+        x: &GpuTensor,
+        keep: f32,
+        seed: u32,
+        stream: u32,
+    ) -> OpResult<GpuTensor> {
+        let out = self.empty(x.shape(), DType::F32, "dropout out")?;
+        if out.is_empty() {
+            return Ok(out);
+        }
+        let (l, h) = (x.shape()[1], x.cols());
+        let p = DropoutParams {
+            n: x.len() as u32,
+            seed,
+            stream,
+            hidden: h as u32,
+            keep,
+            keep_scale: 1.0 / keep,
+            inner: (l * h) as u32,
+            ..Default::default()
+        };
+        self.ctx.dispatch(
+            &Kernel::new(&DROPOUT, "time_drop"),
+            &p,
+            &[("out", raw(&out)), ("x", raw(x))],
+            self.grid("dropout_time", x.len() as u64)?,
         )?;
         Ok(out)
     }
