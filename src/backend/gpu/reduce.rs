@@ -26,6 +26,8 @@ pub static REDUCE: Shader = crate::wgsl_shader!(
     overrides: ["OP", "MODE"],
 );
 
+/// Column sums over at most this many rows take one pass, one invocation per column.
+const COLS_FINAL: usize = 256;
 /// Rows at most this long are folded by one invocation each.
 const SMALL_ROW: usize = 64;
 /// Aim for at least this many workgroups in the first pass so long rows fill the GPU.
@@ -151,8 +153,16 @@ fn cols_passes(
     }
     let mut input = a.clone();
     loop {
-        // Enough (column, row-chunk) invocations to fill the GPU, at least 16 rows each.
-        let nchunks = 65536usize.div_ceil(cols).clamp(1, rows.div_ceil(16));
+        // Enough (column, row-chunk) invocations to fill the GPU, at least 16 rows each, and at
+        // most COLS_FINAL chunks, so that the next pass is the last: two passes at most (a
+        // bias gradient over B·L rows took three). Up to COLS_FINAL rows fold in one pass.
+        let nchunks = if rows <= COLS_FINAL {
+            1
+        } else {
+            65536usize
+                .div_ceil(cols)
+                .clamp(1, rows.div_ceil(16).min(COLS_FINAL))
+        };
         let chunk = rows.div_ceil(nchunks);
         let nchunks = rows.div_ceil(chunk);
         let last = nchunks == 1;
