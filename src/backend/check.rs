@@ -368,25 +368,34 @@ pub fn lstm_backward<S>(
 
 /// `time_mask_mul`'s `x` `[B, L, H]` and its `[B, H]` mask (one row per sequence, shared over
 /// time).
+/// `x` must be an f32 `[B, L, H]` sequence block; its dimensions.
+fn seq_block<S>(op: &'static str, x: &Tensor<S>) -> OpResult<SeqDims> {
+    x.expect_dtype(op, DType::F32)?;
+    match x.shape() {
+        [b, l, h] => Ok(SeqDims {
+            batch: *b,
+            steps: *l,
+            hidden: *h,
+        }),
+        s => Err(OpError::Shape {
+            op,
+            detail: format!("x must be [B, L, H], got {s:?}"),
+        }),
+    }
+}
+
 pub fn time_mask_mul<S>(x: &Tensor<S>, mask: &Tensor<S>) -> OpResult<SeqDims> {
     let op = "time_mask_mul";
-    x.expect_dtype(op, DType::F32)?;
+    let d = seq_block(op, x)?;
     mask.expect_dtype(op, DType::F32)?;
-    let (b, l, h) = match x.shape() {
-        [b, l, h] => (*b, *l, *h),
-        s => {
-            return Err(OpError::Shape {
-                op,
-                detail: format!("x must be [B, L, H], got {s:?}"),
-            })
-        }
-    };
-    expect_len(op, "mask", mask, b * h)?;
-    Ok(SeqDims {
-        batch: b,
-        steps: l,
-        hidden: h,
-    })
+    expect_len(op, "mask", mask, d.batch * d.hidden)?;
+    Ok(d)
+}
+
+/// `x` `[B, L, H]` f32 and a `[B, H]` mask of keep probability `keep` (see [`dropout_mask`]).
+pub fn dropout_time<S>(x: &Tensor<S>, keep: f32) -> OpResult<()> {
+    let d = seq_block("dropout_time", x)?;
+    dropout_mask(&[d.batch, d.hidden], keep)
 }
 
 /// `dropout_mask`: a keep probability in `(0, 1]` and a mask whose entries a `u32` counts.

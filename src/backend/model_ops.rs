@@ -302,17 +302,7 @@ pub trait ModelOps: Backend {
         seed: u32,
         stream: u32,
     ) -> OpResult<BTensor<Self>> {
-        let (b, h) = match x.shape() {
-            [b, _, h] => (*b, *h),
-            s => {
-                return Err(crate::error::OpError::Shape {
-                    op: "dropout_time",
-                    detail: format!("x must be [B, L, H], got {s:?}"),
-                })
-            }
-        };
-        check::dropout_mask(&[b, h], keep)?;
-        x.expect_dtype("dropout_time", super::DType::F32)?;
+        check::dropout_time(x, keep)?;
         self.dropout_time_kernel(x, keep, seed, stream)
     }
 
