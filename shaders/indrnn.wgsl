@@ -4,7 +4,7 @@
 // layer is a single dispatch. Masked steps (padding) carry h unchanged.
 //
 // Backward loops back in time, recomputing nothing it can read: relu is active where h_t > 0.
-// ∂u is written as one partial sum per (sequence, unit); the host reduces them over sequences
+// ∂u is written as one partial sum per (sequence, unit); the caller sums them over sequences
 // with a column sum, so no float atomics are needed.
 //
 // Bindings: 0 params, 1 pre (read), 2 u (read), 3 mask (read), 4 h (read_write),

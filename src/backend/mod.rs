@@ -92,7 +92,12 @@ impl<S> Tensor<S> {
         }
     }
     /// Same data, new shape with the same element count. Free: storage is contiguous.
-    pub fn reshape(self, shape: &[usize]) -> OpResult<Self> {
+    pub fn reshape(mut self, shape: &[usize]) -> OpResult<Self> {
+        self.set_shape(shape)?;
+        Ok(self)
+    }
+    /// [`Tensor::reshape`] in place.
+    pub fn set_shape(&mut self, shape: &[usize]) -> OpResult<()> {
         let n: usize = shape.iter().product();
         if n != self.len() {
             return Err(OpError::Shape {
@@ -105,10 +110,8 @@ impl<S> Tensor<S> {
                 ),
             });
         }
-        Ok(Tensor {
-            shape: shape.to_vec(),
-            ..self
-        })
+        self.shape = shape.to_vec();
+        Ok(())
     }
     pub(crate) fn expect_dtype(&self, op: &'static str, dtype: DType) -> OpResult<()> {
         if self.dtype != dtype {

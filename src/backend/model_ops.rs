@@ -62,7 +62,7 @@ pub trait ModelOps: Backend {
         d: &SeqDims,
     ) -> OpResult<BTensor<Self>>;
 
-    /// Kernel of [`ModelOps::indrnn_backward`].
+    /// Kernel of [`ModelOps::indrnn_backward_parts`]: `(∂pre, ∂u's partial sums [B, H])`.
     fn indrnn_backward_kernel(
         &self,
         pre: &BTensor<Self>,
@@ -234,6 +234,20 @@ pub trait ModelOps: Backend {
     /// (`[B, L, H]`): returns `(∂pre [B, L, H], ∂u [H])`. ∂u is reduced over batch and time
     /// without float atomics (per-sequence partial sums, then a column sum).
     fn indrnn_backward(
+        &self,
+        pre: &BTensor<Self>,
+        u: &BTensor<Self>,
+        mask: &BTensor<Self>,
+        h: &BTensor<Self>,
+        dh: &BTensor<Self>,
+    ) -> OpResult<(BTensor<Self>, BTensor<Self>)> {
+        let (dpre, du_part) = self.indrnn_backward_parts(pre, u, mask, h, dh)?;
+        Ok((dpre, self.sum_cols(&du_part)?))
+    }
+
+    /// [`ModelOps::indrnn_backward`] with ∂u left as its per-sequence partial sums `[B, H]`, for
+    /// a caller that sums them straight into an accumulator (`Backend::sum_cols_into`).
+    fn indrnn_backward_parts(
         &self,
         pre: &BTensor<Self>,
         u: &BTensor<Self>,

@@ -6,7 +6,7 @@ use rand::Rng;
 
 use super::params::{PId, Params};
 use crate::backend::model_ops::ModelOps;
-use crate::backend::{BTensor, BinaryOp, OpResult, ReduceOp, UnaryOp};
+use crate::backend::{BTensor, BinaryOp, OpResult, UnaryOp};
 
 /// `t` viewed with another shape (free: storage is shared and contiguous).
 pub fn view<B: ModelOps>(t: &BTensor<B>, shape: &[usize]) -> OpResult<BTensor<B>> {
@@ -254,8 +254,9 @@ impl<B: ModelOps> Layer<B> for IndRnnLayer {
         cache: &IndRnnCache<B>,
         g: OutGrad<'_, B>,
     ) -> OpResult<Vec<Option<BTensor<B>>>> {
-        let (dpre, du) = b.indrnn_backward(&cache.pre, p.get(self.u), x.mask, &cache.h, g.dh)?;
-        p.acc_grad(b, self.u, du)?;
+        let (dpre, du_part) =
+            b.indrnn_backward_parts(&cache.pre, p.get(self.u), x.mask, &cache.h, g.dh)?;
+        p.acc_grad_sum_cols(b, self.u, &du_part)?;
         let n = dpre.len() / self.hidden;
         self.input.backward_rows(
             b,
@@ -447,19 +448,17 @@ impl PlayAttention {
             shape: (bs, l),
         } = *x;
         let alpha3 = view::<B>(&cache.alpha, &[bs, l, 1])?;
-        // z_i = α·x_i: ∂α = Σ_i x_i ∂z_i (per sequence), ∂x_i = αᵀ ∂z_i.
+        // z_i = α·x_i: ∂α = Σ_i x_i ∂z_i (per sequence; the blocks after the first add onto it
+        // inside their product), ∂x_i = αᵀ ∂z_i.
         let mut dalpha: Option<BTensor<B>> = None;
         let mut dvalues = Vec::with_capacity(values.len());
         for (x, dz) in values.iter().zip(dzs) {
             let d = x.cols();
-            let da = b.matmul(x, &view::<B>(dz, &[bs, d, 1])?, false, false)?;
-            dalpha = Some(match dalpha.take() {
-                None => da,
-                Some(mut acc) => {
-                    b.axpy(&mut acc, &da, 1.0)?;
-                    acc
-                }
-            });
+            let dz1 = view::<B>(dz, &[bs, d, 1])?;
+            match &mut dalpha {
+                None => dalpha = Some(b.matmul(x, &dz1, false, false)?),
+                Some(acc) => b.matmul_into(acc, x, &dz1, false, false, 1.0, 1.0)?,
+            }
             dvalues.push(b.matmul(&alpha3, &view::<B>(dz, &[bs, 1, d])?, false, false)?);
         }
         let dalpha = match dalpha {
@@ -467,13 +466,11 @@ impl PlayAttention {
             None => b.zeros(&[bs, l])?,
         };
         let de = b.softmax_rows_backward(&cache.alpha, &dalpha, false)?;
-        // β: ∂β = Σ ∂e ⊙ log(1 + plays).
+        // β: ∂β = Σ ∂e ⊙ log(1 + plays), one dot product straight into its gradient.
         if let Some(beta) = self.beta {
-            let dbeta = b.reduce_rows(
-                ReduceOp::Sum,
-                &view::<B>(&b.binary(BinaryOp::Mul, &de, logc)?, &[1, bs * l])?,
-            )?;
-            p.acc_grad(b, beta, dbeta)?;
+            let de_row = view::<B>(&de, &[1, bs * l])?;
+            let logc_col = view::<B>(logc, &[bs * l, 1])?;
+            p.acc_grad_matmul(b, beta, &de_row, &logc_col, false, false)?;
         }
         // e = t v: ∂v = tᵀ ∂e, ∂t = ∂e vᵀ.
         let de2 = view::<B>(&de, &[bs * l, 1])?;

@@ -4,7 +4,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::model_ops::{AdamSlot, AdamStep, ModelOps};
-use crate::backend::{BTensor, Backend, IndexPlan, OpResult};
+use crate::backend::{check, BTensor, Backend, IndexPlan, OpResult};
 use crate::error::OpError;
 
 /// Bytes a parameter takes in a packed group at most (the GPU starts each range on a 1 KiB
@@ -232,7 +232,8 @@ impl<B: ModelOps> Params<B> {
         b.axpy(self.grad_slot(b, id)?, &g, 1.0)
     }
 
-    /// Adds the product `op(x) · op(y)` (the parameter's shape) to its gradient, in the matmul.
+    /// Adds the product `op(x) · op(y)` (the parameter's element count, any shape: a `[1, 1]`
+    /// dot product into a scalar) to its gradient, in the matmul.
     pub fn acc_grad_matmul(
         &mut self,
         b: &B,
@@ -242,7 +243,16 @@ impl<B: ModelOps> Params<B> {
         trans_x: bool,
         trans_y: bool,
     ) -> OpResult<()> {
-        b.matmul_into(self.grad_slot(b, id)?, x, y, trans_x, trans_y, 1.0, 1.0)
+        let out = check::matmul(x, y, trans_x, trans_y)?.out_shape();
+        let slot = self.grad_slot(b, id)?;
+        if slot.shape() == out.as_slice() {
+            return b.matmul_into(slot, x, y, trans_x, trans_y, 1.0, 1.0);
+        }
+        let shape = slot.shape().to_vec();
+        slot.set_shape(&out)?;
+        let r = b.matmul_into(slot, x, y, trans_x, trans_y, 1.0, 1.0);
+        slot.set_shape(&shape)?;
+        r
     }
 
     /// Adds the column sums of `g` to the parameter's gradient (a bias).

@@ -309,7 +309,6 @@ impl<B: ModelOps> Scorer<B> {
         // Sweep 2: per-tile loss and gradients (the logits are recomputed, not kept).
         let mut loss = b.zeros(&[rows])?;
         let mut du = b.zeros(&[rows, self.dim])?;
-        let mut dgamma: Option<BTensor<B>> = None;
         for (i, &(start, len)) in self.tiles.iter().enumerate() {
             let local: Vec<(u32, u32, f32)> = targets
                 .iter()
@@ -327,12 +326,11 @@ impl<B: ModelOps> Scorer<B> {
                 Some((lse, wsum)) => b.cross_entropy_tile(&z, lse, wsum, &t)?,
             };
             drop(z);
-            if let Some((h, lists, _)) = self.term(nb) {
+            // ∂γ: this tile's part of Σ_rows g·n, summed over the rows straight into γ's
+            // gradient.
+            if let Some((h, lists, gid)) = self.term(nb) {
                 let d = b.neighbour_row_dot(&g, start, h, lists)?;
-                match &mut dgamma {
-                    None => dgamma = Some(d),
-                    Some(acc) => b.axpy(acc, &d, 1.0)?,
-                }
+                p.acc_grad_sum_cols(b, gid, &view::<B>(&d, &[rows, 1])?)?;
             }
             b.axpy(&mut loss, &l, 1.0)?;
             b.matmul_into(&mut du, &g, &qs[i], false, false, 1.0, 1.0)?;
@@ -352,10 +350,6 @@ impl<B: ModelOps> Scorer<B> {
                     }
                 }
             }
-        }
-        if let (Some(g), Some(d)) = (self.gamma, dgamma) {
-            let total = b.reduce_rows(ReduceOp::Sum, &view::<B>(&d, &[1, rows])?)?;
-            p.acc_grad(b, g, total)?;
         }
         let total = b.reduce_rows(ReduceOp::Sum, &view::<B>(&loss, &[1, rows])?)?;
         Ok((total, du))

@@ -272,8 +272,7 @@ impl ModelOps for GpuBackend {
             ],
             self.grid("indrnn_backward", (b * h) as u64)?,
         )?;
-        let du = self.sum_cols(&du_part)?;
-        Ok((dpre, du))
+        Ok((dpre, du_part))
     }
 
     fn lstm_forward_kernel(
