@@ -63,10 +63,24 @@ impl MultiLinear {
             Some(bias) => b.matmul_bias(xs[0], w0, false, false, p.get(bias))?,
             None => b.matmul(xs[0], w0, false, false)?,
         };
-        for (x, &w) in xs.iter().zip(&self.weights).skip(1) {
-            b.matmul_into(&mut y, x, p.get(w), false, false, 1.0, 1.0)?;
-        }
+        self.forward_onto(b, p, &xs[1..], 1, &mut y)?;
         Ok(y)
+    }
+
+    /// Adds `Σ_i xs[i] · W_{first + i}` onto `y` `[N, out]`, in the products (no bias): the
+    /// blocks of the map from `first` on.
+    pub fn forward_onto<B: ModelOps>(
+        &self,
+        b: &B,
+        p: &Params<B>,
+        xs: &[&BTensor<B>],
+        first: usize,
+        y: &mut BTensor<B>,
+    ) -> OpResult<()> {
+        for (x, &w) in xs.iter().zip(&self.weights[first..]) {
+            b.matmul_into(y, x, p.get(w), false, false, 1.0, 1.0)?;
+        }
+        Ok(())
     }
 
     /// Accumulates ∂W_i and ∂b; returns ∂x_i for the inputs flagged in `need_dx`. Where
@@ -80,14 +94,35 @@ impl MultiLinear {
         xs: &[&BTensor<B>],
         dy: &BTensor<B>,
         need_dx: &[bool],
+        acc: Vec<Option<BTensor<B>>>,
+    ) -> OpResult<Vec<Option<BTensor<B>>>> {
+        let dxs = self.backward_part(b, p, xs, 0, dy, need_dx, acc)?;
+        if let Some(bias) = self.bias {
+            p.acc_grad_sum_cols(b, bias, dy)?;
+        }
+        Ok(dxs)
+    }
+
+    /// [`MultiLinear::backward`] for the blocks from `first` on (`xs[i]` is block `first + i`),
+    /// without the bias: accumulates their ∂W and returns their ∂x as flagged.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward_part<B: ModelOps>(
+        &self,
+        b: &B,
+        p: &mut Params<B>,
+        xs: &[&BTensor<B>],
+        first: usize,
+        dy: &BTensor<B>,
+        need_dx: &[bool],
         mut acc: Vec<Option<BTensor<B>>>,
     ) -> OpResult<Vec<Option<BTensor<B>>>> {
         let mut dxs = Vec::with_capacity(xs.len());
-        for (i, (x, &w)) in xs.iter().zip(&self.weights).enumerate() {
+        let blocks = self.weights[first..].iter().zip(&self.dims[first..]);
+        for (i, (x, (&w, &dim))) in xs.iter().zip(blocks).enumerate() {
             let held = acc.get_mut(i).and_then(Option::take);
             let dx = match (need_dx.get(i).copied().unwrap_or(false), held) {
                 (true, Some(a)) => {
-                    let mut a = a.reshape(&[dy.rows(), self.dims[i]])?;
+                    let mut a = a.reshape(&[dy.rows(), dim])?;
                     b.matmul_into(&mut a, dy, p.get(w), false, true, 1.0, 1.0)?;
                     Some(a)
                 }
@@ -97,9 +132,6 @@ impl MultiLinear {
             };
             p.acc_grad_matmul(b, w, x, dy, true, false)?;
             dxs.push(dx);
-        }
-        if let Some(bias) = self.bias {
-            p.acc_grad_sum_cols(b, bias, dy)?;
         }
         Ok(dxs)
     }
@@ -341,12 +373,12 @@ impl<B: ModelOps> Layer<B> for LstmLayer {
 }
 
 /// Attention over a history with play counts as preference:
-/// `e_t = vᵀ tanh(W h_t + c) + β · log(1 + plays_t)`, `α = softmax_t(e)` over unmasked steps,
-/// then every value sequence `x⁽ⁱ⁾` is pooled with the same weights, `z⁽ⁱ⁾ = Σ_t α_t x⁽ⁱ⁾_t`.
-/// The learned β (initially 1) sets how much play counts sway the weights; without plays
-/// (`beta: None`, the `attention` pooling of the ablation) the term is absent. AINRNN pools the
-/// input embeddings and every layer's output (the dense representation of each step), scoring
-/// with the last layer.
+/// `e_t = vᵀ tanh(W h_t + c) + β · log(1 + plays_t)`, `α = softmax_t(e)` over unmasked steps.
+/// The model pools every value sequence `x⁽ⁱ⁾` with the same weights, `z⁽ⁱ⁾ = Σ_t α_t x⁽ⁱ⁾_t`
+/// (after its linear map: see `Model::forward`). The learned β (initially 1) sets how much play
+/// counts sway the weights; without plays (`beta: None`, the `attention` pooling of the
+/// ablation) the term is absent. AINRNN pools the input embeddings and every layer's output
+/// (the dense representation of each step), scoring with the last layer.
 pub struct PlayAttention {
     pub proj: MultiLinear,
     pub v: PId,
@@ -355,17 +387,17 @@ pub struct PlayAttention {
     pub att: usize,
 }
 
-/// What the attention reads: `h` `[B, L, H]` scores the steps, `values[i]` `[B, L, d_i]` are
-/// pooled, `logc` `[B, L]` is log(1 + plays) (0 on padding); `shape` is `(B, L)`.
+/// What the attention reads: `h` `[B, L, H]` scores the steps, `logc` `[B, L]` is
+/// log(1 + plays) (0 on padding); `shape` is `(B, L)`.
 pub struct Pooling<'a, B: ModelOps> {
     pub h: &'a BTensor<B>,
-    pub values: &'a [&'a BTensor<B>],
     pub logc: &'a BTensor<B>,
     pub shape: (usize, usize),
 }
 
 pub struct AttentionCache<B: ModelOps> {
     pub tanh: BTensor<B>,
+    /// The weights `α` `[B, L]`.
     pub alpha: BTensor<B>,
 }
 
@@ -394,17 +426,16 @@ impl PlayAttention {
         })
     }
 
-    /// Pools `x.values` with `mask_add` `[B, L]` (0 or −∞) → `z_i` `[B, d_i]`.
+    /// The weights `α` `[B, L]` (in the cache) with `mask_add` `[B, L]` (0 or −∞).
     pub fn forward<B: ModelOps>(
         &self,
         b: &B,
         p: &Params<B>,
         x: &Pooling<'_, B>,
         mask_add: &BTensor<B>,
-    ) -> OpResult<(Vec<BTensor<B>>, AttentionCache<B>)> {
+    ) -> OpResult<AttentionCache<B>> {
         let Pooling {
             h,
-            values,
             logc,
             shape: (bs, l),
         } = *x;
@@ -420,52 +451,25 @@ impl PlayAttention {
         };
         let e = b.binary(BinaryOp::Add, &e, mask_add)?;
         let alpha = b.softmax_rows(&e, false)?;
-        let a3 = view::<B>(&alpha, &[bs, 1, l])?;
-        let zs = values
-            .iter()
-            .map(|x| {
-                let d = x.cols();
-                view::<B>(&b.matmul(&a3, x, false, false)?, &[bs, d])
-            })
-            .collect::<OpResult<_>>()?;
-        Ok((zs, AttentionCache { tanh: t, alpha }))
+        Ok(AttentionCache { tanh: t, alpha })
     }
 
-    /// Accumulates the attention parameters' gradients given `∂z_i`; returns `∂h` (through the
-    /// scores) and `∂values[i]` `[B, L, d_i]`.
+    /// Accumulates the attention parameters' gradients given `∂α` `[B, L]`; returns `∂h`
+    /// `[B, L, H]` (through the scores).
     pub fn backward<B: ModelOps>(
         &self,
         b: &B,
         p: &mut Params<B>,
         x: &Pooling<'_, B>,
         cache: &AttentionCache<B>,
-        dzs: &[BTensor<B>],
-    ) -> OpResult<(BTensor<B>, Vec<BTensor<B>>)> {
+        dalpha: &BTensor<B>,
+    ) -> OpResult<BTensor<B>> {
         let Pooling {
             h,
-            values,
             logc,
             shape: (bs, l),
         } = *x;
-        let alpha3 = view::<B>(&cache.alpha, &[bs, l, 1])?;
-        // z_i = α·x_i: ∂α = Σ_i x_i ∂z_i (per sequence; the blocks after the first add onto it
-        // inside their product), ∂x_i = αᵀ ∂z_i.
-        let mut dalpha: Option<BTensor<B>> = None;
-        let mut dvalues = Vec::with_capacity(values.len());
-        for (x, dz) in values.iter().zip(dzs) {
-            let d = x.cols();
-            let dz1 = view::<B>(dz, &[bs, d, 1])?;
-            match &mut dalpha {
-                None => dalpha = Some(b.matmul(x, &dz1, false, false)?),
-                Some(acc) => b.matmul_into(acc, x, &dz1, false, false, 1.0, 1.0)?,
-            }
-            dvalues.push(b.matmul(&alpha3, &view::<B>(dz, &[bs, 1, d])?, false, false)?);
-        }
-        let dalpha = match dalpha {
-            Some(d) => view::<B>(&d, &[bs, l])?,
-            None => b.zeros(&[bs, l])?,
-        };
-        let de = b.softmax_rows_backward(&cache.alpha, &dalpha, false)?;
+        let de = b.softmax_rows_backward(&cache.alpha, dalpha, false)?;
         // β: ∂β = Σ ∂e ⊙ log(1 + plays), one dot product straight into its gradient.
         if let Some(beta) = self.beta {
             let de_row = view::<B>(&de, &[1, bs * l])?;
@@ -482,6 +486,6 @@ impl PlayAttention {
             .proj
             .backward(b, p, &[&h2], &dpre, &[true], Vec::new())?;
         let dh = dh.into_iter().next().flatten().expect("asked for ∂h");
-        Ok((view::<B>(&dh, &[bs, l, self.hidden])?, dvalues))
+        view::<B>(&dh, &[bs, l, self.hidden])
     }
 }

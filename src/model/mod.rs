@@ -62,7 +62,8 @@ pub struct Cache<B: ModelOps> {
     /// Layer outputs after dropout.
     outs: Vec<BTensor<B>>,
     pooled: PoolCache<B>,
-    user_in: Vec<BTensor<B>>,
+    /// The portrait's inputs to the user map (age and language rows, genre distribution).
+    portrait: Vec<BTensor<B>>,
 }
 
 /// How the step representations over the history become the user's pooled blocks.
@@ -77,8 +78,10 @@ enum Pool {
 
 /// What pooling kept: the attention's cache, or the mean's weights `[B, L]`.
 enum PoolCache<B: ModelOps> {
-    Attention(AttentionCache<B>),
-    Last,
+    /// The attention's cache and the projected steps `y` `[B·L, emb]` (∂α = y·∂u).
+    Attention(AttentionCache<B>, BTensor<B>),
+    /// Every pooled block's last step `[B, d_i]`.
+    Last(Vec<BTensor<B>>),
     Mean(BTensor<B>),
 }
 
@@ -348,46 +351,45 @@ impl<B: ModelOps> Model<B> {
             outs.push(out);
         }
         let values = pooled_values::<B>(self.conn, &inputs, &outs);
-        let (mut user_in, pooled) = match &self.pool {
+        let (mut u, pooled) = match &self.pool {
             Pool::Attention(att) => {
                 let x = Pooling {
                     h: outs.last().expect("at least one layer"),
-                    values: &values,
                     logc: &batch.logc,
                     shape: (bs, l),
                 };
-                let (zs, c) = att.forward(b, p, &x, &batch.mask_add)?;
-                (zs, PoolCache::Attention(c))
+                let c = att.forward(b, p, &x, &batch.mask_add)?;
+                let (u, y) = self.pool_weighted(b, &values, &c.alpha, (bs, l))?;
+                (u, PoolCache::Attention(c, y))
             }
             Pool::Last => {
                 let zs = values
                     .iter()
                     .map(|v| b.gather_rows(&view::<B>(v, &[bs * l, v.cols()])?, &batch.last))
                     .collect::<OpResult<Vec<_>>>()?;
-                (zs, PoolCache::Last)
+                let u = self.user.forward(b, p, &zs.iter().collect::<Vec<_>>())?;
+                (u, PoolCache::Last(zs))
             }
             Pool::Mean => {
                 // softmax over 0 on the steps and −∞ on padding: 1/n on each of the n steps.
                 let w = b.softmax_rows(&batch.mask_add, false)?;
-                let w3 = view::<B>(&w, &[bs, 1, l])?;
-                let zs = values
-                    .iter()
-                    .map(|v| view::<B>(&b.matmul(&w3, v, false, false)?, &[bs, v.cols()]))
-                    .collect::<OpResult<Vec<_>>>()?;
-                (zs, PoolCache::Mean(w))
+                let (u, _) = self.pool_weighted(b, &values, &w, (bs, l))?;
+                (u, PoolCache::Mean(w))
             }
         };
+        // The portrait's blocks of the user map follow the pooled ones.
+        let mut portrait = Vec::new();
         if let Some(a) = self.age {
-            user_in.push(b.gather_rows(p.get(a), &batch.age)?);
+            portrait.push(b.gather_rows(p.get(a), &batch.age)?);
         }
         if let Some(t) = self.lang {
-            user_in.push(b.gather_rows(p.get(t), &batch.lang)?);
+            portrait.push(b.gather_rows(p.get(t), &batch.lang)?);
         }
         if self.cfg.n_genre > 0 {
-            user_in.push(batch.genre.clone());
+            portrait.push(batch.genre.clone());
         }
-        let refs: Vec<&BTensor<B>> = user_in.iter().collect();
-        let u = self.user.forward(b, p, &refs)?;
+        let refs: Vec<&BTensor<B>> = portrait.iter().collect();
+        self.user.forward_onto(b, p, &refs, values.len(), &mut u)?;
         Ok((
             u,
             Cache {
@@ -396,9 +398,70 @@ impl<B: ModelOps> Model<B> {
                 drop,
                 outs,
                 pooled,
-                user_in,
+                portrait,
             },
         ))
+    }
+
+    /// The user map's pooled part `Σ_i (w·x⁽ⁱ⁾) W_i + b` for step weights `w` `[B, L]`, computed
+    /// as `w·y + b` with `y = Σ_i x⁽ⁱ⁾ W_i` `[B·L, emb]` mapped at every step: the map is
+    /// linear, so pooling once after it replaces one pooling product per block, forward and
+    /// backward (and ∂α becomes one product, `y·∂u`). Returns `[B, emb]` and `y`.
+    fn pool_weighted(
+        &self,
+        b: &B,
+        values: &[&BTensor<B>],
+        w: &BTensor<B>,
+        (bs, l): (usize, usize),
+    ) -> OpResult<(BTensor<B>, BTensor<B>)> {
+        let p = &self.params;
+        let flat = values
+            .iter()
+            .map(|v| view::<B>(v, &[bs * l, v.cols()]))
+            .collect::<OpResult<Vec<_>>>()?;
+        let mut y = b.matmul(&flat[0], p.get(self.user.weights[0]), false, false)?;
+        let rest: Vec<&BTensor<B>> = flat[1..].iter().collect();
+        self.user.forward_onto(b, p, &rest, 1, &mut y)?;
+        let w3 = view::<B>(w, &[bs, 1, l])?;
+        let y3 = view::<B>(&y, &[bs, l, self.cfg.emb])?;
+        let u = match self.user.bias {
+            Some(bias) => b.matmul_bias(&w3, &y3, false, false, p.get(bias))?,
+            None => b.matmul(&w3, &y3, false, false)?,
+        };
+        Ok((view::<B>(&u, &[bs, self.cfg.emb])?, y))
+    }
+
+    /// Backward of [`Model::pool_weighted`] (without the bias, whose gradient the caller adds):
+    /// `∂y = wᵀ ∂u` per user, then the pooled blocks' ∂W and, where `dest` sends them
+    /// somewhere, their ∂x `[B·L, d_i]`, added onto `acc[i]` inside the products.
+    fn unpool_weighted(
+        &mut self,
+        b: &B,
+        values: &[&BTensor<B>],
+        w: &BTensor<B>,
+        du: &BTensor<B>,
+        dest: &dyn Fn(usize) -> Dest,
+        acc: Vec<Option<BTensor<B>>>,
+    ) -> OpResult<Vec<Option<BTensor<B>>>> {
+        let (bs, l) = (w.rows(), w.cols());
+        let dim = self.cfg.emb;
+        let dy = b.matmul(
+            &view::<B>(w, &[bs, l, 1])?,
+            &view::<B>(du, &[bs, 1, dim])?,
+            false,
+            false,
+        )?;
+        let dy = view::<B>(&dy, &[bs * l, dim])?;
+        let flat = values
+            .iter()
+            .map(|v| view::<B>(v, &[bs * l, v.cols()]))
+            .collect::<OpResult<Vec<_>>>()?;
+        let refs: Vec<&BTensor<B>> = flat.iter().collect();
+        let need: Vec<bool> = (0..values.len())
+            .map(|j| dest(j) != Dest::Nowhere)
+            .collect();
+        self.user
+            .backward_part(b, &mut self.params, &refs, 0, &dy, &need, acc)
     }
 
     /// Accumulates every parameter's gradient given ∂u `[B, emb]`.
@@ -411,29 +474,24 @@ impl<B: ModelOps> Model<B> {
     ) -> OpResult<()> {
         let (bs, l) = (batch.size, batch.steps);
         let h = self.cfg.hidden;
-        let refs: Vec<&BTensor<B>> = cache.user_in.iter().collect();
         let nl = cache.outs.len();
         let n_in = cache.inputs.len();
         let dense = self.conn == Connection::Dense;
         let values = pooled_values::<B>(self.conn, &cache.inputs, &cache.outs);
         // The pooled blocks come first in the user map's inputs, then the portrait.
         let n_pooled = values.len();
+        let refs: Vec<&BTensor<B>> = cache.portrait.iter().collect();
         let mut need = vec![false; refs.len()];
-        need[..n_pooled].iter_mut().for_each(|x| *x = true);
         if self.age.is_some() {
-            need[n_pooled] = true;
+            need[0] = true;
         }
         if self.lang.is_some() {
-            need[n_pooled + self.age.is_some() as usize] = true;
+            need[self.age.is_some() as usize] = true;
         }
-        let mut d = self
-            .user
-            .backward(b, &mut self.params, &refs, du, &need, Vec::new())?;
-        let dzs: Vec<BTensor<B>> = d[..n_pooled]
-            .iter_mut()
-            .map(|x| x.take().expect("asked for ∂z"))
-            .collect();
-        let mut slot = n_pooled;
+        let mut d =
+            self.user
+                .backward_part(b, &mut self.params, &refs, n_pooled, du, &need, Vec::new())?;
+        let mut slot = 0;
         for (table, plan) in [(self.age, &batch.age), (self.lang, &batch.lang)] {
             if let Some(t) = table {
                 let g = d[slot].take().expect("asked for the portrait gradient");
@@ -441,49 +499,83 @@ impl<B: ModelOps> Model<B> {
                 slot += 1;
             }
         }
+        if let Some(bias) = self.user.bias {
+            self.params.acc_grad_sum_cols(b, bias, du)?;
+        }
         // ∂(layer outputs after dropout and shortcut), filled from the top down.
         let mut douts: Vec<Option<BTensor<B>>> = vec![None; nl];
         let mut demb: Option<BTensor<B>> = None;
-        let dvalues: Vec<BTensor<B>> = match (&self.pool, &cache.pooled) {
-            (Pool::Attention(att), PoolCache::Attention(c)) => {
+        // Where the gradient of pooled block j goes: the pooled blocks are the inputs and every
+        // output (dense), else the last output; song features and play counts are constants.
+        let pooled_dest = |j: usize| -> Dest {
+            match (dense, j) {
+                (false, _) => Dest::Out(nl - 1),
+                (true, 0) => Dest::Emb,
+                (true, j) if j >= n_in => Dest::Out(j - n_in),
+                _ => Dest::Nowhere,
+            }
+        };
+        let dvalues: Vec<Option<BTensor<B>>> = match (&self.pool, &cache.pooled) {
+            (Pool::Attention(att), PoolCache::Attention(c, y)) => {
+                // u = α·y + b per user: ∂α_t = y_t · ∂u.
+                let dalpha = b.matmul(
+                    &view::<B>(y, &[bs, l, self.cfg.emb])?,
+                    &view::<B>(du, &[bs, self.cfg.emb, 1])?,
+                    false,
+                    false,
+                )?;
                 let x = Pooling {
                     h: &cache.outs[nl - 1],
-                    values: &values,
                     logc: &batch.logc,
                     shape: (bs, l),
                 };
-                let (dscore, dvalues) = att.backward(b, &mut self.params, &x, c, &dzs)?;
+                let dscore =
+                    att.backward(b, &mut self.params, &x, c, &view::<B>(&dalpha, &[bs, l])?)?;
                 douts[nl - 1] = Some(dscore);
-                dvalues
+                let acc = (0..n_pooled)
+                    .map(|j| match pooled_dest(j) {
+                        Dest::Out(k) => douts[k].take(),
+                        _ => None,
+                    })
+                    .collect();
+                self.unpool_weighted(b, &values, &c.alpha, du, &pooled_dest, acc)?
             }
-            (Pool::Last, PoolCache::Last) => values
-                .iter()
-                .zip(&dzs)
-                .map(|(v, dz)| {
-                    let dcols = v.cols();
-                    let mut dv = b.zeros(&[bs * l, dcols])?;
-                    b.scatter_add_rows(&mut dv, dz, &batch.last)?;
-                    view::<B>(&dv, &[bs, l, dcols])
-                })
-                .collect::<OpResult<_>>()?,
             (Pool::Mean, PoolCache::Mean(w)) => {
-                let w3 = view::<B>(w, &[bs, l, 1])?;
-                values
-                    .iter()
-                    .zip(&dzs)
-                    .map(|(v, dz)| b.matmul(&w3, &view::<B>(dz, &[bs, 1, v.cols()])?, false, false))
+                let acc = vec![None; n_pooled];
+                self.unpool_weighted(b, &values, w, du, &pooled_dest, acc)?
+            }
+            (Pool::Last, PoolCache::Last(zs)) => {
+                let zrefs: Vec<&BTensor<B>> = zs.iter().collect();
+                let need: Vec<bool> = (0..n_pooled)
+                    .map(|j| pooled_dest(j) != Dest::Nowhere)
+                    .collect();
+                let dzs = self.user.backward_part(
+                    b,
+                    &mut self.params,
+                    &zrefs,
+                    0,
+                    du,
+                    &need,
+                    Vec::new(),
+                )?;
+                dzs.into_iter()
+                    .zip(&values)
+                    .map(|(dz, v)| {
+                        let Some(dz) = dz else { return Ok(None) };
+                        let mut dv = b.zeros(&[bs * l, v.cols()])?;
+                        b.scatter_add_rows(&mut dv, &dz, &batch.last)?;
+                        Ok(Some(dv))
+                    })
                     .collect::<OpResult<_>>()?
             }
             _ => unreachable!("the cache comes from this model's pooling"),
         };
-        // The pooled blocks are the inputs and every output (dense), else the last output.
         for (j, dv) in dvalues.into_iter().enumerate() {
-            if !dense {
-                accumulate(b, &mut douts[nl - 1], dv)?;
-            } else if j == 0 {
-                demb = Some(view::<B>(&dv, &[bs * l, self.cfg.emb])?);
-            } else if j >= n_in {
-                accumulate(b, &mut douts[j - n_in], dv)?;
+            let Some(dv) = dv else { continue };
+            match pooled_dest(j) {
+                Dest::Emb => accumulate(b, &mut demb, view::<B>(&dv, &[bs * l, self.cfg.emb])?)?,
+                Dest::Out(k) => accumulate(b, &mut douts[k], view::<B>(&dv, &[bs, l, h])?)?,
+                Dest::Nowhere => {}
             }
         }
         // Where the gradient of input j of layer i goes: the song embedding (input 0), an earlier
