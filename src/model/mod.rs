@@ -76,12 +76,13 @@ enum Pool {
     Mean,
 }
 
-/// What pooling kept: the attention's cache, or the mean's weights `[B, L]`.
+/// What pooling kept for the backward pass.
 enum PoolCache<B: ModelOps> {
     /// The attention's cache and the projected steps `y` `[B·L, emb]` (∂α = y·∂u).
     Attention(AttentionCache<B>, BTensor<B>),
     /// Every pooled block's last step `[B, d_i]`.
     Last(Vec<BTensor<B>>),
+    /// The mean's weights `[B, L]`.
     Mean(BTensor<B>),
 }
 
@@ -541,8 +542,7 @@ impl<B: ModelOps> Model<B> {
                 self.unpool_weighted(b, &values, &c.alpha, du, &pooled_dest, acc)?
             }
             (Pool::Mean, PoolCache::Mean(w)) => {
-                let acc = vec![None; n_pooled];
-                self.unpool_weighted(b, &values, w, du, &pooled_dest, acc)?
+                self.unpool_weighted(b, &values, w, du, &pooled_dest, Vec::new())?
             }
             (Pool::Last, PoolCache::Last(zs)) => {
                 let zrefs: Vec<&BTensor<B>> = zs.iter().collect();
