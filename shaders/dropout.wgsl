@@ -3,8 +3,9 @@
 //   mix(x)  = the "lowbias32" integer finaliser (xor-shift / multiply, wrapping u32)
 //   key     = mix(seed ^ mix(stream ^ 0x9e3779b9))
 //   u       = f32(mix(key ^ mix(i)) >> 8) / 2^24        (exact: a 24-bit integer times 2^-24)
-// The CPU backend computes the same integers (src/backend/model_ops.rs, `dropout_uniform`), so
-// both backends draw identical masks for a seed.
+// (`dropout_at` of the prelude, shared with indrnn.wgsl's fused kernels). The CPU backend
+// computes the same integers (src/backend/model_ops.rs, `dropout_uniform`), so both backends
+// draw identical masks for a seed.
 //
 // `time_drop` multiplies x [B, L, H] by the [B, H] mask of (seed, stream) drawn on the fly:
 // entry (b, t, j) uses mask entry b·H + j, so it equals the mask times x without storing it.
@@ -26,16 +27,6 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 
-fn mix(x0: u32) -> u32 {
-    var x = x0;
-    x = x ^ (x >> 16u);
-    x = x * 0x7feb352du;
-    x = x ^ (x >> 15u);
-    x = x * 0x846ca68bu;
-    x = x ^ (x >> 16u);
-    return x;
-}
-
 @compute @workgroup_size(WG)
 fn mask(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
@@ -46,9 +37,7 @@ fn mask(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 
 // Mask entry e of (seed, stream).
 fn mask_at(e: u32) -> f32 {
-    let key = mix(p.seed ^ mix(p.stream ^ 0x9e3779b9u));
-    let u = f32(mix(key ^ mix(e)) >> 8u) * (1.0 / 16777216.0);
-    return select(0.0, p.keep_scale, u < p.keep);
+    return dropout_at(p.seed, p.stream, e, p.keep, p.keep_scale);
 }
 
 @compute @workgroup_size(WG)

@@ -10,3 +10,23 @@ override WG: u32 = 256u;
 fn flat_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wid.x + wid.y * nwg.x) * WG + lid;
 }
+
+// Dropout mask entry e of (seed, stream): keep_scale when u(seed, stream, e) < keep, else 0,
+// with u = f32(mix(key ^ mix(e)) >> 8) / 2^24 and key = mix(seed ^ mix(stream ^ 0x9e3779b9)),
+// mix the "lowbias32" finaliser. The CPU backend computes the same integers
+// (src/backend/model_ops.rs, `dropout_uniform`); dropout.wgsl and indrnn.wgsl draw from here.
+fn dropout_mix(x0: u32) -> u32 {
+    var x = x0;
+    x = x ^ (x >> 16u);
+    x = x * 0x7feb352du;
+    x = x ^ (x >> 15u);
+    x = x * 0x846ca68bu;
+    x = x ^ (x >> 16u);
+    return x;
+}
+
+fn dropout_at(seed: u32, stream: u32, e: u32, keep: f32, keep_scale: f32) -> f32 {
+    let key = dropout_mix(seed ^ dropout_mix(stream ^ 0x9e3779b9u));
+    let u = f32(dropout_mix(key ^ dropout_mix(e)) >> 8u) * (1.0 / 16777216.0);
+    return select(0.0, keep_scale, u < keep);
+}

@@ -26,6 +26,15 @@ pub fn dropout_uniform(seed: u32, stream: u32, index: u32) -> f32 {
     (dropout_mix(key ^ dropout_mix(index)) >> 8) as f32 * (1.0 / 16_777_216.0)
 }
 
+/// A layer's dropout with the mask shared over time ([`ModelOps::dropout_time`]'s arguments):
+/// keep probability in `(0, 1]`, the step's seed and the layer's stream.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TimeDrop {
+    pub keep: f32,
+    pub seed: u32,
+    pub stream: u32,
+}
+
 /// Hyper-parameters of one Adam step (decoupled weight decay, AdamW).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamStep {
@@ -72,6 +81,38 @@ pub trait ModelOps: Backend {
         dh: &BTensor<Self>,
         d: &SeqDims,
     ) -> OpResult<(BTensor<Self>, BTensor<Self>)>;
+
+    /// Kernel of [`ModelOps::indrnn_forward_drop`]: by default the recurrence, then
+    /// [`ModelOps::dropout_time`] of its output (the CPU's reference); the GPU fuses them.
+    fn indrnn_forward_drop_kernel(
+        &self,
+        pre: &BTensor<Self>,
+        u: &BTensor<Self>,
+        mask: &BTensor<Self>,
+        d: &SeqDims,
+        drop: TimeDrop,
+    ) -> OpResult<(BTensor<Self>, BTensor<Self>)> {
+        let h = self.indrnn_forward_kernel(pre, u, mask, d)?;
+        let out = self.dropout_time_kernel(&h, drop.keep, drop.seed, drop.stream)?;
+        Ok((h, out))
+    }
+
+    /// Kernel of [`ModelOps::indrnn_backward_drop_parts`]: by default
+    /// [`ModelOps::dropout_time`] of `dout`, then the backward pass; the GPU fuses them.
+    #[allow(clippy::too_many_arguments)]
+    fn indrnn_backward_drop_kernel(
+        &self,
+        pre: &BTensor<Self>,
+        u: &BTensor<Self>,
+        mask: &BTensor<Self>,
+        h: &BTensor<Self>,
+        dout: &BTensor<Self>,
+        d: &SeqDims,
+        drop: TimeDrop,
+    ) -> OpResult<(BTensor<Self>, BTensor<Self>)> {
+        let dh = self.dropout_time_kernel(dout, drop.keep, drop.seed, drop.stream)?;
+        self.indrnn_backward_kernel(pre, u, mask, h, &dh, d)
+    }
 
     /// Kernel of [`ModelOps::lstm_forward`].
     fn lstm_forward_kernel(
@@ -257,6 +298,36 @@ pub trait ModelOps: Backend {
     ) -> OpResult<(BTensor<Self>, BTensor<Self>)> {
         let d = check::indrnn_backward(pre, u, mask, h, dh)?;
         self.indrnn_backward_kernel(pre, u, mask, h, dh, &d)
+    }
+
+    /// [`ModelOps::indrnn_forward`] and the layer's dropout in one: returns `h` and
+    /// `dropout_time(h, drop)` (`[B, L, H]` each; `h` is what the backward pass reads).
+    fn indrnn_forward_drop(
+        &self,
+        pre: &BTensor<Self>,
+        u: &BTensor<Self>,
+        mask: &BTensor<Self>,
+        drop: TimeDrop,
+    ) -> OpResult<(BTensor<Self>, BTensor<Self>)> {
+        let d = check::indrnn_forward(pre, u, mask)?;
+        check::dropout_time(pre, drop.keep)?;
+        self.indrnn_forward_drop_kernel(pre, u, mask, &d, drop)
+    }
+
+    /// [`ModelOps::indrnn_backward_parts`] given `dout`, the gradient of the dropped output of
+    /// [`ModelOps::indrnn_forward_drop`]: the same as that with `dh = dropout_time(dout, drop)`.
+    fn indrnn_backward_drop_parts(
+        &self,
+        pre: &BTensor<Self>,
+        u: &BTensor<Self>,
+        mask: &BTensor<Self>,
+        h: &BTensor<Self>,
+        dout: &BTensor<Self>,
+        drop: TimeDrop,
+    ) -> OpResult<(BTensor<Self>, BTensor<Self>)> {
+        let d = check::indrnn_backward(pre, u, mask, h, dout)?;
+        check::dropout_time(dout, drop.keep)?;
+        self.indrnn_backward_drop_kernel(pre, u, mask, h, dout, &d, drop)
     }
 
     /// LSTM layer. `xw` `[B, L, 4H]` holds `x_t W_x + b` for every step (gate blocks i, f, g, o),

@@ -5,7 +5,7 @@
 use rand::Rng;
 
 use super::params::{PId, Params};
-use crate::backend::model_ops::ModelOps;
+use crate::backend::model_ops::{ModelOps, TimeDrop};
 use crate::backend::{BTensor, BinaryOp, OpResult, UnaryOp};
 
 /// `t` viewed with another shape (free: storage is shared and contiguous).
@@ -175,14 +175,15 @@ impl MultiLinear {
     }
 }
 
-/// What a recurrent layer reads: its inputs `xs[i]` `[B, L, d_i]` and the step mask `mask`
-/// `[B, L]`.
+/// What a recurrent layer reads: its inputs `xs[i]` `[B, L, d_i]`, the step mask `mask`
+/// `[B, L]`, and its dropout when training (applied to its output, the mask shared over time).
 pub struct SeqInputs<'a, B: ModelOps> {
     pub xs: &'a [&'a BTensor<B>],
     pub mask: &'a BTensor<B>,
+    pub drop: Option<TimeDrop>,
 }
 
-/// The gradient reaching a layer's output `∂h` `[B, L, H]`, which inputs' gradients to return,
+/// The gradient reaching a layer's output `∂h` `[B, L, H]` (after its dropout), which inputs' gradients to return,
 /// and what those gradients already hold (`acc[i]`, added onto; see [`MultiLinear::backward`]).
 pub struct OutGrad<'a, B: ModelOps> {
     pub dh: &'a BTensor<B>,
@@ -195,7 +196,7 @@ pub trait Layer<B: ModelOps> {
     /// What the forward pass keeps for the backward pass (the output among it).
     type Cache;
 
-    /// `x.xs[i]` `[B, L, d_i]` → the cache, holding the output `[B, L, H]`.
+    /// `x.xs[i]` `[B, L, d_i]` → the cache, holding the output `[B, L, H]` (after the dropout).
     fn forward(
         &self,
         b: &B,
@@ -204,10 +205,11 @@ pub trait Layer<B: ModelOps> {
         shape: (usize, usize),
     ) -> OpResult<Self::Cache>;
 
-    /// The layer's output `h` `[B, L, H]`.
+    /// The layer's output `[B, L, H]` (after the dropout).
     fn output(cache: &Self::Cache) -> &BTensor<B>;
 
-    /// Accumulates the layer's gradients; returns ∂x_i (flattened `[B·L, d_i]`) where asked.
+    /// Accumulates the layer's gradients given ∂output (the dropout's backward is the
+    /// layer's); returns ∂x_i (flattened `[B·L, d_i]`) where asked.
     fn backward(
         &self,
         b: &B,
@@ -235,6 +237,8 @@ pub struct IndRnnLayer {
 pub struct IndRnnCache<B: ModelOps> {
     pub pre: BTensor<B>,
     pub h: BTensor<B>,
+    /// `h` after the dropout (the same tensor without it).
+    pub out: BTensor<B>,
 }
 
 impl IndRnnLayer {
@@ -270,12 +274,19 @@ impl<B: ModelOps> Layer<B> for IndRnnLayer {
             &self.input.forward_rows(b, p, x.xs, bs * l)?,
             &[bs, l, self.hidden],
         )?;
-        let h = b.indrnn_forward(&pre, p.get(self.u), x.mask)?;
-        Ok(IndRnnCache { pre, h })
+        // With dropout, one pass writes h and the dropped h (`ModelOps::indrnn_forward_drop`).
+        let (h, out) = match x.drop {
+            Some(drop) => b.indrnn_forward_drop(&pre, p.get(self.u), x.mask, drop)?,
+            None => {
+                let h = b.indrnn_forward(&pre, p.get(self.u), x.mask)?;
+                (h.clone(), h)
+            }
+        };
+        Ok(IndRnnCache { pre, h, out })
     }
 
     fn output(cache: &IndRnnCache<B>) -> &BTensor<B> {
-        &cache.h
+        &cache.out
     }
 
     fn backward(
@@ -286,8 +297,11 @@ impl<B: ModelOps> Layer<B> for IndRnnLayer {
         cache: &IndRnnCache<B>,
         g: OutGrad<'_, B>,
     ) -> OpResult<Vec<Option<BTensor<B>>>> {
-        let (dpre, du_part) =
-            b.indrnn_backward_parts(&cache.pre, p.get(self.u), x.mask, &cache.h, g.dh)?;
+        let (pre, u, h) = (&cache.pre, p.get(self.u), &cache.h);
+        let (dpre, du_part) = match x.drop {
+            Some(drop) => b.indrnn_backward_drop_parts(pre, u, x.mask, h, g.dh, drop)?,
+            None => b.indrnn_backward_parts(pre, u, x.mask, h, g.dh)?,
+        };
         p.acc_grad_sum_cols(b, self.u, &du_part)?;
         let n = dpre.len() / self.hidden;
         self.input.backward_rows(
@@ -310,6 +324,8 @@ pub struct LstmLayer {
 
 pub struct LstmLayerCache<B: ModelOps> {
     pub inner: crate::backend::model_ops::LstmCache<BTensor<B>>,
+    /// `h` after the dropout (the same tensor without it).
+    pub out: BTensor<B>,
 }
 
 impl LstmLayer {
@@ -345,13 +361,16 @@ impl<B: ModelOps> Layer<B> for LstmLayer {
             &self.input.forward_rows(b, p, x.xs, bs * l)?,
             &[bs, l, 4 * self.hidden],
         )?;
-        Ok(LstmLayerCache {
-            inner: b.lstm_forward(xw, p.get(self.wh), x.mask)?,
-        })
+        let inner = b.lstm_forward(xw, p.get(self.wh), x.mask)?;
+        let out = match x.drop {
+            Some(d) => b.dropout_time(&inner.h, d.keep, d.seed, d.stream)?,
+            None => inner.h.clone(),
+        };
+        Ok(LstmLayerCache { inner, out })
     }
 
     fn output(cache: &LstmLayerCache<B>) -> &BTensor<B> {
-        &cache.inner.h
+        &cache.out
     }
 
     fn backward(
@@ -362,7 +381,11 @@ impl<B: ModelOps> Layer<B> for LstmLayer {
         cache: &LstmLayerCache<B>,
         g: OutGrad<'_, B>,
     ) -> OpResult<Vec<Option<BTensor<B>>>> {
-        let dg = b.lstm_backward(&cache.inner, p.get(self.wh), x.mask, g.dh)?;
+        let dh = match x.drop {
+            Some(d) => &b.dropout_time(g.dh, d.keep, d.seed, d.stream)?,
+            None => g.dh,
+        };
+        let dg = b.lstm_backward(&cache.inner, p.get(self.wh), x.mask, dh)?;
         let h = self.hidden;
         let n = dg.len() / (4 * h);
         let dg2 = view::<B>(&dg, &[n, 4 * h])?;

@@ -35,7 +35,7 @@ use self::layers::{
 use self::params::{PId, Params};
 use self::scorer::{Ranked, Scorer, ScorerSpec};
 use self::stack::{Recurrent, RecurrentPass};
-use crate::backend::model_ops::ModelOps;
+use crate::backend::model_ops::{ModelOps, TimeDrop};
 use crate::backend::{BTensor, BinaryOp, OpResult};
 
 pub struct Model<B: ModelOps> {
@@ -57,8 +57,9 @@ pub struct Cache<B: ModelOps> {
     inputs: Vec<BTensor<B>>,
     layers: RecurrentPass<B>,
     /// Each layer's dropout, when training: the mask's `(keep, seed, stream)`, drawn again on
-    /// the fly in the backward pass (`ModelOps::dropout_time`), never stored.
-    drop: Vec<Option<(f32, u32, u32)>>,
+    /// the fly in the backward pass (`ModelOps::dropout_time`, inside IndRNN's kernels), never
+    /// stored.
+    drop: Vec<Option<TimeDrop>>,
     /// Layer outputs after dropout.
     outs: Vec<BTensor<B>>,
     pooled: PoolCache<B>,
@@ -325,24 +326,26 @@ impl<B: ModelOps> Model<B> {
             Some(r) if self.cfg.dropout > 0.0 => Some(r.random()),
             _ => None,
         };
-        let drop: Vec<Option<(f32, u32, u32)>> = (0..self.layers.len())
-            .map(|i| seed.map(|s| (keep, s, i as u32)))
+        let drop: Vec<Option<TimeDrop>> = (0..self.layers.len())
+            .map(|i| {
+                seed.map(|seed| TimeDrop {
+                    keep,
+                    seed,
+                    stream: i as u32,
+                })
+            })
             .collect();
         let mut layers = self.layers.pass();
         let mut outs: Vec<BTensor<B>> = Vec::new();
-        let apply_drop = |t: &BTensor<B>, d: &Option<(f32, u32, u32)>| -> OpResult<BTensor<B>> {
-            match *d {
-                Some((keep, seed, stream)) => b.dropout_time(t, keep, seed, stream),
-                None => Ok(t.clone()),
-            }
-        };
         for i in 0..self.layers.len() {
             let xs = layer_inputs::<B>(self.conn, i, &inputs, &outs);
             let x = SeqInputs {
                 xs: &xs,
                 mask: &batch.mask,
+                drop: drop[i],
             };
-            let h = apply_drop(layers.push(b, p, &x, (bs, l))?, &drop[i])?;
+            // The layer applies its dropout (IndRNN inside its recurrence kernel).
+            let h = layers.push(b, p, &x, (bs, l))?.clone();
             // Residual shortcut: x_{i+1} = x_i + IndRNN_i(x_i) past the first layer (which
             // projects the inputs to `hidden`).
             let out = match self.conn {
@@ -592,10 +595,6 @@ impl<B: ModelOps> Model<B> {
             let Some(dout) = douts[i].take() else {
                 continue;
             };
-            let dh = match cache.drop[i] {
-                Some((keep, seed, stream)) => b.dropout_time(&dout, keep, seed, stream)?,
-                None => dout.clone(),
-            };
             let xs = layer_inputs::<B>(self.conn, i, &cache.inputs, &cache.outs);
             let need: Vec<bool> = (0..xs.len()).map(|j| dest(i, j) != Dest::Nowhere).collect();
             // What each input's gradient holds so far goes in, to be added onto in the product,
@@ -610,9 +609,10 @@ impl<B: ModelOps> Model<B> {
             let x = SeqInputs {
                 xs: &xs,
                 mask: &batch.mask,
+                drop: cache.drop[i],
             };
             let g = OutGrad {
-                dh: &dh,
+                dh: &dout,
                 need_dx: &need,
                 acc,
             };

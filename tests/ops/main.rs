@@ -49,6 +49,7 @@ backend_tests! {
     embed::index_errors => embed_index_errors,
     model::indrnn_forward => model_indrnn_forward,
     model::indrnn_backward_finite_difference => model_indrnn_backward_finite_difference,
+    model::indrnn_with_dropout => model_indrnn_with_dropout,
     model::lstm_forward => model_lstm_forward,
     model::lstm_backward_finite_difference => model_lstm_backward_finite_difference,
     model::elementwise_helpers => model_elementwise_helpers,

@@ -1,6 +1,6 @@
 //! Model ops (IndRNN, LSTM, optimizer, top-k) against f64 oracles and finite differences.
 
-use ainrnn::backend::model_ops::{AdamSlot, AdamStep, ModelOps, MAX_TOPK};
+use ainrnn::backend::model_ops::{AdamSlot, AdamStep, ModelOps, TimeDrop, MAX_TOPK};
 use ainrnn::error::OpError;
 use rand::Rng;
 
@@ -126,6 +126,82 @@ pub fn indrnn_backward_finite_difference<B: ModelOps>(be: &B) {
         &be.to_f32(&du).unwrap(),
         &want_u,
         tol,
+    );
+}
+
+/// IndRNN with its dropout in the same pass (`indrnn_forward_drop`, `indrnn_backward_drop_parts`)
+/// against the plain kernels and `dropout_time` composed: the forward's `h` and dropped output
+/// exactly (one product per entry either way), the backward within 1e-6 (a GPU compiler may fuse
+/// the mask's product with the carry's sum into one rounding). The masks themselves are checked
+/// against the oracle by `dropout_masks`.
+pub fn indrnn_with_dropout<B: ModelOps>(be: &B) {
+    let mut r = rng(202);
+    for &(b, l, h, keep, seed, stream) in &[
+        (1usize, 1usize, 1usize, 0.5f32, 3u32, 0u32),
+        (3, 7, 5, 0.8, 7, 1),
+        (17, 33, 300, 0.7, 0xdead_beef, 4),
+        (64, 25, 32, 1.0, 9, 2),
+    ] {
+        let drop = TimeDrop { keep, seed, stream };
+        let pre = uniform(&mut r, b * l * h, -1.0, 1.0);
+        let u = uniform(&mut r, h, -0.9, 0.9);
+        let mask = mask_for(b, l);
+        let dout = uniform(&mut r, b * l * h, -1.0, 1.0);
+        let (tp, tu, tm) = (
+            be.upload_f32(&pre, &[b, l, h]).unwrap(),
+            be.upload_f32(&u, &[h]).unwrap(),
+            be.upload_f32(&mask, &[b, l]).unwrap(),
+        );
+        let td = be.upload_f32(&dout, &[b, l, h]).unwrap();
+        let name = format!("{b}x{l}x{h} keep {keep}");
+        let (hs, out) = be.indrnn_forward_drop(&tp, &tu, &tm, drop).unwrap();
+        let plain = be.indrnn_forward(&tp, &tu, &tm).unwrap();
+        let h_got = be.to_f32(&hs).unwrap();
+        assert_eq!(h_got, be.to_f32(&plain).unwrap(), "h {name}");
+        let dropped = be.dropout_time(&plain, keep, seed, stream).unwrap();
+        assert_eq!(
+            be.to_f32(&out).unwrap(),
+            be.to_f32(&dropped).unwrap(),
+            "dropped h {name}"
+        );
+        let (dpre, du) = be
+            .indrnn_backward_drop_parts(&tp, &tu, &tm, &hs, &td, drop)
+            .unwrap();
+        let dh = be.dropout_time(&td, keep, seed, stream).unwrap();
+        let (dpre_want, du_want) = be.indrnn_backward_parts(&tp, &tu, &tm, &hs, &dh).unwrap();
+        let tol = Tol {
+            rel: 1e-6,
+            abs: 1e-6,
+        };
+        let as64 = |t: &[f32]| t.iter().map(|&x| x as f64).collect::<Vec<f64>>();
+        assert_close(
+            &format!("∂pre {name}"),
+            &be.to_f32(&dpre).unwrap(),
+            &as64(&be.to_f32(&dpre_want).unwrap()),
+            tol,
+        );
+        assert_close(
+            &format!("∂u partials {name}"),
+            &be.to_f32(&du).unwrap(),
+            &as64(&be.to_f32(&du_want).unwrap()),
+            tol,
+        );
+    }
+    let z = be.zeros(&[2, 3, 4]).unwrap();
+    let bad = TimeDrop {
+        keep: 0.0,
+        seed: 1,
+        stream: 0,
+    };
+    let (u4, m) = (be.zeros(&[4]).unwrap(), be.zeros(&[2, 3]).unwrap());
+    assert!(
+        be.indrnn_forward_drop(&z, &u4, &m, bad).is_err(),
+        "keep in (0, 1]"
+    );
+    assert!(
+        be.indrnn_backward_drop_parts(&z, &u4, &m, &z, &z, bad)
+            .is_err(),
+        "keep in (0, 1]"
     );
 }
 

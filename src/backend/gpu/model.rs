@@ -8,16 +8,51 @@ use super::pipeline::Kernel;
 use super::shader::{Shader, WORKGROUP_SIZE};
 use super::{make_unique, raw, GpuBackend, GpuBuffer, GpuStorage, GpuTensor};
 use crate::backend::check::SeqDims;
-use crate::backend::model_ops::{AdamSlot, AdamStep, Csr, LstmCache, ModelOps};
+use crate::backend::model_ops::{AdamSlot, AdamStep, Csr, LstmCache, ModelOps, TimeDrop};
 use crate::backend::{Backend, DType, OpResult};
 
 crate::kernel_params! {
-    /// Parameters of `indrnn.wgsl` and `lstm.wgsl` (`t`: the LSTM's time step).
+    /// Parameters of `lstm.wgsl` (`t`: the time step).
     struct SeqParams {
         batch: u32,
         steps: u32,
         hidden: u32,
         t: u32,
+    }
+}
+
+crate::kernel_params! {
+    /// Parameters of `indrnn.wgsl` (the dropout fields for the `*_drop` entry points).
+    struct IndRnnParams {
+        batch: u32,
+        steps: u32,
+        hidden: u32,
+        seed: u32,
+        stream: u32,
+        keep: f32,
+        keep_scale: f32,
+        _pad: u32,
+    }
+}
+
+impl IndRnnParams {
+    fn new(d: &SeqDims, drop: Option<TimeDrop>) -> Self {
+        let drop = drop.unwrap_or(TimeDrop {
+            keep: 1.0,
+            seed: 0,
+            stream: 0,
+        });
+        IndRnnParams {
+            batch: d.batch() as u32,
+            steps: d.steps() as u32,
+            hidden: d.hidden() as u32,
+            seed: drop.seed,
+            stream: drop.stream,
+            keep: drop.keep,
+            // The same f32 as `dropout_time`'s, so the fused products are the same.
+            keep_scale: 1.0 / drop.keep,
+            ..Default::default()
+        }
     }
 }
 
@@ -131,8 +166,8 @@ pub static NEIGHBOURS: Shader = crate::wgsl_shader!(
 
 pub static INDRNN: Shader = crate::wgsl_shader!(
     "indrnn",
-    SeqParams,
-    bindings: ["pre", "u", "mask", "h", "dh", "dpre", "du_part"],
+    IndRnnParams,
+    bindings: ["pre", "u", "mask", "h", "dh", "dpre", "du_part", "h_out"],
 );
 
 pub static LSTM: Shader = crate::wgsl_shader!(
@@ -209,6 +244,42 @@ impl GpuBackend {
             .ctx
             .dispatch(&Kernel::new(&NEIGHBOURS, entry), &p, bindings, grid)?)
     }
+
+    /// IndRNN's backward pass; with `drop`, `dh` is the gradient of the dropped output and the
+    /// kernel applies the mask to it (`backward_drop`).
+    #[allow(clippy::too_many_arguments)]
+    fn indrnn_backward_with(
+        &self,
+        pre: &GpuTensor,
+        u: &GpuTensor,
+        mask: &GpuTensor,
+        hs: &GpuTensor,
+        dh: &GpuTensor,
+        d: &SeqDims,
+        drop: Option<TimeDrop>,
+    ) -> OpResult<(GpuTensor, GpuTensor)> {
+        let dpre = self.empty(pre.shape(), DType::F32, "indrnn dpre")?;
+        let du_part = self.empty(&[d.batch(), d.hidden()], DType::F32, "indrnn du partials")?;
+        let entry = if drop.is_some() {
+            "backward_drop"
+        } else {
+            "backward"
+        };
+        self.ctx.dispatch(
+            &Kernel::new(&INDRNN, entry),
+            &IndRnnParams::new(d, drop),
+            &[
+                ("u", raw(u)),
+                ("mask", raw(mask)),
+                ("h", raw(hs)),
+                ("dh", raw(dh)),
+                ("dpre", raw(&dpre)),
+                ("du_part", raw(&du_part)),
+            ],
+            self.grid("indrnn_backward", (d.batch() * d.hidden()) as u64)?,
+        )?;
+        Ok((dpre, du_part))
+    }
 }
 
 impl ModelOps for GpuBackend {
@@ -219,26 +290,44 @@ impl ModelOps for GpuBackend {
         mask: &GpuTensor,
         d: &SeqDims,
     ) -> OpResult<GpuTensor> {
-        let (b, l, h) = (d.batch(), d.steps(), d.hidden());
         let out = self.empty(pre.shape(), DType::F32, "indrnn h")?;
-        let p = SeqParams {
-            batch: b as u32,
-            steps: l as u32,
-            hidden: h as u32,
-            t: 0,
-        };
         self.ctx.dispatch(
             &Kernel::new(&INDRNN, "forward"),
-            &p,
+            &IndRnnParams::new(d, None),
             &[
                 ("pre", raw(pre)),
                 ("u", raw(u)),
                 ("mask", raw(mask)),
                 ("h", raw(&out)),
             ],
-            self.grid("indrnn_forward", (b * h) as u64)?,
+            self.grid("indrnn_forward", (d.batch() * d.hidden()) as u64)?,
         )?;
         Ok(out)
+    }
+
+    fn indrnn_forward_drop_kernel(
+        &self,
+        pre: &GpuTensor,
+        u: &GpuTensor,
+        mask: &GpuTensor,
+        d: &SeqDims,
+        drop: TimeDrop,
+    ) -> OpResult<(GpuTensor, GpuTensor)> {
+        let h = self.empty(pre.shape(), DType::F32, "indrnn h")?;
+        let out = self.empty(pre.shape(), DType::F32, "indrnn dropped h")?;
+        self.ctx.dispatch(
+            &Kernel::new(&INDRNN, "forward_drop"),
+            &IndRnnParams::new(d, Some(drop)),
+            &[
+                ("pre", raw(pre)),
+                ("u", raw(u)),
+                ("mask", raw(mask)),
+                ("h", raw(&h)),
+                ("h_out", raw(&out)),
+            ],
+            self.grid("indrnn_forward", (d.batch() * d.hidden()) as u64)?,
+        )?;
+        Ok((h, out))
     }
 
     fn indrnn_backward_kernel(
@@ -250,29 +339,20 @@ impl ModelOps for GpuBackend {
         dh: &GpuTensor,
         d: &SeqDims,
     ) -> OpResult<(GpuTensor, GpuTensor)> {
-        let (b, l, h) = (d.batch(), d.steps(), d.hidden());
-        let dpre = self.empty(pre.shape(), DType::F32, "indrnn dpre")?;
-        let du_part = self.empty(&[b, h], DType::F32, "indrnn du partials")?;
-        let p = SeqParams {
-            batch: b as u32,
-            steps: l as u32,
-            hidden: h as u32,
-            t: 0,
-        };
-        self.ctx.dispatch(
-            &Kernel::new(&INDRNN, "backward"),
-            &p,
-            &[
-                ("u", raw(u)),
-                ("mask", raw(mask)),
-                ("h", raw(hs)),
-                ("dh", raw(dh)),
-                ("dpre", raw(&dpre)),
-                ("du_part", raw(&du_part)),
-            ],
-            self.grid("indrnn_backward", (b * h) as u64)?,
-        )?;
-        Ok((dpre, du_part))
+        self.indrnn_backward_with(pre, u, mask, hs, dh, d, None)
+    }
+
+    fn indrnn_backward_drop_kernel(
+        &self,
+        pre: &GpuTensor,
+        u: &GpuTensor,
+        mask: &GpuTensor,
+        hs: &GpuTensor,
+        dout: &GpuTensor,
+        d: &SeqDims,
+        drop: TimeDrop,
+    ) -> OpResult<(GpuTensor, GpuTensor)> {
+        self.indrnn_backward_with(pre, u, mask, hs, dout, d, Some(drop))
     }
 
     fn lstm_forward_kernel(
