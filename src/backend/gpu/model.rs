@@ -245,6 +245,44 @@ impl GpuBackend {
             .dispatch(&Kernel::new(&NEIGHBOURS, entry), &p, bindings, grid)?)
     }
 
+    /// IndRNN's recurrence: `(h, h)`, or with `drop` `(h, dropped h)` from one pass
+    /// (`forward_drop`).
+    fn indrnn_forward_with(
+        &self,
+        pre: &GpuTensor,
+        u: &GpuTensor,
+        mask: &GpuTensor,
+        d: &SeqDims,
+        drop: Option<TimeDrop>,
+    ) -> OpResult<(GpuTensor, GpuTensor)> {
+        let h = self.empty(pre.shape(), DType::F32, "indrnn h")?;
+        let out = match drop {
+            Some(_) => Some(self.empty(pre.shape(), DType::F32, "indrnn dropped h")?),
+            None => None,
+        };
+        let mut bindings = vec![
+            ("pre", raw(pre)),
+            ("u", raw(u)),
+            ("mask", raw(mask)),
+            ("h", raw(&h)),
+        ];
+        let entry = match &out {
+            Some(o) => {
+                bindings.push(("h_out", raw(o)));
+                "forward_drop"
+            }
+            None => "forward",
+        };
+        self.ctx.dispatch(
+            &Kernel::new(&INDRNN, entry),
+            &IndRnnParams::new(d, drop),
+            &bindings,
+            self.grid("indrnn_forward", (d.batch() * d.hidden()) as u64)?,
+        )?;
+        let out = out.unwrap_or_else(|| h.clone());
+        Ok((h, out))
+    }
+
     /// IndRNN's backward pass; with `drop`, `dh` is the gradient of the dropped output and the
     /// kernel applies the mask to it (`backward_drop`).
     #[allow(clippy::too_many_arguments)]
@@ -290,19 +328,7 @@ impl ModelOps for GpuBackend {
         mask: &GpuTensor,
         d: &SeqDims,
     ) -> OpResult<GpuTensor> {
-        let out = self.empty(pre.shape(), DType::F32, "indrnn h")?;
-        self.ctx.dispatch(
-            &Kernel::new(&INDRNN, "forward"),
-            &IndRnnParams::new(d, None),
-            &[
-                ("pre", raw(pre)),
-                ("u", raw(u)),
-                ("mask", raw(mask)),
-                ("h", raw(&out)),
-            ],
-            self.grid("indrnn_forward", (d.batch() * d.hidden()) as u64)?,
-        )?;
-        Ok(out)
+        Ok(self.indrnn_forward_with(pre, u, mask, d, None)?.0)
     }
 
     fn indrnn_forward_drop_kernel(
@@ -313,21 +339,7 @@ impl ModelOps for GpuBackend {
         d: &SeqDims,
         drop: TimeDrop,
     ) -> OpResult<(GpuTensor, GpuTensor)> {
-        let h = self.empty(pre.shape(), DType::F32, "indrnn h")?;
-        let out = self.empty(pre.shape(), DType::F32, "indrnn dropped h")?;
-        self.ctx.dispatch(
-            &Kernel::new(&INDRNN, "forward_drop"),
-            &IndRnnParams::new(d, Some(drop)),
-            &[
-                ("pre", raw(pre)),
-                ("u", raw(u)),
-                ("mask", raw(mask)),
-                ("h", raw(&h)),
-                ("h_out", raw(&out)),
-            ],
-            self.grid("indrnn_forward", (d.batch() * d.hidden()) as u64)?,
-        )?;
-        Ok((h, out))
+        self.indrnn_forward_with(pre, u, mask, d, Some(drop))
     }
 
     fn indrnn_backward_kernel(
