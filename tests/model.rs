@@ -574,6 +574,70 @@ fn recommend_excludes_and_orders() {
     }
 }
 
+/// An ensemble ranks by the sum of its members' scores: the device-side sum per catalogue tile
+/// (`recommend_sum`) gives the lists that the members' full score vectors, summed on the host,
+/// give; on the GPU the same lists as on the CPU.
+fn ensemble_ranking<B: ModelOps>(b: &B) -> Vec<Vec<u32>> {
+    let feats = features();
+    let members: Vec<Model<B>> = [3u64, 4, 5]
+        .iter()
+        .map(|&seed| {
+            let mut cfg = config(ModelKind::Ainrnn);
+            cfg.seed = seed;
+            new_model(b, cfg, &feats)
+        })
+        .collect();
+    let cfg = members[0].cfg.clone();
+    let exs = examples();
+    let batch = upload(b, &cfg, Some(&portraits()), &exs).unwrap();
+    let ranked = ainrnn::model::recommend_sum(b, &members, &batch, 10).unwrap();
+    let single = members[0].recommend(b, &batch, 10).unwrap();
+    assert_ne!(
+        ranked, single,
+        "three members rank otherwise than the first alone"
+    );
+    for (r, e) in ranked.iter().zip(&exs) {
+        let one = upload(b, &cfg, Some(&portraits()), std::slice::from_ref(e)).unwrap();
+        let mut sum = [0.0f32; SONGS];
+        for m in &members {
+            let (u, _) = m.forward(b, &one, None).unwrap();
+            let nb = m.scorer.neighbour_blocks(b, &one.history).unwrap();
+            for (acc, x) in sum
+                .iter_mut()
+                .zip(m.scorer.scores(b, &m.params, &u, &nb).unwrap())
+            {
+                *acc += x;
+            }
+        }
+        let mut order: Vec<u32> = (0..SONGS as u32)
+            .filter(|s| !e.exclude.contains(s))
+            .collect();
+        order.sort_by(|&x, &y| sum[y as usize].total_cmp(&sum[x as usize]).then(x.cmp(&y)));
+        let ids: Vec<u32> = r.iter().map(|x| x.0).collect();
+        assert_eq!(ids, order[..10], "{}: summed scores' top 10", b.describe());
+        for (s, v) in r {
+            assert!(
+                (v - sum[*s as usize]).abs() <= 1e-5 * (1.0 + v.abs()),
+                "{}: song {s} scores {v} ranked, {} summed",
+                b.describe(),
+                sum[*s as usize]
+            );
+        }
+    }
+    ranked
+        .iter()
+        .map(|r| r.iter().map(|x| x.0).collect())
+        .collect()
+}
+
+#[test]
+fn ensemble_ranks_by_summed_scores() {
+    let cpu = ensemble_ranking(&CpuBackend::new());
+    if let Some(g) = common::gpu() {
+        assert_eq!(ensemble_ranking(&g), cpu, "same top-10 on CPU and GPU");
+    }
+}
+
 /// After warm-up, training steps create no GPU buffer and read nothing back: the pool serves
 /// every temporary (batches of different sizes included) and each step ends with a submit, not a
 /// wait. Counted on a device of its own.

@@ -134,7 +134,52 @@ fn opts(data: &Path, out: &Path, epochs: u32) -> TrainOptions {
     o.batch = 32;
     o.patience = 0;
     o.lr = 2e-3;
+    o.ensemble = Some(1);
     o
+}
+
+/// `--ensemble 2`: member 1 trains with seed + 1 into `<out>.member1`, `<out>` lists it, `eval`
+/// ranks with both (not as the first alone), a missing member is an error naming its file, and
+/// training one model into the same `--out` again makes it a single model.
+#[test]
+fn ensemble_trains_members_and_evaluates_with_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_dataset(dir.path(), 300);
+    let b = CpuBackend::new();
+    let out = dir.path().join("m.ckpt");
+    let mut o = opts(&data, &out, 1);
+    o.ensemble = Some(2);
+    let s = train(&b, &o, |_| {}, |_, _, _, _| {}).unwrap();
+    let member = ainrnn::train::run::member_path(&out, 1);
+    assert_eq!(member, dir.path().join("m.ckpt.member1"));
+    let seeds: Vec<u64> = s.members.iter().map(|m| m.seed).collect();
+    assert_eq!(seeds, vec![42, 43]);
+    assert_eq!(s.members[1].checkpoint, member);
+    let ds = Dataset::load(&data).unwrap();
+    let (models, _, _) = ainrnn::eval::run::load_ensemble(&b, &ds, &out).unwrap();
+    assert_eq!(models.len(), 2);
+    assert_eq!((models[0].cfg.seed, models[1].cfg.seed), (42, 43));
+    let both = ainrnn::eval::run::eval(&b, &data, &out, None, false, 10).unwrap();
+    // The first member alone: the same checkpoint without its member list.
+    let alone = dir.path().join("alone.ckpt");
+    std::fs::copy(&out, &alone).unwrap();
+    ainrnn::model::checkpoint::set_members(&alone, &[]).unwrap();
+    let first = ainrnn::eval::run::eval(&b, &data, &alone, None, false, 10).unwrap();
+    assert_ne!(
+        (both.metrics.ndcg, both.metrics.precision),
+        (first.metrics.ndcg, first.metrics.precision),
+        "two members rank otherwise than the first alone"
+    );
+    std::fs::rename(&member, dir.path().join("moved")).unwrap();
+    let e = ainrnn::eval::run::eval(&b, &data, &out, None, false, 10)
+        .expect_err("a member's file is missing")
+        .to_string();
+    assert!(e.contains("m.ckpt.member1") && e.contains("beside"), "{e}");
+    o.ensemble = Some(1);
+    let s = train(&b, &o, |_| {}, |_, _, _, _| {}).unwrap();
+    assert!(s.members.is_empty());
+    let (models, _, _) = ainrnn::eval::run::load_ensemble(&b, &ds, &out).unwrap();
+    assert_eq!(models.len(), 1, "a single model again");
 }
 
 #[test]
@@ -264,7 +309,19 @@ fn command_line_train_eval_recommend_compare() {
             .arg("--out")
             .arg(&ckpt),
     );
-    assert_eq!(lines.len(), 2, "one JSON line per epoch");
+    // Fewer than 5,000 training users: `--ensemble auto` trains three members, 2 epochs each.
+    assert_eq!(lines.len(), 6, "one JSON line per epoch and member");
+    let members: Vec<u64> = lines
+        .iter()
+        .map(|l| l["member"].as_u64().unwrap())
+        .collect();
+    assert_eq!(members, vec![0, 0, 1, 1, 2, 2]);
+    for m in 1..3 {
+        assert!(
+            ainrnn::train::run::member_path(&ckpt, m).exists(),
+            "member {m}"
+        );
+    }
     let (m, _, _) =
         ainrnn::eval::run::load_model(&CpuBackend::new(), &Dataset::load(&data).unwrap(), &ckpt)
             .unwrap();
@@ -274,7 +331,7 @@ fn command_line_train_eval_recommend_compare() {
         "--emb and --hidden reach the model"
     );
     for (i, l) in lines.iter().enumerate() {
-        assert_eq!(l["epoch"], i + 1);
+        assert_eq!(l["epoch"], i % 2 + 1);
         for key in ["loss", "seconds", "precision_at_10", "ndcg_at_10"] {
             assert!(l[key].is_number(), "epoch line lacks {key}: {l}");
         }

@@ -75,9 +75,14 @@ pub struct TrainingFlags {
     /// Leave the user portrait (age, language, genre) out of the user vector.
     #[arg(long)]
     pub no_portrait: bool,
+    /// Models per run, ranking by their summed scores: auto = 3 when a fold has fewer than
+    /// 5,000 training users (where it gained), else 1; or a number in 1..=16. Member m trains
+    /// with seed + m (its own validation users, weights and batches) into `<out>.member<m>`.
+    #[arg(long, default_value = "auto", value_parser = parse::ensemble)]
+    pub ensemble: parse::EnsembleFlag,
     /// The paper's settings instead of ours: lr 0.0005, dropout 0.5, 75 epochs without early
-    /// stopping, hidden 64, emb 64, batch 64, no neighbourhood term. Flags given explicitly
-    /// still win.
+    /// stopping, hidden 64, emb 64, batch 64, no neighbourhood term, one model (no ensemble).
+    /// Flags given explicitly still win.
     #[arg(long)]
     pub paper: bool,
 }
@@ -105,6 +110,7 @@ impl TrainingFlags {
         opts.pooling = self.pooling;
         opts.portrait = !self.no_portrait;
         opts.similarity = self.similarity.0;
+        opts.ensemble = self.ensemble.0;
         if self.paper {
             let p = opts.paper_settings();
             let default = |f: &str| !given(matches, f);
@@ -131,6 +137,9 @@ impl TrainingFlags {
             }
             if default("--neighbours") {
                 opts.neighbours = p.neighbours;
+            }
+            if default("--ensemble") {
+                opts.ensemble = p.ensemble;
             }
         }
     }
@@ -294,6 +303,7 @@ pub fn run_train(
         opts.data.display(),
         sel.name()
     );
+    let seed = opts.seed;
     let summary = with_backend!(sel, b => train(
         &b,
         &opts,
@@ -301,6 +311,9 @@ pub fn run_train(
             bar.finish_and_clear();
             if json {
                 let _ = print_json(r);
+            }
+            if r.member > 0 && r.epoch == 1 {
+                eprintln!("ensemble member {} (seed {} + {})", r.member, seed, r.member);
             }
             eprintln!(
                 "epoch {:>3}  loss {:.4}  {:.1}s ({:.0} users/s)  val P@10 {:.4}  NDCG@10 {:.4}{}",
@@ -339,6 +352,24 @@ pub fn run_train(
             w.chosen,
             w.ndcg_chosen,
             summary.checkpoint.display()
+        );
+    }
+    if !summary.members.is_empty() {
+        eprintln!(
+            "ensemble of {} members (--ensemble; their summed scores rank): {}",
+            summary.members.len(),
+            summary
+                .members
+                .iter()
+                .map(|m| format!(
+                    "{} (seed {}, best epoch {}, validation NDCG@10 {:.4})",
+                    m.checkpoint.display(),
+                    m.seed,
+                    m.best_epoch,
+                    m.best_ndcg_at_10
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     Ok(())
@@ -625,6 +656,25 @@ mod tests {
         let cli = options(&[]);
         assert_eq!(cli.fixed_settings(), lib.fixed_settings());
         assert_eq!((cli.epochs, cli.patience), (lib.epochs, lib.patience));
+        assert_eq!(cli.ensemble, lib.ensemble);
+    }
+
+    #[test]
+    fn ensemble_flag_is_auto_or_a_member_count() {
+        assert_eq!(options(&[]).ensemble, None);
+        assert_eq!(options(&["--ensemble", "auto"]).ensemble, None);
+        assert_eq!(options(&["--ensemble", "5"]).ensemble, Some(5));
+        assert_eq!(options(&["--paper"]).ensemble, Some(1));
+        assert_eq!(options(&["--paper", "--ensemble", "3"]).ensemble, Some(3));
+        let o = options(&[]);
+        assert_eq!((o.members(1_000), o.members(5_000)), (3, 1));
+        for bad in ["0", "17", "x"] {
+            let e = Cli::command()
+                .try_get_matches_from(["ainrnn", "train", "--data", "d", "--ensemble", bad])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("--ensemble") && e.contains("auto"), "{e}");
+        }
     }
 
     #[test]

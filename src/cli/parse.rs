@@ -149,7 +149,6 @@ pub fn dropout(s: &str) -> Result<f32, String> {
     real32_in(End::Incl(0.0), End::Incl(0.95))(s)
 }
 
-/// A positive finite regularisation strength (EASE λ).
 /// `--similarity`: `auto` (chosen on validation users), `cosine` or `ALPHA,SHRINK,POWER`.
 #[derive(Clone, Copy, Debug)]
 pub struct SimilarityFlag(pub Option<ainrnn::model::neighbours::Similarity>);
@@ -163,6 +162,20 @@ pub fn similarity(s: &str) -> Result<SimilarityFlag, String> {
         .map_err(|e| format!("{e}; or `auto`"))
 }
 
+/// `--ensemble`: `auto` (`None`) or a member count in 1..=16.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EnsembleFlag(pub Option<u32>);
+
+pub fn ensemble(s: &str) -> Result<EnsembleFlag, String> {
+    if s.eq_ignore_ascii_case("auto") {
+        return Ok(EnsembleFlag(None));
+    }
+    int_in(1u32, ainrnn::train::run::MAX_MEMBERS)(s)
+        .map(|n| EnsembleFlag(Some(n)))
+        .map_err(|e| format!("{e}; or `auto`"))
+}
+
+/// A positive finite regularisation strength (EASE λ).
 pub fn positive_f32(s: &str) -> Result<f32, String> {
     real32_in(End::Excl(0.0), End::Inf)(s)
 }

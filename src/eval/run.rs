@@ -46,6 +46,53 @@ pub fn load_model<B: ModelOps>(
     Ok((model, corpus, fp))
 }
 
+/// Loads the checkpoint at `path` and, when it is the first member of an ensemble, the other
+/// members beside it (`train --ensemble`), each checked to be trained on the same data, fold
+/// and feature columns for the same catalogue. The first member comes first.
+pub fn load_ensemble<B: ModelOps>(
+    b: &B,
+    ds: &Dataset,
+    path: &Path,
+) -> Result<(Vec<Model<B>>, Corpus, DataFingerprint), Error> {
+    let (first, corpus, fp) = load_model(b, ds, path)?;
+    let paths = Checkpoint::load(path)?.member_paths(path)?;
+    let mut models = vec![first];
+    for p in paths {
+        let ck = Checkpoint::load(&p).map_err(|e| {
+            Error::Other(format!(
+                "ensemble member of {}: {e} (a member's file must stay beside the first's)",
+                path.display()
+            ))
+        })?;
+        let theirs = fingerprint(&ck, &p)?;
+        if theirs != fp {
+            return Err(Error::Other(format!(
+                "{}: ensemble member trained on other data or another fold than {} (fold {} and {} users, against fold {} and {} users)",
+                p.display(),
+                path.display(),
+                theirs.fold,
+                theirs.users,
+                fp.fold,
+                fp.users
+            )));
+        }
+        let m = ck.restore(b, corpus.features.as_ref().map(|f| f.0.as_slice()))?;
+        if m.cfg.songs != models[0].cfg.songs || m.cfg.tile != models[0].cfg.tile {
+            return Err(Error::Other(format!(
+                "{}: ensemble member scores {} songs in tiles of {}, {} scores {} in tiles of {}",
+                p.display(),
+                m.cfg.songs,
+                m.cfg.tile,
+                path.display(),
+                models[0].cfg.songs,
+                models[0].cfg.tile
+            )));
+        }
+        models.push(m);
+    }
+    Ok((models, corpus, fp))
+}
+
 /// The fold a checkpoint was trained for (its test users were never trained on).
 pub fn checkpoint_fold(path: &Path) -> Result<u32, Error> {
     Ok(fingerprint(&Checkpoint::load(path)?, path)?.fold)
@@ -107,13 +154,14 @@ pub fn eval<B: ModelOps>(
         )));
     }
     let ds = Dataset::load(data)?;
-    let (model, corpus, fp) = load_model(b, &ds, ckpt)?;
+    let (models, corpus, fp) = load_ensemble(b, &ds, ckpt)?;
+    let model = &models[0];
     let fold = fold.unwrap_or(fp.fold);
     check_fold(ckpt, fp.fold, fold, other_fold)?;
     let fd = fold_data(&ds, &corpus, fold, model.cfg.seed, 1)?;
     // Rank 20 deep at least, for the precision/NDCG curves up to k = 20.
     let kk = k.max(20);
-    let (lists, truths) = rank_examples(b, &model, &corpus, &fd.test, kk, 256)?;
+    let (lists, truths) = rank_examples(b, &models, &corpus, &fd.test, kk, 256)?;
     let cat = corpus.catalogue(&fd.train_users, song_genres(&ds));
     Ok(EvalReport {
         model: model.cfg.kind.name().to_string(),
@@ -218,7 +266,8 @@ pub fn recommend<B: ModelOps>(
         ));
     }
     let ds = Dataset::load(data)?;
-    let (model, mut corpus, _) = load_model(b, &ds, ckpt)?;
+    let (models, mut corpus, _) = load_ensemble(b, &ds, ckpt)?;
+    let model = &models[0];
     let (user, songs, plays) = match who {
         Who::User(id) => {
             let u = ds.user_ids.iter().position(|x| x == id).ok_or_else(|| {
@@ -268,9 +317,18 @@ pub fn recommend<B: ModelOps>(
         corpus.portraits.as_ref(),
         std::slice::from_ref(&ex),
     )?;
-    let (u, _) = model.forward(b, &batch, None)?;
-    let nb = model.scorer.neighbour_blocks(b, &batch.history)?;
-    let mut scores = model.scorer.scores(b, &model.params, &u, &nb)?;
+    // An ensemble's score is the sum of its members'.
+    let mut scores = vec![0.0f32; model.cfg.songs];
+    for m in &models {
+        let (u, _) = m.forward(b, &batch, None)?;
+        let nb = m.scorer.neighbour_blocks(b, &batch.history)?;
+        for (s, x) in scores
+            .iter_mut()
+            .zip(m.scorer.scores(b, &m.params, &u, &nb)?)
+        {
+            *s += x;
+        }
+    }
     for &s in &ex.exclude {
         scores[s as usize] = f32::NEG_INFINITY;
     }

@@ -294,6 +294,72 @@ pub fn save<B: ModelOps>(
     Ok(())
 }
 
+/// The metadata key listing an ensemble's other members (file names beside the checkpoint).
+const MEMBERS: &str = "ensemble";
+
+/// Records in checkpoint `path` the file names (in `path`'s folder) of the ensemble's other
+/// members, or, with none, that it is a single model. Rewritten atomically with a new checksum;
+/// tensors and the other metadata are kept as they are.
+pub fn set_members(path: &Path, names: &[String]) -> Result<(), Error> {
+    let bytes = std::fs::read(path).map_err(|e| IoError::io(path, e))?;
+    let fmt = |reason: String| IoError::Format {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| fmt(format!("not a safetensors checkpoint: {e}")))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| fmt(format!("unreadable header: {e}")))?;
+    let mut meta = header.metadata().clone().unwrap_or_default();
+    if names.is_empty() {
+        if meta.remove(MEMBERS).is_none() {
+            return Ok(()); // nothing to change
+        }
+    } else {
+        meta.insert(MEMBERS.to_string(), to_json(names)?);
+    }
+    let views = st.tensors();
+    let sum = checksum(
+        &meta,
+        views
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.dtype(), v.shape(), v.data())),
+    );
+    meta.insert(CHECKSUM.to_string(), format!("{sum:016x}"));
+    meta.insert("version".to_string(), VERSION.to_string());
+    let out = safetensors::serialize(views, Some(meta))
+        .map_err(|e| Error::Other(format!("serialising checkpoint: {e}")))?;
+    write_atomic(path, &out)?;
+    Ok(())
+}
+
+impl Checkpoint {
+    /// The paths of the ensemble's other members when the checkpoint read from `path` is the
+    /// first of an ensemble; empty for a single model.
+    pub fn member_paths(&self, path: &Path) -> Result<Vec<std::path::PathBuf>, Error> {
+        let Some(names) = self.get::<Vec<String>>(MEMBERS) else {
+            return Ok(vec![]);
+        };
+        let names = names
+            .map_err(|e| Error::Other(format!("{}: ensemble members: {e}", path.display())))?;
+        let dir = path.parent().unwrap_or(Path::new(""));
+        names
+            .iter()
+            .map(|n| {
+                // Names only: a member lives beside the first, never elsewhere.
+                if n.is_empty() || Path::new(n).file_name() != Some(std::ffi::OsStr::new(n)) {
+                    Err(Error::Other(format!(
+                        "{}: ensemble member {n:?} is not a file name",
+                        path.display()
+                    )))
+                } else {
+                    Ok(dir.join(n))
+                }
+            })
+            .collect()
+    }
+}
+
 fn to_json<T: Serialize + ?Sized>(v: &T) -> Result<String, Error> {
     serde_json::to_string(v).map_err(|e| Error::Other(format!("checkpoint metadata: {e}")))
 }

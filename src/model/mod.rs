@@ -677,9 +677,33 @@ impl<B: ModelOps> Model<B> {
 
     /// Top-`k` songs for every user of the batch, excluding the batch's `exclude` lists.
     pub fn recommend(&self, b: &B, batch: &DeviceBatch<B>, k: usize) -> OpResult<Ranked> {
-        let (u, _) = self.forward(b, batch, None)?;
-        let nb = self.scorer.neighbour_blocks(b, &batch.history)?;
-        self.scorer
-            .rank(b, &self.params, &u, &batch.exclude, k, &nb)
+        recommend_sum(b, std::slice::from_ref(self), batch, k)
     }
+}
+
+/// The `k` best songs per user of `batch` by the sum of `models`' scores: an ensemble's
+/// members (built for the same catalogue; one model is an ensemble of one). Summing the
+/// members' logits ranks by the product of their softmax probabilities.
+pub fn recommend_sum<B: ModelOps>(
+    b: &B,
+    models: &[Model<B>],
+    batch: &DeviceBatch<B>,
+    k: usize,
+) -> OpResult<Ranked> {
+    let mut inputs = Vec::with_capacity(models.len());
+    for m in models {
+        let (u, _) = m.forward(b, batch, None)?;
+        inputs.push((u, m.scorer.neighbour_blocks(b, &batch.history)?));
+    }
+    let parts: Vec<scorer::Scoring<'_, B>> = models
+        .iter()
+        .zip(&inputs)
+        .map(|(m, (u, nb))| scorer::Scoring {
+            scorer: &m.scorer,
+            p: &m.params,
+            u,
+            nb,
+        })
+        .collect();
+    Scorer::rank_sum(b, &parts, &batch.exclude, k)
 }

@@ -22,6 +22,7 @@ use super::neighbours::NeighbourLists;
 use super::params::{PId, Params};
 use crate::backend::model_ops::{Csr, ModelOps};
 use crate::backend::{BTensor, BinaryOp, OpResult, ReduceOp};
+use crate::error::OpError;
 
 /// Largest logits block (all users of a batch × the catalogue) kept between the two sweeps of
 /// the training loss instead of being recomputed.
@@ -72,6 +73,15 @@ impl<B: ModelOps> NeighbourBlocks<B> {
 
 /// A ranking: per user, `(song, score)` best first.
 pub type Ranked = Vec<Vec<(u32, f32)>>;
+
+/// One model's part of a summed ranking ([`Scorer::rank_sum`]): its scorer and parameters, the
+/// batch's user vectors and neighbour blocks.
+pub struct Scoring<'a, B: ModelOps> {
+    pub scorer: &'a Scorer<B>,
+    pub p: &'a Params<B>,
+    pub u: &'a BTensor<B>,
+    pub nb: &'a NeighbourBlocks<B>,
+}
 
 /// The shape of a [`Scorer`].
 pub struct ScorerSpec<'a> {
@@ -383,11 +393,54 @@ impl<B: ModelOps> Scorer<B> {
         k: usize,
         nb: &NeighbourBlocks<B>,
     ) -> OpResult<Ranked> {
-        let rows = u.rows();
-        let mut pending = Vec::with_capacity(self.tiles.len());
-        for (i, &(start, len)) in self.tiles.iter().enumerate() {
-            let q = self.tile_repr(b, p, i)?;
-            let mut z = self.tile_logits(b, p, u, &q, i, nb)?;
+        Self::rank_sum(
+            b,
+            &[Scoring {
+                scorer: self,
+                p,
+                u,
+                nb,
+            }],
+            exclude,
+            k,
+        )
+    }
+
+    /// [`Scorer::rank`] by the sum of several models' scores (an ensemble's members; same
+    /// catalogue and tiles): each tile's logits are added on the device before the mask and the
+    /// top-k, so an ensemble costs its members' products and no extra read-back.
+    pub fn rank_sum(
+        b: &B,
+        parts: &[Scoring<'_, B>],
+        exclude: &[Vec<u32>],
+        k: usize,
+    ) -> OpResult<Ranked> {
+        let Some(first) = parts.first() else {
+            return Err(OpError::Invalid {
+                op: "rank_sum",
+                detail: "no model to rank with".into(),
+            });
+        };
+        let this = first.scorer;
+        if let Some(o) = parts.iter().find(|o| o.scorer.tiles != this.tiles) {
+            return Err(OpError::Invalid {
+                op: "rank_sum",
+                detail: format!(
+                    "members score {} and {} songs in different tiles",
+                    this.songs, o.scorer.songs
+                ),
+            });
+        }
+        let rows = first.u.rows();
+        let mut pending = Vec::with_capacity(this.tiles.len());
+        for (i, &(start, len)) in this.tiles.iter().enumerate() {
+            let q = this.tile_repr(b, first.p, i)?;
+            let mut z = this.tile_logits(b, first.p, first.u, &q, i, first.nb)?;
+            for o in &parts[1..] {
+                let q = o.scorer.tile_repr(b, o.p, i)?;
+                let zo = o.scorer.tile_logits(b, o.p, o.u, &q, i, o.nb)?;
+                b.axpy(&mut z, &zo, 1.0)?;
+            }
             let mut row_ptr = vec![0u32; rows + 1];
             let mut cols = Vec::new();
             for (r, ex) in exclude.iter().enumerate().take(rows) {

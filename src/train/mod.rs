@@ -80,6 +80,9 @@ pub struct EpochReport {
     pub validation_users: usize,
     /// This epoch is the best so far (its weights are the ones kept).
     pub best: bool,
+    /// The ensemble member trained (0: the first, or the only model).
+    #[serde(default)]
+    pub member: u32,
 }
 
 /// Progress of a run, saved in checkpoints.
@@ -254,6 +257,7 @@ impl<'a, B: ModelOps> Trainer<'a, B> {
             recall_at_10: m.recall,
             validation_users: m.users,
             best,
+            member: 0,
         };
         self.state.epoch = epoch;
         if best {
@@ -271,7 +275,7 @@ impl<'a, B: ModelOps> Trainer<'a, B> {
     pub fn validate(&self) -> Result<Metrics, Error> {
         let (lists, truths) = rank_examples(
             &self.b,
-            &self.model,
+            std::slice::from_ref(&self.model),
             self.corpus,
             &self.validation,
             self.cfg.k,
@@ -284,23 +288,28 @@ impl<'a, B: ModelOps> Trainer<'a, B> {
 /// A user's held-out songs with their play counts.
 pub type Truth = Vec<(u32, f32)>;
 
-/// Ranks `examples` (visible history in, targets as truth) in batches; returns the song lists
-/// and the truths with their play counts.
+/// Ranks `examples` (visible history in, targets as truth) in batches by the summed scores of
+/// `models` (an ensemble's members, or one model); returns the song lists and the truths with
+/// their play counts.
 pub fn rank_examples<B: ModelOps>(
     b: &B,
-    model: &Model<B>,
+    models: &[Model<B>],
     corpus: &Corpus,
     examples: &[Example],
     k: usize,
     batch: usize,
 ) -> Result<(Vec<Vec<u32>>, Vec<Truth>), Error> {
     let mut lists = Vec::with_capacity(examples.len());
+    let Some(model) = models.first() else {
+        return Err(Error::Other("rank_examples: no model to rank with".into()));
+    };
     // A `[batch, tile]` score block must fit one storage binding.
     let fits = b.max_binding_bytes() / (4 * model.cfg.tile.max(1) as u64);
     let batch = batch.min(fits.max(1).try_into().unwrap_or(usize::MAX));
     for chunk in examples.chunks(batch.max(1)) {
+        // The members share their history length and portrait tables: one upload serves all.
         let db = upload(b, &model.cfg, corpus.portraits.as_ref(), chunk)?;
-        for r in model.recommend(b, &db, k)? {
+        for r in crate::model::recommend_sum(b, models, &db, k)? {
             lists.push(r.into_iter().map(|(s, _)| s).collect());
         }
     }

@@ -41,6 +41,7 @@ use crate::eval::baselines::{spd_inverse, ArtistPopularity, ContentKnn};
 use crate::eval::metrics::{evaluate, Catalogue, Metrics};
 use crate::io::write_atomic;
 use crate::model::batch::{upload, Example};
+use crate::model::checkpoint::Checkpoint;
 use crate::train::corpus::{fold_data, select_features, FeatureSet};
 use crate::train::run::train;
 use crate::train::Truth;
@@ -378,18 +379,31 @@ pub fn compare_cold<B: ModelOps>(
                     opts.resume = false;
                     opts.out = ckdir.join(format!("{}-cold-fold{fold}.ckpt", kind.name()));
                     train(b, &opts, |_| {}, |_, _, _, _| {})?;
-                    let scores = neural_cold_scores(
-                        b,
-                        view,
-                        &opts.out,
-                        &q.examples,
-                        &map,
-                        ColdSongs {
-                            songs: &split.songs,
-                            artists: &cold_artists,
-                        },
-                        (fv, *d),
-                    )?;
+                    // An ensemble scores by the sum of its members' scores.
+                    let mut ckpts = vec![opts.out.clone()];
+                    ckpts.extend(Checkpoint::load(&opts.out)?.member_paths(&opts.out)?);
+                    let mut scores: Vec<Vec<f32>> = Vec::new();
+                    for ck in &ckpts {
+                        let s = neural_cold_scores(
+                            b,
+                            view,
+                            ck,
+                            &q.examples,
+                            &map,
+                            ColdSongs {
+                                songs: &split.songs,
+                                artists: &cold_artists,
+                            },
+                            (fv, *d),
+                        )?;
+                        if scores.is_empty() {
+                            scores = s;
+                        } else {
+                            for (acc, x) in scores.iter_mut().zip(s) {
+                                acc.iter_mut().zip(x).for_each(|(a, v)| *a += v);
+                            }
+                        }
+                    }
                     scores
                         .iter()
                         .map(|sc| rank_candidates(sc, &split.songs, &tie_rank, DEPTH))

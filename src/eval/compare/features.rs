@@ -59,6 +59,7 @@ pub(super) fn feature_runs<B: ModelOps>(
             opts.data = o.data.clone();
             opts.resume = false;
             opts.patience = 0; // the whole curve, no early stop
+            opts.ensemble = Some(1); // one model's curve
             opts.out = o
                 .report
                 .join("checkpoints")

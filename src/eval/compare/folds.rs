@@ -37,6 +37,8 @@ pub(crate) struct MethodRun {
     pub seconds_per_epoch: f64,
     pub epochs: u32,
     pub history: Vec<EpochReport>,
+    /// Models trained (an ensemble's members; 1 for a single model or a baseline).
+    pub members: usize,
 }
 
 impl MethodRun {
@@ -46,6 +48,7 @@ impl MethodRun {
             seconds_per_epoch: seconds,
             epochs: 1,
             history: vec![],
+            members: 1,
         }
     }
 }
@@ -175,7 +178,16 @@ pub(super) fn run_method<B: ModelOps>(
                 .report
                 .join("checkpoints")
                 .join(format!("{}-fold{fold}.ckpt", kind.name()));
-            train_and_rank(b, ds, corpus, &opts, &fd.test)?
+            let r = train_and_rank(b, ds, corpus, &opts, &fd.test)?;
+            if r.members > 1 && fold == 0 {
+                notes.push(format!(
+                    "{}: an ensemble of {} models (--ensemble {}), ranking by their summed scores; seconds per epoch and epochs are the first member's",
+                    kind.name(),
+                    r.members,
+                    o.train.ensemble.map_or("auto".to_string(), |n| n.to_string())
+                ));
+            }
+            r
         }
     })
 }
@@ -194,14 +206,15 @@ pub(crate) fn train_and_rank<B: ModelOps>(
         ..opts.clone()
     };
     let s = train(b, &opts, |_| {}, |_, _, _, _| {})?;
-    let (model, _, _) = crate::eval::run::load_model(b, ds, &opts.out)?;
-    let (lists, _) = rank_examples(b, &model, corpus, test, DEPTH, 256)?;
+    let (models, _, _) = crate::eval::run::load_ensemble(b, ds, &opts.out)?;
+    let (lists, _) = rank_examples(b, &models, corpus, test, DEPTH, 256)?;
     let secs = s.history.iter().map(|r| r.seconds).sum::<f64>() / s.history.len().max(1) as f64;
     Ok(MethodRun {
         lists,
         seconds_per_epoch: secs,
         epochs: s.epochs_run,
         history: s.history,
+        members: s.members.len().max(1),
     })
 }
 
