@@ -175,6 +175,14 @@ fn ensemble_trains_members_and_evaluates_with_all() {
         .expect_err("a member's file is missing")
         .to_string();
     assert!(e.contains("m.ckpt.member1") && e.contains("beside"), "{e}");
+    // `--resume` with more epochs continues every member from its own `.last` file.
+    std::fs::rename(dir.path().join("moved"), &member).unwrap();
+    let mut more = opts(&data, &out, 2);
+    more.ensemble = Some(2);
+    more.resume = true;
+    let s = train(&b, &more, |_| {}, |_, _, _, _| {}).unwrap();
+    let epochs: Vec<u32> = s.members.iter().map(|m| m.epochs_run).collect();
+    assert_eq!(epochs, vec![2, 2], "both members resumed to epoch 2");
     o.ensemble = Some(1);
     let s = train(&b, &o, |_| {}, |_, _, _, _| {}).unwrap();
     assert!(s.members.is_empty());

@@ -65,9 +65,10 @@ pub struct TrainOptions {
 
 /// `--ensemble auto` trains [`AUTO_MEMBERS`] members when a fold has fewer training users than
 /// this, one model otherwise. Why: the members' differences are the variance of a small
-/// training set, which averaging removes; measured on the bundled data (README, Quality), three
-/// members gained +0.008 NDCG@10 on HetRec (1,361 training users a fold) and +0.001 on the
-/// Taste sample (7,200), at three times the training time.
+/// training set, which averaging removes; on the bundled data (README, Quality) three members
+/// gained +0.008 NDCG@10 on HetRec (~1,080 training users a fold) and +0.0025 on the Taste
+/// sample (~4,000), at three times the training time. Larger sets were not measured: one model
+/// keeps their training time.
 pub const AUTO_ENSEMBLE_USERS: usize = 5_000;
 /// Members `--ensemble auto` trains below [`AUTO_ENSEMBLE_USERS`] training users.
 pub const AUTO_MEMBERS: u32 = 3;
