@@ -165,6 +165,16 @@ fn ensemble_trains_members_and_evaluates_with_all() {
     std::fs::copy(&out, &alone).unwrap();
     ainrnn::model::checkpoint::set_members(&alone, &[]).unwrap();
     let first = ainrnn::eval::run::eval(&b, &data, &alone, None, false, 10).unwrap();
+    // A damaged checkpoint is refused, not given a fresh checksum.
+    let mut bytes = std::fs::read(&alone).unwrap();
+    let n = bytes.len();
+    bytes[n - 5] ^= 0x40;
+    let broken = dir.path().join("broken.ckpt");
+    std::fs::write(&broken, bytes).unwrap();
+    let e = ainrnn::model::checkpoint::set_members(&broken, &["m.ckpt.member1".into()])
+        .expect_err("a flipped tensor byte")
+        .to_string();
+    assert!(e.contains("broken.ckpt") && e.contains("damaged"), "{e}");
     assert_ne!(
         (both.metrics.ndcg, both.metrics.precision),
         (first.metrics.ndcg, first.metrics.precision),

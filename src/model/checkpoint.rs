@@ -65,6 +65,54 @@ const NBR_PTR: &str = "songs.neighbours.ptr";
 const NBR_IDS: &str = "songs.neighbours.ids";
 const NBR_SIMS: &str = "songs.neighbours.sims";
 
+/// The checksum of `meta` and the tensors of `st`.
+fn checksum_of(meta: &HashMap<String, String>, st: &safetensors::SafeTensors<'_>) -> u64 {
+    let views = st.tensors();
+    checksum(
+        meta,
+        views
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.dtype(), v.shape(), v.data())),
+    )
+}
+
+/// Parses checkpoint `bytes` (read from `path`) and checks format, version and checksum.
+fn parse<'a>(
+    bytes: &'a [u8],
+    path: &Path,
+) -> Result<(safetensors::SafeTensors<'a>, HashMap<String, String>), IoError> {
+    let fmt = |reason: String| IoError::Format {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let st = safetensors::SafeTensors::deserialize(bytes)
+        .map_err(|e| fmt(format!("not a safetensors checkpoint: {e}")))?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(bytes)
+        .map_err(|e| fmt(format!("unreadable header: {e}")))?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    match meta.get("format").map(String::as_str) {
+        Some(FORMAT) => {}
+        other => return Err(fmt(format!("format is {other:?}, expected {FORMAT:?}"))),
+    }
+    match meta.get("version").map(String::as_str) {
+        Some(VERSION) => {
+            let stored = meta
+                .get(CHECKSUM)
+                .ok_or_else(|| fmt(format!("no {CHECKSUM} checksum entry: the file is damaged")))?;
+            if *stored != format!("{:016x}", checksum_of(&meta, &st)) {
+                return Err(fmt("checksum mismatch: the file is damaged".into()));
+            }
+        }
+        Some("1") => {} // written before checksums
+        other => {
+            return Err(fmt(format!(
+                "checkpoint version {other:?} is not supported (this build reads {VERSION})"
+            )))
+        }
+    }
+    Ok((st, meta))
+}
+
 impl Checkpoint {
     /// Reads and checks a checkpoint; errors name the file and what is wrong.
     pub fn load(path: &Path) -> Result<Self, IoError> {
@@ -73,38 +121,7 @@ impl Checkpoint {
             path: path.to_path_buf(),
             reason,
         };
-        let st = safetensors::SafeTensors::deserialize(&bytes)
-            .map_err(|e| fmt(format!("not a safetensors checkpoint: {e}")))?;
-        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
-            .map_err(|e| fmt(format!("unreadable header: {e}")))?;
-        let meta = header.metadata().clone().unwrap_or_default();
-        match meta.get("format").map(String::as_str) {
-            Some(FORMAT) => {}
-            other => return Err(fmt(format!("format is {other:?}, expected {FORMAT:?}"))),
-        }
-        match meta.get("version").map(String::as_str) {
-            Some(VERSION) => {
-                let stored = meta.get(CHECKSUM).ok_or_else(|| {
-                    fmt(format!("no {CHECKSUM} checksum entry: the file is damaged"))
-                })?;
-                let views = st.tensors();
-                let actual = checksum(
-                    &meta,
-                    views
-                        .iter()
-                        .map(|(n, v)| (n.as_str(), v.dtype(), v.shape(), v.data())),
-                );
-                if *stored != format!("{actual:016x}") {
-                    return Err(fmt("checksum mismatch: the file is damaged".into()));
-                }
-            }
-            Some("1") => {} // written before checksums
-            other => {
-                return Err(fmt(format!(
-                    "checkpoint version {other:?} is not supported (this build reads {VERSION})"
-                )))
-            }
-        }
+        let (st, meta) = parse(&bytes, path)?;
         let config: ModelConfig = serde_json::from_str(
             meta.get("config")
                 .ok_or_else(|| fmt("no model config".into()))?,
@@ -302,15 +319,8 @@ const MEMBERS: &str = "ensemble";
 /// tensors and the other metadata are kept as they are.
 pub fn set_members(path: &Path, names: &[String]) -> Result<(), Error> {
     let bytes = std::fs::read(path).map_err(|e| IoError::io(path, e))?;
-    let fmt = |reason: String| IoError::Format {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let st = safetensors::SafeTensors::deserialize(&bytes)
-        .map_err(|e| fmt(format!("not a safetensors checkpoint: {e}")))?;
-    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
-        .map_err(|e| fmt(format!("unreadable header: {e}")))?;
-    let mut meta = header.metadata().clone().unwrap_or_default();
+    // Checked first: a damaged file must not get a fresh, valid checksum.
+    let (st, mut meta) = parse(&bytes, path)?;
     if names.is_empty() {
         if meta.remove(MEMBERS).is_none() {
             return Ok(()); // nothing to change
@@ -318,16 +328,10 @@ pub fn set_members(path: &Path, names: &[String]) -> Result<(), Error> {
     } else {
         meta.insert(MEMBERS.to_string(), to_json(names)?);
     }
-    let views = st.tensors();
-    let sum = checksum(
-        &meta,
-        views
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.dtype(), v.shape(), v.data())),
-    );
-    meta.insert(CHECKSUM.to_string(), format!("{sum:016x}"));
     meta.insert("version".to_string(), VERSION.to_string());
-    let out = safetensors::serialize(views, Some(meta))
+    let sum = checksum_of(&meta, &st);
+    meta.insert(CHECKSUM.to_string(), format!("{sum:016x}"));
+    let out = safetensors::serialize(st.tensors(), Some(meta))
         .map_err(|e| Error::Other(format!("serialising checkpoint: {e}")))?;
     write_atomic(path, &out)?;
     Ok(())
