@@ -21,8 +21,17 @@ pub fn load_model<B: ModelOps>(
     ds: &Dataset,
     path: &Path,
 ) -> Result<(Model<B>, Corpus, DataFingerprint), Error> {
-    let ck = Checkpoint::load(path)?;
-    let fp = fingerprint(&ck, path)?;
+    model_from(b, ds, &Checkpoint::load(path)?, path)
+}
+
+/// [`load_model`] from checkpoint `ck`, read from `path`.
+fn model_from<B: ModelOps>(
+    b: &B,
+    ds: &Dataset,
+    ck: &Checkpoint,
+    path: &Path,
+) -> Result<(Model<B>, Corpus, DataFingerprint), Error> {
+    let fp = fingerprint(ck, path)?;
     let (corpus, names) = Corpus::from_dataset(ds, fp.features)?;
     if fp.users != ds.users()
         || fp.songs != ds.songs()
@@ -54,8 +63,10 @@ pub fn load_ensemble<B: ModelOps>(
     ds: &Dataset,
     path: &Path,
 ) -> Result<(Vec<Model<B>>, Corpus, DataFingerprint), Error> {
-    let (first, corpus, fp) = load_model(b, ds, path)?;
-    let paths = Checkpoint::load(path)?.member_paths(path)?;
+    let ck = Checkpoint::load(path)?;
+    let (first, corpus, fp) = model_from(b, ds, &ck, path)?;
+    let paths = ck.member_paths(path)?;
+    drop(ck); // the first's tensors are on the device now
     let mut models = vec![first];
     for p in paths {
         let ck = Checkpoint::load(&p).map_err(|e| {

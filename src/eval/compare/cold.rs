@@ -41,7 +41,6 @@ use crate::eval::baselines::{spd_inverse, ArtistPopularity, ContentKnn};
 use crate::eval::metrics::{evaluate, Catalogue, Metrics};
 use crate::io::write_atomic;
 use crate::model::batch::{upload, Example};
-use crate::model::checkpoint::Checkpoint;
 use crate::train::corpus::{fold_data, select_features, FeatureSet};
 use crate::train::run::train;
 use crate::train::Truth;
@@ -379,31 +378,18 @@ pub fn compare_cold<B: ModelOps>(
                     opts.resume = false;
                     opts.out = ckdir.join(format!("{}-cold-fold{fold}.ckpt", kind.name()));
                     train(b, &opts, |_| {}, |_, _, _, _| {})?;
-                    // An ensemble scores by the sum of its members' scores.
-                    let mut ckpts = vec![opts.out.clone()];
-                    ckpts.extend(Checkpoint::load(&opts.out)?.member_paths(&opts.out)?);
-                    let mut scores: Vec<Vec<f32>> = Vec::new();
-                    for ck in &ckpts {
-                        let s = neural_cold_scores(
-                            b,
-                            view,
-                            ck,
-                            &q.examples,
-                            &map,
-                            ColdSongs {
-                                songs: &split.songs,
-                                artists: &cold_artists,
-                            },
-                            (fv, *d),
-                        )?;
-                        if scores.is_empty() {
-                            scores = s;
-                        } else {
-                            for (acc, x) in scores.iter_mut().zip(s) {
-                                acc.iter_mut().zip(x).for_each(|(a, v)| *a += v);
-                            }
-                        }
-                    }
+                    let scores = neural_cold_scores(
+                        b,
+                        view,
+                        &opts.out,
+                        &q.examples,
+                        &map,
+                        ColdSongs {
+                            songs: &split.songs,
+                            artists: &cold_artists,
+                        },
+                        (fv, *d),
+                    )?;
                     scores
                         .iter()
                         .map(|sc| rank_candidates(sc, &split.songs, &tie_rank, DEPTH))
@@ -544,6 +530,8 @@ pub struct ColdSongs<'a> {
     pub artists: &'a [String],
 }
 
+/// Each example's score of every cold song by the model in `ckpt` (trained on the warm `view`);
+/// an ensemble's is the sum of its members' scores.
 pub fn neural_cold_scores<B: ModelOps>(
     b: &B,
     view: &Dataset,
@@ -553,11 +541,38 @@ pub fn neural_cold_scores<B: ModelOps>(
     cold: ColdSongs<'_>,
     features: (&[f32], usize),
 ) -> Result<Vec<Vec<f32>>, Error> {
+    let (models, corpus, _) = crate::eval::run::load_ensemble(b, view, ckpt)?;
+    let mut sum: Vec<Vec<f32>> = Vec::new();
+    for model in &models {
+        let s = member_cold_scores(b, view, ckpt, model, &corpus, examples, map, cold, features)?;
+        if sum.is_empty() {
+            sum = s;
+        } else {
+            for (acc, x) in sum.iter_mut().zip(s) {
+                acc.iter_mut().zip(x).for_each(|(a, v)| *a += v);
+            }
+        }
+    }
+    Ok(sum)
+}
+
+/// [`neural_cold_scores`] of one model.
+#[allow(clippy::too_many_arguments)]
+fn member_cold_scores<B: ModelOps>(
+    b: &B,
+    view: &Dataset,
+    ckpt: &Path,
+    model: &crate::model::Model<B>,
+    corpus: &Corpus,
+    examples: &[Example],
+    map: &[u32],
+    cold: ColdSongs<'_>,
+    features: (&[f32], usize),
+) -> Result<Vec<Vec<f32>>, Error> {
     let ColdSongs {
         songs: cold,
         artists: cold_artists,
     } = cold;
-    let (model, corpus, _) = crate::eval::run::load_model(b, view, ckpt)?;
     let (fv, d) = features;
     let proj = model.scorer.proj.ok_or_else(|| {
         Error::Other(format!(
