@@ -6,9 +6,12 @@ mod common;
 
 use ainrnn::backend::cpu::CpuBackend;
 use ainrnn::backend::Backend;
+use ainrnn::data::Dataset;
 use ainrnn::model::checkpoint::Checkpoint;
+use ainrnn::model::neighbours::{fit_with, Similarity};
 use ainrnn::model::ModelKind;
 use ainrnn::train::run::{train, TrainOptions, GAMMA_GRID};
+use ainrnn::train::Corpus;
 
 fn options(dir: &std::path::Path, neighbours: usize) -> TrainOptions {
     let data = common::cli::small(dir);
@@ -55,4 +58,48 @@ fn without_the_term_there_is_nothing_to_choose() {
     )
     .unwrap();
     assert!(s.neighbour_weight.is_none());
+}
+
+/// After the choice the saved lists are refitted on all the fold's non-test users (training and
+/// validation), with the similarity stored beside them; resuming the finished run chooses γ
+/// again on the training users' lists, so it keeps the same weight and validation NDCG.
+#[test]
+fn saved_lists_are_refitted_on_the_non_test_users_and_a_resumed_run_chooses_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = CpuBackend::new();
+    let o = options(dir.path(), 20);
+    let first = train(&b, &o, |_| {}, |_, _, _, _| {}).unwrap();
+    let w = first.neighbour_weight.clone().unwrap();
+    let chosen = first.similarity.as_ref().unwrap().chosen;
+
+    let ds = Dataset::load(&o.data).unwrap();
+    let (corpus, _) = Corpus::from_dataset(&ds, o.features).unwrap();
+    let non_test = ds.split(o.fold).train_users;
+    assert_eq!(w.list_users, non_test.len(), "{w:?}");
+    assert!(w.list_users > first.train_users, "{w:?}");
+    let ck = Checkpoint::load(&o.out).unwrap();
+    let stored: Option<Similarity> = ck.get("similarity").unwrap().unwrap();
+    assert_eq!(stored, Some(chosen));
+    let saved = ck.restore(&b, None).unwrap().scorer.neighbours().clone();
+    let all = fit_with(corpus.songs, &corpus.histories, &non_test, 20, chosen);
+    assert_eq!(
+        saved, all,
+        "the saved lists are those of the non-test users"
+    );
+
+    let mut again = o.clone();
+    again.resume = true;
+    let second = train(&b, &again, |_| {}, |_, _, _, _| {}).unwrap();
+    assert_eq!(second.epochs_run, first.epochs_run, "nothing left to train");
+    let w2 = second.neighbour_weight.unwrap();
+    assert_eq!(w2.chosen, w.chosen, "{w:?} {w2:?}");
+    assert_eq!(w2.ndcg_chosen, w.ndcg_chosen, "chosen on the same lists");
+    let saved2 = Checkpoint::load(&o.out)
+        .unwrap()
+        .restore(&b, None)
+        .unwrap()
+        .scorer
+        .neighbours()
+        .clone();
+    assert_eq!(saved2, all);
 }

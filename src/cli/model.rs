@@ -346,12 +346,13 @@ pub fn run_train(
     }
     if let Some(w) = &summary.neighbour_weight {
         eprintln!(
-            "neighbourhood weight γ {:.3} as trained (validation NDCG@10 {:.4}) → {} chosen on the validation users (NDCG@10 {:.4}), kept in {}",
+            "neighbourhood weight γ {:.3} as trained (validation NDCG@10 {:.4}) → {} chosen on the validation users (NDCG@10 {:.4}), kept in {} with lists of {} users",
             w.trained,
             w.ndcg_trained,
             w.chosen,
             w.ndcg_chosen,
-            summary.checkpoint.display()
+            summary.checkpoint.display(),
+            w.list_users
         );
     }
     if !summary.members.is_empty() {
