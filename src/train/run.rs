@@ -543,7 +543,13 @@ fn train_member<B: ModelOps>(
                 .get::<Option<Similarity>>("similarity")
                 .and_then(Result::ok)
                 .flatten();
-            (ck.restore(b, feats)?, cfg, state, sim)
+            let mut model = ck.restore(b, feats)?;
+            // Resumed from `--out` after its lists were refitted (no `.last` left): training
+            // and early stopping go on with the training users' lists, as the run began.
+            if let (Some(sim), true) = (sim, lists_refitted(&ck)) {
+                model.fit_neighbours(&corpus.histories, &fold.train_users, sim);
+            }
+            (model, cfg, state, sim)
         }
         None => {
             let mut mc = opts.model_config(corpus.songs);
@@ -662,9 +668,9 @@ fn train_member<B: ModelOps>(
 /// weight that ranks them best. `None` when the model has no term (or nothing was saved).
 ///
 /// With `refit` (the lists' similarity and the fold's non-test users), γ is chosen with the
-/// lists of the training users (fitted again, so a resumed run that finds lists already refitted
-/// chooses on the same lists as the first), and the saved lists are then refitted on all the
-/// non-test users. Why: the validation users' co-listens are evidence item-kNN and EASE use;
+/// lists of the training users (fitted again when the checkpoint's lists were already refitted,
+/// as a resumed run finds them, so it chooses on the same lists as the first), and the saved
+/// lists are then refitted on all the non-test users. Why: the validation users' co-listens are evidence item-kNN and EASE use;
 /// left out, the model ranks test users with 10 % fewer users behind its lists (measured: Taste
 /// 0.2576 → 0.2586, HetRec 0.4294 → 0.4311 NDCG@10, 4 of 5 folds up on each). γ stays
 /// comparable: every list set is scaled so its largest similarity is 1.
@@ -683,11 +689,16 @@ fn calibrate_neighbour_weight<B: ModelOps>(
         return Ok(None);
     }
     let feats = corpus.features.as_ref().map(|f| f.0.as_slice());
-    t.model = Checkpoint::load(&opts.out)?.restore(b, feats)?;
+    let ck = Checkpoint::load(&opts.out)?;
+    // Lists saved by an earlier calibration saw the validation users: back to the training
+    // users' (a checkpoint saved by an epoch has those already; a fit at paper scale is costly).
+    let refitted = lists_refitted(&ck);
+    t.model = ck.restore(b, feats)?;
+    drop(ck);
     let Some(gid) = t.model.scorer.gamma else {
         return Ok(None);
     };
-    if let Some((sim, _)) = &refit {
+    if let (Some((sim, _)), true) = (&refit, refitted) {
         t.model
             .fit_neighbours(&corpus.histories, &t.train_users, *sim);
     }
@@ -709,12 +720,18 @@ fn calibrate_neighbour_weight<B: ModelOps>(
         list_users = all.len();
     }
     let similarity = refit.as_ref().map(|r| r.0);
-    let extra: [(&str, &dyn checkpoint::erased::Json); 5] = [
+    let lists = if refit.is_some() {
+        LISTS_ALL
+    } else {
+        "training"
+    };
+    let extra: [(&str, &dyn checkpoint::erased::Json); 6] = [
         ("train_config", &t.cfg),
         ("train_state", &t.state),
         ("dataset", fp),
         ("options", opts),
         ("similarity", &similarity),
+        (LISTS_KEY, &lists),
     ];
     checkpoint::save(b, &t.model, &extra, &opts.out)?;
     Ok(Some(WeightChoice {
@@ -724,6 +741,15 @@ fn calibrate_neighbour_weight<B: ModelOps>(
         ndcg_chosen: best.0,
         list_users,
     }))
+}
+
+/// Checkpoint metadata naming the users the saved neighbour lists are fitted on: absent or
+/// "training" for the training users, [`LISTS_ALL`] after [`calibrate_neighbour_weight`]'s refit.
+const LISTS_KEY: &str = "neighbour_lists";
+const LISTS_ALL: &str = "training+validation";
+
+fn lists_refitted(ck: &Checkpoint) -> bool {
+    ck.get::<String>(LISTS_KEY).and_then(Result::ok).as_deref() == Some(LISTS_ALL)
 }
 
 /// Training needs at least one training user with two songs or more (a visible song and a
