@@ -670,10 +670,11 @@ fn train_member<B: ModelOps>(
 /// With `refit` (the lists' similarity and the fold's non-test users), γ is chosen with the
 /// lists of the training users (fitted again when the checkpoint's lists were already refitted,
 /// as a resumed run finds them, so it chooses on the same lists as the first), and the saved
-/// lists are then refitted on all the non-test users. Why: the validation users' co-listens are evidence item-kNN and EASE use;
-/// left out, the model ranks test users with 10 % fewer users behind its lists (measured: Taste
-/// 0.2576 → 0.2586, HetRec 0.4294 → 0.4311 NDCG@10, 4 of 5 folds up on each). γ stays
-/// comparable: every list set is scaled so its largest similarity is 1.
+/// lists are then refitted on all the non-test users. Why: the validation users' co-listens
+/// are evidence item-kNN and EASE use; left out, the model ranks test users with 10 % fewer
+/// users behind its lists (measured: Taste 0.2576 → 0.2586, HetRec 0.4294 → 0.4311 NDCG@10,
+/// 4 of 5 folds up on each). γ stays comparable: every list set is scaled so its largest
+/// similarity is 1.
 fn calibrate_neighbour_weight<B: ModelOps>(
     b: &B,
     t: &mut Trainer<'_, B>,
