@@ -4,8 +4,10 @@
 mod common;
 
 use ainrnn::eval::ablate::{
-    incomplete_beta, paired_t_test, student_t_cdf, summarise, t_two_sided_p, RowFold, RowResult,
+    incomplete_beta, paired_t_test, student_t_cdf, summarise, t_two_sided_p, Change, RowFold,
+    RowResult,
 };
+use ainrnn::model::Connection;
 use common::cli::{ainrnn, fails_with, s, small, succeeds};
 use serde_json::Value;
 
@@ -61,6 +63,23 @@ fn paired_t_test_matches_scipy_and_needs_two_folds() {
     assert_eq!(paired_t_test(&[]), None);
     assert_eq!(paired_t_test(&[0.0, 0.0, 0.0]), Some(1.0));
     assert_eq!(paired_t_test(&[0.1, 0.1]), Some(0.0));
+}
+
+#[test]
+fn connection_rows_are_the_two_stackings_full_ainrnn_does_not_use() {
+    let ids = |full| -> Vec<String> {
+        Change::rows(full)
+            .into_iter()
+            .map(Change::id)
+            .filter(|id| ["full", "dense", "residual", "plain"].contains(&id.as_str()))
+            .collect()
+    };
+    assert_eq!(ids(Connection::Residual), ["full", "dense", "plain"]);
+    assert_eq!(ids(Connection::Dense), ["full", "residual", "plain"]);
+    // The other rows do not depend on the stacking.
+    let rest = |full| Change::rows(full).split_off(3);
+    assert_eq!(rest(Connection::Residual), rest(Connection::Dense));
+    assert_eq!(Change::rows(Connection::Residual).len(), 12);
 }
 
 fn row(id: &str, values: &[(u32, f64)], failed: Option<&str>) -> RowResult {
@@ -158,7 +177,7 @@ fn every_row_has_numbers_or_a_reason_and_differences_are_row_minus_full() {
         ids,
         [
             "full",
-            "residual",
+            "dense",
             "plain",
             "attention",
             "last",
@@ -233,7 +252,7 @@ fn every_row_has_numbers_or_a_reason_and_differences_are_row_minus_full() {
         let row = rows.iter().find(|x| x["id"] == id).unwrap();
         assert!(row["failed"].is_null(), "{row}");
     }
-    for id in ["residual", "plain", "attention", "last", "mean"] {
+    for id in ["dense", "plain", "attention", "last", "mean"] {
         let row = rows.iter().find(|x| x["id"] == id).unwrap();
         if let Some(why) = row["failed"].as_str() {
             assert!(why.contains("is not built yet"), "{why}");
@@ -241,7 +260,9 @@ fn every_row_has_numbers_or_a_reason_and_differences_are_row_minus_full() {
     }
     let md = std::fs::read_to_string(report.join("report.md")).unwrap();
     assert!(md.contains("ainrnn ablate --data"), "{md}");
-    assert!(md.contains("| full AINRNN |"), "{md}");
+    // Full AINRNN is the default's (residual shortcuts); the paper's dense connections a row.
+    assert!(md.contains("| full AINRNN (residual shortcuts) |"), "{md}");
+    assert!(md.contains("| dense connections (the paper's) |"), "{md}");
     assert!(md.contains("not run: no audio columns"), "{md}");
     let png = std::fs::read(report.join("ablation.png")).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
@@ -255,14 +276,29 @@ fn one_fold_gives_no_p_value() {
     let dir = tempfile::tempdir().unwrap();
     let data = small(dir.path());
     let report = dir.path().join("one");
-    let r = run_json(&tiny(s(&data), s(&report), "1"));
+    // With --paper, full AINRNN has the paper's dense connections and the command says so.
+    let mut a = tiny(s(&data), s(&report), "1");
+    a.push("--paper".into());
+    let r = run_json(&a);
+    let ids: Vec<&str> = r["rows"].as_array().unwrap()[..3]
+        .iter()
+        .map(|x| x["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["full", "residual", "plain"]);
+    assert_eq!(r["rows"][0]["row"], "full AINRNN (dense connections)");
+    assert!(
+        r["command"].as_str().unwrap().ends_with(" --paper"),
+        "{}",
+        r["command"]
+    );
     let row = r["rows"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|x| x["id"] == "no-neighbours")
+        .find(|x| x["id"] == "layers-2")
         .unwrap()
         .clone();
+    assert!(row["failed"].is_null(), "{row}");
     assert!(row["ndcg_vs_full"]["p_value"].is_null(), "{row}");
     let md = std::fs::read_to_string(report.join("report.md")).unwrap();
     assert!(md.contains("| n/a |"), "{md}");
@@ -274,9 +310,12 @@ fn refuses_varied_flags_and_too_many_folds() {
     let data = small(dir.path());
     let report = dir.path().join("r");
     let mut a = tiny(s(&data), s(&report), "2");
-    a.extend(["--connection", "residual"].map(String::from));
+    a.extend(["--connection", "dense"].map(String::from));
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
-    fails_with(&ainrnn(&a), &["--connection", "ablate varies it"]);
+    fails_with(
+        &ainrnn(&a),
+        &["--connection", "ablate varies it", "connection residual"],
+    );
     let a = tiny(s(&data), s(&report), "5");
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
     fails_with(&ainrnn(&a), &["--folds 5", "3 folds"]);

@@ -98,6 +98,30 @@ fn cpu_runs_every_model_and_an_epoch() {
     assert!(runs
         .iter()
         .all(|r| r["neighbours"] == ainrnn::model::DEFAULT_NEIGHBOURS as u64));
+    // And the trainer's stacking: AINRNN with residual shortcuts, the baselines plain.
+    let conns: Vec<&str> = runs
+        .iter()
+        .map(|r| r["connection"].as_str().unwrap())
+        .collect();
+    assert_eq!(conns, ["residual", "plain", "plain"]);
+}
+
+#[test]
+fn connection_flag_sets_the_indrnn_models_stacking() {
+    let mut args = TINY.to_vec();
+    args.extend(["--models", "ainrnn,lstm", "--connection", "dense"]);
+    let v = json(&ainrnn("cpu", &args));
+    let runs = v["runs"].as_array().unwrap();
+    runs.iter().for_each(check_run);
+    assert_eq!(runs[0]["connection"], "dense");
+    // LSTM is built as a plain stack only.
+    assert_eq!(runs[1]["connection"], "plain");
+    // Dense connections widen every layer after the first: more parameters than residual.
+    let residual = json(&ainrnn("cpu", &[TINY, &["--models", "ainrnn"]].concat()));
+    assert!(
+        runs[0]["parameters"].as_u64().unwrap()
+            > residual["runs"][0]["parameters"].as_u64().unwrap()
+    );
 }
 
 #[test]

@@ -59,6 +59,10 @@ pub struct BenchTrainArgs {
     /// the PyTorch-comparable step).
     #[arg(long, default_value_t = ainrnn::model::DEFAULT_NEIGHBOURS, value_parser = parse::int_at_least(0usize))]
     pub neighbours: usize,
+    /// Layer stacking of the IndRNN models: dense, residual or plain (default: the trainer's for
+    /// each model, residual for ainrnn and plain for indrnn; lstm is always plain).
+    #[arg(long)]
+    pub connection: Option<ainrnn::model::Connection>,
     /// Python with torch for the PyTorch reference (default: .venv-torch, .venv-bench, .venv, python3).
     #[arg(long)]
     pub python: Option<String>,
@@ -88,6 +92,7 @@ pub fn run(a: BenchTrainArgs, choice: BackendChoice, json: bool) -> Result<()> {
         dropout: 0.5,
         seed: a.seed,
         neighbours: a.neighbours,
+        connection: a.connection,
     };
     // The CPU is always measured; the GPU is any adapter that opens (lavapipe included) unless
     // --backend cpu, and must open with --backend gpu.

@@ -64,8 +64,10 @@ pub struct TrainingFlags {
     /// ALPHA,SHRINK,POWER: Σ 1/|u|^POWER over co-listeners / (n_i^ALPHA n_j^(1-ALPHA) + SHRINK).
     #[arg(long, default_value = "auto", value_parser = parse::similarity)]
     pub similarity: parse::SimilarityFlag,
-    /// Layer stacking: dense (AINRNN's), residual (resindrnn's) or plain (IndRNN's, LSTM's);
-    /// default: the model's own. LSTM is built plain only.
+    /// Layer stacking: dense (the AINRNN paper's), residual (shortcuts, as in resindrnn) or
+    /// plain; default: residual for ainrnn (dense with --paper: on the bundled data dense cost
+    /// accuracy, README, Ablation), the model's own for the others (plain for indrnn and lstm,
+    /// residual for resindrnn). LSTM is built plain only.
     #[arg(long)]
     pub connection: Option<ainrnn::model::Connection>,
     /// History pooling: plays-attention (AINRNN's), attention (without play counts), last
@@ -81,7 +83,8 @@ pub struct TrainingFlags {
     #[arg(long, default_value = "auto", value_parser = parse::ensemble)]
     pub ensemble: parse::EnsembleFlag,
     /// The paper's settings instead of ours: lr 0.0005, dropout 0.5, 75 epochs without early
-    /// stopping, hidden 64, emb 64, batch 64, no neighbourhood term, one model (no ensemble).
+    /// stopping, hidden 64, emb 64, batch 64, no neighbourhood term, one model (no ensemble),
+    /// and ainrnn with dense connections.
     /// Flags given explicitly still win.
     #[arg(long)]
     pub paper: bool,
@@ -141,6 +144,8 @@ impl TrainingFlags {
             if default("--ensemble") {
                 opts.ensemble = p.ensemble;
             }
+            // Only where --connection is not given: it names the stacking itself.
+            opts.paper_connection = p.paper_connection;
         }
     }
 }
@@ -587,7 +592,7 @@ pub struct AblateArgs {
     #[arg(long, default_value_t = 10, value_parser = parse::positive_u32)]
     pub folds: u32,
     /// Full AINRNN's settings, as compare's (--connection, --pooling and --no-portrait are
-    /// varied by the rows and refused here).
+    /// varied by the rows and refused here; --paper gives the paper's dense connections).
     #[command(flatten)]
     pub training: TrainingFlags,
     /// Folder for report.md, results.json, ablation.png and the checkpoints.
@@ -685,6 +690,19 @@ mod tests {
         assert_eq!((p.hidden, p.emb, p.batch, p.neighbours), (64, 64, 64, 0));
         let p = options(&["--paper", "--lr", "0.002", "--neighbours", "50"]);
         assert_eq!((p.lr, p.neighbours, p.dropout), (0.002, 50, 0.5));
+        // AINRNN: residual shortcuts by default, the paper's dense connections with --paper,
+        // and --connection wins over both.
+        use ainrnn::model::Connection;
+        assert_eq!(options(&[]).connection(), Connection::Residual);
+        assert_eq!(options(&["--paper"]).connection(), Connection::Dense);
+        let p = options(&["--paper", "--connection", "plain"]);
+        assert_eq!(p.connection(), Connection::Plain);
+        for model in ["indrnn", "lstm"] {
+            for paper in [&[][..], &["--paper"][..]] {
+                let o = options(&[&["--model", model][..], paper].concat());
+                assert_eq!(o.connection(), Connection::Plain, "{model} {paper:?}");
+            }
+        }
         let e = Cli::command()
             .try_get_matches_from(["ainrnn", "train", "--data", "d", "--paper", "--resume"])
             .unwrap_err()

@@ -32,7 +32,8 @@ pub struct AblateOptions {
     pub data: PathBuf,
     pub folds: u32,
     /// Full AINRNN's training settings (`kind`, `data`, `fold` and `out` are set per run). Its
-    /// connection, pooling and portrait must be AINRNN's own: the rows vary them.
+    /// connection (the default's, or the paper's dense with `paper_connection`), pooling and
+    /// portrait must be AINRNN's own: the rows vary them.
     pub train: TrainOptions,
     pub report: PathBuf,
 }
@@ -50,12 +51,17 @@ pub enum Change {
 }
 
 impl Change {
-    /// The rows, full AINRNN first.
-    pub fn rows() -> Vec<Change> {
-        vec![
-            Change::Full,
-            Change::Connection(Connection::Residual),
-            Change::Connection(Connection::Plain),
+    /// The rows, full AINRNN first; `full` is full AINRNN's stacking (the other two get a row
+    /// each).
+    pub fn rows(full: Connection) -> Vec<Change> {
+        let mut rows = vec![Change::Full];
+        rows.extend(
+            [Connection::Dense, Connection::Residual, Connection::Plain]
+                .into_iter()
+                .filter(|&c| c != full)
+                .map(Change::Connection),
+        );
+        rows.extend([
             Change::Pooling(PoolingKind::Attention),
             Change::Pooling(PoolingKind::Last),
             Change::Pooling(PoolingKind::Mean),
@@ -65,7 +71,8 @@ impl Change {
             Change::Features(FeatureSet::None),
             Change::Features(FeatureSet::Msd),
             Change::Features(FeatureSet::Audio),
-        ]
+        ]);
+        rows
     }
 
     /// Short name (file names, JSON, figure).
@@ -85,9 +92,8 @@ impl Change {
     pub fn describe(self) -> String {
         match self {
             Change::Full => "full AINRNN".into(),
-            Change::Connection(Connection::Residual) => "residual shortcuts (not dense)".into(),
-            Change::Connection(Connection::Plain) => "plain stack (not dense)".into(),
-            Change::Connection(c) => format!("connection {}", c.name()),
+            Change::Connection(Connection::Dense) => "dense connections (the paper's)".into(),
+            Change::Connection(c) => stacking(c).into(),
             Change::Pooling(PoolingKind::Attention) => "attention without plays".into(),
             Change::Pooling(PoolingKind::Last) => "last state (no attention)".into(),
             Change::Pooling(PoolingKind::Mean) => "mean pool (no attention)".into(),
@@ -112,6 +118,15 @@ impl Change {
             Change::Features(f) => o.features = f,
         }
         o
+    }
+}
+
+/// A stacking in words.
+fn stacking(c: Connection) -> &'static str {
+    match c {
+        Connection::Dense => "dense connections",
+        Connection::Residual => "residual shortcuts",
+        Connection::Plain => "plain stack",
     }
 }
 
@@ -192,15 +207,42 @@ pub fn command_line(o: &AblateOptions) -> String {
         " --max-history {} --lr {} --dropout {} --weight-decay {} --patience {} --seed {} --neighbours {}",
         t.max_history, t.lr, t.dropout, t.weight_decay, t.patience, t.seed, t.neighbours
     );
+    let _ = write!(
+        c,
+        " --ensemble {}",
+        t.ensemble.map_or("auto".to_string(), |n| n.to_string())
+    );
+    if let Some(sim) = t.similarity {
+        let _ = write!(c, " --similarity {sim}");
+    }
+    // The paper's dense connections (the only setting --paper still decides once the others
+    // are given).
+    if t.connection.is_none() && t.paper_connection {
+        c.push_str(" --paper");
+    }
     c
 }
 
+/// Full AINRNN's options: `t` for AINRNN, its connection made explicit (the default's, or the
+/// paper's with `--paper`).
+fn full_options(t: &TrainOptions) -> TrainOptions {
+    let mut full = TrainOptions {
+        kind: ModelKind::Ainrnn,
+        ..t.clone()
+    };
+    full.connection = Some(full.connection());
+    full
+}
+
 fn refuse_varied(t: &TrainOptions) -> Result<(), Error> {
+    let own = TrainOptions {
+        kind: ModelKind::Ainrnn,
+        connection: None,
+        ..t.clone()
+    }
+    .connection();
     let varied = [
-        (
-            "--connection",
-            t.connection.is_some_and(|c| c != Connection::Dense),
-        ),
+        ("--connection", t.connection.is_some_and(|c| c != own)),
         (
             "--pooling",
             t.pooling.is_some_and(|p| p != PoolingKind::PlaysAttention),
@@ -210,7 +252,8 @@ fn refuse_varied(t: &TrainOptions) -> Result<(), Error> {
     for (flag, bad) in varied {
         if bad {
             return Err(Error::Other(format!(
-                "{flag}: ablate varies it row by row; full AINRNN keeps the paper's (dense connections, plays-attention, portrait)"
+                "{flag}: ablate varies it row by row; full AINRNN keeps its own (connection {}, plays-attention, portrait; --paper: dense connections)",
+                own.name()
             )));
         }
     }
@@ -265,13 +308,12 @@ pub fn ablate<B: ModelOps>(
     }
     let ckpts = o.report.join("checkpoints");
     std::fs::create_dir_all(&ckpts).map_err(|e| IoError::io(&ckpts, e))?;
-    let mut full = o.train.clone();
-    full.kind = ModelKind::Ainrnn;
+    let mut full = full_options(&o.train);
     full.data = o.data.clone();
     // The ranking corpus: histories and portraits (each model carries its own features).
     let (corpus, _) = Corpus::from_dataset(&ds, FeatureSet::None)?;
     let genres = song_genres(&ds);
-    let changes = Change::rows();
+    let changes = Change::rows(full.connection());
     let mut rows: Vec<RowResult> = changes
         .iter()
         .map(|&c| RowResult {
@@ -285,6 +327,7 @@ pub fn ablate<B: ModelOps>(
             failed: skip_reason(&ds, c, &full),
         })
         .collect();
+    rows[0].row = format!("full AINRNN ({})", stacking(full.connection()));
     for fold in 0..o.folds {
         let setup = FoldSetup::new(
             &ds,

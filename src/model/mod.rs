@@ -5,6 +5,9 @@
 //! AINRNN: history → 5 stacked IndRNN layers, each fed the concatenation of the input and all
 //! earlier layers' outputs (dense connections instead of residual shortcuts) → attention whose
 //! weights add the play counts as preference → user vector (with the portrait) → catalogue scores.
+//! (The trainer's default stacks AINRNN with residual shortcuts instead, `--paper` with the
+//! paper's dense connections: `train::run::AINRNN_CONNECTION`; a [`ModelConfig`] without a
+//! connection means the kind's own, dense for AINRNN.)
 //! IndRNN baseline: the same layers stacked plainly, last state. Residual IndRNN baseline (the
 //! model the paper changes from): the same layers with identity shortcuts, last state. LSTM
 //! baseline: stacked LSTM, last state.

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::model::{ModelKind, DEFAULT_NEIGHBOURS};
+use crate::model::{Connection, ModelKind, DEFAULT_NEIGHBOURS};
 
 /// What to measure. Every user has exactly `history` listens shown and `targets` to predict, so
 /// every batch has the same shape (the PyTorch script builds the same batches).
@@ -32,6 +32,9 @@ pub struct TrainBenchOptions {
     /// users as `train` fits them on the training users (default: the trainer's,
     /// [`DEFAULT_NEIGHBOURS`]; 0: no term, the step PyTorch's script runs).
     pub neighbours: usize,
+    /// The IndRNN models' layer stacking (`None`: the trainer's default for each model:
+    /// residual shortcuts for AINRNN, plain for IndRNN). LSTM is always a plain stack.
+    pub connection: Option<Connection>,
 }
 
 impl Default for TrainBenchOptions {
@@ -53,6 +56,7 @@ impl Default for TrainBenchOptions {
             dropout: 0.5,
             seed: 42,
             neighbours: DEFAULT_NEIGHBOURS,
+            connection: None,
         }
     }
 }

@@ -18,7 +18,7 @@ pub fn render(r: &TrainBench) -> String {
     let o = &r.options;
     let mut s = format!(
         "bench train on SYNTHETIC histories: {} songs, batch {}, history {}, targets {}, hidden {}, layers {}, \
-         neighbours {}, {} timed steps after {} warm-up; epoch = {} users = {} steps; {} CPU threads\n",
+         neighbours {}, connection {}, {} timed steps after {} warm-up; epoch = {} users = {} steps; {} CPU threads\n",
         o.songs,
         o.batch,
         o.history,
@@ -26,6 +26,8 @@ pub fn render(r: &TrainBench) -> String {
         o.hidden,
         o.layers,
         o.neighbours,
+        o.connection
+            .map_or("the trainer's (ainrnn residual, indrnn plain)", |c| c.name()),
         o.steps,
         o.warmup,
         o.users,

@@ -1,6 +1,7 @@
 //! One model on one backend: timed training steps, each phase between device syncs, an
 //! optional real epoch, and the GPU's counters.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use rand::rngs::StdRng;
@@ -16,7 +17,7 @@ use crate::model::batch::{upload, Example};
 use crate::model::neighbours::NeighbourLists;
 use crate::model::params::OptimConfig;
 use crate::model::{Model, ModelConfig, ModelKind};
-use crate::train::run::tile_for;
+use crate::train::run::{tile_for, TrainOptions};
 
 /// Seconds per step of each phase, measured with a device sync after each.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
@@ -112,6 +113,8 @@ pub struct ModelRun {
     pub device: &'static str,
     pub backend: String,
     pub layers: usize,
+    /// Layer stacking (`dense`, `residual`, `plain`).
+    pub connection: &'static str,
     /// Neighbours per song of the item-neighbourhood term (0: none).
     pub neighbours: usize,
     pub parameters: usize,
@@ -173,6 +176,12 @@ fn model_config<B: ModelOps>(b: &B, o: &TrainBenchOptions, kind: ModelKind) -> M
     // The trainer's item-neighbourhood term unless `--neighbours 0` (the step PyTorch's script
     // runs: the recurrent stacks and the catalogue softmax only).
     cfg.neighbours = o.neighbours;
+    // The stacking `train` gives this model unless asked otherwise (LSTM: plain only).
+    let trainer = TrainOptions::new(PathBuf::new(), kind, PathBuf::new());
+    cfg.connection = Some(match (kind, o.connection) {
+        (ModelKind::Lstm, _) | (_, None) => trainer.connection(),
+        (_, Some(c)) => c,
+    });
     cfg
 }
 
@@ -395,6 +404,7 @@ pub(super) fn run_model<B: ModelOps>(
         device: if gpu.is_some() { "gpu" } else { "cpu" },
         backend: b.describe(),
         layers: cfg.layers,
+        connection: cfg.connection().name(),
         neighbours: cfg.neighbours,
         parameters: model.params.count(),
         seconds_per_step,
