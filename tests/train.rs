@@ -487,3 +487,40 @@ fn command_line_train_eval_recommend_compare() {
         );
     }
 }
+
+/// AINRNN's stacking: residual shortcuts by default, dense with the paper's settings; options
+/// saved before the residual default (no `paper_connection`) were trained dense and read so;
+/// the model shape always names its stacking, so a checkpoint never depends on the default.
+#[test]
+fn ainrnn_stacks_residual_by_default_and_old_options_read_as_dense() {
+    use ainrnn::model::Connection;
+    let o = TrainOptions::new("d.h5".into(), ModelKind::Ainrnn, "m.ckpt".into());
+    assert_eq!(o.connection(), Connection::Residual);
+    assert_eq!(o.paper_settings().connection(), Connection::Dense);
+    let indrnn = TrainOptions {
+        kind: ModelKind::Indrnn,
+        ..o.clone()
+    };
+    assert_eq!(indrnn.connection(), Connection::Plain);
+    assert_eq!(indrnn.paper_settings().connection(), Connection::Plain);
+    let mut saved = serde_json::to_value(&o).unwrap();
+    let round: TrainOptions = serde_json::from_value(saved.clone()).unwrap();
+    assert_eq!(round.connection(), Connection::Residual);
+    saved.as_object_mut().unwrap().remove("paper_connection");
+    let old: TrainOptions = serde_json::from_value(saved).unwrap();
+    assert_eq!(old.connection(), Connection::Dense);
+    assert!(old
+        .fixed_settings()
+        .contains(&("--connection", "dense".to_string())));
+    // A trained checkpoint's model shape says residual (its `None` would read as dense).
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_dataset(dir.path(), 300);
+    let out = dir.path().join("a.ckpt");
+    let mut a = opts(&data, &out, 1);
+    a.kind = ModelKind::Ainrnn;
+    let b = CpuBackend::new();
+    train(&b, &a, |_| {}, |_, _, _, _| {}).unwrap();
+    let ds = Dataset::load(&data).unwrap();
+    let (models, _, _) = ainrnn::eval::run::load_ensemble(&b, &ds, &out).unwrap();
+    assert_eq!(models[0].cfg.connection, Some(Connection::Residual));
+}

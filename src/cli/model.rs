@@ -303,8 +303,10 @@ pub fn run_train(
         );
     }
     eprintln!(
-        "training {} on {} ({})",
+        "training {} ({} stack, {} pooling) on {} ({})",
         opts.kind.name(),
+        opts.connection().name(),
+        opts.pooling().name(),
         opts.data.display(),
         sel.name()
     );

@@ -223,6 +223,13 @@ impl TrainOptions {
         })
     }
 
+    /// The history pooling in effect: `--pooling`, else the model's own (attention with play
+    /// counts for AINRNN, the last state for the others).
+    pub fn pooling(&self) -> PoolingKind {
+        self.pooling
+            .unwrap_or(ModelConfig::new(self.kind, 1).pooling())
+    }
+
     /// The model shape these options ask for, for `songs` songs (before the data's portrait
     /// tables and features are known).
     fn model_config(&self, songs: usize) -> ModelConfig {
@@ -264,10 +271,7 @@ impl TrainOptions {
             ("--seed", self.seed.to_string()),
             ("--neighbours", self.neighbours.to_string()),
             ("--connection", self.connection().name().to_string()),
-            (
-                "--pooling",
-                self.model_config(1).pooling().name().to_string(),
-            ),
+            ("--pooling", self.pooling().name().to_string()),
             ("--no-portrait", (!self.portrait).to_string()),
             (
                 "--similarity",
