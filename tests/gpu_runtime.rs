@@ -6,6 +6,12 @@ mod common;
 
 use ainrnn::backend::gpu::pipeline::Kernel;
 use ainrnn::backend::{Backend, ReduceOp};
+use ainrnn::bench::train::SyntheticHistories;
+use ainrnn::model::batch::{upload, Example};
+use ainrnn::model::params::OptimConfig;
+use ainrnn::model::{Connection, Model, ModelConfig, ModelKind, DEFAULT_NEIGHBOURS};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 
 #[test]
 fn repeated_calls_reuse_buffers_and_pipelines() {
@@ -42,6 +48,47 @@ fn repeated_calls_reuse_buffers_and_pipelines() {
         after.bind_groups_reused > before.bind_groups_reused,
         "repeated dispatches on pooled buffers find their bind groups: {before:?} -> {after:?}"
     );
+}
+
+/// A request whose size class has no idle buffer takes an idle one of a class up to 4× larger
+/// (index uploads vary in length from batch to batch), never a far larger one; the buffer goes
+/// back to its own class. Contents and bound size are the request's.
+#[test]
+fn pool_lends_a_somewhat_larger_idle_buffer_before_creating_one() {
+    let Some(g) = common::fresh_gpu() else { return };
+    let ctx = g.context().clone();
+    // Sizes in classes of their own (no other test of this fresh device uses them): 5,000 u32
+    // (20,000 bytes → class 32,768) and 40,000 u32 (160,000 bytes → class 163,840).
+    let big = g.upload_u32(&vec![7; 5_000], &[5_000]).unwrap();
+    let huge = g.upload_u32(&vec![9; 40_000], &[40_000]).unwrap();
+    drop((big, huge));
+    g.sync().unwrap();
+    let before = ctx.stats();
+    // 2,500 u32 (10,000 bytes → class 16,384): the idle 32,768 one is 2× and is lent.
+    let small: Vec<u32> = (0..2_500).collect();
+    let t = g.upload_u32(&small, &[2_500]).unwrap();
+    assert_eq!(g.to_u32(&t).unwrap(), small);
+    let mid = ctx.stats();
+    assert_eq!(
+        mid.buffers_created, before.buffers_created,
+        "a 2× larger idle buffer is lent: {before:?} -> {mid:?}"
+    );
+    // 1,000 u32 (4,000 bytes → class 4,096): the idle 163,840 one is 40× larger, not lent.
+    let tiny: Vec<u32> = (0..1_000).rev().collect();
+    let u = g.upload_u32(&tiny, &[1_000]).unwrap();
+    assert_eq!(g.to_u32(&u).unwrap(), tiny);
+    let after = ctx.stats();
+    assert_eq!(
+        after.buffers_created,
+        mid.buffers_created + 1,
+        "a far larger idle buffer is not lent: {mid:?} -> {after:?}"
+    );
+    // Given back, the lent buffer serves its own class again.
+    drop((t, u));
+    g.sync().unwrap();
+    let again = g.upload_u32(&vec![1; 5_000], &[5_000]).unwrap();
+    assert_eq!(g.to_u32(&again).unwrap(), vec![1; 5_000]);
+    assert_eq!(ctx.stats().buffers_created, after.buffers_created);
 }
 
 ainrnn::kernel_params! {
@@ -221,41 +268,100 @@ fn the_trainer_takes_larger_tiles_on_a_gpu_within_the_binding_limit() {
     }
 }
 
-/// Issue 13: after warm-up, an AINRNN training step with the item-neighbourhood term on (5
-/// layers, the trainer's neighbours per song, a catalogue of several tiles) uploads only its
-/// batch (at most 256 KiB, kernel parameters included), creates no buffer and reads nothing
-/// back: the neighbour lists stay on the device.
-#[test]
-fn training_step_with_neighbours_uploads_only_the_batch() {
-    use ainrnn::bench::train::SyntheticHistories;
-    use ainrnn::model::batch::upload;
-    use ainrnn::model::params::OptimConfig;
-    use ainrnn::model::{Model, ModelConfig, ModelKind, DEFAULT_NEIGHBOURS};
-    use rand::rngs::StdRng;
-    use rand::SeedableRng;
-
-    let Some(g) = common::fresh_gpu() else { return };
-    let songs = 20_000;
-    let (batch, history, targets) = (64, 25, 25);
+/// AINRNN (5 layers, history 25, stacked by `conn`) over `songs` songs in tiles of `tile`, its
+/// neighbour lists (200 per song, cosine) fitted on 2,000 synthetic users (`seed`), and those
+/// users.
+fn neighbour_model(
+    g: &ainrnn::backend::gpu::GpuBackend,
+    songs: usize,
+    tile: usize,
+    conn: Connection,
+    seed: u64,
+) -> (Model<ainrnn::backend::gpu::GpuBackend>, Vec<Example>) {
+    let (history, targets) = (25, 25);
     let mut cfg = ModelConfig::new(ModelKind::Ainrnn, songs);
     cfg.layers = 5;
     cfg.max_history = history;
-    cfg.tile = 8_192; // three tiles
+    cfg.tile = tile;
+    cfg.connection = Some(conn);
     assert_eq!(cfg.neighbours, DEFAULT_NEIGHBOURS);
-    let synth = SyntheticHistories::new(songs, 3);
+    let synth = SyntheticHistories::new(songs, seed);
     let users = synth.examples(0, 2_000, history, targets);
     let fit: Vec<(Vec<u32>, Vec<f32>)> = users
         .iter()
         .map(|e| (e.songs.clone(), e.plays.clone()))
         .collect();
     let ids: Vec<u32> = (0..fit.len() as u32).collect();
-    let mut model = Model::new(&g, cfg.clone(), None).unwrap();
+    let mut model = Model::new(g, cfg, None).unwrap();
     model.fit_neighbours(&fit, &ids, ainrnn::model::neighbours::Similarity::COSINE);
     let entries: usize = model.scorer.neighbours().iter().map(Vec::len).sum();
     assert!(
         entries * 8 > 1 << 20,
         "the lists ({entries} entries) outweigh the per-step budget"
     );
+    (model, users)
+}
+
+/// The issue's size, as `bench train --songs 100000 --layers 5 --steps 3 --warmup 3 --users
+/// 640 --models ainrnn` runs it: the trainer's AINRNN (residual shortcuts) in the GPU trainer's
+/// tiles with the neighbourhood term; after warm-up a step uploads at most 256 KiB, creates no
+/// buffer and reads nothing back. Its batches' index uploads (distinct songs, segment pointers)
+/// cross a size class between warm-up and the timed steps: without the pool lending a larger
+/// idle buffer, one of the three steps created one.
+#[test]
+fn bench_steps_at_100k_songs_create_no_buffer_after_warm_up() {
+    use ainrnn::bench::train::{run, TrainBenchOptions};
+    if common::gpu().is_none() {
+        return;
+    }
+    let o = TrainBenchOptions {
+        users: 640,
+        songs: 100_000,
+        layers: 5,
+        steps: 3,
+        warmup: 3,
+        models: vec![ModelKind::Ainrnn],
+        ..TrainBenchOptions::default()
+    };
+    let open = || -> Result<ainrnn::backend::gpu::GpuBackend, ainrnn::Error> {
+        Ok(ainrnn::backend::gpu::GpuBackend::new()?)
+    };
+    let r = run(
+        &o,
+        Some(&open),
+        None,
+        None,
+        std::path::Path::new("-"),
+        |_| {},
+    )
+    .unwrap();
+    let gpu = r
+        .runs
+        .iter()
+        .find(|x| x.device == "gpu")
+        .expect("a GPU run");
+    assert_eq!(gpu.connection, "residual");
+    let u = gpu.gpu.as_ref().expect("the GPU's counters");
+    let counters = (
+        u.upload_bytes_per_step,
+        u.buffers_created_per_step,
+        u.readbacks_per_step,
+    );
+    assert!(counters.0 <= 256.0 * 1024.0, "{counters:?}");
+    assert_eq!(counters.1, 0.0, "new buffers per step: {counters:?}");
+    assert_eq!(counters.2, 0.0, "read-backs per step: {counters:?}");
+}
+
+/// Issue 13: after warm-up, an AINRNN training step with the item-neighbourhood term on (5
+/// layers, the trainer's neighbours per song, a catalogue of several tiles) uploads only its
+/// batch (at most 256 KiB, kernel parameters included), creates no buffer and reads nothing
+/// back: the neighbour lists stay on the device.
+#[test]
+fn training_step_with_neighbours_uploads_only_the_batch() {
+    let Some(g) = common::fresh_gpu() else { return };
+    // Dense connections: the widest stack.
+    let (mut model, users) = neighbour_model(&g, 20_000, 8_192, Connection::Dense, 3);
+    let batch = 64;
     let optim = OptimConfig::default();
     let mut rng = StdRng::seed_from_u64(5);
     let ctx = g.context().clone();
