@@ -466,6 +466,9 @@ fn command_line_train_eval_recommend_compare() {
     for f in ["report.md", "results.json"] {
         assert!(std::fs::metadata(rep.join(f)).unwrap().len() > 100, "{f}");
     }
+    // The report names each learned model's stacking and pooling.
+    let md = std::fs::read_to_string(rep.join("report.md")).unwrap();
+    assert!(md.contains("indrnn plain stack, last pooling;"), "{md}");
     for f in [
         "precision_at_k",
         "ndcg_at_k",

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use super::report::{CompareReport, FoldResult};
+use crate::model::ModelKind;
 use crate::train::run::TrainOptions;
 
 /// The text of `report.md`.
@@ -21,6 +22,31 @@ pub(super) fn markdown(r: &CompareReport, t: &TrainOptions) -> String {
         "Learned models: {} epochs at most (early stopping patience {}), batch {}, hidden {}, song table {}, history ≤ {}, lr {}, dropout {}, features `{}`, seed {}.\n",
         t.epochs, t.patience, t.batch, t.hidden, t.emb, t.max_history, t.lr, t.dropout, t.features.name(), t.seed
     );
+    // Each learned model's stacking and pooling (AINRNN's stacking is not the paper's by
+    // default), the neighbourhood term and the ensemble.
+    let shapes: Vec<String> = r
+        .methods
+        .iter()
+        .filter_map(|m| m.name.parse::<ModelKind>().ok())
+        .map(|kind| {
+            let o = TrainOptions { kind, ..t.clone() };
+            format!(
+                "{} {} stack, {} pooling",
+                kind.name(),
+                o.connection().name(),
+                o.pooling().name()
+            )
+        })
+        .collect();
+    if !shapes.is_empty() {
+        let _ = writeln!(
+            md,
+            "{}; {} neighbours per song in the scores, ensemble {}.\n",
+            shapes.join("; "),
+            t.neighbours,
+            t.ensemble.map_or("auto".to_string(), |n| n.to_string())
+        );
+    }
     let _ = writeln!(md, "| model | precision@{k} | recall@{k} | NDCG@{k} | NDCG@{k} graded | mAP@{k} | hit rate | coverage | long tail | s/epoch |");
     let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for m in &r.methods {
