@@ -654,16 +654,9 @@ fn train_member<B: ModelOps>(
         if let Some(r) = t.state.history.last_mut() {
             r.member = member;
         }
-        let extra: [(&str, &dyn checkpoint::erased::Json); 5] = [
-            ("train_config", &t.cfg),
-            ("train_state", &t.state),
-            ("dataset", &fp),
-            ("options", opts),
-            ("similarity", &list_similarity),
-        ];
-        checkpoint::save(b, &t.model, &extra, &last)?;
+        save_run(b, &t, &fp, opts, list_similarity, None, &last)?;
         if report.best {
-            checkpoint::save(b, &t.model, &extra, &opts.out)?;
+            save_run(b, &t, &fp, opts, list_similarity, None, &opts.out)?;
         }
         on_epoch(&report);
     }
@@ -752,15 +745,7 @@ fn calibrate_neighbour_weight<B: ModelOps>(
     } else {
         "training"
     };
-    let extra: [(&str, &dyn checkpoint::erased::Json); 6] = [
-        ("train_config", &t.cfg),
-        ("train_state", &t.state),
-        ("dataset", fp),
-        ("options", opts),
-        ("similarity", &similarity),
-        (LISTS_KEY, &lists),
-    ];
-    checkpoint::save(b, &t.model, &extra, &opts.out)?;
+    save_run(b, t, fp, opts, similarity, Some(lists), &opts.out)?;
     Ok(Some(WeightChoice {
         trained,
         chosen: best.1,
@@ -768,6 +753,31 @@ fn calibrate_neighbour_weight<B: ModelOps>(
         ndcg_chosen: best.0,
         list_users,
     }))
+}
+
+/// Saves the run's model at `path` with what a resumed run, `eval` and a later calibration read
+/// back: the training config and state, the dataset's fingerprint, the options, the lists'
+/// similarity and, after calibration, which users the saved lists are fitted on.
+fn save_run<B: ModelOps>(
+    b: &B,
+    t: &Trainer<'_, B>,
+    fp: &DataFingerprint,
+    opts: &TrainOptions,
+    similarity: Option<Similarity>,
+    lists: Option<&str>,
+    path: &Path,
+) -> Result<(), Error> {
+    let mut extra: Vec<(&str, &dyn checkpoint::erased::Json)> = vec![
+        ("train_config", &t.cfg),
+        ("train_state", &t.state),
+        ("dataset", fp),
+        ("options", opts),
+        ("similarity", &similarity),
+    ];
+    if let Some(l) = &lists {
+        extra.push((LISTS_KEY, l));
+    }
+    checkpoint::save(b, &t.model, &extra, path)
 }
 
 /// Checkpoint metadata naming the users the saved neighbour lists are fitted on: absent or
