@@ -22,7 +22,7 @@ use crate::eval::plots::bar_label;
 use crate::io::{write_atomic, AtomicFile};
 use crate::model::{Connection, ModelKind, PoolingKind};
 use crate::train::corpus::{select_features, song_genres, FeatureSet};
-use crate::train::run::TrainOptions;
+use crate::train::run::{default_connection, TrainOptions};
 use crate::train::Corpus;
 
 /// The cut-off of the metrics.
@@ -235,12 +235,7 @@ fn full_options(t: &TrainOptions) -> TrainOptions {
 }
 
 fn refuse_varied(t: &TrainOptions) -> Result<(), Error> {
-    let own = TrainOptions {
-        kind: ModelKind::Ainrnn,
-        connection: None,
-        ..t.clone()
-    }
-    .connection();
+    let own = default_connection(ModelKind::Ainrnn, t.paper_connection);
     let varied = [
         ("--connection", t.connection.is_some_and(|c| c != own)),
         (

@@ -86,6 +86,15 @@ pub const MAX_MEMBERS: u32 = 16;
 /// gained nothing on HetRec (level); README, Ablation.
 pub const AINRNN_CONNECTION: Connection = Connection::Residual;
 
+/// The stacking `train` gives `kind` without `--connection`: [`AINRNN_CONNECTION`] for AINRNN
+/// (with the paper's settings its own, dense connections), the kind's own for the others.
+pub fn default_connection(kind: ModelKind, paper: bool) -> Connection {
+    match kind {
+        ModelKind::Ainrnn if !paper => AINRNN_CONNECTION,
+        kind => ModelConfig::new(kind, 1).connection(),
+    }
+}
+
 impl TrainOptions {
     /// The project's defaults: the best setting known on the bundled data (chosen with 5-fold
     /// runs on both datasets; README, Quality). The paper's lr (5e-4) and dropout (0.5)
@@ -217,10 +226,8 @@ impl TrainOptions {
     /// (dense with the paper's settings) and the model's own for the others (plain for IndRNN
     /// and LSTM, residual for residual IndRNN).
     pub fn connection(&self) -> Connection {
-        self.connection.unwrap_or(match self.kind {
-            ModelKind::Ainrnn if !self.paper_connection => AINRNN_CONNECTION,
-            kind => ModelConfig::new(kind, 1).connection(),
-        })
+        self.connection
+            .unwrap_or_else(|| default_connection(self.kind, self.paper_connection))
     }
 
     /// The history pooling in effect: `--pooling`, else the model's own (attention with play

@@ -1,7 +1,6 @@
 //! One model on one backend: timed training steps, each phase between device syncs, an
 //! optional real epoch, and the GPU's counters.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use rand::rngs::StdRng;
@@ -17,7 +16,7 @@ use crate::model::batch::{upload, Example};
 use crate::model::neighbours::NeighbourLists;
 use crate::model::params::OptimConfig;
 use crate::model::{Model, ModelConfig, ModelKind};
-use crate::train::run::{tile_for, TrainOptions};
+use crate::train::run::{default_connection, tile_for};
 
 /// Seconds per step of each phase, measured with a device sync after each.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
@@ -177,9 +176,8 @@ fn model_config<B: ModelOps>(b: &B, o: &TrainBenchOptions, kind: ModelKind) -> M
     // runs: the recurrent stacks and the catalogue softmax only).
     cfg.neighbours = o.neighbours;
     // The stacking `train` gives this model unless asked otherwise (LSTM: plain only).
-    let trainer = TrainOptions::new(PathBuf::new(), kind, PathBuf::new());
     cfg.connection = Some(match (kind, o.connection) {
-        (ModelKind::Lstm, _) | (_, None) => trainer.connection(),
+        (ModelKind::Lstm, _) | (_, None) => default_connection(kind, false),
         (_, Some(c)) => c,
     });
     cfg
