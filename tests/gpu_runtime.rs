@@ -6,12 +6,6 @@ mod common;
 
 use ainrnn::backend::gpu::pipeline::Kernel;
 use ainrnn::backend::{Backend, ReduceOp};
-use ainrnn::bench::train::SyntheticHistories;
-use ainrnn::model::batch::{upload, Example};
-use ainrnn::model::params::OptimConfig;
-use ainrnn::model::{Connection, Model, ModelConfig, ModelKind, DEFAULT_NEIGHBOURS};
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 
 #[test]
 fn repeated_calls_reuse_buffers_and_pipelines() {
@@ -268,100 +262,41 @@ fn the_trainer_takes_larger_tiles_on_a_gpu_within_the_binding_limit() {
     }
 }
 
-/// AINRNN (5 layers, history 25, stacked by `conn`) over `songs` songs in tiles of `tile`, its
-/// neighbour lists (200 per song, cosine) fitted on 2,000 synthetic users (`seed`), and those
-/// users.
-fn neighbour_model(
-    g: &ainrnn::backend::gpu::GpuBackend,
-    songs: usize,
-    tile: usize,
-    conn: Connection,
-    seed: u64,
-) -> (Model<ainrnn::backend::gpu::GpuBackend>, Vec<Example>) {
-    let (history, targets) = (25, 25);
-    let mut cfg = ModelConfig::new(ModelKind::Ainrnn, songs);
-    cfg.layers = 5;
-    cfg.max_history = history;
-    cfg.tile = tile;
-    cfg.connection = Some(conn);
-    assert_eq!(cfg.neighbours, DEFAULT_NEIGHBOURS);
-    let synth = SyntheticHistories::new(songs, seed);
-    let users = synth.examples(0, 2_000, history, targets);
-    let fit: Vec<(Vec<u32>, Vec<f32>)> = users
-        .iter()
-        .map(|e| (e.songs.clone(), e.plays.clone()))
-        .collect();
-    let ids: Vec<u32> = (0..fit.len() as u32).collect();
-    let mut model = Model::new(g, cfg, None).unwrap();
-    model.fit_neighbours(&fit, &ids, ainrnn::model::neighbours::Similarity::COSINE);
-    let entries: usize = model.scorer.neighbours().iter().map(Vec::len).sum();
-    assert!(
-        entries * 8 > 1 << 20,
-        "the lists ({entries} entries) outweigh the per-step budget"
-    );
-    (model, users)
-}
-
-/// The issue's size, as `bench train --songs 100000 --layers 5 --steps 3 --warmup 3 --users
-/// 640 --models ainrnn` runs it: the trainer's AINRNN (residual shortcuts) in the GPU trainer's
-/// tiles with the neighbourhood term; after warm-up a step uploads at most 256 KiB, creates no
-/// buffer and reads nothing back. Its batches' index uploads (distinct songs, segment pointers)
-/// cross a size class between warm-up and the timed steps: without the pool lending a larger
-/// idle buffer, one of the three steps created one.
-#[test]
-fn bench_steps_at_100k_songs_create_no_buffer_after_warm_up() {
-    use ainrnn::bench::train::{run, TrainBenchOptions};
-    if common::gpu().is_none() {
-        return;
-    }
-    let o = TrainBenchOptions {
-        users: 640,
-        songs: 100_000,
-        layers: 5,
-        steps: 3,
-        warmup: 3,
-        models: vec![ModelKind::Ainrnn],
-        ..TrainBenchOptions::default()
-    };
-    let open = || -> Result<ainrnn::backend::gpu::GpuBackend, ainrnn::Error> {
-        Ok(ainrnn::backend::gpu::GpuBackend::new()?)
-    };
-    let r = run(
-        &o,
-        Some(&open),
-        None,
-        None,
-        std::path::Path::new("-"),
-        |_| {},
-    )
-    .unwrap();
-    let gpu = r
-        .runs
-        .iter()
-        .find(|x| x.device == "gpu")
-        .expect("a GPU run");
-    assert_eq!(gpu.connection, "residual");
-    let u = gpu.gpu.as_ref().expect("the GPU's counters");
-    let counters = (
-        u.upload_bytes_per_step,
-        u.buffers_created_per_step,
-        u.readbacks_per_step,
-    );
-    assert!(counters.0 <= 256.0 * 1024.0, "{counters:?}");
-    assert_eq!(counters.1, 0.0, "new buffers per step: {counters:?}");
-    assert_eq!(counters.2, 0.0, "read-backs per step: {counters:?}");
-}
-
 /// Issue 13: after warm-up, an AINRNN training step with the item-neighbourhood term on (5
 /// layers, the trainer's neighbours per song, a catalogue of several tiles) uploads only its
 /// batch (at most 256 KiB, kernel parameters included), creates no buffer and reads nothing
 /// back: the neighbour lists stay on the device.
 #[test]
 fn training_step_with_neighbours_uploads_only_the_batch() {
+    use ainrnn::bench::train::SyntheticHistories;
+    use ainrnn::model::batch::upload;
+    use ainrnn::model::params::OptimConfig;
+    use ainrnn::model::{Model, ModelConfig, ModelKind, DEFAULT_NEIGHBOURS};
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
     let Some(g) = common::fresh_gpu() else { return };
-    // Dense connections: the widest stack.
-    let (mut model, users) = neighbour_model(&g, 20_000, 8_192, Connection::Dense, 3);
-    let batch = 64;
+    let songs = 20_000;
+    let (batch, history, targets) = (64, 25, 25);
+    let mut cfg = ModelConfig::new(ModelKind::Ainrnn, songs);
+    cfg.layers = 5;
+    cfg.max_history = history;
+    cfg.tile = 8_192; // three tiles
+    assert_eq!(cfg.neighbours, DEFAULT_NEIGHBOURS);
+    let synth = SyntheticHistories::new(songs, 3);
+    let users = synth.examples(0, 2_000, history, targets);
+    let fit: Vec<(Vec<u32>, Vec<f32>)> = users
+        .iter()
+        .map(|e| (e.songs.clone(), e.plays.clone()))
+        .collect();
+    let ids: Vec<u32> = (0..fit.len() as u32).collect();
+    let mut model = Model::new(&g, cfg.clone(), None).unwrap();
+    model.fit_neighbours(&fit, &ids, ainrnn::model::neighbours::Similarity::COSINE);
+    let entries: usize = model.scorer.neighbours().iter().map(Vec::len).sum();
+    assert!(
+        entries * 8 > 1 << 20,
+        "the lists ({entries} entries) outweigh the per-step budget"
+    );
     let optim = OptimConfig::default();
     let mut rng = StdRng::seed_from_u64(5);
     let ctx = g.context().clone();
@@ -430,4 +365,55 @@ fn training_step_with_neighbours_uploads_only_the_batch() {
     assert_eq!(passes("optim::adam_packed"), 1, "{:?}", r.kernels);
     assert_eq!(passes("optim::adam"), 0, "{:?}", r.kernels);
     assert_eq!(passes("sumsq::sum_squares"), 0, "{:?}", r.kernels);
+}
+
+/// The issue's size, as `bench train --songs 100000 --layers 5 --steps 3 --warmup 3 --users
+/// 640 --models ainrnn` runs it: the trainer's AINRNN (residual shortcuts) in the GPU trainer's
+/// tiles with the neighbourhood term; after warm-up a step uploads at most 256 KiB, creates no
+/// buffer and reads nothing back. Its batches' index uploads (distinct songs, segment pointers)
+/// cross a size class between warm-up and the timed steps: without the pool lending a larger
+/// idle buffer, one of the three steps created one.
+#[test]
+fn bench_steps_at_100k_songs_create_no_buffer_after_warm_up() {
+    use ainrnn::bench::train::{run, TrainBenchOptions};
+    use ainrnn::model::ModelKind;
+    if common::gpu().is_none() {
+        return;
+    }
+    let o = TrainBenchOptions {
+        users: 640,
+        songs: 100_000,
+        layers: 5,
+        steps: 3,
+        warmup: 3,
+        models: vec![ModelKind::Ainrnn],
+        ..TrainBenchOptions::default()
+    };
+    let open = || -> Result<ainrnn::backend::gpu::GpuBackend, ainrnn::Error> {
+        Ok(ainrnn::backend::gpu::GpuBackend::new()?)
+    };
+    let r = run(
+        &o,
+        Some(&open),
+        None,
+        None,
+        std::path::Path::new("-"),
+        |_| {},
+    )
+    .unwrap();
+    let gpu = r
+        .runs
+        .iter()
+        .find(|x| x.device == "gpu")
+        .expect("a GPU run");
+    assert_eq!(gpu.connection, "residual");
+    let u = gpu.gpu.as_ref().expect("the GPU's counters");
+    let counters = (
+        u.upload_bytes_per_step,
+        u.buffers_created_per_step,
+        u.readbacks_per_step,
+    );
+    assert!(counters.0 <= 256.0 * 1024.0, "{counters:?}");
+    assert_eq!(counters.1, 0.0, "new buffers per step: {counters:?}");
+    assert_eq!(counters.2, 0.0, "read-backs per step: {counters:?}");
 }
