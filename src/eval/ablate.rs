@@ -207,11 +207,7 @@ pub fn command_line(o: &AblateOptions) -> String {
         " --max-history {} --lr {} --dropout {} --weight-decay {} --patience {} --seed {} --neighbours {}",
         t.max_history, t.lr, t.dropout, t.weight_decay, t.patience, t.seed, t.neighbours
     );
-    let _ = write!(
-        c,
-        " --ensemble {}",
-        t.ensemble.map_or("auto".to_string(), |n| n.to_string())
-    );
+    let _ = write!(c, " --ensemble {}", t.ensemble_flag());
     if let Some(sim) = t.similarity {
         let _ = write!(c, " --similarity {sim}");
     }
@@ -221,17 +217,6 @@ pub fn command_line(o: &AblateOptions) -> String {
         c.push_str(" --paper");
     }
     c
-}
-
-/// Full AINRNN's options: `t` for AINRNN, its connection made explicit (the default's, or the
-/// paper's with `--paper`).
-fn full_options(t: &TrainOptions) -> TrainOptions {
-    let mut full = TrainOptions {
-        kind: ModelKind::Ainrnn,
-        ..t.clone()
-    };
-    full.connection = Some(full.connection());
-    full
 }
 
 fn refuse_varied(t: &TrainOptions) -> Result<(), Error> {
@@ -303,7 +288,8 @@ pub fn ablate<B: ModelOps>(
     }
     let ckpts = o.report.join("checkpoints");
     std::fs::create_dir_all(&ckpts).map_err(|e| IoError::io(&ckpts, e))?;
-    let mut full = full_options(&o.train);
+    let mut full = o.train.clone();
+    full.kind = ModelKind::Ainrnn;
     full.data = o.data.clone();
     // The ranking corpus: histories and portraits (each model carries its own features).
     let (corpus, _) = Corpus::from_dataset(&ds, FeatureSet::None)?;

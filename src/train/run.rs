@@ -230,6 +230,12 @@ impl TrainOptions {
             .unwrap_or_else(|| default_connection(self.kind, self.paper_connection))
     }
 
+    /// `--ensemble` as given: `auto` or the member count.
+    pub fn ensemble_flag(&self) -> String {
+        self.ensemble
+            .map_or_else(|| "auto".to_string(), |n| n.to_string())
+    }
+
     /// The history pooling in effect: `--pooling`, else the model's own (attention with play
     /// counts for AINRNN, the last state for the others).
     pub fn pooling(&self) -> PoolingKind {

@@ -184,7 +184,7 @@ pub(super) fn run_method<B: ModelOps>(
                     "{}: an ensemble of {} models (--ensemble {}), ranking by their summed scores; seconds per epoch and epochs are the first member's",
                     kind.name(),
                     r.members,
-                    o.train.ensemble.map_or("auto".to_string(), |n| n.to_string())
+                    o.train.ensemble_flag()
                 ));
             }
             r

@@ -44,7 +44,7 @@ pub(super) fn markdown(r: &CompareReport, t: &TrainOptions) -> String {
             "{}; {} neighbours per song in the scores, ensemble {}.\n",
             shapes.join("; "),
             t.neighbours,
-            t.ensemble.map_or("auto".to_string(), |n| n.to_string())
+            t.ensemble_flag()
         );
     }
     let _ = writeln!(md, "| model | precision@{k} | recall@{k} | NDCG@{k} | NDCG@{k} graded | mAP@{k} | hit rate | coverage | long tail | s/epoch |");
