@@ -16,6 +16,14 @@
 // reads of workgroup memory per 64 FMAs instead of eight per 16, so the arithmetic, not the
 // workgroup-memory traffic, sets the pace. Same parameters, bindings and split-K.
 //
+// `matmul128p`: `matmul128` with two changes for hardware GPUs, kept beside it so that one run
+// of `bench ops` on a GPU can compare the two (`GpuBackend::with_matmul_kernel`):
+// - the next K slice is read from global memory into registers (16 values per invocation)
+//   while the current one is multiplied, so the loads' latency hides behind the FMAs;
+// - the workgroup tiles' K rows are padded to 33 vec4s: where consecutive invocations stage
+//   consecutive K of one row (A not transposed, B transposed), their stores fall 132 floats
+//   apart, two to a bank of 32 instead of all sixteen in one (a 16-way conflict unpadded).
+//
 // With `has_bias`, row vector `bias` (n values) is added to every row of C in the store: a
 // linear layer's bias costs no dispatch of its own.
 //
@@ -175,6 +183,47 @@ fn b_elem(e: u32, tile: u32, col0: u32, k0: u32, k_end: u32, b_off: u32) -> Elem
 
 const BM2: u32 = 128u;
 
+// The 8x8 outputs of one `matmul128` invocation in named vec4 fields, never a private array
+// (see `matmul`). c{i}{h}: the invocation's row i (i < 4: row 4·ty + i of the tile, else
+// 64 + 4·ty + i − 4), columns 4·tx .. 4·tx + 3 (h = 0) or 64 + 4·tx .. (h = 1).
+struct Acc8x8 {
+    c00: vec4<f32>, c01: vec4<f32>,
+    c10: vec4<f32>, c11: vec4<f32>,
+    c20: vec4<f32>, c21: vec4<f32>,
+    c30: vec4<f32>, c31: vec4<f32>,
+    c40: vec4<f32>, c41: vec4<f32>,
+    c50: vec4<f32>, c51: vec4<f32>,
+    c60: vec4<f32>, c61: vec4<f32>,
+    c70: vec4<f32>, c71: vec4<f32>,
+}
+
+// One K step of the 8x8 block: rows from a0 (first four) and a1, columns from b0 and b1.
+fn fma8x8(c: ptr<function, Acc8x8>, a0: vec4<f32>, a1: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>) {
+    (*c).c00 = fma(vec4<f32>(a0.x), b0, (*c).c00); (*c).c01 = fma(vec4<f32>(a0.x), b1, (*c).c01);
+    (*c).c10 = fma(vec4<f32>(a0.y), b0, (*c).c10); (*c).c11 = fma(vec4<f32>(a0.y), b1, (*c).c11);
+    (*c).c20 = fma(vec4<f32>(a0.z), b0, (*c).c20); (*c).c21 = fma(vec4<f32>(a0.z), b1, (*c).c21);
+    (*c).c30 = fma(vec4<f32>(a0.w), b0, (*c).c30); (*c).c31 = fma(vec4<f32>(a0.w), b1, (*c).c31);
+    (*c).c40 = fma(vec4<f32>(a1.x), b0, (*c).c40); (*c).c41 = fma(vec4<f32>(a1.x), b1, (*c).c41);
+    (*c).c50 = fma(vec4<f32>(a1.y), b0, (*c).c50); (*c).c51 = fma(vec4<f32>(a1.y), b1, (*c).c51);
+    (*c).c60 = fma(vec4<f32>(a1.z), b0, (*c).c60); (*c).c61 = fma(vec4<f32>(a1.z), b1, (*c).c61);
+    (*c).c70 = fma(vec4<f32>(a1.w), b0, (*c).c70); (*c).c71 = fma(vec4<f32>(a1.w), b1, (*c).c71);
+}
+
+fn store8x8(c_off: u32, row0: u32, col0: u32, t: vec2<u32>, c: Acc8x8) {
+    let r0 = row0 + t.y * 4u;
+    let r1 = row0 + 64u + t.y * 4u;
+    let q0 = col0 + t.x * 4u;
+    let q1 = col0 + 64u + t.x * 4u;
+    store(c_off, r0, q0, 1u, c.c00); store(c_off, r0, q1, 1u, c.c01);
+    store(c_off, r0 + 1u, q0, 1u, c.c10); store(c_off, r0 + 1u, q1, 1u, c.c11);
+    store(c_off, r0 + 2u, q0, 1u, c.c20); store(c_off, r0 + 2u, q1, 1u, c.c21);
+    store(c_off, r0 + 3u, q0, 1u, c.c30); store(c_off, r0 + 3u, q1, 1u, c.c31);
+    store(c_off, r1, q0, 1u, c.c40); store(c_off, r1, q1, 1u, c.c41);
+    store(c_off, r1 + 1u, q0, 1u, c.c50); store(c_off, r1 + 1u, q1, 1u, c.c51);
+    store(c_off, r1 + 2u, q0, 1u, c.c60); store(c_off, r1 + 2u, q1, 1u, c.c61);
+    store(c_off, r1 + 3u, q0, 1u, c.c70); store(c_off, r1 + 3u, q1, 1u, c.c71);
+}
+
 var<workgroup> tile_a2: array<vec4<f32>, 512>; // [BK][BM2 / 4]
 var<workgroup> tile_b2: array<vec4<f32>, 512>; // [BK][BN2 / 4]
 
@@ -191,15 +240,7 @@ fn matmul128(@builtin(workgroup_id) wid: vec3<u32>,
     let row0 = wid.y * BM2;
     let col0 = wid.x * BM2;
 
-    // Named vec4 accumulators (see `matmul`): c{i}{h} holds row i of the 8, columns half h.
-    var c00 = vec4<f32>(0.0); var c01 = vec4<f32>(0.0);
-    var c10 = vec4<f32>(0.0); var c11 = vec4<f32>(0.0);
-    var c20 = vec4<f32>(0.0); var c21 = vec4<f32>(0.0);
-    var c30 = vec4<f32>(0.0); var c31 = vec4<f32>(0.0);
-    var c40 = vec4<f32>(0.0); var c41 = vec4<f32>(0.0);
-    var c50 = vec4<f32>(0.0); var c51 = vec4<f32>(0.0);
-    var c60 = vec4<f32>(0.0); var c61 = vec4<f32>(0.0);
-    var c70 = vec4<f32>(0.0); var c71 = vec4<f32>(0.0);
+    var acc = Acc8x8();
 
     for (var k0 = k_begin; k0 < k_end; k0 += BK) {
         // 2,048 elements of each tile, eight per invocation, consecutive invocations reading
@@ -217,28 +258,109 @@ fn matmul128(@builtin(workgroup_id) wid: vec3<u32>,
             let a1 = tile_a2[kk * 32u + 16u + lid.y];
             let b0 = tile_b2[kk * 32u + lid.x];
             let b1 = tile_b2[kk * 32u + 16u + lid.x];
-            c00 = fma(vec4<f32>(a0.x), b0, c00); c01 = fma(vec4<f32>(a0.x), b1, c01);
-            c10 = fma(vec4<f32>(a0.y), b0, c10); c11 = fma(vec4<f32>(a0.y), b1, c11);
-            c20 = fma(vec4<f32>(a0.z), b0, c20); c21 = fma(vec4<f32>(a0.z), b1, c21);
-            c30 = fma(vec4<f32>(a0.w), b0, c30); c31 = fma(vec4<f32>(a0.w), b1, c31);
-            c40 = fma(vec4<f32>(a1.x), b0, c40); c41 = fma(vec4<f32>(a1.x), b1, c41);
-            c50 = fma(vec4<f32>(a1.y), b0, c50); c51 = fma(vec4<f32>(a1.y), b1, c51);
-            c60 = fma(vec4<f32>(a1.z), b0, c60); c61 = fma(vec4<f32>(a1.z), b1, c61);
-            c70 = fma(vec4<f32>(a1.w), b0, c70); c71 = fma(vec4<f32>(a1.w), b1, c71);
+            fma8x8(&acc, a0, a1, b0, b1);
         }
         workgroupBarrier();
     }
 
-    let r0 = row0 + lid.y * 4u;
-    let r1 = row0 + 64u + lid.y * 4u;
-    let q0 = col0 + lid.x * 4u;
-    let q1 = col0 + 64u + lid.x * 4u;
-    store(c_off, r0, q0, 1u, c00); store(c_off, r0, q1, 1u, c01);
-    store(c_off, r0 + 1u, q0, 1u, c10); store(c_off, r0 + 1u, q1, 1u, c11);
-    store(c_off, r0 + 2u, q0, 1u, c20); store(c_off, r0 + 2u, q1, 1u, c21);
-    store(c_off, r0 + 3u, q0, 1u, c30); store(c_off, r0 + 3u, q1, 1u, c31);
-    store(c_off, r1, q0, 1u, c40); store(c_off, r1, q1, 1u, c41);
-    store(c_off, r1 + 1u, q0, 1u, c50); store(c_off, r1 + 1u, q1, 1u, c51);
-    store(c_off, r1 + 2u, q0, 1u, c60); store(c_off, r1 + 2u, q1, 1u, c61);
-    store(c_off, r1 + 3u, q0, 1u, c70); store(c_off, r1 + 3u, q1, 1u, c71);
+    store8x8(c_off, row0, col0, lid.xy, acc);
+}
+
+// Padded K row of `matmul128p`'s tiles, in vec4s (see the header).
+const PAD: u32 = 33u;
+
+var<workgroup> tile_a3: array<vec4<f32>, 528>; // [BK][PAD]
+var<workgroup> tile_b3: array<vec4<f32>, 528>;
+
+// Eight staged values of one invocation (elements li + 256·l, l = 0..7), held in registers:
+// two vec4s with constant component indices, never a private array (see `matmul`).
+struct Staged {
+    lo: vec4<f32>,
+    hi: vec4<f32>,
+}
+
+fn stage_a(li: u32, row0: u32, k0: u32, k_end: u32, a_off: u32) -> Staged {
+    return Staged(
+        vec4<f32>(a_elem(li, BM2, row0, k0, k_end, a_off).v,
+                  a_elem(li + 256u, BM2, row0, k0, k_end, a_off).v,
+                  a_elem(li + 512u, BM2, row0, k0, k_end, a_off).v,
+                  a_elem(li + 768u, BM2, row0, k0, k_end, a_off).v),
+        vec4<f32>(a_elem(li + 1024u, BM2, row0, k0, k_end, a_off).v,
+                  a_elem(li + 1280u, BM2, row0, k0, k_end, a_off).v,
+                  a_elem(li + 1536u, BM2, row0, k0, k_end, a_off).v,
+                  a_elem(li + 1792u, BM2, row0, k0, k_end, a_off).v));
+}
+
+fn stage_b(li: u32, col0: u32, k0: u32, k_end: u32, b_off: u32) -> Staged {
+    return Staged(
+        vec4<f32>(b_elem(li, BM2, col0, k0, k_end, b_off).v,
+                  b_elem(li + 256u, BM2, col0, k0, k_end, b_off).v,
+                  b_elem(li + 512u, BM2, col0, k0, k_end, b_off).v,
+                  b_elem(li + 768u, BM2, col0, k0, k_end, b_off).v),
+        vec4<f32>(b_elem(li + 1024u, BM2, col0, k0, k_end, b_off).v,
+                  b_elem(li + 1280u, BM2, col0, k0, k_end, b_off).v,
+                  b_elem(li + 1536u, BM2, col0, k0, k_end, b_off).v,
+                  b_elem(li + 1792u, BM2, col0, k0, k_end, b_off).v));
+}
+
+// Element e of a BK x 128 slice of op(A) (op(B)) into its padded tile, laid out as `a_elem`
+// (`b_elem`) reads it.
+fn put3a(e: u32, v: f32) {
+    var r: u32;
+    var kk: u32;
+    if (TRANS_A) { kk = e / BM2; r = e % BM2; } else { r = e / BK; kk = e % BK; }
+    tile_a3[kk * PAD + r / 4u][r % 4u] = v;
+}
+
+fn put3b(e: u32, v: f32) {
+    var cc: u32;
+    var kb: u32;
+    if (TRANS_B) { cc = e / BK; kb = e % BK; } else { kb = e / BM2; cc = e % BM2; }
+    tile_b3[kb * PAD + cc / 4u][cc % 4u] = v;
+}
+
+fn put_staged(li: u32, a: Staged, b: Staged) {
+    put3a(li, a.lo.x); put3a(li + 256u, a.lo.y); put3a(li + 512u, a.lo.z); put3a(li + 768u, a.lo.w);
+    put3a(li + 1024u, a.hi.x); put3a(li + 1280u, a.hi.y); put3a(li + 1536u, a.hi.z); put3a(li + 1792u, a.hi.w);
+    put3b(li, b.lo.x); put3b(li + 256u, b.lo.y); put3b(li + 512u, b.lo.z); put3b(li + 768u, b.lo.w);
+    put3b(li + 1024u, b.hi.x); put3b(li + 1280u, b.hi.y); put3b(li + 1536u, b.hi.z); put3b(li + 1792u, b.hi.w);
+}
+
+@compute @workgroup_size(16, 16)
+fn matmul128p(@builtin(workgroup_id) wid: vec3<u32>,
+              @builtin(local_invocation_id) lid: vec3<u32>,
+              @builtin(local_invocation_index) li: u32) {
+    let sl = slice_of(wid.z);
+    let k_begin = sl.k_begin;
+    let k_end = sl.k_end;
+    let c_off = sl.c_off;
+    let a_off = sl.a_off;
+    let b_off = sl.b_off;
+    let row0 = wid.y * BM2;
+    let col0 = wid.x * BM2;
+
+    var acc = Acc8x8();
+
+    var sa = stage_a(li, row0, k_begin, k_end, a_off);
+    var sb = stage_b(li, col0, k_begin, k_end, b_off);
+    for (var k0 = k_begin; k0 < k_end; k0 += BK) {
+        put_staged(li, sa, sb);
+        workgroupBarrier();
+        // The next slice's loads go out before this slice's FMAs (uniform branch).
+        let kn = k0 + BK;
+        if (kn < k_end) {
+            sa = stage_a(li, row0, kn, k_end, a_off);
+            sb = stage_b(li, col0, kn, k_end, b_off);
+        }
+        for (var kk = 0u; kk < BK; kk++) {
+            let a0 = tile_a3[kk * PAD + lid.y];
+            let a1 = tile_a3[kk * PAD + 16u + lid.y];
+            let b0 = tile_b3[kk * PAD + lid.x];
+            let b1 = tile_b3[kk * PAD + 16u + lid.x];
+            fma8x8(&acc, a0, a1, b0, b1);
+        }
+        workgroupBarrier();
+    }
+
+    store8x8(c_off, row0, col0, lid.xy, acc);
 }

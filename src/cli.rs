@@ -364,9 +364,13 @@ fn bench_ops(
     }
     let _ = select::select; // `--backend auto` semantics for compute jobs live in `select`.
     let mut report = ainrnn::bench::ops::run(sizes, min_seconds, gpu, |row| {
+        let op = match row.kernel {
+            Some(k) => format!("{} [{k}]", row.op),
+            None => row.op.to_string(),
+        };
         eprintln!(
             "  {:<22} {:<16} cpu {:>9.3} ms{}",
-            row.op,
+            op,
             row.size,
             row.cpu_seconds * 1e3,
             row.gpu_seconds

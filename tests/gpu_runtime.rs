@@ -238,6 +238,47 @@ fn large_products_take_the_128_tile_kernel() {
     assert_eq!(g.to_f32(&c).unwrap()[1030 * 1030 - 1], 2.5);
 }
 
+/// `with_matmul_kernel` runs every product on the kernel it names (split-K ones excepted), the
+/// small product too: what `bench ops` compares per kernel is what ran.
+#[test]
+fn a_forced_matmul_kernel_runs_every_product() {
+    use ainrnn::backend::gpu::MatmulKernel;
+    let Some(g) = common::fresh_gpu() else { return };
+    if !g.context().timer_start().unwrap() {
+        eprintln!("adapter has no timestamp queries; kernel choice not tested");
+        return;
+    }
+    g.context().timer_report().unwrap(); // started per kernel below
+    let big = g.upload_f32(&vec![0.25; 1030 * 40], &[1030, 40]).unwrap();
+    let small = g.upload_f32(&vec![0.25; 200 * 40], &[200, 40]).unwrap();
+    for (k, name) in [
+        (MatmulKernel::Tile64, "matmul"),
+        (MatmulKernel::Tile128, "matmul128"),
+        (MatmulKernel::Tile128Prefetch, "matmul128p"),
+    ] {
+        assert_eq!(k.entry(), name);
+        let gk = g.with_matmul_kernel(k);
+        g.context().timer_start().unwrap();
+        let c = gk.matmul(&big, &big, false, true).unwrap();
+        gk.matmul(&small, &small, true, false).unwrap();
+        gk.sync().unwrap();
+        let r = g
+            .context()
+            .timer_report()
+            .unwrap()
+            .expect("timer was running");
+        let names: Vec<&str> = r.kernels.iter().map(|k| k.kernel.as_str()).collect();
+        assert_eq!(names.len(), 2, "{k:?}: {names:?}");
+        for t in ["TRANS_A=0,TRANS_B=1", "TRANS_A=1,TRANS_B=0"] {
+            assert!(
+                names.contains(&format!("matmul::{name}[{t}]").as_str()),
+                "{k:?}: {names:?}"
+            );
+        }
+        assert_eq!(gk.to_f32(&c).unwrap()[1030 * 1030 - 1], 2.5);
+    }
+}
+
 /// The catalogue tile the trainer picks: larger on a GPU (fewer dispatches per step), the CPU's
 /// own size there, and never a `[batch, tile]` block beyond one storage binding.
 #[test]

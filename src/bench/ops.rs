@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::{measure, Measured};
 use crate::backend::cpu::CpuBackend;
-use crate::backend::gpu::GpuBackend;
+use crate::backend::gpu::{GpuBackend, MatmulKernel};
 use crate::backend::{BTensor, Backend, OpResult, ReduceOp};
 
 /// One benchmarked operation and size.
@@ -162,10 +162,19 @@ fn run_case<B: Backend>(
     }
 }
 
+/// Whether a case also gets one GPU row per matmul kernel ([`MatmulKernel::FORCED`]): the large
+/// products the report looks at, and the quick table's one (so the rows cannot rot).
+fn per_kernel(case: Case, sizes: Sizes) -> bool {
+    matches!(case, Case::Matmul { n } if n >= 1024 || sizes == Sizes::Quick)
+}
+
 #[derive(Debug, Serialize)]
 pub struct Row {
     pub op: &'static str,
     pub size: String,
+    /// The GPU kernel the row forced (`matmul`, `matmul128`, `matmul128p`); `None`: the
+    /// backend's own choice, what the model's products get.
+    pub kernel: Option<&'static str>,
     pub unit: &'static str,
     pub cpu_seconds: f64,
     pub cpu_rate: f64,
@@ -198,13 +207,10 @@ pub fn run(
     for case in cases(sizes) {
         let (work, unit) = case.work();
         let c = run_case(&cpu, None, case, min_seconds)?;
-        let g = match &gpu {
-            Some(g) => Some(run_case(g, Some(g), case, min_seconds)?),
-            None => None,
-        };
-        let row = Row {
+        let row = |kernel, g: Option<Measured>| Row {
             op: case.name(),
             size: case.size(),
+            kernel,
             unit,
             cpu_seconds: c.seconds,
             cpu_rate: work / c.seconds / 1e9,
@@ -214,8 +220,23 @@ pub fn run(
             gpu_wall_seconds: g.map(|g| g.wall_seconds),
             gpu_speedup: g.map(|g| c.seconds / g.seconds),
         };
-        progress(&row);
-        rows.push(row);
+        let g = match &gpu {
+            Some(g) => Some(run_case(g, Some(g), case, min_seconds)?),
+            None => None,
+        };
+        let r = row(None, g);
+        progress(&r);
+        rows.push(r);
+        // The same product on each kernel, against the same CPU time.
+        if let Some(g) = gpu.as_ref().filter(|_| per_kernel(case, sizes)) {
+            for k in MatmulKernel::FORCED {
+                let gk = g.with_matmul_kernel(k);
+                let m = run_case(&gk, Some(&gk), case, min_seconds)?;
+                let r = row(Some(k.entry()), Some(m));
+                progress(&r);
+                rows.push(r);
+            }
+        }
     }
     Ok(Report {
         cpu: cpu.describe(),
@@ -256,10 +277,14 @@ pub fn render(r: &Report) -> String {
             .gpu_speedup
             .map(|v| format!("{v:.2}x"))
             .unwrap_or_else(|| "-".into());
+        let op = match row.kernel {
+            Some(k) => format!("{} (kernel {k})", row.op),
+            None => row.op.to_string(),
+        };
         let _ = writeln!(
             s,
             "| {} | {} | {:.3} | {:.2} {} | {} | {} | {} | {} |",
-            row.op,
+            op,
             row.size,
             row.cpu_seconds * 1e3,
             row.cpu_rate,

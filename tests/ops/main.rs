@@ -67,3 +67,21 @@ backend_tests! {
     runtime::pooled_buffers_are_reused_cleanly => runtime_pooled_buffers_are_reused_cleanly,
     runtime::round_trip_and_write => runtime_round_trip_and_write,
 }
+
+/// Every kernel of `matmul.wgsl` forced onto every product of the matmul bodies: the default
+/// choice runs each kernel only on some shapes (`matmul128p` on none).
+#[test]
+fn gpu_matmul_every_kernel_on_every_shape() {
+    use ainrnn::backend::gpu::MatmulKernel;
+    let Some(g) = common::gpu() else { return };
+    for k in MatmulKernel::FORCED {
+        eprintln!("matmul kernel {k:?}");
+        let g = g.with_matmul_kernel(k);
+        matmul::random_shapes(&g);
+        matmul::transposes_and_batches(&g);
+        matmul::accumulate_into(&g);
+        matmul::with_bias(&g);
+        matmul::big_tiles(&g);
+        matmul::catalogue_shapes(&g);
+    }
+}

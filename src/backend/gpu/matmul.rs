@@ -30,6 +30,44 @@ pub static MATMUL: Shader = crate::wgsl_shader!(
     overrides: ["TRANS_A", "TRANS_B"],
 );
 
+/// The kernels of `matmul.wgsl` a product can run on (split-K products always take `matmul`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MatmulKernel {
+    /// `matmul128` for products with at least `BIG_MIN_TILES` of its tiles, `matmul` below.
+    #[default]
+    Auto,
+    /// `matmul`: 64 × 64 tiles, 4 × 4 outputs per invocation.
+    Tile64,
+    /// `matmul128`: 128 × 128 tiles, 8 × 8 outputs per invocation.
+    Tile128,
+    /// `matmul128p`: `matmul128` staging the next K slice in registers, padded workgroup tiles.
+    Tile128Prefetch,
+}
+
+impl MatmulKernel {
+    pub const FORCED: [MatmulKernel; 3] = [
+        MatmulKernel::Tile64,
+        MatmulKernel::Tile128,
+        MatmulKernel::Tile128Prefetch,
+    ];
+
+    /// The entry point's name in `matmul.wgsl` (`Auto`: the one large products take).
+    pub fn entry(self) -> &'static str {
+        match self {
+            MatmulKernel::Tile64 => "matmul",
+            MatmulKernel::Auto | MatmulKernel::Tile128 => "matmul128",
+            MatmulKernel::Tile128Prefetch => "matmul128p",
+        }
+    }
+
+    fn tile(self) -> usize {
+        match self {
+            MatmulKernel::Tile64 => TILE,
+            _ => BIG_TILE,
+        }
+    }
+}
+
 const TILE: usize = 64;
 /// The tile of `matmul128` (8 × 8 outputs per invocation).
 const BIG_TILE: usize = 128;
@@ -92,14 +130,22 @@ fn record(g: &GpuBackend, gemm: &Gemm) -> OpResult<()> {
         return record_split_k(g, &kernel, gemm);
     }
     let (bx, by) = (d.n.div_ceil(BIG_TILE), d.m.div_ceil(BIG_TILE));
-    let big = d.m >= BIG_TILE && d.n >= BIG_TILE && bx * by * d.batch >= BIG_MIN_TILES;
-    let (kernel, gx, gy) = if big {
-        let k = Kernel::new(&MATMUL, "matmul128")
+    let choice = match g.matmul {
+        MatmulKernel::Auto
+            if d.m >= BIG_TILE && d.n >= BIG_TILE && bx * by * d.batch >= BIG_MIN_TILES =>
+        {
+            MatmulKernel::Tile128
+        }
+        MatmulKernel::Auto => MatmulKernel::Tile64,
+        forced => forced,
+    };
+    let (kernel, gx, gy) = if choice == MatmulKernel::Tile64 {
+        (kernel, gx, gy)
+    } else {
+        let k = Kernel::new(&MATMUL, choice.entry())
             .with("TRANS_A", d.trans_a as u32)
             .with("TRANS_B", d.trans_b as u32);
-        (k, bx, by)
-    } else {
-        (kernel, gx, gy)
+        (k, d.n.div_ceil(choice.tile()), d.m.div_ceil(choice.tile()))
     };
     // Batches beyond the z limit go in several dispatches.
     let mut z0 = 0;

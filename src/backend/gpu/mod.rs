@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 
 pub use context::{GpuBuffer, GpuContext, GpuStats, KernelTime, TimerReport};
 pub use elementwise::EwParams;
+pub use matmul::MatmulKernel;
 pub use shader::{Shader, WORKGROUP_SIZE};
 
 /// The shaders of the generic ops (the audio module lists its own: `crate::audio::SHADERS`).
@@ -54,6 +55,8 @@ pub struct GpuBackend {
     ctx: Arc<GpuContext>,
     /// Small constant tensors uploaded once and reused while steps repeat them ([`Self::kept`]).
     kept: Arc<Mutex<Vec<Kept>>>,
+    /// Which kernel runs products (see [`MatmulKernel`]).
+    matmul: MatmulKernel,
 }
 
 impl std::fmt::Debug for GpuBackend {
@@ -72,6 +75,16 @@ impl GpuBackend {
         GpuBackend {
             ctx,
             kept: Arc::default(),
+            matmul: MatmulKernel::Auto,
+        }
+    }
+
+    /// The same device and pools with every product (but split-K ones) run by `kernel`:
+    /// `bench ops` compares the kernels on one GPU, the op suite checks each.
+    pub fn with_matmul_kernel(&self, kernel: MatmulKernel) -> Self {
+        GpuBackend {
+            matmul: kernel,
+            ..self.clone()
         }
     }
 
