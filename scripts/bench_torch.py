@@ -4,13 +4,13 @@
 The same models as ainrnn's IndRNN and LSTM baselines, on the same shapes and SYNTHETIC batches
 of the same kind (Zipf song popularity, distinct songs per user, ceil(log-normal) play counts):
 
-  input   = [song embedding (64) | log(1 + plays) - its mean over the user's history]
-                                                                       per listen, [B, L, 65]
+  input   = [song embedding (--emb) | log(1 + plays) - its mean over the user's history]
+                                                                    per listen, [B, L, emb + 1]
   IndRNN  = per layer: pre = x W + b (one matmul for all steps), h_t = relu(pre_t + u * h_{t-1}),
             u uniform in [0, 2^(1/L)) and clamped there after each step
   LSTM    = per layer: torch.nn.LSTM (gates i, f, g, o), one layer per module
-  dropout = 0.5 after every layer, one mask per sequence shared over time
-  user    = last step's state -> Linear(H, 64)
+  dropout = --dropout after every layer, one mask per sequence shared over time
+  user    = last step's state -> Linear(H, emb)
   loss    = softmax cross-entropy over the whole catalogue: logits = u E^T + b with E the input
             embedding (tied, as in ainrnn), every target of a user weighted 1 / (targets x batch)
   then backward, global-norm clipping at 5, AdamW (lr 5e-4, betas 0.9/0.999, eps 1e-8, weight
@@ -31,7 +31,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-EMB = 64
 WARMUP_MIN = 6
 
 
@@ -76,18 +75,18 @@ class Lstm(nn.Module):
 
 
 class Model(nn.Module):
-    def __init__(self, kind, songs, hidden, layers, history, dropout):
+    def __init__(self, kind, songs, emb, hidden, layers, history, dropout):
         super().__init__()
-        self.emb = nn.Embedding(songs, EMB)
+        self.emb = nn.Embedding(songs, emb)
         with torch.no_grad():
             self.emb.weight.uniform_(-0.05, 0.05)
         u_max = 2.0 ** (1.0 / history)
         layers_ = []
         for i in range(layers):
-            din = EMB + 1 if i == 0 else hidden
+            din = emb + 1 if i == 0 else hidden
             layers_.append(IndRNN(din, hidden, u_max) if kind == "indrnn" else Lstm(din, hidden))
         self.layers = nn.ModuleList(layers_)
-        self.user = nn.Linear(hidden, EMB)
+        self.user = nn.Linear(hidden, emb)
         xavier_(self.user.weight)
         nn.init.zeros_(self.user.bias)
         self.qb = nn.Parameter(torch.zeros(songs))
@@ -127,7 +126,7 @@ def batches(n, a, gen):
 
 def bench_model(kind, a, data):
     torch.manual_seed(a.seed)
-    m = Model(kind, a.songs, a.hidden, a.layers, a.history, a.dropout)
+    m = Model(kind, a.songs, a.emb, a.hidden, a.layers, a.history, a.dropout)
     decay, no_decay = [], []
     for name, p in m.named_parameters():
         (no_decay if name.endswith("bias") or name.endswith(".u") or name == "qb" else decay).append(p)
@@ -163,7 +162,7 @@ def bench_model(kind, a, data):
 
     # The catalogue softmax alone: logits, log-softmax and loss for a fixed user batch, forward
     # and backward (what ainrnn's Scorer::loss_backward does).
-    u = torch.randn(a.batch, EMB, requires_grad=True)
+    u = torch.randn(a.batch, a.emb, requires_grad=True)
     _, _, tgt, w = data[0]
     t0 = time.perf_counter()
     for _ in range(a.steps):
@@ -184,14 +183,16 @@ def bench_model(kind, a, data):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--songs", type=int, default=10000)
-    ap.add_argument("--batch", type=int, default=64)
+    # Defaults: ainrnn's trainer's (`bench train` passes every size).
+    ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--history", type=int, default=25)
     ap.add_argument("--targets", type=int, default=25)
-    ap.add_argument("--hidden", type=int, default=64)
+    ap.add_argument("--hidden", type=int, default=32)
+    ap.add_argument("--emb", type=int, default=128)
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--steps", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--dropout", type=float, default=0.5)
+    ap.add_argument("--dropout", type=float, default=0.2)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--models", default="indrnn,lstm")

@@ -20,8 +20,8 @@ pub struct BenchTrainArgs {
     /// Songs in the catalogue. Paper scale: 359687.
     #[arg(long, default_value_t = 10_000, value_parser = parse::positive_usize)]
     pub songs: usize,
-    /// Users per step.
-    #[arg(long, default_value_t = 64, value_parser = parse::positive_usize)]
+    /// Users per step (default: the trainer's).
+    #[arg(long, default_value_t = 32, value_parser = parse::positive_usize)]
     pub batch: usize,
     /// Listens shown per user (every user has exactly this many).
     #[arg(long, default_value_t = 25, value_parser = parse::positive_usize)]
@@ -29,8 +29,15 @@ pub struct BenchTrainArgs {
     /// Songs to predict per user.
     #[arg(long, default_value_t = 25, value_parser = parse::positive_usize)]
     pub targets: usize,
-    #[arg(long, default_value_t = 64, value_parser = parse::positive_usize)]
+    /// Recurrent state width (default: the trainer's).
+    #[arg(long, default_value_t = 32, value_parser = parse::positive_usize)]
     pub hidden: usize,
+    /// Song table width, tied input and output, and user vector width (default: the trainer's).
+    #[arg(long, default_value_t = 128, value_parser = parse::positive_usize)]
+    pub emb: usize,
+    /// Dropout (default: the trainer's).
+    #[arg(long, default_value_t = 0.2, value_parser = parse::dropout)]
+    pub dropout: f32,
     /// Recurrent layers, the same for every model (same shapes).
     #[arg(long, default_value_t = 2, value_parser = parse::positive_usize)]
     pub layers: usize,
@@ -74,26 +81,34 @@ pub struct BenchTrainArgs {
     pub no_torch: bool,
 }
 
+impl BenchTrainArgs {
+    fn options(&self) -> TrainBenchOptions {
+        let a = self;
+        TrainBenchOptions {
+            users: a.users,
+            songs: a.songs,
+            batch: a.batch,
+            history: a.history,
+            targets: a.targets,
+            hidden: a.hidden,
+            emb: a.emb,
+            layers: a.layers,
+            steps: a.steps,
+            warmup: a.warmup,
+            models: a.models.clone(),
+            epoch: a.epoch,
+            epoch_gpu_only: a.epoch_gpu_only,
+            tile: a.tile,
+            dropout: a.dropout,
+            seed: a.seed,
+            neighbours: a.neighbours,
+            connection: a.connection,
+        }
+    }
+}
+
 pub fn run(a: BenchTrainArgs, choice: BackendChoice, json: bool) -> Result<()> {
-    let o = TrainBenchOptions {
-        users: a.users,
-        songs: a.songs,
-        batch: a.batch,
-        history: a.history,
-        targets: a.targets,
-        hidden: a.hidden,
-        layers: a.layers,
-        steps: a.steps,
-        warmup: a.warmup,
-        models: a.models,
-        epoch: a.epoch,
-        epoch_gpu_only: a.epoch_gpu_only,
-        tile: a.tile,
-        dropout: 0.5,
-        seed: a.seed,
-        neighbours: a.neighbours,
-        connection: a.connection,
-    };
+    let o = a.options();
     // The CPU is always measured; the GPU is any adapter that opens (lavapipe included) unless
     // --backend cpu, and must open with --backend gpu.
     let (use_gpu, note) = match choice {
@@ -143,4 +158,38 @@ pub fn run(a: BenchTrainArgs, choice: BackendChoice, json: bool) -> Result<()> {
         eprint!("{}", train::render(&r));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, FromArgMatches};
+
+    use super::*;
+    use crate::cli::{BenchWhat, Cli, Command};
+
+    /// The command's defaults are the library's, whose model sizes are the trainer's: the bench
+    /// times the step `train` runs without flags.
+    #[test]
+    fn cli_defaults_are_the_librarys_and_the_trainers() {
+        let m = Cli::command()
+            .try_get_matches_from(["ainrnn", "bench", "train"])
+            .unwrap();
+        let Command::Bench(b) = Cli::from_arg_matches(&m).unwrap().command else {
+            unreachable!()
+        };
+        let BenchWhat::Train(a) = b.what else {
+            unreachable!()
+        };
+        let cli = a.options();
+        let lib = TrainBenchOptions::default();
+        assert_eq!(
+            format!("{cli:?}").replace(' ', ""),
+            format!("{lib:?}").replace(' ', "")
+        );
+        let t = ainrnn::train::run::TrainOptions::new("d".into(), ModelKind::Ainrnn, "o".into());
+        assert_eq!(
+            (lib.batch, lib.hidden, lib.emb, lib.dropout, lib.neighbours),
+            (t.batch, t.hidden, t.emb, t.dropout, t.neighbours)
+        );
+    }
 }

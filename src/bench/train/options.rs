@@ -2,7 +2,10 @@
 
 use serde::Serialize;
 
+use std::path::PathBuf;
+
 use crate::model::{Connection, ModelKind, DEFAULT_NEIGHBOURS};
+use crate::train::run::TrainOptions;
 
 /// What to measure. Every user has exactly `history` listens shown and `targets` to predict, so
 /// every batch has the same shape (the PyTorch script builds the same batches).
@@ -15,6 +18,8 @@ pub struct TrainBenchOptions {
     pub history: usize,
     pub targets: usize,
     pub hidden: usize,
+    /// Width of the song table (tied input embedding and output vectors) and the user vector.
+    pub emb: usize,
     pub layers: usize,
     /// Timed steps per model and backend (after `warmup` steps).
     pub steps: usize,
@@ -38,14 +43,18 @@ pub struct TrainBenchOptions {
 }
 
 impl Default for TrainBenchOptions {
+    /// Batch, hidden, song table and dropout are the trainer's defaults
+    /// ([`TrainOptions::new`]), so the bench times the step `train` runs.
     fn default() -> Self {
+        let t = TrainOptions::new(PathBuf::new(), ModelKind::Ainrnn, PathBuf::new());
         TrainBenchOptions {
             users: 5_000,
             songs: 10_000,
-            batch: 64,
+            batch: t.batch,
             history: 25,
             targets: 25,
-            hidden: 64,
+            hidden: t.hidden,
+            emb: t.emb,
             layers: 2,
             steps: 3,
             warmup: 2,
@@ -53,7 +62,7 @@ impl Default for TrainBenchOptions {
             epoch: false,
             epoch_gpu_only: false,
             tile: None,
-            dropout: 0.5,
+            dropout: t.dropout,
             seed: 42,
             neighbours: DEFAULT_NEIGHBOURS,
             connection: None,

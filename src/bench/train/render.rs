@@ -17,13 +17,15 @@ fn human_seconds(s: f64) -> String {
 pub fn render(r: &TrainBench) -> String {
     let o = &r.options;
     let mut s = format!(
-        "bench train on SYNTHETIC histories: {} songs, batch {}, history {}, targets {}, hidden {}, layers {}, \
-         neighbours {}, connection {}, {} timed steps after {} warm-up; epoch = {} users = {} steps; {} CPU threads\n",
+        "bench train on SYNTHETIC histories: {} songs, batch {}, history {}, targets {}, hidden {}, song table {}, \
+         dropout {}, layers {}, neighbours {}, connection {}, {} timed steps after {} warm-up; epoch = {} users = {} steps; {} CPU threads\n",
         o.songs,
         o.batch,
         o.history,
         o.targets,
         o.hidden,
+        o.emb,
+        o.dropout,
         o.layers,
         o.neighbours,
         o.connection

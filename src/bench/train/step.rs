@@ -164,6 +164,7 @@ pub fn rss() -> (Option<u64>, Option<u64>) {
 fn model_config<B: ModelOps>(b: &B, o: &TrainBenchOptions, kind: ModelKind) -> ModelConfig {
     let mut cfg = ModelConfig::new(kind, o.songs);
     cfg.hidden = o.hidden;
+    cfg.emb = o.emb;
     cfg.layers = o.layers.max(1);
     cfg.max_history = o.history.max(1);
     cfg.tile = o

@@ -51,6 +51,7 @@ pub(super) fn run_torch(
             .args(["--history", &o.history.to_string()])
             .args(["--targets", &o.targets.to_string()])
             .args(["--hidden", &o.hidden.to_string()])
+            .args(["--emb", &o.emb.to_string()])
             .args(["--layers", &o.layers.to_string()])
             .args(["--steps", &o.steps.max(1).to_string()])
             .args(["--warmup", &o.warmup.to_string()])
