@@ -310,6 +310,13 @@ pub fn run_train(
         opts.data.display(),
         sel.name()
     );
+    if opts.similarity.is_none() && opts.neighbours > 0 && !opts.resume {
+        // Before the first epoch, silent otherwise (~30 s at paper scale on 2 cores).
+        eprintln!(
+            "choosing the neighbour lists' similarity first: {} candidates, each ranked by item-kNN on the validation users (--similarity cosine skips it)",
+            ainrnn::model::neighbours::similarity_grid().len()
+        );
+    }
     let seed = opts.seed;
     let summary = with_backend!(sel, b => train(
         &b,

@@ -11,8 +11,6 @@
 //! bundled Taste sample: cosine 0.215, `0.8, 5, 0.5` 0.257; on HetRec `0.6, 0, 0.5` is best),
 //! so `train` chooses them on validation users ([`similarity_grid`]).
 
-use std::collections::HashMap;
-
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -158,6 +156,21 @@ pub fn fit_with(
     keep: usize,
     sim: Similarity,
 ) -> NeighbourLists {
+    fit_rows(songs, histories, users, keep, sim, None)
+}
+
+/// [`fit_with`] for the songs `wanted` marks only (the others' lists stay empty) and without
+/// the final scaling: the lists item-kNN reads to rank histories made of those songs, the same
+/// ranking (the scale is one factor for all), at a fraction of the cost. Choosing the
+/// similarity on validation users needs only their history songs' lists.
+pub fn fit_rows(
+    songs: usize,
+    histories: &[(Vec<u32>, Vec<f32>)],
+    users: &[u32],
+    keep: usize,
+    sim: Similarity,
+    wanted: Option<&[bool]>,
+) -> NeighbourLists {
     let rows = user_rows(histories, users);
     // Each user's co-listen weight, 1/|u|^power (1 for cosine).
     let user_weight: Vec<f32> = rows
@@ -172,7 +185,7 @@ pub fn fit_with(
         .collect();
     let mut count = vec![0u32; songs];
     // Songs → users who played them, to build co-occurrences one song at a time (memory
-    // stays at one sparse row, not songs²).
+    // stays at one dense row per thread, not songs²).
     let mut by_song: Vec<Vec<u32>> = vec![Vec::new(); songs];
     for (u, r) in rows.iter().enumerate() {
         for &s in r {
@@ -180,38 +193,63 @@ pub fn fit_with(
             by_song[s as usize].push(u as u32);
         }
     }
+    // n^alpha and n^(1 − alpha) per song, computed once (not once per pair).
+    let (pow_i, pow_j): (Vec<f32>, Vec<f32>) = if sim == Similarity::COSINE {
+        (Vec::new(), Vec::new())
+    } else {
+        count
+            .iter()
+            .map(|&n| ((n as f32).powf(sim.alpha), (n as f32).powf(1.0 - sim.alpha)))
+            .unzip()
+    };
     let mut lists: NeighbourLists = (0..songs)
         .into_par_iter()
-        .map(|i| {
-            // Weighted co-listens (exact integer counts when every weight is 1).
-            let mut co: HashMap<u32, f32> = HashMap::new();
-            for &u in &by_song[i] {
-                let w = user_weight[u as usize];
-                for &j in &rows[u as usize] {
-                    if j as usize != i {
-                        *co.entry(j).or_default() += w;
+        .map_init(
+            // Per thread: a dense row of weighted co-listens and the songs it touched (every
+            // weight is > 0, so 0 means untouched).
+            || (vec![0.0f32; songs], Vec::<u32>::new()),
+            |(co, touched), i| {
+                if wanted.is_some_and(|w| !w[i]) {
+                    return Vec::new();
+                }
+                // Weighted co-listens (exact integer counts when every weight is 1), summed
+                // in the same order for every song.
+                for &u in &by_song[i] {
+                    let w = user_weight[u as usize];
+                    for &j in &rows[u as usize] {
+                        if j as usize != i {
+                            if co[j as usize] == 0.0 {
+                                touched.push(j);
+                            }
+                            co[j as usize] += w;
+                        }
                     }
                 }
-            }
-            let ni = count[i] as f32;
-            let mut sims: Vec<(u32, f32)> = co
-                .into_iter()
-                .map(|(j, c)| {
-                    let nj = count[j as usize] as f32;
-                    let denominator = if sim == Similarity::COSINE {
-                        (ni * nj).sqrt()
-                    } else {
-                        ni.powf(sim.alpha) * nj.powf(1.0 - sim.alpha) + sim.shrink
-                    };
-                    (j, c / denominator)
-                })
-                .collect();
-            sims.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            sims.truncate(keep);
-            sims
-        })
+                let ni = count[i] as f32;
+                let mut sims: Vec<(u32, f32)> = touched
+                    .drain(..)
+                    .map(|j| {
+                        let c = std::mem::take(&mut co[j as usize]);
+                        let denominator = if sim == Similarity::COSINE {
+                            (ni * count[j as usize] as f32).sqrt()
+                        } else {
+                            pow_i[i] * pow_j[j as usize] + sim.shrink
+                        };
+                        (j, c / denominator)
+                    })
+                    .collect();
+                let order =
+                    |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+                if sims.len() > keep && keep > 0 {
+                    sims.select_nth_unstable_by(keep - 1, order);
+                }
+                sims.truncate(keep);
+                sims.sort_by(order);
+                sims
+            },
+        )
         .collect();
-    if sim != Similarity::COSINE {
+    if sim != Similarity::COSINE && wanted.is_none() {
         // One scale for every similarity (the largest is 1, as cosine's at most is), so the
         // term's weight γ means the same whichever was chosen; kNN's ranking is unchanged.
         let max = lists
@@ -243,6 +281,40 @@ mod tests {
             (vec![1, 2, 3], vec![1.0; 3]),
         ];
         (h, vec![0, 1, 2])
+    }
+
+    /// The rows `fit_rows` is asked for are `fit_with`'s before its scaling (the same order,
+    /// values times the scale), every other row is empty; `keep` cuts each at the same place.
+    #[test]
+    fn fitting_some_rows_gives_those_rows_unscaled() {
+        let (h, u) = data();
+        let sim = Similarity {
+            alpha: 0.8,
+            shrink: 1.0,
+            power: 0.5,
+        };
+        for keep in [1, 2, 10] {
+            let all = fit_with(4, &h, &u, keep, sim);
+            let wanted = [false, true, false, true];
+            let some = fit_rows(4, &h, &u, keep, sim, Some(&wanted));
+            let scale = some[1][0].1 / all[1][0].1;
+            assert!(scale > 0.0 && scale.is_finite(), "{scale}");
+            for (i, w) in wanted.iter().enumerate() {
+                if !w {
+                    assert!(some[i].is_empty(), "row {i} not asked for: {:?}", some[i]);
+                    continue;
+                }
+                assert_eq!(some[i].len(), all[i].len(), "keep {keep}, row {i}");
+                for (a, b) in some[i].iter().zip(&all[i]) {
+                    assert_eq!(
+                        a.0, b.0,
+                        "keep {keep}, row {i}: {:?} vs {:?}",
+                        some[i], all[i]
+                    );
+                    assert!((a.1 - b.1 * scale).abs() < 1e-6, "{a:?} vs {b:?} × {scale}");
+                }
+            }
+        }
     }
 
     #[test]
