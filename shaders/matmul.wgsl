@@ -130,6 +130,43 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>,
     store(c_off, row0 + lid.y + 48u, col0 + lid.x, 16u, acc3);
 }
 
+// `matmul32`: `matmul` for C of at most 32 rows (the catalogue products u·qᵀ and g·q of a batch
+// of 32 users), a 32x64 tile per workgroup, 2x4 outputs per invocation (rows lid.y + 16i):
+// `matmul`'s 64-row tile would spend half its FMAs on rows past C's end.
+@compute @workgroup_size(16, 16)
+fn matmul32(@builtin(workgroup_id) wid: vec3<u32>,
+            @builtin(local_invocation_id) lid: vec3<u32>,
+            @builtin(local_invocation_index) li: u32) {
+    let sl = slice_of(wid.z);
+    let k_end = sl.k_end;
+    let row0 = wid.y * 32u;
+    let col0 = wid.x * BN;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    for (var k0 = sl.k_begin; k0 < k_end; k0 += BK) {
+        // A's slice is 16 x 32 (two elements per invocation), B's 16 x 64 (four).
+        for (var l = 0u; l < 2u; l++) {
+            let x = a_elem(li + l * 256u, 32u, row0, k0, k_end, sl.a_off);
+            tile_a[x.k * 32u + x.i] = x.v;
+        }
+        for (var l = 0u; l < 4u; l++) {
+            let y = b_elem(li + l * 256u, BN, col0, k0, k_end, sl.b_off);
+            tile_b[y.k * BN + y.i] = y.v;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < BK; kk++) {
+            let ar = kk * 32u + lid.y;
+            let br = kk * BN + lid.x;
+            let bv = vec4<f32>(tile_b[br], tile_b[br + 16u], tile_b[br + 32u], tile_b[br + 48u]);
+            acc0 = fma(vec4<f32>(tile_a[ar]), bv, acc0);
+            acc1 = fma(vec4<f32>(tile_a[ar + 16u]), bv, acc1);
+        }
+        workgroupBarrier();
+    }
+    store(sl.c_off, row0 + lid.y, col0 + lid.x, 16u, acc0);
+    store(sl.c_off, row0 + lid.y + 16u, col0 + lid.x, 16u, acc1);
+}
+
 // Four columns col + step·j (j = 0..3) of row `r` of C: a 4x4 block's row in `matmul` (step 16),
 // four consecutive columns in `matmul128` (step 1).
 fn store(c_off: u32, r: u32, col: u32, step: u32, v: vec4<f32>) {

@@ -238,6 +238,50 @@ fn large_products_take_the_128_tile_kernel() {
     assert_eq!(g.to_f32(&c).unwrap()[1030 * 1030 - 1], 2.5);
 }
 
+/// Products of at most 32 rows (a batch's catalogue logits `u·qᵀ`, and `g·q` split over K with its sum) take
+/// the 32-row kernel; 33 rows the 64-row one.
+#[test]
+fn products_of_32_rows_take_the_32_row_kernel() {
+    let Some(g) = common::fresh_gpu() else { return };
+    let ctx = g.context();
+    if !ctx.timer_start().unwrap() {
+        eprintln!("adapter has no timestamp queries; kernel choice not tested");
+        return;
+    }
+    let u = g.upload_f32(&vec![0.5; 32 * 16], &[32, 16]).unwrap();
+    let u33 = g.upload_f32(&vec![0.5; 33 * 16], &[33, 16]).unwrap();
+    let q = g.upload_f32(&vec![0.5; 3000 * 16], &[3000, 16]).unwrap();
+    let z = g.matmul(&u, &q, false, true).unwrap(); // [32, 3000]
+    g.matmul(&z, &q, false, false).unwrap(); // [32, 16] over K = 3000: split-K
+    g.matmul(&u33, &q, false, true).unwrap();
+    g.sync().unwrap();
+    let r = ctx.timer_report().unwrap().expect("timer was running");
+    let passes = |name: &str| {
+        r.kernels
+            .iter()
+            .find(|k| k.kernel == name)
+            .map_or(0, |k| k.passes)
+    };
+    let names: Vec<&str> = r.kernels.iter().map(|k| k.kernel.as_str()).collect();
+    assert_eq!(
+        passes("matmul::matmul32[TRANS_A=0,TRANS_B=1]"),
+        1,
+        "{names:?}"
+    );
+    // Split-K: the partial products and their sum (one row: 1ᵀ · partials).
+    assert_eq!(
+        passes("matmul::matmul32[TRANS_A=0,TRANS_B=0]"),
+        2,
+        "{names:?}"
+    );
+    assert_eq!(
+        passes("matmul::matmul[TRANS_A=0,TRANS_B=1]"),
+        1,
+        "{names:?}"
+    );
+    assert_eq!(g.to_f32(&z).unwrap()[32 * 3000 - 1], 4.0);
+}
+
 /// `with_matmul_kernel` runs every product on the kernel it names (split-K ones excepted), the
 /// small product too: what `bench ops` compares per kernel is what ran.
 #[test]
@@ -252,6 +296,7 @@ fn a_forced_matmul_kernel_runs_every_product() {
     let big = g.upload_f32(&vec![0.25; 1030 * 40], &[1030, 40]).unwrap();
     let small = g.upload_f32(&vec![0.25; 200 * 40], &[200, 40]).unwrap();
     for (k, name) in [
+        (MatmulKernel::Tile32, "matmul32"),
         (MatmulKernel::Tile64, "matmul"),
         (MatmulKernel::Tile128, "matmul128"),
         (MatmulKernel::Tile128Prefetch, "matmul128p"),

@@ -36,6 +36,8 @@ pub enum MatmulKernel {
     /// `matmul128` for products with at least `BIG_MIN_TILES` of its tiles, `matmul` below.
     #[default]
     Auto,
+    /// `matmul32`: 32 × 64 tiles, 2 × 4 outputs per invocation (`Auto`: C of at most 32 rows).
+    Tile32,
     /// `matmul`: 64 × 64 tiles, 4 × 4 outputs per invocation.
     Tile64,
     /// `matmul128`: 128 × 128 tiles, 8 × 8 outputs per invocation.
@@ -45,7 +47,8 @@ pub enum MatmulKernel {
 }
 
 impl MatmulKernel {
-    pub const FORCED: [MatmulKernel; 3] = [
+    pub const FORCED: [MatmulKernel; 4] = [
+        MatmulKernel::Tile32,
         MatmulKernel::Tile64,
         MatmulKernel::Tile128,
         MatmulKernel::Tile128Prefetch,
@@ -54,21 +57,32 @@ impl MatmulKernel {
     /// The entry point's name in `matmul.wgsl` (`Auto`: the one large products take).
     pub fn entry(self) -> &'static str {
         match self {
+            MatmulKernel::Tile32 => "matmul32",
             MatmulKernel::Tile64 => "matmul",
             MatmulKernel::Auto | MatmulKernel::Tile128 => "matmul128",
             MatmulKernel::Tile128Prefetch => "matmul128p",
         }
     }
 
-    fn tile(self) -> usize {
+    /// Rows and columns of C per workgroup.
+    fn tile(self) -> (usize, usize) {
         match self {
-            MatmulKernel::Tile64 => TILE,
-            _ => BIG_TILE,
+            MatmulKernel::Tile32 => (SMALL_TILE_M, TILE),
+            MatmulKernel::Tile64 => (TILE, TILE),
+            _ => (BIG_TILE, BIG_TILE),
         }
+    }
+
+    fn kernel(self, d: &MatmulDims) -> Kernel {
+        Kernel::new(&MATMUL, self.entry())
+            .with("TRANS_A", d.trans_a as u32)
+            .with("TRANS_B", d.trans_b as u32)
     }
 }
 
 const TILE: usize = 64;
+/// Rows of `matmul32`'s tile: products with at most this many rows take it.
+const SMALL_TILE_M: usize = 32;
 /// The tile of `matmul128` (8 × 8 outputs per invocation).
 const BIG_TILE: usize = 128;
 /// `matmul128` runs products with at least this many of its tiles (over the batch): below
@@ -114,20 +128,14 @@ fn record(g: &GpuBackend, gemm: &Gemm) -> OpResult<()> {
     }
     let ctx = &g.ctx;
     let max = ctx.limits.max_compute_workgroups_per_dimension as usize;
-    let (gx, gy) = (d.n.div_ceil(TILE), d.m.div_ceil(TILE));
-    if gx > max || gy > max {
-        return Err(OpError::Gpu(GpuError::Limit {
-            op: "matmul",
-            what: "workgroups per dimension",
-            needed: gx.max(gy) as u64,
-            limit: max as u64,
-        }));
-    }
-    let kernel = Kernel::new(&MATMUL, "matmul")
-        .with("TRANS_A", d.trans_a as u32)
-        .with("TRANS_B", d.trans_b as u32);
+    // The kernel of products too small for the 128 × 128 one, split-K ones included.
+    let small = match g.matmul {
+        forced @ (MatmulKernel::Tile32 | MatmulKernel::Tile64) => forced,
+        _ if d.m <= SMALL_TILE_M => MatmulKernel::Tile32,
+        _ => MatmulKernel::Tile64,
+    };
     if split_k(d) {
-        return record_split_k(g, &kernel, gemm);
+        return record_split_k(g, small, gemm);
     }
     let (bx, by) = (d.n.div_ceil(BIG_TILE), d.m.div_ceil(BIG_TILE));
     let choice = match g.matmul {
@@ -136,17 +144,20 @@ fn record(g: &GpuBackend, gemm: &Gemm) -> OpResult<()> {
         {
             MatmulKernel::Tile128
         }
-        MatmulKernel::Auto => MatmulKernel::Tile64,
+        MatmulKernel::Auto | MatmulKernel::Tile32 | MatmulKernel::Tile64 => small,
         forced => forced,
     };
-    let (kernel, gx, gy) = if choice == MatmulKernel::Tile64 {
-        (kernel, gx, gy)
-    } else {
-        let k = Kernel::new(&MATMUL, choice.entry())
-            .with("TRANS_A", d.trans_a as u32)
-            .with("TRANS_B", d.trans_b as u32);
-        (k, d.n.div_ceil(choice.tile()), d.m.div_ceil(choice.tile()))
-    };
+    let kernel = choice.kernel(d);
+    let (tm, tn) = choice.tile();
+    let (gx, gy) = (d.n.div_ceil(tn), d.m.div_ceil(tm));
+    if gx > max || gy > max {
+        return Err(OpError::Gpu(GpuError::Limit {
+            op: "matmul",
+            what: "workgroups per dimension",
+            needed: gx.max(gy) as u64,
+            limit: max as u64,
+        }));
+    }
     // Batches beyond the z limit go in several dispatches.
     let mut z0 = 0;
     while z0 < d.batch {
@@ -182,7 +193,7 @@ fn record(g: &GpuBackend, gemm: &Gemm) -> OpResult<()> {
 /// Partial products over slices of K (one workgroup row each), then
 /// `C = alpha · (1ᵀ · partials) + beta · C` with the same kernel (m = 1, K = the slices), which
 /// sums the slices in a fixed order (deterministic, no atomics).
-fn record_split_k(g: &GpuBackend, kernel: &Kernel, gemm: &Gemm) -> OpResult<()> {
+fn record_split_k(g: &GpuBackend, small: MatmulKernel, gemm: &Gemm) -> OpResult<()> {
     let Gemm {
         d,
         a,
@@ -197,7 +208,8 @@ fn record_split_k(g: &GpuBackend, kernel: &Kernel, gemm: &Gemm) -> OpResult<()> 
         "split-K products take their bias afterwards"
     );
     let splits = d.k.div_ceil(SPLIT_K);
-    let (gx, gy) = (d.n.div_ceil(TILE), d.m.div_ceil(TILE));
+    let (tm, tn) = small.tile();
+    let (gx, gy) = (d.n.div_ceil(tn), d.m.div_ceil(tm));
     let mn = d.m * d.n;
     let partials = g.empty(&[splits, mn], DType::F32, "matmul split-k partials")?;
     let p = Params {
@@ -213,7 +225,7 @@ fn record_split_k(g: &GpuBackend, kernel: &Kernel, gemm: &Gemm) -> OpResult<()> 
         has_bias: 0,
     };
     g.ctx.dispatch(
-        kernel,
+        &small.kernel(d),
         &p,
         &[
             ("a", raw(a)),
@@ -241,8 +253,9 @@ fn record_split_k(g: &GpuBackend, kernel: &Kernel, gemm: &Gemm) -> OpResult<()> 
         k_split: 0,
         has_bias: 0,
     };
+    // One row of C: the 32-row kernel (the 64-row one would run 63 rows of zeros).
     g.ctx.dispatch(
-        &Kernel::new(&MATMUL, "matmul")
+        &Kernel::new(&MATMUL, MatmulKernel::Tile32.entry())
             .with("TRANS_A", 0)
             .with("TRANS_B", 0),
         &p,
@@ -252,7 +265,7 @@ fn record_split_k(g: &GpuBackend, kernel: &Kernel, gemm: &Gemm) -> OpResult<()> 
             ("c", raw(c)),
             ("bias", raw(ones)),
         ],
-        [mn.div_ceil(TILE) as u32, 1, 1],
+        [mn.div_ceil(MatmulKernel::Tile32.tile().1) as u32, 1, 1],
     )?;
     Ok(())
 }
