@@ -132,7 +132,16 @@ fn matmul(@builtin(workgroup_id) wid: vec3<u32>,
 
 // `matmul32`: `matmul` for C of at most 32 rows (the catalogue products u·qᵀ and g·q of a batch
 // of 32 users), a 32x64 tile per workgroup, 2x4 outputs per invocation (rows lid.y + 16i):
-// `matmul`'s 64-row tile would spend half its FMAs on rows past C's end.
+// `matmul`'s 64-row tile would spend half its FMAs on rows past C's end. Its tiles' K rows are
+// padded by one float (33 and 65): where consecutive invocations stage consecutive K of one
+// row (A not transposed, as u; B transposed, as qᵀ), their stores then fall in different banks
+// instead of all in one (32 and 64 floats apart: a 16-way conflict, for a kernel with only 8
+// outputs per invocation to amortise its staging over).
+const PAD_A32: u32 = 33u;
+const PAD_B32: u32 = 65u;
+var<workgroup> tile_a32: array<f32, 528>;  // [BK][PAD_A32]
+var<workgroup> tile_b32: array<f32, 1040>; // [BK][PAD_B32]
+
 @compute @workgroup_size(16, 16)
 fn matmul32(@builtin(workgroup_id) wid: vec3<u32>,
             @builtin(local_invocation_id) lid: vec3<u32>,
@@ -147,19 +156,19 @@ fn matmul32(@builtin(workgroup_id) wid: vec3<u32>,
         // A's slice is 16 x 32 (two elements per invocation), B's 16 x 64 (four).
         for (var l = 0u; l < 2u; l++) {
             let x = a_elem(li + l * 256u, 32u, row0, k0, k_end, sl.a_off);
-            tile_a[x.k * 32u + x.i] = x.v;
+            tile_a32[x.k * PAD_A32 + x.i] = x.v;
         }
         for (var l = 0u; l < 4u; l++) {
             let y = b_elem(li + l * 256u, BN, col0, k0, k_end, sl.b_off);
-            tile_b[y.k * BN + y.i] = y.v;
+            tile_b32[y.k * PAD_B32 + y.i] = y.v;
         }
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk++) {
-            let ar = kk * 32u + lid.y;
-            let br = kk * BN + lid.x;
-            let bv = vec4<f32>(tile_b[br], tile_b[br + 16u], tile_b[br + 32u], tile_b[br + 48u]);
-            acc0 = fma(vec4<f32>(tile_a[ar]), bv, acc0);
-            acc1 = fma(vec4<f32>(tile_a[ar + 16u]), bv, acc1);
+            let ar = kk * PAD_A32 + lid.y;
+            let br = kk * PAD_B32 + lid.x;
+            let bv = vec4<f32>(tile_b32[br], tile_b32[br + 16u], tile_b32[br + 32u], tile_b32[br + 48u]);
+            acc0 = fma(vec4<f32>(tile_a32[ar]), bv, acc0);
+            acc1 = fma(vec4<f32>(tile_a32[ar + 16u]), bv, acc1);
         }
         workgroupBarrier();
     }
