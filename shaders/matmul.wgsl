@@ -377,26 +377,20 @@ fn matmul128p(@builtin(workgroup_id) wid: vec3<u32>,
               @builtin(local_invocation_id) lid: vec3<u32>,
               @builtin(local_invocation_index) li: u32) {
     let sl = slice_of(wid.z);
-    let k_begin = sl.k_begin;
     let k_end = sl.k_end;
-    let c_off = sl.c_off;
-    let a_off = sl.a_off;
-    let b_off = sl.b_off;
     let row0 = wid.y * BM2;
     let col0 = wid.x * BM2;
-
     var acc = Acc8x8();
-
-    var sa = stage_a(li, row0, k_begin, k_end, a_off);
-    var sb = stage_b(li, col0, k_begin, k_end, b_off);
-    for (var k0 = k_begin; k0 < k_end; k0 += BK) {
+    var sa = stage_a(li, row0, sl.k_begin, k_end, sl.a_off);
+    var sb = stage_b(li, col0, sl.k_begin, k_end, sl.b_off);
+    for (var k0 = sl.k_begin; k0 < k_end; k0 += BK) {
         put_staged(li, sa, sb);
         workgroupBarrier();
         // The next slice's loads go out before this slice's FMAs (uniform branch).
         let kn = k0 + BK;
         if (kn < k_end) {
-            sa = stage_a(li, row0, kn, k_end, a_off);
-            sb = stage_b(li, col0, kn, k_end, b_off);
+            sa = stage_a(li, row0, kn, k_end, sl.a_off);
+            sb = stage_b(li, col0, kn, k_end, sl.b_off);
         }
         for (var kk = 0u; kk < BK; kk++) {
             let a0 = tile_a3[kk * PAD + lid.y];
@@ -408,5 +402,5 @@ fn matmul128p(@builtin(workgroup_id) wid: vec3<u32>,
         workgroupBarrier();
     }
 
-    store8x8(c_off, row0, col0, lid.xy, acc);
+    store8x8(sl.c_off, row0, col0, lid.xy, acc);
 }

@@ -201,85 +201,78 @@ fn timestamp_timer_measures_kernels_when_supported() {
     assert!(ctx.timer_report().unwrap().is_none());
 }
 
-/// Large products run the 128 × 128 kernel, small and split-K ones the 64 × 64 kernel (which
-/// kernel ran, from the timer's per-kernel split; the results are checked in the op suite).
+/// Runs `f` on `g` under the timestamp timer and returns the passes per kernel that ran (named
+/// `shader::entry[overrides]`), or `None` (with a note) on an adapter without timestamps.
+fn kernel_passes(
+    g: &ainrnn::backend::gpu::GpuBackend,
+    f: impl FnOnce(),
+) -> Option<std::collections::BTreeMap<String, u64>> {
+    if !g.context().timer_start().unwrap() {
+        eprintln!("adapter has no timestamp queries; kernel choice not tested");
+        return None;
+    }
+    f();
+    g.sync().unwrap();
+    let r = g
+        .context()
+        .timer_report()
+        .unwrap()
+        .expect("timer was running");
+    Some(
+        r.kernels
+            .into_iter()
+            .map(|k| (k.kernel, k.passes))
+            .collect(),
+    )
+}
+
+/// Large products run the 128 × 128 kernel, small ones the 64 × 64 kernel (which kernel ran,
+/// from the timer's per-kernel split; the results are checked in the op suite).
 #[test]
 fn large_products_take_the_128_tile_kernel() {
     let Some(g) = common::fresh_gpu() else { return };
-    let ctx = g.context();
-    if !ctx.timer_start().unwrap() {
-        eprintln!("adapter has no timestamp queries; kernel choice not tested");
-        return;
-    }
     let big = g.upload_f32(&vec![0.25; 1030 * 40], &[1030, 40]).unwrap();
     let small = g.upload_f32(&vec![0.25; 200 * 40], &[200, 40]).unwrap();
-    let c = g.matmul(&big, &big, false, true).unwrap();
-    g.matmul(&small, &small, false, true).unwrap();
-    g.sync().unwrap();
-    let r = ctx.timer_report().unwrap().expect("timer was running");
-    let passes = |name: &str| {
-        r.kernels
-            .iter()
-            .find(|k| k.kernel == name)
-            .map_or(0, |k| k.passes)
+    let mut c = None;
+    let Some(ran) = kernel_passes(&g, || {
+        c = Some(g.matmul(&big, &big, false, true).unwrap());
+        g.matmul(&small, &small, false, true).unwrap();
+    }) else {
+        return;
     };
-    assert_eq!(
-        passes("matmul::matmul128[TRANS_A=0,TRANS_B=1]"),
-        1,
-        "{:?}",
-        r.kernels
-    );
-    assert_eq!(
-        passes("matmul::matmul[TRANS_A=0,TRANS_B=1]"),
-        1,
-        "{:?}",
-        r.kernels
-    );
-    assert_eq!(g.to_f32(&c).unwrap()[1030 * 1030 - 1], 2.5);
+    let want = [
+        ("matmul::matmul128[TRANS_A=0,TRANS_B=1]".to_string(), 1),
+        ("matmul::matmul[TRANS_A=0,TRANS_B=1]".to_string(), 1),
+    ];
+    assert_eq!(ran, want.into_iter().collect());
+    assert_eq!(g.to_f32(&c.unwrap()).unwrap()[1030 * 1030 - 1], 2.5);
 }
 
-/// Products of at most 32 rows (a batch's catalogue logits `u·qᵀ`, and `g·q` split over K with its sum) take
-/// the 32-row kernel; 33 rows the 64-row one.
+/// Products of at most 32 rows (a batch's catalogue logits `u·qᵀ`; `g·q`, split over K, and the
+/// sum of its partials) take the 32-row kernel; 33 rows the 64-row one.
 #[test]
 fn products_of_32_rows_take_the_32_row_kernel() {
     let Some(g) = common::fresh_gpu() else { return };
-    let ctx = g.context();
-    if !ctx.timer_start().unwrap() {
-        eprintln!("adapter has no timestamp queries; kernel choice not tested");
-        return;
-    }
     let u = g.upload_f32(&vec![0.5; 32 * 16], &[32, 16]).unwrap();
     let u33 = g.upload_f32(&vec![0.5; 33 * 16], &[33, 16]).unwrap();
     let q = g.upload_f32(&vec![0.5; 3000 * 16], &[3000, 16]).unwrap();
-    let z = g.matmul(&u, &q, false, true).unwrap(); // [32, 3000]
-    g.matmul(&z, &q, false, false).unwrap(); // [32, 16] over K = 3000: split-K
-    g.matmul(&u33, &q, false, true).unwrap();
-    g.sync().unwrap();
-    let r = ctx.timer_report().unwrap().expect("timer was running");
-    let passes = |name: &str| {
-        r.kernels
-            .iter()
-            .find(|k| k.kernel == name)
-            .map_or(0, |k| k.passes)
+    let mut z = None;
+    let Some(ran) = kernel_passes(&g, || {
+        let zz = g.matmul(&u, &q, false, true).unwrap(); // [32, 3000]
+        g.matmul(&zz, &q, false, false).unwrap(); // [32, 16] over K = 3000: split-K
+        g.matmul(&u33, &q, false, true).unwrap();
+        z = Some(zz);
+    }) else {
+        return;
     };
-    let names: Vec<&str> = r.kernels.iter().map(|k| k.kernel.as_str()).collect();
-    assert_eq!(
-        passes("matmul::matmul32[TRANS_A=0,TRANS_B=1]"),
-        1,
-        "{names:?}"
-    );
-    // Split-K: the partial products and their sum (one row: 1ᵀ · partials).
-    assert_eq!(
-        passes("matmul::matmul32[TRANS_A=0,TRANS_B=0]"),
-        2,
-        "{names:?}"
-    );
-    assert_eq!(
-        passes("matmul::matmul[TRANS_A=0,TRANS_B=1]"),
-        1,
-        "{names:?}"
-    );
-    assert_eq!(g.to_f32(&z).unwrap()[32 * 3000 - 1], 4.0);
+    let want = [
+        ("matmul::matmul32[TRANS_A=0,TRANS_B=1]".to_string(), 1),
+        // Split-K: the partial products and their sum (one row: 1ᵀ · partials).
+        ("matmul::matmul32[TRANS_A=0,TRANS_B=0]".to_string(), 2),
+        ("matmul::matmul[TRANS_A=0,TRANS_B=1]".to_string(), 1),
+    ];
+    assert_eq!(ran, want.into_iter().collect());
+    assert_eq!(g.to_f32(&z.unwrap()).unwrap()[32 * 3000 - 1], 4.0);
 }
 
 /// `with_matmul_kernel` runs every product on the kernel it names (split-K ones excepted), the
@@ -288,11 +281,6 @@ fn products_of_32_rows_take_the_32_row_kernel() {
 fn a_forced_matmul_kernel_runs_every_product() {
     use ainrnn::backend::gpu::MatmulKernel;
     let Some(g) = common::fresh_gpu() else { return };
-    if !g.context().timer_start().unwrap() {
-        eprintln!("adapter has no timestamp queries; kernel choice not tested");
-        return;
-    }
-    g.context().timer_report().unwrap(); // started per kernel below
     let big = g.upload_f32(&vec![0.25; 1030 * 40], &[1030, 40]).unwrap();
     let small = g.upload_f32(&vec![0.25; 200 * 40], &[200, 40]).unwrap();
     for (k, name) in [
@@ -303,24 +291,17 @@ fn a_forced_matmul_kernel_runs_every_product() {
     ] {
         assert_eq!(k.entry(), name);
         let gk = g.with_matmul_kernel(k);
-        g.context().timer_start().unwrap();
-        let c = gk.matmul(&big, &big, false, true).unwrap();
-        gk.matmul(&small, &small, true, false).unwrap();
-        gk.sync().unwrap();
-        let r = g
-            .context()
-            .timer_report()
-            .unwrap()
-            .expect("timer was running");
-        let names: Vec<&str> = r.kernels.iter().map(|k| k.kernel.as_str()).collect();
-        assert_eq!(names.len(), 2, "{k:?}: {names:?}");
-        for t in ["TRANS_A=0,TRANS_B=1", "TRANS_A=1,TRANS_B=0"] {
-            assert!(
-                names.contains(&format!("matmul::{name}[{t}]").as_str()),
-                "{k:?}: {names:?}"
-            );
-        }
-        assert_eq!(gk.to_f32(&c).unwrap()[1030 * 1030 - 1], 2.5);
+        let mut c = None;
+        let Some(ran) = kernel_passes(&g, || {
+            c = Some(gk.matmul(&big, &big, false, true).unwrap());
+            gk.matmul(&small, &small, true, false).unwrap();
+        }) else {
+            return;
+        };
+        let want = ["TRANS_A=0,TRANS_B=1", "TRANS_A=1,TRANS_B=0"]
+            .map(|t| (format!("matmul::{name}[{t}]"), 1));
+        assert_eq!(ran, want.into_iter().collect(), "{k:?}");
+        assert_eq!(gk.to_f32(&c.unwrap()).unwrap()[1030 * 1030 - 1], 2.5);
     }
 }
 

@@ -30,10 +30,12 @@ pub static MATMUL: Shader = crate::wgsl_shader!(
     overrides: ["TRANS_A", "TRANS_B"],
 );
 
-/// The kernels of `matmul.wgsl` a product can run on (split-K products always take `matmul`).
+/// The kernels of `matmul.wgsl` a product can run on. Split-K products (a small C over a long
+/// K) take `matmul32` or `matmul` whatever is forced, unless one of those two is.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum MatmulKernel {
-    /// `matmul128` for products with at least `BIG_MIN_TILES` of its tiles, `matmul` below.
+    /// `matmul32` for C of at most 32 rows, `matmul128` for products with at least
+    /// `BIG_MIN_TILES` of its tiles, `matmul` between.
     #[default]
     Auto,
     /// `matmul32`: 32 × 64 tiles, 2 × 4 outputs per invocation (`Auto`: C of at most 32 rows).
@@ -47,6 +49,7 @@ pub enum MatmulKernel {
 }
 
 impl MatmulKernel {
+    /// Every kernel (all but `Auto`), for `bench ops` and the tests to force one at a time.
     pub const FORCED: [MatmulKernel; 4] = [
         MatmulKernel::Tile32,
         MatmulKernel::Tile64,
