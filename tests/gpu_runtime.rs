@@ -305,25 +305,31 @@ fn a_forced_matmul_kernel_runs_every_product() {
     }
 }
 
-/// The catalogue tile the trainer picks: larger on a GPU (fewer dispatches per step), the CPU's
-/// own size there, and never a `[batch, tile]` block beyond one storage binding.
+/// The catalogue tile the trainer picks: the whole catalogue when its blocks fit (a binding on
+/// a GPU, the CPU's budget), else tiles larger on a GPU (fewer dispatches per step) than on the
+/// CPU, and never a `[batch, tile]` block beyond one storage binding.
 #[test]
-fn the_trainer_takes_larger_tiles_on_a_gpu_within_the_binding_limit() {
-    use ainrnn::train::run::{tile_for, CPU_TILE, GPU_TILE};
-    assert_eq!(
-        tile_for(&ainrnn::backend::cpu::CpuBackend::new(), 64, 64),
-        CPU_TILE
-    );
+fn the_trainer_takes_one_tile_when_it_fits_and_binding_sized_tiles_otherwise() {
+    use ainrnn::train::run::{tile_for, CPU_ONE_TILE_BYTES, CPU_TILE, GPU_TILE};
+    let cpu = ainrnn::backend::cpu::CpuBackend::new();
+    // The CPU: the whole catalogue while its largest block fits the budget, else CPU_TILE.
+    assert_eq!(tile_for(&cpu, 64, 64, 10_000), 10_000);
+    assert_eq!(tile_for(&cpu, 32, 128, 359_687), 359_687);
+    let over = (CPU_ONE_TILE_BYTES / (4 * 128)) as usize + 1;
+    assert_eq!(tile_for(&cpu, 32, 128, over), CPU_TILE);
     let Some(g) = common::fresh_gpu() else { return };
     let limit = g.max_binding_bytes();
     for batch in [1usize, 64, 256, 4096] {
-        let t = tile_for(&g, batch, 64);
+        let per_song = 4 * batch.max(64) as u64;
+        // A catalogue that fits one binding is one tile.
+        let fits = (limit / per_song).min(5_000) as usize;
+        assert_eq!(tile_for(&g, batch, 64, fits), fits, "{batch}");
+        // One that does not: tiles within the binding, GPU_TILE when that fits.
+        let songs = (limit / per_song) as usize + 1;
+        let t = tile_for(&g, batch, 64, songs);
         assert!((1024..=GPU_TILE).contains(&t), "{batch}: {t}");
-        assert!(
-            t == 1024 || (4 * batch.max(64) * t) as u64 <= limit,
-            "{batch}: {t}"
-        );
-        if (4 * batch.max(64) * GPU_TILE) as u64 <= limit {
+        assert!(t == 1024 || t as u64 * per_song <= limit, "{batch}: {t}");
+        if GPU_TILE as u64 * per_song <= limit {
             assert_eq!(t, GPU_TILE, "{batch}");
         }
     }

@@ -169,7 +169,7 @@ fn model_config<B: ModelOps>(b: &B, o: &TrainBenchOptions, kind: ModelKind) -> M
     cfg.max_history = o.history.max(1);
     cfg.tile = o
         .tile
-        .unwrap_or_else(|| tile_for(b, o.batch, cfg.emb))
+        .unwrap_or_else(|| tile_for(b, o.batch, cfg.emb, o.songs))
         .max(1);
     cfg.dropout = o.dropout;
     cfg.seed = o.seed;
