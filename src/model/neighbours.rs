@@ -156,115 +156,147 @@ pub fn fit_with(
     keep: usize,
     sim: Similarity,
 ) -> NeighbourLists {
-    fit_rows(songs, histories, users, keep, sim, None)
+    CoListens::new(songs, histories, users).fit(keep, sim)
 }
 
-/// [`fit_with`] for the songs `wanted` marks only (the others' lists stay empty) and without
-/// the final scaling: the lists item-kNN reads to rank histories made of those songs, the same
-/// ranking (the scale is one factor for all), at a fraction of the cost. Choosing the
-/// similarity on validation users needs only their history songs' lists.
-pub fn fit_rows(
+/// The co-listening index of a set of users, built once for any number of fits (the
+/// similarity choice fits 20 candidates and its winner over the same users).
+pub struct CoListens {
     songs: usize,
-    histories: &[(Vec<u32>, Vec<f32>)],
-    users: &[u32],
-    keep: usize,
-    sim: Similarity,
-    wanted: Option<&[bool]>,
-) -> NeighbourLists {
-    let rows = user_rows(histories, users);
-    // Each user's co-listen weight, 1/|u|^power (1 for cosine).
-    let user_weight: Vec<f32> = rows
-        .iter()
-        .map(|r| {
-            if sim.power == 0.0 {
-                1.0
-            } else {
-                (r.len().max(1) as f32).powf(-sim.power)
+    /// Each user's distinct songs.
+    rows: Vec<Vec<u32>>,
+    /// Users per song.
+    count: Vec<u32>,
+    /// Songs → users who played them, to build co-occurrences one song at a time (memory
+    /// stays at one dense row per thread, not songs²).
+    by_song: Vec<Vec<u32>>,
+}
+
+impl CoListens {
+    pub fn new(songs: usize, histories: &[(Vec<u32>, Vec<f32>)], users: &[u32]) -> Self {
+        let rows = user_rows(histories, users);
+        let mut count = vec![0u32; songs];
+        let mut by_song: Vec<Vec<u32>> = vec![Vec::new(); songs];
+        for (u, r) in rows.iter().enumerate() {
+            for &s in r {
+                count[s as usize] += 1;
+                by_song[s as usize].push(u as u32);
             }
-        })
-        .collect();
-    let mut count = vec![0u32; songs];
-    // Songs → users who played them, to build co-occurrences one song at a time (memory
-    // stays at one dense row per thread, not songs²).
-    let mut by_song: Vec<Vec<u32>> = vec![Vec::new(); songs];
-    for (u, r) in rows.iter().enumerate() {
-        for &s in r {
-            count[s as usize] += 1;
-            by_song[s as usize].push(u as u32);
+        }
+        CoListens {
+            songs,
+            rows,
+            count,
+            by_song,
         }
     }
-    // n^alpha and n^(1 − alpha) per song, computed once (not once per pair).
-    let (pow_i, pow_j): (Vec<f32>, Vec<f32>) = if sim == Similarity::COSINE {
-        (Vec::new(), Vec::new())
-    } else {
-        count
+
+    /// Each song's `keep` most similar songs by `sim` (ties: lower id first), as [`fit_with`].
+    pub fn fit(&self, keep: usize, sim: Similarity) -> NeighbourLists {
+        self.fit_rows(keep, sim, None)
+    }
+
+    /// [`CoListens::fit`] for the songs `wanted` marks only (the others' lists stay empty) and
+    /// without the final scaling: the lists item-kNN reads to rank histories made of those
+    /// songs, the same ranking (the scale is one factor for all), at a fraction of the cost.
+    /// Choosing the similarity on validation users needs only their history songs' lists.
+    pub fn fit_rows(
+        &self,
+        keep: usize,
+        sim: Similarity,
+        wanted: Option<&[bool]>,
+    ) -> NeighbourLists {
+        let CoListens {
+            songs,
+            rows,
+            count,
+            by_song,
+        } = self;
+        let songs = *songs;
+        // Each user's co-listen weight, 1/|u|^power (1 for cosine).
+        let user_weight: Vec<f32> = rows
             .iter()
-            .map(|&n| ((n as f32).powf(sim.alpha), (n as f32).powf(1.0 - sim.alpha)))
-            .unzip()
-    };
-    let mut lists: NeighbourLists = (0..songs)
-        .into_par_iter()
-        .map_init(
-            // Per thread: a dense row of weighted co-listens and the songs it touched (every
-            // weight is > 0, so 0 means untouched).
-            || (vec![0.0f32; songs], Vec::<u32>::new()),
-            |(co, touched), i| {
-                if wanted.is_some_and(|w| !w[i]) {
-                    return Vec::new();
+            .map(|r| {
+                if sim.power == 0.0 {
+                    1.0
+                } else {
+                    (r.len().max(1) as f32).powf(-sim.power)
                 }
-                // Weighted co-listens (exact integer counts when every weight is 1), summed
-                // in the same order for every song.
-                for &u in &by_song[i] {
-                    let w = user_weight[u as usize];
-                    for &j in &rows[u as usize] {
-                        if j as usize != i {
-                            if co[j as usize] == 0.0 {
-                                touched.push(j);
+            })
+            .collect();
+        // n^alpha and n^(1 − alpha) per song, computed once (not once per pair).
+        let (pow_i, pow_j): (Vec<f32>, Vec<f32>) = if sim == Similarity::COSINE {
+            (Vec::new(), Vec::new())
+        } else {
+            count
+                .iter()
+                .map(|&n| ((n as f32).powf(sim.alpha), (n as f32).powf(1.0 - sim.alpha)))
+                .unzip()
+        };
+        let mut lists: NeighbourLists = (0..songs)
+            .into_par_iter()
+            .map_init(
+                // Per thread: a dense row of weighted co-listens and the songs it touched (every
+                // weight is > 0, so 0 means untouched).
+                || (vec![0.0f32; songs], Vec::<u32>::new()),
+                |(co, touched), i| {
+                    if wanted.is_some_and(|w| !w[i]) {
+                        return Vec::new();
+                    }
+                    // Weighted co-listens (exact integer counts when every weight is 1), summed
+                    // in the same order for every song.
+                    for &u in &by_song[i] {
+                        let w = user_weight[u as usize];
+                        for &j in &rows[u as usize] {
+                            if j as usize != i {
+                                if co[j as usize] == 0.0 {
+                                    touched.push(j);
+                                }
+                                co[j as usize] += w;
                             }
-                            co[j as usize] += w;
                         }
                     }
-                }
-                let ni = count[i] as f32;
-                let mut sims: Vec<(u32, f32)> = touched
-                    .drain(..)
-                    .map(|j| {
-                        let c = std::mem::take(&mut co[j as usize]);
-                        let denominator = if sim == Similarity::COSINE {
-                            (ni * count[j as usize] as f32).sqrt()
-                        } else {
-                            pow_i[i] * pow_j[j as usize] + sim.shrink
-                        };
-                        (j, c / denominator)
-                    })
-                    .collect();
-                let order =
-                    |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-                if sims.len() > keep && keep > 0 {
-                    sims.select_nth_unstable_by(keep - 1, order);
-                }
-                sims.truncate(keep);
-                sims.sort_by(order);
-                sims
-            },
-        )
-        .collect();
-    if sim != Similarity::COSINE && wanted.is_none() {
-        // One scale for every similarity (the largest is 1, as cosine's at most is), so the
-        // term's weight γ means the same whichever was chosen; kNN's ranking is unchanged.
-        let max = lists
-            .iter()
-            .filter_map(|l| l.first().map(|x| x.1))
-            .fold(0.0f32, f32::max);
-        if max > 0.0 {
-            for l in &mut lists {
-                for x in l.iter_mut() {
-                    x.1 /= max;
+                    let ni = count[i] as f32;
+                    let mut sims: Vec<(u32, f32)> = touched
+                        .drain(..)
+                        .map(|j| {
+                            let c = std::mem::take(&mut co[j as usize]);
+                            let denominator = if sim == Similarity::COSINE {
+                                (ni * count[j as usize] as f32).sqrt()
+                            } else {
+                                pow_i[i] * pow_j[j as usize] + sim.shrink
+                            };
+                            (j, c / denominator)
+                        })
+                        .collect();
+                    let order =
+                        |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+                    if sims.len() > keep && keep > 0 {
+                        sims.select_nth_unstable_by(keep - 1, order);
+                    }
+                    sims.truncate(keep);
+                    sims.sort_by(order);
+                    sims
+                },
+            )
+            .collect();
+        if sim != Similarity::COSINE && wanted.is_none() {
+            // One scale for every similarity (the largest is 1, as cosine's at most is), so the
+            // term's weight γ means the same whichever was chosen; kNN's ranking is unchanged.
+            let max = lists
+                .iter()
+                .filter_map(|l| l.first().map(|x| x.1))
+                .fold(0.0f32, f32::max);
+            if max > 0.0 {
+                for l in &mut lists {
+                    for x in l.iter_mut() {
+                        x.1 /= max;
+                    }
                 }
             }
         }
+        lists
     }
-    lists
 }
 
 #[cfg(test)]
@@ -296,7 +328,7 @@ mod tests {
         for keep in [1, 2, 10] {
             let all = fit_with(4, &h, &u, keep, sim);
             let wanted = [false, true, false, true];
-            let some = fit_rows(4, &h, &u, keep, sim, Some(&wanted));
+            let some = CoListens::new(4, &h, &u).fit_rows(keep, sim, Some(&wanted));
             let scale = some[1][0].1 / all[1][0].1;
             assert!(scale > 0.0 && scale.is_finite(), "{scale}");
             for (i, w) in wanted.iter().enumerate() {

@@ -14,7 +14,7 @@ use super::metrics::{evaluate, top_k, Catalogue};
 use super::{truths, Corpus};
 use crate::model::batch::Example;
 use crate::model::neighbours::{
-    fit_rows, fit_with, knn_scores, similarity_grid, NeighbourLists, Similarity,
+    knn_scores, similarity_grid, CoListens, NeighbourLists, Similarity,
 };
 
 /// What the choice tried and kept.
@@ -57,7 +57,8 @@ pub fn choose_similarity(
     k: usize,
     cat: &Catalogue,
 ) -> (SimilarityChoice, NeighbourLists) {
-    let fit = |sim| fit_with(corpus.songs, &corpus.histories, train_users, keep, sim);
+    // One co-listening index for every candidate's fit and the winner's.
+    let co = CoListens::new(corpus.songs, &corpus.histories, train_users);
     if validation.is_empty() {
         let choice = SimilarityChoice {
             chosen: Similarity::COSINE,
@@ -65,7 +66,7 @@ pub fn choose_similarity(
             ndcg_cosine: 0.0,
             tried: 1,
         };
-        return (choice, fit(Similarity::COSINE));
+        return (choice, co.fit(keep, Similarity::COSINE));
     }
     let t = truths(corpus, validation);
     let ndcg = |lists: &NeighbourLists| {
@@ -80,16 +81,7 @@ pub fn choose_similarity(
             wanted[s as usize] = true;
         }
     }
-    let rows = |sim| {
-        fit_rows(
-            corpus.songs,
-            &corpus.histories,
-            train_users,
-            keep,
-            sim,
-            Some(&wanted),
-        )
-    };
+    let rows = |sim| co.fit_rows(keep, sim, Some(&wanted));
     let ndcg_cosine = ndcg(&rows(Similarity::COSINE));
     let mut best = (ndcg_cosine, Similarity::COSINE);
     let grid = similarity_grid();
@@ -105,7 +97,7 @@ pub fn choose_similarity(
         ndcg_cosine,
         tried: grid.len(),
     };
-    (choice, fit(best.1))
+    (choice, co.fit(keep, best.1))
 }
 
 #[cfg(test)]
@@ -114,6 +106,7 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     use super::*;
+    use crate::model::neighbours::fit_with;
 
     /// Users with a taste for one of 4 song groups and a bias towards a few popular songs:
     /// the shape where cosine and its asymmetric variants rank differently.

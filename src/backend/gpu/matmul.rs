@@ -76,10 +76,10 @@ impl MatmulKernel {
         }
     }
 
-    fn kernel(self, d: &MatmulDims) -> Kernel {
+    fn kernel(self, trans_a: bool, trans_b: bool) -> Kernel {
         Kernel::new(&MATMUL, self.entry())
-            .with("TRANS_A", d.trans_a as u32)
-            .with("TRANS_B", d.trans_b as u32)
+            .with("TRANS_A", trans_a as u32)
+            .with("TRANS_B", trans_b as u32)
     }
 }
 
@@ -150,7 +150,7 @@ fn record(g: &GpuBackend, gemm: &Gemm) -> OpResult<()> {
         MatmulKernel::Auto | MatmulKernel::Tile32 | MatmulKernel::Tile64 => small,
         forced => forced,
     };
-    let kernel = choice.kernel(d);
+    let kernel = choice.kernel(d.trans_a, d.trans_b);
     let (tm, tn) = choice.tile();
     let (gx, gy) = (d.n.div_ceil(tn), d.m.div_ceil(tm));
     if gx > max || gy > max {
@@ -228,7 +228,7 @@ fn record_split_k(g: &GpuBackend, small: MatmulKernel, gemm: &Gemm) -> OpResult<
         has_bias: 0,
     };
     g.ctx.dispatch(
-        &small.kernel(d),
+        &small.kernel(d.trans_a, d.trans_b),
         &p,
         &[
             ("a", raw(a)),
@@ -258,9 +258,7 @@ fn record_split_k(g: &GpuBackend, small: MatmulKernel, gemm: &Gemm) -> OpResult<
     };
     // One row of C: the 32-row kernel (the 64-row one would run 63 rows of zeros).
     g.ctx.dispatch(
-        &Kernel::new(&MATMUL, MatmulKernel::Tile32.entry())
-            .with("TRANS_A", 0)
-            .with("TRANS_B", 0),
+        &MatmulKernel::Tile32.kernel(false, false),
         &p,
         &[
             ("a", raw(ones)),
