@@ -1,10 +1,11 @@
 // The item-neighbourhood term of a catalogue tile, from lists kept on the device
 // (ModelOps::neighbour_axpy and neighbour_row_dot; the CPU twin is in src/backend/cpu/model.rs).
 // A batch row's history songs and every song's neighbour list are CSR blocks uploaded once; per
-// tile the kernels add, for each history song h of row r and each neighbour (s, w) of h with s
-// in the tile lo .. lo + cols:
-//   axpy:     x[r, s - lo] += gamma · w
-//   row_dot:  dots[r] = Σ g[r, s - lo] · w          (the gradient of gamma, per row)
+// tile the kernels add, for each history entry (h, v) of row r (v = 1 when the block has no
+// values: p.weighted = 0) and each neighbour (s, w) of h with s in the tile lo .. lo + cols:
+//   axpy:      x[r, s - lo] += gamma · v · w
+//   row_dot:   dots[r] = Σ g[r, s - lo] · v · w      (the gradient of gamma, per row)
+//   entry_dot: dots[e] = Σ g[r, s - lo] · w          (per history entry e: the gradient of v)
 //
 // No float atomics (WGSL has none), and no CAS loop: one workgroup per batch row walks the row's
 // history songs in order, and for each song its WG invocations split that song's neighbour list.
@@ -12,13 +13,14 @@
 // no two invocations add into the same element; a storage barrier between songs orders the
 // adds. Each element thus sees the same additions in the same order as on the CPU, whatever
 // the GPU. `row_dot` sums per invocation, then a tree in workgroup memory adds the WG partial
-// sums in a fixed order: deterministic too.
+// sums in a fixed order: deterministic too. `entry_dot` does the same per entry of the row, one
+// entry after the other (a history holds at most a few hundred songs).
 
 struct Params {
     rows: u32,   // batch rows (workgroups)
     cols: u32,   // tile width
     lo: u32,     // first song of the tile
-    _pad: u32,
+    weighted: u32, // 1: hist_w holds one value per history entry; 0: every value is 1
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -31,8 +33,23 @@ struct Params {
 @group(0) @binding(7) var<storage, read_write> x: array<f32>;
 @group(0) @binding(8) var<storage, read> g: array<f32>;
 @group(0) @binding(9) var<storage, read_write> dots: array<f32>;
+@group(0) @binding(10) var<storage, read> hist_w: array<f32>;
 
 var<workgroup> partial: array<f32, WG>;
+
+fn entry_weight(i: u32) -> f32 {
+    if (p.weighted != 0u) { return hist_w[i]; }
+    return 1.0;
+}
+
+// partial[0] = Σ partial[0 .. WG], in a fixed order (every invocation must call it).
+fn reduce_partial(lid: u32) {
+    workgroupBarrier();
+    for (var k = WG / 2u; k > 0u; k = k / 2u) {
+        if (lid < k) { partial[lid] += partial[lid + k]; }
+        workgroupBarrier();
+    }
+}
 
 @compute @workgroup_size(WG)
 fn axpy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -43,10 +60,11 @@ fn axpy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let base = r * p.cols;
     for (var i = hist_ptr[r]; i < hist_ptr[r + 1u]; i++) {
         let h = hist[i];
+        let sv = scale * entry_weight(i);
         for (var j = nbr_ptr[h] + lid; j < nbr_ptr[h + 1u]; j += WG) {
             let s = nbr_cols[j];
             if (s >= p.lo && s - p.lo < p.cols) {
-                x[base + s - p.lo] += scale * nbr_vals[j];
+                x[base + s - p.lo] += sv * nbr_vals[j];
             }
         }
         storageBarrier();
@@ -62,18 +80,38 @@ fn row_dot(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     var acc = 0.0;
     for (var i = hist_ptr[r]; i < hist_ptr[r + 1u]; i++) {
         let h = hist[i];
+        let v = entry_weight(i);
+        for (var j = nbr_ptr[h] + lid; j < nbr_ptr[h + 1u]; j += WG) {
+            let s = nbr_cols[j];
+            if (s >= p.lo && s - p.lo < p.cols) {
+                acc += g[base + s - p.lo] * (v * nbr_vals[j]);
+            }
+        }
+    }
+    partial[lid] = acc;
+    reduce_partial(lid);
+    if (lid == 0u) { dots[r] = partial[0]; }
+}
+
+@compute @workgroup_size(WG)
+fn entry_dot(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32) {
+    // Uniform control flow for the barriers: every invocation of a workgroup shares `r`.
+    let r = wid.x + wid.y * nwg.x;
+    if (r >= p.rows) { return; }
+    let base = r * p.cols;
+    for (var i = hist_ptr[r]; i < hist_ptr[r + 1u]; i++) {
+        let h = hist[i];
+        var acc = 0.0;
         for (var j = nbr_ptr[h] + lid; j < nbr_ptr[h + 1u]; j += WG) {
             let s = nbr_cols[j];
             if (s >= p.lo && s - p.lo < p.cols) {
                 acc += g[base + s - p.lo] * nbr_vals[j];
             }
         }
-    }
-    partial[lid] = acc;
-    workgroupBarrier();
-    for (var k = WG / 2u; k > 0u; k = k / 2u) {
-        if (lid < k) { partial[lid] += partial[lid + k]; }
+        partial[lid] = acc;
+        reduce_partial(lid);
+        if (lid == 0u) { dots[i] = partial[0]; }
         workgroupBarrier();
     }
-    if (lid == 0u) { dots[r] = partial[0]; }
 }

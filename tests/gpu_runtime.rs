@@ -355,6 +355,7 @@ fn training_step_with_neighbours_uploads_only_the_batch() {
     cfg.layers = 5;
     cfg.max_history = history;
     cfg.tile = 8_192; // three tiles
+    cfg.song_weights = true; // the trainer's default
     assert_eq!(cfg.neighbours, DEFAULT_NEIGHBOURS);
     let synth = SyntheticHistories::new(songs, 3);
     let users = synth.examples(0, 2_000, history, targets);
@@ -378,7 +379,7 @@ fn training_step_with_neighbours_uploads_only_the_batch() {
         let b = upload(&g, &model.cfg, None, ex).unwrap();
         assert!(model
             .scorer
-            .neighbour_blocks(&g, &b.history)
+            .neighbour_blocks(&g, &model.params, &b.history)
             .unwrap()
             .applies());
         model.train_step(&g, &b, &mut rng, &optim).unwrap()

@@ -34,6 +34,7 @@ fn config(kind: ModelKind) -> ModelConfig {
     c.n_genre = 4;
     c.tile = 7; // several catalogue tiles, the last one short
     c.seed = 5;
+    c.song_weights = true;
     c
 }
 
@@ -127,9 +128,18 @@ fn fd_check<B: ModelOps>(b: &B, cfg: ModelConfig) {
     let kind = cfg.kind;
     let feats = features();
     let mut model = new_model(b, cfg, &feats);
+    // Per-song weights away from their initial 1, so that each history song's weight matters.
+    if let Some(w) = model.scorer.song_weights {
+        let mut r = rng(11);
+        let v: Vec<f32> = (0..SONGS).map(|_| r.random_range(-0.5..0.5)).collect();
+        model.params.set(b, w, &v).unwrap();
+    }
     let batch = upload(b, &model.cfg, Some(&portraits()), &examples()).unwrap();
     let (u, cache) = model.forward(b, &batch, None).unwrap();
-    let nb = model.scorer.neighbour_blocks(b, &batch.history).unwrap();
+    let nb = model
+        .scorer
+        .neighbour_blocks(b, &model.params, &batch.history)
+        .unwrap();
     assert!(nb.applies(), "the batch has neighbour scores");
     let (_, du) = model
         .scorer
@@ -150,9 +160,16 @@ fn fd_check<B: ModelOps>(b: &B, cfg: ModelConfig) {
         let Some(g) = grad else {
             panic!("{kind:?}: parameter {name} got no gradient");
         };
-        let picks: Vec<usize> = (0..4.min(values.len()))
+        let mut picks: Vec<usize> = (0..4.min(values.len()))
             .map(|_| r.random_range(0..values.len()))
             .collect();
+        // The per-song weights: the history songs' (the others have no gradient).
+        if name == "songs.neighbour_logw" {
+            picks = examples()
+                .iter()
+                .flat_map(|e| e.songs.iter().map(|&s| s as usize))
+                .collect();
+        }
         for &j in &picks {
             let mut v = values.clone();
             v[j] = values[j] + h;
@@ -248,6 +265,13 @@ fn variants() -> Vec<(&'static str, ModelConfig)> {
             variant(ModelKind::Resindrnn, Residual, Mean),
         ),
         ("dense last", variant(ModelKind::Ainrnn, Dense, Last)),
+        (
+            "ainrnn without per-song weights",
+            ModelConfig {
+                song_weights: false,
+                ..config(ModelKind::Ainrnn)
+            },
+        ),
         (
             "ainrnn without portrait",
             ModelConfig {
@@ -601,7 +625,10 @@ fn ensemble_ranking<B: ModelOps>(b: &B) -> Vec<Vec<u32>> {
         let mut sum = [0.0f32; SONGS];
         for m in &members {
             let (u, _) = m.forward(b, &one, None).unwrap();
-            let nb = m.scorer.neighbour_blocks(b, &one.history).unwrap();
+            let nb = m
+                .scorer
+                .neighbour_blocks(b, &m.params, &one.history)
+                .unwrap();
             for (acc, x) in sum
                 .iter_mut()
                 .zip(m.scorer.scores(b, &m.params, &u, &nb).unwrap())

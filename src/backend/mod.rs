@@ -250,6 +250,19 @@ impl<S> Csr<S> {
     pub fn sorted(&self) -> bool {
         self.sorted
     }
+    /// The same block with `vals` (`[nnz]` f32, e.g. computed on the device) as its values;
+    /// the caller keeps them finite.
+    pub fn with_vals(mut self, vals: Tensor<S>) -> OpResult<Self> {
+        vals.expect_dtype("csr values", DType::F32)?;
+        if vals.len() != self.nnz() {
+            return Err(OpError::Shape {
+                op: "csr values",
+                detail: format!("{} values for {} entries", vals.len(), self.nnz()),
+            });
+        }
+        self.vals = Some(vals);
+        Ok(self)
+    }
 }
 
 /// The largest `k` the top-k kernels support (private arrays in the shader).

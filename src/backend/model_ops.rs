@@ -241,6 +241,15 @@ pub trait ModelOps: Backend {
         gamma: &BTensor<Self>,
     ) -> OpResult<()>;
 
+    /// Kernel of [`ModelOps::neighbour_entry_dot`].
+    fn neighbour_entry_dot_kernel(
+        &self,
+        g: &BTensor<Self>,
+        lo: usize,
+        history: &Csr<Self::Storage>,
+        neighbours: &Csr<Self::Storage>,
+    ) -> OpResult<BTensor<Self>>;
+
     /// Kernel of [`ModelOps::neighbour_row_dot`].
     fn neighbour_row_dot_kernel(
         &self,
@@ -510,9 +519,10 @@ pub trait ModelOps: Backend {
     }
 
     /// The item-neighbourhood term of a catalogue tile, built on the device from lists uploaded
-    /// once: `x[r, c] += gamma[0] · w` for every history song `h` of row `r` (the entries of
-    /// `history`'s row `r`, in order) and every neighbour `(lo + c, w)` of `h` inside the tile
-    /// (`neighbours`' row `h`). `x` is `[rows, cols]`, the songs `lo .. lo + cols`.
+    /// once: `x[r, c] += gamma[0] · v · w` for every history song `h` of row `r` (the entries
+    /// `(h, v)` of `history`'s row `r`, in order; `v` = 1 when the block has no values) and
+    /// every neighbour `(lo + c, w)` of `h` inside the tile (`neighbours`' row `h`). `x` is
+    /// `[rows, cols]`, the songs `lo .. lo + cols`.
     fn neighbour_axpy(
         &self,
         x: &mut BTensor<Self>,
@@ -525,8 +535,8 @@ pub trait ModelOps: Backend {
         self.neighbour_axpy_kernel(x, lo, history, neighbours, gamma)
     }
 
-    /// The gradient of [`ModelOps::neighbour_axpy`]'s scalar, per row: `out[r] = Σ g[r, c] · w`
-    /// over the same (history song, neighbour in the tile) pairs. `[rows]`.
+    /// The gradient of [`ModelOps::neighbour_axpy`]'s scalar, per row: `out[r] = Σ g[r, c] · v · w`
+    /// over the same (history entry, neighbour in the tile) pairs. `[rows]`.
     fn neighbour_row_dot(
         &self,
         g: &BTensor<Self>,
@@ -536,6 +546,20 @@ pub trait ModelOps: Backend {
     ) -> OpResult<BTensor<Self>> {
         check::neighbour_tile("neighbour_row_dot", g, lo, history, neighbours)?;
         self.neighbour_row_dot_kernel(g, lo, history, neighbours)
+    }
+
+    /// Per history entry `e` (song `h` of row `r`): `out[e] = Σ g[r, c] · w` over the neighbours
+    /// `(lo + c, w)` of `h` inside the tile, the history's own values left out: with `gamma`,
+    /// the gradient of [`ModelOps::neighbour_axpy`] with respect to the entry's value. `[nnz]`.
+    fn neighbour_entry_dot(
+        &self,
+        g: &BTensor<Self>,
+        lo: usize,
+        history: &Csr<Self::Storage>,
+        neighbours: &Csr<Self::Storage>,
+    ) -> OpResult<BTensor<Self>> {
+        check::neighbour_tile("neighbour_entry_dot", g, lo, history, neighbours)?;
+        self.neighbour_entry_dot_kernel(g, lo, history, neighbours)
     }
 
     /// The `k` largest entries of every row, in descending order, ties broken by the lower

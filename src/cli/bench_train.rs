@@ -66,6 +66,9 @@ pub struct BenchTrainArgs {
     /// the PyTorch-comparable step).
     #[arg(long, default_value_t = ainrnn::model::DEFAULT_NEIGHBOURS, value_parser = parse::int_at_least(0usize))]
     pub neighbours: usize,
+    /// The neighbourhood term without the learned per-song weights (default: with, as `train`).
+    #[arg(long)]
+    pub no_song_weights: bool,
     /// Layer stacking of the IndRNN models: dense, residual or plain (default: the trainer's for
     /// each model, residual for ainrnn and plain for indrnn; lstm is always plain).
     #[arg(long)]
@@ -102,6 +105,7 @@ impl BenchTrainArgs {
             dropout: a.dropout,
             seed: a.seed,
             neighbours: a.neighbours,
+            song_weights: !a.no_song_weights,
             connection: a.connection,
         }
     }
@@ -188,8 +192,22 @@ mod tests {
         );
         let t = ainrnn::train::run::TrainOptions::new("d".into(), ModelKind::Ainrnn, "o".into());
         assert_eq!(
-            (lib.batch, lib.hidden, lib.emb, lib.dropout, lib.neighbours),
-            (t.batch, t.hidden, t.emb, t.dropout, t.neighbours)
+            (
+                lib.batch,
+                lib.hidden,
+                lib.emb,
+                lib.dropout,
+                lib.neighbours,
+                lib.song_weights
+            ),
+            (
+                t.batch,
+                t.hidden,
+                t.emb,
+                t.dropout,
+                t.neighbours,
+                t.song_weights
+            )
         );
     }
 }

@@ -77,6 +77,10 @@ pub struct TrainingFlags {
     /// Leave the user portrait (age, language, genre) out of the user vector.
     #[arg(long)]
     pub no_portrait: bool,
+    /// Neighbourhood term without the learned per-song weights of the history songs (every
+    /// history song's list counts the same, as in item-kNN).
+    #[arg(long)]
+    pub no_song_weights: bool,
     /// Models per run, ranking by their summed scores: auto = 3 when a fold has fewer than
     /// 5,000 training users (where it gained), else 1; or a number in 1..=16. Member m trains
     /// with seed + m (its own validation users, weights and batches) into `<out>.member<m>`.
@@ -112,6 +116,7 @@ impl TrainingFlags {
         opts.connection = self.connection;
         opts.pooling = self.pooling;
         opts.portrait = !self.no_portrait;
+        opts.song_weights = !self.no_song_weights;
         opts.similarity = self.similarity.0;
         opts.ensemble = self.ensemble.0;
         if self.paper {
@@ -140,6 +145,9 @@ impl TrainingFlags {
             }
             if default("--neighbours") {
                 opts.neighbours = p.neighbours;
+            }
+            if default("--no-song-weights") {
+                opts.song_weights = p.song_weights;
             }
             if default("--ensemble") {
                 opts.ensemble = p.ensemble;
@@ -360,10 +368,13 @@ pub fn run_train(
     }
     if let Some(w) = &summary.neighbour_weight {
         eprintln!(
-            "neighbourhood weight γ {:.3} as trained (validation NDCG@10 {:.4}) → {} chosen on the validation users (NDCG@10 {:.4}), kept in {} with lists of {} users",
+            "neighbourhood weight γ {:.3} as trained (validation NDCG@10 {:.4}) → {}{} chosen on the validation users (NDCG@10 {:.4}), kept in {} with lists of {} users",
             w.trained,
             w.ndcg_trained,
             w.chosen,
+            w.song_weight_shrink
+                .map(|s| format!(", per-song log-weights × {s}"))
+                .unwrap_or_default(),
             w.ndcg_chosen,
             summary.checkpoint.display(),
             w.list_users

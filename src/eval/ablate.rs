@@ -46,6 +46,7 @@ pub enum Change {
     Pooling(PoolingKind),
     NoPortrait,
     Layers(usize),
+    NoSongWeights,
     NoNeighbours,
     Features(FeatureSet),
 }
@@ -67,6 +68,7 @@ impl Change {
             Change::Pooling(PoolingKind::Mean),
             Change::NoPortrait,
             Change::Layers(2),
+            Change::NoSongWeights,
             Change::NoNeighbours,
             Change::Features(FeatureSet::None),
             Change::Features(FeatureSet::Msd),
@@ -83,6 +85,7 @@ impl Change {
             Change::Pooling(p) => p.name().into(),
             Change::NoPortrait => "no-portrait".into(),
             Change::Layers(n) => format!("layers-{n}"),
+            Change::NoSongWeights => "no-song-weights".into(),
             Change::NoNeighbours => "no-neighbours".into(),
             Change::Features(f) => format!("features-{}", f.name()),
         }
@@ -100,6 +103,7 @@ impl Change {
             Change::Pooling(p) => format!("pooling {}", p.name()),
             Change::NoPortrait => "no portrait".into(),
             Change::Layers(n) => format!("{n} layers"),
+            Change::NoSongWeights => "term without per-song weights".into(),
             Change::NoNeighbours => "no neighbourhood term".into(),
             Change::Features(f) => format!("features {}", f.name()),
         }
@@ -114,6 +118,7 @@ impl Change {
             Change::Pooling(p) => o.pooling = Some(p),
             Change::NoPortrait => o.portrait = false,
             Change::Layers(n) => o.layers = Some(n),
+            Change::NoSongWeights => o.song_weights = false,
             Change::NoNeighbours => o.neighbours = 0,
             Change::Features(f) => o.features = f,
         }
@@ -244,6 +249,9 @@ fn refuse_varied(t: &TrainOptions) -> Result<(), Error> {
 fn skip_reason(ds: &Dataset, change: Change, full: &TrainOptions) -> Option<String> {
     if change == Change::Full {
         return None;
+    }
+    if change == Change::NoSongWeights && full.neighbours == 0 {
+        return Some("not run: full AINRNN has no neighbourhood term (--neighbours 0)".into());
     }
     if let Change::Features(set) = change {
         if set != FeatureSet::None && !matches!(select_features(ds, set), Ok(Some(_))) {

@@ -332,7 +332,7 @@ pub fn recommend<B: ModelOps>(
     let mut scores = vec![0.0f32; model.cfg.songs];
     for m in &models {
         let (u, _) = m.forward(b, &batch, None)?;
-        let nb = m.scorer.neighbour_blocks(b, &batch.history)?;
+        let nb = m.scorer.neighbour_blocks(b, &m.params, &batch.history)?;
         for (s, x) in scores
             .iter_mut()
             .zip(m.scorer.scores(b, &m.params, &u, &nb)?)

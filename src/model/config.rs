@@ -139,6 +139,10 @@ pub struct ModelConfig {
     /// History pooling; `None`: the kind's own ([`ModelConfig::pooling`]).
     #[serde(default)]
     pub pooling: Option<PoolingKind>,
+    /// Whether the item-neighbourhood term weighs each history song by a learned per-song
+    /// weight (checkpoints from before it existed have none).
+    #[serde(default)]
+    pub song_weights: bool,
 }
 
 /// Neighbours per song in the scores' item-neighbourhood term (as many as item-kNN keeps in
@@ -169,6 +173,7 @@ impl ModelConfig {
             neighbours: DEFAULT_NEIGHBOURS,
             connection: None,
             pooling: None,
+            song_weights: false,
         }
     }
 

@@ -264,6 +264,7 @@ impl<B: ModelOps> Model<B> {
             tile: cfg.tile,
             emb: in_emb,
             with_neighbours: cfg.neighbours > 0,
+            song_weights: cfg.song_weights,
         };
         let scorer = Scorer::new(b, &mut p, &mut rng, spec)?;
         Ok(Model {
@@ -652,7 +653,9 @@ impl<B: ModelOps> Model<B> {
         optim: &params::OptimConfig,
     ) -> OpResult<BTensor<B>> {
         let (u, cache) = self.forward(b, batch, Some(rng))?;
-        let nb = self.scorer.neighbour_blocks(b, &batch.history)?;
+        let nb = self
+            .scorer
+            .neighbour_blocks(b, &self.params, &batch.history)?;
         let (loss, du) = self
             .scorer
             .loss_backward(b, &mut self.params, &u, &batch.targets, &nb)?;
@@ -670,7 +673,9 @@ impl<B: ModelOps> Model<B> {
     /// Summed loss of a batch without updating anything (no dropout).
     pub fn eval_loss(&mut self, b: &B, batch: &DeviceBatch<B>) -> OpResult<BTensor<B>> {
         let (u, _) = self.forward(b, batch, None)?;
-        let nb = self.scorer.neighbour_blocks(b, &batch.history)?;
+        let nb = self
+            .scorer
+            .neighbour_blocks(b, &self.params, &batch.history)?;
         let (loss, _) = self
             .scorer
             .loss_backward(b, &mut self.params, &u, &batch.targets, &nb)?;
@@ -696,7 +701,7 @@ pub fn recommend_sum<B: ModelOps>(
     let mut inputs = Vec::with_capacity(models.len());
     for m in models {
         let (u, _) = m.forward(b, batch, None)?;
-        inputs.push((u, m.scorer.neighbour_blocks(b, &batch.history)?));
+        inputs.push((u, m.scorer.neighbour_blocks(b, &m.params, &batch.history)?));
     }
     let parts: Vec<scorer::Scoring<'_, B>> = models
         .iter()

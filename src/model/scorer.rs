@@ -21,7 +21,7 @@ use super::layers::view;
 use super::neighbours::NeighbourLists;
 use super::params::{PId, Params};
 use crate::backend::model_ops::{Csr, ModelOps};
-use crate::backend::{BTensor, BinaryOp, OpResult, ReduceOp};
+use crate::backend::{BTensor, BinaryOp, OpResult, ReduceOp, UnaryOp};
 use crate::error::OpError;
 
 /// Largest logits block (all users of a batch × the catalogue) kept between the two sweeps of
@@ -49,12 +49,18 @@ pub struct Scorer<B: ModelOps> {
     device_lists: OnceCell<Option<Csr<B::Storage>>>,
     /// Weight of the neighbourhood score (when the model has the term).
     pub gamma: Option<PId>,
+    /// Per song, the log of its weight as a history song of the term, `[songs, 1]` (when the
+    /// model has per-song weights): how far its neighbour list is trusted.
+    pub song_weights: Option<PId>,
 }
 
 /// A batch's histories for the neighbourhood term: each row's distinct songs, sorted, CSR
 /// `[rows, songs]` (`None`: no term, or no neighbour lists yet).
 pub struct NeighbourBlocks<B: ModelOps> {
     history: Option<Csr<B::Storage>>,
+    /// With per-song weights: the entries' songs as a row plan into the `[songs, 1]` weights
+    /// (the block's values are their `exp`, gathered on the device).
+    entries: Option<crate::backend::IndexPlan<B::Storage>>,
 }
 
 /// `(history block, device lists, γ)` of a step with the neighbourhood term.
@@ -95,6 +101,8 @@ pub struct ScorerSpec<'a> {
     pub emb: PId,
     /// Whether the scores have the item-neighbourhood term.
     pub with_neighbours: bool,
+    /// Whether the term weighs each history song by a learned per-song weight.
+    pub song_weights: bool,
 }
 
 impl<B: ModelOps> Scorer<B> {
@@ -111,6 +119,7 @@ impl<B: ModelOps> Scorer<B> {
             tile,
             emb,
             with_neighbours,
+            song_weights,
         } = spec;
         let tile = tile.max(1);
         let tiles: Vec<(usize, usize)> = (0..songs)
@@ -137,6 +146,12 @@ impl<B: ModelOps> Scorer<B> {
         } else {
             None
         };
+        // log-weights 0: every song starts at weight 1, the unweighted term.
+        let song_weights = if with_neighbours && song_weights {
+            Some(p.zeros(b, "songs.neighbour_logw", &[songs, 1])?)
+        } else {
+            None
+        };
         Ok(Scorer {
             songs,
             dim,
@@ -150,6 +165,7 @@ impl<B: ModelOps> Scorer<B> {
             neighbours: Vec::new(),
             device_lists: OnceCell::new(),
             gamma,
+            song_weights,
         })
     }
 
@@ -196,10 +212,20 @@ impl<B: ModelOps> Scorer<B> {
 
     /// The batch's side of the neighbourhood term: every row's distinct history songs, sorted
     /// (each counted once, as in item-kNN), as a CSR block `[rows, songs]` — the only upload of
-    /// the term per step. Empty when the model has no term or no song has a neighbour.
-    pub fn neighbour_blocks(&self, b: &B, history: &[Vec<u32>]) -> OpResult<NeighbourBlocks<B>> {
+    /// the term per step. With per-song weights the block's values are the songs' weights,
+    /// gathered from the parameters on the device. Empty when the model has no term or no song
+    /// has a neighbour.
+    pub fn neighbour_blocks(
+        &self,
+        b: &B,
+        p: &Params<B>,
+        history: &[Vec<u32>],
+    ) -> OpResult<NeighbourBlocks<B>> {
         if self.gamma.is_none() || self.device_lists(b)?.is_none() {
-            return Ok(NeighbourBlocks { history: None });
+            return Ok(NeighbourBlocks {
+                history: None,
+                entries: None,
+            });
         }
         let mut row_ptr = Vec::with_capacity(history.len() + 1);
         row_ptr.push(0u32);
@@ -218,8 +244,19 @@ impl<B: ModelOps> Scorer<B> {
             cols.truncate(kept);
             row_ptr.push(cols.len() as u32);
         }
+        let csr = b.csr(history.len(), self.songs, &row_ptr, &cols, None)?;
+        let (csr, entries) = match self.song_weights {
+            Some(w) if !cols.is_empty() => {
+                let plan = b.index_plan(&cols, self.songs)?;
+                let logw = b.gather_rows(p.get(w), &plan)?;
+                let vals = b.unary(UnaryOp::Exp, &view::<B>(&logw, &[cols.len()])?)?;
+                (csr.with_vals(vals)?, Some(plan))
+            }
+            _ => (csr, None),
+        };
         Ok(NeighbourBlocks {
-            history: Some(b.csr(history.len(), self.songs, &row_ptr, &cols, None)?),
+            history: Some(csr),
+            entries,
         })
     }
 
@@ -318,6 +355,8 @@ impl<B: ModelOps> Scorer<B> {
         };
         // Sweep 2: per-tile loss and gradients (the logits are recomputed, not kept).
         let mut loss = b.zeros(&[rows])?;
+        // With per-song weights: Σ_tiles g·w per history entry, for ∂γ and the weights' gradient.
+        let mut entry_dots: Option<BTensor<B>> = None;
         let mut du = b.zeros(&[rows, self.dim])?;
         for (i, &(start, len)) in self.tiles.iter().enumerate() {
             let local: Vec<(u32, u32, f32)> = targets
@@ -339,8 +378,16 @@ impl<B: ModelOps> Scorer<B> {
             // ∂γ: this tile's part of Σ_rows g·n, summed over the rows straight into γ's
             // gradient.
             if let Some((h, lists, gid)) = self.term(nb) {
-                let d = b.neighbour_row_dot(&g, start, h, lists)?;
-                p.acc_grad_sum_cols(b, gid, &view::<B>(&d, &[rows, 1])?)?;
+                if nb.entries.is_some() {
+                    let d = b.neighbour_entry_dot(&g, start, h, lists)?;
+                    match &mut entry_dots {
+                        None => entry_dots = Some(d),
+                        Some(acc) => b.axpy(acc, &d, 1.0)?,
+                    }
+                } else {
+                    let d = b.neighbour_row_dot(&g, start, h, lists)?;
+                    p.acc_grad_sum_cols(b, gid, &view::<B>(&d, &[rows, 1])?)?;
+                }
             }
             b.axpy(&mut loss, &l, 1.0)?;
             b.matmul_into(&mut du, &g, &qs[i], false, false, 1.0, 1.0)?;
@@ -360,6 +407,25 @@ impl<B: ModelOps> Scorer<B> {
                     }
                 }
             }
+        }
+        // Per-song weights: the entry (h, v = exp(logw_h)) adds γ·v·w per neighbour, so with
+        // d_e = Σ g·w: ∂γ = Σ_e v_e d_e and ∂logw_h = Σ_{e of h} γ v_e d_e.
+        if let (Some(d), Some((h, _, gid)), Some(plan), Some(wid)) =
+            (entry_dots, self.term(nb), &nb.entries, self.song_weights)
+        {
+            let v = h.expect_vals("song weights")?;
+            let n = v.len();
+            p.acc_grad_matmul(
+                b,
+                gid,
+                &view::<B>(v, &[1, n])?,
+                &view::<B>(&d, &[n, 1])?,
+                false,
+                false,
+            )?;
+            let vd = b.binary(BinaryOp::Mul, v, &d)?;
+            let dl = b.binary(BinaryOp::Mul, &vd, p.get(gid))?;
+            p.acc_grad_rows(b, wid, &view::<B>(&dl, &[n, 1])?, plan)?;
         }
         let total = b.reduce_rows(ReduceOp::Sum, &view::<B>(&loss, &[1, rows])?)?;
         Ok((total, du))

@@ -53,6 +53,10 @@ pub struct TrainOptions {
     /// Whether the user portrait (age, language, genre) feeds the user vector.
     #[serde(default = "yes")]
     pub portrait: bool,
+    /// Whether the neighbourhood term learns a weight per history song (options saved before
+    /// it existed trained without).
+    #[serde(default)]
+    pub song_weights: bool,
     /// Co-listening similarity of the neighbour lists (`None`: chosen on the validation users
     /// before training; checkpoints from before the choice existed used cosine).
     #[serde(default = "cosine")]
@@ -122,6 +126,7 @@ impl TrainOptions {
             paper_connection: false,
             pooling: None,
             portrait: true,
+            song_weights: true,
             similarity: None,
             seed: 42,
             patience: 6,
@@ -216,6 +221,7 @@ impl TrainOptions {
             emb: 64,
             batch: 64,
             neighbours: 0,
+            song_weights: false,
             ensemble: Some(1),
             paper_connection: true,
             ..self.clone()
@@ -253,6 +259,7 @@ impl TrainOptions {
         mc.max_history = self.max_history;
         mc.dropout = self.dropout;
         mc.neighbours = self.neighbours;
+        mc.song_weights = self.song_weights && self.neighbours > 0;
         // Always explicit: a checkpoint's `None` means the kind's own (AINRNN's dense).
         mc.connection = Some(self.connection());
         mc.pooling = self.pooling;
@@ -286,6 +293,7 @@ impl TrainOptions {
             ("--connection", self.connection().name().to_string()),
             ("--pooling", self.pooling().name().to_string()),
             ("--no-portrait", (!self.portrait).to_string()),
+            ("--no-song-weights", (!self.song_weights).to_string()),
             (
                 "--similarity",
                 self.similarity
@@ -437,6 +445,9 @@ pub struct WeightChoice {
     /// Validation NDCG@10 with the trained and with the chosen γ.
     pub ndcg_trained: f64,
     pub ndcg_chosen: f64,
+    /// The factor kept on the per-song log-weights (1: as trained; [`SONG_WEIGHT_SHRINK`]),
+    /// when the model has them.
+    pub song_weight_shrink: Option<f32>,
     /// Users the saved neighbour lists are fitted on: after the choice (made with the lists of
     /// the training users) they are refitted on the training and validation users, the fold's
     /// non-test users that item-kNN and EASE are fitted on. Equal to the training users when the
@@ -453,6 +464,10 @@ pub struct WeightChoice {
 pub const GAMMA_GRID: [f32; 15] = [
     0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 64.0, 128.0, 256.0,
 ];
+
+/// Factors tried on the per-song log-weights after γ's choice (1, as trained, is kept unless
+/// one of these ranks the validation users better).
+pub const SONG_WEIGHT_SHRINK: [f32; 2] = [0.5, 0.0];
 
 pub fn last_path(out: &Path) -> PathBuf {
     let mut s = out.as_os_str().to_owned();
@@ -746,6 +761,28 @@ fn calibrate_neighbour_weight<B: ModelOps>(
             best = (m.ndcg, g);
         }
     }
+    // Per-song weights learned on the training users may overfit them (a song with a few
+    // listeners): their log-weights are shrunk by a factor chosen the same way, with γ retried
+    // around its choice (the two trade off).
+    let mut shrink = 1.0f32;
+    if let Some(wid) = t.model.scorer.song_weights {
+        let learned = b.to_f32(t.model.params.get(wid))?;
+        let g0 = best.1;
+        for s in SONG_WEIGHT_SHRINK {
+            let scaled: Vec<f32> = learned.iter().map(|&x| s * x).collect();
+            t.model.params.set(b, wid, &scaled)?;
+            for g in [g0 * 0.5, g0, g0 * 2.0] {
+                t.model.params.set(b, gid, &[g])?;
+                let m = t.validate()?;
+                if m.ndcg > best.0 {
+                    best = (m.ndcg, g);
+                    shrink = s;
+                }
+            }
+        }
+        let kept: Vec<f32> = learned.iter().map(|&x| shrink * x).collect();
+        t.model.params.set(b, wid, &kept)?;
+    }
     t.model.params.set(b, gid, &[best.1])?;
     let mut list_users = t.train_users.len();
     if let Some((sim, all)) = &refit {
@@ -764,6 +801,7 @@ fn calibrate_neighbour_weight<B: ModelOps>(
         chosen: best.1,
         ndcg_trained,
         ndcg_chosen: best.0,
+        song_weight_shrink: t.model.scorer.song_weights.map(|_| shrink),
         list_users,
     }))
 }

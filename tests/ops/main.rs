@@ -64,6 +64,7 @@ backend_tests! {
     model::topk_contract => model_topk_contract,
     model::neighbour_tiles => model_neighbour_tiles,
     model::neighbour_contract => model_neighbour_contract,
+    model::neighbour_weighted_tiles => model_neighbour_weighted_tiles,
     runtime::pooled_buffers_are_reused_cleanly => runtime_pooled_buffers_are_reused_cleanly,
     runtime::round_trip_and_write => runtime_round_trip_and_write,
 }

@@ -1075,6 +1075,102 @@ pub fn neighbour_contract<B: ModelOps>(be: &B) {
                 .neighbour_row_dot(&x, lo, h, n)
                 .expect_err(&format!("{what} must be refused"));
             assert_eq!(op_of(&e), "neighbour_row_dot", "{what}: {e}");
+            let e = be
+                .neighbour_entry_dot(&x, lo, h, n)
+                .expect_err(&format!("{what} must be refused"));
+            assert_eq!(op_of(&e), "neighbour_entry_dot", "{what}: {e}");
+        }
+    }
+    // Values on the history weigh its entries: row 1's song 2 at 3 → column 0 gets 3 · 2.
+    let weighted = be
+        .csr(2, 3, &[0, 1, 3], &[0, 1, 2], Some(&[1.0, 5.0, 3.0]))
+        .unwrap();
+    let mut x = be.zeros(&[2, 2]).unwrap();
+    be.neighbour_axpy(&mut x, 1, &weighted, &nbrs, &g).unwrap();
+    assert_eq!(be.to_f32(&x).unwrap(), vec![0.0, 1.0, 6.0, 0.0]);
+    // Per entry, without its value: song 0 (row 0) sees g[0, 1] · 1, song 1 nothing, song 2
+    // (row 1) g[1, 0] · 2.
+    let gt = be.upload_f32(&[10.0, 20.0, 30.0, 40.0], &[2, 2]).unwrap();
+    let d = be.neighbour_entry_dot(&gt, 1, &weighted, &nbrs).unwrap();
+    assert_eq!(be.to_f32(&d).unwrap(), vec![20.0, 0.0, 60.0]);
+}
+
+/// The history entries' values (per-song weights of the term): `neighbour_axpy` adds
+/// `γ Σ_e v_e N_e`, `neighbour_row_dot` weighs by them, and `neighbour_entry_dot` is the
+/// gradient with respect to each `v_e` (over γ): f64 oracle and central differences, on the
+/// same shapes as [`neighbour_tiles`].
+pub fn neighbour_weighted_tiles<B: ModelOps>(be: &B) {
+    let mut r = rng(271);
+    for (songs, rows, k, l, tile) in [(1, 1, 1, 1, 1), (97, 6, 12, 9, 40), (700, 9, 300, 20, 256)] {
+        let c = NeighbourCase::new(&mut r, songs, rows, k, l);
+        let nbrs = be
+            .csr(songs, songs, &c.nbr_ptr, &c.nbr_cols, Some(&c.nbr_vals))
+            .unwrap();
+        let v = uniform(&mut r, c.hist.len(), 0.2, 2.0);
+        let csr_with = |v: &[f32]| be.csr(rows, songs, &c.hist_ptr, &c.hist, Some(v)).unwrap();
+        let hist = csr_with(&v);
+        // Per entry, its song's dense list `[songs]`.
+        let list = |e: usize| -> Vec<f64> {
+            let h = c.hist[e] as usize;
+            let mut n = vec![0.0f64; songs];
+            for j in c.nbr_ptr[h] as usize..c.nbr_ptr[h + 1] as usize {
+                n[c.nbr_cols[j] as usize] += c.nbr_vals[j] as f64;
+            }
+            n
+        };
+        let row_of = |e: usize| c.hist_ptr.iter().rposition(|&p| p as usize <= e).unwrap();
+        let gamma = 0.75f32;
+        let g = be.upload_f32(&[gamma], &[1]).unwrap();
+        for lo in (0..songs).step_by(tile) {
+            let cols = tile.min(songs - lo);
+            let x0 = uniform(&mut r, rows * cols, -2.0, 2.0);
+            let w = uniform(&mut r, rows * cols, -1.0, 1.0);
+            let mut want = to_f64(&x0);
+            let mut dots = vec![0.0f64; rows];
+            let mut edots = vec![0.0f64; c.hist.len()];
+            for (e, ed) in edots.iter_mut().enumerate() {
+                let (row, n) = (row_of(e), list(e));
+                for j in 0..cols {
+                    want[row * cols + j] += gamma as f64 * v[e] as f64 * n[lo + j];
+                    *ed += w[row * cols + j] as f64 * n[lo + j];
+                }
+                dots[row] += v[e] as f64 * *ed;
+            }
+            let mut x = be.upload_f32(&x0, &[rows, cols]).unwrap();
+            be.neighbour_axpy(&mut x, lo, &hist, &nbrs, &g).unwrap();
+            let what = format!("weighted neighbour_axpy songs {songs}, tile {lo}+{cols}");
+            assert_close(&what, &be.to_f32(&x).unwrap(), &want, Tol::sum(l));
+            let wt = be.upload_f32(&w, &[rows, cols]).unwrap();
+            let got = be
+                .to_f32(&be.neighbour_row_dot(&wt, lo, &hist, &nbrs).unwrap())
+                .unwrap();
+            let what = format!("weighted neighbour_row_dot songs {songs}, tile {lo}+{cols}");
+            assert_close(&what, &got, &dots, Tol::sum(l * k));
+            let got = be
+                .to_f32(&be.neighbour_entry_dot(&wt, lo, &hist, &nbrs).unwrap())
+                .unwrap();
+            let what = format!("neighbour_entry_dot songs {songs}, tile {lo}+{cols}");
+            assert_close(&what, &got, &edots, Tol::sum(k));
+            // d/dv_e Σ w ⊙ (x + γ Σ v N) = γ · entry_dot[e], by central differences.
+            let f = |v: &[f32]| -> f64 {
+                let mut x = be.upload_f32(&x0, &[rows, cols]).unwrap();
+                be.neighbour_axpy(&mut x, lo, &csr_with(v), &nbrs, &g)
+                    .unwrap();
+                let xs = be.to_f32(&x).unwrap();
+                xs.iter().zip(&w).map(|(a, b)| *a as f64 * *b as f64).sum()
+            };
+            let h = 1e-2f32;
+            for e in (0..v.len()).step_by(v.len().div_ceil(5).max(1)) {
+                let (mut vp, mut vm) = (v.clone(), v.clone());
+                vp[e] += h;
+                vm[e] -= h;
+                let fd = (f(&vp) - f(&vm)) / (2.0 * h as f64);
+                let an = gamma as f64 * got[e] as f64;
+                assert!(
+                    (fd - an).abs() <= 1e-3 * (1.0 + an.abs()),
+                    "{what}: entry {e} gradient {an}, finite difference {fd}"
+                );
+            }
         }
     }
 }

@@ -25,6 +25,8 @@ fn csr_parts<'a>(
 struct NeighbourLists<'a> {
     hist_ptr: &'a [u32],
     hist: &'a [u32],
+    /// One value per history entry, when the block has them.
+    hist_vals: Option<&'a [f32]>,
     ptr: &'a [u32],
     cols: &'a [u32],
     vals: &'a [f32],
@@ -44,6 +46,7 @@ impl<'a> NeighbourLists<'a> {
         Ok(NeighbourLists {
             hist_ptr: u32s(op, history.row_ptr())?,
             hist: u32s(op, history.cols())?,
+            hist_vals: history.vals().map(|v| f32s(op, v)).transpose()?,
             ptr,
             cols: ncols,
             vals,
@@ -52,10 +55,20 @@ impl<'a> NeighbourLists<'a> {
         })
     }
 
-    /// Calls `f(c, w)` for every neighbour `lo + c` (weight `w`) of row `r`'s history songs, in
-    /// history order; a song's columns are sorted, so its tile part is found by bisection.
-    fn for_each(&self, r: usize, mut f: impl FnMut(usize, f32)) {
-        for &h in &self.hist[self.hist_ptr[r] as usize..self.hist_ptr[r + 1] as usize] {
+    /// Calls `f(c, v, w)` for every neighbour `lo + c` (weight `w`) of row `r`'s history
+    /// entries `(h, v)`, in history order.
+    fn for_each(&self, r: usize, mut f: impl FnMut(usize, f32, f32)) {
+        for e in self.hist_ptr[r] as usize..self.hist_ptr[r + 1] as usize {
+            let v = self.hist_vals.map_or(1.0, |hv| hv[e]);
+            self.for_each_of(e, |c, w| f(c, v, w));
+        }
+    }
+
+    /// Calls `f(c, w)` for every neighbour `lo + c` (weight `w`) of history entry `e`'s song; a
+    /// song's columns are sorted, so its tile part is found by bisection.
+    fn for_each_of(&self, e: usize, mut f: impl FnMut(usize, f32)) {
+        {
+            let h = self.hist[e];
             let (a, b) = (
                 self.ptr[h as usize] as usize,
                 self.ptr[h as usize + 1] as usize,
@@ -658,7 +671,8 @@ impl ModelOps for CpuBackend {
             return Ok(());
         }
         xv.par_chunks_mut(cols).enumerate().for_each(|(r, row)| {
-            lists.for_each(r, |c, w| row[c] += gamma * w);
+            // (γ·v)·w, the GPU kernel's order.
+            lists.for_each(r, |c, v, w| row[c] += gamma * v * w);
         });
         Ok(())
     }
@@ -678,11 +692,38 @@ impl ModelOps for CpuBackend {
             .into_par_iter()
             .map(|r| {
                 let mut acc = 0.0f64;
-                lists.for_each(r, |c, w| acc += gv[r * cols + c] as f64 * w as f64);
+                lists.for_each(r, |c, v, w| acc += gv[r * cols + c] as f64 * (v * w) as f64);
                 acc as f32
             })
             .collect();
         Ok(tensor(vec![rows], out))
+    }
+
+    fn neighbour_entry_dot_kernel(
+        &self,
+        g: &CpuTensor,
+        lo: usize,
+        history: &Csr<CpuStorage>,
+        neighbours: &Csr<CpuStorage>,
+    ) -> OpResult<CpuTensor> {
+        let op = "neighbour_entry_dot";
+        let cols = g.cols();
+        let lists = NeighbourLists::new(op, history, neighbours, lo, cols)?;
+        let gv = f32s(op, g)?;
+        let mut out = vec![0.0f32; history.nnz()];
+        for r in 0..history.rows() {
+            for (e, o) in out
+                .iter_mut()
+                .enumerate()
+                .take(lists.hist_ptr[r + 1] as usize)
+                .skip(lists.hist_ptr[r] as usize)
+            {
+                let mut acc = 0.0f64;
+                lists.for_each_of(e, |c, w| acc += gv[r * cols + c] as f64 * w as f64);
+                *o = acc as f32;
+            }
+        }
+        Ok(tensor(vec![history.nnz()], out))
     }
 
     fn topk_rows_kernel(&self, x: &CpuTensor, k: usize) -> OpResult<(CpuTensor, CpuTensor)> {

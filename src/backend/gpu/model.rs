@@ -112,7 +112,7 @@ crate::kernel_params! {
         rows: u32,
         cols: u32,
         lo: u32,
-        _pad: u32,
+        weighted: u32,
     }
 }
 
@@ -161,6 +161,7 @@ pub static NEIGHBOURS: Shader = crate::wgsl_shader!(
     NeighbourParams,
     bindings: [
         "hist_ptr", "hist", "nbr_ptr", "nbr_cols", "nbr_vals", "gamma", "x", "g", "dots",
+        "hist_w",
     ],
 );
 
@@ -210,18 +211,27 @@ fn csr_params(rows: usize, cols: usize) -> TopkParams {
 }
 
 /// The list bindings of `neighbours.wgsl`.
+/// The lists' bindings; with `hist_w` (the kernels that weigh the history entries) the
+/// history's values too.
 fn neighbour_bindings<'a>(
     history: &'a Csr<GpuStorage>,
     neighbours: &'a Csr<GpuStorage>,
     op: &'static str,
+    hist_w: bool,
 ) -> OpResult<Vec<(&'static str, &'a GpuBuffer)>> {
-    Ok(vec![
+    let mut b = vec![
         ("hist_ptr", raw(history.row_ptr())),
         ("hist", raw(history.cols())),
         ("nbr_ptr", raw(neighbours.row_ptr())),
         ("nbr_cols", raw(neighbours.cols())),
         ("nbr_vals", raw(neighbours.expect_vals(op)?)),
-    ])
+    ];
+    if hist_w {
+        // Without values the kernels read none (`weighted` 0): the columns stand in for the
+        // binding.
+        b.push(("hist_w", raw(history.vals().unwrap_or(history.cols()))));
+    }
+    Ok(b)
 }
 
 impl GpuBackend {
@@ -231,13 +241,14 @@ impl GpuBackend {
         entry: &'static str,
         t: &GpuTensor,
         lo: usize,
+        weighted: bool,
         bindings: &[(&str, &GpuBuffer)],
     ) -> OpResult<()> {
         let p = NeighbourParams {
             rows: t.rows() as u32,
             cols: t.cols() as u32,
             lo: lo as u32,
-            _pad: 0,
+            weighted: weighted as u32,
         };
         let grid = self.ctx.grid(entry, t.rows() as u64)?;
         Ok(self
@@ -757,9 +768,9 @@ impl ModelOps for GpuBackend {
             return Ok(()); // nothing to add (and no empty buffer to bind)
         }
         make_unique(&self.ctx, x)?;
-        let mut b = neighbour_bindings(history, neighbours, "neighbour_axpy")?;
+        let mut b = neighbour_bindings(history, neighbours, "neighbour_axpy", true)?;
         b.extend([("gamma", raw(gamma)), ("x", raw(x))]);
-        self.neighbour_dispatch("axpy", x, lo, &b)
+        self.neighbour_dispatch("axpy", x, lo, history.vals().is_some(), &b)
     }
 
     fn neighbour_row_dot_kernel(
@@ -774,9 +785,27 @@ impl ModelOps for GpuBackend {
             return self.zeros(&[rows]);
         }
         let out = self.empty(&[rows], DType::F32, "neighbour_row_dot")?;
-        let mut b = neighbour_bindings(history, neighbours, "neighbour_row_dot")?;
+        let mut b = neighbour_bindings(history, neighbours, "neighbour_row_dot", true)?;
         b.extend([("g", raw(g)), ("dots", raw(&out))]);
-        self.neighbour_dispatch("row_dot", g, lo, &b)?;
+        self.neighbour_dispatch("row_dot", g, lo, history.vals().is_some(), &b)?;
+        Ok(out)
+    }
+
+    fn neighbour_entry_dot_kernel(
+        &self,
+        g: &GpuTensor,
+        lo: usize,
+        history: &Csr<GpuStorage>,
+        neighbours: &Csr<GpuStorage>,
+    ) -> OpResult<GpuTensor> {
+        let nnz = history.nnz();
+        if g.is_empty() || nnz == 0 || neighbours.nnz() == 0 {
+            return self.zeros(&[nnz]);
+        }
+        let out = self.empty(&[nnz], DType::F32, "neighbour_entry_dot")?;
+        let mut b = neighbour_bindings(history, neighbours, "neighbour_entry_dot", false)?;
+        b.extend([("g", raw(g)), ("dots", raw(&out))]);
+        self.neighbour_dispatch("entry_dot", g, lo, false, &b)?;
         Ok(out)
     }
 

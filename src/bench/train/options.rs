@@ -37,6 +37,8 @@ pub struct TrainBenchOptions {
     /// users as `train` fits them on the training users (default: the trainer's,
     /// [`DEFAULT_NEIGHBOURS`]; 0: no term, the step PyTorch's script runs).
     pub neighbours: usize,
+    /// Whether the term has the learned per-song weights (default: the trainer's).
+    pub song_weights: bool,
     /// The IndRNN models' layer stacking (`None`: the trainer's default for each model:
     /// residual shortcuts for AINRNN, plain for IndRNN). LSTM is always a plain stack.
     pub connection: Option<Connection>,
@@ -65,6 +67,7 @@ impl Default for TrainBenchOptions {
             dropout: t.dropout,
             seed: 42,
             neighbours: DEFAULT_NEIGHBOURS,
+            song_weights: t.song_weights,
             connection: None,
         }
     }

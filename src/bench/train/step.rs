@@ -176,6 +176,7 @@ fn model_config<B: ModelOps>(b: &B, o: &TrainBenchOptions, kind: ModelKind) -> M
     // The trainer's item-neighbourhood term unless `--neighbours 0` (the step PyTorch's script
     // runs: the recurrent stacks and the catalogue softmax only).
     cfg.neighbours = o.neighbours;
+    cfg.song_weights = o.song_weights && o.neighbours > 0;
     // The stacking `train` gives this model unless asked otherwise (LSTM: plain only).
     cfg.connection = Some(match (kind, o.connection) {
         (ModelKind::Lstm, _) | (_, None) => default_connection(kind, false),
@@ -230,7 +231,9 @@ fn phased_step<B: ModelOps>(
         Ok(model.forward(b, &batch, Some(prng))?)
     })?;
     let ((_, du), w_s, k_s) = phase(b, gpu, kernels, "softmax", || {
-        let nb = model.scorer.neighbour_blocks(b, &batch.history)?;
+        let nb = model
+            .scorer
+            .neighbour_blocks(b, &model.params, &batch.history)?;
         Ok(model
             .scorer
             .loss_backward(b, &mut model.params, &u, &batch.targets, &nb)?)
