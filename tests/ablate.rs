@@ -79,7 +79,7 @@ fn connection_rows_are_the_two_stackings_full_ainrnn_does_not_use() {
     // The other rows do not depend on the stacking.
     let rest = |full| Change::rows(full).split_off(3);
     assert_eq!(rest(Connection::Residual), rest(Connection::Dense));
-    assert_eq!(Change::rows(Connection::Residual).len(), 12);
+    assert_eq!(Change::rows(Connection::Residual).len(), 13);
 }
 
 fn row(id: &str, values: &[(u32, f64)], failed: Option<&str>) -> RowResult {
@@ -184,6 +184,7 @@ fn every_row_has_numbers_or_a_reason_and_differences_are_row_minus_full() {
             "mean",
             "no-portrait",
             "layers-2",
+            "no-song-weights",
             "no-neighbours",
             "features-none",
             "features-msd",
@@ -248,7 +249,12 @@ fn every_row_has_numbers_or_a_reason_and_differences_are_row_minus_full() {
         none["failed"].as_str(),
         Some("not run: the same feature columns as full AINRNN's --features all (0 columns)")
     );
-    for id in ["no-portrait", "layers-2", "no-neighbours"] {
+    for id in [
+        "no-portrait",
+        "layers-2",
+        "no-song-weights",
+        "no-neighbours",
+    ] {
         let row = rows.iter().find(|x| x["id"] == id).unwrap();
         assert!(row["failed"].is_null(), "{row}");
     }

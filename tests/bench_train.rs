@@ -132,11 +132,19 @@ fn neighbours_zero_is_the_step_without_the_term() {
     let r = &v["runs"][0];
     check_run(r);
     assert_eq!(r["neighbours"], 0);
-    // One parameter fewer than with the term: its weight γ.
+    // Fewer parameters than with the term: its weight γ and, by default (the trainer's), the
+    // 300 songs' per-song weights.
     args.truncate(args.len() - 2);
     let with = json(&ainrnn("cpu", &args));
     assert_eq!(
         with["runs"][0]["parameters"].as_u64().unwrap(),
+        r["parameters"].as_u64().unwrap() + 1 + 300
+    );
+    assert_eq!(with["options"]["song_weights"], true);
+    args.push("--no-song-weights");
+    let bare = json(&ainrnn("cpu", &args));
+    assert_eq!(
+        bare["runs"][0]["parameters"].as_u64().unwrap(),
         r["parameters"].as_u64().unwrap() + 1
     );
 }
