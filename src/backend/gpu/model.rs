@@ -256,6 +256,33 @@ impl GpuBackend {
             .dispatch(&Kernel::new(&NEIGHBOURS, entry), &p, bindings, grid)?)
     }
 
+    /// `neighbour_row_dot` (`entry` "row_dot", one dot per row, the history's values applied)
+    /// or `neighbour_entry_dot` ("entry_dot", one per history entry, without them): `[len]`.
+    fn neighbour_dots(
+        &self,
+        entry: &'static str,
+        len: usize,
+        g: &GpuTensor,
+        lo: usize,
+        history: &Csr<GpuStorage>,
+        neighbours: &Csr<GpuStorage>,
+    ) -> OpResult<GpuTensor> {
+        if g.is_empty() || history.nnz() == 0 || neighbours.nnz() == 0 {
+            return self.zeros(&[len]);
+        }
+        let weighted = entry == "row_dot";
+        let op = if weighted {
+            "neighbour_row_dot"
+        } else {
+            "neighbour_entry_dot"
+        };
+        let out = self.empty(&[len], DType::F32, op)?;
+        let mut b = neighbour_bindings(history, neighbours, op, weighted)?;
+        b.extend([("g", raw(g)), ("dots", raw(&out))]);
+        self.neighbour_dispatch(entry, g, lo, weighted && history.vals().is_some(), &b)?;
+        Ok(out)
+    }
+
     /// IndRNN's recurrence: `(h, h)`, or with `drop` `(h, dropped h)` from one pass
     /// (`forward_drop`).
     fn indrnn_forward_with(
@@ -780,15 +807,7 @@ impl ModelOps for GpuBackend {
         history: &Csr<GpuStorage>,
         neighbours: &Csr<GpuStorage>,
     ) -> OpResult<GpuTensor> {
-        let rows = g.rows();
-        if g.is_empty() || history.nnz() == 0 || neighbours.nnz() == 0 {
-            return self.zeros(&[rows]);
-        }
-        let out = self.empty(&[rows], DType::F32, "neighbour_row_dot")?;
-        let mut b = neighbour_bindings(history, neighbours, "neighbour_row_dot", true)?;
-        b.extend([("g", raw(g)), ("dots", raw(&out))]);
-        self.neighbour_dispatch("row_dot", g, lo, history.vals().is_some(), &b)?;
-        Ok(out)
+        self.neighbour_dots("row_dot", g.rows(), g, lo, history, neighbours)
     }
 
     fn neighbour_entry_dot_kernel(
@@ -798,15 +817,7 @@ impl ModelOps for GpuBackend {
         history: &Csr<GpuStorage>,
         neighbours: &Csr<GpuStorage>,
     ) -> OpResult<GpuTensor> {
-        let nnz = history.nnz();
-        if g.is_empty() || nnz == 0 || neighbours.nnz() == 0 {
-            return self.zeros(&[nnz]);
-        }
-        let out = self.empty(&[nnz], DType::F32, "neighbour_entry_dot")?;
-        let mut b = neighbour_bindings(history, neighbours, "neighbour_entry_dot", false)?;
-        b.extend([("g", raw(g)), ("dots", raw(&out))]);
-        self.neighbour_dispatch("entry_dot", g, lo, false, &b)?;
-        Ok(out)
+        self.neighbour_dots("entry_dot", history.nnz(), g, lo, history, neighbours)
     }
 
     fn topk_rows_kernel(&self, x: &GpuTensor, k: usize) -> OpResult<(GpuTensor, GpuTensor)> {
