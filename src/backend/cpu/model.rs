@@ -67,18 +67,13 @@ impl<'a> NeighbourLists<'a> {
     /// Calls `f(c, w)` for every neighbour `lo + c` (weight `w`) of history entry `e`'s song; a
     /// song's columns are sorted, so its tile part is found by bisection.
     fn for_each_of(&self, e: usize, mut f: impl FnMut(usize, f32)) {
-        {
-            let h = self.hist[e];
-            let (a, b) = (
-                self.ptr[h as usize] as usize,
-                self.ptr[h as usize + 1] as usize,
-            );
-            let list = &self.cols[a..b];
-            let start = a + list.partition_point(|&c| c < self.lo);
-            let end = a + list.partition_point(|&c| c < self.hi);
-            for j in start..end {
-                f((self.cols[j] - self.lo) as usize, self.vals[j]);
-            }
+        let h = self.hist[e] as usize;
+        let (a, b) = (self.ptr[h] as usize, self.ptr[h + 1] as usize);
+        let list = &self.cols[a..b];
+        let start = a + list.partition_point(|&c| c < self.lo);
+        let end = a + list.partition_point(|&c| c < self.hi);
+        for j in start..end {
+            f((self.cols[j] - self.lo) as usize, self.vals[j]);
         }
     }
 }
