@@ -1,11 +1,14 @@
 // The item-neighbourhood term of a catalogue tile, from lists kept on the device
-// (ModelOps::neighbour_axpy and neighbour_row_dot; the CPU twin is in src/backend/cpu/model.rs).
+// (ModelOps::neighbour_axpy, neighbour_row_dot, neighbour_entry_dot and neighbour_pair_grad; the
+// CPU twins are in src/backend/cpu/model.rs).
 // A batch row's history songs and every song's neighbour list are CSR blocks uploaded once; per
 // tile the kernels add, for each history entry (h, v) of row r (v = 1 when the block has no
 // values: p.weighted = 0) and each neighbour (s, w) of h with s in the tile lo .. lo + cols:
 //   axpy:      x[r, s - lo] += gamma · v · w
 //   row_dot:   dots[r] = Σ g[r, s - lo] · v · w      (the gradient of gamma, per row)
 //   entry_dot: dots[e] = Σ g[r, s - lo] · w          (per history entry e: the gradient of v)
+//   pair_grad: dots[e · keep + k] += v · w · g[r, s - lo]   (k: the neighbour's position in h's
+//              list; per history entry and pair: over gamma, the gradient of the pair's log-weight)
 //
 // No float atomics (WGSL has none), and no CAS loop: one workgroup per batch row walks the row's
 // history songs in order, and for each song its WG invocations split that song's neighbour list.
@@ -14,13 +17,18 @@
 // adds. Each element thus sees the same additions in the same order as on the CPU, whatever
 // the GPU. `row_dot` sums per invocation, then a tree in workgroup memory adds the WG partial
 // sums in a fixed order: deterministic too. `entry_dot` does the same per entry of the row, one
-// entry after the other (a history holds at most a few hundred songs).
+// entry after the other (a history holds at most a few hundred songs). `pair_grad` writes one
+// cell per (history entry, list position): no two invocations share a cell, so no barrier.
 
 struct Params {
     rows: u32,   // batch rows (workgroups)
     cols: u32,   // tile width
     lo: u32,     // first song of the tile
     weighted: u32, // 1: hist_w holds one value per history entry; 0: every value is 1
+    keep: u32,   // pair_grad: the row length of `dots` (at least the longest list)
+    _p0: u32,
+    _p1: u32,
+    _p2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -113,5 +121,24 @@ fn entry_dot(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
         reduce_partial(lid);
         if (lid == 0u) { dots[i] = partial[0]; }
         workgroupBarrier();
+    }
+}
+
+@compute @workgroup_size(WG)
+fn pair_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32) {
+    let r = wid.x + wid.y * nwg.x;
+    if (r >= p.rows) { return; }
+    let base = r * p.cols;
+    for (var i = hist_ptr[r]; i < hist_ptr[r + 1u]; i++) {
+        let h = hist[i];
+        let v = entry_weight(i);
+        let a = nbr_ptr[h];
+        for (var j = a + lid; j < nbr_ptr[h + 1u]; j += WG) {
+            let s = nbr_cols[j];
+            if (s >= p.lo && s - p.lo < p.cols) {
+                dots[i * p.keep + (j - a)] += v * nbr_vals[j] * g[base + s - p.lo];
+            }
+        }
     }
 }

@@ -79,7 +79,7 @@ fn connection_rows_are_the_two_stackings_full_ainrnn_does_not_use() {
     // The other rows do not depend on the stacking.
     let rest = |full| Change::rows(full).split_off(3);
     assert_eq!(rest(Connection::Residual), rest(Connection::Dense));
-    assert_eq!(Change::rows(Connection::Residual).len(), 13);
+    assert_eq!(Change::rows(Connection::Residual).len(), 14);
 }
 
 fn row(id: &str, values: &[(u32, f64)], failed: Option<&str>) -> RowResult {
@@ -185,6 +185,7 @@ fn every_row_has_numbers_or_a_reason_and_differences_are_row_minus_full() {
             "no-portrait",
             "layers-2",
             "no-song-weights",
+            "no-pair-weights",
             "no-neighbours",
             "features-none",
             "features-msd",
@@ -253,6 +254,7 @@ fn every_row_has_numbers_or_a_reason_and_differences_are_row_minus_full() {
         "no-portrait",
         "layers-2",
         "no-song-weights",
+        "no-pair-weights",
         "no-neighbours",
     ] {
         let row = rows.iter().find(|x| x["id"] == id).unwrap();

@@ -133,19 +133,27 @@ fn neighbours_zero_is_the_step_without_the_term() {
     check_run(r);
     assert_eq!(r["neighbours"], 0);
     // Fewer parameters than with the term: its weight γ and, by default (the trainer's), the
-    // 300 songs' per-song weights.
+    // 300 songs' per-song weights and their 300 × 200 pair weights.
     args.truncate(args.len() - 2);
     let with = json(&ainrnn("cpu", &args));
+    let bare_step = r["parameters"].as_u64().unwrap();
     assert_eq!(
         with["runs"][0]["parameters"].as_u64().unwrap(),
-        r["parameters"].as_u64().unwrap() + 1 + 300
+        bare_step + 1 + 300 + 300 * 200
     );
     assert_eq!(with["options"]["song_weights"], true);
+    assert_eq!(with["options"]["pair_weights"], true);
     args.push("--no-song-weights");
+    let no_song = json(&ainrnn("cpu", &args));
+    assert_eq!(
+        no_song["runs"][0]["parameters"].as_u64().unwrap(),
+        bare_step + 1 + 300 * 200
+    );
+    args.push("--no-pair-weights");
     let bare = json(&ainrnn("cpu", &args));
     assert_eq!(
         bare["runs"][0]["parameters"].as_u64().unwrap(),
-        r["parameters"].as_u64().unwrap() + 1
+        bare_step + 1
     );
 }
 

@@ -355,7 +355,8 @@ fn training_step_with_neighbours_uploads_only_the_batch() {
     cfg.layers = 5;
     cfg.max_history = history;
     cfg.tile = 8_192; // three tiles
-    cfg.song_weights = true; // the trainer's default
+    cfg.song_weights = true; // the trainer's defaults (4 M pairs: below the pair weights' cap)
+    cfg.pair_weights = true;
     assert_eq!(cfg.neighbours, DEFAULT_NEIGHBOURS);
     let synth = SyntheticHistories::new(songs, 3);
     let users = synth.examples(0, 2_000, history, targets);

@@ -523,6 +523,30 @@ pub fn neighbour_axpy<S>(
     scalar("neighbour_axpy", "gamma", gamma)
 }
 
+pub fn neighbour_pair_grad<S>(
+    out: &Tensor<S>,
+    g: &Tensor<S>,
+    lo: usize,
+    history: &Csr<S>,
+    neighbours: &Csr<S>,
+) -> OpResult<()> {
+    let op = "neighbour_pair_grad";
+    neighbour_tile(op, g, lo, history, neighbours)?;
+    out.expect_dtype(op, DType::F32)?;
+    if out.shape().len() != 2 || out.rows() != history.nnz() || out.cols() < neighbours.max_row() {
+        return Err(OpError::Shape {
+            op,
+            detail: format!(
+                "out {:?} must be [{} history entries, keep >= {} (the longest list)]",
+                out.shape(),
+                history.nnz(),
+                neighbours.max_row()
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// The host arrays of a CSR block `[rows, ncols]`: `row_ptr` `[rows + 1]` starts at 0, does not
 /// decrease and ends at the number of entries; every column is below `ncols`; `vals` (if any)
 /// has one finite value per entry. Returns whether every row's columns strictly increase.

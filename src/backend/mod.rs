@@ -214,6 +214,8 @@ pub struct Csr<S> {
     rows: usize,
     ncols: usize,
     sorted: bool,
+    /// Entries of the longest row.
+    max_row: usize,
 }
 
 impl<S> Csr<S> {
@@ -249,6 +251,10 @@ impl<S> Csr<S> {
     /// Whether every row's columns strictly increase (checked on the host when built).
     pub fn sorted(&self) -> bool {
         self.sorted
+    }
+    /// Number of entries of the longest row.
+    pub fn max_row(&self) -> usize {
+        self.max_row
     }
     /// The same block with `vals` (`[nnz]` f32, e.g. computed on the device) as its values;
     /// the caller keeps them finite.

@@ -250,6 +250,16 @@ pub trait ModelOps: Backend {
         neighbours: &Csr<Self::Storage>,
     ) -> OpResult<BTensor<Self>>;
 
+    /// Kernel of [`ModelOps::neighbour_pair_grad`].
+    fn neighbour_pair_grad_kernel(
+        &self,
+        out: &mut BTensor<Self>,
+        g: &BTensor<Self>,
+        lo: usize,
+        history: &Csr<Self::Storage>,
+        neighbours: &Csr<Self::Storage>,
+    ) -> OpResult<()>;
+
     /// Kernel of [`ModelOps::neighbour_row_dot`].
     fn neighbour_row_dot_kernel(
         &self,
@@ -488,6 +498,11 @@ pub trait ModelOps: Backend {
             rows,
             ncols,
             sorted,
+            max_row: row_ptr
+                .windows(2)
+                .map(|w| (w[1] - w[0]) as usize)
+                .max()
+                .unwrap_or(0),
         })
     }
 
@@ -560,6 +575,24 @@ pub trait ModelOps: Backend {
     ) -> OpResult<BTensor<Self>> {
         check::neighbour_tile("neighbour_entry_dot", g, lo, history, neighbours)?;
         self.neighbour_entry_dot_kernel(g, lo, history, neighbours)
+    }
+
+    /// The gradient of [`ModelOps::neighbour_axpy`] with respect to the log of each list value,
+    /// over γ, per history entry and list position: `out[e, j − ptr[h]] += v · w_j · g[r, c]`
+    /// for every history entry `e = (h, v)` of row `r` and every neighbour `j = (lo + c, w_j)`
+    /// of `h` inside the tile (`ptr[h]`: the start of `h`'s list). `out` is `[nnz, keep]` with
+    /// `keep` at least the longest list; summed over the tiles and then by song (a scatter by
+    /// the entries' songs) it is the gradient of per-pair log-weights `[songs, keep]`.
+    fn neighbour_pair_grad(
+        &self,
+        out: &mut BTensor<Self>,
+        g: &BTensor<Self>,
+        lo: usize,
+        history: &Csr<Self::Storage>,
+        neighbours: &Csr<Self::Storage>,
+    ) -> OpResult<()> {
+        check::neighbour_pair_grad(out, g, lo, history, neighbours)?;
+        self.neighbour_pair_grad_kernel(out, g, lo, history, neighbours)
     }
 
     /// The `k` largest entries of every row, in descending order, ties broken by the lower

@@ -69,6 +69,10 @@ pub struct BenchTrainArgs {
     /// The neighbourhood term without the learned per-song weights (default: with, as `train`).
     #[arg(long)]
     pub no_song_weights: bool,
+    /// The neighbourhood term without the learned pair weights (default: with, as `train`,
+    /// up to 16.8 M pairs).
+    #[arg(long)]
+    pub no_pair_weights: bool,
     /// Layer stacking of the IndRNN models: dense, residual or plain (default: the trainer's for
     /// each model, residual for ainrnn and plain for indrnn; lstm is always plain).
     #[arg(long)]
@@ -106,6 +110,7 @@ impl BenchTrainArgs {
             seed: a.seed,
             neighbours: a.neighbours,
             song_weights: !a.no_song_weights,
+            pair_weights: !a.no_pair_weights,
             connection: a.connection,
         }
     }
@@ -198,7 +203,8 @@ mod tests {
                 lib.emb,
                 lib.dropout,
                 lib.neighbours,
-                lib.song_weights
+                lib.song_weights,
+                lib.pair_weights
             ),
             (
                 t.batch,
@@ -206,7 +212,8 @@ mod tests {
                 t.emb,
                 t.dropout,
                 t.neighbours,
-                t.song_weights
+                t.song_weights,
+                t.pair_weights
             )
         );
     }

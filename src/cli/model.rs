@@ -81,6 +81,11 @@ pub struct TrainingFlags {
     /// history song's list counts the same, as in item-kNN).
     #[arg(long)]
     pub no_song_weights: bool,
+    /// Neighbourhood term without the learned weights of its (song, neighbour) pairs (every
+    /// pair counts its co-listening similarity, as in item-kNN). They are learned only up to
+    /// 16.8 M pairs (songs × --neighbours): beyond, their optimizer state outweighs the step.
+    #[arg(long)]
+    pub no_pair_weights: bool,
     /// Models per run, ranking by their summed scores: auto = 3 when a fold has fewer than
     /// 5,000 training users (where it gained), else 1; or a number in 1..=16. Member m trains
     /// with seed + m (its own validation users, weights and batches) into `<out>.member<m>`.
@@ -117,6 +122,7 @@ impl TrainingFlags {
         opts.pooling = self.pooling;
         opts.portrait = !self.no_portrait;
         opts.song_weights = !self.no_song_weights;
+        opts.pair_weights = !self.no_pair_weights;
         opts.similarity = self.similarity.0;
         opts.ensemble = self.ensemble.0;
         if self.paper {
@@ -148,6 +154,9 @@ impl TrainingFlags {
             }
             if default("--no-song-weights") {
                 opts.song_weights = p.song_weights;
+            }
+            if default("--no-pair-weights") {
+                opts.pair_weights = p.pair_weights;
             }
             if default("--ensemble") {
                 opts.ensemble = p.ensemble;
@@ -374,7 +383,10 @@ pub fn run_train(
             w.chosen,
             w.song_weight_shrink
                 .map(|s| format!(", per-song log-weights × {s}"))
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                + &w.pair_weight_shrink
+                    .map(|s| format!(", pair log-weights × {s}"))
+                    .unwrap_or_default(),
             w.ndcg_chosen,
             summary.checkpoint.display(),
             w.list_users

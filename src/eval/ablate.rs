@@ -47,6 +47,7 @@ pub enum Change {
     NoPortrait,
     Layers(usize),
     NoSongWeights,
+    NoPairWeights,
     NoNeighbours,
     Features(FeatureSet),
 }
@@ -69,6 +70,7 @@ impl Change {
             Change::NoPortrait,
             Change::Layers(2),
             Change::NoSongWeights,
+            Change::NoPairWeights,
             Change::NoNeighbours,
             Change::Features(FeatureSet::None),
             Change::Features(FeatureSet::Msd),
@@ -86,6 +88,7 @@ impl Change {
             Change::NoPortrait => "no-portrait".into(),
             Change::Layers(n) => format!("layers-{n}"),
             Change::NoSongWeights => "no-song-weights".into(),
+            Change::NoPairWeights => "no-pair-weights".into(),
             Change::NoNeighbours => "no-neighbours".into(),
             Change::Features(f) => format!("features-{}", f.name()),
         }
@@ -104,6 +107,7 @@ impl Change {
             Change::NoPortrait => "no portrait".into(),
             Change::Layers(n) => format!("{n} layers"),
             Change::NoSongWeights => "term without per-song weights".into(),
+            Change::NoPairWeights => "term without pair weights".into(),
             Change::NoNeighbours => "no neighbourhood term".into(),
             Change::Features(f) => format!("features {}", f.name()),
         }
@@ -119,6 +123,7 @@ impl Change {
             Change::NoPortrait => o.portrait = false,
             Change::Layers(n) => o.layers = Some(n),
             Change::NoSongWeights => o.song_weights = false,
+            Change::NoPairWeights => o.pair_weights = false,
             Change::NoNeighbours => o.neighbours = 0,
             Change::Features(f) => o.features = f,
         }
@@ -250,8 +255,14 @@ fn skip_reason(ds: &Dataset, change: Change, full: &TrainOptions) -> Option<Stri
     if change == Change::Full {
         return None;
     }
-    if change == Change::NoSongWeights && full.neighbours == 0 {
+    if matches!(change, Change::NoSongWeights | Change::NoPairWeights) && full.neighbours == 0 {
         return Some("not run: full AINRNN has no neighbourhood term (--neighbours 0)".into());
+    }
+    if change == Change::NoPairWeights && !full.pair_weights_for(ds.songs()) {
+        return Some(format!(
+            "not run: full AINRNN has no pair weights (--no-pair-weights, or songs × neighbours above {})",
+            crate::train::run::PAIR_WEIGHTS_MAX
+        ));
     }
     if let Change::Features(set) = change {
         if set != FeatureSet::None && !matches!(select_features(ds, set), Ok(Some(_))) {

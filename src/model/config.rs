@@ -143,6 +143,10 @@ pub struct ModelConfig {
     /// weight (checkpoints from before it existed have none).
     #[serde(default)]
     pub song_weights: bool,
+    /// Whether the term weighs each (history song, neighbour) pair of the lists by a learned
+    /// weight (checkpoints from before it existed have none).
+    #[serde(default)]
+    pub pair_weights: bool,
 }
 
 /// Neighbours per song in the scores' item-neighbourhood term (as many as item-kNN keeps in
@@ -174,6 +178,7 @@ impl ModelConfig {
             connection: None,
             pooling: None,
             song_weights: false,
+            pair_weights: false,
         }
     }
 

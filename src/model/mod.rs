@@ -265,6 +265,7 @@ impl<B: ModelOps> Model<B> {
             emb: in_emb,
             with_neighbours: cfg.neighbours > 0,
             song_weights: cfg.song_weights,
+            pair_weights: cfg.pair_weights.then_some(cfg.neighbours),
         };
         let scorer = Scorer::new(b, &mut p, &mut rng, spec)?;
         Ok(Model {

@@ -46,21 +46,37 @@ pub struct Scorer<B: ModelOps> {
     /// with [`Scorer::set_neighbours`], which drops the device copy.
     neighbours: NeighbourLists,
     /// The lists on the device, built once per [`Scorer::set_neighbours`].
-    device_lists: OnceCell<Option<Csr<B::Storage>>>,
+    device_lists: OnceCell<Option<DeviceLists<B>>>,
     /// Weight of the neighbourhood score (when the model has the term).
     pub gamma: Option<PId>,
     /// Per song, the log of its weight as a history song of the term, `[songs, 1]` (when the
     /// model has per-song weights): how far its neighbour list is trusted.
     pub song_weights: Option<PId>,
+    /// Per song, the log of the weight of each pair (song, neighbour) of its list, `[songs,
+    /// keep]` in the device lists' order (a song's neighbours by column): how far each pair's
+    /// similarity is trusted (when the model has pair weights).
+    pub pair_weights: Option<PId>,
+    /// The lists' length (the pair weights' row length).
+    keep: usize,
+}
+
+/// The neighbour lists on the device and, with pair weights, each entry's row in the
+/// `[songs · keep, 1]` view of the pair weights.
+struct DeviceLists<B: ModelOps> {
+    csr: Csr<B::Storage>,
+    pairs: Option<crate::backend::IndexPlan<B::Storage>>,
 }
 
 /// A batch's histories for the neighbourhood term: each row's distinct songs, sorted, CSR
 /// `[rows, songs]` (`None`: no term, or no neighbour lists yet).
 pub struct NeighbourBlocks<B: ModelOps> {
     history: Option<Csr<B::Storage>>,
-    /// With per-song weights: the entries' songs as a row plan into the `[songs, 1]` weights
-    /// (the block's values are their `exp`, gathered on the device).
+    /// With per-song or pair weights: the entries' songs as a row plan into the `[songs, ·]`
+    /// weights (with per-song weights the block's values are their `exp`, gathered on the
+    /// device).
     entries: Option<crate::backend::IndexPlan<B::Storage>>,
+    /// With pair weights: the lists with this step's pair weights applied (`w · exp(logw)`).
+    lists: Option<Csr<B::Storage>>,
 }
 
 /// `(history block, device lists, γ)` of a step with the neighbourhood term.
@@ -75,6 +91,16 @@ impl<B: ModelOps> NeighbourBlocks<B> {
     pub fn applies(&self) -> bool {
         self.history.is_some()
     }
+}
+
+/// Pair log-weights by (song, neighbour).
+pub type PairWeights = std::collections::HashMap<(u32, u32), f32>;
+
+/// A list's neighbours by column: the order of the device lists and of the pair weights' rows.
+fn sorted_columns(list: &[(u32, f32)]) -> Vec<u32> {
+    let mut c: Vec<u32> = list.iter().map(|e| e.0).collect();
+    c.sort_unstable();
+    c
 }
 
 /// A ranking: per user, `(song, score)` best first.
@@ -103,6 +129,8 @@ pub struct ScorerSpec<'a> {
     pub with_neighbours: bool,
     /// Whether the term weighs each history song by a learned per-song weight.
     pub song_weights: bool,
+    /// With learned pair weights: the lists' length.
+    pub pair_weights: Option<usize>,
 }
 
 impl<B: ModelOps> Scorer<B> {
@@ -120,6 +148,7 @@ impl<B: ModelOps> Scorer<B> {
             emb,
             with_neighbours,
             song_weights,
+            pair_weights,
         } = spec;
         let tile = tile.max(1);
         let tiles: Vec<(usize, usize)> = (0..songs)
@@ -152,6 +181,13 @@ impl<B: ModelOps> Scorer<B> {
         } else {
             None
         };
+        // Log-weights 0: every pair starts at its similarity.
+        let keep = pair_weights.filter(|_| with_neighbours).unwrap_or(0);
+        let pair_weights = if keep > 0 {
+            Some(p.zeros(b, "songs.neighbour_pair_logw", &[songs, keep])?)
+        } else {
+            None
+        };
         Ok(Scorer {
             songs,
             dim,
@@ -166,6 +202,8 @@ impl<B: ModelOps> Scorer<B> {
             device_lists: OnceCell::new(),
             gamma,
             song_weights,
+            pair_weights,
+            keep,
         })
     }
 
@@ -186,7 +224,7 @@ impl<B: ModelOps> Scorer<B> {
     /// The neighbour lists on the device: CSR `[songs, songs]`, each song's columns sorted
     /// (the op's contract), f32 weights. `None` when no song has a neighbour. Built on first
     /// use after [`Scorer::set_neighbours`], then kept.
-    fn device_lists(&self, b: &B) -> OpResult<Option<&Csr<B::Storage>>> {
+    fn device_lists(&self, b: &B) -> OpResult<Option<&DeviceLists<B>>> {
         if let Some(l) = self.device_lists.get() {
             return Ok(l.as_ref());
         }
@@ -202,12 +240,73 @@ impl<B: ModelOps> Scorer<B> {
             vals.extend(list.iter().map(|e| e.1));
             row_ptr.push(cols.len() as u32);
         }
-        let csr = if cols.is_empty() {
+        let lists = if cols.is_empty() {
             None
         } else {
-            Some(b.csr(self.songs, self.songs, &row_ptr, &cols, Some(&vals))?)
+            let csr = b.csr(self.songs, self.songs, &row_ptr, &cols, Some(&vals))?;
+            if self.pair_weights.is_some() && csr.max_row() > self.keep {
+                return Err(OpError::Invalid {
+                    op: "neighbour lists",
+                    detail: format!(
+                        "a list of {} neighbours for pair weights of {} per song",
+                        csr.max_row(),
+                        self.keep
+                    ),
+                });
+            }
+            // Entry `j` of song `s` is pair `(s, j − ptr[s])`.
+            let pairs = match self.pair_weights {
+                Some(_) => {
+                    let slots: Vec<u32> = (0..self.songs)
+                        .flat_map(|s| {
+                            let (a, e) = (row_ptr[s] as usize, row_ptr[s + 1] as usize);
+                            (0..e - a).map(move |k| (s * self.keep + k) as u32)
+                        })
+                        .collect();
+                    Some(b.index_plan(&slots, self.songs * self.keep)?)
+                }
+                None => None,
+            };
+            Some(DeviceLists { csr, pairs })
         };
-        Ok(self.device_lists.get_or_init(|| csr).as_ref())
+        Ok(self.device_lists.get_or_init(|| lists).as_ref())
+    }
+
+    /// The learned pair log-weights by (song, neighbour), for keeping them across a refit of
+    /// the lists ([`Scorer::set_pair_weights`]). `None` without pair weights.
+    pub fn pair_weight_map(&self, b: &B, p: &Params<B>) -> OpResult<Option<PairWeights>> {
+        let Some(id) = self.pair_weights else {
+            return Ok(None);
+        };
+        let w = b.to_f32(p.get(id))?;
+        let mut m = PairWeights::new();
+        for (s, list) in self.neighbours.iter().enumerate() {
+            for (k, j) in sorted_columns(list).into_iter().enumerate() {
+                m.insert((s as u32, j), w[s * self.keep + k]);
+            }
+        }
+        Ok(Some(m))
+    }
+
+    /// Sets the pair log-weights of the current lists from `m` times `scale` (0 for a pair `m`
+    /// lacks, as a new pair starts).
+    pub fn set_pair_weights(
+        &self,
+        b: &B,
+        p: &mut Params<B>,
+        m: &PairWeights,
+        scale: f32,
+    ) -> OpResult<()> {
+        let Some(id) = self.pair_weights else {
+            return Ok(());
+        };
+        let mut w = vec![0.0f32; self.songs * self.keep];
+        for (s, list) in self.neighbours.iter().enumerate() {
+            for (k, j) in sorted_columns(list).into_iter().enumerate().take(self.keep) {
+                w[s * self.keep + k] = scale * m.get(&(s as u32, j)).copied().unwrap_or(0.0);
+            }
+        }
+        p.set(b, id, &w)
     }
 
     /// The batch's side of the neighbourhood term: every row's distinct history songs, sorted
@@ -221,12 +320,13 @@ impl<B: ModelOps> Scorer<B> {
         p: &Params<B>,
         history: &[Vec<u32>],
     ) -> OpResult<NeighbourBlocks<B>> {
-        if self.gamma.is_none() || self.device_lists(b)?.is_none() {
+        let Some(dl) = self.device_lists(b)?.filter(|_| self.gamma.is_some()) else {
             return Ok(NeighbourBlocks {
                 history: None,
                 entries: None,
+                lists: None,
             });
-        }
+        };
         let mut row_ptr = Vec::with_capacity(history.len() + 1);
         row_ptr.push(0u32);
         let mut cols: Vec<u32> = Vec::new();
@@ -244,26 +344,45 @@ impl<B: ModelOps> Scorer<B> {
             cols.truncate(kept);
             row_ptr.push(cols.len() as u32);
         }
-        let csr = b.csr(history.len(), self.songs, &row_ptr, &cols, None)?;
-        let (csr, entries) = match self.song_weights {
-            Some(w) if !cols.is_empty() => {
-                let plan = b.index_plan(&cols, self.songs)?;
-                let logw = b.gather_rows(p.get(w), &plan)?;
-                let vals = b.unary(UnaryOp::Exp, &view::<B>(&logw, &[cols.len()])?)?;
-                (csr.with_vals(vals)?, Some(plan))
+        let mut csr = b.csr(history.len(), self.songs, &row_ptr, &cols, None)?;
+        let weighted = self.song_weights.is_some() || self.pair_weights.is_some();
+        let entries = if weighted && !cols.is_empty() {
+            Some(b.index_plan(&cols, self.songs)?)
+        } else {
+            None
+        };
+        if let (Some(w), Some(plan)) = (self.song_weights, &entries) {
+            let logw = b.gather_rows(p.get(w), plan)?;
+            let vals = b.unary(UnaryOp::Exp, &view::<B>(&logw, &[cols.len()])?)?;
+            csr = csr.with_vals(vals)?;
+        }
+        // Pair weights: every list value times exp(its log-weight), on the device (the lists
+        // stay where they are; a step uploads nothing for them).
+        let lists = match (self.pair_weights, &dl.pairs) {
+            (Some(w), Some(plan)) => {
+                let n = dl.csr.nnz();
+                let all = view::<B>(p.get(w), &[self.songs * self.keep, 1])?;
+                let logw = b.gather_rows(&all, plan)?;
+                let scale = b.unary(UnaryOp::Exp, &view::<B>(&logw, &[n])?)?;
+                let vals = b.binary(BinaryOp::Mul, dl.csr.expect_vals("pair weights")?, &scale)?;
+                Some(dl.csr.clone().with_vals(vals)?)
             }
-            _ => (csr, None),
+            _ => None,
         };
         Ok(NeighbourBlocks {
             history: Some(csr),
             entries,
+            lists,
         })
     }
 
     /// The history block and the device lists, when the term applies.
     fn term<'a>(&'a self, nb: &'a NeighbourBlocks<B>) -> Option<Term<'a, B>> {
         let h = nb.history.as_ref()?;
-        let lists = self.device_lists.get()?.as_ref()?;
+        let lists = match &nb.lists {
+            Some(l) => l,
+            None => &self.device_lists.get()?.as_ref()?.csr,
+        };
         Some((h, lists, self.gamma?))
     }
 
@@ -357,6 +476,11 @@ impl<B: ModelOps> Scorer<B> {
         let mut loss = b.zeros(&[rows])?;
         // With per-song weights: Σ_tiles g·w per history entry, for ∂γ and the weights' gradient.
         let mut entry_dots: Option<BTensor<B>> = None;
+        // With pair weights: per history entry and list position, Σ_tiles v·w·g (over γ).
+        let mut pair_grad = match (self.pair_weights, self.term(nb)) {
+            (Some(_), Some((h, _, _))) if h.nnz() > 0 => Some(b.zeros(&[h.nnz(), self.keep])?),
+            _ => None,
+        };
         let mut du = b.zeros(&[rows, self.dim])?;
         for (i, &(start, len)) in self.tiles.iter().enumerate() {
             let local: Vec<(u32, u32, f32)> = targets
@@ -378,7 +502,10 @@ impl<B: ModelOps> Scorer<B> {
             // ∂γ: this tile's part of Σ_rows g·n, summed over the rows straight into γ's
             // gradient.
             if let Some((h, lists, gid)) = self.term(nb) {
-                if nb.entries.is_some() {
+                if let Some(out) = &mut pair_grad {
+                    b.neighbour_pair_grad(out, &g, start, h, lists)?;
+                }
+                if self.song_weights.is_some() {
                     let d = b.neighbour_entry_dot(&g, start, h, lists)?;
                     match &mut entry_dots {
                         None => entry_dots = Some(d),
@@ -426,6 +553,14 @@ impl<B: ModelOps> Scorer<B> {
             let vd = b.binary(BinaryOp::Mul, v, &d)?;
             let dl = b.binary(BinaryOp::Mul, &vd, p.get(gid))?;
             p.acc_grad_rows(b, wid, &view::<B>(&dl, &[n, 1])?, plan)?;
+        }
+        // Pair weights: the pair (h, k) adds γ·v·w_k·exp(logw) per entry of h, so its gradient
+        // is γ times the per-entry sums, added up by song.
+        if let (Some(out), Some((_, _, gid)), Some(plan), Some(pid)) =
+            (pair_grad, self.term(nb), &nb.entries, self.pair_weights)
+        {
+            let scaled = b.binary(BinaryOp::Mul, &out, p.get(gid))?;
+            p.acc_grad_rows(b, pid, &scaled, plan)?;
         }
         let total = b.reduce_rows(ReduceOp::Sum, &view::<B>(&loss, &[1, rows])?)?;
         Ok((total, du))

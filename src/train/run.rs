@@ -57,6 +57,10 @@ pub struct TrainOptions {
     /// it existed trained without).
     #[serde(default)]
     pub song_weights: bool,
+    /// Whether the neighbourhood term learns a weight per (history song, neighbour) pair of the
+    /// lists, up to [`PAIR_WEIGHTS_MAX`] pairs (options saved before it existed trained without).
+    #[serde(default)]
+    pub pair_weights: bool,
     /// Co-listening similarity of the neighbour lists (`None`: chosen on the validation users
     /// before training; checkpoints from before the choice existed used cosine).
     #[serde(default = "cosine")]
@@ -83,6 +87,14 @@ pub const AUTO_ENSEMBLE_USERS: usize = 5_000;
 pub const AUTO_MEMBERS: u32 = 3;
 /// Most members `--ensemble` accepts.
 pub const MAX_MEMBERS: u32 = 16;
+
+/// Pair weights are learned only while songs × neighbours stays at or below this (16.8 M
+/// pairs, 64 MiB a buffer). Why: the weights are a dense `[songs, neighbours]` parameter
+/// updated by AdamW every step with its gradient and two moments, four buffers of that size;
+/// at paper scale (359,687 songs × 200 = 72 M pairs) that would be 1.1 GB and an optimizer pass
+/// over it per step, more than the rest of the step. The bundled sets have 0.24 M (Taste) and
+/// 1.2 M (HetRec) pairs.
+pub const PAIR_WEIGHTS_MAX: usize = 1 << 24;
 
 /// AINRNN's layer stacking by default: residual shortcuts (the IndRNN paper's), not the
 /// AINRNN paper's dense connections (`--paper`). Why: on the bundled data dense connections
@@ -127,6 +139,7 @@ impl TrainOptions {
             pooling: None,
             portrait: true,
             song_weights: true,
+            pair_weights: true,
             similarity: None,
             seed: 42,
             patience: 6,
@@ -222,6 +235,7 @@ impl TrainOptions {
             batch: 64,
             neighbours: 0,
             song_weights: false,
+            pair_weights: false,
             ensemble: Some(1),
             paper_connection: true,
             ..self.clone()
@@ -260,11 +274,20 @@ impl TrainOptions {
         mc.dropout = self.dropout;
         mc.neighbours = self.neighbours;
         mc.song_weights = self.song_weights && self.neighbours > 0;
+        mc.pair_weights = self.pair_weights_for(songs);
         // Always explicit: a checkpoint's `None` means the kind's own (AINRNN's dense).
         mc.connection = Some(self.connection());
         mc.pooling = self.pooling;
         mc.seed = self.seed;
         mc
+    }
+
+    /// Whether a model over `songs` songs gets pair weights: asked for, with a term, and at most
+    /// [`PAIR_WEIGHTS_MAX`] pairs.
+    pub fn pair_weights_for(&self, songs: usize) -> bool {
+        self.pair_weights
+            && self.neighbours > 0
+            && songs.saturating_mul(self.neighbours) <= PAIR_WEIGHTS_MAX
     }
 
     /// The layers the model gets: `--layers`, else the model's default.
@@ -294,6 +317,7 @@ impl TrainOptions {
             ("--pooling", self.pooling().name().to_string()),
             ("--no-portrait", (!self.portrait).to_string()),
             ("--no-song-weights", (!self.song_weights).to_string()),
+            ("--no-pair-weights", (!self.pair_weights).to_string()),
             (
                 "--similarity",
                 self.similarity
@@ -448,6 +472,9 @@ pub struct WeightChoice {
     /// The factor kept on the per-song log-weights (1: as trained; [`SONG_WEIGHT_SHRINK`]),
     /// when the model has them.
     pub song_weight_shrink: Option<f32>,
+    /// The factor kept on the pair log-weights, chosen the same way after the per-song ones,
+    /// when the model has them.
+    pub pair_weight_shrink: Option<f32>,
     /// Users the saved neighbour lists are fitted on: after the choice (made with the lists of
     /// the training users) they are refitted on the training and validation users, the fold's
     /// non-test users that item-kNN and EASE are fitted on. Equal to the training users when the
@@ -746,9 +773,16 @@ fn calibrate_neighbour_weight<B: ModelOps>(
     let Some(gid) = t.model.scorer.gamma else {
         return Ok(None);
     };
+    // Pair weights follow their (song, neighbour) pairs through the refits below.
+    let pairs = t.model.scorer.pair_weight_map(b, &t.model.params)?;
     if let (Some((sim, _)), true) = (&refit, refitted) {
         t.model
             .fit_neighbours(&corpus.histories, &t.train_users, *sim);
+        if let Some(m) = &pairs {
+            t.model
+                .scorer
+                .set_pair_weights(b, &mut t.model.params, m, 1.0)?;
+        }
     }
     let trained = b.to_f32(t.model.params.get(gid))?[0];
     let ndcg_trained = t.validate()?.ndcg;
@@ -784,9 +818,36 @@ fn calibrate_neighbour_weight<B: ModelOps>(
         t.model.params.set(b, wid, &kept)?;
     }
     t.model.params.set(b, gid, &[best.1])?;
+    // Pair weights likewise, after the per-song ones.
+    let mut pair_shrink = 1.0f32;
+    if let Some(m) = &pairs {
+        let g0 = best.1;
+        for s in SONG_WEIGHT_SHRINK {
+            t.model
+                .scorer
+                .set_pair_weights(b, &mut t.model.params, m, s)?;
+            for g in [g0 * 0.5, g0, g0 * 2.0] {
+                t.model.params.set(b, gid, &[g])?;
+                let v = t.validate()?;
+                if v.ndcg > best.0 {
+                    best = (v.ndcg, g);
+                    pair_shrink = s;
+                }
+            }
+        }
+        t.model
+            .scorer
+            .set_pair_weights(b, &mut t.model.params, m, pair_shrink)?;
+        t.model.params.set(b, gid, &[best.1])?;
+    }
     let mut list_users = t.train_users.len();
     if let Some((sim, all)) = &refit {
         t.model.fit_neighbours(&corpus.histories, all, *sim);
+        if let Some(m) = &pairs {
+            t.model
+                .scorer
+                .set_pair_weights(b, &mut t.model.params, m, pair_shrink)?;
+        }
         list_users = all.len();
     }
     let similarity = refit.as_ref().map(|r| r.0);
@@ -802,6 +863,7 @@ fn calibrate_neighbour_weight<B: ModelOps>(
         ndcg_trained,
         ndcg_chosen: best.0,
         song_weight_shrink: t.model.scorer.song_weights.map(|_| shrink),
+        pair_weight_shrink: pairs.map(|_| pair_shrink),
         list_users,
     }))
 }

@@ -1079,7 +1079,24 @@ pub fn neighbour_contract<B: ModelOps>(be: &B) {
                 .neighbour_entry_dot(&x, lo, h, n)
                 .expect_err(&format!("{what} must be refused"));
             assert_eq!(op_of(&e), "neighbour_entry_dot", "{what}: {e}");
+            let mut out = be.zeros(&[h.nnz(), 2]).unwrap();
+            let e = be
+                .neighbour_pair_grad(&mut out, &x, lo, h, n)
+                .expect_err(&format!("{what} must be refused"));
+            assert_eq!(op_of(&e), "neighbour_pair_grad", "{what}: {e}");
         }
+    }
+    // The pair gradient's rows: one per history entry, at least as long as the longest list.
+    let x = be.zeros(&[2, 2]).unwrap();
+    for (what, shape) in [
+        ("rows other than the history entries", [2usize, 2usize]),
+        ("rows shorter than the longest list", [3, 1]),
+    ] {
+        let mut out = be.zeros(&shape).unwrap();
+        let e = be
+            .neighbour_pair_grad(&mut out, &x, 1, &hist, &nbrs)
+            .expect_err(&format!("{what} must be refused"));
+        assert_eq!(op_of(&e), "neighbour_pair_grad", "{what}: {e}");
     }
     // Values on the history weigh its entries: row 1's song 2 at 3 → column 0 gets 3 · 2.
     let weighted = be
@@ -1093,6 +1110,16 @@ pub fn neighbour_contract<B: ModelOps>(be: &B) {
     let gt = be.upload_f32(&[10.0, 20.0, 30.0, 40.0], &[2, 2]).unwrap();
     let d = be.neighbour_entry_dot(&gt, 1, &weighted, &nbrs).unwrap();
     assert_eq!(be.to_f32(&d).unwrap(), vec![20.0, 0.0, 60.0]);
+    // Per entry and list position, with the entry's value: song 0's neighbour 2 is its second
+    // (1 · 1 · g[0, 1]), song 2's neighbour 1 its first (3 · 2 · g[1, 0]); added to what `out`
+    // held, the third column (past every list) untouched.
+    let mut out = be.upload_f32(&[1.0; 9], &[3, 3]).unwrap();
+    be.neighbour_pair_grad(&mut out, &gt, 1, &weighted, &nbrs)
+        .unwrap();
+    assert_eq!(
+        be.to_f32(&out).unwrap(),
+        vec![1.0, 21.0, 1.0, 1.0, 1.0, 1.0, 181.0, 1.0, 1.0]
+    );
 }
 
 /// The history entries' values (per-song weights of the term): `neighbour_axpy` adds
@@ -1170,6 +1197,86 @@ pub fn neighbour_weighted_tiles<B: ModelOps>(be: &B) {
                     (fd - an).abs() <= 1e-3 * (1.0 + an.abs()),
                     "{what}: entry {e} gradient {an}, finite difference {fd}"
                 );
+            }
+        }
+    }
+}
+
+/// `neighbour_pair_grad` is, over γ, the gradient of `neighbour_axpy` with respect to the log of
+/// each list value, per history entry and list position: f64 oracle (added to what `out` held, the
+/// padding past the longest list untouched) and, summed over the entries of a song, central
+/// differences of the term with that list value scaled by `exp(±h)`; on the shapes of
+/// [`neighbour_tiles`], with values on the history.
+pub fn neighbour_pair_tiles<B: ModelOps>(be: &B) {
+    let mut r = rng(272);
+    for (songs, rows, k, l, tile) in [(1, 1, 1, 1, 1), (97, 6, 12, 9, 40), (700, 9, 300, 20, 256)] {
+        let c = NeighbourCase::new(&mut r, songs, rows, k, l);
+        let nbrs_with = |vals: &[f32]| {
+            be.csr(songs, songs, &c.nbr_ptr, &c.nbr_cols, Some(vals))
+                .unwrap()
+        };
+        let nbrs = nbrs_with(&c.nbr_vals);
+        let keep = nbrs.max_row() + 2;
+        let v = uniform(&mut r, c.hist.len(), 0.2, 2.0);
+        let hist = be.csr(rows, songs, &c.hist_ptr, &c.hist, Some(&v)).unwrap();
+        let row_of = |e: usize| c.hist_ptr.iter().rposition(|&p| p as usize <= e).unwrap();
+        let gamma = 0.75f32;
+        let g = be.upload_f32(&[gamma], &[1]).unwrap();
+        for lo in (0..songs).step_by(tile) {
+            let cols = tile.min(songs - lo);
+            let x0 = uniform(&mut r, rows * cols, -2.0, 2.0);
+            let w = uniform(&mut r, rows * cols, -1.0, 1.0);
+            let out0 = uniform(&mut r, c.hist.len() * keep, -1.0, 1.0);
+            let mut want = to_f64(&out0);
+            for (e, &h) in c.hist.iter().enumerate() {
+                let (row, a) = (row_of(e), c.nbr_ptr[h as usize] as usize);
+                for j in a..c.nbr_ptr[h as usize + 1] as usize {
+                    let s = c.nbr_cols[j] as usize;
+                    if s >= lo && s < lo + cols {
+                        want[e * keep + j - a] +=
+                            v[e] as f64 * c.nbr_vals[j] as f64 * w[row * cols + s - lo] as f64;
+                    }
+                }
+            }
+            let wt = be.upload_f32(&w, &[rows, cols]).unwrap();
+            let mut out = be.upload_f32(&out0, &[c.hist.len(), keep]).unwrap();
+            be.neighbour_pair_grad(&mut out, &wt, lo, &hist, &nbrs)
+                .unwrap();
+            let what = format!("neighbour_pair_grad songs {songs}, tile {lo}+{cols}");
+            assert_close(&what, &be.to_f32(&out).unwrap(), &want, Tol::sum(1));
+            // Alone (from zeros), summed per song: d/d log w_j of Σ w ⊙ (x + γ Σ v N).
+            let mut out = be.zeros(&[c.hist.len(), keep]).unwrap();
+            be.neighbour_pair_grad(&mut out, &wt, lo, &hist, &nbrs)
+                .unwrap();
+            let got = be.to_f32(&out).unwrap();
+            let f = |vals: &[f32]| -> f64 {
+                let mut x = be.upload_f32(&x0, &[rows, cols]).unwrap();
+                be.neighbour_axpy(&mut x, lo, &hist, &nbrs_with(vals), &g)
+                    .unwrap();
+                let xs = be.to_f32(&x).unwrap();
+                xs.iter().zip(&w).map(|(a, b)| *a as f64 * *b as f64).sum()
+            };
+            let h = 1e-2f32;
+            let entries = c.hist.len();
+            for e in (0..entries).step_by(entries.div_ceil(4).max(1)) {
+                let song = c.hist[e] as usize;
+                let a = c.nbr_ptr[song] as usize;
+                let n = c.nbr_ptr[song + 1] as usize - a;
+                for pos in (0..n).step_by(n.div_ceil(3).max(1)) {
+                    let (mut vp, mut vm) = (c.nbr_vals.clone(), c.nbr_vals.clone());
+                    vp[a + pos] *= h.exp();
+                    vm[a + pos] *= (-h).exp();
+                    let fd = (f(&vp) - f(&vm)) / (2.0 * h as f64);
+                    let an: f64 = gamma as f64
+                        * (0..entries)
+                            .filter(|&q| c.hist[q] as usize == song)
+                            .map(|q| got[q * keep + pos] as f64)
+                            .sum::<f64>();
+                    assert!(
+                        (fd - an).abs() <= 1e-3 * (1.0 + an.abs()),
+                        "{what}: song {song} position {pos}: gradient {an}, finite difference {fd}"
+                    );
+                }
             }
         }
     }

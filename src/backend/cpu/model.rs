@@ -64,16 +64,22 @@ impl<'a> NeighbourLists<'a> {
         }
     }
 
-    /// Calls `f(c, w)` for every neighbour `lo + c` (weight `w`) of history entry `e`'s song; a
-    /// song's columns are sorted, so its tile part is found by bisection.
+    /// Calls `f(c, w)` for every neighbour `lo + c` (weight `w`) of history entry `e`'s song.
     fn for_each_of(&self, e: usize, mut f: impl FnMut(usize, f32)) {
+        self.for_each_at(e, |_, c, w| f(c, w));
+    }
+
+    /// Calls `f(k, c, w)` for every neighbour `lo + c` (weight `w`, position `k` in its list)
+    /// of history entry `e`'s song; a song's columns are sorted, so its tile part is found by
+    /// bisection.
+    fn for_each_at(&self, e: usize, mut f: impl FnMut(usize, usize, f32)) {
         let h = self.hist[e] as usize;
         let (a, b) = (self.ptr[h] as usize, self.ptr[h + 1] as usize);
         let list = &self.cols[a..b];
         let start = a + list.partition_point(|&c| c < self.lo);
         let end = a + list.partition_point(|&c| c < self.hi);
         for j in start..end {
-            f((self.cols[j] - self.lo) as usize, self.vals[j]);
+            f(j - a, (self.cols[j] - self.lo) as usize, self.vals[j]);
         }
     }
 }
@@ -719,6 +725,40 @@ impl ModelOps for CpuBackend {
             }
         }
         Ok(tensor(vec![history.nnz()], out))
+    }
+
+    fn neighbour_pair_grad_kernel(
+        &self,
+        out: &mut CpuTensor,
+        g: &CpuTensor,
+        lo: usize,
+        history: &Csr<CpuStorage>,
+        neighbours: &Csr<CpuStorage>,
+    ) -> OpResult<()> {
+        let op = "neighbour_pair_grad";
+        let cols = g.cols();
+        let keep = out.cols();
+        let lists = NeighbourLists::new(op, history, neighbours, lo, cols)?;
+        let gv = f32s(op, g)?;
+        let ov = f32s_mut(op, out)?;
+        if keep == 0 {
+            return Ok(());
+        }
+        // Each entry's row of `out` is its own: entries in parallel, no two writes to one cell.
+        let rows = history.rows();
+        let row_of: Vec<usize> = (0..rows)
+            .flat_map(|r| {
+                let n = (lists.hist_ptr[r + 1] - lists.hist_ptr[r]) as usize;
+                std::iter::repeat_n(r, n)
+            })
+            .collect();
+        ov.par_chunks_mut(keep).enumerate().for_each(|(e, o)| {
+            let r = row_of[e];
+            // v·w·g, the GPU kernel's order.
+            let v = lists.hist_vals.map_or(1.0, |hv| hv[e]);
+            lists.for_each_at(e, |k, c, w| o[k] += v * w * gv[r * cols + c]);
+        });
+        Ok(())
     }
 
     fn topk_rows_kernel(&self, x: &CpuTensor, k: usize) -> OpResult<(CpuTensor, CpuTensor)> {

@@ -113,6 +113,8 @@ crate::kernel_params! {
         cols: u32,
         lo: u32,
         weighted: u32,
+        keep: u32,
+        _pad: [u32; 3],
     }
 }
 
@@ -235,13 +237,15 @@ fn neighbour_bindings<'a>(
 }
 
 impl GpuBackend {
-    /// One workgroup per row of the tile `t` (`[rows, cols]` at song `lo`).
+    /// One workgroup per row of the tile `t` (`[rows, cols]` at song `lo`); `keep`: the row
+    /// length of `pair_grad`'s output (0 for the other kernels).
     fn neighbour_dispatch(
         &self,
         entry: &'static str,
         t: &GpuTensor,
         lo: usize,
         weighted: bool,
+        keep: usize,
         bindings: &[(&str, &GpuBuffer)],
     ) -> OpResult<()> {
         let p = NeighbourParams {
@@ -249,6 +253,8 @@ impl GpuBackend {
             cols: t.cols() as u32,
             lo: lo as u32,
             weighted: weighted as u32,
+            keep: keep as u32,
+            _pad: [0; 3],
         };
         let grid = self.ctx.grid(entry, t.rows() as u64)?;
         Ok(self
@@ -279,7 +285,7 @@ impl GpuBackend {
         let out = self.empty(&[len], DType::F32, op)?;
         let mut b = neighbour_bindings(history, neighbours, op, weighted)?;
         b.extend([("g", raw(g)), ("dots", raw(&out))]);
-        self.neighbour_dispatch(entry, g, lo, weighted && history.vals().is_some(), &b)?;
+        self.neighbour_dispatch(entry, g, lo, weighted && history.vals().is_some(), 0, &b)?;
         Ok(out)
     }
 
@@ -797,7 +803,25 @@ impl ModelOps for GpuBackend {
         make_unique(&self.ctx, x)?;
         let mut b = neighbour_bindings(history, neighbours, "neighbour_axpy", true)?;
         b.extend([("gamma", raw(gamma)), ("x", raw(x))]);
-        self.neighbour_dispatch("axpy", x, lo, history.vals().is_some(), &b)
+        self.neighbour_dispatch("axpy", x, lo, history.vals().is_some(), 0, &b)
+    }
+
+    fn neighbour_pair_grad_kernel(
+        &self,
+        out: &mut GpuTensor,
+        g: &GpuTensor,
+        lo: usize,
+        history: &Csr<GpuStorage>,
+        neighbours: &Csr<GpuStorage>,
+    ) -> OpResult<()> {
+        if g.is_empty() || out.is_empty() || history.nnz() == 0 || neighbours.nnz() == 0 {
+            return Ok(());
+        }
+        make_unique(&self.ctx, out)?;
+        let mut b = neighbour_bindings(history, neighbours, "neighbour_pair_grad", true)?;
+        b.extend([("g", raw(g)), ("dots", raw(out))]);
+        let weighted = history.vals().is_some();
+        self.neighbour_dispatch("pair_grad", g, lo, weighted, out.cols(), &b)
     }
 
     fn neighbour_row_dot_kernel(

@@ -39,6 +39,9 @@ pub struct TrainBenchOptions {
     pub neighbours: usize,
     /// Whether the term has the learned per-song weights (default: the trainer's).
     pub song_weights: bool,
+    /// Whether the term has the learned pair weights (default: the trainer's; as in `train`,
+    /// only up to [`crate::train::run::PAIR_WEIGHTS_MAX`] pairs).
+    pub pair_weights: bool,
     /// The IndRNN models' layer stacking (`None`: the trainer's default for each model:
     /// residual shortcuts for AINRNN, plain for IndRNN). LSTM is always a plain stack.
     pub connection: Option<Connection>,
@@ -68,6 +71,7 @@ impl Default for TrainBenchOptions {
             seed: 42,
             neighbours: DEFAULT_NEIGHBOURS,
             song_weights: t.song_weights,
+            pair_weights: t.pair_weights,
             connection: None,
         }
     }

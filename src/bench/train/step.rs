@@ -177,6 +177,9 @@ fn model_config<B: ModelOps>(b: &B, o: &TrainBenchOptions, kind: ModelKind) -> M
     // runs: the recurrent stacks and the catalogue softmax only).
     cfg.neighbours = o.neighbours;
     cfg.song_weights = o.song_weights && o.neighbours > 0;
+    cfg.pair_weights = o.pair_weights
+        && o.neighbours > 0
+        && o.songs.saturating_mul(o.neighbours) <= crate::train::run::PAIR_WEIGHTS_MAX;
     // The stacking `train` gives this model unless asked otherwise (LSTM: plain only).
     cfg.connection = Some(match (kind, o.connection) {
         (ModelKind::Lstm, _) | (_, None) => default_connection(kind, false),
