@@ -17,6 +17,7 @@ use crate::data::Dataset;
 use crate::error::{DataError, Error};
 use crate::model::checkpoint::{self, Checkpoint};
 use crate::model::neighbours::Similarity;
+use crate::model::params::PId;
 use crate::model::{Connection, Model, ModelConfig, ModelKind, PoolingKind};
 
 /// User-facing training options (`ainrnn train` flags).
@@ -801,44 +802,19 @@ fn calibrate_neighbour_weight<B: ModelOps>(
     let mut shrink = 1.0f32;
     if let Some(wid) = t.model.scorer.song_weights {
         let learned = b.to_f32(t.model.params.get(wid))?;
-        let g0 = best.1;
-        for s in SONG_WEIGHT_SHRINK {
+        shrink = choose_shrink(t, b, gid, &mut best, |t, s| {
             let scaled: Vec<f32> = learned.iter().map(|&x| s * x).collect();
-            t.model.params.set(b, wid, &scaled)?;
-            for g in [g0 * 0.5, g0, g0 * 2.0] {
-                t.model.params.set(b, gid, &[g])?;
-                let m = t.validate()?;
-                if m.ndcg > best.0 {
-                    best = (m.ndcg, g);
-                    shrink = s;
-                }
-            }
-        }
-        let kept: Vec<f32> = learned.iter().map(|&x| shrink * x).collect();
-        t.model.params.set(b, wid, &kept)?;
+            Ok(t.model.params.set(b, wid, &scaled)?)
+        })?;
     }
     t.model.params.set(b, gid, &[best.1])?;
     // Pair weights likewise, after the per-song ones.
     let mut pair_shrink = 1.0f32;
     if let Some(m) = &pairs {
-        let g0 = best.1;
-        for s in SONG_WEIGHT_SHRINK {
-            t.model
-                .scorer
-                .set_pair_weights(b, &mut t.model.params, m, s)?;
-            for g in [g0 * 0.5, g0, g0 * 2.0] {
-                t.model.params.set(b, gid, &[g])?;
-                let v = t.validate()?;
-                if v.ndcg > best.0 {
-                    best = (v.ndcg, g);
-                    pair_shrink = s;
-                }
-            }
-        }
-        t.model
-            .scorer
-            .set_pair_weights(b, &mut t.model.params, m, pair_shrink)?;
-        t.model.params.set(b, gid, &[best.1])?;
+        pair_shrink = choose_shrink(t, b, gid, &mut best, |t, s| {
+            let (scorer, params) = (&t.model.scorer, &mut t.model.params);
+            Ok(scorer.set_pair_weights(b, params, m, s)?)
+        })?;
     }
     let mut list_users = t.train_users.len();
     if let Some((sim, all)) = &refit {
@@ -866,6 +842,35 @@ fn calibrate_neighbour_weight<B: ModelOps>(
         pair_weight_shrink: pairs.map(|_| pair_shrink),
         list_users,
     }))
+}
+
+/// Tries each factor of [`SONG_WEIGHT_SHRINK`] on learned weights (`scale(t, s)` sets them to
+/// their learned values times `s`), each with γ at ×0.5, ×1 and ×2 of its choice `best.1`;
+/// keeps in `best` any `(validation NDCG@10, γ)` that ranks better and returns the factor kept
+/// (1: as learned), with the weights and γ set to it.
+fn choose_shrink<'a, B: ModelOps>(
+    t: &mut Trainer<'a, B>,
+    b: &B,
+    gid: PId,
+    best: &mut (f64, f32),
+    mut scale: impl FnMut(&mut Trainer<'a, B>, f32) -> Result<(), Error>,
+) -> Result<f32, Error> {
+    let g0 = best.1;
+    let mut kept = 1.0f32;
+    for s in SONG_WEIGHT_SHRINK {
+        scale(t, s)?;
+        for g in [g0 * 0.5, g0, g0 * 2.0] {
+            t.model.params.set(b, gid, &[g])?;
+            let m = t.validate()?;
+            if m.ndcg > best.0 {
+                *best = (m.ndcg, g);
+                kept = s;
+            }
+        }
+    }
+    scale(t, kept)?;
+    t.model.params.set(b, gid, &[best.1])?;
+    Ok(kept)
 }
 
 /// Saves the run's model at `path` with what a resumed run, `eval` and a later calibration read
