@@ -94,7 +94,8 @@ impl<B: ModelOps> NeighbourBlocks<B> {
 }
 
 /// Pair log-weights by (song, neighbour).
-pub type PairWeights = std::collections::HashMap<(u32, u32), f32>;
+/// Pair log-weights by (song, neighbour): per song, `(neighbour, log-weight)` by neighbour.
+pub type PairWeights = Vec<Vec<(u32, f32)>>;
 
 /// A list's neighbours by column: the order of the device lists and of the pair weights' rows.
 fn sorted_columns(list: &[(u32, f32)]) -> Vec<u32> {
@@ -279,12 +280,15 @@ impl<B: ModelOps> Scorer<B> {
             return Ok(None);
         };
         let w = b.to_f32(p.get(id))?;
-        let mut m = PairWeights::new();
-        for (s, list) in self.neighbours.iter().enumerate() {
-            for (k, j) in sorted_columns(list).into_iter().enumerate() {
-                m.insert((s as u32, j), w[s * self.keep + k]);
-            }
-        }
+        let m = (self.neighbours.iter().enumerate())
+            .map(|(s, list)| {
+                let row = &w[s * self.keep..(s + 1) * self.keep];
+                sorted_columns(list)
+                    .into_iter()
+                    .zip(row.iter().copied())
+                    .collect()
+            })
+            .collect();
         Ok(Some(m))
     }
 
@@ -302,8 +306,16 @@ impl<B: ModelOps> Scorer<B> {
         };
         let mut w = vec![0.0f32; self.songs * self.keep];
         for (s, list) in self.neighbours.iter().enumerate() {
+            let old = m.get(s).map(Vec::as_slice).unwrap_or(&[]);
+            // Both by neighbour: one merge.
+            let mut i = 0;
             for (k, j) in sorted_columns(list).into_iter().enumerate().take(self.keep) {
-                w[s * self.keep + k] = scale * m.get(&(s as u32, j)).copied().unwrap_or(0.0);
+                while i < old.len() && old[i].0 < j {
+                    i += 1;
+                }
+                if i < old.len() && old[i].0 == j {
+                    w[s * self.keep + k] = scale * old[i].1;
+                }
             }
         }
         p.set(b, id, &w)
