@@ -93,7 +93,6 @@ impl<B: ModelOps> NeighbourBlocks<B> {
     }
 }
 
-/// Pair log-weights by (song, neighbour).
 /// Pair log-weights by (song, neighbour): per song, `(neighbour, log-weight)` by neighbour.
 pub type PairWeights = Vec<Vec<(u32, f32)>>;
 
@@ -184,6 +183,17 @@ impl<B: ModelOps> Scorer<B> {
         };
         // Log-weights 0: every pair starts at its similarity.
         let keep = pair_weights.filter(|_| with_neighbours).unwrap_or(0);
+        // The pairs are indexed by u32 on the device.
+        if keep > 0
+            && songs
+                .checked_mul(keep)
+                .is_none_or(|n| n > u32::MAX as usize)
+        {
+            return Err(OpError::Invalid {
+                op: "pair weights",
+                detail: format!("{songs} songs × {keep} neighbours exceed the u32 index range"),
+            });
+        }
         let pair_weights = if keep > 0 {
             Some(p.zeros(b, "songs.neighbour_pair_logw", &[songs, keep])?)
         } else {
