@@ -83,7 +83,7 @@ pub struct TrainingFlags {
     pub no_song_weights: bool,
     /// Neighbourhood term without the learned weights of its (song, neighbour) pairs (every
     /// pair counts its co-listening similarity, as in item-kNN). They are learned only up to
-    /// 16.8 M pairs (songs × --neighbours): beyond, their optimizer state outweighs the step.
+    /// 16.8 M pairs (songs × --neighbours): beyond, their optimizer state grows past 256 MiB.
     #[arg(long)]
     pub no_pair_weights: bool,
     /// Models per run, ranking by their summed scores: auto = 3 when a fold has fewer than
