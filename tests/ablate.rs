@@ -71,15 +71,26 @@ fn connection_rows_are_the_two_stackings_full_ainrnn_does_not_use() {
         Change::rows(full)
             .into_iter()
             .map(Change::id)
-            .filter(|id| ["full", "dense", "residual", "plain"].contains(&id.as_str()))
+            .filter(|id| ["full", "dense", "residual", "gated", "plain"].contains(&id.as_str()))
             .collect()
     };
-    assert_eq!(ids(Connection::Residual), ["full", "dense", "plain"]);
-    assert_eq!(ids(Connection::Dense), ["full", "residual", "plain"]);
+    assert_eq!(
+        ids(Connection::Plain),
+        ["full", "dense", "residual", "gated"]
+    );
+    assert_eq!(
+        ids(Connection::Residual),
+        ["full", "dense", "gated", "plain"]
+    );
+    assert_eq!(
+        ids(Connection::Dense),
+        ["full", "residual", "gated", "plain"]
+    );
     // The other rows do not depend on the stacking.
-    let rest = |full| Change::rows(full).split_off(3);
+    let rest = |full| Change::rows(full).split_off(4);
+    assert_eq!(rest(Connection::Plain), rest(Connection::Dense));
     assert_eq!(rest(Connection::Residual), rest(Connection::Dense));
-    assert_eq!(Change::rows(Connection::Residual).len(), 14);
+    assert_eq!(Change::rows(Connection::Plain).len(), 15);
 }
 
 fn row(id: &str, values: &[(u32, f64)], failed: Option<&str>) -> RowResult {
@@ -178,7 +189,8 @@ fn every_row_has_numbers_or_a_reason_and_differences_are_row_minus_full() {
         [
             "full",
             "dense",
-            "plain",
+            "residual",
+            "gated",
             "attention",
             "last",
             "mean",
@@ -260,7 +272,7 @@ fn every_row_has_numbers_or_a_reason_and_differences_are_row_minus_full() {
         let row = rows.iter().find(|x| x["id"] == id).unwrap();
         assert!(row["failed"].is_null(), "{row}");
     }
-    for id in ["dense", "plain", "attention", "last", "mean"] {
+    for id in ["dense", "residual", "gated", "attention", "last", "mean"] {
         let row = rows.iter().find(|x| x["id"] == id).unwrap();
         if let Some(why) = row["failed"].as_str() {
             assert!(why.contains("is not built yet"), "{why}");
@@ -268,8 +280,8 @@ fn every_row_has_numbers_or_a_reason_and_differences_are_row_minus_full() {
     }
     let md = std::fs::read_to_string(report.join("report.md")).unwrap();
     assert!(md.contains("ainrnn ablate --data"), "{md}");
-    // Full AINRNN is the default's (residual shortcuts); the paper's dense connections a row.
-    assert!(md.contains("| full AINRNN (residual shortcuts) |"), "{md}");
+    // Full AINRNN is the default's (a plain stack); the paper's dense connections a row.
+    assert!(md.contains("| full AINRNN (plain stack) |"), "{md}");
     assert!(md.contains("| dense connections (the paper's) |"), "{md}");
     assert!(md.contains("not run: no audio columns"), "{md}");
     let png = std::fs::read(report.join("ablation.png")).unwrap();
@@ -288,11 +300,11 @@ fn one_fold_gives_no_p_value() {
     let mut a = tiny(s(&data), s(&report), "1");
     a.push("--paper".into());
     let r = run_json(&a);
-    let ids: Vec<&str> = r["rows"].as_array().unwrap()[..3]
+    let ids: Vec<&str> = r["rows"].as_array().unwrap()[..4]
         .iter()
         .map(|x| x["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["full", "residual", "plain"]);
+    assert_eq!(ids, ["full", "residual", "gated", "plain"]);
     assert_eq!(r["rows"][0]["row"], "full AINRNN (dense connections)");
     assert!(
         r["command"].as_str().unwrap().ends_with(" --paper"),
@@ -322,7 +334,7 @@ fn refuses_varied_flags_and_too_many_folds() {
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
     fails_with(
         &ainrnn(&a),
-        &["--connection", "ablate varies it", "connection residual"],
+        &["--connection", "ablate varies it", "connection plain"],
     );
     let a = tiny(s(&data), s(&report), "5");
     let a: Vec<&str> = a.iter().map(String::as_str).collect();

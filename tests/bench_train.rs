@@ -98,12 +98,13 @@ fn cpu_runs_every_model_and_an_epoch() {
     assert!(runs
         .iter()
         .all(|r| r["neighbours"] == ainrnn::model::DEFAULT_NEIGHBOURS as u64));
-    // And the trainer's stacking: AINRNN with residual shortcuts, the baselines plain.
+    // And the trainer's stacking: plain for all three (AINRNN's default since the plain stack
+    // matched IndRNN on both datasets).
     let conns: Vec<&str> = runs
         .iter()
         .map(|r| r["connection"].as_str().unwrap())
         .collect();
-    assert_eq!(conns, ["residual", "plain", "plain"]);
+    assert_eq!(conns, ["plain", "plain", "plain"]);
 }
 
 #[test]
@@ -116,11 +117,22 @@ fn connection_flag_sets_the_indrnn_models_stacking() {
     assert_eq!(runs[0]["connection"], "dense");
     // LSTM is built as a plain stack only.
     assert_eq!(runs[1]["connection"], "plain");
-    // Dense connections widen every layer after the first: more parameters than residual.
-    let residual = json(&ainrnn("cpu", &[TINY, &["--models", "ainrnn"]].concat()));
-    assert!(
-        runs[0]["parameters"].as_u64().unwrap()
-            > residual["runs"][0]["parameters"].as_u64().unwrap()
+    // Dense connections widen every layer after the first: more parameters than the plain
+    // stack; gated shortcuts add one gate per unit of each layer past the first.
+    let plain = json(&ainrnn("cpu", &[TINY, &["--models", "ainrnn"]].concat()));
+    let plain = plain["runs"][0]["parameters"].as_u64().unwrap();
+    assert!(runs[0]["parameters"].as_u64().unwrap() > plain);
+    let mut gated = TINY.to_vec();
+    gated.extend(["--models", "ainrnn", "--connection", "gated"]);
+    let gated = json(&ainrnn("cpu", &gated));
+    assert_eq!(gated["runs"][0]["connection"], "gated");
+    let (hidden, layers) = (
+        gated["options"]["hidden"].as_u64().unwrap(),
+        gated["options"]["layers"].as_u64().unwrap(),
+    );
+    assert_eq!(
+        gated["runs"][0]["parameters"].as_u64().unwrap(),
+        plain + hidden * (layers - 1)
     );
 }
 

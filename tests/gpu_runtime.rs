@@ -443,7 +443,7 @@ fn training_step_with_neighbours_uploads_only_the_batch() {
 }
 
 /// The size, as `bench train --songs 100000 --layers 5 --steps 3 --warmup 3 --users
-/// 640 --models ainrnn` runs it: the trainer's AINRNN (residual shortcuts) in the GPU trainer's
+/// 640 --models ainrnn` runs it: the trainer's AINRNN (a plain stack) in the GPU trainer's
 /// tiles with the neighbourhood term; after warm-up a step uploads at most 256 KiB, creates no
 /// buffer and reads nothing back. Its batches' index uploads (distinct songs, segment pointers)
 /// cross a size class between warm-up and the timed steps: without the pool lending a larger
@@ -481,7 +481,7 @@ fn bench_steps_at_100k_songs_create_no_buffer_after_warm_up() {
         .iter()
         .find(|x| x.device == "gpu")
         .expect("a GPU run");
-    assert_eq!(gpu.connection, "residual");
+    assert_eq!(gpu.connection, "plain");
     let u = gpu.gpu.as_ref().expect("the GPU's counters");
     let counters = (
         u.upload_bytes_per_step,

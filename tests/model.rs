@@ -148,6 +148,19 @@ fn fd_check<B: ModelOps>(b: &B, cfg: ModelConfig) {
             .collect();
         model.params.set(b, w, &v).unwrap();
     }
+    // Shortcut gates away from their initial 1, each unit its own, so that a gradient missing
+    // the gate's factor shows.
+    let gates: Vec<(usize, usize)> = (model.params.list.iter().enumerate())
+        .filter(|(_, p)| p.name.starts_with("stack.gate"))
+        .map(|(i, p)| (i, p.shape[0]))
+        .collect();
+    for (i, n) in gates {
+        {
+            let mut r = rng(13 + i as u64);
+            let v: Vec<f32> = (0..n).map(|_| r.random_range(0.3..1.5)).collect();
+            model.params.set(b, PId(i), &v).unwrap();
+        }
+    }
     let batch = upload(b, &model.cfg, Some(&portraits()), &examples()).unwrap();
     let (u, cache) = model.forward(b, &batch, None).unwrap();
     let nb = model
@@ -283,6 +296,10 @@ fn variants() -> Vec<(&'static str, ModelConfig)> {
         (
             "residual plays-attention",
             variant(ModelKind::Ainrnn, Residual, PlaysAttention),
+        ),
+        (
+            "gated plays-attention",
+            variant(ModelKind::Ainrnn, Gated, PlaysAttention),
         ),
         (
             "plain attention",

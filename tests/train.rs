@@ -491,14 +491,15 @@ fn command_line_train_eval_recommend_compare() {
     }
 }
 
-/// AINRNN's stacking: residual shortcuts by default, dense with the paper's settings; options
-/// saved before the residual default (no `paper_connection`) were trained dense and read so;
-/// the model shape always names its stacking, so a checkpoint never depends on the default.
+/// AINRNN's stacking: a plain stack by default, dense with the paper's settings; options saved
+/// before the residual default (no `paper_connection`) were trained dense and read so, those
+/// saved before the plain default (no `ainrnn_connection`) residual; the model shape always
+/// names its stacking, so a checkpoint never depends on the default.
 #[test]
-fn ainrnn_stacks_residual_by_default_and_old_options_read_as_dense() {
+fn ainrnn_stacks_plain_by_default_and_old_options_read_as_trained() {
     use ainrnn::model::Connection;
     let o = TrainOptions::new("d.h5".into(), ModelKind::Ainrnn, "m.ckpt".into());
-    assert_eq!(o.connection(), Connection::Residual);
+    assert_eq!(o.connection(), Connection::Plain);
     assert_eq!(o.paper_settings().connection(), Connection::Dense);
     let indrnn = TrainOptions {
         kind: ModelKind::Indrnn,
@@ -508,14 +509,26 @@ fn ainrnn_stacks_residual_by_default_and_old_options_read_as_dense() {
     assert_eq!(indrnn.paper_settings().connection(), Connection::Plain);
     let mut saved = serde_json::to_value(&o).unwrap();
     let round: TrainOptions = serde_json::from_value(saved.clone()).unwrap();
-    assert_eq!(round.connection(), Connection::Residual);
+    assert_eq!(round.connection(), Connection::Plain);
+    saved.as_object_mut().unwrap().remove("ainrnn_connection");
+    let residual_era: TrainOptions = serde_json::from_value(saved.clone()).unwrap();
+    assert_eq!(residual_era.connection(), Connection::Residual);
+    assert!(residual_era
+        .fixed_settings()
+        .contains(&("--connection", "residual".to_string())));
+    // An IndRNN's options of that time still read as its own plain stack.
+    let indrnn_era = TrainOptions {
+        kind: ModelKind::Indrnn,
+        ..residual_era
+    };
+    assert_eq!(indrnn_era.connection(), Connection::Plain);
     saved.as_object_mut().unwrap().remove("paper_connection");
     let old: TrainOptions = serde_json::from_value(saved).unwrap();
     assert_eq!(old.connection(), Connection::Dense);
     assert!(old
         .fixed_settings()
         .contains(&("--connection", "dense".to_string())));
-    // A trained checkpoint's model shape says residual (its `None` would read as dense).
+    // A trained checkpoint's model shape says plain (its `None` would read as dense).
     let dir = tempfile::tempdir().unwrap();
     let data = small_dataset(dir.path(), 300);
     let out = dir.path().join("a.ckpt");
@@ -525,5 +538,5 @@ fn ainrnn_stacks_residual_by_default_and_old_options_read_as_dense() {
     train(&b, &a, |_| {}, |_, _, _, _| {}).unwrap();
     let ds = Dataset::load(&data).unwrap();
     let (models, _, _) = ainrnn::eval::run::load_ensemble(&b, &ds, &out).unwrap();
-    assert_eq!(models[0].cfg.connection, Some(Connection::Residual));
+    assert_eq!(models[0].cfg.connection, Some(Connection::Plain));
 }

@@ -64,10 +64,11 @@ pub struct TrainingFlags {
     /// ALPHA,SHRINK,POWER: Σ 1/|u|^POWER over co-listeners / (n_i^ALPHA n_j^(1-ALPHA) + SHRINK).
     #[arg(long, default_value = "auto", value_parser = parse::similarity)]
     pub similarity: parse::SimilarityFlag,
-    /// Layer stacking: dense (the AINRNN paper's), residual (shortcuts, as in resindrnn) or
-    /// plain; default: residual for ainrnn (dense with --paper: on the bundled data dense cost
-    /// accuracy, README, Ablation), the model's own for the others (plain for indrnn and lstm,
-    /// residual for resindrnn). LSTM is built plain only.
+    /// Layer stacking: dense (the AINRNN paper's), residual (shortcuts, as in resindrnn), gated
+    /// (shortcuts scaled by a learned per-unit gate, starting at 1) or plain; default: plain for
+    /// ainrnn (dense with --paper: on the bundled data the plain stack is the one level with
+    /// IndRNN on both datasets, README, Stacking), the model's own for the others (plain for
+    /// indrnn and lstm, residual for resindrnn). LSTM is built plain only.
     #[arg(long)]
     pub connection: Option<ainrnn::model::Connection>,
     /// History pooling: plays-attention (AINRNN's), attention (without play counts), last
@@ -722,13 +723,13 @@ mod tests {
         assert_eq!((p.hidden, p.emb, p.batch, p.neighbours), (64, 64, 64, 0));
         let p = options(&["--paper", "--lr", "0.002", "--neighbours", "50"]);
         assert_eq!((p.lr, p.neighbours, p.dropout), (0.002, 50, 0.5));
-        // AINRNN: residual shortcuts by default, the paper's dense connections with --paper,
-        // and --connection wins over both.
+        // AINRNN: a plain stack by default, the paper's dense connections with --paper, and
+        // --connection wins over both.
         use ainrnn::model::Connection;
-        assert_eq!(options(&[]).connection(), Connection::Residual);
+        assert_eq!(options(&[]).connection(), Connection::Plain);
         assert_eq!(options(&["--paper"]).connection(), Connection::Dense);
-        let p = options(&["--paper", "--connection", "plain"]);
-        assert_eq!(p.connection(), Connection::Plain);
+        let p = options(&["--paper", "--connection", "gated"]);
+        assert_eq!(p.connection(), Connection::Gated);
         for model in ["indrnn", "lstm"] {
             for paper in [&[][..], &["--paper"][..]] {
                 let o = options(&[&["--model", model][..], paper].concat());

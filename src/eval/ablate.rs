@@ -53,15 +53,20 @@ pub enum Change {
 }
 
 impl Change {
-    /// The rows, full AINRNN first; `full` is full AINRNN's stacking (the other two get a row
-    /// each).
+    /// The rows, full AINRNN first; `full` is full AINRNN's stacking (the other three get a
+    /// row each).
     pub fn rows(full: Connection) -> Vec<Change> {
         let mut rows = vec![Change::Full];
         rows.extend(
-            [Connection::Dense, Connection::Residual, Connection::Plain]
-                .into_iter()
-                .filter(|&c| c != full)
-                .map(Change::Connection),
+            [
+                Connection::Dense,
+                Connection::Residual,
+                Connection::Gated,
+                Connection::Plain,
+            ]
+            .into_iter()
+            .filter(|&c| c != full)
+            .map(Change::Connection),
         );
         rows.extend([
             Change::Pooling(PoolingKind::Attention),
@@ -136,6 +141,7 @@ fn stacking(c: Connection) -> &'static str {
     match c {
         Connection::Dense => "dense connections",
         Connection::Residual => "residual shortcuts",
+        Connection::Gated => "gated shortcuts",
         Connection::Plain => "plain stack",
     }
 }

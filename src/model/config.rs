@@ -49,6 +49,9 @@ pub enum Connection {
     Dense,
     /// Each layer's output is added to its input (residual IndRNN, Li et al. 2019).
     Residual,
+    /// Each layer's output is added to its input scaled by a learned per-unit gate, starting at
+    /// 1 (residual shortcuts that learn how much of the stream to pass on; 0 is a plain stack).
+    Gated,
     /// Each layer sees the previous layer's output only (IndRNN, LSTM).
     Plain,
 }
@@ -95,6 +98,7 @@ named_enum!(
     "connection",
     Dense = "dense",
     Residual = "residual",
+    Gated = "gated",
     Plain = "plain"
 );
 named_enum!(
@@ -387,6 +391,6 @@ mod tests {
             assert_eq!(p.name().parse::<PoolingKind>(), Ok(*p));
         }
         let e = "dens".parse::<Connection>().unwrap_err();
-        assert!(e.contains("dense, residual, plain"), "{e}");
+        assert!(e.contains("dense, residual, gated, plain"), "{e}");
     }
 }

@@ -48,6 +48,8 @@ pub struct Model<B: ModelOps> {
     in_feat: Option<BTensor<B>>,
     layers: Recurrent,
     conn: Connection,
+    /// With gated shortcuts, layer `i ≥ 1`'s gate `[hidden]` at `gates[i - 1]`.
+    gates: Vec<PId>,
     pool: Pool,
     age: Option<PId>,
     lang: Option<PId>,
@@ -205,6 +207,15 @@ impl<B: ModelOps> Model<B> {
                 Recurrent::IndRnn(layers.into())
             }
         };
+        // Gated shortcuts: one gate per unit and layer past the first, starting at 1 (residual)
+        // and not decayed (decay would pull towards a plain stack).
+        let gates = if conn == Connection::Gated {
+            (1..cfg.layers)
+                .map(|i| p.add(b, &format!("stack.gate{i}"), &[h], vec![1.0; h], false))
+                .collect::<OpResult<Vec<_>>>()?
+        } else {
+            Vec::new()
+        };
         let pool = match cfg.pooling() {
             PoolingKind::PlaysAttention => {
                 Pool::Attention(PlayAttention::new(b, &mut p, &mut rng, h, cfg.att, true)?)
@@ -275,6 +286,7 @@ impl<B: ModelOps> Model<B> {
             in_feat,
             layers,
             conn,
+            gates,
             pool,
             age,
             lang,
@@ -352,9 +364,13 @@ impl<B: ModelOps> Model<B> {
             // The layer applies its dropout (IndRNN inside its recurrence kernel).
             let h = layers.push(b, p, &x, (bs, l))?.clone();
             // Residual shortcut: x_{i+1} = x_i + IndRNN_i(x_i) past the first layer (which
-            // projects the inputs to `hidden`).
+            // projects the inputs to `hidden`); gated, x_{i+1} = g_i ⊙ x_i + IndRNN_i(x_i).
             let out = match self.conn {
                 Connection::Residual if i > 0 => b.binary(BinaryOp::Add, &outs[i - 1], &h)?,
+                Connection::Gated if i > 0 => {
+                    let s = b.binary(BinaryOp::Mul, &outs[i - 1], p.get(self.gates[i - 1]))?;
+                    b.binary(BinaryOp::Add, &s, &h)?
+                }
                 _ => h,
             };
             outs.push(out);
@@ -631,9 +647,19 @@ impl<B: ModelOps> Model<B> {
                 }
             }
             // The shortcut passes ∂x_{i+1} to x_i unchanged (after the branch's ∂x_i landed
-            // there, so `dout`'s storage is only read).
-            if self.conn == Connection::Residual && i > 0 {
-                accumulate(b, &mut douts[i - 1], dout)?;
+            // there, so `dout`'s storage is only read); gated, g_i ⊙ ∂x_{i+1}, and the gate
+            // gets Σ_rows ∂x_{i+1} ⊙ x_i.
+            match self.conn {
+                Connection::Residual if i > 0 => accumulate(b, &mut douts[i - 1], dout)?,
+                Connection::Gated if i > 0 => {
+                    let gate = self.gates[i - 1];
+                    let dg = b.binary(BinaryOp::Mul, &dout, &cache.outs[i - 1])?;
+                    let dg = view::<B>(&dg, &[bs * l, h])?;
+                    self.params.acc_grad_sum_cols(b, gate, &dg)?;
+                    let dx = b.binary(BinaryOp::Mul, &dout, self.params.get(gate))?;
+                    accumulate(b, &mut douts[i - 1], dx)?;
+                }
+                _ => {}
             }
         }
         if let Some(g) = demb {
