@@ -252,9 +252,10 @@ impl TrainOptions {
         }
     }
 
-    /// The layer stacking in effect: `--connection`, else [`AINRNN_CONNECTION`] for AINRNN
-    /// (dense with the paper's settings) and the model's own for the others (plain for IndRNN
-    /// and LSTM, residual for residual IndRNN).
+    /// The layer stacking in effect: `--connection`, else for AINRNN the default these options
+    /// were made with (`ainrnn_connection`: [`AINRNN_CONNECTION`] for new ones; dense with the
+    /// paper's settings) and the model's own for the others (plain for IndRNN and LSTM,
+    /// residual for residual IndRNN).
     pub fn connection(&self) -> Connection {
         self.connection.unwrap_or(match self.kind {
             ModelKind::Ainrnn if !self.paper_connection => self.ainrnn_connection,
