@@ -155,11 +155,9 @@ fn fd_check<B: ModelOps>(b: &B, cfg: ModelConfig) {
         .map(|(i, p)| (i, p.shape[0]))
         .collect();
     for (i, n) in gates {
-        {
-            let mut r = rng(13 + i as u64);
-            let v: Vec<f32> = (0..n).map(|_| r.random_range(0.3..1.5)).collect();
-            model.params.set(b, PId(i), &v).unwrap();
-        }
+        let mut r = rng(13 + i as u64);
+        let v: Vec<f32> = (0..n).map(|_| r.random_range(0.3..1.5)).collect();
+        model.params.set(b, PId(i), &v).unwrap();
     }
     let batch = upload(b, &model.cfg, Some(&portraits()), &examples()).unwrap();
     let (u, cache) = model.forward(b, &batch, None).unwrap();
