@@ -15,6 +15,7 @@ use crate::backend::model_ops::ModelOps;
 use crate::backend::BackendKind;
 use crate::data::Dataset;
 use crate::error::{DataError, Error};
+use crate::io::write_atomic;
 use crate::model::checkpoint::{self, Checkpoint};
 use crate::model::neighbours::Similarity;
 use crate::model::params::PId;
@@ -726,9 +727,11 @@ fn train_member<B: ModelOps>(
         if let Some(r) = t.state.history.last_mut() {
             r.member = member;
         }
-        save_run(b, &t, &fp, opts, list_similarity, None, &last)?;
+        // A best epoch's two files hold the same bytes: encoded once.
+        let bytes = encode_run(b, &t, &fp, opts, list_similarity, None)?;
+        write_atomic(&last, &bytes)?;
         if report.best {
-            save_run(b, &t, &fp, opts, list_similarity, None, &opts.out)?;
+            write_atomic(&opts.out, &bytes)?;
         }
         on_epoch(&report);
     }
@@ -901,6 +904,19 @@ fn save_run<B: ModelOps>(
     lists: Option<&str>,
     path: &Path,
 ) -> Result<(), Error> {
+    write_atomic(path, &encode_run(b, t, fp, opts, similarity, lists)?)?;
+    Ok(())
+}
+
+/// The bytes of the checkpoint [`save_run`] writes.
+fn encode_run<B: ModelOps>(
+    b: &B,
+    t: &Trainer<'_, B>,
+    fp: &DataFingerprint,
+    opts: &TrainOptions,
+    similarity: Option<Similarity>,
+    lists: Option<&str>,
+) -> Result<Vec<u8>, Error> {
     let mut extra: Vec<(&str, &dyn checkpoint::erased::Json)> = vec![
         ("train_config", &t.cfg),
         ("train_state", &t.state),
@@ -911,7 +927,7 @@ fn save_run<B: ModelOps>(
     if let Some(l) = &lists {
         extra.push((LISTS_KEY, l));
     }
-    checkpoint::save(b, &t.model, &extra, path)
+    checkpoint::encode(b, &t.model, &extra)
 }
 
 /// Checkpoint metadata naming the users the saved neighbour lists are fitted on: absent or
