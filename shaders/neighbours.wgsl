@@ -1,6 +1,6 @@
 // The item-neighbourhood term of a catalogue tile, from lists kept on the device
-// (ModelOps::neighbour_axpy, neighbour_row_dot, neighbour_entry_dot and neighbour_pair_grad; the
-// CPU twins are in src/backend/cpu/model.rs).
+// (ModelOps::neighbour_axpy, neighbour_row_dot, neighbour_entry_dot, neighbour_pair_grad and
+// neighbour_pair_scale; the CPU twins are in src/backend/cpu/model.rs).
 // A batch row's history songs and every song's neighbour list are CSR blocks uploaded once; per
 // tile the kernels add, for each history entry (h, v) of row r (v = 1 when the block has no
 // values: p.weighted = 0) and each neighbour (s, w) of h with s in the tile lo .. lo + cols:
@@ -19,6 +19,11 @@
 // sums in a fixed order: deterministic too. `entry_dot` does the same per entry of the row, one
 // entry after the other (a history holds at most a few hundred songs). `pair_grad` writes one
 // cell per (history entry, list position): no two invocations share a cell, so no barrier.
+//
+// pair_scale is no tile kernel: one workgroup per song of `hist` (here the p.rows distinct songs
+// of a batch's histories) writes that song's list values with their pair weights applied,
+//   dots[j] = nbr_vals[j] · exp(g[h · keep + j − nbr_ptr[h]])   (g: the log-weights [songs, keep])
+// into a buffer cleared to 0 by the host; the songs are distinct, so no two write one cell.
 
 struct Params {
     rows: u32,   // batch rows (workgroups)
@@ -140,5 +145,17 @@ fn pair_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
                 dots[i * p.keep + (j - a)] += v * nbr_vals[j] * g[base + s - p.lo];
             }
         }
+    }
+}
+
+@compute @workgroup_size(WG)
+fn pair_scale(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+    let r = wid.x + wid.y * nwg.x;
+    if (r >= p.rows) { return; }
+    let h = hist[r];
+    let a = nbr_ptr[h];
+    for (var j = a + lid; j < nbr_ptr[h + 1u]; j += WG) {
+        dots[j] = nbr_vals[j] * exp(g[h * p.keep + (j - a)]);
     }
 }

@@ -547,6 +547,40 @@ pub fn neighbour_pair_grad<S>(
     Ok(())
 }
 
+pub fn neighbour_pair_scale<S>(
+    neighbours: &Csr<S>,
+    log_weights: &Tensor<S>,
+    songs: &IndexPlan<S>,
+) -> OpResult<()> {
+    let op = "neighbour_pair_scale";
+    neighbours.expect_vals(op)?;
+    log_weights.expect_dtype(op, DType::F32)?;
+    let n = neighbours.rows();
+    if log_weights.shape().len() != 2
+        || log_weights.rows() != n
+        || log_weights.cols() < neighbours.max_row()
+    {
+        return Err(OpError::Shape {
+            op,
+            detail: format!(
+                "log-weights {:?} must be [{n} songs, keep >= {} (the longest list)]",
+                log_weights.shape(),
+                neighbours.max_row()
+            ),
+        });
+    }
+    if songs.table_rows != n {
+        return Err(OpError::Shape {
+            op,
+            detail: format!(
+                "the songs' plan indexes a table of {} rows, the lists have {n}",
+                songs.table_rows
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// The host arrays of a CSR block `[rows, ncols]`: `row_ptr` `[rows + 1]` starts at 0, does not
 /// decrease and ends at the number of entries; every column is below `ncols`; `vals` (if any)
 /// has one finite value per entry. Returns whether every row's columns strictly increase.

@@ -60,11 +60,9 @@ pub struct Scorer<B: ModelOps> {
     keep: usize,
 }
 
-/// The neighbour lists on the device and, with pair weights, each entry's row in the
-/// `[songs · keep, 1]` view of the pair weights.
+/// The neighbour lists on the device.
 struct DeviceLists<B: ModelOps> {
     csr: Csr<B::Storage>,
-    pairs: Option<crate::backend::IndexPlan<B::Storage>>,
 }
 
 /// A batch's histories for the neighbourhood term: each row's distinct songs, sorted, CSR
@@ -265,20 +263,8 @@ impl<B: ModelOps> Scorer<B> {
                     ),
                 });
             }
-            // Entry `j` of song `s` is pair `(s, j − ptr[s])`.
-            let pairs = match self.pair_weights {
-                Some(_) => {
-                    let slots: Vec<u32> = (0..self.songs)
-                        .flat_map(|s| {
-                            let (a, e) = (row_ptr[s] as usize, row_ptr[s + 1] as usize);
-                            (0..e - a).map(move |k| (s * self.keep + k) as u32)
-                        })
-                        .collect();
-                    Some(b.index_plan(&slots, self.songs * self.keep)?)
-                }
-                None => None,
-            };
-            Some(DeviceLists { csr, pairs })
+            // Entry `j` of song `s` is pair `(s, j − ptr[s])` (`ModelOps::neighbour_pair_scale`).
+            Some(DeviceLists { csr })
         };
         Ok(self.device_lists.get_or_init(|| lists).as_ref())
     }
@@ -378,15 +364,12 @@ impl<B: ModelOps> Scorer<B> {
             let vals = b.unary(UnaryOp::Exp, &view::<B>(&logw, &[cols.len()])?)?;
             csr = csr.with_vals(vals)?;
         }
-        // Pair weights: every list value times exp(its log-weight), on the device (the lists
-        // stay where they are; a step uploads nothing for them).
-        let lists = match (self.pair_weights, &dl.pairs) {
+        // Pair weights: the list values of the history's songs times exp(their log-weights),
+        // on the device (the lists stay where they are; a step uploads nothing for them). The
+        // other lists are left at 0: the term reads only the history songs' lists.
+        let lists = match (self.pair_weights, &entries) {
             (Some(w), Some(plan)) => {
-                let n = dl.csr.nnz();
-                let all = view::<B>(p.get(w), &[self.songs * self.keep, 1])?;
-                let logw = b.gather_rows(&all, plan)?;
-                let scale = b.unary(UnaryOp::Exp, &view::<B>(&logw, &[n])?)?;
-                let vals = b.binary(BinaryOp::Mul, dl.csr.expect_vals("pair weights")?, &scale)?;
+                let vals = b.neighbour_pair_scale(&dl.csr, p.get(w), plan)?;
                 Some(dl.csr.clone().with_vals(vals)?)
             }
             _ => None,

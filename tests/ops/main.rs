@@ -66,6 +66,7 @@ backend_tests! {
     model::neighbour_contract => model_neighbour_contract,
     model::neighbour_weighted_tiles => model_neighbour_weighted_tiles,
     model::neighbour_pair_tiles => model_neighbour_pair_tiles,
+    model::neighbour_pair_scale_lists => model_neighbour_pair_scale_lists,
     runtime::pooled_buffers_are_reused_cleanly => runtime_pooled_buffers_are_reused_cleanly,
     runtime::round_trip_and_write => runtime_round_trip_and_write,
 }

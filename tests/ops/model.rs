@@ -1282,6 +1282,113 @@ pub fn neighbour_pair_tiles<B: ModelOps>(be: &B) {
     }
 }
 
+/// `neighbour_pair_scale` weighs the lists of a batch's distinct history songs by their pairs'
+/// `exp(log-weight)` and leaves every other list at 0: f64 oracle; the same values, to the
+/// bit, as weighing every list with the elementwise ops it replaces (gather, `exp`, product),
+/// so the term of a tile built from either is the same; and its contract.
+pub fn neighbour_pair_scale_lists<B: ModelOps>(be: &B) {
+    use ainrnn::backend::{BinaryOp, UnaryOp};
+    let mut r = rng(273);
+    for (songs, rows, k, l) in [(1, 1, 1, 1), (97, 6, 12, 9), (700, 9, 300, 20)] {
+        let c = NeighbourCase::new(&mut r, songs, rows, k, l);
+        let nbrs = be
+            .csr(songs, songs, &c.nbr_ptr, &c.nbr_cols, Some(&c.nbr_vals))
+            .unwrap();
+        let keep = nbrs.max_row() + 2;
+        let lw = uniform(&mut r, songs * keep, -1.5, 1.5);
+        let lwt = be.upload_f32(&lw, &[songs, keep]).unwrap();
+        let what = format!("neighbour_pair_scale songs {songs}, rows {rows}");
+        // The history's songs repeat across rows: each list is weighed once.
+        let plan = be.index_plan(&c.hist, songs).unwrap();
+        let got = be
+            .to_f32(&be.neighbour_pair_scale(&nbrs, &lwt, &plan).unwrap())
+            .unwrap();
+        let mut want = vec![0.0f64; c.nbr_cols.len()];
+        let mut listed = vec![false; c.nbr_cols.len()];
+        for &h in &c.hist {
+            let (a, e) = (
+                c.nbr_ptr[h as usize] as usize,
+                c.nbr_ptr[h as usize + 1] as usize,
+            );
+            for j in a..e {
+                want[j] = c.nbr_vals[j] as f64 * (lw[h as usize * keep + j - a] as f64).exp();
+                listed[j] = true;
+            }
+        }
+        assert_close(&what, &got, &want, Tol::TRANSCENDENTAL);
+        // Every list weighed by the elementwise ops: the same values on the history's lists.
+        let slots: Vec<u32> = (0..songs)
+            .flat_map(|s| {
+                let n = (c.nbr_ptr[s + 1] - c.nbr_ptr[s]) as usize;
+                (0..n).map(move |q| (s * keep + q) as u32)
+            })
+            .collect();
+        if slots.is_empty() {
+            continue;
+        }
+        let all = be.upload_f32(&lw, &[songs * keep, 1]).unwrap();
+        let gathered = be
+            .gather_rows(&all, &be.index_plan(&slots, songs * keep).unwrap())
+            .unwrap();
+        let g1 = be.to_f32(&gathered).unwrap();
+        let scale = be.unary(UnaryOp::Exp, &be.upload_f32(&g1, &[slots.len()]).unwrap());
+        let full = be
+            .binary(BinaryOp::Mul, nbrs.vals().unwrap(), &scale.unwrap())
+            .unwrap();
+        let full = be.to_f32(&full).unwrap();
+        for j in (0..full.len()).filter(|&j| listed[j]) {
+            assert_eq!(got[j].to_bits(), full[j].to_bits(), "{what}: entry {j}");
+        }
+        // So a tile's term over the history is the same from either set of values.
+        let hist = be.csr(rows, songs, &c.hist_ptr, &c.hist, None).unwrap();
+        let gamma = be.upload_f32(&[0.75], &[1]).unwrap();
+        let term = |vals: &[f32]| {
+            let lists = be
+                .csr(songs, songs, &c.nbr_ptr, &c.nbr_cols, Some(vals))
+                .unwrap();
+            let mut x = be.zeros(&[rows, songs]).unwrap();
+            be.neighbour_axpy(&mut x, 0, &hist, &lists, &gamma).unwrap();
+            be.to_f32(&x).unwrap()
+        };
+        assert_eq!(term(&got), term(&full), "{what}: the term");
+    }
+    // No songs: every list at 0.
+    let c = NeighbourCase::new(&mut r, 30, 2, 5, 3);
+    let nbrs = be
+        .csr(30, 30, &c.nbr_ptr, &c.nbr_cols, Some(&c.nbr_vals))
+        .unwrap();
+    let keep = nbrs.max_row();
+    let lw = be.upload_f32(&vec![0.5; 30 * keep], &[30, keep]).unwrap();
+    let none = be.index_plan(&[], 30).unwrap();
+    let out = be.neighbour_pair_scale(&nbrs, &lw, &none).unwrap();
+    assert_eq!(be.to_f32(&out).unwrap(), vec![0.0; c.nbr_cols.len()]);
+    // The contract: log-weights [songs, keep >= the longest list], a plan over the songs, lists
+    // with values.
+    let plan = be.index_plan(&[1, 4, 4], 30).unwrap();
+    let short = be
+        .upload_f32(&vec![0.0; 30 * (keep - 1)], &[30, keep - 1])
+        .unwrap();
+    let few = be.upload_f32(&vec![0.0; 29 * keep], &[29, keep]).unwrap();
+    let other = be.index_plan(&[1, 4], 31).unwrap();
+    let bare = be.csr(30, 30, &c.nbr_ptr, &c.nbr_cols, None).unwrap();
+    for (what, n, w, p) in [
+        (
+            "log-weights shorter than the longest list",
+            &nbrs,
+            &short,
+            &plan,
+        ),
+        ("log-weights for fewer songs", &nbrs, &few, &plan),
+        ("a plan over another table", &nbrs, &lw, &other),
+        ("lists without values", &bare, &lw, &plan),
+    ] {
+        let e = be
+            .neighbour_pair_scale(n, w, p)
+            .expect_err(&format!("{what} must be refused"));
+        assert_eq!(op_of(&e), "neighbour_pair_scale", "{what}: {e}");
+    }
+}
+
 /// The dropout hash, written out again from its definition (`shaders/dropout.wgsl`'s header):
 /// the oracle both backends must match bit for bit.
 fn dropout_oracle(seed: u32, stream: u32, i: u32) -> f32 {

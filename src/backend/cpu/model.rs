@@ -7,7 +7,7 @@ use super::matmul::gemm_acc_small;
 use super::{f32s, f32s_mut, tensor, u32s, CpuBackend, CpuData, CpuStorage, CpuTensor, PAR_MIN};
 use crate::backend::check::SeqDims;
 use crate::backend::model_ops::{dropout_uniform, AdamStep, Csr, LstmCache, ModelOps};
-use crate::backend::{DType, OpResult, Tensor};
+use crate::backend::{DType, IndexPlan, OpResult, Tensor};
 
 /// Host views of a checked CSR block with values: row pointers, columns, values.
 fn csr_parts<'a>(
@@ -759,6 +759,41 @@ impl ModelOps for CpuBackend {
             lists.for_each_at(e, |k, c, w| o[k] += v * w * gv[r * cols + c]);
         });
         Ok(())
+    }
+
+    fn neighbour_pair_scale_kernel(
+        &self,
+        neighbours: &Csr<CpuStorage>,
+        log_weights: &CpuTensor,
+        songs: &IndexPlan<CpuStorage>,
+    ) -> OpResult<CpuTensor> {
+        let op = "neighbour_pair_scale";
+        let ptr = u32s(op, neighbours.row_ptr())?;
+        let w = f32s(op, neighbours.expect_vals(op)?)?;
+        let lw = f32s(op, log_weights)?;
+        let rows = u32s(op, &songs.seg_rows)?;
+        let keep = log_weights.cols();
+        let mut out = vec![0.0f32; neighbours.nnz()];
+        // The distinct songs ascend and their lists are disjoint ranges of `out`, in order: split
+        // off each song's range, then fill them in parallel.
+        let mut parts: Vec<(usize, &mut [f32])> = Vec::with_capacity(rows.len());
+        let (mut rest, mut at) = (out.as_mut_slice(), 0usize);
+        for &h in rows {
+            let h = h as usize;
+            let (a, e) = (ptr[h] as usize, ptr[h + 1] as usize);
+            let (_, tail) = std::mem::take(&mut rest).split_at_mut(a - at);
+            let (list, tail) = tail.split_at_mut(e - a);
+            parts.push((h, list));
+            (rest, at) = (tail, e);
+        }
+        parts.into_par_iter().for_each(|(h, list)| {
+            let a = ptr[h] as usize;
+            for (k, o) in list.iter_mut().enumerate() {
+                // `w · exp(l)`: the order of the elementwise ops this replaces (same values).
+                *o = w[a + k] * lw[h * keep + k].exp();
+            }
+        });
+        Ok(tensor(vec![neighbours.nnz()], out))
     }
 
     fn topk_rows_kernel(&self, x: &CpuTensor, k: usize) -> OpResult<(CpuTensor, CpuTensor)> {

@@ -9,7 +9,7 @@ use super::shader::{Shader, WORKGROUP_SIZE};
 use super::{make_unique, raw, GpuBackend, GpuBuffer, GpuStorage, GpuTensor};
 use crate::backend::check::SeqDims;
 use crate::backend::model_ops::{AdamSlot, AdamStep, Csr, LstmCache, ModelOps, TimeDrop};
-use crate::backend::{Backend, DType, OpResult};
+use crate::backend::{Backend, DType, IndexPlan, OpResult};
 
 crate::kernel_params! {
     /// Parameters of `lstm.wgsl` (`t`: the time step).
@@ -822,6 +822,41 @@ impl ModelOps for GpuBackend {
         b.extend([("g", raw(g)), ("dots", raw(out))]);
         let weighted = history.vals().is_some();
         self.neighbour_dispatch("pair_grad", g, lo, weighted, out.cols(), &b)
+    }
+
+    fn neighbour_pair_scale_kernel(
+        &self,
+        neighbours: &Csr<GpuStorage>,
+        log_weights: &GpuTensor,
+        songs: &IndexPlan<GpuStorage>,
+    ) -> OpResult<GpuTensor> {
+        let op = "neighbour_pair_scale";
+        let out = self.zeros(&[neighbours.nnz()])?;
+        if songs.segments == 0 || neighbours.nnz() == 0 {
+            return Ok(out);
+        }
+        let p = NeighbourParams {
+            rows: songs.segments as u32,
+            cols: 0,
+            lo: 0,
+            weighted: 0,
+            keep: log_weights.cols() as u32,
+            _pad: [0; 3],
+        };
+        let grid = self.ctx.grid("pair_scale", songs.segments as u64)?;
+        self.ctx.dispatch(
+            &Kernel::new(&NEIGHBOURS, "pair_scale"),
+            &p,
+            &[
+                ("hist", raw(&songs.seg_rows)),
+                ("nbr_ptr", raw(neighbours.row_ptr())),
+                ("nbr_vals", raw(neighbours.expect_vals(op)?)),
+                ("g", raw(log_weights)),
+                ("dots", raw(&out)),
+            ],
+            grid,
+        )?;
+        Ok(out)
     }
 
     fn neighbour_row_dot_kernel(
