@@ -851,7 +851,10 @@ fn calibrate_neighbour_weight<B: ModelOps>(
     } else {
         "training"
     };
-    save_run(b, t, fp, opts, similarity, Some(lists), &opts.out)?;
+    write_atomic(
+        &opts.out,
+        &encode_run(b, t, fp, opts, similarity, Some(lists))?,
+    )?;
     Ok(Some(WeightChoice {
         trained,
         chosen: best.1,
@@ -892,23 +895,9 @@ fn choose_shrink<'a, B: ModelOps>(
     Ok(kept)
 }
 
-/// Saves the run's model at `path` with what a resumed run, `eval` and a later calibration read
-/// back: the training config and state, the dataset's fingerprint, the options, the lists'
+/// The bytes of the run's checkpoint, with what a resumed run, `eval` and a later calibration
+/// read back: the training config and state, the dataset's fingerprint, the options, the lists'
 /// similarity and, after calibration, which users the saved lists are fitted on.
-fn save_run<B: ModelOps>(
-    b: &B,
-    t: &Trainer<'_, B>,
-    fp: &DataFingerprint,
-    opts: &TrainOptions,
-    similarity: Option<Similarity>,
-    lists: Option<&str>,
-    path: &Path,
-) -> Result<(), Error> {
-    write_atomic(path, &encode_run(b, t, fp, opts, similarity, lists)?)?;
-    Ok(())
-}
-
-/// The bytes of the checkpoint [`save_run`] writes.
 fn encode_run<B: ModelOps>(
     b: &B,
     t: &Trainer<'_, B>,
