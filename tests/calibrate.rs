@@ -63,11 +63,13 @@ fn without_the_term_there_is_nothing_to_choose() {
 /// After the choice the saved lists are refitted on all the fold's non-test users (training and
 /// validation), with the similarity stored beside them; resuming the finished run chooses γ
 /// again on the training users' lists, so it keeps the same weight and validation NDCG.
+/// Without pair weights, so that the similarity is chosen on the validation users too.
 #[test]
 fn saved_lists_are_refitted_on_the_non_test_users_and_a_resumed_run_chooses_the_same() {
     let dir = tempfile::tempdir().unwrap();
     let b = CpuBackend::new();
-    let o = options(dir.path(), 20);
+    let mut o = options(dir.path(), 20);
+    o.pair_weights = false;
     let first = train(&b, &o, |_| {}, |_, _, _, _| {}).unwrap();
     let w = first.neighbour_weight.clone().unwrap();
     let chosen = first.similarity.as_ref().unwrap().chosen;
@@ -102,4 +104,49 @@ fn saved_lists_are_refitted_on_the_non_test_users_and_a_resumed_run_chooses_the_
         .neighbours()
         .clone();
     assert_eq!(saved2, all);
+}
+
+/// With pair weights (the default) the lists are cosine, not chosen on the validation users:
+/// nothing is reported as chosen, cosine is stored, and the saved lists are the non-test users'
+/// cosine lists; a similarity given explicitly is used as given. Without pair weights, or above
+/// their cap, `auto` chooses.
+#[test]
+fn lists_are_cosine_with_pair_weights_and_chosen_without() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = CpuBackend::new();
+    let o = options(dir.path(), 20);
+    assert!(o.pair_weights && o.similarity.is_none(), "the defaults");
+    let s = train(&b, &o, |_| {}, |_, _, _, _| {}).unwrap();
+    assert!(s.similarity.is_none(), "nothing chosen: {:?}", s.similarity);
+    let ck = Checkpoint::load(&o.out).unwrap();
+    let stored: Option<Similarity> = ck.get("similarity").unwrap().unwrap();
+    assert_eq!(stored, Some(Similarity::COSINE));
+    let ds = Dataset::load(&o.data).unwrap();
+    let (corpus, _) = Corpus::from_dataset(&ds, o.features).unwrap();
+    let non_test = ds.split(o.fold).train_users;
+    let saved = ck.restore(&b, None).unwrap().scorer.neighbours().clone();
+    let cosine = fit_with(
+        corpus.songs,
+        &corpus.histories,
+        &non_test,
+        20,
+        Similarity::COSINE,
+    );
+    assert_eq!(saved, cosine);
+
+    let songs = corpus.songs;
+    assert_eq!(o.list_similarity(songs), Some(Similarity::COSINE));
+    let given: Similarity = "0.8,5,0.5".parse().unwrap();
+    let mut fixed = o.clone();
+    fixed.similarity = Some(given);
+    assert_eq!(fixed.list_similarity(songs), Some(given));
+    let mut none = o.clone();
+    none.pair_weights = false;
+    assert_eq!(none.list_similarity(songs), None);
+    // Above the cap no pair weights are learned: the similarity is chosen.
+    let capped = ainrnn::train::run::PAIR_WEIGHTS_MAX / o.neighbours + 1;
+    assert_eq!(o.list_similarity(capped), None);
+    let mut no_term = o.clone();
+    no_term.neighbours = 0;
+    assert_eq!(no_term.list_similarity(songs), None);
 }

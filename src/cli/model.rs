@@ -60,8 +60,10 @@ pub struct TrainingFlags {
     #[arg(long, default_value_t = ainrnn::model::DEFAULT_NEIGHBOURS, value_parser = parse::int_at_least(0usize))]
     pub neighbours: usize,
     /// Co-listening similarity of the neighbour lists (the neighbourhood term and item-kNN):
-    /// auto = chosen on the validation users from a small grid (cosine among them), cosine, or
-    /// ALPHA,SHRINK,POWER: Σ 1/|u|^POWER over co-listeners / (n_i^ALPHA n_j^(1-ALPHA) + SHRINK).
+    /// auto = cosine for a learned model with pair weights (they reweigh every pair), else
+    /// (item-kNN, no pair weights) chosen on the validation users from a small grid (cosine among
+    /// them); cosine; or ALPHA,SHRINK,POWER: Σ 1/|u|^POWER over co-listeners / (n_i^ALPHA
+    /// n_j^(1-ALPHA) + SHRINK).
     #[arg(long, default_value = "auto", value_parser = parse::similarity)]
     pub similarity: parse::SimilarityFlag,
     /// Layer stacking: dense (the AINRNN paper's), residual (shortcuts, as in resindrnn), gated
@@ -330,10 +332,18 @@ pub fn run_train(
     );
     if opts.similarity.is_none() && opts.neighbours > 0 && !opts.resume {
         // Before the first epoch, silent otherwise (~30 s at paper scale on 2 cores).
-        eprintln!(
-            "choosing the neighbour lists' similarity first: {} candidates, each ranked by item-kNN on the validation users (--similarity cosine skips it)",
+        let choose = format!(
+            "chosen first: {} candidates, each ranked by item-kNN on the validation users (--similarity cosine skips it)",
             ainrnn::model::neighbours::similarity_grid().len()
         );
+        if opts.pair_weights {
+            eprintln!(
+                "neighbour lists: cosine similarity, reweighed by the learned pair weights (above {} pairs, where none are learned, the similarity is {choose})",
+                ainrnn::train::run::PAIR_WEIGHTS_MAX
+            );
+        } else {
+            eprintln!("neighbour lists' similarity {choose}");
+        }
     }
     let seed = opts.seed;
     let summary = with_backend!(sel, b => train(

@@ -68,8 +68,10 @@ pub struct TrainOptions {
     /// lists, up to [`PAIR_WEIGHTS_MAX`] pairs (options saved before it existed trained without).
     #[serde(default)]
     pub pair_weights: bool,
-    /// Co-listening similarity of the neighbour lists (`None`: chosen on the validation users
-    /// before training; checkpoints from before the choice existed used cosine).
+    /// Co-listening similarity of the neighbour lists (`None`: cosine when the model learns pair
+    /// weights, else chosen on the validation users before training, see
+    /// [`TrainOptions::list_similarity`]; checkpoints from before the choice existed used
+    /// cosine).
     #[serde(default = "cosine")]
     pub similarity: Option<Similarity>,
     pub seed: u64,
@@ -302,6 +304,18 @@ impl TrainOptions {
         self.pair_weights
             && self.neighbours > 0
             && songs.saturating_mul(self.neighbours) <= PAIR_WEIGHTS_MAX
+    }
+
+    /// The similarity the neighbour lists of a model over `songs` songs are fitted with before
+    /// training: the one asked for, else cosine when the model learns pair weights; `None`: to
+    /// be chosen on the validation users (by item-kNN). Why cosine with pair weights: they
+    /// learn how far each pair is trusted, and from a symmetric, unshrunk base they rank better
+    /// than from the asymmetric, shrunk similarity that suits item-kNN alone (AINRNN, 5 folds,
+    /// three members: Taste +0.0036 and +0.0012, HetRec +0.0051 and +0.0029 NDCG@10 on two
+    /// splits; README, Quality).
+    pub fn list_similarity(&self, songs: usize) -> Option<Similarity> {
+        self.similarity
+            .or_else(|| self.pair_weights_for(songs).then_some(Similarity::COSINE))
     }
 
     /// The layers the model gets: `--layers`, else the model's default.
@@ -676,7 +690,7 @@ fn train_member<B: ModelOps>(
             let mut model = Model::new(b, mc, feats)?;
             // From the training users only (not validation, not the test fold).
             let mut used = None;
-            match opts.similarity {
+            match opts.list_similarity(corpus.songs) {
                 Some(sim) if model.cfg.neighbours > 0 => {
                     model.fit_neighbours(&corpus.histories, &fold.train_users, sim);
                     used = Some(sim);
