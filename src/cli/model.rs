@@ -338,8 +338,8 @@ pub fn run_train(
         );
         if opts.pair_weights {
             eprintln!(
-                "neighbour lists: cosine similarity, reweighed by the learned pair weights (above {} pairs, where none are learned, the similarity is {choose})",
-                ainrnn::train::run::PAIR_WEIGHTS_MAX
+                "neighbour lists: cosine similarity, reweighed by the learned pair weights (above {:.1} M pairs, songs × neighbours, where none are learned, the similarity is {choose})",
+                ainrnn::train::run::PAIR_WEIGHTS_MAX as f64 / 1e6
             );
         } else {
             eprintln!("neighbour lists' similarity {choose}");
