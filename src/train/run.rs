@@ -310,9 +310,8 @@ impl TrainOptions {
     /// training: the one asked for, else cosine when the model learns pair weights; `None`: to
     /// be chosen on the validation users (by item-kNN). Why cosine with pair weights: they
     /// learn how far each pair is trusted, and from a symmetric, unshrunk base they rank better
-    /// than from the asymmetric, shrunk similarity that suits item-kNN alone (AINRNN, 5 folds,
-    /// three members: Taste +0.0036 and +0.0012, HetRec +0.0051 and +0.0029 NDCG@10 on two
-    /// splits; README, Quality).
+    /// than from the asymmetric, shrunk similarity that suits item-kNN alone (AINRNN over four
+    /// seeds of 5 folds: Taste +0.0020, HetRec +0.0037 NDCG@10; README, Quality).
     pub fn list_similarity(&self, songs: usize) -> Option<Similarity> {
         self.similarity
             .or_else(|| self.pair_weights_for(songs).then_some(Similarity::COSINE))
