@@ -46,7 +46,7 @@ pub struct Scorer<B: ModelOps> {
     /// with [`Scorer::set_neighbours`], which drops the device copy.
     neighbours: NeighbourLists,
     /// The lists on the device, built once per [`Scorer::set_neighbours`].
-    device_lists: OnceCell<Option<DeviceLists<B>>>,
+    device_lists: OnceCell<Option<Csr<B::Storage>>>,
     /// Weight of the neighbourhood score (when the model has the term).
     pub gamma: Option<PId>,
     /// Per song, the log of its weight as a history song of the term, `[songs, 1]` (when the
@@ -58,11 +58,6 @@ pub struct Scorer<B: ModelOps> {
     pub pair_weights: Option<PId>,
     /// The lists' length (the pair weights' row length).
     keep: usize,
-}
-
-/// The neighbour lists on the device.
-struct DeviceLists<B: ModelOps> {
-    csr: Csr<B::Storage>,
 }
 
 /// A batch's histories for the neighbourhood term: each row's distinct songs, sorted, CSR
@@ -233,7 +228,7 @@ impl<B: ModelOps> Scorer<B> {
     /// The neighbour lists on the device: CSR `[songs, songs]`, each song's columns sorted
     /// (the op's contract), f32 weights. `None` when no song has a neighbour. Built on first
     /// use after [`Scorer::set_neighbours`], then kept.
-    fn device_lists(&self, b: &B) -> OpResult<Option<&DeviceLists<B>>> {
+    fn device_lists(&self, b: &B) -> OpResult<Option<&Csr<B::Storage>>> {
         if let Some(l) = self.device_lists.get() {
             return Ok(l.as_ref());
         }
@@ -264,7 +259,7 @@ impl<B: ModelOps> Scorer<B> {
                 });
             }
             // Entry `j` of song `s` is pair `(s, j − ptr[s])` (`ModelOps::neighbour_pair_scale`).
-            Some(DeviceLists { csr })
+            Some(csr)
         };
         Ok(self.device_lists.get_or_init(|| lists).as_ref())
     }
@@ -369,8 +364,8 @@ impl<B: ModelOps> Scorer<B> {
         // other lists are left at 0: the term reads only the history songs' lists.
         let lists = match (self.pair_weights, &entries) {
             (Some(w), Some(plan)) => {
-                let vals = b.neighbour_pair_scale(&dl.csr, p.get(w), plan)?;
-                Some(dl.csr.clone().with_vals(vals)?)
+                let vals = b.neighbour_pair_scale(dl, p.get(w), plan)?;
+                Some(dl.clone().with_vals(vals)?)
             }
             _ => None,
         };
@@ -386,7 +381,7 @@ impl<B: ModelOps> Scorer<B> {
         let h = nb.history.as_ref()?;
         let lists = match &nb.lists {
             Some(l) => l,
-            None => &self.device_lists.get()?.as_ref()?.csr,
+            None => self.device_lists.get()?.as_ref()?,
         };
         Some((h, lists, self.gamma?))
     }
