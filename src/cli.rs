@@ -354,10 +354,7 @@ fn bench_ops(
             Some(GpuBackend::new().context("opening the GPU for bench ops")?),
             None,
         ),
-        BackendChoice::Auto => match GpuBackend::new() {
-            Ok(g) => (Some(g), None),
-            Err(e) => (None, Some(format!("no GPU adapter ({e}); CPU only"))),
-        },
+        BackendChoice::Auto => select::bench_gpu()?,
     };
     if let Some(n) = &note {
         eprintln!("note: {n}");
@@ -563,10 +560,7 @@ fn bench_features(choice: BackendChoice, json: bool, a: BenchFeaturesArgs) -> Re
             Some(GpuBackend::new().context("opening the GPU for bench features")?),
             None,
         ),
-        BackendChoice::Auto => match GpuBackend::new() {
-            Ok(g) => (Some(g), None),
-            Err(e) => (None, Some(format!("no GPU adapter ({e}); CPU only"))),
-        },
+        BackendChoice::Auto => select::bench_gpu()?,
     };
     let mut python = ainrnn::bench::features::find_python(a.python.as_deref());
     if python.is_none() && a.install_reference {
@@ -595,10 +589,7 @@ fn bench_scattering(choice: BackendChoice, json: bool, a: BenchScatteringArgs) -
             Some(GpuBackend::new().context("opening the GPU for bench scattering")?),
             None,
         ),
-        BackendChoice::Auto => match GpuBackend::new() {
-            Ok(g) => (Some(g), None),
-            Err(e) => (None, Some(format!("no GPU adapter ({e}); CPU only"))),
-        },
+        BackendChoice::Auto => select::bench_gpu()?,
     };
     let python = if a.install_reference {
         Some(

@@ -52,6 +52,12 @@ pub enum GpuError {
     Map(String),
     #[error("waiting for the GPU failed: {0}")]
     Poll(String),
+    #[error("{var}={value:?}: expected {expected}")]
+    Env {
+        var: &'static str,
+        value: String,
+        expected: &'static str,
+    },
 }
 
 /// Errors reading or writing user files. Always carry the path.

@@ -3,13 +3,16 @@
 use serde::Serialize;
 
 use crate::backend::gpu::adapter::{self, AdapterSummary};
-use crate::backend::gpu::GpuContext;
+use crate::backend::gpu::{GpuBackend, TUNE_ENV};
 
 #[derive(Debug, Serialize)]
 pub struct ChosenAdapter {
     #[serde(flatten)]
     pub adapter: AdapterSummary,
     pub timestamp_queries: bool,
+    /// Whether the matmul tuner runs (hardware adapters, unless `AINRNN_MATMUL_TUNE` says
+    /// otherwise).
+    pub matmul_tuning: bool,
     pub limits: Limits,
 }
 
@@ -48,6 +51,8 @@ pub struct EnvVars {
     pub wgpu_adapter_name: Option<String>,
     #[serde(rename = "WGPU_POWER_PREF")]
     pub wgpu_power_pref: Option<String>,
+    #[serde(rename = "AINRNN_MATMUL_TUNE")]
+    pub matmul_tune: Option<String>,
 }
 
 pub fn collect() -> Info {
@@ -58,30 +63,34 @@ pub fn collect() -> Info {
         .iter()
         .map(|a| AdapterSummary::from_info(&a.get_info()))
         .collect();
-    let (chosen, gpu_error) = match GpuContext::new() {
-        Ok(ctx) => (
-            Some(ChosenAdapter {
-                adapter: ctx.adapter.clone(),
-                timestamp_queries: ctx.features.contains(wgpu::Features::TIMESTAMP_QUERY),
-                limits: Limits {
-                    max_buffer_size: ctx.limits.max_buffer_size,
-                    max_storage_buffer_binding_size: ctx.limits.max_storage_buffer_binding_size,
-                    max_storage_buffers_per_shader_stage: ctx
-                        .limits
-                        .max_storage_buffers_per_shader_stage,
-                    max_compute_workgroup_storage_size: ctx
-                        .limits
-                        .max_compute_workgroup_storage_size,
-                    max_compute_invocations_per_workgroup: ctx
-                        .limits
-                        .max_compute_invocations_per_workgroup,
-                    max_compute_workgroups_per_dimension: ctx
-                        .limits
-                        .max_compute_workgroups_per_dimension,
-                },
-            }),
-            None,
-        ),
+    let (chosen, gpu_error) = match GpuBackend::new() {
+        Ok(g) => {
+            let ctx = g.context();
+            (
+                Some(ChosenAdapter {
+                    adapter: g.context().adapter.clone(),
+                    timestamp_queries: ctx.features.contains(wgpu::Features::TIMESTAMP_QUERY),
+                    matmul_tuning: g.matmul_tuning(),
+                    limits: Limits {
+                        max_buffer_size: ctx.limits.max_buffer_size,
+                        max_storage_buffer_binding_size: ctx.limits.max_storage_buffer_binding_size,
+                        max_storage_buffers_per_shader_stage: ctx
+                            .limits
+                            .max_storage_buffers_per_shader_stage,
+                        max_compute_workgroup_storage_size: ctx
+                            .limits
+                            .max_compute_workgroup_storage_size,
+                        max_compute_invocations_per_workgroup: ctx
+                            .limits
+                            .max_compute_invocations_per_workgroup,
+                        max_compute_workgroups_per_dimension: ctx
+                            .limits
+                            .max_compute_workgroups_per_dimension,
+                    },
+                }),
+                None,
+            )
+        }
         Err(e) => (None, Some(e.to_string())),
     };
     let auto_backend = match &chosen {
@@ -95,6 +104,7 @@ pub fn collect() -> Info {
             wgpu_backend: std::env::var("WGPU_BACKEND").ok(),
             wgpu_adapter_name: std::env::var("WGPU_ADAPTER_NAME").ok(),
             wgpu_power_pref: std::env::var("WGPU_POWER_PREF").ok(),
+            matmul_tune: std::env::var(TUNE_ENV).ok(),
         },
         adapters,
         chosen,
@@ -136,8 +146,9 @@ pub fn render(info: &Info) -> String {
             );
             let _ = writeln!(
                 s,
-                "  timestamp queries: {}",
-                if c.timestamp_queries { "yes" } else { "no" }
+                "  timestamp queries: {}; matmul tuner: {}",
+                if c.timestamp_queries { "yes" } else { "no" },
+                if c.matmul_tuning { "on" } else { "off" }
             );
             let l = &c.limits;
             let _ = writeln!(

@@ -19,6 +19,8 @@ fn quick_gpu_report_runs_every_part_and_writes_its_figures() {
     let out = dir.path().join("report");
     let st = crate::common::cli::command()
         .current_dir(env!("CARGO_MANIFEST_DIR"))
+        // The tuner on (lavapipe leaves it off by default): its table must reach report.md.
+        .env("AINRNN_MATMUL_TUNE", "1")
         .args(["bench", "report", "--quick", "--skip", "demo_gpu", "--out"])
         .arg(&out)
         .status()
@@ -59,9 +61,49 @@ fn quick_gpu_report_runs_every_part_and_writes_its_figures() {
         md.contains("## Targets") && md.contains("| agreement | ok |"),
         "{md}"
     );
-    // The adapters CI uses have timestamp queries: the step's kernel breakdown is there.
+    // The adapters CI uses have timestamp queries: the step's kernel breakdown is there, and
+    // the tuner's choice for each class of the step's products.
     assert!(
-        md.contains("## Where the GPU step's time goes") && md.contains("`matmul::matmul["),
+        md.contains("## Where the GPU step's time goes")
+            && md.contains("`matmul::matmul")
+            && md.contains("The matmul tuner's choices for this step"),
         "{md}"
     );
+}
+
+/// A wrong `AINRNN_MATMUL_TUNE` is an error naming the variable, with `--backend gpu` and with
+/// `auto` alike (not a silent fall-back to the CPU).
+#[test]
+fn a_wrong_tuner_setting_is_an_error_naming_it() {
+    if common::gpu().is_none() {
+        return;
+    }
+    for backend in ["gpu", "auto"] {
+        let o = crate::common::cli::command()
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("AINRNN_MATMUL_TUNE", "maybe")
+            .args(["--backend", backend, "bench", "ops", "--quick"])
+            .output()
+            .unwrap();
+        crate::common::cli::fails_with(&o, &["AINRNN_MATMUL_TUNE=\"maybe\"", "1 (on) or 0 (off)"]);
+    }
+    // `info` says whether the tuner runs, and why no device opened when the setting is wrong.
+    let info = |v: &str| -> Value {
+        let o = crate::common::cli::command()
+            .env("AINRNN_MATMUL_TUNE", v)
+            .args(["--json", "info"])
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    assert_eq!(info("1")["chosen"]["matmul_tuning"], true);
+    assert_eq!(info("0")["chosen"]["matmul_tuning"], false);
+    let bad = info("maybe");
+    assert!(bad["chosen"].is_null());
+    assert!(bad["gpu_error"]
+        .as_str()
+        .unwrap()
+        .contains("AINRNN_MATMUL_TUNE=\"maybe\""));
+    assert_eq!(bad["env"]["AINRNN_MATMUL_TUNE"], "maybe");
 }

@@ -230,7 +230,10 @@ fn kernel_passes(
 /// from the timer's per-kernel split; the results are checked in the op suite).
 #[test]
 fn large_products_take_the_128_tile_kernel() {
-    let Some(g) = common::fresh_gpu() else { return };
+    // The rule by size; a hardware GPU would tune the choice by default.
+    let Some(g) = common::fresh_gpu().map(|g| g.with_matmul_tuning(false)) else {
+        return;
+    };
     let big = g.upload_f32(&vec![0.25; 1030 * 40], &[1030, 40]).unwrap();
     let small = g.upload_f32(&vec![0.25; 200 * 40], &[200, 40]).unwrap();
     let mut c = None;
@@ -252,7 +255,9 @@ fn large_products_take_the_128_tile_kernel() {
 /// sum of its partials) take the 32-row kernel; 33 rows the 64-row one.
 #[test]
 fn products_of_32_rows_take_the_32_row_kernel() {
-    let Some(g) = common::fresh_gpu() else { return };
+    let Some(g) = common::fresh_gpu().map(|g| g.with_matmul_tuning(false)) else {
+        return;
+    };
     let u = g.upload_f32(&vec![0.5; 32 * 16], &[32, 16]).unwrap();
     let u33 = g.upload_f32(&vec![0.5; 33 * 16], &[33, 16]).unwrap();
     let q = g.upload_f32(&vec![0.5; 3000 * 16], &[3000, 16]).unwrap();
@@ -273,6 +278,104 @@ fn products_of_32_rows_take_the_32_row_kernel() {
     ];
     assert_eq!(ran, want.into_iter().collect());
     assert_eq!(g.to_f32(&z.unwrap()).unwrap()[32 * 3000 - 1], 4.0);
+}
+
+/// The matmul tuner: the first product of a class (transposes, sizes to the next power of two)
+/// is timed on every kernel, in one submit with one read-back; the class then runs on the
+/// fastest, without timing again (a smaller product of the class included). Every kernel gives
+/// the same bits, so tuning never changes a result: each product is compared bit for bit with
+/// every forced kernel and with the rule by size.
+#[test]
+fn the_tuner_times_each_class_once_and_changes_no_result() {
+    use ainrnn::backend::gpu::MatmulKernel;
+    let Some(g) = common::fresh_gpu() else { return };
+    let rule = g.with_matmul_tuning(false);
+    let g = g.with_matmul_tuning(true);
+    assert!(g.matmul_tuning() && g.describe().ends_with(", matmul kernels tuned)"));
+    assert!(!g.with_matmul_kernel(MatmulKernel::Tile64).matmul_tuning());
+    let timestamps = g
+        .context()
+        .features
+        .contains(wgpu::Features::TIMESTAMP_QUERY);
+    let mut rng = common::rng(7);
+    let mut rand = |r: usize, c: usize| {
+        g.upload_f32(&common::uniform(&mut rng, r * c, -1.0, 1.0), &[r, c])
+            .unwrap()
+    };
+    // u·qᵀ of a batch (32 × 3,000 over 64), a square-ish product, and Aᵀ·B.
+    let u = rand(32, 64);
+    let q = rand(3000, 64);
+    let a = rand(200, 150);
+    let b = rand(150, 300);
+    let at = rand(150, 200);
+    let products: [(&_, &_, bool, bool); 3] = [
+        (&u, &q, false, true),
+        (&a, &b, false, false),
+        (&at, &b, true, false),
+    ];
+    for (i, &(x, y, ta, tb)) in products.iter().enumerate() {
+        g.sync().unwrap();
+        let before = g.context().stats().readbacks;
+        let c = g.matmul(x, y, ta, tb).unwrap();
+        g.sync().unwrap();
+        let tuned = g.matmul_tuned();
+        assert_eq!(tuned.len(), i + 1, "one decision per class");
+        assert_eq!(
+            g.context().stats().readbacks - before,
+            u64::from(timestamps),
+            "tuning reads its timestamps back once"
+        );
+        let got = g.to_f32(&c).unwrap();
+        let mut same = vec![rule.to_f32(&rule.matmul(x, y, ta, tb).unwrap()).unwrap()];
+        for k in MatmulKernel::FORCED {
+            let gk = g.with_matmul_kernel(k);
+            same.push(gk.to_f32(&gk.matmul(x, y, ta, tb).unwrap()).unwrap());
+        }
+        for s in &same {
+            assert!(
+                got.iter().zip(s).all(|(p, q)| p.to_bits() == q.to_bits()),
+                "product {i}: every kernel must give the same bits"
+            );
+        }
+    }
+    for t in g.matmul_tuned() {
+        if !timestamps {
+            assert!(t.timings.is_empty(), "no timestamps: the rule decides");
+            continue;
+        }
+        assert_eq!(t.timings.len(), MatmulKernel::FORCED.len(), "{t:?}");
+        assert!(t.timings.iter().all(|k| k.micros > 0.0), "{t:?}");
+        let best = t
+            .timings
+            .iter()
+            .min_by(|p, q| p.micros.total_cmp(&q.micros))
+            .unwrap();
+        assert_eq!(t.kernel, best.kernel, "the fastest is chosen: {t:?}");
+    }
+    // Again, and a 20-row batch (the class of 32): no new decision, no read-back, and the
+    // kernel that ran is the one decided.
+    let u20 = rand(20, 64);
+    let decided = g
+        .matmul_tuned()
+        .into_iter()
+        .find(|t| (t.m, t.n, t.k, t.trans_b) == (32, 3000, 64, true))
+        .expect("u·qᵀ was tuned");
+    g.sync().unwrap();
+    let before = g.context().stats().readbacks;
+    let Some(ran) = kernel_passes(&g, || {
+        g.matmul(&u, &q, false, true).unwrap();
+        g.matmul(&u20, &q, false, true).unwrap();
+    }) else {
+        return;
+    };
+    assert_eq!(g.matmul_tuned().len(), 3);
+    let want = [(
+        format!("matmul::{}[TRANS_A=0,TRANS_B=1]", decided.kernel),
+        2,
+    )];
+    assert_eq!(ran, want.into_iter().collect());
+    // The products read nothing back (the timer's own read is not counted).
+    assert_eq!(g.context().stats().readbacks, before);
 }
 
 /// `with_matmul_kernel` runs every product on the kernel it names (split-K ones excepted), the

@@ -62,11 +62,24 @@ pub fn select(choice: BackendChoice) -> Result<(Selected, Option<String>), GpuEr
                     g.context().adapter.name
                 )),
             )),
+            // A setting given wrongly is the user's to fix, not a reason to use the CPU.
+            Err(e @ GpuError::Env { .. }) => Err(e),
             Err(e) => Ok((
                 Selected::Cpu(CpuBackend::new()),
                 Some(format!("no GPU adapter ({e}); using the CPU backend")),
             )),
         },
+    }
+}
+
+/// For the benches that time the CPU and, when one opens, the GPU (`--backend auto`): the GPU,
+/// or a note saying why there is none. A wrong setting ([`crate::backend::gpu::TUNE_ENV`]) is
+/// an error, not a reason to leave the GPU out.
+pub fn bench_gpu() -> Result<(Option<GpuBackend>, Option<String>), GpuError> {
+    match GpuBackend::new() {
+        Ok(g) => Ok((Some(g), None)),
+        Err(e @ GpuError::Env { .. }) => Err(e),
+        Err(e) => Ok((None, Some(format!("no GPU adapter ({e}); CPU only")))),
     }
 }
 

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::{measure, Measured};
 use crate::backend::cpu::CpuBackend;
-use crate::backend::gpu::{GpuBackend, MatmulKernel};
+use crate::backend::gpu::{GpuBackend, MatmulKernel, TunedProduct};
 use crate::backend::{BTensor, Backend, OpResult, ReduceOp};
 
 /// One benchmarked operation and size.
@@ -192,6 +192,9 @@ pub struct Report {
     pub gpu: Option<String>,
     pub gpu_note: Option<String>,
     pub rows: Vec<Row>,
+    /// The matmul tuner's decisions for the products above (rows without a forced kernel run
+    /// on them); empty when it is off.
+    pub matmul_tuned: Vec<TunedProduct>,
 }
 
 /// Runs every case on the CPU and, when an adapter opens (software ones included), on the GPU.
@@ -243,6 +246,7 @@ pub fn run(
         gpu: gpu.as_ref().map(|g| g.describe()),
         gpu_note: None,
         rows,
+        matmul_tuned: gpu.as_ref().map(|g| g.matmul_tuned()).unwrap_or_default(),
     })
 }
 
@@ -294,6 +298,31 @@ pub fn render(r: &Report) -> String {
             timing,
             speed
         );
+    }
+    if !r.matmul_tuned.is_empty() {
+        let _ = writeln!(
+            s,
+            "Matmul tuner (kernel chosen per class of products, µs of each):"
+        );
+        for t in &r.matmul_tuned {
+            let times: Vec<String> = t
+                .timings
+                .iter()
+                .map(|k| format!("{} {:.1}", k.kernel, k.micros))
+                .collect();
+            let _ = writeln!(
+                s,
+                "  {} × {} × {}, K {}{}{}: {} ({})",
+                t.batch,
+                t.m,
+                t.n,
+                t.k,
+                if t.trans_a { ", Aᵀ" } else { "" },
+                if t.trans_b { ", Bᵀ" } else { "" },
+                t.kernel,
+                times.join(", ")
+            );
+        }
     }
     s
 }

@@ -687,6 +687,53 @@ fn step_kernels(parts: &[PartResult]) -> String {
             fmt(k["dispatches_per_step"].as_f64()),
         ));
     }
+    m.push_str(&tuned_products(run));
+    m
+}
+
+/// The matmul tuner's decisions in a GPU run of `bench train`: each class of products, the
+/// kernel it chose and every kernel's time. Empty when the tuner was off.
+fn tuned_products(run: &Value) -> String {
+    let tuned = run
+        .pointer("/gpu/matmul_tuned")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if tuned.is_empty() {
+        return String::new();
+    }
+    let mut m = String::from(
+        "\nThe matmul tuner's choices for this step (each class of products timed once on every \
+         kernel; µs of the fastest of three runs):\n\n\
+         | product (batch × m × n, K) | transposes | chosen | µs per kernel |\n|---|---|---|---|\n",
+    );
+    for t in &tuned {
+        let n = |k: &str| t[k].as_u64().unwrap_or(0);
+        let times: Vec<String> = t["timings"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|k| {
+                format!(
+                    "{} {}",
+                    k["kernel"].as_str().unwrap_or("?"),
+                    fmt(k["micros"].as_f64())
+                )
+            })
+            .collect();
+        m.push_str(&format!(
+            "| {} × {} × {}, K {} | {}{} | `{}` | {} |\n",
+            n("batch"),
+            n("m"),
+            n("n"),
+            n("k"),
+            if t["trans_a"] == true { "Aᵀ" } else { "A" },
+            if t["trans_b"] == true { "Bᵀ" } else { "B" },
+            t["kernel"].as_str().unwrap_or("?"),
+            times.join(", "),
+        ));
+    }
     m
 }
 

@@ -126,10 +126,10 @@ pub fn run(a: BenchTrainArgs, choice: BackendChoice, json: bool) -> Result<()> {
             GpuBackend::new().context("opening the GPU for bench train")?;
             (true, None)
         }
-        BackendChoice::Auto => match GpuBackend::new() {
-            Ok(_) => (true, None),
-            Err(e) => (false, Some(format!("no GPU adapter ({e}); CPU only"))),
-        },
+        BackendChoice::Auto => {
+            let (g, note) = ainrnn::backend::select::bench_gpu()?;
+            (g.is_some(), note)
+        }
     };
     let opener = || -> Result<GpuBackend, ainrnn::Error> { Ok(GpuBackend::new()?) };
     let mut python = None;

@@ -166,6 +166,17 @@ fn kernel_label(k: &Kernel) -> String {
     s
 }
 
+/// A dispatch's storage bindings: binding number and buffer.
+type Slots<'b> = Vec<(u32, &'b GpuBuffer)>;
+
+/// One dispatch for [`GpuContext::time_each`]: what [`GpuContext::dispatch`] takes.
+pub struct TimedDispatch<'a, P> {
+    pub kernel: Kernel,
+    pub params: P,
+    pub bindings: Vec<(&'static str, &'a GpuBuffer)>,
+    pub groups: [u32; 3],
+}
+
 /// Pool and dispatch counters, for tests and `bench`.
 #[derive(Clone, Copy, Debug, Default, serde::Serialize)]
 pub struct GpuStats {
@@ -572,16 +583,13 @@ impl GpuContext {
         st.encoder.get_or_insert_with(|| Self::new_encoder(device))
     }
 
-    /// Records one dispatch. `params` is the kernel's uniform block (binding 0, of the type its
-    /// [`Shader`] declares); `bindings` name the shader's storage buffers (see
-    /// [`Shader::bindings`]).
-    pub fn dispatch<P: KernelParams>(
-        &self,
+    /// A dispatch's parameter bytes and its storage bindings by binding number, checked against
+    /// the kernel's shader: a mismatch is a bug in the calling op, reported naming the kernel.
+    fn interface<'p, 'b, P: KernelParams>(
         kernel: &Kernel,
-        params: &P,
-        bindings: &[(&str, &GpuBuffer)],
-        groups: [u32; 3],
-    ) -> Result<(), GpuError> {
+        params: &'p P,
+        bindings: &[(&str, &'b GpuBuffer)],
+    ) -> Result<(&'p [u8], Slots<'b>), GpuError> {
         let shader = kernel.shader;
         let interface = |message: String| GpuError::Validation {
             context: format!("binding {}::{}", shader.name, kernel.entry),
@@ -609,6 +617,61 @@ impl GpuContext {
                 .ok_or_else(|| interface(format!("the shader declares no binding named {name}")))?;
             slots.push((b, buf));
         }
+        Ok((params, slots))
+    }
+
+    /// A bind group: the parameter slot at `offset` of `params_buf`, then the storage slots.
+    fn bind_group(
+        &self,
+        kernel: &Kernel,
+        pipeline: &wgpu::ComputePipeline,
+        params_buf: &wgpu::Buffer,
+        offset: u64,
+        slots: &[(u32, &GpuBuffer)],
+    ) -> Result<wgpu::BindGroup, GpuError> {
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: params_buf,
+                offset,
+                size: NonZeroU64::new(PARAM_SLOT),
+            }),
+        }];
+        for &(b, buf) in slots {
+            entries.push(wgpu::BindGroupEntry {
+                binding: b,
+                resource: buf.binding(),
+            });
+        }
+        // A mismatch between the bindings given and the shader's layout is a bug in the calling
+        // op: report it here, naming the kernel, instead of from whichever later call checks
+        // errors.
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let g = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(kernel.entry),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        match pollster::block_on(scope.pop()) {
+            Some(e) => Err(GpuError::Validation {
+                context: format!("binding {}::{}", kernel.shader.name, kernel.entry),
+                message: e.to_string(),
+            }),
+            None => Ok(g),
+        }
+    }
+
+    /// Records one dispatch. `params` is the kernel's uniform block (binding 0, of the type its
+    /// [`Shader`] declares); `bindings` name the shader's storage buffers (see
+    /// [`Shader::bindings`]).
+    pub fn dispatch<P: KernelParams>(
+        &self,
+        kernel: &Kernel,
+        params: &P,
+        bindings: &[(&str, &GpuBuffer)],
+        groups: [u32; 3],
+    ) -> Result<(), GpuError> {
+        let (params, slots) = Self::interface(kernel, params, bindings)?;
         let max = self.limits.max_compute_workgroups_per_dimension;
         if groups.iter().any(|&g| g > max) {
             return Err(GpuError::Limit {
@@ -654,36 +717,7 @@ impl GpuContext {
                 g
             }
             None => {
-                let mut entries = vec![wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: &st.params_buf,
-                        offset,
-                        size: NonZeroU64::new(PARAM_SLOT),
-                    }),
-                }];
-                for &(b, buf) in &slots {
-                    entries.push(wgpu::BindGroupEntry {
-                        binding: b,
-                        resource: buf.binding(),
-                    });
-                }
-                // A mismatch between the bindings given and the shader's layout is a bug in the
-                // calling op: report it here, naming the kernel, instead of from whichever later
-                // call checks errors.
-                let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-                let g = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some(kernel.entry),
-                    layout: &pipeline.get_bind_group_layout(0),
-                    entries: &entries,
-                });
-                if let Some(e) = pollster::block_on(scope.pop()) {
-                    return Err(GpuError::Validation {
-                        context: format!("binding {}::{}", shader.name, kernel.entry),
-                        message: e.to_string(),
-                    });
-                }
-                drop(entries);
+                let g = self.bind_group(kernel, &pipeline, &st.params_buf, offset, &slots)?;
                 if st.bind_groups.len() >= MAX_BIND_GROUPS {
                     st.bind_groups.clear();
                 }
@@ -968,6 +1002,129 @@ impl GpuContext {
                 kernels,
             }
         }))
+    }
+
+    /// Kernel time of each of `runs`, for choosing between kernels that compute the same thing
+    /// (the matmul tuner). After the pending work, each runs once untimed (its pipeline built,
+    /// caches and clocks warm) and then `repeats` times, each in a pass of its own between two
+    /// timestamps, all in one submit; the fastest timed run of each is returned (noise only
+    /// adds time). `None` without timestamp queries. Waits for the device and reads the
+    /// timestamps back (one read-back in the counters). Its parameter buffer, query set and
+    /// bind groups are its own: the step's parameter arena, bind-group cache and timer are
+    /// left as they were.
+    pub fn time_each<P: KernelParams>(
+        &self,
+        runs: &[TimedDispatch<P>],
+        repeats: u32,
+    ) -> Result<Option<Vec<Duration>>, GpuError> {
+        if !self.features.contains(wgpu::Features::TIMESTAMP_QUERY) || runs.is_empty() {
+            return Ok(None);
+        }
+        let repeats = repeats.max(1);
+        let queries = 2 * runs.len() as u32 * repeats;
+        if queries > wgpu::QUERY_SET_MAX_QUERIES {
+            return Err(GpuError::Limit {
+                op: "time_each",
+                what: "timestamp queries",
+                needed: queries as u64,
+                limit: wgpu::QUERY_SET_MAX_QUERIES as u64,
+            });
+        }
+        let max = self.limits.max_compute_workgroups_per_dimension;
+        let mut arena = Vec::with_capacity(runs.len() * PARAM_SLOT as usize);
+        let mut slots = Vec::with_capacity(runs.len());
+        for (i, r) in runs.iter().enumerate() {
+            let (params, s) = Self::interface(&r.kernel, &r.params, &r.bindings)?;
+            if r.groups.iter().any(|&g| g > max) {
+                return Err(GpuError::Limit {
+                    op: r.kernel.entry,
+                    what: "max_compute_workgroups_per_dimension",
+                    needed: r.groups.iter().copied().max().unwrap_or(0) as u64,
+                    limit: max as u64,
+                });
+            }
+            arena.extend_from_slice(params);
+            arena.resize((i + 1) * PARAM_SLOT as usize, 0);
+            slots.push(s);
+        }
+        let params_buf = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timed params"),
+            size: arena.len() as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let set = self.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("timed dispatches"),
+            ty: wgpu::QueryType::Timestamp,
+            count: queries,
+        });
+        let bytes = queries as u64 * 8;
+        let resolve = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timed resolve"),
+            size: bytes,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let readback = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("timed readback"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut st = self.lock();
+        // The pending work goes first (its submit also carries the parameter write below).
+        self.flush_locked(&mut st)?;
+        self.queue.write_buffer(&params_buf, 0, &arena);
+        let mut enc = Self::new_encoder(&self.device);
+        let mut q = 0;
+        for (i, (r, s)) in runs.iter().zip(&slots).enumerate() {
+            let pipeline = self.pipelines.get(&self.device, &r.kernel);
+            let offset = i as u64 * PARAM_SLOT;
+            let group = self.bind_group(&r.kernel, &pipeline, &params_buf, offset, s)?;
+            for rep in 0..=repeats {
+                let timestamp_writes = (rep > 0).then(|| {
+                    q += 2;
+                    wgpu::ComputePassTimestampWrites {
+                        query_set: &set,
+                        beginning_of_pass_write_index: Some(q - 2),
+                        end_of_pass_write_index: Some(q - 1),
+                    }
+                });
+                let mut p = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some(r.kernel.entry),
+                    timestamp_writes,
+                });
+                p.set_pipeline(&pipeline);
+                p.set_bind_group(0, &group, &[]);
+                p.dispatch_workgroups(r.groups[0], r.groups[1], r.groups[2]);
+            }
+        }
+        enc.resolve_query_set(&set, 0..queries, &resolve, 0);
+        enc.copy_buffer_to_buffer(&resolve, 0, &readback, 0, bytes);
+        self.queue.submit(Some(enc.finish()));
+        st.stats.submits += 1;
+        st.stats.dispatches += runs.len() as u64 * (repeats as u64 + 1);
+        st.stats.upload_bytes += arena.len() as u64;
+        st.stats.param_bytes += arena.len() as u64;
+        st.stats.readbacks += 1;
+        let ticks = self.map_read(&readback, bytes)?;
+        drop(st);
+        self.check_errors()?;
+        let ticks: &[u64] = bytemuck::cast_slice(&ticks);
+        let period = self.queue.get_timestamp_period() as f64;
+        let per_run = 2 * repeats as usize;
+        Ok(Some(
+            ticks
+                .chunks_exact(per_run)
+                .map(|t| {
+                    let ns = t
+                        .chunks_exact(2)
+                        .map(|p| p[1].saturating_sub(p[0]) as f64 * period)
+                        .fold(f64::INFINITY, f64::min);
+                    Duration::from_nanos(ns as u64)
+                })
+                .collect(),
+        ))
     }
 
     pub fn stats(&self) -> GpuStats {

@@ -1,5 +1,12 @@
-//! Host side of `shaders/matmul.wgsl`.
+//! Host side of `shaders/matmul.wgsl`, and the tuner that picks its kernel per class of
+//! products on the device at hand.
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use super::context::TimedDispatch;
 use super::pipeline::Kernel;
 use super::shader::Shader;
 use super::{raw, GpuBackend, GpuTensor};
@@ -34,8 +41,10 @@ pub static MATMUL: Shader = crate::wgsl_shader!(
 /// K) take `matmul32` or `matmul` whatever is forced, unless one of those two is.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum MatmulKernel {
-    /// `matmul32` for C of at most 32 rows, `matmul128` for products with at least
-    /// `BIG_MIN_TILES` of its tiles, `matmul` between.
+    /// The backend's choice. With tuning on ([`GpuBackend::with_matmul_tuning`]): the kernel
+    /// measured fastest on this device for the product's class ([`Tuner`]). Without: `matmul32`
+    /// for C of at most 32 rows, `matmul128` for products with at least `BIG_MIN_TILES` of its
+    /// tiles, `matmul` between.
     #[default]
     Auto,
     /// `matmul32`: 32 × 64 tiles, 2 × 4 outputs per invocation (`Auto`: C of at most 32 rows).
@@ -117,13 +126,7 @@ fn split_k(d: &MatmulDims) -> bool {
 
 fn record(g: &GpuBackend, gemm: &Gemm) -> OpResult<()> {
     let Gemm {
-        d,
-        a,
-        b,
-        c,
-        alpha,
-        beta,
-        bias,
+        d, a, b, c, bias, ..
     } = *gemm;
     // k = 0 needs no special case: the K loop is empty and C = beta * C.
     if d.m == 0 || d.n == 0 || d.batch == 0 {
@@ -141,42 +144,23 @@ fn record(g: &GpuBackend, gemm: &Gemm) -> OpResult<()> {
         return record_split_k(g, small, gemm);
     }
     let (bx, by) = (d.n.div_ceil(BIG_TILE), d.m.div_ceil(BIG_TILE));
+    let heuristic = if d.m >= BIG_TILE && d.n >= BIG_TILE && bx * by * d.batch >= BIG_MIN_TILES {
+        MatmulKernel::Tile128
+    } else {
+        small
+    };
     let choice = match g.matmul {
-        MatmulKernel::Auto
-            if d.m >= BIG_TILE && d.n >= BIG_TILE && bx * by * d.batch >= BIG_MIN_TILES =>
-        {
-            MatmulKernel::Tile128
-        }
-        MatmulKernel::Auto | MatmulKernel::Tile32 | MatmulKernel::Tile64 => small,
+        MatmulKernel::Auto if g.tune => tuned(g, gemm, heuristic)?,
+        MatmulKernel::Auto => heuristic,
         forced => forced,
     };
     let kernel = choice.kernel(d.trans_a, d.trans_b);
-    let (tm, tn) = choice.tile();
-    let (gx, gy) = (d.n.div_ceil(tn), d.m.div_ceil(tm));
-    if gx > max || gy > max {
-        return Err(OpError::Gpu(GpuError::Limit {
-            op: "matmul",
-            what: "workgroups per dimension",
-            needed: gx.max(gy) as u64,
-            limit: max as u64,
-        }));
-    }
+    let [gx, gy] = grid(choice, d, max)?;
     // Batches beyond the z limit go in several dispatches.
     let mut z0 = 0;
     while z0 < d.batch {
         let nz = (d.batch - z0).min(max);
-        let p = Params {
-            m: d.m as u32,
-            n: d.n as u32,
-            k: d.k as u32,
-            batch0: z0 as u32,
-            stride_a: d.stride_a as u32,
-            stride_b: d.stride_b as u32,
-            alpha,
-            beta,
-            k_split: 0,
-            has_bias: u32::from(bias.is_some()),
-        };
+        let p = params(gemm, z0);
         ctx.dispatch(
             &kernel,
             &p,
@@ -191,6 +175,182 @@ fn record(g: &GpuBackend, gemm: &Gemm) -> OpResult<()> {
         z0 += nz;
     }
     Ok(())
+}
+
+/// The parameters of a (not split-K) product's dispatch starting at batch entry `z0`.
+fn params(gemm: &Gemm, z0: usize) -> Params {
+    let d = gemm.d;
+    Params {
+        m: d.m as u32,
+        n: d.n as u32,
+        k: d.k as u32,
+        batch0: z0 as u32,
+        stride_a: d.stride_a as u32,
+        stride_b: d.stride_b as u32,
+        alpha: gemm.alpha,
+        beta: gemm.beta,
+        k_split: 0,
+        has_bias: u32::from(gemm.bias.is_some()),
+    }
+}
+
+/// Workgroups along x (C's columns) and y (rows) of `kernel` on a product.
+fn grid(kernel: MatmulKernel, d: &MatmulDims, max: usize) -> OpResult<[usize; 2]> {
+    let (tm, tn) = kernel.tile();
+    let (gx, gy) = (d.n.div_ceil(tn), d.m.div_ceil(tm));
+    if gx > max || gy > max {
+        return Err(OpError::Gpu(GpuError::Limit {
+            op: "matmul",
+            what: "workgroups per dimension",
+            needed: gx.max(gy) as u64,
+            limit: max as u64,
+        }));
+    }
+    Ok([gx, gy])
+}
+
+/// Timed runs per kernel when the tuner meets a class of products (the fastest counts).
+const TUNE_REPEATS: u32 = 3;
+
+/// A class of products that the tuner times once: the transposes, and each size rounded up to
+/// a power of two, at least 32 (so a trainer's batches of up to 32 rows, the last one of an
+/// epoch included, are one class).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct TuneKey {
+    trans_a: bool,
+    trans_b: bool,
+    m: u32,
+    n: u32,
+    k: u32,
+    batch: u32,
+}
+
+impl TuneKey {
+    fn of(d: &MatmulDims) -> Self {
+        let class = |x: usize| x.max(32).next_power_of_two().trailing_zeros();
+        TuneKey {
+            trans_a: d.trans_a,
+            trans_b: d.trans_b,
+            m: class(d.m),
+            n: class(d.n),
+            k: class(d.k),
+            batch: class(d.batch),
+        }
+    }
+}
+
+/// One kernel's time on the product the tuner timed.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct KernelTiming {
+    /// The entry point (`matmul32`, `matmul`, `matmul128`, `matmul128p`).
+    pub kernel: &'static str,
+    /// Its fastest timed run, in microseconds.
+    pub micros: f64,
+}
+
+/// What the tuner decided for one class of products, and on what evidence.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct TunedProduct {
+    /// The product timed: the first of its class to run (C is `batch` × m × n, over K = k).
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub batch: usize,
+    pub trans_a: bool,
+    pub trans_b: bool,
+    /// The kernel every product of the class now runs on: the fastest timed, or the
+    /// heuristic's choice when the device has no timestamp queries (`timings` empty).
+    pub kernel: &'static str,
+    /// Every kernel timed, in [`MatmulKernel::FORCED`] order.
+    pub timings: Vec<KernelTiming>,
+}
+
+/// The tuner's decisions, shared by every clone of a [`GpuBackend`] (they belong to the
+/// device): each class of products is timed on every kernel the first time one runs, and runs
+/// on the fastest from then on. Every kernel sums K in the same order with fused multiply-adds,
+/// so the choice changes how fast a product runs, never its result (`tests/gpu_runtime.rs`).
+#[derive(Debug, Default)]
+pub struct Tuner {
+    decided: Mutex<BTreeMap<TuneKey, (MatmulKernel, TunedProduct)>>,
+}
+
+impl Tuner {
+    fn get(&self, key: &TuneKey) -> Option<MatmulKernel> {
+        let map = self.decided.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(key).map(|(k, _)| *k)
+    }
+
+    /// Every decision so far, by class.
+    pub fn decisions(&self) -> Vec<TunedProduct> {
+        let map = self.decided.lock().unwrap_or_else(|p| p.into_inner());
+        map.values().map(|(_, t)| t.clone()).collect()
+    }
+}
+
+/// The tuner's kernel for this product's class, timing every kernel on it first when the
+/// class is new. The timed runs write a scratch C (from the pool), never the product's own.
+fn tuned(g: &GpuBackend, gemm: &Gemm, heuristic: MatmulKernel) -> OpResult<MatmulKernel> {
+    let d = gemm.d;
+    let key = TuneKey::of(d);
+    if let Some(k) = g.tuner.get(&key) {
+        return Ok(k);
+    }
+    let max = g.ctx.limits.max_compute_workgroups_per_dimension as usize;
+    let scratch = g
+        .ctx
+        .alloc(gemm.c.len() as u64 * 4, "matmul tuning scratch")?;
+    let bias = raw(gemm.bias.unwrap_or(gemm.a));
+    let mut kernels = Vec::new();
+    let mut runs = Vec::new();
+    for k in MatmulKernel::FORCED {
+        // A kernel whose grid exceeds the device's limits is not a candidate.
+        let Ok([gx, gy]) = grid(k, d, max) else {
+            continue;
+        };
+        kernels.push(k);
+        runs.push(TimedDispatch {
+            kernel: k.kernel(d.trans_a, d.trans_b),
+            params: params(gemm, 0),
+            bindings: vec![
+                ("a", raw(gemm.a)),
+                ("b", raw(gemm.b)),
+                ("c", &scratch),
+                ("bias", bias),
+            ],
+            groups: [gx as u32, gy as u32, d.batch.min(max) as u32],
+        });
+    }
+    let times = g.ctx.time_each(&runs, TUNE_REPEATS)?;
+    let (kernel, timings) = match times {
+        Some(times) => {
+            let timings: Vec<KernelTiming> = kernels
+                .iter()
+                .zip(&times)
+                .map(|(k, t)| KernelTiming {
+                    kernel: k.entry(),
+                    micros: t.as_secs_f64() * 1e6,
+                })
+                .collect();
+            // The first of equal times: FORCED lists smaller tiles first.
+            let best = (0..times.len())
+                .min_by(|&i, &j| times[i].cmp(&times[j]).then(i.cmp(&j)))
+                .map_or(heuristic, |i| kernels[i]);
+            (best, timings)
+        }
+        None => (heuristic, Vec::new()),
+    };
+    let product = TunedProduct {
+        m: d.m,
+        n: d.n,
+        k: d.k,
+        batch: d.batch,
+        trans_a: d.trans_a,
+        trans_b: d.trans_b,
+        kernel: kernel.entry(),
+        timings,
+    };
+    let mut map = g.tuner.decided.lock().unwrap_or_else(|p| p.into_inner());
+    Ok(map.entry(key).or_insert((kernel, product)).0)
 }
 
 /// Partial products over slices of K (one workgroup row each), then

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 
 pub use context::{GpuBuffer, GpuContext, GpuStats, KernelTime, TimerReport};
 pub use elementwise::EwParams;
-pub use matmul::MatmulKernel;
+pub use matmul::{KernelTiming, MatmulKernel, TunedProduct, Tuner};
 pub use shader::{Shader, WORKGROUP_SIZE};
 
 /// The shaders of the generic ops (the audio module lists its own: `crate::audio::SHADERS`).
@@ -57,7 +57,14 @@ pub struct GpuBackend {
     kept: Arc<Mutex<Vec<Kept>>>,
     /// Which kernel runs products (see [`MatmulKernel`]).
     matmul: MatmulKernel,
+    /// Whether `MatmulKernel::Auto` asks the tuner (see [`Self::with_matmul_tuning`]).
+    tune: bool,
+    tuner: Arc<Tuner>,
 }
+
+/// The environment variable that turns the matmul tuner on (`1`) or off (`0`) whatever the
+/// adapter (default: on for hardware GPUs, off for software ones such as lavapipe).
+pub const TUNE_ENV: &str = "AINRNN_MATMUL_TUNE";
 
 impl std::fmt::Debug for GpuBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -66,17 +73,59 @@ impl std::fmt::Debug for GpuBackend {
 }
 
 impl GpuBackend {
-    /// Opens the adapter chosen from the environment (see [`adapter::choose`]).
+    /// Opens the adapter chosen from the environment (see [`adapter::choose`]); the matmul
+    /// tuner is on for a hardware GPU unless [`TUNE_ENV`] says otherwise.
     pub fn new() -> Result<Self, GpuError> {
-        Ok(Self::from_context(Arc::new(GpuContext::new()?)))
+        let g = Self::from_context(Arc::new(GpuContext::new()?));
+        Ok(match std::env::var(TUNE_ENV) {
+            Ok(v) => match v.trim() {
+                "1" | "on" | "true" => g.with_matmul_tuning(true),
+                "0" | "off" | "false" => g.with_matmul_tuning(false),
+                _ => {
+                    return Err(GpuError::Env {
+                        var: TUNE_ENV,
+                        value: v,
+                        expected: "1 (on) or 0 (off)",
+                    })
+                }
+            },
+            Err(_) => g,
+        })
     }
 
+    /// A backend on `ctx`, tuning its products when the adapter is a hardware GPU: there the
+    /// fastest kernel depends on the chip, while on a software adapter timing every kernel
+    /// costs more than it saves.
     pub fn from_context(ctx: Arc<GpuContext>) -> Self {
+        let tune = !ctx.adapter.software;
         GpuBackend {
             ctx,
             kept: Arc::default(),
             matmul: MatmulKernel::Auto,
+            tune,
+            tuner: Arc::default(),
         }
+    }
+
+    /// The same device and pools with the matmul tuner on or off: on, each class of products
+    /// (transposes, sizes to the next power of two) is timed on every kernel the first time
+    /// one runs and then runs on the fastest ([`Tuner`]); off, a fixed rule by size picks the
+    /// kernel. Either way a product's result is the same.
+    pub fn with_matmul_tuning(&self, on: bool) -> Self {
+        GpuBackend {
+            tune: on,
+            ..self.clone()
+        }
+    }
+
+    /// Whether products with the backend's own choice of kernel are tuned.
+    pub fn matmul_tuning(&self) -> bool {
+        self.tune && self.matmul == MatmulKernel::Auto
+    }
+
+    /// The tuner's decisions so far (empty when it is off or no product has run).
+    pub fn matmul_tuned(&self) -> Vec<TunedProduct> {
+        self.tuner.decisions()
     }
 
     /// The same device and pools with every product (but split-K ones) run by `kernel`:
@@ -151,8 +200,15 @@ impl Backend for GpuBackend {
 
     fn describe(&self) -> String {
         format!(
-            "gpu: {} ({}, {})",
-            self.ctx.adapter.name, self.ctx.adapter.backend, self.ctx.adapter.device_type
+            "gpu: {} ({}, {}{})",
+            self.ctx.adapter.name,
+            self.ctx.adapter.backend,
+            self.ctx.adapter.device_type,
+            if self.matmul_tuning() {
+                ", matmul kernels tuned"
+            } else {
+                ""
+            }
         )
     }
 

@@ -8,7 +8,7 @@ use rand::SeedableRng;
 use serde::Serialize;
 
 use super::options::TrainBenchOptions;
-use crate::backend::gpu::{GpuBackend, KernelTime};
+use crate::backend::gpu::{GpuBackend, KernelTime, TunedProduct};
 use crate::backend::model_ops::ModelOps;
 use crate::backend::{BTensor, Backend};
 use crate::error::Error;
@@ -70,6 +70,9 @@ pub struct GpuUse {
     /// Where the kernel time of a step goes (timestamp queries of the phased steps): per phase
     /// and kernel, largest first. Empty without timestamp support.
     pub kernels: Vec<KernelShare>,
+    /// The matmul tuner's decisions (kernel per class of products, with each kernel's time);
+    /// empty when it is off (software adapters, `AINRNN_MATMUL_TUNE=0`).
+    pub matmul_tuned: Vec<TunedProduct>,
 }
 
 /// One kernel's part of a step, from the timestamp queries.
@@ -400,6 +403,7 @@ pub(super) fn run_model<B: ModelOps>(
                 param_bytes_per_step: per(a.param_bytes, z.param_bytes),
                 timestamps: phases_kernel.is_some(),
                 kernels,
+                matmul_tuned: g.matmul_tuned(),
             })
         }
         _ => None,
