@@ -269,6 +269,9 @@ pub struct TunedProduct {
 /// device): each class of products is timed on every kernel the first time one runs, and runs
 /// on the fastest from then on. Every kernel sums K in the same order with fused multiply-adds,
 /// so the choice changes how fast a product runs, never its result (`tests/gpu_runtime.rs`).
+/// That is why split-K is no candidate (its products keep the rule): splitting changes the order
+/// of the sum, and a choice that changed the bits could flip with timing noise from one run to
+/// the next, and a training run with it.
 #[derive(Debug, Default)]
 pub struct Tuner {
     decided: Mutex<BTreeMap<TuneKey, (MatmulKernel, TunedProduct)>>,
@@ -322,7 +325,8 @@ fn tuned(g: &GpuBackend, gemm: &Gemm, heuristic: MatmulKernel) -> OpResult<Matmu
     }
     let times = g.ctx.time_each(&runs, TUNE_REPEATS)?;
     let (kernel, timings) = match times {
-        Some(times) => {
+        // A driver that writes no real timestamps (every run zero) leaves the rule to decide.
+        Some(times) if times.iter().any(|t| !t.is_zero()) => {
             let timings: Vec<KernelTiming> = kernels
                 .iter()
                 .zip(&times)
@@ -337,7 +341,7 @@ fn tuned(g: &GpuBackend, gemm: &Gemm, heuristic: MatmulKernel) -> OpResult<Matmu
                 .map_or(heuristic, |i| kernels[i]);
             (best, timings)
         }
-        None => (heuristic, Vec::new()),
+        _ => (heuristic, Vec::new()),
     };
     let product = TunedProduct {
         m: d.m,
