@@ -53,7 +53,7 @@ impl From<BackendArg> for BackendChoice {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// List GPU adapters, the one chosen, its limits and timestamp support.
+    /// List GPU adapters, the one chosen, its limits, timestamp support and the matmul tuner.
     Info,
     /// Measure speed: GPU vs CPU in one run.
     Bench(BenchArgs),
@@ -517,6 +517,10 @@ fn remove_temps_on_signals() {
             .spawn(move || {
                 let mut sig = 0u8;
                 if libc::read(read_end, (&mut sig as *mut u8).cast(), 1) == 1 {
+                    // A finished epoch's checkpoint still on its way to the disk lands first.
+                    ainrnn::io::atomic::settle_background_writes(
+                        std::time::Duration::from_secs(60),
+                    );
                     let n = ainrnn::io::atomic::remove_live_temps();
                     eprintln!(
                         "interrupted by signal {sig}: {n} unfinished output file(s) removed; finished outputs are kept"

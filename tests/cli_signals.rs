@@ -67,3 +67,65 @@ fn a_signal_mid_write_removes_the_temporary_and_keeps_the_finished_output() {
         assert_eq!(std::fs::read_to_string(&out).unwrap(), "finished earlier\n");
     }
 }
+
+/// A signal mid-training: every epoch's checkpoint goes to the disk in the background while the
+/// next epoch trains, and the last one reported before the signal (reported once handed over)
+/// lands whole before the exit: resuming with `--epochs` at that epoch trains nothing. No
+/// temporary is left, and both files (best and last epoch) load.
+#[test]
+fn a_signal_mid_training_keeps_every_reported_epoch() {
+    use common::cli::{ainrnn, small, succeeds, tiny_train_args};
+    let dir = tempfile::tempdir().unwrap();
+    let data = small(dir.path());
+    let ck = dir.path().join("m.ckpt");
+    let last = dir.path().join("m.ckpt.last");
+    let mut args = tiny_train_args(&data, &ck);
+    let at = args.iter().position(|a| *a == "--epochs").unwrap();
+    args[at + 1] = "100000"; // with --patience 0: until the signal
+    args.extend(["--ensemble", "1"]);
+    let mut child = command()
+        .args(["--backend", "cpu"])
+        .args(&args)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while !last.exists() {
+        assert!(t0.elapsed() < Duration::from_secs(60), "no checkpoint");
+        assert!(child.try_wait().unwrap().is_none(), "training ended");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // More epochs, each handing its checkpoint to the writer.
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: signals our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(128 + libc::SIGINT), "{e}");
+    assert!(e.contains("interrupted by signal"), "{e}");
+    assert_eq!(temps(dir.path()), Vec::<String>::new(), "temporaries left");
+    for f in [&ck, &last] {
+        succeeds(&ainrnn(&["eval", "--data", s(&data), "--checkpoint", s(f)]));
+    }
+    let reported = e
+        .lines()
+        .filter_map(|l| l.strip_prefix("epoch ")?.split_whitespace().next())
+        .filter_map(|n| n.parse::<u32>().ok())
+        .max()
+        .expect("epochs reported before the signal");
+    let n = reported.to_string();
+    let resumed = succeeds(&ainrnn(&[
+        "train",
+        "--data",
+        s(&data),
+        "-o",
+        s(&ck),
+        "--resume",
+        "--epochs",
+        &n,
+    ]));
+    assert!(
+        !resumed.lines().any(|l| l.starts_with("epoch ")),
+        "epoch {n} was reported but its checkpoint did not land:\n{resumed}"
+    );
+}

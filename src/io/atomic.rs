@@ -105,6 +105,121 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
     out.commit()
 }
 
+/// Writes queued or running in every [`BackgroundWriter`], and whether the process is
+/// stopping on a signal (no new write is then taken): see [`settle_background_writes`].
+static BACKGROUND: Mutex<(usize, bool)> = Mutex::new((0, false));
+static BACKGROUND_DONE: std::sync::Condvar = std::sync::Condvar::new();
+
+fn background() -> std::sync::MutexGuard<'static, (usize, bool)> {
+    BACKGROUND.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// For a process about to exit on a signal: stops every later [`BackgroundWriter::write`] (its
+/// caller waits for the exit) and waits (at most `timeout`) for the writes already handed over, so an epoch that finished before the signal keeps
+/// its checkpoint. Returns how many were still pending when it gave up (0: all landed).
+pub fn settle_background_writes(timeout: std::time::Duration) -> usize {
+    let mut g = background();
+    g.1 = true;
+    let (g, _) = BACKGROUND_DONE
+        .wait_timeout_while(g, timeout, |(pending, _)| *pending > 0)
+        .unwrap_or_else(|p| p.into_inner());
+    g.0
+}
+
+/// Writes files atomically ([`write_atomic`]) on a thread of its own, in the order given, so a
+/// training loop goes on with its next epoch while the last one's checkpoint (tens of MB, and
+/// an fsync per file) reaches the disk. One write runs at a time and [`Self::write`] waits for
+/// the one before to be taken, so at most two payloads are held. A failed write is returned by
+/// the next call or by [`Self::finish`]; dropped, the writer still waits for its writes. On a
+/// signal the CLI lets the writes already handed over land ([`settle_background_writes`]).
+pub struct BackgroundWriter {
+    tx: Option<std::sync::mpsc::SyncSender<(PathBuf, std::sync::Arc<Vec<u8>>)>>,
+    thread: Option<std::thread::JoinHandle<Result<(), IoError>>>,
+}
+
+impl BackgroundWriter {
+    pub fn new() -> Self {
+        // Rendezvous: a send completes when the thread takes it, i.e. once the write before it
+        // is done.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(PathBuf, std::sync::Arc<Vec<u8>>)>(0);
+        let thread = std::thread::spawn(move || {
+            for (path, bytes) in rx {
+                let written = write_atomic(&path, &bytes);
+                background().0 -= 1;
+                BACKGROUND_DONE.notify_all();
+                // A failure ends the thread: later sends fail and return it (see `write`).
+                written?;
+            }
+            Ok(())
+        });
+        BackgroundWriter {
+            tx: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// Queues `bytes` for `path` (after every earlier write); returns an earlier write's error.
+    pub fn write(&mut self, path: &Path, bytes: std::sync::Arc<Vec<u8>>) -> Result<(), IoError> {
+        {
+            let mut g = background();
+            if g.1 {
+                // The process exits on a signal once the earlier writes land: this caller waits
+                // for that exit, reporting nothing more (an epoch reported is one kept), and
+                // returns no error that would race the signal's exit with its own.
+                drop(g);
+                loop {
+                    std::thread::park();
+                }
+            }
+            g.0 += 1;
+        }
+        let sent = match &self.tx {
+            Some(tx) => tx.send((path.to_path_buf(), bytes)).is_ok(),
+            None => false,
+        };
+        if sent {
+            return Ok(());
+        }
+        background().0 -= 1;
+        BACKGROUND_DONE.notify_all();
+        // The thread stopped: a write failed (or it is finished).
+        self.join()?;
+        Err(IoError::io(
+            path,
+            std::io::Error::other("the background writer has stopped"),
+        ))
+    }
+
+    /// Waits for every queued write; returns the first error.
+    pub fn finish(mut self) -> Result<(), IoError> {
+        self.join()
+    }
+
+    fn join(&mut self) -> Result<(), IoError> {
+        self.tx = None;
+        match self.thread.take().map(|t| t.join()) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(e))) => Err(e),
+            Some(Err(_)) => Err(IoError::io(
+                Path::new("checkpoint"),
+                std::io::Error::other("the background writer panicked"),
+            )),
+        }
+    }
+}
+
+impl Default for BackgroundWriter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for BackgroundWriter {
+    fn drop(&mut self) {
+        let _ = self.join();
+    }
+}
+
 /// Fails early, naming the path, when the folder of an output file does not exist.
 pub fn check_output(path: &Path) -> Result<(), IoError> {
     let dir = match path.parent() {
@@ -132,6 +247,43 @@ pub fn check_output(path: &Path) -> Result<(), IoError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn background_writes_land_in_order_and_errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ckpt");
+        let mut w = BackgroundWriter::new();
+        for i in 0..20u8 {
+            w.write(&p, std::sync::Arc::new(vec![i; 1000 + i as usize]))
+                .unwrap();
+        }
+        w.finish().unwrap();
+        assert_eq!(
+            std::fs::read(&p).unwrap(),
+            vec![19u8; 1019],
+            "the last write wins"
+        );
+        // A folder that does not exist: the error comes back from a later call or finish.
+        let bad = dir.path().join("missing").join("ckpt");
+        let mut w = BackgroundWriter::new();
+        let first = w.write(&bad, std::sync::Arc::new(vec![1; 10]));
+        let err = match first {
+            Err(e) => e,
+            Ok(()) => {
+                let later = w.write(&p, std::sync::Arc::new(vec![2; 10]));
+                match later {
+                    Err(e) => e,
+                    Ok(()) => w.finish().unwrap_err(),
+                }
+            }
+        };
+        assert!(err.to_string().contains("missing"), "{err}");
+        assert_eq!(
+            std::fs::read(&p).unwrap(),
+            vec![19u8; 1019],
+            "nothing after a failure"
+        );
+    }
 
     #[test]
     fn temp_name_keeps_the_extension_last() {

@@ -7,5 +7,5 @@ pub mod features_h5;
 pub mod h5;
 pub mod lock;
 
-pub use atomic::{check_output, write_atomic, AtomicFile};
+pub use atomic::{check_output, write_atomic, AtomicFile, BackgroundWriter};
 pub use lock::OutputLock;

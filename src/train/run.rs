@@ -2,9 +2,12 @@
 //!
 //! Two checkpoint files: `<out>` holds the best epoch so far (what `eval` and `recommend` use),
 //! `<out>.last` the latest epoch (what `--resume` continues from). Both carry the optimizer state
-//! and are written atomically, so an interrupted run loses at most the epoch in progress.
+//! and are written atomically, in the background while the next epoch trains; on a signal the
+//! CLI lets the ones handed over land first, so an interrupted run loses at most the epoch in
+//! progress.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -15,7 +18,7 @@ use crate::backend::model_ops::ModelOps;
 use crate::backend::BackendKind;
 use crate::data::Dataset;
 use crate::error::{DataError, Error};
-use crate::io::write_atomic;
+use crate::io::{write_atomic, BackgroundWriter};
 use crate::model::checkpoint::{self, Checkpoint};
 use crate::model::neighbours::Similarity;
 use crate::model::params::PId;
@@ -730,6 +733,8 @@ fn train_member<B: ModelOps>(
         state,
     };
     let validation_users = t.validation.len();
+    // Checkpoints reach the disk while the next epoch trains (each file an fsync).
+    let mut writer = BackgroundWriter::new();
     while !t.state.should_stop(&t.cfg) {
         let epoch = t.state.epoch + 1;
         let mut report = match t.try_epoch(|d, n, l| progress(epoch, d, n, l))? {
@@ -741,13 +746,14 @@ fn train_member<B: ModelOps>(
             r.member = member;
         }
         // A best epoch's two files hold the same bytes: encoded once.
-        let bytes = encode_run(b, &t, &fp, opts, list_similarity, None)?;
-        write_atomic(&last, &bytes)?;
+        let bytes = Arc::new(encode_run(b, &t, &fp, opts, list_similarity, None)?);
+        writer.write(&last, bytes.clone())?;
         if report.best {
-            write_atomic(&opts.out, &bytes)?;
+            writer.write(&opts.out, bytes)?;
         }
         on_epoch(&report);
     }
+    writer.finish()?;
     // The fold's non-test users: the training and validation users.
     let refit = list_similarity.map(|sim| (sim, ds.split(opts.fold).train_users));
     let neighbour_weight = calibrate_neighbour_weight(b, &mut t, &corpus, opts, &fp, refit)?;
