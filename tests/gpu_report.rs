@@ -45,6 +45,8 @@ fn quick_gpu_report_runs_every_part_and_writes_its_figures() {
         "demo_quick_seconds_cpu",
         "gpu_host_seconds_per_step",
         "gpu_kernel_seconds_per_step",
+        // The tuner is on in this test: its choice for the ops' product.
+        "ops_matmul_tuned",
     ] {
         assert!(s.get(key).is_some(), "summary lacks {key}: {s}");
     }

@@ -511,6 +511,28 @@ fn summarise(parts: &[PartResult]) -> serde_json::Map<String, Value> {
             best.map(|(k, g)| json!(format!("{k}: {:.2} TFLOP/s", g / 1e3))),
         );
     }
+    // What the matmul tuner chose for the products `bench ops` timed (the rows without a
+    // forced kernel ran on these): beside the forced kernels' rates above, a check on it.
+    let tuned: Vec<String> = last("ops")
+        .and_then(|o| o["matmul_tuned"].as_array())
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|t| {
+            let n = |k: &str| t[k].as_u64().unwrap_or(0);
+            format!(
+                "{}x{}x{}: {}",
+                n("m"),
+                n("n"),
+                n("k"),
+                t["kernel"].as_str().unwrap_or("?")
+            )
+        })
+        .collect();
+    put(
+        "ops_matmul_tuned",
+        (!tuned.is_empty()).then(|| json!(tuned.join(", "))),
+    );
     if let Some(f) = last("features") {
         put(
             "features_clips_per_second_kernel",
