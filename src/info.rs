@@ -68,7 +68,7 @@ pub fn collect() -> Info {
             let ctx = g.context();
             (
                 Some(ChosenAdapter {
-                    adapter: g.context().adapter.clone(),
+                    adapter: ctx.adapter.clone(),
                     timestamp_queries: ctx.features.contains(wgpu::Features::TIMESTAMP_QUERY),
                     matmul_tuning: g.matmul_tuning(),
                     limits: Limits {

@@ -114,9 +114,16 @@ fn background() -> std::sync::MutexGuard<'static, (usize, bool)> {
     BACKGROUND.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// One write handed over is no longer pending (written, failed or never taken).
+fn background_done() {
+    background().0 -= 1;
+    BACKGROUND_DONE.notify_all();
+}
+
 /// For a process about to exit on a signal: stops every later [`BackgroundWriter::write`] (its
-/// caller waits for the exit) and waits (at most `timeout`) for the writes already handed over, so an epoch that finished before the signal keeps
-/// its checkpoint. Returns how many were still pending when it gave up (0: all landed).
+/// caller waits for the exit) and waits (at most `timeout`) for the writes already handed
+/// over, so an epoch that finished before the signal keeps its checkpoint. Returns how many
+/// were still pending when it gave up (0: all landed).
 pub fn settle_background_writes(timeout: std::time::Duration) -> usize {
     let mut g = background();
     g.1 = true;
@@ -145,8 +152,7 @@ impl BackgroundWriter {
         let thread = std::thread::spawn(move || {
             for (path, bytes) in rx {
                 let written = write_atomic(&path, &bytes);
-                background().0 -= 1;
-                BACKGROUND_DONE.notify_all();
+                background_done();
                 // A failure ends the thread: later sends fail and return it (see `write`).
                 written?;
             }
@@ -180,8 +186,7 @@ impl BackgroundWriter {
         if sent {
             return Ok(());
         }
-        background().0 -= 1;
-        BACKGROUND_DONE.notify_all();
+        background_done();
         // The thread stopped: a write failed (or it is finished).
         self.join()?;
         Err(IoError::io(
