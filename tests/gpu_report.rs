@@ -47,6 +47,10 @@ fn quick_gpu_report_runs_every_part_and_writes_its_figures() {
         "gpu_kernel_seconds_per_step",
         // The tuner is on in this test: its choice for the ops' product.
         "ops_matmul_tuned",
+        // The device's own ceilings that the step's kernels are set against.
+        "ceiling_bandwidth_GB_per_s",
+        "ceiling_matmul_GFLOP_per_s",
+        "ceiling_dispatch_floor_us",
     ] {
         assert!(s.get(key).is_some(), "summary lacks {key}: {s}");
     }
@@ -71,6 +75,34 @@ fn quick_gpu_report_runs_every_part_and_writes_its_figures() {
             && md.contains("The matmul tuner's choices for this step"),
         "{md}"
     );
+    // What limits the step and each of its kernels, against the ceilings: every kernel row
+    // ends in a verdict, and the matmul rows have a FLOP rate.
+    assert!(md.contains("Over the whole step, **"), "{md}");
+    let rows: Vec<&str> = md
+        .lines()
+        .skip_while(|l| !l.starts_with("| phase | kernel |"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    assert!(!rows.is_empty(), "{md}");
+    let verdicts = [
+        "compute (",
+        "memory bandwidth (",
+        "launch (",
+        "occupancy (",
+        "latency (",
+    ];
+    for row in &rows {
+        let last = row.trim_end_matches('|').rsplit('|').next().unwrap().trim();
+        assert!(
+            verdicts.iter().any(|v| last.starts_with(v)),
+            "a kernel row without a limit: {row}"
+        );
+        if row.contains("`matmul::") {
+            let gflops = row.split('|').nth(9).unwrap().trim();
+            assert!(gflops.parse::<f64>().is_ok_and(|g| g > 0.0), "{row}");
+        }
+    }
 }
 
 /// A wrong `AINRNN_MATMUL_TUNE` is an error naming the variable, with `--backend gpu` and with

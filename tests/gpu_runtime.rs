@@ -160,7 +160,10 @@ fn oversized_tensors_are_limit_errors_not_panics() {
 
 #[test]
 fn timestamp_timer_measures_kernels_when_supported() {
-    let Some(g) = common::fresh_gpu() else { return };
+    // The rule picks the kernels named below (a hardware GPU would tune the choice).
+    let Some(g) = common::fresh_gpu().map(|g| g.with_matmul_tuning(false)) else {
+        return;
+    };
     let ctx = g.context();
     let x = g.upload_f32(&vec![0.5; 256 * 256], &[256, 256]).unwrap();
     if !ctx.timer_start().unwrap() {
@@ -191,6 +194,24 @@ fn timestamp_timer_measures_kernels_when_supported() {
     };
     assert_eq!(find("matmul::matmul[TRANS_A=0,TRANS_B=0]").passes, 1);
     assert_eq!(find("matmul::matmul[TRANS_A=1,TRANS_B=0]").passes, 1);
+    // What each pass did, for the report's rates: the matmul's 2·m·n·k operations; the bytes
+    // of each distinct buffer bound (x·x binds x as A, B and the unused bias: once), 64 × 64
+    // tiles; the softmax declares no operations.
+    let mat = 256.0 * 256.0 * 4.0;
+    let nn = find("matmul::matmul[TRANS_A=0,TRANS_B=0]");
+    assert_eq!(nn.flops, 2.0 * 256f64.powi(3));
+    assert_eq!(nn.bytes, 2.0 * mat, "x and the output");
+    assert_eq!(nn.workgroups, 16.0);
+    assert_eq!(find("matmul::matmul[TRANS_A=1,TRANS_B=0]").bytes, 3.0 * mat);
+    let sm: Vec<_> = r
+        .kernels
+        .iter()
+        .filter(|k| k.kernel.starts_with("softmax::"))
+        .collect();
+    assert!(sm.iter().all(|k| k.flops == 0.0), "{sm:?}");
+    // The pass that writes the probabilities binds the logits and the output, 3 times over.
+    let most = sm.iter().map(|k| k.bytes).fold(0.0, f64::max);
+    assert!(most >= 3.0 * 2.0 * mat, "{sm:?}");
     let per_kernel: u64 = r.kernels.iter().map(|k| k.passes).sum();
     assert_eq!(per_kernel, r.passes);
     assert!(r.passes >= 5, "{:?}", r.kernels);

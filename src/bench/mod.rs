@@ -3,6 +3,7 @@
 
 pub mod data;
 pub mod features;
+pub mod limits;
 pub mod ops;
 pub mod report;
 pub mod scattering;

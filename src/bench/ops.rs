@@ -10,11 +10,31 @@ use crate::backend::{BTensor, Backend, OpResult, ReduceOp};
 /// One benchmarked operation and size.
 #[derive(Clone, Copy, Debug)]
 pub enum Case {
-    Matmul { n: usize },
-    Softmax { rows: usize, cols: usize },
-    LogSoftmaxBackward { rows: usize, cols: usize },
-    SumRows { rows: usize, cols: usize },
+    Matmul {
+        n: usize,
+    },
+    Softmax {
+        rows: usize,
+        cols: usize,
+    },
+    LogSoftmaxBackward {
+        rows: usize,
+        cols: usize,
+    },
+    SumRows {
+        rows: usize,
+        cols: usize,
+    },
+    /// `acc += alpha · x` in place over `n` floats: the device's streaming bandwidth when `n`
+    /// is large, the cost of a dispatch that does (almost) nothing when it is small. The GPU
+    /// report sets the training step's kernels against both.
+    Axpy {
+        n: usize,
+    },
 }
+
+/// `Axpy` sizes up to this are the dispatch-floor probe, not a bandwidth figure.
+pub const AXPY_FLOOR_MAX: usize = 4096;
 
 impl Case {
     pub fn name(&self) -> &'static str {
@@ -23,6 +43,7 @@ impl Case {
             Case::Softmax { .. } => "softmax",
             Case::LogSoftmaxBackward { .. } => "log_softmax_backward",
             Case::SumRows { .. } => "sum_rows",
+            Case::Axpy { .. } => "axpy",
         }
     }
     pub fn size(&self) -> String {
@@ -33,6 +54,7 @@ impl Case {
             | Case::SumRows { rows, cols } => {
                 format!("{rows}x{cols}")
             }
+            Case::Axpy { n } => n.to_string(),
         }
     }
     /// `(amount, unit)`: floating-point operations for matmul, minimum bytes moved otherwise.
@@ -44,6 +66,8 @@ impl Case {
             // read y and dy, write dx
             Case::LogSoftmaxBackward { rows, cols } => (12.0 * (rows * cols) as f64, "GB/s"),
             Case::SumRows { rows, cols } => (4.0 * (rows * cols) as f64, "GB/s"),
+            // read acc and x, write acc
+            Case::Axpy { n } => (12.0 * n as f64, "GB/s"),
         }
     }
 }
@@ -69,6 +93,8 @@ pub fn cases(sizes: Sizes) -> Vec<Case> {
             rows: 256,
             cols: 360_000,
         });
+        // 256 MiB per operand: well past any cache.
+        c.push(Case::Axpy { n: 1 << 26 });
     }
     c
 }
@@ -85,6 +111,8 @@ fn default_cases(quick: bool) -> Vec<Case> {
                 rows: 256,
                 cols: 1024,
             },
+            Case::Axpy { n: 256 },
+            Case::Axpy { n: 1 << 16 },
         ]
     } else {
         vec![
@@ -111,6 +139,8 @@ fn default_cases(quick: bool) -> Vec<Case> {
                 rows: 16,
                 cols: 1_000_000,
             },
+            Case::Axpy { n: 256 },
+            Case::Axpy { n: 1 << 24 },
         ]
     }
 }
@@ -158,6 +188,12 @@ fn run_case<B: Backend>(
             measure(b, gpu, min_seconds, || {
                 b.reduce_rows(ReduceOp::Sum, &x).map(drop)
             })
+        }
+        Case::Axpy { n } => {
+            let mut acc = b.upload_f32(&data(n, 7), &[n])?;
+            let x = b.upload_f32(&data(n, 8), &[n])?;
+            // A small alpha keeps `acc` finite however many repetitions run.
+            measure(b, gpu, min_seconds, || b.axpy(&mut acc, &x, 1e-6))
         }
     }
 }
@@ -298,6 +334,22 @@ pub fn render(r: &Report) -> String {
             timing,
             speed
         );
+    }
+    if let Ok(serde_json::Value::Array(rows)) = serde_json::to_value(&r.rows) {
+        let c = super::limits::Ceilings::from_ops_rows(&rows);
+        let show =
+            |v: Option<f64>, unit: &str| v.map_or("—".to_string(), |x| format!("{x:.1} {unit}"));
+        if c != super::limits::Ceilings::default() {
+            let _ = writeln!(
+                s,
+                "GPU ceilings (timestamps; the GPU report sets each kernel of a step against them): \
+                 bandwidth {} (axpy), compute {} (best matmul), dispatch floor {} (axpy of {} floats or fewer)",
+                show(c.bandwidth_gb_s, "GB/s"),
+                show(c.matmul_gflop_s, "GFLOP/s"),
+                show(c.floor_us, "µs"),
+                AXPY_FLOOR_MAX
+            );
+        }
     }
     if !r.matmul_tuned.is_empty() {
         let _ = writeln!(

@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::limits::{
+    limit, step_limit, Ceilings, Rates, BOUND_SHARE, FEW_WORKGROUPS, LAUNCH_FACTOR,
+};
 use crate::error::{Error, IoError};
 use crate::io::write_atomic;
 
@@ -510,6 +513,17 @@ fn summarise(parts: &[PartResult]) -> serde_json::Map<String, Value> {
             "matmul_4096_fastest_kernel",
             best.map(|(k, g)| json!(format!("{k}: {:.2} TFLOP/s", g / 1e3))),
         );
+        // The ceilings the step's kernels are set against (see `limits`).
+        let c = Ceilings::from_ops_rows(rows);
+        put(
+            "ceiling_bandwidth_GB_per_s",
+            c.bandwidth_gb_s.map(|x| json!(x)),
+        );
+        put(
+            "ceiling_matmul_GFLOP_per_s",
+            c.matmul_gflop_s.map(|x| json!(x)),
+        );
+        put("ceiling_dispatch_floor_us", c.floor_us.map(|x| json!(x)));
     }
     // What the matmul tuner chose for the products `bench ops` timed (the rows without a
     // forced kernel ran on these): beside the forced kernels' rates above, a check on it.
@@ -667,9 +681,10 @@ fn fmt(v: Option<f64>) -> String {
     }
 }
 
-/// The paper-scale GPU step's kernel time per kernel (timestamp queries), largest first: what
-/// to tune next. Empty when the epoch part did not run or the adapter has no timestamps.
-fn step_kernels(parts: &[PartResult]) -> String {
+/// The paper-scale GPU step's kernel time per kernel (timestamp queries), largest first, and
+/// what limits each against this device's ceilings (`limits`): what to tune next. Empty when
+/// the epoch part did not run or the adapter has no timestamps.
+fn step_kernels(parts: &[PartResult], summary: &serde_json::Map<String, Value>) -> String {
     let run = part(parts, "train_epoch")
         .and_then(|p| p.outputs.last())
         .and_then(|t| t["runs"].as_array())
@@ -689,24 +704,70 @@ fn step_kernels(parts: &[PartResult]) -> String {
     if ks.is_empty() || total <= 0.0 {
         return String::new();
     }
+    let get = |k: &str| summary.get(k).and_then(Value::as_f64);
+    let c = Ceilings {
+        bandwidth_gb_s: get("ceiling_bandwidth_GB_per_s"),
+        matmul_gflop_s: get("ceiling_matmul_GFLOP_per_s"),
+        floor_us: get("ceiling_dispatch_floor_us"),
+    };
+    let dispatches = run
+        .pointer("/gpu/dispatches_per_step")
+        .and_then(Value::as_f64);
+    let (wall, host) = (
+        run["seconds_per_step"].as_f64(),
+        run["host_seconds_per_step"].as_f64(),
+    );
+    let pace = match (wall, host, dispatches) {
+        (Some(w), Some(h), Some(d)) => {
+            format!(" Over the whole step, {}.", step_limit(w, h, total, d))
+        }
+        _ => String::new(),
+    };
     let mut m = format!(
         "\n## Where the GPU step's time goes\n\nThe paper-scale AINRNN step (train_epoch): {} of kernel time in {} dispatches, \
-         {} of host time (encoding, not waiting), {} of wall time per step. Per kernel, largest first:\n\n\
-         | phase | kernel | ms per step | share | dispatches per step |\n|---|---|---:|---:|---:|\n",
+         {} of host time (encoding, not waiting), {} of wall time per step.{pace}\n\n\
+         Per kernel, largest first, with what limits it against this device's own ceilings \
+         (from `bench ops` above: bandwidth {} GB/s, an `axpy` streaming; compute {} GFLOP/s, the best matmul; \
+         {} µs a dispatch doing nothing, the floor). GB/s counts each byte bound to the kernel once \
+         (a buffer updated in place moves twice that, a gather of a few rows less); GFLOP/s is shown \
+         for the matmul kernels. A limit is the first that holds: compute or bandwidth at {:.0} % or more \
+         of its ceiling, launch at {:.0}× the floor or less, occupancy under {:.0} workgroups a dispatch, \
+         else latency.\n\n\
+         | phase | kernel | ms per step | share | dispatches per step | µs per dispatch | workgroups per dispatch | GB/s | GFLOP/s | limit |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---|\n",
         fmt(Some(total * 1e3)) + " ms",
-        fmt(run.pointer("/gpu/dispatches_per_step").and_then(Value::as_f64)),
-        fmt(run["host_seconds_per_step"].as_f64().map(|x| x * 1e3)) + " ms",
-        fmt(run["seconds_per_step"].as_f64().map(|x| x * 1e3)) + " ms",
+        fmt(dispatches),
+        fmt(host.map(|x| x * 1e3)) + " ms",
+        fmt(wall.map(|x| x * 1e3)) + " ms",
+        fmt(c.bandwidth_gb_s),
+        fmt(c.matmul_gflop_s),
+        fmt(c.floor_us),
+        100.0 * BOUND_SHARE,
+        LAUNCH_FACTOR,
+        FEW_WORKGROUPS,
     );
     for k in ks.iter().take(15) {
-        let secs = k["seconds_per_step"].as_f64().unwrap_or(0.0);
+        let f = |key: &str| k[key].as_f64().unwrap_or(0.0);
+        let secs = f("seconds_per_step");
+        let r = Rates::new(
+            secs,
+            f("dispatches_per_step"),
+            f("bytes_per_step"),
+            f("flops_per_step"),
+            f("workgroups_per_step"),
+        );
         m.push_str(&format!(
-            "| {} | `{}` | {} | {:.1} % | {} |\n",
+            "| {} | `{}` | {} | {:.1} % | {} | {} | {} | {} | {} | {} |\n",
             k["phase"].as_str().unwrap_or("?"),
             k["kernel"].as_str().unwrap_or("?"),
             fmt(Some(secs * 1e3)),
             100.0 * secs / total,
             fmt(k["dispatches_per_step"].as_f64()),
+            fmt(Some(r.micros_per_dispatch)),
+            fmt(Some(r.workgroups_per_dispatch)),
+            fmt(Some(r.gb_s)),
+            fmt(r.gflop_s),
+            limit(&r, &c),
         ));
     }
     m.push_str(&tuned_products(run));
@@ -790,7 +851,7 @@ fn markdown(r: &Report) -> String {
         };
         m.push_str(&format!("| {k} | {shown} |\n"));
     }
-    m.push_str(&step_kernels(&r.parts));
+    m.push_str(&step_kernels(&r.parts, &r.summary));
     m.push_str("\n## Parts\n\n| part | status | seconds | what |\n|---|---|---|---|\n");
     for p in &r.parts {
         m.push_str(&format!(

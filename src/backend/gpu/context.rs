@@ -142,6 +142,15 @@ pub struct KernelTime {
     pub kernel: String,
     pub nanos: f64,
     pub passes: u64,
+    /// Bytes bound to its storage bindings, summed over its passes, each distinct buffer range
+    /// once per pass: the traffic of a kernel that touches every bound byte once (a buffer read
+    /// and written in place moves twice that; a gather of a few rows, less).
+    pub bytes: f64,
+    /// Floating-point operations its callers declared ([`GpuContext::dispatch_work`]: the
+    /// matmul's `2·m·n·k`), summed over its passes; 0 for kernels that declare none.
+    pub flops: f64,
+    /// Workgroups launched, summed over its passes.
+    pub workgroups: f64,
 }
 
 /// What a timer run measured: total kernel time, passes, and the per-kernel breakdown
@@ -168,6 +177,19 @@ fn kernel_label(k: &Kernel) -> String {
 
 /// A dispatch's storage bindings: binding number and buffer.
 type Slots<'b> = Vec<(u32, &'b GpuBuffer)>;
+
+/// Bytes bound by a dispatch's storage bindings, a buffer range bound twice (an unused bias
+/// slot given the input again) counted once.
+fn bound_bytes(slots: &Slots) -> u64 {
+    let mut seen: Vec<(&wgpu::Buffer, u64, u64)> = Vec::with_capacity(slots.len());
+    for &(_, b) in slots {
+        let r = (b.raw(), b.offset, b.bytes);
+        if !seen.contains(&r) {
+            seen.push(r);
+        }
+    }
+    seen.iter().map(|r| r.2).sum()
+}
 
 /// One dispatch for [`GpuContext::time_each`]: what [`GpuContext::dispatch`] takes.
 pub struct TimedDispatch<'a, P> {
@@ -671,6 +693,20 @@ impl GpuContext {
         bindings: &[(&str, &GpuBuffer)],
         groups: [u32; 3],
     ) -> Result<(), GpuError> {
+        self.dispatch_work(kernel, params, bindings, groups, 0.0)
+    }
+
+    /// [`dispatch`](Self::dispatch) of a kernel whose floating-point operations are known
+    /// (`flops`): the timer adds them to the kernel's [`KernelTime`], so a report can set its
+    /// rate against the device's best.
+    pub fn dispatch_work<P: KernelParams>(
+        &self,
+        kernel: &Kernel,
+        params: &P,
+        bindings: &[(&str, &GpuBuffer)],
+        groups: [u32; 3],
+        flops: f64,
+    ) -> Result<(), GpuError> {
         let (params, slots) = Self::interface(kernel, params, bindings)?;
         let max = self.limits.max_compute_workgroups_per_dimension;
         if groups.iter().any(|&g| g > max) {
@@ -736,12 +772,19 @@ impl GpuContext {
                         kernel: kernel_label(kernel),
                         nanos: 0.0,
                         passes: 0,
+                        bytes: 0.0,
+                        flops: 0.0,
+                        workgroups: 0.0,
                     });
                     t.kernel_index.insert(kernel.clone(), t.kernels.len() - 1);
                     t.kernels.len() - 1
                 }
             };
-            t.kernels[k].passes += 1;
+            let e = &mut t.kernels[k];
+            e.passes += 1;
+            e.bytes += bound_bytes(&slots) as f64;
+            e.flops += flops;
+            e.workgroups += groups.iter().map(|&g| g as f64).product::<f64>();
             t.pass_kernel.push(k);
             i
         });

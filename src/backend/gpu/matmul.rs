@@ -161,7 +161,7 @@ fn record(g: &GpuBackend, gemm: &Gemm) -> OpResult<()> {
     while z0 < d.batch {
         let nz = (d.batch - z0).min(max);
         let p = params(gemm, z0);
-        ctx.dispatch(
+        ctx.dispatch_work(
             &kernel,
             &p,
             &[
@@ -171,10 +171,17 @@ fn record(g: &GpuBackend, gemm: &Gemm) -> OpResult<()> {
                 ("bias", raw(bias.unwrap_or(a))),
             ],
             [gx as u32, gy as u32, nz as u32],
+            flops(d.m, d.n, d.k, nz),
         )?;
         z0 += nz;
     }
     Ok(())
+}
+
+/// Multiply-adds of `batch` products of `m × k` by `k × n`, two operations each (what the
+/// timer sets against the device's best matmul rate).
+fn flops(m: usize, n: usize, k: usize, batch: usize) -> f64 {
+    2.0 * m as f64 * n as f64 * k as f64 * batch as f64
 }
 
 /// The parameters of a (not split-K) product's dispatch starting at batch entry `z0`.
@@ -391,7 +398,7 @@ fn record_split_k(g: &GpuBackend, small: MatmulKernel, gemm: &Gemm) -> OpResult<
         k_split: SPLIT_K as u32,
         has_bias: 0,
     };
-    g.ctx.dispatch(
+    g.ctx.dispatch_work(
         &small.kernel(d.trans_a, d.trans_b),
         &p,
         &[
@@ -401,6 +408,7 @@ fn record_split_k(g: &GpuBackend, small: MatmulKernel, gemm: &Gemm) -> OpResult<
             ("bias", raw(a)),
         ],
         [gx as u32, gy as u32, splits as u32],
+        flops(d.m, d.n, d.k, 1),
     )?;
     // The summing pass's row of ones, kept between calls (the same every step). The key's
     // first word cannot start an optimizer table (those start with a multiple of 256).
@@ -421,7 +429,7 @@ fn record_split_k(g: &GpuBackend, small: MatmulKernel, gemm: &Gemm) -> OpResult<
         has_bias: 0,
     };
     // One row of C: the 32-row kernel (the 64-row one would run 63 rows of zeros).
-    g.ctx.dispatch(
+    g.ctx.dispatch_work(
         &MatmulKernel::Tile32.kernel(false, false),
         &p,
         &[
@@ -431,6 +439,7 @@ fn record_split_k(g: &GpuBackend, small: MatmulKernel, gemm: &Gemm) -> OpResult<
             ("bias", raw(ones)),
         ],
         [mn.div_ceil(MatmulKernel::Tile32.tile().1) as u32, 1, 1],
+        flops(1, mn, splits, 1),
     )?;
     Ok(())
 }

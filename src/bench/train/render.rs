@@ -151,13 +151,18 @@ fn top_kernels(ks: &[KernelShare], n: usize) -> String {
     if ks.is_empty() || total <= 0.0 {
         return String::new();
     }
-    let mut s = String::from("    kernel time per step, largest first:\n");
+    let mut s = String::from(
+        "    kernel time per step, largest first (time, share, dispatches, workgroups and GB bound per dispatch):\n",
+    );
     for k in ks.iter().take(n) {
+        let d = k.dispatches_per_step.max(1e-12);
         s += &format!(
-            "    {:>10} {:>5.1}%  {:>5.0}x  {:<9} {}\n",
+            "    {:>10} {:>5.1}%  {:>5.0}x  {:>8.0} wg  {:>8.4} GB  {:<9} {}\n",
             human_seconds(k.seconds_per_step),
             100.0 * k.seconds_per_step / total,
             k.dispatches_per_step,
+            k.workgroups_per_step / d,
+            k.bytes_per_step / d / 1e9,
             k.phase,
             k.kernel
         );

@@ -84,6 +84,11 @@ pub struct KernelShare {
     pub kernel: String,
     pub seconds_per_step: f64,
     pub dispatches_per_step: f64,
+    /// Bytes bound to its storage bindings per step (see [`KernelTime::bytes`]).
+    pub bytes_per_step: f64,
+    /// Floating-point operations per step its callers declared (matmul), else 0.
+    pub flops_per_step: f64,
+    pub workgroups_per_step: f64,
 }
 
 /// Adds a phase's per-kernel times to `into`.
@@ -97,12 +102,18 @@ fn add_kernels(into: &mut Vec<KernelShare>, phase: &'static str, ks: Vec<KernelT
             Some(e) => {
                 e.seconds_per_step += secs;
                 e.dispatches_per_step += k.passes as f64;
+                e.bytes_per_step += k.bytes;
+                e.flops_per_step += k.flops;
+                e.workgroups_per_step += k.workgroups;
             }
             None => into.push(KernelShare {
                 phase,
                 kernel: k.kernel,
                 seconds_per_step: secs,
                 dispatches_per_step: k.passes as f64,
+                bytes_per_step: k.bytes,
+                flops_per_step: k.flops,
+                workgroups_per_step: k.workgroups,
             }),
         }
     }
@@ -351,8 +362,12 @@ pub(super) fn run_model<B: ModelOps>(
     wall.scale(1.0 / phase_steps as f64);
     kern.scale(1.0 / phase_steps as f64);
     for k in &mut kernels {
-        k.seconds_per_step /= phase_steps as f64;
-        k.dispatches_per_step /= phase_steps as f64;
+        let n = phase_steps as f64;
+        k.seconds_per_step /= n;
+        k.dispatches_per_step /= n;
+        k.bytes_per_step /= n;
+        k.flops_per_step /= n;
+        k.workgroups_per_step /= n;
     }
     kernels.sort_by(|a, b| b.seconds_per_step.total_cmp(&a.seconds_per_step));
     let phases_kernel = (have_kernel && gpu.is_some()).then_some(kern);
