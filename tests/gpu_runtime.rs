@@ -323,16 +323,20 @@ fn the_tuner_times_each_class_once_and_changes_no_result() {
         g.upload_f32(&common::uniform(&mut rng, r * c, -1.0, 1.0), &[r, c])
             .unwrap()
     };
-    // u·qᵀ of a batch (32 × 3,000 over 64), a square-ish product, and Aᵀ·B.
+    // u·qᵀ of a batch (32 × 3,000 over 64), a square-ish product, Aᵀ·B, and a ∂W-like
+    // xᵀ·∂h (a 32 × 128 C over K = 1,100, below the rule's split: timed split too).
     let u = rand(32, 64);
     let q = rand(3000, 64);
     let a = rand(200, 150);
     let b = rand(150, 300);
     let at = rand(150, 200);
-    let products: [(&_, &_, bool, bool); 3] = [
+    let xs = rand(1100, 32);
+    let dh = rand(1100, 128);
+    let products: [(&_, &_, bool, bool); 4] = [
         (&u, &q, false, true),
         (&a, &b, false, false),
         (&at, &b, true, false),
+        (&xs, &dh, true, false),
     ];
     for (i, &(x, y, ta, tb)) in products.iter().enumerate() {
         g.sync().unwrap();
@@ -366,6 +370,15 @@ fn the_tuner_times_each_class_once_and_changes_no_result() {
         }
         assert_eq!(t.timings.len(), MatmulKernel::FORCED.len(), "{t:?}");
         assert!(t.timings.iter().all(|k| k.micros > 0.0), "{t:?}");
+        // Split-K timed, for information, on the small C only, with each slice that fits
+        // twice in K (128 and 512 of 1,100).
+        let split: Vec<&str> = t.split_k.iter().map(|k| k.kernel).collect();
+        if (t.m, t.n, t.k) == (32, 128, 1100) {
+            assert_eq!(split, ["split-K 128", "split-K 512"], "{t:?}");
+            assert!(t.split_k.iter().all(|k| k.micros > 0.0), "{t:?}");
+        } else {
+            assert!(split.is_empty(), "{t:?}");
+        }
         let best = t
             .timings
             .iter()
@@ -389,7 +402,7 @@ fn the_tuner_times_each_class_once_and_changes_no_result() {
     }) else {
         return;
     };
-    assert_eq!(g.matmul_tuned().len(), 3);
+    assert_eq!(g.matmul_tuned().len(), 4);
     let want = [(
         format!("matmul::{}[TRANS_A=0,TRANS_B=1]", decided.kernel),
         2,

@@ -362,9 +362,14 @@ pub fn render(r: &Report) -> String {
                 .iter()
                 .map(|k| format!("{} {:.1}", k.kernel, k.micros))
                 .collect();
+            let split: Vec<String> = t
+                .split_k
+                .iter()
+                .map(|k| format!("{} {:.1}", k.kernel, k.micros))
+                .collect();
             let _ = writeln!(
                 s,
-                "  {} × {} × {}, K {}{}{}: {} ({})",
+                "  {} × {} × {}, K {}{}{}: {} ({}){}",
                 t.batch,
                 t.m,
                 t.n,
@@ -372,7 +377,12 @@ pub fn render(r: &Report) -> String {
                 if t.trans_a { ", Aᵀ" } else { "" },
                 if t.trans_b { ", Bᵀ" } else { "" },
                 t.kernel,
-                times.join(", ")
+                times.join(", "),
+                if split.is_empty() {
+                    String::new()
+                } else {
+                    format!("; not chosen: {}", split.join(", "))
+                }
             );
         }
     }

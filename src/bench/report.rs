@@ -787,12 +787,15 @@ fn tuned_products(run: &Value) -> String {
     }
     let mut m = String::from(
         "\nThe matmul tuner's choices for this step (each class of products timed once on every \
-         kernel; µs of the fastest of three runs):\n\n\
-         | product (batch × m × n, K) | transposes | chosen | µs per kernel |\n|---|---|---|---|\n",
+         kernel; µs of the fastest of three runs). For a small C over a K the rule does not split, \
+         the same product split over K (partials and their sum) is timed too, never chosen (it \
+         changes the order of the sum): faster than the choice, it says the rule should split \
+         such products.\n\n\
+         | product (batch × m × n, K) | transposes | chosen | µs per kernel | split-K, not chosen (µs) |\n\
+         |---|---|---|---|---|\n",
     );
-    for t in &tuned {
-        let n = |k: &str| t[k].as_u64().unwrap_or(0);
-        let times: Vec<String> = t["timings"]
+    let times = |t: &Value, key: &str| -> String {
+        let v: Vec<String> = t[key]
             .as_array()
             .map(Vec::as_slice)
             .unwrap_or_default()
@@ -805,8 +808,16 @@ fn tuned_products(run: &Value) -> String {
                 )
             })
             .collect();
+        if v.is_empty() {
+            "—".into()
+        } else {
+            v.join(", ")
+        }
+    };
+    for t in &tuned {
+        let n = |k: &str| t[k].as_u64().unwrap_or(0);
         m.push_str(&format!(
-            "| {} × {} × {}, K {} | {}{} | `{}` | {} |\n",
+            "| {} × {} × {}, K {} | {}{} | `{}` | {} | {} |\n",
             n("batch"),
             n("m"),
             n("n"),
@@ -814,7 +825,8 @@ fn tuned_products(run: &Value) -> String {
             if t["trans_a"] == true { "Aᵀ" } else { "A" },
             if t["trans_b"] == true { "Bᵀ" } else { "B" },
             t["kernel"].as_str().unwrap_or("?"),
-            times.join(", "),
+            times(t, "timings"),
+            times(t, "split_k"),
         ));
     }
     m

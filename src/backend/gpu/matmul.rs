@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
-use super::context::TimedDispatch;
+use super::context::{GpuBuffer, TimedDispatch};
 use super::pipeline::Kernel;
 use super::shader::Shader;
 use super::{raw, GpuBackend, GpuTensor};
@@ -121,7 +121,22 @@ struct Gemm<'a> {
 
 /// Whether a product runs split-K: a small C (few 64 × 64 tiles, one batch entry), a long K.
 fn split_k(d: &MatmulDims) -> bool {
-    d.batch == 1 && d.n.div_ceil(TILE) * d.m.div_ceil(TILE) <= SPLIT_MAX_TILES && d.k >= SPLIT_MIN_K
+    small_c(d) && d.k >= SPLIT_MIN_K
+}
+
+/// A C that split-K may take: one batch entry, at most `SPLIT_MAX_TILES` 64 × 64 tiles.
+fn small_c(d: &MatmulDims) -> bool {
+    d.batch == 1 && d.n.div_ceil(TILE) * d.m.div_ceil(TILE) <= SPLIT_MAX_TILES
+}
+
+/// The kernel of products too small for the 128 × 128 one (split-K ones included): a forced
+/// `matmul32` or `matmul`, else by C's rows.
+fn small_kernel(g: &GpuBackend, d: &MatmulDims) -> MatmulKernel {
+    match g.matmul {
+        forced @ (MatmulKernel::Tile32 | MatmulKernel::Tile64) => forced,
+        _ if d.m <= SMALL_TILE_M => MatmulKernel::Tile32,
+        _ => MatmulKernel::Tile64,
+    }
 }
 
 fn record(g: &GpuBackend, gemm: &Gemm) -> OpResult<()> {
@@ -134,12 +149,7 @@ fn record(g: &GpuBackend, gemm: &Gemm) -> OpResult<()> {
     }
     let ctx = &g.ctx;
     let max = ctx.limits.max_compute_workgroups_per_dimension as usize;
-    // The kernel of products too small for the 128 × 128 one, split-K ones included.
-    let small = match g.matmul {
-        forced @ (MatmulKernel::Tile32 | MatmulKernel::Tile64) => forced,
-        _ if d.m <= SMALL_TILE_M => MatmulKernel::Tile32,
-        _ => MatmulKernel::Tile64,
-    };
+    let small = small_kernel(g, d);
     if split_k(d) {
         return record_split_k(g, small, gemm);
     }
@@ -219,6 +229,12 @@ fn grid(kernel: MatmulKernel, d: &MatmulDims, max: usize) -> OpResult<[usize; 2]
 /// Timed runs per kernel when the tuner meets a class of products (the fastest counts).
 const TUNE_REPEATS: u32 = 3;
 
+/// The slices of K that the tuner times split-K products with, for information
+/// ([`TunedProduct::split_k`]), and their labels: a short slice (more workgroups) and the
+/// rule's `SPLIT_K`.
+pub const SPLIT_TRIALS: [(usize, &str); 2] = [(128, "split-K 128"), (SPLIT_K, "split-K 512")];
+const _: () = assert!(SPLIT_K == 512, "SPLIT_TRIALS' label names SPLIT_K");
+
 /// A class of products that the tuner times once: the transposes, and each size rounded up to
 /// a power of two, at least 32 (so a trainer's batches of up to 32 rows, the last one of an
 /// epoch included, are one class).
@@ -270,6 +286,12 @@ pub struct TunedProduct {
     pub kernel: &'static str,
     /// Every kernel timed, in [`MatmulKernel::FORCED`] order.
     pub timings: Vec<KernelTiming>,
+    /// For a small C (one batch entry, at most four 64 × 64 tiles, no bias) over a K the rule
+    /// does not split (below `SPLIT_MIN_K`), the same product split over K in slices of each of
+    /// [`SPLIT_TRIALS`] (partial products and their sum): timed for information, never chosen
+    /// (it changes the order of the sum). Faster than `kernel` on a GPU, it says the rule
+    /// should split such products (the trainer's ∂W products, K = batch × history).
+    pub split_k: Vec<KernelTiming>,
 }
 
 /// The tuner's decisions, shared by every clone of a [`GpuBackend`] (they belong to the
@@ -330,25 +352,54 @@ fn tuned(g: &GpuBackend, gemm: &Gemm, heuristic: MatmulKernel) -> OpResult<Matmu
             groups: [gx as u32, gy as u32, d.batch.min(max) as u32],
         });
     }
+    // Split-K on the same product, for information: partials and ones of its own (the ones
+    // not `kept`, whose few slots belong to the step), its sum written to the scratch C.
+    let trials: Vec<(usize, &'static str)> = SPLIT_TRIALS
+        .into_iter()
+        .filter(|&(chunk, _)| small_c(d) && gemm.bias.is_none() && d.k >= 2 * chunk)
+        .collect();
+    let mut buffers = Vec::new();
+    for &(chunk, _) in &trials {
+        let splits = d.k.div_ceil(chunk);
+        let partials = g.empty(&[splits, d.m * d.n], DType::F32, "matmul tuning partials")?;
+        let ones = g.upload_f32(&vec![1.0; splits], &[1, splits])?;
+        buffers.push((chunk, partials, ones));
+    }
+    let small = small_kernel(g, d);
+    for (chunk, partials, ones) in &buffers {
+        let [p, s] = split_k_dispatches(small, gemm, *chunk, raw(partials), raw(ones), &scratch);
+        runs.push(p.0);
+        runs.push(s.0);
+    }
     let times = g.ctx.time_each(&runs, TUNE_REPEATS)?;
-    let (kernel, timings) = match times {
+    let (kernel, timings, split_k) = match times {
         // A driver that writes no real timestamps (every run zero) leaves the rule to decide.
         Some(times) if times.iter().any(|t| !t.is_zero()) => {
+            let micros = |t: &std::time::Duration| t.as_secs_f64() * 1e6;
             let timings: Vec<KernelTiming> = kernels
                 .iter()
                 .zip(&times)
                 .map(|(k, t)| KernelTiming {
                     kernel: k.entry(),
-                    micros: t.as_secs_f64() * 1e6,
+                    micros: micros(t),
                 })
                 .collect();
-            // The first of equal times: FORCED lists smaller tiles first.
-            let best = (0..times.len())
+            // The first of equal times: FORCED lists smaller tiles first; split-K runs (after
+            // the kernels) are no candidates.
+            let best = (0..kernels.len())
                 .min_by(|&i, &j| times[i].cmp(&times[j]).then(i.cmp(&j)))
                 .map_or(heuristic, |i| kernels[i]);
-            (best, timings)
+            let split_k = trials
+                .iter()
+                .zip(times[kernels.len()..].chunks_exact(2))
+                .map(|(&(_, label), t)| KernelTiming {
+                    kernel: label,
+                    micros: micros(&t[0]) + micros(&t[1]),
+                })
+                .collect();
+            (best, timings, split_k)
         }
-        _ => (heuristic, Vec::new()),
+        _ => (heuristic, Vec::new(), Vec::new()),
     };
     let product = TunedProduct {
         m: d.m,
@@ -359,89 +410,106 @@ fn tuned(g: &GpuBackend, gemm: &Gemm, heuristic: MatmulKernel) -> OpResult<Matmu
         trans_b: d.trans_b,
         kernel: kernel.entry(),
         timings,
+        split_k,
     };
     let mut map = g.tuner.decided.lock().unwrap_or_else(|p| p.into_inner());
     Ok(map.entry(key).or_insert((kernel, product)).0)
 }
 
-/// Partial products over slices of K (one workgroup row each), then
-/// `C = alpha · (1ᵀ · partials) + beta · C` with the same kernel (m = 1, K = the slices), which
-/// sums the slices in a fixed order (deterministic, no atomics).
+/// A split-K product: partial products over slices of K (one workgroup row each), then their
+/// sum (see [`split_k_dispatches`]).
 fn record_split_k(g: &GpuBackend, small: MatmulKernel, gemm: &Gemm) -> OpResult<()> {
-    let Gemm {
-        d,
-        a,
-        b,
-        c,
-        alpha,
-        beta,
-        bias,
-    } = *gemm;
+    let d = gemm.d;
     debug_assert!(
-        bias.is_none(),
+        gemm.bias.is_none(),
         "split-K products take their bias afterwards"
     );
     let splits = d.k.div_ceil(SPLIT_K);
-    let (tm, tn) = small.tile();
-    let (gx, gy) = (d.n.div_ceil(tn), d.m.div_ceil(tm));
-    let mn = d.m * d.n;
-    let partials = g.empty(&[splits, mn], DType::F32, "matmul split-k partials")?;
-    let p = Params {
-        m: d.m as u32,
-        n: d.n as u32,
-        k: d.k as u32,
-        batch0: 0,
-        stride_a: 0,
-        stride_b: 0,
-        alpha: 1.0,
-        beta: 0.0,
-        k_split: SPLIT_K as u32,
-        has_bias: 0,
-    };
-    g.ctx.dispatch_work(
-        &small.kernel(d.trans_a, d.trans_b),
-        &p,
-        &[
-            ("a", raw(a)),
-            ("b", raw(b)),
-            ("c", raw(&partials)),
-            ("bias", raw(a)),
-        ],
-        [gx as u32, gy as u32, splits as u32],
-        flops(d.m, d.n, d.k, 1),
-    )?;
+    let partials = g.empty(&[splits, d.m * d.n], DType::F32, "matmul split-k partials")?;
     // The summing pass's row of ones, kept between calls (the same every step). The key's
     // first word cannot start an optimizer table (those start with a multiple of 256).
     let ones = g.kept(&[u32::MAX, splits as u32], || {
         Ok(vec![g.upload_f32(&vec![1.0; splits], &[1, splits])?])
     })?;
-    let ones = &ones[0];
-    let p = Params {
-        m: 1,
-        n: mn as u32,
-        k: splits as u32,
-        batch0: 0,
-        stride_a: 0,
-        stride_b: 0,
-        alpha,
-        beta,
-        k_split: 0,
-        has_bias: 0,
-    };
-    // One row of C: the 32-row kernel (the 64-row one would run 63 rows of zeros).
-    g.ctx.dispatch_work(
-        &MatmulKernel::Tile32.kernel(false, false),
-        &p,
-        &[
-            ("a", raw(ones)),
-            ("b", raw(&partials)),
-            ("c", raw(c)),
-            ("bias", raw(ones)),
-        ],
-        [mn.div_ceil(MatmulKernel::Tile32.tile().1) as u32, 1, 1],
-        flops(1, mn, splits, 1),
-    )?;
+    let runs = split_k_dispatches(
+        small,
+        gemm,
+        SPLIT_K,
+        raw(&partials),
+        raw(&ones[0]),
+        raw(gemm.c),
+    );
+    for (t, flops) in runs {
+        g.ctx
+            .dispatch_work(&t.kernel, &t.params, &t.bindings, t.groups, flops)?;
+    }
     Ok(())
+}
+
+/// The two dispatches of a split-K product, with their operations: `small`'s partial products
+/// of `chunk`-long slices of K into `partials` (`[splits, m·n]`), then
+/// `c = alpha · (1ᵀ · partials) + beta · c` with the 32-row kernel (m = 1, K = the slices; the
+/// 64-row one would run 63 rows of zeros), which sums the slices in a fixed order
+/// (deterministic, no atomics). `ones` holds `splits` ones.
+fn split_k_dispatches<'t>(
+    small: MatmulKernel,
+    gemm: &Gemm<'t>,
+    chunk: usize,
+    partials: &'t GpuBuffer,
+    ones: &'t GpuBuffer,
+    c: &'t GpuBuffer,
+) -> [(TimedDispatch<'t, Params>, f64); 2] {
+    let d = gemm.d;
+    let splits = d.k.div_ceil(chunk);
+    let (tm, tn) = small.tile();
+    let mn = d.m * d.n;
+    let partial = TimedDispatch {
+        kernel: small.kernel(d.trans_a, d.trans_b),
+        params: Params {
+            m: d.m as u32,
+            n: d.n as u32,
+            k: d.k as u32,
+            batch0: 0,
+            stride_a: 0,
+            stride_b: 0,
+            alpha: 1.0,
+            beta: 0.0,
+            k_split: chunk as u32,
+            has_bias: 0,
+        },
+        bindings: vec![
+            ("a", raw(gemm.a)),
+            ("b", raw(gemm.b)),
+            ("c", partials),
+            ("bias", raw(gemm.a)),
+        ],
+        groups: [
+            d.n.div_ceil(tn) as u32,
+            d.m.div_ceil(tm) as u32,
+            splits as u32,
+        ],
+    };
+    let sum = TimedDispatch {
+        kernel: MatmulKernel::Tile32.kernel(false, false),
+        params: Params {
+            m: 1,
+            n: mn as u32,
+            k: splits as u32,
+            batch0: 0,
+            stride_a: 0,
+            stride_b: 0,
+            alpha: gemm.alpha,
+            beta: gemm.beta,
+            k_split: 0,
+            has_bias: 0,
+        },
+        bindings: vec![("a", ones), ("b", partials), ("c", c), ("bias", ones)],
+        groups: [mn.div_ceil(MatmulKernel::Tile32.tile().1) as u32, 1, 1],
+    };
+    [
+        (partial, flops(d.m, d.n, d.k, 1)),
+        (sum, flops(1, mn, splits, 1)),
+    ]
 }
 
 pub fn matmul(g: &GpuBackend, a: &GpuTensor, b: &GpuTensor, d: &MatmulDims) -> OpResult<GpuTensor> {
