@@ -10,7 +10,9 @@
 
 use serde_json::Value;
 
-use super::ops::AXPY_FLOOR_MAX;
+/// `bench ops`' `axpy` rows of at most this many floats are the dispatch-floor probe, not a
+/// bandwidth figure.
+pub const AXPY_FLOOR_MAX: usize = 4096;
 
 /// A kernel at or above this share of a ceiling is bound by it.
 pub const BOUND_SHARE: f64 = 0.5;

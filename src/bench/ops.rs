@@ -33,9 +33,6 @@ pub enum Case {
     },
 }
 
-/// `Axpy` sizes up to this are the dispatch-floor probe, not a bandwidth figure.
-pub const AXPY_FLOOR_MAX: usize = 4096;
-
 impl Case {
     pub fn name(&self) -> &'static str {
         match self {
@@ -347,7 +344,7 @@ pub fn render(r: &Report) -> String {
                 show(c.bandwidth_gb_s, "GB/s"),
                 show(c.matmul_gflop_s, "GFLOP/s"),
                 show(c.floor_us, "µs"),
-                AXPY_FLOOR_MAX
+                super::limits::AXPY_FLOOR_MAX
             );
         }
     }
