@@ -73,8 +73,8 @@ pub struct BenchTrainArgs {
     /// up to 16.8 M pairs).
     #[arg(long)]
     pub no_pair_weights: bool,
-    /// Layer stacking of the IndRNN models: dense, residual or plain (default: the trainer's for
-    /// each model, residual for ainrnn and plain for indrnn; lstm is always plain).
+    /// Layer stacking of the IndRNN models: dense, residual or plain (default: the trainer's,
+    /// plain for ainrnn and indrnn; lstm is always plain).
     #[arg(long)]
     pub connection: Option<ainrnn::model::Connection>,
     /// Python with torch for the PyTorch reference (default: .venv-torch, .venv-bench, .venv, python3).
