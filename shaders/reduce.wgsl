@@ -8,6 +8,11 @@
 // `rows_small`: one invocation per row, for short rows (a workgroup per row would idle).
 // `cols_partial`: one invocation per (column, chunk of rows), repeated on the partials; with
 // `accumulate` set, the sums are added onto `out` (a bias gradient into its accumulator).
+// `cols_tree`: one workgroup per block of CB columns, in one pass: the WG / CB invocations of a
+// column take its rows lane, lane + WG / CB, … in order, then a tree in workgroup memory adds
+// them in a fixed order (deterministic, no atomics). For a few thousand rows of a few hundred
+// columns (a bias or recurrent-weight gradient over B·L rows), where `cols_partial` took two
+// dispatches and its last pass summed up to 256 rows in one invocation.
 //
 // MODE 0 folds x; MODE 1 folds x * y (a row-wise dot product, used by softmax backward).
 // OP 0 sums, OP 1 takes the maximum.
@@ -92,6 +97,34 @@ fn rows_small(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
         acc = fold(acc, load(row * p.cols + i));
     }
     out[row] = finish(acc);
+}
+
+// Columns per `cols_tree` workgroup (a power of two, below WG).
+const CB: u32 = 4u;
+
+@compute @workgroup_size(WG)
+fn cols_tree(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32) {
+    let blk = wid.x + wid.y * nwg.x;
+    let lanes = WG / CB;
+    let c = blk * CB + lid % CB;
+    var acc = 0.0;
+    if (c < p.cols) {
+        for (var r = lid / CB; r < p.rows; r += lanes) {
+            acc += x[r * p.cols + c];
+        }
+    }
+    sh[lid] = acc;
+    workgroupBarrier();
+    // sh[lid] and sh[lid + s] (s a multiple of CB) belong to the same column.
+    for (var s = WG / 2u; s >= CB; s = s / 2u) {
+        if (lid < s) { sh[lid] = sh[lid] + sh[lid + s]; }
+        workgroupBarrier();
+    }
+    if (lid < CB && c < p.cols) {
+        // select, not a multiply: an uninitialised `out` may hold NaN.
+        out[c] = select(sh[lid], out[c] + sh[lid], p.accumulate != 0u);
+    }
 }
 
 // Sums columns: x is [rows, cols]; out is [nchunks, cols] (chunk = rows per invocation).

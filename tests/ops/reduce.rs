@@ -64,6 +64,13 @@ pub fn cols<B: Backend>(be: &B) {
         (1600, 256),
         (40000, 1),
         (64, 10000),
+        // The one-pass tree: a bias gradient over B·L rows, its bounds, and past them.
+        (800, 32),
+        (65, 3),
+        (4096, 5),
+        (4097, 5),
+        (300, 1024),
+        (300, 1025),
     ] {
         let v = uniform(&mut r, rows * cols, -1.0, 1.0);
         let a = be.upload_f32(&v, &[rows, cols]).unwrap();

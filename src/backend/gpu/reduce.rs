@@ -28,6 +28,16 @@ pub static REDUCE: Shader = crate::wgsl_shader!(
 
 /// Column sums over at most this many rows take one pass, one invocation per column.
 const COLS_FINAL: usize = 256;
+/// Column sums of more than `TREE_MIN_ROWS` and at most `TREE_MAX_ROWS` rows of at most
+/// `TREE_MAX_COLS` columns take one `cols_tree` pass (a workgroup per 4 columns, 64 invocations
+/// per column, at most 64 rows each): the gradients of biases and recurrent weights over the
+/// batch's B·L rows, in one dispatch instead of two. Wider ones keep `cols_partial`, whose
+/// invocations read consecutive columns.
+const TREE_MIN_ROWS: usize = 64;
+const TREE_MAX_ROWS: usize = 4096;
+const TREE_MAX_COLS: usize = 1024;
+/// Columns per `cols_tree` workgroup (`CB` in the shader).
+const TREE_COLS: usize = 4;
 /// Rows at most this long are folded by one invocation each.
 const SMALL_ROW: usize = 64;
 /// Aim for at least this many workgroups in the first pass so long rows fill the GPU.
@@ -150,6 +160,23 @@ fn cols_passes(
             g.ctx.clear(raw(out), cols as u64 * 4);
         }
         return Ok(());
+    }
+    if rows > TREE_MIN_ROWS && rows <= TREE_MAX_ROWS && cols <= TREE_MAX_COLS {
+        let p = Params {
+            rows: rows as u32,
+            cols: cols as u32,
+            chunk: rows as u32,
+            nchunks: 1,
+            scale: 1.0,
+            accumulate: u32::from(accumulate),
+            _pad: [0; 2],
+        };
+        return Ok(g.ctx.dispatch(
+            &Kernel::new(&REDUCE, "cols_tree"),
+            &p,
+            &[("x", raw(a)), ("out", raw(out))],
+            g.ctx.grid("sum_cols", cols.div_ceil(TREE_COLS) as u64)?,
+        )?);
     }
     let mut input = a.clone();
     loop {
