@@ -10,15 +10,17 @@
 //   pair_grad: dots[e · keep + k] += v · w · g[r, s - lo]   (k: the neighbour's position in h's
 //              list; per history entry and pair: over gamma, the gradient of the pair's log-weight)
 //
-// No float atomics (WGSL has none), and no CAS loop: one workgroup per batch row walks the row's
-// history songs in order, and for each song its WG invocations split that song's neighbour list.
-// The host checked that every list's columns strictly increase (Csr::sorted), so within one song
-// no two invocations add into the same element; a storage barrier between songs orders the
-// adds. Each element thus sees the same additions in the same order as on the CPU, whatever
-// the GPU. `row_dot` sums per invocation, then a tree in workgroup memory adds the WG partial
-// sums in a fixed order: deterministic too. `entry_dot` does the same per entry of the row, one
-// entry after the other (a history holds at most a few hundred songs). `pair_grad` writes one
-// cell per (history entry, list position): no two invocations share a cell, so no barrier.
+// No float atomics (WGSL has none), and no CAS loop: in `axpy` one workgroup per batch row walks
+// the row's history songs in order, and for each song its WG invocations split that song's
+// neighbour list. The host checked that every list's columns strictly increase (Csr::sorted),
+// so within one song no two invocations add into the same element; a storage barrier between
+// songs orders the adds. Each element thus sees the same additions in the same order as on the
+// CPU, whatever the GPU. `row_dot` (a workgroup per row) sums per invocation, then a tree in
+// workgroup memory adds the WG partial sums in a fixed order: deterministic too. `entry_dot`
+// does the same for one history entry per workgroup, and `pair_grad` writes one cell per
+// (history entry, list position), a workgroup per entry: no two invocations share a cell, so no
+// barrier. Those two thus launch a workgroup per entry (B · history, hundreds), not per row
+// (B, a few dozen), and find the entry's row by a binary search of hist_ptr.
 //
 // pair_scale is no tile kernel: one workgroup per song of `hist` (here the p.rows distinct songs
 // of a batch's histories) writes that song's list values with their pair weights applied,
@@ -106,44 +108,50 @@ fn row_dot(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     if (lid == 0u) { dots[r] = partial[0]; }
 }
 
+// The batch row of history entry i: the last row r with hist_ptr[r] <= i (rows may be empty).
+fn row_of(i: u32) -> u32 {
+    var lo = 0u;
+    var hi = p.rows;
+    while (hi - lo > 1u) {
+        let mid = (lo + hi) / 2u;
+        if (hist_ptr[mid] <= i) { lo = mid; } else { hi = mid; }
+    }
+    return lo;
+}
+
 @compute @workgroup_size(WG)
 fn entry_dot(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {
-    // Uniform control flow for the barriers: every invocation of a workgroup shares `r`.
-    let r = wid.x + wid.y * nwg.x;
-    if (r >= p.rows) { return; }
-    let base = r * p.cols;
-    for (var i = hist_ptr[r]; i < hist_ptr[r + 1u]; i++) {
-        let h = hist[i];
-        var acc = 0.0;
-        for (var j = nbr_ptr[h] + lid; j < nbr_ptr[h + 1u]; j += WG) {
-            let s = nbr_cols[j];
-            if (s >= p.lo && s - p.lo < p.cols) {
-                acc += g[base + s - p.lo] * nbr_vals[j];
-            }
+    // Uniform control flow for the barriers: every invocation of a workgroup shares `i`.
+    let i = wid.x + wid.y * nwg.x;
+    if (i >= hist_ptr[p.rows]) { return; }
+    let base = row_of(i) * p.cols;
+    let h = hist[i];
+    var acc = 0.0;
+    for (var j = nbr_ptr[h] + lid; j < nbr_ptr[h + 1u]; j += WG) {
+        let s = nbr_cols[j];
+        if (s >= p.lo && s - p.lo < p.cols) {
+            acc += g[base + s - p.lo] * nbr_vals[j];
         }
-        partial[lid] = acc;
-        reduce_partial(lid);
-        if (lid == 0u) { dots[i] = partial[0]; }
-        workgroupBarrier();
     }
+    partial[lid] = acc;
+    reduce_partial(lid);
+    if (lid == 0u) { dots[i] = partial[0]; }
 }
 
 @compute @workgroup_size(WG)
 fn pair_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {
-    let r = wid.x + wid.y * nwg.x;
-    if (r >= p.rows) { return; }
-    let base = r * p.cols;
-    for (var i = hist_ptr[r]; i < hist_ptr[r + 1u]; i++) {
-        let h = hist[i];
-        let v = entry_weight(i);
-        let a = nbr_ptr[h];
-        for (var j = a + lid; j < nbr_ptr[h + 1u]; j += WG) {
-            let s = nbr_cols[j];
-            if (s >= p.lo && s - p.lo < p.cols) {
-                dots[i * p.keep + (j - a)] += v * nbr_vals[j] * g[base + s - p.lo];
-            }
+    let i = wid.x + wid.y * nwg.x;
+    if (i >= hist_ptr[p.rows]) { return; }
+    let base = row_of(i) * p.cols;
+    let h = hist[i];
+    let v = entry_weight(i);
+    let a = nbr_ptr[h];
+    for (var j = a + lid; j < nbr_ptr[h + 1u]; j += WG) {
+        let s = nbr_cols[j];
+        if (s >= p.lo && s - p.lo < p.cols) {
+            dots[i * p.keep + (j - a)] += v * nbr_vals[j] * g[base + s - p.lo];
         }
     }
 }

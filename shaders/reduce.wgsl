@@ -1,7 +1,7 @@
 // Row reductions over the last axis, and column sums, for any row length.
 //
 // `rows_partial`: one workgroup per (row, chunk of `chunk` columns); each invocation folds a
-// strided slice, then a tree in workgroup memory folds the WG values. The host repeats the
+// strided slice (four loads in flight), then a tree in workgroup memory folds the WG values. The host repeats the
 // pass on the [rows, nchunks] partials until one chunk is left, so a 360,000-column row takes
 // two passes and still fills the GPU when there are few rows. `scale` is applied by the last
 // pass only (mean = sum * 1/cols).
@@ -70,9 +70,20 @@ fn rows_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let ch = g % p.nchunks;
     let start = ch * p.chunk;
     let end = min(p.cols, start + p.chunk);
+    let base = row * p.cols;
     var acc = identity();
-    for (var i = start + lid; i < end; i += WG) {
-        acc = fold(acc, load(row * p.cols + i));
+    // Four loads in flight, folded in the order of the plain loop below (the same result to
+    // the bit): one load per iteration leaves the memory latency exposed on a GPU.
+    var i = start + lid;
+    for (; i + 3u * WG < end; i += 4u * WG) {
+        let v0 = load(base + i);
+        let v1 = load(base + i + WG);
+        let v2 = load(base + i + 2u * WG);
+        let v3 = load(base + i + 3u * WG);
+        acc = fold(fold(fold(fold(acc, v0), v1), v2), v3);
+    }
+    for (; i < end; i += WG) {
+        acc = fold(acc, load(base + i));
     }
     sh[lid] = acc;
     workgroupBarrier();
@@ -138,7 +149,16 @@ fn cols_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let start = ch * p.chunk;
     let end = min(p.rows, start + p.chunk);
     var acc = 0.0;
-    for (var r = start; r < end; r++) {
+    // Four loads in flight, added in row order as by the plain loop (the same sum to the bit).
+    var r = start;
+    for (; r + 3u < end; r += 4u) {
+        let v0 = x[r * p.cols + col];
+        let v1 = x[(r + 1u) * p.cols + col];
+        let v2 = x[(r + 2u) * p.cols + col];
+        let v3 = x[(r + 3u) * p.cols + col];
+        acc = (((acc + v0) + v1) + v2) + v3;
+    }
+    for (; r < end; r++) {
         acc += x[r * p.cols + col];
     }
     // select, not a multiply: an uninitialised `out` may hold NaN.

@@ -1,7 +1,7 @@
 // Row-wise softmax family for rows of any length (the catalogue has ~360,000 columns).
 //
 // `lse_partial`: one workgroup per (row, chunk) keeps an online (max, sum of exp) pair per
-// invocation, merges the WG pairs in workgroup memory and writes one pair per chunk.
+// invocation (four loads in flight), merges the WG pairs in workgroup memory and writes one pair per chunk.
 // `lse_finish`: one invocation per row merges its chunk pairs into log-sum-exp.
 // `softmax_apply`: out = exp(x - lse) (MODE 0) or x - lse (MODE 1), one invocation per element.
 // `softmax_backward`: dx = y * (dy - s) (MODE 0) or dy - exp(y) * s (MODE 1), s a per-row sum.
@@ -42,6 +42,13 @@ fn merge(m1: f32, s1: f32, m2: f32, s2: f32) -> vec2<f32> {
     return vec2<f32>(m, s1 * exp(m1 - m) + s2 * exp(m2 - m));
 }
 
+// One element into a running (max, sum of exp(x - max)) pair; -inf elements add nothing.
+fn online(ms: vec2<f32>, v: f32) -> vec2<f32> {
+    if (v == neg_inf()) { return ms; }
+    if (v > ms.x) { return vec2<f32>(v, ms.y * exp(ms.x - v) + 1.0); }
+    return vec2<f32>(ms.x, ms.y + exp(v - ms.x));
+}
+
 @compute @workgroup_size(WG)
 fn lse_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
@@ -51,18 +58,23 @@ fn lse_partial(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     let ch = g % p.nchunks;
     let start = ch * p.chunk;
     let end = min(p.cols, start + p.chunk);
-    var m = neg_inf();
-    var s = 0.0;
-    for (var i = start + lid; i < end; i += WG) {
-        let v = x[row * p.cols + i];
-        if (v == neg_inf()) { continue; }
-        if (v > m) {
-            s = s * exp(m - v) + 1.0;
-            m = v;
-        } else {
-            s += exp(v - m);
-        }
+    let base = row * p.cols;
+    var ms = vec2<f32>(neg_inf(), 0.0);
+    // Four loads in flight, taken in the order of the plain loop below (the same result to
+    // the bit): one load per iteration leaves the memory latency exposed on a GPU.
+    var i = start + lid;
+    for (; i + 3u * WG < end; i += 4u * WG) {
+        let v0 = x[base + i];
+        let v1 = x[base + i + WG];
+        let v2 = x[base + i + 2u * WG];
+        let v3 = x[base + i + 3u * WG];
+        ms = online(online(online(online(ms, v0), v1), v2), v3);
     }
+    for (; i < end; i += WG) {
+        ms = online(ms, x[base + i]);
+    }
+    let m = ms.x;
+    let s = ms.y;
     sh_m[lid] = m;
     sh_s[lid] = s;
     workgroupBarrier();

@@ -237,8 +237,10 @@ fn neighbour_bindings<'a>(
 }
 
 impl GpuBackend {
-    /// One workgroup per row of the tile `t` (`[rows, cols]` at song `lo`); `keep`: the row
-    /// length of `pair_grad`'s output (0 for the other kernels).
+    /// One workgroup per row of the tile `t` (`[rows, cols]` at song `lo`), or per history
+    /// entry (`groups`, for `entry_dot` and `pair_grad`); `keep`: the row length of
+    /// `pair_grad`'s output (0 for the other kernels).
+    #[allow(clippy::too_many_arguments)]
     fn neighbour_dispatch(
         &self,
         entry: &'static str,
@@ -246,6 +248,7 @@ impl GpuBackend {
         lo: usize,
         weighted: bool,
         keep: usize,
+        groups: usize,
         bindings: &[(&str, &GpuBuffer)],
     ) -> OpResult<()> {
         let p = NeighbourParams {
@@ -256,7 +259,7 @@ impl GpuBackend {
             keep: keep as u32,
             _pad: [0; 3],
         };
-        let grid = self.ctx.grid(entry, t.rows() as u64)?;
+        let grid = self.ctx.grid(entry, groups as u64)?;
         Ok(self
             .ctx
             .dispatch(&Kernel::new(&NEIGHBOURS, entry), &p, bindings, grid)?)
@@ -285,7 +288,9 @@ impl GpuBackend {
         let out = self.empty(&[len], DType::F32, op)?;
         let mut b = neighbour_bindings(history, neighbours, op, weighted)?;
         b.extend([("g", raw(g)), ("dots", raw(&out))]);
-        self.neighbour_dispatch(entry, g, lo, weighted && history.vals().is_some(), 0, &b)?;
+        let groups = if weighted { g.rows() } else { history.nnz() };
+        let weighted = weighted && history.vals().is_some();
+        self.neighbour_dispatch(entry, g, lo, weighted, 0, groups, &b)?;
         Ok(out)
     }
 
@@ -803,7 +808,8 @@ impl ModelOps for GpuBackend {
         make_unique(&self.ctx, x)?;
         let mut b = neighbour_bindings(history, neighbours, "neighbour_axpy", true)?;
         b.extend([("gamma", raw(gamma)), ("x", raw(x))]);
-        self.neighbour_dispatch("axpy", x, lo, history.vals().is_some(), 0, &b)
+        let weighted = history.vals().is_some();
+        self.neighbour_dispatch("axpy", x, lo, weighted, 0, x.rows(), &b)
     }
 
     fn neighbour_pair_grad_kernel(
@@ -821,7 +827,8 @@ impl ModelOps for GpuBackend {
         let mut b = neighbour_bindings(history, neighbours, "neighbour_pair_grad", true)?;
         b.extend([("g", raw(g)), ("dots", raw(out))]);
         let weighted = history.vals().is_some();
-        self.neighbour_dispatch("pair_grad", g, lo, weighted, out.cols(), &b)
+        let entries = history.nnz();
+        self.neighbour_dispatch("pair_grad", g, lo, weighted, out.cols(), entries, &b)
     }
 
     fn neighbour_pair_scale_kernel(
