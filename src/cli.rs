@@ -76,7 +76,7 @@ pub enum Command {
     Ablate(model::AblateArgs),
     /// Top-k songs for a user of the dataset or a new history.
     Recommend(model::RecommendArgs),
-    /// Audio features (mel, MFCC + deltas, HFC, HPCP) into an HDF5 feature store.
+    /// Audio features (mel, MFCC + deltas, HFC, HPCP, scattering) into an HDF5 feature store.
     Features(FeaturesArgs),
 }
 
