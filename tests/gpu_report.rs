@@ -78,6 +78,11 @@ fn quick_gpu_report_runs_every_part_and_writes_its_figures() {
     // What limits the step and each of its kernels, against the ceilings: every kernel row
     // ends in a verdict, and the matmul rows have a FLOP rate.
     assert!(md.contains("Over the whole step, **"), "{md}");
+    // How far the kernels are from the ceilings: the step's floor and each kernel's.
+    assert!(
+        md.contains("At this device's ceilings the kernels would take"),
+        "{md}"
+    );
     let rows: Vec<&str> = md
         .lines()
         .skip_while(|l| !l.starts_with("| phase | kernel |"))
@@ -98,6 +103,8 @@ fn quick_gpu_report_runs_every_part_and_writes_its_figures() {
             verdicts.iter().any(|v| last.starts_with(v)),
             "a kernel row without a limit: {row}"
         );
+        let floor = row.split('|').nth(10).unwrap().trim();
+        assert!(floor.parse::<f64>().is_ok_and(|f| f >= 0.0), "{row}");
         if row.contains("`matmul::") {
             let gflops = row.split('|').nth(9).unwrap().trim();
             assert!(gflops.parse::<f64>().is_ok_and(|g| g > 0.0), "{row}");

@@ -131,6 +131,25 @@ pub fn limit(r: &Rates, c: &Ceilings) -> String {
     format!("latency ({})", shares.join(", "))
 }
 
+/// The least time a kernel's dispatches could take on this device: each moves its bound bytes at
+/// the bandwidth ceiling, does its operations at the compute ceiling, and costs at least the
+/// dispatch floor (when known). `None` when the bandwidth, or for a kernel declaring operations
+/// the compute ceiling, is unknown. An estimate: bound bytes count a gather's whole table and an
+/// in-place update once.
+pub fn floor_seconds(dispatches: f64, bytes: f64, flops: f64, c: &Ceilings) -> Option<f64> {
+    if dispatches <= 0.0 {
+        return Some(0.0);
+    }
+    let mut per = bytes / dispatches / (c.bandwidth_gb_s? * 1e9);
+    if flops > 0.0 {
+        per = per.max(flops / dispatches / (c.matmul_gflop_s? * 1e9));
+    }
+    if let Some(f) = c.floor_us {
+        per = per.max(f * 1e-6);
+    }
+    Some(per * dispatches)
+}
+
 /// What sets the pace of a whole step: the host recording it, the kernels, or the gaps between
 /// them (launch overhead, barriers, syncs), from the step's wall time (steps back to back),
 /// host time and summed kernel time.
@@ -226,6 +245,33 @@ mod tests {
         assert_eq!(c.matmul_gflop_s, Some(14_000.0));
         assert!((c.floor_us.unwrap() - 4.0).abs() < 1e-9);
         assert_eq!(Ceilings::from_ops_rows(&[]), Ceilings::default());
+    }
+
+    #[test]
+    fn a_kernel_floor_is_its_slowest_ceiling() {
+        let c = ceilings();
+        let close = |a: Option<f64>, b: f64| a.is_some_and(|a| (a - b).abs() <= 1e-12 * b.max(1.0));
+        // 3 GB at 3,000 GB/s: 1 ms, however many dispatches share it.
+        assert!(close(floor_seconds(1.0, 3e9, 0.0, &c), 1e-3));
+        assert!(close(floor_seconds(4.0, 3e9, 0.0, &c), 1e-3));
+        // 8e10 operations at 40,000 GFLOP/s: 2 ms, above the 1 ms its bytes take.
+        assert!(close(floor_seconds(1.0, 3e9, 8e10, &c), 2e-3));
+        // Ten tiny dispatches: ten floors of 3 µs.
+        assert!(close(floor_seconds(10.0, 1e3, 0.0, &c), 30e-6));
+        assert!(close(floor_seconds(0.0, 1e3, 0.0, &c), 0.0));
+        // Without the floor, the bytes alone; without a needed ceiling, nothing.
+        let no_floor = Ceilings {
+            floor_us: None,
+            ..c
+        };
+        assert!(close(floor_seconds(10.0, 1e3, 0.0, &no_floor), 1e3 / 3e12));
+        let no_compute = Ceilings {
+            matmul_gflop_s: None,
+            ..c
+        };
+        assert_eq!(floor_seconds(1.0, 3e9, 8e10, &no_compute), None);
+        assert!(close(floor_seconds(1.0, 3e9, 0.0, &no_compute), 1e-3));
+        assert_eq!(floor_seconds(1.0, 3e9, 0.0, &Ceilings::default()), None);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::limits::{
-    limit, step_limit, Ceilings, Rates, BOUND_SHARE, FEW_WORKGROUPS, LAUNCH_FACTOR,
+    floor_seconds, limit, step_limit, Ceilings, Rates, BOUND_SHARE, FEW_WORKGROUPS, LAUNCH_FACTOR,
 };
 use crate::error::{Error, IoError};
 use crate::io::write_atomic;
@@ -723,18 +723,20 @@ fn step_kernels(parts: &[PartResult], summary: &serde_json::Map<String, Value>) 
         }
         _ => String::new(),
     };
+    let headroom = headroom(&ks, &c, total);
     let mut m = format!(
         "\n## Where the GPU step's time goes\n\nThe paper-scale AINRNN step (train_epoch): {} of kernel time in {} dispatches, \
-         {} of host time (encoding, not waiting), {} of wall time per step.{pace}\n\n\
+         {} of host time (encoding, not waiting), {} of wall time per step.{pace}{headroom}\n\n\
          Per kernel, largest first, with what limits it against this device's own ceilings \
          (from `bench ops` above: bandwidth {} GB/s, an `axpy` streaming; compute {} GFLOP/s, the best matmul; \
          {} µs a dispatch doing nothing, the floor). GB/s counts each byte bound to the kernel once \
          (a buffer updated in place moves twice that, a gather of a few rows less); GFLOP/s is shown \
          for the matmul kernels. A limit is the first that holds: compute or bandwidth at {:.0} % or more \
          of its ceiling, launch at {:.0}× the floor or less, occupancy under {:.0} workgroups a dispatch, \
-         else latency.\n\n\
-         | phase | kernel | ms per step | share | dispatches per step | µs per dispatch | workgroups per dispatch | GB/s | GFLOP/s | limit |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|---|\n",
+         else latency. *ms at the ceilings*: the least the kernel could take here, its bound bytes at the \
+         bandwidth, its operations at the compute rate, each dispatch at least the floor.\n\n\
+         | phase | kernel | ms per step | share | dispatches per step | µs per dispatch | workgroups per dispatch | GB/s | GFLOP/s | ms at the ceilings | limit |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
         fmt(Some(total * 1e3)) + " ms",
         fmt(dispatches),
         fmt(host.map(|x| x * 1e3)) + " ms",
@@ -756,8 +758,14 @@ fn step_kernels(parts: &[PartResult], summary: &serde_json::Map<String, Value>) 
             f("flops_per_step"),
             f("workgroups_per_step"),
         );
+        let floor = floor_seconds(
+            f("dispatches_per_step"),
+            f("bytes_per_step"),
+            f("flops_per_step"),
+            &c,
+        );
         m.push_str(&format!(
-            "| {} | `{}` | {} | {:.1} % | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | `{}` | {} | {:.1} % | {} | {} | {} | {} | {} | {} | {} |\n",
             k["phase"].as_str().unwrap_or("?"),
             k["kernel"].as_str().unwrap_or("?"),
             fmt(Some(secs * 1e3)),
@@ -767,11 +775,57 @@ fn step_kernels(parts: &[PartResult], summary: &serde_json::Map<String, Value>) 
             fmt(Some(r.workgroups_per_dispatch)),
             fmt(Some(r.gb_s)),
             fmt(r.gflop_s),
+            fmt(floor.map(|x| x * 1e3)),
             limit(&r, &c),
         ));
     }
     m.push_str(&tuned_products(run));
     m
+}
+
+/// How far the step's kernels are from this device's ceilings: their summed floors
+/// ([`floor_seconds`]) against their measured time, and the three kernels losing the most
+/// (measured minus floor). Empty when a ceiling is missing.
+fn headroom(ks: &[Value], c: &Ceilings, total: f64) -> String {
+    let mut floors = 0.0;
+    let mut lost = Vec::new();
+    for k in ks {
+        let f = |key: &str| k[key].as_f64().unwrap_or(0.0);
+        let Some(floor) = floor_seconds(
+            f("dispatches_per_step"),
+            f("bytes_per_step"),
+            f("flops_per_step"),
+            c,
+        ) else {
+            return String::new();
+        };
+        floors += floor;
+        let name = format!(
+            "`{}` ({})",
+            k["kernel"].as_str().unwrap_or("?"),
+            k["phase"].as_str().unwrap_or("?")
+        );
+        lost.push((f("seconds_per_step") - floor, name));
+    }
+    lost.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let top: Vec<String> = lost
+        .iter()
+        .take(3)
+        .filter(|(l, _)| *l > 0.0)
+        .map(|(l, n)| format!("{n} {:.3} ms", l * 1e3))
+        .collect();
+    format!(
+        " At this device's ceilings the kernels would take {:.3} ms a step, {:.0} % of the {:.3} ms \
+         they take{}.",
+        floors * 1e3,
+        100.0 * floors / total.max(1e-12),
+        total * 1e3,
+        if top.is_empty() {
+            String::new()
+        } else {
+            format!("; the most time above its floor is lost in {}", top.join(", "))
+        }
+    )
 }
 
 /// The matmul tuner's decisions in a GPU run of `bench train`: each class of products, the
