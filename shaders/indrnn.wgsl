@@ -42,46 +42,88 @@ fn drop_scale(b: u32, j: u32, drop: bool) -> f32 {
     return dropout_at(p.seed, p.stream, b * p.hidden + j, p.keep, p.keep_scale);
 }
 
+// One step of the recurrence; a masked step carries the state.
+fn advance(state: f32, m: f32, x: f32, uj: f32) -> f32 {
+    if (m > 0.0) { return max(x + uj * state, 0.0); }
+    return state;
+}
+
+// Time is walked four steps at a time: the four steps' inputs (and in the backward pass their
+// gradients and states) are loaded before the first is used, so a sequence waits on memory
+// once per four steps instead of once or twice per step. The arithmetic, its order and every
+// value written are those of one step at a time (the loop after each).
 fn forward_seq(i: u32) {
     let b = i / p.hidden;
     let j = i % p.hidden;
+    let hs = p.hidden;
     let uj = u[j];
     var state = 0.0;
-    for (var t = 0u; t < p.steps; t++) {
-        let idx = (b * p.steps + t) * p.hidden + j;
-        if (mask[b * p.steps + t] > 0.0) {
-            state = max(pre[idx] + uj * state, 0.0);
+    var t = 0u;
+    for (; t + 4u <= p.steps; t += 4u) {
+        let row = b * p.steps + t;
+        let idx = row * hs + j;
+        let m = vec4<f32>(mask[row], mask[row + 1u], mask[row + 2u], mask[row + 3u]);
+        let x = vec4<f32>(pre[idx], pre[idx + hs], pre[idx + 2u * hs], pre[idx + 3u * hs]);
+        for (var k = 0u; k < 4u; k++) {
+            state = advance(state, m[k], x[k], uj);
+            h[idx + k * hs] = state;
         }
+    }
+    for (; t < p.steps; t++) {
+        let idx = (b * p.steps + t) * hs + j;
+        state = advance(state, mask[b * p.steps + t], pre[idx], uj);
         h[idx] = state;
     }
+}
+
+// One step back in time at `idx` (a masked step passes its gradient on); returns the new
+// (carry, du).
+fn retreat(idx: u32, dhv: f32, m: f32, hv: f32, prev: f32, uj: f32, scale: f32, drop: bool,
+           carry: f32, du: f32) -> vec2<f32> {
+    var g = dhv;
+    if (drop) { g = g * scale; }
+    g = g + carry;
+    if (m > 0.0) {
+        let d = select(0.0, g, hv > 0.0);
+        dpre[idx] = d;
+        return vec2<f32>(d * uj, du + d * prev);
+    }
+    dpre[idx] = 0.0;
+    return vec2<f32>(g, du);
 }
 
 fn backward_seq(i: u32, drop: bool) {
     let b = i / p.hidden;
     let j = i % p.hidden;
+    let hs = p.hidden;
     let uj = u[j];
     let scale = drop_scale(b, j, drop);
-    var carry = 0.0;
-    var du = 0.0;
-    for (var s = 0u; s < p.steps; s++) {
+    var cd = vec2<f32>(0.0, 0.0); // (carry, du)
+    var s = 0u;
+    for (; s + 4u <= p.steps; s += 4u) {
+        // Steps t, t - 1, t - 2, t - 3 (t ≥ 3), each with the state before it.
         let t = p.steps - 1u - s;
-        let idx = (b * p.steps + t) * p.hidden + j;
-        var g = dh[idx];
-        if (drop) { g = g * scale; }
-        g = g + carry;
-        if (mask[b * p.steps + t] > 0.0) {
-            var prev = 0.0;
-            if (t > 0u) { prev = h[idx - p.hidden]; }
-            let d = select(0.0, g, h[idx] > 0.0);
-            dpre[idx] = d;
-            du += d * prev;
-            carry = d * uj;
-        } else {
-            dpre[idx] = 0.0;
-            carry = g;
+        let row = b * p.steps + t;
+        let idx = row * hs + j;
+        let g = vec4<f32>(dh[idx], dh[idx - hs], dh[idx - 2u * hs], dh[idx - 3u * hs]);
+        let m = vec4<f32>(mask[row], mask[row - 1u], mask[row - 2u], mask[row - 3u]);
+        let hv = vec4<f32>(h[idx], h[idx - hs], h[idx - 2u * hs], h[idx - 3u * hs]);
+        var first = 0.0;
+        if (t > 3u) { first = h[idx - 4u * hs]; }
+        let prev = vec4<f32>(hv.y, hv.z, hv.w, first);
+        for (var k = 0u; k < 4u; k++) {
+            cd = retreat(idx - k * hs, g[k], m[k], hv[k], prev[k], uj, scale, drop, cd.x, cd.y);
         }
     }
-    du_part[i] = du;
+    for (; s < p.steps; s++) {
+        let t = p.steps - 1u - s;
+        let idx = (b * p.steps + t) * hs + j;
+        var prev = 0.0;
+        if (t > 0u) { prev = h[idx - hs]; }
+        cd = retreat(idx, dh[idx], mask[b * p.steps + t], h[idx], prev, uj, scale, drop, cd.x,
+                     cd.y);
+    }
+    du_part[i] = cd.y;
 }
 
 @compute @workgroup_size(WG)
@@ -103,8 +145,15 @@ fn forward_drop(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let b = i / p.hidden;
     let j = i % p.hidden;
     let scale = drop_scale(b, j, true);
-    for (var t = 0u; t < p.steps; t++) {
-        let idx = (b * p.steps + t) * p.hidden + j;
+    let hs = p.hidden;
+    var t = 0u;
+    for (; t + 4u <= p.steps; t += 4u) {
+        let idx = (b * p.steps + t) * hs + j;
+        let v = vec4<f32>(h[idx], h[idx + hs], h[idx + 2u * hs], h[idx + 3u * hs]);
+        for (var k = 0u; k < 4u; k++) { h_out[idx + k * hs] = v[k] * scale; }
+    }
+    for (; t < p.steps; t++) {
+        let idx = (b * p.steps + t) * hs + j;
         h_out[idx] = h[idx] * scale;
     }
 }

@@ -69,64 +69,67 @@ pub fn indrnn_forward<B: ModelOps>(be: &B) {
     assert!(e.unwrap_err().to_string().contains("u has shape"));
 }
 
-/// L = Σ W ⊙ h: ∂pre and ∂u from the backward op vs central differences of the f64 oracle.
+/// L = Σ W ⊙ h: ∂pre and ∂u from the backward op vs central differences of the f64 oracle, on
+/// sequences shorter than, a multiple of and longer than the kernels' four steps at a time (in
+/// 5 × 8, sequence 4 has no padding: its first step must see no state before it).
 pub fn indrnn_backward_finite_difference<B: ModelOps>(be: &B) {
-    let (b, l, h) = (3, 6, 4);
     let mut r = rng(201);
-    // Keep pre-activations away from relu's kink so the finite differences are smooth.
-    let pre: Vec<f32> = uniform(&mut r, b * l * h, -1.0, 1.0)
-        .iter()
-        .map(|&x| if x.abs() < 0.1 { x + 0.25 } else { x })
-        .collect();
-    let u = uniform(&mut r, h, -0.9, 0.9);
-    let w = uniform(&mut r, b * l * h, -1.0, 1.0);
-    let mask = mask_for(b, l);
-    let (tp, tu, tm) = (
-        be.upload_f32(&pre, &[b, l, h]).unwrap(),
-        be.upload_f32(&u, &[h]).unwrap(),
-        be.upload_f32(&mask, &[b, l]).unwrap(),
-    );
-    let hs = be.indrnn_forward(&tp, &tu, &tm).unwrap();
-    let (dpre, du) = be
-        .indrnn_backward(&tp, &tu, &tm, &hs, &be.upload_f32(&w, &[b, l, h]).unwrap())
-        .unwrap();
-    let loss = |pre: &[f32], u: &[f32]| -> f64 {
-        indrnn64(pre, u, &mask, b, l, h)
+    for (b, l, h) in [(3, 6, 4), (2, 3, 2), (5, 8, 3), (1, 13, 5)] {
+        // Keep pre-activations away from relu's kink so the finite differences are smooth.
+        let pre: Vec<f32> = uniform(&mut r, b * l * h, -1.0, 1.0)
             .iter()
-            .zip(&w)
-            .map(|(a, &c)| a * c as f64)
-            .sum()
-    };
-    let eps = 1e-3f32;
-    let fd = |x: &[f32], i: usize, is_u: bool| {
-        let (mut p, mut q) = (x.to_vec(), x.to_vec());
-        p[i] += eps;
-        q[i] -= eps;
-        let (lp, lq) = if is_u {
-            (loss(&pre, &p), loss(&pre, &q))
-        } else {
-            (loss(&p, &u), loss(&q, &u))
+            .map(|&x| if x.abs() < 0.1 { x + 0.25 } else { x })
+            .collect();
+        let u = uniform(&mut r, h, -0.9, 0.9);
+        let w = uniform(&mut r, b * l * h, -1.0, 1.0);
+        let mask = mask_for(b, l);
+        let (tp, tu, tm) = (
+            be.upload_f32(&pre, &[b, l, h]).unwrap(),
+            be.upload_f32(&u, &[h]).unwrap(),
+            be.upload_f32(&mask, &[b, l]).unwrap(),
+        );
+        let hs = be.indrnn_forward(&tp, &tu, &tm).unwrap();
+        let (dpre, du) = be
+            .indrnn_backward(&tp, &tu, &tm, &hs, &be.upload_f32(&w, &[b, l, h]).unwrap())
+            .unwrap();
+        let loss = |pre: &[f32], u: &[f32]| -> f64 {
+            indrnn64(pre, u, &mask, b, l, h)
+                .iter()
+                .zip(&w)
+                .map(|(a, &c)| a * c as f64)
+                .sum()
         };
-        (lp - lq) / (2.0 * eps as f64)
-    };
-    let want_pre: Vec<f64> = (0..pre.len()).map(|i| fd(&pre, i, false)).collect();
-    let want_u: Vec<f64> = (0..u.len()).map(|i| fd(&u, i, true)).collect();
-    let tol = Tol {
-        rel: 2e-3,
-        abs: 2e-4,
-    };
-    assert_close(
-        "indrnn ∂pre vs finite differences",
-        &be.to_f32(&dpre).unwrap(),
-        &want_pre,
-        tol,
-    );
-    assert_close(
-        "indrnn ∂u vs finite differences",
-        &be.to_f32(&du).unwrap(),
-        &want_u,
-        tol,
-    );
+        let eps = 1e-3f32;
+        let fd = |x: &[f32], i: usize, is_u: bool| {
+            let (mut p, mut q) = (x.to_vec(), x.to_vec());
+            p[i] += eps;
+            q[i] -= eps;
+            let (lp, lq) = if is_u {
+                (loss(&pre, &p), loss(&pre, &q))
+            } else {
+                (loss(&p, &u), loss(&q, &u))
+            };
+            (lp - lq) / (2.0 * eps as f64)
+        };
+        let want_pre: Vec<f64> = (0..pre.len()).map(|i| fd(&pre, i, false)).collect();
+        let want_u: Vec<f64> = (0..u.len()).map(|i| fd(&u, i, true)).collect();
+        let tol = Tol {
+            rel: 2e-3,
+            abs: 2e-4,
+        };
+        assert_close(
+            &format!("indrnn ∂pre vs finite differences, {b}x{l}x{h}"),
+            &be.to_f32(&dpre).unwrap(),
+            &want_pre,
+            tol,
+        );
+        assert_close(
+            &format!("indrnn ∂u vs finite differences, {b}x{l}x{h}"),
+            &be.to_f32(&du).unwrap(),
+            &want_u,
+            tol,
+        );
+    }
 }
 
 /// IndRNN with its dropout in the same pass (`indrnn_forward_drop`, `indrnn_backward_drop_parts`)
