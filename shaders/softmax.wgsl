@@ -149,12 +149,26 @@ fn ce_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     let r = flat_id(wid, nwg, lid);
     if (r >= p.rows) { return; }
     let l = aux[r];
+    let base = r * p.cols;
     var loss = 0.0;
     var wsum = 0.0;
-    for (var j = row_ptr[r]; j < row_ptr[r + 1u]; j++) {
+    // Four targets' gathers in flight, summed in the order of the plain loop below (the same
+    // sums to the bit): one at a time, a row waits on two dependent loads per target.
+    var j = row_ptr[r];
+    let end = row_ptr[r + 1u];
+    for (; j + 4u <= end; j += 4u) {
+        let w = vec4<f32>(tw[j], tw[j + 1u], tw[j + 2u], tw[j + 3u]);
+        let c = vec4<u32>(tcols[j], tcols[j + 1u], tcols[j + 2u], tcols[j + 3u]);
+        let z = vec4<f32>(x[base + c.x], x[base + c.y], x[base + c.z], x[base + c.w]);
+        for (var k = 0u; k < 4u; k++) {
+            wsum += w[k];
+            loss += w[k] * (l - z[k]);
+        }
+    }
+    for (; j < end; j++) {
         let w = tw[j];
         wsum += w;
-        loss += w * (l - x[r * p.cols + tcols[j]]);
+        loss += w * (l - x[base + tcols[j]]);
     }
     out[r] = loss;
     out2[r] = wsum;
@@ -177,8 +191,18 @@ fn ce_targets(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
               @builtin(local_invocation_index) lid: u32) {
     let r = flat_id(wid, nwg, lid);
     if (r >= p.rows) { return; }
-    for (var j = row_ptr[r]; j < row_ptr[r + 1u]; j++) {
-        let i = r * p.cols + tcols[j];
+    let base = r * p.cols;
+    // Four targets at a time, their loads before their stores (the columns are distinct).
+    var j = row_ptr[r];
+    let end = row_ptr[r + 1u];
+    for (; j + 4u <= end; j += 4u) {
+        let i = vec4<u32>(tcols[j], tcols[j + 1u], tcols[j + 2u], tcols[j + 3u]) + base;
+        let w = vec4<f32>(tw[j], tw[j + 1u], tw[j + 2u], tw[j + 3u]);
+        let g = vec4<f32>(out[i.x], out[i.y], out[i.z], out[i.w]);
+        for (var k = 0u; k < 4u; k++) { out[i[k]] = g[k] - w[k]; }
+    }
+    for (; j < end; j++) {
+        let i = base + tcols[j];
         out[i] = out[i] - tw[j];
     }
 }
