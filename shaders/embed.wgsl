@@ -39,7 +39,16 @@ fn scatter_add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     let s = t / p.d;
     let c = t % p.d;
     var acc = 0.0;
-    for (var j = seg_ptr[s]; j < seg_ptr[s + 1u]; j++) {
+    // Four positions' loads in flight, added in order as by the plain loop below (the same sum
+    // to the bit): a popular song's row gathers from many positions, each two dependent loads.
+    var j = seg_ptr[s];
+    let end = seg_ptr[s + 1u];
+    for (; j + 4u <= end; j += 4u) {
+        let o = vec4<u32>(order[j], order[j + 1u], order[j + 2u], order[j + 3u]) * p.d + c;
+        let v = vec4<f32>(src[o.x], src[o.y], src[o.z], src[o.w]);
+        acc = (((acc + v.x) + v.y) + v.z) + v.w;
+    }
+    for (; j < end; j++) {
         acc += src[order[j] * p.d + c];
     }
     let o = seg_rows[s] * p.d + c;
