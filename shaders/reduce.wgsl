@@ -130,7 +130,16 @@ fn cols_tree(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     let c = blk * CB + lid % CB;
     var acc = 0.0;
     if (c < p.cols) {
-        for (var r = lid / CB; r < p.rows; r += lanes) {
+        // Four rows' loads in flight, added in order as by the plain loop below.
+        var r = lid / CB;
+        for (; r + 3u * lanes < p.rows; r += 4u * lanes) {
+            let v0 = x[r * p.cols + c];
+            let v1 = x[(r + lanes) * p.cols + c];
+            let v2 = x[(r + 2u * lanes) * p.cols + c];
+            let v3 = x[(r + 3u * lanes) * p.cols + c];
+            acc = (((acc + v0) + v1) + v2) + v3;
+        }
+        for (; r < p.rows; r += lanes) {
             acc += x[r * p.cols + c];
         }
     }
