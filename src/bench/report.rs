@@ -758,12 +758,7 @@ fn step_kernels(parts: &[PartResult], summary: &serde_json::Map<String, Value>) 
             f("flops_per_step"),
             f("workgroups_per_step"),
         );
-        let floor = floor_seconds(
-            f("dispatches_per_step"),
-            f("bytes_per_step"),
-            f("flops_per_step"),
-            &c,
-        );
+        let floor = kernel_floor(k, &c);
         m.push_str(&format!(
             "| {} | `{}` | {} | {:.1} % | {} | {} | {} | {} | {} | {} | {} |\n",
             k["phase"].as_str().unwrap_or("?"),
@@ -783,6 +778,17 @@ fn step_kernels(parts: &[PartResult], summary: &serde_json::Map<String, Value>) 
     m
 }
 
+/// [`floor_seconds`] of one kernel row of `bench train --json` (`gpu.kernels[]`).
+fn kernel_floor(k: &Value, c: &Ceilings) -> Option<f64> {
+    let f = |key: &str| k[key].as_f64().unwrap_or(0.0);
+    floor_seconds(
+        f("dispatches_per_step"),
+        f("bytes_per_step"),
+        f("flops_per_step"),
+        c,
+    )
+}
+
 /// How far the step's kernels are from this device's ceilings: their summed floors
 /// ([`floor_seconds`]) against their measured time, and the three kernels losing the most
 /// (measured minus floor). Empty when a ceiling is missing.
@@ -790,13 +796,7 @@ fn headroom(ks: &[Value], c: &Ceilings, total: f64) -> String {
     let mut floors = 0.0;
     let mut lost = Vec::new();
     for k in ks {
-        let f = |key: &str| k[key].as_f64().unwrap_or(0.0);
-        let Some(floor) = floor_seconds(
-            f("dispatches_per_step"),
-            f("bytes_per_step"),
-            f("flops_per_step"),
-            c,
-        ) else {
+        let Some(floor) = kernel_floor(k, c) else {
             return String::new();
         };
         floors += floor;
@@ -805,7 +805,8 @@ fn headroom(ks: &[Value], c: &Ceilings, total: f64) -> String {
             k["kernel"].as_str().unwrap_or("?"),
             k["phase"].as_str().unwrap_or("?")
         );
-        lost.push((f("seconds_per_step") - floor, name));
+        let secs = k["seconds_per_step"].as_f64().unwrap_or(0.0);
+        lost.push((secs - floor, name));
     }
     lost.sort_by(|a, b| b.0.total_cmp(&a.0));
     let top: Vec<String> = lost
