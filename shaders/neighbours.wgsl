@@ -11,8 +11,8 @@
 //              list; per history entry and pair: over gamma, the gradient of the pair's log-weight)
 //
 // No float atomics (WGSL has none), and no CAS loop: in `axpy` one workgroup per batch row walks
-// the row's history songs in order, and for each song its WG invocations split that song's
-// neighbour list. The host checked that every list's columns strictly increase (Csr::sorted),
+// the row's history songs in order (their list ranges staged in workgroup memory first), and for
+// each song its WG invocations split that song's neighbour list. The host checked that every list's columns strictly increase (Csr::sorted),
 // so within one song no two invocations add into the same element; a storage barrier between
 // songs orders the adds. Each element thus sees the same additions in the same order as on the
 // CPU, whatever the GPU. `row_dot` (a workgroup per row) sums per invocation, then a tree in
@@ -66,6 +66,13 @@ fn reduce_partial(lid: u32) {
     }
 }
 
+// `axpy`'s history entries of one row, staged a chunk of WG at a time: each entry's list range
+// and scale, loaded by one invocation each, all at once. The in-order walk below then waits on
+// none of the chain hist → nbr_ptr (→ hist_w) per song, only on the adds into x.
+var<workgroup> st_begin: array<u32, WG>;
+var<workgroup> st_end: array<u32, WG>;
+var<workgroup> st_scale: array<f32, WG>;
+
 @compute @workgroup_size(WG)
 fn axpy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
@@ -73,16 +80,55 @@ fn axpy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (r >= p.rows) { return; }
     let scale = gamma[0];
     let base = r * p.cols;
-    for (var i = hist_ptr[r]; i < hist_ptr[r + 1u]; i++) {
-        let h = hist[i];
-        let sv = scale * entry_weight(i);
-        for (var j = nbr_ptr[h] + lid; j < nbr_ptr[h + 1u]; j += WG) {
-            let s = nbr_cols[j];
-            if (s >= p.lo && s - p.lo < p.cols) {
-                x[base + s - p.lo] += sv * nbr_vals[j];
-            }
+    let e1 = hist_ptr[r + 1u];
+    for (var c = hist_ptr[r]; c < e1; c += WG) {
+        let n = min(WG, e1 - c);
+        if (lid < n) {
+            let h = hist[c + lid];
+            st_begin[lid] = nbr_ptr[h];
+            st_end[lid] = nbr_ptr[h + 1u];
+            st_scale[lid] = scale * entry_weight(c + lid);
         }
-        storageBarrier();
+        workgroupBarrier();
+        // This invocation's first neighbour of the next song is loaded before the current song's
+        // adds (read-only lists: no hazard), so its latency hides behind them. The adds keep
+        // their order: song by song, a storage barrier between songs.
+        var j = st_begin[0] + lid;
+        var s = 0u;
+        var w = 0.0;
+        if (j < st_end[0]) {
+            s = nbr_cols[j];
+            w = nbr_vals[j];
+        }
+        for (var k = 0u; k < n; k++) {
+            let end = st_end[k];
+            let sv = st_scale[k];
+            let jk = j;
+            let sk = s;
+            let wk = w;
+            if (k + 1u < n) {
+                j = st_begin[k + 1u] + lid;
+                if (j < st_end[k + 1u]) {
+                    s = nbr_cols[j];
+                    w = nbr_vals[j];
+                }
+            }
+            if (jk < end) {
+                if (sk >= p.lo && sk - p.lo < p.cols) {
+                    x[base + sk - p.lo] += sv * wk;
+                }
+                // Lists longer than WG: the rest of this song's list, as before.
+                for (var jj = jk + WG; jj < end; jj += WG) {
+                    let sj = nbr_cols[jj];
+                    if (sj >= p.lo && sj - p.lo < p.cols) {
+                        x[base + sj - p.lo] += sv * nbr_vals[jj];
+                    }
+                }
+            }
+            storageBarrier();
+        }
+        // The next chunk overwrites the staging: every invocation must be past this one's walk.
+        workgroupBarrier();
     }
 }
 

@@ -966,12 +966,22 @@ impl NeighbourCase {
     }
 }
 
+/// The neighbour tests' shapes: (songs, batch rows, list length drawn, history length drawn,
+/// tile width). Lists longer than a workgroup (256) in the third; in the fourth, rows with more
+/// history songs than a workgroup, which `axpy` stages a chunk at a time.
+const NEIGHBOUR_CASES: [(usize, usize, usize, usize, usize); 4] = [
+    (1, 1, 1, 1, 1),
+    (97, 6, 12, 9, 40),
+    (700, 9, 300, 20, 256),
+    (900, 3, 5, 600, 512),
+];
+
 /// `neighbour_axpy` over every tile of the catalogue adds γ times the dense scores, and
 /// `neighbour_row_dot` is its γ gradient (f64 oracle and central differences), on lists as
 /// the scorer uses them: more neighbours than a workgroup has invocations, uneven tiles.
 pub fn neighbour_tiles<B: ModelOps>(be: &B) {
     let mut r = rng(270);
-    for (songs, rows, k, l, tile) in [(1, 1, 1, 1, 1), (97, 6, 12, 9, 40), (700, 9, 300, 20, 256)] {
+    for (songs, rows, k, l, tile) in NEIGHBOUR_CASES {
         let c = NeighbourCase::new(&mut r, songs, rows, k, l);
         let nbrs = be
             .csr(songs, songs, &c.nbr_ptr, &c.nbr_cols, Some(&c.nbr_vals))
@@ -1131,7 +1141,7 @@ pub fn neighbour_contract<B: ModelOps>(be: &B) {
 /// same shapes as [`neighbour_tiles`].
 pub fn neighbour_weighted_tiles<B: ModelOps>(be: &B) {
     let mut r = rng(271);
-    for (songs, rows, k, l, tile) in [(1, 1, 1, 1, 1), (97, 6, 12, 9, 40), (700, 9, 300, 20, 256)] {
+    for (songs, rows, k, l, tile) in NEIGHBOUR_CASES {
         let c = NeighbourCase::new(&mut r, songs, rows, k, l);
         let nbrs = be
             .csr(songs, songs, &c.nbr_ptr, &c.nbr_cols, Some(&c.nbr_vals))
@@ -1212,7 +1222,7 @@ pub fn neighbour_weighted_tiles<B: ModelOps>(be: &B) {
 /// [`neighbour_tiles`], with values on the history.
 pub fn neighbour_pair_tiles<B: ModelOps>(be: &B) {
     let mut r = rng(272);
-    for (songs, rows, k, l, tile) in [(1, 1, 1, 1, 1), (97, 6, 12, 9, 40), (700, 9, 300, 20, 256)] {
+    for (songs, rows, k, l, tile) in NEIGHBOUR_CASES {
         let c = NeighbourCase::new(&mut r, songs, rows, k, l);
         let nbrs_with = |vals: &[f32]| {
             be.csr(songs, songs, &c.nbr_ptr, &c.nbr_cols, Some(vals))
