@@ -85,6 +85,83 @@ fn pool_lends_a_somewhat_larger_idle_buffer_before_creating_one() {
     assert_eq!(ctx.stats().buffers_created, after.buffers_created);
 }
 
+/// An output freed while the commands that read it are still pending serves the next output
+/// of its size at once: a loop of ops with no read-back between them (a benchmark's repetitions)
+/// does not create (and zero-fill) a buffer per repetition and hold them all until the submit.
+#[test]
+fn outputs_freed_by_pending_work_serve_the_next_output_before_the_submit() {
+    let Some(g) = common::fresh_gpu() else { return };
+    let ctx = g.context().clone();
+    // 48 × 1,500 floats (288,000 bytes): a size class no other tensor here has.
+    let x = g.upload_f32(&vec![0.5; 48 * 1500], &[48, 1500]).unwrap();
+    drop(g.softmax_rows(&x, false).unwrap());
+    g.sync().unwrap();
+    let before = ctx.stats();
+    for _ in 0..20 {
+        drop(g.softmax_rows(&x, false).unwrap());
+    }
+    let after = ctx.stats();
+    assert_eq!(
+        after.submits, before.submits,
+        "the loop stays within one submit"
+    );
+    assert!(
+        after.buffers_created - before.buffers_created <= 2,
+        "20 softmax outputs, each freed before the next: {before:?} -> {after:?}"
+    );
+}
+
+/// The other half of the pool's ordering rule: a host upload never gets a buffer that pending
+/// commands still read (`Queue::write_buffer` runs before them), while outputs do reuse freed
+/// buffers within the submit. Every product of the chain, each of its own freshly uploaded
+/// operand of one size class, must match the CPU's.
+#[test]
+fn uploads_never_overwrite_what_pending_commands_read() {
+    use ainrnn::backend::cpu::CpuBackend;
+    let Some(g) = common::fresh_gpu() else { return };
+    let cpu = CpuBackend::new();
+    let (m, k, n) = (24, 40, 56);
+    let a: Vec<f32> = (0..m * k)
+        .map(|i| ((i * 7 % 13) as f32 - 6.0) / 6.0)
+        .collect();
+    let xa = g.upload_f32(&a, &[m, k]).unwrap();
+    let ca = cpu.upload_f32(&a, &[m, k]).unwrap();
+    let before = g.context().stats();
+    let mut sums = Vec::new();
+    let mut want = Vec::new();
+    for i in 0..12 {
+        let b: Vec<f32> = (0..k * n)
+            .map(|j| ((j * (i + 3)) % 17) as f32 / 8.0 - 1.0)
+            .collect();
+        // Operand, product and row sums freed or kept as a training step does: the operand and
+        // the product go back to the pool while the commands reading them are pending.
+        let y = g.matmul(&g.upload_f32(&b, &[k, n]).unwrap(), &xa, true, true);
+        let y = y.unwrap();
+        sums.push(g.reduce_rows(ReduceOp::Sum, &y).unwrap());
+        let cy = cpu
+            .matmul(&cpu.upload_f32(&b, &[k, n]).unwrap(), &ca, true, true)
+            .unwrap();
+        want.push(
+            cpu.to_f32(&cpu.reduce_rows(ReduceOp::Sum, &cy).unwrap())
+                .unwrap(),
+        );
+    }
+    assert_eq!(
+        g.context().stats().submits,
+        before.submits,
+        "the chain stays within one submit"
+    );
+    for (i, (s, w)) in sums.iter().zip(&want).enumerate() {
+        let got = g.to_f32(s).unwrap();
+        for (j, (a, b)) in got.iter().zip(w).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                "product {i}, row {j}: GPU {a}, CPU {b}"
+            );
+        }
+    }
+}
+
 ainrnn::kernel_params! {
     /// The layout of `elementwise.wgsl`'s Params under another name.
     struct NotEwParams {

@@ -5,8 +5,10 @@
 //! Ordering rule that shapes this file: `Queue::write_buffer` is executed at the start of the
 //! *next* submit, before every command recorded in the pending encoder. So (1) parameters live in
 //! an arena with one slot per dispatch, written once per submit; (2) a pooled buffer freed while
-//! commands are pending is only reused after that submit; (3) overwriting a live tensor from the
-//! host flushes the pending work first.
+//! commands are pending is only reused for a host upload after that submit, though at once for
+//! a buffer the device writes (commands run in the order recorded, with barriers between
+//! dispatches, so a later kernel's writes follow the pending commands' reads); (3) overwriting a
+//! live tensor from the host flushes the pending work first.
 
 use std::collections::HashMap;
 use std::num::NonZeroU64;
@@ -417,7 +419,15 @@ impl GpuContext {
         }
     }
 
-    fn alloc_locked(&self, st: &mut State, bytes: u64, what: &str) -> Result<GpuBuffer, GpuError> {
+    /// `host_write`: the host fills the buffer (`Queue::write_buffer`, run before every pending
+    /// command), so a buffer freed by pending commands may not serve it (rule 2 above).
+    fn alloc_locked(
+        &self,
+        st: &mut State,
+        bytes: u64,
+        what: &str,
+        host_write: bool,
+    ) -> Result<GpuBuffer, GpuError> {
         if bytes > self.limits.max_storage_buffer_binding_size
             || bytes > self.limits.max_buffer_size
         {
@@ -441,6 +451,17 @@ impl GpuContext {
             st.pooled_bytes -= class;
             st.stats.buffers_reused += 1;
             return Ok(self.wrap(buf, class, bytes));
+        }
+        // Else, for a buffer only the device writes, one of its class freed by the pending
+        // commands (the latest freed). Why: a loop of ops with no read-back (a benchmark's
+        // repetitions, a long chain between submits) would otherwise create a buffer per output,
+        // each zero-filled by wgpu, and hold them all until the submit.
+        if !host_write {
+            if let Some(at) = st.deferred.iter().rposition(|(c, _)| *c == class) {
+                let (_, buf) = st.deferred.remove(at);
+                st.stats.buffers_reused += 1;
+                return Ok(self.wrap(buf, class, bytes));
+            }
         }
         // Else the smallest free buffer of a class up to 4× larger. Why: a step's index
         // uploads (distinct songs, segment pointers) vary in length from batch to batch, and
@@ -540,13 +561,13 @@ impl GpuContext {
     /// A device buffer of at least `bytes` bytes with undefined contents.
     pub fn alloc(&self, bytes: u64, what: &str) -> Result<GpuBuffer, GpuError> {
         let mut st = self.lock();
-        self.alloc_locked(&mut st, bytes, what)
+        self.alloc_locked(&mut st, bytes, what, false)
     }
 
     /// A new buffer holding `data`.
     pub fn upload(&self, data: &[u8], what: &str) -> Result<GpuBuffer, GpuError> {
         let mut st = self.lock();
-        let buf = self.alloc_locked(&mut st, data.len() as u64, what)?;
+        let buf = self.alloc_locked(&mut st, data.len() as u64, what, true)?;
         st.stats.upload_bytes += data.len() as u64;
         if !data.is_empty() {
             // Safe while work is pending: a fresh or pooled-and-idle buffer is not referenced by
@@ -572,7 +593,7 @@ impl GpuContext {
     /// Records a device-side copy of the first `bytes` bytes into a new buffer.
     pub fn duplicate(&self, src: &GpuBuffer, bytes: u64) -> Result<GpuBuffer, GpuError> {
         let mut st = self.lock();
-        let dst = self.alloc_locked(&mut st, bytes, "copy")?;
+        let dst = self.alloc_locked(&mut st, bytes, "copy", false)?;
         if bytes > 0 {
             let enc = Self::encoder(&self.device, &mut st);
             enc.copy_buffer_to_buffer(src.raw(), src.offset, dst.raw(), 0, bytes);
