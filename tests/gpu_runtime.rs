@@ -162,6 +162,34 @@ fn uploads_never_overwrite_what_pending_commands_read() {
     }
 }
 
+/// Rows written straight into the upload's staging memory: each cut or padded with zeros to
+/// the length asked, over memory that held other values before (staging memory is not
+/// cleared: lavapipe's happens to be fresh, so the writer is also checked on a dirty slice).
+#[test]
+fn padded_rows_upload_in_place_with_zero_tails() {
+    let long: Vec<f32> = (0..900).map(|i| i as f32 * 0.25 - 3.0).collect();
+    let short: Vec<f32> = (0..123).map(|i| -(i as f32)).collect();
+    let rows: [&[f32]; 3] = [&short, &[], &long];
+    let mut want = vec![0.0f32; 3 * 700];
+    want[..123].copy_from_slice(&short);
+    want[1400..].copy_from_slice(&long[..700]);
+    let mut dirty = vec![0xA5u8; 3 * 700 * 4];
+    ainrnn::backend::gpu::write_padded_rows((&mut dirty[..]).into(), &rows, 700);
+    assert_eq!(bytemuck::pod_collect_to_vec::<u8, f32>(&dirty), want);
+    let Some(g) = common::fresh_gpu() else { return };
+    // Dirty the pool: a buffer of the class the rows will take (3 × 700 floats, 8,400 bytes →
+    // class 16,384), full of non-zero values, freed and idle.
+    drop(g.upload_f32(&vec![7.5; 3000], &[3000]).unwrap());
+    g.sync().unwrap();
+    let t = g.upload_padded_rows(&rows, 700, "test rows").unwrap();
+    assert_eq!(t.shape(), &[3, 700]);
+    assert_eq!(g.to_f32(&t).unwrap(), want);
+    // No rows, or rows of length 0: an empty tensor, no staging view asked for.
+    let e = g.upload_padded_rows(&rows, 0, "test rows").unwrap();
+    assert_eq!(e.shape(), &[3, 0]);
+    assert!(g.to_f32(&e).unwrap().is_empty());
+}
+
 ainrnn::kernel_params! {
     /// The layout of `elementwise.wgsl`'s Params under another name.
     struct NotEwParams {

@@ -39,11 +39,12 @@ pub struct FeaturesBench {
     /// The CPU path stage by stage.
     pub cpu_stages: CpuStages,
     pub cpu_threads: usize,
-    /// Timed passes of the CPU and librosa measurements (the best is kept; the GPU is timed
-    /// once).
+    /// Timed passes of the CPU, GPU and librosa measurements (the best is kept; the GPU's
+    /// kernel time is taken on one more).
     pub passes: usize,
     pub gpu: Option<String>,
-    /// Wall clock per clip, upload to read-back.
+    /// Wall clock per clip, upload to read-back (best of `passes`: the first also creates the
+    /// batch's buffers, which the warm-up on one clip does not).
     pub gpu_seconds_per_clip: Option<f64>,
     /// Summed kernel time per clip from timestamp queries (when supported).
     pub gpu_kernel_seconds_per_clip: Option<f64>,
@@ -74,7 +75,7 @@ pub fn bench_files(dir: &Path, n: usize) -> Result<Vec<PathBuf>, IoError> {
     Ok((0..n).map(|i| f[i % f.len()].clone()).collect())
 }
 
-/// Timed passes of the CPU measurements (and of librosa): the best is reported, so that a
+/// Timed passes of the CPU and GPU measurements (and of librosa): the best is reported, so that a
 /// moment of load from other processes on a small machine does not decide the ratio.
 pub const PASSES: usize = 3;
 
@@ -229,7 +230,7 @@ pub fn run(
     let (mut gpu_s, mut kernel_s, mut gpu_name) = (None, None, None);
     if let Some(g) = &gpu {
         gpu_name = Some(g.describe());
-        gpu_s = Some(time_features(g, &clips, 1)?);
+        gpu_s = Some(time_features(g, &clips, PASSES)?);
         let plan = AudioPlan::new(g)?;
         if g.context().timer_start()? {
             extract_batch(g, &plan, &clips, None)?;
@@ -277,7 +278,7 @@ pub fn run(
 pub fn render(r: &FeaturesBench) -> String {
     let ms = |s: f64| format!("{:.2} ms", s * 1e3);
     let mut o = format!(
-        "bench features: {} clips of {:.0} s ({} CPU threads; CPU and librosa: best of {} passes)\n",
+        "bench features: {} clips of {:.0} s ({} CPU threads; CPU, GPU and librosa: best of {} passes)\n",
         r.clips, r.clip_seconds, r.cpu_threads, r.passes
     );
     o += &format!(

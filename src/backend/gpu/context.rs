@@ -577,6 +577,35 @@ impl GpuContext {
         Ok(buf)
     }
 
+    /// A new buffer of `bytes` bytes (a multiple of 4) that `fill` writes in place, in wgpu's
+    /// staging memory for the upload: the data need not be assembled in a host buffer first
+    /// (a batch of padded audio clips is hundreds of MB, which would be written twice).
+    pub fn upload_with(
+        &self,
+        bytes: u64,
+        what: &str,
+        fill: impl FnOnce(&mut wgpu::QueueWriteBufferView),
+    ) -> Result<GpuBuffer, GpuError> {
+        let buf = {
+            let mut st = self.lock();
+            let buf = self.alloc_locked(&mut st, bytes, what, true)?;
+            st.stats.upload_bytes += bytes;
+            buf
+        };
+        // Written at the next submit, like `upload` (the buffer is fresh or idle: rule 2).
+        if let Some(size) = NonZeroU64::new(bytes) {
+            let mut view = self
+                .queue
+                .write_buffer_with(buf.raw(), 0, size)
+                .ok_or_else(|| GpuError::Validation {
+                    context: format!("uploading {bytes} bytes for {what}"),
+                    message: "the queue refused a staging view of that size".into(),
+                })?;
+            fill(&mut view);
+        }
+        Ok(buf)
+    }
+
     /// Overwrites an existing buffer from the host, after the pending work that may read it.
     pub fn overwrite(&self, buf: &GpuBuffer, data: &[u8]) -> Result<(), GpuError> {
         let mut st = self.lock();

@@ -172,9 +172,41 @@ impl GpuBackend {
         Ok(Tensor::from_parts(shape.to_vec(), dtype, Arc::new(buf)))
     }
 
+    /// `[rows.len(), len]`: each row cut or padded with zeros to `len` values, written straight
+    /// into the upload's staging memory (no padded copy on the host first).
+    pub fn upload_padded_rows(
+        &self,
+        rows: &[&[f32]],
+        len: usize,
+        what: &str,
+    ) -> OpResult<GpuTensor> {
+        let bytes = (rows.len() * len * 4) as u64;
+        let buf = self.ctx.upload_with(bytes, what, |view| {
+            write_padded_rows(view.slice(..), rows, len)
+        })?;
+        Ok(Tensor::from_parts(
+            vec![rows.len(), len],
+            DType::F32,
+            Arc::new(buf),
+        ))
+    }
+
     /// Workgroup grid for one invocation per item, [`WORKGROUP_SIZE`] invocations per workgroup.
     pub fn grid(&self, op: &'static str, threads: u64) -> OpResult<[u32; 3]> {
         Ok(self.ctx.threads_grid(op, threads)?)
+    }
+}
+
+/// Writes `rows` as f32 bytes into `dst` (`rows.len() × len × 4` bytes), each row cut or padded
+/// with zeros to `len` values: every byte is written (staging memory may hold old data).
+pub fn write_padded_rows(mut dst: wgpu::WriteOnly<'_, [u8]>, rows: &[&[f32]], len: usize) {
+    let row_bytes = len * 4;
+    for (i, r) in rows.iter().enumerate() {
+        let r = &r[..r.len().min(len)];
+        let (at, data) = (i * row_bytes, r.len() * 4);
+        dst.slice(at..at + data)
+            .copy_from_slice(bytemuck::cast_slice(r));
+        dst.slice(at + data..at + row_bytes).fill(0);
     }
 }
 
