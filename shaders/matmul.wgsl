@@ -24,6 +24,15 @@
 //   consecutive K of one row (A not transposed, B transposed), their stores fall 132 floats
 //   apart, two to a bank of 32 instead of all sixteen in one (a 16-way conflict unpadded).
 //
+// `matmul16`: C too small for the other tiles to fill a GPU, over a long K (the recurrent
+// layers' weight gradients xᵀ·∂h: 32 × 32 over K = batch × steps = 800, one or two workgroups
+// of `matmul32`, each waiting on its loads once per 16 of K). A 16x16 tile per workgroup, one
+// output per invocation (four times `matmul32`'s workgroups on such a C), K in slices of 64
+// (a fourth of the waits), the next slice read into registers while this one is summed.
+//
+// Every kernel sums K in the same order (one fused multiply-add per k, k ascending, from 0;
+// the zeros past K's end add nothing), so they give the same bits and the tuner picks by time.
+//
 // With `has_bias`, row vector `bias` (n values) is added to every row of C in the store: a
 // linear layer's bias costs no dispatch of its own.
 //
@@ -183,12 +192,17 @@ fn store(c_off: u32, r: u32, col: u32, step: u32, v: vec4<f32>) {
     for (var j = 0u; j < 4u; j++) {
         let cc = col + step * j;
         if (cc >= p.n) { return; }
-        let idx = c_off + r * p.n + cc;
-        var x = p.alpha * v[j];
-        if (p.beta != 0.0) { x = x + p.beta * c[idx]; }
-        if (p.has_bias != 0u) { x = x + bias[cc]; }
-        c[idx] = x;
+        store_one(c_off, r, cc, v[j]);
     }
+}
+
+// C[r, cc] = alpha · v (+ beta · C[r, cc]) (+ bias[cc]), inside C.
+fn store_one(c_off: u32, r: u32, cc: u32, v: f32) {
+    let idx = c_off + r * p.n + cc;
+    var x = p.alpha * v;
+    if (p.beta != 0.0) { x = x + p.beta * c[idx]; }
+    if (p.has_bias != 0u) { x = x + bias[cc]; }
+    c[idx] = x;
 }
 
 // Element e of a BK x `tile` slice of op(A) at rows row0.., K k0..: its K index and row within
@@ -201,9 +215,14 @@ struct Elem {
 }
 
 fn a_elem(e: u32, tile: u32, row0: u32, k0: u32, k_end: u32, a_off: u32) -> Elem {
+    return a_elem_bk(e, tile, BK, row0, k0, k_end, a_off);
+}
+
+// `a_elem` for a slice of `bk` rows of K.
+fn a_elem_bk(e: u32, tile: u32, bk: u32, row0: u32, k0: u32, k_end: u32, a_off: u32) -> Elem {
     var r: u32;
     var kk: u32;
-    if (TRANS_A) { kk = e / tile; r = e % tile; } else { r = e / BK; kk = e % BK; }
+    if (TRANS_A) { kk = e / tile; r = e % tile; } else { r = e / bk; kk = e % bk; }
     let gr = row0 + r;
     let gk = k0 + kk;
     var v = 0.0;
@@ -215,9 +234,14 @@ fn a_elem(e: u32, tile: u32, row0: u32, k0: u32, k_end: u32, a_off: u32) -> Elem
 
 // The same for op(B): element e of a BK x `tile` slice at columns col0...
 fn b_elem(e: u32, tile: u32, col0: u32, k0: u32, k_end: u32, b_off: u32) -> Elem {
+    return b_elem_bk(e, tile, BK, col0, k0, k_end, b_off);
+}
+
+// `b_elem` for a slice of `bk` rows of K.
+fn b_elem_bk(e: u32, tile: u32, bk: u32, col0: u32, k0: u32, k_end: u32, b_off: u32) -> Elem {
     var cc: u32;
     var kb: u32;
-    if (TRANS_B) { cc = e / BK; kb = e % BK; } else { kb = e / tile; cc = e % tile; }
+    if (TRANS_B) { cc = e / bk; kb = e % bk; } else { kb = e / tile; cc = e % tile; }
     let gc = col0 + cc;
     let gkb = k0 + kb;
     var w = 0.0;
@@ -403,4 +427,70 @@ fn matmul128p(@builtin(workgroup_id) wid: vec3<u32>,
     }
 
     store8x8(sl.c_off, row0, col0, lid.xy, acc);
+}
+
+// `matmul16`'s slice of K and its tiles, K rows padded to 17 floats: where consecutive
+// invocations stage consecutive K of one row or column, their stores fall in different banks.
+const BK16: u32 = 64u;
+const PAD16: u32 = 17u;
+var<workgroup> tile_a16: array<f32, 1088>; // [BK16][PAD16]
+var<workgroup> tile_b16: array<f32, 1088>;
+
+// Four staged values of op(A) and of op(B) of one invocation (elements li + 256·l, l = 0..3).
+struct Staged16 {
+    a: vec4<f32>,
+    b: vec4<f32>,
+}
+
+fn stage16(li: u32, row0: u32, col0: u32, k0: u32, sl: Slice) -> Staged16 {
+    let ke = sl.k_end;
+    return Staged16(
+        vec4<f32>(a_elem_bk(li, 16u, BK16, row0, k0, ke, sl.a_off).v,
+                  a_elem_bk(li + 256u, 16u, BK16, row0, k0, ke, sl.a_off).v,
+                  a_elem_bk(li + 512u, 16u, BK16, row0, k0, ke, sl.a_off).v,
+                  a_elem_bk(li + 768u, 16u, BK16, row0, k0, ke, sl.a_off).v),
+        vec4<f32>(b_elem_bk(li, 16u, BK16, col0, k0, ke, sl.b_off).v,
+                  b_elem_bk(li + 256u, 16u, BK16, col0, k0, ke, sl.b_off).v,
+                  b_elem_bk(li + 512u, 16u, BK16, col0, k0, ke, sl.b_off).v,
+                  b_elem_bk(li + 768u, 16u, BK16, col0, k0, ke, sl.b_off).v));
+}
+
+// Element e of the slice into its tile, where `a_elem_bk` (`b_elem_bk`) read it from (called
+// for its index arithmetic alone: with k_end 0 it reads nothing).
+fn put16a(e: u32, v: f32) {
+    let x = a_elem_bk(e, 16u, BK16, 0u, 0u, 0u, 0u);
+    tile_a16[x.k * PAD16 + x.i] = v;
+}
+
+fn put16b(e: u32, v: f32) {
+    let y = b_elem_bk(e, 16u, BK16, 0u, 0u, 0u, 0u);
+    tile_b16[y.k * PAD16 + y.i] = v;
+}
+
+@compute @workgroup_size(16, 16)
+fn matmul16(@builtin(workgroup_id) wid: vec3<u32>,
+            @builtin(local_invocation_id) lid: vec3<u32>,
+            @builtin(local_invocation_index) li: u32) {
+    let sl = slice_of(wid.z);
+    let row0 = wid.y * 16u;
+    let col0 = wid.x * 16u;
+    var acc = 0.0;
+    var st = stage16(li, row0, col0, sl.k_begin, sl);
+    for (var k0 = sl.k_begin; k0 < sl.k_end; k0 += BK16) {
+        put16a(li, st.a.x); put16a(li + 256u, st.a.y); put16a(li + 512u, st.a.z); put16a(li + 768u, st.a.w);
+        put16b(li, st.b.x); put16b(li + 256u, st.b.y); put16b(li + 512u, st.b.z); put16b(li + 768u, st.b.w);
+        workgroupBarrier();
+        // The next slice's loads go out before this slice's FMAs (uniform branch).
+        let kn = k0 + BK16;
+        if (kn < sl.k_end) {
+            st = stage16(li, row0, col0, kn, sl);
+        }
+        for (var kk = 0u; kk < BK16; kk++) {
+            acc = fma(tile_a16[kk * PAD16 + lid.y], tile_b16[kk * PAD16 + lid.x], acc);
+        }
+        workgroupBarrier();
+    }
+    if (row0 + lid.y < p.m && col0 + lid.x < p.n) {
+        store_one(sl.c_off, row0 + lid.y, col0 + lid.x, acc);
+    }
 }

@@ -526,6 +526,7 @@ fn a_forced_matmul_kernel_runs_every_product() {
     let big = g.upload_f32(&vec![0.25; 1030 * 40], &[1030, 40]).unwrap();
     let small = g.upload_f32(&vec![0.25; 200 * 40], &[200, 40]).unwrap();
     for (k, name) in [
+        (MatmulKernel::Tile16, "matmul16"),
         (MatmulKernel::Tile32, "matmul32"),
         (MatmulKernel::Tile64, "matmul"),
         (MatmulKernel::Tile128, "matmul128"),

@@ -205,7 +205,7 @@ fn per_kernel(case: Case, sizes: Sizes) -> bool {
 pub struct Row {
     pub op: &'static str,
     pub size: String,
-    /// The GPU kernel the row forced (`matmul32`, `matmul`, `matmul128`, `matmul128p`); `None`: the
+    /// The GPU kernel the row forced (`matmul16`, `matmul32`, `matmul`, `matmul128`, `matmul128p`); `None`: the
     /// backend's own choice, what the model's products get.
     pub kernel: Option<&'static str>,
     pub unit: &'static str,

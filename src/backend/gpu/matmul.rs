@@ -47,6 +47,9 @@ pub enum MatmulKernel {
     /// tiles, `matmul` between.
     #[default]
     Auto,
+    /// `matmul16`: 16 × 16 tiles, one output per invocation, K in slices of 64 (a small C over a
+    /// long K: more workgroups, fewer waits on loads). Only the tuner or a caller picks it.
+    Tile16,
     /// `matmul32`: 32 × 64 tiles, 2 × 4 outputs per invocation (`Auto`: C of at most 32 rows).
     Tile32,
     /// `matmul`: 64 × 64 tiles, 4 × 4 outputs per invocation.
@@ -59,7 +62,8 @@ pub enum MatmulKernel {
 
 impl MatmulKernel {
     /// Every kernel (all but `Auto`), for `bench ops` and the tests to force one at a time.
-    pub const FORCED: [MatmulKernel; 4] = [
+    pub const FORCED: [MatmulKernel; 5] = [
+        MatmulKernel::Tile16,
         MatmulKernel::Tile32,
         MatmulKernel::Tile64,
         MatmulKernel::Tile128,
@@ -69,6 +73,7 @@ impl MatmulKernel {
     /// The entry point's name in `matmul.wgsl` (`Auto`: the one large products take).
     pub fn entry(self) -> &'static str {
         match self {
+            MatmulKernel::Tile16 => "matmul16",
             MatmulKernel::Tile32 => "matmul32",
             MatmulKernel::Tile64 => "matmul",
             MatmulKernel::Auto | MatmulKernel::Tile128 => "matmul128",
@@ -79,6 +84,7 @@ impl MatmulKernel {
     /// Rows and columns of C per workgroup.
     fn tile(self) -> (usize, usize) {
         match self {
+            MatmulKernel::Tile16 => (16, 16),
             MatmulKernel::Tile32 => (SMALL_TILE_M, TILE),
             MatmulKernel::Tile64 => (TILE, TILE),
             _ => (BIG_TILE, BIG_TILE),
@@ -265,7 +271,7 @@ impl TuneKey {
 /// One kernel's time on the product the tuner timed.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct KernelTiming {
-    /// The entry point (`matmul32`, `matmul`, `matmul128`, `matmul128p`).
+    /// The entry point (`matmul16`, `matmul32`, `matmul`, `matmul128`, `matmul128p`).
     pub kernel: &'static str,
     /// Its fastest timed run, in microseconds.
     pub micros: f64,
