@@ -958,8 +958,7 @@ impl GpuContext {
         if timed > 0 {
             let period = self.queue.get_timestamp_period() as f64;
             let t = st.timer.as_mut().expect("timer checked above");
-            let bytes = self.map_read(&t.readback, timed as u64 * 8)?;
-            let ticks: &[u64] = bytemuck::cast_slice(&bytes);
+            let ticks: Vec<u64> = self.map_read(&t.readback, timed as u64 * 8)?;
             for (pair, &k) in ticks.chunks_exact(2).zip(&t.pass_kernel) {
                 let ns = pair[1].saturating_sub(pair[0]) as f64 * period;
                 t.total_ns += ns;
@@ -986,7 +985,13 @@ impl GpuContext {
         self.check_errors()
     }
 
-    fn map_read(&self, buf: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>, GpuError> {
+    /// The first `bytes` bytes of a mappable buffer as `T`s, copied once: straight from the
+    /// mapped range into the vector returned (`bytes` a multiple of `T`'s size).
+    fn map_read<T: bytemuck::Pod>(
+        &self,
+        buf: &wgpu::Buffer,
+        bytes: u64,
+    ) -> Result<Vec<T>, GpuError> {
         let (tx, rx) = mpsc::channel();
         buf.map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
             let _ = tx.send(r);
@@ -999,16 +1004,29 @@ impl GpuContext {
             Ok(Err(e)) => return Err(GpuError::Map(e.to_string())),
             Err(e) => return Err(GpuError::Map(format!("no map callback: {e}"))),
         }
-        let out = buf
-            .get_mapped_range(0..bytes)
-            .map_err(|e| GpuError::Map(e.to_string()))?
-            .to_vec();
+        let mut out = vec![T::zeroed(); bytes as usize / std::mem::size_of::<T>()];
+        {
+            let view = buf
+                .get_mapped_range(0..bytes)
+                .map_err(|e| GpuError::Map(e.to_string()))?;
+            bytemuck::cast_slice_mut::<T, u8>(&mut out).copy_from_slice(&view);
+        }
         buf.unmap();
         Ok(out)
     }
 
     /// Copies the first `bytes` bytes of a buffer to the host, after all pending work.
     pub fn download(&self, src: &GpuBuffer, bytes: u64) -> Result<Vec<u8>, GpuError> {
+        self.download_as(src, bytes)
+    }
+
+    /// [`GpuContext::download`] into a vector of `T` (`bytes` a multiple of its size), without
+    /// an intermediate byte vector: a feature batch's read-back is hundreds of MB.
+    pub fn download_as<T: bytemuck::Pod>(
+        &self,
+        src: &GpuBuffer,
+        bytes: u64,
+    ) -> Result<Vec<T>, GpuError> {
         if bytes == 0 {
             return Ok(Vec::new());
         }
@@ -1200,10 +1218,9 @@ impl GpuContext {
         st.stats.upload_bytes += arena.len() as u64;
         st.stats.param_bytes += arena.len() as u64;
         st.stats.readbacks += 1;
-        let ticks = self.map_read(&readback, bytes)?;
+        let ticks: Vec<u64> = self.map_read(&readback, bytes)?;
         drop(st);
         self.check_errors()?;
-        let ticks: &[u64] = bytemuck::cast_slice(&ticks);
         let period = self.queue.get_timestamp_period() as f64;
         let per_run = 2 * repeats as usize;
         Ok(Some(

@@ -311,13 +311,11 @@ impl Backend for GpuBackend {
     }
 
     fn to_f32_kernel(&self, t: &GpuTensor) -> OpResult<Vec<f32>> {
-        let bytes = self.ctx.download(raw(t), t.len() as u64 * 4)?;
-        Ok(bytemuck::pod_collect_to_vec(&bytes))
+        Ok(self.ctx.download_as(raw(t), t.len() as u64 * 4)?)
     }
 
     fn to_u32_kernel(&self, t: &GpuTensor) -> OpResult<Vec<u32>> {
-        let bytes = self.ctx.download(raw(t), t.len() as u64 * 4)?;
-        Ok(bytemuck::pod_collect_to_vec(&bytes))
+        Ok(self.ctx.download_as(raw(t), t.len() as u64 * 4)?)
     }
 
     fn write_f32_kernel(&self, t: &mut GpuTensor, data: &[f32]) -> OpResult<()> {

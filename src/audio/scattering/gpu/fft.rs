@@ -159,6 +159,5 @@ pub fn fft_batch(
     let a = ctx.upload(bytemuck::cast_slice(data), "fft_batch a")?;
     let b = ctx.alloc(data.len() as u64 * 4, "fft_batch b")?;
     let r = run(g, [&a, &b], 0, &jobs, &tw, inverse)?;
-    let bytes = ctx.download([&a, &b][r], data.len() as u64 * 4)?;
-    Ok(bytemuck::pod_collect_to_vec(&bytes))
+    Ok(ctx.download_as([&a, &b][r], data.len() as u64 * 4)?)
 }
