@@ -39,6 +39,9 @@ fn quick_gpu_report_runs_every_part_and_writes_its_figures() {
         "epoch_seconds_gpu",
         "epoch_seconds_cpu_projected",
         "features_clips_per_second_kernel",
+        // The features' wall on each backend: what a user's `features` run gains.
+        "features_gpu_seconds_per_clip",
+        "features_cpu_seconds_per_clip",
         "scattering_gpu_seconds_per_clip",
         "ndcg10_cpu",
         "ndcg10_gpu",

@@ -560,6 +560,12 @@ fn summarise(parts: &[PartResult]) -> serde_json::Map<String, Value> {
             "features_cpu_seconds_per_clip",
             f.get("cpu_seconds_per_clip").cloned(),
         );
+        // The GPU's wall per clip (upload to read-back) beside the CPU's: whether a user's
+        // `features` run gains from the GPU, which the kernel-time target does not say.
+        put(
+            "features_gpu_seconds_per_clip",
+            f.get("gpu_seconds_per_clip").cloned(),
+        );
     }
     if let Some(sc) = last("scattering") {
         put(
