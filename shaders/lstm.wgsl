@@ -205,6 +205,15 @@ fn seq_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     let j = ln.j;
     hs[lid] = vec2<f32>(0.0);
     var cp = 0.0;
+    // Each step's mask and input part are loaded a step ahead, before the previous step's
+    // recurrent sums, so a step does not start by waiting on memory.
+    var mk_next = 0.0;
+    var xw_next = vec4<f32>(0.0);
+    if (ln.live) {
+        let row0 = ln.b * p.steps;
+        mk_next = mask[row0];
+        xw_next = xw_at(row0 * 4u * H + j);
+    }
     workgroupBarrier();
     for (var t = 0u; t < p.steps; t++) {
         let rd = t & 1u;
@@ -212,15 +221,21 @@ fn seq_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         var cn = 0.0;
         if (ln.live) {
             let row = ln.b * p.steps + t;
+            let mk = mk_next;
+            let xv = xw_next;
+            if (t + 1u < p.steps) {
+                mk_next = mask[row + 1u];
+                xw_next = xw_at((row + 1u) * 4u * H + j);
+            }
             let hp = hs[lid][rd];
             hprev[row * H + j] = hp;
             let g0 = row * 4u * H + j;
-            if (mask[row] <= 0.0) {
+            if (mk <= 0.0) {
                 hn = hp;
                 cn = cp;
                 write_gates(g0, vec4<f32>(0.0));
             } else {
-                var a = xw_at(g0);
+                var a = xv;
                 if (t > 0u) {
                     for (var k = 0u; k < H; k++) {
                         let hv = hs[ln.base + k][rd];
@@ -252,6 +267,17 @@ fn seq_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     // ∂h carried through masked steps, ∂c carried to the previous step.
     var ch = 0.0;
     var cc = 0.0;
+    // Each step's ∂h and mask are loaded an iteration ahead (going back in time), and its
+    // successor's mask is the one the previous iteration used: a step does not start by waiting
+    // on memory.
+    var dh_next = 0.0;
+    var mk_next = 0.0;
+    var mk_after = 0.0;
+    if (ln.live) {
+        let last = ln.b * p.steps + p.steps - 1u;
+        dh_next = dh[last * H + j];
+        mk_next = mask[last];
+    }
     workgroupBarrier();
     for (var s = 0u; s < p.steps; s++) {
         let t = p.steps - 1u - s;
@@ -259,8 +285,17 @@ fn seq_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
         var dg = vec4<f32>(0.0);
         if (ln.live) {
             let row = ln.b * p.steps + t;
-            var dht = dh[row * H + j] + ch;
-            if (t + 1u < p.steps && mask[row + 1u] > 0.0) {
+            let dhv = dh_next;
+            let mk = mk_next;
+            // mask[row + 1] (0 past the sequence's end: never read then).
+            let mk1 = mk_after;
+            mk_after = mk;
+            if (t > 0u) {
+                dh_next = dh[(row - 1u) * H + j];
+                mk_next = mask[row - 1u];
+            }
+            var dht = dhv + ch;
+            if (t + 1u < p.steps && mk1 > 0.0) {
                 let wrow = j * 4u * H;
                 for (var k = 0u; k < H; k++) {
                     let d = dg_at(rd, ln.base + k);
@@ -270,7 +305,7 @@ fn seq_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
                     dht = fma(d.w, wh[wrow + 3u * H + k], dht);
                 }
             }
-            if (mask[row] <= 0.0) {
+            if (mk <= 0.0) {
                 ch = dht;
                 write_dgates(row * 4u * H + j, dg);
             } else {
