@@ -566,15 +566,7 @@ impl GpuContext {
 
     /// A new buffer holding `data`.
     pub fn upload(&self, data: &[u8], what: &str) -> Result<GpuBuffer, GpuError> {
-        let mut st = self.lock();
-        let buf = self.alloc_locked(&mut st, data.len() as u64, what, true)?;
-        st.stats.upload_bytes += data.len() as u64;
-        if !data.is_empty() {
-            // Safe while work is pending: a fresh or pooled-and-idle buffer is not referenced by
-            // any recorded command (see the module comment).
-            self.queue.write_buffer(buf.raw(), 0, data);
-        }
-        Ok(buf)
+        self.upload_with(data.len() as u64, what, |view| view.copy_from_slice(data))
     }
 
     /// A new buffer of `bytes` bytes (a multiple of 4) that `fill` writes in place, in wgpu's
@@ -592,7 +584,8 @@ impl GpuContext {
             st.stats.upload_bytes += bytes;
             buf
         };
-        // Written at the next submit, like `upload` (the buffer is fresh or idle: rule 2).
+        // Written at the start of the next submit. Safe while work is pending: a fresh or
+        // pooled-and-idle buffer is not referenced by any recorded command (rule 2 above).
         if let Some(size) = NonZeroU64::new(bytes) {
             let mut view = self
                 .queue
