@@ -157,6 +157,28 @@ pub fn rng(seed: u64) -> StdRng {
     StdRng::seed_from_u64(seed)
 }
 
+/// The central difference of `loss(x, y)` in element `i` of `x` (`in_x`) or of `y`, moved by
+/// ±`eps`: the finite-difference side of the backward ops' gradient checks.
+pub fn central_diff2(
+    loss: impl Fn(&[f32], &[f32]) -> f64,
+    (x, y): (&[f32], &[f32]),
+    in_x: bool,
+    i: usize,
+    eps: f32,
+) -> f64 {
+    let moved = |v: &[f32], d: f32| {
+        let mut m = v.to_vec();
+        m[i] += d;
+        m
+    };
+    let (lp, lq) = if in_x {
+        (loss(&moved(x, eps), y), loss(&moved(x, -eps), y))
+    } else {
+        (loss(x, &moved(y, eps)), loss(x, &moved(y, -eps)))
+    };
+    (lp - lq) / (2.0 * eps as f64)
+}
+
 /// `n` values uniform in [lo, hi).
 pub fn uniform(r: &mut StdRng, n: usize, lo: f32, hi: f32) -> Vec<f32> {
     (0..n).map(|_| r.random_range(lo..hi)).collect()

@@ -323,20 +323,9 @@ pub fn backward_finite_difference<B: Backend>(be: &B) {
     let da = be.to_f32(&be.matmul(&w, &b, false, true).unwrap()).unwrap();
     let db = be.to_f32(&be.matmul(&a, &w, true, false).unwrap()).unwrap();
     let h = 1e-3f32;
-    let fd = |x: &[f32], i: usize, which_a: bool| {
-        let mut p = x.to_vec();
-        let mut q = x.to_vec();
-        p[i] += h;
-        q[i] -= h;
-        let (lp, lq) = if which_a {
-            (loss(&p, &bv), loss(&q, &bv))
-        } else {
-            (loss(&av, &p), loss(&av, &q))
-        };
-        (lp - lq) / (2.0 * h as f64)
-    };
-    let want_a: Vec<f64> = (0..av.len()).map(|i| fd(&av, i, true)).collect();
-    let want_b: Vec<f64> = (0..bv.len()).map(|i| fd(&bv, i, false)).collect();
+    let fd = |in_a: bool, i: usize| central_diff2(loss, (&av, &bv), in_a, i, h);
+    let want_a: Vec<f64> = (0..av.len()).map(|i| fd(true, i)).collect();
+    let want_b: Vec<f64> = (0..bv.len()).map(|i| fd(false, i)).collect();
     let tol = Tol {
         rel: 1e-3,
         abs: 1e-4,

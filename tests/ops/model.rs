@@ -100,19 +100,9 @@ pub fn indrnn_backward_finite_difference<B: ModelOps>(be: &B) {
                 .sum()
         };
         let eps = 1e-3f32;
-        let fd = |x: &[f32], i: usize, is_u: bool| {
-            let (mut p, mut q) = (x.to_vec(), x.to_vec());
-            p[i] += eps;
-            q[i] -= eps;
-            let (lp, lq) = if is_u {
-                (loss(&pre, &p), loss(&pre, &q))
-            } else {
-                (loss(&p, &u), loss(&q, &u))
-            };
-            (lp - lq) / (2.0 * eps as f64)
-        };
-        let want_pre: Vec<f64> = (0..pre.len()).map(|i| fd(&pre, i, false)).collect();
-        let want_u: Vec<f64> = (0..u.len()).map(|i| fd(&u, i, true)).collect();
+        let fd = |in_pre: bool, i: usize| central_diff2(loss, (&pre, &u), in_pre, i, eps);
+        let want_pre: Vec<f64> = (0..pre.len()).map(|i| fd(true, i)).collect();
+        let want_u: Vec<f64> = (0..u.len()).map(|i| fd(false, i)).collect();
         let tol = Tol {
             rel: 2e-3,
             abs: 2e-4,
@@ -342,17 +332,7 @@ fn lstm_fd_case<B: ModelOps>(
             .sum()
     };
     let eps = 1e-3f32;
-    let fd = |x: &[f32], i: usize, is_wh: bool| {
-        let (mut p, mut q) = (x.to_vec(), x.to_vec());
-        p[i] += eps;
-        q[i] -= eps;
-        let (lp, lq) = if is_wh {
-            (loss(&xw, &p), loss(&xw, &q))
-        } else {
-            (loss(&p, &wh), loss(&q, &wh))
-        };
-        (lp - lq) / (2.0 * eps as f64)
-    };
+    let fd = |in_xw: bool, i: usize| central_diff2(loss, (&xw, &wh), in_xw, i, eps);
     let mut pick = |n: usize| -> Vec<usize> {
         match picks {
             None => (0..n).collect(),
@@ -369,13 +349,13 @@ fn lstm_fd_case<B: ModelOps>(
     assert_close(
         &format!("lstm {b}x{l}x{h} ∂xw vs finite differences"),
         &ix.iter().map(|&i| got_xw[i]).collect::<Vec<_>>(),
-        &ix.iter().map(|&i| fd(&xw, i, false)).collect::<Vec<_>>(),
+        &ix.iter().map(|&i| fd(true, i)).collect::<Vec<_>>(),
         tol,
     );
     assert_close(
         &format!("lstm {b}x{l}x{h} ∂W_h vs finite differences"),
         &iw.iter().map(|&i| got_wh[i]).collect::<Vec<_>>(),
-        &iw.iter().map(|&i| fd(&wh, i, true)).collect::<Vec<_>>(),
+        &iw.iter().map(|&i| fd(false, i)).collect::<Vec<_>>(),
         tol,
     );
 }
