@@ -735,3 +735,65 @@ fn bench_steps_at_100k_songs_create_no_buffer_after_warm_up() {
     assert_eq!(counters.1, 0.0, "new buffers per step: {counters:?}");
     assert_eq!(counters.2, 0.0, "read-backs per step: {counters:?}");
 }
+
+/// What the trainer reads back comes back with one wait each: a ranking of a catalogue in
+/// several tiles (each tile's top-k scores and ids), and a checkpoint (every parameter's value
+/// and Adam moments), which restores on the CPU to the values the GPU holds.
+#[test]
+fn a_ranking_and_a_checkpoint_each_take_one_read_back() {
+    use ainrnn::backend::cpu::CpuBackend;
+    use ainrnn::bench::train::SyntheticHistories;
+    use ainrnn::model::batch::upload;
+    use ainrnn::model::checkpoint::{encode, Checkpoint};
+    use ainrnn::model::{Model, ModelConfig, ModelKind};
+
+    let Some(g) = common::gpu() else { return };
+    let songs = 3_000;
+    let mut cfg = ModelConfig::new(ModelKind::Ainrnn, songs);
+    (cfg.layers, cfg.hidden, cfg.emb, cfg.max_history) = (2, 16, 16, 12);
+    cfg.tile = 1_024; // three tiles
+    cfg.neighbours = 20;
+    let synth = SyntheticHistories::new(songs, 3);
+    let users = synth.examples(0, 300, 12, 5);
+    let fit: Vec<(Vec<u32>, Vec<f32>)> = users
+        .iter()
+        .map(|e| (e.songs.clone(), e.plays.clone()))
+        .collect();
+    let ids: Vec<u32> = (0..fit.len() as u32).collect();
+    let mut model = Model::new(&g, cfg.clone(), None).unwrap();
+    model.fit_neighbours(&fit, &ids, ainrnn::model::neighbours::Similarity::COSINE);
+    assert_eq!(model.scorer.tiles.len(), 3);
+    let batch = upload(&g, &model.cfg, None, &users[..40]).unwrap();
+    g.sync().unwrap();
+    let before = g.context().stats().readbacks;
+    let ranked = model.recommend(&g, &batch, 10).unwrap();
+    assert_eq!(
+        g.context().stats().readbacks - before,
+        1,
+        "one wait per ranking"
+    );
+    assert!(ranked.iter().all(|r| r.len() == 10));
+
+    let before = g.context().stats().readbacks;
+    let bytes = encode(&g, &model, &[]).unwrap();
+    assert_eq!(
+        g.context().stats().readbacks - before,
+        1,
+        "one wait per checkpoint"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.ckpt");
+    std::fs::write(&path, &bytes).unwrap();
+    let cpu = Checkpoint::load(&path)
+        .unwrap()
+        .restore(&CpuBackend::new(), None)
+        .unwrap();
+    assert_eq!(cpu.params.list.len(), model.params.list.len());
+    for (c, p) in cpu.params.list.iter().zip(&model.params.list) {
+        assert_eq!(c.name, p.name);
+        let cb = CpuBackend::new();
+        for (x, y) in [(&c.value, &p.value), (&c.m, &p.m), (&c.v, &p.v)] {
+            assert_eq!(cb.to_f32(x).unwrap(), g.to_f32(y).unwrap(), "{}", p.name);
+        }
+    }
+}

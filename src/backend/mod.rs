@@ -361,6 +361,39 @@ pub struct Packed<S> {
     pub whole: Option<Tensor<S>>,
 }
 
+/// A tensor's values on the host, of its element type ([`Backend::to_host`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum HostTensor {
+    F32(Vec<f32>),
+    U32(Vec<u32>),
+}
+
+impl HostTensor {
+    /// The `f32` values; an error naming `op` for a `u32` tensor.
+    pub fn into_f32(self, op: &'static str) -> OpResult<Vec<f32>> {
+        match self {
+            HostTensor::F32(v) => Ok(v),
+            HostTensor::U32(_) => Err(OpError::DType {
+                op,
+                expected: DType::F32.name(),
+                got: DType::U32.name(),
+            }),
+        }
+    }
+
+    /// The `u32` values; an error naming `op` for an `f32` tensor.
+    pub fn into_u32(self, op: &'static str) -> OpResult<Vec<u32>> {
+        match self {
+            HostTensor::U32(v) => Ok(v),
+            HostTensor::F32(_) => Err(OpError::DType {
+                op,
+                expected: DType::U32.name(),
+                got: DType::F32.name(),
+            }),
+        }
+    }
+}
+
 /// Which implementation a backend is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BackendKind {
@@ -424,6 +457,18 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn to_f32_kernel(&self, t: &BTensor<Self>) -> OpResult<Vec<f32>>;
     /// Kernel of [`Backend::to_u32`]: `t` is u32.
     fn to_u32_kernel(&self, t: &BTensor<Self>) -> OpResult<Vec<u32>>;
+    /// Several tensors' values at once. The GPU overrides it: one wait for all of them where
+    /// `to_f32`/`to_u32` wait once each.
+    fn to_host_kernel(&self, ts: &[&BTensor<Self>]) -> OpResult<Vec<HostTensor>> {
+        ts.iter()
+            .map(|t| {
+                Ok(match t.dtype() {
+                    DType::F32 => HostTensor::F32(self.to_f32_kernel(t)?),
+                    DType::U32 => HostTensor::U32(self.to_u32_kernel(t)?),
+                })
+            })
+            .collect()
+    }
     /// Kernel of [`Backend::write_f32`].
     fn write_f32_kernel(&self, t: &mut BTensor<Self>, data: &[f32]) -> OpResult<()>;
     /// Kernel of [`Backend::matmul`].
@@ -540,6 +585,11 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn to_u32(&self, t: &BTensor<Self>) -> OpResult<Vec<u32>> {
         t.expect_dtype("to_u32", DType::U32)?;
         self.to_u32_kernel(t)
+    }
+    /// The values of several tensors, each of its own type, in order: a checkpoint's parameters
+    /// or a ranking's scores and ids with one wait for the device instead of one per tensor.
+    fn to_host(&self, ts: &[&BTensor<Self>]) -> OpResult<Vec<HostTensor>> {
+        self.to_host_kernel(ts)
     }
     /// Overwrites the contents of an existing tensor (same element count), reusing its storage.
     fn write_f32(&self, t: &mut BTensor<Self>, data: &[f32]) -> OpResult<()> {

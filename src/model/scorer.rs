@@ -661,10 +661,19 @@ impl<B: ModelOps> Scorer<B> {
             let kk = k.min(len).max(1);
             pending.push((start, kk, b.topk_rows(&z, kk)?));
         }
-        // One sync for all tiles: the read-backs happen after everything is recorded.
+        // One read-back for all tiles, after everything is recorded: one wait on a GPU.
+        let outs: Vec<&BTensor<B>> = pending.iter().flat_map(|p| [&p.2 .0, &p.2 .1]).collect();
+        let mut host = b.to_host(&outs)?.into_iter();
+        let mut next = || {
+            host.next().ok_or_else(|| OpError::Invalid {
+                op: "rank_sum",
+                detail: "a tile's top-k was not read back".into(),
+            })
+        };
         let mut best: Ranked = vec![Vec::new(); rows];
-        for (start, kk, (vals, ids)) in pending {
-            let (v, id) = (b.to_f32(&vals)?, b.to_u32(&ids)?);
+        for &(start, kk, _) in &pending {
+            let v = next()?.into_f32("rank_sum")?;
+            let id = next()?.into_u32("rank_sum")?;
             for (r, out) in best.iter_mut().enumerate() {
                 for q in 0..kk {
                     let (s, sc) = (id[r * kk + q], v[r * kk + q]);

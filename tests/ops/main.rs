@@ -69,6 +69,7 @@ backend_tests! {
     model::neighbour_pair_scale_lists => model_neighbour_pair_scale_lists,
     runtime::pooled_buffers_are_reused_cleanly => runtime_pooled_buffers_are_reused_cleanly,
     runtime::round_trip_and_write => runtime_round_trip_and_write,
+    runtime::to_host_reads_many_tensors => runtime_to_host_reads_many_tensors,
 }
 
 /// Every kernel of `matmul.wgsl` forced onto every product of the matmul bodies: the default

@@ -1,7 +1,7 @@
 //! Data movement and the GPU runtime's buffer reuse ("dirty scratch": pooled buffers come back
 //! with old contents, so every kernel must write all of its output).
 
-use ainrnn::backend::{Backend, BinaryOp, ReduceOp};
+use ainrnn::backend::{Backend, BinaryOp, HostTensor, ReduceOp};
 
 use crate::common::*;
 
@@ -53,4 +53,36 @@ pub fn round_trip_and_write<B: Backend>(be: &B) {
     assert_eq!(reshaped.shape(), &[1001]);
     assert!(reshaped.reshape(&[1000]).is_err());
     be.sync().unwrap();
+}
+
+/// `to_host` reads several tensors of both types in one call: each equal to its own `to_f32` /
+/// `to_u32`, in order, an empty one included, and an op's output still pending on the device.
+pub fn to_host_reads_many_tensors<B: Backend>(be: &B) {
+    let mut r = rng(101);
+    let (m, k, n) = (13, 70, 9);
+    let a = be
+        .upload_f32(&uniform(&mut r, m * k, -1.0, 1.0), &[m, k])
+        .unwrap();
+    let w = be
+        .upload_f32(&uniform(&mut r, k * n, -1.0, 1.0), &[k, n])
+        .unwrap();
+    // Recorded, not yet waited for: the read-back must follow it.
+    let c = be.matmul(&a, &w, false, false).unwrap();
+    let ids: Vec<u32> = (0..333).map(|i| i * 7 + 2).collect();
+    let u = be.upload_u32(&ids, &[333]).unwrap();
+    let empty = be.upload_f32(&[], &[0, 4]).unwrap();
+    let big = be
+        .upload_f32(&uniform(&mut r, 70_001, -5.0, 5.0), &[70_001])
+        .unwrap();
+    let got = be.to_host(&[&c, &u, &empty, &a, &big]).unwrap();
+    assert_eq!(got.len(), 5);
+    let mut it = got.into_iter();
+    assert_eq!(it.next().unwrap(), HostTensor::F32(be.to_f32(&c).unwrap()));
+    assert_eq!(it.next().unwrap(), HostTensor::U32(ids));
+    assert_eq!(it.next().unwrap(), HostTensor::F32(vec![]));
+    assert_eq!(it.next().unwrap(), HostTensor::F32(be.to_f32(&a).unwrap()));
+    let last = it.next().unwrap();
+    assert!(last.clone().into_u32("test").is_err(), "f32 read as u32");
+    assert_eq!(last.into_f32("test").unwrap(), be.to_f32(&big).unwrap());
+    assert!(be.to_host(&[]).unwrap().is_empty());
 }

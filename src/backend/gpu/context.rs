@@ -225,6 +225,29 @@ pub struct GpuStats {
     pub pipelines: usize,
 }
 
+impl GpuStats {
+    /// What happened between `earlier` and `self` (two readings of the same context): every
+    /// counter's difference; `bytes_allocated` is the net growth (0 where it shrank), `pipelines`
+    /// those created since.
+    pub fn since(&self, earlier: &GpuStats) -> GpuStats {
+        GpuStats {
+            buffers_created: self.buffers_created.saturating_sub(earlier.buffers_created),
+            buffers_reused: self.buffers_reused.saturating_sub(earlier.buffers_reused),
+            bytes_allocated: self.bytes_allocated.saturating_sub(earlier.bytes_allocated),
+            submits: self.submits.saturating_sub(earlier.submits),
+            dispatches: self.dispatches.saturating_sub(earlier.dispatches),
+            readbacks: self.readbacks.saturating_sub(earlier.readbacks),
+            bind_groups_reused: self
+                .bind_groups_reused
+                .saturating_sub(earlier.bind_groups_reused),
+            upload_bytes: self.upload_bytes.saturating_sub(earlier.upload_bytes),
+            param_bytes: self.param_bytes.saturating_sub(earlier.param_bytes),
+            submit_nanos: self.submit_nanos.saturating_sub(earlier.submit_nanos),
+            pipelines: self.pipelines.saturating_sub(earlier.pipelines),
+        }
+    }
+}
+
 struct State {
     /// The compute pass open on `encoder` (untimed dispatches share it); ended before any other
     /// command is recorded and before the encoder is finished. Declared first: dropped first.
@@ -951,7 +974,7 @@ impl GpuContext {
         if timed > 0 {
             let period = self.queue.get_timestamp_period() as f64;
             let t = st.timer.as_mut().expect("timer checked above");
-            let ticks: Vec<u64> = self.map_read(&t.readback, timed as u64 * 8)?;
+            let ticks: Vec<u64> = self.map_read_as(&t.readback, timed as u64 * 8)?;
             for (pair, &k) in ticks.chunks_exact(2).zip(&t.pass_kernel) {
                 let ns = pair[1].saturating_sub(pair[0]) as f64 * period;
                 t.total_ns += ns;
@@ -978,13 +1001,13 @@ impl GpuContext {
         self.check_errors()
     }
 
-    /// The first `bytes` bytes of a mappable buffer as `T`s, copied once: straight from the
-    /// mapped range into the vector returned (`bytes` a multiple of `T`'s size).
-    fn map_read<T: bytemuck::Pod>(
+    /// Maps the first `bytes` bytes of a mappable buffer and hands them to `read`.
+    fn map_read(
         &self,
         buf: &wgpu::Buffer,
         bytes: u64,
-    ) -> Result<Vec<T>, GpuError> {
+        read: impl FnOnce(&[u8]),
+    ) -> Result<(), GpuError> {
         let (tx, rx) = mpsc::channel();
         buf.map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
             let _ = tx.send(r);
@@ -997,14 +1020,26 @@ impl GpuContext {
             Ok(Err(e)) => return Err(GpuError::Map(e.to_string())),
             Err(e) => return Err(GpuError::Map(format!("no map callback: {e}"))),
         }
-        let mut out = vec![T::zeroed(); bytes as usize / std::mem::size_of::<T>()];
         {
             let view = buf
                 .get_mapped_range(0..bytes)
                 .map_err(|e| GpuError::Map(e.to_string()))?;
-            bytemuck::cast_slice_mut::<T, u8>(&mut out).copy_from_slice(&view);
+            read(&view);
         }
         buf.unmap();
+        Ok(())
+    }
+
+    /// [`GpuContext::map_read`] into a vector of `T`s, copied once from the mapped range.
+    fn map_read_as<T: bytemuck::Pod>(
+        &self,
+        buf: &wgpu::Buffer,
+        bytes: u64,
+    ) -> Result<Vec<T>, GpuError> {
+        let mut out = vec![T::zeroed(); bytes as usize / std::mem::size_of::<T>()];
+        self.map_read(buf, bytes, |b| {
+            bytemuck::cast_slice_mut::<T, u8>(&mut out).copy_from_slice(b)
+        })?;
         Ok(out)
     }
 
@@ -1020,11 +1055,29 @@ impl GpuContext {
         src: &GpuBuffer,
         bytes: u64,
     ) -> Result<Vec<T>, GpuError> {
-        if bytes == 0 {
-            return Ok(Vec::new());
+        let mut out = vec![T::zeroed(); bytes as usize / std::mem::size_of::<T>()];
+        self.download_many(&[(src, bytes)], |_, b| {
+            bytemuck::cast_slice_mut::<T, u8>(&mut out).copy_from_slice(b)
+        })?;
+        Ok(out)
+    }
+
+    /// The first bytes of several buffers (`(buffer, bytes)`, each a multiple of 4), after all
+    /// pending work, with one wait: all are copied into one staging buffer, one after another,
+    /// which is mapped once; `read(i, bytes)` receives the `i`-th range. One read-back in the
+    /// counters, however many ranges.
+    pub fn download_many(
+        &self,
+        srcs: &[(&GpuBuffer, u64)],
+        mut read: impl FnMut(usize, &[u8]),
+    ) -> Result<(), GpuError> {
+        let total: u64 = srcs.iter().map(|s| s.1).sum();
+        if total == 0 {
+            srcs.iter().enumerate().for_each(|(i, _)| read(i, &[]));
+            return Ok(());
         }
         let mut st = self.lock();
-        let need = size_class(bytes);
+        let need = size_class(total);
         if st.staging.as_ref().is_none_or(|s| s.size() < need) {
             st.staging = Some(self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("staging"),
@@ -1035,17 +1088,24 @@ impl GpuContext {
         }
         let staging = st.staging.take().expect("staging created above");
         st.stats.readbacks += 1;
-        Self::encoder(&self.device, &mut st).copy_buffer_to_buffer(
-            src.raw(),
-            src.offset,
-            &staging,
-            0,
-            bytes,
-        );
+        let enc = Self::encoder(&self.device, &mut st);
+        let mut at = 0u64;
+        for (src, bytes) in srcs {
+            if *bytes > 0 {
+                enc.copy_buffer_to_buffer(src.raw(), src.offset, &staging, at, *bytes);
+            }
+            at += bytes;
+        }
         st.pending += 1;
-        let result = self
-            .flush_locked(&mut st)
-            .and_then(|_| self.map_read(&staging, bytes));
+        let result = self.flush_locked(&mut st).and_then(|_| {
+            self.map_read(&staging, total, |all| {
+                let mut at = 0usize;
+                for (i, (_, bytes)) in srcs.iter().enumerate() {
+                    read(i, &all[at..at + *bytes as usize]);
+                    at += *bytes as usize;
+                }
+            })
+        });
         st.staging = Some(staging);
         result
     }
@@ -1211,7 +1271,7 @@ impl GpuContext {
         st.stats.upload_bytes += arena.len() as u64;
         st.stats.param_bytes += arena.len() as u64;
         st.stats.readbacks += 1;
-        let ticks: Vec<u64> = self.map_read(&readback, bytes)?;
+        let ticks: Vec<u64> = self.map_read_as(&readback, bytes)?;
         drop(st);
         self.check_errors()?;
         let period = self.queue.get_timestamp_period() as f64;
@@ -1236,5 +1296,36 @@ impl GpuContext {
             pipelines: self.pipelines.len(),
             ..st.stats
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GpuStats;
+
+    #[test]
+    fn stats_since_are_the_differences_and_net_growth() {
+        let a = GpuStats {
+            dispatches: 10,
+            readbacks: 2,
+            bytes_allocated: 4096,
+            pipelines: 5,
+            ..Default::default()
+        };
+        let z = GpuStats {
+            dispatches: 25,
+            readbacks: 2,
+            bytes_allocated: 1024,
+            pipelines: 7,
+            upload_bytes: 64,
+            ..Default::default()
+        };
+        let d = z.since(&a);
+        assert_eq!(
+            (d.dispatches, d.readbacks, d.pipelines, d.upload_bytes),
+            (15, 0, 2, 64)
+        );
+        // Memory given back: no growth, not a wrapped count.
+        assert_eq!(d.bytes_allocated, 0);
     }
 }

@@ -38,8 +38,8 @@ pub static SHADERS: [&Shader; 12] = [
 
 use super::check::MatmulDims;
 use super::{
-    Backend, BackendKind, BinaryOp, DType, IndexPlan, OpResult, Packed, ReduceOp, Targets, Tensor,
-    UnaryOp,
+    Backend, BackendKind, BinaryOp, DType, HostTensor, IndexPlan, OpResult, Packed, ReduceOp,
+    Targets, Tensor, UnaryOp,
 };
 use crate::error::GpuError;
 
@@ -316,6 +316,24 @@ impl Backend for GpuBackend {
 
     fn to_u32_kernel(&self, t: &GpuTensor) -> OpResult<Vec<u32>> {
         Ok(self.ctx.download_as(raw(t), t.len() as u64 * 4)?)
+    }
+
+    fn to_host_kernel(&self, ts: &[&GpuTensor]) -> OpResult<Vec<HostTensor>> {
+        let mut out: Vec<HostTensor> = ts
+            .iter()
+            .map(|t| match t.dtype() {
+                DType::F32 => HostTensor::F32(vec![0.0; t.len()]),
+                DType::U32 => HostTensor::U32(vec![0; t.len()]),
+            })
+            .collect();
+        let srcs: Vec<(&GpuBuffer, u64)> =
+            ts.iter().map(|t| (raw(t), t.len() as u64 * 4)).collect();
+        self.ctx
+            .download_many(&srcs, |i, bytes| match &mut out[i] {
+                HostTensor::F32(v) => bytemuck::cast_slice_mut::<f32, u8>(v).copy_from_slice(bytes),
+                HostTensor::U32(v) => bytemuck::cast_slice_mut::<u32, u8>(v).copy_from_slice(bytes),
+            })?;
+        Ok(out)
     }
 
     fn write_f32_kernel(&self, t: &mut GpuTensor, data: &[f32]) -> OpResult<()> {
