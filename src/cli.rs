@@ -642,6 +642,14 @@ fn demo(choice: BackendChoice, json: bool, a: DemoArgs) -> Result<()> {
         print_json(&s)?;
     }
     eprintln!(
+        "steps: {}",
+        s.stages
+            .iter()
+            .map(|st| format!("{} {:.1} s", st.name, st.seconds))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    eprintln!(
         "demo finished in {:.0} s on {}; reports: {}",
         s.seconds,
         s.backend,

@@ -14,6 +14,7 @@ use crate::audio::job::{self, JobOptions};
 use crate::audio::scattering::Stage;
 use crate::audio::store;
 use crate::audio::store::segments_dir;
+use crate::backend::gpu::GpuStats;
 use crate::backend::select::Selected;
 use crate::data::prepare::{prepare, Input, PrepareOptions};
 use crate::data::synth::SynthOptions;
@@ -41,8 +42,62 @@ pub struct DemoSummary {
     pub datasets: Vec<PathBuf>,
     pub reports: Vec<PathBuf>,
     pub seconds: f64,
+    /// Each step's wall time, with what the GPU did in it: where a backend spends the demo.
+    pub stages: Vec<DemoStage>,
     #[serde(skip)]
     pub comparisons: Vec<CompareReport>,
+}
+
+/// One step of the demo: its wall time and, on a GPU, the context's counters over it
+/// (dispatches, submits, read-backs, buffers created, bytes uploaded, pipelines compiled).
+#[derive(Debug, Serialize)]
+pub struct DemoStage {
+    pub name: &'static str,
+    pub seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<GpuStats>,
+}
+
+/// Times the demo's steps one after another.
+struct Stages<'a> {
+    sel: &'a Selected,
+    start: Instant,
+    gpu: Option<GpuStats>,
+    done: Vec<DemoStage>,
+}
+
+impl<'a> Stages<'a> {
+    fn new(sel: &'a Selected) -> Self {
+        Stages {
+            sel,
+            start: Instant::now(),
+            gpu: Self::gpu_stats(sel),
+            done: Vec::new(),
+        }
+    }
+
+    fn gpu_stats(sel: &Selected) -> Option<GpuStats> {
+        match sel {
+            Selected::Gpu(g) => Some(g.context().stats()),
+            Selected::Cpu(_) => None,
+        }
+    }
+
+    /// Closes the step that ran since the last call (or since `new`).
+    fn end(&mut self, name: &'static str) {
+        let now = Self::gpu_stats(self.sel);
+        let gpu = match (&now, &self.gpu) {
+            (Some(z), Some(a)) => Some(z.since(a)),
+            _ => None,
+        };
+        self.done.push(DemoStage {
+            name,
+            seconds: self.start.elapsed().as_secs_f64(),
+            gpu,
+        });
+        self.start = Instant::now();
+        self.gpu = now;
+    }
 }
 
 fn need(path: &Path) -> Result<(), Error> {
@@ -81,6 +136,7 @@ pub fn run(
     log: &mut dyn FnMut(&str),
 ) -> Result<DemoSummary, Error> {
     let t0 = Instant::now();
+    let mut stages = Stages::new(sel);
     let d = &o.data;
     for p in [
         "audio",
@@ -121,6 +177,7 @@ pub fn run(
         js.skipped.len(),
         js.seconds
     ));
+    stages.end("features");
 
     // 2. Dataset files.
     log("== 2/5 dataset files: Taste-Profile triplets + MSD metadata + profiles (+ audio vectors whose file stem is a song or track id); HetRec Last.fm-2K");
@@ -156,6 +213,7 @@ pub fn run(
     ph.folds = folds;
     prepare(&ph, &mut quiet)?;
     log(&format!("   {} and {}", taste.display(), hetrec.display()));
+    stages.end("datasets");
 
     // 3–4. Comparisons.
     let mut reports = Vec::new();
@@ -196,6 +254,11 @@ pub fn run(
         log(&summary_table(&r));
         reports.push(co.report.join("report.md"));
         comparisons.push(r);
+        stages.end(if name == "taste" {
+            "compare_taste"
+        } else {
+            "compare_hetrec"
+        });
     }
 
     // 5. SYNTHETIC: the paper's Fig. 6 end to end, on generated listens and generated audio.
@@ -265,6 +328,7 @@ pub fn run(
         rs.joins.songs_with_audio.unwrap_or(0),
         rs.stats.songs
     ));
+    stages.end("synthetic_data");
     let mut t = TrainOptions::new(synthetic.clone(), ModelKind::Ainrnn, PathBuf::new());
     if o.quick {
         t.epochs = 2;
@@ -298,6 +362,7 @@ pub fn run(
     ));
     reports.push(co.report.join("report.md"));
     comparisons.push(r);
+    stages.end("synthetic_fig6");
 
     Ok(DemoSummary {
         backend: with_backend!(sel, b => crate::backend::Backend::describe(b)),
@@ -305,6 +370,7 @@ pub fn run(
         datasets: vec![taste, hetrec, synthetic],
         reports,
         seconds: t0.elapsed().as_secs_f64(),
+        stages: stages.done,
         comparisons,
     })
 }

@@ -65,9 +65,42 @@ fn quick_gpu_report_runs_every_part_and_writes_its_figures() {
         (c - g).abs() <= 0.01,
         "GPU and CPU NDCG@10 after 2 epochs: {g} vs {c}"
     );
+    // The demo's steps, each timed, in the order they ran, adding up to no more than the demo.
+    let demo = r["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "demo_cpu")
+        .unwrap();
+    let out_json = demo["outputs"].as_array().unwrap().last().unwrap();
+    let stages = out_json["stages"].as_array().unwrap();
+    let names: Vec<&str> = stages.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "features",
+            "datasets",
+            "compare_taste",
+            "compare_hetrec",
+            "synthetic_data",
+            "synthetic_fig6"
+        ]
+    );
+    let sum: f64 = stages.iter().map(|s| s["seconds"].as_f64().unwrap()).sum();
+    assert!(
+        stages.iter().all(|s| s["seconds"].as_f64().unwrap() > 0.0)
+            && sum <= out_json["seconds"].as_f64().unwrap(),
+        "{stages:?}"
+    );
+    // The CPU run has no GPU counters.
+    assert!(stages.iter().all(|s| s.get("gpu").is_none()), "{stages:?}");
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert!(
         md.contains("## Targets") && md.contains("| agreement | ok |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("## Demo steps") && md.contains("| compare_hetrec | "),
         "{md}"
     );
     // The adapters CI uses have timestamp queries: the step's kernel breakdown is there, and

@@ -893,6 +893,58 @@ fn tuned_products(run: &Value) -> String {
     m
 }
 
+/// The demo's steps on each backend side by side, with what the GPU did in each (`demo
+/// --json`'s `stages`): where a GPU demo slower than the CPU's loses its time. Empty when
+/// neither demo part gave its steps.
+fn demo_stages(parts: &[PartResult]) -> String {
+    let stages = |name: &str| {
+        part(parts, name)
+            .and_then(|p| p.outputs.last())
+            .and_then(|o| o["stages"].as_array())
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (cpu, gpu) = (stages("demo_cpu"), stages("demo_gpu"));
+    let names: Vec<&str> = if cpu.len() >= gpu.len() { &cpu } else { &gpu }
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    if names.is_empty() {
+        return String::new();
+    }
+    let find = |list: &[Value], n: &str| list.iter().find(|s| s["name"] == n).cloned();
+    let mut m = String::from(
+        "\n## Demo steps\n\n`demo --quick` step by step on each backend, with what the GPU did in each step.\n\n\
+         | step | CPU (s) | GPU (s) | GPU dispatches | submits | read-backs | buffers created | pipelines compiled | uploaded (MiB) |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for n in names {
+        let c = find(&cpu, n);
+        let g = find(&gpu, n);
+        let secs = |v: &Option<Value>| fmt(v.as_ref().and_then(|v| v["seconds"].as_f64()));
+        let count = |k: &str| {
+            g.as_ref()
+                .and_then(|v| v["gpu"][k].as_f64())
+                .map_or("—".to_string(), |x| format!("{x:.0}"))
+        };
+        let mib = g
+            .as_ref()
+            .and_then(|v| v["gpu"]["upload_bytes"].as_f64())
+            .map_or("—".to_string(), |x| format!("{:.1}", x / 1048576.0));
+        m.push_str(&format!(
+            "| {n} | {} | {} | {} | {} | {} | {} | {} | {mib} |\n",
+            secs(&c),
+            secs(&g),
+            count("dispatches"),
+            count("submits"),
+            count("readbacks"),
+            count("buffers_created"),
+            count("pipelines"),
+        ));
+    }
+    m
+}
+
 fn markdown(r: &Report) -> String {
     let mut m = String::new();
     m.push_str(&format!(
@@ -925,6 +977,7 @@ fn markdown(r: &Report) -> String {
         m.push_str(&format!("| {k} | {shown} |\n"));
     }
     m.push_str(&step_kernels(&r.parts, &r.summary));
+    m.push_str(&demo_stages(&r.parts));
     m.push_str("\n## Parts\n\n| part | status | seconds | what |\n|---|---|---|---|\n");
     for p in &r.parts {
         m.push_str(&format!(
@@ -978,6 +1031,51 @@ mod tests {
             "the child was killed"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_demo_steps_table_sets_the_backends_side_by_side_with_the_gpu_counters() {
+        let demo = |name: &str, stages: Value| PartResult {
+            name: name.into(),
+            title: String::new(),
+            status: "ok".into(),
+            seconds: 1.0,
+            commands: vec![],
+            outputs: vec![serde_json::json!({ "stages": stages })],
+            error: None,
+        };
+        assert_eq!(demo_stages(&[]), "");
+        let cpu = demo(
+            "demo_cpu",
+            serde_json::json!([{"name": "features", "seconds": 0.25}, {"name": "compare_taste", "seconds": 14.0}]),
+        );
+        let gpu = demo(
+            "demo_gpu",
+            serde_json::json!([
+                {"name": "features", "seconds": 3.5, "gpu": {"dispatches": 120, "submits": 9, "readbacks": 7,
+                  "buffers_created": 30, "pipelines": 41, "upload_bytes": 3145728}},
+                {"name": "compare_taste", "seconds": 20.0, "gpu": {"dispatches": 9000, "submits": 300,
+                  "readbacks": 250, "buffers_created": 80, "pipelines": 50, "upload_bytes": 1048576}}
+            ]),
+        );
+        let md = demo_stages(&[cpu, gpu]);
+        assert!(
+            md.contains("| features | 0.2500 | 3.50 | 120 | 9 | 7 | 30 | 41 | 3.0 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| compare_taste | 14.00 | 20.00 | 9000 | 300 | 250 | 80 | 50 | 1.0 |"),
+            "{md}"
+        );
+        // One backend alone: its column, dashes for the other.
+        let only = demo_stages(&[demo(
+            "demo_cpu",
+            serde_json::json!([{"name": "datasets", "seconds": 0.5}]),
+        )]);
+        assert!(
+            only.contains("| datasets | 0.5000 | — | — | — | — | — | — | — |"),
+            "{only}"
+        );
     }
 
     #[test]
