@@ -150,3 +150,88 @@ fn lists_are_cosine_with_pair_weights_and_chosen_without() {
     no_term.neighbours = 0;
     assert_eq!(no_term.list_similarity(songs), None);
 }
+
+/// The choice of the term's weights ranks the validation users with their user vectors computed
+/// once (`Trainer::validation_users`): with any γ and per-song weights, that validation gives
+/// exactly what a full one gives (recurrent layers run again), on both backends; the catalogue
+/// in two tiles.
+#[test]
+fn validation_with_kept_user_vectors_is_a_full_validation() {
+    use ainrnn::backend::model_ops::ModelOps;
+    use ainrnn::model::params::OptimConfig;
+    use ainrnn::model::{Model, ModelConfig};
+    use ainrnn::train::corpus::fold_data;
+    use ainrnn::train::{TrainConfig, TrainState, Trainer};
+
+    fn check<B: ModelOps>(b: &B, data: &std::path::Path) {
+        let ds = Dataset::load(data).unwrap();
+        let (corpus, _) =
+            Corpus::from_dataset(&ds, ainrnn::train::corpus::FeatureSet::None).unwrap();
+        let fold = fold_data(&ds, &corpus, 0, 7, usize::MAX).unwrap();
+        let mut mc = ModelConfig::new(ModelKind::Ainrnn, corpus.songs);
+        (mc.layers, mc.hidden, mc.emb, mc.max_history) = (2, 8, 16, 10);
+        (mc.neighbours, mc.song_weights) = (20, true);
+        mc.tile = corpus.songs.div_ceil(2);
+        let mut model = Model::new(b, mc, None).unwrap();
+        model.fit_neighbours(&corpus.histories, &fold.train_users, Similarity::COSINE);
+        assert_eq!(model.scorer.tiles.len(), 2);
+        let mut t = Trainer {
+            b: b.clone(),
+            model,
+            corpus: &corpus,
+            train_users: fold.train_users.clone(),
+            validation: fold.validation.clone(),
+            catalogue: corpus.catalogue(&fold.train_users, None),
+            cfg: TrainConfig {
+                epochs: 1,
+                batch: 32,
+                optim: OptimConfig::default(),
+                patience: 0,
+                seed: 3,
+                visible_share: ds.visible_share,
+                k: 10,
+            },
+            state: TrainState::default(),
+        };
+        t.run_epoch(|_, _, _| {}).unwrap();
+        assert!(t.validation.len() > t.cfg.batch, "several batches");
+        let users = t.validation_users().unwrap();
+        let (gid, wid) = (
+            t.model.scorer.gamma.unwrap(),
+            t.model.scorer.song_weights.unwrap(),
+        );
+        let learned = b.to_f32(t.model.params.get(wid)).unwrap();
+        let mut seen = Vec::new();
+        for (g, s) in [(0.0, 1.0), (3.0, 1.0), (64.0, 1.0), (3.0, 0.5), (8.0, 0.0)] {
+            t.model.params.set(b, gid, &[g]).unwrap();
+            let w: Vec<f32> = learned.iter().map(|x| s * x).collect();
+            t.model.params.set(b, wid, &w).unwrap();
+            let (kept, full) = (t.validate_with(&users).unwrap(), t.validate().unwrap());
+            assert_eq!(
+                (kept.ndcg, kept.precision, kept.recall, kept.users),
+                (full.ndcg, full.precision, full.recall, full.users),
+                "γ {g}, weights × {s}"
+            );
+            seen.push(kept.ndcg);
+        }
+        seen.dedup();
+        assert!(seen.len() > 1, "the weights change the ranking: {seen:?}");
+    }
+
+    // HetRec (1,892 users, 17,632 artists): ~170 validation users, who do get hits.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("hetrec.h5");
+    common::cli::succeeds(&common::cli::ainrnn(&[
+        "prepare",
+        "--hetrec",
+        "data/hetrec/user_artists.dat",
+        "--folds",
+        "5",
+        "-o",
+        common::cli::s(&data),
+    ]));
+    check(&CpuBackend::new(), &data);
+    if let Some(g) = common::gpu() {
+        check(&g, &data);
+    }
+}

@@ -271,6 +271,42 @@ impl<'a, B: ModelOps> Trainer<'a, B> {
         Ok(Ok(report))
     }
 
+    /// The validation users in [`Trainer::validate`]'s batches, each with the user vectors the
+    /// model gives them now (see [`ValidationUsers`]).
+    pub fn validation_users(&self) -> Result<ValidationUsers<B>, Error> {
+        let b = &self.b;
+        let batch = ranking_batch(b, &self.model, self.cfg.batch);
+        let mut batches = Vec::new();
+        for chunk in self.validation.chunks(batch) {
+            let db = upload(b, &self.model.cfg, self.corpus.portraits.as_ref(), chunk)?;
+            let (u, _) = self.model.forward(b, &db, None)?;
+            batches.push((db, u));
+        }
+        Ok(ValidationUsers {
+            batches,
+            truths: truths(self.corpus, &self.validation),
+        })
+    }
+
+    /// [`Trainer::validate`] with the user vectors of `users` (the same batches, the same
+    /// metrics, as long as nothing the recurrent layers, the pooling or the user map read has
+    /// changed since `users` was made): only the scores, their neighbourhood term and the top-k
+    /// are computed again.
+    pub fn validate_with(&self, users: &ValidationUsers<B>) -> Result<Metrics, Error> {
+        let (b, m) = (&self.b, &self.model);
+        let mut lists = Vec::with_capacity(users.truths.len());
+        for (db, u) in &users.batches {
+            let nb = m.scorer.neighbour_blocks(b, &m.params, &db.history)?;
+            for r in m
+                .scorer
+                .rank(b, &m.params, u, &db.exclude, self.cfg.k, &nb)?
+            {
+                lists.push(r.into_iter().map(|(s, _)| s).collect());
+            }
+        }
+        Ok(evaluate(&lists, &users.truths, self.cfg.k, &self.catalogue))
+    }
+
     /// Metrics at `cfg.k` on the validation users.
     pub fn validate(&self) -> Result<Metrics, Error> {
         let (lists, truths) = rank_examples(
@@ -288,6 +324,28 @@ impl<'a, B: ModelOps> Trainer<'a, B> {
 /// A user's held-out songs with their play counts.
 pub type Truth = Vec<(u32, f32)>;
 
+/// The validation users uploaded in their ranking batches, each batch with its user vectors:
+/// what choosing the neighbourhood term's weights after training (γ, the per-song and pair
+/// weights' shrink, in [`run`]) leaves unchanged. Its ~28 validations then rank with these
+/// vectors instead of running the recurrent layers again for each (on a GPU, most of a
+/// validation's dispatches; on the CPU, most of its time where the catalogue is small).
+pub struct ValidationUsers<B: ModelOps> {
+    batches: Vec<(
+        crate::model::batch::DeviceBatch<B>,
+        crate::backend::BTensor<B>,
+    )>,
+    truths: Vec<Truth>,
+}
+
+/// Users per ranking batch: `batch`, fewer when a `[batch, tile]` score block would not fit
+/// one storage binding.
+fn ranking_batch<B: ModelOps>(b: &B, model: &Model<B>, batch: usize) -> usize {
+    let fits = b.max_binding_bytes() / (4 * model.cfg.tile.max(1) as u64);
+    batch
+        .min(fits.max(1).try_into().unwrap_or(usize::MAX))
+        .max(1)
+}
+
 /// Ranks `examples` (visible history in, targets as truth) in batches by the summed scores of
 /// `models` (an ensemble's members, or one model); returns the song lists and the truths with
 /// their play counts.
@@ -303,10 +361,7 @@ pub fn rank_examples<B: ModelOps>(
     let Some(model) = models.first() else {
         return Err(Error::Other("rank_examples: no model to rank with".into()));
     };
-    // A `[batch, tile]` score block must fit one storage binding.
-    let fits = b.max_binding_bytes() / (4 * model.cfg.tile.max(1) as u64);
-    let batch = batch.min(fits.max(1).try_into().unwrap_or(usize::MAX));
-    for chunk in examples.chunks(batch.max(1)) {
+    for chunk in examples.chunks(ranking_batch(b, model, batch)) {
         // The members share their history length and portrait tables: one upload serves all.
         let db = upload(b, &model.cfg, corpus.portraits.as_ref(), chunk)?;
         for r in crate::model::recommend_sum(b, models, &db, k)? {

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::corpus::{fold_data, song_genres, FeatureSet};
 use super::neighbours::{choose_similarity, SimilarityChoice};
-use super::{Corpus, EpochReport, TrainConfig, TrainState, Trainer};
+use super::{Corpus, EpochReport, TrainConfig, TrainState, Trainer, ValidationUsers};
 use crate::backend::model_ops::ModelOps;
 use crate::backend::BackendKind;
 use crate::data::Dataset;
@@ -824,11 +824,13 @@ fn calibrate_neighbour_weight<B: ModelOps>(
         }
     }
     let trained = b.to_f32(t.model.params.get(gid))?[0];
-    let ndcg_trained = t.validate()?.ndcg;
+    // Only the scorer's neighbourhood term changes below: the user vectors are computed once.
+    let users = t.validation_users()?;
+    let ndcg_trained = t.validate_with(&users)?.ndcg;
     let mut best = (ndcg_trained, trained);
     for g in GAMMA_GRID {
         t.model.params.set(b, gid, &[g])?;
-        let m = t.validate()?;
+        let m = t.validate_with(&users)?;
         // Ties keep the smaller weight: the learned part of the score then counts more.
         if m.ndcg > best.0 || (m.ndcg == best.0 && g < best.1) {
             best = (m.ndcg, g);
@@ -840,7 +842,7 @@ fn calibrate_neighbour_weight<B: ModelOps>(
     let mut shrink = 1.0f32;
     if let Some(wid) = t.model.scorer.song_weights {
         let learned = b.to_f32(t.model.params.get(wid))?;
-        shrink = choose_shrink(t, b, gid, &mut best, |t, s| {
+        shrink = choose_shrink(t, b, &users, gid, &mut best, |t, s| {
             let scaled: Vec<f32> = learned.iter().map(|&x| s * x).collect();
             Ok(t.model.params.set(b, wid, &scaled)?)
         })?;
@@ -849,7 +851,7 @@ fn calibrate_neighbour_weight<B: ModelOps>(
     // Pair weights likewise, after the per-song ones.
     let mut pair_shrink = 1.0f32;
     if let Some(m) = &pairs {
-        pair_shrink = choose_shrink(t, b, gid, &mut best, |t, s| {
+        pair_shrink = choose_shrink(t, b, &users, gid, &mut best, |t, s| {
             let (scorer, params) = (&t.model.scorer, &mut t.model.params);
             Ok(scorer.set_pair_weights(b, params, m, s)?)
         })?;
@@ -892,6 +894,7 @@ fn calibrate_neighbour_weight<B: ModelOps>(
 fn choose_shrink<'a, B: ModelOps>(
     t: &mut Trainer<'a, B>,
     b: &B,
+    users: &ValidationUsers<B>,
     gid: PId,
     best: &mut (f64, f32),
     mut scale: impl FnMut(&mut Trainer<'a, B>, f32) -> Result<(), Error>,
@@ -902,7 +905,7 @@ fn choose_shrink<'a, B: ModelOps>(
         scale(t, s)?;
         for g in [g0 * 0.5, g0, g0 * 2.0] {
             t.model.params.set(b, gid, &[g])?;
-            let m = t.validate()?;
+            let m = t.validate_with(users)?;
             if m.ndcg > best.0 {
                 *best = (m.ndcg, g);
                 kept = s;
