@@ -578,6 +578,22 @@ fn the_trainer_takes_one_tile_when_it_fits_and_binding_sized_tiles_otherwise() {
     }
 }
 
+/// A model of `cfg` on the GPU with cosine neighbour lists fitted on `users`' histories.
+fn model_with_lists(
+    g: &ainrnn::backend::gpu::GpuBackend,
+    cfg: &ainrnn::model::ModelConfig,
+    users: &[ainrnn::model::batch::Example],
+) -> ainrnn::model::Model<ainrnn::backend::gpu::GpuBackend> {
+    let fit: Vec<(Vec<u32>, Vec<f32>)> = users
+        .iter()
+        .map(|e| (e.songs.clone(), e.plays.clone()))
+        .collect();
+    let ids: Vec<u32> = (0..fit.len() as u32).collect();
+    let mut model = ainrnn::model::Model::new(g, cfg.clone(), None).unwrap();
+    model.fit_neighbours(&fit, &ids, ainrnn::model::neighbours::Similarity::COSINE);
+    model
+}
+
 /// Issue 13: after warm-up, an AINRNN training step with the item-neighbourhood term on (5
 /// layers, the trainer's neighbours per song, a catalogue of several tiles) uploads only its
 /// batch (at most 256 KiB, kernel parameters included), creates no buffer and reads nothing
@@ -587,7 +603,7 @@ fn training_step_with_neighbours_uploads_only_the_batch() {
     use ainrnn::bench::train::SyntheticHistories;
     use ainrnn::model::batch::upload;
     use ainrnn::model::params::OptimConfig;
-    use ainrnn::model::{Model, ModelConfig, ModelKind, DEFAULT_NEIGHBOURS};
+    use ainrnn::model::{ModelConfig, ModelKind, DEFAULT_NEIGHBOURS};
     use rand::rngs::StdRng;
     use rand::SeedableRng;
 
@@ -603,13 +619,7 @@ fn training_step_with_neighbours_uploads_only_the_batch() {
     assert_eq!(cfg.neighbours, DEFAULT_NEIGHBOURS);
     let synth = SyntheticHistories::new(songs, 3);
     let users = synth.examples(0, 2_000, history, targets);
-    let fit: Vec<(Vec<u32>, Vec<f32>)> = users
-        .iter()
-        .map(|e| (e.songs.clone(), e.plays.clone()))
-        .collect();
-    let ids: Vec<u32> = (0..fit.len() as u32).collect();
-    let mut model = Model::new(&g, cfg.clone(), None).unwrap();
-    model.fit_neighbours(&fit, &ids, ainrnn::model::neighbours::Similarity::COSINE);
+    let mut model = model_with_lists(&g, &cfg, &users);
     let entries: usize = model.scorer.neighbours().iter().map(Vec::len).sum();
     assert!(
         entries * 8 > 1 << 20,
@@ -745,7 +755,7 @@ fn a_ranking_and_a_checkpoint_each_take_one_read_back() {
     use ainrnn::bench::train::SyntheticHistories;
     use ainrnn::model::batch::upload;
     use ainrnn::model::checkpoint::{encode, Checkpoint};
-    use ainrnn::model::{Model, ModelConfig, ModelKind};
+    use ainrnn::model::{ModelConfig, ModelKind};
 
     let Some(g) = common::gpu() else { return };
     let songs = 3_000;
@@ -755,13 +765,7 @@ fn a_ranking_and_a_checkpoint_each_take_one_read_back() {
     cfg.neighbours = 20;
     let synth = SyntheticHistories::new(songs, 3);
     let users = synth.examples(0, 300, 12, 5);
-    let fit: Vec<(Vec<u32>, Vec<f32>)> = users
-        .iter()
-        .map(|e| (e.songs.clone(), e.plays.clone()))
-        .collect();
-    let ids: Vec<u32> = (0..fit.len() as u32).collect();
-    let mut model = Model::new(&g, cfg.clone(), None).unwrap();
-    model.fit_neighbours(&fit, &ids, ainrnn::model::neighbours::Similarity::COSINE);
+    let model = model_with_lists(&g, &cfg, &users);
     assert_eq!(model.scorer.tiles.len(), 3);
     let batch = upload(&g, &model.cfg, None, &users[..40]).unwrap();
     g.sync().unwrap();
@@ -773,6 +777,35 @@ fn a_ranking_and_a_checkpoint_each_take_one_read_back() {
         "one wait per ranking"
     );
     assert!(ranked.iter().all(|r| r.len() == 10));
+    // Batches ranked one after another (validation, evaluation): one wait for all of them,
+    // the same lists as each batch ranked alone.
+    let corpus = ainrnn::train::Corpus {
+        songs,
+        histories: users
+            .iter()
+            .map(|e| (e.songs.clone(), e.plays.clone()))
+            .collect(),
+        ..Default::default()
+    };
+    let examples = &users[..100];
+    g.sync().unwrap();
+    let before = g.context().stats().readbacks;
+    let (lists, _) =
+        ainrnn::train::rank_examples(&g, std::slice::from_ref(&model), &corpus, examples, 10, 16)
+            .unwrap();
+    assert_eq!(
+        g.context().stats().readbacks - before,
+        1,
+        "one wait for 7 batches"
+    );
+    let mut alone = Vec::new();
+    for chunk in examples.chunks(16) {
+        let db = upload(&g, &model.cfg, None, chunk).unwrap();
+        for r in model.recommend(&g, &db, 10).unwrap() {
+            alone.push(r.into_iter().map(|(s, _)| s).collect::<Vec<u32>>());
+        }
+    }
+    assert_eq!(lists, alone);
 
     let before = g.context().stats().readbacks;
     let bytes = encode(&g, &model, &[]).unwrap();

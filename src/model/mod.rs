@@ -36,7 +36,7 @@ use self::layers::{
     Pooling, SeqInputs,
 };
 use self::params::{PId, Params};
-use self::scorer::{Ranked, Scorer, ScorerSpec};
+use self::scorer::{PendingRank, Ranked, Scorer, ScorerSpec};
 use self::stack::{Recurrent, RecurrentPass};
 use crate::backend::model_ops::{ModelOps, TimeDrop};
 use crate::backend::{BTensor, BinaryOp, OpResult};
@@ -725,6 +725,18 @@ pub fn recommend_sum<B: ModelOps>(
     batch: &DeviceBatch<B>,
     k: usize,
 ) -> OpResult<Ranked> {
+    let pending = recommend_sum_pending(b, models, batch, k)?;
+    let host = b.to_host(&pending.tensors())?;
+    pending.finish(&mut host.into_iter())
+}
+
+/// [`recommend_sum`] recorded on the device, not read back ([`Scorer::rank_sum_pending`]).
+pub fn recommend_sum_pending<B: ModelOps>(
+    b: &B,
+    models: &[Model<B>],
+    batch: &DeviceBatch<B>,
+    k: usize,
+) -> OpResult<PendingRank<B>> {
     let mut inputs = Vec::with_capacity(models.len());
     for m in models {
         let (u, _) = m.forward(b, batch, None)?;
@@ -740,5 +752,5 @@ pub fn recommend_sum<B: ModelOps>(
             nb,
         })
         .collect();
-    Scorer::rank_sum(b, &parts, &batch.exclude, k)
+    Scorer::rank_sum_pending(b, &parts, &batch.exclude, k)
 }

@@ -21,7 +21,7 @@ use super::layers::view;
 use super::neighbours::NeighbourLists;
 use super::params::{PId, Params};
 use crate::backend::model_ops::{Csr, ModelOps};
-use crate::backend::{BTensor, BinaryOp, OpResult, ReduceOp, UnaryOp};
+use crate::backend::{BTensor, BinaryOp, HostTensor, OpResult, ReduceOp, UnaryOp};
 use crate::error::OpError;
 
 /// Largest logits block (all users of a batch × the catalogue) kept between the two sweeps of
@@ -106,6 +106,59 @@ pub struct Scoring<'a, B: ModelOps> {
     pub p: &'a Params<B>,
     pub u: &'a BTensor<B>,
     pub nb: &'a NeighbourBlocks<B>,
+}
+
+/// A ranking recorded on the device ([`Scorer::rank_sum_pending`]): each tile's top-k scores
+/// and ids, to be read back ([`PendingRank::tensors`], in that order) and merged
+/// ([`PendingRank::finish`]).
+pub struct PendingRank<B: ModelOps> {
+    rows: usize,
+    k: usize,
+    tiles: Vec<PendingTile<B>>,
+}
+
+struct PendingTile<B: ModelOps> {
+    start: usize,
+    kk: usize,
+    vals: BTensor<B>,
+    ids: BTensor<B>,
+}
+
+impl<B: ModelOps> PendingRank<B> {
+    /// What to read back: each tile's scores, then its ids.
+    pub fn tensors(&self) -> Vec<&BTensor<B>> {
+        self.tiles.iter().flat_map(|t| [&t.vals, &t.ids]).collect()
+    }
+
+    /// The `k` best songs per user from the values of [`PendingRank::tensors`], taken in order
+    /// from `host`.
+    pub fn finish(self, host: &mut impl Iterator<Item = HostTensor>) -> OpResult<Ranked> {
+        let mut next = || {
+            host.next().ok_or_else(|| OpError::Invalid {
+                op: "rank_sum",
+                detail: "a tile's top-k was not read back".into(),
+            })
+        };
+        let mut best: Ranked = vec![Vec::new(); self.rows];
+        for t in &self.tiles {
+            let v = next()?.into_f32("rank_sum")?;
+            let id = next()?.into_u32("rank_sum")?;
+            let kk = t.kk;
+            for (r, out) in best.iter_mut().enumerate() {
+                for q in 0..kk {
+                    let (s, sc) = (id[r * kk + q], v[r * kk + q]);
+                    if s != u32::MAX {
+                        out.push((s + t.start as u32, sc));
+                    }
+                }
+            }
+        }
+        for out in &mut best {
+            out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            out.truncate(self.k);
+        }
+        Ok(best)
+    }
 }
 
 /// The shape of a [`Scorer`].
@@ -616,6 +669,19 @@ impl<B: ModelOps> Scorer<B> {
         exclude: &[Vec<u32>],
         k: usize,
     ) -> OpResult<Ranked> {
+        let pending = Self::rank_sum_pending(b, parts, exclude, k)?;
+        let host = b.to_host(&pending.tensors())?;
+        pending.finish(&mut host.into_iter())
+    }
+
+    /// [`Scorer::rank_sum`] recorded on the device and not read back: batches of users can be
+    /// ranked one after another and read back together, with one wait for all of them.
+    pub fn rank_sum_pending(
+        b: &B,
+        parts: &[Scoring<'_, B>],
+        exclude: &[Vec<u32>],
+        k: usize,
+    ) -> OpResult<PendingRank<B>> {
         let Some(first) = parts.first() else {
             return Err(OpError::Invalid {
                 op: "rank_sum",
@@ -633,7 +699,7 @@ impl<B: ModelOps> Scorer<B> {
             });
         }
         let rows = first.u.rows();
-        let mut pending = Vec::with_capacity(this.tiles.len());
+        let mut tiles = Vec::with_capacity(this.tiles.len());
         for (i, &(start, len)) in this.tiles.iter().enumerate() {
             let q = this.tile_repr(b, first.p, i)?;
             let mut z = this.tile_logits(b, first.p, first.u, &q, i, first.nb)?;
@@ -659,34 +725,14 @@ impl<B: ModelOps> Scorer<B> {
                 b.mask_entries(&mut z, &b.csr(rows, len, &row_ptr, &cols, None)?)?;
             }
             let kk = k.min(len).max(1);
-            pending.push((start, kk, b.topk_rows(&z, kk)?));
+            let (vals, ids) = b.topk_rows(&z, kk)?;
+            tiles.push(PendingTile {
+                start,
+                kk,
+                vals,
+                ids,
+            });
         }
-        // One read-back for all tiles, after everything is recorded: one wait on a GPU.
-        let outs: Vec<&BTensor<B>> = pending.iter().flat_map(|p| [&p.2 .0, &p.2 .1]).collect();
-        let mut host = b.to_host(&outs)?.into_iter();
-        let mut next = || {
-            host.next().ok_or_else(|| OpError::Invalid {
-                op: "rank_sum",
-                detail: "a tile's top-k was not read back".into(),
-            })
-        };
-        let mut best: Ranked = vec![Vec::new(); rows];
-        for &(start, kk, _) in &pending {
-            let v = next()?.into_f32("rank_sum")?;
-            let id = next()?.into_u32("rank_sum")?;
-            for (r, out) in best.iter_mut().enumerate() {
-                for q in 0..kk {
-                    let (s, sc) = (id[r * kk + q], v[r * kk + q]);
-                    if s != u32::MAX {
-                        out.push((s + start as u32, sc));
-                    }
-                }
-            }
-        }
-        for out in &mut best {
-            out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-            out.truncate(k);
-        }
-        Ok(best)
+        Ok(PendingRank { rows, k, tiles })
     }
 }

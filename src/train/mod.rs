@@ -23,6 +23,7 @@ use crate::backend::model_ops::ModelOps;
 use crate::error::Error;
 use crate::model::batch::{upload, Example, PortraitTable};
 use crate::model::params::OptimConfig;
+use crate::model::scorer::{PendingRank, Scorer, Scoring};
 use crate::model::Model;
 
 /// The interactions a model learns from, indexed by user (history order) — a view of the
@@ -294,16 +295,23 @@ impl<'a, B: ModelOps> Trainer<'a, B> {
     /// are computed again.
     pub fn validate_with(&self, users: &ValidationUsers<B>) -> Result<Metrics, Error> {
         let (b, m) = (&self.b, &self.model);
-        let mut lists = Vec::with_capacity(users.truths.len());
+        let mut pending = Vec::with_capacity(users.batches.len());
         for (db, u) in &users.batches {
             let nb = m.scorer.neighbour_blocks(b, &m.params, &db.history)?;
-            for r in m
-                .scorer
-                .rank(b, &m.params, u, &db.exclude, self.cfg.k, &nb)?
-            {
-                lists.push(r.into_iter().map(|(s, _)| s).collect());
-            }
+            let part = Scoring {
+                scorer: &m.scorer,
+                p: &m.params,
+                u,
+                nb: &nb,
+            };
+            pending.push(Scorer::rank_sum_pending(
+                b,
+                &[part],
+                &db.exclude,
+                self.cfg.k,
+            )?);
         }
+        let lists = read_lists(b, pending, users.truths.len())?;
         Ok(evaluate(&lists, &users.truths, self.cfg.k, &self.catalogue))
     }
 
@@ -357,18 +365,36 @@ pub fn rank_examples<B: ModelOps>(
     k: usize,
     batch: usize,
 ) -> Result<(Vec<Vec<u32>>, Vec<Truth>), Error> {
-    let mut lists = Vec::with_capacity(examples.len());
     let Some(model) = models.first() else {
         return Err(Error::Other("rank_examples: no model to rank with".into()));
     };
+    let mut pending = Vec::new();
     for chunk in examples.chunks(ranking_batch(b, model, batch)) {
         // The members share their history length and portrait tables: one upload serves all.
         let db = upload(b, &model.cfg, corpus.portraits.as_ref(), chunk)?;
-        for r in crate::model::recommend_sum(b, models, &db, k)? {
+        pending.push(crate::model::recommend_sum_pending(b, models, &db, k)?);
+    }
+    let lists = read_lists(b, pending, examples.len())?;
+    Ok((lists, truths(corpus, examples)))
+}
+
+/// The song lists of rankings recorded batch after batch, read back together: one wait on a
+/// GPU for all the batches (the top-k of each is small; the score blocks are not kept).
+fn read_lists<B: ModelOps>(
+    b: &B,
+    pending: Vec<PendingRank<B>>,
+    users: usize,
+) -> Result<Vec<Vec<u32>>, Error> {
+    let tensors: Vec<&crate::backend::BTensor<B>> =
+        pending.iter().flat_map(|p| p.tensors()).collect();
+    let mut host = b.to_host(&tensors)?.into_iter();
+    let mut lists = Vec::with_capacity(users);
+    for p in pending {
+        for r in p.finish(&mut host)? {
             lists.push(r.into_iter().map(|(s, _)| s).collect());
         }
     }
-    Ok((lists, truths(corpus, examples)))
+    Ok(lists)
 }
 
 /// Each example's held-out songs with their play counts (1 where the history has none).
