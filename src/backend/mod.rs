@@ -394,6 +394,20 @@ impl HostTensor {
     }
 }
 
+/// Values whose read-back [`Backend::read_later`] started; [`LaterRead::wait`] gives them.
+pub struct LaterRead(Box<dyn FnOnce() -> OpResult<Vec<HostTensor>> + Send>);
+
+impl LaterRead {
+    pub fn new(wait: impl FnOnce() -> OpResult<Vec<HostTensor>> + Send + 'static) -> Self {
+        LaterRead(Box::new(wait))
+    }
+
+    /// The values the tensors held when the read was started, in order.
+    pub fn wait(self) -> OpResult<Vec<HostTensor>> {
+        (self.0)()
+    }
+}
+
 /// Which implementation a backend is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BackendKind {
@@ -457,6 +471,12 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn to_f32_kernel(&self, t: &BTensor<Self>) -> OpResult<Vec<f32>>;
     /// Kernel of [`Backend::to_u32`]: `t` is u32.
     fn to_u32_kernel(&self, t: &BTensor<Self>) -> OpResult<Vec<u32>>;
+    /// Starts reading tensors back; the CPU reads them at once. The GPU overrides it: the copies
+    /// are submitted after all recorded work, and the wait is for them alone.
+    fn read_later_kernel(&self, ts: &[&BTensor<Self>]) -> OpResult<LaterRead> {
+        let values = self.to_host_kernel(ts)?;
+        Ok(LaterRead::new(move || Ok(values)))
+    }
     /// Several tensors' values at once. The GPU overrides it: one wait for all of them where
     /// `to_f32`/`to_u32` wait once each.
     fn to_host_kernel(&self, ts: &[&BTensor<Self>]) -> OpResult<Vec<HostTensor>> {
@@ -590,6 +610,13 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// or a ranking's scores and ids with one wait for the device instead of one per tensor.
     fn to_host(&self, ts: &[&BTensor<Self>]) -> OpResult<Vec<HostTensor>> {
         self.to_host_kernel(ts)
+    }
+    /// [`Backend::to_host`] without waiting now: the values the tensors hold once everything
+    /// recorded so far has run (later writes to them do not show), given by
+    /// [`LaterRead::wait`]. On a GPU that wait is for the read alone, not for work recorded
+    /// after it: the host can queue the next steps before it waits.
+    fn read_later(&self, ts: &[&BTensor<Self>]) -> OpResult<LaterRead> {
+        self.read_later_kernel(ts)
     }
     /// Overwrites the contents of an existing tensor (same element count), reusing its storage.
     fn write_f32(&self, t: &mut BTensor<Self>, data: &[f32]) -> OpResult<()> {

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use self::metrics::{evaluate, Catalogue, Metrics};
 use crate::backend::model_ops::ModelOps;
+use crate::backend::LaterRead;
 use crate::error::Error;
 use crate::model::batch::{upload, Example, PortraitTable};
 use crate::model::params::OptimConfig;
@@ -171,6 +172,53 @@ pub struct Trainer<'a, B: ModelOps> {
     pub state: TrainState,
 }
 
+/// The epoch's mean loss from the groups of steps read back, with the divergence check.
+struct LossSums {
+    epoch: u32,
+    sum: f64,
+    batches: usize,
+    /// The run's reference loss (see [`DIVERGENCE_FACTOR`]): its first step's, until known.
+    reference: Option<f64>,
+}
+
+impl LossSums {
+    /// Adds a group of `n` steps whose losses sum to `v`, the group ending at step `at`; an
+    /// error when `v` is not finite or the group's mean diverged.
+    fn add(&mut self, v: f64, n: usize, at: usize) -> Result<(), NonFiniteLoss> {
+        let mean = v / n as f64;
+        let reference = *self.reference.get_or_insert(mean);
+        if !v.is_finite() || diverged(mean, reference) {
+            return Err(NonFiniteLoss {
+                epoch: self.epoch,
+                step: at,
+                value: mean,
+                reference: v.is_finite().then_some(reference),
+            });
+        }
+        self.sum += v;
+        self.batches += n;
+        Ok(())
+    }
+
+    fn mean(&self) -> f64 {
+        self.sum / self.batches.max(1) as f64
+    }
+}
+
+/// The summed loss a [`LaterRead`] of one `[1]` tensor gives.
+fn loss_of(r: LaterRead) -> Result<f64, Error> {
+    let v = r
+        .wait()?
+        .into_iter()
+        .next()
+        .map(|t| t.into_f32("training loss"));
+    match v {
+        Some(Ok(v)) if !v.is_empty() => Ok(v[0] as f64),
+        Some(Err(e)) => Err(e.into()),
+        _ => Err(Error::Other("the training loss was not read back".into())),
+    }
+}
+
 /// Read the accumulated loss back every this many steps (and at the epoch's end): often enough
 /// for the progress bar and to catch a NaN early, rarely enough not to stall the GPU every step.
 const LOSS_READBACK: usize = 8;
@@ -207,10 +255,18 @@ impl<'a, B: ModelOps> Trainer<'a, B> {
         let t0 = Instant::now();
         let total = examples.len();
         let mut loss_acc = b.zeros(&[1])?;
-        let (mut loss_sum, mut loss_batches) = (0.0f64, 0usize);
+        let mut losses = LossSums {
+            epoch,
+            sum: 0.0,
+            batches: 0,
+            reference: self.state.history.first().map(|r| r.loss),
+        };
         let mut pending = 0usize;
         let mut steps = 0usize;
-        let mut reference = self.state.history.first().map(|r| r.loss);
+        // A group's summed loss is read back while the next group's steps run (on a GPU the
+        // wait is then for that read alone, and the device never runs dry): (read, the group's
+        // steps, steps done at its end).
+        let mut in_flight: Option<(LaterRead, usize, usize)> = None;
         for chunk in examples.chunks(self.cfg.batch.max(1)) {
             let batch = upload(&b, &self.model.cfg, self.corpus.portraits.as_ref(), chunk)?;
             let loss = self
@@ -219,29 +275,33 @@ impl<'a, B: ModelOps> Trainer<'a, B> {
             b.axpy(&mut loss_acc, &loss, 1.0)?;
             steps += 1;
             pending += 1;
-            // The run's very first step is read back alone: the reference loss of epoch 1.
-            if pending == LOSS_READBACK || steps * self.cfg.batch >= total || reference.is_none() {
+            let done = (steps * self.cfg.batch).min(total);
+            if losses.reference.is_none() {
+                // The run's very first step is read back alone, at once: the reference loss.
                 let v = b.to_f32(&loss_acc)?[0] as f64;
-                let mean = v / pending as f64;
-                let reference = *reference.get_or_insert(mean);
-                if !v.is_finite() || diverged(mean, reference) {
-                    return Ok(Err(NonFiniteLoss {
-                        epoch,
-                        step: steps,
-                        value: mean,
-                        reference: v.is_finite().then_some(reference),
-                    }));
+                if let Err(e) = losses.add(v, pending, steps) {
+                    return Ok(Err(e));
                 }
-                loss_sum += v;
-                loss_batches += pending;
-                pending = 0;
-                loss_acc = b.zeros(&[1])?;
-                progress(
-                    (steps * self.cfg.batch).min(total),
-                    total,
-                    loss_sum / loss_batches.max(1) as f64,
-                );
+                (pending, loss_acc) = (0, b.zeros(&[1])?);
+                progress(done, total, losses.mean());
+            } else if pending == LOSS_READBACK || done >= total {
+                let group = (b.read_later(&[&loss_acc])?, pending, steps);
+                (loss_acc, pending) = (b.zeros(&[1])?, 0);
+                if let Some((r, n, at)) = in_flight.replace(group) {
+                    let v = loss_of(r)?;
+                    if let Err(e) = losses.add(v, n, at) {
+                        return Ok(Err(e));
+                    }
+                    progress(done, total, losses.mean());
+                }
             }
+        }
+        if let Some((r, n, at)) = in_flight.take() {
+            let v = loss_of(r)?;
+            if let Err(e) = losses.add(v, n, at) {
+                return Ok(Err(e));
+            }
+            progress(total, total, losses.mean());
         }
         b.sync()?;
         let seconds = t0.elapsed().as_secs_f64();
@@ -249,7 +309,7 @@ impl<'a, B: ModelOps> Trainer<'a, B> {
         let best = m.ndcg > self.state.best_ndcg || self.state.history.is_empty();
         let report = EpochReport {
             epoch,
-            loss: loss_sum / loss_batches.max(1) as f64,
+            loss: losses.mean(),
             seconds,
             users_per_second: total as f64 / seconds.max(1e-9),
             steps,

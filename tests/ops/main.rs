@@ -70,6 +70,7 @@ backend_tests! {
     runtime::pooled_buffers_are_reused_cleanly => runtime_pooled_buffers_are_reused_cleanly,
     runtime::round_trip_and_write => runtime_round_trip_and_write,
     runtime::to_host_reads_many_tensors => runtime_to_host_reads_many_tensors,
+    runtime::read_later_gives_the_values_when_started => runtime_read_later_gives_the_values_when_started,
 }
 
 /// Every kernel of `matmul.wgsl` forced onto every product of the matmul bodies: the default

@@ -86,3 +86,35 @@ pub fn to_host_reads_many_tensors<B: Backend>(be: &B) {
     assert_eq!(last.into_f32("test").unwrap(), be.to_f32(&big).unwrap());
     assert!(be.to_host(&[]).unwrap().is_empty());
 }
+
+/// `read_later` gives the values the tensors held when it was called, whatever is recorded
+/// after it (the trainer reads a loss back while the next steps run and write into new sums).
+pub fn read_later_gives_the_values_when_started<B: Backend>(be: &B) {
+    let mut acc = be.upload_f32(&[1.0, 2.0, 3.0], &[3]).unwrap();
+    let x = be.upload_f32(&[10.0, 20.0, 30.0], &[3]).unwrap();
+    let ids = be.upload_u32(&[7, 8], &[2]).unwrap();
+    be.axpy(&mut acc, &x, 1.0).unwrap();
+    let first = be.read_later(&[&acc, &ids]).unwrap();
+    // Recorded after the read: must not show in it.
+    be.axpy(&mut acc, &x, 2.0).unwrap();
+    let second = be.read_later(&[&acc]).unwrap();
+    be.axpy(&mut acc, &x, -1.0).unwrap();
+    assert_eq!(
+        first.wait().unwrap(),
+        [
+            HostTensor::F32(vec![11.0, 22.0, 33.0]),
+            HostTensor::U32(vec![7, 8])
+        ]
+    );
+    assert_eq!(
+        second.wait().unwrap(),
+        [HostTensor::F32(vec![31.0, 62.0, 93.0])]
+    );
+    assert_eq!(be.to_f32(&acc).unwrap(), vec![21.0, 42.0, 63.0]);
+    let empty = be.upload_f32(&[], &[0]).unwrap();
+    assert_eq!(
+        be.read_later(&[&empty]).unwrap().wait().unwrap(),
+        [HostTensor::F32(vec![])]
+    );
+    assert!(be.read_later(&[]).unwrap().wait().unwrap().is_empty());
+}

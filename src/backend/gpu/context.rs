@@ -225,6 +225,55 @@ pub struct GpuStats {
     pub pipelines: usize,
 }
 
+/// A read-back started by [`GpuContext::download_later`].
+pub struct LaterDownload {
+    ctx: Arc<GpuContext>,
+    buf: Option<wgpu::Buffer>,
+    submit: Option<wgpu::SubmissionIndex>,
+    sizes: Vec<u64>,
+}
+
+impl LaterDownload {
+    /// Waits for the submission that holds the copies (not for anything submitted after it)
+    /// and hands `read(i, bytes)` each range, as [`GpuContext::download_many`] does.
+    pub fn wait(self, mut read: impl FnMut(usize, &[u8])) -> Result<(), GpuError> {
+        let Some(buf) = self.buf else {
+            (0..self.sizes.len()).for_each(|i| read(i, &[]));
+            return Ok(());
+        };
+        let total: u64 = self.sizes.iter().sum();
+        let (tx, rx) = mpsc::channel();
+        buf.map_async(wgpu::MapMode::Read, 0..total, move |r| {
+            let _ = tx.send(r);
+        });
+        self.ctx
+            .device
+            .poll(wgpu::PollType::Wait {
+                submission_index: self.submit,
+                timeout: None,
+            })
+            .map_err(|e| GpuError::Poll(e.to_string()))?;
+        match rx.recv_timeout(Duration::from_secs(600)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(GpuError::Map(e.to_string())),
+            Err(e) => return Err(GpuError::Map(format!("no map callback: {e}"))),
+        }
+        {
+            let view = buf
+                .get_mapped_range(0..total)
+                .map_err(|e| GpuError::Map(e.to_string()))?;
+            let mut at = 0usize;
+            for (i, &bytes) in self.sizes.iter().enumerate() {
+                read(i, &view[at..at + bytes as usize]);
+                at += bytes as usize;
+            }
+        }
+        buf.unmap();
+        self.ctx.lock().later_free.push(buf);
+        self.ctx.check_errors()
+    }
+}
+
 impl GpuStats {
     /// What happened between `earlier` and `self` (two readings of the same context): every
     /// counter's difference; `bytes_allocated` is the net growth (0 where it shrank), `pipelines`
@@ -262,6 +311,10 @@ struct State {
     deferred: Vec<(u64, wgpu::Buffer)>,
     pooled_bytes: u64,
     staging: Option<wgpu::Buffer>,
+    /// Map buffers of finished [`GpuContext::download_later`] reads, for the next ones.
+    later_free: Vec<wgpu::Buffer>,
+    /// The index of the last submit, which a later read waits for.
+    last_submit: Option<wgpu::SubmissionIndex>,
     timer: Option<Timer>,
     stats: GpuStats,
 }
@@ -385,6 +438,8 @@ impl GpuContext {
                 deferred: Vec::new(),
                 pooled_bytes: 0,
                 staging: None,
+                later_free: Vec::new(),
+                last_submit: None,
                 timer: None,
                 stats: GpuStats::default(),
             }),
@@ -948,7 +1003,7 @@ impl GpuContext {
         }
         let cmd = enc.finish();
         let t0 = std::time::Instant::now();
-        self.queue.submit(Some(cmd));
+        st.last_submit = Some(self.queue.submit(Some(cmd)));
         st.stats.submit_nanos += t0.elapsed().as_nanos() as u64;
         st.stats.submits += 1;
         st.params.clear();
@@ -1041,6 +1096,54 @@ impl GpuContext {
             bytemuck::cast_slice_mut::<T, u8>(&mut out).copy_from_slice(b)
         })?;
         Ok(out)
+    }
+
+    /// Starts a read-back of several buffers' first bytes (as [`GpuContext::download_many`])
+    /// without waiting: the copies are recorded after all pending work into a map buffer of
+    /// their own and submitted. [`LaterDownload::wait`] then waits for that submission only,
+    /// not for work recorded since: the trainer reads a loss back while the next steps run.
+    pub fn download_later(
+        self: &Arc<Self>,
+        srcs: &[(&GpuBuffer, u64)],
+    ) -> Result<LaterDownload, GpuError> {
+        let sizes: Vec<u64> = srcs.iter().map(|s| s.1).collect();
+        let total: u64 = sizes.iter().sum();
+        let mut st = self.lock();
+        st.stats.readbacks += 1;
+        if total == 0 {
+            return Ok(LaterDownload {
+                ctx: self.clone(),
+                buf: None,
+                submit: None,
+                sizes,
+            });
+        }
+        let need = size_class(total);
+        let buf = match st.later_free.iter().position(|b| b.size() >= need) {
+            Some(i) => st.later_free.swap_remove(i),
+            None => self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("later read-back"),
+                size: need,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+        };
+        let enc = Self::encoder(&self.device, &mut st);
+        let mut at = 0u64;
+        for (src, bytes) in srcs {
+            if *bytes > 0 {
+                enc.copy_buffer_to_buffer(src.raw(), src.offset, &buf, at, *bytes);
+            }
+            at += bytes;
+        }
+        st.pending += 1;
+        self.flush_locked(&mut st)?;
+        Ok(LaterDownload {
+            ctx: self.clone(),
+            buf: Some(buf),
+            submit: st.last_submit.clone(),
+            sizes,
+        })
     }
 
     /// Copies the first `bytes` bytes of a buffer to the host, after all pending work.

@@ -38,10 +38,26 @@ pub static SHADERS: [&Shader; 12] = [
 
 use super::check::MatmulDims;
 use super::{
-    Backend, BackendKind, BinaryOp, DType, HostTensor, IndexPlan, OpResult, Packed, ReduceOp,
-    Targets, Tensor, UnaryOp,
+    Backend, BackendKind, BinaryOp, DType, HostTensor, IndexPlan, LaterRead, OpResult, Packed,
+    ReduceOp, Targets, Tensor, UnaryOp,
 };
 use crate::error::GpuError;
+
+/// A host vector of `t`'s type and length, for a read-back to fill ([`fill_host`]).
+fn host_zeros(t: &GpuTensor) -> HostTensor {
+    match t.dtype() {
+        DType::F32 => HostTensor::F32(vec![0.0; t.len()]),
+        DType::U32 => HostTensor::U32(vec![0; t.len()]),
+    }
+}
+
+/// Copies a tensor's read-back bytes into its host vector.
+fn fill_host(out: &mut HostTensor, bytes: &[u8]) {
+    match out {
+        HostTensor::F32(v) => bytemuck::cast_slice_mut::<f32, u8>(v).copy_from_slice(bytes),
+        HostTensor::U32(v) => bytemuck::cast_slice_mut::<u32, u8>(v).copy_from_slice(bytes),
+    }
+}
 
 pub type GpuStorage = Arc<GpuBuffer>;
 pub type GpuTensor = Tensor<GpuStorage>;
@@ -318,21 +334,23 @@ impl Backend for GpuBackend {
         Ok(self.ctx.download_as(raw(t), t.len() as u64 * 4)?)
     }
 
+    fn read_later_kernel(&self, ts: &[&GpuTensor]) -> OpResult<LaterRead> {
+        let mut out: Vec<HostTensor> = ts.iter().map(|t| host_zeros(t)).collect();
+        let srcs: Vec<(&GpuBuffer, u64)> =
+            ts.iter().map(|t| (raw(t), t.len() as u64 * 4)).collect();
+        let later = self.ctx.download_later(&srcs)?;
+        Ok(LaterRead::new(move || {
+            later.wait(|i, bytes| fill_host(&mut out[i], bytes))?;
+            Ok(out)
+        }))
+    }
+
     fn to_host_kernel(&self, ts: &[&GpuTensor]) -> OpResult<Vec<HostTensor>> {
-        let mut out: Vec<HostTensor> = ts
-            .iter()
-            .map(|t| match t.dtype() {
-                DType::F32 => HostTensor::F32(vec![0.0; t.len()]),
-                DType::U32 => HostTensor::U32(vec![0; t.len()]),
-            })
-            .collect();
+        let mut out: Vec<HostTensor> = ts.iter().map(|t| host_zeros(t)).collect();
         let srcs: Vec<(&GpuBuffer, u64)> =
             ts.iter().map(|t| (raw(t), t.len() as u64 * 4)).collect();
         self.ctx
-            .download_many(&srcs, |i, bytes| match &mut out[i] {
-                HostTensor::F32(v) => bytemuck::cast_slice_mut::<f32, u8>(v).copy_from_slice(bytes),
-                HostTensor::U32(v) => bytemuck::cast_slice_mut::<u32, u8>(v).copy_from_slice(bytes),
-            })?;
+            .download_many(&srcs, |i, bytes| fill_host(&mut out[i], bytes))?;
         Ok(out)
     }
 

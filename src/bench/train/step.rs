@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::options::TrainBenchOptions;
 use crate::backend::gpu::{GpuBackend, KernelTime, TunedProduct};
 use crate::backend::model_ops::ModelOps;
-use crate::backend::{BTensor, Backend};
+use crate::backend::{BTensor, Backend, LaterRead};
 use crate::error::Error;
 use crate::model::batch::{upload, Example};
 use crate::model::neighbours::NeighbourLists;
@@ -386,19 +386,31 @@ pub(super) fn run_model<B: ModelOps>(
             b.sync()?;
             let t0 = Instant::now();
             let mut acc = b.zeros(&[1])?;
+            let finite = |r: LaterRead| -> Result<(), Error> {
+                let v = r.wait()?.into_iter().next().map(|t| t.into_f32("loss"));
+                match v {
+                    Some(Ok(v)) if v.first().is_some_and(|x| x.is_finite()) => Ok(()),
+                    other => Err(Error::Other(format!(
+                        "bench train: {} loss became {other:?} in the epoch run",
+                        kind.name()
+                    ))),
+                }
+            };
+            let mut in_flight = None;
             for (i, ex) in all.chunks(bs).enumerate() {
                 step(&mut model, &mut acc, ex)?;
-                // The trainer reads the loss back every 8 steps (progress, NaN check).
+                // As the trainer: the loss read back every 8 steps (progress, NaN check), each
+                // read waited for while the next 8 steps run.
                 if (i + 1) % 8 == 0 {
-                    let v = b.to_f32(&acc)?[0];
-                    if !v.is_finite() {
-                        return Err(Error::Other(format!(
-                            "bench train: {} loss became {v} in the epoch run",
-                            kind.name()
-                        )));
-                    }
+                    let read = b.read_later(&[&acc])?;
                     acc = b.zeros(&[1])?;
+                    if let Some(r) = in_flight.replace(read) {
+                        finite(r)?;
+                    }
                 }
+            }
+            if let Some(r) = in_flight {
+                finite(r)?;
             }
             b.sync()?;
             Some(t0.elapsed().as_secs_f64())
