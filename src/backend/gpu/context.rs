@@ -242,35 +242,20 @@ impl LaterDownload {
             return Ok(());
         };
         let total: u64 = self.sizes.iter().sum();
-        let (tx, rx) = mpsc::channel();
-        buf.map_async(wgpu::MapMode::Read, 0..total, move |r| {
-            let _ = tx.send(r);
-        });
-        self.ctx
-            .device
-            .poll(wgpu::PollType::Wait {
-                submission_index: self.submit,
-                timeout: None,
-            })
-            .map_err(|e| GpuError::Poll(e.to_string()))?;
-        match rx.recv_timeout(Duration::from_secs(600)) {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(GpuError::Map(e.to_string())),
-            Err(e) => return Err(GpuError::Map(format!("no map callback: {e}"))),
-        }
-        {
-            let view = buf
-                .get_mapped_range(0..total)
-                .map_err(|e| GpuError::Map(e.to_string()))?;
-            let mut at = 0usize;
-            for (i, &bytes) in self.sizes.iter().enumerate() {
-                read(i, &view[at..at + bytes as usize]);
-                at += bytes as usize;
-            }
-        }
-        buf.unmap();
+        self.ctx.map_read_after(&buf, total, self.submit, |all| {
+            split_ranges(all, &self.sizes, read)
+        })?;
         self.ctx.lock().later_free.push(buf);
         self.ctx.check_errors()
+    }
+}
+
+/// Hands `read(i, bytes)` the `i`-th of the consecutive ranges of `sizes` bytes in `all`.
+fn split_ranges(all: &[u8], sizes: &[u64], mut read: impl FnMut(usize, &[u8])) {
+    let mut at = 0usize;
+    for (i, &bytes) in sizes.iter().enumerate() {
+        read(i, &all[at..at + bytes as usize]);
+        at += bytes as usize;
     }
 }
 
@@ -1063,12 +1048,26 @@ impl GpuContext {
         bytes: u64,
         read: impl FnOnce(&[u8]),
     ) -> Result<(), GpuError> {
+        self.map_read_after(buf, bytes, None, read)
+    }
+
+    /// [`GpuContext::map_read`] waiting for submission `after` (the last one when `None`).
+    fn map_read_after(
+        &self,
+        buf: &wgpu::Buffer,
+        bytes: u64,
+        after: Option<wgpu::SubmissionIndex>,
+        read: impl FnOnce(&[u8]),
+    ) -> Result<(), GpuError> {
         let (tx, rx) = mpsc::channel();
         buf.map_async(wgpu::MapMode::Read, 0..bytes, move |r| {
             let _ = tx.send(r);
         });
         self.device
-            .poll(wgpu::PollType::wait_indefinitely())
+            .poll(wgpu::PollType::Wait {
+                submission_index: after,
+                timeout: None,
+            })
             .map_err(|e| GpuError::Poll(e.to_string()))?;
         match rx.recv_timeout(Duration::from_secs(600)) {
             Ok(Ok(())) => {}
@@ -1201,13 +1200,8 @@ impl GpuContext {
         }
         st.pending += 1;
         let result = self.flush_locked(&mut st).and_then(|_| {
-            self.map_read(&staging, total, |all| {
-                let mut at = 0usize;
-                for (i, (_, bytes)) in srcs.iter().enumerate() {
-                    read(i, &all[at..at + *bytes as usize]);
-                    at += *bytes as usize;
-                }
-            })
+            let sizes: Vec<u64> = srcs.iter().map(|s| s.1).collect();
+            self.map_read(&staging, total, |all| split_ranges(all, &sizes, read))
         });
         st.staging = Some(staging);
         result
