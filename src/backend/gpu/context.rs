@@ -250,6 +250,18 @@ impl LaterDownload {
     }
 }
 
+/// Records copies of each source's first bytes into `dst`, one range after another (the
+/// ranges [`split_ranges`] hands back).
+fn copy_ranges(enc: &mut wgpu::CommandEncoder, srcs: &[(&GpuBuffer, u64)], dst: &wgpu::Buffer) {
+    let mut at = 0u64;
+    for (src, bytes) in srcs {
+        if *bytes > 0 {
+            enc.copy_buffer_to_buffer(src.raw(), src.offset, dst, at, *bytes);
+        }
+        at += bytes;
+    }
+}
+
 /// Hands `read(i, bytes)` the `i`-th of the consecutive ranges of `sizes` bytes in `all`.
 fn split_ranges(all: &[u8], sizes: &[u64], mut read: impl FnMut(usize, &[u8])) {
     let mut at = 0usize;
@@ -1127,14 +1139,7 @@ impl GpuContext {
                 mapped_at_creation: false,
             }),
         };
-        let enc = Self::encoder(&self.device, &mut st);
-        let mut at = 0u64;
-        for (src, bytes) in srcs {
-            if *bytes > 0 {
-                enc.copy_buffer_to_buffer(src.raw(), src.offset, &buf, at, *bytes);
-            }
-            at += bytes;
-        }
+        copy_ranges(Self::encoder(&self.device, &mut st), srcs, &buf);
         st.pending += 1;
         self.flush_locked(&mut st)?;
         Ok(LaterDownload {
@@ -1190,14 +1195,7 @@ impl GpuContext {
         }
         let staging = st.staging.take().expect("staging created above");
         st.stats.readbacks += 1;
-        let enc = Self::encoder(&self.device, &mut st);
-        let mut at = 0u64;
-        for (src, bytes) in srcs {
-            if *bytes > 0 {
-                enc.copy_buffer_to_buffer(src.raw(), src.offset, &staging, at, *bytes);
-            }
-            at += bytes;
-        }
+        copy_ranges(Self::encoder(&self.device, &mut st), srcs, &staging);
         st.pending += 1;
         let result = self.flush_locked(&mut st).and_then(|_| {
             let sizes: Vec<u64> = srcs.iter().map(|s| s.1).collect();
