@@ -206,7 +206,7 @@ impl LossSums {
 }
 
 /// The summed loss a [`LaterRead`] of one `[1]` tensor gives.
-fn loss_of(r: LaterRead) -> Result<f64, Error> {
+pub(crate) fn loss_of(r: LaterRead) -> Result<f64, Error> {
     let v = r
         .wait()?
         .into_iter()

@@ -387,11 +387,10 @@ pub(super) fn run_model<B: ModelOps>(
             let t0 = Instant::now();
             let mut acc = b.zeros(&[1])?;
             let finite = |r: LaterRead| -> Result<(), Error> {
-                let v = r.wait()?.into_iter().next().map(|t| t.into_f32("loss"));
-                match v {
-                    Some(Ok(v)) if v.first().is_some_and(|x| x.is_finite()) => Ok(()),
-                    other => Err(Error::Other(format!(
-                        "bench train: {} loss became {other:?} in the epoch run",
+                match crate::train::loss_of(r)? {
+                    v if v.is_finite() => Ok(()),
+                    v => Err(Error::Other(format!(
+                        "bench train: {} loss became {v} in the epoch run",
                         kind.name()
                     ))),
                 }
