@@ -30,6 +30,14 @@
 // output per invocation (four times `matmul32`'s workgroups on such a C), K in slices of 64
 // (a fourth of the waits), the next slice read into registers while this one is summed.
 //
+// `matmul32w`: C of at most 32 rows and many columns (the batch's catalogue logits u·qᵀ, the
+// partials of g·q), as `matmul32` but with each invocation's outputs shaped for hardware GPUs:
+// a 32x128 tile per workgroup of 32x4 invocations, 8 rows x 4 columns each (rows 8·ty + i,
+// columns 4·tx + j), so a K step reads workgroup memory three times (A's two vec4s, the same
+// for every invocation of a row group, and one vec4 of B) for 32 FMAs, where `matmul32` reads it
+// six times for 8. Tiles padded to 36 and 132 floats a K row (vec4-aligned, staging stores at
+// most two to a bank).
+//
 // Every kernel sums K in the same order (one fused multiply-add per k, k ascending, from 0;
 // the zeros past K's end add nothing), so they give the same bits and the tuner picks by time.
 //
@@ -493,4 +501,64 @@ fn matmul16(@builtin(workgroup_id) wid: vec3<u32>,
     if (row0 + lid.y < p.m && col0 + lid.x < p.n) {
         store_one(sl.c_off, row0 + lid.y, col0 + lid.x, acc);
     }
+}
+
+// `matmul32w`'s tiles: [BK][9] and [BK][33] vec4s (32 rows, 128 columns, each plus 4 floats).
+const PAD_AW: u32 = 9u;
+const PAD_BW: u32 = 33u;
+var<workgroup> tile_aw: array<vec4<f32>, 144>;
+var<workgroup> tile_bw: array<vec4<f32>, 528>;
+
+@compute @workgroup_size(32, 4)
+fn matmul32w(@builtin(workgroup_id) wid: vec3<u32>,
+             @builtin(local_invocation_id) lid: vec3<u32>,
+             @builtin(local_invocation_index) li: u32) {
+    let sl = slice_of(wid.z);
+    let k_end = sl.k_end;
+    let row0 = wid.y * 32u;
+    let col0 = wid.x * 128u;
+    var c0 = vec4<f32>(0.0);
+    var c1 = vec4<f32>(0.0);
+    var c2 = vec4<f32>(0.0);
+    var c3 = vec4<f32>(0.0);
+    var c4 = vec4<f32>(0.0);
+    var c5 = vec4<f32>(0.0);
+    var c6 = vec4<f32>(0.0);
+    var c7 = vec4<f32>(0.0);
+    for (var k0 = sl.k_begin; k0 < k_end; k0 += BK) {
+        // A's slice is 16 x 32 (four elements per invocation), B's 16 x 128 (sixteen).
+        for (var l = 0u; l < 4u; l++) {
+            let x = a_elem(li + l * 128u, 32u, row0, k0, k_end, sl.a_off);
+            tile_aw[x.k * PAD_AW + x.i / 4u][x.i % 4u] = x.v;
+        }
+        for (var l = 0u; l < 16u; l++) {
+            let y = b_elem(li + l * 128u, 128u, col0, k0, k_end, sl.b_off);
+            tile_bw[y.k * PAD_BW + y.i / 4u][y.i % 4u] = y.v;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < BK; kk++) {
+            let a0 = tile_aw[kk * PAD_AW + 2u * lid.y];
+            let a1 = tile_aw[kk * PAD_AW + 2u * lid.y + 1u];
+            let bv = tile_bw[kk * PAD_BW + lid.x];
+            c0 = fma(vec4<f32>(a0.x), bv, c0);
+            c1 = fma(vec4<f32>(a0.y), bv, c1);
+            c2 = fma(vec4<f32>(a0.z), bv, c2);
+            c3 = fma(vec4<f32>(a0.w), bv, c3);
+            c4 = fma(vec4<f32>(a1.x), bv, c4);
+            c5 = fma(vec4<f32>(a1.y), bv, c5);
+            c6 = fma(vec4<f32>(a1.z), bv, c6);
+            c7 = fma(vec4<f32>(a1.w), bv, c7);
+        }
+        workgroupBarrier();
+    }
+    let r = row0 + 8u * lid.y;
+    let q = col0 + 4u * lid.x;
+    store(sl.c_off, r, q, 1u, c0);
+    store(sl.c_off, r + 1u, q, 1u, c1);
+    store(sl.c_off, r + 2u, q, 1u, c2);
+    store(sl.c_off, r + 3u, q, 1u, c3);
+    store(sl.c_off, r + 4u, q, 1u, c4);
+    store(sl.c_off, r + 5u, q, 1u, c5);
+    store(sl.c_off, r + 6u, q, 1u, c6);
+    store(sl.c_off, r + 7u, q, 1u, c7);
 }

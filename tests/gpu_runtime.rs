@@ -377,10 +377,11 @@ fn large_products_take_the_128_tile_kernel() {
     assert_eq!(g.to_f32(&c.unwrap()).unwrap()[1030 * 1030 - 1], 2.5);
 }
 
-/// Products of at most 32 rows (a batch's catalogue logits `u·qᵀ`; `g·q`, split over K, and the
-/// sum of its partials) take the 32-row kernel; 33 rows the 64-row one.
+/// Products of at most 32 rows (a batch's catalogue logits `u·qᵀ`; `g·q`, split over K) take
+/// the wide 32-row kernel, the sum of the split's partials the 32 × 64 one; 33 rows the 64-row
+/// one.
 #[test]
-fn products_of_32_rows_take_the_32_row_kernel() {
+fn products_of_32_rows_take_the_wide_32_row_kernel() {
     let Some(g) = common::fresh_gpu().map(|g| g.with_matmul_tuning(false)) else {
         return;
     };
@@ -397,9 +398,10 @@ fn products_of_32_rows_take_the_32_row_kernel() {
         return;
     };
     let want = [
-        ("matmul::matmul32[TRANS_A=0,TRANS_B=1]".to_string(), 1),
-        // Split-K: the partial products and their sum (one row: 1ᵀ · partials).
-        ("matmul::matmul32[TRANS_A=0,TRANS_B=0]".to_string(), 2),
+        ("matmul::matmul32w[TRANS_A=0,TRANS_B=1]".to_string(), 1),
+        // Split-K: the partial products, and their sum (one row: 1ᵀ · partials).
+        ("matmul::matmul32w[TRANS_A=0,TRANS_B=0]".to_string(), 1),
+        ("matmul::matmul32[TRANS_A=0,TRANS_B=0]".to_string(), 1),
         ("matmul::matmul[TRANS_A=0,TRANS_B=1]".to_string(), 1),
     ];
     assert_eq!(ran, want.into_iter().collect());
@@ -428,8 +430,9 @@ fn the_tuner_times_each_class_once_and_changes_no_result() {
         g.upload_f32(&common::uniform(&mut rng, r * c, -1.0, 1.0), &[r, c])
             .unwrap()
     };
-    // u·qᵀ of a batch (32 × 3,000 over 64), a square-ish product, Aᵀ·B, and a ∂W-like
-    // xᵀ·∂h (a 32 × 128 C over K = 1,100, below the rule's split: timed split too).
+    // u·qᵀ of a batch (32 × 3,000 over 64), a square-ish product, Aᵀ·B, a ∂W-like xᵀ·∂h (a
+    // 32 × 128 C over K = 1,100, below the rule's split: timed split too), and a g·q-like
+    // product the rule splits (32 × 64 over K = 3,000: its partials' kernel is tuned).
     let u = rand(32, 64);
     let q = rand(3000, 64);
     let a = rand(200, 150);
@@ -437,11 +440,13 @@ fn the_tuner_times_each_class_once_and_changes_no_result() {
     let at = rand(150, 200);
     let xs = rand(1100, 32);
     let dh = rand(1100, 128);
-    let products: [(&_, &_, bool, bool); 4] = [
+    let gs = rand(32, 3000);
+    let products: [(&_, &_, bool, bool); 5] = [
         (&u, &q, false, true),
         (&a, &b, false, false),
         (&at, &b, true, false),
         (&xs, &dh, true, false),
+        (&gs, &q, false, false),
     ];
     for (i, &(x, y, ta, tb)) in products.iter().enumerate() {
         g.sync().unwrap();
@@ -469,6 +474,11 @@ fn the_tuner_times_each_class_once_and_changes_no_result() {
         }
     }
     for t in g.matmul_tuned() {
+        let want_split = ((t.m, t.n, t.k) == (32, 64, 3000)).then_some(512);
+        assert_eq!(
+            t.split, want_split,
+            "only g·q is split, by the rule's slice: {t:?}"
+        );
         if !timestamps {
             assert!(t.timings.is_empty(), "no timestamps: the rule decides");
             continue;
@@ -507,7 +517,7 @@ fn the_tuner_times_each_class_once_and_changes_no_result() {
     }) else {
         return;
     };
-    assert_eq!(g.matmul_tuned().len(), 4);
+    assert_eq!(g.matmul_tuned().len(), 5);
     let want = [(
         format!("matmul::{}[TRANS_A=0,TRANS_B=1]", decided.kernel),
         2,
@@ -517,17 +527,21 @@ fn the_tuner_times_each_class_once_and_changes_no_result() {
     assert_eq!(g.context().stats().readbacks, before);
 }
 
-/// `with_matmul_kernel` runs every product on the kernel it names (split-K ones excepted), the
-/// small product too: what `bench ops` compares per kernel is what ran.
+/// `with_matmul_kernel` runs every product on the kernel it names, the small product and a
+/// split-K product's partials too (their sum stays on `matmul32`): what `bench ops` compares
+/// per kernel is what ran.
 #[test]
 fn a_forced_matmul_kernel_runs_every_product() {
     use ainrnn::backend::gpu::MatmulKernel;
     let Some(g) = common::fresh_gpu() else { return };
     let big = g.upload_f32(&vec![0.25; 1030 * 40], &[1030, 40]).unwrap();
     let small = g.upload_f32(&vec![0.25; 200 * 40], &[200, 40]).unwrap();
+    let wide = g.upload_f32(&vec![0.25; 32 * 3000], &[32, 3000]).unwrap();
+    let tall = g.upload_f32(&vec![0.5; 3000 * 16], &[3000, 16]).unwrap();
     for (k, name) in [
         (MatmulKernel::Tile16, "matmul16"),
         (MatmulKernel::Tile32, "matmul32"),
+        (MatmulKernel::Tile32Wide, "matmul32w"),
         (MatmulKernel::Tile64, "matmul"),
         (MatmulKernel::Tile128, "matmul128"),
         (MatmulKernel::Tile128Prefetch, "matmul128p"),
@@ -535,16 +549,29 @@ fn a_forced_matmul_kernel_runs_every_product() {
         assert_eq!(k.entry(), name);
         let gk = g.with_matmul_kernel(k);
         let mut c = None;
+        let mut split = None;
         let Some(ran) = kernel_passes(&g, || {
             c = Some(gk.matmul(&big, &big, false, true).unwrap());
             gk.matmul(&small, &small, true, false).unwrap();
+            split = Some(gk.matmul(&wide, &tall, false, false).unwrap());
         }) else {
             return;
         };
-        let want = ["TRANS_A=0,TRANS_B=1", "TRANS_A=1,TRANS_B=0"]
-            .map(|t| (format!("matmul::{name}[{t}]"), 1));
-        assert_eq!(ran, want.into_iter().collect(), "{k:?}");
+        let mut want: std::collections::BTreeMap<String, u64> = [
+            "TRANS_A=0,TRANS_B=1",
+            "TRANS_A=1,TRANS_B=0",
+            "TRANS_A=0,TRANS_B=0",
+        ]
+        .map(|t| (format!("matmul::{name}[{t}]"), 1))
+        .into_iter()
+        .collect();
+        // The split product's sum of partials.
+        *want
+            .entry("matmul::matmul32[TRANS_A=0,TRANS_B=0]".into())
+            .or_default() += 1;
+        assert_eq!(ran, want, "{k:?}");
         assert_eq!(gk.to_f32(&c.unwrap()).unwrap()[1030 * 1030 - 1], 2.5);
+        assert_eq!(gk.to_f32(&split.unwrap()).unwrap()[32 * 16 - 1], 375.0);
     }
 }
 

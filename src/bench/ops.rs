@@ -205,7 +205,7 @@ fn per_kernel(case: Case, sizes: Sizes) -> bool {
 pub struct Row {
     pub op: &'static str,
     pub size: String,
-    /// The GPU kernel the row forced (`matmul16`, `matmul32`, `matmul`, `matmul128`, `matmul128p`); `None`: the
+    /// The GPU kernel the row forced (`matmul16`, `matmul32`, `matmul32w`, `matmul`, `matmul128`, `matmul128p`); `None`: the
     /// backend's own choice, what the model's products get.
     pub kernel: Option<&'static str>,
     pub unit: &'static str,
@@ -366,11 +366,14 @@ pub fn render(r: &Report) -> String {
                 .collect();
             let _ = writeln!(
                 s,
-                "  {} × {} × {}, K {}{}{}: {} ({}){}",
+                "  {} × {} × {}, K {}{}{}{}: {} ({}){}",
                 t.batch,
                 t.m,
                 t.n,
                 t.k,
+                t.split
+                    .map(|c| format!(", split over K by {c} (the partials)"))
+                    .unwrap_or_default(),
                 if t.trans_a { ", Aᵀ" } else { "" },
                 if t.trans_b { ", Bᵀ" } else { "" },
                 t.kernel,

@@ -851,7 +851,8 @@ fn tuned_products(run: &Value) -> String {
          kernel; µs of the fastest of three runs). For a small C over a K the rule does not split, \
          the same product split over K (partials and their sum) is timed too, never chosen (it \
          changes the order of the sum): faster than the choice, it says the rule should split \
-         such products.\n\n\
+         such products. For a product the rule splits, the kernel of its partial products is \
+         chosen.\n\n\
          | product (batch × m × n, K) | transposes | chosen | µs per kernel | split-K, not chosen (µs) |\n\
          |---|---|---|---|---|\n",
     );
@@ -877,8 +878,13 @@ fn tuned_products(run: &Value) -> String {
     };
     for t in &tuned {
         let n = |k: &str| t[k].as_u64().unwrap_or(0);
+        // A class the rule splits over K: the kernels timed on its partial products.
+        let split = t["split"]
+            .as_u64()
+            .map(|c| format!(" (split over K in slices of {c}: the partials)"))
+            .unwrap_or_default();
         m.push_str(&format!(
-            "| {} × {} × {}, K {} | {}{} | `{}` | {} | {} |\n",
+            "| {} × {} × {}, K {}{split} | {}{} | `{}` | {} | {} |\n",
             n("batch"),
             n("m"),
             n("n"),

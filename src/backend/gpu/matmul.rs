@@ -37,12 +37,12 @@ pub static MATMUL: Shader = crate::wgsl_shader!(
     overrides: ["TRANS_A", "TRANS_B"],
 );
 
-/// The kernels of `matmul.wgsl` a product can run on. Split-K products (a small C over a long
-/// K) take `matmul32` or `matmul` whatever is forced, unless one of those two is.
+/// The kernels of `matmul.wgsl` a product can run on. A forced kernel runs split-K products'
+/// partials too (a small C over a long K; their sum always runs on `matmul32`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum MatmulKernel {
     /// The backend's choice. With tuning on ([`GpuBackend::with_matmul_tuning`]): the kernel
-    /// measured fastest on this device for the product's class ([`Tuner`]). Without: `matmul32`
+    /// measured fastest on this device for the product's class ([`Tuner`]). Without: `matmul32w`
     /// for C of at most 32 rows, `matmul128` for products with at least `BIG_MIN_TILES` of its
     /// tiles, `matmul` between.
     #[default]
@@ -50,8 +50,13 @@ pub enum MatmulKernel {
     /// `matmul16`: 16 × 16 tiles, one output per invocation, K in slices of 64 (a small C over a
     /// long K: more workgroups, fewer waits on loads). Only the tuner or a caller picks it.
     Tile16,
-    /// `matmul32`: 32 × 64 tiles, 2 × 4 outputs per invocation (`Auto`: C of at most 32 rows).
+    /// `matmul32`: 32 × 64 tiles, 2 × 4 outputs per invocation (the rule's kernel for C of at
+    /// most 32 rows before `matmul32w`; kept for the tuner and the split-K sums).
     Tile32,
+    /// `matmul32w`: 32 × 128 tiles, 8 × 4 outputs per invocation: three vec4 reads of
+    /// workgroup memory per 32 FMAs, where `matmul32` makes six scalar reads per 8 (`Auto`: C
+    /// of at most 32 rows).
+    Tile32Wide,
     /// `matmul`: 64 × 64 tiles, 4 × 4 outputs per invocation.
     Tile64,
     /// `matmul128`: 128 × 128 tiles, 8 × 8 outputs per invocation.
@@ -62,9 +67,10 @@ pub enum MatmulKernel {
 
 impl MatmulKernel {
     /// Every kernel (all but `Auto`), for `bench ops` and the tests to force one at a time.
-    pub const FORCED: [MatmulKernel; 5] = [
+    pub const FORCED: [MatmulKernel; 6] = [
         MatmulKernel::Tile16,
         MatmulKernel::Tile32,
+        MatmulKernel::Tile32Wide,
         MatmulKernel::Tile64,
         MatmulKernel::Tile128,
         MatmulKernel::Tile128Prefetch,
@@ -75,6 +81,7 @@ impl MatmulKernel {
         match self {
             MatmulKernel::Tile16 => "matmul16",
             MatmulKernel::Tile32 => "matmul32",
+            MatmulKernel::Tile32Wide => "matmul32w",
             MatmulKernel::Tile64 => "matmul",
             MatmulKernel::Auto | MatmulKernel::Tile128 => "matmul128",
             MatmulKernel::Tile128Prefetch => "matmul128p",
@@ -86,6 +93,7 @@ impl MatmulKernel {
         match self {
             MatmulKernel::Tile16 => (16, 16),
             MatmulKernel::Tile32 => (SMALL_TILE_M, TILE),
+            MatmulKernel::Tile32Wide => (SMALL_TILE_M, 2 * TILE),
             MatmulKernel::Tile64 => (TILE, TILE),
             _ => (BIG_TILE, BIG_TILE),
         }
@@ -99,7 +107,8 @@ impl MatmulKernel {
 }
 
 const TILE: usize = 64;
-/// Rows of `matmul32`'s tile: products with at most this many rows take it.
+/// Rows of `matmul32`'s and `matmul32w`'s tiles: products with at most this many rows take
+/// `matmul32w`.
 const SMALL_TILE_M: usize = 32;
 /// The tile of `matmul128` (8 × 8 outputs per invocation).
 const BIG_TILE: usize = 128;
@@ -135,13 +144,13 @@ fn small_c(d: &MatmulDims) -> bool {
     d.batch == 1 && d.n.div_ceil(TILE) * d.m.div_ceil(TILE) <= SPLIT_MAX_TILES
 }
 
-/// The kernel of products too small for the 128 × 128 one (split-K ones included): a forced
-/// `matmul32` or `matmul`, else by C's rows.
+/// The kernel of products too small for the 128 × 128 one, and of split-K products' partials:
+/// a forced kernel, else by C's rows.
 fn small_kernel(g: &GpuBackend, d: &MatmulDims) -> MatmulKernel {
     match g.matmul {
-        forced @ (MatmulKernel::Tile32 | MatmulKernel::Tile64) => forced,
-        _ if d.m <= SMALL_TILE_M => MatmulKernel::Tile32,
-        _ => MatmulKernel::Tile64,
+        MatmulKernel::Auto if d.m <= SMALL_TILE_M => MatmulKernel::Tile32Wide,
+        MatmulKernel::Auto => MatmulKernel::Tile64,
+        forced => forced,
     }
 }
 
@@ -157,7 +166,13 @@ fn record(g: &GpuBackend, gemm: &Gemm) -> OpResult<()> {
     let max = ctx.limits.max_compute_workgroups_per_dimension as usize;
     let small = small_kernel(g, d);
     if split_k(d) {
-        return record_split_k(g, small, gemm);
+        // The partials' kernel may be tuned: every kernel sums a slice in the same order, and
+        // the slices and their sum stay the rule's, so the bits do not change.
+        let partial = match g.matmul {
+            MatmulKernel::Auto if g.tune => tuned(g, gemm, small)?,
+            _ => small,
+        };
+        return record_split_k(g, partial, gemm);
     }
     let (bx, by) = (d.n.div_ceil(BIG_TILE), d.m.div_ceil(BIG_TILE));
     let heuristic = if d.m >= BIG_TILE && d.n >= BIG_TILE && bx * by * d.batch >= BIG_MIN_TILES {
@@ -241,11 +256,13 @@ const TUNE_REPEATS: u32 = 3;
 pub const SPLIT_TRIALS: [(usize, &str); 2] = [(128, "split-K 128"), (SPLIT_K, "split-K 512")];
 const _: () = assert!(SPLIT_K == 512, "SPLIT_TRIALS' label names SPLIT_K");
 
-/// A class of products that the tuner times once: the transposes, and each size rounded up to
-/// a power of two, at least 32 (so a trainer's batches of up to 32 rows, the last one of an
-/// epoch included, are one class).
+/// A class of products that the tuner times once: the transposes, each size rounded up to a
+/// power of two, at least 32 (so a trainer's batches of up to 32 rows, the last one of an epoch
+/// included, are one class), and whether the rule splits it over K (then the partials' kernel
+/// is what is chosen).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct TuneKey {
+    split: bool,
     trans_a: bool,
     trans_b: bool,
     m: u32,
@@ -258,6 +275,7 @@ impl TuneKey {
     fn of(d: &MatmulDims) -> Self {
         let class = |x: usize| x.max(32).next_power_of_two().trailing_zeros();
         TuneKey {
+            split: split_k(d),
             trans_a: d.trans_a,
             trans_b: d.trans_b,
             m: class(d.m),
@@ -271,7 +289,7 @@ impl TuneKey {
 /// One kernel's time on the product the tuner timed.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct KernelTiming {
-    /// The entry point (`matmul16`, `matmul32`, `matmul`, `matmul128`, `matmul128p`).
+    /// The entry point (`matmul16`, `matmul32`, `matmul32w`, `matmul`, `matmul128`, `matmul128p`).
     pub kernel: &'static str,
     /// Its fastest timed run, in microseconds.
     pub micros: f64,
@@ -290,6 +308,10 @@ pub struct TunedProduct {
     /// The kernel every product of the class now runs on: the fastest timed, or the
     /// heuristic's choice when the device has no timestamp queries (`timings` empty).
     pub kernel: &'static str,
+    /// The slice of K when the rule splits the class's products over K: `kernel` and
+    /// `timings` are then those of the partial products (the slices and their sum are the
+    /// rule's whatever the kernel). `None`: not split.
+    pub split: Option<usize>,
     /// Every kernel timed, in [`MatmulKernel::FORCED`] order.
     pub timings: Vec<KernelTiming>,
     /// For a small C (one batch entry, at most four 64 × 64 tiles, no bias) over a K the rule
@@ -334,9 +356,15 @@ fn tuned(g: &GpuBackend, gemm: &Gemm, heuristic: MatmulKernel) -> OpResult<Matmu
         return Ok(k);
     }
     let max = g.ctx.limits.max_compute_workgroups_per_dimension as usize;
+    let split = key.split.then_some(SPLIT_K);
+    // A split product's candidates write its partials (`[splits, m·n]`), others C.
+    let scratch_len = match split {
+        Some(chunk) => d.k.div_ceil(chunk) * d.m * d.n,
+        None => gemm.c.len(),
+    };
     let scratch = g
         .ctx
-        .alloc(gemm.c.len() as u64 * 4, "matmul tuning scratch")?;
+        .alloc(scratch_len.max(1) as u64 * 4, "matmul tuning scratch")?;
     let bias = raw(gemm.bias.unwrap_or(gemm.a));
     let mut kernels = Vec::new();
     let mut runs = Vec::new();
@@ -345,6 +373,17 @@ fn tuned(g: &GpuBackend, gemm: &Gemm, heuristic: MatmulKernel) -> OpResult<Matmu
         let Ok([gx, gy]) = grid(k, d, max) else {
             continue;
         };
+        if let Some(chunk) = split {
+            if d.k.div_ceil(chunk) > max {
+                continue;
+            }
+            kernels.push(k);
+            // The partial products alone (the sum is the same whatever the kernel).
+            let [(partial, _), _] =
+                split_k_dispatches(k, gemm, chunk, &scratch, &scratch, &scratch);
+            runs.push(partial);
+            continue;
+        }
         kernels.push(k);
         runs.push(TimedDispatch {
             kernel: k.kernel(d.trans_a, d.trans_b),
@@ -358,11 +397,13 @@ fn tuned(g: &GpuBackend, gemm: &Gemm, heuristic: MatmulKernel) -> OpResult<Matmu
             groups: [gx as u32, gy as u32, d.batch.min(max) as u32],
         });
     }
-    // Split-K on the same product, for information: partials and ones of its own (the ones
+    // Split-K on an unsplit product, for information: partials and ones of its own (the ones
     // not `kept`, whose few slots belong to the step), its sum written to the scratch C.
     let trials: Vec<(usize, &'static str)> = SPLIT_TRIALS
         .into_iter()
-        .filter(|&(chunk, _)| small_c(d) && gemm.bias.is_none() && d.k >= 2 * chunk)
+        .filter(|&(chunk, _)| {
+            split.is_none() && small_c(d) && gemm.bias.is_none() && d.k >= 2 * chunk
+        })
         .collect();
     let mut buffers = Vec::new();
     for &(chunk, _) in &trials {
@@ -415,6 +456,7 @@ fn tuned(g: &GpuBackend, gemm: &Gemm, heuristic: MatmulKernel) -> OpResult<Matmu
         trans_a: d.trans_a,
         trans_b: d.trans_b,
         kernel: kernel.entry(),
+        split,
         timings,
         split_k,
     };
