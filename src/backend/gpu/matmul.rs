@@ -50,8 +50,8 @@ pub enum MatmulKernel {
     /// `matmul16`: 16 × 16 tiles, one output per invocation, K in slices of 64 (a small C over a
     /// long K: more workgroups, fewer waits on loads). Only the tuner or a caller picks it.
     Tile16,
-    /// `matmul32`: 32 × 64 tiles, 2 × 4 outputs per invocation (the rule's kernel for C of at
-    /// most 32 rows before `matmul32w`; kept for the tuner and the split-K sums).
+    /// `matmul32`: 32 × 64 tiles, 2 × 4 outputs per invocation (a candidate of the tuner; it
+    /// sums split-K partials).
     Tile32,
     /// `matmul32w`: 32 × 128 tiles, 8 × 4 outputs per invocation: three vec4 reads of
     /// workgroup memory per 32 FMAs, where `matmul32` makes six scalar reads per 8 (`Auto`: C
@@ -373,28 +373,25 @@ fn tuned(g: &GpuBackend, gemm: &Gemm, heuristic: MatmulKernel) -> OpResult<Matmu
         let Ok([gx, gy]) = grid(k, d, max) else {
             continue;
         };
-        if let Some(chunk) = split {
-            if d.k.div_ceil(chunk) > max {
-                continue;
-            }
-            kernels.push(k);
-            // The partial products alone (the sum is the same whatever the kernel).
-            let [(partial, _), _] =
-                split_k_dispatches(k, gemm, chunk, &scratch, &scratch, &scratch);
-            runs.push(partial);
-            continue;
-        }
         kernels.push(k);
-        runs.push(TimedDispatch {
-            kernel: k.kernel(d.trans_a, d.trans_b),
-            params: params(gemm, 0),
-            bindings: vec![
-                ("a", raw(gemm.a)),
-                ("b", raw(gemm.b)),
-                ("c", &scratch),
-                ("bias", bias),
-            ],
-            groups: [gx as u32, gy as u32, d.batch.min(max) as u32],
+        runs.push(match split {
+            // The partial products alone (their sum is the same whatever the kernel).
+            Some(chunk) => {
+                let [(partial, _), _] =
+                    split_k_dispatches(k, gemm, chunk, &scratch, &scratch, &scratch);
+                partial
+            }
+            None => TimedDispatch {
+                kernel: k.kernel(d.trans_a, d.trans_b),
+                params: params(gemm, 0),
+                bindings: vec![
+                    ("a", raw(gemm.a)),
+                    ("b", raw(gemm.b)),
+                    ("c", &scratch),
+                    ("bias", bias),
+                ],
+                groups: [gx as u32, gy as u32, d.batch.min(max) as u32],
+            },
         });
     }
     // Split-K on an unsplit product, for information: partials and ones of its own (the ones
