@@ -190,11 +190,24 @@ fn validation_with_kept_user_vectors_is_a_full_validation() {
                 seed: 3,
                 visible_share: ds.visible_share,
                 k: 10,
+                rank_batch: 32,
             },
             state: TrainState::default(),
         };
         t.run_epoch(|_, _, _| {}).unwrap();
-        assert!(t.validation.len() > t.cfg.batch, "several batches");
+        assert!(t.validation.len() > t.cfg.rank_batch, "several batches");
+        // A user's list does not depend on the users ranked beside it: the trainer's default
+        // ranking batch (one batch here) gives the same metrics as batches of 32.
+        let narrow = t.validate().unwrap();
+        assert!(t.validation_users().unwrap().batch_count() > 1);
+        t.cfg.rank_batch = ainrnn::train::RANK_BATCH;
+        assert_eq!(t.validation_users().unwrap().batch_count(), 1);
+        let wide = t.validate().unwrap();
+        assert_eq!(
+            (wide.ndcg, wide.precision, wide.recall, wide.users),
+            (narrow.ndcg, narrow.precision, narrow.recall, narrow.users)
+        );
+        t.cfg.rank_batch = 32;
         let users = t.validation_users().unwrap();
         let (gid, wid) = (
             t.model.scorer.gamma.unwrap(),

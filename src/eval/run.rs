@@ -172,7 +172,8 @@ pub fn eval<B: ModelOps>(
     let fd = fold_data(&ds, &corpus, fold, model.cfg.seed, 1)?;
     // Rank 20 deep at least, for the precision/NDCG curves up to k = 20.
     let kk = k.max(20);
-    let (lists, truths) = rank_examples(b, &models, &corpus, &fd.test, kk, 256)?;
+    let (lists, truths) =
+        rank_examples(b, &models, &corpus, &fd.test, kk, crate::train::RANK_BATCH)?;
     let cat = corpus.catalogue(&fd.train_users, song_genres(&ds));
     Ok(EvalReport {
         model: model.cfg.kind.name().to_string(),

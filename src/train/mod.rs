@@ -52,6 +52,10 @@ pub struct TrainConfig {
     pub visible_share: f64,
     /// Cut-off for the validation metrics.
     pub k: usize,
+    /// Users ranked together by a validation ([`RANK_BATCH`] by default, and for checkpoints
+    /// saved before the field; the lists do not depend on it).
+    #[serde(default = "rank_batch_default")]
+    pub rank_batch: usize,
 }
 
 impl Default for TrainConfig {
@@ -64,6 +68,7 @@ impl Default for TrainConfig {
             seed: 42,
             visible_share: 0.5,
             k: 10,
+            rank_batch: RANK_BATCH,
         }
     }
 }
@@ -336,7 +341,7 @@ impl<'a, B: ModelOps> Trainer<'a, B> {
     /// model gives them now (see [`ValidationUsers`]).
     pub fn validation_users(&self) -> Result<ValidationUsers<B>, Error> {
         let b = &self.b;
-        let batch = ranking_batch(b, &self.model, self.cfg.batch);
+        let batch = ranking_batch(b, &self.model, self.cfg.rank_batch);
         let mut batches = Vec::new();
         for chunk in self.validation.chunks(batch) {
             let db = upload(b, &self.model.cfg, self.corpus.portraits.as_ref(), chunk)?;
@@ -383,7 +388,7 @@ impl<'a, B: ModelOps> Trainer<'a, B> {
             self.corpus,
             &self.validation,
             self.cfg.k,
-            self.cfg.batch,
+            self.cfg.rank_batch,
         )?;
         Ok(evaluate(&lists, &truths, self.cfg.k, &self.catalogue))
     }
@@ -403,6 +408,22 @@ pub struct ValidationUsers<B: ModelOps> {
         crate::backend::BTensor<B>,
     )>,
     truths: Vec<Truth>,
+}
+
+impl<B: ModelOps> ValidationUsers<B> {
+    /// How many ranking batches the users are in.
+    pub fn batch_count(&self) -> usize {
+        self.batches.len()
+    }
+}
+
+/// Users ranked together by a validation or an evaluation, whatever the training batch: a
+/// user's list does not depend on the users beside it, and on a GPU each batch costs the
+/// recurrent layers' dispatches again (8× fewer batches than the trainer's 32).
+pub const RANK_BATCH: usize = 256;
+
+fn rank_batch_default() -> usize {
+    RANK_BATCH
 }
 
 /// Users per ranking batch: `batch`, fewer when a `[batch, tile]` score block would not fit

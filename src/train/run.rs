@@ -688,6 +688,7 @@ fn train_member<B: ModelOps>(
                 seed: opts.seed,
                 visible_share: ds.visible_share,
                 k: 10,
+                rank_batch: super::RANK_BATCH,
             };
             let mut model = Model::new(b, mc, feats)?;
             // From the training users only (not validation, not the test fold).
