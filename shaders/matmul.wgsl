@@ -20,9 +20,12 @@
 // of `bench ops` on a GPU can compare the two (`GpuBackend::with_matmul_kernel`):
 // - the next K slice is read from global memory into registers (16 values per invocation)
 //   while the current one is multiplied, so the loads' latency hides behind the FMAs;
-// - the workgroup tiles' K rows are padded to 33 vec4s: where consecutive invocations stage
-//   consecutive K of one row (A not transposed, B transposed), their stores fall 132 floats
-//   apart, two to a bank of 32 instead of all sixteen in one (a 16-way conflict unpadded).
+// - the workgroup tiles' vec4 slots are swizzled: element (i, k) of a K row lives in slot
+//   (i / 4) XOR k. Where consecutive invocations stage consecutive K of one row (A not
+//   transposed, B transposed), their stores then fall in eight banks, two to a bank of 32,
+//   instead of all sixteen in one (a 16-way conflict unswizzled); the reads of a K row stay
+//   a permutation of its slots. Padding the rows instead (33 vec4s) would do the same but
+//   take 16,896 bytes, past the 16 KiB of workgroup memory the device is opened with.
 //
 // `matmul16`: C too small for the other tiles to fill a GPU, over a long K (the recurrent
 // layers' weight gradients xᵀ·∂h: 32 × 32 over K = batch × steps = 800, one or two workgroups
@@ -344,11 +347,10 @@ fn matmul128(@builtin(workgroup_id) wid: vec3<u32>,
     store8x8(c_off, row0, col0, lid.xy, acc);
 }
 
-// Padded K row of `matmul128p`'s tiles, in vec4s (see the header).
-const PAD: u32 = 33u;
-
-var<workgroup> tile_a3: array<vec4<f32>, 528>; // [BK][PAD]
-var<workgroup> tile_b3: array<vec4<f32>, 528>;
+// `matmul128p`'s tiles, [BK][BM2 / 4] vec4s with the slots of K row k swizzled by XOR k
+// (see the header; k < 16, so a slot stays in its row).
+var<workgroup> tile_a3: array<vec4<f32>, 512>;
+var<workgroup> tile_b3: array<vec4<f32>, 512>;
 
 // Eight staged values of one invocation (elements li + 256·l, l = 0..7), held in registers:
 // two vec4s with constant component indices, never a private array (see `matmul`).
@@ -381,20 +383,20 @@ fn stage_b(li: u32, col0: u32, k0: u32, k_end: u32, b_off: u32) -> Staged {
                   b_elem(li + 1792u, BM2, col0, k0, k_end, b_off).v));
 }
 
-// Element e of a BK x 128 slice of op(A) (op(B)) into its padded tile, laid out as `a_elem`
+// Element e of a BK x 128 slice of op(A) (op(B)) into its swizzled tile, laid out as `a_elem`
 // (`b_elem`) reads it.
 fn put3a(e: u32, v: f32) {
     var r: u32;
     var kk: u32;
     if (TRANS_A) { kk = e / BM2; r = e % BM2; } else { r = e / BK; kk = e % BK; }
-    tile_a3[kk * PAD + r / 4u][r % 4u] = v;
+    tile_a3[kk * 32u + ((r / 4u) ^ kk)][r % 4u] = v;
 }
 
 fn put3b(e: u32, v: f32) {
     var cc: u32;
     var kb: u32;
     if (TRANS_B) { cc = e / BK; kb = e % BK; } else { kb = e / BM2; cc = e % BM2; }
-    tile_b3[kb * PAD + cc / 4u][cc % 4u] = v;
+    tile_b3[kb * 32u + ((cc / 4u) ^ kb)][cc % 4u] = v;
 }
 
 fn put_staged(li: u32, a: Staged, b: Staged) {
@@ -425,10 +427,13 @@ fn matmul128p(@builtin(workgroup_id) wid: vec3<u32>,
             sb = stage_b(li, col0, kn, k_end, sl.b_off);
         }
         for (var kk = 0u; kk < BK; kk++) {
-            let a0 = tile_a3[kk * PAD + lid.y];
-            let a1 = tile_a3[kk * PAD + 16u + lid.y];
-            let b0 = tile_b3[kk * PAD + lid.x];
-            let b1 = tile_b3[kk * PAD + 16u + lid.x];
+            // Slot s of row kk holds s XOR kk; 16 + s XOR kk = 16 + (s XOR kk) as kk < 16.
+            let ya = kk * 32u + (lid.y ^ kk);
+            let xb = kk * 32u + (lid.x ^ kk);
+            let a0 = tile_a3[ya];
+            let a1 = tile_a3[ya + 16u];
+            let b0 = tile_b3[xb];
+            let b1 = tile_b3[xb + 16u];
             fma8x8(&acc, a0, a1, b0, b1);
         }
         workgroupBarrier();

@@ -230,3 +230,68 @@ fn an_interface_mismatch_is_reported() {
         assert!(errs.contains(expect), "{from} -> {to}: {errs}");
     }
 }
+
+/// Workgroup memory, invocations and storage bindings of every entry point, after the host's
+/// overrides resolve, against the limits the device is opened with
+/// (`backend::gpu::context::NEED_*`): a kernel over them would fail to compile on an adapter
+/// that offers just those limits.
+fn limit_excesses(body: &str, path: &str) -> Vec<String> {
+    use ainrnn::backend::gpu::context::{
+        NEED_INVOCATIONS, NEED_STORAGE_BUFFERS, NEED_WORKGROUP_BYTES,
+    };
+    let src = format!("{PRELUDE}\n{body}");
+    let module = naga::front::wgsl::parse_str(&src).expect("validated above");
+    let flags = naga::valid::ValidationFlags::all();
+    let caps = naga::valid::Capabilities::default();
+    let info = naga::valid::Validator::new(flags, caps)
+        .validate(&module)
+        .expect("validated above");
+    let mut constants = naga::back::PipelineConstants::default();
+    constants.insert("WG".to_string(), WORKGROUP_SIZE as f64);
+    let (module, info) =
+        naga::back::pipeline_constants::process_overrides(&module, &info, None, &constants)
+            .expect("validated above");
+    let mut out = Vec::new();
+    for (i, ep) in module.entry_points.iter().enumerate() {
+        let uses = info.get_entry_point(i);
+        let (mut bytes, mut buffers) = (0u32, 0u32);
+        for (h, g) in module.global_variables.iter() {
+            if uses[h].is_empty() {
+                continue;
+            }
+            match g.space {
+                naga::AddressSpace::WorkGroup => {
+                    bytes += module.types[g.ty].inner.size(module.to_ctx())
+                }
+                naga::AddressSpace::Storage { .. } => buffers += 1,
+                _ => {}
+            }
+        }
+        let invocations: u32 = ep.workgroup_size.iter().product();
+        for (what, used, limit) in [
+            ("workgroup memory (bytes)", bytes, NEED_WORKGROUP_BYTES),
+            ("invocations per workgroup", invocations, NEED_INVOCATIONS),
+            ("storage buffers", buffers, NEED_STORAGE_BUFFERS),
+        ] {
+            if used > limit {
+                out.push(format!("{path}::{}: {what} {used} > {limit}", ep.name));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_entry_point_fits_the_limits_the_device_is_opened_with() {
+    let excesses: Vec<String> = all_shaders()
+        .iter()
+        .flat_map(|s| limit_excesses(s.body, s.name))
+        .collect();
+    assert!(excesses.is_empty(), "{}", excesses.join("\n"));
+    // The check can fail: one more float of workgroup memory than the limit is caught.
+    let over = format!(
+        "var<workgroup> big: array<f32, {}>;\n@compute @workgroup_size(1) fn main() {{ big[0] = 1.0; }}",
+        ainrnn::backend::gpu::context::NEED_WORKGROUP_BYTES / 4 + 1
+    );
+    assert_eq!(limit_excesses(&over, "over").len(), 1);
+}

@@ -32,10 +32,11 @@ const MAX_BIND_GROUPS: usize = 16384;
 /// Timestamp queries per query set (two per compute pass).
 const TIMER_QUERIES: u32 = 1024;
 
-/// The storage limits the kernels need, checked against the adapter before requesting a device.
-const NEED_STORAGE_BUFFERS: u32 = 8;
-const NEED_INVOCATIONS: u32 = WORKGROUP_SIZE;
-const NEED_WORKGROUP_BYTES: u32 = 16384;
+/// The limits the kernels need, checked against the adapter before requesting a device
+/// (`tests/shaders.rs` checks every entry point against them).
+pub const NEED_STORAGE_BUFFERS: u32 = 8;
+pub const NEED_INVOCATIONS: u32 = WORKGROUP_SIZE;
+pub const NEED_WORKGROUP_BYTES: u32 = 16384;
 
 /// A device buffer from the pool, or a view of a range of one (see [`GpuContext::pack`]).
 /// A pooled buffer returns itself to the pool when dropped; a view keeps its parent alive.
