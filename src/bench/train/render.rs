@@ -28,8 +28,14 @@ pub fn render(r: &TrainBench) -> String {
         o.dropout,
         o.layers,
         o.neighbours,
-        o.connection
-            .map_or("the trainer's (ainrnn residual, indrnn plain)", |c| c.name()),
+        o.connection.map_or_else(
+            || {
+                use crate::model::ModelKind::{Ainrnn, Indrnn};
+                let of = |k| crate::train::run::default_connection(k, false).name();
+                format!("the trainer's (ainrnn {}, indrnn {})", of(Ainrnn), of(Indrnn))
+            },
+            |c| c.name().to_string()
+        ),
         o.steps,
         o.warmup,
         o.users,
