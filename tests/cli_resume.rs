@@ -132,6 +132,71 @@ fn eval_and_recommend_refuse_another_fold_unless_asked() {
     succeeds(&rec(USER, &[]));
 }
 
+/// The same triplets prepared with another seed have the same counts but other test users:
+/// `eval`, `recommend` and `train --resume` refuse the checkpoint on them (they were accepted
+/// while the fingerprint held counts only, and `eval` scored the checkpoint's training users
+/// as test users).
+#[test]
+fn a_checkpoint_is_refused_on_another_split_of_the_same_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, ck) = trained(dir.path());
+    let other = dir.path().join("seed7.h5");
+    succeeds(&ainrnn(&[
+        "prepare",
+        "--triplets",
+        "data/taste/triplets_small.txt",
+        "--min-listens",
+        "1",
+        "--min-song-users",
+        "1",
+        "--folds",
+        "3",
+        "--seed",
+        "7",
+        "-o",
+        s(&other),
+    ]));
+    let (a, b) = (
+        ainrnn::data::Dataset::load(&data).unwrap(),
+        ainrnn::data::Dataset::load(&other).unwrap(),
+    );
+    assert_eq!(
+        (a.users(), a.songs(), a.interactions()),
+        (b.users(), b.songs(), b.interactions())
+    );
+    assert_ne!(a.user_fold, b.user_fold, "the seed changes the folds");
+    let words = ["trained on another split", "--seed", "refused"];
+    let base = ["--data", s(&other), "--checkpoint", s(&ck)];
+    fails_with(&ainrnn(&[&["eval"], &base[..]].concat()), &words);
+    fails_with(
+        &ainrnn(&[&["recommend"], &base[..], &["--user", USER]].concat()),
+        &words,
+    );
+    let before = std::fs::read(&ck).unwrap();
+    fails_with(
+        &ainrnn(&[
+            "train",
+            "--data",
+            s(&other),
+            "-o",
+            s(&ck),
+            "--resume",
+            "--epochs",
+            "2",
+        ]),
+        &words,
+    );
+    assert_eq!(std::fs::read(&ck).unwrap(), before);
+    // The data it was trained on is still accepted.
+    succeeds(&ainrnn(&[
+        "eval",
+        "--data",
+        s(&data),
+        "--checkpoint",
+        s(&ck),
+    ]));
+}
+
 /// The library's `train()` refuses a resume with other settings too (not only the CLI), and
 /// writes nothing.
 #[test]

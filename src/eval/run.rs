@@ -12,7 +12,7 @@ use crate::model::batch::{upload, Example};
 use crate::model::checkpoint::Checkpoint;
 use crate::model::Model;
 use crate::train::corpus::{fold_data, song_genres, FeatureSet};
-use crate::train::run::DataFingerprint;
+use crate::train::run::{other_split, split_digest, DataFingerprint};
 use crate::train::{rank_examples, Corpus};
 
 /// Loads a checkpoint for `ds`, checking it was trained on the same data and feature columns.
@@ -50,6 +50,9 @@ fn model_from<B: ModelOps>(
             ds.interactions(),
             names.len()
         )));
+    }
+    if fp.other_split(&split_digest(ds)) {
+        return Err(other_split(path));
     }
     let model = ck.restore(b, corpus.features.as_ref().map(|f| f.0.as_slice()))?;
     Ok((model, corpus, fp))

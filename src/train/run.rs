@@ -427,6 +427,11 @@ pub struct DataFingerprint {
     pub fold: u32,
     pub features: FeatureSet,
     pub feature_names: Vec<String>,
+    /// [`split_digest`] of the dataset: the counts alone do not tell a dataset prepared with
+    /// another `--seed` or `--visible-share` (other test users, other held-out songs) from
+    /// this one. `None` in checkpoints written before it existed (not checked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<String>,
 }
 
 impl DataFingerprint {
@@ -440,8 +445,46 @@ impl DataFingerprint {
             fold,
             features,
             feature_names: names.to_vec(),
+            split: Some(split_digest(ds)),
         }
     }
+
+    /// Whether `self`, read from a checkpoint, was made for another split than `now`'s (a
+    /// checkpoint without a digest is not checked).
+    pub fn other_split(&self, now: &str) -> bool {
+        self.split.as_deref().is_some_and(|s| s != now)
+    }
+}
+
+/// The error of a checkpoint made for another split of data with the same counts.
+pub fn other_split(checkpoint: &Path) -> Error {
+    Error::Other(format!(
+        "{}: trained on another split of the data than this dataset's (the same numbers of users, songs and interactions, but other songs, users, folds or held-out songs: prepared with another --seed or --visible-share?); its test users may be this dataset's training users, so it is refused",
+        checkpoint.display()
+    ))
+}
+
+/// CRC-32 (hex) of what decides a model's rows and its test users: the song and user ids in
+/// order, each user's fold, and the interactions with their visible / held-out flags.
+pub fn split_digest(ds: &Dataset) -> String {
+    let mut h = crc32fast::Hasher::new();
+    for id in ds.song_ids.iter().chain(&ds.user_ids) {
+        h.update(id.as_bytes());
+        h.update(&[0]);
+    }
+    h.update(&ds.folds.to_le_bytes());
+    for &f in &ds.user_fold {
+        h.update(&f.to_le_bytes());
+    }
+    for &p in &ds.indptr {
+        h.update(&p.to_le_bytes());
+    }
+    for &i in &ds.indices {
+        h.update(&i.to_le_bytes());
+    }
+    let visible: Vec<u8> = ds.visible.iter().map(|&v| v as u8).collect();
+    h.update(&visible);
+    format!("{:08x}", h.finalize())
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -631,7 +674,11 @@ fn train_member<B: ModelOps>(
                 .map_err(|e| {
                     Error::Other(format!("{}: dataset fingerprint: {e}", path.display()))
                 })?;
-            if saved != fp {
+            let unsplit = |f: &DataFingerprint| DataFingerprint {
+                split: None,
+                ..f.clone()
+            };
+            if unsplit(&saved) != unsplit(&fp) {
                 return Err(Error::Other(format!(
                     "{}: trained on different data ({} users, {} songs, fold {}, features {:?}); this run has {} users, {} songs, fold {}, features {:?}",
                     path.display(),
@@ -644,6 +691,9 @@ fn train_member<B: ModelOps>(
                     fp.fold,
                     fp.features
                 )));
+            }
+            if saved.other_split(fp.split.as_deref().unwrap_or_default()) {
+                return Err(other_split(path));
             }
             let cfg: TrainConfig = ck
                 .get("train_config")
