@@ -1,5 +1,6 @@
 //! Command-line definitions (clap) and dispatch. Library code does the work; this file turns
-//! arguments into calls and results into text (stderr) or one JSON object (stdout, `--json`).
+//! arguments into calls and results into text or one JSON object (`--json`), both on stdout;
+//! progress, logs and errors go to stderr.
 
 mod bench_train;
 mod data;
@@ -27,7 +28,7 @@ pub struct Cli {
     /// Compute backend: auto = a hardware GPU if there is one, else the CPU (with a note).
     #[arg(long, global = true, value_enum, default_value_t = BackendArg::Auto)]
     pub backend: BackendArg,
-    /// Print one JSON object on stdout (human text and progress go to stderr).
+    /// Print the result as one JSON object on stdout (progress and logs go to stderr).
     #[arg(long, global = true)]
     pub json: bool,
     #[command(subcommand)]
@@ -261,7 +262,7 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
             if cli.json {
                 print_json(&info)?;
             } else {
-                eprint!("{}", ainrnn::info::render(&info));
+                print!("{}", ainrnn::info::render(&info));
             }
         }
         Command::Bench(BenchArgs {
@@ -379,7 +380,7 @@ fn bench_ops(
     if json {
         print_json(&report)?;
     } else {
-        eprint!("{}", ainrnn::bench::ops::render(&report));
+        print!("{}", ainrnn::bench::ops::render(&report));
     }
     Ok(())
 }
@@ -579,7 +580,7 @@ fn bench_features(choice: BackendChoice, json: bool, a: BenchFeaturesArgs) -> Re
     if json {
         print_json(&r)?;
     } else {
-        eprint!("{}", ainrnn::bench::features::render(&r));
+        print!("{}", ainrnn::bench::features::render(&r));
     }
     Ok(())
 }
@@ -615,7 +616,7 @@ fn bench_scattering(choice: BackendChoice, json: bool, a: BenchScatteringArgs) -
     if json {
         print_json(&report)?;
     } else {
-        eprint!("{}", bs::render(&report));
+        print!("{}", bs::render(&report));
     }
     Ok(())
 }

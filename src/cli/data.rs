@@ -221,7 +221,7 @@ pub fn run_stats(a: StatsArgs, json: bool) -> Result<()> {
     if json {
         print_json(&s)?;
     } else {
-        eprint!("{}", stats::render(&s));
+        print!("{}", stats::render(&s));
     }
     Ok(())
 }
@@ -235,7 +235,7 @@ pub fn run_bench(a: BenchDataArgs, json: bool) -> Result<()> {
     if json {
         print_json(&b)?;
     } else {
-        eprint!("{}", ainrnn::bench::data::render(&b));
+        print!("{}", ainrnn::bench::data::render(&b));
     }
     Ok(())
 }

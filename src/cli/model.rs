@@ -431,11 +431,11 @@ pub fn run_eval(a: EvalArgs, choice: BackendChoice, json: bool) -> Result<()> {
         print_json(&r)?;
     } else {
         let m = &r.metrics;
-        eprintln!(
+        println!(
             "{} on fold {} ({} test users, {} without held-out songs skipped)",
             r.model, r.fold, m.users, m.users_without_truth
         );
-        eprintln!(
+        println!(
             "precision@{k} {:.4}  recall@{k} {:.4}  NDCG@{k} {:.4}  NDCG@{k} (graded) {:.4}  mAP@{k} {:.4}  hit rate {:.4}",
             m.precision,
             m.recall,
@@ -445,7 +445,7 @@ pub fn run_eval(a: EvalArgs, choice: BackendChoice, json: bool) -> Result<()> {
             m.hit_rate,
             k = m.k
         );
-        eprintln!(
+        println!(
             "coverage {:.4}  long-tail share {:.4}  genre diversity {}",
             m.coverage,
             m.long_tail_share,
@@ -473,7 +473,7 @@ pub fn run_recommend(a: RecommendArgs, choice: BackendChoice, json: bool) -> Res
         print_json(&list)?;
     } else {
         for r in &list {
-            eprintln!(
+            println!(
                 "{:>3}. {:<8.4} {} — {} [{}] ({})",
                 r.rank, r.score, r.artist, r.title, r.genre, r.song_id
             );
@@ -600,10 +600,13 @@ pub fn run_compare(
             );
         }
         let r = with_backend!(sel, b => ainrnn::eval::compare::compare_cold(&b, &opts, share, |line| eprintln!("{line}")))?;
+        let table = format!("\nCold start\n{}", r.table());
         if json {
             print_json(&r.json())?;
+            eprintln!("{table}");
+        } else {
+            println!("{table}");
         }
-        eprintln!("\nCold start\n{}", r.table());
         eprintln!(
             "report: {} ({:.0} s)",
             opts.report.join("report.md").display(),
@@ -612,10 +615,13 @@ pub fn run_compare(
         return Ok(());
     }
     let r = with_backend!(sel, b => ainrnn::eval::compare::compare(&b, &opts, |line| eprintln!("{line}")))?;
+    let table = format!("\n{}", ainrnn::eval::compare::summary_table(&r));
     if json {
         print_json(&r.json())?;
+        eprintln!("{table}");
+    } else {
+        println!("{table}");
     }
-    eprintln!("\n{}", ainrnn::eval::compare::summary_table(&r));
     for n in &r.notes {
         eprintln!("note: {n}");
     }
@@ -667,10 +673,13 @@ pub fn run_ablate(
         report: a.report,
     };
     let r = with_backend!(sel, b => ainrnn::eval::ablate::ablate(&b, &opts, |line| eprintln!("{line}")))?;
+    let table = format!("\n{}", ainrnn::eval::ablate::markdown(&r));
     if json {
         print_json(&r)?;
+        eprintln!("{table}");
+    } else {
+        println!("{table}");
     }
-    eprintln!("\n{}", ainrnn::eval::ablate::markdown(&r));
     eprintln!(
         "report: {} ({:.0} s)",
         opts.report.join("report.md").display(),

@@ -48,11 +48,11 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// Exit status 0; returns the messages.
+/// Exit status 0; returns the messages (stderr) followed by the result (stdout).
 pub fn succeeds(o: &Output) -> String {
     let e = stderr(o);
     assert!(o.status.success(), "{e}");
-    e
+    e + &String::from_utf8_lossy(&o.stdout)
 }
 
 /// Exit status 1 (a fatal error, not a signal or a panic) and a message containing every word.
