@@ -132,6 +132,24 @@ fn eval_and_recommend_refuse_another_fold_unless_asked() {
     succeeds(&rec(USER, &[]));
 }
 
+/// `--resume` without a checkpoint trains from the start and says so (a job queue may run the
+/// same command until it finishes).
+#[test]
+fn resume_without_a_checkpoint_starts_anew_with_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small(dir.path());
+    let ck = dir.path().join("new.ckpt");
+    let mut args = tiny_train_args(&data, &ck);
+    args.push("--resume");
+    let e = succeeds(&ainrnn(&args));
+    assert!(e.contains("--resume: neither"), "{e}");
+    assert!(e.contains("training from the start"), "{e}");
+    assert!(ck.exists());
+    // Now there is one: the same command resumes.
+    let e = succeeds(&ainrnn(&args));
+    assert!(e.contains("resuming from"), "{e}");
+}
+
 /// The same triplets prepared with another seed have the same counts but other test users:
 /// `eval`, `recommend` and `train --resume` refuse the checkpoint on them (they were accepted
 /// while the fingerprint held counts only, and `eval` scored the checkpoint's training users

@@ -187,7 +187,8 @@ pub struct TrainArgs {
     /// Checkpoint of the best epoch; the latest epoch goes to `<out>.last`.
     #[arg(long, short, default_value = "model.ckpt")]
     pub out: PathBuf,
-    /// Continue an interrupted run from `<out>.last` (or `<out>`), with its settings.
+    /// Continue an interrupted run from `<out>.last` (or `<out>`), with its settings; with
+    /// neither, train from the start (a note says so).
     #[arg(long, conflicts_with = "paper")]
     pub resume: bool,
 }
@@ -265,6 +266,12 @@ fn given(matches: Option<&clap::ArgMatches>, flag: &str) -> bool {
 /// refused, all conflicts listed. Without a checkpoint to resume from, `flags` train anew.
 fn resume_options(flags: TrainOptions, matches: Option<&clap::ArgMatches>) -> Result<TrainOptions> {
     let Some(path) = resume_checkpoint(&flags.out) else {
+        // A job queue may start the same command again and again: the first run starts anew.
+        eprintln!(
+            "note: --resume: neither {} nor {} exists; training from the start",
+            ainrnn::train::run::last_path(&flags.out).display(),
+            flags.out.display()
+        );
         return Ok(flags);
     };
     let saved = saved_options(&path)?;
