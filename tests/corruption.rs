@@ -220,6 +220,42 @@ fn older_feature_store_is_refused_with_a_clear_message() {
     );
 }
 
+/// A file of the other kind (a feature store given as a dataset, a dataset as a feature store)
+/// is named as such, not as an older file of the expected kind; a folder is named as a folder,
+/// not with HDF5's dump of its low-level read.
+#[test]
+fn a_file_of_the_other_kind_or_a_folder_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let store_path = dir.path().join("features.h5");
+    store(&store_path);
+    let data = small(dir.path());
+    let e = ainrnn::data::Dataset::load(&store_path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("features.h5") && e.contains("is a feature store") && !e.contains("older"),
+        "{e}"
+    );
+    let e = ainrnn::io::features_h5::read_song_table(&data)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("small.h5") && e.contains("is a dataset") && !e.contains("version"),
+        "{e}"
+    );
+    let e = ainrnn::data::Dataset::load(dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("is a folder") && !e.contains("bytes actually read"),
+        "{e}"
+    );
+    let e = ainrnn::io::features_h5::read_song_table(dir.path())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("is a folder"), "{e}");
+}
+
 /// HDF5 files open without HDF5's own lock: a child spawned while a file is open for writing
 /// keeps the descriptor (HDF5 opens without close-on-exec); with HDF5's `flock` it kept the lock
 /// too, and the file, written and closed, would not open again until the child exited ("unable

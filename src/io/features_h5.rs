@@ -48,6 +48,11 @@ pub fn check_format(path: &Path, f: &hdf5::File) -> Result<(), IoError> {
         path: path.to_path_buf(),
         reason,
     };
+    if let Some(kind) = super::h5::other_kind(f, FORMAT) {
+        return Err(bad(format!(
+            "is {kind}, not a feature store; give the file `ainrnn features` wrote"
+        )));
+    }
     // The version first: a plain integer, while a version 1 store's `format` is a
     // variable-length string, which is never read.
     let v = f

@@ -122,6 +122,12 @@ pub fn create_file(path: &Path) -> hdf5::Result<hdf5::File> {
 /// is open inherits and holds for its whole life: a file just written and closed could then
 /// refuse to open ("unable to lock file, errno = 11") until that unrelated child exits.
 pub fn open_file(path: &Path) -> hdf5::Result<hdf5::File> {
+    // HDF5 would report a folder with a multi-line dump of its low-level read.
+    if path.is_dir() {
+        return Err(hdf5::Error::from(
+            "is a folder, not an HDF5 file; give the file's name",
+        ));
+    }
     hdf5::File::with_options()
         .with_fapl(|p| p.file_locking(false))
         .open(path)
@@ -247,6 +253,24 @@ pub fn write_attr_bytes(loc: &hdf5::Location, name: &str, s: &str) -> hdf5::Resu
         a.write_raw(b)?;
     }
     Ok(())
+}
+
+/// What a file of another ainrnn kind is, when its root `format` attribute names one other
+/// than `expected` (a feature store given where a dataset is read, and so on): its version
+/// alone would make it look like an older file of the expected kind.
+pub fn other_kind(f: &hdf5::File, expected: &str) -> Option<&'static str> {
+    let kinds = [
+        ("ainrnn-dataset", "a dataset (written by `ainrnn prepare`)"),
+        (
+            "ainrnn-features",
+            "a feature store (written by `ainrnn features`)",
+        ),
+    ];
+    let format = read_attr_bytes(f, "format").ok()?;
+    kinds
+        .iter()
+        .find(|(name, _)| *name == format && *name != expected)
+        .map(|(_, what)| *what)
 }
 
 /// Reads a string attribute written by [`write_attr_bytes`] (at most 1 MiB); refuses any other

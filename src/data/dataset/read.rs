@@ -20,6 +20,13 @@ impl Dataset {
             path,
             file_len,
         };
+        if let Some(kind) = crate::io::h5::other_kind(&f, FORMAT) {
+            return Err(IoError::Field {
+                path: path.to_path_buf(),
+                field: "format".into(),
+                reason: format!("is {kind}, not a dataset; give the file `ainrnn prepare` wrote"),
+            });
+        }
         // The version first: it is a plain integer, while an older file's `format` is a
         // variable-length string, which is never read (see `io::h5`).
         let version: u32 = r.attr("version").map_err(|e| IoError::Field {
