@@ -157,3 +157,45 @@ fn demo_refuses_an_output_folder_inside_the_data_folder() {
     let left: Vec<_> = std::fs::read_dir(&data).unwrap().collect();
     assert_eq!(left.len(), 1, "only keep.txt: {left:?}");
 }
+
+/// An output file given as an existing folder is refused before any work (`train` trained a
+/// whole epoch, wrote `<folder>.last` and only then failed on the rename).
+#[test]
+fn an_output_file_naming_a_folder_is_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small(dir.path());
+    let folder = dir.path().join("out");
+    std::fs::create_dir(&folder).unwrap();
+    let words = ["is a folder; give a file name"];
+    let e = fails_with(
+        &ainrnn(&["train", "--data", s(&data), "-o", s(&folder)]),
+        &words,
+    );
+    assert!(!e.contains("epoch"), "{e}");
+    assert!(!dir.path().join("out.last").exists());
+    fails_with(
+        &ainrnn(&[
+            "prepare",
+            "--triplets",
+            "data/taste/triplets_small.txt",
+            "-o",
+            s(&folder),
+        ]),
+        &words,
+    );
+    fails_with(
+        &ainrnn(&[
+            "synth",
+            "--users",
+            "5",
+            "--songs",
+            "5",
+            "--mean-listens",
+            "3",
+            "-o",
+            s(&folder),
+        ]),
+        &words,
+    );
+    assert_eq!(std::fs::read_dir(&folder).unwrap().count(), 0);
+}

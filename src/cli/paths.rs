@@ -104,9 +104,20 @@ pub fn refuse_output_folder_inside(
     Ok(())
 }
 
-/// Takes the writer lock of `output` (given with flag `flag`) for the whole run (see
-/// [`ainrnn::io::lock`]): a second run writing the same output is refused here, before any work.
+/// Takes the writer lock of the output file `output` (given with flag `flag`) for the whole run
+/// (see [`ainrnn::io::lock`]): a second run writing the same output is refused here, before any
+/// work; so is a folder, which the rename at the end could not replace.
 pub fn lock_output(flag: &str, output: &Path) -> Result<OutputLock> {
+    if output.is_dir() {
+        bail!(
+            "{flag} {} is a folder; give a file name (in it or elsewhere)",
+            output.display()
+        );
+    }
+    take_lock(flag, output)
+}
+
+fn take_lock(flag: &str, output: &Path) -> Result<OutputLock> {
     OutputLock::acquire(output).map_err(|e| match e {
         IoError::Locked { path, holder } => anyhow::anyhow!(
             "{}: {holder} is writing it; wait for it or choose another {flag}",
@@ -120,7 +131,7 @@ pub fn lock_output(flag: &str, output: &Path) -> Result<OutputLock> {
 pub fn lock_output_dir(flag: &str, dir: &Path) -> Result<OutputLock> {
     std::fs::create_dir_all(dir)
         .map_err(|e| anyhow::anyhow!("{flag} {}: cannot create the folder: {e}", dir.display()))?;
-    lock_output(flag, dir)
+    take_lock(flag, dir)
 }
 
 /// The inputs given as `Option`s, with their flags, for [`refuse_overwriting_inputs`].
