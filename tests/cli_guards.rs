@@ -198,4 +198,26 @@ fn an_output_file_naming_a_folder_is_refused_before_any_work() {
         &words,
     );
     assert_eq!(std::fs::read_dir(&folder).unwrap().count(), 0);
+    // The reverse for `synth --audio`, a folder: a file is refused before the triplets are
+    // written.
+    let file = dir.path().join("clips.txt");
+    std::fs::write(&file, "x").unwrap();
+    let triplets = dir.path().join("t.txt");
+    fails_with(
+        &ainrnn(&[
+            "synth",
+            "--users",
+            "5",
+            "--songs",
+            "5",
+            "--mean-listens",
+            "3",
+            "-o",
+            s(&triplets),
+            "--audio",
+            s(&file),
+        ]),
+        &["--audio", "is a file; give a folder"],
+    );
+    assert!(!triplets.exists());
 }

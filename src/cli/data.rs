@@ -190,6 +190,14 @@ pub fn run_synth(a: SynthArgs, json: bool) -> Result<()> {
         dir,
         clip_seconds: a.clip_seconds.unwrap_or(synth_audio::DEFAULT_CLIP_SECONDS),
     });
+    if let Some(x) = &audio {
+        if x.dir.exists() && !x.dir.is_dir() {
+            anyhow::bail!(
+                "--audio {}: is a file; give a folder for the clips (created when missing)",
+                x.dir.display()
+            );
+        }
+    }
     let _lock = paths::lock_output("--output", &a.output)?;
     let r = synth_audio::synth_with_audio(&o, &a.output, audio.as_ref()).context("synth failed")?;
     eprintln!(
