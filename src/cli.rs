@@ -2,6 +2,21 @@
 //! arguments into calls and results into text or one JSON object (`--json`), both on stdout;
 //! progress, logs and errors go to stderr.
 
+/// `print!` and `println!` of a command's result, returning the write's error (`?`) instead of
+/// panicking: a reader that stops early (`ainrnn stats x.h5 | head -1`) closes the pipe, which
+/// `main` takes as a normal end.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        std::io::Write::write_fmt(&mut std::io::stdout().lock(), format_args!($($arg)*))?
+    };
+}
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        out!($($arg)*);
+        out!("\n");
+    }};
+}
+
 mod bench_train;
 mod data;
 mod model;
@@ -240,6 +255,23 @@ pub struct DemoArgs {
     pub out: PathBuf,
 }
 
+/// The command line of [`Cli`], with every option that takes a value accepting a negative
+/// number written apart (`--lr -1`), so that its own range check answers ("must be a finite
+/// number in (0, 1] (got -1)") instead of clap's "unexpected argument '-1'".
+pub fn command() -> clap::Command {
+    fn negatives(c: clap::Command) -> clap::Command {
+        c.mut_args(|a| {
+            if a.get_action().takes_values() {
+                a.allow_negative_numbers(true)
+            } else {
+                a
+            }
+        })
+        .mut_subcommands(negatives)
+    }
+    negatives(<Cli as clap::CommandFactory>::command())
+}
+
 /// Prints `value` as one JSON line on stdout.
 fn print_json(value: &impl serde::Serialize) -> Result<()> {
     let mut out = std::io::stdout().lock();
@@ -262,7 +294,7 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
             if cli.json {
                 print_json(&info)?;
             } else {
-                print!("{}", ainrnn::info::render(&info));
+                out!("{}", ainrnn::info::render(&info));
             }
         }
         Command::Bench(BenchArgs {
@@ -380,7 +412,7 @@ fn bench_ops(
     if json {
         print_json(&report)?;
     } else {
-        print!("{}", ainrnn::bench::ops::render(&report));
+        out!("{}", ainrnn::bench::ops::render(&report));
     }
     Ok(())
 }
@@ -580,7 +612,7 @@ fn bench_features(choice: BackendChoice, json: bool, a: BenchFeaturesArgs) -> Re
     if json {
         print_json(&r)?;
     } else {
-        print!("{}", ainrnn::bench::features::render(&r));
+        out!("{}", ainrnn::bench::features::render(&r));
     }
     Ok(())
 }
@@ -616,7 +648,7 @@ fn bench_scattering(choice: BackendChoice, json: bool, a: BenchScatteringArgs) -
     if json {
         print_json(&report)?;
     } else {
-        print!("{}", bs::render(&report));
+        out!("{}", bs::render(&report));
     }
     Ok(())
 }

@@ -25,23 +25,28 @@ fn ainrnn(args: &[&str]) -> (i32, String) {
 }
 
 /// `args` must be refused at parse time naming `flag`, `range` and `value`. A negative value is
-/// given as `--flag=-1` (otherwise clap reads `-1` as a flag).
+/// tried both as written (`--flag -1`: the flag's own check answers, not clap's "unexpected
+/// argument") and as `--flag=-1`.
 fn refused(args: &[&str], flag: &str, range: &str) {
     let i = args.iter().position(|a| *a == flag).unwrap();
     let value = args[i + 1];
     let joined = format!("{flag}={value}");
-    let mut args = args.to_vec();
+    let mut forms = vec![args.to_vec()];
     if value.starts_with('-') {
-        args.splice(i..i + 2, [joined.as_str()]);
+        let mut j = args.to_vec();
+        j.splice(i..i + 2, [joined.as_str()]);
+        forms.push(j);
     }
-    let (code, err) = ainrnn(&args);
-    assert_eq!(code, 2, "{args:?} should be a usage error: {err}");
-    assert!(
-        err.contains(&format!("invalid value '{value}' for '{flag}"))
-            && err.contains(range)
-            && !err.contains("panicked"),
-        "{args:?}: the message should name {flag}, {range} and {value}: {err}"
-    );
+    for args in forms {
+        let (code, err) = ainrnn(&args);
+        assert_eq!(code, 2, "{args:?} should be a usage error: {err}");
+        assert!(
+            err.contains(&format!("invalid value '{value}' for '{flag}"))
+                && err.contains(range)
+                && !err.contains("panicked"),
+            "{args:?}: the message should name {flag}, {range} and {value}: {err}"
+        );
+    }
 }
 
 const GE1: &str = "whole number >= 1";

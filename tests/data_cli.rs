@@ -73,6 +73,20 @@ fn prepare_then_stats_json() {
     assert!(stderr(&text).is_empty(), "{}", stderr(&text));
     assert!(String::from_utf8_lossy(&text.stdout)
         .contains("users 153  songs 1798  interactions 2023  plays 6328"));
+
+    // A reader that closed the pipe before the result came (`stats x.h5 | head -0`) ends the
+    // command normally: no panic of a failed print, exit 0.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ainrnn"))
+        .args(["stats", out_s])
+        .env("XDG_RUNTIME_DIR", "/tmp")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
 }
 
 #[test]

@@ -164,7 +164,7 @@ pub fn run(a: BenchTrainArgs, choice: BackendChoice, json: bool) -> Result<()> {
     if json {
         print_json(&r)?;
     } else {
-        print!("{}", train::render(&r));
+        out!("{}", train::render(&r));
     }
     Ok(())
 }

@@ -229,7 +229,7 @@ pub fn run_stats(a: StatsArgs, json: bool) -> Result<()> {
     if json {
         print_json(&s)?;
     } else {
-        print!("{}", stats::render(&s));
+        out!("{}", stats::render(&s));
     }
     Ok(())
 }
@@ -243,7 +243,7 @@ pub fn run_bench(a: BenchDataArgs, json: bool) -> Result<()> {
     if json {
         print_json(&b)?;
     } else {
-        print!("{}", ainrnn::bench::data::render(&b));
+        out!("{}", ainrnn::bench::data::render(&b));
     }
     Ok(())
 }

@@ -438,11 +438,14 @@ pub fn run_eval(a: EvalArgs, choice: BackendChoice, json: bool) -> Result<()> {
         print_json(&r)?;
     } else {
         let m = &r.metrics;
-        println!(
+        outln!(
             "{} on fold {} ({} test users, {} without held-out songs skipped)",
-            r.model, r.fold, m.users, m.users_without_truth
+            r.model,
+            r.fold,
+            m.users,
+            m.users_without_truth
         );
-        println!(
+        outln!(
             "precision@{k} {:.4}  recall@{k} {:.4}  NDCG@{k} {:.4}  NDCG@{k} (graded) {:.4}  mAP@{k} {:.4}  hit rate {:.4}",
             m.precision,
             m.recall,
@@ -452,7 +455,7 @@ pub fn run_eval(a: EvalArgs, choice: BackendChoice, json: bool) -> Result<()> {
             m.hit_rate,
             k = m.k
         );
-        println!(
+        outln!(
             "coverage {:.4}  long-tail share {:.4}  genre diversity {}",
             m.coverage,
             m.long_tail_share,
@@ -480,9 +483,14 @@ pub fn run_recommend(a: RecommendArgs, choice: BackendChoice, json: bool) -> Res
         print_json(&list)?;
     } else {
         for r in &list {
-            println!(
+            outln!(
                 "{:>3}. {:<8.4} {} — {} [{}] ({})",
-                r.rank, r.score, r.artist, r.title, r.genre, r.song_id
+                r.rank,
+                r.score,
+                r.artist,
+                r.title,
+                r.genre,
+                r.song_id
             );
         }
     }
@@ -612,7 +620,7 @@ pub fn run_compare(
             print_json(&r.json())?;
             eprintln!("{table}");
         } else {
-            println!("{table}");
+            outln!("{table}");
         }
         eprintln!(
             "report: {} ({:.0} s)",
@@ -627,7 +635,7 @@ pub fn run_compare(
         print_json(&r.json())?;
         eprintln!("{table}");
     } else {
-        println!("{table}");
+        outln!("{table}");
     }
     for n in &r.notes {
         eprintln!("note: {n}");
@@ -685,7 +693,7 @@ pub fn run_ablate(
         print_json(&r)?;
         eprintln!("{table}");
     } else {
-        println!("{table}");
+        outln!("{table}");
     }
     eprintln!(
         "report: {} ({:.0} s)",
