@@ -132,6 +132,33 @@ fn eval_and_recommend_refuse_another_fold_unless_asked() {
     succeeds(&rec(USER, &[]));
 }
 
+/// `recommend --max-per-genre` caps songs of one known genre; songs of unknown genre (all of
+/// them here: the triplets were prepared without metadata) are not one genre, so the list is
+/// full (it held N songs).
+#[test]
+fn max_per_genre_leaves_songs_of_unknown_genre_uncapped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, ck) = trained(dir.path());
+    let ds = ainrnn::data::Dataset::load(&data).unwrap();
+    assert!(ds.song_meta.iter().all(|m| !m.has_genre()));
+    let o = ainrnn(&[
+        "recommend",
+        "--data",
+        s(&data),
+        "--checkpoint",
+        s(&ck),
+        "--user",
+        USER,
+        "--k",
+        "5",
+        "--max-per-genre",
+        "1",
+    ]);
+    succeeds(&o);
+    let list = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(list.lines().count(), 5, "{list}");
+}
+
 /// `--resume` without a checkpoint trains from the start and says so (a job queue may run the
 /// same command until it finishes).
 #[test]

@@ -227,7 +227,8 @@ pub struct RecommendArgs {
     /// Length of the list (≥ 1).
     #[arg(long, default_value_t = 10, value_parser = parse::positive_usize)]
     pub k: usize,
-    /// At most N songs of the same genre in the list (N ≥ 1).
+    /// At most N songs of the same genre in the list (N ≥ 1; songs of unknown genre are not
+    /// capped).
     #[arg(long, value_name = "N", value_parser = parse::positive_usize)]
     pub max_per_genre: Option<usize>,
     /// The fold the recommendation is for: refused when the checkpoint was trained for another

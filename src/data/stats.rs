@@ -154,7 +154,7 @@ pub fn compute(d: &Dataset) -> Stats {
         min_listens: d.min_listens,
         min_song_users: d.min_song_users,
         songs_with_title: d.song_meta.iter().filter(|m| !m.title.is_empty()).count(),
-        songs_with_genre: d.song_meta.iter().filter(|m| m.genre != "unknown").count(),
+        songs_with_genre: d.song_meta.iter().filter(|m| m.has_genre()).count(),
         users_with_age: d.portrait.age_bucket.iter().filter(|&&a| a != 0).count(),
         users_with_language: d.portrait.language.iter().filter(|&&l| l != 0).count(),
         users_with_genre: (0..users)

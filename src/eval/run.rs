@@ -359,7 +359,8 @@ pub fn recommend<B: ModelOps>(
     let mut out = Vec::new();
     for s in order {
         let meta = &ds.song_meta[s as usize];
-        if let Some(cap) = max_per_genre {
+        // Songs of unknown genre are not one genre: they are not capped together.
+        if let (Some(cap), true) = (max_per_genre, meta.has_genre()) {
             let c = per_genre.entry(meta.genre.as_str()).or_default();
             if *c >= cap {
                 continue;

@@ -178,9 +178,7 @@ pub fn song_genres(ds: &Dataset) -> Option<Vec<u16>> {
     let mut known = false;
     for m in &ds.song_meta {
         let g = m.genre.as_str();
-        if !g.is_empty() && g != "unknown" {
-            known = true;
-        }
+        known |= m.has_genre();
         let i = match names.iter().position(|&n| n == g) {
             Some(i) => i,
             None => {

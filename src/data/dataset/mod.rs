@@ -77,6 +77,11 @@ impl SongMeta {
             track_id: String::new(),
         }
     }
+
+    /// Whether the song's genre is known (not "unknown", not empty).
+    pub fn has_genre(&self) -> bool {
+        !self.genre.is_empty() && self.genre != "unknown"
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
