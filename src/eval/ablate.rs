@@ -168,7 +168,8 @@ pub struct Paired {
     /// `(fold, row − full)`.
     pub per_fold: Vec<(u32, f64)>,
     pub mean: f64,
-    /// Paired two-sided t-test; `None` (n/a) with fewer than 2 folds.
+    /// Paired two-sided t-test; `None` (n/a) with fewer than 2 folds or differences all the
+    /// same (not 0).
     pub p_value: Option<f64>,
 }
 
@@ -434,15 +435,20 @@ fn paired(row: &[RowFold], full: &[RowFold], pick: fn(&RowFold) -> f64) -> Paire
 }
 
 /// Two-sided p-value of the paired t-test of differences `d` against 0; `None` with fewer
-/// than 2. All-equal differences: 1 when they are 0, else 0 (t is infinite).
+/// than 2. All differences 0: 1. All equal but not 0 (up to rounding: a spread below 1e-9 of
+/// the mean): `None`, as the test does not apply without variance (t is infinite, and a p of
+/// 0 would read as certainty from, say, two folds that both moved by 0.0004).
 pub fn paired_t_test(d: &[f64]) -> Option<f64> {
     if d.len() < 2 {
         return None;
     }
     let n = d.len() as f64;
     let (mean, sd) = mean_std(d);
-    if sd == 0.0 {
-        return Some(if mean == 0.0 { 1.0 } else { 0.0 });
+    if d.iter().all(|&x| x == 0.0) {
+        return Some(1.0);
+    }
+    if sd <= 1e-9 * mean.abs() {
+        return None;
     }
     Some(t_two_sided_p(mean / (sd / n.sqrt()), n - 1.0))
 }

@@ -299,7 +299,7 @@ pub fn recommend<B: ModelOps>(
                 let theirs = ds.user_fold.get(u).copied().unwrap_or(u32::MAX);
                 if theirs != f {
                     return Err(Error::Other(format!(
-                        "--user {id:?} with --fold {f}: that user is in fold {theirs} of {}, so a fold-{f} model trained on their listens; give a test user of fold {f}, or drop --fold",
+                        "--user {id:?} with --fold {f}: that user is in fold {theirs} of {}, not a test user of fold {f} (a model for fold {f} trains on their listens); give a test user of fold {f}, or drop --fold",
                         data.display()
                     )));
                 }
