@@ -221,3 +221,40 @@ fn an_output_file_naming_a_folder_is_refused_before_any_work() {
     );
     assert!(!triplets.exists());
 }
+
+/// `compare --models` is checked before any model runs: a model listed twice, and
+/// content-kNN on data with neither song vectors nor genres (popularity ran first and the
+/// run failed at content-kNN's turn, with no report).
+#[test]
+fn compare_refuses_a_model_it_cannot_run_before_running_any() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small(dir.path());
+    let report = dir.path().join("r");
+    for (models, words) in [
+        (
+            "popularity,popularity",
+            &["--models", "popularity is listed twice"][..],
+        ),
+        (
+            "popularity,contentknn",
+            &["--models contentknn", "no song vectors and no song genres"][..],
+        ),
+    ] {
+        let e = fails_with(
+            &ainrnn(&[
+                "compare",
+                "--data",
+                s(&data),
+                "--folds",
+                "1",
+                "--models",
+                models,
+                "--report",
+                s(&report),
+            ]),
+            words,
+        );
+        assert!(!e.contains("fold 0"), "{e}");
+        assert!(!report.join("checkpoints").exists());
+    }
+}

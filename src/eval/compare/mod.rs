@@ -51,6 +51,23 @@ pub(crate) fn check_folds_and_k(o: &CompareOptions, ds: &Dataset) -> Result<(), 
             o.k
         )));
     }
+    // Refused here, before any model runs, not when its turn comes.
+    for (i, m) in o.methods.iter().enumerate() {
+        if o.methods[..i].contains(m) {
+            return Err(Error::Other(format!(
+                "--models: {} is listed twice",
+                m.name()
+            )));
+        }
+    }
+    if o.methods.contains(&Method::ContentKnn)
+        && crate::eval::baselines::ContentKnn::new(ds, 0.0).is_none()
+    {
+        return Err(Error::Other(format!(
+            "--models contentknn: {} has no song vectors and no song genres (prepare it with --artist-terms for genres, or --msd or --features for song vectors)",
+            o.data.display()
+        )));
+    }
     Ok(())
 }
 
