@@ -600,12 +600,10 @@ fn bench_features(choice: BackendChoice, json: bool, a: BenchFeaturesArgs) -> Re
         BackendChoice::Auto => select::bench_gpu()?,
     };
     let mut python = ainrnn::bench::features::find_python(a.python.as_deref());
-    if python.is_none() && a.install_reference {
+    if python.is_err() && a.install_reference {
         eprintln!("installing librosa 0.11 into .venv-bench ...");
-        python = Some(
-            ainrnn::bench::features::install_reference()
-                .map_err(|e| anyhow::anyhow!("--install-reference: {e}"))?,
-        );
+        python = Ok(ainrnn::bench::features::install_reference()
+            .map_err(|e| anyhow::anyhow!("--install-reference: {e}"))?);
     }
     let script = PathBuf::from("scripts/bench_librosa.py");
     let r = ainrnn::bench::features::run(&a.data, a.clips, a.seconds, gpu, note, python, &script)?;

@@ -751,7 +751,7 @@ fn bench_steps_at_100k_songs_create_no_buffer_after_warm_up() {
         &o,
         Some(&open),
         None,
-        None,
+        Err("no PyTorch here".into()),
         std::path::Path::new("-"),
         |_| {},
     )

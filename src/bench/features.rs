@@ -193,12 +193,14 @@ fn librosa(
     })
 }
 
-/// Picks a Python that imports librosa: the given one, `.venv-bench`, `.venv`, then `python3`.
-pub fn find_python(given: Option<&str>) -> Option<String> {
+/// Picks a Python that imports librosa: the given one, `.venv-bench`, `.venv`, then `python3`;
+/// `Err`: why none does.
+pub fn find_python(given: Option<&str>) -> Result<String, String> {
     super::python_with(
         "librosa",
         given,
         &[".venv-bench/bin/python", ".venv/bin/python", "python3"],
+        "pass --install-reference to create .venv-bench",
     )
 }
 
@@ -214,7 +216,7 @@ pub fn run(
     clip_seconds: f64,
     gpu: Option<GpuBackend>,
     gpu_note: Option<String>,
-    python: Option<String>,
+    python: Result<String, String>,
     script: &Path,
 ) -> Result<FeaturesBench, Error> {
     let files = bench_files(data, n.max(1))?;
@@ -240,14 +242,11 @@ pub fn run(
         }
     }
     let (lib, lib_note) = match python {
-        Some(py) => match librosa(&py, script, &files, clip_seconds) {
+        Ok(py) => match librosa(&py, script, &files, clip_seconds) {
             Ok(l) => (Some(l), None),
             Err(e) => (None, Some(e)),
         },
-        None => (
-            None,
-            Some("librosa not importable (pass --install-reference to create .venv-bench)".into()),
-        ),
+        Err(why) => (None, Some(why)),
     };
     let ratio = |ours: Option<f64>| match (&lib, ours) {
         (Some(l), Some(o)) if o > 0.0 => Some(l.mfcc_seconds_per_clip / o),

@@ -97,20 +97,36 @@ pub fn measure<B: Backend>(
 }
 
 /// The first Python that imports `module`: `given` alone when set, else the first of
-/// `candidates` (virtualenv interpreters, then `python3`).
-pub fn python_with(module: &str, given: Option<&str>, candidates: &[&str]) -> Option<String> {
-    let list: Vec<&str> = match given {
-        Some(p) => vec![p],
-        None => candidates.to_vec(),
+/// `candidates` (virtualenv interpreters, then `python3`). `Err`: why there is none, one line
+/// for the bench's note (`hint` follows it when no Python was given).
+pub fn python_with(
+    module: &str,
+    given: Option<&str>,
+    candidates: &[&str],
+    hint: &str,
+) -> Result<String, String> {
+    let import = |p: &str| {
+        std::process::Command::new(p)
+            .args(["-c", &format!("import {module}")])
+            .output()
     };
-    list.into_iter()
-        .find(|p| {
-            std::process::Command::new(p)
-                .args(["-c", &format!("import {module}")])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-        .map(str::to_string)
+    match given {
+        Some(p) => match import(p) {
+            Err(e) => Err(format!("--python {p}: cannot run it ({e})")),
+            Ok(o) if !o.status.success() => Err(format!("--python {p}: cannot import {module}")),
+            Ok(_) => Ok(p.to_string()),
+        },
+        None => candidates
+            .iter()
+            .find(|p| import(p).is_ok_and(|o| o.status.success()))
+            .map(|p| p.to_string())
+            .ok_or_else(|| {
+                format!(
+                    "{module} not importable by {} ({hint})",
+                    candidates.join(", ")
+                )
+            }),
+    }
 }
 
 /// Runs a reference script (`cmd` is `python script args…`) and parses the JSON object it prints
@@ -155,4 +171,32 @@ pub fn make_venv(venv: &str, packages: &[&str]) -> Result<String, String> {
         return Err(format!("pip install {} failed", packages.join(" ")));
     }
     Ok(python)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::python_with;
+
+    /// The reason a bench gives for its missing reference names what went wrong: a given
+    /// interpreter that does not run, or the candidates tried and how to get one.
+    #[test]
+    fn a_missing_python_is_explained() {
+        let e = python_with("sys", Some("/nonexistent/python"), &["python3"], "hint").unwrap_err();
+        assert!(
+            e.starts_with("--python /nonexistent/python: cannot run it"),
+            "{e}"
+        );
+        assert!(!e.contains("hint"), "{e}");
+        let e = python_with(
+            "sys",
+            None,
+            &["/nonexistent/a", "/nonexistent/b"],
+            "pass --x",
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "sys not importable by /nonexistent/a, /nonexistent/b (pass --x)"
+        );
+    }
 }

@@ -179,8 +179,13 @@ pub fn find_python(explicit: Option<&Path>) -> PathBuf {
         return p.to_path_buf();
     }
     let venv = format!("{DEFAULT_VENV}/bin/python");
-    super::python_with("kymatio", None, &[&venv, ".venv-ref/bin/python", "python3"])
-        .map_or_else(|| PathBuf::from("python3"), PathBuf::from)
+    super::python_with(
+        "kymatio",
+        None,
+        &[&venv, ".venv-ref/bin/python", "python3"],
+        "",
+    )
+    .map_or_else(|_| PathBuf::from("python3"), PathBuf::from)
 }
 
 /// Creates `venv` with Kymatio 0.3.0 and its pinned dependencies (PyPI).

@@ -132,15 +132,13 @@ pub fn run(a: BenchTrainArgs, choice: BackendChoice, json: bool) -> Result<()> {
         }
     };
     let opener = || -> Result<GpuBackend, ainrnn::Error> { Ok(GpuBackend::new()?) };
-    let mut python = None;
+    let mut python = Err("--no-torch: PyTorch not timed".to_string());
     if !a.no_torch {
         python = train::find_python(a.python.as_deref());
-        if python.is_none() && a.install_reference {
+        if python.is_err() && a.install_reference {
             eprintln!("installing torch into .venv-torch (large download) ...");
-            python = Some(
-                train::install_reference()
-                    .map_err(|e| anyhow::anyhow!("--install-reference: {e}"))?,
-            );
+            python = Ok(train::install_reference()
+                .map_err(|e| anyhow::anyhow!("--install-reference: {e}"))?);
         }
     }
     let script = PathBuf::from("scripts/bench_torch.py");

@@ -42,7 +42,7 @@ pub fn run(
     o: &TrainBenchOptions,
     open_gpu: Option<GpuOpener<'_>>,
     mut gpu_note: Option<String>,
-    python: Option<String>,
+    python: Result<String, String>,
     script: &Path,
     mut progress: impl FnMut(&ModelRun),
 ) -> Result<TrainBench, Error> {
@@ -125,11 +125,8 @@ pub fn run(
         .collect();
     let (torch, torch_note) = match (python, torch_models.is_empty()) {
         (_, true) => (None, Some("no IndRNN or LSTM model asked for".into())),
-        (None, _) => (
-            None,
-            Some("torch not importable (pass --install-reference to create .venv-torch)".into()),
-        ),
-        (Some(py), _) => match run_torch(&py, script, o, &torch_models) {
+        (Err(why), _) => (None, Some(why)),
+        (Ok(py), _) => match run_torch(&py, script, o, &torch_models) {
             Ok(t) => (Some(t), None),
             Err(e) => (None, Some(e)),
         },

@@ -67,7 +67,7 @@ pub(super) fn run_torch(
 }
 
 /// A Python that imports torch: the given one, `.venv-torch`, `.venv-bench`, `.venv`, `python3`.
-pub fn find_python(given: Option<&str>) -> Option<String> {
+pub fn find_python(given: Option<&str>) -> Result<String, String> {
     crate::bench::python_with(
         "torch",
         given,
@@ -77,6 +77,7 @@ pub fn find_python(given: Option<&str>) -> Option<String> {
             ".venv/bin/python",
             "python3",
         ],
+        "pass --install-reference to create .venv-torch",
     )
 }
 
