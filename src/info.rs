@@ -27,6 +27,15 @@ pub struct Limits {
     pub max_compute_workgroups_per_dimension: u32,
 }
 
+/// An adapter `info` lists, and whether its backend is among those searched (only those can
+/// be chosen).
+#[derive(Debug, Serialize)]
+pub struct SeenAdapter {
+    #[serde(flatten)]
+    pub adapter: AdapterSummary,
+    pub searched: bool,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Info {
     pub version: &'static str,
@@ -34,7 +43,7 @@ pub struct Info {
     pub searched_backends: String,
     pub env: EnvVars,
     /// Every adapter of every backend compiled in, searched or not.
-    pub adapters: Vec<AdapterSummary>,
+    pub adapters: Vec<SeenAdapter>,
     pub chosen: Option<ChosenAdapter>,
     /// Why no adapter could be opened, if so.
     pub gpu_error: Option<String>,
@@ -59,9 +68,15 @@ pub fn collect() -> Info {
     let searched = adapter::backends_from_env();
     let all = wgpu::Backends::all();
     let instance = adapter::new_instance(all);
-    let adapters: Vec<AdapterSummary> = adapter::enumerate(&instance, all)
+    let adapters: Vec<SeenAdapter> = adapter::enumerate(&instance, all)
         .iter()
-        .map(|a| AdapterSummary::from_info(&a.get_info()))
+        .map(|a| {
+            let info = a.get_info();
+            SeenAdapter {
+                searched: searched.contains(wgpu::Backends::from(info.backend)),
+                adapter: AdapterSummary::from_info(&info),
+            }
+        })
         .collect();
     let (chosen, gpu_error) = match GpuBackend::new() {
         Ok(g) => {
@@ -125,16 +140,22 @@ pub fn render(info: &Info) -> String {
     let _ = writeln!(s, "ainrnn {}", info.version);
     let _ = writeln!(s, "searched backends: {}", info.searched_backends);
     let _ = writeln!(s, "adapters seen ({}):", info.adapters.len());
-    for a in &info.adapters {
+    for seen in &info.adapters {
+        let a = &seen.adapter;
         let _ = writeln!(
             s,
-            "  - {} [{} / {}] driver: {} {}{}",
+            "  - {} [{} / {}] driver: {} {}{}{}",
             a.name,
             a.backend,
             a.device_type,
             a.driver,
             a.driver_info,
-            if a.software { " (software)" } else { "" }
+            if a.software { " (software)" } else { "" },
+            if seen.searched {
+                ""
+            } else {
+                " (backend not searched: not chosen)"
+            }
         );
     }
     match (&info.chosen, &info.gpu_error) {
