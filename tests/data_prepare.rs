@@ -260,7 +260,7 @@ fn prepare_dev_round_trip_folds_and_portraits() {
     assert!(rep
         .notes
         .iter()
-        .any(|n| n.contains("0 of 5586 users matched")));
+        .any(|n| n.contains("0 of 5586 users matched") && n.contains("another id space")));
     assert!(d.portrait.age_bucket.iter().all(|&a| a == 0));
     assert_eq!(d.portrait.age_bucket_names[0], "unknown");
     assert_eq!(d.portrait.language_names[0], "unknown");
@@ -790,5 +790,31 @@ fn bad_inputs_fail_clearly() {
         std::fs::read_dir(dir.path()).unwrap().count(),
         1,
         "only d.h5, no temp files"
+    );
+}
+
+/// A file that is no profile table (every line rejected) is named as the cause, not "another id
+/// space".
+#[test]
+fn a_profiles_file_with_no_profile_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = PrepareOptions::new(
+        Input::Triplets("data/taste/triplets_small.txt".into()),
+        dir.path().join("p.h5"),
+    );
+    o.min_listens = 1;
+    o.min_song_users = 1;
+    o.profiles = Some("data/msd/subset_10k.csv".into());
+    let rep = prepare(&o, &mut quiet).unwrap();
+    assert_eq!(rep.joins.profiles_read, Some(0));
+    let note = rep
+        .notes
+        .iter()
+        .find(|n| n.starts_with("profiles:"))
+        .unwrap();
+    assert!(
+        note.contains("no profile was read from data/msd/subset_10k.csv")
+            && !note.contains("id space"),
+        "{note}"
     );
 }

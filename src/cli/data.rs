@@ -168,7 +168,7 @@ pub fn run_prepare(a: PrepareArgs, json: bool) -> Result<()> {
     }
     if report.malformed > 0 {
         eprintln!(
-            "skipped {} malformed line(s) in total (see above; --strict makes them fatal)",
+            "skipped {} malformed record(s) in total (lines, or files of an --msd folder; see above; --strict makes them fatal)",
             report.malformed
         );
     }

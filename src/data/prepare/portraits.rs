@@ -37,13 +37,18 @@ impl Run<'_> {
             labels,
             profile_map.as_ref(),
         );
-        if let Some(m) = &profile_map {
+        if let (Some(m), Some(path)) = (&profile_map, &self.o.profiles) {
             let msg = format!(
                 "profiles: {matched} of {} users matched one of {} profile ids",
                 x.users(),
                 m.len()
             );
-            if matched == 0 {
+            if m.is_empty() {
+                self.notes.push(format!(
+                    "{msg}: no profile was read from {} (every line rejected, see above: is it a profile table?), so every age bucket is \"unknown\"",
+                    path.display()
+                ));
+            } else if matched == 0 {
                 self.notes.push(format!(
                     "{msg}; the profile ids belong to another id space (e.g. Last.fm-360K vs Taste Profile), so every age bucket is \"unknown\""
                 ));
