@@ -419,8 +419,11 @@ fn bench_ops(
 
 fn features(choice: BackendChoice, json: bool, a: FeaturesArgs) -> Result<ExitCode> {
     if let Some(FeaturesSub::Merge(m)) = a.sub {
-        let stores: Vec<(&str, &std::path::Path)> =
-            m.stores.iter().map(|p| ("store", p.as_path())).collect();
+        let stores: Vec<(&str, &std::path::Path)> = m
+            .stores
+            .iter()
+            .map(|p| ("input store", p.as_path()))
+            .collect();
         paths::refuse_overwriting_inputs("--output", &m.output, &stores)?;
         let _lock = paths::lock_output("--output", &m.output)?;
         let s = ainrnn::audio::store::merge(&m.stores, &m.output)
@@ -486,12 +489,12 @@ fn features(choice: BackendChoice, json: bool, a: FeaturesArgs) -> Result<ExitCo
         eprintln!("skipped {}: {}", s.file, s.reason);
     }
     eprintln!(
-        "features: {} written, {} skipped, {} already in {} ({} tracks) in {:.1} s on {}",
+        "features: {} written, {} skipped, {} already in {} ({}) in {:.1} s on {}",
         summary.written.len(),
         summary.skipped.len(),
         summary.already_done.len(),
         summary.output,
-        summary.tracks_in_store,
+        ainrnn::text::count(summary.tracks_in_store as u64, "track"),
         summary.seconds,
         summary.backend
     );

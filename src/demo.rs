@@ -225,7 +225,11 @@ pub fn run(
     .into_iter()
     .enumerate()
     {
-        log(&format!("== {}/5 compare on {name}: popularity, item-kNN, EASE, IndRNN, LSTM, AINRNN ({n_folds} folds)", 3 + i));
+        log(&format!(
+            "== {}/5 compare on {name}: popularity, item-kNN, EASE, IndRNN, LSTM, AINRNN ({})",
+            3 + i,
+            crate::text::count(n_folds as u64, "fold")
+        ));
         // The training defaults (TrainOptions::new) are the best setting known on these data.
         let mut t = TrainOptions::new(data.clone(), ModelKind::Ainrnn, PathBuf::new());
         if o.quick {

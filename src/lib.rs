@@ -11,6 +11,7 @@ pub mod error;
 pub mod eval;
 pub mod io;
 pub mod model;
+pub mod text;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -277,8 +277,11 @@ pub fn run(
 pub fn render(r: &FeaturesBench) -> String {
     let ms = |s: f64| format!("{:.2} ms", s * 1e3);
     let mut o = format!(
-        "bench features: {} clips of {:.0} s ({} CPU threads; CPU, GPU and librosa: best of {} passes)\n",
-        r.clips, r.clip_seconds, r.cpu_threads, r.passes
+        "bench features: {} of {:.0} s ({} CPU threads; CPU, GPU and librosa: best of {} passes)\n",
+        crate::text::count(r.clips as u64, "clip"),
+        r.clip_seconds,
+        r.cpu_threads,
+        r.passes
     );
     o += &format!(
         "  decode + resample        {:>12} per clip\n",

@@ -40,7 +40,8 @@ pub fn same_path(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Refuses `output` (given with flag `out_flag`) when it names one of `inputs` (flag, path).
+/// Refuses `output` (given with flag `out_flag`) when it names one of `inputs` (flag, path; a
+/// positional input's "flag" is a noun such as "input").
 pub fn refuse_overwriting_inputs(
     out_flag: &str,
     output: &Path,
@@ -48,8 +49,12 @@ pub fn refuse_overwriting_inputs(
 ) -> Result<()> {
     for (flag, input) in inputs {
         if same_path(output, input) {
+            let what = match flag.starts_with('-') {
+                true => format!("input {flag}"),
+                false => flag.to_string(),
+            };
             bail!(
-                "{out_flag} {} is also the input {flag} {}: writing it would destroy the input; choose another output path",
+                "{out_flag} {} is also the {what} {}: writing it would destroy the input; choose another output path",
                 output.display(),
                 input.display()
             );

@@ -355,8 +355,11 @@ pub fn ablate<B: ModelOps>(
                 Ok(run) => {
                     let m = evaluate(&run.lists, &setup.test_truth, K, &setup.cat);
                     log(&format!(
-                        "fold {fold} {:<16} P@{K} {:.4}  NDCG@{K} {:.4}  ({} epochs)",
-                        row.id, m.precision, m.ndcg, run.epochs
+                        "fold {fold} {:<16} P@{K} {:.4}  NDCG@{K} {:.4}  ({})",
+                        row.id,
+                        m.precision,
+                        m.ndcg,
+                        crate::text::count(run.epochs, "epoch")
                     ));
                     row.folds.push(RowFold {
                         fold,

@@ -152,9 +152,16 @@ impl super::Run<'_> {
         let o = self.o;
         let (x, filters) = filter(raw, o.min_listens, o.min_song_users);
         for f in &filters {
+            use crate::text::count;
             (self.log)(&format!(
-                "filter {}: dropped {} users, {} songs, {} interactions -> {} users, {} songs, {} interactions",
-                f.rule, f.users_dropped, f.songs_dropped, f.interactions_dropped, f.users, f.songs, f.interactions
+                "filter {}: dropped {}, {}, {} -> {}, {}, {}",
+                f.rule,
+                count(f.users_dropped as u64, "user"),
+                count(f.songs_dropped as u64, "song"),
+                count(f.interactions_dropped as u64, "interaction"),
+                count(f.users as u64, "user"),
+                count(f.songs as u64, "song"),
+                count(f.interactions as u64, "interaction")
             ));
         }
         if x.is_empty() {
