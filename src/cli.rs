@@ -82,7 +82,7 @@ pub enum Command {
     Synth(data::SynthArgs),
     /// Size, density, listens-per-user quantiles and long-tail share of a dataset.h5.
     Stats(data::StatsArgs),
-    /// Train AINRNN or a baseline (IndRNN, LSTM) on a dataset file.
+    /// Train AINRNN or a baseline (IndRNN, residual IndRNN, LSTM) on a dataset file.
     Train(model::TrainArgs),
     /// Metrics of a checkpoint on a fold's test users.
     Eval(model::EvalArgs),

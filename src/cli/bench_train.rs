@@ -44,6 +44,8 @@ pub struct BenchTrainArgs {
     /// Timed steps per model and device (after the warm-up).
     #[arg(long, default_value_t = 3, value_parser = parse::positive_usize)]
     pub steps: usize,
+    /// Untimed steps per model and device before the timed ones (pipelines compiled, buffers
+    /// pooled, the matmul tuner's timing done).
     #[arg(long, default_value_t = 2, value_parser = parse::int_at_least(0usize))]
     pub warmup: usize,
     /// Models to time, comma-separated.
@@ -60,6 +62,7 @@ pub struct BenchTrainArgs {
     /// times what `train` runs).
     #[arg(long, value_parser = parse::positive_usize)]
     pub tile: Option<usize>,
+    /// Seed of the synthetic histories and of the models' initial weights.
     #[arg(long, default_value_t = 42, value_parser = parse::int_at_least(0u64))]
     pub seed: u64,
     /// Neighbours per song of the item-neighbourhood term (default: the trainer's; 0: none,

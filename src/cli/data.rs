@@ -69,13 +69,17 @@ pub struct PrepareArgs {
 
 #[derive(Args, Debug)]
 pub struct SynthArgs {
+    /// Synthetic users to generate (≥ 1; the paper's Taste-Profile subset: 82310).
     #[arg(long, value_parser = parse::positive_usize)]
     pub users: usize,
+    /// Songs in the synthetic catalogue (≥ 1; the paper's: 359687). Songs nobody drew are not
+    /// written.
     #[arg(long, value_parser = parse::positive_usize)]
     pub songs: usize,
     /// Mean number of distinct songs per user (≥ 1).
     #[arg(long, value_parser = parse::real_in(parse::End::Incl(1.0), parse::End::Inf))]
     pub mean_listens: f64,
+    /// Seed of the generator: the same seed and sizes give the same file.
     #[arg(long, default_value_t = 42, value_parser = parse::int_at_least(0u64))]
     pub seed: u64,
     /// Latent taste clusters.
@@ -87,6 +91,7 @@ pub struct SynthArgs {
     /// Probability that a listen ignores the user's taste.
     #[arg(long, default_value_t = 0.15, value_parser = parse::probability)]
     pub explore: f64,
+    /// The triplets file to write (user, song, plays; tab-separated, like the Taste Profile).
     #[arg(long, short, value_name = "FILE")]
     pub output: PathBuf,
     /// Also write one SYNTHETIC generated clip per song, DIR/<song id>.wav (22,050 Hz mono
@@ -113,6 +118,7 @@ pub struct BenchDataArgs {
     /// Folder for the temporary file (default: the system temporary folder).
     #[arg(long)]
     pub dir: Option<PathBuf>,
+    /// Seed of the synthetic file's contents.
     #[arg(long, default_value_t = 42, value_parser = parse::int_at_least(0u64))]
     pub seed: u64,
 }

@@ -53,6 +53,8 @@ pub struct TrainingFlags {
     /// Stop after this many epochs without a better validation NDCG@10 (0: never).
     #[arg(long, default_value_t = 6, value_parser = parse::int_at_least(0u32))]
     pub patience: u32,
+    /// Seed of the initial weights, dropout, batch order and validation users (an ensemble's
+    /// member i uses seed + i).
     #[arg(long, default_value_t = 42, value_parser = parse::int_at_least(0u64))]
     pub seed: u64,
     /// Neighbours per song in the scores' item-neighbourhood term, fitted on the training users
@@ -195,8 +197,11 @@ pub struct TrainArgs {
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
+    /// The dataset file (from `ainrnn prepare`).
     #[arg(long, value_name = "H5")]
     pub data: PathBuf,
+    /// The checkpoint (from `ainrnn train -o`; the other members of an ensemble are read
+    /// from beside it).
     #[arg(long, value_name = "CKPT")]
     pub checkpoint: PathBuf,
     /// Test fold (default: the one the checkpoint was trained for; another one is refused
@@ -214,8 +219,11 @@ pub struct EvalArgs {
 #[derive(Args, Debug)]
 #[command(group(clap::ArgGroup::new("who").required(true).args(["user", "history"])))]
 pub struct RecommendArgs {
+    /// The dataset file (from `ainrnn prepare`).
     #[arg(long, value_name = "H5")]
     pub data: PathBuf,
+    /// The checkpoint (from `ainrnn train -o`; the other members of an ensemble are read
+    /// from beside it).
     #[arg(long, value_name = "CKPT")]
     pub checkpoint: PathBuf,
     /// A user id of the dataset (their whole history is the input).
@@ -500,6 +508,7 @@ pub fn run_recommend(a: RecommendArgs, choice: BackendChoice, json: bool) -> Res
 
 #[derive(Args, Debug)]
 pub struct CompareArgs {
+    /// The dataset file (from `ainrnn prepare`).
     #[arg(long, value_name = "H5")]
     pub data: PathBuf,
     /// Comma-separated: popularity, itemknn, ease, contentknn, indrnn, resindrnn, lstm, ainrnn.
@@ -651,6 +660,7 @@ pub fn run_compare(
 
 #[derive(Args, Debug)]
 pub struct AblateArgs {
+    /// The dataset file (from `ainrnn prepare`).
     #[arg(long, value_name = "H5")]
     pub data: PathBuf,
     /// Folds to run (the first N of the dataset's folds); the p-values need 2 or more.
@@ -710,6 +720,26 @@ mod tests {
 
     use super::*;
     use crate::cli::{Cli, Command};
+
+    /// Every option and argument of every command has a help line (`--help` showed bare flags
+    /// such as `synth --users`).
+    #[test]
+    fn every_argument_has_help() {
+        fn walk(c: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in c.get_arguments() {
+                let id = a.get_id().as_str();
+                if id != "help" && id != "version" && a.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in c.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&crate::cli::command(), "ainrnn", &mut missing);
+        assert!(missing.is_empty(), "no help: {missing:?}");
+    }
 
     /// `train ARGS` parsed and applied as `run_train` does.
     fn options(args: &[&str]) -> TrainOptions {
