@@ -329,12 +329,23 @@ pub fn run_train(
     }
     let sel = backend(choice)?;
     let bar = ProgressBar::hidden();
-    if std::io::stderr().is_terminal() {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    // Drawn on stderr once the first progress has set every field (a bar drawn at once showed
+    // "epoch  … 0/0 users").
+    let draw = std::cell::Cell::new(std::io::stderr().is_terminal());
+    if draw.get() {
         bar.set_style(
             ProgressStyle::with_template(
-                "epoch {prefix} [{bar:30}] {pos}/{len} users  {msg}  {per_sec}  ETA {eta}",
+                "epoch {prefix} [{bar:30}] {pos}/{len} users  {msg}  {rate}  ETA {eta}",
             )
+            .map(|s| {
+                // Whole users a second ({per_sec} prints four decimals).
+                s.with_key(
+                    "rate",
+                    |st: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = write!(w, "{:.0} users/s", st.per_sec());
+                    },
+                )
+            })
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
     }
@@ -380,10 +391,13 @@ pub fn run_train(
             );
         },
         |epoch, done, total, loss| {
-            bar.set_prefix(epoch.to_string());
             bar.set_length(total as u64);
             bar.set_position(done as u64);
             bar.set_message(format!("loss {loss:.4}"));
+            bar.set_prefix(epoch.to_string());
+            if draw.replace(false) {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            }
         },
     ))?;
     eprintln!(
@@ -404,7 +418,7 @@ pub fn run_train(
     }
     if let Some(w) = &summary.neighbour_weight {
         eprintln!(
-            "neighbourhood weight γ {:.3} as trained (validation NDCG@10 {:.4}) → {}{} chosen on the validation users (NDCG@10 {:.4}), kept in {} with lists of {} users",
+            "neighbourhood weight γ {:.3} as trained (validation NDCG@10 {:.4}) → {:.3}{} chosen on the validation users (NDCG@10 {:.4}), kept in {} with lists of {} users",
             w.trained,
             w.ndcg_trained,
             w.chosen,

@@ -680,16 +680,16 @@ fn train_member<B: ModelOps>(
             };
             if unsplit(&saved) != unsplit(&fp) {
                 return Err(Error::Other(format!(
-                    "{}: trained on different data ({} users, {} songs, fold {}, features {:?}); this run has {} users, {} songs, fold {}, features {:?}",
+                    "{}: trained on different data ({} users, {} songs, fold {}, features {}); this run has {} users, {} songs, fold {}, features {}",
                     path.display(),
                     saved.users,
                     saved.songs,
                     saved.fold,
-                    saved.features,
+                    saved.features.name(),
                     fp.users,
                     fp.songs,
                     fp.fold,
-                    fp.features
+                    fp.features.name()
                 )));
             }
             if saved.other_split(fp.split.as_deref().unwrap_or_default()) {
