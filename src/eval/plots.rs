@@ -74,6 +74,17 @@ fn draw_lines<DB: DrawingBackend>(
         x1 = x0 + 1.0;
     }
     let y1 = if y1 > 0.0 { y1 * 1.1 } else { 1.0 };
+    // Whole x values (epochs, k): ticks at whole numbers only, at most 12 of them (2 epochs
+    // had ticks 1.0, 1.1, … 2.0).
+    let whole = series
+        .iter()
+        .flat_map(|s| s.points.iter())
+        .all(|p| p.0.fract() == 0.0);
+    let x_ticks = if whole {
+        ((x1 - x0) as usize + 1).min(12)
+    } else {
+        10
+    };
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 24))
         .margin(20)
@@ -85,9 +96,12 @@ fn draw_lines<DB: DrawingBackend>(
         .configure_mesh()
         .x_desc(xl)
         .y_desc(yl)
+        .x_labels(x_ticks)
         .x_label_formatter(&|x| {
             if x.fract() == 0.0 {
                 format!("{x:.0}")
+            } else if whole {
+                String::new()
             } else {
                 format!("{x:.1}")
             }
