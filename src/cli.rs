@@ -657,6 +657,7 @@ fn bench_scattering(choice: BackendChoice, json: bool, a: BenchScatteringArgs) -
 /// The main job on the bundled data (see `ainrnn::demo`).
 fn demo(choice: BackendChoice, json: bool, a: DemoArgs) -> Result<()> {
     paths::refuse_output_folder_inside("--out", &a.out, "--data", &a.data)?;
+    paths::input_exists("--data", &a.data)?;
     let _lock = paths::lock_output_dir("--out", &a.out)?;
     let (sel, note) = select::select(choice).context("choosing the backend")?;
     match note {

@@ -258,3 +258,19 @@ fn compare_refuses_a_model_it_cannot_run_before_running_any() {
         assert!(!report.join("checkpoints").exists());
     }
 }
+
+/// A missing --data is refused before the output folder is created (an empty folder was left).
+#[test]
+fn a_missing_input_leaves_no_output_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nonexistent.h5");
+    for cmd in ["compare", "ablate", "demo"] {
+        let out = dir.path().join(format!("out-{cmd}"));
+        let flag = if cmd == "demo" { "--out" } else { "--report" };
+        fails_with(
+            &ainrnn(&[cmd, "--data", s(&missing), flag, s(&out)]),
+            &["--data", "nonexistent.h5", "no such file or folder"],
+        );
+        assert!(!out.exists(), "{cmd} created {}", out.display());
+    }
+}

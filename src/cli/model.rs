@@ -610,6 +610,7 @@ pub fn run_compare(
     json: bool,
 ) -> Result<()> {
     refuse_report_over_data(&a.report, &a.data)?;
+    paths::input_exists("--data", &a.data)?;
     let _lock = paths::lock_output_dir("--report", &a.report)?;
     let sel = backend(choice)?;
     let mut train = TrainOptions::new(a.data.clone(), ModelKind::Ainrnn, PathBuf::new());
@@ -701,6 +702,7 @@ pub fn run_ablate(
         &["report.md", "results.json", "ablation.png"],
         &[],
     )?;
+    paths::input_exists("--data", &a.data)?;
     let _lock = paths::lock_output_dir("--report", &a.report)?;
     let sel = backend(choice)?;
     let mut train = TrainOptions::new(a.data.clone(), ModelKind::Ainrnn, PathBuf::new());

@@ -132,6 +132,15 @@ fn take_lock(flag: &str, output: &Path) -> Result<OutputLock> {
     })
 }
 
+/// Refuses a missing input (flag `flag`) before an output folder is created for a run that
+/// could not start: the folder was left behind, empty.
+pub fn input_exists(flag: &str, input: &Path) -> Result<()> {
+    if !input.exists() {
+        bail!("{flag} {}: no such file or folder", input.display());
+    }
+    Ok(())
+}
+
 /// [`lock_output`] for an output folder, created first when missing.
 pub fn lock_output_dir(flag: &str, dir: &Path) -> Result<OutputLock> {
     std::fs::create_dir_all(dir)
