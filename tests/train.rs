@@ -470,6 +470,13 @@ fn command_line_train_eval_recommend_compare() {
     // The report names each learned model's stacking and pooling.
     let md = std::fs::read_to_string(rep.join("report.md")).unwrap();
     assert!(md.contains("indrnn plain stack, last pooling;"), "{md}");
+    // The best checkpoints stay; the latest-epoch copies (never resumed by compare) do not.
+    let names: Vec<String> = std::fs::read_dir(rep.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().any(|n| n == "indrnn-fold1.ckpt"), "{names:?}");
+    assert!(!names.iter().any(|n| n.ends_with(".last")), "{names:?}");
     for f in [
         "precision_at_k",
         "ndcg_at_k",

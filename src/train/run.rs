@@ -512,6 +512,20 @@ pub struct TrainSummary {
     pub members: Vec<MemberSummary>,
 }
 
+impl TrainSummary {
+    /// Removes the latest-epoch files (`<out>.last`, each member's too) of this finished run;
+    /// the best checkpoints stay. For callers that always train afresh and never resume
+    /// (`compare`, `ablate`): those files held half of a report's disk (1.2 GB of HetRec's 5
+    /// folds). A file that cannot be removed stays; nothing depends on it being gone.
+    pub fn remove_latest(&self) {
+        let lasts = std::iter::once(self.last_checkpoint.clone())
+            .chain(self.members.iter().map(|m| last_path(&m.checkpoint)));
+        for p in lasts {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
 /// One ensemble member's run.
 #[derive(Clone, Debug, Serialize)]
 pub struct MemberSummary {

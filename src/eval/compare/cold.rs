@@ -377,7 +377,7 @@ pub fn compare_cold<B: ModelOps>(
                     opts.data = path.clone();
                     opts.resume = false;
                     opts.out = ckdir.join(format!("{}-cold-fold{fold}.ckpt", kind.name()));
-                    train(b, &opts, |_| {}, |_, _, _, _| {})?;
+                    train(b, &opts, |_| {}, |_, _, _, _| {})?.remove_latest();
                     let scores = neural_cold_scores(
                         b,
                         view,

@@ -65,6 +65,7 @@ pub(super) fn feature_runs<B: ModelOps>(
                 .join("checkpoints")
                 .join(format!("ainrnn-features-{}.ckpt", fs.name()));
             let s = train(b, &opts, |_| {}, |_, _, _, _| {})?;
+            s.remove_latest();
             log(&format!(
                 "features {:<10} final validation NDCG@10 {:.4}",
                 fs.name(),

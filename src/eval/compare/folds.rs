@@ -206,6 +206,7 @@ pub(crate) fn train_and_rank<B: ModelOps>(
         ..opts.clone()
     };
     let s = train(b, &opts, |_| {}, |_, _, _, _| {})?;
+    s.remove_latest();
     let (models, _, _) = crate::eval::run::load_ensemble(b, ds, &opts.out)?;
     let (lists, _) = rank_examples(b, &models, corpus, test, DEPTH, crate::train::RANK_BATCH)?;
     let secs = s.history.iter().map(|r| r.seconds).sum::<f64>() / s.history.len().max(1) as f64;
