@@ -5,6 +5,8 @@
 #[path = "common/mod.rs"]
 mod common;
 
+use std::path::Path;
+
 use common::cli::{ainrnn, fails_with, root, s, small, stderr};
 
 #[test]
@@ -183,8 +185,8 @@ fn an_output_file_naming_a_folder_is_refused_before_any_work() {
         ]),
         &words,
     );
-    fails_with(
-        &ainrnn(&[
+    let synth = |out: &Path, extra: &[&str]| {
+        let args = [
             "synth",
             "--users",
             "5",
@@ -193,10 +195,11 @@ fn an_output_file_naming_a_folder_is_refused_before_any_work() {
             "--mean-listens",
             "3",
             "-o",
-            s(&folder),
-        ]),
-        &words,
-    );
+            s(out),
+        ];
+        ainrnn(&[&args[..], extra].concat())
+    };
+    fails_with(&synth(&folder, &[]), &words);
     assert_eq!(std::fs::read_dir(&folder).unwrap().count(), 0);
     // The reverse for `synth --audio`, a folder: a file is refused before the triplets are
     // written.
@@ -204,19 +207,7 @@ fn an_output_file_naming_a_folder_is_refused_before_any_work() {
     std::fs::write(&file, "x").unwrap();
     let triplets = dir.path().join("t.txt");
     fails_with(
-        &ainrnn(&[
-            "synth",
-            "--users",
-            "5",
-            "--songs",
-            "5",
-            "--mean-listens",
-            "3",
-            "-o",
-            s(&triplets),
-            "--audio",
-            s(&file),
-        ]),
+        &synth(&triplets, &["--audio", s(&file)]),
         &["--audio", "is a file; give a folder"],
     );
     assert!(!triplets.exists());

@@ -8,7 +8,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::cli::{ainrnn, fails_with, s, small, succeeds, tiny_train_args};
+use common::cli::{ainrnn, fails_with, prepare_small, s, small, succeeds, tiny_train_args};
 
 /// A user of the bundled small triplets.
 const USER: &str = "fd50c4007b68a3737fe052d5a4f78ce8aa117f3d";
@@ -186,21 +186,7 @@ fn a_checkpoint_is_refused_on_another_split_of_the_same_data() {
     let dir = tempfile::tempdir().unwrap();
     let (data, ck) = trained(dir.path());
     let other = dir.path().join("seed7.h5");
-    succeeds(&ainrnn(&[
-        "prepare",
-        "--triplets",
-        "data/taste/triplets_small.txt",
-        "--min-listens",
-        "1",
-        "--min-song-users",
-        "1",
-        "--folds",
-        "3",
-        "--seed",
-        "7",
-        "-o",
-        s(&other),
-    ]));
+    prepare_small(&other, &["--seed", "7"]);
     let (a, b) = (
         ainrnn::data::Dataset::load(&data).unwrap(),
         ainrnn::data::Dataset::load(&other).unwrap(),

@@ -73,7 +73,13 @@ pub fn s(p: &Path) -> &str {
 /// The bundled small triplets (153 users) prepared into `dir/small.h5` with 3 folds.
 pub fn small(dir: &Path) -> PathBuf {
     let out = dir.join("small.h5");
-    succeeds(&ainrnn(&[
+    prepare_small(&out, &[]);
+    out
+}
+
+/// [`small`] into `out`, with `extra` flags of `prepare` (e.g. another `--seed`).
+pub fn prepare_small(out: &Path, extra: &[&str]) {
+    let args = [
         "prepare",
         "--triplets",
         "data/taste/triplets_small.txt",
@@ -84,9 +90,9 @@ pub fn small(dir: &Path) -> PathBuf {
         "--folds",
         "3",
         "-o",
-        s(&out),
-    ]));
-    out
+        s(out),
+    ];
+    succeeds(&ainrnn(&[&args[..], extra].concat()));
 }
 
 /// `train` of a tiny IndRNN for one epoch on `data` into `out` (1 layer, hidden 8, song table 8,
