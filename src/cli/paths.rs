@@ -49,9 +49,10 @@ pub fn refuse_overwriting_inputs(
 ) -> Result<()> {
     for (flag, input) in inputs {
         if same_path(output, input) {
-            let what = match flag.starts_with('-') {
-                true => format!("input {flag}"),
-                false => flag.to_string(),
+            let what = if flag.starts_with('-') {
+                format!("input {flag}")
+            } else {
+                flag.to_string()
             };
             bail!(
                 "{out_flag} {} is also the {what} {}: writing it would destroy the input; choose another output path",
