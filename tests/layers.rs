@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 const LAYERS: &[&[&str]] = &[
-    &["error"],
+    &["error", "text"],
     &["io", "util"],
     &["backend"],
     &["audio"],

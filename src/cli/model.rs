@@ -610,6 +610,17 @@ pub fn run_compare(
     json: bool,
 ) -> Result<()> {
     refuse_report_over_data(&a.report, &a.data)?;
+    if a.cold_songs.is_some() {
+        let view = a.report.join("checkpoints").join("cold-warm-view.h5");
+        if paths::canonical(&view).is_some() && paths::canonical(&view) == paths::canonical(&a.data)
+        {
+            anyhow::bail!(
+                "--report {} would overwrite the input --data {} (the cold start's warm view): choose another report folder",
+                a.report.display(),
+                a.data.display()
+            );
+        }
+    }
     paths::input_exists("--data", &a.data)?;
     let _lock = paths::lock_output_dir("--report", &a.report)?;
     let sel = backend(choice)?;
@@ -629,16 +640,6 @@ pub fn run_compare(
         knn_neighbours: a.knn_neighbours,
     };
     if let Some(share) = a.cold_songs {
-        let view = opts.report.join("checkpoints").join("cold-warm-view.h5");
-        if paths::canonical(&view).is_some()
-            && paths::canonical(&view) == paths::canonical(&opts.data)
-        {
-            anyhow::bail!(
-                "--report {} would overwrite the input --data {} (the cold start's warm view): choose another report folder",
-                opts.report.display(),
-                opts.data.display()
-            );
-        }
         let r = with_backend!(sel, b => ainrnn::eval::compare::compare_cold(&b, &opts, share, |line| eprintln!("{line}")))?;
         let table = format!("\nCold start\n{}", r.table());
         if json {

@@ -60,14 +60,6 @@ pub(crate) fn check_folds_and_k(o: &CompareOptions, ds: &Dataset) -> Result<(), 
             )));
         }
     }
-    if o.methods.contains(&Method::ContentKnn)
-        && crate::eval::baselines::ContentKnn::new(ds, 0.0).is_none()
-    {
-        return Err(Error::Other(format!(
-            "--models contentknn: {} has no song vectors and no song genres (prepare it with --artist-terms for genres, or --msd or --features for song vectors)",
-            o.data.display()
-        )));
-    }
     Ok(())
 }
 
@@ -80,6 +72,16 @@ pub fn compare<B: ModelOps>(
     let t_all = Instant::now();
     let ds = Dataset::load(&o.data)?;
     check_folds_and_k(o, &ds)?;
+    // Here, before any model runs, not at its turn (the cold-start table reports the rows it
+    // cannot run instead).
+    if o.methods.contains(&Method::ContentKnn)
+        && crate::eval::baselines::ContentKnn::new(&ds, 0.0).is_none()
+    {
+        return Err(Error::Other(format!(
+            "--models contentknn: {} has no song vectors and no song genres (prepare it with --artist-terms for genres, or --msd or --features for song vectors)",
+            o.data.display()
+        )));
+    }
     std::fs::create_dir_all(o.report.join("checkpoints")).map_err(|e| IoError::io(&o.report, e))?;
     let (corpus, _) = Corpus::from_dataset(&ds, o.train.features)?;
     let genres = song_genres(&ds);
