@@ -558,6 +558,7 @@ fn remove_temps_on_signals() {
                         std::time::Duration::from_secs(60),
                     );
                     let n = ainrnn::io::atomic::remove_live_temps();
+                    ainrnn::io::lock::remove_held_lock_files();
                     eprintln!(
                         "interrupted by signal {sig}: {n} unfinished output file(s) removed; finished outputs are kept"
                     );

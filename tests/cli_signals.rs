@@ -104,6 +104,10 @@ fn a_signal_mid_training_keeps_every_reported_epoch() {
     assert_eq!(o.status.code(), Some(128 + libc::SIGINT), "{e}");
     assert!(e.contains("interrupted by signal"), "{e}");
     assert_eq!(temps(dir.path()), Vec::<String>::new(), "temporaries left");
+    assert!(
+        !dir.path().join(".m.ckpt.lock").exists(),
+        "the lock file is left"
+    );
     for f in [&ck, &last] {
         succeeds(&ainrnn(&["eval", "--data", s(&data), "--checkpoint", s(f)]));
     }

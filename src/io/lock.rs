@@ -18,6 +18,20 @@ use std::path::{Path, PathBuf};
 
 use crate::error::IoError;
 
+/// The lock files this process holds, for [`remove_held_lock_files`].
+static HELD: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Removes the lock files of every lock this process holds, still holding the locks: for an
+/// exit that skips the drops (a signal's `std::process::exit`), which left them behind. The
+/// next run would take them over anyway; this keeps the folder tidy.
+pub fn remove_held_lock_files() {
+    if let Ok(held) = HELD.lock() {
+        for p in held.iter() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
 /// An advisory lock on one output, released (and its lock file removed) on drop.
 #[derive(Debug)]
 pub struct OutputLock {
@@ -109,6 +123,9 @@ impl OutputLock {
                 .and_then(|_| f.flush())
                 .map_err(|e| IoError::io(&lock, e))?;
             remove_stale_temps(output);
+            if let Ok(mut held) = HELD.lock() {
+                held.push(lock.clone());
+            }
             return Ok(OutputLock {
                 output: output.to_path_buf(),
                 lock,
@@ -136,6 +153,11 @@ impl Drop for OutputLock {
     fn drop(&mut self) {
         // Removed while still locked; closing the file then releases the lock.
         let _ = std::fs::remove_file(&self.lock);
+        if let Ok(mut held) = HELD.lock() {
+            if let Some(i) = held.iter().position(|p| *p == self.lock) {
+                held.swap_remove(i);
+            }
+        }
         self.file = None;
     }
 }
