@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use common::cli::{ainrnn, fails_with, root, s, small, stderr};
+use common::cli::{ainrnn, fails_with, root, s, small, stderr, tiny_synth_args};
 
 #[test]
 fn a_diverging_first_epoch_is_an_error_and_promises_no_checkpoint() {
@@ -185,20 +185,8 @@ fn an_output_file_naming_a_folder_is_refused_before_any_work() {
         ]),
         &words,
     );
-    let synth = |out: &Path, extra: &[&str]| {
-        let args = [
-            "synth",
-            "--users",
-            "5",
-            "--songs",
-            "5",
-            "--mean-listens",
-            "3",
-            "-o",
-            s(out),
-        ];
-        ainrnn(&[&args[..], extra].concat())
-    };
+    let synth =
+        |out: &Path, extra: &[&str]| ainrnn(&[&tiny_synth_args(s(out))[..], extra].concat());
     fails_with(&synth(&folder, &[]), &words);
     assert_eq!(std::fs::read_dir(&folder).unwrap().count(), 0);
     // The reverse for `synth --audio`, a folder: a file is refused before the triplets are

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::cli::{ainrnn, fails_with, s, small, succeeds};
+use common::cli::{ainrnn, fails_with, s, small, succeeds, tiny_synth_args};
 
 use ainrnn::io::OutputLock;
 
@@ -65,17 +65,7 @@ fn a_second_writer_of_the_same_output_is_refused_naming_the_pid() {
     // synth -o, merge -o, compare --report: the same rule.
     let t = dir.path().join("t.txt");
     let held_t = OutputLock::acquire(&t).unwrap();
-    let o = ainrnn(&[
-        "synth",
-        "--users",
-        "5",
-        "--songs",
-        "5",
-        "--mean-listens",
-        "2",
-        "-o",
-        s(&t),
-    ]);
+    let o = ainrnn(&tiny_synth_args(s(&t)));
     fails_with(&o, &["t.txt", &pid]);
     assert!(!t.exists());
     let report = dir.path().join("report");

@@ -13,7 +13,7 @@ use ainrnn::data::synth_audio::{
     cluster_styles, synth_with_audio, write_clips, AudioOptions, SAMPLE_RATE,
 };
 
-use common::cli::{command, stderr};
+use common::cli::{command, stderr, tiny_synth_args};
 
 /// `ainrnn --backend cpu ARGS…` in `dir`.
 fn ainrnn_in(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
@@ -202,17 +202,7 @@ fn bad_clip_seconds_are_refused_naming_the_flag() {
         vec!["--audio", "a", "--clip-seconds", "x"],
         vec!["--clip-seconds", "2"],
     ] {
-        let mut full = vec![
-            "synth",
-            "--users",
-            "5",
-            "--songs",
-            "5",
-            "--mean-listens",
-            "2",
-            "-o",
-            "x.txt",
-        ];
+        let mut full = tiny_synth_args("x.txt");
         full.extend(args.iter().copied());
         let out = ainrnn_in(t.path(), &full);
         assert!(!out.status.success(), "{full:?}");

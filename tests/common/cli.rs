@@ -95,6 +95,22 @@ pub fn prepare_small(out: &Path, extra: &[&str]) {
     succeeds(&ainrnn(&[&args[..], extra].concat()));
 }
 
+/// `synth` of 5 users over 5 songs, 2 listens each on average, into `out`: a file in
+/// milliseconds, for tests of what `synth` refuses or locks.
+pub fn tiny_synth_args(out: &str) -> Vec<&str> {
+    vec![
+        "synth",
+        "--users",
+        "5",
+        "--songs",
+        "5",
+        "--mean-listens",
+        "2",
+        "-o",
+        out,
+    ]
+}
+
 /// `train` of a tiny IndRNN for one epoch on `data` into `out` (1 layer, hidden 8, song table 8,
 /// 10 listens, seed 42): a checkpoint in well under a second.
 pub fn tiny_train_args<'a>(data: &'a Path, out: &'a Path) -> Vec<&'a str> {
