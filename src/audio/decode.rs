@@ -29,6 +29,8 @@ pub enum DecodeErrorKind {
     Unsupported(String),
     /// The stream ends before the length its headers announce, or holds no decodable audio.
     Truncated(String),
+    /// Well-formed headers that announce no audio at all (a WAV whose data chunk is empty).
+    NoAudio(String),
     /// A decode error inside the stream.
     Corrupt(String),
 }
@@ -56,6 +58,7 @@ impl DecodeError {
             DecodeErrorKind::NotAudio(e) => format!("not an audio file ({e})"),
             DecodeErrorKind::Unsupported(e) => format!("unsupported audio: {e}"),
             DecodeErrorKind::Truncated(e) => format!("truncated stream: {e}"),
+            DecodeErrorKind::NoAudio(e) => format!("no audio: {e}"),
             DecodeErrorKind::Corrupt(e) => format!("corrupt stream: {e}"),
         }
     }
@@ -323,6 +326,9 @@ pub fn decode(path: &Path, max_seconds: Option<f64>) -> Result<Decoded, DecodeEr
     if mono.is_empty() {
         return Err(err(if bad_packets > 0 {
             DecodeErrorKind::Corrupt(format!("{bad_packets} packets failed to decode"))
+        } else if expected_frames == Some(0) {
+            // Not a cut file: its header itself says there is nothing to decode.
+            DecodeErrorKind::NoAudio("the header announces 0 frames (an empty data chunk)".into())
         } else {
             DecodeErrorKind::Truncated("headers parse but the file holds no decodable audio".into())
         }));

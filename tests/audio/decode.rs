@@ -37,6 +37,26 @@ fn truncated_wav_is_detected() {
     assert_eq!(decode(&p, Some(1.0)).unwrap().samples.len(), 22050);
 }
 
+/// A well-formed WAV whose data chunk is empty is "no audio", not a cut stream.
+#[test]
+fn wav_with_an_empty_data_chunk_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = std::fs::read(root().join("data/audio/gtzan_country.00000.wav")).unwrap();
+    assert_eq!(&src[36..40], b"data", "a canonical 44-byte header");
+    let mut head = src[..44].to_vec();
+    head[4..8].copy_from_slice(&36u32.to_le_bytes());
+    head[40..44].copy_from_slice(&0u32.to_le_bytes());
+    let p = dir.path().join("silent.wav");
+    std::fs::write(&p, &head).unwrap();
+    let e = decode(&p, None).unwrap_err();
+    assert!(matches!(e.kind, DecodeErrorKind::NoAudio(_)), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("silent.wav") && msg.contains("0 frames"),
+        "{msg}"
+    );
+}
+
 /// Symphonia's Vorbis decoder against libvorbis (soundfile) on the real 48 kHz stereo file,
 /// down-mixed as the mean of the channels.
 #[test]

@@ -66,10 +66,13 @@ pub(super) fn feature_runs<B: ModelOps>(
                 .join(format!("ainrnn-features-{}.ckpt", fs.name()));
             let s = train(b, &opts, |_| {}, |_, _, _, _| {})?;
             s.remove_latest();
+            // P@10 too: it is what the Fig. 6 chart plots (the paper's "accuracy").
+            let last = s.history.last();
             log(&format!(
-                "features {:<10} final validation NDCG@10 {:.4}",
+                "features {:<10} final validation NDCG@10 {:.4}, P@10 {:.4}",
                 fs.name(),
-                s.history.last().map(|r| r.ndcg_at_10).unwrap_or(0.0)
+                last.map(|r| r.ndcg_at_10).unwrap_or(0.0),
+                last.map(|r| r.precision_at_10).unwrap_or(0.0)
             ));
             feature_runs.push((fs.name().to_string(), s.history));
         }
