@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use clap::FromArgMatches;
 
 fn main() -> ExitCode {
+    // Before any thread: it may write the environment.
+    ainrnn::backend::gpu::adapter::quiet_headless_drivers();
     let matches = cli::command().get_matches();
     let args = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match cli::run(args, &matches) {

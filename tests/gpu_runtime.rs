@@ -857,3 +857,30 @@ fn a_ranking_and_a_checkpoint_each_take_one_read_back() {
         }
     }
 }
+
+/// `ainrnn info` on a machine without a desktop session: Mesa's device-select layer and EGL
+/// would print "error: XDG_RUNTIME_DIR is invalid or not set" while the adapters are listed;
+/// the binary turns them quiet (`quiet_headless_drivers`), and still finds the adapter.
+#[test]
+fn info_without_a_desktop_session_prints_no_driver_errors() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let o = common::cli::command()
+        .arg("info")
+        .current_dir(common::cli::root())
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("DISPLAY")
+        .env_remove("NODEVICE_SELECT")
+        .env_remove("EGL_PLATFORM")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let all = common::cli::succeeds(&o);
+    assert!(!all.contains("XDG_RUNTIME_DIR"), "{all}");
+    assert!(
+        all.contains("chosen: "),
+        "the adapter is still found: {all}"
+    );
+}

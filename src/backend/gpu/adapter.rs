@@ -30,6 +30,32 @@ impl AdapterSummary {
     }
 }
 
+/// On a Linux machine without a desktop session, Mesa's device-select Vulkan layer and its EGL
+/// look for a Wayland display while the adapters are listed and print `error: XDG_RUNTIME_DIR is
+/// invalid or not set` several times: harmless, but it reads as a failure. Without a session
+/// (no usable `XDG_RUNTIME_DIR`, no `WAYLAND_DISPLAY`, no `DISPLAY`) this turns the layer off
+/// (`NODEVICE_SELECT`: it only orders the adapters, and ainrnn chooses its own) and sends EGL to
+/// its surfaceless platform; a variable the user has set is left as it is. Returns the names set.
+///
+/// It writes the environment, so call it first thing in `main`, before any thread starts.
+pub fn quiet_headless_drivers() -> Vec<&'static str> {
+    let session = std::env::var_os("XDG_RUNTIME_DIR")
+        .is_some_and(|d| std::path::Path::new(&d).is_dir())
+        || std::env::var_os("WAYLAND_DISPLAY").is_some()
+        || std::env::var_os("DISPLAY").is_some();
+    if session || !cfg!(target_os = "linux") {
+        return Vec::new();
+    }
+    let mut set = Vec::new();
+    for (name, value) in [("NODEVICE_SELECT", "1"), ("EGL_PLATFORM", "surfaceless")] {
+        if std::env::var_os(name).is_none() {
+            std::env::set_var(name, value);
+            set.push(name);
+        }
+    }
+    set
+}
+
 /// The backends searched: `WGPU_BACKEND` when set (e.g. `vulkan`), else Vulkan, Metal, DX12.
 /// OpenGL is left out by default: its compute support is too limited for these kernels.
 pub fn backends_from_env() -> wgpu::Backends {
