@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 # Mesa's Vulkan loader complains on headless machines without it; harmless, but noisy.
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
+# Every buffer a kernel is to write starts as NaN, so a kernel reading memory it did not write
+# fails its comparison with the CPU (lavapipe hands out zeroed buffers; a real GPU's pool may not).
+export AINRNN_GPU_POISON="${AINRNN_GPU_POISON:-1}"
 if [ "${CI:-}" = "true" ] || [ "${CI:-}" = "1" ]; then
   export WGPU_BACKEND="${WGPU_BACKEND:-vulkan}"
   echo "== CI: cargo fmt --check, clippy -D warnings" >&2

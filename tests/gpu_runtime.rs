@@ -884,3 +884,37 @@ fn info_without_a_desktop_session_prints_no_driver_errors() {
         "the adapter is still found: {all}"
     );
 }
+
+/// The test scripts run every GPU test with `AINRNN_GPU_POISON=1`: a buffer handed out for the
+/// device to write holds NaN, its tail past the tensor's end included, whether it is new or
+/// comes back from the pool, so a kernel that reads an output before writing it (or reads
+/// padding as data) fails its comparison with the CPU instead of seeing zeros or old values.
+#[test]
+fn buffers_for_the_device_to_write_are_poisoned_under_the_test_scripts() {
+    let Some(g) = common::gpu() else { return };
+    let ctx = g.context();
+    if !ctx.poisons() {
+        assert!(
+            !common::in_ci(),
+            "CI runs the GPU tests with AINRNN_GPU_POISON=1 (scripts/test.sh sets it)"
+        );
+        eprintln!("!!! AINRNN_GPU_POISON is not set: the poison is not checked !!!");
+        return;
+    }
+    for round in 0..2 {
+        // Round 1 gets round 0's buffer back from the pool, after a kernel wrote it.
+        let b = ctx.alloc(1000, "probe").unwrap();
+        let class = b.raw().size();
+        assert!(class > 1000, "a tail past the tensor's end: {class}");
+        let words: Vec<u32> = ctx.download_as(&b, class).unwrap();
+        assert!(
+            words.iter().all(|&w| w == 0x7FC0_0000),
+            "round {round}: {} of {} words are not the NaN poison",
+            words.iter().filter(|&&w| w != 0x7FC0_0000).count(),
+            words.len()
+        );
+        ctx.clear(&b, class);
+        let zeros: Vec<u32> = ctx.download_as(&b, class).unwrap();
+        assert!(zeros.iter().all(|&w| w == 0), "cleared after the poison");
+    }
+}

@@ -112,6 +112,11 @@ pub fn random_shapes<B: Backend>(be: &B) {
         (129, 31, 257),
         (1, 300, 1000),
         (200, 1, 3),
+        // Empty: k = 0 is a product of zeros, which the GPU writes (its output is poisoned
+        // under the tests); no rows or no columns is an empty result.
+        (4, 0, 3),
+        (0, 5, 3),
+        (3, 5, 0),
     ];
     for (i, &(m, k, n)) in shapes.iter().enumerate() {
         case(be, 10 + i as u64, None, None, m, k, n, false, false);

@@ -27,6 +27,13 @@ pub const PARAM_SLOT: u64 = 256;
 const MAX_BATCH: usize = 512;
 /// Pooled (idle) bytes kept at most; beyond this, freed buffers are destroyed.
 const POOL_CAP: u64 = 1 << 30;
+/// `AINRNN_GPU_POISON=1`: every buffer the pool hands out for the device to write is first
+/// filled with NaN (see [`GpuContext::alloc`]). A debugging and test aid: the test scripts set it.
+pub const POISON_ENV: &str = "AINRNN_GPU_POISON";
+/// Bytes of the NaN source that poisoned buffers are copied from, chunk by chunk.
+const POISON_CHUNK: u64 = 4 << 20;
+/// The poison: a quiet NaN as `f32`; as `u32` an index far past any tensor.
+const POISON_WORD: u32 = 0x7FC0_0000;
 /// Bind groups kept for reuse at most; beyond this the cache starts afresh.
 const MAX_BIND_GROUPS: usize = 16384;
 /// Timestamp queries per query set (two per compute pass).
@@ -329,6 +336,8 @@ pub struct GpuContext {
     state: Mutex<State>,
     errors: Arc<Mutex<Vec<String>>>,
     lost: Arc<Mutex<Option<String>>>,
+    /// With [`POISON_ENV`]: the NaN source of poisoned buffers.
+    poison: Option<wgpu::Buffer>,
 }
 
 impl GpuContext {
@@ -413,6 +422,18 @@ impl GpuContext {
             }
         });
 
+        let poison = poison_from_env()?.then(|| {
+            let b = device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("poison (NaN)"),
+                size: POISON_CHUNK,
+                usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            // Written at the first submit, before any command that copies from it.
+            let words = vec![POISON_WORD; (POISON_CHUNK / 4) as usize];
+            queue.write_buffer(&b, 0, bytemuck::cast_slice(&words));
+            b
+        });
         let params_buf = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("params arena"),
             size: PARAM_SLOT * MAX_BATCH as u64,
@@ -445,7 +466,30 @@ impl GpuContext {
             queue,
             errors,
             lost,
+            poison,
         })
+    }
+
+    /// Whether buffers for the device to write are handed out filled with NaN ([`POISON_ENV`]).
+    pub fn poisons(&self) -> bool {
+        self.poison.is_some()
+    }
+
+    /// With [`POISON_ENV`], records NaN copies over the whole of `buf` (its size class, tail
+    /// included), in order after the pending commands, so a kernel that reads an output before
+    /// writing it, or reads past a tensor's end into the padding, gets NaN instead of the zeros of
+    /// a fresh buffer or the finite leftovers of a pooled one, and a test comparing it with the
+    /// CPU fails. Counted as pending work: a host write after it must not run before it.
+    fn poison_locked(&self, st: &mut State, buf: &wgpu::Buffer, class: u64) {
+        let Some(src) = &self.poison else { return };
+        let enc = Self::encoder(&self.device, st);
+        let mut at = 0;
+        while at < class {
+            let n = POISON_CHUNK.min(class - at);
+            enc.copy_buffer_to_buffer(src, 0, buf, at, n);
+            at += n;
+        }
+        st.pending += 1;
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -498,6 +542,22 @@ impl GpuContext {
     /// `host_write`: the host fills the buffer (`Queue::write_buffer`, run before every pending
     /// command), so a buffer freed by pending commands may not serve it (rule 2 above).
     fn alloc_locked(
+        &self,
+        st: &mut State,
+        bytes: u64,
+        what: &str,
+        host_write: bool,
+    ) -> Result<GpuBuffer, GpuError> {
+        let buf = self.take_locked(st, bytes, what, host_write)?;
+        if !host_write {
+            self.poison_locked(st, buf.raw(), buf.class);
+        }
+        Ok(buf)
+    }
+
+    /// [`GpuContext::alloc_locked`] without the poison: a pooled buffer of at least `bytes`
+    /// bytes, else a new one.
+    fn take_locked(
         &self,
         st: &mut State,
         bytes: u64,
@@ -634,7 +694,8 @@ impl GpuContext {
         Ok((parent, views))
     }
 
-    /// A device buffer of at least `bytes` bytes with undefined contents.
+    /// A device buffer of at least `bytes` bytes with undefined contents (NaN under
+    /// [`POISON_ENV`]).
     pub fn alloc(&self, bytes: u64, what: &str) -> Result<GpuBuffer, GpuError> {
         let mut st = self.lock();
         self.alloc_locked(&mut st, bytes, what, false)
@@ -1392,6 +1453,22 @@ impl GpuContext {
             pipelines: self.pipelines.len(),
             ..st.stats
         }
+    }
+}
+
+/// [`POISON_ENV`]: on for `1`, `on`, `true`; off when unset or `0`, `off`, `false`.
+fn poison_from_env() -> Result<bool, GpuError> {
+    match std::env::var(POISON_ENV) {
+        Err(_) => Ok(false),
+        Ok(v) => match v.trim() {
+            "1" | "on" | "true" => Ok(true),
+            "" | "0" | "off" | "false" => Ok(false),
+            other => Err(GpuError::Env {
+                var: POISON_ENV,
+                value: other.to_string(),
+                expected: "1 or 0",
+            }),
+        },
     }
 }
 
