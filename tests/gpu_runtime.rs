@@ -887,7 +887,7 @@ fn info_without_a_desktop_session_prints_no_driver_errors() {
 
 /// The test scripts run every GPU test with `AINRNN_GPU_POISON=1`: a buffer handed out for the
 /// device to write holds NaN, its tail past the tensor's end included, whether it is new or
-/// comes back from the pool, so a kernel that reads an output before writing it (or reads
+/// comes back from the pool (an upload's tail past the host's bytes too), so a kernel that reads an output before writing it (or reads
 /// padding as data) fails its comparison with the CPU instead of seeing zeros or old values.
 #[test]
 fn buffers_for_the_device_to_write_are_poisoned_under_the_test_scripts() {
@@ -916,5 +916,17 @@ fn buffers_for_the_device_to_write_are_poisoned_under_the_test_scripts() {
         ctx.clear(&b, class);
         let zeros: Vec<u32> = ctx.download_as(&b, class).unwrap();
         assert!(zeros.iter().all(|&w| w == 0), "cleared after the poison");
+        // An upload keeps what the host wrote; past it, the poison.
+        let up = ctx.upload(&[7u8; 1000], "probe upload").unwrap();
+        let class = up.raw().size();
+        let words: Vec<u32> = ctx.download_as(&up, class).unwrap();
+        assert!(
+            words[..250].iter().all(|&w| w == 0x0707_0707),
+            "round {round}"
+        );
+        assert!(
+            words[250..].iter().all(|&w| w == 0x7FC0_0000),
+            "round {round}: the tail of an upload is poisoned"
+        );
     }
 }

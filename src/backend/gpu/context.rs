@@ -475,17 +475,20 @@ impl GpuContext {
         self.poison.is_some()
     }
 
-    /// With [`POISON_ENV`], records NaN copies over the whole of `buf` (its size class, tail
-    /// included), in order after the pending commands, so a kernel that reads an output before
-    /// writing it, or reads past a tensor's end into the padding, gets NaN instead of the zeros of
-    /// a fresh buffer or the finite leftovers of a pooled one, and a test comparing it with the
-    /// CPU fails. Counted as pending work: a host write after it must not run before it.
-    fn poison_locked(&self, st: &mut State, buf: &wgpu::Buffer, class: u64) {
+    /// With [`POISON_ENV`], records NaN copies over bytes `from..to` of `buf`, in order after
+    /// the pending commands, so a kernel that reads an output before writing it, or reads past a
+    /// tensor's end into the padding, gets NaN instead of the zeros of a fresh buffer or the
+    /// finite leftovers of a pooled one, and a test comparing it with the CPU fails. Counted as
+    /// pending work: a host write after it must not run before it.
+    fn poison_locked(&self, st: &mut State, buf: &wgpu::Buffer, from: u64, to: u64) {
         let Some(src) = &self.poison else { return };
+        if from >= to {
+            return;
+        }
         let enc = Self::encoder(&self.device, st);
-        let mut at = 0;
-        while at < class {
-            let n = POISON_CHUNK.min(class - at);
+        let mut at = from;
+        while at < to {
+            let n = POISON_CHUNK.min(to - at);
             enc.copy_buffer_to_buffer(src, 0, buf, at, n);
             at += n;
         }
@@ -549,9 +552,14 @@ impl GpuContext {
         host_write: bool,
     ) -> Result<GpuBuffer, GpuError> {
         let buf = self.take_locked(st, bytes, what, host_write)?;
-        if !host_write {
-            self.poison_locked(st, buf.raw(), buf.class);
-        }
+        // What the host writes is its own; the tail past it is poisoned all the same (a kernel
+        // reading an uploaded list past its end).
+        let from = if host_write {
+            bytes.next_multiple_of(4)
+        } else {
+            0
+        };
+        self.poison_locked(st, buf.raw(), from, buf.raw().size());
         Ok(buf)
     }
 
