@@ -45,6 +45,17 @@ pub fn rows_all_lengths<B: Backend>(be: &B) {
             );
         }
     }
+    // No columns: the sum and the mean are 0, the max −∞ (the CPU's definition); the GPU must
+    // write them (its output buffer is NaN under the tests' poison).
+    let a = be.upload_f32(&[], &[3, 0]).unwrap();
+    for (op, want) in [
+        (ReduceOp::Sum, 0.0),
+        (ReduceOp::Mean, 0.0),
+        (ReduceOp::Max, f32::NEG_INFINITY),
+    ] {
+        let got = be.to_f32(&be.reduce_rows(op, &a).unwrap()).unwrap();
+        assert_eq!(got, vec![want; 3], "{op:?} over no columns");
+    }
     // 3-D input reduces the last axis.
     let v = uniform(&mut r, 2 * 3 * 5, 0.0, 1.0);
     let a = be.upload_f32(&v, &[2, 3, 5]).unwrap();
