@@ -90,3 +90,103 @@ fn gpu_matmul_every_kernel_on_every_shape() {
         matmul::catalogue_shapes(&g);
     }
 }
+
+/// Every op the CPU accepts on an empty shape (no rows, no columns, no index, k = 0), run on
+/// both backends: the same result shape and the same values to the bit (NaN as NaN), or an
+/// error on both. Under the tests' poison a GPU kernel that writes nothing in such a case
+/// leaves NaN where the CPU has a value.
+#[test]
+fn gpu_matches_cpu_on_empty_shapes() {
+    use ainrnn::backend::cpu::CpuBackend;
+    use ainrnn::backend::{BinaryOp, ReduceOp, UnaryOp};
+    let Some(g) = common::gpu() else { return };
+    type Out = Result<(Vec<usize>, Vec<f32>), String>;
+    fn cases<B: ainrnn::backend::Backend>(be: &B) -> Vec<(&'static str, Out)> {
+        let t = |v: &[f32], s: &[usize]| be.upload_f32(v, s).unwrap();
+        let read = |r: ainrnn::backend::OpResult<ainrnn::backend::BTensor<B>>| -> Out {
+            let r = r.map_err(|e| e.to_string())?;
+            Ok((r.shape().to_vec(), be.to_f32(&r).unwrap()))
+        };
+        let no_cols = t(&[], &[3, 0]);
+        let no_rows = t(&[], &[0, 5]);
+        let table: Vec<f32> = (0..20).map(|i| i as f32 * 0.5).collect();
+        let mut out = vec![
+            (
+                "softmax of no columns",
+                read(be.softmax_rows(&no_cols, false)),
+            ),
+            (
+                "log-softmax of no columns",
+                read(be.softmax_rows(&no_cols, true)),
+            ),
+            (
+                "log-sum-exp of no columns",
+                read(be.logsumexp_rows(&no_cols)),
+            ),
+            ("softmax of no rows", read(be.softmax_rows(&no_rows, false))),
+            ("log-sum-exp of no rows", read(be.logsumexp_rows(&no_rows))),
+            (
+                "softmax backward of no columns",
+                read(be.softmax_rows_backward(&no_cols, &no_cols, true)),
+            ),
+            (
+                "sum of no rows",
+                read(be.reduce_rows(ReduceOp::Sum, &no_rows)),
+            ),
+            (
+                "max of no rows",
+                read(be.reduce_rows(ReduceOp::Max, &no_rows)),
+            ),
+            ("column sums of no columns", read(be.sum_cols(&no_cols))),
+            (
+                "exp of nothing",
+                read(be.unary(UnaryOp::Exp, &t(&[], &[0]))),
+            ),
+            (
+                "add to no rows",
+                read(be.binary(BinaryOp::Add, &no_rows, &t(&[1.0; 5], &[5]))),
+            ),
+            (
+                "affine of nothing",
+                read(be.affine(&t(&[], &[0]), 2.0, 1.0)),
+            ),
+            (
+                "bias after a product over k = 0",
+                read(be.matmul_bias(
+                    &t(&[], &[4, 0]),
+                    &t(&[], &[0, 3]),
+                    false,
+                    false,
+                    &t(&[1.0, -2.0, 0.5], &[3]),
+                )),
+            ),
+        ];
+        let plan = be.index_plan(&[], 5).unwrap();
+        out.push((
+            "gather of no index",
+            read(be.gather_rows(&t(&table, &[5, 4]), &plan)),
+        ));
+        let mut dst = t(&table, &[5, 4]);
+        let scattered = be
+            .scatter_add_rows(&mut dst, &t(&[], &[0, 4]), &plan)
+            .map(|()| dst);
+        out.push(("scatter of no index", read(scattered)));
+        out
+    }
+    let (want, got) = (cases(&CpuBackend::new()), cases(&g));
+    for ((what, w), (_, o)) in want.iter().zip(&got) {
+        match (w, o) {
+            (Ok((ws, wv)), Ok((gs, gv))) => {
+                assert_eq!(gs, ws, "{what}: shape");
+                let same = wv.len() == gv.len()
+                    && wv
+                        .iter()
+                        .zip(gv)
+                        .all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()));
+                assert!(same, "{what}: GPU {gv:?}, CPU {wv:?}");
+            }
+            (Err(_), Err(_)) => {}
+            _ => panic!("{what}: CPU {w:?}, GPU {o:?}"),
+        }
+    }
+}
