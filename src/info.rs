@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::backend::gpu::adapter::{self, AdapterSummary};
+use crate::backend::gpu::context::POISON_ENV;
 use crate::backend::gpu::{GpuBackend, TUNE_ENV};
 
 #[derive(Debug, Serialize)]
@@ -13,6 +14,8 @@ pub struct ChosenAdapter {
     /// Whether the matmul tuner runs (hardware adapters, unless `AINRNN_MATMUL_TUNE` says
     /// otherwise).
     pub matmul_tuning: bool,
+    /// Whether buffers for kernels to write start as NaN (`AINRNN_GPU_POISON`, a test aid).
+    pub poisoned_buffers: bool,
     pub limits: Limits,
 }
 
@@ -62,6 +65,8 @@ pub struct EnvVars {
     pub wgpu_power_pref: Option<String>,
     #[serde(rename = "AINRNN_MATMUL_TUNE")]
     pub matmul_tune: Option<String>,
+    #[serde(rename = "AINRNN_GPU_POISON")]
+    pub gpu_poison: Option<String>,
 }
 
 pub fn collect() -> Info {
@@ -86,6 +91,7 @@ pub fn collect() -> Info {
                     adapter: ctx.adapter.clone(),
                     timestamp_queries: ctx.features.contains(wgpu::Features::TIMESTAMP_QUERY),
                     matmul_tuning: g.matmul_tuning(),
+                    poisoned_buffers: ctx.poisons(),
                     limits: Limits {
                         max_buffer_size: ctx.limits.max_buffer_size,
                         max_storage_buffer_binding_size: ctx.limits.max_storage_buffer_binding_size,
@@ -120,6 +126,7 @@ pub fn collect() -> Info {
             wgpu_adapter_name: std::env::var("WGPU_ADAPTER_NAME").ok(),
             wgpu_power_pref: std::env::var("WGPU_POWER_PREF").ok(),
             matmul_tune: std::env::var(TUNE_ENV).ok(),
+            gpu_poison: std::env::var(POISON_ENV).ok(),
         },
         adapters,
         chosen,
@@ -167,9 +174,14 @@ pub fn render(info: &Info) -> String {
             );
             let _ = writeln!(
                 s,
-                "  timestamp queries: {}; matmul tuner: {}",
+                "  timestamp queries: {}; matmul tuner: {}{}",
                 if c.timestamp_queries { "yes" } else { "no" },
-                if c.matmul_tuning { "on" } else { "off" }
+                if c.matmul_tuning { "on" } else { "off" },
+                if c.poisoned_buffers {
+                    "; buffers poisoned with NaN (AINRNN_GPU_POISON)"
+                } else {
+                    ""
+                }
             );
             let l = &c.limits;
             let _ = writeln!(

@@ -183,4 +183,22 @@ fn a_wrong_tuner_setting_is_an_error_naming_it() {
         .unwrap()
         .contains("AINRNN_MATMUL_TUNE=\"maybe\""));
     assert_eq!(bad["env"]["AINRNN_MATMUL_TUNE"], "maybe");
+    // The poison switch is read the same way, and `info` says whether it is on.
+    let poison = |v: &str| -> Value {
+        let o = crate::common::cli::command()
+            .env("AINRNN_GPU_POISON", v)
+            .args(["--json", "info"])
+            .output()
+            .unwrap();
+        assert!(o.status.success());
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    assert_eq!(poison("1")["chosen"]["poisoned_buffers"], true);
+    assert_eq!(poison("0")["chosen"]["poisoned_buffers"], false);
+    let bad = poison("maybe");
+    assert!(bad["chosen"].is_null());
+    assert!(bad["gpu_error"]
+        .as_str()
+        .unwrap()
+        .contains("AINRNN_GPU_POISON=\"maybe\""));
 }

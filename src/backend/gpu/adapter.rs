@@ -35,25 +35,22 @@ impl AdapterSummary {
 /// invalid or not set` several times: harmless, but it reads as a failure. Without a session
 /// (no usable `XDG_RUNTIME_DIR`, no `WAYLAND_DISPLAY`, no `DISPLAY`) this turns the layer off
 /// (`NODEVICE_SELECT`: it only orders the adapters, and ainrnn chooses its own) and sends EGL to
-/// its surfaceless platform; a variable the user has set is left as it is. Returns the names set.
+/// its surfaceless platform; a variable the user has set is left as it is.
 ///
 /// It writes the environment, so call it first thing in `main`, before any thread starts.
-pub fn quiet_headless_drivers() -> Vec<&'static str> {
+pub fn quiet_headless_drivers() {
     let session = std::env::var_os("XDG_RUNTIME_DIR")
         .is_some_and(|d| std::path::Path::new(&d).is_dir())
         || std::env::var_os("WAYLAND_DISPLAY").is_some()
         || std::env::var_os("DISPLAY").is_some();
     if session || !cfg!(target_os = "linux") {
-        return Vec::new();
+        return;
     }
-    let mut set = Vec::new();
     for (name, value) in [("NODEVICE_SELECT", "1"), ("EGL_PLATFORM", "surfaceless")] {
         if std::env::var_os(name).is_none() {
             std::env::set_var(name, value);
-            set.push(name);
         }
     }
-    set
 }
 
 /// The backends searched: `WGPU_BACKEND` when set (e.g. `vulkan`), else Vulkan, Metal, DX12.

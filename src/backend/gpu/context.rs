@@ -422,7 +422,7 @@ impl GpuContext {
             }
         });
 
-        let poison = poison_from_env()?.then(|| {
+        let poison = (env_switch(POISON_ENV)? == Some(true)).then(|| {
             let b = device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("poison (NaN)"),
                 size: POISON_CHUNK,
@@ -1464,19 +1464,20 @@ impl GpuContext {
     }
 }
 
-/// [`POISON_ENV`]: on for `1`, `on`, `true`; off when unset or `0`, `off`, `false`.
-fn poison_from_env() -> Result<bool, GpuError> {
-    match std::env::var(POISON_ENV) {
-        Err(_) => Ok(false),
-        Ok(v) => match v.trim() {
-            "1" | "on" | "true" => Ok(true),
-            "" | "0" | "off" | "false" => Ok(false),
-            other => Err(GpuError::Env {
-                var: POISON_ENV,
-                value: other.to_string(),
-                expected: "1 or 0",
-            }),
-        },
+/// An on/off environment variable (the poison, the matmul tuner): `None` when unset, else on
+/// for `1`, `on`, `true`, off for `0`, `off`, `false`; anything else is an error naming it.
+pub(crate) fn env_switch(var: &'static str) -> Result<Option<bool>, GpuError> {
+    let Ok(v) = std::env::var(var) else {
+        return Ok(None);
+    };
+    match v.trim() {
+        "1" | "on" | "true" => Ok(Some(true)),
+        "0" | "off" | "false" => Ok(Some(false)),
+        _ => Err(GpuError::Env {
+            var,
+            value: v,
+            expected: "1 (on) or 0 (off)",
+        }),
     }
 }
 

@@ -93,19 +93,9 @@ impl GpuBackend {
     /// tuner is on for a hardware GPU unless [`TUNE_ENV`] says otherwise.
     pub fn new() -> Result<Self, GpuError> {
         let g = Self::from_context(Arc::new(GpuContext::new()?));
-        Ok(match std::env::var(TUNE_ENV) {
-            Ok(v) => match v.trim() {
-                "1" | "on" | "true" => g.with_matmul_tuning(true),
-                "0" | "off" | "false" => g.with_matmul_tuning(false),
-                _ => {
-                    return Err(GpuError::Env {
-                        var: TUNE_ENV,
-                        value: v,
-                        expected: "1 (on) or 0 (off)",
-                    })
-                }
-            },
-            Err(_) => g,
+        Ok(match context::env_switch(TUNE_ENV)? {
+            Some(on) => g.with_matmul_tuning(on),
+            None => g,
         })
     }
 
