@@ -10,9 +10,14 @@
 # DIR/run.sh        runs DIR/ainrnn with those libraries, Vulkan chosen, and the NVIDIA driver's
 #                   ICD named when the usual file is there (a container without the loader's
 #                   search paths); any arguments are ainrnn's
+# DIR/ops           the op test suite (tests/ops, release, stripped, ~9 MB): every kernel
+#                   against the CPU backend; it reads no file
+# DIR/ops.sh        runs it the same way, with CI=true (no adapter fails it) and the buffers
+#                   poisoned (AINRNN_GPU_POISON=1); any arguments are the test harness's
 #
 # On the GPU machine, from the project root (data/ is read from there):
 #   DIR/run.sh bench report --out /tmp/gpu-report --budget 230
+#   DIR/ops.sh gpu                # the GPU half of the op suite
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=.dev
@@ -27,11 +32,18 @@ done
 scripts/setup.sh
 cargo build --release --quiet --bin ainrnn
 bin="${CARGO_TARGET_DIR:-target}/release/ainrnn"
+# The op suite's executable: cargo names it (ops-HASH) on stderr.
+ops=$(cargo test --release --no-run --test ops 2>&1 | sed -n 's/.*Executable .*(\(.*\)).*/\1/p' | head -1)
+if [ ! -x "$ops" ]; then
+  echo "bundle.sh: the op suite did not build (cargo test --release --no-run --test ops)" >&2
+  exit 1
+fi
 tmp="$out.tmp.$$"
 trap 'rm -rf "$tmp"' EXIT
 rm -rf "$tmp"
 mkdir -p "$tmp/lib"
 strip -o "$tmp/ainrnn" "$bin"
+strip -o "$tmp/ops" "$ops"
 # Every library the binary resolves, but glibc's own (the target has its glibc; a copied
 # libc next to another loader breaks).
 ldd "$bin" | awk '/=> \// {print $3}' | while read -r lib; do
@@ -46,10 +58,10 @@ if [ -z "$loader" ]; then
   exit 1
 fi
 cp -L "$loader" "$tmp/lib/libvulkan.so.1"
-cat >"$tmp/run.sh" <<'EOF'
-#!/usr/bin/env bash
-# ainrnn with the libraries bundled beside it (written by scripts/bundle.sh).
-here="$(cd "$(dirname "$0")" && pwd)"
+cat >"$tmp/env.sh" <<'EOF'
+# The environment of run.sh and ops.sh (written by scripts/bundle.sh): the bundled libraries,
+# Vulkan, the NVIDIA ICD when found.
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 export LD_LIBRARY_PATH="$here/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp}"
 export WGPU_BACKEND="${WGPU_BACKEND:-vulkan}"
@@ -62,9 +74,23 @@ if [ -z "${VK_DRIVER_FILES:-}${VK_ICD_FILENAMES:-}" ]; then
     fi
   done
 fi
+EOF
+cat >"$tmp/run.sh" <<'EOF'
+#!/usr/bin/env bash
+# ainrnn with the libraries bundled beside it (written by scripts/bundle.sh).
+. "$(dirname "$0")/env.sh"
 exec "$here/ainrnn" "$@"
 EOF
-chmod +x "$tmp/run.sh"
+cat >"$tmp/ops.sh" <<'EOF'
+#!/usr/bin/env bash
+# The op suite (every kernel against the CPU backend) with the bundled libraries; the GPU tests
+# must run (CI=true) and every buffer a kernel writes starts as NaN. Arguments: the test
+# harness's (e.g. `gpu` for the GPU half).
+. "$(dirname "$0")/env.sh"
+export CI=true AINRNN_GPU_POISON="${AINRNN_GPU_POISON:-1}"
+exec "$here/ops" "$@"
+EOF
+chmod +x "$tmp/run.sh" "$tmp/ops.sh"
 rm -rf "$out"
 mv "$tmp" "$out"
 echo "bundle.sh: $out ($(du -sh "$out" | cut -f1)): run $out/run.sh bench report --out DIR"
