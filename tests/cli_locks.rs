@@ -76,17 +76,7 @@ fn a_second_writer_of_the_same_output_is_refused_naming_the_pid() {
     drop((held, held_t, held_r));
 
     // Released: the same command now runs (and leaves no lock file behind).
-    succeeds(&ainrnn(&[
-        "synth",
-        "--users",
-        "5",
-        "--songs",
-        "5",
-        "--mean-listens",
-        "2",
-        "-o",
-        s(&t),
-    ]));
+    succeeds(&ainrnn(&tiny_synth_args(s(&t))));
     assert!(t.exists());
     assert!(!dir.path().join(".t.txt.lock").exists());
 }
@@ -97,17 +87,7 @@ fn a_lock_file_left_by_a_killed_run_is_reused() {
     let t = dir.path().join("t.txt");
     std::fs::write(dir.path().join(".t.txt.lock"), "4000000").unwrap();
     std::fs::write(dir.path().join(".t.txt.4000000.tmp.txt"), "half").unwrap();
-    succeeds(&ainrnn(&[
-        "synth",
-        "--users",
-        "5",
-        "--songs",
-        "5",
-        "--mean-listens",
-        "2",
-        "-o",
-        s(&t),
-    ]));
+    succeeds(&ainrnn(&tiny_synth_args(s(&t))));
     let left: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())

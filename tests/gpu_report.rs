@@ -165,15 +165,16 @@ fn a_wrong_tuner_setting_is_an_error_naming_it() {
         crate::common::cli::fails_with(&o, &["AINRNN_MATMUL_TUNE=\"maybe\"", "1 (on) or 0 (off)"]);
     }
     // `info` says whether the tuner runs, and why no device opened when the setting is wrong.
-    let info = |v: &str| -> Value {
+    let info_with = |var: &str, v: &str| -> Value {
         let o = crate::common::cli::command()
-            .env("AINRNN_MATMUL_TUNE", v)
+            .env(var, v)
             .args(["--json", "info"])
             .output()
             .unwrap();
         assert!(o.status.success());
         serde_json::from_slice(&o.stdout).unwrap()
     };
+    let info = |v: &str| info_with("AINRNN_MATMUL_TUNE", v);
     assert_eq!(info("1")["chosen"]["matmul_tuning"], true);
     assert_eq!(info("0")["chosen"]["matmul_tuning"], false);
     let bad = info("maybe");
@@ -184,15 +185,7 @@ fn a_wrong_tuner_setting_is_an_error_naming_it() {
         .contains("AINRNN_MATMUL_TUNE=\"maybe\""));
     assert_eq!(bad["env"]["AINRNN_MATMUL_TUNE"], "maybe");
     // The poison switch is read the same way, and `info` says whether it is on.
-    let poison = |v: &str| -> Value {
-        let o = crate::common::cli::command()
-            .env("AINRNN_GPU_POISON", v)
-            .args(["--json", "info"])
-            .output()
-            .unwrap();
-        assert!(o.status.success());
-        serde_json::from_slice(&o.stdout).unwrap()
-    };
+    let poison = |v: &str| info_with("AINRNN_GPU_POISON", v);
     assert_eq!(poison("1")["chosen"]["poisoned_buffers"], true);
     assert_eq!(poison("0")["chosen"]["poisoned_buffers"], false);
     let bad = poison("maybe");
