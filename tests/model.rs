@@ -172,7 +172,10 @@ fn fd_check<B: ModelOps>(b: &B, cfg: ModelConfig) {
         .unwrap();
     model.backward(b, &batch, &cache, &du).unwrap();
     let grads: Vec<Option<Vec<f32>>> = (0..model.params.list.len())
-        .map(|i| model.params.grad(PId(i)).map(|g| b.to_f32(g).unwrap()))
+        .map(|i| {
+            let g = model.params.grad(b, PId(i)).unwrap();
+            g.map(|g| b.to_f32(g).unwrap())
+        })
         .collect();
     model.params.zero_grads(b).unwrap();
     let mut r = rng(7);
@@ -506,6 +509,85 @@ fn gpu_matches_cpu_forward_backward_and_steps() {
             );
         }
     }
+}
+
+/// A song table's fused optimizer step (its catalogue gradient kept as gᵀ·u plus the history's
+/// rows, formed in the AdamW pass) moves every parameter as the step with the gradient formed
+/// whole: three steps with dropout, each model kind, with the clipping idle and with it
+/// active (its norm then comes from g·gᵀ and u·uᵀ). One tile and no song features: the
+/// scorer's path that keeps the product.
+fn fused_table_matches_formed<B: ModelOps>(fused: &B, formed: &B, exact: bool) {
+    assert!(fused.fused_table() && !formed.fused_table());
+    let feats = features();
+    for kind in [ModelKind::Ainrnn, ModelKind::Indrnn, ModelKind::Lstm] {
+        for clip_norm in [1e6f32, 0.05] {
+            let mut cfg = config(kind);
+            cfg.tile = SONGS;
+            cfg.feature_dim = 0;
+            cfg.dropout = 0.5;
+            let optim = ainrnn::model::params::OptimConfig {
+                clip_norm,
+                ..Default::default()
+            };
+            let run = |b: &B| {
+                let mut m = new_model(b, cfg.clone(), &feats);
+                let batch = upload(b, &cfg, Some(&portraits()), &examples()).unwrap();
+                let mut r = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(9);
+                let mut losses = Vec::new();
+                for _ in 0..3 {
+                    let l = m.train_step(b, &batch, &mut r, &optim).unwrap();
+                    losses.push(b.to_f32(&l).unwrap()[0]);
+                }
+                (m, losses)
+            };
+            let (mf, lf) = run(fused);
+            let (mw, lw) = run(formed);
+            let what = format!("{kind:?}, clip norm {clip_norm}");
+            assert!(
+                lf.iter()
+                    .zip(&lw)
+                    .all(|(a, b)| (a - b).abs() <= 1e-5 * b.abs()),
+                "{what}: losses {lf:?} fused, {lw:?} formed"
+            );
+            let table = &mf.params.list[0];
+            assert!(table.table, "{what}: the song table is marked");
+            // Values and both moments: Adam's step hardly depends on the gradient's scale,
+            // the first moment is proportional to it (a wrong clipping norm shows there).
+            for (pf, pw) in mf.params.list.iter().zip(&mw.params.list) {
+                for (part, tf, tw) in [
+                    ("values", &pf.value, &pw.value),
+                    ("first moments", &pf.m, &pw.m),
+                    ("second moments", &pf.v, &pw.v),
+                ] {
+                    let (vf, vw) = (fused.to_f32(tf).unwrap(), formed.to_f32(tw).unwrap());
+                    let what = format!("{what}: {} {part} after 3 steps", pf.name);
+                    // With the clipping idle the GPU's fused step sums every gradient element
+                    // in the products' order: the same bits.
+                    if exact && clip_norm > 1.0 {
+                        assert!(vf == vw, "{what} differ");
+                        continue;
+                    }
+                    let tol = Tol {
+                        rel: 1e-4,
+                        abs: 1e-7,
+                    };
+                    assert_close(&what, &vf, &to_f64(&vw), tol);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn cpu_fused_table_step_matches_the_formed_one() {
+    let c = CpuBackend::new();
+    fused_table_matches_formed(&c.with_fused_table(true), &c, false);
+}
+
+#[test]
+fn gpu_fused_table_step_matches_the_formed_one() {
+    let Some(g) = common::gpu() else { return };
+    fused_table_matches_formed(&g.with_fused_table(true), &g.with_fused_table(false), true);
 }
 
 /// Save on one backend, load on the other (and back): same parameters, moments and outputs.

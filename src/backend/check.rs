@@ -3,7 +3,7 @@
 //! backend's kernel runs. The dims structs they return can only be built here, so a kernel
 //! cannot run on unchecked dimensions.
 
-use super::{Csr, DType, IndexPlan, LstmCache, OpResult, Targets, Tensor, MAX_TOPK};
+use super::{Csr, DType, IndexPlan, LstmCache, OpResult, ProductGrad, Targets, Tensor, MAX_TOPK};
 use crate::error::OpError;
 
 // --- core ops --------------------------------------------------------------------------------
@@ -437,6 +437,66 @@ pub fn adam_step<S>(
         same_len_f32("adam_step", p, t)?;
     }
     scalar("adam_step", "scale", scale)
+}
+
+/// A product gradient: g `[K, N]` and u `[K, D]` (f32, the same K); routed rows `[positions,
+/// D]` with a plan over N rows.
+pub fn product_grad<S>(pg: &ProductGrad<'_, S>) -> OpResult<()> {
+    let op = "product_grad";
+    pg.g.expect_dtype(op, DType::F32)?;
+    pg.u.expect_dtype(op, DType::F32)?;
+    let (g, u) = (pg.g.shape(), pg.u.shape());
+    if g.len() != 2 || u.len() != 2 || g[0] != u[0] {
+        return Err(OpError::Shape {
+            op,
+            detail: format!("g {g:?} and u {u:?}: want [K, N] and [K, D]"),
+        });
+    }
+    if let Some((src, plan)) = pg.rows {
+        src.expect_dtype(op, DType::F32)?;
+        let s = src.shape();
+        if s.len() != 2 || s[0] != plan.len || s[1] != u[1] || plan.table_rows != g[1] {
+            return Err(OpError::Shape {
+                op,
+                detail: format!(
+                    "routed rows {s:?}, plan of {} positions into {} rows, for a gradient of {} x {}",
+                    plan.len, plan.table_rows, g[1], u[1]
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A table `[N, D]` with its moments, the rows of its product gradient `[S, D]` and a scalar
+/// scale.
+pub fn adam_table<S>(
+    p: &Tensor<S>,
+    m: &Tensor<S>,
+    v: &Tensor<S>,
+    pg: &ProductGrad<'_, S>,
+    rows: &Tensor<S>,
+    scale: &Tensor<S>,
+) -> OpResult<()> {
+    let op = "adam_table";
+    p.expect_dtype(op, DType::F32)?;
+    rows.expect_dtype(op, DType::F32)?;
+    for t in [m, v] {
+        same_len_f32(op, p, t)?;
+    }
+    let (n, d) = (pg.table_rows(), pg.u.cols());
+    if p.shape() != [n, d] || rows.shape() != [pg.segments(), d] {
+        return Err(OpError::Shape {
+            op,
+            detail: format!(
+                "table {:?}, rows {:?}, for a gradient of {n} x {d} with {} named rows",
+                p.shape(),
+                rows.shape(),
+                pg.segments()
+            ),
+        });
+    }
+    scalar(op, "scale", scale)
 }
 
 /// A CSR block `[rows, ncols]` applied to the dense `x`: its rows must be `x`'s rows and its

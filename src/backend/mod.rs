@@ -178,6 +178,29 @@ pub struct IndexPlan<S> {
     pub segments: usize,
 }
 
+/// A table's gradient kept unformed ([`model_ops::ModelOps::table_rows`],
+/// [`model_ops::ModelOps::adam_table`]): row `r` of `[N, D]` is `Σ_k g[k, r]·u[k]` (g `[K, N]`,
+/// u `[K, D]`: the catalogue softmax's `gᵀ·u`), plus, at the rows `rows`' plan names, the sum
+/// of the source rows routed there (the backward of a row gather from the table, as
+/// [`Backend::scatter_add_rows`] adds it).
+pub struct ProductGrad<'a, S> {
+    pub g: &'a Tensor<S>,
+    pub u: &'a Tensor<S>,
+    pub rows: Option<(&'a Tensor<S>, &'a IndexPlan<S>)>,
+}
+
+impl<S> ProductGrad<'_, S> {
+    /// Rows of the table (`N`).
+    pub fn table_rows(&self) -> usize {
+        self.g.cols()
+    }
+
+    /// Rows named by the plan (`S`; 0 without one).
+    pub fn segments(&self) -> usize {
+        self.rows.map_or(0, |(_, plan)| plan.segments)
+    }
+}
+
 /// Sparse cross-entropy targets in CSR form: for row `r`, the target columns
 /// `cols[row_ptr[r]..row_ptr[r+1]]` with weights `weights[..]` (distinct columns within a row).
 #[derive(Clone, Debug)]

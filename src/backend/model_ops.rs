@@ -3,7 +3,7 @@
 //! clamping, and top-k selection for ranking. Implemented by both backends; tested by the same
 //! op suite (`tests/ops/model.rs`).
 
-pub use super::{Csr, LstmCache, MAX_TOPK};
+pub use super::{Csr, LstmCache, ProductGrad, MAX_TOPK};
 
 use super::check::{self, SeqDims};
 use super::{BTensor, Backend, IndexPlan, OpResult, Tensor};
@@ -61,6 +61,32 @@ pub struct AdamSlot<'a, S> {
 
 pub trait ModelOps: Backend {
     // ==== what a backend implements ==========================================================
+
+    /// Whether a table's optimizer step forms its catalogue gradient where it is used
+    /// ([`ModelOps::adam_table`]) instead of whole (`Params`' product gradients). The GPU does
+    /// (unless `AINRNN_FUSED_TABLE=0`); the CPU forms it, and has the fused ops for the op suite.
+    fn fused_table(&self) -> bool {
+        false
+    }
+
+    /// Kernel of [`ModelOps::table_rows`].
+    fn table_rows_kernel(
+        &self,
+        grad: &ProductGrad<'_, Self::Storage>,
+    ) -> OpResult<(BTensor<Self>, BTensor<Self>)>;
+
+    /// Kernel of [`ModelOps::adam_table`].
+    #[allow(clippy::too_many_arguments)]
+    fn adam_table_kernel(
+        &self,
+        p: &mut BTensor<Self>,
+        m: &mut BTensor<Self>,
+        v: &mut BTensor<Self>,
+        grad: &ProductGrad<'_, Self::Storage>,
+        rows: &BTensor<Self>,
+        scale: &BTensor<Self>,
+        step: &AdamStep,
+    ) -> OpResult<()>;
 
     /// Kernel of [`ModelOps::indrnn_forward`].
     fn indrnn_forward_kernel(
@@ -485,6 +511,37 @@ pub trait ModelOps: Backend {
             check::adam_step(s.p, s.g, s.m, s.v, scale)?;
         }
         self.adam_many_kernel(slots, scale)
+    }
+
+    /// The rows of a product gradient that its plan names, whole: `(x [S, D], corr [S, 1])`,
+    /// `x[s]` the gradient's row `seg_rows[s]` (product part plus routed rows) and `corr[s] =
+    /// |x[s]|² − |product part|²`, what the norm of the product alone misses there. Empty
+    /// (`S = 0`) without a plan.
+    fn table_rows(
+        &self,
+        grad: &ProductGrad<'_, Self::Storage>,
+    ) -> OpResult<(BTensor<Self>, BTensor<Self>)> {
+        check::product_grad(grad)?;
+        self.table_rows_kernel(grad)
+    }
+
+    /// [`ModelOps::adam_step`] on a table `[N, D]` whose gradient is the product gradient
+    /// `grad`, with its named rows taken from `rows` (from [`ModelOps::table_rows`]): each
+    /// element's gradient is formed where it is used, the whole gradient never is.
+    #[allow(clippy::too_many_arguments)]
+    fn adam_table(
+        &self,
+        p: &mut BTensor<Self>,
+        m: &mut BTensor<Self>,
+        v: &mut BTensor<Self>,
+        grad: &ProductGrad<'_, Self::Storage>,
+        rows: &BTensor<Self>,
+        scale: &BTensor<Self>,
+        step: &AdamStep,
+    ) -> OpResult<()> {
+        check::product_grad(grad)?;
+        check::adam_table(p, m, v, grad, rows, scale)?;
+        self.adam_table_kernel(p, m, v, grad, rows, scale, step)
     }
 
     /// Checks a CSR block `[rows, ncols]` on the host (`row_ptr` `[rows + 1]` starts at 0, does

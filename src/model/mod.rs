@@ -149,6 +149,7 @@ impl<B: ModelOps> Model<B> {
         // output representation (tied, as in Press & Wolf 2017): listening to a song and being
         // predicted to like it share one vector, which small datasets need.
         let in_emb = p.uniform(b, &mut rng, "songs.emb", &[cfg.songs, cfg.emb], 0.05, true)?;
+        p.list[in_emb.0].table = true;
         let in_feat = match (features, cfg.feature_dim) {
             (Some(v), d) if d > 0 => Some(b.upload_f32(v, &[cfg.songs, d])?),
             _ => None,

@@ -3,7 +3,7 @@
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::backend::model_ops::{AdamSlot, AdamStep, ModelOps};
+use crate::backend::model_ops::{AdamSlot, AdamStep, ModelOps, ProductGrad};
 use crate::backend::{check, BTensor, Backend, IndexPlan, OpResult};
 use crate::error::OpError;
 
@@ -33,6 +33,27 @@ pub struct Param<B: Backend> {
     pub decay: bool,
     /// Clamp after each step (IndRNN recurrent weights).
     pub clamp: Option<(f32, f32)>,
+    /// A song table: its gradient may be kept unformed (see [`Params::acc_grad_product`]).
+    pub table: bool,
+    /// This step's unformed gradient, when kept.
+    product: Option<Product<B>>,
+}
+
+/// A table's gradient kept unformed: `gᵀ·u` plus routed rows (see [`ProductGrad`]).
+struct Product<B: Backend> {
+    g: BTensor<B>,
+    u: BTensor<B>,
+    rows: Option<(BTensor<B>, IndexPlan<B::Storage>)>,
+}
+
+impl<B: Backend> Product<B> {
+    fn ops(&self) -> ProductGrad<'_, B::Storage> {
+        ProductGrad {
+            g: &self.g,
+            u: &self.u,
+            rows: self.rows.as_ref().map(|(src, plan)| (src, plan)),
+        }
+    }
 }
 
 /// Optimizer settings (defaults from the AINRNN paper: learning rate 0.0005).
@@ -69,8 +90,12 @@ pub struct Params<B: Backend> {
     /// Optimizer steps taken (Adam's t).
     pub step: u32,
     packed: bool,
-    /// Each group's gradients as one flat tensor (GPU), read for the global norm.
-    grad_wholes: Vec<BTensor<B>>,
+    /// Each group's parameters and their gradients as one flat tensor (GPU), read for the
+    /// global norm.
+    grad_wholes: Vec<(std::ops::Range<usize>, BTensor<B>)>,
+    /// Tables keep their catalogue gradient unformed ([`ModelOps::fused_table`], read when
+    /// packing): each table then packs alone, so that the norm skips its unused gradient.
+    fused: bool,
 }
 
 impl<B: ModelOps> Params<B> {
@@ -80,6 +105,7 @@ impl<B: ModelOps> Params<B> {
             step: 0,
             packed: false,
             grad_wholes: Vec::new(),
+            fused: false,
         }
     }
 
@@ -103,6 +129,8 @@ impl<B: ModelOps> Params<B> {
             touched: false,
             decay,
             clamp: None,
+            table: false,
+            product: None,
         });
         self.packed = false;
         Ok(PId(self.list.len() - 1))
@@ -167,12 +195,14 @@ impl<B: ModelOps> Params<B> {
             return Ok(());
         }
         let limit = b.max_binding_bytes();
+        self.fused = b.fused_table();
+        let alone = |p: &Param<B>| self.fused && p.table;
         let mut groups: Vec<std::ops::Range<usize>> = Vec::new();
         let mut bytes = 0u64;
         for (i, p) in self.list.iter().enumerate() {
             let need = packed_bytes(&p.shape);
             match groups.last_mut() {
-                Some(g) if bytes + need <= limit => {
+                Some(g) if bytes + need <= limit && !alone(p) && !alone(&self.list[g.start]) => {
                     g.end = i + 1;
                     bytes += need;
                 }
@@ -184,7 +214,7 @@ impl<B: ModelOps> Params<B> {
         }
         self.grad_wholes.clear();
         for range in groups {
-            let list = &mut self.list[range];
+            let list = &mut self.list[range.clone()];
             let shapes: Vec<Vec<usize>> = list.iter().map(|p| p.shape.clone()).collect();
             let [values, grads, ms, vs] = [(); 4].map(|_| b.zeros_packed(&shapes));
             let (values, grads, ms, vs) = (values?, grads?, ms?, vs?);
@@ -204,7 +234,7 @@ impl<B: ModelOps> Params<B> {
                 }
                 (p.value, p.m, p.v, p.grad) = (value, m, v, Some(grad));
             }
-            self.grad_wholes.extend(grads.whole);
+            self.grad_wholes.extend(grads.whole.map(|w| (range, w)));
         }
         self.packed = true;
         Ok(())
@@ -221,10 +251,61 @@ impl<B: ModelOps> Params<B> {
         })
     }
 
-    /// The gradient accumulated this step (`None` when the parameter got none).
-    pub fn grad(&self, id: PId) -> Option<&BTensor<B>> {
+    /// The gradient accumulated this step, formed (`None` when the parameter got none).
+    pub fn grad(&mut self, b: &B, id: PId) -> OpResult<Option<&BTensor<B>>> {
+        self.form_product(b, id)?;
         let p = &self.list[id.0];
-        p.grad.as_ref().filter(|_| p.touched)
+        Ok(p.grad.as_ref().filter(|_| p.touched))
+    }
+
+    /// Forms a kept product gradient into the parameter's gradient accumulator.
+    fn form_product(&mut self, b: &B, id: PId) -> OpResult<()> {
+        let Some(t) = self.list[id.0].product.take() else {
+            return Ok(());
+        };
+        let slot = self.grad_slot(b, id)?;
+        b.matmul_into(slot, &t.g, &t.u, true, false, 1.0, 1.0)?;
+        if let Some((src, plan)) = &t.rows {
+            b.scatter_add_rows(slot, src, plan)?;
+        }
+        Ok(())
+    }
+
+    /// Adds `gᵀ·u` (g `[K, N]`, u `[K, D]`: the catalogue softmax's gradient of a song table
+    /// `[N, D]`) to the gradient of parameter `id`. A table on a backend that fuses its step
+    /// keeps the two factors instead (and, by [`Params::acc_grad_rows`], one set of routed
+    /// rows): the optimizer forms each element where it uses it ([`ModelOps::adam_table`]).
+    pub fn acc_grad_product(
+        &mut self,
+        b: &B,
+        id: PId,
+        g: &BTensor<B>,
+        u: &BTensor<B>,
+    ) -> OpResult<()> {
+        self.pack(b)?;
+        let p = &mut self.list[id.0];
+        if self.fused && p.table && p.product.is_none() {
+            check::matmul(g, u, true, false)?;
+            if p.shape != [g.cols(), u.cols()] {
+                return Err(OpError::Shape {
+                    op: "acc_grad_product",
+                    detail: format!(
+                        "gradient {} x {} for parameter {} of {:?}",
+                        g.cols(),
+                        u.cols(),
+                        p.name,
+                        p.shape
+                    ),
+                });
+            }
+            p.product = Some(Product {
+                g: g.clone(),
+                u: u.clone(),
+                rows: None,
+            });
+            return Ok(());
+        }
+        self.acc_grad_matmul(b, id, g, u, true, false)
     }
 
     /// Adds `g` (the parameter's element count, any shape) to the parameter's gradient.
@@ -269,6 +350,12 @@ impl<B: ModelOps> Params<B> {
         g: &BTensor<B>,
         plan: &IndexPlan<B::Storage>,
     ) -> OpResult<()> {
+        let p = &mut self.list[id.0];
+        if let Some(t) = p.product.as_mut().filter(|t| t.rows.is_none()) {
+            check::scatter(&p.value, g, plan)?;
+            t.rows = Some((g.clone(), plan.clone()));
+            return Ok(());
+        }
         b.scatter_add_rows(self.grad_slot(b, id)?, g, plan)
     }
 
@@ -279,19 +366,32 @@ impl<B: ModelOps> Params<B> {
                 b.fill_zero(g)?;
             }
             p.touched = false;
+            p.product = None;
         }
         Ok(())
     }
 
     /// Global-norm clipping factor and one AdamW step over every parameter with a gradient,
     /// all on the device (no read-back), the clamps inside the Adam pass; on the GPU one
-    /// dispatch per packed group. Leaves the gradients zeroed.
+    /// dispatch per packed group, and one per table whose gradient was kept unformed. Leaves
+    /// the gradients zeroed.
     pub fn apply(&mut self, b: &B, cfg: &OptimConfig) -> OpResult<()> {
         self.step += 1;
+        // A kept product that met another gradient (not the rows it keeps) is formed into it.
+        for i in 0..self.list.len() {
+            if self.list[i].touched {
+                self.form_product(b, PId(i))?;
+            }
+        }
         let mut sumsq = b.zeros(&[1])?;
-        // Untouched gradients are zero: the packed wholes give the same norm in fewer passes.
+        // Untouched gradients are zero: the packed wholes of groups with a gradient give the
+        // same norm in fewer passes.
         let grads: Vec<&BTensor<B>> = if self.packed && !self.grad_wholes.is_empty() {
-            self.grad_wholes.iter().collect()
+            self.grad_wholes
+                .iter()
+                .filter(|(r, _)| self.list[r.clone()].iter().any(|p| p.touched))
+                .map(|(_, w)| w)
+                .collect()
         } else {
             self.list
                 .iter()
@@ -300,22 +400,62 @@ impl<B: ModelOps> Params<B> {
                 .collect()
         };
         b.sum_squares_many_into(&mut sumsq, &grads)?;
+        // Kept products: |gᵀu|² = Σ (g·gᵀ) ∘ (u·uᵀ), two K x K products (K the batch) instead
+        // of a pass over N x D, then each named row's correction (`table_rows`).
+        let mut rows = Vec::new();
+        for (i, p) in self.list.iter().enumerate() {
+            let Some(t) = &p.product else { continue };
+            let (x, corr) = b.table_rows(&t.ops())?;
+            let gg = b.matmul(&t.g, &t.g, false, true)?;
+            let uu = b.matmul(&t.u, &t.u, false, true)?;
+            let kk = gg.len();
+            sumsq.set_shape(&[1, 1])?;
+            let dot = b.matmul_into(
+                &mut sumsq,
+                &gg.reshape(&[1, kk])?,
+                &uu.reshape(&[kk, 1])?,
+                false,
+                false,
+                1.0,
+                1.0,
+            );
+            sumsq.set_shape(&[1])?;
+            dot?;
+            b.sum_cols_into(&mut sumsq, &corr)?;
+            rows.push((i, x));
+        }
         let scale = b.clip_scale(&sumsq, cfg.clip_norm)?;
         let t = self.step;
+        let step_of = |p: &Param<B>| AdamStep {
+            lr: cfg.lr,
+            beta1: cfg.beta1,
+            beta2: cfg.beta2,
+            eps: cfg.eps,
+            weight_decay: if p.decay { cfg.weight_decay } else { 0.0 },
+            t,
+            clamp: p.clamp,
+        };
+        for (i, x) in rows {
+            let p = &mut self.list[i];
+            let step = step_of(p);
+            if let Some(t) = p.product.take() {
+                b.adam_table(
+                    &mut p.value,
+                    &mut p.m,
+                    &mut p.v,
+                    &t.ops(),
+                    &x,
+                    &scale,
+                    &step,
+                )?;
+            }
+        }
         let mut slots: Vec<AdamSlot<'_, B::Storage>> = self
             .list
             .iter_mut()
             .filter(|p| p.touched)
             .filter_map(|p| {
-                let step = AdamStep {
-                    lr: cfg.lr,
-                    beta1: cfg.beta1,
-                    beta2: cfg.beta2,
-                    eps: cfg.eps,
-                    weight_decay: if p.decay { cfg.weight_decay } else { 0.0 },
-                    t,
-                    clamp: p.clamp,
-                };
+                let step = step_of(p);
                 p.touched = false;
                 Some(AdamSlot {
                     p: &mut p.value,

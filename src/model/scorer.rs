@@ -573,8 +573,9 @@ impl<B: ModelOps> Scorer<B> {
             b.matmul_into(&mut du, &g, &qs[i], false, false, 1.0, 1.0)?;
             p.acc_grad_sum_cols(b, self.bias[i], &g)?;
             match (single, self.proj) {
-                // The table's gradient straight into its accumulator.
-                (true, None) => p.acc_grad_matmul(b, self.emb, &g, u, true, false)?,
+                // The table's gradient straight into its accumulator, or kept unformed for
+                // the optimizer to form in place.
+                (true, None) => p.acc_grad_product(b, self.emb, &g, u)?,
                 (_, proj) => {
                     let dq = b.matmul(&g, u, true, false)?;
                     if let Some(w) = proj {

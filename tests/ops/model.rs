@@ -1,6 +1,6 @@
 //! Model ops (IndRNN, LSTM, optimizer, top-k) against f64 oracles and finite differences.
 
-use ainrnn::backend::model_ops::{AdamSlot, AdamStep, ModelOps, TimeDrop, MAX_TOPK};
+use ainrnn::backend::model_ops::{AdamSlot, AdamStep, ModelOps, ProductGrad, TimeDrop, MAX_TOPK};
 use ainrnn::error::OpError;
 use rand::Rng;
 
@@ -1749,4 +1749,191 @@ pub fn optimizer_many<B: ModelOps>(be: &B) {
     }];
     let sc = be.upload_f32(&[1.0], &[1]).unwrap();
     assert!(be.adam_many(&mut slots, &sc).is_err());
+}
+
+/// A table's AdamW step with its gradient kept unformed (`table_rows`, `adam_table`): against
+/// an f64 oracle that forms the gradient (gᵀ·u plus the routed rows) and steps Adam on it. Tiles
+/// of 64 rows and columns: N and D past and below one tile, K past one slice of 16, rows named
+/// by several positions, by none (no plan) and every row named.
+pub fn table_fused_step<B: ModelOps>(be: &B) {
+    let mut r = rng(241);
+    // (K, N, D, positions routed, clamp)
+    type Case = (usize, usize, usize, Option<usize>, Option<(f32, f32)>);
+    let cases: [Case; 6] = [
+        (3, 70, 5, Some(9), None),
+        (32, 200, 130, Some(40), None),
+        (1, 1, 1, Some(1), None),
+        (17, 64, 64, None, Some((-0.3, 0.25))),
+        (5, 9, 3, Some(30), None),
+        (2, 130, 65, Some(0), None),
+    ];
+    for (k, n, d, positions, clamp) in cases {
+        let what = format!("table step K={k} N={n} D={d} positions {positions:?}");
+        let gv = uniform(&mut r, k * n, -1.0, 1.0);
+        let uv = uniform(&mut r, k * d, -1.0, 1.0);
+        let (g, u) = (
+            be.upload_f32(&gv, &[k, n]).unwrap(),
+            be.upload_f32(&uv, &[k, d]).unwrap(),
+        );
+        let routed = positions.map(|np| {
+            // Every row when there are more positions than rows (the 5 x 9 case), else a few.
+            let idx: Vec<u32> = (0..np).map(|_| r.random_range(0..n as u32)).collect();
+            let src = uniform(&mut r, np * d, -1.0, 1.0);
+            (idx, src)
+        });
+        let mut grad = vec![0.0f64; n * d];
+        let mut y = vec![0.0f64; n * d];
+        for kk in 0..k {
+            for row in 0..n {
+                for c in 0..d {
+                    y[row * d + c] += gv[kk * n + row] as f64 * uv[kk * d + c] as f64;
+                }
+            }
+        }
+        grad.copy_from_slice(&y);
+        let plan_src = routed.as_ref().map(|(idx, src)| {
+            for (p, &row) in idx.iter().enumerate() {
+                for c in 0..d {
+                    grad[row as usize * d + c] += src[p * d + c] as f64;
+                }
+            }
+            (
+                be.upload_f32(src, &[idx.len(), d]).unwrap(),
+                be.index_plan(idx, n).unwrap(),
+            )
+        });
+        let pg = ProductGrad {
+            g: &g,
+            u: &u,
+            rows: plan_src.as_ref().map(|(s, p)| (s, p)),
+        };
+        let (x, corr) = be.table_rows(&pg).unwrap();
+        let mut touched: Vec<usize> = routed
+            .as_ref()
+            .map(|(idx, _)| idx.iter().map(|&i| i as usize).collect())
+            .unwrap_or_default();
+        touched.sort_unstable();
+        touched.dedup();
+        assert_eq!(x.shape(), &[touched.len(), d], "{what}: rows' shape");
+        let want_x: Vec<f64> = touched
+            .iter()
+            .flat_map(|&row| grad[row * d..(row + 1) * d].to_vec())
+            .collect();
+        let tol = Tol {
+            rel: 1e-5,
+            abs: 1e-5,
+        };
+        assert_close(
+            &format!("{what}: rows"),
+            &be.to_f32(&x).unwrap(),
+            &want_x,
+            tol,
+        );
+        let want_corr: Vec<f64> = touched
+            .iter()
+            .map(|&row| {
+                (0..d)
+                    .map(|c| grad[row * d + c].powi(2) - y[row * d + c].powi(2))
+                    .sum()
+            })
+            .collect();
+        assert_close(
+            &format!("{what}: norm corrections"),
+            &be.to_f32(&corr).unwrap(),
+            &want_corr,
+            Tol {
+                rel: 1e-4,
+                abs: 1e-4,
+            },
+        );
+        // Two AdamW steps on the same gradient, scaled by 0.7, with weight decay.
+        let p0 = uniform(&mut r, n * d, -0.5, 0.5);
+        let mut p = be.upload_f32(&p0, &[n, d]).unwrap();
+        let mut m = be.zeros(&[n, d]).unwrap();
+        let mut v = be.zeros(&[n, d]).unwrap();
+        let (mut pe, mut me, mut ve) = (to_f64(&p0), vec![0.0f64; n * d], vec![0.0f64; n * d]);
+        let scale = 0.7f32;
+        let sc = be.upload_f32(&[scale], &[1]).unwrap();
+        for t in 1..=2u32 {
+            let step = AdamStep {
+                lr: 0.01,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: 0.1,
+                t,
+                clamp,
+            };
+            be.adam_table(&mut p, &mut m, &mut v, &pg, &x, &sc, &step)
+                .unwrap();
+            for j in 0..n * d {
+                let gj = grad[j] * scale as f64;
+                me[j] = 0.9 * me[j] + 0.1 * gj;
+                ve[j] = 0.999 * ve[j] + 0.001 * gj * gj;
+                let (mh, vh) = (
+                    me[j] / (1.0 - 0.9f64.powi(t as i32)),
+                    ve[j] / (1.0 - 0.999f64.powi(t as i32)),
+                );
+                let w = pe[j] - 0.01 * (mh / (vh.sqrt() + 1e-8) + 0.1 * pe[j]);
+                pe[j] = clamp.map_or(w, |(lo, hi)| w.clamp(lo as f64, hi as f64));
+            }
+        }
+        let tol = Tol {
+            rel: 1e-4,
+            abs: 1e-6,
+        };
+        assert_close(
+            &format!("{what}: values"),
+            &be.to_f32(&p).unwrap(),
+            &pe,
+            tol,
+        );
+        assert_close(
+            &format!("{what}: first moments"),
+            &be.to_f32(&m).unwrap(),
+            &me,
+            tol,
+        );
+        assert_close(
+            &format!("{what}: second moments"),
+            &be.to_f32(&v).unwrap(),
+            &ve,
+            tol,
+        );
+    }
+    // Shapes that do not fit are errors, not wrong numbers.
+    let g = be.zeros(&[2, 5]).unwrap();
+    let u = be.zeros(&[3, 4]).unwrap();
+    let pg = ProductGrad {
+        g: &g,
+        u: &u,
+        rows: None,
+    };
+    assert!(be.table_rows(&pg).is_err(), "K of g and u differ");
+    let u = be.zeros(&[2, 4]).unwrap();
+    let pg = ProductGrad {
+        g: &g,
+        u: &u,
+        rows: None,
+    };
+    let (mut p, mut m, mut v) = (
+        be.zeros(&[4, 5]).unwrap(),
+        be.zeros(&[4, 5]).unwrap(),
+        be.zeros(&[4, 5]).unwrap(),
+    );
+    let (x, _) = be.table_rows(&pg).unwrap();
+    let sc = be.upload_f32(&[1.0], &[1]).unwrap();
+    let step = AdamStep {
+        lr: 0.01,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.0,
+        t: 1,
+        clamp: None,
+    };
+    let e = be
+        .adam_table(&mut p, &mut m, &mut v, &pg, &x, &sc, &step)
+        .unwrap_err();
+    assert!(e.to_string().contains("adam_table"), "{e}");
 }

@@ -40,12 +40,23 @@ pub(crate) const PAR_MIN: usize = 1 << 15;
 
 /// The CPU backend. Cheap to clone.
 #[derive(Clone, Debug)]
-pub struct CpuBackend;
+pub struct CpuBackend {
+    /// Whether a song table's optimizer step forms its gradient block by block (off by
+    /// default: see [`Self::with_fused_table`]).
+    fused_table: bool,
+}
 
 impl CpuBackend {
     pub fn new() -> Self {
         keep_freed_memory();
-        CpuBackend
+        CpuBackend { fused_table: false }
+    }
+
+    /// The backend with a song table's optimizer step fused (`ModelOps::adam_table`, the
+    /// gradient formed a block of rows at a time) or not (formed whole, then AdamW: the
+    /// default, the reference the fused step of either backend is tested against).
+    pub fn with_fused_table(&self, on: bool) -> Self {
+        CpuBackend { fused_table: on }
     }
 }
 

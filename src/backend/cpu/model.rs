@@ -6,7 +6,7 @@ use super::math::{exp_f32, multiversion, sum_squares_f32};
 use super::matmul::gemm_acc_small;
 use super::{f32s, f32s_mut, tensor, u32s, CpuBackend, CpuData, CpuStorage, CpuTensor, PAR_MIN};
 use crate::backend::check::SeqDims;
-use crate::backend::model_ops::{dropout_uniform, AdamStep, Csr, LstmCache, ModelOps};
+use crate::backend::model_ops::{dropout_uniform, AdamStep, Csr, LstmCache, ModelOps, ProductGrad};
 use crate::backend::{DType, IndexPlan, OpResult, Tensor};
 
 /// Host views of a checked CSR block with values: row pointers, columns, values.
@@ -341,7 +341,127 @@ pub(crate) fn topk_of(cands: impl Iterator<Item = (f32, u32)>, k: usize) -> Vec<
     best
 }
 
+/// The touched rows of a product gradient: `(seg_rows, seg_ptr, order, src)` when it has them.
+type Routed<'a> = Option<(&'a [u32], &'a [u32], &'a [u32], &'a [f32])>;
+
+fn routed<'a>(op: &'static str, pg: &'a ProductGrad<'_, CpuStorage>) -> OpResult<Routed<'a>> {
+    let Some((src, plan)) = pg.rows else {
+        return Ok(None);
+    };
+    Ok(Some((
+        u32s(op, &plan.seg_rows)?,
+        u32s(op, &plan.seg_ptr)?,
+        u32s(op, &plan.order)?,
+        f32s(op, src)?,
+    )))
+}
+
+/// Rows of a table per block of the fused AdamW (each block's gradient formed in a buffer of
+/// this many rows).
+const TABLE_BLOCK: usize = 64;
+
 impl ModelOps for CpuBackend {
+    fn fused_table(&self) -> bool {
+        self.fused_table
+    }
+
+    fn table_rows_kernel(
+        &self,
+        pg: &ProductGrad<'_, CpuStorage>,
+    ) -> OpResult<(CpuTensor, CpuTensor)> {
+        let op = "table_rows";
+        let (n, k, d) = (pg.table_rows(), pg.g.rows(), pg.u.cols());
+        let (gv, uv) = (f32s(op, pg.g)?, f32s(op, pg.u)?);
+        let Some((seg_rows, seg_ptr, order, sv)) = routed(op, pg)? else {
+            return Ok((
+                tensor(vec![0, d], Vec::new()),
+                tensor(vec![0, 1], Vec::new()),
+            ));
+        };
+        let mut x = vec![0.0f32; seg_rows.len() * d];
+        let mut corr = vec![0.0f32; seg_rows.len()];
+        let mut y = vec![0.0f32; d];
+        for (s, &r) in seg_rows.iter().enumerate() {
+            // The product's row, k ascending (as the products sum K), then the routed rows
+            // summed from zero in order (as `scatter_add_rows`), then added.
+            y.fill(0.0);
+            for kk in 0..k {
+                let a = gv[kk * n + r as usize];
+                let ur = &uv[kk * d..(kk + 1) * d];
+                y.iter_mut().zip(ur).for_each(|(y, &b)| *y += a * b);
+            }
+            let xs = &mut x[s * d..(s + 1) * d];
+            for &p in &order[seg_ptr[s] as usize..seg_ptr[s + 1] as usize] {
+                let src = &sv[p as usize * d..(p as usize + 1) * d];
+                xs.iter_mut().zip(src).for_each(|(a, &b)| *a += b);
+            }
+            let mut c2 = 0.0f32;
+            for (xv, &yv) in xs.iter_mut().zip(&y) {
+                *xv += yv;
+                c2 += (*xv - yv) * (*xv + yv);
+            }
+            corr[s] = c2;
+        }
+        Ok((
+            tensor(vec![seg_rows.len(), d], x),
+            tensor(vec![seg_rows.len(), 1], corr),
+        ))
+    }
+
+    fn adam_table_kernel(
+        &self,
+        p: &mut CpuTensor,
+        m: &mut CpuTensor,
+        v: &mut CpuTensor,
+        pg: &ProductGrad<'_, CpuStorage>,
+        rows: &CpuTensor,
+        scale: &CpuTensor,
+        s: &AdamStep,
+    ) -> OpResult<()> {
+        let op = "adam_table";
+        let (n, k, d) = (pg.table_rows(), pg.g.rows(), pg.u.cols());
+        let consts = AdamConsts::new(s, f32s(op, scale)?[0]);
+        let (gv, uv, xv) = (f32s(op, pg.g)?, f32s(op, pg.u)?, f32s(op, rows)?);
+        let seg_rows = match routed(op, pg)? {
+            Some((seg_rows, ..)) => seg_rows,
+            None => &[],
+        };
+        let mv = f32s_mut(op, m)?;
+        let vv = f32s_mut(op, v)?;
+        let pv = f32s_mut(op, p)?;
+        if n == 0 || d == 0 {
+            return Ok(());
+        }
+        let block = TABLE_BLOCK * d;
+        pv.par_chunks_mut(block)
+            .zip(mv.par_chunks_mut(block))
+            .zip(vv.par_chunks_mut(block))
+            .enumerate()
+            .for_each(|(bi, ((pb, mb), vb))| {
+                let r0 = bi * TABLE_BLOCK;
+                let nr = pb.len() / d;
+                // This block's gradient: the product's rows (k ascending), then the named rows.
+                let mut gb = vec![0.0f32; nr * d];
+                for kk in 0..k {
+                    let ur = &uv[kk * d..(kk + 1) * d];
+                    for (i, row) in gb.chunks_exact_mut(d).enumerate() {
+                        let a = gv[kk * n + r0 + i];
+                        row.iter_mut().zip(ur).for_each(|(y, &b)| *y += a * b);
+                    }
+                }
+                let first = seg_rows.partition_point(|&r| (r as usize) < r0);
+                for (si, &r) in seg_rows.iter().enumerate().skip(first) {
+                    let i = r as usize - r0;
+                    if i >= nr {
+                        break;
+                    }
+                    gb[i * d..(i + 1) * d].copy_from_slice(&xv[si * d..(si + 1) * d]);
+                }
+                consts.apply(pb, &gb, mb, vb);
+            });
+        Ok(())
+    }
+
     fn indrnn_forward_kernel(
         &self,
         pre: &CpuTensor,

@@ -12,6 +12,7 @@ pub mod pipeline;
 mod reduce;
 pub mod shader;
 mod softmax;
+mod table;
 
 use std::sync::{Arc, Mutex};
 
@@ -21,7 +22,7 @@ pub use matmul::{KernelTiming, MatmulKernel, TunedProduct, Tuner};
 pub use shader::{Shader, WORKGROUP_SIZE};
 
 /// The shaders of the generic ops (the audio module lists its own: `crate::audio::SHADERS`).
-pub static SHADERS: [&Shader; 12] = [
+pub static SHADERS: [&Shader; 13] = [
     &elementwise::ELEMENTWISE,
     &matmul::MATMUL,
     &reduce::REDUCE,
@@ -34,6 +35,7 @@ pub static SHADERS: [&Shader; 12] = [
     &model::NEIGHBOURS,
     &model::DROPOUT,
     &model::SUMSQ,
+    &table::TABLE,
 ];
 
 use super::check::MatmulDims;
@@ -76,11 +78,20 @@ pub struct GpuBackend {
     /// Whether `MatmulKernel::Auto` asks the tuner (see [`Self::with_matmul_tuning`]).
     tune: bool,
     tuner: Arc<Tuner>,
+    /// Whether a table's optimizer step forms its gradient in the tile (see
+    /// [`Self::with_fused_table`]).
+    fused_table: bool,
 }
 
 /// The environment variable that turns the matmul tuner on (`1`) or off (`0`) whatever the
 /// adapter (default: on for hardware GPUs, off for software ones such as lavapipe).
 pub const TUNE_ENV: &str = "AINRNN_MATMUL_TUNE";
+
+/// The environment variable that turns the song table's fused optimizer step on (`1`) or off
+/// (`0`: the table's gradient formed whole, as on the CPU) whatever the adapter (default: on for
+/// hardware GPUs, where it saves memory passes; off for software ones such as lavapipe, where
+/// memory is not what limits and its extra work makes the step slower).
+pub const FUSED_TABLE_ENV: &str = "AINRNN_FUSED_TABLE";
 
 impl std::fmt::Debug for GpuBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -93,23 +104,40 @@ impl GpuBackend {
     /// tuner is on for a hardware GPU unless [`TUNE_ENV`] says otherwise.
     pub fn new() -> Result<Self, GpuError> {
         let g = Self::from_context(Arc::new(GpuContext::new()?));
-        Ok(match context::env_switch(TUNE_ENV)? {
+        let g = match context::env_switch(TUNE_ENV)? {
             Some(on) => g.with_matmul_tuning(on),
+            None => g,
+        };
+        Ok(match context::env_switch(FUSED_TABLE_ENV)? {
+            Some(on) => g.with_fused_table(on),
             None => g,
         })
     }
 
-    /// A backend on `ctx`, tuning its products when the adapter is a hardware GPU: there the
-    /// fastest kernel depends on the chip, while on a software adapter timing every kernel
-    /// costs more than it saves.
+    /// A backend on `ctx`, tuning its products and fusing the song table's step when the
+    /// adapter is a hardware GPU: there the fastest kernel depends on the chip, and memory
+    /// passes set the step's pace, while on a software adapter timing every kernel costs more
+    /// than it saves, and the fused step's extra arithmetic costs more than the passes it saves.
     pub fn from_context(ctx: Arc<GpuContext>) -> Self {
-        let tune = !ctx.adapter.software;
+        let hardware = !ctx.adapter.software;
         GpuBackend {
             ctx,
             kept: Arc::default(),
             matmul: MatmulKernel::Auto,
-            tune,
+            tune: hardware,
             tuner: Arc::default(),
+            fused_table: hardware,
+        }
+    }
+
+    /// The same device and pools with the song table's optimizer step fused or not: fused, the
+    /// catalogue gradient gᵀ·u is formed in the tiles of the AdamW pass (`shaders/table.wgsl`)
+    /// and never whole; else it is formed, read for the norm, read by AdamW and zeroed, as the
+    /// CPU does. The same update up to the norm's rounding.
+    pub fn with_fused_table(&self, on: bool) -> Self {
+        GpuBackend {
+            fused_table: on,
+            ..self.clone()
         }
     }
 

@@ -8,7 +8,9 @@ use super::pipeline::Kernel;
 use super::shader::{Shader, WORKGROUP_SIZE};
 use super::{make_unique, raw, GpuBackend, GpuBuffer, GpuStorage, GpuTensor};
 use crate::backend::check::SeqDims;
-use crate::backend::model_ops::{AdamSlot, AdamStep, Csr, LstmCache, ModelOps, TimeDrop};
+use crate::backend::model_ops::{
+    AdamSlot, AdamStep, Csr, LstmCache, ModelOps, ProductGrad, TimeDrop,
+};
 use crate::backend::{Backend, DType, IndexPlan, OpResult};
 
 crate::kernel_params! {
@@ -370,6 +372,30 @@ impl GpuBackend {
 }
 
 impl ModelOps for GpuBackend {
+    fn fused_table(&self) -> bool {
+        self.fused_table
+    }
+
+    fn table_rows_kernel(
+        &self,
+        grad: &ProductGrad<'_, GpuStorage>,
+    ) -> OpResult<(GpuTensor, GpuTensor)> {
+        super::table::table_rows(self, grad)
+    }
+
+    fn adam_table_kernel(
+        &self,
+        p: &mut GpuTensor,
+        m: &mut GpuTensor,
+        v: &mut GpuTensor,
+        grad: &ProductGrad<'_, GpuStorage>,
+        rows: &GpuTensor,
+        scale: &GpuTensor,
+        step: &AdamStep,
+    ) -> OpResult<()> {
+        super::table::adam_table(self, p, m, v, grad, rows, scale, step)
+    }
+
     fn indrnn_forward_kernel(
         &self,
         pre: &GpuTensor,
@@ -706,16 +732,29 @@ impl ModelOps for GpuBackend {
         slots: &mut [AdamSlot<'_, GpuStorage>],
         scale: &GpuTensor,
     ) -> OpResult<()> {
-        match packed_segments(slots) {
-            Some((parents, segs)) => self.adam_packed(slots, &parents, segs, scale),
-            None => {
-                for s in slots {
-                    self.adam_step_kernel(s.p, s.g, s.m, s.v, scale, &s.step)?;
-                    self.fill_zero(s.g)?;
+        // One dispatch per packed group: slots of a group are consecutive (parameters pack in
+        // order), so each run of slots over the same value buffer is tried as one.
+        let parent = |s: &AdamSlot<'_, GpuStorage>| s.p.storage().parent().map(Arc::as_ptr);
+        let mut rest = slots;
+        while !rest.is_empty() {
+            let first = parent(&rest[0]);
+            let n = match first {
+                Some(_) => rest.iter().take_while(|s| parent(s) == first).count(),
+                None => 1,
+            };
+            let (run, tail) = rest.split_at_mut(n);
+            rest = tail;
+            match packed_segments(run) {
+                Some((parents, segs)) => self.adam_packed(run, &parents, segs, scale)?,
+                None => {
+                    for s in run {
+                        self.adam_step_kernel(s.p, s.g, s.m, s.v, scale, &s.step)?;
+                        self.fill_zero(s.g)?;
+                    }
                 }
-                Ok(())
             }
         }
+        Ok(())
     }
 
     fn mask_entries_kernel(&self, x: &mut GpuTensor, csr: &Csr<GpuStorage>) -> OpResult<()> {
