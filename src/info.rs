@@ -4,7 +4,8 @@ use serde::Serialize;
 
 use crate::backend::gpu::adapter::{self, AdapterSummary};
 use crate::backend::gpu::context::POISON_ENV;
-use crate::backend::gpu::{GpuBackend, TUNE_ENV};
+use crate::backend::gpu::{GpuBackend, FUSED_TABLE_ENV, TUNE_ENV};
+use crate::backend::model_ops::ModelOps;
 
 #[derive(Debug, Serialize)]
 pub struct ChosenAdapter {
@@ -16,6 +17,9 @@ pub struct ChosenAdapter {
     pub matmul_tuning: bool,
     /// Whether buffers for kernels to write start as NaN (`AINRNN_GPU_POISON`, a test aid).
     pub poisoned_buffers: bool,
+    /// Whether the song table's optimizer step forms its gradient in the tile (hardware
+    /// adapters, unless `AINRNN_FUSED_TABLE` says otherwise).
+    pub fused_table: bool,
     pub limits: Limits,
 }
 
@@ -67,6 +71,8 @@ pub struct EnvVars {
     pub matmul_tune: Option<String>,
     #[serde(rename = "AINRNN_GPU_POISON")]
     pub gpu_poison: Option<String>,
+    #[serde(rename = "AINRNN_FUSED_TABLE")]
+    pub fused_table: Option<String>,
 }
 
 pub fn collect() -> Info {
@@ -92,6 +98,7 @@ pub fn collect() -> Info {
                     timestamp_queries: ctx.features.contains(wgpu::Features::TIMESTAMP_QUERY),
                     matmul_tuning: g.matmul_tuning(),
                     poisoned_buffers: ctx.poisons(),
+                    fused_table: g.fused_table(),
                     limits: Limits {
                         max_buffer_size: ctx.limits.max_buffer_size,
                         max_storage_buffer_binding_size: ctx.limits.max_storage_buffer_binding_size,
@@ -127,6 +134,7 @@ pub fn collect() -> Info {
             wgpu_power_pref: std::env::var("WGPU_POWER_PREF").ok(),
             matmul_tune: std::env::var(TUNE_ENV).ok(),
             gpu_poison: std::env::var(POISON_ENV).ok(),
+            fused_table: std::env::var(FUSED_TABLE_ENV).ok(),
         },
         adapters,
         chosen,
@@ -174,9 +182,14 @@ pub fn render(info: &Info) -> String {
             );
             let _ = writeln!(
                 s,
-                "  timestamp queries: {}; matmul tuner: {}{}",
+                "  timestamp queries: {}; matmul tuner: {}; song table's step: {}{}",
                 if c.timestamp_queries { "yes" } else { "no" },
                 if c.matmul_tuning { "on" } else { "off" },
+                if c.fused_table {
+                    "fused"
+                } else {
+                    "gradient formed"
+                },
                 if c.poisoned_buffers {
                     "; buffers poisoned with NaN (AINRNN_GPU_POISON)"
                 } else {

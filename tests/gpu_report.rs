@@ -48,6 +48,9 @@ fn quick_gpu_report_runs_every_part_and_writes_its_figures() {
         "demo_quick_seconds_cpu",
         "gpu_host_seconds_per_step",
         "gpu_kernel_seconds_per_step",
+        // The step with the song table's AdamW fused and with its gradient formed whole.
+        "table_step_seconds_fused",
+        "table_step_seconds_formed",
         // The tuner is on in this test: its choice for the ops' product.
         "ops_matmul_tuned",
         // The device's own ceilings that the step's kernels are set against.
@@ -65,6 +68,18 @@ fn quick_gpu_report_runs_every_part_and_writes_its_figures() {
         (c - g).abs() <= 0.01,
         "GPU and CPU NDCG@10 after 2 epochs: {g} vs {c}"
     );
+    // Each table-step run took the path it asked for, whatever the adapter's default.
+    let table = r["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "table_step")
+        .unwrap();
+    for (i, fused) in [true, false].into_iter().enumerate() {
+        let runs = table["outputs"][i]["runs"].as_array().unwrap();
+        let gpu = runs.iter().find(|r| r["device"] == "gpu").unwrap();
+        assert_eq!(gpu["fused_table"], fused, "{gpu}");
+    }
     // The demo's steps, each timed, in the order they ran, adding up to no more than the demo.
     let demo = r["parts"]
         .as_array()
@@ -185,6 +200,14 @@ fn a_wrong_tuner_setting_is_an_error_naming_it() {
         .contains("AINRNN_MATMUL_TUNE=\"maybe\""));
     assert_eq!(bad["env"]["AINRNN_MATMUL_TUNE"], "maybe");
     // The poison switch is read the same way, and `info` says whether it is on.
+    // So is the fused song-table step's.
+    let fused = |v: &str| info_with("AINRNN_FUSED_TABLE", v);
+    assert_eq!(fused("1")["chosen"]["fused_table"], true);
+    assert_eq!(fused("0")["chosen"]["fused_table"], false);
+    assert!(fused("maybe")["gpu_error"]
+        .as_str()
+        .unwrap()
+        .contains("AINRNN_FUSED_TABLE=\"maybe\""));
     let poison = |v: &str| info_with("AINRNN_GPU_POISON", v);
     assert_eq!(poison("1")["chosen"]["poisoned_buffers"], true);
     assert_eq!(poison("0")["chosen"]["poisoned_buffers"], false);

@@ -744,33 +744,42 @@ fn bench_steps_at_100k_songs_create_no_buffer_after_warm_up() {
         models: vec![ModelKind::Ainrnn],
         ..TrainBenchOptions::default()
     };
-    let open = || -> Result<ainrnn::backend::gpu::GpuBackend, ainrnn::Error> {
-        Ok(ainrnn::backend::gpu::GpuBackend::new()?)
-    };
-    let r = run(
-        &o,
-        Some(&open),
-        None,
-        Err("no PyTorch here".into()),
-        std::path::Path::new("-"),
-        |_| {},
-    )
-    .unwrap();
-    let gpu = r
-        .runs
-        .iter()
-        .find(|x| x.device == "gpu")
-        .expect("a GPU run");
-    assert_eq!(gpu.connection, "plain");
-    let u = gpu.gpu.as_ref().expect("the GPU's counters");
-    let counters = (
-        u.upload_bytes_per_step,
-        u.buffers_created_per_step,
-        u.readbacks_per_step,
-    );
-    assert!(counters.0 <= 256.0 * 1024.0, "{counters:?}");
-    assert_eq!(counters.1, 0.0, "new buffers per step: {counters:?}");
-    assert_eq!(counters.2, 0.0, "read-backs per step: {counters:?}");
+    // The song table's AdamW step formed (lavapipe's default) and fused (hardware GPUs').
+    for fused in [false, true] {
+        let open = || -> Result<ainrnn::backend::gpu::GpuBackend, ainrnn::Error> {
+            Ok(ainrnn::backend::gpu::GpuBackend::new()?.with_fused_table(fused))
+        };
+        let r = run(
+            &o,
+            Some(&open),
+            None,
+            Err("no PyTorch here".into()),
+            std::path::Path::new("-"),
+            |_| {},
+        )
+        .unwrap();
+        let gpu = r
+            .runs
+            .iter()
+            .find(|x| x.device == "gpu")
+            .expect("a GPU run");
+        assert_eq!((gpu.connection, gpu.fused_table), ("plain", fused));
+        let u = gpu.gpu.as_ref().expect("the GPU's counters");
+        let counters = (
+            u.upload_bytes_per_step,
+            u.buffers_created_per_step,
+            u.readbacks_per_step,
+        );
+        assert!(counters.0 <= 256.0 * 1024.0, "fused {fused}: {counters:?}");
+        assert_eq!(
+            counters.1, 0.0,
+            "fused {fused}: new buffers per step: {counters:?}"
+        );
+        assert_eq!(
+            counters.2, 0.0,
+            "fused {fused}: read-backs per step: {counters:?}"
+        );
+    }
 }
 
 /// What the trainer reads back comes back with one wait each: a ranking of a catalogue in

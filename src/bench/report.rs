@@ -276,6 +276,35 @@ fn parts(o: &ReportOptions, work: &Path) -> Vec<Part> {
             }],
         },
         Part {
+            name: "table_step",
+            title: "the same step with the song table's AdamW fused, then with its gradient formed whole",
+            steps: ["fused", "formed"]
+                .map(|how| Step {
+                    args: with(
+                        &gpu,
+                        &[
+                            "bench",
+                            "train",
+                            "--songs",
+                            &songs,
+                            "--users",
+                            "640",
+                            "--layers",
+                            layers,
+                            "--models",
+                            "ainrnn",
+                            "--steps",
+                            "8",
+                            "--no-torch",
+                            "--table-step",
+                            how,
+                        ],
+                    ),
+                    timeout: Duration::from_secs(if q { 120 } else { 90 }),
+                })
+                .into(),
+        },
+        Part {
             name: "agreement",
             title: "GPU vs CPU: `train` 2 epochs on HetRec fold 0, NDCG@10 of each",
             steps: agreement,
@@ -608,6 +637,25 @@ fn summarise(parts: &[PartResult]) -> serde_json::Map<String, Value> {
                 .and_then(|r| r["phases_kernel"].as_object())
                 .map(|p| json!(p.values().filter_map(Value::as_f64).sum::<f64>())),
         );
+    }
+    if let Some(t) = part(parts, "table_step") {
+        // Outputs: fused, formed; each run's GPU step (wall and kernel time).
+        for (i, how) in ["fused", "formed"].iter().enumerate() {
+            let run = t
+                .outputs
+                .get(i)
+                .and_then(|o| o["runs"].as_array())
+                .and_then(|runs| runs.iter().find(|r| r["device"] == "gpu"));
+            put(
+                &format!("table_step_seconds_{how}"),
+                run.and_then(|r| r.get("seconds_per_step").cloned()),
+            );
+            put(
+                &format!("table_step_kernel_seconds_{how}"),
+                run.and_then(|r| r["phases_kernel"].as_object())
+                    .map(|p| json!(p.values().filter_map(Value::as_f64).sum::<f64>())),
+            );
+        }
     }
     if let Some(a) = part(parts, "agreement") {
         // Outputs: prepare, train cpu, eval cpu, train gpu, eval gpu.

@@ -130,6 +130,9 @@ pub struct ModelRun {
     pub connection: &'static str,
     /// Neighbours per song of the item-neighbourhood term (0: none).
     pub neighbours: usize,
+    /// Whether the song table's optimizer step was fused (its catalogue gradient formed in
+    /// the AdamW pass, never whole; `ModelOps::fused_table`).
+    pub fused_table: bool,
     pub parameters: usize,
     /// Wall clock per step (upload + forward + loss + backward + AdamW), steps back to back, one
     /// device sync at the end.
@@ -441,6 +444,7 @@ pub(super) fn run_model<B: ModelOps>(
         layers: cfg.layers,
         connection: cfg.connection().name(),
         neighbours: cfg.neighbours,
+        fused_table: b.fused_table(),
         parameters: model.params.count(),
         seconds_per_step,
         median_step_seconds,
