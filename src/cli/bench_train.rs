@@ -80,9 +80,9 @@ pub struct BenchTrainArgs {
     /// plain for ainrnn and indrnn; lstm is always plain).
     #[arg(long)]
     pub connection: Option<ainrnn::model::Connection>,
-    /// The GPU's optimizer step of the song table: `fused` (its catalogue gradient formed in
-    /// the AdamW pass, never whole) or `formed` (formed whole first, as the CPU does). Default:
-    /// the device's choice, fused on hardware GPUs (see `AINRNN_FUSED_TABLE`).
+    /// The song table's optimizer step on both backends: `fused` (its catalogue gradient
+    /// formed in the AdamW pass, never whole) or `formed` (formed whole first). Default: each
+    /// backend's choice, fused on hardware GPUs only (see `AINRNN_FUSED_TABLE`).
     #[arg(long, value_parser = ["fused", "formed"])]
     pub table_step: Option<String>,
     /// Python with torch for the PyTorch reference (default: .venv-torch, .venv-bench, .venv, python3).
@@ -120,6 +120,7 @@ impl BenchTrainArgs {
             song_weights: !a.no_song_weights,
             pair_weights: !a.no_pair_weights,
             connection: a.connection,
+            fused_table: a.table_step.as_deref().map(|s| s == "fused"),
         }
     }
 }
@@ -139,14 +140,7 @@ pub fn run(a: BenchTrainArgs, choice: BackendChoice, json: bool) -> Result<()> {
             (g.is_some(), note)
         }
     };
-    let fused = a.table_step.as_deref().map(|s| s == "fused");
-    let opener = || -> Result<GpuBackend, ainrnn::Error> {
-        let g = GpuBackend::new()?;
-        Ok(match fused {
-            Some(on) => g.with_fused_table(on),
-            None => g,
-        })
-    };
+    let opener = || -> Result<GpuBackend, ainrnn::Error> { Ok(GpuBackend::new()?) };
     let mut python = Err("--no-torch: PyTorch not timed".to_string());
     if !a.no_torch {
         python = train::find_python(a.python.as_deref());

@@ -1608,6 +1608,27 @@ pub fn optimizer_fused<B: ModelOps>(be: &B) {
 /// One AdamW step over many parameters (`adam_many`), on packed tensors as the model keeps
 /// them (one dispatch on the GPU) and on separate ones (one per parameter), against the f64
 /// oracle: per-parameter decay and clamp, a parameter left out untouched, gradients zeroed.
+/// One AdamW step in f64 (learning rate 0.01, β 0.9 / 0.999, ε 1e-8) on values, first and
+/// second moments, with the scaled gradient `g`, step `t`, weight decay and clamp.
+fn adam_oracle(
+    (pe, me, ve): (&mut [f64], &mut [f64], &mut [f64]),
+    g: &[f64],
+    t: u32,
+    decay: f32,
+    clamp: Option<(f32, f32)>,
+) {
+    for j in 0..g.len() {
+        me[j] = 0.9 * me[j] + 0.1 * g[j];
+        ve[j] = 0.999 * ve[j] + 0.001 * g[j] * g[j];
+        let (mh, vh) = (
+            me[j] / (1.0 - 0.9f64.powi(t as i32)),
+            ve[j] / (1.0 - 0.999f64.powi(t as i32)),
+        );
+        let w = pe[j] - 0.01 * (mh / (vh.sqrt() + 1e-8) + decay as f64 * pe[j]);
+        pe[j] = clamp.map_or(w, |(lo, hi)| w.clamp(lo as f64, hi as f64));
+    }
+}
+
 pub fn optimizer_many<B: ModelOps>(be: &B) {
     let mut r = rng(232);
     let shapes: Vec<Vec<usize>> = vec![
@@ -1665,20 +1686,8 @@ pub fn optimizer_many<B: ModelOps>(be: &B) {
                 be.write_f32(g, &gv).unwrap();
                 let (decay, clamp) = settings[i];
                 let (pe, me, ve) = &mut oracle[i];
-                for j in 0..gv.len() {
-                    let gj = gv[j] as f64 * scale as f64;
-                    me[j] = 0.9 * me[j] + 0.1 * gj;
-                    ve[j] = 0.999 * ve[j] + 0.001 * gj * gj;
-                    let (mh, vh) = (
-                        me[j] / (1.0 - 0.9f64.powi(t as i32)),
-                        ve[j] / (1.0 - 0.999f64.powi(t as i32)),
-                    );
-                    let w = pe[j] - 0.01 * (mh / (vh.sqrt() + 1e-8) + decay as f64 * pe[j]);
-                    pe[j] = match clamp {
-                        Some((lo, hi)) => w.clamp(lo as f64, hi as f64),
-                        None => w,
-                    };
-                }
+                let g64: Vec<f64> = gv.iter().map(|&x| x as f64 * scale as f64).collect();
+                adam_oracle((pe.as_mut_slice(), me, ve), &g64, t, decay, clamp);
                 slots.push(AdamSlot {
                     p,
                     g,
@@ -1866,17 +1875,8 @@ pub fn table_fused_step<B: ModelOps>(be: &B) {
             };
             be.adam_table(&mut p, &mut m, &mut v, &pg, &x, &sc, &step)
                 .unwrap();
-            for j in 0..n * d {
-                let gj = grad[j] * scale as f64;
-                me[j] = 0.9 * me[j] + 0.1 * gj;
-                ve[j] = 0.999 * ve[j] + 0.001 * gj * gj;
-                let (mh, vh) = (
-                    me[j] / (1.0 - 0.9f64.powi(t as i32)),
-                    ve[j] / (1.0 - 0.999f64.powi(t as i32)),
-                );
-                let w = pe[j] - 0.01 * (mh / (vh.sqrt() + 1e-8) + 0.1 * pe[j]);
-                pe[j] = clamp.map_or(w, |(lo, hi)| w.clamp(lo as f64, hi as f64));
-            }
+            let g64: Vec<f64> = grad.iter().map(|&x| x * scale as f64).collect();
+            adam_oracle((&mut pe, &mut me, &mut ve), &g64, t, 0.1, clamp);
         }
         let tol = Tol {
             rel: 1e-4,

@@ -81,6 +81,10 @@ pub fn run(
     let data = (pool.as_slice(), epoch.as_deref());
     let mut runs = Vec::new();
     let cpu = CpuBackend::new();
+    let cpu = match o.fused_table {
+        Some(on) => cpu.with_fused_table(on),
+        None => cpu,
+    };
     // `--epoch-gpu-only`: the CPU's epoch stays projected from its timed steps.
     let cpu_data = (data.0, data.1.filter(|_| !o.epoch_gpu_only));
     for &kind in &o.models {
@@ -91,7 +95,10 @@ pub fn run(
     if let Some(open) = open_gpu {
         for &kind in &o.models {
             let g = match open() {
-                Ok(g) => g,
+                Ok(g) => match o.fused_table {
+                    Some(on) => g.with_fused_table(on),
+                    None => g,
+                },
                 Err(e) => {
                     gpu_note = Some(format!("GPU not measured: {e}"));
                     break;

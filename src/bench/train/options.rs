@@ -45,6 +45,10 @@ pub struct TrainBenchOptions {
     /// The IndRNN models' layer stacking (`None`: the trainer's default for each model:
     /// residual shortcuts for AINRNN, plain for IndRNN). LSTM is always a plain stack.
     pub connection: Option<Connection>,
+    /// The song table's optimizer step on both backends: fused (`Some(true)`: its catalogue
+    /// gradient formed in the AdamW pass, never whole), formed whole (`Some(false)`), or each
+    /// backend's default (`None`: fused on hardware GPUs only).
+    pub fused_table: Option<bool>,
 }
 
 impl Default for TrainBenchOptions {
@@ -73,6 +77,7 @@ impl Default for TrainBenchOptions {
             song_weights: t.song_weights,
             pair_weights: t.pair_weights,
             connection: None,
+            fused_table: None,
         }
     }
 }
