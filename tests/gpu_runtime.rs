@@ -722,6 +722,65 @@ fn training_step_with_neighbours_uploads_only_the_batch() {
     assert_eq!(passes("sumsq::sum_squares"), 0, "{:?}", r.kernels);
 }
 
+/// With the song table's step fused, its AdamW is `table_adam` and the other parameters'
+/// one `adam_packed`; when its gradient is formed anyway (a catalogue of several tiles adds it
+/// tile by tile) the table, packed alone, takes a second `adam_packed`: never one dispatch per
+/// parameter.
+#[test]
+fn a_fused_table_step_takes_one_dispatch_per_packed_group() {
+    use ainrnn::bench::train::SyntheticHistories;
+    use ainrnn::model::batch::upload;
+    use ainrnn::model::params::OptimConfig;
+    use ainrnn::model::{ModelConfig, ModelKind};
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    let Some(g) = common::fresh_gpu().map(|g| g.with_fused_table(true)) else {
+        return;
+    };
+    let ctx = g.context().clone();
+    if !ctx.timer_start().unwrap() {
+        eprintln!("adapter has no timestamp queries; the optimizer's dispatches not counted");
+        return;
+    }
+    ctx.timer_report().unwrap();
+    let songs = 3_000;
+    let synth = SyntheticHistories::new(songs, 4);
+    let users = synth.examples(0, 96, 12, 5);
+    // (catalogue tile, adam_packed, table_adam)
+    for (tile, packed, table) in [(songs, 1, 1), (1_024, 2, 0)] {
+        let mut cfg = ModelConfig::new(ModelKind::Ainrnn, songs);
+        (cfg.layers, cfg.hidden, cfg.emb, cfg.max_history) = (2, 16, 16, 12);
+        (cfg.tile, cfg.neighbours) = (tile, 20);
+        let mut model = model_with_lists(&g, &cfg, &users);
+        let mut rng = StdRng::seed_from_u64(5);
+        for k in 0..3 {
+            let b = upload(&g, &model.cfg, None, &users[k * 32..(k + 1) * 32]).unwrap();
+            if k == 2 {
+                g.sync().unwrap();
+                assert!(ctx.timer_start().unwrap());
+            }
+            model
+                .train_step(&g, &b, &mut rng, &OptimConfig::default())
+                .unwrap();
+        }
+        g.sync().unwrap();
+        let r = ctx.timer_report().unwrap().expect("timer was running");
+        let passes = |name: &str| {
+            r.kernels
+                .iter()
+                .filter(|k| k.kernel == name)
+                .map(|k| k.passes)
+                .sum::<u64>()
+        };
+        let what = format!("tile {tile}: {:?}", r.kernels);
+        assert_eq!(passes("optim::adam_packed"), packed, "{what}");
+        assert_eq!(passes("table::table_adam"), table, "{what}");
+        assert_eq!(passes("table::table_rows"), table, "{what}");
+        assert_eq!(passes("optim::adam"), 0, "{what}");
+    }
+}
+
 /// The size, as `bench train --songs 100000 --layers 5 --steps 3 --warmup 3 --users
 /// 640 --models ainrnn` runs it: the trainer's AINRNN (a plain stack) in the GPU trainer's
 /// tiles with the neighbourhood term; after warm-up a step uploads at most 256 KiB, creates no
