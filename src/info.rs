@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::backend::gpu::adapter::{self, AdapterSummary};
 use crate::backend::gpu::context::POISON_ENV;
-use crate::backend::gpu::{GpuBackend, FUSED_TABLE_ENV, TUNE_ENV};
+use crate::backend::gpu::{GpuBackend, FUSED_TABLE_ENV, SHADER_CHECKS_ENV, TUNE_ENV};
 use crate::backend::model_ops::ModelOps;
 
 #[derive(Debug, Serialize)]
@@ -20,6 +20,9 @@ pub struct ChosenAdapter {
     /// Whether the song table's optimizer step forms its gradient in the tile (hardware
     /// adapters, unless `AINRNN_FUSED_TABLE` says otherwise).
     pub fused_table: bool,
+    /// The runtime checks naga compiles into the kernels (`all`, `bounds`, `none`;
+    /// `AINRNN_SHADER_CHECKS`, default `bounds`).
+    pub shader_checks: &'static str,
     pub limits: Limits,
 }
 
@@ -73,6 +76,8 @@ pub struct EnvVars {
     pub gpu_poison: Option<String>,
     #[serde(rename = "AINRNN_FUSED_TABLE")]
     pub fused_table: Option<String>,
+    #[serde(rename = "AINRNN_SHADER_CHECKS")]
+    pub shader_checks: Option<String>,
 }
 
 pub fn collect() -> Info {
@@ -99,6 +104,7 @@ pub fn collect() -> Info {
                     matmul_tuning: g.matmul_tuning(),
                     poisoned_buffers: ctx.poisons(),
                     fused_table: g.fused_table(),
+                    shader_checks: ctx.shader_checks().name(),
                     limits: Limits {
                         max_buffer_size: ctx.limits.max_buffer_size,
                         max_storage_buffer_binding_size: ctx.limits.max_storage_buffer_binding_size,
@@ -135,6 +141,7 @@ pub fn collect() -> Info {
             matmul_tune: std::env::var(TUNE_ENV).ok(),
             gpu_poison: std::env::var(POISON_ENV).ok(),
             fused_table: std::env::var(FUSED_TABLE_ENV).ok(),
+            shader_checks: std::env::var(SHADER_CHECKS_ENV).ok(),
         },
         adapters,
         chosen,
@@ -182,7 +189,7 @@ pub fn render(info: &Info) -> String {
             );
             let _ = writeln!(
                 s,
-                "  timestamp queries: {}; matmul tuner: {}; song table's step: {}{}",
+                "  timestamp queries: {}; matmul tuner: {}; song table's step: {}; shader checks: {}{}",
                 if c.timestamp_queries { "yes" } else { "no" },
                 if c.matmul_tuning { "on" } else { "off" },
                 if c.fused_table {
@@ -190,6 +197,7 @@ pub fn render(info: &Info) -> String {
                 } else {
                     "gradient formed"
                 },
+                c.shader_checks,
                 if c.poisoned_buffers {
                     "; buffers poisoned with NaN (AINRNN_GPU_POISON)"
                 } else {

@@ -575,6 +575,47 @@ fn a_forced_matmul_kernel_runs_every_product() {
     }
 }
 
+/// Every matmul kernel gives the same bits whatever runtime checks naga compiled into it, on
+/// shapes that are no multiple of any tile, each transpose, and a split-K product.
+#[test]
+fn every_matmul_kernel_is_the_same_to_the_bit_under_every_shader_check_setting() {
+    use ainrnn::backend::gpu::MatmulKernel;
+    let Some(gs) = common::gpu_per_shader_checks() else {
+        return;
+    };
+    let mut r = common::rng(3);
+    let a = common::uniform(&mut r, 131 * 37, -1.0, 1.0);
+    let b = common::uniform(&mut r, 37 * 70, -1.0, 1.0);
+    let (wide, tall) = (
+        common::uniform(&mut r, 5 * 2100, -1.0, 1.0),
+        common::uniform(&mut r, 2100 * 9, -1.0, 1.0),
+    );
+    let run = |g: &ainrnn::backend::gpu::GpuBackend, k| -> Vec<Vec<f32>> {
+        let g = g.with_matmul_kernel(k);
+        let up = |v: &[f32], s: &[usize]| g.upload_f32(v, s).unwrap();
+        let (a, b) = (up(&a, &[131, 37]), up(&b, &[37, 70]));
+        let (wide, tall) = (up(&wide, &[5, 2100]), up(&tall, &[2100, 9]));
+        [
+            g.matmul(&a, &b, false, false).unwrap(),
+            g.matmul(&a, &a, true, false).unwrap(),
+            g.matmul(&a, &a, false, true).unwrap(),
+            g.matmul(&wide, &tall, false, false).unwrap(),
+        ]
+        .iter()
+        .map(|c| g.to_f32(c).unwrap())
+        .collect()
+    };
+    for k in MatmulKernel::FORCED {
+        let want = run(&gs[0].1, k);
+        for (name, g) in &gs[1..] {
+            assert!(
+                run(g, k) == want,
+                "{k:?} compiled with checks {name} differs from all"
+            );
+        }
+    }
+}
+
 /// The catalogue tile the trainer picks: the whole catalogue when its blocks fit (a binding on
 /// a GPU, the CPU's budget), else tiles larger on a GPU (fewer dispatches per step) than on the
 /// CPU, and never a `[batch, tile]` block beyond one storage binding.

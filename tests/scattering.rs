@@ -270,6 +270,32 @@ fn gpu_matches_cpu_on_random_signals() {
     assert!(e < 1e-4, "GPU vs CPU relative L2 {e:.3e}");
 }
 
+/// The scattering kernels give the same bits whatever runtime checks naga compiled into them.
+#[test]
+fn gpu_scattering_is_the_same_to_the_bit_under_every_shader_check_setting() {
+    let Some(gs) = common::gpu_per_shader_checks() else {
+        return;
+    };
+    let n = 5000;
+    let plan = Scattering::new(ScatteringConfig { j: 6, q: 6 }, n).unwrap();
+    let x = common::uniform(&mut common::rng(8), 2 * n, -1.0, 1.0);
+    let run = |g: &ainrnn::backend::gpu::GpuBackend| {
+        g.to_f32(
+            &plan
+                .transform(g, &g.upload_f32(&x, &[2, n]).unwrap())
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let want = run(&gs[0].1);
+    for (name, g) in &gs[1..] {
+        assert!(
+            run(g) == want,
+            "scattering compiled with checks {name} differs from all"
+        );
+    }
+}
+
 /// The same plan used twice on the GPU (cached filters and tables, pooled buffers) gives the
 /// same result, and a batch gives the same rows as the clips one at a time.
 #[test]

@@ -224,6 +224,9 @@ pub struct Report {
     pub cpu: String,
     pub gpu: Option<String>,
     pub gpu_note: Option<String>,
+    /// The runtime checks the GPU's kernels were compiled with (`all`, `bounds`, `none`;
+    /// `AINRNN_SHADER_CHECKS`).
+    pub gpu_shader_checks: Option<&'static str>,
     pub rows: Vec<Row>,
     /// The matmul tuner's decisions for the products above (rows without a forced kernel run
     /// on them); empty when it is off.
@@ -278,6 +281,7 @@ pub fn run(
         cpu: cpu.describe(),
         gpu: gpu.as_ref().map(|g| g.describe()),
         gpu_note: None,
+        gpu_shader_checks: gpu.as_ref().map(|g| g.context().shader_checks().name()),
         rows,
         matmul_tuned: gpu.as_ref().map(|g| g.matmul_tuned()).unwrap_or_default(),
     })

@@ -279,7 +279,7 @@ pub fn hpcp_of_pure_tones<B: AudioOps>(b: &B) {
     }
 }
 
-fn real_and_random_clips() -> Vec<Vec<f32>> {
+pub fn real_and_random_clips() -> Vec<Vec<f32>> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/audio");
     let mut clips = Vec::new();
     for f in ["singularity_awakening_30s.wav", "gtzan_country.00000.wav"] {
@@ -301,7 +301,7 @@ fn real_and_random_clips() -> Vec<Vec<f32>> {
     clips
 }
 
-fn features<B: AudioOps>(b: &B, clips: &[Vec<f32>]) -> Vec<ClipFeatures> {
+pub fn features<B: AudioOps>(b: &B, clips: &[Vec<f32>]) -> Vec<ClipFeatures> {
     let plan = AudioPlan::new(b).unwrap();
     let refs: Vec<&[f32]> = clips.iter().map(|c| c.as_slice()).collect();
     extract_batch(b, &plan, &refs, None).unwrap()

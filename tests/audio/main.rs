@@ -31,6 +31,30 @@ fn gpu_matches_cpu_for_every_feature() {
     }
 }
 
+/// Every feature kernel gives the same bits whatever runtime checks naga compiled into it: one
+/// that read past a workgroup array (which a clamp would hide) would differ between `none` and
+/// `all`.
+#[test]
+fn gpu_features_are_the_same_to_the_bit_under_every_shader_check_setting() {
+    let Some(gs) = common::gpu_per_shader_checks() else {
+        return;
+    };
+    let clips = kernels::real_and_random_clips();
+    let flat = |g| -> Vec<Vec<f32>> {
+        kernels::features(g, &clips)
+            .into_iter()
+            .flat_map(|f| [f.mel, f.mfcc, f.mfcc_delta, f.mfcc_delta2, f.hfc, f.hpcp])
+            .collect()
+    };
+    let want = flat(&gs[0].1);
+    for (name, g) in &gs[1..] {
+        assert!(
+            flat(g) == want,
+            "features compiled with checks {name} differ from all"
+        );
+    }
+}
+
 /// The GPU FFT against rustfft (as well as the naive DFT above) at every size.
 #[test]
 fn gpu_fft_matches_rustfft() {

@@ -46,6 +46,26 @@ pub fn fresh_gpu() -> Option<GpuBackend> {
     Some(GpuBackend::new().expect("a second device on the adapter that just opened"))
 }
 
+/// One GPU backend per setting of naga's runtime checks (`all`, `bounds`, `none`, in
+/// [`ShaderChecks::ALL`]'s order), each on a device of its own, for tests that a kernel gives
+/// the same bits however it was compiled. Same skip/fail rules as [`gpu`].
+///
+/// [`ShaderChecks::ALL`]: ainrnn::backend::gpu::ShaderChecks::ALL
+pub fn gpu_per_shader_checks() -> Option<Vec<(&'static str, GpuBackend)>> {
+    use ainrnn::backend::gpu::{GpuContext, ShaderChecks};
+    gpu()?;
+    Some(
+        ShaderChecks::ALL
+            .iter()
+            .map(|&c| {
+                let ctx = GpuContext::with_shader_checks(c).expect("a device on the adapter");
+                assert_eq!(ctx.shader_checks(), c);
+                (c.name(), GpuBackend::from_context(std::sync::Arc::new(ctx)))
+            })
+            .collect(),
+    )
+}
+
 /// Emits `cpu::<name>` and `gpu::<name>` for each `path::to::body => name`; `body` is a generic
 /// test over the backend, given `&B`. The GPU test skips or fails by the rules of [`gpu`]. Use
 /// once per test binary, with `#[macro_use]` on its `mod common;`.

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::adapter::{self, AdapterSummary};
-use super::pipeline::{Kernel, PipelineCache};
+use super::pipeline::{Kernel, PipelineCache, ShaderChecks};
 use super::shader::{KernelParams, WORKGROUP_SIZE};
 use crate::error::GpuError;
 
@@ -336,21 +336,34 @@ pub struct GpuContext {
     state: Mutex<State>,
     errors: Arc<Mutex<Vec<String>>>,
     lost: Arc<Mutex<Option<String>>>,
+    /// Which runtime checks the kernels are compiled with ([`super::SHADER_CHECKS_ENV`]).
+    shader_checks: ShaderChecks,
     /// With [`POISON_ENV`]: the NaN source of poisoned buffers.
     poison: Option<wgpu::Buffer>,
 }
 
 impl GpuContext {
-    /// Selects an adapter (see [`adapter::choose`]) and opens a device on it.
+    /// Selects an adapter (see [`adapter::choose`]) and opens a device on it, its kernels
+    /// compiled with the runtime checks [`super::SHADER_CHECKS_ENV`] names (default
+    /// [`ShaderChecks::Bounds`]).
     pub fn new() -> Result<Self, GpuError> {
+        Self::with_shader_checks(ShaderChecks::from_env()?.unwrap_or_default())
+    }
+
+    /// [`Self::new`] with the kernels compiled with `shader_checks`, whatever the environment
+    /// says.
+    pub fn with_shader_checks(shader_checks: ShaderChecks) -> Result<Self, GpuError> {
         let backends = adapter::backends_from_env();
         let instance = adapter::new_instance(backends);
         let chosen = adapter::choose(adapter::enumerate(&instance, backends), backends)?;
-        Self::from_adapter(chosen)
+        Self::from_adapter(chosen, shader_checks)
     }
 
     /// Opens a device on a given adapter, requesting exactly the limits the kernels need.
-    pub fn from_adapter(adapter: wgpu::Adapter) -> Result<Self, GpuError> {
+    pub fn from_adapter(
+        adapter: wgpu::Adapter,
+        shader_checks: ShaderChecks,
+    ) -> Result<Self, GpuError> {
         let info = adapter.get_info();
         let al = adapter.limits();
         let fail = |what: &'static str, needed: u64, limit: u64| GpuError::Limit {
@@ -466,8 +479,14 @@ impl GpuContext {
             queue,
             errors,
             lost,
+            shader_checks,
             poison,
         })
+    }
+
+    /// Which runtime checks the kernels are compiled with ([`super::SHADER_CHECKS_ENV`]).
+    pub fn shader_checks(&self) -> ShaderChecks {
+        self.shader_checks
     }
 
     /// Whether buffers for the device to write are handed out filled with NaN ([`POISON_ENV`]).
@@ -908,7 +927,7 @@ impl GpuContext {
         if groups.contains(&0) {
             return Ok(());
         }
-        let pipeline = self.pipelines.get(&self.device, kernel);
+        let pipeline = self.pipelines.get(&self.device, kernel, self.shader_checks);
         let mut st = self.lock();
         if st.params.len() as u64 + PARAM_SLOT > PARAM_SLOT * MAX_BATCH as u64 {
             self.flush_locked(&mut st)?;
@@ -1407,7 +1426,9 @@ impl GpuContext {
         let mut enc = Self::new_encoder(&self.device);
         let mut q = 0;
         for (i, (r, s)) in runs.iter().zip(&slots).enumerate() {
-            let pipeline = self.pipelines.get(&self.device, &r.kernel);
+            let pipeline = self
+                .pipelines
+                .get(&self.device, &r.kernel, self.shader_checks);
             let offset = i as u64 * PARAM_SLOT;
             let group = self.bind_group(&r.kernel, &pipeline, &params_buf, offset, s)?;
             for rep in 0..=repeats {

@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 pub use context::{GpuBuffer, GpuContext, GpuStats, KernelTime, TimerReport};
 pub use elementwise::EwParams;
 pub use matmul::{KernelTiming, MatmulKernel, TunedProduct, Tuner};
+pub use pipeline::{ShaderChecks, SHADER_CHECKS_ENV};
 pub use shader::{Shader, WORKGROUP_SIZE};
 
 /// The shaders of the generic ops (the audio module lists its own: `crate::audio::SHADERS`).

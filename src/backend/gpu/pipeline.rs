@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::shader::{Shader, WORKGROUP_SIZE};
+use super::GpuError;
 
 /// A kernel: an entry point of a shader plus its pipeline-override constants.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -37,6 +38,70 @@ impl Kernel {
     }
 }
 
+/// Which of naga's runtime checks the kernels are compiled with ([`SHADER_CHECKS_ENV`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ShaderChecks {
+    /// wgpu's default: every index into an array clamped, integer division guarded, and every
+    /// loop given a 64-bit iteration counter that ends it after 2⁶⁴ turns.
+    All,
+    /// The clamps and division guards without the loop counters (the default). The counter
+    /// in every inner loop keeps a driver from unrolling it (a matmul's k loop, a reduction's
+    /// stride loop), while every loop of the kernels ends at a bound taken from shapes checked
+    /// on the host; a wrong index still reads inside its array.
+    #[default]
+    Bounds,
+    /// No checks at all: also no clamp per workgroup-memory read. An index past a workgroup
+    /// array is then undefined behaviour (on NVIDIA a fault that loses the device), so this is
+    /// measured by the GPU report beside the others before it could become a default.
+    None,
+}
+
+/// `AINRNN_SHADER_CHECKS=all|bounds|none`: which runtime checks naga compiles into the kernels
+/// (see [`ShaderChecks`]; default `bounds`). Buffer accesses stay bounded by the device's
+/// robust buffer access, which wgpu enables, whatever this says.
+pub const SHADER_CHECKS_ENV: &str = "AINRNN_SHADER_CHECKS";
+
+impl ShaderChecks {
+    pub const ALL: [ShaderChecks; 3] =
+        [ShaderChecks::All, ShaderChecks::Bounds, ShaderChecks::None];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ShaderChecks::All => "all",
+            ShaderChecks::Bounds => "bounds",
+            ShaderChecks::None => "none",
+        }
+    }
+
+    /// The setting [`SHADER_CHECKS_ENV`] asks for, if it is set.
+    pub fn from_env() -> Result<Option<Self>, GpuError> {
+        let Ok(v) = std::env::var(SHADER_CHECKS_ENV) else {
+            return Ok(None);
+        };
+        Self::ALL
+            .into_iter()
+            .find(|c| c.name() == v.trim())
+            .map(Some)
+            .ok_or(GpuError::Env {
+                var: SHADER_CHECKS_ENV,
+                value: v,
+                expected: "all, bounds or none",
+            })
+    }
+
+    fn runtime_checks(self) -> wgpu::ShaderRuntimeChecks {
+        let all = wgpu::ShaderRuntimeChecks::checked();
+        match self {
+            ShaderChecks::All => all,
+            ShaderChecks::Bounds => wgpu::ShaderRuntimeChecks {
+                force_loop_bounding: false,
+                ..all
+            },
+            ShaderChecks::None => wgpu::ShaderRuntimeChecks::unchecked(),
+        }
+    }
+}
+
 #[derive(Default)]
 pub(crate) struct PipelineCache {
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
@@ -44,7 +109,14 @@ pub(crate) struct PipelineCache {
 }
 
 impl PipelineCache {
-    pub fn get(&self, device: &wgpu::Device, k: &Kernel) -> Arc<wgpu::ComputePipeline> {
+    /// The pipeline of `k`, compiled at its first use with `checks` (the same for every call on
+    /// one device).
+    pub fn get(
+        &self,
+        device: &wgpu::Device,
+        k: &Kernel,
+        checks: ShaderChecks,
+    ) -> Arc<wgpu::ComputePipeline> {
         if let Some(p) = self
             .pipelines
             .lock()
@@ -58,10 +130,17 @@ impl PipelineCache {
             modules
                 .entry(k.shader.name)
                 .or_insert_with(|| {
-                    device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    let desc = wgpu::ShaderModuleDescriptor {
                         label: Some(k.shader.name),
                         source: wgpu::ShaderSource::Wgsl(k.shader.source().into()),
-                    })
+                    };
+                    // SAFETY: without the loop counters a loop that never ends is undefined
+                    // behaviour on the device, and with `None` so is an index past an array.
+                    // Every kernel ends each loop at a bound taken from shapes checked on the
+                    // host before it is dispatched (`backend::check`), bounds its indices by
+                    // them, and is tested against the CPU twin under each setting; buffer
+                    // accesses stay bounded by the robust buffer access wgpu enables.
+                    unsafe { device.create_shader_module_trusted(desc, checks.runtime_checks()) }
                 })
                 .clone()
         };

@@ -67,6 +67,9 @@ pub struct GpuUse {
     pub upload_bytes_per_step: f64,
     pub param_bytes_per_step: f64,
     pub timestamps: bool,
+    /// The runtime checks the kernels were compiled with (`all`, `bounds`, `none`;
+    /// `AINRNN_SHADER_CHECKS`).
+    pub shader_checks: &'static str,
     /// Where the kernel time of a step goes (timestamp queries of the phased steps): per phase
     /// and kernel, largest first. Empty without timestamp support.
     pub kernels: Vec<KernelShare>,
@@ -431,6 +434,7 @@ pub(super) fn run_model<B: ModelOps>(
                 upload_bytes_per_step: per(a.upload_bytes, z.upload_bytes),
                 param_bytes_per_step: per(a.param_bytes, z.param_bytes),
                 timestamps: phases_kernel.is_some(),
+                shader_checks: g.context().shader_checks().name(),
                 kernels,
                 matmul_tuned: g.matmul_tuned(),
             })
