@@ -21,6 +21,8 @@ fn quick_gpu_report_runs_every_part_and_writes_its_figures() {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         // The tuner on (lavapipe leaves it off by default): its table must reach report.md.
         .env("AINRNN_MATMUL_TUNE", "1")
+        // The parts but `shader_checks` take the default.
+        .env_remove("AINRNN_SHADER_CHECKS")
         .args(["bench", "report", "--quick", "--skip", "demo_gpu", "--out"])
         .arg(&out)
         .status()
@@ -51,6 +53,10 @@ fn quick_gpu_report_runs_every_part_and_writes_its_figures() {
         // The step with the song table's AdamW fused and with its gradient formed whole.
         "table_step_seconds_fused",
         "table_step_seconds_formed",
+        // The same step compiled with every runtime check and with none.
+        "shader_checks_all_step_seconds",
+        "shader_checks_none_step_seconds",
+        "shader_checks_none_step_kernel_seconds",
         // The tuner is on in this test: its choice for the ops' product.
         "ops_matmul_tuned",
         // The device's own ceilings that the step's kernels are set against.
@@ -79,6 +85,38 @@ fn quick_gpu_report_runs_every_part_and_writes_its_figures() {
         let runs = table["outputs"][i]["runs"].as_array().unwrap();
         let gpu = runs.iter().find(|r| r["device"] == "gpu").unwrap();
         assert_eq!(gpu["fused_table"], fused, "{gpu}");
+        assert_eq!(gpu["gpu"]["shader_checks"], "bounds", "{gpu}");
+    }
+    // The shader-check A/B: `bench ops` and the fused step under `all`, then `none`, each run
+    // compiled as its command line says; the other parts under the default.
+    let part = |name: &str| {
+        r["parts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap()
+    };
+    assert_eq!(part("ops")["outputs"][0]["gpu_shader_checks"], "bounds");
+    let ab = part("shader_checks");
+    for (i, c) in ["all", "none"].into_iter().enumerate() {
+        let (ops, step) = (&ab["outputs"][2 * i], &ab["outputs"][2 * i + 1]);
+        assert_eq!(ops["gpu_shader_checks"], c, "{ops}");
+        assert!(!ops["rows"].as_array().unwrap().is_empty(), "{ops}");
+        let gpu = step["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["device"] == "gpu")
+            .unwrap();
+        assert_eq!(gpu["gpu"]["shader_checks"], c, "{gpu}");
+        assert_eq!(gpu["fused_table"], true, "{gpu}");
+        assert!(ab["commands"][2 * i]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!(
+                "AINRNN_SHADER_CHECKS={c} ainrnn --backend gpu --json bench ops"
+            )));
     }
     // The demo's steps, each timed, in the order they ran, adding up to no more than the demo.
     let demo = r["parts"]
@@ -208,6 +246,17 @@ fn a_wrong_tuner_setting_is_an_error_naming_it() {
         .as_str()
         .unwrap()
         .contains("AINRNN_FUSED_TABLE=\"maybe\""));
+    // And the runtime checks the kernels are compiled with.
+    let checks = |v: &str| info_with("AINRNN_SHADER_CHECKS", v);
+    for c in ["all", "bounds", "none"] {
+        assert_eq!(checks(c)["chosen"]["shader_checks"], c);
+    }
+    let bad = checks("1");
+    assert!(bad["chosen"].is_null());
+    assert!(bad["gpu_error"]
+        .as_str()
+        .unwrap()
+        .contains("AINRNN_SHADER_CHECKS=\"1\""));
     let poison = |v: &str| info_with("AINRNN_GPU_POISON", v);
     assert_eq!(poison("1")["chosen"]["poisoned_buffers"], true);
     assert_eq!(poison("0")["chosen"]["poisoned_buffers"], false);

@@ -18,6 +18,7 @@ use serde_json::{json, Value};
 use super::limits::{
     floor_seconds, limit, step_limit, Ceilings, Rates, BOUND_SHARE, FEW_WORKGROUPS, LAUNCH_FACTOR,
 };
+use crate::backend::gpu::{ShaderChecks, SHADER_CHECKS_ENV};
 use crate::error::{Error, IoError};
 use crate::io::write_atomic;
 
@@ -42,9 +43,10 @@ pub struct ReportOptions {
 }
 
 /// One step of the report: a command line of the binary (run with `--json`: its standard output
-/// is JSON) and its time limit.
+/// is JSON), the environment variables it sets, and its time limit.
 struct Step {
     args: Vec<String>,
+    env: Vec<(&'static str, &'static str)>,
     timeout: Duration,
 }
 
@@ -95,6 +97,7 @@ fn args(v: &[&str]) -> Vec<String> {
 fn step(v: &[&str], secs: u64) -> Step {
     Step {
         args: args(v),
+        env: Vec::new(),
         timeout: Duration::from_secs(secs),
     }
 }
@@ -113,6 +116,44 @@ fn parts(o: &ReportOptions, work: &Path) -> Vec<Part> {
         ("3000".to_string(), "256".to_string(), "2")
     } else {
         (PAPER_SONGS.to_string(), PAPER_USERS.to_string(), "5")
+    };
+    let ops = |env| Step {
+        args: with(
+            &gpu,
+            if q {
+                &["bench", "ops", "--quick", "--min-seconds", "0.05"]
+            } else {
+                &["bench", "ops", "--large"]
+            },
+        ),
+        env,
+        timeout: Duration::from_secs(180),
+    };
+    // The paper-scale step (the trainer's settings, 640 users for 8 steps and a warm-up),
+    // its song table's optimizer step fused or formed.
+    let table_step = |how: &str, env| Step {
+        args: with(
+            &gpu,
+            &[
+                "bench",
+                "train",
+                "--songs",
+                &songs,
+                "--users",
+                "640",
+                "--layers",
+                layers,
+                "--models",
+                "ainrnn",
+                "--steps",
+                "8",
+                "--no-torch",
+                "--table-step",
+                how,
+            ],
+        ),
+        env,
+        timeout: Duration::from_secs(if q { 120 } else { 90 }),
     };
     let hetrec = work.join("hetrec.h5");
     let data = o.data.join("hetrec/user_artists.dat");
@@ -133,6 +174,7 @@ fn parts(o: &ReportOptions, work: &Path) -> Vec<Part> {
         vec![
             Step {
                 args: train,
+                env: Vec::new(),
                 timeout: Duration::from_secs(240),
             },
             step(
@@ -173,6 +215,7 @@ fn parts(o: &ReportOptions, work: &Path) -> Vec<Part> {
                 "--out",
                 &path_arg(&work.join(format!("demo-{backend}"))),
             ]),
+            env: Vec::new(),
             timeout: Duration::from_secs(if q { 600 } else { 240 }),
         }],
     };
@@ -200,17 +243,7 @@ fn parts(o: &ReportOptions, work: &Path) -> Vec<Part> {
         Part {
             name: "ops",
             title: "`bench ops` (matmul 4096³, softmax 256 × 360,000, …)",
-            steps: vec![Step {
-                args: with(
-                    &gpu,
-                    if q {
-                        &["bench", "ops", "--quick", "--min-seconds", "0.05"]
-                    } else {
-                        &["bench", "ops", "--large"]
-                    },
-                ),
-                timeout: Duration::from_secs(180),
-            }],
+            steps: vec![ops(Vec::new())],
         },
         Part {
             name: "features",
@@ -224,6 +257,7 @@ fn parts(o: &ReportOptions, work: &Path) -> Vec<Part> {
                         &["bench", "features", "--clips", "256"]
                     },
                 ),
+                env: Vec::new(),
                 timeout: Duration::from_secs(240),
             }],
         },
@@ -247,6 +281,7 @@ fn parts(o: &ReportOptions, work: &Path) -> Vec<Part> {
                         &["bench", "scattering", "--no-reference"]
                     },
                 ),
+                env: Vec::new(),
                 timeout: Duration::from_secs(180),
             }],
         },
@@ -272,6 +307,7 @@ fn parts(o: &ReportOptions, work: &Path) -> Vec<Part> {
                         "--no-torch",
                     ],
                 ),
+                env: Vec::new(),
                 timeout: Duration::from_secs(if q { 180 } else { 300 }),
             }],
         },
@@ -279,29 +315,7 @@ fn parts(o: &ReportOptions, work: &Path) -> Vec<Part> {
             name: "table_step",
             title: "the same step with the song table's AdamW fused, then with its gradient formed whole",
             steps: ["fused", "formed"]
-                .map(|how| Step {
-                    args: with(
-                        &gpu,
-                        &[
-                            "bench",
-                            "train",
-                            "--songs",
-                            &songs,
-                            "--users",
-                            "640",
-                            "--layers",
-                            layers,
-                            "--models",
-                            "ainrnn",
-                            "--steps",
-                            "8",
-                            "--no-torch",
-                            "--table-step",
-                            how,
-                        ],
-                    ),
-                    timeout: Duration::from_secs(if q { 120 } else { 90 }),
-                })
+                .map(|how| table_step(how, Vec::new()))
                 .into(),
         },
         Part {
@@ -311,8 +325,23 @@ fn parts(o: &ReportOptions, work: &Path) -> Vec<Part> {
         },
         demo("cpu"),
         demo("gpu"),
+        // Last: `none` is the one setting that could lose the device on a kernel's bug.
+        Part {
+            name: "shader_checks",
+            title: "what naga's runtime checks cost: `bench ops` and the fused `table_step` compiled with every check (`all`), then none (`none`); the parts above ran with the default (`bounds`)",
+            steps: SHADER_CHECKS_AB
+                .iter()
+                .flat_map(|c| {
+                    let env = vec![(SHADER_CHECKS_ENV, c.name())];
+                    [ops(env.clone()), table_step("fused", env)]
+                })
+                .collect(),
+        },
     ]
 }
+
+/// The settings of naga's runtime checks the part `shader_checks` times beside the default.
+const SHADER_CHECKS_AB: [ShaderChecks; 2] = [ShaderChecks::All, ShaderChecks::None];
 
 /// Runs one command with a time limit; returns (stdout, error).
 fn run_step(exe: &Path, s: &Step, log: &Path) -> (String, Option<(String, &'static str)>) {
@@ -336,6 +365,7 @@ fn run_step(exe: &Path, s: &Step, log: &Path) -> (String, Option<(String, &'stat
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let mut child = match cmd
         .args(&s.args)
+        .envs(s.env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log_file))
@@ -440,7 +470,8 @@ pub fn run(o: &ReportOptions, log: &mut dyn FnMut(&str)) -> Result<Report, Error
         let _ = std::fs::remove_file(&log_path);
         let tp = Instant::now();
         for s in &part.steps {
-            r.commands.push(format!("ainrnn {}", s.args.join(" ")));
+            let env: String = s.env.iter().map(|(k, v)| format!("{k}={v} ")).collect();
+            r.commands.push(format!("{env}ainrnn {}", s.args.join(" ")));
             let left = o.budget.saturating_sub(t0.elapsed());
             if left.is_zero() {
                 r.status = "timeout".into();
@@ -452,6 +483,7 @@ pub fn run(o: &ReportOptions, log: &mut dyn FnMut(&str)) -> Result<Report, Error
             }
             let s = &Step {
                 args: s.args.clone(),
+                env: s.env.clone(),
                 timeout: s.timeout.min(left),
             };
             let (stdout, err) = run_step(&o.exe, s, &log_path);
@@ -464,7 +496,7 @@ pub fn run(o: &ReportOptions, log: &mut dyn FnMut(&str)) -> Result<Report, Error
         }
         r.seconds = tp.elapsed().as_secs_f64();
         log(&format!(
-            "{:<12} {:<8} {:>7.1} s{}",
+            "{:<13} {:<8} {:>7.1} s{}",
             r.name,
             r.status,
             r.seconds,
@@ -523,25 +555,9 @@ fn summarise(parts: &[PartResult]) -> serde_json::Map<String, Value> {
             );
             put(&key, r.get("gpu_rate").cloned());
         }
-        let mm = rows.iter().find(|r| {
-            r["op"] == "matmul" && r["size"] == "4096x4096x4096" && r["kernel"].is_null()
-        });
-        put(
-            "matmul_4096_tflops",
-            mm.and_then(|r| r["gpu_rate"].as_f64())
-                .map(|g| json!(g / 1e3)),
-        );
-        // The fastest kernel forced on the same product (`bench ops` rows per kernel): what
-        // the choice for large products should be on this GPU.
-        let best = rows
-            .iter()
-            .filter(|r| r["op"] == "matmul" && r["size"] == "4096x4096x4096")
-            .filter_map(|r| Some((r["kernel"].as_str()?, r["gpu_rate"].as_f64()?)))
-            .max_by(|a, b| a.1.total_cmp(&b.1));
-        put(
-            "matmul_4096_fastest_kernel",
-            best.map(|(k, g)| json!(format!("{k}: {:.2} TFLOP/s", g / 1e3))),
-        );
+        let (tflops, fastest) = matmul_4096(rows);
+        put("matmul_4096_tflops", tflops);
+        put("matmul_4096_fastest_kernel", fastest);
         // The ceilings the step's kernels are set against (see `limits`).
         let c = Ceilings::from_ops_rows(rows);
         put(
@@ -633,27 +649,44 @@ fn summarise(parts: &[PartResult]) -> serde_json::Map<String, Value> {
         );
         put(
             "gpu_kernel_seconds_per_step",
-            find("gpu")
-                .and_then(|r| r["phases_kernel"].as_object())
-                .map(|p| json!(p.values().filter_map(Value::as_f64).sum::<f64>())),
+            find("gpu").and_then(kernel_seconds),
         );
     }
     if let Some(t) = part(parts, "table_step") {
         // Outputs: fused, formed; each run's GPU step (wall and kernel time).
         for (i, how) in ["fused", "formed"].iter().enumerate() {
-            let run = t
-                .outputs
-                .get(i)
-                .and_then(|o| o["runs"].as_array())
-                .and_then(|runs| runs.iter().find(|r| r["device"] == "gpu"));
+            let run = t.outputs.get(i).and_then(gpu_run);
             put(
                 &format!("table_step_seconds_{how}"),
                 run.and_then(|r| r.get("seconds_per_step").cloned()),
             );
             put(
                 &format!("table_step_kernel_seconds_{how}"),
-                run.and_then(|r| r["phases_kernel"].as_object())
-                    .map(|p| json!(p.values().filter_map(Value::as_f64).sum::<f64>())),
+                run.and_then(kernel_seconds),
+            );
+        }
+    }
+    // Every step that ran, even when a later one failed: `none` may lose the device after
+    // `all` gave its figures. Outputs: per setting, `bench ops` then the fused step.
+    if let Some(p) = parts.iter().find(|p| p.name == "shader_checks") {
+        for (i, c) in SHADER_CHECKS_AB.iter().enumerate() {
+            let c = c.name();
+            if let Some(rows) = p.outputs.get(2 * i).and_then(|o| o["rows"].as_array()) {
+                let (tflops, fastest) = matmul_4096(rows);
+                put(&format!("shader_checks_{c}_matmul_4096_tflops"), tflops);
+                put(
+                    &format!("shader_checks_{c}_matmul_4096_fastest_kernel"),
+                    fastest,
+                );
+            }
+            let run = p.outputs.get(2 * i + 1).and_then(gpu_run);
+            put(
+                &format!("shader_checks_{c}_step_seconds"),
+                run.and_then(|r| r.get("seconds_per_step").cloned()),
+            );
+            put(
+                &format!("shader_checks_{c}_step_kernel_seconds"),
+                run.and_then(kernel_seconds),
             );
         }
     }
@@ -673,6 +706,39 @@ fn summarise(parts: &[PartResult]) -> serde_json::Map<String, Value> {
         put(key, part(parts, name).map(|p| json!(p.seconds)));
     }
     s
+}
+
+/// The 4096³ product of `bench ops` rows: the rate of the backend's own choice (TFLOP/s), and
+/// the fastest kernel forced on it with its rate (what the choice for large products should be
+/// on this GPU).
+fn matmul_4096(rows: &[Value]) -> (Option<Value>, Option<Value>) {
+    let of_size = || {
+        rows.iter()
+            .filter(|r| r["op"] == "matmul" && r["size"] == "4096x4096x4096")
+    };
+    let chosen = of_size()
+        .find(|r| r["kernel"].is_null())
+        .and_then(|r| r["gpu_rate"].as_f64())
+        .map(|g| json!(g / 1e3));
+    let best = of_size()
+        .filter_map(|r| Some((r["kernel"].as_str()?, r["gpu_rate"].as_f64()?)))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(k, g)| json!(format!("{k}: {:.2} TFLOP/s", g / 1e3)));
+    (chosen, best)
+}
+
+/// The GPU's run in `bench train --json` output.
+fn gpu_run(out: &Value) -> Option<&Value> {
+    out["runs"]
+        .as_array()?
+        .iter()
+        .find(|r| r["device"] == "gpu")
+}
+
+/// A `bench train` run's kernel time per step (its phases' timestamp sums).
+fn kernel_seconds(run: &Value) -> Option<Value> {
+    let p = run["phases_kernel"].as_object()?;
+    Some(json!(p.values().filter_map(Value::as_f64).sum::<f64>()))
 }
 
 /// The targets for one data-centre GPU (H100/H200 class). In `--quick` mode the sizes
