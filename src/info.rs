@@ -17,8 +17,8 @@ pub struct ChosenAdapter {
     pub matmul_tuning: bool,
     /// Whether buffers for kernels to write start as NaN (`AINRNN_GPU_POISON`, a test aid).
     pub poisoned_buffers: bool,
-    /// Whether the song table's optimizer step forms its gradient in the tile (hardware
-    /// adapters, unless `AINRNN_FUSED_TABLE` says otherwise).
+    /// Whether the song table's optimizer step forms its gradient in the tile on this GPU
+    /// (hardware adapters, unless `AINRNN_FUSED_TABLE` says otherwise).
     pub fused_table: bool,
     /// The runtime checks naga compiles into the kernels (`all`, `bounds`, `none`;
     /// `AINRNN_SHADER_CHECKS`, default `bounds`).

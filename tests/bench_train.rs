@@ -136,6 +136,33 @@ fn connection_flag_sets_the_indrnn_models_stacking() {
     );
 }
 
+/// The CPU forms the song table's gradient unless `AINRNN_FUSED_TABLE=1` (which `train` reads
+/// too) or `--table-step fused` says otherwise; `--table-step` wins; a wrong value is an error
+/// naming the variable, not a silent default.
+#[test]
+fn the_cpu_takes_the_fused_table_step_when_told() {
+    let run = |env: Option<&str>, extra: &[&str]| {
+        let mut c = crate::common::cli::command();
+        c.args(["--json", "--backend", "cpu"])
+            .args([TINY, &["--models", "ainrnn"], extra].concat())
+            .env_remove("AINRNN_FUSED_TABLE");
+        if let Some(v) = env {
+            c.env("AINRNN_FUSED_TABLE", v);
+        }
+        c.output().unwrap()
+    };
+    let fused = |o: &Output| json(o)["runs"][0]["fused_table"].as_bool().unwrap();
+    assert!(!fused(&run(None, &[])));
+    assert!(fused(&run(Some("1"), &[])));
+    assert!(!fused(&run(Some("0"), &[])));
+    assert!(fused(&run(None, &["--table-step", "fused"])));
+    assert!(!fused(&run(Some("1"), &["--table-step", "formed"])));
+    crate::common::cli::fails_with(
+        &run(Some("maybe"), &[]),
+        &["AINRNN_FUSED_TABLE=\"maybe\"", "1 (on) or 0 (off)"],
+    );
+}
+
 #[test]
 fn neighbours_zero_is_the_step_without_the_term() {
     let mut args = TINY.to_vec();

@@ -63,8 +63,10 @@ pub trait ModelOps: Backend {
     // ==== what a backend implements ==========================================================
 
     /// Whether a table's optimizer step forms its catalogue gradient where it is used
-    /// ([`ModelOps::adam_table`]) instead of whole (`Params`' product gradients). The GPU does
-    /// (unless `AINRNN_FUSED_TABLE=0`); the CPU forms it, and has the fused ops for the op suite.
+    /// ([`ModelOps::adam_table`]) instead of whole (`Params`' product gradients). Hardware GPUs
+    /// do by default, the CPU and software GPU adapters do not (`AINRNN_FUSED_TABLE` says
+    /// otherwise on either backend); the formed path is the reference the fused one is tested
+    /// against.
     fn fused_table(&self) -> bool {
         false
     }

@@ -5,7 +5,8 @@
 //! over with a note; `--backend gpu` uses it (that is how CI runs the GPU tests).
 
 use super::cpu::CpuBackend;
-use super::gpu::GpuBackend;
+use super::gpu::context::env_switch;
+use super::gpu::{GpuBackend, FUSED_TABLE_ENV};
 use crate::error::GpuError;
 
 /// The user's request.
@@ -51,12 +52,12 @@ impl Selected {
 /// one-line message on stderr.
 pub fn select(choice: BackendChoice) -> Result<(Selected, Option<String>), GpuError> {
     match choice {
-        BackendChoice::Cpu => Ok((Selected::Cpu(CpuBackend::new()), None)),
+        BackendChoice::Cpu => Ok((Selected::Cpu(cpu()?), None)),
         BackendChoice::Gpu => Ok((Selected::Gpu(GpuBackend::new()?), None)),
         BackendChoice::Auto => match GpuBackend::new() {
             Ok(g) if !g.context().adapter.software => Ok((Selected::Gpu(g), None)),
             Ok(g) => Ok((
-                Selected::Cpu(CpuBackend::new()),
+                Selected::Cpu(cpu()?),
                 Some(format!(
                     "only a software GPU adapter was found ({}); using the CPU backend (pass --backend gpu to use it anyway)",
                     g.context().adapter.name
@@ -65,11 +66,20 @@ pub fn select(choice: BackendChoice) -> Result<(Selected, Option<String>), GpuEr
             // A setting given wrongly is the user's to fix, not a reason to use the CPU.
             Err(e @ GpuError::Env { .. }) => Err(e),
             Err(e) => Ok((
-                Selected::Cpu(CpuBackend::new()),
+                Selected::Cpu(cpu()?),
                 Some(format!("no GPU adapter ({e}); using the CPU backend")),
             )),
         },
     }
+}
+
+/// The CPU backend of a run, its song table's step fused when [`FUSED_TABLE_ENV`] says so.
+pub fn cpu() -> Result<CpuBackend, GpuError> {
+    let c = CpuBackend::new();
+    Ok(match env_switch(FUSED_TABLE_ENV)? {
+        Some(on) => c.with_fused_table(on),
+        None => c,
+    })
 }
 
 /// For the benches that time the CPU and, when one opens, the GPU (`--backend auto`): the GPU,

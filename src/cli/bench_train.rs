@@ -82,7 +82,8 @@ pub struct BenchTrainArgs {
     pub connection: Option<ainrnn::model::Connection>,
     /// The song table's optimizer step on both backends: `fused` (its catalogue gradient
     /// formed in the AdamW pass, never whole) or `formed` (formed whole first). Default: each
-    /// backend's choice, fused on hardware GPUs only (see `AINRNN_FUSED_TABLE`).
+    /// backend's choice: fused on hardware GPUs, formed on the CPU and software GPU adapters
+    /// (see `AINRNN_FUSED_TABLE`, which either backend follows).
     #[arg(long, value_parser = ["fused", "formed"])]
     pub table_step: Option<String>,
     /// Python with torch for the PyTorch reference (default: .venv-torch, .venv-bench, .venv, python3).

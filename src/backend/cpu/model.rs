@@ -3,7 +3,7 @@
 use rayon::prelude::*;
 
 use super::math::{exp_f32, multiversion, sum_squares_f32};
-use super::matmul::gemm_acc_small;
+use super::matmul::{gemm_acc_small, sgemm_strided};
 use super::{f32s, f32s_mut, tensor, u32s, CpuBackend, CpuData, CpuStorage, CpuTensor, PAR_MIN};
 use crate::backend::check::SeqDims;
 use crate::backend::model_ops::{dropout_uniform, AdamStep, Csr, LstmCache, ModelOps, ProductGrad};
@@ -440,14 +440,12 @@ impl ModelOps for CpuBackend {
             .for_each(|(bi, ((pb, mb), vb))| {
                 let r0 = bi * TABLE_BLOCK;
                 let nr = pb.len() / d;
-                // This block's gradient: the product's rows (k ascending), then the named rows.
+                // This block's gradient: the product's rows, by the GEMM that forms the whole
+                // product otherwise (each element summed over k alike: the same bits), then the
+                // named rows.
                 let mut gb = vec![0.0f32; nr * d];
-                for kk in 0..k {
-                    let ur = &uv[kk * d..(kk + 1) * d];
-                    for (i, row) in gb.chunks_exact_mut(d).enumerate() {
-                        let a = gv[kk * n + r0 + i];
-                        row.iter_mut().zip(ur).for_each(|(y, &b)| *y += a * b);
-                    }
+                if k > 0 {
+                    sgemm_strided((nr, k, d), &gv[r0..], (1, n), uv, (d, 1), 0.0, &mut gb, d);
                 }
                 let first = seg_rows.partition_point(|&r| (r as usize) < r0);
                 for (si, &r) in seg_rows.iter().enumerate().skip(first) {

@@ -89,9 +89,11 @@ pub struct GpuBackend {
 pub const TUNE_ENV: &str = "AINRNN_MATMUL_TUNE";
 
 /// The environment variable that turns the song table's fused optimizer step on (`1`) or off
-/// (`0`: the table's gradient formed whole, as on the CPU) whatever the adapter (default: on for
-/// hardware GPUs, where it saves memory passes; off for software ones such as lavapipe, where
-/// memory is not what limits and its extra work makes the step slower).
+/// (`0`: the table's gradient formed whole) whatever the device (default: on for hardware GPUs,
+/// where it saves memory passes; off for software adapters such as lavapipe, where memory is
+/// not what limits and the tile's extra work makes the step slower, and for the CPU backend,
+/// whose measured quality figures it would move in the fourth digit; see
+/// `CpuBackend::with_fused_table`).
 pub const FUSED_TABLE_ENV: &str = "AINRNN_FUSED_TABLE";
 
 impl std::fmt::Debug for GpuBackend {

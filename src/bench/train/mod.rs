@@ -27,7 +27,6 @@ pub use self::step::{rss, GpuUse, ModelRun, Phases};
 pub use self::synth::SyntheticHistories;
 use self::torch::run_torch;
 pub use self::torch::{find_python, install_reference, TorchModel, TorchRun};
-use crate::backend::cpu::CpuBackend;
 use crate::backend::gpu::GpuBackend;
 use crate::error::Error;
 use crate::model::batch::Example;
@@ -80,7 +79,8 @@ pub fn run(
     };
     let data = (pool.as_slice(), epoch.as_deref());
     let mut runs = Vec::new();
-    let cpu = CpuBackend::new();
+    // As `train` takes it (`AINRNN_FUSED_TABLE`), unless `--table-step` says.
+    let cpu = crate::backend::select::cpu()?;
     let cpu = match o.fused_table {
         Some(on) => cpu.with_fused_table(on),
         None => cpu,
