@@ -74,21 +74,6 @@ fn quick_gpu_report_runs_every_part_and_writes_its_figures() {
         (c - g).abs() <= 0.01,
         "GPU and CPU NDCG@10 after 2 epochs: {g} vs {c}"
     );
-    // Each table-step run took the path it asked for, whatever the adapter's default.
-    let table = r["parts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "table_step")
-        .unwrap();
-    for (i, fused) in [true, false].into_iter().enumerate() {
-        let runs = table["outputs"][i]["runs"].as_array().unwrap();
-        let gpu = runs.iter().find(|r| r["device"] == "gpu").unwrap();
-        assert_eq!(gpu["fused_table"], fused, "{gpu}");
-        assert_eq!(gpu["gpu"]["shader_checks"], "bounds", "{gpu}");
-    }
-    // The shader-check A/B: `bench ops` and the fused step under `all`, then `none`, each run
-    // compiled as its command line says; the other parts under the default.
     let part = |name: &str| {
         r["parts"]
             .as_array()
@@ -97,18 +82,27 @@ fn quick_gpu_report_runs_every_part_and_writes_its_figures() {
             .find(|p| p["name"] == name)
             .unwrap()
     };
+    // The GPU's run of a `bench train` output.
+    let gpu_run = |out: &Value| -> Value {
+        let runs = out["runs"].as_array().unwrap();
+        runs.iter().find(|r| r["device"] == "gpu").unwrap().clone()
+    };
+    // Each table-step run took the path it asked for, whatever the adapter's default.
+    let table = part("table_step");
+    for (i, fused) in [true, false].into_iter().enumerate() {
+        let gpu = gpu_run(&table["outputs"][i]);
+        assert_eq!(gpu["fused_table"], fused, "{gpu}");
+        assert_eq!(gpu["gpu"]["shader_checks"], "bounds", "{gpu}");
+    }
+    // The shader-check A/B: `bench ops` and the fused step under `all`, then `none`, each run
+    // compiled as its command line says; the other parts under the default.
     assert_eq!(part("ops")["outputs"][0]["gpu_shader_checks"], "bounds");
     let ab = part("shader_checks");
     for (i, c) in ["all", "none"].into_iter().enumerate() {
         let (ops, step) = (&ab["outputs"][2 * i], &ab["outputs"][2 * i + 1]);
         assert_eq!(ops["gpu_shader_checks"], c, "{ops}");
         assert!(!ops["rows"].as_array().unwrap().is_empty(), "{ops}");
-        let gpu = step["runs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["device"] == "gpu")
-            .unwrap();
+        let gpu = gpu_run(step);
         assert_eq!(gpu["gpu"]["shader_checks"], c, "{gpu}");
         assert_eq!(gpu["fused_table"], true, "{gpu}");
         assert!(ab["commands"][2 * i]
@@ -119,12 +113,7 @@ fn quick_gpu_report_runs_every_part_and_writes_its_figures() {
             )));
     }
     // The demo's steps, each timed, in the order they ran, adding up to no more than the demo.
-    let demo = r["parts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "demo_cpu")
-        .unwrap();
+    let demo = part("demo_cpu");
     let out_json = demo["outputs"].as_array().unwrap().last().unwrap();
     let stages = out_json["stages"].as_array().unwrap();
     let names: Vec<&str> = stages.iter().map(|s| s["name"].as_str().unwrap()).collect();
