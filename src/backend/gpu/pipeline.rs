@@ -45,9 +45,10 @@ pub enum ShaderChecks {
     /// loop given a 64-bit iteration counter that ends it after 2⁶⁴ turns.
     All,
     /// The clamps and division guards without the loop counters (the default). The counter
-    /// in every inner loop keeps a driver from unrolling it (a matmul's k loop, a reduction's
-    /// stride loop), while every loop of the kernels ends at a bound taken from shapes checked
-    /// on the host; a wrong index still reads inside its array.
+    /// in every inner loop (a matmul's k loop, a reduction's stride loop) costs each turn an
+    /// add and a compare and can keep a driver from unrolling the loop, while every loop of
+    /// the kernels ends at a bound taken from shapes checked on the host; a wrong index still
+    /// reads inside its array.
     #[default]
     Bounds,
     /// No checks at all: also no clamp per workgroup-memory read. An index past a workgroup
