@@ -308,6 +308,19 @@ impl<B: ModelOps> Params<B> {
         self.acc_grad_matmul(b, id, g, u, true, false)
     }
 
+    /// Whether the next [`Self::acc_grad_product`] into table `id` keeps its gradient
+    /// unformed: the backend fuses the table's optimizer step and none is kept yet this step.
+    pub fn keeps_product(&mut self, b: &B, id: PId) -> OpResult<bool> {
+        self.pack(b)?;
+        let p = &self.list[id.0];
+        Ok(self.fused && p.table && p.product.is_none())
+    }
+
+    /// Whether table `id` holds this step's gradient unformed (read by the tests).
+    pub fn product_kept(&self, id: PId) -> bool {
+        self.list[id.0].product.is_some()
+    }
+
     /// Adds `g` (the parameter's element count, any shape) to the parameter's gradient.
     pub fn acc_grad(&mut self, b: &B, id: PId, g: BTensor<B>) -> OpResult<()> {
         b.axpy(self.grad_slot(b, id)?, &g, 1.0)

@@ -572,10 +572,19 @@ impl<B: ModelOps> Scorer<B> {
             b.axpy(&mut loss, &l, 1.0)?;
             b.matmul_into(&mut du, &g, &qs[i], false, false, 1.0, 1.0)?;
             p.acc_grad_sum_cols(b, self.bias[i], &g)?;
+            let keep = single && self.proj.is_some() && p.keeps_product(b, self.emb)?;
             match (single, self.proj) {
                 // The table's gradient straight into its accumulator, or kept unformed for
                 // the optimizer to form in place.
                 (true, None) => p.acc_grad_product(b, self.emb, &g, u)?,
+                // Kept unformed, with song features: the projection's gradient takes the
+                // product's other order, Fᵀ·(gᵀ·u) = (g·F)ᵀ·u, through a [rows, D_f] product
+                // instead of the table-sized gᵀ·u.
+                (true, Some(w)) if keep => {
+                    let gf = b.matmul(&g, &self.features[i], false, false)?;
+                    p.acc_grad_matmul(b, w, &gf, u, true, false)?;
+                    p.acc_grad_product(b, self.emb, &g, u)?;
+                }
                 (_, proj) => {
                     let dq = b.matmul(&g, u, true, false)?;
                     if let Some(w) = proj {
