@@ -216,43 +216,32 @@ fn a_wrong_tuner_setting_is_an_error_naming_it() {
         assert!(o.status.success());
         serde_json::from_slice(&o.stdout).unwrap()
     };
+    // A wrong value opens no device, and `info` says which setting was wrong.
+    let refused = |var: &str, v: &str| {
+        let bad = info_with(var, v);
+        assert!(bad["chosen"].is_null(), "{var}={v}: {bad}");
+        let error = bad["gpu_error"].as_str().unwrap();
+        assert!(error.contains(&format!("{var}=\"{v}\"")), "{error}");
+        assert_eq!(bad["env"][var], v);
+    };
     let info = |v: &str| info_with("AINRNN_MATMUL_TUNE", v);
     assert_eq!(info("1")["chosen"]["matmul_tuning"], true);
     assert_eq!(info("0")["chosen"]["matmul_tuning"], false);
-    let bad = info("maybe");
-    assert!(bad["chosen"].is_null());
-    assert!(bad["gpu_error"]
-        .as_str()
-        .unwrap()
-        .contains("AINRNN_MATMUL_TUNE=\"maybe\""));
-    assert_eq!(bad["env"]["AINRNN_MATMUL_TUNE"], "maybe");
+    refused("AINRNN_MATMUL_TUNE", "maybe");
     // The poison switch is read the same way, and `info` says whether it is on.
     // So is the fused song-table step's.
     let fused = |v: &str| info_with("AINRNN_FUSED_TABLE", v);
     assert_eq!(fused("1")["chosen"]["fused_table"], true);
     assert_eq!(fused("0")["chosen"]["fused_table"], false);
-    assert!(fused("maybe")["gpu_error"]
-        .as_str()
-        .unwrap()
-        .contains("AINRNN_FUSED_TABLE=\"maybe\""));
+    refused("AINRNN_FUSED_TABLE", "maybe");
     // And the runtime checks the kernels are compiled with.
     let checks = |v: &str| info_with("AINRNN_SHADER_CHECKS", v);
     for c in ["all", "bounds", "none"] {
         assert_eq!(checks(c)["chosen"]["shader_checks"], c);
     }
-    let bad = checks("1");
-    assert!(bad["chosen"].is_null());
-    assert!(bad["gpu_error"]
-        .as_str()
-        .unwrap()
-        .contains("AINRNN_SHADER_CHECKS=\"1\""));
+    refused("AINRNN_SHADER_CHECKS", "1");
     let poison = |v: &str| info_with("AINRNN_GPU_POISON", v);
     assert_eq!(poison("1")["chosen"]["poisoned_buffers"], true);
     assert_eq!(poison("0")["chosen"]["poisoned_buffers"], false);
-    let bad = poison("maybe");
-    assert!(bad["chosen"].is_null());
-    assert!(bad["gpu_error"]
-        .as_str()
-        .unwrap()
-        .contains("AINRNN_GPU_POISON=\"maybe\""));
+    refused("AINRNN_GPU_POISON", "maybe");
 }

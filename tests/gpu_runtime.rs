@@ -606,13 +606,7 @@ fn every_matmul_kernel_is_the_same_to_the_bit_under_every_shader_check_setting()
         .collect()
     };
     for k in MatmulKernel::FORCED {
-        let want = run(&gs[0].1, k);
-        for (name, g) in &gs[1..] {
-            assert!(
-                run(g, k) == want,
-                "{k:?} compiled with checks {name} differs from all"
-            );
-        }
+        common::same_under_every_shader_check(&gs, &format!("{k:?}"), |g| run(g, k));
     }
 }
 

@@ -665,13 +665,8 @@ fn gpu_training_is_the_same_to_the_bit_under_every_shader_check_setting() {
                 }
                 out
             };
-            let want = run(&gs[0].1);
-            for (name, g) in &gs[1..] {
-                assert!(
-                    run(g) == want,
-                    "{kind:?} (table fused: {fused}): checks {name} differ from all"
-                );
-            }
+            let what = format!("{kind:?} training (table fused: {fused})");
+            common::same_under_every_shader_check(&gs, &what, run);
         }
     }
 }

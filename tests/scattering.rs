@@ -287,13 +287,7 @@ fn gpu_scattering_is_the_same_to_the_bit_under_every_shader_check_setting() {
         )
         .unwrap()
     };
-    let want = run(&gs[0].1);
-    for (name, g) in &gs[1..] {
-        assert!(
-            run(g) == want,
-            "scattering compiled with checks {name} differs from all"
-        );
-    }
+    common::same_under_every_shader_check(&gs, "the scattering transform", run);
 }
 
 /// The same plan used twice on the GPU (cached filters and tables, pooled buffers) gives the

@@ -40,19 +40,13 @@ fn gpu_features_are_the_same_to_the_bit_under_every_shader_check_setting() {
         return;
     };
     let clips = kernels::real_and_random_clips();
-    let flat = |g| -> Vec<Vec<f32>> {
+    let flat = |g: &ainrnn::backend::gpu::GpuBackend| -> Vec<Vec<f32>> {
         kernels::features(g, &clips)
             .into_iter()
             .flat_map(|f| [f.mel, f.mfcc, f.mfcc_delta, f.mfcc_delta2, f.hfc, f.hpcp])
             .collect()
     };
-    let want = flat(&gs[0].1);
-    for (name, g) in &gs[1..] {
-        assert!(
-            flat(g) == want,
-            "features compiled with checks {name} differ from all"
-        );
-    }
+    common::same_under_every_shader_check(&gs, "the features", flat);
 }
 
 /// The GPU FFT against rustfft (as well as the naive DFT above) at every size.

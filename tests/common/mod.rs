@@ -66,6 +66,23 @@ pub fn gpu_per_shader_checks() -> Option<Vec<(&'static str, GpuBackend)>> {
     )
 }
 
+/// Asserts that `run` gives the same result on every backend of [`gpu_per_shader_checks`] as
+/// on the first (`all`): a kernel that read past a workgroup array, where a clamp hides it,
+/// would differ.
+pub fn same_under_every_shader_check<T: PartialEq>(
+    gs: &[(&'static str, GpuBackend)],
+    what: &str,
+    run: impl Fn(&GpuBackend) -> T,
+) {
+    let want = run(&gs[0].1);
+    for (name, g) in &gs[1..] {
+        assert!(
+            run(g) == want,
+            "{what} compiled with checks {name} differs from all"
+        );
+    }
+}
+
 /// Emits `cpu::<name>` and `gpu::<name>` for each `path::to::body => name`; `body` is a generic
 /// test over the backend, given `&B`. The GPU test skips or fails by the rules of [`gpu`]. Use
 /// once per test binary, with `#[macro_use]` on its `mod common;`.
