@@ -94,12 +94,19 @@ fn args(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
-fn step(v: &[&str], secs: u64) -> Step {
-    Step {
-        args: args(v),
-        env: Vec::new(),
-        timeout: Duration::from_secs(secs),
+impl Step {
+    /// A step with no environment of its own.
+    fn new(args: Vec<String>, timeout: Duration) -> Step {
+        Step {
+            args,
+            env: Vec::new(),
+            timeout,
+        }
     }
+}
+
+fn step(v: &[&str], secs: u64) -> Step {
+    Step::new(args(v), Duration::from_secs(secs))
 }
 
 fn path_arg(p: &Path) -> String {
@@ -118,16 +125,18 @@ fn parts(o: &ReportOptions, work: &Path) -> Vec<Part> {
         (PAPER_SONGS.to_string(), PAPER_USERS.to_string(), "5")
     };
     let ops = |env| Step {
-        args: with(
-            &gpu,
-            if q {
-                &["bench", "ops", "--quick", "--min-seconds", "0.05"]
-            } else {
-                &["bench", "ops", "--large"]
-            },
-        ),
         env,
-        timeout: Duration::from_secs(180),
+        ..Step::new(
+            with(
+                &gpu,
+                if q {
+                    &["bench", "ops", "--quick", "--min-seconds", "0.05"]
+                } else {
+                    &["bench", "ops", "--large"]
+                },
+            ),
+            Duration::from_secs(180),
+        )
     };
     // The paper-scale step (the trainer's settings, 640 users for 8 steps and a warm-up),
     // its song table's optimizer step fused or formed.
@@ -172,11 +181,7 @@ fn parts(o: &ReportOptions, work: &Path) -> Vec<Part> {
         ]));
         train.extend(args(small));
         vec![
-            Step {
-                args: train,
-                env: Vec::new(),
-                timeout: Duration::from_secs(240),
-            },
+            Step::new(train, Duration::from_secs(240)),
             step(
                 &[
                     "--backend",
@@ -203,8 +208,8 @@ fn parts(o: &ReportOptions, work: &Path) -> Vec<Part> {
             "demo_gpu"
         },
         title: "`demo --quick` wall time",
-        steps: vec![Step {
-            args: args(&[
+        steps: vec![Step::new(
+            args(&[
                 "--backend",
                 backend,
                 "--json",
@@ -215,9 +220,8 @@ fn parts(o: &ReportOptions, work: &Path) -> Vec<Part> {
                 "--out",
                 &path_arg(&work.join(format!("demo-{backend}"))),
             ]),
-            env: Vec::new(),
-            timeout: Duration::from_secs(if q { 600 } else { 240 }),
-        }],
+            Duration::from_secs(if q { 600 } else { 240 }),
+        )],
     };
     let mut agreement = vec![step(
         &[
@@ -248,8 +252,8 @@ fn parts(o: &ReportOptions, work: &Path) -> Vec<Part> {
         Part {
             name: "features",
             title: "`bench features` (256 clips of 30 s)",
-            steps: vec![Step {
-                args: with(
+            steps: vec![Step::new(
+                with(
                     &gpu,
                     if q {
                         &["bench", "features", "--clips", "2", "--seconds", "3"]
@@ -257,15 +261,14 @@ fn parts(o: &ReportOptions, work: &Path) -> Vec<Part> {
                         &["bench", "features", "--clips", "256"]
                     },
                 ),
-                env: Vec::new(),
-                timeout: Duration::from_secs(240),
-            }],
+                Duration::from_secs(240),
+            )],
         },
         Part {
             name: "scattering",
             title: "`bench scattering` (one 30 s clip, J = 8, Q = 8)",
-            steps: vec![Step {
-                args: with(
+            steps: vec![Step::new(
+                with(
                     &gpu,
                     if q {
                         &[
@@ -281,15 +284,14 @@ fn parts(o: &ReportOptions, work: &Path) -> Vec<Part> {
                         &["bench", "scattering", "--no-reference"]
                     },
                 ),
-                env: Vec::new(),
-                timeout: Duration::from_secs(180),
-            }],
+                Duration::from_secs(180),
+            )],
         },
         Part {
             name: "train_epoch",
             title: "`bench train --epoch`: one AINRNN epoch at paper scale on the GPU, the CPU's projected",
-            steps: vec![Step {
-                args: with(
+            steps: vec![Step::new(
+                with(
                     &gpu,
                     &[
                         "bench",
@@ -307,9 +309,8 @@ fn parts(o: &ReportOptions, work: &Path) -> Vec<Part> {
                         "--no-torch",
                     ],
                 ),
-                env: Vec::new(),
-                timeout: Duration::from_secs(if q { 180 } else { 300 }),
-            }],
+                Duration::from_secs(if q { 180 } else { 300 }),
+            )],
         },
         Part {
             name: "table_step",
