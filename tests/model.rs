@@ -914,7 +914,26 @@ fn gpu_training_steps_allocate_nothing_after_warm_up() {
     let optim = ainrnn::model::params::OptimConfig::default();
     let kinds =
         [ModelKind::Ainrnn, ModelKind::Indrnn, ModelKind::Lstm].map(|k| (k.name(), config(k)));
-    for (kind, mut cfg) in kinds.into_iter().chain(variants()) {
+    // The song table's fused step (one tile), with song features and without.
+    let one_tile = |kind, feature_dim| ModelConfig {
+        tile: SONGS,
+        feature_dim,
+        ..config(kind)
+    };
+    let fused = [
+        (
+            "ainrnn, table fused, features",
+            one_tile(ModelKind::Ainrnn, FEAT),
+        ),
+        ("lstm, table fused", one_tile(ModelKind::Lstm, 0)),
+    ];
+    let runs = (kinds
+        .into_iter()
+        .chain(variants())
+        .map(|(k, c)| (k, c, false)))
+    .chain(fused.map(|(k, c)| (k, c, true)));
+    for (kind, mut cfg, fused) in runs {
+        let g = g.with_fused_table(fused);
         cfg.dropout = 0.5;
         let mut m = new_model(&g, cfg.clone(), &feats);
         let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(3);
@@ -951,5 +970,18 @@ fn gpu_training_steps_allocate_nothing_after_warm_up() {
         let b = upload(&g, &cfg, Some(&portraits()), &batches[0]).unwrap();
         let loss = g.to_f32(&m.eval_loss(&g, &b).unwrap()).unwrap()[0];
         assert!(loss.is_finite(), "{kind:?}: loss {loss}");
+        if fused {
+            // The fused path was taken: the table's gradient is kept unformed in a step.
+            let b = upload(&g, &cfg, Some(&portraits()), &batches[1]).unwrap();
+            let (u, _) = m.forward(&g, &b, None).unwrap();
+            let nb = m
+                .scorer
+                .neighbour_blocks(&g, &m.params, &b.history)
+                .unwrap();
+            m.scorer
+                .loss_backward(&g, &mut m.params, &u, &b.targets, &nb)
+                .unwrap();
+            assert!(m.params.product_kept(m.scorer.emb), "{kind:?}");
+        }
     }
 }
