@@ -49,6 +49,21 @@ pub struct AdamStep {
     pub clamp: Option<(f32, f32)>,
 }
 
+impl AdamStep {
+    /// Adam's bias corrections at this step, 1 − β₁ᵗ and 1 − β₂ᵗ.
+    pub fn bias_corrections(&self) -> (f32, f32) {
+        (
+            1.0 - self.beta1.powi(self.t as i32),
+            1.0 - self.beta2.powi(self.t as i32),
+        )
+    }
+
+    /// The clamp's bounds, `(−∞, ∞)` without one.
+    pub fn bounds(&self) -> (f32, f32) {
+        self.clamp.unwrap_or((f32::NEG_INFINITY, f32::INFINITY))
+    }
+}
+
 /// One parameter of [`ModelOps::adam_many`]: value, gradient (zeroed by the step) and moments,
 /// all of the same length, with the step's settings for it.
 pub struct AdamSlot<'a, S> {

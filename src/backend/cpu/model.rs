@@ -100,17 +100,18 @@ struct AdamConsts {
 
 impl AdamConsts {
     fn new(s: &AdamStep, scale: f32) -> Self {
+        let ((bias1, bias2), (lo, hi)) = (s.bias_corrections(), s.bounds());
         AdamConsts {
             scale,
             beta1: s.beta1,
             beta2: s.beta2,
-            bias1: 1.0 - s.beta1.powi(s.t as i32),
-            bias2: 1.0 - s.beta2.powi(s.t as i32),
+            bias1,
+            bias2,
             lr: s.lr,
             eps: s.eps,
             wd: s.weight_decay,
-            lo: s.clamp.map_or(f32::NEG_INFINITY, |c| c.0),
-            hi: s.clamp.map_or(f32::INFINITY, |c| c.1),
+            lo,
+            hi,
         }
     }
 

@@ -84,13 +84,14 @@ impl OptParams {
     /// The settings an Adam step shares by all its parameters (learning rate, moments' decay
     /// and bias corrections); the rest zero.
     fn step(s: &AdamStep) -> Self {
+        let (bias1, bias2) = s.bias_corrections();
         OptParams {
             lr: s.lr,
             beta1: s.beta1,
             beta2: s.beta2,
             eps: s.eps,
-            bias1: 1.0 - s.beta1.powi(s.t as i32),
-            bias2: 1.0 - s.beta2.powi(s.t as i32),
+            bias1,
+            bias2,
             ..Default::default()
         }
     }
@@ -705,11 +706,12 @@ impl ModelOps for GpuBackend {
         if p.is_empty() {
             return Ok(());
         }
+        let (lo, hi) = s.bounds();
         let prm = OptParams {
             n: p.len() as u32,
             weight_decay: s.weight_decay,
-            lo: s.clamp.map_or(f32::NEG_INFINITY, |c| c.0),
-            hi: s.clamp.map_or(f32::INFINITY, |c| c.1),
+            lo,
+            hi,
             ..OptParams::step(s)
         };
         self.ctx.dispatch(

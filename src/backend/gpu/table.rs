@@ -95,16 +95,17 @@ pub fn adam_table(
     if p.is_empty() {
         return Ok(());
     }
+    let ((bias1, bias2), (lo, hi)) = (s.bias_corrections(), s.bounds());
     let prm = Params {
         lr: s.lr,
         beta1: s.beta1,
         beta2: s.beta2,
         eps: s.eps,
         weight_decay: s.weight_decay,
-        bias1: 1.0 - s.beta1.powi(s.t as i32),
-        bias2: 1.0 - s.beta2.powi(s.t as i32),
-        lo: s.clamp.map_or(f32::NEG_INFINITY, |c| c.0),
-        hi: s.clamp.map_or(f32::INFINITY, |c| c.1),
+        bias1,
+        bias2,
+        lo,
+        hi,
         ..dims(pg)
     };
     // Without named rows nothing reads `seg_rows` or `xr` (nseg = 0): g stands in, bound
