@@ -259,6 +259,45 @@ fn gpu_steps_create_no_buffers_and_read_nothing_back() {
     }
 }
 
+/// The fused table step declares its work to the timer: the product it forms (2·N·D·K
+/// operations) and the table's value and moments read and written, g once per 64 columns.
+#[test]
+fn the_fused_table_step_declares_its_product_and_traffic() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let args = [TINY, &["--models", "ainrnn", "--table-step", "fused"]].concat();
+    let v = json(&ainrnn("gpu", &args));
+    let r = v["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["device"] == "gpu")
+        .unwrap();
+    assert_eq!(r["fused_table"], true, "{r}");
+    if r["gpu"]["timestamps"] != true {
+        eprintln!("adapter has no timestamp queries; declared work not tested");
+        return;
+    }
+    let ks = r["gpu"]["kernels"].as_array().unwrap();
+    let k = ks
+        .iter()
+        .find(|k| k["kernel"] == "table::table_adam")
+        .unwrap_or_else(|| panic!("no table_adam in {ks:?}"));
+    let f = |key: &str| k[key].as_f64().unwrap();
+    assert_eq!(f("dispatches_per_step"), 1.0, "{k}");
+    // 300 songs, the trainer's 128 columns, a batch of 8.
+    let (n, d, b) = (300.0, 128.0, 8.0);
+    assert_eq!(f("flops_per_step"), 2.0 * n * d * b, "{k}");
+    // Plus the touched rows: at most 8 users x 5 history songs, each a row and its index.
+    let least = 4.0 * (6.0 * n * d + 2.0 * n * b);
+    let bytes = f("bytes_per_step");
+    assert!(
+        bytes > least && bytes <= least + 4.0 * 40.0 * (d + 1.0),
+        "{bytes} vs {least}: {k}"
+    );
+}
+
 #[test]
 fn bad_shapes_are_clear_errors() {
     let o = ainrnn("cpu", &["bench", "train", "--songs", "1", "--no-torch"]);

@@ -327,6 +327,73 @@ fn timestamp_timer_measures_kernels_when_supported() {
     assert!(ctx.timer_report().unwrap().is_none());
 }
 
+/// Kernels that read a few rows of what they bind, or update a buffer in place, declare what
+/// they move: the report's rates and floors would otherwise count a gather's whole table (at
+/// the paper's scale 184 MB for the 800 rows a step reads) and an in-place update once.
+#[test]
+fn the_timer_counts_what_gathers_and_in_place_updates_move() {
+    use ainrnn::backend::model_ops::{AdamStep, ModelOps};
+    let Some(g) = common::fresh_gpu() else { return };
+    let ctx = g.context();
+    let (rows, d, n) = (1000usize, 64usize, 4096usize);
+    let table = g.upload_f32(&vec![0.25; rows * d], &[rows, d]).unwrap();
+    // Ten positions into three distinct rows.
+    let idx = [7u32, 3, 7, 900, 3, 3, 7, 900, 900, 7];
+    let plan = g.index_plan(&idx, rows).unwrap();
+    let mut dst = g.zeros(&[rows, d]).unwrap();
+    let x = g.upload_f32(&vec![1.0; n], &[n]).unwrap();
+    let mut acc = g.zeros(&[n]).unwrap();
+    let (mut p, mut m, mut v) = (
+        g.upload_f32(&vec![0.5; n], &[n]).unwrap(),
+        g.zeros(&[n]).unwrap(),
+        g.zeros(&[n]).unwrap(),
+    );
+    let one = g.upload_f32(&[1.0], &[1]).unwrap();
+    let step = AdamStep {
+        lr: 1e-3,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.0,
+        t: 1,
+        clamp: None,
+    };
+    if !ctx.timer_start().unwrap() {
+        eprintln!("adapter has no timestamp queries; declared traffic not tested");
+        return;
+    }
+    let rows_read = g.gather_rows(&table, &plan).unwrap();
+    g.scatter_add_rows(&mut dst, &rows_read, &plan).unwrap();
+    g.axpy(&mut acc, &x, 2.0).unwrap();
+    g.adam_step(&mut p, &x, &mut m, &mut v, &one, &step)
+        .unwrap();
+    g.sync().unwrap();
+    let r = ctx.timer_report().unwrap().expect("timer was running");
+    let bytes = |name: &str| {
+        r.kernels
+            .iter()
+            .find(|k| k.kernel == name)
+            .unwrap_or_else(|| panic!("no {name} in {:?}", r.kernels))
+            .bytes
+    };
+    let words = |w: usize| 4.0 * w as f64;
+    // The ten indices, ten rows read and written; not the 256 KB table.
+    assert_eq!(bytes("embed::gather"), words(10 + 2 * 10 * d));
+    // Ten source rows and their order, three segments (rows, bounds), three rows read and
+    // written.
+    assert_eq!(
+        bytes("embed::scatter_add"),
+        words(10 * (d + 1) + 2 * 3 + 1 + 2 * 3 * d)
+    );
+    // x read, the accumulator read and written: what `bench ops` counts for its axpy.
+    assert_eq!(bytes("elementwise::axpy"), words(3 * n));
+    // The value and both moments read and written, the gradient read.
+    assert_eq!(bytes("optim::adam"), words(7 * n));
+    assert!(r.kernels.iter().all(|k| k.flops == 0.0), "{:?}", r.kernels);
+    assert_eq!(g.to_f32(&acc).unwrap()[0], 2.0);
+    assert_eq!(g.to_f32(&dst).unwrap()[7 * d], 1.0);
+}
+
 /// Runs `f` on `g` under the timestamp timer and returns the passes per kernel that ran (named
 /// `shader::entry[overrides]`), or `None` (with a note) on an adapter without timestamps.
 fn kernel_passes(

@@ -62,7 +62,8 @@ impl Ceilings {
 pub struct Rates {
     pub micros_per_dispatch: f64,
     pub workgroups_per_dispatch: f64,
-    /// Bound bytes over kernel time.
+    /// Bytes moved (declared, else bound: [`crate::backend::gpu::KernelTime::bytes`]) over
+    /// kernel time.
     pub gb_s: f64,
     /// Declared operations over kernel time (`None`: the kernel declares none).
     pub gflop_s: Option<f64>,
@@ -84,7 +85,7 @@ impl Rates {
 
 /// What bounds a kernel, first rule that holds:
 /// 1. **compute**: it declares operations and reaches [`BOUND_SHARE`] of the best matmul;
-/// 2. **memory bandwidth**: its bound bytes move at [`BOUND_SHARE`] of `axpy`'s rate or more;
+/// 2. **memory bandwidth**: its bytes move at [`BOUND_SHARE`] of `axpy`'s rate or more;
 /// 3. **launch**: a dispatch takes at most [`LAUNCH_FACTOR`] times the dispatch floor;
 /// 4. **occupancy**: fewer than [`FEW_WORKGROUPS`] workgroups a dispatch;
 /// 5. **latency**: none of these (scattered or dependent accesses, bank conflicts, a serial
@@ -131,11 +132,12 @@ pub fn limit(r: &Rates, c: &Ceilings) -> String {
     format!("latency ({})", shares.join(", "))
 }
 
-/// The least time a kernel's dispatches could take on this device: each moves its bound bytes at
-/// the bandwidth ceiling, does its operations at the compute ceiling, and costs at least the
+/// The least time a kernel's dispatches could take on this device: each moves its bytes at the
+/// bandwidth ceiling, does its operations at the compute ceiling, and costs at least the
 /// dispatch floor (when known). `None` when the bandwidth, or for a kernel declaring operations
-/// the compute ceiling, is unknown. An estimate: bound bytes count a gather's whole table and an
-/// in-place update once.
+/// the compute ceiling, is unknown. The bytes are what the kernel declares it moves (gathers,
+/// the neighbour lists' walks, in-place updates: [`crate::backend::gpu::Work`]), else its bound
+/// bytes: for a product, what it reads and writes once, not its tiles' reloads from cache.
 pub fn floor_seconds(dispatches: f64, bytes: f64, flops: f64, c: &Ceilings) -> Option<f64> {
     if dispatches <= 0.0 {
         return Some(0.0);

@@ -850,11 +850,11 @@ fn step_kernels(parts: &[PartResult], summary: &serde_json::Map<String, Value>) 
          {} of host time (encoding, not waiting), {} of wall time per step.{pace}{headroom}\n\n\
          Per kernel, largest first, with what limits it against this device's own ceilings \
          (from `bench ops` above: bandwidth {} GB/s, an `axpy` streaming; compute {} GFLOP/s, the best matmul; \
-         {} µs a dispatch doing nothing, the floor). GB/s counts each byte bound to the kernel once \
-         (a buffer updated in place moves twice that, a gather of a few rows less); GFLOP/s is shown \
-         for the matmul kernels. A limit is the first that holds: compute or bandwidth at {:.0} % or more \
+         {} µs a dispatch doing nothing, the floor). GB/s counts the bytes a kernel declares it moves \
+         (a gather's rows, the neighbour lists it walks, a buffer updated in place read and written), \
+         else each byte bound to it once; GFLOP/s is shown for the kernels that form products. A limit is the first that holds: compute or bandwidth at {:.0} % or more \
          of its ceiling, launch at {:.0}× the floor or less, occupancy under {:.0} workgroups a dispatch, \
-         else latency. *ms at the ceilings*: the least the kernel could take here, its bound bytes at the \
+         else latency. *ms at the ceilings*: the least the kernel could take here, those bytes at the \
          bandwidth, its operations at the compute rate, each dispatch at least the floor.\n\n\
          | phase | kernel | ms per step | share | dispatches per step | µs per dispatch | workgroups per dispatch | GB/s | GFLOP/s | ms at the ceilings | limit |\n\
          |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",

@@ -152,12 +152,13 @@ pub struct KernelTime {
     pub kernel: String,
     pub nanos: f64,
     pub passes: u64,
-    /// Bytes bound to its storage bindings, summed over its passes, each distinct buffer range
-    /// once per pass: the traffic of a kernel that touches every bound byte once (a buffer read
-    /// and written in place moves twice that; a gather of a few rows, less).
+    /// Bytes it moved, summed over its passes: what its callers declared
+    /// ([`Work::bytes`]: a gather's rows, an in-place update read and written), else the bytes
+    /// bound to its storage bindings, each distinct buffer range once per pass (the traffic of
+    /// a kernel that touches every bound byte once).
     pub bytes: f64,
-    /// Floating-point operations its callers declared ([`GpuContext::dispatch_work`]: the
-    /// matmul's `2·m·n·k`), summed over its passes; 0 for kernels that declare none.
+    /// Floating-point operations its callers declared ([`Work::flops`]: the matmul's
+    /// `2·m·n·k`), summed over its passes; 0 for kernels that declare none.
     pub flops: f64,
     /// Workgroups launched, summed over its passes.
     pub workgroups: f64,
@@ -190,6 +191,36 @@ type Slots<'b> = Vec<(u32, &'b GpuBuffer)>;
 
 /// Bytes bound by a dispatch's storage bindings, a buffer range bound twice (an unused bias
 /// slot given the input again) counted once.
+/// What one dispatch does, as the timer counts it for a report's rates
+/// ([`GpuContext::dispatch_work`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Work {
+    /// Floating-point operations (0: none declared).
+    pub flops: f64,
+    /// Bytes read and written, where the bound ranges misstate them: a kernel that reads a few
+    /// rows of a bound table (a gather, a sparse walk) moves far less than the table; one that
+    /// updates a buffer in place reads and writes it. `None`: the bound ranges, each once.
+    pub bytes: Option<f64>,
+}
+
+impl Work {
+    pub fn flops(flops: f64) -> Work {
+        Work { flops, bytes: None }
+    }
+
+    pub fn bytes(bytes: f64) -> Work {
+        Work {
+            flops: 0.0,
+            bytes: Some(bytes),
+        }
+    }
+
+    /// Bytes of `n` 4-byte values (f32 or u32): what the kernels' declarations count in.
+    pub fn words(n: f64) -> Work {
+        Work::bytes(4.0 * n)
+    }
+}
+
 fn bound_bytes(slots: &Slots) -> u64 {
     let mut seen: Vec<(&wgpu::Buffer, u64, u64)> = Vec::with_capacity(slots.len());
     for &(_, b) in slots {
@@ -900,19 +931,19 @@ impl GpuContext {
         bindings: &[(&str, &GpuBuffer)],
         groups: [u32; 3],
     ) -> Result<(), GpuError> {
-        self.dispatch_work(kernel, params, bindings, groups, 0.0)
+        self.dispatch_work(kernel, params, bindings, groups, Work::default())
     }
 
-    /// [`dispatch`](Self::dispatch) of a kernel whose floating-point operations are known
-    /// (`flops`): the timer adds them to the kernel's [`KernelTime`], so a report can set its
-    /// rate against the device's best.
+    /// [`dispatch`](Self::dispatch) of a kernel whose work is known ([`Work`]: its operations,
+    /// the bytes it moves): the timer adds it to the kernel's [`KernelTime`], so a report can
+    /// set its rates against the device's ceilings.
     pub fn dispatch_work<P: KernelParams>(
         &self,
         kernel: &Kernel,
         params: &P,
         bindings: &[(&str, &GpuBuffer)],
         groups: [u32; 3],
-        flops: f64,
+        work: Work,
     ) -> Result<(), GpuError> {
         let (params, slots) = Self::interface(kernel, params, bindings)?;
         let max = self.limits.max_compute_workgroups_per_dimension;
@@ -989,8 +1020,8 @@ impl GpuContext {
             };
             let e = &mut t.kernels[k];
             e.passes += 1;
-            e.bytes += bound_bytes(&slots) as f64;
-            e.flops += flops;
+            e.bytes += work.bytes.unwrap_or_else(|| bound_bytes(&slots) as f64);
+            e.flops += work.flops;
             e.workgroups += groups.iter().map(|&g| g as f64).product::<f64>();
             t.pass_kernel.push(k);
             i

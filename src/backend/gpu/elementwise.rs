@@ -1,5 +1,6 @@
 //! Host side of `shaders/elementwise.wgsl`.
 
+use super::context::Work;
 use super::pipeline::Kernel;
 use super::shader::Shader;
 use super::{make_unique, raw, GpuBackend, GpuBuffer, GpuTensor};
@@ -24,14 +25,15 @@ pub static ELEMENTWISE: Shader = crate::wgsl_shader!(
     overrides: ["OP"],
 );
 
+/// `n` elements of `kernel` (`nb`: the length of a broadcast `b`) with `(alpha, beta)`.
 fn run(
     g: &GpuBackend,
     kernel: Kernel,
     n: usize,
     nb: usize,
-    alpha: f32,
-    beta: f32,
+    (alpha, beta): (f32, f32),
     bindings: &[(&str, &GpuBuffer)],
+    work: Work,
 ) -> OpResult<()> {
     if n == 0 {
         return Ok(());
@@ -44,7 +46,7 @@ fn run(
         ..Default::default()
     };
     let grid = g.grid(kernel.entry, n as u64)?;
-    Ok(g.ctx.dispatch(&kernel, &p, bindings, grid)?)
+    Ok(g.ctx.dispatch_work(&kernel, &p, bindings, grid, work)?)
 }
 
 pub fn binary(g: &GpuBackend, op: BinaryOp, a: &GpuTensor, b: &GpuTensor) -> OpResult<GpuTensor> {
@@ -62,9 +64,9 @@ pub fn binary(g: &GpuBackend, op: BinaryOp, a: &GpuTensor, b: &GpuTensor) -> OpR
         k,
         a.len(),
         b.len(),
-        0.0,
-        0.0,
+        (0.0, 0.0),
         &[("a", raw(a)), ("b", raw(b)), ("out", raw(&out))],
+        Work::default(),
     )?;
     Ok(out)
 }
@@ -86,9 +88,9 @@ pub fn unary(g: &GpuBackend, op: UnaryOp, a: &GpuTensor) -> OpResult<GpuTensor> 
         k,
         a.len(),
         1,
-        0.0,
-        0.0,
+        (0.0, 0.0),
         &[("a", raw(a)), ("out", raw(&out))],
+        Work::default(),
     )?;
     Ok(out)
 }
@@ -101,9 +103,9 @@ pub fn affine(g: &GpuBackend, a: &GpuTensor, alpha: f32, beta: f32) -> OpResult<
         k,
         a.len(),
         1,
-        alpha,
-        beta,
+        (alpha, beta),
         &[("a", raw(a)), ("out", raw(&out))],
+        Work::default(),
     )?;
     Ok(out)
 }
@@ -116,9 +118,10 @@ pub fn axpy(g: &GpuBackend, acc: &mut GpuTensor, x: &GpuTensor, alpha: f32) -> O
         k,
         acc.len(),
         1,
-        alpha,
-        0.0,
+        (alpha, 0.0),
         &[("a", raw(x)), ("out", raw(acc))],
+        // x read, the accumulator read and written: `bench ops`' axpy counts the same.
+        Work::words(3.0 * acc.len() as f64),
     )
 }
 
@@ -130,9 +133,9 @@ pub fn relu_backward(g: &GpuBackend, y: &GpuTensor, dy: &GpuTensor) -> OpResult<
         k,
         dy.len(),
         1,
-        0.0,
-        0.0,
+        (0.0, 0.0),
         &[("a", raw(y)), ("b", raw(dy)), ("out", raw(&out))],
+        Work::default(),
     )?;
     Ok(out)
 }

@@ -1,5 +1,6 @@
 //! Host side of `shaders/embed.wgsl`: row gather and segmented scatter-add.
 
+use super::context::Work;
 use super::pipeline::Kernel;
 use super::shader::Shader;
 use super::{make_unique, raw, GpuBackend, GpuStorage, GpuTensor};
@@ -32,7 +33,9 @@ pub fn gather_rows(
         d: d as u32,
         _pad: [0; 2],
     };
-    g.ctx.dispatch(
+    // It reads the named rows, not the table it binds.
+    let n = plan.len;
+    g.ctx.dispatch_work(
         &Kernel::new(&EMBED, "gather"),
         &p,
         &[
@@ -40,7 +43,8 @@ pub fn gather_rows(
             ("idx", raw(&plan.idx)),
             ("dst", raw(&out)),
         ],
-        g.grid("gather_rows", (plan.len * d) as u64)?,
+        g.grid("gather_rows", (n * d) as u64)?,
+        Work::words((n + 2 * n * d) as f64),
     )?;
     Ok(out)
 }
@@ -58,7 +62,10 @@ pub fn scatter_add_rows(
         d: d as u32,
         _pad: [0; 2],
     };
-    g.ctx.dispatch(
+    // The source rows and their order, the segments, and the rows they add into, read and
+    // written: not the whole table bound.
+    let (n, rows) = (plan.len, plan.segments);
+    g.ctx.dispatch_work(
         &Kernel::new(&EMBED, "scatter_add"),
         &p,
         &[
@@ -68,7 +75,8 @@ pub fn scatter_add_rows(
             ("seg_rows", raw(&plan.seg_rows)),
             ("seg_ptr", raw(&plan.seg_ptr)),
         ],
-        g.grid("scatter_add_rows", (plan.segments * d) as u64)?,
+        g.grid("scatter_add_rows", (rows * d) as u64)?,
+        Work::words((n * (d + 1) + 2 * rows + 1 + 2 * rows * d) as f64),
     )?;
     Ok(())
 }

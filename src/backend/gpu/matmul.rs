@@ -6,7 +6,7 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
-use super::context::{GpuBuffer, TimedDispatch};
+use super::context::{GpuBuffer, TimedDispatch, Work};
 use super::pipeline::Kernel;
 use super::shader::Shader;
 use super::{raw, GpuBackend, GpuTensor};
@@ -202,7 +202,7 @@ fn record(g: &GpuBackend, gemm: &Gemm) -> OpResult<()> {
                 ("bias", raw(bias.unwrap_or(a))),
             ],
             [gx as u32, gy as u32, nz as u32],
-            flops(d.m, d.n, d.k, nz),
+            Work::flops(flops(d.m, d.n, d.k, nz)),
         )?;
         z0 += nz;
     }
@@ -485,8 +485,13 @@ fn record_split_k(g: &GpuBackend, small: MatmulKernel, gemm: &Gemm) -> OpResult<
         raw(gemm.c),
     );
     for (t, flops) in runs {
-        g.ctx
-            .dispatch_work(&t.kernel, &t.params, &t.bindings, t.groups, flops)?;
+        g.ctx.dispatch_work(
+            &t.kernel,
+            &t.params,
+            &t.bindings,
+            t.groups,
+            Work::flops(flops),
+        )?;
     }
     Ok(())
 }

@@ -16,7 +16,7 @@ mod table;
 
 use std::sync::{Arc, Mutex};
 
-pub use context::{GpuBuffer, GpuContext, GpuStats, KernelTime, TimerReport};
+pub use context::{GpuBuffer, GpuContext, GpuStats, KernelTime, TimerReport, Work};
 pub use elementwise::EwParams;
 pub use matmul::{KernelTiming, MatmulKernel, TunedProduct, Tuner};
 pub use pipeline::{ShaderChecks, SHADER_CHECKS_ENV};

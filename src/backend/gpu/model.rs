@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::context::Work;
 use super::elementwise::{EwParams, ELEMENTWISE};
 use super::pipeline::Kernel;
 use super::shader::{Shader, WORKGROUP_SIZE};
@@ -215,8 +216,7 @@ fn csr_params(rows: usize, cols: usize) -> TopkParams {
     }
 }
 
-/// The list bindings of `neighbours.wgsl`.
-/// The lists' bindings; with `hist_w` (the kernels that weigh the history entries) the
+/// The list bindings of `neighbours.wgsl`; with `hist_w` (the kernels that weigh the history entries) the
 /// history's values too.
 fn neighbour_bindings<'a>(
     history: &'a Csr<GpuStorage>,
@@ -239,6 +239,20 @@ fn neighbour_bindings<'a>(
     Ok(b)
 }
 
+/// What a tile kernel of `neighbours.wgsl` moves, at most: per history entry its song, list
+/// range, value and output; per list entry (each list taken as long as the longest) its column
+/// and value and the tile's cell, read (`row_dot`, `entry_dot`) or read and written (`axpy`),
+/// and for `pair_grad` also its output cell read and written. Not the lists and the tile it
+/// binds: a batch walks a few hundred of the catalogue's lists.
+fn neighbour_work(entry: &str, history: &Csr<GpuStorage>, neighbours: &Csr<GpuStorage>) -> Work {
+    let per_pair = match entry {
+        "axpy" => 4,
+        "pair_grad" => 5,
+        _ => 3,
+    };
+    Work::words((history.nnz() * (5 + neighbours.max_row() * per_pair)) as f64)
+}
+
 impl GpuBackend {
     /// One workgroup per row of the tile `t` (`[rows, cols]` at song `lo`), or per history
     /// entry (`groups`, for `entry_dot` and `pair_grad`); `keep`: the row length of
@@ -253,6 +267,7 @@ impl GpuBackend {
         keep: usize,
         groups: usize,
         bindings: &[(&str, &GpuBuffer)],
+        work: Work,
     ) -> OpResult<()> {
         let p = NeighbourParams {
             rows: t.rows() as u32,
@@ -265,7 +280,7 @@ impl GpuBackend {
         let grid = self.ctx.grid(entry, groups as u64)?;
         Ok(self
             .ctx
-            .dispatch(&Kernel::new(&NEIGHBOURS, entry), &p, bindings, grid)?)
+            .dispatch_work(&Kernel::new(&NEIGHBOURS, entry), &p, bindings, grid, work)?)
     }
 
     /// `neighbour_row_dot` (`entry` "row_dot", one dot per row, the history's values applied)
@@ -293,7 +308,8 @@ impl GpuBackend {
         b.extend([("g", raw(g)), ("dots", raw(&out))]);
         let groups = if weighted { g.rows() } else { history.nnz() };
         let weighted = weighted && history.vals().is_some();
-        self.neighbour_dispatch(entry, g, lo, weighted, 0, groups, &b)?;
+        let work = neighbour_work(entry, history, neighbours);
+        self.neighbour_dispatch(entry, g, lo, weighted, 0, groups, &b, work)?;
         Ok(out)
     }
 
@@ -714,7 +730,8 @@ impl ModelOps for GpuBackend {
             hi,
             ..OptParams::step(s)
         };
-        self.ctx.dispatch(
+        // The value and both moments read and written, the gradient read.
+        self.ctx.dispatch_work(
             &Kernel::new(&OPTIM, "adam"),
             &prm,
             &[
@@ -725,6 +742,7 @@ impl ModelOps for GpuBackend {
                 ("scale", raw(scale)),
             ],
             self.grid("adam_step", p.len() as u64)?,
+            Work::words(7.0 * p.len() as f64),
         )?;
         Ok(())
     }
@@ -850,7 +868,8 @@ impl ModelOps for GpuBackend {
         let mut b = neighbour_bindings(history, neighbours, "neighbour_axpy", true)?;
         b.extend([("gamma", raw(gamma)), ("x", raw(x))]);
         let weighted = history.vals().is_some();
-        self.neighbour_dispatch("axpy", x, lo, weighted, 0, x.rows(), &b)
+        let work = neighbour_work("axpy", history, neighbours);
+        self.neighbour_dispatch("axpy", x, lo, weighted, 0, x.rows(), &b, work)
     }
 
     fn neighbour_pair_grad_kernel(
@@ -868,8 +887,9 @@ impl ModelOps for GpuBackend {
         let mut b = neighbour_bindings(history, neighbours, "neighbour_pair_grad", true)?;
         b.extend([("g", raw(g)), ("dots", raw(out))]);
         let weighted = history.vals().is_some();
-        let entries = history.nnz();
-        self.neighbour_dispatch("pair_grad", g, lo, weighted, out.cols(), entries, &b)
+        let (entries, keep) = (history.nnz(), out.cols());
+        let work = neighbour_work("pair_grad", history, neighbours);
+        self.neighbour_dispatch("pair_grad", g, lo, weighted, keep, entries, &b, work)
     }
 
     fn neighbour_pair_scale_kernel(
@@ -892,7 +912,10 @@ impl ModelOps for GpuBackend {
             _pad: [0; 3],
         };
         let grid = self.ctx.grid("pair_scale", songs.segments as u64)?;
-        self.ctx.dispatch(
+        // Per song its list range, and per list entry its value and log-weight read and the
+        // scaled value written: the batch's songs' lists, not the catalogue's bound.
+        let work = Work::words((songs.segments * (3 + 3 * neighbours.max_row())) as f64);
+        self.ctx.dispatch_work(
             &Kernel::new(&NEIGHBOURS, "pair_scale"),
             &p,
             &[
@@ -903,6 +926,7 @@ impl ModelOps for GpuBackend {
                 ("dots", raw(&out)),
             ],
             grid,
+            work,
         )?;
         Ok(out)
     }
@@ -1114,7 +1138,10 @@ impl GpuBackend {
             ..OptParams::step(&first.step)
         };
         let [p, g, m, v] = parents;
-        self.ctx.dispatch(
+        // Every element updated has its value, gradient (zeroed) and moments read and written;
+        // the buffers bound may hold parameters left out (a song table stepped on its own).
+        let updated: u32 = segs.iter().map(|s| s.1 - s.0).sum();
+        self.ctx.dispatch_work(
             &Kernel::new(&OPTIM, "adam_packed"),
             &prm,
             &[
@@ -1127,6 +1154,7 @@ impl GpuBackend {
                 ("blocks", raw(blocks_t)),
             ],
             self.grid("adam_many", u64::from(nblocks) * u64::from(wg))?,
+            Work::words(8.0 * f64::from(updated)),
         )?;
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! Host side of `shaders/softmax.wgsl`: softmax, log-softmax, log-sum-exp, cross-entropy.
 
+use super::context::Work;
 use super::pipeline::Kernel;
 use super::reduce::{chunk_for, fold_rows};
 use super::shader::Shader;
@@ -144,7 +145,10 @@ fn ce(
     let pb = &p;
     let (rp, tc, tw) = (raw(&t.row_ptr), raw(&t.cols), raw(&t.weights));
     let row_grid = g.grid("cross_entropy", rows as u64)?;
-    g.ctx.dispatch(
+    // The two per-row kernels read the targets' logits (or gradients), not the rows bound:
+    // per row its target range and outputs, per target its column, weight and cell.
+    let nnz = t.cols.len();
+    g.ctx.dispatch_work(
         &Kernel::new(&SOFTMAX, "ce_rows"),
         pb,
         &[
@@ -157,6 +161,7 @@ fn ce(
             ("out2", raw(&wsum)),
         ],
         row_grid,
+        Work::words((5 * rows + 3 * nnz) as f64),
     )?;
     g.ctx.dispatch(
         &Kernel::new(&SOFTMAX, "ce_grad"),
@@ -169,7 +174,7 @@ fn ce(
         ],
         g.grid("cross_entropy", logits.len() as u64)?,
     )?;
-    g.ctx.dispatch(
+    g.ctx.dispatch_work(
         &Kernel::new(&SOFTMAX, "ce_targets"),
         pb,
         &[
@@ -179,6 +184,7 @@ fn ce(
             ("tw", tw),
         ],
         row_grid,
+        Work::words((2 * rows + 4 * nnz) as f64),
     )?;
     Ok((loss, grad))
 }

@@ -1,6 +1,7 @@
 //! Host side of `shaders/table.wgsl`: a song table's AdamW step with its catalogue gradient
 //! formed in the tiles where it is used, and the rows of that gradient the history touches.
 
+use super::context::Work;
 use super::pipeline::Kernel;
 use super::shader::Shader;
 use super::{make_unique, raw, GpuBackend, GpuStorage, GpuTensor};
@@ -60,7 +61,14 @@ pub fn table_rows(
     };
     let x = gb.empty(&[s, d], DType::F32, "table rows")?;
     let corr = gb.empty(&[s, 1], DType::F32, "table rows' norm")?;
-    gb.ctx.dispatch(
+    // Per touched row: its K gradients and u (K x D), its routed source rows and their order,
+    // its output row and norm; a K-long dot per element. Not the gradient and table bound.
+    let k = pg.g.rows();
+    let work = Work {
+        flops: (2 * s * d * k) as f64,
+        ..Work::words((s * (k + k * d + d + 3) + plan.len * (d + 1)) as f64)
+    };
+    gb.ctx.dispatch_work(
         &Kernel::new(&TABLE, "table_rows"),
         &dims(pg),
         &[
@@ -74,6 +82,7 @@ pub fn table_rows(
             ("corr", raw(&corr)),
         ],
         gb.ctx.grid("table_rows", s as u64)?,
+        work,
     )?;
     Ok((x, corr))
 }
@@ -114,8 +123,16 @@ pub fn adam_table(
         Some((_, plan)) if plan.segments > 0 => (raw(&plan.seg_rows), raw(rows)),
         _ => (raw(pg.g), raw(pg.g)),
     };
-    let tiles = pg.table_rows().div_ceil(TILE) * pg.u.cols().div_ceil(TILE);
-    gb.ctx.dispatch(
+    let (n, d, k) = (pg.table_rows(), pg.u.cols(), pg.g.rows());
+    let tiles = n.div_ceil(TILE) * d.div_ceil(TILE);
+    // Every element's value and moments read and written; g read once per tile column (u, K x
+    // D, is small); the touched rows' gradients. The gradient's product, 2·N·D·K operations.
+    let nseg = pg.rows.map_or(0, |(_, plan)| plan.segments);
+    let work = Work {
+        flops: (2 * n * d * k) as f64,
+        ..Work::words((6 * n * d + d.div_ceil(TILE) * n * k + nseg * (d + 1)) as f64)
+    };
+    gb.ctx.dispatch_work(
         &Kernel::new(&TABLE, "table_adam"),
         &prm,
         &[
@@ -129,6 +146,7 @@ pub fn adam_table(
             ("scale", raw(scale)),
         ],
         gb.ctx.grid("adam_table", tiles as u64)?,
+        work,
     )?;
     Ok(())
 }
