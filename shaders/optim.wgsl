@@ -57,16 +57,13 @@ struct Seg {
 @group(0) @binding(9) var<storage, read> segs: array<Seg>;
 @group(0) @binding(10) var<storage, read> blocks: array<u32>;
 
-// The AdamW update of element i given its scaled gradient g.
+// The AdamW update of element i given its scaled gradient g (the prelude's `adamw`).
 fn adam_update(i: u32, g: f32, decay: f32, lo: f32, hi: f32) {
-    let mi = p.beta1 * m[i] + (1.0 - p.beta1) * g;
-    let vi = p.beta2 * v[i] + (1.0 - p.beta2) * g * g;
-    m[i] = mi;
-    v[i] = vi;
-    let mh = mi / p.bias1;
-    let vh = vi / p.bias2;
-    let w = param[i];
-    param[i] = clamp(w - p.lr * (mh / (sqrt(vh) + p.eps) + decay * w), lo, hi);
+    let c = AdamConsts(p.beta1, p.beta2, p.bias1, p.bias2, p.lr, p.eps);
+    let r = adamw(param[i], m[i], v[i], g, decay, c);
+    m[i] = r.x;
+    v[i] = r.y;
+    param[i] = clamp(r.z, lo, hi);
 }
 
 @compute @workgroup_size(WG)

@@ -30,3 +30,25 @@ fn dropout_at(seed: u32, stream: u32, e: u32, keep: f32, keep_scale: f32) -> f32
     let u = f32(dropout_mix(key ^ dropout_mix(e)) >> 8u) * (1.0 / 16777216.0);
     return select(0.0, keep_scale, u < keep);
 }
+
+// AdamW's settings at one step (bias1 = 1 - beta1^t, bias2 = 1 - beta2^t).
+struct AdamConsts {
+    beta1: f32,
+    beta2: f32,
+    bias1: f32,
+    bias2: f32,
+    lr: f32,
+    eps: f32,
+}
+
+// One AdamW step of value w with moments m, v, scaled gradient g and weight decay `decay`:
+// (m, v, w) after it, w not yet clamped. Each multiply-add is an explicit fma: a driver may
+// contract `a * b + c` into one or not, and may decide differently in two kernels, so written
+// out every kernel that steps (optim.wgsl's `adam_update`, table.wgsl's `adam_at`) rounds the
+// same on every GPU.
+fn adamw(w: f32, m: f32, v: f32, g: f32, decay: f32, c: AdamConsts) -> vec3<f32> {
+    let mi = fma(c.beta1, m, (1.0 - c.beta1) * g);
+    let vi = fma(c.beta2, v, (1.0 - c.beta2) * g * g);
+    let step = fma(decay, w, (mi / c.bias1) / (sqrt(vi / c.bias2) + c.eps));
+    return vec3<f32>(mi, vi, fma(-c.lr, step, w));
+}

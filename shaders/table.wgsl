@@ -22,7 +22,7 @@
 // Bindings: 0 params, 1 g (read), 2 u (read), 3 src (read), 4 order (read u32), 5 seg_rows (read
 // u32), 6 seg_ptr (read u32), 7 x (rw, table_rows' output), 8 corr (rw), 9 xr (read: x, as
 // table_adam reads it), 10 param (rw), 11 m (rw), 12 v (rw), 13 scale (read). Each entry point
-// uses eight of them.
+// uses the params and eight of the others.
 
 struct Params {
     n: u32,       // table rows (N)
@@ -100,16 +100,14 @@ var<workgroup> tile_g: array<f32, 1024>; // [TK][TB]: g[k0 + kk, row0 + i]
 var<workgroup> tile_u: array<f32, 1024>; // [TK][TB]: u[k0 + kk, col0 + j]
 var<workgroup> slot: array<u32, 64>;     // each tile row's touched index, or UNTOUCHED
 
-// AdamW on element i with its scaled gradient gs (`optim.wgsl`'s `adam_update`, term by term).
+// AdamW on element i with its scaled gradient gs: the prelude's `adamw`, as `optim.wgsl`'s
+// `adam_update` takes it (the same bits as the formed step's).
 fn adam_at(i: u32, gs: f32) {
-    let mi = p.beta1 * m[i] + (1.0 - p.beta1) * gs;
-    let vi = p.beta2 * v[i] + (1.0 - p.beta2) * gs * gs;
-    m[i] = mi;
-    v[i] = vi;
-    let mh = mi / p.bias1;
-    let vh = vi / p.bias2;
-    let w = param[i];
-    param[i] = clamp(w - p.lr * (mh / (sqrt(vh) + p.eps) + p.weight_decay * w), p.lo, p.hi);
+    let c = AdamConsts(p.beta1, p.beta2, p.bias1, p.bias2, p.lr, p.eps);
+    let r = adamw(param[i], m[i], v[i], gs, p.weight_decay, c);
+    m[i] = r.x;
+    v[i] = r.y;
+    param[i] = clamp(r.z, p.lo, p.hi);
 }
 
 // Element (r, c) with its product gradient y (a touched row takes x[s] instead).

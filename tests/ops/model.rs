@@ -239,8 +239,17 @@ fn lstm64(xw: &[f32], wh: &[f32], mask: &[f32], b: usize, l: usize, h: usize) ->
 pub fn lstm_forward<B: ModelOps>(be: &B) {
     let mut r = rng(210);
     // One sequence; several in one workgroup; 3 to a workgroup over 3 workgroups (the GPU's
-    // whole-sequence kernel holds 256 / H); 16 workgroups; wider than a workgroup (per-step).
-    for &(b, l, h) in &[(1, 1, 1), (4, 9, 6), (9, 20, 70), (250, 4, 16), (3, 4, 300)] {
+    // whole-sequence kernel holds 256 / H); 16 workgroups; wider than a workgroup (per-step);
+    // no steps at all (nothing to run: the whole-sequence kernel would read a first step).
+    let cases = [
+        (1, 1, 1),
+        (4, 9, 6),
+        (9, 20, 70),
+        (250, 4, 16),
+        (3, 4, 300),
+        (2, 0, 8),
+    ];
+    for &(b, l, h) in &cases {
         let xw = uniform(&mut r, b * l * 4 * h, -1.0, 1.0);
         let wh = uniform(&mut r, h * 4 * h, -0.5, 0.5);
         let mask = mask_for(b, l);

@@ -61,7 +61,8 @@ pub enum MatmulKernel {
     Tile64,
     /// `matmul128`: 128 × 128 tiles, 8 × 8 outputs per invocation.
     Tile128,
-    /// `matmul128p`: `matmul128` staging the next K slice in registers, padded workgroup tiles.
+    /// `matmul128p`: `matmul128` staging the next K slice in registers, its workgroup tiles'
+    /// slots XOR-swizzled (fewer bank conflicts where the staging stores run along K).
     Tile128Prefetch,
 }
 

@@ -1061,6 +1061,10 @@ impl GpuBackend {
             hidden: h as u32,
             t: t as u32,
         };
+        // No steps, nothing to run: the whole-sequence entries would still read a first step.
+        if l == 0 {
+            return Ok(());
+        }
         if let Some(grid) = self.whole_sequence_grid(seq, b, h)? {
             let k = Kernel::new(&LSTM, seq);
             return Ok(self.ctx.dispatch(&k, &params(0), bindings, grid)?);
