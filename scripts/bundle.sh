@@ -10,14 +10,22 @@
 # DIR/run.sh        runs DIR/ainrnn with those libraries, Vulkan chosen, and the NVIDIA driver's
 #                   ICD named when the usual file is there (a container without the loader's
 #                   search paths); any arguments are ainrnn's
-# DIR/ops           the op test suite (tests/ops, release, stripped, ~9 MB): every kernel
-#                   against the CPU backend; it reads no file
-# DIR/ops.sh        runs it the same way, with CI=true (no adapter fails it) and the buffers
-#                   poisoned (AINRNN_GPU_POISON=1); any arguments are the test harness's
+# DIR/tests/*.gz    test suites that need no file and no ainrnn command (release, stripped,
+#                   gzipped, ~3.5 MB each): `ops` (every kernel against the CPU backend),
+#                   `model` (finite-difference gradients, GPU vs CPU training steps, the fused
+#                   table step against the formed one and every shader-check setting to the
+#                   bit) and `gpu_runtime` (the device layer: every matmul kernel to the bit,
+#                   the tuner, the pool, the timer)
+# DIR/test.sh NAME  runs suite NAME (unzipped on first use) with the libraries, CI=true (no
+#                   adapter fails it) and the buffers poisoned (AINRNN_GPU_POISON=1); further
+#                   arguments are the test harness's
+# DIR/ops.sh        `DIR/test.sh ops`
 #
 # On the GPU machine, from the project root (data/ is read from there):
 #   DIR/run.sh bench report --out /tmp/gpu-report --budget 230
 #   DIR/ops.sh gpu                # the GPU half of the op suite
+#   DIR/test.sh model gpu         # the GPU tests of the models
+#   DIR/test.sh gpu_runtime --skip info_without_a_desktop_session   # (that one runs ainrnn)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=.dev
@@ -25,25 +33,30 @@ while (($#)); do
   case "$1" in
     --out) out="$2"; shift 2 ;;
     --out=*) out="${1#--out=}"; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "bundle.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 scripts/setup.sh
 cargo build --release --quiet --bin ainrnn
 bin="${CARGO_TARGET_DIR:-target}/release/ainrnn"
-# The op suite's executable: cargo names it (ops-HASH) on stderr.
-ops=$(cargo test --release --no-run --test ops 2>&1 | sed -n 's/.*Executable .*(\(.*\)).*/\1/p' | head -1)
-if [ ! -x "$ops" ]; then
-  echo "bundle.sh: the op suite did not build (cargo test --release --no-run --test ops)" >&2
-  exit 1
-fi
+suites=(ops model gpu_runtime)
+# The suites' executables: cargo names each (tests/NAME.rs (…/NAME-HASH)) on stderr.
+built=$(cargo test --release --no-run "${suites[@]/#/--test=}" 2>&1)
 tmp="$out.tmp.$$"
 trap 'rm -rf "$tmp"' EXIT
 rm -rf "$tmp"
-mkdir -p "$tmp/lib"
+mkdir -p "$tmp/lib" "$tmp/tests"
 strip -o "$tmp/ainrnn" "$bin"
-strip -o "$tmp/ops" "$ops"
+for t in "${suites[@]}"; do
+  exe=$(sed -n "s|.*Executable tests/$t\(/main\)\{0,1\}\.rs (\(.*\)).*|\2|p" <<<"$built" | head -1)
+  if [ ! -x "$exe" ]; then
+    echo "bundle.sh: the test suite $t did not build (cargo test --release --no-run --test $t)" >&2
+    exit 1
+  fi
+  strip -o "$tmp/tests/$t" "$exe"
+  gzip -9 "$tmp/tests/$t"
+done
 # Every library the binary resolves, but glibc's own (the target has its glibc; a copied
 # libc next to another loader breaks).
 ldd "$bin" | awk '/=> \// {print $3}' | while read -r lib; do
@@ -81,16 +94,28 @@ cat >"$tmp/run.sh" <<'EOF'
 . "$(dirname "$0")/env.sh"
 exec "$here/ainrnn" "$@"
 EOF
+cat >"$tmp/test.sh" <<'EOF'
+#!/usr/bin/env bash
+# Test suite $1 (tests/$1.gz, unzipped on first use) with the bundled libraries; the GPU tests
+# must run (CI=true) and every buffer a kernel writes starts as NaN. Further arguments: the
+# test harness's (e.g. `gpu` for the GPU half).
+. "$(dirname "$0")/env.sh"
+name="${1:?usage: test.sh SUITE [harness arguments] (suites: $(cd "$here/tests" && ls | sed 's/\.gz$//' | sort -u | tr '\n' ' '))}"
+shift
+exe="$here/tests/$name"
+if [ ! -x "$exe" ]; then
+  [ -f "$exe.gz" ] || { echo "test.sh: no suite $name in $here/tests" >&2; exit 2; }
+  gzip -dc "$exe.gz" >"$exe.tmp.$$" && chmod +x "$exe.tmp.$$" && mv "$exe.tmp.$$" "$exe"
+fi
+export CI=true AINRNN_GPU_POISON="${AINRNN_GPU_POISON:-1}"
+exec "$exe" "$@"
+EOF
 cat >"$tmp/ops.sh" <<'EOF'
 #!/usr/bin/env bash
-# The op suite (every kernel against the CPU backend) with the bundled libraries; the GPU tests
-# must run (CI=true) and every buffer a kernel writes starts as NaN. Arguments: the test
-# harness's (e.g. `gpu` for the GPU half).
-. "$(dirname "$0")/env.sh"
-export CI=true AINRNN_GPU_POISON="${AINRNN_GPU_POISON:-1}"
-exec "$here/ops" "$@"
+# The op suite (every kernel against the CPU backend): `test.sh ops`, same arguments.
+exec "$(dirname "$0")/test.sh" ops "$@"
 EOF
-chmod +x "$tmp/run.sh" "$tmp/ops.sh"
+chmod +x "$tmp/run.sh" "$tmp/test.sh" "$tmp/ops.sh"
 rm -rf "$out"
 mv "$tmp" "$out"
 echo "bundle.sh: $out ($(du -sh "$out" | cut -f1)): run $out/run.sh bench report --out DIR"
