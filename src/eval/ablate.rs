@@ -5,7 +5,7 @@
 //!
 //! A row that cannot run (a combination not built yet, a feature set the data lacks) is
 //! reported with its reason and the others carry on. The fold loop and the training are
-//! `compare`'s ([`FoldSetup`], [`train_and_rank`]).
+//! `compare`'s (`FoldSetup`, `train_and_rank`).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

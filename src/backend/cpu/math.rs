@@ -3,10 +3,10 @@
 //! versions (Cephes' `expf`/`logf` polynomials, ≤ 2–3 ulp on the normal range) let LLVM
 //! process 4–16 lanes at a time.
 //!
-//! The crate is built for baseline x86-64 (SSE2, 4 lanes). [`multiversion!`] compiles a hot loop
-//! again for AVX-512 and for AVX2 + FMA and picks one at run time. The same operations run in
-//! the same order in every version (LLVM does not fuse `a·b + c` without fast-math), so the
-//! results are bit-identical whichever runs.
+//! The crate is built for baseline x86-64 (SSE2, 4 lanes). The `multiversion` crate's macro
+//! compiles a hot loop again for AVX-512 and for AVX2 + FMA and picks one at run time. The same
+//! operations run in the same order in every version (LLVM does not fuse `a·b + c` without
+//! fast-math), so the results are bit-identical whichever runs.
 
 /// Whether the CPU runs AVX2 (the standard library caches the answer).
 #[cfg(target_arch = "x86_64")]

@@ -922,8 +922,8 @@ impl GpuContext {
     }
 
     /// Records one dispatch. `params` is the kernel's uniform block (binding 0, of the type its
-    /// [`Shader`] declares); `bindings` name the shader's storage buffers (see
-    /// [`Shader::bindings`]).
+    /// [`Shader`](super::Shader) declares); `bindings` name the shader's storage buffers (see
+    /// [`Shader::bindings`](super::Shader::bindings)).
     pub fn dispatch<P: KernelParams>(
         &self,
         kernel: &Kernel,

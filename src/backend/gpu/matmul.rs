@@ -317,7 +317,7 @@ pub struct TunedProduct {
     pub timings: Vec<KernelTiming>,
     /// For a small C (one batch entry, at most four 64 × 64 tiles, no bias) over a K the rule
     /// does not split (below `SPLIT_MIN_K`), the same product split over K in slices of each of
-    /// [`SPLIT_TRIALS`] (partial products and their sum): timed for information, never chosen
+    /// `SPLIT_TRIALS` (partial products and their sum): timed for information, never chosen
     /// (it changes the order of the sum). Faster than `kernel` on a GPU, it says the rule
     /// should split such products (the trainer's ∂W products, K = batch × history).
     pub split_k: Vec<KernelTiming>,
