@@ -16,8 +16,9 @@
 // list's columns strictly increase (Csr::sorted), so within one song no two invocations add into
 // the same element; a storage barrier between songs orders the adds. Each element thus sees the
 // same additions in the same order on every GPU and as on the CPU (a driver may fuse an add with
-// its product into one fma, so the bits may differ from the CPU's by that rounding). `row_dot` (a workgroup per row) sums per invocation, then a tree in
-// workgroup memory adds the WG partial sums in a fixed order: deterministic too. `entry_dot`
+// its product into one fma, so the bits may differ from the CPU's by that rounding). `row_dot`
+// (a workgroup per row) sums per invocation, then a tree in workgroup memory adds the WG partial
+// sums in a fixed order: deterministic too. `entry_dot`
 // does the same for one history entry per workgroup, and `pair_grad` writes one cell per
 // (history entry, list position), a workgroup per entry: no two invocations share a cell, so no
 // barrier. Those two thus launch a workgroup per entry (B · history, hundreds), not per row

@@ -189,8 +189,6 @@ fn kernel_label(k: &Kernel) -> String {
 /// A dispatch's storage bindings: binding number and buffer.
 type Slots<'b> = Vec<(u32, &'b GpuBuffer)>;
 
-/// Bytes bound by a dispatch's storage bindings, a buffer range bound twice (an unused bias
-/// slot given the input again) counted once.
 /// What one dispatch does, as the timer counts it for a report's rates
 /// ([`GpuContext::dispatch_work`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -221,6 +219,8 @@ impl Work {
     }
 }
 
+/// Bytes bound by a dispatch's storage bindings, a buffer range bound twice (an unused bias
+/// slot given the input again) counted once.
 fn bound_bytes(slots: &Slots) -> u64 {
     let mut seen: Vec<(&wgpu::Buffer, u64, u64)> = Vec::with_capacity(slots.len());
     for &(_, b) in slots {

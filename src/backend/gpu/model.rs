@@ -216,8 +216,8 @@ fn csr_params(rows: usize, cols: usize) -> TopkParams {
     }
 }
 
-/// The list bindings of `neighbours.wgsl`; with `hist_w` (the kernels that weigh the history entries) the
-/// history's values too.
+/// The list bindings of `neighbours.wgsl`; with `hist_w` (the kernels that weigh the history
+/// entries) the history's values too.
 fn neighbour_bindings<'a>(
     history: &'a Csr<GpuStorage>,
     neighbours: &'a Csr<GpuStorage>,
