@@ -63,6 +63,9 @@ fn quick_gpu_report_runs_every_part_and_writes_its_figures() {
         "ceiling_bandwidth_GB_per_s",
         "ceiling_matmul_GFLOP_per_s",
         "ceiling_dispatch_floor_us",
+        // The step's kernels at those ceilings, and an epoch of such steps.
+        "gpu_step_floor_seconds",
+        "epoch_seconds_gpu_floor",
     ] {
         assert!(s.get(key).is_some(), "summary lacks {key}: {s}");
     }
@@ -87,6 +90,23 @@ fn quick_gpu_report_runs_every_part_and_writes_its_figures() {
         let runs = out["runs"].as_array().unwrap();
         runs.iter().find(|r| r["device"] == "gpu").unwrap().clone()
     };
+    // The epoch's floor is its steps' floors; a step's floor is positive and no kernel's time
+    // is needed to state it (the ceilings and the declared work are).
+    let epoch = gpu_run(
+        part("train_epoch")["outputs"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap(),
+    );
+    let (floor, steps) = (
+        s["gpu_step_floor_seconds"].as_f64().unwrap(),
+        epoch["steps_per_epoch"].as_f64().unwrap(),
+    );
+    assert!(floor > 0.0 && steps >= 1.0, "{floor} {steps}");
+    let want = floor * steps;
+    let got = s["epoch_seconds_gpu_floor"].as_f64().unwrap();
+    assert!((got - want).abs() <= 1e-9 * want, "{got} vs {want}");
     // Each table-step run took the path it asked for, whatever the adapter's default.
     let table = part("table_step");
     for (i, fused) in [true, false].into_iter().enumerate() {
@@ -158,7 +178,10 @@ fn quick_gpu_report_runs_every_part_and_writes_its_figures() {
     assert!(md.contains("Over the whole step, **"), "{md}");
     // How far the kernels are from the ceilings: the step's floor and each kernel's.
     assert!(
-        md.contains("At this device's ceilings the kernels would take"),
+        md.contains("At this device's ceilings the kernels would take")
+            && md.contains(&format!(
+                "Over an epoch's {steps:.0} steps that is {got:.2} s"
+            )),
         "{md}"
     );
     let rows: Vec<&str> = md

@@ -533,6 +533,11 @@ fn part<'a>(parts: &'a [PartResult], name: &str) -> Option<&'a PartResult> {
 
 /// The figures the targets speak of, from the parts' own JSON.
 fn summarise(parts: &[PartResult]) -> serde_json::Map<String, Value> {
+    let ops_rows = part(parts, "ops")
+        .and_then(|p| p.outputs.last())
+        .and_then(|o| o["rows"].as_array());
+    // The ceilings the step's kernels are set against (see `limits`).
+    let ceilings = ops_rows.map_or_else(Ceilings::default, |rows| Ceilings::from_ops_rows(rows));
     let mut s = serde_json::Map::new();
     let mut put = |k: &str, v: Option<Value>| {
         if let Some(v) = v {
@@ -544,7 +549,7 @@ fn summarise(parts: &[PartResult]) -> serde_json::Map<String, Value> {
         "gpu",
         last("info").and_then(|i| i.pointer("/chosen/name").cloned()),
     );
-    if let Some(rows) = last("ops").and_then(|o| o["rows"].as_array()) {
+    if let Some(rows) = ops_rows {
         for r in rows {
             let kernel = r["kernel"].as_str().map(|k| format!("_{k}"));
             let key = format!(
@@ -559,8 +564,7 @@ fn summarise(parts: &[PartResult]) -> serde_json::Map<String, Value> {
         let (tflops, fastest) = matmul_4096(rows);
         put("matmul_4096_tflops", tflops);
         put("matmul_4096_fastest_kernel", fastest);
-        // The ceilings the step's kernels are set against (see `limits`).
-        let c = Ceilings::from_ops_rows(rows);
+        let c = ceilings;
         put(
             "ceiling_bandwidth_GB_per_s",
             c.bandwidth_gb_s.map(|x| json!(x)),
@@ -651,6 +655,15 @@ fn summarise(parts: &[PartResult]) -> serde_json::Map<String, Value> {
         put(
             "gpu_kernel_seconds_per_step",
             find("gpu").and_then(kernel_seconds),
+        );
+        // The least the step's kernels could take at this device's ceilings, and an epoch of
+        // such steps: how near the 10 s target this GPU could come at all.
+        let floor = find("gpu").and_then(|r| step_floor(&step_kernel_rows(r), &ceilings));
+        put("gpu_step_floor_seconds", floor.map(|x| json!(x)));
+        let steps = find("gpu").and_then(|r| r["steps_per_epoch"].as_f64());
+        put(
+            "epoch_seconds_gpu_floor",
+            floor.zip(steps).map(|(f, n)| json!(f * n)),
         );
     }
     if let Some(t) = part(parts, "table_step") {
@@ -813,11 +826,7 @@ fn step_kernels(parts: &[PartResult], summary: &serde_json::Map<String, Value>) 
     let Some(run) = run else {
         return String::new();
     };
-    let ks = run
-        .pointer("/gpu/kernels")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
+    let ks = step_kernel_rows(run);
     let total: f64 = ks
         .iter()
         .filter_map(|k| k["seconds_per_step"].as_f64())
@@ -844,7 +853,7 @@ fn step_kernels(parts: &[PartResult], summary: &serde_json::Map<String, Value>) 
         }
         _ => String::new(),
     };
-    let headroom = headroom(&ks, &c, total);
+    let headroom = headroom(&ks, &c, total, run["steps_per_epoch"].as_f64());
     let mut m = format!(
         "\n## Where the GPU step's time goes\n\nThe paper-scale AINRNN step (train_epoch): {} of kernel time in {} dispatches, \
          {} of host time (encoding, not waiting), {} of wall time per step.{pace}{headroom}\n\n\
@@ -910,17 +919,33 @@ fn kernel_floor(k: &Value, c: &Ceilings) -> Option<f64> {
     )
 }
 
-/// How far the step's kernels are from this device's ceilings: their summed floors
-/// ([`floor_seconds`]) against their measured time, and the three kernels losing the most
-/// (measured minus floor). Empty when a ceiling is missing.
-fn headroom(ks: &[Value], c: &Ceilings, total: f64) -> String {
-    let mut floors = 0.0;
+/// The per-kernel rows of a `bench train` GPU run (`gpu.kernels`; empty without timestamps).
+fn step_kernel_rows(run: &Value) -> Vec<Value> {
+    run.pointer("/gpu/kernels")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The step's kernels' floors summed ([`floor_seconds`]); `None` without kernels or when a
+/// ceiling a kernel needs is missing.
+fn step_floor(ks: &[Value], c: &Ceilings) -> Option<f64> {
+    if ks.is_empty() {
+        return None;
+    }
+    ks.iter().map(|k| kernel_floor(k, c)).sum()
+}
+
+/// How far the step's kernels are from this device's ceilings: their summed floors against
+/// their measured time, the same over an epoch of `steps` (when known), and the three kernels
+/// losing the most (measured minus floor). Empty when a ceiling is missing.
+fn headroom(ks: &[Value], c: &Ceilings, total: f64, steps: Option<f64>) -> String {
+    let Some(floors) = step_floor(ks, c) else {
+        return String::new();
+    };
     let mut lost = Vec::new();
     for k in ks {
-        let Some(floor) = kernel_floor(k, c) else {
-            return String::new();
-        };
-        floors += floor;
+        let floor = kernel_floor(k, c).unwrap_or(0.0);
         let name = format!(
             "`{}` ({})",
             k["kernel"].as_str().unwrap_or("?"),
@@ -936,9 +961,17 @@ fn headroom(ks: &[Value], c: &Ceilings, total: f64) -> String {
         .filter(|(l, _)| *l > 0.0)
         .map(|(l, n)| format!("{n} {:.3} ms", l * 1e3))
         .collect();
+    let epoch = steps.map_or(String::new(), |n| {
+        format!(
+            " Over an epoch's {n:.0} steps that is {:.2} s at the ceilings against {:.2} s of \
+             kernel time (the target: 10 s at the paper's scale).",
+            floors * n,
+            total * n
+        )
+    });
     format!(
         " At this device's ceilings the kernels would take {:.3} ms a step, {:.0} % of the {:.3} ms \
-         they take{}.",
+         they take{}.{epoch}",
         floors * 1e3,
         100.0 * floors / total.max(1e-12),
         total * 1e3,
