@@ -564,16 +564,18 @@ fn summarise(parts: &[PartResult]) -> serde_json::Map<String, Value> {
         let (tflops, fastest) = matmul_4096(rows);
         put("matmul_4096_tflops", tflops);
         put("matmul_4096_fastest_kernel", fastest);
-        let c = ceilings;
         put(
             "ceiling_bandwidth_GB_per_s",
-            c.bandwidth_gb_s.map(|x| json!(x)),
+            ceilings.bandwidth_gb_s.map(|x| json!(x)),
         );
         put(
             "ceiling_matmul_GFLOP_per_s",
-            c.matmul_gflop_s.map(|x| json!(x)),
+            ceilings.matmul_gflop_s.map(|x| json!(x)),
         );
-        put("ceiling_dispatch_floor_us", c.floor_us.map(|x| json!(x)));
+        put(
+            "ceiling_dispatch_floor_us",
+            ceilings.floor_us.map(|x| json!(x)),
+        );
     }
     // What the matmul tuner chose for the products `bench ops` timed (the rows without a
     // forced kernel ran on these): beside the forced kernels' rates above, a check on it.
