@@ -138,29 +138,30 @@ fn parts(o: &ReportOptions, work: &Path) -> Vec<Part> {
             Duration::from_secs(180),
         )
     };
-    // The paper-scale step (the trainer's settings, 640 users for 8 steps and a warm-up),
-    // its song table's optimizer step fused or formed.
+    // `bench train` of AINRNN on the GPU at the report's sizes (the trainer's settings, no
+    // PyTorch), `users` an epoch, then `extra`.
+    let ainrnn_train = |users: &str, extra: &[&str]| -> Vec<String> {
+        let head = [
+            "bench",
+            "train",
+            "--songs",
+            &songs,
+            "--users",
+            users,
+            "--layers",
+            layers,
+            "--models",
+            "ainrnn",
+            "--no-torch",
+        ];
+        let mut v = with(&gpu, &head);
+        v.extend(args(extra));
+        v
+    };
+    // The paper-scale step (640 users for 8 steps and a warm-up), its song table's optimizer
+    // step fused or formed.
     let table_step = |how: &str, env| Step {
-        args: with(
-            &gpu,
-            &[
-                "bench",
-                "train",
-                "--songs",
-                &songs,
-                "--users",
-                "640",
-                "--layers",
-                layers,
-                "--models",
-                "ainrnn",
-                "--steps",
-                "8",
-                "--no-torch",
-                "--table-step",
-                how,
-            ],
-        ),
+        args: ainrnn_train("640", &["--steps", "8", "--table-step", how]),
         env,
         timeout: Duration::from_secs(if q { 120 } else { 90 }),
     };
@@ -291,24 +292,7 @@ fn parts(o: &ReportOptions, work: &Path) -> Vec<Part> {
             name: "train_epoch",
             title: "`bench train --epoch`: one AINRNN epoch at paper scale on the GPU, the CPU's projected",
             steps: vec![Step::new(
-                with(
-                    &gpu,
-                    &[
-                        "bench",
-                        "train",
-                        "--songs",
-                        &songs,
-                        "--users",
-                        &users,
-                        "--layers",
-                        layers,
-                        "--models",
-                        "ainrnn",
-                        "--epoch",
-                        "--epoch-gpu-only",
-                        "--no-torch",
-                    ],
-                ),
+                ainrnn_train(&users, &["--epoch", "--epoch-gpu-only"]),
                 Duration::from_secs(if q { 180 } else { 300 }),
             )],
         },
