@@ -1,4 +1,5 @@
-//! Batched GEMM on the CPU via `matrixmultiply` (packed, cache-blocked, threaded);
+//! Batched GEMM on the CPU via `matrixmultiply` (packed, cache-blocked, threaded) and, for
+//! C of a few rows on x86-64, the unpacked kernels of [`super::skinny`] (the same bits);
 //! transposes are free because it takes arbitrary strides.
 
 use rayon::prelude::*;
@@ -6,6 +7,13 @@ use rayon::prelude::*;
 use super::{f32s, f32s_mut, tensor, CpuTensor};
 use crate::backend::check::MatmulDims;
 use crate::backend::OpResult;
+
+/// Every f32 product here: on x86-64 the kernels for C of a few rows ([`super::skinny`],
+/// the catalogue's products without packing, the same bits), else matrixmultiply.
+#[cfg(target_arch = "x86_64")]
+use super::skinny::sgemm as sgemm_raw;
+#[cfg(not(target_arch = "x86_64"))]
+use matrixmultiply::sgemm as sgemm_raw;
 
 /// Row and column strides of `op(x)` for an `[r, c]` (after `op`) matrix.
 fn strides(trans: bool, rows: usize, cols: usize) -> (isize, isize) {
@@ -112,7 +120,7 @@ pub unsafe fn par_gemm<T: Copy + Send + Sync>(
     });
 }
 
-/// One `C = alpha·op(A)·op(B) + beta·C` through `matrixmultiply`, with strides in elements, on
+/// One `C = alpha·op(A)·op(B) + beta·C` through `sgemm_raw`, with strides in elements, on
 /// the rayon threads ([`par_gemm`]). A small C with a long inner axis (`∂u = g·q`,
 /// k = the tile) has too few rows and columns to share out, so there k is split over the threads
 /// and the partial products are summed.
@@ -155,7 +163,7 @@ fn sgemm(
                 // SAFETY: offsets k0·csa / k0·rsb address the k0-th column of op(A) and row of
                 // op(B); the sub-blocks stay within the slices (k0 + kc ≤ k).
                 unsafe {
-                    matrixmultiply::sgemm(
+                    sgemm_raw(
                         m,
                         kc,
                         n,
@@ -188,7 +196,7 @@ fn sgemm(
     // a distinct mutable borrow.
     unsafe {
         par_gemm(
-            matrixmultiply::sgemm,
+            sgemm_raw,
             (m, k, n),
             alpha,
             a.as_ptr(),
@@ -290,7 +298,7 @@ pub(crate) fn sgemm_strided(
     // SAFETY: the asserts above keep every address the strides reach inside the slices; `c`
     // is a distinct mutable borrow, so it aliases neither `a` nor `b`.
     unsafe {
-        matrixmultiply::sgemm(
+        sgemm_raw(
             m,
             k,
             n,

@@ -1,5 +1,6 @@
 //! The CPU reference backend: plain Rust, f64 accumulation where it matters for accuracy,
-//! threads (rayon) and a well-kept GEMM (`matrixmultiply`) for speed. Every GPU kernel is
+//! threads (rayon) and a well-kept GEMM (`matrixmultiply`, beside unpacked kernels for the
+//! catalogue's few-row products) for speed. Every GPU kernel is
 //! tested against this backend.
 //!
 //! Kernel API for the modules above `backend` (audio writes its CPU kernels against it, as
@@ -13,6 +14,8 @@ pub mod math;
 mod matmul;
 pub(crate) mod model;
 mod reduce;
+#[cfg(target_arch = "x86_64")]
+mod skinny;
 mod softmax;
 
 use std::sync::Arc;
