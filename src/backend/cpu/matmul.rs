@@ -120,10 +120,16 @@ pub unsafe fn par_gemm<T: Copy + Send + Sync>(
     });
 }
 
+/// A product split over k takes one chunk per this many of k (at least two chunks).
+const SPLIT_K_CHUNK: usize = 8192;
+/// At most this many chunks.
+const SPLIT_K_PARTS: usize = 64;
+
 /// One `C = alpha·op(A)·op(B) + beta·C` through `sgemm_raw`, with strides in elements, on
 /// the rayon threads ([`par_gemm`]). A small C with a long inner axis (`∂u = g·q`,
-/// k = the tile) has too few rows and columns to share out, so there k is split over the threads
-/// and the partial products are summed.
+/// k = the tile) has too few rows and columns to share out, so there k is cut into chunks (by k
+/// alone, so the bits do not depend on the threads), run on the threads, and the partial
+/// products are summed in order.
 #[allow(clippy::too_many_arguments)]
 fn sgemm(
     m: usize,
@@ -149,10 +155,12 @@ fn sgemm(
         }
         return;
     }
-    let threads = rayon::current_num_threads();
-    if split && threads > 1 && m * n <= 256 * 256 && k >= 4096 {
-        // Partial products over k chunks in parallel, summed in chunk order (deterministic).
-        let parts = threads.min(k / 2048).max(2);
+    if split && m * n <= 256 * 256 && k >= 4096 {
+        // Partial products over chunks of k in parallel, summed in chunk order. The chunks
+        // depend on k alone, not on the threads, so the bits are the same on any number of
+        // cores (they were the thread count's until 2026-12-07: one chunk on one thread, 16 on
+        // 16). Up to k = 16,383 two, as a 2-core machine always took.
+        let parts = (k / SPLIT_K_CHUNK).clamp(2, SPLIT_K_PARTS);
         let chunk = k.div_ceil(parts);
         let partial: Vec<Vec<f32>> = (0..parts)
             .into_par_iter()
@@ -489,6 +497,52 @@ pub fn matmul_into(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A small C over a long k (split into chunks of k) gives the same bits on 1, 2 and 3
+    /// threads: two chunks, and six.
+    #[test]
+    fn split_k_products_do_not_depend_on_the_threads() {
+        for &(m, k, n) in &[(32, 20_000, 128), (8, 50_000, 16)] {
+            let mut s = 7u32;
+            let mut next = || {
+                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (s >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+            };
+            let a: Vec<f32> = (0..m * k).map(|_| next()).collect();
+            let b: Vec<f32> = (0..k * n).map(|_| next()).collect();
+            let run = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let mut c = vec![0.0f32; m * n];
+                pool.install(|| {
+                    sgemm(
+                        m,
+                        k,
+                        n,
+                        1.0,
+                        &a,
+                        (k as isize, 1),
+                        &b,
+                        (n as isize, 1),
+                        0.0,
+                        &mut c,
+                        (n as isize, 1),
+                        true,
+                    )
+                });
+                c.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+            };
+            let one = run(1);
+            for threads in [2, 3] {
+                assert!(
+                    run(threads) == one,
+                    "{m}×{k}×{n}: {threads} threads against 1"
+                );
+            }
+        }
+    }
 
     type Kernel = fn((usize, usize, usize), &[f32], usize, &[f32], &mut [f32], usize);
 
