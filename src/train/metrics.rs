@@ -13,7 +13,7 @@
 //! - genre diversity = mean over lists of the Gini–Simpson index 1 − Σ_g p_g² of the genres in
 //!   the list (0: one genre; higher: more varied)
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -132,7 +132,9 @@ pub fn evaluate(
         slots += top.len();
         tail_slots += top.iter().filter(|s| !head.contains(s)).count();
         if let (Some(genres), false) = (&cat.genre, top.is_empty()) {
-            let mut counts: HashMap<u16, usize> = HashMap::new();
+            // Ordered by genre: a HashMap's order changes from run to run, and with it the
+            // sum's last bit.
+            let mut counts: BTreeMap<u16, usize> = BTreeMap::new();
             for &s in &top {
                 *counts
                     .entry(genres.get(s as usize).copied().unwrap_or(0))
