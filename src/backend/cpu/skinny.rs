@@ -404,46 +404,32 @@ mod tests {
                         } else {
                             (&bn, ldn, 1)
                         };
-                        let mut want = c0.clone();
-                        // SAFETY: every slice holds what its strides address.
-                        unsafe {
-                            matrixmultiply::sgemm(
-                                m,
-                                k,
-                                n,
-                                1.0,
-                                a.as_ptr(),
-                                rsa as isize,
-                                csa as isize,
-                                b.as_ptr(),
-                                rsb as isize,
-                                csb as isize,
-                                beta,
-                                want.as_mut_ptr(),
-                                ldc as isize,
-                                1,
-                            )
+                        // C from a GEMM with matrixmultiply's signature.
+                        let product = |gemm: super::super::Gemm<f32>| {
+                            let mut c = c0.clone();
+                            // SAFETY: every slice holds what its strides address.
+                            unsafe {
+                                gemm(
+                                    m,
+                                    k,
+                                    n,
+                                    1.0,
+                                    a.as_ptr(),
+                                    rsa as isize,
+                                    csa as isize,
+                                    b.as_ptr(),
+                                    rsb as isize,
+                                    csb as isize,
+                                    beta,
+                                    c.as_mut_ptr(),
+                                    ldc as isize,
+                                    1,
+                                )
+                            };
+                            c
                         };
-                        let mut got = c0.clone();
-                        // SAFETY: as above.
-                        unsafe {
-                            sgemm(
-                                m,
-                                k,
-                                n,
-                                1.0,
-                                a.as_ptr(),
-                                rsa as isize,
-                                csa as isize,
-                                b.as_ptr(),
-                                rsb as isize,
-                                csb as isize,
-                                beta,
-                                got.as_mut_ptr(),
-                                ldc as isize,
-                                1,
-                            )
-                        };
+                        let want = product(matrixmultiply::sgemm);
+                        let got = product(sgemm);
                         assert!(
                             same(&got, &want),
                             "sgemm, op(B) transposed {trans_b}, {what}"
