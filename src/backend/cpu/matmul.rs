@@ -514,7 +514,7 @@ mod tests {
                 let pool = rayon::ThreadPoolBuilder::new()
                     .num_threads(threads)
                     .build()
-                    .unwrap();
+                    .expect("a rayon pool");
                 let mut c = vec![0.0f32; m * n];
                 pool.install(|| {
                     sgemm(
