@@ -1,5 +1,6 @@
-//! Op benchmarks (divan): matmul, softmax and row sums on the CPU backend and, when an adapter
-//! opens, on the GPU backend (each GPU iteration ends with a device sync).
+//! Op benchmarks (divan): matmul, the step's catalogue products, softmax and row sums on the CPU
+//! backend and, when an adapter opens, on the GPU backend (each GPU iteration ends with a device
+//! sync).
 //! Run: `cargo bench --bench ops`. The one-run GPU/CPU table is `ainrnn bench ops`.
 
 use std::sync::OnceLock;
@@ -43,6 +44,25 @@ fn matmul_on<B: Backend>(bencher: Bencher, b: &B, n: usize) {
         });
 }
 
+/// The training step's catalogue products at the trainer's sizes (32 users, song table 128):
+/// the logits `u·qᵀ` and `∂u = g·q` over `songs` songs.
+fn catalogue_on<B: Backend>(bencher: Bencher, b: &B, songs: usize, grad: bool) {
+    let (users, dim) = (32, 128);
+    let q = b.upload_f32(&data(songs * dim), &[songs, dim]).unwrap();
+    let x = if grad {
+        b.upload_f32(&data(users * songs), &[users, songs]).unwrap()
+    } else {
+        b.upload_f32(&data(users * dim), &[users, dim]).unwrap()
+    };
+    bencher
+        .counter(divan::counter::ItemsCount::new(2 * users * dim * songs))
+        .bench_local(|| {
+            let c = b.matmul(&x, &q, false, !grad).unwrap();
+            b.sync().unwrap();
+            c
+        });
+}
+
 fn softmax_on<B: Backend>(bencher: Bencher, b: &B, cols: usize) {
     let rows = 64;
     let x = b.upload_f32(&data(rows * cols), &[rows, cols]).unwrap();
@@ -75,6 +95,16 @@ mod cpu {
         matmul_on(bencher, &CpuBackend::new(), n);
     }
 
+    #[divan::bench(args = [17_632, 359_687])]
+    fn catalogue_logits(bencher: Bencher, songs: usize) {
+        catalogue_on(bencher, &CpuBackend::new(), songs, false);
+    }
+
+    #[divan::bench(args = [17_632, 359_687])]
+    fn catalogue_grad(bencher: Bencher, songs: usize) {
+        catalogue_on(bencher, &CpuBackend::new(), songs, true);
+    }
+
     #[divan::bench(args = [4096, 65536, 360_000])]
     fn softmax_64_rows(bencher: Bencher, cols: usize) {
         softmax_on(bencher, &CpuBackend::new(), cols);
@@ -93,6 +123,20 @@ mod gpu {
     fn matmul(bencher: Bencher, n: usize) {
         if let Some(g) = gpu() {
             matmul_on(bencher, g, n);
+        }
+    }
+
+    #[divan::bench(args = [17_632, 359_687])]
+    fn catalogue_logits(bencher: Bencher, songs: usize) {
+        if let Some(g) = gpu() {
+            catalogue_on(bencher, g, songs, false);
+        }
+    }
+
+    #[divan::bench(args = [17_632, 359_687])]
+    fn catalogue_grad(bencher: Bencher, songs: usize) {
+        if let Some(g) = gpu() {
+            catalogue_on(bencher, g, songs, true);
         }
     }
 
