@@ -1,7 +1,9 @@
 //! The README's statements about the feature pipeline and the song vectors, checked against the
 //! code: the per-track datasets (one per stage) the `features` command writes, the stages the
 //! demo's step 1 and the `features` row name, and the widths of the song vectors. (The audio
-//! song vector's own paragraph is also checked in `tests/audio/store.rs`.)
+//! song vector's own paragraph is also checked in `tests/audio/store.rs`.) And every relative
+//! link of the project's markdown files (README, REPRODUCTION, docs/, data/README) reaches its
+//! file and heading.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -129,4 +131,107 @@ fn readme_song_vector_widths_are_the_codes() {
     for n in ["timbre_mean_0", "pitch_std_", "year"] {
         assert!(names.iter().any(|c| c.starts_with(n)), "{n}");
     }
+}
+
+/// The anchors GitHub gives a markdown file's headings: lower case, punctuation dropped,
+/// spaces as hyphens, a repeated heading numbered from `-1`.
+fn anchors(text: &str) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    for line in prose_lines(text) {
+        let Some(h) = line.strip_prefix('#') else {
+            continue;
+        };
+        let title = h.trim_start_matches('#').trim();
+        let base: String = title
+            .chars()
+            .filter(|c| c.is_alphanumeric() || matches!(c, ' ' | '-' | '_'))
+            .flat_map(char::to_lowercase)
+            .map(|c| if c == ' ' { '-' } else { c })
+            .collect();
+        let mut slug = base.clone();
+        let mut n = 0;
+        while !seen.insert(slug.clone()) {
+            n += 1;
+            slug = format!("{base}-{n}");
+        }
+    }
+    seen
+}
+
+/// The lines outside fenced code blocks.
+fn prose_lines(text: &str) -> Vec<&str> {
+    let mut fenced = false;
+    text.lines()
+        .filter(|l| {
+            if l.trim_start().starts_with("```") {
+                fenced = !fenced;
+                return false;
+            }
+            !fenced
+        })
+        .collect()
+}
+
+/// Link targets `](target)` of a markdown file outside code (fences and inline spans); targets
+/// with a space are prose in brackets, not links.
+fn link_targets(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in prose_lines(text) {
+        let prose: String = line.split('`').step_by(2).collect::<Vec<_>>().join(" ");
+        for (i, _) in prose.match_indices("](") {
+            let rest = &prose[i + 2..];
+            if let Some(end) = rest.find(')') {
+                let t = &rest[..end];
+                if !t.contains(' ') && !t.contains("://") && !t.starts_with("mailto:") {
+                    out.push(t.to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_relative_link_of_the_docs_reaches_its_file_and_heading() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![
+        root.join("README.md"),
+        root.join("REPRODUCTION.md"),
+        root.join("data/README.md"),
+    ];
+    for e in std::fs::read_dir(root.join("docs")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "md") {
+            files.push(p);
+        }
+    }
+    let mut checked = 0;
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        for t in link_targets(&text) {
+            let (path, anchor) = t.split_once('#').unwrap_or((&t, ""));
+            let target = if path.is_empty() {
+                file.clone()
+            } else {
+                file.parent().unwrap().join(path)
+            };
+            assert!(
+                target.exists(),
+                "{}: link {t:?}: no file {target:?}",
+                file.display()
+            );
+            if !anchor.is_empty() {
+                let there = std::fs::read_to_string(&target).unwrap();
+                assert!(
+                    anchors(&there).contains(anchor),
+                    "{}: link {t:?}: no heading with that anchor in {}",
+                    file.display(),
+                    target.display()
+                );
+            }
+            checked += 1;
+        }
+    }
+    // The README links into docs/ and back: a parser that found no link would pass vacuously.
+    assert!(checked >= 20, "only {checked} links found");
 }
