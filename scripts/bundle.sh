@@ -10,7 +10,8 @@
 # DIR/run.sh        runs DIR/ainrnn with those libraries, Vulkan chosen, and the NVIDIA driver's
 #                   ICD named when the usual file is there (a container without the loader's
 #                   search paths); any arguments are ainrnn's
-# DIR/tests/*.gz    test suites that need no file and no ainrnn command (release, stripped,
+# DIR/tests/*.gz    test suites that run no ainrnn command, read no file but the project's
+#                   data/hetrec/user_artists.dat (`model`), from the project root (release, stripped,
 #                   gzipped, ~3.5 MB each): `ops` (every kernel against the CPU backend),
 #                   `model` (finite-difference gradients, GPU vs CPU training steps, the fused
 #                   table step against the formed one and every shader-check setting to the

@@ -282,6 +282,20 @@ impl TrainOptions {
             .unwrap_or(ModelConfig::new(self.kind, 1).pooling())
     }
 
+    /// The model `train` builds on `corpus` with these options on backend `b`: their shape, the
+    /// corpus's feature width and portrait tables, and the catalogue tile `b` takes.
+    pub fn model_config_for<B: ModelOps>(&self, b: &B, corpus: &Corpus) -> ModelConfig {
+        let mut mc = self.model_config(corpus.songs);
+        mc.feature_dim = corpus.features.as_ref().map(|f| f.1).unwrap_or(0);
+        if self.portrait {
+            mc.n_age = corpus.n_age;
+            mc.n_lang = corpus.n_lang;
+            mc.n_genre = corpus.portraits.as_ref().map(|p| p.n_genre).unwrap_or(0);
+        }
+        mc.tile = tile_for(b, self.batch, mc.emb, corpus.songs);
+        mc
+    }
+
     /// The model shape these options ask for, for `songs` songs (before the data's portrait
     /// tables and features are known).
     fn model_config(&self, songs: usize) -> ModelConfig {
@@ -731,14 +745,7 @@ fn train_member<B: ModelOps>(
             (model, cfg, state, sim)
         }
         None => {
-            let mut mc = opts.model_config(corpus.songs);
-            mc.feature_dim = corpus.features.as_ref().map(|f| f.1).unwrap_or(0);
-            if opts.portrait {
-                mc.n_age = corpus.n_age;
-                mc.n_lang = corpus.n_lang;
-                mc.n_genre = corpus.portraits.as_ref().map(|p| p.n_genre).unwrap_or(0);
-            }
-            mc.tile = tile_for(b, opts.batch, mc.emb, corpus.songs);
+            let mc = opts.model_config_for(b, &corpus);
             let feats = corpus.features.as_ref().map(|f| f.0.as_slice());
             let cfg = TrainConfig {
                 epochs: opts.epochs,
