@@ -205,6 +205,20 @@ pub fn track_record(
 
 type Loaded = (usize, Result<Decoded, Skipped>);
 
+/// Waits for a decoder thread. Its decoding runs on rayon's pool; when this thread is one of
+/// the pool's workers (the CLI runs its commands there), a plain join would leave that work
+/// nobody to run on a one-thread pool, so the wait runs the pool's pending jobs meanwhile.
+fn join_helping<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> std::thread::Result<T> {
+    if rayon::current_thread_index().is_some() {
+        while !h.is_finished() {
+            if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                std::thread::sleep(std::time::Duration::from_micros(200));
+            }
+        }
+    }
+    h.join()
+}
+
 fn decode_all(files: &[(PathBuf, String)], seconds: Option<f64>) -> Vec<Loaded> {
     files
         .par_iter()
@@ -325,14 +339,14 @@ pub fn run<B: AudioOps>(
                 interrupted = true;
                 // The next batch may be decoding: let it finish, keep nothing of it.
                 if let Some(h) = next.take() {
-                    let _ = h.join();
+                    let _ = join_helping(h);
                 }
                 break;
             }
             let loaded = match next.take() {
-                Some(h) => h
-                    .join()
-                    .map_err(|_| Error::Other("a decoder thread panicked".into()))?,
+                Some(h) => {
+                    join_helping(h).map_err(|_| Error::Other("a decoder thread panicked".into()))?
+                }
                 None => Vec::new(),
             };
             if let Some(c) = chunks.get(k + 1) {

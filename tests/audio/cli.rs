@@ -254,3 +254,42 @@ fn sigint_stops_features_after_the_batch_keeps_it_and_removes_the_temporary() {
         assert_eq!(list_tracks(&out).unwrap(), t.ids);
     }
 }
+
+/// The CLI runs its command on a worker of rayon's pool, and `features` decodes the next batch
+/// on a thread of its own whose decoding runs on that pool. On a one-thread pool (a one-core
+/// machine, or `RAYON_NUM_THREADS=1`) the worker waiting for the decoder must run that work
+/// itself: a plain join hung there for good.
+#[test]
+fn features_finishes_on_a_one_thread_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = many_clips(dir.path(), 6);
+    let out = dir.path().join("one.h5");
+    let mut child = crate::common::cli::command()
+        .args(["--backend", "cpu", "--json", "features", "--no-scattering"])
+        .args(["--seconds", "2", "--batch", "3", "-o"])
+        .arg(&out)
+        .arg(&input)
+        .env("RAYON_NUM_THREADS", "1")
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed().as_secs() > 120 {
+            child.kill().unwrap();
+            panic!("`features` on one thread still running after 2 minutes: hung");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["written"].as_array().unwrap().len(), 6, "{j}");
+    assert!(
+        j["backend"].as_str().unwrap().contains("(1 threads)"),
+        "{j}"
+    );
+}
