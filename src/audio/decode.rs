@@ -188,6 +188,49 @@ pub struct Decoded {
     pub codec: String,
 }
 
+/// The sample rates a file may declare. Outside, the header is damaged or the file is not
+/// music: resampling 1 Hz to 22,050 Hz, or from a billion, would take gigabytes.
+pub const SAMPLE_RATES: std::ops::RangeInclusive<u32> = 1_000..=768_000;
+
+fn check_rate(path: &Path, rate: u32) -> Result<(), DecodeError> {
+    if SAMPLE_RATES.contains(&rate) {
+        return Ok(());
+    }
+    Err(DecodeError::new(
+        path,
+        DecodeErrorKind::Unsupported(format!(
+            "sample rate {rate} Hz in the header, outside {}..={} Hz",
+            SAMPLE_RATES.start(),
+            SAMPLE_RATES.end()
+        )),
+    ))
+}
+
+/// The sample rate of a WAV's `fmt ` chunk, read before symphonia sees the file: its WAV
+/// reader panics on a rate of 0. `None` where the chunks do not parse (symphonia then says why).
+fn wav_rate(path: &Path) -> Option<u32> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = File::open(path).ok()?;
+    let mut riff = [0u8; 12];
+    f.read_exact(&mut riff).ok()?;
+    if &riff[..4] != b"RIFF" || &riff[8..] != b"WAVE" {
+        return None;
+    }
+    loop {
+        let mut head = [0u8; 8];
+        f.read_exact(&mut head).ok()?;
+        let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+        if &head[..4] == b"fmt " {
+            let mut fmt = [0u8; 8];
+            f.read_exact(&mut fmt).ok()?;
+            return Some(u32::from_le_bytes([fmt[4], fmt[5], fmt[6], fmt[7]]));
+        }
+        // Chunks are padded to an even length.
+        f.seek(SeekFrom::Current(i64::from(len) + i64::from(len & 1)))
+            .ok()?;
+    }
+}
+
 /// Decodes `path` to mono, keeping at most `max_seconds` from the start.
 pub fn decode(path: &Path, max_seconds: Option<f64>) -> Result<Decoded, DecodeError> {
     let err = |k| DecodeError::new(path, k);
@@ -198,6 +241,31 @@ pub fn decode(path: &Path, max_seconds: Option<f64>) -> Result<Decoded, DecodeEr
     if meta.len() == 0 {
         return Err(err(DecodeErrorKind::Empty));
     }
+    if let Some(rate) = wav_rate(path) {
+        check_rate(path, rate)?;
+    }
+    // Symphonia asserts on some damaged headers instead of returning an error: one such file
+    // must fail alone, not end the batch it is in.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        decode_checked(path, max_seconds)
+    })) {
+        Ok(r) => r,
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "no message".into());
+            Err(err(DecodeErrorKind::Corrupt(format!(
+                "the decoder gave up on this file's headers ({what})"
+            ))))
+        }
+    }
+}
+
+/// [`decode`] past the checks of the file itself.
+fn decode_checked(path: &Path, max_seconds: Option<f64>) -> Result<Decoded, DecodeError> {
+    let err = |k| DecodeError::new(path, k);
     let file = File::open(path).map_err(|e| err(DecodeErrorKind::Io(e.to_string())))?;
     let mss = MediaSourceStream::new(Box::new(file), Default::default());
     let mut hint = Hint::new();
@@ -242,11 +310,7 @@ pub fn decode(path: &Path, max_seconds: Option<f64>) -> Result<Decoded, DecodeEr
             "no sample rate in header".into(),
         ))
     })?;
-    if sample_rate == 0 {
-        return Err(err(DecodeErrorKind::Unsupported(
-            "sample rate 0 in header".into(),
-        )));
-    }
+    check_rate(path, sample_rate)?;
     let expected_frames = params.n_frames;
     let mut decoder = symphonia::default::get_codecs()
         .make(&params, &DecoderOptions::default())
@@ -356,6 +420,14 @@ pub fn decode(path: &Path, max_seconds: Option<f64>) -> Result<Decoded, DecodeEr
     if bad_packets * 20 > (mono.len() / 1024).max(1) {
         return Err(err(DecodeErrorKind::Corrupt(format!(
             "{bad_packets} packets failed to decode"
+        ))));
+    }
+    // Float PCM can hold NaN or infinity; features of such a clip would be NaN throughout.
+    if let Some(i) = mono.iter().position(|x| !x.is_finite()) {
+        return Err(err(DecodeErrorKind::Corrupt(format!(
+            "sample {i} (at {:.3} s) is {}, not a finite number",
+            i as f64 / f64::from(sample_rate),
+            mono[i]
         ))));
     }
     Ok(Decoded {

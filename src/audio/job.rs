@@ -97,6 +97,39 @@ pub fn stem_of(p: &Path) -> String {
         .unwrap_or_else(|| p.display().to_string())
 }
 
+/// Why a file stem cannot name a track, if it cannot: it is the HDF5 group name of the track
+/// (`/tracks/<stem>`), and `.` (the stem of `..wav`) names the group itself.
+fn unusable_track_id(stem: &str) -> Option<String> {
+    (stem.is_empty() || stem == "." || stem == "..").then(|| {
+        format!(
+            "file stem {stem:?} cannot name a track (the stem is the track id): rename the file"
+        )
+    })
+}
+
+/// Why a clip's features cannot be stored, if they cannot: a value that is not a finite number
+/// (samples so large that their power overflows f32, e.g. float PCM far outside ±1).
+fn non_finite(f: &ClipFeatures, d: &Decoded) -> Option<String> {
+    let mut parts: Vec<(&str, &[f32])> = vec![
+        ("mel", &f.mel),
+        ("mfcc", &f.mfcc),
+        ("mfcc_delta", &f.mfcc_delta),
+        ("mfcc_delta2", &f.mfcc_delta2),
+        ("hfc", &f.hfc),
+        ("hpcp", &f.hpcp),
+    ];
+    if let Some((data, ..)) = &f.scattering {
+        parts.push(("scattering", data));
+    }
+    let (name, bad) = parts
+        .into_iter()
+        .find_map(|(n, v)| v.iter().find(|x| !x.is_finite()).map(|x| (n, *x)))?;
+    let peak = d.samples.iter().fold(0f32, |m, x| m.max(x.abs()));
+    Some(format!(
+        "features not finite ({name} holds {bad}): the samples reach {peak:e}, PCM is nominally within ±1"
+    ))
+}
+
 /// Files given directly are kept whatever their extension (a bad one is reported when it
 /// fails to decode); directories are walked recursively for audio extensions, sorted.
 pub fn collect_inputs(inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<Skipped>) {
@@ -306,6 +339,13 @@ pub fn run<B: AudioOps>(
                 continue;
             }
         }
+        if let Some(why) = unusable_track_id(&stem) {
+            skipped.push(Skipped {
+                file: p.display().to_string(),
+                reason: why,
+            });
+            continue;
+        }
         if !seen.insert(stem.clone()) {
             skipped.push(Skipped {
                 file: p.display().to_string(),
@@ -364,6 +404,13 @@ pub fn run<B: AudioOps>(
             let feats = extract_batch(b, &plan, &clips, scattering.map(|s| s.0))?;
             for ((i, d), f) in good.iter().zip(&feats) {
                 let (path, stem) = &chunk[*i];
+                if let Some(why) = non_finite(f, d) {
+                    skipped.push(Skipped {
+                        file: path.display().to_string(),
+                        reason: why,
+                    });
+                    continue;
+                }
                 writer.write(&track_record(stem, path, d, f, opts.seconds))?;
                 written.push(stem.clone());
             }

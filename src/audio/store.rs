@@ -210,14 +210,64 @@ fn read_record(path: &Path, g: &hdf5::Group, stem: &str) -> Result<TrackRecord, 
     Ok(rec)
 }
 
+/// The segment of each track of the store `path` (its `/songs/segment`), by stem.
+///
+/// Readers open the segment itself, `NAME.d/seg-NNNNNN.h5` beside the index, rather than follow
+/// the index's external links: where the linked file is missing or damaged, libhdf5 goes on to
+/// look for the same relative name under the working directory, and so would read another
+/// store's track of the same name without a word.
+fn track_segments(path: &Path, f: &hdf5::File) -> Result<BTreeMap<String, u32>, IoError> {
+    let table = read_song_table(path)?;
+    let segs: Vec<u32> = f
+        .dataset("songs/segment")
+        .and_then(|d| d.read_raw::<u32>())
+        .map_err(|e| h5err(path, "/songs/segment", e))?;
+    if segs.len() != table.ids.len() {
+        return Err(IoError::Field {
+            path: path.to_path_buf(),
+            field: "/songs/segment".into(),
+            reason: format!("{} entries for {} ids", segs.len(), table.ids.len()),
+        });
+    }
+    Ok(table.ids.into_iter().zip(segs).collect())
+}
+
+/// Opens segment `n` of the store `path`.
+fn open_segment(path: &Path, n: u32) -> Result<(PathBuf, hdf5::File), IoError> {
+    let seg = segments_dir(path).join(segment_name(n));
+    if !seg.is_file() {
+        return Err(IoError::Format {
+            path: path.to_path_buf(),
+            reason: format!(
+                "its segment {} is missing (a store moves with its {} folder)",
+                seg.display(),
+                segments_dir(path)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            ),
+        });
+    }
+    let f = crate::io::h5::open_file(&seg).map_err(|e| h5err(&seg, "opening a segment", e))?;
+    Ok((seg, f))
+}
+
 /// Reads one track.
 pub fn read_track(path: &Path, stem: &str) -> Result<TrackRecord, IoError> {
     let f = open_read(path)?;
-    let g = f
+    let n = *track_segments(path, &f)?
+        .get(stem)
+        .ok_or_else(|| IoError::Field {
+            path: path.to_path_buf(),
+            field: format!("/tracks/{stem}"),
+            reason: "no such track in the store".into(),
+        })?;
+    let (seg, sf) = open_segment(path, n)?;
+    let g = sf
         .group("tracks")
         .and_then(|t| t.group(stem))
-        .map_err(|e| h5err(path, &format!("/tracks/{stem}"), e))?;
-    read_record(path, &g, stem)
+        .map_err(|e| h5err(&seg, &format!("/tracks/{stem}"), e))?;
+    read_record(&seg, &g, stem)
 }
 
 /// `/songs/vector_names`, which the store always writes.
@@ -602,7 +652,8 @@ pub fn merge(inputs: &[PathBuf], output: &Path) -> Result<MergeSummary, IoError>
     let mut summary = MergeSummary::default();
     for p in inputs {
         let f = open_read(p)?;
-        let tracks = f.group("tracks").map_err(|e| h5err(p, "/tracks", e))?;
+        let segments = track_segments(p, &f)?;
+        let mut open: Option<(u32, PathBuf, hdf5::File)> = None;
         for stem in track_names(p, &f)? {
             if w.contains(&stem) {
                 summary
@@ -610,10 +661,23 @@ pub fn merge(inputs: &[PathBuf], output: &Path) -> Result<MergeSummary, IoError>
                     .push((p.display().to_string(), stem.clone()));
                 continue;
             }
-            let g = tracks
-                .group(&stem)
-                .map_err(|e| h5err(p, &format!("/tracks/{stem}"), e))?;
-            w.write(&read_record(p, &g, &stem)?)?;
+            let n = *segments.get(&stem).ok_or_else(|| IoError::Field {
+                path: p.clone(),
+                field: format!("/tracks/{stem}"),
+                reason: "a track linked in /tracks but not listed in /songs".into(),
+            })?;
+            let (_, seg, sf) = match open {
+                Some(ref o) if o.0 == n => o,
+                _ => {
+                    let (seg, sf) = open_segment(p, n)?;
+                    &*open.insert((n, seg, sf))
+                }
+            };
+            let g = sf
+                .group("tracks")
+                .and_then(|t| t.group(&stem))
+                .map_err(|e| h5err(seg, &format!("/tracks/{stem}"), e))?;
+            w.write(&read_record(seg, &g, &stem)?)?;
             summary.added += 1;
             if summary.added % MERGE_SEGMENT_TRACKS == 0 {
                 w.commit()?;

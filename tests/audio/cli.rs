@@ -293,3 +293,117 @@ fn features_finishes_on_a_one_thread_pool() {
         "{j}"
     );
 }
+
+/// Runs `ainrnn --backend cpu ARGS…` in `dir`; (exit code, stderr).
+fn ainrnn_in(dir: &std::path::Path, args: &[&str]) -> (i32, String) {
+    let o = crate::common::cli::command()
+        .args(["--backend", "cpu"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Files that decode but cannot be stored are skipped one by one and the batch keeps the rest:
+/// a stem that cannot name a track (`..wav`: `.`, which ended the whole batch with an HDF5
+/// error) and float samples so large that the features overflow (stored as NaN and infinity).
+#[test]
+fn features_skips_unstorable_files_and_keeps_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = root().join("data/audio/gtzan_country.00000.wav");
+    std::fs::copy(&good, dir.path().join("..wav")).unwrap();
+    // The same clip as float PCM scaled by 1e30: finite samples, infinite power.
+    let d = ainrnn::audio::decode::decode(&good, Some(1.0)).unwrap();
+    let loud: Vec<f32> = d.samples.iter().map(|x| x * 1e30).collect();
+    crate::decode::wav(&dir.path().join("loud.wav"), d.sample_rate, Some(&loud));
+
+    let out = dir.path().join("f.h5");
+    let (code, j, err) = ainrnn(&[
+        "--no-scattering",
+        "--seconds",
+        "1",
+        "-o",
+        out.to_str().unwrap(),
+        good.to_str().unwrap(),
+        dir.path().join("..wav").to_str().unwrap(),
+        dir.path().join("loud.wav").to_str().unwrap(),
+    ]);
+    assert_eq!(code, 3, "some inputs skipped: {err}");
+    assert_eq!(
+        j["written"],
+        serde_json::json!(["gtzan_country.00000"]),
+        "{j}"
+    );
+    assert!(
+        err.contains("..wav: file stem \".\" cannot name a track"),
+        "{err}"
+    );
+    assert!(
+        err.contains("loud.wav: features not finite") && err.contains("e29, PCM is nominally"),
+        "{err}"
+    );
+}
+
+/// `features merge` reads each track from its own store's segment folder. libhdf5, following
+/// the index's link to a segment that is missing or damaged, tries the same relative name under
+/// the working directory, and merged another store's track of the same name without a word.
+#[test]
+fn merge_reads_no_other_stores_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let top = dir.path();
+    let x = top.join("X");
+    for d in ["X", "srcA", "srcB"] {
+        std::fs::create_dir(top.join(d)).unwrap();
+    }
+    std::fs::copy(
+        root().join("data/audio/gtzan_country.00000.wav"),
+        top.join("srcA/song.wav"),
+    )
+    .unwrap();
+    std::fs::copy(
+        root().join("data/audio/singularity_awakening_30s.wav"),
+        top.join("srcB/song.wav"),
+    )
+    .unwrap();
+    let opts = [
+        "features",
+        "--no-scattering",
+        "--seconds",
+        "1",
+        "-o",
+        "f.h5",
+    ];
+    let (code, err) = ainrnn_in(&x, &[&opts[..], &["../srcA/song.wav"]].concat());
+    assert_eq!(code, 0, "{err}");
+    // Another store of the same name in the directory the merge runs from.
+    let (code, err) = ainrnn_in(top, &[&opts[..], &["srcB/song.wav"]].concat());
+    assert_eq!(code, 0, "{err}");
+    let seg = x.join("f.h5.d/seg-000001.h5");
+    let kept = std::fs::read(&seg).unwrap();
+
+    // A damaged segment, then a missing one: the merge fails, naming it.
+    std::fs::write(&seg, &kept[..kept.len() / 2]).unwrap();
+    let (code, err) = ainrnn_in(top, &["features", "merge", "-o", "m1.h5", "X/f.h5"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("seg-000001.h5"), "{err}");
+    assert!(!top.join("m1.h5").exists());
+    std::fs::remove_dir_all(x.join("f.h5.d")).unwrap();
+    let (code, err) = ainrnn_in(top, &["features", "merge", "-o", "m2.h5", "X/f.h5"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("seg-000001.h5 is missing"), "{err}");
+
+    // Whole again, it merges its own track.
+    std::fs::create_dir(x.join("f.h5.d")).unwrap();
+    std::fs::write(&seg, &kept).unwrap();
+    let (code, err) = ainrnn_in(top, &["features", "merge", "-o", "m3.h5", "X/f.h5"]);
+    assert_eq!(code, 0, "{err}");
+    let t = read_track(&top.join("m3.h5"), "song").unwrap();
+    assert_eq!(
+        t.attr("source_file"),
+        Some(&AttrValue::S("../srcA/song.wav".into())),
+    );
+}

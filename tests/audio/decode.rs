@@ -258,3 +258,81 @@ fn ogg_end_of_stream_and_last_granule() {
     assert!(matches!(e.kind, DecodeErrorKind::Truncated(_)), "{e}");
     assert!(e.to_string().contains("10464000"), "{e}");
 }
+
+/// A mono WAV: 16-bit PCM, or 32-bit float when `floats` is given.
+pub fn wav(path: &std::path::Path, rate: u32, floats: Option<&[f32]>) {
+    let (format, bits, data): (u16, u16, Vec<u8>) = match floats {
+        Some(v) => (3, 32, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+        None => (
+            1,
+            16,
+            (0..44_100)
+                .flat_map(|i| ((8000.0 * (i as f32 / 5.0).sin()) as i16).to_le_bytes())
+                .collect(),
+        ),
+    };
+    let align = bits / 8;
+    let mut b = Vec::new();
+    b.extend_from_slice(b"RIFF");
+    b.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    b.extend_from_slice(b"WAVEfmt ");
+    b.extend_from_slice(&16u32.to_le_bytes());
+    b.extend_from_slice(&format.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&rate.to_le_bytes());
+    b.extend_from_slice(&rate.wrapping_mul(u32::from(align)).to_le_bytes());
+    b.extend_from_slice(&align.to_le_bytes());
+    b.extend_from_slice(&bits.to_le_bytes());
+    b.extend_from_slice(b"data");
+    b.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    b.extend_from_slice(&data);
+    std::fs::write(path, b).unwrap();
+}
+
+/// Sample rates outside 1 kHz..768 kHz are refused from the header: a rate of 0 made
+/// symphonia's WAV reader panic (and end the whole `features` batch), a huge one made the
+/// resampler ask for gigabytes, 1 Hz upsampled 20,000 samples to 441 million.
+#[test]
+fn absurd_sample_rates_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for rate in [0u32, 1, 999, 768_001, 889_236_548] {
+        let p = dir.path().join(format!("r{rate}.wav"));
+        wav(&p, rate, None);
+        let e = load(&p, Some(1.0)).unwrap_err();
+        assert!(matches!(e.kind, DecodeErrorKind::Unsupported(_)), "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!("sample rate {rate} Hz"))
+                && msg.contains(&format!("r{rate}.wav")),
+            "{msg}"
+        );
+    }
+    for rate in [1_000u32, 8_000, 768_000] {
+        let p = dir.path().join(format!("ok{rate}.wav"));
+        wav(&p, rate, None);
+        let d = decode(&p, None).unwrap();
+        assert_eq!((d.sample_rate, d.samples.len()), (rate, 44_100));
+    }
+}
+
+/// Float PCM holding NaN or infinity is refused, naming the first such sample.
+#[test]
+fn float_samples_that_are_not_numbers_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for (bad, name) in [(f32::NAN, "NaN"), (f32::NEG_INFINITY, "-inf")] {
+        let mut v: Vec<f32> = (0..22_050).map(|i| (i as f32 / 5.0).sin() * 0.5).collect();
+        v[11_025] = bad;
+        let p = dir.path().join("f.wav");
+        wav(&p, 22_050, Some(&v));
+        let e = decode(&p, None).unwrap_err();
+        assert!(matches!(e.kind, DecodeErrorKind::Corrupt(_)), "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&format!("sample 11025 (at 0.500 s) is {name}")),
+            "{msg}"
+        );
+        v[11_025] = 0.25;
+        wav(&p, 22_050, Some(&v));
+        assert_eq!(decode(&p, None).unwrap().samples[11_025], 0.25);
+    }
+}
