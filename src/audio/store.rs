@@ -24,9 +24,9 @@
 //! `io::h5`).
 //!
 //! Through the external links a reader sees one file with the layout of version 1
-//! (`/tracks/<stem>/mel`, `/songs/...`): [`read_track`], [`list_tracks`],
-//! [`crate::io::features_h5::read_song_table`] and h5py work unchanged. The links are relative,
-//! so the store and its `NAME.d` folder move together.
+//! (`/tracks/<stem>/mel`, `/songs/...`): h5py works unchanged. The links are relative, so the
+//! store and its `NAME.d` folder move together. [`read_track`] and [`merge`] open the segment
+//! that `/songs/segment` names instead of following a link (see `track_segments`).
 //!
 //! Why this layout (issue 14, partial progress): HDF5 has no journal, so a file written in place
 //! can be damaged by a kill; copying the store to a temporary to append made every append a full
