@@ -327,8 +327,15 @@ fn command_line_train_eval_recommend_compare() {
             .arg("--out")
             .arg(&ckpt),
     );
-    // Fewer than 5,000 training users: `--ensemble auto` trains three members, 2 epochs each.
-    assert_eq!(lines.len(), 6, "one JSON line per epoch and member");
+    // One object: the run's summary and, under `epochs`, every member's epochs. Fewer than
+    // 5,000 training users: `--ensemble auto` trains three members, 2 epochs each.
+    assert_eq!(lines.len(), 1, "one JSON object");
+    let run = &lines[0];
+    assert_eq!(run["checkpoint"].as_str(), ckpt.to_str());
+    assert_eq!(run["members"].as_array().unwrap().len(), 3, "{run}");
+    assert!(run["best_ndcg_at_10"].is_number(), "{run}");
+    let lines = run["epochs"].as_array().unwrap();
+    assert_eq!(lines.len(), 6, "one record per epoch and member");
     let members: Vec<u64> = lines
         .iter()
         .map(|l| l["member"].as_u64().unwrap())
@@ -393,7 +400,13 @@ fn command_line_train_eval_recommend_compare() {
             .arg("--checkpoint")
             .arg(&ckpt),
     );
-    let list = rec[0].as_array().unwrap();
+    assert_eq!(rec.len(), 1, "one JSON object");
+    assert_eq!(rec[0]["user"].as_str(), Some(ds.user_ids[0].as_str()));
+    assert_eq!(
+        (rec[0]["k"].as_u64(), rec[0]["max_per_genre"].as_u64()),
+        (Some(5), Some(2))
+    );
+    let list = rec[0]["recommendations"].as_array().unwrap();
     assert_eq!(list.len(), 5);
     let mut genres = std::collections::HashMap::new();
     for r in list {

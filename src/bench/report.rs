@@ -409,7 +409,8 @@ fn run_step(exe: &Path, s: &Step, log: &Path) -> (String, Option<(String, &'stat
     }
 }
 
-/// The last JSON object a command printed (`train --json` prints one line per epoch).
+/// The JSON object a command printed, or the last of several lines of JSON (a `train --json`
+/// of before 2026-12-07 printed one line per epoch).
 fn last_json(stdout: &str) -> Value {
     serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
         stdout

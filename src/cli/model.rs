@@ -373,13 +373,15 @@ pub fn run_train(
         }
     }
     let seed = opts.seed;
+    // Under --json every member's epochs go into the one object printed at the end.
+    let epochs = std::cell::RefCell::new(Vec::new());
     let summary = with_backend!(sel, b => train(
         &b,
         &opts,
         |r| {
             bar.finish_and_clear();
             if json {
-                let _ = print_json(r);
+                epochs.borrow_mut().push(r.clone());
             }
             if r.member > 0 && r.epoch == 1 {
                 eprintln!("ensemble member {} (seed {} + {})", r.member, seed, r.member);
@@ -451,6 +453,13 @@ pub fn run_train(
                 .join(", ")
         );
     }
+    if json {
+        let mut v = serde_json::to_value(&summary)?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert("epochs".into(), serde_json::to_value(epochs.take())?);
+        }
+        print_json(&v)?;
+    }
     Ok(())
 }
 
@@ -503,7 +512,16 @@ pub fn run_recommend(a: RecommendArgs, choice: BackendChoice, json: bool) -> Res
     }
     let list = with_backend!(sel, b => evalrun::recommend(&b, &a.data, &a.checkpoint, who, a.k, a.max_per_genre, a.fold))?;
     if json {
-        print_json(&list)?;
+        print_json(&serde_json::json!({
+            "user": a.user,
+            "history": a.history,
+            "data": a.data,
+            "checkpoint": a.checkpoint,
+            "fold": a.fold,
+            "k": a.k,
+            "max_per_genre": a.max_per_genre,
+            "recommendations": list,
+        }))?;
     } else {
         for r in &list {
             outln!(
