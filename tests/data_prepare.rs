@@ -492,6 +492,203 @@ fn version_and_layout_errors_name_the_field() {
     assert!(!dir.path().join("x.h5").exists());
 }
 
+/// The small triplets prepared with the subset metadata (song vectors for some songs, not all):
+/// a good file, which loads, for the value checks below to damage one field of.
+fn small_with_vectors(dir: &Path) -> (std::path::PathBuf, Dataset) {
+    let out = dir.join("good.h5");
+    let mut o = PrepareOptions::new(
+        Input::Triplets("data/taste/triplets_small.txt".into()),
+        out.clone(),
+    );
+    o.min_listens = 1;
+    o.min_song_users = 1;
+    o.metadata = Some("data/msd/subset_10k.csv".into());
+    prepare(&o, &mut quiet).unwrap();
+    let d = Dataset::load(&out).unwrap();
+    let v = d.song_vectors.as_ref().unwrap();
+    assert!(v.present.contains(&true) && v.present.contains(&false));
+    (out, d)
+}
+
+/// A copy of `good` (as `bad.h5`) whose dataset `name` is `edit` of its values, same shape, with
+/// a matching `fnv1a64` attribute, as a tool writing the README's schema (h5py) would: only a
+/// check of the values can refuse it.
+fn with_edit<T: hdf5::H5Type + bytemuck::Pod>(
+    good: &Path,
+    name: &str,
+    edit: impl FnOnce(&mut [T]),
+) -> std::path::PathBuf {
+    let bad = good.with_file_name("bad.h5");
+    std::fs::copy(good, &bad).unwrap();
+    let f = hdf5::File::open_rw(&bad).unwrap();
+    let ds = f.dataset(name).unwrap();
+    let shape = ds.shape();
+    let mut v = ds.read_raw::<T>().unwrap();
+    drop(ds);
+    edit(&mut v);
+    f.unlink(name).unwrap();
+    write_array(&f, name, &v, &shape).unwrap();
+    bad
+}
+
+/// Loads `path`, which must fail with an error naming the file and saying `what`.
+fn refused(path: &Path, what: &str) {
+    let e = Dataset::load(path).unwrap_err().to_string();
+    assert!(
+        e.starts_with(path.to_str().unwrap()) && e.contains(what),
+        "expected {what:?}, got: {e}"
+    );
+}
+
+/// A user with at least two interactions, and the first of them.
+fn user_with_two(d: &Dataset) -> (usize, usize) {
+    let u = (3..d.users()).find(|&u| d.history(u).0.len() >= 2).unwrap();
+    (u, d.indptr[u] as usize)
+}
+
+#[test]
+fn load_refuses_plays_that_are_not_a_positive_finite_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let (good, d) = small_with_vectors(dir.path());
+    let (u, i) = user_with_two(&d);
+    let i = i + 1;
+    for (bad, shown) in [
+        (f32::NAN, "NaN"),
+        (f32::INFINITY, "inf"),
+        (-3.0, "-3"),
+        (0.0, "0"),
+    ] {
+        let p = with_edit(&good, "interactions/plays", |v: &mut [f32]| v[i] = bad);
+        refused(
+            &p,
+            &format!(
+                "field /interactions/plays: user {u}, entry {i}: {shown} plays; a play count must be finite and above 0"
+            ),
+        );
+    }
+    // A fractional weight is a positive count still.
+    let p = with_edit(&good, "interactions/plays", |v: &mut [f32]| v[i] = 0.5);
+    assert_eq!(Dataset::load(&p).unwrap().plays[i], 0.5);
+}
+
+#[test]
+fn load_refuses_a_song_twice_in_one_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let (good, d) = small_with_vectors(dir.path());
+    let (u, i) = user_with_two(&d);
+    let s = d.indices[i];
+    let p = with_edit(&good, "interactions/indices", |v: &mut [u32]| {
+        v[i + 1] = v[i]
+    });
+    refused(
+        &p,
+        &format!(
+            "field /interactions/indices: user {u} has song {s} twice (entries {i} and {})",
+            i + 1
+        ),
+    );
+    // The same song in two users' histories is fine (the bundled data has many).
+    let mut users_of = vec![0usize; d.songs()];
+    d.indices.iter().for_each(|&s| users_of[s as usize] += 1);
+    assert!(users_of.iter().any(|&n| n > 1));
+}
+
+#[test]
+fn load_refuses_flags_other_than_0_or_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let (good, d) = small_with_vectors(dir.path());
+    let (u, i) = user_with_two(&d);
+    let p = with_edit(&good, "folds/visible", |v: &mut [u8]| v[i + 1] = 2);
+    refused(
+        &p,
+        &format!(
+            "field /folds/visible: user {u}, entry {}: 2 is not a flag (0 or 1)",
+            i + 1
+        ),
+    );
+    let p = with_edit(&good, "song_vectors/present", |v: &mut [u8]| v[4] = 255);
+    refused(
+        &p,
+        "field /song_vectors/present: song 4: 255 is not a flag (0 or 1)",
+    );
+}
+
+#[test]
+fn load_refuses_genre_shares_out_of_their_domain() {
+    let dir = tempfile::tempdir().unwrap();
+    let (good, d) = small_with_vectors(dir.path());
+    let g = d.portrait.genre_names.len();
+    let (u, c) = (7, 2);
+    let name = &d.portrait.genre_names[c];
+    for (bad, shown) in [(f32::NAN, "NaN"), (1.5, "1.5"), (-0.25, "-0.25")] {
+        let p = with_edit(&good, "portrait/genre_dist", |v: &mut [f32]| {
+            v[u * g + c] = bad
+        });
+        refused(
+            &p,
+            &format!(
+                "field /portrait/genre_dist: user {u}, genre {c} ({name}): {shown} is not a share in [0, 1]"
+            ),
+        );
+    }
+    let row = |v: &mut [f32], shares: &[f32]| {
+        v[u * g..(u + 1) * g].fill(0.0);
+        v[u * g..u * g + shares.len()].copy_from_slice(shares);
+    };
+    let p = with_edit(&good, "portrait/genre_dist", |v: &mut [f32]| {
+        row(v, &[0.25, 0.25])
+    });
+    refused(
+        &p,
+        &format!(
+            "field /portrait/genre_dist: user {u}: the shares sum to 0.5, expected 1 (or all 0"
+        ),
+    );
+    // A distribution that sums to 1 loads.
+    let p = with_edit(&good, "portrait/genre_dist", |v: &mut [f32]| {
+        row(v, &[0.25, 0.75])
+    });
+    assert_eq!(
+        Dataset::load(&p).unwrap().portrait.genre_dist[u * g + 1],
+        0.75
+    );
+}
+
+#[test]
+fn load_refuses_song_vectors_not_finite_or_set_without_a_vector() {
+    let dir = tempfile::tempdir().unwrap();
+    let (good, d) = small_with_vectors(dir.path());
+    let v = d.song_vectors.as_ref().unwrap();
+    let with = v.present.iter().position(|&p| p).unwrap();
+    let without = v.present.iter().position(|&p| !p).unwrap();
+    let c = v.dim - 1;
+    let name = &v.names[c];
+    for (bad, shown) in [
+        (f32::NAN, "NaN"),
+        (f32::INFINITY, "inf"),
+        (f32::NEG_INFINITY, "-inf"),
+    ] {
+        let p = with_edit(&good, "song_vectors/values", |x: &mut [f32]| {
+            x[with * v.dim + c] = bad
+        });
+        refused(
+            &p,
+            &format!(
+                "field /song_vectors/values: song {with}, column {c} ({name}): {shown} is not finite; a missing value is stored as 0"
+            ),
+        );
+    }
+    let p = with_edit(&good, "song_vectors/values", |x: &mut [f32]| {
+        x[without * v.dim + c] = 0.5
+    });
+    refused(
+        &p,
+        &format!(
+            "field /song_vectors/values: song {without}, column {c} ({name}): 0.5 but the song has no vector (/song_vectors/present is 0)"
+        ),
+    );
+}
+
 #[test]
 fn dataset_file_is_readable_as_plain_hdf5() {
     // The layout the model and evaluation rely on, read without Dataset::load.

@@ -31,9 +31,11 @@
 //! the other) and `NAME_offsets` u64 `[n + 1]` (string i = bytes `offsets[i]..offsets[i+1]`);
 //! string attributes are u8 arrays of UTF-8. Every dataset has a `fnv1a64` attribute (FNV-1a 64
 //! of its bytes), checked on load; the file uses the HDF5 1.10 format, whose metadata libhdf5
-//! checksums itself. See `io::h5`. `load` checks every length and range and names the field that
-//! is wrong; a file of an older version (variable-length strings) is refused with a message to
-//! run `prepare` again, an unknown `version` is rejected.
+//! checksums itself. See `io::h5`. `load` checks every length and range, and every value's
+//! domain (plays finite and > 0, no song twice in a history, flags 0 or 1, genre shares in
+//! [0, 1] summing to 1 or 0, song vectors finite and 0 without a vector), and names the field
+//! that is wrong; a file of an older version (variable-length strings) is refused with a message
+//! to run `prepare` again, an unknown `version` is rejected.
 //!
 //! Parts: this file has the types, `validate.rs` the consistency checks, `write.rs` the atomic
 //! writer ([`Dataset::save`]), `read.rs` the reader ([`Dataset::load`]).

@@ -1,4 +1,4 @@
-//! The dataset reader: [`Dataset::load`], checking every length and range.
+//! The dataset reader: [`Dataset::load`], checking every length, range and value.
 
 use std::path::Path;
 
@@ -87,6 +87,9 @@ impl Dataset {
         let plays: Vec<f32> = r.array_n("/interactions/plays", nnz)?;
         let user_fold: Vec<u32> = r.array_n("/folds/user_fold", n_users)?;
         let visible: Vec<u8> = r.array_n("/folds/visible", nnz)?;
+        // A flag other than 0 or 1 is reported once the structure is known to hold (to name the
+        // user of an entry); `bool` cannot keep it.
+        let bad_visible = not_a_flag(&visible);
         let genre_names = r.strings("/portrait/genre_names")?;
         let portrait = Portraits {
             age_bucket: r.array_n("/portrait/age_bucket", n_users)?,
@@ -98,6 +101,7 @@ impl Dataset {
             song_genre: r.array_n("/portrait/song_genre", n_songs)?,
             song_language: r.array_n("/portrait/song_language", n_songs)?,
         };
+        let mut bad_present = None;
         let song_vectors = if f.link_exists("song_vectors") {
             let names = r.strings("/song_vectors/names")?;
             let dim = names.len();
@@ -110,6 +114,7 @@ impl Dataset {
                 reason: e.to_string(),
             })?;
             let present: Vec<u8> = r.array_n("/song_vectors/present", n_songs)?;
+            bad_present = not_a_flag(&present);
             Some(SongVectors {
                 dim,
                 names,
@@ -143,8 +148,28 @@ impl Dataset {
             field,
             reason,
         })?;
+        if let Some((i, v)) = bad_visible {
+            return Err(r.field(
+                "/folds/visible",
+                format!(
+                    "user {}, entry {i}: {v} is not a flag (0 or 1)",
+                    d.user_of(i)
+                ),
+            ));
+        }
+        if let Some((s, v)) = bad_present {
+            return Err(r.field(
+                "/song_vectors/present",
+                format!("song {s}: {v} is not a flag (0 or 1)"),
+            ));
+        }
         Ok(d)
     }
+}
+
+/// The first value of a 0/1 flag array that is neither, with its position.
+fn not_a_flag(v: &[u8]) -> Option<(usize, u8)> {
+    v.iter().position(|&x| x > 1).map(|i| (i, v[i]))
 }
 
 struct Reader<'a> {

@@ -1,9 +1,11 @@
-//! Consistency checks of a [`Dataset`]: every length and range, naming the offending field.
+//! Consistency checks of a [`Dataset`]: every length and range, then every value's domain,
+//! naming the offending field.
 
 use super::{Dataset, NO_GENRE};
 
 impl Dataset {
-    /// Checks every length and range; the error names the offending field.
+    /// Checks every length and range, then the values' domains (`validate_values`); the error
+    /// names the offending field.
     pub fn validate(&self) -> Result<(), (String, String)> {
         let err = |f: &str, r: String| Err((f.to_string(), r));
         let (users, songs, nnz) = (self.users(), self.songs(), self.interactions());
@@ -190,6 +192,95 @@ impl Dataset {
                     "/song_vectors/present",
                     format!("has {} entries, expected {songs}", v.present.len()),
                 );
+            }
+        }
+        self.validate_values()
+    }
+
+    /// The user whose history holds interaction `entry` (`indptr` must be valid).
+    pub(super) fn user_of(&self, entry: usize) -> usize {
+        self.indptr.partition_point(|&p| p <= entry as u64) - 1
+    }
+
+    /// The values' domains, once every length and range holds (one pass over each array):
+    /// plays positive and finite, no song twice in one history, genre shares in [0, 1] with rows
+    /// summing to 1 or 0, song vectors finite and all 0 for a song without one. The 0/1 flags
+    /// (`visible`, `present`) are checked by the reader, before they become `bool`s.
+    fn validate_values(&self) -> Result<(), (String, String)> {
+        let err = |f: &str, r: String| Err((f.to_string(), r));
+        if let Some(i) = self.plays.iter().position(|p| !(p.is_finite() && *p > 0.0)) {
+            return err(
+                "/interactions/plays",
+                format!(
+                    "user {}, entry {i}: {} plays; a play count must be finite and above 0",
+                    self.user_of(i),
+                    self.plays[i]
+                ),
+            );
+        }
+        // Per song, its latest interaction so far: a repeat within one history is one at or
+        // after the history's start.
+        let mut last = vec![usize::MAX; self.songs()];
+        for u in 0..self.users() {
+            let start = self.indptr[u] as usize;
+            for i in start..self.indptr[u + 1] as usize {
+                let s = self.indices[i] as usize;
+                if last[s] != usize::MAX && last[s] >= start {
+                    return err(
+                        "/interactions/indices",
+                        format!(
+                            "user {u} has song {s} twice (entries {} and {i}); one interaction per (user, song), repeated listens are summed into its plays",
+                            last[s]
+                        ),
+                    );
+                }
+                last[s] = i;
+            }
+        }
+        let p = &self.portrait;
+        let g = p.genre_names.len();
+        for (u, row) in p.genre_dist.chunks_exact(g.max(1)).enumerate() {
+            if let Some(c) = row.iter().position(|x| !(0.0..=1.0).contains(x)) {
+                return err(
+                    "/portrait/genre_dist",
+                    format!(
+                        "user {u}, genre {c} ({}): {} is not a share in [0, 1]",
+                        p.genre_names[c], row[c]
+                    ),
+                );
+            }
+            let sum: f64 = row.iter().map(|&x| x as f64).sum();
+            if sum != 0.0 && (sum - 1.0).abs() > 1e-3 {
+                return err(
+                    "/portrait/genre_dist",
+                    format!(
+                        "user {u}: the shares sum to {sum}, expected 1 (or all 0 when no song of the user has a known genre)"
+                    ),
+                );
+            }
+        }
+        if let Some(v) = &self.song_vectors {
+            for (s, row) in v.values.chunks_exact(v.dim.max(1)).enumerate() {
+                if let Some(c) = row.iter().position(|x| !x.is_finite()) {
+                    return err(
+                        "/song_vectors/values",
+                        format!(
+                            "song {s}, column {c} ({}): {} is not finite; a missing value is stored as 0 (the column mean)",
+                            v.names[c], row[c]
+                        ),
+                    );
+                }
+                if !v.present[s] {
+                    if let Some(c) = row.iter().position(|&x| x != 0.0) {
+                        return err(
+                            "/song_vectors/values",
+                            format!(
+                                "song {s}, column {c} ({}): {} but the song has no vector (/song_vectors/present is 0); such a song's values are 0",
+                                v.names[c], row[c]
+                            ),
+                        );
+                    }
+                }
             }
         }
         Ok(())
