@@ -11,14 +11,16 @@ fn main() -> ExitCode {
     ainrnn::backend::gpu::adapter::quiet_headless_drivers();
     let matches = cli::command().get_matches();
     let args = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    // The command runs on a worker of rayon's pool, so the CPU backend's many small parallel
-    // ops fork by work stealing instead of each waking the pool from outside and sleeping on
-    // it (a CPU training run spent a third of its time in the scheduler). The workers get the
-    // main thread's 8 MiB of stack.
+    // This thread is one of rayon's workers, so the CPU backend's many small parallel ops fork
+    // by work stealing instead of each waking the pool from outside and sleeping on it (a CPU
+    // training run spent a third of its time in the scheduler). The command still runs on the
+    // main thread, whose allocations come from glibc's main arena: on another thread, blocks
+    // past 64 MiB (EASE's Gram matrix, a paper-scale song table) were mapped and unmapped on
+    // every use.
     let _ = rayon::ThreadPoolBuilder::new()
-        .stack_size(8 << 20)
+        .use_current_thread()
         .build_global();
-    match rayon::scope(|_| cli::run(args, &matches)) {
+    match cli::run(args, &matches) {
         Ok(code) => code,
         Err(e) => {
             // A closed pipe (`ainrnn ... | head`) is not an error worth reporting.
