@@ -253,3 +253,49 @@ fn a_missing_input_leaves_no_output_folder() {
         assert!(!out.exists(), "{cmd} created {}", out.display());
     }
 }
+
+/// A run refused after it created its report folder (the dataset has 3 folds, not 10; a model
+/// it cannot run) removes that folder, empty, with the empty `checkpoints/` in it; a folder that
+/// was there before stays, and so does one that holds a file.
+#[test]
+fn a_refused_run_removes_the_empty_folder_it_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small(dir.path());
+    for (cmd, extra) in [
+        ("compare", &["--folds", "10"][..]),
+        ("ablate", &["--folds", "10"][..]),
+        (
+            "compare",
+            &["--folds", "1", "--models", "popularity,contentknn"][..],
+        ),
+    ] {
+        let out = dir.path().join("r");
+        let mut a = vec![cmd, "--data", s(&data), "--report", s(&out)];
+        a.extend(extra);
+        fails_with(&ainrnn(&a), &[]);
+        assert!(!out.exists(), "{cmd} {extra:?} left {}", out.display());
+        std::fs::create_dir(&out).unwrap();
+        fails_with(&ainrnn(&a), &[]);
+        assert!(
+            out.is_dir(),
+            "{cmd} {extra:?} removed a folder it did not create"
+        );
+        std::fs::remove_dir(&out).unwrap();
+    }
+    let out = dir.path().join("kept");
+    std::fs::create_dir_all(out.join("checkpoints")).unwrap();
+    std::fs::write(out.join("notes.txt"), "mine").unwrap();
+    fails_with(
+        &ainrnn(&[
+            "compare",
+            "--data",
+            s(&data),
+            "--folds",
+            "10",
+            "--report",
+            s(&out),
+        ]),
+        &["--folds 10"],
+    );
+    assert!(out.join("notes.txt").is_file() && out.join("checkpoints").is_dir());
+}

@@ -186,7 +186,7 @@ fn songs_of_one_cluster_sound_closer_than_songs_of_two() {
 fn bad_clip_seconds_are_refused_naming_the_flag() {
     let t = tempfile::tempdir().unwrap();
     let o = options();
-    for bad in [0.0, -1.0, 61.0, f64::NAN, f64::INFINITY] {
+    for bad in [0.0, -1.0, 0.19, 61.0, f64::NAN, f64::INFINITY] {
         let out = t.path().join("x.txt");
         let e = synth_with_audio(&o, &out, Some(&audio(&t.path().join("a"), bad)))
             .unwrap_err()
@@ -198,6 +198,7 @@ fn bad_clip_seconds_are_refused_naming_the_flag() {
     // Through the command line: clap names the flag, and --clip-seconds needs --audio.
     for args in [
         vec!["--audio", "a", "--clip-seconds", "0"],
+        vec!["--audio", "a", "--clip-seconds", "0.1"],
         vec!["--audio", "a", "--clip-seconds", "61"],
         vec!["--audio", "a", "--clip-seconds", "x"],
         vec!["--clip-seconds", "2"],
@@ -246,4 +247,21 @@ fn cli_json_reports_clips_and_audio_dir() {
         std::fs::read_dir(t.path().join("clips")).unwrap().count(),
         7
     );
+}
+
+/// Clips into the triplets' own file: refused before anything is written (the triplets were
+/// written, then the clips failed on them).
+#[test]
+fn cli_refuses_audio_into_the_output_file() {
+    let t = tempfile::tempdir().unwrap();
+    let mut a = tiny_synth_args("s.txt");
+    a.extend(["--audio", "s.txt"]);
+    let out = ainrnn_in(t.path(), &a);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--audio s.txt is the --output file"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!t.path().join("s.txt").exists());
 }

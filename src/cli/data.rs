@@ -99,8 +99,8 @@ pub struct SynthArgs {
     /// DIR/README.txt saying so. DIR is created when missing. The triplets do not change.
     #[arg(long, value_name = "DIR")]
     pub audio: Option<PathBuf>,
-    /// Length of each synthetic clip in seconds, in (0, 60] (default 3; needs --audio).
-    #[arg(long, value_name = "S", requires = "audio", value_parser = parse::real_in(parse::End::Excl(0.0), parse::End::Incl(synth_audio::MAX_CLIP_SECONDS)))]
+    /// Length of each synthetic clip in seconds, in [0.2, 60] (default 3; needs --audio; `features` needs 0.19 s).
+    #[arg(long, value_name = "S", requires = "audio", value_parser = parse::real_in(parse::End::Incl(synth_audio::MIN_CLIP_SECONDS), parse::End::Incl(synth_audio::MAX_CLIP_SECONDS)))]
     pub clip_seconds: Option<f64>,
 }
 
@@ -197,6 +197,14 @@ pub fn run_synth(a: SynthArgs, json: bool) -> Result<()> {
         clip_seconds: a.clip_seconds.unwrap_or(synth_audio::DEFAULT_CLIP_SECONDS),
     });
     if let Some(x) = &audio {
+        if paths::canonical(&x.dir).is_some()
+            && paths::canonical(&x.dir) == paths::canonical(&a.output)
+        {
+            anyhow::bail!(
+                "--audio {} is the --output file: give the clips a folder of their own",
+                x.dir.display()
+            );
+        }
         if x.dir.exists() && !x.dir.is_dir() {
             anyhow::bail!(
                 "--audio {}: is a file; give a folder for the clips (created when missing)",

@@ -129,7 +129,9 @@ fn take_lock(flag: &str, output: &Path) -> Result<OutputLock> {
             "{}: {holder} is writing it; wait for it or choose another {flag}",
             path.display()
         ),
-        e => e.into(),
+        // The lock file sits beside the output: failing to make it (a read-only folder) is
+        // failing to write the output.
+        e => anyhow::anyhow!("{flag} {}: cannot write there: {e}", output.display()),
     })
 }
 
@@ -143,10 +145,45 @@ pub fn input_exists(flag: &str, input: &Path) -> Result<()> {
 }
 
 /// [`lock_output`] for an output folder, created first when missing.
-pub fn lock_output_dir(flag: &str, dir: &Path) -> Result<OutputLock> {
+pub fn lock_output_dir(flag: &str, dir: &Path) -> Result<FolderLock> {
+    let created = !dir.exists();
     std::fs::create_dir_all(dir)
         .map_err(|e| anyhow::anyhow!("{flag} {}: cannot create the folder: {e}", dir.display()))?;
-    take_lock(flag, dir)
+    // Refused by the lock, the guard removes the folder it created.
+    let mut guard = FolderLock {
+        created: created.then(|| dir.to_path_buf()),
+        _lock: None,
+    };
+    guard._lock = Some(take_lock(flag, dir)?);
+    Ok(guard)
+}
+
+/// The lock of an output folder. A folder the run created and left without a single file (the
+/// run was refused after taking the lock, e.g. `--folds 10` on a dataset of 5) is removed when
+/// the lock goes, with the empty folders in it; a folder that holds any file stays as it is.
+pub struct FolderLock {
+    created: Option<PathBuf>,
+    _lock: Option<OutputLock>,
+}
+
+impl Drop for FolderLock {
+    fn drop(&mut self) {
+        /// Whether `dir` holds anything but folders, at any depth (unreadable: assume so).
+        fn holds_files(dir: &Path) -> bool {
+            let Ok(rd) = std::fs::read_dir(dir) else {
+                return true;
+            };
+            rd.into_iter().any(|e| match e {
+                Ok(e) if e.file_type().is_ok_and(|t| t.is_dir()) => holds_files(&e.path()),
+                _ => true,
+            })
+        }
+        if let Some(d) = &self.created {
+            if !holds_files(d) {
+                let _ = std::fs::remove_dir_all(d);
+            }
+        }
+    }
 }
 
 /// The inputs given as `Option`s, with their flags, for [`refuse_overwriting_inputs`].

@@ -36,6 +36,9 @@ pub const SAMPLE_RATE: u32 = 22_050;
 pub const DEFAULT_CLIP_SECONDS: f64 = 3.0;
 /// `--clip-seconds` upper bound.
 pub const MAX_CLIP_SECONDS: f64 = 60.0;
+/// `--clip-seconds` lower bound: `features` needs 4,096 samples (9 STFT frames for the
+/// deltas), 0.186 s at 22,050 Hz.
+pub const MIN_CLIP_SECONDS: f64 = 0.2;
 
 /// Stream salts: the styles and each song's jitter come from generators of their own.
 const STYLE_STREAM: u64 = 0xA0D1_0517_7E00_0001;
@@ -287,11 +290,14 @@ pub fn wav_bytes(samples: &[f32]) -> Vec<u8> {
 }
 
 fn check(a: &AudioOptions) -> Result<(), IoError> {
-    if !(a.clip_seconds.is_finite() && a.clip_seconds > 0.0 && a.clip_seconds <= MAX_CLIP_SECONDS) {
+    if !(a.clip_seconds.is_finite()
+        && a.clip_seconds >= MIN_CLIP_SECONDS
+        && a.clip_seconds <= MAX_CLIP_SECONDS)
+    {
         return Err(IoError::Format {
             path: a.dir.clone(),
             reason: format!(
-                "--clip-seconds must be a finite number in (0, {MAX_CLIP_SECONDS}], got {}",
+                "--clip-seconds must be a finite number in [{MIN_CLIP_SECONDS}, {MAX_CLIP_SECONDS}] (shorter clips are too short for `features`), got {}",
                 a.clip_seconds
             ),
         });
