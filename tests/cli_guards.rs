@@ -7,7 +7,7 @@ mod common;
 
 use std::path::Path;
 
-use common::cli::{ainrnn, fails_with, root, s, small, stderr, tiny_synth_args};
+use common::cli::{ainrnn, fails_with, root, s, small, stderr, succeeds, tiny_synth_args};
 
 #[test]
 fn a_diverging_first_epoch_is_an_error_and_promises_no_checkpoint() {
@@ -298,4 +298,26 @@ fn a_refused_run_removes_the_empty_folder_it_created() {
         &["--folds 10"],
     );
     assert!(out.join("notes.txt").is_file() && out.join("checkpoints").is_dir());
+}
+
+/// Without `--folds`, compare runs every fold of the dataset (the default was 10, refused on
+/// the demo's 5-fold files).
+#[test]
+fn compare_runs_every_fold_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small(dir.path());
+    let out = dir.path().join("r");
+    let o = ainrnn(&[
+        "--json",
+        "compare",
+        "--data",
+        s(&data),
+        "--models",
+        "popularity",
+        "--report",
+        s(&out),
+    ]);
+    succeeds(&o);
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["folds"], 3, "{j}");
 }

@@ -93,7 +93,8 @@ pub struct TrainingFlags {
     pub no_pair_weights: bool,
     /// Models per run, ranking by their summed scores: auto = 3 when a fold has fewer than
     /// 5,000 training users (where it gained), else 1; or a number in 1..=16. Member m trains
-    /// with seed + m (its own validation users, weights and batches) into `<out>.member<m>`.
+    /// with seed + m (its own validation users, weights and batches) into the checkpoint's path
+    /// + `.member<m>` (train's --out; compare's and ablate's checkpoints/ folder).
     #[arg(long, default_value = "auto", value_parser = parse::ensemble)]
     pub ensemble: parse::EnsembleFlag,
     /// The paper's settings instead of ours: lr 0.0005, dropout 0.5, 75 epochs without early
@@ -550,9 +551,9 @@ pub struct CompareArgs {
         default_value = "popularity,itemknn,ease,indrnn,resindrnn,lstm,ainrnn"
     )]
     pub models: Vec<ainrnn::eval::compare::Method>,
-    /// Folds to run (the first N of the dataset's folds).
-    #[arg(long, default_value_t = 10, value_parser = parse::positive_u32)]
-    pub folds: u32,
+    /// Folds to run: the first N of the dataset's folds (default: all of them).
+    #[arg(long, value_parser = parse::positive_u32)]
+    pub folds: Option<u32>,
     /// Cut-off of the metrics, 1..=20.
     #[arg(long, default_value_t = 10, value_parser = parse::int_in(1usize, 20))]
     pub k: usize,
@@ -621,6 +622,12 @@ fn refuse_written_over_data(
     Ok(())
 }
 
+/// `--folds`' default: every fold of the dataset (1 where the file cannot be read: the run's
+/// own load then says why).
+fn all_folds(data: &std::path::Path) -> u32 {
+    ainrnn::data::Dataset::stored_folds(data).unwrap_or(1)
+}
+
 pub fn run_compare(
     a: CompareArgs,
     matches: Option<&clap::ArgMatches>,
@@ -645,10 +652,11 @@ pub fn run_compare(
     let mut train = TrainOptions::new(a.data.clone(), ModelKind::Ainrnn, PathBuf::new());
     a.training.apply(&mut train, matches);
     train.check()?;
+    let folds = a.folds.unwrap_or_else(|| all_folds(&a.data));
     let opts = ainrnn::eval::compare::CompareOptions {
         data: a.data,
         methods: a.models,
-        folds: a.folds,
+        folds,
         k: a.k,
         train,
         report: a.report,
@@ -697,9 +705,10 @@ pub struct AblateArgs {
     /// The dataset file (from `ainrnn prepare`).
     #[arg(long, value_name = "H5")]
     pub data: PathBuf,
-    /// Folds to run (the first N of the dataset's folds); the p-values need 2 or more.
-    #[arg(long, default_value_t = 10, value_parser = parse::positive_u32)]
-    pub folds: u32,
+    /// Folds to run: the first N of the dataset's folds (default: all of them); the p-values
+    /// need 2 or more.
+    #[arg(long, value_parser = parse::positive_u32)]
+    pub folds: Option<u32>,
     /// Full AINRNN's settings, as compare's (--connection, --pooling and --no-portrait are
     /// varied by the rows and refused here; --paper gives the paper's dense connections).
     #[command(flatten)]
@@ -727,9 +736,10 @@ pub fn run_ablate(
     let mut train = TrainOptions::new(a.data.clone(), ModelKind::Ainrnn, PathBuf::new());
     a.training.apply(&mut train, matches);
     train.check()?;
+    let folds = a.folds.unwrap_or_else(|| all_folds(&a.data));
     let opts = ainrnn::eval::ablate::AblateOptions {
         data: a.data,
-        folds: a.folds,
+        folds,
         train,
         report: a.report,
     };

@@ -9,6 +9,14 @@ use crate::error::IoError;
 use crate::io::h5::{h5err, read_array_checked, read_attr_bytes, read_strings_checked};
 
 impl Dataset {
+    /// The number of folds a dataset file was prepared with (its root attribute `folds`), read
+    /// without loading the rest: the default of `compare --folds`. `None` when the file cannot
+    /// be read so far; [`Dataset::load`] then says why.
+    pub fn stored_folds(path: &Path) -> Option<u32> {
+        let f = crate::io::h5::open_file(path).ok()?;
+        f.attr("folds").ok()?.read_scalar::<u32>().ok()
+    }
+
     /// Reads a dataset file written by [`Dataset::save`] (or by any tool following the layout).
     pub fn load(path: &Path) -> Result<Dataset, IoError> {
         let file_len = std::fs::metadata(path)
