@@ -172,7 +172,9 @@ proptest! {
                 prop_assert!(!songs.is_empty());
                 prop_assert_eq!(songs.len(), plays.len());
                 prop_assert!(songs.iter().all(|&s| s < 3));
-                prop_assert!(plays.iter().all(|p| p.is_finite() && *p >= 0.0));
+                prop_assert!(plays.iter().all(|p| p.is_finite() && *p >= 1.0 && p.fract() == 0.0));
+                let distinct: std::collections::HashSet<&u32> = songs.iter().collect();
+                prop_assert_eq!(distinct.len(), songs.len(), "a song twice");
             }
             Err(e) => {
                 let e = e.to_string();
@@ -188,7 +190,7 @@ proptest! {
     }
 
     #[test]
-    fn history_round_trip(rows in prop::collection::vec((0usize..3, prop::option::of(0u32..1000)), 1..10)) {
+    fn history_round_trip(rows in prop::collection::vec((0usize..3, prop::option::of(1u32..1000)), 1..10)) {
         let ids = ["1", "22", "333"];
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("history.txt");
@@ -201,10 +203,34 @@ proptest! {
             .collect();
         std::fs::write(&p, format!("# my history\n\n{text}")).unwrap();
         let (songs, plays) = read_history(&p, &dataset(&ids, &["u"])).unwrap();
-        let want_s: Vec<u32> = rows.iter().map(|r| r.0 as u32).collect();
-        let want_p: Vec<f32> = rows.iter().map(|r| r.1.map_or(1.0, |n| n as f32)).collect();
+        // A song listed again adds its plays to its first line (as prepare merges records).
+        let (mut want_s, mut want_p) = (Vec::<u32>::new(), Vec::<f32>::new());
+        for (s, n) in &rows {
+            let p = n.map_or(1.0, |n| n as f32);
+            match want_s.iter().position(|&x| x == *s as u32) {
+                Some(i) => want_p[i] += p,
+                None => {
+                    want_s.push(*s as u32);
+                    want_p.push(p);
+                }
+            }
+        }
         prop_assert_eq!(songs, want_s);
         prop_assert_eq!(plays, want_p);
+    }
+
+    #[test]
+    fn history_plays_are_whole_counts_as_prepare_takes(
+        bad in prop::sample::select(vec!["0", "-3", "1.5", "1e-45", "nan", "inf", "1e3", "1000000000", "x"]),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("history.txt");
+        std::fs::write(&p, format!("1\t2\n22\t{bad}\n")).unwrap();
+        let e = read_history(&p, &dataset(&["1", "22", "333"], &["u"])).unwrap_err().to_string();
+        prop_assert!(e.contains("history.txt") && e.contains(":2:") && e.contains("play count"), "{}", e);
+        std::fs::write(&p, "1\t2\textra\n").unwrap();
+        let e = read_history(&p, &dataset(&["1", "22", "333"], &["u"])).unwrap_err().to_string();
+        prop_assert!(e.contains("third field \"extra\""), "{}", e);
     }
 
     #[test]

@@ -207,8 +207,10 @@ pub enum Who<'a> {
     History(&'a Path),
 }
 
-/// Reads a cold-start history: `song_id[<TAB or space>plays]` per line; unknown ids and bad
-/// lines are errors naming the line.
+/// Reads a cold-start history: `song_id[<TAB or space>plays]` per line, in listening order;
+/// unknown ids and bad lines are errors naming the line. Plays are what `prepare` takes: a
+/// whole number from 1 to 999,999,999 (1 when left out). A song listed again adds its plays to
+/// its first line, as `prepare` merges a user's repeated (user, song) records.
 pub fn read_history(path: &Path, ds: &Dataset) -> Result<(Vec<u32>, Vec<f32>), Error> {
     let text = std::fs::read_to_string(path).map_err(|e| IoError::io(path, e))?;
     let index: std::collections::HashMap<&str, u32> = ds
@@ -218,6 +220,7 @@ pub fn read_history(path: &Path, ds: &Dataset) -> Result<(Vec<u32>, Vec<f32>), E
         .map(|(i, s)| (s.as_str(), i as u32))
         .collect();
     let (mut songs, mut plays) = (Vec::new(), Vec::new());
+    let mut seen = std::collections::HashMap::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim().trim_start_matches('\u{feff}');
         if line.is_empty() || line.starts_with('#') {
@@ -233,22 +236,33 @@ pub fn read_history(path: &Path, ds: &Dataset) -> Result<(Vec<u32>, Vec<f32>), E
             }
             .into());
         };
-        let p = match parts.next() {
-            None => 1.0,
-            Some(v) => match v.parse::<f32>() {
-                Ok(p) if p.is_finite() && p >= 0.0 => p,
-                _ => {
-                    return Err(IoError::Line {
-                        path: path.to_path_buf(),
-                        line: n + 1,
-                        reason: format!("play count {v:?} is not a non-negative number"),
-                    }
-                    .into())
-                }
-            },
+        let bad = |reason: String| -> Error {
+            IoError::Line {
+                path: path.to_path_buf(),
+                line: n + 1,
+                reason,
+            }
+            .into()
         };
-        songs.push(s);
-        plays.push(p);
+        let p = match parts.next() {
+            None => 1,
+            Some(v) => {
+                crate::data::triplets::parse_count(v.as_bytes(), "play count").map_err(bad)?
+            }
+        };
+        if let Some(extra) = parts.next() {
+            return Err(bad(format!(
+                "expected `song_id [plays]`, found a third field {extra:?}"
+            )));
+        }
+        match seen.entry(s) {
+            std::collections::hash_map::Entry::Occupied(e) => plays[*e.get()] += p as f32,
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(songs.len());
+                songs.push(s);
+                plays.push(p as f32);
+            }
+        }
     }
     if songs.is_empty() {
         return Err(IoError::Format {
