@@ -107,6 +107,32 @@ fn unusable_track_id(stem: &str) -> Option<String> {
     })
 }
 
+/// Why this run cannot add to the store `output`: its tracks were cut at another `--seconds`
+/// (a song vector of 30 s beside one of 1 s compares nothing). One stored track tells, read
+/// through the index; a store whose tracks are all journaled (a killed first run) is not checked.
+fn other_seconds(output: &Path, done: &[String], seconds: Option<f64>) -> Option<String> {
+    let t = super::store::read_track(output, done.first()?).ok()?;
+    let Some(AttrValue::F(stored)) = t.attr("max_seconds") else {
+        return None;
+    };
+    let now = seconds.unwrap_or(0.0);
+    let show = |s: f64| {
+        if s > 0.0 {
+            format!("--seconds {s}")
+        } else {
+            "whole tracks (no --seconds)".to_string()
+        }
+    };
+    (*stored != now).then(|| {
+        format!(
+            "{}: its tracks were computed from {}, this run would take {}: give the same --seconds, or another --output",
+            output.display(),
+            show(*stored),
+            show(now)
+        )
+    })
+}
+
 /// Why a clip's features cannot be stored, if they cannot: a value that is not a finite number
 /// (samples so large that their power overflows f32, e.g. float PCM far outside ±1).
 fn non_finite(f: &ClipFeatures, d: &Decoded) -> Option<String> {
@@ -360,6 +386,9 @@ pub fn run<B: AudioOps>(
             continue;
         }
         todo.push((p, stem));
+    }
+    if let Some(why) = other_seconds(&opts.output, &already_done, opts.seconds) {
+        return Err(Error::Other(why));
     }
     let plan = AudioPlan::new(b)?;
     let batch = opts.batch;

@@ -407,3 +407,34 @@ fn merge_reads_no_other_stores_segments() {
         Some(&AttrValue::S("../srcA/song.wav".into())),
     );
 }
+
+/// Resuming a store with another `--seconds` is refused before any work (a track of 1 s was
+/// kept beside tracks of 30 s without a word); the same `--seconds` resumes.
+#[test]
+fn features_refuses_to_resume_with_other_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("f.h5");
+    let o = out.to_str().unwrap();
+    let clip = "data/audio/gtzan_country.00000.wav";
+    let (code, _, err) = ainrnn(&["--no-scattering", "--seconds", "1", "-o", o, clip]);
+    assert_eq!(code, 0, "{err}");
+    let other = "data/audio/singularity_awakening_30s.wav";
+    for args in [&["--seconds", "2"][..], &[][..]] {
+        let mut a = vec!["--no-scattering", "-o", o, clip, other];
+        a.extend(args);
+        let (code, _, err) = ainrnn(&a);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(
+            err.contains("its tracks were computed from --seconds 1, this run would take"),
+            "{err}"
+        );
+    }
+    assert_eq!(list_tracks(&out).unwrap(), ["gtzan_country.00000"]);
+    let (code, j, err) = ainrnn(&["--no-scattering", "--seconds", "1", "-o", o, clip, other]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        j["already_done"],
+        serde_json::json!(["gtzan_country.00000"]),
+        "{j}"
+    );
+}
