@@ -217,6 +217,12 @@ fn read_record(path: &Path, g: &hdf5::Group, stem: &str) -> Result<TrackRecord, 
 /// look for the same relative name under the working directory, and so would read another
 /// store's track of the same name without a word.
 fn track_segments(path: &Path, f: &hdf5::File) -> Result<BTreeMap<String, u32>, IoError> {
+    let (table, segs) = table_and_segments(path, f)?;
+    Ok(table.ids.into_iter().zip(segs).collect())
+}
+
+/// The store's song table and the segment of each of its tracks (`/songs/segment`).
+fn table_and_segments(path: &Path, f: &hdf5::File) -> Result<(SongTable, Vec<u32>), IoError> {
     let table = read_song_table(path)?;
     let segs: Vec<u32> = f
         .dataset("songs/segment")
@@ -229,7 +235,7 @@ fn track_segments(path: &Path, f: &hdf5::File) -> Result<BTreeMap<String, u32>, 
             reason: format!("{} entries for {} ids", segs.len(), table.ids.len()),
         });
     }
-    Ok(table.ids.into_iter().zip(segs).collect())
+    Ok((table, segs))
 }
 
 /// Opens segment `n` of the store `path`.
@@ -419,18 +425,7 @@ impl StoreWriter {
                     return Err(columns(output, existing.len(), &first, &w));
                 }
             }
-            let table = read_song_table(output)?;
-            let segs: Vec<u32> = old
-                .dataset("songs/segment")
-                .and_then(|d| d.read_raw::<u32>())
-                .map_err(|e| h5err(output, "/songs/segment", e))?;
-            if segs.len() != table.ids.len() {
-                return Err(IoError::Field {
-                    path: output.to_path_buf(),
-                    field: "/songs/segment".into(),
-                    reason: format!("{} entries for {} ids", segs.len(), table.ids.len()),
-                });
-            }
+            let (table, segs) = table_and_segments(output, &old)?;
             for (i, id) in table.ids.iter().enumerate() {
                 folded.insert(segs[i]);
                 w.songs.insert(id.clone(), (segs[i], table.row(i).to_vec()));
