@@ -135,21 +135,11 @@ fn other_seconds(output: &Path, done: &[String], seconds: Option<f64>) -> Option
 
 /// Why a clip's features cannot be stored, if they cannot: a value that is not a finite number
 /// (samples so large that their power overflows f32, e.g. float PCM far outside ±1).
-fn non_finite(f: &ClipFeatures, d: &Decoded) -> Option<String> {
-    let mut parts: Vec<(&str, &[f32])> = vec![
-        ("mel", &f.mel),
-        ("mfcc", &f.mfcc),
-        ("mfcc_delta", &f.mfcc_delta),
-        ("mfcc_delta2", &f.mfcc_delta2),
-        ("hfc", &f.hfc),
-        ("hpcp", &f.hpcp),
-    ];
-    if let Some((data, ..)) = &f.scattering {
-        parts.push(("scattering", data));
-    }
-    let (name, bad) = parts
-        .into_iter()
-        .find_map(|(n, v)| v.iter().find(|x| !x.is_finite()).map(|x| (n, *x)))?;
+fn non_finite(rec: &TrackRecord, d: &Decoded) -> Option<String> {
+    let (name, bad) = rec
+        .datasets
+        .iter()
+        .find_map(|(n, _, v)| v.iter().find(|x| !x.is_finite()).map(|x| (n, *x)))?;
     let peak = d.samples.iter().fold(0f32, |m, x| m.max(x.abs()));
     Some(format!(
         "features not finite ({name} holds {bad}): the samples reach {peak:e}, PCM is nominally within ±1"
@@ -433,14 +423,15 @@ pub fn run<B: AudioOps>(
             let feats = extract_batch(b, &plan, &clips, scattering.map(|s| s.0))?;
             for ((i, d), f) in good.iter().zip(&feats) {
                 let (path, stem) = &chunk[*i];
-                if let Some(why) = non_finite(f, d) {
+                let rec = track_record(stem, path, d, f, opts.seconds);
+                if let Some(why) = non_finite(&rec, d) {
                     skipped.push(Skipped {
                         file: path.display().to_string(),
                         reason: why,
                     });
                     continue;
                 }
-                writer.write(&track_record(stem, path, d, f, opts.seconds))?;
+                writer.write(&rec)?;
                 written.push(stem.clone());
             }
             writer.commit()?;
