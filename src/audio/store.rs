@@ -217,25 +217,30 @@ fn read_record(path: &Path, g: &hdf5::Group, stem: &str) -> Result<TrackRecord, 
 /// look for the same relative name under the working directory, and so would read another
 /// store's track of the same name without a word.
 fn track_segments(path: &Path, f: &hdf5::File) -> Result<BTreeMap<String, u32>, IoError> {
-    let (table, segs) = table_and_segments(path, f)?;
-    Ok(table.ids.into_iter().zip(segs).collect())
+    // The ids alone: the song vectors (640 bytes a track) are not needed to find one track.
+    let len = std::fs::metadata(path)
+        .map_err(|e| IoError::io(path, e))?
+        .len() as usize;
+    let ids = read_strings_checked(f, "songs/ids", len / 8, len)
+        .map_err(|e| h5err(path, "songs/ids", e))?;
+    let segs = segment_numbers(path, f, ids.len())?;
+    Ok(ids.into_iter().zip(segs).collect())
 }
 
-/// The store's song table and the segment of each of its tracks (`/songs/segment`).
-fn table_and_segments(path: &Path, f: &hdf5::File) -> Result<(SongTable, Vec<u32>), IoError> {
-    let table = read_song_table(path)?;
+/// `/songs/segment`: the segment of each of the store's `n` tracks.
+fn segment_numbers(path: &Path, f: &hdf5::File, n: usize) -> Result<Vec<u32>, IoError> {
     let segs: Vec<u32> = f
         .dataset("songs/segment")
         .and_then(|d| d.read_raw::<u32>())
         .map_err(|e| h5err(path, "/songs/segment", e))?;
-    if segs.len() != table.ids.len() {
+    if segs.len() != n {
         return Err(IoError::Field {
             path: path.to_path_buf(),
             field: "/songs/segment".into(),
-            reason: format!("{} entries for {} ids", segs.len(), table.ids.len()),
+            reason: format!("{} entries for {n} ids", segs.len()),
         });
     }
-    Ok((table, segs))
+    Ok(segs)
 }
 
 /// Opens segment `n` of the store `path`.
@@ -425,7 +430,8 @@ impl StoreWriter {
                     return Err(columns(output, existing.len(), &first, &w));
                 }
             }
-            let (table, segs) = table_and_segments(output, &old)?;
+            let table = read_song_table(output)?;
+            let segs = segment_numbers(output, &old, table.ids.len())?;
             for (i, id) in table.ids.iter().enumerate() {
                 folded.insert(segs[i]);
                 w.songs.insert(id.clone(), (segs[i], table.row(i).to_vec()));
