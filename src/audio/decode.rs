@@ -231,6 +231,38 @@ fn wav_rate(path: &Path) -> Option<u32> {
     }
 }
 
+/// The sample rate an Ogg Vorbis file's identification header (the first page's body:
+/// `\x01vorbis`, version, channels, then the rate) or a FLAC file's STREAMINFO block (20 bits at
+/// byte 18) declares. Read before symphonia, which otherwise reports a rate of 0 as a file that
+/// ends inside its headers. `None` where the bytes are not such a header.
+fn ogg_or_flac_rate(path: &Path) -> Option<u32> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(512);
+    File::open(path)
+        .ok()?
+        .take(512)
+        .read_to_end(&mut head)
+        .ok()?;
+    if head.starts_with(b"OggS") {
+        let body = 27 + usize::from(*head.get(26)?);
+        let id = head.get(body..body + 16)?;
+        if &id[..7] != b"\x01vorbis" {
+            return None;
+        }
+        return Some(u32::from_le_bytes([id[12], id[13], id[14], id[15]]));
+    }
+    if head.starts_with(b"fLaC") && head.get(4)? & 0x7f == 0 {
+        let b = head.get(18..21)?;
+        return Some((u32::from(b[0]) << 12) | (u32::from(b[1]) << 4) | (u32::from(b[2]) >> 4));
+    }
+    None
+}
+
+/// The sample rate the file's own header declares, for the formats whose header says it plainly.
+fn header_rate(path: &Path) -> Option<u32> {
+    wav_rate(path).or_else(|| ogg_or_flac_rate(path))
+}
+
 /// Decodes `path` to mono, keeping at most `max_seconds` from the start.
 pub fn decode(path: &Path, max_seconds: Option<f64>) -> Result<Decoded, DecodeError> {
     let err = |k| DecodeError::new(path, k);
@@ -241,7 +273,7 @@ pub fn decode(path: &Path, max_seconds: Option<f64>) -> Result<Decoded, DecodeEr
     if meta.len() == 0 {
         return Err(err(DecodeErrorKind::Empty));
     }
-    if let Some(rate) = wav_rate(path) {
+    if let Some(rate) = header_rate(path) {
         check_rate(path, rate)?;
     }
     // Symphonia asserts on some damaged headers instead of returning an error: one such file

@@ -315,6 +315,44 @@ fn absurd_sample_rates_are_refused() {
     }
 }
 
+/// An Ogg Vorbis file whose identification header declares an absurd rate is refused with that
+/// reason (symphonia said "ends inside its headers" for a rate of 0), checksum renewed so only
+/// the rate is wrong; so is a FLAC whose STREAMINFO declares 0 Hz.
+#[test]
+fn absurd_sample_rates_in_ogg_and_flac_headers_are_refused() {
+    let src = std::fs::read(root().join("data/audio/singularity_awakening.ogg")).unwrap();
+    let second = (4..src.len() - 4)
+        .find(|&i| &src[i..i + 4] == b"OggS")
+        .unwrap();
+    let body = 27 + src[26] as usize;
+    assert_eq!(&src[body..body + 7], b"\x01vorbis");
+    let dir = tempfile::tempdir().unwrap();
+    for rate in [0u32, 1, 5_000_000] {
+        let mut b = src.clone();
+        b[body + 12..body + 16].copy_from_slice(&rate.to_le_bytes());
+        let crc = ogg_crc(&b[..second]);
+        b[22..26].copy_from_slice(&crc.to_le_bytes());
+        let p = dir.path().join(format!("r{rate}.ogg"));
+        std::fs::write(&p, &b).unwrap();
+        let e = decode(&p, None).unwrap_err();
+        assert!(matches!(e.kind, DecodeErrorKind::Unsupported(_)), "{e}");
+        assert!(
+            e.to_string().contains(&format!("sample rate {rate} Hz")),
+            "{e}"
+        );
+    }
+
+    // "fLaC", a last-block STREAMINFO header, block sizes, frame sizes, then 20 bits of rate.
+    let mut flac = b"fLaC\x80\x00\x00\x22".to_vec();
+    flac.extend_from_slice(&[0x10, 0x00, 0x10, 0x00, 0, 0, 0, 0, 0, 0]);
+    flac.extend_from_slice(&[0x00, 0x00, 0x01, 0xf0, 0, 0, 0, 0]);
+    flac.extend_from_slice(&[0u8; 16]);
+    let p = dir.path().join("r0.flac");
+    std::fs::write(&p, &flac).unwrap();
+    let e = decode(&p, None).unwrap_err();
+    assert!(e.to_string().contains("sample rate 0 Hz"), "{e}");
+}
+
 /// Float PCM holding NaN or infinity is refused, naming the first such sample.
 #[test]
 fn float_samples_that_are_not_numbers_are_refused() {
