@@ -320,4 +320,34 @@ fn compare_runs_every_fold_by_default() {
     succeeds(&o);
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(j["folds"], 3, "{j}");
+    // Fig. 6 is AINRNN's: comparing popularity alone says nothing about feature sets.
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains("Fig. 6"), "{err}");
+    assert!(!out.join("accuracy_per_epoch.png").exists());
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        !md.contains("Fig. 6") && !md.contains("accuracy_per_epoch"),
+        "{md}"
+    );
+}
+
+/// `--feature-sets` that would compare nothing is refused before any work.
+#[test]
+fn compare_refuses_feature_sets_it_would_not_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small(dir.path());
+    let out = dir.path().join("r");
+    for (extra, why) in [
+        (
+            &["--models", "popularity", "--feature-sets", "msd,none"][..],
+            "does not include ainrnn",
+        ),
+        (&["--feature-sets", "msd"][..], "two feature sets or more"),
+        (&["--feature-sets", "msd,none,msd"][..], "lists msd twice"),
+    ] {
+        let mut args = vec!["compare", "--data", s(&data), "--report", s(&out)];
+        args.extend_from_slice(extra);
+        fails_with(&ainrnn(&args), &["--feature-sets", why]);
+        assert!(!out.exists(), "{extra:?} left {}", out.display());
+    }
 }

@@ -646,6 +646,26 @@ pub fn run_compare(
             );
         }
     }
+    if !a.feature_sets.is_empty() {
+        if !a
+            .models
+            .contains(&ainrnn::eval::compare::Method::Neural(ModelKind::Ainrnn))
+        {
+            anyhow::bail!(
+                "--feature-sets compares AINRNN trained on each feature set, but --models does not include ainrnn"
+            );
+        }
+        if a.feature_sets.len() < 2 {
+            anyhow::bail!("--feature-sets needs two feature sets or more to compare");
+        }
+        if let Some(fs) = (1..a.feature_sets.len()).find_map(|i| {
+            a.feature_sets[..i]
+                .contains(&a.feature_sets[i])
+                .then_some(a.feature_sets[i])
+        }) {
+            anyhow::bail!("--feature-sets lists {} twice", fs.name());
+        }
+    }
     paths::input_exists("--data", &a.data)?;
     let _lock = paths::lock_output_dir("--report", &a.report)?;
     let sel = backend(choice)?;

@@ -11,12 +11,16 @@ use crate::train::run::train;
 use crate::train::EpochReport;
 
 /// The feature sets to compare: the asked ones, else MFCC and scattering when the dataset has
-/// both, else those of MSD and none it has (with a line in `notes` saying so).
+/// both, else those of MSD and none it has (with a line in `notes` saying so). None when AINRNN
+/// is not compared: the figure is AINRNN's.
 pub(super) fn feature_sets(
     o: &CompareOptions,
     ds: &Dataset,
     notes: &mut Vec<String>,
 ) -> Vec<FeatureSet> {
+    if !o.methods.contains(&Method::Neural(ModelKind::Ainrnn)) {
+        return vec![];
+    }
     let mut sets = o.feature_sets.clone();
     if sets.is_empty() {
         let has = |fs: FeatureSet| {

@@ -79,12 +79,15 @@ pub(super) fn write_report(
             })
             .collect()
     };
-    files.extend(line_chart(
-        &dir.join("accuracy_per_epoch"),
-        "Validation precision@10 per epoch (fold 0)",
-        ("epoch", "precision@10"),
-        &epoch_series,
-    )?);
+    // Only learned models have epochs: popularity, kNN and EASE alone get no empty chart.
+    if !epoch_series.is_empty() {
+        files.extend(line_chart(
+            &dir.join("accuracy_per_epoch"),
+            "Validation precision@10 per epoch (fold 0)",
+            ("epoch", "precision@10"),
+            &epoch_series,
+        )?);
+    }
     let bars: Vec<(String, f64)> = r
         .methods
         .iter()

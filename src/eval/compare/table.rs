@@ -84,18 +84,32 @@ pub(super) fn markdown(r: &CompareReport, t: &TrainOptions) -> String {
         let _ = writeln!(md);
     }
     let _ = writeln!(md, "\n## Figures\n");
+    let learned = r
+        .methods
+        .iter()
+        .any(|m| m.folds.first().is_some_and(|f| !f.history.is_empty()));
+    let per_epoch = if !r.feature_runs.is_empty() {
+        Some("validation precision@10 per epoch by feature set (paper Fig. 6)")
+    } else if learned {
+        Some("validation precision@10 per epoch per model, fold 0")
+    } else {
+        None
+    };
     for (file, what) in [
-        ("precision_at_k", "precision@k for k = 1…20 (paper Fig. 7)"),
-        ("ndcg_at_k", "NDCG@k for k = 1…20 (paper Fig. 8)"),
         (
-            "accuracy_per_epoch",
-            "validation precision@10 per epoch by feature set (paper Fig. 6)",
+            "precision_at_k",
+            Some("precision@k for k = 1…20 (paper Fig. 7)"),
         ),
+        ("ndcg_at_k", Some("NDCG@k for k = 1…20 (paper Fig. 8)")),
+        ("accuracy_per_epoch", per_epoch),
         (
             "seconds_per_epoch",
-            "training seconds per epoch per model (paper Fig. 9)",
+            Some("training seconds per epoch per model (paper Fig. 9)"),
         ),
-    ] {
+    ]
+    .into_iter()
+    .filter_map(|(f, w)| Some((f, w?)))
+    {
         let _ = writeln!(
             md,
             "- {what}: `{file}.png`, `{file}.svg`\n\n  ![{what}]({file}.png)\n"
