@@ -351,3 +351,13 @@ fn compare_refuses_feature_sets_it_would_not_use() {
         assert!(!out.exists(), "{extra:?} left {}", out.display());
     }
 }
+
+/// `bench data` with more megabytes than the disk holds fails at once, naming the free space,
+/// instead of writing until the disk is full.
+#[test]
+fn bench_data_refuses_a_file_larger_than_the_free_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = ainrnn(&["bench", "data", "--mb", "1e12", "--dir", s(dir.path())]);
+    fails_with(&o, &["--mb 1000000000000", "MB are free", "another --dir"]);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}

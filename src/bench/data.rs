@@ -15,6 +15,7 @@ use crate::data::progress::Progress;
 use crate::data::synth::{synth, SynthOptions};
 use crate::data::triplets::{self, parse_line, Line};
 use crate::error::IoError;
+use crate::io::space::{available_memory_bytes, free_disk_bytes};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct DataBench {
@@ -43,6 +44,34 @@ pub fn run(mb: f64, dir: Option<PathBuf>, seed: u64) -> Result<DataBench, IoErro
     let mean_listens = 40.0;
     let lines = (mb * 1e6 / 63.0).max(1.0);
     let users = ((lines / mean_listens).ceil() as usize).max(1);
+    // A huge `--mb` must fail at once, not after filling the disk or being killed for memory.
+    let want = (mb * 1e6) as u64;
+    if let Some(free) = free_disk_bytes(&dir) {
+        if want.saturating_add(want / 10) > free {
+            return Err(IoError::Format {
+                path: dir,
+                reason: format!(
+                    "--mb {mb} needs about {:.0} MB of disk here, and {:.0} MB are free: choose a smaller --mb or another --dir",
+                    want as f64 / 1e6,
+                    free as f64 / 1e6
+                ),
+            });
+        }
+    }
+    // The full read keeps the interned triplets: about 0.8 bytes of memory per byte of file.
+    if let Some(avail) = available_memory_bytes() {
+        let need = (want as f64 * 0.8) as u64;
+        if need > avail {
+            return Err(IoError::Format {
+                path: dir,
+                reason: format!(
+                    "--mb {mb}: reading the file back needs about {:.0} MB of memory, and {:.0} MB are available: choose a smaller --mb",
+                    need as f64 / 1e6,
+                    avail as f64 / 1e6
+                ),
+            });
+        }
+    }
     let mut o = SynthOptions::new(users, 359_687, mean_listens);
     o.seed = seed;
     let t0 = Instant::now();
