@@ -273,7 +273,22 @@ pub fn command() -> clap::Command {
 }
 
 /// Prints `value` as one JSON line on stdout.
+/// Set once a command has printed its JSON result: a later failure then adds no second object.
+static JSON_PRINTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// With `--json`, a failed command still prints one object, `{"error": "…"}`, so a program
+/// reading stdout gets JSON either way (the message also goes to stderr).
+pub fn print_json_error(e: &anyhow::Error) {
+    if JSON_PRINTED.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = serde_json::to_writer(&mut out, &serde_json::json!({ "error": format!("{e:#}") }));
+    let _ = writeln!(out);
+}
+
 fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    JSON_PRINTED.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut out = std::io::stdout().lock();
     serde_json::to_writer(&mut out, value)?;
     writeln!(out)?;

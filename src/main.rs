@@ -20,6 +20,7 @@ fn main() -> ExitCode {
     let _ = rayon::ThreadPoolBuilder::new()
         .use_current_thread()
         .build_global();
+    let json = args.json;
     match cli::run(args, &matches) {
         Ok(code) => code,
         Err(e) => {
@@ -31,6 +32,9 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprintln!("error: {e:#}");
+            if json {
+                cli::print_json_error(&e);
+            }
             ExitCode::FAILURE
         }
     }

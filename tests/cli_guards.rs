@@ -361,3 +361,23 @@ fn bench_data_refuses_a_file_larger_than_the_free_disk() {
     fails_with(&o, &["--mb 1000000000000", "MB are free", "another --dir"]);
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+/// With `--json`, a failure still prints one JSON object on stdout, `{"error": …}`, holding the
+/// message stderr shows; a success prints its result alone.
+#[test]
+fn json_failures_print_an_error_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.h5");
+    let o = ainrnn(&["--json", "stats", s(&missing)]);
+    let e = fails_with(&o, &["nope.h5"]);
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let msg = j["error"].as_str().unwrap();
+    assert!(msg.contains("nope.h5") && e.contains(msg), "{j} / {e}");
+    assert_eq!(j.as_object().unwrap().len(), 1, "{j}");
+
+    let data = small(dir.path());
+    let o = ainrnn(&["--json", "stats", s(&data)]);
+    succeeds(&o);
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(j.get("error").is_none(), "{j}");
+}
