@@ -185,6 +185,28 @@ fn ensemble_trains_members_and_evaluates_with_all() {
         .expect_err("a member's file is missing")
         .to_string();
     assert!(e.contains("m.ckpt.member1") && e.contains("beside"), "{e}");
+    // A member file replaced by another checkpoint (here the first's copy) is refused by the
+    // checksum the first recorded for it.
+    std::fs::copy(&out, &member).unwrap();
+    let e = ainrnn::eval::run::eval(&b, &data, &out, None, false, 10)
+        .expect_err("member 1 replaced by a copy of the first")
+        .to_string();
+    assert!(
+        e.contains("m.ckpt.member1") && e.contains("replaced"),
+        "{e}"
+    );
+    // Two members that are the same file's copies, even as recorded, are refused too.
+    std::fs::copy(dir.path().join("moved"), dir.path().join("twin")).unwrap();
+    let twins = dir.path().join("twins.ckpt");
+    std::fs::copy(&out, &twins).unwrap();
+    ainrnn::model::checkpoint::set_members(&twins, &["moved".into(), "twin".into()]).unwrap();
+    let e = ainrnn::eval::run::eval(&b, &data, &twins, None, false, 10)
+        .expect_err("two members are copies")
+        .to_string();
+    assert!(
+        e.contains("twin") && e.contains("a copy of another member"),
+        "{e}"
+    );
     // `--resume` with more epochs continues every member from its own `.last` file.
     std::fs::rename(dir.path().join("moved"), &member).unwrap();
     let mut more = opts(&data, &out, 2);

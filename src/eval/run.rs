@@ -69,15 +69,36 @@ pub fn load_ensemble<B: ModelOps>(
     let ck = Checkpoint::load(path)?;
     let (first, corpus, fp) = model_from(b, ds, &ck, path)?;
     let paths = ck.member_paths(path)?;
+    let recorded = ck.member_checksums();
+    let mut seen = vec![ck.checksum().to_string()];
     drop(ck); // the first's tensors are on the device now
     let mut models = vec![first];
-    for p in paths {
+    for (i, p) in paths.into_iter().enumerate() {
         let ck = Checkpoint::load(&p).map_err(|e| {
             Error::Other(format!(
                 "ensemble member of {}: {e} (a member's file must stay beside the first's)",
                 path.display()
             ))
         })?;
+        // Members differ by seed, so two equal checksums mean a file copied over another.
+        let sum = ck.checksum().to_string();
+        if let Some(want) = recorded.as_ref().and_then(|r| r.get(i)) {
+            if *want != sum {
+                return Err(Error::Other(format!(
+                    "{}: not the ensemble member {} was trained with (checksum {sum}, recorded {want}): the file was replaced; restore it or retrain the ensemble",
+                    p.display(),
+                    path.display()
+                )));
+            }
+        }
+        if !sum.is_empty() && seen.contains(&sum) {
+            return Err(Error::Other(format!(
+                "{}: a copy of another member of the ensemble {} (the same checksum {sum}): restore it or retrain the ensemble",
+                p.display(),
+                path.display()
+            )));
+        }
+        seen.push(sum);
         let theirs = fingerprint(&ck, &p)?;
         if theirs != fp {
             return Err(Error::Other(format!(

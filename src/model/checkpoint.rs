@@ -373,6 +373,9 @@ pub fn encode<B: ModelOps>(
 
 /// The metadata key listing an ensemble's other members (file names beside the checkpoint).
 const MEMBERS: &str = "ensemble";
+/// The metadata key holding each member's own checksum, in `MEMBERS`' order: a member file
+/// replaced by another checkpoint (a copy of another member, a model trained alone) is refused.
+const MEMBER_SUMS: &str = "ensemble_checksums";
 
 /// Records in checkpoint `path` the file names (in `path`'s folder) of the ensemble's other
 /// members, or, with none, that it is a single model. Rewritten atomically with a new checksum;
@@ -382,11 +385,26 @@ pub fn set_members(path: &Path, names: &[String]) -> Result<(), Error> {
     // Checked first: a damaged file must not get a fresh, valid checksum.
     let (st, mut meta) = parse(&bytes, path)?;
     if names.is_empty() {
-        if meta.remove(MEMBERS).is_none() {
+        let had = meta.remove(MEMBERS).is_some();
+        if meta.remove(MEMBER_SUMS).is_none() && !had {
             return Ok(()); // nothing to change
         }
     } else {
+        let dir = path.parent().unwrap_or(Path::new(""));
+        let sums = names
+            .iter()
+            .map(|n| {
+                let p = dir.join(n);
+                let bytes = std::fs::read(&p).map_err(|e| IoError::io(&p, e))?;
+                Ok(parse(&bytes, &p)?
+                    .1
+                    .get(CHECKSUM)
+                    .cloned()
+                    .unwrap_or_default())
+            })
+            .collect::<Result<Vec<String>, Error>>()?;
         meta.insert(MEMBERS.to_string(), to_json(names)?);
+        meta.insert(MEMBER_SUMS.to_string(), to_json(&sums)?);
     }
     // Rewritten as the current version: an older file's checksum entry goes.
     meta.insert("version".to_string(), VERSION.to_string());
@@ -400,6 +418,21 @@ pub fn set_members(path: &Path, names: &[String]) -> Result<(), Error> {
 }
 
 impl Checkpoint {
+    /// This file's own checksum entry (empty for a version-1 file, written before checksums).
+    pub fn checksum(&self) -> &str {
+        self.meta
+            .get(CHECKSUM)
+            .or_else(|| self.meta.get(CHECKSUM_V2))
+            .map(String::as_str)
+            .unwrap_or("")
+    }
+
+    /// The checksums the ensemble's first checkpoint recorded for its other members, in
+    /// [`Self::member_paths`]' order; `None` where it recorded none (written before they were).
+    pub fn member_checksums(&self) -> Option<Vec<String>> {
+        self.get::<Vec<String>>(MEMBER_SUMS)?.ok()
+    }
+
     /// The paths of the ensemble's other members when the checkpoint read from `path` is the
     /// first of an ensemble; empty for a single model.
     pub fn member_paths(&self, path: &Path) -> Result<Vec<std::path::PathBuf>, Error> {
