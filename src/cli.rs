@@ -342,7 +342,7 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
         }
         Command::Ablate(a) => {
             let given = matches.subcommand_matches("ablate");
-            model::run_ablate(a, given, cli.backend.into(), cli.json)?
+            return model::run_ablate(a, given, cli.backend.into(), cli.json);
         }
         Command::Recommend(a) => model::run_recommend(a, cli.backend.into(), cli.json)?,
         Command::Prepare(a) => data::run_prepare(a, cli.json)?,

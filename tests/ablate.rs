@@ -375,3 +375,18 @@ fn refuses_a_report_folder_that_would_overwrite_the_data() {
         std::fs::read(&data).unwrap()
     );
 }
+
+/// Full AINRNN's `--features` that the dataset cannot give end the run before any training
+/// (every row failed and the run said 0); no report is written.
+#[test]
+fn features_full_ainrnn_cannot_have_are_refused_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small(dir.path());
+    let report = dir.path().join("ablation");
+    let mut args = tiny(s(&data), s(&report), "2");
+    args.extend(["--features", "audio"].map(String::from));
+    let a: Vec<&str> = args.iter().map(String::as_str).collect();
+    let e = fails_with(&ainrnn(&a), &["--features audio", "no song vectors"]);
+    assert!(!e.contains("fold 0"), "it trained first: {e}");
+    assert!(!report.join("report.md").exists());
+}

@@ -743,7 +743,7 @@ pub fn run_ablate(
     matches: Option<&clap::ArgMatches>,
     choice: BackendChoice,
     json: bool,
-) -> Result<()> {
+) -> Result<std::process::ExitCode> {
     refuse_written_over_data(
         &a.report,
         &a.data,
@@ -776,7 +776,24 @@ pub fn run_ablate(
         opts.report.join("report.md").display(),
         r.seconds
     );
-    Ok(())
+    // As `features` with skipped files: the report holds what ran, the status says not all did.
+    let failed = r
+        .rows
+        .iter()
+        .filter(|row| {
+            row.failed
+                .as_deref()
+                .is_some_and(|f| f.starts_with("failed"))
+        })
+        .count();
+    if failed > 0 {
+        eprintln!(
+            "ablate: {} failed (see the report); exit status 3",
+            ainrnn::text::count(failed as u64, "row")
+        );
+        return Ok(std::process::ExitCode::from(3));
+    }
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

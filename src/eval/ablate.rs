@@ -312,11 +312,13 @@ pub fn ablate<B: ModelOps>(
             o.folds, ds.folds
         )));
     }
-    let ckpts = o.report.join("checkpoints");
-    std::fs::create_dir_all(&ckpts).map_err(|e| IoError::io(&ckpts, e))?;
     let mut full = o.train.clone();
     full.kind = ModelKind::Ainrnn;
     full.data = o.data.clone();
+    // Every row is compared with full AINRNN: features it cannot have end the run before any.
+    select_features(&ds, full.features)?;
+    let ckpts = o.report.join("checkpoints");
+    std::fs::create_dir_all(&ckpts).map_err(|e| IoError::io(&ckpts, e))?;
     // The ranking corpus: histories and portraits (each model carries its own features).
     let (corpus, _) = Corpus::from_dataset(&ds, FeatureSet::None)?;
     let genres = song_genres(&ds);
@@ -368,6 +370,10 @@ pub fn ablate<B: ModelOps>(
                         epochs: run.epochs,
                     });
                 }
+                // Without full AINRNN no row has anything to be compared with.
+                Err(e) if change == Change::Full => return Err(Error::Other(format!(
+                    "full AINRNN failed on fold {fold}, so no change can be compared with it: {e}"
+                ))),
                 Err(e) => {
                     log(&format!("fold {fold} {:<16} failed: {e}", row.id));
                     row.failed = Some(format!("failed on fold {fold}: {e}"));
