@@ -381,3 +381,34 @@ fn json_failures_print_an_error_object() {
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(j.get("error").is_none(), "{j}");
 }
+
+/// `eval` on a fold whose test users have no song held out is an error, not metrics of 0
+/// averaged over nobody (and a coverage of 1).
+#[test]
+fn eval_of_a_fold_without_held_out_songs_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let trip = dir.path().join("one.txt");
+    let mut t = String::new();
+    for u in 0..6 {
+        t += &format!("single{u}\tS{}\t1\n", u % 3);
+    }
+    for u in 0..12 {
+        for s in 0..4 {
+            t += &format!("multi{u}\tS{}\t2\n", (u + s) % 6);
+        }
+    }
+    std::fs::write(&trip, t).unwrap();
+    let data = dir.path().join("one.h5");
+    let ckpt = dir.path().join("one.ckpt");
+    #[rustfmt::skip]
+    succeeds(&ainrnn(&["prepare", "--triplets", s(&trip), "--min-listens", "1", "--min-song-users", "1",
+        "--folds", "9", "--seed", "29", "-o", s(&data)]));
+    #[rustfmt::skip]
+    succeeds(&ainrnn(&["train", "--data", s(&data), "--epochs", "1", "--ensemble", "1",
+        "-o", s(&ckpt)]));
+    let o = ainrnn(&["eval", "--data", s(&data), "--checkpoint", s(&ckpt)]);
+    fails_with(
+        &o,
+        &["one.h5", "fold 0", "no test user with held-out songs"],
+    );
+}

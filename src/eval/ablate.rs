@@ -371,9 +371,11 @@ pub fn ablate<B: ModelOps>(
                     });
                 }
                 // Without full AINRNN no row has anything to be compared with.
-                Err(e) if change == Change::Full => return Err(Error::Other(format!(
+                Err(e) if change == Change::Full => {
+                    return Err(Error::Other(format!(
                     "full AINRNN failed on fold {fold}, so no change can be compared with it: {e}"
-                ))),
+                )))
+                }
                 Err(e) => {
                     log(&format!("fold {fold} {:<16} failed: {e}", row.id));
                     row.failed = Some(format!("failed on fold {fold}: {e}"));

@@ -199,12 +199,21 @@ pub fn eval<B: ModelOps>(
     let (lists, truths) =
         rank_examples(b, &models, &corpus, &fd.test, kk, crate::train::RANK_BATCH)?;
     let cat = corpus.catalogue(&fd.train_users, song_genres(&ds));
+    let metrics = evaluate(&lists, &truths, k, &cat);
+    // Zeros averaged over nobody would read as a model that recommends nothing right.
+    if metrics.users == 0 {
+        return Err(Error::Other(format!(
+            "{}: fold {fold} has no test user with held-out songs ({} test users, none with a song held out): nothing to evaluate; prepare the data with fewer --folds or a smaller --visible-share",
+            data.display(),
+            metrics.users_without_truth
+        )));
+    }
     Ok(EvalReport {
         model: model.cfg.kind.name().to_string(),
         checkpoint: ckpt.display().to_string(),
         fold,
         features: fp.features,
-        metrics: evaluate(&lists, &truths, k, &cat),
+        metrics,
         curve: curves(&lists, &truths, 20),
         seconds: t0.elapsed().as_secs_f64(),
     })
