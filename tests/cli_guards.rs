@@ -412,3 +412,62 @@ fn eval_of_a_fold_without_held_out_songs_is_an_error() {
         &["one.h5", "fold 0", "no test user with held-out songs"],
     );
 }
+
+/// `train --resume`: another `--ensemble` is a conflict like any other setting; resuming from
+/// `<out>` alone (no `.last`) says it is not the interrupted run's latest state.
+#[test]
+fn resume_refuses_another_ensemble_and_says_what_it_resumes_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small(dir.path());
+    let out = dir.path().join("r.ckpt");
+    let train = |extra: &[&str]| {
+        let mut a = vec![
+            "train",
+            "--data",
+            s(&data),
+            "--hidden",
+            "8",
+            "--emb",
+            "8",
+            "-o",
+            s(&out),
+        ];
+        a.extend_from_slice(extra);
+        ainrnn(&a)
+    };
+    succeeds(&train(&["--epochs", "1", "--ensemble", "1"]));
+    let o = train(&["--resume", "--epochs", "2", "--ensemble", "2"]);
+    fails_with(&o, &["--ensemble 2 but the checkpoint was trained with 1"]);
+    std::fs::remove_file(dir.path().join("r.ckpt.last")).unwrap();
+    let o = train(&["--resume", "--epochs", "2"]);
+    succeeds(&o);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("r.ckpt.last is missing")
+            && e.contains("not the interrupted run's latest state"),
+        "{e}"
+    );
+}
+
+/// A run writing `m.ckpt` also writes `m.ckpt.last` and `m.ckpt.memberN[.last]`: a second run
+/// given one of those as its output is refused while the first holds `m.ckpt`.
+#[test]
+fn train_refuses_an_output_that_another_runs_derived_file_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small(dir.path());
+    let held = ainrnn::io::OutputLock::acquire(&dir.path().join("m.ckpt")).unwrap();
+    for name in ["m.ckpt.last", "m.ckpt.member1", "m.ckpt.member2.last"] {
+        let out = dir.path().join(name);
+        let o = ainrnn(&["train", "--data", s(&data), "--epochs", "1", "-o", s(&out)]);
+        fails_with(&o, &["m.ckpt", "is writing it"]);
+        assert!(!out.exists(), "{name} written");
+    }
+    drop(held);
+    // A name that only looks derived is its own output.
+    let out = dir.path().join("m.ckpt.membership");
+    let held = ainrnn::io::OutputLock::acquire(&dir.path().join("m.ckpt")).unwrap();
+    #[rustfmt::skip]
+    succeeds(&ainrnn(&["train", "--data", s(&data), "--epochs", "1", "--ensemble", "1",
+        "--hidden", "8", "--emb", "8", "-o", s(&out)]));
+    drop(held);
+}

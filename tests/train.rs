@@ -583,3 +583,52 @@ fn ainrnn_stacks_plain_by_default_and_old_options_read_as_trained() {
     let (models, _, _) = ainrnn::eval::run::load_ensemble(&b, &ds, &out).unwrap();
     assert_eq!(models[0].cfg.connection, Some(Connection::Plain));
 }
+
+/// `--resume` from `<out>.last` needs `<out>` to hold the best epoch `.last` names: a run that
+/// finds nothing better keeps and reports it. When `.last` is that best epoch itself (a run
+/// stopped between an epoch's two writes), it is copied; otherwise the run is refused first.
+#[test]
+fn resume_needs_the_best_epochs_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_dataset(dir.path(), 300);
+    let b = CpuBackend::new();
+    let last = ainrnn::train::run::last_path;
+    // One epoch: `.last` is the best epoch; `<out>` lost.
+    let one = dir.path().join("one.ckpt");
+    train(&b, &opts(&data, &one, 1), |_| {}, |_, _, _, _| {}).unwrap();
+    let x = dir.path().join("x.ckpt");
+    std::fs::copy(last(&one), last(&x)).unwrap();
+    let mut more = opts(&data, &x, 2);
+    more.resume = true;
+    let s = train(&b, &more, |_| {}, |_, _, _, _| {}).unwrap();
+    assert_eq!(s.epochs_run, 2);
+    assert!(x.is_file(), "the best epoch's file was restored");
+    let ds = Dataset::load(&data).unwrap();
+    ainrnn::eval::run::load_model(&b, &ds, &x).unwrap();
+
+    // An lr too small to change any ranking: epoch 1 stays best of 3.
+    let flat = dir.path().join("flat.ckpt");
+    let mut o = opts(&data, &flat, 3);
+    o.lr = 1e-30;
+    let s = train(&b, &o, |_| {}, |_, _, _, _| {}).unwrap();
+    assert_eq!((s.best_epoch, s.epochs_run), (1, 3));
+    let y = dir.path().join("y.ckpt");
+    std::fs::copy(last(&flat), last(&y)).unwrap();
+    let mut again = opts(&data, &y, 4);
+    again.lr = 1e-30;
+    again.resume = true;
+    let e = train(&b, &again, |_| {}, |_, _, _, _| {})
+        .expect_err("the best epoch's file is missing")
+        .to_string();
+    assert!(
+        e.contains("y.ckpt") && e.contains("best epoch 1") && e.contains("is missing"),
+        "{e}"
+    );
+    // Another run's best file is not it either.
+    std::fs::copy(&one, &y).unwrap();
+    let e = train(&b, &again, |_| {}, |_, _, _, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("holds the best epoch 1 of another run"), "{e}");
+    assert!(!dir.path().join("y.ckpt.member1").exists());
+}

@@ -285,7 +285,16 @@ fn resume_options(flags: TrainOptions, matches: Option<&clap::ArgMatches>) -> Re
         return Ok(flags);
     };
     let saved = saved_options(&path)?;
-    let conflicts = flags.resume_conflicts(&saved, |f| given(matches, f));
+    let mut conflicts = flags.resume_conflicts(&saved, |f| given(matches, f));
+    // Not a model setting, but a resumed run trains the members the checkpoint has.
+    if given(matches, "--ensemble") && flags.ensemble != saved.ensemble {
+        let name = |e: Option<u32>| e.map_or("auto".to_string(), |n| n.to_string());
+        conflicts.push(format!(
+            "--ensemble {} but the checkpoint was trained with {}",
+            name(flags.ensemble),
+            name(saved.ensemble)
+        ));
+    }
     if !conflicts.is_empty() {
         return Err(resume_refused(&path, &conflicts).into());
     }
@@ -307,6 +316,13 @@ fn resume_options(flags: TrainOptions, matches: Option<&clap::ArgMatches>) -> Re
         opts.epochs,
         opts.patience
     );
+    if path == flags.out {
+        eprintln!(
+            "note: {} is missing, so training goes on from {}: the best epoch's model, with the neighbourhood weight chosen after that run, not the interrupted run's latest state",
+            ainrnn::train::run::last_path(&flags.out).display(),
+            flags.out.display()
+        );
+    }
     Ok(opts)
 }
 
@@ -321,6 +337,12 @@ pub fn run_train(
     paths::refuse_overwriting_inputs("--out (its .last file)", &last, &[("--data", &a.data)])?;
     let _lock = paths::lock_output("--out", &a.out)?;
     ainrnn::io::lock::remove_stale_temps(&last); // the lock on --out covers its .last file
+                                                 // `-o m.ckpt.last` (or `.member1`) writes files of the run `-o m.ckpt`: that run's lock too.
+    let base = ainrnn::train::run::base_output(&a.out);
+    let _base_lock = match &base {
+        Some(b) => Some(paths::lock_output("--out", b)?),
+        None => None,
+    };
     let mut opts = TrainOptions::new(a.data, a.model, a.out);
     a.training.apply(&mut opts, matches);
     opts.fold = a.fold;

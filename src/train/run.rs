@@ -613,6 +613,18 @@ pub fn load_dataset(path: &Path) -> Result<Dataset, Error> {
 }
 
 /// The checkpoint of ensemble member `m` ≥ 1 of a run whose `--out` is `out`: `<out>.member<m>`.
+/// The output whose run writes `out` too, when `out` is one of its derived files
+/// (`X.last`, `X.memberN`, `X.memberN.last`): `X`.
+pub fn base_output(out: &Path) -> Option<PathBuf> {
+    let name = out.file_name()?.to_str()?;
+    let stem = name.strip_suffix(".last").unwrap_or(name);
+    let stem = match stem.rfind(".member") {
+        Some(i) if stem[i + 7..].parse::<u32>().is_ok_and(|m| m > 0) => &stem[..i],
+        _ => stem,
+    };
+    (stem != name && !stem.is_empty()).then(|| out.with_file_name(stem))
+}
+
 pub fn member_path(out: &Path, m: u32) -> PathBuf {
     let mut s = out.as_os_str().to_owned();
     s.push(format!(".member{m}"));
@@ -789,6 +801,9 @@ fn train_member<B: ModelOps>(
             (model, cfg, TrainState::default(), used)
         }
     };
+    if resume_from.as_deref() == Some(last.as_path()) {
+        best_file_for(opts, &last, &state)?;
+    }
     // A resumed run may be given another number of epochs or patience (the other settings
     // were checked equal to the checkpoint's above).
     cfg.epochs = opts.epochs;
@@ -1017,6 +1032,55 @@ fn encode_run<B: ModelOps>(
 /// "training" for the training users, [`LISTS_ALL`] after [`calibrate_neighbour_weight`]'s refit.
 const LISTS_KEY: &str = "neighbour_lists";
 const LISTS_ALL: &str = "training+validation";
+
+/// Resuming from `last` (whose training state is `state`): `opts.out` must hold that state's
+/// best epoch, since a run that finds no better epoch leaves it as it is and reports it. It
+/// does when its own state has the same best epoch and the same history up to it (written at
+/// that epoch, or calibrated after the run). An interruption between an epoch's two writes
+/// (`last` first) leaves `out` missing or an older best; when `last` is that best epoch
+/// itself, it is copied to `out`. Otherwise the best epoch's file is gone and the run is
+/// refused, before any work.
+fn best_file_for(opts: &TrainOptions, last: &Path, state: &TrainState) -> Result<(), Error> {
+    let (epoch, best) = (state.epoch, state.best_epoch);
+    if best == 0 {
+        return Ok(()); // no epoch has been best yet: nothing to hold
+    }
+    let upto = |s: &TrainState| -> Vec<(f64, f64)> {
+        s.history
+            .iter()
+            .take(best as usize)
+            .map(|r| (r.loss, r.ndcg_at_10))
+            .collect()
+    };
+    let held = if opts.out.exists() {
+        let ck = Checkpoint::load(&opts.out)?;
+        ck.get::<TrainState>("train_state")
+            .and_then(Result::ok)
+            .map(|s| (s.best_epoch, upto(&s)))
+    } else {
+        None
+    };
+    if held.as_ref() == Some(&(best, upto(state))) {
+        return Ok(());
+    }
+    if best == epoch {
+        let bytes = std::fs::read(last).map_err(|e| crate::error::IoError::io(last, e))?;
+        write_atomic(&opts.out, &bytes)?;
+        return Ok(());
+    }
+    let what = match held {
+        Some((e, _)) if e == best => format!("holds the best epoch {e} of another run"),
+        Some((e, _)) => format!("holds best epoch {e}"),
+        None if opts.out.exists() => "holds no training state".into(),
+        None => "is missing".into(),
+    };
+    Err(Error::Other(format!(
+        "{}: --resume continues from {} (epoch {epoch}), whose best epoch {best} should be in {}, which {what}: restore that file, or train anew without --resume",
+        opts.out.display(),
+        last.display(),
+        opts.out.display()
+    )))
+}
 
 fn lists_refitted(ck: &Checkpoint) -> bool {
     ck.get::<String>(LISTS_KEY).and_then(Result::ok).as_deref() == Some(LISTS_ALL)
