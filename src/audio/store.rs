@@ -432,6 +432,10 @@ impl StoreWriter {
             }
             let table = read_song_table(output)?;
             let segs = segment_numbers(output, &old, table.ids.len())?;
+            // Its tracks would count as done while their features are gone.
+            for n in segs.iter().collect::<BTreeSet<_>>() {
+                open_segment(output, *n)?;
+            }
             for (i, id) in table.ids.iter().enumerate() {
                 folded.insert(segs[i]);
                 w.songs.insert(id.clone(), (segs[i], table.row(i).to_vec()));
@@ -629,8 +633,52 @@ const MERGE_SEGMENT_TRACKS: usize = 64;
 
 /// Merges stores into `output` (created, or extended when it exists). Tracks whose stem is
 /// already present are kept from the first store that has them.
+/// The `max_seconds` its first track was computed with (0: whole tracks), if it has tracks.
+fn store_seconds(path: &Path, f: &hdf5::File) -> Result<Option<f64>, IoError> {
+    let Some(first) = track_names(path, f)?.into_iter().next() else {
+        return Ok(None);
+    };
+    Ok(match read_track(path, &first)?.attr("max_seconds") {
+        Some(AttrValue::F(s)) => Some(*s),
+        _ => None,
+    })
+}
+
 pub fn merge(inputs: &[PathBuf], output: &Path) -> Result<MergeSummary, IoError> {
     let mut names: Option<Vec<String>> = None;
+    // Tracks cut at other lengths are not the same features: one store holds one length.
+    let mut seconds: Option<(f64, &Path)> = None;
+    let show = |s: f64| {
+        if s > 0.0 {
+            format!("--seconds {s}")
+        } else {
+            "whole tracks".to_string()
+        }
+    };
+    let out_store = output.exists().then_some(output);
+    for p in out_store
+        .into_iter()
+        .chain(inputs.iter().map(PathBuf::as_path))
+    {
+        let f = open_read(p)?;
+        if let Some(s) = store_seconds(p, &f)? {
+            match seconds {
+                None => seconds = Some((s, p)),
+                Some((first, fp)) if first != s => {
+                    return Err(IoError::Format {
+                        path: p.to_path_buf(),
+                        reason: format!(
+                            "its tracks were computed from {}, those of {} from {}: stores of different --seconds cannot be merged",
+                            show(s),
+                            fp.display(),
+                            show(first)
+                        ),
+                    })
+                }
+                _ => {}
+            }
+        }
+    }
     for p in inputs {
         let f = open_read(p)?;
         let n = stored_vector_names(p, &f)?;

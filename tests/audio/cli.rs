@@ -438,3 +438,40 @@ fn features_refuses_to_resume_with_other_seconds() {
         "{j}"
     );
 }
+
+/// `features merge` refuses stores cut at other `--seconds` (inputs, or the store merged
+/// into), as `features` refuses to extend one; `features` refuses a store whose segment is
+/// gone (its tracks counted as done, their features lost).
+#[test]
+fn merge_refuses_other_seconds_and_features_a_missing_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let (a, b2, c) = (p("a.h5"), p("b.h5"), p("c.h5"));
+    let clip = "data/audio/gtzan_country.00000.wav";
+    let other = "data/audio/singularity_awakening_30s.wav";
+    for (out, secs, f) in [(&a, "1", clip), (&b2, "2", other), (&c, "1", other)] {
+        let (code, _, err) = ainrnn(&["--no-scattering", "--seconds", secs, "-o", out, f]);
+        assert_eq!(code, 0, "{err}");
+    }
+    let root = root();
+    let (code, err) = ainrnn_in(&root, &["features", "merge", "-o", &p("m.h5"), &a, &b2]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("b.h5")
+            && err.contains("computed from --seconds 2")
+            && err.contains("a.h5 from --seconds 1"),
+        "{err}"
+    );
+    assert!(!dir.path().join("m.h5").exists());
+    // Into an existing store of 2 s.
+    let (code, err) = ainrnn_in(&root, &["features", "merge", "-o", &b2, &c]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("cannot be merged"), "{err}");
+    let (code, err) = ainrnn_in(&root, &["features", "merge", "-o", &p("m.h5"), &a, &c]);
+    assert_eq!(code, 0, "{err}");
+
+    std::fs::remove_file(dir.path().join("a.h5.d/seg-000001.h5")).unwrap();
+    let (code, _, err) = ainrnn(&["--no-scattering", "--seconds", "1", "-o", &a, clip, other]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("seg-000001.h5 is missing"), "{err}");
+}
