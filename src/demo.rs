@@ -111,22 +111,29 @@ fn need(path: &Path) -> Result<(), Error> {
     }
 }
 
-/// Removes the demo's own feature store (and its segments) when this build cannot read it, e.g.
-/// one written by an older ainrnn into `out/demo`: the demo owns that folder, and extending an
-/// unreadable store would stop the demo at step 1. Returns why it was removed.
-pub fn clear_unreadable_store(path: &Path) -> Result<Option<String>, Error> {
+/// Removes the demo's own feature store (and its segments) when this run cannot extend it: one
+/// this build cannot read (written by an older ainrnn into `out/demo`), or one whose tracks
+/// were cut at other than `seconds` (a `--quick` run's 5 s before a full run's 30 s). The demo
+/// owns that folder, and either would stop it at step 1 with advice about flags it does not
+/// have. Returns why it was removed.
+pub fn clear_unusable_store(path: &Path, seconds: f64) -> Result<Option<String>, Error> {
     if !path.exists() {
         return Ok(None);
     }
-    let Err(e) = store::list_tracks(path) else {
-        return Ok(None);
+    let why = match store::list_tracks(path).and_then(|_| store::stored_seconds(path)) {
+        Err(e) => e.to_string(),
+        Ok(Some(s)) if s != seconds => {
+            format!("its tracks were cut at {s} s, this run takes {seconds} s")
+        }
+        Ok(_) => return Ok(None),
     };
+    let e = why;
     std::fs::remove_file(path).map_err(|err| IoError::io(path, err))?;
     let segments = store::segments_dir(path);
     if segments.exists() {
         std::fs::remove_dir_all(&segments).map_err(|err| IoError::io(&segments, err))?;
     }
-    Ok(Some(e.to_string()))
+    Ok(Some(e))
 }
 
 /// Runs the demo; `log` receives progress lines.
@@ -149,9 +156,13 @@ pub fn run(
     std::fs::create_dir_all(&o.out).map_err(|e| IoError::io(&o.out, e))?;
 
     // 1. Audio features of the bundled tracks (first 30 s each).
-    log("== 1/5 audio features (STFT, mel, MFCC + deltas, HFC, HPCP, scattering) of data/audio");
+    log(&format!(
+        "== 1/5 audio features (STFT, mel, MFCC + deltas, HFC, HPCP, scattering) of {}",
+        d.join("audio").display()
+    ));
     let features = o.out.join("features.h5");
-    if let Some(reason) = clear_unreadable_store(&features)? {
+    let seconds = if o.quick { 5.0 } else { 30.0 };
+    if let Some(reason) = clear_unusable_store(&features, seconds)? {
         log(&format!(
             "   {} was removed and is rebuilt: {reason}",
             features.display()
@@ -160,7 +171,7 @@ pub fn run(
     let jo = JobOptions {
         inputs: vec![d.join("audio")],
         output: features.clone(),
-        seconds: Some(if o.quick { 5.0 } else { 30.0 }),
+        seconds: Some(seconds),
         shard: None,
         batch: 8,
         stop: None,

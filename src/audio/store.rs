@@ -633,6 +633,11 @@ const MERGE_SEGMENT_TRACKS: usize = 64;
 
 /// Merges stores into `output` (created, or extended when it exists). Tracks whose stem is
 /// already present are kept from the first store that has them.
+/// The `max_seconds` the store's tracks were computed with (0: whole tracks), if it has any.
+pub fn stored_seconds(path: &Path) -> Result<Option<f64>, IoError> {
+    store_seconds(path, &open_read(path)?)
+}
+
 /// The `max_seconds` its first track was computed with (0: whole tracks), if it has tracks.
 fn store_seconds(path: &Path, f: &hdf5::File) -> Result<Option<f64>, IoError> {
     let Some(first) = track_names(path, f)?.into_iter().next() else {
