@@ -184,8 +184,9 @@ pub struct BenchReportArgs {
 
 #[derive(Args, Debug)]
 pub struct BenchScatteringArgs {
-    /// Clip length in seconds (22,050 Hz; the bundled 30 s clip is looped beyond 30 s).
-    #[arg(long, default_value_t = 30.0, value_parser = parse::positive_f64)]
+    /// Clip length in seconds, up to 600 (22,050 Hz; the bundled 30 s clip is looped beyond
+    /// 30 s); at least 2^J samples.
+    #[arg(long, default_value_t = 30.0, value_parser = parse::real_in(parse::End::Excl(0.0), parse::End::Incl(600.0)))]
     pub seconds: f64,
     /// Scattering J (averaging scale T = 2^J), 1..=24.
     #[arg(long, default_value_t = 8, value_parser = parse::int_in(1u32, 24))]
@@ -215,8 +216,8 @@ pub struct BenchFeaturesArgs {
     /// Number of clips (the bundled real clips, cycled).
     #[arg(long, default_value_t = 8, value_parser = parse::positive_usize)]
     pub clips: usize,
-    /// Seconds per clip (> 0).
-    #[arg(long, default_value_t = 30.0, value_parser = parse::positive_f64)]
+    /// Seconds per clip, 0.2 to 600 (a clip shorter than that is timed at its own length).
+    #[arg(long, default_value_t = 30.0, value_parser = parse::real_in(parse::End::Incl(0.2), parse::End::Incl(600.0)))]
     pub seconds: f64,
     /// Folder with the clips.
     #[arg(long, default_value = "data/audio")]

@@ -9,7 +9,21 @@ use clap::FromArgMatches;
 fn main() -> ExitCode {
     // Before any thread: it may write the environment.
     ainrnn::backend::gpu::adapter::quiet_headless_drivers();
-    let matches = cli::command().get_matches();
+    let matches = match cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => {
+            // A usage error under `--json` still gives a program reading stdout one object.
+            use clap::error::ErrorKind::{DisplayHelp, DisplayVersion};
+            let help = matches!(e.kind(), DisplayHelp | DisplayVersion);
+            if !help && std::env::args_os().any(|a| a == "--json") {
+                let text = e.render().to_string();
+                let first = text.split("\n\n").next().unwrap_or_default();
+                let msg = first.trim().trim_start_matches("error: ");
+                cli::print_json_error(&anyhow::anyhow!("{msg}"));
+            }
+            e.exit()
+        }
+    };
     let args = cli::Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     // This thread is one of rayon's workers, so the CPU backend's many small parallel ops fork
     // by work stealing instead of each waking the pool from outside and sleeping on it (a CPU

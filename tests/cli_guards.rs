@@ -375,6 +375,15 @@ fn json_failures_print_an_error_object() {
     assert!(msg.contains("nope.h5") && e.contains(msg), "{j} / {e}");
     assert_eq!(j.as_object().unwrap().len(), 1, "{j}");
 
+    // A usage error too (clap's, exit status 2).
+    let o = ainrnn(&[
+        "--json", "train", "--data", "d.h5", "--batch", "0", "-o", "m.ckpt",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let msg = j["error"].as_str().unwrap();
+    assert!(msg.starts_with("invalid value '0' for '--batch"), "{msg}");
+
     let data = small(dir.path());
     let o = ainrnn(&["--json", "stats", s(&data)]);
     succeeds(&o);
@@ -470,4 +479,51 @@ fn train_refuses_an_output_that_another_runs_derived_file_names() {
     succeeds(&ainrnn(&["train", "--data", s(&data), "--epochs", "1", "--ensemble", "1",
         "--hidden", "8", "--emb", "8", "-o", s(&out)]));
     drop(held);
+}
+
+/// Sizes no machine here could train are refused with the figure, before the allocation that
+/// aborted the process (`--hidden 100000`: 40 GB for one weight matrix) or the OOM killer.
+#[test]
+fn sizes_that_cannot_fit_in_memory_are_refused_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small(dir.path());
+    let out = dir.path().join("m.ckpt");
+    for flag in [["--hidden", "100000"], ["--emb", "100000000"]] {
+        #[rustfmt::skip]
+        let o = ainrnn(&["train", "--data", s(&data), "--epochs", "1", "--ensemble", "1",
+            flag[0], flag[1], "-o", s(&out)]);
+        fails_with(
+            &o,
+            &[
+                "GB of memory",
+                &format!("{} {}", flag[0], flag[1]),
+                "available",
+            ],
+        );
+        assert!(!out.exists());
+    }
+    let bench = |extra: &[&str]| {
+        let mut a = vec![
+            "bench",
+            "train",
+            "--no-torch",
+            "--steps",
+            "1",
+            "--warmup",
+            "0",
+        ];
+        a.extend_from_slice(extra);
+        ainrnn(&a)
+    };
+    fails_with(
+        &bench(&["--users", "4000000000", "--epoch"]),
+        &["--users 4000000000", "GB of memory"],
+    );
+    fails_with(
+        &bench(&["--hidden", "1000000"]),
+        &["--hidden 1000000", "GB of memory"],
+    );
+    #[rustfmt::skip]
+    fails_with(&bench(&["--songs", "10", "--history", "100", "--targets", "200"]),
+        &["--history + --targets = 300", "--songs 10"]);
 }

@@ -29,7 +29,10 @@ pub struct LibrosaTiming {
 #[derive(Clone, Debug, Serialize)]
 pub struct FeaturesBench {
     pub clips: usize,
+    /// Mean length of the clips timed (`--seconds`, or less where a clip is shorter).
     pub clip_seconds: f64,
+    /// Set when the clips are shorter than asked.
+    pub seconds_note: Option<String>,
     pub files: Vec<String>,
     pub decode_seconds_per_clip: f64,
     /// All features on the CPU (best of `passes`).
@@ -227,6 +230,16 @@ pub fn run(
         .collect::<Result<Vec<_>, _>>()?;
     let decode = t0.elapsed().as_secs_f64() / files.len() as f64;
     let clips: Vec<&[f32]> = decoded.iter().map(|d| d.as_slice()).collect();
+    // What was timed: a clip shorter than `--seconds` is timed at its own length.
+    let timed_seconds = clips.iter().map(|c| c.len()).sum::<usize>() as f64
+        / clips.len() as f64
+        / crate::audio::SAMPLE_RATE as f64;
+    let seconds_note = (timed_seconds < clip_seconds - 0.5 / crate::audio::SAMPLE_RATE as f64)
+        .then(|| {
+            format!(
+                "--seconds {clip_seconds}: the clips hold {timed_seconds:.1} s on average, and are timed at their own length"
+            )
+        });
     let cpu = time_features(&CpuBackend::new(), &clips, PASSES)?;
     let (cpu_mfcc, cpu_stages) = time_mfcc(&clips)?;
     let (mut gpu_s, mut kernel_s, mut gpu_name) = (None, None, None);
@@ -254,7 +267,8 @@ pub fn run(
     };
     Ok(FeaturesBench {
         clips: files.len(),
-        clip_seconds,
+        clip_seconds: timed_seconds,
+        seconds_note,
         files: files.iter().map(|f| f.display().to_string()).collect(),
         decode_seconds_per_clip: decode,
         cpu_seconds_per_clip: cpu,
@@ -277,7 +291,7 @@ pub fn run(
 pub fn render(r: &FeaturesBench) -> String {
     let ms = |s: f64| format!("{:.2} ms", s * 1e3);
     let mut o = format!(
-        "bench features: {} of {:.0} s ({} CPU threads; CPU, GPU and librosa: best of {} passes)\n",
+        "bench features: {} of {:.1} s ({} CPU threads; CPU, GPU and librosa: best of {} passes)\n",
         crate::text::count(r.clips as u64, "clip"),
         r.clip_seconds,
         r.cpu_threads,
@@ -328,7 +342,7 @@ pub fn render(r: &FeaturesBench) -> String {
     if let Some(x) = r.gpu_speedup_vs_librosa {
         o += &format!("  GPU features vs librosa MFCC: {x:.1}x\n");
     }
-    if let Some(n) = &r.librosa_note {
+    for n in [&r.seconds_note, &r.librosa_note].into_iter().flatten() {
         o += &format!("  note: {n}\n");
     }
     o

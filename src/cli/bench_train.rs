@@ -17,8 +17,8 @@ pub struct BenchTrainArgs {
     /// Users per epoch (projected epoch time; `--epoch` runs them). Paper scale: 82310.
     #[arg(long, default_value_t = 5_000, value_parser = parse::positive_usize)]
     pub users: usize,
-    /// Songs in the catalogue. Paper scale: 359687.
-    #[arg(long, default_value_t = 10_000, value_parser = parse::positive_usize)]
+    /// Songs in the catalogue (≥ 2). Paper scale: 359687.
+    #[arg(long, default_value_t = 10_000, value_parser = parse::int_at_least(2usize))]
     pub songs: usize,
     /// Users per step (default: the trainer's).
     #[arg(long, default_value_t = 32, value_parser = parse::positive_usize)]

@@ -534,6 +534,18 @@ pub fn run_recommend(a: RecommendArgs, choice: BackendChoice, json: bool) -> Res
         evalrun::check_fold(&a.checkpoint, trained, fold, a.other_fold)?;
     }
     let list = with_backend!(sel, b => evalrun::recommend(&b, &a.data, &a.checkpoint, who, a.k, a.max_per_genre, a.fold))?;
+    if list.len() < a.k {
+        eprintln!(
+            "note: --k {}: {} can be recommended (songs the user has not heard{})",
+            a.k,
+            ainrnn::text::count(list.len() as u64, "song"),
+            if a.max_per_genre.is_some() {
+                ", within --max-per-genre"
+            } else {
+                ""
+            }
+        );
+    }
     if json {
         print_json(&serde_json::json!({
             "user": a.user,
@@ -598,7 +610,7 @@ pub struct CompareArgs {
     pub report: PathBuf,
     /// Item cold start: hold out this share of the songs (0 < F < 1) entirely and rank each
     /// test user's cold songs among all cold songs (the "Cold start" table).
-    #[arg(long, value_name = "F")]
+    #[arg(long, value_name = "F", value_parser = parse::real_in(parse::End::Excl(0.0), parse::End::Excl(1.0)))]
     pub cold_songs: Option<f64>,
 }
 

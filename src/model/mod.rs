@@ -139,10 +139,43 @@ enum Dest {
     Nowhere,
 }
 
+/// Refuses, on the CPU backend, a model whose training with `batch` users a step (one if not
+/// given: the model alone) would take
+/// more memory than the system has available ([`ModelConfig::approx_bytes`]): the allocation
+/// would otherwise abort the process, or the kernel kill it, minutes in. A GPU's own memory
+/// limits are its allocator's to report.
+pub fn fits_in_memory<B: ModelOps>(b: &B, cfg: &ModelConfig, batch: Option<usize>) -> OpResult<()> {
+    if b.kind() != crate::backend::BackendKind::Cpu {
+        return Ok(());
+    }
+    let Some(avail) = crate::io::space::available_memory_bytes() else {
+        return Ok(());
+    };
+    let need = cfg.approx_bytes(batch.unwrap_or(1));
+    let batch = batch.map(|n| format!(", --batch {n}")).unwrap_or_default();
+    if need <= avail as f64 {
+        return Ok(());
+    }
+    Err(crate::error::OpError::Invalid {
+        op: "model config",
+        detail: format!(
+            "training this model takes at least {:.1} GB of memory (--emb {}, --hidden {}, --layers {}, --max-history {}{batch}, {} songs), and {:.1} GB are available: choose smaller sizes",
+            need / 1e9,
+            cfg.emb,
+            cfg.hidden,
+            cfg.layers,
+            cfg.max_history,
+            cfg.songs,
+            avail as f64 / 1e9
+        ),
+    })
+}
+
 impl<B: ModelOps> Model<B> {
     /// A freshly initialised model. `features`: the song vectors (`songs × feature_dim`).
     pub fn new(b: &B, cfg: ModelConfig, features: Option<&[f32]>) -> OpResult<Self> {
         cfg.validate()?;
+        fits_in_memory(b, &cfg, None)?;
         let mut rng = StdRng::seed_from_u64(cfg.seed);
         let mut p = Params::new();
         // One song table serves as the input embedding and as the learned part of the songs'

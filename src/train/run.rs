@@ -773,6 +773,7 @@ fn train_member<B: ModelOps>(
                 k: 10,
                 rank_batch: super::RANK_BATCH,
             };
+            crate::model::fits_in_memory(b, &mc, Some(opts.batch))?;
             let mut model = Model::new(b, mc, feats)?;
             // From the training users only (not validation, not the test fold).
             let mut used = None;

@@ -51,6 +51,34 @@ pub fn run(
             o.songs, o.history, o.targets, o.batch
         )));
     }
+    if o.history + o.targets > o.songs {
+        return Err(Error::Other(format!(
+            "bench train: every user listens to --history + --targets = {} distinct songs, and there are --songs {}",
+            o.history + o.targets,
+            o.songs
+        )));
+    }
+    if o.users > u32::MAX as usize {
+        return Err(Error::Other(format!(
+            "bench train: --users {} is more than the {} users a dataset can hold",
+            o.users,
+            u32::MAX
+        )));
+    }
+    // The histories of every user are made in memory (the neighbour lists' fit, `--epoch`):
+    // about 24 bytes a listen with their copies; refused up front rather than killed later.
+    let listens = (o.users as f64) * (o.history + o.targets) as f64;
+    let need = 24.0 * listens + 8.0 * (o.songs as f64) * (o.neighbours as f64);
+    if let Some(avail) = crate::io::space::available_memory_bytes() {
+        if need > avail as f64 {
+            return Err(Error::Other(format!(
+                "bench train: the synthetic histories of --users {} (with their neighbour lists) take about {:.1} GB of memory, and {:.1} GB are available: choose fewer --users or a shorter --history",
+                o.users,
+                need / 1e9,
+                avail as f64 / 1e9
+            )));
+        }
+    }
     let synth = SyntheticHistories::new(o.songs, o.seed);
     let pool_users = (o.batch * (o.steps.max(1) + o.warmup)).min(o.users.max(o.batch));
     let pool = synth.examples(0, pool_users, o.history, o.targets);
