@@ -65,14 +65,15 @@ pub fn parse_shard(s: &str) -> Result<(u32, u32), String> {
     let (i, n) = s
         .split_once('/')
         .ok_or_else(|| format!("shard {s:?}: expected I/N, e.g. 0/16"))?;
-    let i: u32 = i
-        .trim()
-        .parse()
-        .map_err(|_| format!("shard {s:?}: I is not a number"))?;
-    let n: u32 = n
-        .trim()
-        .parse()
-        .map_err(|_| format!("shard {s:?}: N is not a number"))?;
+    let num = |v: &str, what: &str| -> Result<u32, String> {
+        v.trim().parse::<u32>().map_err(|e| match e.kind() {
+            std::num::IntErrorKind::PosOverflow => {
+                format!("shard {s:?}: {what} is larger than {}", u32::MAX)
+            }
+            _ => format!("shard {s:?}: {what} is not a whole number"),
+        })
+    };
+    let (i, n) = (num(i, "I")?, num(n, "N")?);
     if n == 0 || i >= n {
         return Err(format!("shard {s:?}: need 0 <= I < N"));
     }

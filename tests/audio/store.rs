@@ -147,6 +147,11 @@ fn shards_partition_the_inputs() {
     for bad in ["8/8", "1", "a/2", "0/0"] {
         assert!(parse_shard(bad).is_err(), "{bad}");
     }
+    let e = parse_shard("0/4294967296").unwrap_err();
+    assert!(e.contains("N is larger than 4294967295"), "{e}");
+    assert!(parse_shard("x/2")
+        .unwrap_err()
+        .contains("I is not a whole number"));
     let stems: Vec<String> = (0..1000).map(|i| format!("track{i:04}")).collect();
     let mut counts = [0usize; 4];
     for s in &stems {
