@@ -456,29 +456,35 @@ fn compare_cold_flags_and_rows() {
     let dir = tempfile::tempdir().unwrap();
     let data = small(dir.path());
     let rep = dir.path().join("r");
-    for (f, words) in [
-        ("1.5", vec!["--cold-songs", "0 < F < 1"]),
-        ("0", vec!["--cold-songs", "0 < F < 1"]),
-        (
-            "0.001",
-            vec!["--cold-songs", "cold songs of", "at least 20"],
-        ),
-    ] {
-        fails_with(
-            &ainrnn(&[
-                "compare",
-                "--data",
-                s(&data),
-                "--cold-songs",
-                f,
-                "--folds",
-                "2",
-                "--report",
-                s(&rep),
-            ]),
-            &words,
-        );
+    // Outside (0, 1): a usage error, before the data is read.
+    for f in ["1.5", "0", "NaN"] {
+        let o = ainrnn(&[
+            "compare",
+            "--data",
+            s(&data),
+            "--cold-songs",
+            f,
+            "--report",
+            s(&rep),
+        ]);
+        assert_eq!(o.status.code(), Some(2));
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(e.contains("--cold-songs") && e.contains("(0, 1)"), "{e}");
     }
+    fails_with(
+        &ainrnn(&[
+            "compare",
+            "--data",
+            s(&data),
+            "--cold-songs",
+            "0.001",
+            "--folds",
+            "2",
+            "--report",
+            s(&rep),
+        ]),
+        &["--cold-songs", "cold songs of", "at least 20"],
+    );
     let o = ainrnn(&[
         "--json",
         "compare",
