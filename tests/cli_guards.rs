@@ -381,3 +381,80 @@ fn json_failures_print_an_error_object() {
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(j.get("error").is_none(), "{j}");
 }
+
+/// Files `prepare` reads without their being named (the `--msd` folder's files, the term tables
+/// beside `--metadata`, `artists.dat` beside `--hetrec`) are inputs too: an output naming one
+/// is refused before any work and the file kept.
+#[test]
+fn prepare_refuses_an_output_naming_a_file_it_reads_unnamed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (msd, meta, het) = (
+        dir.path().join("msd"),
+        dir.path().join("meta"),
+        dir.path().join("het"),
+    );
+    for d in [&msd, &meta, &het] {
+        std::fs::create_dir(d).unwrap();
+    }
+    let cp = |from: &str, to: &Path| std::fs::copy(root().join(from), to).unwrap();
+    let track = msd.join("TRAAABD128F429CF47.h5");
+    cp("data/msd/TRAAABD128F429CF47.h5", &track);
+    for f in [
+        "subset_10k.csv",
+        "subset_artist_term.csv",
+        "subset_artist_mbtag.csv",
+    ] {
+        cp(&format!("data/msd/{f}"), &meta.join(f));
+    }
+    for f in ["user_artists.dat", "artists.dat"] {
+        cp(&format!("data/hetrec/{f}"), &het.join(f));
+    }
+    let trip = "data/taste/triplets_small.txt";
+    let csv = meta.join("subset_10k.csv");
+    let ua = het.join("user_artists.dat");
+    let cases: Vec<(Vec<&str>, std::path::PathBuf, &str)> = vec![
+        (
+            vec!["--triplets", trip, "--msd", s(&msd)],
+            track.clone(),
+            "--msd folder",
+        ),
+        (
+            vec!["--triplets", trip, "--metadata", s(&csv)],
+            meta.join("subset_artist_term.csv"),
+            "beside --metadata",
+        ),
+        (
+            vec!["--triplets", trip, "--metadata", s(&csv)],
+            meta.join("subset_artist_mbtag.csv"),
+            "beside --metadata",
+        ),
+        (
+            vec!["--hetrec", s(&ua)],
+            het.join("artists.dat"),
+            "beside --hetrec",
+        ),
+    ];
+    for (args, out, what) in cases {
+        let before = std::fs::read(&out).unwrap();
+        let o = ainrnn(&[&["prepare"], &args[..], &["-o", s(&out)]].concat());
+        fails_with(&o, &["--output", what, "destroy the input"]);
+        assert_eq!(std::fs::read(&out).unwrap(), before, "{}", out.display());
+    }
+    // A new file in the --msd folder is not an input.
+    let o = ainrnn(&[
+        "prepare",
+        "--triplets",
+        trip,
+        "--msd",
+        s(&msd),
+        "--min-listens",
+        "1",
+        "--min-song-users",
+        "1",
+        "--folds",
+        "3",
+        "-o",
+        s(&msd.join("new.h5")),
+    ]);
+    succeeds(&o);
+}

@@ -25,7 +25,7 @@ use serde::Serialize;
 use super::diag::FileReport;
 use super::folds;
 use super::stats::{self, Stats};
-use super::{DataError, DataResult, Dataset};
+use super::{hetrec, metadata, DataError, DataResult, Dataset};
 
 pub use filter::{filter, FilterStep};
 
@@ -93,6 +93,59 @@ impl PrepareOptions {
             user_per_fold: false,
             output,
         }
+    }
+}
+
+impl PrepareOptions {
+    /// The HetRec `artists.dat` read for names: `--artists`, else the one beside
+    /// `user_artists.dat`; `None` for triplets.
+    pub fn artists_file(&self) -> Option<PathBuf> {
+        match &self.input {
+            Input::Hetrec {
+                user_artists,
+                artists,
+            } => artists
+                .clone()
+                .or_else(|| hetrec::artists_beside(user_artists)),
+            Input::Triplets(_) => None,
+        }
+    }
+
+    /// The artist-terms table read: `artist_terms`, else `subset_artist_term.csv` beside
+    /// `metadata`.
+    pub fn artist_terms_file(&self) -> Option<PathBuf> {
+        self.artist_terms.clone().or_else(|| {
+            self.metadata
+                .as_deref()
+                .and_then(|m| metadata::beside(m, "subset_artist_term.csv"))
+        })
+    }
+
+    /// The MusicBrainz-tags table read: `artist_mbtags`, else `subset_artist_mbtag.csv` beside
+    /// `metadata`.
+    pub fn artist_mbtags_file(&self) -> Option<PathBuf> {
+        self.artist_mbtags.clone().or_else(|| {
+            self.metadata
+                .as_deref()
+                .and_then(|m| metadata::beside(m, "subset_artist_mbtag.csv"))
+        })
+    }
+
+    /// Files the run reads that no option names (found beside a named file), with what they
+    /// are; the `--msd` folder's files are [`crate::data::msd::list_h5`]. An output must not
+    /// be one of these either: writing it would destroy the input.
+    pub fn implicit_inputs(&self) -> Vec<(&'static str, PathBuf)> {
+        let mut out = Vec::new();
+        if let (Input::Hetrec { artists: None, .. }, Some(p)) = (&self.input, self.artists_file()) {
+            out.push(("artists.dat read beside --hetrec", p));
+        }
+        if let (None, Some(p)) = (&self.artist_terms, self.artist_terms_file()) {
+            out.push(("artist-terms table read beside --metadata", p));
+        }
+        if let (None, Some(p)) = (&self.artist_mbtags, self.artist_mbtags_file()) {
+            out.push(("artist-mbtags table read beside --metadata", p));
+        }
+        out
     }
 }
 
