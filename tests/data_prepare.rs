@@ -1015,3 +1015,57 @@ fn a_profiles_file_with_no_profile_says_so() {
         "{note}"
     );
 }
+
+/// A subset CSV row with tempo 1e160 (whose square overflows) is taken as unknown and noted
+/// with the file, the field and the count; the tempo column keeps the other songs' values.
+#[test]
+fn an_absurd_metadata_value_is_noted_and_does_not_zero_its_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("subset_10k.csv");
+    let text = std::fs::read_to_string("data/msd/subset_10k.csv").unwrap();
+    let header = text.lines().next().unwrap();
+    let tempo = header.split(',').position(|h| h == "tempo").unwrap();
+    // A row without quoted commas, so splitting on commas finds its columns.
+    let row = text
+        .lines()
+        .find(|l| l.contains("SOMZWCG12A8C13C480"))
+        .unwrap();
+    assert!(!row.contains('"'));
+    let mut fields: Vec<&str> = row.split(',').collect();
+    let old = fields[tempo].to_string();
+    fields[tempo] = "1e160";
+    std::fs::write(&csv, text.replace(row, &fields.join(","))).unwrap();
+    assert_ne!(old, "1e160");
+    let song = fields[header.split(',').position(|h| h == "song_id").unwrap()];
+    let trip = dir.path().join("t.txt");
+    let others = [
+        "SOXVLOJ12AB0189215",
+        "SOFSOCN12A8C143F5D",
+        "SONHOTT12A8C13493C",
+    ];
+    let mut lines = String::new();
+    for u in 0..4 {
+        for s in std::iter::once(song).chain(others) {
+            lines.push_str(&format!("u{u}\t{s}\t1\n"));
+        }
+    }
+    std::fs::write(&trip, lines).unwrap();
+    let out = dir.path().join("d.h5");
+    let mut o = PrepareOptions::new(Input::Triplets(trip), out.clone());
+    o.metadata = Some(csv.clone());
+    o.folds = 2;
+    let rep = prepare(&o, &mut quiet).unwrap();
+    let note = rep.notes.iter().find(|n| n.contains("tempo")).unwrap();
+    assert!(
+        note.contains("subset_10k.csv: 1 tempo value outside (0, 500] BPM taken as unknown")
+            && note.contains(song),
+        "{note}"
+    );
+    let d = Dataset::load(&out).unwrap();
+    let v = d.song_vectors.as_ref().unwrap();
+    let j = v.names.iter().position(|n| n == "tempo").unwrap();
+    let col: Vec<f32> = (0..d.songs()).map(|s| v.values[s * v.dim + j]).collect();
+    let k = d.song_ids.iter().position(|s| s == song).unwrap();
+    assert_eq!(col[k], 0.0, "unknown: the mean");
+    assert!(col.iter().filter(|x| x.abs() > 0.1).count() >= 2, "{col:?}");
+}

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use super::diag::FileReport;
 use super::msd::MsdSong;
+use super::plausible;
 use crate::error::IoError;
 
 fn open_csv(path: &Path, has_headers: bool) -> Result<csv::Reader<BufReader<File>>, IoError> {
@@ -120,11 +121,11 @@ pub fn read_subset_csv(path: &Path, strict: bool) -> Result<(Vec<MsdSong>, FileR
             report.reject(line, "empty song_id", strict)?;
             continue;
         }
-        let parsed = (|| -> Result<MsdSong, String> {
+        let parsed = (|| -> Result<(MsdSong, f64), String> {
             let year = num(c_year, "year")?;
             let key = num(c_key, "key")?;
             let mode = num(c_mode, "mode")?;
-            Ok(MsdSong {
+            let song = MsdSong {
                 song_id: song_id.to_string(),
                 track_id: get(c_track).to_string(),
                 title: get(c_title).to_string(),
@@ -132,11 +133,7 @@ pub fn read_subset_csv(path: &Path, strict: bool) -> Result<(Vec<MsdSong>, FileR
                 artist_id: get(c_aid).to_string(),
                 artist_location: get(c_loc).to_string(),
                 release: get(c_rel).to_string(),
-                year: if year.is_finite() && (0.0..=65535.0).contains(&year) {
-                    year as u16
-                } else {
-                    0
-                },
+                year: 0, // set by the screen below, from `year`
                 duration: num(c_dur, "duration")?,
                 tempo: num(c_tempo, "tempo")?,
                 loudness: num(c_loud, "loudness")?,
@@ -145,10 +142,13 @@ pub fn read_subset_csv(path: &Path, strict: bool) -> Result<(Vec<MsdSong>, FileR
                 terms: Vec::new(),
                 mbtags: Vec::new(),
                 segments: None,
-            })
+            };
+            Ok((song, year))
         })();
         match parsed {
-            Ok(s) => {
+            Ok((mut s, year)) => {
+                let f = plausible::screen(&mut s, year);
+                report.implausible(&f, &format!("line {line}, song {}", s.song_id));
                 out.push(s);
                 report.accepted += 1;
             }

@@ -288,6 +288,9 @@ pub fn prepare(o: &PrepareOptions, log: &mut dyn FnMut(&str)) -> DataResult<Prep
     (run.log)(&format!("writing {}", o.output.display()));
     dataset.save(&o.output)?;
     let malformed = run.inputs.iter().map(|r| r.malformed).sum();
+    for r in &run.inputs {
+        run.notes.extend(r.notes());
+    }
     Ok(PrepareReport {
         stats: stats::compute(&dataset),
         output: o.output.clone(),
