@@ -1069,3 +1069,57 @@ fn an_absurd_metadata_value_is_noted_and_does_not_zero_its_column() {
     assert_eq!(col[k], 0.0, "unknown: the mean");
     assert!(col.iter().filter(|x| x.abs() > 0.1).count() >= 2, "{col:?}");
 }
+
+/// A HetRec header with other columns (here artistID and userID swapped) is an error naming the
+/// file, line 1, what it found and what is expected, not a skipped line followed by artists
+/// read as users. The expected header passes in any case, and so does a file without one.
+#[test]
+fn hetrec_headers_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let ua = dir.path().join("user_artists.dat");
+    let rows = "51\t2\t10\n52\t2\t5\n51\t3\t7\n52\t3\t1\n53\t3\t2\n51\t4\t4\n52\t4\t8\n";
+    let run = |header: &str, artists: Option<&str>| {
+        std::fs::write(&ua, format!("{header}{rows}")).unwrap();
+        let names = dir.path().join("artists.dat");
+        match artists {
+            Some(a) => std::fs::write(&names, a).unwrap(),
+            None => {
+                let _ = std::fs::remove_file(&names);
+            }
+        }
+        let mut o = PrepareOptions::new(
+            Input::Hetrec {
+                user_artists: ua.clone(),
+                artists: None,
+            },
+            dir.path().join("h.h5"),
+        );
+        o.folds = 2;
+        prepare(&o, &mut quiet)
+    };
+    let e = run("artistID\tuserID\tweight\n", None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("user_artists.dat:1: the header is \"artistID\\tuserID\\tweight\"")
+            && e.contains("expected userID<TAB>artistID<TAB>weight"),
+        "{e}"
+    );
+    let e = run("user\tartist\n", None).unwrap_err().to_string();
+    assert!(e.contains("user_artists.dat:1:"), "{e}");
+    // Case does not matter; without a header line 1 is data.
+    let rep = run("USERID\tArtistID\tWEIGHT\r\n", None).unwrap();
+    assert_eq!((rep.read.users, rep.inputs[0].skipped), (3, 1));
+    let rep = run("", None).unwrap();
+    assert_eq!((rep.read.interactions, rep.inputs[0].skipped), (7, 0));
+    // artists.dat: `id name` or the full `id name url pictureURL`, nothing else.
+    let rep = run("", Some("ID\tName\tURL\tPictureURL\n2\tTwo\n")).unwrap();
+    assert_eq!(rep.inputs[1].skipped, 1);
+    assert!(run("", Some("id\tname\n2\tTwo\n")).is_ok());
+    let e = run("", Some("name\tid\n2\tTwo\n")).unwrap_err().to_string();
+    assert!(
+        e.contains("artists.dat:1: the header is \"name\\tid\"")
+            && e.contains("expected id<TAB>name (optionally followed by url<TAB>pictureURL)"),
+        "{e}"
+    );
+}
