@@ -1123,3 +1123,67 @@ fn hetrec_headers_are_checked() {
         "{e}"
     );
 }
+
+/// A repeated id keeps its first record everywhere (artists.dat, profiles, subset CSV), and
+/// `prepare` notes how many repeats and where the first was.
+#[test]
+fn repeated_ids_keep_the_first_record_and_are_noted() {
+    let dir = tempfile::tempdir().unwrap();
+    let artists = dir.path().join("artists.dat");
+    std::fs::write(
+        &artists,
+        "id\tname\n51\tFirst\n52\tOther\n51\tSecond\n51\tThird\n",
+    )
+    .unwrap();
+    let (names, rep) = hetrec::read_artists(&artists, true).unwrap();
+    assert_eq!(names["51"], "First");
+    assert_eq!(rep.accepted, 2);
+    let d = rep.duplicates.as_ref().unwrap();
+    assert_eq!((d.count, d.line, d.id.as_str()), (2, 4, "51"));
+
+    let profiles = dir.path().join("p.tsv");
+    std::fs::write(
+        &profiles,
+        "u0\tm\t30\tFrance\t\nu1\tf\t\tSpain\t\nu0\tf\t60\tPeru\t\n",
+    )
+    .unwrap();
+    let (p, rep) = read_profiles(&profiles, true).unwrap();
+    assert_eq!(
+        (p["u0"].age, p["u0"].country.as_str()),
+        (Some(30), "France")
+    );
+    let d = rep.duplicates.as_ref().unwrap();
+    assert_eq!((d.count, d.line, d.id.as_str()), (1, 3, "u0"));
+
+    let csv = dir.path().join("m.csv");
+    std::fs::write(
+        &csv,
+        "song_id,track_id,title,artist_name\nS1,T1,First,a\nS2,T2,Two,b\nS1,T9,Second,c\n",
+    )
+    .unwrap();
+    let trip = dir.path().join("t.txt");
+    std::fs::write(&trip, "u0\tS1\t1\nu0\tS2\t1\nu1\tS1\t1\nu1\tS2\t1\n").unwrap();
+    let out = dir.path().join("d.h5");
+    let mut o = PrepareOptions::new(Input::Triplets(trip), out.clone());
+    o.metadata = Some(csv);
+    o.profiles = Some(profiles);
+    o.folds = 2;
+    let rep = prepare(&o, &mut quiet).unwrap();
+    let notes = rep.notes.join("\n");
+    for want in [
+        "m.csv: 1 record with a repeated song_id ignored, the first one kept (first: ",
+        "m.csv:4, song_id S1)",
+        "p.tsv: 1 record with a repeated user ignored, the first one kept (first: ",
+        "p.tsv:3, user u0)",
+    ] {
+        assert!(notes.contains(want), "{want:?} in {notes}");
+    }
+    let d = Dataset::load(&out).unwrap();
+    let s1 = d.song_ids.iter().position(|s| s == "S1").unwrap();
+    assert_eq!(d.song_meta[s1].title, "First");
+    let u0 = d.user_ids.iter().position(|u| u == "u0").unwrap();
+    assert_eq!(
+        d.portrait.age_bucket_names[d.portrait.age_bucket[u0] as usize],
+        "25-34"
+    );
+}

@@ -41,6 +41,19 @@ pub struct FileReport {
     /// Values outside their field's plausible range, taken as unknown, per field
     /// ([`crate::data::plausible`]).
     pub implausible: Vec<Implausible>,
+    /// Records whose id an earlier record of the file already had: ignored, the first kept.
+    pub duplicates: Option<Duplicates>,
+}
+
+/// Repeated ids in one file, and where the first repeat was.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Duplicates {
+    /// What the id is ("song_id", "user", "artist id").
+    pub what: &'static str,
+    pub count: usize,
+    /// The first repeat: its line and id.
+    pub line: usize,
+    pub id: String,
 }
 
 /// `x` as written, in scientific notation when long (1e160, not 161 digits).
@@ -76,6 +89,22 @@ impl FileReport {
             examples: Vec::new(),
             bytes: 0,
             implausible: Vec::new(),
+            duplicates: None,
+        }
+    }
+
+    /// Counts a record whose id (`what`) an earlier record had; the caller keeps the first.
+    pub fn duplicate(&mut self, line: usize, what: &'static str, id: &str) {
+        match &mut self.duplicates {
+            Some(d) => d.count += 1,
+            None => {
+                self.duplicates = Some(Duplicates {
+                    what,
+                    count: 1,
+                    line,
+                    id: id.to_string(),
+                })
+            }
         }
     }
 
@@ -99,8 +128,21 @@ impl FileReport {
         }
     }
 
-    /// One note per field with implausible values, naming the file.
+    /// One note per field with implausible values, and one for repeated ids, naming the file.
     pub fn notes(&self) -> Vec<String> {
+        let dup = self.duplicates.as_ref().map(|d| {
+            format!(
+                "{}: {} record{} with a repeated {} ignored, the first one kept (first: {}:{}, {} {})",
+                self.path.display(),
+                d.count,
+                if d.count == 1 { "" } else { "s" },
+                d.what,
+                self.path.display(),
+                d.line,
+                d.what,
+                d.id
+            )
+        });
         self.implausible
             .iter()
             .map(|i| {
@@ -114,6 +156,7 @@ impl FileReport {
                     i.first
                 )
             })
+            .chain(dup)
             .collect()
     }
 

@@ -127,7 +127,8 @@ pub fn artists_beside(user_artists: &Path) -> Option<PathBuf> {
     p.is_file().then_some(p)
 }
 
-/// Reads `artists.dat` into id → name. A header line (`id<TAB>name[<TAB>url<TAB>pictureURL]`)
+/// Reads `artists.dat` into id → name; of a repeated id the first name is kept (and the
+/// repeat counted, [`FileReport::duplicate`]). A header line (`id<TAB>name[<TAB>url<TAB>pictureURL]`)
 /// is skipped; another header is an error.
 pub fn read_artists(
     path: &Path,
@@ -154,6 +155,9 @@ pub fn read_artists(
         let id = it.next().unwrap_or("").trim();
         let name = it.next();
         match name {
+            Some(_) if is_integer(id) && names.contains_key(id) => {
+                report.duplicate(n, "artist id", id);
+            }
             Some(name) if is_integer(id) => {
                 names.insert(id.to_string(), name.trim().to_string());
                 report.accepted += 1;

@@ -93,6 +93,8 @@ pub fn read_subset_csv(path: &Path, strict: bool) -> Result<(Vec<MsdSong>, FileR
     report.skipped = 1; // the header
     report.lines = 1;
     let mut out = Vec::new();
+    // Of a repeated song_id the first row is kept.
+    let mut seen = std::collections::HashSet::new();
     let mut rec = csv::StringRecord::new();
     loop {
         match rdr.read_record(&mut rec) {
@@ -121,6 +123,10 @@ pub fn read_subset_csv(path: &Path, strict: bool) -> Result<(Vec<MsdSong>, FileR
             report.reject(line, "empty song_id", strict)?;
             continue;
         }
+        if seen.contains(song_id) {
+            report.duplicate(line, "song_id", song_id);
+            continue;
+        }
         let parsed = (|| -> Result<(MsdSong, f64), String> {
             let year = num(c_year, "year")?;
             let key = num(c_key, "key")?;
@@ -147,6 +153,7 @@ pub fn read_subset_csv(path: &Path, strict: bool) -> Result<(Vec<MsdSong>, FileR
         })();
         match parsed {
             Ok((mut s, year)) => {
+                seen.insert(s.song_id.clone());
                 let f = plausible::screen(&mut s, year);
                 report.implausible(&f, &format!("line {line}, song {}", s.song_id));
                 out.push(s);

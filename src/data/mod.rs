@@ -35,7 +35,7 @@ pub mod triplets;
 pub mod vectors;
 
 pub use dataset::{Dataset, Portraits, SongMeta, SongVectors, Split};
-pub use diag::{FileReport, Implausible, Malformed};
+pub use diag::{Duplicates, FileReport, Implausible, Malformed};
 pub use interactions::Interactions;
 
 pub use crate::error::{DataError, DataResult};

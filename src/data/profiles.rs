@@ -1,5 +1,6 @@
 //! Last.fm-360K user profiles (`usersha1-profile.tsv`): `user<TAB>gender<TAB>age<TAB>country
-//! <TAB>signup`, no header. Empty fields mean unknown. Ages are kept as written (the real file
+//! <TAB>signup`, no header. Empty fields mean unknown; of a user listed twice the first profile
+//! is kept. Ages are kept as written (the real file
 //! has -1337, 1, 2, 3, 8 and 100); [`crate::data::portrait::age_bucket`] decides what is
 //! plausible.
 
@@ -35,6 +36,8 @@ pub fn read_profiles(
             continue;
         }
         match parse_profile(line) {
+            // The first profile of a user is kept, as everywhere in `prepare`.
+            Ok((user, _)) if out.contains_key(&user) => report.duplicate(n, "user", &user),
             Ok((user, p)) => {
                 out.insert(user, p);
                 report.accepted += 1;
