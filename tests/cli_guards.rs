@@ -458,3 +458,55 @@ fn prepare_refuses_an_output_naming_a_file_it_reads_unnamed() {
     ]);
     succeeds(&o);
 }
+
+/// Flags `prepare` would accept and not use are refused before any work: `--artists` without
+/// `--hetrec`, an artist table with no MSD input to join it to; `--visible-share -0` is 0.
+#[test]
+fn prepare_refuses_flags_it_would_not_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.h5");
+    let trip = "data/taste/triplets_small.txt";
+    let o = ainrnn(&[
+        "prepare",
+        "--triplets",
+        trip,
+        "--artists",
+        "data/hetrec/artists.dat",
+        "-o",
+        s(&out),
+    ]);
+    fails_with(
+        &o,
+        &["--artists data/hetrec/artists.dat goes with --hetrec"],
+    );
+    for flag in ["--artist-terms", "--artist-mbtags"] {
+        let o = ainrnn(&[
+            "prepare",
+            "--triplets",
+            trip,
+            flag,
+            "data/msd/subset_artist_term.csv",
+            "-o",
+            s(&out),
+        ]);
+        let e = fails_with(&o, &[flag, "goes with --metadata or --msd"]);
+        assert!(!e.contains("reading"), "refused before reading: {e}");
+    }
+    assert!(!out.exists());
+    let o = ainrnn(&[
+        "prepare",
+        "--triplets",
+        trip,
+        "--visible-share",
+        "-0.0",
+        "--folds",
+        "3",
+        "-o",
+        s(&out),
+    ]);
+    let e = succeeds(&o);
+    assert!(e.contains("visible share 0,"), "{e}");
+    let o = ainrnn(&["--json", "stats", s(&out)]);
+    let j = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(j.contains("\"visible_share\":0.0"), "{j}");
+}

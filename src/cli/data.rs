@@ -23,8 +23,8 @@ pub struct PrepareArgs {
     /// HetRec-2011 Last.fm-2K `user_artists.dat` (items are artists).
     #[arg(long, value_name = "FILE")]
     pub hetrec: Option<PathBuf>,
-    /// HetRec `artists.dat` for names (default: beside `user_artists.dat`).
-    #[arg(long, value_name = "FILE", requires = "hetrec")]
+    /// HetRec `artists.dat` for names (default: beside `user_artists.dat`); only with --hetrec.
+    #[arg(long, value_name = "FILE")]
     pub artists: Option<PathBuf>,
     /// MSD HDF5: a per-track file, an aggregate or summary file, or a directory tree of them.
     #[arg(long, value_name = "DIR_OR_H5")]
@@ -124,6 +124,14 @@ pub struct BenchDataArgs {
 }
 
 pub fn run_prepare(a: PrepareArgs, json: bool) -> Result<()> {
+    // clap's `requires = "hetrec"` let `--triplets … --artists F` through (the group `input` is
+    // satisfied), and the file was then ignored.
+    if let (Some(f), None) = (&a.artists, &a.hetrec) {
+        anyhow::bail!(
+            "--artists {} goes with --hetrec (it names HetRec artists); with --triplets it would be ignored",
+            f.display()
+        );
+    }
     let input = match (a.triplets.clone(), a.hetrec.clone()) {
         (Some(t), _) => Input::Triplets(t),
         (None, Some(h)) => Input::Hetrec {

@@ -100,7 +100,8 @@ pub fn real_in(lo: End, hi: End) -> impl Fn(&str) -> Result<f64, String> + Clone
         if !v.is_finite() || !inside(v, lo, hi) {
             return Err(format!("must be a finite number in {range} (got {v})"));
         }
-        Ok(v)
+        // -0 is 0; kept, it would be printed and stored as "-0".
+        Ok(v + 0.0)
     }
 }
 

@@ -198,6 +198,24 @@ fn check_options(o: &PrepareOptions) -> DataResult<()> {
             reason: format!("{} folds: cross-validation needs at least 2", o.folds),
         });
     }
+    // Artist tables join songs by the artist_id of their MSD record: without an MSD input no
+    // song has one, and the table would be read for nothing.
+    if o.metadata.is_none() && o.msd.is_none() {
+        for (option, file) in [
+            ("--artist-terms", &o.artist_terms),
+            ("--artist-mbtags", &o.artist_mbtags),
+        ] {
+            if let Some(f) = file {
+                return Err(DataError::Invalid {
+                    option,
+                    reason: format!(
+                        "{} goes with --metadata or --msd: its rows are joined to songs by the artist_id of their MSD record, and without either no song has one",
+                        f.display()
+                    ),
+                });
+            }
+        }
+    }
     if !(0.0..=1.0).contains(&o.visible_share) {
         return Err(DataError::Invalid {
             option: "--visible-share",
@@ -281,7 +299,7 @@ pub fn prepare(o: &PrepareOptions, log: &mut dyn FnMut(&str)) -> DataResult<Prep
         portrait: portraits.portraits,
         song_vectors: vectors.vectors,
         seed: o.seed,
-        visible_share: o.visible_share,
+        visible_share: o.visible_share + 0.0, // -0 is 0
         min_listens: o.min_listens,
         min_song_users: o.min_song_users,
     };
