@@ -510,3 +510,34 @@ fn prepare_refuses_flags_it_would_not_use() {
     let j = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(j.contains("\"visible_share\":0.0"), "{j}");
 }
+
+/// Reasons that say what is wrong: a number too large for its flag (clap's exit 2) names the
+/// largest; an output under a regular file says the file is not a folder, once.
+#[test]
+fn prepare_reasons_name_the_real_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let trip = "data/taste/triplets_small.txt";
+    let out = dir.path().join("x.h5");
+    for (flag, value, max) in [
+        ("--min-listens", "4294967296", "from 0 to 4294967295"),
+        ("--folds", "100000000000", "from 2 to 4294967295"),
+        (
+            "--seed",
+            "18446744073709551616",
+            "from 0 to 18446744073709551615",
+        ),
+    ] {
+        let o = ainrnn(&["prepare", "--triplets", trip, flag, value, "-o", s(&out)]);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{e}");
+        assert!(e.contains(max) && e.contains("too large"), "{e}");
+    }
+    let afile = dir.path().join("afile");
+    std::fs::write(&afile, "x").unwrap();
+    let o = ainrnn(&["prepare", "--triplets", trip, "-o", s(&afile.join("x.h5"))]);
+    let e = fails_with(&o, &["afile is a file, not a folder"]);
+    assert!(
+        !e.contains("does not exist") && !e.contains("cannot write there"),
+        "{e}"
+    );
+}

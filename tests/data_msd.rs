@@ -618,3 +618,42 @@ fn implausible_values_are_unknown_and_counted() {
         assert!(notes.contains(want), "{want:?} in {notes}");
     }
 }
+
+/// In an artist table, a quote left open on line 2 swallows the lines after it: reported on
+/// line 2 as such, naming line 4's bad UTF-8 inside; a bad byte in a normal record is reported
+/// on its own line, not on the line where an earlier record started.
+#[test]
+fn term_table_problems_name_their_line_and_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("badterms.csv");
+    std::fs::write(
+        &p,
+        b"AR1,rock\nAR2,\"pop\nAR3,jazz\nAR4,\xff\xfe\nAR5,folk\n",
+    )
+    .unwrap();
+    let (map, rep) = metadata::read_artist_terms(&p, "t", false).unwrap();
+    assert_eq!(map.len(), 1);
+    assert_eq!(rep.examples.len(), 1);
+    let m = &rep.examples[0];
+    assert_eq!(m.line, 2);
+    assert!(
+        m.reason
+            .contains("a quote opened on this line is not closed on it: lines 2 to 5")
+            && m.reason.contains("line 4 in it is also not valid UTF-8"),
+        "{m:?}"
+    );
+    // The subset CSV: a title over two lines whose second line has a bad byte.
+    let csv = dir.path().join("m.csv");
+    std::fs::write(
+        &csv,
+        b"song_id,track_id,title,artist_name\nS1,T1,\"Two\nlines \xff\",a\nS2,T2,t,b\n",
+    )
+    .unwrap();
+    let (songs, rep) = metadata::read_subset_csv(&csv, false).unwrap();
+    assert_eq!(songs.len(), 1);
+    let m = &rep.examples[0];
+    assert_eq!(
+        (m.line, m.reason.as_str()),
+        (3, "not valid UTF-8 (field 3)")
+    );
+}

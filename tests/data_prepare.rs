@@ -1187,3 +1187,20 @@ fn repeated_ids_keep_the_first_record_and_are_noted() {
         "25-34"
     );
 }
+
+/// An age too large for an integer is out of range, not "not an integer".
+#[test]
+fn a_huge_age_is_out_of_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("p.tsv");
+    std::fs::write(&p, "u1\tm\t99999999999999999999\tX\t\nu2\tf\tx\tY\t\n").unwrap();
+    let (_, rep) = read_profiles(&p, false).unwrap();
+    let reasons: Vec<&str> = rep.examples.iter().map(|m| m.reason.as_str()).collect();
+    assert_eq!(
+        reasons,
+        [
+            "age 99999999999999999999 is out of range (a whole number from -2147483648 to 2147483647)",
+            "age is not an integer: \"x\""
+        ]
+    );
+}

@@ -46,6 +46,31 @@ fn csv_problem(path: &Path, e: csv::Error) -> Result<(usize, String), IoError> {
     }
 }
 
+/// Line breaks in `b` (`\r\n` counts once).
+fn breaks(b: &[u8]) -> usize {
+    b.iter()
+        .enumerate()
+        .filter(|&(i, &c)| c == b'\n' || (c == b'\r' && b.get(i + 1) != Some(&b'\n')))
+        .count()
+}
+
+/// `rec` as text. A byte record spans several lines when a quoted field holds line breaks, and
+/// the csv crate's UTF-8 error gives the record's first line: the line of the bad byte is that
+/// line plus the breaks before it.
+fn decode(rec: csv::ByteRecord) -> Result<csv::StringRecord, (usize, String)> {
+    let start = rec.position().map_or(0, |p| p.line() as usize);
+    let rec2 = rec.clone();
+    csv::StringRecord::from_byte_record(rec).map_err(|e| {
+        let (field, valid) = (e.utf8_error().field(), e.utf8_error().valid_up_to());
+        let before: usize =
+            rec2.iter().take(field).map(breaks).sum::<usize>() + breaks(&rec2[field][..valid]);
+        (
+            start + before,
+            format!("not valid UTF-8 (field {})", field + 1),
+        )
+    })
+}
+
 const REQUIRED: [&str; 4] = ["song_id", "track_id", "title", "artist_name"];
 
 /// Reads the subset CSV into songs (no terms, no segment arrays: the CSV's `idx_*` columns are
@@ -95,9 +120,9 @@ pub fn read_subset_csv(path: &Path, strict: bool) -> Result<(Vec<MsdSong>, FileR
     let mut out = Vec::new();
     // Of a repeated song_id the first row is kept.
     let mut seen = std::collections::HashSet::new();
-    let mut rec = csv::StringRecord::new();
+    let mut raw = csv::ByteRecord::new();
     loop {
-        match rdr.read_record(&mut rec) {
+        match rdr.read_byte_record(&mut raw) {
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
@@ -108,7 +133,14 @@ pub fn read_subset_csv(path: &Path, strict: bool) -> Result<(Vec<MsdSong>, FileR
             }
         }
         report.lines += 1;
-        let line = rec.position().map_or(0, |p| p.line() as usize);
+        let line = raw.position().map_or(0, |p| p.line() as usize);
+        let rec = match decode(raw.clone()) {
+            Ok(r) => r,
+            Err((line, reason)) => {
+                report.reject(line, reason, strict)?;
+                continue;
+            }
+        };
         let get = |c: Option<usize>| c.and_then(|i| rec.get(i)).unwrap_or("").trim();
         let num = |c: Option<usize>, what: &str| -> Result<f64, String> {
             let s = get(c);
@@ -175,9 +207,9 @@ pub fn read_artist_terms(
     let mut rdr = open_csv(path, false)?;
     let mut report = FileReport::new(path, kind);
     let mut map: HashMap<String, Vec<String>> = HashMap::new();
-    let mut rec = csv::StringRecord::new();
+    let mut raw = csv::ByteRecord::new();
     loop {
-        match rdr.read_record(&mut rec) {
+        match rdr.read_byte_record(&mut raw) {
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
@@ -188,7 +220,35 @@ pub fn read_artist_terms(
             }
         }
         report.lines += 1;
-        let line = rec.position().map_or(0, |p| p.line() as usize);
+        let line = raw.position().map_or(0, |p| p.line() as usize);
+        // Terms hold no line breaks: a record over several lines is a quote left open, which
+        // swallowed the lines after it (and any bad byte there would be blamed on this line).
+        let spanned: usize = raw.iter().map(breaks).sum();
+        if spanned > 0 {
+            // The file's last line break ends the record; it starts no line of it.
+            let last = raw.iter().next_back().unwrap_or(b"");
+            let spanned = spanned - usize::from(last.ends_with(b"\n") || last.ends_with(b"\r"));
+            let bad = decode(raw.clone())
+                .err()
+                .map(|(l, _)| format!("; line {l} in it is also not valid UTF-8"))
+                .unwrap_or_default();
+            report.reject(
+                line,
+                format!(
+                    "a quote opened on this line is not closed on it: lines {line} to {} were read as one record{bad}",
+                    line + spanned
+                ),
+                strict,
+            )?;
+            continue;
+        }
+        let rec = match decode(raw.clone()) {
+            Ok(r) => r,
+            Err((line, reason)) => {
+                report.reject(line, reason, strict)?;
+                continue;
+            }
+        };
         if rec.len() != 2 {
             report.reject(
                 line,

@@ -66,11 +66,16 @@ fn parse_profile(line: &[u8]) -> Result<(String, Profile), String> {
     let age = if age_s.is_empty() {
         None
     } else {
-        Some(
-            age_s
-                .parse::<i32>()
-                .map_err(|_| format!("age is not an integer: {age_s:?}"))?,
-        )
+        Some(age_s.parse::<i32>().map_err(|e| match e.kind() {
+            std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+                format!(
+                    "age {age_s} is out of range (a whole number from {} to {})",
+                    i32::MIN,
+                    i32::MAX
+                )
+            }
+            _ => format!("age is not an integer: {age_s:?}"),
+        })?)
     };
     Ok((
         user.to_string(),
