@@ -527,3 +527,163 @@ fn sizes_that_cannot_fit_in_memory_are_refused_first() {
     fails_with(&bench(&["--songs", "10", "--history", "100", "--targets", "200"]),
         &["--history + --targets = 300", "--songs 10"]);
 }
+
+/// Files `prepare` reads without their being named (the `--msd` folder's files, the term tables
+/// beside `--metadata`, `artists.dat` beside `--hetrec`) are inputs too: an output naming one
+/// is refused before any work and the file kept.
+#[test]
+fn prepare_refuses_an_output_naming_a_file_it_reads_unnamed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (msd, meta, het) = (
+        dir.path().join("msd"),
+        dir.path().join("meta"),
+        dir.path().join("het"),
+    );
+    for d in [&msd, &meta, &het] {
+        std::fs::create_dir(d).unwrap();
+    }
+    let cp = |from: &str, to: &Path| std::fs::copy(root().join(from), to).unwrap();
+    let track = msd.join("TRAAABD128F429CF47.h5");
+    cp("data/msd/TRAAABD128F429CF47.h5", &track);
+    for f in [
+        "subset_10k.csv",
+        "subset_artist_term.csv",
+        "subset_artist_mbtag.csv",
+    ] {
+        cp(&format!("data/msd/{f}"), &meta.join(f));
+    }
+    for f in ["user_artists.dat", "artists.dat"] {
+        cp(&format!("data/hetrec/{f}"), &het.join(f));
+    }
+    let trip = "data/taste/triplets_small.txt";
+    let csv = meta.join("subset_10k.csv");
+    let ua = het.join("user_artists.dat");
+    let cases: Vec<(Vec<&str>, std::path::PathBuf, &str)> = vec![
+        (
+            vec!["--triplets", trip, "--msd", s(&msd)],
+            track.clone(),
+            "--msd folder",
+        ),
+        (
+            vec!["--triplets", trip, "--metadata", s(&csv)],
+            meta.join("subset_artist_term.csv"),
+            "beside --metadata",
+        ),
+        (
+            vec!["--triplets", trip, "--metadata", s(&csv)],
+            meta.join("subset_artist_mbtag.csv"),
+            "beside --metadata",
+        ),
+        (
+            vec!["--hetrec", s(&ua)],
+            het.join("artists.dat"),
+            "beside --hetrec",
+        ),
+    ];
+    for (args, out, what) in cases {
+        let before = std::fs::read(&out).unwrap();
+        let o = ainrnn(&[&["prepare"], &args[..], &["-o", s(&out)]].concat());
+        fails_with(&o, &["--output", what, "destroy the input"]);
+        assert_eq!(std::fs::read(&out).unwrap(), before, "{}", out.display());
+    }
+    // A new file in the --msd folder is not an input.
+    let o = ainrnn(&[
+        "prepare",
+        "--triplets",
+        trip,
+        "--msd",
+        s(&msd),
+        "--min-listens",
+        "1",
+        "--min-song-users",
+        "1",
+        "--folds",
+        "3",
+        "-o",
+        s(&msd.join("new.h5")),
+    ]);
+    succeeds(&o);
+}
+
+/// Flags `prepare` would accept and not use are refused before any work: `--artists` without
+/// `--hetrec`, an artist table with no MSD input to join it to; `--visible-share -0` is 0.
+#[test]
+fn prepare_refuses_flags_it_would_not_use() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.h5");
+    let trip = "data/taste/triplets_small.txt";
+    let o = ainrnn(&[
+        "prepare",
+        "--triplets",
+        trip,
+        "--artists",
+        "data/hetrec/artists.dat",
+        "-o",
+        s(&out),
+    ]);
+    fails_with(
+        &o,
+        &["--artists data/hetrec/artists.dat goes with --hetrec"],
+    );
+    for flag in ["--artist-terms", "--artist-mbtags"] {
+        let o = ainrnn(&[
+            "prepare",
+            "--triplets",
+            trip,
+            flag,
+            "data/msd/subset_artist_term.csv",
+            "-o",
+            s(&out),
+        ]);
+        let e = fails_with(&o, &[flag, "goes with --metadata or --msd"]);
+        assert!(!e.contains("reading"), "refused before reading: {e}");
+    }
+    assert!(!out.exists());
+    let o = ainrnn(&[
+        "prepare",
+        "--triplets",
+        trip,
+        "--visible-share",
+        "-0.0",
+        "--folds",
+        "3",
+        "-o",
+        s(&out),
+    ]);
+    let e = succeeds(&o);
+    assert!(e.contains("visible share 0,"), "{e}");
+    let o = ainrnn(&["--json", "stats", s(&out)]);
+    let j = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(j.contains("\"visible_share\":0.0"), "{j}");
+}
+
+/// Reasons that say what is wrong: a number too large for its flag (clap's exit 2) names the
+/// largest; an output under a regular file says the file is not a folder, once.
+#[test]
+fn prepare_reasons_name_the_real_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let trip = "data/taste/triplets_small.txt";
+    let out = dir.path().join("x.h5");
+    for (flag, value, max) in [
+        ("--min-listens", "4294967296", "from 0 to 4294967295"),
+        ("--folds", "100000000000", "from 2 to 4294967295"),
+        (
+            "--seed",
+            "18446744073709551616",
+            "from 0 to 18446744073709551615",
+        ),
+    ] {
+        let o = ainrnn(&["prepare", "--triplets", trip, flag, value, "-o", s(&out)]);
+        let e = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{e}");
+        assert!(e.contains(max) && e.contains("too large"), "{e}");
+    }
+    let afile = dir.path().join("afile");
+    std::fs::write(&afile, "x").unwrap();
+    let o = ainrnn(&["prepare", "--triplets", trip, "-o", s(&afile.join("x.h5"))]);
+    let e = fails_with(&o, &["afile is a file, not a folder"]);
+    assert!(
+        !e.contains("does not exist") && !e.contains("cannot write there"),
+        "{e}"
+    );
+}

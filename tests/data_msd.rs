@@ -515,3 +515,145 @@ fn damaged_array_shapes_do_not_size_allocations() {
         "{e}"
     );
 }
+
+/// Values whose squares overflow (from ~1e155) must not zero a song-vector column: z-scored,
+/// 1e160, 2e160, 3e160 are -1.22, 0, 1.22 like 1, 2, 3.
+#[test]
+fn huge_values_keep_their_song_vector_column() {
+    let block = vectors::Block {
+        tag: "msd",
+        names: vec!["big".into(), "max".into(), "small".into()],
+        rows: vec![
+            Some(vec![1e160, f64::MAX, 1.0]),
+            Some(vec![2e160, 0.0, 2.0]),
+            Some(vec![3e160, -f64::MAX, 3.0]),
+        ],
+    };
+    let v = vectors::assemble(3, vec![block]).unwrap();
+    assert_eq!(v.dim, 3);
+    let z = 1.5f64.sqrt() as f32;
+    for j in 0..3 {
+        let col: Vec<f32> = (0..3).map(|s| v.values[s * 3 + j]).collect();
+        let want = if j == 1 { [z, 0.0, -z] } else { [-z, 0.0, z] };
+        for (g, w) in col.iter().zip(want) {
+            assert!((g - w).abs() < 1e-6, "column {}: {col:?}", v.names[j]);
+        }
+    }
+}
+
+/// Implausible MSD values (tempo 1e308, a timbre of 1e308, year 99999999999, tempo 1e20) are
+/// taken as unknown and counted per field with the first place, in HDF5 files and the CSV.
+#[test]
+fn implausible_values_are_unknown_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("msd");
+    std::fs::create_dir(&folder).unwrap();
+    let p = folder.join("A.h5");
+    let mut timbre: Vec<f64> = (0..4 * 12).map(|i| (i % 7) as f64).collect();
+    timbre[2 * 12 + 3] = 1e308; // song 1's first segment
+    {
+        let f = hdf5::File::create(&p).unwrap();
+        tables(&f, 3, &[0, 2, 3], &[0, 0, 0]);
+        let ds = f.dataset("analysis/songs").unwrap();
+        let mut ana = ds.read_raw::<Ana>().unwrap();
+        ana[0].tempo = 1e308;
+        ds.write_raw(&ana).unwrap();
+        let ds = f.dataset("musicbrainz/songs").unwrap();
+        let mut mb = ds.read_raw::<Mb>().unwrap();
+        mb[2].year = 99_999;
+        ds.write_raw(&mb).unwrap();
+        for name in ["analysis/segments_timbre", "analysis/segments_pitches"] {
+            let v: Vec<f64> = if name.ends_with("timbre") {
+                timbre.clone()
+            } else {
+                vec![0.5; 48]
+            };
+            f.new_dataset::<f64>()
+                .shape((4, 12))
+                .create(name)
+                .unwrap()
+                .write_raw(&v)
+                .unwrap();
+        }
+        f.new_dataset_builder()
+            .with_data(&[-10.0f64, -9.0, -8.0, -7.0][..])
+            .create("analysis/segments_loudness_max")
+            .unwrap();
+    }
+    let (songs, rep) = read_msd(&folder, &all, true).unwrap();
+    assert!(songs[0].tempo.is_nan() && songs[0].segments.is_some());
+    assert!(songs[1].segments.is_none() && songs[1].tempo == 120.0);
+    assert_eq!((songs[2].year, songs[0].year), (0, 2000));
+    let fields: Vec<(&str, usize)> = rep.implausible.iter().map(|i| (i.field, i.count)).collect();
+    assert_eq!(
+        fields,
+        [("tempo", 1), ("segments_timbre mean/std", 1), ("year", 1)]
+    );
+    let notes = rep.notes().join("\n");
+    assert!(
+        notes.contains("1 tempo value outside (0, 500] BPM taken as unknown")
+            && notes.contains("A.h5, song SOTEST000000000000: 1e308"),
+        "{notes}"
+    );
+    // The vector of song 0 keeps its other values; tempo is missing (NaN), not 1e308.
+    assert!(vectors::msd_row(&songs[0])[50].is_nan());
+
+    let csv = dir.path().join("m.csv");
+    std::fs::write(
+        &csv,
+        "song_id,track_id,title,artist_name,tempo,year,loudness\nSO1,TR1,t,a,1e20,1999,-5\nSO2,TR2,t,a,90,99999999999,-5\nSO3,TR3,t,a,0,0,inf\nSO4,TR4,t,a,95,2001,-6\n",
+    )
+    .unwrap();
+    let (songs, rep) = metadata::read_subset_csv(&csv, true).unwrap();
+    assert_eq!(songs.len(), 4, "implausible values do not reject a row");
+    assert!(songs[0].tempo.is_nan() && songs[0].year == 1999);
+    assert_eq!((songs[1].year, songs[1].tempo), (0, 90.0));
+    assert!(songs[2].loudness.is_nan() && songs[2].tempo == 0.0);
+    let notes = rep.notes().join("\n");
+    for want in [
+        "m.csv: 1 tempo value outside (0, 500] BPM taken as unknown (first: line 2, song SO1: 1e20)",
+        "m.csv: 1 year value outside [1860, 2100] taken as unknown (first: line 3, song SO2: 99999999999)",
+        "m.csv: 1 loudness value outside [-100, 10] dB taken as unknown (first: line 4, song SO3: inf)",
+    ] {
+        assert!(notes.contains(want), "{want:?} in {notes}");
+    }
+}
+
+/// In an artist table, a quote left open on line 2 swallows the lines after it: reported on
+/// line 2 as such, naming line 4's bad UTF-8 inside; a bad byte in a normal record is reported
+/// on its own line, not on the line where an earlier record started.
+#[test]
+fn term_table_problems_name_their_line_and_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("badterms.csv");
+    std::fs::write(
+        &p,
+        b"AR1,rock\nAR2,\"pop\nAR3,jazz\nAR4,\xff\xfe\nAR5,folk\n",
+    )
+    .unwrap();
+    let (map, rep) = metadata::read_artist_terms(&p, "t", false).unwrap();
+    assert_eq!(map.len(), 1);
+    assert_eq!(rep.examples.len(), 1);
+    let m = &rep.examples[0];
+    assert_eq!(m.line, 2);
+    assert!(
+        m.reason
+            .contains("a quote opened on this line is not closed on it: lines 2 to 5")
+            && m.reason.contains("line 4 in it is also not valid UTF-8"),
+        "{m:?}"
+    );
+    // The subset CSV: a title over two lines whose second line has a bad byte.
+    let csv = dir.path().join("m.csv");
+    std::fs::write(
+        &csv,
+        b"song_id,track_id,title,artist_name\nS1,T1,\"Two\nlines \xff\",a\nS2,T2,t,b\n",
+    )
+    .unwrap();
+    let (songs, rep) = metadata::read_subset_csv(&csv, false).unwrap();
+    assert_eq!(songs.len(), 1);
+    let m = &rep.examples[0];
+    assert_eq!(
+        (m.line, m.reason.as_str()),
+        (3, "not valid UTF-8 (field 3)")
+    );
+}

@@ -1015,3 +1015,192 @@ fn a_profiles_file_with_no_profile_says_so() {
         "{note}"
     );
 }
+
+/// A subset CSV row with tempo 1e160 (whose square overflows) is taken as unknown and noted
+/// with the file, the field and the count; the tempo column keeps the other songs' values.
+#[test]
+fn an_absurd_metadata_value_is_noted_and_does_not_zero_its_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("subset_10k.csv");
+    let text = std::fs::read_to_string("data/msd/subset_10k.csv").unwrap();
+    let header = text.lines().next().unwrap();
+    let tempo = header.split(',').position(|h| h == "tempo").unwrap();
+    // A row without quoted commas, so splitting on commas finds its columns.
+    let row = text
+        .lines()
+        .find(|l| l.contains("SOMZWCG12A8C13C480"))
+        .unwrap();
+    assert!(!row.contains('"'));
+    let mut fields: Vec<&str> = row.split(',').collect();
+    let old = fields[tempo].to_string();
+    fields[tempo] = "1e160";
+    std::fs::write(&csv, text.replace(row, &fields.join(","))).unwrap();
+    assert_ne!(old, "1e160");
+    let song = fields[header.split(',').position(|h| h == "song_id").unwrap()];
+    let trip = dir.path().join("t.txt");
+    let others = [
+        "SOXVLOJ12AB0189215",
+        "SOFSOCN12A8C143F5D",
+        "SONHOTT12A8C13493C",
+    ];
+    let mut lines = String::new();
+    for u in 0..4 {
+        for s in std::iter::once(song).chain(others) {
+            lines.push_str(&format!("u{u}\t{s}\t1\n"));
+        }
+    }
+    std::fs::write(&trip, lines).unwrap();
+    let out = dir.path().join("d.h5");
+    let mut o = PrepareOptions::new(Input::Triplets(trip), out.clone());
+    o.metadata = Some(csv.clone());
+    o.folds = 2;
+    let rep = prepare(&o, &mut quiet).unwrap();
+    let note = rep.notes.iter().find(|n| n.contains("tempo")).unwrap();
+    assert!(
+        note.contains("subset_10k.csv: 1 tempo value outside (0, 500] BPM taken as unknown")
+            && note.contains(song),
+        "{note}"
+    );
+    let d = Dataset::load(&out).unwrap();
+    let v = d.song_vectors.as_ref().unwrap();
+    let j = v.names.iter().position(|n| n == "tempo").unwrap();
+    let col: Vec<f32> = (0..d.songs()).map(|s| v.values[s * v.dim + j]).collect();
+    let k = d.song_ids.iter().position(|s| s == song).unwrap();
+    assert_eq!(col[k], 0.0, "unknown: the mean");
+    assert!(col.iter().filter(|x| x.abs() > 0.1).count() >= 2, "{col:?}");
+}
+
+/// A HetRec header with other columns (here artistID and userID swapped) is an error naming the
+/// file, line 1, what it found and what is expected, not a skipped line followed by artists
+/// read as users. The expected header passes in any case, and so does a file without one.
+#[test]
+fn hetrec_headers_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let ua = dir.path().join("user_artists.dat");
+    let rows = "51\t2\t10\n52\t2\t5\n51\t3\t7\n52\t3\t1\n53\t3\t2\n51\t4\t4\n52\t4\t8\n";
+    let run = |header: &str, artists: Option<&str>| {
+        std::fs::write(&ua, format!("{header}{rows}")).unwrap();
+        let names = dir.path().join("artists.dat");
+        match artists {
+            Some(a) => std::fs::write(&names, a).unwrap(),
+            None => {
+                let _ = std::fs::remove_file(&names);
+            }
+        }
+        let mut o = PrepareOptions::new(
+            Input::Hetrec {
+                user_artists: ua.clone(),
+                artists: None,
+            },
+            dir.path().join("h.h5"),
+        );
+        o.folds = 2;
+        prepare(&o, &mut quiet)
+    };
+    let e = run("artistID\tuserID\tweight\n", None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("user_artists.dat:1: the header is \"artistID\\tuserID\\tweight\"")
+            && e.contains("expected userID<TAB>artistID<TAB>weight"),
+        "{e}"
+    );
+    let e = run("user\tartist\n", None).unwrap_err().to_string();
+    assert!(e.contains("user_artists.dat:1:"), "{e}");
+    // Case does not matter; without a header line 1 is data.
+    let rep = run("USERID\tArtistID\tWEIGHT\r\n", None).unwrap();
+    assert_eq!((rep.read.users, rep.inputs[0].skipped), (3, 1));
+    let rep = run("", None).unwrap();
+    assert_eq!((rep.read.interactions, rep.inputs[0].skipped), (7, 0));
+    // artists.dat: `id name` or the full `id name url pictureURL`, nothing else.
+    let rep = run("", Some("ID\tName\tURL\tPictureURL\n2\tTwo\n")).unwrap();
+    assert_eq!(rep.inputs[1].skipped, 1);
+    assert!(run("", Some("id\tname\n2\tTwo\n")).is_ok());
+    let e = run("", Some("name\tid\n2\tTwo\n")).unwrap_err().to_string();
+    assert!(
+        e.contains("artists.dat:1: the header is \"name\\tid\"")
+            && e.contains("expected id<TAB>name (optionally followed by url<TAB>pictureURL)"),
+        "{e}"
+    );
+}
+
+/// A repeated id keeps its first record everywhere (artists.dat, profiles, subset CSV), and
+/// `prepare` notes how many repeats and where the first was.
+#[test]
+fn repeated_ids_keep_the_first_record_and_are_noted() {
+    let dir = tempfile::tempdir().unwrap();
+    let artists = dir.path().join("artists.dat");
+    std::fs::write(
+        &artists,
+        "id\tname\n51\tFirst\n52\tOther\n51\tSecond\n51\tThird\n",
+    )
+    .unwrap();
+    let (names, rep) = hetrec::read_artists(&artists, true).unwrap();
+    assert_eq!(names["51"], "First");
+    assert_eq!(rep.accepted, 2);
+    let d = rep.duplicates.as_ref().unwrap();
+    assert_eq!((d.count, d.line, d.id.as_str()), (2, 4, "51"));
+
+    let profiles = dir.path().join("p.tsv");
+    std::fs::write(
+        &profiles,
+        "u0\tm\t30\tFrance\t\nu1\tf\t\tSpain\t\nu0\tf\t60\tPeru\t\n",
+    )
+    .unwrap();
+    let (p, rep) = read_profiles(&profiles, true).unwrap();
+    assert_eq!(
+        (p["u0"].age, p["u0"].country.as_str()),
+        (Some(30), "France")
+    );
+    let d = rep.duplicates.as_ref().unwrap();
+    assert_eq!((d.count, d.line, d.id.as_str()), (1, 3, "u0"));
+
+    let csv = dir.path().join("m.csv");
+    std::fs::write(
+        &csv,
+        "song_id,track_id,title,artist_name\nS1,T1,First,a\nS2,T2,Two,b\nS1,T9,Second,c\n",
+    )
+    .unwrap();
+    let trip = dir.path().join("t.txt");
+    std::fs::write(&trip, "u0\tS1\t1\nu0\tS2\t1\nu1\tS1\t1\nu1\tS2\t1\n").unwrap();
+    let out = dir.path().join("d.h5");
+    let mut o = PrepareOptions::new(Input::Triplets(trip), out.clone());
+    o.metadata = Some(csv);
+    o.profiles = Some(profiles);
+    o.folds = 2;
+    let rep = prepare(&o, &mut quiet).unwrap();
+    let notes = rep.notes.join("\n");
+    for want in [
+        "m.csv: 1 record with a repeated song_id ignored, the first one kept (first: ",
+        "m.csv:4, song_id S1)",
+        "p.tsv: 1 record with a repeated user ignored, the first one kept (first: ",
+        "p.tsv:3, user u0)",
+    ] {
+        assert!(notes.contains(want), "{want:?} in {notes}");
+    }
+    let d = Dataset::load(&out).unwrap();
+    let s1 = d.song_ids.iter().position(|s| s == "S1").unwrap();
+    assert_eq!(d.song_meta[s1].title, "First");
+    let u0 = d.user_ids.iter().position(|u| u == "u0").unwrap();
+    assert_eq!(
+        d.portrait.age_bucket_names[d.portrait.age_bucket[u0] as usize],
+        "25-34"
+    );
+}
+
+/// An age too large for an integer is out of range, not "not an integer".
+#[test]
+fn a_huge_age_is_out_of_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("p.tsv");
+    std::fs::write(&p, "u1\tm\t99999999999999999999\tX\t\nu2\tf\tx\tY\t\n").unwrap();
+    let (_, rep) = read_profiles(&p, false).unwrap();
+    let reasons: Vec<&str> = rep.examples.iter().map(|m| m.reason.as_str()).collect();
+    assert_eq!(
+        reasons,
+        [
+            "age 99999999999999999999 is out of range (a whole number from -2147483648 to 2147483647)",
+            "age is not an integer: \"x\""
+        ]
+    );
+}

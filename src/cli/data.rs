@@ -10,7 +10,7 @@ use clap::{ArgGroup, Args};
 use ainrnn::data::prepare::{self, Input, PrepareOptions};
 use ainrnn::data::synth::SynthOptions;
 use ainrnn::data::synth_audio::{self, AudioOptions};
-use ainrnn::data::{stats, Dataset};
+use ainrnn::data::{msd, stats, Dataset};
 
 use super::{parse, paths, print_json};
 
@@ -23,8 +23,8 @@ pub struct PrepareArgs {
     /// HetRec-2011 Last.fm-2K `user_artists.dat` (items are artists).
     #[arg(long, value_name = "FILE")]
     pub hetrec: Option<PathBuf>,
-    /// HetRec `artists.dat` for names (default: beside `user_artists.dat`).
-    #[arg(long, value_name = "FILE", requires = "hetrec")]
+    /// HetRec `artists.dat` for names (default: beside `user_artists.dat`); only with --hetrec.
+    #[arg(long, value_name = "FILE")]
     pub artists: Option<PathBuf>,
     /// MSD HDF5: a per-track file, an aggregate or summary file, or a directory tree of them.
     #[arg(long, value_name = "DIR_OR_H5")]
@@ -124,37 +124,29 @@ pub struct BenchDataArgs {
 }
 
 pub fn run_prepare(a: PrepareArgs, json: bool) -> Result<()> {
-    paths::refuse_overwriting_inputs(
-        "--output",
-        &a.output,
-        &paths::given(&[
-            ("--triplets", &a.triplets),
-            ("--hetrec", &a.hetrec),
-            ("--artists", &a.artists),
-            ("--msd", &a.msd),
-            ("--metadata", &a.metadata),
-            ("--artist-terms", &a.artist_terms),
-            ("--artist-mbtags", &a.artist_mbtags),
-            ("--profiles", &a.profiles),
-            ("--features", &a.features),
-        ]),
-    )?;
-    let _lock = paths::lock_output("--output", &a.output)?;
-    let input = match (a.triplets, a.hetrec) {
+    // clap's `requires = "hetrec"` let `--triplets … --artists F` through (the group `input` is
+    // satisfied), and the file was then ignored.
+    if let (Some(f), None) = (&a.artists, &a.hetrec) {
+        anyhow::bail!(
+            "--artists {} goes with --hetrec (it names HetRec artists); with --triplets it would be ignored",
+            f.display()
+        );
+    }
+    let input = match (a.triplets.clone(), a.hetrec.clone()) {
         (Some(t), _) => Input::Triplets(t),
         (None, Some(h)) => Input::Hetrec {
             user_artists: h,
-            artists: a.artists,
+            artists: a.artists.clone(),
         },
         (None, None) => anyhow::bail!("give --triplets FILE or --hetrec FILE"),
     };
-    let mut o = PrepareOptions::new(input, a.output);
-    o.msd = a.msd;
-    o.metadata = a.metadata;
-    o.artist_terms = a.artist_terms;
-    o.artist_mbtags = a.artist_mbtags;
-    o.profiles = a.profiles;
-    o.features = a.features;
+    let mut o = PrepareOptions::new(input, a.output.clone());
+    o.msd = a.msd.clone();
+    o.metadata = a.metadata.clone();
+    o.artist_terms = a.artist_terms.clone();
+    o.artist_mbtags = a.artist_mbtags.clone();
+    o.profiles = a.profiles.clone();
+    o.features = a.features.clone();
     o.min_listens = a.min_listens;
     o.min_song_users = a.min_song_users;
     o.folds = a.folds;
@@ -162,6 +154,33 @@ pub fn run_prepare(a: PrepareArgs, json: bool) -> Result<()> {
     o.visible_share = a.visible_share;
     o.strict = a.strict;
     o.user_per_fold = true;
+    let mut inputs = paths::given(&[
+        ("--triplets", &a.triplets),
+        ("--hetrec", &a.hetrec),
+        ("--artists", &a.artists),
+        ("--msd", &a.msd),
+        ("--metadata", &a.metadata),
+        ("--artist-terms", &a.artist_terms),
+        ("--artist-mbtags", &a.artist_mbtags),
+        ("--profiles", &a.profiles),
+        ("--features", &a.features),
+    ]);
+    // Files read without being named count as inputs too.
+    let implicit = o.implicit_inputs();
+    inputs.extend(implicit.iter().map(|(what, p)| (*what, p.as_path())));
+    // Only an existing file can be one of the --msd folder's (all exist): a new output spares
+    // the walk of a large tree.
+    let msd_files = match &a.msd {
+        Some(m) if m.is_dir() && a.output.is_file() => msd::list_h5(m).unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    inputs.extend(
+        msd_files
+            .iter()
+            .map(|p| ("MSD file read from the --msd folder", p.as_path())),
+    );
+    paths::refuse_overwriting_inputs("--output", &a.output, &inputs)?;
+    let _lock = paths::lock_output("--output", &a.output)?;
     let report = prepare::prepare(&o, &mut |msg: &str| {
         let msg = msg.trim_end();
         if !msg.is_empty() {

@@ -5,35 +5,56 @@
 use std::fmt::Display;
 use std::str::FromStr;
 
+/// The unsigned integer types of the flags, with their largest value.
+pub trait Whole: FromStr + PartialOrd + Display + Copy + Send + Sync + 'static {
+    const MAX: Self;
+}
+
+impl Whole for u32 {
+    const MAX: Self = u32::MAX;
+}
+impl Whole for u64 {
+    const MAX: Self = u64::MAX;
+}
+impl Whole for usize {
+    const MAX: Self = usize::MAX;
+}
+
 /// A whole number in `min..=max` (`usize`, `u32` or `u64`).
-pub fn int_in<T>(min: T, max: T) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync
-where
-    T: FromStr + PartialOrd + Display + Copy + Send + Sync + 'static,
-{
+pub fn int_in<T: Whole>(
+    min: T,
+    max: T,
+) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync {
     int_range(min, Some(max))
 }
 
 /// A whole number ≥ `min`.
-pub fn int_at_least<T>(min: T) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync
-where
-    T: FromStr + PartialOrd + Display + Copy + Send + Sync + 'static,
-{
+pub fn int_at_least<T: Whole>(min: T) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync {
     int_range(min, None)
 }
 
-fn int_range<T>(min: T, max: Option<T>) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync
-where
-    T: FromStr + PartialOrd + Display + Copy + Send + Sync + 'static,
-{
+fn int_range<T: Whole>(
+    min: T,
+    max: Option<T>,
+) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync {
     move |s: &str| {
         let range = match max {
             Some(max) => format!("in {min}..={max}"),
             None => format!(">= {min}"),
         };
-        let v: T = s
-            .trim()
-            .parse()
-            .map_err(|_| format!("must be a whole number {range} (got {s:?})"))?;
+        let t = s.trim();
+        let digits = t.strip_prefix('+').unwrap_or(t);
+        let v: T = t.parse().map_err(|_| {
+            // Digits that do not fit the type are a number, just too large: say the largest.
+            if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+                format!(
+                    "must be a whole number from {min} to {} (got {digits}: too large)",
+                    max.unwrap_or(T::MAX)
+                )
+            } else {
+                format!("must be a whole number {range} (got {s:?})")
+            }
+        })?;
         if v < min || max.is_some_and(|m| v > m) {
             return Err(format!("must be a whole number {range} (got {v})"));
         }
@@ -100,7 +121,8 @@ pub fn real_in(lo: End, hi: End) -> impl Fn(&str) -> Result<f64, String> + Clone
         if !v.is_finite() || !inside(v, lo, hi) {
             return Err(format!("must be a finite number in {range} (got {v})"));
         }
-        Ok(v)
+        // -0 is 0; kept, it would be printed and stored as "-0".
+        Ok(v + 0.0)
     }
 }
 
@@ -206,5 +228,28 @@ mod tests {
         assert!(probability("1").is_ok() && probability("1.01").is_err());
         assert!(positive_f64("0").is_err() && positive_f64("1e-9").is_ok());
         assert!(non_negative_f64("-0.5").is_err());
+    }
+
+    /// A number too large for the type says so and names the largest, not "must be a whole
+    /// number >= 0" as if it were no number.
+    #[test]
+    fn too_large_whole_numbers_name_the_maximum() {
+        assert_eq!(
+            int_at_least(0u32)("4294967296").unwrap_err(),
+            "must be a whole number from 0 to 4294967295 (got 4294967296: too large)"
+        );
+        let e = int_at_least(0u64)("18446744073709551616").unwrap_err();
+        assert!(
+            e.contains("from 0 to 18446744073709551615") && e.contains("too large"),
+            "{e}"
+        );
+        let e = int_in(1u32, 20)("99999999999").unwrap_err();
+        assert!(e.contains("from 1 to 20") && e.contains("too large"), "{e}");
+        assert_eq!(int_at_least(0u32)("4294967295"), Ok(u32::MAX));
+        assert!(int_at_least(0u32)("-1")
+            .unwrap_err()
+            .contains(">= 0 (got \"-1\")"));
+        assert!(int_at_least(0u32)("1e3").unwrap_err().contains(">= 0"));
+        assert_eq!(probability("-0.0").map(f64::to_bits), Ok(0));
     }
 }

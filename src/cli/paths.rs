@@ -129,6 +129,8 @@ fn take_lock(flag: &str, output: &Path) -> Result<OutputLock> {
             "{}: {holder} is writing it; wait for it or choose another {flag}",
             path.display()
         ),
+        // Already says where and why ("…: cannot write here: afile is a file, not a folder").
+        e @ IoError::Format { .. } => anyhow::anyhow!("{flag} {e}"),
         // The lock file sits beside the output: failing to make it (a read-only folder) is
         // failing to write the output.
         e => anyhow::anyhow!("{flag} {}: cannot write there: {e}", output.display()),

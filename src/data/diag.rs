@@ -38,6 +38,42 @@ pub struct FileReport {
     /// The first [`MAX_EXAMPLES`] rejected lines.
     pub examples: Vec<Malformed>,
     pub bytes: u64,
+    /// Values outside their field's plausible range, taken as unknown, per field
+    /// ([`crate::data::plausible`]).
+    pub implausible: Vec<Implausible>,
+    /// Records whose id an earlier record of the file already had: ignored, the first kept.
+    pub duplicates: Option<Duplicates>,
+}
+
+/// Repeated ids in one file, and where the first repeat was.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Duplicates {
+    /// What the id is ("song_id", "user", "artist id").
+    pub what: &'static str,
+    pub count: usize,
+    /// The first repeat: its line and id.
+    pub line: usize,
+    pub id: String,
+}
+
+/// `x` as written, in scientific notation when long (1e160, not 161 digits).
+fn show(x: f64) -> String {
+    if x != 0.0 && !(1e-6..1e12).contains(&x.abs()) {
+        format!("{x:e}")
+    } else {
+        format!("{x}")
+    }
+}
+
+/// The values of one field that were taken as unknown because they are not plausible.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Implausible {
+    pub field: &'static str,
+    /// The plausible range, e.g. `(0, 500] BPM`.
+    pub range: String,
+    pub count: usize,
+    /// Where the first was (a line, or a file and song) and its value.
+    pub first: String,
 }
 
 impl FileReport {
@@ -52,7 +88,76 @@ impl FileReport {
             malformed: 0,
             examples: Vec::new(),
             bytes: 0,
+            implausible: Vec::new(),
+            duplicates: None,
         }
+    }
+
+    /// Counts a record whose id (`what`) an earlier record had; the caller keeps the first.
+    pub fn duplicate(&mut self, line: usize, what: &'static str, id: &str) {
+        match &mut self.duplicates {
+            Some(d) => d.count += 1,
+            None => {
+                self.duplicates = Some(Duplicates {
+                    what,
+                    count: 1,
+                    line,
+                    id: id.to_string(),
+                })
+            }
+        }
+    }
+
+    /// Counts values taken as unknown ([`crate::data::plausible::screen`]); `at` says where
+    /// they were (e.g. `line 5, song SO…` or the file and song), kept for the first per field.
+    pub fn implausible(&mut self, findings: &[crate::data::plausible::Finding], at: &str) {
+        for f in findings {
+            match self
+                .implausible
+                .iter_mut()
+                .find(|i| i.field == f.bounds.field)
+            {
+                Some(i) => i.count += 1,
+                None => self.implausible.push(Implausible {
+                    field: f.bounds.field,
+                    range: f.bounds.describe(),
+                    count: 1,
+                    first: format!("{at}: {}", show(f.value)),
+                }),
+            }
+        }
+    }
+
+    /// One note per field with implausible values, and one for repeated ids, naming the file.
+    pub fn notes(&self) -> Vec<String> {
+        let dup = self.duplicates.as_ref().map(|d| {
+            format!(
+                "{}: {} record{} with a repeated {} ignored, the first one kept (first: {}:{}, {} {})",
+                self.path.display(),
+                d.count,
+                if d.count == 1 { "" } else { "s" },
+                d.what,
+                self.path.display(),
+                d.line,
+                d.what,
+                d.id
+            )
+        });
+        self.implausible
+            .iter()
+            .map(|i| {
+                format!(
+                    "{}: {} {} value{} outside {} taken as unknown (first: {})",
+                    self.path.display(),
+                    i.count,
+                    i.field,
+                    if i.count == 1 { "" } else { "s" },
+                    i.range,
+                    i.first
+                )
+            })
+            .chain(dup)
+            .collect()
     }
 
     /// Records a rejected line; in strict mode returns the error that stops the run.

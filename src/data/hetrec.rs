@@ -22,12 +22,48 @@ fn is_integer(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
 
-fn is_header(line: &[u8], first: &str) -> bool {
-    let l = String::from_utf8_lossy(line).to_ascii_lowercase();
-    l.starts_with(first)
+/// Line 1 read as a header: `Ok(true)` when it is one with the expected columns, `Ok(false)`
+/// when it is data (its first field is a number), and an error naming what it found otherwise.
+/// The names are compared case-insensitively; a header with the columns in another order would
+/// silently swap them (artists read as users), so it is refused, not skipped. `min` columns of
+/// `expected` must be there, the rest may be missing (the bundled `artists.dat` has only
+/// `id<TAB>name`).
+fn check_header(path: &Path, line: &[u8], expected: &[&str], min: usize) -> Result<bool, IoError> {
+    let text = String::from_utf8_lossy(line);
+    let fields: Vec<&str> = text.split('\t').map(str::trim).collect();
+    if is_integer(fields[0]) {
+        return Ok(false);
+    }
+    let n = fields.len();
+    let ok = (min..=expected.len()).contains(&n)
+        && fields
+            .iter()
+            .zip(expected)
+            .all(|(f, e)| f.eq_ignore_ascii_case(e));
+    if ok {
+        return Ok(true);
+    }
+    let want = if min == expected.len() {
+        expected.join("<TAB>")
+    } else {
+        format!(
+            "{} (optionally followed by {})",
+            expected[..min].join("<TAB>"),
+            expected[min..].join("<TAB>")
+        )
+    };
+    Err(IoError::Line {
+        path: path.to_path_buf(),
+        line: 1,
+        reason: format!(
+            "the header is {:?}; expected {want} (case-insensitive, tab-separated)",
+            text.trim_end()
+        ),
+    })
 }
 
-/// Reads `user_artists.dat`. The header line is skipped when present.
+/// Reads `user_artists.dat`. The header line is skipped when present; a header other than
+/// `userID<TAB>artistID<TAB>weight` is an error.
 pub fn read_user_artists(path: &Path, strict: bool) -> Result<HetrecFile, IoError> {
     let (mut reader, len) = LineReader::open(path)?;
     let progress = Progress::bytes(len, "reading HetRec user_artists");
@@ -39,7 +75,7 @@ pub fn read_user_artists(path: &Path, strict: bool) -> Result<HetrecFile, IoErro
             report.blank += 1;
             continue;
         }
-        if n == 1 && is_header(line, "userid") {
+        if n == 1 && check_header(path, line, &["userID", "artistID", "weight"], 3)? {
             report.skipped += 1;
             continue;
         }
@@ -91,7 +127,9 @@ pub fn artists_beside(user_artists: &Path) -> Option<PathBuf> {
     p.is_file().then_some(p)
 }
 
-/// Reads `artists.dat` into id → name.
+/// Reads `artists.dat` into id → name; of a repeated id the first name is kept (and the
+/// repeat counted, [`FileReport::duplicate`]). A header line (`id<TAB>name[<TAB>url<TAB>pictureURL]`)
+/// is skipped; another header is an error.
 pub fn read_artists(
     path: &Path,
     strict: bool,
@@ -105,7 +143,7 @@ pub fn read_artists(
             report.blank += 1;
             continue;
         }
-        if n == 1 && is_header(line, "id\t") {
+        if n == 1 && check_header(path, line, &["id", "name", "url", "pictureURL"], 2)? {
             report.skipped += 1;
             continue;
         }
@@ -117,6 +155,9 @@ pub fn read_artists(
         let id = it.next().unwrap_or("").trim();
         let name = it.next();
         match name {
+            Some(_) if is_integer(id) && names.contains_key(id) => {
+                report.duplicate(n, "artist id", id);
+            }
             Some(name) if is_integer(id) => {
                 names.insert(id.to_string(), name.trim().to_string());
                 report.accepted += 1;

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use super::diag::FileReport;
 use super::msd::MsdSong;
+use super::plausible;
 use crate::error::IoError;
 
 fn open_csv(path: &Path, has_headers: bool) -> Result<csv::Reader<BufReader<File>>, IoError> {
@@ -43,6 +44,31 @@ fn csv_problem(path: &Path, e: csv::Error) -> Result<(usize, String), IoError> {
         csv::ErrorKind::Utf8 { .. } => Ok((line, "not valid UTF-8".to_string())),
         _ => Ok((line, e.to_string())),
     }
+}
+
+/// Line breaks in `b` (`\r\n` counts once).
+fn breaks(b: &[u8]) -> usize {
+    b.iter()
+        .enumerate()
+        .filter(|&(i, &c)| c == b'\n' || (c == b'\r' && b.get(i + 1) != Some(&b'\n')))
+        .count()
+}
+
+/// `rec` as text. A byte record spans several lines when a quoted field holds line breaks, and
+/// the csv crate's UTF-8 error gives the record's first line: the line of the bad byte is that
+/// line plus the breaks before it.
+fn decode(rec: csv::ByteRecord) -> Result<csv::StringRecord, (usize, String)> {
+    let start = rec.position().map_or(0, |p| p.line() as usize);
+    let rec2 = rec.clone();
+    csv::StringRecord::from_byte_record(rec).map_err(|e| {
+        let (field, valid) = (e.utf8_error().field(), e.utf8_error().valid_up_to());
+        let before: usize =
+            rec2.iter().take(field).map(breaks).sum::<usize>() + breaks(&rec2[field][..valid]);
+        (
+            start + before,
+            format!("not valid UTF-8 (field {})", field + 1),
+        )
+    })
 }
 
 const REQUIRED: [&str; 4] = ["song_id", "track_id", "title", "artist_name"];
@@ -92,9 +118,11 @@ pub fn read_subset_csv(path: &Path, strict: bool) -> Result<(Vec<MsdSong>, FileR
     report.skipped = 1; // the header
     report.lines = 1;
     let mut out = Vec::new();
-    let mut rec = csv::StringRecord::new();
+    // Of a repeated song_id the first row is kept.
+    let mut seen = std::collections::HashSet::new();
+    let mut raw = csv::ByteRecord::new();
     loop {
-        match rdr.read_record(&mut rec) {
+        match rdr.read_byte_record(&mut raw) {
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
@@ -105,7 +133,14 @@ pub fn read_subset_csv(path: &Path, strict: bool) -> Result<(Vec<MsdSong>, FileR
             }
         }
         report.lines += 1;
-        let line = rec.position().map_or(0, |p| p.line() as usize);
+        let line = raw.position().map_or(0, |p| p.line() as usize);
+        let rec = match decode(raw.clone()) {
+            Ok(r) => r,
+            Err((line, reason)) => {
+                report.reject(line, reason, strict)?;
+                continue;
+            }
+        };
         let get = |c: Option<usize>| c.and_then(|i| rec.get(i)).unwrap_or("").trim();
         let num = |c: Option<usize>, what: &str| -> Result<f64, String> {
             let s = get(c);
@@ -120,11 +155,15 @@ pub fn read_subset_csv(path: &Path, strict: bool) -> Result<(Vec<MsdSong>, FileR
             report.reject(line, "empty song_id", strict)?;
             continue;
         }
-        let parsed = (|| -> Result<MsdSong, String> {
+        if seen.contains(song_id) {
+            report.duplicate(line, "song_id", song_id);
+            continue;
+        }
+        let parsed = (|| -> Result<(MsdSong, f64), String> {
             let year = num(c_year, "year")?;
             let key = num(c_key, "key")?;
             let mode = num(c_mode, "mode")?;
-            Ok(MsdSong {
+            let song = MsdSong {
                 song_id: song_id.to_string(),
                 track_id: get(c_track).to_string(),
                 title: get(c_title).to_string(),
@@ -132,11 +171,7 @@ pub fn read_subset_csv(path: &Path, strict: bool) -> Result<(Vec<MsdSong>, FileR
                 artist_id: get(c_aid).to_string(),
                 artist_location: get(c_loc).to_string(),
                 release: get(c_rel).to_string(),
-                year: if year.is_finite() && (0.0..=65535.0).contains(&year) {
-                    year as u16
-                } else {
-                    0
-                },
+                year: 0, // set by the screen below, from `year`
                 duration: num(c_dur, "duration")?,
                 tempo: num(c_tempo, "tempo")?,
                 loudness: num(c_loud, "loudness")?,
@@ -145,10 +180,14 @@ pub fn read_subset_csv(path: &Path, strict: bool) -> Result<(Vec<MsdSong>, FileR
                 terms: Vec::new(),
                 mbtags: Vec::new(),
                 segments: None,
-            })
+            };
+            Ok((song, year))
         })();
         match parsed {
-            Ok(s) => {
+            Ok((mut s, year)) => {
+                seen.insert(s.song_id.clone());
+                let f = plausible::screen(&mut s, year);
+                report.implausible(&f, &format!("line {line}, song {}", s.song_id));
                 out.push(s);
                 report.accepted += 1;
             }
@@ -168,9 +207,9 @@ pub fn read_artist_terms(
     let mut rdr = open_csv(path, false)?;
     let mut report = FileReport::new(path, kind);
     let mut map: HashMap<String, Vec<String>> = HashMap::new();
-    let mut rec = csv::StringRecord::new();
+    let mut raw = csv::ByteRecord::new();
     loop {
-        match rdr.read_record(&mut rec) {
+        match rdr.read_byte_record(&mut raw) {
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
@@ -181,7 +220,35 @@ pub fn read_artist_terms(
             }
         }
         report.lines += 1;
-        let line = rec.position().map_or(0, |p| p.line() as usize);
+        let line = raw.position().map_or(0, |p| p.line() as usize);
+        // Terms hold no line breaks: a record over several lines is a quote left open, which
+        // swallowed the lines after it (and any bad byte there would be blamed on this line).
+        let spanned: usize = raw.iter().map(breaks).sum();
+        if spanned > 0 {
+            // The file's last line break ends the record; it starts no line of it.
+            let last = raw.iter().next_back().unwrap_or(b"");
+            let spanned = spanned - usize::from(last.ends_with(b"\n") || last.ends_with(b"\r"));
+            let bad = decode(raw.clone())
+                .err()
+                .map(|(l, _)| format!("; line {l} in it is also not valid UTF-8"))
+                .unwrap_or_default();
+            report.reject(
+                line,
+                format!(
+                    "a quote opened on this line is not closed on it: lines {line} to {} were read as one record{bad}",
+                    line + spanned
+                ),
+                strict,
+            )?;
+            continue;
+        }
+        let rec = match decode(raw.clone()) {
+            Ok(r) => r,
+            Err((line, reason)) => {
+                report.reject(line, reason, strict)?;
+                continue;
+            }
+        };
         if rec.len() != 2 {
             report.reject(
                 line,

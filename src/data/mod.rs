@@ -21,6 +21,7 @@ pub mod interactions;
 pub mod lines;
 pub mod metadata;
 pub mod msd;
+pub mod plausible;
 pub mod portrait;
 pub mod prepare;
 pub mod profiles;
@@ -34,7 +35,7 @@ pub mod triplets;
 pub mod vectors;
 
 pub use dataset::{Dataset, Portraits, SongMeta, SongVectors, Split};
-pub use diag::{FileReport, Malformed};
+pub use diag::{Duplicates, FileReport, Implausible, Malformed};
 pub use interactions::Interactions;
 
 pub use crate::error::{DataError, DataResult};

@@ -20,6 +20,7 @@ use hdf5::types::FixedAscii;
 use hdf5::H5Type;
 
 use super::diag::FileReport;
+use super::plausible::{self, Finding};
 use super::progress::Progress;
 use crate::error::IoError;
 use crate::io::h5::h5err;
@@ -134,8 +135,20 @@ fn span(
 }
 
 /// Reads every song of one MSD file (per-track, aggregate or summary) whose `song_id` passes
-/// `wanted`; arrays are only read for wanted songs.
+/// `wanted`; arrays are only read for wanted songs. Implausible values are taken as unknown
+/// ([`plausible::screen`]).
 pub fn read_msd_file(path: &Path, wanted: &dyn Fn(&str) -> bool) -> Result<Vec<MsdSong>, IoError> {
+    read_msd_file_screened(path, wanted).map(|(songs, _)| songs)
+}
+
+/// A song id and the values of that song taken as unknown.
+pub type SongFindings = (String, Vec<Finding>);
+
+/// [`read_msd_file`], also returning, per song with any, the values taken as unknown.
+pub fn read_msd_file_screened(
+    path: &Path,
+    wanted: &dyn Fn(&str) -> bool,
+) -> Result<(Vec<MsdSong>, Vec<SongFindings>), IoError> {
     let file = crate::io::h5::open_file(path).map_err(|e| h5err(path, "opening the file", e))?;
     let open = |name: &str| {
         file.dataset(name).map_err(|e| IoError::Field {
@@ -173,6 +186,7 @@ pub fn read_msd_file(path: &Path, wanted: &dyn Fn(&str) -> bool) -> Result<Vec<M
     }
     let arrays = ArrayFile::open(&file, path)?;
     let mut out = Vec::new();
+    let mut findings = Vec::new();
     // Chunks bound the memory of the summary file (a million rows of 4 KiB strings).
     const CHUNK: usize = 2048;
     let mut start = 0;
@@ -203,7 +217,6 @@ pub fn read_msd_file(path: &Path, wanted: &dyn Fn(&str) -> bool) -> Result<Vec<M
             }
             let a = &ana[k];
             let b = &mb[k];
-            let year = b.year.clamp(0, u16::MAX as i32) as u16;
             let mut song = MsdSong {
                 song_id,
                 track_id: text(a.track_id.as_bytes()),
@@ -212,7 +225,7 @@ pub fn read_msd_file(path: &Path, wanted: &dyn Fn(&str) -> bool) -> Result<Vec<M
                 artist_id: text(m.artist_id.as_bytes()),
                 artist_location: text(m.artist_location.as_bytes()),
                 release: text(m.release.as_bytes()),
-                year,
+                year: 0, // set by the screen below
                 duration: a.duration,
                 tempo: a.tempo,
                 loudness: a.loudness,
@@ -223,11 +236,15 @@ pub fn read_msd_file(path: &Path, wanted: &dyn Fn(&str) -> bool) -> Result<Vec<M
                 segments: None,
             };
             arrays.fill(&mut song, start + k, path)?;
+            let f = plausible::screen(&mut song, b.year as f64);
+            if !f.is_empty() {
+                findings.push((song.song_id.clone(), f));
+            }
             out.push(song);
         }
         start = end;
     }
-    Ok(out)
+    Ok((out, findings))
 }
 
 /// The optional arrays of a per-track or aggregate file, with the per-song offset columns.
@@ -548,9 +565,15 @@ pub fn read_msd(
     strict: bool,
 ) -> Result<(Vec<MsdSong>, FileReport), IoError> {
     let mut report = FileReport::new(input, "msd hdf5");
+    let note = |report: &mut FileReport, file: &Path, findings: Vec<SongFindings>| {
+        for (song, f) in findings {
+            report.implausible(&f, &format!("{}, song {song}", file.display()));
+        }
+    };
     if input.is_file() {
         report.lines = 1;
-        let songs = read_msd_file(input, wanted)?;
+        let (songs, findings) = read_msd_file_screened(input, wanted)?;
+        note(&mut report, input, findings);
         report.accepted = 1;
         return Ok((songs, report));
     }
@@ -565,8 +588,9 @@ pub fn read_msd(
     let mut songs = Vec::new();
     for f in &files {
         report.lines += 1;
-        match read_msd_file(f, wanted) {
-            Ok(s) => {
+        match read_msd_file_screened(f, wanted) {
+            Ok((s, findings)) => {
+                note(&mut report, f, findings);
                 songs.extend(s);
                 report.accepted += 1;
             }

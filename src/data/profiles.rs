@@ -1,5 +1,6 @@
 //! Last.fm-360K user profiles (`usersha1-profile.tsv`): `user<TAB>gender<TAB>age<TAB>country
-//! <TAB>signup`, no header. Empty fields mean unknown. Ages are kept as written (the real file
+//! <TAB>signup`, no header. Empty fields mean unknown; of a user listed twice the first profile
+//! is kept. Ages are kept as written (the real file
 //! has -1337, 1, 2, 3, 8 and 100); [`crate::data::portrait::age_bucket`] decides what is
 //! plausible.
 
@@ -35,6 +36,8 @@ pub fn read_profiles(
             continue;
         }
         match parse_profile(line) {
+            // The first profile of a user is kept, as everywhere in `prepare`.
+            Ok((user, _)) if out.contains_key(&user) => report.duplicate(n, "user", &user),
             Ok((user, p)) => {
                 out.insert(user, p);
                 report.accepted += 1;
@@ -63,11 +66,16 @@ fn parse_profile(line: &[u8]) -> Result<(String, Profile), String> {
     let age = if age_s.is_empty() {
         None
     } else {
-        Some(
-            age_s
-                .parse::<i32>()
-                .map_err(|_| format!("age is not an integer: {age_s:?}"))?,
-        )
+        Some(age_s.parse::<i32>().map_err(|e| match e.kind() {
+            std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+                format!(
+                    "age {age_s} is out of range (a whole number from {} to {})",
+                    i32::MIN,
+                    i32::MAX
+                )
+            }
+            _ => format!("age is not an integer: {age_s:?}"),
+        })?)
     };
     Ok((
         user.to_string(),

@@ -8,7 +8,8 @@
 //! then `tempo` (BPM), `loudness` (dB), `duration` (s), the key as a point on the circle
 //! (`key_sin`, `key_cos` of 2π·key/12, so B and C are neighbours), `mode` (1 major, 0 minor) and
 //! `year`. Missing values: the subset CSV and the summary file have no segment arrays; a tempo or
-//! duration of 0, a year of 0, a key outside 0..11 or a mode outside {0, 1} mean "unknown".
+//! duration of 0, a year of 0, a key outside 0..11 or a mode outside {0, 1} mean "unknown", and
+//! the readers take values outside their plausible range as unknown too ([`super::plausible`]).
 //!
 //! Assembly: a column that no song has is dropped (e.g. the segment statistics when only the CSV
 //! is given), and so is a column with one value for every song that has one (e.g. the segment
@@ -124,8 +125,9 @@ pub fn assemble_report(songs: usize, blocks: Vec<Block>) -> Assembled {
         };
     }
     let source = blocks.iter().map(|b| b.tag).collect::<Vec<_>>().join("+");
-    // (block, column) pairs that have at least one finite value, with their mean and std.
-    let mut cols: Vec<(usize, usize, f64, f64)> = Vec::new();
+    // (block, column) pairs that have at least one finite value, with their scale and the
+    // mean and std of the scaled values.
+    let mut cols: Vec<(usize, usize, f64, f64, f64)> = Vec::new();
     let mut names = Vec::new();
     for (bi, b) in blocks.iter().enumerate() {
         for (ci, name) in b.names.iter().enumerate() {
@@ -135,11 +137,9 @@ pub fn assemble_report(songs: usize, blocks: Vec<Block>) -> Assembled {
                 .flatten()
                 .map(|r| r[ci])
                 .filter(|x| x.is_finite());
-            let (mut n, mut sum) = (0usize, 0.0f64);
-            let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+            let (mut n, mut lo, mut hi) = (0usize, f64::INFINITY, f64::NEG_INFINITY);
             for x in vals.clone() {
                 n += 1;
-                sum += x;
                 lo = lo.min(x);
                 hi = hi.max(x);
             }
@@ -151,10 +151,17 @@ pub fn assemble_report(songs: usize, blocks: Vec<Block>) -> Assembled {
                 dropped_constant.push(name.clone());
                 continue;
             }
-            let mean = sum / n as f64;
-            let var = vals.map(|x| (x - mean) * (x - mean)).sum::<f64>() / n as f64;
+            // Sums of values near f64::MAX (or their squares, from 1e155) overflow: work on
+            // x / scale, |x / scale| < 2. A power of two divides exactly, so ordinary columns
+            // get the same bits as unscaled.
+            let scale = pow2_at_most(lo.abs().max(hi.abs()));
+            let mean = vals.clone().map(|x| x / scale).sum::<f64>() / n as f64;
+            let var = vals
+                .map(|x| (x / scale - mean) * (x / scale - mean))
+                .sum::<f64>()
+                / n as f64;
             let std = var.sqrt();
-            cols.push((bi, ci, mean, if std > 0.0 { std } else { 1.0 }));
+            cols.push((bi, ci, scale, mean, if std > 0.0 { std } else { 1.0 }));
             names.push(name.clone());
         }
     }
@@ -170,11 +177,11 @@ pub fn assemble_report(songs: usize, blocks: Vec<Block>) -> Assembled {
     let mut present = vec![false; songs];
     for s in 0..songs {
         present[s] = blocks.iter().any(|b| b.rows[s].is_some());
-        for (j, &(bi, ci, mean, std)) in cols.iter().enumerate() {
+        for (j, &(bi, ci, scale, mean, std)) in cols.iter().enumerate() {
             if let Some(r) = &blocks[bi].rows[s] {
                 let x = r[ci];
                 if x.is_finite() {
-                    values[s * dim + j] = ((x - mean) / std) as f32;
+                    values[s * dim + j] = ((x / scale - mean) / std) as f32;
                 }
             }
         }
@@ -190,6 +197,15 @@ pub fn assemble_report(songs: usize, blocks: Vec<Block>) -> Assembled {
         dropped_empty,
         dropped_constant,
     }
+}
+
+/// The largest power of two ≤ `m` (`m` finite, > 0), or 1 for a subnormal `m`.
+fn pow2_at_most(m: f64) -> f64 {
+    if m < f64::MIN_POSITIVE {
+        return 1.0;
+    }
+    // Keep the exponent bits, clear the mantissa.
+    f64::from_bits(m.to_bits() & 0x7ff0_0000_0000_0000)
 }
 
 #[cfg(test)]

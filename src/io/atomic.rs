@@ -225,6 +225,21 @@ impl Drop for BackgroundWriter {
     }
 }
 
+/// Why an output cannot go into `dir`, which is not a folder: a file on the way (`afile` of
+/// `afile/x.h5`) is named as a file, not as a missing folder.
+pub(crate) fn no_folder(dir: &Path) -> String {
+    let file = dir
+        .ancestors()
+        .find(|a| !a.as_os_str().is_empty() && a.exists() && !a.is_dir());
+    match file {
+        Some(f) => format!("cannot write here: {} is a file, not a folder", f.display()),
+        None => format!(
+            "cannot write here: the folder {} does not exist",
+            dir.display()
+        ),
+    }
+}
+
 /// Fails early, naming the path, when the folder of an output file does not exist.
 pub fn check_output(path: &Path) -> Result<(), IoError> {
     let dir = match path.parent() {
@@ -234,10 +249,7 @@ pub fn check_output(path: &Path) -> Result<(), IoError> {
     if !dir.is_dir() {
         return Err(IoError::Format {
             path: path.to_path_buf(),
-            reason: format!(
-                "cannot write here: the folder {} does not exist",
-                dir.display()
-            ),
+            reason: no_folder(dir),
         });
     }
     if path.is_dir() {

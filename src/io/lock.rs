@@ -78,10 +78,7 @@ impl OutputLock {
         if !dir.is_dir() {
             return Err(IoError::Format {
                 path: output.to_path_buf(),
-                reason: format!(
-                    "cannot write here: the folder {} does not exist",
-                    dir.display()
-                ),
+                reason: super::atomic::no_folder(dir),
             });
         }
         let lock = lock_path(output);

@@ -25,7 +25,7 @@ use serde::Serialize;
 use super::diag::FileReport;
 use super::folds;
 use super::stats::{self, Stats};
-use super::{DataError, DataResult, Dataset};
+use super::{hetrec, metadata, DataError, DataResult, Dataset};
 
 pub use filter::{filter, FilterStep};
 
@@ -96,6 +96,59 @@ impl PrepareOptions {
     }
 }
 
+impl PrepareOptions {
+    /// The HetRec `artists.dat` read for names: `--artists`, else the one beside
+    /// `user_artists.dat`; `None` for triplets.
+    pub fn artists_file(&self) -> Option<PathBuf> {
+        match &self.input {
+            Input::Hetrec {
+                user_artists,
+                artists,
+            } => artists
+                .clone()
+                .or_else(|| hetrec::artists_beside(user_artists)),
+            Input::Triplets(_) => None,
+        }
+    }
+
+    /// The artist-terms table read: `artist_terms`, else `subset_artist_term.csv` beside
+    /// `metadata`.
+    pub fn artist_terms_file(&self) -> Option<PathBuf> {
+        self.artist_terms.clone().or_else(|| {
+            self.metadata
+                .as_deref()
+                .and_then(|m| metadata::beside(m, "subset_artist_term.csv"))
+        })
+    }
+
+    /// The MusicBrainz-tags table read: `artist_mbtags`, else `subset_artist_mbtag.csv` beside
+    /// `metadata`.
+    pub fn artist_mbtags_file(&self) -> Option<PathBuf> {
+        self.artist_mbtags.clone().or_else(|| {
+            self.metadata
+                .as_deref()
+                .and_then(|m| metadata::beside(m, "subset_artist_mbtag.csv"))
+        })
+    }
+
+    /// Files the run reads that no option names (found beside a named file), with what they
+    /// are; the `--msd` folder's files are [`crate::data::msd::list_h5`]. An output must not
+    /// be one of these either: writing it would destroy the input.
+    pub fn implicit_inputs(&self) -> Vec<(&'static str, PathBuf)> {
+        let mut out = Vec::new();
+        if let (Input::Hetrec { artists: None, .. }, Some(p)) = (&self.input, self.artists_file()) {
+            out.push(("artists.dat read beside --hetrec", p));
+        }
+        if let (None, Some(p)) = (&self.artist_terms, self.artist_terms_file()) {
+            out.push(("artist-terms table read beside --metadata", p));
+        }
+        if let (None, Some(p)) = (&self.artist_mbtags, self.artist_mbtags_file()) {
+            out.push(("artist-mbtags table read beside --metadata", p));
+        }
+        out
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct ReadSummary {
     pub users: usize,
@@ -144,6 +197,24 @@ fn check_options(o: &PrepareOptions) -> DataResult<()> {
             option: "--folds",
             reason: format!("{} folds: cross-validation needs at least 2", o.folds),
         });
+    }
+    // Artist tables join songs by the artist_id of their MSD record: without an MSD input no
+    // song has one, and the table would be read for nothing.
+    if o.metadata.is_none() && o.msd.is_none() {
+        for (option, file) in [
+            ("--artist-terms", &o.artist_terms),
+            ("--artist-mbtags", &o.artist_mbtags),
+        ] {
+            if let Some(f) = file {
+                return Err(DataError::Invalid {
+                    option,
+                    reason: format!(
+                        "{} goes with --metadata or --msd: its rows are joined to songs by the artist_id of their MSD record, and without either no song has one",
+                        f.display()
+                    ),
+                });
+            }
+        }
     }
     if !(0.0..=1.0).contains(&o.visible_share) {
         return Err(DataError::Invalid {
@@ -228,13 +299,16 @@ pub fn prepare(o: &PrepareOptions, log: &mut dyn FnMut(&str)) -> DataResult<Prep
         portrait: portraits.portraits,
         song_vectors: vectors.vectors,
         seed: o.seed,
-        visible_share: o.visible_share,
+        visible_share: o.visible_share + 0.0, // -0 is 0
         min_listens: o.min_listens,
         min_song_users: o.min_song_users,
     };
     (run.log)(&format!("writing {}", o.output.display()));
     dataset.save(&o.output)?;
     let malformed = run.inputs.iter().map(|r| r.malformed).sum();
+    for r in &run.inputs {
+        run.notes.extend(r.notes());
+    }
     Ok(PrepareReport {
         stats: stats::compute(&dataset),
         output: o.output.clone(),

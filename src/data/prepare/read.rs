@@ -34,17 +34,11 @@ impl Run<'_> {
                 };
                 (t.interactions, source, None)
             }
-            Input::Hetrec {
-                user_artists,
-                artists,
-            } => {
+            Input::Hetrec { user_artists, .. } => {
                 (self.log)(&format!("reading HetRec {}", user_artists.display()));
                 let h = hetrec::read_user_artists(user_artists, o.strict)?;
                 self.inputs.push(h.report);
-                let artists = artists
-                    .clone()
-                    .or_else(|| hetrec::artists_beside(user_artists));
-                let names = match artists {
+                let names = match o.artists_file() {
                     Some(a) => {
                         let (names, rep) = hetrec::read_artists(&a, o.strict)?;
                         self.inputs.push(rep);

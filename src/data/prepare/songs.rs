@@ -42,24 +42,14 @@ impl Run<'_> {
                 .filter(|s| wanted.contains(s.song_id.as_str()))
                 .for_each(|s| catalog.add_subset(s));
         }
-        let terms_path = o.artist_terms.clone().or_else(|| {
-            o.metadata
-                .as_deref()
-                .and_then(|m| metadata::beside(m, "subset_artist_term.csv"))
-        });
-        if let Some(p) = terms_path {
+        if let Some(p) = o.artist_terms_file() {
             (self.log)(&format!("reading artist terms {}", p.display()));
             let (map, rep) = metadata::read_artist_terms(&p, "artist terms", o.strict)?;
             (self.log)(&rep.render_problems());
             self.inputs.push(rep);
             catalog.add_artist_terms(map);
         }
-        let mbtags_path = o.artist_mbtags.clone().or_else(|| {
-            o.metadata
-                .as_deref()
-                .and_then(|m| metadata::beside(m, "subset_artist_mbtag.csv"))
-        });
-        if let Some(p) = mbtags_path {
+        if let Some(p) = o.artist_mbtags_file() {
             (self.log)(&format!("reading artist MusicBrainz tags {}", p.display()));
             let (map, rep) = metadata::read_artist_terms(&p, "artist mbtags", o.strict)?;
             (self.log)(&rep.render_problems());
