@@ -687,3 +687,19 @@ fn prepare_reasons_name_the_real_problem() {
         "{e}"
     );
 }
+
+/// An output folder that is a file, or lies under one, is named as such (it said "cannot
+/// create the folder: File exists").
+#[test]
+fn an_output_folder_that_is_a_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("afile");
+    std::fs::write(&file, "x").unwrap();
+    let o = ainrnn(&["demo", "--quick", "--out", s(&file)]);
+    fails_with(&o, &["--out", "afile is a file, not a folder"]);
+    let under = file.join("r");
+    let data = small(dir.path());
+    let o = ainrnn(&["compare", "--data", s(&data), "--report", s(&under)]);
+    fails_with(&o, &["--report", "afile is a file, not a folder"]);
+    assert_eq!(std::fs::read(&file).unwrap(), b"x");
+}

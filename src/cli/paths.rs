@@ -149,6 +149,20 @@ pub fn input_exists(flag: &str, input: &Path) -> Result<()> {
 /// [`lock_output`] for an output folder, created first when missing.
 pub fn lock_output_dir(flag: &str, dir: &Path) -> Result<FolderLock> {
     let created = !dir.exists();
+    if dir.exists() && !dir.is_dir() {
+        bail!(
+            "{flag} {} is a file, not a folder: give a folder's name",
+            dir.display()
+        );
+    }
+    // A file where a parent folder should be: say which (create_dir_all says "File exists").
+    if let Some(file) = dir.ancestors().skip(1).find(|a| a.is_file()) {
+        bail!(
+            "{flag} {}: {} is a file, not a folder",
+            dir.display(),
+            file.display()
+        );
+    }
     std::fs::create_dir_all(dir)
         .map_err(|e| anyhow::anyhow!("{flag} {}: cannot create the folder: {e}", dir.display()))?;
     // Refused by the lock, the guard removes the folder it created.

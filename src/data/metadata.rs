@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 
 use super::diag::FileReport;
 use super::msd::MsdSong;
-use super::plausible;
 use crate::error::IoError;
 
 fn open_csv(path: &Path, has_headers: bool) -> Result<csv::Reader<BufReader<File>>, IoError> {
@@ -186,7 +185,7 @@ pub fn read_subset_csv(path: &Path, strict: bool) -> Result<(Vec<MsdSong>, FileR
         match parsed {
             Ok((mut s, year)) => {
                 seen.insert(s.song_id.clone());
-                let f = plausible::screen(&mut s, year);
+                let f = super::msd::screen(&mut s, year);
                 report.implausible(&f, &format!("line {line}, song {}", s.song_id));
                 out.push(s);
                 report.accepted += 1;

@@ -136,7 +136,7 @@ fn span(
 
 /// Reads every song of one MSD file (per-track, aggregate or summary) whose `song_id` passes
 /// `wanted`; arrays are only read for wanted songs. Implausible values are taken as unknown
-/// ([`plausible::screen`]).
+/// ([`screen`]).
 pub fn read_msd_file(path: &Path, wanted: &dyn Fn(&str) -> bool) -> Result<Vec<MsdSong>, IoError> {
     read_msd_file_screened(path, wanted).map(|(songs, _)| songs)
 }
@@ -236,7 +236,7 @@ pub fn read_msd_file_screened(
                 segments: None,
             };
             arrays.fill(&mut song, start + k, path)?;
-            let f = plausible::screen(&mut song, b.year as f64);
+            let f = screen(&mut song, b.year as f64);
             if !f.is_empty() {
                 findings.push((song.song_id.clone(), f));
             }
@@ -605,4 +605,53 @@ pub fn read_msd(
     }
     progress.finish();
     Ok((songs, report))
+}
+
+/// Takes the implausible values of `s` as unknown (NaN, year 0, key or mode -1, no segment
+/// statistics) and returns them. `raw_year` is the year as read (before its conversion to
+/// `u16`, which could not hold 99999999999). The unknown markers themselves (0 for tempo,
+/// duration and year, -1 for key and mode, NaN) are not findings.
+pub(crate) fn screen(s: &mut MsdSong, raw_year: f64) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut check = |x: &mut f64, bounds: &'static plausible::Bounds, unknown: Option<f64>| {
+        if x.is_nan() || unknown == Some(*x) || bounds.contains(*x) {
+            return;
+        }
+        out.push(Finding { bounds, value: *x });
+        *x = f64::NAN;
+    };
+    check(&mut s.tempo, &plausible::TEMPO, Some(0.0));
+    check(&mut s.duration, &plausible::DURATION, Some(0.0));
+    check(&mut s.loudness, &plausible::LOUDNESS, None);
+    let mut year = raw_year;
+    check(&mut year, &plausible::YEAR, Some(0.0));
+    s.year = if year.is_nan() { 0 } else { year as u16 };
+    let mut key = s.key as f64;
+    check(&mut key, &plausible::KEY, Some(-1.0));
+    s.key = if key.is_nan() { -1 } else { s.key };
+    let mut mode = s.mode as f64;
+    check(&mut mode, &plausible::MODE, Some(-1.0));
+    s.mode = if mode.is_nan() { -1 } else { s.mode };
+    if let Some(st) = &s.segments {
+        let groups: [(&'static plausible::Bounds, Vec<f64>); 4] = [
+            (&plausible::TIMBRE, [st.timbre_mean, st.timbre_std].concat()),
+            (&plausible::PITCH, [st.pitch_mean, st.pitch_std].concat()),
+            (&plausible::LOUDNESS_MAX_MEAN, vec![st.loudness_max_mean]),
+            (&plausible::LOUDNESS_MAX_STD, vec![st.loudness_max_std]),
+        ];
+        // One bad statistic spoils the song's: they come from the same segments.
+        let bad: Vec<Finding> = groups
+            .iter()
+            .filter_map(|(bounds, vals)| {
+                vals.iter()
+                    .find(|v| !bounds.contains(**v))
+                    .map(|&value| Finding { bounds, value })
+            })
+            .collect();
+        if !bad.is_empty() {
+            out.extend(bad);
+            s.segments = None;
+        }
+    }
+    out
 }

@@ -2,7 +2,8 @@
 //! 99999999999, an infinite loudness) is damage, not music: taken as known, one such value
 //! would dominate its song-vector column after z-scoring. It is taken as unknown instead, like
 //! the MSD's own markers (tempo, duration or year 0, NaN), and counted per field so `prepare`
-//! can say which file held how many ([`crate::data::diag::FileReport::implausible`]).
+//! can say which file held how many ([`crate::data::diag::FileReport::implausible`]). The
+//! screening of a song is [`crate::data::msd::screen`]: this file depends on nothing.
 //!
 //! Ranges: tempo (0, 500] BPM, duration (0, 86400] s (one day), loudness [-100, 10] dB, year
 //! [1860, 2100], key 0..=11, mode 0 or 1; the segment statistics: timbre means and standard
@@ -10,8 +11,6 @@
 //! chroma (pitch) means and standard deviations within [0, 1], `segments_loudness_max` mean within
 //! [-100, 10] dB and standard deviation within [0, 110] dB. The bundled data lies well inside them
 //! (subset CSV: tempo up to 263, duration up to 1820 s, loudness -51.6..0.6, years 1926..2010).
-
-use super::msd::MsdSong;
 
 /// The plausible values of one field, `lo..=hi` (`lo` excluded when `lo_open`).
 #[derive(Clone, Copy, Debug)]
@@ -70,55 +69,6 @@ pub const LOUDNESS_MAX_STD: Bounds = b("segments_loudness_max std", 0.0, false, 
 pub struct Finding {
     pub bounds: &'static Bounds,
     pub value: f64,
-}
-
-/// Takes the implausible values of `s` as unknown (NaN, year 0, key or mode -1, no segment
-/// statistics) and returns them. `raw_year` is the year as read (before its conversion to
-/// `u16`, which could not hold 99999999999). The unknown markers themselves (0 for tempo,
-/// duration and year, -1 for key and mode, NaN) are not findings.
-pub fn screen(s: &mut MsdSong, raw_year: f64) -> Vec<Finding> {
-    let mut out = Vec::new();
-    let mut check = |x: &mut f64, bounds: &'static Bounds, unknown: Option<f64>| {
-        if x.is_nan() || unknown == Some(*x) || bounds.contains(*x) {
-            return;
-        }
-        out.push(Finding { bounds, value: *x });
-        *x = f64::NAN;
-    };
-    check(&mut s.tempo, &TEMPO, Some(0.0));
-    check(&mut s.duration, &DURATION, Some(0.0));
-    check(&mut s.loudness, &LOUDNESS, None);
-    let mut year = raw_year;
-    check(&mut year, &YEAR, Some(0.0));
-    s.year = if year.is_nan() { 0 } else { year as u16 };
-    let mut key = s.key as f64;
-    check(&mut key, &KEY, Some(-1.0));
-    s.key = if key.is_nan() { -1 } else { s.key };
-    let mut mode = s.mode as f64;
-    check(&mut mode, &MODE, Some(-1.0));
-    s.mode = if mode.is_nan() { -1 } else { s.mode };
-    if let Some(st) = &s.segments {
-        let groups: [(&'static Bounds, Vec<f64>); 4] = [
-            (&TIMBRE, [st.timbre_mean, st.timbre_std].concat()),
-            (&PITCH, [st.pitch_mean, st.pitch_std].concat()),
-            (&LOUDNESS_MAX_MEAN, vec![st.loudness_max_mean]),
-            (&LOUDNESS_MAX_STD, vec![st.loudness_max_std]),
-        ];
-        // One bad statistic spoils the song's: they come from the same segments.
-        let bad: Vec<Finding> = groups
-            .iter()
-            .filter_map(|(bounds, vals)| {
-                vals.iter()
-                    .find(|v| !bounds.contains(**v))
-                    .map(|&value| Finding { bounds, value })
-            })
-            .collect();
-        if !bad.is_empty() {
-            out.extend(bad);
-            s.segments = None;
-        }
-    }
-    out
 }
 
 #[cfg(test)]
