@@ -111,24 +111,15 @@ fn unusable_track_id(stem: &str) -> Option<String> {
 /// Why this run cannot add to the store `output`: its tracks were cut at another `--seconds`
 /// (a song vector of 30 s beside one of 1 s compares nothing). One stored track tells, read
 /// through the index; a store whose tracks are all journaled (a killed first run) is not checked.
-fn other_seconds(output: &Path, done: &[String], seconds: Option<f64>) -> Option<String> {
-    let t = super::store::read_track(output, done.first()?).ok()?;
-    let Some(AttrValue::F(stored)) = t.attr("max_seconds") else {
-        return None;
-    };
+fn other_seconds(output: &Path, seconds: Option<f64>) -> Option<String> {
+    let stored = super::store::stored_seconds(output).ok()??;
     let now = seconds.unwrap_or(0.0);
-    let show = |s: f64| {
-        if s > 0.0 {
-            format!("--seconds {s}")
-        } else {
-            "whole tracks (no --seconds)".to_string()
-        }
-    };
-    (*stored != now).then(|| {
+    let show = super::store::describe_seconds;
+    (stored != now).then(|| {
         format!(
             "{}: its tracks were computed from {}, this run would take {}: give the same --seconds, or another --output",
             output.display(),
-            show(*stored),
+            show(stored),
             show(now)
         )
     })
@@ -378,7 +369,7 @@ pub fn run<B: AudioOps>(
         }
         todo.push((p, stem));
     }
-    if let Some(why) = other_seconds(&opts.output, &already_done, opts.seconds) {
+    if let Some(why) = other_seconds(&opts.output, opts.seconds) {
         return Err(Error::Other(why));
     }
     let plan = AudioPlan::new(b)?;

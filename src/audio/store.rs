@@ -633,6 +633,15 @@ const MERGE_SEGMENT_TRACKS: usize = 64;
 
 /// Merges stores into `output` (created, or extended when it exists). Tracks whose stem is
 /// already present are kept from the first store that has them.
+/// A track length as the `--seconds` that asked for it (0: whole tracks).
+pub fn describe_seconds(s: f64) -> String {
+    if s > 0.0 {
+        format!("--seconds {s}")
+    } else {
+        "whole tracks (no --seconds)".to_string()
+    }
+}
+
 /// The `max_seconds` the store's tracks were computed with (0: whole tracks), if it has any.
 pub fn stored_seconds(path: &Path) -> Result<Option<f64>, IoError> {
     store_seconds(path, &open_read(path)?)
@@ -653,13 +662,7 @@ pub fn merge(inputs: &[PathBuf], output: &Path) -> Result<MergeSummary, IoError>
     let mut names: Option<Vec<String>> = None;
     // Tracks cut at other lengths are not the same features: one store holds one length.
     let mut seconds: Option<(f64, &Path)> = None;
-    let show = |s: f64| {
-        if s > 0.0 {
-            format!("--seconds {s}")
-        } else {
-            "whole tracks".to_string()
-        }
-    };
+    let show = describe_seconds;
     let out_store = output.exists().then_some(output);
     for p in out_store
         .into_iter()
