@@ -15,7 +15,7 @@ use crate::data::progress::Progress;
 use crate::data::synth::{synth, SynthOptions};
 use crate::data::triplets::{self, parse_line, Line};
 use crate::error::IoError;
-use crate::io::space::{available_memory_bytes, free_disk_bytes};
+use crate::io::space::{free_disk_bytes, memory_short_of};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct DataBench {
@@ -59,18 +59,16 @@ pub fn run(mb: f64, dir: Option<PathBuf>, seed: u64) -> Result<DataBench, IoErro
         }
     }
     // The full read keeps the interned triplets: about 0.8 bytes of memory per byte of file.
-    if let Some(avail) = available_memory_bytes() {
-        let need = (want as f64 * 0.8) as u64;
-        if need > avail {
-            return Err(IoError::Format {
-                path: dir,
-                reason: format!(
-                    "--mb {mb}: reading the file back needs about {:.0} MB of memory, and {:.0} MB are available: choose a smaller --mb",
-                    need as f64 / 1e6,
-                    avail as f64 / 1e6
-                ),
-            });
-        }
+    let need = want as f64 * 0.8;
+    if let Some(avail) = memory_short_of(need) {
+        return Err(IoError::Format {
+            path: dir,
+            reason: format!(
+                "--mb {mb}: reading the file back needs about {:.0} MB of memory, and {:.0} MB are available: choose a smaller --mb",
+                need / 1e6,
+                avail as f64 / 1e6
+            ),
+        });
     }
     let mut o = SynthOptions::new(users, 359_687, mean_listens);
     o.seed = seed;

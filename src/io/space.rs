@@ -27,3 +27,9 @@ pub fn available_memory_bytes() -> Option<u64> {
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib.saturating_mul(1024))
 }
+
+/// The available memory, when `need` bytes exceed it (`None`: it fits, or the system cannot
+/// say): the one test of every up-front refusal of a size the machine cannot hold.
+pub fn memory_short_of(need: f64) -> Option<u64> {
+    available_memory_bytes().filter(|&avail| need > avail as f64)
+}

@@ -148,14 +148,11 @@ pub fn fits_in_memory<B: ModelOps>(b: &B, cfg: &ModelConfig, batch: Option<usize
     if b.kind() != crate::backend::BackendKind::Cpu {
         return Ok(());
     }
-    let Some(avail) = crate::io::space::available_memory_bytes() else {
+    let need = cfg.approx_bytes(batch.unwrap_or(1));
+    let Some(avail) = crate::io::space::memory_short_of(need) else {
         return Ok(());
     };
-    let need = cfg.approx_bytes(batch.unwrap_or(1));
     let batch = batch.map(|n| format!(", --batch {n}")).unwrap_or_default();
-    if need <= avail as f64 {
-        return Ok(());
-    }
     Err(crate::error::OpError::Invalid {
         op: "model config",
         detail: format!(

@@ -69,15 +69,13 @@ pub fn run(
     // about 24 bytes a listen with their copies; refused up front rather than killed later.
     let listens = (o.users as f64) * (o.history + o.targets) as f64;
     let need = 24.0 * listens + 8.0 * (o.songs as f64) * (o.neighbours as f64);
-    if let Some(avail) = crate::io::space::available_memory_bytes() {
-        if need > avail as f64 {
-            return Err(Error::Other(format!(
-                "bench train: the synthetic histories of --users {} (with their neighbour lists) take about {:.1} GB of memory, and {:.1} GB are available: choose fewer --users or a shorter --history",
-                o.users,
-                need / 1e9,
-                avail as f64 / 1e9
-            )));
-        }
+    if let Some(avail) = crate::io::space::memory_short_of(need) {
+        return Err(Error::Other(format!(
+            "bench train: the synthetic histories of --users {} (with their neighbour lists) take about {:.1} GB of memory, and {:.1} GB are available: choose fewer --users or a shorter --history",
+            o.users,
+            need / 1e9,
+            avail as f64 / 1e9
+        )));
     }
     let synth = SyntheticHistories::new(o.songs, o.seed);
     let pool_users = (o.batch * (o.steps.max(1) + o.warmup)).min(o.users.max(o.batch));
