@@ -1204,3 +1204,46 @@ fn a_huge_age_is_out_of_range() {
         ]
     );
 }
+
+/// A program calling `prepare` directly gets the same refusal as the CLI for an output that is
+/// one of the files it reads without a flag naming it (here `artists.dat` beside the HetRec
+/// plays), and the file is left as it was.
+#[test]
+fn prepare_refuses_an_output_that_is_an_unnamed_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for f in ["user_artists.dat", "artists.dat"] {
+        std::fs::copy(root.join("data/hetrec").join(f), dir.path().join(f)).unwrap();
+    }
+    let artists = dir.path().join("artists.dat");
+    let before = std::fs::read(&artists).unwrap();
+    let o = PrepareOptions::new(
+        Input::Hetrec {
+            user_artists: dir.path().join("user_artists.dat"),
+            artists: None,
+        },
+        artists.clone(),
+    );
+    let e = prepare(&o, &mut quiet).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            DataError::Invalid {
+                option: "--output",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let msg = e.to_string();
+    assert!(
+        msg.contains("beside --hetrec") && msg.contains("destroy the input"),
+        "{msg}"
+    );
+    assert_eq!(std::fs::read(&artists).unwrap(), before);
+    // A named input too.
+    let mut o = o;
+    o.output = dir.path().join("user_artists.dat");
+    let msg = prepare(&o, &mut quiet).unwrap_err().to_string();
+    assert!(msg.contains("input --hetrec"), "{msg}");
+}

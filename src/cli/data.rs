@@ -10,7 +10,7 @@ use clap::{ArgGroup, Args};
 use ainrnn::data::prepare::{self, Input, PrepareOptions};
 use ainrnn::data::synth::SynthOptions;
 use ainrnn::data::synth_audio::{self, AudioOptions};
-use ainrnn::data::{msd, stats, Dataset};
+use ainrnn::data::{stats, Dataset};
 
 use super::{parse, paths, print_json};
 
@@ -154,32 +154,8 @@ pub fn run_prepare(a: PrepareArgs, json: bool) -> Result<()> {
     o.visible_share = a.visible_share;
     o.strict = a.strict;
     o.user_per_fold = true;
-    let mut inputs = paths::given(&[
-        ("--triplets", &a.triplets),
-        ("--hetrec", &a.hetrec),
-        ("--artists", &a.artists),
-        ("--msd", &a.msd),
-        ("--metadata", &a.metadata),
-        ("--artist-terms", &a.artist_terms),
-        ("--artist-mbtags", &a.artist_mbtags),
-        ("--profiles", &a.profiles),
-        ("--features", &a.features),
-    ]);
-    // Files read without being named count as inputs too.
-    let implicit = o.implicit_inputs();
-    inputs.extend(implicit.iter().map(|(what, p)| (*what, p.as_path())));
-    // Only an existing file can be one of the --msd folder's (all exist): a new output spares
-    // the walk of a large tree.
-    let msd_files = match &a.msd {
-        Some(m) if m.is_dir() && a.output.is_file() => msd::list_h5(m).unwrap_or_default(),
-        _ => Vec::new(),
-    };
-    inputs.extend(
-        msd_files
-            .iter()
-            .map(|p| ("MSD file read from the --msd folder", p.as_path())),
-    );
-    paths::refuse_overwriting_inputs("--output", &a.output, &inputs)?;
+    // Refused before the lock as well as in `prepare` (which checks every input, named or not).
+    o.check_output_is_not_an_input()?;
     let _lock = paths::lock_output("--output", &a.output)?;
     let report = prepare::prepare(&o, &mut |msg: &str| {
         let msg = msg.trim_end();

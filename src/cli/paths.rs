@@ -1,7 +1,5 @@
 //! Output paths that name an input of the same command are refused before any work: writing
-//! them would destroy the input. Paths are compared canonically (symbolic links, `..` and
-//! relative paths resolved; an output that does not exist yet by its folder's canonical path and
-//! its file name), and hard links by device and inode.
+//! them would destroy the input (the comparison: [`ainrnn::io::paths`]).
 
 use std::path::{Path, PathBuf};
 
@@ -9,36 +7,7 @@ use ainrnn::error::IoError;
 use ainrnn::io::OutputLock;
 use anyhow::{bail, Result};
 
-/// `p` made absolute and resolved; for a path that does not exist, its parent's canonical path
-/// joined with its file name. `None` when neither exists (then it cannot name an input).
-pub fn canonical(p: &Path) -> Option<PathBuf> {
-    if let Ok(c) = p.canonicalize() {
-        return Some(c);
-    }
-    let name = p.file_name()?;
-    let parent = match p.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    parent.canonicalize().ok().map(|d| d.join(name))
-}
-
-/// Whether `a` and `b` name the same file or folder.
-pub fn same_path(a: &Path, b: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt;
-        if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b)) {
-            if x.dev() == y.dev() && x.ino() == y.ino() {
-                return true;
-            }
-        }
-    }
-    match (canonical(a), canonical(b)) {
-        (Some(x), Some(y)) => x == y,
-        _ => false,
-    }
-}
+pub use ainrnn::io::paths::canonical;
 
 /// Refuses `output` (given with flag `out_flag`) when it names one of `inputs` (flag, path; a
 /// positional input's "flag" is a noun such as "input").
@@ -48,17 +17,8 @@ pub fn refuse_overwriting_inputs(
     inputs: &[(&str, &Path)],
 ) -> Result<()> {
     for (flag, input) in inputs {
-        if same_path(output, input) {
-            let what = if flag.starts_with('-') {
-                format!("input {flag}")
-            } else {
-                flag.to_string()
-            };
-            bail!(
-                "{out_flag} {} is also the {what} {}: writing it would destroy the input; choose another output path",
-                output.display(),
-                input.display()
-            );
+        if let Some(msg) = ainrnn::io::paths::overwrites_input(output, flag, input) {
+            bail!("{out_flag} {msg}");
         }
     }
     Ok(())
@@ -202,17 +162,10 @@ impl Drop for FolderLock {
     }
 }
 
-/// The inputs given as `Option`s, with their flags, for [`refuse_overwriting_inputs`].
-pub fn given<'a>(inputs: &[(&'a str, &'a Option<PathBuf>)]) -> Vec<(&'a str, &'a Path)> {
-    inputs
-        .iter()
-        .filter_map(|(f, p)| p.as_deref().map(|p| (*f, p)))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ainrnn::io::paths::same_path;
 
     #[test]
     fn same_file_by_any_name() {

@@ -147,6 +147,64 @@ impl PrepareOptions {
         }
         out
     }
+
+    /// Every file the run reads, with the flag that names it (or what it is, for the
+    /// [`implicit_inputs`](Self::implicit_inputs)), and the `--msd` folder's files when the
+    /// output already exists (only an existing file can be one of them: a new output spares
+    /// the walk of a large tree).
+    pub fn inputs(&self) -> Vec<(&'static str, PathBuf)> {
+        let mut out = match &self.input {
+            Input::Triplets(t) => vec![("--triplets", t.clone())],
+            Input::Hetrec {
+                user_artists,
+                artists,
+            } => {
+                let mut v = vec![("--hetrec", user_artists.clone())];
+                v.extend(artists.clone().map(|a| ("--artists", a)));
+                v
+            }
+        };
+        let named = [
+            ("--msd", &self.msd),
+            ("--metadata", &self.metadata),
+            ("--artist-terms", &self.artist_terms),
+            ("--artist-mbtags", &self.artist_mbtags),
+            ("--profiles", &self.profiles),
+            ("--features", &self.features),
+        ];
+        out.extend(
+            named
+                .into_iter()
+                .filter_map(|(flag, p)| p.clone().map(|p| (flag, p))),
+        );
+        out.extend(self.implicit_inputs());
+        if let Some(m) = self.msd.as_deref().filter(|m| m.is_dir()) {
+            if self.output.is_file() {
+                out.extend(
+                    super::msd::list_h5(m)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|p| ("MSD file read from the --msd folder", p)),
+                );
+            }
+        }
+        out
+    }
+
+    /// Refuses an output that is one of the run's [`inputs`](Self::inputs): writing it would
+    /// destroy the input. [`prepare()`] checks it first; a caller can check it before taking
+    /// the output's lock.
+    pub fn check_output_is_not_an_input(&self) -> DataResult<()> {
+        for (what, p) in self.inputs() {
+            if let Some(reason) = crate::io::paths::overwrites_input(&self.output, what, &p) {
+                return Err(DataError::Invalid {
+                    option: "--output",
+                    reason,
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -236,6 +294,7 @@ struct Run<'a> {
 /// Runs the whole stage and writes `o.output`. Human progress goes to `log` (stderr in the CLI).
 pub fn prepare(o: &PrepareOptions, log: &mut dyn FnMut(&str)) -> DataResult<PrepareReport> {
     check_options(o)?;
+    o.check_output_is_not_an_input()?;
     crate::io::check_output(&o.output)?;
     let mut run = Run {
         o,
