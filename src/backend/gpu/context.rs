@@ -675,29 +675,45 @@ impl GpuContext {
                 return Ok(self.wrap(buf, c, bytes));
             }
         }
-        let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(what),
-            size: class,
-            usage: wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::COPY_SRC
-                | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        if let Some(e) = pollster::block_on(scope.pop()) {
-            // Give back what the pool holds and retry once before failing.
-            for (_, bufs) in st.free.drain() {
-                for b in bufs {
-                    b.destroy();
-                }
+        let create = || {
+            let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+            let buf = self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(what),
+                size: class,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            match pollster::block_on(scope.pop()) {
+                Some(e) => Err(e),
+                None => Ok(buf),
             }
-            st.bind_groups.clear();
-            st.stats.bytes_allocated -= st.pooled_bytes;
-            st.pooled_bytes = 0;
-            return Err(GpuError::OutOfMemory(format!(
-                "allocating {bytes} bytes for {what}: {e}"
-            )));
-        }
+        };
+        let buf = match create() {
+            Ok(buf) => buf,
+            Err(_) if !st.free.is_empty() => {
+                // The device is full: give back the idle buffers the pool holds and retry once.
+                for (_, bufs) in st.free.drain() {
+                    for b in bufs {
+                        b.destroy();
+                    }
+                }
+                st.bind_groups.clear();
+                st.stats.bytes_allocated -= st.pooled_bytes;
+                st.pooled_bytes = 0;
+                create().map_err(|e| {
+                    GpuError::OutOfMemory(format!(
+                        "allocating {bytes} bytes for {what}, after freeing the idle buffers: {e}"
+                    ))
+                })?
+            }
+            Err(e) => {
+                return Err(GpuError::OutOfMemory(format!(
+                    "allocating {bytes} bytes for {what}: {e}"
+                )))
+            }
+        };
         st.stats.buffers_created += 1;
         st.stats.bytes_allocated += class;
         Ok(self.wrap(buf, class, bytes))
