@@ -173,9 +173,9 @@ pub struct BenchReportArgs {
     /// The bundled data folder.
     #[arg(long, default_value = "data")]
     pub data: PathBuf,
-    /// Parts to leave out (info, ops, features, scattering, train_epoch, agreement, demo_cpu,
-    /// demo_gpu), comma-separated.
-    #[arg(long, value_delimiter = ',')]
+    /// Parts to leave out, comma-separated.
+    #[arg(long, value_delimiter = ',',
+          value_parser = clap::builder::PossibleValuesParser::new(ainrnn::bench::report::PARTS))]
     pub skip: Vec<String>,
     /// Time limit of the whole report in seconds (each part also has its own).
     #[arg(long, default_value_t = 480, value_parser = parse::int_at_least(1u64))]

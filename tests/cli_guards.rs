@@ -562,22 +562,22 @@ fn prepare_refuses_an_output_naming_a_file_it_reads_unnamed() {
         (
             vec!["--triplets", trip, "--msd", s(&msd)],
             track.clone(),
-            "--msd folder",
+            "in the --msd folder",
         ),
         (
             vec!["--triplets", trip, "--metadata", s(&csv)],
             meta.join("subset_artist_term.csv"),
-            "beside --metadata",
+            "beside the --metadata file",
         ),
         (
             vec!["--triplets", trip, "--metadata", s(&csv)],
             meta.join("subset_artist_mbtag.csv"),
-            "beside --metadata",
+            "beside the --metadata file",
         ),
         (
             vec!["--hetrec", s(&ua)],
             het.join("artists.dat"),
-            "beside --hetrec",
+            "beside the --hetrec file",
         ),
     ];
     for (args, out, what) in cases {

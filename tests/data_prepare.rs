@@ -1237,7 +1237,7 @@ fn prepare_refuses_an_output_that_is_an_unnamed_input() {
     );
     let msg = e.to_string();
     assert!(
-        msg.contains("beside --hetrec") && msg.contains("destroy the input"),
+        msg.contains("beside the --hetrec file (") && msg.contains("destroy the input"),
         "{msg}"
     );
     assert_eq!(std::fs::read(&artists).unwrap(), before);

@@ -1,4 +1,4 @@
-//! Every `ainrnn` command line of README.md and docs/*.md parses with the binary's own clap
+//! Every `ainrnn` command line of README.md, REPRODUCTION.md and docs/*.md parses with the binary's own clap
 //! command ([`cli::command`], as `src/main.rs` parses: `try_get_matches_from`, then
 //! `Cli::from_arg_matches`). No process is started: the test includes the binary's `src/cli.rs`
 //! as a module (it is not part of the library) and parses in memory.
@@ -701,10 +701,10 @@ fn check(found: &[Found]) -> Report {
     r
 }
 
-/// README.md and docs/*.md, as (name relative to the project, text).
+/// README.md, REPRODUCTION.md and docs/*.md, as (name relative to the project, text).
 fn documents() -> Vec<(String, String)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut files: Vec<PathBuf> = vec![root.join("README.md")];
+    let mut files: Vec<PathBuf> = vec![root.join("README.md"), root.join("REPRODUCTION.md")];
     let mut docs: Vec<PathBuf> = std::fs::read_dir(root.join("docs"))
         .unwrap()
         .map(|e| e.unwrap().path())

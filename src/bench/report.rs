@@ -421,6 +421,20 @@ fn last_json(stdout: &str) -> Value {
     })
 }
 
+/// The parts' names, in the order they run (what `--skip` takes).
+pub const PARTS: [&str; 10] = [
+    "info",
+    "ops",
+    "features",
+    "scattering",
+    "train_epoch",
+    "table_step",
+    "agreement",
+    "demo_cpu",
+    "demo_gpu",
+    "shader_checks",
+];
+
 /// Runs the report; `log` sees one line per part.
 pub fn run(o: &ReportOptions, log: &mut dyn FnMut(&str)) -> Result<Report, Error> {
     let t0 = Instant::now();
@@ -1150,6 +1164,22 @@ mod tests {
 
     fn step_of(args: &[&str], secs: u64) -> Step {
         step(args, secs)
+    }
+
+    #[test]
+    fn parts_lists_every_part_in_order() {
+        for quick in [false, true] {
+            let o = ReportOptions {
+                out: PathBuf::from("r"),
+                quick,
+                exe: PathBuf::from("ainrnn"),
+                data: PathBuf::from("data"),
+                skip: Vec::new(),
+                budget: Duration::from_secs(60),
+            };
+            let names: Vec<&str> = parts(&o, Path::new("w")).iter().map(|p| p.name).collect();
+            assert_eq!(names, PARTS);
+        }
     }
 
     #[test]

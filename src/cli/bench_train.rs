@@ -76,7 +76,7 @@ pub struct BenchTrainArgs {
     /// up to 16.8 M pairs).
     #[arg(long)]
     pub no_pair_weights: bool,
-    /// Layer stacking of the IndRNN models: dense, residual or plain (default: the trainer's,
+    /// Layer stacking of the IndRNN models: dense, residual, gated or plain (default: the trainer's,
     /// plain for ainrnn and indrnn; lstm is always plain).
     #[arg(long)]
     pub connection: Option<ainrnn::model::Connection>,

@@ -38,19 +38,20 @@ pub fn same_path(a: &Path, b: &Path) -> bool {
 
 /// Why `output` may not be written, when it is `input` (given with `in_flag`; a positional
 /// input's "flag" is a noun such as "input"): "OUTPUT is also the input FLAG INPUT: …", to
-/// follow the output's flag. `None` when they are different files.
+/// follow the output's flag (a noun's path is given in parentheses). `None` when they are different files.
 pub fn overwrites_input(output: &Path, in_flag: &str, input: &Path) -> Option<String> {
     if !same_path(output, input) {
         return None;
     }
+    // A noun's path in parentheses: "the artists.dat found beside the --hetrec file X" would
+    // read as if X were the --hetrec file.
     let what = if in_flag.starts_with('-') {
-        format!("input {in_flag}")
+        format!("input {in_flag} {}", input.display())
     } else {
-        in_flag.to_string()
+        format!("{in_flag} ({})", input.display())
     };
     Some(format!(
-        "{} is also the {what} {}: writing it would destroy the input; choose another output path",
-        output.display(),
-        input.display()
+        "{} is also the {what}: writing it would destroy the input; choose another output path",
+        output.display()
     ))
 }

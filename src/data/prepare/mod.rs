@@ -137,13 +137,13 @@ impl PrepareOptions {
     pub fn implicit_inputs(&self) -> Vec<(&'static str, PathBuf)> {
         let mut out = Vec::new();
         if let (Input::Hetrec { artists: None, .. }, Some(p)) = (&self.input, self.artists_file()) {
-            out.push(("artists.dat read beside --hetrec", p));
+            out.push(("artists.dat found beside the --hetrec file", p));
         }
         if let (None, Some(p)) = (&self.artist_terms, self.artist_terms_file()) {
-            out.push(("artist-terms table read beside --metadata", p));
+            out.push(("artist-terms table found beside the --metadata file", p));
         }
         if let (None, Some(p)) = (&self.artist_mbtags, self.artist_mbtags_file()) {
-            out.push(("artist-mbtags table read beside --metadata", p));
+            out.push(("artist-mbtags table found beside the --metadata file", p));
         }
         out
     }
@@ -184,7 +184,7 @@ impl PrepareOptions {
                     super::msd::list_h5(m)
                         .unwrap_or_default()
                         .into_iter()
-                        .map(|p| ("MSD file read from the --msd folder", p)),
+                        .map(|p| ("MSD file found in the --msd folder", p)),
                 );
             }
         }
