@@ -15,6 +15,10 @@ if [ "${CI:-}" = "true" ] || [ "${CI:-}" = "1" ]; then
   echo "== CI: cargo fmt --check, clippy -D warnings" >&2
   cargo fmt --all -- --check
   cargo clippy --all-targets --quiet -- -D warnings
+  echo "== CI: the same for Windows and macOS (scripts/check-platforms.sh)" >&2
+  rc=0
+  scripts/check-platforms.sh || rc=$?
+  [ "$rc" = 0 ] || [ "$rc" = 2 ] || exit "$rc"
 fi
 cargo build --quiet --bin ainrnn
 echo "== GPU adapter for the tests:" >&2

@@ -552,6 +552,7 @@ extern "C" fn on_signal(sig: libc::c_int) {
 /// reads it and does the clean-up as ordinary code. Handlers, unlike a blocked signal mask, are
 /// reset in child processes (a `python3` reference run stops on Ctrl-C as before), and both pipe
 /// ends are close-on-exec.
+#[cfg(unix)]
 fn remove_temps_on_signals() {
     // SAFETY: plain libc calls on a local two-element array; the handler installed last only
     // writes one byte to a descriptor that stays open for the life of the process.
@@ -591,8 +592,29 @@ fn remove_temps_on_signals() {
     }
 }
 
+/// Outside Unix (Windows): the C runtime runs a Ctrl-C handler on a thread of its own, not
+/// inside an interrupted one, so the handler does the clean-up itself.
+#[cfg(not(unix))]
+fn remove_temps_on_signals() {
+    extern "C" fn on_signal_clean_up(sig: libc::c_int) {
+        ainrnn::io::atomic::settle_background_writes(std::time::Duration::from_secs(60));
+        let n = ainrnn::io::atomic::remove_live_temps();
+        ainrnn::io::lock::remove_held_lock_files();
+        eprintln!(
+            "interrupted by signal {sig}: {n} unfinished output file(s) removed; finished outputs are kept"
+        );
+        std::process::exit(128 + sig);
+    }
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: installs a handler; see above for where it runs.
+        unsafe { libc::signal(sig, on_signal_clean_up as *const () as libc::sighandler_t) };
+    }
+}
+
+#[cfg(unix)]
 static SIGNAL_PIPE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
 
+#[cfg(unix)]
 extern "C" fn on_signal_to_pipe(sig: libc::c_int) {
     let b = sig as u8;
     let fd = SIGNAL_PIPE.load(std::sync::atomic::Ordering::SeqCst);

@@ -1,6 +1,8 @@
 //! SIGINT and SIGTERM end a command after removing the temporaries of the outputs it was
 //! writing (issue 14): no half-written file is left beside the output, the exit is 128 + signal
 //! (not a death by signal), and an output finished earlier stays as it was.
+//! Unix only: signals are how the tests stop the child.
+#![cfg(unix)]
 
 #[path = "common/mod.rs"]
 mod common;

@@ -325,6 +325,7 @@ fn list_segments(dir: &Path) -> Result<Vec<(u32, PathBuf)>, IoError> {
     Ok(v)
 }
 
+#[cfg(unix)]
 fn pid_alive(pid: u32) -> bool {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return false;
@@ -332,6 +333,13 @@ fn pid_alive(pid: u32) -> bool {
     // SAFETY: signal 0 only checks that the process exists; nothing is sent.
     let r = unsafe { libc::kill(pid, 0) };
     r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Outside Unix a process cannot be asked after without more system bindings: every other
+/// writer counts as alive, so its temporaries are kept (never a live writer's removed).
+#[cfg(not(unix))]
+fn pid_alive(_pid: u32) -> bool {
+    true
 }
 
 /// Removes temporaries `.X.<pid>.tmp[.EXT]` in `dir` whose name starts with `.{prefix}` and

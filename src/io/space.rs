@@ -4,6 +4,7 @@
 use std::path::Path;
 
 /// Bytes an unprivileged user may still write on the file system holding `dir`.
+#[cfg(unix)]
 pub fn free_disk_bytes(dir: &Path) -> Option<u64> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
@@ -18,6 +19,12 @@ pub fn free_disk_bytes(dir: &Path) -> Option<u64> {
     // The field types differ between systems (u32 on macOS, u64 on 64-bit Linux).
     #[allow(clippy::unnecessary_cast)]
     Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
+/// Bytes free on `dir`'s file system: not asked outside Unix (no `statvfs`), so unknown.
+#[cfg(not(unix))]
+pub fn free_disk_bytes(_dir: &Path) -> Option<u64> {
+    None
 }
 
 /// `MemAvailable` of `/proc/meminfo` in bytes: what a new allocation can have without swapping.

@@ -14,8 +14,18 @@ pub fn root() -> PathBuf {
 /// another test thread has an HDF5 file open keeps that descriptor, and so the lock, until it
 /// exits; the thread's next open of the file then fails with "unable to lock file".
 pub fn command() -> Command {
-    use std::os::unix::process::CommandExt;
+    #[allow(unused_mut)]
     let mut c = Command::new(env!("CARGO_BIN_EXE_ainrnn"));
+    #[cfg(unix)]
+    close_files_on_exec(&mut c);
+    c
+}
+
+/// Outside Unix (Windows) a handle is inherited only when opened inheritable, which neither
+/// Rust nor libhdf5 does.
+#[cfg(unix)]
+fn close_files_on_exec(c: &mut Command) {
+    use std::os::unix::process::CommandExt;
     // SAFETY: the hook runs in the forked child before exec and only calls fcntl, which is
     // async-signal-safe; it allocates nothing and touches no lock.
     unsafe {
@@ -29,7 +39,6 @@ pub fn command() -> Command {
             Ok(())
         })
     };
-    c
 }
 
 /// `ainrnn --backend cpu ARGS…` from the repository root, no standard input.

@@ -443,7 +443,8 @@ impl AudioOps for CpuBackend {
     }
 }
 
-#[cfg(test)]
+// Only x86-64 has the two builds.
+#[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
     use crate::audio::mfcc::power_to_db_into;
@@ -452,7 +453,6 @@ mod tests {
     /// (element-wise and fixed-lane arithmetic, no FMA contraction).
     #[test]
     fn avx2_build_matches_the_baseline_bit_for_bit() {
-        #[cfg(target_arch = "x86_64")]
         if has_avx2() {
             let plan = AudioPlan::new(&CpuBackend::new()).unwrap_or_else(|e| panic!("{e}"));
             let clip: Vec<f32> = (0..40 * crate::audio::HOP)
