@@ -98,7 +98,7 @@ impl<S> Tensor<S> {
     }
     /// [`Tensor::reshape`] in place.
     pub fn set_shape(&mut self, shape: &[usize]) -> OpResult<()> {
-        let n: usize = shape.iter().product();
+        let n = check::elements("reshape", shape)?;
         if n != self.len() {
             return Err(OpError::Shape {
                 op: "reshape",
@@ -338,6 +338,13 @@ pub(crate) fn host_targets(
     classes: usize,
     triples: &[(u32, u32, f32)],
 ) -> OpResult<(Vec<u32>, Vec<u32>, Vec<f32>)> {
+    // Rows and classes are indexed with u32 on both backends; the row pointers are one longer.
+    if rows >= u32::MAX as usize || classes >= u32::MAX as usize {
+        return Err(OpError::Invalid {
+            op: "targets",
+            detail: format!("{rows} rows x {classes} classes: each must be below 2^32 - 1"),
+        });
+    }
     let mut sorted: Vec<(u32, u32, f32)> = triples.to_vec();
     sorted.sort_by_key(|t| (t.0, t.1));
     let mut row_ptr = vec![0u32; rows + 1];

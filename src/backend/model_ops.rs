@@ -470,6 +470,7 @@ pub trait ModelOps: Backend {
     /// Clamps every element into `[lo, hi]` in place.
     fn clamp(&self, x: &mut BTensor<Self>, lo: f32, hi: f32) -> OpResult<()> {
         x.expect_dtype("clamp", super::DType::F32)?;
+        check::clamp_bounds("clamp", lo, hi)?;
         self.clamp_kernel(x, lo, hi)
     }
 
@@ -495,7 +496,7 @@ pub trait ModelOps: Backend {
     /// `min(1, max_norm / (sqrt(sumsq[0]) + 1e-6))` as a `[1]` tensor, computed on the device so the
     /// clipping needs no read-back; a NaN/Inf norm gives NaN (detected by the caller on the loss).
     fn clip_scale(&self, sumsq: &BTensor<Self>, max_norm: f32) -> OpResult<BTensor<Self>> {
-        check::clip_scale(sumsq)?;
+        check::clip_scale(sumsq, max_norm)?;
         self.clip_scale_kernel(sumsq, max_norm)
     }
 
@@ -512,6 +513,7 @@ pub trait ModelOps: Backend {
         step: &AdamStep,
     ) -> OpResult<()> {
         check::adam_step(p, g, m, v, scale)?;
+        check::adam_settings("adam_step", step)?;
         self.adam_step_kernel(p, g, m, v, scale, step)
     }
 
@@ -526,6 +528,7 @@ pub trait ModelOps: Backend {
     ) -> OpResult<()> {
         for s in slots.iter() {
             check::adam_step(s.p, s.g, s.m, s.v, scale)?;
+            check::adam_settings("adam_many", &s.step)?;
         }
         self.adam_many_kernel(slots, scale)
     }
@@ -558,6 +561,7 @@ pub trait ModelOps: Backend {
     ) -> OpResult<()> {
         check::product_grad(grad)?;
         check::adam_table(p, m, v, grad, rows, scale)?;
+        check::adam_settings("adam_table", step)?;
         self.adam_table_kernel(p, m, v, grad, rows, scale, step)
     }
 
