@@ -8,17 +8,30 @@
 
 use rubato::{FftFixedInOut, Resampler};
 
+use super::decode::SAMPLE_RATES;
+
 /// What the store records as the resampler.
 pub const DESCRIPTION: &str =
     "rubato 0.16 FftFixedInOut (synchronous FFT resampler, windowed-sinc anti-aliasing), skipped at 22,050 Hz";
 
 /// Resamples mono `x` from `from` Hz to `to` Hz. Returns `x` unchanged when the rates agree.
+/// The rates must be in [`SAMPLE_RATES`] (what the decoder accepts from a header: the
+/// resampler's FFT sizes grow with the rates' reduced ratio, and 1 Hz to 4 GHz aborted the
+/// process allocating terabytes) and the samples finite.
 pub fn resample(x: &[f32], from: u32, to: u32) -> Result<Vec<f32>, String> {
     if from == to {
         return Ok(x.to_vec());
     }
-    if from == 0 || to == 0 {
-        return Err(format!("cannot resample from {from} Hz to {to} Hz"));
+    if !SAMPLE_RATES.contains(&from) || !SAMPLE_RATES.contains(&to) {
+        return Err(format!(
+            "cannot resample from {from} Hz to {to} Hz (rates must be in {}..={} Hz)",
+            SAMPLE_RATES.start(),
+            SAMPLE_RATES.end()
+        ));
+    }
+    // The FFT resampler panics on a NaN ("Imaginary part of first value was non-zero").
+    if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+        return Err(format!("sample {i} is {}, not a finite number", x[i]));
     }
     let mut r = FftFixedInOut::<f32>::new(from as usize, to as usize, 1024, 1)
         .map_err(|e| format!("resampler for {from} -> {to} Hz: {e}"))?;
