@@ -8,16 +8,17 @@
 
 use rubato::{FftFixedInOut, Resampler};
 
-use super::decode::SAMPLE_RATES;
+/// The sample rates resampled, and so those a file may declare ([`super::decode`] refuses a
+/// header outside them): the resampler's FFT sizes grow with the rates' reduced ratio.
+pub const SAMPLE_RATES: std::ops::RangeInclusive<u32> = 1_000..=768_000;
 
 /// What the store records as the resampler.
 pub const DESCRIPTION: &str =
     "rubato 0.16 FftFixedInOut (synchronous FFT resampler, windowed-sinc anti-aliasing), skipped at 22,050 Hz";
 
 /// Resamples mono `x` from `from` Hz to `to` Hz. Returns `x` unchanged when the rates agree.
-/// The rates must be in [`SAMPLE_RATES`] (what the decoder accepts from a header: the
-/// resampler's FFT sizes grow with the rates' reduced ratio, and 1 Hz to 4 GHz aborted the
-/// process allocating terabytes) and the samples finite.
+/// The rates must be in [`SAMPLE_RATES`] (1 Hz to 4 GHz aborted the process allocating
+/// terabytes) and the samples finite.
 pub fn resample(x: &[f32], from: u32, to: u32) -> Result<Vec<f32>, String> {
     if from == to {
         return Ok(x.to_vec());

@@ -3,7 +3,6 @@
 //! backend's kernel runs. The dims structs they return can only be built here, so a kernel
 //! cannot run on unchecked dimensions.
 
-use super::model_ops::AdamStep;
 use super::{Csr, DType, IndexPlan, LstmCache, OpResult, ProductGrad, Targets, Tensor, MAX_TOPK};
 use crate::error::OpError;
 
@@ -459,34 +458,6 @@ pub fn clamp_bounds(op: &'static str, lo: f32, hi: f32) -> OpResult<()> {
             op,
             detail: format!("clamp bounds [{lo}, {hi}] must be ordered numbers (lo <= hi)"),
         });
-    }
-    Ok(())
-}
-
-/// An Adam step's settings: `t ≥ 1` (the bias corrections divide by `1 − βᵗ`), `β₁` and `β₂` in
-/// `[0, 1)`, a learning rate, `ε` and weight decay finite and `≥ 0`, and ordered clamp bounds.
-/// Anything else turns every updated value into NaN or ±inf, differently on each backend.
-pub fn adam_settings(op: &'static str, s: &AdamStep) -> OpResult<()> {
-    let bad = |detail: String| Err(OpError::Invalid { op, detail });
-    if s.t == 0 {
-        return bad("step t is 0; Adam counts steps from 1".into());
-    }
-    for (name, b) in [("beta1", s.beta1), ("beta2", s.beta2)] {
-        if !(0.0..1.0).contains(&b) {
-            return bad(format!("{name} {b} is outside [0, 1)"));
-        }
-    }
-    for (name, v) in [
-        ("lr", s.lr),
-        ("eps", s.eps),
-        ("weight_decay", s.weight_decay),
-    ] {
-        if !(v.is_finite() && v >= 0.0) {
-            return bad(format!("{name} {v} must be finite and >= 0"));
-        }
-    }
-    if let Some((lo, hi)) = s.clamp {
-        clamp_bounds(op, lo, hi)?;
     }
     Ok(())
 }
