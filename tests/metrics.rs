@@ -1,6 +1,6 @@
 //! Ranking metrics against values computed by hand.
 
-use ainrnn::eval::metrics::{curves, evaluate, score_user, Catalogue};
+use ainrnn::eval::metrics::{curves, evaluate, score_user, top_k, Catalogue};
 
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-9
@@ -54,11 +54,28 @@ fn graded_ndcg_uses_play_counts() {
 #[test]
 fn duplicate_truth_entries_and_ties_in_scores_do_not_double_count() {
     // The ranker resolves ties; the metric only sees the order, and a song counts once.
+    // The list repeats 4 and the truth lists it twice: one relevant song, one hit at rank 1.
     let u = score_user(&[4, 4, 6], &[(4, 1.0), (4, 1.0)], 3).unwrap();
-    assert!(
-        close(u.recall, 2.0),
-        "the list repeats 4; recall counts hits over distinct truths"
-    );
+    assert!(close(u.recall, 1.0), "recall {}", u.recall);
+    assert!(close(u.precision, 1.0 / 3.0), "precision {}", u.precision);
+    assert!(close(u.ndcg, 1.0), "ndcg {}", u.ndcg);
+    assert!(close(u.ap, 1.0), "ap {}", u.ap);
+    // A list repeating a song it hit scores no more than the list with it once.
+    let rep = score_user(&[1, 1, 1], &[(1, 1.0), (2, 1.0)], 3).unwrap();
+    let once = score_user(&[1, 3, 4], &[(1, 1.0), (2, 1.0)], 3).unwrap();
+    assert_eq!(rep, once);
+    // The truth listed twice is the truth listed once.
+    let twice = score_user(&[5, 2], &[(2, 3.0), (2, 3.0), (9, 1.0)], 2).unwrap();
+    let single = score_user(&[5, 2], &[(2, 3.0), (9, 1.0)], 2).unwrap();
+    assert_eq!(twice, single);
+}
+
+#[test]
+fn top_k_of_zero_or_more_than_the_catalogue() {
+    let scores = [0.5, 2.0, f32::NEG_INFINITY, 1.0];
+    assert!(top_k(&scores, &[], 0).is_empty(), "k = 0 gives nothing");
+    assert_eq!(top_k(&scores, &[3], usize::MAX), vec![1, 0]);
+    assert_eq!(top_k(&scores, &[], 2), vec![1, 3]);
 }
 
 #[test]

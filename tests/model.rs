@@ -1109,3 +1109,95 @@ fn gpu_matches_cpu_on_real_users_at_the_trainers_sizes() {
         |_| false,
     );
 }
+
+/// A library caller's batch is checked before upload, with the example and the reason named:
+/// plays of another length than the history (a panic on a truncated history, dropped songs
+/// otherwise), play counts that are not finite (NaN inputs), targets outside the catalogue (a
+/// loss of 0 for that user).
+fn bad_batches<B: ModelOps>(b: &B) {
+    let cfg = config(ModelKind::Ainrnn);
+    let ok = examples();
+    assert!(upload(b, &cfg, Some(&portraits()), &ok).is_ok());
+    // (what, how the second example is spoiled, what the error says)
+    type Case = (&'static str, fn(&mut Example), &'static str);
+    let cases: [Case; 5] = [
+        (
+            "fewer plays",
+            |e| e.plays.truncate(1),
+            "1 play counts for 8",
+        ),
+        ("more plays", |e| e.plays.push(1.0), "9 play counts for 8"),
+        (
+            "infinite plays",
+            |e| e.plays[7] = f32::INFINITY,
+            "inf is not finite",
+        ),
+        ("NaN plays", |e| e.plays[0] = f32::NAN, "NaN is not finite"),
+        (
+            "a target past the catalogue",
+            |e| e.targets.push(SONGS as u32),
+            "target song 23",
+        ),
+    ];
+    for (what, spoil, want) in cases {
+        let mut ex = ok.clone();
+        spoil(&mut ex[1]);
+        let e = upload(b, &cfg, Some(&portraits()), &ex)
+            .err()
+            .unwrap_or_else(|| panic!("{what} must be refused"))
+            .to_string();
+        assert!(
+            e.contains("batch") && e.contains("example 1 (user 2)"),
+            "{what}: {e}"
+        );
+        assert!(e.contains(want), "{what}: {e}");
+    }
+}
+
+#[test]
+fn cpu_bad_batches() {
+    bad_batches(&CpuBackend::new());
+}
+
+#[test]
+fn gpu_bad_batches() {
+    if let Some(g) = common::gpu() {
+        bad_batches(&g);
+    }
+}
+
+/// Song features that are not finite are refused (they made every score NaN); a parameter the
+/// backend cannot hold is refused before its initial values are made on the host (a hidden
+/// size of 2^40 aborted the process on the GPU).
+fn bad_models<B: ModelOps>(b: &B) {
+    let cfg = config(ModelKind::Ainrnn);
+    let mut feats = features();
+    feats[FEAT + 1] = f32::NAN;
+    let e = Model::new(b, cfg.clone(), Some(&feats))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("model features") && e.contains("song 1 (feature 1)"),
+        "{e}"
+    );
+    let mut huge = cfg;
+    huge.hidden = 1 << 40;
+    let e = Model::new(b, huge, Some(&features()))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("bytes") || e.contains("memory"), "{e}");
+}
+
+#[test]
+fn cpu_bad_models() {
+    bad_models(&CpuBackend::new());
+}
+
+#[test]
+fn gpu_bad_models() {
+    if let Some(g) = common::gpu() {
+        bad_models(&g);
+    }
+}

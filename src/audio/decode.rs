@@ -188,9 +188,9 @@ pub struct Decoded {
     pub codec: String,
 }
 
-/// The sample rates a file may declare. Outside, the header is damaged or the file is not
-/// music: resampling 1 Hz to 22,050 Hz, or from a billion, would take gigabytes.
-pub const SAMPLE_RATES: std::ops::RangeInclusive<u32> = 1_000..=768_000;
+/// The sample rates a file may declare (the resampler's). Outside, the header is damaged or the
+/// file is not music: resampling 1 Hz to 22,050 Hz, or from a billion, would take gigabytes.
+pub use super::resample::SAMPLE_RATES;
 
 fn check_rate(path: &Path, rate: u32) -> Result<(), DecodeError> {
     if SAMPLE_RATES.contains(&rate) {

@@ -8,17 +8,31 @@
 
 use rubato::{FftFixedInOut, Resampler};
 
+/// The sample rates resampled, and so those a file may declare ([`super::decode`] refuses a
+/// header outside them): the resampler's FFT sizes grow with the rates' reduced ratio.
+pub const SAMPLE_RATES: std::ops::RangeInclusive<u32> = 1_000..=768_000;
+
 /// What the store records as the resampler.
 pub const DESCRIPTION: &str =
     "rubato 0.16 FftFixedInOut (synchronous FFT resampler, windowed-sinc anti-aliasing), skipped at 22,050 Hz";
 
 /// Resamples mono `x` from `from` Hz to `to` Hz. Returns `x` unchanged when the rates agree.
+/// The rates must be in [`SAMPLE_RATES`] (1 Hz to 4 GHz aborted the process allocating
+/// terabytes) and the samples finite.
 pub fn resample(x: &[f32], from: u32, to: u32) -> Result<Vec<f32>, String> {
     if from == to {
         return Ok(x.to_vec());
     }
-    if from == 0 || to == 0 {
-        return Err(format!("cannot resample from {from} Hz to {to} Hz"));
+    if !SAMPLE_RATES.contains(&from) || !SAMPLE_RATES.contains(&to) {
+        return Err(format!(
+            "cannot resample from {from} Hz to {to} Hz (rates must be in {}..={} Hz)",
+            SAMPLE_RATES.start(),
+            SAMPLE_RATES.end()
+        ));
+    }
+    // The FFT resampler panics on a NaN ("Imaginary part of first value was non-zero").
+    if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+        return Err(format!("sample {i} is {}, not a finite number", x[i]));
     }
     let mut r = FftFixedInOut::<f32>::new(from as usize, to as usize, 1024, 1)
         .map_err(|e| format!("resampler for {from} -> {to} Hz: {e}"))?;

@@ -35,14 +35,16 @@ impl MatmulDims {
     }
 }
 
-fn split(shape: &[usize], trans: bool) -> Option<(usize, usize, usize)> {
+/// `(batch, rows, cols)` of a matmul operand after `op`; the batch is `None` for a 2-D operand
+/// (shared across the other's batch), which a 3-D operand with a batch of 0 is not.
+fn split(shape: &[usize], trans: bool) -> Option<(Option<usize>, usize, usize)> {
     let (b, r, c) = match shape {
         [r, c] => (None, *r, *c),
         [b, r, c] => (Some(*b), *r, *c),
         _ => return None,
     };
     let (r, c) = if trans { (c, r) } else { (r, c) };
-    Some((b.unwrap_or(0), r, c))
+    Some((b, r, c))
 }
 
 pub fn matmul<S>(
@@ -69,18 +71,18 @@ pub fn matmul<S>(
         )));
     }
     let batch = match (ba, bb) {
-        (0, 0) => 1,
-        (x, 0) | (0, x) => x,
-        (x, y) if x == y => x,
-        (x, y) => return Err(err(format!("batch sizes differ: {x} vs {y}"))),
+        (None, None) => 1,
+        (Some(x), None) | (None, Some(x)) => x,
+        (Some(x), Some(y)) if x == y => x,
+        (Some(x), Some(y)) => return Err(err(format!("batch sizes differ: {x} vs {y}"))),
     };
     Ok(MatmulDims {
         batch,
         m,
         k,
         n,
-        stride_a: if ba == 0 { 0 } else { m * k },
-        stride_b: if bb == 0 { 0 } else { k * n },
+        stride_a: if ba.is_none() { 0 } else { m * k },
+        stride_b: if bb.is_none() { 0 } else { k * n },
         trans_a,
         trans_b,
         batched: a.shape().len() == 3 || b.shape().len() == 3,
@@ -159,8 +161,21 @@ pub fn broadcast<S>(op: &'static str, a: &Tensor<S>, b: &Tensor<S>) -> OpResult<
     Ok(())
 }
 
+/// The element count of `shape`, refused when its `f32`s could not be addressed (more than
+/// `isize::MAX` bytes): a product that wrapped would describe storage the tensor does not have.
+pub fn elements(op: &'static str, shape: &[usize]) -> OpResult<usize> {
+    const MAX: usize = isize::MAX as usize / 4;
+    match shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) {
+        Some(n) if n <= MAX => Ok(n),
+        _ => Err(OpError::Shape {
+            op,
+            detail: format!("shape {shape:?} has more than {MAX} elements"),
+        }),
+    }
+}
+
 pub fn shape_len(op: &'static str, shape: &[usize], len: usize) -> OpResult<()> {
-    let n: usize = shape.iter().product();
+    let n = elements(op, shape)?;
     if n != len {
         return Err(OpError::Shape {
             op,
@@ -422,8 +437,29 @@ pub fn sum_squares_into<S>(acc: &Tensor<S>, x: &Tensor<S>) -> OpResult<()> {
     x.expect_dtype("sum_squares_into", DType::F32)
 }
 
-pub fn clip_scale<S>(sumsq: &Tensor<S>) -> OpResult<()> {
-    scalar("clip_scale", "sumsq", sumsq)
+/// A `[1]` sum of squares and a norm limit above 0 (infinity: no clipping); a limit of 0, below
+/// 0 or NaN would give a scale that zeroes, flips or poisons every gradient.
+pub fn clip_scale<S>(sumsq: &Tensor<S>, max_norm: f32) -> OpResult<()> {
+    scalar("clip_scale", "sumsq", sumsq)?;
+    if max_norm.is_nan() || max_norm <= 0.0 {
+        return Err(OpError::Invalid {
+            op: "clip_scale",
+            detail: format!("max_norm {max_norm} must be > 0"),
+        });
+    }
+    Ok(())
+}
+
+/// `clamp`'s bounds: neither NaN, `lo ≤ hi` (the CPU's `f32::clamp` panics otherwise, and a
+/// shader's `clamp` is undefined).
+pub fn clamp_bounds(op: &'static str, lo: f32, hi: f32) -> OpResult<()> {
+    if lo.is_nan() || hi.is_nan() || lo > hi {
+        return Err(OpError::Invalid {
+            op,
+            detail: format!("clamp bounds [{lo}, {hi}] must be ordered numbers (lo <= hi)"),
+        });
+    }
+    Ok(())
 }
 
 pub fn adam_step<S>(
@@ -555,7 +591,7 @@ pub fn neighbour_tile<S>(
             history.ncols()
         )));
     }
-    if history.rows() != x.rows() || lo + x.cols() > songs {
+    if history.rows() != x.rows() || lo.checked_add(x.cols()).is_none_or(|end| end > songs) {
         return Err(shape(format!(
             "tile {:?} at song {lo} for {} histories over {songs} songs",
             x.shape(),
@@ -652,7 +688,7 @@ pub fn csr(
     vals: Option<&[f32]>,
 ) -> OpResult<bool> {
     let op = "csr";
-    if row_ptr.len() != rows + 1 {
+    if rows.checked_add(1) != Some(row_ptr.len()) {
         return Err(OpError::Shape {
             op,
             detail: format!("row_ptr has {} entries for {rows} rows", row_ptr.len()),

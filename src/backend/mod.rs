@@ -98,7 +98,7 @@ impl<S> Tensor<S> {
     }
     /// [`Tensor::reshape`] in place.
     pub fn set_shape(&mut self, shape: &[usize]) -> OpResult<()> {
-        let n: usize = shape.iter().product();
+        let n = check::elements("reshape", shape)?;
         if n != self.len() {
             return Err(OpError::Shape {
                 op: "reshape",
@@ -160,22 +160,74 @@ pub enum ReduceOp {
 
 /// A validated row index list prepared for gather (forward) and a deterministic scatter-add
 /// (backward) without float atomics: positions are grouped by target row on the host once.
+/// Built by [`Backend::index_plan`] and read through its methods:
+///
+/// ```
+/// use ainrnn::backend::{cpu::CpuBackend, Backend};
+/// let plan = CpuBackend::new().index_plan(&[2, 0, 2], 3).unwrap();
+/// assert_eq!((plan.len(), plan.table_rows(), plan.segments()), (3, 3, 2));
+/// ```
+///
+/// A caller cannot edit one into a plan the kernels would index past a table with:
+///
+/// ```compile_fail
+/// use ainrnn::backend::{cpu::CpuBackend, Backend};
+/// let mut plan = CpuBackend::new().index_plan(&[2, 0, 2], 3).unwrap();
+/// plan.len = 1000;
+/// ```
 #[derive(Clone, Debug)]
 pub struct IndexPlan<S> {
     /// Target row of every position, `[n]` u32.
-    pub idx: Tensor<S>,
+    pub(crate) idx: Tensor<S>,
     /// Positions sorted by target row, `[n]` u32.
-    pub order: Tensor<S>,
+    pub(crate) order: Tensor<S>,
     /// Distinct target rows, `[segments]` u32, ascending.
-    pub seg_rows: Tensor<S>,
+    pub(crate) seg_rows: Tensor<S>,
     /// Segment boundaries into `order`, `[segments + 1]` u32.
-    pub seg_ptr: Tensor<S>,
+    pub(crate) seg_ptr: Tensor<S>,
     /// Number of rows in the table indexed.
-    pub table_rows: usize,
+    pub(crate) table_rows: usize,
     /// Number of positions (`idx.len()`).
-    pub len: usize,
+    pub(crate) len: usize,
     /// Number of distinct rows.
-    pub segments: usize,
+    pub(crate) segments: usize,
+}
+
+impl<S> IndexPlan<S> {
+    // Read-only: the plan is built only by [`Backend::index_plan`], which checks the indices on
+    // the host, so the kernels on either backend may index with it (fields a caller could set
+    // would let a forged plan read past a table: a panic on the CPU, wrong rows on the GPU).
+    /// Target row of every position, `[n]` u32.
+    pub fn idx(&self) -> &Tensor<S> {
+        &self.idx
+    }
+    /// Positions sorted by target row, `[n]` u32.
+    pub fn order(&self) -> &Tensor<S> {
+        &self.order
+    }
+    /// Distinct target rows, `[segments]` u32, ascending.
+    pub fn seg_rows(&self) -> &Tensor<S> {
+        &self.seg_rows
+    }
+    /// Segment boundaries into `order`, `[segments + 1]` u32.
+    pub fn seg_ptr(&self) -> &Tensor<S> {
+        &self.seg_ptr
+    }
+    /// Number of rows in the table indexed.
+    pub fn table_rows(&self) -> usize {
+        self.table_rows
+    }
+    /// Number of positions.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// Number of distinct rows.
+    pub fn segments(&self) -> usize {
+        self.segments
+    }
 }
 
 /// A table's gradient kept unformed ([`model_ops::ModelOps::table_rows`],
@@ -203,13 +255,44 @@ impl<S> ProductGrad<'_, S> {
 
 /// Sparse cross-entropy targets in CSR form: for row `r`, the target columns
 /// `cols[row_ptr[r]..row_ptr[r+1]]` with weights `weights[..]` (distinct columns within a row).
+/// Built by [`Backend::targets`] and read through its methods; a caller cannot swap in
+/// columns the kernels would index past a row with:
+///
+/// ```compile_fail
+/// use ainrnn::backend::{cpu::CpuBackend, Backend};
+/// let be = CpuBackend::new();
+/// let mut t = be.targets(2, 3, &[(0, 1, 1.0)]).unwrap();
+/// t.cols = be.upload_u32(&[77], &[1]).unwrap();
+/// ```
 #[derive(Clone, Debug)]
 pub struct Targets<S> {
-    pub row_ptr: Tensor<S>,
-    pub cols: Tensor<S>,
-    pub weights: Tensor<S>,
-    pub rows: usize,
-    pub classes: usize,
+    pub(crate) row_ptr: Tensor<S>,
+    pub(crate) cols: Tensor<S>,
+    pub(crate) weights: Tensor<S>,
+    pub(crate) rows: usize,
+    pub(crate) classes: usize,
+}
+
+impl<S> Targets<S> {
+    // Read-only, as [`IndexPlan`]: built only by [`Backend::targets`], which checks the triples.
+    /// Row pointers, `[rows + 1]` u32.
+    pub fn row_ptr(&self) -> &Tensor<S> {
+        &self.row_ptr
+    }
+    /// Target columns, `[nnz]` u32, each below `classes`.
+    pub fn cols(&self) -> &Tensor<S> {
+        &self.cols
+    }
+    /// Target weights, `[nnz]` f32, finite.
+    pub fn weights(&self) -> &Tensor<S> {
+        &self.weights
+    }
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
 }
 
 /// What the LSTM forward keeps for its backward pass.
@@ -338,6 +421,13 @@ pub(crate) fn host_targets(
     classes: usize,
     triples: &[(u32, u32, f32)],
 ) -> OpResult<(Vec<u32>, Vec<u32>, Vec<f32>)> {
+    // Rows and classes are indexed with u32 on both backends; the row pointers are one longer.
+    if rows >= u32::MAX as usize || classes >= u32::MAX as usize {
+        return Err(OpError::Invalid {
+            op: "targets",
+            detail: format!("{rows} rows x {classes} classes: each must be below 2^32 - 1"),
+        });
+    }
     let mut sorted: Vec<(u32, u32, f32)> = triples.to_vec();
     sorted.sort_by_key(|t| (t.0, t.1));
     let mut row_ptr = vec![0u32; rows + 1];

@@ -7,6 +7,7 @@ pub use super::{Csr, LstmCache, ProductGrad, MAX_TOPK};
 
 use super::check::{self, SeqDims};
 use super::{BTensor, Backend, IndexPlan, OpResult, Tensor};
+use crate::error::OpError;
 
 /// The integer finaliser of the dropout hash ("lowbias32": xor-shifts and wrapping multiplies).
 fn dropout_mix(mut x: u32) -> u32 {
@@ -56,6 +57,35 @@ impl AdamStep {
             1.0 - self.beta1.powi(self.t as i32),
             1.0 - self.beta2.powi(self.t as i32),
         )
+    }
+
+    /// The contract of the steps' settings, for `op`'s error: `t ≥ 1` (the bias corrections
+    /// divide by `1 − βᵗ`), `β₁` and `β₂` in `[0, 1)`, a learning rate, `ε` and weight decay
+    /// finite and `≥ 0`, and ordered clamp bounds. Anything else turned every updated value into
+    /// NaN or ±inf (differently on each backend) or panicked in the CPU's `f32::clamp`.
+    pub fn check(&self, op: &'static str) -> OpResult<()> {
+        let bad = |detail: String| Err(OpError::Invalid { op, detail });
+        if self.t == 0 {
+            return bad("step t is 0; Adam counts steps from 1".into());
+        }
+        for (name, b) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&b) {
+                return bad(format!("{name} {b} is outside [0, 1)"));
+            }
+        }
+        for (name, v) in [
+            ("lr", self.lr),
+            ("eps", self.eps),
+            ("weight_decay", self.weight_decay),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return bad(format!("{name} {v} must be finite and >= 0"));
+            }
+        }
+        if let Some((lo, hi)) = self.clamp {
+            check::clamp_bounds(op, lo, hi)?;
+        }
+        Ok(())
     }
 
     /// The clamp's bounds, `(−∞, ∞)` without one.
@@ -470,6 +500,7 @@ pub trait ModelOps: Backend {
     /// Clamps every element into `[lo, hi]` in place.
     fn clamp(&self, x: &mut BTensor<Self>, lo: f32, hi: f32) -> OpResult<()> {
         x.expect_dtype("clamp", super::DType::F32)?;
+        check::clamp_bounds("clamp", lo, hi)?;
         self.clamp_kernel(x, lo, hi)
     }
 
@@ -495,7 +526,7 @@ pub trait ModelOps: Backend {
     /// `min(1, max_norm / (sqrt(sumsq[0]) + 1e-6))` as a `[1]` tensor, computed on the device so the
     /// clipping needs no read-back; a NaN/Inf norm gives NaN (detected by the caller on the loss).
     fn clip_scale(&self, sumsq: &BTensor<Self>, max_norm: f32) -> OpResult<BTensor<Self>> {
-        check::clip_scale(sumsq)?;
+        check::clip_scale(sumsq, max_norm)?;
         self.clip_scale_kernel(sumsq, max_norm)
     }
 
@@ -512,6 +543,7 @@ pub trait ModelOps: Backend {
         step: &AdamStep,
     ) -> OpResult<()> {
         check::adam_step(p, g, m, v, scale)?;
+        step.check("adam_step")?;
         self.adam_step_kernel(p, g, m, v, scale, step)
     }
 
@@ -526,6 +558,7 @@ pub trait ModelOps: Backend {
     ) -> OpResult<()> {
         for s in slots.iter() {
             check::adam_step(s.p, s.g, s.m, s.v, scale)?;
+            s.step.check("adam_many")?;
         }
         self.adam_many_kernel(slots, scale)
     }
@@ -558,6 +591,7 @@ pub trait ModelOps: Backend {
     ) -> OpResult<()> {
         check::product_grad(grad)?;
         check::adam_table(p, m, v, grad, rows, scale)?;
+        step.check("adam_table")?;
         self.adam_table_kernel(p, m, v, grad, rows, scale, step)
     }
 

@@ -5,6 +5,7 @@
 use super::config::ModelConfig;
 use crate::backend::model_ops::ModelOps;
 use crate::backend::{BTensor, IndexPlan, OpResult};
+use crate::error::OpError;
 
 /// One user's input and, for training or evaluation, what should be predicted.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -77,13 +78,15 @@ pub struct DeviceBatch<B: ModelOps> {
     pub history: Vec<Vec<u32>>,
 }
 
-/// Uploads a batch. Histories longer than `max_history` keep their most recent part.
+/// Uploads a batch. Histories longer than `max_history` keep their most recent part. Every
+/// example needs one finite play count per history song and targets inside the catalogue.
 pub fn upload<B: ModelOps>(
     b: &B,
     cfg: &ModelConfig,
     portraits: Option<&PortraitTable>,
     examples: &[Example],
 ) -> OpResult<DeviceBatch<B>> {
+    check_examples(cfg, examples)?;
     let bs = examples.len();
     let steps = examples
         .iter()
@@ -170,4 +173,37 @@ pub fn upload<B: ModelOps>(
             .map(|e| e.songs[e.songs.len() - e.songs.len().min(cfg.max_history)..].to_vec())
             .collect(),
     })
+}
+
+/// What [`upload`] needs of its examples: plays and songs of the same length (a shorter `plays`
+/// panicked on a truncated history and silently dropped songs otherwise), finite play counts
+/// (an infinite one made the whole sequence's inputs NaN), and targets inside the catalogue
+/// (one outside it was left out of every tile's loss: a loss of 0 for that user). History songs
+/// are checked by the index plan.
+fn check_examples(cfg: &ModelConfig, examples: &[Example]) -> OpResult<()> {
+    for (i, e) in examples.iter().enumerate() {
+        let bad = |detail: String| {
+            Err(OpError::Invalid {
+                op: "batch",
+                detail: format!("example {i} (user {}): {detail}", e.user),
+            })
+        };
+        if e.plays.len() != e.songs.len() {
+            return bad(format!(
+                "{} play counts for {} history songs",
+                e.plays.len(),
+                e.songs.len()
+            ));
+        }
+        if let Some(p) = e.plays.iter().find(|p| !p.is_finite()) {
+            return bad(format!("play count {p} is not finite"));
+        }
+        if let Some(t) = e.targets.iter().find(|&&t| t as usize >= cfg.songs) {
+            return bad(format!(
+                "target song {t} is outside the catalogue of {} songs",
+                cfg.songs
+            ));
+        }
+    }
+    Ok(())
 }

@@ -181,7 +181,20 @@ impl<B: ModelOps> Model<B> {
         let in_emb = p.uniform(b, &mut rng, "songs.emb", &[cfg.songs, cfg.emb], 0.05, true)?;
         p.list[in_emb.0].table = true;
         let in_feat = match (features, cfg.feature_dim) {
-            (Some(v), d) if d > 0 => Some(b.upload_f32(v, &[cfg.songs, d])?),
+            (Some(v), d) if d > 0 => {
+                if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+                    return Err(crate::error::OpError::Invalid {
+                        op: "model features",
+                        detail: format!(
+                            "value {} of song {} (feature {}) is not finite",
+                            v[i],
+                            i / d,
+                            i % d
+                        ),
+                    });
+                }
+                Some(b.upload_f32(v, &[cfg.songs, d])?)
+            }
             _ => None,
         };
         let mut in_dims = vec![cfg.emb];

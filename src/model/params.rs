@@ -136,6 +136,24 @@ impl<B: ModelOps> Params<B> {
         Ok(PId(self.list.len() - 1))
     }
 
+    /// The element count of a parameter of `shape`, refused before its initial values are made
+    /// on the host when the backend could not hold it in one tensor: a `--hidden` of 2^40 on
+    /// the GPU otherwise aborted the process allocating them (the CPU's sizes are checked
+    /// against the memory available by [`crate::model::fits_in_memory`]).
+    fn elements(b: &B, name: &str, shape: &[usize]) -> OpResult<usize> {
+        let n = check::elements("params", shape)?;
+        let (bytes, limit) = (n as u64 * 4, b.max_binding_bytes());
+        if bytes > limit {
+            return Err(OpError::Invalid {
+                op: "params",
+                detail: format!(
+                    "parameter {name} {shape:?} takes {bytes} bytes; the backend binds at most {limit}"
+                ),
+            });
+        }
+        Ok(n)
+    }
+
     /// Xavier/Glorot-uniform matrix `[fan_in, fan_out]`.
     pub fn xavier(
         &mut self,
@@ -145,10 +163,9 @@ impl<B: ModelOps> Params<B> {
         fan_in: usize,
         fan_out: usize,
     ) -> OpResult<PId> {
+        let n = Self::elements(b, name, &[fan_in, fan_out])?;
         let a = (6.0 / (fan_in + fan_out).max(1) as f32).sqrt();
-        let init = (0..fan_in * fan_out)
-            .map(|_| rng.random_range(-a..a))
-            .collect();
+        let init = (0..n).map(|_| rng.random_range(-a..a)).collect();
         self.add(b, name, &[fan_in, fan_out], init, true)
     }
 
@@ -162,7 +179,7 @@ impl<B: ModelOps> Params<B> {
         a: f32,
         decay: bool,
     ) -> OpResult<PId> {
-        let n: usize = shape.iter().product();
+        let n = Self::elements(b, name, shape)?;
         let init = (0..n)
             .map(|_| {
                 if a > 0.0 {
@@ -176,7 +193,8 @@ impl<B: ModelOps> Params<B> {
     }
 
     pub fn zeros(&mut self, b: &B, name: &str, shape: &[usize]) -> OpResult<PId> {
-        self.add(b, name, shape, vec![0.0; shape.iter().product()], false)
+        let n = Self::elements(b, name, shape)?;
+        self.add(b, name, shape, vec![0.0; n], false)
     }
 
     pub fn get(&self, id: PId) -> &BTensor<B> {

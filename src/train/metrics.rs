@@ -71,18 +71,23 @@ pub struct UserScores {
 }
 
 /// Scores one ranked list against held-out `(song, plays)`; `None` when nothing is held out.
+/// A song counts once: a repeat further down the list is no hit (it scored precision, recall
+/// and NDCG above 1), and a song listed twice in `truth` is one relevant song, its last plays
+/// its gain.
 pub fn score_user(ranked: &[u32], truth: &[(u32, f32)], k: usize) -> Option<UserScores> {
     if truth.is_empty() || k == 0 {
         return None;
     }
-    let gains: HashMap<u32, f64> = truth
+    let mut gains: HashMap<u32, f64> = truth
         .iter()
         .map(|&(s, p)| (s, (p.max(0.0) as f64).ln_1p()))
         .collect();
+    let n_relevant = gains.len();
     let mut hits = 0usize;
     let (mut dcg, mut dcg_g, mut ap) = (0.0f64, 0.0f64, 0.0f64);
+    let mut ideal_gains: Vec<f64> = gains.values().copied().collect();
     for (i, s) in ranked.iter().take(k).enumerate() {
-        if let Some(&g) = gains.get(s) {
+        if let Some(g) = gains.remove(s) {
             hits += 1;
             let disc = 1.0 / ((i + 2) as f64).log2();
             dcg += disc;
@@ -90,9 +95,8 @@ pub fn score_user(ranked: &[u32], truth: &[(u32, f32)], k: usize) -> Option<User
             ap += hits as f64 / (i + 1) as f64;
         }
     }
-    let n_ideal = truth.len().min(k);
+    let n_ideal = n_relevant.min(k);
     let idcg: f64 = (0..n_ideal).map(|i| 1.0 / ((i + 2) as f64).log2()).sum();
-    let mut ideal_gains: Vec<f64> = gains.values().copied().collect();
     ideal_gains.sort_by(|a, b| b.total_cmp(a));
     let idcg_g: f64 = ideal_gains
         .iter()
@@ -102,7 +106,7 @@ pub fn score_user(ranked: &[u32], truth: &[(u32, f32)], k: usize) -> Option<User
         .sum();
     Some(UserScores {
         precision: hits as f64 / k as f64,
-        recall: hits as f64 / gains.len() as f64,
+        recall: hits as f64 / n_relevant as f64,
         ndcg: dcg / idcg,
         ndcg_graded: if idcg_g > 0.0 { dcg_g / idcg_g } else { 0.0 },
         ap: ap / n_ideal as f64,
@@ -213,6 +217,11 @@ pub fn curves(
 
 /// Songs sorted by score (descending, lower id first on ties), skipping `exclude`, at most `k`.
 pub fn top_k(scores: &[f32], exclude: &[u32], k: usize) -> Vec<u32> {
+    // At most one per song: k = usize::MAX must not size the buffer (nor k = 0 index it).
+    let k = k.min(scores.len());
+    if k == 0 {
+        return Vec::new();
+    }
     let mut skip = vec![false; scores.len()];
     for &e in exclude {
         if let Some(s) = skip.get_mut(e as usize) {

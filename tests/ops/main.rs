@@ -57,6 +57,7 @@ backend_tests! {
     model::optimizer => model_optimizer,
     model::optimizer_fused => model_optimizer_fused,
     model::optimizer_many => model_optimizer_many,
+    model::optimizer_contract => model_optimizer_contract,
     model::table_fused_step => model_table_fused_step,
     model::topk_and_masking => model_topk_and_masking,
     model::cross_entropy_tiles => model_cross_entropy_tiles,

@@ -360,4 +360,18 @@ pub fn shape_errors<B: Backend>(be: &B) {
         .unwrap_err()
         .to_string();
     assert!(e.contains("out is [3, 3]"), "{e}");
+    // A 3-D operand with a batch of 0 is an empty batch, not a 2-D operand shared over the
+    // other's batch: its product is empty, and against a batch of 3 the sizes differ.
+    let none = be.zeros(&[0, 2, 3]).unwrap();
+    let w = be.zeros(&[3, 4]).unwrap();
+    let p = be.matmul(&none, &w, false, false).unwrap();
+    assert_eq!(p.shape(), &[0, 2, 4]);
+    assert!(be.to_f32(&p).unwrap().is_empty());
+    let three = be.zeros(&[3, 2, 3]).unwrap();
+    let none_b = be.zeros(&[0, 3, 4]).unwrap();
+    let e = be
+        .matmul(&three, &none_b, false, false)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("batch sizes differ: 3 vs 0"), "{e}");
 }

@@ -809,6 +809,105 @@ fn op_of(e: &OpError) -> &'static str {
     }
 }
 
+/// Optimizer settings that would panic on the CPU (`f32::clamp` with unordered bounds) or turn
+/// every value into NaN/inf (t = 0, β = 1) or flip the gradients (a negative clip norm) are
+/// refused by the shared contract, with the same error on both backends, before any value moves.
+pub fn optimizer_contract<B: ModelOps>(be: &B) {
+    let vals = [1.0f32, -2.0, 3.0];
+    let mut x = be.upload_f32(&vals, &[3]).unwrap();
+    for (lo, hi) in [(2.0, 1.0), (f32::NAN, 1.0), (0.0, f32::NAN)] {
+        let e = be.clamp(&mut x, lo, hi).unwrap_err();
+        assert_eq!(op_of(&e), "clamp", "[{lo}, {hi}]: {e}");
+    }
+    be.clamp(&mut x, -1.0, 1.0).unwrap();
+    assert_eq!(be.to_f32(&x).unwrap(), vec![1.0, -1.0, 1.0]);
+
+    let sumsq = be.upload_f32(&[100.0], &[1]).unwrap();
+    for max_norm in [0.0, -1.0, f32::NAN, f32::NEG_INFINITY] {
+        let e = be.clip_scale(&sumsq, max_norm).unwrap_err();
+        assert_eq!(op_of(&e), "clip_scale", "max_norm {max_norm}: {e}");
+    }
+    let sc = be.clip_scale(&sumsq, f32::INFINITY).unwrap();
+    assert_eq!(be.to_f32(&sc).unwrap(), vec![1.0]);
+
+    let good = AdamStep {
+        lr: 0.01,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.0,
+        t: 1,
+        clamp: Some((-1.0, 1.0)),
+    };
+    let bad = [
+        ("t = 0", AdamStep { t: 0, ..good }),
+        ("beta1 = 1", AdamStep { beta1: 1.0, ..good }),
+        (
+            "beta2 < 0",
+            AdamStep {
+                beta2: -0.1,
+                ..good
+            },
+        ),
+        (
+            "beta1 NaN",
+            AdamStep {
+                beta1: f32::NAN,
+                ..good
+            },
+        ),
+        (
+            "lr NaN",
+            AdamStep {
+                lr: f32::NAN,
+                ..good
+            },
+        ),
+        ("eps < 0", AdamStep { eps: -1e-8, ..good }),
+        (
+            "weight decay inf",
+            AdamStep {
+                weight_decay: f32::INFINITY,
+                ..good
+            },
+        ),
+        (
+            "clamp lo > hi",
+            AdamStep {
+                clamp: Some((1.0, -1.0)),
+                ..good
+            },
+        ),
+        (
+            "clamp NaN",
+            AdamStep {
+                clamp: Some((f32::NAN, 1.0)),
+                ..good
+            },
+        ),
+    ];
+    let scale = be.upload_f32(&[1.0], &[1]).unwrap();
+    for (what, step) in bad {
+        let mut p = be.upload_f32(&vals, &[3]).unwrap();
+        let mut g = be.upload_f32(&[0.5; 3], &[3]).unwrap();
+        let (mut m, mut v) = (be.zeros(&[3]).unwrap(), be.zeros(&[3]).unwrap());
+        let e = be
+            .adam_step(&mut p, &g, &mut m, &mut v, &scale, &step)
+            .expect_err(what);
+        assert_eq!(op_of(&e), "adam_step", "{what}: {e}");
+        let mut slots = [AdamSlot {
+            p: &mut p,
+            g: &mut g,
+            m: &mut m,
+            v: &mut v,
+            step,
+        }];
+        let e = be.adam_many(&mut slots, &scale).expect_err(what);
+        assert_eq!(op_of(&e), "adam_many", "{what}: {e}");
+        assert_eq!(be.to_f32(&p).unwrap(), vals, "{what}: the values moved");
+    }
+}
+
 /// A bad CSR block is refused when it is built (the same host check on both backends, so no
 /// kernel ever indexes with it), with an error naming the op.
 pub fn csr_contract<B: ModelOps>(be: &B) {
@@ -840,6 +939,9 @@ pub fn csr_contract<B: ModelOps>(be: &B) {
             assert_eq!(op_of(&e), "csr", "{what}: {e}");
         }
     }
+    // rows + 1 overflows: refused, not read at row_ptr[0] of an empty slice.
+    let e = be.csr(usize::MAX, 3, &[], &[], None).unwrap_err();
+    assert_eq!(op_of(&e), "csr", "{e}");
     // row_ptr of the wrong length; values and columns disagree.
     assert_eq!(
         op_of(&be.csr(2, 3, &[0, 3], &[0, 2, 1], None).unwrap_err()),
@@ -1051,7 +1153,7 @@ pub fn neighbour_contract<B: ModelOps>(be: &B) {
         .unwrap();
     let other_rows = be.csr(3, 3, &[0, 1, 2, 3], &[0, 1, 2], None).unwrap();
     let two = be.upload_f32(&[1.0, 2.0], &[2]).unwrap();
-    let cases: [(&str, usize, &_, &_, &_); 7] = [
+    let cases: [(&str, usize, &_, &_, &_); 8] = [
         ("unsorted neighbour columns", 0, &hist, &unsorted, &g),
         ("a repeated neighbour column", 0, &hist, &repeated, &g),
         ("neighbours without values", 0, &hist, &bare, &g),
@@ -1064,6 +1166,7 @@ pub fn neighbour_contract<B: ModelOps>(be: &B) {
         ),
         ("a history block of other rows", 0, &other_rows, &nbrs, &g),
         ("a tile past the catalogue", 2, &hist, &nbrs, &g),
+        ("a tile whose end overflows", usize::MAX, &hist, &nbrs, &g),
         ("a gamma of two values", 0, &hist, &nbrs, &two),
     ];
     for (what, lo, h, n, gamma) in cases {
@@ -1945,4 +2048,25 @@ pub fn table_fused_step<B: ModelOps>(be: &B) {
         .adam_table(&mut p, &mut m, &mut v, &pg, &x, &sc, &step)
         .unwrap_err();
     assert!(e.to_string().contains("adam_table"), "{e}");
+    // Shapes that fit with settings that do not (t = 0 divides by 1 − β⁰ = 0; unordered clamp
+    // bounds) are refused too.
+    let (mut p, mut m, mut v) = (
+        be.zeros(&[5, 4]).unwrap(),
+        be.zeros(&[5, 4]).unwrap(),
+        be.zeros(&[5, 4]).unwrap(),
+    );
+    be.adam_table(&mut p, &mut m, &mut v, &pg, &x, &sc, &step)
+        .unwrap();
+    for bad in [
+        AdamStep { t: 0, ..step },
+        AdamStep {
+            clamp: Some((1.0, -1.0)),
+            ..step
+        },
+    ] {
+        let e = be
+            .adam_table(&mut p, &mut m, &mut v, &pg, &x, &sc, &bad)
+            .unwrap_err();
+        assert_eq!(op_of(&e), "adam_table", "{bad:?}: {e}");
+    }
 }

@@ -52,6 +52,18 @@ pub fn round_trip_and_write<B: Backend>(be: &B) {
     let reshaped = t.reshape(&[1001]).unwrap();
     assert_eq!(reshaped.shape(), &[1001]);
     assert!(reshaped.reshape(&[1000]).is_err());
+    // Shapes whose element count overflows are refused, not wrapped: [2^62 + 1, 4] "has" 4
+    // elements modulo 2^64, and [usize::MAX, 2] cannot be allocated.
+    let wrap = [(1usize << 62) + 1, 4];
+    let e = be.upload_f32(&[0.0; 4], &wrap).unwrap_err().to_string();
+    assert!(e.contains("upload_f32") && e.contains("elements"), "{e}");
+    let four = be.upload_f32(&[0.0; 4], &[4]).unwrap();
+    let e = four.reshape(&wrap).unwrap_err().to_string();
+    assert!(e.contains("reshape") && e.contains("elements"), "{e}");
+    for shape in [&[usize::MAX, 2][..], &wrap] {
+        let e = be.zeros(shape).unwrap_err().to_string();
+        assert!(e.contains("elements"), "{shape:?}: {e}");
+    }
     be.sync().unwrap();
 }
 

@@ -344,6 +344,11 @@ pub fn target_errors<B: Backend>(be: &B) {
         .unwrap_err()
         .to_string();
     assert!(e.contains("weight"), "{e}");
+    // Row pointers are `rows + 1` u32s: rows beyond u32 (usize::MAX overflowed) are refused.
+    for (rows, classes) in [(usize::MAX, 5), (1 << 32, 5), (2, 1 << 32)] {
+        let e = be.targets(rows, classes, &[]).unwrap_err().to_string();
+        assert!(e.contains("targets") && e.contains("below 2^32"), "{e}");
+    }
     let z = be.zeros(&[3, 5]).unwrap();
     let t = be.targets(2, 5, &[(0, 0, 1.0)]).unwrap();
     assert!(be.cross_entropy(&z, &t).is_err());

@@ -144,7 +144,8 @@ impl Backend for CpuBackend {
     }
 
     fn zeros(&self, shape: &[usize]) -> OpResult<CpuTensor> {
-        Ok(tensor(shape.to_vec(), vec![0.0; shape.iter().product()]))
+        let n = crate::backend::check::elements("zeros", shape)?;
+        Ok(tensor(shape.to_vec(), vec![0.0; n]))
     }
 
     fn sync(&self) -> OpResult<()> {

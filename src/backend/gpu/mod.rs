@@ -204,7 +204,7 @@ impl GpuBackend {
 
     /// An uninitialised tensor; every kernel writing into it covers all elements.
     pub fn empty(&self, shape: &[usize], dtype: DType, what: &str) -> OpResult<GpuTensor> {
-        let n: usize = shape.iter().product();
+        let n = crate::backend::check::elements("alloc", shape)?;
         let buf = self.ctx.alloc(n as u64 * 4, what)?;
         Ok(Tensor::from_parts(shape.to_vec(), dtype, Arc::new(buf)))
     }
@@ -302,8 +302,8 @@ impl Backend for GpuBackend {
     fn zeros_packed(&self, shapes: &[Vec<usize>]) -> OpResult<Packed<GpuStorage>> {
         let sizes: Vec<u64> = shapes
             .iter()
-            .map(|s| s.iter().product::<usize>() as u64 * 4)
-            .collect();
+            .map(|s| Ok(crate::backend::check::elements("zeros_packed", s)? as u64 * 4))
+            .collect::<OpResult<_>>()?;
         // Each range on a workgroup boundary: `adam_packed` gives every workgroup one tensor.
         let align = u64::from(WORKGROUP_SIZE) * 4;
         let (parent, views) = self.ctx.pack(&sizes, align, "packed tensors")?;
