@@ -69,7 +69,9 @@ fn delta(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
     let t = i % p.frames;
     let row = i / p.frames;
     let clip = row / p.rows;
-    let v = valid[clip];
+    // A count past the row reads as the row (the CPU refuses it; a check here would cost a
+    // read-back): no window reaches into the next row.
+    let v = min(valid[clip], p.frames);
     if (t >= v || v < 2u * p.half + 1u) {
         out[i] = 0.0;
         return;

@@ -219,10 +219,37 @@ pub fn delta_against_polynomial_fit<B: AudioOps>(b: &B) {
             },
         );
     }
-    // Too few frames is an error, not garbage (checked where the valid counts are on the host).
+    // Too few frames, or more than the row has, is an error, not garbage (checked where the
+    // valid counts are on the host); on the GPU a count past the row reads as the row: no
+    // window reaches into the next row.
+    let long = b.upload_u32(&[23, 40], &[2]).unwrap();
     if b.kind() == ainrnn::backend::BackendKind::Cpu {
         let short = b.upload_u32(&[8, 9], &[2]).unwrap();
         assert!(b.delta(&xt, &short, 9, 1).is_err());
+        let e = b.delta(&xt, &long, 9, 1).unwrap_err().to_string();
+        assert!(e.contains("more than the tensor's 23"), "{e}");
+    } else {
+        let whole = b.upload_u32(&[23, 23], &[2]).unwrap();
+        let want = b.to_f32(&b.delta(&xt, &whole, 9, 1).unwrap()).unwrap();
+        let got = b.to_f32(&b.delta(&xt, &long, 9, 1).unwrap()).unwrap();
+        assert_eq!(got, want);
+    }
+}
+
+/// Asking the STFT for more frames than the samples have is an error on both backends (the CPU
+/// sliced past each clip's row and panicked).
+pub fn stft_frames_beyond_the_samples_are_refused<B: AudioOps>(b: &B) {
+    let plan = AudioPlan::new(b).unwrap();
+    let n = 4 * HOP;
+    let pcm = b.upload_f32(&vec![0.1; n], &[1, n]).unwrap();
+    let valid = b.upload_u32(&[n_frames(n) as u32], &[1]).unwrap();
+    assert!(b.stft_power(&plan, &pcm, &valid, n_frames(n)).is_ok());
+    for frames in [n_frames(n) + 1, n_frames(n) + 3] {
+        let e = b
+            .stft_power(&plan, &pcm, &valid, frames)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("frames asked of"), "{e}");
     }
 }
 

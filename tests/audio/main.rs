@@ -17,6 +17,7 @@ backend_tests! {
     kernels::fft_every_size_against_naive_dft => fft_every_size_against_naive_dft,
     kernels::stft_power_against_naive_dft => stft_power_against_naive_dft,
     kernels::delta_against_polynomial_fit => delta_against_polynomial_fit,
+    kernels::stft_frames_beyond_the_samples_are_refused => stft_frames_beyond_the_samples_are_refused,
     kernels::power_to_db_per_clip_floor => power_to_db_per_clip_floor,
     kernels::hpcp_of_pure_tones => hpcp_of_pure_tones,
     kernels::fused_ops_match_separate_ops => fused_ops_match_separate_ops,

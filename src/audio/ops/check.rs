@@ -90,8 +90,15 @@ pub fn valid<S>(op: &'static str, v: &Tensor<S>, clips: usize) -> OpResult<()> {
     Ok(())
 }
 
-/// An f32 `pcm [clips, samples]` batch with its `valid [clips]` frame counts.
-pub fn pcm<S>(op: &'static str, pcm: &Tensor<S>, v: &Tensor<S>) -> OpResult<PcmDims> {
+/// An f32 `pcm [clips, samples]` batch with its `valid [clips]` frame counts, framed into
+/// `frames` frames: at most `n_frames(samples)`, the frames the samples have (more would read
+/// past each clip's row).
+pub fn pcm<S>(
+    op: &'static str,
+    pcm: &Tensor<S>,
+    v: &Tensor<S>,
+    frames: usize,
+) -> OpResult<PcmDims> {
     pcm.expect_dtype(op, DType::F32)?;
     let (clips, samples) = match *pcm.shape() {
         [c, n] => (c, n),
@@ -103,6 +110,15 @@ pub fn pcm<S>(op: &'static str, pcm: &Tensor<S>, v: &Tensor<S>) -> OpResult<PcmD
         }
     };
     valid(op, v, clips)?;
+    if frames > crate::audio::n_frames(samples) {
+        return Err(OpError::Invalid {
+            op,
+            detail: format!(
+                "{frames} frames asked of {samples} samples, which have {}",
+                crate::audio::n_frames(samples)
+            ),
+        });
+    }
     Ok(PcmDims { clips, samples })
 }
 
@@ -191,9 +207,16 @@ pub fn delta<S>(x: &Tensor<S>, v: &Tensor<S>, width: usize, order: u32) -> OpRes
     Ok(d)
 }
 
-/// Every clip has at least `width` valid frames. Needs the counts on the host: the CPU checks
-/// them in its kernel (a GPU check would cost a read-back per call).
-pub fn delta_frames(width: usize, valid: &[u32]) -> OpResult<()> {
+/// Every clip has at least `width` valid frames, and at most the tensor's `frames`. Needs the
+/// counts on the host: the CPU checks them in its kernel (a GPU check would cost a read-back per
+/// call; its kernel takes a count past the row as the row).
+pub fn delta_frames(width: usize, frames: usize, valid: &[u32]) -> OpResult<()> {
+    if let Some(v) = valid.iter().find(|&&v| v as usize > frames) {
+        return Err(OpError::Invalid {
+            op: "delta",
+            detail: format!("a clip has {v} valid frames, more than the tensor's {frames}"),
+        });
+    }
     if let Some(v) = valid.iter().find(|&&v| (v as usize) < width) {
         return Err(OpError::Invalid {
             op: "delta",

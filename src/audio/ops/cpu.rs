@@ -371,7 +371,7 @@ impl AudioOps for CpuBackend {
         let [clips, rows, frames] = d.dims();
         let v = u32s("delta", valid)?;
         // The frame counts are readable here: a clip shorter than the width is an error.
-        check::delta_frames(width, v)?;
+        check::delta_frames(width, frames, v)?;
         let c = delta_coeffs(width, order);
         let xs = f32s("delta", x)?;
         let mut out = vec![0f32; xs.len()];

@@ -223,7 +223,7 @@ pub trait AudioOps: Backend {
         frames: usize,
         hfc_hpcp: bool,
     ) -> OpResult<Spectral<Self>> {
-        let d = check::pcm("spectral", pcm, valid)?;
+        let d = check::pcm("spectral", pcm, valid, frames)?;
         self.spectral_kernel(plan, pcm, valid, frames, hfc_hpcp, &d)
     }
 
@@ -273,7 +273,7 @@ pub trait AudioOps: Backend {
         valid: &BTensor<Self>,
         frames: usize,
     ) -> OpResult<BTensor<Self>> {
-        let d = check::pcm("stft_power", pcm, valid)?;
+        let d = check::pcm("stft_power", pcm, valid, frames)?;
         self.stft_power_kernel(plan, pcm, valid, frames, &d)
     }
 
