@@ -22,6 +22,8 @@ pub enum OpError {
     },
     #[error("{op}: invalid argument: {detail}")]
     Invalid { op: &'static str, detail: String },
+    #[error("{op}: cannot allocate {bytes} bytes of host memory")]
+    HostMemory { op: &'static str, bytes: u64 },
     #[error(transparent)]
     Gpu(#[from] GpuError),
 }

@@ -416,21 +416,52 @@ pub(crate) fn host_index_plan(idx: &[u32], table_rows: usize) -> OpResult<HostIn
 }
 
 /// Validates `(row, col, weight)` triples and packs them in CSR order.
-pub(crate) fn host_targets(
-    rows: usize,
-    classes: usize,
-    triples: &[(u32, u32, f32)],
-) -> OpResult<(Vec<u32>, Vec<u32>, Vec<f32>)> {
-    // Rows and classes are indexed with u32 on both backends; the row pointers are one longer.
+/// `n` zeroed values, or [`OpError::HostMemory`] when the allocator refuses: `vec![0; n]`
+/// aborts the process instead. The pages stay lazily zeroed, as with `vec!`'s calloc.
+pub(crate) fn host_zeroed<T: bytemuck::Zeroable>(op: &'static str, n: usize) -> OpResult<Vec<T>> {
+    let layout = std::alloc::Layout::array::<T>(n).map_err(|_| OpError::HostMemory {
+        op,
+        bytes: (n as u64).saturating_mul(std::mem::size_of::<T>() as u64),
+    })?;
+    if layout.size() == 0 {
+        let mut v = Vec::new();
+        v.resize_with(n, T::zeroed);
+        return Ok(v);
+    }
+    // SAFETY: the layout's size is non-zero; a non-null pointer comes from the global
+    // allocator with `T`'s size and alignment for `n` values, as `Vec` needs, and zero bytes
+    // are a valid `T` (`Zeroable`).
+    let ptr = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<T>();
+    if ptr.is_null() {
+        return Err(OpError::HostMemory {
+            op,
+            bytes: layout.size() as u64,
+        });
+    }
+    // SAFETY: see above; length and capacity are the `n` values allocated.
+    Ok(unsafe { Vec::from_raw_parts(ptr, n, n) })
+}
+
+/// Rows and classes are indexed with u32 on both backends; the row pointers are one longer.
+fn target_dims(rows: usize, classes: usize) -> OpResult<()> {
     if rows >= u32::MAX as usize || classes >= u32::MAX as usize {
         return Err(OpError::Invalid {
             op: "targets",
             detail: format!("{rows} rows x {classes} classes: each must be below 2^32 - 1"),
         });
     }
+    Ok(())
+}
+
+pub(crate) fn host_targets(
+    rows: usize,
+    classes: usize,
+    triples: &[(u32, u32, f32)],
+) -> OpResult<(Vec<u32>, Vec<u32>, Vec<f32>)> {
+    target_dims(rows, classes)?;
     let mut sorted: Vec<(u32, u32, f32)> = triples.to_vec();
     sorted.sort_by_key(|t| (t.0, t.1));
-    let mut row_ptr = vec![0u32; rows + 1];
+    let mut row_ptr = host_zeroed::<u32>("targets", rows + 1)?;
     for w in sorted.windows(2) {
         if w[0].0 == w[1].0 && w[0].1 == w[1].1 {
             return Err(OpError::Invalid {
@@ -893,6 +924,17 @@ pub trait Backend: Clone + Send + Sync + 'static {
         classes: usize,
         triples: &[(u32, u32, f32)],
     ) -> OpResult<Targets<Self::Storage>> {
+        // Refused before the host builds row pointers the device could not bind.
+        target_dims(rows, classes)?;
+        let needed = (rows as u64 + 1).saturating_mul(4);
+        if needed > self.max_binding_bytes() {
+            return Err(OpError::Gpu(crate::error::GpuError::Limit {
+                op: "targets",
+                what: "max_storage_buffer_binding_size",
+                needed,
+                limit: self.max_binding_bytes(),
+            }));
+        }
         let (row_ptr, cols, weights) = host_targets(rows, classes, triples)?;
         let nnz = cols.len();
         Ok(Targets {

@@ -804,7 +804,8 @@ fn op_of(e: &OpError) -> &'static str {
         OpError::Shape { op, .. }
         | OpError::DType { op, .. }
         | OpError::Index { op, .. }
-        | OpError::Invalid { op, .. } => op,
+        | OpError::Invalid { op, .. }
+        | OpError::HostMemory { op, .. } => op,
         OpError::Gpu(g) => panic!("expected an op's contract error, got {g}"),
     }
 }

@@ -64,6 +64,12 @@ pub fn round_trip_and_write<B: Backend>(be: &B) {
         let e = be.zeros(shape).unwrap_err().to_string();
         assert!(e.contains("elements"), "{shape:?}: {e}");
     }
+    // Addressable but far past any memory (2^46 values, 256 TiB): an error, not an abort.
+    let e = be.zeros(&[1 << 23, 1 << 23]).unwrap_err().to_string();
+    assert!(
+        e.contains("cannot allocate") || e.contains("max_storage_buffer_binding_size"),
+        "{e}"
+    );
     be.sync().unwrap();
 }
 

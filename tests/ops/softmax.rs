@@ -349,6 +349,16 @@ pub fn target_errors<B: Backend>(be: &B) {
         let e = be.targets(rows, classes, &[]).unwrap_err().to_string();
         assert!(e.contains("targets") && e.contains("below 2^32"), "{e}");
     }
+    // Rows whose pointers a device cannot bind are refused before the host builds them (16 GiB
+    // here); the CPU binds anything, and would build them.
+    let rows = u32::MAX as usize - 1;
+    if (rows as u64 + 1) * 4 > be.max_binding_bytes() {
+        let e = be.targets(rows, 5, &[]).unwrap_err().to_string();
+        assert!(
+            e.contains("targets") && e.contains("max_storage_buffer"),
+            "{e}"
+        );
+    }
     let z = be.zeros(&[3, 5]).unwrap();
     let t = be.targets(2, 5, &[(0, 0, 1.0)]).unwrap();
     assert!(be.cross_entropy(&z, &t).is_err());

@@ -145,7 +145,10 @@ impl Backend for CpuBackend {
 
     fn zeros(&self, shape: &[usize]) -> OpResult<CpuTensor> {
         let n = crate::backend::check::elements("zeros", shape)?;
-        Ok(tensor(shape.to_vec(), vec![0.0; n]))
+        Ok(tensor(
+            shape.to_vec(),
+            crate::backend::host_zeroed("zeros", n)?,
+        ))
     }
 
     fn sync(&self) -> OpResult<()> {
