@@ -478,7 +478,7 @@ pub fn load(path: &Path, seconds: Option<f64>) -> Result<Decoded, DecodeError> {
         return Ok(d);
     }
     let mut samples = super::resample::resample(&d.samples, d.sample_rate, super::SAMPLE_RATE)
-        .map_err(|e| DecodeError::new(path, DecodeErrorKind::Unsupported(e)))?;
+        .map_err(|e| DecodeError::new(path, DecodeErrorKind::Unsupported(e.to_string())))?;
     if let Some(s) = seconds {
         samples.truncate((s * super::SAMPLE_RATE as f64).floor() as usize);
     }

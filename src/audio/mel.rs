@@ -4,6 +4,8 @@
 //! logarithmic above), each scaled by `2 / (f[i+2] − f[i])` so it has unit area.
 //! Computed in f64, stored as f32 (librosa's default dtype).
 
+use crate::error::OpError;
+
 /// Lanes of the filter dot products.
 const LANES: usize = 8;
 
@@ -58,14 +60,30 @@ pub struct MelBank {
 pub const TILE: usize = 8;
 
 impl MelBank {
-    pub fn new(sr: f64, n_fft: usize, n_mels: usize) -> Self {
+    /// The bank for `n_fft`-point spectra at `sr` Hz. Refuses a rate that is not a positive
+    /// finite number, an `n_fft` or `n_mels` of 0 (their weights were NaN or empty) and a bank
+    /// too large for memory.
+    pub fn new(sr: f64, n_fft: usize, n_mels: usize) -> Result<Self, OpError> {
+        let op = "mel_bank";
+        if !(sr.is_finite() && sr > 0.0) || n_fft == 0 || n_mels == 0 {
+            return Err(OpError::Invalid {
+                op,
+                detail: format!(
+                    "sample rate {sr} Hz, n_fft {n_fft}, n_mels {n_mels}: the rate must be a positive number and the sizes at least 1"
+                ),
+            });
+        }
         let n_bins = n_fft / 2 + 1;
+        let cells = n_mels.checked_mul(n_bins).ok_or_else(|| OpError::Invalid {
+            op,
+            detail: format!("{n_mels} filters x {n_bins} bins overflows"),
+        })?;
         let fft_freqs: Vec<f64> = (0..n_bins).map(|k| k as f64 * sr / n_fft as f64).collect();
         let (lo, hi) = (hz_to_mel(0.0), hz_to_mel(sr / 2.0));
         let mel_f: Vec<f64> = (0..n_mels + 2)
             .map(|i| mel_to_hz(lo + (hi - lo) * i as f64 / (n_mels + 1) as f64))
             .collect();
-        let mut weights = vec![0f32; n_mels * n_bins];
+        let mut weights = crate::backend::host_zeroed::<f32>(op, cells)?;
         let mut ranges = Vec::with_capacity(n_mels);
         for i in 0..n_mels {
             let (fd0, fd1) = (mel_f[i + 1] - mel_f[i], mel_f[i + 2] - mel_f[i + 1]);
@@ -104,7 +122,7 @@ impl MelBank {
         for (m, &(a, b)) in ranges.iter().enumerate() {
             taps.extend_from_slice(&weights[m * n_bins + a..m * n_bins + b]);
         }
-        MelBank {
+        Ok(MelBank {
             n_mels,
             n_bins,
             weights,
@@ -113,7 +131,7 @@ impl MelBank {
             spans,
             blocked,
             taps,
-        }
+        })
     }
 
     /// `out[m] = Σ_k w[m, k] · power[k]` for one frame of `n_bins` values (sparse; f32 like
@@ -176,7 +194,7 @@ mod tests {
 
     #[test]
     fn sparse_apply_matches_the_dense_product() {
-        let bank = MelBank::new(22_050.0, 2048, 128);
+        let bank = MelBank::new(22_050.0, 2048, 128).unwrap();
         // Every filter is padded to whole 8-lane blocks inside the spectrum.
         assert!(bank.blocked);
         for (m, &(start, n)) in bank.spans.iter().enumerate() {
@@ -215,8 +233,22 @@ mod tests {
                 );
             }
         }
+        // Settings that gave NaN or empty weights are refused.
+        for (sr, n_fft, n_mels) in [
+            (22_050.0, 0, 128),
+            (22_050.0, 2048, 0),
+            (0.0, 2048, 128),
+            (f64::NAN, 2048, 128),
+        ] {
+            let e = MelBank::new(sr, n_fft, n_mels).unwrap_err().to_string();
+            assert!(e.contains("mel_bank"), "{e}");
+        }
+        let e = MelBank::new(22_050.0, usize::MAX - 1, 3)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("overflows"), "{e}");
         // A bank too narrow to pad (fewer bins than a block) takes the exact ranges.
-        let tiny = MelBank::new(22_050.0, 8, 2);
+        let tiny = MelBank::new(22_050.0, 8, 2).unwrap();
         assert!(!tiny.blocked);
         let p = vec![1.0f32; tiny.n_bins];
         let mut o = vec![0f32; 2];

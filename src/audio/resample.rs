@@ -16,26 +16,42 @@ pub const SAMPLE_RATES: std::ops::RangeInclusive<u32> = 1_000..=768_000;
 pub const DESCRIPTION: &str =
     "rubato 0.16 FftFixedInOut (synchronous FFT resampler, windowed-sinc anti-aliasing), skipped at 22,050 Hz";
 
+/// Why [`resample`] refused or failed.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum ResampleError {
+    #[error("cannot resample from {from} Hz to {to} Hz (rates must be in {lo}..={hi} Hz)", lo = SAMPLE_RATES.start(), hi = SAMPLE_RATES.end())]
+    Rate { from: u32, to: u32 },
+    #[error("sample {index} is {value}, not a finite number")]
+    NotFinite { index: usize, value: f32 },
+    /// The resampler's own error (building it, or a block).
+    #[error("resampling from {from} Hz to {to} Hz: {reason}")]
+    Resampler { from: u32, to: u32, reason: String },
+}
+
 /// Resamples mono `x` from `from` Hz to `to` Hz. Returns `x` unchanged when the rates agree.
 /// The rates must be in [`SAMPLE_RATES`] (1 Hz to 4 GHz aborted the process allocating
 /// terabytes) and the samples finite.
-pub fn resample(x: &[f32], from: u32, to: u32) -> Result<Vec<f32>, String> {
+pub fn resample(x: &[f32], from: u32, to: u32) -> Result<Vec<f32>, ResampleError> {
     if from == to {
         return Ok(x.to_vec());
     }
     if !SAMPLE_RATES.contains(&from) || !SAMPLE_RATES.contains(&to) {
-        return Err(format!(
-            "cannot resample from {from} Hz to {to} Hz (rates must be in {}..={} Hz)",
-            SAMPLE_RATES.start(),
-            SAMPLE_RATES.end()
-        ));
+        return Err(ResampleError::Rate { from, to });
     }
     // The FFT resampler panics on a NaN ("Imaginary part of first value was non-zero").
     if let Some(i) = x.iter().position(|v| !v.is_finite()) {
-        return Err(format!("sample {i} is {}, not a finite number", x[i]));
+        return Err(ResampleError::NotFinite {
+            index: i,
+            value: x[i],
+        });
     }
-    let mut r = FftFixedInOut::<f32>::new(from as usize, to as usize, 1024, 1)
-        .map_err(|e| format!("resampler for {from} -> {to} Hz: {e}"))?;
+    let mut r = FftFixedInOut::<f32>::new(from as usize, to as usize, 1024, 1).map_err(|e| {
+        ResampleError::Resampler {
+            from,
+            to,
+            reason: e.to_string(),
+        }
+    })?;
     let delay = r.output_delay();
     let want = ((x.len() as u64 * to as u64).div_ceil(from as u64)) as usize;
     let mut out: Vec<f32> = Vec::with_capacity(want + delay + r.output_frames_max());
@@ -55,7 +71,11 @@ pub fn resample(x: &[f32], from: u32, to: u32) -> Result<Vec<f32>, String> {
             // Flush the tail out of the resampler's overlap buffer.
             r.process_partial_into_buffer(None::<&[&[f32]]>, &mut block, None)
         };
-        let (_, produced) = res.map_err(|e| format!("resampling: {e}"))?;
+        let (_, produced) = res.map_err(|e| ResampleError::Resampler {
+            from,
+            to,
+            reason: e.to_string(),
+        })?;
         out.extend_from_slice(&block[0][..produced]);
     }
     out.drain(..delay);

@@ -49,7 +49,7 @@ pub struct AudioPlan<B: Backend> {
 impl<B: Backend> AudioPlan<B> {
     pub fn new(b: &B) -> OpResult<Self> {
         let sr = SAMPLE_RATE as f64;
-        let bank = MelBank::new(sr, N_FFT, N_MELS);
+        let bank = MelBank::new(sr, N_FFT, N_MELS)?;
         Ok(AudioPlan {
             window: b.upload_f32(&hann(N_FFT), &[N_FFT])?,
             twiddles: b.upload_f32(&twiddles(N_FFT), &[N_FFT, 2])?,
