@@ -103,3 +103,31 @@ fn averages_coverage_long_tail_and_diversity() {
     assert_eq!(c.len(), 2);
     assert!(close(c[0].1, 0.0) && close(c[1].1, 0.25), "{c:?}");
 }
+
+#[test]
+fn a_repeated_or_unknown_song_adds_no_coverage_tail_or_genre() {
+    let cat = Catalogue {
+        songs: 10,
+        popularity: vec![9, 8, 1, 1, 1, 1, 1, 1, 1, 1],
+        genre: Some(vec![0, 0, 1, 1, 2, 2, 3, 3, 4, 4]),
+    };
+    let truths = vec![vec![(2, 1.0)]];
+    // Song 2 (tail, genre 1) twice beside song 0 (head, genre 0); song 99 is not in the
+    // catalogue.
+    let m = evaluate(&[vec![2, 2, 0, 99]], &truths, 4, &cat);
+    assert!(close(m.coverage, 2.0 / 10.0), "coverage {}", m.coverage);
+    // Slots 2 2 0 99: distinct tail songs 2 and 99 over four slots.
+    assert!(
+        close(m.long_tail_share, 2.0 / 4.0),
+        "tail {}",
+        m.long_tail_share
+    );
+    // Distinct songs 2, 0, 99 have genres 1, 0 and (unknown) 0: 1 - (1/9 + 4/9).
+    assert!(
+        close(m.genre_diversity.unwrap(), 4.0 / 9.0),
+        "{:?}",
+        m.genre_diversity
+    );
+    let once = evaluate(&[vec![2, 0, 99]], &truths, 4, &cat);
+    assert_eq!((m.precision, m.recall), (once.precision, once.recall));
+}

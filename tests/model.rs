@@ -834,6 +834,26 @@ fn recommend_excludes_and_orders() {
             "excluded songs never recommended"
         );
     }
+    // Read-backs that are not the pending tensors' (too short, or none) are refused, not
+    // indexed past.
+    let models = std::slice::from_ref(&m);
+    let pending = ainrnn::model::recommend_sum_pending(&c, models, &batch, 10).unwrap();
+    let mut host = c.to_host(&pending.tensors()).unwrap();
+    match &mut host[0] {
+        ainrnn::backend::HostTensor::F32(v) => v.truncate(v.len() - 1),
+        other => panic!("scores read back as {other:?}"),
+    }
+    let e = pending
+        .finish(&mut host.into_iter())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("expected 3 rows"), "{e}");
+    let pending = ainrnn::model::recommend_sum_pending(&c, models, &batch, 10).unwrap();
+    let e = pending
+        .finish(&mut std::iter::empty())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not read back"), "{e}");
     if let Some(g) = common::gpu() {
         let mg = new_model(&g, cfg.clone(), &feats);
         let bg = upload(&g, &cfg, Some(&portraits()), &examples()).unwrap();
@@ -1181,6 +1201,9 @@ fn bad_models<B: ModelOps>(b: &B) {
         e.contains("model features") && e.contains("song 1 (feature 1)"),
         "{e}"
     );
+    // A model that takes features, given none, is refused (it was built without the input).
+    let e = Model::new(b, cfg.clone(), None).err().unwrap().to_string();
+    assert!(e.contains(&format!("takes {FEAT} song features")), "{e}");
     let mut huge = cfg;
     huge.hidden = 1 << 40;
     let e = Model::new(b, huge, Some(&features()))

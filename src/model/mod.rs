@@ -195,6 +195,16 @@ impl<B: ModelOps> Model<B> {
                 }
                 Some(b.upload_f32(v, &[cfg.songs, d])?)
             }
+            (None, d) if d > 0 => {
+                // Built without them, the model would not be the one the config (or a
+                // checkpoint) describes: its parameters would differ.
+                return Err(crate::error::OpError::Invalid {
+                    op: "model features",
+                    detail: format!("the model takes {d} song features, and none were given"),
+                });
+            }
+            // A model without a feature input ignores them (a checkpoint trained without
+            // features, evaluated on a dataset that has some).
             _ => None,
         };
         let mut in_dims = vec![cfg.emb];

@@ -144,6 +144,19 @@ impl<B: ModelOps> PendingRank<B> {
             let v = next()?.into_f32("rank_sum")?;
             let id = next()?.into_u32("rank_sum")?;
             let kk = t.kk;
+            // Values read from the wrong tensors would index past them.
+            if v.len() != self.rows * kk || id.len() != self.rows * kk {
+                return Err(OpError::Shape {
+                    op: "rank_sum",
+                    detail: format!(
+                        "tile at song {}: {} scores and {} ids read back, expected {} rows x {kk}",
+                        t.start,
+                        v.len(),
+                        id.len(),
+                        self.rows
+                    ),
+                });
+            }
             for (r, out) in best.iter_mut().enumerate() {
                 for q in 0..kk {
                     let (s, sc) = (id[r * kk + q], v[r * kk + q]);

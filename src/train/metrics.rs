@@ -12,6 +12,10 @@
 //!   head being the most popular songs (by training users) that together hold 20 % of the songs
 //! - genre diversity = mean over lists of the Gini–Simpson index 1 − Σ_g p_g² of the genres in
 //!   the list (0: one genre; higher: more varied)
+//!
+//! As in [`score_user`], a song counts once per list: a repeat fills a slot with nothing (no
+//! hit, no long-tail song), the genre diversity is that of the list's distinct songs, and songs
+//! outside the catalogue cover nothing.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -132,19 +136,22 @@ pub fn evaluate(
     let mut div_n = 0usize;
     for (list, truth) in lists.iter().zip(truths) {
         let top: Vec<u32> = list.iter().take(k).copied().collect();
-        seen.extend(top.iter().copied());
+        // Each song once, in list order (a repeated song must not add coverage, tail or genre).
+        let mut once = HashSet::with_capacity(top.len());
+        let distinct: Vec<u32> = top.iter().copied().filter(|&s| once.insert(s)).collect();
+        seen.extend(distinct.iter().filter(|&&s| (s as usize) < cat.songs));
         slots += top.len();
-        tail_slots += top.iter().filter(|s| !head.contains(s)).count();
+        tail_slots += distinct.iter().filter(|s| !head.contains(s)).count();
         if let (Some(genres), false) = (&cat.genre, top.is_empty()) {
             // Ordered by genre: a HashMap's order changes from run to run, and with it the
             // sum's last bit.
             let mut counts: BTreeMap<u16, usize> = BTreeMap::new();
-            for &s in &top {
+            for &s in &distinct {
                 *counts
                     .entry(genres.get(s as usize).copied().unwrap_or(0))
                     .or_default() += 1;
             }
-            let n = top.len() as f64;
+            let n = distinct.len() as f64;
             div_sum += 1.0
                 - counts
                     .values()
