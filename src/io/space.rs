@@ -21,8 +21,27 @@ pub fn free_disk_bytes(dir: &Path) -> Option<u64> {
     Some((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
 }
 
-/// Bytes free on `dir`'s file system: not asked outside Unix (no `statvfs`), so unknown.
-#[cfg(not(unix))]
+/// Bytes the calling user may still write on the volume holding `dir`.
+#[cfg(windows)]
+pub fn free_disk_bytes(dir: &Path) -> Option<u64> {
+    use std::os::windows::ffi::OsStrExt;
+    let wide: Vec<u16> = dir.as_os_str().encode_wide().chain(Some(0)).collect();
+    let mut avail = 0u64;
+    // SAFETY: `wide` is NUL-terminated; `avail` is written by the call; the two totals, not
+    // wanted, may be null.
+    let ok = unsafe {
+        windows_sys::Win32::Storage::FileSystem::GetDiskFreeSpaceExW(
+            wide.as_ptr(),
+            &mut avail,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+    };
+    (ok != 0).then_some(avail)
+}
+
+/// Bytes free on `dir`'s file system: unknown on other systems.
+#[cfg(not(any(unix, windows)))]
 pub fn free_disk_bytes(_dir: &Path) -> Option<u64> {
     None
 }
@@ -31,6 +50,7 @@ pub fn free_disk_bytes(_dir: &Path) -> Option<u64> {
 /// `/proc/meminfo`, or less where the process's control group has a memory limit (a container
 /// with `--memory`, a systemd slice): there the kernel's OOM killer acts at the group's limit,
 /// whatever the machine has free.
+#[cfg(target_os = "linux")]
 pub fn available_memory_bytes() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
@@ -40,6 +60,52 @@ pub fn available_memory_bytes() -> Option<u64> {
         .ok()
         .and_then(|c| cgroup_room(Path::new("/sys/fs/cgroup"), &c));
     Some(group.map_or(machine, |g| g.min(machine)))
+}
+
+/// Bytes a new allocation can have without paging: the physical memory Windows reports as
+/// available (`GlobalMemoryStatusEx`'s `ullAvailPhys`: free, zeroed and standby pages).
+#[cfg(windows)]
+pub fn available_memory_bytes() -> Option<u64> {
+    use windows_sys::Win32::System::SystemInformation::{GlobalMemoryStatusEx, MEMORYSTATUSEX};
+    // SAFETY: all-zero bytes are a valid MEMORYSTATUSEX (plain integers).
+    let mut st: MEMORYSTATUSEX = unsafe { std::mem::zeroed() };
+    st.dwLength = std::mem::size_of::<MEMORYSTATUSEX>() as u32;
+    // SAFETY: `st` is a MEMORYSTATUSEX with its length set, as the call requires.
+    let ok = unsafe { GlobalMemoryStatusEx(&mut st) };
+    (ok != 0).then_some(st.ullAvailPhys)
+}
+
+/// Bytes a new allocation can have without paging, as macOS's Activity Monitor counts them
+/// roughly: free, inactive and purgeable pages (`host_statistics64`), times the page size.
+#[cfg(target_os = "macos")]
+pub fn available_memory_bytes() -> Option<u64> {
+    // SAFETY: all-zero bytes are a valid vm_statistics64 (plain integers).
+    let mut st: libc::vm_statistics64 = unsafe { std::mem::zeroed() };
+    let mut count = libc::HOST_VM_INFO64_COUNT;
+    // SAFETY: `st` has room for `count` integers, the count the call is given; it writes at
+    // most that many and sets `count` to what it wrote. `mach_host_self` has no preconditions.
+    #[allow(deprecated)]
+    let rc = unsafe {
+        libc::host_statistics64(
+            libc::mach_host_self(),
+            libc::HOST_VM_INFO64,
+            (&mut st as *mut libc::vm_statistics64).cast(),
+            &mut count,
+        )
+    };
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if rc != libc::KERN_SUCCESS || page <= 0 {
+        return None;
+    }
+    let pages = st.free_count as u64 + st.inactive_count as u64 + st.purgeable_count as u64;
+    Some(pages.saturating_mul(page as u64))
+}
+
+/// Available memory: unknown on other systems.
+#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
+pub fn available_memory_bytes() -> Option<u64> {
+    None
 }
 
 /// Room under the memory limits of the control groups in `proc_cgroup` (the text of
