@@ -11,8 +11,25 @@ pub fn count(n: impl Into<u64>, noun: &str) -> String {
     }
 }
 
+/// The first `max` characters of `s`, with "…" when it had more: for quoting input in a message
+/// (a field of a binary file, or of a file without line breaks, may be megabytes long).
+pub fn clip(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn clip_keeps_short_text_and_cuts_long_text_on_a_character() {
+        assert_eq!(super::clip("abc", 3), "abc");
+        assert_eq!(super::clip("abcd", 3), "abc…");
+        assert_eq!(super::clip("ééé", 2), "éé…");
+        assert_eq!(super::clip("", 0), "");
+    }
+
     #[test]
     fn singular_for_one_only() {
         assert_eq!(super::count(1u32, "user"), "1 user");

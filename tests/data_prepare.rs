@@ -954,6 +954,16 @@ fn bad_inputs_fail_clearly() {
         e.contains("data/bad/empty.wav: no valid interactions"),
         "{e}"
     );
+    let o = PrepareOptions::new(
+        Input::Triplets("data/bad/not_audio.mp3".into()),
+        out.clone(),
+    );
+    let e = prepare(&o, &mut quiet).unwrap_err().to_string();
+    assert!(
+        e.contains("data/bad/not_audio.mp3: nothing in it could be read as triplets")
+            && e.contains("; line 1: expected 3 tab-separated fields"),
+        "{e}"
+    );
 
     let mut o = PrepareOptions::new(
         Input::Triplets("data/taste/triplets_dev.txt".into()),
@@ -990,18 +1000,59 @@ fn bad_inputs_fail_clearly() {
     );
 }
 
-/// A file that is no profile table (every line rejected) is named as the cause, not "another id
-/// space".
+/// A side file named on the command line of which every line is rejected is the wrong file:
+/// an error naming it, what it was read as and the first reason, and no dataset (it used to be
+/// written without portraits, or without the terms, with a note). A profile table without a
+/// single line (blank lines only) is still a note, not "another id space".
 #[test]
-fn a_profiles_file_with_no_profile_says_so() {
+fn a_side_file_with_nothing_valid_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    let mut o = PrepareOptions::new(
-        Input::Triplets("data/taste/triplets_small.txt".into()),
-        dir.path().join("p.h5"),
-    );
-    o.min_listens = 1;
-    o.min_song_users = 1;
+    let out = dir.path().join("p.h5");
+    let base = || {
+        let mut o = PrepareOptions::new(
+            Input::Triplets("data/taste/triplets_small.txt".into()),
+            out.clone(),
+        );
+        o.min_listens = 1;
+        o.min_song_users = 1;
+        o
+    };
+    let mut o = base();
     o.profiles = Some("data/msd/subset_10k.csv".into());
+    let e = prepare(&o, &mut quiet).unwrap_err().to_string();
+    assert!(
+        e.contains("data/msd/subset_10k.csv: nothing in it could be read as profiles")
+            && e.contains("line 1:"),
+        "{e}"
+    );
+    assert!(!out.exists());
+    let mut o = base();
+    o.metadata = Some("data/msd/subset_10k.csv".into());
+    o.artist_terms = Some("data/hetrec/user_artists.dat".into());
+    let e = prepare(&o, &mut quiet).unwrap_err().to_string();
+    assert!(
+        e.contains("user_artists.dat: nothing in it could be read as artist terms"),
+        "{e}"
+    );
+    assert!(!out.exists());
+    // An --msd folder of which no file reads, or with no .h5 file at all.
+    let msd = dir.path().join("msd");
+    std::fs::create_dir(&msd).unwrap();
+    let mut o = base();
+    o.msd = Some(msd.clone());
+    let e = prepare(&o, &mut quiet).unwrap_err().to_string();
+    assert!(e.contains("msd: no .h5 files in this folder"), "{e}");
+    std::fs::copy("data/bad/truncated_10k.h5", msd.join("t.h5")).unwrap();
+    let e = prepare(&o, &mut quiet).unwrap_err().to_string();
+    assert!(
+        e.contains("msd: nothing in it could be read as msd hdf5") && e.contains("truncated"),
+        "{e}"
+    );
+    assert!(!out.exists());
+    let blank = dir.path().join("profiles.tsv");
+    std::fs::write(&blank, "\n \n").unwrap();
+    let mut o = base();
+    o.profiles = Some(blank);
     let rep = prepare(&o, &mut quiet).unwrap();
     assert_eq!(rep.joins.profiles_read, Some(0));
     let note = rep
@@ -1010,8 +1061,7 @@ fn a_profiles_file_with_no_profile_says_so() {
         .find(|n| n.starts_with("profiles:"))
         .unwrap();
     assert!(
-        note.contains("no profile was read from data/msd/subset_10k.csv")
-            && !note.contains("id space"),
+        note.contains("no profile was read from") && !note.contains("id space"),
         "{note}"
     );
 }
@@ -1120,6 +1170,13 @@ fn hetrec_headers_are_checked() {
     assert!(
         e.contains("artists.dat:1: the header is \"name\\tid\"")
             && e.contains("expected id<TAB>name (optionally followed by url<TAB>pictureURL)"),
+        "{e}"
+    );
+    // A header line as long as a binary file is quoted by its first 60 characters.
+    let long = format!("artist{}\n2\tTwo\n", "é".repeat(500));
+    let e = run("", Some(&long)).unwrap_err().to_string();
+    assert!(
+        e.contains(&format!("the header is \"artist{}…\"", "é".repeat(54))) && e.len() < 300,
         "{e}"
     );
 }

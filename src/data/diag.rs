@@ -167,7 +167,8 @@ impl FileReport {
         reason: impl Into<String>,
         strict: bool,
     ) -> Result<(), IoError> {
-        let reason = reason.into();
+        // A reason quoting a field of a binary or one-line file could be megabytes long.
+        let reason = crate::text::clip(&reason.into(), 300);
         if strict {
             return Err(IoError::Line {
                 path: self.path.clone(),
@@ -180,6 +181,25 @@ impl FileReport {
             self.examples.push(Malformed { line, reason });
         }
         Ok(())
+    }
+
+    /// An error when the file had records and every one was rejected: a side input named on the
+    /// command line that gives nothing is the wrong file, not a few bad lines to skip.
+    pub fn nothing_accepted(&self) -> Option<crate::error::DataError> {
+        (self.accepted == 0 && self.malformed > 0).then(|| {
+            let first = self
+                .examples
+                .first()
+                .map(|m| format!("; line {}: {}", m.line, m.reason))
+                .unwrap_or_default();
+            crate::error::DataError::Empty(format!(
+                "{}: nothing in it could be read as {} ({} lines read, all {} non-blank ones rejected{first})",
+                self.path.display(),
+                self.kind,
+                self.lines,
+                self.malformed
+            ))
+        })
     }
 
     /// Human-readable lines for stderr: one per kept example, then a count of the rest.

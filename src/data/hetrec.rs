@@ -57,7 +57,7 @@ fn check_header(path: &Path, line: &[u8], expected: &[&str], min: usize) -> Resu
         line: 1,
         reason: format!(
             "the header is {:?}; expected {want} (case-insensitive, tab-separated)",
-            text.trim_end()
+            crate::text::clip(text.trim_end(), 60)
         ),
     })
 }

@@ -92,7 +92,7 @@ pub fn read_subset_csv(path: &Path, strict: bool) -> Result<(Vec<MsdSong>, FileR
                 reason: format!(
                     "column missing from the header (found {} columns: {})",
                     headers.len(),
-                    headers.iter().take(8).collect::<Vec<_>>().join(",")
+                    crate::text::clip(&headers.iter().take(8).collect::<Vec<_>>().join(","), 200)
                 ),
             });
         }

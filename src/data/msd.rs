@@ -584,6 +584,12 @@ pub fn read_msd(
         ));
     }
     let files = list_h5(input)?;
+    if files.is_empty() {
+        return Err(IoError::Format {
+            path: input.to_path_buf(),
+            reason: "no .h5 files in this folder or below it".into(),
+        });
+    }
     let progress = Progress::items(files.len() as u64, "reading MSD files");
     let mut songs = Vec::new();
     for f in &files {

@@ -242,7 +242,7 @@ pub enum Who<'a> {
 /// whole number from 1 to 999,999,999 (1 when left out). A song listed again adds its plays to
 /// its first line, as `prepare` merges a user's repeated (user, song) records.
 pub fn read_history(path: &Path, ds: &Dataset) -> Result<(Vec<u32>, Vec<f32>), Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| IoError::io(path, e))?;
+    let bytes = std::fs::read(path).map_err(|e| IoError::io(path, e))?;
     let index: std::collections::HashMap<&str, u32> = ds
         .song_ids
         .iter()
@@ -251,7 +251,15 @@ pub fn read_history(path: &Path, ds: &Dataset) -> Result<(Vec<u32>, Vec<f32>), E
         .collect();
     let (mut songs, mut plays) = (Vec::new(), Vec::new());
     let mut seen = std::collections::HashMap::new();
-    for (n, line) in text.lines().enumerate() {
+    for (n, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+        let Ok(line) = std::str::from_utf8(raw) else {
+            return Err(IoError::Line {
+                path: path.to_path_buf(),
+                line: n + 1,
+                reason: "not valid UTF-8 (song ids are text)".into(),
+            }
+            .into());
+        };
         let line = line.trim().trim_start_matches('\u{feff}');
         if line.is_empty() || line.starts_with('#') {
             continue;
@@ -262,7 +270,10 @@ pub fn read_history(path: &Path, ds: &Dataset) -> Result<(Vec<u32>, Vec<f32>), E
             return Err(IoError::Line {
                 path: path.to_path_buf(),
                 line: n + 1,
-                reason: format!("song {id:?} is not in the dataset's catalogue"),
+                reason: format!(
+                    "song {:?} is not in the dataset's catalogue",
+                    crate::text::clip(id, 60)
+                ),
             }
             .into());
         };

@@ -24,6 +24,9 @@ impl Run<'_> {
                 (self.log)(&format!("reading profiles {}", p.display()));
                 let (m, rep) = profiles::read_profiles(p, self.o.strict)?;
                 (self.log)(&rep.render_problems());
+                if let Some(e) = rep.nothing_accepted() {
+                    return Err(e);
+                }
                 self.inputs.push(rep);
                 Some(m)
             }
@@ -45,7 +48,7 @@ impl Run<'_> {
             );
             if m.is_empty() {
                 self.notes.push(format!(
-                    "{msg}: no profile was read from {} (every line rejected, see above: is it a profile table?), so every age bucket is \"unknown\"",
+                    "{msg}: no profile was read from {} (no line in it is one: is it a profile table?), so every age bucket is \"unknown\"",
                     path.display()
                 ));
             } else if matched == 0 {

@@ -41,6 +41,10 @@ impl Run<'_> {
                 let names = match o.artists_file() {
                     Some(a) => {
                         let (names, rep) = hetrec::read_artists(&a, o.strict)?;
+                        if let Some(e) = rep.nothing_accepted() {
+                            (self.log)(&rep.render_problems());
+                            return Err(e);
+                        }
                         self.inputs.push(rep);
                         Some(names)
                     }
@@ -63,6 +67,10 @@ impl Run<'_> {
             (self.log)(&r.render_problems());
         }
         if raw.is_empty() {
+            // Every line rejected: say why the first was.
+            if let Some(e) = self.inputs[0].nothing_accepted() {
+                return Err(e);
+            }
             return Err(DataError::Empty(format!(
                 "{}: no valid interactions ({} lines read, {} rejected)",
                 input_path.display(),

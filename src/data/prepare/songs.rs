@@ -29,6 +29,9 @@ impl Run<'_> {
             (self.log)(&format!("reading MSD HDF5 {}", m.display()));
             let (songs, rep) = msd::read_msd(m, &|id| wanted.contains(id), o.strict)?;
             (self.log)(&rep.render_problems());
+            if let Some(e) = rep.nothing_accepted() {
+                return Err(e);
+            }
             self.inputs.push(rep);
             songs.into_iter().for_each(|s| catalog.add_msd(s));
         }
@@ -36,6 +39,9 @@ impl Run<'_> {
             (self.log)(&format!("reading MSD subset CSV {}", csv.display()));
             let (songs, rep) = metadata::read_subset_csv(csv, o.strict)?;
             (self.log)(&rep.render_problems());
+            if let Some(e) = rep.nothing_accepted() {
+                return Err(e);
+            }
             self.inputs.push(rep);
             songs
                 .into_iter()
@@ -46,6 +52,9 @@ impl Run<'_> {
             (self.log)(&format!("reading artist terms {}", p.display()));
             let (map, rep) = metadata::read_artist_terms(&p, "artist terms", o.strict)?;
             (self.log)(&rep.render_problems());
+            if let Some(e) = rep.nothing_accepted() {
+                return Err(e);
+            }
             self.inputs.push(rep);
             catalog.add_artist_terms(map);
         }
@@ -53,6 +62,9 @@ impl Run<'_> {
             (self.log)(&format!("reading artist MusicBrainz tags {}", p.display()));
             let (map, rep) = metadata::read_artist_terms(&p, "artist mbtags", o.strict)?;
             (self.log)(&rep.render_problems());
+            if let Some(e) = rep.nothing_accepted() {
+                return Err(e);
+            }
             self.inputs.push(rep);
             catalog.add_artist_mbtags(map);
         }
