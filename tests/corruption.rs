@@ -256,6 +256,55 @@ fn a_file_of_the_other_kind_or_a_folder_is_named_as_such() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("is a folder"), "{e}");
+    // The MSD's files, checkpoints and text are named too (HDF5 said "file signature not
+    // found", safetensors "header too large", a missing field "is this an MSD file?").
+    let msd = Path::new("data/msd/TRAAABD128F429CF47.h5");
+    for e in [
+        ainrnn::data::Dataset::load(msd).unwrap_err().to_string(),
+        ainrnn::io::features_h5::read_song_table(msd)
+            .unwrap_err()
+            .to_string(),
+    ] {
+        assert!(
+            e.contains("is an MSD file (read by `ainrnn prepare --msd`)"),
+            "{e}"
+        );
+    }
+    for p in [&data, &store_path] {
+        let e = ainrnn::data::msd::read_msd_file(p, &|_| true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(", not an MSD file") && e.contains("written by `ainrnn"),
+            "{e}"
+        );
+    }
+    let ck = dir.path().join("m.ckpt");
+    let header = br#"{"__metadata__":{"format":"x"}}"#;
+    let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+    bytes.extend_from_slice(header);
+    std::fs::write(&ck, bytes).unwrap();
+    let e = ainrnn::data::Dataset::load(&ck).unwrap_err().to_string();
+    assert!(
+        e.contains("m.ckpt") && e.contains("a safetensors file"),
+        "{e}"
+    );
+    let e = ainrnn::model::checkpoint::Checkpoint::load(&data)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("small.h5: an HDF5 file") && e.contains("not a checkpoint"),
+        "{e}"
+    );
+    let csv = Path::new("data/msd/subset_10k.csv");
+    let e = ainrnn::data::Dataset::load(csv).unwrap_err().to_string();
+    assert!(e.contains("a text file, not an HDF5 file"), "{e}");
+    let e = ainrnn::model::checkpoint::Checkpoint::load(csv)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("a text file, not a checkpoint"), "{e}");
 }
 
 /// HDF5 files open without HDF5's own lock: a child spawned while a file is open for writing

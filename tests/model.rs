@@ -784,7 +784,16 @@ fn checkpoints_move_between_backends() {
         .err()
         .unwrap()
         .to_string();
-    assert!(e.contains("m.ckpt") && e.contains("safetensors"), "{e}");
+    assert!(
+        e.contains("m.ckpt") && e.contains("a text file, not a checkpoint"),
+        "{e}"
+    );
+    std::fs::write(&path, [0u8, 1, 2, 255, 254]).unwrap();
+    let e = ainrnn::model::checkpoint::Checkpoint::load(&path)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("m.ckpt: not a safetensors checkpoint"), "{e}");
 }
 
 /// The portrait part of the input (language, genre distribution) comes from the visible

@@ -150,6 +150,12 @@ pub fn read_msd_file_screened(
     wanted: &dyn Fn(&str) -> bool,
 ) -> Result<(Vec<MsdSong>, Vec<SongFindings>), IoError> {
     let file = crate::io::h5::open_file(path).map_err(|e| h5err(path, "opening the file", e))?;
+    if let Some(kind) = crate::io::h5::other_kind(&file, crate::io::h5::MSD_KIND) {
+        return Err(IoError::Format {
+            path: path.to_path_buf(),
+            reason: format!("is {kind}, not an MSD file"),
+        });
+    }
     let open = |name: &str| {
         file.dataset(name).map_err(|e| IoError::Field {
             path: path.to_path_buf(),

@@ -97,7 +97,7 @@ pub fn read_song_table(path: &Path) -> Result<SongTable, IoError> {
     let file =
         super::h5::open_file(path).map_err(|e| h5err(path, "opening the features file", e))?;
     let ours = file.attr("format").is_ok();
-    if ours {
+    if ours || super::h5::other_kind(&file, FORMAT).is_some() {
         check_format(path, &file)?;
     }
     // Strings: checked byte arrays in an ainrnn store, any string type in other files.

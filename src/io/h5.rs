@@ -131,6 +131,18 @@ pub fn open_file(path: &Path) -> hdf5::Result<hdf5::File> {
     hdf5::File::with_options()
         .with_fapl(|p| p.file_locking(false))
         .open(path)
+        .map_err(|e| {
+            // "file signature not found" says nothing to someone who gave a text file or a
+            // checkpoint: name what it is instead.
+            match super::sniff::describe(path) {
+                Some(kind)
+                    if !kind.starts_with("an HDF5") && e.to_string().contains("signature") =>
+                {
+                    hdf5::Error::from(format!("{kind}, not an HDF5 file"))
+                }
+                _ => e,
+            }
+        })
 }
 
 /// Writes `v` as dataset `name` (relative to `g`) with `shape` and its checksum attribute.
@@ -255,9 +267,13 @@ pub fn write_attr_bytes(loc: &hdf5::Location, name: &str, s: &str) -> hdf5::Resu
     Ok(())
 }
 
-/// What a file of another ainrnn kind is, when its root `format` attribute names one other
-/// than `expected` (a feature store given where a dataset is read, and so on): its version
-/// alone would make it look like an older file of the expected kind.
+/// The MSD's HDF5 files, for [`other_kind`]: they have no `format` attribute.
+pub const MSD_KIND: &str = "msd";
+
+/// What a file of another kind is, when it is one ainrnn knows other than `expected` (a root
+/// `format` attribute, or [`MSD_KIND`] for the MSD's files): a feature store given where a
+/// dataset is read, and so on. Its version alone would make it look like an older file of the
+/// expected kind, and a missing field would not say what the file is.
 pub fn other_kind(f: &hdf5::File, expected: &str) -> Option<&'static str> {
     let kinds = [
         ("ainrnn-dataset", "a dataset (written by `ainrnn prepare`)"),
@@ -265,8 +281,13 @@ pub fn other_kind(f: &hdf5::File, expected: &str) -> Option<&'static str> {
             "ainrnn-features",
             "a feature store (written by `ainrnn features`)",
         ),
+        (MSD_KIND, "an MSD file (read by `ainrnn prepare --msd`)"),
     ];
-    let format = read_attr_bytes(f, "format").ok()?;
+    let format = match read_attr_bytes(f, "format") {
+        Ok(format) => format,
+        Err(_) if f.link_exists("metadata") && f.link_exists("analysis") => MSD_KIND.to_string(),
+        Err(_) => return None,
+    };
     kinds
         .iter()
         .find(|(name, _)| *name == format && *name != expected)

@@ -120,8 +120,17 @@ fn parse<'a>(
         path: path.to_path_buf(),
         reason,
     };
-    let st = safetensors::SafeTensors::deserialize(bytes)
-        .map_err(|e| fmt(format!("not a safetensors checkpoint: {e}")))?;
+    let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| {
+        // "header too large" says nothing to someone who gave a dataset: name what it is.
+        let kind = crate::io::sniff::kind_of(&bytes[..bytes.len().min(16)])
+            .filter(|k| !k.starts_with("a safetensors"));
+        match kind {
+            Some(kind) => fmt(format!(
+                "{kind}, not a checkpoint (written by `ainrnn train`)"
+            )),
+            None => fmt(format!("not a safetensors checkpoint: {e}")),
+        }
+    })?;
     let (_, header) = safetensors::SafeTensors::read_metadata(bytes)
         .map_err(|e| fmt(format!("unreadable header: {e}")))?;
     let meta = header.metadata().clone().unwrap_or_default();
