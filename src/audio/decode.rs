@@ -319,13 +319,15 @@ fn decode_checked(path: &Path, max_seconds: Option<f64>) -> Result<Decoded, Deco
                     Some(kind) => err(DecodeErrorKind::Truncated(format!(
                         "{kind} file ends inside its headers"
                     ))),
-                    None => err(DecodeErrorKind::NotAudio(
-                        "no WAV, Ogg, MP3 or FLAC signature found".into(),
-                    )),
+                    None => err(DecodeErrorKind::NotAudio(format!(
+                        "no WAV, Ogg, MP3 or FLAC signature found{}",
+                        what_it_is(path).unwrap_or_default()
+                    ))),
                 }
             }
             SymError::Unsupported(what) => err(DecodeErrorKind::NotAudio(format!(
-                "no WAV, Ogg, MP3 or FLAC signature found: {what}"
+                "no WAV, Ogg, MP3 or FLAC signature found{}",
+                what_it_is(path).unwrap_or_else(|| format!(": {what}"))
             ))),
             other => err(DecodeErrorKind::NotAudio(other.to_string())),
         })?;
@@ -469,6 +471,14 @@ fn decode_checked(path: &Path, max_seconds: Option<f64>) -> Result<Decoded, Deco
         channels,
         codec,
     })
+}
+
+/// "; it is a text file" and the like, when a file that is not audio is of a kind ainrnn knows
+/// (a dataset or a triplet file given as audio).
+fn what_it_is(path: &Path) -> Option<String> {
+    crate::io::sniff::describe(path)
+        .filter(|k| !k.contains("audio") && *k != "an empty file")
+        .map(|k| format!("; it is {k}"))
 }
 
 /// Decodes, down-mixes and resamples to [`super::SAMPLE_RATE`], keeping the first `seconds`.

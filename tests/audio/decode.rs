@@ -11,8 +11,10 @@ fn broken_files_give_clear_reasons() {
     let cases = [
         ("empty.wav", "empty file"),
         ("not_audio.mp3", "not an audio file"),
+        ("not_audio.mp3", "; it is a text file"),
         ("truncated_5k.ogg", "truncated stream"),
         ("truncated_10k.h5", "not an audio file"),
+        ("truncated_10k.h5", "; it is an HDF5 file"),
     ];
     for (f, want) in cases {
         let e = decode(&bad.join(f), None).expect_err(f);
