@@ -415,7 +415,6 @@ pub(crate) fn host_index_plan(idx: &[u32], table_rows: usize) -> OpResult<HostIn
     })
 }
 
-/// Validates `(row, col, weight)` triples and packs them in CSR order.
 /// `n` zeroed values, or [`OpError::HostMemory`] when the allocator refuses: `vec![0; n]`
 /// aborts the process instead. The pages stay lazily zeroed, as with `vec!`'s calloc.
 pub(crate) fn host_zeroed<T: bytemuck::Zeroable>(op: &'static str, n: usize) -> OpResult<Vec<T>> {
@@ -442,23 +441,30 @@ pub(crate) fn host_zeroed<T: bytemuck::Zeroable>(op: &'static str, n: usize) -> 
     Ok(unsafe { Vec::from_raw_parts(ptr, n, n) })
 }
 
-/// Rows and classes are indexed with u32 on both backends; the row pointers are one longer.
-fn target_dims(rows: usize, classes: usize) -> OpResult<()> {
+/// Validates `(row, col, weight)` triples and packs them in CSR order. The row pointers must
+/// fit `max_binding` bytes (the device's binding limit): refused before the host builds them.
+pub(crate) fn host_targets(
+    rows: usize,
+    classes: usize,
+    triples: &[(u32, u32, f32)],
+    max_binding: u64,
+) -> OpResult<(Vec<u32>, Vec<u32>, Vec<f32>)> {
+    // Rows and classes are indexed with u32 on both backends; the row pointers are one longer.
     if rows >= u32::MAX as usize || classes >= u32::MAX as usize {
         return Err(OpError::Invalid {
             op: "targets",
             detail: format!("{rows} rows x {classes} classes: each must be below 2^32 - 1"),
         });
     }
-    Ok(())
-}
-
-pub(crate) fn host_targets(
-    rows: usize,
-    classes: usize,
-    triples: &[(u32, u32, f32)],
-) -> OpResult<(Vec<u32>, Vec<u32>, Vec<f32>)> {
-    target_dims(rows, classes)?;
+    let needed = (rows as u64 + 1) * 4;
+    if needed > max_binding {
+        return Err(OpError::Gpu(crate::error::GpuError::Limit {
+            op: "targets",
+            what: "max_storage_buffer_binding_size",
+            needed,
+            limit: max_binding,
+        }));
+    }
     let mut sorted: Vec<(u32, u32, f32)> = triples.to_vec();
     sorted.sort_by_key(|t| (t.0, t.1));
     let mut row_ptr = host_zeroed::<u32>("targets", rows + 1)?;
@@ -924,18 +930,8 @@ pub trait Backend: Clone + Send + Sync + 'static {
         classes: usize,
         triples: &[(u32, u32, f32)],
     ) -> OpResult<Targets<Self::Storage>> {
-        // Refused before the host builds row pointers the device could not bind.
-        target_dims(rows, classes)?;
-        let needed = (rows as u64 + 1).saturating_mul(4);
-        if needed > self.max_binding_bytes() {
-            return Err(OpError::Gpu(crate::error::GpuError::Limit {
-                op: "targets",
-                what: "max_storage_buffer_binding_size",
-                needed,
-                limit: self.max_binding_bytes(),
-            }));
-        }
-        let (row_ptr, cols, weights) = host_targets(rows, classes, triples)?;
+        let (row_ptr, cols, weights) =
+            host_targets(rows, classes, triples, self.max_binding_bytes())?;
         let nnz = cols.len();
         Ok(Targets {
             row_ptr: self.upload_u32(&row_ptr, &[rows + 1])?,

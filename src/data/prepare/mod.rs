@@ -291,6 +291,19 @@ struct Run<'a> {
     notes: Vec<String>,
 }
 
+impl Run<'_> {
+    /// Logs a side input's rejected lines and keeps its report; an error when nothing in it
+    /// was valid ([`FileReport::nothing_accepted`]).
+    fn side_input(&mut self, rep: FileReport) -> DataResult<()> {
+        (self.log)(&rep.render_problems());
+        if let Some(e) = rep.nothing_accepted() {
+            return Err(e);
+        }
+        self.inputs.push(rep);
+        Ok(())
+    }
+}
+
 /// Runs the whole stage and writes `o.output`. Human progress goes to `log` (stderr in the CLI).
 pub fn prepare(o: &PrepareOptions, log: &mut dyn FnMut(&str)) -> DataResult<PrepareReport> {
     check_options(o)?;

@@ -23,11 +23,7 @@ impl Run<'_> {
             Some(p) => {
                 (self.log)(&format!("reading profiles {}", p.display()));
                 let (m, rep) = profiles::read_profiles(p, self.o.strict)?;
-                (self.log)(&rep.render_problems());
-                if let Some(e) = rep.nothing_accepted() {
-                    return Err(e);
-                }
-                self.inputs.push(rep);
+                self.side_input(rep)?;
                 Some(m)
             }
             None => None,

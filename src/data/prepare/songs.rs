@@ -28,21 +28,13 @@ impl Run<'_> {
         if let Some(m) = &o.msd {
             (self.log)(&format!("reading MSD HDF5 {}", m.display()));
             let (songs, rep) = msd::read_msd(m, &|id| wanted.contains(id), o.strict)?;
-            (self.log)(&rep.render_problems());
-            if let Some(e) = rep.nothing_accepted() {
-                return Err(e);
-            }
-            self.inputs.push(rep);
+            self.side_input(rep)?;
             songs.into_iter().for_each(|s| catalog.add_msd(s));
         }
         if let Some(csv) = &o.metadata {
             (self.log)(&format!("reading MSD subset CSV {}", csv.display()));
             let (songs, rep) = metadata::read_subset_csv(csv, o.strict)?;
-            (self.log)(&rep.render_problems());
-            if let Some(e) = rep.nothing_accepted() {
-                return Err(e);
-            }
-            self.inputs.push(rep);
+            self.side_input(rep)?;
             songs
                 .into_iter()
                 .filter(|s| wanted.contains(s.song_id.as_str()))
@@ -51,21 +43,13 @@ impl Run<'_> {
         if let Some(p) = o.artist_terms_file() {
             (self.log)(&format!("reading artist terms {}", p.display()));
             let (map, rep) = metadata::read_artist_terms(&p, "artist terms", o.strict)?;
-            (self.log)(&rep.render_problems());
-            if let Some(e) = rep.nothing_accepted() {
-                return Err(e);
-            }
-            self.inputs.push(rep);
+            self.side_input(rep)?;
             catalog.add_artist_terms(map);
         }
         if let Some(p) = o.artist_mbtags_file() {
             (self.log)(&format!("reading artist MusicBrainz tags {}", p.display()));
             let (map, rep) = metadata::read_artist_terms(&p, "artist mbtags", o.strict)?;
-            (self.log)(&rep.render_problems());
-            if let Some(e) = rep.nothing_accepted() {
-                return Err(e);
-            }
-            self.inputs.push(rep);
+            self.side_input(rep)?;
             catalog.add_artist_mbtags(map);
         }
         Ok(catalog)
