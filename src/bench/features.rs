@@ -63,6 +63,12 @@ pub struct FeaturesBench {
 
 /// The bundled real clips in `dir` (WAV and Ogg), cycled to `n`.
 pub fn bench_files(dir: &Path, n: usize) -> Result<Vec<PathBuf>, IoError> {
+    if !dir.exists() {
+        return Err(IoError::Format {
+            path: dir.to_path_buf(),
+            reason: "no such folder: the bench times the bundled clips (run it from the repository root or pass --data DIR)".into(),
+        });
+    }
     let mut f: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| IoError::io(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))

@@ -116,6 +116,8 @@ fn path_arg(p: &Path) -> String {
 fn parts(o: &ReportOptions, work: &Path) -> Vec<Part> {
     let q = o.quick;
     let gpu = ["--backend", "gpu", "--json"];
+    // The bundled clips under --data (not the working folder's data/audio).
+    let audio = path_arg(&o.data.join("audio"));
     let with = |head: &[&str], tail: &[&str]| -> Vec<String> {
         head.iter().chain(tail).map(|s| s.to_string()).collect()
     };
@@ -256,11 +258,15 @@ fn parts(o: &ReportOptions, work: &Path) -> Vec<Part> {
             steps: vec![Step::new(
                 with(
                     &gpu,
-                    if q {
-                        &["bench", "features", "--clips", "2", "--seconds", "3"]
-                    } else {
-                        &["bench", "features", "--clips", "256"]
-                    },
+                    &[
+                        &["bench", "features", "--data", &audio][..],
+                        if q {
+                            &["--clips", "2", "--seconds", "3"]
+                        } else {
+                            &["--clips", "256"]
+                        },
+                    ]
+                    .concat(),
                 ),
                 Duration::from_secs(240),
             )],
@@ -446,6 +452,18 @@ pub fn run(o: &ReportOptions, log: &mut dyn FnMut(&str)) -> Result<Report, Error
             "--skip {bad}: no such part (the parts: {})",
             names.join(", ")
         )));
+    }
+    // Four parts read the bundled data: without it they would each fail, after the others ran.
+    let reads_data = ["features", "agreement", "demo_cpu", "demo_gpu"];
+    if reads_data.iter().any(|p| !o.skip.iter().any(|s| s == p)) {
+        for need in [o.data.join("audio"), o.data.join("hetrec/user_artists.dat")] {
+            if !need.exists() {
+                return Err(Error::Io(IoError::Format {
+                    path: need,
+                    reason: "missing: the report runs on the bundled data (run it from the repository root or pass --data DIR)".into(),
+                }));
+            }
+        }
     }
     for d in [&o.out, &logs, &work] {
         std::fs::create_dir_all(d).map_err(|e| IoError::io(d, e))?;
@@ -1180,6 +1198,34 @@ mod tests {
             let names: Vec<&str> = parts(&o, Path::new("w")).iter().map(|p| p.name).collect();
             assert_eq!(names, PARTS);
         }
+    }
+
+    /// The parts read the data under `--data`, not the working folder's; without it the report
+    /// stops before any part runs (four parts would fail, after the others had run).
+    #[test]
+    fn the_report_reads_the_data_it_is_given_or_stops_first() {
+        let dir = std::env::temp_dir().join(format!("ainrnn-report-data-{}", std::process::id()));
+        let o = ReportOptions {
+            out: dir.join("r"),
+            quick: true,
+            exe: PathBuf::from("ainrnn"),
+            data: dir.join("elsewhere"),
+            skip: Vec::new(),
+            budget: Duration::from_secs(60),
+        };
+        let features = parts(&o, Path::new("w"))
+            .into_iter()
+            .find(|p| p.name == "features")
+            .unwrap();
+        let args = &features.steps[0].args;
+        let at = args.iter().position(|a| a == "--data").unwrap();
+        assert_eq!(Path::new(&args[at + 1]), dir.join("elsewhere/audio"));
+        let e = run(&o, &mut |_| {}).err().unwrap().to_string();
+        assert!(
+            e.contains("elsewhere/audio: missing: the report runs on the bundled data"),
+            "{e}"
+        );
+        assert!(!o.out.exists(), "nothing written before the check");
     }
 
     #[test]
