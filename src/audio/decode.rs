@@ -87,14 +87,7 @@ fn sniff(path: &Path) -> Option<&'static str> {
     let mut head = [0u8; 4];
     let mut f = File::open(path).ok()?;
     f.read_exact(&mut head).ok()?;
-    match &head {
-        b"RIFF" => Some("WAV"),
-        b"OggS" => Some("Ogg"),
-        b"fLaC" => Some("FLAC"),
-        [b'I', b'D', b'3', _] => Some("MP3"),
-        [0xff, b, _, _] if b & 0xe0 == 0xe0 => Some("MP3"),
-        _ => None,
-    }
+    crate::io::sniff::audio_container(&head)
 }
 
 /// One logical stream of an Ogg file, as its last page so far describes it.

@@ -36,12 +36,16 @@ pub fn kind_of(head: &[u8]) -> Option<&'static str> {
     if head.len() >= 10 && head[8] == b'{' && head[9] == b'"' {
         return Some("a safetensors file (an ainrnn checkpoint?)");
     }
+    if let Some(c) = audio_container(head) {
+        return Some(match c {
+            "WAV" => "a RIFF (WAV) audio file",
+            "Ogg" => "an Ogg audio file",
+            "FLAC" => "a FLAC audio file",
+            _ => "an MP3 audio file",
+        });
+    }
     for (magic, what) in [
-        (&b"RIFF"[..], "a RIFF (WAV) audio file"),
-        (b"OggS", "an Ogg audio file"),
-        (b"fLaC", "a FLAC audio file"),
-        (b"ID3", "an MP3 audio file"),
-        (b"PK\x03\x04", "a zip archive"),
+        (&b"PK\x03\x04"[..], "a zip archive"),
         (b"\x1f\x8b", "a gzip-compressed file (decompress it first)"),
     ] {
         if head.starts_with(magic) {
@@ -59,6 +63,19 @@ pub fn kind_of(head: &[u8]) -> Option<&'static str> {
     None
 }
 
+/// The audio container the first bytes announce ("WAV", "Ogg", "FLAC", "MP3": an ID3 tag or an
+/// MPEG frame sync), the one table of signatures the decoder and [`kind_of`] both read.
+pub fn audio_container(head: &[u8]) -> Option<&'static str> {
+    match head {
+        [b'R', b'I', b'F', b'F', ..] => Some("WAV"),
+        [b'O', b'g', b'g', b'S', ..] => Some("Ogg"),
+        [b'f', b'L', b'a', b'C', ..] => Some("FLAC"),
+        [b'I', b'D', b'3', ..] => Some("MP3"),
+        [0xff, b, ..] if b & 0xe0 == 0xe0 => Some("MP3"),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::kind_of;
@@ -74,6 +91,7 @@ mod tests {
         assert_eq!(kind_of(b"u1\tSOAB\t3\nu2\t"), Some("a text file"));
         assert_eq!(kind_of("é".as_bytes()[..1].as_ref()), Some("a text file"));
         assert_eq!(kind_of(b"OggS\0\x02"), Some("an Ogg audio file"));
+        assert_eq!(kind_of(b"ID3\x04\0"), Some("an MP3 audio file"));
         assert_eq!(kind_of(b""), Some("an empty file"));
         assert_eq!(kind_of(b"\x00\x01\x02\xff\xfe"), None);
     }
