@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use crate::backend::gpu::adapter::{self, AdapterSummary};
 use crate::backend::gpu::context::POISON_ENV;
+use crate::backend::gpu::memory::DeviceMemory;
 use crate::backend::gpu::{GpuBackend, FUSED_TABLE_ENV, SHADER_CHECKS_ENV, TUNE_ENV};
 use crate::backend::model_ops::ModelOps;
 
@@ -23,6 +24,9 @@ pub struct ChosenAdapter {
     /// The runtime checks naga compiles into the kernels (`all`, `bounds`, `none`;
     /// `AINRNN_SHADER_CHECKS`, default `bounds`).
     pub shader_checks: &'static str,
+    /// The largest device-local heap and the budget its driver grants (Vulkan only; `null`
+    /// elsewhere). Training refuses a model larger than what is left of it.
+    pub memory: Option<DeviceMemory>,
     pub limits: Limits,
 }
 
@@ -105,6 +109,7 @@ pub fn collect() -> Info {
                     poisoned_buffers: ctx.poisons(),
                     fused_table: g.fused_table(),
                     shader_checks: ctx.shader_checks().name(),
+                    memory: ctx.memory(),
                     limits: Limits {
                         max_buffer_size: ctx.limits.max_buffer_size,
                         max_storage_buffer_binding_size: ctx.limits.max_storage_buffer_binding_size,
@@ -156,6 +161,23 @@ fn mib(b: u64) -> String {
 }
 
 /// Human-readable report.
+/// The chosen adapter's memory as its driver reports it, and what training is checked against.
+fn memory_line(c: &ChosenAdapter) -> String {
+    let gib = |b: u64| format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64);
+    let Some(m) = c.memory else {
+        return "not reported by this backend (models are not checked against it)".into();
+    };
+    let mut line = format!("largest device-local heap {}", gib(m.heap_bytes));
+    match (m.budget_bytes, m.used_bytes) {
+        (Some(b), Some(u)) => line += &format!(", budget {}, {} used", gib(b), gib(u)),
+        _ => line += ", no budget reported",
+    }
+    if c.adapter.software {
+        line += "; a software adapter: its buffers are host memory, and models are checked against that";
+    }
+    line
+}
+
 pub fn render(info: &Info) -> String {
     use std::fmt::Write;
     let mut s = String::new();
@@ -204,6 +226,7 @@ pub fn render(info: &Info) -> String {
                     ""
                 }
             );
+            let _ = writeln!(s, "  device memory: {}", memory_line(c));
             let l = &c.limits;
             let _ = writeln!(
                 s,

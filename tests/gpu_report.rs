@@ -38,6 +38,8 @@ fn quick_gpu_report_runs_every_part_and_writes_its_figures() {
     let s = &r["summary"];
     for key in [
         "gpu",
+        // The device-local heap its Vulkan driver reports (lavapipe: 2 GiB, no budget).
+        "gpu_memory_heap_bytes",
         "epoch_seconds_gpu",
         "epoch_seconds_cpu_projected",
         "features_clips_per_second_kernel",

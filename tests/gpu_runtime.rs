@@ -251,6 +251,37 @@ fn dispatch_ew(
         .to_string()
 }
 
+/// The device memory is read from the driver on Vulkan (lavapipe: a 2 GiB heap and no
+/// budget; a hardware driver with `VK_EXT_memory_budget` gives one, never above the heap, as
+/// the extension promises); a software adapter's room is the host's, whatever heap it claims.
+#[test]
+fn device_memory_comes_from_the_driver_and_a_software_adapter_uses_the_hosts() {
+    let Some(g) = common::gpu() else { return };
+    let ctx = g.context();
+    let m = ctx.memory();
+    eprintln!("{}: {m:?}", g.describe());
+    if ctx.adapter.backend == "Vulkan" && cfg!(any(windows, target_os = "linux")) {
+        let m = m.expect("a Vulkan adapter reports its heaps");
+        assert!(m.heap_bytes > 0);
+        if let Some(budget) = m.budget_bytes {
+            assert!(budget > 0 && budget <= m.heap_bytes, "{m:?}");
+            assert!(m.used_bytes.is_some(), "{m:?}");
+        }
+        assert!(m.available(0) <= m.heap_bytes);
+    }
+    let avail = g.available_memory();
+    if ctx.adapter.software {
+        // Both read the host's available memory, moments apart.
+        let host = ainrnn::io::space::available_memory_bytes();
+        assert_eq!(avail.is_some(), host.is_some());
+        if let (Some(a), Some(h)) = (avail, host) {
+            assert!(a.abs_diff(h) < h / 4 + (256 << 20), "{a} vs {h}");
+        }
+    } else if let Some(m) = m {
+        assert!(avail.is_some_and(|a| a <= m.heap_bytes), "{avail:?} {m:?}");
+    }
+}
+
 #[test]
 fn oversized_tensors_are_limit_errors_not_panics() {
     let Some(g) = common::gpu() else { return };

@@ -9,7 +9,7 @@ mod common;
 use ainrnn::backend::cpu::CpuBackend;
 use ainrnn::backend::gpu::GpuBackend;
 use ainrnn::backend::model_ops::ModelOps;
-use ainrnn::backend::Backend;
+use ainrnn::backend::{Backend, BackendKind};
 use ainrnn::model::batch::{upload, DeviceBatch, Example, PortraitTable};
 use ainrnn::model::params::PId;
 use ainrnn::model::{Connection, Model, ModelConfig, ModelKind, PoolingKind};
@@ -1213,13 +1213,35 @@ fn bad_models<B: ModelOps>(b: &B) {
     // A model that takes features, given none, is refused (it was built without the input).
     let e = Model::new(b, cfg.clone(), None).err().unwrap().to_string();
     assert!(e.contains(&format!("takes {FEAT} song features")), "{e}");
-    let mut huge = cfg;
+    let mut huge = cfg.clone();
     huge.hidden = 1 << 40;
     let e = Model::new(b, huge, Some(&features()))
         .err()
         .unwrap()
         .to_string();
     assert!(e.contains("bytes") || e.contains("memory"), "{e}");
+    // Where the backend knows what memory is left (Linux's host memory, a GPU driver's
+    // heaps), a model larger than it is refused up front, with the figures, on either backend.
+    let Some(avail) = b.available_memory() else {
+        eprintln!(
+            "!!! {}: no memory figure here, the up-front refusal is not checked",
+            b.describe()
+        );
+        return;
+    };
+    let mut big = cfg;
+    big.songs = 1 << 20;
+    big.emb = usize::try_from(avail / (16 << 20)).unwrap() + 1;
+    assert!(big.approx_bytes(1) > avail as f64);
+    let e = Model::new(b, big, None).err().unwrap().to_string();
+    let what = match b.kind() {
+        BackendKind::Cpu => "GB of memory (",
+        BackendKind::Gpu => "GB of GPU memory (",
+    };
+    assert!(
+        e.contains(what) && e.contains("choose smaller sizes"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -588,6 +588,10 @@ pub trait Backend: Clone + Send + Sync + 'static {
     fn flush(&self) -> OpResult<()> {
         Ok(())
     }
+    /// The memory this backend's tensors may still take, in bytes: the system's available
+    /// memory on the CPU, the device memory left in the driver's budget on a GPU; `None` where
+    /// the system or driver cannot say.
+    fn available_memory(&self) -> Option<u64>;
     /// The largest tensor (in bytes) one kernel may bind; unbounded on the CPU.
     fn max_binding_bytes(&self) -> u64 {
         u64::MAX

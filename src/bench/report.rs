@@ -566,6 +566,19 @@ fn summarise(parts: &[PartResult]) -> serde_json::Map<String, Value> {
         "gpu",
         last("info").and_then(|i| i.pointer("/chosen/name").cloned()),
     );
+    // The device memory its driver reports (Vulkan; `null` elsewhere): heap, budget, used.
+    for (key, field) in [
+        ("gpu_memory_heap_bytes", "heap_bytes"),
+        ("gpu_memory_budget_bytes", "budget_bytes"),
+        ("gpu_memory_used_bytes", "used_bytes"),
+    ] {
+        put(
+            key,
+            last("info")
+                .and_then(|i| i.pointer(&format!("/chosen/memory/{field}")).cloned())
+                .filter(|v| !v.is_null()),
+        );
+    }
     if let Some(rows) = ops_rows {
         for r in rows {
             let kernel = r["kernel"].as_str().map(|k| format!("_{k}"));

@@ -139,24 +139,33 @@ enum Dest {
     Nowhere,
 }
 
-/// Refuses, on the CPU backend, a model whose training with `batch` users a step (one if not
-/// given: the model alone) would take
-/// more memory than the system has available ([`ModelConfig::approx_bytes`]): the allocation
-/// would otherwise abort the process, or the kernel kill it, minutes in. A GPU's own memory
-/// limits are its allocator's to report.
+/// Refuses a model whose training with `batch` users a step (one if not given: the model
+/// alone) would take more memory than the backend has left ([`ModelConfig::approx_bytes`],
+/// [`crate::backend::Backend::available_memory`]): the system's available memory on the CPU,
+/// where the allocation would otherwise abort the process, or the kernel kill it, minutes in;
+/// the device memory left in the driver's budget on a GPU, where the allocator would fail
+/// after the model was half built (or, under some drivers, page device memory to the host and
+/// crawl). A backend that cannot say is not checked.
 pub fn fits_in_memory<B: ModelOps>(b: &B, cfg: &ModelConfig, batch: Option<usize>) -> OpResult<()> {
-    if b.kind() != crate::backend::BackendKind::Cpu {
-        return Ok(());
-    }
     let need = cfg.approx_bytes(batch.unwrap_or(1));
-    let Some(avail) = crate::io::space::memory_short_of(need) else {
+    let Some(avail) = b.available_memory().filter(|&a| need > a as f64) else {
         return Ok(());
+    };
+    let (what, left) = match b.kind() {
+        crate::backend::BackendKind::Cpu => ("memory", "are available".to_string()),
+        crate::backend::BackendKind::Gpu => (
+            "GPU memory",
+            format!(
+                "are left on the GPU ({})",
+                b.describe().trim_start_matches("gpu: ")
+            ),
+        ),
     };
     let batch = batch.map(|n| format!(", --batch {n}")).unwrap_or_default();
     Err(crate::error::OpError::Invalid {
         op: "model config",
         detail: format!(
-            "training this model takes at least {:.1} GB of memory (--emb {}, --hidden {}, --layers {}, --max-history {}{batch}, {} songs), and {:.1} GB are available: choose smaller sizes",
+            "training this model takes at least {:.1} GB of {what} (--emb {}, --hidden {}, --layers {}, --max-history {}{batch}, {} songs), and {:.1} GB {left}: choose smaller sizes",
             need / 1e9,
             cfg.emb,
             cfg.hidden,

@@ -151,6 +151,10 @@ impl Backend for CpuBackend {
         ))
     }
 
+    fn available_memory(&self) -> Option<u64> {
+        crate::io::space::available_memory_bytes()
+    }
+
     fn sync(&self) -> OpResult<()> {
         Ok(())
     }

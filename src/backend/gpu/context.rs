@@ -360,6 +360,8 @@ pub struct GpuContext {
     pub(crate) device: wgpu::Device,
     pub(crate) queue: wgpu::Queue,
     pub adapter: AdapterSummary,
+    /// The adapter itself, for what only it can be asked ([`GpuContext::memory`]).
+    raw_adapter: wgpu::Adapter,
     pub limits: wgpu::Limits,
     pub features: wgpu::Features,
     pipelines: PipelineCache,
@@ -486,6 +488,7 @@ impl GpuContext {
         });
         Ok(GpuContext {
             adapter: AdapterSummary::from_info(&info),
+            raw_adapter: adapter,
             limits,
             features,
             pipelines: PipelineCache::default(),
@@ -766,6 +769,24 @@ impl GpuContext {
             })
             .collect();
         Ok((parent, views))
+    }
+
+    /// The device's memory as its driver reports it ([`super::memory::device_memory`]);
+    /// `None` where the backend cannot say.
+    pub fn memory(&self) -> Option<super::memory::DeviceMemory> {
+        super::memory::device_memory(&self.raw_adapter)
+    }
+
+    /// What this process may still allocate on the device, the pool's idle buffers counted as
+    /// its own to reuse; `None` where the backend cannot say. A software adapter's buffers are
+    /// host memory whatever heap it advertises (lavapipe: 2 GiB, unenforced), so there it is
+    /// the system's available memory.
+    pub fn available_memory(&self) -> Option<u64> {
+        if self.adapter.software {
+            return crate::io::space::available_memory_bytes();
+        }
+        let m = self.memory()?;
+        Some(m.available(self.lock().pooled_bytes))
     }
 
     /// A device buffer of at least `bytes` bytes with undefined contents (NaN under

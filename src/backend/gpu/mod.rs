@@ -7,6 +7,7 @@ pub mod context;
 mod elementwise;
 mod embed;
 mod matmul;
+pub mod memory;
 mod model;
 pub mod pipeline;
 mod reduce;
@@ -293,6 +294,10 @@ impl Backend for GpuBackend {
 
     fn flush(&self) -> OpResult<()> {
         Ok(self.ctx.flush()?)
+    }
+
+    fn available_memory(&self) -> Option<u64> {
+        self.ctx.available_memory()
     }
 
     fn max_binding_bytes(&self) -> u64 {
