@@ -24,8 +24,8 @@ pub struct ChosenAdapter {
     /// The runtime checks naga compiles into the kernels (`all`, `bounds`, `none`;
     /// `AINRNN_SHADER_CHECKS`, default `bounds`).
     pub shader_checks: &'static str,
-    /// The largest device-local heap and the budget its driver grants (Vulkan only; `null`
-    /// elsewhere). Training refuses a model larger than what is left of it.
+    /// The largest device-local heap and the budget its driver grants (Vulkan; on Metal the
+    /// recommended working set; `null` on DX12 and GL). Training refuses a model larger than what is left of it.
     pub memory: Option<DeviceMemory>,
     pub limits: Limits,
 }

@@ -780,13 +780,21 @@ impl GpuContext {
     /// What this process may still allocate on the device, the pool's idle buffers counted as
     /// its own to reuse; `None` where the backend cannot say. A software adapter's buffers are
     /// host memory whatever heap it advertises (lavapipe: 2 GiB, unenforced), so there it is
-    /// the system's available memory.
+    /// the system's available memory; an integrated GPU shares the host's memory, so there it
+    /// is the less of the two.
     pub fn available_memory(&self) -> Option<u64> {
+        let host = crate::io::space::available_memory_bytes;
         if self.adapter.software {
-            return crate::io::space::available_memory_bytes();
+            return host();
         }
-        let m = self.memory()?;
-        Some(m.available(self.lock().pooled_bytes))
+        let device = self.memory().map(|m| m.available(self.lock().pooled_bytes));
+        if self.raw_adapter.get_info().device_type == wgpu::DeviceType::IntegratedGpu {
+            return match (device, host()) {
+                (Some(d), Some(h)) => Some(d.min(h)),
+                (d, h) => d.or(h),
+            };
+        }
+        device
     }
 
     /// A device buffer of at least `bytes` bytes with undefined contents (NaN under

@@ -1,9 +1,10 @@
 //! How much device memory a GPU has and how much of it this process may still take. wgpu has no
 //! API for it, so this asks the driver through wgpu's Vulkan layer: the device-local heaps'
 //! sizes, and, where the driver has `VK_EXT_memory_budget` (NVIDIA, AMD, Intel and Mesa's
-//! drivers, lavapipe included), the budget the driver grants this process in each heap (which
-//! accounts for other processes) and what the process uses of it. Other backends (Metal, DX12,
-//! GL) report nothing, and every check that uses this then skips, as before.
+//! drivers), the budget the driver grants this process in each heap (which accounts for other
+//! processes) and what the process uses of it; on Metal, the device's recommended working set
+//! and what the process has allocated. DX12 and GL report nothing, and every check that uses
+//! this then skips, as before.
 
 use serde::Serialize;
 
@@ -38,11 +39,36 @@ pub fn device_memory(adapter: &wgpu::Adapter) -> Option<DeviceMemory> {
     {
         vulkan(adapter)
     }
-    #[cfg(not(any(windows, target_os = "linux", target_os = "android")))]
+    #[cfg(target_vendor = "apple")]
+    {
+        metal(adapter)
+    }
+    #[cfg(not(any(
+        windows,
+        target_os = "linux",
+        target_os = "android",
+        target_vendor = "apple"
+    )))]
     {
         let _ = adapter;
         None
     }
+}
+
+/// Metal has no heaps to list: the device's recommended working set (beyond which Metal says
+/// it is overcommitted) stands for the heap and the budget, its allocated size for the use.
+#[cfg(target_vendor = "apple")]
+fn metal(adapter: &wgpu::Adapter) -> Option<DeviceMemory> {
+    use objc2_metal::MTLDevice;
+    // SAFETY: two read-only queries of the device; the guard is dropped before returning.
+    let hal = unsafe { adapter.as_hal::<wgpu::hal::api::Metal>() }?;
+    let device = hal.raw_device();
+    let set = device.recommendedMaxWorkingSetSize();
+    (set > 0).then(|| DeviceMemory {
+        heap_bytes: set,
+        budget_bytes: Some(set),
+        used_bytes: Some(device.currentAllocatedSize() as u64),
+    })
 }
 
 /// Picks the largest device-local heap, with its budget and usage when given.
