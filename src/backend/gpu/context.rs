@@ -787,7 +787,17 @@ impl GpuContext {
         if self.adapter.software {
             return host();
         }
-        let device = self.memory().map(|m| m.available(self.lock().pooled_bytes));
+        // Buffers destroyed by finished work give their memory back at a poll; a driver's use
+        // counts the pool's idle buffers and those waiting to join it, which are ours to reuse.
+        let _ = self.device.poll(wgpu::PollType::Poll);
+        let idle = {
+            let st = self.lock();
+            let waiting = self.released.lock().unwrap_or_else(|p| p.into_inner());
+            st.pooled_bytes
+                + st.deferred.iter().map(|(c, _)| c).sum::<u64>()
+                + waiting.iter().map(|(c, _)| c).sum::<u64>()
+        };
+        let device = self.memory().map(|m| m.available(idle));
         if self.raw_adapter.get_info().device_type == wgpu::DeviceType::IntegratedGpu {
             return match (device, host()) {
                 (Some(d), Some(h)) => Some(d.min(h)),
