@@ -164,16 +164,20 @@ fn mib(b: u64) -> String {
 /// The chosen adapter's memory as its driver reports it, and what training is checked against.
 fn memory_line(c: &ChosenAdapter) -> String {
     let gib = |b: u64| format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64);
-    let Some(m) = c.memory else {
-        return "not reported by this backend (models are not checked against it)".into();
+    let mut line = match c.memory {
+        None => "not reported by this backend".to_string(),
+        Some(m) => {
+            let budget = match (m.budget_bytes, m.used_bytes) {
+                (Some(b), Some(u)) => format!(", budget {}, {} used", gib(b), gib(u)),
+                _ => ", no budget reported".to_string(),
+            };
+            format!("largest device-local heap {}{budget}", gib(m.heap_bytes))
+        }
     };
-    let mut line = format!("largest device-local heap {}", gib(m.heap_bytes));
-    match (m.budget_bytes, m.used_bytes) {
-        (Some(b), Some(u)) => line += &format!(", budget {}, {} used", gib(b), gib(u)),
-        _ => line += ", no budget reported",
-    }
     if c.adapter.software {
         line += "; a software adapter: its buffers are host memory, and models are checked against that";
+    } else if c.memory.is_none() {
+        line += " (models are not checked against it)";
     }
     line
 }
@@ -251,4 +255,68 @@ pub fn render(info: &Info) -> String {
     let _ = writeln!(s, "--backend auto uses: {}", info.auto_backend);
     let _ = writeln!(s, "cpu threads: {}", info.cpu_threads);
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chosen(software: bool, memory: Option<DeviceMemory>) -> ChosenAdapter {
+        ChosenAdapter {
+            adapter: AdapterSummary {
+                name: "a GPU".into(),
+                backend: "Vulkan".into(),
+                device_type: "DiscreteGpu".into(),
+                driver: String::new(),
+                driver_info: String::new(),
+                software,
+            },
+            timestamp_queries: false,
+            matmul_tuning: false,
+            poisoned_buffers: false,
+            fused_table: false,
+            shader_checks: "bounds",
+            memory,
+            limits: Limits {
+                max_buffer_size: 0,
+                max_storage_buffer_binding_size: 0,
+                max_storage_buffers_per_shader_stage: 0,
+                max_compute_workgroup_storage_size: 0,
+                max_compute_invocations_per_workgroup: 0,
+                max_compute_workgroups_per_dimension: 0,
+            },
+        }
+    }
+
+    /// The line says what training checks a model against: the budget, the heap, the host's
+    /// memory (a software adapter, whatever it reports), or nothing.
+    #[test]
+    fn the_memory_line_says_what_models_are_checked_against() {
+        let m = DeviceMemory {
+            heap_bytes: 80 << 30,
+            budget_bytes: Some(79 << 30),
+            used_bytes: Some(1 << 29),
+        };
+        assert_eq!(
+            memory_line(&chosen(false, Some(m))),
+            "largest device-local heap 80.0 GiB, budget 79.0 GiB, 0.5 GiB used"
+        );
+        let heap = DeviceMemory {
+            budget_bytes: None,
+            used_bytes: None,
+            ..m
+        };
+        assert_eq!(
+            memory_line(&chosen(false, Some(heap))),
+            "largest device-local heap 80.0 GiB, no budget reported"
+        );
+        assert_eq!(
+            memory_line(&chosen(false, None)),
+            "not reported by this backend (models are not checked against it)"
+        );
+        for memory in [None, Some(heap)] {
+            let line = memory_line(&chosen(true, memory));
+            assert!(line.ends_with("models are checked against that"), "{line}");
+        }
+    }
 }
