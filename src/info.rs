@@ -25,7 +25,8 @@ pub struct ChosenAdapter {
     /// `AINRNN_SHADER_CHECKS`, default `bounds`).
     pub shader_checks: &'static str,
     /// The largest device-local heap and the budget its driver grants (Vulkan; on Metal the
-    /// recommended working set; `null` on DX12 and GL). Training refuses a model larger than what is left of it.
+    /// recommended working set; `null` on DX12 and GL). Training refuses a model larger than
+    /// what is left of it.
     pub memory: Option<DeviceMemory>,
     pub limits: Limits,
 }
@@ -160,7 +161,6 @@ fn mib(b: u64) -> String {
     format!("{:.0} MiB", b as f64 / (1024.0 * 1024.0))
 }
 
-/// Human-readable report.
 /// The chosen adapter's memory as its driver reports it, and what training is checked against.
 fn memory_line(c: &ChosenAdapter) -> String {
     let gib = |b: u64| format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64);
@@ -182,6 +182,7 @@ fn memory_line(c: &ChosenAdapter) -> String {
     line
 }
 
+/// Human-readable report.
 pub fn render(info: &Info) -> String {
     use std::fmt::Write;
     let mut s = String::new();
