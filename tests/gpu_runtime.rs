@@ -754,6 +754,57 @@ fn model_with_lists(
     model
 }
 
+/// `ModelConfig::approx_bytes`, which training refuses a model by when it exceeds the GPU's
+/// memory left, is a floor of what training allocates on the GPU too, for every model and
+/// either table step: the refusal never turns away a model that would fit.
+#[test]
+fn the_memory_estimate_is_a_floor_of_what_training_allocates_on_the_gpu() {
+    use ainrnn::bench::train::SyntheticHistories;
+    use ainrnn::model::batch::upload;
+    use ainrnn::model::params::OptimConfig;
+    use ainrnn::model::{ModelConfig, ModelKind};
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
+
+    let (songs, batch, history) = (20_000, 32, 25);
+    let synth = SyntheticHistories::new(songs, 3);
+    let users = synth.examples(0, 4 * batch, history, 25);
+    for (kind, fused) in [
+        (ModelKind::Ainrnn, false),
+        (ModelKind::Ainrnn, true),
+        (ModelKind::Indrnn, false),
+        (ModelKind::Lstm, false),
+    ] {
+        let Some(g) = common::fresh_gpu() else { return };
+        let g = g.with_fused_table(fused);
+        let mut cfg = ModelConfig::new(kind, songs);
+        (cfg.layers, cfg.max_history, cfg.emb) = (5, history, 128);
+        let mut model = model_with_lists(&g, &cfg, &users);
+        let mut rng = StdRng::seed_from_u64(5);
+        for k in 0..2 {
+            let b = upload(&g, &model.cfg, None, &users[k * batch..(k + 1) * batch]).unwrap();
+            model
+                .train_step(&g, &b, &mut rng, &OptimConfig::default())
+                .unwrap();
+        }
+        g.sync().unwrap();
+        let (allocated, floor) = (
+            g.context().stats().bytes_allocated as f64,
+            model.cfg.approx_bytes(batch),
+        );
+        eprintln!("{kind:?} fused {fused}: {allocated:.0} bytes allocated, floor {floor:.0}");
+        assert!(
+            floor <= allocated,
+            "{kind:?} fused {fused}: the estimate {floor:.0} exceeds the {allocated:.0} bytes allocated"
+        );
+        // Near it, not a token figure: at least half of what is allocated.
+        assert!(
+            floor >= 0.5 * allocated,
+            "{kind:?}: {floor:.0} of {allocated:.0}"
+        );
+    }
+}
+
 /// Issue 13: after warm-up, an AINRNN training step with the item-neighbourhood term on (5
 /// layers, the trainer's neighbours per song, a catalogue of several tiles) uploads only its
 /// batch (at most 256 KiB, kernel parameters included), creates no buffer and reads nothing
