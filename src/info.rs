@@ -25,8 +25,8 @@ pub struct ChosenAdapter {
     /// `AINRNN_SHADER_CHECKS`, default `bounds`).
     pub shader_checks: &'static str,
     /// The largest device-local heap and the budget its driver grants (Vulkan; on Metal the
-    /// recommended working set; `null` on DX12 and GL). Training refuses a model larger than
-    /// what is left of it.
+    /// recommended working set; on DX12 DXGI's local budget; `null` on GL). Training refuses a
+    /// model larger than what is left of it.
     pub memory: Option<DeviceMemory>,
     pub limits: Limits,
 }

@@ -566,7 +566,7 @@ fn summarise(parts: &[PartResult]) -> serde_json::Map<String, Value> {
         "gpu",
         last("info").and_then(|i| i.pointer("/chosen/name").cloned()),
     );
-    // The device memory its driver reports (Vulkan, Metal; `null` elsewhere): heap, budget, used.
+    // The device memory its driver reports (Vulkan, Metal, DX12; `null` on GL): heap, budget, used.
     for (key, field) in [
         ("gpu_memory_heap_bytes", "heap_bytes"),
         ("gpu_memory_budget_bytes", "budget_bytes"),

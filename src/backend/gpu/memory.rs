@@ -3,8 +3,8 @@
 //! sizes, and, where the driver has `VK_EXT_memory_budget` (NVIDIA, AMD, Intel and Mesa's
 //! drivers), the budget the driver grants this process in each heap (which accounts for other
 //! processes) and what the process uses of it; on Metal, the device's recommended working set
-//! and what the process has allocated. DX12 and GL report nothing, and every check that uses
-//! this then skips, as before.
+//! and what the process has allocated; on DX12, DXGI's budget and use of the local segment
+//! group. GL reports nothing, and every check that uses this then skips, as before.
 
 use serde::Serialize;
 
@@ -35,9 +35,13 @@ impl DeviceMemory {
 
 /// The adapter's device memory, or `None` where the backend cannot say.
 pub fn device_memory(adapter: &wgpu::Adapter) -> Option<DeviceMemory> {
-    #[cfg(any(windows, target_os = "linux", target_os = "android"))]
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     {
         vulkan(adapter)
+    }
+    #[cfg(windows)]
+    {
+        vulkan(adapter).or_else(|| dx12(adapter))
     }
     #[cfg(target_vendor = "apple")]
     {
@@ -68,6 +72,28 @@ fn metal(adapter: &wgpu::Adapter) -> Option<DeviceMemory> {
         heap_bytes: set,
         budget_bytes: Some(set),
         used_bytes: Some(device.currentAllocatedSize() as u64),
+    })
+}
+
+/// DXGI's figures for the adapter's local memory (the card's own; an integrated GPU's share of
+/// the host's): the budget the OS grants the process and its use of it; the heap is the
+/// adapter's dedicated video memory, or the budget where that is smaller (integrated GPUs
+/// report little or none).
+#[cfg(windows)]
+fn dx12(adapter: &wgpu::Adapter) -> Option<DeviceMemory> {
+    use windows::Win32::Graphics::Dxgi::DXGI_MEMORY_SEGMENT_GROUP_LOCAL;
+    // SAFETY: two read-only queries of the adapter; the guard is dropped before returning.
+    let hal = unsafe { adapter.as_hal::<wgpu::hal::api::Dx12>() }?;
+    let raw = hal.raw_adapter();
+    let info = raw
+        .query_video_memory_info(DXGI_MEMORY_SEGMENT_GROUP_LOCAL)
+        .ok()?;
+    // SAFETY: a plain query of a live adapter.
+    let dedicated = unsafe { raw.GetDesc1() }.map_or(0, |d| d.DedicatedVideoMemory as u64);
+    (info.Budget > 0).then(|| DeviceMemory {
+        heap_bytes: dedicated.max(info.Budget),
+        budget_bytes: Some(info.Budget),
+        used_bytes: Some(info.CurrentUsage),
     })
 }
 
