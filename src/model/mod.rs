@@ -151,30 +151,53 @@ pub fn fits_in_memory<B: ModelOps>(b: &B, cfg: &ModelConfig, batch: Option<usize
     let Some(avail) = b.available_memory().filter(|&a| need > a as f64) else {
         return Ok(());
     };
-    let (what, left) = match b.kind() {
-        crate::backend::BackendKind::Cpu => ("memory", "are available".to_string()),
-        crate::backend::BackendKind::Gpu => (
+    let gpu = (b.kind() == crate::backend::BackendKind::Gpu).then(|| {
+        let name = b.describe().trim_start_matches("gpu: ").to_string();
+        (name, crate::io::space::available_memory_bytes())
+    });
+    Err(crate::error::OpError::Invalid {
+        op: "model config",
+        detail: memory_refusal(cfg, batch, need, avail, gpu),
+    })
+}
+
+/// What [`fits_in_memory`] says: the floor, the sizes that set it, what is left; on a GPU
+/// (`gpu`: its name and the host's available memory) also the CPU backend, where the host has
+/// room for the model.
+fn memory_refusal(
+    cfg: &ModelConfig,
+    batch: Option<usize>,
+    need: f64,
+    avail: u64,
+    gpu: Option<(String, Option<u64>)>,
+) -> String {
+    let gb = |b: f64| format!("{:.1} GB", b / 1e9);
+    let (what, left, other) = match gpu {
+        None => ("memory", "are available".to_string(), String::new()),
+        Some((name, host)) => (
             "GPU memory",
-            format!(
-                "are left on the GPU ({})",
-                b.describe().trim_start_matches("gpu: ")
-            ),
+            format!("are left on the GPU ({name})"),
+            host.filter(|&h| h as f64 > need)
+                .map(|h| {
+                    format!(
+                        ", or train on the CPU (--backend cpu: {} available there)",
+                        gb(h as f64)
+                    )
+                })
+                .unwrap_or_default(),
         ),
     };
     let batch = batch.map(|n| format!(", --batch {n}")).unwrap_or_default();
-    Err(crate::error::OpError::Invalid {
-        op: "model config",
-        detail: format!(
-            "training this model takes at least {:.1} GB of {what} (--emb {}, --hidden {}, --layers {}, --max-history {}{batch}, {} songs), and {:.1} GB {left}: choose smaller sizes",
-            need / 1e9,
-            cfg.emb,
-            cfg.hidden,
-            cfg.layers,
-            cfg.max_history,
-            cfg.songs,
-            avail as f64 / 1e9
-        ),
-    })
+    format!(
+        "training this model takes at least {} of {what} (--emb {}, --hidden {}, --layers {}, --max-history {}{batch}, {} songs), and {} {left}: choose smaller sizes{other}",
+        gb(need),
+        cfg.emb,
+        cfg.hidden,
+        cfg.layers,
+        cfg.max_history,
+        cfg.songs,
+        gb(avail as f64)
+    )
 }
 
 impl<B: ModelOps> Model<B> {
@@ -816,4 +839,43 @@ pub fn recommend_sum_pending<B: ModelOps>(
         })
         .collect();
     Scorer::rank_sum_pending(b, &parts, &batch.exclude, k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The refusal names the floor, the sizes and what is left; on a GPU it offers the CPU
+    /// backend only where the host has room for the model.
+    #[test]
+    fn a_memory_refusal_names_the_figures_and_offers_the_cpu_where_it_has_room() {
+        let mut cfg = ModelConfig::new(ModelKind::Ainrnn, 1000);
+        (cfg.emb, cfg.hidden) = (4096, 32);
+        let cpu = memory_refusal(&cfg, Some(32), 12.34e9, 8_000_000_000, None);
+        assert_eq!(
+            cpu,
+            "training this model takes at least 12.3 GB of memory (--emb 4096, --hidden 32, \
+             --layers 5, --max-history 50, --batch 32, 1000 songs), and 8.0 GB are available: \
+             choose smaller sizes"
+        );
+        let gpu = |host| {
+            memory_refusal(
+                &cfg,
+                None,
+                12.34e9,
+                4e9 as u64,
+                Some(("a GPU".into(), host)),
+            )
+        };
+        let roomy = gpu(Some(30_000_000_000));
+        assert!(
+            roomy.contains("of GPU memory")
+                && roomy.contains("4.0 GB are left on the GPU (a GPU): choose smaller sizes, or train on the CPU (--backend cpu: 30.0 GB available there)"),
+            "{roomy}"
+        );
+        for host in [None, Some(10_000_000_000)] {
+            let g = gpu(host);
+            assert!(g.ends_with("(a GPU): choose smaller sizes"), "{g}");
+        }
+    }
 }
