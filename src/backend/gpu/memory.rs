@@ -160,12 +160,12 @@ mod tests {
     fn the_largest_device_local_heap_is_the_one_reported() {
         // A discrete card: a host heap, the 256 MiB BAR window, the card's memory.
         let heaps = [(32 << 30, false), (256 << 20, true), (8 << 30, true)];
-        let m = largest_local(&heaps, None).unwrap();
+        let m = largest_local(&heaps, None).expect("a device-local heap");
         assert_eq!(m.heap_bytes, 8 << 30);
         assert_eq!((m.budget_bytes, m.used_bytes), (None, None));
         assert_eq!(m.available(0), 8 << 30);
         let (budget, used) = ([30 << 30, 200 << 20, 7 << 30], [0, 0, 2 << 30]);
-        let m = largest_local(&heaps, Some((&budget, &used))).unwrap();
+        let m = largest_local(&heaps, Some((&budget, &used))).expect("a device-local heap");
         assert_eq!(
             (m.budget_bytes, m.used_bytes),
             (Some(7 << 30), Some(2 << 30))
@@ -177,7 +177,7 @@ mod tests {
         // No device-local heap, or an empty one: nothing to say.
         assert_eq!(largest_local(&[(1 << 30, false), (0, true)], None), None);
         // A budget the driver left at 0 is no budget.
-        let m = largest_local(&heaps, Some((&[0, 0, 0], &[0, 0, 0]))).unwrap();
+        let m = largest_local(&heaps, Some((&[0, 0, 0], &[0, 0, 0]))).expect("a device-local heap");
         assert_eq!(m.budget_bytes, None);
     }
 }
