@@ -108,7 +108,7 @@ impl FileReport {
         }
     }
 
-    /// Counts values taken as unknown ([`crate::data::msd::screen`]); `at` says where
+    /// Counts values taken as unknown (`crate::data::msd::screen`); `at` says where
     /// they were (e.g. `line 5, song SO…` or the file and song), kept for the first per field.
     pub fn implausible(&mut self, findings: &[crate::data::plausible::Finding], at: &str) {
         for f in findings {

@@ -136,7 +136,7 @@ fn span(
 
 /// Reads every song of one MSD file (per-track, aggregate or summary) whose `song_id` passes
 /// `wanted`; arrays are only read for wanted songs. Implausible values are taken as unknown
-/// ([`screen`]).
+/// (`screen`).
 pub fn read_msd_file(path: &Path, wanted: &dyn Fn(&str) -> bool) -> Result<Vec<MsdSong>, IoError> {
     read_msd_file_screened(path, wanted).map(|(songs, _)| songs)
 }

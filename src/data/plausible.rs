@@ -3,7 +3,7 @@
 //! would dominate its song-vector column after z-scoring. It is taken as unknown instead, like
 //! the MSD's own markers (tempo, duration or year 0, NaN), and counted per field so `prepare`
 //! can say which file held how many ([`crate::data::diag::FileReport::implausible`]). The
-//! screening of a song is [`crate::data::msd::screen`]: this file depends on nothing.
+//! screening of a song is `crate::data::msd::screen`: this file depends on nothing.
 //!
 //! Ranges: tempo (0, 500] BPM, duration (0, 86400] s (one day), loudness [-100, 10] dB, year
 //! [1860, 2100], key 0..=11, mode 0 or 1; the segment statistics: timbre means and standard
