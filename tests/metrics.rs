@@ -78,14 +78,19 @@ fn top_k_of_zero_or_more_than_the_catalogue() {
     assert_eq!(top_k(&scores, &[], 2), vec![1, 3]);
 }
 
-#[test]
-fn averages_coverage_long_tail_and_diversity() {
-    // 10 songs; popularity makes songs 0 and 1 the head (top 20 %).
-    let cat = Catalogue {
+/// 10 songs in 5 genres of two; popularity makes songs 0 and 1 the head (top 20 %).
+fn ten_songs() -> Catalogue {
+    Catalogue {
         songs: 10,
         popularity: vec![9, 8, 1, 1, 1, 1, 1, 1, 1, 1],
         genre: Some(vec![0, 0, 1, 1, 2, 2, 3, 3, 4, 4]),
-    };
+    }
+}
+
+#[test]
+fn averages_coverage_long_tail_and_diversity() {
+    // 10 songs; popularity makes songs 0 and 1 the head (top 20 %).
+    let cat = ten_songs();
     let lists = vec![vec![0, 2], vec![1, 0], vec![5, 6]];
     let truths = vec![vec![(2, 1.0)], vec![], vec![(9, 1.0)]];
     let m = evaluate(&lists, &truths, 2, &cat);
@@ -106,11 +111,7 @@ fn averages_coverage_long_tail_and_diversity() {
 
 #[test]
 fn a_repeated_or_unknown_song_adds_no_coverage_tail_or_genre() {
-    let cat = Catalogue {
-        songs: 10,
-        popularity: vec![9, 8, 1, 1, 1, 1, 1, 1, 1, 1],
-        genre: Some(vec![0, 0, 1, 1, 2, 2, 3, 3, 4, 4]),
-    };
+    let cat = ten_songs();
     let truths = vec![vec![(2, 1.0)]];
     // Song 2 (tail, genre 1) twice beside song 0 (head, genre 0); song 99 is not in the
     // catalogue.
