@@ -345,7 +345,7 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
             let given = matches.subcommand_matches("ablate");
             return model::run_ablate(a, given, cli.backend.into(), cli.json);
         }
-        Command::Recommend(a) => model::run_recommend(a, cli.backend.into(), cli.json)?,
+        Command::Recommend(a) => return model::run_recommend(a, cli.backend.into(), cli.json),
         Command::Prepare(a) => data::run_prepare(a, cli.json)?,
         Command::Synth(a) => data::run_synth(a, cli.json)?,
         Command::Stats(a) => data::run_stats(a, cli.json)?,

@@ -908,7 +908,7 @@ fn ensemble_ranking<B: ModelOps>(b: &B) -> Vec<Vec<u32>> {
                 .unwrap();
             for (acc, x) in sum
                 .iter_mut()
-                .zip(m.scorer.scores(b, &m.params, &u, &nb).unwrap())
+                .zip(&m.scorer.scores(b, &m.params, &u, &nb).unwrap()[0])
             {
                 *acc += x;
             }

@@ -218,7 +218,7 @@ pub struct EvalArgs {
 }
 
 #[derive(Args, Debug)]
-#[command(group(clap::ArgGroup::new("who").required(true).args(["user", "history"])))]
+#[command(group(clap::ArgGroup::new("who").required(true).args(["user", "history", "all", "users"])))]
 pub struct RecommendArgs {
     /// The dataset file (from `ainrnn prepare`).
     #[arg(long, value_name = "H5")]
@@ -233,6 +233,19 @@ pub struct RecommendArgs {
     /// Cold start: a file of song ids (optionally `<TAB>plays`), one per line.
     #[arg(long, value_name = "FILE")]
     pub history: Option<PathBuf>,
+    /// Every user of the dataset (with --fold: that fold's test users), each list written to
+    /// -o.
+    #[arg(long)]
+    pub all: bool,
+    /// The users listed in FILE (one id a line, `#` comments), each list written to -o; a line
+    /// naming no user of the dataset (or, with --fold, of that fold's test users) is skipped
+    /// and reported.
+    #[arg(long, value_name = "FILE")]
+    pub users: Option<PathBuf>,
+    /// With --all or --users: the file to write, tab-separated with a header (user, rank,
+    /// song_id, score, title, artist, genre), written atomically.
+    #[arg(short = 'o', long, value_name = "TSV")]
+    pub output: Option<PathBuf>,
     /// Length of the list (≥ 1).
     #[arg(long, default_value_t = 10, value_parser = parse::positive_usize)]
     pub k: usize,
@@ -522,17 +535,35 @@ pub fn run_eval(a: EvalArgs, choice: BackendChoice, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub fn run_recommend(a: RecommendArgs, choice: BackendChoice, json: bool) -> Result<()> {
+pub fn run_recommend(
+    a: RecommendArgs,
+    choice: BackendChoice,
+    json: bool,
+) -> Result<std::process::ExitCode> {
+    let many = match (a.all, &a.users) {
+        (true, _) => Some(evalrun::Users::All),
+        (false, Some(f)) => Some(evalrun::Users::File(f)),
+        (false, None) => None,
+    };
+    match (&many, &a.output) {
+        (Some(_), None) => anyhow::bail!(
+            "--all and --users write every list to a file: give -o FILE (tab-separated)"
+        ),
+        (None, Some(_)) => anyhow::bail!(
+            "-o writes the lists of --all or --users; --user and --history print their list on stdout (--json for JSON)"
+        ),
+        _ => {}
+    }
+    if let (Some(users), Some(out)) = (many, &a.output) {
+        return recommend_many(&a, users, out, choice, json);
+    }
     let sel = backend(choice)?;
     let who = match (&a.user, &a.history) {
         (Some(u), _) => Who::User(u),
         (None, Some(h)) => Who::History(h),
-        (None, None) => anyhow::bail!("give --user ID or --history FILE"),
+        (None, None) => anyhow::bail!("give --user ID, --history FILE, --all or --users FILE"),
     };
-    if let Some(fold) = a.fold {
-        let trained = evalrun::checkpoint_fold(&a.checkpoint)?;
-        evalrun::check_fold(&a.checkpoint, trained, fold, a.other_fold)?;
-    }
+    check_recommend_fold(&a)?;
     let list = with_backend!(sel, b => evalrun::recommend(&b, &a.data, &a.checkpoint, who, a.k, a.max_per_genre, a.fold))?;
     if list.len() < a.k {
         eprintln!(
@@ -570,7 +601,155 @@ pub fn run_recommend(a: RecommendArgs, choice: BackendChoice, json: bool) -> Res
             );
         }
     }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// `recommend --fold F`: refused for a checkpoint of another fold unless `--other-fold`.
+fn check_recommend_fold(a: &RecommendArgs) -> Result<()> {
+    if let Some(fold) = a.fold {
+        let trained = evalrun::checkpoint_fold(&a.checkpoint)?;
+        evalrun::check_fold(&a.checkpoint, trained, fold, a.other_fold)?;
+    }
     Ok(())
+}
+
+/// `recommend --all` / `--users FILE -o OUT`: every list into one tab-separated file, written
+/// atomically; exit status 3 when lines of the users file were skipped.
+fn recommend_many(
+    a: &RecommendArgs,
+    users: evalrun::Users<'_>,
+    out: &std::path::Path,
+    choice: BackendChoice,
+    json: bool,
+) -> Result<std::process::ExitCode> {
+    use std::io::Write;
+    let mut inputs = vec![
+        ("--data", a.data.as_path()),
+        ("--checkpoint", a.checkpoint.as_path()),
+    ];
+    if let Some(u) = &a.users {
+        inputs.push(("--users", u.as_path()));
+    }
+    paths::refuse_overwriting_inputs("-o", out, &inputs)?;
+    let _lock = paths::lock_output("-o", out)?;
+    check_recommend_fold(a)?;
+    let sel = backend(choice)?;
+    let file = ainrnn::io::AtomicFile::new(out);
+    let io_err = |e: std::io::Error| ainrnn::error::Error::from(ainrnn::error::IoError::io(out, e));
+    let mut w = std::io::BufWriter::new(std::fs::File::create(file.temp()).map_err(io_err)?);
+    writeln!(w, "user\trank\tsong_id\tscore\ttitle\tartist\tgenre").map_err(io_err)?;
+    // A tab or line break inside a title would shift the columns.
+    let field = |t: &str| t.replace(['\t', '\n', '\r'], " ");
+    let mut write = |user: &str, list: &[evalrun::Recommendation]| {
+        for r in list {
+            writeln!(
+                w,
+                "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                field(user),
+                r.rank,
+                field(&r.song_id),
+                r.score,
+                field(&r.title),
+                field(&r.artist),
+                field(&r.genre)
+            )
+            .map_err(io_err)?;
+        }
+        Ok(())
+    };
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::new(0)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} users  {per_sec}  ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut progress = |done: usize, total: usize| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    };
+    let req = evalrun::ListRequest {
+        users,
+        k: a.k,
+        max_per_genre: a.max_per_genre,
+        fold: a.fold,
+    };
+    let summary = with_backend!(sel, b => evalrun::recommend_users(
+        &b, &a.data, &a.checkpoint, req, &mut write, &mut progress
+    ))?;
+    bar.finish_and_clear();
+    w.into_inner()
+        .map_err(|e| io_err(e.into_error()))?
+        .sync_all()
+        .map_err(io_err)?;
+    file.commit()?;
+    let users_file = a.users.as_deref().map(|p| p.display().to_string());
+    const SHOWN: usize = 20;
+    for s in summary.skipped.iter().take(SHOWN) {
+        eprintln!(
+            "skipped {}:{}: user {:?}: {}",
+            users_file.as_deref().unwrap_or("--users"),
+            s.line,
+            s.user,
+            s.reason
+        );
+    }
+    if summary.skipped.len() > SHOWN {
+        eprintln!(
+            "… and {} more skipped lines{}",
+            summary.skipped.len() - SHOWN,
+            if json {
+                ""
+            } else {
+                " (all of them under --json)"
+            }
+        );
+    }
+    if summary.repeated > 0 {
+        eprintln!(
+            "note: {}: {} listed again; each list is written once",
+            users_file.as_deref().unwrap_or("--users"),
+            ainrnn::text::count(summary.repeated as u64, "user")
+        );
+    }
+    eprintln!(
+        "recommend: the top {} of {} written to {} in {:.1} s{}",
+        a.k,
+        ainrnn::text::count(summary.users as u64, "user"),
+        out.display(),
+        summary.seconds,
+        if summary.skipped.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {} of the users file skipped (exit status 3)",
+                ainrnn::text::count(summary.skipped.len() as u64, "line")
+            )
+        }
+    );
+    if json {
+        print_json(&serde_json::json!({
+            "output": out,
+            "data": a.data,
+            "checkpoint": a.checkpoint,
+            "users_file": a.users,
+            "fold": a.fold,
+            "k": a.k,
+            "max_per_genre": a.max_per_genre,
+            "users": summary.users,
+            "skipped": summary.skipped,
+            "repeated": summary.repeated,
+            "whole_catalogue": summary.whole_catalogue,
+            "seconds": summary.seconds,
+        }))?;
+    }
+    Ok(if summary.skipped.is_empty() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(3)
+    })
 }
 
 #[derive(Args, Debug)]

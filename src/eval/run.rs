@@ -219,7 +219,7 @@ pub fn eval<B: ModelOps>(
     })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Recommendation {
     pub rank: usize,
     pub song_id: String,
@@ -315,16 +315,9 @@ pub fn read_history(path: &Path, ds: &Dataset) -> Result<(Vec<u32>, Vec<f32>), E
     Ok((songs, plays))
 }
 
-/// The top-`k` list for one user, at most `max_per_genre` songs of one genre when given.
-pub fn recommend<B: ModelOps>(
-    b: &B,
-    data: &Path,
-    ckpt: &Path,
-    who: Who<'_>,
-    k: usize,
-    max_per_genre: Option<usize>,
-    fold: Option<u32>,
-) -> Result<Vec<Recommendation>, Error> {
+/// Refuses a list length of 0 and a genre cap of 0 (the library's own check of what the CLI's
+/// parsers refuse).
+fn check_list(k: usize, max_per_genre: Option<usize>) -> Result<(), Error> {
     if k == 0 {
         return Err(Error::Other(
             "--k 0: the list length must be a whole number >= 1".into(),
@@ -335,11 +328,256 @@ pub fn recommend<B: ModelOps>(
             "--max-per-genre 0: must be a whole number >= 1 (0 would allow no song)".into(),
         ));
     }
-    let ds = Dataset::load(data)?;
-    let (models, mut corpus, _) = load_ensemble(b, &ds, ckpt)?;
-    let model = &models[0];
-    let (user, songs, plays) = match who {
+    Ok(())
+}
+
+/// A dataset and a checkpoint (with its ensemble's other members) opened for recommendations:
+/// what `recommend` loads once, whether for one user or for every user.
+pub struct Recommender<B: ModelOps> {
+    ds: Dataset,
+    models: Vec<Model<B>>,
+    corpus: Corpus,
+}
+
+impl<B: ModelOps> Recommender<B> {
+    /// Loads `data` and the checkpoint `ckpt` (checked to be trained on it, see
+    /// [`load_ensemble`]).
+    pub fn open(b: &B, data: &Path, ckpt: &Path) -> Result<Self, Error> {
+        let ds = Dataset::load(data)?;
+        let (models, corpus, _) = load_ensemble(b, &ds, ckpt)?;
+        Ok(Recommender { ds, models, corpus })
+    }
+
+    /// The dataset the lists are for.
+    pub fn dataset(&self) -> &Dataset {
+        &self.ds
+    }
+
+    /// The input of dataset user `u`: their whole history, none of it recommended again.
+    pub fn user(&self, u: u32) -> Example {
+        let (s, p) = self.ds.history(u as usize);
+        Example {
+            user: u,
+            songs: s.to_vec(),
+            plays: p.to_vec(),
+            targets: vec![],
+            exclude: s.to_vec(),
+        }
+    }
+
+    /// The input of a new user who listened to `songs` (`plays` each): an extra row with an
+    /// unknown age; language and genre come from the given history, as for every user.
+    pub fn new_user(&mut self, songs: Vec<u32>, plays: Vec<f32>) -> Example {
+        let u = self.corpus.histories.len() as u32;
+        self.corpus.histories.push((songs.clone(), plays.clone()));
+        if let Some(pt) = self.corpus.portraits.as_mut() {
+            pt.age.push(0);
+        }
+        Example {
+            user: u,
+            songs: songs.clone(),
+            plays,
+            targets: vec![],
+            exclude: songs,
+        }
+    }
+
+    /// The top-`k` list of each example (at most `max_per_genre` songs of one genre when
+    /// given), ranked by the members' summed scores, best first, ties to the lower song index.
+    ///
+    /// The examples are ranked together on the device and only their best [`MAX_TOPK`] songs
+    /// read back (every user of a batch in one read-back). A user whose list that leaves short
+    /// (a `k` above it, or a genre cap that drops too many of them) is ranked again over the
+    /// whole catalogue, alone. Each user's list depends on that user's history alone.
+    ///
+    /// [`MAX_TOPK`]: crate::backend::model_ops::MAX_TOPK
+    pub fn lists(
+        &self,
+        b: &B,
+        examples: &[Example],
+        k: usize,
+        max_per_genre: Option<usize>,
+    ) -> Result<Vec<Vec<Recommendation>>, Error> {
+        Ok(self.lists_counted(b, examples, k, max_per_genre)?.0)
+    }
+
+    /// [`Recommender::lists`], and how many users were ranked over the whole catalogue.
+    fn lists_counted(
+        &self,
+        b: &B,
+        examples: &[Example],
+        k: usize,
+        max_per_genre: Option<usize>,
+    ) -> Result<(Vec<Vec<Recommendation>>, usize), Error> {
+        check_list(k, max_per_genre)?;
+        let max_k = crate::backend::model_ops::MAX_TOPK;
+        // With a cap, the best MAX_TOPK leave room to skip songs of a full genre (a k past
+        // MAX_TOPK goes to the whole catalogue at once).
+        let kk = if max_per_genre.is_some() {
+            max_k.max(k)
+        } else {
+            k
+        };
+        let mut out: Vec<Option<Vec<Recommendation>>> = vec![None; examples.len()];
+        if kk <= max_k {
+            let ranked = crate::train::rank_scored(
+                b,
+                &self.models,
+                &self.corpus,
+                examples,
+                kk,
+                crate::train::RANK_BATCH,
+            )?;
+            for (o, cands) in out.iter_mut().zip(ranked) {
+                let seen_all = cands.len() < kk;
+                let list = self.select(&mut cands.into_iter(), k, max_per_genre);
+                if list.len() == k || seen_all {
+                    *o = Some(list);
+                }
+            }
+        }
+        let short: Vec<usize> = (0..out.len()).filter(|&i| out[i].is_none()).collect();
+        let model = &self.models[0];
+        // Whole score rows of at most 64 MiB a batch (and a block a binding takes).
+        let rows = (64 << 20) / (4 * model.cfg.songs.max(1));
+        let batch = crate::train::ranking_batch(b, model, rows.clamp(1, crate::train::RANK_BATCH));
+        for ids in short.chunks(batch) {
+            let exs: Vec<Example> = ids.iter().map(|&i| examples[i].clone()).collect();
+            for (&i, list) in ids
+                .iter()
+                .zip(self.whole_catalogue(b, &exs, k, max_per_genre)?)
+            {
+                out[i] = Some(list);
+            }
+        }
+        Ok((out.into_iter().flatten().collect(), short.len()))
+    }
+
+    /// The examples' lists from every song's score, read back whole.
+    fn whole_catalogue(
+        &self,
+        b: &B,
+        examples: &[Example],
+        k: usize,
+        max_per_genre: Option<usize>,
+    ) -> Result<Vec<Vec<Recommendation>>, Error> {
+        let model = &self.models[0];
+        let batch = upload(b, &model.cfg, self.corpus.portraits.as_ref(), examples)?;
+        // An ensemble's score is the sum of its members' (in member order, as on the device).
+        let mut scores = vec![vec![0.0f32; model.cfg.songs]; examples.len()];
+        for m in &self.models {
+            let (u, _) = m.forward(b, &batch, None)?;
+            let nb = m.scorer.neighbour_blocks(b, &m.params, &batch.history)?;
+            for (sum, row) in scores
+                .iter_mut()
+                .zip(m.scorer.scores(b, &m.params, &u, &nb)?)
+            {
+                for (s, x) in sum.iter_mut().zip(row) {
+                    *s += x;
+                }
+            }
+        }
+        let mut lists = Vec::with_capacity(examples.len());
+        for (mut scores, ex) in scores.into_iter().zip(examples) {
+            for &s in &ex.exclude {
+                if let Some(x) = scores.get_mut(s as usize) {
+                    *x = f32::NEG_INFINITY;
+                }
+            }
+            let list = best_first(&scores, k, |ranked| self.select(ranked, k, max_per_genre));
+            lists.push(list);
+        }
+        Ok(lists)
+    }
+
+    /// The first `k` of `ranked` (best first) that the genre cap lets through.
+    fn select(
+        &self,
+        ranked: &mut dyn Iterator<Item = (u32, f32)>,
+        k: usize,
+        max_per_genre: Option<usize>,
+    ) -> Vec<Recommendation> {
+        let ds = &self.ds;
+        let mut per_genre: std::collections::HashMap<&str, usize> =
+            std::collections::HashMap::new();
+        let mut out = Vec::new();
+        for (s, score) in ranked {
+            let meta = &ds.song_meta[s as usize];
+            // Songs of unknown genre are not one genre: they are not capped together.
+            if let (Some(cap), true) = (max_per_genre, meta.has_genre()) {
+                let c = per_genre.entry(meta.genre.as_str()).or_default();
+                if *c >= cap {
+                    continue;
+                }
+                *c += 1;
+            }
+            out.push(Recommendation {
+                rank: out.len() + 1,
+                song_id: ds.song_ids[s as usize].clone(),
+                title: meta.title.clone(),
+                artist: meta.artist.clone(),
+                genre: meta.genre.clone(),
+                score,
+            });
+            if out.len() == k {
+                break;
+            }
+        }
+        out
+    }
+}
+
+/// `pick`'s list from the songs of `scores` best first (ties to the lower index; -inf and NaN
+/// never rank, as on the device), given a growing prefix of that order until `pick` returns `k`
+/// songs or has seen every song: the best m are selected and sorted, m = max(4k, 64) and then 4
+/// times more each round, not every song sorted (a total order, so each prefix is the full
+/// sort's).
+fn best_first<T>(
+    scores: &[f32],
+    k: usize,
+    mut pick: impl FnMut(&mut dyn Iterator<Item = (u32, f32)>) -> Vec<T>,
+) -> Vec<T> {
+    let mut order: Vec<u32> = (0..scores.len() as u32)
+        .filter(|&s| scores[s as usize] > f32::NEG_INFINITY)
+        .collect();
+    let better = |a: &u32, b: &u32| {
+        scores[*b as usize]
+            .total_cmp(&scores[*a as usize])
+            .then(a.cmp(b))
+    };
+    let (mut m, n) = ((4 * k).max(64), order.len());
+    loop {
+        let head = if m < n {
+            order.select_nth_unstable_by(m, better);
+            &mut order[..m]
+        } else {
+            &mut order[..]
+        };
+        head.sort_by(better);
+        let all = head.len() == n;
+        let list = pick(&mut head.iter().map(|&s| (s, scores[s as usize])));
+        if list.len() == k || all {
+            return list;
+        }
+        m = m.saturating_mul(4);
+    }
+}
+
+/// The top-`k` list for one user, at most `max_per_genre` songs of one genre when given.
+pub fn recommend<B: ModelOps>(
+    b: &B,
+    data: &Path,
+    ckpt: &Path,
+    who: Who<'_>,
+    k: usize,
+    max_per_genre: Option<usize>,
+    fold: Option<u32>,
+) -> Result<Vec<Recommendation>, Error> {
+    check_list(k, max_per_genre)?;
+    let mut r = Recommender::open(b, data, ckpt)?;
+    let ex = match who {
         Who::User(id) => {
+            let ds = &r.ds;
             let u = ds.user_ids.iter().position(|x| x == id).ok_or_else(|| {
                 Error::Other(format!(
                     "user {id:?} is not in {} (it has {} users, e.g. {:?})",
@@ -359,80 +597,268 @@ pub fn recommend<B: ModelOps>(
                     )));
                 }
             }
-            let (s, p) = ds.history(u);
-            (u as u32, s.to_vec(), p.to_vec())
+            r.user(u as u32)
         }
         Who::History(path) => {
-            let (s, p) = read_history(path, &ds)?;
-            // A new user: an extra row with an unknown age; language and genre come from the
-            // given history, as for every user.
-            let u = corpus.histories.len() as u32;
-            corpus.histories.push((s.clone(), p.clone()));
-            if let Some(pt) = corpus.portraits.as_mut() {
-                pt.age.push(0);
+            let (s, p) = read_history(path, &r.ds)?;
+            r.new_user(s, p)
+        }
+    };
+    let mut lists = r.lists(b, std::slice::from_ref(&ex), k, max_per_genre)?;
+    Ok(lists.pop().unwrap_or_default())
+}
+
+/// Whose lists [`recommend_users`] makes.
+pub enum Users<'a> {
+    /// Every user of the dataset (with a fold: that fold's test users).
+    All,
+    /// The user ids listed in a file, one per line (`#` comments and blank lines skipped).
+    File(&'a Path),
+}
+
+/// A line of a `--users` file that names no user to recommend for, and why.
+#[derive(Clone, Debug, Serialize)]
+pub struct SkippedUser {
+    pub line: usize,
+    pub user: String,
+    pub reason: String,
+}
+
+/// What [`recommend_users`] did.
+#[derive(Debug, Serialize)]
+pub struct UsersSummary {
+    /// Users whose list was written.
+    pub users: usize,
+    /// Lines of the users file skipped (unknown id, another fold's user, a bad line).
+    pub skipped: Vec<SkippedUser>,
+    /// Users listed again in the file: their first line counts.
+    pub repeated: usize,
+    /// Users ranked over the whole catalogue because the best songs read back did not fill
+    /// their list (see [`Recommender::lists`]).
+    pub whole_catalogue: usize,
+    pub seconds: f64,
+}
+
+/// Users whose lists are made and handed out together: the progress and the output advance
+/// by this many (16 ranking batches).
+const USERS_PER_ROUND: usize = 16 * crate::train::RANK_BATCH;
+
+/// What [`recommend_users`] lists, for whom.
+pub struct ListRequest<'a> {
+    pub users: Users<'a>,
+    /// The length of each list (≥ 1).
+    pub k: usize,
+    /// At most this many songs of one genre in a list (songs of unknown genre not capped).
+    pub max_per_genre: Option<usize>,
+    /// Only this fold's test users: `Users::All` takes them, a file's other users are skipped.
+    pub fold: Option<u32>,
+}
+
+/// Where [`recommend_users`] hands each list: the user's id and the list.
+pub type WriteList<'a> = dyn FnMut(&str, &[Recommendation]) -> Result<(), Error> + 'a;
+
+/// The top-`k` list of many users: every user of the dataset (of the fold's test users when
+/// given), or those a file names. Each list goes to `write` in the order of the dataset or of
+/// the file; `progress` gets (done, total) after each round. A bad or unknown line of the users
+/// file is skipped and reported in the summary; a file that names no usable user is an error.
+pub fn recommend_users<B: ModelOps>(
+    b: &B,
+    data: &Path,
+    ckpt: &Path,
+    req: ListRequest<'_>,
+    write: &mut WriteList<'_>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<UsersSummary, Error> {
+    let t0 = std::time::Instant::now();
+    let ListRequest {
+        users,
+        k,
+        max_per_genre,
+        fold,
+    } = req;
+    check_list(k, max_per_genre)?;
+    let r = Recommender::open(b, data, ckpt)?;
+    let ds = &r.ds;
+    let in_fold = |u: usize| fold.is_none_or(|f| ds.user_fold.get(u) == Some(&f));
+    let (chosen, skipped, repeated) = match users {
+        Users::All => {
+            let chosen: Vec<u32> = (0..ds.users())
+                .filter(|&u| in_fold(u))
+                .map(|u| u as u32)
+                .collect();
+            if chosen.is_empty() {
+                return Err(Error::Other(format!(
+                    "{}: fold {} has no users",
+                    data.display(),
+                    fold.unwrap_or_default()
+                )));
             }
-            (u, s, p)
+            (chosen, Vec::new(), 0)
         }
+        Users::File(path) => read_user_list(path, ds, data, fold)?,
     };
-    let ex = Example {
-        user,
-        songs: songs.clone(),
-        plays,
-        targets: vec![],
-        exclude: songs,
-    };
-    let batch = upload(
-        b,
-        &model.cfg,
-        corpus.portraits.as_ref(),
-        std::slice::from_ref(&ex),
-    )?;
-    // An ensemble's score is the sum of its members'.
-    let mut scores = vec![0.0f32; model.cfg.songs];
-    for m in &models {
-        let (u, _) = m.forward(b, &batch, None)?;
-        let nb = m.scorer.neighbour_blocks(b, &m.params, &batch.history)?;
-        for (s, x) in scores
-            .iter_mut()
-            .zip(m.scorer.scores(b, &m.params, &u, &nb)?)
-        {
-            *s += x;
+    let mut whole = 0;
+    for (round, ids) in chosen.chunks(USERS_PER_ROUND).enumerate() {
+        let examples: Vec<Example> = ids.iter().map(|&u| r.user(u)).collect();
+        let (lists, w) = r.lists_counted(b, &examples, k, max_per_genre)?;
+        for (&u, list) in ids.iter().zip(&lists) {
+            write(&ds.user_ids[u as usize], list)?;
         }
+        whole += w;
+        progress(round * USERS_PER_ROUND + ids.len(), chosen.len());
     }
-    for &s in &ex.exclude {
-        scores[s as usize] = f32::NEG_INFINITY;
-    }
-    let mut order: Vec<u32> = (0..scores.len() as u32)
-        .filter(|&s| scores[s as usize] > f32::NEG_INFINITY)
+    Ok(UsersSummary {
+        users: chosen.len(),
+        skipped,
+        repeated,
+        whole_catalogue: whole,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// The users a `--users` file names, in its order: the dataset's user indices, the lines
+/// skipped and why, and how many users were listed again (their first line counts).
+fn read_user_list(
+    path: &Path,
+    ds: &Dataset,
+    data: &Path,
+    fold: Option<u32>,
+) -> Result<(Vec<u32>, Vec<SkippedUser>, usize), Error> {
+    let bytes = std::fs::read(path).map_err(|e| IoError::io(path, e))?;
+    let index: std::collections::HashMap<&str, u32> = ds
+        .user_ids
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.as_str(), i as u32))
         .collect();
-    order.sort_by(|&a, &b2| {
-        scores[b2 as usize]
-            .total_cmp(&scores[a as usize])
-            .then(a.cmp(&b2))
-    });
-    let mut per_genre: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    let mut out = Vec::new();
-    for s in order {
-        let meta = &ds.song_meta[s as usize];
-        // Songs of unknown genre are not one genre: they are not capped together.
-        if let (Some(cap), true) = (max_per_genre, meta.has_genre()) {
-            let c = per_genre.entry(meta.genre.as_str()).or_default();
-            if *c >= cap {
+    let (mut chosen, mut skipped, mut repeated) = (Vec::new(), Vec::new(), 0);
+    let mut seen = std::collections::HashSet::new();
+    let mut lines = 0;
+    for (n, raw) in bytes.split(|&b| b == b'\n').enumerate() {
+        let mut skip = |user: &str, reason: String| {
+            skipped.push(SkippedUser {
+                line: n + 1,
+                user: crate::text::clip(user, 60).to_string(),
+                reason,
+            })
+        };
+        let Ok(line) = std::str::from_utf8(raw) else {
+            lines += 1;
+            skip("", "not valid UTF-8 (user ids are text)".into());
+            continue;
+        };
+        let line = line.trim();
+        let line = if n == 0 {
+            line.trim_start_matches('\u{feff}')
+        } else {
+            line
+        };
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        lines += 1;
+        let mut parts = line.split_whitespace();
+        let id = parts.next().unwrap_or_default();
+        if let Some(extra) = parts.next() {
+            skip(
+                id,
+                format!(
+                    "expected one user id a line, found a second field {:?}",
+                    crate::text::clip(extra, 60)
+                ),
+            );
+            continue;
+        }
+        let Some(&u) = index.get(id) else {
+            skip(id, format!("not a user of {}", data.display()));
+            continue;
+        };
+        if let Some(f) = fold {
+            let theirs = ds.user_fold.get(u as usize).copied().unwrap_or(u32::MAX);
+            if theirs != f {
+                skip(
+                    id,
+                    format!("in fold {theirs}, not a test user of --fold {f} (that fold's model trained on their listens)"),
+                );
                 continue;
             }
-            *c += 1;
         }
-        out.push(Recommendation {
-            rank: out.len() + 1,
-            song_id: ds.song_ids[s as usize].clone(),
-            title: meta.title.clone(),
-            artist: meta.artist.clone(),
-            genre: meta.genre.clone(),
-            score: scores[s as usize],
-        });
-        if out.len() == k {
-            break;
+        if seen.insert(u) {
+            chosen.push(u);
+        } else {
+            repeated += 1;
         }
     }
-    Ok(out)
+    if chosen.is_empty() {
+        let why = match skipped.first() {
+            Some(s) => format!(
+                "{} of them skipped; line {}: {}",
+                skipped.len(),
+                s.line,
+                s.reason
+            ),
+            None => "no user id in it".into(),
+        };
+        return Err(IoError::Format {
+            path: path.to_path_buf(),
+            reason: format!(
+                "no user to recommend for ({} read; {why})",
+                crate::text::count(lines as u64, "line")
+            ),
+        }
+        .into());
+    }
+    Ok((chosen, skipped, repeated))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The growing prefix gives the full sort's order whatever `pick` skips: songs that `pick`
+    /// passes over past the first round (4k) are reached by the later ones, -inf and NaN never
+    /// come, ties go to the lower index, and a list short of k ends once every song was seen.
+    #[test]
+    fn best_first_walks_the_full_order_as_far_as_pick_needs() {
+        let n = 5000u32;
+        // Scores with ties (every value twice), two masked songs and a NaN.
+        let mut scores: Vec<f32> = (0..n).map(|s| ((s * 7919) % 2500) as f32).collect();
+        scores[3] = f32::NEG_INFINITY;
+        scores[10] = f32::NAN;
+        let mut full: Vec<u32> = (0..n).filter(|&s| s != 3 && s != 10).collect();
+        full.sort_by(|a, b| {
+            scores[*b as usize]
+                .total_cmp(&scores[*a as usize])
+                .then(a.cmp(b))
+        });
+        for (k, every) in [(5, 1), (5, 97), (10, 400), (40, 1), (3000, 2)] {
+            let mut rounds = 0;
+            let got = best_first(&scores, k, |r| {
+                rounds += 1;
+                r.map(|(s, _)| s)
+                    .filter(|s| s % every == 0)
+                    .take(k)
+                    .collect()
+            });
+            let want: Vec<u32> = full
+                .iter()
+                .copied()
+                .filter(|s| s % every == 0)
+                .take(k)
+                .collect();
+            assert_eq!(got, want, "k {k}, every {every}th song");
+            if every >= 97 {
+                assert!(rounds > 1, "k {k}, every {every}: the prefix never grew");
+            }
+        }
+        // A list short of k: every song seen, then it ends.
+        let odd = best_first(&scores, 10, |r| {
+            r.map(|(s, _)| s)
+                .filter(|&s| s % 1000 == 999)
+                .take(10)
+                .collect()
+        });
+        let want: Vec<u32> = full.iter().copied().filter(|s| s % 1000 == 999).collect();
+        assert_eq!((odd.len(), odd), (5, want));
+    }
 }

@@ -642,20 +642,35 @@ impl<B: ModelOps> Scorer<B> {
         Ok((total, du))
     }
 
-    /// Every song's score for the first user vector (one user's full ranking on the host).
+    /// Every song's score for every user vector of `u`: one row of `songs` scores per user (full
+    /// rankings on the host; every tile read back in one wait).
     pub fn scores(
         &self,
         b: &B,
         p: &Params<B>,
         u: &BTensor<B>,
         nb: &NeighbourBlocks<B>,
-    ) -> OpResult<Vec<f32>> {
-        let u1 = view::<B>(u, &[u.rows(), self.dim])?;
-        let mut out = Vec::with_capacity(self.songs);
+    ) -> OpResult<Vec<Vec<f32>>> {
+        let rows = u.rows();
+        let u1 = view::<B>(u, &[rows, self.dim])?;
+        let mut z = Vec::with_capacity(self.tiles.len());
         for i in 0..self.tiles.len() {
             let q = self.tile_repr(b, p, i)?;
-            let z = self.tile_logits(b, p, &u1, &q, i, nb)?;
-            out.extend_from_slice(&b.to_f32(&z)?[..self.tiles[i].1]);
+            z.push(self.tile_logits(b, p, &u1, &q, i, nb)?);
+        }
+        let host = b.to_host(&z.iter().collect::<Vec<_>>())?;
+        let mut out = vec![Vec::with_capacity(self.songs); rows];
+        for (t, &(_, len)) in host.into_iter().zip(&self.tiles) {
+            let v = t.into_f32("scores")?;
+            if v.len() != rows * len {
+                return Err(OpError::Shape {
+                    op: "scores",
+                    detail: format!("{} scores read back, expected {rows} x {len}", v.len()),
+                });
+            }
+            for (o, row) in out.iter_mut().zip(v.chunks_exact(len)) {
+                o.extend_from_slice(row);
+            }
         }
         Ok(out)
     }

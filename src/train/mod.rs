@@ -376,7 +376,7 @@ impl<'a, B: ModelOps> Trainer<'a, B> {
                 self.cfg.k,
             )?);
         }
-        let lists = read_lists(b, pending, users.truths.len())?;
+        let lists = songs_of(read_lists(b, pending, users.truths.len())?);
         Ok(evaluate(&lists, &users.truths, self.cfg.k, &self.catalogue))
     }
 
@@ -428,7 +428,7 @@ fn rank_batch_default() -> usize {
 
 /// Users per ranking batch: `batch`, fewer when a `[batch, tile]` score block would not fit
 /// one storage binding.
-fn ranking_batch<B: ModelOps>(b: &B, model: &Model<B>, batch: usize) -> usize {
+pub(crate) fn ranking_batch<B: ModelOps>(b: &B, model: &Model<B>, batch: usize) -> usize {
     let fits = b.max_binding_bytes() / (4 * model.cfg.tile.max(1) as u64);
     batch
         .min(fits.max(1).try_into().unwrap_or(usize::MAX))
@@ -446,6 +446,28 @@ pub fn rank_examples<B: ModelOps>(
     k: usize,
     batch: usize,
 ) -> Result<(Vec<Vec<u32>>, Vec<Truth>), Error> {
+    let lists = songs_of(rank_scored(b, models, corpus, examples, k, batch)?);
+    Ok((lists, truths(corpus, examples)))
+}
+
+/// The song lists of scored rankings.
+fn songs_of(ranked: crate::model::scorer::Ranked) -> Vec<Vec<u32>> {
+    ranked
+        .into_iter()
+        .map(|r| r.into_iter().map(|(s, _)| s).collect())
+        .collect()
+}
+
+/// [`rank_examples`]' lists with each song's summed score, best first (ties: the lower song
+/// index first), without the truths.
+pub fn rank_scored<B: ModelOps>(
+    b: &B,
+    models: &[Model<B>],
+    corpus: &Corpus,
+    examples: &[Example],
+    k: usize,
+    batch: usize,
+) -> Result<crate::model::scorer::Ranked, Error> {
     let Some(model) = models.first() else {
         return Err(Error::Other("rank_examples: no model to rank with".into()));
     };
@@ -455,25 +477,22 @@ pub fn rank_examples<B: ModelOps>(
         let db = upload(b, &model.cfg, corpus.portraits.as_ref(), chunk)?;
         pending.push(crate::model::recommend_sum_pending(b, models, &db, k)?);
     }
-    let lists = read_lists(b, pending, examples.len())?;
-    Ok((lists, truths(corpus, examples)))
+    read_lists(b, pending, examples.len())
 }
 
-/// The song lists of rankings recorded batch after batch, read back together: one wait on a
-/// GPU for all the batches (the top-k of each is small; the score blocks are not kept).
+/// The scored song lists of rankings recorded batch after batch, read back together: one wait
+/// on a GPU for all the batches (the top-k of each is small; the score blocks are not kept).
 fn read_lists<B: ModelOps>(
     b: &B,
     pending: Vec<PendingRank<B>>,
     users: usize,
-) -> Result<Vec<Vec<u32>>, Error> {
+) -> Result<crate::model::scorer::Ranked, Error> {
     let tensors: Vec<&crate::backend::BTensor<B>> =
         pending.iter().flat_map(|p| p.tensors()).collect();
     let mut host = b.to_host(&tensors)?.into_iter();
     let mut lists = Vec::with_capacity(users);
     for p in pending {
-        for r in p.finish(&mut host)? {
-            lists.push(r.into_iter().map(|(s, _)| s).collect());
-        }
+        lists.extend(p.finish(&mut host)?);
     }
     Ok(lists)
 }
