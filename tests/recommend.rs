@@ -1,8 +1,9 @@
-//! `recommend` for many users at once (`--all`, `--users FILE`): every user's list is the one
-//! `recommend --user` gives alone, on both backends, whichever path made it (the best songs
-//! ranked on the device, or the whole catalogue read back when they do not fill the list); a
-//! genre cap is the greedy walk down the full ranking; the users file's bad lines are skipped
-//! and named; the command line writes one tab-separated file atomically.
+//! `recommend` for many users at once (`--all`, `--users FILE`, `--histories FILE`): every
+//! user's list is the one `recommend --user` (or `--history`) gives alone, on both backends,
+//! whichever path made it (the best songs ranked on the device, or the whole catalogue read
+//! back when they do not fill the list); a genre cap is the greedy walk down the full ranking;
+//! the input files' bad lines are skipped and named; the command line writes one tab-separated
+//! file atomically.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -353,7 +354,7 @@ fn the_command_line_writes_one_tab_separated_file() {
     );
     fails_with(
         &ainrnn(&[&base[..], &["--user", &ds.user_ids[0], "-o", s(&out)]].concat()),
-        &["-o writes the lists of --all or --users"],
+        &["-o writes the lists of --all, --users or --histories"],
     );
     fails_with(
         &ainrnn(&[&base[..], &["--all", "-o", s(&data)]].concat()),
@@ -378,4 +379,120 @@ fn the_command_line_writes_one_tab_separated_file() {
         .filter(|n| n.contains(".tmp") || n.ends_with(".lock"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+/// `--histories`: each new user's list is the one `--history` gives for the same songs and
+/// plays (a pair listed again adds its plays, as there); lines with an unknown song, a bad
+/// play count or the wrong number of fields are skipped and named; a user left with no song
+/// gets no list; a file that gives nobody a song is an error naming it.
+#[test]
+fn new_users_from_a_histories_file_get_the_lists_that_history_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, ckpt) = trained(dir.path(), 40);
+    let ds = Dataset::load(&data).unwrap();
+    let b = CpuBackend::new();
+    let song = |i: usize| ds.song_ids[i].as_str();
+    let file = dir.path().join("histories.txt");
+    let text = [
+        "\u{feff}# new users".to_string(),
+        format!("ann\t{}\t3", song(0)),
+        format!("bob\t{}", song(5)),
+        format!("ann\t{}\t2", song(7)),
+        format!("ann\t{}\t4", song(0)),
+        "cid\tNO_SUCH_SONG\t1".into(),
+        format!("bob\t{}\tmany", song(9)),
+        format!("bob\t{} 1 extra", song(9)),
+        String::new(),
+        format!("bob   {}   6", song(11)),
+    ]
+    .join("\n");
+    std::fs::write(&file, text).unwrap();
+    let (got, sum) = all_lists(&b, &data, &ckpt, Users::Histories(&file), 6, Some(2), None);
+    assert_eq!(
+        got.iter().map(|(u, _)| u.as_str()).collect::<Vec<_>>(),
+        ["ann", "bob"]
+    );
+    assert_eq!((sum.users, sum.repeated), (2, 1));
+    let lines: Vec<usize> = sum.skipped.iter().map(|s| s.line).collect();
+    assert_eq!(lines, [6, 7, 8], "{:?}", sum.skipped);
+    assert!(sum.skipped[0]
+        .reason
+        .contains("not in the dataset's catalogue"));
+    assert_eq!(sum.skipped[0].user, "cid");
+    assert!(
+        sum.skipped[1].reason.contains("play count"),
+        "{:?}",
+        sum.skipped
+    );
+    assert!(
+        sum.skipped[2].reason.contains("found 4 fields"),
+        "{:?}",
+        sum.skipped
+    );
+    // The same histories one at a time: ann's first song with 3 + 4 plays.
+    for ((user, list), history) in got.iter().zip([
+        format!("{}\t7\n{}\t2\n", song(0), song(7)),
+        format!("{}\n{}\t6\n", song(5), song(11)),
+    ]) {
+        let h = dir.path().join(format!("{user}.txt"));
+        std::fs::write(&h, history).unwrap();
+        let alone = recommend(&b, &data, &ckpt, Who::History(&h), 6, Some(2), None).unwrap();
+        assert_eq!(ids(&alone), ids(list), "{user}");
+        let bits = |l: &[Recommendation]| l.iter().map(|r| r.score.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&alone), bits(list), "{user}: scores");
+        assert_eq!(list.len(), 6);
+    }
+    // Plays count: ann with 7 plays of her first song ranks otherwise than with 1.
+    let once = dir.path().join("once.txt");
+    std::fs::write(&once, format!("{}\t1\n{}\t2\n", song(0), song(7))).unwrap();
+    let other = recommend(&b, &data, &ckpt, Who::History(&once), 6, Some(2), None).unwrap();
+    assert_ne!(
+        other.iter().map(|r| r.score.to_bits()).collect::<Vec<_>>(),
+        got[0]
+            .1
+            .iter()
+            .map(|r| r.score.to_bits())
+            .collect::<Vec<_>>(),
+        "the merged plays reach the model"
+    );
+
+    let bad = dir.path().join("bad.txt");
+    std::fs::write(&bad, "x\tNO_SUCH_SONG\n").unwrap();
+    let o = ainrnn(&[
+        "recommend",
+        "--data",
+        s(&data),
+        "--checkpoint",
+        s(&ckpt),
+        "--histories",
+        s(&bad),
+        "-o",
+        s(&dir.path().join("out.tsv")),
+    ]);
+    fails_with(
+        &o,
+        &[
+            "bad.txt",
+            "no new user with a song of the catalogue",
+            "line 1",
+        ],
+    );
+    let o = ainrnn(&[
+        "recommend",
+        "--data",
+        s(&data),
+        "--checkpoint",
+        s(&ckpt),
+        "--histories",
+        s(&file),
+        "-o",
+        s(&dir.path().join("out.tsv")),
+    ]);
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(3), "{e}");
+    assert!(
+        e.contains("histories.txt:6: user \"cid\": song \"NO_SUCH_SONG\""),
+        "{e}"
+    );
+    assert!(e.contains("1 (user, song) pair listed again"), "{e}");
 }

@@ -218,7 +218,7 @@ pub struct EvalArgs {
 }
 
 #[derive(Args, Debug)]
-#[command(group(clap::ArgGroup::new("who").required(true).args(["user", "history", "all", "users"])))]
+#[command(group(clap::ArgGroup::new("who").required(true).args(["user", "history", "all", "users", "histories"])))]
 pub struct RecommendArgs {
     /// The dataset file (from `ainrnn prepare`).
     #[arg(long, value_name = "H5")]
@@ -242,8 +242,13 @@ pub struct RecommendArgs {
     /// and reported.
     #[arg(long, value_name = "FILE")]
     pub users: Option<PathBuf>,
-    /// With --all or --users: the file to write, tab-separated with a header (user, rank,
-    /// song_id, score, title, artist, genre), written atomically.
+    /// Cold start for many new users: a file of `user<TAB>song[<TAB>plays]` lines (each user's
+    /// history in line order), each list written to -o; a line naming a song the catalogue
+    /// lacks, or that cannot be read, is skipped and reported.
+    #[arg(long, value_name = "FILE")]
+    pub histories: Option<PathBuf>,
+    /// With --all, --users or --histories: the file to write, tab-separated with a header
+    /// (user, rank, song_id, score, title, artist, genre), written atomically.
     #[arg(short = 'o', long, value_name = "TSV")]
     pub output: Option<PathBuf>,
     /// Length of the list (≥ 1).
@@ -540,17 +545,18 @@ pub fn run_recommend(
     choice: BackendChoice,
     json: bool,
 ) -> Result<std::process::ExitCode> {
-    let many = match (a.all, &a.users) {
-        (true, _) => Some(evalrun::Users::All),
-        (false, Some(f)) => Some(evalrun::Users::File(f)),
-        (false, None) => None,
+    let many = match (a.all, &a.users, &a.histories) {
+        (true, _, _) => Some(evalrun::Users::All),
+        (false, Some(f), _) => Some(evalrun::Users::File(f)),
+        (false, None, Some(f)) => Some(evalrun::Users::Histories(f)),
+        (false, None, None) => None,
     };
     match (&many, &a.output) {
         (Some(_), None) => anyhow::bail!(
-            "--all and --users write every list to a file: give -o FILE (tab-separated)"
+            "--all, --users and --histories write every list to a file: give -o FILE (tab-separated)"
         ),
         (None, Some(_)) => anyhow::bail!(
-            "-o writes the lists of --all or --users; --user and --history print their list on stdout (--json for JSON)"
+            "-o writes the lists of --all, --users or --histories; --user and --history print their list on stdout (--json for JSON)"
         ),
         _ => {}
     }
@@ -561,7 +567,9 @@ pub fn run_recommend(
     let who = match (&a.user, &a.history) {
         (Some(u), _) => Who::User(u),
         (None, Some(h)) => Who::History(h),
-        (None, None) => anyhow::bail!("give --user ID, --history FILE, --all or --users FILE"),
+        (None, None) => {
+            anyhow::bail!("give --user ID, --history FILE, --all, --users FILE or --histories FILE")
+        }
     };
     check_recommend_fold(&a)?;
     let list = with_backend!(sel, b => evalrun::recommend(&b, &a.data, &a.checkpoint, who, a.k, a.max_per_genre, a.fold))?;
@@ -613,8 +621,8 @@ fn check_recommend_fold(a: &RecommendArgs) -> Result<()> {
     Ok(())
 }
 
-/// `recommend --all` / `--users FILE -o OUT`: every list into one tab-separated file, written
-/// atomically; exit status 3 when lines of the users file were skipped.
+/// `recommend --all` / `--users FILE` / `--histories FILE` `-o OUT`: every list into one
+/// tab-separated file, written atomically; exit status 3 when lines of the input were skipped.
 fn recommend_many(
     a: &RecommendArgs,
     users: evalrun::Users<'_>,
@@ -629,6 +637,9 @@ fn recommend_many(
     ];
     if let Some(u) = &a.users {
         inputs.push(("--users", u.as_path()));
+    }
+    if let Some(h) = &a.histories {
+        inputs.push(("--histories", h.as_path()));
     }
     paths::refuse_overwriting_inputs("-o", out, &inputs)?;
     let _lock = paths::lock_output("-o", out)?;
@@ -685,15 +696,18 @@ fn recommend_many(
         .sync_all()
         .map_err(io_err)?;
     file.commit()?;
-    let users_file = a.users.as_deref().map(|p| p.display().to_string());
+    // The file whose lines were read (--all reads none, and skips nothing).
+    let input = a
+        .users
+        .as_deref()
+        .or(a.histories.as_deref())
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
     const SHOWN: usize = 20;
     for s in summary.skipped.iter().take(SHOWN) {
         eprintln!(
-            "skipped {}:{}: user {:?}: {}",
-            users_file.as_deref().unwrap_or("--users"),
-            s.line,
-            s.user,
-            s.reason
+            "skipped {input}:{}: user {:?}: {}",
+            s.line, s.user, s.reason
         );
     }
     if summary.skipped.len() > SHOWN {
@@ -709,9 +723,18 @@ fn recommend_many(
     }
     if summary.repeated > 0 {
         eprintln!(
-            "note: {}: {} listed again; each list is written once",
-            users_file.as_deref().unwrap_or("--users"),
-            ainrnn::text::count(summary.repeated as u64, "user")
+            "note: {input}: {}",
+            if a.histories.is_some() {
+                format!(
+                    "{} listed again; their plays were added to the first",
+                    ainrnn::text::count(summary.repeated as u64, "(user, song) pair")
+                )
+            } else {
+                format!(
+                    "{} listed again; each list is written once",
+                    ainrnn::text::count(summary.repeated as u64, "user")
+                )
+            }
         );
     }
     eprintln!(
@@ -724,7 +747,7 @@ fn recommend_many(
             String::new()
         } else {
             format!(
-                "; {} of the users file skipped (exit status 3)",
+                "; {} of {input} skipped (exit status 3)",
                 ainrnn::text::count(summary.skipped.len() as u64, "line")
             )
         }
@@ -735,6 +758,7 @@ fn recommend_many(
             "data": a.data,
             "checkpoint": a.checkpoint,
             "users_file": a.users,
+            "histories": a.histories,
             "fold": a.fold,
             "k": a.k,
             "max_per_genre": a.max_per_genre,

@@ -614,11 +614,14 @@ pub enum Users<'a> {
     All,
     /// The user ids listed in a file, one per line (`#` comments and blank lines skipped).
     File(&'a Path),
+    /// New users (cold start): a file of `user song [plays]` lines, each user's history in
+    /// its lines' order (`#` comments and blank lines skipped).
+    Histories(&'a Path),
 }
 
-/// A line of a `--users` file that names no user to recommend for, and why.
+/// A line of a `--users` or `--histories` file that was skipped, and why.
 #[derive(Clone, Debug, Serialize)]
-pub struct SkippedUser {
+pub struct SkippedLine {
     pub line: usize,
     pub user: String,
     pub reason: String,
@@ -629,9 +632,11 @@ pub struct SkippedUser {
 pub struct UsersSummary {
     /// Users whose list was written.
     pub users: usize,
-    /// Lines of the users file skipped (unknown id, another fold's user, a bad line).
-    pub skipped: Vec<SkippedUser>,
-    /// Users listed again in the file: their first line counts.
+    /// Lines of the users or histories file skipped (unknown id, another fold's user, a song
+    /// not in the catalogue, a bad line).
+    pub skipped: Vec<SkippedLine>,
+    /// Users listed again in a users file (their first line counts), or (user, song) pairs
+    /// listed again in a histories file (their plays added to the first).
     pub repeated: usize,
     /// Users ranked over the whole catalogue because the best songs read back did not fill
     /// their list (see [`Recommender::lists`]).
@@ -677,13 +682,13 @@ pub fn recommend_users<B: ModelOps>(
         fold,
     } = req;
     check_list(k, max_per_genre)?;
-    let r = Recommender::open(b, data, ckpt)?;
-    let ds = &r.ds;
-    let in_fold = |u: usize| fold.is_none_or(|f| ds.user_fold.get(u) == Some(&f));
-    let (chosen, skipped, repeated) = match users {
+    let mut r = Recommender::open(b, data, ckpt)?;
+    // Dataset users by index, or new users with their histories.
+    let (chosen, new, skipped, repeated) = match users {
         Users::All => {
+            let ds = &r.ds;
             let chosen: Vec<u32> = (0..ds.users())
-                .filter(|&u| in_fold(u))
+                .filter(|&u| fold.is_none_or(|f| ds.user_fold.get(u) == Some(&f)))
                 .map(|u| u as u32)
                 .collect();
             if chosen.is_empty() {
@@ -693,22 +698,45 @@ pub fn recommend_users<B: ModelOps>(
                     fold.unwrap_or_default()
                 )));
             }
-            (chosen, Vec::new(), 0)
+            (chosen, Vec::new(), Vec::new(), 0)
         }
-        Users::File(path) => read_user_list(path, ds, data, fold)?,
+        Users::File(path) => {
+            let (chosen, skipped, repeated) = read_user_list(path, &r.ds, data, fold)?;
+            (chosen, Vec::new(), skipped, repeated)
+        }
+        Users::Histories(path) => {
+            let (users, skipped, repeated) = read_histories(path, &r.ds)?;
+            let new: Vec<(String, Example)> = users
+                .into_iter()
+                .map(|(id, s, p)| (id, r.new_user(s, p)))
+                .collect();
+            (Vec::new(), new, skipped, repeated)
+        }
     };
+    let total = chosen.len() + new.len();
     let mut whole = 0;
-    for (round, ids) in chosen.chunks(USERS_PER_ROUND).enumerate() {
-        let examples: Vec<Example> = ids.iter().map(|&u| r.user(u)).collect();
+    for start in (0..total).step_by(USERS_PER_ROUND) {
+        let end = (start + USERS_PER_ROUND).min(total);
+        let (names, examples): (Vec<&str>, Vec<Example>) = if new.is_empty() {
+            chosen[start..end]
+                .iter()
+                .map(|&u| (r.ds.user_ids[u as usize].as_str(), r.user(u)))
+                .unzip()
+        } else {
+            new[start..end]
+                .iter()
+                .map(|(id, ex)| (id.as_str(), ex.clone()))
+                .unzip()
+        };
         let (lists, w) = r.lists_counted(b, &examples, k, max_per_genre)?;
-        for (&u, list) in ids.iter().zip(&lists) {
-            write(&ds.user_ids[u as usize], list)?;
+        for (name, list) in names.into_iter().zip(&lists) {
+            write(name, list)?;
         }
         whole += w;
-        progress(round * USERS_PER_ROUND + ids.len(), chosen.len());
+        progress(end, total);
     }
     Ok(UsersSummary {
-        users: chosen.len(),
+        users: total,
         skipped,
         repeated,
         whole_catalogue: whole,
@@ -716,80 +744,54 @@ pub fn recommend_users<B: ModelOps>(
     })
 }
 
-/// The users a `--users` file names, in its order: the dataset's user indices, the lines
-/// skipped and why, and how many users were listed again (their first line counts).
-fn read_user_list(
+/// The lines of a `--users` or `--histories` file: each non-blank line that is not a `#`
+/// comment goes to `f` with its number and its fields (split on whitespace; a byte-order mark
+/// before the first dropped); `f` returns the user the line names, or `Err((user, reason))` to
+/// skip it. Reads line by line (the file may be large). Returns the skipped lines; a file of
+/// which no line named a user is an error naming it, `nothing` saying what was looked for.
+fn read_lines(
     path: &Path,
-    ds: &Dataset,
-    data: &Path,
-    fold: Option<u32>,
-) -> Result<(Vec<u32>, Vec<SkippedUser>, usize), Error> {
-    let bytes = std::fs::read(path).map_err(|e| IoError::io(path, e))?;
-    let index: std::collections::HashMap<&str, u32> = ds
-        .user_ids
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.as_str(), i as u32))
-        .collect();
-    let (mut chosen, mut skipped, mut repeated) = (Vec::new(), Vec::new(), 0);
-    let mut seen = std::collections::HashSet::new();
-    let mut lines = 0;
-    for (n, raw) in bytes.split(|&b| b == b'\n').enumerate() {
-        let mut skip = |user: &str, reason: String| {
-            skipped.push(SkippedUser {
-                line: n + 1,
-                user: crate::text::clip(user, 60).to_string(),
-                reason,
-            })
-        };
-        let Ok(line) = std::str::from_utf8(raw) else {
-            lines += 1;
-            skip("", "not valid UTF-8 (user ids are text)".into());
-            continue;
-        };
-        let line = line.trim();
-        let line = if n == 0 {
-            line.trim_start_matches('\u{feff}')
-        } else {
-            line
-        };
-        if line.is_empty() || line.starts_with('#') {
-            continue;
+    nothing: &str,
+    mut f: impl FnMut(&[&str]) -> Result<(), (String, String)>,
+) -> Result<Vec<SkippedLine>, Error> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path).map_err(|e| IoError::io(path, e))?;
+    let mut reader = std::io::BufReader::new(file);
+    let (mut skipped, mut lines, mut kept) = (Vec::new(), 0usize, 0usize);
+    let mut raw = Vec::new();
+    for n in 0.. {
+        raw.clear();
+        if reader
+            .read_until(b'\n', &mut raw)
+            .map_err(|e| IoError::io(path, e))?
+            == 0
+        {
+            break;
         }
+        let fields: Result<Vec<&str>, _> = std::str::from_utf8(&raw).map(|l| {
+            let l = if n == 0 {
+                l.trim_start_matches('\u{feff}')
+            } else {
+                l
+            };
+            l.split_whitespace().collect()
+        });
+        let outcome = match fields {
+            Ok(f) if f.is_empty() || f[0].starts_with('#') => continue,
+            Ok(fields) => f(&fields),
+            Err(_) => Err((String::new(), "not valid UTF-8 (ids are text)".into())),
+        };
         lines += 1;
-        let mut parts = line.split_whitespace();
-        let id = parts.next().unwrap_or_default();
-        if let Some(extra) = parts.next() {
-            skip(
-                id,
-                format!(
-                    "expected one user id a line, found a second field {:?}",
-                    crate::text::clip(extra, 60)
-                ),
-            );
-            continue;
-        }
-        let Some(&u) = index.get(id) else {
-            skip(id, format!("not a user of {}", data.display()));
-            continue;
-        };
-        if let Some(f) = fold {
-            let theirs = ds.user_fold.get(u as usize).copied().unwrap_or(u32::MAX);
-            if theirs != f {
-                skip(
-                    id,
-                    format!("in fold {theirs}, not a test user of --fold {f} (that fold's model trained on their listens)"),
-                );
-                continue;
-            }
-        }
-        if seen.insert(u) {
-            chosen.push(u);
-        } else {
-            repeated += 1;
+        match outcome {
+            Ok(()) => kept += 1,
+            Err((user, reason)) => skipped.push(SkippedLine {
+                line: n + 1,
+                user: crate::text::clip(&user, 60).to_string(),
+                reason,
+            }),
         }
     }
-    if chosen.is_empty() {
+    if kept == 0 {
         let why = match skipped.first() {
             Some(s) => format!(
                 "{} of them skipped; line {}: {}",
@@ -797,18 +799,133 @@ fn read_user_list(
                 s.line,
                 s.reason
             ),
-            None => "no user id in it".into(),
+            None => "nothing but blank lines and comments".into(),
         };
         return Err(IoError::Format {
             path: path.to_path_buf(),
             reason: format!(
-                "no user to recommend for ({} read; {why})",
+                "{nothing} ({} read; {why})",
                 crate::text::count(lines as u64, "line")
             ),
         }
         .into());
     }
+    Ok(skipped)
+}
+
+/// The users a `--users` file names (one id a line), in its order: the dataset's user indices,
+/// the lines skipped and why (unknown id, a second field, with `fold` another fold's user), and
+/// how many users were listed again (their first line counts).
+fn read_user_list(
+    path: &Path,
+    ds: &Dataset,
+    data: &Path,
+    fold: Option<u32>,
+) -> Result<(Vec<u32>, Vec<SkippedLine>, usize), Error> {
+    let index: std::collections::HashMap<&str, u32> = ds
+        .user_ids
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.as_str(), i as u32))
+        .collect();
+    let (mut chosen, mut repeated) = (Vec::new(), 0);
+    let mut seen = std::collections::HashSet::new();
+    let skipped = read_lines(path, "no user to recommend for", |fields| {
+        let id = fields[0];
+        let skip = |reason: String| Err((id.to_string(), reason));
+        if let Some(extra) = fields.get(1) {
+            return skip(format!(
+                "expected one user id a line, found a second field {:?}",
+                crate::text::clip(extra, 60)
+            ));
+        }
+        let Some(&u) = index.get(id) else {
+            return skip(format!("not a user of {}", data.display()));
+        };
+        if let Some(f) = fold {
+            let theirs = ds.user_fold.get(u as usize).copied().unwrap_or(u32::MAX);
+            if theirs != f {
+                return skip(format!(
+                    "in fold {theirs}, not a test user of --fold {f} (that fold's model trained on their listens)"
+                ));
+            }
+        }
+        if seen.insert(u) {
+            chosen.push(u);
+        } else {
+            repeated += 1;
+        }
+        Ok(())
+    })?;
     Ok((chosen, skipped, repeated))
+}
+
+/// A new user of a `--histories` file: id, songs in listening order, plays of each.
+type NewUser = (String, Vec<u32>, Vec<f32>);
+
+/// New users' histories from a `--histories` file: `user song [plays]` per line (tab or
+/// space separated; plays a whole number from 1 to 999,999,999 as in the triplets, 1 when left
+/// out), each user's songs in the order of their lines, users in the order of their first line.
+/// A line that cannot be read, or names a song the catalogue lacks, is skipped and reported; a
+/// (user, song) pair listed again adds its plays to the first. Returns the users, the skipped
+/// lines and the count of repeated pairs; a file that gives no user a song is an error naming
+/// it.
+fn read_histories(
+    path: &Path,
+    ds: &Dataset,
+) -> Result<(Vec<NewUser>, Vec<SkippedLine>, usize), Error> {
+    let songs: std::collections::HashMap<&str, u32> = ds
+        .song_ids
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.as_str(), i as u32))
+        .collect();
+    let mut users: Vec<NewUser> = Vec::new();
+    let mut by_id: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut pairs: std::collections::HashMap<(usize, u32), usize> =
+        std::collections::HashMap::new();
+    let mut repeated = 0;
+    let skipped = read_lines(path, "no new user with a song of the catalogue", |fields| {
+        let user = fields[0];
+        let skip = |reason: String| Err((user.to_string(), reason));
+        if !(2..=3).contains(&fields.len()) {
+            return skip(format!(
+                "expected `user song [plays]`, found {}",
+                crate::text::count(fields.len() as u64, "field")
+            ));
+        }
+        let Some(&song) = songs.get(fields[1]) else {
+            return skip(format!(
+                "song {:?} is not in the dataset's catalogue",
+                crate::text::clip(fields[1], 60)
+            ));
+        };
+        let plays = match fields.get(2) {
+            None => 1,
+            Some(v) => match crate::data::triplets::parse_count(v.as_bytes(), "play count") {
+                Ok(p) => p,
+                Err(reason) => return skip(reason),
+            },
+        };
+        let u = *by_id.entry(user.to_string()).or_insert_with(|| {
+            users.push((user.to_string(), Vec::new(), Vec::new()));
+            users.len() - 1
+        });
+        let (_, s, p) = &mut users[u];
+        match pairs.entry((u, song)) {
+            std::collections::hash_map::Entry::Occupied(e) => {
+                repeated += 1;
+                p[*e.get()] += plays as f32;
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(s.len());
+                s.push(song);
+                p.push(plays as f32);
+            }
+        }
+        Ok(())
+    })?;
+    Ok((users, skipped, repeated))
 }
 
 #[cfg(test)]
