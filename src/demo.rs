@@ -41,6 +41,8 @@ pub struct DemoSummary {
     pub features: PathBuf,
     pub datasets: Vec<PathBuf>,
     pub reports: Vec<PathBuf>,
+    /// AINRNN's (fold 0) top 10 for fold 0's test users of each real dataset, tab-separated.
+    pub recommendations: Vec<PathBuf>,
     pub seconds: f64,
     /// Each step's wall time, with what the GPU did in it: where a backend spends the demo.
     pub stages: Vec<DemoStage>,
@@ -98,6 +100,67 @@ impl<'a> Stages<'a> {
         self.start = Instant::now();
         self.gpu = now;
     }
+}
+
+/// Writes `checkpoint`'s top 10 for every test user of fold 0 of `data` to `out`
+/// (`recommend --all --fold 0 -o OUT`) and returns the log's lines: where, how many, and the
+/// first such user's songs and list.
+fn recommendations(
+    sel: &Selected,
+    data: &Path,
+    checkpoint: &Path,
+    out: &Path,
+) -> Result<String, Error> {
+    use crate::eval::run::{recommend, recommend_users_tsv, ListRequest, Users, Who};
+    let t = Instant::now();
+    let req = ListRequest {
+        users: Users::All,
+        k: 10,
+        max_per_genre: None,
+        fold: Some(0),
+    };
+    let s = with_backend!(sel, b => recommend_users_tsv(b, data, checkpoint, req, out, &mut |_, _| {}))?;
+    let mut lines = format!(
+        "   recommendations: AINRNN (fold 0) top 10 for fold 0's {} (never trained on) -> {} ({:.1} s; `ainrnn recommend --all --fold 0`)",
+        crate::text::count(s.users as u64, "test user"),
+        out.display(),
+        t.elapsed().as_secs_f64()
+    );
+    let ds = crate::data::Dataset::load(data)?;
+    if let Some(u) = (0..ds.users()).find(|&u| ds.user_fold[u] == 0) {
+        let id = &ds.user_ids[u];
+        // HetRec's items are artists: their title is the artist's name.
+        let label = |artist: &str, title: &str| {
+            if artist.is_empty() || artist == title {
+                title.to_string()
+            } else {
+                format!("{artist} - {title}")
+            }
+        };
+        let song = |s: u32| {
+            let m = &ds.song_meta[s as usize];
+            label(&m.artist, &m.title)
+        };
+        let heard = ds.history(u).0;
+        let list = with_backend!(sel, b => recommend(b, data, checkpoint, Who::User(id), 5, None, Some(0)))?;
+        lines.push_str(&format!(
+            "\n   e.g. user {}, a history of {} ({}): top 5 {}",
+            crate::text::clip(id, 12),
+            heard.len(),
+            heard
+                .iter()
+                .take(3)
+                .map(|&s| song(s))
+                .chain((heard.len() > 3).then(|| "...".to_string()))
+                .collect::<Vec<_>>()
+                .join("; "),
+            list.iter()
+                .map(|r| format!("{}. {}", r.rank, label(&r.artist, &r.title)))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+    }
+    Ok(lines)
 }
 
 fn need(path: &Path) -> Result<(), Error> {
@@ -228,6 +291,7 @@ pub fn run(
 
     // 3–4. Comparisons.
     let mut reports = Vec::new();
+    let mut recommendations_written = Vec::new();
     let mut comparisons = Vec::new();
     for (i, (name, data, n_folds)) in [
         ("taste", &taste, if o.quick { 1 } else { 5 }),
@@ -273,6 +337,20 @@ pub fn run(
             "compare_taste"
         } else {
             "compare_hetrec"
+        });
+        // What the recommender is for: AINRNN's lists for the users it never trained on.
+        let recs = o.out.join(format!("recommendations_{name}.tsv"));
+        log(&recommendations(
+            sel,
+            data,
+            &co.checkpoint(ModelKind::Ainrnn, 0),
+            &recs,
+        )?);
+        recommendations_written.push(recs);
+        stages.end(if name == "taste" {
+            "recommend_taste"
+        } else {
+            "recommend_hetrec"
         });
     }
 
@@ -387,6 +465,7 @@ pub fn run(
         features,
         datasets: vec![taste, hetrec, synthetic],
         reports,
+        recommendations: recommendations_written,
         seconds: t0.elapsed().as_secs_f64(),
         stages: stages.done,
         comparisons,

@@ -145,7 +145,9 @@ fn quick_gpu_report_runs_every_part_and_writes_its_figures() {
             "features",
             "datasets",
             "compare_taste",
+            "recommend_taste",
             "compare_hetrec",
+            "recommend_hetrec",
             "synthetic_data",
             "synthetic_fig6"
         ]
@@ -156,6 +158,23 @@ fn quick_gpu_report_runs_every_part_and_writes_its_figures() {
             && sum <= out_json["seconds"].as_f64().unwrap(),
         "{stages:?}"
     );
+    // AINRNN's lists for fold 0's test users of each real dataset: a header and 10 rows a user.
+    let recs = out_json["recommendations"].as_array().unwrap();
+    assert_eq!(recs.len(), 2, "{out_json}");
+    for p in recs {
+        let text = std::fs::read_to_string(p.as_str().unwrap()).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(
+            lines.next(),
+            Some("user\trank\tsong_id\tscore\ttitle\tartist\tgenre")
+        );
+        let rows: Vec<&str> = lines.collect();
+        assert!(
+            !rows.is_empty() && rows.len().is_multiple_of(10),
+            "{p}: {} rows",
+            rows.len()
+        );
+    }
     // The CPU run has no GPU counters.
     assert!(stages.iter().all(|s| s.get("gpu").is_none()), "{stages:?}");
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();

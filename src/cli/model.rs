@@ -630,7 +630,6 @@ fn recommend_many(
     choice: BackendChoice,
     json: bool,
 ) -> Result<std::process::ExitCode> {
-    use std::io::Write;
     let mut inputs = vec![
         ("--data", a.data.as_path()),
         ("--checkpoint", a.checkpoint.as_path()),
@@ -645,29 +644,6 @@ fn recommend_many(
     let _lock = paths::lock_output("-o", out)?;
     check_recommend_fold(a)?;
     let sel = backend(choice)?;
-    let file = ainrnn::io::AtomicFile::new(out);
-    let io_err = |e: std::io::Error| ainrnn::error::Error::from(ainrnn::error::IoError::io(out, e));
-    let mut w = std::io::BufWriter::new(std::fs::File::create(file.temp()).map_err(io_err)?);
-    writeln!(w, "user\trank\tsong_id\tscore\ttitle\tartist\tgenre").map_err(io_err)?;
-    // A tab or line break inside a title would shift the columns.
-    let field = |t: &str| t.replace(['\t', '\n', '\r'], " ");
-    let mut write = |user: &str, list: &[evalrun::Recommendation]| {
-        for r in list {
-            writeln!(
-                w,
-                "{}\t{}\t{}\t{}\t{}\t{}\t{}",
-                field(user),
-                r.rank,
-                field(&r.song_id),
-                r.score,
-                field(&r.title),
-                field(&r.artist),
-                field(&r.genre)
-            )
-            .map_err(io_err)?;
-        }
-        Ok(())
-    };
     let bar = if std::io::stderr().is_terminal() {
         ProgressBar::new(0)
     } else {
@@ -687,15 +663,10 @@ fn recommend_many(
         max_per_genre: a.max_per_genre,
         fold: a.fold,
     };
-    let summary = with_backend!(sel, b => evalrun::recommend_users(
-        &b, &a.data, &a.checkpoint, req, &mut write, &mut progress
+    let summary = with_backend!(sel, b => evalrun::recommend_users_tsv(
+        &b, &a.data, &a.checkpoint, req, out, &mut progress
     ))?;
     bar.finish_and_clear();
-    w.into_inner()
-        .map_err(|e| io_err(e.into_error()))?
-        .sync_all()
-        .map_err(io_err)?;
-    file.commit()?;
     // The file whose lines were read (--all reads none, and skips nothing).
     let input = a
         .users

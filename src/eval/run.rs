@@ -744,6 +744,56 @@ pub fn recommend_users<B: ModelOps>(
     })
 }
 
+/// [`recommend_users`] into the tab-separated file `out`: a header (`user rank song_id score
+/// title artist genre`), then one row per song of each list (a tab or line break inside a field
+/// becomes a space). Written to a temporary beside `out` and renamed over it at the end: a run
+/// that fails or is stopped leaves `out` as it was.
+pub fn recommend_users_tsv<B: ModelOps>(
+    b: &B,
+    data: &Path,
+    ckpt: &Path,
+    req: ListRequest<'_>,
+    out: &Path,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<UsersSummary, Error> {
+    use std::io::Write;
+    let file = crate::io::AtomicFile::new(out);
+    let io_err = |e: std::io::Error| Error::from(IoError::io(out, e));
+    let mut w = std::io::BufWriter::new(std::fs::File::create(file.temp()).map_err(io_err)?);
+    writeln!(w, "user\trank\tsong_id\tscore\ttitle\tartist\tgenre").map_err(io_err)?;
+    let field = |t: &str| t.replace(['\t', '\n', '\r'], " ");
+    let summary = recommend_users(
+        b,
+        data,
+        ckpt,
+        req,
+        &mut |user, list| {
+            for r in list {
+                writeln!(
+                    w,
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    field(user),
+                    r.rank,
+                    field(&r.song_id),
+                    r.score,
+                    field(&r.title),
+                    field(&r.artist),
+                    field(&r.genre)
+                )
+                .map_err(io_err)?;
+            }
+            Ok(())
+        },
+        progress,
+    )?;
+    w.into_inner()
+        .map_err(|e| io_err(e.into_error()))?
+        .sync_all()
+        .map_err(io_err)?;
+    file.commit()?;
+    Ok(summary)
+}
+
 /// The lines of a `--users` or `--histories` file: each non-blank line that is not a `#`
 /// comment goes to `f` with its number and its fields (split on whitespace; a byte-order mark
 /// before the first dropped); `f` returns the user the line names, or `Err((user, reason))` to

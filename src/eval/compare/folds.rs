@@ -174,10 +174,7 @@ pub(super) fn run_method<B: ModelOps>(
             opts.kind = kind;
             opts.fold = fold;
             opts.data = o.data.clone();
-            opts.out = o
-                .report
-                .join("checkpoints")
-                .join(format!("{}-fold{fold}.ckpt", kind.name()));
+            opts.out = o.checkpoint(kind, fold);
             let r = train_and_rank(b, ds, corpus, &opts, &fd.test)?;
             if r.members > 1 && fold == 0 {
                 notes.push(format!(

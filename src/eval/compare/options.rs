@@ -60,3 +60,13 @@ pub struct CompareOptions {
     pub ease_max_items: usize,
     pub knn_neighbours: usize,
 }
+
+impl CompareOptions {
+    /// Where the learned model `kind` of `fold` is kept: `REPORT/checkpoints/KIND-foldF.ckpt`
+    /// (its ensemble's other members beside it), for `eval` and `recommend` afterwards.
+    pub fn checkpoint(&self, kind: ModelKind, fold: u32) -> PathBuf {
+        self.report
+            .join("checkpoints")
+            .join(format!("{}-fold{fold}.ckpt", kind.name()))
+    }
+}
