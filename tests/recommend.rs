@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use ainrnn::backend::cpu::CpuBackend;
 use ainrnn::backend::model_ops::ModelOps;
-use ainrnn::data::prepare::{prepare, Input, PrepareOptions};
+use ainrnn::data::prepare::prepare;
 use ainrnn::data::Dataset;
 use ainrnn::eval::run::{
     recommend, recommend_users, ListRequest, Recommendation, Users, UsersSummary, Who,
@@ -22,30 +22,12 @@ use ainrnn::train::run::{train, TrainOptions};
 use common::cli::{ainrnn, fails_with, s, stderr};
 
 /// The first `users` users of the bundled Taste-Profile triplets with the MSD subset's metadata
-/// (so songs have genres), every song kept, 3 folds; and a tiny AINRNN ensemble of two members (1 epoch, the
-/// neighbourhood term on) trained on fold 0 with the CPU backend.
+/// (so songs have genres), every song kept, 3 folds; and a tiny AINRNN ensemble of two members
+/// (1 epoch, the neighbourhood term on) trained on fold 0 with the CPU backend.
 fn trained(dir: &Path, users: usize) -> (PathBuf, PathBuf) {
-    let root = common::cli::root();
-    let text = std::fs::read_to_string(root.join("data/taste/triplets_dev.txt")).unwrap();
-    let (mut seen, mut out) = (Vec::<String>::new(), String::new());
-    for line in text.lines() {
-        let u = line.split('\t').next().unwrap();
-        if seen.last().map(String::as_str) != Some(u) {
-            if seen.len() == users {
-                break;
-            }
-            seen.push(u.to_string());
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    let trip = dir.join("triplets.txt");
-    std::fs::write(&trip, out).unwrap();
-    let data = dir.join("small.h5");
-    let mut o = PrepareOptions::new(Input::Triplets(trip), data.clone());
-    o.metadata = Some(root.join("data/msd/subset_10k.csv"));
-    o.folds = 3;
+    let mut o = common::taste_prefix(dir, users);
     o.min_song_users = 1;
+    let data = o.output.clone();
     prepare(&o, &mut |_| {}).unwrap();
     let ckpt = dir.join("m.ckpt");
     let mut t = TrainOptions::new(data.clone(), ModelKind::Ainrnn, ckpt.clone());
@@ -456,38 +438,30 @@ fn new_users_from_a_histories_file_get_the_lists_that_history_gives() {
         "the merged plays reach the model"
     );
 
+    let histories = |file: &Path| {
+        ainrnn(&[
+            "recommend",
+            "--data",
+            s(&data),
+            "--checkpoint",
+            s(&ckpt),
+            "--histories",
+            s(file),
+            "-o",
+            s(&dir.path().join("out.tsv")),
+        ])
+    };
     let bad = dir.path().join("bad.txt");
     std::fs::write(&bad, "x\tNO_SUCH_SONG\n").unwrap();
-    let o = ainrnn(&[
-        "recommend",
-        "--data",
-        s(&data),
-        "--checkpoint",
-        s(&ckpt),
-        "--histories",
-        s(&bad),
-        "-o",
-        s(&dir.path().join("out.tsv")),
-    ]);
     fails_with(
-        &o,
+        &histories(&bad),
         &[
             "bad.txt",
             "no new user with a song of the catalogue",
             "line 1",
         ],
     );
-    let o = ainrnn(&[
-        "recommend",
-        "--data",
-        s(&data),
-        "--checkpoint",
-        s(&ckpt),
-        "--histories",
-        s(&file),
-        "-o",
-        s(&dir.path().join("out.tsv")),
-    ]);
+    let o = histories(&file);
     let e = stderr(&o);
     assert_eq!(o.status.code(), Some(3), "{e}");
     assert!(

@@ -12,7 +12,7 @@ use std::process::Command;
 use ainrnn::backend::cpu::CpuBackend;
 use ainrnn::backend::model_ops::ModelOps;
 use ainrnn::backend::Backend;
-use ainrnn::data::prepare::{prepare, Input, PrepareOptions};
+use ainrnn::data::prepare::prepare;
 use ainrnn::data::Dataset;
 use ainrnn::model::batch::upload;
 use ainrnn::model::{Model, ModelConfig, ModelKind};
@@ -21,36 +21,13 @@ use ainrnn::train::run::{train, TrainOptions};
 use ainrnn::train::{split_example, Corpus};
 use rand::SeedableRng;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// A real dataset file: the first `users` users of `data/taste/triplets_dev.txt`, with the MSD
 /// subset metadata (song vectors, genres, languages), 3 folds.
 fn small_dataset(dir: &Path, users: usize) -> PathBuf {
-    let text = std::fs::read_to_string(root().join("data/taste/triplets_dev.txt")).unwrap();
-    let mut seen = Vec::new();
-    let mut out = String::new();
-    for line in text.lines() {
-        let u = line.split('\t').next().unwrap();
-        if seen.last().map(String::as_str) != Some(u) {
-            if seen.len() == users {
-                break;
-            }
-            seen.push(u.to_string());
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    let trip = dir.join("triplets.txt");
-    std::fs::write(&trip, out).unwrap();
-    let h5 = dir.join("small.h5");
-    let mut o = PrepareOptions::new(Input::Triplets(trip), h5.clone());
-    o.metadata = Some(root().join("data/msd/subset_10k.csv"));
-    o.folds = 3;
+    let o = common::taste_prefix(dir, users);
     let _writing = HDF5_WRITES.read().unwrap_or_else(|e| e.into_inner());
     prepare(&o, &mut |_| {}).unwrap();
-    h5
+    o.output
 }
 
 /// Held (shared) while a test writes an HDF5 file in this process, and (exclusive) while a test

@@ -253,3 +253,30 @@ pub fn blank_portraits(users: usize, songs: usize) -> ainrnn::data::Portraits {
         song_language: vec![0; songs],
     }
 }
+
+/// `prepare`'s options for a small real dataset: the first `users` users of the bundled
+/// Taste-Profile triplets (written to `dir/triplets.txt`) with the MSD subset's metadata (song
+/// vectors, genres, languages), 3 folds, into `dir/small.h5`.
+pub fn taste_prefix(dir: &std::path::Path, users: usize) -> ainrnn::data::prepare::PrepareOptions {
+    use ainrnn::data::prepare::{Input, PrepareOptions};
+    let root = cli::root();
+    let text = std::fs::read_to_string(root.join("data/taste/triplets_dev.txt")).unwrap();
+    let (mut seen, mut out) = (Vec::<String>::new(), String::new());
+    for line in text.lines() {
+        let u = line.split('\t').next().unwrap();
+        if seen.last().map(String::as_str) != Some(u) {
+            if seen.len() == users {
+                break;
+            }
+            seen.push(u.to_string());
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    let trip = dir.join("triplets.txt");
+    std::fs::write(&trip, out).unwrap();
+    let mut o = PrepareOptions::new(Input::Triplets(trip), dir.join("small.h5"));
+    o.metadata = Some(root.join("data/msd/subset_10k.csv"));
+    o.folds = 3;
+    o
+}
