@@ -103,8 +103,8 @@ impl<'a> Stages<'a> {
 }
 
 /// Writes `checkpoint`'s top 10 for every test user of fold 0 of `data` to `out`
-/// (`recommend --all --fold 0 -o OUT`) and returns the log's lines: where, how many, and the
-/// first such user's songs and list.
+/// (`recommend --all --fold 0 -o OUT`) and returns the log's lines: where, how many, and one
+/// such user's songs and list.
 fn recommendations(
     sel: &Selected,
     data: &Path,
@@ -127,7 +127,12 @@ fn recommendations(
         t.elapsed().as_secs_f64()
     );
     let ds = crate::data::Dataset::load(data)?;
-    if let Some(u) = (0..ds.users()).find(|&u| ds.user_fold[u] == 0) {
+    // The first test user with a few songs: a history of one or two says little.
+    let test_users = || (0..ds.users()).filter(|&u| ds.user_fold[u] == 0);
+    let shown = test_users()
+        .find(|&u| ds.history(u).0.len() >= 5)
+        .or_else(|| test_users().next());
+    if let Some(u) = shown {
         let id = &ds.user_ids[u];
         // HetRec's items are artists: their title is the artist's name.
         let label = |artist: &str, title: &str| {

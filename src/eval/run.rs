@@ -348,11 +348,6 @@ impl<B: ModelOps> Recommender<B> {
         Ok(Recommender { ds, models, corpus })
     }
 
-    /// The dataset the lists are for.
-    pub fn dataset(&self) -> &Dataset {
-        &self.ds
-    }
-
     /// The input of dataset user `u`: their whole history, none of it recommended again.
     pub fn user(&self, u: u32) -> Example {
         let (s, p) = self.ds.history(u as usize);
