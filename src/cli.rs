@@ -90,7 +90,7 @@ pub enum Command {
     Compare(model::CompareArgs),
     /// AINRNN's components one at a time against full AINRNN: paired tests, report and figure.
     Ablate(model::AblateArgs),
-    /// Top-k songs for a user of the dataset or a new history.
+    /// Top-k songs for a user of the dataset or a new history, or for many users into one file.
     Recommend(model::RecommendArgs),
     /// Audio features (mel, MFCC + deltas, HFC, HPCP, scattering) into an HDF5 feature store.
     Features(FeaturesArgs),

@@ -260,7 +260,7 @@ pub struct RecommendArgs {
     pub max_per_genre: Option<usize>,
     /// The fold the recommendation is for: refused when the checkpoint was trained for another
     /// one (default: the checkpoint's), unless --other-fold; --user must then be one of the
-    /// fold's test users.
+    /// fold's test users, --all takes them, --users skips the others.
     #[arg(long, value_parser = parse::int_at_least(0u32))]
     pub fold: Option<u32>,
     /// Allow a --fold other than the checkpoint's.
