@@ -74,6 +74,14 @@ fn check_run(r: &Value) {
     );
     let host = r["host_seconds_per_step"].as_f64().unwrap();
     assert!(host > 0.0 && host.is_finite(), "{name}: host time {host}");
+    // Ranking every user: the per-user time over the epoch's 40 users.
+    let per = r["rank_seconds_per_user"].as_f64().unwrap();
+    let all = r["rank_all_users_seconds"].as_f64().unwrap();
+    assert!(per > 0.0 && per.is_finite(), "{name}: ranking {per}");
+    assert!(
+        (all - 40.0 * per).abs() <= 1e-9 * all,
+        "{name}: {all} vs 40 x {per}"
+    );
 }
 
 #[test]

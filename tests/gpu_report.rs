@@ -51,6 +51,10 @@ fn quick_gpu_report_runs_every_part_and_writes_its_figures() {
         "ndcg10_gpu",
         "demo_quick_seconds_cpu",
         "gpu_host_seconds_per_step",
+        // Every user's list at the epoch's size, on each backend.
+        "rank_all_users_seconds_gpu",
+        "rank_all_users_seconds_cpu",
+        "rank_speedup_gpu_over_cpu",
         "gpu_kernel_seconds_per_step",
         // The step with the song table's AdamW fused and with its gradient formed whole.
         "table_step_seconds_fused",

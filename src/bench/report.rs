@@ -668,6 +668,13 @@ fn summarise(parts: &[PartResult]) -> serde_json::Map<String, Value> {
         if let (Some(g), Some(c)) = (gpu_epoch, cpu_epoch) {
             put("epoch_speedup_gpu_over_cpu", Some(json!(c / g.max(1e-12))));
         }
+        // Every user's list (eval, recommend --all) on each backend.
+        let rank = |dev: &str| find(dev).and_then(|r| r["rank_all_users_seconds"].as_f64());
+        put("rank_all_users_seconds_gpu", rank("gpu").map(|x| json!(x)));
+        put("rank_all_users_seconds_cpu", rank("cpu").map(|x| json!(x)));
+        if let (Some(g), Some(c)) = (rank("gpu"), rank("cpu")) {
+            put("rank_speedup_gpu_over_cpu", Some(json!(c / g.max(1e-12))));
+        }
         put(
             "gpu_step_seconds",
             find("gpu").and_then(|r| r.get("seconds_per_step").cloned()),

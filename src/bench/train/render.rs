@@ -91,6 +91,17 @@ pub fn render(r: &TrainBench) -> String {
             if x.phases_kernel.is_some() { "  (kernels)" } else { "" }
         );
     }
+    s += "  ranking (eval, validation, recommend --all): every song, top 10 read back, users ranked together:\n";
+    for x in &r.runs {
+        s += &format!(
+            "    {:<7} {:<4} {:>9.0} users/s, all {} users in {}\n",
+            x.model,
+            x.device,
+            1.0 / x.rank_seconds_per_user.max(1e-12),
+            o.users,
+            human_seconds(x.rank_all_users_seconds)
+        );
+    }
     for x in r.runs.iter().filter_map(|x| x.gpu.as_ref().map(|g| (x, g))) {
         s += &format!(
             "  {} gpu per step: {:.0} dispatches, {:.1} submits, {:.1} read-backs, {:.1} new buffers, \

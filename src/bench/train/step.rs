@@ -159,6 +159,13 @@ pub struct ModelRun {
     pub projected_epoch_seconds: f64,
     /// `--epoch`: one real epoch over all users (with the trainer's loss read-back every 8 steps).
     pub epoch_seconds: Option<f64>,
+    /// Ranking (what `eval`, validation and `recommend --all` run): seconds per user to rank
+    /// every song and read back the top 10, the timed steps' users ranked together (at most
+    /// [`crate::train::RANK_BATCH`], and as many as one binding's score block takes), three
+    /// times after a warm-up.
+    pub rank_seconds_per_user: f64,
+    /// `rank_seconds_per_user` for every user of the epoch (`--users`): all their lists.
+    pub rank_all_users_seconds: f64,
     /// Mean training loss of the timed steps (a sanity check: finite, about ln(songs) at first).
     pub mean_loss: f64,
     pub gpu: Option<GpuUse>,
@@ -422,11 +429,36 @@ pub(super) fn run_model<B: ModelOps>(
         }
         None => None,
     };
+    // What training allocated, before the ranking's score block joins the pool.
+    let allocated = gpu.map(|g| g.context().stats().bytes_allocated);
+    // Ranking: the timed users in one batch, the top 10 read back, three times after a warm-up.
+    // (As many as a score block a binding takes: lavapipe's are 128 MiB.)
+    let ranked = &pool[..pool.len().min(crate::train::ranking_batch(
+        b,
+        &model,
+        crate::train::RANK_BATCH,
+    ))];
+    let rank = || -> Result<(), Error> {
+        let db = upload(b, &model.cfg, None, ranked)?;
+        let p = crate::model::recommend_sum_pending(b, std::slice::from_ref(&model), &db, 10)?;
+        let host = b.to_host(&p.tensors())?;
+        p.finish(&mut host.into_iter())?;
+        Ok(())
+    };
+    rank()?;
+    const RANKINGS: usize = 3;
+    let t_rank = Instant::now();
+    for _ in 0..RANKINGS {
+        rank()?;
+    }
+    let rank_seconds_per_user =
+        t_rank.elapsed().as_secs_f64() / (RANKINGS * ranked.len().max(1)) as f64;
+
     let gpu_use = match (gpu, s0, s1) {
         (Some(g), Some(a), Some(z)) => {
             let per = |x: u64, y: u64| (y - x) as f64 / steps as f64;
             Some(GpuUse {
-                bytes_allocated: g.context().stats().bytes_allocated,
+                bytes_allocated: allocated.unwrap_or_default(),
                 buffers_created_per_step: per(a.buffers_created, z.buffers_created),
                 dispatches_per_step: per(a.dispatches, z.dispatches),
                 submits_per_step: per(a.submits, z.submits),
@@ -460,6 +492,8 @@ pub(super) fn run_model<B: ModelOps>(
         steps_per_epoch,
         projected_epoch_seconds: steps_per_epoch as f64 * seconds_per_step,
         epoch_seconds,
+        rank_seconds_per_user,
+        rank_all_users_seconds: rank_seconds_per_user * o.users as f64,
         mean_loss,
         gpu: gpu_use,
         rss_bytes: rss().0,
