@@ -381,9 +381,10 @@ impl<B: ModelOps> Recommender<B> {
     /// given), ranked by the members' summed scores, best first, ties to the lower song index.
     ///
     /// The examples are ranked together on the device and only their best [`MAX_TOPK`] songs
-    /// read back (every user of a batch in one read-back). A user whose list that leaves short
-    /// (a `k` above it, or a genre cap that drops too many of them) is ranked again over the
-    /// whole catalogue, alone. Each user's list depends on that user's history alone.
+    /// read back (every user of a batch in one read-back). Users whose list that leaves short
+    /// (a `k` above it, or a genre cap that drops too many of them) are ranked again over the
+    /// whole catalogue, every score read back (at most 64 MiB of them a batch). Each user's
+    /// list depends on that user's history alone.
     ///
     /// [`MAX_TOPK`]: crate::backend::model_ops::MAX_TOPK
     pub fn lists(
