@@ -440,9 +440,7 @@ pub(super) fn run_model<B: ModelOps>(
     ))];
     let rank = || -> Result<(), Error> {
         let db = upload(b, &model.cfg, None, ranked)?;
-        let p = crate::model::recommend_sum_pending(b, std::slice::from_ref(&model), &db, 10)?;
-        let host = b.to_host(&p.tensors())?;
-        p.finish(&mut host.into_iter())?;
+        model.recommend(b, &db, 10)?;
         Ok(())
     };
     rank()?;
