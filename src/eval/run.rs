@@ -237,6 +237,33 @@ pub enum Who<'a> {
     History(&'a Path),
 }
 
+/// A history read from lines: songs in the order they were first listed, a song listed again
+/// adding its plays to its first entry (as `prepare` merges a user's repeated records).
+#[derive(Default)]
+struct Listens {
+    songs: Vec<u32>,
+    plays: Vec<f32>,
+    at: std::collections::HashMap<u32, usize>,
+}
+
+impl Listens {
+    /// Adds `plays` plays of `song`; true when the song was listed before.
+    fn add(&mut self, song: u32, plays: f32) -> bool {
+        match self.at.entry(song) {
+            std::collections::hash_map::Entry::Occupied(e) => {
+                self.plays[*e.get()] += plays;
+                true
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(self.songs.len());
+                self.songs.push(song);
+                self.plays.push(plays);
+                false
+            }
+        }
+    }
+}
+
 /// Reads a cold-start history: `song_id[<TAB or space>plays]` per line, in listening order;
 /// unknown ids and bad lines are errors naming the line. Plays are what `prepare` takes: a
 /// whole number from 1 to 999,999,999 (1 when left out). A song listed again adds its plays to
@@ -249,8 +276,7 @@ pub fn read_history(path: &Path, ds: &Dataset) -> Result<(Vec<u32>, Vec<f32>), E
         .enumerate()
         .map(|(i, s)| (s.as_str(), i as u32))
         .collect();
-    let (mut songs, mut plays) = (Vec::new(), Vec::new());
-    let mut seen = std::collections::HashMap::new();
+    let mut listens = Listens::default();
     for (n, raw) in bytes.split(|&b| b == b'\n').enumerate() {
         let Ok(line) = std::str::from_utf8(raw) else {
             return Err(IoError::Line {
@@ -296,23 +322,16 @@ pub fn read_history(path: &Path, ds: &Dataset) -> Result<(Vec<u32>, Vec<f32>), E
                 "expected `song_id [plays]`, found a third field {extra:?}"
             )));
         }
-        match seen.entry(s) {
-            std::collections::hash_map::Entry::Occupied(e) => plays[*e.get()] += p as f32,
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(songs.len());
-                songs.push(s);
-                plays.push(p as f32);
-            }
-        }
+        listens.add(s, p as f32);
     }
-    if songs.is_empty() {
+    if listens.songs.is_empty() {
         return Err(IoError::Format {
             path: path.to_path_buf(),
             reason: "no song ids in the history file".into(),
         }
         .into());
     }
-    Ok((songs, plays))
+    Ok((listens.songs, listens.plays))
 }
 
 /// Refuses a list length of 0 and a genre cap of 0 (the library's own check of what the CLI's
@@ -926,10 +945,8 @@ fn read_histories(
         .enumerate()
         .map(|(i, s)| (s.as_str(), i as u32))
         .collect();
-    let mut users: Vec<NewUser> = Vec::new();
+    let mut users: Vec<(String, Listens)> = Vec::new();
     let mut by_id: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    let mut pairs: std::collections::HashMap<(usize, u32), usize> =
-        std::collections::HashMap::new();
     let mut repeated = 0;
     let skipped = read_lines(path, "no new user with a song of the catalogue", |fields| {
         let user = fields[0];
@@ -954,23 +971,18 @@ fn read_histories(
             },
         };
         let u = *by_id.entry(user.to_string()).or_insert_with(|| {
-            users.push((user.to_string(), Vec::new(), Vec::new()));
+            users.push((user.to_string(), Listens::default()));
             users.len() - 1
         });
-        let (_, s, p) = &mut users[u];
-        match pairs.entry((u, song)) {
-            std::collections::hash_map::Entry::Occupied(e) => {
-                repeated += 1;
-                p[*e.get()] += plays as f32;
-            }
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(s.len());
-                s.push(song);
-                p.push(plays as f32);
-            }
+        if users[u].1.add(song, plays as f32) {
+            repeated += 1;
         }
         Ok(())
     })?;
+    let users = users
+        .into_iter()
+        .map(|(id, l)| (id, l.songs, l.plays))
+        .collect();
     Ok((users, skipped, repeated))
 }
 
