@@ -80,6 +80,12 @@ pub fn lock_output(flag: &str, output: &Path) -> Result<OutputLock> {
             output.display()
         );
     }
+    if let Some(kind) = ainrnn::io::atomic::special_file(output) {
+        bail!(
+            "{flag} {}",
+            ainrnn::io::atomic::not_a_regular_file(output, kind)
+        );
+    }
     take_lock(flag, output)
 }
 

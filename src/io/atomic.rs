@@ -47,6 +47,10 @@ impl AtomicFile {
     /// Syncs the temporary to disk and renames it over the output. Whoever wrote the temporary
     /// must have closed it. On failure the temporary is removed (by drop).
     pub fn commit(mut self) -> Result<(), IoError> {
+        // The rename would put a regular file where a device (/dev/null) or a pipe was.
+        if let Some(kind) = special_file(&self.path) {
+            return Err(not_a_regular_file(&self.path, kind));
+        }
         std::fs::File::open(&self.temp)
             .and_then(|f| f.sync_all())
             .map_err(|e| IoError::io(&self.path, e))?;
@@ -82,6 +86,43 @@ pub fn remove_live_temps() -> usize {
         .drain(..)
         .filter(|t| std::fs::remove_file(t).is_ok())
         .count()
+}
+
+/// What `path` is when it exists and is neither a regular file, a folder nor a symbolic link:
+/// "a character device" (/dev/null), "a block device", "a named pipe" or "a socket". An atomic
+/// output cannot go there: its rename would replace the device or pipe with a regular file.
+pub fn special_file(path: &Path) -> Option<&'static str> {
+    let t = std::fs::symlink_metadata(path).ok()?.file_type();
+    if t.is_file() || t.is_dir() || t.is_symlink() {
+        return None;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_char_device() {
+            return Some("a character device");
+        }
+        if t.is_block_device() {
+            return Some("a block device");
+        }
+        if t.is_fifo() {
+            return Some("a named pipe");
+        }
+        if t.is_socket() {
+            return Some("a socket");
+        }
+    }
+    Some("not a regular file")
+}
+
+/// The error for an output that is a [`special_file`].
+pub fn not_a_regular_file(path: &Path, kind: &str) -> IoError {
+    IoError::Format {
+        path: path.to_path_buf(),
+        reason: format!(
+            "is {kind}, not a regular file: outputs are written to a temporary and renamed over the file, which would replace it; give a file name"
+        ),
+    }
 }
 
 fn temp_path(path: &Path) -> PathBuf {
@@ -258,12 +299,50 @@ pub fn check_output(path: &Path) -> Result<(), IoError> {
             reason: "is a folder; give a file name".into(),
         });
     }
+    if let Some(kind) = special_file(path) {
+        return Err(not_a_regular_file(path, kind));
+    }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A named pipe (and so /dev/null, a device) is refused as an output, early and at the
+    /// commit, and stays what it was: the rename would have replaced it with a regular file.
+    #[cfg(unix)]
+    #[test]
+    fn an_output_that_is_a_device_or_pipe_is_refused_and_left_as_it_was() {
+        use std::os::unix::fs::FileTypeExt;
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe.tsv");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo only creates the node.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let e = check_output(&fifo).unwrap_err().to_string();
+        assert!(e.contains("is a named pipe, not a regular file"), "{e}");
+        assert_eq!(
+            special_file(Path::new("/dev/null")),
+            Some("a character device")
+        );
+        let out = AtomicFile::new(&fifo);
+        std::fs::write(out.temp(), b"rows").unwrap();
+        let e = out.commit().unwrap_err().to_string();
+        assert!(e.contains("named pipe"), "{e}");
+        let t = std::fs::symlink_metadata(&fifo).unwrap().file_type();
+        assert!(t.is_fifo(), "the pipe was replaced");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "the temporary is gone"
+        );
+        // A regular file, a missing one, a symbolic link: written as before.
+        let file = dir.path().join("rows.tsv");
+        assert_eq!(special_file(&file), None);
+        write_atomic(&file, b"a").unwrap();
+        assert_eq!(special_file(&file), None);
+    }
 
     #[test]
     fn background_writes_land_in_order_and_errors_name_the_file() {
