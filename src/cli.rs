@@ -22,6 +22,7 @@ mod data;
 mod model;
 mod parse;
 mod paths;
+mod similar;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -92,6 +93,8 @@ pub enum Command {
     Ablate(model::AblateArgs),
     /// Top-k songs for a user of the dataset or a new history, or for many users into one file.
     Recommend(model::RecommendArgs),
+    /// Songs like a song (or like a few together): by co-listening, by content, or by a model.
+    Similar(similar::SimilarArgs),
     /// Audio features (mel, MFCC + deltas, HFC, HPCP, scattering) into an HDF5 feature store.
     Features(FeaturesArgs),
 }
@@ -346,6 +349,7 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
             return model::run_ablate(a, given, cli.backend.into(), cli.json);
         }
         Command::Recommend(a) => return model::run_recommend(a, cli.backend.into(), cli.json),
+        Command::Similar(a) => return similar::run(a, cli.backend.into(), cli.json),
         Command::Prepare(a) => data::run_prepare(a, cli.json)?,
         Command::Synth(a) => data::run_synth(a, cli.json)?,
         Command::Stats(a) => data::run_stats(a, cli.json)?,

@@ -164,6 +164,34 @@ fn recommendations(
                 .collect::<Vec<_>>()
                 .join("; ")
         ));
+        // Songs like the first of them, by who plays them and (where the data has content)
+        // by what they are.
+        use crate::eval::similar::{Measure, Similar};
+        let cpu = crate::backend::cpu::CpuBackend::new();
+        let seed = [vec![heard[0]]];
+        let measures = [
+            Measure::Listens(crate::model::neighbours::Similarity::COSINE),
+            Measure::Content { artist_weight: 0.0 },
+        ];
+        for m in measures {
+            let mut like = match Similar::open(&cpu, data, m) {
+                Ok(l) => l,
+                // No content to compare: HetRec's artists have neither vectors nor genres.
+                Err(_) if matches!(m, Measure::Content { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            let list = like.lists(&cpu, &seed, 3, None)?.pop().unwrap_or_default();
+            lines.push_str(&format!(
+                "\n   songs like {} by {}: {} (`ainrnn similar --by {}`)",
+                song(heard[0]),
+                m.name(),
+                list.iter()
+                    .map(|r| label(&r.artist, &r.title))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                m.name()
+            ));
+        }
     }
     Ok(lines)
 }

@@ -400,7 +400,7 @@ fn new_users_from_a_histories_file_get_the_lists_that_history_gives() {
     assert!(sum.skipped[0]
         .reason
         .contains("not in the dataset's catalogue"));
-    assert_eq!(sum.skipped[0].user, "cid");
+    assert_eq!(sum.skipped[0].id, "cid");
     assert!(
         sum.skipped[1].reason.contains("play count"),
         "{:?}",

@@ -268,7 +268,7 @@ pub struct RecommendArgs {
     pub other_fold: bool,
 }
 
-fn backend(choice: BackendChoice) -> Result<ainrnn::backend::select::Selected> {
+pub(super) fn backend(choice: BackendChoice) -> Result<ainrnn::backend::select::Selected> {
     let (sel, note) = select(choice)?;
     if let Some(n) = note {
         eprintln!("note: {n}");
@@ -597,19 +597,25 @@ pub fn run_recommend(
             "recommendations": list,
         }))?;
     } else {
-        for r in &list {
-            outln!(
-                "{:>3}. {:<8.4} {} — {} [{}] ({})",
-                r.rank,
-                r.score,
-                r.artist,
-                r.title,
-                r.genre,
-                r.song_id
-            );
-        }
+        print_list(&list)?;
     }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// A list on stdout, a song a line: rank, score, artist — title [genre] (id).
+pub(super) fn print_list(list: &[evalrun::Recommendation]) -> Result<()> {
+    for r in list {
+        outln!(
+            "{:>3}. {:<8.4} {} — {} [{}] ({})",
+            r.rank,
+            r.score,
+            r.artist,
+            r.title,
+            r.genre,
+            r.song_id
+        );
+    }
+    Ok(())
 }
 
 /// `recommend --fold F`: refused for a checkpoint of another fold unless `--other-fold`.
@@ -668,10 +674,7 @@ fn recommend_many(
         .unwrap_or_default();
     const SHOWN: usize = 20;
     for s in summary.skipped.iter().take(SHOWN) {
-        eprintln!(
-            "skipped {input}:{}: user {:?}: {}",
-            s.line, s.user, s.reason
-        );
+        eprintln!("skipped {input}:{}: user {:?}: {}", s.line, s.id, s.reason);
     }
     if summary.skipped.len() > SHOWN {
         eprintln!(

@@ -485,6 +485,17 @@ impl ContentKnn {
         &self.vecs[s as usize * self.dim..(s as usize + 1) * self.dim]
     }
 
+    /// The songs of the catalogue.
+    pub fn songs(&self) -> usize {
+        self.vecs.len() / self.dim
+    }
+
+    /// Whether song `s` has content to compare: a song vector, a known genre, or (weighted) an
+    /// artist. A song without scores 0 against every song, which says nothing.
+    pub fn has_content(&self, s: u32) -> bool {
+        self.artist_entry[s as usize] > 0.0 || self.row(s).iter().any(|&x| x != 0.0)
+    }
+
     /// The mean cosine of each candidate to the history's songs (each distinct song once).
     pub fn scores(&self, history: &[u32], candidates: &[u32]) -> Vec<f32> {
         let mut h = history.to_vec();
@@ -516,7 +527,7 @@ impl ContentKnn {
 
     /// The top `k` of all songs for the visible history, skipping `exclude`.
     pub fn recommend(&self, e: &Example, k: usize) -> Vec<u32> {
-        let all: Vec<u32> = (0..(self.vecs.len() / self.dim) as u32).collect();
+        let all: Vec<u32> = (0..self.songs() as u32).collect();
         top_k(&self.scores(&e.songs, &all), &e.exclude, k)
     }
 }

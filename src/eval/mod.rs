@@ -7,3 +7,4 @@ pub mod compare;
 pub mod metrics;
 pub mod plots;
 pub mod run;
+pub mod similar;

@@ -336,7 +336,7 @@ pub fn read_history(path: &Path, ds: &Dataset) -> Result<(Vec<u32>, Vec<f32>), E
 
 /// Refuses a list length of 0 and a genre cap of 0 (the library's own check of what the CLI's
 /// parsers refuse).
-fn check_list(k: usize, max_per_genre: Option<usize>) -> Result<(), Error> {
+pub(crate) fn check_list(k: usize, max_per_genre: Option<usize>) -> Result<(), Error> {
     if k == 0 {
         return Err(Error::Other(
             "--k 0: the list length must be a whole number >= 1".into(),
@@ -356,6 +356,8 @@ pub struct Recommender<B: ModelOps> {
     ds: Dataset,
     models: Vec<Model<B>>,
     corpus: Corpus,
+    /// The corpus's users at `open` (new users are added after them).
+    known_users: usize,
 }
 
 impl<B: ModelOps> Recommender<B> {
@@ -364,7 +366,13 @@ impl<B: ModelOps> Recommender<B> {
     pub fn open(b: &B, data: &Path, ckpt: &Path) -> Result<Self, Error> {
         let ds = Dataset::load(data)?;
         let (models, corpus, _) = load_ensemble(b, &ds, ckpt)?;
-        Ok(Recommender { ds, models, corpus })
+        let known_users = corpus.histories.len();
+        Ok(Recommender {
+            ds,
+            models,
+            corpus,
+            known_users,
+        })
     }
 
     /// The input of dataset user `u`: their whole history, none of it recommended again.
@@ -505,41 +513,64 @@ impl<B: ModelOps> Recommender<B> {
         Ok(lists)
     }
 
-    /// The first `k` of `ranked` (best first) that the genre cap lets through.
+    /// The dataset the recommendations are for.
+    pub fn dataset(&self) -> &Dataset {
+        &self.ds
+    }
+
+    /// Drops the new users [`Recommender::new_user`] added since `open` (their examples must not
+    /// be ranked afterwards): a long run of new users does not keep every history.
+    pub fn forget_new_users(&mut self) {
+        // `new_user` pushed one history and (with portraits) one age each.
+        let added = self.corpus.histories.len() - self.known_users;
+        self.corpus.histories.truncate(self.known_users);
+        if let Some(pt) = self.corpus.portraits.as_mut() {
+            pt.age.truncate(pt.age.len() - added);
+        }
+    }
+
     fn select(
         &self,
         ranked: &mut dyn Iterator<Item = (u32, f32)>,
         k: usize,
         max_per_genre: Option<usize>,
     ) -> Vec<Recommendation> {
-        let ds = &self.ds;
-        let mut per_genre: std::collections::HashMap<&str, usize> =
-            std::collections::HashMap::new();
-        let mut out = Vec::new();
-        for (s, score) in ranked {
-            let meta = &ds.song_meta[s as usize];
-            // Songs of unknown genre are not one genre: they are not capped together.
-            if let (Some(cap), true) = (max_per_genre, meta.has_genre()) {
-                let c = per_genre.entry(meta.genre.as_str()).or_default();
-                if *c >= cap {
-                    continue;
-                }
-                *c += 1;
-            }
-            out.push(Recommendation {
-                rank: out.len() + 1,
-                song_id: ds.song_ids[s as usize].clone(),
-                title: meta.title.clone(),
-                artist: meta.artist.clone(),
-                genre: meta.genre.clone(),
-                score,
-            });
-            if out.len() == k {
-                break;
-            }
-        }
-        out
+        select(&self.ds, ranked, k, max_per_genre)
     }
+}
+
+/// The first `k` of `ranked` (best first) that the genre cap lets through, as the songs of `ds`.
+pub(crate) fn select(
+    ds: &Dataset,
+    ranked: &mut dyn Iterator<Item = (u32, f32)>,
+    k: usize,
+    max_per_genre: Option<usize>,
+) -> Vec<Recommendation> {
+    let mut per_genre: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut out = Vec::new();
+    for (s, score) in ranked {
+        let meta = &ds.song_meta[s as usize];
+        // Songs of unknown genre are not one genre: they are not capped together.
+        if let (Some(cap), true) = (max_per_genre, meta.has_genre()) {
+            let c = per_genre.entry(meta.genre.as_str()).or_default();
+            if *c >= cap {
+                continue;
+            }
+            *c += 1;
+        }
+        out.push(Recommendation {
+            rank: out.len() + 1,
+            song_id: ds.song_ids[s as usize].clone(),
+            title: meta.title.clone(),
+            artist: meta.artist.clone(),
+            genre: meta.genre.clone(),
+            score,
+        });
+        if out.len() == k {
+            break;
+        }
+    }
+    out
 }
 
 /// `pick`'s list from the songs of `scores` best first (ties to the lower index; -inf and NaN
@@ -547,7 +578,7 @@ impl<B: ModelOps> Recommender<B> {
 /// songs or has seen every song: the best m are selected and sorted, m = max(4k, 64) and then 4
 /// times more each round, not every song sorted (a total order, so each prefix is the full
 /// sort's).
-fn best_first<T>(
+pub(crate) fn best_first<T>(
     scores: &[f32],
     k: usize,
     mut pick: impl FnMut(&mut dyn Iterator<Item = (u32, f32)>) -> Vec<T>,
@@ -634,11 +665,14 @@ pub enum Users<'a> {
     Histories(&'a Path),
 }
 
-/// A line of a `--users` or `--histories` file that was skipped, and why.
+/// A line of a `--users`, `--histories` or (for `similar`) `--songs` file that was skipped,
+/// and why.
 #[derive(Clone, Debug, Serialize)]
 pub struct SkippedLine {
     pub line: usize,
-    pub user: String,
+    /// The user (or song) the line names, as written (clipped to 60 characters).
+    #[serde(rename = "user")]
+    pub id: String,
     pub reason: String,
 }
 
@@ -759,10 +793,8 @@ pub fn recommend_users<B: ModelOps>(
     })
 }
 
-/// [`recommend_users`] into the tab-separated file `out`: a header (`user rank song_id score
-/// title artist genre`), then one row per song of each list (a tab or line break inside a field
-/// becomes a space). Written to a temporary beside `out` and renamed over it at the end: a run
-/// that fails or is stopped leaves `out` as it was.
+/// [`recommend_users`] into the tab-separated file `out` (see [`write_lists_tsv`], first
+/// column `user`).
 pub fn recommend_users_tsv<B: ModelOps>(
     b: &B,
     data: &Path,
@@ -771,42 +803,50 @@ pub fn recommend_users_tsv<B: ModelOps>(
     out: &Path,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<UsersSummary, Error> {
+    write_lists_tsv(out, "user", |write| {
+        recommend_users(b, data, ckpt, req, write, progress)
+    })
+}
+
+/// Lists written by `fill` into the tab-separated file `out`: a header (`FIRST rank song_id
+/// score title artist genre`, `first` naming whom or what each list is for), then one row per
+/// song of each list (a tab or line break inside a field becomes a space). Written to a
+/// temporary beside `out` and renamed over it once `fill` succeeds: a run that fails or is
+/// stopped leaves `out` as it was.
+pub(crate) fn write_lists_tsv<T>(
+    out: &Path,
+    first: &str,
+    fill: impl FnOnce(&mut WriteList<'_>) -> Result<T, Error>,
+) -> Result<T, Error> {
     use std::io::Write;
     let file = crate::io::AtomicFile::new(out);
     let io_err = |e: std::io::Error| Error::from(IoError::io(out, e));
     let mut w = std::io::BufWriter::new(std::fs::File::create(file.temp()).map_err(io_err)?);
-    writeln!(w, "user\trank\tsong_id\tscore\ttitle\tartist\tgenre").map_err(io_err)?;
+    writeln!(w, "{first}\trank\tsong_id\tscore\ttitle\tartist\tgenre").map_err(io_err)?;
     let field = |t: &str| t.replace(['\t', '\n', '\r'], " ");
-    let summary = recommend_users(
-        b,
-        data,
-        ckpt,
-        req,
-        &mut |user, list| {
-            for r in list {
-                writeln!(
-                    w,
-                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
-                    field(user),
-                    r.rank,
-                    field(&r.song_id),
-                    r.score,
-                    field(&r.title),
-                    field(&r.artist),
-                    field(&r.genre)
-                )
-                .map_err(io_err)?;
-            }
-            Ok(())
-        },
-        progress,
-    )?;
+    let result = fill(&mut |who, list| {
+        for r in list {
+            writeln!(
+                w,
+                "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                field(who),
+                r.rank,
+                field(&r.song_id),
+                r.score,
+                field(&r.title),
+                field(&r.artist),
+                field(&r.genre)
+            )
+            .map_err(io_err)?;
+        }
+        Ok(())
+    })?;
     w.into_inner()
         .map_err(|e| io_err(e.into_error()))?
         .sync_all()
         .map_err(io_err)?;
     file.commit()?;
-    Ok(summary)
+    Ok(result)
 }
 
 /// The lines of a `--users` or `--histories` file: each non-blank line that is not a `#`
@@ -814,7 +854,7 @@ pub fn recommend_users_tsv<B: ModelOps>(
 /// before the first dropped); `f` returns the user the line names, or `Err((user, reason))` to
 /// skip it. Reads line by line (the file may be large). Returns the skipped lines; a file of
 /// which no line named a user is an error naming it, `nothing` saying what was looked for.
-fn read_lines(
+pub(crate) fn read_lines(
     path: &Path,
     nothing: &str,
     mut f: impl FnMut(&[&str]) -> Result<(), (String, String)>,
@@ -849,9 +889,9 @@ fn read_lines(
         lines += 1;
         match outcome {
             Ok(()) => kept += 1,
-            Err((user, reason)) => skipped.push(SkippedLine {
+            Err((id, reason)) => skipped.push(SkippedLine {
                 line: n + 1,
-                user: crate::text::clip(&user, 60).to_string(),
+                id: crate::text::clip(&id, 60).to_string(),
                 reason,
             }),
         }

@@ -1,0 +1,463 @@
+//! Songs like a song (`ainrnn similar`): "more like this" for one song, or for a few songs
+//! together, by one of three measures.
+//!
+//! - **listens**: the same people play them. The co-listening similarity of the item-neighbour
+//!   lists ([`crate::model::neighbours`]; cosine unless another is given) over every user of
+//!   the dataset. A song's score for a set of seeds is its mean similarity to them.
+//! - **content**: they are alike. Content-kNN's cosine over the song vectors (MSD metadata or
+//!   audio features) and the genre, with the artist when weighted ([`ContentKnn`]). It needs
+//!   no listen, so it also finds songs nobody played beside the seed.
+//! - **model**: what a trained model plays next. The checkpoint's list for a new user who
+//!   played the seeds once each, as `recommend --history` gives it: a radio station started
+//!   from the seeds.
+//!
+//! The first two run on the CPU (sparse co-listens and short vectors, every song against the
+//! seeds), the model on the backend, ranked as `recommend` ranks. The seeds are never listed.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::baselines::ContentKnn;
+use super::run::{
+    best_first, check_list, read_lines, select, Recommendation, Recommender, SkippedLine, WriteList,
+};
+use crate::backend::model_ops::ModelOps;
+use crate::data::dataset::SongMeta;
+use crate::data::Dataset;
+use crate::error::Error;
+use crate::model::neighbours::{CoListens, NeighbourLists, Similarity};
+
+/// What makes songs alike, and what it needs.
+#[derive(Clone, Copy, Debug)]
+pub enum Measure<'a> {
+    /// Co-listening, with this similarity.
+    Listens(Similarity),
+    /// Content, with the artist one-hot weighted by `artist_weight` (0: none).
+    Content { artist_weight: f32 },
+    /// The list of this checkpoint (and its ensemble) for a history of the seeds.
+    Model(&'a Path),
+}
+
+impl Measure<'_> {
+    /// `listens`, `content` or `model`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Measure::Listens(_) => "listens",
+            Measure::Content { .. } => "content",
+            Measure::Model(_) => "model",
+        }
+    }
+}
+
+enum Scorer<B: ModelOps> {
+    Listens {
+        ds: Dataset,
+        co: CoListens,
+        sim: Similarity,
+    },
+    Content {
+        ds: Dataset,
+        knn: ContentKnn,
+        /// Per song: whether it has content to compare ([`ContentKnn::has_content`]).
+        present: Vec<bool>,
+    },
+    Model(Box<Recommender<B>>),
+}
+
+/// A dataset opened to find songs like others by one [`Measure`].
+pub struct Similar<B: ModelOps>(Scorer<B>);
+
+impl<B: ModelOps> Similar<B> {
+    /// Loads `data` (and for [`Measure::Model`] the checkpoint, checked to be trained on it)
+    /// and builds what the measure scores with.
+    pub fn open(b: &B, data: &Path, measure: Measure<'_>) -> Result<Self, Error> {
+        Ok(Similar(match measure {
+            Measure::Listens(sim) => {
+                sim.check()
+                    .map_err(|e| Error::Other(format!("the similarity: {e}")))?;
+                let ds = Dataset::load(data)?;
+                let histories: Vec<(Vec<u32>, Vec<f32>)> = (0..ds.users())
+                    .map(|u| {
+                        let (s, p) = ds.history(u);
+                        (s.to_vec(), p.to_vec())
+                    })
+                    .collect();
+                let users: Vec<u32> = (0..ds.users() as u32).collect();
+                let co = CoListens::new(ds.songs(), &histories, &users);
+                Scorer::Listens { ds, co, sim }
+            }
+            Measure::Content { artist_weight } => {
+                if !(artist_weight.is_finite() && artist_weight >= 0.0) {
+                    return Err(Error::Other(format!(
+                        "the artist weight must be a number >= 0, got {artist_weight}"
+                    )));
+                }
+                let ds = Dataset::load(data)?;
+                let knn = ContentKnn::new(&ds, artist_weight).ok_or_else(|| {
+                    Error::Other(format!(
+                        "{}: no song has a song vector or a known genre, so there is no content to compare (prepare the data with --metadata or --msd, or --features)",
+                        data.display()
+                    ))
+                })?;
+                let present = (0..ds.songs() as u32).map(|s| knn.has_content(s)).collect();
+                Scorer::Content { ds, knn, present }
+            }
+            Measure::Model(ckpt) => Scorer::Model(Box::new(Recommender::open(b, data, ckpt)?)),
+        }))
+    }
+
+    /// The dataset the songs are of.
+    pub fn dataset(&self) -> &Dataset {
+        match &self.0 {
+            Scorer::Listens { ds, .. } | Scorer::Content { ds, .. } => ds,
+            Scorer::Model(r) => r.dataset(),
+        }
+    }
+
+    /// For each set of seed songs (song indices; for the model, a history in that order), the
+    /// `k` songs most like them together (at
+    /// most `max_per_genre` of one genre when given), best first, ties to the lower song index;
+    /// no seed is listed. A list is shorter than `k`, or empty, when fewer songs are alike at
+    /// all: for listens, songs that share no listener with a seed are not alike; for content,
+    /// a song without content (no vector, genre or weighted artist) is like none, and a set
+    /// of such seeds has an empty list.
+    pub fn lists(
+        &mut self,
+        b: &B,
+        seeds: &[Vec<u32>],
+        k: usize,
+        max_per_genre: Option<usize>,
+    ) -> Result<Vec<Vec<Recommendation>>, Error> {
+        check_list(k, max_per_genre)?;
+        let songs = self.dataset().songs();
+        let seeds: Vec<Vec<u32>> = seeds
+            .iter()
+            .map(|set| {
+                // Each seed once, in the order given (the model reads the seeds as a history).
+                let mut seen = HashSet::new();
+                let set: Vec<u32> = set.iter().copied().filter(|&s| seen.insert(s)).collect();
+                match set.iter().find(|&&s| s as usize >= songs) {
+                    _ if set.is_empty() => Err(Error::Other("a set of seed songs is empty".into())),
+                    Some(s) => Err(Error::Other(format!(
+                        "seed song {s} is out of range: the catalogue has {songs} songs"
+                    ))),
+                    None => Ok(set),
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        match &mut self.0 {
+            Scorer::Model(r) => {
+                let examples: Vec<_> = seeds
+                    .iter()
+                    .map(|set| r.new_user(set.clone(), vec![1.0; set.len()]))
+                    .collect();
+                let lists = r.lists(b, &examples, k, max_per_genre);
+                r.forget_new_users();
+                lists
+            }
+            Scorer::Listens { ds, co, sim } => {
+                let mut wanted = vec![false; songs];
+                seeds
+                    .iter()
+                    .flatten()
+                    .for_each(|&s| wanted[s as usize] = true);
+                // A lone seed's list is the start of its row; a mix sums whole rows.
+                let keep = if max_per_genre.is_none() && seeds.iter().all(|s| s.len() == 1) {
+                    k
+                } else {
+                    usize::MAX
+                };
+                let rows = co.fit_rows(keep, *sim, Some(&wanted));
+                Ok(seeds
+                    .par_iter()
+                    .map(|set| listens_list(ds, &rows, set, k, max_per_genre))
+                    .collect())
+            }
+            Scorer::Content { ds, knn, present } => {
+                let all: Vec<u32> = (0..songs as u32).collect();
+                Ok(seeds
+                    .par_iter()
+                    .map(|set| {
+                        if !set.iter().any(|&s| present[s as usize]) {
+                            return Vec::new();
+                        }
+                        let mut scores = knn.scores(set, &all);
+                        for (x, &p) in scores.iter_mut().zip(present.iter()) {
+                            if !p {
+                                *x = f32::NEG_INFINITY;
+                            }
+                        }
+                        set.iter()
+                            .for_each(|&s| scores[s as usize] = f32::NEG_INFINITY);
+                        best_first(&scores, k, |r| select(ds, r, k, max_per_genre))
+                    })
+                    .collect())
+            }
+        }
+    }
+}
+
+/// The list of songs most like the seeds `set` (distinct) by co-listening: a lone
+/// seed's row of `rows` as it is (best first, ties to the lower index, the seed not in it), a
+/// mix by the mean of its seeds' rows (songs in none of them are not alike).
+fn listens_list(
+    ds: &Dataset,
+    rows: &NeighbourLists,
+    set: &[u32],
+    k: usize,
+    max_per_genre: Option<usize>,
+) -> Vec<Recommendation> {
+    if let [s] = set {
+        return select(ds, &mut rows[*s as usize].iter().copied(), k, max_per_genre);
+    }
+    let mut scores = vec![0.0f32; ds.songs()];
+    for &s in set {
+        for &(j, v) in &rows[s as usize] {
+            scores[j as usize] += v;
+        }
+    }
+    let n = set.len() as f32;
+    for x in scores.iter_mut() {
+        *x = if *x > 0.0 { *x / n } else { f32::NEG_INFINITY };
+    }
+    set.iter()
+        .for_each(|&s| scores[s as usize] = f32::NEG_INFINITY);
+    best_first(&scores, k, |r| select(ds, r, k, max_per_genre))
+}
+
+/// A song's name for people: "artist - title", or whichever of the two is known, or "" when
+/// neither is.
+pub fn song_name(m: &SongMeta) -> String {
+    match (m.artist.trim(), m.title.trim()) {
+        ("", t) => t.to_string(),
+        (a, "") => a.to_string(),
+        (a, t) => format!("{a} - {t}"),
+    }
+}
+
+/// Finds the songs of a dataset by id or by name.
+pub struct SongFinder<'a> {
+    ds: &'a Dataset,
+    ids: HashMap<&'a str, u32>,
+    /// Per song: its [`song_name`], folded (see [`fold`]).
+    names: Vec<String>,
+    /// Folded name → songs, folded title → songs.
+    by_name: HashMap<String, Vec<u32>>,
+    by_title: HashMap<String, Vec<u32>>,
+}
+
+/// Text compared without case and with every run of white space one space.
+fn fold(t: &str) -> String {
+    t.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+impl<'a> SongFinder<'a> {
+    pub fn new(ds: &'a Dataset) -> Self {
+        let ids = ds
+            .song_ids
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.as_str(), i as u32))
+            .collect();
+        let names: Vec<String> = ds.song_meta.iter().map(|m| fold(&song_name(m))).collect();
+        let (mut by_name, mut by_title) = (HashMap::new(), HashMap::new());
+        for (i, (n, m)) in names.iter().zip(&ds.song_meta).enumerate() {
+            if !n.is_empty() {
+                by_name
+                    .entry(n.clone())
+                    .or_insert_with(Vec::new)
+                    .push(i as u32);
+            }
+            let t = fold(&m.title);
+            if !t.is_empty() {
+                by_title.entry(t).or_insert_with(Vec::new).push(i as u32);
+            }
+        }
+        SongFinder {
+            ds,
+            ids,
+            names,
+            by_name,
+            by_title,
+        }
+    }
+
+    /// The song `query` names: the song with that id; else the one song whose "artist -
+    /// title" is the query, or whose title is, or (last) whose "artist - title" contains it,
+    /// compared without case and with runs of white space as one. The error says why not: no
+    /// song matches, or several do (the first five named, with their ids, to pick from).
+    pub fn find(&self, query: &str) -> Result<u32, String> {
+        if let Some(&s) = self.ids.get(query.trim()) {
+            return Ok(s);
+        }
+        let q = fold(query);
+        if q.is_empty() {
+            return Err("no song id or name given".into());
+        }
+        let contains: Vec<u32>;
+        let found: &[u32] = match (self.by_name.get(&q), self.by_title.get(&q)) {
+            (Some(s), _) | (None, Some(s)) => s,
+            (None, None) => {
+                contains = (0..self.names.len() as u32)
+                    .filter(|&s| self.names[s as usize].contains(&q))
+                    .collect();
+                &contains
+            }
+        };
+        match found {
+            [s] => Ok(*s),
+            [] => Err(format!(
+                "no song of the catalogue ({}) has the id {:?}, or a title or \"artist - title\" that is or contains it",
+                crate::text::count(self.ds.songs() as u64, "song"),
+                crate::text::clip(query.trim(), 60)
+            )),
+            many => {
+                const SHOWN: usize = 5;
+                let named: Vec<String> = many
+                    .iter()
+                    .take(SHOWN)
+                    .map(|&s| {
+                        format!(
+                            "{} ({})",
+                            self.ds.song_ids[s as usize],
+                            song_name(&self.ds.song_meta[s as usize])
+                        )
+                    })
+                    .collect();
+                Err(format!(
+                    "{:?} names {}: {}{}; give one by its id",
+                    crate::text::clip(query.trim(), 60),
+                    crate::text::count(many.len() as u64, "song"),
+                    named.join(", "),
+                    if many.len() > SHOWN { ", …" } else { "" }
+                ))
+            }
+        }
+    }
+}
+
+/// Whose lists [`similar_songs`] makes.
+pub enum Seeds<'a> {
+    /// Every song of the catalogue, each alone.
+    All,
+    /// The songs a file names, one a line (an id or a name, as [`SongFinder::find`] takes;
+    /// `#` comments and blank lines skipped), each alone.
+    File(&'a Path),
+}
+
+/// What [`similar_songs`] did.
+#[derive(Debug, Serialize)]
+pub struct SongsSummary {
+    /// Songs whose list was written.
+    pub songs: usize,
+    /// Of those, songs like no other song (no row written).
+    pub empty: usize,
+    /// Lines of the songs file skipped: no song, or several, of that id or name.
+    pub skipped: Vec<SkippedLine>,
+    /// Songs named again in the songs file (their first line counts).
+    pub repeated: usize,
+    pub seconds: f64,
+}
+
+/// Seeds whose lists are made and handed out together.
+const SONGS_PER_ROUND: usize = 1024;
+
+/// The list of songs like each song of `seeds`, alone, handed to `write` with the song's id in
+/// the catalogue's or the file's order; `progress` gets (done, total) after each round. A line
+/// of the songs file that names no song, or several, is skipped and reported in the summary;
+/// a file that names none is an error.
+pub fn similar_songs<B: ModelOps>(
+    b: &B,
+    similar: &mut Similar<B>,
+    seeds: Seeds<'_>,
+    k: usize,
+    max_per_genre: Option<usize>,
+    write: &mut WriteList<'_>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<SongsSummary, Error> {
+    let t0 = std::time::Instant::now();
+    check_list(k, max_per_genre)?;
+    let (chosen, skipped, repeated) = match seeds {
+        Seeds::All => (
+            (0..similar.dataset().songs() as u32).collect(),
+            Vec::new(),
+            0,
+        ),
+        Seeds::File(path) => {
+            let finder = SongFinder::new(similar.dataset());
+            let (mut chosen, mut seen, mut repeated) = (Vec::new(), HashSet::new(), 0);
+            let skipped = read_lines(path, "names no song of the catalogue", |fields| {
+                let query = fields.join(" ");
+                let s = finder.find(&query).map_err(|why| (query.clone(), why))?;
+                if seen.insert(s) {
+                    chosen.push(s);
+                } else {
+                    repeated += 1;
+                }
+                Ok(())
+            })?;
+            (chosen, skipped, repeated)
+        }
+    };
+    let mut empty = 0;
+    for (done, round) in chosen.chunks(SONGS_PER_ROUND).enumerate() {
+        let sets: Vec<Vec<u32>> = round.iter().map(|&s| vec![s]).collect();
+        let lists = similar.lists(b, &sets, k, max_per_genre)?;
+        for (&s, list) in round.iter().zip(&lists) {
+            empty += usize::from(list.is_empty());
+            write(&similar.dataset().song_ids[s as usize], list)?;
+        }
+        progress(
+            (done * SONGS_PER_ROUND + round.len()).min(chosen.len()),
+            chosen.len(),
+        );
+    }
+    Ok(SongsSummary {
+        songs: chosen.len(),
+        empty,
+        skipped,
+        repeated,
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// [`similar_songs`] into the tab-separated file `out`, first column `song` (the seed's id;
+/// see [`super::run::recommend_users_tsv`] for the format and the atomic write).
+pub fn similar_songs_tsv<B: ModelOps>(
+    b: &B,
+    similar: &mut Similar<B>,
+    seeds: Seeds<'_>,
+    k: usize,
+    max_per_genre: Option<usize>,
+    out: &Path,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<SongsSummary, Error> {
+    super::run::write_lists_tsv(out, "song", |write| {
+        similar_songs(b, similar, seeds, k, max_per_genre, write, progress)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_fold_case_and_white_space() {
+        assert_eq!(fold("  Radiohead -\t15  Step "), "radiohead - 15 step");
+        let m = |a: &str, t: &str| SongMeta {
+            artist: a.into(),
+            title: t.into(),
+            ..SongMeta::unknown()
+        };
+        assert_eq!(song_name(&m("A", "T")), "A - T");
+        assert_eq!(song_name(&m("", "T")), "T");
+        assert_eq!(song_name(&m("A", " ")), "A");
+        assert_eq!(song_name(&m("", "")), "");
+    }
+}

@@ -1,0 +1,535 @@
+//! `similar`: songs like a song. Each measure against a separate computation of what it is
+//! said to be, on real data (the first Taste-Profile users with the MSD subset's metadata):
+//! listens against the cosine of the songs' listener sets, content against the cosine of the
+//! songs' normalised vector, genre and artist rows, the model against `recommend --history`
+//! (to the bit, on both backends). Every song's list from `--all` is the one it gets alone; the
+//! songs are found by id or name; the command line refuses flags a measure would not read and
+//! writes one file atomically.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use ainrnn::backend::cpu::CpuBackend;
+use ainrnn::backend::model_ops::ModelOps;
+use ainrnn::data::dataset::NO_GENRE;
+use ainrnn::data::prepare::prepare;
+use ainrnn::data::Dataset;
+use ainrnn::eval::run::{recommend, Recommendation, Who};
+use ainrnn::eval::similar::{similar_songs, Measure, Seeds, Similar, SongFinder};
+use ainrnn::model::neighbours::Similarity;
+use ainrnn::model::ModelKind;
+use ainrnn::train::run::{train, TrainOptions};
+use common::cli::{ainrnn, fails_with, s, stderr, succeeds};
+
+/// The first `users` users of the bundled Taste-Profile triplets with the MSD subset's metadata
+/// (song vectors, genres), every song kept.
+fn data(dir: &Path, users: usize) -> PathBuf {
+    let mut o = common::taste_prefix(dir, users);
+    o.min_song_users = 1;
+    prepare(&o, &mut |_| {}).unwrap();
+    o.output
+}
+
+/// A tiny AINRNN ensemble of two members trained on fold 0 of `data` with the CPU backend.
+fn trained(dir: &Path, data: &Path) -> PathBuf {
+    let ckpt = dir.join("m.ckpt");
+    let mut t = TrainOptions::new(data.to_path_buf(), ModelKind::Ainrnn, ckpt.clone());
+    (t.epochs, t.hidden, t.emb, t.layers, t.patience) = (1, 8, 16, Some(2), 0);
+    t.ensemble = Some(2);
+    train(&CpuBackend::new(), &t, |_| {}, |_, _, _, _| {}).unwrap();
+    ckpt
+}
+
+fn lists<B: ModelOps>(
+    b: &B,
+    data: &Path,
+    m: Measure<'_>,
+    seeds: &[Vec<u32>],
+    k: usize,
+    cap: Option<usize>,
+) -> Vec<Vec<Recommendation>> {
+    Similar::open(b, data, m)
+        .unwrap()
+        .lists(b, seeds, k, cap)
+        .unwrap()
+}
+
+/// `got` is a best-first top-`k` of `want` (song index → its score by the separate computation;
+/// songs absent are not alike): every listed song is in `want` with its score (relative 1e-5),
+/// and the listed scores are the `k` best of `want` in order, so nothing better was left out.
+fn is_top_k(what: &str, ds: &Dataset, got: &[Recommendation], want: &HashMap<u32, f64>, k: usize) {
+    let index: HashMap<&str, u32> = ds
+        .song_ids
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.as_str(), i as u32))
+        .collect();
+    let close = |a: f64, b: f64| (a - b).abs() <= 1e-5 * (1.0 + b.abs());
+    assert_eq!(got.len(), k.min(want.len()), "{what}: list length");
+    for r in got {
+        let s = index[r.song_id.as_str()];
+        let w = want.get(&s).copied();
+        assert!(
+            w.is_some_and(|w| close(r.score as f64, w)),
+            "{what}: song {} scored {}, the separate computation says {w:?}",
+            r.song_id,
+            r.score
+        );
+    }
+    let mut best: Vec<f64> = want.values().copied().collect();
+    best.sort_by(|a, b| b.total_cmp(a));
+    for (i, (r, w)) in got.iter().zip(&best).enumerate() {
+        assert!(
+            close(r.score as f64, *w),
+            "{what}: place {} has {}, the {}th best score is {w}",
+            i + 1,
+            r.score,
+            i + 1
+        );
+        assert_eq!(r.rank, i + 1, "{what}");
+    }
+}
+
+/// Listens: a song's score is the cosine of its listener set with the seed's,
+/// |U_i ∩ U_j| / √(|U_i| |U_j|) over every user, and for several seeds the mean of those; songs
+/// that share no listener with a seed, and the seeds, are never listed.
+#[test]
+fn listens_lists_are_the_cosine_of_the_listener_sets() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data(dir.path(), 300);
+    let ds = Dataset::load(&data).unwrap();
+    let n = ds.songs();
+    let mut users_of: Vec<HashSet<usize>> = vec![HashSet::new(); n];
+    for u in 0..ds.users() {
+        for &s in ds.history(u).0 {
+            users_of[s as usize].insert(u);
+        }
+    }
+    let cosine = |i: usize, j: usize| {
+        let common = users_of[i].intersection(&users_of[j]).count() as f64;
+        common / ((users_of[i].len() * users_of[j].len()) as f64).sqrt()
+    };
+    let popular = (0..n).max_by_key(|&s| users_of[s].len()).unwrap() as u32;
+    let b = CpuBackend::new();
+    let sets: Vec<Vec<u32>> = vec![
+        vec![popular],
+        vec![0],
+        vec![(n / 2) as u32],
+        vec![(n - 1) as u32],
+        vec![popular, 0, (n / 2) as u32],
+    ];
+    for k in [5, 10, n] {
+        let got = lists(
+            &b,
+            &data,
+            Measure::Listens(Similarity::COSINE),
+            &sets,
+            k,
+            None,
+        );
+        for (set, list) in sets.iter().zip(&got) {
+            let mut want = HashMap::new();
+            for j in (0..n).filter(|j| !set.contains(&(*j as u32))) {
+                let per: Vec<f64> = set.iter().map(|&i| cosine(i as usize, j)).collect();
+                if per.iter().any(|&c| c > 0.0) {
+                    want.insert(j as u32, per.iter().sum::<f64>() / set.len() as f64);
+                }
+            }
+            is_top_k(
+                &format!("listens, seeds {set:?}, k {k}"),
+                &ds,
+                list,
+                &want,
+                k,
+            );
+        }
+    }
+    // The popular song's list is long enough for a genre cap to change it.
+    let (k, cap) = (8, Some(1));
+    let whole = &lists(
+        &b,
+        &data,
+        Measure::Listens(Similarity::COSINE),
+        &sets[..1],
+        n,
+        None,
+    )[0];
+    let capped = &lists(
+        &b,
+        &data,
+        Measure::Listens(Similarity::COSINE),
+        &sets[..1],
+        k,
+        cap,
+    )[0];
+    assert_eq!(ids(capped), greedy(whole, k, cap), "listens, genre cap 1");
+    assert_ne!(
+        ids(capped),
+        greedy(whole, k, None),
+        "the cap changed nothing"
+    );
+}
+
+/// Content: the cosine of the songs' rows (the song vector scaled to unit length, the genre's
+/// one-hot, the artist's one-hot times the artist weight), each row scaled to unit length; a
+/// mix scores the mean. Songs with no content, and the seeds, are never listed.
+#[test]
+fn content_lists_are_the_cosine_of_vector_genre_and_artist_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data(dir.path(), 300);
+    let ds = Dataset::load(&data).unwrap();
+    let n = ds.songs();
+    let vecs = ds
+        .song_vectors
+        .as_ref()
+        .expect("the MSD subset gives song vectors");
+    let genres: Vec<u8> = ds.portrait.song_genre.clone();
+    let artists: Vec<&str> = ds.song_meta.iter().map(|m| m.artist.as_str()).collect();
+    let b = CpuBackend::new();
+    // Rows as sparse maps (vector part by column, genre and artist by name) in f64.
+    let row = |s: usize, w: f64| -> HashMap<String, f64> {
+        let mut r = HashMap::new();
+        if vecs.present[s] {
+            let v = &vecs.values[s * vecs.dim..(s + 1) * vecs.dim];
+            let norm = v.iter().map(|&x| (x as f64).powi(2)).sum::<f64>().sqrt();
+            if norm > 0.0 {
+                for (c, &x) in v.iter().enumerate() {
+                    r.insert(format!("v{c}"), x as f64 / norm);
+                }
+            }
+        }
+        if genres[s] != NO_GENRE {
+            r.insert(format!("g{}", genres[s]), 1.0);
+        }
+        if w > 0.0 && !artists[s].is_empty() {
+            r.insert(format!("a{}", artists[s]), w);
+        }
+        let norm = r.values().map(|x| x * x).sum::<f64>().sqrt();
+        r.values_mut()
+            .for_each(|x| *x /= norm.max(f64::MIN_POSITIVE));
+        r
+    };
+    let dot = |a: &HashMap<String, f64>, b: &HashMap<String, f64>| -> f64 {
+        a.iter().map(|(c, x)| x * b.get(c).unwrap_or(&0.0)).sum()
+    };
+    let without = (0..n).filter(|&s| row(s, 2.0).is_empty()).count();
+    let sets: Vec<Vec<u32>> = vec![vec![0], vec![(n / 2) as u32], vec![1, 2]];
+    for w in [0.0f32, 2.0] {
+        let rows: Vec<_> = (0..n).map(|s| row(s, w as f64)).collect();
+        for k in [10, n] {
+            let m = Measure::Content { artist_weight: w };
+            for (set, list) in sets.iter().zip(lists(&b, &data, m, &sets, k, None)) {
+                let want: HashMap<u32, f64> = (0..n)
+                    .filter(|&j| !set.contains(&(j as u32)) && !rows[j].is_empty())
+                    .map(|j| {
+                        let c: f64 = set.iter().map(|&i| dot(&rows[i as usize], &rows[j])).sum();
+                        (j as u32, c / set.len() as f64)
+                    })
+                    .collect();
+                let what = format!("content, artist weight {w}, seeds {set:?}, k {k}");
+                is_top_k(&what, &ds, &list, &want, k);
+                if k == n {
+                    assert_eq!(list.len(), n - set.len() - without, "{what}");
+                }
+            }
+        }
+    }
+    // The artist weight brings the seed's artist forward.
+    let seed = (0..n)
+        .find(|&s| {
+            !artists[s].is_empty() && artists.iter().filter(|a| **a == artists[s]).count() >= 3
+        })
+        .expect("an artist with three songs");
+    let same = |w: f32| {
+        let l = &lists(
+            &b,
+            &data,
+            Measure::Content { artist_weight: w },
+            &[vec![seed as u32]],
+            3,
+            None,
+        )[0];
+        l.iter().filter(|r| r.artist == artists[seed]).count()
+    };
+    assert!(
+        same(4.0) > same(0.0),
+        "artist weight 4 lists more of the seed's artist than 0"
+    );
+}
+
+/// The model's list for some seeds is `recommend --history` with those songs played once each,
+/// to the bit; `--all` gives each song the list it gets alone.
+fn model_lists_agree<B: ModelOps>(b: &B, dir: &Path, data: &Path, ckpt: &Path) {
+    let ds = Dataset::load(data).unwrap();
+    let n = ds.songs() as u32;
+    let who = b.describe();
+    let bits = |l: &[Recommendation]| {
+        l.iter()
+            .map(|r| (r.song_id.clone(), r.score.to_bits()))
+            .collect::<Vec<_>>()
+    };
+    for (set, k, cap) in [
+        (vec![0u32], 10, None),
+        (vec![n / 2, 3], 10, Some(1)),
+        (vec![n - 1], 40, None),
+    ] {
+        let got = lists(
+            b,
+            data,
+            Measure::Model(ckpt),
+            std::slice::from_ref(&set),
+            k,
+            cap,
+        );
+        let file = dir.join("history.txt");
+        let text: String = set
+            .iter()
+            .map(|&s| format!("{}\n", ds.song_ids[s as usize]))
+            .collect();
+        std::fs::write(&file, text).unwrap();
+        let want = recommend(b, data, ckpt, Who::History(&file), k, cap, None).unwrap();
+        assert_eq!(bits(&got[0]), bits(&want), "{who}: seeds {set:?}, k {k}");
+        assert_eq!(got[0].len(), k, "{who}");
+    }
+    every_song_alone(b, data, Measure::Model(ckpt), 10);
+}
+
+/// `similar_songs(All)` hands every song, in catalogue order, the list it gets alone (to the
+/// bit).
+fn every_song_alone<B: ModelOps>(b: &B, data: &Path, m: Measure<'_>, k: usize) {
+    let ds = Dataset::load(data).unwrap();
+    let mut s = Similar::open(b, data, m).unwrap();
+    let mut got: Vec<(String, Vec<Recommendation>)> = Vec::new();
+    let sum = similar_songs(
+        b,
+        &mut s,
+        Seeds::All,
+        k,
+        None,
+        &mut |song, l| {
+            got.push((song.to_string(), l.to_vec()));
+            Ok(())
+        },
+        &mut |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(sum.songs, ds.songs());
+    assert_eq!(sum.empty, got.iter().filter(|g| g.1.is_empty()).count());
+    let names: Vec<&str> = got.iter().map(|g| g.0.as_str()).collect();
+    assert_eq!(
+        names,
+        ds.song_ids.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    for i in [0, ds.songs() / 2, ds.songs() - 1] {
+        let alone = &s.lists(b, &[vec![i as u32]], k, None).unwrap()[0];
+        let bits = |l: &[Recommendation]| {
+            l.iter()
+                .map(|r| (r.song_id.clone(), r.score.to_bits()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(bits(&got[i].1), bits(alone), "{}: song {i}", m.name());
+        assert!(
+            !got[i].1.iter().any(|r| r.song_id == ds.song_ids[i]),
+            "a seed is never listed"
+        );
+    }
+}
+
+#[test]
+fn every_songs_list_is_the_one_it_gets_alone_by_listens_and_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data(dir.path(), 120);
+    let b = CpuBackend::new();
+    every_song_alone(&b, &data, Measure::Listens(Similarity::COSINE), 10);
+    every_song_alone(&b, &data, Measure::Content { artist_weight: 1.0 }, 10);
+}
+
+#[test]
+fn model_lists_are_recommend_history_lists_on_the_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data(dir.path(), 100);
+    let ckpt = trained(dir.path(), &data);
+    model_lists_agree(&CpuBackend::new(), dir.path(), &data, &ckpt);
+}
+
+#[test]
+fn model_lists_are_recommend_history_lists_on_the_gpu() {
+    let Some(g) = common::gpu() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let data = data(dir.path(), 100);
+    let ckpt = trained(dir.path(), &data);
+    model_lists_agree(&g, dir.path(), &data, &ckpt);
+}
+
+/// A song is found by id, by "artist - title" or title (case and spacing ignored), or by a
+/// part of "artist - title" that names one song; a name of several songs is refused with
+/// their ids, a name of none with the catalogue's size.
+#[test]
+fn songs_are_found_by_id_or_by_a_name_of_one_song() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data(dir.path(), 300);
+    let ds = Dataset::load(&data).unwrap();
+    let f = SongFinder::new(&ds);
+    let m = &ds.song_meta;
+    let unique = |pick: &dyn Fn(usize) -> String| {
+        (0..ds.songs())
+            .find(|&s| {
+                let p = pick(s).to_lowercase();
+                !p.is_empty()
+                    && (0..ds.songs())
+                        .filter(|&t| pick(t).to_lowercase() == p)
+                        .count()
+                        == 1
+            })
+            .unwrap()
+    };
+    assert_eq!(f.find(&ds.song_ids[7]), Ok(7));
+    let s = unique(&|s| format!("{} - {}", m[s].artist, m[s].title));
+    let shouted = format!(
+        "  {}  -   {} ",
+        m[s].artist.to_uppercase(),
+        m[s].title.to_uppercase()
+    );
+    assert_eq!(f.find(&shouted), Ok(s as u32), "{shouted}");
+    let t = unique(&|s| m[s].title.clone());
+    assert_eq!(f.find(&m[t].title.to_lowercase()), Ok(t as u32));
+    // An artist with several songs names several: refused, each named with its id.
+    let a = (0..ds.songs())
+        .find(|&s| {
+            !m[s].artist.is_empty() && m.iter().filter(|x| x.artist == m[s].artist).count() >= 2
+        })
+        .unwrap();
+    let e = f.find(&m[a].artist).unwrap_err();
+    assert!(
+        e.contains("names") && e.contains(&ds.song_ids[a]) && e.contains("give one by its id"),
+        "{e}"
+    );
+    let e = f.find("no such song anywhere 0x5eed").unwrap_err();
+    assert!(
+        e.contains("no song of the catalogue") && e.contains(&ds.songs().to_string()),
+        "{e}"
+    );
+    assert!(f.find("   ").is_err());
+}
+
+fn ids(l: &[Recommendation]) -> Vec<String> {
+    l.iter().map(|r| r.song_id.clone()).collect()
+}
+
+/// The first `k` of `list` that a cap of `cap` songs per known genre lets through.
+fn greedy(list: &[Recommendation], k: usize, cap: Option<usize>) -> Vec<String> {
+    let mut per = HashMap::<&str, usize>::new();
+    let mut out = Vec::new();
+    for r in list {
+        let known = r.genre != "unknown" && !r.genre.is_empty();
+        if let (Some(c), true) = (cap, known) {
+            let n = per.entry(&r.genre).or_default();
+            if *n >= c {
+                continue;
+            }
+            *n += 1;
+        }
+        out.push(r.song_id.clone());
+        if out.len() == k {
+            break;
+        }
+    }
+    out
+}
+
+/// The command line: one list on stdout for `--song` (JSON with `--json`), every list in one
+/// file for `--all`/`--songs`, bad lines of a songs file skipped and named (exit status 3),
+/// and the flags a measure would not read refused.
+#[test]
+fn the_command_line_lists_songs_and_refuses_what_it_would_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data(dir.path(), 120);
+    let d = s(&data);
+    let ds = Dataset::load(&data).unwrap();
+    let id = ds.song_ids[0].as_str();
+    let o = ainrnn(&["--json", "similar", "--data", d, "--song", id, "--k", "3"]);
+    let text = succeeds(&o);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["by"], "listens", "{text}");
+    assert_eq!(v["songs"][0]["song_id"], id);
+    assert!(v["similar"].as_array().unwrap().len() <= 3);
+    // The songs file: two good lines (an id, and the same song again), a bad one.
+    let file = dir.path().join("songs.txt");
+    std::fs::write(
+        &file,
+        format!("# seeds\n{id}\nno such song 0x5eed\n{}\n", ds.song_ids[0]),
+    )
+    .unwrap();
+    let out = dir.path().join("similar.tsv");
+    let o = ainrnn(&[
+        "similar",
+        "--data",
+        d,
+        "--songs",
+        s(&file),
+        "--by",
+        "content",
+        "-o",
+        s(&out),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains(&format!("{}:3:", s(&file))) && e.contains("named again"),
+        "{e}"
+    );
+    let tsv = std::fs::read_to_string(&out).unwrap();
+    let mut lines = tsv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("song\trank\tsong_id\tscore\ttitle\tartist\tgenre")
+    );
+    assert!(lines.clone().count() > 0 && lines.all(|l| l.starts_with(&format!("{id}\t"))));
+    // --all into a file; the temporary and the lock gone.
+    let o = ainrnn(&["similar", "--data", d, "--all", "-o", s(&out)]);
+    succeeds(&o);
+    let rows = std::fs::read_to_string(&out).unwrap();
+    assert!(rows.lines().count() > ds.songs(), "{}", stderr(&o));
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("similar.tsv") && n != "similar.tsv")
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    // Refusals.
+    let ck = dir.path().join("none.ckpt");
+    for (args, words) in [
+        (vec!["--song", id, "--by", "model"], vec!["--checkpoint"]),
+        (
+            vec!["--song", id, "--by", "listens", "--checkpoint", s(&ck)],
+            vec!["--by model only"],
+        ),
+        (
+            vec!["--song", id, "--by", "content", "--similarity", "cosine"],
+            vec!["--by listens only"],
+        ),
+        (
+            vec!["--song", id, "--artist-weight", "1"],
+            vec!["--by content only"],
+        ),
+        (vec!["--song", id, "-o", s(&out)], vec!["--all or --songs"]),
+        (vec!["--all"], vec!["-o FILE"]),
+        (vec!["--all", "-o", d], vec!["--data"]),
+        (
+            vec!["--song", "no such song 0x5eed"],
+            vec!["no song of the catalogue", "0x5eed"],
+        ),
+    ] {
+        let mut a = vec!["similar", "--data", d];
+        a.extend(args);
+        fails_with(&ainrnn(&a), &words);
+    }
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        rows,
+        "a refused run left the file as it was"
+    );
+}
