@@ -344,7 +344,43 @@ fn every_songs_list_is_the_one_it_gets_alone_by_listens_and_content() {
     let data = data(dir.path(), 120);
     let b = CpuBackend::new();
     every_song_alone(&b, &data, Measure::Listens(Similarity::COSINE), 10);
+    // Without the artist, content is scored on the backend (a product and the top-k kernel);
+    // with it, on the host.
+    every_song_alone(&b, &data, Measure::Content { artist_weight: 0.0 }, 10);
     every_song_alone(&b, &data, Measure::Content { artist_weight: 1.0 }, 10);
+}
+
+/// Content's lists on the GPU (the product and the top-k there) are a top 10 of the host's
+/// scores of every song (the CPU path with k = the whole catalogue), within 1e-5, for lone seeds
+/// and a mix.
+#[test]
+fn content_lists_on_the_gpu_are_the_hosts() {
+    let Some(g) = common::gpu() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let data = data(dir.path(), 120);
+    let ds = Dataset::load(&data).unwrap();
+    let n = ds.songs();
+    let index: HashMap<&str, u32> = ds
+        .song_ids
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.as_str(), i as u32))
+        .collect();
+    let sets: Vec<Vec<u32>> = (0..n as u32)
+        .step_by(7)
+        .map(|s| vec![s])
+        .chain([vec![1, 2, 3]])
+        .collect();
+    let m = Measure::Content { artist_weight: 0.0 };
+    let whole = lists(&CpuBackend::new(), &data, m, &sets, n, None);
+    let got = lists(&g, &data, m, &sets, 10, None);
+    for ((set, g), w) in sets.iter().zip(&got).zip(&whole) {
+        let want: HashMap<u32, f64> = w
+            .iter()
+            .map(|r| (index[r.song_id.as_str()], r.score as f64))
+            .collect();
+        is_top_k(&format!("gpu, seeds {set:?}"), &ds, g, &want, 10);
+    }
 }
 
 #[test]
@@ -532,4 +568,74 @@ fn the_command_line_lists_songs_and_refuses_what_it_would_not_read() {
         rows,
         "a refused run left the file as it was"
     );
+}
+
+/// A song without content (no vector, no genre) is like none, on the backend's path and the
+/// host's: never listed (though its 0 would beat a negative cosine), and as a seed it has an
+/// empty list.
+#[test]
+fn a_song_without_content_is_like_no_song() {
+    use ainrnn::data::dataset::{SongMeta, SongVectors};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("tiny.h5");
+    // Songs 0–4 have 2-column vectors (2 and 3 point away from 0), song 5 none.
+    let vecs = [
+        [1.0, 0.0],
+        [0.9, 0.1],
+        [-1.0, 0.1],
+        [-1.0, -0.2],
+        [0.0, 1.0],
+        [0.0, 0.0],
+    ];
+    let (songs, users) = (6, 3);
+    let histories: Vec<Vec<u32>> = vec![vec![0, 1, 5], vec![1, 2, 3], vec![4, 5, 0]];
+    let mut indptr = vec![0u64];
+    let indices: Vec<u32> = histories.iter().flatten().copied().collect();
+    for h in &histories {
+        indptr.push(indptr.last().unwrap() + h.len() as u64);
+    }
+    let nnz = indices.len();
+    Dataset {
+        source: "test".into(),
+        user_ids: (0..users).map(|u| format!("u{u}")).collect(),
+        song_ids: (0..songs).map(|s| format!("s{s}")).collect(),
+        song_meta: (0..songs)
+            .map(|s| SongMeta {
+                title: format!("t{s}"),
+                ..SongMeta::unknown()
+            })
+            .collect(),
+        indptr,
+        indices,
+        plays: vec![1.0; nnz],
+        folds: 3,
+        user_fold: (0..users as u32).collect(),
+        visible: vec![true; nnz],
+        portrait: common::blank_portraits(users, songs),
+        song_vectors: Some(SongVectors {
+            dim: 2,
+            names: vec!["x0".into(), "x1".into()],
+            source: "audio".into(),
+            values: vecs.iter().flatten().copied().collect(),
+            present: (0..songs).map(|s| s < 5).collect(),
+        }),
+        seed: 1,
+        visible_share: 1.0,
+        min_listens: 1,
+        min_song_users: 1,
+    }
+    .save(&data)
+    .unwrap();
+    let b = CpuBackend::new();
+    // Weight 0: the backend's product; weight 1 (no song has an artist): the host's scores.
+    for w in [0.0, 1.0] {
+        let m = Measure::Content { artist_weight: w };
+        let got = lists(&b, &data, m, &[vec![0], vec![5]], 5, None);
+        assert_eq!(ids(&got[0]), ["s1", "s4", "s3", "s2"], "artist weight {w}");
+        assert!(
+            got[0][3].score < 0.0,
+            "a negative cosine is listed, the 0 of song 5 is not"
+        );
+        assert!(got[1].is_empty(), "artist weight {w}: song 5 is like none");
+    }
 }

@@ -42,8 +42,8 @@ pub struct SimilarArgs {
     /// each list written to -o; a line naming no song, or several, is skipped and reported.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["song", "all"])]
     pub songs: Option<PathBuf>,
-    /// What makes songs alike (default: model with --checkpoint, else listens). listens and
-    /// content run on the CPU; model on the backend.
+    /// What makes songs alike (default: model with --checkpoint, else listens). listens runs
+    /// on the CPU; content (without --artist-weight) and model on the backend.
     #[arg(long, value_enum)]
     pub by: Option<ByArg>,
     /// The model of --by model (from `ainrnn train -o`).
@@ -125,12 +125,12 @@ pub fn run(a: SimilarArgs, choice: BackendChoice, json: bool) -> Result<std::pro
         Some(out) => Some(paths::lock_output("-o", out)?),
         None => None,
     };
-    if by == ByArg::Model {
+    if by == ByArg::Listens {
+        // Sparse co-listens are host work: no device is opened for them.
+        run_on(&CpuBackend::new(), &a, measure, many, json)
+    } else {
         let sel = super::model::backend(choice)?;
         with_backend!(sel, b => run_on(&b, &a, measure, many, json))
-    } else {
-        // Co-listens and short vectors are host work: no device is opened for them.
-        run_on(&CpuBackend::new(), &a, measure, many, json)
     }
 }
 

@@ -11,8 +11,10 @@
 //!   played the seeds once each, as `recommend --history` gives it: a radio station started
 //!   from the seeds.
 //!
-//! The first two run on the CPU (sparse co-listens and short vectors, every song against the
-//! seeds), the model on the backend, ranked as `recommend` ranks. The seeds are never listed.
+//! Listens run on the CPU (sparse co-listens). Content runs on the backend: one product of the
+//! seeds' rows with every song's, and the top-k kernel, so only each list is read back (with
+//! an artist weight, whose one-hot part is sparse, the host scores instead). The model ranks on
+//! the backend as `recommend` ranks. The seeds are never listed.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -24,7 +26,8 @@ use super::baselines::ContentKnn;
 use super::run::{
     best_first, check_list, read_lines, select, Recommendation, Recommender, SkippedLine, WriteList,
 };
-use crate::backend::model_ops::ModelOps;
+use crate::backend::model_ops::{ModelOps, MAX_TOPK};
+use crate::backend::BTensor;
 use crate::data::dataset::SongMeta;
 use crate::data::Dataset;
 use crate::error::Error;
@@ -63,6 +66,9 @@ enum Scorer<B: ModelOps> {
         knn: ContentKnn,
         /// Per song: whether it has content to compare ([`ContentKnn::has_content`]).
         present: Vec<bool>,
+        /// Without an artist part: every song's unit row and a last column that sinks the
+        /// songs without content ([`NO_CONTENT`]), on the backend, `songs × (dim + 1)`.
+        rows: Option<BTensor<B>>,
     },
     Model(Box<Recommender<B>>),
 }
@@ -102,8 +108,26 @@ impl<B: ModelOps> Similar<B> {
                         data.display()
                     ))
                 })?;
-                let present = (0..ds.songs() as u32).map(|s| knn.has_content(s)).collect();
-                Scorer::Content { ds, knn, present }
+                let present: Vec<bool> =
+                    (0..ds.songs() as u32).map(|s| knn.has_content(s)).collect();
+                // The artist part is sparse (one column per artist): with it, the host scores.
+                let rows = if knn.artist_weight == 0.0 {
+                    let (d, w) = (knn.dim, knn.dim + 1);
+                    let mut m = vec![0.0f32; ds.songs() * w];
+                    for (s, row) in m.chunks_exact_mut(w).enumerate() {
+                        row[..d].copy_from_slice(&knn.vecs[s * d..(s + 1) * d]);
+                        row[d] = if present[s] { 0.0 } else { NO_CONTENT };
+                    }
+                    Some(b.upload_f32(&m, &[ds.songs(), w])?)
+                } else {
+                    None
+                };
+                Scorer::Content {
+                    ds,
+                    knn,
+                    present,
+                    rows,
+                }
             }
             Measure::Model(ckpt) => Scorer::Model(Box::new(Recommender::open(b, data, ckpt)?)),
         }))
@@ -176,7 +200,17 @@ impl<B: ModelOps> Similar<B> {
                     .map(|set| listens_list(ds, &rows, set, k, max_per_genre))
                     .collect())
             }
-            Scorer::Content { ds, knn, present } => {
+            Scorer::Content {
+                ds,
+                knn,
+                present,
+                rows: Some(rows),
+            } if max_per_genre.is_none() && seeds.iter().all(|set| k + set.len() <= MAX_TOPK) => {
+                content_on_backend(b, ds, knn, present, rows, &seeds, k)
+            }
+            Scorer::Content {
+                ds, knn, present, ..
+            } => {
                 let all: Vec<u32> = (0..songs as u32).collect();
                 Ok(seeds
                     .par_iter()
@@ -198,6 +232,71 @@ impl<B: ModelOps> Similar<B> {
             }
         }
     }
+}
+
+/// The score of a song without content in the backend's products: far below any cosine (in
+/// [-1, 1]), finite (an infinity times 0 would be NaN), so the top-k reaches such a song only
+/// when no song with content is left, and those are dropped.
+const NO_CONTENT: f32 = -1.0e4;
+
+/// Content lists on the backend: per set, the mean of its seeds' rows (and 1 in the last
+/// column) times every song's row, the best `k + seeds` of each row picked there (the top-k
+/// kernel) and read back, the seeds and songs without content dropped. The same scores as
+/// [`ContentKnn::scores`] to rounding; score rows of at most 64 MiB a product.
+fn content_on_backend<B: ModelOps>(
+    b: &B,
+    ds: &Dataset,
+    knn: &ContentKnn,
+    present: &[bool],
+    rows: &BTensor<B>,
+    seeds: &[Vec<u32>],
+    k: usize,
+) -> Result<Vec<Vec<Recommendation>>, Error> {
+    let (d, w, songs) = (knn.dim, knn.dim + 1, ds.songs());
+    let per = ((64usize << 20) / (4 * songs.max(1))).clamp(1, SONGS_PER_ROUND);
+    let mut out = Vec::with_capacity(seeds.len());
+    for sets in seeds.chunks(per) {
+        if sets
+            .iter()
+            .all(|set| !set.iter().any(|&s| present[s as usize]))
+        {
+            out.extend(sets.iter().map(|_| Vec::new()));
+            continue;
+        }
+        let mut a = vec![0.0f32; sets.len() * w];
+        for (row, set) in a.chunks_exact_mut(w).zip(sets) {
+            for &s in set {
+                let v = &knn.vecs[s as usize * d..(s as usize + 1) * d];
+                row[..d].iter_mut().zip(v).for_each(|(m, x)| *m += x);
+            }
+            let n = set.len() as f32;
+            row[..d].iter_mut().for_each(|m| *m /= n);
+            row[d] = 1.0;
+        }
+        let a = b.upload_f32(&a, &[sets.len(), w])?;
+        let scores = b.matmul(&a, rows, false, true)?;
+        let kk = k + sets.iter().map(Vec::len).max().unwrap_or(0);
+        let (vals, idx) = b.topk_rows(&scores, kk.min(songs))?;
+        let mut host = b.to_host(&[&vals, &idx])?.into_iter();
+        let (vals, idx) = match (host.next(), host.next()) {
+            (Some(v), Some(i)) => (v.into_f32("similar")?, i.into_u32("similar")?),
+            _ => return Err(Error::Other("similar: the top-k read back nothing".into())),
+        };
+        let kk = kk.min(songs);
+        for (r, set) in sets.iter().enumerate() {
+            if !set.iter().any(|&s| present[s as usize]) {
+                out.push(Vec::new());
+                continue;
+            }
+            let mut ranked = idx[r * kk..(r + 1) * kk]
+                .iter()
+                .zip(&vals[r * kk..(r + 1) * kk])
+                .map(|(&s, &v)| (s, v))
+                .filter(|&(s, _)| (s as usize) < songs && present[s as usize] && !set.contains(&s));
+            out.push(select(ds, &mut ranked, k, None));
+        }
+    }
+    Ok(out)
 }
 
 /// The list of songs most like the seeds `set` (distinct) by co-listening: a lone
