@@ -82,15 +82,17 @@ pub fn run(a: SimilarArgs, choice: BackendChoice, json: bool) -> Result<std::pro
         (ByArg::Model, None) => {
             anyhow::bail!("--by model ranks with a trained model: give --checkpoint CKPT")
         }
-        (_, Some(_)) => anyhow::bail!(
-            "--checkpoint is read by --by model only (--by {} needs no model)",
-            by_name(by)
-        ),
-        (ByArg::Listens, None) => Measure::Listens(a.similarity.unwrap_or(Similarity::COSINE)),
-        (ByArg::Content, None) => Measure::Content {
+        (ByArg::Listens, _) => Measure::Listens(a.similarity.unwrap_or(Similarity::COSINE)),
+        (ByArg::Content, _) => Measure::Content {
             artist_weight: a.artist_weight.unwrap_or(0.0),
         },
     };
+    if a.checkpoint.is_some() && by != ByArg::Model {
+        anyhow::bail!(
+            "--checkpoint is read by --by model only (--by {} needs no model)",
+            measure.name()
+        );
+    }
     if a.similarity.is_some() && by != ByArg::Listens {
         anyhow::bail!("--similarity is read by --by listens only");
     }
@@ -131,14 +133,6 @@ pub fn run(a: SimilarArgs, choice: BackendChoice, json: bool) -> Result<std::pro
     } else {
         let sel = super::model::backend(choice)?;
         with_backend!(sel, b => run_on(&b, &a, measure, many, json))
-    }
-}
-
-fn by_name(by: ByArg) -> &'static str {
-    match by {
-        ByArg::Listens => "listens",
-        ByArg::Content => "content",
-        ByArg::Model => "model",
     }
 }
 

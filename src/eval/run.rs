@@ -453,7 +453,7 @@ impl<B: ModelOps> Recommender<B> {
             )?;
             for (o, cands) in out.iter_mut().zip(ranked) {
                 let seen_all = cands.len() < kk;
-                let list = self.select(&mut cands.into_iter(), k, max_per_genre);
+                let list = select(&self.ds, &mut cands.into_iter(), k, max_per_genre);
                 if list.len() == k || seen_all {
                     *o = Some(list);
                 }
@@ -507,7 +507,9 @@ impl<B: ModelOps> Recommender<B> {
                     *x = f32::NEG_INFINITY;
                 }
             }
-            let list = best_first(&scores, k, |ranked| self.select(ranked, k, max_per_genre));
+            let list = best_first(&scores, k, |ranked| {
+                select(&self.ds, ranked, k, max_per_genre)
+            });
             lists.push(list);
         }
         Ok(lists)
@@ -527,15 +529,6 @@ impl<B: ModelOps> Recommender<B> {
         if let Some(pt) = self.corpus.portraits.as_mut() {
             pt.age.truncate(pt.age.len() - added);
         }
-    }
-
-    fn select(
-        &self,
-        ranked: &mut dyn Iterator<Item = (u32, f32)>,
-        k: usize,
-        max_per_genre: Option<usize>,
-    ) -> Vec<Recommendation> {
-        select(&self.ds, ranked, k, max_per_genre)
     }
 }
 
@@ -849,11 +842,11 @@ pub(crate) fn write_lists_tsv<T>(
     Ok(result)
 }
 
-/// The lines of a `--users` or `--histories` file: each non-blank line that is not a `#`
-/// comment goes to `f` with its number and its fields (split on whitespace; a byte-order mark
-/// before the first dropped); `f` returns the user the line names, or `Err((user, reason))` to
-/// skip it. Reads line by line (the file may be large). Returns the skipped lines; a file of
-/// which no line named a user is an error naming it, `nothing` saying what was looked for.
+/// The lines of a `--users`, `--histories` or `--songs` file: each non-blank line that is not a
+/// `#` comment goes to `f` with its number and its fields (split on whitespace; a byte-order
+/// mark before the first dropped); `f` returns `Err((id, reason))` to skip it, naming what the
+/// line names. Reads line by line (the file may be large). Returns the skipped lines; a file of
+/// which no line was kept is an error naming it, `nothing` saying what was looked for.
 pub(crate) fn read_lines(
     path: &Path,
     nothing: &str,
