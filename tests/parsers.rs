@@ -314,7 +314,7 @@ proptest! {
             prop_assert!(e.to_string().contains("h.ckpt"), "{}", e);
         }
         // A real checkpoint's header, cut or with one byte changed.
-        let good = std::fs::read(checkpoint()).unwrap();
+        let good = checkpoint().to_vec();
         let mut bad = good[..cut.min(good.len())].to_vec();
         bad.extend_from_slice(&header);
         std::fs::write(&p, &bad).unwrap();
@@ -331,13 +331,13 @@ proptest! {
     }
 }
 
-/// A small valid checkpoint (written once per test process), with metadata entries.
-fn checkpoint() -> &'static Path {
-    static PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    PATH.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("ainrnn-parsers-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let p = dir.join("m.ckpt");
+/// The bytes of a small valid checkpoint with metadata entries (written once per test process,
+/// in a folder removed at once: a static's folder would outlive the process).
+fn checkpoint() -> &'static [u8] {
+    static BYTES: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    BYTES.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.ckpt");
         let b = CpuBackend::new();
         let mut cfg = ModelConfig::new(ModelKind::Indrnn, 7);
         cfg.hidden = 4;
@@ -346,20 +346,23 @@ fn checkpoint() -> &'static Path {
         cfg.max_history = 4;
         let m = Model::new(&b, cfg, None).unwrap();
         save(&b, &m, &[("note", &"round trip ✓")], &p).unwrap();
-        p
+        std::fs::read(&p).unwrap()
     })
 }
 
 #[test]
 fn checkpoint_round_trip_returns_what_was_written() {
-    let ck = Checkpoint::load(checkpoint()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("m.ckpt");
+    std::fs::write(&p, checkpoint()).unwrap();
+    let ck = Checkpoint::load(&p).unwrap();
     assert_eq!(ck.config.hidden, 4);
     assert_eq!(ck.config.songs, 7);
     assert_eq!(ck.get::<String>("note").unwrap().unwrap(), "round trip ✓");
     let b = CpuBackend::new();
     let m = ck.restore(&b, None).unwrap();
-    save(&b, &m, &[("note", &"round trip ✓")], checkpoint()).unwrap();
-    let again = Checkpoint::load(checkpoint()).unwrap();
+    save(&b, &m, &[("note", &"round trip ✓")], &p).unwrap();
+    let again = Checkpoint::load(&p).unwrap();
     assert_eq!(again.config, ck.config);
     assert_eq!(again.meta, ck.meta);
 }
