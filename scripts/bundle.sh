@@ -16,9 +16,11 @@
 #                   `model` (finite-difference gradients, GPU vs CPU training steps, the fused
 #                   table step against the formed one and every shader-check setting to the
 #                   bit), `gpu_runtime` (the device layer: every matmul kernel to the bit,
-#                   the tuner, the pool, the timer) and `recommend` (its `gpu` test: every
+#                   the tuner, the pool, the timer), `recommend` (its `gpu` test: every
 #                   user's list ranked 256 at a time is the one ranked alone, to the bit; reads
-#                   data/taste and data/msd)
+#                   data/taste and data/msd) and `similar` (its `gpu` tests: songs like a song
+#                   by content, the product and top-k on the device, against the host's
+#                   scores, and by the model against `recommend --history`; the same data)
 # DIR/test.sh NAME  runs suite NAME (unzipped on first use) with the libraries, CI=true (no
 #                   adapter fails it) and the buffers poisoned (AINRNN_GPU_POISON=1); further
 #                   arguments are the test harness's
@@ -30,6 +32,7 @@
 #   DIR/test.sh model gpu         # the GPU tests of the models
 #   DIR/test.sh gpu_runtime --skip info_without_a_desktop_session   # (that one runs ainrnn)
 #   DIR/test.sh recommend gpu     # batch lists against single ones (the others run ainrnn)
+#   DIR/test.sh similar gpu       # songs like a song on the device (the others run ainrnn)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=.dev
@@ -37,14 +40,14 @@ while (($#)); do
   case "$1" in
     --out) out="$2"; shift 2 ;;
     --out=*) out="${1#--out=}"; shift ;;
-    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
     *) echo "bundle.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 scripts/setup.sh
 cargo build --release --quiet --bin ainrnn
 bin="${CARGO_TARGET_DIR:-target}/release/ainrnn"
-suites=(ops model gpu_runtime recommend)
+suites=(ops model gpu_runtime recommend similar)
 # The suites' executables: cargo names each (tests/NAME.rs (…/NAME-HASH)) on stderr.
 built=$(cargo test --release --no-run "${suites[@]/#/--test=}" 2>&1)
 tmp="$out.tmp.$$"

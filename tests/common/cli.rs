@@ -4,8 +4,15 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The project's root: where the suite was built, or (a suite bundled for another machine by
+/// `scripts/bundle.sh`, where that path does not exist) the current folder, from which the
+/// bundle's suites are run.
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let built = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    if built.join("data").is_dir() {
+        return built;
+    }
+    std::env::current_dir().unwrap_or(built)
 }
 
 /// The `ainrnn` binary as a command whose child inherits no open file of this test process.
