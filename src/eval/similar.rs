@@ -67,7 +67,8 @@ enum Scorer<B: ModelOps> {
         /// Per song: whether it has content to compare ([`ContentKnn::has_content`]).
         present: Vec<bool>,
         /// Without an artist part: every song's unit row and a last column that sinks the
-        /// songs without content ([`NO_CONTENT`]), on the backend, `songs × (dim + 1)`.
+        /// songs without content ([`NO_CONTENT`]), on the backend, `songs × (dim + 1)` (none
+        /// when that is more than one binding takes: the host scores then).
         rows: Option<BTensor<B>>,
     },
     Model(Box<Recommender<B>>),
@@ -110,9 +111,11 @@ impl<B: ModelOps> Similar<B> {
                 })?;
                 let present: Vec<bool> =
                     (0..ds.songs() as u32).map(|s| knn.has_content(s)).collect();
-                // The artist part is sparse (one column per artist): with it, the host scores.
-                let rows = if knn.artist_weight == 0.0 {
-                    let (d, w) = (knn.dim, knn.dim + 1);
+                // The artist part is sparse (one column per artist): with it, the host scores;
+                // so it does when the rows would not fit one binding of the device.
+                let (d, w) = (knn.dim, knn.dim + 1);
+                let fits = (ds.songs() * w * 4) as u64 <= b.max_binding_bytes();
+                let rows = if knn.artist_weight == 0.0 && fits {
                     let mut m = vec![0.0f32; ds.songs() * w];
                     for (s, row) in m.chunks_exact_mut(w).enumerate() {
                         row[..d].copy_from_slice(&knn.vecs[s * d..(s + 1) * d]);
