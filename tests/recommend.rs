@@ -20,6 +20,7 @@ use ainrnn::eval::run::{
 use ainrnn::model::ModelKind;
 use ainrnn::train::run::{train, TrainOptions};
 use common::cli::{ainrnn, fails_with, s, stderr};
+use common::greedy;
 
 /// The first `users` users of the bundled Taste-Profile triplets with the MSD subset's metadata
 /// (so songs have genres), every song kept, 3 folds; and a tiny AINRNN ensemble of two members
@@ -97,25 +98,6 @@ fn lists_agree<B: ModelOps>(b: &B, data: &Path, ckpt: &Path) {
         );
         assert!(list.iter().enumerate().all(|(i, r)| r.rank == i + 1));
     }
-    let greedy = |list: &[Recommendation], k: usize, cap: Option<usize>| -> Vec<String> {
-        let mut per = std::collections::HashMap::<&str, usize>::new();
-        let mut out = Vec::new();
-        for r in list {
-            let known = r.genre != "unknown" && !r.genre.is_empty();
-            if let (Some(c), true) = (cap, known) {
-                let n = per.entry(&r.genre).or_default();
-                if *n >= c {
-                    continue;
-                }
-                *n += 1;
-            }
-            out.push(r.song_id.clone());
-            if out.len() == k {
-                break;
-            }
-        }
-        out
-    };
     let mut capped_somewhere = false;
     for (k, cap) in [
         (10, None),

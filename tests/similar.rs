@@ -23,6 +23,7 @@ use ainrnn::model::neighbours::Similarity;
 use ainrnn::model::ModelKind;
 use ainrnn::train::run::{train, TrainOptions};
 use common::cli::{ainrnn, fails_with, s, stderr, succeeds};
+use common::greedy;
 
 /// The first `users` users of the bundled Taste-Profile triplets with the MSD subset's metadata
 /// (song vectors, genres), every song kept.
@@ -453,27 +454,6 @@ fn songs_are_found_by_id_or_by_a_name_of_one_song() {
 
 fn ids(l: &[Recommendation]) -> Vec<String> {
     l.iter().map(|r| r.song_id.clone()).collect()
-}
-
-/// The first `k` of `list` that a cap of `cap` songs per known genre lets through.
-fn greedy(list: &[Recommendation], k: usize, cap: Option<usize>) -> Vec<String> {
-    let mut per = HashMap::<&str, usize>::new();
-    let mut out = Vec::new();
-    for r in list {
-        let known = r.genre != "unknown" && !r.genre.is_empty();
-        if let (Some(c), true) = (cap, known) {
-            let n = per.entry(&r.genre).or_default();
-            if *n >= c {
-                continue;
-            }
-            *n += 1;
-        }
-        out.push(r.song_id.clone());
-        if out.len() == k {
-            break;
-        }
-    }
-    out
 }
 
 /// The command line: one list on stdout for `--song` (JSON with `--json`), every list in one

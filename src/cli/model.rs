@@ -602,6 +602,46 @@ pub fn run_recommend(
     Ok(std::process::ExitCode::SUCCESS)
 }
 
+/// The skipped lines of a batch's input file `input` on stderr, each naming the `what` (user,
+/// song) it gave: the first 20, all of them under `--json` (there, in the result).
+pub(super) fn report_skipped(
+    input: &str,
+    what: &str,
+    skipped: &[evalrun::SkippedLine],
+    json: bool,
+) {
+    const SHOWN: usize = 20;
+    for s in skipped.iter().take(SHOWN) {
+        eprintln!(
+            "skipped {input}:{}: {what} {:?}: {}",
+            s.line, s.id, s.reason
+        );
+    }
+    if skipped.len() > SHOWN {
+        eprintln!(
+            "… and {} more skipped lines{}",
+            skipped.len() - SHOWN,
+            if json {
+                ""
+            } else {
+                " (all of them under --json)"
+            }
+        );
+    }
+}
+
+/// The end of a batch's closing line: how many lines of `input` were skipped, if any.
+pub(super) fn skipped_suffix(input: &str, skipped: usize) -> String {
+    if skipped == 0 {
+        String::new()
+    } else {
+        format!(
+            "; {} of {input} skipped (exit status 3)",
+            ainrnn::text::count(skipped as u64, "line")
+        )
+    }
+}
+
 /// A list on stdout, a song a line: rank, score, artist — title [genre] (id).
 pub(super) fn print_list(list: &[evalrun::Recommendation]) -> Result<()> {
     for r in list {
@@ -672,21 +712,7 @@ fn recommend_many(
         .or(a.histories.as_deref())
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    const SHOWN: usize = 20;
-    for s in summary.skipped.iter().take(SHOWN) {
-        eprintln!("skipped {input}:{}: user {:?}: {}", s.line, s.id, s.reason);
-    }
-    if summary.skipped.len() > SHOWN {
-        eprintln!(
-            "… and {} more skipped lines{}",
-            summary.skipped.len() - SHOWN,
-            if json {
-                ""
-            } else {
-                " (all of them under --json)"
-            }
-        );
-    }
+    report_skipped(&input, "user", &summary.skipped, json);
     if summary.repeated > 0 {
         eprintln!(
             "note: {input}: {}",
@@ -709,14 +735,7 @@ fn recommend_many(
         ainrnn::text::count(summary.users as u64, "user"),
         out.display(),
         summary.seconds,
-        if summary.skipped.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "; {} of {input} skipped (exit status 3)",
-                ainrnn::text::count(summary.skipped.len() as u64, "line")
-            )
-        }
+        skipped_suffix(&input, summary.skipped.len())
     );
     if json {
         print_json(&serde_json::json!({

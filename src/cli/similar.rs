@@ -262,21 +262,7 @@ fn write_many<B: ModelOps>(
         .as_deref()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    const SHOWN: usize = 20;
-    for l in summary.skipped.iter().take(SHOWN) {
-        eprintln!("skipped {input}:{}: {:?}: {}", l.line, l.id, l.reason);
-    }
-    if summary.skipped.len() > SHOWN {
-        eprintln!(
-            "… and {} more skipped lines{}",
-            summary.skipped.len() - SHOWN,
-            if json {
-                ""
-            } else {
-                " (all of them under --json)"
-            }
-        );
-    }
+    super::model::report_skipped(&input, "song", &summary.skipped, json);
     if summary.repeated > 0 {
         eprintln!(
             "note: {input}: {} named again; each list is written once",
@@ -298,14 +284,7 @@ fn write_many<B: ModelOps>(
         ainrnn::text::count(summary.songs as u64, "song"),
         out.display(),
         summary.seconds,
-        if summary.skipped.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "; {} of {input} skipped (exit status 3)",
-                ainrnn::text::count(summary.skipped.len() as u64, "line")
-            )
-        }
+        super::model::skipped_suffix(&input, summary.skipped.len())
     );
     if json {
         let skipped: Vec<serde_json::Value> = summary

@@ -280,3 +280,29 @@ pub fn taste_prefix(dir: &std::path::Path, users: usize) -> ainrnn::data::prepar
     o.folds = 3;
     o
 }
+
+/// The song ids of the first `k` songs of `list` (best first) that a cap of `cap` songs per
+/// known genre lets through: the greedy walk a genre-capped list must equal.
+pub fn greedy(
+    list: &[ainrnn::eval::run::Recommendation],
+    k: usize,
+    cap: Option<usize>,
+) -> Vec<String> {
+    let mut per = std::collections::HashMap::<&str, usize>::new();
+    let mut out = Vec::new();
+    for r in list {
+        let known = r.genre != "unknown" && !r.genre.is_empty();
+        if let (Some(c), true) = (cap, known) {
+            let n = per.entry(&r.genre).or_default();
+            if *n >= c {
+                continue;
+            }
+            *n += 1;
+        }
+        out.push(r.song_id.clone());
+        if out.len() == k {
+            break;
+        }
+    }
+    out
+}
