@@ -523,11 +523,17 @@ fn features(choice: BackendChoice, json: bool, a: FeaturesArgs) -> Result<ExitCo
         );
         return Ok(ExitCode::from(128 + sig.clamp(0, 127) as u8));
     }
-    Ok(if summary.skipped.is_empty() {
-        ExitCode::SUCCESS
-    } else {
+    Ok(partial(!summary.skipped.is_empty()))
+}
+
+/// A batch's exit status: 3 when some of its inputs were skipped (or some of its runs failed)
+/// and the rest written, else success.
+pub(crate) fn partial(some_skipped: bool) -> ExitCode {
+    if some_skipped {
         ExitCode::from(3)
-    })
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// A progress bar of `nouns` done out of a total (drawn on stderr when it is a terminal):

@@ -754,11 +754,7 @@ fn recommend_many(
             "seconds": summary.seconds,
         }))?;
     }
-    Ok(if summary.skipped.is_empty() {
-        std::process::ExitCode::SUCCESS
-    } else {
-        std::process::ExitCode::from(3)
-    })
+    Ok(super::partial(!summary.skipped.is_empty()))
 }
 
 #[derive(Args, Debug)]
@@ -1013,9 +1009,8 @@ pub fn run_ablate(
             "ablate: {} failed (see the report); exit status 3",
             ainrnn::text::count(failed as u64, "row")
         );
-        return Ok(std::process::ExitCode::from(3));
     }
-    Ok(std::process::ExitCode::SUCCESS)
+    Ok(super::partial(failed > 0))
 }
 
 #[cfg(test)]

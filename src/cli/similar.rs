@@ -309,9 +309,5 @@ fn write_many<B: ModelOps>(
             "seconds": summary.seconds,
         }))?;
     }
-    Ok(if summary.skipped.is_empty() {
-        std::process::ExitCode::SUCCESS
-    } else {
-        std::process::ExitCode::from(3)
-    })
+    Ok(super::partial(!summary.skipped.is_empty()))
 }
