@@ -150,26 +150,22 @@ fn listens_lists_are_the_cosine_of_the_listener_sets() {
     }
     // The popular song's list is long enough for a genre cap to change it.
     let (k, cap) = (8, Some(1));
-    let whole = &lists(
-        &b,
-        &data,
-        Measure::Listens(Similarity::COSINE),
-        &sets[..1],
-        n,
-        None,
-    )[0];
-    let capped = &lists(
-        &b,
-        &data,
-        Measure::Listens(Similarity::COSINE),
-        &sets[..1],
-        k,
-        cap,
-    )[0];
-    assert_eq!(ids(capped), greedy(whole, k, cap), "listens, genre cap 1");
+    let popular_list = |k, cap| {
+        lists(
+            &b,
+            &data,
+            Measure::Listens(Similarity::COSINE),
+            &sets[..1],
+            k,
+            cap,
+        )
+        .remove(0)
+    };
+    let (whole, capped) = (popular_list(n, None), popular_list(k, cap));
+    assert_eq!(ids(&capped), greedy(&whole, k, cap), "listens, genre cap 1");
     assert_ne!(
-        ids(capped),
-        greedy(whole, k, None),
+        ids(&capped),
+        greedy(&whole, k, None),
         "the cap changed nothing"
     );
 }

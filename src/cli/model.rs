@@ -217,6 +217,18 @@ pub struct EvalArgs {
     pub k: usize,
 }
 
+/// The list flags `recommend` and `similar` share.
+#[derive(Args, Debug)]
+pub struct ListFlags {
+    /// Length of the list (≥ 1).
+    #[arg(long, default_value_t = 10, value_parser = parse::positive_usize)]
+    pub k: usize,
+    /// At most N songs of the same genre in the list (N ≥ 1; songs of unknown genre are not
+    /// capped).
+    #[arg(long, value_name = "N", value_parser = parse::positive_usize)]
+    pub max_per_genre: Option<usize>,
+}
+
 #[derive(Args, Debug)]
 #[command(group(clap::ArgGroup::new("who").required(true).args(["user", "history", "all", "users", "histories"])))]
 pub struct RecommendArgs {
@@ -251,13 +263,8 @@ pub struct RecommendArgs {
     /// (user, rank, song_id, score, title, artist, genre), written atomically.
     #[arg(short = 'o', long, value_name = "TSV")]
     pub output: Option<PathBuf>,
-    /// Length of the list (≥ 1).
-    #[arg(long, default_value_t = 10, value_parser = parse::positive_usize)]
-    pub k: usize,
-    /// At most N songs of the same genre in the list (N ≥ 1; songs of unknown genre are not
-    /// capped).
-    #[arg(long, value_name = "N", value_parser = parse::positive_usize)]
-    pub max_per_genre: Option<usize>,
+    #[command(flatten)]
+    pub list: ListFlags,
     /// The fold the recommendation is for: refused when the checkpoint was trained for another
     /// one (default: the checkpoint's), unless --other-fold; --user must then be one of the
     /// fold's test users, --all takes them, --users skips the others.
@@ -572,13 +579,13 @@ pub fn run_recommend(
         }
     };
     check_recommend_fold(&a)?;
-    let list = with_backend!(sel, b => evalrun::recommend(&b, &a.data, &a.checkpoint, who, a.k, a.max_per_genre, a.fold))?;
-    if list.len() < a.k {
+    let list = with_backend!(sel, b => evalrun::recommend(&b, &a.data, &a.checkpoint, who, a.list.k, a.list.max_per_genre, a.fold))?;
+    if list.len() < a.list.k {
         eprintln!(
             "note: --k {}: {} can be recommended (songs the user has not heard{})",
-            a.k,
+            a.list.k,
             ainrnn::text::count(list.len() as u64, "song"),
-            if a.max_per_genre.is_some() {
+            if a.list.max_per_genre.is_some() {
                 ", within --max-per-genre"
             } else {
                 ""
@@ -592,8 +599,8 @@ pub fn run_recommend(
             "data": a.data,
             "checkpoint": a.checkpoint,
             "fold": a.fold,
-            "k": a.k,
-            "max_per_genre": a.max_per_genre,
+            "k": a.list.k,
+            "max_per_genre": a.list.max_per_genre,
             "recommendations": list,
         }))?;
     } else {
@@ -697,8 +704,8 @@ fn recommend_many(
     };
     let req = evalrun::ListRequest {
         users,
-        k: a.k,
-        max_per_genre: a.max_per_genre,
+        k: a.list.k,
+        max_per_genre: a.list.max_per_genre,
         fold: a.fold,
     };
     let summary = with_backend!(sel, b => evalrun::recommend_users_tsv(
@@ -731,7 +738,7 @@ fn recommend_many(
     }
     eprintln!(
         "recommend: the top {} of {} written to {} in {:.1} s{}",
-        a.k,
+        a.list.k,
         ainrnn::text::count(summary.users as u64, "user"),
         out.display(),
         summary.seconds,
@@ -745,8 +752,8 @@ fn recommend_many(
             "users_file": a.users,
             "histories": a.histories,
             "fold": a.fold,
-            "k": a.k,
-            "max_per_genre": a.max_per_genre,
+            "k": a.list.k,
+            "max_per_genre": a.list.max_per_genre,
             "users": summary.users,
             "skipped": summary.skipped,
             "repeated": summary.repeated,

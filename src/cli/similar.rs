@@ -53,13 +53,8 @@ pub struct SimilarArgs {
     /// song_id, score, title, artist, genre), written atomically.
     #[arg(short = 'o', long, value_name = "TSV")]
     pub output: Option<PathBuf>,
-    /// Length of the list (≥ 1).
-    #[arg(long, default_value_t = 10, value_parser = parse::positive_usize)]
-    pub k: usize,
-    /// At most N songs of the same genre in the list (N ≥ 1; songs of unknown genre are not
-    /// capped).
-    #[arg(long, value_name = "N", value_parser = parse::positive_usize)]
-    pub max_per_genre: Option<usize>,
+    #[command(flatten)]
+    pub list: super::model::ListFlags,
     /// --by listens: the co-listening similarity, `cosine` (default) or ALPHA,SHRINK,POWER as
     /// for `train`.
     #[arg(long, value_name = "S", value_parser = |s: &str| s.parse::<Similarity>())]
@@ -196,13 +191,18 @@ fn one_list<B: ModelOps>(
         .collect();
     eprintln!("songs like {} by {}:", names.join(" + "), measure.name());
     let list = s
-        .lists(b, std::slice::from_ref(&seeds), a.k, a.max_per_genre)?
+        .lists(
+            b,
+            std::slice::from_ref(&seeds),
+            a.list.k,
+            a.list.max_per_genre,
+        )?
         .pop()
         .unwrap_or_default();
-    if list.len() < a.k {
+    if list.len() < a.list.k {
         eprintln!(
             "note: --k {}: {}",
-            a.k,
+            a.list.k,
             short_list_reason(measure, list.len())
         );
     }
@@ -212,8 +212,8 @@ fn one_list<B: ModelOps>(
             "by": measure.name(),
             "checkpoint": a.checkpoint,
             "songs": named,
-            "k": a.k,
-            "max_per_genre": a.max_per_genre,
+            "k": a.list.k,
+            "max_per_genre": a.list.max_per_genre,
             "similarity": a.similarity.map(|s| s.to_string()),
             "artist_weight": a.artist_weight,
             "similar": list,
@@ -254,8 +254,15 @@ fn write_many<B: ModelOps>(
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     };
-    let summary =
-        similar::similar_songs_tsv(b, s, seeds, a.k, a.max_per_genre, out, &mut progress)?;
+    let summary = similar::similar_songs_tsv(
+        b,
+        s,
+        seeds,
+        a.list.k,
+        a.list.max_per_genre,
+        out,
+        &mut progress,
+    )?;
     bar.finish_and_clear();
     let input = a
         .songs
@@ -279,7 +286,7 @@ fn write_many<B: ModelOps>(
     }
     eprintln!(
         "similar: the top {} by {} of {} written to {} in {:.1} s{}",
-        a.k,
+        a.list.k,
         measure.name(),
         ainrnn::text::count(summary.songs as u64, "song"),
         out.display(),
@@ -298,8 +305,8 @@ fn write_many<B: ModelOps>(
             "by": measure.name(),
             "checkpoint": a.checkpoint,
             "songs_file": a.songs,
-            "k": a.k,
-            "max_per_genre": a.max_per_genre,
+            "k": a.list.k,
+            "max_per_genre": a.list.max_per_genre,
             "similarity": a.similarity.map(|s| s.to_string()),
             "artist_weight": a.artist_weight,
             "songs": summary.songs,
