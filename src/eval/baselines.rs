@@ -485,6 +485,14 @@ impl ContentKnn {
         &self.vecs[s as usize * self.dim..(s as usize + 1) * self.dim]
     }
 
+    /// Song `s`'s artist (an index), when it has one and the artist is weighted.
+    pub fn artist(&self, s: u32) -> Option<u32> {
+        self.artist
+            .get(s as usize)
+            .copied()
+            .filter(|&a| a != u32::MAX)
+    }
+
     /// The songs of the catalogue.
     pub fn songs(&self) -> usize {
         self.vecs.len() / self.dim

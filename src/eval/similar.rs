@@ -12,9 +12,10 @@
 //!   from the seeds.
 //!
 //! Listens run on the CPU (sparse co-listens). Content runs on the backend: one product of the
-//! seeds' rows with every song's, and the top-k kernel, so only each list is read back (with
-//! an artist weight, whose one-hot part is sparse, the host scores instead). The model ranks on
-//! the backend as `recommend` ranks. The seeds are never listed.
+//! seeds' rows with every song's, and the top-k kernel, so only a few candidates per list are
+//! read back; the host scores those (and, with an artist weight, whose one-hot part is sparse,
+//! the songs of the seeds' artists) exactly, so the lists are the host path's to the bit. The
+//! model ranks on the backend as `recommend` ranks. The seeds are never listed.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -66,10 +67,12 @@ enum Scorer<B: ModelOps> {
         knn: ContentKnn,
         /// Per song: whether it has content to compare ([`ContentKnn::has_content`]).
         present: Vec<bool>,
-        /// Without an artist part: every song's unit row and a last column that sinks the
+        /// Every song's unit row without its artist part, and a last column that sinks the
         /// songs without content ([`NO_CONTENT`]), on the backend, `songs × (dim + 1)` (none
         /// when that is more than one binding takes: the host scores then).
         rows: Option<BTensor<B>>,
+        /// Per artist of [`ContentKnn::artist`]: its songs (none without an artist weight).
+        by_artist: Vec<Vec<u32>>,
     },
     Model(Box<Recommender<B>>),
 }
@@ -111,11 +114,12 @@ impl<B: ModelOps> Similar<B> {
                 })?;
                 let present: Vec<bool> =
                     (0..ds.songs() as u32).map(|s| knn.has_content(s)).collect();
-                // The artist part is sparse (one column per artist): with it, the host scores;
-                // so it does when the rows would not fit one binding of the device.
+                // The artist part is sparse (one column per artist), so it stays on the host:
+                // the rows carry the dense part; the host scores when they would not fit one
+                // binding of the device.
                 let (d, w) = (knn.dim, knn.dim + 1);
                 let fits = (ds.songs() * w * 4) as u64 <= b.max_binding_bytes();
-                let rows = if knn.artist_weight == 0.0 && fits {
+                let rows = if fits {
                     let mut m = vec![0.0f32; ds.songs() * w];
                     for (s, row) in m.chunks_exact_mut(w).enumerate() {
                         row[..d].copy_from_slice(&knn.vecs[s * d..(s + 1) * d]);
@@ -125,11 +129,22 @@ impl<B: ModelOps> Similar<B> {
                 } else {
                     None
                 };
+                let mut by_artist: Vec<Vec<u32>> = Vec::new();
+                for s in 0..ds.songs() as u32 {
+                    if let Some(a) = knn.artist(s) {
+                        let a = a as usize;
+                        if by_artist.len() <= a {
+                            by_artist.resize_with(a + 1, Vec::new);
+                        }
+                        by_artist[a].push(s);
+                    }
+                }
                 Scorer::Content {
                     ds,
                     knn,
                     present,
                     rows,
+                    by_artist,
                 }
             }
             Measure::Model(ckpt) => Scorer::Model(Box::new(Recommender::open(b, data, ckpt)?)),
@@ -208,8 +223,9 @@ impl<B: ModelOps> Similar<B> {
                 knn,
                 present,
                 rows: Some(rows),
+                by_artist,
             } if max_per_genre.is_none() && seeds.iter().all(|set| k + set.len() <= MAX_TOPK) => {
-                content_on_backend(b, ds, knn, present, rows, &seeds, k)
+                content_on_backend(b, ds, knn, present, rows, by_artist, &seeds, k)
             }
             Scorer::Content {
                 ds, knn, present, ..
@@ -242,16 +258,30 @@ impl<B: ModelOps> Similar<B> {
 /// when no song with content is left, and those are dropped.
 const NO_CONTENT: f32 = -1.0e4;
 
-/// Content lists on the backend: per set, the mean of its seeds' rows (and 1 in the last
-/// column) times every song's row, the best `k + seeds` of each row picked there (the top-k
-/// kernel) and read back, the seeds and songs without content dropped. The same scores as
-/// [`ContentKnn::scores`] to rounding; score rows of at most 64 MiB a product.
+/// Songs the backend's top-k picks past the `k + seeds` a list can need: a song whose product
+/// the device rounds a few ulps below a near tie is still picked, and the host's exact scores
+/// decide. (Each pick costs the top-k kernel: all 32 took lavapipe 19 s against 11 s for
+/// `--all` at 20,000 songs.)
+const ROUNDING_MARGIN: usize = 4;
+
+/// Content lists on the backend: per set, the mean of its seeds' rows (the dense part, and 1 in
+/// the last column) times every song's row, and the best [`MAX_TOPK`] of each product row
+/// picked there (the top-k kernel) and read back; score rows of at most 64 MiB a product. The
+/// host then scores those songs, and with an artist weight the songs of the seeds' artists, as
+/// [`ContentKnn::scores`] does, and keeps the best `k`: the host path's list and scores, to the
+/// bit. Nothing else can belong: the artist part is never negative and raises only the songs of
+/// the seeds' artists, so any other song of the best `k` has at most `k - 1` listed songs and
+/// the seeds above it by the dense part alone, and is among the best `k + seeds ≤ MAX_TOPK` of
+/// the product ([`ROUNDING_MARGIN`] more are picked, up to [`MAX_TOPK`], for the device's
+/// rounding of near ties).
+#[allow(clippy::too_many_arguments)]
 fn content_on_backend<B: ModelOps>(
     b: &B,
     ds: &Dataset,
     knn: &ContentKnn,
     present: &[bool],
     rows: &BTensor<B>,
+    by_artist: &[Vec<u32>],
     seeds: &[Vec<u32>],
     k: usize,
 ) -> Result<Vec<Vec<Recommendation>>, Error> {
@@ -259,6 +289,8 @@ fn content_on_backend<B: ModelOps>(
     let per = ((64usize << 20) / (4 * songs.max(1))).clamp(1, SONGS_PER_ROUND);
     let mut out = Vec::with_capacity(seeds.len());
     for sets in seeds.chunks(per) {
+        let most = sets.iter().map(Vec::len).max().unwrap_or(0);
+        let kk = (k + most + ROUNDING_MARGIN).min(MAX_TOPK).min(songs);
         if sets
             .iter()
             .all(|set| !set.iter().any(|&s| present[s as usize]))
@@ -278,26 +310,37 @@ fn content_on_backend<B: ModelOps>(
         }
         let a = b.upload_f32(&a, &[sets.len(), w])?;
         let scores = b.matmul(&a, rows, false, true)?;
-        let kk = k + sets.iter().map(Vec::len).max().unwrap_or(0);
-        let (vals, idx) = b.topk_rows(&scores, kk.min(songs))?;
-        let mut host = b.to_host(&[&vals, &idx])?.into_iter();
-        let (vals, idx) = match (host.next(), host.next()) {
-            (Some(v), Some(i)) => (v.into_f32("similar")?, i.into_u32("similar")?),
-            _ => return Err(Error::Other("similar: the top-k read back nothing".into())),
+        let (_, idx) = b.topk_rows(&scores, kk)?;
+        let idx = match b.to_host(&[&idx])?.into_iter().next() {
+            Some(i) => i.into_u32("similar")?,
+            None => return Err(Error::Other("similar: the top-k read back nothing".into())),
         };
-        let kk = kk.min(songs);
-        for (r, set) in sets.iter().enumerate() {
-            if !set.iter().any(|&s| present[s as usize]) {
-                out.push(Vec::new());
-                continue;
-            }
-            let mut ranked = idx[r * kk..(r + 1) * kk]
-                .iter()
-                .zip(&vals[r * kk..(r + 1) * kk])
-                .map(|(&s, &v)| (s, v))
-                .filter(|&(s, _)| (s as usize) < songs && present[s as usize] && !set.contains(&s));
-            out.push(select(ds, &mut ranked, k, None));
-        }
+        let lists: Vec<_> = sets
+            .par_iter()
+            .enumerate()
+            .map(|(r, set)| {
+                if !set.iter().any(|&s| present[s as usize]) {
+                    return Vec::new();
+                }
+                let by_seeds_artists = set
+                    .iter()
+                    .filter_map(|&s| knn.artist(s))
+                    .flat_map(|a| by_artist[a as usize].iter().copied());
+                let mut cands: Vec<u32> = idx[r * kk..(r + 1) * kk]
+                    .iter()
+                    .copied()
+                    .chain(by_seeds_artists)
+                    .filter(|&s| (s as usize) < songs && present[s as usize] && !set.contains(&s))
+                    .collect();
+                cands.sort_unstable();
+                cands.dedup();
+                let scores = knn.scores(set, &cands);
+                let mut ranked: Vec<(u32, f32)> = cands.into_iter().zip(scores).collect();
+                ranked.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
+                select(ds, &mut ranked.into_iter(), k, None)
+            })
+            .collect();
+        out.extend(lists);
     }
     Ok(out)
 }
