@@ -3,7 +3,7 @@
 //! whichever path made it (the best songs ranked on the device, or the whole catalogue read
 //! back when they do not fill the list); a genre cap is the greedy walk down the full ranking;
 //! the input files' bad lines are skipped and named; the command line writes one tab-separated
-//! file atomically.
+//! file atomically. `--explain`'s parts are what the model's scores say they are.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -15,8 +15,10 @@ use ainrnn::backend::model_ops::ModelOps;
 use ainrnn::data::prepare::prepare;
 use ainrnn::data::Dataset;
 use ainrnn::eval::run::{
-    recommend, recommend_users, ListRequest, Recommendation, Users, UsersSummary, Who,
+    load_ensemble, recommend, recommend_explained, recommend_users, Explanation, ListRequest,
+    Recommendation, Users, UsersSummary, Who, BECAUSE,
 };
+use ainrnn::model::batch::{upload, Example};
 use ainrnn::model::ModelKind;
 use ainrnn::train::run::{train, TrainOptions};
 use common::cli::{ainrnn, fails_with, s, stderr};
@@ -164,6 +166,256 @@ fn every_users_list_is_the_one_it_gets_alone_on_the_gpu() {
     lists_agree(&g, &data, &ckpt);
 }
 
+/// `recommend --explain` against the model itself, on backend `b`, for a few test users of the
+/// tiny AINRNN ensemble (per-song and pair weights on): each song's co-listening part is what
+/// the members' scores lose when γ is set to 0, and each named history song's part is what its
+/// own neighbour list adds (the members' scores with that song alone as the term's history,
+/// less the scores without the term); the named songs are the largest parts; the attention's
+/// weights cover the history the model read and sum to 1. Returns the explanations.
+fn explanations_hold<B: ModelOps>(b: &B, data: &Path, ckpt: &Path) -> Vec<Explanation> {
+    let ds = Dataset::load(data).unwrap();
+    let (mut models, corpus, _) = load_ensemble(b, &ds, ckpt).unwrap();
+    assert_eq!(models.len(), 2);
+    let users: Vec<usize> = (0..ds.users())
+        .filter(|&u| ds.user_fold[u] == 0 && ds.history(u).0.len() >= 3)
+        .take(4)
+        .collect();
+    assert!(!users.is_empty());
+    let mut out = Vec::new();
+    for u in users {
+        let id = &ds.user_ids[u];
+        let (list, why) =
+            recommend_explained(b, data, ckpt, Who::User(id), 10, None, None).unwrap();
+        assert_eq!(why.songs.len(), list.len());
+        let (songs, plays) = ds.history(u);
+        let ex = Example {
+            user: u as u32,
+            songs: songs.to_vec(),
+            plays: plays.to_vec(),
+            targets: vec![],
+            exclude: songs.to_vec(),
+        };
+        let batch = upload(b, &models[0].cfg, corpus.portraits.as_ref(), &[ex]).unwrap();
+        let kept = batch.history[0].clone();
+        // Per member: the user vector, and the scores with the term (whole history, each
+        // history song alone) and without it (γ = 0).
+        let index = |sid: &str| ds.song_ids.iter().position(|x| x == sid).unwrap();
+        let mut with = vec![0.0f64; ds.songs()];
+        let mut without = vec![0.0f64; ds.songs()];
+        let mut alone: std::collections::HashMap<u32, Vec<f64>> = Default::default();
+        for m in models.iter_mut() {
+            let (uv, _) = m.forward(b, &batch, None).unwrap();
+            let score = |m: &ainrnn::model::Model<B>, h: &[Vec<u32>]| -> Vec<f32> {
+                let nb = m.scorer.neighbour_blocks(b, &m.params, h).unwrap();
+                m.scorer.scores(b, &m.params, &uv, &nb).unwrap().remove(0)
+            };
+            let add = |acc: &mut Vec<f64>, v: Vec<f32>| {
+                acc.iter_mut().zip(v).for_each(|(a, x)| *a += x as f64)
+            };
+            add(&mut with, score(m, &batch.history));
+            for &h in &kept {
+                add(
+                    alone.entry(h).or_insert_with(|| vec![0.0; ds.songs()]),
+                    score(m, &[vec![h]]),
+                );
+            }
+            let g = m.scorer.gamma.expect("AINRNN has the term");
+            let kept_g = b.to_f32(m.params.get(g)).unwrap();
+            m.params.set(b, g, &[0.0]).unwrap();
+            add(&mut without, score(m, &batch.history));
+            m.params.set(b, g, &kept_g).unwrap();
+        }
+        for (r, w) in list.iter().zip(&why.songs) {
+            let s = index(&r.song_id);
+            let what = format!("user {id}, song {}", r.song_id);
+            let tol = 1e-4 * (1.0 + with[s].abs());
+            assert_eq!(w.song_id, r.song_id);
+            assert_eq!(w.score, r.score, "{what}");
+            assert!(
+                (w.score as f64 - with[s]).abs() <= tol,
+                "{what}: score {} against {}",
+                w.score,
+                with[s]
+            );
+            let co = with[s] - without[s];
+            assert!(
+                (w.co_listening as f64 - co).abs() <= tol,
+                "{what}: co-listening {} against {co}",
+                w.co_listening
+            );
+            assert!(
+                (w.taste as f64 - without[s]).abs() <= tol,
+                "{what}: taste {} against {}",
+                w.taste,
+                without[s]
+            );
+            // Each named history song's part is what its list adds, largest first; a song not
+            // named adds no more than the last named one (and, with fewer than BECAUSE named,
+            // nothing: a part below f32's resolution of the score is lost in the sum).
+            assert!(w.because.len() <= BECAUSE);
+            let part = |h: usize| alone[&(h as u32)][s] - without[s];
+            for b in &w.because {
+                let want = part(index(&b.song_id));
+                assert!(
+                    (b.part as f64 - want).abs() <= tol,
+                    "{what}: {} part {} against {want}",
+                    b.song_id,
+                    b.part
+                );
+            }
+            assert!(
+                w.because.windows(2).all(|p| p[0].part >= p[1].part),
+                "{what}: largest first"
+            );
+            let floor = match w.because.last() {
+                Some(l) if w.because.len() == BECAUSE => l.part as f64,
+                _ => 0.0,
+            };
+            for &h in &kept {
+                let named = w
+                    .because
+                    .iter()
+                    .any(|b| b.song_id == ds.song_ids[h as usize]);
+                if !named {
+                    assert!(
+                        part(h as usize) <= floor + tol,
+                        "{what}: {} adds {} but is not named",
+                        ds.song_ids[h as usize],
+                        part(h as usize)
+                    );
+                }
+            }
+        }
+        let att = why.attention.as_ref().expect("AINRNN pools by attention");
+        let att_ids: Vec<&str> = att.iter().map(|h| h.song_id.as_str()).collect();
+        let kept_ids: Vec<&str> = kept
+            .iter()
+            .map(|&h| ds.song_ids[h as usize].as_str())
+            .collect();
+        assert_eq!(
+            att_ids, kept_ids,
+            "the attention covers the history the model read, oldest first"
+        );
+        let sum: f64 = att.iter().map(|h| h.weight as f64).sum();
+        assert!(
+            (sum - 1.0).abs() < 1e-5 && att.iter().all(|h| h.weight >= 0.0),
+            "weights {sum}"
+        );
+        out.push(why);
+    }
+    // Not vacuous: the term named history songs.
+    let named: usize = out
+        .iter()
+        .flat_map(|w| &w.songs)
+        .map(|s| s.because.len())
+        .sum();
+    assert!(named > 0, "no song's co-listening named a history song");
+    out
+}
+
+/// `Scorer::term_parts` with the per-song and pair log-weights and γ drawn at random (a
+/// 1-epoch model's stay near their start, where a missing weight would go unseen): each part
+/// is what that history song's list alone adds to the score, on backend `b`.
+fn term_parts_hold<B: ModelOps>(b: &B, data: &Path, ckpt: &Path) {
+    let ds = Dataset::load(data).unwrap();
+    let (mut models, corpus, _) = load_ensemble(b, &ds, ckpt).unwrap();
+    let m = &mut models[0];
+    let mut rng = common::rng(7);
+    let sc = &m.scorer;
+    let ids = [sc.song_weights, sc.pair_weights, sc.gamma];
+    for id in ids {
+        let id = id.expect("the default model has per-song and pair weights");
+        let n = m.params.get(id).len();
+        let v = common::uniform(&mut rng, n, -1.0, 1.0);
+        m.params.set(b, id, &v).unwrap();
+    }
+    let mut checked = 0;
+    for u in (0..ds.users())
+        .filter(|&u| ds.history(u).0.len() >= 3)
+        .take(6)
+    {
+        let (songs, plays) = ds.history(u);
+        let ex = Example {
+            user: u as u32,
+            songs: songs.to_vec(),
+            plays: plays.to_vec(),
+            targets: vec![],
+            exclude: vec![],
+        };
+        let batch = upload(b, &m.cfg, corpus.portraits.as_ref(), &[ex]).unwrap();
+        let kept = batch.history[0].clone();
+        let (uv, _) = m.forward(b, &batch, None).unwrap();
+        let score = |h: &[Vec<u32>]| -> Vec<f32> {
+            let nb = m.scorer.neighbour_blocks(b, &m.params, h).unwrap();
+            m.scorer.scores(b, &m.params, &uv, &nb).unwrap().remove(0)
+        };
+        let with = score(&batch.history);
+        let base = score(&[vec![]]);
+        let cands: Vec<u32> = (0..ds.songs() as u32).collect();
+        let parts = m.scorer.term_parts(b, &m.params, &kept, &cands).unwrap();
+        for &h in &kept {
+            let alone = score(&[vec![h]]);
+            for (s, p) in parts.iter().enumerate() {
+                let want = alone[s] as f64 - base[s] as f64;
+                let got = p.iter().find(|x| x.0 == h).map_or(0.0, |x| x.1 as f64);
+                let tol = 1e-4 * (1.0 + base[s].abs() as f64);
+                assert!(
+                    (got - want).abs() <= tol,
+                    "user {u}, history song {h}, song {s}: {got} against {want}"
+                );
+                checked += (want.abs() > 10.0 * tol) as usize;
+            }
+        }
+        for (s, p) in parts.iter().enumerate() {
+            let sum: f64 = p.iter().map(|x| x.1 as f64).sum();
+            let want = with[s] as f64 - base[s] as f64;
+            assert!(
+                (sum - want).abs() <= 1e-4 * (1.0 + base[s].abs() as f64),
+                "user {u}, song {s}: sum {sum} against {want}"
+            );
+            assert!(p.windows(2).all(|w| w[0].1 >= w[1].1), "largest first");
+        }
+    }
+    assert!(checked > 100, "only {checked} parts clearly away from 0");
+}
+
+#[test]
+fn explanations_are_what_the_model_adds_on_the_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, ckpt) = trained(dir.path(), 100);
+    explanations_hold(&CpuBackend::new(), &data, &ckpt);
+    term_parts_hold(&CpuBackend::new(), &data, &ckpt);
+}
+
+/// On the GPU the same checks, and the same explanations as the CPU's (1e-4 relative).
+#[test]
+fn explanations_are_what_the_model_adds_on_the_gpu() {
+    let Some(g) = common::gpu() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (data, ckpt) = trained(dir.path(), 100);
+    term_parts_hold(&g, &data, &ckpt);
+    let got = explanations_hold(&g, &data, &ckpt);
+    let want = explanations_hold(&CpuBackend::new(), &data, &ckpt);
+    let close = |a: f32, b: f32| (a - b).abs() <= 1e-4 * (1.0 + b.abs());
+    for (g, c) in got.iter().zip(&want) {
+        for (x, y) in g.songs.iter().zip(&c.songs) {
+            assert_eq!(x.song_id, y.song_id);
+            assert!(
+                close(x.co_listening, y.co_listening) && close(x.taste, y.taste),
+                "{x:?} against {y:?}"
+            );
+        }
+        for (x, y) in g
+            .attention
+            .iter()
+            .flatten()
+            .zip(c.attention.iter().flatten())
+        {
+            assert!(close(x.weight, y.weight), "{x:?} against {y:?}");
+        }
+    }
+}
+
 /// A users file: lists in the file's order, each user once; unknown ids, lines of two fields,
 /// invalid UTF-8 and (with a fold) another fold's users skipped with their line; a file that
 /// names nobody usable is an error naming it.
@@ -295,6 +547,36 @@ fn the_command_line_writes_one_tab_separated_file() {
         .map(|r| r["song_id"].as_str().unwrap())
         .collect();
     assert_eq!(songs, rows[1..5].iter().map(|r| r[2]).collect::<Vec<_>>());
+    // --explain: the same list, each song's split in the JSON and under it in the text.
+    let who = ["--user", ds.user_ids[0].as_str(), "--k", "4", "--explain"];
+    let o = ainrnn(&[&["--json"], &base[..], &who[..]].concat());
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["recommendations"], one["recommendations"], "{j}");
+    let why = j["explanation"]["songs"].as_array().unwrap();
+    assert_eq!(why.len(), 4, "{j}");
+    for (w, r) in why.iter().zip(j["recommendations"].as_array().unwrap()) {
+        let f = |k: &str| w[k].as_f64().unwrap();
+        assert_eq!(w["song_id"], r["song_id"]);
+        assert!(
+            (f("taste") + f("co_listening") - f("score")).abs() < 1e-3 * (1.0 + f("score").abs()),
+            "{w}"
+        );
+    }
+    let att = j["explanation"]["attention"].as_array().unwrap();
+    let sum: f64 = att.iter().map(|h| h["weight"].as_f64().unwrap()).sum();
+    assert!((sum - 1.0).abs() < 1e-5, "{j}");
+    let text = String::from_utf8(ainrnn(&[&base[..], &who[..]].concat()).stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("attention over the "), "{text}");
+    assert_eq!(lines.len(), 1 + 2 * 4, "{text}");
+    assert!(
+        lines[2].trim_start().starts_with("taste ") && lines[2].contains("+ co-listening "),
+        "{text}"
+    );
+    fails_with(
+        &ainrnn(&[&base[..], &["--all", "-o", s(&out), "--explain"]].concat()),
+        &["--explain explains one list"],
+    );
 
     let users = dir.path().join("users.txt");
     std::fs::write(&users, format!("{}\nnobody\n", ds.user_ids[1])).unwrap();

@@ -273,6 +273,11 @@ pub struct RecommendArgs {
     /// Allow a --fold other than the checkpoint's.
     #[arg(long)]
     pub other_fold: bool,
+    /// With --user or --history: why each song is listed: its score split into what the
+    /// co-listening term adds (and the history songs that add most) and the rest, and for
+    /// AINRNN the attention's weight on the history's songs.
+    #[arg(long)]
+    pub explain: bool,
 }
 
 pub(super) fn backend(choice: BackendChoice) -> Result<ainrnn::backend::select::Selected> {
@@ -568,6 +573,11 @@ pub fn run_recommend(
         _ => {}
     }
     if let (Some(users), Some(out)) = (many, &a.output) {
+        if a.explain {
+            anyhow::bail!(
+                "--explain explains one list: give --user ID or --history FILE (not --all, --users or --histories)"
+            );
+        }
         return recommend_many(&a, users, out, choice, json);
     }
     let sel = backend(choice)?;
@@ -579,7 +589,13 @@ pub fn run_recommend(
         }
     };
     check_recommend_fold(&a)?;
-    let list = with_backend!(sel, b => evalrun::recommend(&b, &a.data, &a.checkpoint, who, a.list.k, a.list.max_per_genre, a.fold))?;
+    let (list, why) = if a.explain {
+        let (l, w) = with_backend!(sel, b => evalrun::recommend_explained(&b, &a.data, &a.checkpoint, who, a.list.k, a.list.max_per_genre, a.fold))?;
+        (l, Some(w))
+    } else {
+        let l = with_backend!(sel, b => evalrun::recommend(&b, &a.data, &a.checkpoint, who, a.list.k, a.list.max_per_genre, a.fold))?;
+        (l, None)
+    };
     if list.len() < a.list.k {
         eprintln!(
             "note: --k {}: {} can be recommended (songs the user has not heard{})",
@@ -602,7 +618,10 @@ pub fn run_recommend(
             "k": a.list.k,
             "max_per_genre": a.list.max_per_genre,
             "recommendations": list,
+            "explanation": why,
         }))?;
+    } else if let Some(why) = &why {
+        print_explained(&list, why)?;
     } else {
         print_list(&list)?;
     }
@@ -663,6 +682,57 @@ pub(super) fn print_list(list: &[evalrun::Recommendation]) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The attention's largest weights shown by `--explain`.
+const ATTENTION_SHOWN: usize = 5;
+
+/// `recommend --explain`: the attention's largest weights over the history (AINRNN), then the
+/// list, each song followed by its score's split and the history songs that add most.
+fn print_explained(list: &[evalrun::Recommendation], why: &evalrun::Explanation) -> Result<()> {
+    if let Some(att) = &why.attention {
+        let mut by: Vec<&evalrun::HistoryWeight> = att.iter().collect();
+        by.sort_by(|a, b| b.weight.total_cmp(&a.weight));
+        outln!(
+            "attention over the {} the model read (largest {}): {}",
+            ainrnn::text::count(att.len() as u64, "history song"),
+            ATTENTION_SHOWN.min(att.len()),
+            by.iter()
+                .take(ATTENTION_SHOWN)
+                .map(|h| format!("{:.1}% {}", 100.0 * h.weight, or_id(&h.name, &h.song_id)))
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
+    for (r, w) in list.iter().zip(&why.songs) {
+        print_list(std::slice::from_ref(r))?;
+        let because = w
+            .because
+            .iter()
+            .map(|b| format!("{} {:+.4}", or_id(&b.name, &b.song_id), b.part))
+            .collect::<Vec<_>>()
+            .join("; ");
+        outln!(
+            "       taste {:.4} + co-listening {:.4}{}",
+            w.taste,
+            w.co_listening,
+            if because.is_empty() {
+                String::new()
+            } else {
+                format!(" (from {because})")
+            }
+        );
+    }
+    Ok(())
+}
+
+/// A song's name, or its id when it has none.
+fn or_id<'a>(name: &'a str, id: &'a str) -> &'a str {
+    if name.is_empty() {
+        id
+    } else {
+        name
+    }
 }
 
 /// `recommend --fold F`: refused for a checkpoint of another fold unless `--other-fold`.

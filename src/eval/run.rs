@@ -229,6 +229,52 @@ pub struct Recommendation {
     pub score: f32,
 }
 
+/// Why a list is what it is ([`Recommender::explain`], `recommend --explain`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Explanation {
+    /// The history songs the model read (its most recent `max_history`), oldest first, each
+    /// with the attention's weight (they sum to 1); `None` when the model does not pool by
+    /// attention (IndRNN and LSTM read the last state).
+    pub attention: Option<Vec<HistoryWeight>>,
+    /// Per listed song, in the list's order.
+    pub songs: Vec<SongWhy>,
+}
+
+/// A history song and the attention's weight on it.
+#[derive(Clone, Debug, Serialize)]
+pub struct HistoryWeight {
+    pub song_id: String,
+    /// "artist - title".
+    pub name: String,
+    pub weight: f32,
+}
+
+/// One listed song's score, split.
+#[derive(Clone, Debug, Serialize)]
+pub struct SongWhy {
+    pub song_id: String,
+    pub score: f32,
+    /// What the co-listening (item-neighbourhood) term adds: γ times the history songs'
+    /// weighted similarity to this song.
+    pub co_listening: f32,
+    /// The rest of the score: the user vector's product with the song's representation, and
+    /// the song's bias (`score − co_listening`).
+    pub taste: f32,
+    /// The history songs whose co-listening adds most, largest first (at most [`BECAUSE`]).
+    pub because: Vec<Because>,
+}
+
+/// A history song's part of a listed song's co-listening term.
+#[derive(Clone, Debug, Serialize)]
+pub struct Because {
+    pub song_id: String,
+    pub name: String,
+    pub part: f32,
+}
+
+/// How many history songs [`SongWhy::because`] names.
+pub const BECAUSE: usize = 3;
+
 /// Where the history of the user to recommend for comes from.
 pub enum Who<'a> {
     /// A user of the dataset (by original id): their whole history is the input.
@@ -520,6 +566,103 @@ impl<B: ModelOps> Recommender<B> {
         &self.ds
     }
 
+    /// Why `list` (example `ex`'s list from [`Recommender::lists`]) is what it is: each song's
+    /// score split into what the co-listening term adds and the rest (the user vector's product
+    /// with the song, and its bias), the history songs whose co-listening adds most, and, when
+    /// the model pools by attention, the attention's weight on each song of the history it read.
+    /// An ensemble's parts are its members' summed, its attention their mean.
+    pub fn explain(
+        &self,
+        b: &B,
+        ex: &Example,
+        list: &[Recommendation],
+    ) -> Result<Explanation, Error> {
+        let Some(model) = self.models.first() else {
+            return Err(Error::Other("explain: the checkpoint has no model".into()));
+        };
+        let index: std::collections::HashMap<&str, u32> = list
+            .iter()
+            .map(|r| r.song_id.as_str())
+            .filter_map(|id| {
+                let i = self.ds.song_ids.iter().position(|s| s == id)?;
+                Some((id, i as u32))
+            })
+            .collect();
+        let songs: Vec<u32> = list
+            .iter()
+            .map(|r| {
+                index.get(r.song_id.as_str()).copied().ok_or_else(|| {
+                    Error::Other(format!(
+                        "explain: song {:?} is not in the catalogue",
+                        r.song_id
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let batch = upload(
+            b,
+            &model.cfg,
+            self.corpus.portraits.as_ref(),
+            std::slice::from_ref(ex),
+        )?;
+        let kept = batch.history.first().cloned().unwrap_or_default();
+        // Per listed song: history song → its part, summed over the members.
+        let mut parts: Vec<std::collections::BTreeMap<u32, f64>> =
+            vec![Default::default(); songs.len()];
+        let (mut alpha, mut pooled) = (vec![0.0f64; kept.len()], 0usize);
+        for m in &self.models {
+            for (sum, p) in parts
+                .iter_mut()
+                .zip(m.scorer.term_parts(b, &m.params, &kept, &songs)?)
+            {
+                for (h, x) in p {
+                    *sum.entry(h).or_default() += x as f64;
+                }
+            }
+            if let Some(a) = m.attention(b, &batch)? {
+                // One user, no padding: one weight per kept song.
+                alpha.iter_mut().zip(&a).for_each(|(s, &x)| *s += x as f64);
+                pooled += 1;
+            }
+        }
+        let name = |s: u32| crate::eval::similar::song_name(&self.ds.song_meta[s as usize]);
+        let attention = (pooled > 0).then(|| {
+            kept.iter()
+                .zip(&alpha)
+                .map(|(&s, &a)| HistoryWeight {
+                    song_id: self.ds.song_ids[s as usize].clone(),
+                    name: name(s),
+                    weight: (a / pooled as f64) as f32,
+                })
+                .collect()
+        });
+        let songs = list
+            .iter()
+            .zip(parts)
+            .map(|(r, p)| {
+                let co: f64 = p.values().sum();
+                let mut because: Vec<(u32, f64)> = p.into_iter().collect();
+                because.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                SongWhy {
+                    song_id: r.song_id.clone(),
+                    score: r.score,
+                    co_listening: co as f32,
+                    taste: (r.score as f64 - co) as f32,
+                    because: because
+                        .into_iter()
+                        .take(BECAUSE)
+                        .map(|(h, x)| Because {
+                            song_id: self.ds.song_ids[h as usize].clone(),
+                            name: name(h),
+                            part: x as f32,
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        Ok(Explanation { attention, songs })
+    }
+
     /// Drops the new users [`Recommender::new_user`] added since `open` (their examples must not
     /// be ranked afterwards): a long run of new users does not keep every history.
     pub fn forget_new_users(&mut self) {
@@ -613,6 +756,40 @@ pub fn recommend<B: ModelOps>(
     fold: Option<u32>,
 ) -> Result<Vec<Recommendation>, Error> {
     check_list(k, max_per_genre)?;
+    let (r, ex) = open_for(b, data, ckpt, who, fold)?;
+    let mut lists = r.lists(b, std::slice::from_ref(&ex), k, max_per_genre)?;
+    Ok(lists.pop().unwrap_or_default())
+}
+
+/// [`recommend`], and why each song is listed ([`Recommender::explain`]).
+pub fn recommend_explained<B: ModelOps>(
+    b: &B,
+    data: &Path,
+    ckpt: &Path,
+    who: Who<'_>,
+    k: usize,
+    max_per_genre: Option<usize>,
+    fold: Option<u32>,
+) -> Result<(Vec<Recommendation>, Explanation), Error> {
+    check_list(k, max_per_genre)?;
+    let (r, ex) = open_for(b, data, ckpt, who, fold)?;
+    let list = r
+        .lists(b, std::slice::from_ref(&ex), k, max_per_genre)?
+        .pop()
+        .unwrap_or_default();
+    let why = r.explain(b, &ex, &list)?;
+    Ok((list, why))
+}
+
+/// The recommender of `data` and `ckpt`, and the input of `who` (with `fold`, checked to be
+/// one of its test users).
+fn open_for<B: ModelOps>(
+    b: &B,
+    data: &Path,
+    ckpt: &Path,
+    who: Who<'_>,
+    fold: Option<u32>,
+) -> Result<(Recommender<B>, Example), Error> {
     let mut r = Recommender::open(b, data, ckpt)?;
     let ex = match who {
         Who::User(id) => {
@@ -643,8 +820,7 @@ pub fn recommend<B: ModelOps>(
             r.new_user(s, p)
         }
     };
-    let mut lists = r.lists(b, std::slice::from_ref(&ex), k, max_per_genre)?;
-    Ok(lists.pop().unwrap_or_default())
+    Ok((r, ex))
 }
 
 /// Whose lists [`recommend_users`] makes.

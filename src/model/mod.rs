@@ -796,6 +796,18 @@ impl<B: ModelOps> Model<B> {
         Ok(loss)
     }
 
+    /// The attention's weights over each user's kept history, `[B, L]` row by row (histories
+    /// right-aligned, padding 0), when the model pools by attention; `None` otherwise.
+    pub fn attention(&self, b: &B, batch: &DeviceBatch<B>) -> OpResult<Option<Vec<f32>>> {
+        if !matches!(self.pool, Pool::Attention(_)) {
+            return Ok(None);
+        }
+        match self.forward(b, batch, None)?.1.pooled {
+            PoolCache::Attention(a, _) => Ok(Some(b.to_f32(&a.alpha)?)),
+            _ => Ok(None),
+        }
+    }
+
     /// Top-`k` songs for every user of the batch, excluding the batch's `exclude` lists.
     pub fn recommend(&self, b: &B, batch: &DeviceBatch<B>, k: usize) -> OpResult<Ranked> {
         recommend_sum(b, std::slice::from_ref(self), batch, k)

@@ -642,6 +642,73 @@ impl<B: ModelOps> Scorer<B> {
         Ok((total, du))
     }
 
+    /// The neighbourhood term of each of `songs` for one user whose kept history is `history`,
+    /// split by history song: per song, `(h, γ · w_h · sim(h, s) · w_hs)` for every distinct
+    /// history song `h` whose list has `s` (`w_h`, `w_hs`: the per-song and pair weights when
+    /// the model has them, else 1), largest first. Their sum is what the term adds to the song's
+    /// score (the device sums the same products in f32). Empty when the model has no term. Reads
+    /// back γ and the weights of the history's songs only.
+    pub fn term_parts(
+        &self,
+        b: &B,
+        p: &Params<B>,
+        history: &[u32],
+        songs: &[u32],
+    ) -> OpResult<Vec<Vec<(u32, f32)>>> {
+        let mut out = vec![Vec::new(); songs.len()];
+        let Some(gamma) = self.gamma else {
+            return Ok(out);
+        };
+        let mut h: Vec<u32> = history.to_vec();
+        h.sort_unstable();
+        h.dedup();
+        if h.is_empty() || self.neighbours.iter().all(Vec::is_empty) {
+            return Ok(out);
+        }
+        if let Some(&bad) = h.iter().chain(songs).find(|&&s| s as usize >= self.songs) {
+            return Err(OpError::Invalid {
+                op: "term_parts",
+                detail: format!("song {bad} outside the catalogue of {}", self.songs),
+            });
+        }
+        let g = b.to_f32(p.get(gamma))?.first().copied().unwrap_or(0.0);
+        let plan = b.index_plan(&h, self.songs)?;
+        let read = |id: Option<PId>| -> OpResult<Option<Vec<f32>>> {
+            id.map(|id| b.to_f32(&b.gather_rows(p.get(id), &plan)?))
+                .transpose()
+        };
+        let (song_w, pair_w) = (read(self.song_weights)?, read(self.pair_weights)?);
+        let wanted: std::collections::HashMap<u32, Vec<usize>> =
+            songs
+                .iter()
+                .enumerate()
+                .fold(Default::default(), |mut m, (i, &s)| {
+                    m.entry(s).or_insert_with(Vec::new).push(i);
+                    m
+                });
+        for (r, &hs) in h.iter().enumerate() {
+            let w_h = song_w.as_ref().map_or(1.0, |w| w[r].exp());
+            let mut list = self
+                .neighbours
+                .get(hs as usize)
+                .cloned()
+                .unwrap_or_default();
+            // Pair weights follow the lists' column order (as on the device).
+            list.sort_unstable_by_key(|e| e.0);
+            for (k, &(s, sim)) in list.iter().enumerate() {
+                let Some(at) = wanted.get(&s) else { continue };
+                let w_hs = pair_w.as_ref().map_or(1.0, |w| w[r * self.keep + k].exp());
+                for &i in at {
+                    out[i].push((hs, g * (w_h * (sim * w_hs))));
+                }
+            }
+        }
+        for parts in &mut out {
+            parts.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        }
+        Ok(out)
+    }
+
     /// Every song's score for every user vector of `u`: one row of `songs` scores per user (full
     /// rankings on the host; every tile read back in one wait).
     pub fn scores(
