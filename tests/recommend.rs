@@ -577,6 +577,30 @@ fn the_command_line_writes_one_tab_separated_file() {
         &ainrnn(&[&base[..], &["--all", "-o", s(&out), "--explain"]].concat()),
         &["--explain explains one list"],
     );
+    // An IndRNN without the term: no attention, every score all taste.
+    let plain = dir.path().join("plain.ckpt");
+    let mut args = common::cli::tiny_train_args(&data, &plain);
+    args.extend(["--neighbours", "0", "--ensemble", "1"]);
+    common::cli::succeeds(&ainrnn(&args));
+    let base = ["recommend", "--data", s(&data), "--checkpoint", s(&plain)];
+    let o = ainrnn(&[&["--json"], &base[..], &who[..]].concat());
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(j["explanation"]["attention"].is_null(), "{j}");
+    assert_eq!(j["explanation"]["co_listening_term"], false, "{j}");
+    for w in j["explanation"]["songs"].as_array().unwrap() {
+        assert_eq!(
+            (w["co_listening"].as_f64(), w["taste"].as_f64()),
+            (Some(0.0), w["score"].as_f64()),
+            "{w}"
+        );
+    }
+    let text = String::from_utf8(ainrnn(&[&base[..], &who[..]].concat()).stdout).unwrap();
+    assert!(
+        text.lines()
+            .nth(1)
+            .is_some_and(|l| l.contains("(the model has no co-listening term)")),
+        "{text}"
+    );
 
     let users = dir.path().join("users.txt");
     std::fs::write(&users, format!("{}\nnobody\n", ds.user_ids[1])).unwrap();

@@ -712,6 +712,13 @@ fn print_explained(list: &[evalrun::Recommendation], why: &evalrun::Explanation)
             .map(|b| format!("{} {:+.4}", or_id(&b.name, &b.song_id), b.part))
             .collect::<Vec<_>>()
             .join("; ");
+        if !why.co_listening_term {
+            outln!(
+                "       taste {:.4} (the model has no co-listening term)",
+                w.taste
+            );
+            continue;
+        }
         outln!(
             "       taste {:.4} + co-listening {:.4}{}",
             w.taste,

@@ -236,6 +236,9 @@ pub struct Explanation {
     /// with the attention's weight (they sum to 1); `None` when the model does not pool by
     /// attention (IndRNN and LSTM read the last state).
     pub attention: Option<Vec<HistoryWeight>>,
+    /// Whether the model has the co-listening term (with neighbour lists): without it every
+    /// score is all taste.
+    pub co_listening_term: bool,
     /// Per listed song, in the list's order.
     pub songs: Vec<SongWhy>,
 }
@@ -660,7 +663,14 @@ impl<B: ModelOps> Recommender<B> {
                 }
             })
             .collect();
-        Ok(Explanation { attention, songs })
+        let co_listening_term = self.models.iter().any(|m| {
+            m.scorer.gamma.is_some() && m.scorer.neighbours().iter().any(|l| !l.is_empty())
+        });
+        Ok(Explanation {
+            attention,
+            co_listening_term,
+            songs,
+        })
     }
 
     /// Drops the new users [`Recommender::new_user`] added since `open` (their examples must not
