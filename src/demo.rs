@@ -111,7 +111,7 @@ fn recommendations(
     checkpoint: &Path,
     out: &Path,
 ) -> Result<String, Error> {
-    use crate::eval::run::{recommend, recommend_users_tsv, ListRequest, Users, Who};
+    use crate::eval::run::{recommend_explained, recommend_users_tsv, ListRequest, Users, Who};
     let t = Instant::now();
     let req = ListRequest {
         users: Users::All,
@@ -134,20 +134,16 @@ fn recommendations(
         .or_else(|| test_users().next());
     if let Some(u) = shown {
         let id = &ds.user_ids[u];
-        // HetRec's items are artists: their title is the artist's name.
-        let label = |artist: &str, title: &str| {
-            if artist.is_empty() || artist == title {
-                title.to_string()
-            } else {
-                format!("{artist} - {title}")
-            }
-        };
-        let song = |s: u32| {
-            let m = &ds.song_meta[s as usize];
-            label(&m.artist, &m.title)
+        let song = |s: u32| crate::eval::similar::song_name(&ds.song_meta[s as usize]);
+        let label = |r: &crate::eval::run::Recommendation| {
+            crate::eval::similar::song_name(&crate::data::dataset::SongMeta {
+                artist: r.artist.clone(),
+                title: r.title.clone(),
+                ..crate::data::dataset::SongMeta::unknown()
+            })
         };
         let heard = ds.history(u).0;
-        let list = with_backend!(sel, b => recommend(b, data, checkpoint, Who::User(id), 5, None, Some(0)))?;
+        let (list, why) = with_backend!(sel, b => recommend_explained(b, data, checkpoint, Who::User(id), 5, None, Some(0)))?;
         lines.push_str(&format!(
             "\n   e.g. user {}, a history of {} ({}): top 5 {}",
             crate::text::clip(id, 12),
@@ -160,10 +156,37 @@ fn recommendations(
                 .collect::<Vec<_>>()
                 .join("; "),
             list.iter()
-                .map(|r| format!("{}. {}", r.rank, label(&r.artist, &r.title)))
+                .map(|r| format!("{}. {}", r.rank, label(r)))
                 .collect::<Vec<_>>()
                 .join("; ")
         ));
+        // Why the first is there: the score's split, and where the attention looked.
+        if let (Some(r), Some(w)) = (list.first(), why.songs.first()) {
+            let from = w
+                .because
+                .first()
+                .map(|b| format!(", most from {} ({:+.2})", b.name, b.part))
+                .unwrap_or_default();
+            let att = why
+                .attention
+                .iter()
+                .flatten()
+                .max_by(|a, b| a.weight.total_cmp(&b.weight))
+                .map(|h| {
+                    format!(
+                        "; attention mostly on {} ({:.0}%)",
+                        h.name,
+                        100.0 * h.weight
+                    )
+                })
+                .unwrap_or_default();
+            lines.push_str(&format!(
+                "\n   why 1. {}: taste {:.2} + co-listening {:.2}{from}{att} (`ainrnn recommend --explain`)",
+                label(r),
+                w.taste,
+                w.co_listening
+            ));
+        }
         // Songs like the first of them, by who plays them and (where the data has content)
         // by what they are.
         use crate::eval::similar::{Measure, Similar};
@@ -185,10 +208,7 @@ fn recommendations(
                 "\n   songs like {} by {}: {} (`ainrnn similar --by {}`)",
                 song(heard[0]),
                 m.name(),
-                list.iter()
-                    .map(|r| label(&r.artist, &r.title))
-                    .collect::<Vec<_>>()
-                    .join("; "),
+                list.iter().map(label).collect::<Vec<_>>().join("; "),
                 m.name()
             ));
         }

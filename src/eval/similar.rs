@@ -378,7 +378,8 @@ fn listens_list(
 pub fn song_name(m: &SongMeta) -> String {
     match (m.artist.trim(), m.title.trim()) {
         ("", t) => t.to_string(),
-        (a, "") => a.to_string(),
+        // HetRec's items are artists: their title is the artist's name.
+        (a, t) if t.is_empty() || a == t => a.to_string(),
         (a, t) => format!("{a} - {t}"),
     }
 }
@@ -604,5 +605,6 @@ mod tests {
         assert_eq!(song_name(&m("", "T")), "T");
         assert_eq!(song_name(&m("A", " ")), "A");
         assert_eq!(song_name(&m("", "")), "");
+        assert_eq!(song_name(&m("Muse", "Muse")), "Muse");
     }
 }
