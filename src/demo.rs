@@ -134,13 +134,14 @@ fn recommendations(
         .or_else(|| test_users().next());
     if let Some(u) = shown {
         let id = &ds.user_ids[u];
-        let song = |s: u32| crate::eval::similar::song_name(&ds.song_meta[s as usize]);
+        let song = |s: u32| ds.song_meta[s as usize].name();
         let label = |r: &crate::eval::run::Recommendation| {
-            crate::eval::similar::song_name(&crate::data::dataset::SongMeta {
+            crate::data::dataset::SongMeta {
                 artist: r.artist.clone(),
                 title: r.title.clone(),
                 ..crate::data::dataset::SongMeta::unknown()
-            })
+            }
+            .name()
         };
         let heard = ds.history(u).0;
         let (list, why) = with_backend!(sel, b => recommend_explained(b, data, checkpoint, Who::User(id), 5, None, Some(0)))?;

@@ -180,7 +180,7 @@ fn one_list<B: ModelOps>(
     let names: Vec<String> = seeds
         .iter()
         .map(|&i| {
-            let n = similar::song_name(&ds.song_meta[i as usize]);
+            let n = ds.song_meta[i as usize].name();
             let id = &ds.song_ids[i as usize];
             if n.is_empty() {
                 id.clone()

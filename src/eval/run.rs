@@ -628,7 +628,7 @@ impl<B: ModelOps> Recommender<B> {
                 pooled += 1;
             }
         }
-        let name = |s: u32| crate::eval::similar::song_name(&self.ds.song_meta[s as usize]);
+        let name = |s: u32| self.ds.song_meta[s as usize].name();
         let attention = (pooled > 0).then(|| {
             kept.iter()
                 .zip(&alpha)

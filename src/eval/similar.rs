@@ -29,7 +29,6 @@ use super::run::{
 };
 use crate::backend::model_ops::{ModelOps, MAX_TOPK};
 use crate::backend::BTensor;
-use crate::data::dataset::SongMeta;
 use crate::data::Dataset;
 use crate::error::Error;
 use crate::model::neighbours::{CoListens, NeighbourLists, Similarity};
@@ -373,22 +372,11 @@ fn listens_list(
     best_first(&scores, k, |r| select(ds, r, k, max_per_genre))
 }
 
-/// A song's name for people: "artist - title", or whichever of the two is known, or "" when
-/// neither is.
-pub fn song_name(m: &SongMeta) -> String {
-    match (m.artist.trim(), m.title.trim()) {
-        ("", t) => t.to_string(),
-        // HetRec's items are artists: their title is the artist's name.
-        (a, t) if t.is_empty() || a == t => a.to_string(),
-        (a, t) => format!("{a} - {t}"),
-    }
-}
-
 /// Finds the songs of a dataset by id or by name.
 pub struct SongFinder<'a> {
     ds: &'a Dataset,
     ids: HashMap<&'a str, u32>,
-    /// Per song: its [`song_name`], folded (see [`fold`]).
+    /// Per song: its [`SongMeta::name`](crate::data::dataset::SongMeta::name), folded (see [`fold`]).
     names: Vec<String>,
     /// Folded name → songs, folded title → songs.
     by_name: HashMap<String, Vec<u32>>,
@@ -411,7 +399,7 @@ impl<'a> SongFinder<'a> {
             .enumerate()
             .map(|(i, s)| (s.as_str(), i as u32))
             .collect();
-        let names: Vec<String> = ds.song_meta.iter().map(|m| fold(&song_name(m))).collect();
+        let names: Vec<String> = ds.song_meta.iter().map(|m| fold(&m.name())).collect();
         let (mut by_name, mut by_title) = (HashMap::new(), HashMap::new());
         for (i, (n, m)) in names.iter().zip(&ds.song_meta).enumerate() {
             if !n.is_empty() {
@@ -472,7 +460,7 @@ impl<'a> SongFinder<'a> {
                         format!(
                             "{} ({})",
                             self.ds.song_ids[s as usize],
-                            song_name(&self.ds.song_meta[s as usize])
+                            self.ds.song_meta[s as usize].name()
                         )
                     })
                     .collect();
@@ -592,6 +580,7 @@ pub fn similar_songs_tsv<B: ModelOps>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::dataset::SongMeta;
 
     #[test]
     fn names_fold_case_and_white_space() {
@@ -601,10 +590,10 @@ mod tests {
             title: t.into(),
             ..SongMeta::unknown()
         };
-        assert_eq!(song_name(&m("A", "T")), "A - T");
-        assert_eq!(song_name(&m("", "T")), "T");
-        assert_eq!(song_name(&m("A", " ")), "A");
-        assert_eq!(song_name(&m("", "")), "");
-        assert_eq!(song_name(&m("Muse", "Muse")), "Muse");
+        assert_eq!(m("A", "T").name(), "A - T");
+        assert_eq!(m("", "T").name(), "T");
+        assert_eq!(m("A", " ").name(), "A");
+        assert_eq!(m("", "").name(), "");
+        assert_eq!(m("Muse", "Muse").name(), "Muse");
     }
 }

@@ -80,6 +80,17 @@ impl SongMeta {
         }
     }
 
+    /// The song's name for people: "artist - title", or whichever of the two is known (one of
+    /// them when they are the same: HetRec's items are artists, titled by their name), or ""
+    /// when neither is.
+    pub fn name(&self) -> String {
+        match (self.artist.trim(), self.title.trim()) {
+            ("", t) => t.to_string(),
+            (a, t) if t.is_empty() || a == t => a.to_string(),
+            (a, t) => format!("{a} - {t}"),
+        }
+    }
+
     /// Whether the song's genre is known (not "unknown", not empty).
     pub fn has_genre(&self) -> bool {
         !self.genre.is_empty() && self.genre != "unknown"
