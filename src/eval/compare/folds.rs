@@ -2,6 +2,8 @@
 
 use std::time::Instant;
 
+use rayon::prelude::*;
+
 use super::options::{CompareOptions, Method};
 use crate::backend::model_ops::ModelOps;
 use crate::data::Dataset;
@@ -78,7 +80,7 @@ pub(super) fn run_method<B: ModelOps>(
             let p = Popularity::fit(corpus.songs, &corpus.histories, fit_users);
             let secs = t0.elapsed().as_secs_f64();
             MethodRun::fitted(
-                fd.test.iter().map(|e| p.recommend(e, DEPTH)).collect(),
+                fd.test.par_iter().map(|e| p.recommend(e, DEPTH)).collect(),
                 secs,
             )
         }
@@ -112,7 +114,10 @@ pub(super) fn run_method<B: ModelOps>(
             );
             let secs = t0.elapsed().as_secs_f64();
             MethodRun::fitted(
-                fd.test.iter().map(|e| knn.recommend(e, DEPTH)).collect(),
+                fd.test
+                    .par_iter()
+                    .map(|e| knn.recommend(e, DEPTH))
+                    .collect(),
                 secs,
             )
         }
@@ -133,7 +138,7 @@ pub(super) fn run_method<B: ModelOps>(
             ));
             let secs = t0.elapsed().as_secs_f64();
             MethodRun::fitted(
-                fd.test.iter().map(|e| c.recommend(e, DEPTH)).collect(),
+                fd.test.par_iter().map(|e| c.recommend(e, DEPTH)).collect(),
                 secs,
             )
         }
@@ -165,7 +170,7 @@ pub(super) fn run_method<B: ModelOps>(
             .map_err(|e| Error::Other(e.to_string()))?;
             let secs = t1.elapsed().as_secs_f64();
             MethodRun::fitted(
-                fd.test.iter().map(|x| e.recommend(x, DEPTH)).collect(),
+                fd.test.par_iter().map(|x| e.recommend(x, DEPTH)).collect(),
                 secs,
             )
         }
