@@ -166,6 +166,19 @@ fn every_users_list_is_the_one_it_gets_alone_on_the_gpu() {
     lists_agree(&g, &data, &ckpt);
 }
 
+/// Dataset user `u`'s input as `recommend --user` makes it: the whole history, none of it
+/// listed again.
+fn whole_history(ds: &Dataset, u: usize) -> Example {
+    let (songs, plays) = ds.history(u);
+    Example {
+        user: u as u32,
+        songs: songs.to_vec(),
+        plays: plays.to_vec(),
+        targets: vec![],
+        exclude: songs.to_vec(),
+    }
+}
+
 /// `recommend --explain` against the model itself, on backend `b`, for a few test users of the
 /// tiny AINRNN ensemble (per-song and pair weights on): each song's co-listening part is what
 /// the members' scores lose when γ is set to 0, and each named history song's part is what its
@@ -187,14 +200,7 @@ fn explanations_hold<B: ModelOps>(b: &B, data: &Path, ckpt: &Path) -> Vec<Explan
         let (list, why) =
             recommend_explained(b, data, ckpt, Who::User(id), 10, None, None).unwrap();
         assert_eq!(why.songs.len(), list.len());
-        let (songs, plays) = ds.history(u);
-        let ex = Example {
-            user: u as u32,
-            songs: songs.to_vec(),
-            plays: plays.to_vec(),
-            targets: vec![],
-            exclude: songs.to_vec(),
-        };
+        let ex = whole_history(&ds, u);
         let batch = upload(b, &models[0].cfg, corpus.portraits.as_ref(), &[ex]).unwrap();
         let kept = batch.history[0].clone();
         // Per member: the user vector, and the scores with the term (whole history, each
@@ -334,15 +340,13 @@ fn term_parts_hold<B: ModelOps>(b: &B, data: &Path, ckpt: &Path) {
         .filter(|&u| ds.history(u).0.len() >= 3)
         .take(6)
     {
-        let (songs, plays) = ds.history(u);
-        let ex = Example {
-            user: u as u32,
-            songs: songs.to_vec(),
-            plays: plays.to_vec(),
-            targets: vec![],
-            exclude: vec![],
-        };
-        let batch = upload(b, &m.cfg, corpus.portraits.as_ref(), &[ex]).unwrap();
+        let batch = upload(
+            b,
+            &m.cfg,
+            corpus.portraits.as_ref(),
+            &[whole_history(&ds, u)],
+        )
+        .unwrap();
         let kept = batch.history[0].clone();
         let (uv, _) = m.forward(b, &batch, None).unwrap();
         let score = |h: &[Vec<u32>]| -> Vec<f32> {

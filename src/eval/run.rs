@@ -765,10 +765,7 @@ pub fn recommend<B: ModelOps>(
     max_per_genre: Option<usize>,
     fold: Option<u32>,
 ) -> Result<Vec<Recommendation>, Error> {
-    check_list(k, max_per_genre)?;
-    let (r, ex) = open_for(b, data, ckpt, who, fold)?;
-    let mut lists = r.lists(b, std::slice::from_ref(&ex), k, max_per_genre)?;
-    Ok(lists.pop().unwrap_or_default())
+    Ok(one_list(b, data, ckpt, who, k, max_per_genre, fold)?.2)
 }
 
 /// [`recommend`], and why each song is listed ([`Recommender::explain`]).
@@ -781,25 +778,23 @@ pub fn recommend_explained<B: ModelOps>(
     max_per_genre: Option<usize>,
     fold: Option<u32>,
 ) -> Result<(Vec<Recommendation>, Explanation), Error> {
-    check_list(k, max_per_genre)?;
-    let (r, ex) = open_for(b, data, ckpt, who, fold)?;
-    let list = r
-        .lists(b, std::slice::from_ref(&ex), k, max_per_genre)?
-        .pop()
-        .unwrap_or_default();
+    let (r, ex, list) = one_list(b, data, ckpt, who, k, max_per_genre, fold)?;
     let why = r.explain(b, &ex, &list)?;
     Ok((list, why))
 }
 
-/// The recommender of `data` and `ckpt`, and the input of `who` (with `fold`, checked to be
-/// one of its test users).
-fn open_for<B: ModelOps>(
+/// The recommender of `data` and `ckpt`, the input of `who` (with `fold`, checked to be one of
+/// its test users), and its list.
+fn one_list<B: ModelOps>(
     b: &B,
     data: &Path,
     ckpt: &Path,
     who: Who<'_>,
+    k: usize,
+    max_per_genre: Option<usize>,
     fold: Option<u32>,
-) -> Result<(Recommender<B>, Example), Error> {
+) -> Result<(Recommender<B>, Example, Vec<Recommendation>), Error> {
+    check_list(k, max_per_genre)?;
     let mut r = Recommender::open(b, data, ckpt)?;
     let ex = match who {
         Who::User(id) => {
@@ -830,7 +825,11 @@ fn open_for<B: ModelOps>(
             r.new_user(s, p)
         }
     };
-    Ok((r, ex))
+    let list = r
+        .lists(b, std::slice::from_ref(&ex), k, max_per_genre)?
+        .pop()
+        .unwrap_or_default();
+    Ok((r, ex, list))
 }
 
 /// Whose lists [`recommend_users`] makes.
