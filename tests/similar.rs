@@ -348,7 +348,7 @@ fn every_songs_list_is_the_one_it_gets_alone_by_listens_and_content() {
 /// Content's lists through the backend (its product and top-k prune, the host scores what is
 /// left) are the host's, to the bit: the first `k` of the list the host gives when it scores
 /// every song (k = the whole catalogue takes that path). Every song alone and mixes, with and
-/// without the artist part, on `b`.
+/// without the artist part, with and without a genre cap of 1, on `b`.
 fn content_backend_lists_are_the_hosts<B: ModelOps>(b: &B, data: &Path) {
     let ds = Dataset::load(data).unwrap();
     let n = ds.songs();
@@ -362,26 +362,39 @@ fn content_backend_lists_are_the_hosts<B: ModelOps>(b: &B, data: &Path) {
             .collect::<Vec<_>>()
     };
     let mut raised = 0;
+    let mut capped = 0;
     for w in [0.0f32, 1.0, 4.0] {
         let m = Measure::Content { artist_weight: w };
         let mut host = Similar::open(&CpuBackend::new(), data, m).unwrap();
-        let whole = host.lists(&CpuBackend::new(), &sets, n, None).unwrap();
-        let got = lists(b, data, m, &sets, 10, None);
-        for ((set, g), w0) in sets.iter().zip(&got).zip(&whole) {
-            assert_eq!(
-                bits(g),
-                bits(&w0[..w0.len().min(10)]),
-                "weight {w}, seeds {set:?}"
-            );
-            if w > 0.0 {
-                let artist = &ds.song_meta[set[0] as usize].artist;
-                raised += g
+        // With a genre cap too: the greedy walk's first 10 are its list of 10.
+        for cap in [None, Some(1)] {
+            let whole = host.lists(&CpuBackend::new(), &sets, n, cap).unwrap();
+            let got = lists(b, data, m, &sets, 10, cap);
+            for ((set, g), w0) in sets.iter().zip(&got).zip(&whole) {
+                let what = format!("weight {w}, cap {cap:?}, seeds {set:?}");
+                assert_eq!(bits(g), bits(&w0[..w0.len().min(10)]), "{what}");
+                if w > 0.0 {
+                    let artist = &ds.song_meta[set[0] as usize].artist;
+                    raised += g
+                        .iter()
+                        .filter(|r| !artist.is_empty() && r.artist == *artist)
+                        .count();
+                }
+            }
+            if cap.is_some() {
+                let uncapped = lists(b, data, m, &sets, 10, None);
+                capped += got
                     .iter()
-                    .filter(|r| !artist.is_empty() && r.artist == *artist)
+                    .zip(&uncapped)
+                    .filter(|(g, u)| bits(g) != bits(u))
                     .count();
             }
         }
     }
+    assert!(
+        capped > 0,
+        "the genre cap never changed a list: the test shows nothing"
+    );
     // Not vacuous: the artist part brought songs of the seed's artist into lists.
     assert!(raised > 0, "no list has a song of its seed's artist");
 }
@@ -569,38 +582,35 @@ fn the_command_line_lists_songs_and_refuses_what_it_would_not_read() {
     );
 }
 
-/// A song without content (no vector, no genre) is like none, on the backend's path and the
-/// host's: never listed (though its 0 would beat a negative cosine), and as a seed it has an
-/// empty list.
-#[test]
-fn a_song_without_content_is_like_no_song() {
+/// A song of [`tiny`]: its 2-column vector (`None`: none), genre (an index of `GENRES`, or
+/// none) and artist.
+type TinySong<'a> = (Option<[f32; 2]>, Option<u8>, &'a str);
+
+/// A tiny dataset in `path` of `songs`; three users who played every song once.
+fn tiny(path: &Path, songs: &[TinySong<'_>]) {
     use ainrnn::data::dataset::{SongMeta, SongVectors};
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("tiny.h5");
-    // Songs 0–4 have 2-column vectors (2 and 3 point away from 0), song 5 none.
-    let vecs = [
-        [1.0, 0.0],
-        [0.9, 0.1],
-        [-1.0, 0.1],
-        [-1.0, -0.2],
-        [0.0, 1.0],
-        [0.0, 0.0],
-    ];
-    let (songs, users) = (6, 3);
-    let histories: Vec<Vec<u32>> = vec![vec![0, 1, 5], vec![1, 2, 3], vec![4, 5, 0]];
-    let mut indptr = vec![0u64];
-    let indices: Vec<u32> = histories.iter().flatten().copied().collect();
-    for h in &histories {
-        indptr.push(indptr.last().unwrap() + h.len() as u64);
-    }
+    const GENRES: [&str; 4] = ["rock", "pop", "jazz", "folk"];
+    let (n, users) = (songs.len(), 3);
+    let indices: Vec<u32> = (0..users).flat_map(|_| 0..n as u32).collect();
+    let indptr: Vec<u64> = (0..=users).map(|u| (u * n) as u64).collect();
     let nnz = indices.len();
+    let mut portrait = common::blank_portraits(users, n);
+    portrait.genre_names = GENRES.iter().map(|g| g.to_string()).collect();
+    portrait.genre_dist = vec![0.0; users * GENRES.len()];
+    portrait.song_genre = songs.iter().map(|s| s.1.unwrap_or(NO_GENRE)).collect();
     Dataset {
         source: "test".into(),
         user_ids: (0..users).map(|u| format!("u{u}")).collect(),
-        song_ids: (0..songs).map(|s| format!("s{s}")).collect(),
-        song_meta: (0..songs)
-            .map(|s| SongMeta {
-                title: format!("t{s}"),
+        song_ids: (0..n).map(|s| format!("s{s}")).collect(),
+        song_meta: songs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| SongMeta {
+                title: format!("t{i}"),
+                artist: s.2.to_string(),
+                genre: s
+                    .1
+                    .map_or("unknown".into(), |g| GENRES[g as usize].to_string()),
                 ..SongMeta::unknown()
             })
             .collect(),
@@ -610,21 +620,43 @@ fn a_song_without_content_is_like_no_song() {
         folds: 3,
         user_fold: (0..users as u32).collect(),
         visible: vec![true; nnz],
-        portrait: common::blank_portraits(users, songs),
+        portrait,
         song_vectors: Some(SongVectors {
             dim: 2,
             names: vec!["x0".into(), "x1".into()],
             source: "audio".into(),
-            values: vecs.iter().flatten().copied().collect(),
-            present: (0..songs).map(|s| s < 5).collect(),
+            values: songs.iter().flat_map(|s| s.0.unwrap_or([0.0; 2])).collect(),
+            present: songs.iter().map(|s| s.0.is_some()).collect(),
         }),
         seed: 1,
         visible_share: 1.0,
         min_listens: 1,
         min_song_users: 1,
     }
-    .save(&data)
+    .save(path)
     .unwrap();
+}
+
+/// A song without content (no vector, no genre) is like none, on the backend's path and the
+/// host's: never listed (though its 0 would beat a negative cosine), and as a seed it has an
+/// empty list.
+#[test]
+fn a_song_without_content_is_like_no_song() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("tiny.h5");
+    // Songs 0–4 have 2-column vectors (2 and 3 point away from 0), song 5 none.
+    let v = |x: f32, y: f32| (Some([x, y]), None, "");
+    tiny(
+        &data,
+        &[
+            v(1.0, 0.0),
+            v(0.9, 0.1),
+            v(-1.0, 0.1),
+            v(-1.0, -0.2),
+            v(0.0, 1.0),
+            (None, None, ""),
+        ],
+    );
     let b = CpuBackend::new();
     // Weight 0: the backend's product; weight 1 (no song has an artist): the host's scores.
     for w in [0.0, 1.0] {
@@ -636,5 +668,37 @@ fn a_song_without_content_is_like_no_song() {
             "a negative cosine is listed, the 0 of song 5 is not"
         );
         assert!(got[1].is_empty(), "artist weight {w}: song 5 is like none");
+    }
+}
+
+/// A genre cap that skips every song the backend picked: its list goes past the picks, so it is
+/// the host's (the whole catalogue scored), not the walk over the picks that would stop short,
+/// nor one that lists the seed's artist's low-scoring song (a candidate below the picks'
+/// bound) before a better song that was never picked.
+#[test]
+fn a_genre_cap_past_the_backends_picks_is_the_hosts_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("tiny.h5");
+    // Seed 0 and 40 rock songs much like it (all the picks), a pop song half like it, and a
+    // jazz song of the seed's artist pointing away from it.
+    let mut songs = vec![(Some([1.0, 0.0]), Some(0u8), "S")];
+    songs.extend((1..=40).map(|i| (Some([1.0, 0.01 * i as f32]), Some(0u8), "A")));
+    songs.push((Some([0.6, 0.8]), Some(1), "P"));
+    songs.push((Some([-1.0, 0.3]), Some(2), "S"));
+    tiny(&data, &songs);
+    let b = CpuBackend::new();
+    let m = Measure::Content { artist_weight: 0.5 };
+    let mut host = Similar::open(&b, &data, m).unwrap();
+    let n = songs.len();
+    let want = &host.lists(&b, &[vec![0]], n, Some(1)).unwrap()[0];
+    assert_eq!(ids(&want[..2]), ["s1", "s41"], "the host's list");
+    let got = &lists(&b, &data, m, &[vec![0]], 2, Some(1))[0];
+    assert_eq!(ids(got), ["s1", "s41"]);
+    assert_eq!(got[1].score.to_bits(), want[1].score.to_bits());
+    if let Some(g) = common::gpu() {
+        assert_eq!(
+            ids(&lists(&g, &data, m, &[vec![0]], 2, Some(1))[0]),
+            ["s1", "s41"]
+        );
     }
 }

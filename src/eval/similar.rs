@@ -223,32 +223,46 @@ impl<B: ModelOps> Similar<B> {
                 present,
                 rows: Some(rows),
                 by_artist,
-            } if max_per_genre.is_none() && seeds.iter().all(|set| k + set.len() <= MAX_TOPK) => {
-                content_on_backend(b, ds, knn, present, rows, by_artist, &seeds, k)
+            } if seeds.iter().all(|set| k + set.len() <= MAX_TOPK) => {
+                let content = Content { ds, knn, present };
+                content_on_backend(b, &content, rows, by_artist, &seeds, k, max_per_genre)
             }
             Scorer::Content {
                 ds, knn, present, ..
             } => {
-                let all: Vec<u32> = (0..songs as u32).collect();
+                let content = Content { ds, knn, present };
                 Ok(seeds
                     .par_iter()
-                    .map(|set| {
-                        if !set.iter().any(|&s| present[s as usize]) {
-                            return Vec::new();
-                        }
-                        let mut scores = knn.scores(set, &all);
-                        for (x, &p) in scores.iter_mut().zip(present.iter()) {
-                            if !p {
-                                *x = f32::NEG_INFINITY;
-                            }
-                        }
-                        set.iter()
-                            .for_each(|&s| scores[s as usize] = f32::NEG_INFINITY);
-                        best_first(&scores, k, |r| select(ds, r, k, max_per_genre))
-                    })
+                    .map(|set| content.on_host(set, k, max_per_genre))
                     .collect())
             }
         }
+    }
+}
+
+/// What content lists are scored with.
+struct Content<'a> {
+    ds: &'a Dataset,
+    knn: &'a ContentKnn,
+    present: &'a [bool],
+}
+
+impl Content<'_> {
+    /// The list of `set` with every song scored on the host ([`ContentKnn::scores`]).
+    fn on_host(&self, set: &[u32], k: usize, max_per_genre: Option<usize>) -> Vec<Recommendation> {
+        if !set.iter().any(|&s| self.present[s as usize]) {
+            return Vec::new();
+        }
+        let all: Vec<u32> = (0..self.ds.songs() as u32).collect();
+        let mut scores = self.knn.scores(set, &all);
+        for (x, &p) in scores.iter_mut().zip(self.present) {
+            if !p {
+                *x = f32::NEG_INFINITY;
+            }
+        }
+        set.iter()
+            .for_each(|&s| scores[s as usize] = f32::NEG_INFINITY);
+        best_first(&scores, k, |r| select(self.ds, r, k, max_per_genre))
     }
 }
 
@@ -257,39 +271,42 @@ impl<B: ModelOps> Similar<B> {
 /// when no song with content is left, and those are dropped.
 const NO_CONTENT: f32 = -1.0e4;
 
-/// Songs the backend's top-k picks past the `k + seeds` a list can need: a song whose product
-/// the device rounds a few ulps below a near tie is still picked, and the host's exact scores
-/// decide. (Each pick costs the top-k kernel: all 32 took lavapipe 19 s against 11 s for
-/// `--all` at 20,000 songs.)
+/// Songs the backend's top-k picks past the `k + seeds` a list can need without a genre cap, so
+/// that the bound below rarely sends a list to the host. (Each pick costs the top-k kernel: all
+/// 32 took lavapipe 19 s against 11 s for `--all` at 20,000 songs.)
 const ROUNDING_MARGIN: usize = 4;
 
+/// How far the device's product of two unit rows may be from the host's: far above f32's
+/// rounding of a dot product of a few hundred terms in [-1, 1].
+const DEVICE_ROUNDING: f32 = 1e-5;
+
 /// Content lists on the backend: per set, the mean of its seeds' rows (the dense part, and 1 in
-/// the last column) times every song's row, and the best [`MAX_TOPK`] of each product row
-/// picked there (the top-k kernel) and read back; score rows of at most 64 MiB a product. The
-/// host then scores those songs, and with an artist weight the songs of the seeds' artists, as
-/// [`ContentKnn::scores`] does, and keeps the best `k`: the host path's list and scores, to the
-/// bit. Nothing else can belong: the artist part is never negative and raises only the songs of
-/// the seeds' artists, so any other song of the best `k` has at most `k - 1` listed songs and
-/// the seeds above it by the dense part alone, and is among the best `k + seeds ≤ MAX_TOPK` of
-/// the product ([`ROUNDING_MARGIN`] more are picked, up to [`MAX_TOPK`], for the device's
-/// rounding of near ties).
-#[allow(clippy::too_many_arguments)]
+/// the last column) times every song's row, and the best `kk` of each product row picked there
+/// (the top-k kernel) and read back; score rows of at most 64 MiB a product. The host then
+/// scores those, and with an artist weight the songs of the seeds' artists, as
+/// [`ContentKnn::scores`] does, and walks them best first (under the genre cap when given).
+///
+/// Why that is the host path's list: a song left out is of no seed's artist, so its score is
+/// its dense part, at most that of every pick (the artist part is never negative), so at most
+/// the lowest pick's score (`bound`, plus [`DEVICE_ROUNDING`]). Every candidate scoring above
+/// `bound` is therefore ranked where the whole catalogue would rank it. When the walk over
+/// those does not fill the list (a cap that skips many, or picks near the bound), that set's
+/// songs are all scored on the host instead. So the lists and scores are the host path's, to
+/// the bit.
 fn content_on_backend<B: ModelOps>(
     b: &B,
-    ds: &Dataset,
-    knn: &ContentKnn,
-    present: &[bool],
+    c: &Content<'_>,
     rows: &BTensor<B>,
     by_artist: &[Vec<u32>],
     seeds: &[Vec<u32>],
     k: usize,
+    max_per_genre: Option<usize>,
 ) -> Result<Vec<Vec<Recommendation>>, Error> {
+    let Content { ds, knn, present } = *c;
     let (d, w, songs) = (knn.dim, knn.dim + 1, ds.songs());
     let per = ((64usize << 20) / (4 * songs.max(1))).clamp(1, SONGS_PER_ROUND);
     let mut out = Vec::with_capacity(seeds.len());
     for sets in seeds.chunks(per) {
-        let most = sets.iter().map(Vec::len).max().unwrap_or(0);
-        let kk = (k + most + ROUNDING_MARGIN).min(MAX_TOPK).min(songs);
         if sets
             .iter()
             .all(|set| !set.iter().any(|&s| present[s as usize]))
@@ -297,6 +314,14 @@ fn content_on_backend<B: ModelOps>(
             out.extend(sets.iter().map(|_| Vec::new()));
             continue;
         }
+        let most = sets.iter().map(Vec::len).max().unwrap_or(0);
+        // A genre cap skips songs: it gets every pick the kernel gives.
+        let kk = match max_per_genre {
+            Some(_) => MAX_TOPK,
+            None => k + most + ROUNDING_MARGIN,
+        }
+        .min(MAX_TOPK)
+        .min(songs);
         let mut a = vec![0.0f32; sets.len() * w];
         for (row, set) in a.chunks_exact_mut(w).zip(sets) {
             for &s in set {
@@ -321,22 +346,56 @@ fn content_on_backend<B: ModelOps>(
                 if !set.iter().any(|&s| present[s as usize]) {
                     return Vec::new();
                 }
+                let picks: Vec<u32> = idx[r * kk..(r + 1) * kk]
+                    .iter()
+                    .copied()
+                    .filter(|&s| (s as usize) < songs)
+                    .collect();
+                // Every song was picked: nothing is left out. Else the lowest pick's score (a
+                // song without content scored NO_CONTENT there: every song with content was picked).
+                let bound = if picks.len() == songs {
+                    f32::NEG_INFINITY
+                } else {
+                    let p = knn.scores(set, &picks);
+                    picks
+                        .iter()
+                        .zip(p)
+                        .map(|(&s, x)| {
+                            if present[s as usize] {
+                                x
+                            } else {
+                                f32::NEG_INFINITY
+                            }
+                        })
+                        .fold(f32::INFINITY, f32::min)
+                        + DEVICE_ROUNDING
+                };
                 let by_seeds_artists = set
                     .iter()
                     .filter_map(|&s| knn.artist(s))
                     .flat_map(|a| by_artist[a as usize].iter().copied());
-                let mut cands: Vec<u32> = idx[r * kk..(r + 1) * kk]
+                let mut cands: Vec<u32> = picks
                     .iter()
                     .copied()
                     .chain(by_seeds_artists)
-                    .filter(|&s| (s as usize) < songs && present[s as usize] && !set.contains(&s))
+                    .filter(|&s| present[s as usize] && !set.contains(&s))
                     .collect();
                 cands.sort_unstable();
                 cands.dedup();
                 let scores = knn.scores(set, &cands);
-                let mut ranked: Vec<(u32, f32)> = cands.into_iter().zip(scores).collect();
+                let mut ranked: Vec<(u32, f32)> = cands
+                    .into_iter()
+                    .zip(scores)
+                    .filter(|&(_, x)| x > bound)
+                    .collect();
                 ranked.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
-                select(ds, &mut ranked.into_iter(), k, None)
+                let all_ranked = bound == f32::NEG_INFINITY;
+                let list = select(ds, &mut ranked.into_iter(), k, max_per_genre);
+                if list.len() == k || all_ranked {
+                    list
+                } else {
+                    c.on_host(set, k, max_per_genre)
+                }
             })
             .collect();
         out.extend(lists);
