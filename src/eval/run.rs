@@ -583,24 +583,17 @@ impl<B: ModelOps> Recommender<B> {
         let Some(model) = self.models.first() else {
             return Err(Error::Other("explain: the checkpoint has no model".into()));
         };
-        let index: std::collections::HashMap<&str, u32> = list
-            .iter()
-            .map(|r| r.song_id.as_str())
-            .filter_map(|id| {
-                let i = self.ds.song_ids.iter().position(|s| s == id)?;
-                Some((id, i as u32))
-            })
-            .collect();
         let songs: Vec<u32> = list
             .iter()
-            .map(|r| {
-                index.get(r.song_id.as_str()).copied().ok_or_else(|| {
-                    Error::Other(format!(
+            .map(
+                |r| match self.ds.song_ids.iter().position(|s| *s == r.song_id) {
+                    Some(i) => Ok(i as u32),
+                    None => Err(Error::Other(format!(
                         "explain: song {:?} is not in the catalogue",
                         r.song_id
-                    ))
-                })
-            })
+                    ))),
+                },
+            )
             .collect::<Result<_, _>>()?;
         let batch = upload(
             b,

@@ -351,42 +351,39 @@ fn content_on_backend<B: ModelOps>(
                     .copied()
                     .filter(|&s| (s as usize) < songs)
                     .collect();
+                let by_seeds_artists = set
+                    .iter()
+                    .filter_map(|&s| knn.artist(s))
+                    .flat_map(|a| by_artist[a as usize].iter().copied());
+                let mut scored: Vec<u32> = picks.iter().copied().chain(by_seeds_artists).collect();
+                scored.sort_unstable();
+                scored.dedup();
+                // Each score once: the picks' give the bound, the rest are candidates.
+                let scores = knn.scores(set, &scored);
+                let score = |s: u32| {
+                    scored
+                        .binary_search(&s)
+                        .map_or(f32::NEG_INFINITY, |i| scores[i])
+                };
                 // Every song was picked: nothing is left out. Else the lowest pick's score (a
                 // song without content scored NO_CONTENT there: every song with content was picked).
                 let bound = if picks.len() == songs {
                     f32::NEG_INFINITY
                 } else {
-                    let p = knn.scores(set, &picks);
                     picks
                         .iter()
-                        .zip(p)
-                        .map(|(&s, x)| {
-                            if present[s as usize] {
-                                x
-                            } else {
-                                f32::NEG_INFINITY
-                            }
+                        .map(|&s| match present[s as usize] {
+                            true => score(s),
+                            false => f32::NEG_INFINITY,
                         })
                         .fold(f32::INFINITY, f32::min)
                         + DEVICE_ROUNDING
                 };
-                let by_seeds_artists = set
+                let mut ranked: Vec<(u32, f32)> = scored
                     .iter()
-                    .filter_map(|&s| knn.artist(s))
-                    .flat_map(|a| by_artist[a as usize].iter().copied());
-                let mut cands: Vec<u32> = picks
-                    .iter()
-                    .copied()
-                    .chain(by_seeds_artists)
-                    .filter(|&s| present[s as usize] && !set.contains(&s))
-                    .collect();
-                cands.sort_unstable();
-                cands.dedup();
-                let scores = knn.scores(set, &cands);
-                let mut ranked: Vec<(u32, f32)> = cands
-                    .into_iter()
-                    .zip(scores)
-                    .filter(|&(_, x)| x > bound)
+                    .zip(&scores)
+                    .map(|(&s, &x)| (s, x))
+                    .filter(|&(s, x)| present[s as usize] && !set.contains(&s) && x > bound)
                     .collect();
                 ranked.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
                 let all_ranked = bound == f32::NEG_INFINITY;
