@@ -9,10 +9,13 @@
 // `csr_axpy`: one invocation per row adds alpha[0] * vals[j] at x[r, cols[j]] (columns are
 // unique within a row, so no two invocations write the same entry).
 // `csr_row_dot`: one invocation per row sums x[r, cols[j]] * vals[j] into dots[r].
+// `mask_groups`: one invocation per entry sets xm[r, c] = -inf when column c's group g =
+// groups[c] is in row r's bit set (bit g % 32 of banned[r * words + g / 32]); a group at or past
+// 32 * words is in no set. Each invocation writes only its own entry.
 //
 // Bindings: 0 params, 1 x (read), 2 ids (read u32), 3 out_vals (rw), 4 out_ids (rw u32),
 // 5 row_ptr (read u32), 6 cols (read u32), 7 xm (rw), 8 vals (read), 9 alpha (read),
-// 10 dots (rw).
+// 10 dots (rw), 11 groups (read u32), 12 banned (read u32).
 
 override FIRST: bool = true;
 const KMAX: u32 = 32u;
@@ -39,6 +42,8 @@ struct Params {
 @group(0) @binding(8) var<storage, read> vals: array<f32>;
 @group(0) @binding(9) var<storage, read> alpha: array<f32>;
 @group(0) @binding(10) var<storage, read_write> dots: array<f32>;
+@group(0) @binding(11) var<storage, read> groups: array<u32>;
+@group(0) @binding(12) var<storage, read> banned: array<u32>;
 
 fn neg_inf() -> f32 { return bitcast<f32>(0xff800000u); }
 
@@ -127,4 +132,18 @@ fn csr_row_dot(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         acc = acc + x[r * p.cols + cols[j]] * vals[j];
     }
     dots[r] = acc;
+}
+
+// `seg` carries the bit set's words per row.
+@compute @workgroup_size(WG)
+fn mask_groups(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let i = flat_id(wid, nwg, lid);
+    if (i >= p.rows * p.cols) { return; }
+    let g = groups[i % p.cols];
+    let w = g / 32u;
+    if (w >= p.seg) { return; }
+    if (((banned[(i / p.cols) * p.seg + w] >> (g % 32u)) & 1u) == 1u) {
+        xm[i] = neg_inf();
+    }
 }

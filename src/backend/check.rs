@@ -736,6 +736,33 @@ pub fn csr(
     }))
 }
 
+/// `x` `[R, C]` f32, `groups` `[C]` u32 (each column's group; a group past the bit set's
+/// `32 · W` is in no set), `banned` `[R, W]` u32 (row `r`'s bit set of groups).
+pub fn mask_groups<S>(x: &Tensor<S>, groups: &Tensor<S>, banned: &Tensor<S>) -> OpResult<()> {
+    const OP: &str = "mask_groups";
+    x.expect_dtype(OP, DType::F32)?;
+    groups.expect_dtype(OP, DType::U32)?;
+    banned.expect_dtype(OP, DType::U32)?;
+    let shape = |detail: String| OpError::Shape { op: OP, detail };
+    if x.shape().len() != 2 || banned.shape().len() != 2 || groups.shape().len() != 1 {
+        return Err(shape(format!(
+            "x {:?} and banned {:?} must be matrices and groups {:?} a vector",
+            x.shape(),
+            banned.shape(),
+            groups.shape()
+        )));
+    }
+    if groups.shape()[0] != x.cols() || banned.rows() != x.rows() {
+        return Err(shape(format!(
+            "x {:?} needs a group per column (groups {:?}) and a bit set per row (banned {:?})",
+            x.shape(),
+            groups.shape(),
+            banned.shape()
+        )));
+    }
+    Ok(())
+}
+
 pub fn topk_rows<S>(x: &Tensor<S>, k: usize) -> OpResult<()> {
     x.expect_dtype("topk_rows", DType::F32)?;
     if k == 0 || k > MAX_TOPK {

@@ -303,7 +303,6 @@ pub trait ModelOps: Backend {
         csr: &Csr<Self::Storage>,
     ) -> OpResult<BTensor<Self>>;
 
-    /// Kernel of [`ModelOps::topk_rows`] (`k` in `1..=MAX_TOPK`).
     /// Kernel of [`ModelOps::neighbour_axpy`].
     fn neighbour_axpy_kernel(
         &self,
@@ -350,11 +349,20 @@ pub trait ModelOps: Backend {
         neighbours: &Csr<Self::Storage>,
     ) -> OpResult<BTensor<Self>>;
 
+    /// Kernel of [`ModelOps::topk_rows`] (`k` in `1..=MAX_TOPK`).
     fn topk_rows_kernel(
         &self,
         x: &BTensor<Self>,
         k: usize,
     ) -> OpResult<(BTensor<Self>, BTensor<Self>)>;
+
+    /// Kernel of [`ModelOps::mask_groups`].
+    fn mask_groups_kernel(
+        &self,
+        x: &mut BTensor<Self>,
+        groups: &BTensor<Self>,
+        banned: &BTensor<Self>,
+    ) -> OpResult<()>;
 
     // ==== the op API: contract, then kernel ==================================================
 
@@ -734,5 +742,19 @@ pub trait ModelOps: Backend {
     fn topk_rows(&self, x: &BTensor<Self>, k: usize) -> OpResult<(BTensor<Self>, BTensor<Self>)> {
         check::topk_rows(x, k)?;
         self.topk_rows_kernel(x, k)
+    }
+
+    /// Sets `x[r, c] = -inf` wherever column `c`'s group `groups[c]` is in row `r`'s bit set
+    /// `banned[r]` (bit `g % 32` of word `g / 32`): a list's full genres taken out of its scores
+    /// before [`ModelOps::topk_rows`]. `x` `[R, C]` f32, `groups` `[C]` u32 (a group at or past
+    /// `32 · W`, such as `u32::MAX`, is in no set), `banned` `[R, W]` u32.
+    fn mask_groups(
+        &self,
+        x: &mut BTensor<Self>,
+        groups: &BTensor<Self>,
+        banned: &BTensor<Self>,
+    ) -> OpResult<()> {
+        check::mask_groups(x, groups, banned)?;
+        self.mask_groups_kernel(x, groups, banned)
     }
 }

@@ -685,6 +685,16 @@ pub(crate) fn select(
     k: usize,
     max_per_genre: Option<usize>,
 ) -> Vec<Recommendation> {
+    recommendations(ds, &capped(ds, ranked, k, max_per_genre))
+}
+
+/// [`select`]'s songs and scores, in order.
+pub(crate) fn capped(
+    ds: &Dataset,
+    ranked: &mut dyn Iterator<Item = (u32, f32)>,
+    k: usize,
+    max_per_genre: Option<usize>,
+) -> Vec<(u32, f32)> {
     let mut per_genre: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     let mut out = Vec::new();
     for (s, score) in ranked {
@@ -697,19 +707,31 @@ pub(crate) fn select(
             }
             *c += 1;
         }
-        out.push(Recommendation {
-            rank: out.len() + 1,
-            song_id: ds.song_ids[s as usize].clone(),
-            title: meta.title.clone(),
-            artist: meta.artist.clone(),
-            genre: meta.genre.clone(),
-            score,
-        });
+        out.push((s, score));
         if out.len() == k {
             break;
         }
     }
     out
+}
+
+/// The list of `songs` (best first, with their scores) as recommendations of `ds`'s songs.
+pub(crate) fn recommendations(ds: &Dataset, songs: &[(u32, f32)]) -> Vec<Recommendation> {
+    songs
+        .iter()
+        .enumerate()
+        .map(|(i, &(s, score))| {
+            let meta = &ds.song_meta[s as usize];
+            Recommendation {
+                rank: i + 1,
+                song_id: ds.song_ids[s as usize].clone(),
+                title: meta.title.clone(),
+                artist: meta.artist.clone(),
+                genre: meta.genre.clone(),
+                score,
+            }
+        })
+        .collect()
 }
 
 /// `pick`'s list from the songs of `scores` best first (ties to the lower index; -inf and NaN

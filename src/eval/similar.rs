@@ -72,6 +72,11 @@ enum Scorer<B: ModelOps> {
         rows: Option<BTensor<B>>,
         /// Per artist of [`ContentKnn::artist`]: its songs (none without an artist weight).
         by_artist: Vec<Vec<u32>>,
+        /// Per song: its genre as the genre cap counts it (an index; `u32::MAX` for none), and
+        /// on the backend with `rows`; how many genres.
+        genres: GenreGroups<B>,
+        /// Lists scored on the host so far (every song scored there), for the tests.
+        on_host: usize,
     },
     Model(Box<Recommender<B>>),
 }
@@ -138,16 +143,28 @@ impl<B: ModelOps> Similar<B> {
                         by_artist[a].push(s);
                     }
                 }
+                let genres = GenreGroups::new(b, &ds, rows.is_some())?;
                 Scorer::Content {
                     ds,
                     knn,
                     present,
                     rows,
                     by_artist,
+                    genres,
+                    on_host: 0,
                 }
             }
             Measure::Model(ckpt) => Scorer::Model(Box::new(Recommender::open(b, data, ckpt)?)),
         }))
+    }
+
+    /// How many content lists were scored on the host, every song scored there, since `open`:
+    /// the backend's picks did not settle them (0 for the other measures).
+    pub fn lists_on_host(&self) -> usize {
+        match &self.0 {
+            Scorer::Content { on_host, .. } => *on_host,
+            _ => 0,
+        }
     }
 
     /// The dataset the songs are of.
@@ -223,14 +240,28 @@ impl<B: ModelOps> Similar<B> {
                 present,
                 rows: Some(rows),
                 by_artist,
+                genres,
+                on_host,
             } if seeds.iter().all(|set| k + set.len() <= MAX_TOPK) => {
                 let content = Content { ds, knn, present };
-                content_on_backend(b, &content, rows, by_artist, &seeds, k, max_per_genre)
+                let on = OnBackend {
+                    rows,
+                    by_artist,
+                    genres,
+                };
+                let (lists, host) = content_on_backend(b, &content, &on, &seeds, k, max_per_genre)?;
+                *on_host += host;
+                Ok(lists)
             }
             Scorer::Content {
-                ds, knn, present, ..
+                ds,
+                knn,
+                present,
+                on_host,
+                ..
             } => {
                 let content = Content { ds, knn, present };
+                *on_host += seeds.len();
                 Ok(seeds
                     .par_iter()
                     .map(|set| content.on_host(set, k, max_per_genre))
@@ -280,124 +311,266 @@ const ROUNDING_MARGIN: usize = 4;
 /// rounding of a dot product of a few hundred terms in [-1, 1].
 const DEVICE_ROUNDING: f32 = 1e-5;
 
+/// Each song's genre as the genre cap counts it ([`select`]: the genre's name, songs of an
+/// unknown genre in none), as an index, and those indices on the backend when the content
+/// rows are there.
+struct GenreGroups<B: ModelOps> {
+    /// Per song: its genre's index, or `u32::MAX`.
+    of: Vec<u32>,
+    /// How many genres.
+    count: usize,
+    on_backend: Option<BTensor<B>>,
+}
+
+impl<B: ModelOps> GenreGroups<B> {
+    fn new(b: &B, ds: &Dataset, upload: bool) -> Result<Self, Error> {
+        let mut index: HashMap<&str, u32> = HashMap::new();
+        let of: Vec<u32> = (0..ds.songs())
+            .map(|s| match ds.song_meta.get(s) {
+                Some(m) if m.has_genre() => {
+                    let next = index.len() as u32;
+                    *index.entry(m.genre.as_str()).or_insert(next)
+                }
+                _ => u32::MAX,
+            })
+            .collect();
+        let on_backend = match upload {
+            true => Some(b.upload_u32(&of, &[of.len()])?),
+            false => None,
+        };
+        Ok(GenreGroups {
+            count: index.len(),
+            of,
+            on_backend,
+        })
+    }
+}
+
+/// What the backend path scores with besides [`Content`].
+struct OnBackend<'a, B: ModelOps> {
+    rows: &'a BTensor<B>,
+    by_artist: &'a [Vec<u32>],
+    genres: &'a GenreGroups<B>,
+}
+
+/// Where one list stands after a round of [`content_on_backend`].
+enum Round {
+    /// The list, as the host path would give it.
+    Done(Vec<(u32, f32)>),
+    /// Under a genre cap, short: the list so far (the first songs of the host path's list),
+    /// and the genres it has filled, taken out of the next round's scores.
+    Capped(Vec<(u32, f32)>, Vec<u32>),
+    /// Not settled by the backend's picks: to be scored on the host.
+    Host,
+}
+
 /// Content lists on the backend: per set, the mean of its seeds' rows (the dense part, and 1 in
 /// the last column) times every song's row, and the best `kk` of each product row picked there
 /// (the top-k kernel) and read back; score rows of at most 64 MiB a product. The host then
 /// scores those, and with an artist weight the songs of the seeds' artists, as
 /// [`ContentKnn::scores`] does, and walks them best first (under the genre cap when given).
+/// Returns the lists, and how many were scored on the host instead.
 ///
 /// Why that is the host path's list: a song left out is of no seed's artist, so its score is
 /// its dense part, at most that of every pick (the artist part is never negative), so at most
 /// the lowest pick's score (`bound`, plus [`DEVICE_ROUNDING`]). Every candidate scoring above
-/// `bound` is therefore ranked where the whole catalogue would rank it. When the walk over
-/// those does not fill the list (a cap that skips many, or picks near the bound), that set's
-/// songs are all scored on the host instead. So the lists and scores are the host path's, to
-/// the bit.
+/// `bound` is therefore ranked where the whole catalogue would rank it.
+///
+/// A genre cap skips songs, and the picks are mostly of the seeds' genres: a walk that ends
+/// short has listed the first songs of the host's list (every song above `bound` was walked)
+/// and filled some genres, which no later song can enter. The next round takes those genres'
+/// songs out of the product (`mask_groups`) and picks again; the walk then starts with the list
+/// so far, whose songs all score above everything the new picks add. A round that fills no
+/// new genre, or a list short without a cap (exact ties at the bound), is scored on the host.
+/// So the lists and scores are the host path's, to the bit.
 fn content_on_backend<B: ModelOps>(
     b: &B,
     c: &Content<'_>,
-    rows: &BTensor<B>,
-    by_artist: &[Vec<u32>],
+    on: &OnBackend<'_, B>,
     seeds: &[Vec<u32>],
     k: usize,
     max_per_genre: Option<usize>,
-) -> Result<Vec<Vec<Recommendation>>, Error> {
+) -> Result<(Vec<Vec<Recommendation>>, usize), Error> {
     let Content { ds, knn, present } = *c;
     let (d, w, songs) = (knn.dim, knn.dim + 1, ds.songs());
     let per = ((64usize << 20) / (4 * songs.max(1))).clamp(1, SONGS_PER_ROUND);
+    let words = on.genres.count.div_ceil(32).max(1);
     let mut out = Vec::with_capacity(seeds.len());
+    let mut host = 0;
     for sets in seeds.chunks(per) {
-        if sets
+        // Per set: the list so far and its full genres while rounds go on.
+        let mut state: Vec<Round> = sets
             .iter()
-            .all(|set| !set.iter().any(|&s| present[s as usize]))
-        {
-            out.extend(sets.iter().map(|_| Vec::new()));
-            continue;
-        }
-        let most = sets.iter().map(Vec::len).max().unwrap_or(0);
-        // A genre cap skips songs: it gets every pick the kernel gives.
-        let kk = match max_per_genre {
-            Some(_) => MAX_TOPK,
-            None => k + most + ROUNDING_MARGIN,
-        }
-        .min(MAX_TOPK)
-        .min(songs);
-        let mut a = vec![0.0f32; sets.len() * w];
-        for (row, set) in a.chunks_exact_mut(w).zip(sets) {
-            for &s in set {
-                let v = &knn.vecs[s as usize * d..(s as usize + 1) * d];
-                row[..d].iter_mut().zip(v).for_each(|(m, x)| *m += x);
+            .map(|set| match set.iter().any(|&s| present[s as usize]) {
+                true => Round::Capped(Vec::new(), Vec::new()),
+                false => Round::Done(Vec::new()),
+            })
+            .collect();
+        loop {
+            let pending: Vec<usize> = (0..sets.len())
+                .filter(|&i| matches!(state[i], Round::Capped(..)))
+                .collect();
+            if pending.is_empty() {
+                break;
             }
-            let n = set.len() as f32;
-            row[..d].iter_mut().for_each(|m| *m /= n);
-            row[d] = 1.0;
+            let most = pending.iter().map(|&i| sets[i].len()).max().unwrap_or(0);
+            // A genre cap skips songs: it gets every pick the kernel gives.
+            let kk = match max_per_genre {
+                Some(_) => MAX_TOPK,
+                None => k + most + ROUNDING_MARGIN,
+            }
+            .min(MAX_TOPK)
+            .min(songs);
+            let mut a = vec![0.0f32; pending.len() * w];
+            for (row, &i) in a.chunks_exact_mut(w).zip(&pending) {
+                for &s in &sets[i] {
+                    let v = &knn.vecs[s as usize * d..(s as usize + 1) * d];
+                    row[..d].iter_mut().zip(v).for_each(|(m, x)| *m += x);
+                }
+                let n = sets[i].len() as f32;
+                row[..d].iter_mut().for_each(|m| *m /= n);
+                row[d] = 1.0;
+            }
+            let a = b.upload_f32(&a, &[pending.len(), w])?;
+            let mut scores = b.matmul(&a, on.rows, false, true)?;
+            let mut banned = vec![0u32; pending.len() * words];
+            let mut any = false;
+            for (set, &i) in banned.chunks_exact_mut(words).zip(&pending) {
+                if let Round::Capped(_, full) = &state[i] {
+                    for &g in full {
+                        set[g as usize / 32] |= 1 << (g % 32);
+                        any = true;
+                    }
+                }
+            }
+            if let (true, Some(groups)) = (any, &on.genres.on_backend) {
+                let banned = b.upload_u32(&banned, &[pending.len(), words])?;
+                b.mask_groups(&mut scores, groups, &banned)?;
+            }
+            let (_, idx) = b.topk_rows(&scores, kk)?;
+            let idx = match b.to_host(&[&idx])?.into_iter().next() {
+                Some(i) => i.into_u32("similar")?,
+                None => return Err(Error::Other("similar: the top-k read back nothing".into())),
+            };
+            let next: Vec<Round> = pending
+                .par_iter()
+                .enumerate()
+                .map(|(r, &i)| {
+                    let (so_far, full) = match &state[i] {
+                        Round::Capped(l, f) => (l.as_slice(), f.as_slice()),
+                        _ => (&[][..], &[][..]),
+                    };
+                    let picks = &idx[r * kk..(r + 1) * kk];
+                    round(c, on, &sets[i], picks, so_far, full, k, max_per_genre)
+                })
+                .collect();
+            for (&i, n) in pending.iter().zip(next) {
+                state[i] = n;
+            }
         }
-        let a = b.upload_f32(&a, &[sets.len(), w])?;
-        let scores = b.matmul(&a, rows, false, true)?;
-        let (_, idx) = b.topk_rows(&scores, kk)?;
-        let idx = match b.to_host(&[&idx])?.into_iter().next() {
-            Some(i) => i.into_u32("similar")?,
-            None => return Err(Error::Other("similar: the top-k read back nothing".into())),
-        };
-        let lists: Vec<_> = sets
+        host += state.iter().filter(|s| matches!(s, Round::Host)).count();
+        let lists: Vec<Vec<Recommendation>> = sets
             .par_iter()
-            .enumerate()
-            .map(|(r, set)| {
-                if !set.iter().any(|&s| present[s as usize]) {
-                    return Vec::new();
-                }
-                let picks: Vec<u32> = idx[r * kk..(r + 1) * kk]
-                    .iter()
-                    .copied()
-                    .filter(|&s| (s as usize) < songs)
-                    .collect();
-                let by_seeds_artists = set
-                    .iter()
-                    .filter_map(|&s| knn.artist(s))
-                    .flat_map(|a| by_artist[a as usize].iter().copied());
-                let mut scored: Vec<u32> = picks.iter().copied().chain(by_seeds_artists).collect();
-                scored.sort_unstable();
-                scored.dedup();
-                // Each score once: the picks' give the bound, the rest are candidates.
-                let scores = knn.scores(set, &scored);
-                let score = |s: u32| {
-                    scored
-                        .binary_search(&s)
-                        .map_or(f32::NEG_INFINITY, |i| scores[i])
-                };
-                // Every song was picked: nothing is left out. Else the lowest pick's score (a
-                // song without content scored NO_CONTENT there: every song with content was picked).
-                let bound = if picks.len() == songs {
-                    f32::NEG_INFINITY
-                } else {
-                    picks
-                        .iter()
-                        .map(|&s| match present[s as usize] {
-                            true => score(s),
-                            false => f32::NEG_INFINITY,
-                        })
-                        .fold(f32::INFINITY, f32::min)
-                        + DEVICE_ROUNDING
-                };
-                let mut ranked: Vec<(u32, f32)> = scored
-                    .iter()
-                    .zip(&scores)
-                    .map(|(&s, &x)| (s, x))
-                    .filter(|&(s, x)| present[s as usize] && !set.contains(&s) && x > bound)
-                    .collect();
-                ranked.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
-                let all_ranked = bound == f32::NEG_INFINITY;
-                let list = select(ds, &mut ranked.into_iter(), k, max_per_genre);
-                if list.len() == k || all_ranked {
-                    list
-                } else {
-                    c.on_host(set, k, max_per_genre)
-                }
+            .zip(state)
+            .map(|(set, st)| match st {
+                Round::Done(list) => super::run::recommendations(ds, &list),
+                _ => c.on_host(set, k, max_per_genre),
             })
             .collect();
         out.extend(lists);
     }
-    Ok(out)
+    Ok((out, host))
+}
+
+/// One round of one set's list in [`content_on_backend`]: `picks` are the backend's best
+/// (past the catalogue: no song was left to pick), `so_far` the list of the earlier rounds and
+/// `full` its full genres, which the product no longer held.
+#[allow(clippy::too_many_arguments)]
+fn round<B: ModelOps>(
+    c: &Content<'_>,
+    on: &OnBackend<'_, B>,
+    set: &[u32],
+    picks: &[u32],
+    so_far: &[(u32, f32)],
+    full: &[u32],
+    k: usize,
+    max_per_genre: Option<usize>,
+) -> Round {
+    let Content { ds, knn, present } = *c;
+    let songs = ds.songs();
+    let taken_out = |s: u32| full.contains(&on.genres.of[s as usize]);
+    let picked: Vec<u32> = picks
+        .iter()
+        .copied()
+        .filter(|&s| (s as usize) < songs)
+        .collect();
+    let by_seeds_artists = set
+        .iter()
+        .filter_map(|&s| knn.artist(s))
+        .flat_map(|a| on.by_artist[a as usize].iter().copied());
+    let mut scored: Vec<u32> = picked
+        .iter()
+        .copied()
+        .chain(by_seeds_artists.filter(|&s| !taken_out(s)))
+        .collect();
+    scored.sort_unstable();
+    scored.dedup();
+    // Each score once: the picks' give the bound, the rest are candidates.
+    let scores = knn.scores(set, &scored);
+    let score = |s: u32| {
+        scored
+            .binary_search(&s)
+            .map_or(f32::NEG_INFINITY, |i| scores[i])
+    };
+    // Every song the product held was picked (the kernel ran out of songs, or reached one
+    // without content, which scores NO_CONTENT there): nothing is left out. Else the lowest
+    // pick's score.
+    let bound = if picked.len() < picks.len() || picked.len() == songs {
+        f32::NEG_INFINITY
+    } else {
+        picked
+            .iter()
+            .map(|&s| match present[s as usize] {
+                true => score(s),
+                false => f32::NEG_INFINITY,
+            })
+            .fold(f32::INFINITY, f32::min)
+            + DEVICE_ROUNDING
+    };
+    let listed = |s: u32| so_far.iter().any(|&(t, _)| t == s);
+    let mut ranked: Vec<(u32, f32)> = scored
+        .iter()
+        .zip(&scores)
+        .map(|(&s, &x)| (s, x))
+        .filter(|&(s, x)| present[s as usize] && !set.contains(&s) && x > bound && !listed(s))
+        .chain(so_far.iter().copied())
+        .collect();
+    ranked.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.0.cmp(&y.0)));
+    let list = super::run::capped(ds, &mut ranked.into_iter(), k, max_per_genre);
+    if list.len() == k || bound == f32::NEG_INFINITY {
+        return Round::Done(list);
+    }
+    let (Some(cap), Some(_)) = (max_per_genre, &on.genres.on_backend) else {
+        return Round::Host;
+    };
+    let mut count: HashMap<u32, usize> = HashMap::new();
+    for &(s, _) in &list {
+        match on.genres.of[s as usize] {
+            u32::MAX => {}
+            g => *count.entry(g).or_default() += 1,
+        }
+    }
+    let mut now: Vec<u32> = count
+        .into_iter()
+        .filter(|&(_, n)| n >= cap)
+        .map(|(g, _)| g)
+        .collect();
+    now.sort_unstable();
+    // The list so far is in this one, so its full genres are too: no new one, no progress.
+    match now.len() > full.len() {
+        true => Round::Capped(list, now),
+        false => Round::Host,
+    }
 }
 
 /// The list of songs most like the seeds `set` (distinct) by co-listening: a lone

@@ -60,6 +60,7 @@ backend_tests! {
     model::optimizer_contract => model_optimizer_contract,
     model::table_fused_step => model_table_fused_step,
     model::topk_and_masking => model_topk_and_masking,
+    model::group_masking => model_group_masking,
     model::cross_entropy_tiles => model_cross_entropy_tiles,
     model::csr_axpy_and_row_dot => model_csr_axpy_and_row_dot,
     model::csr_contract => model_csr_contract,

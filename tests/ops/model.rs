@@ -591,6 +591,97 @@ pub fn topk_and_masking<B: ModelOps>(be: &B) {
     assert_eq!(be.to_u32(&i).unwrap(), vec![1, u32::MAX, 2, 0]);
 }
 
+/// `mask_groups` against an oracle, to the bit: random groups (some past the bit sets, some
+/// `u32::MAX`), random bit sets of 1 to 3 words, values with NaN and -inf among them (an entry
+/// not masked keeps its bits); rows and columns of 1, and counts off the workgroup sizes. Then
+/// the top-k of the masked rows skips every banned column.
+pub fn group_masking<B: ModelOps>(be: &B) {
+    let mut r = rng(244);
+    for &(rows, cols, words) in &[
+        (1, 1, 1),
+        (3, 7, 1),
+        (5, 1000, 2),
+        (2, 70_001, 3),
+        (257, 300, 1),
+    ] {
+        let mut x = uniform(&mut r, rows * cols, -3.0, 3.0);
+        for v in x.iter_mut().step_by(13) {
+            *v = f32::NAN;
+        }
+        for v in x.iter_mut().skip(5).step_by(17) {
+            *v = f32::NEG_INFINITY;
+        }
+        let groups: Vec<u32> = (0..cols)
+            .map(|_| match r.random_range(0..10) {
+                0 => u32::MAX,
+                1 => 32 * words as u32 + r.random_range(0..40),
+                _ => r.random_range(0..32 * words as u32),
+            })
+            .collect();
+        let banned: Vec<u32> = (0..rows * words)
+            .map(|_| r.random::<u32>() & r.random::<u32>())
+            .collect();
+        let want: Vec<u32> = (0..rows * cols)
+            .map(|i| {
+                let (row, g) = (i / cols, groups[i % cols] as usize);
+                let hit = g / 32 < words && (banned[row * words + g / 32] >> (g % 32)) & 1 == 1;
+                if hit { f32::NEG_INFINITY } else { x[i] }.to_bits()
+            })
+            .collect();
+        let mut t = be.upload_f32(&x, &[rows, cols]).unwrap();
+        let g = be.upload_u32(&groups, &[cols]).unwrap();
+        let b = be.upload_u32(&banned, &[rows, words]).unwrap();
+        be.mask_groups(&mut t, &g, &b).unwrap();
+        let got: Vec<u32> = be.to_f32(&t).unwrap().iter().map(|v| v.to_bits()).collect();
+        let masked = want
+            .iter()
+            .filter(|&&v| v == f32::NEG_INFINITY.to_bits())
+            .count();
+        assert!(
+            rows * cols < 100 || masked > rows * cols / 5,
+            "{rows}x{cols}: the case masks too little to test"
+        );
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(
+                g,
+                w,
+                "{rows}x{cols} ({words} words): entry {i} (row {}, column {})",
+                i / cols,
+                i % cols
+            );
+        }
+        // The top-k never lists a banned column (NaN entries aside, which it skips too).
+        let k = cols.min(MAX_TOPK);
+        let (_, ids) = be.topk_rows(&t, k).unwrap();
+        let ids = be.to_u32(&ids).unwrap();
+        for (row, list) in ids.chunks(k).enumerate() {
+            for &c in list.iter().filter(|&&c| c != u32::MAX) {
+                assert_ne!(
+                    want[row * cols + c as usize],
+                    f32::NEG_INFINITY.to_bits(),
+                    "row {row} lists banned column {c}"
+                );
+            }
+        }
+    }
+    // The shapes it refuses, naming the op; the tensor is left as it was.
+    let mut x = be.upload_f32(&[1.0; 6], &[2, 3]).unwrap();
+    let g3 = be.upload_u32(&[0, 1, 2], &[3]).unwrap();
+    let g2 = be.upload_u32(&[0, 1], &[2]).unwrap();
+    let b2 = be.upload_u32(&[7, 7], &[2, 1]).unwrap();
+    let b3 = be.upload_u32(&[7, 7, 7], &[3, 1]).unwrap();
+    let gf = be.upload_f32(&[0.0; 3], &[3]).unwrap();
+    for (what, e) in [
+        ("groups too short", be.mask_groups(&mut x, &g2, &b2)),
+        ("a bit set too many", be.mask_groups(&mut x, &g3, &b3)),
+        ("f32 groups", be.mask_groups(&mut x, &gf, &b2)),
+    ] {
+        let e = e.unwrap_err();
+        assert_eq!(op_of(&e), "mask_groups", "{what}: {e}");
+    }
+    assert_eq!(be.to_f32(&x).unwrap(), vec![1.0; 6]);
+}
+
 pub fn cross_entropy_tiles<B: ModelOps>(be: &B) {
     // The full-row cross-entropy equals the sum over column tiles given the full log-sum-exp.
     let mut r = rng(250);

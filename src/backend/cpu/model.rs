@@ -742,6 +742,31 @@ impl ModelOps for CpuBackend {
         Ok(())
     }
 
+    fn mask_groups_kernel(
+        &self,
+        x: &mut CpuTensor,
+        groups: &CpuTensor,
+        banned: &CpuTensor,
+    ) -> OpResult<()> {
+        let (cols, words) = (x.cols(), banned.cols());
+        let (gv, bv) = (u32s("mask_groups", groups)?, u32s("mask_groups", banned)?);
+        let xv = f32s_mut("mask_groups", x)?;
+        if cols == 0 || words == 0 {
+            return Ok(());
+        }
+        xv.par_chunks_mut(cols)
+            .zip(bv.par_chunks(words))
+            .for_each(|(row, set)| {
+                for (v, &g) in row.iter_mut().zip(gv) {
+                    let w = (g / 32) as usize;
+                    if w < words && (set[w] >> (g % 32)) & 1 == 1 {
+                        *v = f32::NEG_INFINITY;
+                    }
+                }
+            });
+        Ok(())
+    }
+
     fn csr_axpy_kernel(
         &self,
         x: &mut CpuTensor,

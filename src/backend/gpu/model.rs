@@ -194,7 +194,10 @@ pub static OPTIM: Shader = crate::wgsl_shader!(
 pub static TOPK: Shader = crate::wgsl_shader!(
     "topk",
     TopkParams,
-    bindings: ["x", "ids", "out_vals", "out_ids", "row_ptr", "cols", "xm", "vals", "alpha", "dots"],
+    bindings: [
+        "x", "ids", "out_vals", "out_ids", "row_ptr", "cols", "xm", "vals", "alpha", "dots",
+        "groups", "banned",
+    ],
     overrides: ["FIRST"],
 );
 
@@ -798,6 +801,38 @@ impl ModelOps for GpuBackend {
                 ("xm", raw(x)),
             ],
             self.grid("mask_entries", rows as u64)?,
+        )?;
+        Ok(())
+    }
+
+    fn mask_groups_kernel(
+        &self,
+        x: &mut GpuTensor,
+        groups: &GpuTensor,
+        banned: &GpuTensor,
+    ) -> OpResult<()> {
+        let (rows, cols) = (x.rows(), x.cols());
+        if rows * cols == 0 || banned.cols() == 0 {
+            return Ok(());
+        }
+        make_unique(&self.ctx, x)?;
+        let p = TopkParams {
+            rows: rows as u32,
+            cols: cols as u32,
+            seg: banned.cols() as u32,
+            nseg: 0,
+            k: 0,
+            _pad: [0; 3],
+        };
+        self.ctx.dispatch(
+            &Kernel::new(&TOPK, "mask_groups"),
+            &p,
+            &[
+                ("groups", raw(groups)),
+                ("banned", raw(banned)),
+                ("xm", raw(x)),
+            ],
+            self.grid("mask_groups", (rows * cols) as u64)?,
         )?;
         Ok(())
     }
