@@ -125,6 +125,16 @@ fn an_output_naming_an_input_is_refused_and_the_input_kept() {
     ]);
     fails_with(&o, &[".last", "--data", "destroy the input"]);
     assert_eq!(std::fs::read(&renamed).unwrap(), bytes);
+    // An ensemble writes `X.memberN` and `X.memberN.last` too.
+    for name in ["d.member1", "d.member2.last"] {
+        let member = dir.path().join(name);
+        std::fs::copy(&data, &member).unwrap();
+        #[rustfmt::skip]
+        let o = ainrnn(&["train", "--data", s(&member), "--ensemble", "2", "--epochs", "1",
+            "-o", s(&dir.path().join("d"))]);
+        fails_with(&o, &[name, "--data", "member", "destroy the input"]);
+        assert_eq!(std::fs::read(&member).unwrap(), bytes, "{name}");
+    }
     // compare --report DIR writes DIR/results.json.
     let rep = dir.path().join("rep");
     std::fs::create_dir(&rep).unwrap();

@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -365,6 +365,16 @@ pub fn run_train(
     let last = ainrnn::train::run::last_path(&a.out);
     paths::refuse_overwriting_inputs("--out", &a.out, &[("--data", &a.data)])?;
     paths::refuse_overwriting_inputs("--out (its .last file)", &last, &[("--data", &a.data)])?;
+    // An ensemble also writes `<out>.memberN` and their `.last` files: a dataset so named is one.
+    if let Some(run) = ainrnn::train::run::base_output(&a.data) {
+        if ainrnn::io::paths::same_path(&run, &a.out) {
+            bail!(
+                "--data {} is named as a file that training to --out {} writes (an ensemble member's checkpoint or a .last file): writing it would destroy the input; choose another output path",
+                a.data.display(),
+                a.out.display()
+            );
+        }
+    }
     let _lock = paths::lock_output("--out", &a.out)?;
     ainrnn::io::lock::remove_stale_temps(&last); // the lock on --out covers its .last file
                                                  // `-o m.ckpt.last` (or `.member1`) writes files of the run `-o m.ckpt`: that run's lock too.

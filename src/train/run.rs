@@ -612,7 +612,6 @@ pub fn load_dataset(path: &Path) -> Result<Dataset, Error> {
     Ok(Dataset::load(path)?)
 }
 
-/// The checkpoint of ensemble member `m` ≥ 1 of a run whose `--out` is `out`: `<out>.member<m>`.
 /// The output whose run writes `out` too, when `out` is one of its derived files
 /// (`X.last`, `X.memberN`, `X.memberN.last`): `X`.
 pub fn base_output(out: &Path) -> Option<PathBuf> {
@@ -625,6 +624,7 @@ pub fn base_output(out: &Path) -> Option<PathBuf> {
     (stem != name && !stem.is_empty()).then(|| out.with_file_name(stem))
 }
 
+/// The checkpoint of ensemble member `m` ≥ 1 of a run whose `--out` is `out`: `<out>.member<m>`.
 pub fn member_path(out: &Path, m: u32) -> PathBuf {
     let mut s = out.as_os_str().to_owned();
     s.push(format!(".member{m}"));
