@@ -536,6 +536,31 @@ fn sizes_that_cannot_fit_in_memory_are_refused_first() {
     #[rustfmt::skip]
     fails_with(&bench(&["--songs", "10", "--history", "100", "--targets", "200"]),
         &["--history + --targets = 300", "--songs 10"]);
+    // synth: a catalogue past the u32 indices, its tables past memory, a file past the disk,
+    // clips past the disk; each refused before anything is written (an abort left the
+    // temporary file and the lock behind).
+    let sy = dir.path().join("sy");
+    std::fs::create_dir(&sy).unwrap();
+    let out = sy.join("t.txt");
+    for (sizes, said) in [
+        (["10", "4294967296", "2"], "more than a catalogue can index"),
+        (["10", "4000000000", "2"], "MB of memory"),
+        (["18446744073709551615", "10", "2"], "MB are free"),
+    ] {
+        #[rustfmt::skip]
+        let o = ainrnn(&["synth", "--users", sizes[0], "--songs", sizes[1], "--mean-listens",
+            sizes[2], "-o", s(&out)]);
+        fails_with(&o, &[said]);
+    }
+    #[rustfmt::skip]
+    let o = ainrnn(&["synth", "--users", "10", "--songs", "100000000", "--mean-listens", "2",
+        "-o", s(&out), "--audio", s(&sy.join("clips"))]);
+    fails_with(&o, &["clips of 3 s", "MB are free"]);
+    let left: Vec<_> = std::fs::read_dir(&sy)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 /// Files `prepare` reads without their being named (the `--msd` folder's files, the term tables

@@ -267,6 +267,58 @@ pub fn write_synthetic<W: Write>(
     Ok(report)
 }
 
+/// Memory a song of the catalogue takes while the triplets are drawn: its id (a string of 18
+/// characters), cluster, rank, "used" flag and its entries in the popularity tables.
+const BYTES_PER_SONG: f64 = 100.0;
+
+/// Bytes of a triplet line: a 40-character user id, an 18-character song id, a play count.
+const BYTES_PER_LINE: f64 = 63.0;
+
+/// Refuses sizes this machine cannot hold, before the allocation that would abort the process
+/// or the file that would fill the disk.
+fn check_room(o: &SynthOptions, path: &Path) -> Result<(), IoError> {
+    let refuse = |reason: String| {
+        Err(IoError::Format {
+            path: path.to_path_buf(),
+            reason,
+        })
+    };
+    if o.songs > u32::MAX as usize {
+        return refuse(format!(
+            "--songs {} is more than a catalogue can index (at most {})",
+            o.songs,
+            u32::MAX
+        ));
+    }
+    let need = o.songs as f64 * BYTES_PER_SONG;
+    if let Some(avail) = crate::io::space::memory_short_of(need) {
+        return refuse(format!(
+            "--songs {}: the catalogue's tables need about {:.0} MB of memory, and {:.0} MB are available: choose fewer --songs",
+            o.songs,
+            need / 1e6,
+            avail as f64 / 1e6
+        ));
+    }
+    let bytes = o.users as f64 * o.mean_listens.min(o.songs as f64) * BYTES_PER_LINE;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if let Some(free) = crate::io::space::free_disk_bytes(dir) {
+        if bytes * 1.05 > free as f64 {
+            return refuse(format!(
+                "--users {} with --mean-listens {} make a file of about {:.0} MB, and {:.0} MB are free on {}: choose fewer --users or --mean-listens",
+                o.users,
+                o.mean_listens,
+                bytes / 1e6,
+                free as f64 / 1e6,
+                dir.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Writes synthetic triplets to `path` atomically.
 pub fn synth(o: &SynthOptions, path: &Path) -> Result<SynthReport, IoError> {
     if o.users == 0 || o.songs == 0 {
@@ -294,6 +346,7 @@ pub fn synth(o: &SynthOptions, path: &Path) -> Result<SynthReport, IoError> {
     if !(o.explore.is_finite() && (0.0..=1.0).contains(&o.explore)) {
         return Err(bad("--explore", "[0, 1]", o.explore));
     }
+    check_room(o, path)?;
     check_output(path)?;
     let out = AtomicFile::new(path);
     let f = File::create(out.temp()).map_err(|e| IoError::io(path, e))?;

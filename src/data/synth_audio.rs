@@ -305,6 +305,39 @@ fn check(a: &AudioOptions) -> Result<(), IoError> {
     Ok(())
 }
 
+/// Refuses clips that would not fit the disk of `a.dir` (or of the folder it is to be made in),
+/// before the triplets are written.
+fn check_clip_room(o: &SynthOptions, a: &AudioOptions) -> Result<(), IoError> {
+    // 16-bit mono at 22,050 Hz, a 44-byte header.
+    let bytes = o.songs as f64 * (44.0 + a.clip_seconds * 22_050.0 * 2.0);
+    let on = a
+        .dir
+        .ancestors()
+        .find(|d| d.is_dir())
+        .unwrap_or(Path::new("."));
+    let on = if on.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        on
+    };
+    if let Some(free) = crate::io::space::free_disk_bytes(on) {
+        if bytes * 1.05 > free as f64 {
+            return Err(IoError::Format {
+                path: a.dir.clone(),
+                reason: format!(
+                    "{} clips of {} s take about {:.0} MB, and {:.0} MB are free on {}: choose fewer --songs or a shorter --clip-seconds",
+                    o.songs,
+                    a.clip_seconds,
+                    bytes / 1e6,
+                    free as f64 / 1e6,
+                    on.display()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Writes `DIR/<song id>.wav` for every song of `o` (in parallel, each file atomically) and
 /// `DIR/README.txt`; creates DIR when missing. Returns the number of clips.
 pub fn write_clips(o: &SynthOptions, a: &AudioOptions) -> Result<usize, IoError> {
@@ -350,6 +383,7 @@ pub fn synth_with_audio(
 ) -> Result<SynthReport, IoError> {
     if let Some(a) = audio {
         check(a)?;
+        check_clip_room(o, a)?;
     }
     let mut r = synth(o, path)?;
     if let Some(a) = audio {
