@@ -1304,3 +1304,43 @@ fn prepare_refuses_an_output_that_is_an_unnamed_input() {
     let msg = prepare(&o, &mut quiet).unwrap_err().to_string();
     assert!(msg.contains("input --hetrec"), "{msg}");
 }
+
+/// A dataset whose `folds` attribute says more folds than it has users (a damaged or edited
+/// file) is refused on load, naming the file and the field: `stats` allocated a table per fold
+/// (4e9 folds aborted it) and `compare` averaged empty folds in as zeros. `prepare` refuses to
+/// write one, and so does `save`.
+#[test]
+fn more_folds_than_users_does_not_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("d.h5");
+    let mut o = PrepareOptions::new(
+        Input::Triplets("data/taste/triplets_small.txt".into()),
+        out.clone(),
+    );
+    o.folds = 2;
+    prepare(&o, &mut quiet).unwrap();
+    let mut d = Dataset::load(&out).unwrap();
+    let users = d.users() as u32;
+    for folds in [users + 1, 4_000_000_000] {
+        let f = hdf5::File::open_rw(&out).unwrap();
+        f.attr("folds").unwrap().write_scalar(&folds).unwrap();
+        drop(f);
+        let e = Dataset::load(&out).unwrap_err().to_string();
+        assert!(
+            e.contains("d.h5") && e.contains("folds") && e.contains("would have no user"),
+            "{e}"
+        );
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_ainrnn"))
+            .args(["stats", out.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{o:?}");
+    }
+    d.folds = users + 1;
+    let again = dir.path().join("e.h5");
+    assert!(d.save(&again).unwrap_err().to_string().contains("folds"));
+    o.folds = users + 1;
+    o.output = dir.path().join("f.h5");
+    let e = prepare(&o, &mut quiet).unwrap_err().to_string();
+    assert!(e.contains("--folds"), "{e}");
+}

@@ -153,7 +153,6 @@ pub fn run_prepare(a: PrepareArgs, json: bool) -> Result<()> {
     o.seed = a.seed;
     o.visible_share = a.visible_share;
     o.strict = a.strict;
-    o.user_per_fold = true;
     // Refused before the lock as well as in `prepare` (which checks every input, named or not).
     o.check_output_is_not_an_input()?;
     let _lock = paths::lock_output("--output", &a.output)?;

@@ -58,6 +58,16 @@ impl Dataset {
         if self.folds == 0 {
             return err("folds", "must be at least 1".into());
         }
+        // A fold without a user tests nothing and would average in as zero.
+        if self.folds as usize > users.max(1) {
+            return err(
+                "folds",
+                format!(
+                    "{} folds for {users} users: a fold would have no user",
+                    self.folds
+                ),
+            );
+        }
         if self.user_fold.len() != users {
             return err(
                 "/folds/user_fold",

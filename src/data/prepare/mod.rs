@@ -68,9 +68,6 @@ pub struct PrepareOptions {
     pub seed: u64,
     pub visible_share: f64,
     pub strict: bool,
-    /// Refuse more folds than users left after filtering (every fold then has a test user).
-    /// The CLI sets it; when unset, such folds are only noted (`PrepareReport::notes`).
-    pub user_per_fold: bool,
     pub output: PathBuf,
 }
 
@@ -90,7 +87,6 @@ impl PrepareOptions {
             seed: 42,
             visible_share: 0.5,
             strict: false,
-            user_per_fold: false,
             output,
         }
     }
@@ -322,15 +318,9 @@ pub fn prepare(o: &PrepareOptions, log: &mut dyn FnMut(&str)) -> DataResult<Prep
     let msd_rows = std::mem::take(&mut songs.msd_rows);
     let vectors = run.song_vectors(&x, &songs.meta, msd_rows)?;
 
-    // Folds, then write. Every fold needs a test user.
-    if o.folds as usize > x.users() && !o.user_per_fold {
-        run.notes.push(format!(
-            "{} of the {} folds have no user ({} users)",
-            o.folds as usize - x.users(),
-            o.folds,
-            x.users()
-        ));
-    } else if o.folds as usize > x.users() {
+    // Folds, then write. Every fold needs a test user (a dataset with more folds than users
+    // does not load).
+    if o.folds as usize > x.users() {
         return Err(DataError::Invalid {
             option: "--folds",
             reason: format!(
