@@ -342,7 +342,7 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
         Command::Eval(a) => model::run_eval(a, cli.backend.into(), cli.json)?,
         Command::Compare(a) => {
             let given = matches.subcommand_matches("compare");
-            model::run_compare(a, given, cli.backend.into(), cli.json)?
+            return model::run_compare(a, given, cli.backend.into(), cli.json);
         }
         Command::Ablate(a) => {
             let given = matches.subcommand_matches("ablate");

@@ -44,6 +44,55 @@ fn a_diverging_first_epoch_is_an_error_and_promises_no_checkpoint() {
     assert!(!ck.exists() && !dir.path().join("m.ckpt.last").exists());
 }
 
+/// A model that fails in `compare` (here a diverging IndRNN) costs its own row, named with
+/// the fold and the reason, not the other models' results: the report is written with them,
+/// and the exit status is 3. When every model fails, the first failure is the error.
+#[test]
+fn compare_keeps_the_other_models_when_one_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small(dir.path());
+    let report = dir.path().join("rep");
+    #[rustfmt::skip]
+    let o = ainrnn(&["--json", "compare", "--data", s(&data), "--models", "popularity,indrnn",
+        "--folds", "2", "--epochs", "3", "--ensemble", "1", "--lr", "1", "--dropout", "0",
+        "--report", s(&report)]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("fold 0 indrnn     failed: training loss became"),
+        "{}",
+        stderr(&o)
+    );
+    let j: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report.join("results.json")).unwrap()).unwrap();
+    let models = &j["models"];
+    assert!(
+        models["popularity"]["ndcg_at_10"].as_f64().unwrap() > 0.0,
+        "{j}"
+    );
+    let why = models["indrnn"]["failed"].as_str().unwrap();
+    assert!(
+        why.starts_with("failed on fold 0: training loss became"),
+        "{why}"
+    );
+    let md = std::fs::read_to_string(report.join("report.md")).unwrap();
+    assert!(
+        md.contains("| indrnn | failed on fold 0: training loss became"),
+        "{md}"
+    );
+    // The printed JSON is the file's summary.
+    let printed: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        printed["models"]["indrnn"]["failed"],
+        models["indrnn"]["failed"]
+    );
+
+    #[rustfmt::skip]
+    let o = ainrnn(&["compare", "--data", s(&data), "--models", "indrnn", "--folds", "1",
+        "--epochs", "3", "--ensemble", "1", "--lr", "1", "--dropout", "0",
+        "--report", s(&dir.path().join("rep2"))]);
+    fails_with(&o, &["indrnn failed on fold 0: training loss became"]);
+}
+
 #[test]
 fn too_few_training_users_is_an_error_naming_the_counts() {
     let dir = tempfile::tempdir().unwrap();

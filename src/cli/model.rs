@@ -945,7 +945,7 @@ pub fn run_compare(
     matches: Option<&clap::ArgMatches>,
     choice: BackendChoice,
     json: bool,
-) -> Result<()> {
+) -> Result<std::process::ExitCode> {
     refuse_report_over_data(&a.report, &a.data)?;
     if a.cold_songs.is_some() {
         let view = a.report.join("checkpoints").join("cold-warm-view.h5");
@@ -1011,7 +1011,7 @@ pub fn run_compare(
             opts.report.join("report.md").display(),
             r.seconds
         );
-        return Ok(());
+        return Ok(std::process::ExitCode::SUCCESS);
     }
     let r = with_backend!(sel, b => ainrnn::eval::compare::compare(&b, &opts, |line| eprintln!("{line}")))?;
     let table = format!("\n{}", ainrnn::eval::compare::summary_table(&r));
@@ -1029,7 +1029,14 @@ pub fn run_compare(
         opts.report.join("report.md").display(),
         r.seconds
     );
-    Ok(())
+    let failed = r.methods.iter().filter(|m| m.failed.is_some()).count();
+    if failed > 0 {
+        eprintln!(
+            "compare: {} failed (see the report); exit status 3",
+            ainrnn::text::count(failed as u64, "model")
+        );
+    }
+    Ok(super::partial(failed > 0))
 }
 
 #[derive(Args, Debug)]

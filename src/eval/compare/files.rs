@@ -33,6 +33,7 @@ pub(super) fn write_report(
     let curve_series = |pick: fn(&(usize, f64, f64)) -> f64| -> Vec<Series> {
         r.methods
             .iter()
+            .filter(|m| !m.folds.is_empty())
             .map(|m| Series {
                 name: m.name.clone(),
                 points: mean_curve(m)
@@ -91,6 +92,7 @@ pub(super) fn write_report(
     let bars: Vec<(String, f64)> = r
         .methods
         .iter()
+        .filter(|m| !m.folds.is_empty())
         .map(|m| (m.name.clone(), m.stat(|f| f.seconds_per_epoch).0))
         .collect();
     files.extend(bar_chart(

@@ -109,13 +109,26 @@ pub fn compare<B: ModelOps>(
             cat,
         };
         for (mi, &m) in o.methods.iter().enumerate() {
-            let run = run_method(
-                b,
-                &f,
-                m,
-                (&mut ease_lambda, &mut knn_similarity),
-                &mut notes,
-            )?;
+            let summary = results.entry(mi).or_insert_with(|| MethodSummary {
+                name: m.name().to_string(),
+                folds: vec![],
+                failed: None,
+            });
+            if summary.failed.is_some() {
+                continue;
+            }
+            let tuned = (&mut ease_lambda, &mut knn_similarity);
+            let run = match run_method(b, &f, m, tuned, &mut notes) {
+                Ok(run) => run,
+                // One model's failure (a diverged training, a size the device refuses) costs
+                // that model's row, not the others' finished folds.
+                Err(e) => {
+                    log(&format!("fold {fold} {:<10} failed: {e}", m.name()));
+                    summary.folds.clear();
+                    summary.failed = Some(format!("failed on fold {fold}: {e}"));
+                    continue;
+                }
+            };
             let metrics = evaluate(&run.lists, test_truth, o.k, cat);
             log(&format!(
                 "fold {fold} {:<10} P@{k} {:.4}  R@{k} {:.4}  NDCG@{k} {:.4}  mAP@{k} {:.4}  coverage {:.3}  {:.2}s/epoch",
@@ -128,21 +141,21 @@ pub fn compare<B: ModelOps>(
                 run.seconds_per_epoch,
                 k = o.k
             ));
-            results
-                .entry(mi)
-                .or_insert_with(|| MethodSummary {
-                    name: m.name().to_string(),
-                    folds: vec![],
-                })
-                .folds
-                .push(FoldResult {
-                    fold,
-                    metrics,
-                    curve: curves(&run.lists, test_truth, DEPTH),
-                    seconds_per_epoch: run.seconds_per_epoch,
-                    epochs: run.epochs,
-                    history: run.history,
-                });
+            summary.folds.push(FoldResult {
+                fold,
+                metrics,
+                curve: curves(&run.lists, test_truth, DEPTH),
+                seconds_per_epoch: run.seconds_per_epoch,
+                epochs: run.epochs,
+                history: run.history,
+            });
+        }
+    }
+    // Nothing to report when every model failed: the first failure is the error.
+    if results.values().all(|m| m.failed.is_some()) {
+        if let Some(m) = results.values().next() {
+            let why = m.failed.as_deref().unwrap_or_default();
+            return Err(Error::Other(format!("{} {why}", m.name)));
         }
     }
     let sets = feature_sets(o, &ds, &mut notes);

@@ -25,7 +25,12 @@ pub struct FoldResult {
 #[derive(Clone, Debug, Serialize)]
 pub struct MethodSummary {
     pub name: String,
+    /// Empty when the model failed.
     pub folds: Vec<FoldResult>,
+    /// "failed on fold F: …" (the error) when the model failed on a fold: it is not run on
+    /// the later folds and has no figures; the other models carry on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -82,6 +87,11 @@ impl CompareReport {
         let mut models = Map::new();
         for m in &self.methods {
             let mut o = Map::new();
+            if let Some(why) = &m.failed {
+                o.insert("failed".into(), json!(why));
+                models.insert(m.name.clone(), Value::Object(o));
+                continue;
+            }
             let fields: [(&str, Pick); 9] = [
                 ("precision", |r| r.metrics.precision),
                 ("recall", |r| r.metrics.recall),

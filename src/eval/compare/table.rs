@@ -50,6 +50,10 @@ pub(super) fn markdown(r: &CompareReport, t: &TrainOptions) -> String {
     let _ = writeln!(md, "| model | precision@{k} | recall@{k} | NDCG@{k} | NDCG@{k} graded | mAP@{k} | hit rate | coverage | long tail | s/epoch |");
     let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for m in &r.methods {
+        if let Some(why) = &m.failed {
+            let _ = writeln!(md, "| {} | {} |||||||||", m.name, one_line(why));
+            continue;
+        }
         let f = |g: fn(&FoldResult) -> f64| m.mean_std_text(g);
         let _ = writeln!(
             md,
@@ -124,6 +128,11 @@ pub(super) fn markdown(r: &CompareReport, t: &TrainOptions) -> String {
     md
 }
 
+/// An error as one table cell: on one line, without the column separator.
+fn one_line(why: &str) -> String {
+    why.replace(['\n', '\r'], " ").replace('|', "/")
+}
+
 /// The mean ± std table printed at the end of `compare`.
 pub fn summary_table(r: &CompareReport) -> String {
     let k = r.k;
@@ -131,6 +140,10 @@ pub fn summary_table(r: &CompareReport) -> String {
         "| model | P@{k} | R@{k} | NDCG@{k} | mAP@{k} | coverage | s/epoch |\n|---|---:|---:|---:|---:|---:|---:|\n"
     );
     for m in &r.methods {
+        if let Some(why) = &m.failed {
+            let _ = writeln!(s, "| {} | {} ||||||", m.name, one_line(why));
+            continue;
+        }
         let f = |g: fn(&FoldResult) -> f64| m.mean_std_text(g);
         let _ = writeln!(
             s,
