@@ -331,7 +331,7 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
         }) => data::run_bench(a, cli.json)?,
         Command::Bench(BenchArgs {
             what: BenchWhat::Report(a),
-        }) => bench_report(cli.json, a)?,
+        }) => bench_report(cli.backend.into(), cli.json, a)?,
         Command::Bench(BenchArgs {
             what: BenchWhat::Train(a),
         }) => bench_train::run(a, cli.backend.into(), cli.json)?,
@@ -365,7 +365,13 @@ pub fn run(cli: Cli, matches: &clap::ArgMatches) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn bench_report(json: bool, a: BenchReportArgs) -> Result<()> {
+fn bench_report(choice: BackendChoice, json: bool, a: BenchReportArgs) -> Result<()> {
+    // Every part times the GPU (beside the CPU): ignoring the flag ran them anyway.
+    if choice == BackendChoice::Cpu {
+        usage!(
+            "bench report is the GPU report: it times a GPU beside the CPU, and --backend cpu leaves the GPU out; time the CPU alone with `ainrnn --backend cpu bench ops` (or features, scattering, train)"
+        );
+    }
     let _lock = paths::lock_output_dir("--out", &a.out)?;
     let o = ainrnn::bench::report::ReportOptions {
         out: a.out,
@@ -464,7 +470,7 @@ fn features(choice: BackendChoice, json: bool, a: FeaturesArgs) -> Result<ExitCo
         return Ok(ExitCode::SUCCESS);
     }
     if a.inputs.is_empty() {
-        anyhow::bail!("features: no inputs given (files or directories)");
+        usage!("features: no inputs given (files or directories)");
     }
     let inputs: Vec<(&str, &std::path::Path)> =
         a.inputs.iter().map(|p| ("input", p.as_path())).collect();
@@ -525,6 +531,20 @@ fn features(choice: BackendChoice, json: bool, a: FeaturesArgs) -> Result<ExitCo
     }
     Ok(partial(!summary.skipped.is_empty()))
 }
+
+/// A refusal of the command line itself, found after parsing (flags that conflict, a flag the
+/// command would not read, a missing choice): exit status 2, as clap's own usage errors.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
+
+/// Returns a [`Usage`] error from the enclosing function (`anyhow::Result`).
+macro_rules! usage {
+    ($($t:tt)*) => {
+        return Err(anyhow::Error::new($crate::cli::Usage(format!($($t)*))))
+    };
+}
+pub(crate) use usage;
 
 /// A batch's exit status: 3 when some of its inputs were skipped (or some of its runs failed)
 /// and the rest written, else success.

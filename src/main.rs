@@ -49,7 +49,10 @@ fn main() -> ExitCode {
             if json {
                 cli::print_json_error(&e);
             }
-            ExitCode::FAILURE
+            match e.downcast_ref::<cli::Usage>() {
+                Some(_) => ExitCode::from(2),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

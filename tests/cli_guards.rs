@@ -7,7 +7,9 @@ mod common;
 
 use std::path::Path;
 
-use common::cli::{ainrnn, fails_with, root, s, small, stderr, succeeds, tiny_synth_args};
+use common::cli::{
+    ainrnn, fails_with, root, s, small, stderr, succeeds, tiny_synth_args, usage_error,
+};
 
 #[test]
 fn a_diverging_first_epoch_is_an_error_and_promises_no_checkpoint() {
@@ -406,7 +408,7 @@ fn compare_refuses_feature_sets_it_would_not_use() {
     ] {
         let mut args = vec!["compare", "--data", s(&data), "--report", s(&out)];
         args.extend_from_slice(extra);
-        fails_with(&ainrnn(&args), &["--feature-sets", why]);
+        usage_error(&ainrnn(&args), &["--feature-sets", why]);
         assert!(!out.exists(), "{extra:?} left {}", out.display());
     }
 }
@@ -442,6 +444,34 @@ fn json_failures_print_an_error_object() {
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let msg = j["error"].as_str().unwrap();
     assert!(msg.starts_with("invalid value '0' for '--batch"), "{msg}");
+    // Flags that conflict, found after parsing: usage errors too (they exited 1).
+    let data = small(dir.path());
+    let d = s(&data);
+    #[rustfmt::skip]
+    let cases: [&[&str]; 7] = [
+        &["recommend", "--data", d, "--checkpoint", "m.ckpt", "--all", "--explain", "-o", "x.tsv"],
+        &["recommend", "--data", d, "--checkpoint", "m.ckpt", "--user", "u", "-o", "x.tsv"],
+        &["recommend", "--data", d, "--checkpoint", "m.ckpt", "--all"],
+        &["similar", "--data", d, "--song", "x", "--by", "listens", "--checkpoint", "m.ckpt"],
+        &["similar", "--data", d, "--song", "x", "--by", "content", "--similarity", "cosine"],
+        &["prepare", "--triplets", "t.txt", "--artists", "a.dat", "-o", "x.h5"],
+        &["bench", "report", "--quick", "--out", "r"],
+    ];
+    for args in cases {
+        let mut a = vec!["--json"];
+        if args[0] == "bench" {
+            a.extend(["--backend", "cpu"]);
+        }
+        a.extend_from_slice(args);
+        let o = ainrnn(&a);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert!(j["error"].is_string(), "{args:?}: {j}");
+    }
+    assert!(
+        !std::path::Path::new("r").exists(),
+        "bench report --backend cpu wrote r/"
+    );
 
     let data = small(dir.path());
     let o = ainrnn(&["--json", "stats", s(&data)]);
@@ -505,7 +535,7 @@ fn resume_refuses_another_ensemble_and_says_what_it_resumes_from() {
     };
     succeeds(&train(&["--epochs", "1", "--ensemble", "1"]));
     let o = train(&["--resume", "--epochs", "2", "--ensemble", "2"]);
-    fails_with(&o, &["--ensemble 2 but the checkpoint was trained with 1"]);
+    usage_error(&o, &["--ensemble 2 but the checkpoint was trained with 1"]);
     std::fs::remove_file(dir.path().join("r.ckpt.last")).unwrap();
     let o = train(&["--resume", "--epochs", "2"]);
     succeeds(&o);
@@ -705,7 +735,7 @@ fn prepare_refuses_flags_it_would_not_use() {
         "-o",
         s(&out),
     ]);
-    fails_with(
+    usage_error(
         &o,
         &["--artists data/hetrec/artists.dat goes with --hetrec"],
     );

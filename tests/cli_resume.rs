@@ -8,7 +8,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::cli::{ainrnn, fails_with, prepare_small, s, small, succeeds, tiny_train_args};
+use common::cli::{
+    ainrnn, fails_with, prepare_small, s, small, succeeds, tiny_train_args, usage_error,
+};
 
 /// A user of the bundled small triplets.
 const USER: &str = "fd50c4007b68a3737fe052d5a4f78ce8aa117f3d";
@@ -29,7 +31,7 @@ fn resume_refuses_conflicting_flags_with_the_list_and_allows_epochs() {
     let dir = tempfile::tempdir().unwrap();
     let (data, ck) = trained(dir.path());
     let before = std::fs::read(&ck).unwrap();
-    let e = fails_with(
+    let e = usage_error(
         &ainrnn(&[
             "train",
             "--data",

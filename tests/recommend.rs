@@ -577,7 +577,7 @@ fn the_command_line_writes_one_tab_separated_file() {
         lines[2].trim_start().starts_with("taste ") && lines[2].contains("+ co-listening "),
         "{text}"
     );
-    fails_with(
+    common::cli::usage_error(
         &ainrnn(&[&base[..], &["--all", "-o", s(&out), "--explain"]].concat()),
         &["--explain explains one list"],
     );
@@ -622,11 +622,11 @@ fn the_command_line_writes_one_tab_separated_file() {
         "header and 10 rows of the one user: {text}"
     );
 
-    fails_with(
+    common::cli::usage_error(
         &ainrnn(&[&base[..], &["--all"]].concat()),
         &["give -o FILE"],
     );
-    fails_with(
+    common::cli::usage_error(
         &ainrnn(&[&base[..], &["--user", &ds.user_ids[0], "-o", s(&out)]].concat()),
         &["-o writes the lists of --all, --users or --histories"],
     );

@@ -22,7 +22,7 @@ use ainrnn::eval::similar::{similar_songs, Measure, Seeds, Similar, SongFinder};
 use ainrnn::model::neighbours::Similarity;
 use ainrnn::model::ModelKind;
 use ainrnn::train::run::{train, TrainOptions};
-use common::cli::{ainrnn, fails_with, s, stderr, succeeds};
+use common::cli::{ainrnn, fails_with, s, stderr, succeeds, usage_error};
 use common::greedy;
 
 /// The first `users` users of the bundled Taste-Profile triplets with the MSD subset's metadata
@@ -561,31 +561,47 @@ fn the_command_line_lists_songs_and_refuses_what_it_would_not_read() {
     assert!(left.is_empty(), "{left:?}");
     // Refusals.
     let ck = dir.path().join("none.ckpt");
-    for (args, words) in [
-        (vec!["--song", id, "--by", "model"], vec!["--checkpoint"]),
+    // Flags that conflict are usage errors (exit status 2), the rest errors (1).
+    for (usage, args, words) in [
         (
+            true,
+            vec!["--song", id, "--by", "model"],
+            vec!["--checkpoint"],
+        ),
+        (
+            true,
             vec!["--song", id, "--by", "listens", "--checkpoint", s(&ck)],
             vec!["--by model only"],
         ),
         (
+            true,
             vec!["--song", id, "--by", "content", "--similarity", "cosine"],
             vec!["--by listens only"],
         ),
         (
+            true,
             vec!["--song", id, "--artist-weight", "1"],
             vec!["--by content only"],
         ),
-        (vec!["--song", id, "-o", s(&out)], vec!["--all or --songs"]),
-        (vec!["--all"], vec!["-o FILE"]),
-        (vec!["--all", "-o", d], vec!["--data"]),
         (
+            true,
+            vec!["--song", id, "-o", s(&out)],
+            vec!["--all or --songs"],
+        ),
+        (true, vec!["--all"], vec!["-o FILE"]),
+        (false, vec!["--all", "-o", d], vec!["--data"]),
+        (
+            false,
             vec!["--song", "no such song 0x5eed"],
             vec!["no song of the catalogue", "0x5eed"],
         ),
     ] {
         let mut a = vec!["similar", "--data", d];
         a.extend(args);
-        fails_with(&ainrnn(&a), &words);
+        match usage {
+            true => usage_error(&ainrnn(&a), &words),
+            false => fails_with(&ainrnn(&a), &words),
+        };
     }
     assert_eq!(
         std::fs::read_to_string(&out).unwrap(),

@@ -333,6 +333,9 @@ fn command_line_train_eval_recommend_compare() {
     assert_eq!(run["checkpoint"].as_str(), ckpt.to_str());
     assert_eq!(run["members"].as_array().unwrap().len(), 3, "{run}");
     assert!(run["best_ndcg_at_10"].is_number(), "{run}");
+    // The lists' similarity is said when it was not chosen too (the default with pair weights).
+    assert_eq!(run["list_similarity"], "cosine", "{run}");
+    assert!(run["similarity"].is_null(), "{run}");
     let lines = run["epochs"].as_array().unwrap();
     assert_eq!(lines.len(), 6, "one record per epoch and member");
     let members: Vec<u64> = lines

@@ -2,6 +2,7 @@
 //! The work is done in `ainrnn::data`; this file only turns arguments into options and results
 //! into text (stderr) or one JSON object (stdout).
 
+use crate::cli::usage;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -127,7 +128,7 @@ pub fn run_prepare(a: PrepareArgs, json: bool) -> Result<()> {
     // clap's `requires = "hetrec"` let `--triplets … --artists F` through (the group `input` is
     // satisfied), and the file was then ignored.
     if let (Some(f), None) = (&a.artists, &a.hetrec) {
-        anyhow::bail!(
+        usage!(
             "--artists {} goes with --hetrec (it names HetRec artists); with --triplets it would be ignored",
             f.display()
         );
@@ -138,7 +139,7 @@ pub fn run_prepare(a: PrepareArgs, json: bool) -> Result<()> {
             user_artists: h,
             artists: a.artists.clone(),
         },
-        (None, None) => anyhow::bail!("give --triplets FILE or --hetrec FILE"),
+        (None, None) => usage!("give --triplets FILE or --hetrec FILE"),
     };
     let mut o = PrepareOptions::new(input, a.output.clone());
     o.msd = a.msd.clone();
@@ -155,6 +156,7 @@ pub fn run_prepare(a: PrepareArgs, json: bool) -> Result<()> {
     o.strict = a.strict;
     // Refused before the lock as well as in `prepare` (which checks every input, named or not).
     o.check_output_is_not_an_input()?;
+    o.user_per_fold = true;
     let _lock = paths::lock_output("--output", &a.output)?;
     let report = prepare::prepare(&o, &mut |msg: &str| {
         let msg = msg.trim_end();

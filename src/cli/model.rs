@@ -1,6 +1,7 @@
 //! Arguments and wiring of `train`, `eval` and `recommend`. The work is in `ainrnn::train` and
 //! `ainrnn::eval`; this file picks the backend, shows progress and prints results.
 
+use crate::cli::usage;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -326,7 +327,7 @@ fn resume_options(flags: TrainOptions, matches: Option<&clap::ArgMatches>) -> Re
         ));
     }
     if !conflicts.is_empty() {
-        return Err(resume_refused(&path, &conflicts).into());
+        usage!("{}", resume_refused(&path, &conflicts));
     }
     let mut opts = TrainOptions {
         data: flags.data.clone(),
@@ -574,17 +575,17 @@ pub fn run_recommend(
         (false, None, None) => None,
     };
     match (&many, &a.output) {
-        (Some(_), None) => anyhow::bail!(
+        (Some(_), None) => usage!(
             "--all, --users and --histories write every list to a file: give -o FILE (tab-separated)"
         ),
-        (None, Some(_)) => anyhow::bail!(
+        (None, Some(_)) => usage!(
             "-o writes the lists of --all, --users or --histories; --user and --history print their list on stdout (--json for JSON)"
         ),
         _ => {}
     }
     if let (Some(users), Some(out)) = (many, &a.output) {
         if a.explain {
-            anyhow::bail!(
+            usage!(
                 "--explain explains one list: give --user ID or --history FILE (not --all, --users or --histories)"
             );
         }
@@ -595,7 +596,7 @@ pub fn run_recommend(
         (Some(u), _) => Who::User(u),
         (None, Some(h)) => Who::History(h),
         (None, None) => {
-            anyhow::bail!("give --user ID, --history FILE, --all, --users FILE or --histories FILE")
+            usage!("give --user ID, --history FILE, --all, --users FILE or --histories FILE")
         }
     };
     check_recommend_fold(&a)?;
@@ -963,19 +964,19 @@ pub fn run_compare(
             .models
             .contains(&ainrnn::eval::compare::Method::Neural(ModelKind::Ainrnn))
         {
-            anyhow::bail!(
+            usage!(
                 "--feature-sets compares AINRNN trained on each feature set, but --models does not include ainrnn"
             );
         }
         if a.feature_sets.len() < 2 {
-            anyhow::bail!("--feature-sets needs two feature sets or more to compare");
+            usage!("--feature-sets needs two feature sets or more to compare");
         }
         if let Some(fs) = (1..a.feature_sets.len()).find_map(|i| {
             a.feature_sets[..i]
                 .contains(&a.feature_sets[i])
                 .then_some(a.feature_sets[i])
         }) {
-            anyhow::bail!("--feature-sets lists {} twice", fs.name());
+            usage!("--feature-sets lists {} twice", fs.name());
         }
     }
     paths::input_exists("--data", &a.data)?;

@@ -1,5 +1,6 @@
 //! Arguments and wiring of `similar`. The work is in `ainrnn::eval::similar`.
 
+use crate::cli::usage;
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -75,7 +76,7 @@ pub fn run(a: SimilarArgs, choice: BackendChoice, json: bool) -> Result<std::pro
     let measure = match (by, a.checkpoint.as_deref()) {
         (ByArg::Model, Some(ckpt)) => Measure::Model(ckpt),
         (ByArg::Model, None) => {
-            anyhow::bail!("--by model ranks with a trained model: give --checkpoint CKPT")
+            usage!("--by model ranks with a trained model: give --checkpoint CKPT")
         }
         (ByArg::Listens, _) => Measure::Listens(a.similarity.unwrap_or(Similarity::COSINE)),
         (ByArg::Content, _) => Measure::Content {
@@ -83,16 +84,16 @@ pub fn run(a: SimilarArgs, choice: BackendChoice, json: bool) -> Result<std::pro
         },
     };
     if a.checkpoint.is_some() && by != ByArg::Model {
-        anyhow::bail!(
+        usage!(
             "--checkpoint is read by --by model only (--by {} needs no model)",
             measure.name()
         );
     }
     if a.similarity.is_some() && by != ByArg::Listens {
-        anyhow::bail!("--similarity is read by --by listens only");
+        usage!("--similarity is read by --by listens only");
     }
     if a.artist_weight.is_some() && by != ByArg::Content {
-        anyhow::bail!("--artist-weight is read by --by content only");
+        usage!("--artist-weight is read by --by content only");
     }
     let many = match (a.all, &a.songs) {
         (true, _) => Some(Seeds::All),
@@ -101,9 +102,9 @@ pub fn run(a: SimilarArgs, choice: BackendChoice, json: bool) -> Result<std::pro
     };
     match (&many, &a.output) {
         (Some(_), None) => {
-            anyhow::bail!("--all and --songs write every list to a file: give -o FILE (tab-separated)")
+            usage!("--all and --songs write every list to a file: give -o FILE (tab-separated)")
         }
-        (None, Some(_)) => anyhow::bail!(
+        (None, Some(_)) => usage!(
             "-o writes the lists of --all or --songs; --song prints its list on stdout (--json for JSON)"
         ),
         _ => {}

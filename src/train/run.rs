@@ -521,6 +521,9 @@ pub struct TrainSummary {
     /// The neighbour lists' similarity chosen on the validation users before training (when
     /// the model has the term, none was given, and the run did not resume).
     pub similarity: Option<SimilarityChoice>,
+    /// The similarity the neighbour lists were fitted with: given, the default (cosine with
+    /// pair weights) or chosen (`similarity`); none without the term.
+    pub list_similarity: Option<String>,
     /// Every member of an ensemble, the first included (the fields above are the first's);
     /// empty for a single model.
     pub members: Vec<MemberSummary>,
@@ -860,6 +863,7 @@ fn train_member<B: ModelOps>(
         history: t.state.history.clone(),
         neighbour_weight,
         similarity,
+        list_similarity: list_similarity.map(|s| s.to_string()),
         members: vec![],
     })
 }

@@ -71,6 +71,16 @@ pub fn succeeds(o: &Output) -> String {
     e + &String::from_utf8_lossy(&o.stdout)
 }
 
+/// Exit status 2 (a usage error: flags that conflict) and a message containing every word.
+pub fn usage_error(o: &Output, words: &[&str]) -> String {
+    let e = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    for w in words {
+        assert!(e.contains(w), "expected {w:?} in: {e}");
+    }
+    e
+}
+
 /// Exit status 1 (a fatal error, not a signal or a panic) and a message containing every word.
 pub fn fails_with(o: &Output, words: &[&str]) -> String {
     let e = stderr(o);

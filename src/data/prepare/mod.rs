@@ -68,6 +68,10 @@ pub struct PrepareOptions {
     pub seed: u64,
     pub visible_share: f64,
     pub strict: bool,
+    /// Refuse more folds than users left after filtering (every fold then has a test user).
+    /// The CLI sets it; when unset, as many folds as there are users are made, with a note
+    /// (`PrepareReport::notes`): a dataset with a fold of no user does not load.
+    pub user_per_fold: bool,
     pub output: PathBuf,
 }
 
@@ -87,6 +91,7 @@ impl PrepareOptions {
             seed: 42,
             visible_share: 0.5,
             strict: false,
+            user_per_fold: false,
             output,
         }
     }
@@ -320,7 +325,15 @@ pub fn prepare(o: &PrepareOptions, log: &mut dyn FnMut(&str)) -> DataResult<Prep
 
     // Folds, then write. Every fold needs a test user (a dataset with more folds than users
     // does not load).
-    if o.folds as usize > x.users() {
+    let mut folds = o.folds;
+    if o.folds as usize > x.users() && !o.user_per_fold {
+        folds = x.users().max(1) as u32;
+        run.notes.push(format!(
+            "{} folds asked for {} users: {folds} made (each fold needs a user)",
+            o.folds,
+            x.users()
+        ));
+    } else if o.folds as usize > x.users() {
         return Err(DataError::Invalid {
             option: "--folds",
             reason: format!(
@@ -335,7 +348,7 @@ pub fn prepare(o: &PrepareOptions, log: &mut dyn FnMut(&str)) -> DataResult<Prep
             ),
         });
     }
-    let user_fold = folds::assign_folds(x.users(), o.folds, o.seed);
+    let user_fold = folds::assign_folds(x.users(), folds, o.seed);
     let visible = folds::assign_visible(&x.user_ids, &x.indptr, o.visible_share, o.seed);
     let joins = JoinSummary {
         songs_with_record: songs.with_record,
@@ -355,7 +368,7 @@ pub fn prepare(o: &PrepareOptions, log: &mut dyn FnMut(&str)) -> DataResult<Prep
         indptr: x.indptr,
         indices: x.indices,
         plays: x.plays,
-        folds: o.folds,
+        folds,
         user_fold,
         visible,
         portrait: portraits.portraits,
