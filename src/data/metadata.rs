@@ -12,7 +12,74 @@ use super::diag::FileReport;
 use super::msd::MsdSong;
 use crate::error::IoError;
 
-fn open_csv(path: &Path, has_headers: bool) -> Result<csv::Reader<BufReader<File>>, IoError> {
+/// A reader that turns each `\r\n` into `\n`. The csv crate ends a record at the `\r` and
+/// counts the line at the `\n`, which it reads as the next record starts: every record of a
+/// CRLF file was reported one line early (the first data row as the header's line).
+struct CrlfToLf<R> {
+    inner: R,
+    /// A `\r` that ended the last chunk, not yet known to precede a `\n`.
+    held: bool,
+}
+
+impl<R: BufRead> std::io::Read for CrlfToLf<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        // A chunk of a lone `\r` (held) gives nothing yet: 0 would read as the end.
+        loop {
+            let n = self.read_some(out)?;
+            if n > 0 || self.inner.fill_buf()?.is_empty() && !self.held {
+                return Ok(n);
+            }
+        }
+    }
+}
+
+impl<R: BufRead> CrlfToLf<R> {
+    fn read_some(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let chunk = self.inner.fill_buf()?;
+        if chunk.is_empty() {
+            // The end: a held `\r` was a lone one.
+            if std::mem::take(&mut self.held) {
+                out[0] = b'\r';
+                return Ok(1);
+            }
+            return Ok(0);
+        }
+        let mut n = 0;
+        if self.held {
+            self.held = false;
+            if chunk[0] != b'\n' {
+                out[0] = b'\r';
+                n = 1;
+            }
+        }
+        let mut used = 0;
+        while used < chunk.len() && n < out.len() {
+            let c = chunk[used];
+            used += 1;
+            if c == b'\r' {
+                match chunk.get(used) {
+                    Some(b'\n') => continue,
+                    Some(_) => {}
+                    None => {
+                        self.held = true;
+                        continue;
+                    }
+                }
+            }
+            out[n] = c;
+            n += 1;
+        }
+        self.inner.consume(used);
+        Ok(n)
+    }
+}
+
+type CsvReader = csv::Reader<CrlfToLf<BufReader<File>>>;
+
+fn open_csv(path: &Path, has_headers: bool) -> Result<CsvReader, IoError> {
     let f = File::open(path).map_err(|e| IoError::io(path, e))?;
     let mut r = BufReader::with_capacity(1 << 20, f);
     // The csv crate does not skip a UTF-8 byte-order mark; drop it here.
@@ -26,7 +93,10 @@ fn open_csv(path: &Path, has_headers: bool) -> Result<csv::Reader<BufReader<File
     Ok(csv::ReaderBuilder::new()
         .has_headers(has_headers)
         .flexible(false)
-        .from_reader(r))
+        .from_reader(CrlfToLf {
+            inner: r,
+            held: false,
+        }))
 }
 
 /// Splits a csv error into (line, reason); I/O errors end the read.
@@ -274,4 +344,52 @@ pub fn read_artist_terms(
 pub fn beside(file: &Path, name: &str) -> Option<PathBuf> {
     let p = file.with_file_name(name);
     p.is_file().then_some(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    /// `\r\n` becomes `\n` wherever the buffer's chunks split it; a lone `\r`, also at the end,
+    /// stays.
+    #[test]
+    fn crlf_becomes_lf_across_chunk_edges() {
+        let text = b"a,b\r\nc\r\n\rd\re\r\n\r";
+        for cap in 1..=text.len() {
+            for out in 1..=4 {
+                let mut r = CrlfToLf {
+                    inner: BufReader::with_capacity(cap, &text[..]),
+                    held: false,
+                };
+                let (mut got, mut buf) = (Vec::new(), vec![0u8; out]);
+                loop {
+                    let n = r.read(&mut buf).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                }
+                assert_eq!(got, b"a,b\nc\n\rd\re\n\r", "capacity {cap}, reads of {out}");
+            }
+        }
+    }
+
+    /// Each row's line as a text editor numbers it, in a CRLF file too (the first data row
+    /// was reported as line 1, the header's).
+    #[test]
+    fn rows_are_numbered_by_their_line_with_crlf() {
+        let dir = tempfile::tempdir().unwrap();
+        for eol in ["\n", "\r\n"] {
+            let p = dir.path().join("t.csv");
+            std::fs::write(&p, ["x,y", "1,2", "3,\"4\r\n5\"", "6,7", ""].join(eol)).unwrap();
+            let mut rdr = open_csv(&p, true).unwrap();
+            let mut raw = csv::ByteRecord::new();
+            let mut lines = Vec::new();
+            while rdr.read_byte_record(&mut raw).unwrap() {
+                lines.push(raw.position().unwrap().line());
+            }
+            assert_eq!(lines, [2, 3, 5], "line ends {eol:?}");
+        }
+    }
 }
