@@ -253,6 +253,16 @@ pub fn clear_unusable_store(path: &Path, seconds: f64) -> Result<Option<String>,
     Ok(Some(e))
 }
 
+/// The lines `prepare` skipped in its inputs, each named with its file and line (a bad line in
+/// the bundled data would otherwise pass unseen).
+fn log_rejects(r: &crate::data::prepare::PrepareReport, log: &mut dyn FnMut(&str)) {
+    for f in &r.inputs {
+        for line in f.render_problems().lines() {
+            log(&format!(" {line}"));
+        }
+    }
+}
+
 /// Runs the demo; `log` receives progress lines.
 pub fn run(
     sel: &Selected,
@@ -305,6 +315,10 @@ pub fn run(
         js.skipped.len(),
         js.seconds
     ));
+    // Each file skipped, and why (a bad clip dropped into the data folder).
+    for k in &js.skipped {
+        log(&format!("   skipped {}: {}", k.file, k.reason));
+    }
     stages.end("features");
 
     // 2. Dataset files.
@@ -322,6 +336,7 @@ pub fn run(
     po.folds = folds;
     let mut quiet = |_: &str| {};
     let r1 = prepare(&po, &mut quiet)?;
+    log_rejects(&r1, log);
     for n in &r1.notes {
         log(&format!("   note: {n}"));
     }
@@ -339,7 +354,7 @@ pub fn run(
         hetrec.clone(),
     );
     ph.folds = folds;
-    prepare(&ph, &mut quiet)?;
+    log_rejects(&prepare(&ph, &mut quiet)?, log);
     log(&format!("   {} and {}", taste.display(), hetrec.display()));
     stages.end("datasets");
 
