@@ -165,6 +165,9 @@ fn one_list<B: ModelOps>(
             })
             .collect::<Result<_>>()?
     };
+    // A song named twice (by id and by name, say) is one seed.
+    let mut seen = std::collections::HashSet::new();
+    let seeds: Vec<u32> = seeds.into_iter().filter(|&i| seen.insert(i)).collect();
     let ds = s.dataset();
     let named: Vec<serde_json::Value> = seeds
         .iter()

@@ -642,7 +642,8 @@ impl<B: ModelOps> Recommender<B> {
                 SongWhy {
                     song_id: r.song_id.clone(),
                     score: r.score,
-                    co_listening: co as f32,
+                    // `+ 0.0`: no term gives 0, not the -0 of an empty sum.
+                    co_listening: co as f32 + 0.0,
                     taste: (r.score as f64 - co) as f32,
                     because: because
                         .into_iter()
@@ -1042,8 +1043,30 @@ pub(crate) fn write_lists_tsv<T>(
     Ok(result)
 }
 
+/// A line's fields: split on tabs when it has one (each field trimmed, trailing empty ones
+/// dropped: an empty field in the middle stays, to be named, and the first, an id, may hold a
+/// space; the others split on spaces too), else on runs of white space.
+fn split_fields(line: &str) -> Vec<&str> {
+    let line = line.trim_end_matches(['\n', '\r']);
+    if !line.contains('\t') {
+        return line.split_whitespace().collect();
+    }
+    // Past the first field (the id) no field holds a space: a song id, a play count.
+    let mut f = Vec::new();
+    for (i, part) in line.split('\t').map(str::trim).enumerate() {
+        match i == 0 || part.is_empty() {
+            true => f.push(part),
+            false => f.extend(part.split_whitespace()),
+        }
+    }
+    while f.last().is_some_and(|x| x.is_empty()) {
+        f.pop();
+    }
+    f
+}
+
 /// The lines of a `--users`, `--histories` or `--songs` file: each non-blank line that is not a
-/// `#` comment goes to `f` with its number and its fields (split on whitespace; a byte-order
+/// `#` comment goes to `f` with its number and its fields (split as [`split_fields`]; a byte-order
 /// mark before the first dropped); `f` returns `Err((id, reason))` to skip it, naming what the
 /// line names. Reads line by line (the file may be large). Returns the skipped lines; a file of
 /// which no line was kept is an error naming it, `nothing` saying what was looked for.
@@ -1072,7 +1095,7 @@ pub(crate) fn read_lines(
             } else {
                 l
             };
-            l.split_whitespace().collect()
+            split_fields(l)
         });
         let outcome = match fields {
             Ok(f) if f.is_empty() || f[0].starts_with('#') => continue,
@@ -1131,6 +1154,9 @@ fn read_user_list(
     let skipped = read_lines(path, "no user to recommend for", |fields| {
         let id = fields[0];
         let skip = |reason: String| Err((id.to_string(), reason));
+        if id.is_empty() {
+            return skip("the user id is empty".into());
+        }
         if let Some(extra) = fields.get(1) {
             return skip(format!(
                 "expected one user id a line, found a second field {:?}",
@@ -1161,8 +1187,8 @@ fn read_user_list(
 /// A new user of a `--histories` file: id, songs in listening order, plays of each.
 type NewUser = (String, Vec<u32>, Vec<f32>);
 
-/// New users' histories from a `--histories` file: `user song [plays]` per line (tab or
-/// space separated; plays a whole number from 1 to 999,999,999 as in the triplets, 1 when left
+/// New users' histories from a `--histories` file: `user song [plays]` per line (tab
+/// separated, or by spaces in a line without a tab; plays a whole number from 1 to 999,999,999 as in the triplets, 1 when left
 /// out), each user's songs in the order of their lines, users in the order of their first line.
 /// A line that cannot be read, or names a song the catalogue lacks, is skipped and reported; a
 /// (user, song) pair listed again adds its plays to the first. Returns the users, the skipped
@@ -1189,6 +1215,12 @@ fn read_histories(
                 "expected `user song [plays]`, found {}",
                 crate::text::count(fields.len() as u64, "field")
             ));
+        }
+        if user.is_empty() {
+            return skip("the user id is empty".into());
+        }
+        if fields[1].is_empty() {
+            return skip("the song id is empty".into());
         }
         let Some(&song) = songs.get(fields[1]) else {
             return skip(format!(
@@ -1222,6 +1254,21 @@ fn read_histories(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Tabs split when a line has one (an empty field named, an id with a space kept whole),
+    /// else runs of white space.
+    #[test]
+    fn fields_split_on_tabs_when_there_are_some() {
+        assert_eq!(split_fields("u1  SO1 3\n"), ["u1", "SO1", "3"]);
+        assert_eq!(split_fields("\tSO1\t1\r\n"), ["", "SO1", "1"]);
+        assert_eq!(split_fields("newB\t\t3"), ["newB", "", "3"]);
+        assert_eq!(split_fields("new C\tSO1\t\t\n"), ["new C", "SO1"]);
+        assert!(split_fields(" \t \n").is_empty());
+        assert_eq!(
+            split_fields("bob\tSO1 1 extra"),
+            ["bob", "SO1", "1", "extra"]
+        );
+    }
 
     /// The growing prefix gives the full sort's order whatever `pick` skips: songs that `pick`
     /// passes over past the first round (4k) are reached by the later ones, -inf and NaN never

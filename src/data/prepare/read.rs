@@ -91,9 +91,13 @@ impl Run<'_> {
                 raw.duplicates_merged
             ));
         }
+        use crate::text::count;
         (self.log)(&format!(
-            "read {} users, {} songs, {} interactions, {} plays",
-            read.users, read.songs, read.interactions, read.plays
+            "read {}, {}, {}, {}",
+            count(read.users as u64, "user"),
+            count(read.songs as u64, "song"),
+            count(read.interactions as u64, "interaction"),
+            count(read.plays, "play")
         ));
         let input = InputData {
             source,

@@ -69,7 +69,8 @@ pub fn cold_split(songs: usize, share: f64, seed: u64) -> Result<ColdSplit, Erro
     let n = (share * songs as f64).round() as usize;
     if n < MIN_COLD_SONGS {
         return Err(Error::Other(format!(
-            "--cold-songs {share}: {n} cold songs of {songs}; ranking among them needs at least {MIN_COLD_SONGS} (raise F)"
+            "--cold-songs {share}: {} of {songs}; ranking among them needs at least {MIN_COLD_SONGS} (raise F)",
+            crate::text::count(n as u64, "cold song")
         )));
     }
     if n >= songs {
