@@ -91,6 +91,8 @@ pub struct Checkpoint {
     tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
     /// Integer tensors (the item-neighbourhood lists).
     tensors_u32: HashMap<String, Vec<u32>>,
+    /// The file it was read from, for the errors of [`Checkpoint::restore`].
+    path: std::path::PathBuf,
 }
 
 /// Names of the item-neighbourhood lists in CSR form: row pointers `[songs + 1]` and song ids
@@ -195,6 +197,7 @@ impl Checkpoint {
             meta,
             tensors,
             tensors_u32,
+            path: path.to_path_buf(),
         })
     }
 
@@ -203,8 +206,18 @@ impl Checkpoint {
         self.meta.get(key).map(|s| serde_json::from_str(s))
     }
 
-    /// Builds the model on backend `b` and restores parameters and optimizer moments.
+    /// Builds the model on backend `b` and restores parameters and optimizer moments; an
+    /// error names the checkpoint file.
     pub fn restore<B: ModelOps>(&self, b: &B, features: Option<&[f32]>) -> Result<Model<B>, Error> {
+        self.restore_unnamed(b, features)
+            .map_err(|e| Error::Other(format!("{}: {e}", self.path.display())))
+    }
+
+    fn restore_unnamed<B: ModelOps>(
+        &self,
+        b: &B,
+        features: Option<&[f32]>,
+    ) -> Result<Model<B>, Error> {
         let mut model = Model::new(b, self.config.clone(), features)?;
         for p in &mut model.params.list {
             for (suffix, target) in [
@@ -221,6 +234,13 @@ impl Checkpoint {
                     return Err(Error::Other(format!(
                         "checkpoint tensor {key} has shape {shape:?}, the model expects {:?}",
                         p.shape
+                    )));
+                }
+                // Training never saves one (a diverged run stops first): a damaged file.
+                if let Some(i) = data.iter().position(|x| !x.is_finite()) {
+                    return Err(Error::Other(format!(
+                        "tensor {key} holds {} at entry {i}: the file is damaged",
+                        data[i]
                     )));
                 }
                 b.write_f32(target, data)?;
@@ -549,6 +569,42 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(e.contains("version Some(\"4\") is not supported"), "{e}");
+    }
+
+    /// A value no training saves (NaN, infinity) is refused on restore, naming the file and
+    /// the tensor; the same checkpoint without it restores.
+    #[test]
+    fn a_non_finite_value_is_refused_naming_the_file_and_tensor() {
+        use crate::backend::cpu::CpuBackend;
+        use crate::backend::Backend;
+        let b = CpuBackend::new();
+        let mut cfg = ModelConfig::new(crate::model::ModelKind::Indrnn, 20);
+        (cfg.hidden, cfg.layers, cfg.emb, cfg.neighbours) = (4, 1, 3, 0);
+        let model = Model::new(&b, cfg.clone(), None).unwrap();
+        let mut tensors = HashMap::new();
+        for p in &model.params.list {
+            let v = b.to_f32(&p.value).unwrap();
+            for suffix in ["", ".adam_m", ".adam_v"] {
+                tensors.insert(format!("{}{suffix}", p.name), (p.shape.clone(), v.clone()));
+            }
+        }
+        let mut ck = Checkpoint {
+            config: cfg,
+            meta: HashMap::new(),
+            tensors,
+            tensors_u32: HashMap::new(),
+            path: "some/m.ckpt".into(),
+        };
+        assert!(ck.restore(&b, None).is_ok());
+        let name = model.params.list[0].name.clone();
+        for bad in [f32::NAN, f32::INFINITY] {
+            ck.tensors.get_mut(&name).unwrap().1[1] = bad;
+            let e = ck.restore(&b, None).err().unwrap().to_string();
+            assert!(
+                e.starts_with("some/m.ckpt: ") && e.contains(&format!("tensor {name} holds")),
+                "{e}"
+            );
+        }
     }
 
     #[test]
