@@ -241,7 +241,8 @@ pub struct BenchOpsArgs {
     /// Add the GPU report's sizes: a 4096³ matmul and a 256 × 360,000 softmax.
     #[arg(long)]
     pub large: bool,
-    /// Time each case for at least this long (seconds, ≥ 0).
+    /// Time each case for at least this long (seconds, ≥ 0), in at most 50 repetitions: a
+    /// case faster than `min_seconds / 50` (the --quick sizes) takes less.
     #[arg(long, default_value_t = 0.5, value_parser = parse::non_negative_f64)]
     pub min_seconds: f64,
 }
